@@ -1,0 +1,77 @@
+"""Run the whole course: execute every notebook top to bottom and print what each one took and checked.
+
+`python -m lessons_lib.course run [--only 01 03]` writes executed copies to build/notebooks/ and a
+summary to build/course_summary.json; it exits non-zero if any notebook fails.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .paths import BUILD_DIR, REPO_DIR
+
+NOTEBOOKS = REPO_DIR / "notebooks"
+
+
+def count_asserts(nb) -> int:
+    """How many self-check `assert` statements the notebook's code cells contain."""
+    return sum(line.lstrip().startswith("assert ") for cell in nb.cells if cell.cell_type == "code"
+               for line in cell.source.splitlines())
+
+
+def run_notebook(path: Path, out_dir: Path, timeout: int = 900) -> dict:
+    """Execute one notebook in a fresh kernel; return its timing and self-check result."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    start, error = time.time(), None
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        error = str(err).strip().splitlines()[-1][:300]
+    seconds = time.time() - start
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out_dir / path.name)
+    return {"notebook": path.name, "seconds": round(seconds, 1), "asserts": count_asserts(nb),
+            "status": "ok" if error is None else f"FAILED: {error}"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(prog="python -m lessons_lib.course")
+    parser.add_argument("command", choices=["run"])
+    parser.add_argument("--only", nargs="*", default=None, help="lesson numbers to run, e.g. 01 03")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("LESSONS_PROFILE", "tiny")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if args.only:
+        paths = [p for p in paths if p.name[:2] in args.only]
+    if not paths:
+        print("No notebooks found in notebooks/.")
+        return 1
+    results = []
+    for path in paths:
+        print(f"running {path.name} ...", flush=True)
+        results.append(run_notebook(path, BUILD_DIR / "notebooks"))
+        print(f"  {results[-1]['status']} in {results[-1]['seconds']}s", flush=True)
+    from .evaluate import format_table
+
+    total = sum(r["seconds"] for r in results)
+    print()
+    print(format_table(results))
+    print(f"\ntotal: {total:.0f}s for {len(results)} notebooks; executed copies in {BUILD_DIR / 'notebooks'}")
+    (BUILD_DIR / "course_summary.json").write_text(json.dumps({"notebooks": results, "total_seconds": total}, indent=2))
+    return 0 if all(r["status"] == "ok" for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

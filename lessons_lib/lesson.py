@@ -1,0 +1,87 @@
+"""`setup_lesson`: the one call at the top of every notebook (seed, profile, folders, Drive on Colab)."""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import env
+from .paths import BUILD_DIR
+from .profiles import Profile, choose_profile
+
+DRIVE_MOUNT = "/content/drive"
+DRIVE_FOLDER = "MyDrive/lora-adapter-lab"
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """What the setup chose, so every later cell reads it from one place."""
+
+    name: str
+    profile: Profile
+    reason: str
+    device: str
+    dtype: str
+    colab: bool
+    work_dir: Path
+    drive_dir: Path | None
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        """(setting, value) pairs for the setup table."""
+        p = self.profile
+        return [("lesson", self.name), ("profile", f"{p.name} ({self.reason})"), ("model", p.model_id),
+                ("device", self.device), ("dtype", self.dtype), ("4-bit", str(p.load_in_4bit and self.device == "cuda")),
+                ("max_length", str(p.max_length)), ("train steps", str(p.train_steps)),
+                ("colab", str(self.colab)), ("work dir", str(self.work_dir)),
+                ("drive", str(self.drive_dir) if self.drive_dir else "not mounted")]
+
+    def summary(self) -> str:
+        """The setup table as text."""
+        rows = self.summary_rows()
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so a rerun gives the same numbers."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def mount_drive(log=print) -> Path | None:
+    """Mount Google Drive on Colab and return the course folder in it; elsewhere do nothing."""
+    if not env.in_colab():
+        log("Google Drive is only mounted on Colab; saving to a local folder instead.")
+        return None
+    from google.colab import drive  # type: ignore[import-not-found]
+
+    drive.mount(DRIVE_MOUNT)
+    folder = Path(DRIVE_MOUNT) / DRIVE_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def setup_lesson(name: str, profile: str | None = None, seed: int = 0, use_drive: bool = False,
+                 log=print) -> Lesson:
+    """Seed, choose the profile (argument > $LESSONS_PROFILE > GPU or not), pick folders, print a table."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    chosen, reason = choose_profile(profile)
+    seed_everything(seed)
+    import torch
+
+    device = "cuda" if env.cuda_available() else "cpu"
+    if device == "cpu":
+        torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    drive_dir = mount_drive(log) if use_drive else None
+    work_dir = (drive_dir or BUILD_DIR / "work") / chosen.name
+    work_dir.mkdir(parents=True, exist_ok=True)
+    lesson = Lesson(name, chosen, reason, device, str(chosen.torch_dtype()).replace("torch.", ""), env.in_colab(),
+                    work_dir, drive_dir)
+    log(lesson.summary())
+    return lesson

@@ -1,0 +1,110 @@
+"""Load a profile's base model and tokenizer, and generate answers from chat prompts."""
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+from . import env
+from .paths import TINY_MODEL_DIR, require_dir
+from .profiles import Profile
+
+TINY_HINT = ("Clone the whole course repository (assets/ ships the tiny model) or rebuild it with "
+             "`python -m lessons_lib.tiny build`.")
+
+
+def model_source(profile: Profile) -> str:
+    """The path or Hub id to load; for the tiny profile, check that the shipped folder exists."""
+    if profile.name == "tiny":
+        require_dir(TINY_MODEL_DIR, "The tiny course model", TINY_HINT)
+    return profile.model_id
+
+
+def load_tokenizer(profile: Profile):
+    """The profile's tokenizer, with a pad token distinct from eos so generation knows when to stop."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_source(profile))
+    if tok.pad_token is None or tok.pad_token_id == tok.eos_token_id:
+        # Llama-style tokenizers ship without a pad token; reusing eos hides eos from the loss (trl #1623).
+        tok.pad_token = tok.unk_token or tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def quantization_config(profile: Profile, log=print):
+    """A 4-bit NF4 BitsAndBytesConfig when the profile asks for it and a GPU + bitsandbytes exist."""
+    if not profile.load_in_4bit:
+        return None
+    if not env.bitsandbytes_usable():
+        log("4-bit loading needs a CUDA GPU and bitsandbytes: loading the model unquantized instead.")
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=profile.torch_dtype())
+
+
+def load_base(profile: Profile, quantize: bool | None = None, log=print):
+    """Load the base causal LM for a profile (fp32 on CPU; fp16/bf16 and optional 4-bit on GPU)."""
+    from transformers import AutoModelForCausalLM
+
+    source = model_source(profile)
+    use_4bit = profile.load_in_4bit if quantize is None else quantize
+    qconfig = quantization_config(profile if use_4bit == profile.load_in_4bit else _with_4bit(profile, use_4bit), log)
+    kwargs = {"dtype": profile.torch_dtype()}
+    if qconfig is not None:
+        kwargs.update(quantization_config=qconfig, device_map="auto")
+    elif env.cuda_available():
+        kwargs["device_map"] = "auto"
+    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    model.eval()
+    return model
+
+
+def _with_4bit(profile: Profile, on: bool) -> Profile:
+    from .profiles import with_overrides
+
+    return with_overrides(profile, load_in_4bit=on)
+
+
+def load_base_and_tokenizer(profile: Profile, quantize: bool | None = None, log=print):
+    """Base model and tokenizer in one call."""
+    return load_base(profile, quantize, log), load_tokenizer(profile)
+
+
+def chat_text(tokenizer, prompt: str | list[dict], system: str | None = None, tools: list | None = None) -> str:
+    """Render a user prompt (or a message list) with the chat template, ready for the assistant turn."""
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    if system:
+        messages = [{"role": "system", "content": system}] + messages
+    return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
+
+
+def generate(model, tokenizer, prompts: str | Sequence[str | list[dict]], max_new_tokens: int = 112,
+             adapter_names: Sequence[str] | None = None, system: str | None = None, batch_size: int = 16,
+             max_prompt_tokens: int | None = None) -> list[str]:
+    """Greedy answers for chat prompts, batched with left padding; `adapter_names` mixes adapters per row."""
+    import torch
+
+    single = isinstance(prompts, str)
+    prompts = [prompts] if single else list(prompts)
+    if adapter_names is not None and len(adapter_names) != len(prompts):
+        raise ValueError(f"adapter_names has {len(adapter_names)} names for {len(prompts)} prompts; give one per prompt.")
+    texts = [chat_text(tokenizer, p, system) for p in prompts]
+    device = next(model.parameters()).device
+    answers: list[str] = []
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start:start + batch_size]
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False,
+                        truncation=max_prompt_tokens is not None, max_length=max_prompt_tokens).to(device)
+        kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                      eos_token_id=tokenizer.eos_token_id)
+        if adapter_names is not None:
+            kwargs["adapter_names"] = list(adapter_names[start:start + batch_size])
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = model.generate(**enc, **kwargs)
+        new_tokens = out[:, enc["input_ids"].shape[1]:]
+        answers.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+    return answers[0] if single else answers

@@ -1,0 +1,43 @@
+"""`python -m lessons_lib.tiny build [--stage base|adapters|all]`: rebuild the tiny model and its adapters."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..manifest import TINY_MODEL_ID
+from ..paths import TINY_MODEL_DIR
+
+
+def stamp_model_id(folder=TINY_MODEL_DIR) -> None:
+    """Give the tiny model a portable id in config.json, so adapters name their base the same everywhere."""
+    path = folder / "config.json"
+    cfg = json.loads(path.read_text())
+    cfg["course_model_id"] = TINY_MODEL_ID
+    path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(prog="python -m lessons_lib.tiny", description=__doc__)
+    parser.add_argument("command", choices=["build"])
+    parser.add_argument("--stage", choices=["base", "adapters", "all"], default="all")
+    parser.add_argument("--steps", type=int, default=850, help="pretraining steps")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(2)
+    if args.stage in ("base", "all"):
+        from .build import build_base
+
+        print(build_base(TINY_MODEL_DIR, steps=args.steps))
+        stamp_model_id()
+    if args.stage in ("adapters", "all"):
+        from .course_adapters import build_all
+
+        print(json.dumps(build_all(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
