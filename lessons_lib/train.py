@@ -1,4 +1,9 @@
-"""LoRA fine-tuning with TRL: the configs a profile implies, and a resumable train-one-adapter loop."""
+"""LoRA fine-tuning with TRL: the configs a profile implies, and a resumable train-one-adapter loop.
+
+Checkpoints go to `checkpoint_dir` (default `output_dir/checkpoints`, or a Drive folder) every
+`save_steps`; only the newest `keep_checkpoints` are kept. Rerunning the same call resumes from the
+newest one, for named adapters too (transformers #28531: their weights live in `checkpoint-N/<name>/`).
+"""
 from __future__ import annotations
 
 import json
@@ -11,6 +16,7 @@ from .data import sft_rows
 from .profiles import Profile
 
 CHECKPOINTS = "checkpoints"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 class DataError(ValueError):
@@ -63,9 +69,12 @@ def sft_config(profile: Profile, output_dir: str | Path, max_steps: int | None =
 
 def check_rows(rows: list[dict]) -> None:
     """Raise DataError naming the first bad row when rows are not prompt/completion chats."""
-    if not rows:
+    if rows is None or len(rows) == 0:
         raise DataError("The training set is empty: give at least one prompt/completion row.")
     for i, row in enumerate(rows):
+        if isinstance(row, dict) and "messages" in row and "completion" not in row:
+            raise DataError(f"Row {i} is a 'messages' chat; split it into 'prompt' and 'completion' first "
+                            "(lessons_lib.sharegpt.to_prompt_completion) so the loss covers only the answer.")
         completion = row.get("completion") if isinstance(row, dict) else None
         if not isinstance(completion, list) or not any(
                 isinstance(m, dict) and m.get("role") == "assistant" and str(m.get("content", "")).strip()
@@ -87,12 +96,28 @@ def check_lengths(rows: list[dict], tokenizer, max_length: int) -> None:
                             "so no answer token would be trained. Raise max_length or shorten the prompt.")
 
 
-def last_checkpoint(output_dir: str | Path) -> str | None:
-    """The newest checkpoint-N folder under output_dir/checkpoints, if any."""
+def last_checkpoint(checkpoint_dir: str | Path) -> str | None:
+    """The newest checkpoint-N folder in `checkpoint_dir` (or in `checkpoint_dir/checkpoints`), if any."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    folder = Path(output_dir) / CHECKPOINTS
+    folder = Path(checkpoint_dir)
+    if (folder / CHECKPOINTS).is_dir():
+        folder = folder / CHECKPOINTS
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def checkpoint_step(checkpoint: str | Path | None) -> int:
+    """The step number of a `checkpoint-N` folder (0 for None)."""
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1]) if checkpoint else 0
+
+
+def checkpoint_weights(checkpoint: str | Path, adapter_name: str) -> Path:
+    """Where a checkpoint keeps an adapter's weights: the folder itself, or `<name>/` for named adapters."""
+    folder = Path(checkpoint)
+    for candidate in (folder / adapter_name / ADAPTER_WEIGHTS, folder / ADAPTER_WEIGHTS):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"No {ADAPTER_WEIGHTS} for adapter {adapter_name!r} in {folder}.")
 
 
 @dataclass
@@ -104,34 +129,141 @@ class TrainResult:
     resumed_from: str | None
     seconds: float
     log_history: list[dict] = field(default_factory=list)
+    checkpoint_dir: Path | None = None
+    steps_run: int = 0
 
     def losses(self) -> list[tuple[int, float]]:
         """(step, loss) pairs from the trainer's log."""
         return [(h["step"], h["loss"]) for h in self.log_history if "loss" in h]
 
 
+def _trainer_callback_base():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+def restore_adapter_callback(checkpoint: str, adapter_name: str, log=print):
+    """A callback that checks, as training starts, that the resumed adapter holds the checkpoint's weights.
+
+    If the trainer left them at their fresh initialisation (transformers #28531 with named adapters),
+    it loads them from the checkpoint itself, so a resumed run never silently starts from scratch.
+    """
+    import torch
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    class RestoreAdapter(_trainer_callback_base()):
+        restored = False
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            saved = load_file(str(checkpoint_weights(checkpoint, adapter_name)))
+            current = get_peft_model_state_dict(model, adapter_name=adapter_name)
+            same = saved.keys() == current.keys() and all(
+                torch.equal(saved[k].to(current[k].device, current[k].dtype), current[k]) for k in saved)
+            if not same:
+                set_peft_model_state_dict(model, saved, adapter_name=adapter_name)
+                RestoreAdapter.restored = True
+                log(f"The trainer did not restore adapter {adapter_name!r} from {checkpoint} "
+                    "(transformers #28531); loaded its weights from the checkpoint instead.")
+
+    return RestoreAdapter()
+
+
+def step_counter():
+    """A callback counting the optimizer steps actually run in this call (a resumed run starts past zero)."""
+
+    class StepCounter(_trainer_callback_base()):
+        steps = 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.steps += 1
+
+    return StepCounter()
+
+
+def has_lora_layers(model) -> bool:
+    """True when LoRA layers were already injected into `model` (by an earlier, maybe interrupted, run)."""
+    from peft.tuners.lora import LoraLayer
+
+    return any(isinstance(m, LoraLayer) for m in model.modules())
+
+
+def is_quantized(model) -> bool:
+    """True for a model loaded in 4-bit or 8-bit with bitsandbytes."""
+    return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
+
+
+def wrap_with_lora(model, lora, adapter_name: str, gradient_checkpointing: bool, seed: int):
+    """Prepare a (possibly 4-bit) base for training and add a fresh LoRA adapter named `adapter_name`."""
+    from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
+    from transformers import set_seed
+
+    if isinstance(model, PeftModel):
+        if adapter_name not in model.peft_config:
+            raise ValueError(f"The PeftModel has adapters {sorted(model.peft_config)}, not {adapter_name!r}: pass "
+                             "a plain base model (load_base) to train a new adapter.")
+        model.set_adapter(adapter_name)
+        return model
+    if has_lora_layers(model):
+        raise ValueError("This base model already carries LoRA layers from an earlier run (get_peft_model changes "
+                         "the base in place). Load a fresh base with load_base(profile) and call again; training "
+                         "resumes from the newest checkpoint.")
+    if is_quantized(model):
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    set_seed(seed)  # LoRA's A matrices start random: same seed, same adapter
+    return get_peft_model(model, lora, adapter_name=adapter_name)
+
+
+def keep_adapter_fp32(model) -> int:
+    """Cast trainable (LoRA) weights to fp32; fp16 AMP cannot unscale fp16/bf16 gradients on a T4."""
+    import torch
+
+    cast = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+            cast += 1
+    return cast
+
+
 def train_adapter(model, tokenizer, rows: list[dict], profile: Profile, output_dir: str | Path,
                   max_steps: int | None = None, save_steps: int | None = None, resume: bool = True,
-                  callbacks: list | None = None, lora=None, seed: int = 0, **config_overrides) -> TrainResult:
-    """Train one LoRA adapter on prompt/completion rows with SFTTrainer; resume from the last checkpoint.
+                  callbacks: list | None = None, lora=None, seed: int = 0, checkpoint_dir: str | Path | None = None,
+                  keep_checkpoints: int = 2, adapter_name: str = "default", log=print,
+                  **config_overrides) -> TrainResult:
+    """Train one LoRA adapter on prompt/completion rows with SFTTrainer; resume from the newest checkpoint.
 
-    The adapter (only) is saved to `output_dir`; checkpoints go to `output_dir/checkpoints`.
+    The adapter (only) is saved flat to `output_dir`; checkpoints go to `checkpoint_dir`
+    (default `output_dir/checkpoints`) every `save_steps`, keeping the last `keep_checkpoints`.
     """
     from datasets import Dataset
     from trl import SFTTrainer
 
+    from .storage import write_adapter_files
+
     check_rows(rows)
-    check_lengths(rows, tokenizer, profile.max_length)
     output_dir = Path(output_dir)
-    args = sft_config(profile, output_dir / CHECKPOINTS, max_steps, save_steps, seed=seed, **config_overrides)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=tokenizer, peft_config=lora or lora_config(profile), callbacks=callbacks)
-    resume_from = last_checkpoint(output_dir) if resume else None
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else output_dir / CHECKPOINTS
+    args = sft_config(profile, checkpoint_dir, max_steps, save_steps, save_total_limit=keep_checkpoints, seed=seed,
+                      **config_overrides)
+    check_lengths(rows, tokenizer, args.max_length)
+    peft_model = wrap_with_lora(model, lora or lora_config(profile), adapter_name, args.gradient_checkpointing, seed)
+    counter = step_counter()
+    resume_from = last_checkpoint(checkpoint_dir) if resume else None
+    all_callbacks = [counter, *(callbacks or [])]
+    if resume_from:
+        all_callbacks.append(restore_adapter_callback(resume_from, adapter_name, log))
+        log(f"Resuming from {resume_from} (step {checkpoint_step(resume_from)} of {args.max_steps}).")
+    trainer = SFTTrainer(model=peft_model, args=args, train_dataset=Dataset.from_list(rows),
+                         processing_class=tokenizer, callbacks=all_callbacks)
+    if args.fp16:
+        keep_adapter_fp32(trainer.model)
     start = time.time()
     trainer.train(resume_from_checkpoint=resume_from)
-    trainer.model.save_pretrained(output_dir)
+    write_adapter_files(trainer.model, output_dir, adapter_name)
     return TrainResult(output_dir, trainer.state.global_step, resume_from, time.time() - start,
-                       list(trainer.state.log_history))
+                       list(trainer.state.log_history), checkpoint_dir, counter.steps)
 
 
 def train_domain(domain: str, profile: Profile, output_dir: str | Path, n_rows: int = 2000,
@@ -141,7 +273,7 @@ def train_domain(domain: str, profile: Profile, output_dir: str | Path, n_rows: 
 
     base, tok = load_base(profile, log=log), load_tokenizer(profile)
     result = train_adapter(base, tok, sft_rows(domain, n_rows, "train", seed), profile, output_dir,
-                           max_steps=max_steps, seed=seed, **kwargs)
+                           max_steps=max_steps, seed=seed, log=log, **kwargs)
     log(f"{domain}: {result.steps} steps in {result.seconds:.0f}s -> {output_dir}")
     return result
 

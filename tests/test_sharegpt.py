@@ -24,7 +24,7 @@ def test_roles_are_mapped():
     ("just a string", "expected a dict"),
 ])
 def test_malformed_rows_raise_with_count_and_first_row(row, problem):
-    with pytest.raises(MalformedRowsError, match=rf"1 malformed row\(s\); first is row 1: {problem}"):
+    with pytest.raises(MalformedRowsError, match=rf"1 malformed row\(s\); first is row 1: .*{problem}"):
         sharegpt_to_messages([GOOD, row, GOOD])
 
 

@@ -1,0 +1,293 @@
+"""Adapter store: save a LoRA adapter (only) with its manifest to a local folder, Google Drive or the Hub.
+
+Every saved adapter is a standard PEFT folder (`adapter_config.json` + `adapter_model.safetensors`)
+plus `manifest.json`, so `PeftModel.from_pretrained(base, folder)` loads it anywhere. Saving never
+replaces an existing adapter unless `overwrite=True`, and a failed save leaves the old one intact.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .manifest import MANIFEST_FILE, Manifest
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+DRIVE_MOUNT = Path("/content/drive")
+DRIVE_ADAPTERS = DRIVE_MOUNT / "MyDrive" / "lora-adapter-lab" / "adapters"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+
+
+class StorageError(RuntimeError):
+    """A store that cannot be used as asked (missing mount, existing adapter, unknown name)."""
+
+
+class HubError(StorageError):
+    """The Hugging Face Hub cannot be used: no token, no network, or the request failed."""
+
+
+@dataclass(frozen=True)
+class AdapterStore:
+    """Where adapters live: a folder (`local`, `drive`) or a Hub namespace (`hub`)."""
+
+    kind: str
+    location: str
+    private: bool = True
+
+    @property
+    def folder(self) -> Path:
+        """The root folder of a local or Drive store."""
+        if self.kind == "hub":
+            raise StorageError("A Hub store has no local folder; use load_adapter_folder() to download an adapter.")
+        return Path(self.location)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.location}"
+
+
+def local_store(folder: str | Path) -> AdapterStore:
+    """A store in a local folder (created if missing)."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return AdapterStore("local", str(Path(folder).resolve()))
+
+
+def drive_store(folder: str | Path = DRIVE_ADAPTERS, mount: str | Path = DRIVE_MOUNT) -> AdapterStore:
+    """A store in a Google Drive folder; `mount` must be mounted (Colab: `drive.mount('/content/drive')`)."""
+    mount, folder = Path(mount), Path(folder)
+    if not (mount / "MyDrive").is_dir():
+        raise StorageError(f"Google Drive is not mounted at {mount}. On Colab run "
+                           "`from google.colab import drive; drive.mount('/content/drive')` first; "
+                           "elsewhere use local_store(folder) instead.")
+    folder.mkdir(parents=True, exist_ok=True)
+    return AdapterStore("drive", str(folder))
+
+
+def hub_store(namespace: str | None = None, private: bool = True, token: str | None = None) -> AdapterStore:
+    """A store on the Hugging Face Hub under `namespace` (your user name if None; needs a token then)."""
+    if namespace is None:
+        namespace = _hub_call(lambda api: api.whoami(token=require_token(token))["name"], "find your user name")
+    check_name(namespace, "Hub namespace")
+    return AdapterStore("hub", namespace, private)
+
+
+def check_name(name: str, what: str = "Adapter name") -> str:
+    """Return `name` if it is a safe single folder/repo name, else raise ValueError saying why."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+        raise ValueError(f"{what} {name!r} is not allowed: use letters, digits, '-', '_' or '.', start with a "
+                         "letter or digit, no path separators or '..' (e.g. 'json-v2').")
+    return name
+
+
+# ---------------------------------------------------------------- writing the adapter folder
+def write_adapter_files(model, folder: str | Path, adapter_name: str | None = None) -> Path:
+    """Save one adapter of a PeftModel (or copy a saved PEFT folder) flat into `folder`.
+
+    PEFT saves a non-"default" adapter into a subfolder named after it; this flattens that layout.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, (str, Path)):
+        source = Path(model)
+        missing = [f for f in ADAPTER_FILES if not (source / f).is_file()]
+        if missing:
+            raise StorageError(f"{source} is not a saved PEFT adapter (missing {', '.join(missing)}).")
+        for name in ADAPTER_FILES:
+            shutil.copy2(source / name, folder / name)
+        return folder
+    if not hasattr(model, "peft_config"):
+        raise TypeError("save_adapter needs a PeftModel (or the folder of a saved adapter), "
+                        f"got {type(model).__name__}: wrap the base with get_peft_model or PeftModel.from_pretrained.")
+    adapter = adapter_name or _active_adapter(model)
+    if adapter not in model.peft_config:
+        raise StorageError(f"The model has no adapter {adapter!r}; it has {sorted(model.peft_config)}.")
+    with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
+        model.save_pretrained(scratch, selected_adapters=[adapter])
+        saved = Path(scratch) / adapter if adapter != "default" else Path(scratch)
+        for name in ADAPTER_FILES:
+            shutil.move(str(saved / name), folder / name)
+    return folder
+
+
+def _active_adapter(model) -> str:
+    active = getattr(model, "active_adapter", "default")
+    return active[0] if isinstance(active, (list, tuple)) else active
+
+
+def _stamp_base(folder: Path, manifest: Manifest) -> None:
+    """Record the portable base id (not this machine's path) in adapter_config.json."""
+    path = folder / "adapter_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = manifest.base_model
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def stage_adapter(model, folder: Path, manifest: Manifest, adapter_name: str | None = None) -> Path:
+    """Write adapter files + manifest into a fresh folder."""
+    write_adapter_files(model, folder, adapter_name)
+    _stamp_base(folder, manifest)
+    manifest.save(folder)
+    return folder
+
+
+# ---------------------------------------------------------------- the three operations
+def save_adapter(model, name: str, store: AdapterStore, manifest: Manifest, overwrite: bool = False,
+                 adapter_name: str | None = None, token: str | None = None) -> str:
+    """Save one adapter (not the base) as `name` in `store`; returns its folder or Hub repo id.
+
+    `model` is a PeftModel (its active adapter, or `adapter_name`) or the folder of a saved adapter.
+    """
+    check_name(name)
+    if not isinstance(manifest, Manifest):
+        raise TypeError("manifest must be a lessons_lib.manifest.Manifest (see Manifest.for_model).")
+    if store.kind == "hub":
+        return _save_to_hub(model, name, store, manifest, overwrite, adapter_name, token)
+    target = store.folder / name
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"An adapter named {name!r} already exists in {store}. Pick another name, "
+                              "or pass overwrite=True to replace it.")
+    store.folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.saving-", dir=store.folder))
+    try:
+        stage_adapter(model, staging, manifest, adapter_name)
+        if target.exists():
+            backup = target.with_name(f".{name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            target.rename(backup)
+            staging.rename(target)
+            shutil.rmtree(backup)
+        else:
+            staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(target)
+
+
+def load_adapter_folder(name: str, store: AdapterStore, cache_dir: str | Path | None = None,
+                        token: str | None = None) -> Path:
+    """The local folder of adapter `name` (downloaded from the Hub if needed), ready for PeftModel.from_pretrained."""
+    check_name(name)
+    if store.kind == "hub":
+        return _download_from_hub(name, store, cache_dir, token)
+    folder = store.folder / name
+    if not (folder / "adapter_config.json").is_file():
+        known = ", ".join(list_adapters(store)) or "none"
+        raise FileNotFoundError(f"No adapter {name!r} in {store} (adapters there: {known}).")
+    return folder
+
+
+def list_adapters(store: AdapterStore, token: str | None = None) -> list[str]:
+    """Names of the adapters in a store, sorted."""
+    if store.kind == "hub":
+        models = _hub_call(lambda api: list(api.list_models(author=store.location, token=token or _token())),
+                           f"list the models of {store.location}")
+        prefix = store.location + "/"
+        return sorted(m.id[len(prefix):] for m in models if m.id.startswith(prefix))
+    if not store.folder.is_dir():
+        return []
+    return sorted(p.name for p in store.folder.iterdir()
+                  if not p.name.startswith(".") and (p / "adapter_config.json").is_file())
+
+
+def read_manifest(name: str, store: AdapterStore, **kwargs) -> Manifest:
+    """The manifest of a stored adapter."""
+    return Manifest.load(load_adapter_folder(name, store, **kwargs))
+
+
+def check_compatible(folder: str | Path, base) -> Manifest:
+    """Raise StorageError when the adapter in `folder` was trained on a base with other shapes."""
+    from .manifest import base_fingerprint
+
+    manifest = Manifest.load(folder)
+    fingerprint = base_fingerprint(getattr(base, "get_base_model", lambda: base)())
+    if manifest.base_fingerprint != fingerprint:
+        raise StorageError(f"Adapter {manifest.name!r} was trained on {manifest.base_model} "
+                           f"(fingerprint {manifest.base_fingerprint}), not on this base ({fingerprint}). "
+                           "Load the base it was trained on, or retrain it for this one.")
+    return manifest
+
+
+# ---------------------------------------------------------------- Hugging Face Hub
+def _token() -> str | None:
+    import huggingface_hub
+
+    return huggingface_hub.get_token()
+
+
+def require_token(token: str | None = None) -> str:
+    """The Hub token (argument, HF_TOKEN / Colab secret, or saved login); HubError if there is none."""
+    token = token or _token()
+    if not token:
+        raise HubError("No Hugging Face token found. On Colab add a secret named HF_TOKEN (key icon, left bar); "
+                       "elsewhere run `huggingface_hub.login()` or set HF_TOKEN. Or save to a local/Drive store.")
+    return token
+
+
+def login_if_needed(interactive: bool = True) -> bool:
+    """True when a token is available; asks for one with `huggingface_hub.login()` if interactive."""
+    if _token():
+        return True
+    if interactive:
+        import huggingface_hub
+
+        huggingface_hub.login()
+    return bool(_token())
+
+
+def _hub_call(action, what: str):
+    """Run `action(HfApi())`, turning network and HTTP failures into a HubError that says what to do."""
+    import httpx
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    try:
+        return action(huggingface_hub.HfApi())
+    except errors.OfflineModeIsEnabled as err:
+        raise HubError(f"Cannot {what}: HF_HUB_OFFLINE=1 is set (offline mode). Unset it to use the Hub, "
+                       "or use a local/Drive store.") from err
+    except errors.LocalEntryNotFoundError as err:
+        raise HubError(f"Cannot {what}: the Hub cannot be reached and nothing is cached locally ({err}). "
+                       "Check your network, or use a local/Drive store.") from err
+    except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError, errors.EntryNotFoundError):
+        raise
+    except errors.HfHubHTTPError as err:
+        raise HubError(f"Cannot {what}: the Hub answered {err}. Check the token's write access and the name.") from err
+    except (httpx.HTTPError, OSError) as err:
+        raise HubError(f"Cannot {what}: no connection to the Hugging Face Hub ({type(err).__name__}: {err}). "
+                       "Check your network, or use a local/Drive store.") from err
+
+
+def _save_to_hub(model, name, store, manifest, overwrite, adapter_name, token) -> str:
+    token = require_token(token)
+    repo_id = f"{store.location}/{name}"
+    if not overwrite and _hub_call(lambda api: api.file_exists(repo_id, "adapter_config.json", token=token),
+                                   f"check {repo_id}"):
+        raise FileExistsError(f"{repo_id} already holds an adapter. Pick another name, or pass overwrite=True.")
+    with tempfile.TemporaryDirectory() as scratch:
+        stage_adapter(model, Path(scratch) / name, manifest, adapter_name)
+        _hub_call(lambda api: api.create_repo(repo_id, token=token, private=store.private, exist_ok=True),
+                  f"create {repo_id}")
+        _hub_call(lambda api: api.upload_folder(repo_id=repo_id, folder_path=str(Path(scratch) / name), token=token,
+                                                commit_message=f"Adapter {name} ({manifest.profile} profile)"),
+                  f"upload to {repo_id}")
+    return repo_id
+
+
+def _download_from_hub(name, store, cache_dir, token) -> Path:
+    import huggingface_hub
+
+    repo_id = f"{store.location}/{name}"
+    kwargs = {"token": token or _token(), "allow_patterns": [*ADAPTER_FILES, MANIFEST_FILE]}
+    if cache_dir is not None:
+        kwargs["local_dir"] = str(Path(cache_dir) / name)
+    try:
+        path = _hub_call(lambda api: huggingface_hub.snapshot_download(repo_id, **kwargs), f"download {repo_id}")
+    except huggingface_hub.errors.RepositoryNotFoundError as err:
+        raise FileNotFoundError(f"No adapter repo {repo_id} on the Hub (or it is private and the token cannot "
+                                "read it).") from err
+    folder = Path(path)
+    if not (folder / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{repo_id} has no adapter_config.json: it is not a PEFT adapter.")
+    return folder

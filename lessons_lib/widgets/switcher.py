@@ -1,0 +1,99 @@
+"""AdapterSwitcher: pick an adapter (or the base), type a prompt, generate; shows answer, adapter and latency.
+
+Built from core widgets only, so it works on ipywidgets 7.7 (Colab) and 8.x. Results are written into
+Label/HTML values, never printed, so they show the same in Colab, Jupyter and nbclient. Tests and notebook
+cells drive it from Python: set `switcher.dropdown.value` and `switcher.prompt.value`, then
+`switcher.button.click()` and read `switcher.last`.
+"""
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import ipywidgets as widgets
+
+BASE_CHOICE = "base"
+
+
+@dataclass(frozen=True)
+class SwitchResult:
+    """One generation: which adapter answered (or "base"), the answer and how long it took."""
+
+    choice: str
+    active_adapter: str | None
+    answer: str
+    seconds: float
+
+
+def _active(model) -> str | None:
+    active = getattr(model, "active_adapter", None)
+    return active[0] if isinstance(active, (list, tuple)) and active else active
+
+
+class AdapterSwitcher(widgets.VBox):
+    """Dropdown of the loaded adapters plus "base", a prompt box and a Generate button."""
+
+    def __init__(self, model, tokenizer, adapters: Sequence[str] | None = None, prompt: str = "",
+                 max_new_tokens: int = 112, generate_fn: Callable | None = None):
+        from ..models import generate
+
+        self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
+        self._generate = generate_fn or generate
+        names = list(adapters) if adapters is not None else list(model.peft_config)
+        unknown = [n for n in names if n not in model.peft_config]
+        if unknown:
+            raise ValueError(f"Adapters {unknown} are not loaded (loaded: {list(model.peft_config)}); load them with "
+                             "model.load_adapter(folder, adapter_name=...) first.")
+        start = _active(model) if _active(model) in names else (names[0] if names else BASE_CHOICE)
+        self.dropdown = widgets.Dropdown(options=[BASE_CHOICE, *names], value=start, description="Adapter")
+        self.prompt = widgets.Textarea(value=prompt, description="Prompt", placeholder="Ask something…",
+                                       layout=widgets.Layout(width="95%", height="80px"))
+        self.button = widgets.Button(description="Generate", button_style="primary", icon="play")
+        self.status = widgets.Label(value="")
+        self.answer = widgets.HTML(value="")
+        self.last: SwitchResult | None = None
+        super().__init__([widgets.HBox([self.dropdown, self.button]), self.prompt, self.status, self.answer])
+        self.dropdown.observe(self._on_choice, names="value")
+        self.button.on_click(self._on_click)
+        self.switch(self.dropdown.value)
+
+    # ------------------------------------------------------------ callback logic (testable from Python)
+    def switch(self, choice: str) -> None:
+        """Make `choice` the active adapter (the base needs no switch: it runs under disable_adapter())."""
+        if choice != BASE_CHOICE:
+            self.model.set_adapter(choice, inference_mode=True)
+        shown = "base (adapters disabled)" if choice == BASE_CHOICE else choice
+        self.status.value = f"active: {shown}"
+
+    def run(self) -> SwitchResult | None:
+        """Generate an answer for the prompt with the chosen adapter and show it; None if the prompt is empty."""
+        choice, text = self.dropdown.value, self.prompt.value.strip()
+        if not text:
+            self.status.value = "Type a prompt first, then press Generate."
+            return None
+        start = time.perf_counter()
+        if choice == BASE_CHOICE:
+            with self.model.disable_adapter():
+                answer = self._generate(self.model, self.tokenizer, text, self.max_new_tokens)
+        else:
+            if _active(self.model) != choice:
+                self.switch(choice)
+            answer = self._generate(self.model, self.tokenizer, text, self.max_new_tokens)
+        seconds = time.perf_counter() - start
+        self.last = SwitchResult(choice, None if choice == BASE_CHOICE else _active(self.model), answer, seconds)
+        shown = "base (adapters disabled)" if choice == BASE_CHOICE else choice
+        self.status.value = f"active: {shown} · {seconds * 1000:.0f} ms · {len(answer)} characters"
+        self.answer.value = f"<pre style='white-space: pre-wrap'>{html.escape(answer)}</pre>"
+        return self.last
+
+    def _on_choice(self, change: dict) -> None:
+        self.switch(change["new"])
+
+    def _on_click(self, _button) -> None:
+        try:
+            self.run()
+        except Exception as err:  # a widget callback must not die silently: show the error in the status line
+            self.status.value = f"Error: {type(err).__name__}: {err}"
+            raise

@@ -1,0 +1,504 @@
+# %% [markdown]
+# # 02 — One base, many adapters: load, switch, batch
+#
+# In notebook 01 we trained small LoRA adapters — one for JSON extraction, one for Python coding, one for
+# customer-support replies. Each adapter is a few hundred kilobytes; the base model is the big part. So we
+# keep **one base in memory** and plug adapters in and out: load them, switch between them live, even
+# serve a batch where every row uses a different adapter. We also measure what each way of switching
+# costs, and we meet the classic traps ("set_adapter changes nothing", "my base model changed").
+
+# %% [markdown]
+# ## Learning objectives
+# - Load one base model and several LoRA adapters with `PeftModel.from_pretrained` and `load_adapter`.
+# - Switch adapters with `set_adapter` (and know what `inference_mode` does), run the bare base with
+#   `disable_adapter()`, remove an adapter with `delete_adapter`.
+# - Compare the same prompts through base/json/coding/support, with each domain's metric.
+# - Measure the cost of `set_adapter`, `hotswap_adapter`, `load_adapter` and a full reload.
+# - Serve a **mixed-adapter batch** (`adapter_names=[...]`) and check that it equals one-adapter runs.
+# - Check an adapter's compatibility with the loaded base *before* loading it, and recognise the pitfalls.
+
+# %% tags=["parameters"]
+PROFILE = None  # "tiny" | "t4" | "7b"; None = automatic
+
+# %%
+from lessons_lib.lesson import setup_lesson
+
+lesson = setup_lesson("02", profile=PROFILE)
+
+# %% [markdown]
+# ## 1. Load the base once, then the adapters
+#
+# We load the base model and the tokenizer of the chosen profile, and — before any adapter touches it —
+# record how the base answers three prompts (one per domain). We will need these answers at the end.
+
+# %%
+import time
+
+import torch
+from peft import PeftModel
+
+from lessons_lib.adapters import COURSE_ADAPTERS, adapter_dir
+from lessons_lib.data import DOMAINS, examples
+from lessons_lib.models import generate, load_base, load_tokenizer
+
+profile = lesson.profile
+MAX_NEW = profile.max_new_tokens
+tok = load_tokenizer(profile)
+base = load_base(profile)
+folders = {name: adapter_dir(name, profile, lesson.work_dir) for name in COURSE_ADAPTERS}
+probe = [examples(domain, 1, "heldout")[0].prompt for domain in DOMAINS]
+base_before = generate(base, tok, probe, MAX_NEW)
+for name, folder in folders.items():
+    print(f"{name:8s} {folder}")
+
+# %% [markdown]
+# `PeftModel.from_pretrained` wraps the base and loads the first adapter under the name we give it.
+# Every further adapter goes in with `load_adapter` — it is loaded but **not** activated.
+
+# %%
+model = PeftModel.from_pretrained(base, folders["json"], adapter_name="json")
+model.load_adapter(folders["coding"], adapter_name="coding")
+model.load_adapter(folders["support"], adapter_name="support")
+model.eval()
+
+print("loaded adapters:", list(model.peft_config.keys()))
+print("active adapter: ", model.active_adapter)
+assert list(model.peft_config.keys()) == ["json", "coding", "support"]
+assert model.active_adapter == "json"  # the first one stays active
+
+# %% [markdown]
+# ### `set_adapter` and `inference_mode`
+#
+# `set_adapter(name)` makes one adapter active. It was written for training, so by default it also marks
+# that adapter's weights **trainable** (`requires_grad=True`) — harmless for generation, but surprising if
+# you later count trainable parameters or build an optimizer. For inference pass `inference_mode=True`.
+
+# %%
+def trainable(m) -> int:
+    """How many parameters would an optimizer update?"""
+    return sum(p.numel() for p in m.parameters() if p.requires_grad)
+
+model.set_adapter("coding")
+print("after set_adapter('coding')                      trainable:", trainable(model))
+model.set_adapter("coding", inference_mode=True)
+print("after set_adapter('coding', inference_mode=True) trainable:", trainable(model))
+assert model.active_adapter == "coding" and trainable(model) == 0
+
+# %% [markdown]
+# ### The base itself: `disable_adapter()`
+#
+# The adapters now live *inside* the base's layers. To hear the base alone, switch every adapter off for a
+# block of code with the `disable_adapter()` context manager.
+
+# %%
+with model.disable_adapter():
+    print("base:", generate(model, tok, probe[0], MAX_NEW)[:120])
+model.set_adapter("json", inference_mode=True)
+json_answer = generate(model, tok, probe[0], MAX_NEW)
+print("json:", json_answer[:120])
+
+# %% [markdown]
+# ## 2. One base, several personalities
+#
+# The same held-out prompts go through base, json, coding and support. We let PEFT pick the adapter per
+# row (`adapter_names=[...]`, `"__base__"` = no adapter; section 5 explains this) and score every answer
+# with its domain's metric from `lessons_lib.evaluate`: *valid* = well-formed (parses as JSON, defines a
+# Python function, has the support-letter parts), *correct* = the right content.
+
+# %%
+from lessons_lib.evaluate import format_table, heldout, report, score_all
+
+N_EVAL = 4 if profile.name == "tiny" else 20
+CHOICES = ["__base__", "json", "coding", "support"]
+answers, rows = {}, []
+for domain in DOMAINS:
+    items = heldout(domain, N_EVAL)
+    prompts = [ex.prompt for ex in items] * len(CHOICES)
+    names = [name for name in CHOICES for _ in items]
+    outputs = generate(model, tok, prompts, MAX_NEW, adapter_names=names, batch_size=len(prompts))
+    for k, name in enumerate(CHOICES):
+        mine = outputs[k * N_EVAL:(k + 1) * N_EVAL]
+        answers[(name, domain)] = mine[0]
+        rows.append(report(domain, score_all(items, mine)).row(name.strip("_")))
+
+print(format_table(rows))
+
+# %%
+def short(text: str, width: int = 34) -> str:
+    """One line, cut to `width` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+side_by_side = [{"prompt of": domain, **{name.strip("_"): short(answers[(name, domain)]) for name in CHOICES}}
+                for domain in DOMAINS]
+print(format_table(side_by_side))
+
+# %%
+score = {(r["model"], r["domain"]): r for r in rows}
+for domain in DOMAINS:
+    own = score[(domain, domain)]["valid"]
+    others = [score[(name.strip("_"), domain)]["valid"] for name in CHOICES if name != domain]
+    assert own > max(others), f"the {domain} adapter should win its own domain: {own} vs {others}"
+
+# %% [markdown]
+# Each adapter wins its own domain and the others (and the base) do not: the same 2-million-parameter
+# base becomes a JSON extractor, a coder or a support agent depending on a few hundred kilobytes of LoRA
+# weights.
+#
+# ## 3. Switch live: the AdapterSwitcher widget
+#
+# Pick an adapter (or `base`), type a prompt, press **Generate**. The label shows the active adapter and
+# the latency. Choosing an adapter calls `model.set_adapter(name, inference_mode=True)`; `base` runs the
+# prompt under `model.disable_adapter()`.
+
+# %%
+from lessons_lib.widgets.switcher import AdapterSwitcher
+
+switcher = AdapterSwitcher(model, tok, prompt=probe[1], max_new_tokens=MAX_NEW)
+switcher
+
+# %% [markdown]
+# The same widget, driven from Python — exactly what your clicks do:
+
+# %%
+seen = {}
+for choice in ["coding", "support", "base"]:
+    switcher.dropdown.value = choice
+    switcher.button.click()
+    seen[choice] = switcher.last.answer
+    print(f"{switcher.status.value:50s} {short(switcher.last.answer, 50)}")
+
+assert model.active_adapter == "support"  # "base" disables adapters for one call, it does not switch
+assert switcher.last.active_adapter is None and seen["base"] != seen["coding"]
+assert len(set(seen.values())) == 3
+
+# %% [markdown]
+# ## 4. What does a switch cost?
+#
+# Four ways to change which adapter answers, timed in one run, alternating the variants so that none
+# always runs first, and reported as the median of several repeats:
+#
+# | way | what happens |
+# |---|---|
+# | `set_adapter` | flips a flag in every LoRA layer; weights stay in memory |
+# | `hotswap_adapter` | copies new weights (read from disk) *into* the existing adapter's tensors |
+# | `load_adapter` from disk | reads the file, injects new LoRA layers, then `set_adapter` |
+# | reload base + adapter | what you would do without PEFT's multi-adapter support |
+#
+# `hotswap_adapter` keeps the adapter's *name* and tensors (useful with `torch.compile`, where new
+# tensors would trigger a recompile); here it overwrites the `json` slot with coding's weights and back.
+
+# %%
+import gc
+import statistics
+
+from peft.utils.hotswap import hotswap_adapter
+
+VARIANTS = ["set_adapter", "hotswap_adapter", "load_adapter from disk", "reload base + adapter"]
+REPEATS = 7 if profile.name == "tiny" else 3
+RELOADS = REPEATS if profile.name == "tiny" else 1  # reloading a 7B base takes minutes
+PAIR = ["coding", "json"]
+
+
+def sync() -> None:
+    """Wait for queued GPU work so the clock measures it."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def switch(variant: str, i: int):
+    """Make adapter PAIR[i % 2] answer, the `variant` way; returns what must be freed afterwards."""
+    target = PAIR[i % 2]
+    if variant == "set_adapter":
+        model.set_adapter(target, inference_mode=True)
+    elif variant == "hotswap_adapter":
+        hotswap_adapter(model, str(folders[target]), adapter_name="json", torch_device=lesson.device)
+    elif variant == "load_adapter from disk":
+        model.load_adapter(folders[target], adapter_name="scratch")
+        model.set_adapter("scratch", inference_mode=True)
+    else:
+        return PeftModel.from_pretrained(load_base(profile, log=lambda *_: None), folders[target],
+                                         adapter_name=target)
+
+
+def json_logits() -> torch.Tensor:
+    """The json adapter's logits on one prompt: an exact fingerprint of its weights."""
+    with torch.no_grad():
+        return model(**tok(probe[:1], return_tensors="pt").to(model.device), adapter_names=["json"]).logits
+
+json_logits_before = json_logits()
+times = {v: [] for v in VARIANTS}
+for i in range(REPEATS):
+    for variant in VARIANTS[i % 4:] + VARIANTS[:i % 4]:
+        if variant == VARIANTS[-1] and i >= RELOADS:
+            continue
+        start = time.perf_counter()
+        leftover = switch(variant, i)
+        sync()
+        times[variant].append(time.perf_counter() - start)
+        if variant == "load_adapter from disk":
+            model.delete_adapter("scratch")
+        del leftover
+        gc.collect()
+
+hotswap_adapter(model, str(folders["json"]), adapter_name="json", torch_device=lesson.device)
+model.set_adapter("json", inference_mode=True)
+median = {v: statistics.median(t) for v, t in times.items()}
+cost_rows = [{"way": v, "median ms": round(median[v] * 1000, 2), "runs": len(times[v]),
+              "× set_adapter": round(median[v] / median["set_adapter"], 1)} for v in VARIANTS]
+print(format_table(cost_rows))
+
+# %%
+import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(7, 3))
+ax.barh(VARIANTS[::-1], [median[v] * 1000 for v in VARIANTS[::-1]], color="tab:blue")
+ax.set_xscale("log")
+ax.set_xlabel("median time per switch, ms (log scale)")
+for y, v in enumerate(VARIANTS[::-1]):
+    ax.text(median[v] * 1000, y, f"  ×{median[v] / median['set_adapter']:.0f}", va="center")
+ax.set_title(f"Cost of switching adapters ({profile.name} profile, {lesson.device})")
+plt.tight_layout()
+plt.show()
+
+# %%
+assert torch.equal(json_logits_before, json_logits()), "hotswapping back must restore json exactly"
+assert list(model.peft_config) == ["json", "coding", "support"]  # the scratch adapter is gone
+assert all(m > 0 for m in median.values())
+
+# %% [markdown]
+# On the tiny model everything is fast, yet the ordering is the lesson: `set_adapter` costs a
+# walk over the model's modules; anything that reads files costs more; reloading the base costs the most —
+# and on a 7B model that last bar becomes minutes while `set_adapter` stays in milliseconds.
+#
+# ## 5. A mixed-adapter batch
+#
+# A server gets requests for different adapters at once. Instead of switching per request, PEFT can run
+# **one batch where each row names its adapter**: `model.generate(..., adapter_names=[...])`, with
+# `"__base__"` for rows that want the bare base. (Inference only; not after merging; not with DoRA.)
+
+# %%
+import random
+
+from lessons_lib.data import make_general_prompt
+
+MIX_NEW = min(MAX_NEW, 48)
+rng = random.Random(0)
+mix_prompts = [ex.prompt for d in DOMAINS for ex in examples(d, 2, "heldout", seed=1)]
+mix_prompts += [make_general_prompt(rng, lang, "heldout") for lang in ("en", "ru")]
+mix_names = ["json", "json", "coding", "coding", "support", "support", "__base__", "__base__"]
+mixed = generate(model, tok, mix_prompts, MIX_NEW, adapter_names=mix_names)
+for name, prompt, answer in zip(mix_names, mix_prompts, mixed):
+    print(f"{name:9s} {short(prompt, 40):40s} → {short(answer, 50)}")
+
+# %% [markdown]
+# Self-check: run the whole prompt list through each adapter alone (`set_adapter`, or `disable_adapter()`
+# for the base) and compare row by row. Same padding, same greedy decoding — the rows must be identical.
+
+# %%
+def one_adapter(name: str, prompts: list[str], max_new: int) -> list[str]:
+    """All prompts through a single adapter (or the base)."""
+    if name == "__base__":
+        with model.disable_adapter():
+            return generate(model, tok, prompts, max_new)
+    model.set_adapter(name, inference_mode=True)
+    return generate(model, tok, prompts, max_new)
+
+single = {name: one_adapter(name, mix_prompts, MIX_NEW) for name in dict.fromkeys(mix_names)}
+for i, name in enumerate(mix_names):
+    assert mixed[i] == single[name][i], f"row {i} ({name}) differs from the single-adapter run"
+print("every mixed-batch row equals its single-adapter output")
+
+# %% [markdown]
+# Is it faster? Compare one mixed batch with the alternative: group the rows by adapter, switch, and run
+# each group as its own sub-batch.
+
+# %%
+def per_sub_batch() -> list[str]:
+    """Switch adapters between sub-batches, one sub-batch per adapter."""
+    out = [None] * len(mix_prompts)
+    for name in dict.fromkeys(mix_names):
+        rows_of = [i for i, n in enumerate(mix_names) if n == name]
+        for i, answer in zip(rows_of, one_adapter(name, [mix_prompts[i] for i in rows_of], MIX_NEW)):
+            out[i] = answer
+    return out
+
+batch_times = {"mixed batch": [], "switch per sub-batch": []}
+for i in range(3):
+    for way in (list(batch_times) if i % 2 == 0 else list(batch_times)[::-1]):
+        start = time.perf_counter()
+        _ = generate(model, tok, mix_prompts, MIX_NEW, adapter_names=mix_names) if way == "mixed batch" else per_sub_batch()
+        sync()
+        batch_times[way].append(time.perf_counter() - start)
+
+batch_median = {w: statistics.median(t) for w, t in batch_times.items()}
+print(format_table([{"way": w, "median s": round(s, 3), "prompts/s": round(len(mix_prompts) / s, 1)}
+                    for w, s in batch_median.items()]))
+speedup = batch_median["switch per sub-batch"] / batch_median["mixed batch"]
+print(f"mixed batch: {speedup:.1f}× the throughput of switching per sub-batch")
+model.set_adapter("json", inference_mode=True)
+
+# %% [markdown]
+# One batch of 8 beats 4 sub-batches of 2: fewer generation loops, better use of the hardware. The mixed
+# batch pays a little per layer to route rows to their adapter, so with one adapter per batch plain
+# `set_adapter` is just as good.
+#
+# ## 6. Memory: the base vs each adapter
+
+# %%
+def param_bytes(params) -> int:
+    """Bytes held by a set of parameters."""
+    return sum(p.numel() * p.element_size() for p in params)
+
+named = dict(model.named_parameters())
+base_bytes = param_bytes(p for n, p in named.items() if "lora_" not in n)
+adapter_bytes = {a: param_bytes(p for n, p in named.items() if "lora_" in n and f".{a}." in n)
+                 for a in model.peft_config}
+memory_rows = [{"part": "base", "MB": round(base_bytes / 1e6, 2), "% of base": 100.0}]
+memory_rows += [{"part": f"adapter {a}", "MB": round(b / 1e6, 3), "% of base": round(100 * b / base_bytes, 1)}
+                for a, b in adapter_bytes.items()]
+print(format_table(memory_rows))
+assert all(0 < b < base_bytes for b in adapter_bytes.values())
+
+# %% [markdown]
+# `delete_adapter` removes an adapter's layers and frees its weights; the others keep working.
+
+# %%
+model.delete_adapter("support")
+print("loaded adapters:", list(model.peft_config))
+left = param_bytes(p for n, p in model.named_parameters() if "lora_" in n)
+assert "support" not in model.peft_config and left == adapter_bytes["json"] + adapter_bytes["coding"]
+model.set_adapter("json", inference_mode=True)
+assert generate(model, tok, probe[0], MAX_NEW) == json_answer  # json answers exactly as before
+
+# %% [markdown]
+# ## 7. Loading from storage — with a compatibility check first
+#
+# Adapters travel: a local folder, Google Drive, the Hugging Face Hub (`lessons_lib.storage`: `local_store`,
+# `drive_store`, `hub_store`, all giving back a local folder). A folder can be incomplete, damaged, or made
+# for *another base*. PEFT will often load it anyway, into your model, in place. So check first:
+# `lessons_lib.compat.check_adapter` reads only the files' headers and compares the adapter's base (from
+# its `manifest.json`, else `adapter_config.json`) with the loaded base, its target modules and the shapes
+# of its LoRA matrices with the base's layers, and reports the rank. `load_adapter_checked` runs the check
+# and then calls `model.load_adapter`; if anything fails, the adapters already loaded are untouched.
+
+# %%
+from lessons_lib.compat import AdapterCompatError, BaseMismatchError, load_adapter_checked
+from lessons_lib.manifest import Manifest
+from lessons_lib.storage import load_adapter_folder, local_store, save_adapter
+
+store = local_store(lesson.work_dir / "adapter_store")
+save_adapter(folders["support"], "support", store, Manifest.load(folders["support"]), overwrite=True)
+support_folder = load_adapter_folder("support", store)
+model, compat_report = load_adapter_checked(model, support_folder, "support")
+print(compat_report.summary())
+assert list(model.peft_config) == ["json", "coding", "support"] and compat_report.rank == profile.lora_r
+
+# %% [markdown]
+# ### Pitfall 1 — "set_adapter changes nothing"
+#
+# **(a) The adapter was *added*, not *loaded*.** `add_adapter(name, LoraConfig(...))` creates a *new,
+# untrained* adapter. LoRA starts with B = 0, so its update B·A is zero and the output is exactly the
+# base's. Use `load_adapter(folder, adapter_name=...)` for a trained one.
+
+# %%
+from peft import LoraConfig
+
+model.add_adapter("support_new", LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+model.set_adapter("support_new", inference_mode=True)
+added = generate(model, tok, probe, MAX_NEW)
+b_norm = sum(p.abs().sum().item() for n, p in model.named_parameters() if "lora_B.support_new" in n)
+print("sum |B| of the added adapter:", b_norm)
+with model.disable_adapter():
+    assert added == generate(model, tok, probe, MAX_NEW)  # identical to the base: nothing was learned
+assert b_norm == 0.0
+model.delete_adapter("support_new")
+model.set_adapter("json", inference_mode=True)
+
+# %% [markdown]
+# **(b) The wrong name.** Adapter names are exact strings. A typo raises — read the names you loaded
+# from `peft_config`:
+
+# %%
+try:
+    model.set_adapter("JSON", inference_mode=True)
+except ValueError as err:
+    print("ValueError:", err, "| loaded:", list(model.peft_config))
+    wrong_name_error = err
+assert "not found" in str(wrong_name_error) and model.active_adapter == "json"
+
+# %% [markdown]
+# **(c) An adapter from a different base.** Here is a LoRA adapter made for another (2-layer) Llama. If the
+# layer names happen to match and the shapes fit, PEFT loads such an adapter without a word and the output
+# is noise — or, with other shapes, it fails halfway through injecting. The check refuses it up front,
+# names both bases, and says what to do.
+
+# %%
+from peft import get_peft_model
+from transformers import LlamaConfig, LlamaForCausalLM
+
+other_config = LlamaConfig(vocab_size=2048, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                           num_attention_heads=2, num_key_value_heads=2)
+other_config.course_model_id = "someone/another-tiny-llama"
+other_base = LlamaForCausalLM(other_config)
+other_dir = lesson.work_dir / "adapter_for_another_base"
+get_peft_model(other_base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(other_dir)
+Manifest.for_model("other", other_base, profile="custom").save(other_dir)
+
+json_before = json_logits()
+try:
+    load_adapter_checked(model, other_dir, "other")
+except BaseMismatchError as err:
+    print("BaseMismatchError:", err)
+    mismatch = err
+assert "someone/another-tiny-llama" in str(mismatch) and isinstance(mismatch, AdapterCompatError)
+assert "other" not in model.peft_config and torch.equal(json_before, json_logits())  # nothing was touched
+
+# %% [markdown]
+# ### Pitfall 2 — "the base output changed after loading adapters"
+#
+# `PeftModel.from_pretrained(base, ...)` does not copy the base: it **injects** LoRA layers into it, in
+# place. The variable `base` now runs the active adapter. Compare with the answers we recorded at the start:
+
+# %%
+base_now = generate(base, tok, probe, MAX_NEW)
+with model.disable_adapter():
+    base_disabled = generate(model, tok, probe, MAX_NEW)
+for before, now in zip(base_before, base_now):
+    print(f"before: {short(before, 40):40s} now: {short(now, 40)}")
+assert base_now != base_before          # `base` changed: it is the same object as model.base_model.model
+assert base_disabled == base_before     # disable_adapter() gives the original base back
+
+# %% [markdown]
+# To keep a pristine base, use `with model.disable_adapter():` (as above), or load a second copy with
+# `load_base(profile)`.
+#
+# ## Recap
+# - One base in memory, many adapters: `PeftModel.from_pretrained(base, folder, adapter_name=...)` for the
+#   first, `load_adapter(folder, adapter_name=...)` for the rest; `peft_config.keys()` lists them,
+#   `active_adapter` names the active one.
+# - `set_adapter(name, inference_mode=True)` switches in milliseconds without making weights trainable;
+#   `disable_adapter()` runs the bare base; `delete_adapter` frees one adapter.
+# - Switching is far cheaper than reading files, and reloading the base is the most expensive of all.
+# - A mixed batch (`adapter_names=[...]`, `"__base__"` for the base) gives exactly the single-adapter
+#   outputs and beats switching per sub-batch.
+# - Check an adapter before loading it: base, target modules, shapes, rank. An added (untrained) adapter,
+#   a wrong name or an adapter for another base explain most "set_adapter changes nothing" reports.
+# - Injection is in place: the `base` variable changes; use `disable_adapter()` for the base.
+#
+# ## Exercises
+# 1. Add a fourth adapter: copy `json`'s folder, load it as `json2` through `load_adapter_checked`, and
+#    confirm that a mixed batch with `json` and `json2` rows gives identical answers.
+# 2. Time `set_adapter` on a model with 1, 2 and 3 adapters loaded. Does the cost grow with the number
+#    of adapters or with the number of layers? Explain from what `set_adapter` walks.
+# 3. Change the mixed batch to 16 rows with 4 adapters and re-measure the speedup over switching per
+#    sub-batch. When would switching win?
+# 4. Damage a copy of an adapter (truncate `adapter_model.safetensors`, delete `adapter_config.json`,
+#    edit the manifest's `base_model`) and read each error of `check_adapter`. Which one needs
+#    `strict=False` to pass, and why is that dangerous?
+#
+# ## Quiz
+
+# %%
+from lessons_lib.quiz import show_quiz
+show_quiz("02")

@@ -1,0 +1,290 @@
+"""The compatibility check refuses bad adapters before injection, with clear errors, and loses nothing."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lessons_lib import compat
+from lessons_lib.compat import (AdapterCompatError, AdapterFilesError, AdapterLoadError, AdapterNameError,
+                                BaseMismatchError, CorruptAdapterError, TargetModulesError, check_adapter,
+                                check_adapter_name, load_adapter_checked)
+from lessons_lib.manifest import TINY_MODEL_ID, Manifest, base_fingerprint
+from lessons_lib.paths import TINY_ADAPTERS_DIR, TINY_MODEL_DIR
+
+OTHER_ID = "someone/other-tiny-2layer"
+JSON_DIR = TINY_ADAPTERS_DIR / "json"
+
+
+def make_other_base_adapter(folder: Path, with_manifest: bool = True) -> Path:
+    """A LoRA adapter trained (well, initialised) on a different 2-layer Llama base, saved like the course's."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(1)
+    config = LlamaConfig(vocab_size=2048, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128)
+    config.course_model_id = OTHER_ID
+    other = LlamaForCausalLM(config)
+    peft_model = get_peft_model(other, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                  init_lora_weights=False))
+    peft_model.save_pretrained(folder)
+    cfg_path = folder / "adapter_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["base_model_name_or_path"] = OTHER_ID
+    cfg_path.write_text(json.dumps(cfg))
+    if with_manifest:
+        Manifest(name="other", base_model=OTHER_ID, base_fingerprint=base_fingerprint(other), profile="custom").save(folder)
+    return folder
+
+
+def copy_adapter(src: Path, dst: Path, manifest: bool = True) -> Path:
+    """A copy of a shipped adapter folder to damage in a test."""
+    shutil.copytree(src, dst)
+    if not manifest:
+        (dst / "manifest.json").unlink()
+    return dst
+
+
+def probe_logits(model, tokenizer):
+    """Logits of every loaded adapter (and the base) on one fixed prompt: a cheap exact fingerprint of behaviour."""
+    import torch
+
+    enc = tokenizer(["<|user|>\nName: Anna, city: Oslo. Give JSON.<|end|>\n<|assistant|>\n"], return_tensors="pt",
+                    add_special_tokens=False)
+    names = list(model.peft_config)
+    out = {}
+    with torch.no_grad():
+        for name in names:
+            out[name] = model(**enc, adapter_names=[name]).logits
+        with model.disable_adapter():
+            out["__base__"] = model(**enc).logits
+    return out
+
+
+def assert_unchanged(model, tokenizer, before: dict, names: list[str], active: str) -> None:
+    """Same adapters loaded, same one active, identical logits for every adapter and the base."""
+    import torch
+
+    assert list(model.peft_config) == names
+    assert model.active_adapter == active
+    after = probe_logits(model, tokenizer)
+    assert after.keys() == before.keys()
+    for name in before:
+        assert torch.equal(after[name], before[name]), name
+
+
+# ---------------------------------------------------------------- names
+@pytest.mark.parametrize("bad, fragment", [
+    ("", "empty"), ("   ", "empty"), ("../json", "path separator"), ("a/b", "path separator"),
+    ("a\\b", "path separator"), ("..", "path separator"), ("json.v2", "no dots"), ("__base__", "reserved"),
+    ("9lives", "start"), ("has space", "not allowed"), (None, "empty")])
+def test_bad_adapter_names_are_refused_with_a_reason(bad, fragment):
+    with pytest.raises(AdapterNameError, match=fragment) as err:
+        check_adapter_name(bad)
+    assert "e.g. 'json'" in str(err.value)
+
+
+@pytest.mark.parametrize("good", ["json", "support_v2", "coding-ru", "A1"])
+def test_good_adapter_names_pass(good):
+    assert check_adapter_name(good) == good
+
+
+# ---------------------------------------------------------------- files
+def test_missing_folder_says_which_folder(base, tmp_path):
+    with pytest.raises(AdapterFilesError, match="does not exist") as err:
+        check_adapter(base, tmp_path / "nowhere", "x")
+    assert str(tmp_path / "nowhere") in str(err.value)
+    assert isinstance(err.value, FileNotFoundError)
+
+
+@pytest.mark.parametrize("filename", ["adapter_config.json", "adapter_model.safetensors"])
+def test_missing_file_is_named_with_what_to_do(base, tmp_path, filename):
+    folder = copy_adapter(JSON_DIR, tmp_path / "json")
+    (folder / filename).unlink()
+    with pytest.raises(AdapterFilesError, match=f"has no {filename}") as err:
+        check_adapter(base, folder, "json")
+    assert "save_pretrained" in str(err.value)
+
+
+def test_bin_only_adapter_gets_a_resave_hint(base, tmp_path):
+    folder = copy_adapter(JSON_DIR, tmp_path / "json")
+    (folder / "adapter_model.safetensors").rename(folder / "adapter_model.bin")
+    with pytest.raises(AdapterFilesError, match="adapter_model.bin"):
+        check_adapter(base, folder, "json")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_corrupted_safetensors_is_reported(base, tmp_path, damage):
+    folder = copy_adapter(JSON_DIR, tmp_path / "json")
+    weights = folder / "adapter_model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes({"truncate": data[: len(data) // 3], "garbage": b"\x00not a safetensors file" * 40,
+                         "empty": b""}[damage])
+    with pytest.raises(CorruptAdapterError, match="not a readable safetensors file") as err:
+        check_adapter(base, folder, "json")
+    assert "download the adapter again" in str(err.value)
+
+
+def test_safetensors_without_lora_tensors_is_reported(base, tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    folder = copy_adapter(JSON_DIR, tmp_path / "json")
+    save_file({"something.weight": torch.zeros(2, 2)}, str(folder / "adapter_model.safetensors"))
+    with pytest.raises(CorruptAdapterError, match="no LoRA weights"):
+        check_adapter(base, folder, "json")
+
+
+def test_corrupted_config_json_is_reported(base, tmp_path):
+    folder = copy_adapter(JSON_DIR, tmp_path / "json")
+    (folder / "adapter_config.json").write_text('{"r": 8, "target_modules": [')
+    with pytest.raises(CorruptAdapterError, match="not valid JSON"):
+        check_adapter(base, folder, "json")
+
+
+# ---------------------------------------------------------------- base and targets
+def test_report_for_a_shipped_adapter(base):
+    report = check_adapter(base, JSON_DIR, "json")
+    assert report.adapter_base == report.loaded_base == TINY_MODEL_ID
+    assert report.adapter_fingerprint == report.loaded_fingerprint == base_fingerprint(base)
+    assert report.base_source == "manifest.json"
+    assert report.rank == 8 and set(report.ranks) == {8}
+    assert report.target_modules == tuple(sorted(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                                  "down_proj"]))
+    assert report.modules_matched == 7 * base.config.num_hidden_layers
+    assert "rank r" in report.summary() and TINY_MODEL_ID in report.summary()
+
+
+def test_adapter_from_another_base_names_both_bases(base, tmp_path):
+    folder = make_other_base_adapter(tmp_path / "other")
+    with pytest.raises(BaseMismatchError) as err:
+        check_adapter(base, folder, "other")
+    message = str(err.value)
+    assert OTHER_ID in message and TINY_MODEL_ID in message and "Load the base" in message
+
+
+def test_other_base_without_manifest_is_caught_from_adapter_config(base, tmp_path):
+    folder = make_other_base_adapter(tmp_path / "other", with_manifest=False)
+    with pytest.raises(BaseMismatchError, match="adapter_config.json") as err:
+        check_adapter(base, folder, "other")
+    assert OTHER_ID in str(err.value) and TINY_MODEL_ID in str(err.value)
+
+
+def test_other_base_with_no_record_is_caught_by_shapes(base, tmp_path):
+    folder = make_other_base_adapter(tmp_path / "other", with_manifest=False)
+    cfg = json.loads((folder / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = None
+    (folder / "adapter_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(BaseMismatchError, match="layer shapes differ") as err:
+        check_adapter(base, folder, "other")
+    assert "4x64" in str(err.value) and "192x192" in str(err.value)
+
+
+def test_same_shapes_but_other_base_id_needs_strict_false(base, tmp_path):
+    folder = copy_adapter(JSON_DIR, tmp_path / "json")
+    manifest = Manifest.load(folder)
+    manifest.base_model = "someone/finetuned-variant"
+    manifest.save(folder)
+    with pytest.raises(BaseMismatchError, match="strict=False") as err:
+        check_adapter(base, folder, "json")
+    assert "someone/finetuned-variant" in str(err.value)
+    report = check_adapter(base, folder, "json", strict=False)
+    assert any("strict=False" in note for note in report.notes)
+
+
+def test_adapter_config_naming_the_local_base_folder_is_accepted(base, tmp_path):
+    folder = copy_adapter(JSON_DIR, tmp_path / "json", manifest=False)
+    cfg = json.loads((folder / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = str(Path(TINY_MODEL_DIR).resolve()) + "/"
+    (folder / "adapter_config.json").write_text(json.dumps(cfg))
+    report = check_adapter(base, folder, "json")
+    assert report.base_source == "adapter_config.json" and report.adapter_fingerprint is None
+
+
+def test_targets_missing_from_the_base_are_named(base, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = copy_adapter(JSON_DIR, tmp_path / "json", manifest=False)
+    weights = load_file(str(folder / "adapter_model.safetensors"))
+    save_file({k.replace("q_proj", "query_key_value"): v for k, v in weights.items()},
+              str(folder / "adapter_model.safetensors"))
+    with pytest.raises(TargetModulesError, match="query_key_value"):
+        check_adapter(base, folder, "json")
+
+
+# ---------------------------------------------------------------- loading safely
+def test_load_checked_wraps_a_plain_base_and_adds_to_a_peft_model(base, tokenizer):
+    from peft import PeftModel
+
+    model, report = load_adapter_checked(base, JSON_DIR, "json")
+    assert isinstance(model, PeftModel) and list(model.peft_config) == ["json"] and report.name == "json"
+    model, _ = load_adapter_checked(model, TINY_ADAPTERS_DIR / "coding", "coding")
+    assert list(model.peft_config) == ["json", "coding"] and model.active_adapter == "json"
+    model, _ = load_adapter_checked(model, TINY_ADAPTERS_DIR / "support", "support", activate=True)
+    assert model.active_adapter == "support"
+    assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_every_failure_leaves_loaded_adapters_working(course_model, tokenizer, tmp_path):
+    names, active = list(course_model.peft_config), course_model.active_adapter
+    before = probe_logits(course_model, tokenizer)
+    corrupt = copy_adapter(JSON_DIR, tmp_path / "corrupt")
+    (corrupt / "adapter_model.safetensors").write_bytes(b"\x00" * 20)
+    missing = copy_adapter(JSON_DIR, tmp_path / "missing")
+    (missing / "adapter_config.json").unlink()
+    attempts = [(make_other_base_adapter(tmp_path / "other"), "other", BaseMismatchError),
+                (corrupt, "corrupt", CorruptAdapterError), (missing, "missing", AdapterFilesError),
+                (JSON_DIR, "../json", AdapterNameError), (JSON_DIR, "json", AdapterNameError),
+                (tmp_path / "nowhere", "nowhere", AdapterFilesError)]
+    for folder, name, error in attempts:
+        with pytest.raises(error):
+            load_adapter_checked(course_model, folder, name)
+        assert_unchanged(course_model, tokenizer, before, names, active)
+
+
+def test_reloading_a_loaded_name_does_not_overwrite_it(course_model, tokenizer):
+    before = probe_logits(course_model, tokenizer)
+    with pytest.raises(AdapterNameError, match="already loaded") as err:
+        load_adapter_checked(course_model, TINY_ADAPTERS_DIR / "coding", "json")
+    assert "delete_adapter('json')" in str(err.value)
+    assert_unchanged(course_model, tokenizer, before, ["json", "coding", "support"], "json")
+
+
+def test_peft_failure_after_the_check_is_rolled_back(course_model, tokenizer, tmp_path, monkeypatch):
+    names, active = list(course_model.peft_config), course_model.active_adapter
+    before = probe_logits(course_model, tokenizer)
+    folder = make_other_base_adapter(tmp_path / "other")
+    monkeypatch.setattr(compat, "check_adapter", lambda model, folder, name, strict=True: compat.CompatReport(
+        name, Path(folder), OTHER_ID, None, TINY_MODEL_ID, "", "test", 4, (4,), 8, ("q_proj",), 0))
+    with pytest.raises(AdapterLoadError, match="removed again") as err:
+        load_adapter_checked(course_model, folder, "other")
+    assert "size mismatch" in str(err.value)
+    assert_unchanged(course_model, tokenizer, before, names, active)
+
+
+def test_peft_failure_on_a_plain_base_restores_the_base(base, tokenizer, tmp_path, monkeypatch):
+    import torch
+
+    enc = tokenizer(["<|user|>\nhello<|end|>\n<|assistant|>\n"], return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        before = base(**enc).logits
+    folder = make_other_base_adapter(tmp_path / "other")
+    monkeypatch.setattr(compat, "check_adapter", lambda model, folder, name, strict=True: compat.CompatReport(
+        name, Path(folder), OTHER_ID, None, TINY_MODEL_ID, "", "test", 4, (4,), 8, ("q_proj",), 0))
+    with pytest.raises(AdapterLoadError, match="restored"):
+        load_adapter_checked(base, folder, "other")
+    from peft.tuners.lora import LoraLayer
+
+    assert not any(isinstance(m, LoraLayer) for m in base.modules())
+    with torch.no_grad():
+        assert torch.equal(base(**enc).logits, before)
+
+
+def test_all_errors_share_one_catchable_class():
+    for cls in (AdapterNameError, AdapterFilesError, CorruptAdapterError, BaseMismatchError, TargetModulesError,
+                AdapterLoadError):
+        assert issubclass(cls, AdapterCompatError) and issubclass(cls, ValueError)

@@ -1,0 +1,78 @@
+"""AdapterSwitcher callbacks, driven from Python the way a learner's clicks drive them."""
+from __future__ import annotations
+
+import pytest
+
+from lessons_lib.data import examples
+from lessons_lib.models import generate
+from lessons_lib.widgets.switcher import BASE_CHOICE, AdapterSwitcher
+
+pytestmark = pytest.mark.widgets
+MAX_NEW = 40
+
+
+@pytest.fixture
+def prompt():
+    return examples("json", 1, "heldout")[0].prompt
+
+
+def test_choosing_an_adapter_switches_the_model_live(course_model, tokenizer):
+    switcher = AdapterSwitcher(course_model, tokenizer, max_new_tokens=MAX_NEW)
+    assert list(switcher.dropdown.options) == [BASE_CHOICE, "json", "coding", "support"]
+    assert switcher.dropdown.value == "json"
+    switcher.dropdown.value = "coding"
+    assert course_model.active_adapter == "coding"
+    assert "coding" in switcher.status.value
+
+
+def test_generate_uses_the_chosen_adapter_and_text_changes(course_model, tokenizer, prompt):
+    switcher = AdapterSwitcher(course_model, tokenizer, max_new_tokens=MAX_NEW)
+    switcher.prompt.value = prompt
+    answers = {}
+    for name in ("json", "support", "coding"):
+        switcher.dropdown.value = name
+        switcher.button.click()
+        assert switcher.last is not None and switcher.last.choice == name
+        assert course_model.active_adapter == name == switcher.last.active_adapter
+        answers[name] = switcher.last.answer
+        assert f"active: {name}" in switcher.status.value and " ms" in switcher.status.value
+        assert switcher.last.seconds > 0
+    assert len(set(answers.values())) == 3
+    for name, answer in answers.items():
+        course_model.set_adapter(name, inference_mode=True)
+        assert generate(course_model, tokenizer, prompt, MAX_NEW) == answer
+
+
+def test_base_choice_runs_without_adapters_and_keeps_the_active_one(course_model, tokenizer, prompt):
+    with course_model.disable_adapter():
+        base_answer = generate(course_model, tokenizer, prompt, MAX_NEW)
+    switcher = AdapterSwitcher(course_model, tokenizer, prompt=prompt, max_new_tokens=MAX_NEW)
+    switcher.dropdown.value = BASE_CHOICE
+    switcher.button.click()
+    assert switcher.last.answer == base_answer and switcher.last.active_adapter is None
+    assert "base (adapters disabled)" in switcher.status.value
+    assert course_model.active_adapter == "json"
+    switcher.dropdown.value = "json"
+    switcher.button.click()
+    assert switcher.last.answer != base_answer
+
+
+def test_answer_is_shown_escaped_in_the_html(course_model, tokenizer):
+    switcher = AdapterSwitcher(course_model, tokenizer, max_new_tokens=MAX_NEW,
+                               generate_fn=lambda model, tok, text, n: "<b>&</b>")
+    switcher.prompt.value = "anything"
+    switcher.button.click()
+    assert "&lt;b&gt;&amp;&lt;/b&gt;" in switcher.answer.value and "<b>" not in switcher.answer.value
+
+
+def test_empty_prompt_asks_for_one_and_generates_nothing(course_model, tokenizer):
+    calls = []
+    switcher = AdapterSwitcher(course_model, tokenizer, generate_fn=lambda *a: calls.append(a) or "x")
+    switcher.prompt.value = "   "
+    switcher.button.click()
+    assert calls == [] and switcher.last is None and "Type a prompt" in switcher.status.value
+
+
+def test_unknown_adapter_in_the_list_is_refused(course_model, tokenizer):
+    with pytest.raises(ValueError, match="not loaded"):
+        AdapterSwitcher(course_model, tokenizer, adapters=["json", "legal"])
