@@ -69,8 +69,24 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(format_table(results))
     print(f"\ntotal: {total:.0f}s for {len(results)} notebooks; executed copies in {BUILD_DIR / 'notebooks'}")
-    (BUILD_DIR / "course_summary.json").write_text(json.dumps({"notebooks": results, "total_seconds": total}, indent=2))
+    write_summary(BUILD_DIR / "course_summary.json", results)
     return 0 if all(r["status"] == "ok" for r in results) else 1
+
+
+def write_summary(path: Path, results: list[dict]) -> dict:
+    """Merge this run's results into the summary file (a partial `--only` run keeps the others' rows)."""
+    rows: dict[str, dict] = {}
+    if path.is_file():
+        try:
+            rows = {r["notebook"]: r for r in json.loads(path.read_text()).get("notebooks", [])}
+        except (ValueError, KeyError, TypeError):
+            rows = {}
+    rows.update({r["notebook"]: r for r in results})
+    merged = [rows[name] for name in sorted(rows)]
+    summary = {"notebooks": merged, "total_seconds": round(sum(r["seconds"] for r in merged), 1)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2))
+    return summary
 
 
 if __name__ == "__main__":

@@ -1,0 +1,172 @@
+"""Question banks: load `assets/quizzes/NN.json`, validate it, and report errors naming the file and question.
+
+Bank format (every text is {"en": ..., "ru": ...}):
+    {"notebook": "01", "title": TEXT,
+     "questions": [{"id": "01-unique-id", "kind": "single" | "multi", "prompt": TEXT,
+                    "choices": [{"text": TEXT, "correct": true | false, "explain": TEXT}, ...]}, ...],
+     "self_check": [TEXT, ...]}
+single: exactly one correct choice; multi: at least one. Every choice explains why it is right or wrong.
+In texts, `backticks` and identifiers like set_adapter or model.generate(...) are shown as code.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+LANGS = ("en", "ru")
+KINDS = ("single", "multi")
+MIN_QUESTIONS = 6
+
+
+class BankError(ValueError):
+    """A quiz bank file is missing or malformed; the message names the file and the question."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One answer option: its text, whether it is correct, and why it is right or wrong."""
+
+    text: dict[str, str]
+    correct: bool
+    explain: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Question:
+    """A single-choice (exactly one correct) or multi-choice (one or more correct) question."""
+
+    id: str
+    kind: str
+    prompt: dict[str, str]
+    choices: tuple[Choice, ...]
+
+    @property
+    def correct_indices(self) -> frozenset[int]:
+        """Indices of the correct choices."""
+        return frozenset(i for i, c in enumerate(self.choices) if c.correct)
+
+
+@dataclass(frozen=True)
+class Bank:
+    """One notebook's quiz: title, questions and the "I can explain…" self-check list."""
+
+    notebook: str
+    title: dict[str, str]
+    questions: tuple[Question, ...]
+    self_check: tuple[dict[str, str], ...]
+    path: Path
+
+
+def normalize_notebook(notebook: str | int) -> str:
+    """Turn 1, "1", "01" or "01_finetune" into "01"."""
+    text = str(notebook).strip()
+    digits = "".join(ch for ch in text[:2] if ch.isdigit())
+    if not digits:
+        raise BankError(f"Notebook id {notebook!r} does not start with its number; use e.g. show_quiz(\"01\").")
+    return digits.zfill(2)
+
+
+def pick(text: dict[str, str], lang: str) -> str:
+    """The text in `lang`, falling back to English."""
+    return text.get(lang) or text["en"]
+
+
+def _where(path: Path, qid: str | None) -> str:
+    return f"{path}: question {qid!r}" if qid is not None else f"{path}"
+
+
+def _text(value, path: Path, qid: str | None, field: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise BankError(f"{_where(path, qid)}: {field} must be an object {{\"en\": ..., \"ru\": ...}}, got {type(value).__name__}.")
+    for lang in LANGS:
+        if not isinstance(value.get(lang), str) or not value[lang].strip():
+            raise BankError(f"{_where(path, qid)}: {field} has no {lang!r} text; every text needs both "
+                            f"{' and '.join(LANGS)}.")
+    return {lang: value[lang].strip() for lang in LANGS}
+
+
+def _question(raw, path: Path, index: int) -> Question:
+    if not isinstance(raw, dict):
+        raise BankError(f"{path}: question #{index + 1} must be an object, got {type(raw).__name__}.")
+    qid = raw.get("id")
+    if not isinstance(qid, str) or not qid.strip():
+        raise BankError(f"{path}: question #{index + 1} has no \"id\" (a short unique string).")
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        raise BankError(f"{_where(path, qid)}: \"kind\" must be one of {KINDS}, got {kind!r}.")
+    prompt = _text(raw.get("prompt"), path, qid, "prompt")
+    raw_choices = raw.get("choices")
+    if not isinstance(raw_choices, list) or len(raw_choices) < 2:
+        raise BankError(f"{_where(path, qid)}: needs a \"choices\" list with at least 2 choices.")
+    choices = []
+    for j, rc in enumerate(raw_choices):
+        field = f"choice {chr(65 + j)}"
+        if not isinstance(rc, dict):
+            raise BankError(f"{_where(path, qid)}: {field} must be an object.")
+        if not isinstance(rc.get("correct"), bool):
+            raise BankError(f"{_where(path, qid)}: {field} needs \"correct\": true or false.")
+        choices.append(Choice(_text(rc.get("text"), path, qid, f"{field} text"), rc["correct"],
+                              _text(rc.get("explain"), path, qid, f"{field} explanation")))
+    n_correct = sum(c.correct for c in choices)
+    if kind == "single" and n_correct != 1:
+        raise BankError(f"{_where(path, qid)}: a single-choice question needs exactly one correct choice, "
+                        f"found {n_correct} (make it \"multi\" or fix the \"correct\" flags).")
+    if kind == "multi" and n_correct < 1:
+        raise BankError(f"{_where(path, qid)}: a multi-choice question needs at least one correct choice, found 0.")
+    return Question(qid.strip(), kind, prompt, tuple(choices))
+
+
+def parse_bank(data, path: Path) -> Bank:
+    """Validate the decoded JSON of a bank file and build a Bank."""
+    if not isinstance(data, dict):
+        raise BankError(f"{path}: the top level must be an object with notebook, title, questions, self_check.")
+    notebook = data.get("notebook")
+    if not isinstance(notebook, str) or not notebook.strip():
+        raise BankError(f"{path}: missing \"notebook\" (e.g. \"01\").")
+    title = _text(data.get("title"), path, None, "title")
+    raw_questions = data.get("questions")
+    if not isinstance(raw_questions, list) or not raw_questions:
+        raise BankError(f"{path}: \"questions\" must be a non-empty list.")
+    questions = [_question(raw, path, i) for i, raw in enumerate(raw_questions)]
+    seen: set[str] = set()
+    for q in questions:
+        if q.id in seen:
+            raise BankError(f"{_where(path, q.id)}: the id is used twice; ids must be unique within a bank.")
+        seen.add(q.id)
+    raw_check = data.get("self_check")
+    if not isinstance(raw_check, list) or not raw_check:
+        raise BankError(f"{path}: \"self_check\" must be a non-empty list of {{\"en\", \"ru\"}} items.")
+    self_check = tuple(_text(item, path, None, f"self_check item {k + 1}") for k, item in enumerate(raw_check))
+    return Bank(notebook.strip(), title, tuple(questions), self_check, Path(path))
+
+
+def load_bank_file(path: str | Path) -> Bank:
+    """Read and validate one bank file."""
+    path = Path(path)
+    if not path.is_file():
+        raise BankError(f"{path}: quiz bank not found (banks live in assets/quizzes/NN.json).")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise BankError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}.") from None
+    return parse_bank(data, path)
+
+
+def bank_path(notebook: str | int, quiz_dir: Path | None = None) -> Path:
+    """Where notebook NN's bank lives."""
+    from lessons_lib.paths import QUIZ_DIR
+
+    return Path(quiz_dir or QUIZ_DIR) / f"{normalize_notebook(notebook)}.json"
+
+
+def load_bank(notebook: str | int, quiz_dir: Path | None = None) -> Bank:
+    """Load notebook NN's bank from assets/quizzes (or `quiz_dir`)."""
+    return load_bank_file(bank_path(notebook, quiz_dir))
+
+
+def available_notebooks(quiz_dir: Path | None = None) -> list[str]:
+    """Numbers of the notebooks that have a bank, sorted."""
+    from lessons_lib.paths import QUIZ_DIR
+
+    return sorted(p.stem for p in Path(quiz_dir or QUIZ_DIR).glob("[0-9][0-9].json"))
