@@ -71,11 +71,12 @@ class CompatReport:
 
     def rows(self) -> list[tuple[str, str]]:
         """(item, value) pairs for a small table."""
+        per_module = "" if set(self.ranks) <= {self.rank} else f" (per module: {sorted(set(self.ranks))})"
         return [("adapter", self.name), ("folder", str(self.folder)),
                 ("adapter's base", f"{self.adapter_base} ({self.base_source})"),
                 ("adapter's fingerprint", self.adapter_fingerprint or "not recorded"),
                 ("loaded base", self.loaded_base), ("loaded fingerprint", self.loaded_fingerprint),
-                ("rank r", str(self.rank) + ("" if set(self.ranks) <= {self.rank} else f" (per module: {sorted(set(self.ranks))})")),
+                ("rank r", f"{self.rank}{per_module}"),
                 ("lora_alpha", str(self.lora_alpha)), ("target modules", ", ".join(self.target_modules)),
                 ("LoRA modules matched", str(self.modules_matched)),
                 *(("note", note) for note in self.notes)]
@@ -194,7 +195,8 @@ def _what_to_do(name: str, recorded: str) -> str:
             "base (retrain it in notebook 01 for this profile).")
 
 
-def check_base(name: str, folder: Path, config: dict, base, strict: bool = True) -> tuple[str, str | None, str, list[str]]:
+def check_base(name: str, folder: Path, config: dict, base,
+               strict: bool = True) -> tuple[str, str | None, str, list[str]]:
     """Compare the adapter's recorded base with the loaded one; BaseMismatchError names both."""
     recorded, fingerprint, source = adapter_base(folder, config)
     loaded, loaded_fp = base_model_id(base), base_fingerprint(base)
@@ -215,7 +217,8 @@ def check_base(name: str, folder: Path, config: dict, base, strict: bool = True)
     return recorded, fingerprint, source, notes
 
 
-def check_targets(name: str, config: dict, shapes: dict[str, tuple[int, ...]], base, recorded: str) -> tuple[int, list[int]]:
+def check_targets(name: str, config: dict, shapes: dict[str, tuple[int, ...]], base,
+                  recorded: str) -> tuple[int, list[int]]:
     """Every LoRA tensor must sit on an existing module with matching in/out sizes; returns (modules, ranks)."""
     loaded = base_model_id(base)
     modules: dict[str, dict[str, tuple[int, ...]]] = {}

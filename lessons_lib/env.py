@@ -44,3 +44,11 @@ def has_package(name: str) -> bool:
 def bitsandbytes_usable() -> bool:
     """True when 4-bit loading can work: bitsandbytes is installed and a GPU is present."""
     return has_package("bitsandbytes") and cuda_available()
+
+
+def cpu_threads(limit: int = 4) -> int:
+    """Threads for torch on CPU: $OMP_NUM_THREADS when set (shared machines), else the cores up to `limit`."""
+    requested = os.environ.get("OMP_NUM_THREADS", "")
+    if requested.isdigit() and int(requested) > 0:
+        return int(requested)
+    return max(1, min(limit, os.cpu_count() or 1))

@@ -77,7 +77,7 @@ def setup_lesson(name: str, profile: str | None = None, seed: int = 0, use_drive
 
     device = "cuda" if env.cuda_available() else "cpu"
     if device == "cpu":
-        torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+        torch.set_num_threads(env.cpu_threads())
     drive_dir = mount_drive(log) if use_drive else None
     work_dir = (drive_dir or BUILD_DIR / "work") / chosen.name
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,9 @@ def tiny():
     """The tiny profile."""
     import torch
 
-    torch.set_num_threads(2)
+    from lessons_lib.env import cpu_threads
+
+    torch.set_num_threads(cpu_threads(2))
     return PROFILES["tiny"]
 
 

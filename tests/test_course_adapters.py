@@ -17,10 +17,11 @@ def scores():
     import torch
 
     from lessons_lib.adapters import load_with_adapters
+    from lessons_lib.env import cpu_threads
     from lessons_lib.models import load_base, load_tokenizer
     from lessons_lib.profiles import PROFILES
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(cpu_threads(2))
     tiny = PROFILES["tiny"]
     model, tok = load_with_adapters(load_base(tiny), tiny), load_tokenizer(tiny)
     names = ["__base__", *COURSE_ADAPTERS]

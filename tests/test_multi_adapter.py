@@ -96,3 +96,15 @@ def test_delete_adapter_frees_its_weights_and_keeps_the_others(course_model, tok
     course_model.delete_adapter("support")
     assert count("support") == 0 and list(course_model.peft_config) == ["json", "coding"]
     assert generate(course_model, tokenizer, prompts[:2], MAX_NEW, adapter_names=["json", "coding"]) == before
+
+
+def test_hotswap_replaces_weights_in_place_and_swapping_back_restores(course_model, tokenizer, prompts):
+    from peft.utils.hotswap import hotswap_adapter
+
+    json_out = generate(course_model, tokenizer, prompts[:2], MAX_NEW, adapter_names=["json", "json"])
+    coding_out = generate(course_model, tokenizer, prompts[:2], MAX_NEW, adapter_names=["coding", "coding"])
+    hotswap_adapter(course_model, str(TINY_ADAPTERS_DIR / "coding"), adapter_name="json", torch_device="cpu")
+    assert list(course_model.peft_config) == ["json", "coding", "support"] and course_model.active_adapter == "json"
+    assert generate(course_model, tokenizer, prompts[:2], MAX_NEW) == coding_out
+    hotswap_adapter(course_model, str(TINY_ADAPTERS_DIR / "json"), adapter_name="json", torch_device="cpu")
+    assert generate(course_model, tokenizer, prompts[:2], MAX_NEW) == json_out
