@@ -1,0 +1,238 @@
+"""A batching engine: one worker thread owns the model and answers concurrent requests in mixed-adapter batches.
+
+PEFT's active adapter is global state on the model, so two threads calling `set_adapter` + `generate` at the
+same time can answer one request with another request's adapter. Here nothing but the worker thread ever
+touches the model, and it never calls `set_adapter`: it collects the requests that arrive within a few
+milliseconds and runs **one** `generate(..., adapter_names=[...])`, where every row names its own adapter
+(`"__base__"` for the bare base). Requests for `auto` are routed inside the worker too, just before the batch.
+"""
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+import warnings
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+BASE = "base"  # the public name of the bare base model
+AUTO = "auto"  # the public name of "let the router choose"
+PEFT_BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
+
+
+@dataclass
+class Job:
+    """One chat request waiting for the worker."""
+
+    prompt: str  # the chat-templated text, ready for the assistant turn
+    route_text: str  # what the router reads (the last user message)
+    model: str  # requested: an adapter name, "base", "auto" or a weighted mix "mix:json=0.5,support=0.5"
+    max_tokens: int
+    weights: dict[str, float] | None = None
+    future: Future = field(default_factory=Future)
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the worker hands back for one job."""
+
+    text: str
+    adapter: str  # which adapter answered: an adapter name, "base" or "mix:..."
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" (eos reached) or "length"
+    batch_size: int  # how many requests shared the generate call
+    queue_ms: float
+    generate_ms: float
+    route: dict | None = None  # label, adapter, reason, scores for model="auto"
+
+
+class GenerationError(RuntimeError):
+    """Generation failed for this request; the engine keeps serving the others."""
+
+
+def mix_name(weights: dict[str, float]) -> str:
+    """A stable public name for a weighted combination, e.g. 'mix:json=0.5,support=0.5'."""
+    return "mix:" + ",".join(f"{name}={weights[name]:g}" for name in sorted(weights))
+
+
+class BatchingEngine:
+    """Owns model + tokenizer on one worker thread; `submit()` is safe to call from any thread."""
+
+    def __init__(self, model, tokenizer, adapters: Sequence[str], router=None, window_ms: float = 10.0,
+                 max_batch: int = 32, fault: Callable | None = None, max_mixes: int = 4):
+        self.model, self.tokenizer = model, tokenizer
+        self.adapters = list(adapters)
+        self.router = router  # anything with .route(text) / .route_batch(texts) -> decisions with .label
+        self.window_s, self.max_batch = window_ms / 1000.0, max_batch
+        self.fault = fault  # called with the batch's jobs before generate; a test aid to exercise the 500 path
+        self.max_mixes = max_mixes
+        self._mixes: dict[str, str] = {}  # public mix name -> PEFT adapter name, oldest first
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="lora-batching-engine", daemon=True)
+        self.stats = {"requests": 0, "batches": 0, "max_batch_seen": 0, "errors": 0}
+        self._thread.start()
+
+    # ------------------------------------------------------------ public API
+    def submit(self, job: Job) -> Future:
+        """Queue a job; its future resolves to an Answer or raises GenerationError."""
+        if not self._thread.is_alive():
+            raise GenerationError("The generation worker has stopped; restart the server.")
+        self._queue.put(job)
+        return job.future
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the worker after the jobs already queued."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    # ------------------------------------------------------------ worker thread
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            deadline = time.perf_counter() + self.window_s
+            stop = False
+            while len(batch) < self.max_batch:
+                remaining = deadline - time.perf_counter()
+                try:
+                    job = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stop = True
+                    break
+                batch.append(job)
+            self._serve(batch)
+            if stop:
+                return
+
+    def _serve(self, batch: list[Job]) -> None:
+        """Answer a batch; if the batch fails, retry each job alone so one bad request fails only itself."""
+        try:
+            answers = self._answer(batch)
+        except Exception as err:  # noqa: BLE001 - any failure must reach the waiting requests
+            if len(batch) == 1:
+                self._fail(batch[0], err)
+                return
+            for job in batch:
+                try:
+                    self._deliver(job, self._answer([job])[0])
+                except Exception as single_err:  # noqa: BLE001
+                    self._fail(job, single_err)
+            return
+        for job, answer in zip(batch, answers):
+            self._deliver(job, answer)
+
+    def _deliver(self, job: Job, answer: Answer) -> None:
+        self.stats["requests"] += 1
+        if not job.future.done():
+            job.future.set_result(answer)
+
+    def _fail(self, job: Job, err: Exception) -> None:
+        self.stats["errors"] += 1
+        if not job.future.done():
+            job.future.set_exception(GenerationError(f"generation failed: {type(err).__name__}: {err}"))
+
+    def _answer(self, batch: list[Job]) -> list[Answer]:
+        """Route, pick each row's PEFT adapter name, run one mixed-adapter generate, split the rows."""
+        if self.fault is not None:
+            self.fault(batch)
+        routes = self._route([job for job in batch if job.model == AUTO])
+        names, public, route_info = [], [], []
+        for job in batch:
+            route = routes.get(id(job))
+            if job.model == AUTO:
+                chosen = route["adapter"]
+            elif job.weights:
+                chosen = self._mix_adapter(job.weights)
+            else:
+                chosen = job.model
+            public.append(chosen)
+            names.append(PEFT_BASE if chosen == BASE else self._mixes.get(chosen, chosen))
+            route_info.append(route)
+        start = time.perf_counter()
+        rows, prompt_lengths = self._generate([job.prompt for job in batch], names, max(j.max_tokens for j in batch))
+        generate_ms = (time.perf_counter() - start) * 1000
+        self.stats["batches"] += 1
+        self.stats["max_batch_seen"] = max(self.stats["max_batch_seen"], len(batch))
+        answers = []
+        for job, ids, n_prompt, adapter, route in zip(batch, rows, prompt_lengths, public, route_info):
+            text, used, finish = self._decode(ids, job.max_tokens)
+            answers.append(Answer(text=text, adapter=adapter, prompt_tokens=n_prompt, completion_tokens=used,
+                                  finish_reason=finish, batch_size=len(batch),
+                                  queue_ms=(start - job.submitted) * 1000, generate_ms=generate_ms, route=route))
+        return answers
+
+    def _generate(self, prompts: list[str], adapter_names: list[str], max_new_tokens: int):
+        """One left-padded greedy generate for the whole batch; returns the new token ids per row."""
+        import torch
+
+        tok = self.tokenizer
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        device = next(self.model.parameters()).device
+        enc = enc.to(device)
+        kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
+                      eos_token_id=tok.eos_token_id)
+        if hasattr(self.model, "peft_config"):
+            kwargs["adapter_names"] = adapter_names
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = self.model.generate(**enc, **kwargs)
+        new = out[:, enc["input_ids"].shape[1]:].tolist()
+        return new, [int(n) for n in enc["attention_mask"].sum(dim=1).tolist()]
+
+    def _decode(self, ids: list[int], max_tokens: int) -> tuple[str, int, str]:
+        """Cut a row at eos or at its own max_tokens (greedy rows do not depend on longer neighbours)."""
+        tok = self.tokenizer
+        ids = ids[:max_tokens]
+        finish = "length"
+        if tok.eos_token_id in ids:
+            ids = ids[:ids.index(tok.eos_token_id) + 1]
+            finish = "stop"
+        ids = [i for i in ids if i != tok.pad_token_id]
+        return tok.decode(ids, skip_special_tokens=True).strip(), len(ids), finish
+
+    # ------------------------------------------------------------ routing and weighted mixes
+    def _route(self, jobs: list[Job]) -> dict[int, dict]:
+        """Route the `auto` jobs in one call; returns {id(job): {label, adapter, reason, scores}}."""
+        if not jobs:
+            return {}
+        router = self.router
+        if router is None:
+            raise RuntimeError("this server has no router, so model='auto' cannot be answered")
+        from ..router import label_to_adapter
+        texts = [job.route_text for job in jobs]
+        decisions = router.route_batch(texts) if hasattr(router, "route_batch") else [router.route(t) for t in texts]
+        routes = {}
+        for job, decision in zip(jobs, decisions):
+            adapter = label_to_adapter(decision.label)
+            if adapter in (None, "", PEFT_BASE, BASE, "general"):
+                adapter = BASE
+            if adapter != BASE and adapter not in self.adapters:
+                adapter = BASE  # the router knows a label this server has no adapter for
+            scores = {str(k): round(float(v), 4) for k, v in dict(getattr(decision, "scores", {}) or {}).items()}
+            routes[id(job)] = {"label": decision.label, "adapter": adapter,
+                               "reason": str(getattr(decision, "reason", "")), "scores": scores}
+        return routes
+
+    def _mix_adapter(self, weights: dict[str, float]) -> str:
+        """Create (once) a 'cat' weighted combination of loaded adapters; returns its public name (see mix_name)."""
+        public = mix_name(weights)
+        if public in self._mixes:
+            self._mixes[public] = self._mixes.pop(public)  # most recently used goes last
+            return public
+        peft_name = "mix_" + hashlib.sha1(public.encode()).hexdigest()[:10]
+        names = sorted(weights)
+        # "cat" stacks the LoRA matrices, so the result equals running the adapters together, scaled.
+        self.model.add_weighted_adapter(names, [weights[n] for n in names], peft_name, combination_type="cat")
+        self._mixes[public] = peft_name
+        while len(self._mixes) > self.max_mixes:
+            oldest = next(iter(self._mixes))
+            self.model.delete_adapter(self._mixes.pop(oldest))
+        return public

@@ -1,0 +1,94 @@
+"""Load what the server serves: the profile's base, its adapters (course folders or a store folder), the router."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..profiles import Profile
+
+
+@dataclass
+class ServedModel:
+    """The loaded base with its adapters, the tokenizer, and where each adapter came from."""
+
+    profile: Profile
+    model: object  # a PeftModel (or a plain model when no adapter was found)
+    tokenizer: object
+    folders: dict[str, Path]  # adapter name -> folder
+    base_id: str
+    router: object | None = None
+    router_kind: str | None = None
+    router_error: str | None = None
+    skipped: list[str] = field(default_factory=list)  # folders that were not loaded, with the reason
+
+    @property
+    def adapters(self) -> list[str]:
+        """Names of the loaded adapters, in load order."""
+        return list(self.folders)
+
+
+def find_adapter_folders(profile: Profile, adapters_dir: str | Path | None = None,
+                         work_dir: Path | None = None) -> tuple[dict[str, Path], list[str]]:
+    """Adapter folders to serve: every PEFT folder in `adapters_dir`, else the course adapters of the profile."""
+    from ..adapters import COURSE_ADAPTERS, adapter_dir
+    from ..compat import AdapterNameError, check_adapter_name
+
+    skipped: list[str] = []
+    if adapters_dir is None:
+        found = {}
+        for name in COURSE_ADAPTERS:
+            try:
+                found[name] = adapter_dir(name, profile, work_dir)
+            except FileNotFoundError as err:
+                skipped.append(str(err))
+        return found, skipped
+    root = Path(adapters_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"Adapter folder {root} does not exist. Point --adapters-dir at a folder holding one "
+                                "sub-folder per adapter (adapter_config.json + adapter_model.safetensors).")
+    found = {}
+    for folder in sorted(p for p in root.iterdir() if (p / "adapter_config.json").is_file()):
+        try:
+            found[check_adapter_name(folder.name)] = folder
+        except AdapterNameError as err:
+            skipped.append(f"{folder}: {err}")
+    return found, skipped
+
+
+def load_router(kind: str | None, profile: Profile, work_dir: Path | None = None, log=print):
+    """(router, error): the course router for model='auto', or None and why it is unavailable."""
+    if not kind or kind == "none":
+        return None, "started without a router (--router none)"
+    try:
+        from ..router import load_router as course_router
+
+        return course_router(kind, profile, work_dir=work_dir, log=log), None
+    except Exception as err:  # noqa: BLE001 - the server still serves named adapters without a router
+        return None, f"the {kind!r} router could not be loaded ({type(err).__name__}: {err})"
+
+
+def load_served_model(profile: Profile, adapters_dir: str | Path | None = None, work_dir: Path | None = None,
+                      router: str | None = "keyword", log=print) -> ServedModel:
+    """Load base + tokenizer, every adapter (checked against the base first), and the router."""
+    from ..compat import AdapterCompatError, load_adapter_checked
+    from ..manifest import base_model_id
+    from ..models import load_base, load_tokenizer
+
+    tokenizer = load_tokenizer(profile)
+    model = load_base(profile, log=log)
+    base_id = base_model_id(model)
+    folders, skipped = find_adapter_folders(profile, adapters_dir, work_dir)
+    loaded: dict[str, Path] = {}
+    for name, folder in folders.items():
+        try:
+            model, _ = load_adapter_checked(model, folder, name)
+            loaded[name] = folder
+        except AdapterCompatError as err:
+            skipped.append(f"{folder}: {err}")
+    model.eval()
+    for reason in skipped:
+        log(f"not served: {reason}")
+    router_obj, router_error = load_router(router, profile, work_dir, log)
+    return ServedModel(profile=profile, model=model, tokenizer=tokenizer, folders=loaded, base_id=base_id,
+                       router=router_obj, router_kind=router if router_obj is not None else None,
+                       router_error=router_error, skipped=skipped)

@@ -1,0 +1,388 @@
+# %% [markdown]
+# # 06 — Deploy: one base and its adapters behind an API
+#
+# So far every lesson called the model from inside the notebook. Real users send requests over HTTP — many
+# at once, each wanting a different adapter. In this lesson we run a small **OpenAI-compatible server** that
+# holds one base model and all our LoRA adapters, call it with plain HTTP and with the `openai` client,
+# measure latency and throughput under concurrency, make sure concurrent requests never get each other's
+# adapter, and finally generate the command that moves the same adapters to **vLLM** or **LoRAX** when a
+# class outgrows one GPU.
+
+# %% [markdown]
+# ## Learning objectives
+# - Explain why PEFT's *active adapter* is global state, and why a web server must not call `set_adapter`
+#   per request from several threads.
+# - Serve concurrent requests safely with one **mixed-adapter batch** (`generate(..., adapter_names=[...])`).
+# - Start the server in the background, call `/health`, `/v1/models` and `/v1/chat/completions` with
+#   `httpx` and with the `openai` client, choose an adapter per request with `model=...`, and stop it cleanly.
+# - Read the server's errors: unknown model (404), empty messages (422), prompt too long (400), path-like
+#   adapter names (refused).
+# - Hand the same adapters to vLLM (`--enable-lora --lora-modules name=path`) or LoRAX, unchanged.
+
+# %% tags=["parameters"]
+PROFILE = None  # "tiny" | "t4" | "7b"; None = automatic
+
+# %%
+from lessons_lib.lesson import setup_lesson
+
+lesson = setup_lesson("06", profile=PROFILE)
+
+# %% [markdown]
+# ## 1. The problem: the active adapter is global
+#
+# A `PeftModel` has **one** active adapter at a time: `model.set_adapter("json")` changes every LoRA layer
+# of the model. A web server answers many requests at once (threads, or an event loop handing work to
+# threads). If request A calls `set_adapter("json")` and, before A's `generate` finishes, request B calls
+# `set_adapter("support")`, A's remaining tokens come from the support adapter: **cross-talk**. A lock
+# around `set_adapter + generate` is correct but serves one request at a time.
+#
+# PEFT has a better tool, which we met in notebook 02: a **mixed batch**. Every row of one `generate` call
+# names its own adapter through `adapter_names` (`"__base__"` = the bare base), and no global state
+# changes. Let us check once more, on this profile's model, that a mixed batch gives exactly the answers of
+# one-adapter runs — the property our server relies on.
+
+# %%
+import time
+
+from peft import PeftModel
+
+from lessons_lib.adapters import COURSE_ADAPTERS, adapter_dir
+from lessons_lib.data import DOMAINS, examples
+from lessons_lib.models import generate, load_base, load_tokenizer
+
+profile = lesson.profile
+tok = load_tokenizer(profile)
+folders = {name: adapter_dir(name, profile, lesson.work_dir) for name in COURSE_ADAPTERS}
+model = PeftModel.from_pretrained(load_base(profile), folders["json"], adapter_name="json")
+for name in ("coding", "support"):
+    model.load_adapter(folders[name], adapter_name=name)
+model.eval()
+
+prompts = [examples(domain, 1, "heldout", seed=6)[0].prompt for domain in DOMAINS]
+rows = [(p, name) for p in prompts for name in ("json", "coding", "support", "__base__")]
+SHORT = 24  # answer tokens in this section's demos
+
+start = time.perf_counter()
+mixed = generate(model, tok, [p for p, _ in rows], SHORT, adapter_names=[n for _, n in rows])
+mixed_s = time.perf_counter() - start
+start = time.perf_counter()
+one_by_one = [generate(model, tok, p, SHORT, adapter_names=[n]) for p, n in rows]
+single_s = time.perf_counter() - start
+print(f"{len(rows)} rows: one mixed batch {mixed_s:.2f} s, one row at a time {single_s:.2f} s "
+      f"({single_s / mixed_s:.1f}x)")
+assert mixed == one_by_one, "a mixed batch must give exactly the one-adapter answers"
+
+# %% [markdown]
+# Now the naive server pattern, for contrast: every "request" runs in its own thread and calls
+# `set_adapter(name)` and then `generate`. We compare each answer with the one-adapter answer above. How
+# many come out wrong depends on how the threads interleave, so the count changes from run to run — a
+# race, which is exactly why it is dangerous.
+
+# %%
+from concurrent.futures import ThreadPoolExecutor
+
+adapter_rows = [(p, n) for p, n in rows if n != "__base__"]  # set_adapter cannot select the bare base
+
+
+def naive_request(row):
+    prompt, name = row
+    model.set_adapter(name)  # global: changes the adapter for every thread
+    return generate(model, tok, prompt, SHORT)
+
+
+with ThreadPoolExecutor(max_workers=4) as pool:
+    naive = list(pool.map(naive_request, adapter_rows))
+expected = {row: answer for row, answer in zip(rows, one_by_one)}
+naive_wrong = sum(answer != expected[row] for row, answer in zip(adapter_rows, naive))
+print(f"naive set_adapter + generate from 4 threads: {naive_wrong} of {len(adapter_rows)} answers came from "
+      "the wrong adapter")
+
+# %% [markdown]
+# (Measured once on the course's 2-CPU machine with 36 requests and 8 threads: 33 of 36 wrong.) A lock
+# around `set_adapter` + `generate` would fix it but serve one request at a time. The server in
+# `lessons_lib/serve/engine.py` is built on the mixed batch instead. **One worker thread owns the model.**
+# HTTP handlers never touch it: they validate the request, put it on a queue and wait. The worker takes the
+# first request, collects whatever else arrives within ~10 ms (up to 32 requests), routes the `auto` ones,
+# and runs **one** `generate` with `adapter_names=[...]`. Each row is cut at its own `max_tokens` (greedy
+# rows do not depend on their neighbours), and if a batch fails, each request is retried alone, so one bad
+# request fails only itself. The notebook's copy of the model is not needed any more: we free it.
+
+# %%
+import gc
+
+import torch
+
+del model
+gc.collect()
+if torch.cuda.is_available():
+    torch.cuda.empty_cache()
+
+# %% [markdown]
+# ## 2. Start the server in the background
+#
+# The server is one command: `python -m lessons_lib.serve --profile tiny --host 127.0.0.1 --port 8000`.
+# We start it as a **subprocess**, so this notebook's kernel stays free to send it requests, and poll
+# `GET /health` until the model is loaded. Its log goes to a file in the work folder.
+#
+# It listens on `127.0.0.1` (loopback) by default: only this machine can reach it. The course server has no
+# authentication, so expose it on purpose (Colab's port proxy below, or `--host 0.0.0.0` behind a firewall),
+# never by accident.
+
+# %%
+import subprocess
+import sys
+
+import httpx
+
+from lessons_lib.paths import REPO_DIR
+from lessons_lib.serve.process import free_port
+
+PORT = free_port()
+URL = f"http://127.0.0.1:{PORT}"
+command = [sys.executable, "-m", "lessons_lib.serve", "--profile", profile.name, "--host", "127.0.0.1",
+           "--port", str(PORT), "--work-dir", str(lesson.work_dir)]
+log_path = lesson.work_dir / "server.log"
+server = subprocess.Popen(command, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, cwd=REPO_DIR)
+
+start = time.perf_counter()
+health = None
+while health is None:
+    assert server.poll() is None, f"the server exited:\n{log_path.read_text()[-2000:]}"
+    assert time.perf_counter() - start < 300, f"no answer from the server:\n{log_path.read_text()[-2000:]}"
+    try:
+        health = httpx.get(f"{URL}/health", timeout=2).json()
+    except httpx.HTTPError:
+        time.sleep(0.3)
+print(f"server ready in {time.perf_counter() - start:.1f} s at {URL}")
+print(health)
+
+# %% [markdown]
+# **On Colab** the kernel runs on a remote machine, so `127.0.0.1` is not your laptop. Colab's port proxy
+# gives the server a URL your browser can open (the web page at `/`). This cell does nothing elsewhere —
+# locally, just open the URL printed above.
+
+# %%
+from lessons_lib.env import in_colab
+
+if in_colab():
+    from google.colab.output import eval_js, serve_kernel_port_as_window
+
+    print("web page (opens in your browser through Colab's proxy):", eval_js(f"google.colab.kernel.proxyPort({PORT})"))
+    serve_kernel_port_as_window(PORT, path="/")
+else:
+    print(f"web page: {URL}/  (prompt box, adapter dropdown incl. auto, the answer and who answered)")
+
+# %% [markdown]
+# ## 3. Plain HTTP
+#
+# The API follows OpenAI's: `GET /v1/models` lists what `model` may be — `base`, each adapter, and `auto`
+# (the router from notebook 04 picks). `POST /v1/chat/completions` takes `model` and `messages`. The
+# answer's `model` field (and the extra `adapter` field) says **which adapter answered**; for `auto`,
+# `route` says why.
+
+# %%
+models = httpx.get(f"{URL}/v1/models").json()
+model_ids = [m["id"] for m in models["data"]]
+print("models:", model_ids)
+assert model_ids[:4] == ["base", "json", "coding", "support"]
+
+
+def ask(model_name: str, prompt: str, max_tokens: int = SHORT) -> dict:
+    """One chat request with httpx; returns the JSON answer."""
+    body = {"model": model_name, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens}
+    response = httpx.post(f"{URL}/v1/chat/completions", json=body, timeout=120)
+    response.raise_for_status()
+    return response.json()
+
+
+json_prompt = prompts[0]
+print("prompt:", json_prompt, "\n")
+for name in model_ids:
+    reply = ask(name, json_prompt)
+    route = f"  <- router: {reply['route']['reason']}" if reply["route"] else ""
+    print(f"{name:8s} answered by {reply['adapter']:8s} {reply['timing']['latency_ms']:7.1f} ms  "
+          f"{reply['choices'][0]['message']['content'][:60]!r}{route}")
+    assert reply["model"] == reply["adapter"] and (name == "auto" or reply["adapter"] == name)
+
+# %% [markdown]
+# ## 4. The `openai` client, pointed at our server
+#
+# Any OpenAI-compatible client works: only `base_url` changes (the API key is not checked here). The adapter
+# is chosen per request with `model=`. Our server also accepts an **extension**: `model="mix"` with
+# `adapter_weights` builds (once, then caches) a weighted `cat` combination of loaded adapters with PEFT's
+# `add_weighted_adapter` — the openai client sends it through `extra_body`.
+
+# %%
+from openai import OpenAI
+
+client = OpenAI(base_url=f"{URL}/v1", api_key="not-needed")
+print([m.id for m in client.models.list()])
+
+support_prompt = prompts[2]
+reply = client.chat.completions.create(model="support", messages=[{"role": "user", "content": support_prompt}],
+                                       max_tokens=SHORT)
+print(reply.model, "->", reply.choices[0].message.content)
+assert reply.model == "support"
+assert reply.choices[0].message.content == ask("support", support_prompt)["choices"][0]["message"]["content"]
+
+auto = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": support_prompt}],
+                                      max_tokens=SHORT)
+print("auto picked", auto.model)
+
+mix = client.chat.completions.create(model="mix", messages=[{"role": "user", "content": support_prompt}],
+                                     max_tokens=SHORT, extra_body={"adapter_weights": {"support": 1.0}})
+print(mix.model, "->", mix.choices[0].message.content)
+assert mix.choices[0].message.content == reply.choices[0].message.content  # a mix of one adapter at 1.0 is that adapter
+
+# %% [markdown]
+# ## 5. Many requests at once: latency, throughput, and no cross-talk
+#
+# Now 16 requests spread over `json`, `coding`, `support` and `auto`, first **strictly one after another**,
+# then **all at once** from 16 threads. We compare every concurrent answer with the sequential answer to the
+# same request: any difference would be cross-talk. While the concurrent requests wait, the worker packs
+# them into a few mixed-adapter batches, so each request waits a little longer but the server finishes all
+# of them much sooner.
+
+# %%
+traffic = [(name, p) for p in prompts + [examples("json", 1, "heldout", seed=9)[0].prompt]
+           for name in ("json", "coding", "support", "auto")]
+
+start = time.perf_counter()
+sequential = [ask(name, p) for name, p in traffic]
+sequential_s = time.perf_counter() - start
+
+start = time.perf_counter()
+with ThreadPoolExecutor(max_workers=len(traffic)) as pool:
+    concurrent = list(pool.map(lambda job: ask(*job), traffic))
+concurrent_s = time.perf_counter() - start
+
+cross_talk = sum(a["choices"][0]["message"]["content"] != b["choices"][0]["message"]["content"]
+                 or a["adapter"] != b["adapter"] for a, b in zip(sequential, concurrent))
+print(f"{'':22s}{'total s':>9s}{'req/s':>8s}{'median latency ms':>19s}{'batches':>9s}")
+for label, replies, seconds in (("one at a time", sequential, sequential_s), ("16 at once", concurrent, concurrent_s)):
+    latencies = sorted(r["timing"]["latency_ms"] for r in replies)
+    batch_sizes = {r["timing"]["batch_size"] for r in replies}
+    print(f"{label:22s}{seconds:9.2f}{len(replies) / seconds:8.1f}{latencies[len(latencies) // 2]:19.0f}"
+          f"{str(sorted(batch_sizes)):>9s}")
+print(f"throughput ratio (concurrent / sequential): {sequential_s / concurrent_s:.1f}x; cross-talk: {cross_talk}")
+assert cross_talk == 0
+assert max(r["timing"]["batch_size"] for r in concurrent) > 1  # the worker really batched them
+
+# %% [markdown]
+# The "batches" column is the batch sizes the requests were answered in: one at a time each request is a
+# batch of 1; sent together they share a few mixed-adapter batches. The latency of a single request grows
+# (it waits for its batch), while throughput — requests finished per second — grows more. On a GPU the
+# gain is much larger, because a batch of 16 costs little more than a batch of 1.
+#
+# ## 6. Bad input gets a clear answer, and nothing breaks
+#
+# A server must refuse bad requests with a message that says what to do, and keep serving everyone else.
+# (One more case is tested in `tests/test_serve.py`: when generation itself crashes, that request gets a 500
+# with the error, the others in its batch are retried alone and answered, and the server keeps serving.)
+
+# %%
+def status_and_message(body: dict) -> tuple[int, str]:
+    response = httpx.post(f"{URL}/v1/chat/completions", json=body, timeout=60)
+    return response.status_code, response.json()["error"]["message"]
+
+
+hello = [{"role": "user", "content": "hello"}]
+cases = {
+    "unknown model": {"model": "legal", "messages": hello},
+    "empty messages": {"model": "json", "messages": []},
+    "prompt too long": {"model": "json", "messages": [{"role": "user", "content": "order kettle " * 1000}]},
+    "path as adapter name": {"model": "../../etc/passwd", "messages": hello},
+}
+codes = {}
+for case, body in cases.items():
+    codes[case], message = status_and_message(body)
+    print(f"{case:22s} -> {codes[case]}: {message[:110]}")
+assert codes == {"unknown model": 404, "empty messages": 422, "prompt too long": 400, "path as adapter name": 400}
+assert httpx.get(f"{URL}/health").json()["adapters"] == ["json", "coding", "support"]  # nothing was loaded or lost
+
+# %% [markdown]
+# The command-line client does the same from a terminal: `python -m lessons_lib.serve ask "..." --adapter auto`.
+
+# %%
+cli = subprocess.run([sys.executable, "-m", "lessons_lib.serve", "ask", prompts[1], "--adapter", "auto",
+                      "--url", URL, "--max-tokens", str(SHORT)], capture_output=True, text=True, cwd=REPO_DIR)
+print(cli.stdout)
+assert cli.returncode == 0 and "answered by" in cli.stdout
+
+# %% [markdown]
+# ## 7. Scale out: the same adapters on vLLM or LoRAX
+#
+# Our server is a teaching server: one process, batches formed every few milliseconds, Hugging Face
+# `generate`. When a class outgrows one Colab GPU, move to a multi-LoRA server built for it. **vLLM**
+# batches requests for different LoRA adapters together with custom kernels and continuous batching;
+# **LoRAX** loads adapters on demand. Both read plain PEFT folders — exactly what our adapter store holds —
+# and vLLM uses the same convention as our API: the request's `model` names the adapter. So the clients
+# above keep working; only `base_url` changes. `--served-model-name base` makes `model="base"` mean the
+# bare base there too; `auto` has no vLLM equivalent, so route on the client and send the chosen name.
+# `--max-lora-rank` must hold the largest adapter rank (vLLM accepts 8, 16, 32, 64, ...).
+
+# %%
+from lessons_lib.serve.vllm import handoff, vllm_max_lora_rank
+
+plan = handoff(folders, profile.model_id, max_model_len=profile.max_length + profile.max_new_tokens)
+print("# vLLM (OpenAI-compatible server on port 8000)\n" + plan["vllm"])
+print("\n# LoRAX (adapters load per request from the mounted store)\n" + plan["lorax"])
+print()
+for row in plan["mapping"]:
+    print(f"our model={row['our model']!r:10} vLLM model={row['vllm model']!r:52} LoRAX adapter_id={row['lorax adapter_id']!r}")
+args = plan["vllm_args"]
+assert [a for a in args if "=" in a and a.split("=")[0] in COURSE_ADAPTERS] == [f"{n}={folders[n].resolve()}" for n in COURSE_ADAPTERS]
+assert int(args[args.index("--max-lora-rank") + 1]) == vllm_max_lora_rank(max(a.rank for a in plan["adapters"]))
+
+# %% [markdown]
+# With vLLM running, the client code is the same as in section 4:
+# `OpenAI(base_url="http://HOST:8000/v1", api_key="...").chat.completions.create(model="json", ...)`.
+#
+# ## 8. Stop the server cleanly
+#
+# `SIGINT` is Ctrl-C: uvicorn finishes the requests in flight, the engine's worker stops, the port closes.
+
+# %%
+import signal
+import socket
+
+server.send_signal(signal.SIGINT)
+try:
+    exit_code = server.wait(timeout=20)
+except subprocess.TimeoutExpired:
+    server.kill()
+    exit_code = server.wait(timeout=20)
+with socket.socket() as sock:
+    port_open = sock.connect_ex(("127.0.0.1", PORT)) == 0
+print(f"server exited with code {exit_code}; port {PORT} open: {port_open}")
+assert server.poll() is not None and not port_open
+
+# %% [markdown]
+# ## Recap
+# - PEFT's active adapter is global state: concurrent `set_adapter` + `generate` calls can answer with the
+#   wrong adapter. Let one worker own the model and give every row its adapter with `adapter_names`.
+# - A mixed batch equals one-adapter runs exactly; batching concurrent requests raises throughput while
+#   each request waits a little.
+# - `python -m lessons_lib.serve` serves `base`, every adapter and `auto` over an OpenAI-compatible API;
+#   `httpx`, the `openai` client (`base_url=...`), the web page and the CLI all talk to it.
+# - Bad input gets 4xx with a message that says what to do; a failed generation is a 500 for that request
+#   only.
+# - The adapters are plain PEFT folders: `vllm serve BASE --enable-lora --lora-modules name=path ...` serves
+#   them with the same `model` = adapter mapping.
+#
+# ## Exercises
+# 1. Start the server with `--window-ms 0` and with `--window-ms 50`, rerun section 5, and compare batch
+#    sizes, median latency and throughput. What does the window trade?
+# 2. Write a naive server handler that calls `set_adapter(name)` then `generate` from several threads
+#    (without the engine). Send it the traffic of section 5 and count the cross-talk answers. Add a lock:
+#    what happens to throughput?
+# 3. Save one adapter to a local store (notebook 02/`lessons_lib.storage`), start the server with
+#    `--adapters-dir` pointing at the store, and check that `/v1/models` lists it.
+# 4. On a GPU runtime, install vLLM, run the generated command and point the `openai` client of section 4
+#    at it. Which answers differ from ours, and why might they (kernels, dtype, sampling defaults)?
+#
+# ## Quiz
+
+# %%
+from lessons_lib.quiz import show_quiz
+show_quiz("06")

@@ -1,0 +1,293 @@
+"""The adapter server, end to end: a real server in a subprocess on a free loopback port.
+
+Covers concurrency without cross-talk (64 mixed requests vs single-request references), bad input, the
+openai client, the CLI client, the web page in headless Chromium, and the vLLM/LoRAX hand-off commands.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from lessons_lib.paths import REPO_DIR
+from lessons_lib.serve.process import port_is_open, start_server, stop_server
+
+MAX_TOKENS = 16  # short answers keep the suite fast; greedy rows are cut per request, so this is exact
+CRASH_MARKER = "CRASH-THIS-REQUEST"
+MODELS = ("json", "coding", "support", "auto")
+
+
+def traffic_prompts() -> list[str]:
+    """16 prompts: 4 held-out prompts of each domain and 4 general chit-chat prompts, EN and RU."""
+    import random
+
+    from lessons_lib.data import DOMAINS, examples, make_general_prompt
+
+    prompts = [ex.prompt for domain in DOMAINS for ex in examples(domain, 4, "heldout", seed=11)]
+    rng = random.Random(5)
+    prompts += [make_general_prompt(rng, lang, "heldout") for lang in ("en", "ru", "en", "ru")]
+    return prompts
+
+
+def chat(client: httpx.Client, model: str, prompt: str, **extra) -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": MAX_TOKENS, **extra}
+    return client.post("/v1/chat/completions", json=body)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The real server (`python -m lessons_lib.serve`), with a fault hook for the 500 test."""
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    proc, url = start_server("tiny", extra=["--crash-on", CRASH_MARKER], log_path=log, timeout=180)
+    yield url
+    code = stop_server(proc)
+    assert proc.poll() is not None, "the server process is still running after stop_server"
+    assert not port_is_open(url), f"something still listens at {url} after the server stopped (exit code {code})"
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server, timeout=120) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def references(client):
+    """Single-request answers, sent strictly one at a time: {(prompt, model): (text, adapter)} and the seconds."""
+    refs, start = {}, time.perf_counter()
+    for prompt in traffic_prompts():
+        for model in MODELS:
+            response = chat(client, model, prompt)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            refs[(prompt, model)] = (body["choices"][0]["message"]["content"], body["adapter"])
+    return refs, time.perf_counter() - start
+
+
+# ---------------------------------------------------------------- basics
+def test_health_and_models_list_base_adapters_and_auto(client):
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["profile"] == "tiny"
+    assert health["adapters"] == ["json", "coding", "support"]
+    models = client.get("/v1/models").json()
+    ids = [m["id"] for m in models["data"]]
+    assert ids == ["base", "json", "coding", "support", "auto"], f"router missing? /health says {health['router']}"
+    assert {m["id"]: m["parent"] for m in models["data"]}["json"] == "base"
+
+
+def test_each_model_answers_and_says_which_adapter_answered(references):
+    refs, _ = references
+    for (prompt, model), (text, adapter) in refs.items():
+        assert text.strip(), f"empty answer from {model} for {prompt!r}"
+        if model != "auto":
+            assert adapter == model
+        else:
+            assert adapter in ("base", "json", "coding", "support")
+    answered = {refs[(p, "auto")][1] for p in traffic_prompts()}
+    assert {"json", "coding", "support"} <= answered, f"the router sent the domain prompts only to {answered}"
+
+
+# ---------------------------------------------------------------- concurrency without cross-talk
+def test_64_concurrent_requests_have_no_cross_talk(client, server, references):
+    refs, sequential_s = references
+    prompts = traffic_prompts()
+    distinct = sum(len({refs[(p, m)][0] for m in ("json", "coding", "support")}) == 3 for p in prompts)
+    assert distinct >= 14, "the adapters answer alike, so cross-talk could not be seen; use other prompts"
+    jobs = [(p, m) for p in prompts for m in MODELS]
+    assert len(jobs) == 64
+    before = client.get("/health").json()["engine"]["batches"]
+
+    def one(job):
+        with httpx.Client(base_url=server, timeout=120) as http:
+            return job, chat(http, job[1], job[0])
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        results = list(pool.map(one, jobs))
+    concurrent_s = time.perf_counter() - start
+    wrong = []
+    for (prompt, model), response in results:
+        assert response.status_code == 200, response.text
+        body = response.json()
+        got = (body["choices"][0]["message"]["content"], body["adapter"])
+        if got != refs[(prompt, model)]:
+            wrong.append((model, prompt[:40], got, refs[(prompt, model)]))
+        if model == "auto" and body["adapter"] in ("json", "coding", "support"):
+            assert got[0] == refs[(prompt, body["adapter"])][0], "auto's answer differs from its adapter's"
+    batches = client.get("/health").json()["engine"]["batches"] - before
+    print(f"\ncross-talk: {len(wrong)} of {len(jobs)} answers differ from their single-request reference")
+    print(f"sequential: {len(jobs)} requests in {sequential_s:.2f} s = {len(jobs) / sequential_s:.1f} req/s")
+    print(f"concurrent: {len(jobs)} requests in {concurrent_s:.2f} s = {len(jobs) / concurrent_s:.1f} req/s "
+          f"({batches} mixed-adapter batches; {sequential_s / concurrent_s:.1f}x the sequential throughput)")
+    assert wrong == [], f"{len(wrong)} cross-talk answers, e.g. {wrong[:2]}"
+    assert batches < len(jobs), "the engine did not batch concurrent requests at all"
+
+
+# ---------------------------------------------------------------- bad input
+def test_unknown_model_is_404_listing_the_available_ones(client):
+    response = chat(client, "legal", "hello")
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "model_not_found"
+    assert error["available"] == ["base", "json", "coding", "support", "auto"]
+    assert "json" in error["message"] and "legal" in error["message"]
+
+
+def test_empty_messages_are_422(client):
+    response = client.post("/v1/chat/completions", json={"model": "json", "messages": []})
+    assert response.status_code == 422
+    assert "messages" in response.json()["error"]["message"]
+    response = client.post("/v1/chat/completions", json={"model": "json", "messages": [{"role": "user", "content": " "}]})
+    assert response.status_code == 422
+
+
+def test_prompt_over_max_length_is_a_clear_400(client):
+    response = chat(client, "json", "order kettle " * 400)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "context_length_exceeded"
+    assert error["limit"] == 256 and error["prompt_tokens"] > 256
+    assert "Shorten" in error["message"]
+
+
+@pytest.mark.parametrize("name", ["../json", "json/../../etc", "adapters/json", "..\\json", ".."])
+def test_adapter_names_with_path_separators_are_refused(client, name):
+    response = chat(client, name, "hello")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_model_name"
+    assert "path separator" in response.json()["error"]["message"]
+    assert [m["id"] for m in client.get("/v1/models").json()["data"]][:4] == ["base", "json", "coding", "support"]
+
+
+def test_too_many_tokens_and_streaming_are_refused(client):
+    assert chat(client, "json", "hi", max_tokens=10_000).json()["error"]["code"] == "max_tokens_too_large"
+    assert chat(client, "json", "hi", stream=True).status_code == 400
+
+
+def test_a_crashed_generation_is_500_and_the_server_keeps_serving(client, server, references):
+    refs, _ = references
+    prompt = traffic_prompts()[0]
+    response = chat(client, "json", f"{prompt} {CRASH_MARKER}")
+    assert response.status_code == 500
+    assert "generation failed" in response.json()["error"]["message"]
+    assert "keeps serving" in response.json()["error"]["message"]
+
+    def one(model_prompt):
+        with httpx.Client(base_url=server, timeout=120) as http:
+            return chat(http, *model_prompt)
+
+    # A crash inside a shared batch fails only the crashing request.
+    batch = [("support", f"{prompt} {CRASH_MARKER}"), ("json", prompt), ("coding", prompt), ("support", prompt)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        responses = list(pool.map(one, batch))
+    assert responses[0].status_code == 500
+    for (model, _), response in zip(batch[1:], responses[1:]):
+        assert response.status_code == 200
+        assert response.json()["choices"][0]["message"]["content"] == refs[(prompt, model)][0]
+    assert client.get("/health").json()["engine"]["errors"] >= 2
+
+
+# ---------------------------------------------------------------- extension: weighted adapters
+def test_mix_of_one_adapter_at_weight_one_equals_that_adapter(client, references):
+    refs, _ = references
+    prompt = traffic_prompts()[0]
+    body = chat(client, "mix", prompt, adapter_weights={"json": 1.0}).json()
+    assert body["adapter"] == "mix:json=1"
+    assert body["choices"][0]["message"]["content"] == refs[(prompt, "json")][0]
+    bad = chat(client, "mix", prompt, adapter_weights={"legal": 1.0})
+    assert bad.status_code == 404
+    assert chat(client, "mix", prompt, adapter_weights={"json": -1}).status_code == 400
+
+
+# ---------------------------------------------------------------- clients
+def test_openai_client_pointed_at_the_base_url(server, references):
+    import openai
+
+    refs, _ = references
+    prompt = traffic_prompts()[4]
+    api = openai.OpenAI(base_url=f"{server}/v1", api_key="not-needed", max_retries=0)
+    assert [m.id for m in api.models.list()] == ["base", "json", "coding", "support", "auto"]
+    reply = api.chat.completions.create(model="coding", messages=[{"role": "user", "content": prompt}],
+                                        max_tokens=MAX_TOKENS)
+    assert reply.model == "coding"
+    assert reply.choices[0].message.content == refs[(prompt, "coding")][0]
+    assert reply.usage.completion_tokens > 0
+    with pytest.raises(openai.NotFoundError, match="Available models"):
+        api.chat.completions.create(model="legal", messages=[{"role": "user", "content": prompt}])
+
+
+def test_cli_ask(server, references):
+    refs, _ = references
+    prompt = traffic_prompts()[8]
+    run = subprocess.run([sys.executable, "-m", "lessons_lib.serve", "ask", prompt, "--adapter", "auto",
+                          "--url", server, "--max-tokens", str(MAX_TOKENS)], capture_output=True, text=True,
+                         cwd=REPO_DIR, timeout=60)
+    assert run.returncode == 0, run.stderr
+    text, adapter = refs[(prompt, "auto")]
+    assert text in run.stdout
+    assert f"answered by {adapter}" in run.stdout
+    bad = subprocess.run([sys.executable, "-m", "lessons_lib.serve", "ask", "hi", "--adapter", "legal", "--url",
+                          server], capture_output=True, text=True, cwd=REPO_DIR, timeout=60)
+    assert bad.returncode == 1 and "HTTP 404" in bad.stdout
+
+
+# ---------------------------------------------------------------- the web page in a real browser
+def test_web_page_in_headless_chromium(server, client, tmp_path):
+    from browser_cdp import Browser, find_chromium
+
+    binary = find_chromium()
+    assert binary, ("Chromium is not installed, so the web page cannot be tested in a real browser. Install "
+                    "Debian's package: `apt-get update && apt-get install -y chromium` (.ci/run does this).")
+    prompt = traffic_prompts()[0]
+    expected = chat(client, "json", prompt, max_tokens=None).json()  # the page asks without max_tokens
+    with Browser(binary) as browser:
+        browser.goto(server + "/")
+        browser.wait_for("document.body && document.body.dataset.ready === '1'")
+        options = browser.evaluate("[...document.querySelectorAll('#model option')].map(o => o.value)")
+        assert options == ["base", "json", "coding", "support", "auto"]
+        browser.evaluate("(() => { const s = document.getElementById('model'); s.value = 'json';"
+                         " s.dispatchEvent(new Event('change')); return s.value; })()")
+        browser.click("#prompt")
+        browser.type_text(prompt)
+        assert browser.evaluate("document.getElementById('prompt').value") == prompt
+        browser.click("#send")
+        browser.wait_for("document.getElementById('status').textContent === 'done'", timeout=60)
+        answer = browser.evaluate("document.getElementById('answer').textContent")
+        adapter = browser.evaluate("document.getElementById('adapter').textContent")
+        if os.environ.get("SERVE_SCREENSHOT"):
+            browser.screenshot(os.environ["SERVE_SCREENSHOT"])
+    assert adapter == "json"
+    assert answer == expected["choices"][0]["message"]["content"]
+
+
+# ---------------------------------------------------------------- hand-off to vLLM / LoRAX (no server needed)
+def test_vllm_and_lorax_commands_from_the_adapter_store():
+    from lessons_lib.adapters import COURSE_ADAPTERS, adapter_dir
+    from lessons_lib.profiles import PROFILES
+    from lessons_lib.serve.vllm import handoff, vllm_command, vllm_max_lora_rank, read_adapters
+
+    tiny = PROFILES["tiny"]
+    folders = {name: adapter_dir(name, tiny) for name in COURSE_ADAPTERS}
+    adapters = read_adapters(folders)
+    command = vllm_command(tiny.model_id, adapters)
+    assert command[:3] == ["vllm", "serve", tiny.model_id]
+    assert "--enable-lora" in command
+    modules = command[command.index("--lora-modules") + 1:command.index("--max-lora-rank")]
+    assert modules == [f"{name}={folders[name].resolve()}" for name in COURSE_ADAPTERS]
+    assert command[command.index("--max-lora-rank") + 1] == "8"
+    assert command[command.index("--served-model-name") + 1] == "base"
+    assert (vllm_max_lora_rank(12), vllm_max_lora_rank(64)) == (16, 64)
+    with pytest.raises(ValueError, match="largest"):
+        vllm_max_lora_rank(1024)
+    plan = handoff(folders, tiny.model_id)
+    assert plan["lorax"].startswith("docker run") and "--model-id /base" in plan["lorax"]
+    assert f"{folders['json'].parent.resolve()}:/data" in plan["lorax"]  # the store, where adapter_id=/data/NAME
+    mapping = {row["our model"]: row["vllm model"] for row in plan["mapping"]}
+    assert mapping["json"] == "json" and mapping["base"] == "base"
+    with pytest.raises(ValueError, match="path separator"):
+        read_adapters({"../json": folders["json"]})
