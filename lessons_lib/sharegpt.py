@@ -70,8 +70,14 @@ def sharegpt_to_messages(rows: Iterable[dict], on_error: str = "raise") -> Conve
 
 def to_prompt_completion(messages: list[dict]) -> dict:
     """Split a chat at its last assistant turn into TRL's prompt/completion format."""
-    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
-    return {"prompt": messages[:last], "completion": [messages[last]]}
+    answers = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
+    if not answers:
+        raise MalformedRowsError("This chat has no assistant turn to learn from; drop it or add the answer "
+                                 f"(roles seen: {[m.get('role') for m in messages]}).")
+    if not any(m.get("role") == "user" for m in messages[:answers[-1]]):
+        raise MalformedRowsError("This chat has no user turn before its last assistant turn: there is no prompt "
+                                 "to answer.")
+    return {"prompt": messages[:answers[-1]], "completion": [messages[answers[-1]]]}
 
 
 def load_finetome(n: int, path: str | Path | None = None, on_error: str = "skip") -> tuple[list[dict], Conversion]:
@@ -87,5 +93,6 @@ def load_finetome(n: int, path: str | Path | None = None, on_error: str = "skip"
         ds = load_dataset(FINETOME_ID, split=f"train[:{n}]")
     rows = list(ds.select(range(min(n, len(ds)))))
     conversion = sharegpt_to_messages(rows, on_error=on_error)
-    usable = [to_prompt_completion(m) for m in conversion.messages if m[0]["role"] != "assistant"]
+    usable = [to_prompt_completion(m) for m in conversion.messages
+              if any(t["role"] == "user" for t in m[:max(i for i, t in enumerate(m) if t["role"] == "assistant")])]
     return usable, conversion

@@ -2,7 +2,9 @@
 
 Checkpoints go to `checkpoint_dir` (default `output_dir/checkpoints`, or a Drive folder) every
 `save_steps`; only the newest `keep_checkpoints` are kept. Rerunning the same call resumes from the
-newest one, for named adapters too (transformers #28531: their weights live in `checkpoint-N/<name>/`).
+newest one, for named adapters too (transformers #28531: their weights live in `checkpoint-N/<name>/`),
+and refuses a checkpoint whose LoRA shape no longer matches. `disconnect_after(k)` simulates a lost
+runtime for drills and tests. Bad rows raise DataError before anything is trained or written.
 """
 from __future__ import annotations
 
@@ -21,6 +23,14 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 class DataError(ValueError):
     """Training data that cannot be used as is."""
+
+
+class ResumeError(ValueError):
+    """A checkpoint that does not fit the run asked for (another LoRA shape or target modules)."""
+
+
+class SimulatedDisconnect(RuntimeError):
+    """Raised by `disconnect_after`: stands in for a Colab runtime that went away mid-training."""
 
 
 def lora_config(profile: Profile, r: int | None = None, alpha: int | None = None, dropout: float = 0.05,
@@ -88,12 +98,25 @@ def check_rows(rows: list[dict]) -> None:
 def check_lengths(rows: list[dict], tokenizer, max_length: int) -> None:
     """Raise DataError when a prompt alone fills max_length, so nothing of the answer would be learned."""
     for i, row in enumerate(rows):
-        prompt_ids = tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True)
-        if hasattr(prompt_ids, "keys"):
-            prompt_ids = prompt_ids["input_ids"]
-        if len(prompt_ids) >= max_length:
-            raise DataError(f"Row {i}: the prompt is {len(prompt_ids)} tokens but max_length is {max_length}, "
-                            "so no answer token would be trained. Raise max_length or shorten the prompt.")
+        length = _prompt_length(row, tokenizer)
+        if length >= max_length:
+            raise DataError(f"Row {i}: the prompt is {length} tokens but max_length is {max_length}, "
+                            "so no answer token would be trained. Raise max_length, shorten the prompt, "
+                            "or drop such rows with fit_to_length(rows, tokenizer, max_length).")
+
+
+def fit_to_length(rows: list[dict], tokenizer, max_length: int, room: int = 16) -> tuple[list[dict], int]:
+    """Keep the rows whose prompt leaves at least `room` tokens for the answer; returns (kept, dropped count).
+
+    Real chat data (FineTome) has some very long prompts; dropping them is better than training on none.
+    """
+    kept = [row for row in rows if _prompt_length(row, tokenizer) + room <= max_length]
+    return kept, len(rows) - len(kept)
+
+
+def _prompt_length(row: dict, tokenizer) -> int:
+    ids = tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True)
+    return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
 def last_checkpoint(checkpoint_dir: str | Path) -> str | None:
@@ -168,6 +191,42 @@ def restore_adapter_callback(checkpoint: str, adapter_name: str, log=print):
                     "(transformers #28531); loaded its weights from the checkpoint instead.")
 
     return RestoreAdapter()
+
+
+def disconnect_after(step: int):
+    """A callback that interrupts training once, right after optimizer step `step` (a simulated disconnect).
+
+    Pass the same callback to the rerun: it has fired already, so the rerun trains to the end.
+    """
+    if step < 1:
+        raise ValueError("step must be >= 1")
+
+    class DisconnectAfter(_trainer_callback_base()):
+        fired = False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if not self.fired and state.global_step >= step:
+                self.fired = True
+                raise SimulatedDisconnect(f"Simulated disconnect after step {state.global_step} of {state.max_steps}: "
+                                          "rerun the same call to resume from the newest checkpoint.")
+
+    return DisconnectAfter()
+
+
+def check_resumable(checkpoint: str | Path, lora, adapter_name: str) -> None:
+    """Raise ResumeError when a checkpoint's adapter has another rank, alpha or target modules than `lora`."""
+    folder = Path(checkpoint_weights(checkpoint, adapter_name)).parent
+    saved = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    wanted = lora.to_dict()
+    # "all-linear" is saved resolved to module names, so target modules are compared only when listed.
+    fields = ("r", "lora_alpha") + (("target_modules",) if isinstance(wanted.get("target_modules"), (list, set)) else ())
+    normal = lambda v: sorted(v) if isinstance(v, (list, set, tuple)) else v  # noqa: E731
+    changed = [f"{f}: checkpoint {saved.get(f)!r}, now {normal(wanted.get(f))!r}" for f in fields
+               if normal(saved.get(f)) != normal(wanted.get(f))]
+    if changed:
+        raise ResumeError(f"Cannot resume from {checkpoint}: the LoRA settings changed ({'; '.join(changed)}). "
+                          "Use a new output_dir (or checkpoint_dir) for the new settings, or pass resume=False "
+                          "to start over.")
 
 
 def step_counter():
@@ -248,9 +307,12 @@ def train_adapter(model, tokenizer, rows: list[dict], profile: Profile, output_d
     args = sft_config(profile, checkpoint_dir, max_steps, save_steps, save_total_limit=keep_checkpoints, seed=seed,
                       **config_overrides)
     check_lengths(rows, tokenizer, args.max_length)
-    peft_model = wrap_with_lora(model, lora or lora_config(profile), adapter_name, args.gradient_checkpointing, seed)
-    counter = step_counter()
+    lora = lora or lora_config(profile)
     resume_from = last_checkpoint(checkpoint_dir) if resume else None
+    if resume_from:
+        check_resumable(resume_from, lora, adapter_name)
+    peft_model = wrap_with_lora(model, lora, adapter_name, args.gradient_checkpointing, seed)
+    counter = step_counter()
     all_callbacks = [counter, *(callbacks or [])]
     if resume_from:
         all_callbacks.append(restore_adapter_callback(resume_from, adapter_name, log))
@@ -267,13 +329,18 @@ def train_adapter(model, tokenizer, rows: list[dict], profile: Profile, output_d
 
 
 def train_domain(domain: str, profile: Profile, output_dir: str | Path, n_rows: int = 2000,
-                 max_steps: int | None = None, seed: int = 0, log=print, **kwargs) -> TrainResult:
-    """Load a fresh base and train the adapter for one course domain (what the adapter loop calls)."""
+                 max_steps: int | None = None, seed: int = 0, log=print, extra_rows: list[dict] | None = None,
+                 **kwargs) -> TrainResult:
+    """Load a fresh base and train the adapter for one course domain (what the adapter loop calls).
+
+    `extra_rows` (e.g. FineTome chats) are mixed in after the domain rows; the trainer shuffles them.
+    Rerunning the same call after an interruption resumes from the newest checkpoint in `output_dir`.
+    """
     from .models import load_base, load_tokenizer
 
     base, tok = load_base(profile, log=log), load_tokenizer(profile)
-    result = train_adapter(base, tok, sft_rows(domain, n_rows, "train", seed), profile, output_dir,
-                           max_steps=max_steps, seed=seed, log=log, **kwargs)
+    rows = sft_rows(domain, n_rows, "train", seed) + list(extra_rows or [])
+    result = train_adapter(base, tok, rows, profile, output_dir, max_steps=max_steps, seed=seed, log=log, **kwargs)
     log(f"{domain}: {result.steps} steps in {result.seconds:.0f}s -> {output_dir}")
     return result
 

@@ -43,3 +43,14 @@ def test_finetome_loader_reads_a_local_file_of_the_same_shape(tmp_path):
     usable, conv = load_finetome(4, path=path)
     assert len(usable) == 3 and len(conv.skipped) == 1
     assert usable[0]["prompt"][-1] == {"role": "user", "content": "Hi"}
+
+
+def test_prompt_completion_split_needs_an_answer_and_a_question():
+    with pytest.raises(MalformedRowsError, match="no assistant turn"):
+        to_prompt_completion([{"role": "user", "content": "Hi"}])
+    with pytest.raises(MalformedRowsError, match="no user turn"):
+        to_prompt_completion([{"role": "system", "content": "Be brief."}, {"role": "assistant", "content": "Hi"}])
+    multi = [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"},
+             {"role": "user", "content": "And 2+2?"}, {"role": "assistant", "content": "4"}]
+    split = to_prompt_completion(multi)
+    assert split == {"prompt": multi[:3], "completion": [multi[3]]}

@@ -97,9 +97,9 @@ def test_saving_a_saved_folder_copies_it(tmp_path, base, tiny):
         storage.save_adapter(tmp_path, "z", store, manifest_for(model))
 
 
-def test_existing_adapter_is_not_overwritten_without_permission(tmp_path, base, tiny):
+def test_existing_adapter_is_not_overwritten_without_permission(folder_store, base, tiny):
     model = trained_like_adapter(base, tiny)
-    store = storage.local_store(tmp_path / "adapters")
+    store = folder_store
     folder = Path(storage.save_adapter(model, "json", store, manifest_for(model, steps=1)))
     snapshot = {p.name: p.read_bytes() for p in folder.iterdir()}
 
@@ -258,8 +258,11 @@ def test_hub_round_trip_gives_identical_outputs(tmp_path, base, tiny, tokenizer,
     assert ("upload_folder", repo_id, "hf_test_token") in hub.calls
     assert {p.name for p in (hub.root / repo_id).iterdir()} == {"adapter_config.json", "adapter_model.safetensors",
                                                                 "manifest.json"}
+    uploaded = {p.name: p.read_bytes() for p in (hub.root / repo_id).iterdir()}
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        storage.save_adapter(model, "json-v1", store, manifest_for(model))
+        storage.save_adapter(trained_like_adapter(load_base(tiny), tiny, seed=2), "json-v1", store, manifest_for(model))
+    assert [c for c in hub.calls if c[0] == "upload_folder"] == [("upload_folder", repo_id, "hf_test_token")]
+    assert {p.name: p.read_bytes() for p in (hub.root / repo_id).iterdir()} == uploaded, "nothing overwritten"
     assert storage.list_adapters(store) == ["json-v1"]
 
     folder = storage.load_adapter_folder("json-v1", store, cache_dir=tmp_path / "downloads")

@@ -1,0 +1,143 @@
+"""Training: an interrupted run resumes from its newest checkpoint and still learns; bad data fails clearly."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lessons_lib.data import sft_rows
+from lessons_lib.train import (DataError, ResumeError, SimulatedDisconnect, checkpoint_step, check_lengths,
+                               check_rows, disconnect_after, fit_to_length, has_lora_layers, last_checkpoint,
+                               lora_config, sft_config, train_adapter, train_domain)
+
+PLANNED, SAVE_EVERY, DISCONNECT_AT = 30, 10, 17
+
+
+def test_interrupted_training_resumes_from_the_newest_checkpoint_and_learns(tmp_path, tiny, tokenizer):
+    """A disconnect after step 17 leaves checkpoint-10; rerunning the same call resumes there and finishes at 30."""
+    from peft import PeftModel
+
+    from lessons_lib.evaluate import evaluate_model
+    from lessons_lib.models import load_base
+
+    out, logs = tmp_path / "json", []
+    disconnect = disconnect_after(DISCONNECT_AT)
+
+    def same_call():
+        return train_domain("json", tiny, out, n_rows=PLANNED * tiny.batch_size, max_steps=PLANNED,
+                            save_steps=SAVE_EVERY, keep_checkpoints=2, adapter_name="json", callbacks=[disconnect],
+                            log=logs.append, disable_tqdm=True)
+
+    with pytest.raises(SimulatedDisconnect, match="after step 17"):
+        same_call()
+    assert checkpoint_step(last_checkpoint(out)) == 10
+    assert not (out / "adapter_model.safetensors").exists(), "an interrupted run must not look finished"
+
+    result = same_call()
+    assert checkpoint_step(result.resumed_from) == 10, "resumed from the newest checkpoint, not from step 0"
+    assert result.steps == PLANNED and result.steps_run == PLANNED - 10
+    assert any("Resuming from" in line and "checkpoint-10" in line for line in logs)
+    assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-20", "checkpoint-30"], \
+        "only the last two checkpoints are kept"
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in out.iterdir()}
+    assert not (out / "json").exists(), "the named adapter is saved flat, loadable as a plain PEFT folder"
+    state = json.loads((out / "checkpoints" / f"checkpoint-{PLANNED}" / "trainer_state.json").read_text())
+    assert state["global_step"] == PLANNED and any(h["step"] < 10 for h in state["log_history"] if "loss" in h), \
+        "the loss log of the steps before the disconnect survives the resume"
+
+    model = PeftModel.from_pretrained(load_base(tiny), out).eval()
+    report, outputs = evaluate_model(model, tokenizer, "json", 16, max_new_tokens=64)
+    assert report.valid_rate >= 0.9 and report.correct_rate >= 0.5, (report, outputs[:3])
+
+
+def test_rerunning_a_finished_call_trains_nothing_more(tmp_path, tiny, tokenizer):
+    """Resuming from the final checkpoint is a no-op that still writes the adapter (a rerun notebook cell)."""
+    rows = sft_rows("json", 32)
+    kwargs = dict(max_steps=2, save_steps=2, log=lambda *_: None, disable_tqdm=True)
+    from lessons_lib.models import load_base
+
+    first = train_adapter(load_base(tiny), tokenizer, rows, tiny, tmp_path / "a", **kwargs)
+    weights = (tmp_path / "a" / "adapter_model.safetensors").read_bytes()
+    again = train_adapter(load_base(tiny), tokenizer, rows, tiny, tmp_path / "a", **kwargs)
+    assert (first.steps_run, again.steps_run) == (2, 0) and again.steps == 2
+    assert checkpoint_step(again.resumed_from) == 2
+    assert (tmp_path / "a" / "adapter_model.safetensors").read_bytes() == weights
+
+
+def test_resuming_with_other_lora_settings_is_refused(tmp_path, tiny, tokenizer, base):
+    from lessons_lib.models import load_base
+
+    rows = sft_rows("json", 16)
+    train_adapter(load_base(tiny), tokenizer, rows, tiny, tmp_path / "a", max_steps=1, save_steps=1,
+                  log=lambda *_: None, disable_tqdm=True)
+    with pytest.raises(ResumeError, match=r"r: checkpoint 8, now 4.*new output_dir"):
+        train_adapter(base, tokenizer, rows, tiny, tmp_path / "a", max_steps=2, lora=lora_config(tiny, r=4),
+                      log=lambda *_: None, disable_tqdm=True)
+    assert not has_lora_layers(base), "the base is left untouched"
+
+
+def test_reusing_a_base_that_already_has_lora_layers_says_what_to_do(tiny, tokenizer, base):
+    from peft import get_peft_model
+
+    get_peft_model(base, lora_config(tiny))
+    with pytest.raises(ValueError, match="fresh base"):
+        train_adapter(base, tokenizer, sft_rows("json", 4), tiny, "unused", max_steps=1)
+
+
+# ---------------------------------------------------------------- bad input: clear errors, nothing changed
+@pytest.mark.parametrize("rows", [[], None], ids=["empty-list", "none"])
+def test_empty_dataset_raises_data_error(tmp_path, tiny, tokenizer, base, rows):
+    with pytest.raises(DataError, match="training set is empty"):
+        train_adapter(base, tokenizer, rows, tiny, tmp_path / "out", max_steps=1)
+    assert not has_lora_layers(base) and not (tmp_path / "out").exists()
+
+
+USER = [{"role": "user", "content": "Hi"}]
+
+
+@pytest.mark.parametrize("bad_row, message", [
+    ({"prompt": USER, "completion": []}, "Row 3 has no assistant turn to learn from"),
+    ({"prompt": USER, "completion": [{"role": "user", "content": "Hi"}]}, "Row 3 has no assistant turn"),
+    ({"prompt": USER, "completion": [{"role": "assistant", "content": "  "}]}, "Row 3 has no assistant turn"),
+    ({"prompt": USER}, "Row 3 has no assistant turn"),
+    ({"messages": USER}, "Row 3 is a 'messages' chat; split it into 'prompt' and 'completion'"),
+    ({"prompt": [], "completion": [{"role": "assistant", "content": "Hello"}]}, "Row 3 has no prompt messages"),
+], ids=["no-completion", "user-completion", "blank-answer", "missing-completion", "messages", "no-prompt"])
+def test_rows_without_an_assistant_turn_raise_data_error(tmp_path, tiny, tokenizer, base, bad_row, message):
+    """The bad row sits after three good ones: the error names its index, and nothing is trained or written."""
+    with pytest.raises(DataError, match=message):
+        train_adapter(base, tokenizer, sft_rows("json", 3) + [bad_row], tiny, tmp_path / "out", max_steps=1)
+    assert not has_lora_layers(base) and not (tmp_path / "out").exists()
+
+
+def test_prompt_longer_than_max_length_is_refused(tmp_path, tiny, tokenizer, base):
+    rows = sft_rows("support", 4)
+    with pytest.raises(DataError, match=r"Row 0: the prompt is \d+ tokens but max_length is 16.*Raise max_length"):
+        train_adapter(base, tokenizer, rows, tiny, tmp_path / "out", max_steps=1, max_length=16)
+    assert not has_lora_layers(base) and not (tmp_path / "out").exists()
+    check_lengths(rows, tokenizer, tiny.max_length)  # the profile's own max_length fits
+
+
+def test_fit_to_length_drops_only_rows_whose_prompt_leaves_no_room(tokenizer):
+    rows = sft_rows("json", 6)
+    long_row = {"prompt": [{"role": "user", "content": "word " * 400}],
+                "completion": [{"role": "assistant", "content": "{}"}]}
+    kept, dropped = fit_to_length(rows + [long_row], tokenizer, 256)
+    assert kept == rows and dropped == 1
+    check_rows(kept)
+
+
+def test_disconnect_needs_a_positive_step():
+    with pytest.raises(ValueError, match=">= 1"):
+        disconnect_after(0)
+
+
+def test_configs_follow_the_profile_on_cpu(tmp_path, tiny):
+    lora = lora_config(tiny)
+    assert (lora.r, lora.lora_alpha, lora.target_modules, lora.task_type) == (8, 16, "all-linear", "CAUSAL_LM")
+    args = sft_config(tiny, tmp_path / "c", max_steps=40)
+    assert (args.max_steps, args.learning_rate, args.max_length) == (40, tiny.learning_rate, tiny.max_length)
+    assert not args.fp16 and not args.bf16 and not args.gradient_checkpointing and args.use_cpu
+    assert args.save_steps == 10 and args.save_total_limit == 2 and args.packing is False
+    assert Path(args.output_dir) == tmp_path / "c"
