@@ -1,0 +1,134 @@
+"""Parse a model's tool call (`{"tool": NAME, "arguments": {...}}`) and validate it against the tool's schema."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+JSON_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list,
+              "object": dict, "null": type(None)}
+FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
+
+
+class CallError(ValueError):
+    """A tool call the executor cannot run; the message is what the model (and the learner) is told."""
+
+    kind = "bad call"
+
+
+class MalformedCall(CallError):
+    """The text is not a JSON tool call."""
+
+    kind = "malformed call"
+
+
+class UnknownTool(CallError):
+    """The call names a tool that does not exist."""
+
+    kind = "unknown tool"
+
+
+class BadArguments(CallError):
+    """The arguments do not match the tool's schema."""
+
+    kind = "bad arguments"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One parsed call: the tool's name and its arguments."""
+
+    name: str
+    arguments: dict = field(default_factory=dict)
+
+    def as_message(self) -> dict:
+        """The assistant message that carries this call (the chat template renders it as JSON)."""
+        return {"role": "assistant", "content": "",
+                "tool_calls": [{"type": "function", "function": {"name": self.name, "arguments": self.arguments}}]}
+
+
+def call_text(name: str, arguments: dict) -> str:
+    """The exact text the chat template renders for a call (same as Jinja's `tojson`)."""
+    return json.dumps({"tool": name, "arguments": arguments}, ensure_ascii=False)
+
+
+def looks_like_call(text: str) -> bool:
+    """True when a reply is meant as a tool call (starts with `{`), false for a plain answer."""
+    return FENCE.sub("", text.strip()).startswith("{")
+
+
+def parse_call(text: str) -> ToolCall:
+    """Read `{"tool": NAME, "arguments": {...}}` from a reply; raise MalformedCall saying what is wrong."""
+    body = FENCE.sub("", text.strip())
+    try:
+        obj, end = json.JSONDecoder().raw_decode(body)
+    except json.JSONDecodeError as err:
+        raise MalformedCall(f"The tool call is not valid JSON ({err.msg} at character {err.pos}). Reply with one "
+                            'JSON object: {"tool": "<name>", "arguments": {...}}.') from None
+    if not isinstance(obj, dict):
+        raise MalformedCall(f"The tool call must be a JSON object, got {type(obj).__name__}. "
+                            'Reply with {"tool": "<name>", "arguments": {...}}.')
+    if body[end:].strip():
+        raise MalformedCall(f"Extra text after the JSON object: {body[end:].strip()[:40]!r}. Reply with the call only.")
+    name = obj.get("tool", obj.get("name"))
+    if not isinstance(name, str) or not name:
+        raise MalformedCall(f'The call has no "tool" name (keys: {sorted(obj)}). Add "tool": "<name>".')
+    arguments = obj.get("arguments", {})
+    if isinstance(arguments, str):  # some models send the arguments JSON-encoded as a string
+        try:
+            arguments = json.loads(arguments)
+        except json.JSONDecodeError:
+            raise MalformedCall('"arguments" is a string that is not JSON; send an object: "arguments": {...}.') from None
+    if not isinstance(arguments, dict):
+        raise MalformedCall(f'"arguments" must be an object, got {type(arguments).__name__}.')
+    return ToolCall(name, arguments)
+
+
+def _type_ok(value, expected: str | list) -> bool:
+    kinds = expected if isinstance(expected, list) else [expected]
+    for kind in kinds:
+        py = JSON_TYPES.get(kind)
+        if py is None:
+            return True  # a type we do not check
+        if isinstance(value, bool) and kind in ("integer", "number"):
+            continue  # JSON true is not a number
+        if isinstance(value, py):
+            return True
+    return False
+
+
+def check_value(name: str, value, spec: dict) -> None:
+    """Raise BadArguments when one argument does not match its schema entry."""
+    if value is None and spec.get("nullable"):
+        return
+    if "type" in spec and not _type_ok(value, spec["type"]):
+        raise BadArguments(f"Argument {name!r} must be of type {spec['type']}, got {json.dumps(value, ensure_ascii=False)}"
+                           f" ({type(value).__name__}).")
+    if "enum" in spec and value not in spec["enum"]:
+        raise BadArguments(f"Argument {name!r} is {value!r}; choose one of: {', '.join(map(str, spec['enum']))}.")
+    if spec.get("type") == "array" and isinstance(value, list) and "items" in spec:
+        for i, item in enumerate(value):
+            check_value(f"{name}[{i}]", item, spec["items"])
+
+
+def validate_call(call: ToolCall, schemas: dict[str, dict]) -> ToolCall:
+    """Check a call against the schemas (tool exists, required present, no unknown names, types, enums)."""
+    if call.name not in schemas:
+        raise UnknownTool(f"There is no tool {call.name!r}; available tools: {', '.join(schemas)}.")
+    params = schemas[call.name]["function"].get("parameters", {})
+    props, required = params.get("properties", {}), params.get("required", [])
+    missing = [p for p in required if p not in call.arguments]
+    if missing:
+        raise BadArguments(f"{call.name} needs the argument(s) {', '.join(missing)}; "
+                           f"its arguments are: {', '.join(props)}.")
+    unknown = [a for a in call.arguments if a not in props]
+    if unknown:
+        raise BadArguments(f"{call.name} has no argument(s) {', '.join(unknown)}; its arguments are: {', '.join(props)}.")
+    for arg, value in call.arguments.items():
+        check_value(arg, value, props[arg])
+    return call
+
+
+def parse_and_validate(text: str, schemas: dict[str, dict]) -> ToolCall:
+    """Parse a reply into a call and validate it; raises a CallError subclass."""
+    return validate_call(parse_call(text), schemas)

@@ -1,0 +1,117 @@
+"""Held-out tool-use metrics: right tool, valid arguments, exact arguments, final answer correct."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from .calls import CallError, parse_call, validate_call
+from .data import ToolExample, tool_examples
+from .functions import TOOLS
+from .loop import ERROR_PREFIX, complete, execute, result_text
+from .schemas import schemas_by_name, tool_schemas
+
+
+@dataclass(frozen=True)
+class CallScore:
+    """The verdict on one request's run."""
+
+    correct_tool: bool
+    valid_args: bool
+    exact_args: bool
+    final_correct: bool
+    reason: str = ""
+
+
+def score_call(ex: ToolExample, reply: str, schemas: dict[str, dict]) -> tuple[CallScore, object]:
+    """Score turn 1 (the call); returns the score so far and the executed result (None if not run)."""
+    try:
+        call = parse_call(reply)
+    except CallError as err:
+        return CallScore(False, False, False, False, f"{err.kind}: {err}"), None
+    right = call.name == ex.tool
+    try:
+        validate_call(call, schemas)
+    except CallError as err:
+        return CallScore(right, False, False, False, f"{err.kind}: {err}"), None
+    ok, value = execute(call, TOOLS)
+    if not ok:
+        return CallScore(right, False, False, False, value), None
+    return CallScore(right, True, right and call.arguments == ex.arguments, False, "ok"), value
+
+
+def final_correct(ex: ToolExample, answer: str) -> bool:
+    """Does the final answer deliver the gold result? Text tools: it contains it; the validator: the verdict."""
+    if ex.tool == "content_validator":
+        return answer.strip() == ex.final.strip()
+    return isinstance(ex.result, str) and ex.result.strip() in answer
+
+
+def answer_prompt(ex: ToolExample, reply: str, result) -> list[dict]:
+    """The conversation after the model's own call and the tool's result: what turn 2 answers."""
+    return [{"role": "user", "content": ex.request}, {"role": "assistant", "content": reply.strip()},
+            {"role": "tool", "content": result_text(result)}]
+
+
+@dataclass(frozen=True)
+class ToolReport:
+    """Rates over held-out requests for one model or adapter."""
+
+    label: str
+    n: int
+    correct_tool: float
+    valid_args: float
+    exact_args: float
+    final_correct: float
+
+    def row(self) -> dict:
+        """The report as a table row."""
+        return {"model": self.label, "n": self.n, "correct tool": round(self.correct_tool, 3),
+                "valid args": round(self.valid_args, 3), "exact args": round(self.exact_args, 3),
+                "final answer": round(self.final_correct, 3)}
+
+
+def summarize(label: str, scores: Sequence[CallScore]) -> ToolReport:
+    """Aggregate per-request scores."""
+    n = max(len(scores), 1)
+    return ToolReport(label, len(scores), sum(s.correct_tool for s in scores) / n, sum(s.valid_args for s in scores) / n,
+                      sum(s.exact_args for s in scores) / n, sum(s.final_correct for s in scores) / n)
+
+
+def evaluate_tools(model, tokenizer, adapters: Sequence[str | None] = (None,), n: int = 40, seed: int = 0,
+                   max_new_tokens: int = 128, examples: Sequence[ToolExample] | None = None,
+                   system: str | None = None, turns: int = 2) -> tuple[list[ToolReport], dict]:
+    """Run every held-out request through each adapter ("__base__" = base, None = the model as is).
+
+    Turn 1 asks for a call; valid calls are executed and turn 2 asks for the final answer, all in
+    mixed-adapter batches (`turns=1` skips the final answers; their rate is then 0). Returns one report per
+    adapter and the raw replies keyed by adapter.
+    """
+    from ..models import chat_text
+
+    items = list(examples) if examples is not None else tool_examples(n, "heldout", seed)
+    schema_list = tool_schemas()
+    schemas = schemas_by_name(schema_list)
+    render = lambda msgs: chat_text(tokenizer, msgs, system=system, tools=schema_list)  # noqa: E731
+    names = [a for a in adapters for _ in items]
+    mixed = None if all(a is None for a in adapters) else names
+    calls = complete(model, tokenizer, [render([{"role": "user", "content": ex.request}]) for ex in items] * len(adapters),
+                     max_new_tokens, mixed)
+    firsts = [score_call(items[i % len(items)], reply, schemas) for i, reply in enumerate(calls)]
+    second = [i for i, (_, result) in enumerate(firsts) if result is not None] if turns >= 2 else []
+    finals = complete(model, tokenizer, [render(answer_prompt(items[i % len(items)], calls[i], firsts[i][1]))
+                                         for i in second], max_new_tokens,
+                      None if mixed is None else [names[i] for i in second]) if second else []
+    final_of = dict(zip(second, finals))
+    scores = []
+    for i, (first, _) in enumerate(firsts):
+        answer = final_of.get(i)
+        ok = answer is not None and not answer.startswith(ERROR_PREFIX) and final_correct(items[i % len(items)], answer)
+        scores.append(CallScore(first.correct_tool, first.valid_args, first.exact_args, ok, first.reason))
+    reports, raw = [], {}
+    for k, adapter in enumerate(adapters):
+        part = slice(k * len(items), (k + 1) * len(items))
+        label = "base" if adapter == "__base__" else adapter or "model"
+        reports.append(summarize(label, scores[part]))
+        raw[label] = [{"request": ex.request, "call": c, "final": final_of.get(k * len(items) + j), "score": s}
+                      for j, (ex, c, s) in enumerate(zip(items, calls[part], scores[part]))]
+    return reports, raw

@@ -1,0 +1,155 @@
+"""The course's three tools: typed functions with Google-style docstrings and input checks that say what to do."""
+from __future__ import annotations
+
+import json
+import re
+from typing import Literal
+
+TEMPLATE_TYPES = ("instruction", "email", "bug_report", "meeting_notes")
+TemplateType = Literal["instruction", "email", "bug_report", "meeting_notes"]
+PARAMETRIC_RULES = ("max_length", "min_words")
+SIMPLE_RULES = ("non_empty", "has_headings", "is_email", "valid_json", "no_trailing_spaces")
+RULES = SIMPLE_RULES + PARAMETRIC_RULES
+EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+HEADING = re.compile(r"^#{1,6} \S", re.M)
+
+
+class ToolError(ValueError):
+    """A tool was called with arguments it cannot use; the message says what to pass instead."""
+
+
+def text_formatter(text: str, width: int = 40, indent: int = 0) -> str:
+    """Wrap text into lines no longer than `width` characters, each starting with `indent` spaces.
+
+    Args:
+        text: The text to wrap; words are kept in order, runs of whitespace become one space.
+        width: The longest allowed line, in characters, counting the indent.
+        indent: How many spaces start every line.
+    """
+    if not isinstance(text, str):
+        raise ToolError(f"text must be a string, got {type(text).__name__}; pass the text to wrap.")
+    for name, value in (("width", width), ("indent", indent)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ToolError(f"{name} must be a whole number, got {value!r}; pass e.g. {name}=40."
+                            if name == "width" else f"indent must be a whole number, got {value!r}; pass e.g. indent=2.")
+    if width <= 0:
+        raise ToolError(f"width must be a positive number of characters, got {width}; pass e.g. width=40.")
+    if indent < 0:
+        raise ToolError(f"indent must be 0 or more spaces, got {indent}; pass indent=0 for no indent.")
+    if indent >= width:
+        raise ToolError(f"indent ({indent}) leaves no room for text in width {width}; "
+                        f"use an indent below {width} or a larger width.")
+    words = text.split()
+    if not words:
+        raise ToolError("text is empty: pass the text you want wrapped.")
+    room, lines, line = width - indent, [], ""
+    for word in words:
+        while len(word) > room:  # a word longer than a line is cut, so no line ever exceeds the width
+            if line:
+                lines.append(line)
+                line = ""
+            lines.append(word[:room])
+            word = word[room:]
+        if not word:
+            continue
+        if not line:
+            line = word
+        elif len(line) + 1 + len(word) <= room:
+            line += " " + word
+        else:
+            lines.append(line)
+            line = word
+    if line:
+        lines.append(line)
+    return "\n".join(" " * indent + ln for ln in lines)
+
+
+TEMPLATES = {
+    "en": {
+        "instruction": "### Instruction:\n{topic}\n\n### Input:\n\n### Response:\n",
+        "email": "Subject: {topic}\n\nHello,\n\n[message]\n\nBest regards,\n[name]",
+        "bug_report": "Bug: {topic}\nSteps: [steps]\nExpected: [expected]\nActual: [actual]",
+        "meeting_notes": "Meeting: {topic}\nAttendees: [names]\nDecisions: [decisions]\nActions: [actions]",
+    },
+    "ru": {
+        "instruction": "### Инструкция:\n{topic}\n\n### Вход:\n\n### Ответ:\n",
+        "email": "Тема: {topic}\n\nЗдравствуйте,\n\n[сообщение]\n\nС уважением,\n[имя]",
+        "bug_report": "Ошибка: {topic}\nШаги: [шаги]\nОжидалось: [ожидалось]\nПолучилось: [получилось]",
+        "meeting_notes": "Встреча: {topic}\nУчастники: [имена]\nРешения: [решения]\nЗадачи: [задачи]",
+    },
+}
+
+
+def template_generator(template_type: TemplateType, topic: str, language: Literal["en", "ru"] = "en") -> str:
+    """Fill a text template (instruction/input/response prompt, e-mail, bug report, meeting notes) with a topic.
+
+    Args:
+        template_type: Which template to fill.
+        topic: What the template is about: the instruction, the e-mail subject, the bug or the meeting.
+        language: The language of the template's labels.
+    """
+    if template_type not in TEMPLATE_TYPES:
+        raise ToolError(f"Unknown template_type {template_type!r}; choose one of: {', '.join(TEMPLATE_TYPES)}.")
+    if language not in TEMPLATES:
+        raise ToolError(f"Unknown language {language!r}; choose one of: {', '.join(TEMPLATES)}.")
+    if not isinstance(topic, str) or not topic.strip():
+        raise ToolError("topic is empty: say what the template is about, e.g. topic='login page crashes'.")
+    return TEMPLATES[language][template_type].format(topic=" ".join(topic.split()))
+
+
+def parse_rule(rule: str) -> tuple[str, int | None]:
+    """Split 'max_length:80' into ('max_length', 80); raise ToolError for unknown or malformed rules."""
+    if not isinstance(rule, str):
+        raise ToolError(f"Each rule must be a string such as 'non_empty' or 'max_length:80', got {rule!r}.")
+    name, sep, arg = rule.strip().partition(":")
+    if name not in RULES:
+        raise ToolError(f"Unknown rule {rule!r}; valid rules: {', '.join(SIMPLE_RULES)}, "
+                        f"{', '.join(r + ':N' for r in PARAMETRIC_RULES)}.")
+    if name in PARAMETRIC_RULES:
+        if not sep or not (arg.strip().isascii() and arg.strip().isdigit()):
+            raise ToolError(f"Rule {name!r} needs a whole-number limit after a colon, e.g. '{name}:80'.")
+        return name, int(arg)
+    if sep:
+        raise ToolError(f"Rule {name!r} takes no limit; write just '{name}'.")
+    return name, None
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+CHECKS = {
+    "non_empty": lambda text, _: bool(text.strip()),
+    "has_headings": lambda text, _: bool(HEADING.search(text)),
+    "is_email": lambda text, _: bool(EMAIL.match(text.strip())),
+    "valid_json": lambda text, _: _is_json(text),
+    "no_trailing_spaces": lambda text, _: all(line == line.rstrip() for line in text.split("\n")),
+    "max_length": lambda text, limit: len(text) <= limit,
+    "min_words": lambda text, limit: len(text.split()) >= limit,
+}
+
+
+def content_validator(text: str, rules: list[str]) -> dict:
+    """Check a text against rules and report which pass and which fail.
+
+    Args:
+        text: The text to check.
+        rules: Rule names: non_empty, has_headings, is_email, valid_json, no_trailing_spaces, max_length:N, min_words:N.
+    """
+    if not isinstance(text, str):
+        raise ToolError(f"text must be a string, got {type(text).__name__}; pass the text to check.")
+    if not isinstance(rules, (list, tuple)) or not rules:
+        raise ToolError(f"rules must be a non-empty list of rule names, e.g. ['non_empty', 'max_length:80']; "
+                        f"valid rules: {', '.join(RULES)}.")
+    parsed = [parse_rule(rule) for rule in rules]
+    passed, failed = [], []
+    for rule, (name, limit) in zip(rules, parsed):
+        (passed if CHECKS[name](text, limit) else failed).append(rule.strip())
+    return {"ok": not failed, "passed": passed, "failed": failed}
+
+
+TOOLS = {f.__name__: f for f in (text_formatter, template_generator, content_validator)}

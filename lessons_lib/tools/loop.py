@@ -1,0 +1,143 @@
+"""The tool-calling loop: model reply -> parse + validate -> execute -> `tool` message -> ... -> final answer.
+
+Nothing the model writes can crash the loop: malformed JSON, unknown tools, bad arguments and tool errors
+become `tool` messages starting with "error:" (and events the learner sees); `max_steps` stops endless calling.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from .calls import CallError, ToolCall, looks_like_call, parse_and_validate
+from .functions import TOOLS, ToolError
+from .schemas import schemas_by_name, tool_schemas
+
+ERROR_PREFIX = "error: "
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened in the loop, for the learner to read."""
+
+    step: int
+    kind: str  # "call", "result", "error", "answer", "step_limit"
+    detail: str
+
+    def __str__(self) -> str:
+        return f"[{self.step}] {self.kind:10s} {self.detail}"
+
+
+@dataclass
+class LoopResult:
+    """How a request ended: the final answer (None if the step limit hit first), events and the chat."""
+
+    answer: str | None
+    events: list[Event] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)
+    calls: list[ToolCall] = field(default_factory=list)
+    results: list = field(default_factory=list)
+
+    def transcript(self) -> str:
+        """The events, one per line."""
+        return "\n".join(map(str, self.events))
+
+
+def result_text(result) -> str:
+    """A tool's return value as the content of a `tool` message."""
+    return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+
+
+def execute(call: ToolCall, tools: dict[str, Callable]):
+    """Run a validated call; ToolError and any other exception become an error string, never a crash."""
+    try:
+        return True, tools[call.name](**call.arguments)
+    except ToolError as err:
+        return False, f"{ERROR_PREFIX}{err}"
+    except Exception as err:  # noqa: BLE001 - a tool bug must not stop the loop; the model hears about it
+        return False, f"{ERROR_PREFIX}the tool {call.name} failed with {type(err).__name__}: {err}"
+
+
+def handle_reply(messages: list[dict], reply: str, step: int, tools: dict[str, Callable],
+                 schemas: dict[str, dict], result: LoopResult) -> bool:
+    """Apply one model reply to the conversation; returns True when it was the final answer."""
+    if not looks_like_call(reply):
+        messages.append({"role": "assistant", "content": reply})
+        result.answer = reply
+        result.events.append(Event(step, "answer", reply))
+        return True
+    try:
+        call = parse_and_validate(reply, schemas)
+    except CallError as err:
+        messages.append({"role": "assistant", "content": reply})
+        messages.append({"role": "tool", "content": f"{ERROR_PREFIX}{err}"})
+        result.events.append(Event(step, "error", f"{err.kind}: {err}"))
+        return False
+    result.events.append(Event(step, "call", f"{call.name}({json.dumps(call.arguments, ensure_ascii=False)})"))
+    ok, value = execute(call, tools)
+    result.calls.append(call)
+    result.results.append(value)
+    messages.append(call.as_message())
+    messages.append({"role": "tool", "content": result_text(value)})
+    result.events.append(Event(step, "result" if ok else "error", result_text(value)))
+    return False
+
+
+def run_tool_loop(chat: Callable[[list[dict]], str], request: str | list[dict],
+                  tools: dict[str, Callable] = TOOLS, schemas: list[dict] | None = None,
+                  max_steps: int = 4) -> LoopResult:
+    """Let `chat(messages) -> reply` call tools until it answers in plain text or `max_steps` replies pass."""
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be at least 1, got {max_steps}.")
+    by_name = schemas_by_name(schemas if schemas is not None else tool_schemas(tools))
+    messages = [{"role": "user", "content": request}] if isinstance(request, str) else list(request)
+    result = LoopResult(None, messages=messages)
+    for step in range(1, max_steps + 1):
+        reply = chat(list(messages))
+        if handle_reply(messages, reply, step, tools, by_name, result):
+            return result
+    result.events.append(Event(max_steps, "step_limit",
+                               f"no final answer after {max_steps} model replies; stopped the loop"))
+    return result
+
+
+def complete(model, tokenizer, texts: Sequence[str], max_new_tokens: int = 112,
+             adapter_names: Sequence[str] | None = None, batch_size: int = 32) -> list[str]:
+    """Greedy continuations of already-rendered chat texts (batched, left-padded; per-row PEFT adapters)."""
+    import torch
+
+    device = next(model.parameters()).device
+    out_texts: list[str] = []
+    for start in range(0, len(texts), batch_size):
+        chunk = list(texts[start:start + batch_size])
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                      eos_token_id=tokenizer.eos_token_id)
+        if adapter_names is not None:
+            kwargs["adapter_names"] = list(adapter_names[start:start + batch_size])
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = model.generate(**enc, **kwargs)
+        out_texts.extend(tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+    return out_texts
+
+
+class ModelChat:
+    """`chat(messages) -> reply` for a local model: renders with the chat template's `tools=` and generates."""
+
+    def __init__(self, model, tokenizer, schemas: list[dict] | None = None, adapter: str | None = None,
+                 max_new_tokens: int = 112, system: str | None = None):
+        self.model, self.tokenizer, self.adapter = model, tokenizer, adapter
+        self.schemas = schemas if schemas is not None else tool_schemas()
+        self.max_new_tokens, self.system = max_new_tokens, system
+
+    def render(self, messages: list[dict]) -> str:
+        """The prompt text the model sees."""
+        from ..models import chat_text
+
+        return chat_text(self.tokenizer, messages, system=self.system, tools=self.schemas)
+
+    def __call__(self, messages: list[dict]) -> str:
+        names = [self.adapter] if self.adapter else None
+        return complete(self.model, self.tokenizer, [self.render(messages)], self.max_new_tokens, names)[0].strip()

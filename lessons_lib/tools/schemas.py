@@ -1,0 +1,24 @@
+"""JSON schemas of the tools, generated from their signatures and docstrings by transformers."""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from .functions import TOOLS
+
+
+def tool_schema(fn: Callable) -> dict:
+    """The OpenAI-style function schema of one typed, Google-docstring function."""
+    from transformers.utils import get_json_schema
+
+    return get_json_schema(fn)
+
+
+def tool_schemas(tools: dict[str, Callable] | Iterable[Callable] = TOOLS) -> list[dict]:
+    """Schemas for several tools, in order (what `apply_chat_template(..., tools=...)` takes)."""
+    fns = tools.values() if isinstance(tools, dict) else tools
+    return [tool_schema(fn) for fn in fns]
+
+
+def schemas_by_name(schemas: list[dict]) -> dict[str, dict]:
+    """Index schemas by function name."""
+    return {s["function"]["name"]: s for s in schemas}

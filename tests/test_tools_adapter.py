@@ -1,0 +1,136 @@
+"""Tool-use data, the shipped tool adapter (held-out rates vs base), LangChain tools and the style toggle."""
+import json
+
+import pytest
+
+from lessons_lib.manifest import Manifest
+from lessons_lib.paths import TINY_ADAPTERS_DIR
+from lessons_lib.tools.data import (FORMATTER_REQUESTS, TEMPLATE_REQUESTS, VALIDATOR_REQUESTS, tool_examples,
+                                    tool_sft_rows)
+from lessons_lib.tools.functions import TOOLS
+
+TOOLS_DIR = TINY_ADAPTERS_DIR / "tools"
+
+
+def test_examples_cover_every_tool_and_both_languages_and_are_reproducible():
+    items = tool_examples(60, "train")
+    assert {ex.tool for ex in items} == set(TOOLS) and {ex.lang for ex in items} == {"en", "ru"}
+    assert items == tool_examples(60, "train") and items != tool_examples(60, "train", seed=1)
+    for ex in items:  # gold calls really produce the recorded results
+        assert TOOLS[ex.tool](**ex.arguments) == ex.result
+
+
+def test_train_and_heldout_share_no_request_phrasing_or_request():
+    train, held = tool_examples(300, "train"), tool_examples(300, "heldout")
+    assert not {ex.request for ex in train} & {ex.request for ex in held}
+    for pool in (FORMATTER_REQUESTS, TEMPLATE_REQUESTS, VALIDATOR_REQUESTS):
+        for lang, phrasings in pool.items():
+            heads = {p.split("{")[0] for p in phrasings}
+            used_train = {h for h in heads if any(ex.request.startswith(h) for ex in train if ex.lang == lang)}
+            used_held = {h for h in heads if any(ex.request.startswith(h) for ex in held if ex.lang == lang)}
+            assert not used_train & used_held, (lang, used_train & used_held)
+
+
+def test_sft_rows_render_exactly_like_tool_calls(tokenizer):
+    rows = tool_sft_rows(4, "train")
+    ex = tool_examples(4, "train")[0]
+    call_row, answer_row = rows[0], rows[1]
+    tools = json.loads(call_row["tools"])
+    as_rows = tokenizer.apply_chat_template(answer_row["prompt"] + answer_row["completion"], tools=tools, tokenize=False)
+    as_calls = tokenizer.apply_chat_template(ex.messages(), tools=tools, tokenize=False)
+    assert as_rows == as_calls
+    prompt = tokenizer.apply_chat_template(call_row["prompt"], tools=tools, tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template(call_row["prompt"] + call_row["completion"], tools=tools, tokenize=False)
+    assert full.startswith(prompt) and full.endswith("<|end|>")  # prefix-stable: loss on the call only
+
+
+def test_shipped_tool_adapter_is_a_standard_peft_folder_with_manifest():
+    assert {"adapter_config.json", "adapter_model.safetensors", "manifest.json"} <= {p.name for p in TOOLS_DIR.iterdir()}
+    manifest = Manifest.load(TOOLS_DIR)
+    assert manifest.name == "tools" and manifest.profile == "tiny"
+    assert manifest.metrics["heldout_correct_tool"] >= 0.9 and manifest.metrics["heldout_valid_args"] >= 0.9
+
+
+@pytest.fixture(scope="module")
+def heldout_reports():
+    from peft import PeftModel
+
+    from lessons_lib.models import load_base, load_tokenizer
+    from lessons_lib.profiles import PROFILES
+    from lessons_lib.tools.evaluate import evaluate_tools
+
+    tiny = PROFILES["tiny"]
+    model = PeftModel.from_pretrained(load_base(tiny), TOOLS_DIR, adapter_name="tools")
+    reports, raw = evaluate_tools(model, load_tokenizer(tiny), ["__base__", "tools"], n=30)
+    return {r.label: r for r in reports}, raw
+
+
+def test_adapter_calls_the_right_tool_with_valid_arguments_and_the_base_does_not(heldout_reports):
+    reports, _ = heldout_reports
+    tools, base = reports["tools"], reports["base"]
+    assert tools.n == base.n == 30
+    assert tools.correct_tool >= 0.9 and tools.valid_args >= 0.9, tools
+    assert base.correct_tool <= 0.2 and base.valid_args <= 0.2, base
+    assert tools.final_correct > base.final_correct
+
+
+def test_scores_are_consistent_with_raw_replies(heldout_reports):
+    from lessons_lib.tools.calls import parse_call
+
+    _, raw = heldout_reports
+    for item in raw["tools"]:
+        score = item["score"]
+        assert not score.exact_args or score.valid_args
+        assert not score.final_correct or item["final"] is not None
+        if score.correct_tool:
+            assert parse_call(item["call"]).name in TOOLS
+
+
+def test_langchain_tools_share_schema_and_report_errors():
+    pytest.importorskip("langchain_core", reason="langchain-core is an optional extra")
+    from lessons_lib.tools.langchain import langchain_tools
+
+    tools = {t.name: t for t in langchain_tools()}
+    assert list(tools) == list(TOOLS)
+    assert tools["template_generator"].args["template_type"]["enum"] == ["instruction", "email", "bug_report",
+                                                                         "meeting_notes"]
+    assert tools["text_formatter"].args["width"]["description"].startswith("The longest allowed line")
+    assert tools["text_formatter"].invoke({"text": "a b c d", "width": 3}) == "a b\nc d"
+    assert tools["text_formatter"].invoke({"text": "a", "width": 0}).startswith("error: width must be a positive")
+    answer = tools["template_generator"].invoke({"template_type": "poem", "topic": "x"})
+    assert answer.startswith("error: bad arguments: template_type: Input should be 'instruction'")
+
+
+def test_style_score_counts_the_five_moves():
+    from lessons_lib.tools.prompts import moves_present, style_score, system_prompt
+
+    assert style_score("Nothing here.") == 0.0
+    rich = ("Anchor: you already know a plug. In short, the idea: a small file. Step one: load it. "
+            "Now you can switch. A common mistake is to retrain everything instead.")
+    assert all(moves_present(rich).values()) and style_score(rich) == 1.0
+    for lang in ("en", "ru"):
+        assert len([line for line in system_prompt(lang).splitlines() if line[:2] in {"1.", "2.", "3.", "4.", "5."}]) == 5
+    with pytest.raises(ValueError, match="use 'en' or 'ru'"):
+        system_prompt("de")
+
+
+@pytest.mark.widgets
+def test_style_toggle_switches_the_system_prompt_and_compares():
+    from lessons_lib.tools.playground import DESIGNER, PLAIN, StyleToggle
+
+    seen = []
+
+    def fake(question, system):
+        seen.append(system)
+        return "Anchor: you already know X. Step one." if system else "plain answer"
+
+    toggle = StyleToggle(fake, question="What is LoRA?")
+    toggle.ask_button.click()
+    assert seen == [None] and toggle.last == {PLAIN: "plain answer"} and "style score 0.0" in toggle.status.value
+    toggle.style_choice.value = DESIGNER
+    toggle.ask_button.click()
+    assert seen[-1].startswith("You are a cognitive designer") and "style score 0.4" in toggle.status.value
+    toggle.compare_button.click()
+    assert set(toggle.last) == {PLAIN, DESIGNER} and toggle.output.value.count("<td") == 2
+    toggle.question.value = "  "
+    assert toggle.ask() == {} and toggle.status.value == "Type a question first."

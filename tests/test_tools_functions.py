@@ -1,0 +1,172 @@
+"""The three tools: property tests (hypothesis) against reference checks, and readable errors for bad input."""
+import json
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lessons_lib.tools.functions import (RULES, TEMPLATE_TYPES, ToolError, content_validator, parse_rule,
+                                         template_generator, text_formatter)
+
+words = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12).filter(
+    lambda w: w.split() == [w])
+texts = st.lists(words, min_size=1, max_size=30).map(" ".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(min_size=1, max_size=200).filter(lambda t: len(t.split()) > 0), width=st.integers(1, 60), indent=st.integers(0, 59))
+def test_formatter_lines_never_exceed_width_and_keep_every_character_in_order(text, width, indent):
+    if indent >= width:
+        with pytest.raises(ToolError, match="indent"):
+            text_formatter(text, width, indent)
+        return
+    lines = text_formatter(text, width, indent).split("\n")
+    assert all(len(line) <= width for line in lines)
+    assert all(line.startswith(" " * indent) and line[indent:].strip() == line[indent:] for line in lines)
+    assert "".join("".join(line.split()) for line in lines) == "".join(text.split())
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=texts, width=st.integers(13, 60), indent=st.integers(0, 0))
+def test_formatter_preserves_words_in_order_when_they_fit(text, width, indent):
+    wrapped = text_formatter(text, width, indent)
+    assert [w for line in wrapped.split("\n") for w in line.split()] == text.split()
+    lines = wrapped.split("\n")
+    for line, nxt in zip(lines, lines[1:]):  # greedy: the next line's first word did not fit on this one
+        assert len(line) + 1 + len(nxt.split()[0]) > width
+
+
+def test_formatter_example():
+    assert text_formatter("one two three four", width=9, indent=2) == "  one two\n  three\n  four"
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(width=0), "width must be a positive number"),
+    (dict(width=-5), "width must be a positive number"),
+    (dict(width=10, indent=-1), "indent must be 0 or more"),
+    (dict(width=10, indent=10), "leaves no room"),
+    (dict(width="40"), "whole number"),
+    (dict(width=True), "whole number"),
+])
+def test_formatter_bad_numbers_say_what_to_pass(kwargs, fragment):
+    with pytest.raises(ToolError, match=fragment) as err:
+        text_formatter("some text", **kwargs)
+    assert "pass" in str(err.value) or "use" in str(err.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(width=st.integers(max_value=0))
+def test_any_non_positive_width_raises_the_tools_own_error(width):
+    with pytest.raises(ToolError, match=rf"width must be a positive number of characters, got {width}"):
+        text_formatter("a b c", width)
+
+
+def test_formatter_rejects_empty_text():
+    with pytest.raises(ToolError, match="text is empty"):
+        text_formatter("   \n ", 10)
+
+
+@pytest.mark.parametrize("kind", TEMPLATE_TYPES)
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_every_template_contains_the_topic(kind, lang):
+    out = template_generator(kind, "  login   page crashes ", lang)
+    assert "login page crashes" in out and "{" not in out
+
+
+def test_instruction_template_has_the_three_alpaca_sections():
+    out = template_generator("instruction", "Summarise the text")
+    assert re.findall(r"^### (\w+):", out, re.M) == ["Instruction", "Input", "Response"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.text(max_size=20).filter(lambda k: k not in TEMPLATE_TYPES))
+def test_unknown_template_type_lists_the_valid_ones(kind):
+    with pytest.raises(ToolError) as err:
+        template_generator(kind, "topic")
+    assert "Unknown template_type" in str(err.value) and all(t in str(err.value) for t in TEMPLATE_TYPES)
+
+
+def test_template_needs_a_topic_and_a_known_language():
+    with pytest.raises(ToolError, match="topic is empty"):
+        template_generator("email", " ")
+    with pytest.raises(ToolError, match="choose one of: en, ru"):
+        template_generator("email", "x", language="de")
+
+
+def reference(text: str, rule: str) -> bool:
+    """Independent reference checks, written differently from the tool."""
+    name, _, arg = rule.partition(":")
+    if name == "non_empty":
+        return len(text.strip()) > 0
+    if name == "has_headings":
+        return any(re.match(r"#{1,6} \S", line) for line in text.split("\n"))
+    if name == "is_email":
+        local, at, domain = text.strip().partition("@")
+        return (bool(at) and bool(local) and re.fullmatch(r"[A-Za-z0-9._%+-]+", local) is not None
+                and re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", domain) is not None)
+    if name == "valid_json":
+        try:
+            json.loads(text)
+            return True
+        except ValueError:
+            return False
+    if name == "no_trailing_spaces":
+        return not any(line.endswith((" ", "\t")) or (line and line[-1].isspace()) for line in text.split("\n"))
+    if name == "max_length":
+        return len(text) <= int(arg)
+    if name == "min_words":
+        return len(text.split()) >= int(arg)
+    raise AssertionError(name)
+
+
+rule_strategy = st.one_of(st.sampled_from(["non_empty", "has_headings", "is_email", "valid_json", "no_trailing_spaces"]),
+                          st.builds(lambda r, n: f"{r}:{n}", st.sampled_from(["max_length", "min_words"]),
+                                    st.integers(0, 60)))
+validator_texts = st.one_of(
+    st.text(max_size=80),
+    st.builds(lambda a, b: f"{a}@{b}.com", st.from_regex(r"[a-z.]{0,8}", fullmatch=True),
+              st.from_regex(r"[a-z]{0,6}", fullmatch=True)),
+    st.builds(lambda t, b: f"# {t}\n{b}", st.text(max_size=10), st.text(max_size=20)),
+    st.builds(json.dumps, st.dictionaries(st.text(max_size=5), st.integers(), max_size=3)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=validator_texts, rules=st.lists(rule_strategy, min_size=1, max_size=4))
+def test_validator_agrees_with_reference_checks(text, rules):
+    out = content_validator(text, rules)
+    expected_failed = [r for r in rules if not reference(text, r)]
+    assert out["failed"] == expected_failed
+    assert out["passed"] == [r for r in rules if reference(text, r)]
+    assert out["ok"] == (not expected_failed)
+
+
+@settings(max_examples=100, deadline=None)
+@given(rule=st.text(max_size=15).filter(lambda r: r.strip().partition(":")[0] not in RULES))
+def test_unknown_rule_lists_the_valid_rules(rule):
+    with pytest.raises(ToolError) as err:
+        content_validator("text", [rule])
+    message = str(err.value)
+    assert message.startswith("Unknown rule") and "non_empty" in message and "max_length:N" in message
+
+
+@pytest.mark.parametrize("rules, fragment", [
+    ([], "non-empty list"), ("non_empty", "non-empty list"), (["max_length"], "max_length:80"),
+    (["max_length:abc"], "whole-number limit"), (["non_empty:3"], "takes no limit"), ([5], "must be a string"),
+])
+def test_bad_rules_say_what_to_write(rules, fragment):
+    with pytest.raises(ToolError, match=re.escape(fragment)):
+        content_validator("text", rules)
+
+
+def test_parse_rule():
+    assert parse_rule("max_length:80") == ("max_length", 80) and parse_rule(" is_email ") == ("is_email", None)
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.one_of(st.integers(), st.none(), st.lists(st.text())))
+def test_non_string_text_raises_the_tools_own_error(text):
+    for call in (lambda: text_formatter(text, 10), lambda: content_validator(text, ["non_empty"])):
+        with pytest.raises(ToolError, match="text must be a string"):
+            call()
