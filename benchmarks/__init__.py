@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of the course's performance claims (`make bench` runs them all)."""
