@@ -1,0 +1,74 @@
+"""CLI: `python -m lessons_lib.router evaluate --router keyword|learned|embedding --data FILE.jsonl` and `train`."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+TRAIN_STEPS = 100
+TRAIN_LR = 5e-3
+TRAIN_ROWS_PER_LABEL = 240
+
+
+def _evaluate(args) -> int:
+    from . import load_router
+    from .data import read_jsonl
+    from .metrics import evaluate_router
+
+    router = load_router(args.router, args.profile, log=lambda *a: print(*a, file=sys.stderr))
+    rows = read_jsonl(args.data, router.labels)
+    report = evaluate_router(router, rows, args.router)
+    print(f"router: {args.router}   prompts: {len(rows)}   ms/prompt: {report.ms_per_prompt:.2f}")
+    print(report.table())
+    print(f"accuracy={report.accuracy:.4f}")
+    return 0
+
+
+def _train(args) -> int:
+    import torch
+
+    from ..profiles import get_profile
+    from . import router_dir
+    from .data import heldout_rows, training_rows
+    from .learned import train_learned_router
+    from .metrics import evaluate_router
+
+    profile = get_profile(args.profile or "tiny")
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    rows = training_rows(TRAIN_ROWS_PER_LABEL, seed=args.seed)
+    router, fit = train_learned_router(profile, rows, steps=args.steps, seed=args.seed, log=print,
+                                       learning_rate=args.lr)
+    report = evaluate_router(router, heldout_rows(), "learned")
+    folder = router.save(args.out or router_dir(profile), extra={
+        "profile": profile.name, "steps": fit.steps, "seed": args.seed, "learning_rate": args.lr, "train_rows": len(rows),
+        "heldout_accuracy": round(report.accuracy, 4)})
+    print(f"trained in {fit.seconds:.1f} s, final loss {fit.final_loss:.3f}; held-out accuracy {report.accuracy:.3f}")
+    print(f"saved to {folder}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and run a subcommand."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    parser = argparse.ArgumentParser(prog="python -m lessons_lib.router", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    ev = sub.add_parser("evaluate", help="accuracy and per-class precision/recall on a labeled JSONL file")
+    ev.add_argument("--router", choices=("keyword", "learned", "embedding"), default="learned")
+    ev.add_argument("--data", required=True, help='JSONL file, lines {"text": ..., "label": ...}')
+    ev.add_argument("--profile", default=None, help="tiny | t4 | 7b (default: $LESSONS_PROFILE or automatic)")
+    tr = sub.add_parser("train", help="(re)build the router adapter deterministically")
+    tr.add_argument("--profile", default="tiny")
+    tr.add_argument("--steps", type=int, default=TRAIN_STEPS)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--lr", type=float, default=TRAIN_LR)
+    tr.add_argument("--out", default=None, help="folder to save into (default: assets/router/adapter for tiny)")
+    args = parser.parse_args(argv)
+    try:
+        return _evaluate(args) if args.command == "evaluate" else _train(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

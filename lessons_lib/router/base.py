@@ -1,0 +1,66 @@
+"""What every router shares: the labels, the decision record and input checks."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+LABELS = ("json", "coding", "support", "general")
+GENERAL = "general"
+BASE_ADAPTER = "__base__"
+
+
+def label_to_adapter(label: str) -> str:
+    """The PEFT adapter name for a label: "general" is the bare base model (`"__base__"` in mixed batches)."""
+    if not isinstance(label, str) or not label:
+        raise ValueError(f"A label must be a non-empty string, got {label!r}.")
+    return BASE_ADAPTER if label == GENERAL else label
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """The chosen label, a score per label (higher = more likely) and why it was chosen."""
+
+    label: str
+    scores: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+
+    @property
+    def adapter(self) -> str:
+        """The adapter name to generate with."""
+        return label_to_adapter(self.label)
+
+
+def check_text(text: str) -> str:
+    """Return `text` stripped, or raise ValueError if it is not a non-empty string."""
+    if not isinstance(text, str):
+        raise ValueError(f"A router needs a prompt string, got {type(text).__name__}.")
+    stripped = text.strip()
+    if not stripped:
+        raise ValueError("Empty prompt: a router needs some text to decide on; type a request first.")
+    return stripped
+
+
+class Router:
+    """Base class: subclasses set `labels` and implement `_route_checked` (or `_route_many`)."""
+
+    labels: tuple[str, ...] = LABELS
+
+    def route(self, text: str) -> RouteDecision:
+        """Choose a label for one prompt."""
+        return self._route_many([check_text(text)])[0]
+
+    def route_batch(self, texts: Sequence[str]) -> list[RouteDecision]:
+        """Choose a label for each prompt (checks every prompt first, so a bad one fails before any work)."""
+        if isinstance(texts, str):
+            raise ValueError("route_batch takes a list of prompts; use route(text) for a single prompt.")
+        checked = [check_text(t) for t in texts]
+        return self._route_many(checked) if checked else []
+
+    def _route_many(self, texts: list[str]) -> list[RouteDecision]:
+        return [self._route_checked(t) for t in texts]
+
+    def _route_checked(self, text: str) -> RouteDecision:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(labels={self.labels})"

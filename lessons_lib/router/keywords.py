@@ -1,0 +1,56 @@
+"""KeywordRouter: the original course's substring rules, in English and Russian, with "general" as fallback."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from .base import GENERAL, RouteDecision, Router
+
+# The original course's rules (first four stems of each list), extended to English and Russian.
+# Stems are matched as lowercase substrings, so "функци" matches "функция", "функцию", "функции".
+DEFAULT_RULES: dict[str, tuple[str, ...]] = {
+    "json": ("json", "схем", "структур", "api",
+             "schema", "structured", "key-value", "ключ", "поля", "fields"),
+    "coding": ("код", "функци", "bug", "рефакторинг",
+               "code", "function", "python", "refactor", "script", "скрипт", "баг"),
+    "support": ("помощь", "ошибк", "не работа", "поддержка",
+                "help", "error", "not working", "support", "refund", "возврат", "заказ", "order"),
+}
+
+
+class KeywordRouter(Router):
+    """Counts keyword hits per label; the label with most hits wins, no hit → `fallback` (the base model)."""
+
+    def __init__(self, rules: Mapping[str, Sequence[str]] | None = None, fallback: str = GENERAL):
+        rules = DEFAULT_RULES if rules is None else rules
+        if not rules:
+            raise ValueError("KeywordRouter needs at least one rule, e.g. {'json': ['json', 'schema']}.")
+        clean: dict[str, tuple[str, ...]] = {}
+        for label, words in rules.items():
+            if isinstance(words, str):
+                raise ValueError(f"Rules for {label!r} must be a list of keywords, not the string {words!r}.")
+            kept = tuple(w.lower().strip() for w in words if w and w.strip())
+            if not kept:
+                raise ValueError(f"Label {label!r} has no keywords; give at least one or drop the label.")
+            clean[label] = kept
+        if not isinstance(fallback, str) or not fallback:
+            raise ValueError("fallback must be a label name, e.g. 'general'.")
+        self.rules = clean
+        self.fallback = fallback
+        self.labels = tuple(dict.fromkeys([*clean, fallback]))
+
+    def _route_checked(self, text: str) -> RouteDecision:
+        lowered = text.lower()
+        hits = {label: [w for w in words if w in lowered] for label, words in self.rules.items()}
+        counts = {label: float(len(found)) for label, found in hits.items()}
+        scores = {label: counts.get(label, 0.0) for label in self.labels}
+        best = max(counts.values())
+        if best == 0:
+            return RouteDecision(self.fallback, scores, f"no keyword matched → fallback {self.fallback!r}")
+        # Ties go to the label listed first in the rules: that order is part of the configuration.
+        label = next(lbl for lbl in self.rules if counts[lbl] == best)
+        fired = ", ".join(repr(w) for w in hits[label])
+        others = {lbl: found for lbl, found in hits.items() if found and lbl != label}
+        reason = f"matched {fired} for {label!r}"
+        if others:
+            reason += "; also matched " + "; ".join(f"{lbl}: {', '.join(map(repr, f))}" for lbl, f in others.items())
+        return RouteDecision(label, scores, reason)

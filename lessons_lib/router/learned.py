@@ -1,0 +1,178 @@
+"""LearnedRouter: a LoRA sequence-classification adapter (task_type=SEQ_CLS) on the course's base model."""
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .base import GENERAL, LABELS, RouteDecision, Router
+from .encode import encode_batch
+
+ROUTER_FILE = "router.json"
+DEFAULT_THRESHOLD = 0.5
+
+
+def load_classifier_base(profile, labels: Sequence[str] = LABELS):
+    """The profile's base model with a fresh classification head (`score`) over `labels`."""
+    from transformers import AutoModelForSequenceClassification
+
+    from ..models import model_source, quantization_config
+
+    kwargs = {"dtype": profile.torch_dtype(), "num_labels": len(labels),
+              "id2label": dict(enumerate(labels)), "label2id": {lbl: i for i, lbl in enumerate(labels)}}
+    qconfig = quantization_config(profile, log=lambda *_: None)
+    if qconfig is not None:
+        kwargs.update(quantization_config=qconfig, device_map="auto")
+    model = AutoModelForSequenceClassification.from_pretrained(model_source(profile), **kwargs)
+    if model.config.pad_token_id is None:
+        from ..models import load_tokenizer
+
+        model.config.pad_token_id = load_tokenizer(profile).pad_token_id
+    return model
+
+
+def router_lora_config(profile):
+    """LoRA on every linear layer; PEFT adds the `score` head to modules_to_save for SEQ_CLS."""
+    from peft import LoraConfig
+
+    return LoraConfig(task_type="SEQ_CLS", r=profile.lora_r, lora_alpha=profile.lora_alpha, lora_dropout=0.1,
+                      target_modules="all-linear")
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a training run did."""
+
+    steps: int
+    seconds: float
+    final_loss: float
+    train_accuracy: float
+
+
+def fit(model, tokenizer, rows: Sequence[dict], labels: Sequence[str] = LABELS, steps: int = 120,
+        batch_size: int = 32, learning_rate: float = 3e-3, seed: int = 0, log=None) -> FitResult:
+    """Train the trainable (LoRA + head) weights with AdamW on shuffled mini-batches; deterministic for a seed."""
+    import torch
+
+    if not rows:
+        raise ValueError("No training rows: give {'text', 'label'} rows, e.g. from router.data.training_rows().")
+    index = {lbl: i for i, lbl in enumerate(labels)}
+    bad = sorted({r["label"] for r in rows} - set(index))
+    if bad:
+        raise ValueError(f"Training labels {bad} are not among the router's labels {tuple(labels)}.")
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    device = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 10) * max(0.05, 1 - s / steps))
+    order: list[int] = []
+    model.train()
+    start, loss_value, correct, seen = time.perf_counter(), float("nan"), 0, 0
+    for step in range(steps):
+        if len(order) < batch_size:
+            more = list(range(len(rows)))
+            rng.shuffle(more)
+            order += more
+        batch, order = [rows[i] for i in order[:batch_size]], order[batch_size:]
+        enc = encode_batch(tokenizer, [r["text"] for r in batch], device)
+        target = torch.tensor([index[r["label"]] for r in batch], device=device)
+        out = model(**enc, labels=target)
+        out.loss.backward()
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        loss_value = out.loss.item()
+        if step >= steps - max(1, len(rows) // batch_size):
+            correct += (out.logits.argmax(-1) == target).sum().item()
+            seen += len(batch)
+        if log and (step % 20 == 0 or step == steps - 1):
+            log(f"step {step:4d}  loss {loss_value:.3f}")
+    model.eval()
+    return FitResult(steps, time.perf_counter() - start, loss_value, correct / max(1, seen))
+
+
+class LearnedRouter(Router):
+    """Classifies prompts with a PEFT SEQ_CLS model; below `threshold` confidence it answers "general"."""
+
+    def __init__(self, model, tokenizer, labels: Sequence[str] = LABELS, threshold: float = DEFAULT_THRESHOLD,
+                 fallback: str = GENERAL, batch_size: int = 32):
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be between 0 and 1 (a probability), got {threshold}.")
+        if fallback not in labels:
+            raise ValueError(f"fallback {fallback!r} must be one of the labels {tuple(labels)}.")
+        n_out = getattr(model.config, "num_labels", len(labels))
+        if n_out != len(labels):
+            raise ValueError(f"The model has {n_out} outputs but {len(labels)} labels were given.")
+        self.model, self.tokenizer = model, tokenizer
+        self.labels, self.threshold, self.fallback, self.batch_size = tuple(labels), threshold, fallback, batch_size
+
+    def probabilities(self, texts: Sequence[str]):
+        """Softmax class probabilities, one row per prompt (a torch tensor on the CPU)."""
+        import torch
+
+        device = next(self.model.parameters()).device
+        chunks = []
+        self.model.eval()
+        with torch.no_grad():
+            for start in range(0, len(texts), self.batch_size):
+                enc = encode_batch(self.tokenizer, texts[start:start + self.batch_size], device)
+                chunks.append(self.model(**enc).logits.float().softmax(-1).cpu())
+        return torch.cat(chunks)
+
+    def _route_many(self, texts: list[str]) -> list[RouteDecision]:
+        decisions = []
+        for row in self.probabilities(texts).tolist():
+            scores = dict(zip(self.labels, row))
+            best = max(scores, key=scores.get)
+            if scores[best] < self.threshold:
+                reason = f"low confidence ({best} {scores[best]:.2f} < {self.threshold:.2f}) → {self.fallback}"
+                decisions.append(RouteDecision(self.fallback, scores, reason))
+            else:
+                decisions.append(RouteDecision(best, scores, f"classifier: {best} with p={scores[best]:.2f}"))
+        return decisions
+
+    def save(self, folder: str | Path, extra: dict | None = None) -> Path:
+        """Save the adapter (LoRA + head) and the router's labels/threshold next to it."""
+        folder = Path(folder)
+        self.model.save_pretrained(folder)
+        meta = {"labels": list(self.labels), "threshold": self.threshold, "fallback": self.fallback, **(extra or {})}
+        (folder / ROUTER_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, profile, tokenizer=None, threshold: float | None = None) -> "LearnedRouter":
+        """Load a saved router adapter onto a fresh classifier base of `profile`."""
+        from peft import PeftModel
+
+        from ..models import load_tokenizer
+
+        folder = Path(folder)
+        if not (folder / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"No router adapter at {folder}. Train one with "
+                                    "`python -m lessons_lib.router train` (or notebook 04).")
+        meta = json.loads((folder / ROUTER_FILE).read_text(encoding="utf-8")) if (folder / ROUTER_FILE).is_file() else {}
+        labels = tuple(meta.get("labels", LABELS))
+        model = PeftModel.from_pretrained(load_classifier_base(profile, labels), folder)
+        model.eval()
+        return cls(model, tokenizer or load_tokenizer(profile), labels,
+                   meta.get("threshold", DEFAULT_THRESHOLD) if threshold is None else threshold,
+                   meta.get("fallback", GENERAL))
+
+
+def train_learned_router(profile, rows: Sequence[dict], steps: int = 120, seed: int = 0, log=None,
+                         threshold: float = DEFAULT_THRESHOLD, **fit_kwargs) -> tuple[LearnedRouter, FitResult]:
+    """Fresh classifier base + LoRA SEQ_CLS adapter, trained on `rows`."""
+    import torch
+    from peft import get_peft_model
+
+    from ..models import load_tokenizer
+
+    torch.manual_seed(seed)
+    model = get_peft_model(load_classifier_base(profile), router_lora_config(profile))
+    tokenizer = load_tokenizer(profile)
+    result = fit(model, tokenizer, rows, LABELS, steps=steps, seed=seed, log=log, **fit_kwargs)
+    return LearnedRouter(model, tokenizer, LABELS, threshold), result

@@ -1,0 +1,84 @@
+"""Accuracy, per-class precision/recall and the confusion matrix of a router on labeled prompts."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from .base import Router
+
+
+@dataclass(frozen=True)
+class RouterReport:
+    """How a router did on a labeled set: predictions, metrics and routing time."""
+
+    name: str
+    labels: tuple[str, ...]
+    gold: list[str]
+    predicted: list[str]
+    seconds: float
+
+    @property
+    def accuracy(self) -> float:
+        """Share of prompts routed to their gold label."""
+        return sum(g == p for g, p in zip(self.gold, self.predicted)) / max(1, len(self.gold))
+
+    @property
+    def ms_per_prompt(self) -> float:
+        """Average routing time per prompt, in milliseconds."""
+        return 1000 * self.seconds / max(1, len(self.gold))
+
+    def confusion(self) -> list[list[int]]:
+        """Rows = gold label, columns = predicted label, in `labels` order."""
+        index = {label: i for i, label in enumerate(self.labels)}
+        matrix = [[0] * len(self.labels) for _ in self.labels]
+        for g, p in zip(self.gold, self.predicted):
+            matrix[index[g]][index[p]] += 1
+        return matrix
+
+    def per_class(self) -> dict[str, dict[str, float]]:
+        """precision, recall, f1 and support for each label."""
+        out = {}
+        for label in self.labels:
+            tp = sum(g == p == label for g, p in zip(self.gold, self.predicted))
+            n_pred = sum(p == label for p in self.predicted)
+            n_gold = sum(g == label for g in self.gold)
+            precision = tp / n_pred if n_pred else 0.0
+            recall = tp / n_gold if n_gold else 0.0
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            out[label] = {"precision": precision, "recall": recall, "f1": f1, "support": n_gold}
+        return out
+
+    def table(self) -> str:
+        """The per-class table as aligned text."""
+        lines = [f"{'label':10s} {'precision':>9s} {'recall':>7s} {'f1':>6s} {'support':>8s}"]
+        for label, m in self.per_class().items():
+            lines.append(f"{label:10s} {m['precision']:9.2f} {m['recall']:7.2f} {m['f1']:6.2f} {m['support']:8d}")
+        return "\n".join(lines)
+
+    def mistakes(self, texts: Sequence[str]) -> list[tuple[str, str, str]]:
+        """(text, gold, predicted) for every misrouted prompt."""
+        return [(t, g, p) for t, g, p in zip(texts, self.gold, self.predicted) if g != p]
+
+
+def evaluate_router(router: Router, rows: Sequence[dict], name: str | None = None) -> RouterReport:
+    """Route every `{"text", "label"}` row in one batch and compare with the gold labels."""
+    if not rows:
+        raise ValueError("No rows to evaluate: give at least one {'text': ..., 'label': ...} row.")
+    gold = [r["label"] for r in rows]
+    unknown = sorted(set(gold) - set(router.labels))
+    if unknown:
+        raise ValueError(f"Gold labels {unknown} are not labels this router can output ({', '.join(router.labels)}).")
+    start = time.perf_counter()
+    decisions = router.route_batch([r["text"] for r in rows])
+    seconds = time.perf_counter() - start
+    labels = tuple(router.labels)
+    return RouterReport(name or type(router).__name__, labels, gold, [d.label for d in decisions], seconds)
+
+
+def side_by_side(reports: Sequence[RouterReport]) -> str:
+    """One line per router: accuracy and routing time per prompt."""
+    lines = [f"{'router':12s} {'accuracy':>8s} {'ms/prompt':>10s}"]
+    for r in reports:
+        lines.append(f"{r.name:12s} {r.accuracy:8.3f} {r.ms_per_prompt:10.2f}")
+    return "\n".join(lines)

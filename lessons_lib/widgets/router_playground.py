@@ -1,0 +1,94 @@
+"""RouterPlayground: type a prompt → the router's choice, a score bar per label and the generated answer.
+
+Core widgets only (Textarea, Button, Label, HTML, VBox/HBox), so it works on ipywidgets 7.7 (Colab) and 8.x.
+Results go into Label/HTML values. Drive it from Python: set `playground.prompt.value`, call
+`playground.button.click()`, read `playground.last`.
+"""
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import ipywidgets as widgets
+
+BAR_COLORS = {"json": "#4c72b0", "coding": "#55a868", "support": "#c44e52", "general": "#8172b2"}
+
+
+@dataclass(frozen=True)
+class PlaygroundResult:
+    """One press of the button: the router's decision, the adapter used, the answer and timings."""
+
+    decision: object
+    adapter: str
+    answer: str | None
+    route_ms: float
+
+
+def score_bars_html(scores: dict[str, float], chosen: str) -> str:
+    """Horizontal HTML bars, one per label, widths proportional to the score (scaled to the largest)."""
+    top = max(scores.values(), default=0.0) or 1.0
+    rows = []
+    for label, value in scores.items():
+        width = max(0.0, min(100.0, 100.0 * value / top))
+        weight = "bold" if label == chosen else "normal"
+        color = BAR_COLORS.get(label, "#999999")
+        rows.append(
+            f'<div style="display:flex;align-items:center;margin:2px 0">'
+            f'<span style="width:80px;font-weight:{weight}">{html.escape(label)}</span>'
+            f'<span style="display:inline-block;height:12px;width:{width * 2:.0f}px;background:{color}"></span>'
+            f'<span style="margin-left:6px">{value:.2f}</span></div>')
+    return "".join(rows)
+
+
+class RouterPlayground(widgets.VBox):
+    """A prompt box and a button; shows the chosen adapter, per-label score bars and (with a model) the answer."""
+
+    def __init__(self, router, model=None, tokenizer=None, prompt: str = "", max_new_tokens: int = 64,
+                 generate_fn: Callable | None = None):
+        from ..models import generate
+
+        if model is not None and tokenizer is None:
+            raise ValueError("Give the tokenizer together with the model, or neither (routing only).")
+        self.router, self.model, self.tokenizer, self.max_new_tokens = router, model, tokenizer, max_new_tokens
+        self._generate = generate_fn or generate
+        self.prompt = widgets.Textarea(value=prompt, description="Prompt", placeholder="Ask something…",
+                                       layout=widgets.Layout(width="95%", height="70px"))
+        self.button = widgets.Button(description="Route & generate" if model is not None else "Route",
+                                     button_style="primary")
+        self.choice = widgets.Label(value="")
+        self.reason = widgets.Label(value="")
+        self.bars = widgets.HTML(value="")
+        self.answer = widgets.HTML(value="")
+        self.last: PlaygroundResult | None = None
+        super().__init__([self.prompt, widgets.HBox([self.button, self.choice]), self.reason, self.bars, self.answer])
+        self.button.on_click(self._on_click)
+
+    def run(self) -> PlaygroundResult | None:
+        """Route the prompt, show the decision and scores, generate with the chosen adapter; None if empty."""
+        text = self.prompt.value
+        if not text.strip():
+            self.choice.value = "Type a prompt first, then press the button."
+            self.reason.value, self.bars.value, self.answer.value = "", "", ""
+            return None
+        start = time.perf_counter()
+        decision = self.router.route(text)
+        route_ms = 1000 * (time.perf_counter() - start)
+        adapter = decision.adapter
+        self.choice.value = f"→ {decision.label} (adapter {adapter}, routed in {route_ms:.1f} ms)"
+        self.reason.value = decision.reason
+        self.bars.value = score_bars_html(decision.scores, decision.label)
+        answer = None
+        if self.model is not None:
+            answer = self._generate(self.model, self.tokenizer, [text.strip()], self.max_new_tokens,
+                                    adapter_names=[adapter])[0]
+            self.answer.value = f"<pre style='white-space:pre-wrap'>{html.escape(answer)}</pre>"
+        self.last = PlaygroundResult(decision, adapter, answer, route_ms)
+        return self.last
+
+    def _on_click(self, _button) -> None:
+        try:
+            self.run()
+        except Exception as err:  # shown in the widget: a callback's traceback is invisible in Colab
+            self.choice.value = f"Error: {err}"

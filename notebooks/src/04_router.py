@@ -1,0 +1,305 @@
+# %% [markdown]
+# # 04 — Route each request to the right adapter
+#
+# We now have one base model with three LoRA adapters (json, coding, support). A user types a request:
+# which adapter should answer it — or none (the plain base model)? That choice is a **router**. We build
+# three: the original course's **keyword rules**, a **learned classifier that is itself a LoRA adapter**
+# (`task_type="SEQ_CLS"`) on the same base, and a cheap **embedding nearest-centroid** router. Then we
+# evaluate them honestly on prompts written by hand for the course — not produced by the training
+# templates — and plug the best one in front of a mixed-adapter batch.
+
+# %% [markdown]
+# ## Learning objectives
+# - Write an explainable keyword router, and see where substring rules break.
+# - Train a LoRA sequence-classification adapter with PEFT (`LoraConfig(task_type="SEQ_CLS")`), know why
+#   the classification head must be saved too (`modules_to_save`), and add a confidence threshold.
+# - Build an embedding router from mean-pooled hidden states of the base model.
+# - Evaluate routers side by side: accuracy, per-class precision/recall, confusion matrix, latency.
+# - Route and generate a batch in one call with PEFT mixed adapters (`adapter_names=[...]`).
+
+# %% tags=["parameters"]
+PROFILE = None  # "tiny" | "t4" | "7b"; None = automatic
+
+# %%
+from lessons_lib.lesson import setup_lesson
+
+lesson = setup_lesson("04", profile=PROFILE)
+
+# %% [markdown]
+# ## 1. Labels and the held-out set
+#
+# Four labels: `json`, `coding`, `support` — one per adapter — and `general`, which means "no adapter,
+# use the base model" (PEFT calls it `"__base__"` in a mixed batch). The held-out set has 80 requests
+# (20 per label, half English, half Russian) written in a user's voice; many contain none of the
+# obvious keywords.
+
+# %%
+from collections import Counter
+
+from lessons_lib.router import LABELS, label_to_adapter
+from lessons_lib.router.data import heldout_rows, training_rows
+
+heldout = heldout_rows()
+texts = [r["text"] for r in heldout]
+print("labels:", LABELS, "→ adapters:", [label_to_adapter(lbl) for lbl in LABELS])
+print("held-out:", len(heldout), dict(Counter(r["label"] for r in heldout)))
+for row in heldout[:8]:
+    print(f"  {row['label']:8s} {row['text'][:90]}")
+
+# %% [markdown]
+# ## 2. Keyword rules
+#
+# The original course routed with substrings: `json`, `схем`, `структур`, `api` → json; `код`, `функци`,
+# `bug`, `рефакторинг` → coding; `помощь`, `ошибк`, `не работа`, `поддержка` → support — and sent
+# everything else to json. Our `KeywordRouter` extends the lists to English, sends "no match" to the base
+# model instead, and says which rule fired.
+
+# %%
+from lessons_lib.router import DEFAULT_RULES, KeywordRouter
+
+keyword = KeywordRouter()
+for label, words in DEFAULT_RULES.items():
+    print(f"{label:8s} {', '.join(words)}")
+for prompt in ["Convert this order to JSON", "Напиши функцию сортировки", "Как приготовить борщ?"]:
+    d = keyword.route(prompt)
+    print(f"{d.label:8s} ← {prompt!r}: {d.reason}")
+
+# %% [markdown]
+# Where keywords break: a word inside another word (`subscription` contains `script`), a shared word
+# (`ошибк` is in "fix the error in my code" too), and requests that use no keyword at all.
+
+# %%
+failures = ["You took the payment but my subscription still says inactive",
+            "У меня KeyError: 'name' при обращении к словарю, как его избежать?",
+            "Implement fizzbuzz, but print 'Boom' for multiples of 7 as well"]
+for prompt in failures:
+    d = keyword.route(prompt)
+    print(f"{d.label:8s} ← {prompt[:60]!r}: {d.reason}")
+assert keyword.route(failures[0]).label == "coding"  # "script" inside "subscription"
+assert keyword.route(failures[2]).label == "general"  # no keyword at all
+
+# %% [markdown]
+# ## 3. A learned router: a LoRA adapter for sequence classification
+#
+# `AutoModelForSequenceClassification` puts a fresh linear head (`score`) on the base model: it reads the
+# hidden state of the last token and outputs one logit per label. We train LoRA on all linear layers
+# **plus** that head. With `task_type="SEQ_CLS"`, PEFT adds the head to `modules_to_save` for us — without
+# it the saved adapter would lack the head and reload with random weights.
+#
+# The training prompts come from the course's data and from EN/RU templates (opener × task × detail),
+# with some filler sentences and dropped words mixed in so the classifier can't just memorise templates.
+
+# %%
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForSequenceClassification
+
+from lessons_lib.models import load_tokenizer, model_source
+from lessons_lib.router.encode import encode_batch
+
+profile = lesson.profile
+tok = load_tokenizer(profile)
+train_rows = training_rows(240)
+print(len(train_rows), "training prompts, e.g.:", train_rows[:3])
+
+classifier = AutoModelForSequenceClassification.from_pretrained(
+    model_source(profile), num_labels=len(LABELS), dtype=profile.torch_dtype(),
+    id2label=dict(enumerate(LABELS)), label2id={lbl: i for i, lbl in enumerate(LABELS)})
+classifier.config.pad_token_id = tok.pad_token_id
+config = LoraConfig(task_type="SEQ_CLS", r=profile.lora_r, lora_alpha=profile.lora_alpha,
+                    lora_dropout=0.1, target_modules="all-linear")
+demo = get_peft_model(classifier, config)
+demo.print_trainable_parameters()
+print("modules_to_save:", demo.peft_config["default"].modules_to_save)
+assert "score" in demo.peft_config["default"].modules_to_save
+
+# %% [markdown]
+# A few optimisation steps by hand, to see the loss move (a plain PyTorch loop: a batch of prompts, their
+# label ids, `loss.backward()`). The full training (100 steps, about a minute on a free CPU) is
+# `python -m lessons_lib.router train`; on the tiny profile its result ships in `assets/router/adapter`.
+
+# %%
+import time
+
+DEMO_STEPS = 8 if profile.name == "tiny" else 100
+label_id = {lbl: i for i, lbl in enumerate(LABELS)}
+optimizer = torch.optim.AdamW([p for p in demo.parameters() if p.requires_grad], lr=3e-3)
+device = next(demo.parameters()).device
+demo.train()
+losses, start = [], time.perf_counter()
+for step in range(DEMO_STEPS):
+    batch = train_rows[step * 16:(step + 1) * 16]
+    enc = encode_batch(tok, [r["text"] for r in batch], device)
+    labels = torch.tensor([label_id[r["label"]] for r in batch], device=device)
+    loss = demo(**enc, labels=labels).loss
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    losses.append(loss.item())
+demo.eval()
+print(f"{DEMO_STEPS} steps in {time.perf_counter() - start:.1f} s; loss {losses[0]:.3f} → {losses[-1]:.3f}")
+demo.save_pretrained(lesson.work_dir / "router-demo")
+print(sorted(p.name for p in (lesson.work_dir / "router-demo").iterdir()))
+
+# %% [markdown]
+# Now the fully trained router. `load_router("learned")` loads the shipped adapter on the tiny profile
+# (on a GPU profile it loads yours from the work dir, or trains one). `LearnedRouter` turns the logits into
+# probabilities; if the best one is below the **threshold** (0.5), the prompt goes to `general`.
+
+# %%
+from lessons_lib.router import load_router
+
+learned = load_router("learned", profile, work_dir=lesson.work_dir)
+print(learned.model.peft_config["default"].task_type, "threshold", learned.threshold)
+for prompt in failures:
+    d = learned.route(prompt)
+    print(f"{d.label:8s} ← {prompt[:60]!r}: {d.reason}")
+
+# %% [markdown]
+# ## 4. An embedding router: nearest centroid
+#
+# No training step at all: embed training prompts (120 per label) with the **base** model (mean of the last hidden
+# states over the real tokens), average per label, and send a new prompt to the nearest average (cosine).
+
+# %%
+from lessons_lib.models import load_base
+from lessons_lib.router.embedding import EmbeddingRouter
+
+embedding = EmbeddingRouter(load_base(profile), tok, training_rows(120))
+print(embedding.route("Turn this invoice into key/value pairs").reason)
+
+# %% [markdown]
+# ## 5. Evaluation, side by side
+#
+# Same 80 held-out prompts for all three routers: accuracy, per-class precision/recall, routing time per
+# prompt (all prompts routed in one batch call), and the confusion matrices.
+
+# %%
+from lessons_lib.router.metrics import evaluate_router, side_by_side
+
+reports = [evaluate_router(r, heldout, name) for name, r in
+           [("keyword", keyword), ("learned", learned), ("embedding", embedding)]]
+print(side_by_side(reports))
+for report in reports:
+    print(f"\n{report.name}\n{report.table()}")
+acc = {r.name: r.accuracy for r in reports}
+
+# %%
+import matplotlib.pyplot as plt
+
+fig, axes = plt.subplots(1, len(reports), figsize=(4.2 * len(reports), 3.8))
+for ax, report in zip(axes, reports):
+    ax.imshow(report.confusion(), cmap="Blues")
+    for i, row in enumerate(report.confusion()):
+        for j, value in enumerate(row):
+            ax.text(j, i, value, ha="center", va="center")
+    ax.set_xticks(range(len(LABELS)), LABELS, rotation=30)
+    ax.set_yticks(range(len(LABELS)), LABELS)
+    ax.set_xlabel("predicted")
+    ax.set_title(f"{report.name}: {report.accuracy:.2f}")
+axes[0].set_ylabel("true")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Latency per prompt, one prompt at a time (what a server sees for a single request), as a ratio to the
+# keyword rules:
+
+# %%
+def ms_per_prompt(router, prompts):
+    start = time.perf_counter()
+    for p in prompts:
+        router.route(p)
+    return 1000 * (time.perf_counter() - start) / len(prompts)
+
+
+sample = texts[:16]
+latency = {name: ms_per_prompt(r, sample) for name, r in [("keyword", keyword), ("learned", learned),
+                                                          ("embedding", embedding)]}
+for name, ms in latency.items():
+    print(f"{name:10s} {ms:8.3f} ms/prompt   ×{ms / latency['keyword']:.0f} keyword")
+
+# %% [markdown]
+# Misrouted prompts of the learned router — read them: are they hard, or ambiguous?
+
+# %%
+for text, gold, pred in reports[1].mistakes(texts)[:10]:
+    print(f"gold {gold:8s} got {pred:8s} {text[:80]}")
+
+# %%
+# Self-check: the learned router beats the keyword rules on the held-out set, and every label is legal.
+assert acc["learned"] > acc["keyword"], acc
+assert all(p in LABELS for r in reports for p in r.predicted)
+assert len(heldout) >= 60 and set(Counter(r["label"] for r in heldout)) == set(LABELS)
+
+# %% [markdown]
+# ## 6. RouterPlayground
+#
+# Type a prompt, press the button: the chosen adapter, the router's score per label, and the answer of
+# the chosen adapter. We load the course adapters into one `PeftModel` for generation.
+
+# %%
+from lessons_lib.adapters import load_with_adapters
+from lessons_lib.widgets.router_playground import RouterPlayground
+
+model = load_with_adapters(load_base(profile), profile, work_dir=lesson.work_dir)
+playground = RouterPlayground(learned, model, tok, prompt="Сделай из этого JSON: Олег, 40 лет, Пермь",
+                              max_new_tokens=profile.max_new_tokens)
+playground
+
+# %%
+# Drive the widget from Python, as a learner would by typing and clicking.
+playground.button.click()
+print(playground.choice.value)
+print(playground.last.answer)
+assert playground.last.decision.label in LABELS
+assert playground.bars.value.count("<div") == len(LABELS)
+playground.prompt.value = "   "
+playground.button.click()
+assert "Type a prompt" in playground.choice.value
+
+# %% [markdown]
+# ## 7. Route and generate in one batch
+#
+# `RoutedModel` routes every prompt, then makes **one** `generate` call with
+# `adapter_names=[...]` — each row of the batch runs through its own adapter, `general` rows through the
+# bare base. The answers equal one-adapter runs (checked below).
+
+# %%
+from lessons_lib.models import generate
+from lessons_lib.router import RoutedModel
+
+routed = RoutedModel(model, tok, learned, max_new_tokens=profile.max_new_tokens)
+mixed = [texts[0], texts[1], texts[2], texts[3], "Напиши функцию Python `double(xs)`, которая удваивает числа"]
+results = routed.generate_batch(mixed)
+for r in results:
+    print(f"[{r.adapter:8s}] {r.prompt[:50]!r} → {r.answer[:70]!r}")
+one = results[-1]
+assert one.answer == generate(model, tok, one.prompt, profile.max_new_tokens, adapter_names=[one.adapter])
+
+# %% [markdown]
+# ## Recap
+# - Keyword rules are instant and explainable, but brittle: substrings inside other words, shared words,
+#   and requests without keywords.
+# - A LoRA SEQ_CLS adapter is a tiny classifier on the same base (`modules_to_save` keeps its head); a
+#   confidence threshold sends unsure prompts to the base model.
+# - Mean-pooled embeddings + nearest centroid need no training at all — a cheap baseline.
+# - Evaluate on prompts the router never saw in any form: per-class precision/recall and the confusion
+#   matrix show *which* adapter gets the wrong traffic.
+# - Routing + a mixed-adapter batch serves many requests, each with its own adapter, in one call.
+
+# %% [markdown]
+# ## Exercises
+# 1. Add a `tools` label to `KeywordRouter` (`rules={**DEFAULT_RULES, "tools": [...]}`) and route
+#    weather/currency questions to it.
+# 2. Change the learned router's threshold from 0.5 to 0.8: how do `general`'s precision and recall move?
+# 3. Write ten new held-out prompts of your own (a JSONL file) and run
+#    `python -m lessons_lib.router evaluate --router learned --data my.jsonl`.
+# 4. Retrain with `python -m lessons_lib.router train --steps 200 --out build/router200`: better or overfit?
+
+# %% [markdown]
+# ## Quiz
+
+# %%
+from lessons_lib.quiz import show_quiz
+show_quiz("04")

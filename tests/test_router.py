@@ -1,0 +1,162 @@
+"""Routers: labels, input checks, truncation, batch == one-by-one, the CLI, learned beats keyword on held-out."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lessons_lib.router import LABELS, KeywordRouter, RouteDecision, label_to_adapter, load_router
+from lessons_lib.router.data import HELDOUT_PATH, heldout_rows, read_jsonl, training_rows
+from lessons_lib.router.metrics import evaluate_router
+
+MIXED = ["Convert this to JSON: Ivan, 30, Omsk", "Напиши функцию, которая сортирует список",
+         "My parcel never arrived, please help", "Why is the sky blue?", "Посылка не пришла, верните деньги",
+         "schema for an api payload"]
+
+
+@pytest.fixture(scope="module")
+def learned(tiny):
+    return load_router("learned", tiny)
+
+
+@pytest.fixture(scope="module")
+def embedding(tiny):
+    from lessons_lib.models import load_base, load_tokenizer
+    from lessons_lib.router.embedding import EmbeddingRouter
+
+    return EmbeddingRouter(load_base(tiny), load_tokenizer(tiny), training_rows(16))
+
+
+def test_label_to_adapter():
+    assert label_to_adapter("general") == "__base__"
+    assert [label_to_adapter(lbl) for lbl in LABELS[:3]] == ["json", "coding", "support"]
+
+
+def test_keyword_rules_explain_and_fall_back():
+    router = KeywordRouter()
+    decision = router.route("Please return this as JSON")
+    assert decision.label == "json" and "'json'" in decision.reason
+    assert router.route("Как приготовить борщ?").label == "general"
+    assert "no keyword" in router.route("Как приготовить борщ?").reason
+    assert router.route("Исправь рефакторинг функции").label == "coding"
+
+
+def test_keyword_router_accepts_extra_labels():
+    rules = {"tools": ["weather", "погода"], "json": ["json"]}
+    router = KeywordRouter(rules)
+    assert router.labels == ("tools", "json", "general")
+    assert router.route("What is the weather in Oslo?").label == "tools"
+
+
+@pytest.mark.parametrize("rules", [{}, {"json": []}, {"json": "json"}])
+def test_keyword_router_rejects_bad_rules(rules):
+    with pytest.raises(ValueError):
+        KeywordRouter(rules)
+
+
+@pytest.mark.parametrize("kind", ["keyword", "learned", "embedding"])
+def test_routers_output_known_labels_and_reject_empty(kind, learned, embedding):
+    router = {"keyword": KeywordRouter(), "learned": learned, "embedding": embedding}[kind]
+    decisions = router.route_batch(MIXED)
+    assert all(isinstance(d, RouteDecision) and d.label in LABELS for d in decisions)
+    assert all(set(d.scores) == set(LABELS) for d in decisions)
+    for bad in ["", "   \n\t"]:
+        with pytest.raises(ValueError, match="Empty prompt"):
+            router.route(bad)
+        with pytest.raises(ValueError, match="Empty prompt"):
+            router.route_batch(["fine prompt", bad])
+    assert router.route_batch([]) == []
+
+
+@pytest.mark.parametrize("kind", ["learned", "embedding"])
+def test_batch_routing_equals_one_by_one(kind, learned, embedding):
+    router = {"learned": learned, "embedding": embedding}[kind]
+    batch = router.route_batch(MIXED)
+    single = [router.route(t) for t in MIXED]
+    assert [d.label for d in batch] == [d.label for d in single]
+    for b, s in zip(batch, single):
+        assert all(abs(b.scores[k] - s.scores[k]) < 1e-4 for k in LABELS)
+
+
+def test_very_long_prompt_is_truncated(learned, tokenizer):
+    from lessons_lib.router.encode import ROUTER_MAX_PROMPT_TOKENS, encode_batch
+
+    long_text = "Write a Python function that sorts numbers. " + "blah " * 5000
+    enc = encode_batch(tokenizer, [long_text])
+    assert enc["input_ids"].shape[1] <= ROUTER_MAX_PROMPT_TOKENS + 16  # prompt budget + chat markers
+    assert learned.route(long_text).label in LABELS
+
+
+def test_learned_threshold_sends_unsure_prompts_to_general(learned):
+    from lessons_lib.router.learned import LearnedRouter
+
+    strict = LearnedRouter(learned.model, learned.tokenizer, threshold=1.0)
+    decision = strict.route("Convert this to JSON: Ivan, 30, Omsk")
+    assert decision.label == "general" and "low confidence" in decision.reason
+    with pytest.raises(ValueError, match="threshold"):
+        LearnedRouter(learned.model, learned.tokenizer, threshold=1.5)
+
+
+def test_heldout_is_balanced_bilingual_and_not_templated():
+    rows = heldout_rows()
+    assert len(rows) >= 60
+    counts = {lbl: sum(r["label"] == lbl for r in rows) for lbl in LABELS}
+    assert min(counts.values()) == max(counts.values())
+    assert any(any("а" <= ch <= "я" for ch in r["text"].lower()) for r in rows)
+    train_texts = {r["text"] for r in training_rows()}
+    assert not train_texts & {r["text"] for r in rows}
+
+
+def test_learned_beats_keyword_on_heldout(learned):
+    rows = heldout_rows()
+    keyword = evaluate_router(KeywordRouter(), rows).accuracy
+    learned_acc = evaluate_router(learned, rows).accuracy
+    assert learned_acc > keyword, f"learned {learned_acc:.3f} <= keyword {keyword:.3f}"
+
+
+def test_read_jsonl_errors(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "hi", "label": "json"}\nnot json\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="bad.jsonl:2"):
+        read_jsonl(bad)
+    unknown = tmp_path / "unknown.jsonl"
+    unknown.write_text('{"text": "hi", "label": "poetry"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="poetry"):
+        read_jsonl(unknown, LABELS)
+    with pytest.raises(FileNotFoundError, match="JSONL"):
+        read_jsonl(tmp_path / "missing.jsonl")
+
+
+def test_cli_evaluate_format(tmp_path, capsys):
+    from lessons_lib.router.__main__ import main
+
+    data = tmp_path / "mini.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": lbl}, ensure_ascii=False) + "\n" for t, lbl in
+                            [("return JSON please", "json"), ("fix this python code", "coding"),
+                             ("my order is lost, help", "support"), ("tell me a joke", "general")]), encoding="utf-8")
+    assert main(["evaluate", "--router", "keyword", "--data", str(data)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == "accuracy=1.0000"
+    assert any(line.split()[:1] == ["label"] and "precision" in line and "recall" in line for line in out)
+    assert {line.split()[0] for line in out} >= set(LABELS)
+    assert main(["evaluate", "--router", "keyword", "--data", str(tmp_path / "nope.jsonl")]) == 2
+    assert "JSONL" in capsys.readouterr().err
+
+
+def test_heldout_file_is_valid_jsonl():
+    lines = HELDOUT_PATH.read_text(encoding="utf-8").splitlines()
+    assert all(set(json.loads(line)) == {"text", "label"} for line in lines)
+
+
+def test_routed_model_mixed_batch_matches_single(course_model, tokenizer):
+    from lessons_lib.models import generate
+    from lessons_lib.router import RoutedModel
+
+    routed = RoutedModel(course_model, tokenizer, KeywordRouter(), max_new_tokens=16)
+    answers = routed.generate_batch(MIXED[:4])
+    assert [a.adapter for a in answers] == ["json", "coding", "support", "__base__"]
+    alone = generate(course_model, tokenizer, MIXED[1], 16, adapter_names=["coding"])
+    assert answers[1].answer == alone
+    assert routed.generate(MIXED[0]).adapter == "json"
+    with pytest.raises(ValueError, match="not loaded|no such adapter"):
+        RoutedModel(course_model, tokenizer, KeywordRouter({"tools": ["weather"]}))
