@@ -1,0 +1,377 @@
+"""Plumbing for merging and mixing LoRA adapters: safe weighted adapters, runtime mixes, merged models.
+
+The PEFT calls themselves (`add_weighted_adapter`, `merge_and_unload`, `set_adapter([...])`, `set_scale`)
+are taught in notebook 03; this module wraps only the checks and bookkeeping around them:
+
+- `create_weighted_adapter` validates before touching the model (names, weights, ranks, dtype for SVD,
+  density), replaces an existing adapter of the same name (PEFT silently keeps it otherwise), writes
+  the true per-module ranks into the new config so the adapter reloads from disk (peft #3737), and puts
+  the new adapter's modules in eval mode (they are injected in train mode, so LoRA dropout would be live).
+- `runtime_mix` / `set_runtime_mix` / `restore_mix` activate several adapters with per-adapter scales
+  and put the previous state back.
+- `merge_for_deployment` is the quantized-base path: reload the base unquantized (fp16/fp32), attach,
+  merge, save, and optionally re-quantize; on CPU it runs the same steps in fp32.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+from .profiles import Profile
+
+COMBINATION_TYPES = ("linear", "cat", "svd", "ties", "dare_linear", "dare_ties", "ties_svd", "magnitude_prune")
+ALL_COMBINATION_TYPES = COMBINATION_TYPES + ("dare_linear_svd", "dare_ties_svd", "magnitude_prune_svd")
+EQUAL_RANK_TYPES = ("linear", "ties", "dare_linear", "dare_ties", "magnitude_prune")
+DENSITY_TYPES = ("ties", "ties_svd", "dare_linear", "dare_ties", "dare_linear_svd", "dare_ties_svd",
+                 "magnitude_prune", "magnitude_prune_svd")
+DEFAULT_DENSITY = 0.5
+RUNTIME_SCALING = "runtime scaling"
+
+
+class MixError(ValueError):
+    """A weighted combination that cannot be built; the message says why and what to do instead."""
+
+
+class RankMismatchError(MixError):
+    """Element-wise combination types (linear, ties, dare_*, magnitude_prune) got adapters of different ranks."""
+
+
+class SvdDtypeError(MixError):
+    """An SVD-based combination was asked for on fp16/bf16 LoRA weights (torch.linalg.svd needs fp32)."""
+
+
+def lora_layers(model) -> list[tuple[str, object]]:
+    """Every LoRA-wrapped module of a PeftModel as (name without the PEFT prefix, layer)."""
+    from peft.tuners.lora import LoraLayer
+
+    inner = model.base_model.model
+    return [(name, module) for name, module in inner.named_modules() if isinstance(module, LoraLayer)]
+
+
+def module_ranks(model, adapter: str) -> dict[str, int]:
+    """The rank each module really has for `adapter` (read from the lora_A weights, not the config)."""
+    return {name: layer.lora_A[adapter].weight.shape[0] for name, layer in lora_layers(model) if adapter in layer.lora_A}
+
+
+def _lora_dtypes(model, adapters: Sequence[str]) -> set:
+    return {layer.lora_A[a].weight.dtype for _, layer in lora_layers(model) for a in adapters if a in layer.lora_A}
+
+
+def check_weighted_request(model, adapters: Sequence[str], weights: Sequence[float], adapter_name: str,
+                           combination_type: str, density: float | None = None) -> None:
+    """Raise a MixError (with the fix) if `add_weighted_adapter` would fail, misbehave or build an unloadable adapter."""
+    import torch
+
+    loaded = list(model.peft_config)
+    if combination_type not in ALL_COMBINATION_TYPES:
+        raise MixError(f"Unknown combination_type {combination_type!r}; choose one of {', '.join(ALL_COMBINATION_TYPES)}.")
+    if not adapters:
+        raise MixError("Give at least one adapter to combine.")
+    missing = [a for a in adapters if a not in loaded]
+    if missing:
+        raise MixError(f"Adapters {missing} are not loaded (loaded: {loaded}); load them with "
+                       "model.load_adapter(folder, adapter_name=...) first.")
+    if len(weights) != len(adapters):
+        raise MixError(f"{len(adapters)} adapters but {len(weights)} weights; give one weight per adapter.")
+    if not adapter_name or "." in adapter_name:
+        raise MixError(f"Adapter name {adapter_name!r} is not usable by PEFT (no dots, not empty); e.g. 'mix_w15'.")
+    if adapter_name in adapters:
+        raise MixError(f"The new adapter cannot reuse the name of a source adapter ({adapter_name!r}); pick a new name.")
+    if density is not None and not 0.0 < density <= 1.0:
+        raise MixError(f"density must be in (0, 1] (the share of weights kept), got {density}.")
+    if combination_type.endswith("svd"):
+        low = sorted(str(d) for d in _lora_dtypes(model, adapters) if d in (torch.float16, torch.bfloat16))
+        if low:
+            raise SvdDtypeError(
+                f"combination_type={combination_type!r} runs torch.linalg.svd, which does not support {', '.join(low)} "
+                "LoRA weights. Load the adapters in fp32 (PEFT's default autocast_adapter_dtype=True keeps them fp32 "
+                "on an fp16 base), or use combination_type='cat', which needs no SVD.")
+    if combination_type in EQUAL_RANK_TYPES and len(adapters) > 1:
+        ranks = {a: module_ranks(model, a) for a in adapters}
+        modules = set().union(*(r.keys() for r in ranks.values()))
+        for module in sorted(modules):
+            seen = {a: r[module] for a, r in ranks.items() if module in r}
+            if len(set(seen.values())) > 1:
+                raise RankMismatchError(
+                    f"combination_type={combination_type!r} adds the adapters' A and B matrices element-wise, so every "
+                    f"adapter needs the same rank in every module, but {module} has ranks {seen}. Use "
+                    "combination_type='cat' (concatenates: new rank = sum of ranks) or 'svd' (re-factorises the "
+                    "summed update to a chosen svd_rank) for adapters of different ranks.")
+
+
+def create_weighted_adapter(model, adapters: Sequence[str], weights: Sequence[float], adapter_name: str,
+                            combination_type: str = "cat", density: float | None = None, **kwargs) -> str:
+    """`add_weighted_adapter` with the traps handled: checks first, replaces an existing name, reloadable config.
+
+    Returns `adapter_name`. The new adapter is not activated (as in PEFT), unless it replaced the active one.
+    """
+    if density is None and combination_type in DENSITY_TYPES:
+        density = DEFAULT_DENSITY
+    check_weighted_request(model, adapters, weights, adapter_name, combination_type, density)
+    was_active = adapter_name in _active_list(model)
+    if adapter_name in model.peft_config:
+        # add_weighted_adapter returns silently when the name exists, so the old weights would stay.
+        if was_active:
+            model.set_adapter(adapters[0])
+        model.delete_adapter(adapter_name)
+    if density is not None:
+        kwargs["density"] = density
+    before = _active_list(model)
+    try:
+        model.add_weighted_adapter(list(adapters), [float(w) for w in weights], adapter_name,
+                                   combination_type=combination_type, **kwargs)
+    except Exception:
+        if adapter_name in model.peft_config:
+            model.delete_adapter(adapter_name)
+        _activate(model, before)
+        raise
+    _record_true_ranks(model, adapter_name)
+    if not model.training:
+        model.eval()  # the new adapter's modules are injected in train mode: its dropout would be live
+    if was_active:
+        model.set_adapter(adapter_name, inference_mode=True)
+    return adapter_name
+
+
+def _record_true_ranks(model, adapter_name: str) -> None:
+    """Write per-module ranks that differ from the config's `r` into rank_pattern/alpha_pattern (peft #3737).
+
+    Element-wise types keep each module's source rank; with source `rank_pattern`s that differs from the new
+    config's `r`, and `from_pretrained` would then fail with a size mismatch.
+    """
+    config = model.peft_config[adapter_name]
+    scale = config.lora_alpha / config.r  # add_weighted_adapter sets alpha = r, i.e. scaling 1
+    wrong = {name: rank for name, rank in module_ranks(model, adapter_name).items() if rank != config.r}
+    if not wrong:
+        return
+    config.rank_pattern = {**config.rank_pattern, **{f"^{_escape(n)}$": r for n, r in wrong.items()}}
+    config.alpha_pattern = {**config.alpha_pattern, **{f"^{_escape(n)}$": r * scale for n, r in wrong.items()}}
+    for name, layer in lora_layers(model):
+        if name in wrong:
+            layer.r[adapter_name] = wrong[name]
+            layer.lora_alpha[adapter_name] = wrong[name] * scale
+
+
+def _escape(module_name: str) -> str:
+    import re
+
+    return re.escape(module_name)
+
+
+# ------------------------------------------------------------------ runtime mixing (no new adapter)
+@dataclass(frozen=True)
+class MixState:
+    """What `set_runtime_mix` changed: the previously active adapters and every (module, adapter) scaling."""
+
+    active: tuple[str, ...]
+    scaling: dict = field(default_factory=dict)
+
+
+def _active_list(model) -> list[str]:
+    active = model.active_adapters if hasattr(model, "active_adapters") else model.active_adapter
+    return [active] if isinstance(active, str) else list(active)
+
+
+def _activate(model, names: Sequence[str]) -> None:
+    names = [n for n in names if n in model.peft_config]
+    if not names:
+        return
+    if len(names) == 1:
+        model.set_adapter(names[0], inference_mode=True)
+    else:
+        model.base_model.set_adapter(list(names), inference_mode=True)
+
+
+def set_runtime_mix(model, weights: Mapping[str, float]) -> MixState:
+    """Activate every adapter with a non-zero weight and scale it by that weight; returns the state to restore."""
+    loaded = list(model.peft_config)
+    missing = [a for a in weights if a not in loaded]
+    if missing:
+        raise MixError(f"Adapters {missing} are not loaded (loaded: {loaded}).")
+    if not weights:
+        raise MixError("Give at least one adapter weight.")
+    bad = {a: w for a, w in weights.items() if w < 0}
+    if bad:
+        raise MixError(f"Runtime weights must be >= 0 (got {bad}); for a negative weight build an adapter "
+                       "with add_weighted_adapter, which accepts negative weights.")
+    layers = lora_layers(model)
+    state = MixState(tuple(_active_list(model)),
+                     {(name, a): layer.scaling[a] for name, layer in layers for a in weights if a in layer.scaling})
+    on = [a for a, w in weights.items() if w != 0] or list(weights)  # all zero: keep them on at scale 0
+    _activate(model, on)
+    for _, layer in layers:
+        for adapter, weight in weights.items():
+            layer.set_scale(adapter, float(weight))
+    return state
+
+
+def restore_mix(model, state: MixState) -> None:
+    """Put back the scalings and active adapters recorded by `set_runtime_mix`."""
+    for name, layer in lora_layers(model):
+        for (module, adapter), value in state.scaling.items():
+            if module == name and adapter in layer.scaling:
+                layer.scaling[adapter] = value
+    _activate(model, state.active)
+
+
+@contextlib.contextmanager
+def runtime_mix(model, weights: Mapping[str, float]) -> Iterator[MixState]:
+    """Within the block, several adapters are active at once, each scaled by its weight."""
+    state = set_runtime_mix(model, weights)
+    try:
+        yield state
+    finally:
+        restore_mix(model, state)
+
+
+def describe_mix(weights: Mapping[str, float], combination_type: str) -> str:
+    """A one-line name for a mix, e.g. 'cat: json×1.0 + support×0.5'."""
+    parts = [f"{a}×{w:g}" for a, w in weights.items() if w != 0]
+    return f"{combination_type}: {' + '.join(parts) if parts else 'no adapter (base)'}"
+
+
+# ------------------------------------------------------------------ merged models
+def folder_bytes(folder: Path | str) -> int:
+    """Total size of the files under a folder."""
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+def save_merged(merged, tokenizer, folder: Path | str) -> Path:
+    """Save a merged (plain transformers) model and its tokenizer so it reloads without PEFT."""
+    from peft import PeftModel
+
+    folder = Path(folder)
+    if isinstance(merged, PeftModel):
+        raise TypeError("This is still a PeftModel; call model.merge_and_unload() first and save what it returns.")
+    merged.save_pretrained(folder)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+    return folder
+
+
+def load_merged(folder: Path | str, dtype=None):
+    """Reload a merged model with plain AutoModelForCausalLM (no PEFT involved)."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs = {"dtype": dtype} if dtype is not None else {}
+    model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    model.eval()
+    return model
+
+
+def max_logit_diff(model_a, model_b, tokenizer, prompts: Sequence[str]) -> float:
+    """Largest absolute difference between two models' logits on the same chat prompts."""
+    import torch
+
+    from .models import chat_text
+
+    enc = tokenizer([chat_text(tokenizer, p) for p in prompts], return_tensors="pt", padding=True,
+                    add_special_tokens=False)
+    with torch.no_grad():
+        a = model_a(**enc.to(next(model_a.parameters()).device)).logits.float().cpu()
+        b = model_b(**enc.to(next(model_b.parameters()).device)).logits.float().cpu()
+    mask = enc["attention_mask"].cpu().bool()
+    return (a - b).abs()[mask].max().item()
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """A merged model written to `folder`, reloaded from there (plain transformers, maybe 4-bit)."""
+
+    folder: Path
+    merged_dtype: str
+    requantized: bool
+    model: object
+    notes: tuple[str, ...] = ()
+
+
+def merge_for_deployment(profile: Profile, adapter_folders: Mapping[str, Path | str], out_dir: Path | str,
+                         tokenizer=None, weights: Sequence[float] | None = None, combination_type: str = "cat",
+                         requantize: bool = False, log=print) -> DeployResult:
+    """Merge adapters into an *unquantized* reload of the base, save, reload, optionally re-quantize to 4-bit.
+
+    Merging into a bitsandbytes 4-bit base rounds the LoRA update away (peft #2321, #2501), so the base is
+    reloaded in the profile's compute dtype (fp16/bf16 on GPU, fp32 on CPU) without quantization. With
+    several adapters they are first combined with `create_weighted_adapter(..., combination_type)`.
+    """
+    from peft import PeftModel
+
+    from . import env
+    from .models import load_base
+
+    if not adapter_folders:
+        raise ValueError("Give at least one adapter folder to merge.")
+    names = list(adapter_folders)
+    notes = []
+    base = load_base(profile, quantize=False, log=log)
+    notes.append(f"base reloaded unquantized in {base.dtype}")
+    model = PeftModel.from_pretrained(base, str(adapter_folders[names[0]]), adapter_name=names[0])
+    for name in names[1:]:
+        model.load_adapter(str(adapter_folders[name]), adapter_name=name)
+    if len(names) > 1:
+        target = create_weighted_adapter(model, names, list(weights or [1.0] * len(names)), "deploy_mix",
+                                         combination_type)
+        notes.append(f"combined {names} with {combination_type}")
+    else:
+        target = names[0]
+    merged = model.merge_and_unload(adapter_names=[target])
+    merged_dtype = str(merged.dtype)
+    out_dir = save_merged(merged, tokenizer, out_dir)
+    del model, merged, base
+    quant = None
+    if requantize:
+        if env.bitsandbytes_usable():
+            import torch
+            from transformers import BitsAndBytesConfig
+
+            quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                       bnb_4bit_compute_dtype=profile.torch_dtype() if profile.dtype != "float32"
+                                       else torch.float16)
+            notes.append("re-quantized to 4-bit NF4 on reload (the saved files stay full precision)")
+        else:
+            log("Re-quantizing needs a CUDA GPU and bitsandbytes: reloading the merged model unquantized.")
+            notes.append("re-quantization skipped (no CUDA GPU / bitsandbytes)")
+    from transformers import AutoModelForCausalLM
+
+    kwargs = {"dtype": profile.torch_dtype()}
+    if quant is not None:
+        kwargs.update(quantization_config=quant, device_map="auto")
+    elif env.cuda_available():
+        kwargs["device_map"] = "auto"
+    reloaded = AutoModelForCausalLM.from_pretrained(out_dir, **kwargs)
+    reloaded.eval()
+    return DeployResult(Path(out_dir), merged_dtype, quant is not None, reloaded, tuple(notes))
+
+
+# ------------------------------------------------------------------ a cheap per-domain metric for sweeps
+def answer_token_accuracy(model, tokenizer, items: Sequence, batch_size: int = 32) -> float:
+    """Share of reference-answer tokens (plus the closing eos) that the model predicts greedily, given the
+    correct prefix: one forward pass instead of generation, so a sweep over many mixes stays cheap."""
+    import torch
+
+    from .models import chat_text
+
+    rows = []
+    for ex in items:
+        prompt = tokenizer(chat_text(tokenizer, ex.prompt), add_special_tokens=False)["input_ids"]
+        answer = tokenizer(ex.response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        rows.append((prompt, answer))
+    device = next(model.parameters()).device
+    hits = total = 0
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        width = max(len(p) + len(a) for p, a in chunk)
+        ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, (p, a) in enumerate(chunk):
+            ids[i, :len(p) + len(a)] = torch.tensor(p + a)
+            mask[i, :len(p) + len(a)] = 1
+        with torch.no_grad():
+            predicted = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.argmax(-1).cpu()
+        for i, (p, a) in enumerate(chunk):
+            guess = predicted[i, len(p) - 1:len(p) + len(a) - 1]
+            hits += int((guess == torch.tensor(a)).sum())
+            total += len(a)
+    return hits / max(total, 1)

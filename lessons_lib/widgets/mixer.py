@@ -1,0 +1,118 @@
+"""WeightMixer: a 0–2 weight slider per adapter, a combination type, a prompt and Generate.
+
+"runtime scaling" activates every adapter with a non-zero weight and scales it (`set_scale`) for one call,
+then restores the model; any other choice builds a weighted adapter with `add_weighted_adapter` (through
+`lessons_lib.mixing.create_weighted_adapter`, replacing the previous mix) and answers with it.
+
+Core widgets only (ipywidgets 7.7 on Colab and 8.x). Results go into Label/HTML values. Tests and notebook
+cells drive it from Python: set `mixer.sliders[name].value`, `mixer.combination.value`, `mixer.prompt.value`,
+then `mixer.button.click()` and read `mixer.last`.
+"""
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import ipywidgets as widgets
+
+from ..mixing import COMBINATION_TYPES, RUNTIME_SCALING, create_weighted_adapter, describe_mix, runtime_mix
+
+MIX_ADAPTER = "mixer"
+CHOICES = (RUNTIME_SCALING, *COMBINATION_TYPES)
+
+
+@dataclass(frozen=True)
+class MixResult:
+    """One generation: the mix that answered, its weights, the adapter used (None for runtime/base), timing."""
+
+    combination: str
+    weights: dict
+    adapter: str | None
+    description: str
+    answer: str
+    seconds: float
+
+
+class WeightMixer(widgets.VBox):
+    """A FloatSlider (0–2) per adapter, a combination-type dropdown, a prompt box and a Generate button."""
+
+    def __init__(self, model, tokenizer, adapters: Sequence[str] | None = None,
+                 weights: Mapping[str, float] | None = None, combination: str = RUNTIME_SCALING, prompt: str = "",
+                 max_new_tokens: int = 112, generate_fn: Callable | None = None, mix_name: str = MIX_ADAPTER):
+        from ..models import generate
+
+        self.model, self.tokenizer, self.max_new_tokens, self.mix_name = model, tokenizer, max_new_tokens, mix_name
+        self._generate = generate_fn or generate
+        names = list(adapters) if adapters is not None else [n for n in model.peft_config if n != mix_name]
+        unknown = [n for n in names if n not in model.peft_config]
+        if unknown or not names:
+            raise ValueError(f"Adapters {unknown or names} are not loaded (loaded: {list(model.peft_config)}); load "
+                             "them with model.load_adapter(folder, adapter_name=...) first.")
+        if combination not in CHOICES:
+            raise ValueError(f"Unknown combination {combination!r}; choose one of {', '.join(CHOICES)}.")
+        start = dict(weights or {})
+        self.sliders = {n: widgets.FloatSlider(value=float(start.get(n, 1.0 if n == names[0] else 0.0)), min=0.0,
+                                               max=2.0, step=0.1, description=n, readout_format=".1f")
+                        for n in names}
+        self.combination = widgets.Dropdown(options=list(CHOICES), value=combination, description="Combine")
+        self.prompt = widgets.Textarea(value=prompt, description="Prompt", placeholder="Ask something…",
+                                       layout=widgets.Layout(width="95%", height="80px"))
+        self.button = widgets.Button(description="Generate", button_style="primary", icon="play")
+        self.status = widgets.Label(value="")
+        self.answer = widgets.HTML(value="")
+        self.last: MixResult | None = None
+        super().__init__([*self.sliders.values(), widgets.HBox([self.combination, self.button]), self.prompt,
+                          self.status, self.answer])
+        for widget in (*self.sliders.values(), self.combination):
+            widget.observe(self._on_change, names="value")
+        self.button.on_click(self._on_click)
+        self._show_pending()
+
+    # ------------------------------------------------------------ callback logic (testable from Python)
+    def weights(self) -> dict[str, float]:
+        """The slider values, rounded to the slider step."""
+        return {n: round(s.value, 2) for n, s in self.sliders.items()}
+
+    def description(self) -> str:
+        """The mix the sliders and dropdown describe, e.g. 'cat: json×1 + support×0.5'."""
+        return describe_mix(self.weights(), self.combination.value)
+
+    def run(self) -> MixResult | None:
+        """Generate with the current mix and show it; None if the prompt is empty."""
+        text = self.prompt.value.strip()
+        if not text:
+            self.status.value = "Type a prompt first, then press Generate."
+            return None
+        weights, combination = self.weights(), self.combination.value
+        used = {n: w for n, w in weights.items() if w != 0}
+        start = time.perf_counter()
+        adapter = None
+        if not used:
+            with self.model.disable_adapter():
+                answer = self._generate(self.model, self.tokenizer, text, self.max_new_tokens)
+        elif combination == RUNTIME_SCALING:
+            with runtime_mix(self.model, used):
+                answer = self._generate(self.model, self.tokenizer, text, self.max_new_tokens)
+        else:
+            adapter = create_weighted_adapter(self.model, list(used), list(used.values()), self.mix_name, combination)
+            answer = self._generate(self.model, self.tokenizer, text, self.max_new_tokens, adapter_names=[adapter])
+        seconds = time.perf_counter() - start
+        self.last = MixResult(combination, weights, adapter, describe_mix(weights, combination), answer, seconds)
+        self.status.value = f"active mix: {self.last.description} · {seconds * 1000:.0f} ms"
+        self.answer.value = f"<pre style='white-space: pre-wrap'>{html.escape(answer)}</pre>"
+        return self.last
+
+    def _show_pending(self) -> None:
+        self.status.value = f"next mix: {self.description()} (press Generate)"
+
+    def _on_change(self, _change: dict) -> None:
+        self._show_pending()
+
+    def _on_click(self, _button) -> None:
+        try:
+            self.run()
+        except Exception as err:  # a widget callback must not die silently: show the error in the status line
+            self.status.value = f"Error: {type(err).__name__}: {err}"
+            raise

@@ -1,0 +1,566 @@
+# %% [markdown]
+# # 03 — Merge for deployment, mix adapters with weights, compare switch vs mix vs merge
+#
+# Notebook 02 kept one base in memory and switched adapters. Two other ways to use adapters exist:
+# **merge** one adapter into the base weights (a plain model again: no PEFT at serving time, no LoRA
+# overhead, but one fixed behaviour), and **mix** several adapters with weights — either as a new
+# adapter (`add_weighted_adapter`) or live, by activating several adapters and scaling them. We check
+# each of them numerically, meet their traps, and finish with one table: switching vs mixing vs merging
+# on all three domains, quality and latency.
+
+# %% [markdown]
+# ## Learning objectives
+# - Merge an adapter with `merge_and_unload()` (and `adapter_names=[...]`), prove the merged model equals
+#   the adapter, save it and reload it with plain `AutoModelForCausalLM` — no PEFT.
+# - Know why you never merge into a 4-bit base, and the right path (reload in fp16, merge, re-quantize).
+# - Combine adapters with `add_weighted_adapter` and compare the combination types (linear, cat, svd, ties,
+#   dare_linear, dare_ties, ties_svd, magnitude_prune) and weights with each domain's metric.
+# - Mix adapters at run time (`set_adapter([...])`, `set_scale`, `rescale_adapter_scale`) with the
+#   WeightMixer widget.
+# - Choose between switching, mixing and merging from measured quality and latency.
+
+# %% tags=["parameters"]
+PROFILE = None  # "tiny" | "t4" | "7b"; None = automatic
+
+# %%
+from lessons_lib.lesson import setup_lesson
+
+lesson = setup_lesson("03", profile=PROFILE)
+
+# %% [markdown]
+# ## 1. Merge one adapter into the base
+#
+# A LoRA adapter adds `scaling · B·A` to some weight matrices. `merge_and_unload()` does that addition
+# once, writes the result into the base weights and removes the LoRA layers: what comes back is a plain
+# transformers model. With several adapters loaded, `adapter_names=[...]` says which ones to merge.
+#
+# We load the base **unquantized** (fp32 on CPU, fp16/bf16 on GPU) — section 2 explains why merging into a
+# 4-bit base is a bad idea.
+
+# %%
+import time
+
+import torch
+from peft import PeftModel
+
+from lessons_lib.adapters import COURSE_ADAPTERS, adapter_dir, load_with_adapters
+from lessons_lib.data import DOMAINS, examples
+from lessons_lib.evaluate import format_table
+from lessons_lib.models import chat_text, generate, load_base, load_tokenizer
+
+profile = lesson.profile
+MAX_NEW = profile.max_new_tokens
+CHECK_NEW = min(MAX_NEW, 48)  # enough tokens to compare answers exactly
+tok = load_tokenizer(profile)
+folders = {name: adapter_dir(name, profile, lesson.work_dir) for name in COURSE_ADAPTERS}
+probe = [examples(domain, 1, "heldout")[0].prompt for domain in DOMAINS]
+
+peft_model = load_with_adapters(load_base(profile, quantize=False), profile, work_dir=lesson.work_dir)
+peft_model.set_adapter("json", inference_mode=True)
+print("loaded:", list(peft_model.peft_config), "· active:", peft_model.active_adapter, "· dtype:", peft_model.dtype)
+
+
+def logits_of(m, prompts) -> torch.Tensor:
+    """Next-token logits for every position of the chat-formatted prompts."""
+    enc = tok([chat_text(tok, p) for p in prompts], return_tensors="pt", padding=True,
+              add_special_tokens=False).to(m.device)
+    with torch.no_grad():
+        return m(**enc).logits.float()
+
+
+adapter_logits = logits_of(peft_model, probe)
+adapter_answers = generate(peft_model, tok, probe, CHECK_NEW)
+
+merged = peft_model.merge_and_unload(adapter_names=["json"])
+print(type(merged).__name__, "· LoRA layers left:", sum("lora" in n for n, _ in merged.named_modules()))
+
+# %% [markdown]
+# **Self-check.** The merged model must compute the same function as base + json adapter: logits within
+# 1e-4 in fp32 (a little rounding, since `W + BA` is rounded once instead of `Wx + B(Ax)` per call) and
+# identical greedy answers.
+
+# %%
+diff = (logits_of(merged, probe) - adapter_logits).abs().max().item()
+merged_answers = generate(merged, tok, probe, CHECK_NEW)
+TOL = 1e-4 if merged.dtype == torch.float32 else 5e-2  # fp16/bf16 rounding is coarser
+print(f"max |logit difference| merged vs adapter: {diff:.2e} (tolerance {TOL:g})")
+assert diff <= TOL
+assert merged_answers == adapter_answers
+print("greedy answers identical:", merged_answers[0][:80])
+
+# %% [markdown]
+# ### After a merge you can no longer switch
+#
+# `merge_and_unload` worked **in place**: the base object now carries json's update and the other
+# adapters were dropped. The merged model has no adapters to switch to — the call that worked in
+# notebook 02 now fails:
+
+# %%
+try:
+    merged.set_adapter("coding")
+    switch_error = None
+except Exception as err:  # transformers raises ValueError ("no adapter loaded"); older versions AttributeError
+    switch_error = err
+print(f"merged.set_adapter('coding') -> {type(switch_error).__name__}: {switch_error}")
+assert switch_error is not None and not hasattr(merged, "peft_config")
+
+# %% [markdown]
+# ### Save and reload without PEFT
+#
+# A merged model saves like any transformers model (`save_pretrained`, plus the tokenizer), and loads back
+# with `AutoModelForCausalLM.from_pretrained` — the server does not even need PEFT installed.
+
+# %%
+from transformers import AutoModelForCausalLM
+
+from lessons_lib.mixing import folder_bytes
+
+merged_dir = lesson.work_dir / "merged-json"
+merged.save_pretrained(merged_dir)
+tok.save_pretrained(merged_dir)
+
+reloaded = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=merged.dtype)
+reloaded.eval()
+assert generate(reloaded, tok, probe, CHECK_NEW) == adapter_answers
+print(type(reloaded).__name__, "reloaded without PEFT; same answers as base + adapter")
+
+sizes = [{"what": "json adapter folder", "MB": round(folder_bytes(folders["json"]) / 1e6, 2)},
+         {"what": "merged model folder", "MB": round(folder_bytes(merged_dir) / 1e6, 2)}]
+sizes.append({"what": "merged / adapter", "MB": f"×{sizes[1]['MB'] / sizes[0]['MB']:.0f}"})
+print(format_table(sizes))
+del merged, reloaded, peft_model
+
+# %% [markdown]
+# The adapter is a small fraction of the merged model: merging gives you one more *full* model per
+# behaviour. For one fixed behaviour in production that is fine; for many behaviours, keep adapters.
+#
+# ## 2. Quantized bases: never merge into 4-bit weights
+#
+# With QLoRA the base is stored in 4 bits. Merging `W₄ + BA` means de-quantizing, adding a *small* update
+# and rounding back to 4 bits — and most of the update is rounded away (peft #2321, #2501). A quick
+# simulation on one real weight matrix shows why: 4-bit round-to-nearest with one scale per 64 values
+# (NF4 is similar) against the json adapter's update to the same matrix.
+
+# %%
+def fake_4bit(w: torch.Tensor, block: int = 64) -> torch.Tensor:
+    """Symmetric 4-bit round-to-nearest with one absmax scale per block of `block` values."""
+    flat = w.float().reshape(-1, block)
+    scale = flat.abs().amax(dim=1, keepdim=True) / 7
+    return (torch.round(flat / scale).clamp(-8, 7) * scale).reshape(w.shape)
+
+
+demo = load_with_adapters(load_base(profile, quantize=False), profile, ["json"], work_dir=lesson.work_dir)
+layer = demo.base_model.model.model.layers[0].self_attn.q_proj
+w, delta = layer.base_layer.weight.detach().float(), layer.get_delta_weight("json").float()
+error = (fake_4bit(w + delta) - (w + delta)).norm() / delta.norm()
+print(f"‖update‖ / ‖W‖ = {delta.norm() / w.norm():.3f}")
+print(f"rounding error after merging into 4-bit = {error:.2f} × the size of the update itself")
+assert error > 0.3
+del demo
+
+# %% [markdown]
+# The right path: **reload the base unquantized** (fp16 on a T4; fp32 on CPU), attach the adapter, merge,
+# save, and — if you want a small model again — re-quantize the *merged* weights when loading them.
+# `lessons_lib.mixing.merge_for_deployment` does exactly those steps (read it: `load_base(quantize=False)`,
+# `PeftModel.from_pretrained`, `merge_and_unload`, `save_pretrained`, reload with a `BitsAndBytesConfig`).
+# Without a GPU the re-quantization step is skipped with a message; the merge runs the same way in fp32.
+
+# %%
+from lessons_lib.mixing import merge_for_deployment
+
+deployed = merge_for_deployment(profile, {"json": folders["json"]}, lesson.work_dir / "deploy-json", tok,
+                                requantize=True)
+for note in deployed.notes:
+    print("-", note)
+deployed_answers = generate(deployed.model, tok, probe, CHECK_NEW)
+if not deployed.requantized:
+    assert deployed_answers == adapter_answers  # same function as base + adapter
+print("re-quantized to 4-bit:", deployed.requantized, "·", deployed_answers[0][:80])
+del deployed
+
+# %% [markdown]
+# (A 4-bit model re-quantized *after* merging still rounds, but it rounds `W + BA` once, from full
+# precision — the same error as quantizing any model — instead of losing the update to a second rounding.
+# An adapter trained with QLoRA learned to correct the 4-bit base, so compare the merged model's metric
+# with the adapter's before you ship it.)
+#
+# ## 3. Weighted combinations with `add_weighted_adapter`
+#
+# `add_weighted_adapter(adapters, weights, adapter_name, combination_type=...)` builds a **new adapter**
+# from existing ones. The combination types differ in *what* they add up:
+#
+# | type | how |
+# |---|---|
+# | `linear` | weighted sum of the A matrices and of the B matrices separately (cross terms appear!) |
+# | `cat` | stacks the adapters' A and B: exactly the sum of the updates, rank = sum of ranks |
+# | `svd` | sums the full updates `w·BA`, then SVD back to a low rank |
+# | `ties`, `dare_linear`, `dare_ties`, `magnitude_prune` | prune/resolve sign conflicts (`density`), A and B separately |
+# | `ties_svd` | TIES on the full updates, then SVD |
+#
+# First the raw PEFT call, and three traps.
+
+# %%
+model = load_with_adapters(load_base(profile, quantize=False), profile, work_dir=lesson.work_dir)
+model.add_weighted_adapter(["json", "support"], [1.0, 1.0], "js", combination_type="cat")
+lora = model.base_model.model.model.layers[0].self_attn.q_proj
+print("new adapter 'js' rank:", model.peft_config["js"].r, "· its dropout in training mode:",
+      lora.lora_dropout["js"].training, "· model.training:", model.training)
+
+# Trap 1: the new modules are created in *training* mode, so LoRA dropout is live in an "eval" model.
+model.eval()
+assert not lora.lora_dropout["js"].training
+
+# Trap 2: the same name again returns silently and keeps the old adapter.
+model.add_weighted_adapter(["coding"], [2.0], "js", combination_type="cat")
+print("after re-adding 'js' from coding only, rank is still", model.peft_config["js"].r, "(json+support)")
+assert model.peft_config["js"].r == 2 * profile.lora_r
+
+# %% [markdown]
+# `lessons_lib.mixing.create_weighted_adapter` wraps the same call with the checks: it validates first,
+# deletes an existing name before re-creating it, puts the new modules in eval mode, and records the true
+# per-module ranks so element-wise types reload from disk (peft #3737). Trap 3: `linear`, `ties`, `dare_*`
+# and `magnitude_prune` add A and B element-wise, so ranks must match; SVD types need fp32 weights.
+
+# %%
+from peft import LoraConfig
+
+from lessons_lib.mixing import RankMismatchError, SvdDtypeError, create_weighted_adapter
+from lessons_lib.profiles import PROFILES
+
+create_weighted_adapter(model, ["coding"], [2.0], "js", "cat")
+assert model.peft_config["js"].r == profile.lora_r  # replaced this time
+
+model.add_adapter("small", LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+try:
+    create_weighted_adapter(model, ["json", "small"], [1.0, 1.0], "bad", "ties")
+except RankMismatchError as err:
+    rank_error = err
+print("RankMismatchError:", rank_error)
+assert "'cat'" in str(rank_error) and "bad" not in model.peft_config
+model.delete_adapter("small")
+
+tiny = PROFILES["tiny"]  # a tiny fp16 stand-in, whatever your profile: the check reads the LoRA dtype
+half = load_with_adapters(load_base(tiny), tiny, ["json", "coding"]).half()
+try:
+    create_weighted_adapter(half, ["json", "coding"], [1.0, 1.0], "svd_mix", "svd")
+except SvdDtypeError as err:
+    print("SvdDtypeError:", err)
+    assert "svd_mix" not in half.peft_config
+del half
+model.delete_adapter("js")
+
+# %% [markdown]
+# ### Every combination type, several weights, all three domains
+#
+# We combine json + coding + support with the same weight `w` for each, for every type, and measure each
+# mix on held-out examples of every domain. Generating answers for 24 mixes would take minutes on a CPU,
+# so the sweep uses a metric that needs one forward pass: **answer-token accuracy** — the share of the
+# reference answer's tokens the model predicts greedily given the correct prefix (teacher forcing). It
+# rises with the domain's real metric (section 5 uses the generated-answer metric on the mix we pick).
+# The base model and each single adapter are the reference lines.
+
+# %%
+from lessons_lib.evaluate import heldout, report, score_all
+from lessons_lib.mixing import COMBINATION_TYPES, answer_token_accuracy
+
+N_TOKENS_EVAL = 6 if profile.name == "tiny" else 20
+WEIGHTS = (0.5, 1.0, 2.0)
+token_items = {domain: heldout(domain, N_TOKENS_EVAL, seed=1) for domain in DOMAINS}
+
+
+def token_scores() -> dict[str, float]:
+    """Answer-token accuracy per domain for whatever adapters are active now."""
+    return {domain: round(answer_token_accuracy(model, tok, token_items[domain]), 3) for domain in DOMAINS}
+
+
+with model.disable_adapter():
+    reference = {"base": token_scores()}
+for name in COURSE_ADAPTERS:
+    model.set_adapter(name, inference_mode=True)
+    reference[name] = token_scores()
+print(format_table([{"model": k, **v} for k, v in reference.items()]))
+
+MIX = "cat_w10"  # kept for sections 4 and 5: cat at weight 1
+start = time.perf_counter()
+sweep = []
+for combination in COMBINATION_TYPES:
+    for weight in WEIGHTS:
+        name = f"{combination}_w{round(weight * 10)}"  # adapter names can't contain "."
+        create_weighted_adapter(model, list(COURSE_ADAPTERS), [weight] * 3, name, combination)
+        model.set_adapter(name, inference_mode=True)
+        scores = token_scores()
+        sweep.append({"type": combination, "weight": weight, **scores,
+                      "mean": round(sum(scores.values()) / 3, 3)})
+        model.set_adapter("json", inference_mode=True)
+        if name != MIX:
+            model.delete_adapter(name)
+print(format_table(sweep))
+print(f"{len(sweep)} mixes × {len(DOMAINS) * N_TOKENS_EVAL} examples in {time.perf_counter() - start:.1f} s")
+
+# %%
+import matplotlib.pyplot as plt
+
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), sharey=True)
+for ax, domain in zip(axes, DOMAINS):
+    for combination in COMBINATION_TYPES:
+        rows = [r for r in sweep if r["type"] == combination]
+        ax.plot([r["weight"] for r in rows], [r[domain] for r in rows], marker="o", label=combination)
+    ax.axhline(reference["base"][domain], color="black", linestyle=":", label="base")
+    ax.axhline(reference[domain][domain], color="black", linestyle="--", label=f"{domain} adapter alone")
+    ax.set_title(f"{domain} examples")
+    ax.set_xlabel("weight of each adapter")
+axes[0].set_ylabel("answer-token accuracy")
+axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+plt.tight_layout()
+plt.show()
+
+# %%
+by_name = {(r["type"], r["weight"]): r for r in sweep}
+assert len(sweep) == len(COMBINATION_TYPES) * len(WEIGHTS)
+for domain in DOMAINS:  # the metric separates skills: each adapter beats the base on its own domain
+    assert reference[domain][domain] > reference["base"][domain]
+best = max(sweep, key=lambda r: r["mean"])
+worst = min(sweep, key=lambda r: r["mean"])
+print(f"best mix: {best['type']} at weight {best['weight']} (mean {best['mean']}); "
+      f"worst: {worst['type']} at weight {worst['weight']} (mean {worst['mean']})")
+assert by_name[("cat", 1.0)]["mean"] > by_name[("linear", 2.0)]["mean"]
+
+# %% [markdown]
+# What to read from it (tiny profile; your numbers will differ a little): `cat` and `svd` add the *updates*
+# (`w·BA`) and keep most of each skill at weight 0.5–1, then over-drive at 2. `linear` averages A and B
+# separately, so the product picks up cross terms between unrelated adapters: fine at 0.5, broken from
+# weight 1 on; `dare_linear` and `magnitude_prune` work on A and B the same way and break the same way.
+# `ties`/`ties_svd` resolve sign conflicts and stay stable over the whole range. No mix reaches every single
+# adapter on its own domain (dashed lines): three skills in one always-on adapter interfere. We keep
+# `cat` at weight 1 (`MIX`) for the rest of the notebook: it equals "all three adapters active at once".
+#
+# ## 4. Mixing at run time, without a new adapter
+#
+# PEFT can activate several adapters at once: `model.base_model.set_adapter([...])` — every active adapter
+# adds its update. Each LoRA layer's `set_scale(adapter, factor)` multiplies one adapter's update, and
+# `peft.helpers.rescale_adapter_scale(model, factor)` scales all active ones for a `with` block. Nothing is
+# created or copied, so changing the weights is instant.
+
+# %%
+from peft.helpers import rescale_adapter_scale
+from peft.tuners.lora import LoraLayer
+
+model.base_model.set_adapter(["json", "coding", "support"], inference_mode=True)
+print("active:", model.active_adapters)
+runtime_logits = logits_of(model, probe)
+model.set_adapter(MIX, inference_mode=True)
+cat_logits = logits_of(model, probe)
+diff_runtime_cat = (runtime_logits - cat_logits).abs().max().item()
+print(f"all three active vs cat adapter (weights 1): max |logit diff| = {diff_runtime_cat:.1e}")
+assert diff_runtime_cat <= TOL * 10
+
+model.base_model.set_adapter(["json", "support"], inference_mode=True)
+for module in model.modules():
+    if isinstance(module, LoraLayer):
+        module.set_scale("support", 0.5)  # support at half strength, json at full
+half_support = generate(model, tok, probe[2], CHECK_NEW)
+with rescale_adapter_scale(model, 0.0):  # every active adapter × 0 → the base
+    zeroed = generate(model, tok, probe[2], CHECK_NEW)
+with model.disable_adapter():
+    base_answer = generate(model, tok, probe[2], CHECK_NEW)
+print("json×1 + support×0.5:", half_support[:90])
+assert zeroed == base_answer
+for module in model.modules():
+    if isinstance(module, LoraLayer):
+        module.set_scale("support", 1.0)
+model.set_adapter("json", inference_mode=True)
+
+# %% [markdown]
+# `lessons_lib.mixing.runtime_mix(model, {"json": 1.0, "support": 0.5})` does those steps as a `with`
+# block and restores the active adapters and scales afterwards. The **WeightMixer** below uses it for the
+# "runtime scaling" choice; any other choice builds a weighted adapter named `mixer` with that type.
+# Move the sliders (0–2 per adapter), pick a type, press **Generate**.
+
+# %%
+from lessons_lib.widgets.mixer import WeightMixer
+
+mixer = WeightMixer(model, tok, weights={"json": 1.0, "support": 1.0}, prompt=probe[2], max_new_tokens=MAX_NEW)
+mixer
+
+# %% [markdown]
+# The same widget driven from Python — what your slider moves and clicks do:
+
+# %%
+from lessons_lib.mixing import runtime_mix
+
+mixer.combination.value = "runtime scaling"
+mixer.button.click()
+print(mixer.status.value, "→", mixer.last.answer[:70])
+runtime_answer = mixer.last.answer
+assert mixer.last.adapter is None and "json×1 + support×1" in mixer.status.value
+assert model.active_adapter == "json"  # restored after the call
+with runtime_mix(model, {"json": 1.0, "support": 1.0}):
+    assert generate(model, tok, probe[2], MAX_NEW) == runtime_answer
+
+mixer.combination.value = "cat"
+mixer.button.click()
+print(mixer.status.value, "→", mixer.last.answer[:70])
+assert mixer.last.adapter == "mixer" and "cat: json×1 + support×1" in mixer.status.value
+if model.dtype == torch.float32:
+    assert mixer.last.answer == runtime_answer  # cat == both adapters active
+
+mixer.sliders["support"].value = 0.0
+mixer.combination.value = "svd"
+mixer.button.click()
+print(mixer.status.value, "→", mixer.last.answer[:70])
+assert model.peft_config["mixer"].r == profile.lora_r  # rebuilt from json alone, not kept
+
+# %% [markdown]
+# ## 5. Side by side: switching vs weighted mix vs merged model
+#
+# Three ways to serve all three domains:
+#
+# - **switching** — one base, three adapters, the request's domain picks one (`set_adapter`);
+# - **weighted mix** — one adapter (`cat`, weight 1: the best simple mix above) that must do everything;
+# - **merged** — that mix merged into the base: a plain model, no LoRA layers at run time.
+#
+# Quality: the domain metric on the same held-out prompts. Latency: one request at a time, a fixed number
+# of new tokens (so early stops don't skew it), best of several interleaved runs (the least disturbed by
+# other work on the machine).
+
+# %%
+mix_dir = lesson.work_dir / "mix-adapters"
+model.save_pretrained(mix_dir, selected_adapters=[MIX])
+merged_mix = PeftModel.from_pretrained(load_base(profile, quantize=False), mix_dir / MIX).merge_and_unload()
+merged_mix.eval()
+
+N_EVAL = 2 if profile.name == "tiny" else 10
+items = {domain: heldout(domain, N_EVAL) for domain in DOMAINS}
+eval_prompts = [ex.prompt for domain in DOMAINS for ex in items[domain]]
+
+
+def domain_scores(answers: list[str]) -> dict[str, float]:
+    """The correct rate per domain for answers to `eval_prompts` (in DOMAINS order)."""
+    return {domain: report(domain, score_all(items[domain], answers[k * N_EVAL:(k + 1) * N_EVAL])).correct_rate
+            for k, domain in enumerate(DOMAINS)}
+
+
+domain_of = [domain for domain in DOMAINS for _ in range(N_EVAL)]
+switch_answers = generate(model, tok, eval_prompts, MAX_NEW, adapter_names=domain_of)  # each row: its adapter
+mix_answers = generate(model, tok, eval_prompts, MAX_NEW, adapter_names=[MIX] * len(eval_prompts))
+merged_answers = generate(merged_mix, tok, eval_prompts, MAX_NEW)
+quality = {"switching": domain_scores(switch_answers), "weighted mix": domain_scores(mix_answers),
+           "merged mix": domain_scores(merged_answers)}
+same = sum(a == b for a, b in zip(merged_answers, mix_answers))
+print(f"merged mix vs mix adapter: {same}/{len(eval_prompts)} identical answers")
+
+TIMED_NEW, REPEATS = 16, 3
+
+
+def timed(m, prompt: str) -> float:
+    """Seconds for one request generating exactly TIMED_NEW tokens."""
+    enc = tok([chat_text(tok, prompt)], return_tensors="pt", add_special_tokens=False).to(m.device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        m.generate(**enc, max_new_tokens=TIMED_NEW, min_new_tokens=TIMED_NEW, do_sample=False,
+                   pad_token_id=tok.pad_token_id)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def serve_switching(domain: str, prompt: str) -> float:
+    start = time.perf_counter()
+    model.set_adapter(domain, inference_mode=True)
+    return time.perf_counter() - start + timed(model, prompt)
+
+
+def serve_mix(domain: str, prompt: str) -> float:
+    if model.active_adapter != MIX:
+        model.set_adapter(MIX, inference_mode=True)  # once: the mix serves every domain
+    return timed(model, prompt)
+
+
+WAYS = {"switching": serve_switching, "weighted mix": serve_mix,
+        "merged mix": lambda domain, prompt: timed(merged_mix, prompt)}
+requests = list(zip(DOMAINS, probe))
+for way in WAYS.values():
+    way(*requests[0])  # warm-up
+latency = {w: [] for w in WAYS}
+for i in range(REPEATS):
+    for way in list(WAYS)[i % 3:] + list(WAYS)[:i % 3]:
+        for domain, prompt in requests:
+            latency[way].append(WAYS[way](domain, prompt))
+best_ms = {w: min(t) * 1000 for w, t in latency.items()}  # best of the runs: robust on a shared CPU
+side = [{"way": w, **{d: round(quality[w][d], 2) for d in DOMAINS},
+         "mean correct": round(sum(quality[w].values()) / 3, 2), "best ms/request": round(best_ms[w], 1),
+         "× merged time": round(best_ms[w] / best_ms["merged mix"], 2)} for w in WAYS]
+print(format_table(side))
+
+# %%
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.2))
+x = range(len(DOMAINS))
+for k, w in enumerate(WAYS):
+    ax1.bar([i + k * 0.27 for i in x], [quality[w][d] for d in DOMAINS], width=0.27, label=w)
+ax1.set_xticks([i + 0.27 for i in x], DOMAINS)
+ax1.set_ylabel("correct rate")
+ax1.set_title("quality per domain")
+ax1.legend(fontsize=8)
+ax2.barh(list(WAYS)[::-1], [best_ms[w] for w in list(WAYS)[::-1]], color="tab:gray")
+for y, w in enumerate(list(WAYS)[::-1]):
+    ax2.text(best_ms[w], y, f" ×{best_ms[w] / best_ms['merged mix']:.2f}", va="center")
+ax2.set_xlabel(f"best ms per request ({TIMED_NEW} new tokens)")
+ax2.set_title(f"latency ({profile.name}, {lesson.device})")
+plt.tight_layout()
+plt.show()
+
+# %%
+assert (logits_of(merged_mix, probe) - cat_logits).abs().max().item() <= TOL * 10
+assert all(len(t) == REPEATS * len(DOMAINS) for t in latency.values())
+mean = {w: sum(quality[w].values()) / 3 for w in WAYS}
+assert mean["switching"] >= mean["weighted mix"], "each domain's own adapter should beat the one-size mix"
+assert same >= len(eval_prompts) - 1  # merged = the mix it came from (allowing one near-tie in greedy decoding)
+print(f"latency ratios: weighted mix / merged = {best_ms['weighted mix'] / best_ms['merged mix']:.2f}, "
+      f"switching / merged = {best_ms['switching'] / best_ms['merged mix']:.2f}")
+
+# %% [markdown]
+# **When to use which.**
+#
+# | | switching (one base + adapters) | weighted mix (one adapter) | merged model |
+# |---|---|---|---|
+# | quality per domain | best: each request gets its specialist | skills interfere; tune type and weights | same as the mix it was made from |
+# | latency | LoRA overhead + a (cheap) switch | LoRA overhead | lowest: a plain model |
+# | memory | one base + N small adapters | one base + one adapter | one full model per behaviour |
+# | change behaviour at run time | yes (`set_adapter`, mixed batches) | sliders / weights | no — re-merge |
+# | needs PEFT at serving time | yes | yes | no |
+#
+# Serve many tasks → switch (or mixed batches, notebook 02; a router picks the adapter, notebook 04).
+# One fixed behaviour in production, lowest latency, no PEFT → merge (from an fp16 base, never 4-bit).
+# A blend of styles you can't get from one adapter → a weighted mix, checked with metrics per domain.
+
+# %% [markdown]
+# ## Recap
+# - `merge_and_unload(adapter_names=[...])` bakes an adapter into the base: same logits (≤ 1e-4 in fp32),
+#   same answers, reloadable with plain `AutoModelForCausalLM` — but no more switching, and a full-size copy.
+# - Never merge into a 4-bit base: the update is rounded away. Reload the base in fp16, merge, save,
+#   re-quantize the merged model if needed.
+# - `add_weighted_adapter` builds a new adapter from several: `cat`/`svd` add the updates, `linear` and the
+#   pruning types work on A and B separately. Traps: an existing name is silently kept, equal ranks are
+#   needed for element-wise types, SVD needs fp32, and the new modules start in training mode.
+# - Runtime mixing (`set_adapter([...])`, `set_scale`, `rescale_adapter_scale`) changes weights instantly;
+#   all adapters at weight 1 equals a `cat` adapter.
+# - Measured side by side: switching keeps the best quality per domain; merging is the fastest per request.
+
+# %% [markdown]
+# ## Exercises
+# 1. Give json weight 1.5 and support 0.5 in the WeightMixer with "runtime scaling", then with `svd`. Which
+#    keeps the JSON valid? Explain with the table of section 3.
+# 2. Re-run the sweep with `density=0.2` and `0.8` for `ties` and `dare_ties` (pass `density=` to
+#    `create_weighted_adapter`). Does keeping more weights help here? Why were these methods designed for
+#    full fine-tunes?
+# 3. Use a negative weight: `create_weighted_adapter(model, ["json", "support"], [1.0, -0.5], "anti", "svd")`.
+#    What happens to the support domain's metric?
+# 4. On a GPU profile, merge the json adapter directly into the 4-bit base (`load_base(profile)`) and compare
+#    its held-out metric with `merge_for_deployment`'s result.
+
+# %% [markdown]
+# ## Quiz
+
+# %%
+from lessons_lib.quiz import show_quiz
+show_quiz("03")

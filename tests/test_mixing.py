@@ -1,0 +1,173 @@
+"""Merging and mixing adapters: merge equality, reload without PEFT, weighted adapters that reload, clear errors."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lessons_lib.adapters import adapter_dir
+from lessons_lib.data import DOMAINS, examples
+from lessons_lib.mixing import (COMBINATION_TYPES, MixError, RankMismatchError, SvdDtypeError, create_weighted_adapter,
+                                folder_bytes, load_merged, max_logit_diff, merge_for_deployment, module_ranks,
+                                runtime_mix, save_merged)
+from lessons_lib.models import generate, load_base
+
+MAX_NEW = 16
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    return [examples(domain, 1, "heldout")[0].prompt for domain in DOMAINS]
+
+
+def logits(model, tokenizer, prompts):
+    from lessons_lib.models import chat_text
+
+    enc = tokenizer([chat_text(tokenizer, p) for p in prompts], return_tensors="pt", padding=True,
+                    add_special_tokens=False)
+    with torch.no_grad():
+        return model(**enc).logits
+
+
+def test_merged_model_equals_the_adapter_and_reloads_without_peft(course_model, tokenizer, prompts, tmp_path, tiny):
+    from peft import PeftModel
+
+    course_model.set_adapter("coding", inference_mode=True)
+    want_logits = logits(course_model, tokenizer, prompts)
+    want_text = generate(course_model, tokenizer, prompts, MAX_NEW)
+    merged = course_model.merge_and_unload(adapter_names=["coding"])
+    assert not isinstance(merged, PeftModel)
+    assert (logits(merged, tokenizer, prompts) - want_logits).abs().max().item() <= 1e-4
+    assert generate(merged, tokenizer, prompts, MAX_NEW) == want_text
+
+    folder = save_merged(merged, tokenizer, tmp_path / "merged")
+    assert not (folder / "adapter_config.json").exists()
+    reloaded = load_merged(folder)
+    assert type(reloaded).__name__ == "LlamaForCausalLM" and not hasattr(reloaded, "peft_config")
+    assert generate(reloaded, tokenizer, prompts, MAX_NEW) == want_text
+    assert max_logit_diff(reloaded, merged, tokenizer, prompts) <= 1e-5
+    assert folder_bytes(folder) > 5 * folder_bytes(adapter_dir("coding", tiny))
+
+
+def test_saving_a_peft_model_as_merged_is_refused(course_model, tokenizer, tmp_path):
+    with pytest.raises(TypeError, match="merge_and_unload"):
+        save_merged(course_model, tokenizer, tmp_path / "x")
+
+
+@pytest.mark.parametrize("combination_type", COMBINATION_TYPES)
+def test_every_combination_type_saves_and_loads_back(course_model, tokenizer, prompts, tmp_path, tiny,
+                                                     combination_type):
+    from peft import PeftModel
+
+    name = create_weighted_adapter(course_model, ["json", "support"], [1.0, 0.5], "mix", combination_type)
+    assert name == "mix" and "mix" in course_model.peft_config
+    assert course_model.active_adapter == "json"  # creating does not activate
+    course_model.set_adapter("mix", inference_mode=True)
+    want = logits(course_model, tokenizer, prompts)
+    course_model.save_pretrained(tmp_path, selected_adapters=["mix"])
+    reloaded = PeftModel.from_pretrained(load_base(tiny), tmp_path / "mix", adapter_name="mix")
+    assert (logits(reloaded, tokenizer, prompts) - want).abs().max().item() <= 1e-4  # svd: fp32 noise ~1e-5
+
+
+def _rank_pattern_model(tiny, patterns):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    configs = [LoraConfig(r=8, target_modules=["q_proj", "v_proj"], rank_pattern=p, init_lora_weights=False)
+               for p in patterns]
+    model = get_peft_model(load_base(tiny), configs[0], adapter_name="a")
+    model.add_adapter("b", configs[1])
+    return model
+
+
+@pytest.mark.parametrize("combination_type", ["linear", "ties", "magnitude_prune"])
+def test_rank_pattern_adapters_combine_into_a_reloadable_adapter(tiny, tmp_path, combination_type):
+    """peft #3737: plain add_weighted_adapter saves a config whose ranks don't match the weights."""
+    from peft import PeftModel
+
+    model = _rank_pattern_model(tiny, [{"v_proj": 4}, {"v_proj": 4}])
+    model.add_weighted_adapter(["a", "b"], [1.0, 0.5], "raw", combination_type=combination_type, density=0.5)
+    model.save_pretrained(tmp_path, selected_adapters=["raw"])
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        PeftModel.from_pretrained(load_base(tiny), tmp_path / "raw")  # the trap our helper avoids
+
+    create_weighted_adapter(model, ["a", "b"], [1.0, 0.5], "safe", combination_type)
+    assert set(module_ranks(model, "safe").values()) == {4, 8}
+    model.set_adapter("safe")
+    x = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    with torch.no_grad():
+        want = model(x).logits
+    model.save_pretrained(tmp_path, selected_adapters=["safe"])
+    reloaded = PeftModel.from_pretrained(load_base(tiny), tmp_path / "safe")
+    with torch.no_grad():
+        assert (reloaded(x).logits - want).abs().max().item() <= 1e-5
+
+
+def test_unequal_ranks_get_a_clear_error_naming_cat_and_svd(tiny):
+    model = _rank_pattern_model(tiny, [{"v_proj": 4}, {}])
+    for combination_type in ("linear", "ties", "dare_linear", "dare_ties", "magnitude_prune"):
+        with pytest.raises(RankMismatchError, match=r"'cat'.*'svd'"):
+            create_weighted_adapter(model, ["a", "b"], [1, 1], "mix", combination_type)
+    assert "mix" not in model.peft_config and model.active_adapter == "a"
+    create_weighted_adapter(model, ["a", "b"], [1, 1], "mix", "cat")
+    assert model.peft_config["mix"].r == 16  # cat: ranks add up (8 + 8)
+
+
+def test_existing_name_is_replaced_not_silently_kept(course_model, tokenizer, prompts):
+    course_model.add_weighted_adapter(["json", "support"], [1.0, 1.0], "mix", combination_type="cat")
+    course_model.add_weighted_adapter(["coding"], [1.0], "mix", combination_type="cat")  # PEFT: returns silently
+    assert course_model.peft_config["mix"].r == 16  # still the json+support mix (rank 8 + 8), not coding
+    create_weighted_adapter(course_model, ["coding"], [1.0], "mix", "cat")
+    assert course_model.peft_config["mix"].r == 8
+    course_model.set_adapter("coding", inference_mode=True)
+    coding = logits(course_model, tokenizer, prompts[:1])
+    course_model.set_adapter("mix", inference_mode=True)
+    assert (logits(course_model, tokenizer, prompts[:1]) - coding).abs().max().item() <= 1e-5
+    create_weighted_adapter(course_model, ["json"], [1.0], "mix", "cat")  # replacing the active adapter
+    assert course_model.active_adapter == "mix" and course_model.peft_config["mix"].r == 8
+    assert (logits(course_model, tokenizer, prompts[:1]) - coding).abs().max().item() > 1e-3
+
+
+def test_svd_refuses_half_precision_weights_and_keeps_the_model(course_model):
+    course_model.half()
+    with pytest.raises(SvdDtypeError, match="fp32.*'cat'"):
+        create_weighted_adapter(course_model, ["json", "coding"], [1, 1], "mix", "svd")
+    assert "mix" not in course_model.peft_config and list(course_model.peft_config) == ["json", "coding", "support"]
+
+
+def test_bad_requests_fail_before_touching_the_model(course_model):
+    create_weighted_adapter(course_model, ["json", "coding"], [1, 1], "mix", "cat")
+    for args, message in [((["json", "legal"], [1, 1], "mix", "cat"), "not loaded"),
+                          ((["json", "coding"], [1], "mix", "cat"), "one weight per adapter"),
+                          ((["json", "coding"], [1, 1], "json", "cat"), "source adapter"),
+                          ((["json", "coding"], [1, 1], "mix_0.5", "cat"), "no dots"),
+                          ((["json", "coding"], [1, 1], "mix", "average"), "Unknown combination_type")]:
+        with pytest.raises(MixError, match=message):
+            create_weighted_adapter(course_model, *args)
+    assert "mix" in course_model.peft_config and course_model.peft_config["mix"].r == 16
+
+
+def test_runtime_mix_equals_cat_and_restores_the_model(course_model, tokenizer, prompts):
+    create_weighted_adapter(course_model, ["json", "support"], [1.0, 0.5], "cat_mix", "cat")
+    course_model.set_adapter("cat_mix", inference_mode=True)
+    cat = logits(course_model, tokenizer, prompts)
+    course_model.set_adapter("json", inference_mode=True)
+    alone = logits(course_model, tokenizer, prompts)
+    with runtime_mix(course_model, {"json": 1.0, "support": 0.5}):
+        assert sorted(course_model.active_adapters) == ["json", "support"]
+        assert (logits(course_model, tokenizer, prompts) - cat).abs().max().item() <= 1e-4
+    assert course_model.active_adapter == "json"
+    assert torch.equal(logits(course_model, tokenizer, prompts), alone)
+    with pytest.raises(MixError, match=">= 0"):
+        with runtime_mix(course_model, {"json": -1.0}):
+            pass
+
+
+def test_merge_for_deployment_on_cpu_matches_the_adapter(course_model, tokenizer, prompts, tiny, tmp_path):
+    course_model.set_adapter("support", inference_mode=True)
+    want = generate(course_model, tokenizer, prompts, MAX_NEW)
+    result = merge_for_deployment(tiny, {"support": adapter_dir("support", tiny)}, tmp_path / "deploy", tokenizer,
+                                  requantize=True, log=lambda *_: None)
+    assert not result.requantized and result.merged_dtype == "torch.float32"
+    assert any("skipped" in note for note in result.notes)
+    assert (result.folder / "config.json").is_file() and (result.folder / "tokenizer.json").is_file()
+    assert generate(result.model, tokenizer, prompts, MAX_NEW) == want
