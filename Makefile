@@ -7,6 +7,9 @@ export HF_HUB_OFFLINE ?= 1
 export HF_HUB_DISABLE_PROGRESS_BARS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export LESSONS_PROFILE ?= tiny
+# One torch thread per process: the tiny model gains little from more, and test workers run side by side.
+export OMP_NUM_THREADS ?= 1
+TEST_WORKERS ?= 2
 
 .PHONY: venv course test unit notebooks-test notebooks check-notebooks tiny-model bench teacher-kit clean
 
@@ -24,7 +27,7 @@ course: venv  ## run every notebook on the tiny profile into build/notebooks and
 	$(PY) -m lessons_lib.course run
 
 test: venv  ## unit tests + every notebook executed under nbval
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 unit: venv
 	$(PY) -m pytest tests -p no:cacheprovider

@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .adapter import STEPS, build_tool_adapter, ship_tool_adapter
 
-    torch.set_num_threads(2)
+    # Two threads (the course's CPU target) unless OMP_NUM_THREADS says fewer, e.g. on a busy shared machine.
+    torch.set_num_threads(min(2, int(os.environ.get("OMP_NUM_THREADS") or 2)))
     kwargs = {"steps": args.steps or STEPS}
     if args.out:
         from pathlib import Path

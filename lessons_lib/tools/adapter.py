@@ -14,7 +14,9 @@ STEPS = 240
 RANK = 16
 LEARNING_RATE = 5e-3
 # The tiny model never saw tool-call text: with LoRA alone its output layer keeps predicting its old
-# words and training crawls (loss 1.7 after 150 steps); also training lm_head gets there in 40 steps.
+# words and training crawls (loss 1.7 after 150 steps; r32 at lr 2e-2 or r64 at lr 1e-2 still ~5 after
+# 60-100 steps); also training lm_head gets there in 40 steps. LoRA on lm_head itself is no way out: TRL's
+# SFTTrainer refuses it (it computes log-probs from lm_head.weight directly, so LoRA there never trains).
 # Tied embeddings mean PEFT saves an untied copy of lm_head (1.5 MB) in the adapter.
 MODULES_TO_SAVE = ["lm_head"]
 BATCH_SIZE = 8
