@@ -83,19 +83,27 @@ def chat_text(tokenizer, prompt: str | list[dict], system: str | None = None, to
 
 def generate(model, tokenizer, prompts: str | Sequence[str | list[dict]], max_new_tokens: int = 112,
              adapter_names: Sequence[str] | None = None, system: str | None = None, batch_size: int = 16,
-             max_prompt_tokens: int | None = None) -> list[str]:
+             max_prompt_tokens: int | None = None, tools: list | None = None) -> list[str]:
     """Greedy answers for chat prompts, batched with left padding; `adapter_names` mixes adapters per row."""
-    import torch
-
     single = isinstance(prompts, str)
     prompts = [prompts] if single else list(prompts)
     if adapter_names is not None and len(adapter_names) != len(prompts):
         raise ValueError(f"adapter_names has {len(adapter_names)} names for {len(prompts)} prompts; give one per prompt.")
-    texts = [chat_text(tokenizer, p, system) for p in prompts]
+    texts = [chat_text(tokenizer, p, system, tools=tools) for p in prompts]
+    answers = generate_texts(model, tokenizer, texts, max_new_tokens, adapter_names, batch_size, max_prompt_tokens)
+    return answers[0] if single else answers
+
+
+def generate_texts(model, tokenizer, texts: Sequence[str], max_new_tokens: int = 112,
+                   adapter_names: Sequence[str] | None = None, batch_size: int = 16,
+                   max_prompt_tokens: int | None = None) -> list[str]:
+    """Greedy continuations of already-rendered chat texts (batched, left-padded; per-row PEFT adapters)."""
+    import torch
+
     device = next(model.parameters()).device
     answers: list[str] = []
     for start in range(0, len(texts), batch_size):
-        chunk = texts[start:start + batch_size]
+        chunk = list(texts[start:start + batch_size])
         enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False,
                         truncation=max_prompt_tokens is not None, max_length=max_prompt_tokens).to(device)
         kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
@@ -105,6 +113,5 @@ def generate(model, tokenizer, prompts: str | Sequence[str | list[dict]], max_ne
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = model.generate(**enc, **kwargs)
-        new_tokens = out[:, enc["input_ids"].shape[1]:]
-        answers.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
-    return answers[0] if single else answers
+        answers.extend(tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+    return answers

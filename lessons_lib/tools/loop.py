@@ -6,10 +6,10 @@ become `tool` messages starting with "error:" (and events the learner sees); `ma
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from ..models import generate_texts
 from .calls import CallError, ToolCall, looks_like_call, parse_and_validate
 from .functions import TOOLS, ToolError
 from .schemas import schemas_by_name, tool_schemas
@@ -105,22 +105,7 @@ def run_tool_loop(chat: Callable[[list[dict]], str], request: str | list[dict],
 def complete(model, tokenizer, texts: Sequence[str], max_new_tokens: int = 112,
              adapter_names: Sequence[str] | None = None, batch_size: int = 32) -> list[str]:
     """Greedy continuations of already-rendered chat texts (batched, left-padded; per-row PEFT adapters)."""
-    import torch
-
-    device = next(model.parameters()).device
-    out_texts: list[str] = []
-    for start in range(0, len(texts), batch_size):
-        chunk = list(texts[start:start + batch_size])
-        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                      eos_token_id=tokenizer.eos_token_id)
-        if adapter_names is not None:
-            kwargs["adapter_names"] = list(adapter_names[start:start + batch_size])
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = model.generate(**enc, **kwargs)
-        out_texts.extend(tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True))
-    return out_texts
+    return generate_texts(model, tokenizer, texts, max_new_tokens, adapter_names, batch_size)
 
 
 class ModelChat:
