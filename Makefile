@@ -30,7 +30,7 @@ test: venv  ## unit tests + every notebook executed under nbval
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 unit: venv
-	$(PY) -m pytest tests -p no:cacheprovider
+	$(PY) -m pytest tests -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 notebooks: venv  ## rebuild notebooks/*.ipynb from notebooks/src (badge + setup cell from the template)
 	$(PY) -m lessons_lib.scaffold build
