@@ -335,12 +335,9 @@ def merge_for_deployment(profile: Profile, adapter_folders: Mapping[str, Path | 
             notes.append("re-quantization skipped (no CUDA GPU / bitsandbytes)")
     from transformers import AutoModelForCausalLM
 
-    kwargs = {"dtype": profile.torch_dtype()}
-    if quant is not None:
-        kwargs.update(quantization_config=quant, device_map="auto")
-    elif env.cuda_available():
-        kwargs["device_map"] = "auto"
-    reloaded = AutoModelForCausalLM.from_pretrained(out_dir, **kwargs)
+    from .models import load_kwargs
+
+    reloaded = AutoModelForCausalLM.from_pretrained(out_dir, **load_kwargs(profile, quant))
     reloaded.eval()
     return DeployResult(Path(out_dir), merged_dtype, quant is not None, reloaded, tuple(notes))
 

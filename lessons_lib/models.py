@@ -45,6 +45,16 @@ def quantization_config(profile: Profile, log=print):
                               bnb_4bit_compute_dtype=profile.torch_dtype())
 
 
+def load_kwargs(profile: Profile, quantization=None) -> dict:
+    """`from_pretrained` arguments for a profile: its dtype, the 4-bit config if any, GPU placement."""
+    kwargs = {"dtype": profile.torch_dtype()}
+    if quantization is not None:
+        kwargs.update(quantization_config=quantization, device_map="auto")
+    elif env.cuda_available():
+        kwargs["device_map"] = "auto"
+    return kwargs
+
+
 def load_base(profile: Profile, quantize: bool | None = None, log=print):
     """Load the base causal LM for a profile (fp32 on CPU; fp16/bf16 and optional 4-bit on GPU)."""
     from transformers import AutoModelForCausalLM
@@ -52,12 +62,7 @@ def load_base(profile: Profile, quantize: bool | None = None, log=print):
     source = model_source(profile)
     use_4bit = profile.load_in_4bit if quantize is None else quantize
     qconfig = quantization_config(profile if use_4bit == profile.load_in_4bit else _with_4bit(profile, use_4bit), log)
-    kwargs = {"dtype": profile.torch_dtype()}
-    if qconfig is not None:
-        kwargs.update(quantization_config=qconfig, device_map="auto")
-    elif env.cuda_available():
-        kwargs["device_map"] = "auto"
-    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs(profile, qconfig))
     model.eval()
     return model
 

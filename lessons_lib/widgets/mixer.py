@@ -18,6 +18,7 @@ from typing import Callable, Mapping, Sequence
 import ipywidgets as widgets
 
 from ..mixing import COMBINATION_TYPES, RUNTIME_SCALING, create_weighted_adapter, describe_mix, runtime_mix
+from .common import prompt_box
 
 MIX_ADAPTER = "mixer"
 CHOICES = (RUNTIME_SCALING, *COMBINATION_TYPES)
@@ -57,8 +58,7 @@ class WeightMixer(widgets.VBox):
                                                max=2.0, step=0.1, description=n, readout_format=".1f")
                         for n in names}
         self.combination = widgets.Dropdown(options=list(CHOICES), value=combination, description="Combine")
-        self.prompt = widgets.Textarea(value=prompt, description="Prompt", placeholder="Ask something…",
-                                       layout=widgets.Layout(width="95%", height="80px"))
+        self.prompt = prompt_box(prompt)
         self.button = widgets.Button(description="Generate", button_style="primary", icon="play")
         self.status = widgets.Label(value="")
         self.answer = widgets.HTML(value="")

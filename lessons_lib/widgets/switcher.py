@@ -14,6 +14,8 @@ from typing import Callable, Sequence
 
 import ipywidgets as widgets
 
+from .common import prompt_box
+
 BASE_CHOICE = "base"
 
 
@@ -48,8 +50,7 @@ class AdapterSwitcher(widgets.VBox):
                              "model.load_adapter(folder, adapter_name=...) first.")
         start = _active(model) if _active(model) in names else (names[0] if names else BASE_CHOICE)
         self.dropdown = widgets.Dropdown(options=[BASE_CHOICE, *names], value=start, description="Adapter")
-        self.prompt = widgets.Textarea(value=prompt, description="Prompt", placeholder="Ask something…",
-                                       layout=widgets.Layout(width="95%", height="80px"))
+        self.prompt = prompt_box(prompt)
         self.button = widgets.Button(description="Generate", button_style="primary", icon="play")
         self.status = widgets.Label(value="")
         self.answer = widgets.HTML(value="")
