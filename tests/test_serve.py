@@ -291,3 +291,18 @@ def test_vllm_and_lorax_commands_from_the_adapter_store():
     assert mapping["json"] == "json" and mapping["base"] == "base"
     with pytest.raises(ValueError, match="path separator"):
         read_adapters({"../json": folders["json"]})
+
+
+@pytest.mark.parametrize("store", ["/data/a", "/check/" + "deeply/nested/" * 8 + "adapters", "/with space/adapters"])
+def test_shell_commands_wrap_between_options_and_round_trip(store):
+    import shlex
+
+    from lessons_lib.profiles import PROFILES
+    from lessons_lib.serve.vllm import lorax_command, shell
+
+    command = lorax_command(PROFILES["tiny"].model_id, store)
+    text = shell(command)
+    assert shlex.split(text.replace("\\\n", " ")) == command
+    for line in text.splitlines()[1:]:
+        assert line.lstrip().startswith("-"), f"a continuation line starts inside an option: {line!r}"
+    assert "--model-id /base" in text

@@ -90,14 +90,19 @@ def model_mapping(adapters: list[AdapterInfo], served_name: str = "base") -> lis
     return rows
 
 
-def shell(command: list[str]) -> str:
-    """A command list as one copy-pasteable shell line, wrapped with backslashes."""
-    parts, line, lines = [shlex.quote(p) for p in command], "", []
-    for part in parts:
-        if line and len(line) + len(part) > 88:
+def shell(command: list[str], width: int = 88) -> str:
+    """A command list as one copy-pasteable shell line, wrapped with backslashes between options (never inside one)."""
+    groups: list[list[str]] = []
+    for part in command:
+        if part.startswith("-") or not groups:
+            groups.append([])
+        groups[-1].append(shlex.quote(part))
+    lines, line = [], ""
+    for group in (" ".join(g) for g in groups):
+        if line.strip() and len(line) + 1 + len(group) > width:
             lines.append(line)
             line = "    "
-        line += (" " if line.strip() else "") + part
+        line += (" " if line.strip() else "") + group
     lines.append(line)
     return " \\\n".join(lines)
 
