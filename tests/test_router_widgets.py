@@ -54,3 +54,15 @@ def test_playground_shows_errors_in_the_widget():
 def test_score_bars_escape_and_scale():
     out = score_bars_html({"<x>": 1.0, "b": 0.5}, "<x>")
     assert "&lt;x&gt;" in out and "width:200px" in out and "width:100px" in out
+
+
+@pytest.mark.widgets
+def test_playground_shows_a_generation_error_in_the_widget():
+    def failing_generate(model, tok, prompts, max_new_tokens, adapter_names=None):
+        raise RuntimeError("adapter 'json' is not loaded")
+
+    pg = RouterPlayground(KeywordRouter(), model=object(), tokenizer=object(), generate_fn=failing_generate)
+    pg.prompt.value = "Please give me this as JSON"
+    pg.button.click()  # ipywidgets logs a callback's exception instead of raising it
+    assert pg.choice.value == "Error: RuntimeError: adapter 'json' is not loaded"
+    assert pg.last is None

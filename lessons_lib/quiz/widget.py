@@ -12,6 +12,7 @@ from typing import Callable, Iterable
 
 import ipywidgets as widgets
 
+from ..widgets.common import run_showing_errors
 from .bank import Bank, Question, pick
 from .inline import plain, to_html
 from .grading import CORRECT, EMPTY, PARTIAL, Grade, ScoreBoard, grade
@@ -98,11 +99,7 @@ class QuestionCard(widgets.VBox):
         return f"<div>{head}<ul style='list-style: none; padding-left: 0.5em'>{items}</ul>{tail}</div>"
 
     def _on_click(self, _button) -> None:
-        try:
-            self.check()
-        except Exception as err:  # a widget callback must not fail silently
-            self.feedback.value = f"<b>Error:</b> {html.escape(f'{type(err).__name__}: {err}')}"
-            raise
+        run_showing_errors(self.check, self.feedback, lambda message: f"<b>Error:</b> {html.escape(message)}")
 
 
 class QuizWidget(widgets.VBox):

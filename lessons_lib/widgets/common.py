@@ -1,6 +1,8 @@
 """Pieces the course widgets share (core ipywidgets only: 7.7 on Colab and 8.x)."""
 from __future__ import annotations
 
+from typing import Callable
+
 import ipywidgets as widgets
 
 
@@ -8,3 +10,16 @@ def prompt_box(prompt: str = "") -> widgets.Textarea:
     """The prompt text area every playground widget starts with."""
     return widgets.Textarea(value=prompt, description="Prompt", placeholder="Ask something…",
                             layout=widgets.Layout(width="95%", height="80px"))
+
+
+def run_showing_errors(action: Callable[[], object], shown_in,
+                       render: Callable[[str], str] = lambda message: f"Error: {message}") -> None:
+    """Run a button's action; an exception is written into `shown_in.value` and re-raised.
+
+    A callback's traceback is invisible in Colab (ipywidgets only logs it), so the widget shows it too.
+    """
+    try:
+        action()
+    except Exception as err:
+        shown_in.value = render(f"{type(err).__name__}: {err}")
+        raise

@@ -18,7 +18,7 @@ from typing import Callable, Mapping, Sequence
 import ipywidgets as widgets
 
 from ..mixing import COMBINATION_TYPES, RUNTIME_SCALING, create_weighted_adapter, describe_mix, runtime_mix
-from .common import prompt_box
+from .common import prompt_box, run_showing_errors
 
 MIX_ADAPTER = "mixer"
 CHOICES = (RUNTIME_SCALING, *COMBINATION_TYPES)
@@ -111,8 +111,4 @@ class WeightMixer(widgets.VBox):
         self._show_pending()
 
     def _on_click(self, _button) -> None:
-        try:
-            self.run()
-        except Exception as err:  # a widget callback must not die silently: show the error in the status line
-            self.status.value = f"Error: {type(err).__name__}: {err}"
-            raise
+        run_showing_errors(self.run, self.status)

@@ -13,6 +13,8 @@ from typing import Callable
 
 import ipywidgets as widgets
 
+from .common import prompt_box, run_showing_errors
+
 BAR_COLORS = {"json": "#4c72b0", "coding": "#55a868", "support": "#c44e52", "general": "#8172b2"}
 
 
@@ -53,8 +55,7 @@ class RouterPlayground(widgets.VBox):
             raise ValueError("Give the tokenizer together with the model, or neither (routing only).")
         self.router, self.model, self.tokenizer, self.max_new_tokens = router, model, tokenizer, max_new_tokens
         self._generate = generate_fn or generate
-        self.prompt = widgets.Textarea(value=prompt, description="Prompt", placeholder="Ask something…",
-                                       layout=widgets.Layout(width="95%", height="70px"))
+        self.prompt = prompt_box(prompt)
         self.button = widgets.Button(description="Route & generate" if model is not None else "Route",
                                      button_style="primary")
         self.choice = widgets.Label(value="")
@@ -88,7 +89,4 @@ class RouterPlayground(widgets.VBox):
         return self.last
 
     def _on_click(self, _button) -> None:
-        try:
-            self.run()
-        except Exception as err:  # shown in the widget: a callback's traceback is invisible in Colab
-            self.choice.value = f"Error: {err}"
+        run_showing_errors(self.run, self.choice)

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import ipywidgets as widgets
 
-from .common import prompt_box
+from .common import prompt_box, run_showing_errors
 
 BASE_CHOICE = "base"
 
@@ -93,8 +93,4 @@ class AdapterSwitcher(widgets.VBox):
         self.switch(change["new"])
 
     def _on_click(self, _button) -> None:
-        try:
-            self.run()
-        except Exception as err:  # a widget callback must not die silently: show the error in the status line
-            self.status.value = f"Error: {type(err).__name__}: {err}"
-            raise
+        run_showing_errors(self.run, self.status)
