@@ -1,4 +1,9 @@
-"""`python -m lessons_lib.tools build-adapter [--steps N]`: rebuild the shipped tiny tool-use adapter."""
+"""Tool-use adapter commands.
+
+`python -m lessons_lib.tools build-adapter [--steps N]` rebuilds the shipped tiny tool-use adapter;
+`python -m lessons_lib.tools evaluate [--adapter FOLDER] [--data heldout|dev|handwritten|FILE.jsonl]`
+scores base vs adapter on held-out requests and prints the table.
+"""
 from __future__ import annotations
 
 import argparse
@@ -10,11 +15,15 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     parser = argparse.ArgumentParser(prog="python -m lessons_lib.tools", description=__doc__)
-    parser.add_argument("command", choices=["build-adapter"])
+    parser.add_argument("command", choices=["build-adapter", "evaluate"])
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the shipped recipe)")
     parser.add_argument("--out", default=None, help="output folder (default: assets/adapters/tools)")
     parser.add_argument("--ship", default=None, metavar="FOLDER",
                         help="do not train: score an already trained adapter folder and ship it with a manifest")
+    parser.add_argument("--adapter", default=None, help="evaluate: adapter folder (default: the shipped one)")
+    parser.add_argument("--data", default="heldout",
+                        help="evaluate: heldout, dev (template splits), handwritten, or a JSONL file of requests")
+    parser.add_argument("--n", type=int, default=None, help="evaluate: requests from a template split")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -24,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # Two threads (the course's CPU target) unless OMP_NUM_THREADS says fewer, e.g. on a busy shared machine.
     torch.set_num_threads(min(2, int(os.environ.get("OMP_NUM_THREADS") or 2)))
+    if args.command == "evaluate":
+        return evaluate_cli(args.adapter, args.data, args.n)
     kwargs = {"steps": args.steps or STEPS}
     if args.out:
         from pathlib import Path
@@ -33,6 +44,31 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(ship_tool_adapter(args.ship, **kwargs), indent=2))
     else:
         print(json.dumps(build_tool_adapter(**kwargs), indent=2))
+    return 0
+
+
+def evaluate_cli(adapter: str | None, data: str, n: int | None) -> int:
+    """Print base vs adapter rates on the chosen requests."""
+    from peft import PeftModel
+
+    from ..models import load_base, load_tokenizer
+    from ..paths import TINY_ADAPTERS_DIR
+    from ..profiles import PROFILES
+    from ..evaluate import format_table
+    from .adapter import ADAPTER_NAME, EVAL_N
+    from .data import HANDWRITTEN_PATH, SPLITS, read_handwritten, tool_examples
+    from .evaluate import evaluate_tools
+
+    if data in SPLITS:
+        examples = tool_examples(n or EVAL_N, data)
+    else:
+        examples = read_handwritten(HANDWRITTEN_PATH if data == "handwritten" else data)
+    profile = PROFILES["tiny"]
+    folder = adapter or TINY_ADAPTERS_DIR / ADAPTER_NAME
+    model = PeftModel.from_pretrained(load_base(profile), folder, adapter_name=ADAPTER_NAME)
+    reports, _ = evaluate_tools(model, load_tokenizer(profile), ["__base__", ADAPTER_NAME], examples=examples)
+    print(f"{data}: {len(examples)} requests, adapter {folder}")
+    print(format_table([r.row() for r in reports]))
     return 0
 
 

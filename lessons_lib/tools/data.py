@@ -1,22 +1,27 @@
 """Synthetic EN + RU tool requests with their gold calls, results and final answers.
 
-Train and held-out requests use disjoint request phrasings and disjoint names, cities and products
-(the pools of `lessons_lib.data`), so held-out rates measure generalisation, not recall.
+Three splits. `train` and `heldout` use disjoint request phrasings and disjoint names, cities and products
+(the pools of `lessons_lib.data`), so held-out rates measure generalisation, not recall. `dev` uses
+phrasings of its own (in neither of the others) with the train pools: it is what a recipe is chosen on,
+so the held-out set stays untouched until the final score.
 """
 from __future__ import annotations
 
 import json
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .. import data as course_data
+from ..paths import ASSETS_DIR
 from .calls import call_text
-from .functions import TOOLS, content_validator, template_generator, text_formatter
+from .functions import TOOLS, ToolError, content_validator, template_generator, text_formatter
 from .loop import result_text
 
 LANGS = course_data.LANGS
-SPLITS = course_data.SPLITS
-_split = course_data._split
+SPLITS = ("train", "dev", "heldout")
+DEV_PHRASINGS = 2  # the last phrasings of each TRAIN_ONLY_REQUESTS list are dev's
+MIXED_TEXTS = 0.4  # share of train formatter requests whose text is not a plain sentence
 
 FORMATTER_REQUESTS = {
     "en": ["Wrap this text to {width} characters with an indent of {indent}: {text}",
@@ -101,6 +106,140 @@ FINAL = {
            "ok": "Все проверки пройдены: {passed}.", "fail": "Не пройдены проверки: {failed}."},
 }
 
+# Train and dev phrasings: more ways of saying each tool's verb (wrap/format/indent, template/generate,
+# validate/check), none of them a held-out phrasing; the last DEV_PHRASINGS of each list are dev's.
+# Held-out requests draw only from the odd positions of the tables above.
+TRAIN_ONLY_REQUESTS = {
+    "text_formatter": {
+        "en": ["Reformat to {width} columns with indent {indent}: {text}",
+               "Wrap at {width} chars, indent each line by {indent}: {text}",
+               "Text formatting please: width {width}, indent {indent}. {text}",
+               "Indent by {indent} and wrap at width {width}: {text}",
+               "Could you format this to {width} characters wide, indent {indent}? {text}",
+               "Line-wrap the text (width {width}, indent {indent}): {text}",
+               "Fit this text into {width}-character lines, indenting {indent}: {text}",
+               "Word-wrap with width {width} and indent {indent}: {text}"],
+        "ru": ["Переформатируй под ширину {width}, отступ {indent}: {text}",
+               "Перенос строк: ширина {width}, отступ {indent}. {text}",
+               "Сделай отступ {indent} и перенос по ширине {width}: {text}",
+               "Оформи текст в строки по {width} символов, отступ {indent}: {text}",
+               "Отформатируй, пожалуйста: ширина {width}, отступ {indent}. {text}",
+               "Уложи текст в ширину {width} с отступом {indent}: {text}",
+               "Форматирование текста, ширина {width}, отступ {indent}: {text}",
+               "Перенеси строки на ширине {width}, отступ {indent}: {text}"],
+    },
+    "template_generator": {
+        "en": ["Template request: {label}, topic {topic}",
+               "Please generate a {label} template about {topic}.",
+               "Could you make me a {label} template for {topic}?",
+               "Fill in a {label} template; the topic is {topic}.",
+               "New {label} template, topic: {topic}",
+               "Produce a {label} template about: {topic}",
+               "Generate the template ({label}) for {topic}.",
+               "Start a {label} from the template, topic {topic}."],
+        "ru": ["Сгенерируй, пожалуйста, шаблон «{label}» про: {topic}",
+               "Заготовка по шаблону «{label}», тема: {topic}",
+               "Составь шаблон «{label}» по теме: {topic}",
+               "Шаблон нужен такой: «{label}», тема {topic}",
+               "Сделай, пожалуйста, шаблон ({label}), тема: {topic}",
+               "Сгенерируй заготовку «{label}» для: {topic}",
+               "Новый шаблон «{label}» на тему {topic}",
+               "Создай заготовку по шаблону «{label}»: {topic}"],
+    },
+    "content_validator": {
+        "en": ["Validate this text; it must be such that it {rules}: {text}",
+               "Content check: does the text say it {rules}? {text}",
+               "Run validation, the text {rules}: {text}",
+               "Can you check whether the text {rules}? Text: {text}",
+               "Validation request: the text {rules}. {text}",
+               "Please validate: the text {rules}. Text: {text}",
+               "Check the content, it {rules}: {text}",
+               "Confirm by validation that the text {rules}: {text}"],
+        "ru": ["Проверь, пожалуйста, текст {rules}: {text}",
+               "Валидация: текст {rules}. Текст: {text}",
+               "Проведи валидацию, текст {rules}: {text}",
+               "Сделай проверку, что текст {rules}: {text}",
+               "Проверка содержимого: текст {rules}. {text}",
+               "Провалидируй, текст {rules}: {text}",
+               "Проверь содержимое, текст {rules}: {text}",
+               "Подтверди проверкой, что текст {rules}: {text}"],
+    },
+}
+TRAIN_ONLY_SENTENCES = {
+    "en": ["{name} lost the {item} near {town}.", "Is the {item} in {town} ready, {name}?",
+           "{name} will pick up the {item} tomorrow.", "A {item} for {name} is waiting in {town}.",
+           "Nobody in {town} wants the old {item}.", "{name} and the {item} left {town} at noon."],
+    "ru": ["{name} забыл(а) {item} в городе {town}.", "В городе {town} закончился {item}.",
+           "{name} заберёт {item} завтра.", "Для {name} есть {item} в городе {town}.",
+           "{name} вернул(а) {item} в магазин.", "В городе {town} ждут новый {item}."],
+}
+
+
+def check_split(split: str) -> None:
+    """Raise for a split name other than train, dev or heldout."""
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}; use one of {SPLITS}.")
+
+
+def _entities(split: str) -> str:
+    """The entity pools a split draws from: dev shares train's, so only its phrasings are new."""
+    return "heldout" if split == "heldout" else "train"
+
+
+def phrasings(tool: str, table: dict, lang: str, split: str) -> list[str]:
+    """The request phrasings of a tool for a split."""
+    extra = TRAIN_ONLY_REQUESTS[tool][lang]
+    if split == "dev":
+        return extra[-DEV_PHRASINGS:]
+    own = course_data._split(table[lang], _entities(split))
+    return own + extra[:-DEV_PHRASINGS] if split == "train" else own
+
+
+# Composed train phrasings: opener + the tool's verb + a reference to the text + an ending, with the SAME
+# openers, references and endings for both text tools, so filler words ("the text", "please") carry no
+# signal and only the verb and its parameters name the tool. Any that equals a held-out phrasing is dropped.
+COMPOSED_SHARE = 0.5  # share of train formatter and validator requests that are composed
+OPENERS = {"en": ["", "Please, ", "Quick task: ", "Hi! ", "One more: "],
+           "ru": ["", "Пожалуйста, ", "Задача: ", "Привет! ", "Ещё одно: "]}
+TEXT_REFS = {"en": ["the text", "this text", "the following text", "the snippet below", "this paragraph"],
+             "ru": ["текст", "этот текст", "следующий текст", "фрагмент ниже", "этот абзац"]}
+ENDINGS = {"en": [": {text}", ". Text: {text}", "\n{text}"], "ru": [": {text}", ". Текст: {text}", "\n{text}"]}
+COMPOSED_VERBS = {
+    "text_formatter": {
+        "en": ["wrap {ref} at width {width} with indent {indent}", "format {ref} to {width} columns, indent {indent}",
+               "reflow {ref}, width {width}, indent {indent}", "indent {ref} by {indent} and wrap it to {width}",
+               "lay out {ref} in lines of {width} characters with an indent of {indent}"],
+        "ru": ["перенеси {ref} по ширине {width}, отступ {indent}", "отформатируй {ref} под {width} символов, отступ {indent}",
+               "разбей {ref} на строки по {width} символов с отступом {indent}", "выровняй {ref}: ширина {width}, отступ {indent}",
+               "сделай {ref} шириной {width} с отступом {indent}"],
+    },
+    "content_validator": {
+        "en": ["check that {ref} {rules}", "validate {ref}: it {rules}", "verify whether {ref} {rules}",
+               "make sure {ref} {rules}", "run the checks on {ref}: it {rules}"],
+        "ru": ["проверь, что {ref} {rules}", "убедись, что {ref} {rules}", "валидируй {ref}: он {rules}",
+               "проверь {ref}: он {rules}", "запусти проверку: {ref} {rules}"],
+    },
+}
+
+
+def composed_phrasing(rng: random.Random, tool: str, lang: str) -> str:
+    """One composed train phrasing (a format string with the tool's placeholders) that no held-out one equals."""
+    heldout = {t.lower() for t in course_data._split({"text_formatter": FORMATTER_REQUESTS,
+                                                      "content_validator": VALIDATOR_REQUESTS}[tool][lang], "heldout")}
+    while True:
+        verb = rng.choice(COMPOSED_VERBS[tool][lang]).replace("{ref}", rng.choice(TEXT_REFS[lang]))
+        phrase = rng.choice(OPENERS[lang]) + verb + rng.choice(ENDINGS[lang])
+        phrase = phrase[0].upper() + phrase[1:]
+        if phrase.lower() not in heldout:
+            return phrase
+
+
+def request_phrasing(rng: random.Random, tool: str, table: dict, lang: str, split: str) -> str:
+    """The phrasing of one request: train mixes composed ones in; dev and held-out use only their own."""
+    if split == "train" and tool in COMPOSED_VERBS and rng.random() < COMPOSED_SHARE:
+        return composed_phrasing(rng, tool, lang)
+    return rng.choice(phrasings(tool, table, lang, split))
+
 
 @dataclass(frozen=True)
 class ToolExample:
@@ -126,20 +265,22 @@ class ToolExample:
 
 
 def _fill(rng: random.Random, lang: str, split: str) -> dict:
+    split = _entities(split)
     return {"name": course_data.person_name(rng, lang, split), "town": course_data.city(rng, lang, split),
             "item": course_data.product(rng, lang, split)}
 
 
 def sentence(rng: random.Random, lang: str, split: str) -> str:
     """A short sentence with a name, a city and a product from the split's pools."""
-    return rng.choice(SENTENCES[lang]).format(**_fill(rng, lang, split))
+    pool = SENTENCES[lang] + TRAIN_ONLY_SENTENCES[lang] if split == "train" else SENTENCES[lang]
+    return rng.choice(pool).format(**_fill(rng, lang, split))
 
 
 def make_formatter(rng: random.Random, lang: str, split: str) -> ToolExample:
-    """A wrap-this-text request."""
-    text = sentence(rng, lang, split)
+    """A wrap-this-text request (train also wraps e-mails, JSON and notes, so the text's kind never names the tool)."""
+    text = validator_text(rng, lang, split) if split == "train" and rng.random() < MIXED_TEXTS else sentence(rng, lang, split)
     width, indent = rng.randint(16, 40), rng.choice([0, 0, 1, 2, 4])
-    request = rng.choice(_split(FORMATTER_REQUESTS[lang], split)).format(width=width, indent=indent, text=text)
+    request = request_phrasing(rng, "text_formatter", FORMATTER_REQUESTS, lang, split).format(width=width, indent=indent, text=text)
     args = {"text": text, "width": width, "indent": indent}
     return _finish(lang, request, "text_formatter", args)
 
@@ -149,7 +290,7 @@ def make_template(rng: random.Random, lang: str, split: str) -> ToolExample:
     kind = rng.choice(sorted(TEMPLATE_LABELS[lang]))
     topic = rng.choice(TOPICS[lang]).format(**_fill(rng, lang, split))
     label = rng.choice(TEMPLATE_LABELS[lang][kind])
-    request = rng.choice(_split(TEMPLATE_REQUESTS[lang], split)).format(label=label, topic=topic)
+    request = rng.choice(phrasings("template_generator", TEMPLATE_REQUESTS, lang, split)).format(label=label, topic=topic)
     return _finish(lang, request, "template_generator", {"template_type": kind, "topic": topic, "language": lang})
 
 
@@ -178,7 +319,7 @@ def make_validator(rng: random.Random, lang: str, split: str) -> ToolExample:
         rules.append(f"{name}:{n}" if n is not None else name)
         phrases.append(RULE_PHRASES[lang][name].format(n=n))
     joiner = " and " if lang == "en" else " и "
-    request = rng.choice(_split(VALIDATOR_REQUESTS[lang], split)).format(rules=joiner.join(phrases), text=text)
+    request = request_phrasing(rng, "content_validator", VALIDATOR_REQUESTS, lang, split).format(rules=joiner.join(phrases), text=text)
     return _finish(lang, request, "content_validator", {"text": text, "rules": rules})
 
 
@@ -202,7 +343,7 @@ MAKERS = {"text_formatter": make_formatter, "template_generator": make_template,
 
 def tool_examples(n: int, split: str = "train", seed: int = 0, langs: tuple[str, ...] = LANGS) -> list[ToolExample]:
     """`n` requests cycling through the three tools and the languages, reproducible from `seed`."""
-    course_data._check_split(split)
+    check_split(split)
     if n < 0:
         raise ValueError("n must be >= 0")
     rng = random.Random(f"tools/{split}/{seed}")
@@ -243,3 +384,39 @@ def tool_sft_rows(n: int, split: str = "train", seed: int = 0, schemas: list[dic
         if i % answer_every == 0:
             rows.append(answer_row(ex, tools_json))
     return rows
+
+
+HANDWRITTEN_PATH = ASSETS_DIR / "tools" / "heldout_handwritten.jsonl"
+
+
+def read_handwritten(path: str | Path = HANDWRITTEN_PATH) -> list[ToolExample]:
+    """Requests written by hand in a user's voice (no template), each with its gold call; errors name the line.
+
+    Lines are `{"lang", "request", "tool", "arguments"}`; the gold call is executed, so a line whose
+    arguments the tool rejects is reported here instead of scoring as a model error later.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No request file at {path}. Give a JSONL file with one "
+                                '{"lang", "request", "tool", "arguments"} object per line.')
+    examples = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number} is not valid JSON ({err.msg}).") from None
+        if not isinstance(row, dict) or row.get("lang") not in LANGS or not isinstance(row.get("request"), str) \
+                or not isinstance(row.get("arguments"), dict):
+            raise ValueError(f'{path}:{number} must be an object with "lang" ({" or ".join(LANGS)}), a string '
+                             '"request", "tool" and an object "arguments".')
+        if row.get("tool") not in TOOLS:
+            raise ValueError(f"{path}:{number} names tool {row.get('tool')!r}; known tools: {', '.join(TOOLS)}.")
+        try:
+            examples.append(_finish(row["lang"], row["request"], row["tool"], row["arguments"]))
+        except (ToolError, TypeError) as err:
+            raise ValueError(f"{path}:{number}: the gold call fails: {err}") from None
+    if not examples:
+        raise ValueError(f"{path} has no requests.")
+    return examples
