@@ -6,7 +6,7 @@ import pytest
 from lessons_lib.manifest import Manifest
 from lessons_lib.paths import TINY_ADAPTERS_DIR
 from lessons_lib.tools.data import (COMPOSED_VERBS, DEV_PHRASINGS, FORMATTER_REQUESTS, TEMPLATE_REQUESTS,
-                                    TRAIN_ONLY_REQUESTS, VALIDATOR_REQUESTS, composed_phrasing, read_handwritten,
+                                    EXTRA_REQUESTS, VALIDATOR_REQUESTS, composed_phrasing, read_handwritten,
                                     tool_examples, tool_sft_rows)
 from lessons_lib.tools.functions import TOOLS
 
@@ -36,7 +36,7 @@ def test_dev_split_has_phrasings_of_its_own():
     train, dev, held = (tool_examples(300, split) for split in ("train", "dev", "heldout"))
     dev_requests = {ex.request for ex in dev}
     assert not dev_requests & {ex.request for ex in train} and not dev_requests & {ex.request for ex in held}
-    for tool, by_lang in TRAIN_ONLY_REQUESTS.items():
+    for tool, by_lang in EXTRA_REQUESTS.items():
         for lang, phrasings in by_lang.items():
             for head in (p.split("{")[0] for p in phrasings[-DEV_PHRASINGS:]):
                 assert any(ex.request.startswith(head) for ex in dev if ex.lang == lang), head

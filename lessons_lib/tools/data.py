@@ -20,7 +20,7 @@ from .loop import result_text
 
 LANGS = course_data.LANGS
 SPLITS = ("train", "dev", "heldout")
-DEV_PHRASINGS = 2  # the last phrasings of each TRAIN_ONLY_REQUESTS list are dev's
+DEV_PHRASINGS = 2  # the last phrasings of each EXTRA_REQUESTS list are dev's
 MIXED_TEXTS = 0.4  # share of train formatter requests whose text is not a plain sentence
 
 FORMATTER_REQUESTS = {
@@ -106,10 +106,10 @@ FINAL = {
            "ok": "Все проверки пройдены: {passed}.", "fail": "Не пройдены проверки: {failed}."},
 }
 
-# Train and dev phrasings: more ways of saying each tool's verb (wrap/format/indent, template/generate,
+# Extra phrasings for train and dev: more ways of saying each tool's verb (wrap/format/indent, template/generate,
 # validate/check), none of them a held-out phrasing; the last DEV_PHRASINGS of each list are dev's.
 # Held-out requests draw only from the odd positions of the tables above.
-TRAIN_ONLY_REQUESTS = {
+EXTRA_REQUESTS = {
     "text_formatter": {
         "en": ["Reformat to {width} columns with indent {indent}: {text}",
                "Wrap at {width} chars, indent each line by {indent}: {text}",
@@ -188,7 +188,7 @@ def _entities(split: str) -> str:
 
 def phrasings(tool: str, table: dict, lang: str, split: str) -> list[str]:
     """The request phrasings of a tool for a split."""
-    extra = TRAIN_ONLY_REQUESTS[tool][lang]
+    extra = EXTRA_REQUESTS[tool][lang]
     if split == "dev":
         return extra[-DEV_PHRASINGS:]
     own = course_data._split(table[lang], _entities(split))
@@ -209,9 +209,10 @@ COMPOSED_VERBS = {
         "en": ["wrap {ref} at width {width} with indent {indent}", "format {ref} to {width} columns, indent {indent}",
                "reflow {ref}, width {width}, indent {indent}", "indent {ref} by {indent} and wrap it to {width}",
                "lay out {ref} in lines of {width} characters with an indent of {indent}"],
-        "ru": ["перенеси {ref} по ширине {width}, отступ {indent}", "отформатируй {ref} под {width} символов, отступ {indent}",
-               "разбей {ref} на строки по {width} символов с отступом {indent}", "выровняй {ref}: ширина {width}, отступ {indent}",
-               "сделай {ref} шириной {width} с отступом {indent}"],
+        "ru": ["перенеси {ref} по ширине {width}, отступ {indent}",
+               "отформатируй {ref} под {width} символов, отступ {indent}",
+               "разбей {ref} на строки по {width} символов с отступом {indent}",
+               "выровняй {ref}: ширина {width}, отступ {indent}", "сделай {ref} шириной {width} с отступом {indent}"],
     },
     "content_validator": {
         "en": ["check that {ref} {rules}", "validate {ref}: it {rules}", "verify whether {ref} {rules}",
@@ -277,10 +278,12 @@ def sentence(rng: random.Random, lang: str, split: str) -> str:
 
 
 def make_formatter(rng: random.Random, lang: str, split: str) -> ToolExample:
-    """A wrap-this-text request (train also wraps e-mails, JSON and notes, so the text's kind never names the tool)."""
-    text = validator_text(rng, lang, split) if split == "train" and rng.random() < MIXED_TEXTS else sentence(rng, lang, split)
+    """A wrap-this-text request (train also wraps e-mails, JSON and notes: the text's kind must not name the tool)."""
+    mixed = split == "train" and rng.random() < MIXED_TEXTS
+    text = validator_text(rng, lang, split) if mixed else sentence(rng, lang, split)
     width, indent = rng.randint(16, 40), rng.choice([0, 0, 1, 2, 4])
-    request = request_phrasing(rng, "text_formatter", FORMATTER_REQUESTS, lang, split).format(width=width, indent=indent, text=text)
+    phrasing = request_phrasing(rng, "text_formatter", FORMATTER_REQUESTS, lang, split)
+    request = phrasing.format(width=width, indent=indent, text=text)
     args = {"text": text, "width": width, "indent": indent}
     return _finish(lang, request, "text_formatter", args)
 
@@ -290,7 +293,8 @@ def make_template(rng: random.Random, lang: str, split: str) -> ToolExample:
     kind = rng.choice(sorted(TEMPLATE_LABELS[lang]))
     topic = rng.choice(TOPICS[lang]).format(**_fill(rng, lang, split))
     label = rng.choice(TEMPLATE_LABELS[lang][kind])
-    request = rng.choice(phrasings("template_generator", TEMPLATE_REQUESTS, lang, split)).format(label=label, topic=topic)
+    phrasing = rng.choice(phrasings("template_generator", TEMPLATE_REQUESTS, lang, split))
+    request = phrasing.format(label=label, topic=topic)
     return _finish(lang, request, "template_generator", {"template_type": kind, "topic": topic, "language": lang})
 
 
@@ -319,7 +323,8 @@ def make_validator(rng: random.Random, lang: str, split: str) -> ToolExample:
         rules.append(f"{name}:{n}" if n is not None else name)
         phrases.append(RULE_PHRASES[lang][name].format(n=n))
     joiner = " and " if lang == "en" else " и "
-    request = request_phrasing(rng, "content_validator", VALIDATOR_REQUESTS, lang, split).format(rules=joiner.join(phrases), text=text)
+    phrasing = request_phrasing(rng, "content_validator", VALIDATOR_REQUESTS, lang, split)
+    request = phrasing.format(rules=joiner.join(phrases), text=text)
     return _finish(lang, request, "content_validator", {"text": text, "rules": rules})
 
 
