@@ -41,6 +41,10 @@ def test_dev_split_has_phrasings_of_its_own():
             for head in (p.split("{")[0] for p in phrasings[-DEV_PHRASINGS:]):
                 assert any(ex.request.startswith(head) for ex in dev if ex.lang == lang), head
                 assert not any(ex.request.startswith(head) for ex in train + held if ex.lang == lang), head
+    from lessons_lib import data as course_data
+
+    known = set(course_data.EN_CITIES + course_data.RU_CITIES)
+    assert not any(town in ex.request for ex in dev for town in known)  # dev names and towns are made up
     with pytest.raises(ValueError, match="Unknown split 'valid'"):
         tool_examples(3, "valid")
 
@@ -108,7 +112,7 @@ def test_shipped_tool_adapter_is_a_standard_peft_folder_with_manifest():
     metrics = manifest.metrics
     assert metrics["heldout_correct_tool"] >= 0.8 and metrics["heldout_valid_args"] >= 0.8, metrics
     assert metrics["handwritten_correct_tool"] >= 0.6 and metrics["handwritten_base_correct_tool"] <= 0.1, metrics
-    assert metrics["dev_correct_tool"] >= 0.95  # the split the recipe was chosen on
+    assert metrics["dev_correct_tool"] >= 0.9  # the split the recipe was chosen on
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 Three splits. `train` and `heldout` use disjoint request phrasings and disjoint names, cities and products
 (the pools of `lessons_lib.data`), so held-out rates measure generalisation, not recall. `dev` uses
-phrasings of its own (in neither of the others) with the train pools: it is what a recipe is chosen on,
+phrasings of its own (in neither of the others) and made-up names: it is what a recipe is chosen on,
 so the held-out set stays untouched until the final score.
 """
 from __future__ import annotations
@@ -265,7 +265,27 @@ class ToolExample:
                 {"role": "tool", "content": result_text(self.result)}, {"role": "assistant", "content": self.final}]
 
 
+# Made-up names, towns and products from syllables. Dev uses only these, so dev measures copying of names the
+# adapter never saw (as held-out does). Train can use them too (MADE_UP_ENTITIES), to make recalling the few
+# training names useless; measured on dev (1440 steps, share 0.5): correct tool 0.96, exact args 0.00 vs
+# 0.93 / 0.01 without, so the shipped recipe leaves it off.
+SYLLABLES = {"en": ["ka", "lo", "mi", "ren", "tas", "vo", "bel", "dor", "fin", "gar", "hul", "jen", "kor", "lin",
+                    "mar", "nes", "pol", "rik", "sol", "tam", "vin", "zel", "bra", "cu", "de", "os"],
+             "ru": ["ка", "ло", "ми", "рен", "тас", "во", "бел", "дор", "фин", "гар", "хул", "жен", "кор", "лин",
+                    "мар", "нес", "пол", "рик", "сол", "там", "вин", "зел", "бра", "ку", "де", "ос"]}
+MADE_UP_ENTITIES = 0.0  # share of train requests with made-up entities
+
+
+def made_up_word(rng: random.Random, lang: str, capital: bool = True) -> str:
+    """A pronounceable made-up word of two or three syllables."""
+    word = "".join(rng.choice(SYLLABLES[lang]) for _ in range(rng.choice([2, 3])))
+    return word.capitalize() if capital else word
+
+
 def _fill(rng: random.Random, lang: str, split: str) -> dict:
+    if split == "dev" or (split == "train" and MADE_UP_ENTITIES and rng.random() < MADE_UP_ENTITIES):
+        return {"name": f"{made_up_word(rng, lang)} {made_up_word(rng, lang)}", "town": made_up_word(rng, lang),
+                "item": made_up_word(rng, lang, capital=False)}
     split = _entities(split)
     return {"name": course_data.person_name(rng, lang, split), "town": course_data.city(rng, lang, split),
             "item": course_data.product(rng, lang, split)}

@@ -230,8 +230,8 @@ for ex in demo:
 # to the chat template. (To save compute, only every second request also gets its answer row.)
 #
 # Three splits keep the measurement honest. **Held-out** requests use other phrasings and other names,
-# cities and products than training. **Dev** requests use phrasings of their own: the recipe (steps,
-# rank, data mix) was chosen on dev, and held-out was scored once at the end. And half of the training
+# cities and products than training. **Dev** requests use phrasings of their own and made-up names: the
+# recipe (steps, rank, data mix) was chosen on dev, and held-out was scored once at the end. And half of the training
 # requests for the two text tools are *composed* — opener + the tool's verb + a reference to the text +
 # an ending, with the **same** openers and references for both tools — so filler words like "the text"
 # or "please" carry no signal and only the verb and its parameters name the tool. Without that, the
@@ -354,8 +354,8 @@ assert hand_base.correct_tool <= 0.2 and hand_tools.correct_tool - hand_base.cor
 #
 # Now look at the arguments. The adapter copies the **numbers** (width, indent) from the request, but the
 # text it puts in the call is usually a sentence built from names and cities *it saw in training*, not
-# the one in the request: exact arguments and final answers stay near zero. On the dev split — new
-# phrasings but training names — it copies 45% of texts exactly; with names it never saw, almost none.
+# the one in the request: exact arguments and final answers stay near zero. On new phrasings with names
+# from training it copied 45% of texts exactly; with names it never saw (held-out, dev), almost none.
 # Copying unseen text is the last skill a small model picks up (it appeared only after ~500 steps
 # here). Both rates are below the 0.9 we aim for (see the manifest); a larger base (the GPU profiles),
 # more pretraining, or a copy-friendlier call format are the levers — try them in the exercises.
