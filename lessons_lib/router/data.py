@@ -7,12 +7,12 @@ template with this file: a score on it measures generalisation to real requests.
 """
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Iterable
 
 from ..data import examples, make_general_prompt
+from ..jsonl import read_objects
 from ..paths import ASSETS_DIR
 from .base import LABELS
 
@@ -260,35 +260,15 @@ def training_rows(n_per_label: int = 240, seed: int = 0, course_share: float = 0
 
 def read_jsonl(path: str | Path, labels: Iterable[str] | None = None) -> list[dict]:
     """Rows `{"text", "label"}` from a JSONL file, with a clear error naming the bad line."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No data file at {path}. Give a JSONL file with one "
-                                '{"text": ..., "label": ...} object per line.')
     known = set(labels) if labels is not None else None
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{number} is not valid JSON ({err.msg}).") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not isinstance(row.get("label"), str):
+    for number, row in read_objects(path, '{"text": ..., "label": ...}'):
+        if not isinstance(row.get("text"), str) or not isinstance(row.get("label"), str):
             raise ValueError(f'{path}:{number} must be an object with string fields "text" and "label".')
         if known is not None and row["label"] not in known:
             raise ValueError(f"{path}:{number} has label {row['label']!r}; known labels: {', '.join(sorted(known))}.")
         rows.append({"text": row["text"], "label": row["label"]})
-    if not rows:
-        raise ValueError(f"{path} has no rows.")
     return rows
-
-
-def write_jsonl(rows: Iterable[dict], path: str | Path) -> Path:
-    """Write rows as JSONL (UTF-8, one object per line)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def heldout_rows() -> list[dict]:

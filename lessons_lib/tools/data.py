@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import data as course_data
+from ..jsonl import read_objects
 from ..paths import ASSETS_DIR
 from .calls import call_text
 from .functions import TOOLS, ToolError, content_validator, template_generator, text_formatter
@@ -420,19 +421,9 @@ def read_handwritten(path: str | Path = HANDWRITTEN_PATH) -> list[ToolExample]:
     Lines are `{"lang", "request", "tool", "arguments"}`; the gold call is executed, so a line whose
     arguments the tool rejects is reported here instead of scoring as a model error later.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No request file at {path}. Give a JSONL file with one "
-                                '{"lang", "request", "tool", "arguments"} object per line.')
     examples = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{number} is not valid JSON ({err.msg}).") from None
-        if not isinstance(row, dict) or row.get("lang") not in LANGS or not isinstance(row.get("request"), str) \
+    for number, row in read_objects(path, '{"lang", "request", "tool", "arguments"}'):
+        if row.get("lang") not in LANGS or not isinstance(row.get("request"), str) \
                 or not isinstance(row.get("arguments"), dict):
             raise ValueError(f'{path}:{number} must be an object with "lang" ({" or ".join(LANGS)}), a string '
                              '"request", "tool" and an object "arguments".')
@@ -442,6 +433,4 @@ def read_handwritten(path: str | Path = HANDWRITTEN_PATH) -> list[ToolExample]:
             examples.append(_finish(row["lang"], row["request"], row["tool"], row["arguments"]))
         except (ToolError, TypeError) as err:
             raise ValueError(f"{path}:{number}: the gold call fails: {err}") from None
-    if not examples:
-        raise ValueError(f"{path} has no requests.")
     return examples
