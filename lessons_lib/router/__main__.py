@@ -5,8 +5,9 @@ import argparse
 import os
 import sys
 
-TRAIN_STEPS = 100
-TRAIN_LR = 5e-3
+from . import KINDS
+from .learned import TRAIN_LR, TRAIN_STEPS
+
 TRAIN_ROWS_PER_LABEL = 240
 
 
@@ -27,6 +28,7 @@ def _evaluate(args) -> int:
 def _train(args) -> int:
     import torch
 
+    from ..env import cpu_threads
     from ..profiles import get_profile
     from . import router_dir
     from .data import heldout_rows, training_rows
@@ -34,7 +36,7 @@ def _train(args) -> int:
     from .metrics import evaluate_router
 
     profile = get_profile(args.profile or "tiny")
-    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    torch.set_num_threads(cpu_threads())
     rows = training_rows(TRAIN_ROWS_PER_LABEL, seed=args.seed)
     router, fit = train_learned_router(profile, rows, steps=args.steps, seed=args.seed, log=print,
                                        learning_rate=args.lr)
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lessons_lib.router", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("evaluate", help="accuracy and per-class precision/recall on a labeled JSONL file")
-    ev.add_argument("--router", choices=("keyword", "learned", "embedding"), default="learned")
+    ev.add_argument("--router", choices=KINDS, default="learned")
     ev.add_argument("--data", required=True, help='JSONL file, lines {"text": ..., "label": ...}')
     ev.add_argument("--profile", default=None, help="tiny | t4 | 7b (default: $LESSONS_PROFILE or automatic)")
     tr = sub.add_parser("train", help="(re)build the router adapter deterministically")

@@ -13,24 +13,22 @@ from .encode import encode_batch
 
 ROUTER_FILE = "router.json"
 DEFAULT_THRESHOLD = 0.5
+# The recipe of the shipped tiny router (`python -m lessons_lib.router train`), also what load_router trains.
+TRAIN_STEPS = 100
+TRAIN_LR = 5e-3
 
 
-def load_classifier_base(profile, labels: Sequence[str] = LABELS):
+def load_classifier_base(profile, labels: Sequence[str] = LABELS, tokenizer=None):
     """The profile's base model with a fresh classification head (`score`) over `labels`."""
     from transformers import AutoModelForSequenceClassification
 
-    from ..models import model_source, quantization_config
+    from ..models import load_kwargs, load_tokenizer, model_source, quantization_config
 
-    kwargs = {"dtype": profile.torch_dtype(), "num_labels": len(labels),
-              "id2label": dict(enumerate(labels)), "label2id": {lbl: i for i, lbl in enumerate(labels)}}
-    qconfig = quantization_config(profile, log=lambda *_: None)
-    if qconfig is not None:
-        kwargs.update(quantization_config=qconfig, device_map="auto")
-    model = AutoModelForSequenceClassification.from_pretrained(model_source(profile), **kwargs)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_source(profile), **load_kwargs(profile, quantization_config(profile, log=lambda *_: None)),
+        num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={lbl: i for i, lbl in enumerate(labels)})
     if model.config.pad_token_id is None:
-        from ..models import load_tokenizer
-
-        model.config.pad_token_id = load_tokenizer(profile).pad_token_id
+        model.config.pad_token_id = (tokenizer or load_tokenizer(profile)).pad_token_id
     return model
 
 
@@ -49,11 +47,10 @@ class FitResult:
     steps: int
     seconds: float
     final_loss: float
-    train_accuracy: float
 
 
-def fit(model, tokenizer, rows: Sequence[dict], labels: Sequence[str] = LABELS, steps: int = 120,
-        batch_size: int = 32, learning_rate: float = 3e-3, seed: int = 0, log=None) -> FitResult:
+def fit(model, tokenizer, rows: Sequence[dict], labels: Sequence[str] = LABELS, steps: int = TRAIN_STEPS,
+        batch_size: int = 32, learning_rate: float = TRAIN_LR, seed: int = 0, log=None) -> FitResult:
     """Train the trainable (LoRA + head) weights with AdamW on shuffled mini-batches; deterministic for a seed."""
     import torch
 
@@ -71,7 +68,7 @@ def fit(model, tokenizer, rows: Sequence[dict], labels: Sequence[str] = LABELS, 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 10) * max(0.05, 1 - s / steps))
     order: list[int] = []
     model.train()
-    start, loss_value, correct, seen = time.perf_counter(), float("nan"), 0, 0
+    start, loss_value = time.perf_counter(), float("nan")
     for step in range(steps):
         if len(order) < batch_size:
             more = list(range(len(rows)))
@@ -86,13 +83,10 @@ def fit(model, tokenizer, rows: Sequence[dict], labels: Sequence[str] = LABELS, 
         schedule.step()
         optimizer.zero_grad()
         loss_value = out.loss.item()
-        if step >= steps - max(1, len(rows) // batch_size):
-            correct += (out.logits.argmax(-1) == target).sum().item()
-            seen += len(batch)
         if log and (step % 20 == 0 or step == steps - 1):
             log(f"step {step:4d}  loss {loss_value:.3f}")
     model.eval()
-    return FitResult(steps, time.perf_counter() - start, loss_value, correct / max(1, seen))
+    return FitResult(steps, time.perf_counter() - start, loss_value)
 
 
 class LearnedRouter(Router):
@@ -156,14 +150,15 @@ class LearnedRouter(Router):
                                     "`python -m lessons_lib.router train` (or notebook 04).")
         meta = json.loads((folder / ROUTER_FILE).read_text(encoding="utf-8")) if (folder / ROUTER_FILE).is_file() else {}
         labels = tuple(meta.get("labels", LABELS))
-        model = PeftModel.from_pretrained(load_classifier_base(profile, labels), folder)
+        tokenizer = tokenizer or load_tokenizer(profile)
+        model = PeftModel.from_pretrained(load_classifier_base(profile, labels, tokenizer), folder)
         model.eval()
-        return cls(model, tokenizer or load_tokenizer(profile), labels,
+        return cls(model, tokenizer, labels,
                    meta.get("threshold", DEFAULT_THRESHOLD) if threshold is None else threshold,
                    meta.get("fallback", GENERAL))
 
 
-def train_learned_router(profile, rows: Sequence[dict], steps: int = 120, seed: int = 0, log=None,
+def train_learned_router(profile, rows: Sequence[dict], steps: int = TRAIN_STEPS, seed: int = 0, log=None,
                          threshold: float = DEFAULT_THRESHOLD, **fit_kwargs) -> tuple[LearnedRouter, FitResult]:
     """Fresh classifier base + LoRA SEQ_CLS adapter, trained on `rows`."""
     import torch
@@ -172,7 +167,7 @@ def train_learned_router(profile, rows: Sequence[dict], steps: int = 120, seed: 
     from ..models import load_tokenizer
 
     torch.manual_seed(seed)
-    model = get_peft_model(load_classifier_base(profile), router_lora_config(profile))
     tokenizer = load_tokenizer(profile)
+    model = get_peft_model(load_classifier_base(profile, tokenizer=tokenizer), router_lora_config(profile))
     result = fit(model, tokenizer, rows, LABELS, steps=steps, seed=seed, log=log, **fit_kwargs)
     return LearnedRouter(model, tokenizer, LABELS, threshold), result

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from .base import BASE_ADAPTER, RouteDecision, Router
+from .base import BASE_ADAPTER, RouteDecision, Router, label_to_adapter
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class RoutedModel:
 
     def __init__(self, model, tokenizer, router: Router, max_new_tokens: int = 112):
         loaded = set(getattr(model, "peft_config", {}))
-        missing = [lbl for lbl in router.labels if lbl != "general" and lbl not in loaded]
+        missing = [a for a in map(label_to_adapter, router.labels) if a != BASE_ADAPTER and a not in loaded]
         if missing:
             raise ValueError(f"The router can choose {missing}, but the model has no such adapter loaded "
                              f"(loaded: {sorted(loaded)}). Load them with model.load_adapter(folder, adapter_name=...).")

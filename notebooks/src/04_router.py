@@ -94,7 +94,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForSequenceClassification
 
-from lessons_lib.models import load_tokenizer, model_source
+from lessons_lib.models import load_kwargs, load_tokenizer, model_source, quantization_config
 from lessons_lib.router.encode import encode_batch
 
 profile = lesson.profile
@@ -103,8 +103,8 @@ train_rows = training_rows(240)
 print(len(train_rows), "training prompts, e.g.:", train_rows[:3])
 
 classifier = AutoModelForSequenceClassification.from_pretrained(
-    model_source(profile), num_labels=len(LABELS), dtype=profile.torch_dtype(),
-    id2label=dict(enumerate(LABELS)), label2id={lbl: i for i, lbl in enumerate(LABELS)})
+    model_source(profile), **load_kwargs(profile, quantization_config(profile)),  # dtype, 4-bit, GPU placement
+    num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={lbl: i for i, lbl in enumerate(LABELS)})
 classifier.config.pad_token_id = tok.pad_token_id
 config = LoraConfig(task_type="SEQ_CLS", r=profile.lora_r, lora_alpha=profile.lora_alpha,
                     lora_dropout=0.1, target_modules="all-linear")
@@ -121,7 +121,7 @@ assert "score" in demo.peft_config["default"].modules_to_save
 # %%
 import time
 
-DEMO_STEPS = 8 if profile.name == "tiny" else 100
+DEMO_STEPS = 8  # the real training is load_router's (below)
 label_id = {lbl: i for i, lbl in enumerate(LABELS)}
 optimizer = torch.optim.AdamW([p for p in demo.parameters() if p.requires_grad], lr=3e-3)
 device = next(demo.parameters()).device
