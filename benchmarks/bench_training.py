@@ -82,12 +82,11 @@ def counting_trainer_class(clock: str = "wall"):
 def build_trainer(rows: list[dict], packing: bool, strategy: str, checkpointing: bool, device: str, steps: int,
                   batch_size: int, output_dir: str, clock: str = "wall"):
     """A counting SFTTrainer for one variant on a fresh tiny base (fp32 weights; fp16 AMP on CUDA)."""
-    import torch
     from datasets import Dataset
     from transformers.trainer_callback import PrinterCallback
 
     from lessons_lib.models import load_base, load_tokenizer
-    from lessons_lib.train import lora_config, sft_config
+    from lessons_lib.train import keep_adapter_fp32, lora_config, sft_config
 
     profile = tiny_profile()
     on_gpu = device.startswith("cuda")
@@ -101,9 +100,7 @@ def build_trainer(rows: list[dict], packing: bool, strategy: str, checkpointing:
                                        processing_class=load_tokenizer(profile), peft_config=lora_config(profile))
     trainer.remove_callback(PrinterCallback)  # no per-run log dicts in the benchmark's output
     if on_gpu:
-        for param in trainer.model.parameters():  # LoRA weights stay fp32 under fp16 AMP (T4 settings)
-            if param.requires_grad:
-                param.data = param.data.to(torch.float32)
+        keep_adapter_fp32(trainer.model)  # LoRA weights stay fp32 under fp16 AMP (T4 settings)
     return trainer
 
 

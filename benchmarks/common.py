@@ -22,6 +22,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("LESSONS_PROFILE", "tiny")
 warnings.filterwarnings("ignore", category=FutureWarning)  # deprecation chatter from transformers
 
+from lessons_lib.env import cuda_available  # noqa: E402
 from lessons_lib.paths import BUILD_DIR  # noqa: E402
 
 BENCH_DIR = BUILD_DIR / "bench"
@@ -251,13 +252,6 @@ def load_bench_base(device: str = "cpu"):
         base = base.to(device=device, dtype=torch.float16)
     base.eval()
     return base
-
-
-def cuda_available() -> bool:
-    """True when torch sees a CUDA device."""
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def bench_args(description: str, default_repeats: int, argv: list[str] | None = None) -> argparse.Namespace:

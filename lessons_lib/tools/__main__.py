@@ -31,8 +31,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from .adapter import STEPS, build_tool_adapter, ship_tool_adapter
 
+    from ..env import cpu_threads
+
     # Two threads (the course's CPU target) unless OMP_NUM_THREADS says fewer, e.g. on a busy shared machine.
-    torch.set_num_threads(min(2, int(os.environ.get("OMP_NUM_THREADS") or 2)))
+    torch.set_num_threads(min(2, cpu_threads()))
     if args.command == "evaluate":
         return evaluate_cli(args.adapter, args.data, args.n)
     kwargs = {"steps": args.steps or STEPS}

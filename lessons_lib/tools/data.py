@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import data as course_data
 from ..jsonl import read_objects
 from ..paths import ASSETS_DIR
-from .calls import call_text
-from .functions import TOOLS, ToolError, content_validator, template_generator, text_formatter
+from .calls import ToolCall, call_text
+from .functions import TOOLS, ToolError
 from .loop import result_text
 
 LANGS = course_data.LANGS
@@ -182,17 +182,12 @@ def check_split(split: str) -> None:
         raise ValueError(f"Unknown split {split!r}; use one of {SPLITS}.")
 
 
-def _entities(split: str) -> str:
-    """The entity pools a split draws from: dev shares train's, so only its phrasings are new."""
-    return "heldout" if split == "heldout" else "train"
-
-
 def phrasings(tool: str, table: dict, lang: str, split: str) -> list[str]:
     """The request phrasings of a tool for a split."""
     extra = EXTRA_REQUESTS[tool][lang]
     if split == "dev":
         return extra[-DEV_PHRASINGS:]
-    own = course_data._split(table[lang], _entities(split))
+    own = course_data._split(table[lang], split)
     return own + extra[:-DEV_PHRASINGS] if split == "train" else own
 
 
@@ -224,10 +219,14 @@ COMPOSED_VERBS = {
 }
 
 
+HELDOUT_PHRASINGS = {tool: {lang: {p.lower() for p in course_data._split(table[lang], "heldout")} for lang in LANGS}
+                     for tool, table in (("text_formatter", FORMATTER_REQUESTS),
+                                         ("content_validator", VALIDATOR_REQUESTS))}
+
+
 def composed_phrasing(rng: random.Random, tool: str, lang: str) -> str:
     """One composed train phrasing (a format string with the tool's placeholders) that no held-out one equals."""
-    heldout = {t.lower() for t in course_data._split({"text_formatter": FORMATTER_REQUESTS,
-                                                      "content_validator": VALIDATOR_REQUESTS}[tool][lang], "heldout")}
+    heldout = HELDOUT_PHRASINGS[tool][lang]
     while True:
         verb = rng.choice(COMPOSED_VERBS[tool][lang]).replace("{ref}", rng.choice(TEXT_REFS[lang]))
         phrase = rng.choice(OPENERS[lang]) + verb + rng.choice(ENDINGS[lang])
@@ -253,12 +252,10 @@ class ToolExample:
     arguments: dict
     result: object = None
     final: str = ""
-    expected: dict = field(default_factory=dict)
 
     def call_message(self) -> dict:
         """The assistant's tool call as a standard `tool_calls` message."""
-        return {"role": "assistant", "content": "",
-                "tool_calls": [{"type": "function", "function": {"name": self.tool, "arguments": self.arguments}}]}
+        return ToolCall(self.tool, self.arguments).as_message()
 
     def messages(self) -> list[dict]:
         """The whole exchange: request, call, tool result, final answer."""
@@ -287,7 +284,6 @@ def _fill(rng: random.Random, lang: str, split: str) -> dict:
     if split == "dev" or (split == "train" and MADE_UP_ENTITIES and rng.random() < MADE_UP_ENTITIES):
         return {"name": f"{made_up_word(rng, lang)} {made_up_word(rng, lang)}", "town": made_up_word(rng, lang),
                 "item": made_up_word(rng, lang, capital=False)}
-    split = _entities(split)
     return {"name": course_data.person_name(rng, lang, split), "town": course_data.city(rng, lang, split),
             "item": course_data.product(rng, lang, split)}
 
@@ -384,13 +380,16 @@ def call_row(ex: ToolExample, tools_json: str) -> dict:
             "tools": tools_json}
 
 
+def answer_prompt(ex: ToolExample, call: str, result) -> list[dict]:
+    """The conversation after a call (its JSON text) and the tool's result: what turn 2 answers."""
+    return [{"role": "user", "content": ex.request}, {"role": "assistant", "content": call.strip()},
+            {"role": "tool", "content": result_text(result)}]
+
+
 def answer_row(ex: ToolExample, tools_json: str) -> dict:
     """Turn 2: request, call and tool result -> the final answer."""
-    return {"prompt": [{"role": "user", "content": ex.request},
-                       {"role": "assistant", "content": call_text(ex.tool, ex.arguments)},
-                       {"role": "tool", "content": result_text(ex.result)}],
-            "completion": [{"role": "assistant", "content": ex.final}],
-            "tools": tools_json}
+    return {"prompt": answer_prompt(ex, call_text(ex.tool, ex.arguments), ex.result),
+            "completion": [{"role": "assistant", "content": ex.final}], "tools": tools_json}
 
 
 def tool_sft_rows(n: int, split: str = "train", seed: int = 0, schemas: list[dict] | None = None,

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .calls import CallError, parse_call, validate_call
-from .data import ToolExample, tool_examples
+from .data import ToolExample, answer_prompt, tool_examples
 from .functions import TOOLS
-from .loop import ERROR_PREFIX, complete, execute, result_text
+from .loop import ERROR_PREFIX, complete, execute
 from .schemas import schemas_by_name, tool_schemas
 
 
@@ -44,12 +44,6 @@ def final_correct(ex: ToolExample, answer: str) -> bool:
     if ex.tool == "content_validator":
         return answer.strip() == ex.final.strip()
     return isinstance(ex.result, str) and ex.result.strip() in answer
-
-
-def answer_prompt(ex: ToolExample, reply: str, result) -> list[dict]:
-    """The conversation after the model's own call and the tool's result: what turn 2 answers."""
-    return [{"role": "user", "content": ex.request}, {"role": "assistant", "content": reply.strip()},
-            {"role": "tool", "content": result_text(result)}]
 
 
 @dataclass(frozen=True)

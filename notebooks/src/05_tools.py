@@ -310,7 +310,7 @@ from peft import PeftModel
 from lessons_lib.evaluate import format_table
 from lessons_lib.tools.evaluate import evaluate_tools
 
-model = PeftModel.from_pretrained(load_base(profile), tools_dir, adapter_name="tools")
+model = PeftModel.from_pretrained(base, tools_dir, adapter_name="tools")  # the base from section 4
 model.eval()
 N_EVAL = 40 if profile.name == "tiny" else 20
 reports, raw = evaluate_tools(model, tok, ["__base__", "tools"], n=N_EVAL, max_new_tokens=MAX_NEW)
