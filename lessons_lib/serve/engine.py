@@ -17,9 +17,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from ..mixing import create_weighted_adapter
+from ..router.base import BASE_ADAPTER
+
 BASE = "base"  # the public name of the bare base model
 AUTO = "auto"  # the public name of "let the router choose"
-PEFT_BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
+PEFT_BASE = BASE_ADAPTER  # PEFT's name for "no adapter" in a mixed batch
 
 
 @dataclass
@@ -28,7 +31,7 @@ class Job:
 
     prompt: str  # the chat-templated text, ready for the assistant turn
     route_text: str  # what the router reads (the last user message)
-    model: str  # requested: an adapter name, "base", "auto" or a weighted mix "mix:json=0.5,support=0.5"
+    model: str  # requested: an adapter name, "base", "auto" or "mix" (with `weights`)
     max_tokens: int
     weights: dict[str, float] | None = None
     future: Future = field(default_factory=Future)
@@ -206,19 +209,12 @@ class BatchingEngine:
         router = self.router
         if router is None:
             raise RuntimeError("this server has no router, so model='auto' cannot be answered")
-        from ..router import label_to_adapter
-        texts = [job.route_text for job in jobs]
-        decisions = router.route_batch(texts) if hasattr(router, "route_batch") else [router.route(t) for t in texts]
         routes = {}
-        for job, decision in zip(jobs, decisions):
-            adapter = label_to_adapter(decision.label)
-            if adapter in (None, "", PEFT_BASE, BASE, "general"):
-                adapter = BASE
-            if adapter != BASE and adapter not in self.adapters:
-                adapter = BASE  # the router knows a label this server has no adapter for
-            scores = {str(k): round(float(v), 4) for k, v in dict(getattr(decision, "scores", {}) or {}).items()}
-            routes[id(job)] = {"label": decision.label, "adapter": adapter,
-                               "reason": str(getattr(decision, "reason", "")), "scores": scores}
+        for job, decision in zip(jobs, router.route_batch([job.route_text for job in jobs])):
+            # "general" (the bare base) and labels this server has no adapter for both go to the base
+            adapter = decision.adapter if decision.adapter in self.adapters else BASE
+            scores = {str(k): round(float(v), 4) for k, v in decision.scores.items()}
+            routes[id(job)] = {"label": decision.label, "adapter": adapter, "reason": decision.reason, "scores": scores}
         return routes
 
     def _mix_adapter(self, weights: dict[str, float]) -> str:
@@ -229,8 +225,9 @@ class BatchingEngine:
             return public
         peft_name = "mix_" + hashlib.sha1(public.encode()).hexdigest()[:10]
         names = sorted(weights)
-        # "cat" stacks the LoRA matrices, so the result equals running the adapters together, scaled.
-        self.model.add_weighted_adapter(names, [weights[n] for n in names], peft_name, combination_type="cat")
+        # "cat" stacks the LoRA matrices, so the result equals running the adapters together, scaled. The helper
+        # also puts the new layers in eval mode (PEFT injects them in train mode, with live dropout).
+        create_weighted_adapter(self.model, names, [weights[n] for n in names], peft_name, "cat")
         self._mixes[public] = peft_name
         while len(self._mixes) > self.max_mixes:
             oldest = next(iter(self._mixes))

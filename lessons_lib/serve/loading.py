@@ -72,10 +72,9 @@ def load_served_model(profile: Profile, adapters_dir: str | Path | None = None, 
     """Load base + tokenizer, every adapter (checked against the base first), and the router."""
     from ..compat import AdapterCompatError, load_adapter_checked
     from ..manifest import base_model_id
-    from ..models import load_base, load_tokenizer
+    from ..models import load_base_and_tokenizer
 
-    tokenizer = load_tokenizer(profile)
-    model = load_base(profile, log=log)
+    model, tokenizer = load_base_and_tokenizer(profile, log=log)
     base_id = base_model_id(model)
     folders, skipped = find_adapter_folders(profile, adapters_dir, work_dir)
     loaded: dict[str, Path] = {}

@@ -19,11 +19,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def server_command(profile: str = "tiny", port: int | None = None, host: str = "127.0.0.1",
+def server_command(profile: str, port: int, host: str = "127.0.0.1",
                    extra: list[str] | None = None) -> list[str]:
     """The command line that starts the server (`python -m lessons_lib.serve ...`)."""
     return [sys.executable, "-m", "lessons_lib.serve", "--profile", profile, "--host", host,
-            "--port", str(port or free_port(host)), *(extra or [])]
+            "--port", str(port), *(extra or [])]
 
 
 def start_server(profile: str = "tiny", port: int | None = None, host: str = "127.0.0.1",
@@ -33,7 +33,7 @@ def start_server(profile: str = "tiny", port: int | None = None, host: str = "12
     port = port or free_port(host)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_DIR), env.get("PYTHONPATH")]))
-    log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed by the child's exit
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
     proc = subprocess.Popen(server_command(profile, port, host, extra), stdout=log, stderr=subprocess.STDOUT,
                             env=env, cwd=str(REPO_DIR))
     if log_path:

@@ -7,7 +7,6 @@ has no vLLM equivalent: route on the client (the router is a small function) and
 """
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,15 +29,12 @@ class AdapterInfo:
 
 def read_adapters(folders: dict[str, str | Path]) -> list[AdapterInfo]:
     """Rank and recorded base of each adapter folder (from adapter_config.json)."""
-    from ..compat import check_adapter_name
+    from ..compat import check_adapter_files, check_adapter_name, read_adapter_config
 
     infos = []
     for name, folder in folders.items():
         check_adapter_name(name)
-        config_path = Path(folder) / "adapter_config.json"
-        if not config_path.is_file():
-            raise FileNotFoundError(f"{folder} has no adapter_config.json: not a PEFT adapter folder.")
-        config = json.loads(config_path.read_text(encoding="utf-8"))
+        config = read_adapter_config(check_adapter_files(folder))
         ranks = [int(config.get("r") or 0), *(int(r) for r in (config.get("rank_pattern") or {}).values())]
         infos.append(AdapterInfo(name, Path(folder).resolve(), max(ranks),
                                  str(config.get("base_model_name_or_path") or "")))

@@ -129,30 +129,17 @@ if torch.cuda.is_available():
 # never by accident.
 
 # %%
-import subprocess
-import sys
-
 import httpx
 
-from lessons_lib.paths import REPO_DIR
-from lessons_lib.serve.process import free_port
+from lessons_lib.serve.process import free_port, server_command, start_server
 
 PORT = free_port()
-URL = f"http://127.0.0.1:{PORT}"
-command = [sys.executable, "-m", "lessons_lib.serve", "--profile", profile.name, "--host", "127.0.0.1",
-           "--port", str(PORT), "--work-dir", str(lesson.work_dir)]
-log_path = lesson.work_dir / "server.log"
-server = subprocess.Popen(command, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, cwd=REPO_DIR)
-
+extra = ["--work-dir", str(lesson.work_dir)]
+print(" ".join(server_command(profile.name, PORT, extra=extra)))
+# subprocess.Popen(that command) + poll GET /health until it answers (the server's output goes to the log file)
 start = time.perf_counter()
-health = None
-while health is None:
-    assert server.poll() is None, f"the server exited:\n{log_path.read_text()[-2000:]}"
-    assert time.perf_counter() - start < 300, f"no answer from the server:\n{log_path.read_text()[-2000:]}"
-    try:
-        health = httpx.get(f"{URL}/health", timeout=2).json()
-    except httpx.HTTPError:
-        time.sleep(0.3)
+server, URL = start_server(profile.name, PORT, extra=extra, log_path=lesson.work_dir / "server.log", timeout=300)
+health = httpx.get(f"{URL}/health", timeout=5).json()
 print(f"server ready in {time.perf_counter() - start:.1f} s at {URL}")
 print(health)
 
@@ -304,6 +291,11 @@ assert httpx.get(f"{URL}/health").json()["adapters"] == ["json", "coding", "supp
 # The command-line client does the same from a terminal: `python -m lessons_lib.serve ask "..." --adapter auto`.
 
 # %%
+import subprocess
+import sys
+
+from lessons_lib.paths import REPO_DIR
+
 cli = subprocess.run([sys.executable, "-m", "lessons_lib.serve", "ask", prompts[1], "--adapter", "auto",
                       "--url", URL, "--max-tokens", str(SHORT)], capture_output=True, text=True, cwd=REPO_DIR)
 print(cli.stdout)
@@ -343,17 +335,10 @@ assert int(args[args.index("--max-lora-rank") + 1]) == vllm_max_lora_rank(max(a.
 # `SIGINT` is Ctrl-C: uvicorn finishes the requests in flight, the engine's worker stops, the port closes.
 
 # %%
-import signal
-import socket
+from lessons_lib.serve.process import port_is_open, stop_server
 
-server.send_signal(signal.SIGINT)
-try:
-    exit_code = server.wait(timeout=20)
-except subprocess.TimeoutExpired:
-    server.kill()
-    exit_code = server.wait(timeout=20)
-with socket.socket() as sock:
-    port_open = sock.connect_ex(("127.0.0.1", PORT)) == 0
+exit_code = stop_server(server, timeout=20)  # SIGINT; kill only if it hangs
+port_open = port_is_open(URL)
 print(f"server exited with code {exit_code}; port {PORT} open: {port_open}")
 assert server.poll() is not None and not port_open
 
