@@ -15,6 +15,7 @@ are taught in notebook 03; this module wraps only the checks and bookkeeping aro
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -146,18 +147,12 @@ def _record_true_ranks(model, adapter_name: str) -> None:
     wrong = {name: rank for name, rank in module_ranks(model, adapter_name).items() if rank != config.r}
     if not wrong:
         return
-    config.rank_pattern = {**config.rank_pattern, **{f"^{_escape(n)}$": r for n, r in wrong.items()}}
-    config.alpha_pattern = {**config.alpha_pattern, **{f"^{_escape(n)}$": r * scale for n, r in wrong.items()}}
+    config.rank_pattern = {**config.rank_pattern, **{f"^{re.escape(n)}$": r for n, r in wrong.items()}}
+    config.alpha_pattern = {**config.alpha_pattern, **{f"^{re.escape(n)}$": r * scale for n, r in wrong.items()}}
     for name, layer in lora_layers(model):
         if name in wrong:
             layer.r[adapter_name] = wrong[name]
             layer.lora_alpha[adapter_name] = wrong[name] * scale
-
-
-def _escape(module_name: str) -> str:
-    import re
-
-    return re.escape(module_name)
 
 
 # ------------------------------------------------------------------ runtime mixing (no new adapter)
@@ -209,10 +204,10 @@ def set_runtime_mix(model, weights: Mapping[str, float]) -> MixState:
 
 def restore_mix(model, state: MixState) -> None:
     """Put back the scalings and active adapters recorded by `set_runtime_mix`."""
-    for name, layer in lora_layers(model):
-        for (module, adapter), value in state.scaling.items():
-            if module == name and adapter in layer.scaling:
-                layer.scaling[adapter] = value
+    layers = dict(lora_layers(model))
+    for (module, adapter), value in state.scaling.items():
+        if adapter in layers[module].scaling:  # an adapter deleted meanwhile has nothing to restore
+            layers[module].scaling[adapter] = value
     _activate(model, state.active)
 
 

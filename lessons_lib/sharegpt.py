@@ -93,6 +93,10 @@ def load_finetome(n: int, path: str | Path | None = None, on_error: str = "skip"
         ds = load_dataset(FINETOME_ID, split=f"train[:{n}]")
     rows = list(ds.select(range(min(n, len(ds)))))
     conversion = sharegpt_to_messages(rows, on_error=on_error)
-    usable = [to_prompt_completion(m) for m in conversion.messages
-              if any(t["role"] == "user" for t in m[:max(i for i, t in enumerate(m) if t["role"] == "assistant")])]
+    usable = []
+    for messages in conversion.messages:
+        try:
+            usable.append(to_prompt_completion(messages))
+        except MalformedRowsError:
+            continue  # e.g. a chat that opens with the assistant: nothing to prompt with
     return usable, conversion

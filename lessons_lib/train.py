@@ -215,8 +215,9 @@ def disconnect_after(step: int):
 
 def check_resumable(checkpoint: str | Path, lora, adapter_name: str) -> None:
     """Raise ResumeError when a checkpoint's adapter has another rank, alpha or target modules than `lora`."""
-    folder = Path(checkpoint_weights(checkpoint, adapter_name)).parent
-    saved = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    from .compat import read_adapter_config
+
+    saved = read_adapter_config(Path(checkpoint_weights(checkpoint, adapter_name)).parent)
     wanted = lora.to_dict()
     # "all-linear" is saved resolved to module names, so target modules are compared only when listed.
     fields = ("r", "lora_alpha") + (("target_modules",) if isinstance(wanted.get("target_modules"), (list, set)) else ())

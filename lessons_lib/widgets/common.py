@@ -1,6 +1,7 @@
 """Pieces the course widgets share (core ipywidgets only: 7.7 on Colab and 8.x)."""
 from __future__ import annotations
 
+import html
 from typing import Callable
 
 import ipywidgets as widgets
@@ -23,3 +24,8 @@ def run_showing_errors(action: Callable[[], object], shown_in,
     except Exception as err:
         shown_in.value = render(f"{type(err).__name__}: {err}")
         raise
+
+
+def answer_html(text: str) -> str:
+    """An answer shown as preformatted, wrapped, escaped text."""
+    return f"<pre style='white-space: pre-wrap'>{html.escape(text)}</pre>"

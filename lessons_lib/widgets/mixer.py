@@ -10,7 +10,6 @@ then `mixer.button.click()` and read `mixer.last`.
 """
 from __future__ import annotations
 
-import html
 import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
@@ -18,7 +17,7 @@ from typing import Callable, Mapping, Sequence
 import ipywidgets as widgets
 
 from ..mixing import COMBINATION_TYPES, RUNTIME_SCALING, create_weighted_adapter, describe_mix, runtime_mix
-from .common import prompt_box, run_showing_errors
+from .common import answer_html, prompt_box, run_showing_errors
 
 MIX_ADAPTER = "mixer"
 CHOICES = (RUNTIME_SCALING, *COMBINATION_TYPES)
@@ -101,7 +100,7 @@ class WeightMixer(widgets.VBox):
         seconds = time.perf_counter() - start
         self.last = MixResult(combination, weights, adapter, describe_mix(weights, combination), answer, seconds)
         self.status.value = f"active mix: {self.last.description} · {seconds * 1000:.0f} ms"
-        self.answer.value = f"<pre style='white-space: pre-wrap'>{html.escape(answer)}</pre>"
+        self.answer.value = answer_html(answer)
         return self.last
 
     def _show_pending(self) -> None:

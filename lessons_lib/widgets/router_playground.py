@@ -13,7 +13,7 @@ from typing import Callable
 
 import ipywidgets as widgets
 
-from .common import prompt_box, run_showing_errors
+from .common import answer_html, prompt_box, run_showing_errors
 
 BAR_COLORS = {"json": "#4c72b0", "coding": "#55a868", "support": "#c44e52", "general": "#8172b2"}
 
@@ -84,7 +84,7 @@ class RouterPlayground(widgets.VBox):
         if self.model is not None:
             answer = self._generate(self.model, self.tokenizer, [text.strip()], self.max_new_tokens,
                                     adapter_names=[adapter])[0]
-            self.answer.value = f"<pre style='white-space:pre-wrap'>{html.escape(answer)}</pre>"
+            self.answer.value = answer_html(answer)
         self.last = PlaygroundResult(decision, adapter, answer, route_ms)
         return self.last
 

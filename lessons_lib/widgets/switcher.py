@@ -7,14 +7,13 @@ cells drive it from Python: set `switcher.dropdown.value` and `switcher.prompt.v
 """
 from __future__ import annotations
 
-import html
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import ipywidgets as widgets
 
-from .common import prompt_box, run_showing_errors
+from .common import answer_html, prompt_box, run_showing_errors
 
 BASE_CHOICE = "base"
 
@@ -86,7 +85,7 @@ class AdapterSwitcher(widgets.VBox):
         self.last = SwitchResult(choice, None if choice == BASE_CHOICE else _active(self.model), answer, seconds)
         shown = "base (adapters disabled)" if choice == BASE_CHOICE else choice
         self.status.value = f"active: {shown} · {seconds * 1000:.0f} ms · {len(answer)} characters"
-        self.answer.value = f"<pre style='white-space: pre-wrap'>{html.escape(answer)}</pre>"
+        self.answer.value = answer_html(answer)
         return self.last
 
     def _on_choice(self, change: dict) -> None:

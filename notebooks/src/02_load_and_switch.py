@@ -338,7 +338,8 @@ single = {name: one_adapter(name, mix_prompts, MIX_NEW) for name in dict.fromkey
 same = [mixed[i] == single[name][i] for i, name in enumerate(mix_names)]
 print(f"{sum(same)} of {len(same)} mixed-batch rows are identical to their single-adapter run")
 mixed_logits = next_token_logits(None)
-single_logits = torch.stack([next_token_logits(name)[i] for i, name in enumerate(mix_names)])
+per_adapter = {name: next_token_logits(name) for name in dict.fromkeys(mix_names)}
+single_logits = torch.stack([per_adapter[name][i] for i, name in enumerate(mix_names)])
 print(f"largest logit difference: {(mixed_logits - single_logits).abs().max().item():.2e}")
 if next(model.parameters()).dtype == torch.float32:
     assert all(same), f"rows {[i for i, ok in enumerate(same) if not ok]} differ from the single-adapter runs"
