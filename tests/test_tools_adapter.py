@@ -107,12 +107,16 @@ def test_shipped_tool_adapter_is_a_standard_peft_folder_with_manifest():
     assert {"adapter_config.json", "adapter_model.safetensors", "manifest.json"} <= {p.name for p in TOOLS_DIR.iterdir()}
     manifest = Manifest.load(TOOLS_DIR)
     assert manifest.name == "tools" and manifest.profile == "tiny"
-    # Issue 7 asks for >= 0.9; the shipped tiny adapter measures 0.85 correct tool and 0.83 valid args on
-    # held-out (every call that parses names the right tool), 0.70 / 0.98 on hand-written requests.
+    # Issue 7 asks for >= 0.9. Free decoding: 0.85 correct tool / 0.83 valid args on held-out (every call
+    # that parses names the right tool), 0.70 / 0.98 hand-written. Schema-constrained (tool_choice="required"):
+    # 1.00 / 1.00 held-out, 0.72 / 1.00 hand-written; the base then picks the right tool 0.37 (chance).
     metrics = manifest.metrics
     assert metrics["heldout_correct_tool"] >= 0.8 and metrics["heldout_valid_args"] >= 0.8, metrics
     assert metrics["handwritten_correct_tool"] >= 0.6 and metrics["handwritten_base_correct_tool"] <= 0.1, metrics
     assert metrics["dev_correct_tool"] >= 0.9  # the split the recipe was chosen on
+    assert metrics["heldout_required_correct_tool"] >= 0.9 and metrics["heldout_required_valid_args"] >= 0.9, metrics
+    assert metrics["heldout_required_base_correct_tool"] <= 0.6, metrics
+    assert metrics["handwritten_required_correct_tool"] >= 0.6, metrics
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +129,10 @@ def heldout_reports():
 
     tiny = PROFILES["tiny"]
     model = PeftModel.from_pretrained(load_base(tiny), TOOLS_DIR, adapter_name="tools")
-    reports, raw = evaluate_tools(model, load_tokenizer(tiny), ["__base__", "tools"], n=30)
-    return {r.label: r for r in reports}, raw
+    tok = load_tokenizer(tiny)
+    reports, raw = evaluate_tools(model, tok, ["__base__", "tools"], n=30)
+    required, required_raw = evaluate_tools(model, tok, ["__base__", "tools"], n=30, turns=1, tool_choice="required")
+    return {r.label: r for r in reports + required}, raw | required_raw
 
 
 def test_adapter_calls_the_right_tool_with_valid_arguments_and_the_base_does_not(heldout_reports):
@@ -136,6 +142,15 @@ def test_adapter_calls_the_right_tool_with_valid_arguments_and_the_base_does_not
     assert tools.correct_tool >= 0.75 and tools.valid_args >= 0.75, tools  # target 0.9 not reached (0.87 / 0.83)
     assert base.correct_tool <= 0.1 and base.valid_args <= 0.1, base
     assert tools.final_correct >= base.final_correct
+
+
+def test_schema_constrained_calls_always_validate_and_the_adapter_still_chooses(heldout_reports):
+    reports, raw = heldout_reports
+    tools, base = reports["tools · schema-constrained"], reports["base · schema-constrained"]
+    assert tools.valid_args == base.valid_args == 1.0  # the grammar admits only calls that validate
+    assert tools.correct_tool >= 0.9, tools  # measured 1.00 (free decoding: 0.87)
+    assert base.correct_tool <= 0.6, base  # the form comes from the grammar, the choice from the adapter
+    assert all(item["call"].startswith('{"tool": ') for item in raw["base · schema-constrained"])
 
 
 def test_scores_are_consistent_with_raw_replies(heldout_reports):
@@ -161,6 +176,12 @@ def test_evaluate_command_prints_base_and_adapter_rows(tmp_path, capsys):
     assert f"{path}: 1 requests" in out
     rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["base"], ["tools"])]
     assert [r[0] for r in rows] == ["base", "tools"] and all(r[1] == "1" for r in rows)
+    assert main(["evaluate", "--data", str(path), "--tool-choice", "required"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if "schema-constrained" in line]
+    assert "tool_choice=required" in out and [r[:4] for r in rows] == [["base", "·", "schema-constrained", "1"],
+                                                                       ["tools", "·", "schema-constrained", "1"]]
+    assert rows[1][5] == "1.0"  # valid args: whatever the tiny adapter writes, the grammar keeps it valid
 
 
 def test_langchain_tools_share_schema_and_report_errors():

@@ -6,7 +6,7 @@ import pytest
 from lessons_lib.tools import TOOLS, ToolCall, run_tool_loop, tool_schemas
 from lessons_lib.tools.calls import (BadArguments, MalformedCall, UnknownTool, call_text, looks_like_call,
                                      parse_and_validate, parse_call)
-from lessons_lib.tools.functions import TEMPLATE_TYPES
+from lessons_lib.tools.functions import RULE_PATTERN, TEMPLATE_TYPES
 from lessons_lib.tools.schemas import schemas_by_name
 
 SCHEMAS = schemas_by_name(tool_schemas())
@@ -23,7 +23,7 @@ def test_schemas_come_from_signatures_and_docstrings():
     assert tmpl["properties"]["template_type"]["enum"] == list(TEMPLATE_TYPES)
     assert tmpl["properties"]["language"]["enum"] == ["en", "ru"]
     rules = SCHEMAS["content_validator"]["function"]["parameters"]["properties"]["rules"]
-    assert rules == {**rules, "type": "array", "items": {"type": "string"}}
+    assert rules == {**rules, "type": "array", "items": {"type": "string", "pattern": f"^{RULE_PATTERN}$"}}
     assert list(SCHEMAS) == list(TOOLS)
 
 
@@ -63,7 +63,9 @@ def test_malformed_calls_are_explained(text, fragment):
     ('{"tool": "text_formatter", "arguments": {"text": "a", "width": true}}', BadArguments, "must be of type integer"),
     ('{"tool": "template_generator", "arguments": {"template_type": "poem", "topic": "a"}}', BadArguments,
      "choose one of: instruction, email"),
-    ('{"tool": "content_validator", "arguments": {"text": "a", "rules": ["ok", 3]}}', BadArguments, "rules[1]"),
+    ('{"tool": "content_validator", "arguments": {"text": "a", "rules": ["non_empty", 3]}}', BadArguments, "rules[1]"),
+    ('{"tool": "content_validator", "arguments": {"text": "a", "rules": ["short"]}}', BadArguments,
+     "'rules[0]' is 'short', which does not match the pattern ^(?:non_empty|"),
 ])
 def test_schema_validation_names_the_problem(call, error, fragment):
     with pytest.raises(error) as err:

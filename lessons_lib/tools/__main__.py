@@ -1,8 +1,8 @@
 """Tool-use adapter commands.
 
 `python -m lessons_lib.tools build-adapter [--steps N]` rebuilds the shipped tiny tool-use adapter;
-`python -m lessons_lib.tools evaluate [--adapter FOLDER] [--data heldout|dev|handwritten|FILE.jsonl]`
-scores base vs adapter on held-out requests and prints the table.
+`python -m lessons_lib.tools evaluate [--adapter FOLDER] [--data heldout|dev|handwritten|FILE.jsonl]
+[--tool-choice auto|required]` scores base vs adapter on held-out requests and prints the table.
 """
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="heldout",
                         help="evaluate: heldout, dev (template splits), handwritten, or a JSONL file of requests")
     parser.add_argument("--n", type=int, default=None, help="evaluate: requests from a template split")
+    parser.add_argument("--tool-choice", default="auto", choices=["auto", "required"],
+                        help="evaluate: 'required' constrains the call to the tools' schemas (structured generation)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     # Two threads (the course's CPU target) unless OMP_NUM_THREADS says fewer, e.g. on a busy shared machine.
     torch.set_num_threads(min(2, cpu_threads()))
     if args.command == "evaluate":
-        return evaluate_cli(args.adapter, args.data, args.n)
+        return evaluate_cli(args.adapter, args.data, args.n, args.tool_choice)
     kwargs = {"steps": args.steps or STEPS}
     if args.out:
         from pathlib import Path
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def evaluate_cli(adapter: str | None, data: str, n: int | None) -> int:
+def evaluate_cli(adapter: str | None, data: str, n: int | None, tool_choice: str = "auto") -> int:
     """Print base vs adapter rates on the chosen requests."""
     from peft import PeftModel
 
@@ -68,8 +70,9 @@ def evaluate_cli(adapter: str | None, data: str, n: int | None) -> int:
     profile = PROFILES["tiny"]
     folder = adapter or TINY_ADAPTERS_DIR / ADAPTER_NAME
     model = PeftModel.from_pretrained(load_base(profile), folder, adapter_name=ADAPTER_NAME)
-    reports, _ = evaluate_tools(model, load_tokenizer(profile), ["__base__", ADAPTER_NAME], examples=examples)
-    print(f"{data}: {len(examples)} requests, adapter {folder}")
+    reports, _ = evaluate_tools(model, load_tokenizer(profile), ["__base__", ADAPTER_NAME], examples=examples,
+                                tool_choice=tool_choice)
+    print(f"{data}: {len(examples)} requests, adapter {folder}, tool_choice={tool_choice}")
     print(format_table([r.row() for r in reports]))
     return 0
 

@@ -72,6 +72,9 @@ def ship_tool_adapter(trained_dir: str | Path, out_dir: Path = TINY_ADAPTERS_DIR
     base_rep, tool_rep = evaluate_tools(model, tok, ["__base__", ADAPTER_NAME], n=eval_n)[0]
     hand_base, hand_tool = evaluate_tools(model, tok, ["__base__", ADAPTER_NAME], examples=read_handwritten())[0]
     dev = evaluate_tools(model, tok, [ADAPTER_NAME], examples=tool_examples(DEV_N, "dev"), turns=1)[0][0]
+    held_required = evaluate_tools(model, tok, ["__base__", ADAPTER_NAME], n=eval_n, turns=1, tool_choice="required")[0]
+    hand_required = evaluate_tools(model, tok, ["__base__", ADAPTER_NAME], examples=read_handwritten(), turns=1,
+                                   tool_choice="required")[0]
     if folder.resolve() != trained_dir.resolve():
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
@@ -87,6 +90,11 @@ def ship_tool_adapter(trained_dir: str | Path, out_dir: Path = TINY_ADAPTERS_DIR
                "handwritten_final_correct": hand_tool.final_correct,
                "handwritten_base_correct_tool": hand_base.correct_tool, "dev_n": dev.n,
                "dev_correct_tool": dev.correct_tool, "dev_exact_args": dev.exact_args}
+    for name, (base_req, tool_req) in (("heldout", held_required), ("handwritten", hand_required)):
+        metrics |= {f"{name}_required_correct_tool": tool_req.correct_tool,
+                    f"{name}_required_valid_args": tool_req.valid_args,
+                    f"{name}_required_base_correct_tool": base_req.correct_tool,
+                    f"{name}_required_base_valid_args": base_req.valid_args}
     if train_seconds is not None:
         metrics["train_seconds"] = round(train_seconds, 1)
     Manifest.for_model(ADAPTER_NAME, model, "tiny", domain=ADAPTER_NAME, steps=steps, metrics=metrics,

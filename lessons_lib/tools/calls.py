@@ -106,6 +106,8 @@ def check_value(name: str, value, spec: dict) -> None:
                            f" ({type(value).__name__}).")
     if "enum" in spec and value not in spec["enum"]:
         raise BadArguments(f"Argument {name!r} is {value!r}; choose one of: {', '.join(map(str, spec['enum']))}.")
+    if "pattern" in spec and isinstance(value, str) and not re.search(spec["pattern"], value):
+        raise BadArguments(f"Argument {name!r} is {value!r}, which does not match the pattern {spec['pattern']}.")
     if spec.get("type") == "array" and isinstance(value, list) and "items" in spec:
         for i, item in enumerate(value):
             check_value(f"{name}[{i}]", item, spec["items"])

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .calls import CallError, parse_call, validate_call
+from .constrained import check_tool_choice, constrained_generate
 from .data import ToolExample, answer_prompt, tool_examples
 from .functions import TOOLS
 from .loop import ERROR_PREFIX, complete, execute
@@ -73,23 +74,28 @@ def summarize(label: str, scores: Sequence[CallScore]) -> ToolReport:
 
 def evaluate_tools(model, tokenizer, adapters: Sequence[str | None] = (None,), n: int = 40, seed: int = 0,
                    max_new_tokens: int = 128, examples: Sequence[ToolExample] | None = None,
-                   system: str | None = None, turns: int = 2) -> tuple[list[ToolReport], dict]:
+                   system: str | None = None, turns: int = 2,
+                   tool_choice: str = "auto") -> tuple[list[ToolReport], dict]:
     """Run every held-out request through each adapter ("__base__" = base, None = the model as is).
 
     Turn 1 asks for a call; valid calls are executed and turn 2 asks for the final answer, all in
-    mixed-adapter batches (`turns=1` skips the final answers; their rate is then 0). Returns one report per
+    mixed-adapter batches (`turns=1` skips the final answers; their rate is then 0). `tool_choice="required"`
+    constrains turn 1 to calls that match the schemas (see `constrained`). Returns one report per
     adapter and the raw replies keyed by adapter.
     """
     from ..models import chat_text
 
+    check_tool_choice(tool_choice)
     items = list(examples) if examples is not None else tool_examples(n, "heldout", seed)
     schema_list = tool_schemas()
     schemas = schemas_by_name(schema_list)
     render = lambda msgs: chat_text(tokenizer, msgs, system=system, tools=schema_list)  # noqa: E731
     names = [a for a in adapters for _ in items]
     mixed = None if all(a is None for a in adapters) else names
-    calls = complete(model, tokenizer, [render([{"role": "user", "content": ex.request}]) for ex in items] * len(adapters),
-                     max_new_tokens, mixed)
+    prompts = [render([{"role": "user", "content": ex.request}]) for ex in items] * len(adapters)
+    calls = (constrained_generate(model, tokenizer, prompts, schema_list, max_new_tokens=max_new_tokens,
+                                  adapter_names=mixed) if tool_choice == "required"
+             else complete(model, tokenizer, prompts, max_new_tokens, mixed))
     firsts = [score_call(items[i % len(items)], reply, schemas) for i, reply in enumerate(calls)]
     second = [i for i, (_, result) in enumerate(firsts) if result is not None] if turns >= 2 else []
     finals = complete(model, tokenizer, [render(answer_prompt(items[i % len(items)], calls[i], firsts[i][1]))
@@ -104,7 +110,8 @@ def evaluate_tools(model, tokenizer, adapters: Sequence[str | None] = (None,), n
     reports, raw = [], {}
     for k, adapter in enumerate(adapters):
         part = slice(k * len(items), (k + 1) * len(items))
-        label = "base" if adapter == "__base__" else adapter or "model"
+        label = ("base" if adapter == "__base__" else adapter or "model") + \
+            (" · schema-constrained" if tool_choice == "required" else "")
         reports.append(summarize(label, scores[part]))
         raw[label] = [{"request": ex.request, "call": c, "final": final_of.get(k * len(items) + j), "score": s}
                       for j, (ex, c, s) in enumerate(zip(items, calls[part], scores[part]))]

@@ -10,6 +10,7 @@ TemplateType = Literal["instruction", "email", "bug_report", "meeting_notes"]
 PARAMETRIC_RULES = ("max_length", "min_words")
 SIMPLE_RULES = ("non_empty", "has_headings", "is_email", "valid_json", "no_trailing_spaces")
 RULES = SIMPLE_RULES + PARAMETRIC_RULES
+RULE_PATTERN = "(?:" + "|".join(SIMPLE_RULES + tuple(f"{r}:[0-9]+" for r in PARAMETRIC_RULES)) + ")"
 EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 HEADING = re.compile(r"^#{1,6} \S", re.M)
 

@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 
 from ..models import generate_texts
 from .calls import CallError, ToolCall, looks_like_call, parse_and_validate
+from .constrained import check_tool_choice, constrained_generate
 from .functions import TOOLS, ToolError
 from .schemas import schemas_by_name, tool_schemas
 
@@ -109,13 +110,17 @@ def complete(model, tokenizer, texts: Sequence[str], max_new_tokens: int = 112,
 
 
 class ModelChat:
-    """`chat(messages) -> reply` for a local model: renders with the chat template's `tools=` and generates."""
+    """`chat(messages) -> reply` for a local model: renders with the chat template's `tools=` and generates.
+
+    `tool_choice="required"` answers every user message with a schema-constrained call (see `constrained`);
+    replies after a tool result stay free, so the model can write its final answer.
+    """
 
     def __init__(self, model, tokenizer, schemas: list[dict] | None = None, adapter: str | None = None,
-                 max_new_tokens: int = 112, system: str | None = None):
+                 max_new_tokens: int = 112, system: str | None = None, tool_choice: str = "auto"):
         self.model, self.tokenizer, self.adapter = model, tokenizer, adapter
         self.schemas = schemas if schemas is not None else tool_schemas()
-        self.max_new_tokens, self.system = max_new_tokens, system
+        self.max_new_tokens, self.system, self.tool_choice = max_new_tokens, system, check_tool_choice(tool_choice)
 
     def render(self, messages: list[dict]) -> str:
         """The prompt text the model sees."""
@@ -125,4 +130,7 @@ class ModelChat:
 
     def __call__(self, messages: list[dict]) -> str:
         names = [self.adapter] if self.adapter else None
+        if self.tool_choice == "required" and messages[-1]["role"] == "user":
+            return constrained_generate(self.model, self.tokenizer, [self.render(messages)], self.schemas,
+                                        max_new_tokens=self.max_new_tokens, adapter_names=names)[0].strip()
         return complete(self.model, self.tokenizer, [self.render(messages)], self.max_new_tokens, names)[0].strip()

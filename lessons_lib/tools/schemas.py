@@ -3,14 +3,23 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from .functions import TOOLS
+from .functions import RULE_PATTERN, TOOLS
+
+# What a docstring cannot say: JSON Schema `pattern`s for string values (array items: "name[]").
+PATTERNS = {("content_validator", "rules[]"): RULE_PATTERN}
 
 
 def tool_schema(fn: Callable) -> dict:
-    """The OpenAI-style function schema of one typed, Google-docstring function."""
+    """The OpenAI-style function schema of one typed, Google-docstring function, plus its PATTERNS."""
     from transformers.utils import get_json_schema
 
-    return get_json_schema(fn)
+    schema = get_json_schema(fn)
+    props = schema["function"].get("parameters", {}).get("properties", {})
+    for (tool, arg), pattern in PATTERNS.items():
+        if tool == schema["function"]["name"]:
+            spec = props[arg.removesuffix("[]")]
+            (spec["items"] if arg.endswith("[]") else spec)["pattern"] = f"^{pattern}$"
+    return schema
 
 
 def tool_schemas(tools: dict[str, Callable] | Iterable[Callable] = TOOLS) -> list[dict]:

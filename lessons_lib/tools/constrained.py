@@ -1,0 +1,253 @@
+"""Schema-constrained decoding: the decoder lets the model write only tool calls that parse and validate.
+
+`CallGrammar` turns the tools' JSON schemas into one regular expression for the call format the course
+trains (`{"tool": NAME, "arguments": {...}}`, keys in schema order) and, optionally, demands that free-text
+arguments quote the user's request. `CallConstraint` is the `prefix_allowed_tokens_fn` that
+`model.generate` takes: at every step it allows only the tokens that keep the reply a viable call.
+"""
+from __future__ import annotations
+
+import json
+import re
+from itertools import combinations
+from typing import Sequence
+
+import regex
+
+TOOL_CHOICES = ("auto", "required")  # as in the OpenAI API: "required" makes the reply a call to some tool
+MAX_STRING_CHARS = 400
+MAX_ARRAY_ITEMS = 16
+STRING_CHARS = r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})'
+INTEGER = r"-?(?:0|[1-9][0-9]{0,5})"
+
+
+class GrammarError(ValueError):
+    """A schema the grammar cannot express."""
+
+
+def check_tool_choice(tool_choice: str) -> str:
+    """Return `tool_choice` if it is one of TOOL_CHOICES, else raise a ValueError listing them."""
+    if tool_choice not in TOOL_CHOICES:
+        raise ValueError(f"Unknown tool_choice {tool_choice!r}; use one of: {', '.join(TOOL_CHOICES)}.")
+    return tool_choice
+
+
+def is_free_text(spec: dict) -> bool:
+    """A string argument without enum or pattern: free text, the kind that can be quoted from the request."""
+    return spec.get("type") == "string" and "enum" not in spec and "pattern" not in spec
+
+
+def value_pattern(spec: dict, where: str) -> str:
+    """The regex of one JSON value as `json.dumps` writes it, for a schema entry."""
+    if "enum" in spec:
+        return "(?:" + "|".join(re.escape(json.dumps(v, ensure_ascii=False)) for v in spec["enum"]) + ")"
+    kind = spec.get("type")
+    if kind == "string":
+        body = spec["pattern"].removeprefix("^").removesuffix("$") if "pattern" in spec else \
+            f"{STRING_CHARS}{{1,{MAX_STRING_CHARS}}}"
+        return f'"(?:{body})"'
+    if kind == "integer":
+        return INTEGER
+    if kind == "number":
+        return INTEGER + r"(?:\.[0-9]{1,6})?"
+    if kind == "boolean":
+        return "(?:true|false)"
+    if kind == "array":
+        item = value_pattern(spec.get("items", {}), f"{where}[]")
+        return rf"\[(?:{item}(?:, {item}){{0,{MAX_ARRAY_ITEMS - 1}}})?\]"
+    raise GrammarError(f"{where}: the grammar cannot express type {kind!r}; use string, integer, number, "
+                       "boolean, array or enum arguments, or decode without constraints.")
+
+
+def arguments_pattern(name: str, parameters: dict) -> str:
+    """The arguments object: required keys always, optional ones may be left out, in schema order."""
+    props, required = parameters.get("properties", {}), set(parameters.get("required", []))
+    optional = [p for p in props if p not in required]
+    if len(optional) > 6:
+        raise GrammarError(f"{name}: more than 6 optional arguments; the grammar lists every subset of them.")
+    pair = {p: re.escape(json.dumps(p)) + ": " + value_pattern(spec, f"{name}.{p}") for p, spec in props.items()}
+    variants = []
+    for k in range(len(optional) + 1):
+        for chosen in combinations(optional, k):
+            keys = [p for p in props if p in required or p in chosen]
+            variants.append(", ".join(pair[p] for p in keys))
+    return r"\{(?:" + "|".join(variants) + r")\}"
+
+
+def call_pattern(schemas: Sequence[dict]) -> str:
+    """The regex of every valid call to any of the tools."""
+    calls = []
+    for schema in schemas:
+        fn = schema.get("function", schema)
+        calls.append(re.escape(json.dumps(fn["name"])) + r', "arguments": '
+                     + arguments_pattern(fn["name"], fn.get("parameters", {})))
+    return r'\{"tool": (?:' + "|".join(calls) + r")\}"
+
+
+class CallGrammar:
+    """Which replies can still become a valid call (and, with `quote`, one whose free text quotes it)."""
+
+    def __init__(self, schemas: Sequence[dict], quote: str | None = None):
+        self.pattern = regex.compile(call_pattern(schemas).encode())
+        keys = sorted({p for s in schemas for p, spec in s.get("function", s).get("parameters", {})
+                       .get("properties", {}).items() if is_free_text(spec)})
+        self.quote = None if quote is None else json.dumps(quote, ensure_ascii=False)[1:-1].encode()
+        key_choice = b"|".join(re.escape(k).encode() for k in keys) or b"(?!)"
+        self.free_values = regex.compile(rb'"(?:' + key_choice + rb')": "((?:[^"\\]|\\.)*\\?)')
+        self.open_free_value = regex.compile(rb'"(?:' + key_choice + rb')": "((?:[^"\\]|\\.)*)\Z')
+        self.closed_free_values = regex.compile(rb'("(?:' + key_choice + rb')": ")(?:[^"\\]|\\.)*(")')
+
+    def structure(self, text: bytes) -> tuple[bytes, bytes]:
+        """What the call pattern's verdict on `text` depends on: closed free-text values shrink to one letter."""
+        return self.pattern.pattern, self.closed_free_values.sub(rb"\1x\2", text)
+
+    def accepts_prefix(self, text: bytes) -> bool:
+        """Does the call pattern accept `text` as the start of a call (no UTF-8 or quote checks)?"""
+        return self.pattern.fullmatch(text, partial=True) is not None
+
+    def quotes_ok(self, text: bytes) -> bool:
+        """Is every free-text value so far a piece of the quoted request (always true without `quote`)?"""
+        return self.quote is None or all(value in self.quote for value in self.free_values.findall(text))
+
+    def viable(self, text: bytes) -> bool:
+        """Can `text` (UTF-8, possibly ending mid-character) still be extended to a valid call?"""
+        return utf8_prefix_ok(text) and self.accepts_prefix(text) and self.quotes_ok(text)
+
+    def complete(self, text: bytes) -> bool:
+        """Is `text` a whole valid call?"""
+        return utf8_prefix_ok(text, final=True) and self.pattern.fullmatch(text) is not None and self.quotes_ok(text)
+
+
+def utf8_prefix_ok(data: bytes, final: bool = False) -> bool:
+    """Is `data` valid UTF-8, allowing (unless `final`) an unfinished character at the end?"""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return not final and err.reason == "unexpected end of data" and err.end == len(data)
+    return True
+
+
+def utf8_tail(data: bytes) -> bytes:
+    """The last (possibly unfinished) character of `data`: enough to check what may follow it."""
+    return data[-4:].lstrip(bytes(range(0x80, 0xC0)))
+
+
+def token_bytes(tokenizer) -> list[bytes | None]:
+    """The bytes each token id adds to a text (None for special tokens), for byte-level and SentencePiece vocabularies."""
+    vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    special = set(tokenizer.all_special_ids) | {i for i, t in enumerate(vocab)
+                                                 if t in getattr(tokenizer, "added_tokens_encoder", {})}
+    byte_level = any(t is not None and "Ġ" in t for t in vocab)
+    decode = _byte_level_decoder() if byte_level else _sentencepiece_decoder()
+    return [None if i in special or t is None else decode(t) for i, t in enumerate(vocab)]
+
+
+def _byte_level_decoder():
+    """GPT-2's printable stand-ins for bytes, inverted."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    chars, n = printable[:], 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + n)
+            n += 1
+    to_byte = {chr(c): b for b, c in zip(printable, chars)}
+    return lambda token: bytes(to_byte[c] for c in token) if all(c in to_byte for c in token) else None
+
+
+def _sentencepiece_decoder():
+    """'▁' is a space and '<0xHH>' a raw byte (byte fallback)."""
+    def decode(token: str) -> bytes:
+        if len(token) == 6 and token.startswith("<0x") and token.endswith(">"):
+            return bytes([int(token[3:5], 16)])
+        return token.replace("▁", " ").encode()
+    return decode
+
+
+class CallConstraint:
+    """`prefix_allowed_tokens_fn` for `model.generate`: each row may only write a call its grammar accepts."""
+
+    def __init__(self, tokenizer, grammars: Sequence[CallGrammar], prompt_length: int):
+        self.grammars, self.prompt_length = list(grammars), prompt_length
+        self.structural: dict[tuple[bytes, bytes], list[int]] = {}
+        self.pieces = token_bytes(tokenizer)
+        self.eos, self.pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+        self.by_first: dict[int, list[int]] = {}
+        for i, piece in enumerate(self.pieces):
+            if piece:
+                self.by_first.setdefault(piece[0], []).append(i)
+        # Inside a free-text string any token without a quote, backslash or control byte keeps the string open.
+        self.plain = [i for i, p in enumerate(self.pieces) if p and not any(b in b'"\\' or b < 0x20 for b in p)]
+        plain = set(self.plain)
+        self.other = [i for i, p in enumerate(self.pieces) if p and i not in plain]
+        self.probe = b"\x7f" * max(len(p) for p in self.pieces if p)
+
+    def __call__(self, batch_id: int, input_ids) -> list[int]:
+        generated = input_ids[self.prompt_length:].tolist()
+        if self.eos in generated:
+            return [self.pad if self.pad is not None else self.eos]
+        text = b"".join(self.pieces[i] or b"" for i in generated)
+        grammar = self.grammars[batch_id]
+        tail = utf8_tail(text)
+        allowed = self.in_free_text(grammar, text, tail)
+        if allowed is None:
+            allowed = [i for i in self.structurally_allowed(grammar, text)
+                       if utf8_prefix_ok(tail + self.pieces[i]) and grammar.quotes_ok(text + self.pieces[i])]
+        if not allowed or grammar.complete(text):  # a dead end (none seen so far) ends the reply, unparsed
+            allowed.append(self.eos)
+        return allowed
+
+    def structurally_allowed(self, grammar: CallGrammar, text: bytes) -> list[int]:
+        """Tokens the call pattern accepts after `text`, cached by structure (rows share most of it)."""
+        key = grammar.structure(text)
+        if key not in self.structural:
+            self.structural[key] = [i for first, ids in self.by_first.items()
+                                    if grammar.accepts_prefix(text + bytes([first]))
+                                    for i in ids if grammar.accepts_prefix(text + self.pieces[i])]
+        return self.structural[key]
+
+    @staticmethod
+    def extends(grammar: CallGrammar, text: bytes, tail: bytes, piece: bytes) -> bool:
+        """Is `text + piece` viable, given that `text` is (only the new bytes need a UTF-8 check)?"""
+        return utf8_prefix_ok(tail + piece) and grammar.accepts_prefix(text + piece) and grammar.quotes_ok(text + piece)
+
+    def in_free_text(self, grammar: CallGrammar, text: bytes, tail: bytes) -> list[int] | None:
+        """The fast path inside a free-text string; None when `text` is not inside one."""
+        if not grammar.accepts_prefix(text + self.probe):
+            return None
+        value = b""
+        if grammar.quote is not None:
+            match = grammar.open_free_value.search(text)
+            if match is None:
+                return None
+            value = match.group(1)
+        allowed = [i for i in self.plain if utf8_prefix_ok(tail + self.pieces[i])
+                   and (grammar.quote is None or value + self.pieces[i] in grammar.quote)]
+        return allowed + [i for i in self.other if self.extends(grammar, text, tail, self.pieces[i])]
+
+
+def constrained_generate(model, tokenizer, texts: Sequence[str], schemas: Sequence[dict],
+                         quotes: Sequence[str | None] | None = None, max_new_tokens: int = 128,
+                         adapter_names: Sequence[str] | None = None, batch_size: int = 16) -> list[str]:
+    """Greedy tool calls for rendered chat texts, constrained to the schemas (and to quoting `quotes[i]`)."""
+    import torch
+
+    quotes = list(quotes) if quotes is not None else [None] * len(texts)
+    if len(quotes) != len(texts):
+        raise ValueError(f"Got {len(texts)} texts but {len(quotes)} quotes; pass one quote (or None) per text.")
+    device = next(model.parameters()).device
+    grammars = [CallGrammar(schemas, q) for q in quotes]
+    constraint = CallConstraint(tokenizer, [], 0)
+    replies: list[str] = []
+    for start in range(0, len(texts), batch_size):
+        chunk = list(texts[start:start + batch_size])
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        constraint.grammars, constraint.prompt_length = grammars[start:start + batch_size], enc["input_ids"].shape[1]
+        kwargs = {} if adapter_names is None else {"adapter_names": list(adapter_names[start:start + batch_size])}
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                                 prefix_allowed_tokens_fn=constraint, **kwargs)
+        replies.extend(tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+    return replies

@@ -1,0 +1,162 @@
+"""Schema-constrained decoding: the call grammar, token bytes, and generation that can only write valid calls."""
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lessons_lib.tools import ModelChat, tool_schemas
+from lessons_lib.tools.calls import call_text, parse_and_validate
+from lessons_lib.tools.constrained import (CallGrammar, GrammarError, call_pattern, constrained_generate,
+                                           token_bytes, utf8_prefix_ok)
+from lessons_lib.tools.data import read_handwritten, tool_examples
+from lessons_lib.tools.functions import RULES, TEMPLATE_TYPES
+from lessons_lib.tools.schemas import schemas_by_name
+
+SCHEMAS = tool_schemas()
+GRAMMAR = CallGrammar(SCHEMAS)
+
+
+def test_every_gold_call_is_a_complete_match_and_each_prefix_is_viable():
+    examples = tool_examples(60, "train") + tool_examples(60, "heldout") + read_handwritten()
+    for ex in examples:
+        text = call_text(ex.tool, ex.arguments).encode()
+        assert GRAMMAR.complete(text), text
+        cuts = range(1, len(text)) if len(text) < 120 else range(1, len(text), 7)
+        assert all(GRAMMAR.viable(text[:cut]) for cut in cuts), text  # cuts inside UTF-8 characters too
+        assert not GRAMMAR.complete(text[:-1])
+
+
+@pytest.mark.parametrize("call", [
+    '{"tool": "text_formater", "arguments": {"text": "a"}}',  # unknown tool
+    '{"tool": "text_formatter", "arguments": {"width": 3}}',  # required text missing
+    '{"tool": "text_formatter", "arguments": {"text": "a", "width": "3"}}',  # string for an integer
+    '{"tool": "text_formatter", "arguments": {"text": "a", "height": 3}}',  # unknown argument
+    '{"tool": "text_formatter", "arguments": {"width": 3, "text": "a"}}',  # keys out of schema order
+    '{"tool": "text_formatter", "arguments": {"text": ""}}',  # empty free text
+    '{"tool": "template_generator", "arguments": {"template_type": "poem", "topic": "x"}}',  # not in enum
+    '{"tool": "content_validator", "arguments": {"text": "a", "rules": ["short"]}}',  # not a rule name
+    '{"tool": "content_validator", "arguments": {"text": "a", "rules": ["max_length"]}}',  # rule without limit
+    '{"tool": "content_validator", "arguments": {"text": "a", "rules": ["non_empty"]}} and more',  # extra text
+    '{"tool":"content_validator","arguments":{"text":"a","rules":["non_empty"]}}',  # not the trained spacing
+])
+def test_grammar_rejects_calls_that_would_fail_or_that_the_model_never_saw(call):
+    assert not GRAMMAR.complete(call.encode())
+
+
+def test_grammar_and_validator_agree_on_rule_names():
+    for rule in [r for r in RULES if r not in ("max_length", "min_words")] + ["max_length:80", "min_words:3"]:
+        call = call_text("content_validator", {"text": "x", "rules": [rule]})
+        assert GRAMMAR.complete(call.encode()) and parse_and_validate(call, schemas_by_name(SCHEMAS))
+    for kind in TEMPLATE_TYPES:
+        assert GRAMMAR.complete(call_text("template_generator", {"template_type": kind, "topic": "x"}).encode())
+    assert call_pattern(SCHEMAS).startswith(r'\{"tool": (?:"text_formatter", "arguments": ')
+
+
+def test_invalid_utf8_and_control_characters_are_never_viable():
+    start = b'{"tool": "text_formatter", "arguments": {"text": "'
+    assert GRAMMAR.viable(start + "Привет".encode()[:3])  # a character cut in half may still be finished
+    assert not GRAMMAR.viable(start + b"\xd0\x41")  # ...but not by a byte that cannot continue it
+    assert not GRAMMAR.viable(start + b"a\nb")  # a raw newline is not allowed inside a JSON string
+    assert GRAMMAR.viable(start + b"a\\nb")
+    assert utf8_prefix_ok(b"\xd0") and not utf8_prefix_ok(b"\xd0", final=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(min_size=1, max_size=60).filter(lambda t: t.strip()),
+       width=st.integers(1, 999), indent=st.one_of(st.none(), st.integers(0, 99)))
+def test_any_text_the_formatter_takes_has_a_call_the_grammar_accepts(text, width, indent):
+    arguments = {"text": text, "width": width} | ({} if indent is None else {"indent": indent})
+    call = call_text("text_formatter", arguments).encode()
+    assert GRAMMAR.complete(call)
+    assert GRAMMAR.viable(call[: len(call) // 2])
+
+
+def test_quote_demands_free_text_from_the_request_and_leaves_other_values_alone():
+    request = 'Wrap "Ёлка и ель" to 10, please'
+    grammar = CallGrammar(SCHEMAS, quote=request)
+    assert grammar.complete(call_text("text_formatter", {"text": '"Ёлка и ель"', "width": 10}).encode())
+    assert grammar.complete(call_text("text_formatter", {"text": "Ёлка", "width": 10}).encode())
+    assert not grammar.complete(call_text("text_formatter", {"text": "Ёлки", "width": 10}).encode())
+    assert not grammar.viable(b'{"tool": "text_formatter", "arguments": {"text": "Wrap the')
+    assert grammar.complete(call_text("content_validator", {"text": "please", "rules": ["non_empty"]}).encode())
+
+
+def test_schemas_the_grammar_cannot_express_get_a_clear_error():
+    schema = {"type": "function", "function": {"name": "lookup", "parameters": {
+        "type": "object", "properties": {"filters": {"type": "object"}}, "required": ["filters"]}}}
+    with pytest.raises(GrammarError, match=r"lookup\.filters: .*type 'object'.*decode without constraints"):
+        CallGrammar([schema])
+
+
+def test_token_bytes_rebuild_texts_exactly(tokenizer):
+    pieces = token_bytes(tokenizer)
+    for text in ['{"tool": "text_formatter", "arguments": {"text": "Привет, мир", "width": 12}}', "a\n\tb ÿ 🙂"]:
+        ids = tokenizer(text, add_special_tokens=False).input_ids
+        assert b"".join(pieces[i] for i in ids) == text.encode()
+    assert pieces[tokenizer.eos_token_id] is None and pieces[tokenizer.pad_token_id] is None
+
+
+class SentencePieceVocab:
+    """The slice of a Llama/Mistral tokenizer that token_bytes reads: '▁' spaces and '<0xHH>' byte fallback."""
+
+    vocab = ["<unk>", "<s>", "</s>", "▁Hello", "<0xD0>", "<0x9F>", "!", "▁"]
+    all_special_ids = [0, 1, 2]
+    added_tokens_encoder: dict = {}
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def convert_ids_to_tokens(self, ids):
+        return [self.vocab[i] for i in ids]
+
+
+def test_token_bytes_read_sentencepiece_vocabularies():
+    assert token_bytes(SentencePieceVocab()) == [None, None, None, b" Hello", b"\xd0", b"\x9f", b"!", b" "]
+
+
+@pytest.fixture(scope="module")
+def base_model(tiny):
+    from lessons_lib.models import load_base
+
+    return load_base(tiny)
+
+
+def _prompts(tokenizer, requests):
+    from lessons_lib.models import chat_text
+
+    return [chat_text(tokenizer, [{"role": "user", "content": r}], tools=SCHEMAS) for r in requests]
+
+
+def test_constrained_generation_makes_even_the_base_write_valid_calls(base_model, tokenizer):
+    requests = [ex.request for ex in tool_examples(9, "heldout", seed=11)]
+    prompts = _prompts(tokenizer, requests)
+    replies = constrained_generate(base_model, tokenizer, prompts, SCHEMAS, max_new_tokens=96, batch_size=4)
+    by_name = schemas_by_name(SCHEMAS)
+    for reply in replies:
+        call = parse_and_validate(reply, by_name)
+        assert reply == call_text(call.name, call.arguments)
+    quoted = constrained_generate(base_model, tokenizer, prompts, SCHEMAS, quotes=requests, max_new_tokens=96)
+    for request, reply in zip(requests, quoted):
+        call = parse_and_validate(reply, by_name)
+        assert all(value in request for key, value in call.arguments.items() if key in ("text", "topic")), reply
+    with pytest.raises(ValueError, match="one quote"):
+        constrained_generate(base_model, tokenizer, prompts, SCHEMAS, quotes=requests[:2])
+
+
+def test_model_chat_constrains_only_replies_to_the_user(base_model, tokenizer, monkeypatch):
+    from lessons_lib.tools import loop, run_tool_loop
+
+    constrained_turns = []
+
+    def spy(*args, **kwargs):
+        constrained_turns.append(args[2][0])
+        return constrained_generate(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "constrained_generate", spy)
+    chat = ModelChat(base_model, tokenizer, SCHEMAS, max_new_tokens=96, tool_choice="required")
+    result = run_tool_loop(chat, tool_examples(1, "heldout", seed=2)[0].request, max_steps=3)
+    assert result.events[0].kind == "call", result.transcript()  # unconstrained, the base never calls a tool
+    assert len(constrained_turns) == 1 and constrained_turns[0].endswith("<|assistant|>\n")
+    assert [m["role"] for m in result.messages[:3]] == ["user", "assistant", "tool"]
+    assert len([e for e in result.events if e.kind in ("call", "answer", "error")]) >= 2  # turn 2 ran, free
+    with pytest.raises(ValueError, match="Unknown tool_choice 'always'; use one of: auto, required"):
+        ModelChat(base_model, tokenizer, tool_choice="always")
