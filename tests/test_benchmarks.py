@@ -9,8 +9,8 @@ import types
 
 import pytest
 
-from benchmarks import bench_course, bench_inference, bench_mixed_batch, bench_router, bench_switching, \
-    bench_training, run_all
+from benchmarks import bench_constrained, bench_course, bench_inference, bench_mixed_batch, bench_router, \
+    bench_switching, bench_training, run_all
 from benchmarks.common import BenchResult, Variant, final_line, format_table, skipped_result, time_alternating, \
     write_plot
 
@@ -137,6 +137,14 @@ def test_router_benchmark_on_the_real_routers():
         result = bench_router.measure(repeats=1, per_domain=2, kinds=("keyword",))  # the cheap one; fakes cover the rest
         assert_reported(result, "router")
         assert [r["router"] for r in result.rows] == ["keyword"]
+
+
+def test_constrained_benchmark_times_both_decodings_and_every_constrained_call_validates():
+    result = bench_constrained.measure(repeats=1, n=3)
+    assert_reported(result, "constrained")
+    rows = {r["decoding"]: r for r in result.rows}
+    assert set(rows) == {"free", "constrained"} and rows["constrained"]["valid calls"] == 1.0
+    assert all(r["tokens"] > 0 for r in rows.values())
 
 
 def test_course_benchmark_reads_summaries(tmp_path):
