@@ -428,8 +428,9 @@ print(format_table([{k: v for k, v in r.row().items() if k != "final answer"} fo
 base_required, tools_required = required_reports
 
 # %%
-assert tools_required.valid_args == 1.0 and base_required.valid_args == 1.0  # the grammar's promise
-assert tools_required.correct_tool >= 0.9, tools_required  # the course's goal, with the decoder's help
+for item in required_raw["base · schema-constrained"] + required_raw["tools · schema-constrained"]:
+    parse_and_validate(item["call"], schemas_by_name(strict))  # the grammar's promise: raises if a call breaks it
+assert tools_required.correct_tool >= 0.9 and tools_required.valid_args >= 0.9, tools_required  # the goal
 assert base_required.correct_tool <= 0.6, base_required  # the grammar gives the base a form, not a choice
 assert tools_required.correct_tool - base_required.correct_tool >= 0.4
 
