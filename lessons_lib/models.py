@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from typing import Callable, Sequence
 
 from . import env
 from .paths import TINY_MODEL_DIR, require_dir
@@ -101,8 +101,12 @@ def generate(model, tokenizer, prompts: str | Sequence[str | list[dict]], max_ne
 
 def generate_texts(model, tokenizer, texts: Sequence[str], max_new_tokens: int = 112,
                    adapter_names: Sequence[str] | None = None, batch_size: int = 16,
-                   max_prompt_tokens: int | None = None) -> list[str]:
-    """Greedy continuations of already-rendered chat texts (batched, left-padded; per-row PEFT adapters)."""
+                   max_prompt_tokens: int | None = None,
+                   allowed_tokens: Callable[[slice, int], Callable] | None = None) -> list[str]:
+    """Greedy continuations of already-rendered chat texts (batched, left-padded; per-row PEFT adapters).
+
+    `allowed_tokens(rows, prompt_length)` returns each batch's `prefix_allowed_tokens_fn` (constrained decoding).
+    """
     import torch
 
     device = next(model.parameters()).device
@@ -115,6 +119,9 @@ def generate_texts(model, tokenizer, texts: Sequence[str], max_new_tokens: int =
                       eos_token_id=tokenizer.eos_token_id)
         if adapter_names is not None:
             kwargs["adapter_names"] = list(adapter_names[start:start + batch_size])
+        if allowed_tokens is not None:
+            kwargs["prefix_allowed_tokens_fn"] = allowed_tokens(slice(start, start + len(chunk)),
+                                                                enc["input_ids"].shape[1])
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = model.generate(**enc, **kwargs)

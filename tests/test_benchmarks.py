@@ -143,7 +143,8 @@ def test_constrained_benchmark_times_both_decodings_and_every_constrained_call_v
     result = bench_constrained.measure(repeats=1, n=3)
     assert_reported(result, "constrained")
     rows = {r["decoding"]: r for r in result.rows}
-    assert set(rows) == {"free", "constrained"} and rows["constrained"]["valid calls"] == 1.0
+    assert set(rows) == {"free", "constrained cold", "constrained warm"}
+    assert rows["constrained cold"]["valid calls"] == rows["constrained warm"]["valid calls"] == 1.0
     assert all(r["tokens"] > 0 for r in rows.values())
 
 

@@ -69,12 +69,12 @@ def ship_tool_adapter(trained_dir: str | Path, out_dir: Path = TINY_ADAPTERS_DIR
     trained_dir, folder = Path(trained_dir), Path(out_dir)
     model = PeftModel.from_pretrained(load_base(profile, log=log), trained_dir, adapter_name=ADAPTER_NAME)
     tok = load_tokenizer(profile)
-    base_rep, tool_rep = evaluate_tools(model, tok, ["__base__", ADAPTER_NAME], n=eval_n)[0]
-    hand_base, hand_tool = evaluate_tools(model, tok, ["__base__", ADAPTER_NAME], examples=read_handwritten())[0]
+    both, handwritten = ["__base__", ADAPTER_NAME], read_handwritten()
+    base_rep, tool_rep = evaluate_tools(model, tok, both, n=eval_n)[0]
+    hand_base, hand_tool = evaluate_tools(model, tok, both, examples=handwritten)[0]
     dev = evaluate_tools(model, tok, [ADAPTER_NAME], examples=tool_examples(DEV_N, "dev"), turns=1)[0][0]
-    held_required = evaluate_tools(model, tok, ["__base__", ADAPTER_NAME], n=eval_n, turns=1, tool_choice="required")[0]
-    hand_required = evaluate_tools(model, tok, ["__base__", ADAPTER_NAME], examples=read_handwritten(), turns=1,
-                                   tool_choice="required")[0]
+    held_required = evaluate_tools(model, tok, both, n=eval_n, turns=1, tool_choice="required")[0]
+    hand_required = evaluate_tools(model, tok, both, examples=handwritten, turns=1, tool_choice="required")[0]
     if folder.resolve() != trained_dir.resolve():
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)

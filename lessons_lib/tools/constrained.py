@@ -7,8 +7,10 @@ arguments quote the user's request. `CallConstraint` is the `prefix_allowed_toke
 """
 from __future__ import annotations
 
+import copy
 import json
 import re
+from functools import lru_cache
 from itertools import combinations
 from typing import Sequence
 
@@ -183,6 +185,12 @@ class CallConstraint:
         self.other = [i for i, p in enumerate(self.pieces) if p and i not in plain]
         self.probe = b"\x7f" * max(len(p) for p in self.pieces if p)
 
+    def for_rows(self, grammars: Sequence[CallGrammar], prompt_length: int) -> "CallConstraint":
+        """The same constraint for another batch of rows (token tables and structure cache shared, not rebuilt)."""
+        other = copy.copy(self)
+        other.grammars, other.prompt_length = list(grammars), prompt_length
+        return other
+
     def __call__(self, batch_id: int, input_ids) -> list[int]:
         generated = input_ids[self.prompt_length:].tolist()
         if self.eos in generated:
@@ -227,27 +235,22 @@ class CallConstraint:
         return allowed + [i for i in self.other if self.extends(grammar, text, tail, self.pieces[i])]
 
 
+@lru_cache(maxsize=4)
+def vocabulary_constraint(tokenizer) -> CallConstraint:
+    """A constraint with no rows yet: its token tables and structure cache, built once per tokenizer."""
+    return CallConstraint(tokenizer, [], 0)
+
+
 def constrained_generate(model, tokenizer, texts: Sequence[str], schemas: Sequence[dict],
                          quotes: Sequence[str | None] | None = None, max_new_tokens: int = 128,
                          adapter_names: Sequence[str] | None = None, batch_size: int = 16) -> list[str]:
     """Greedy tool calls for rendered chat texts, constrained to the schemas (and to quoting `quotes[i]`)."""
-    import torch
+    from ..models import generate_texts
 
     quotes = list(quotes) if quotes is not None else [None] * len(texts)
     if len(quotes) != len(texts):
         raise ValueError(f"Got {len(texts)} texts but {len(quotes)} quotes; pass one quote (or None) per text.")
-    device = next(model.parameters()).device
     grammars = [CallGrammar(schemas, q) for q in quotes]
-    constraint = CallConstraint(tokenizer, [], 0)
-    replies: list[str] = []
-    for start in range(0, len(texts), batch_size):
-        chunk = list(texts[start:start + batch_size])
-        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        constraint.grammars, constraint.prompt_length = grammars[start:start + batch_size], enc["input_ids"].shape[1]
-        kwargs = {} if adapter_names is None else {"adapter_names": list(adapter_names[start:start + batch_size])}
-        with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                                 prefix_allowed_tokens_fn=constraint, **kwargs)
-        replies.extend(tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True))
-    return replies
+    shared = vocabulary_constraint(tokenizer)
+    return generate_texts(model, tokenizer, texts, max_new_tokens, adapter_names, batch_size,
+                          allowed_tokens=lambda rows, prompt_length: shared.for_rows(grammars[rows], prompt_length))

@@ -442,9 +442,9 @@ assert tools_required.correct_tool - base_required.correct_tool >= 0.4
 # can forbid wrong *forms*, it cannot teach a skill (try the `quote=` exercise below). And a constraint
 # only belongs where a call is required: it would force a call on "hello" too. That is why `ModelChat`
 # applies it only to replies to a user message when you ask for `tool_choice="required"`, and leaves the
-# final answer free. It also has a price: on the tiny model a constrained call takes about 2.3× the time of
-# a free one, because every step checks candidate tokens in Python (`python -m benchmarks.bench_constrained`
-# measures it side by side).
+# final answer free. It also has a price: every step checks candidate tokens in Python, so on the tiny model
+# a first batch of constrained calls takes about 2.3× the time of free ones, and about 1.35× once the
+# per-tokenizer cache is warm (`python -m benchmarks.bench_constrained` measures both side by side).
 #
 # The loop with the adapter and the constrained first turn, end to end:
 
