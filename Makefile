@@ -10,14 +10,22 @@ export LESSONS_PROFILE ?= tiny
 # One torch thread per process: the tiny model gains little from more, and test workers run side by side.
 export OMP_NUM_THREADS ?= 1
 TEST_WORKERS ?= 2
+# Installs are pinned: `make venv` (and so CI) installs the exact versions in $(LOCK) with `pip install -c`;
+# requirements*.txt keep the version ranges Colab installs from. `make test-latest` runs the unit suite in
+# $(LATEST_VENV) on the newest releases those ranges allow; `make lock VENV=$(LATEST_VENV)` then moves the pins
+# there (plain `make lock` pins what .venv has). Change a range, then relock: `make venv` fails on a stale lock.
+LOCK ?= requirements-lock.txt
+LATEST_VENV ?= .venv-latest
+LATEST_PY := $(LATEST_VENV)/bin/python
+.PHONY: chromium lock test-latest rehearse gpu-check
 
 .PHONY: venv course test unit notebooks-test notebooks check-notebooks tiny-model bench teacher-kit clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q -c $(LOCK) "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -c $(LOCK) -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
@@ -26,14 +34,47 @@ venv: $(VENV)/.installed
 course: venv  ## run every notebook on the tiny profile into build/notebooks and print a summary
 	$(PY) -m lessons_lib.course run
 
-test: venv  ## unit tests + every notebook executed under nbval
+chromium:  ## Debian's Chromium for the browser test: installed if missing (as root, apt-get), else says how
+	@bash tools/ensure_chromium.sh
+
+test: venv chromium  ## unit tests + every notebook executed under nbval
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=30
 
-unit: venv
+unit: venv chromium
 	$(PY) -m pytest tests -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
-notebooks: venv  ## rebuild notebooks/*.ipynb from notebooks/src (badge + setup cell from the template)
-	$(PY) -m lessons_lib.scaffold build
+lock:  ## rewrite $(LOCK) from the packages installed in $(VENV) (torch and this project left out)
+	$(PY) tools/lock.py $(LOCK)
+	@if [ -f $(VENV)/.installed ]; then touch $(VENV)/.installed; fi
+
+test-latest: chromium  ## the unit suite in $(LATEST_VENV) on the newest releases requirements*.txt allow (no lock)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_PY) -m pip install -q --upgrade pip
+	echo "$(TORCH_SPEC)" > $(LATEST_VENV)/torch-constraint.txt
+	$(LATEST_PY) -m pip install -q --upgrade --upgrade-strategy eager -c $(LATEST_VENV)/torch-constraint.txt \
+		"$(TORCH_SPEC)" -r requirements.txt -r requirements-dev.txt
+	$(LATEST_PY) -m pip install -q --no-deps -e .
+	$(LATEST_PY) -m pytest tests -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+
+# The GPU path without a GPU: every notebook alone, in a fresh empty work dir, on t4-rehearsal and 7b-rehearsal
+# (4-bit NF4 + fp16 + the real chat templates on the tiny weights). Its last line: `rehearsal: <ok>/<total> ...`.
+REHEARSE_JOBS ?= 2
+rehearse: venv  ## every notebook standalone on both rehearsal profiles (CI runs it)
+	$(PY) -m lessons_lib.rehearse --jobs $(REHEARSE_JOBS)
+
+# On a GPU machine: the t4 code path with the tiny weights on real CUDA fp16/4-bit kernels (no download needed).
+# GPU_PY: a Python that has torch with CUDA and the requirements (a GPU box may have no network for a venv).
+GPU_PY ?= python3
+gpu-check:  ## every notebook on CUDA with the t4 code path and the tiny weights; one summary line
+	LESSONS_PROFILE=t4-rehearsal $(GPU_PY) -m lessons_lib.rehearse --profiles t4-rehearsal --require-cuda --jobs 2 --timeout 240
+
+# `make notebooks REPO=owner/name BRANCH=x` points the badges and clone cell at a fork and records it in
+# pyproject.toml ([tool.lessons_lib]); only values given on the command line count, never the environment's.
+FORK_ARGS = $(if $(filter command line,$(origin REPO)),--repo $(REPO)) \
+	$(if $(filter command line,$(origin BRANCH)),--branch $(BRANCH))
+
+notebooks: venv  ## rebuild notebooks/*.ipynb from notebooks/src (badge + setup cell from the template), README badges
+	$(PY) -m lessons_lib.scaffold build $(FORK_ARGS)
 
 check-notebooks: venv
 	$(PY) -m lessons_lib.scaffold check

@@ -74,7 +74,7 @@ def measure(repeats: int = 15, device: str = "cpu") -> BenchResult:
              "runs": len(samples[name]), "x set_adapter": med[name] / fast,
              "max abs dlogit vs coding": errors[name]} for name in med]
     ratio = med["load_adapter from disk"] / fast
-    tolerance = 1e-5 if device == "cpu" else 1e-2
+    tolerance = 1e-4 if device == "cpu" else 1e-2  # fp32 noise across BLAS builds is ~1e-5
     correct = all(err <= tolerance for err in errors.values())
     notes = [] if correct else [f"a switch left the wrong weights active (tolerance {tolerance}): {errors}"]
     return BenchResult(

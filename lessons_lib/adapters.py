@@ -1,39 +1,237 @@
-"""Where the course adapters live for each profile, and loading several onto one base."""
+"""The course's trained artifacts (three domain adapters, the router, the tool adapter): where each one is
+found, and a quick training run where none is.
+
+One search order for every notebook, so each lesson runs standalone in a fresh runtime:
+shipped (tiny profile only) → the local work dir → the course folder on Google Drive (where notebook 01
+saves with USE_DRIVE) → a Hub namespace (where notebook 01 pushes) → otherwise train a quick version
+right there, saying so with a time estimate. Following the course never ends in FileNotFoundError.
+"""
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
-from .paths import TINY_ADAPTERS_DIR
+from .paths import DRIVE_COURSE_DIR, DRIVE_MOUNT, TINY_ADAPTERS_DIR
 from .profiles import Profile
 
 COURSE_ADAPTERS = ("json", "coding", "support")
+ROUTER = "router"
+TOOLS = "tools"
+ARTIFACTS = (*COURSE_ADAPTERS, ROUTER, TOOLS)
+ADAPTERS_FOLDER = "adapters"  # <work dir>/adapters/<name>, on a local disk or on Drive
 
 
-def adapter_dir(name: str, profile: Profile, work_dir: Path | None = None) -> Path:
-    """The folder of a course adapter: shipped in assets/ for tiny, trained by notebook 01 otherwise."""
+@dataclass(frozen=True)
+class Found:
+    """Where an artifact was found: the folder and which source ("shipped", "local", "drive", "hub", "trained")."""
+
+    name: str
+    folder: Path
+    source: str
+
+
+def check_artifact(name: str) -> str:
+    """Return `name` if the course knows how to find or train it, else raise ValueError listing the names."""
+    if name not in ARTIFACTS:
+        raise ValueError(f"Unknown course artifact {name!r}; the course has {', '.join(ARTIFACTS)}.")
+    return name
+
+
+def hub_repo_name(name: str, profile: Profile) -> str:
+    """The Hub repo name notebook 01 pushes an artifact to: `lora-lab-<profile>-<name>`."""
+    return f"lora-lab-{profile.name}-{name}"
+
+
+def shipped_dir(name: str) -> Path:
+    """Where the tiny profile's trained artifact ships in assets/."""
+    if name == ROUTER:
+        from .router import shipped_router_dir
+
+        return shipped_router_dir()
+    return TINY_ADAPTERS_DIR / name
+
+
+def local_dir(name: str, work_dir: Path | str) -> Path:
+    """Where a profile keeps (and quick-trains) an artifact in its work dir."""
+    return Path(work_dir) / ADAPTERS_FOLDER / name
+
+
+def drive_dir(name: str, profile: Profile) -> Path:
+    """Where notebook 01 saves an artifact on Google Drive (`USE_DRIVE = True`)."""
+    return DRIVE_COURSE_DIR / profile.name / ADAPTERS_FOLDER / name
+
+
+def drive_mounted() -> bool:
+    """True when Google Drive is mounted (Colab, after `drive.mount`)."""
+    return (DRIVE_MOUNT / "MyDrive").is_dir()
+
+
+def is_adapter(folder: Path) -> bool:
+    """True for a complete saved PEFT adapter folder."""
+    return (folder / "adapter_config.json").is_file() and (folder / "adapter_model.safetensors").is_file()
+
+
+def candidates(name: str, profile: Profile, work_dir: Path | str | None) -> list[tuple[str, Path]]:
+    """The folders searched, in order, as (source, folder)."""
+    places = []
     if profile.name == "tiny":
-        folder = TINY_ADAPTERS_DIR / name
-        hint = "The tiny adapters ship in assets/adapters; rebuild them with `python -m lessons_lib.tiny build`."
-    else:
-        folder = Path(work_dir or ".") / "adapters" / name
-        hint = (f"Adapters for the {profile.name} profile are trained in notebook 01 (or loaded from your "
-                "Drive/Hub with lessons_lib.storage); run it first or point work_dir at them.")
-    if not (folder / "adapter_config.json").is_file():
-        raise FileNotFoundError(f"Adapter {name!r} not found at {folder}. {hint}")
-    return folder
+        places.append(("shipped", shipped_dir(name)))
+    if work_dir is not None:
+        places.append(("local", local_dir(name, work_dir)))
+    if drive_mounted():
+        places.append(("drive", drive_dir(name, profile)))
+    return places
+
+
+def find_artifact(name: str, profile: Profile, work_dir: Path | str | None = None, hub_namespace: str | None = None,
+                  log=print) -> Found | None:
+    """The first place that holds the artifact (shipped → local → Drive → Hub), or None."""
+    check_artifact(name)
+    for source, folder in candidates(name, profile, work_dir):
+        if is_adapter(folder):
+            return Found(name, folder, source)
+    if hub_namespace:
+        folder = download_from_hub(name, profile, hub_namespace, work_dir, log)
+        if folder is not None:
+            return Found(name, folder, "hub")
+    return None
+
+
+def download_from_hub(name: str, profile: Profile, namespace: str, work_dir: Path | str | None, log=print) -> Path | None:
+    """The artifact downloaded from `<namespace>/lora-lab-<profile>-<name>`, or None (saying why) if it can't be."""
+    from . import storage
+
+    repo = hub_repo_name(name, profile)
+    cache = Path(work_dir) / "hub-cache" if work_dir is not None else None
+    try:
+        return storage.load_adapter_folder(repo, storage.AdapterStore("hub", namespace), cache_dir=cache)
+    except (FileNotFoundError, storage.StorageError) as err:
+        log(f"{name}: not on the Hub as {namespace}/{repo} ({err})")
+        return None
+
+
+def where_searched(name: str, profile: Profile, work_dir: Path | str | None, hub_namespace: str | None) -> str:
+    """The places searched for an artifact, as one readable phrase."""
+    places = [f"{src} {folder}" for src, folder in candidates(name, profile, work_dir)]
+    if not drive_mounted():
+        places.append("Google Drive (not mounted)")
+    places.append(f"the Hub ({hub_namespace}/{hub_repo_name(name, profile)})" if hub_namespace
+                  else "the Hub (no HUB_NAMESPACE given)")
+    return "; ".join(places)
+
+
+def adapter_dir(name: str, profile: Profile, work_dir: Path | str | None = None, hub_namespace: str | None = None) -> Path:
+    """The folder of a trained course artifact, found without training; FileNotFoundError saying where it looked."""
+    found = find_artifact(name, profile, work_dir, hub_namespace)
+    if found is None:
+        hint = ("The tiny adapters ship in assets/adapters; rebuild them with `python -m lessons_lib.tiny build`."
+                if profile.name == "tiny" else
+                "Train it in notebook 01 (or 04 for the router, 05 for the tool adapter), or call "
+                "lessons_lib.adapters.resolve_artifact, which trains a quick version when none is found.")
+        raise FileNotFoundError(f"Adapter {name!r} for the {profile.name} profile not found. Looked in: "
+                                f"{where_searched(name, profile, work_dir, hub_namespace)}. {hint}")
+    return found.folder
+
+
+# ------------------------------------------------------------------ the quick-training fallback
+def quick_train_domain(name: str, profile: Profile, out_dir: Path, steps: int, log=print) -> None:
+    """Train a domain adapter with the notebook-01 recipe for `steps` steps (resumable)."""
+    from .train import train_domain
+
+    rows = max(64, steps * profile.batch_size * profile.grad_accum)
+    train_domain(name, profile, out_dir, n_rows=rows, max_steps=steps, save_steps=max(1, steps // 2), log=log,
+                 adapter_name=name)
+
+
+def quick_train_router(name: str, profile: Profile, out_dir: Path, steps: int, log=print) -> None:
+    """Train the learned router (LoRA SEQ_CLS) with notebook 04's recipe for `steps` steps."""
+    from .router.data import training_rows
+    from .router.learned import train_learned_router
+
+    router, _ = train_learned_router(profile, training_rows(), steps=steps, log=log)
+    router.save(out_dir)
+
+
+def quick_train_tools(name: str, profile: Profile, out_dir: Path, steps: int, log=print) -> None:
+    """Train the tool-use adapter with notebook 05's recipe for `steps` steps (resumable)."""
+    from .tools.adapter import train_tool_adapter
+
+    requests = max(64, steps * profile.batch_size * profile.grad_accum)
+    train_tool_adapter(profile, out_dir, n_requests=requests, max_steps=steps, save_steps=max(1, steps // 2), log=log,
+                       adapter_name=name)
+
+
+QUICK_TRAINERS: dict[str, Callable] = {**{d: quick_train_domain for d in COURSE_ADAPTERS}, ROUTER: quick_train_router,
+                                       TOOLS: quick_train_tools}
+
+
+def quick_train(name: str, profile: Profile, work_dir: Path | str, steps: int | None = None, log=print) -> Found:
+    """Train a quick version of an artifact into the work dir and save it there with its manifest."""
+    from .budget import describe_estimate
+
+    steps = steps or profile.quick_train_steps
+    target = local_dir(name, work_dir)
+    log(f"{name}: training a quick version here ({steps} steps; {describe_estimate(name, profile, steps)}). "
+        "A full run (notebook 01, 04 or 05) gives a better one.")
+    start = time.time()
+    scratch = Path(work_dir) / "quick-training" / name
+    QUICK_TRAINERS[name](name, profile, scratch if name != ROUTER else target, steps, log)
+    if name != ROUTER:
+        save_trained(name, profile, scratch, work_dir, steps)
+    from .models import free_memory
+
+    free_memory()  # the training base is gone: give its GPU memory back before the lesson loads its own
+    log(f"{name}: quick version trained in {time.time() - start:.0f}s, saved to {target}")
+    return Found(name, target, "trained")
+
+
+def save_trained(name: str, profile: Profile, trained: Path, work_dir: Path | str, steps: int) -> Path:
+    """Save a freshly trained adapter folder (with a manifest) as `name` in the work dir's store."""
+    from transformers import AutoConfig
+
+    from . import storage
+    from .manifest import Manifest
+    from .models import model_source
+
+    config = AutoConfig.from_pretrained(model_source(profile))
+    manifest = Manifest.for_model(name, config, profile.name, domain=name, steps=steps,
+                                  data={"source": "lessons_lib.adapters.quick_train", "quick": True})
+    store = storage.local_store(Path(work_dir) / ADAPTERS_FOLDER)
+    return Path(storage.save_adapter(trained, name, store, manifest, overwrite=True))
+
+
+def resolve_artifact(name: str, profile: Profile, work_dir: Path | str, hub_namespace: str | None = None,
+                     train: bool = True, log=print) -> Found:
+    """Find an artifact (shipped → local → Drive → Hub) or, when `train`, quick-train it in the work dir."""
+    found = find_artifact(name, profile, work_dir, hub_namespace, log=log)
+    if found is not None:
+        log(f"{name}: {found.source} ({found.folder})")
+        return found
+    if not train:
+        adapter_dir(name, profile, work_dir, hub_namespace)  # raises, saying where it looked
+    log(f"{name}: not found ({where_searched(name, profile, work_dir, hub_namespace)}).")
+    return quick_train(name, profile, work_dir, log=log)
+
+
+def course_artifacts(lesson, names: Sequence[str] = COURSE_ADAPTERS, log=print) -> dict[str, Path]:
+    """The folders of several artifacts for a lesson (found or quick-trained), by name."""
+    return {name: resolve_artifact(name, lesson.profile, lesson.work_dir, lesson.hub_namespace, log=log).folder
+            for name in names}
 
 
 def load_with_adapters(base, profile: Profile, names: Sequence[str] = COURSE_ADAPTERS,
-                       work_dir: Path | None = None):
+                       work_dir: Path | None = None, folders: dict[str, Path] | None = None):
     """Wrap `base` in a PeftModel holding every named adapter (the first one active)."""
     from peft import PeftModel
 
     if not names:
         raise ValueError("Give at least one adapter name.")
-    model = PeftModel.from_pretrained(base, adapter_dir(names[0], profile, work_dir), adapter_name=names[0])
+    folders = folders or {name: adapter_dir(name, profile, work_dir) for name in names}
+    model = PeftModel.from_pretrained(base, folders[names[0]], adapter_name=names[0])
     for name in names[1:]:
-        model.load_adapter(adapter_dir(name, profile, work_dir), adapter_name=name)
+        model.load_adapter(folders[name], adapter_name=name)
     model.set_adapter(names[0])
     model.eval()
     return model

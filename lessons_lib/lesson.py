@@ -7,11 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import env
-from .paths import BUILD_DIR
+from .paths import BUILD_DIR, DRIVE_COURSE_DIR, DRIVE_MOUNT
 from .profiles import Profile, choose_profile
-
-DRIVE_MOUNT = "/content/drive"
-DRIVE_FOLDER = "MyDrive/lora-adapter-lab"
 
 
 @dataclass(frozen=True)
@@ -26,15 +23,17 @@ class Lesson:
     colab: bool
     work_dir: Path
     drive_dir: Path | None
+    hub_namespace: str | None = None  # where notebook 01 pushed this profile's artifacts (lora-lab-<profile>-<name>)
 
     def summary_rows(self) -> list[tuple[str, str]]:
         """(setting, value) pairs for the setup table."""
         p = self.profile
         return [("lesson", self.name), ("profile", f"{p.name} ({self.reason})"), ("model", p.model_id),
-                ("device", self.device), ("dtype", self.dtype), ("4-bit", str(p.load_in_4bit and self.device == "cuda")),
+                ("device", self.device), ("dtype", self.dtype), ("4-bit", str(p.load_in_4bit and p.gpu_path())),
                 ("max_length", str(p.max_length)), ("train steps", str(p.train_steps)),
                 ("colab", str(self.colab)), ("work dir", str(self.work_dir)),
-                ("drive", str(self.drive_dir) if self.drive_dir else "not mounted")]
+                ("drive", str(self.drive_dir) if self.drive_dir else "not mounted"),
+                ("hub", self.hub_namespace or "not used")]
 
     def summary(self) -> str:
         """The setup table as text."""
@@ -60,15 +59,19 @@ def mount_drive(log=print) -> Path | None:
         return None
     from google.colab import drive  # type: ignore[import-not-found]
 
-    drive.mount(DRIVE_MOUNT)
-    folder = Path(DRIVE_MOUNT) / DRIVE_FOLDER
+    drive.mount(str(DRIVE_MOUNT))
+    folder = DRIVE_COURSE_DIR
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
 def setup_lesson(name: str, profile: str | None = None, seed: int = 0, use_drive: bool = False,
-                 log=print) -> Lesson:
-    """Seed, choose the profile (argument > $LESSONS_PROFILE > GPU or not), pick folders, print a table."""
+                 hub_namespace: str | None = None, log=print) -> Lesson:
+    """Seed, choose the profile (argument > $LESSONS_PROFILE > GPU or not), pick folders, print a table.
+
+    With `use_drive` the work dir is the course folder on Google Drive (Colab), so a later runtime finds
+    what this one trained; `hub_namespace` is where the course artifacts may also be downloaded from.
+    """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     chosen, reason = choose_profile(profile)
@@ -82,6 +85,8 @@ def setup_lesson(name: str, profile: str | None = None, seed: int = 0, use_drive
     work_dir = (drive_dir or BUILD_DIR / "work") / chosen.name
     work_dir.mkdir(parents=True, exist_ok=True)
     lesson = Lesson(name, chosen, reason, device, str(chosen.torch_dtype()).replace("torch.", ""), env.in_colab(),
-                    work_dir, drive_dir)
+                    work_dir, drive_dir, hub_namespace)
     log(lesson.summary())
+    if chosen.access_note:
+        log(f"\nBefore the first download: {chosen.access_note}")
     return lesson

@@ -293,7 +293,6 @@ def merge_for_deployment(profile: Profile, adapter_folders: Mapping[str, Path | 
     """
     from peft import PeftModel
 
-    from . import env
     from .models import load_base
 
     if not adapter_folders:
@@ -317,17 +316,12 @@ def merge_for_deployment(profile: Profile, adapter_folders: Mapping[str, Path | 
     del model, merged, base
     quant = None
     if requantize:
-        if env.bitsandbytes_usable():
-            import torch
-            from transformers import BitsAndBytesConfig
+        from .models import quantization_config
+        from .profiles import with_overrides
 
-            quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                       bnb_4bit_compute_dtype=profile.torch_dtype() if profile.dtype != "float32"
-                                       else torch.float16)
-            notes.append("re-quantized to 4-bit NF4 on reload (the saved files stay full precision)")
-        else:
-            log("Re-quantizing needs a CUDA GPU and bitsandbytes: reloading the merged model unquantized.")
-            notes.append("re-quantization skipped (no CUDA GPU / bitsandbytes)")
+        quant = quantization_config(with_overrides(profile, load_in_4bit=True), log)
+        notes.append("re-quantized to 4-bit NF4 on reload (the saved files stay full precision)" if quant else
+                     "re-quantization skipped (needs bitsandbytes and a CUDA GPU or a rehearsal profile)")
     from transformers import AutoModelForCausalLM
 
     from .models import load_kwargs

@@ -13,8 +13,8 @@ TINY_HINT = ("Clone the whole course repository (assets/ ships the tiny model) o
 
 
 def model_source(profile: Profile) -> str:
-    """The path or Hub id to load; for the tiny profile, check that the shipped folder exists."""
-    if profile.name == "tiny":
+    """The path or Hub id to load; for the tiny weights (tiny and rehearsal profiles), check the shipped folder."""
+    if profile.model_id == str(TINY_MODEL_DIR):
         require_dir(TINY_MODEL_DIR, "The tiny course model", TINY_HINT)
     return profile.model_id
 
@@ -23,7 +23,15 @@ def load_tokenizer(profile: Profile):
     """The profile's tokenizer, with a pad token distinct from eos so generation knows when to stop."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(model_source(profile))
+    from .hub_access import explain_hub_errors
+
+    with explain_hub_errors(profile.model_id):
+        tok = AutoTokenizer.from_pretrained(model_source(profile))
+    if profile.chat_template:  # a rehearsal: the real model's chat format on the tiny tokenizer
+        from .chat_format import CONTEXT_LENGTHS, chat_template_text
+
+        tok.chat_template = chat_template_text(profile.chat_template)
+        tok.model_max_length = CONTEXT_LENGTHS[profile.chat_template]
     if tok.pad_token is None or tok.pad_token_id == tok.eos_token_id:
         # Llama-style tokenizers ship without a pad token; reusing eos hides eos from the loss (trl #1623).
         tok.pad_token = tok.unk_token or tok.eos_token
@@ -32,13 +40,19 @@ def load_tokenizer(profile: Profile):
 
 
 def quantization_config(profile: Profile, log=print):
-    """A 4-bit NF4 BitsAndBytesConfig when the profile asks for it and a GPU + bitsandbytes exist."""
+    """A 4-bit NF4 BitsAndBytesConfig when the profile asks for it and a GPU (or a rehearsal) + bitsandbytes exist."""
     if not profile.load_in_4bit:
         return None
-    if not env.bitsandbytes_usable():
-        log("4-bit loading needs a CUDA GPU and bitsandbytes: loading the model unquantized instead.")
+    if not env.has_package("bitsandbytes"):
+        log("4-bit loading needs bitsandbytes (`pip install bitsandbytes`): loading the model unquantized instead.")
         return None
-    import torch
+    if not profile.gpu_path():
+        log("4-bit loading needs a CUDA GPU: loading the model unquantized instead.")
+        return None
+    if not env.cuda_available():  # a rehearsal: bitsandbytes' CPU backend says it lacks an optional fast kernel
+        import logging
+
+        logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
@@ -48,10 +62,12 @@ def quantization_config(profile: Profile, log=print):
 def load_kwargs(profile: Profile, quantization=None) -> dict:
     """`from_pretrained` arguments for a profile: its dtype, the 4-bit config if any, GPU placement."""
     kwargs = {"dtype": profile.torch_dtype()}
-    if quantization is not None:
-        kwargs.update(quantization_config=quantization, device_map="auto")
-    elif env.cuda_available():
+    if env.cuda_available():
         kwargs["device_map"] = "auto"
+    elif quantization is not None:
+        kwargs["device_map"] = {"": "cpu"}  # a rehearsal: bitsandbytes' 4-bit layers on the CPU
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
     return kwargs
 
 
@@ -62,15 +78,60 @@ def load_base(profile: Profile, quantize: bool | None = None, log=print):
     source = model_source(profile)
     use_4bit = profile.load_in_4bit if quantize is None else quantize
     qconfig = quantization_config(profile if use_4bit == profile.load_in_4bit else _with_4bit(profile, use_4bit), log)
-    model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs(profile, qconfig))
+    from .hub_access import explain_hub_errors
+
+    with explain_hub_errors(source):
+        model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs(profile, qconfig))
+    if qconfig is not None:
+        keep_4bit_layout(model)
     model.eval()
     return model
+
+
+def keep_4bit_layout(model) -> None:
+    """On a CPU, keep bitsandbytes' GPU-like 4-bit path (dequantize to the compute dtype, then matmul).
+
+    On CPUs with AVX512-BF16, bitsandbytes repacks 4-bit weights at the first forward (scales cast to bf16,
+    compute in bf16) and unpacks them, re-rounding the scales, whenever the state dict is read (PEFT's
+    hotswap, save_pretrained): the weights drift a little each time, and rehearsals differ between CPUs.
+    """
+    if env.cuda_available():
+        return
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def _with_4bit(profile: Profile, on: bool) -> Profile:
     from .profiles import with_overrides
 
     return with_overrides(profile, load_in_4bit=on)
+
+
+def free_memory() -> None:
+    """Collect garbage and return cached GPU memory, so the next model loads into a clean GPU (call after `del`)."""
+    import gc
+
+    gc.collect()
+    if env.cuda_available():
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def gpu_like_4bit(model):
+    """On a CPU, make bitsandbytes' 4-bit layers compute as on a GPU: dequantize to the compute dtype, then matmul.
+
+    On CPUs with AVX512-BF16, bitsandbytes 0.50 repacks 4-bit weights at the first inference forward for a fused
+    bf16 kernel that has no autograd: a model evaluated and then trained (notebook 01) would silently get no
+    gradient through its base layers, and it computes in bf16 where the profile says fp16. No-op on a GPU.
+    """
+    if env.cuda_available():
+        return model
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):  # bitsandbytes Linear4bit
+            module.support_avx512bf16_for_cpu = False
+    return model
 
 
 def load_base_and_tokenizer(profile: Profile, quantize: bool | None = None, log=print):
@@ -80,9 +141,12 @@ def load_base_and_tokenizer(profile: Profile, quantize: bool | None = None, log=
 
 def chat_text(tokenizer, prompt: str | list[dict], system: str | None = None, tools: list | None = None) -> str:
     """Render a user prompt (or a message list) with the chat template, ready for the assistant turn."""
+    from .chat_format import prepare
+
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
     if system:
         messages = [{"role": "system", "content": system}] + messages
+    messages, tools = prepare(tokenizer, messages, tools)  # what this template cannot render, spelled out
     return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
 
 

@@ -10,7 +10,10 @@ ASSETS_DIR = Path(os.environ.get("LESSONS_ASSETS", REPO_DIR / "assets"))
 TINY_MODEL_DIR = ASSETS_DIR / "tiny-model"
 TINY_ADAPTERS_DIR = ASSETS_DIR / "adapters"
 QUIZ_DIR = ASSETS_DIR / "quizzes"
+CHAT_TEMPLATES_DIR = ASSETS_DIR / "chat_templates"
 BUILD_DIR = Path(os.environ.get("LESSONS_BUILD", REPO_DIR / "build"))
+DRIVE_MOUNT = Path("/content/drive")
+DRIVE_COURSE_DIR = DRIVE_MOUNT / "MyDrive" / "lora-adapter-lab"  # <profile>/ under it is a lesson's work dir
 
 
 def require_dir(path: Path, what: str, hint: str) -> Path:

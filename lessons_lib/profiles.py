@@ -29,6 +29,26 @@ class Profile:
     gradient_checkpointing: bool
     eval_examples: int
     dtype: str = "auto"  # "float32", or "auto": fp16/bf16 chosen from the GPU's compute capability
+    quick_train_steps: int = 60  # a notebook that finds no trained artifact trains a quick one with this many steps
+    chat_template: str | None = None  # a template in assets/chat_templates replacing the tokenizer's own
+    rehearsal_of: str | None = None  # the GPU profile whose code path this CPU profile rehearses
+    train_tokens_per_second: float | None = None  # padded tokens/s for time estimates (an assumption on GPUs)
+
+    @property
+    def access_note(self) -> str:
+        """What a learner must do before the model can be downloaded (gated models); empty for open ones."""
+        from .hub_access import access_note
+
+        return access_note(self.model_id)
+
+    @property
+    def rehearsal(self) -> bool:
+        """True for a CPU stand-in that runs the exact code path of a GPU profile on the tiny weights."""
+        return self.rehearsal_of is not None
+
+    def gpu_path(self) -> bool:
+        """Whether the GPU code path runs (4-bit, fp16, checkpointing): on a CUDA GPU, or when rehearsing it."""
+        return self.dtype != "float32" and (self.rehearsal or env.cuda_available())
 
     def torch_dtype(self, capability: tuple[int, int] | None = None):
         """The torch dtype for weights and compute: fp32 on CPU, bf16 only where it is native."""
@@ -37,10 +57,15 @@ class Profile:
         if self.dtype == "float32":
             return torch.float32
         cap = capability if capability is not None else env.compute_capability()
+        if cap is None and self.rehearsal:
+            cap = REHEARSAL_CAPABILITY
         if cap is None:
             return torch.float32
         return torch.bfloat16 if env.native_bf16(cap) else torch.float16
 
+
+# A rehearsal takes the T4's decisions (compute capability 7.5: fp16, no native bf16) on the CPU.
+REHEARSAL_CAPABILITY = (7, 5)
 
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(
@@ -59,6 +84,8 @@ PROFILES: dict[str, Profile] = {
         lora_alpha=16,
         gradient_checkpointing=False,
         eval_examples=40,
+        quick_train_steps=120,
+        train_tokens_per_second=9000.0,  # measured with `make bench` on 2 CPUs
     ),
     "t4": Profile(
         name="t4",
@@ -75,6 +102,8 @@ PROFILES: dict[str, Profile] = {
         lora_alpha=32,
         gradient_checkpointing=True,
         eval_examples=40,
+        quick_train_steps=60,
+        train_tokens_per_second=2500.0,  # assumed: 1.1B in 4-bit + checkpointing on a T4; not measured here
     ),
     "7b": Profile(
         name="7b",
@@ -91,8 +120,27 @@ PROFILES: dict[str, Profile] = {
         lora_alpha=32,
         gradient_checkpointing=True,
         eval_examples=40,
+        quick_train_steps=40,
+        train_tokens_per_second=450.0,  # assumed: 7B in 4-bit + checkpointing on a T4; not measured here
     ),
 }
+
+# What a rehearsal profile shrinks (step counts and sample sizes only); every other setting is the GPU profile's.
+REHEARSAL_SIZES = dict(train_steps=6, quick_train_steps=3, eval_examples=4, max_new_tokens=24)
+REHEARSAL_TEMPLATES = {"t4": "zephyr", "7b": "mistral-v0.3"}
+
+
+def rehearsal_profile(gpu_name: str) -> Profile:
+    """A CPU profile that takes `gpu_name`'s code path with the tiny weights and the real model's chat format."""
+    gpu = PROFILES[gpu_name]
+    return replace(gpu, name=f"{gpu_name}-rehearsal", model_id=str(TINY_MODEL_DIR), rehearsal_of=gpu_name,
+                   description=f"the {gpu_name} code path with the tiny weights (4-bit NF4, fp16, "
+                               f"{REHEARSAL_TEMPLATES[gpu_name]} chat format): a CPU rehearsal or a quick GPU check",
+                   chat_template=REHEARSAL_TEMPLATES[gpu_name],
+                   train_tokens_per_second=None, **REHEARSAL_SIZES)
+
+
+PROFILES.update({f"{name}-rehearsal": rehearsal_profile(name) for name in REHEARSAL_TEMPLATES})
 
 
 def get_profile(name: str) -> Profile:
@@ -101,7 +149,7 @@ def get_profile(name: str) -> Profile:
     if key not in PROFILES:
         raise ValueError(
             f"Unknown profile {name!r}. Choose one of {', '.join(PROFILES)} "
-            f"(pass profile=... or set {PROFILE_ENV_VAR}=tiny|t4|7b)."
+            f"(pass profile=... or set {PROFILE_ENV_VAR}={'|'.join(PROFILES)})."
         )
     return PROFILES[key]
 

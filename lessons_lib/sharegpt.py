@@ -80,18 +80,34 @@ def to_prompt_completion(messages: list[dict]) -> dict:
     return {"prompt": messages[:answers[-1]], "completion": [messages[answers[-1]]]}
 
 
-def load_finetome(n: int, path: str | Path | None = None, on_error: str = "skip") -> tuple[list[dict], Conversion]:
-    """The first `n` FineTome-100k rows (from the Hub, or a local JSON/JSONL/Parquet file of the same shape)
-    as prompt/completion rows, plus the conversion report."""
+def stream_finetome(n: int, progress: bool = True) -> list[dict]:
+    """The first `n` FineTome-100k rows, streamed from the Hub (only what is read is downloaded), with a progress bar."""
+    from datasets import load_dataset
+    from tqdm.auto import tqdm
+
+    stream = load_dataset(FINETOME_ID, split="train", streaming=True)
+    rows = []
+    with tqdm(total=n, desc=f"{FINETOME_ID} (streamed)", unit="row", disable=not progress) as bar:
+        for row in stream.take(n):
+            rows.append(row)
+            bar.update()
+    return rows
+
+
+def _local_rows(path: str | Path, n: int) -> list[dict]:
+    """The first `n` rows of a local JSON/JSONL/Parquet file."""
     from datasets import load_dataset
 
-    if path is not None:
-        suffix = Path(path).suffix.lower()
-        kind = "parquet" if suffix == ".parquet" else "json"
-        ds = load_dataset(kind, data_files=str(path), split="train")
-    else:
-        ds = load_dataset(FINETOME_ID, split=f"train[:{n}]")
-    rows = list(ds.select(range(min(n, len(ds)))))
+    kind = "parquet" if Path(path).suffix.lower() == ".parquet" else "json"
+    ds = load_dataset(kind, data_files=str(path), split="train")
+    return list(ds.select(range(min(n, len(ds)))))
+
+
+def load_finetome(n: int, path: str | Path | None = None, on_error: str = "skip",
+                  progress: bool = True) -> tuple[list[dict], Conversion]:
+    """The first `n` FineTome-100k rows (streamed from the Hub, or from a local JSON/JSONL/Parquet file of the same
+    shape) as prompt/completion rows, plus the conversion report."""
+    rows = _local_rows(path, n) if path is not None else stream_finetome(n, progress)
     conversion = sharegpt_to_messages(rows, on_error=on_error)
     usable = []
     for messages in conversion.messages:

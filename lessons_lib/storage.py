@@ -2,23 +2,31 @@
 
 Every saved adapter is a standard PEFT folder (`adapter_config.json` + `adapter_model.safetensors`)
 plus `manifest.json`, so `PeftModel.from_pretrained(base, folder)` loads it anywhere. Saving never
-replaces an existing adapter unless `overwrite=True`, and a failed save leaves the old one intact.
+replaces an existing adapter unless `overwrite=True`, and a failed save leaves the old one intact;
+what a killed save leaves behind is rolled back or forward by the next call on that store.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .manifest import MANIFEST_FILE, Manifest
+from .paths import DRIVE_COURSE_DIR, DRIVE_MOUNT
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-DRIVE_MOUNT = Path("/content/drive")
-DRIVE_ADAPTERS = DRIVE_MOUNT / "MyDrive" / "lora-adapter-lab" / "adapters"
+DRIVE_ADAPTERS = DRIVE_COURSE_DIR / "adapters"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+BACKUP_SUFFIX = ".old"
+# What save_adapter leaves if killed: `.NAME.old` (the replaced adapter), `.NAME.saving-HOST-PID-XXXX` (staging).
+LEFTOVER = re.compile(r"\.(?P<name>.+?)(?:(?P<backup>\.old)|\.saving-(?:(?P<host>.+)-(?P<pid>[0-9]+)-)?[a-z0-9_]+)")
+STALE_SAVE_SECONDS = 3600
 
 
 class StorageError(RuntimeError):
@@ -103,7 +111,8 @@ def write_adapter_files(model, folder: str | Path, adapter_name: str | None = No
     adapter = adapter_name or _active_adapter(model)
     if adapter not in model.peft_config:
         raise StorageError(f"The model has no adapter {adapter!r}; it has {sorted(model.peft_config)}.")
-    with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
+    # Scratch inside `folder`: a kill leaves nothing that looks like an adapter next to it (in the store).
+    with tempfile.TemporaryDirectory(prefix=".scratch-", dir=folder) as scratch:
         model.save_pretrained(scratch, selected_adapters=[adapter])
         saved = Path(scratch) / adapter if adapter != "default" else Path(scratch)
         for name in ADAPTER_FILES:
@@ -144,25 +153,30 @@ def save_adapter(model, name: str, store: AdapterStore, manifest: Manifest, over
         raise TypeError("manifest must be a lessons_lib.manifest.Manifest (see Manifest.for_model).")
     if store.kind == "hub":
         return _save_to_hub(model, name, store, manifest, overwrite, adapter_name, token)
+    store.folder.mkdir(parents=True, exist_ok=True)
+    recover_saves(store.folder)
     target = store.folder / name
     if target.exists() and not overwrite:
         raise FileExistsError(f"An adapter named {name!r} already exists in {store}. Pick another name, "
                               "or pass overwrite=True to replace it.")
-    store.folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.saving-", dir=store.folder))
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.saving-{_save_owner()}-", dir=store.folder))
     try:
         stage_adapter(model, staging, manifest, adapter_name)
-        if target.exists():
-            backup = target.with_name(f".{name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            target.rename(backup)
-            staging.rename(target)
-            shutil.rmtree(backup)
-        else:
-            staging.rename(target)
+        _move_into_place(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return str(target)
+
+
+def _move_into_place(staging: Path, target: Path) -> None:
+    """Replace `target` by the complete `staging` folder; the old one is at `.NAME.old` only between the renames."""
+    if not target.exists():
+        staging.rename(target)
+        return
+    backup = target.with_name(f".{target.name}{BACKUP_SUFFIX}")
+    target.rename(backup)
+    staging.rename(target)
+    shutil.rmtree(backup)
 
 
 def load_adapter_folder(name: str, store: AdapterStore, cache_dir: str | Path | None = None,
@@ -171,6 +185,7 @@ def load_adapter_folder(name: str, store: AdapterStore, cache_dir: str | Path | 
     check_name(name)
     if store.kind == "hub":
         return _download_from_hub(name, store, cache_dir, token)
+    recover_saves(store.folder)
     folder = store.folder / name
     if not (folder / "adapter_config.json").is_file():
         known = ", ".join(list_adapters(store)) or "none"
@@ -187,6 +202,7 @@ def list_adapters(store: AdapterStore, token: str | None = None) -> list[str]:
         return sorted(m.id[len(prefix):] for m in models if m.id.startswith(prefix))
     if not store.folder.is_dir():
         return []
+    recover_saves(store.folder)
     return sorted(p.name for p in store.folder.iterdir()
                   if not p.name.startswith(".") and (p / "adapter_config.json").is_file())
 
@@ -207,6 +223,69 @@ def check_compatible(folder: str | Path, base) -> Manifest:
                            f"(fingerprint {manifest.base_fingerprint}), not on this base ({fingerprint}). "
                            "Load the base it was trained on, or retrain it for this one.")
     return manifest
+
+
+# ---------------------------------------------------------------- what an interrupted save leaves behind
+def recover_saves(folder: Path) -> None:
+    """Settle what interrupted saves left in a store folder: `.NAME.old` backups and staging folders.
+
+    A save killed between its two renames leaves the old adapter at `.NAME.old` and nothing at NAME: it is put
+    back (rolled back; the interrupted call never returned, so rerun it). Killed after them, the new adapter is
+    in place and `.NAME.old` is deleted (rolled forward). Staging folders of saves that cannot finish are deleted.
+    """
+    if not folder.is_dir():
+        return
+    for entry in list(folder.iterdir()):
+        match = LEFTOVER.fullmatch(entry.name)
+        if not match or not NAME_PATTERN.match(match["name"]):
+            continue
+        if match["backup"]:
+            _settle_backup(entry, folder / match["name"])
+        elif _abandoned(entry, match["host"], match["pid"]):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _settle_backup(backup: Path, target: Path) -> None:
+    """Roll an interrupted overwrite forward (new adapter in place: drop the backup) or back (restore it)."""
+    if target.exists():
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        backup.rename(target)
+
+
+def _save_owner() -> str:
+    """`HOST-PID` of this process, put in staging folder names so a later call can tell whether the save is alive."""
+    return f"{re.sub(r'[^A-Za-z0-9.]', '_', socket.gethostname())[:64]}-{os.getpid()}"
+
+
+def _abandoned(staging: Path, host: str | None, pid: str | None) -> bool:
+    """True when no running save can still be writing `staging`.
+
+    Its process has exited (same machine), or, when that cannot be checked (another machine sharing a Drive
+    folder, or a folder from an older version), nothing in it changed for STALE_SAVE_SECONDS.
+    """
+    if pid and host == _save_owner().rsplit("-", 1)[0] and os.name == "posix":
+        return not _process_alive(int(pid))
+    return time.time() - _last_change(staging) > STALE_SAVE_SECONDS
+
+
+def _process_alive(pid: int) -> bool:
+    """True when a process with this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, run by another user
+        pass
+    return True
+
+
+def _last_change(folder: Path) -> float:
+    """The newest modification time of `folder` and everything in it (0 if it vanished meanwhile)."""
+    try:
+        return max(p.stat().st_mtime for p in [folder, *folder.rglob("*")])
+    except OSError:
+        return 0.0
 
 
 # ---------------------------------------------------------------- Hugging Face Hub

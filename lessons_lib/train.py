@@ -2,14 +2,19 @@
 
 Checkpoints go to `checkpoint_dir` (default `output_dir/checkpoints`, or a Drive folder) every
 `save_steps`; only the newest `keep_checkpoints` are kept. Rerunning the same call resumes from the
-newest one, for named adapters too (transformers #28531: their weights live in `checkpoint-N/<name>/`),
+newest complete one (a checkpoint whose save was cut short is set aside as `.incomplete-checkpoint-N`),
+for named adapters too (transformers #28531: their weights live in `checkpoint-N/<name>/`),
 and refuses a checkpoint whose LoRA shape no longer matches. `disconnect_after(k)` simulates a lost
 runtime for drills and tests. Bad rows raise DataError before anything is trained or written.
 """
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import time
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +24,10 @@ from .profiles import Profile
 
 CHECKPOINTS = "checkpoints"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+CHECKPOINT_NAME = re.compile(r"checkpoint-[0-9]+")
+INCOMPLETE_PREFIX = ".incomplete-"
+TRAINER_STATE = "trainer_state.json"
+RESUME_FILES = ("optimizer.pt", "scheduler.pt")  # torch.save zip archives; trainer_state.json comes after them
 
 
 class DataError(ValueError):
@@ -49,6 +58,7 @@ def sft_config(profile: Profile, output_dir: str | Path, max_steps: int | None =
     from trl import SFTConfig
 
     on_gpu = env.cuda_available()
+    gpu_path = profile.gpu_path()  # a CPU rehearsal takes the GPU's decisions (fp16 AMP, checkpointing) too
     dtype = profile.torch_dtype()
     steps = max_steps or profile.train_steps
     kwargs = dict(
@@ -61,9 +71,9 @@ def sft_config(profile: Profile, output_dir: str | Path, max_steps: int | None =
         warmup_steps=max(1, steps // 20),
         max_length=profile.max_length,
         packing=False,
-        gradient_checkpointing=profile.gradient_checkpointing and on_gpu,
-        fp16=on_gpu and dtype == torch.float16,
-        bf16=on_gpu and dtype == torch.bfloat16,
+        gradient_checkpointing=profile.gradient_checkpointing and gpu_path,
+        fp16=gpu_path and dtype == torch.float16,
+        bf16=gpu_path and dtype == torch.bfloat16,
         use_cpu=not on_gpu,
         logging_steps=max(1, steps // 20),
         save_strategy="steps",
@@ -119,14 +129,83 @@ def _prompt_length(row: dict, tokenizer) -> int:
     return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
-def last_checkpoint(checkpoint_dir: str | Path) -> str | None:
-    """The newest checkpoint-N folder in `checkpoint_dir` (or in `checkpoint_dir/checkpoints`), if any."""
-    from transformers.trainer_utils import get_last_checkpoint
+def last_checkpoint(checkpoint_dir: str | Path, log=print) -> str | None:
+    """The newest complete checkpoint-N in `checkpoint_dir` (or `checkpoint_dir/checkpoints`), if any.
 
+    Newer incomplete ones (a save cut short by a disconnect) are renamed `.incomplete-checkpoint-N`,
+    and `log` says so: the trainer then rewrites that step into a fresh folder and its rotation ignores them.
+    """
     folder = Path(checkpoint_dir)
     if (folder / CHECKPOINTS).is_dir():
         folder = folder / CHECKPOINTS
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    for checkpoint in checkpoints_newest_first(folder):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return str(checkpoint)
+        set_aside(checkpoint, problem, log)
+    return None
+
+
+def checkpoints_newest_first(folder: Path) -> list[Path]:
+    """The checkpoint-N folders in `folder`, highest N first."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if CHECKPOINT_NAME.fullmatch(p.name) and p.is_dir()]
+    return sorted(found, key=checkpoint_step, reverse=True)
+
+
+def checkpoint_problem(checkpoint: str | Path) -> str | None:
+    """Why training cannot resume from `checkpoint` (what is missing or cut short), or None when it is complete.
+
+    The Trainer writes the adapter weights, then optimizer.pt, scheduler.pt, rng_state.pth and, last,
+    trainer_state.json; all but the optional RNG state are checked, so a save stopped anywhere is caught.
+    """
+    folder = Path(checkpoint)
+    weights = [folder / ADAPTER_WEIGHTS, *folder.glob(f"*/{ADAPTER_WEIGHTS}")]
+    weights = [w for w in weights if w.is_file()]
+    if not weights:
+        return f"no {ADAPTER_WEIGHTS}"
+    for path in weights:
+        if not readable_safetensors(path):
+            return f"{path.relative_to(folder)} is cut short"
+    for name in RESUME_FILES:
+        if not (folder / name).is_file():
+            return f"no {name}"
+        if not zipfile.is_zipfile(folder / name):
+            return f"{name} is cut short"
+    if not isinstance(read_trainer_state(folder).get("global_step"), int):
+        return f"{TRAINER_STATE} is missing or cut short"
+    return None
+
+
+def readable_safetensors(path: Path) -> bool:
+    """True when `path` is a whole safetensors file (its header covers exactly the bytes on disk)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt"):
+            return True
+    except (SafetensorError, OSError):
+        return False
+
+
+def read_trainer_state(checkpoint: Path) -> dict:
+    """The checkpoint's trainer_state.json, or {} when it is missing or not valid JSON."""
+    try:
+        state = json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def set_aside(checkpoint: Path, problem: str, log=print) -> Path:
+    """Rename an incomplete checkpoint-N to `.incomplete-checkpoint-N` (replacing an older one of that step)."""
+    target = checkpoint.with_name(INCOMPLETE_PREFIX + checkpoint.name)
+    shutil.rmtree(target, ignore_errors=True)
+    checkpoint.rename(target)
+    log(f"{checkpoint.name} is incomplete ({problem}): the run was stopped while saving it. Set it aside as "
+        f"{target} (safe to delete); training resumes from the newest complete checkpoint, if any.")
+    return target
 
 
 def checkpoint_step(checkpoint: str | Path | None) -> int:
@@ -270,7 +349,9 @@ def wrap_with_lora(model, lora, adapter_name: str, gradient_checkpointing: bool,
                          "the base in place). Load a fresh base with load_base(profile) and call again; training "
                          "resumes from the newest checkpoint.")
     if is_quantized(model):
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+        with warnings.catch_warnings():  # PEFT calls transformers' renamed gradient_checkpointing_enable
+            warnings.filterwarnings("ignore", message=".*checkpointing.*deprecated", category=FutureWarning)
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
     set_seed(seed)  # LoRA's A matrices start random: same seed, same adapter
     return get_peft_model(model, lora, adapter_name=adapter_name)
 
@@ -309,7 +390,7 @@ def train_adapter(model, tokenizer, rows: list[dict], profile: Profile, output_d
                       **config_overrides)
     check_lengths(rows, tokenizer, args.max_length)
     lora = lora or lora_config(profile)
-    resume_from = last_checkpoint(checkpoint_dir) if resume else None
+    resume_from = last_checkpoint(checkpoint_dir, log) if resume else None
     if resume_from:
         check_resumable(resume_from, lora, adapter_name)
     peft_model = wrap_with_lora(model, lora, adapter_name, args.gradient_checkpointing, seed)
@@ -320,10 +401,12 @@ def train_adapter(model, tokenizer, rows: list[dict], profile: Profile, output_d
         log(f"Resuming from {resume_from} (step {checkpoint_step(resume_from)} of {args.max_steps}).")
     trainer = SFTTrainer(model=peft_model, args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, callbacks=all_callbacks)
-    if args.fp16:
+    if args.fp16 or args.bf16:
         keep_adapter_fp32(trainer.model)
     start = time.time()
-    trainer.train(resume_from_checkpoint=resume_from)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*checkpointing.*deprecated", category=FutureWarning)
+        trainer.train(resume_from_checkpoint=resume_from)
     write_adapter_files(trainer.model, output_dir, adapter_name)
     return TrainResult(output_dir, trainer.state.global_step, resume_from, time.time() - start,
                        list(trainer.state.log_history), checkpoint_dir, counter.steps)

@@ -241,8 +241,9 @@ def test_web_page_in_headless_chromium(server, client, tmp_path):
     from browser_cdp import Browser, find_chromium
 
     binary = find_chromium()
-    assert binary, ("Chromium is not installed, so the web page cannot be tested in a real browser. Install "
-                    "Debian's package: `apt-get update && apt-get install -y chromium` (.ci/run does this).")
+    assert binary, ("Chromium is not installed, so the web page cannot be tested in a real browser. Install it once "
+                    "with `sudo bash tools/ensure_chromium.sh` (Debian's chromium package; `make test` does this "
+                    "itself when run as root).")
     prompt = traffic_prompts()[0]
     expected = chat(client, "json", prompt, max_tokens=None).json()  # the page asks without max_tokens
     with Browser(binary) as browser:

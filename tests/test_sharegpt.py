@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from lessons_lib.sharegpt import MalformedRowsError, load_finetome, sharegpt_to_messages, to_prompt_completion
+from lessons_lib.sharegpt import FINETOME_ID, MalformedRowsError, load_finetome, sharegpt_to_messages, \
+    stream_finetome, to_prompt_completion
 
 GOOD = {"conversations": [{"from": "system", "value": "Be brief."}, {"from": "human", "value": "Hi"},
                           {"from": "gpt", "value": "Hello!"}]}
@@ -54,3 +55,54 @@ def test_prompt_completion_split_needs_an_answer_and_a_question():
              {"role": "user", "content": "And 2+2?"}, {"role": "assistant", "content": "4"}]
     split = to_prompt_completion(multi)
     assert split == {"prompt": multi[:3], "completion": [multi[3]]}
+
+
+class FakeStream:
+    """A streamed split: counts the rows actually read, the way a download would."""
+
+    def __init__(self, rows: list[dict]):
+        self.rows, self.read = rows, 0
+
+    def take(self, n: int):
+        for row in self.rows[:n]:
+            self.read += 1
+            yield row
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    """datasets.load_dataset replaced by a 1000-row FineTome stream; records how it was called."""
+    calls, stream = [], FakeStream([dict(GOOD, source="x", score=4.5)] * 1000)
+
+    def load_dataset(*args, **kwargs):
+        calls.append((args, kwargs))
+        return stream
+
+    monkeypatch.setattr("datasets.load_dataset", load_dataset)
+    return calls, stream
+
+
+def test_finetome_is_streamed_not_downloaded_whole(hub, capsys):
+    calls, stream = hub
+    rows = stream_finetome(5)
+    assert calls == [((FINETOME_ID,), {"split": "train", "streaming": True})]
+    assert len(rows) == 5 and stream.read == 5
+    bar = capsys.readouterr().err
+    assert FINETOME_ID in bar and "5/5" in bar, "a visible progress bar, even with the Hub's own bars off"
+
+
+def test_finetome_loader_streams_from_the_hub(hub, capsys):
+    usable, conv = load_finetome(3, progress=False)
+    assert len(usable) == 3 and conv.summary().startswith("3 conversations converted")
+    assert hub[1].read == 3 and capsys.readouterr().err == ""
+
+
+def test_stream_uses_the_real_iterable_dataset_api(monkeypatch, tmp_path):
+    import datasets
+
+    path = tmp_path / "finetome.jsonl"
+    path.write_text("\n".join(json.dumps(dict(GOOD, score=float(i))) for i in range(10)))
+    real = datasets.load_dataset
+    monkeypatch.setattr("datasets.load_dataset", lambda name, **kw: real("json", data_files=str(path), **kw))
+    rows = stream_finetome(4, progress=False)
+    assert [r["score"] for r in rows] == [0.0, 1.0, 2.0, 3.0] and rows[0]["conversations"] == GOOD["conversations"]

@@ -128,6 +128,113 @@ def test_failed_overwrite_keeps_the_old_adapter(tmp_path, base, tiny, monkeypatc
     assert sorted(p.name for p in store.folder.iterdir()) == ["json"]
 
 
+# ---------------------------------------------------------------- a save killed half-way (a real SIGKILL)
+KILLED_SAVE = """
+import os, shutil, signal, sys
+from pathlib import Path
+
+from lessons_lib import storage
+from lessons_lib.manifest import Manifest
+
+source, store_dir, kill_point = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+die = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+if kill_point == "while staging":
+    Manifest.save = die  # the adapter files are staged, the manifest not yet
+elif kill_point == "while writing the weights":
+    shutil.move = die  # PEFT has written them into the scratch folder, not yet moved into staging
+elif kill_point == "between the renames":
+    rename = Path.rename
+    Path.rename = lambda self, target: die() if Path(target).name == "json" else rename(self, target)
+elif kill_point == "before the backup is deleted":
+    shutil.rmtree = die
+model = source
+if kill_point == "while writing the weights":
+    from peft import PeftModel
+    from lessons_lib.models import load_base
+    from lessons_lib.profiles import PROFILES
+    model = PeftModel.from_pretrained(load_base(PROFILES["tiny"]), source)
+storage.save_adapter(model, "json", storage.local_store(store_dir), Manifest.load(source), overwrite=True)
+"""
+
+# kill point -> (an adapter was there before, the adapter after recovery: "old", "new" or None)
+KILL_POINTS = {"first save, while staging": (False, None), "while staging": (True, "old"),
+               "while writing the weights": (True, "old"), "between the renames": (True, "old"),
+               "before the backup is deleted": (True, "new")}
+
+
+def killed_save(tmp_path, base, tiny, kill_point: str) -> storage.AdapterStore:
+    """A store where save_adapter(overwrite=True) of 'json' (steps=2) was SIGKILLed at `kill_point`."""
+    import subprocess
+    import sys
+
+    existed, _ = KILL_POINTS[kill_point]
+    model = trained_like_adapter(base, tiny)
+    source = Path(storage.save_adapter(model, "new", storage.local_store(tmp_path / "src"),
+                                       manifest_for(model, steps=2)))
+    store = storage.local_store(tmp_path / "adapters")
+    if existed:
+        storage.save_adapter(model, "json", store, manifest_for(model, steps=1))
+    child = subprocess.run([sys.executable, "-c", KILLED_SAVE, str(source), str(store.folder),
+                            kill_point.removeprefix("first save, ")], capture_output=True, text=True,
+                           cwd=Path(__file__).parents[1], timeout=120)
+    assert child.returncode == -9, child.stderr
+    return store
+
+
+def store_entries(store: storage.AdapterStore) -> list[str]:
+    return sorted(p.name for p in store.folder.iterdir())
+
+
+@pytest.mark.parametrize("kill_point", [k for k in KILL_POINTS if k != "while writing the weights"])
+@pytest.mark.parametrize("next_call", ["list_adapters", "load_adapter_folder", "save_adapter"])
+def test_a_killed_save_is_rolled_back_or_forward_by_the_next_call(tmp_path, base, tiny, kill_point, next_call):
+    """Before: the adapter vanished into `.json.old` ("No adapter 'json'"), and `.json.saving-*` folders piled up."""
+    store = killed_save(tmp_path, base, tiny, kill_point)
+    assert any(name.startswith(".json.") for name in store_entries(store)), "the kill left something to settle"
+    _, after = KILL_POINTS[kill_point]
+
+    if next_call == "list_adapters":
+        assert storage.list_adapters(store) == (["json"] if after else [])
+    elif next_call == "load_adapter_folder" and after:
+        assert storage.load_adapter_folder("json", store) == store.folder / "json"
+    elif next_call == "load_adapter_folder":
+        with pytest.raises(FileNotFoundError, match="adapters there: none"):
+            storage.load_adapter_folder("json", store)
+    else:
+        source = tmp_path / "src" / "new"
+        storage.save_adapter(source, "other", store, Manifest.load(source))
+    assert [n for n in store_entries(store) if n != "other"] == (["json"] if after else []), "no leftovers"
+    if after:
+        assert Manifest.load(store.folder / "json").steps == {"old": 1, "new": 2}[after]
+
+
+def test_a_save_killed_while_peft_writes_the_weights_leaves_no_stray_adapter(tmp_path, base, tiny):
+    """Before: PEFT's scratch folder sat beside the adapters, so a kill there listed it as an adapter 'tmpXXXX'."""
+    store = killed_save(tmp_path, base, tiny, "while writing the weights")
+    assert [n for n in store_entries(store) if not n.startswith(".")] == ["json"]
+    assert storage.list_adapters(store) == ["json"] and store_entries(store) == ["json"]
+    assert Manifest.load(store.folder / "json").steps == 1
+
+
+def test_staging_folders_of_saves_still_running_are_kept(tmp_path):
+    """Only abandoned staging folders go: a live process's stays; one from elsewhere goes once an hour old."""
+    import os
+    import time
+
+    store = storage.local_store(tmp_path / "adapters")
+    live = store.folder / f".json.saving-{storage._save_owner()}-abc123"
+    elsewhere = store.folder / ".json.saving-other_host-42-abc123"
+    legacy, fresh = store.folder / ".json.saving-k3j_x9z1", store.folder / ".json.saving-other_host-43-abc123"
+    for folder in (live, elsewhere, legacy, fresh):
+        folder.mkdir()
+        (folder / "adapter_config.json").write_text("{}")
+    hour_ago = time.time() - storage.STALE_SAVE_SECONDS - 60
+    for path in (elsewhere, elsewhere / "adapter_config.json", legacy, legacy / "adapter_config.json"):
+        os.utime(path, (hour_ago, hour_ago))
+    assert storage.list_adapters(store) == []
+    assert store_entries(store) == sorted([live.name, fresh.name])
+
+
 @pytest.mark.parametrize("bad", ["../escape", "a/b", "..", "", "a\\b", ".hidden", "x" * 200, "bad name"])
 def test_bad_names_are_refused_before_anything_is_written(tmp_path, base, tiny, bad):
     model = trained_like_adapter(base, tiny)

@@ -75,6 +75,27 @@ def test_schema_validation_names_the_problem(call, error, fragment):
 
 def test_looks_like_call():
     assert looks_like_call(' {"tool": 1}') and looks_like_call("```json\n{}") and not looks_like_call("Here it is: {}")
+    assert looks_like_call('[TOOL_CALLS] [{"name": "x"}]') and looks_like_call('[ {"name": "x"}]')
+    assert not looks_like_call("[1, 2]")
+
+
+@pytest.mark.parametrize("reply", [
+    '[TOOL_CALLS] [{"name": "text_formatter", "arguments": {"text": "a", "width": 3}, "id": "abc123def"}]',
+    '[TOOL_CALLS][{"name": "text_formatter", "arguments": "{\\"text\\": \\"a\\", \\"width\\": 3}", "id": "abc123def"}]',
+    '[{"name": "text_formatter", "arguments": {"text": "a", "width": 3}, "id": "abc123def"}]',
+])
+def test_parse_mistral_native_calls(reply):
+    call = parse_and_validate(reply, SCHEMAS)
+    assert call == ToolCall("text_formatter", {"text": "a", "width": 3}) and call.id == "abc123def"
+    assert call.as_message()["tool_calls"][0]["id"] == "abc123def"
+
+
+def test_mistral_call_lists_hold_one_call():
+    with pytest.raises(MalformedCall, match="The reply holds 2 calls; call one tool per reply"):
+        parse_call('[TOOL_CALLS] [{"name": "a", "arguments": {}}, {"name": "b", "arguments": {}}]')
+    with pytest.raises(MalformedCall, match="not valid JSON"):
+        parse_call("[TOOL_CALLS]")
+    assert parse_call('{"tool": "a", "arguments": {}}').id is None
 
 
 class FakeModel:
@@ -92,9 +113,11 @@ def test_loop_calls_the_tool_and_feeds_the_result_back():
     model = FakeModel(call_text("text_formatter", {"text": "one two three", "width": 7}), "Done.")
     result = run_tool_loop(model, "wrap it")
     assert result.answer == "Done." and [e.kind for e in result.events] == ["call", "result", "answer"]
-    assert model.seen[1][-1] == {"role": "tool", "content": "one two\nthree"}
+    call_id = model.seen[1][-2]["tool_calls"][0]["id"]
+    assert model.seen[1][-1] == {"role": "tool", "content": "one two\nthree", "tool_call_id": call_id}
     assert model.seen[1][-2]["tool_calls"][0]["function"] == {"name": "text_formatter",
                                                               "arguments": {"text": "one two three", "width": 7}}
+    assert len(call_id) == 9 and call_id.isalnum() and result.calls[0].id == call_id  # strict templates need it
     assert result.results == ["one two\nthree"]
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from lessons_lib.data import sft_rows
-from lessons_lib.train import (DataError, ResumeError, SimulatedDisconnect, checkpoint_step, check_lengths,
-                               check_rows, disconnect_after, fit_to_length, has_lora_layers, last_checkpoint,
-                               lora_config, sft_config, train_adapter, train_domain)
+from lessons_lib.train import (DataError, ResumeError, SimulatedDisconnect, checkpoint_problem, checkpoint_step,
+                               check_lengths, check_rows, disconnect_after, fit_to_length, has_lora_layers,
+                               last_checkpoint, lora_config, sft_config, train_adapter, train_domain)
 
 PLANNED, SAVE_EVERY, DISCONNECT_AT = 30, 10, 17
 
@@ -49,6 +49,124 @@ def test_interrupted_training_resumes_from_the_newest_checkpoint_and_learns(tmp_
     model = PeftModel.from_pretrained(load_base(tiny), out).eval()
     report, outputs = evaluate_model(model, tokenizer, "json", 16, max_new_tokens=64)
     assert report.valid_rate >= 0.9 and report.correct_rate >= 0.5, (report, outputs[:3])
+
+
+# ---------------------------------------------------------------- killed while a checkpoint is being written
+SHORT, SHORT_SAVE, SHORT_DISCONNECT = 6, 2, 5  # checkpoints 2 and 4 are written, then the run stops
+KILL_POINTS = ["half-way through the weights", "before optimizer.pt", "before trainer_state.json"]
+
+
+def short_run(tiny, out: Path, **kwargs):
+    """The same short training call each time: 6 steps of the json adapter, a checkpoint every 2."""
+    return train_domain("json", tiny, out, n_rows=SHORT * tiny.batch_size, max_steps=SHORT, save_steps=SHORT_SAVE,
+                        keep_checkpoints=2, adapter_name="json", disable_tqdm=True, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny, tmp_path_factory) -> Path:
+    """The adapter the short run gives when nothing goes wrong."""
+    out = tmp_path_factory.mktemp("uninterrupted") / "json"
+    short_run(tiny, out, log=lambda *_: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def interrupted(tiny, tmp_path_factory) -> Path:
+    """The short run stopped after step 5: complete checkpoint-2 and checkpoint-4."""
+    out = tmp_path_factory.mktemp("interrupted") / "json"
+    with pytest.raises(SimulatedDisconnect):
+        short_run(tiny, out, log=lambda *_: None, callbacks=[disconnect_after(SHORT_DISCONNECT)])
+    return out
+
+
+def cut_save_short(checkpoint: Path, kill_point: str) -> None:
+    """Leave `checkpoint` as a SIGKILL at `kill_point` leaves it.
+
+    The Trainer writes the model files (adapter weights first), then optimizer.pt, scheduler.pt, rng_state.pth
+    and trainer_state.json last.
+    """
+    weights = checkpoint / "json" / "adapter_model.safetensors"
+    written_after = {"half-way through the weights": [p for p in checkpoint.rglob("*") if p.is_file() and p != weights],
+                     "before optimizer.pt": [checkpoint / n for n in ("optimizer.pt", "scheduler.pt", "rng_state.pth",
+                                                                      "trainer_state.json")],
+                     "before trainer_state.json": [checkpoint / "trainer_state.json"]}[kill_point]
+    assert all(p.is_file() for p in written_after) and weights.is_file(), "the Trainer's files changed names"
+    for path in written_after:
+        path.unlink()
+    if kill_point == "half-way through the weights":
+        data = weights.read_bytes()
+        weights.write_bytes(data[:len(data) // 2])
+
+
+@pytest.mark.parametrize("kill_point", KILL_POINTS)
+def test_a_checkpoint_cut_short_is_set_aside_and_training_resumes_from_the_last_complete_one(
+        tmp_path, tiny, interrupted, uninterrupted, kill_point):
+    """Before: every rerun failed with a bare FileNotFoundError, since the newest checkpoint-N was picked as is."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    out, logs = tmp_path / "json", []
+    shutil.copytree(interrupted, out)
+    cut_save_short(out / "checkpoints" / "checkpoint-4", kill_point)
+
+    result = short_run(tiny, out, log=logs.append)
+    assert checkpoint_step(result.resumed_from) == 2, "resumed from the last complete checkpoint"
+    assert result.steps == SHORT and result.steps_run == SHORT - 2
+    assert any("checkpoint-4 is incomplete" in line and ".incomplete-checkpoint-4" in line for line in logs), logs
+    checkpoints = out / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir() if "checkpoint" in p.name) == [
+        ".incomplete-checkpoint-4", "checkpoint-4", "checkpoint-6"], "set aside, rewritten, rotated"
+    assert all(checkpoint_problem(checkpoints / f"checkpoint-{n}") is None for n in (4, 6))
+    got, want = (load_file(str(folder / "adapter_model.safetensors")) for folder in (out, uninterrupted))
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want), \
+        "the resumed run ends with the same adapter as an uninterrupted one"
+
+
+def _fake_checkpoint(folder: Path, step: int) -> Path:
+    """A complete checkpoint-N as the Trainer writes it for a named adapter (tiny tensors)."""
+    import torch
+    from safetensors.torch import save_file
+
+    checkpoint = folder / f"checkpoint-{step}"
+    (checkpoint / "json").mkdir(parents=True)
+    save_file({"w": torch.zeros(4)}, str(checkpoint / "json" / "adapter_model.safetensors"))
+    for name in ("optimizer.pt", "scheduler.pt"):
+        torch.save({"state": step}, checkpoint / name)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    return checkpoint
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda c: (c / "json" / "adapter_model.safetensors").write_bytes(b"\x10\x00"), "adapter_model.safetensors is cut"),
+    (lambda c: (c / "json" / "adapter_model.safetensors").unlink(), "no adapter_model.safetensors"),
+    (lambda c: (c / "optimizer.pt").unlink(), "no optimizer.pt"),
+    (lambda c: (c / "scheduler.pt").write_bytes((c / "scheduler.pt").read_bytes()[:-40]), "scheduler.pt is cut short"),
+    (lambda c: (c / "trainer_state.json").write_text('{"global_st'), "trainer_state.json is missing or cut short"),
+    (lambda c: (c / "trainer_state.json").unlink(), "trainer_state.json is missing"),
+], ids=["weights-cut", "no-weights", "no-optimizer", "scheduler-cut", "state-cut", "no-state"])
+def test_incomplete_checkpoints_are_named_and_set_aside(tmp_path, damage, problem):
+    logs = []
+    for step in (2, 4, 6):
+        _fake_checkpoint(tmp_path, step)
+    assert checkpoint_problem(tmp_path / "checkpoint-6") is None
+    damage(tmp_path / "checkpoint-6")
+    assert problem in checkpoint_problem(tmp_path / "checkpoint-6")
+    (tmp_path / ".incomplete-checkpoint-6").mkdir()  # set aside by an earlier crash at the same step
+
+    assert checkpoint_step(last_checkpoint(tmp_path, log=logs.append)) == 4
+    assert len(logs) == 1 and "checkpoint-6 is incomplete" in logs[0] and problem in logs[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".incomplete-checkpoint-6", "checkpoint-2", "checkpoint-4"]
+    assert (tmp_path / ".incomplete-checkpoint-6" / "json").is_dir(), "the latest crash's folder replaced the older"
+    assert checkpoint_step(last_checkpoint(tmp_path, log=logs.append)) == 4 and len(logs) == 1
+
+
+def test_without_a_complete_checkpoint_training_starts_over(tmp_path):
+    logs = []
+    (_fake_checkpoint(tmp_path, 2) / "trainer_state.json").unlink()
+    assert last_checkpoint(tmp_path, log=logs.append) is None and "checkpoint-2 is incomplete" in logs[0]
+    assert last_checkpoint(tmp_path / "missing") is None
 
 
 def test_rerunning_a_finished_call_trains_nothing_more(tmp_path, tiny, tokenizer):

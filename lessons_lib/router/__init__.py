@@ -19,15 +19,17 @@ def shipped_router_dir() -> Path:
 
 def router_dir(profile, work_dir: Path | None = None) -> Path:
     """The router adapter folder for a profile: shipped for tiny, `<work_dir>/adapters/router` otherwise."""
-    if profile.name == "tiny":
-        return shipped_router_dir()
+    from ..adapters import ROUTER, local_dir, shipped_dir
     from ..paths import BUILD_DIR
 
-    return Path(work_dir or BUILD_DIR / "work" / profile.name) / "adapters" / "router"
+    if profile.name == "tiny":
+        return shipped_dir(ROUTER)
+    return local_dir(ROUTER, work_dir or BUILD_DIR / "work" / profile.name)
 
 
-def load_router(kind: str, profile=None, work_dir: Path | None = None, log=print) -> Router:
-    """A ready router: keyword rules, the learned LoRA classifier (shipped/loaded/trained) or embeddings."""
+def load_router(kind: str, profile=None, work_dir: Path | None = None, hub_namespace: str | None = None,
+                log=print) -> Router:
+    """A ready router: keyword rules, the learned LoRA classifier (found or quick-trained) or embeddings."""
     from ..profiles import choose_profile, get_profile
 
     if kind not in KINDS:
@@ -38,25 +40,19 @@ def load_router(kind: str, profile=None, work_dir: Path | None = None, log=print
         profile = choose_profile(None)[0]
     elif isinstance(profile, str):
         profile = get_profile(profile)
-    from .data import training_rows
-
     if kind == "embedding":
         from ..models import load_base, load_tokenizer
+        from .data import training_rows
         from .embedding import EmbeddingRouter
 
         return EmbeddingRouter(load_base(profile), load_tokenizer(profile), training_rows(EMBEDDING_ROWS_PER_LABEL))
-    from .learned import LearnedRouter, train_learned_router
+    from ..adapters import ROUTER, resolve_artifact
+    from ..paths import BUILD_DIR
+    from .learned import LearnedRouter
 
-    folder = router_dir(profile, work_dir)
-    if (folder / "adapter_config.json").is_file():
-        return LearnedRouter.load(folder, profile)
-    if profile.name == "tiny":
-        raise FileNotFoundError(f"The shipped router adapter is missing at {folder}; rebuild it with "
-                                "`python -m lessons_lib.router train`.")
-    log(f"No router adapter in {folder}: training one for the {profile.name} profile (saved there).")
-    router, _ = train_learned_router(profile, training_rows(), log=log)
-    router.save(folder)
-    return router
+    work_dir = work_dir or BUILD_DIR / "work" / profile.name
+    found = resolve_artifact(ROUTER, profile, work_dir, hub_namespace, train=profile.name != "tiny", log=log)
+    return LearnedRouter.load(found.folder, profile)
 
 
 def __getattr__(name: str):

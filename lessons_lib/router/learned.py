@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import random
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -18,15 +20,44 @@ TRAIN_STEPS = 100
 TRAIN_LR = 5e-3
 
 
+def router_train_steps(profile) -> int:
+    """The full recipe's steps, capped by the profile's step budget (a rehearsal trains only a few)."""
+    return min(TRAIN_STEPS, profile.train_steps)
+
+
+def router_learning_rate(profile) -> float:
+    """TRAIN_LR on the tiny model; on bigger bases scaled down as the profile's SFT learning rate is."""
+    from ..profiles import PROFILES
+
+    return TRAIN_LR * profile.learning_rate / PROFILES["tiny"].learning_rate
+
+
+@contextmanager
+def no_load_report():
+    """Hide transformers' load report while loading a classifier: its fresh `score` head is expected."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
 def load_classifier_base(profile, labels: Sequence[str] = LABELS, tokenizer=None):
     """The profile's base model with a fresh classification head (`score`) over `labels`."""
     from transformers import AutoModelForSequenceClassification
 
+    from ..hub_access import explain_hub_errors
     from ..models import load_kwargs, load_tokenizer, model_source, quantization_config
 
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_source(profile), **load_kwargs(profile, quantization_config(profile, log=lambda *_: None)),
-        num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={lbl: i for i, lbl in enumerate(labels)})
+    source = model_source(profile)
+    with explain_hub_errors(source), no_load_report():
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, **load_kwargs(profile, quantization_config(profile, log=lambda *_: None)),
+            num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={lbl: i for i, lbl in enumerate(labels)})
     if model.config.pad_token_id is None:
         model.config.pad_token_id = (tokenizer or load_tokenizer(profile)).pad_token_id
     return model
@@ -38,6 +69,33 @@ def router_lora_config(profile):
 
     return LoraConfig(task_type="SEQ_CLS", r=profile.lora_r, lora_alpha=profile.lora_alpha, lora_dropout=0.1,
                       target_modules="all-linear")
+
+
+def prepare_for_training(model, profile):
+    """PEFT's QLoRA preparation on a 4-bit base (norms and head in fp32, checkpointing as the profile says)."""
+    from peft import prepare_model_for_kbit_training
+
+    from ..train import is_quantized
+
+    if not is_quantized(model):
+        return model
+    checkpointing = profile.gradient_checkpointing and profile.gpu_path()
+    with warnings.catch_warnings():  # PEFT calls transformers' renamed gradient_checkpointing_enable
+        warnings.filterwarnings("ignore", message=".*checkpointing.*deprecated", category=FutureWarning)
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
+
+
+def half_dtype(model):
+    """torch.float16 or bfloat16 when the frozen base computes in half precision (4-bit layers or fp16 weights)."""
+    import torch
+
+    halves = (torch.float16, torch.bfloat16)
+    for module in model.modules():
+        compute = getattr(module, "compute_dtype", None)  # bitsandbytes 4-bit layers compute in this dtype
+        if compute in halves:
+            return compute
+    dtypes = {p.dtype for p in model.parameters() if not p.requires_grad}
+    return next((d for d in halves if d in dtypes), None)
 
 
 @dataclass(frozen=True)
@@ -64,6 +122,9 @@ def fit(model, tokenizer, rows: Sequence[dict], labels: Sequence[str] = LABELS, 
     rng = random.Random(seed)
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
+    # fp16 bases (T4): trainable weights in fp32, forward under autocast, loss scaled so fp16 grads don't underflow
+    half = half_dtype(model)
+    scaler = torch.amp.GradScaler(device.type, enabled=half == torch.float16)
     optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 10) * max(0.05, 1 - s / steps))
     order: list[int] = []
@@ -77,9 +138,11 @@ def fit(model, tokenizer, rows: Sequence[dict], labels: Sequence[str] = LABELS, 
         batch, order = [rows[i] for i in order[:batch_size]], order[batch_size:]
         enc = encode_batch(tokenizer, [r["text"] for r in batch], device)
         target = torch.tensor([index[r["label"]] for r in batch], device=device)
-        out = model(**enc, labels=target)
-        out.loss.backward()
-        optimizer.step()
+        with torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None):
+            out = model(**enc, labels=target)
+        scaler.scale(out.loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         schedule.step()
         optimizer.zero_grad()
         loss_value = out.loss.item()
@@ -111,7 +174,8 @@ class LearnedRouter(Router):
         device = next(self.model.parameters()).device
         chunks = []
         self.model.eval()
-        with torch.no_grad():
+        half = half_dtype(self.model)  # a just-trained fp32 head on an fp16 base: autocast, as in training
+        with torch.no_grad(), torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None):
             for start in range(0, len(texts), self.batch_size):
                 enc = encode_batch(self.tokenizer, texts[start:start + self.batch_size], device)
                 chunks.append(self.model(**enc).logits.float().softmax(-1).cpu())
@@ -165,9 +229,11 @@ def train_learned_router(profile, rows: Sequence[dict], steps: int = TRAIN_STEPS
     from peft import get_peft_model
 
     from ..models import load_tokenizer
+    from ..train import keep_adapter_fp32
 
     torch.manual_seed(seed)
     tokenizer = load_tokenizer(profile)
     model = get_peft_model(load_classifier_base(profile, tokenizer=tokenizer), router_lora_config(profile))
+    keep_adapter_fp32(model)  # PEFT upcasts LoRA but leaves the `score` head (modules_to_save) in fp16
     result = fit(model, tokenizer, rows, LABELS, steps=steps, seed=seed, log=log, **fit_kwargs)
     return LearnedRouter(model, tokenizer, LABELS, threshold), result

@@ -1,6 +1,7 @@
 """Train, score and ship the tool-use adapter (deterministic: same seed, same data, same steps)."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -25,31 +26,58 @@ LEARNING_RATE = 5e-3
 # Tied embeddings mean PEFT saves an untied copy of lm_head (1.5 MB) in the adapter.
 MODULES_TO_SAVE = ["lm_head"]
 BATCH_SIZE = 8
-MAX_LENGTH = 320  # the longest two-turn exchange is ~300 tokens on the tiny tokenizer
+MAX_LENGTH = 320  # the longest two-turn exchange is ~300 tokens on the tiny tokenizer and its own template
 EVAL_N = 60
 DEV_N = 120  # the recipe was chosen on the dev split (phrasings of its own); held-out was scored once after
+
+
+def tool_recipe(profile) -> dict:
+    """LoRA and SFTConfig settings for the tool adapter: the shipped tiny recipe on `tiny`, else the profile's own.
+
+    The recipe was tuned for the tiny course model (which never saw JSON and needs its lm_head trained);
+    rehearsals use the tiny weights but rehearse a GPU profile, so they take that profile's settings.
+    """
+    from ..train import lora_config
+
+    if profile.name != "tiny":
+        return {"lora": lora_config(profile)}
+    lora = lora_config(profile, r=RANK, alpha=2 * RANK)
+    lora.modules_to_save = list(MODULES_TO_SAVE)
+    return {"lora": lora, "learning_rate": LEARNING_RATE, "per_device_train_batch_size": BATCH_SIZE}
+
+
+def rendered_length(row: dict, tokenizer) -> int:
+    """Tokens of a prompt-completion row as the trainer renders it: the whole chat with the row's tools."""
+    tools = json.loads(row["tools"]) if isinstance(row.get("tools"), str) else row.get("tools")
+    text = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tools=tools, tokenize=False)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def training_length(rows: list[dict], tokenizer, profile) -> int:
+    """A max_length that cuts no row: the longest rendered row, never less than the profile's (or MAX_LENGTH).
+
+    Tool definitions make rows long on some templates (Mistral prints every schema as JSON), and a cut row
+    loses its answer, so the length comes from the rows rather than from a constant.
+    """
+    return max(MAX_LENGTH, profile.max_length, max(rendered_length(row, tokenizer) for row in rows))
 
 
 def train_tool_adapter(profile, output_dir: str | Path, n_requests: int = TRAIN_REQUESTS, max_steps: int = STEPS,
                        seed: int = 0, answer_every: int = ANSWER_EVERY, log=print, **kwargs):
     """Load a fresh base and train the tool-use adapter on synthetic requests (returns TrainResult).
 
-    On the tiny profile the LoRA rank, learning rate and batch size are the shipped recipe's; other
-    profiles use their own (pass `lora=` or SFTConfig overrides to change them).
+    The rows are rendered for the profile's chat template (tools spelled out where it cannot show them) and
+    max_length fits the longest one; `tool_recipe` picks LoRA and optimizer settings (override with kwargs).
     """
     from ..models import load_base, load_tokenizer
-    from ..train import lora_config, train_adapter
+    from ..train import train_adapter
     from .data import tool_sft_rows
 
     base, tok = load_base(profile, log=log), load_tokenizer(profile)
-    rows = tool_sft_rows(n_requests, "train", seed, answer_every=answer_every)
-    kwargs.setdefault("max_length", max(MAX_LENGTH, profile.max_length))
-    if profile.name == "tiny":
-        lora = lora_config(profile, r=RANK, alpha=2 * RANK)
-        lora.modules_to_save = list(MODULES_TO_SAVE)
-        kwargs.setdefault("lora", lora)
-        kwargs.setdefault("learning_rate", LEARNING_RATE)
-        kwargs.setdefault("per_device_train_batch_size", BATCH_SIZE)
+    rows = tool_sft_rows(n_requests, "train", seed, answer_every=answer_every, tokenizer=tok)
+    kwargs.setdefault("max_length", training_length(rows, tok, profile))
+    for key, value in tool_recipe(profile).items():
+        kwargs.setdefault(key, value)
     return train_adapter(base, tok, rows, profile, output_dir, max_steps=max_steps, seed=seed, log=log, **kwargs)
 
 

@@ -1,4 +1,7 @@
-"""Parse a model's tool call (`{"tool": NAME, "arguments": {...}}`) and validate it against the tool's schema."""
+"""Parse a model's tool call (`{"tool": NAME, "arguments": {...}}`) and validate it against the tool's schema.
+
+The parser also reads Mistral's native reply, `[TOOL_CALLS] [{"name": NAME, "arguments": {...}, "id": ID}]`.
+"""
 from __future__ import annotations
 
 import json
@@ -8,6 +11,8 @@ from dataclasses import dataclass, field
 JSON_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list,
               "object": dict, "null": type(None)}
 FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```$")
+TOOL_CALLS = "[TOOL_CALLS]"  # Mistral's marker before its list of calls
+CALL_LIST = re.compile(r"^\[\s*\{")
 
 
 class CallError(ValueError):
@@ -36,15 +41,16 @@ class BadArguments(CallError):
 
 @dataclass(frozen=True)
 class ToolCall:
-    """One parsed call: the tool's name and its arguments."""
+    """One parsed call: the tool's name, its arguments and (if it has one) its call id."""
 
     name: str
     arguments: dict = field(default_factory=dict)
+    id: str | None = field(default=None, compare=False)
 
     def as_message(self) -> dict:
         """The assistant message that carries this call (the chat template renders it as JSON)."""
-        return {"role": "assistant", "content": "",
-                "tool_calls": [{"type": "function", "function": {"name": self.name, "arguments": self.arguments}}]}
+        call = {"type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+        return {"role": "assistant", "content": "", "tool_calls": [{**call, "id": self.id} if self.id else call]}
 
 
 def call_text(name: str, arguments: dict) -> str:
@@ -52,19 +58,35 @@ def call_text(name: str, arguments: dict) -> str:
     return json.dumps({"tool": name, "arguments": arguments}, ensure_ascii=False)
 
 
+def call_body(text: str) -> str:
+    """The reply without code fences and without Mistral's `[TOOL_CALLS]` marker."""
+    return FENCE.sub("", text.strip()).removeprefix(TOOL_CALLS).strip()
+
+
 def looks_like_call(text: str) -> bool:
-    """True when a reply is meant as a tool call (starts with `{`), false for a plain answer."""
-    return FENCE.sub("", text.strip()).startswith("{")
+    """True when a reply is meant as a tool call (`{`, `[{` or `[TOOL_CALLS]`), false for a plain answer."""
+    body = FENCE.sub("", text.strip())
+    return body.startswith(("{", TOOL_CALLS)) or CALL_LIST.match(body) is not None
+
+
+def _single_call(obj):
+    """A one-call list (Mistral's format) unwrapped; several calls in one reply are refused."""
+    if isinstance(obj, list) and obj and all(isinstance(item, dict) for item in obj):
+        if len(obj) > 1:
+            raise MalformedCall(f"The reply holds {len(obj)} calls; call one tool per reply.")
+        return obj[0]
+    return obj
 
 
 def parse_call(text: str) -> ToolCall:
-    """Read `{"tool": NAME, "arguments": {...}}` from a reply; raise MalformedCall saying what is wrong."""
-    body = FENCE.sub("", text.strip())
+    """Read `{"tool": NAME, "arguments": {...}}` (or Mistral's call list) from a reply; else raise MalformedCall."""
+    body = call_body(text)
     try:
         obj, end = json.JSONDecoder().raw_decode(body)
     except json.JSONDecodeError as err:
         raise MalformedCall(f"The tool call is not valid JSON ({err.msg} at character {err.pos}). Reply with one "
                             'JSON object: {"tool": "<name>", "arguments": {...}}.') from None
+    obj = _single_call(obj)
     if not isinstance(obj, dict):
         raise MalformedCall(f"The tool call must be a JSON object, got {type(obj).__name__}. "
                             'Reply with {"tool": "<name>", "arguments": {...}}.')
@@ -81,7 +103,8 @@ def parse_call(text: str) -> ToolCall:
             raise MalformedCall('"arguments" is a string that is not JSON; send an object: "arguments": {...}.') from None
     if not isinstance(arguments, dict):
         raise MalformedCall(f'"arguments" must be an object, got {type(arguments).__name__}.')
-    return ToolCall(name, arguments)
+    call_id = obj.get("id")
+    return ToolCall(name, arguments, call_id if isinstance(call_id, str) else None)
 
 
 def _type_ok(value, expected: str | list) -> bool:

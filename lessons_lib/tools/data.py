@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import data as course_data
+from ..chat_format import prepare
 from ..jsonl import read_objects
 from ..paths import ASSETS_DIR
 from .calls import ToolCall, call_text
@@ -373,11 +374,22 @@ def tool_examples(n: int, split: str = "train", seed: int = 0, langs: tuple[str,
     return [MAKERS[tools[i % 3]](rng, langs[(i // 3) % len(langs)], split) for i in range(n)]
 
 
-def call_row(ex: ToolExample, tools_json: str) -> dict:
+def sft_row(prompt: list[dict], completion: list[dict], tools_json: str, tokenizer=None) -> dict:
+    """A TRL prompt-completion row; with `tokenizer`, the prompt is rewritten so its chat template renders it all.
+
+    TRL renders rows with the tokenizer's template itself, so a template that drops `tools=` or `tool`
+    messages (TinyLlama's) needs them spelled out in the row (see `chat_format.prepare`); `tools` is then "null".
+    """
+    if tokenizer is not None:
+        prompt, tools = prepare(tokenizer, prompt, json.loads(tools_json))
+        tools_json = json.dumps(tools, ensure_ascii=False)
+    return {"prompt": prompt, "completion": completion, "tools": tools_json}
+
+
+def call_row(ex: ToolExample, tools_json: str, tokenizer=None) -> dict:
     """Turn 1 as a TRL prompt-completion row: request -> the call (the JSON the chat template renders)."""
-    return {"prompt": [{"role": "user", "content": ex.request}],
-            "completion": [{"role": "assistant", "content": call_text(ex.tool, ex.arguments)}],
-            "tools": tools_json}
+    return sft_row([{"role": "user", "content": ex.request}],
+                   [{"role": "assistant", "content": call_text(ex.tool, ex.arguments)}], tools_json, tokenizer)
 
 
 def answer_prompt(ex: ToolExample, call: str, result) -> list[dict]:
@@ -386,28 +398,29 @@ def answer_prompt(ex: ToolExample, call: str, result) -> list[dict]:
             {"role": "tool", "content": result_text(result)}]
 
 
-def answer_row(ex: ToolExample, tools_json: str) -> dict:
+def answer_row(ex: ToolExample, tools_json: str, tokenizer=None) -> dict:
     """Turn 2: request, call and tool result -> the final answer."""
-    return {"prompt": answer_prompt(ex, call_text(ex.tool, ex.arguments), ex.result),
-            "completion": [{"role": "assistant", "content": ex.final}], "tools": tools_json}
+    return sft_row(answer_prompt(ex, call_text(ex.tool, ex.arguments), ex.result),
+                   [{"role": "assistant", "content": ex.final}], tools_json, tokenizer)
 
 
 def tool_sft_rows(n: int, split: str = "train", seed: int = 0, schemas: list[dict] | None = None,
-                  answer_every: int = 1) -> list[dict]:
+                  answer_every: int = 1, tokenizer=None) -> list[dict]:
     """Rows for SFTTrainer: each request gives a call row, every `answer_every`-th also a final-answer row.
 
     The call is stored as its rendered JSON text (identical to what the template makes of `tool_calls`),
     and `tools` as a JSON string: Arrow would otherwise merge differently-shaped argument dicts, padding
-    them with nulls. TRL passes the `tools` column to `apply_chat_template`.
+    them with nulls. TRL passes the `tools` column to `apply_chat_template`. Pass the `tokenizer` that will
+    train on the rows when its template may not render tools (see `sft_row`); the tiny model's rows are the same.
     """
     from .schemas import tool_schemas
 
     tools_json = json.dumps(schemas if schemas is not None else tool_schemas(), ensure_ascii=False)
     rows = []
     for i, ex in enumerate(tool_examples(n, split, seed)):
-        rows.append(call_row(ex, tools_json))
+        rows.append(call_row(ex, tools_json, tokenizer))
         if i % answer_every == 0:
-            rows.append(answer_row(ex, tools_json))
+            rows.append(answer_row(ex, tools_json, tokenizer))
     return rows
 
 

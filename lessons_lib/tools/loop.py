@@ -6,9 +6,10 @@ become `tool` messages starting with "error:" (and events the learner sees); `ma
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
+from ..chat_format import call_id, is_call_id
 from ..models import generate_texts
 from .calls import CallError, ToolCall, looks_like_call, parse_and_validate
 from .constrained import check_tool_choice, constrained_generate
@@ -76,11 +77,13 @@ def handle_reply(messages: list[dict], reply: str, step: int, tools: dict[str, C
         result.events.append(Event(step, "error", f"{err.kind}: {err}"))
         return False
     result.events.append(Event(step, "call", f"{call.name}({json.dumps(call.arguments, ensure_ascii=False)})"))
+    if not is_call_id(call.id):  # strict templates (Mistral) render only calls and results with such ids
+        call = replace(call, id=call_id(call.name, call.arguments, step))
     ok, value = execute(call, tools)
     result.calls.append(call)
     result.results.append(value)
     messages.append(call.as_message())
-    messages.append({"role": "tool", "content": result_text(value)})
+    messages.append({"role": "tool", "content": result_text(value), "tool_call_id": call.id})
     result.events.append(Event(step, "result" if ok else "error", result_text(value)))
     return False
 
@@ -110,7 +113,7 @@ def complete(model, tokenizer, texts: Sequence[str], max_new_tokens: int = 112,
 
 
 class ModelChat:
-    """`chat(messages) -> reply` for a local model: renders with the chat template's `tools=` and generates.
+    """`chat(messages) -> reply` for a local model: renders the chat and its tools (see `chat_format`) and generates.
 
     `tool_choice="required"` answers every user message with a schema-constrained call (see `constrained`);
     replies after a tool result stay free, so the model can write its final answer.

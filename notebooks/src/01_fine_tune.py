@@ -22,7 +22,7 @@
 # - Survive a disconnect: checkpoint every N steps, rerun the same cell, resume from the newest checkpoint.
 
 # %% tags=["parameters"]
-PROFILE = None  # "tiny" | "t4" | "7b"; None = automatic
+PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
 
 # %% [markdown]
 # Options for where your work goes. The defaults keep everything in a local folder.
@@ -46,9 +46,21 @@ lesson = setup_lesson("01", profile=PROFILE, use_drive=USE_DRIVE)
 # products still run in 16-bit (`bnb_4bit_compute_dtype`). A T4 (compute capability 7.5) has no native
 # bf16, so we use fp16 there; bf16 only on compute capability ≥ 8 (A100, L4, H100). Do not trust
 # `torch.cuda.is_bf16_supported()`: it says True on a T4 because it *emulates* bf16.
+# `profile.torch_dtype()` makes that choice from `torch.cuda.get_device_capability()`.
 #
-# Without a GPU, or without `bitsandbytes`, the cell says so and falls back to the unquantized model
-# (plain LoRA) instead of failing. The tiny profile always trains in fp32 on the CPU.
+# `profile.gpu_path()` says whether this GPU path runs: on a CUDA GPU with the `t4`/`7b` profiles, and on
+# the CPU **rehearsal** profiles (`t4-rehearsal`, `7b-rehearsal`), which take exactly the same path —
+# 4-bit NF4 through bitsandbytes, fp16, gradient checkpointing — with the tiny weights, decided as on a T4.
+# Without `bitsandbytes` the cell says so and falls back to the unquantized model (plain LoRA) instead
+# of failing. The tiny profile trains in fp32 on the CPU.
+#
+# First, what this lesson keeps on the GPU at its peak (t4/7b profiles; one base at a time — each model is
+# freed before the next one is loaded):
+
+# %%
+from lessons_lib import budget
+
+print(budget.memory_plan(lesson.profile, "01"))
 
 # %%
 import importlib.util
@@ -59,52 +71,62 @@ import datasets
 import torch
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-from lessons_lib.models import load_tokenizer, model_source
+from lessons_lib.models import gpu_like_4bit, load_tokenizer, model_source, quantization_config
 
 datasets.disable_progress_bars()  # keep the output for the trainer's own progress bar
 # transformers 5.23 renamed gradient_checkpointing to activation_checkpointing; Colab's older release only knows
 # the old name, so we keep it and silence the rename notice.
 warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
 profile = lesson.profile
-on_gpu = torch.cuda.is_available()
+gpu_path = profile.gpu_path()  # a CUDA GPU with t4/7b, or a CPU rehearsal of that path
+dtype = profile.torch_dtype()  # fp32 on the CPU path; fp16 on a T4 (7.5); bf16 only on compute capability >= 8
 bnb_config = None
 if not profile.load_in_4bit:
     print(f"Profile {profile.name!r}: no quantization (4-bit pays off from ~1B parameters up).")
-elif not on_gpu:
+elif not gpu_path:
     print("No CUDA GPU: 4-bit QLoRA needs one. Loading the model unquantized and training plain LoRA instead.")
 elif importlib.util.find_spec("bitsandbytes") is None:
     print("bitsandbytes is not installed (`pip install bitsandbytes`): loading the model unquantized instead.")
 else:
-    major, minor = torch.cuda.get_device_capability()
-    compute_dtype = torch.bfloat16 if major >= 8 else torch.float16
     bnb_config = BitsAndBytesConfig(
         load_in_4bit=True,  # store the frozen base weights in 4 bits
         bnb_4bit_quant_type="nf4",  # NormalFloat4: quantization levels fitted to normally distributed weights
         bnb_4bit_use_double_quant=True,  # also quantize the quantization constants (~0.4 bit/param saved)
-        bnb_4bit_compute_dtype=compute_dtype,  # fp16 on a T4 (7.5), bf16 only on compute capability >= 8
+        bnb_4bit_compute_dtype=dtype,  # fp16 on a T4 (7.5), bf16 only on compute capability >= 8
     )
-    print(f"QLoRA: 4-bit NF4 weights, {compute_dtype} compute (compute capability {major}.{minor}).")
+    if torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability()
+        where = f"compute capability {major}.{minor}"
+    else:
+        where = f"a CPU rehearsal of the {profile.rehearsal_of} path, decided as on a T4 (7.5)"
+    print(f"QLoRA: 4-bit NF4 weights, {dtype} compute ({where}).")
+    # lessons_lib.models builds the same config for notebooks 02–06, so they load the base exactly like this.
+    assert quantization_config(profile).to_dict() == bnb_config.to_dict()
 
 
 def fresh_base():
     """A freshly loaded base model (get_peft_model changes a base in place, so each run starts from here)."""
-    kwargs = {"dtype": profile.torch_dtype()}
-    if on_gpu:
+    kwargs = {"dtype": dtype}
+    if torch.cuda.is_available():
         kwargs["device_map"] = "auto"
+    elif bnb_config is not None:
+        kwargs["device_map"] = {"": "cpu"}  # a rehearsal: bitsandbytes' 4-bit layers run on the CPU
     if bnb_config is not None:
         kwargs["quantization_config"] = bnb_config
     try:
-        return AutoModelForCausalLM.from_pretrained(model_source(profile), **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(model_source(profile), **kwargs)
     except ImportError as err:  # a broken bitsandbytes install: fall back rather than fail
         print(f"4-bit loading failed ({err}); loading the model unquantized instead.")
         kwargs.pop("quantization_config", None)
-        return AutoModelForCausalLM.from_pretrained(model_source(profile), **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(model_source(profile), **kwargs)
+    return gpu_like_4bit(model)  # a CPU rehearsal's 4-bit layers compute as on a GPU (no-op on a GPU)
 
 
 tok = load_tokenizer(profile)
 base = fresh_base()
+BASE_BYTES = base.get_memory_footprint()  # weights as loaded: 4-bit layers packed 2 per byte, the rest 16/32-bit
 print(f"{profile.model_id}: {sum(p.numel() for p in base.parameters()):,} parameters, "
-      f"{base.get_memory_footprint() / 2**20:.1f} MiB in memory")
+      f"{BASE_BYTES / 2**20:.1f} MiB in memory")
 
 # %% [markdown]
 # ## 2. Before training: how does the base do on our task?
@@ -118,7 +140,7 @@ print(f"{profile.model_id}: {sum(p.numel() for p in base.parameters()):,} parame
 # %%
 from lessons_lib.evaluate import evaluate_model, format_table, heldout
 
-N_EVAL = 16 if profile.name == "tiny" else profile.eval_examples
+N_EVAL = 16 if profile.name == "tiny" else profile.eval_examples  # tiny: 16 of its 40 keep the CPU demo short
 MAX_NEW = profile.max_new_tokens
 before, before_outputs = evaluate_model(base, tok, "json", N_EVAL, max_new_tokens=MAX_NEW)
 probe = heldout("json", N_EVAL)
@@ -195,7 +217,7 @@ import json
 
 from lessons_lib.data import sft_rows
 
-STEPS = 30 if profile.name == "tiny" else profile.train_steps
+STEPS = 30 if profile.name == "tiny" else profile.train_steps  # tiny: a 30-step demo (120 made its shipped adapters)
 ROWS = STEPS * profile.batch_size * profile.grad_accum  # every row is seen about once
 rows = sft_rows("json", ROWS)
 print(json.dumps(rows[0], ensure_ascii=False, indent=1))
@@ -206,15 +228,16 @@ print(tok.apply_chat_template(rows[0]["prompt"] + rows[0]["completion"], tokeniz
 # On GPU profiles we also mix in general chat from **FineTome-100k** (ShareGPT format:
 # `conversations: [{from: human|gpt, value}]`), so the adapter keeps chatting normally outside its task.
 # `lessons_lib.sharegpt` converts ShareGPT rows to messages and reports malformed rows (count + the first
-# one) instead of silently dropping them. On the tiny profile (offline) we convert a small local file of
-# the same shape, with one broken row on purpose.
+# one) instead of silently dropping them. The rows are *streamed*: only the rows we use are
+# downloaded, not the whole 100k-row split, and a progress bar counts them. On the tiny profile and the
+# CPU rehearsals (offline) we convert a small local file of the same shape, with one broken row on purpose.
 
 # %%
 from lessons_lib.sharegpt import load_finetome
 from lessons_lib.train import fit_to_length
 
 general_rows = []
-if profile.name == "tiny":
+if profile.name == "tiny" or profile.rehearsal:  # the offline profiles (tiny weights): a local sample
     sample = lesson.work_dir / "finetome_sample.jsonl"
     sample.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
         {"conversations": [{"from": "human", "value": "What is a LoRA adapter?"},
@@ -227,7 +250,7 @@ if profile.name == "tiny":
     print(converted[0])
 else:
     try:
-        finetome, report = load_finetome(ROWS // 5)  # ~20% general chat next to the task data
+        finetome, report = load_finetome(ROWS // 5)  # ~20% general chat next to the task data, streamed
         general_rows, dropped = fit_to_length(finetome, tok, profile.max_length)
         print(f"FineTome: {report.summary()}; {dropped} rows dropped as longer than max_length")
     except Exception as err:  # no network or no datasets access: train on the task data alone
@@ -248,8 +271,9 @@ train_rows = rows + general_rows
 # - **max_length**: longer rows are truncated; **packing** (several rows per sequence) is off so each
 #   row keeps its own loss mask.
 # - **completion_only_loss**: the loss covers the answer only, not the prompt (see the next cell).
-# - **precision**: fp32 on a CPU; fp16 mixed precision on a T4; bf16 only on compute capability ≥ 8.
-#   **gradient checkpointing** (GPU profiles) recomputes activations to save memory (~20% slower).
+# - **precision**: fp32 on the tiny profile; fp16 mixed precision on a T4 (and its rehearsals); bf16 only on
+#   compute capability ≥ 8. **gradient checkpointing** (GPU path) recomputes activations to save memory
+#   (~20% slower).
 # - **checkpoints**: every `save_steps` the adapter, optimizer and step counter go to `output_dir` (on
 #   Drive if `USE_DRIVE`); `save_total_limit` keeps only the newest few.
 
@@ -260,7 +284,6 @@ from trl import SFTConfig, SFTTrainer
 from lessons_lib.train import keep_adapter_fp32, sft_config
 
 RUN_DIR = lesson.work_dir / "runs" / RUN_NAME
-dtype = profile.torch_dtype()
 args = SFTConfig(
     output_dir=str(RUN_DIR / "checkpoints"),  # checkpoints (Drive if USE_DRIVE): what a rerun resumes from
     max_steps=STEPS,  # optimizer steps in total
@@ -272,10 +295,11 @@ args = SFTConfig(
     max_length=profile.max_length,  # tokens per row (prompt + answer)
     packing=False,  # one row per sequence, each with its own loss mask
     completion_only_loss=True,  # loss on the assistant's answer only
-    gradient_checkpointing=profile.gradient_checkpointing and on_gpu,
-    fp16=on_gpu and dtype == torch.float16,  # T4
-    bf16=on_gpu and dtype == torch.bfloat16,  # compute capability >= 8 only
-    use_cpu=not on_gpu,
+    gradient_checkpointing=profile.gradient_checkpointing and gpu_path,
+    fp16=gpu_path and dtype == torch.float16,  # T4 (and its CPU rehearsals)
+    bf16=gpu_path and dtype == torch.bfloat16,  # compute capability >= 8 only
+    use_cpu=not torch.cuda.is_available(),
+    dataloader_pin_memory=torch.cuda.is_available(),  # pinned memory only helps copies to a GPU
     logging_steps=max(1, STEPS // 20),  # how often the loss is recorded (and drawn below)
     save_strategy="steps",
     save_steps=max(5, STEPS // 4),  # checkpoint every N steps: the most a disconnect can cost
@@ -284,7 +308,8 @@ args = SFTConfig(
     seed=0,
 )
 library_args = sft_config(profile, RUN_DIR / "checkpoints", STEPS)  # what lessons_lib.train uses below
-for knob in ("max_steps", "learning_rate", "per_device_train_batch_size", "max_length", "fp16", "bf16"):
+for knob in ("max_steps", "learning_rate", "per_device_train_batch_size", "max_length", "fp16", "bf16",
+             "gradient_checkpointing", "use_cpu"):
     assert getattr(args, knob) == getattr(library_args, knob), knob
 # Build the trainer after the last SFTConfig: creating a config resets the accelerator state of earlier trainers.
 trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows), processing_class=tok)
@@ -294,11 +319,13 @@ if args.fp16:
 # %% [markdown]
 # **Which tokens carry the loss?** The trainer has tokenized every row with the chat template and built
 # `labels`: a copy of `input_ids` where the prompt is replaced by -100 (PyTorch's "ignore" index). So the
-# model is graded only on the answer — including the closing `<|end|>`, which teaches it to stop.
+# model is graded only on the answer — including the end-of-turn token that closes it (the tokenizer's eos:
+# `<|end|>` with the tiny weights, `</s>` on TinyLlama and Mistral), which teaches it to stop.
 
 # %%
 example = trainer.train_dataset[0]
-ids, labels = example["input_ids"], example["labels"]
+ids = example["input_ids"]
+labels = trainer.data_collator([example])["labels"][0].tolist()  # the collator sets -100 on the prompt
 prompt_ids = [i for i, label in zip(ids, labels) if label == -100]
 answer_ids = [i for i, label in zip(ids, labels) if label != -100]
 print(f"{len(ids)} tokens: {len(prompt_ids)} masked (label -100), {len(answer_ids)} carry the loss\n")
@@ -352,18 +379,41 @@ for example, old, new in list(zip(probe, before_outputs, after_outputs))[:3]:
 print(format_table([before.row("base"), after.row("base + json adapter")]))
 
 # %% [markdown]
-# Now that B ≠ 0, check the formula on one adapted layer: its output equals W₀·x + (α/r)·B·A·x.
+# Now that B ≠ 0, check the formula on one adapted layer: its output is W₀·x + (α/r)·B·A·x. We check the two
+# parts separately. **The base part** W₀·x: on a 4-bit base W₀ is stored as NF4 codes, so we dequantize it
+# (`bitsandbytes.functional.dequantize_4bit`) and compare within the fp16 tolerance of `lessons_lib.checks`
+# (the layer multiplies in fp16 there; exact to 1e-5 in fp32). **The LoRA part** (layer output minus the
+# base layer's output) runs in fp32 on every profile — the adapter's weights stay fp32 — so it must match
+# (α/r)·B·A·x to a relative error below 1e-3: a wrong scale or a missing B would be off by far more.
 
 # %%
-if bnb_config is None and dtype == torch.float32:  # a 4-bit W₀ would first have to be dequantized
-    x = torch.randn(3, layer.in_features, device=layer.weight.device)
-    A, B = layer.lora_A["default"].weight, layer.lora_B["default"].weight
-    with torch.no_grad():
-        by_formula = x @ layer.weight.T + (lora.lora_alpha / lora.r) * (x @ A.T @ B.T)
-        assert torch.allclose(layer(x), by_formula, atol=1e-5)
-    print(f"{name}: |B| = {B.norm():.3f}, scale α/r = {lora.lora_alpha / lora.r}; output == W0·x + (α/r)·B·A·x ✓")
-else:
-    print("Skipped on a 4-bit or half-precision base: W₀ is stored quantized or rounded there.")
+from lessons_lib.checks import exact_kernels, tolerance
+
+
+def dense_weight(linear) -> torch.Tensor:
+    """W₀ of a base linear layer as an fp32 matrix (dequantized from NF4 on a 4-bit base)."""
+    weight = linear.weight
+    if getattr(weight, "quant_state", None) is not None:  # a bitsandbytes Params4bit
+        import bitsandbytes.functional as bnb_functional
+
+        return bnb_functional.dequantize_4bit(weight.data, weight.quant_state).float()
+    return weight.detach().float()
+
+
+W0 = dense_weight(layer.base_layer)
+A, B = layer.lora_A["default"].weight, layer.lora_B["default"].weight
+x = torch.randn(3, layer.in_features, device=W0.device)
+with torch.no_grad():
+    base_part = layer.base_layer(x).float()
+    lora_part = layer(x).float() - base_part
+    by_formula = (lora.lora_alpha / lora.r) * (x @ A.T @ B.T)
+base_error = (base_part - x @ W0.T).abs().max().item()
+lora_error = ((lora_part - by_formula).norm() / by_formula.norm()).item()
+print(f"{name}: W0 {tuple(W0.shape)}, |B| = {B.norm():.4f}, scale α/r = {lora.lora_alpha / lora.r}")
+print(f"  base part vs W0·x: max difference {base_error:.1e} ({'fp32' if exact_kernels(profile) else dtype} kernels)")
+print(f"  LoRA part vs (α/r)·B·A·x: relative error {lora_error:.1e}")
+assert torch.allclose(base_part, x @ W0.T, **(dict(atol=1e-5) if exact_kernels(profile) else tolerance(profile)))
+assert B.norm() > 0 and lora_error < 1e-3, "the layer adds exactly (α/r)·B·A·x"
 
 # %% [markdown]
 # ## 7. Save the adapter (only), with a manifest
@@ -372,16 +422,19 @@ else:
 # `adapter_model.safetensors`. `lessons_lib.storage` adds `manifest.json` (base model id and shape
 # fingerprint, profile, data, steps, metrics, library versions) and saves to a **local folder**, **Google
 # Drive** (on Colab, with `USE_DRIVE`) or the **Hugging Face Hub**. It never replaces an existing adapter
-# unless you pass `overwrite=True`. On GPU profiles this is the folder notebooks 02–06 load from.
+# unless you pass `overwrite=True`. We save into `<work dir>/adapters/<name>` — the folder notebooks 02–06
+# search on every profile but tiny (`lessons_lib.adapters.local_dir`; with `USE_DRIVE` the work dir is the
+# course folder on Drive, which is `lessons_lib.adapters.drive_dir`).
 
 # %%
 from lessons_lib import storage
+from lessons_lib.adapters import ADAPTERS_FOLDER
 from lessons_lib.manifest import Manifest
 
 if lesson.drive_dir is not None:
-    store = storage.drive_store(lesson.work_dir / "adapters")
+    store = storage.drive_store(lesson.work_dir / ADAPTERS_FOLDER)
 else:
-    store = storage.local_store(lesson.work_dir / "adapters")
+    store = storage.local_store(lesson.work_dir / ADAPTERS_FOLDER)
 manifest = Manifest.for_model("json", model, profile.name, domain="json", steps=trainer.state.global_step,
                               data={"source": "lessons_lib.data", "rows": len(rows), "general_rows": len(general_rows)},
                               metrics={"heldout_valid": after.valid_rate, "heldout_correct": after.correct_rate,
@@ -390,12 +443,11 @@ manifest = Manifest.for_model("json", model, profile.name, domain="json", steps=
 saved_at = storage.save_adapter(model, "json", store, manifest, overwrite=True)
 files = {p.name: p.stat().st_size for p in sorted(Path(saved_at).iterdir())}
 adapter_bytes = files["adapter_model.safetensors"]
-base_bytes = total * torch.finfo(dtype).bits // 8 if bnb_config is None else total // 2  # 4-bit: 0.5 byte/param
 print(f"saved to {saved_at}:")
 for file_name, size in files.items():
     print(f"  {file_name:28s} {size / 1024:8.1f} KiB")
-print(f"adapter {adapter_bytes / 2**20:.2f} MiB vs base weights ≈ {base_bytes / 2**20:.1f} MiB "
-      f"→ the adapter is {100 * adapter_bytes / base_bytes:.1f}% of the base")
+print(f"adapter {adapter_bytes / 2**20:.2f} MiB vs base weights as loaded {BASE_BYTES / 2**20:.1f} MiB "
+      f"→ the adapter is {100 * adapter_bytes / BASE_BYTES:.1f}% of the base")
 
 # %%
 snapshot = {p.name: p.read_bytes() for p in Path(saved_at).iterdir()}
@@ -406,43 +458,167 @@ except FileExistsError as err:
 assert {p.name: p.read_bytes() for p in Path(saved_at).iterdir()} == snapshot, "nothing was overwritten"
 
 # %% [markdown]
-# **Reload and compare.** A fresh base + the saved folder must answer exactly like the model we trained.
+# **Reload and compare.** A fresh base + the saved folder must answer like the model we trained. We record
+# the trained model's logits on 8 held-out prompts (and, with its adapter switched off, the base's), then
+# **free it** before loading the fresh base — on a T4 two 7B bases do not fit side by side. `del` alone is
+# not enough while other names (`base`, `trainer`, `layer`, …) still point into the model: we drop them all,
+# and `free_memory()` collects the garbage and hands the GPU's cached memory back.
+#
+# Compare like with like: for training, `prepare_model_for_kbit_training` upcast the 4-bit base's norms,
+# embeddings and output head to fp32, so we reload the same way. (Notebooks 02–06 load the base for
+# inference without that step: norms stay fp16 there, which moves logits by fp16 rounding, not by the adapter.)
+# The reload must then agree within the profile's tolerance (`lessons_lib.checks`: 1e-4 in fp32; on fp16 /
+# 4-bit kernels rtol 2e-2, atol 5e-2), and — so that the check has teeth — differ from the trained model by
+# less than a tenth of what the adapter itself changes (trained vs adapter off). Greedy answers must be
+# identical in fp32; under fp16 kernels a near-tie may flip a token, so most of them must be identical.
 
 # %%
+import weakref
+
 from peft import PeftModel
 
-from lessons_lib.models import chat_text, generate
+from lessons_lib.checks import agreement, answers_agree, logits_close
+from lessons_lib.models import chat_text, free_memory, generate
 
-reloaded = PeftModel.from_pretrained(fresh_base(), saved_at).eval()
-texts = [chat_text(tok, example.prompt) for example in probe[:8]]
-batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-with torch.no_grad():
-    logit_diff = (model(**batch).logits - reloaded(**batch).logits).abs().max().item()
+
+def probe_logits(peft_model) -> torch.Tensor:
+    """Logits for the first 8 held-out prompts in one batch, moved to the CPU for comparing later."""
+    texts = [chat_text(tok, example.prompt) for example in probe[:8]]
+    batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(peft_model.device)
+    with torch.no_grad():
+        return peft_model(**batch).logits.float().cpu()
+
+
+def reload_as_trained(folder) -> PeftModel:
+    """A fresh base prepared as for training (fp32 norms on a 4-bit base) + the saved adapter, for inference."""
+    fresh = fresh_base()
+    if bnb_config is not None:
+        fresh = prepare_model_for_kbit_training(fresh, use_gradient_checkpointing=profile.gradient_checkpointing)
+    return PeftModel.from_pretrained(fresh, folder).eval()
+
+
+trained_logits = probe_logits(model)
+with model.disable_adapter():
+    adapter_off_logits = probe_logits(model)
 trained_answers = generate(model, tok, [example.prompt for example in probe[:3]], MAX_NEW)
+base_config, main_steps = model.get_base_model().config, trainer.state.global_step  # kept for later cells
+trained_ref = weakref.ref(model)
+del model, base, trainer, layer, lora_layers, A, B, W0  # every name that points into the trained model
+free_memory()
+assert trained_ref() is None, "the trained model is freed before the next base is loaded"
+
+reloaded = reload_as_trained(saved_at)
+reloaded_logits = probe_logits(reloaded)
+reload_diff = (reloaded_logits - trained_logits).abs().max().item()
+adapter_effect = (adapter_off_logits - trained_logits).abs().max().item()
 reloaded_answers = generate(reloaded, tok, [example.prompt for example in probe[:3]], MAX_NEW)
-print(f"largest logit difference over 8 prompts: {logit_diff:.1e}\nreloaded answers: {reloaded_answers}")
-assert logit_diff <= (1e-5 if dtype == torch.float32 else 1e-2), logit_diff
-assert reloaded_answers == trained_answers, "the saved adapter reloads with identical outputs"
+print(f"largest logit difference over {len(trained_logits)} prompts: reloaded vs trained {reload_diff:.1e}; "
+      f"adapter off vs on {adapter_effect:.1e}")
+print(f"greedy answers identical: {agreement(trained_answers, reloaded_answers):.0%}\nreloaded answers: {reloaded_answers}")
+assert logits_close(reloaded_logits, trained_logits, profile), reload_diff
+assert reload_diff < adapter_effect / 10, "the reload reproduces the trained adapter, not just the base"
+assert answers_agree(trained_answers, reloaded_answers, profile), "the saved adapter reloads with the same answers"
+del reloaded
+free_memory()
 
 # %% [markdown]
 # **To the Hub (opt-in).** Set `PUSH_TO_HUB = True` at the top. The token comes from
 # `huggingface_hub.get_token()`, which reads Colab's `HF_TOKEN` secret (key icon in the left bar) or a saved
-# login; without one, `login()` asks for it. Adapters go to a **private** repo `<you>/<name>`.
+# login; without one, `login()` asks for it. Adapters go to **private** repos named
+# `lora-lab-<profile>-<name>` (`lessons_lib.adapters.hub_repo_name`) under your user (or `HUB_NAMESPACE`):
+# set `HUB_NAMESPACE` to the same namespace in notebooks 02–06 and they download them from there.
 
 # %%
+from lessons_lib.adapters import hub_repo_name
+
+hub = None
 if PUSH_TO_HUB:
     from huggingface_hub import get_token, login
 
     if get_token() is None:
         login()  # interactive: paste a token with write access
     hub = storage.hub_store(HUB_NAMESPACE)
-    repo_id = storage.save_adapter(model, f"lora-lab-{profile.name}-json", hub, manifest, overwrite=True)
-    print(f"pushed: https://huggingface.co/{repo_id}")
+    repo_id = storage.save_adapter(saved_at, hub_repo_name("json", profile), hub, manifest, overwrite=True)
+    print(f"pushed: https://huggingface.co/{repo_id} (in 02–06 set HUB_NAMESPACE = {hub.location!r})")
 else:
     print("PUSH_TO_HUB is False: the adapter stays in", store)
 
 # %% [markdown]
-# ## 8. Three adapters in one loop — and a disconnect drill
+# ## 8. Before the long loop: what three adapters cost on real hardware
+#
+# Next we train all three course adapters. On a T4 that takes a while, so first an estimate. One optimizer
+# step processes `batch × accumulation` rows, and each batch is **padded to its longest row**: one long
+# FineTome chat in a batch of 4 pads the other three to its length. So padded tokens per step — not the
+# average row — set the time. `lessons_lib.budget` draws random batches from the rows' token lengths
+# (`tokens_per_step`) and divides by a tokens/s rate (`estimate_seconds`).
+#
+# The rates for t4 and 7b are **assumptions, not measurements** (this course has not been timed on a T4
+# yet); next to each we print the compute it implies (≈ 6 × parameters FLOPs per token for LoRA with
+# gradient checkpointing) so you can judge it. On the `t4`/`7b` profiles the row lengths come from the real
+# tokenizer and this run's FineTome rows, and the json run above gives a *measured* rate too. The tiny profile
+# and the rehearsals can download neither: they count tokens with their own tokenizer (a stand-in: its 2k
+# vocabulary needs more tokens than a 32k one for the same text) and assume each FineTome chat fills
+# `max_length` (long chats are cut there).
+
+# %%
+import random
+
+from lessons_lib.adapters import COURSE_ADAPTERS
+from lessons_lib.data import sft_rows
+from lessons_lib.profiles import PROFILES
+from lessons_lib.train import checkpoint_step
+
+REAL_MODEL = profile.name in budget.MODEL_SIZES  # t4 / 7b: the real tokenizer and FineTome are here
+targets = [profile] if REAL_MODEL else [PROFILES["t4"], PROFILES["7b"]]
+
+
+def loop_lengths(domain: str, target) -> list[int]:
+    """Token lengths of the rows an adapter trains on: 64 task rows plus one FineTome chat per five task rows."""
+    task = budget.row_lengths(sft_rows(domain, 64), tok, target.max_length)
+    if REAL_MODEL:
+        chats = budget.row_lengths(general_rows, tok, target.max_length)  # empty if FineTome could not load
+    else:
+        chats = [target.max_length]  # assumed: a FineTome chat fills max_length
+    return task + (random.Random(0).choices(chats, k=len(task) // 5) if chats else [])
+
+
+def print_estimate(target, rate: float, basis: str) -> None:
+    """Minutes per adapter and for all three at `rate` padded tokens/s on the target profile."""
+    total = 0.0
+    print(f"{target.name} ({target.model_id}), {target.train_steps} steps per adapter at {rate:.0f} padded tokens/s "
+          f"({basis}; ≈ {budget.implied_tflops(target, rate):.0f} TFLOP/s sustained, a T4 peaks at 65 in fp16):")
+    for domain in COURSE_ADAPTERS:
+        lengths = loop_lengths(domain, target)
+        seconds = budget.estimate_seconds(target, target.train_steps, lengths, tokens_per_second=rate)
+        total += seconds
+        print(f"  {domain:8s} {budget.tokens_per_step(target, lengths):6.0f} padded tokens/step → ≈ {seconds / 60:4.0f} min")
+    print(f"  all three ≈ {total / 60:.0f} min ≈ {total / 3600:.1f} h\n")
+
+
+steps_this_call = main_steps - checkpoint_step(resume_from)
+measured_rate = steps_this_call * budget.tokens_per_step(
+    profile, budget.row_lengths(train_rows, tok, profile.max_length)) / train_seconds
+print(f"measured here ({profile.name}): the json run's {steps_this_call} steps in {train_seconds:.0f}s "
+      f"≈ {measured_rate:.0f} padded tokens/s\n")
+if not REAL_MODEL:
+    chars = sum(len(r["prompt"][0]["content"]) + len(r["completion"][0]["content"]) for r in rows[:64])
+    tokens = sum(budget.row_lengths(rows[:64], tok))
+    print(f"stand-in token counts: this tokenizer averages {chars / tokens:.1f} characters per token on the task rows "
+          "(chat markup included)\n")
+for target in targets:
+    print_estimate(target, target.train_tokens_per_second, "ASSUMED, not measured")
+if REAL_MODEL and torch.cuda.is_available():
+    print_estimate(profile, measured_rate, "measured by the json run above")
+
+# %% [markdown]
+# Memory, also estimated: the plan at the top of the notebook (`budget.memory_plan`) counts one 4-bit base
+# at a time plus LoRA weights, optimizer state and activations — a 7B base fits a T4's ~15 GB only with
+# gradient checkpointing and batch ≤ 2 (hence `gradient_accumulation_steps=8` in the `7b` profile), and only
+# because each model is freed before the next is loaded. Free Colab has ~12.7 GB of system RAM: prefer
+# checkpoints stored as safetensors, which load shard by shard.
+
+# %% [markdown]
+# ## 9. Three adapters in one loop — and a disconnect drill
 #
 # The later notebooks need three adapters: `json`, `coding`, `support`. One loop trains them with
 # `lessons_lib.train.train_domain` — the same `LoraConfig`/`SFTConfig`/`SFTTrainer` code as above, packaged
@@ -450,31 +626,45 @@ else:
 # **resume from the newest checkpoint** when the same call runs again — including for *named* adapters,
 # whose checkpoint weights live in `checkpoint-N/<name>/` (transformers #28531: the trainer can silently
 # restart those from scratch; `train_adapter` checks and restores them). The loop skips adapters that are
-# already saved, so after a disconnect you simply rerun it.
+# already saved, so after a disconnect you simply rerun it. `train_domain` loads its own fresh base; the
+# loop frees each model (`del` + `free_memory()`) before the next one is loaded.
 #
-# On GPU profiles the loop trains each adapter fully (`profile.train_steps`) and saves them where
-# notebooks 02–06 look (`lessons_lib.adapters.adapter_dir`). On the tiny profile it is a short demo run
-# (6 steps per adapter, into a scratch folder under `lesson.work_dir`, not evaluated: so few steps teach
-# little). The shipped `assets/adapters`, which notebooks 02–06 use on the tiny profile, were made by the
-# same `train_domain` function with the profile's full 120 steps — their scores are in the table below.
+# On every profile but tiny the loop trains each adapter with `profile.train_steps` and saves it where
+# notebooks 02–06 look: `<work dir>/adapters/<name>` (on Drive with `USE_DRIVE`), and with `PUSH_TO_HUB`
+# also to the Hub as `lora-lab-<profile>-<name>`. `json` is already there from the run above, so the loop
+# skips it. On the tiny profile it is a short demo run (6 steps per adapter, into a scratch folder under
+# `lesson.work_dir`, not evaluated: so few steps teach little). The shipped `assets/adapters`, which notebooks
+# 02–06 use on the tiny profile, were made by the same `train_domain` function with the profile's full 120
+# steps — their scores are in the table below.
 #
 # The drill: a callback raises after step k of the `coding` adapter, as if Colab had dropped the runtime.
 
 # %%
 import shutil
 
-from lessons_lib.adapters import COURSE_ADAPTERS, adapter_dir
-from lessons_lib.train import SimulatedDisconnect, checkpoint_step, disconnect_after, train_domain
+from lessons_lib.adapters import find_artifact, local_dir
+from lessons_lib.train import SimulatedDisconnect, disconnect_after, train_domain
 
-if profile.name == "tiny":
+DEMO_LOOP = profile.name == "tiny"  # only the tiny profile ships trained adapters: its loop is a drill
+if DEMO_LOOP:
     LOOP_STEPS, SAVE_EVERY, N_LOOP_EVAL = 6, 2, 0  # a few steps teach little: we compare the shipped adapters
     demo = lesson.work_dir / "loop-demo"
     shutil.rmtree(demo, ignore_errors=True)  # the drill starts from scratch each time the notebook runs
-    loop_store, loop_dir = storage.local_store(demo / "adapters"), demo / "training"
+    loop_store, loop_dir = storage.local_store(demo / ADAPTERS_FOLDER), demo / "training"
 else:
-    LOOP_STEPS, SAVE_EVERY, N_LOOP_EVAL = profile.train_steps, max(10, profile.train_steps // 8), N_EVAL
+    LOOP_STEPS, SAVE_EVERY, N_LOOP_EVAL = profile.train_steps, max(2, profile.train_steps // 8), N_EVAL
     loop_store, loop_dir = store, lesson.work_dir / "training"
 disconnect = disconnect_after(LOOP_STEPS // 2 + 1)  # fires once, between two checkpoints
+saved_before = set(storage.list_adapters(loop_store))
+
+
+def evaluate_saved(domain: str, folder) -> dict:
+    """Held-out metrics of a saved adapter on a fresh base (loaded as notebooks 02–06 load it), then free it."""
+    adapter = PeftModel.from_pretrained(fresh_base(), folder).eval()
+    report, _ = evaluate_model(adapter, tok, domain, N_LOOP_EVAL, max_new_tokens=MAX_NEW)
+    del adapter
+    free_memory()
+    return {"heldout_valid": report.valid_rate, "heldout_correct": report.correct_rate, "heldout_n": report.n}
 
 
 def train_course_adapters():
@@ -487,15 +677,16 @@ def train_course_adapters():
         result = train_domain(domain, profile, loop_dir / domain, n_rows=LOOP_STEPS * profile.batch_size * profile.grad_accum,
                               max_steps=LOOP_STEPS, save_steps=SAVE_EVERY, keep_checkpoints=2, adapter_name=domain,
                               callbacks=[disconnect] if domain == "coding" else [], extra_rows=general_rows)
-        metrics = {}
-        if N_LOOP_EVAL:
-            adapter = PeftModel.from_pretrained(fresh_base(), result.adapter_dir).eval()
-            report, _ = evaluate_model(adapter, tok, domain, N_LOOP_EVAL, max_new_tokens=MAX_NEW)
-            metrics = {"heldout_valid": report.valid_rate, "heldout_correct": report.correct_rate, "heldout_n": report.n}
-        # `model` (our json PeftModel) sits on the same base, so it describes the base in the manifest.
-        storage.save_adapter(result.adapter_dir, domain, loop_store, Manifest.for_model(
-            domain, model, profile.name, domain=domain, steps=result.steps, metrics=metrics,
-            data={"source": "lessons_lib.data", "general_rows": len(general_rows)}))
+        free_memory()  # the training base is gone once train_domain returns
+        metrics = evaluate_saved(domain, result.adapter_dir) if N_LOOP_EVAL else {}
+        loop_manifest = Manifest.for_model(domain, base_config, profile.name, domain=domain, steps=result.steps,
+                                           metrics=metrics, data={"source": "lessons_lib.data",
+                                                                  "general_rows": len(general_rows)})
+        storage.save_adapter(result.adapter_dir, domain, loop_store, loop_manifest)
+        if hub is not None and not DEMO_LOOP:
+            repo_id = storage.save_adapter(result.adapter_dir, hub_repo_name(domain, profile), hub, loop_manifest,
+                                           overwrite=True)
+            print(f"{domain}: pushed to https://huggingface.co/{repo_id}")
         done[domain] = result
     return done
 
@@ -504,6 +695,7 @@ try:
     train_course_adapters()
 except SimulatedDisconnect as err:  # on Colab the whole runtime would be gone; here only this call is
     print(f"\n*** {err}")
+    free_memory()  # the interrupted run's base is garbage now
 print("checkpoints left behind:", sorted(p.name for p in (loop_dir / "coding" / "checkpoints").glob("checkpoint-*"))
       if (loop_dir / "coding" / "checkpoints").is_dir() else "none")
 
@@ -518,8 +710,13 @@ if disconnect.fired:
     print(f"coding resumed from {resumed.resumed_from} and ran {resumed.steps_run} more steps to {resumed.steps}")
     assert checkpoint_step(resumed.resumed_from) > 0, "resumed from a checkpoint, not from step 0"
     assert resumed.steps == LOOP_STEPS and resumed.steps_run == LOOP_STEPS - checkpoint_step(resumed.resumed_from)
-assert disconnect.fired or profile.name != "tiny"
+assert disconnect.fired or "coding" in saved_before, "the drill interrupted the coding run"
 assert storage.list_adapters(loop_store) == sorted(COURSE_ADAPTERS)
+
+# %% [markdown]
+# What the loop produced. On every profile but tiny, each adapter is now exactly where notebooks 02–06
+# search first (`lessons_lib.adapters.find_artifact`); a rehearsal's 6-step adapters are evaluated to exercise
+# the code, and their scores say nothing about quality.
 
 # %%
 rows_table = []
@@ -529,56 +726,36 @@ for domain in COURSE_ADAPTERS:
                        "valid": round(m.metrics["heldout_valid"], 2) if m.metrics else "-",
                        "correct": round(m.metrics["heldout_correct"], 2) if m.metrics else "-",
                        "n": m.metrics.get("heldout_n", "-")})
-    if profile.name == "tiny":
-        shipped = Manifest.load(adapter_dir(domain, profile))
+    if DEMO_LOOP:
+        shipped = Manifest.load(find_artifact(domain, profile).folder)
         rows_table.append({"adapter": domain, "source": f"shipped ({shipped.steps} steps)",
                            "valid": round(shipped.metrics["heldout_valid"], 2),
                            "correct": round(shipped.metrics["heldout_correct"], 2), "n": shipped.metrics["heldout_n"]})
     else:
-        assert adapter_dir(domain, profile, lesson.work_dir) == loop_store.folder / domain  # where 02–06 look
+        found = find_artifact(domain, profile, lesson.work_dir)
+        assert found.folder.resolve() == (loop_store.folder / domain).resolve() == local_dir(domain, lesson.work_dir).resolve()
 print(format_table(rows_table))
 
 # %% [markdown]
-# ## 9. What the same training costs on real hardware (estimates)
-#
-# The tiny run above is *measured* on this machine. For the GPU profiles we only **estimate**, from the
-# usual rule of thumb: training costs ≈ 6 × parameters × tokens FLOPs (×4/3 with gradient checkpointing,
-# which recomputes the forward pass), divided by an *assumed* sustained throughput. These are not
-# measurements: run the notebook with `PROFILE = "t4"` on Colab to get yours.
-
-# %%
-chars_per_row = sum(len(r["prompt"][0]["content"]) + len(r["completion"][0]["content"]) for r in rows) / len(rows)
-task_tokens = chars_per_row / 3.5 + 12  # assumption: ~3.5 characters per token with a 32k vocabulary, + chat markup
-tokens_per_row = 0.8 * task_tokens + 0.2 * 400  # assumption: 20% FineTome chats of ~400 tokens after truncation
-ESTIMATES = [  # (setup, parameters, steps, rows per step, ASSUMED sustained FLOP/s: 4-bit dequantization and
-    # short sequences keep utilisation far below the chips' peaks of 65 (T4 fp16) and 312 (A100 bf16) TFLOP/s)
-    ("t4: TinyLlama-1.1B QLoRA on a T4", 1.1e9, 200, 16, 5e12),
-    ("7b: Mistral-7B QLoRA on a T4", 7.2e9, 300, 16, 8e12),
-    ("7b: Mistral-7B QLoRA on an A100", 7.2e9, 300, 16, 50e12),
-]
-print(f"assumed {tokens_per_row:.0f} tokens per row")
-print(f"measured here ({profile.name}): {trainer.state.global_step} steps in {train_seconds:.0f}s "
-      f"(this call; a resumed run counts only its own steps)")
-for setup, params, steps, rows_per_step, flops in ESTIMATES:
-    seconds = 6 * params * tokens_per_row * rows_per_step * steps * 4 / 3 / flops
-    print(f"ESTIMATE {setup:34s}: {steps} steps ≈ {seconds / 60:5.1f} min per adapter, "
-          f"×3 adapters ≈ {3 * seconds / 60:5.0f} min")
-
-# %% [markdown]
-# Memory, also estimated: a 4-bit 7B base is ~4 GB, plus LoRA weights, optimizer state (~3 × adapter
-# size) and activations — it fits a T4's ~15 GB only with gradient checkpointing and batch ≤ 2
-# (hence `gradient_accumulation_steps=8` in the `7b` profile). Free Colab has ~12.7 GB of system RAM:
-# prefer checkpoints stored as safetensors, which load shard by shard.
-
-# %% [markdown]
 # ## 10. Self-check
+#
+# Quality claims only where the adapter was trained for real: on tiny (30 steps) and on t4/7b (200/300 steps)
+# the json adapter must be valid JSON on ≥ 80% of held-out prompts and correct on ≥ 50%, and beat the base.
+# These floors are what the 2M-parameter tiny model clears after 30 steps; a 1.1B or 7B chat model trained
+# 200–300 steps on the same kind of rows has no excuse to do worse. A rehearsal (6 steps) checks the code path
+# and prints what it measured without a claim. The other checks hold on every profile.
 
 # %%
+from lessons_lib.checks import expects_quality
+
 print(format_table([before.row("base"), after.row("json adapter")]))
-assert after.correct_rate > before.correct_rate, "the adapter beats the base on its domain metric"
-if profile.name == "tiny":  # the tiny base scores 0.00 here; a short run must get well clear of it
+if expects_quality(profile):
     assert after.valid_rate >= 0.8 and after.correct_rate >= 0.5, (before, after)
-assert trainer.state.global_step == STEPS, "the main run finished its planned steps"
+    assert after.correct_rate > before.correct_rate or after.correct_rate == 1.0, "the adapter beats the base"
+else:
+    print(f"{profile.name}: {STEPS} training steps rehearse the code path; no quality claim. Measured on "
+          f"{after.n} held-out prompts: correct {before.correct_rate:.2f} (base) → {after.correct_rate:.2f} (adapter).")
+assert main_steps == STEPS, "the main run finished its planned steps"
 assert len(list(Path(args.output_dir).glob("checkpoint-*"))) <= args.save_total_limit, "only the newest checkpoints kept"
 assert Manifest.load(saved_at).metrics["heldout_correct"] == after.correct_rate
 
@@ -591,7 +768,8 @@ assert Manifest.load(saved_at).metrics["heldout_correct"] == after.correct_rate
 # - `LoraConfig` + `SFTConfig` + `SFTTrainer`; on a GPU, QLoRA = 4-bit NF4 base (`BitsAndBytesConfig`,
 #   fp16 compute on a T4) + `prepare_model_for_kbit_training` + gradient checkpointing.
 # - Measure on held-out prompts: the adapter went from the base's score to a clearly better one.
-# - Save the adapter only, with a manifest; refuse to overwrite unless asked; reload gives identical outputs.
+# - Save the adapter only, with a manifest; refuse to overwrite unless asked; a reload gives the same logits
+#   (identical in fp32, within a stated tolerance on fp16/4-bit kernels) — free each model before the next.
 # - Checkpoint every N steps, keep the last K, and rerun the same call to resume after a disconnect.
 
 # %% [markdown]
@@ -606,7 +784,7 @@ assert Manifest.load(saved_at).metrics["heldout_correct"] == after.correct_rate
 #    (values copied from the prompt)?
 # 5. On Colab with a T4: run with `PROFILE = "t4"` and `USE_DRIVE = True`, disconnect the runtime in the
 #    middle of training (Runtime → Disconnect), reconnect and run all cells. Compare the measured time with
-#    the estimate in section 9.
+#    the estimate in section 8.
 
 # %% [markdown]
 # ## Quiz

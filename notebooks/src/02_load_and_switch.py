@@ -18,18 +18,31 @@
 # - Check an adapter's compatibility with the loaded base *before* loading it, and recognise the pitfalls.
 
 # %% tags=["parameters"]
-PROFILE = None  # "tiny" | "t4" | "7b"; None = automatic
+PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
+USE_DRIVE = False  # Colab: look for (and keep) your adapters on Google Drive, where notebook 01 saves them
+HUB_NAMESPACE = None  # your Hub user/org if notebook 01 pushed adapters there (lora-lab-<profile>-<name>)
 
 # %%
 from lessons_lib.lesson import setup_lesson
 
-lesson = setup_lesson("02", profile=PROFILE)
+lesson = setup_lesson("02", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=HUB_NAMESPACE)
+
+# %% [markdown]
+# On a GPU profile, this is what the lesson keeps in GPU memory at its peak (the real model's sizes): one
+# 4-bit base with three adapters, plus a second base that section 4 loads for a moment to time a reload.
+
+# %%
+from lessons_lib.budget import memory_plan
+
+print(memory_plan(lesson.profile, "02"))
 
 # %% [markdown]
 # ## 1. Load the base once, then the adapters
 #
-# We load the base model and the tokenizer of the chosen profile, and — before any adapter touches it —
-# record how the base answers three prompts (one per domain). We will need these answers at the end.
+# We find the three course adapters (in this runtime, on Drive, on the Hub, or — if none is found — a quick
+# training run right here), load the base model and the tokenizer of the chosen profile, and — before any
+# adapter touches it — record how the base answers three prompts (one per domain) and its logits on the
+# first one. We will need both at the end.
 
 # %%
 import time
@@ -37,19 +50,45 @@ import time
 import torch
 from peft import PeftModel
 
-from lessons_lib.adapters import COURSE_ADAPTERS, adapter_dir
+from lessons_lib import checks
+from lessons_lib.adapters import course_artifacts
 from lessons_lib.data import DOMAINS, examples
-from lessons_lib.models import generate, load_base, load_tokenizer
+from lessons_lib.models import free_memory, generate, load_base, load_tokenizer
 
 profile = lesson.profile
 MAX_NEW = profile.max_new_tokens
+folders = course_artifacts(lesson)  # shipped / work dir / Drive / Hub, or a quick training run right here
 tok = load_tokenizer(profile)
 base = load_base(profile)
-folders = {name: adapter_dir(name, profile, lesson.work_dir) for name in COURSE_ADAPTERS}
 probe = [examples(domain, 1, "heldout")[0].prompt for domain in DOMAINS]
 base_before = generate(base, tok, probe, MAX_NEW)
+
+
+def logits_on_probe(m, **kwargs) -> torch.Tensor:
+    """Logits on the first probe prompt: an exact fingerprint of whatever weights answer it."""
+    with torch.no_grad():
+        return m(**tok(probe[:1], return_tensors="pt").to(m.device), **kwargs).logits
+
+
+base_logits_before = logits_on_probe(base)
 for name, folder in folders.items():
     print(f"{name:8s} {folder}")
+
+# %% [markdown]
+# Several self-checks below ask "does this model still compute what it computed before?". With fp32 kernels
+# (the tiny profile) the answer is bitwise. With 4-bit weights it is not always: bitsandbytes' CPU kernels
+# re-pack the 4-bit weights (re-rounding their scales) whenever the model's `state_dict()` is read — PEFT's
+# `hotswap_adapter` reads it — and fp16 kernels round differently across batch shapes. There, `matches`
+# accepts the stated fp16 tolerance, but only if the difference is also well below what a *wrong* adapter
+# changes: a tolerance alone would let a wrong adapter through.
+
+# %%
+def matches(got: torch.Tensor, want: torch.Tensor, wrong: torch.Tensor) -> bool:
+    """`got` equals `want`: bitwise on exact kernels; else within tolerance and nearer `want` than `wrong` is."""
+    if checks.exact_kernels(profile):
+        return torch.equal(got, want)
+    gap = (wrong - want).abs().max().item()
+    return checks.logits_close(got, want, profile) and (got - want).abs().max().item() < gap / 2
 
 # %% [markdown]
 # `PeftModel.from_pretrained` wraps the base and loads the first adapter under the name we give it.
@@ -103,17 +142,19 @@ print("json:", json_answer[:120])
 # The same held-out prompts go through base, json, coding and support. We let PEFT pick the adapter per
 # row (`adapter_names=[...]`, `"__base__"` = no adapter; section 5 explains this) and score every answer
 # with its domain's metric from `lessons_lib.evaluate`: *valid* = well-formed (parses as JSON, defines a
-# Python function, has the support-letter parts), *correct* = the right content.
+# Python function, has the support-letter parts), *correct* = the right content. A few prompts per domain on
+# a CPU, 20 on a GPU (never more than the profile's `eval_examples`).
 
 # %%
 from lessons_lib.evaluate import format_table, heldout, report, score_all
 
-N_EVAL = 3 if profile.name == "tiny" else 20
+ON_GPU = lesson.device == "cuda"
+N_EVAL = min(profile.eval_examples, 20 if ON_GPU else 3)
 CHOICES = ["__base__", "json", "coding", "support"]
 items = {domain: heldout(domain, N_EVAL) for domain in DOMAINS}
 grid = [(name, domain, ex) for domain in DOMAINS for name in CHOICES for ex in items[domain]]
 outputs = generate(model, tok, [ex.prompt for _, _, ex in grid], MAX_NEW,
-                   adapter_names=[name for name, _, _ in grid], batch_size=len(grid) if profile.name == "tiny" else 16)
+                   adapter_names=[name for name, _, _ in grid], batch_size=16 if ON_GPU else len(grid))
 answers, rows = {}, []
 for domain in DOMAINS:
     for name in CHOICES:
@@ -133,17 +174,31 @@ side_by_side = [{"prompt of": domain, **{name.strip("_"): short(answers[(name, d
                 for domain in DOMAINS]
 print(format_table(side_by_side))
 
+# %% [markdown]
+# Does each adapter win its own domain? "Win" means a higher valid rate than the base and the two other
+# adapters — or a perfect 1.0 (a strong base such as Mistral-7B-Instruct can already write some formats
+# perfectly, and a tie at 100% is no failure of the adapter).
+
 # %%
 score = {(r["model"], r["domain"]): r for r in rows}
+wins = {}
 for domain in DOMAINS:
     own = score[(domain, domain)]["valid"]
-    others = [score[(name.strip("_"), domain)]["valid"] for name in CHOICES if name != domain]
-    assert own > max(others), f"the {domain} adapter should win its own domain: {own} vs {others}"
+    best_other = max(score[(name.strip("_"), domain)]["valid"] for name in CHOICES if name != domain)
+    wins[domain] = own > best_other or own == 1.0
+    print(f"{domain:8s} valid with its own adapter {own:.2f} · best of base/other adapters {best_other:.2f} "
+          f"-> {'wins' if wins[domain] else 'does not win'}")
+if checks.expects_quality(profile):
+    assert all(wins.values()), f"every adapter should win its own domain: {wins}"
+else:
+    print(f"{profile.name}: the adapters were quick-trained for a few steps, so no quality claim is checked here; "
+          "the rates above are what they reach.")
 
 # %% [markdown]
-# Each adapter wins its own domain and the others (and the base) do not: the same 2-million-parameter
-# base becomes a JSON extractor, a coder or a support agent depending on a few hundred kilobytes of LoRA
-# weights.
+# With trained adapters each one wins its own domain and the others (and the base) do not: the same base
+# becomes a JSON extractor, a coder or a support agent depending on a few hundred kilobytes of LoRA weights.
+# (A rehearsal profile's adapters had a few training steps only: there the table shows the plumbing works,
+# not the skills.)
 #
 # ## 3. Switch live: the AdapterSwitcher widget
 #
@@ -165,12 +220,18 @@ seen = {}
 for choice in ["coding", "support", "base"]:
     switcher.dropdown.value = choice
     switcher.button.click()
-    seen[choice] = switcher.last.answer
+    seen[choice] = switcher.last
     print(f"{switcher.status.value:50s} {short(switcher.last.answer, 50)}")
 
 assert model.active_adapter == "support"  # "base" disables adapters for one call, it does not switch
-assert switcher.last.active_adapter is None and seen["base"] != seen["coding"]
-assert len(set(seen.values())) == 3
+assert [seen[c].active_adapter for c in seen] == ["coding", "support", None]
+model.set_adapter("coding", inference_mode=True)
+assert seen["coding"].answer == generate(model, tok, probe[1], MAX_NEW)  # the widget ran the adapter it names
+with model.disable_adapter():
+    assert seen["base"].answer == generate(model, tok, probe[1], MAX_NEW)
+model.set_adapter("support", inference_mode=True)
+if checks.expects_quality(profile):  # trained adapters answer a coding prompt in three different ways
+    assert len({r.answer for r in seen.values()}) == 3
 
 # %% [markdown]
 # ## 4. What does a switch cost?
@@ -189,14 +250,13 @@ assert len(set(seen.values())) == 3
 # tensors would trigger a recompile); here it overwrites the `json` slot with coding's weights and back.
 
 # %%
-import gc
 import statistics
 
 from peft.utils.hotswap import hotswap_adapter
 
 VARIANTS = ["set_adapter", "hotswap_adapter", "load_adapter from disk", "reload base + adapter"]
-REPEATS = 7 if profile.name == "tiny" else 3
-RELOADS = REPEATS if profile.name == "tiny" else 1  # reloading a 7B base takes minutes
+REPEATS = 3 if profile.gpu_path() else 7
+RELOADS = 1 if profile.gpu_path() else REPEATS  # reloading a real base (7B: minutes) once is enough
 PAIR = ["coding", "json"]
 
 
@@ -223,10 +283,10 @@ def switch(variant: str, i: int):
 
 def json_logits() -> torch.Tensor:
     """The json adapter's logits on one prompt: an exact fingerprint of its weights."""
-    with torch.no_grad():
-        return model(**tok(probe[:1], return_tensors="pt").to(model.device), adapter_names=["json"]).logits
+    return logits_on_probe(model, adapter_names=["json"])
 
 json_logits_before = json_logits()
+coding_logits_before = logits_on_probe(model, adapter_names=["coding"])  # what a wrong adapter would give
 times = {v: [] for v in VARIANTS}
 for i in range(REPEATS):
     for variant in VARIANTS[i % 4:] + VARIANTS[:i % 4]:
@@ -240,7 +300,7 @@ for i in range(REPEATS):
             model.set_adapter(PAIR[i % 2], inference_mode=True)  # don't delete the active adapter
             model.delete_adapter("scratch")
         del leftover
-        gc.collect()
+        free_memory()  # a reloaded base goes before the next one is loaded
 
 hotswap_adapter(model, str(folders["json"]), adapter_name="json", torch_device=lesson.device)
 model.set_adapter("json", inference_mode=True)
@@ -268,7 +328,7 @@ plt.tight_layout()
 plt.show()
 
 # %%
-assert torch.equal(json_logits_before, json_logits()), "hotswapping back must restore json exactly"
+assert matches(json_logits(), json_logits_before, coding_logits_before), "hotswapping back must restore json"
 assert list(model.peft_config) == ["json", "coding", "support"]  # the scratch adapter is gone
 assert all(m > 0 for m in median.values())
 
@@ -303,9 +363,13 @@ for name, prompt, answer in zip(mix_names, mix_prompts, mixed):
 
 # %% [markdown]
 # Self-check: run the whole prompt list through each adapter alone (`set_adapter`, or `disable_adapter()`
-# for the base) and compare row by row. Same padding, same greedy decoding — in float32 the rows must be
-# identical. (In fp16/bf16 on a GPU the per-adapter sub-batches may be rounded by other kernels, and a late
-# greedy token can flip; there we compare the next-token logits within half-precision tolerance instead.)
+# for the base) and compare row by row. Same padding, same greedy decoding — with fp32 kernels on a CPU the
+# rows must be identical. With fp16 compute and 4-bit weights on a GPU, the mixed batch runs other kernels
+# than the one-adapter batches (PEFT splits each LoRA layer's rows per adapter), so logits differ by rounding
+# (~1e-2) and a near-tie can flip a late greedy token: there we ask for the next-token logits to agree within
+# the stated fp16 tolerance (`lessons_lib.checks`) and for most answers to be identical. Tolerances alone
+# cannot tell rounding from a wrong adapter, so every row must also be *closest* to its own adapter's run —
+# another adapter moves the logits far more than rounding does.
 
 # %%
 from lessons_lib.models import chat_text
@@ -334,18 +398,28 @@ def next_token_logits(name: str | None) -> torch.Tensor:
         return model(**enc).logits[:, -1].float()
 
 
+def nearest_adapter(row: int) -> str:
+    """The adapter (or base) whose one-adapter run is closest to mixed-batch row `row`."""
+    return min(per_adapter, key=lambda name: (mixed_logits[row] - per_adapter[name][row]).abs().max().item())
+
+
 single = {name: one_adapter(name, mix_prompts, MIX_NEW) for name in dict.fromkeys(mix_names)}
-same = [mixed[i] == single[name][i] for i, name in enumerate(mix_names)]
+expected = [single[name][i] for i, name in enumerate(mix_names)]
+same = [a == b for a, b in zip(mixed, expected)]
 print(f"{sum(same)} of {len(same)} mixed-batch rows are identical to their single-adapter run")
 mixed_logits = next_token_logits(None)
 per_adapter = {name: next_token_logits(name) for name in dict.fromkeys(mix_names)}
 single_logits = torch.stack([per_adapter[name][i] for i, name in enumerate(mix_names)])
-print(f"largest logit difference: {(mixed_logits - single_logits).abs().max().item():.2e}")
-if next(model.parameters()).dtype == torch.float32:
+wrong_gap = min((mixed_logits[i] - per_adapter[other][i]).abs().max().item()
+                for i, name in enumerate(mix_names) for other in per_adapter if other != name)
+print(f"largest logit difference to the row's own adapter: {(mixed_logits - single_logits).abs().max().item():.2e}"
+      f" · smallest difference to another adapter: {wrong_gap:.2e} · tolerance {checks.tolerance(profile)}")
+if checks.exact_kernels(profile):
     assert all(same), f"rows {[i for i, ok in enumerate(same) if not ok]} differ from the single-adapter runs"
-    assert torch.allclose(mixed_logits, single_logits, atol=1e-5)
 else:
-    assert torch.allclose(mixed_logits, single_logits, atol=5e-2, rtol=1e-2)
+    assert checks.answers_agree(mixed, expected, profile), f"only {sum(same)} of {len(same)} answers agree"
+assert checks.logits_close(mixed_logits, single_logits, profile)
+assert [nearest_adapter(i) for i in range(len(mix_names))] == mix_names  # no row ran another adapter
 model.set_adapter("json", inference_mode=True)
 
 # %% [markdown]
@@ -451,7 +525,9 @@ print("loaded adapters:", list(model.peft_config))
 left = param_bytes(p for n, p in model.named_parameters() if "lora_" in n)
 assert "support" not in model.peft_config and left == adapter_bytes["json"] + adapter_bytes["coding"]
 model.set_adapter("json", inference_mode=True)
-assert generate(model, tok, probe[0], MAX_NEW) == json_answer  # json answers exactly as before
+assert matches(json_logits(), json_logits_before, coding_logits_before)  # json computes what it did before
+if checks.exact_kernels(profile):
+    assert generate(model, tok, probe[0], MAX_NEW) == json_answer  # and answers exactly as before
 
 # %% [markdown]
 # ## 7. Loading from storage — with a compatibility check first
@@ -534,22 +610,31 @@ except BaseMismatchError as err:
     print("BaseMismatchError:", err)
     mismatch = err
 assert "someone/another-tiny-llama" in str(mismatch) and isinstance(mismatch, AdapterCompatError)
-assert "other" not in model.peft_config and torch.equal(json_before, json_logits())  # nothing was touched
+assert "other" not in model.peft_config and matches(json_logits(), json_before, coding_logits_before)
 
 # %% [markdown]
 # ### Pitfall 2 — "the base output changed after loading adapters"
 #
 # `PeftModel.from_pretrained(base, ...)` does not copy the base: it **injects** LoRA layers into it, in
-# place. The variable `base` now runs the active adapter. Compare with the answers we recorded at the start:
+# place. The variable `base` now runs the active adapter. Compare with the answers and logits we recorded
+# at the start:
 
 # %%
 base_now = generate(base, tok, probe, MAX_NEW)
 with model.disable_adapter():
     base_disabled = generate(model, tok, probe, MAX_NEW)
+    base_logits_disabled = logits_on_probe(model)
 for before, now in zip(base_before, base_now):
     print(f"before: {short(before, 40):40s} now: {short(now, 40)}")
-assert base_now != base_before          # `base` changed: it is the same object as model.base_model.model
-assert base_disabled == base_before     # disable_adapter() gives the original base back
+json_now, base_logits_now = logits_on_probe(model, adapter_names=["json"]), logits_on_probe(base)
+print(f"`base`'s logits now: {(base_logits_now - base_logits_before).abs().max().item():.3f} from the original "
+      f"base's, {(base_logits_now - json_now).abs().max().item():.3f} from the json adapter's")
+assert matches(base_logits_now, json_now, base_logits_before)  # `base` is model.base_model.model: it runs json
+if checks.expects_quality(profile):  # a trained json adapter changes the answers too
+    assert base_now != base_before
+assert matches(base_logits_disabled, base_logits_before, json_now)  # disable_adapter() gives the base back
+if checks.exact_kernels(profile):
+    assert base_disabled == base_before
 
 # %% [markdown]
 # To keep a pristine base, use `with model.disable_adapter():` (as above), or load a second copy with
@@ -562,8 +647,9 @@ assert base_disabled == base_before     # disable_adapter() gives the original b
 # - `set_adapter(name, inference_mode=True)` switches in milliseconds without making weights trainable;
 #   `disable_adapter()` runs the bare base; `delete_adapter` frees one adapter.
 # - Switching is far cheaper than reading files, and reloading the base is the most expensive of all.
-# - A mixed batch (`adapter_names=[...]`, `"__base__"` for the base) gives exactly the single-adapter
-#   outputs, and at the same number of generated tokens it beats switching per sub-batch.
+# - A mixed batch (`adapter_names=[...]`, `"__base__"` for the base) gives the single-adapter outputs
+#   (exactly in fp32; within fp16 rounding on a GPU), and at the same number of generated tokens it beats
+#   switching per sub-batch.
 # - Check an adapter before loading it: base, target modules, shapes, rank. An added (untrained) adapter,
 #   a wrong name or an adapter for another base explain most "set_adapter changes nothing" reports.
 # - Injection is in place: the `base` variable changes; use `disable_adapter()` for the base.

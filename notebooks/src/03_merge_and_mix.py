@@ -20,12 +20,14 @@
 # - Choose between switching, mixing and merging from measured quality and latency.
 
 # %% tags=["parameters"]
-PROFILE = None  # "tiny" | "t4" | "7b"; None = automatic
+PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
+USE_DRIVE = False  # Colab: look for (and keep) your adapters on Google Drive, where notebook 01 saves them
+HUB_NAMESPACE = None  # your Hub user/org if notebook 01 pushed adapters there (lora-lab-<profile>-<name>)
 
 # %%
 from lessons_lib.lesson import setup_lesson
 
-lesson = setup_lesson("03", profile=PROFILE)
+lesson = setup_lesson("03", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=HUB_NAMESPACE)
 
 # %% [markdown]
 # ## 1. Merge one adapter into the base
@@ -43,7 +45,7 @@ import time
 import torch
 from peft import PeftModel
 
-from lessons_lib.adapters import COURSE_ADAPTERS, adapter_dir, load_with_adapters
+from lessons_lib.adapters import COURSE_ADAPTERS, course_artifacts, load_with_adapters
 from lessons_lib.data import DOMAINS, examples
 from lessons_lib.evaluate import format_table
 from lessons_lib.models import chat_text, generate, load_base, load_tokenizer
@@ -52,10 +54,10 @@ profile = lesson.profile
 MAX_NEW = profile.max_new_tokens
 CHECK_NEW = min(MAX_NEW, 48)  # enough tokens to compare answers exactly
 tok = load_tokenizer(profile)
-folders = {name: adapter_dir(name, profile, lesson.work_dir) for name in COURSE_ADAPTERS}
+folders = course_artifacts(lesson)  # shipped / work dir / Drive / Hub, or a quick training run right here
 probe = [examples(domain, 1, "heldout")[0].prompt for domain in DOMAINS]
 
-peft_model = load_with_adapters(load_base(profile, quantize=False), profile, work_dir=lesson.work_dir)
+peft_model = load_with_adapters(load_base(profile, quantize=False), profile, folders=folders)
 peft_model.set_adapter("json", inference_mode=True)
 print("loaded:", list(peft_model.peft_config), "· active:", peft_model.active_adapter, "· dtype:", peft_model.dtype)
 
@@ -149,7 +151,7 @@ def fake_4bit(w: torch.Tensor, block: int = 64) -> torch.Tensor:
     return (torch.round(flat / scale).clamp(-8, 7) * scale).reshape(w.shape)
 
 
-demo = load_with_adapters(load_base(profile, quantize=False), profile, ["json"], work_dir=lesson.work_dir)
+demo = load_with_adapters(load_base(profile, quantize=False), profile, ["json"], folders=folders)
 layer = demo.base_model.model.model.layers[0].self_attn.q_proj
 w, delta = layer.base_layer.weight.detach().float(), layer.get_delta_weight("json").float()
 error = (fake_4bit(w + delta) - (w + delta)).norm() / delta.norm()
@@ -200,7 +202,7 @@ del deployed
 # First the raw PEFT call, and three traps.
 
 # %%
-model = load_with_adapters(load_base(profile, quantize=False), profile, work_dir=lesson.work_dir)
+model = load_with_adapters(load_base(profile, quantize=False), profile, folders=folders)
 model.add_weighted_adapter(["json", "support"], [1.0, 1.0], "js", combination_type="cat")
 lora = model.base_model.model.model.layers[0].self_attn.q_proj
 print("new adapter 'js' rank:", model.peft_config["js"].r, "· its dropout in training mode:",

@@ -18,12 +18,14 @@
 # - Route and generate a batch in one call with PEFT mixed adapters (`adapter_names=[...]`).
 
 # %% tags=["parameters"]
-PROFILE = None  # "tiny" | "t4" | "7b"; None = automatic
+PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
+USE_DRIVE = False  # Colab: look for (and keep) your adapters on Google Drive, where notebook 01 saves them
+HUB_NAMESPACE = None  # your Hub user/org if notebook 01 pushed adapters there (lora-lab-<profile>-<name>)
 
 # %%
 from lessons_lib.lesson import setup_lesson
 
-lesson = setup_lesson("04", profile=PROFILE)
+lesson = setup_lesson("04", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=HUB_NAMESPACE)
 
 # %% [markdown]
 # ## 1. Labels and the held-out set
@@ -149,7 +151,7 @@ print(sorted(p.name for p in (lesson.work_dir / "router-demo").iterdir()))
 # %%
 from lessons_lib.router import load_router
 
-learned = load_router("learned", profile, work_dir=lesson.work_dir)
+learned = load_router("learned", profile, work_dir=lesson.work_dir, hub_namespace=lesson.hub_namespace)
 print(learned.model.peft_config["default"].task_type, "threshold", learned.threshold)
 for prompt in failures:
     d = learned.route(prompt)
@@ -239,10 +241,10 @@ assert len(heldout) >= 60 and set(Counter(r["label"] for r in heldout)) == set(L
 # the chosen adapter. We load the course adapters into one `PeftModel` for generation.
 
 # %%
-from lessons_lib.adapters import load_with_adapters
+from lessons_lib.adapters import course_artifacts, load_with_adapters
 from lessons_lib.widgets.router_playground import RouterPlayground
 
-model = load_with_adapters(load_base(profile), profile, work_dir=lesson.work_dir)
+model = load_with_adapters(load_base(profile), profile, folders=course_artifacts(lesson))
 playground = RouterPlayground(learned, model, tok, prompt="Сделай из этого JSON: Олег, 40 лет, Пермь",
                               max_new_tokens=profile.max_new_tokens)
 playground

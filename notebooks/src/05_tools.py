@@ -25,12 +25,14 @@
 # - Tell *style by prompt* from *skill by adapter*.
 
 # %% tags=["parameters"]
-PROFILE = None  # "tiny" | "t4" | "7b"; None = automatic
+PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
+USE_DRIVE = False  # Colab: look for (and keep) your adapters on Google Drive, where notebook 01 saves them
+HUB_NAMESPACE = None  # your Hub user/org if notebook 01 pushed adapters there (lora-lab-<profile>-<name>)
 
 # %%
 from lessons_lib.lesson import setup_lesson
 
-lesson = setup_lesson("05", profile=PROFILE)
+lesson = setup_lesson("05", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=HUB_NAMESPACE)
 
 # %% [markdown]
 # ## 1. Three tools, and errors that say what to do

@@ -20,12 +20,14 @@
 # - Hand the same adapters to vLLM (`--enable-lora --lora-modules name=path`) or LoRAX, unchanged.
 
 # %% tags=["parameters"]
-PROFILE = None  # "tiny" | "t4" | "7b"; None = automatic
+PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
+USE_DRIVE = False  # Colab: look for (and keep) your adapters on Google Drive, where notebook 01 saves them
+HUB_NAMESPACE = None  # your Hub user/org if notebook 01 pushed adapters there (lora-lab-<profile>-<name>)
 
 # %%
 from lessons_lib.lesson import setup_lesson
 
-lesson = setup_lesson("06", profile=PROFILE)
+lesson = setup_lesson("06", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=HUB_NAMESPACE)
 
 # %% [markdown]
 # ## 1. The problem: the active adapter is global
@@ -46,13 +48,13 @@ import time
 
 from peft import PeftModel
 
-from lessons_lib.adapters import COURSE_ADAPTERS, adapter_dir
+from lessons_lib.adapters import COURSE_ADAPTERS, course_artifacts
 from lessons_lib.data import DOMAINS, examples
 from lessons_lib.models import generate, load_base, load_tokenizer
 
 profile = lesson.profile
 tok = load_tokenizer(profile)
-folders = {name: adapter_dir(name, profile, lesson.work_dir) for name in COURSE_ADAPTERS}
+folders = course_artifacts(lesson)  # shipped / work dir / Drive / Hub, or a quick training run right here
 model = PeftModel.from_pretrained(load_base(profile), folders["json"], adapter_name="json")
 for name in ("coding", "support"):
     model.load_adapter(folders[name], adapter_name=name)

@@ -1,0 +1,155 @@
+"""What a run costs before you start it: training time from padded tokens per step, GPU memory per lesson."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from .profiles import Profile
+
+GB = 1e9
+T4_MEMORY_GB = 15.0  # what a Colab T4 offers (about 14.7 GB usable)
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """Parameter counts of a real base model (embedding + lm_head stay 16-bit under bitsandbytes 4-bit)."""
+
+    params: float
+    embedding_params: float  # input embeddings + untied lm_head
+
+    def gigabytes(self, precision: str) -> float:
+        """Weight bytes in GB for "4bit" (NF4 + double quantization, ~0.5 byte/param) or "fp16"."""
+        if precision == "fp16":
+            return 2 * self.params / GB
+        quantized = self.params - self.embedding_params
+        return (0.5 * quantized + 2 * self.embedding_params) / GB
+
+
+MODEL_SIZES = {
+    "t4": ModelSize(1.10e9, 2 * 32000 * 2048),  # TinyLlama-1.1B-Chat
+    "7b": ModelSize(7.25e9, 2 * 32768 * 4096),  # Mistral-7B-Instruct-v0.3
+}
+
+# What each lesson holds on the GPU at its peak, as (what, precision, how many); bases are freed in between.
+LESSON_PEAKS = {
+    "01": [("base being trained (QLoRA)", "4bit", 1), ("LoRA + optimizer + activations", "train", 1)],
+    "02": [("base + 3 adapters", "4bit", 1), ("fresh base for the reload timing", "4bit", 1)],
+    "03": [("base reloaded unquantized to merge", "fp16", 1), ("merged model reloaded", "fp16", 1)],
+    "04": [("classifier base (router)", "4bit", 1), ("embedding-router base", "4bit", 1),
+           ("generation base + 3 adapters", "4bit", 1)],
+    "05": [("base + tool adapter", "4bit", 1), ("base being trained (demo)", "4bit", 1)],
+    "06": [("notebook's base + adapters", "4bit", 1), ("server process's base + adapters", "4bit", 1)],
+}
+TRAINING_OVERHEAD_GB = {"t4": 2.5, "7b": 5.0}  # activations with checkpointing, LoRA grads, AdamW states (rough)
+
+
+def size_of(profile: Profile) -> ModelSize | None:
+    """The real model's size for a GPU profile or its rehearsal; None for tiny."""
+    return MODEL_SIZES.get(profile.rehearsal_of or profile.name)
+
+
+def lesson_memory(profile: Profile, lesson: str) -> list[tuple[str, float]]:
+    """(what, GB) rows of a lesson's peak GPU memory on the profile's real model (empty for tiny)."""
+    size = size_of(profile)
+    if size is None:
+        return []
+    kind = profile.rehearsal_of or profile.name
+    rows = []
+    for what, precision, count in LESSON_PEAKS.get(lesson, []):
+        gigabytes = TRAINING_OVERHEAD_GB[kind] if precision == "train" else size.gigabytes(precision)
+        rows.append((f"{what} [{precision}]" if precision != "train" else what, count * gigabytes))
+    return rows
+
+
+def memory_plan(profile: Profile, lesson: str) -> str:
+    """The lesson's peak GPU memory as a small table, with a verdict against a T4's 15 GB."""
+    rows = lesson_memory(profile, lesson)
+    if not rows:
+        return f"{profile.name}: CPU profile, no GPU memory plan needed."
+    total = sum(gb for _, gb in rows)
+    width = max(len(what) for what, _ in rows)
+    lines = [f"{what.ljust(width)}  {gb:5.1f} GB" for what, gb in rows]
+    verdict = "fits" if total <= T4_MEMORY_GB else "does NOT fit"
+    lines.append(f"{'peak'.ljust(width)}  {total:5.1f} GB -> {verdict} a T4 ({T4_MEMORY_GB:.0f} GB)")
+    return "\n".join(lines)
+
+
+def fits_t4(profile: Profile, precision: str, count: int = 1) -> bool:
+    """Whether `count` copies of the profile's real model in `precision` fit a T4."""
+    size = size_of(profile)
+    return size is None or count * size.gigabytes(precision) <= T4_MEMORY_GB - 1.0
+
+
+# ------------------------------------------------------------------ time from padded tokens
+def padded_length(lengths: list[int], batch_size: int, trials: int = 200, seed: int = 0) -> float:
+    """The mean padded row length of random batches (each batch pads to its longest row)."""
+    if not lengths:
+        return 0.0
+    rng = random.Random(seed)
+    return sum(max(rng.choices(lengths, k=batch_size)) for _ in range(trials)) / trials
+
+
+def tokens_per_step(profile: Profile, lengths: list[int]) -> float:
+    """Padded tokens one optimizer step processes: batch size × accumulation × padded row length."""
+    return profile.batch_size * profile.grad_accum * padded_length(lengths, profile.batch_size)
+
+
+def estimate_seconds(profile: Profile, steps: int, lengths: list[int],
+                     tokens_per_second: float | None = None) -> float | None:
+    """Training time from padded tokens per step and a tokens/s rate (default the profile's; None without one)."""
+    rate = tokens_per_second or profile.train_tokens_per_second
+    if not rate:
+        return None
+    return steps * tokens_per_step(profile, lengths) / rate
+
+
+def implied_tflops(profile: Profile, tokens_per_second: float | None = None) -> float | None:
+    """The sustained TFLOP/s a tokens/s rate implies for LoRA on the real model: ~6·N FLOPs per token.
+
+    Forward 2·N, backward 2·N (activation gradients only: the frozen base needs no weight gradients), and 2·N
+    more for the forward pass gradient checkpointing recomputes. None for the tiny profile or without a rate.
+    """
+    size, rate = size_of(profile), tokens_per_second or profile.train_tokens_per_second
+    if size is None or not rate:
+        return None
+    return 6 * size.params * rate / 1e12
+
+
+def row_lengths(rows: list[dict], tokenizer, max_length: int | None = None) -> list[int]:
+    """Token lengths of prompt/completion rows as the trainer sees them: chat template applied, cut at max_length."""
+    texts = [tokenizer.apply_chat_template(r["prompt"] + r["completion"], tokenize=False) for r in rows]
+    lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
+    return [min(n, max_length) for n in lengths] if max_length else lengths
+
+
+def sample_lengths(name: str, profile: Profile, n: int = 64) -> list[int]:
+    """Token lengths of n training rows of an artifact, rendered with the profile's tokenizer."""
+    from .models import load_tokenizer
+
+    tok = load_tokenizer(profile)
+    if name == "router":
+        from .router.data import training_rows
+
+        return [len(tok(r["text"])["input_ids"]) for r in training_rows()[:n]]
+    if name == "tools":
+        from .tools.data import tool_sft_rows
+
+        rows = tool_sft_rows(n)
+    else:
+        from .data import sft_rows
+
+        rows = sft_rows(name, n, "train", 0)
+    return row_lengths(rows, tok, profile.max_length)
+
+
+def describe_estimate(name: str, profile: Profile, steps: int) -> str:
+    """A sentence with the honest time estimate for training an artifact on a profile."""
+    if profile.rehearsal:
+        return "a CPU rehearsal: seconds"
+    lengths = sample_lengths(name, profile)
+    seconds = estimate_seconds(profile, steps, lengths)
+    if seconds is None:
+        return "no time estimate for this profile"
+    basis = "measured" if profile.name == "tiny" else "assumed, not measured"
+    return (f"about {max(1, round(seconds / 60))} min: {tokens_per_step(profile, lengths):.0f} padded tokens per "
+            f"step at ~{profile.train_tokens_per_second:.0f} tokens/s ({basis})")

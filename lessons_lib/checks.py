@@ -1,0 +1,54 @@
+"""Self-checks that hold on every profile: exact where kernels are exact (fp32 CPU), within stated tolerances
+on fp16 / 4-bit GPU kernels (batched and batch-1 kernels round differently), and no quality claim where
+the artifacts were quick-trained for a rehearsal."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from .profiles import Profile
+
+# fp32 on a CPU: the same math in another order (batching, BLAS build) moves logits by ~1e-5.
+FP32_TOLERANCE = dict(rtol=1e-4, atol=1e-4)
+# fp16 compute (4-bit weights dequantized to fp16): batched vs batch-1 kernels differ by ~1e-2 on logits.
+HALF_TOLERANCE = dict(rtol=2e-2, atol=5e-2)
+# Greedy answers under fp16 kernels: a near-tie can flip one token and the rest of the answer with it.
+HALF_MIN_AGREEMENT = 0.8
+
+
+def exact_kernels(profile: Profile) -> bool:
+    """True where outputs are bitwise reproducible across batchings: fp32 on the CPU (the tiny profile)."""
+    return not profile.gpu_path()
+
+
+def expects_quality(profile: Profile) -> bool:
+    """False for rehearsals: their artifacts are quick-trained for a few steps, so only the code path is checked."""
+    return not profile.rehearsal
+
+
+def tolerance(profile: Profile) -> dict:
+    """rtol/atol for comparing logits of two computations that should agree on this profile."""
+    return FP32_TOLERANCE if exact_kernels(profile) else HALF_TOLERANCE
+
+
+def logits_close(a, b, profile: Profile) -> bool:
+    """Whether two logit tensors agree within the profile's tolerance."""
+    import torch
+
+    return torch.allclose(a.float(), b.float(), **tolerance(profile))
+
+
+def agreement(a: Sequence[str], b: Sequence[str]) -> float:
+    """The share of positions where two lists of answers are identical."""
+    if len(a) != len(b):
+        raise ValueError(f"Compare answers one to one: got {len(a)} and {len(b)}.")
+    return sum(x == y for x, y in zip(a, b)) / max(len(a), 1)
+
+
+def min_agreement(profile: Profile) -> float:
+    """How many greedy answers must match exactly: all of them on exact kernels, most of them on fp16."""
+    return 1.0 if exact_kernels(profile) else HALF_MIN_AGREEMENT
+
+
+def answers_agree(a: Sequence[str], b: Sequence[str], profile: Profile) -> bool:
+    """Identical answers on exact kernels; at least HALF_MIN_AGREEMENT of them identical on fp16/4-bit."""
+    return agreement(a, b) >= min_agreement(profile)

@@ -1,0 +1,99 @@
+"""Rehearse the GPU path without a GPU: every notebook alone, in a fresh empty work dir, on each rehearsal profile.
+
+`python -m lessons_lib.rehearse [--profiles t4-rehearsal 7b-rehearsal] [--only 02 05] [--jobs 2]` runs each
+notebook in its own kernel with nothing from other notebooks and no shipped tiny adapters (the rehearsal
+profiles are not `tiny`), so each must find or quick-train what it needs, as in a fresh Colab runtime.
+Prints a table; the last line is `rehearsal: <ok>/<total> notebooks ok`; exits non-zero if any failed.
+Executed copies land in build/rehearsal/<profile>/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .paths import BUILD_DIR, REPO_DIR
+from .profiles import PROFILES
+
+NOTEBOOKS = REPO_DIR / "notebooks"
+REHEARSALS = tuple(name for name, p in PROFILES.items() if p.rehearsal)
+OUT_DIR = BUILD_DIR / "rehearsal"
+
+
+def run_alone(notebook: Path, profile: str, out_dir: Path, timeout: int) -> dict:
+    """Execute one notebook in a child process with a fresh, empty build/work dir and the profile set."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"rehearse-{profile}-{notebook.stem[:2]}-"))
+    env = dict(os.environ, LESSONS_PROFILE=profile, LESSONS_BUILD=str(scratch / "build"), HF_HUB_OFFLINE="1")
+    code = ("import json, sys; from pathlib import Path; from lessons_lib.course import run_notebook; "
+            f"print(json.dumps(run_notebook(Path({str(notebook)!r}), Path({str(out_dir)!r}), {timeout})))")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                              timeout=timeout + 120)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        row = json.loads(lines[-1]) if lines else {
+            "notebook": notebook.name, "seconds": 0.0, "asserts": 0,
+            "status": f"FAILED: runner exited {proc.returncode}: {proc.stderr.strip()[-300:]}"}
+    except subprocess.TimeoutExpired:
+        row = {"notebook": notebook.name, "seconds": float(timeout), "asserts": 0, "status": "FAILED: timed out"}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"profile": profile, **row}
+
+
+def rehearse(profiles: list[str], only: list[str] | None = None, jobs: int = 2, timeout: int = 900) -> list[dict]:
+    """Run every (profile, notebook) pair alone; returns one row each, in order."""
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        paths = [p for p in paths if p.name[:2] in only]
+    pairs = [(profile, path) for profile in profiles for path in paths]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(run_alone, path, profile, OUT_DIR / profile, timeout) for profile, path in pairs]
+        rows = []
+        for future in futures:
+            rows.append(future.result())
+            print(f"{rows[-1]['profile']:>14} {rows[-1]['notebook']:<28} {rows[-1]['status']} "
+                  f"({rows[-1]['seconds']}s)", flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(prog="python -m lessons_lib.rehearse", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profiles", nargs="*", default=list(REHEARSALS), choices=sorted(PROFILES))
+    parser.add_argument("--only", nargs="*", default=None, help="lesson numbers, e.g. 02 05")
+    parser.add_argument("--jobs", type=int, default=2, help="notebooks run side by side (one CPU each)")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per notebook")
+    parser.add_argument("--require-cuda", action="store_true",
+                        help="the GPU check: fail at once without CUDA, so CPU kernels never pass for GPU ones")
+    args = parser.parse_args(argv)
+    label = "rehearsal"
+    if args.require_cuda:
+        from . import env
+
+        if not env.cuda_available():
+            print("gpu-check: no CUDA device visible to torch; run it on a GPU machine (nvidia-smi should list one).")
+            return 2
+        import torch
+
+        label = f"gpu-check on {torch.cuda.get_device_name(0)}"
+    rows = rehearse(args.profiles, args.only, args.jobs, args.timeout)
+    from .evaluate import format_table
+
+    print()
+    print(format_table(rows))
+    ok = sum(r["status"] == "ok" for r in rows)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / "summary.json").write_text(json.dumps(rows, indent=2))
+    print(f"{label}: {ok}/{len(rows)} notebooks ok")
+    return 0 if rows and ok == len(rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Time and memory estimates: padded tokens per step, GB per precision, a lesson's peak against a T4."""
+import pytest
+
+from lessons_lib import budget
+from lessons_lib.profiles import PROFILES
+
+
+def test_padded_length_is_the_batch_maximum():
+    assert budget.padded_length([10] * 50, 4) == 10
+    assert budget.padded_length([10, 100], 8) > 95  # with 8 draws the long row is almost always in the batch
+    assert budget.padded_length([10, 100], 1) == pytest.approx(55, abs=10)
+
+
+def test_tokens_per_step_counts_padding_and_accumulation():
+    t4 = PROFILES["t4"]
+    assert budget.tokens_per_step(t4, [100] * 10) == t4.batch_size * t4.grad_accum * 100
+
+
+def test_time_estimate_uses_the_profile_throughput():
+    t4 = PROFILES["t4"]
+    seconds = budget.estimate_seconds(t4, 200, [100] * 10)
+    assert seconds == pytest.approx(200 * 16 * 100 / t4.train_tokens_per_second)
+    assert budget.estimate_seconds(PROFILES["t4-rehearsal"], 10, [100]) is None
+
+
+@pytest.mark.parametrize("name, low, high", [("t4", 0.6, 1.0), ("7b", 3.6, 4.6)])
+def test_4bit_sizes_match_what_bitsandbytes_loads(name, low, high):
+    size = budget.MODEL_SIZES[name]
+    assert low < size.gigabytes("4bit") < high
+    assert size.gigabytes("fp16") == pytest.approx(2 * size.params / 1e9)
+
+
+def test_memory_plan_flags_what_does_not_fit():
+    assert "fits a T4" in budget.memory_plan(PROFILES["t4"], "03")
+    assert "does NOT fit" in budget.memory_plan(PROFILES["7b"], "03")  # two fp16 7B copies
+    assert budget.memory_plan(PROFILES["t4-rehearsal"], "02") == budget.memory_plan(PROFILES["t4"], "02")
+    assert "no GPU memory plan" in budget.memory_plan(PROFILES["tiny"], "01")
+    assert not budget.fits_t4(PROFILES["7b"], "fp16") and budget.fits_t4(PROFILES["7b"], "4bit", 2)
