@@ -30,15 +30,19 @@ MODEL_SIZES = {
     "7b": ModelSize(7.25e9, 2 * 32768 * 4096),  # Mistral-7B-Instruct-v0.3
 }
 
+FP16_IF_IT_FITS = "fp16 if it fits"  # a precision: fp16 where the model's fp16 weights fit a T4, else 4bit
+
 # What each lesson holds on the GPU at its peak, as (what, precision, how many); bases are freed in between.
 LESSON_PEAKS = {
     "01": [("base being trained (QLoRA)", "4bit", 1), ("LoRA + optimizer + activations", "train", 1)],
     "02": [("base + 3 adapters", "4bit", 1), ("fresh base for the reload timing", "4bit", 1)],
-    "03": [("base reloaded unquantized to merge", "fp16", 1), ("merged model reloaded", "fp16", 1)],
-    "04": [("classifier base (router)", "4bit", 1), ("embedding-router base", "4bit", 1),
-           ("generation base + 3 adapters", "4bit", 1)],
-    "05": [("base + tool adapter", "4bit", 1), ("base being trained (demo)", "4bit", 1)],
-    "06": [("notebook's base + adapters", "4bit", 1), ("server process's base + adapters", "4bit", 1)],
+    # 03 merges into an fp16 copy of the base where one fits a T4; on 7b it mixes on the 4-bit base and merges
+    # the checkpoint files on the CPU (one 2 GB shard in RAM at a time), reloading the merged model in 4-bit.
+    "03": [("base + adapters to mix and merge", FP16_IF_IT_FITS, 1), ("merged model", FP16_IF_IT_FITS, 1)],
+    "04": [("router's classifier base (to the end)", "4bit", 1),
+           ("router training, or the 2nd base (embeddings, then generation)", "train", 1)],
+    "05": [("base training the tool adapter", "4bit", 1), ("LoRA + optimizer + activations", "train", 1)],
+    "06": [("base + 3 adapters (the notebook's, freed, then the server's)", "4bit", 1)],
 }
 TRAINING_OVERHEAD_GB = {"t4": 2.5, "7b": 5.0}  # activations with checkpointing, LoRA grads, AdamW states (rough)
 
@@ -56,6 +60,8 @@ def lesson_memory(profile: Profile, lesson: str) -> list[tuple[str, float]]:
     kind = profile.rehearsal_of or profile.name
     rows = []
     for what, precision, count in LESSON_PEAKS.get(lesson, []):
+        if precision == FP16_IF_IT_FITS:
+            precision = "fp16" if fits_t4(profile, "fp16") else "4bit"
         gigabytes = TRAINING_OVERHEAD_GB[kind] if precision == "train" else size.gigabytes(precision)
         rows.append((f"{what} [{precision}]" if precision != "train" else what, count * gigabytes))
     return rows
@@ -131,15 +137,14 @@ def sample_lengths(name: str, profile: Profile, n: int = 64) -> list[int]:
         from .router.data import training_rows
 
         return [len(tok(r["text"])["input_ids"]) for r in training_rows()[:n]]
-    if name == "tools":
+    if name == "tools":  # rendered with the tools the template shows, uncut (see tools.adapter.training_length)
+        from .tools.adapter import rendered_length
         from .tools.data import tool_sft_rows
 
-        rows = tool_sft_rows(n)
-    else:
-        from .data import sft_rows
+        return [rendered_length(r, tok) for r in tool_sft_rows(n, tokenizer=tok)]
+    from .data import sft_rows
 
-        rows = sft_rows(name, n, "train", 0)
-    return row_lengths(rows, tok, profile.max_length)
+    return row_lengths(sft_rows(name, n, "train", 0), tok, profile.max_length)
 
 
 def describe_estimate(name: str, profile: Profile, steps: int) -> str:

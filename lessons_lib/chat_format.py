@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass
 
@@ -35,6 +36,27 @@ def chat_template_text(name: str) -> str:
         raise ValueError(f"Unknown chat template {name!r}; choose one of: {', '.join(CHAT_TEMPLATES)} "
                          f"(files in {CHAT_TEMPLATES_DIR}).")
     return (CHAT_TEMPLATES_DIR / f"{name}.jinja").read_text(encoding="utf-8")
+
+
+def wear_template(tokenizer, name: str):
+    """Give a tokenizer a real model's chat template and context length (what a rehearsal profile does).
+
+    Tool prompts then run past the tiny model's 512 positions (fine for RoPE, and a rehearsal claims no
+    quality), so transformers' notice about generating past `max_position_embeddings` is dropped too.
+    """
+    tokenizer.chat_template = chat_template_text(name)
+    tokenizer.model_max_length = CONTEXT_LENGTHS[name]
+    logger = logging.getLogger("transformers.generation.stopping_criteria")
+    if not any(isinstance(f, _PastPositions) for f in logger.filters):
+        logger.addFilter(_PastPositions())
+    return tokenizer
+
+
+class _PastPositions(logging.Filter):
+    """Drops only the notice that generation went past the model's predefined maximum length."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "exceeded the model's predefined maximum length" not in record.getMessage()
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,24 @@
 adapter was trained on, its target modules and the shapes of its LoRA matrices, and returns a
 `CompatReport`. `load_adapter_checked(model, folder, name)` runs that check and then loads the adapter with
 PEFT; if anything fails, the adapters that were already loaded stay loaded, active and unchanged.
+
+The check also reads the weights: NaN/inf values, zero-filled tensors and a `lora_alpha / r` scale outside
+SCALE_RANGE are errors, and so is a config whose target modules disagree with the tensors (either way: PEFT
+would load a partial adapter or add untrained layers). A fresh LoRA has every lora_B at zero by design (it
+starts as a no-op), so an all-zero lora_B with random lora_A is not damage but an *untrained* adapter: it
+loads, with an AdapterWarning and a line in the report, because it answers exactly like the base.
+
+SCALE_RANGE: the scale multiplies every LoRA update (alpha / r, or alpha / sqrt(r) with use_rslora). Common
+settings give 0.25 (QLoRA's r=64, alpha=16) to 4 (alpha = 4r); the course uses 2. Outside 1/64..16 the
+adapter is either nearly inert or swamps the base: a trained r=8 adapter whose config says lora_alpha=1600
+(scale 200) answers with empty text.
 """
 from __future__ import annotations
 
 import json
+import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +31,11 @@ CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE)
 RESERVED_NAMES = ("__base__",)  # PEFT's name for "no adapter" in a mixed batch
-NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+NAME_PATTERN = re.compile(r"\A[A-Za-z][A-Za-z0-9_-]{0,63}\Z")  # \Z, not $: "json\n" must not pass
 PEFT_PREFIX = "base_model.model."
 LORA_KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<which>A|B)(?:\.[^.]+)?\.weight$")
+SCALE_RANGE = (1 / 64, 16.0)  # allowed lora_alpha / r (see the module docstring)
+ALL_LINEAR = "all-linear"
 
 
 class AdapterCompatError(ValueError):
@@ -51,6 +66,18 @@ class AdapterLoadError(AdapterCompatError):
     """PEFT failed while loading an adapter that passed the check; the model was rolled back."""
 
 
+class DamagedWeightsError(CorruptAdapterError):
+    """The weights parse but cannot be right: NaN/inf values or zero-filled LoRA matrices."""
+
+
+class AdapterConfigError(CorruptAdapterError):
+    """adapter_config.json parses but holds values PEFT would load into a broken adapter (type, rank, scale)."""
+
+
+class AdapterWarning(UserWarning):
+    """An adapter that loads but will not change the answers (e.g. untrained: every lora_B is zero)."""
+
+
 @dataclass(frozen=True)
 class CompatReport:
     """What the check found: both bases, where the adapter's base came from, rank and targets."""
@@ -68,6 +95,7 @@ class CompatReport:
     target_modules: tuple[str, ...]
     modules_matched: int
     notes: tuple[str, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = field(default_factory=tuple)
 
     def rows(self) -> list[tuple[str, str]]:
         """(item, value) pairs for a small table."""
@@ -79,7 +107,7 @@ class CompatReport:
                 ("rank r", f"{self.rank}{per_module}"),
                 ("lora_alpha", str(self.lora_alpha)), ("target modules", ", ".join(self.target_modules)),
                 ("LoRA modules matched", str(self.modules_matched)),
-                *(("note", note) for note in self.notes)]
+                *(("note", note) for note in self.notes), *(("WARNING", text) for text in self.warnings)]
 
     def summary(self) -> str:
         """The report as aligned text."""
@@ -100,7 +128,7 @@ def check_adapter_name(name: str) -> str:
     if name in RESERVED_NAMES:
         raise AdapterNameError(f"Adapter name {name!r} is reserved by PEFT for 'the base model without adapters' "
                                f"in mixed batches. {hint}")
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise AdapterNameError(f"Adapter name {name!r} is not allowed (PEFT uses it as a module key, so no dots, "
                                f"spaces or other symbols). {hint}")
     return name
@@ -137,6 +165,57 @@ def read_adapter_config(folder: Path) -> dict:
         raise AdapterCompatError(f"{path} describes a {config.get('peft_type')} adapter; this course loads LoRA "
                                  "adapters only.")
     return config
+
+
+def _positive_int(value) -> bool:
+    """Whether `value` is an int above 0 (a bool is not)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _positive_number(value) -> bool:
+    """Whether `value` is a finite int or float above 0 (a bool is not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def lora_scale(r: int, alpha: float, rslora: bool = False) -> float:
+    """The factor PEFT multiplies every LoRA update by: alpha / r (alpha / sqrt(r) with use_rslora)."""
+    return alpha / (math.sqrt(r) if rslora else r)
+
+
+def check_lora_config(folder: Path, config: dict) -> None:
+    """Refuse a config whose rank, lora_alpha, scale or target_modules PEFT would turn into a broken adapter."""
+    path = folder / CONFIG_FILE
+    fix = "Fix the value in that file (the course's adapters use r=8..16, lora_alpha=2*r) or copy the adapter again."
+    r, alpha = config.get("r", 8), config.get("lora_alpha", 8)
+    if not _positive_int(r):
+        raise AdapterConfigError(f"{path}: 'r' must be a positive whole number, got {r!r}. {fix}")
+    if not _positive_number(alpha):
+        raise AdapterConfigError(f"{path}: 'lora_alpha' must be a positive number, got {alpha!r}. {fix}")
+    ranks = config.get("rank_pattern") or {}
+    alphas = config.get("alpha_pattern") or {}
+    if not isinstance(ranks, dict) or not isinstance(alphas, dict):
+        raise AdapterConfigError(f"{path}: 'rank_pattern' and 'alpha_pattern' must be objects. {fix}")
+    rslora = config.get("use_rslora") is True
+    low, high = SCALE_RANGE
+    for key in ["", *sorted(set(ranks) | set(alphas))]:
+        r_k, alpha_k = ranks.get(key, r), alphas.get(key, alpha)
+        where = f" for modules matching {key!r}" if key else ""
+        if not _positive_int(r_k) or not _positive_number(alpha_k):
+            raise AdapterConfigError(f"{path}: rank {r_k!r} / lora_alpha {alpha_k!r}{where} must be positive "
+                                     f"numbers. {fix}")
+        scale = lora_scale(r_k, alpha_k, rslora)
+        if not low <= scale <= high:
+            formula = "lora_alpha / sqrt(r)" if rslora else "lora_alpha / r"
+            raise AdapterConfigError(
+                f"{path}: the LoRA scale {formula} = {alpha_k:g} / {r_k}{where} = {scale:g} is outside "
+                f"{low:g}..{high:g}: the adapter would {'barely change' if scale < low else 'swamp'} the base "
+                f"(a scale of 200 gives empty answers). lora_alpha must be the value the adapter was trained "
+                f"with: restore it (the course trains with lora_alpha = 2 * r), or copy the adapter again.")
+    targets = config.get("target_modules")
+    if targets is not None and not isinstance(targets, str) and not (
+            isinstance(targets, list) and all(isinstance(t, str) and t for t in targets)):
+        raise AdapterConfigError(f"{path}: 'target_modules' must be a list of module names (e.g. [\"q_proj\", "
+                                 f"\"v_proj\"]) or a regular expression, got {targets!r}. {fix}")
 
 
 def read_weight_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
@@ -262,6 +341,132 @@ def check_targets(name: str, config: dict, shapes: dict[str, tuple[int, ...]], b
     return len(modules), ranks
 
 
+def _lora_modules(shapes: dict[str, tuple[int, ...]]) -> dict[str, dict[str, tuple[int, ...]]]:
+    """Module path (as in the base) -> {"A": shape, "B": shape} for the LoRA tensors in the file."""
+    modules: dict[str, dict[str, tuple[int, ...]]] = {}
+    for key, shape in shapes.items():
+        match = LORA_KEY.match(key)
+        if match:
+            modules.setdefault(match["module"].removeprefix(PEFT_PREFIX), {})[match["which"]] = shape
+    return modules
+
+
+def _inside_lora(path: str) -> bool:
+    """Whether `path` is a part of an injected LoRA layer (its base_layer, lora_A, lora_B ...), not a target."""
+    return any(part == "base_layer" or part.startswith("lora_") for part in path.split("."))
+
+
+def _config_targets(config: dict, base) -> set[str] | None:
+    """The Linear module paths of `base` PEFT would wrap for this config, or None if that is not decidable here."""
+    from types import SimpleNamespace
+
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    targets = config.get("target_modules")
+    if targets is None:
+        return None
+    linear = {path: module for path, module in base.named_modules()
+              if hasattr(module, "in_features") and hasattr(module, "out_features") and not _inside_lora(path)}
+    if targets == ALL_LINEAR:  # PEFT's shorthand: the names of every linear layer but the output layer
+        output = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+        targets = sorted({path.rsplit(".", 1)[-1] for path, module in linear.items() if module is not output})
+    view = SimpleNamespace(target_modules=targets, target_parameters=config.get("target_parameters"),
+                           exclude_modules=config.get("exclude_modules"), modules_to_save=config.get("modules_to_save"),
+                           layers_to_transform=config.get("layers_to_transform"),
+                           layers_pattern=config.get("layers_pattern"))
+    return {path for path in linear if check_target_module_exists(view, path)}
+
+
+def _examples(paths: set[str], limit: int = 3) -> str:
+    """A few of `paths`, quoted, for an error message."""
+    return ", ".join(repr(p) for p in sorted(paths)[:limit]) + (" ..." if len(paths) > limit else "")
+
+
+def check_target_agreement(name: str, folder: Path, config: dict, shapes: dict[str, tuple[int, ...]], base) -> None:
+    """adapter_config.json's targets and rank must describe exactly the LoRA tensors in the weights file."""
+    modules = _lora_modules(shapes)
+    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    half = sorted(path for path, pair in modules.items() if set(pair) != {"A", "B"})
+    if half:
+        raise DamagedWeightsError(f"{weights_path} holds only one of lora_A/lora_B for {len(half)} modules (e.g. "
+                                  f"{half[0]!r}): the file is incomplete. Copy or download adapter {name!r} again, "
+                                  "or re-save it with save_pretrained().")
+    try:
+        expected = _config_targets(config, base)
+    except (re.error, TypeError, ValueError) as err:
+        raise AdapterConfigError(f"{config_path}: target_modules / layers_to_transform / exclude_modules cannot be "
+                                 f"matched against the model ({type(err).__name__}: {err}). Restore the original "
+                                 "adapter_config.json or re-save the adapter with save_pretrained().") from err
+    if expected is not None:
+        unlisted, untrained = set(modules) - expected, expected - set(modules)
+        if unlisted:
+            raise TargetModulesError(
+                f"{weights_path} holds LoRA weights for {len(unlisted)} modules that {config_path} does not target "
+                f"(target_modules={config.get('target_modules')!r}), e.g. {_examples(unlisted)}: PEFT would skip "
+                f"them and load a partial adapter {name!r}. Add {sorted({p.rsplit('.', 1)[-1] for p in unlisted})} "
+                "to target_modules (or restore the original adapter_config.json).")
+        if untrained:
+            raise TargetModulesError(
+                f"{config_path} targets {len(untrained)} modules with no weights in {weights_path}, e.g. "
+                f"{_examples(untrained)}: PEFT would add them untrained. The two files come from different saves: "
+                f"restore the matching adapter_config.json, or re-save adapter {name!r} with save_pretrained().")
+    r = config.get("r")
+    if isinstance(r, int) and not config.get("rank_pattern"):
+        wrong = sorted(path for path, pair in modules.items()
+                       if len(pair["A"]) != 2 or len(pair["B"]) != 2 or pair["A"][0] != r or pair["B"][1] != r)
+        if wrong:
+            pair = modules[wrong[0]]
+            raise TargetModulesError(f"{config_path} says r={r}, but the LoRA matrices in {weights_path} have another "
+                                     f"rank (e.g. {wrong[0]!r}: lora_A {pair['A']}, lora_B {pair['B']}). The two "
+                                     "files come from different saves: restore the matching adapter_config.json, "
+                                     f"or re-save adapter {name!r} with save_pretrained().")
+
+
+def check_weight_values(name: str, folder: Path) -> list[str]:
+    """Refuse NaN/inf or zero-filled weights; return warnings (an untrained adapter: every lora_B is zero)."""
+    import torch
+    from safetensors import safe_open
+
+    path = folder / WEIGHTS_FILE
+    again = f"Copy or download adapter {name!r} again, or re-save it from the trained model with save_pretrained()."
+    non_finite: list[str] = []
+    zero: dict[str, list[str]] = {"A": [], "B": []}
+    counts = {"A": 0, "B": 0}
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            for key in handle.keys():
+                tensor = handle.get_tensor(key)
+                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                    non_finite.append(key)
+                match = LORA_KEY.match(key)
+                if match:
+                    counts[match["which"]] += 1
+                    if not bool(tensor.any()):
+                        zero[match["which"]].append(key)
+    except Exception as err:  # a header that parses but data that does not
+        raise CorruptAdapterError(f"{path} cannot be read ({type(err).__name__}: {err}). {again}") from err
+    if non_finite:
+        raise DamagedWeightsError(f"{path} holds NaN or infinite values in {len(non_finite)} tensors (e.g. "
+                                  f"{non_finite[0]!r}): adapter {name!r} would give empty or garbage answers. If "
+                                  "it comes from your training run, the run diverged: retrain with a lower learning "
+                                  f"rate (or bf16/fp32 instead of fp16). Otherwise: {again}")
+    if counts["A"] and len(zero["A"]) == counts["A"] and len(zero["B"]) == counts["B"]:
+        raise DamagedWeightsError(f"Every LoRA tensor in {path} is zero ({counts['A'] + counts['B']} tensors): adapter "
+                                  f"{name!r} would answer exactly like the base. The file was zero-filled or damaged "
+                                  f"(a fresh LoRA has random lora_A). {again}")
+    if zero["A"]:
+        raise DamagedWeightsError(f"lora_A is all zero in {len(zero['A'])} of {counts['A']} modules in {path} (e.g. "
+                                  f"{zero['A'][0]!r}): PEFT starts lora_A random and training never zeroes it, so "
+                                  f"those tensors are damaged and their modules would do nothing. {again}")
+    if zero["B"] and len(zero["B"]) == counts["B"]:
+        return [f"adapter {name!r} is untrained: every lora_B in {path} is zero (how PEFT initialises a fresh LoRA), "
+                "so it answers exactly like the base. Train it first (notebook 01), or load the trained copy."]
+    if zero["B"]:
+        return [f"lora_B is zero in {len(zero['B'])} of {counts['B']} modules of adapter {name!r} (e.g. "
+                f"{zero['B'][0]!r}): those modules are untrained and change nothing."]
+    return []
+
+
 # ---------------------------------------------------------------- the check and the safe load
 def check_adapter(model, folder: str | Path, name: str, strict: bool = True) -> CompatReport:
     """Run every check on `folder` against `model`'s base without touching the model; raise on the first problem."""
@@ -272,10 +477,15 @@ def check_adapter(model, folder: str | Path, name: str, strict: bool = True) -> 
                                f"would overwrite it. Pick another name, or call model.delete_adapter({name!r}) first.")
     folder = check_adapter_files(folder)
     config = read_adapter_config(folder)
+    check_lora_config(folder, config)
     shapes = read_weight_shapes(folder)
     base = _unwrap(model)
     recorded, fingerprint, source, notes = check_base(name, folder, config, base, strict)
     matched, ranks = check_targets(name, config, shapes, base, recorded)
+    check_target_agreement(name, folder, config, shapes, base)
+    found = check_weight_values(name, folder)
+    for text in found:
+        warnings.warn(text, AdapterWarning, stacklevel=2)
     targets = config.get("target_modules") or []
     targets = (targets,) if isinstance(targets, str) else tuple(sorted(targets))
     rank = int(config.get("r") or (ranks[0] if ranks else 0))
@@ -283,7 +493,7 @@ def check_adapter(model, folder: str | Path, name: str, strict: bool = True) -> 
                         adapter_fingerprint=fingerprint, loaded_base=base_model_id(base),
                         loaded_fingerprint=base_fingerprint(base), base_source=source, rank=rank,
                         ranks=tuple(ranks), lora_alpha=config.get("lora_alpha"), target_modules=targets,
-                        modules_matched=matched, notes=tuple(notes))
+                        modules_matched=matched, notes=tuple(notes), warnings=tuple(found))
 
 
 def _active(model) -> str | None:

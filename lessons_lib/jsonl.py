@@ -1,8 +1,25 @@
-"""Reading course data files: one JSON object per line, with errors that name the file and line."""
+"""Reading course data files: one JSON object per line, with errors that name the file and line.
+
+Lines are split on b"\\n" only (str.splitlines would also split at U+2028 and other separators that JSON
+allows inside strings), decoded as UTF-8 one at a time, and their nesting is measured before parsing, so a
+damaged or hostile line gives an error naming file:line and what to do, never a UnicodeDecodeError without
+a line or a RecursionError.
+"""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+
+MAX_DEPTH = 64  # course rows nest 4-5 levels (row > messages > message > tool_calls > arguments)
+STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+SURROGATE = re.compile(r"[\ud800-\udfff]")
+BOM = "\ufeff"
+
+
+class DataFileError(ValueError):
+    """A line of a data file that cannot be used; the message names file:line and what to do."""
 
 
 def read_objects(path: str | Path, shape: str) -> list[tuple[int, dict]]:
@@ -11,16 +28,73 @@ def read_objects(path: str | Path, shape: str) -> list[tuple[int, dict]]:
     if not path.is_file():
         raise FileNotFoundError(f"No data file at {path}. Give a JSONL file with one {shape} object per line.")
     objects = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        text = decode_line(path, number, raw)
+        if not text.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{number} is not valid JSON ({err.msg}).") from None
+        row = parse_line(path, number, text)
         if not isinstance(row, dict):
-            raise ValueError(f"{path}:{number} must be a {shape} object.")
+            raise DataFileError(f"{path}:{number} must be a {shape} object, got a JSON {type(row).__name__}. "
+                                "Write one object per line.")
         objects.append((number, row))
     if not objects:
-        raise ValueError(f"{path} has no rows.")
+        raise DataFileError(f"{path} has no rows. Give one {shape} object per line.")
     return objects
+
+
+def decode_line(path: Path, number: int, raw: bytes) -> str:
+    """One line as text (UTF-8, a leading byte-order mark and a trailing \\r dropped), or an error saying where."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        column = len(raw[:err.start].decode("utf-8", errors="replace")) + 1
+        raise DataFileError(f"{path}:{number}:{column} is not UTF-8 (byte {raw[err.start:err.start + 1]!r}). Save "
+                            "the file as UTF-8 (in an editor: 'Save with encoding: UTF-8'; in a shell: iconv -f "
+                            "cp1252 -t utf-8 old.jsonl > new.jsonl, with the file's real encoding).") from None
+    if number == 1:
+        text = text.removeprefix(BOM)
+    return text.removesuffix("\r")
+
+
+def nesting_depth(text: str) -> int:
+    """How deeply `[`/`{` nest in a JSON text, counted without recursion (brackets inside strings ignored)."""
+    depth = deepest = 0
+    for bracket in NOT_BRACKET.sub("", STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def parse_line(path: Path, number: int, text: str):
+    """The JSON value on one line; nesting, syntax and lone surrogates are errors naming file:line."""
+    if nesting_depth(text) > MAX_DEPTH:
+        raise DataFileError(f"{path}:{number} nests deeper than {MAX_DEPTH} levels of [ ] or {{ }}; no course row "
+                            "is that deep. The line is damaged or not course data: fix or remove it.")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataFileError(f"{path}:{number} is not valid JSON ({err.msg} at column {err.colno}). Fix the line "
+                            "or remove it; every line must be one JSON object.") from None
+    except RecursionError:  # not reached after the depth check; kept so no input can crash the reader
+        raise DataFileError(f"{path}:{number} nests too deeply to read. Fix or remove the line.") from None
+    bad = _first_surrogate(value)
+    if bad is not None:
+        raise DataFileError(f"{path}:{number} holds an unpaired UTF-16 surrogate escape ({bad!r}), which is not "
+                            "text. Fix the \\uD8xx escapes on that line or remove it.")
+    return value
+
+
+def _first_surrogate(value) -> str | None:
+    """The first string (key or value) holding a lone surrogate, walking the value without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if SURROGATE.search(item):
+                return item[:40]
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None

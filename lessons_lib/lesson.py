@@ -1,6 +1,7 @@
 """`setup_lesson`: the one call at the top of every notebook (seed, profile, folders, Drive on Colab)."""
 from __future__ import annotations
 
+import logging
 import os
 import random
 from dataclasses import dataclass
@@ -65,6 +66,11 @@ def mount_drive(log=print) -> Path | None:
     return folder
 
 
+def _not_mtime_note(record: logging.LogRecord) -> bool:
+    """False for transformers' note that checkpoints written within a second are ordered by step, not file time."""
+    return "mtime may not be reliable" not in record.getMessage()
+
+
 def setup_lesson(name: str, profile: str | None = None, seed: int = 0, use_drive: bool = False,
                  hub_namespace: str | None = None, log=print) -> Lesson:
     """Seed, choose the profile (argument > $LESSONS_PROFILE > GPU or not), pick folders, print a table.
@@ -74,6 +80,11 @@ def setup_lesson(name: str, profile: str | None = None, seed: int = 0, use_drive
     """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # Fast CPU runs write checkpoints within a second: transformers then orders them by step number (right anyway)
+    # and says so on stderr.
+    logging.getLogger("transformers.trainer_utils").addFilter(_not_mtime_note)
+    # bitsandbytes (imported with peft) logs on import that an optional fast CPU kernel package is missing.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     chosen, reason = choose_profile(profile)
     seed_everything(seed)
     import torch

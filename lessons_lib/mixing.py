@@ -10,7 +10,9 @@ are taught in notebook 03; this module wraps only the checks and bookkeeping aro
 - `runtime_mix` / `set_runtime_mix` / `restore_mix` activate several adapters with per-adapter scales
   and put the previous state back.
 - `merge_for_deployment` is the quantized-base path: reload the base unquantized (fp16/fp32), attach,
-  merge, save, and optionally re-quantize; on CPU it runs the same steps in fp32.
+  merge, save, and optionally re-quantize; on CPU it runs the same steps in fp32. Where an fp16 copy of the
+  base does not fit the GPU (7b on a T4), `merge_checkpoint` merges the checkpoint files tensor by tensor on
+  the CPU instead, one output shard in memory at a time.
 """
 from __future__ import annotations
 
@@ -271,6 +273,169 @@ def max_logit_diff(model_a, model_b, tokenizer, prompts: Sequence[str]) -> float
     return (a - b).abs()[mask].max().item()
 
 
+def dense_weight(linear):
+    """A linear layer's weight in fp32, dequantized first if bitsandbytes keeps it in 4 bits."""
+    weight = linear.weight
+    if getattr(weight, "quant_state", None) is not None:
+        import bitsandbytes.functional as bnb_functional
+
+        return bnb_functional.dequantize_4bit(weight.data, weight.quant_state).float()
+    return weight.detach().float()
+
+
+# ------------------------------------------------------------------ merging a checkpoint shard by shard
+SHARD_BYTES = 2 * 1024**3  # output shard size: bounds the CPU memory a streamed merge needs
+INDEX_FILE = "model.safetensors.index.json"
+SINGLE_FILE = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class LoraUpdate:
+    """One targeted weight's LoRA factors: the merge adds `scaling · B @ A` to it."""
+
+    A: object
+    B: object
+    scaling: float
+
+    def delta(self):
+        """The full-size update in fp32."""
+        return self.scaling * (self.B.float() @ self.A.float())
+
+
+def lora_updates(adapter_folder: Path | str) -> dict[str, LoraUpdate]:
+    """Every update a saved LoRA adapter makes, keyed by the base checkpoint's weight name.
+
+    The scaling follows PEFT: `lora_alpha / r` (`/ sqrt(r)` with rsLoRA), with per-module `alpha_pattern`.
+    """
+    import json
+    import math
+
+    from peft.utils.other import get_pattern_key
+    from safetensors.torch import load_file
+
+    folder = Path(adapter_folder)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    unsupported = [k for k in ("use_dora", "modules_to_save", "fan_in_fan_out", "lora_bias", "trainable_token_indices")
+                   if config.get(k)]
+    if config.get("peft_type", "LORA") != "LORA" or unsupported:
+        raise MixError(f"{folder.name}: merging checkpoint files handles plain LoRA only (found "
+                       f"{unsupported or config.get('peft_type')}); merge in memory with merge_and_unload instead.")
+    factors: dict[str, dict] = {}
+    for key, tensor in load_file(str(folder / "adapter_model.safetensors")).items():
+        match = re.fullmatch(r"(?:base_model\.model\.)?(.+)\.lora_([AB])\.weight", key)
+        if match is None:
+            raise MixError(f"{folder.name}: unexpected tensor {key!r} in a LoRA adapter.")
+        factors.setdefault(match.group(1), {})[match.group(2)] = tensor
+    updates = {}
+    alphas = config.get("alpha_pattern") or {}
+    for module, ab in factors.items():
+        rank = ab["A"].shape[0]
+        alpha = alphas.get(get_pattern_key(alphas.keys(), module), config["lora_alpha"])
+        scaling = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
+        updates[f"{module}.weight"] = LoraUpdate(ab["A"], ab["B"], scaling)
+    return updates
+
+
+def checkpoint_files(source: str | Path) -> list[Path]:
+    """The safetensors files of a model: a local folder, or a Hub repo (from the cache if already downloaded)."""
+    import json
+
+    folder = Path(source)
+    if folder.is_dir():
+        if (folder / INDEX_FILE).is_file():
+            names = sorted(set(json.loads((folder / INDEX_FILE).read_text())["weight_map"].values()))
+            return [folder / name for name in names]
+        if (folder / SINGLE_FILE).is_file():
+            return [folder / SINGLE_FILE]
+        raise FileNotFoundError(f"No {SINGLE_FILE} or {INDEX_FILE} in {folder}.")
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:  # sharded checkpoints list their shards (Mistral's repo also holds a consolidated file we skip)
+        index = json.loads(Path(hf_hub_download(str(source), INDEX_FILE)).read_text())
+        names = sorted(set(index["weight_map"].values()))
+    except EntryNotFoundError:
+        names = [SINGLE_FILE]
+    return [Path(hf_hub_download(str(source), name)) for name in names]
+
+
+def checkpoint_tensor(source: str | Path, key: str):
+    """One tensor of a model checkpoint, read from its file without loading the model."""
+    from safetensors import safe_open
+
+    for file in checkpoint_files(source):
+        with safe_open(str(file), framework="pt") as f:
+            if key in f.keys():
+                return f.get_tensor(key)
+    raise KeyError(f"{key!r} is not in the checkpoint of {source}.")
+
+
+def merge_checkpoint(source: str | Path, adapter_folder: Path | str, out_dir: Path | str, dtype=None,
+                     shard_bytes: int = SHARD_BYTES, log=print) -> Path:
+    """Merge a LoRA adapter into a model checkpoint file by file, tensor by tensor, on the CPU.
+
+    Each targeted weight becomes `W + scaling · B @ A` (computed in fp32, stored in `dtype`; default fp16);
+    other floating tensors are cast to `dtype`. Memory: one output shard (`shard_bytes`) plus one tensor —
+    never the whole model, so a 7B merges in a Colab runtime whose GPU cannot hold its fp16 weights.
+    """
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    from transformers import AutoConfig
+
+    dtype = dtype or torch.float16
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    updates = lora_updates(adapter_folder)
+    pending, written, buffer, size = set(updates), [], {}, 0
+
+    def flush() -> None:
+        nonlocal buffer, size
+        if buffer:
+            written.append((out_dir / f"part-{len(written):05d}.tmp", list(buffer)))
+            save_file(buffer, str(written[-1][0]), metadata={"format": "pt"})
+            buffer, size = {}, 0
+
+    for file in checkpoint_files(source):
+        with safe_open(str(file), framework="pt") as f:
+            for key in f.keys():
+                tensor = f.get_tensor(key)
+                if key in updates:
+                    tensor = tensor.float() + updates[key].delta()
+                    pending.discard(key)
+                buffer[key] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+                size += buffer[key].numel() * buffer[key].element_size()
+                if size >= shard_bytes:
+                    flush()
+        log(f"merged {file.name}")
+    flush()
+    if pending:
+        raise MixError(f"The adapter targets weights the checkpoint lacks: {sorted(pending)[:3]} … — "
+                       "it was trained on another base.")
+    _name_shards(out_dir, written)
+    config = AutoConfig.from_pretrained(str(source))
+    config.dtype = dtype
+    config.save_pretrained(out_dir)
+    return out_dir
+
+
+def _name_shards(out_dir: Path, written: list[tuple[Path, list[str]]]) -> None:
+    """Rename the temporary shards to transformers' names and write the index when there are several."""
+    import json
+
+    if len(written) == 1:
+        written[0][0].rename(out_dir / SINGLE_FILE)
+        return
+    weight_map, total = {}, 0
+    for i, (tmp, keys) in enumerate(written, start=1):
+        name = f"model-{i:05d}-of-{len(written):05d}.safetensors"
+        tmp.rename(out_dir / name)
+        total += (out_dir / name).stat().st_size
+        weight_map.update(dict.fromkeys(keys, name))
+    (out_dir / INDEX_FILE).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map},
+                                                 indent=2))
+
+
 @dataclass(frozen=True)
 class DeployResult:
     """A merged model written to `folder`, reloaded from there (plain transformers, maybe 4-bit)."""
@@ -280,40 +445,35 @@ class DeployResult:
     requantized: bool
     model: object
     notes: tuple[str, ...] = ()
+    streamed: bool = False  # merged file by file on the CPU instead of in GPU memory
 
 
 def merge_for_deployment(profile: Profile, adapter_folders: Mapping[str, Path | str], out_dir: Path | str,
                          tokenizer=None, weights: Sequence[float] | None = None, combination_type: str = "cat",
-                         requantize: bool = False, log=print) -> DeployResult:
-    """Merge adapters into an *unquantized* reload of the base, save, reload, optionally re-quantize to 4-bit.
+                         requantize: bool = False, streamed: bool | None = None, log=print) -> DeployResult:
+    """Merge adapters into an *unquantized* base, save, reload, optionally re-quantize to 4-bit.
 
-    Merging into a bitsandbytes 4-bit base rounds the LoRA update away (peft #2321, #2501), so the base is
-    reloaded in the profile's compute dtype (fp16/bf16 on GPU, fp32 on CPU) without quantization. With
-    several adapters they are first combined with `create_weighted_adapter(..., combination_type)`.
+    Merging into a bitsandbytes 4-bit base rounds the LoRA update away (peft #2321, #2501), so the merge uses
+    the base in the profile's compute dtype (fp16/bf16 on GPU, fp32 on CPU): reloaded in memory where that
+    fits a T4, otherwise (`streamed`, the default for 7b) merged file by file on the CPU (`merge_checkpoint`)
+    and re-quantized on reload, since the merged fp16 model would not fit either. With several adapters they
+    are first combined with `create_weighted_adapter(..., combination_type)`.
     """
-    from peft import PeftModel
-
-    from .models import load_base
+    from .budget import fits_t4
 
     if not adapter_folders:
         raise ValueError("Give at least one adapter folder to merge.")
-    names = list(adapter_folders)
-    notes = []
-    base = load_base(profile, quantize=False, log=log)
-    notes.append(f"base reloaded unquantized in {base.dtype}")
-    model = PeftModel.from_pretrained(base, str(adapter_folders[names[0]]), adapter_name=names[0])
-    for name in names[1:]:
-        model.load_adapter(str(adapter_folders[name]), adapter_name=name)
-    if len(names) > 1:
-        target = create_weighted_adapter(model, names, list(weights or [1.0] * len(names)), "deploy_mix",
-                                         combination_type)
-        notes.append(f"combined {names} with {combination_type}")
+    fits = fits_t4(profile, "fp16")
+    streamed = not fits if streamed is None else streamed
+    if streamed:
+        merged_dtype, notes = _merge_streamed(profile, adapter_folders, out_dir, tokenizer, weights,
+                                              combination_type, log)
     else:
-        target = names[0]
-    merged = model.merge_and_unload(adapter_names=[target])
-    merged_dtype = str(merged.dtype)
-    out_dir = save_merged(merged, tokenizer, out_dir)
-    del model, merged, base
+        merged_dtype, notes = _merge_in_memory(profile, adapter_folders, out_dir, tokenizer, weights,
+                                               combination_type, log)
+    if not fits and not requantize:
+        requantize = True
+        notes.append("re-quantizing anyway: the merged fp16 model does not fit the GPU either")
     quant = None
     if requantize:
         from .models import quantization_config
@@ -324,11 +484,67 @@ def merge_for_deployment(profile: Profile, adapter_folders: Mapping[str, Path | 
                      "re-quantization skipped (needs bitsandbytes and a CUDA GPU or a rehearsal profile)")
     from transformers import AutoModelForCausalLM
 
-    from .models import load_kwargs
+    from .models import gpu_like_4bit, load_kwargs
 
     reloaded = AutoModelForCausalLM.from_pretrained(out_dir, **load_kwargs(profile, quant))
+    if quant is not None:
+        gpu_like_4bit(reloaded)
     reloaded.eval()
-    return DeployResult(Path(out_dir), merged_dtype, quant is not None, reloaded, tuple(notes))
+    return DeployResult(Path(out_dir), merged_dtype, quant is not None, reloaded, tuple(notes), streamed)
+
+
+def _attach(base, adapter_folders: Mapping[str, Path | str], weights, combination_type: str, notes: list):
+    """A PeftModel on `base` holding the adapters; returns it and the adapter to merge (combined if several)."""
+    from peft import PeftModel
+
+    names = list(adapter_folders)
+    model = PeftModel.from_pretrained(base, str(adapter_folders[names[0]]), adapter_name=names[0])
+    for name in names[1:]:
+        model.load_adapter(str(adapter_folders[name]), adapter_name=name)
+    if len(names) == 1:
+        return model, names[0]
+    notes.append(f"combined {names} with {combination_type}")
+    return model, create_weighted_adapter(model, names, list(weights or [1.0] * len(names)), "deploy_mix",
+                                          combination_type)
+
+
+def _merge_in_memory(profile: Profile, adapter_folders, out_dir, tokenizer, weights, combination_type,
+                     log) -> tuple[str, list[str]]:
+    """Reload the base unquantized, merge with merge_and_unload, save; returns (merged dtype, notes)."""
+    from .models import free_memory, load_base
+
+    base = load_base(profile, quantize=False, log=log)
+    notes = [f"base reloaded unquantized in {base.dtype}"]
+    model, target = _attach(base, adapter_folders, weights, combination_type, notes)
+    merged = model.merge_and_unload(adapter_names=[target])
+    merged_dtype = str(merged.dtype)
+    save_merged(merged, tokenizer, out_dir)
+    del model, merged, base
+    free_memory()
+    return merged_dtype, notes
+
+
+def _merge_streamed(profile: Profile, adapter_folders, out_dir, tokenizer, weights, combination_type,
+                    log) -> tuple[str, list[str]]:
+    """Merge file by file on the CPU (several adapters: combined first on the profile's usual base)."""
+    import tempfile
+
+    from .models import free_memory, load_base, model_source
+
+    dtype = profile.torch_dtype()
+    notes = [f"merged file by file on the CPU in {dtype} (an fp16 copy of the base does not fit the GPU)"]
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = next(iter(adapter_folders.values()))
+        if len(adapter_folders) > 1:
+            model, target = _attach(load_base(profile, log=log), adapter_folders, weights, combination_type, notes)
+            model.save_pretrained(scratch, selected_adapters=[target])
+            folder = Path(scratch) / target
+            del model
+            free_memory()
+        merge_checkpoint(model_source(profile), folder, out_dir, dtype, log=lambda *_: None)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out_dir)
+    return str(dtype), notes
 
 
 # ------------------------------------------------------------------ a cheap per-domain metric for sweeps

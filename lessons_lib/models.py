@@ -28,10 +28,9 @@ def load_tokenizer(profile: Profile):
     with explain_hub_errors(profile.model_id):
         tok = AutoTokenizer.from_pretrained(model_source(profile))
     if profile.chat_template:  # a rehearsal: the real model's chat format on the tiny tokenizer
-        from .chat_format import CONTEXT_LENGTHS, chat_template_text
+        from .chat_format import wear_template
 
-        tok.chat_template = chat_template_text(profile.chat_template)
-        tok.model_max_length = CONTEXT_LENGTHS[profile.chat_template]
+        wear_template(tok, profile.chat_template)
     if tok.pad_token is None or tok.pad_token_id == tok.eos_token_id:
         # Llama-style tokenizers ship without a pad token; reusing eos hides eos from the loss (trl #1623).
         tok.pad_token = tok.unk_token or tok.eos_token
@@ -83,23 +82,9 @@ def load_base(profile: Profile, quantize: bool | None = None, log=print):
     with explain_hub_errors(source):
         model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs(profile, qconfig))
     if qconfig is not None:
-        keep_4bit_layout(model)
+        gpu_like_4bit(model)  # also: reading the state dict (hotswap, save) would re-round the repacked scales
     model.eval()
     return model
-
-
-def keep_4bit_layout(model) -> None:
-    """On a CPU, keep bitsandbytes' GPU-like 4-bit path (dequantize to the compute dtype, then matmul).
-
-    On CPUs with AVX512-BF16, bitsandbytes repacks 4-bit weights at the first forward (scales cast to bf16,
-    compute in bf16) and unpacks them, re-rounding the scales, whenever the state dict is read (PEFT's
-    hotswap, save_pretrained): the weights drift a little each time, and rehearsals differ between CPUs.
-    """
-    if env.cuda_available():
-        return
-    for module in model.modules():
-        if hasattr(module, "support_avx512bf16_for_cpu"):
-            module.support_avx512bf16_for_cpu = False
 
 
 def _with_4bit(profile: Profile, on: bool) -> Profile:

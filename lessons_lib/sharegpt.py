@@ -109,10 +109,18 @@ def load_finetome(n: int, path: str | Path | None = None, on_error: str = "skip"
     shape) as prompt/completion rows, plus the conversion report."""
     rows = _local_rows(path, n) if path is not None else stream_finetome(n, progress)
     conversion = sharegpt_to_messages(rows, on_error=on_error)
+    from .train import row_problem as training_problem
+
     usable = []
-    for messages in conversion.messages:
+    for i, messages in enumerate(conversion.messages):
         try:
-            usable.append(to_prompt_completion(messages))
-        except MalformedRowsError:
-            continue  # e.g. a chat that opens with the assistant: nothing to prompt with
+            row = to_prompt_completion(messages)
+        except MalformedRowsError as err:  # e.g. a chat that opens with the assistant: nothing to prompt with
+            conversion.skipped.append((i, str(err)))
+            continue
+        problem = training_problem(row)  # what SFT would refuse: role markers in text, turns out of order
+        if problem:
+            conversion.skipped.append((i, problem))
+        else:
+            usable.append(row)
     return usable, conversion

@@ -83,7 +83,7 @@ def hub_store(namespace: str | None = None, private: bool = True, token: str | N
 
 def check_name(name: str, what: str = "Adapter name") -> str:
     """Return `name` if it is a safe single folder/repo name, else raise ValueError saying why."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or ".." in name:
         raise ValueError(f"{what} {name!r} is not allowed: use letters, digits, '-', '_' or '.', start with a "
                          "letter or digit, no path separators or '..' (e.g. 'json-v2').")
     return name

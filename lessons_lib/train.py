@@ -87,22 +87,141 @@ def sft_config(profile: Profile, output_dir: str | Path, max_steps: int | None =
     return SFTConfig(**kwargs)
 
 
+KNOWN_ROLES = ("system", "user", "assistant", "tool")
+# Chat-template markers of the course's models (tiny, TinyLlama/Zephyr, Mistral) and other common families: typed
+# into content they become real turn boundaries, so a row would teach the model to fake turns.
+ROLE_MARKERS = ("<|system|>", "<|user|>", "<|assistant|>", "<|tool|>", "<|end|>", "<|pad|>", "<s>", "</s>",
+                "[INST]", "[/INST]", "<<SYS>>", "<</SYS>>", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]",
+                "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>",
+                "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<start_of_turn>", "<end_of_turn>")
+ROW_SHAPE = ("Each row needs 'prompt' (user messages) and 'completion' (an assistant message), e.g. {'prompt': "
+             "[{'role': 'user', 'content': 'Hi'}], 'completion': [{'role': 'assistant', 'content': 'Hello'}]}")
+
+
+def _show(value) -> str:
+    """A short, recursion-bounded repr for error messages."""
+    import reprlib
+
+    shower = reprlib.Repr()
+    shower.maxlevel, shower.maxstring, shower.maxother = 4, 120, 120
+    return shower.repr(value)[:200]
+
+
+def _marker_in(text: str) -> str | None:
+    """The first chat-template role marker inside `text`, if any."""
+    return next((marker for marker in ROLE_MARKERS if marker in text), None)
+
+
+def _calls_problem(calls) -> str | None:
+    """Why an assistant message's `tool_calls` cannot be rendered as calls, or None."""
+    if not isinstance(calls, list) or not calls:
+        return f"has tool_calls {_show(calls)}; give a non-empty list of {{'function': {{'name', 'arguments'}}}}"
+    for call in calls:
+        function = call.get("function", call) if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+            return f"has a tool call without a function name: {_show(call)}"
+        try:
+            marker = _marker_in(json.dumps(function, ensure_ascii=False, default=str))
+        except (ValueError, RecursionError):  # a circular or absurdly deep arguments object
+            return f"has a tool call whose arguments are not JSON data: {_show(call)}"
+        if marker:
+            return f"has the role marker {marker!r} inside a tool call"
+    return None
+
+
+def _message_problem(message) -> str | None:
+    """Why one chat message would render wrong or teach nothing, or None if it is fine."""
+    if not isinstance(message, dict):
+        return f"is a {type(message).__name__}, not a {{'role': ..., 'content': ...}} message"
+    role, content = message.get("role"), message.get("content")
+    if not isinstance(role, str) or role not in KNOWN_ROLES:
+        return (f"has role {_show(role)}; use one of {', '.join(KNOWN_ROLES)} (map others first, e.g. 'human' -> "
+                "'user', 'gpt' -> 'assistant')")
+    calls = message.get("tool_calls")
+    if calls is not None and calls != []:
+        if role != "assistant":
+            return f"is a {role!r} message with tool_calls; only assistant messages carry calls"
+        problem = _calls_problem(calls)
+        if problem or _blank(content):
+            return problem  # the calls are the answer: no text needed
+    if not isinstance(content, str) or not content.strip():
+        return (f"has content {_show(content)}; it must be non-empty text: a list of parts, a dict, a number or "
+                "None renders as an empty turn (join text parts into one string, or drop the message)")
+    marker = _marker_in(content)
+    if marker:
+        return (f"contains the role marker {marker!r} in its content; the model would learn to fake turns. Remove "
+                "or reword it (e.g. '< |user| >'), or drop the row")
+    return None
+
+
+def _blank(content) -> bool:
+    """Whether message content is missing or only whitespace."""
+    return content is None or (isinstance(content, str) and not content.strip())
+
+
+def _answers(message) -> bool:
+    """Whether a completion message is an assistant turn that tries to answer (its content is checked later)."""
+    return isinstance(message, dict) and message.get("role") == "assistant" and (
+        not _blank(message.get("content")) or bool(message.get("tool_calls")))
+
+
+def _completion_problem(completion) -> str | None:
+    """Why a completion is not 'the assistant's answer, ending the conversation', or None."""
+    if not isinstance(completion, list) or not any(_answers(m) for m in completion):
+        return f"has no assistant turn to learn from. {ROW_SHAPE}"
+    for k, message in enumerate(completion):
+        problem = _message_problem(message)
+        if problem:
+            return f"completion message {k} {problem}"
+        if message["role"] != "assistant":
+            later = "after the answer" if k else "before the answer"
+            return (f"completion message {k} is a {message['role']!r} turn {later}; a completion holds only the "
+                    "assistant's answer and ends the conversation (move other turns into the prompt, or into a "
+                    "new row)")
+    return None
+
+
+def _prompt_problem(prompt) -> str | None:
+    """Why a prompt is not a chat the completion answers, or None."""
+    if not isinstance(prompt, list) or not prompt:
+        return f"has no prompt messages. {ROW_SHAPE}"
+    for k, message in enumerate(prompt):
+        problem = _message_problem(message)
+        if problem:
+            return f"prompt message {k} {problem}"
+        role, before = message["role"], prompt[k - 1]["role"] if k else None
+        if role == "system" and before not in (None, "system"):
+            return f"prompt message {k} is a system message after the conversation started; put it first"
+        if role == "tool" and before not in ("assistant", "tool"):
+            return f"prompt message {k} is a tool result that follows no assistant call; put the call before it"
+    if not any(m["role"] == "user" for m in prompt):
+        return "has no user turn in its prompt; add the user's request the completion answers"
+    if prompt[-1]["role"] not in ("user", "tool"):
+        return (f"ends its prompt with a {prompt[-1]['role']!r} turn; the completion must answer a user (or tool) "
+                "turn, so end the prompt with it")
+    return None
+
+
+def row_problem(row) -> str | None:
+    """Why one training row would fail or teach nothing (the text after 'Row i'), or None if it is usable."""
+    if not isinstance(row, dict):
+        return f"is a {type(row).__name__}, not a prompt/completion object. {ROW_SHAPE}"
+    if "messages" in row and "completion" not in row:
+        return ("is a 'messages' chat; split it into 'prompt' and 'completion' first "
+                "(lessons_lib.sharegpt.to_prompt_completion) so the loss covers only the answer")
+    return _completion_problem(row.get("completion")) or _prompt_problem(row.get("prompt"))
+
+
 def check_rows(rows: list[dict]) -> None:
     """Raise DataError naming the first bad row when rows are not prompt/completion chats."""
-    if rows is None or len(rows) == 0:
+    if rows is None or (isinstance(rows, (list, tuple)) and len(rows) == 0):
         raise DataError("The training set is empty: give at least one prompt/completion row.")
+    if not isinstance(rows, (list, tuple)):
+        raise DataError(f"The training set is a {type(rows).__name__}; give a list of prompt/completion rows.")
     for i, row in enumerate(rows):
-        if isinstance(row, dict) and "messages" in row and "completion" not in row:
-            raise DataError(f"Row {i} is a 'messages' chat; split it into 'prompt' and 'completion' first "
-                            "(lessons_lib.sharegpt.to_prompt_completion) so the loss covers only the answer.")
-        completion = row.get("completion") if isinstance(row, dict) else None
-        if not isinstance(completion, list) or not any(
-                isinstance(m, dict) and m.get("role") == "assistant" and str(m.get("content", "")).strip()
-                for m in completion):
-            raise DataError(f"Row {i} has no assistant turn to learn from: {str(row)[:200]}. "
-                            "Each row needs 'prompt' (user messages) and 'completion' (an assistant message).")
-        if not isinstance(row.get("prompt"), list) or not row["prompt"]:
-            raise DataError(f"Row {i} has no prompt messages: {str(row)[:200]}.")
+        problem = row_problem(row)
+        if problem:
+            raise DataError(f"Row {i} {problem}. The row: {_show(row)}")
 
 
 def check_lengths(rows: list[dict], tokenizer, max_length: int) -> None:
@@ -125,7 +244,8 @@ def fit_to_length(rows: list[dict], tokenizer, max_length: int, room: int = 16) 
 
 
 def _prompt_length(row: dict, tokenizer) -> int:
-    ids = tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True)
+    tools = json.loads(row["tools"]) if isinstance(row.get("tools"), str) else row.get("tools")  # as TRL renders it
+    ids = tokenizer.apply_chat_template(row["prompt"], tools=tools, tokenize=True, add_generation_prompt=True)
     return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 

@@ -30,9 +30,13 @@ def test_4bit_sizes_match_what_bitsandbytes_loads(name, low, high):
     assert size.gigabytes("fp16") == pytest.approx(2 * size.params / 1e9)
 
 
-def test_memory_plan_flags_what_does_not_fit():
-    assert "fits a T4" in budget.memory_plan(PROFILES["t4"], "03")
-    assert "does NOT fit" in budget.memory_plan(PROFILES["7b"], "03")  # two fp16 7B copies
+def test_memory_plan_flags_what_does_not_fit(monkeypatch):
+    t4_plan = budget.memory_plan(PROFILES["t4"], "03")
+    assert "[fp16]" in t4_plan and "fits a T4" in t4_plan
+    assert "[4bit]" in budget.memory_plan(PROFILES["7b"], "03")  # 03 merges a 7B's files on the CPU instead
+    assert "fits a T4" in budget.memory_plan(PROFILES["7b"], "03")
+    monkeypatch.setitem(budget.LESSON_PEAKS, "99", [("two fp16 copies", "fp16", 2)])
+    assert "does NOT fit" in budget.memory_plan(PROFILES["7b"], "99")
     assert budget.memory_plan(PROFILES["t4-rehearsal"], "02") == budget.memory_plan(PROFILES["t4"], "02")
     assert "no GPU memory plan" in budget.memory_plan(PROFILES["tiny"], "01")
     assert not budget.fits_t4(PROFILES["7b"], "fp16") and budget.fits_t4(PROFILES["7b"], "4bit", 2)

@@ -5,10 +5,11 @@ import re
 
 import pytest
 
-from lessons_lib.chat_format import (CHAT_TEMPLATES, TemplateCaps, call_id, capabilities, chat_template_text,
-                                     is_call_id, prepare, with_call_ids)
+from lessons_lib.chat_format import (CHAT_TEMPLATES, CONTEXT_LENGTHS, TemplateCaps, call_id, capabilities,
+                                     chat_template_text, is_call_id, prepare, signature_text, tools_prompt,
+                                     type_text, wear_template, with_call_ids)
 from lessons_lib.models import chat_text
-from lessons_lib.tools import ToolCall, run_tool_loop, tool_schemas
+from lessons_lib.tools import TOOLS, ToolCall, run_tool_loop, tool_schemas
 from lessons_lib.tools.calls import call_text
 from lessons_lib.tools.data import tool_examples, tool_sft_rows
 
@@ -136,8 +137,8 @@ def test_zephyr_gets_the_schemas_in_a_system_turn_and_the_result_as_a_user_turn(
     second = model.prompts[1]
     assert second.startswith("<|system|>\nYou can call these tools. To call one, reply with only this JSON: "
                              '{"tool": "<name>", "arguments": {...}}\nTools:\n')
-    params = json.dumps(SCHEMAS[0]["function"]["parameters"], ensure_ascii=False)
-    assert params in second and '"return"' not in second
+    assert all(signature_text(schema["function"]) in second for schema in SCHEMAS)
+    assert json.dumps(SCHEMAS[0]["function"]["parameters"], ensure_ascii=False) not in second  # no JSON schemas
     assert second.endswith(f"<|assistant|>\n{CALL}<|end|>\n<|user|>\nTool result (text_formatter): {RESULT}<|end|>\n"
                            "<|assistant|>\n")
     assert tok.apply_chat_template([{"role": "user", "content": "x"}], tools=SCHEMAS, tokenize=False) == \
@@ -238,3 +239,43 @@ def test_tool_call_messages_carry_their_id():
     assert ToolCall("a", {}, "abc123def").as_message()["tool_calls"][0]["id"] == "abc123def"
     assert "id" not in ToolCall("a", {}).as_message()["tool_calls"][0]
     assert ToolCall("a", {}, "abc123def") == ToolCall("a", {})  # ids do not make calls differ
+
+
+def test_tools_prompt_reads_like_the_docstrings_in_half_the_tokens():
+    tok = rehearsal_tokenizer("tiny")
+    text = tools_prompt(SCHEMAS)
+    assert text.splitlines()[:2] == ['You can call these tools. To call one, reply with only this JSON: '
+                                     '{"tool": "<name>", "arguments": {...}}', "Tools:"]
+    assert signature_text(SCHEMAS[1]["function"]).splitlines()[0] == (
+        'template_generator(template_type: "instruction"|"email"|"bug_report"|"meeting_notes", topic: str, '
+        'language: "en"|"ru" (optional)): Fill a text template (instruction/input/response prompt, e-mail, bug '
+        'report, meeting notes) with a topic.')
+    for schema in SCHEMAS:  # every argument and its description survive
+        for name, spec in schema["function"]["parameters"]["properties"].items():
+            assert f"    {name}: {spec['description']}" in text
+    assert "rules: list[str]" in text and "max_length:N, min_words:N" in text
+    as_json = len(tok(json.dumps(SCHEMAS, ensure_ascii=False))["input_ids"])
+    assert len(tok(text)["input_ids"]) < 0.6 * as_json
+    assert tools_prompt(list(TOOLS.values())) == text  # plain functions give the same text as their schemas
+
+
+@pytest.mark.parametrize("spec, text", [({"type": "integer"}, "int"), ({"type": ["string", "null"]}, "str|None"),
+                                        ({"type": "array", "items": {"type": "integer"}}, "list[int]"),
+                                        ({"enum": [1, 2]}, "1|2"), ({}, "any")])
+def test_schema_types_read_as_python(spec, text):
+    assert type_text(spec) == text
+
+
+def test_a_rehearsal_tokenizer_declares_the_real_context_and_drops_the_position_notice(caplog):
+    import logging
+
+    tok = wear_template(rehearsal_tokenizer("tiny"), "mistral-v0.3")
+    assert tok.model_max_length == CONTEXT_LENGTHS["mistral-v0.3"] == 32768 and "[AVAILABLE_TOOLS]" in tok.chat_template
+    wear_template(tok, "zephyr")
+    logger = logging.getLogger("transformers.generation.stopping_criteria")
+    assert sum(type(f).__name__ == "_PastPositions" for f in logger.filters) == 1  # added once
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        logger.warning("This is a friendly reminder - the current text generation call has exceeded the model's "
+                       "predefined maximum length (512).")
+        logger.warning("another notice")
+    assert [r.getMessage() for r in caplog.records] == ["another notice"]

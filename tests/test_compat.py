@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from lessons_lib import compat
-from lessons_lib.compat import (AdapterCompatError, AdapterFilesError, AdapterLoadError, AdapterNameError,
-                                BaseMismatchError, CorruptAdapterError, TargetModulesError, check_adapter,
-                                check_adapter_name, load_adapter_checked)
+from lessons_lib.compat import (AdapterCompatError, AdapterConfigError, AdapterFilesError, AdapterLoadError,
+                                AdapterNameError, AdapterWarning, BaseMismatchError, CorruptAdapterError,
+                                DamagedWeightsError, TargetModulesError, check_adapter, check_adapter_name,
+                                load_adapter_checked)
 from lessons_lib.manifest import TINY_MODEL_ID, Manifest, base_fingerprint
 from lessons_lib.paths import TINY_ADAPTERS_DIR, TINY_MODEL_DIR
 
@@ -286,5 +287,176 @@ def test_peft_failure_on_a_plain_base_restores_the_base(base, tokenizer, tmp_pat
 
 def test_all_errors_share_one_catchable_class():
     for cls in (AdapterNameError, AdapterFilesError, CorruptAdapterError, BaseMismatchError, TargetModulesError,
-                AdapterLoadError):
+                AdapterLoadError, DamagedWeightsError, AdapterConfigError):
         assert issubclass(cls, AdapterCompatError) and issubclass(cls, ValueError)
+
+
+# ---------------------------------------------------------------- damaged weights and configs (issue 15)
+def _edit_config(folder: Path, **changes) -> Path:
+    """Change fields of a copied adapter's adapter_config.json."""
+    path = folder / "adapter_config.json"
+    config = json.loads(path.read_text())
+    config.update(changes)
+    path.write_text(json.dumps(config))
+    return folder
+
+
+def _edit_weights(folder: Path, change) -> Path:
+    """Rewrite a copied adapter's weights: `change(dict of tensors)` returns the new dict."""
+    from safetensors.torch import load_file, save_file
+
+    path = folder / "adapter_model.safetensors"
+    save_file(change(load_file(str(path))), str(path))
+    return folder
+
+
+def _zero(which: str):
+    """A weights edit that zeroes every tensor whose name contains `which`."""
+    import torch
+
+    return lambda weights: {k: torch.zeros_like(v) if which in k else v for k, v in weights.items()}
+
+
+def test_nan_or_inf_weights_are_refused_naming_the_file(base, tmp_path):
+    import torch
+
+    for value in (float("nan"), float("inf")):
+        folder = copy_adapter(JSON_DIR, tmp_path / f"json-{value}")
+        key = "base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight"
+
+        def poison(weights, key=key, value=value):
+            weights[key] = weights[key].clone()
+            weights[key][0, 0] = value
+            return weights
+        _edit_weights(folder, poison)
+        with pytest.raises(DamagedWeightsError, match="NaN or infinite") as err:
+            check_adapter(base, folder, "json")
+        assert str(folder / "adapter_model.safetensors") in str(err.value) and key in str(err.value)
+        assert "lower learning rate" in str(err.value) and "download" in str(err.value)
+
+
+def test_zero_filled_weights_are_refused(base, tmp_path):
+    folder = _edit_weights(copy_adapter(JSON_DIR, tmp_path / "json"), _zero("lora_"))
+    with pytest.raises(DamagedWeightsError, match="Every LoRA tensor .* is zero") as err:
+        check_adapter(base, folder, "json")
+    assert "exactly like the base" in str(err.value) and str(folder) in str(err.value)
+
+
+def test_a_zeroed_lora_a_is_damage_not_training(base, tmp_path):
+    folder = _edit_weights(copy_adapter(JSON_DIR, tmp_path / "json"), _zero("layers.0.mlp.up_proj.lora_A"))
+    with pytest.raises(DamagedWeightsError, match="lora_A is all zero in 1 of 28"):
+        check_adapter(base, folder, "json")
+
+
+def test_untrained_adapter_loads_with_a_warning_and_answers_like_the_base(base, tokenizer, tmp_path):
+    """All-zero lora_B with random lora_A is a fresh LoRA (B = 0 by design): a warning, not an error."""
+    import torch
+
+    folder = _edit_weights(copy_adapter(JSON_DIR, tmp_path / "json"), _zero("lora_B"))
+    enc = tokenizer(["<|user|>\nhello<|end|>\n<|assistant|>\n"], return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        before = base(**enc).logits
+    with pytest.warns(AdapterWarning, match="untrained"):
+        model, report = load_adapter_checked(base, folder, "json")
+    assert report.warnings and "untrained" in report.summary() and "WARNING" in report.summary()
+    with torch.no_grad():
+        assert torch.equal(model(**enc).logits, before)
+
+
+def test_partly_untrained_adapter_warns_how_many_modules(base, tmp_path):
+    folder = _edit_weights(copy_adapter(JSON_DIR, tmp_path / "json"), _zero("layers.2.self_attn.q_proj.lora_B"))
+    with pytest.warns(AdapterWarning, match="1 of 28 modules"):
+        report = check_adapter(base, folder, "json")
+    assert len(report.warnings) == 1
+
+
+def test_shipped_adapter_has_no_warnings(base, recwarn):
+    report = check_adapter(base, JSON_DIR, "json")
+    assert report.warnings == () and not [w for w in recwarn if issubclass(w.category, AdapterWarning)]
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"lora_alpha": 1600}, "1600 / 8 = 200 is outside"), ({"lora_alpha": 0.05}, "barely change"),
+    ({"lora_alpha": 0}, "positive number"), ({"lora_alpha": -16}, "positive number"),
+    ({"lora_alpha": "16"}, "positive number"), ({"lora_alpha": True}, "positive number"),
+    ({"r": 0}, "positive whole number"), ({"r": "abc"}, "positive whole number"), ({"r": 8.0}, "whole number"),
+    ({"alpha_pattern": {"q_proj": 4000}}, "for modules matching 'q_proj'"),
+    ({"use_rslora": True, "lora_alpha": 64, "r": 8}, r"sqrt\(r\)"),
+    ({"target_modules": ["q_proj", 3]}, "list of module names")])
+def test_config_values_that_break_the_adapter_are_refused(base, tmp_path, changes, fragment):
+    folder = _edit_config(copy_adapter(JSON_DIR, tmp_path / "json"), **changes)
+    with pytest.raises(AdapterConfigError, match=fragment) as err:
+        check_adapter(base, folder, "json")
+    assert str(folder / "adapter_config.json") in str(err.value)
+
+
+def test_rslora_scale_uses_the_square_root(base, tmp_path):
+    folder = _edit_config(copy_adapter(JSON_DIR, tmp_path / "json"), use_rslora=True, lora_alpha=16)
+    assert check_adapter(base, folder, "json").lora_alpha == 16  # 16 / sqrt(8) = 5.7: in range
+
+
+def test_config_listing_fewer_targets_than_the_tensors_is_refused(base, tmp_path):
+    folder = _edit_config(copy_adapter(JSON_DIR, tmp_path / "json"), target_modules=["q_proj", "v_proj"])
+    with pytest.raises(TargetModulesError, match="does not target") as err:
+        check_adapter(base, folder, "json")
+    message = str(err.value)
+    assert "partial adapter" in message and "'up_proj'" in message and "'q_proj'" not in message.split("Add")[1]
+
+
+def test_config_listing_more_targets_than_the_tensors_is_refused(base, tmp_path):
+    folder = _edit_weights(copy_adapter(JSON_DIR, tmp_path / "json"),
+                           lambda weights: {k: v for k, v in weights.items() if "k_proj" not in k})
+    with pytest.raises(TargetModulesError, match="no weights in") as err:
+        check_adapter(base, folder, "json")
+    assert "k_proj" in str(err.value) and "untrained" in str(err.value)
+
+
+def test_layers_to_transform_must_agree_with_the_tensors(base, tmp_path):
+    folder = _edit_config(copy_adapter(JSON_DIR, tmp_path / "json"), layers_to_transform=[0, 1])
+    with pytest.raises(TargetModulesError, match="layers.2"):
+        check_adapter(base, folder, "json")
+
+
+def test_missing_half_of_a_lora_pair_is_refused(base, tmp_path):
+    key = "base_model.model.model.layers.3.mlp.down_proj.lora_B.weight"
+    folder = _edit_weights(copy_adapter(JSON_DIR, tmp_path / "json"),
+                           lambda weights: {k: v for k, v in weights.items() if k != key})
+    with pytest.raises(DamagedWeightsError, match="only one of lora_A/lora_B"):
+        check_adapter(base, folder, "json")
+
+
+def test_rank_in_config_must_match_the_tensors(base, tmp_path):
+    folder = _edit_config(copy_adapter(JSON_DIR, tmp_path / "json"), r=4, lora_alpha=8)
+    with pytest.raises(TargetModulesError, match="says r=4"):
+        check_adapter(base, folder, "json")
+
+
+@pytest.mark.parametrize("targets", ["all-linear", r".*\.(q|k|v|o|up|gate|down)_proj"])
+def test_shorthand_and_regex_targets_that_match_the_tensors_pass(base, tmp_path, targets):
+    folder = _edit_config(copy_adapter(JSON_DIR, tmp_path / "json"), target_modules=targets)
+    assert check_adapter(base, folder, "json").modules_matched == 28
+
+
+def test_damaged_adapters_leave_loaded_ones_working(course_model, tokenizer, tmp_path):
+    names, active = list(course_model.peft_config), course_model.active_adapter
+    before = probe_logits(course_model, tokenizer)
+    damaged = [
+        (_edit_weights(copy_adapter(JSON_DIR, tmp_path / "zero"), _zero("lora_")), DamagedWeightsError),
+        (_edit_config(copy_adapter(JSON_DIR, tmp_path / "alpha"), lora_alpha=1600), AdapterConfigError),
+        (_edit_config(copy_adapter(JSON_DIR, tmp_path / "fewer"), target_modules=["q_proj"]), TargetModulesError)]
+    for folder, error in damaged:
+        with pytest.raises(error):
+            load_adapter_checked(course_model, folder, folder.name)
+        assert_unchanged(course_model, tokenizer, before, names, active)
+
+
+@pytest.mark.parametrize("bad", ["json\n", "json\r\n", "\njson", "json\n\n"])
+def test_names_with_a_newline_are_refused(bad):
+    with pytest.raises(AdapterNameError, match="not allowed"):
+        check_adapter_name(bad)
+
+
+def test_a_target_regex_that_does_not_compile_is_a_config_error(base, tmp_path):
+    folder = _edit_config(copy_adapter(JSON_DIR, tmp_path / "json"), target_modules="(q_proj")
+    with pytest.raises(AdapterConfigError, match="cannot be matched against the model"):
+        check_adapter(base, folder, "json")

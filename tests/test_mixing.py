@@ -175,3 +175,43 @@ def test_merge_for_deployment_on_cpu_matches_the_adapter(course_model, tokenizer
     assert any("skipped" in note for note in result.notes)
     assert (result.folder / "config.json").is_file() and (result.folder / "tokenizer.json").is_file()
     assert generate(result.model, tokenizer, prompts, MAX_NEW) == want
+
+
+def test_merge_checkpoint_file_by_file_equals_merge_and_unload(course_model, tokenizer, prompts, tiny, tmp_path):
+    from lessons_lib.mixing import checkpoint_tensor, merge_checkpoint
+    from lessons_lib.models import model_source
+
+    course_model.set_adapter("support", inference_mode=True)
+    want = logits(course_model, tokenizer, prompts)
+    folder = merge_checkpoint(model_source(tiny), adapter_dir("support", tiny), tmp_path / "streamed", torch.float32,
+                              shard_bytes=2_000_000, log=lambda *_: None)
+    assert (folder / "model.safetensors.index.json").is_file()  # small shards: several files and an index
+    streamed = load_merged(folder)
+    torch.testing.assert_close(logits(streamed, tokenizer, prompts), want, **FP32)
+    in_memory = course_model.merge_and_unload(adapter_names=["support"])
+    key = "model.layers.1.mlp.down_proj.weight"
+    torch.testing.assert_close(checkpoint_tensor(folder, key), in_memory.get_parameter(key).detach(), **FP32)
+
+
+def test_streamed_deployment_matches_the_adapter(course_model, tokenizer, prompts, tiny, tmp_path):
+    course_model.set_adapter("json", inference_mode=True)
+    want = generate(course_model, tokenizer, prompts, MAX_NEW)
+    result = merge_for_deployment(tiny, {"json": adapter_dir("json", tiny)}, tmp_path / "deploy", tokenizer,
+                                  streamed=True, log=lambda *_: None)
+    assert result.streamed and not result.requantized and result.merged_dtype == "torch.float32"
+    assert (result.folder / "tokenizer.json").is_file()
+    assert generate(result.model, tokenizer, prompts, MAX_NEW) == want
+
+
+def test_merging_files_refuses_what_it_cannot_merge(tiny, tmp_path):
+    import json
+    import shutil
+
+    from lessons_lib.mixing import lora_updates
+
+    folder = tmp_path / "dora"
+    shutil.copytree(adapter_dir("json", tiny), folder)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    (folder / "adapter_config.json").write_text(json.dumps({**config, "use_dora": True}))
+    with pytest.raises(MixError, match="merge_and_unload"):
+        lora_updates(folder)

@@ -379,3 +379,58 @@ def test_quiz_cell_runs_in_a_real_kernel_without_a_frontend(tmp_path):
     (output,) = nb.cells[1].outputs
     assert output.output_type == "display_data"
     assert "Quiz 03" in output.data["text/html"] and "application/vnd.jupyter.widget-view+json" in output.data
+
+
+# ----------------------------------------------------------------------- answers of the wrong type (issue 15)
+def _single_question():
+    from lessons_lib.quiz.bank import parse_bank
+
+    return parse_bank(minimal_bank(), Path("mem.json")).questions[0]  # choices A..C, A correct
+
+
+@pytest.mark.parametrize("answer, fragment", [
+    (True, "a yes/no value"), (False, "a yes/no value"), ([True], "a yes/no value"), ({0, True}, "a yes/no value"),
+    (-1, "got -1. Negative indices .* use 2 for that choice"), ([-3], "use 0 for that choice"), (-4, "got -4"),
+    (3, r"choices 0\.\.2 .*got 3"), ([0, 99], "got 99"), (1.0, r"got 1\.0 \(float\)"), ([0.5], r"\(float\)"),
+    ("1", "not str '1'"), ("B", "not str 'B'"), (b"\x01", "not bytes"), ({0: True}, "not dict"),
+    ([[0]], r"got \[0\] \(list\)"), ([1.5, "a"], r"got 1\.5"), (object(), r"\(object\)"),
+], ids=lambda value: repr(value)[:20])
+def test_bad_answers_are_refused_with_what_to_pass(answer, fragment):
+    from lessons_lib.quiz.grading import AnswerError
+
+    with pytest.raises(AnswerError, match=fragment) as err:
+        grade(_single_question(), answer)
+    assert isinstance(err.value, ValueError) and "q-one" in str(err.value)
+
+
+def test_numpy_integers_count_as_indices_and_numpy_bools_do_not():
+    np = pytest.importorskip("numpy")
+    from lessons_lib.quiz.grading import AnswerError
+
+    q = _single_question()
+    for answer in (np.int64(0), np.uint8(0), [np.int32(0)], np.array([0]), np.argmax([3.0, 1.0, 2.0])):
+        result = grade(q, answer)
+        assert result.status == CORRECT and all(type(i) is int for i in result.picked), answer
+    assert grade(_multi_question(), np.array([0, 1])).score == 0.67
+    for answer in (np.bool_(True), [np.bool_(False)], np.array([True])):
+        with pytest.raises(AnswerError, match="yes/no"):
+            grade(q, answer)
+    with pytest.raises(AnswerError, match="choices 0..2"):
+        grade(q, np.int64(-1))
+
+
+def test_widget_select_refuses_the_same_bad_answers():
+    pytest.importorskip("ipywidgets")
+    from lessons_lib.quiz import build_quiz
+    from lessons_lib.quiz.grading import AnswerError
+
+    quiz = build_quiz("02", lang="en")
+    for card in (next(c for c in quiz.cards if c.question.kind == "single"),
+                 next(c for c in quiz.cards if c.question.kind == "multi")):
+        n = len(card.question.choices)
+        for bad in ([True], [-1], [n], ["0"]):
+            with pytest.raises(AnswerError):
+                card.select(bad)
+        assert card.selection() == frozenset(), "a refused selection changes nothing"
+        card.select([0])
+        assert card.selection() == {0}

@@ -160,3 +160,80 @@ def test_routed_model_mixed_batch_matches_single(course_model, tokenizer):
     assert routed.generate(MIXED[0]).adapter == "json"
     with pytest.raises(ValueError, match="not loaded|no such adapter"):
         RoutedModel(course_model, tokenizer, KeywordRouter({"tools": ["weather"]}))
+
+
+# ------------------------------------------------------------------ profiles: rehearsal training, lookup, mixed batches
+def test_router_recipe_scales_with_the_profile():
+    from lessons_lib.profiles import PROFILES
+    from lessons_lib.router.learned import TRAIN_LR, TRAIN_STEPS, router_learning_rate, router_train_steps
+
+    assert router_learning_rate(PROFILES["tiny"]) == TRAIN_LR  # the shipped router's recipe is unchanged
+    assert router_learning_rate(PROFILES["7b"]) < router_learning_rate(PROFILES["t4"]) < TRAIN_LR
+    assert router_train_steps(PROFILES["t4"]) == TRAIN_STEPS
+    assert router_train_steps(PROFILES["t4-rehearsal"]) == PROFILES["t4-rehearsal"].train_steps < TRAIN_STEPS
+
+
+def test_router_trains_on_the_4bit_fp16_path_with_fp32_weights():
+    import math
+
+    import torch
+
+    from lessons_lib.profiles import get_profile
+    from lessons_lib.router.learned import half_dtype, train_learned_router
+
+    profile = get_profile("t4-rehearsal")
+    router, result = train_learned_router(profile, training_rows(8), steps=2, batch_size=8)
+    trainable = {n: p.dtype for n, p in router.model.named_parameters() if p.requires_grad}
+    assert any("score" in n for n in trainable) and set(trainable.values()) == {torch.float32}
+    assert getattr(router.model.base_model.model, "is_loaded_in_4bit", False)
+    assert half_dtype(router.model) == torch.float16 and router.half == torch.float16
+    assert math.isfinite(result.final_loss)
+    assert all(d.label in LABELS for d in router.route_batch(MIXED[:2]))
+
+
+def test_find_or_train_trains_once_into_the_work_dir(tmp_path, monkeypatch):
+    import shutil
+
+    from lessons_lib.profiles import get_profile
+    from lessons_lib.router import find_or_train, shipped_router_dir
+    from lessons_lib.router import learned as learned_module
+
+    calls = []
+
+    def fake_train(profile, folder, steps, seed=0, log=print):
+        calls.append(steps)
+        return shutil.copytree(shipped_router_dir(), folder)
+
+    monkeypatch.setattr(learned_module, "train_and_save", fake_train)
+    profile = get_profile("t4-rehearsal")
+    logs: list[str] = []
+    folder = find_or_train(profile, tmp_path, steps=5, log=logs.append)
+    assert calls == [5] and folder == tmp_path / "adapters" / "router"
+    assert any("training it here, 5 steps" in line for line in logs)
+    assert find_or_train(profile, tmp_path, steps=5, log=logs.append) == folder and calls == [5]
+    assert logs[-1].startswith("router: local")
+
+
+class ShiftedRows:
+    """The course model with a routing bug: in a mixed batch every row runs through the next row's adapter."""
+
+    def __init__(self, model):
+        self.model, self.peft_config = model, model.peft_config
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def __call__(self, adapter_names, **inputs):
+        if len(adapter_names) > 1:
+            adapter_names = adapter_names[1:] + adapter_names[:1]
+        return self.model(adapter_names=adapter_names, **inputs)
+
+
+def test_mixed_batch_rows_are_nearest_their_own_adapter(course_model, tokenizer, tiny):
+    from lessons_lib.router.routed import check_mixed_batch
+
+    prompts, adapters = MIXED[:4], ["json", "coding", "support", "__base__"]
+    rows = check_mixed_batch(course_model, tokenizer, prompts, adapters, tiny)
+    assert all(r.ok for r in rows) and max(r.noise for r in rows) < 1e-4
+    buggy = check_mixed_batch(ShiftedRows(course_model), tokenizer, prompts, adapters, tiny)
+    assert not any(r.ok for r in buggy) and all(r.noise > r.nearest_other for r in buggy)

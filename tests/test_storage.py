@@ -436,3 +436,17 @@ def test_real_hub_client_in_offline_mode_fails_clearly(tmp_path, base, tiny, mon
         storage.save_adapter(model, "json", storage.AdapterStore("hub", "learner"), manifest_for(model))
     with pytest.raises(HubError, match="Cannot"):
         storage.load_adapter_folder("json", storage.AdapterStore("hub", "learner"), cache_dir=tmp_path)
+
+
+# ---------------------------------------------------------------- names are matched whole (issue 15)
+@pytest.mark.parametrize("bad", ["json\n", "json-v2\n", "json\r\n", "\njson"])
+def test_names_with_a_trailing_or_leading_newline_are_refused(bad):
+    with pytest.raises(ValueError, match="is not allowed"):
+        storage.check_name(bad)
+    with pytest.raises(ValueError, match="is not allowed"):
+        storage.check_name(bad, "Hub namespace")
+
+
+@pytest.mark.parametrize("good", ["json", "json-v2", "support_v2.1", "A1"])
+def test_whole_names_still_pass(good):
+    assert storage.check_name(good) == good

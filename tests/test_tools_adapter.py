@@ -232,3 +232,78 @@ def test_style_toggle_switches_the_system_prompt_and_compares():
     assert set(toggle.last) == {PLAIN, DESIGNER} and toggle.output.value.count("<td") == 2
     toggle.question.value = "  "
     assert toggle.ask() == {} and toggle.status.value == "Type a question first."
+
+
+@pytest.mark.parametrize("name", ["tiny", "t4-rehearsal", "7b-rehearsal"])
+def test_training_length_cuts_no_row_and_keeps_the_tiny_recipe(name):
+    from lessons_lib.models import load_tokenizer
+    from lessons_lib.profiles import PROFILES
+    from lessons_lib.tools.adapter import MAX_LENGTH, rendered_length, training_length
+    from lessons_lib.train import DataError, check_lengths
+
+    profile = PROFILES[name]
+    tok = load_tokenizer(profile)
+    rows = tool_sft_rows(30, answer_every=2, tokenizer=tok)
+    length = training_length(rows, tok, profile)
+    assert length >= max(rendered_length(row, tok) for row in rows) and length >= profile.max_length
+    check_lengths(rows, tok, length)  # the trainer's own check passes
+    if name == "tiny":
+        assert length == MAX_LENGTH == 320  # the shipped adapter's max_length is unchanged
+    else:  # tools make these rows longer than the GPU profile's max_length: it would have cut them
+        assert length > profile.max_length
+    if name == "7b-rehearsal":  # Mistral renders the tools from the row's `tools` column: the check counts them
+        with pytest.raises(DataError, match="the prompt is"):
+            check_lengths(rows, tok, 512)
+
+
+def test_tool_recipe_is_the_shipped_one_on_tiny_and_the_profiles_elsewhere():
+    from lessons_lib.profiles import PROFILES
+    from lessons_lib.tools.adapter import BATCH_SIZE, LEARNING_RATE, MODULES_TO_SAVE, RANK, tool_recipe
+
+    tiny = tool_recipe(PROFILES["tiny"])
+    assert (tiny.rank, tiny.alpha, tiny.learning_rate, tiny.batch_size, tiny.grad_accum, tiny.modules_to_save) == \
+        (RANK, 2 * RANK, LEARNING_RATE, BATCH_SIZE, 1, MODULES_TO_SAVE)
+    for gpu in ("t4", "7b"):
+        real, rehearsal = tool_recipe(PROFILES[gpu]), tool_recipe(PROFILES[f"{gpu}-rehearsal"])
+        p = PROFILES[gpu]
+        assert (real.rank, real.alpha, real.learning_rate, real.batch_size, real.grad_accum, real.modules_to_save) \
+            == (p.lora_r, p.lora_alpha, p.learning_rate, p.batch_size, p.grad_accum, None)
+        assert rehearsal == type(real)(**{**real.__dict__, "grad_accum": 1})  # one micro-batch per step on a CPU
+
+
+def test_score_problems_catch_a_score_that_contradicts_its_reply():
+    from dataclasses import replace
+
+    from lessons_lib.tools.calls import call_text
+    from lessons_lib.tools.evaluate import CallScore, score_problems
+
+    ex = tool_examples(1, "heldout")[0]
+    good = {"request": ex.request, "call": call_text(ex.tool, ex.arguments), "final": None,
+            "score": CallScore(True, True, True, False, "ok")}
+    assert score_problems([good], [ex]) == []
+    wrong = {**good, "score": replace(good["score"], correct_tool=False)}
+    broken = {**good, "call": '{"tool": ', "score": CallScore(False, True, False, False)}
+    assert len(score_problems([wrong, broken], [ex, ex])) == 2
+    assert score_problems([good], [ex, ex]) == ["1 scored replies for 2 requests"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gpu", ["t4", "7b"])
+def test_quick_train_tools_runs_the_gpu_path_on_a_rehearsal(tmp_path, monkeypatch, gpu):
+    """The fallback a notebook uses when no tool adapter exists: 4-bit, fp16, the real template's rows."""
+    from peft import PeftModel
+
+    from lessons_lib import adapters
+    from lessons_lib.models import load_base, load_tokenizer
+    from lessons_lib.profiles import PROFILES
+    from lessons_lib.tools import ModelChat, run_tool_loop
+
+    monkeypatch.setattr(adapters, "DRIVE_MOUNT", tmp_path / "not-mounted")
+    profile = PROFILES[f"{gpu}-rehearsal"]
+    said = []
+    found = adapters.quick_train("tools", profile, tmp_path, steps=1, log=said.append)
+    assert found.source == "trained" and (found.folder / "manifest.json").is_file(), said
+    model = PeftModel.from_pretrained(load_base(profile, log=said.append), found.folder, adapter_name="tools")
+    assert type(model.get_base_model().model.layers[0].self_attn.q_proj.base_layer).__name__ == "Linear4bit"
+    result = run_tool_loop(ModelChat(model, load_tokenizer(profile), adapter="tools", max_new_tokens=4), "Hi", max_steps=1)
+    assert result.events  # rendered with the real template's rules and generated

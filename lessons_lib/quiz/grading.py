@@ -5,15 +5,27 @@ The answer is "correct" when the picks equal the correct set (score 1), "wrong" 
 and "partial" otherwise. So picking 2 of 3 correct choices and nothing wrong scores 0.67 (partial);
 2 right + 1 wrong scores 0.33; ticking every box scores 0 whenever at least half of the choices are wrong.
 An empty selection is "empty": not graded and not counted as an attempt.
+
+Answers are choice indices 0..n-1: one index, an iterable of them, or None. numpy integers (what np.argmax
+gives) are accepted and stored as plain ints, since they hold the same whole number. Booleans (True is 1 in
+Python), negative indices (-1 is "the last one" in a list, not a choice name), floats, strings and
+out-of-range numbers are refused with an AnswerError that says what to pass.
 """
 from __future__ import annotations
 
+import operator
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Iterable
 
 from .bank import Question
 
 CORRECT, PARTIAL, WRONG, EMPTY = "correct", "partial", "wrong", "empty"
+
+
+class AnswerError(ValueError):
+    """An answer that does not name choices of the question; the message says what to pass."""
 
 
 @dataclass(frozen=True)
@@ -28,19 +40,58 @@ class Grade:
     missed: frozenset[int]
 
 
+def _is_bool(value) -> bool:
+    """True/False, numpy's bool_ included (neither is a choice index)."""
+    numpy = sys.modules.get("numpy")
+    return isinstance(value, bool) or (numpy is not None and isinstance(value, numpy.bool_))
+
+
+def _is_index(value) -> bool:
+    """Whether `value` is a whole number usable as an index (int or numpy integer), not a bool."""
+    if _is_bool(value) or isinstance(value, (str, bytes)):
+        return False
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
+
+
+def answer_index(question: Question, value) -> int:
+    """One choice index as a plain int, or AnswerError saying which indices the question has."""
+    n = len(question.choices)
+    valid = f"Question {question.id!r} has choices 0..{n - 1} (A=0, B=1, ...)"
+    if _is_bool(value):
+        raise AnswerError(f"{valid}; got {value!r}, a yes/no value, not a choice. Pass the index of the choice.")
+    if not _is_index(value):
+        raise AnswerError(f"{valid}; got {value!r} ({type(value).__name__}). Pass whole-number indices, e.g. 0 "
+                          "or [0, 2].")
+    index = operator.index(value)
+    if -n <= index < 0:
+        raise AnswerError(f"{valid}; got {index}. Negative indices count from the end of a Python list but do not "
+                          f"name a choice here: use {n + index} for that choice.")
+    if not 0 <= index < n:
+        raise AnswerError(f"{valid}; got {index}.")
+    return index
+
+
+def answer_indices(question: Question, selected) -> frozenset[int]:
+    """The picked choice indices (plain ints) from None, one index or an iterable of indices; AnswerError if bad."""
+    if selected is None:
+        return frozenset()
+    if not hasattr(selected, "__iter__") or _is_index(selected):  # one answer (index, bool, float, ...)
+        return frozenset([answer_index(question, selected)])
+    if isinstance(selected, (str, bytes, Mapping)):
+        raise AnswerError(f"Question {question.id!r}: an answer is a choice index or a list of them (e.g. 1 or "
+                          f"[0, 2]), not {type(selected).__name__} {selected!r:.80}.")
+    return frozenset(answer_index(question, value) for value in selected)
+
+
 def grade(question: Question, selected: Iterable[int] | int | None) -> Grade:
     """Grade the selected choice indices against the question's correct set."""
-    if selected is None:
-        picked: frozenset[int] = frozenset()
-    elif isinstance(selected, int):
-        picked = frozenset([selected])
-    else:
-        picked = frozenset(selected)
-    bad = [i for i in picked if not isinstance(i, int) or not 0 <= i < len(question.choices)]
-    if bad:
-        raise ValueError(f"Question {question.id!r} has choices 0..{len(question.choices) - 1}; got {sorted(bad)}.")
+    picked = answer_indices(question, selected)
     if question.kind == "single" and len(picked) > 1:
-        raise ValueError(f"Question {question.id!r} is single-choice; pick one choice, got {sorted(picked)}.")
+        raise AnswerError(f"Question {question.id!r} is single-choice; pick one choice, got {sorted(picked)}.")
     correct = question.correct_indices
     right, wrong, missed = picked & correct, picked - correct, correct - picked
     if not picked:

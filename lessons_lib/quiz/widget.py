@@ -15,7 +15,7 @@ import ipywidgets as widgets
 from ..widgets.common import run_showing_errors
 from .bank import Bank, Question, pick
 from .inline import plain, to_html
-from .grading import CORRECT, EMPTY, PARTIAL, Grade, ScoreBoard, grade
+from .grading import CORRECT, EMPTY, PARTIAL, Grade, ScoreBoard, answer_indices, grade
 from .labels import ui
 from .static import letter
 
@@ -60,7 +60,7 @@ class QuestionCard(widgets.VBox):
 
     def select(self, indices: Iterable[int]) -> None:
         """Select exactly these choices (as a learner clicking them would)."""
-        chosen = set(indices)
+        chosen = answer_indices(self.question, indices)
         if self.radio is not None:
             if len(chosen) > 1:
                 raise ValueError(f"Question {self.question.id!r} is single-choice; select one index.")

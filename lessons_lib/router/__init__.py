@@ -28,8 +28,12 @@ def router_dir(profile, work_dir: Path | None = None) -> Path:
 
 
 def load_router(kind: str, profile=None, work_dir: Path | None = None, hub_namespace: str | None = None,
-                log=print) -> Router:
-    """A ready router: keyword rules, the learned LoRA classifier (found or quick-trained) or embeddings."""
+                log=print, steps: int | None = None) -> Router:
+    """A ready router: keyword rules, the learned LoRA classifier (found, or trained here) or embeddings.
+
+    A learned router not found (shipped → work dir → Drive → Hub) is trained into the work dir with `steps` steps
+    (default: the profile's quick-training steps); the tiny profile's router ships, so there it never trains.
+    """
     from ..profiles import choose_profile, get_profile
 
     if kind not in KINDS:
@@ -46,13 +50,33 @@ def load_router(kind: str, profile=None, work_dir: Path | None = None, hub_names
         from .embedding import EmbeddingRouter
 
         return EmbeddingRouter(load_base(profile), load_tokenizer(profile), training_rows(EMBEDDING_ROWS_PER_LABEL))
-    from ..adapters import ROUTER, resolve_artifact
-    from ..paths import BUILD_DIR
     from .learned import LearnedRouter
 
-    work_dir = work_dir or BUILD_DIR / "work" / profile.name
-    found = resolve_artifact(ROUTER, profile, work_dir, hub_namespace, train=profile.name != "tiny", log=log)
-    return LearnedRouter.load(found.folder, profile)
+    return LearnedRouter.load(find_or_train(profile, work_dir, hub_namespace, steps, log), profile)
+
+
+def find_or_train(profile, work_dir: Path | None = None, hub_namespace: str | None = None, steps: int | None = None,
+                  log=print) -> Path:
+    """The learned router's folder: found where the course keeps artifacts, or trained into the work dir now."""
+    from ..adapters import ROUTER, adapter_dir, find_artifact, local_dir, where_searched
+    from ..models import free_memory
+    from ..paths import BUILD_DIR
+    from .learned import describe_training, train_and_save
+
+    work_dir = Path(work_dir or BUILD_DIR / "work" / profile.name)
+    found = find_artifact(ROUTER, profile, work_dir, hub_namespace, log=log)
+    if found is not None:
+        log(f"router: {found.source} ({found.folder})")
+        return found.folder
+    if profile.name == "tiny":
+        return adapter_dir(ROUTER, profile, work_dir, hub_namespace)  # raises: the tiny router ships with the course
+    steps = steps or profile.quick_train_steps
+    log(f"router: not found ({where_searched(ROUTER, profile, work_dir, hub_namespace)}).\n"
+        f"router: training it here, {steps} steps ({describe_training(profile, steps)}).")
+    folder = train_and_save(profile, local_dir(ROUTER, work_dir), steps, log=log)
+    free_memory()  # the training copy is gone: give its GPU memory back before the router is loaded for use
+    log(f"router: saved to {folder}")
+    return folder
 
 
 def __getattr__(name: str):
@@ -67,4 +91,4 @@ def __getattr__(name: str):
 
 __all__ = ["BASE_ADAPTER", "DEFAULT_RULES", "GENERAL", "KINDS", "LABELS", "EmbeddingRouter", "KeywordRouter",
            "LearnedRouter", "RouteDecision", "RoutedAnswer", "RoutedModel", "Router", "RouterReport",
-           "evaluate_router", "label_to_adapter", "load_router", "router_dir", "shipped_router_dir"]
+           "evaluate_router", "find_or_train", "label_to_adapter", "load_router", "router_dir", "shipped_router_dir"]

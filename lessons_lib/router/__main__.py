@@ -6,7 +6,7 @@ import os
 import sys
 
 from . import KINDS
-from .learned import TRAIN_LR, TRAIN_STEPS
+from .learned import TRAIN_STEPS
 
 TRAIN_ROWS_PER_LABEL = 240
 
@@ -32,17 +32,17 @@ def _train(args) -> int:
     from ..profiles import get_profile
     from . import router_dir
     from .data import heldout_rows, training_rows
-    from .learned import train_learned_router
+    from .learned import router_learning_rate, train_learned_router
     from .metrics import evaluate_router
 
     profile = get_profile(args.profile or "tiny")
     torch.set_num_threads(cpu_threads())
     rows = training_rows(TRAIN_ROWS_PER_LABEL, seed=args.seed)
-    router, fit = train_learned_router(profile, rows, steps=args.steps, seed=args.seed, log=print,
-                                       learning_rate=args.lr)
+    lr = args.lr or router_learning_rate(profile)
+    router, fit = train_learned_router(profile, rows, steps=args.steps, seed=args.seed, log=print, learning_rate=lr)
     report = evaluate_router(router, heldout_rows(), "learned")
     folder = router.save(args.out or router_dir(profile), extra={
-        "profile": profile.name, "steps": fit.steps, "seed": args.seed, "learning_rate": args.lr, "train_rows": len(rows),
+        "profile": profile.name, "steps": fit.steps, "seed": args.seed, "learning_rate": lr, "train_rows": len(rows),
         "heldout_accuracy": round(report.accuracy, 4)})
     print(f"trained in {fit.seconds:.1f} s, final loss {fit.final_loss:.3f}; held-out accuracy {report.accuracy:.3f}")
     print(f"saved to {folder}")
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--profile", default="tiny")
     tr.add_argument("--steps", type=int, default=TRAIN_STEPS)
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--lr", type=float, default=TRAIN_LR)
+    tr.add_argument("--lr", type=float, default=None, help="default: 5e-3 on tiny, scaled like the profile's SFT rate")
     tr.add_argument("--out", default=None, help="folder to save into (default: assets/router/adapter for tiny)")
     args = parser.parse_args(argv)
     try:

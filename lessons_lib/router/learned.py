@@ -8,7 +8,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .base import GENERAL, LABELS, RouteDecision, Router
 from .encode import encode_batch
@@ -18,6 +18,7 @@ DEFAULT_THRESHOLD = 0.5
 # The recipe of the shipped tiny router (`python -m lessons_lib.router train`), also what load_router trains.
 TRAIN_STEPS = 100
 TRAIN_LR = 5e-3
+TRAIN_BATCH = 32
 
 
 def router_train_steps(profile) -> int:
@@ -29,7 +30,7 @@ def router_learning_rate(profile) -> float:
     """TRAIN_LR on the tiny model; on bigger bases scaled down as the profile's SFT learning rate is."""
     from ..profiles import PROFILES
 
-    return TRAIN_LR * profile.learning_rate / PROFILES["tiny"].learning_rate
+    return TRAIN_LR * (profile.learning_rate / PROFILES["tiny"].learning_rate)
 
 
 @contextmanager
@@ -57,7 +58,7 @@ def load_classifier_base(profile, labels: Sequence[str] = LABELS, tokenizer=None
         model = AutoModelForSequenceClassification.from_pretrained(
             source, **load_kwargs(profile, quantization_config(profile, log=lambda *_: None)),
             num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={lbl: i for i, lbl in enumerate(labels)})
+            label2id={lbl: i for i, lbl in enumerate(labels)}, use_cache=False)  # a classifier never generates
     if model.config.pad_token_id is None:
         model.config.pad_token_id = (tokenizer or load_tokenizer(profile)).pad_token_id
     return model
@@ -82,7 +83,8 @@ def prepare_for_training(model, profile):
     checkpointing = profile.gradient_checkpointing and profile.gpu_path()
     with warnings.catch_warnings():  # PEFT calls transformers' renamed gradient_checkpointing_enable
         warnings.filterwarnings("ignore", message=".*checkpointing.*deprecated", category=FutureWarning)
-        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing,
+                                               gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def half_dtype(model):
@@ -107,10 +109,24 @@ class FitResult:
     final_loss: float
 
 
+def shuffled_batches(rows: Sequence[dict], batch_size: int, rng: random.Random) -> Iterator[list[dict]]:
+    """Endless mini-batches: the rows reshuffled each time fewer than a batch remain."""
+    order: list[int] = []
+    while True:
+        if len(order) < batch_size:
+            more = list(range(len(rows)))
+            rng.shuffle(more)
+            order += more
+        yield [rows[i] for i in order[:batch_size]]
+        order = order[batch_size:]
+
+
 def fit(model, tokenizer, rows: Sequence[dict], labels: Sequence[str] = LABELS, steps: int = TRAIN_STEPS,
-        batch_size: int = 32, learning_rate: float = TRAIN_LR, seed: int = 0, log=None) -> FitResult:
+        batch_size: int = TRAIN_BATCH, learning_rate: float = TRAIN_LR, seed: int = 0, log=None,
+        progress: bool = False) -> FitResult:
     """Train the trainable (LoRA + head) weights with AdamW on shuffled mini-batches; deterministic for a seed."""
     import torch
+    from tqdm.auto import tqdm
 
     if not rows:
         raise ValueError("No training rows: give {'text', 'label'} rows, e.g. from router.data.training_rows().")
@@ -127,27 +143,25 @@ def fit(model, tokenizer, rows: Sequence[dict], labels: Sequence[str] = LABELS, 
     scaler = torch.amp.GradScaler(device.type, enabled=half == torch.float16)
     optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 10) * max(0.05, 1 - s / steps))
-    order: list[int] = []
     model.train()
     start, loss_value = time.perf_counter(), float("nan")
-    for step in range(steps):
-        if len(order) < batch_size:
-            more = list(range(len(rows)))
-            rng.shuffle(more)
-            order += more
-        batch, order = [rows[i] for i in order[:batch_size]], order[batch_size:]
-        enc = encode_batch(tokenizer, [r["text"] for r in batch], device)
-        target = torch.tensor([index[r["label"]] for r in batch], device=device)
-        with torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None):
-            out = model(**enc, labels=target)
-        scaler.scale(out.loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        schedule.step()
-        optimizer.zero_grad()
-        loss_value = out.loss.item()
-        if log and (step % 20 == 0 or step == steps - 1):
-            log(f"step {step:4d}  loss {loss_value:.3f}")
+    with warnings.catch_warnings():  # GradScaler skips a step whose scaled gradients overflowed; the schedule steps on
+        warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+        batches = shuffled_batches(rows, batch_size, rng)
+        for step in tqdm(range(steps), desc="router training", disable=not progress):
+            batch = next(batches)
+            enc = encode_batch(tokenizer, [r["text"] for r in batch], device)
+            target = torch.tensor([index[r["label"]] for r in batch], device=device)
+            with torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None):
+                out = model(**enc, labels=target)
+            scaler.scale(out.loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            schedule.step()
+            optimizer.zero_grad()
+            loss_value = out.loss.item()
+            if log and (step % 20 == 0 or step == steps - 1):
+                log(f"step {step:4d}  loss {loss_value:.3f}")
     model.eval()
     return FitResult(steps, time.perf_counter() - start, loss_value)
 
@@ -166,6 +180,7 @@ class LearnedRouter(Router):
             raise ValueError(f"The model has {n_out} outputs but {len(labels)} labels were given.")
         self.model, self.tokenizer = model, tokenizer
         self.labels, self.threshold, self.fallback, self.batch_size = tuple(labels), threshold, fallback, batch_size
+        self.half = half_dtype(model)  # a trained fp32 head on an fp16 base: route under autocast, as in training
 
     def probabilities(self, texts: Sequence[str]):
         """Softmax class probabilities, one row per prompt (a torch tensor on the CPU)."""
@@ -174,7 +189,7 @@ class LearnedRouter(Router):
         device = next(self.model.parameters()).device
         chunks = []
         self.model.eval()
-        half = half_dtype(self.model)  # a just-trained fp32 head on an fp16 base: autocast, as in training
+        half = self.half
         with torch.no_grad(), torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None):
             for start in range(0, len(texts), self.batch_size):
                 enc = encode_batch(self.tokenizer, texts[start:start + self.batch_size], device)
@@ -224,7 +239,7 @@ class LearnedRouter(Router):
 
 def train_learned_router(profile, rows: Sequence[dict], steps: int = TRAIN_STEPS, seed: int = 0, log=None,
                          threshold: float = DEFAULT_THRESHOLD, **fit_kwargs) -> tuple[LearnedRouter, FitResult]:
-    """Fresh classifier base + LoRA SEQ_CLS adapter, trained on `rows`."""
+    """Fresh classifier base + LoRA SEQ_CLS adapter, trained on `rows` (QLoRA-prepared on a 4-bit base)."""
     import torch
     from peft import get_peft_model
 
@@ -233,7 +248,41 @@ def train_learned_router(profile, rows: Sequence[dict], steps: int = TRAIN_STEPS
 
     torch.manual_seed(seed)
     tokenizer = load_tokenizer(profile)
-    model = get_peft_model(load_classifier_base(profile, tokenizer=tokenizer), router_lora_config(profile))
+    base = prepare_for_training(load_classifier_base(profile, tokenizer=tokenizer), profile)
+    with warnings.catch_warnings():  # PEFT asks transformers' renamed is_gradient_checkpointing
+        warnings.filterwarnings("ignore", message=".*checkpointing.*deprecated", category=FutureWarning)
+        model = get_peft_model(base, router_lora_config(profile))
     keep_adapter_fp32(model)  # PEFT upcasts LoRA but leaves the `score` head (modules_to_save) in fp16
+    fit_kwargs.setdefault("learning_rate", router_learning_rate(profile))
     result = fit(model, tokenizer, rows, LABELS, steps=steps, seed=seed, log=log, **fit_kwargs)
     return LearnedRouter(model, tokenizer, LABELS, threshold), result
+
+
+def describe_training(profile, steps: int, batch_size: int = TRAIN_BATCH) -> str:
+    """The time estimate for training the router: padded tokens per step at the profile's tokens/s."""
+    from ..budget import padded_length
+    from ..models import load_tokenizer
+    from .data import training_rows
+    from .encode import router_texts
+
+    if profile.rehearsal:
+        return "a CPU rehearsal: seconds"
+    if not profile.train_tokens_per_second:
+        return "no time estimate for this profile"
+    tok = load_tokenizer(profile)
+    texts = router_texts(tok, [r["text"] for r in training_rows(16)])
+    tokens = batch_size * padded_length([len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts], batch_size)
+    basis = "measured" if profile.name == "tiny" else "assumed, not measured"
+    return (f"about {max(1, round(steps * tokens / profile.train_tokens_per_second / 60))} min: {tokens:.0f} padded "
+            f"tokens per step at ~{profile.train_tokens_per_second:.0f} tokens/s ({basis})")
+
+
+def train_and_save(profile, folder: str | Path, steps: int, seed: int = 0, log=print) -> Path:
+    """Train the router on the course's training prompts for `steps` steps and save it to `folder`."""
+    from .data import training_rows
+
+    router, result = train_learned_router(profile, training_rows(), steps=steps, seed=seed, progress=True)
+    lr = router_learning_rate(profile)
+    log(f"router: {result.steps} steps in {result.seconds:.0f} s, final loss {result.final_loss:.3f}")
+    return router.save(folder, extra={"profile": profile.name, "steps": result.steps, "seed": seed,
+                                      "learning_rate": lr, "final_loss": round(result.final_loss, 4)})

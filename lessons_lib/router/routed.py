@@ -43,4 +43,58 @@ class RoutedModel:
         return self.generate_batch([prompt])[0]
 
 
-__all__ = ["BASE_ADAPTER", "RoutedAnswer", "RoutedModel"]
+@dataclass(frozen=True)
+class RowCheck:
+    """One row of a mixed-adapter batch against one-row runs of the same prompt, with each adapter."""
+
+    adapter: str
+    noise: float  # largest logit difference to its own adapter's one-row run
+    nearest_other: float  # largest logit difference to the closest *other* adapter's one-row run
+    close: bool  # within the profile's tolerance of its own adapter's one-row run
+
+    @property
+    def ok(self) -> bool:
+        """Close to its own adapter, and nearer to it than to any other: the row really used its adapter."""
+        return self.close and self.noise < self.nearest_other
+
+
+def next_token_logits(model, tokenizer, prompts: Sequence[str], adapter_names: Sequence[str]):
+    """Logits of the first answer token of each chat prompt, all rows in one forward with per-row adapters."""
+    import torch
+
+    from ..models import chat_text
+
+    texts = [chat_text(tokenizer, p) for p in prompts]
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = enc.to(next(model.parameters()).device)
+    with torch.no_grad():
+        return model(**enc, adapter_names=list(adapter_names)).logits[:, -1].float().cpu()
+
+
+def check_mixed_batch(model, tokenizer, prompts: Sequence[str], adapter_names: Sequence[str], profile) -> list[RowCheck]:
+    """Compare each row of one mixed-adapter forward with one-row forwards of the same prompt with every adapter.
+
+    A row must match its own adapter within the profile's tolerance (bitwise-close on fp32, fp16 kernel noise
+    on a GPU) and be farther from every other adapter than from its own: a wrong adapter fails on any profile.
+    """
+    from ..checks import logits_close
+
+    candidates = [*getattr(model, "peft_config", {}), BASE_ADAPTER]
+    mixed = next_token_logits(model, tokenizer, prompts, adapter_names)
+    alone = {(p, a): next_token_logits(model, tokenizer, [p], [a])[0] for p in dict.fromkeys(prompts) for a in candidates}
+    rows = []
+    for i, (prompt, adapter) in enumerate(zip(prompts, adapter_names)):
+        gap = {a: (mixed[i] - alone[prompt, a]).abs().max().item() for a in candidates}
+        close = logits_close(mixed[i], alone[prompt, adapter], profile)
+        rows.append(RowCheck(adapter, gap.pop(adapter), min(gap.values()), close))
+    return rows
+
+
+def describe_checks(rows: Sequence[RowCheck]) -> str:
+    """One line: the largest kernel noise against the smallest distance to a wrong adapter."""
+    return (f"{sum(r.ok for r in rows)}/{len(rows)} rows match their own adapter: largest logit difference to it "
+            f"{max(r.noise for r in rows):.2g}, smallest to any other adapter {min(r.nearest_other for r in rows):.2g}")
+
+
+__all__ = ["BASE_ADAPTER", "RoutedAnswer", "RoutedModel", "RowCheck", "check_mixed_batch", "describe_checks",
+           "next_token_logits"]

@@ -1,6 +1,7 @@
 """Command line: serve, ask, or print the vLLM/LoRAX hand-off.
 
     python -m lessons_lib.serve --profile tiny --host 127.0.0.1 --port 8000 [--adapters-dir DIR] [--router keyword]
+        [--lora-modules json=/path/to/json coding=/path/to/coding ...]
     python -m lessons_lib.serve ask "Extract the order as JSON: ..." --adapter auto [--url http://127.0.0.1:8000]
     python -m lessons_lib.serve vllm --profile tiny [--adapters-dir DIR]
 """
@@ -15,13 +16,16 @@ def serve_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lessons_lib.serve",
                                      description="Serve the base model and its LoRA adapters over HTTP "
                                                  "(OpenAI-compatible). Sub-commands: ask, vllm.")
-    parser.add_argument("--profile", default=None, help="tiny | t4 | 7b (default: $LESSONS_PROFILE or automatic)")
+    parser.add_argument("--profile", default=None,
+                        help="tiny | t4 | 7b | t4-rehearsal | 7b-rehearsal (default: $LESSONS_PROFILE or automatic)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--adapters-dir", default=None,
                         help="serve every PEFT adapter folder in DIR (a local or Drive store) instead of the course "
                              "adapters of the profile")
     parser.add_argument("--work-dir", default=None, help="where notebook 01 saved the adapters (GPU profiles)")
+    parser.add_argument("--lora-modules", nargs="+", default=None, metavar="NAME=PATH",
+                        help="serve exactly these adapter folders under these names (as vLLM's --lora-modules)")
     parser.add_argument("--router", default="keyword", help="router for model='auto': keyword | learned | none")
     parser.add_argument("--window-ms", type=float, default=10.0, help="how long the engine gathers a batch")
     parser.add_argument("--max-batch", type=int, default=32)
@@ -66,12 +70,13 @@ def serve(args) -> int:
 
     from ..profiles import choose_profile
     from .app import create_app
-    from .loading import load_served_model
+    from .loading import load_served_model, parse_lora_modules
 
     profile, reason = choose_profile(args.profile)
     print(f"profile {profile.name} ({reason}); loading {profile.model_id} ...", flush=True)
     work_dir = Path(args.work_dir) if args.work_dir else None
-    served = load_served_model(profile, args.adapters_dir, work_dir, args.router)
+    served = load_served_model(profile, args.adapters_dir, work_dir, args.router,
+                               lora_modules=parse_lora_modules(args.lora_modules))
     print(f"adapters: {', '.join(served.adapters) or 'none'}; router: {served.router_kind or served.router_error}",
           flush=True)
     app = create_app(served, args.window_ms, args.max_batch, crash_hook(args.crash_on) if args.crash_on else None)

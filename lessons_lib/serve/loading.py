@@ -27,12 +27,44 @@ class ServedModel:
         return list(self.folders)
 
 
-def find_adapter_folders(profile: Profile, adapters_dir: str | Path | None = None,
-                         work_dir: Path | None = None) -> tuple[dict[str, Path], list[str]]:
-    """Adapter folders to serve: every PEFT folder in `adapters_dir`, else the course adapters of the profile."""
+def parse_lora_modules(specs: list[str] | None) -> dict[str, Path]:
+    """`name=path` pairs (vLLM's --lora-modules syntax) as {name: folder}; ValueError for a pair without '='."""
+    modules: dict[str, Path] = {}
+    for spec in specs or []:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--lora-modules takes name=path pairs, got {spec!r} (e.g. json=/content/adapters/json).")
+        modules[name] = Path(path)
+    return modules
+
+
+def named_folders(modules: dict[str, Path]) -> tuple[dict[str, Path], list[str]]:
+    """The named folders that hold a PEFT adapter under a safe name; the others as skip reasons."""
+    from ..compat import AdapterNameError, check_adapter_name
+
+    found, skipped = {}, []
+    for name, folder in modules.items():
+        try:
+            check_adapter_name(name)
+        except AdapterNameError as err:
+            skipped.append(f"{folder}: {err}")
+            continue
+        if (Path(folder) / "adapter_config.json").is_file():
+            found[name] = Path(folder)
+        else:
+            skipped.append(f"{name}={folder}: no adapter_config.json there (not a saved PEFT adapter folder)")
+    return found, skipped
+
+
+def find_adapter_folders(profile: Profile, adapters_dir: str | Path | None = None, work_dir: Path | None = None,
+                         lora_modules: dict[str, Path] | None = None) -> tuple[dict[str, Path], list[str]]:
+    """Adapter folders to serve: the named `lora_modules`, else every PEFT folder in `adapters_dir`, else the
+    course adapters of the profile (shipped, work dir or Drive)."""
     from ..adapters import COURSE_ADAPTERS, adapter_dir
     from ..compat import AdapterNameError, check_adapter_name
 
+    if lora_modules:
+        return named_folders(lora_modules)
     skipped: list[str] = []
     if adapters_dir is None:
         found = {}
@@ -68,7 +100,8 @@ def load_router(kind: str | None, profile: Profile, work_dir: Path | None = None
 
 
 def load_served_model(profile: Profile, adapters_dir: str | Path | None = None, work_dir: Path | None = None,
-                      router: str | None = "keyword", log=print) -> ServedModel:
+                      router: str | None = "keyword", log=print,
+                      lora_modules: dict[str, Path] | None = None) -> ServedModel:
     """Load base + tokenizer, every adapter (checked against the base first), and the router."""
     from ..compat import AdapterCompatError, load_adapter_checked
     from ..manifest import base_model_id
@@ -76,7 +109,7 @@ def load_served_model(profile: Profile, adapters_dir: str | Path | None = None, 
 
     model, tokenizer = load_base_and_tokenizer(profile, log=log)
     base_id = base_model_id(model)
-    folders, skipped = find_adapter_folders(profile, adapters_dir, work_dir)
+    folders, skipped = find_adapter_folders(profile, adapters_dir, work_dir, lora_modules)
     loaded: dict[str, Path] = {}
     for name, folder in folders.items():
         try:

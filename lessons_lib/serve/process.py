@@ -31,8 +31,7 @@ def start_server(profile: str = "tiny", port: int | None = None, host: str = "12
                  timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
     """Start the server in the background and wait for /health; returns (process, base URL)."""
     port = port or free_port(host)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_DIR), env.get("PYTHONPATH")]))
+    env = child_env()
     log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
     proc = subprocess.Popen(server_command(profile, port, host, extra), stdout=log, stderr=subprocess.STDOUT,
                             env=env, cwd=str(REPO_DIR))
@@ -41,6 +40,32 @@ def start_server(profile: str = "tiny", port: int | None = None, host: str = "12
     url = f"http://{host}:{port}"
     wait_until_healthy(url, proc, timeout, log_path)
     return proc, url
+
+
+def hub_token() -> str | None:
+    """This session's Hugging Face token, if any (on Colab also the HF_TOKEN secret)."""
+    try:
+        import huggingface_hub
+
+        return huggingface_hub.get_token()
+    except Exception:  # noqa: BLE001 - no token is a normal state; the child then downloads anonymously
+        return None
+
+
+def child_env() -> dict[str, str]:
+    """The server's environment: this one, the repo importable, and the Hub token passed on.
+
+    A Colab secret is readable only from the notebook's kernel, so a gated base (7b) that the child re-checks
+    on the Hub needs the token in HF_TOKEN.
+    """
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_DIR), env.get("PYTHONPATH")]))
+    offline = env.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    if not env.get("HF_TOKEN") and not offline:
+        token = hub_token()
+        if token:
+            env["HF_TOKEN"] = token
+    return env
 
 
 def wait_until_healthy(url: str, proc: subprocess.Popen | None = None, timeout: float = 120.0,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..paths import TINY_ADAPTERS_DIR
@@ -31,19 +32,41 @@ EVAL_N = 60
 DEV_N = 120  # the recipe was chosen on the dev split (phrasings of its own); held-out was scored once after
 
 
-def tool_recipe(profile) -> dict:
-    """LoRA and SFTConfig settings for the tool adapter: the shipped tiny recipe on `tiny`, else the profile's own.
+@dataclass(frozen=True)
+class ToolRecipe:
+    """LoRA and optimizer settings for training the tool adapter on one profile."""
 
-    The recipe was tuned for the tiny course model (which never saw JSON and needs its lm_head trained);
-    rehearsals use the tiny weights but rehearse a GPU profile, so they take that profile's settings.
+    rank: int
+    alpha: int
+    learning_rate: float
+    batch_size: int
+    grad_accum: int
+    modules_to_save: list[str] | None = None
+
+
+def tool_recipe(profile) -> ToolRecipe:
+    """The shipped tiny recipe on `tiny`; elsewhere the profile's own settings.
+
+    The recipe was tuned for the tiny course model (it never saw JSON and needs its lm_head trained);
+    rehearsals use the tiny weights but rehearse a GPU profile, so they take that profile's settings, with
+    one micro-batch per step: tool rows are ~5x longer than domain rows and the 4-bit/fp16 path trains at
+    ~200 tokens/s on a CPU (measured), so accumulating the GPU's micro-batches would turn seconds into
+    minutes (notebook 01 rehearses accumulation).
     """
+    if profile.name == "tiny":
+        return ToolRecipe(RANK, 2 * RANK, LEARNING_RATE, BATCH_SIZE, profile.grad_accum, list(MODULES_TO_SAVE))
+    return ToolRecipe(profile.lora_r, profile.lora_alpha, profile.learning_rate, profile.batch_size,
+                      1 if profile.rehearsal else profile.grad_accum)
+
+
+def recipe_kwargs(recipe: ToolRecipe, profile) -> dict:
+    """`train_adapter` keyword arguments for a recipe: the LoraConfig and the SFTConfig overrides."""
     from ..train import lora_config
 
-    if profile.name != "tiny":
-        return {"lora": lora_config(profile)}
-    lora = lora_config(profile, r=RANK, alpha=2 * RANK)
-    lora.modules_to_save = list(MODULES_TO_SAVE)
-    return {"lora": lora, "learning_rate": LEARNING_RATE, "per_device_train_batch_size": BATCH_SIZE}
+    lora = lora_config(profile, r=recipe.rank, alpha=recipe.alpha)
+    lora.modules_to_save = recipe.modules_to_save
+    return {"lora": lora, "learning_rate": recipe.learning_rate, "per_device_train_batch_size": recipe.batch_size,
+            "gradient_accumulation_steps": recipe.grad_accum}
 
 
 def rendered_length(row: dict, tokenizer) -> int:
@@ -76,7 +99,7 @@ def train_tool_adapter(profile, output_dir: str | Path, n_requests: int = TRAIN_
     base, tok = load_base(profile, log=log), load_tokenizer(profile)
     rows = tool_sft_rows(n_requests, "train", seed, answer_every=answer_every, tokenizer=tok)
     kwargs.setdefault("max_length", training_length(rows, tok, profile))
-    for key, value in tool_recipe(profile).items():
+    for key, value in recipe_kwargs(tool_recipe(profile), profile).items():
         kwargs.setdefault(key, value)
     return train_adapter(base, tok, rows, profile, output_dir, max_steps=max_steps, seed=seed, log=log, **kwargs)
 

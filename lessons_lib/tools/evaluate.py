@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from .calls import CallError, parse_call, validate_call
+from .calls import CallError, ToolCall, parse_call, validate_call
 from .constrained import check_tool_choice, constrained_generate
 from .data import ToolExample, answer_prompt, tool_examples
 from .functions import TOOLS
@@ -38,6 +38,46 @@ def score_call(ex: ToolExample, reply: str, schemas: dict[str, dict]) -> tuple[C
     if not ok:
         return CallScore(right, False, False, False, value), None
     return CallScore(right, True, right and call.arguments == ex.arguments, False, "ok"), value
+
+
+def base_never_saw_tools(profile) -> bool:
+    """True for the tiny course weights, which never saw a tool call; chat models (Mistral v0.3 was trained for
+    tool calling) may call tools without an adapter, so claims about the bare base hold only here."""
+    from ..paths import TINY_MODEL_DIR
+
+    return profile.model_id == str(TINY_MODEL_DIR)
+
+
+def parsed_call(reply: str, schemas: dict[str, dict]) -> tuple[ToolCall | None, bool]:
+    """The call in a reply (None when it does not parse) and whether it passes the schema."""
+    try:
+        call = parse_call(reply)
+    except CallError:
+        return None, False
+    try:
+        validate_call(call, schemas)
+    except CallError:
+        return call, False
+    return call, True
+
+
+def score_problems(items: Sequence[dict], examples: Sequence[ToolExample]) -> list[str]:
+    """Where a raw reply contradicts its score or its request (a bug in the evaluation, not in the model)."""
+    schemas, problems = schemas_by_name(tool_schemas()), []
+    if len(items) != len(examples):
+        return [f"{len(items)} scored replies for {len(examples)} requests"]
+    for i, (item, ex) in enumerate(zip(items, examples)):
+        score = item["score"]
+        call, valid = parsed_call(item["call"], schemas)
+        if item["request"] != ex.request:
+            problems.append(f"{i}: the reply belongs to another request")
+        if score.correct_tool != (call is not None and call.name == ex.tool):
+            problems.append(f"{i}: correct_tool={score.correct_tool} for {item['call'][:60]!r}")
+        if score.valid_args and not valid:
+            problems.append(f"{i}: valid_args for a call that does not validate")
+        if score.final_correct and not item["final"]:
+            problems.append(f"{i}: final answer counted correct but none was generated")
+    return problems
 
 
 def final_correct(ex: ToolExample, answer: str) -> bool:

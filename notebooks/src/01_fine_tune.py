@@ -10,7 +10,9 @@
 #
 # On a CPU the notebook uses the course's tiny 2M-parameter model, so everything runs in about three
 # minutes. On a Colab T4 (profile `t4`) or with 7B (profile `7b`) the same cells train a real chat model
-# in 4-bit (QLoRA).
+# in 4-bit (QLoRA). The CPU rehearsal profiles (`t4-rehearsal`, `7b-rehearsal`) run that GPU code path
+# with the tiny weights and the real models' chat formats, in a few training steps: they check the code,
+# not quality.
 
 # %% [markdown]
 # ## Learning objectives
@@ -459,10 +461,10 @@ assert {p.name: p.read_bytes() for p in Path(saved_at).iterdir()} == snapshot, "
 
 # %% [markdown]
 # **Reload and compare.** A fresh base + the saved folder must answer like the model we trained. We record
-# the trained model's logits on 8 held-out prompts (and, with its adapter switched off, the base's), then
-# **free it** before loading the fresh base — on a T4 two 7B bases do not fit side by side. `del` alone is
-# not enough while other names (`base`, `trainer`, `layer`, …) still point into the model: we drop them all,
-# and `free_memory()` collects the garbage and hands the GPU's cached memory back.
+# the trained model's logits on (up to) 8 held-out prompts (and, with its adapter switched off, the base's),
+# then **free it** before loading the fresh base — on a T4 two 7B bases do not fit side by side. `del` alone
+# is not enough while other names (`base`, `trainer`, `layer`, …) still point into the model: we drop them
+# all, and `free_memory()` collects the garbage and hands the GPU's cached memory back.
 #
 # Compare like with like: for training, `prepare_model_for_kbit_training` upcast the 4-bit base's norms,
 # embeddings and output head to fp32, so we reload the same way. (Notebooks 02–06 load the base for
@@ -514,7 +516,8 @@ adapter_effect = (adapter_off_logits - trained_logits).abs().max().item()
 reloaded_answers = generate(reloaded, tok, [example.prompt for example in probe[:3]], MAX_NEW)
 print(f"largest logit difference over {len(trained_logits)} prompts: reloaded vs trained {reload_diff:.1e}; "
       f"adapter off vs on {adapter_effect:.1e}")
-print(f"greedy answers identical: {agreement(trained_answers, reloaded_answers):.0%}\nreloaded answers: {reloaded_answers}")
+print(f"greedy answers identical: {agreement(trained_answers, reloaded_answers):.0%}")
+print(f"reloaded answers: {reloaded_answers}")
 assert logits_close(reloaded_logits, trained_logits, profile), reload_diff
 assert reload_diff < adapter_effect / 10, "the reload reproduces the trained adapter, not just the base"
 assert answers_agree(trained_answers, reloaded_answers, profile), "the saved adapter reloads with the same answers"
@@ -591,15 +594,21 @@ def print_estimate(target, rate: float, basis: str) -> None:
         lengths = loop_lengths(domain, target)
         seconds = budget.estimate_seconds(target, target.train_steps, lengths, tokens_per_second=rate)
         total += seconds
-        print(f"  {domain:8s} {budget.tokens_per_step(target, lengths):6.0f} padded tokens/step → ≈ {seconds / 60:4.0f} min")
+        per_step = budget.tokens_per_step(target, lengths)
+        print(f"  {domain:8s} {per_step:6.0f} padded tokens/step → ≈ {seconds / 60:4.0f} min")
     print(f"  all three ≈ {total / 60:.0f} min ≈ {total / 3600:.1f} h\n")
 
 
-steps_this_call = main_steps - checkpoint_step(resume_from)
-measured_rate = steps_this_call * budget.tokens_per_step(
-    profile, budget.row_lengths(train_rows, tok, profile.max_length)) / train_seconds
-print(f"measured here ({profile.name}): the json run's {steps_this_call} steps in {train_seconds:.0f}s "
-      f"≈ {measured_rate:.0f} padded tokens/s\n")
+steps_this_call = main_steps - checkpoint_step(resume_from)  # a rerun that resumed counts only its own steps
+measured_rate = None
+if steps_this_call > 0:
+    measured_rate = steps_this_call * budget.tokens_per_step(
+        profile, budget.row_lengths(train_rows, tok, profile.max_length)) / train_seconds
+    print(f"measured here ({profile.name}): the json run's {steps_this_call} steps in {train_seconds:.0f}s "
+          f"≈ {measured_rate:.0f} padded tokens/s\n")
+else:
+    print(f"measured here ({profile.name}): nothing — the json run resumed at its last checkpoint "
+          f"(step {main_steps})\n")
 if not REAL_MODEL:
     chars = sum(len(r["prompt"][0]["content"]) + len(r["completion"][0]["content"]) for r in rows[:64])
     tokens = sum(budget.row_lengths(rows[:64], tok))
@@ -607,7 +616,7 @@ if not REAL_MODEL:
           "(chat markup included)\n")
 for target in targets:
     print_estimate(target, target.train_tokens_per_second, "ASSUMED, not measured")
-if REAL_MODEL and torch.cuda.is_available():
+if REAL_MODEL and torch.cuda.is_available() and measured_rate:
     print_estimate(profile, measured_rate, "measured by the json run above")
 
 # %% [markdown]
@@ -732,8 +741,9 @@ for domain in COURSE_ADAPTERS:
                            "valid": round(shipped.metrics["heldout_valid"], 2),
                            "correct": round(shipped.metrics["heldout_correct"], 2), "n": shipped.metrics["heldout_n"]})
     else:
-        found = find_artifact(domain, profile, lesson.work_dir)
-        assert found.folder.resolve() == (loop_store.folder / domain).resolve() == local_dir(domain, lesson.work_dir).resolve()
+        found = find_artifact(domain, profile, lesson.work_dir)  # the search notebooks 02–06 run
+        saved = (loop_store.folder / domain).resolve()
+        assert found.folder.resolve() == local_dir(domain, lesson.work_dir).resolve() == saved, (found, saved)
 print(format_table(rows_table))
 
 # %% [markdown]
@@ -754,7 +764,8 @@ if expects_quality(profile):
     assert after.correct_rate > before.correct_rate or after.correct_rate == 1.0, "the adapter beats the base"
 else:
     print(f"{profile.name}: {STEPS} training steps rehearse the code path; no quality claim. Measured on "
-          f"{after.n} held-out prompts: correct {before.correct_rate:.2f} (base) → {after.correct_rate:.2f} (adapter).")
+          f"{after.n} held-out prompts: correct {before.correct_rate:.2f} (base) → {after.correct_rate:.2f} "
+          "(adapter).")
 assert main_steps == STEPS, "the main run finished its planned steps"
 assert len(list(Path(args.output_dir).glob("checkpoint-*"))) <= args.save_total_limit, "only the newest checkpoints kept"
 assert Manifest.load(saved_at).metrics["heldout_correct"] == after.correct_rate

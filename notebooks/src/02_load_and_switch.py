@@ -46,6 +46,7 @@ print(memory_plan(lesson.profile, "02"))
 
 # %%
 import time
+import warnings
 
 import torch
 from peft import PeftModel
@@ -55,6 +56,8 @@ from lessons_lib.adapters import course_artifacts
 from lessons_lib.data import DOMAINS, examples
 from lessons_lib.models import free_memory, generate, load_base, load_tokenizer
 
+# transformers 5.23 renamed gradient_checkpointing; PEFT still reads the old name when it wraps a model.
+warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
 profile = lesson.profile
 MAX_NEW = profile.max_new_tokens
 folders = course_artifacts(lesson)  # shipped / work dir / Drive / Hub, or a quick training run right here
@@ -76,15 +79,15 @@ for name, folder in folders.items():
 
 # %% [markdown]
 # Several self-checks below ask "does this model still compute what it computed before?". With fp32 kernels
-# (the tiny profile) the answer is bitwise. With 4-bit weights it is not always: bitsandbytes' CPU kernels
-# re-pack the 4-bit weights (re-rounding their scales) whenever the model's `state_dict()` is read — PEFT's
-# `hotswap_adapter` reads it — and fp16 kernels round differently across batch shapes. There, `matches`
-# accepts the stated fp16 tolerance, but only if the difference is also well below what a *wrong* adapter
-# changes: a tolerance alone would let a wrong adapter through.
+# on a CPU (the tiny profile) the answer must be bitwise. On the GPU path (fp16 compute, 4-bit weights) some
+# of these checks compare two code paths (e.g. a per-row adapter against the active adapter), whose fp16
+# kernels round differently. There `matches` accepts the stated fp16 tolerance (`lessons_lib.checks`), but
+# only if the difference is also well below what a *wrong* adapter changes: a tolerance alone could let a
+# barely trained wrong adapter through.
 
 # %%
 def matches(got: torch.Tensor, want: torch.Tensor, wrong: torch.Tensor) -> bool:
-    """`got` equals `want`: bitwise on exact kernels; else within tolerance and nearer `want` than `wrong` is."""
+    """`got` equals `want`: bitwise on exact kernels; else within tolerance and closer to `want` than to `wrong`."""
     if checks.exact_kernels(profile):
         return torch.equal(got, want)
     gap = (wrong - want).abs().max().item()

@@ -30,6 +30,19 @@ from lessons_lib.lesson import setup_lesson
 lesson = setup_lesson("03", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=HUB_NAMESPACE)
 
 # %% [markdown]
+# On a GPU profile, this is what the lesson keeps in GPU memory at its peak (the real model's sizes). Merging
+# needs the base **unquantized**. Where an fp16 copy of the base does not fit a T4 — the 7b profile: 14.5 GB
+# of weights — the notebook mixes adapters on the usual 4-bit base, skips the in-memory merge of section 1,
+# and merges the checkpoint *files* on the CPU instead (section 2), one 2 GB shard in memory at a time.
+
+# %%
+from lessons_lib.budget import fits_t4, memory_plan
+
+MERGE_IN_MEMORY = fits_t4(lesson.profile, "fp16")  # does an unquantized (fp16) copy of the base fit the GPU?
+print(memory_plan(lesson.profile, "03"))
+print("merge in GPU memory:", MERGE_IN_MEMORY)
+
+# %% [markdown]
 # ## 1. Merge one adapter into the base
 #
 # A LoRA adapter adds `scaling · B·A` to some weight matrices. `merge_and_unload()` does that addition
@@ -37,29 +50,36 @@ lesson = setup_lesson("03", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=
 # transformers model. With several adapters loaded, `adapter_names=[...]` says which ones to merge.
 #
 # We load the base **unquantized** (fp32 on CPU, fp16/bf16 on GPU) — section 2 explains why merging into a
-# 4-bit base is a bad idea.
+# 4-bit base is a bad idea. We also keep the *coding* adapter's logits: they show how much a wrong adapter
+# changes the output, the yardstick for every "same function" check below.
 
 # %%
 import time
+import warnings
 
 import torch
 from peft import PeftModel
 
+from lessons_lib import checks
 from lessons_lib.adapters import COURSE_ADAPTERS, course_artifacts, load_with_adapters
 from lessons_lib.data import DOMAINS, examples
-from lessons_lib.evaluate import format_table
-from lessons_lib.models import chat_text, generate, load_base, load_tokenizer
+from lessons_lib.evaluate import format_table, heldout
+from lessons_lib.models import chat_text, free_memory, generate, load_base, load_tokenizer, model_source
 
+# transformers 5.23 renamed gradient_checkpointing; PEFT still reads the old name when it wraps a model.
+warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
 profile = lesson.profile
 MAX_NEW = profile.max_new_tokens
-CHECK_NEW = min(MAX_NEW, 48)  # enough tokens to compare answers exactly
+CHECK_NEW = min(MAX_NEW, 48)  # enough tokens to compare answers
 tok = load_tokenizer(profile)
 folders = course_artifacts(lesson)  # shipped / work dir / Drive / Hub, or a quick training run right here
 probe = [examples(domain, 1, "heldout")[0].prompt for domain in DOMAINS]
+check_prompts = [ex.prompt for d in DOMAINS for ex in heldout(d, max(1, profile.eval_examples // 4), seed=2)]
 
-peft_model = load_with_adapters(load_base(profile, quantize=False), profile, folders=folders)
-peft_model.set_adapter("json", inference_mode=True)
-print("loaded:", list(peft_model.peft_config), "· active:", peft_model.active_adapter, "· dtype:", peft_model.dtype)
+
+def load_mixing_base():
+    """The base to merge and mix on: unquantized where an fp16 copy fits the GPU, else the usual 4-bit one."""
+    return load_base(profile, quantize=False if MERGE_IN_MEMORY else None)
 
 
 def logits_of(m, prompts) -> torch.Tensor:
@@ -70,25 +90,48 @@ def logits_of(m, prompts) -> torch.Tensor:
         return m(**enc).logits.float()
 
 
-adapter_logits = logits_of(peft_model, probe)
-adapter_answers = generate(peft_model, tok, probe, CHECK_NEW)
+def gap(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The largest absolute difference between two logit tensors."""
+    return (a - b).abs().max().item()
 
-merged = peft_model.merge_and_unload(adapter_names=["json"])
-print(type(merged).__name__, "· LoRA layers left:", sum("lora" in n for n, _ in merged.named_modules()))
+
+if MERGE_IN_MEMORY:
+    peft_model = load_with_adapters(load_base(profile, quantize=False), profile, folders=folders)
+    peft_model.set_adapter("coding", inference_mode=True)
+    wrong_logits = logits_of(peft_model, probe)
+    peft_model.set_adapter("json", inference_mode=True)
+    print("loaded:", list(peft_model.peft_config), "· active:", peft_model.active_adapter, "· dtype:",
+          peft_model.dtype)
+    adapter_logits = logits_of(peft_model, probe)
+    adapter_answers = generate(peft_model, tok, check_prompts, CHECK_NEW)
+
+    merged = peft_model.merge_and_unload(adapter_names=["json"])
+    print(type(merged).__name__, "· LoRA layers left:", sum("lora" in n for n, _ in merged.named_modules()))
+else:
+    print(f"{profile.name}: an fp16 copy of the base does not fit a T4, so the in-memory merge of this section "
+          "is skipped; section 2 merges the checkpoint files on the CPU instead.")
 
 # %% [markdown]
-# **Self-check.** The merged model must compute the same function as base + json adapter: logits within
-# 1e-4 in fp32 (a little rounding, since `W + BA` is rounded once instead of `Wx + B(Ax)` per call) and
-# identical greedy answers.
+# **Self-check.** The merged model must compute the same function as base + json adapter. In fp32: logits
+# within 1e-4 (a little rounding, since `W + BA` is rounded once instead of `Wx + B(Ax)` per call) and
+# identical greedy answers. In fp16 both roundings are coarser: logits within the fp16 tolerance of
+# `lessons_lib.checks`, and at least 80% identical answers (a near-tie can flip one token and the rest of
+# that answer). Either way the difference must stay well below the one a wrong adapter (coding) makes.
 
 # %%
-diff = (logits_of(merged, probe) - adapter_logits).abs().max().item()
-merged_answers = generate(merged, tok, probe, CHECK_NEW)
-TOL = 1e-4 if merged.dtype == torch.float32 else 5e-2  # fp16/bf16 rounding is coarser
-print(f"max |logit difference| merged vs adapter: {diff:.2e} (tolerance {TOL:g})")
-assert diff <= TOL
-assert merged_answers == adapter_answers
-print("greedy answers identical:", merged_answers[0][:80])
+if MERGE_IN_MEMORY:
+    merged_logits = logits_of(merged, probe)
+    merged_answers = generate(merged, tok, check_prompts, CHECK_NEW)
+    diff, wrong = gap(merged_logits, adapter_logits), gap(wrong_logits, adapter_logits)
+    print(f"max |logit difference| merged vs json adapter: {diff:.2e} · coding vs json adapter: {wrong:.2e}")
+    print(f"identical greedy answers: {checks.agreement(merged_answers, adapter_answers):.0%} "
+          f"of {len(check_prompts)}")
+    if checks.exact_kernels(profile):
+        assert diff <= 1e-4 and merged_answers == adapter_answers
+    else:
+        assert checks.logits_close(merged_logits, adapter_logits, profile)
+        assert checks.answers_agree(merged_answers, adapter_answers, profile)
+    assert diff < wrong / 2  # json's update was merged, not another adapter's
 
 # %% [markdown]
 # ### After a merge you can no longer switch
@@ -98,39 +141,43 @@ print("greedy answers identical:", merged_answers[0][:80])
 # notebook 02 now fails:
 
 # %%
-try:
-    merged.set_adapter("coding")
-    switch_error = None
-except Exception as err:  # transformers raises ValueError ("no adapter loaded"); older versions AttributeError
-    switch_error = err
-print(f"merged.set_adapter('coding') -> {type(switch_error).__name__}: {switch_error}")
-assert switch_error is not None and not hasattr(merged, "peft_config")
+if MERGE_IN_MEMORY:
+    try:
+        merged.set_adapter("coding")
+        switch_error = None
+    except Exception as err:  # ValueError from transformers (with peft < 0.22 its message is about the version)
+        switch_error = err
+    print(f"merged.set_adapter('coding') -> {type(switch_error).__name__}: {switch_error}")
+    assert switch_error is not None and not hasattr(merged, "peft_config")
 
 # %% [markdown]
 # ### Save and reload without PEFT
 #
 # A merged model saves like any transformers model (`save_pretrained`, plus the tokenizer), and loads back
-# with `AutoModelForCausalLM.from_pretrained` — the server does not even need PEFT installed.
+# with `AutoModelForCausalLM.from_pretrained` — the server does not even need PEFT installed. Same weights,
+# same kernels: the reloaded model gives exactly the merged model's answers.
 
 # %%
 from transformers import AutoModelForCausalLM
 
 from lessons_lib.mixing import folder_bytes
 
-merged_dir = lesson.work_dir / "merged-json"
-merged.save_pretrained(merged_dir)
-tok.save_pretrained(merged_dir)
+if MERGE_IN_MEMORY:
+    merged_dir = lesson.work_dir / "merged-json"
+    merged.save_pretrained(merged_dir)
+    tok.save_pretrained(merged_dir)
 
-reloaded = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=merged.dtype)
-reloaded.eval()
-assert generate(reloaded, tok, probe, CHECK_NEW) == adapter_answers
-print(type(reloaded).__name__, "reloaded without PEFT; same answers as base + adapter")
+    reloaded = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=merged.dtype).to(merged.device)
+    reloaded.eval()
+    assert generate(reloaded, tok, check_prompts, CHECK_NEW) == merged_answers
+    print(type(reloaded).__name__, "reloaded without PEFT; the same answers as the merged model")
 
-sizes = [{"what": "json adapter folder", "MB": round(folder_bytes(folders["json"]) / 1e6, 2)},
-         {"what": "merged model folder", "MB": round(folder_bytes(merged_dir) / 1e6, 2)}]
-sizes.append({"what": "merged / adapter", "MB": f"×{sizes[1]['MB'] / sizes[0]['MB']:.0f}"})
-print(format_table(sizes))
-del merged, reloaded, peft_model
+    sizes = [{"what": "json adapter folder", "MB": round(folder_bytes(folders["json"]) / 1e6, 2)},
+             {"what": "merged model folder", "MB": round(folder_bytes(merged_dir) / 1e6, 2)}]
+    sizes.append({"what": "merged / adapter", "MB": f"×{sizes[1]['MB'] / sizes[0]['MB']:.0f}"})
+    print(format_table(sizes))
+    del merged, reloaded, peft_model
+    free_memory()
 
 # %% [markdown]
 # The adapter is a small fraction of the merged model: merging gives you one more *full* model per
@@ -141,9 +188,13 @@ del merged, reloaded, peft_model
 # With QLoRA the base is stored in 4 bits. Merging `W₄ + BA` means de-quantizing, adding a *small* update
 # and rounding back to 4 bits — and most of the update is rounded away (peft #2321, #2501). A quick
 # simulation on one real weight matrix shows why: 4-bit round-to-nearest with one scale per 64 values
-# (NF4 is similar) against the json adapter's update to the same matrix.
+# (NF4 is similar) against the json adapter's update to the same matrix. (Where the base is loaded in
+# 4-bit — the 7b profile here — `W` is that layer's weight de-quantized.)
 
 # %%
+from lessons_lib.mixing import dense_weight
+
+
 def fake_4bit(w: torch.Tensor, block: int = 64) -> torch.Tensor:
     """Symmetric 4-bit round-to-nearest with one absmax scale per block of `block` values."""
     flat = w.float().reshape(-1, block)
@@ -151,14 +202,18 @@ def fake_4bit(w: torch.Tensor, block: int = 64) -> torch.Tensor:
     return (torch.round(flat / scale).clamp(-8, 7) * scale).reshape(w.shape)
 
 
-demo = load_with_adapters(load_base(profile, quantize=False), profile, ["json"], folders=folders)
+demo = load_with_adapters(load_mixing_base(), profile, ["json", "coding"], folders=folders)
 layer = demo.base_model.model.model.layers[0].self_attn.q_proj
-w, delta = layer.base_layer.weight.detach().float(), layer.get_delta_weight("json").float()
+w, delta = dense_weight(layer.base_layer), layer.get_delta_weight("json").float()
+wrong_delta = layer.get_delta_weight("coding").float()  # a wrong adapter's update, for the check below
 error = (fake_4bit(w + delta) - (w + delta)).norm() / delta.norm()
 print(f"‖update‖ / ‖W‖ = {delta.norm() / w.norm():.3f}")
 print(f"rounding error after merging into 4-bit = {error:.2f} × the size of the update itself")
 assert error > 0.3
-del demo
+demo.set_adapter("json", inference_mode=True)
+json_answers = generate(demo, tok, check_prompts, CHECK_NEW)  # base + json adapter, to compare with below
+del demo, layer
+free_memory()
 
 # %% [markdown]
 # The right path: **reload the base unquantized** (fp16 on a T4; fp32 on CPU), attach the adapter, merge,
@@ -166,25 +221,61 @@ del demo
 # `lessons_lib.mixing.merge_for_deployment` does exactly those steps (read it: `load_base(quantize=False)`,
 # `PeftModel.from_pretrained`, `merge_and_unload`, `save_pretrained`, reload with a `BitsAndBytesConfig`).
 # Without a GPU the re-quantization step is skipped with a message; the merge runs the same way in fp32.
+#
+# Where even an fp16 copy of the base does not fit the GPU (a 7B on a T4), it merges the checkpoint **files**
+# instead (`merge_checkpoint`): it reads the base's safetensors shards tensor by tensor on the CPU, adds
+# `scaling · B·A` (read from the adapter's file) to every targeted weight, and writes new shards — the
+# whole model is never in memory — then reloads the merged model in 4-bit.
+#
+# Self-check on every profile, straight from the files: the merged weight minus the base weight must be the
+# json adapter's update as PEFT computes it (`get_delta_weight`, above), up to the rounding of the saved
+# dtype — at most twice what storing the exact `W + update` in that dtype costs (an in-memory fp16 merge
+# rounds twice: `W`, then `W + update`) — and much farther from what the coding adapter would have added.
 
 # %%
-from lessons_lib.mixing import merge_for_deployment
+from lessons_lib.mixing import checkpoint_tensor, merge_for_deployment
+
+WEIGHT = "model.layers.0.self_attn.q_proj.weight"  # the layer of the 4-bit simulation above
+
+
+def merge_errors(merged_folder, right: torch.Tensor, wrong: torch.Tensor) -> dict[str, float]:
+    """(merged − base weight) vs the right and a wrong update, and the saved dtype's rounding, relative to right."""
+    merged = checkpoint_tensor(merged_folder, WEIGHT)
+    base = checkpoint_tensor(model_source(profile), WEIGHT).float()
+    right, wrong, update = right.cpu(), wrong.cpu(), merged.float() - base
+    exact = base + right
+    return {name: (diff.norm() / right.norm()).item() for name, diff in
+            [("right", update - right), ("wrong", update - wrong),
+             ("rounding", exact.to(merged.dtype).float() - exact)]}
+
+
+def merged_correctly(errors: dict[str, float]) -> bool:
+    """The merged weight carries the right update, up to rounding, and is much farther from the wrong one."""
+    return errors["right"] <= 2 * errors["rounding"] + 1e-3 and errors["wrong"] > 2 * errors["right"]
+
 
 deployed = merge_for_deployment(profile, {"json": folders["json"]}, lesson.work_dir / "deploy-json", tok,
                                 requantize=True)
 for note in deployed.notes:
     print("-", note)
-deployed_answers = generate(deployed.model, tok, probe, CHECK_NEW)
-if not deployed.requantized:
-    assert deployed_answers == adapter_answers  # same function as base + adapter
-print("re-quantized to 4-bit:", deployed.requantized, "·", deployed_answers[0][:80])
+errors = merge_errors(deployed.folder, delta, wrong_delta)
+print(f"merged − base vs json's update: {errors['right']:.2e} of its size (rounding alone: {errors['rounding']:.2e})"
+      f" · vs coding's update: {errors['wrong']:.2f}")
+assert merged_correctly(errors)
+deployed_answers = generate(deployed.model, tok, check_prompts, CHECK_NEW)
+print(f"re-quantized to 4-bit: {deployed.requantized} · {checks.agreement(deployed_answers, json_answers):.0%} "
+      f"of {len(check_prompts)} answers identical to base + json adapter")
+if not deployed.requantized and checks.exact_kernels(profile):
+    assert deployed_answers == json_answers  # same function as base + adapter
 del deployed
+free_memory()
 
 # %% [markdown]
 # (A 4-bit model re-quantized *after* merging still rounds, but it rounds `W + BA` once, from full
 # precision — the same error as quantizing any model — instead of losing the update to a second rounding.
-# An adapter trained with QLoRA learned to correct the 4-bit base, so compare the merged model's metric
-# with the adapter's before you ship it.)
+# So its answers can differ from base + adapter, and no answer-for-answer check is made on it. An adapter
+# trained with QLoRA learned to correct the 4-bit base, so compare the merged model's metric with the
+# adapter's before you ship it.)
 #
 # ## 3. Weighted combinations with `add_weighted_adapter`
 #
@@ -202,7 +293,7 @@ del deployed
 # First the raw PEFT call, and three traps.
 
 # %%
-model = load_with_adapters(load_base(profile, quantize=False), profile, folders=folders)
+model = load_with_adapters(load_mixing_base(), profile, folders=folders)
 model.add_weighted_adapter(["json", "support"], [1.0, 1.0], "js", combination_type="cat")
 lora = model.base_model.model.model.layers[0].self_attn.q_proj
 print("new adapter 'js' rank:", model.peft_config["js"].r, "· its dropout in training mode:",
@@ -265,7 +356,7 @@ model.delete_adapter("js")
 from lessons_lib.evaluate import heldout, report, score_all
 from lessons_lib.mixing import COMBINATION_TYPES, answer_token_accuracy
 
-N_TOKENS_EVAL = 6 if profile.name == "tiny" else 20
+N_TOKENS_EVAL = min(profile.eval_examples, 20 if lesson.device == "cuda" else 6)  # per domain
 WEIGHTS = (0.5, 1.0, 2.0)
 token_items = {domain: heldout(domain, N_TOKENS_EVAL, seed=1) for domain in DOMAINS}
 
@@ -319,13 +410,18 @@ plt.show()
 # %%
 by_name = {(r["type"], r["weight"]): r for r in sweep}
 assert len(sweep) == len(COMBINATION_TYPES) * len(WEIGHTS)
-for domain in DOMAINS:  # the metric separates skills: each adapter beats the base on its own domain
-    assert reference[domain][domain] > reference["base"][domain]
 best = max(sweep, key=lambda r: r["mean"])
 worst = min(sweep, key=lambda r: r["mean"])
 print(f"best mix: {best['type']} at weight {best['weight']} (mean {best['mean']}); "
       f"worst: {worst['type']} at weight {worst['weight']} (mean {worst['mean']})")
-assert by_name[("cat", 1.0)]["mean"] > by_name[("linear", 2.0)]["mean"]
+print(f"cat at weight 1: mean {by_name[('cat', 1.0)]['mean']} · linear at weight 2: "
+      f"mean {by_name[('linear', 2.0)]['mean']}")
+if checks.expects_quality(profile):
+    for domain in DOMAINS:  # the metric separates skills: each adapter beats the base on its own domain
+        assert reference[domain][domain] > reference["base"][domain]
+    assert by_name[("cat", 1.0)]["mean"] > by_name[("linear", 2.0)]["mean"]  # cross terms break linear at 2
+else:
+    print(f"{profile.name}: quick-trained adapters, so the quality claims below are not checked on these numbers.")
 
 # %% [markdown]
 # What to read from it (tiny profile; your numbers will differ a little): `cat` and `svd` add the *updates*
@@ -352,9 +448,12 @@ print("active:", model.active_adapters)
 runtime_logits = logits_of(model, probe)
 model.set_adapter(MIX, inference_mode=True)
 cat_logits = logits_of(model, probe)
-diff_runtime_cat = (runtime_logits - cat_logits).abs().max().item()
-print(f"all three active vs cat adapter (weights 1): max |logit diff| = {diff_runtime_cat:.1e}")
-assert diff_runtime_cat <= TOL * 10
+model.set_adapter("json", inference_mode=True)
+json_logits = logits_of(model, probe)  # one adapter instead of the mix: the yardstick for a wrong result
+diff_runtime_cat, json_vs_cat = gap(runtime_logits, cat_logits), gap(json_logits, cat_logits)
+print(f"all three active vs cat adapter (weights 1): max |logit diff| = {diff_runtime_cat:.1e} "
+      f"· json alone vs cat: {json_vs_cat:.1e}")
+assert checks.logits_close(runtime_logits, cat_logits, profile) and diff_runtime_cat < json_vs_cat / 2
 
 model.base_model.set_adapter(["json", "support"], inference_mode=True)
 for module in model.modules():
@@ -403,8 +502,8 @@ mixer.combination.value = "cat"
 mixer.button.click()
 print(mixer.status.value, "→", mixer.last.answer[:70])
 assert mixer.last.adapter == "mixer" and "cat: json×1 + support×1" in mixer.status.value
-if model.dtype == torch.float32:
-    assert mixer.last.answer == runtime_answer  # cat == both adapters active
+if checks.exact_kernels(profile):  # cat == both adapters active (in fp16 checked on logits in section 4)
+    assert mixer.last.answer == runtime_answer
 
 mixer.sliders["support"].value = 0.0
 mixer.combination.value = "svd"
@@ -423,15 +522,19 @@ assert model.peft_config["mixer"].r == profile.lora_r  # rebuilt from json alone
 #
 # Quality: the domain metric on the same held-out prompts. Latency: one request at a time, a fixed number
 # of new tokens (so early stops don't skew it), best of several interleaved runs (the least disturbed by
-# other work on the machine).
+# other work on the machine). Where the fp16 base does not fit (7b), the mix is merged file by file as in
+# section 2 and the merged model runs in 4-bit, like the base the adapters run on.
 
 # %%
 mix_dir = lesson.work_dir / "mix-adapters"
-model.save_pretrained(mix_dir, selected_adapters=[MIX])
-merged_mix = PeftModel.from_pretrained(load_base(profile, quantize=False), mix_dir / MIX).merge_and_unload()
+model.save_pretrained(mix_dir, selected_adapters=[MIX], save_embedding_layers=False)  # LoRA on linear layers only
+if MERGE_IN_MEMORY:
+    merged_mix = PeftModel.from_pretrained(load_base(profile, quantize=False), mix_dir / MIX).merge_and_unload()
+else:
+    merged_mix = merge_for_deployment(profile, {MIX: mix_dir / MIX}, lesson.work_dir / "merged-mix", tok).model
 merged_mix.eval()
 
-N_EVAL = 2 if profile.name == "tiny" else 10
+N_EVAL = min(profile.eval_examples, 10 if lesson.device == "cuda" else 2)  # per domain
 items = {domain: heldout(domain, N_EVAL) for domain in DOMAINS}
 eval_prompts = [ex.prompt for domain in DOMAINS for ex in items[domain]]
 
@@ -512,11 +615,27 @@ plt.tight_layout()
 plt.show()
 
 # %%
-assert (logits_of(merged_mix, probe) - cat_logits).abs().max().item() <= TOL * 10
+merged_mix_logits = logits_of(merged_mix, probe)
+print(f"merged mix vs mix adapter: max |logit diff| {gap(merged_mix_logits, cat_logits):.2e} "
+      f"· json alone vs mix adapter: {json_vs_cat:.2e}")
 assert all(len(t) == REPEATS * len(DOMAINS) for t in latency.values())
+if MERGE_IN_MEMORY:  # merged = the mix it came from
+    assert checks.logits_close(merged_mix_logits, cat_logits, profile)
+    assert gap(merged_mix_logits, cat_logits) < json_vs_cat / 2
+    if checks.exact_kernels(profile):
+        assert same >= len(eval_prompts) - 1  # allowing one near-tie in greedy decoding
+    else:
+        assert checks.answers_agree(merged_answers, mix_answers, profile)
+else:  # re-quantized to 4-bit: checked on the merged files, as in section 2
+    errors = merge_errors(lesson.work_dir / "merged-mix", lora.get_delta_weight(MIX).float(),
+                          lora.get_delta_weight("json").float())
+    print(f"merged − base vs the mix's update: {errors['right']:.2e} of its size (rounding alone: "
+          f"{errors['rounding']:.2e}) · vs json's alone: {errors['wrong']:.2f}")
+    assert merged_correctly(errors)
 mean = {w: sum(quality[w].values()) / 3 for w in WAYS}
-assert mean["switching"] >= mean["weighted mix"], "each domain's own adapter should beat the one-size mix"
-assert same >= len(eval_prompts) - 1  # merged = the mix it came from (allowing one near-tie in greedy decoding)
+print("mean correct rate:", {w: round(m, 2) for w, m in mean.items()})
+if checks.expects_quality(profile):
+    assert mean["switching"] >= mean["weighted mix"], "each domain's own adapter should beat the one-size mix"
 print(f"latency ratios: weighted mix / merged = {best_ms['weighted mix'] / best_ms['merged mix']:.2f}, "
       f"switching / merged = {best_ms['switching'] / best_ms['merged mix']:.2f}")
 
@@ -540,7 +659,8 @@ print(f"latency ratios: weighted mix / merged = {best_ms['weighted mix'] / best_
 # - `merge_and_unload(adapter_names=[...])` bakes an adapter into the base: same logits (≤ 1e-4 in fp32),
 #   same answers, reloadable with plain `AutoModelForCausalLM` — but no more switching, and a full-size copy.
 # - Never merge into a 4-bit base: the update is rounded away. Reload the base in fp16, merge, save,
-#   re-quantize the merged model if needed.
+#   re-quantize the merged model if needed; where the fp16 base does not fit the GPU (a 7B on a T4), merge the
+#   checkpoint files tensor by tensor on the CPU (`merge_checkpoint`).
 # - `add_weighted_adapter` builds a new adapter from several: `cat`/`svd` add the updates, `linear` and the
 #   pruning types work on A and B separately. Traps: an existing name is silently kept, equal ranks are
 #   needed for element-wise types, SVD needs fp32, and the new modules start in training mode.

@@ -28,6 +28,33 @@ from lessons_lib.lesson import setup_lesson
 lesson = setup_lesson("04", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=HUB_NAMESPACE)
 
 # %% [markdown]
+# On a GPU profile the lesson holds up to two models at once; this is what they take on the real model (t4:
+# TinyLlama-1.1B, 7b: Mistral-7B), each freed (`del` + `free_memory()`) before the next one is loaded:
+
+# %%
+from lessons_lib import budget
+
+print(budget.memory_plan(lesson.profile, "04"))
+
+# %% [markdown]
+# The playground and the batch at the end (sections 6–7) generate with the three course adapters. We look them up
+# now, before any model is on the GPU: shipped (tiny profile), your work dir, your Drive folder, the Hub — or, in a
+# fresh runtime with none of them, a quick training run right here that says how long it takes.
+
+# %%
+import warnings
+
+import datasets
+
+from lessons_lib.adapters import course_artifacts
+
+datasets.disable_progress_bars()  # a quick training run shows the trainer's own progress bar only
+# transformers 5.23 renamed gradient_checkpointing to activation_checkpointing; Colab's older release only knows
+# the old name, so the course keeps it and silences the rename notice.
+warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
+folders = course_artifacts(lesson)  # {name: folder} for json, coding, support
+
+# %% [markdown]
 # ## 1. Labels and the held-out set
 #
 # Four labels: `json`, `coding`, `support` — one per adapter — and `general`, which means "no adapter,
@@ -90,27 +117,40 @@ assert keyword.route(failures[2]).label == "general"  # no keyword at all
 #
 # The training prompts come from the course's data and from EN/RU templates (opener × task × detail),
 # with some filler sentences and dropped words mixed in so the classifier can't just memorise templates.
+#
+# On a 4-bit base (t4, 7b) we first call PEFT's `prepare_model_for_kbit_training`, as notebook 01 does for
+# generation: it casts the few unquantized weights (norms, the new head) to fp32 and turns on gradient
+# checkpointing. Then every trainable weight — LoRA **and** the `score` head, which PEFT copies into
+# `modules_to_save` in the base's fp16 — is kept in fp32 (`keep_adapter_fp32`).
 
 # %%
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from transformers import AutoModelForSequenceClassification
 
-from lessons_lib.models import load_kwargs, load_tokenizer, model_source, quantization_config
+from lessons_lib.models import free_memory, load_kwargs, load_tokenizer, model_source, quantization_config
 from lessons_lib.router.encode import encode_batch
+from lessons_lib.router.learned import half_dtype, no_load_report, router_learning_rate
+from lessons_lib.train import keep_adapter_fp32
 
 profile = lesson.profile
 tok = load_tokenizer(profile)
 train_rows = training_rows(240)
 print(len(train_rows), "training prompts, e.g.:", train_rows[:3])
 
-classifier = AutoModelForSequenceClassification.from_pretrained(
-    model_source(profile), **load_kwargs(profile, quantization_config(profile)),  # dtype, 4-bit, GPU placement
-    num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={lbl: i for i, lbl in enumerate(LABELS)})
+with no_load_report():  # transformers would list `score` as "missing from the checkpoint": it is new, we train it
+    classifier = AutoModelForSequenceClassification.from_pretrained(
+        model_source(profile), **load_kwargs(profile, quantization_config(profile)),  # dtype, 4-bit, GPU placement
+        num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={lbl: i for i, lbl in enumerate(LABELS)},
+        use_cache=False)  # a classifier never generates: no key/value cache
 classifier.config.pad_token_id = tok.pad_token_id
+if getattr(classifier, "is_loaded_in_4bit", False):  # QLoRA: fp32 norms and head, gradient checkpointing
+    classifier = prepare_model_for_kbit_training(classifier, use_gradient_checkpointing=profile.gradient_checkpointing,
+                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
 config = LoraConfig(task_type="SEQ_CLS", r=profile.lora_r, lora_alpha=profile.lora_alpha,
                     lora_dropout=0.1, target_modules="all-linear")
 demo = get_peft_model(classifier, config)
+keep_adapter_fp32(demo)  # LoRA and the `score` copy train in fp32, whatever the base computes in
 demo.print_trainable_parameters()
 print("modules_to_save:", demo.peft_config["default"].modules_to_save)
 assert "score" in demo.peft_config["default"].modules_to_save
@@ -119,39 +159,56 @@ assert "score" in demo.peft_config["default"].modules_to_save
 # A few optimisation steps by hand, to see the loss move (a plain PyTorch loop: a batch of prompts, their
 # label ids, `loss.backward()`). The full training (100 steps, about a minute on a free CPU) is
 # `python -m lessons_lib.router train`; on the tiny profile its result ships in `assets/router/adapter`.
+#
+# On a T4 the frozen base computes in fp16, so the loop adds the two pieces of mixed-precision training: the
+# forward runs under `torch.autocast`, and a `GradScaler` multiplies the loss before `backward()` (and divides the
+# gradients back before the step) so that small fp16 gradients don't underflow to zero. On the fp32 CPU path
+# (tiny) both are switched off and the loop is plain PyTorch.
 
 # %%
 import time
 
-DEMO_STEPS = 8  # the real training is load_router's (below)
+DEMO_STEPS = min(8, profile.train_steps)  # the real training is load_router's (below)
 label_id = {lbl: i for i, lbl in enumerate(LABELS)}
-optimizer = torch.optim.AdamW([p for p in demo.parameters() if p.requires_grad], lr=3e-3)
+optimizer = torch.optim.AdamW([p for p in demo.parameters() if p.requires_grad], lr=router_learning_rate(profile))
 device = next(demo.parameters()).device
+half = half_dtype(demo)  # torch.float16 on a T4 (fp16 compute of the 4-bit base), None on the fp32 CPU path
+scaler = torch.amp.GradScaler(device.type, enabled=half == torch.float16)
 demo.train()
 losses, start = [], time.perf_counter()
 for step in range(DEMO_STEPS):
     batch = train_rows[step * 16:(step + 1) * 16]
     enc = encode_batch(tok, [r["text"] for r in batch], device)
     labels = torch.tensor([label_id[r["label"]] for r in batch], device=device)
-    loss = demo(**enc, labels=labels).loss
-    loss.backward()
-    optimizer.step()
+    with torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None):
+        loss = demo(**enc, labels=labels).loss
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)  # unscales the gradients first; skips the step if they overflowed
+    scaler.update()
     optimizer.zero_grad()
     losses.append(loss.item())
 demo.eval()
 print(f"{DEMO_STEPS} steps in {time.perf_counter() - start:.1f} s; loss {losses[0]:.3f} → {losses[-1]:.3f}")
 demo.save_pretrained(lesson.work_dir / "router-demo")
 print(sorted(p.name for p in (lesson.work_dir / "router-demo").iterdir()))
+assert all(loss == loss for loss in losses), "the loss became NaN"  # NaN != NaN
+del demo, classifier, optimizer  # the demo is saved: free its base before the trained router's is loaded
+free_memory()
 
 # %% [markdown]
-# Now the fully trained router. `load_router("learned")` loads the shipped adapter on the tiny profile
-# (on a GPU profile it loads yours from the work dir, or trains one). `LearnedRouter` turns the logits into
-# probabilities; if the best one is below the **threshold** (0.5), the prompt goes to `general`.
+# Now the fully trained router. `load_router("learned")` looks for it like for every course artifact: shipped
+# with the course (tiny profile), your work dir, Drive, the Hub. Where none is found — a fresh Colab runtime — this
+# is the lesson that makes it: it trains here with the full recipe (`router_train_steps`: 100 steps, only a few in
+# a CPU rehearsal; the learning rate scaled to the model like notebook 01's) and is saved to the work dir.
+# `LearnedRouter` turns the logits into probabilities; if the best one is below the **threshold** (0.5), the
+# prompt goes to `general`.
 
 # %%
 from lessons_lib.router import load_router
+from lessons_lib.router.learned import router_train_steps
 
-learned = load_router("learned", profile, work_dir=lesson.work_dir, hub_namespace=lesson.hub_namespace)
+learned = load_router("learned", profile, work_dir=lesson.work_dir, hub_namespace=lesson.hub_namespace,
+                      steps=router_train_steps(profile))
 print(learned.model.peft_config["default"].task_type, "threshold", learned.threshold)
 for prompt in failures:
     d = learned.route(prompt)
@@ -228,23 +285,37 @@ for name, ms in latency.items():
 for text, gold, pred in reports[1].mistakes(texts)[:10]:
     print(f"gold {gold:8s} got {pred:8s} {text[:80]}")
 
+# %% [markdown]
+# The claim of this section — a trained classifier beats the keyword rules — needs a trained router. A CPU
+# rehearsal trains it for a few steps only (it checks the GPU code path, not quality), so there we print the
+# numbers and claim nothing.
+
 # %%
-# Self-check: the learned router beats the keyword rules on the held-out set, and every label is legal.
-assert acc["learned"] > acc["keyword"], acc
+# Self-check: every label is legal, the held-out set is balanced, and a trained learned router beats the keywords.
+from lessons_lib.checks import expects_quality
+
 assert all(p in LABELS for r in reports for p in r.predicted)
 assert len(heldout) >= 60 and set(Counter(r["label"] for r in heldout)) == set(LABELS)
+if expects_quality(profile):
+    assert acc["learned"] > acc["keyword"], acc
+else:
+    print(f"rehearsal: router trained {router_train_steps(profile)} steps, no accuracy claim "
+          f"(learned {acc['learned']:.3f}, keyword {acc['keyword']:.3f})")
 
 # %% [markdown]
 # ## 6. RouterPlayground
 #
 # Type a prompt, press the button: the chosen adapter, the router's score per label, and the answer of
-# the chosen adapter. We load the course adapters into one `PeftModel` for generation.
+# the chosen adapter. We load the course adapters (found at the top) into one `PeftModel` for generation —
+# after freeing the embedding router's base, which is not needed any more.
 
 # %%
-from lessons_lib.adapters import course_artifacts, load_with_adapters
+from lessons_lib.adapters import load_with_adapters
 from lessons_lib.widgets.router_playground import RouterPlayground
 
-model = load_with_adapters(load_base(profile), profile, folders=course_artifacts(lesson))
+del embedding
+free_memory()
+model = load_with_adapters(load_base(profile), profile, folders=folders)
 playground = RouterPlayground(learned, model, tok, prompt="Сделай из этого JSON: Олег, 40 лет, Пермь",
                               max_new_tokens=profile.max_new_tokens)
 playground
@@ -265,19 +336,32 @@ assert "Type a prompt" in playground.choice.value
 #
 # `RoutedModel` routes every prompt, then makes **one** `generate` call with
 # `adapter_names=[...]` — each row of the batch runs through its own adapter, `general` rows through the
-# bare base. The answers equal one-adapter runs (checked below).
+# bare base. We check that against one-adapter runs, one prompt at a time:
+#
+# - On the fp32 CPU path the answers are identical, and so are the logits (within 1e-4).
+# - On a GPU, fp16 kernels for a batch of five and for a single row split the sums differently, so logits differ
+#   by ~1e-2 and a near-tie can flip a token: we allow the stated fp16 tolerance on the logits of the first answer
+#   token and require 80% of the answers identical (`lessons_lib.checks`).
+# - On every profile each row's logits must be nearer to its own adapter's one-row run than to any other
+#   adapter's: a row that went through the wrong adapter fails, however noisy the kernels.
 
 # %%
+from lessons_lib.checks import agreement, answers_agree
 from lessons_lib.models import generate
 from lessons_lib.router import RoutedModel
+from lessons_lib.router.routed import check_mixed_batch, describe_checks
 
 routed = RoutedModel(model, tok, learned, max_new_tokens=profile.max_new_tokens)
 mixed = [texts[0], texts[1], texts[2], texts[3], "Напиши функцию Python `double(xs)`, которая удваивает числа"]
 results = routed.generate_batch(mixed)
 for r in results:
     print(f"[{r.adapter:8s}] {r.prompt[:50]!r} → {r.answer[:70]!r}")
-one = results[-1]
-assert one.answer == generate(model, tok, one.prompt, profile.max_new_tokens, adapter_names=[one.adapter])
+alone = [generate(model, tok, r.prompt, profile.max_new_tokens, adapter_names=[r.adapter]) for r in results]
+rows = check_mixed_batch(model, tok, [r.prompt for r in results], [r.adapter for r in results], profile)
+print(f"answers identical to one-adapter runs: {agreement([r.answer for r in results], alone):.0%}")
+print(describe_checks(rows))
+assert all(row.ok for row in rows), rows
+assert answers_agree([r.answer for r in results], alone, profile)
 
 # %% [markdown]
 # ## Recap

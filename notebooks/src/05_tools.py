@@ -13,8 +13,9 @@
 # ## Learning objectives
 # - Write tools as typed Python functions with Google-style docstrings and input checks whose errors
 #   say what to do; generate their JSON schemas with `transformers.utils.get_json_schema`.
-# - Render tools into the prompt with the chat template (`apply_chat_template(..., tools=...)`), and
-#   expose the same functions as LangChain tools.
+# - Render tools into the prompt with the chat template (`apply_chat_template(..., tools=...)`), also on
+#   templates without tool support (TinyLlama's) and strict ones (Mistral's: call ids, alternating turns),
+#   and expose the same functions as LangChain tools.
 # - Build a tool-calling loop: parse the call, validate it against the schema, execute, send the result
 #   back as a `tool` message; report malformed calls, unknown tools and bad arguments; stop at a step limit.
 # - Train a tool-use LoRA adapter with TRL and measure it against the base on held-out requests:
@@ -33,6 +34,26 @@ HUB_NAMESPACE = None  # your Hub user/org if notebook 01 pushed adapters there (
 from lessons_lib.lesson import setup_lesson
 
 lesson = setup_lesson("05", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=HUB_NAMESPACE)
+
+# %% [markdown]
+# What this lesson keeps on the GPU at its peak (t4/7b profiles; one base at a time — each model is freed
+# before the next one is loaded), and the three domain adapters that section 6 routes to. A fresh runtime
+# finds them in the work dir, on Drive or on the Hub — or trains a quick version right here, saying so.
+
+# %%
+import warnings
+
+import datasets
+
+from lessons_lib import budget
+from lessons_lib.adapters import COURSE_ADAPTERS, course_artifacts
+
+datasets.disable_progress_bars()  # the trainer reports its own progress
+# transformers 5.23 renamed gradient_checkpointing to activation_checkpointing; Colab's older release only knows
+# the old name, so we keep it and silence the rename notice.
+warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
+print(budget.memory_plan(lesson.profile, "05"))
+folders = course_artifacts(lesson)  # json, coding, support: shipped / work dir / Drive / Hub, or trained here
 
 # %% [markdown]
 # ## 1. Three tools, and errors that say what to do
@@ -102,29 +123,43 @@ schemas = [get_json_schema(fn) for fn in TOOLS.values()]
 print(json.dumps(schemas[1], indent=1, ensure_ascii=False))
 
 # %% [markdown]
-# The chat template decides how tools appear in the prompt. Models trained for tool use (Llama 3.1,
-# Qwen 2.5, Mistral) print the whole schema; our tiny model's template lists the tool names in a system
-# line, renders an assistant's `tool_calls` as `{"tool": NAME, "arguments": {...}}`, and a tool's result
-# as a `tool` turn:
+# The chat template decides how tools appear in the prompt, and templates differ a lot:
+#
+# - our tiny model's template lists the tool names in a system line, renders an assistant's `tool_calls`
+#   as `{"tool": NAME, "arguments": {...}}` and a tool's result as a `tool` turn;
+# - TinyLlama-1.1B-Chat (the t4 profile) has a Zephyr template that knows only system, user and assistant:
+#   it silently drops `tools=`, the calls and the `tool` messages — the model would never see a tool or a result;
+# - Mistral-7B-Instruct-v0.3 (7b) prints every schema after `[AVAILABLE_TOOLS]`, but raises unless every call
+#   carries a 9-character alphanumeric id and user and assistant turns alternate.
+#
+# So we never call `apply_chat_template` on a tool conversation directly. `lessons_lib.models.chat_text`
+# first asks `chat_format.prepare` to probe what the template renders by itself and spell out the rest:
+# the tools as signatures in the system turn, calls as their JSON, results as a user turn
+# "Tool result (NAME): …", ids on every call, consecutive user turns merged. Where the template renders
+# everything (the tiny one), it changes nothing:
 
 # %%
-from lessons_lib.models import load_base, load_tokenizer
+from lessons_lib.chat_format import capabilities
+from lessons_lib.models import chat_text, load_base, load_tokenizer
 
 profile = lesson.profile
 tok = load_tokenizer(profile)
+wrapped = text_formatter("one base, many adapters", width=12)
 example_chat = [
     {"role": "user", "content": "Wrap this to 12 characters: one base, many adapters"},
     {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {
         "name": "text_formatter", "arguments": {"text": "one base, many adapters", "width": 12}}}]},
-    {"role": "tool", "content": text_formatter("one base, many adapters", width=12)},
+    {"role": "tool", "content": wrapped},
 ]
-rendered = tok.apply_chat_template(example_chat, tools=schemas, tokenize=False, add_generation_prompt=True)
+print(capabilities(tok), "\n")
+rendered = chat_text(tok, example_chat, tools=schemas)
 print(rendered)
 
 # %%
-if profile.name == "tiny":
-    assert rendered.startswith("<|system|>\nTools: text_formatter; template_generator; content_validator")
-    assert '{"tool": "text_formatter", "arguments": {"text": "one base, many adapters", "width": 12}}' in rendered
+assert all(name in rendered for name in TOOLS), "every tool must be in the prompt"
+assert '"width": 12' in rendered and wrapped in rendered, "the call and the tool's result must reach the model"
+if capabilities(tok).native:  # a template that renders tools, calls and results itself is left alone
+    assert rendered == tok.apply_chat_template(example_chat, tools=schemas, tokenize=False, add_generation_prompt=True)
 assert schemas[1]["function"]["parameters"]["properties"]["template_type"]["enum"][0] == "instruction"
 
 # %% [markdown]
@@ -208,13 +243,15 @@ assert endless.answer is None and endless.events[-1].kind == "step_limit" and le
 # ## 4. Does the base model call tools?
 #
 # `ModelChat` turns a real model into the `chat(messages) -> reply` the loop needs: it renders the
-# conversation with `tools=` and generates greedily.
+# conversation and its tools with `chat_text` and generates greedily.
 
 # %%
+from lessons_lib.checks import expects_quality
 from lessons_lib.tools.data import tool_examples
 from lessons_lib.tools.loop import ModelChat
 
-MAX_NEW = max(profile.max_new_tokens, 128)
+# A call that copies a sentence takes up to ~128 tokens; a rehearsal (no quality claims) keeps its profile's budget.
+MAX_NEW = max(profile.max_new_tokens, 128) if expects_quality(profile) else profile.max_new_tokens
 base = load_base(profile)
 demo = tool_examples(3, "heldout", seed=3)
 for ex in demo:
@@ -222,8 +259,10 @@ for ex in demo:
                                                      ex.request, max_steps=2).transcript() + "\n")
 
 # %% [markdown]
-# The base model has never seen a tool call: it answers in prose (or in whatever format it knows) and
-# never touches a tool. It needs to *learn* the skill — a job for an adapter.
+# The tiny base model has never seen a tool call: it answers in prose (or in whatever format it knows) and
+# never touches a tool. A chat model may try — Mistral v0.3 was even trained for tool calling, in its own
+# `[TOOL_CALLS]` format that `parse_call` also reads — but it does not reliably pick *our* tools with valid
+# arguments. The skill has to be *learned* — a job for an adapter.
 #
 # ## 5. A tool-use adapter
 #
@@ -231,7 +270,10 @@ for ex in demo:
 # this text, make a bug-report template, check this e-mail — each with its gold call, the tool's real
 # result and a final answer. Every request gives **two** prompt–completion rows: request → call, and
 # request + call + tool result → final answer. The `tools` column carries the schemas, and TRL passes it
-# to the chat template. (To save compute, only every second request also gets its answer row.)
+# to the chat template. TRL renders the rows with the template itself, so for a template that cannot show
+# tools or results (TinyLlama's) `tool_sft_rows(..., tokenizer=tok)` writes them into the rows exactly as
+# `chat_text` does: the adapter trains on the very text the loop will show it. (To save compute, only
+# every second request also gets its answer row.)
 #
 # Three splits keep the measurement honest. **Held-out** requests use other phrasings and other names,
 # cities and products than training. **Dev** requests use phrasings of their own and made-up names: the
@@ -242,60 +284,92 @@ for ex in demo:
 # adapter learned that "the text" means `content_validator` and sent "Format the text…" there.
 
 # %%
-from lessons_lib.tools.adapter import (ANSWER_EVERY, BATCH_SIZE, LEARNING_RATE, MAX_LENGTH, MODULES_TO_SAVE, RANK, STEPS,
-                                      TRAIN_REQUESTS)
+from lessons_lib.tools.adapter import ANSWER_EVERY, STEPS, TRAIN_REQUESTS
 from lessons_lib.tools.data import tool_sft_rows
 
-rows = tool_sft_rows(TRAIN_REQUESTS, "train", answer_every=ANSWER_EVERY)
+rows = tool_sft_rows(TRAIN_REQUESTS, "train", answer_every=ANSWER_EVERY, tokenizer=tok)
 print(len(rows), "rows; a call row and an answer row:")
 for row in rows[:2]:
     print(" prompt:    ", [m["role"] for m in row["prompt"]], "| completion:", row["completion"][0]["content"][:90])
 
 # %% [markdown]
-# The training itself is notebook 01's recipe: `LoraConfig` + `SFTConfig` + `SFTTrainer`. On the tiny
-# profile the full run is shipped in `assets/adapters/tools` — rebuilt deterministically by
-# `python -m lessons_lib.tools build-adapter` — so here we run only a few steps to watch the loss fall.
-# On a GPU profile this cell trains the real adapter with the profile's step count.
+# The training itself is notebook 01's recipe: `LoraConfig`, `prepare_model_for_kbit_training` on a 4-bit
+# base, `get_peft_model`, `SFTConfig` + `SFTTrainer`. If this profile's tool adapter already exists — on
+# the tiny profile the full run ships in `assets/adapters/tools` (rebuilt deterministically by
+# `python -m lessons_lib.tools build-adapter`); on a GPU profile an earlier run of this notebook saved it to
+# the work dir, Drive or the Hub — we run only a few steps to watch the loss fall. Otherwise this cell
+# trains the real adapter with the profile's step count and saves it where the next run will find it (a
+# CPU rehearsal of a GPU profile runs the same code for a handful of steps, one micro-batch each).
+#
+# `max_length` comes from the rows: tool definitions make them long on some templates (Mistral prints
+# every schema as JSON), and a row cut at `max_length` would lose the very answer it should teach.
 #
 # One tiny-profile detail matters a lot: the tiny model has never seen text like `{"tool": ...`, and
 # its output layer (`lm_head`) keeps predicting its old words. With LoRA on the linear layers alone the
 # loss was still 1.7 after 150 steps and the calls were gibberish; letting the adapter also train a copy
 # of `lm_head` (`modules_to_save`) brought the loss there in about 40 steps. The price: the adapter
-# carries a full copy of that layer (1.5 MB instead of 0.5 MB; PEFT warns because the tiny model ties
-# its input and output embeddings). On a 32k-vocabulary GPU model that copy would be hundreds of MB, and
-# those models already know JSON — so GPU profiles use plain LoRA.
+# carries a full copy of that layer (1.5 MB instead of 0.5 MB; an untied copy, since the tiny model ties
+# `lm_head` to its input embeddings — PEFT warns about that, and we silence the warning below). On a
+# 32k-vocabulary GPU model that copy would be hundreds of MB, and those models already know JSON — so GPU
+# profiles use plain LoRA (`tool_recipe` picks the settings per profile).
 
 # %%
+import math
+
 from datasets import Dataset
-from peft import LoraConfig
-from trl import SFTConfig, SFTTrainer
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+from trl import SFTTrainer
 
-from lessons_lib.adapters import adapter_dir
-from lessons_lib.train import sft_config
+from lessons_lib.adapters import find_artifact, resolve_artifact, save_trained
+from lessons_lib.models import free_memory
+from lessons_lib.tools.adapter import tool_recipe, training_length
+from lessons_lib.train import is_quantized, keep_adapter_fp32, sft_config
 
-steps = 8 if profile.name == "tiny" else profile.train_steps
-train_dir = lesson.work_dir / "tools_adapter"
-tiny = profile.name == "tiny"
-lora = LoraConfig(r=RANK if tiny else profile.lora_r, lora_alpha=2 * RANK if tiny else profile.lora_alpha,
-                  lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM",
-                  modules_to_save=MODULES_TO_SAVE if tiny else None)
-args = sft_config(profile, train_dir / "checkpoints", max_steps=steps, max_length=max(MAX_LENGTH, profile.max_length),
-                  learning_rate=LEARNING_RATE if tiny else profile.learning_rate,
-                  per_device_train_batch_size=BATCH_SIZE if tiny else profile.batch_size,
-                  logging_steps=max(1, steps // 6), save_strategy="no", disable_tqdm=True)
-demo_rows = rows[:steps * args.per_device_train_batch_size] if tiny else rows  # tokenize only what 8 steps use
-trainer = SFTTrainer(model=load_base(profile), args=args, train_dataset=Dataset.from_list(demo_rows),
-                     processing_class=tok, peft_config=lora)
+# The tiny model ties lm_head to its input embeddings; its tool adapter keeps an untied lm_head copy on purpose.
+warnings.filterwarnings("ignore", message=".*tie_word_embeddings=True.*", category=UserWarning)
+DEMO_STEPS = 8
+del base  # one base at a time: section 4's goes before the training base comes
+free_memory()
+found = find_artifact("tools", profile, lesson.work_dir, lesson.hub_namespace)  # shipped / work dir / Drive / Hub
+steps = DEMO_STEPS if found else profile.train_steps
+recipe = tool_recipe(profile)
+train_rows = rows[:steps * recipe.batch_size * recipe.grad_accum]  # tokenize only what these steps use
+lora = LoraConfig(r=recipe.rank, lora_alpha=recipe.alpha, lora_dropout=0.05, target_modules="all-linear",
+                  task_type="CAUSAL_LM", modules_to_save=recipe.modules_to_save)
+args = sft_config(profile, lesson.work_dir / "tools_adapter" / "checkpoints", max_steps=steps,
+                  max_length=training_length(train_rows, tok, profile), learning_rate=recipe.learning_rate,
+                  per_device_train_batch_size=recipe.batch_size, gradient_accumulation_steps=recipe.grad_accum,
+                  logging_steps=max(1, steps // 6), save_strategy="no")
+print(f"{'a short demo' if found else 'training the adapter'}: {steps} steps of {recipe.batch_size}x{recipe.grad_accum} "
+      f"rows, max_length {args.max_length} (the longest row)")
+to_train = load_base(profile)
+if is_quantized(to_train):  # QLoRA: norms to fp32, input gradients for gradient checkpointing
+    to_train = prepare_model_for_kbit_training(to_train, use_gradient_checkpointing=args.gradient_checkpointing)
+trainer = SFTTrainer(model=get_peft_model(to_train, lora), args=args, train_dataset=Dataset.from_list(train_rows),
+                     processing_class=tok)
+keep_adapter_fp32(trainer.model)  # TRL casts QLoRA adapters to bf16; fp16 AMP on a T4 needs fp32 weights
 trainer.train()
 losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-print("loss:", [round(x, 2) for x in losses])
-if tiny:
-    print(f"(the shipped adapter ran the same recipe for {STEPS} steps)")
-    tools_dir = adapter_dir("tools", profile)  # the shipped full run
+moved = sum(p.detach().float().abs().sum().item() for n, p in trainer.model.named_parameters() if "lora_B" in n)
+positions = trainer.model.config.max_position_embeddings
+print("loss:", [round(x, 2) for x in losses], f"| sum of |lora_B| = {moved:.3g} (0 before training)")
+
+# %%
+assert losses and all(math.isfinite(x) for x in losses) and moved > 0, "training must update LoRA with finite loss"
+if expects_quality(profile):
+    assert losses[-1] < losses[0], "the loss should fall even in a short run"
 else:
-    trainer.model.save_pretrained(train_dir)
-    tools_dir = train_dir
-assert losses[-1] < losses[0], "the loss should fall even in a short run"
+    why = (f"rows of up to {args.max_length} tokens run past the tiny model's {positions} positions"
+           if args.max_length > positions else f"{steps} steps at the GPU profile's learning rate")
+    print(f"rehearsal: the GPU code path ran (loss {losses[0]:.2f} -> {losses[-1]:.2f}); no claim that it falls: {why}")
+if found is None:  # the real run: save it where this lesson (and a later runtime) finds it
+    trainer.model.save_pretrained(lesson.work_dir / "tools_adapter")
+    save_trained("tools", profile, lesson.work_dir / "tools_adapter", lesson.work_dir, steps)
+elif found.source == "shipped":
+    print(f"(the shipped adapter ran the same recipe for {STEPS} steps)")
+del trainer, to_train
+free_memory()
+tools_dir = resolve_artifact("tools", profile, lesson.work_dir, lesson.hub_namespace).folder
 
 # %% [markdown]
 # Now the comparison that matters: the same held-out requests through the base and through the adapter,
@@ -312,11 +386,11 @@ assert losses[-1] < losses[0], "the loss should fall even in a short run"
 from peft import PeftModel
 
 from lessons_lib.evaluate import format_table
-from lessons_lib.tools.evaluate import evaluate_tools
+from lessons_lib.tools.evaluate import base_never_saw_tools, evaluate_tools, score_problems
 
-model = PeftModel.from_pretrained(base, tools_dir, adapter_name="tools")  # the base from section 4
+model = PeftModel.from_pretrained(load_base(profile), tools_dir, adapter_name="tools")  # a fresh base
 model.eval()
-N_EVAL = 40 if profile.name == "tiny" else 20
+N_EVAL = profile.eval_examples
 reports, raw = evaluate_tools(model, tok, ["__base__", "tools"], n=N_EVAL, max_new_tokens=MAX_NEW)
 print(format_table([r.row() for r in reports]))
 base_report, tools_report = reports
@@ -330,10 +404,17 @@ misses = [item for item in raw["tools"] if not item["score"].valid_args]
 print(f"{len(misses)} adapter calls failed validation", *(m["score"].reason[:120] for m in misses[:3]), sep="\n")
 
 # %%
-# The course's goal is >= 0.9; with free decoding the tiny adapter reaches about 0.83 on both (read on).
-assert tools_report.correct_tool >= 0.7 and tools_report.valid_args >= 0.7, tools_report
-assert base_report.correct_tool <= 0.2 and base_report.valid_args <= 0.2, base_report
-assert tools_report.correct_tool - base_report.correct_tool >= 0.5
+heldout = tool_examples(N_EVAL, "heldout")
+assert not score_problems(raw["base"] + raw["tools"], heldout * 2), score_problems(raw["base"] + raw["tools"], heldout * 2)
+if expects_quality(profile):
+    # The course's goal is >= 0.9; with free decoding the tiny adapter reaches about 0.83 on both (read on).
+    assert tools_report.correct_tool >= 0.7 and tools_report.valid_args >= 0.7, tools_report
+if expects_quality(profile) and base_never_saw_tools(profile):  # a chat base may call tools on its own
+    assert base_report.correct_tool <= 0.2 and base_report.valid_args <= 0.2, base_report
+    assert tools_report.correct_tool - base_report.correct_tool >= 0.5
+if not expects_quality(profile):
+    print(f"rehearsal: {N_EVAL} requests scored through both adapters (adapter correct tool "
+          f"{tools_report.correct_tool:.2f}, base {base_report.correct_tool:.2f}); no quality claim after {steps} steps")
 
 # %% [markdown]
 # Template held-out requests still share their *shape* with the training data. The harder test is
@@ -343,14 +424,25 @@ assert tools_report.correct_tool - base_report.correct_tool >= 0.5
 # %%
 from lessons_lib.tools.data import read_handwritten
 
-hand_reports, hand_raw = evaluate_tools(model, tok, ["__base__", "tools"], examples=read_handwritten(),
-                                        max_new_tokens=MAX_NEW)
+hand = read_handwritten()
+hand = hand[::max(1, len(hand) // profile.eval_examples)]  # all 60, or an even spread on a small eval budget
+hand_reports, hand_raw = evaluate_tools(model, tok, ["__base__", "tools"], examples=hand, max_new_tokens=MAX_NEW)
 print(format_table([r.row() for r in hand_reports]))
 hand_base, hand_tools = hand_reports
-assert hand_base.correct_tool <= 0.2 and hand_tools.correct_tool - hand_base.correct_tool >= 0.5, hand_tools
+
+# %%
+assert not score_problems(hand_raw["base"] + hand_raw["tools"], hand * 2)
+if expects_quality(profile):
+    assert hand_tools.correct_tool >= 0.6, hand_tools  # chance is 0.33; the tiny adapter scores about 0.7
+if expects_quality(profile) and base_never_saw_tools(profile):
+    assert hand_base.correct_tool <= 0.2 and hand_tools.correct_tool - hand_base.correct_tool >= 0.5, hand_base
+if not expects_quality(profile):
+    print(f"rehearsal: {len(hand)} hand-written requests scored; adapter correct tool {hand_tools.correct_tool:.2f}")
 
 # %% [markdown]
-# Read the tables honestly. The adapter learned the *form* of a call, and on template-style requests
+# Read the tables honestly (the figures below are the tiny profile's; on a GPU profile read your own the
+# same way; on a rehearsal the adapter trained a handful of steps and its rates mean nothing). The adapter
+# learned the *form* of a call, and on template-style requests
 # phrased in ways it never saw it picks the right tool about 85% of the time — and every call that parses
 # names the right tool: the misses are calls that broke the JSON. The base never calls a tool at all.
 # On hand-written requests it is right about 70% of the time (chance is 33%): the tiny base model, trained
@@ -400,15 +492,24 @@ assert grammar.viable(b'{"tool": "text_formatter", "arguments": {"text": "Hi", "
 assert not grammar.viable(b'{"tool": "text_formater"') and not grammar.viable(b'{"tool": "content_validator", "arguments": {"text": "Hi", "rules": ["short')
 
 # %% [markdown]
-# The hook in action on a request whose free call broke (the `transformers` call stays visible):
+# The hook in action on a request whose free call broke (the `transformers` call stays visible). The
+# grammar's promise, checked below on every reply: a whole call that validates — or, when `max_new_tokens`
+# cuts the reply short, the beginning of one.
 
 # %%
 import torch
 
-from lessons_lib.models import chat_text
+
+def keeps_promise(reply: str) -> bool:
+    """A constrained reply is a whole call that validates, or (cut off by max_new_tokens) the start of one."""
+    text = reply.strip().encode()
+    if grammar.complete(text):
+        return parse_and_validate(reply, schemas_by_name(strict)) is not None  # raises if it breaks the schema
+    return grammar.viable(text)
+
 
 request = misses[0]["request"] if misses else demo[0].request
-enc = tok([chat_text(tok, request, tools=schemas)], return_tensors="pt", add_special_tokens=False)
+enc = tok([chat_text(tok, request, tools=schemas)], return_tensors="pt", add_special_tokens=False).to(model.device)
 constraint = CallConstraint(tok, [CallGrammar(strict)], prompt_length=enc.input_ids.shape[1])
 with torch.no_grad():
     out = model.generate(**enc, max_new_tokens=MAX_NEW, do_sample=False, adapter_names=["tools"],
@@ -418,7 +519,9 @@ constrained_call = tok.decode(out[0, enc.input_ids.shape[1]:], skip_special_toke
 print("request:    ", request)
 print("free:       ", next((m["call"] for m in misses if m["request"] == request), "(no free miss this run)"))
 print("constrained:", constrained_call)
-assert parse_and_validate(constrained_call, schemas_by_name(strict))
+assert keeps_promise(constrained_call)
+if expects_quality(profile):  # MAX_NEW >= 128 tokens holds a whole call
+    assert grammar.complete(constrained_call.strip().encode())
 
 # %% [markdown]
 # Now the whole held-out set with `tool_choice="required"` (first turn only: the calls are what changes):
@@ -430,17 +533,24 @@ print(format_table([{k: v for k, v in r.row().items() if k != "final answer"} fo
 base_required, tools_required = required_reports
 
 # %%
-for item in required_raw["base · schema-constrained"] + required_raw["tools · schema-constrained"]:
-    parse_and_validate(item["call"], schemas_by_name(strict))  # the grammar's promise: raises if a call breaks it
-assert tools_required.correct_tool >= 0.9 and tools_required.valid_args >= 0.9, tools_required  # the goal
-assert base_required.correct_tool <= 0.6, base_required  # the grammar gives the base a form, not a choice
-assert tools_required.correct_tool - base_required.correct_tool >= 0.4
+calls = [item["call"] for item in required_raw["base · schema-constrained"] + required_raw["tools · schema-constrained"]]
+finished = [c for c in calls if grammar.complete(c.strip().encode())]
+assert all(keeps_promise(c) for c in calls)  # the grammar's promise, on every profile
+cut = len(calls) - len(finished)
+print(f"{len(finished)}/{len(calls)} constrained calls are whole within {MAX_NEW} new tokens and validate"
+      + (f"; the other {cut} were cut short and are beginnings of valid calls" if cut else ""))
+if expects_quality(profile):
+    assert len(finished) == len(calls)
+    assert tools_required.correct_tool >= 0.9 and tools_required.valid_args >= 0.9, tools_required  # the goal
+if expects_quality(profile) and base_never_saw_tools(profile):
+    assert base_required.correct_tool <= 0.6, base_required  # the grammar gives the base a form, not a choice
+    assert tools_required.correct_tool - base_required.correct_tool >= 0.4
 
 # %% [markdown]
 # Read this table carefully, because it is easy to fool yourself with it. Under the constraint *every*
 # reply is a valid call — the base's too — so "valid args" now measures the grammar, not the model. What
-# is still the model's own is the **choice**: the adapter names the right tool almost always, the base
-# about one time in three (chance). The text inside the call is still not the request's text: a decoder
+# is still the model's own is the **choice**: on the tiny profile the adapter names the right tool almost
+# always, the base about one time in three (chance). The text inside the call is still not the request's text: a decoder
 # can forbid wrong *forms*, it cannot teach a skill (try the `quote=` exercise below). And a constraint
 # only belongs where a call is required: it would force a call on "hello" too. That is why `ModelChat`
 # applies it only to replies to a user message when you ask for `tool_choice="required"`, and leaves the
@@ -465,7 +575,6 @@ for ex in demo:
 # label listed first — so `tools` goes first.
 
 # %%
-from lessons_lib.adapters import COURSE_ADAPTERS
 from lessons_lib.data import DOMAINS, examples
 from lessons_lib.router import DEFAULT_RULES, KeywordRouter
 
@@ -490,7 +599,7 @@ assert all(row["routed right"] >= 0.9 for row in route_rows), route_rows
 
 # %%
 for name in COURSE_ADAPTERS:
-    model.load_adapter(adapter_dir(name, profile, lesson.work_dir), adapter_name=name)
+    model.load_adapter(folders[name], adapter_name=name)  # found (or trained) at the top of the notebook
 
 requests = [ex.request for ex in tool_examples(4, "heldout", seed=7)]
 requests += [examples(domain, 1, "heldout", seed=7)[0].prompt for domain in DOMAINS]
@@ -531,7 +640,9 @@ for name, reply in zip(chosen, replies):
 # %%
 assert chosen[:4] == ["tools"] * 4, chosen
 assert chosen[4:] == list(DOMAINS), chosen
-assert all(reply.startswith('{"tool"') for reply in replies[:4])
+assert len(replies) == len(requests) and all(isinstance(reply, str) for reply in replies)
+if expects_quality(profile):
+    assert all(reply.startswith('{"tool"') for reply in replies[:4])
 
 # %% [markdown]
 # One base, four adapters: the router decides per request and only the tool rows get the tools in their
@@ -584,7 +695,7 @@ assert set(side) == {PLAIN, DESIGNER} and "<table" in toggle.output.value
 # model's 512 positions).
 
 # %%
-N_STYLE = 12 if profile.name == "tiny" else 20
+N_STYLE = min(12, profile.eval_examples)
 rows_style = []
 for label, system in (("no prompt", None), ("cognitive designer", system_prompt("en"))):
     reps, _ = evaluate_tools(model, tok, ["__base__", "tools"], n=N_STYLE, max_new_tokens=MAX_NEW, system=system,
@@ -595,8 +706,11 @@ print(format_table(rows_style))
 
 # %%
 by = {(r["system prompt"], r["model"]): r for r in rows_style}
-assert by[("cognitive designer", "base")]["correct tool"] <= 0.2  # a prompt about style teaches no tool calling
-assert by[("no prompt", "tools")]["correct tool"] >= 0.6  # n=12: a coarse check that the adapter still works
+assert len(by) == 4 and all(0 <= r["correct tool"] <= 1 for r in rows_style)
+if expects_quality(profile) and base_never_saw_tools(profile):
+    assert by[("cognitive designer", "base")]["correct tool"] <= 0.2  # a prompt about style teaches no tool calling
+if expects_quality(profile):
+    assert by[("no prompt", "tools")]["correct tool"] >= 0.6  # n=12: a coarse check that the adapter still works
 
 # %% [markdown]
 # Be honest about what we saw. On the tiny model the system prompt barely changes anything: a 2M-parameter

@@ -30,6 +30,15 @@ from lessons_lib.lesson import setup_lesson
 lesson = setup_lesson("06", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=HUB_NAMESPACE)
 
 # %% [markdown]
+# On a GPU profile one copy of the base (+ its three adapters) is on the GPU at a time: the notebook's first, then
+# — after we free it — the server's, in its own process. On the real model (t4: TinyLlama-1.1B, 7b: Mistral-7B):
+
+# %%
+from lessons_lib import budget
+
+print(budget.memory_plan(lesson.profile, "06"))
+
+# %% [markdown]
 # ## 1. The problem: the active adapter is global
 #
 # A `PeftModel` has **one** active adapter at a time: `model.set_adapter("json")` changes every LoRA layer
@@ -40,18 +49,36 @@ lesson = setup_lesson("06", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=
 #
 # PEFT has a better tool, which we met in notebook 02: a **mixed batch**. Every row of one `generate` call
 # names its own adapter through `adapter_names` (`"__base__"` = the bare base), and no global state
-# changes. Let us check once more, on this profile's model, that a mixed batch gives exactly the answers of
-# one-adapter runs — the property our server relies on.
+# changes. Let us check once more, on this profile's model, that a mixed batch gives the answers of
+# one-adapter runs — the property our server relies on:
+#
+# - On the fp32 CPU path (tiny) the answers are identical and the logits agree within 1e-4.
+# - On a GPU, fp16 kernels for a batch of 12 and for a single row split their sums differently: logits move by
+#   ~1e-2 and a near-tie can flip a token. We then allow the stated fp16 tolerance on the logits of the first
+#   answer token and require 80% of the answers identical (`lessons_lib.checks`).
+# - On every profile each row's logits must be nearer to its own adapter's one-row run than to any other
+#   adapter's — that is what a wrong adapter would break, however noisy the kernels.
+#
+# The course adapters come from where notebook 01 left them (work dir, Drive, the Hub) or, in a fresh runtime
+# without them, from a quick training run right here.
 
 # %%
 import time
+import warnings
 
+import datasets
 from peft import PeftModel
 
 from lessons_lib.adapters import COURSE_ADAPTERS, course_artifacts
+from lessons_lib.checks import agreement, answers_agree
 from lessons_lib.data import DOMAINS, examples
-from lessons_lib.models import generate, load_base, load_tokenizer
+from lessons_lib.models import free_memory, generate, load_base, load_tokenizer
+from lessons_lib.router.routed import check_mixed_batch, describe_checks
 
+datasets.disable_progress_bars()  # a quick training run shows the trainer's own progress bar only
+# transformers 5.23 renamed gradient_checkpointing to activation_checkpointing; Colab's older release only knows
+# the old name, so the course keeps it and silences the rename notice.
+warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
 profile = lesson.profile
 tok = load_tokenizer(profile)
 folders = course_artifacts(lesson)  # shipped / work dir / Drive / Hub, or a quick training run right here
@@ -62,7 +89,7 @@ model.eval()
 
 prompts = [examples(domain, 1, "heldout", seed=6)[0].prompt for domain in DOMAINS]
 rows = [(p, name) for p in prompts for name in ("json", "coding", "support", "__base__")]
-SHORT = 24  # answer tokens in this section's demos
+SHORT = min(24, profile.max_new_tokens)  # answer tokens in this lesson's demos
 
 start = time.perf_counter()
 mixed = generate(model, tok, [p for p, _ in rows], SHORT, adapter_names=[n for _, n in rows])
@@ -72,16 +99,23 @@ one_by_one = [generate(model, tok, p, SHORT, adapter_names=[n]) for p, n in rows
 single_s = time.perf_counter() - start
 print(f"{len(rows)} rows: one mixed batch {mixed_s:.2f} s, one row at a time {single_s:.2f} s "
       f"({single_s / mixed_s:.1f}x)")
-assert mixed == one_by_one, "a mixed batch must give exactly the one-adapter answers"
+row_checks = check_mixed_batch(model, tok, [p for p, _ in rows], [n for _, n in rows], profile)
+print(f"answers identical to one-adapter runs: {agreement(mixed, one_by_one):.0%}")
+print(describe_checks(row_checks))
+assert all(r.ok for r in row_checks), row_checks
+assert answers_agree(mixed, one_by_one, profile), "a mixed batch must give the one-adapter answers"
 
 # %% [markdown]
 # Now the naive server pattern, for contrast: every "request" runs in its own thread and calls
-# `set_adapter(name)` and then `generate`. We compare each answer with the one-adapter answer above. How
-# many come out wrong depends on how the threads interleave, so the count changes from run to run — a
-# race, which is exactly why it is dangerous.
+# `set_adapter(name)` and then `generate`. We compare each answer with its adapter's one-adapter answer above
+# and with the answers the *other* adapters give to the same prompt: another adapter's answer is cross-talk; an
+# answer no adapter gives switched adapters half-way through. How many come out wrong depends on how the
+# threads interleave, so the count changes from run to run — a race, which is exactly why it is dangerous.
 
 # %%
 from concurrent.futures import ThreadPoolExecutor
+
+from lessons_lib.serve.crosstalk import cross_talk_report
 
 adapter_rows = [(p, n) for p, n in rows if n != "__base__"]  # set_adapter cannot select the bare base
 
@@ -94,10 +128,9 @@ def naive_request(row):
 
 with ThreadPoolExecutor(max_workers=4) as pool:
     naive = list(pool.map(naive_request, adapter_rows))
-expected = {row: answer for row, answer in zip(rows, one_by_one)}
-naive_wrong = sum(answer != expected[row] for row, answer in zip(adapter_rows, naive))
-print(f"naive set_adapter + generate from 4 threads: {naive_wrong} of {len(adapter_rows)} answers came from "
-      "the wrong adapter")
+references = dict(zip(rows, one_by_one))  # (prompt, adapter) -> that adapter's answer, one row at a time
+naive_report = cross_talk_report(naive, [p for p, _ in adapter_rows], [n for _, n in adapter_rows], references)
+print("naive set_adapter + generate from 4 threads:", naive_report.summary())
 
 # %% [markdown]
 # (Measured once on the course's 2-CPU machine with 36 requests and 8 threads: 33 of 36 wrong.) A lock
@@ -110,14 +143,8 @@ print(f"naive set_adapter + generate from 4 threads: {naive_wrong} of {len(adapt
 # request fails only itself. The notebook's copy of the model is not needed any more: we free it.
 
 # %%
-import gc
-
-import torch
-
 del model
-gc.collect()
-if torch.cuda.is_available():
-    torch.cuda.empty_cache()
+free_memory()  # on a GPU: the server process loads its own copy next
 
 # %% [markdown]
 # ## 2. Start the server in the background
@@ -125,6 +152,10 @@ if torch.cuda.is_available():
 # The server is one command: `python -m lessons_lib.serve --profile tiny --host 127.0.0.1 --port 8000`.
 # We start it as a **subprocess**, so this notebook's kernel stays free to send it requests, and poll
 # `GET /health` until the model is loaded. Its log goes to a file in the work folder.
+#
+# `--lora-modules name=path ...` hands it exactly the adapter folders this notebook found above, wherever they
+# came from (the work dir, Drive, the Hub's download cache, a quick training run) — the same flag vLLM takes in
+# section 7. A GPU server takes a while to start (7b: loading and quantizing the 7B base), hence the long timeout.
 #
 # It listens on `127.0.0.1` (loopback) by default: only this machine can reach it. The course server has no
 # authentication, so expose it on purpose (Colab's port proxy below, or `--host 0.0.0.0` behind a firewall),
@@ -136,11 +167,11 @@ import httpx
 from lessons_lib.serve.process import free_port, server_command, start_server
 
 PORT = free_port()
-extra = ["--work-dir", str(lesson.work_dir)]
+extra = ["--lora-modules", *(f"{name}={folders[name]}" for name in COURSE_ADAPTERS)]
 print(" ".join(server_command(profile.name, PORT, extra=extra)))
 # subprocess.Popen(that command) + poll GET /health until it answers (the server's output goes to the log file)
 start = time.perf_counter()
-server, URL = start_server(profile.name, PORT, extra=extra, log_path=lesson.work_dir / "server.log", timeout=300)
+server, URL = start_server(profile.name, PORT, extra=extra, log_path=lesson.work_dir / "server.log", timeout=600)
 health = httpx.get(f"{URL}/health", timeout=5).json()
 print(f"server ready in {time.perf_counter() - start:.1f} s at {URL}")
 print(health)
@@ -200,6 +231,10 @@ for name in model_ids:
 # is chosen per request with `model=`. Our server also accepts an **extension**: `model="mix"` with
 # `adapter_weights` builds (once, then caches) a weighted `cat` combination of loaded adapters with PEFT's
 # `add_weighted_adapter` — the openai client sends it through `extra_body`.
+#
+# The two comparisons below are exact on every profile, GPU included: the same request sent twice, each alone in
+# its batch, runs the same kernels on the same weights; and a `cat` mix of one adapter at weight 1.0 holds that
+# adapter's LoRA matrices (its scale, 2 here, folded into B — an exact multiplication).
 
 # %%
 from openai import OpenAI
@@ -227,10 +262,18 @@ assert mix.choices[0].message.content == reply.choices[0].message.content  # a m
 # ## 5. Many requests at once: latency, throughput, and no cross-talk
 #
 # Now 16 requests spread over `json`, `coding`, `support` and `auto`, first **strictly one after another**,
-# then **all at once** from 16 threads. We compare every concurrent answer with the sequential answer to the
-# same request: any difference would be cross-talk. While the concurrent requests wait, the worker packs
-# them into a few mixed-adapter batches, so each request waits a little longer but the server finishes all
-# of them much sooner.
+# then **all at once** from 16 threads. While the concurrent requests wait, the worker packs them into a few
+# mixed-adapter batches, so each request waits a little longer but the server finishes all of them much sooner.
+#
+# Then we look for cross-talk. Each concurrent answer is compared with the sequential answer to the same request
+# **and** with the answers the other adapters give to that prompt (sequentially, the base too):
+# - another adapter's answer is **cross-talk** — never allowed, on any profile;
+# - on the fp32 CPU path every answer must equal its sequential answer;
+# - on a GPU a batch of 16 and a batch of 1 run different fp16 kernels, so a near-tie can flip a token: such an
+#   answer matches *no* adapter's answer — kernel noise, allowed for up to 20% of the requests.
+#
+# Cross-talk can only show on a prompt the adapters answer differently, so we count those requests too: with
+# trained adapters that is most of them.
 
 # %%
 traffic = [(name, p) for p in prompts + [examples("json", 1, "heldout", seed=9)[0].prompt]
@@ -245,17 +288,38 @@ with ThreadPoolExecutor(max_workers=len(traffic)) as pool:
     concurrent = list(pool.map(lambda job: ask(*job), traffic))
 concurrent_s = time.perf_counter() - start
 
-cross_talk = sum(a["choices"][0]["message"]["content"] != b["choices"][0]["message"]["content"]
-                 or a["adapter"] != b["adapter"] for a, b in zip(sequential, concurrent))
 print(f"{'':22s}{'total s':>9s}{'req/s':>8s}{'median latency ms':>19s}{'batches':>9s}")
 for label, replies, seconds in (("one at a time", sequential, sequential_s), ("16 at once", concurrent, concurrent_s)):
     latencies = sorted(r["timing"]["latency_ms"] for r in replies)
     batch_sizes = {r["timing"]["batch_size"] for r in replies}
     print(f"{label:22s}{seconds:9.2f}{len(replies) / seconds:8.1f}{latencies[len(latencies) // 2]:19.0f}"
           f"{str(sorted(batch_sizes)):>9s}")
-print(f"throughput ratio (concurrent / sequential): {sequential_s / concurrent_s:.1f}x; cross-talk: {cross_talk}")
-assert cross_talk == 0
+print(f"throughput ratio (concurrent / sequential): {sequential_s / concurrent_s:.1f}x")
 assert max(r["timing"]["batch_size"] for r in concurrent) > 1  # the worker really batched them
+
+# %%
+from lessons_lib.checks import expects_quality, min_agreement
+from lessons_lib.serve.crosstalk import CROSS_TALK
+
+
+def content(reply: dict) -> str:
+    return reply["choices"][0]["message"]["content"]
+
+
+traffic_prompts = [p for _, p in traffic]
+answered_by = [r["adapter"] for r in sequential]  # named adapters, and what `auto` routed to
+references = {(p, adapter): content(r) for p, adapter, r in zip(traffic_prompts, answered_by, sequential)}
+references |= {(p, "base"): content(ask("base", p)) for p in dict.fromkeys(traffic_prompts)}
+report = cross_talk_report([content(r) for r in concurrent], traffic_prompts, answered_by, references)
+print("16 at once vs one at a time:", report.summary())
+assert [r["adapter"] for r in concurrent] == answered_by  # same adapters (auto routed the same way)
+assert report.count(CROSS_TALK) == 0
+assert report.same_share >= min_agreement(profile)  # 100% on exact kernels, 80% on fp16 ones
+if expects_quality(profile):
+    assert report.telling >= len(traffic) // 2, "the adapters answer alike: cross-talk would go unseen"
+else:
+    print(f"rehearsal: {report.telling}/{len(traffic)} requests could show cross-talk; no minimum is claimed for "
+          "quick-trained adapters (section 1's logit check tells them apart)")
 
 # %% [markdown]
 # The "batches" column is the batch sizes the requests were answered in: one at a time each request is a
@@ -348,8 +412,9 @@ assert server.poll() is not None and not port_open
 # ## Recap
 # - PEFT's active adapter is global state: concurrent `set_adapter` + `generate` calls can answer with the
 #   wrong adapter. Let one worker own the model and give every row its adapter with `adapter_names`.
-# - A mixed batch equals one-adapter runs exactly; batching concurrent requests raises throughput while
-#   each request waits a little.
+# - A mixed batch equals one-adapter runs: exactly in fp32, within fp16 kernel noise on a GPU — and each row
+#   stays nearest its own adapter. Batching concurrent requests raises throughput while each request waits a
+#   little; cross-talk shows as *another adapter's* answer, noise as an answer no adapter gives.
 # - `python -m lessons_lib.serve` serves `base`, every adapter and `auto` over an OpenAI-compatible API;
 #   `httpx`, the `openai` client (`base_url=...`), the web page and the CLI all talk to it.
 # - Bad input gets 4xx with a message that says what to do; a failed generation is a 500 for that request
