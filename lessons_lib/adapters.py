@@ -8,6 +8,7 @@ right there, saying so with a time estimate. Following the course never ends in 
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,7 +178,8 @@ def quick_train(name: str, profile: Profile, work_dir: Path | str, steps: int | 
         "A full run (notebook 01, 04 or 05) gives a better one.")
     start = time.time()
     scratch = Path(work_dir) / "quick-training" / name
-    QUICK_TRAINERS[name](name, profile, scratch if name != ROUTER else target, steps, log)
+    with quiet_datasets():  # the trainer's own progress bar stays; datasets' per-map bars go
+        QUICK_TRAINERS[name](name, profile, scratch if name != ROUTER else target, steps, log)
     if name != ROUTER:
         save_trained(name, profile, scratch, work_dir, steps)
     from .models import free_memory
@@ -185,6 +187,20 @@ def quick_train(name: str, profile: Profile, work_dir: Path | str, steps: int | 
     free_memory()  # the training base is gone: give its GPU memory back before the lesson loads its own
     log(f"{name}: quick version trained in {time.time() - start:.0f}s, saved to {target}")
     return Found(name, target, "trained")
+
+
+@contextlib.contextmanager
+def quiet_datasets():
+    """Hide datasets' map/tokenize progress bars for a while, restoring the learner's setting after."""
+    import datasets
+
+    was_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_on:
+            datasets.enable_progress_bars()
 
 
 def save_trained(name: str, profile: Profile, trained: Path, work_dir: Path | str, steps: int) -> Path:

@@ -152,6 +152,11 @@ def describe_estimate(name: str, profile: Profile, steps: int) -> str:
     if profile.rehearsal:
         return "a CPU rehearsal: seconds"
     lengths = sample_lengths(name, profile)
+    if name == "router":  # the router's own loop: its batch, no accumulation
+        from .profiles import with_overrides
+        from .router.learned import TRAIN_BATCH
+
+        profile = with_overrides(profile, batch_size=TRAIN_BATCH, grad_accum=1)
     seconds = estimate_seconds(profile, steps, lengths)
     if seconds is None:
         return "no time estimate for this profile"

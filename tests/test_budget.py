@@ -31,12 +31,17 @@ def test_4bit_sizes_match_what_bitsandbytes_loads(name, low, high):
 
 
 def test_memory_plan_flags_what_does_not_fit(monkeypatch):
-    t4_plan = budget.memory_plan(PROFILES["t4"], "03")
-    assert "[fp16]" in t4_plan and "fits a T4" in t4_plan
-    assert "[4bit]" in budget.memory_plan(PROFILES["7b"], "03")  # 03 merges a 7B's files on the CPU instead
-    assert "fits a T4" in budget.memory_plan(PROFILES["7b"], "03")
     monkeypatch.setitem(budget.LESSON_PEAKS, "99", [("two fp16 copies", "fp16", 2)])
     assert "does NOT fit" in budget.memory_plan(PROFILES["7b"], "99")
-    assert budget.memory_plan(PROFILES["t4-rehearsal"], "02") == budget.memory_plan(PROFILES["t4"], "02")
+    assert "fits a T4" in budget.memory_plan(PROFILES["t4"], "99")
     assert "no GPU memory plan" in budget.memory_plan(PROFILES["tiny"], "01")
     assert not budget.fits_t4(PROFILES["7b"], "fp16") and budget.fits_t4(PROFILES["7b"], "4bit", 2)
+
+
+@pytest.mark.parametrize("lesson", sorted(budget.LESSON_PEAKS))
+@pytest.mark.parametrize("profile", ["t4", "7b"])
+def test_every_lesson_fits_a_t4(lesson, profile):
+    """The course's promise: each lesson's peak (bases freed in between) fits a Colab T4."""
+    plan = budget.memory_plan(PROFILES[profile], lesson)
+    assert plan.endswith("fits a T4 (15 GB)"), plan
+    assert budget.memory_plan(PROFILES[f"{profile}-rehearsal"], lesson) == plan

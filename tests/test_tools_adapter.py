@@ -305,5 +305,6 @@ def test_quick_train_tools_runs_the_gpu_path_on_a_rehearsal(tmp_path, monkeypatc
     assert found.source == "trained" and (found.folder / "manifest.json").is_file(), said
     model = PeftModel.from_pretrained(load_base(profile, log=said.append), found.folder, adapter_name="tools")
     assert type(model.get_base_model().model.layers[0].self_attn.q_proj.base_layer).__name__ == "Linear4bit"
-    result = run_tool_loop(ModelChat(model, load_tokenizer(profile), adapter="tools", max_new_tokens=4), "Hi", max_steps=1)
+    chat = ModelChat(model, load_tokenizer(profile), adapter="tools", max_new_tokens=4)
+    result = run_tool_loop(chat, "Hi", max_steps=1)
     assert result.events  # rendered with the real template's rules and generated

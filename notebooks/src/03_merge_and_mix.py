@@ -57,6 +57,7 @@ print("merge in GPU memory:", MERGE_IN_MEMORY)
 import time
 import warnings
 
+import datasets
 import torch
 from peft import PeftModel
 
@@ -68,6 +69,7 @@ from lessons_lib.models import chat_text, free_memory, generate, load_base, load
 
 # transformers 5.23 renamed gradient_checkpointing; PEFT still reads the old name when it wraps a model.
 warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
+datasets.disable_progress_bars()  # a quick training run below shows only the trainer's own bar
 profile = lesson.profile
 MAX_NEW = profile.max_new_tokens
 CHECK_NEW = min(MAX_NEW, 48)  # enough tokens to compare answers

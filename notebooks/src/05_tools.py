@@ -29,6 +29,7 @@
 PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
 USE_DRIVE = False  # Colab: look for (and keep) your adapters on Google Drive, where notebook 01 saves them
 HUB_NAMESPACE = None  # your Hub user/org if notebook 01 pushed adapters there (lora-lab-<profile>-<name>)
+TOOL_STEPS = None  # steps to train a tool adapter when none is found; None = the profile's quick_train_steps
 
 # %%
 from lessons_lib.lesson import setup_lesson
@@ -298,8 +299,11 @@ for row in rows[:2]:
 # the tiny profile the full run ships in `assets/adapters/tools` (rebuilt deterministically by
 # `python -m lessons_lib.tools build-adapter`); on a GPU profile an earlier run of this notebook saved it to
 # the work dir, Drive or the Hub — we run only a few steps to watch the loss fall. Otherwise this cell
-# trains the real adapter with the profile's step count and saves it where the next run will find it (a
-# CPU rehearsal of a GPU profile runs the same code for a handful of steps, one micro-batch each).
+# trains the adapter and saves it where the next run will find it. It takes the profile's quick-training
+# budget (`TOOL_STEPS` in the parameters cell changes it): 60 steps on t4, 40 on 7b. Chat models already
+# know JSON and learn the call format from far fewer examples than the tiny model needed, and the full
+# `profile.train_steps` would cost hours on 7b — the cell prints its time estimate before it starts. A CPU
+# rehearsal of a GPU profile runs the same code for a handful of steps, one micro-batch each.
 #
 # `max_length` comes from the rows: tool definitions make them long on some templates (Mistral prints
 # every schema as JSON), and a row cut at `max_length` would lose the very answer it should teach.
@@ -331,7 +335,7 @@ DEMO_STEPS = 8
 del base  # one base at a time: section 4's goes before the training base comes
 free_memory()
 found = find_artifact("tools", profile, lesson.work_dir, lesson.hub_namespace)  # shipped / work dir / Drive / Hub
-steps = DEMO_STEPS if found else profile.train_steps
+steps = DEMO_STEPS if found else TOOL_STEPS or profile.quick_train_steps
 recipe = tool_recipe(profile)
 train_rows = rows[:steps * recipe.batch_size * recipe.grad_accum]  # tokenize only what these steps use
 lora = LoraConfig(r=recipe.rank, lora_alpha=recipe.alpha, lora_dropout=0.05, target_modules="all-linear",
@@ -340,8 +344,11 @@ args = sft_config(profile, lesson.work_dir / "tools_adapter" / "checkpoints", ma
                   max_length=training_length(train_rows, tok, profile), learning_rate=recipe.learning_rate,
                   per_device_train_batch_size=recipe.batch_size, gradient_accumulation_steps=recipe.grad_accum,
                   logging_steps=max(1, steps // 6), save_strategy="no")
-print(f"{'a short demo' if found else 'training the adapter'}: {steps} steps of {recipe.batch_size}x{recipe.grad_accum} "
-      f"rows, max_length {args.max_length} (the longest row)")
+what = "a short demo" if found else "training the adapter"
+print(f"{what}: {steps} steps of {recipe.batch_size}x{recipe.grad_accum} rows, max_length {args.max_length} "
+      "(the longest row)")
+if found is None:
+    print("time:", budget.describe_estimate("tools", profile, steps))
 to_train = load_base(profile)
 if is_quantized(to_train):  # QLoRA: norms to fp32, input gradients for gradient checkpointing
     to_train = prepare_model_for_kbit_training(to_train, use_gradient_checkpointing=args.gradient_checkpointing)
@@ -405,7 +412,8 @@ print(f"{len(misses)} adapter calls failed validation", *(m["score"].reason[:120
 
 # %%
 heldout = tool_examples(N_EVAL, "heldout")
-assert not score_problems(raw["base"] + raw["tools"], heldout * 2), score_problems(raw["base"] + raw["tools"], heldout * 2)
+problems = score_problems(raw["base"] + raw["tools"], heldout * 2)  # replies that contradict their scores
+assert not problems, problems
 if expects_quality(profile):
     # The course's goal is >= 0.9; with free decoding the tiny adapter reaches about 0.83 on both (read on).
     assert tools_report.correct_tool >= 0.7 and tools_report.valid_args >= 0.7, tools_report
@@ -414,7 +422,8 @@ if expects_quality(profile) and base_never_saw_tools(profile):  # a chat base ma
     assert tools_report.correct_tool - base_report.correct_tool >= 0.5
 if not expects_quality(profile):
     print(f"rehearsal: {N_EVAL} requests scored through both adapters (adapter correct tool "
-          f"{tools_report.correct_tool:.2f}, base {base_report.correct_tool:.2f}); no quality claim after {steps} steps")
+          f"{tools_report.correct_tool:.2f}, base {base_report.correct_tool:.2f}); "
+          f"no quality claim after {steps} training steps")
 
 # %% [markdown]
 # Template held-out requests still share their *shape* with the training data. The harder test is
@@ -724,6 +733,9 @@ if expects_quality(profile):
 # ## Recap
 # - A tool is a typed function with a Google-style docstring; `get_json_schema` turns it into the schema
 #   the chat template (`tools=`) and LangChain use. Validate inputs and raise errors that say what to do.
+# - Templates differ: some drop tools and results (TinyLlama's), some demand call ids and alternating turns
+#   (Mistral's). Render tool conversations with `chat_text` (`chat_format.prepare`), and train on rows rendered
+#   the same way (`tool_sft_rows(..., tokenizer=tok)`), with a `max_length` that cuts none of them.
 # - The loop: parse → validate against the schema → execute → `tool` message → final answer. Malformed
 #   JSON, unknown tools, bad arguments and tool errors go back to the model as messages; a step limit stops
 #   endless calling.

