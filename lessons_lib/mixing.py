@@ -9,6 +9,12 @@ are taught in notebook 03; this module wraps only the checks and bookkeeping aro
   the new adapter's modules in eval mode (they are injected in train mode, so LoRA dropout would be live).
 - `runtime_mix` / `set_runtime_mix` / `restore_mix` activate several adapters with per-adapter scales
   and put the previous state back.
+- Weights are checked everywhere they are taken (`check_weights`): real numbers (not strings, None or bools),
+  finite, and at most MAX_WEIGHT in size (negative ones only for `create_weighted_adapter`). The server's
+  `adapter_weights` and the WeightMixer use the same bound.
+- A PeftModel whose adapters were merged into its base (`merge_and_unload`) or removed (`unload`) is stale:
+  PEFT would let `set_adapter("coding")` succeed and keep answering with the merged adapter. Importing this
+  module installs `install_merge_guard`, so that call raises StaleModelError saying what to do, whoever merged.
 - `merge_for_deployment` is the quantized-base path: reload the base unquantized (fp16/fp32), attach,
   merge, save, and optionally re-quantize; on CPU it runs the same steps in fp32. Where an fp16 copy of the
   base does not fit the GPU (7b on a T4), `merge_checkpoint` merges the checkpoint files tensor by tensor on
@@ -17,10 +23,13 @@ are taught in notebook 03; this module wraps only the checks and bookkeeping aro
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Collection, Iterator, Mapping, Sequence
 
 from .profiles import Profile
 
@@ -31,6 +40,10 @@ DENSITY_TYPES = ("ties", "ties_svd", "dare_linear", "dare_ties", "dare_linear_sv
                  "magnitude_prune", "magnitude_prune_svd")
 DEFAULT_DENSITY = 0.5
 RUNTIME_SCALING = "runtime scaling"
+# The largest mix weight the course accepts (library, widget and server's adapter_weights). Notebook 03's sweep
+# shows answers over-driven at weight 2 (the WeightMixer's slider ends there); 4 leaves room to see it, while
+# NaN, inf or 1e30 can only break the logits.
+MAX_WEIGHT = 4.0
 
 
 class MixError(ValueError):
@@ -43,6 +56,44 @@ class RankMismatchError(MixError):
 
 class SvdDtypeError(MixError):
     """An SVD-based combination was asked for on fp16/bf16 LoRA weights (torch.linalg.svd needs fp32)."""
+
+
+class MixWeightError(MixError):
+    """A mix weight that is NaN, infinite or out of the course's range (see MAX_WEIGHT)."""
+
+
+class MixWeightTypeError(MixError, TypeError):
+    """A mix weight that is not a number (a string, None, a bool ...); also a TypeError."""
+
+
+class StaleModelError(RuntimeError):
+    """A PeftModel whose adapters were merged into the base or unloaded: switching it would silently do nothing."""
+
+
+# ------------------------------------------------------------------ weights
+def check_weight(adapter: str, weight, allow_negative: bool = True) -> float:
+    """`weight` as a float if it is a finite number within ±MAX_WEIGHT (0..MAX_WEIGHT without negatives)."""
+    example = "e.g. 0.5"
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
+        raise MixWeightTypeError(f"The weight for {adapter!r} is {weight!r} ({type(weight).__name__}); pass a "
+                                 f"number ({example}), not a string, None or a bool.")
+    value = float(weight)
+    low = -MAX_WEIGHT if allow_negative else 0.0
+    if not math.isfinite(value) or not low <= value <= MAX_WEIGHT:
+        raise MixWeightError(f"The weight for {adapter!r} is {weight!r}; pass a finite number from {low:g} to "
+                             f"{MAX_WEIGHT:g} ({example}). Weights above 2 already over-drive an adapter (notebook "
+                             "03's sweep).")
+    return value
+
+
+def check_weights(adapters: Sequence[str], weights, allow_negative: bool = True) -> list[float]:
+    """One checked float per adapter; MixError/MixWeightTypeError saying what to pass instead."""
+    if isinstance(weights, (str, bytes, Mapping, set, frozenset)) or not isinstance(weights, Collection):
+        raise MixWeightTypeError(f"weights must be a list with one number per adapter ({list(adapters)}), e.g. "
+                                 f"{[1.0] * len(adapters)}; got {weights!r}.")
+    if len(weights) != len(adapters):
+        raise MixError(f"{len(adapters)} adapters but {len(weights)} weights; give one weight per adapter.")
+    return [check_weight(a, w, allow_negative) for a, w in zip(adapters, weights)]
 
 
 def lora_layers(model) -> list[tuple[str, object]]:
@@ -76,8 +127,8 @@ def check_weighted_request(model, adapters: Sequence[str], weights: Sequence[flo
     if missing:
         raise MixError(f"Adapters {missing} are not loaded (loaded: {loaded}); load them with "
                        "model.load_adapter(folder, adapter_name=...) first.")
-    if len(weights) != len(adapters):
-        raise MixError(f"{len(adapters)} adapters but {len(weights)} weights; give one weight per adapter.")
+    check_weights(adapters, weights)
+    _refuse_stale(getattr(model, "base_model", None), "create_weighted_adapter")
     if not adapter_name or "." in adapter_name:
         raise MixError(f"Adapter name {adapter_name!r} is not usable by PEFT (no dots, not empty); e.g. 'mix_w15'.")
     if adapter_name in adapters:
@@ -109,10 +160,12 @@ def create_weighted_adapter(model, adapters: Sequence[str], weights: Sequence[fl
     """`add_weighted_adapter` with the traps handled: checks first, replaces an existing name, reloadable config.
 
     Returns `adapter_name`. The new adapter is not activated (as in PEFT), unless it replaced the active one.
+    Weights are finite numbers within ±MAX_WEIGHT (negative ones subtract an adapter's update).
     """
     if density is None and combination_type in DENSITY_TYPES:
         density = DEFAULT_DENSITY
     check_weighted_request(model, adapters, weights, adapter_name, combination_type, density)
+    weights = check_weights(adapters, weights)
     was_active = adapter_name in _active_list(model)
     if adapter_name in model.peft_config:
         # add_weighted_adapter returns silently when the name exists, so the old weights would stay.
@@ -123,7 +176,7 @@ def create_weighted_adapter(model, adapters: Sequence[str], weights: Sequence[fl
         kwargs["density"] = density
     before = _active_list(model)
     try:
-        model.add_weighted_adapter(list(adapters), [float(w) for w in weights], adapter_name,
+        model.add_weighted_adapter(list(adapters), weights, adapter_name,
                                    combination_type=combination_type, **kwargs)
     except Exception:
         if adapter_name in model.peft_config:
@@ -181,18 +234,28 @@ def _activate(model, names: Sequence[str]) -> None:
         model.base_model.set_adapter(list(names), inference_mode=True)
 
 
-def set_runtime_mix(model, weights: Mapping[str, float]) -> MixState:
-    """Activate every adapter with a non-zero weight and scale it by that weight; returns the state to restore."""
+def check_runtime_weights(model, weights: Mapping[str, float]) -> dict[str, float]:
+    """Runtime weights as {loaded adapter: float in 0..MAX_WEIGHT}; MixError saying what to pass instead."""
+    if not isinstance(weights, Mapping):
+        raise MixWeightTypeError(f"Runtime weights are a dict {{adapter: weight}}, e.g. {{'json': 1.0, 'support': "
+                                 f"0.5}}; got {weights!r}.")
     loaded = list(model.peft_config)
     missing = [a for a in weights if a not in loaded]
     if missing:
         raise MixError(f"Adapters {missing} are not loaded (loaded: {loaded}).")
     if not weights:
         raise MixError("Give at least one adapter weight.")
-    bad = {a: w for a, w in weights.items() if w < 0}
+    bad = {a: w for a, w in weights.items() if isinstance(w, numbers.Real) and not isinstance(w, bool) and w < 0}
     if bad:
-        raise MixError(f"Runtime weights must be >= 0 (got {bad}); for a negative weight build an adapter "
-                       "with add_weighted_adapter, which accepts negative weights.")
+        raise MixWeightError(f"Runtime weights must be >= 0 (got {bad}); for a negative weight build an adapter "
+                             "with create_weighted_adapter, which accepts negative weights.")
+    return {a: check_weight(a, w, allow_negative=False) for a, w in weights.items()}
+
+
+def set_runtime_mix(model, weights: Mapping[str, float]) -> MixState:
+    """Activate every adapter with a non-zero weight and scale it by that weight; returns the state to restore."""
+    weights = check_runtime_weights(model, weights)
+    _refuse_stale(model.base_model, "set_runtime_mix")
     layers = lora_layers(model)
     state = MixState(tuple(_active_list(model)),
                      {(name, a): layer.scaling[a] for name, layer in layers for a in weights if a in layer.scaling})
@@ -200,7 +263,7 @@ def set_runtime_mix(model, weights: Mapping[str, float]) -> MixState:
     _activate(model, on)
     for _, layer in layers:
         for adapter, weight in weights.items():
-            layer.set_scale(adapter, float(weight))
+            layer.set_scale(adapter, weight)
     return state
 
 
@@ -227,6 +290,89 @@ def describe_mix(weights: Mapping[str, float], combination_type: str) -> str:
     """A one-line name for a mix, e.g. 'cat: json×1.0 + support×0.5'."""
     parts = [f"{a}×{w:g}" for a, w in weights.items() if w != 0]
     return f"{combination_type}: {' + '.join(parts) if parts else 'no adapter (base)'}"
+
+
+# ------------------------------------------------------------------ stale wrappers after a merge
+_GUARD = "__lessons_merge_guard__"
+_UNLOADED = "_lessons_unloaded"  # set on a PEFT tuner by merge_and_unload / unload: what happened to it
+
+
+def merged_away(tuner) -> bool:
+    """Whether a PEFT tuner (`peft_model.base_model`) has adapters configured but none of its layers left."""
+    from peft.tuners.tuners_utils import BaseTuner, BaseTunerLayer
+
+    if not isinstance(tuner, BaseTuner) or not getattr(tuner, "peft_config", None):
+        return False
+    return not any(isinstance(module, BaseTunerLayer) for module in tuner.model.modules())
+
+
+def stale_message(tuner, call: str) -> str:
+    """What happened to a stale wrapper and what to do instead."""
+    how, names = getattr(tuner, _UNLOADED, (None, None))
+    names = ", ".join(names or getattr(tuner, "active_adapters", None) or []) or "the active adapter"
+    if how == "unloaded":
+        what, keeps = "unload() removed its LoRA layers", "the bare base"
+    else:
+        what, keeps = f"merge_and_unload() baked {names} into its base weights and removed the LoRA layers", names
+    return (f"{call} refused: {what}. This old PeftModel cannot switch adapters any more (PEFT would accept the "
+            f"call and keep answering as {keeps}). Use the model merge_and_unload() returned for the merged "
+            "behaviour; to switch adapters again, load a fresh base and attach the adapters, e.g. "
+            "load_with_adapters(load_base(profile), profile).")
+
+
+def _refuse_stale(tuner, call: str) -> None:
+    """Raise StaleModelError if `tuner` lost its adapter layers to a merge or an unload."""
+    if merged_away(tuner):
+        raise StaleModelError(stale_message(tuner, call))
+
+
+def _guarded_set_adapter(original, tuner_of):
+    """`set_adapter` that first refuses a stale wrapper; `tuner_of(self)` finds the PEFT tuner to check."""
+    @functools.wraps(original)
+    def set_adapter(self, adapter_name, *args, **kwargs):
+        _refuse_stale(tuner_of(self), f"set_adapter({adapter_name!r})")
+        return original(self, adapter_name, *args, **kwargs)
+
+    setattr(set_adapter, _GUARD, True)
+    return set_adapter
+
+
+def _recording(original, how: str):
+    """`merge_and_unload` / `unload` that remember on the tuner what they did (for StaleModelError's message)."""
+    @functools.wraps(original)
+    def unload(self, *args, **kwargs):
+        names = kwargs.get("adapter_names") or list(getattr(self, "active_adapters", []) or [])
+        result = original(self, *args, **kwargs)
+        object.__setattr__(self, _UNLOADED, (how, list(names)))
+        return result
+
+    setattr(unload, _GUARD, True)
+    return unload
+
+
+def install_merge_guard() -> bool:
+    """Make PEFT's `set_adapter` raise StaleModelError on a wrapper whose adapters were merged away (idempotent).
+
+    Patches `PeftModel.set_adapter` and `BaseTuner.set_adapter` (so `peft_model.base_model.set_adapter([...])`
+    too) to check first, and `BaseTuner.merge_and_unload` / `unload` to record what they did for the message.
+    A healthy model is untouched: the check only raises where PEFT's call is a silent no-op. False if this PEFT
+    version lacks one of those methods (then nothing is patched).
+    """
+    try:
+        from peft import PeftModel
+        from peft.tuners.tuners_utils import BaseTuner
+    except ImportError:
+        return False
+    targets = [(PeftModel, "set_adapter", lambda f: _guarded_set_adapter(f, lambda model: model.base_model)),
+               (BaseTuner, "set_adapter", lambda f: _guarded_set_adapter(f, lambda tuner: tuner)),
+               (BaseTuner, "merge_and_unload", lambda f: _recording(f, "merged")),
+               (BaseTuner, "unload", lambda f: _recording(f, "unloaded"))]
+    if not all(callable(getattr(cls, name, None)) for cls, name, _ in targets):
+        return False
+    for cls, name, wrap in targets:
+        if not getattr(getattr(cls, name), _GUARD, False):
+            setattr(cls, name, wrap(getattr(cls, name)))
+    return True
 
 
 # ------------------------------------------------------------------ merged models
@@ -463,6 +609,8 @@ def merge_for_deployment(profile: Profile, adapter_folders: Mapping[str, Path | 
 
     if not adapter_folders:
         raise ValueError("Give at least one adapter folder to merge.")
+    if weights is not None:  # checked now, not after minutes of loading the base
+        check_weights(list(adapter_folders), weights)
     fits = fits_t4(profile, "fp16")
     streamed = not fits if streamed is None else streamed
     if streamed:
@@ -577,3 +725,6 @@ def answer_token_accuracy(model, tokenizer, items: Sequence, batch_size: int = 3
             hits += int((guess == torch.tensor(a)).sum())
             total += len(a)
     return hits / max(total, 1)
+
+
+install_merge_guard()  # see the module docstring: a merged-away PeftModel refuses set_adapter

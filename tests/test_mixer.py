@@ -89,3 +89,35 @@ def test_empty_prompt_and_unknown_adapters(course_model, tokenizer):
     assert calls == [] and mixer.last is None and "Type a prompt" in mixer.status.value
     with pytest.raises(ValueError, match="not loaded"):
         WeightMixer(course_model, tokenizer, adapters=["json", "legal"])
+
+
+# ---------------------------------------------------------------- weights are checked (issue 15)
+@pytest.mark.parametrize("weights,error,match", [
+    ({"json": float("nan")}, ValueError, "finite number from 0 to 4"),
+    ({"json": float("inf")}, ValueError, "finite number"),
+    ({"json": 1e30}, ValueError, "finite number"),
+    ({"json": 3.0}, ValueError, r"sliders' range 0\.\.2"),
+    ({"json": -0.5}, ValueError, "finite number from 0"),
+    ({"json": None}, TypeError, r"pass a number \(e\.g\. 0\.5\)"),
+    ({"json": "0.5"}, TypeError, "pass a number"),
+    ({"legal": 1.0}, ValueError, "does not show"),
+    ([1.0, 0.5], TypeError, "a dict"),
+], ids=["nan", "inf", "1e30", "over-slider", "negative", "None", "str", "unknown", "list"])
+def test_start_weights_are_checked(course_model, tokenizer, weights, error, match):
+    """Before: NaN reached the slider, 3.0 was clamped to 2 and "0.5" converted silently, None gave a raw
+    TypeError from float()."""
+    with pytest.raises(error, match=match):
+        WeightMixer(course_model, tokenizer, weights=weights)
+
+
+def test_a_slider_set_to_nan_from_code_is_refused_before_the_model(course_model, tokenizer):
+    from lessons_lib.mixing import MAX_WEIGHT
+    from lessons_lib.widgets.mixer import SLIDER_MAX
+
+    assert 0 < SLIDER_MAX <= MAX_WEIGHT  # the sliders stay inside the course's (and the server's) range
+    calls = []
+    mixer = WeightMixer(course_model, tokenizer, prompt="hi", generate_fn=lambda *a, **k: calls.append(a) or "x")
+    mixer.sliders["support"].value = float("nan")  # FloatSlider accepts NaN when set from Python
+    mixer.button.click()
+    assert calls == [] and mixer.last is None
+    assert mixer.status.value.startswith("Error: MixWeightError: The weight for 'support' is nan")

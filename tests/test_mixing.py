@@ -215,3 +215,99 @@ def test_merging_files_refuses_what_it_cannot_merge(tiny, tmp_path):
     (folder / "adapter_config.json").write_text(json.dumps({**config, "use_dora": True}))
     with pytest.raises(MixError, match="merge_and_unload"):
         lora_updates(folder)
+
+
+# ---------------------------------------------------------------- mix weights are checked (issue 15)
+NOT_FINITE_OR_HUGE = [float("nan"), float("inf"), -float("inf"), 1e30]
+NOT_NUMBERS = [None, "0.5", True, [0.5]]
+
+
+@pytest.mark.parametrize("weight", NOT_FINITE_OR_HUGE, ids=repr)
+def test_weights_that_are_not_finite_or_out_of_range_are_refused(course_model, weight):
+    """Before: NaN, inf and 1e30 were accepted by create_weighted_adapter and set_runtime_mix."""
+    from lessons_lib.mixing import MixWeightError, set_runtime_mix
+
+    loaded = list(course_model.peft_config)
+    with pytest.raises(MixWeightError, match=r"'support' is .*finite number from -4 to 4"):
+        create_weighted_adapter(course_model, ["json", "support"], [1.0, weight], "bad", "cat")
+    with pytest.raises(ValueError, match=r"'support' is .*finite number from 0 to 4|must be >= 0"):
+        set_runtime_mix(course_model, {"json": 1.0, "support": weight})
+    with pytest.raises(ValueError, match="finite number|must be >= 0"):
+        with runtime_mix(course_model, {"support": weight}):
+            pass
+    assert list(course_model.peft_config) == loaded and course_model.active_adapter == "json"
+
+
+@pytest.mark.parametrize("weight", NOT_NUMBERS, ids=repr)
+def test_weights_that_are_not_numbers_say_what_to_pass(course_model, weight):
+    """Before: None and "0.5" gave raw TypeErrors from deep inside (or "0.5" was silently converted)."""
+    from lessons_lib.mixing import set_runtime_mix
+
+    with pytest.raises(TypeError, match=r"pass a number \(e\.g\. 0\.5\)"):
+        create_weighted_adapter(course_model, ["json", "support"], [1.0, weight], "bad", "cat")
+    with pytest.raises(TypeError, match="pass a number"):
+        set_runtime_mix(course_model, {"json": 1.0, "support": weight})
+    assert "bad" not in course_model.peft_config
+
+
+def test_weight_containers_and_the_shared_bound(course_model):
+    import numpy as np
+
+    from lessons_lib.mixing import MAX_WEIGHT, check_weights, merge_for_deployment, set_runtime_mix
+    from lessons_lib.profiles import PROFILES
+    from lessons_lib.serve.app import Server
+
+    assert MAX_WEIGHT == 4.0 and "MAX_WEIGHT" in Server.check_weights.__doc__  # the server uses the same bound
+    assert check_weights(["json", "support"], np.array([1.0, -0.5])) == [1.0, -0.5]  # negative: fine here
+    assert check_weights(["json"], (np.float32(4.0),)) == [4.0]
+    with pytest.raises(TypeError, match="one number per adapter"):
+        check_weights(["json"], 0.5)
+    with pytest.raises(TypeError, match="one number per adapter"):
+        check_weights(["json"], {"json": 0.5})
+    with pytest.raises(MixError, match="2 adapters but 1 weights"):
+        check_weights(["json", "support"], [1.0])
+    with pytest.raises(TypeError, match="a dict"):
+        set_runtime_mix(course_model, [1.0])
+    with pytest.raises(ValueError, match=">= 0"):
+        set_runtime_mix(course_model, {"json": -0.5})
+    start = __import__("time").perf_counter()
+    with pytest.raises(ValueError, match="finite number"):  # refused before the base is loaded
+        merge_for_deployment(PROFILES["tiny"], {"json": "unused", "support": "unused"}, "unused",
+                             weights=[1.0, float("nan")])
+    assert __import__("time").perf_counter() - start < 1.0
+
+
+# ---------------------------------------------------------------- a wrapper merged away refuses to switch
+def test_after_merge_and_unload_the_old_wrapper_refuses_to_switch(course_model, tokenizer, prompts):
+    """Before: set_adapter("coding") on the old PeftModel succeeded silently and it still answered as json."""
+    from lessons_lib.mixing import StaleModelError
+
+    course_model.set_adapter("json", inference_mode=True)
+    json_answers = generate(course_model, tokenizer, prompts, MAX_NEW)
+    merged = course_model.merge_and_unload(adapter_names=["json"])  # PEFT's own call
+    with pytest.raises(StaleModelError, match=r"set_adapter\('coding'\) refused: merge_and_unload\(\) baked json"):
+        course_model.set_adapter("coding")
+    with pytest.raises(StaleModelError, match="load a fresh base"):
+        course_model.base_model.set_adapter(["json", "coding"])
+    with pytest.raises(StaleModelError):
+        runtime_mix(course_model, {"coding": 1.0}).__enter__()
+    with pytest.raises(StaleModelError, match="create_weighted_adapter refused"):
+        create_weighted_adapter(course_model, ["coding"], [1.0], "late_mix", "cat")
+    assert generate(merged, tokenizer, prompts, MAX_NEW) == json_answers  # the merged model itself is fine
+
+
+def test_the_guard_covers_models_built_by_peft_directly_and_unload(tiny, tokenizer):
+    from peft import PeftModel
+
+    from lessons_lib.mixing import StaleModelError, install_merge_guard
+
+    model = PeftModel.from_pretrained(load_base(tiny), str(adapter_dir("json", tiny)), adapter_name="json")
+    model.load_adapter(str(adapter_dir("coding", tiny)), adapter_name="coding")
+    model.set_adapter("coding")  # a healthy wrapper switches as before
+    assert model.active_adapter == "coding"
+    model.unload()
+    with pytest.raises(StaleModelError, match=r"unload\(\) removed its LoRA layers"):
+        model.set_adapter("json")
+    assert model.active_adapter == "coding"  # refused before PEFT changed anything
+    assert install_merge_guard() and install_merge_guard()  # idempotent: wrapped once
+    assert not hasattr(PeftModel.set_adapter.__wrapped__, "__wrapped__")

@@ -78,6 +78,26 @@ def test_health_and_models_list_base_adapters_and_auto(client):
     ids = [m["id"] for m in models["data"]]
     assert ids == ["base", "json", "coding", "support", "auto"], f"router missing? /health says {health['router']}"
     assert {m["id"]: m["parent"] for m in models["data"]}["json"] == "base"
+    assert health["max_body_bytes"] == 1_000_000  # the documented default of --max-body-bytes
+
+
+def test_no_absolute_paths_in_models_health_or_errors(client):
+    """Before: /v1/models gave each adapter's absolute folder as its `root`."""
+    texts = [client.get("/v1/models").text, client.get("/health").text, chat(client, "legal", "hi").text]
+    for text in texts:
+        assert str(REPO_DIR) not in text and "/assets/" not in text
+    roots = {m["id"]: m["root"] for m in client.get("/v1/models").json()["data"]}
+    assert [roots[name] for name in ("json", "coding", "support")] == ["json", "coding", "support"]
+
+
+def test_failed_requests_are_counted_in_health(client):
+    """Before: /health said `errors: 0` after any number of refused or failed requests."""
+    before = client.get("/health").json()["errors"]
+    assert chat(client, "legal", "hi").status_code == 404
+    assert chat(client, "mix", "hi", adapter_weights={"json": 1e30}).status_code == 400
+    after = client.get("/health").json()["errors"]
+    assert after["total"] == before["total"] + 2 and after["client"] == before["client"] + 2
+    assert after["by_code"]["invalid_adapter_weights"] == before["by_code"].get("invalid_adapter_weights", 0) + 1
 
 
 def test_each_model_answers_and_says_which_adapter_answered(references):
@@ -189,7 +209,9 @@ def test_a_crashed_generation_is_500_and_the_server_keeps_serving(client, server
     for (model, _), response in zip(batch[1:], responses[1:]):
         assert response.status_code == 200
         assert response.json()["choices"][0]["message"]["content"] == refs[(prompt, model)][0]
-    assert client.get("/health").json()["engine"]["errors"] >= 2
+    health = client.get("/health").json()
+    assert health["engine"]["errors"] >= 2 and health["errors"]["by_code"]["generation_failed"] >= 2
+    assert health["errors"]["server"] >= 2
 
 
 # ---------------------------------------------------------------- extension: weighted adapters
@@ -202,6 +224,39 @@ def test_mix_of_one_adapter_at_weight_one_equals_that_adapter(client, references
     bad = chat(client, "mix", prompt, adapter_weights={"legal": 1.0})
     assert bad.status_code == 404
     assert chat(client, "mix", prompt, adapter_weights={"json": -1}).status_code == 400
+
+
+def test_auto_with_a_blank_last_user_message_is_a_400_naming_it(client):
+    """Before: 500 generation_failed, and the batch it landed in was redone one request at a time."""
+    messages = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": " \n "}]
+    response = client.post("/v1/chat/completions", json={"model": "auto", "messages": messages})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("empty_route_text", "messages[1].content")
+    assert "messages[1].content" in error["message"]
+
+
+def test_32_concurrent_requests_with_6_mixes_need_no_fallback(client, server):
+    """Before: more than 4 mixes in one batch evicted each other; the batch failed and was redone one by one
+    (32 requests: 1.4 s -> 5.5 s; here 6.0 s and 29 generate calls)."""
+    prompt = traffic_prompts()[0]
+    mixes = [{"json": 1.0, "support": w} for w in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]
+    before = client.get("/health").json()["engine"]
+
+    def one(weights):
+        with httpx.Client(base_url=server, timeout=120) as http:
+            return chat(http, "mix", prompt, adapter_weights=weights)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        responses = list(pool.map(one, [mixes[i % 6] for i in range(32)]))
+    seconds = time.perf_counter() - start
+    after = client.get("/health").json()["engine"]
+    print(f"\n32 requests with 6 mixes: {seconds:.2f} s, {after['batches'] - before['batches']} batches, "
+          f"{after['fallback_runs'] - before['fallback_runs']} fallback re-runs")
+    assert [r.status_code for r in responses] == [200] * 32
+    assert after["fallback_runs"] == before["fallback_runs"] and after["failed_batches"] == before["failed_batches"]
+    assert after["batches"] - before["batches"] < 8
 
 
 # ---------------------------------------------------------------- clients

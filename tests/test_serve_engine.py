@@ -96,3 +96,55 @@ def test_adapter_store_folders_with_unsafe_names_are_skipped(tmp_path, tiny):
     with pytest.raises(FileNotFoundError, match="--adapters-dir"):
         find_adapter_folders(tiny, tmp_path / "missing")
     assert load_router("none", tiny) == (None, "started without a router (--router none)")
+
+
+def test_32_requests_with_6_mixes_run_in_one_pass(course_model, tokenizer):
+    """Before: more than 4 mixes in one batch evicted each other from the cache (max_mixes=4), the batch failed
+    and was redone one request at a time (32 requests: 1.4 s -> 5.5 s). Now a batch keeps all its mixes alive."""
+    mixes = [{"json": 1.0, "support": w} for w in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]
+    jobs = [job(tokenizer, PROMPTS[i % 3], "mix") for i in range(32)]
+    for i, j in enumerate(jobs):
+        j.weights = mixes[i % 6]
+    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=5000, max_batch=32)
+    try:
+        for j in jobs:
+            engine.submit(j)
+        answers = [j.future.result(120) for j in jobs]
+        stats = dict(engine.stats)
+        engine.window_s = 0.0  # the references run alone: no need to wait for company
+        references = {}
+        for i in range(6):  # each mix alone, in its own batch
+            alone = job(tokenizer, PROMPTS[i % 3], "mix")
+            alone.weights = mixes[i]
+            references[i] = engine.submit(alone).result(120)
+    finally:
+        engine.close()
+    print(f"\n32 requests, 6 mixes: {stats['batches']} batch, {stats['fallback_runs']} fallback re-runs")
+    assert (stats["batches"], stats["fallback_runs"], stats["failed_batches"]) == (1, 0, 0)
+    assert stats["mixes_built"] == 6 and {a.batch_size for a in answers} == {32}
+    assert [a.adapter for a in answers] == [mix_name(mixes[i % 6]) for i in range(32)]
+    for i in range(6):
+        assert answers[i].text == references[i].text  # no cross-talk between the mixes of one batch
+    # The cache is trimmed back to max_mixes by the next batches, never during one.
+    assert stats["mixes_evicted"] == 0
+    assert len(engine._mixes) == engine.max_mixes == 4 and engine.stats["mixes_evicted"] >= 2
+
+
+def test_a_request_the_router_refuses_fails_alone_and_its_batch_is_not_redone(course_model, tokenizer):
+    from lessons_lib.router import load_router
+    from lessons_lib.profiles import PROFILES
+
+    router = load_router("keyword", PROFILES["tiny"], log=lambda *_: None)
+    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], router=router, window_ms=200)
+    try:
+        blank = Job(prompt=job(tokenizer, " ", "auto").prompt, route_text=" ", model="auto", max_tokens=8)
+        others = [job(tokenizer, p, m) for p in PROMPTS for m in ("json", "auto")]
+        for j in [blank, *others]:
+            engine.submit(j)
+        with pytest.raises(GenerationError, match="Empty prompt"):
+            blank.future.result(60)
+        answers = [j.future.result(60) for j in others]
+    finally:
+        engine.close()
+    assert max(a.batch_size for a in answers) == len(others)
+    assert (engine.stats["fallback_runs"], engine.stats["failed_batches"], engine.stats["errors"]) == (0, 0, 1)

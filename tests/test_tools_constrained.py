@@ -160,3 +160,85 @@ def test_model_chat_constrains_only_replies_to_the_user(base_model, tokenizer, m
     assert len([e for e in result.events if e.kind in ("call", "answer", "error")]) >= 2  # turn 2 ran, free
     with pytest.raises(ValueError, match="Unknown tool_choice 'always'; use one of: auto, required"):
         ModelChat(base_model, tokenizer, tool_choice="always")
+
+
+# Issue 15: the grammar's integers follow the schemas' bounds exactly, so what it completes also validates.
+import re  # noqa: E402
+
+from lessons_lib.tools.calls import CallError  # noqa: E402
+from lessons_lib.tools.constrained import INTEGER_LIMIT, MAX_STRING_CHARS, integer_pattern  # noqa: E402
+from lessons_lib.tools.functions import MAX_INDENT, MAX_RULES, MAX_WIDTH  # noqa: E402
+
+BY_NAME = schemas_by_name(SCHEMAS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(low=st.integers(-10 ** 7, 10 ** 7), span=st.integers(0, 10 ** 7), probe=st.integers(-3 * 10 ** 7, 3 * 10 ** 7))
+def test_integer_pattern_matches_exactly_its_range(low, span, probe):
+    high = low + span
+    pattern = re.compile(integer_pattern(low, high))
+    for n in (probe, low - 1, low, low + 1, high - 1, high, high + 1, 0, -1):
+        assert (pattern.fullmatch(str(n)) is not None) == (low <= n <= high), (low, high, n)
+    assert not any(pattern.fullmatch(text) for text in ("-0", "00", "01", "+1", "1.0", ""))
+
+
+def test_integer_pattern_without_bounds_is_the_old_six_digits_and_bad_bounds_are_explained():
+    pattern = re.compile(integer_pattern())
+    assert pattern.fullmatch(str(INTEGER_LIMIT)) and pattern.fullmatch(str(-INTEGER_LIMIT))
+    assert not pattern.fullmatch(str(INTEGER_LIMIT + 1))
+    with pytest.raises(GrammarError, match="minimum 3 is above maximum 2"):
+        integer_pattern(3, 2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(width=st.integers(-INTEGER_LIMIT, 10 ** 7), indent=st.integers(-INTEGER_LIMIT, 10 ** 7))
+def test_grammar_and_validator_agree_on_bounded_integers(width, indent):
+    call = call_text("text_formatter", {"text": "a", "width": width, "indent": indent})
+    try:
+        parse_and_validate(call, BY_NAME)
+        valid = True
+    except CallError:
+        valid = False
+    assert GRAMMAR.complete(call.encode()) == valid == (width <= MAX_WIDTH and indent <= MAX_INDENT)
+
+
+def test_grammar_takes_the_bounds_at_the_edges_and_no_further():
+    def ok(arguments):
+        return GRAMMAR.complete(call_text("text_formatter", {"text": "a", **arguments}).encode())
+
+    assert ok({"width": MAX_WIDTH, "indent": MAX_INDENT}) and not ok({"width": MAX_WIDTH + 1})
+    assert not ok({"width": 10 ** 9}) and not ok({"width": 40, "indent": MAX_INDENT + 1})
+    assert GRAMMAR.viable(b'{"tool": "text_formatter", "arguments": {"text": "a", "width": 100')
+    assert not GRAMMAR.viable(b'{"tool": "text_formatter", "arguments": {"text": "a", "width": 1001')
+    rules = {"text": "a", "rules": ["non_empty"] * MAX_RULES}
+    assert GRAMMAR.complete(call_text("content_validator", rules).encode())
+    rules["rules"].append("non_empty")
+    assert not GRAMMAR.complete(call_text("content_validator", rules).encode())
+    assert not GRAMMAR.complete(call_text("content_validator", {"text": "a", "rules": ["max_length:123456"]}).encode())
+
+
+def test_string_and_array_caps_take_the_tighter_of_schema_and_grammar():
+    schema = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {
+        "s": {"type": "string", "maxLength": 3}, "xs": {"type": "array", "items": {"type": "integer"}, "maxItems": 2},
+        "n": {"type": "integer", "minimum": 1, "maximum": 12}}, "required": ["s", "xs", "n"]}}}
+    grammar = CallGrammar([schema])
+
+    def ok(s, xs, n):
+        return grammar.complete(call_text("f", {"s": s, "xs": xs, "n": n}).encode())
+
+    assert ok("abc", [1, 2], 12) and ok("a", [], 1)
+    assert not ok("abcd", [1], 5) and not ok("a", [1, 2, 3], 5) and not ok("a", [1], 0) and not ok("a", [1], 13)
+    assert f"{{1,{MAX_STRING_CHARS}}}" in call_pattern(SCHEMAS)  # 10000-character texts: the grammar's 400 cap
+
+
+arguments_strategy = st.fixed_dictionaries({"text": st.text(max_size=20)}, optional={
+    "width": st.one_of(st.integers(), st.booleans(), st.floats(), st.text(max_size=3)),
+    "indent": st.integers(-5, 200)})
+
+
+@settings(max_examples=200, deadline=None)
+@given(arguments=arguments_strategy)
+def test_every_call_the_grammar_completes_validates(arguments):
+    call = call_text("text_formatter", arguments)
+    if GRAMMAR.complete(call.encode()):
+        parse_and_validate(call, BY_NAME)

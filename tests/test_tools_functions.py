@@ -170,3 +170,76 @@ def test_non_string_text_raises_the_tools_own_error(text):
     for call in (lambda: text_formatter(text, 10), lambda: content_validator(text, ["non_empty"])):
         with pytest.raises(ToolError, match="text must be a string"):
             call()
+
+
+# Upper bounds (issue 15): every numeric and size-like argument is bounded in the tool itself, so a direct call
+# is as safe as one that went through the schema validator; the errors say the allowed range.
+from lessons_lib.tools.functions import (LIMITS, MAX_INDENT, MAX_RULES, MAX_TEXT_CHARS,  # noqa: E402
+                                         MAX_TOPIC_CHARS, MAX_WIDTH, shown_number)
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(width=10 ** 9), f"width must be at most {MAX_WIDTH} characters, got 1000000000; pass a width from 1 to {MAX_WIDTH}"),
+    (dict(width=MAX_WIDTH + 1), f"got {MAX_WIDTH + 1}"),
+    (dict(width=MAX_WIDTH, indent=MAX_INDENT + 1), f"indent must be at most {MAX_INDENT} spaces"),
+    (dict(width=10 ** 5000), "got a number of about 5001 digits"),
+    (dict(width=-10 ** 5000), "got a negative number of about 5001 digits"),
+])
+def test_formatter_numbers_have_upper_bounds_that_the_error_names(kwargs, fragment):
+    with pytest.raises(ToolError, match=re.escape(fragment)):
+        text_formatter("some text", **kwargs)
+
+
+def test_formatter_at_its_bounds_works_and_stays_small():
+    longest = "x" * MAX_TEXT_CHARS
+    out = text_formatter(longest, width=MAX_INDENT + 1, indent=MAX_INDENT)  # the worst case: one character a line
+    assert out.count("\n") == MAX_TEXT_CHARS - 1 and len(out) < 1.1e6
+    assert text_formatter("a b", width=MAX_WIDTH) == "a b"
+    with pytest.raises(ToolError, match=f"text is {MAX_TEXT_CHARS + 1} characters long; this tool takes at most "
+                                        f"{MAX_TEXT_CHARS}. Split it"):
+        text_formatter(longest + "y", width=40)
+
+
+def test_template_topic_and_validator_inputs_are_bounded():
+    assert template_generator("email", "t" * MAX_TOPIC_CHARS).count("t") >= MAX_TOPIC_CHARS
+    with pytest.raises(ToolError, match=f"topic is {MAX_TOPIC_CHARS + 1} characters long"):
+        template_generator("email", "t" * (MAX_TOPIC_CHARS + 1))
+    with pytest.raises(ToolError, match=f"text is {MAX_TEXT_CHARS + 1} characters long"):
+        content_validator("x" * (MAX_TEXT_CHARS + 1), ["non_empty"])
+    assert content_validator("x", ["non_empty"] * MAX_RULES)["ok"]
+    with pytest.raises(ToolError, match=f"rules has {MAX_RULES + 1} entries; pass at most {MAX_RULES}"):
+        content_validator("x", ["non_empty"] * (MAX_RULES + 1))
+
+
+def test_rule_limits_have_at_most_five_digits():
+    assert parse_rule("max_length:99999") == ("max_length", 99999)
+    for rule in ("max_length:100000", "min_words:" + "9" * 5000):  # int() of 5000 digits would raise ValueError
+        with pytest.raises(ToolError, match=r"takes a limit from 0 to 99999, got \d+ digits"):
+            parse_rule(rule)
+
+
+@pytest.mark.parametrize("text, ok", [("[" * 9000, False), ("[" * 500 + "]" * 500, True), ("[" * 600 + "]" * 600, False),
+                                      ('{"a": "[[[["}', True)])
+def test_valid_json_rule_never_overflows_the_stack(text, ok):
+    assert content_validator(text, ["valid_json"])["ok"] is ok
+
+
+def test_every_limit_is_enforced_by_the_tool_itself():
+    from lessons_lib.tools.functions import TOOLS
+
+    good = {"text_formatter": {"text": "a b", "width": 10, "indent": 0},
+            "template_generator": {"template_type": "email", "topic": "x"},
+            "content_validator": {"text": "a", "rules": ["non_empty"]}}
+    over = {"maximum": lambda bound: bound + 1, "maxLength": lambda bound: "w" * (bound + 1),
+            "maxItems": lambda bound: ["non_empty"] * (bound + 1)}
+    for tool, limits in LIMITS.items():
+        for arg, bounds in limits.items():
+            for key, bound in bounds.items():
+                kwargs = good[tool] | ({"width": MAX_WIDTH} if arg == "indent" else {}) | {arg: over[key](bound)}
+                with pytest.raises(ToolError, match=str(bound)):
+                    TOOLS[tool](**kwargs)
+
+
+def test_shown_number_prints_what_python_can_print():
+    assert shown_number(-12) == "-12" and shown_number(2 ** 200) == str(2 ** 200)
+    assert shown_number(10 ** 100) == "a number of about 101 digits"

@@ -1,7 +1,7 @@
 """Command line: serve, ask, or print the vLLM/LoRAX hand-off.
 
     python -m lessons_lib.serve --profile tiny --host 127.0.0.1 --port 8000 [--adapters-dir DIR] [--router keyword]
-        [--lora-modules json=/path/to/json coding=/path/to/coding ...]
+        [--lora-modules json=/path/to/json coding=/path/to/coding ...] [--max-body-bytes 1000000]
     python -m lessons_lib.serve ask "Extract the order as JSON: ..." --adapter auto [--url http://127.0.0.1:8000]
     python -m lessons_lib.serve vllm --profile tiny [--adapters-dir DIR]
 """
@@ -12,7 +12,20 @@ import os
 import sys
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of bytes (at least 1), got {text!r}")
+    return value
+
+
 def serve_parser() -> argparse.ArgumentParser:
+    from .app import DEFAULT_MAX_BODY_BYTES
+
     parser = argparse.ArgumentParser(prog="python -m lessons_lib.serve",
                                      description="Serve the base model and its LoRA adapters over HTTP "
                                                  "(OpenAI-compatible). Sub-commands: ask, vllm.")
@@ -29,6 +42,9 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--router", default="keyword", help="router for model='auto': keyword | learned | none")
     parser.add_argument("--window-ms", type=float, default=10.0, help="how long the engine gathers a batch")
     parser.add_argument("--max-batch", type=int, default=32)
+    parser.add_argument("--max-body-bytes", type=positive_int, default=DEFAULT_MAX_BODY_BYTES,
+                        help=f"refuse request bodies larger than this with 413 (default {DEFAULT_MAX_BODY_BYTES}, "
+                             "i.e. 1 MB: far more text than any profile's longest prompt)")
     parser.add_argument("--crash-on", default=None,
                         help="testing aid: make generation raise when a prompt contains this text (shows the 500 path)")
     return parser
@@ -79,7 +95,8 @@ def serve(args) -> int:
                                lora_modules=parse_lora_modules(args.lora_modules))
     print(f"adapters: {', '.join(served.adapters) or 'none'}; router: {served.router_kind or served.router_error}",
           flush=True)
-    app = create_app(served, args.window_ms, args.max_batch, crash_hook(args.crash_on) if args.crash_on else None)
+    app = create_app(served, args.window_ms, args.max_batch, crash_hook(args.crash_on) if args.crash_on else None,
+                     max_body_bytes=args.max_body_bytes)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -5,6 +5,11 @@ same time can answer one request with another request's adapter. Here nothing bu
 touches the model, and it never calls `set_adapter`: it collects the requests that arrive within a few
 milliseconds and runs **one** `generate(..., adapter_names=[...])`, where every row names its own adapter
 (`"__base__"` for the bare base). Requests for `auto` are routed inside the worker too, just before the batch.
+
+Weighted mixes (`model="mix"`) are built once and cached (`max_mixes`, least recently used evicted first); the
+mixes one batch uses are never evicted while it runs, so a batch with more distinct mixes than `max_mixes` still
+runs as one generate. A request the router cannot route fails alone, before its batch runs. If a whole batch
+fails, each request is re-run alone (`stats["fallback_runs"]`), so one bad request fails only itself.
 """
 from __future__ import annotations
 
@@ -76,7 +81,8 @@ class BatchingEngine:
         self._mixes: dict[str, str] = {}  # public mix name -> PEFT adapter name, oldest first
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="lora-batching-engine", daemon=True)
-        self.stats = {"requests": 0, "batches": 0, "max_batch_seen": 0, "errors": 0}
+        self.stats = {"requests": 0, "batches": 0, "max_batch_seen": 0, "errors": 0, "failed_batches": 0,
+                      "fallback_runs": 0, "mixes_built": 0, "mixes_evicted": 0}
         self._thread.start()
 
     # ------------------------------------------------------------ public API
@@ -118,19 +124,28 @@ class BatchingEngine:
     def _serve(self, batch: list[Job]) -> None:
         """Answer a batch; if the batch fails, retry each job alone so one bad request fails only itself."""
         try:
-            answers = self._answer(batch)
+            answered = self._answer(batch)
         except Exception as err:  # noqa: BLE001 - any failure must reach the waiting requests
+            self.stats["failed_batches"] += 1
             if len(batch) == 1:
                 self._fail(batch[0], err)
                 return
-            for job in batch:
-                try:
-                    self._deliver(job, self._answer([job])[0])
-                except Exception as single_err:  # noqa: BLE001
-                    self._fail(job, single_err)
+            self._one_by_one(batch)
             return
-        for job, answer in zip(batch, answers):
+        for job, answer in answered:
             self._deliver(job, answer)
+
+    def _one_by_one(self, batch: list[Job]) -> None:
+        """The fallback after a failed batch: each job that is still waiting runs alone."""
+        for job in batch:
+            if job.future.done():
+                continue
+            self.stats["fallback_runs"] += 1
+            try:
+                for done, answer in self._answer([job]):
+                    self._deliver(done, answer)
+            except Exception as single_err:  # noqa: BLE001
+                self._fail(job, single_err)
 
     def _deliver(self, job: Job, answer: Answer) -> None:
         self.stats["requests"] += 1
@@ -142,35 +157,44 @@ class BatchingEngine:
         if not job.future.done():
             job.future.set_exception(GenerationError(f"generation failed: {type(err).__name__}: {err}"))
 
-    def _answer(self, batch: list[Job]) -> list[Answer]:
-        """Route, pick each row's PEFT adapter name, run one mixed-adapter generate, split the rows."""
+    def _answer(self, batch: list[Job]) -> list[tuple[Job, Answer]]:
+        """Route, pick each row's PEFT adapter name, run one mixed-adapter generate, split the rows.
+
+        Jobs the router cannot route fail here, alone; the others are answered as (job, answer) pairs.
+        """
         if self.fault is not None:
             self.fault(batch)
         routes = self._route([job for job in batch if job.model == AUTO])
-        names, public, route_info = [], [], []
         for job in batch:
-            route = routes.get(id(job))
-            if job.model == AUTO:
-                chosen = route["adapter"]
-            elif job.weights:
-                chosen = self._mix_adapter(job.weights)
-            else:
-                chosen = job.model
-            public.append(chosen)
-            names.append(PEFT_BASE if chosen == BASE else self._mixes.get(chosen, chosen))
-            route_info.append(route)
+            if isinstance(routes.get(id(job)), Exception):
+                self._fail(job, routes[id(job)])
+        batch = [job for job in batch if not isinstance(routes.get(id(job)), Exception)]
+        if not batch:
+            return []
+        public = [self._choose(job, routes.get(id(job))) for job in batch]
+        self._trim_mixes(keep={name for name in public if name in self._mixes})
+        names = [PEFT_BASE if chosen == BASE else self._mixes.get(chosen, chosen) for chosen in public]
         start = time.perf_counter()
         rows, prompt_lengths = self._generate([job.prompt for job in batch], names, max(j.max_tokens for j in batch))
         generate_ms = (time.perf_counter() - start) * 1000
         self.stats["batches"] += 1
         self.stats["max_batch_seen"] = max(self.stats["max_batch_seen"], len(batch))
-        answers = []
-        for job, ids, n_prompt, adapter, route in zip(batch, rows, prompt_lengths, public, route_info):
+        answered = []
+        for job, ids, n_prompt, adapter in zip(batch, rows, prompt_lengths, public):
             text, used, finish = self._decode(ids, job.max_tokens)
-            answers.append(Answer(text=text, adapter=adapter, prompt_tokens=n_prompt, completion_tokens=used,
-                                  finish_reason=finish, batch_size=len(batch),
-                                  queue_ms=(start - job.submitted) * 1000, generate_ms=generate_ms, route=route))
-        return answers
+            answered.append((job, Answer(text=text, adapter=adapter, prompt_tokens=n_prompt, completion_tokens=used,
+                                         finish_reason=finish, batch_size=len(batch),
+                                         queue_ms=(start - job.submitted) * 1000, generate_ms=generate_ms,
+                                         route=routes.get(id(job)))))
+        return answered
+
+    def _choose(self, job: Job, route: dict | None) -> str:
+        """The public name of the adapter that answers `job`: routed, a (built) mix, or the requested one."""
+        if job.model == AUTO:
+            return route["adapter"]
+        if job.weights:
+            return self._mix_adapter(job.weights)
+        return job.model
 
     def _generate(self, prompts: list[str], adapter_names: list[str], max_new_tokens: int):
         """One left-padded greedy generate for the whole batch; returns the new token ids per row."""
@@ -202,20 +226,27 @@ class BatchingEngine:
         return tok.decode(ids, skip_special_tokens=True).strip(), len(ids), finish
 
     # ------------------------------------------------------------ routing and weighted mixes
-    def _route(self, jobs: list[Job]) -> dict[int, dict]:
-        """Route the `auto` jobs in one call; returns {id(job): {label, adapter, reason, scores}}."""
+    def _route(self, jobs: list[Job]) -> dict[int, dict | Exception]:
+        """Route the `auto` jobs in one call: {id(job): {label, adapter, reason, scores}}, or the exception for a
+        job the router refused (then the others are routed one by one)."""
         if not jobs:
             return {}
-        router = self.router
-        if router is None:
-            raise RuntimeError("this server has no router, so model='auto' cannot be answered")
-        routes = {}
-        for job, decision in zip(jobs, router.route_batch([job.route_text for job in jobs])):
-            # "general" (the bare base) and labels this server has no adapter for both go to the base
-            adapter = decision.adapter if decision.adapter in self.adapters else BASE
-            scores = {str(k): round(float(v), 4) for k, v in decision.scores.items()}
-            routes[id(job)] = {"label": decision.label, "adapter": adapter, "reason": decision.reason, "scores": scores}
-        return routes
+        if self.router is None:
+            err = RuntimeError("this server has no router, so model='auto' cannot be answered")
+            return {id(job): err for job in jobs}
+        try:
+            decisions = list(self.router.route_batch([job.route_text for job in jobs]))
+        except Exception as err:  # noqa: BLE001 - find the job that failed; the others still go
+            if len(jobs) == 1:
+                return {id(jobs[0]): err}
+            return {key: value for job in jobs for key, value in self._route([job]).items()}
+        return {id(job): self._route_info(decision) for job, decision in zip(jobs, decisions)}
+
+    def _route_info(self, decision) -> dict:
+        """A router decision as the answer's `route`; "general" and unknown labels go to the base."""
+        adapter = decision.adapter if decision.adapter in self.adapters else BASE
+        scores = {str(k): round(float(v), 4) for k, v in decision.scores.items()}
+        return {"label": decision.label, "adapter": adapter, "reason": decision.reason, "scores": scores}
 
     def _mix_adapter(self, weights: dict[str, float]) -> str:
         """Create (once) a 'cat' weighted combination of loaded adapters; returns its public name (see mix_name)."""
@@ -229,7 +260,13 @@ class BatchingEngine:
         # also puts the new layers in eval mode (PEFT injects them in train mode, with live dropout).
         create_weighted_adapter(self.model, names, [weights[n] for n in names], peft_name, "cat")
         self._mixes[public] = peft_name
-        while len(self._mixes) > self.max_mixes:
-            oldest = next(iter(self._mixes))
-            self.model.delete_adapter(self._mixes.pop(oldest))
+        self.stats["mixes_built"] += 1
         return public
+
+    def _trim_mixes(self, keep: set[str]) -> None:
+        """Evict the least recently used mixes beyond `max_mixes`, never one in `keep` (the running batch's)."""
+        for public in [name for name in self._mixes if name not in keep]:
+            if len(self._mixes) <= self.max_mixes:
+                return
+            self.model.delete_adapter(self._mixes.pop(public))
+            self.stats["mixes_evicted"] += 1

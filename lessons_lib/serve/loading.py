@@ -6,6 +6,10 @@ from pathlib import Path
 
 from ..profiles import Profile
 
+# What reading one adapter's files can raise: the compat checks' AdapterCompatError (a ValueError), and raw
+# ValueError/TypeError/KeyError/OSError from a field of the wrong JSON type or an unreadable file.
+UNREADABLE_ADAPTER = (ValueError, TypeError, KeyError, OSError)
+
 
 @dataclass
 class ServedModel:
@@ -115,11 +119,12 @@ def load_served_model(profile: Profile, adapters_dir: str | Path | None = None, 
         try:
             model, _ = load_adapter_checked(model, folder, name)
             loaded[name] = folder
-        except AdapterCompatError as err:
-            skipped.append(f"{folder}: {err}")
+        except UNREADABLE_ADAPTER as err:  # one damaged adapter must not stop the others from being served
+            kind = "" if isinstance(err, AdapterCompatError) else f"{type(err).__name__}: "
+            skipped.append(f"{name} ({folder}): {kind}{err}")
     model.eval()
     for reason in skipped:
-        log(f"not served: {reason}")
+        log(f"WARNING: not served: {reason}")
     router_obj, router_error = load_router(router, profile, work_dir, log)
     return ServedModel(profile=profile, model=model, tokenizer=tokenizer, folders=loaded, base_id=base_id,
                        router=router_obj, router_kind=router if router_obj is not None else None,

@@ -3,6 +3,8 @@
 `python -m lessons_lib.tools build-adapter [--steps N]` rebuilds the shipped tiny tool-use adapter;
 `python -m lessons_lib.tools evaluate [--adapter FOLDER] [--data heldout|dev|handwritten|FILE.jsonl]
 [--tool-choice auto|required]` scores base vs adapter on held-out requests and prints the table.
+A missing or unreadable file or folder, or a bad line in a data file, ends the command with one `error:` line
+(naming file:line) and exit code 2.
 """
 from __future__ import annotations
 
@@ -10,6 +12,28 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
+
+USAGE_ERROR = 2  # the exit code argparse also uses for bad arguments
+
+
+def fail(message: str) -> int:
+    """Print one `error:` line to stderr and return the usage-error exit code."""
+    print(f"error: {message}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def os_error_text(err: OSError) -> str:
+    """An OSError as one line: our own messages as they are, the system's as 'PATH: reason'."""
+    return f"{err.filename}: {err.strerror}" if err.strerror and err.filename else str(err)
+
+
+def adapter_folder_problem(folder: str | None) -> str | None:
+    """Why `folder` is not an adapter folder (None when it is, or when none was given)."""
+    if folder is None or (Path(folder) / "adapter_config.json").is_file():
+        return None
+    return (f"no adapter at {folder}: give a folder with adapter_config.json and adapter_model.safetensors "
+            "(e.g. one `build-adapter --out FOLDER` wrote).")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tool-choice", default="auto", choices=["auto", "required"],
                         help="evaluate: 'required' constrains the call to the tools' schemas (structured generation)")
     args = parser.parse_args(argv)
+    problem = adapter_folder_problem(args.adapter if args.command == "evaluate" else args.ship)
+    if problem:
+        return fail(problem)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import torch
@@ -41,8 +68,6 @@ def main(argv: list[str] | None = None) -> int:
         return evaluate_cli(args.adapter, args.data, args.n, args.tool_choice)
     kwargs = {"steps": args.steps or STEPS}
     if args.out:
-        from pathlib import Path
-
         kwargs["out_dir"] = Path(args.out)
     if args.ship:
         print(json.dumps(ship_tool_adapter(args.ship, **kwargs), indent=2))
@@ -51,22 +76,33 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def requests_for(data: str, n: int | None) -> list:
+    """The requests `--data` names: a template split, the hand-written set, or a JSONL file of requests."""
+    from .adapter import EVAL_N
+    from .data import HANDWRITTEN_PATH, SPLITS, read_handwritten, tool_examples
+
+    if data in SPLITS:
+        return tool_examples(n or EVAL_N, data)
+    return read_handwritten(HANDWRITTEN_PATH if data == "handwritten" else data)
+
+
 def evaluate_cli(adapter: str | None, data: str, n: int | None, tool_choice: str = "auto") -> int:
-    """Print base vs adapter rates on the chosen requests."""
+    """Print base vs adapter rates on the chosen requests (a bad data file: one error line, exit code 2)."""
+    try:  # before importing peft, whose import may print warnings
+        examples = requests_for(data, n)
+    except OSError as err:
+        return fail(os_error_text(err))
+    except ValueError as err:  # DataFileError and bad rows: the message names file:line
+        return fail(str(err))
     from peft import PeftModel
 
     from ..models import load_base, load_tokenizer
     from ..paths import TINY_ADAPTERS_DIR
     from ..profiles import PROFILES
     from ..evaluate import format_table
-    from .adapter import ADAPTER_NAME, EVAL_N
-    from .data import HANDWRITTEN_PATH, SPLITS, read_handwritten, tool_examples
+    from .adapter import ADAPTER_NAME
     from .evaluate import evaluate_tools
 
-    if data in SPLITS:
-        examples = tool_examples(n or EVAL_N, data)
-    else:
-        examples = read_handwritten(HANDWRITTEN_PATH if data == "handwritten" else data)
     profile = PROFILES["tiny"]
     folder = adapter or TINY_ADAPTERS_DIR / ADAPTER_NAME
     model = PeftModel.from_pretrained(load_base(profile), folder, adapter_name=ADAPTER_NAME)

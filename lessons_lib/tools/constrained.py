@@ -4,11 +4,19 @@
 trains (`{"tool": NAME, "arguments": {...}}`, keys in schema order) and, optionally, demands that free-text
 arguments quote the user's request. `CallConstraint` is the `prefix_allowed_tokens_fn` that
 `model.generate` takes: at every step it allows only the tokens that keep the reply a viable call.
+
+Bounds agree with `calls.check_value`: an integer with `minimum`/`maximum` matches exactly that range (an
+open side stops at ±999999, or that far past the other bound); free-text strings and arrays stop at
+`maxLength`/`maxItems` or the grammar's own caps below, whichever is smaller. So every call the grammar
+completes also validates, with two things left to the validator after decoding: `number` bounds, and
+`maxLength` on a string that has a `pattern` (the pattern alone bounds it, as the course's rule-name
+pattern does).
 """
 from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from functools import lru_cache
 from itertools import combinations
@@ -21,6 +29,7 @@ MAX_STRING_CHARS = 400
 MAX_ARRAY_ITEMS = 16
 STRING_CHARS = r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})'
 INTEGER = r"-?(?:0|[1-9][0-9]{0,5})"
+INTEGER_LIMIT = 999_999  # the most an unbounded side of an integer reaches (6 digits, as INTEGER)
 
 
 class GrammarError(ValueError):
@@ -39,24 +48,92 @@ def is_free_text(spec: dict) -> bool:
     return spec.get("type") == "string" and "enum" not in spec and "pattern" not in spec
 
 
+def digits_pattern(low: str, high: str) -> str:
+    """A regex for the decimal numbers from `low` to `high`, two digit strings of the same length."""
+    if low == high:
+        return low
+    if len(low) == 1:
+        return f"[{low}-{high}]"
+    if low[0] == high[0]:
+        return low[0] + digits_pattern(low[1:], high[1:])
+    rest, parts = len(low) - 1, []
+    if low[1:] != "0" * rest:
+        parts.append(low[0] + digits_pattern(low[1:], "9" * rest))
+        low = str(int(low[0]) + 1) + "0" * rest
+    if high[1:] != "9" * rest:
+        parts.append(high[0] + digits_pattern("0" * rest, high[1:]))
+        high = str(int(high[0]) - 1) + "9" * rest
+    if low[0] <= high[0]:
+        parts.append(f"[{low[0]}-{high[0]}][0-9]{{{rest}}}")
+    return "(?:" + "|".join(parts) + ")"
+
+
+def natural_pattern(low: int, high: int) -> str:
+    """A regex for the integers from `low` to `high` (0 <= low <= high) as JSON writes them (no leading zeros)."""
+    parts = []
+    for digits in range(len(str(low)), len(str(high)) + 1):
+        start, end = max(low, 10 ** (digits - 1) if digits > 1 else 0), min(high, 10 ** digits - 1)
+        parts.append(digits_pattern(str(start), str(end)))
+    return "(?:" + "|".join(parts) + ")"
+
+
+def integer_pattern(low: int | None = None, high: int | None = None) -> str:
+    """A regex for exactly the integers from `low` to `high`; an open side stops INTEGER_LIMIT past 0 or the other."""
+    if low is None:
+        low = min(-INTEGER_LIMIT, (high if high is not None else 0) - INTEGER_LIMIT)
+    if high is None:
+        high = max(INTEGER_LIMIT, low + INTEGER_LIMIT)
+    if low > high:
+        raise GrammarError(f"minimum {low} is above maximum {high}: no integer fits; fix the schema.")
+    parts = []
+    if low < 0:  # negative numbers: a minus sign before the magnitudes from max(1, -high) to -low
+        parts.append("-" + natural_pattern(max(1, -high), -low))
+    if high >= 0:
+        parts.append(natural_pattern(max(0, low), high))
+    return "(?:" + "|".join(parts) + ")"
+
+
+def _integer_bound(spec: dict, key: str) -> int | None:
+    """An integer schema's `minimum`/`maximum` rounded inwards (None when absent), for `integer_pattern`."""
+    value = spec.get(key)
+    if value is None or isinstance(value, bool):
+        return None
+    return math.ceil(value) if key == "minimum" else math.floor(value)
+
+
+def _bound(spec: dict, key: str, cap: int) -> int:
+    """The schema's `key` bound if it is tighter than the grammar's own `cap`."""
+    value = spec.get(key)
+    return cap if not isinstance(value, int) or isinstance(value, bool) else min(value, cap)
+
+
+def string_body(spec: dict) -> str:
+    """A string's content: its `pattern` (which alone bounds its length), else 1 to maxLength free characters."""
+    if "pattern" in spec:
+        return spec["pattern"].removeprefix("^").removesuffix("$")
+    most = _bound(spec, "maxLength", MAX_STRING_CHARS)
+    return f"{STRING_CHARS}{{1,{most}}}" if most >= 1 else ""
+
+
 def value_pattern(spec: dict, where: str) -> str:
     """The regex of one JSON value as `json.dumps` writes it, for a schema entry."""
     if "enum" in spec:
         return "(?:" + "|".join(re.escape(json.dumps(v, ensure_ascii=False)) for v in spec["enum"]) + ")"
     kind = spec.get("type")
     if kind == "string":
-        body = spec["pattern"].removeprefix("^").removesuffix("$") if "pattern" in spec else \
-            f"{STRING_CHARS}{{1,{MAX_STRING_CHARS}}}"
-        return f'"(?:{body})"'
+        return f'"(?:{string_body(spec)})"'
     if kind == "integer":
-        return INTEGER
-    if kind == "number":
+        return integer_pattern(_integer_bound(spec, "minimum"), _integer_bound(spec, "maximum"))
+    if kind == "number":  # the validator checks number bounds after decoding
         return INTEGER + r"(?:\.[0-9]{1,6})?"
     if kind == "boolean":
         return "(?:true|false)"
     if kind == "array":
         item = value_pattern(spec.get("items", {}), f"{where}[]")
-        return rf"\[(?:{item}(?:, {item}){{0,{MAX_ARRAY_ITEMS - 1}}})?\]"
+        most = _bound(spec, "maxItems", MAX_ARRAY_ITEMS)
+        if most < 1:
+            return r"\[\]"
+        return rf"\[(?:{item}(?:, {item}){{0,{most - 1}}})?\]"
     raise GrammarError(f"{where}: the grammar cannot express type {kind!r}; use string, integer, number, "
                        "boolean, array or enum arguments, or decode without constraints.")
 

@@ -5,18 +5,51 @@ import json
 import re
 from typing import Literal
 
+from ..jsonl import nesting_depth
+
 TEMPLATE_TYPES = ("instruction", "email", "bug_report", "meeting_notes")
 TemplateType = Literal["instruction", "email", "bug_report", "meeting_notes"]
 PARAMETRIC_RULES = ("max_length", "min_words")
 SIMPLE_RULES = ("non_empty", "has_headings", "is_email", "valid_json", "no_trailing_spaces")
 RULES = SIMPLE_RULES + PARAMETRIC_RULES
-RULE_PATTERN = "(?:" + "|".join(SIMPLE_RULES + tuple(f"{r}:[0-9]+" for r in PARAMETRIC_RULES)) + ")"
+# Upper bounds on every argument, so no call (from a model or a person) costs more than a moment and a few MB.
+MAX_TEXT_CHARS = 10_000  # text_formatter and content_validator
+MAX_TOPIC_CHARS = 1_000  # template_generator
+MAX_WIDTH = 1_000
+MAX_INDENT = 100  # worst case (width = indent + 1): each character on its own line, ~1 MB for the longest text
+MAX_RULES = 16
+MAX_RULE_DIGITS = 5  # max_length:N and min_words:N take N from 0 to 99999
+MAX_JSON_DEPTH = 512  # valid_json: deeper texts fail the rule instead of overflowing Python's recursive parser
+RULE_PATTERN = "(?:" + "|".join(SIMPLE_RULES + tuple(f"{r}:[0-9]{{1,{MAX_RULE_DIGITS}}}"
+                                                     for r in PARAMETRIC_RULES)) + ")"
+# The same bounds as JSON Schema keywords, per tool and argument ("name[]": each item of an array).
+LIMITS = {
+    "text_formatter": {"text": {"maxLength": MAX_TEXT_CHARS}, "width": {"maximum": MAX_WIDTH},
+                       "indent": {"maximum": MAX_INDENT}},
+    "template_generator": {"topic": {"maxLength": MAX_TOPIC_CHARS}},
+    "content_validator": {"text": {"maxLength": MAX_TEXT_CHARS}, "rules": {"maxItems": MAX_RULES}},
+}
 EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 HEADING = re.compile(r"^#{1,6} \S", re.M)
 
 
 class ToolError(ValueError):
     """A tool was called with arguments it cannot use; the message says what to pass instead."""
+
+
+def shown_number(value: int) -> str:
+    """An integer for a message: its digits, or its size when it has too many digits to print."""
+    if abs(value).bit_length() <= 256:  # up to 77 digits; Python refuses to print more than 4300
+        return str(value)
+    sign = "a negative" if value < 0 else "a"
+    return f"{sign} number of about {int(abs(value).bit_length() * 0.30103) + 1} digits"
+
+
+def check_text_size(name: str, text: str, limit: int) -> None:
+    """Raise ToolError when a string argument is longer than `limit` characters."""
+    if len(text) > limit:
+        raise ToolError(f"{name} is {len(text)} characters long; this tool takes at most {limit}. "
+                        f"Split it and call the tool once per part of up to {limit} characters.")
 
 
 def text_formatter(text: str, width: int = 40, indent: int = 0) -> str:
@@ -34,9 +67,17 @@ def text_formatter(text: str, width: int = 40, indent: int = 0) -> str:
             raise ToolError(f"{name} must be a whole number, got {value!r}; pass e.g. {name}=40."
                             if name == "width" else f"indent must be a whole number, got {value!r}; pass e.g. indent=2.")
     if width <= 0:
-        raise ToolError(f"width must be a positive number of characters, got {width}; pass e.g. width=40.")
+        raise ToolError(f"width must be a positive number of characters, got {shown_number(width)}; "
+                        "pass e.g. width=40.")
+    if width > MAX_WIDTH:
+        raise ToolError(f"width must be at most {MAX_WIDTH} characters, got {shown_number(width)}; "
+                        f"pass a width from 1 to {MAX_WIDTH}.")
     if indent < 0:
-        raise ToolError(f"indent must be 0 or more spaces, got {indent}; pass indent=0 for no indent.")
+        raise ToolError(f"indent must be 0 or more spaces, got {shown_number(indent)}; pass indent=0 for no indent.")
+    if indent > MAX_INDENT:
+        raise ToolError(f"indent must be at most {MAX_INDENT} spaces, got {shown_number(indent)}; "
+                        f"pass an indent from 0 to {MAX_INDENT}.")
+    check_text_size("text", text, MAX_TEXT_CHARS)
     if indent >= width:
         raise ToolError(f"indent ({indent}) leaves no room for text in width {width}; "
                         f"use an indent below {width} or a larger width.")
@@ -95,6 +136,7 @@ def template_generator(template_type: TemplateType, topic: str, language: Litera
         raise ToolError(f"Unknown language {language!r}; choose one of: {', '.join(TEMPLATES)}.")
     if not isinstance(topic, str) or not topic.strip():
         raise ToolError("topic is empty: say what the template is about, e.g. topic='login page crashes'.")
+    check_text_size("topic", topic, MAX_TOPIC_CHARS)
     return TEMPLATES[language][template_type].format(topic=" ".join(topic.split()))
 
 
@@ -109,6 +151,9 @@ def parse_rule(rule: str) -> tuple[str, int | None]:
     if name in PARAMETRIC_RULES:
         if not sep or not (arg.strip().isascii() and arg.strip().isdigit()):
             raise ToolError(f"Rule {name!r} needs a whole-number limit after a colon, e.g. '{name}:80'.")
+        if len(arg.strip()) > MAX_RULE_DIGITS:
+            raise ToolError(f"Rule {name!r} takes a limit from 0 to {10 ** MAX_RULE_DIGITS - 1}, got "
+                            f"{len(arg.strip())} digits; write e.g. '{name}:80'.")
         return name, int(arg)
     if sep:
         raise ToolError(f"Rule {name!r} takes no limit; write just '{name}'.")
@@ -116,9 +161,12 @@ def parse_rule(rule: str) -> tuple[str, int | None]:
 
 
 def _is_json(text: str) -> bool:
+    """True when `text` parses as JSON nested at most MAX_JSON_DEPTH levels (deeper: False, never a RecursionError)."""
+    if nesting_depth(text) > MAX_JSON_DEPTH:
+        return False
     try:
         json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 
@@ -146,6 +194,10 @@ def content_validator(text: str, rules: list[str]) -> dict:
     if not isinstance(rules, (list, tuple)) or not rules:
         raise ToolError(f"rules must be a non-empty list of rule names, e.g. ['non_empty', 'max_length:80']; "
                         f"valid rules: {', '.join(RULES)}.")
+    if len(rules) > MAX_RULES:
+        raise ToolError(f"rules has {len(rules)} entries; pass at most {MAX_RULES} rules per call "
+                        "(call the tool again for the rest).")
+    check_text_size("text", text, MAX_TEXT_CHARS)
     parsed = [parse_rule(rule) for rule in rules]
     passed, failed = [], []
     for rule, (name, limit) in zip(rules, parsed):

@@ -1,7 +1,8 @@
 """The tool-calling loop: model reply -> parse + validate -> execute -> `tool` message -> ... -> final answer.
 
-Nothing the model writes can crash the loop: malformed JSON, unknown tools, bad arguments and tool errors
-become `tool` messages starting with "error:" (and events the learner sees); `max_steps` stops endless calling.
+Nothing the model writes can crash the loop: malformed or deeply nested JSON, unknown tools, arguments
+outside the schemas' types and bounds, and tool errors become `tool` messages starting with "error:" (and
+events the learner sees); `max_steps` stops endless calling.
 """
 from __future__ import annotations
 
@@ -99,6 +100,9 @@ def run_tool_loop(chat: Callable[[list[dict]], str], request: str | list[dict],
     result = LoopResult(None, messages=messages)
     for step in range(1, max_steps + 1):
         reply = chat(list(messages))
+        if not isinstance(reply, str):
+            raise TypeError(f"chat(messages) must return the model's reply as a string, got {type(reply).__name__}; "
+                            "fix the chat function.")
         if handle_reply(messages, reply, step, tools, by_name, result):
             return result
     result.events.append(Event(max_steps, "step_limit",

@@ -3,22 +3,32 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from .functions import RULE_PATTERN, TOOLS
+from .functions import LIMITS, RULE_PATTERN, TOOLS
 
-# What a docstring cannot say: JSON Schema `pattern`s for string values (array items: "name[]").
+# What a docstring cannot say: JSON Schema `pattern`s for string values (array items: "name[]"), and the
+# tools' upper bounds (LIMITS: maximum, maxLength, maxItems), which `validate_call` and the grammar enforce.
 PATTERNS = {("content_validator", "rules[]"): RULE_PATTERN}
 
 
+def _entry(props: dict, arg: str) -> dict:
+    """The schema entry of an argument, or of its array items for "name[]"."""
+    spec = props[arg.removesuffix("[]")]
+    return spec["items"] if arg.endswith("[]") else spec
+
+
 def tool_schema(fn: Callable) -> dict:
-    """The OpenAI-style function schema of one typed, Google-docstring function, plus its PATTERNS."""
+    """The OpenAI-style function schema of one typed, Google-docstring function, plus its PATTERNS and LIMITS."""
     from transformers.utils import get_json_schema
 
     schema = get_json_schema(fn)
+    name = schema["function"]["name"]
     props = schema["function"].get("parameters", {}).get("properties", {})
     for (tool, arg), pattern in PATTERNS.items():
-        if tool == schema["function"]["name"]:
-            spec = props[arg.removesuffix("[]")]
-            (spec["items"] if arg.endswith("[]") else spec)["pattern"] = f"^{pattern}$"
+        if tool == name:
+            _entry(props, arg)["pattern"] = f"^{pattern}$"
+    for arg, bounds in LIMITS.get(name, {}).items():
+        if arg.removesuffix("[]") in props:
+            _entry(props, arg).update(bounds)
     return schema
 
 

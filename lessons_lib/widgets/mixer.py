@@ -16,11 +16,30 @@ from typing import Callable, Mapping, Sequence
 
 import ipywidgets as widgets
 
-from ..mixing import COMBINATION_TYPES, RUNTIME_SCALING, create_weighted_adapter, describe_mix, runtime_mix
+from ..mixing import (COMBINATION_TYPES, RUNTIME_SCALING, MixError, MixWeightError, MixWeightTypeError,
+                      check_weight, create_weighted_adapter, describe_mix, runtime_mix)
 from .common import answer_html, prompt_box, run_showing_errors
 
 MIX_ADAPTER = "mixer"
 CHOICES = (RUNTIME_SCALING, *COMBINATION_TYPES)
+SLIDER_MAX = 2.0  # the sliders' range is 0..SLIDER_MAX (within mixing.MAX_WEIGHT): 2 already over-drives
+
+
+def slider_weights(names: Sequence[str], weights: Mapping[str, float] | None) -> dict[str, float]:
+    """Weights for the sliders, checked (known adapters, numbers in 0..SLIDER_MAX); missing ones: 1 for the first
+    adapter, 0 for the others."""
+    if weights is not None and not isinstance(weights, Mapping):
+        raise MixWeightTypeError(f"weights is a dict {{adapter: weight}}, e.g. {{{names[0]!r}: 1.0}}; got {weights!r}.")
+    start = dict(weights or {})
+    unknown = [n for n in start if n not in names]
+    if unknown:
+        raise MixError(f"weights names adapters {unknown} that the mixer does not show ({list(names)}).")
+    values = {n: check_weight(n, start.get(n, 1.0 if n == names[0] else 0.0), allow_negative=False) for n in names}
+    over = {n: v for n, v in values.items() if v > SLIDER_MAX}
+    if over:
+        raise MixWeightError(f"weights {over} are beyond the sliders' range 0..{SLIDER_MAX:g}; pass values in that "
+                             "range (for larger or negative weights call create_weighted_adapter yourself).")
+    return values
 
 
 @dataclass(frozen=True)
@@ -52,9 +71,9 @@ class WeightMixer(widgets.VBox):
                              "them with model.load_adapter(folder, adapter_name=...) first.")
         if combination not in CHOICES:
             raise ValueError(f"Unknown combination {combination!r}; choose one of {', '.join(CHOICES)}.")
-        start = dict(weights or {})
-        self.sliders = {n: widgets.FloatSlider(value=float(start.get(n, 1.0 if n == names[0] else 0.0)), min=0.0,
-                                               max=2.0, step=0.1, description=n, readout_format=".1f")
+        start = slider_weights(names, weights)
+        self.sliders = {n: widgets.FloatSlider(value=start[n], min=0.0, max=SLIDER_MAX, step=0.1, description=n,
+                                               readout_format=".1f")
                         for n in names}
         self.combination = widgets.Dropdown(options=list(CHOICES), value=combination, description="Combine")
         self.prompt = prompt_box(prompt)
@@ -84,7 +103,7 @@ class WeightMixer(widgets.VBox):
         if not text:
             self.status.value = "Type a prompt first, then press Generate."
             return None
-        weights, combination = self.weights(), self.combination.value
+        weights, combination = slider_weights(list(self.sliders), self.weights()), self.combination.value
         used = {n: w for n, w in weights.items() if w != 0}
         start = time.perf_counter()
         adapter = None

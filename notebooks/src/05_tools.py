@@ -750,8 +750,9 @@ if expects_quality(profile):
 # ## Exercises
 # 1. Add a fourth tool, `word_counter(text, unit)` with `unit` in `words | characters | lines`, with its
 #    own `ToolError`s. Check its schema, then call it through the scripted model in section 3.
-# 2. Make `validate_call` also reject a `width` above 200 by adding `maximum` to the schema by hand.
-#    Which is the better place for that limit: the schema or the tool? Why?
+# 2. The schemas already carry a `maximum` for `width` (1000), and `text_formatter` checks the same limit
+#    itself. Lower it to 200 in the schema only, and call the tool once through `validate_call` and once
+#    directly. Which is the better place for a limit: the schema, the tool, or both? Why?
 # 3. Retrain the adapter without the answer rows (only request → call). What happens to the final-answer
 #    rate, and why does the correct-tool rate barely move?
 # 4. Find three requests that the keyword router sends to the wrong place. Add words to `TOOL_WORDS`
