@@ -242,6 +242,9 @@ def load_with_adapters(base, profile: Profile, names: Sequence[str] = COURSE_ADA
     """Wrap `base` in a PeftModel holding every named adapter (the first one active)."""
     from peft import PeftModel
 
+    from .mixing import install_merge_guard
+
+    install_merge_guard()  # a wrapper whose adapters were merged away refuses set_adapter instead of ignoring it
     if not names:
         raise ValueError("Give at least one adapter name.")
     folders = folders or {name: adapter_dir(name, profile, work_dir) for name in names}

@@ -244,6 +244,12 @@ def adapter_base(folder: Path, config: dict) -> tuple[str, str | None, str]:
         except (ValueError, TypeError) as err:
             raise CorruptAdapterError(f"{folder / MANIFEST_FILE} cannot be read ({err}). Fix or delete it; without "
                                       "it the check falls back to adapter_config.json.") from err
+        wrong = [f"{field}={value!r}" for field, value in (("base_model", manifest.base_model),
+                                                             ("base_fingerprint", manifest.base_fingerprint))
+                 if not isinstance(value, str)]
+        if wrong:
+            raise CorruptAdapterError(f"{folder / MANIFEST_FILE} has {', '.join(wrong)}: these fields must be text. "
+                                      "Fix or delete the manifest (re-save the adapter with lessons_lib.storage).")
         return manifest.base_model, manifest.base_fingerprint, MANIFEST_FILE
     return str(config.get("base_model_name_or_path") or ""), None, CONFIG_FILE
 

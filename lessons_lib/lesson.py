@@ -43,6 +43,18 @@ class Lesson:
         return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
 
+def quiet_library_notices() -> None:
+    """Keep lesson output to what the learner reads: the trainer's own progress bar, not datasets' per-map bars,
+    and not transformers 5.23's rename notice for gradient_checkpointing (PEFT and Colab's release use the old name)."""
+    import warnings
+
+    import datasets
+
+    datasets.disable_progress_bars()
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*deprecated", category=FutureWarning)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch so a rerun gives the same numbers."""
     import numpy as np
@@ -80,6 +92,7 @@ def setup_lesson(name: str, profile: str | None = None, seed: int = 0, use_drive
     """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    quiet_library_notices()
     # Fast CPU runs write checkpoints within a second: transformers then orders them by step number (right anyway)
     # and says so on stderr.
     logging.getLogger("transformers.trainer_utils").addFilter(_not_mtime_note)

@@ -460,3 +460,18 @@ def test_a_target_regex_that_does_not_compile_is_a_config_error(base, tmp_path):
     folder = _edit_config(copy_adapter(JSON_DIR, tmp_path / "json"), target_modules="(q_proj")
     with pytest.raises(AdapterConfigError, match="cannot be matched against the model"):
         check_adapter(base, folder, "json")
+
+
+def test_manifest_field_of_the_wrong_type_is_a_clear_error(tmp_path, base):
+    import json
+    import shutil
+
+    from lessons_lib.compat import CorruptAdapterError, check_adapter
+    from lessons_lib.paths import TINY_ADAPTERS_DIR
+
+    folder = shutil.copytree(TINY_ADAPTERS_DIR / "json", tmp_path / "json")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["base_model"] = [1]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CorruptAdapterError, match=r"base_model=\[1\].*must be text"):
+        check_adapter(base, folder, "json")

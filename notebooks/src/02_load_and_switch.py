@@ -46,9 +46,6 @@ print(memory_plan(lesson.profile, "02"))
 
 # %%
 import time
-import warnings
-
-import datasets
 import torch
 from peft import PeftModel
 
@@ -57,9 +54,6 @@ from lessons_lib.adapters import course_artifacts
 from lessons_lib.data import DOMAINS, examples
 from lessons_lib.models import free_memory, generate, load_base, load_tokenizer
 
-# transformers 5.23 renamed gradient_checkpointing; PEFT still reads the old name when it wraps a model.
-warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
-datasets.disable_progress_bars()  # a quick training run below shows only the trainer's own bar
 profile = lesson.profile
 MAX_NEW = profile.max_new_tokens
 folders = course_artifacts(lesson)  # shipped / work dir / Drive / Hub, or a quick training run right here

@@ -55,9 +55,6 @@ print("merge in GPU memory:", MERGE_IN_MEMORY)
 
 # %%
 import time
-import warnings
-
-import datasets
 import torch
 from peft import PeftModel
 
@@ -67,9 +64,6 @@ from lessons_lib.data import DOMAINS, examples
 from lessons_lib.evaluate import format_table, heldout
 from lessons_lib.models import chat_text, free_memory, generate, load_base, load_tokenizer, model_source
 
-# transformers 5.23 renamed gradient_checkpointing; PEFT still reads the old name when it wraps a model.
-warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
-datasets.disable_progress_bars()  # a quick training run below shows only the trainer's own bar
 profile = lesson.profile
 MAX_NEW = profile.max_new_tokens
 CHECK_NEW = min(MAX_NEW, 48)  # enough tokens to compare answers
@@ -151,6 +145,23 @@ if MERGE_IN_MEMORY:
         switch_error = err
     print(f"merged.set_adapter('coding') -> {type(switch_error).__name__}: {switch_error}")
     assert switch_error is not None and not hasattr(merged, "peft_config")
+
+# %% [markdown]
+# The old `peft_model` wrapper is a trap: it still lists the adapters in `peft_config`, but its LoRA layers are
+# gone. Plain PEFT would accept `peft_model.set_adapter("coding")` and go on answering as json; the course's guard
+# (`lessons_lib.mixing.install_merge_guard`, installed when the adapters were loaded) refuses it and says why.
+
+# %%
+if MERGE_IN_MEMORY:
+    from lessons_lib.mixing import StaleModelError
+
+    try:
+        peft_model.set_adapter("coding")
+        stale_error = None
+    except StaleModelError as err:
+        stale_error = err
+    print(f"peft_model.set_adapter('coding') -> {type(stale_error).__name__}: {str(stale_error)[:160]}")
+    assert stale_error is not None
 
 # %% [markdown]
 # ### Save and reload without PEFT

@@ -42,16 +42,8 @@ print(budget.memory_plan(lesson.profile, "04"))
 # fresh runtime with none of them, a quick training run right here that says how long it takes.
 
 # %%
-import warnings
-
-import datasets
-
 from lessons_lib.adapters import course_artifacts
 
-datasets.disable_progress_bars()  # a quick training run shows the trainer's own progress bar only
-# transformers 5.23 renamed gradient_checkpointing to activation_checkpointing; Colab's older release only knows
-# the old name, so the course keeps it and silences the rename notice.
-warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
 folders = course_artifacts(lesson)  # {name: folder} for json, coding, support
 
 # %% [markdown]

@@ -44,15 +44,9 @@ lesson = setup_lesson("05", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=
 # %%
 import warnings
 
-import datasets
-
 from lessons_lib import budget
 from lessons_lib.adapters import COURSE_ADAPTERS, course_artifacts
 
-datasets.disable_progress_bars()  # the trainer reports its own progress
-# transformers 5.23 renamed gradient_checkpointing to activation_checkpointing; Colab's older release only knows
-# the old name, so we keep it and silence the rename notice.
-warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
 print(budget.memory_plan(lesson.profile, "05"))
 folders = course_artifacts(lesson)  # json, coding, support: shipped / work dir / Drive / Hub, or trained here
 

@@ -65,9 +65,6 @@ print(budget.memory_plan(lesson.profile, "06"))
 
 # %%
 import time
-import warnings
-
-import datasets
 from peft import PeftModel
 
 from lessons_lib.adapters import COURSE_ADAPTERS, course_artifacts
@@ -76,10 +73,6 @@ from lessons_lib.data import DOMAINS, examples
 from lessons_lib.models import free_memory, generate, load_base, load_tokenizer
 from lessons_lib.router.routed import check_mixed_batch, describe_checks
 
-datasets.disable_progress_bars()  # a quick training run shows the trainer's own progress bar only
-# transformers 5.23 renamed gradient_checkpointing to activation_checkpointing; Colab's older release only knows
-# the old name, so the course keeps it and silences the rename notice.
-warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
 profile = lesson.profile
 tok = load_tokenizer(profile)
 folders = course_artifacts(lesson)  # shipped / work dir / Drive / Hub, or a quick training run right here
