@@ -52,7 +52,6 @@ def quiet_library_notices() -> None:
 
     datasets.disable_progress_bars()
     warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*deprecated", category=FutureWarning)
 
 
 def seed_everything(seed: int) -> None:
