@@ -237,7 +237,7 @@ def recover_saves(folder: Path) -> None:
         return
     for entry in list(folder.iterdir()):
         match = LEFTOVER.fullmatch(entry.name)
-        if not match or not NAME_PATTERN.match(match["name"]):
+        if not match or not NAME_PATTERN.fullmatch(match["name"]):
             continue
         if match["backup"]:
             _settle_backup(entry, folder / match["name"])
