@@ -38,7 +38,7 @@ chromium:  ## Debian's Chromium for the browser test: installed if missing (as r
 	@bash tools/ensure_chromium.sh
 
 test: venv chromium  ## unit tests + every notebook executed under nbval
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=30
+	$(PY) -m pytest tests notebooks --ignore=notebooks/ru --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 unit: venv chromium
 	$(PY) -m pytest tests -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile

@@ -67,7 +67,11 @@ def test_build_with_repo_records_it_and_rewrites_notebooks_and_readme_badges(tre
         fork_nb = json.loads((tree / "notebooks" / name).read_text())
         assert FORK.colab_url(f"notebooks/{name}") in fork_nb["cells"][0]["source"]
         assert fork_nb["cells"][1]["source"] == scaffold.setup_source(FORK)
-    assert scaffold.main(["check"], root=tree) == 0
+        ru_nb = json.loads((tree / "notebooks" / "ru" / name).read_text())
+        assert FORK.colab_url(f"notebooks/ru/{name}") in ru_nb["cells"][0]["source"]
+        assert ru_nb["cells"][1]["source"] == scaffold.setup_source(FORK, lang="ru")
+    # In sync (untranslated cells, which `check` also reports, are tests/test_russian_edition.py's business).
+    assert scaffold.build(check=True, root=tree) == []
 
     assert scaffold.main(["build", "--repo", scaffold.GITHUB_REPO, "--branch", scaffold.BRANCH], root=tree) == 0
     assert {p.name: p.read_text() for p in (tree / "notebooks").glob("*.ipynb")} == notebooks

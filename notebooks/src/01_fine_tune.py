@@ -14,6 +14,23 @@
 # with the tiny weights and the real models' chat formats, in a few training steps: they check the code,
 # not quality.
 
+# %% [markdown] lang="ru"
+# # 01 — Дообучаем LoRA-адаптер с TRL, бережём результат и доказываем, что он научился
+#
+# Базовая модель знает многое, но не делает *нашу* работу: на просьбу «извлеки имя и город в JSON» она не отвечает
+# чистым JSON-объектом. В этом ноутбуке мы научим её этому, не трогая её весов: обучим небольшой **LoRA-адаптер**
+# с помощью `SFTTrainer` из TRL, посмотрим, как падает функция потерь (loss), а затем *измерим*, что адаптер
+# превосходит базовую модель на отложенных промптах, которых он никогда не видел. Сохраняем мы только адаптер (от
+# килобайт до мегабайт, а не гигабайты) вместе с манифестом, который описывает, что это за адаптер, и делаем
+# обучение устойчивым к потере среды выполнения Colab: контрольные точки сохраняются каждые несколько шагов, а
+# повторный запуск той же ячейки продолжает обучение с места остановки.
+#
+# На CPU ноутбук использует крошечную учебную модель курса на 2M параметров, поэтому всё выполняется примерно за
+# три минуты. На Colab T4 (профиль `t4`) или с моделью 7B (профиль `7b`) те же ячейки обучают настоящую чат-модель
+# в 4-битном формате (QLoRA). Репетиционные профили для CPU (`t4-rehearsal`, `7b-rehearsal`) проходят этот
+# GPU-путь кода с крошечными весами и форматами чата настоящих моделей за несколько шагов обучения: они проверяют
+# код, а не качество.
+
 # %% [markdown]
 # ## Learning objectives
 # - Explain what LoRA trains (W₀ + B·A·α/r), count its trainable parameters and its size on disk.
@@ -23,11 +40,25 @@
 # - Save the adapter only, with a manifest, to a local folder, Google Drive or the Hugging Face Hub.
 # - Survive a disconnect: checkpoint every N steps, rerun the same cell, resume from the newest checkpoint.
 
+# %% [markdown] lang="ru"
+# ## Цели урока
+# - Объяснить, что обучает LoRA (W₀ + B·A·α/r), посчитать число её обучаемых параметров и размер на диске.
+# - Превратить пары «инструкция/ответ» в обучающие строки в формате чата и увидеть, какие токены участвуют в
+#   функции потерь.
+# - Настроить `LoraConfig` + `SFTConfig` + `SFTTrainer` (все параметры), а на GPU — 4-битный путь QLoRA.
+# - Сравнить базовую модель и адаптер на одних и тех же отложенных промптах по метрике предметной области.
+# - Сохранить только адаптер, с манифестом, в локальную папку, на Google Диск или в Hugging Face Hub.
+# - Пережить разрыв соединения: контрольная точка каждые N шагов, повторный запуск той же ячейки, продолжение с
+#   самой свежей контрольной точки.
+
 # %% tags=["parameters"]
 PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
 
 # %% [markdown]
 # Options for where your work goes. The defaults keep everything in a local folder.
+
+# %% [markdown] lang="ru"
+# Куда попадает ваша работа. По умолчанию всё хранится в локальной папке.
 
 # %%
 USE_DRIVE = False  # Colab: keep checkpoints and adapters on Google Drive, so a disconnect loses nothing
@@ -58,6 +89,25 @@ lesson = setup_lesson("01", profile=PROFILE, use_drive=USE_DRIVE)
 #
 # First, what this lesson keeps on the GPU at its peak (t4/7b profiles; one base at a time — each model is
 # freed before the next one is loaded):
+
+# %% [markdown] lang="ru"
+# ## 1. Загружаем базовую модель — на GPU в 4-битном формате (QLoRA)
+#
+# На GPU-профиле мы загружаем базовую модель, **квантованную до 4 бит** (NF4), с помощью `BitsAndBytesConfig`:
+# тогда модель 7B занимает ~4 ГБ вместо ~14 ГБ, а поверх неё мы обучаем LoRA — это и есть **QLoRA**. Матричные
+# умножения по-прежнему выполняются в 16 битах (`bnb_4bit_compute_dtype`). У T4 (compute capability 7.5) нет
+# нативной поддержки bf16, поэтому там мы используем fp16; bf16 — только при compute capability ≥ 8 (A100, L4,
+# H100). Не доверяйте `torch.cuda.is_bf16_supported()`: на T4 она возвращает True, потому что *эмулирует* bf16.
+# `profile.torch_dtype()` делает этот выбор по `torch.cuda.get_device_capability()`.
+#
+# `profile.gpu_path()` сообщает, идёт ли выполнение по этому GPU-пути: на CUDA GPU с профилями `t4`/`7b` и на
+# **репетиционных** профилях для CPU (`t4-rehearsal`, `7b-rehearsal`), которые проходят ровно тот же путь —
+# 4-битный NF4 через bitsandbytes, fp16, gradient checkpointing — с крошечными весами и с теми же решениями, что
+# на T4. Без `bitsandbytes` ячейка сообщает об этом и вместо ошибки переходит на неквантованную модель (обычная
+# LoRA). Профиль tiny обучается в fp32 на CPU.
+#
+# Сначала посмотрим, что этот урок держит в памяти GPU на пике (профили t4/7b; базовая модель всегда одна — каждая
+# модель освобождается перед загрузкой следующей):
 
 # %%
 from lessons_lib import budget
@@ -139,6 +189,15 @@ print(f"{profile.model_id}: {sum(p.numel() for p in base.parameters()):,} parame
 # with the values copied from the prompt. We measure the untouched base now, on the same prompts we will
 # give the adapter later.
 
+# %% [markdown] lang="ru"
+# ## 2. До обучения: как базовая модель справляется с нашей задачей?
+#
+# Задача нашего первого адаптера — **извлечение JSON**: «Extract name and city as JSON: …» → `{"name": …, "city":
+# …}`. `lessons_lib.evaluate` оценивает ответы на **отложенные** промпты (имена, города и формулировки, которые ни
+# разу не встречаются в обучающих данных): *valid* — ответ разбирается как JSON-объект; *correct* — в нём ровно
+# ожидаемые ключи, а значения скопированы из промпта. Сейчас мы измеряем нетронутую базовую модель — на тех же
+# промптах, которые позже дадим адаптеру.
+
 # %%
 from lessons_lib.evaluate import evaluate_model, format_table, heldout
 
@@ -174,6 +233,30 @@ print(format_table([before.row("base")]))
 # | `bias` | train biases too? `"none"` keeps the adapter pure LoRA | none |
 # | `task_type` | `CAUSAL_LM`: next-token prediction, so PEFT wraps the model correctly | CAUSAL_LM |
 
+# %% [markdown] lang="ru"
+# ## 3. Зачем LoRA: обучаем маленькую поправку, а не всю модель
+#
+# Полное дообучение обновляет каждую матрицу весов W₀ (d_out × d_in). LoRA замораживает W₀ и обучает
+# **низкоранговую поправку** ΔW = B·A, где A имеет размер (r × d_in), а B — (d_out × r), r ≪ d, с масштабом α/r:
+#
+# ```
+#   x ──►[ W₀  d_out×d_in, заморожена ]───────────────────────►(+)──► h = W₀·x + (α/r)·B·A·x
+#   │                                                            ▲
+#   └──►[ A  r×d_in, случайная ]──►[ B  d_out×r, нули ]─────►×α/r┘   (обучаются только A и B)
+# ```
+#
+# B инициализируется нулями, поэтому на шаге 0 адаптер ничего не меняет; обучение двигает только A и B. На каждый
+# адаптированный слой это r·(d_in + d_out) чисел вместо d_in·d_out. Параметры `LoraConfig`:
+#
+# | параметр | смысл | здесь |
+# |---|---|---|
+# | `r` | ранг поправки: ёмкость (и размер) адаптера | 8 (tiny), 16 (GPU) |
+# | `lora_alpha` | масштаб α; обновление умножается на α/r, так что α = 2r даёт масштаб 2 | 2·r |
+# | `lora_dropout` | dropout на входе адаптера, небольшая регуляризация | 0.05 |
+# | `target_modules` | какие слои получают адаптер; `"all-linear"` = все линейные слои, кроме выходной головы | all-linear |
+# | `bias` | обучать ли ещё и смещения? `"none"` оставляет адаптер чистой LoRA | none |
+# | `task_type` | `CAUSAL_LM`: предсказание следующего токена — так PEFT правильно обернёт модель | CAUSAL_LM |
+
 # %%
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
@@ -193,6 +276,9 @@ model.print_trainable_parameters()
 
 # %% [markdown]
 # Check the count by hand: every adapted linear layer adds r·(d_in + d_out) parameters.
+
+# %% [markdown] lang="ru"
+# Проверьте подсчёт вручную: каждый адаптированный линейный слой добавляет r·(d_in + d_out) параметров.
 
 # %%
 from peft.tuners.lora import LoraLayer
@@ -214,6 +300,14 @@ assert by_hand == trainable, "LoRA trains exactly r*(d_in+d_out) numbers per ada
 # The tokenizer's chat template turns the messages into the exact text the model sees. On the tiny
 # profile the rows come from the course's synthetic generator (English and Russian).
 
+# %% [markdown] lang="ru"
+# ## 4. Данные: пары «инструкция/ответ» → строки в формате чата
+#
+# Каждый обучающий пример — это инструкция и ответ, который мы хотим получить. Формат **prompt–completion** из TRL
+# хранит их раздельно, как сообщения чата: `prompt` — реплика (или реплики) пользователя, `completion` — реплика
+# ассистента. Шаблон чата токенизатора превращает сообщения ровно в тот текст, который видит модель. На профиле
+# tiny строки берутся из синтетического генератора курса (на английском и русском).
+
 # %%
 import json
 
@@ -233,6 +327,14 @@ print(tok.apply_chat_template(rows[0]["prompt"] + rows[0]["completion"], tokeniz
 # one) instead of silently dropping them. The rows are *streamed*: only the rows we use are
 # downloaded, not the whole 100k-row split, and a progress bar counts them. On the tiny profile and the
 # CPU rehearsals (offline) we convert a small local file of the same shape, with one broken row on purpose.
+
+# %% [markdown] lang="ru"
+# На GPU-профилях мы также подмешиваем обычные диалоги из **FineTome-100k** (формат ShareGPT: `conversations:
+# [{from: human|gpt, value}]`), чтобы вне своей задачи адаптер продолжал нормально общаться.
+# `lessons_lib.sharegpt` преобразует строки ShareGPT в сообщения и сообщает о некорректных строках (их число +
+# первая из них), а не отбрасывает их молча. Строки читаются *потоком*: скачиваются только те строки, которые мы
+# используем, а не весь сплит на 100k строк, и индикатор прогресса их считает. На профиле tiny и на CPU-репетициях
+# (офлайн) мы преобразуем небольшой локальный файл той же структуры, где одна строка намеренно испорчена.
 
 # %%
 from lessons_lib.sharegpt import load_finetome
@@ -279,6 +381,26 @@ train_rows = rows + general_rows
 # - **checkpoints**: every `save_steps` the adapter, optimizer and step counter go to `output_dir` (on
 #   Drive if `USE_DRIVE`); `save_total_limit` keeps only the newest few.
 
+# %% [markdown] lang="ru"
+# ## 5. Тренер: `SFTConfig` + `SFTTrainer`
+#
+# Все параметры запуска, выписанные явно. Значения берутся из профиля, поэтому одна и та же ячейка подходит и для
+# CPU, и для T4, и для модели 7B:
+#
+# - **шаги / батч**: `max_steps` шагов оптимизатора, по `per_device_train_batch_size ×
+#   gradient_accumulation_steps` строк на шаг (накопление градиентов = батч побольше без лишней памяти). Мы
+#   считаем шаги, а не эпохи, чтобы запуски были сравнимы при разных объёмах данных.
+# - **скорость обучения (learning rate)**: LoRA выдерживает гораздо более высокие значения, чем полное дообучение
+#   (2e-4 для моделей 1B–7B; 2e-3 для крошечной модели). Косинусное затухание после короткого разогрева (warm-up).
+# - **max_length**: более длинные строки обрезаются; **packing** (несколько строк в одной последовательности)
+#   выключен, чтобы у каждой строки осталась своя маска функции потерь.
+# - **completion_only_loss**: функция потерь считается только по ответу, а не по промпту (см. следующую ячейку).
+# - **точность**: fp32 на профиле tiny; смешанная точность fp16 на T4 (и в его репетициях); bf16 — только при
+#   compute capability ≥ 8. **gradient checkpointing** (GPU-путь) пересчитывает активации, чтобы сэкономить память
+#   (примерно на 20% медленнее).
+# - **контрольные точки**: каждые `save_steps` шагов адаптер, состояние оптимизатора и счётчик шагов записываются
+#   в `output_dir` (на Google Диск, если `USE_DRIVE`); `save_total_limit` оставляет только несколько самых свежих.
+
 # %%
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
@@ -324,6 +446,12 @@ if args.fp16:
 # model is graded only on the answer — including the end-of-turn token that closes it (the tokenizer's eos:
 # `<|end|>` with the tiny weights, `</s>` on TinyLlama and Mistral), which teaches it to stop.
 
+# %% [markdown] lang="ru"
+# **Какие токены участвуют в функции потерь?** Тренер токенизировал каждую строку с помощью шаблона чата и
+# построил `labels`: копию `input_ids`, в которой промпт заменён на -100 (индекс «игнорировать» в PyTorch). Так
+# модель оценивается только по ответу — включая закрывающий его токен конца реплики (eos токенизатора: `<|end|>` у
+# крошечных весов, `</s>` у TinyLlama и Mistral), и это учит её вовремя останавливаться.
+
 # %%
 example = trainer.train_dataset[0]
 ids = example["input_ids"]
@@ -345,6 +473,13 @@ assert tok.eos_token_id in answer_ids, "the end-of-turn token is trained, so the
 # `last_checkpoint` finds the newest `checkpoint-N` in the output folder; `resume_from_checkpoint`
 # restores the adapter weights, the optimizer, the scheduler and the step counter from it. On a fresh run
 # there is none and training starts at step 0. The bar below is the trainer's live progress bar.
+
+# %% [markdown] lang="ru"
+# ### Обучение (после разрыва соединения перезапустите эту ячейку — обучение продолжится)
+#
+# `last_checkpoint` находит самую свежую `checkpoint-N` в папке вывода; `resume_from_checkpoint` восстанавливает
+# из неё веса адаптера, оптимизатор, планировщик и счётчик шагов. При первом запуске контрольной точки нет, и
+# обучение начинается с шага 0. Полоса ниже — живой индикатор прогресса тренера.
 
 # %%
 import time
@@ -373,6 +508,9 @@ plt.show()
 # %% [markdown]
 # ## 6. After training: the same held-out prompts, base vs adapter
 
+# %% [markdown] lang="ru"
+# ## 6. После обучения: те же отложенные промпты, базовая модель против адаптера
+
 # %%
 model.eval()
 after, after_outputs = evaluate_model(model, tok, "json", N_EVAL, max_new_tokens=MAX_NEW)
@@ -387,6 +525,15 @@ print(format_table([before.row("base"), after.row("base + json adapter")]))
 # (the layer multiplies in fp16 there; exact to 1e-5 in fp32). **The LoRA part** (layer output minus the
 # base layer's output) runs in fp32 on every profile — the adapter's weights stay fp32 — so it must match
 # (α/r)·B·A·x to a relative error below 1e-3: a wrong scale or a missing B would be off by far more.
+
+# %% [markdown] lang="ru"
+# Теперь, когда B ≠ 0, проверим формулу на одном адаптированном слое: его выход равен W₀·x + (α/r)·B·A·x.
+# Проверяем обе части по отдельности. **Базовая часть** W₀·x: у 4-битной базовой модели W₀ хранится в виде кодов
+# NF4, поэтому мы деквантуем её (`bitsandbytes.functional.dequantize_4bit`) и сравниваем с допуском для fp16 из
+# `lessons_lib.checks` (там слой перемножает в fp16; в fp32 совпадение точное, до 1e-5). **Часть LoRA** (выход
+# слоя минус выход базового слоя) на всех профилях считается в fp32 — веса адаптера остаются в fp32, — поэтому она
+# должна совпасть с (α/r)·B·A·x с относительной ошибкой меньше 1e-3: неверный масштаб или потерянная B дали бы
+# расхождение намного больше.
 
 # %%
 from lessons_lib.checks import exact_kernels, tolerance
@@ -427,6 +574,17 @@ assert B.norm() > 0 and lora_error < 1e-3, "the layer adds exactly (α/r)·B·A�
 # unless you pass `overwrite=True`. We save into `<work dir>/adapters/<name>` — the folder notebooks 02–06
 # search on every profile but tiny (`lessons_lib.adapters.local_dir`; with `USE_DRIVE` the work dir is the
 # course folder on Drive, which is `lessons_lib.adapters.drive_dir`).
+
+# %% [markdown] lang="ru"
+# ## 7. Сохраняем адаптер (и только его) с манифестом
+#
+# `save_pretrained` у `PeftModel` записывает только адаптер: `adapter_config.json` + `adapter_model.safetensors`.
+# `lessons_lib.storage` добавляет `manifest.json` (id базовой модели и отпечаток её формы, профиль, данные, шаги,
+# метрики, версии библиотек) и сохраняет всё в **локальную папку**, на **Google Диск** (в Colab, с `USE_DRIVE`)
+# или в **Hugging Face Hub**. Существующий адаптер он не заменяет никогда, если только вы не передали
+# `overwrite=True`. Мы сохраняем в `<work dir>/adapters/<name>` — в папку, где ноутбуки 02–06 ищут адаптеры на
+# всех профилях, кроме tiny (`lessons_lib.adapters.local_dir`; с `USE_DRIVE` рабочая папка — это папка курса на
+# Google Диске, то есть `lessons_lib.adapters.drive_dir`).
 
 # %%
 from lessons_lib import storage
@@ -473,6 +631,23 @@ assert {p.name: p.read_bytes() for p in Path(saved_at).iterdir()} == snapshot, "
 # 4-bit kernels rtol 2e-2, atol 5e-2), and — so that the check has teeth — differ from the trained model by
 # less than a tenth of what the adapter itself changes (trained vs adapter off). Greedy answers must be
 # identical in fp32; under fp16 kernels a near-tie may flip a token, so most of them must be identical.
+
+# %% [markdown] lang="ru"
+# **Перезагружаем и сравниваем.** Свежая базовая модель + сохранённая папка должны отвечать так же, как обученная
+# модель. Мы записываем логиты обученной модели на (не более чем) 8 отложенных промптах (и, с выключенным
+# адаптером, логиты базовой модели), а затем **освобождаем её** перед загрузкой свежей базовой модели — на T4 две
+# базовые модели 7B одновременно не помещаются. Одного `del` мало, пока другие имена (`base`, `trainer`, `layer`,
+# …) ещё ссылаются на части модели: мы удаляем их все, а `free_memory()` собирает мусор и возвращает кэшированную
+# память GPU.
+#
+# Сравнивайте сравнимое: для обучения `prepare_model_for_kbit_training` перевела нормализации, эмбеддинги и
+# выходную голову 4-битной базовой модели в fp32, поэтому и перезагружаем мы так же. (Ноутбуки 02–06 загружают
+# базовую модель для инференса без этого шага: нормализации там остаются в fp16, и логиты сдвигаются лишь в
+# пределах округления fp16 — адаптер тут ни при чём.) Перезагруженная модель должна совпасть в пределах допуска
+# профиля (`lessons_lib.checks`: 1e-4 в fp32; на ядрах fp16 / 4-bit — rtol 2e-2, atol 5e-2) и — чтобы проверка
+# была содержательной — отличаться от обученной модели меньше чем на десятую долю того, что меняет сам адаптер
+# (обученная модель против выключенного адаптера). Жадные ответы в fp32 должны совпасть полностью; на ядрах fp16
+# при почти равных вероятностях может смениться токен, поэтому совпасть должно большинство ответов.
 
 # %%
 import weakref
@@ -531,6 +706,14 @@ free_memory()
 # `lora-lab-<profile>-<name>` (`lessons_lib.adapters.hub_repo_name`) under your user (or `HUB_NAMESPACE`):
 # set `HUB_NAMESPACE` to the same namespace in notebooks 02–06 and they download them from there.
 
+# %% [markdown] lang="ru"
+# **В Hub (по желанию).** Установите `PUSH_TO_HUB = True` в начале ноутбука. Токен берётся из
+# `huggingface_hub.get_token()`, который читает секрет Colab `HF_TOKEN` (значок ключа на левой панели) или
+# сохранённый вход; если токена нет, его запросит `login()`. Адаптеры попадают в **приватные** репозитории с
+# именами `lora-lab-<profile>-<name>` (`lessons_lib.adapters.hub_repo_name`) под вашим пользователем (или в
+# `HUB_NAMESPACE`): укажите то же пространство имён в `HUB_NAMESPACE` в ноутбуках 02–06, и они скачают адаптеры
+# оттуда.
+
 # %%
 from lessons_lib.adapters import hub_repo_name
 
@@ -562,6 +745,23 @@ else:
 # and the rehearsals can download neither: they count tokens with their own tokenizer (a stand-in: its 2k
 # vocabulary needs more tokens than a 32k one for the same text) and assume each FineTome chat fills
 # `max_length` (long chats are cut there).
+
+# %% [markdown] lang="ru"
+# ## 8. Перед долгим циклом: сколько стоят три адаптера на реальном железе
+#
+# Дальше мы обучим все три адаптера курса. На T4 это занимает время, поэтому сначала — оценка. Один шаг
+# оптимизатора обрабатывает `batch × accumulation` строк, и каждый батч **дополняется (padding) до самой длинной
+# строки**: один длинный диалог FineTome в батче из 4 строк растягивает остальные три до своей длины. Поэтому
+# время определяют дополненные токены на шаг, а не средняя строка. `lessons_lib.budget` набирает случайные батчи
+# по длинам строк в токенах (`tokens_per_step`) и делит на скорость в токенах/с (`estimate_seconds`).
+#
+# Скорости для t4 и 7b — это **допущения, а не измерения** (на T4 курс ещё не замеряли); рядом с каждой мы
+# печатаем объём вычислений, который она подразумевает (≈ 6 × число параметров FLOPs на токен для LoRA с gradient
+# checkpointing), чтобы вы могли сами её оценить. На профилях `t4`/`7b` длины строк берутся из настоящего
+# токенизатора и строк FineTome этого запуска, а запуск json выше даёт ещё и *измеренную* скорость. Профиль tiny и
+# репетиции не могут скачать ни то, ни другое: они считают токены своим токенизатором (это приближение: его
+# словарю на 2k нужно больше токенов на тот же текст, чем словарю на 32k) и считают, что каждый диалог FineTome
+# заполняет `max_length` (длинные диалоги там обрезаются).
 
 # %%
 import random
@@ -626,6 +826,13 @@ if REAL_MODEL and torch.cuda.is_available() and measured_rate:
 # because each model is freed before the next is loaded. Free Colab has ~12.7 GB of system RAM: prefer
 # checkpoints stored as safetensors, which load shard by shard.
 
+# %% [markdown] lang="ru"
+# Память тоже оценивается: план в начале ноутбука (`budget.memory_plan`) учитывает одну 4-битную базовую модель за
+# раз плюс веса LoRA, состояние оптимизатора и активации — базовая модель 7B помещается в ~15 ГБ T4 только с
+# gradient checkpointing и батчем ≤ 2 (отсюда `gradient_accumulation_steps=8` в профиле `7b`) и только потому, что
+# каждая модель освобождается перед загрузкой следующей. У бесплатного Colab ~12.7 ГБ оперативной памяти:
+# предпочитайте контрольные точки в формате safetensors — они загружаются по частям (шард за шардом).
+
 # %% [markdown]
 # ## 9. Three adapters in one loop — and a disconnect drill
 #
@@ -647,6 +854,30 @@ if REAL_MODEL and torch.cuda.is_available() and measured_rate:
 # steps — their scores are in the table below.
 #
 # The drill: a callback raises after step k of the `coding` adapter, as if Colab had dropped the runtime.
+
+# %% [markdown] lang="ru"
+# ## 9. Три адаптера в одном цикле — и учебный разрыв соединения
+#
+# Следующим ноутбукам нужны три адаптера: `json`, `coding`, `support`. Один цикл обучает их с помощью
+# `lessons_lib.train.train_domain` — это тот же код `LoraConfig`/`SFTConfig`/`SFTTrainer`, что и выше, плюс всё,
+# что нужно долгому запуску: контрольные точки каждые `save_steps` шагов, хранятся только последние
+# `keep_checkpoints`, и **продолжение с самой свежей контрольной точки**, когда тот же вызов запускается снова, —
+# в том числе для *именованных* адаптеров, чьи веса в контрольной точке лежат в `checkpoint-N/<name>/`
+# (transformers #28531: тренер может молча начать их обучение с нуля; `train_adapter` это проверяет и
+# восстанавливает веса). Цикл пропускает уже сохранённые адаптеры, так что после разрыва соединения вы просто
+# запускаете его снова. `train_domain` загружает собственную свежую базовую модель; цикл освобождает каждую модель
+# (`del` + `free_memory()`) перед загрузкой следующей.
+#
+# На всех профилях, кроме tiny, цикл обучает каждый адаптер `profile.train_steps` шагов и сохраняет его туда, где
+# его ищут ноутбуки 02–06: `<work dir>/adapters/<name>` (на Google Диске с `USE_DRIVE`), а с `PUSH_TO_HUB` — ещё и
+# в Hub как `lora-lab-<profile>-<name>`. `json` уже сохранён запуском выше, поэтому цикл его пропускает. На
+# профиле tiny это короткий демонстрационный запуск (6 шагов на адаптер, во временную папку внутри
+# `lesson.work_dir`, без оценки: за столь малое число шагов модель мало чему учится). Поставляемые с курсом
+# `assets/adapters`, которые ноутбуки 02–06 используют на профиле tiny, сделаны той же функцией `train_domain` за
+# полные 120 шагов профиля — их оценки приведены в таблице ниже.
+#
+# Учебная тревога: колбэк выбрасывает исключение после шага k адаптера `coding`, как будто Colab оборвал среду
+# выполнения.
 
 # %%
 import shutil
@@ -712,6 +943,10 @@ print("checkpoints left behind:", sorted(p.name for p in (loop_dir / "coding" / 
 # The runtime "came back". Rerun **the same call**: `json` is already saved and skipped, `coding` resumes
 # from its newest checkpoint (not from step 0), `support` trains normally.
 
+# %% [markdown] lang="ru"
+# Среда выполнения «вернулась». Запустите **тот же вызов** снова: `json` уже сохранён и пропускается, `coding`
+# продолжает обучение с самой свежей контрольной точки (а не с шага 0), `support` обучается как обычно.
+
 # %%
 second_try = train_course_adapters()
 if disconnect.fired:
@@ -726,6 +961,11 @@ assert storage.list_adapters(loop_store) == sorted(COURSE_ADAPTERS)
 # What the loop produced. On every profile but tiny, each adapter is now exactly where notebooks 02–06
 # search first (`lessons_lib.adapters.find_artifact`); a rehearsal's 6-step adapters are evaluated to exercise
 # the code, and their scores say nothing about quality.
+
+# %% [markdown] lang="ru"
+# Что получилось в цикле. На всех профилях, кроме tiny, каждый адаптер теперь лежит ровно там, где ноутбуки 02–06
+# ищут в первую очередь (`lessons_lib.adapters.find_artifact`); 6-шаговые адаптеры репетиции оцениваются, только
+# чтобы прогнать код, и их оценки ничего не говорят о качестве.
 
 # %%
 rows_table = []
@@ -755,6 +995,16 @@ print(format_table(rows_table))
 # 200–300 steps on the same kind of rows has no excuse to do worse. A rehearsal (6 steps) checks the code path
 # and prints what it measured without a claim. The other checks hold on every profile.
 
+# %% [markdown] lang="ru"
+# ## 10. Самопроверка
+#
+# Утверждения о качестве — только там, где адаптер обучался по-настоящему: на tiny (30 шагов) и на t4/7b (200/300
+# шагов) адаптер json должен выдавать валидный JSON на ≥ 80% отложенных промптов и верный — на ≥ 50%, а также
+# превосходить базовую модель. Эти пороги крошечная модель на 2M параметров проходит после 30 шагов; у чат-модели
+# на 1.1B или 7B, обученной 200–300 шагов на таких же строках, нет оправданий для худшего результата. Репетиция (6
+# шагов) проверяет путь кода и печатает то, что измерила, без утверждений о качестве. Остальные проверки
+# выполняются на всех профилях.
+
 # %%
 from lessons_lib.checks import expects_quality
 
@@ -783,6 +1033,21 @@ assert Manifest.load(saved_at).metrics["heldout_correct"] == after.correct_rate
 #   (identical in fp32, within a stated tolerance on fp16/4-bit kernels) — free each model before the next.
 # - Checkpoint every N steps, keep the last K, and rerun the same call to resume after a disconnect.
 
+# %% [markdown] lang="ru"
+# ## Итоги
+# - LoRA замораживает W₀ и обучает B·A (с масштабом α/r): ~5% параметров крошечной модели (около 1% модели 1B и
+#   намного меньше 1% модели 7B при r=16), а файл адаптера составляет малую долю базовой модели.
+# - Строки prompt–completion + шаблон чата; функция потерь учитывает только токены ответа (labels -100 на
+#   промпте), включая токен конца реплики.
+# - `LoraConfig` + `SFTConfig` + `SFTTrainer`; на GPU QLoRA = 4-битная базовая модель NF4 (`BitsAndBytesConfig`,
+#   вычисления в fp16 на T4) + `prepare_model_for_kbit_training` + gradient checkpointing.
+# - Измеряйте на отложенных промптах: адаптер поднялся от оценки базовой модели до заметно лучшей.
+# - Сохраняйте только адаптер, с манифестом; не перезаписывайте без явной просьбы; перезагрузка даёт те же логиты
+#   (идентичные в fp32, в пределах заявленного допуска на ядрах fp16/4-bit) — освобождайте каждую модель перед
+#   загрузкой следующей.
+# - Контрольная точка каждые N шагов, храним последние K; чтобы продолжить после разрыва соединения, запускаем тот
+#   же вызов снова.
+
 # %% [markdown]
 # ## Exercises
 # 1. Halve and double `r` (keep `lora_alpha = 2·r`). How do the trainable count, the adapter size and the
@@ -797,8 +1062,26 @@ assert Manifest.load(saved_at).metrics["heldout_correct"] == after.correct_rate
 #    middle of training (Runtime → Disconnect), reconnect and run all cells. Compare the measured time with
 #    the estimate in section 8.
 
+# %% [markdown] lang="ru"
+# ## Упражнения
+# 1. Уменьшите `r` вдвое, а затем увеличьте вдвое (сохраняя `lora_alpha = 2·r`). Как меняются число обучаемых
+#    параметров, размер адаптера и оценка на отложенной выборке? (Измените и `RUN_NAME`, иначе запуск попытается
+#    продолжить старую контрольную точку — и откажется.)
+# 2. Установите `completion_only_loss=False` и обучите заново. Меняется ли оценка json? Почему обучение на промпте
+#    может вредить, когда промпты длинные, а ответы короткие?
+# 3. Перенесите разрыв соединения на шаг, кратный `SAVE_EVERY`. С какой контрольной точки продолжится повторный
+#    запуск и сколько шагов повторится?
+# 4. Обучите адаптер json всего 10 шагов. Что отказывает первым: валидность (JSON разбирается) или правильность
+#    (значения скопированы из промпта)?
+# 5. В Colab с T4: запустите с `PROFILE = "t4"` и `USE_DRIVE = True`, отключите среду выполнения посреди обучения
+#    (Среда выполнения → Отключиться; в английском интерфейсе Runtime → Disconnect), переподключитесь и запустите
+#    все ячейки. Сравните измеренное время с оценкой из раздела 8.
+
 # %% [markdown]
 # ## Quiz
+
+# %% [markdown] lang="ru"
+# ## Тест
 
 # %%
 from lessons_lib.quiz import show_quiz

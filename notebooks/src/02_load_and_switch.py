@@ -7,6 +7,16 @@
 # serve a batch where every row uses a different adapter. We also measure what each way of switching
 # costs, and we meet the classic traps ("set_adapter changes nothing", "my base model changed").
 
+# %% [markdown] lang="ru"
+# # 02 — Одна базовая модель, много адаптеров: загрузка, переключение, батчи
+#
+# В ноутбуке 01 мы обучили небольшие LoRA-адаптеры — один для извлечения JSON, один для программирования на
+# Python, один для ответов службы поддержки. Каждый адаптер весит несколько сотен килобайт; основная масса — это
+# базовая модель. Поэтому мы держим **одну базовую модель в памяти** и подключаем и отключаем адаптеры: загружаем
+# их, переключаемся между ними на лету и даже обслуживаем батч, где каждая строка использует свой адаптер. Мы
+# также измерим, во что обходится каждый способ переключения, и разберём классические ловушки («set_adapter ничего
+# не меняет», «моя базовая модель изменилась»).
+
 # %% [markdown]
 # ## Learning objectives
 # - Load one base model and several LoRA adapters with `PeftModel.from_pretrained` and `load_adapter`.
@@ -16,6 +26,20 @@
 # - Measure the cost of `set_adapter`, `hotswap_adapter`, `load_adapter` and a full reload.
 # - Serve a **mixed-adapter batch** (`adapter_names=[...]`) and check that it equals one-adapter runs.
 # - Check an adapter's compatibility with the loaded base *before* loading it, and recognise the pitfalls.
+
+# %% [markdown] lang="ru"
+# ## Цели урока
+# - Загрузить одну базовую модель и несколько LoRA-адаптеров с помощью `PeftModel.from_pretrained` и
+#   `load_adapter`.
+# - Переключать адаптеры через `set_adapter` (и понимать, что делает `inference_mode`), запускать чистую базовую
+#   модель через `disable_adapter()`, удалять адаптер через `delete_adapter`.
+# - Сравнить ответы base/json/coding/support на одни и те же промпты, оценивая каждый по метрике его предметной
+#   области.
+# - Измерить стоимость `set_adapter`, `hotswap_adapter`, `load_adapter` и полной перезагрузки.
+# - Обслужить **смешанный батч** с разными адаптерами (`adapter_names=[...]`) и проверить, что он даёт то же, что
+#   запуски с одним адаптером.
+# - Проверить совместимость адаптера с загруженной базовой моделью *до* его загрузки и научиться узнавать типичные
+#   ловушки.
 
 # %% tags=["parameters"]
 PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
@@ -31,6 +55,11 @@ lesson = setup_lesson("02", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=
 # On a GPU profile, this is what the lesson keeps in GPU memory at its peak (the real model's sizes): one
 # 4-bit base with three adapters, plus a second base that section 4 loads for a moment to time a reload.
 
+# %% [markdown] lang="ru"
+# На GPU-профиле вот что урок держит в памяти GPU на пике (в размерах настоящей модели): одна 4-битная базовая
+# модель с тремя адаптерами плюс вторая базовая модель, которую раздел 4 ненадолго загружает, чтобы замерить время
+# перезагрузки.
+
 # %%
 from lessons_lib.budget import memory_plan
 
@@ -43,6 +72,14 @@ print(memory_plan(lesson.profile, "02"))
 # training run right here), load the base model and the tokenizer of the chosen profile, and — before any
 # adapter touches it — record how the base answers three prompts (one per domain) and its logits on the
 # first one. We will need both at the end.
+
+# %% [markdown] lang="ru"
+# ## 1. Загружаем базовую модель один раз, затем адаптеры
+#
+# Мы находим три адаптера курса (в этой среде выполнения, на Google Диске, в Hugging Face Hub или — если ничего не
+# нашлось — быстро обучаем их прямо здесь), загружаем базовую модель и токенизатор выбранного профиля и — пока ни
+# один адаптер её не коснулся — записываем, как базовая модель отвечает на три промпта (по одному на предметную
+# область), и её логиты на первом из них. И то и другое понадобится нам в конце.
 
 # %%
 import time
@@ -81,6 +118,14 @@ for name, folder in folders.items():
 # only if the difference is also well below what a *wrong* adapter changes: a tolerance alone could let a
 # barely trained wrong adapter through.
 
+# %% [markdown] lang="ru"
+# Несколько самопроверок ниже задают вопрос: «вычисляет ли эта модель по-прежнему то же, что и раньше?». С ядрами
+# fp32 на CPU (профиль tiny) ответ должен совпадать побитово. На GPU-пути (вычисления в fp16, 4-битные веса)
+# некоторые из этих проверок сравнивают два пути кода (например, адаптер, выбранный для строки, и активный
+# адаптер), а их ядра fp16 округляют по-разному. Там `matches` принимает заявленный допуск для fp16
+# (`lessons_lib.checks`), но только если разница ещё и намного меньше того, что меняет *неправильный* адаптер:
+# один только допуск мог бы пропустить едва обученный неправильный адаптер.
+
 # %%
 def matches(got: torch.Tensor, want: torch.Tensor, wrong: torch.Tensor) -> bool:
     """`got` equals `want`: bitwise on exact kernels; else within tolerance and closer to `want` than to `wrong`."""
@@ -92,6 +137,10 @@ def matches(got: torch.Tensor, want: torch.Tensor, wrong: torch.Tensor) -> bool:
 # %% [markdown]
 # `PeftModel.from_pretrained` wraps the base and loads the first adapter under the name we give it.
 # Every further adapter goes in with `load_adapter` — it is loaded but **not** activated.
+
+# %% [markdown] lang="ru"
+# `PeftModel.from_pretrained` оборачивает базовую модель и загружает первый адаптер под именем, которое мы ему
+# даём. Каждый следующий адаптер добавляется через `load_adapter` — он загружается, но **не** активируется.
 
 # %%
 model = PeftModel.from_pretrained(base, folders["json"], adapter_name="json")
@@ -111,6 +160,14 @@ assert model.active_adapter == "json"  # the first one stays active
 # that adapter's weights **trainable** (`requires_grad=True`) — harmless for generation, but surprising if
 # you later count trainable parameters or build an optimizer. For inference pass `inference_mode=True`.
 
+# %% [markdown] lang="ru"
+# ### `set_adapter` и `inference_mode`
+#
+# `set_adapter(name)` делает один адаптер активным. Этот метод писали для обучения, поэтому по умолчанию он ещё и
+# помечает веса этого адаптера как **обучаемые** (`requires_grad=True`) — для генерации это безвредно, но может
+# удивить, если потом вы станете считать обучаемые параметры или создавать оптимизатор. Для инференса передавайте
+# `inference_mode=True`.
+
 # %%
 def trainable(m) -> int:
     """How many parameters would an optimizer update?"""
@@ -128,6 +185,12 @@ assert model.active_adapter == "coding" and trainable(model) == 0
 # The adapters now live *inside* the base's layers. To hear the base alone, switch every adapter off for a
 # block of code with the `disable_adapter()` context manager.
 
+# %% [markdown] lang="ru"
+# ### Сама базовая модель: `disable_adapter()`
+#
+# Адаптеры теперь живут *внутри* слоёв базовой модели. Чтобы услышать базовую модель без них, выключите все
+# адаптеры на время блока кода с помощью контекстного менеджера `disable_adapter()`.
+
 # %%
 with model.disable_adapter():
     print("base:", generate(model, tok, probe[0], MAX_NEW)[:120])
@@ -143,6 +206,15 @@ print("json:", json_answer[:120])
 # with its domain's metric from `lessons_lib.evaluate`: *valid* = well-formed (parses as JSON, defines a
 # Python function, has the support-letter parts), *correct* = the right content. A few prompts per domain on
 # a CPU, 20 on a GPU (never more than the profile's `eval_examples`).
+
+# %% [markdown] lang="ru"
+# ## 2. Одна базовая модель, несколько личностей
+#
+# Одни и те же отложенные промпты проходят через base, json, coding и support. Мы позволяем PEFT выбирать адаптер
+# для каждой строки (`adapter_names=[...]`, `"__base__"` = без адаптера; подробности в разделе 5) и оцениваем
+# каждый ответ метрикой его предметной области из `lessons_lib.evaluate`: *valid* — ответ правильно оформлен
+# (разбирается как JSON, определяет функцию Python, содержит все части письма поддержки), *correct* — содержание
+# верное. На CPU — по несколько промптов на область, на GPU — 20 (но не больше, чем `eval_examples` профиля).
 
 # %%
 from lessons_lib.evaluate import format_table, heldout, report, score_all
@@ -178,6 +250,11 @@ print(format_table(side_by_side))
 # adapters — or a perfect 1.0 (a strong base such as Mistral-7B-Instruct can already write some formats
 # perfectly, and a tie at 100% is no failure of the adapter).
 
+# %% [markdown] lang="ru"
+# Побеждает ли каждый адаптер в своей области? «Побеждает» значит: доля валидных ответов выше, чем у базовой
+# модели и двух других адаптеров, — или ровно 1.0 (сильная базовая модель вроде Mistral-7B-Instruct уже умеет
+# безупречно выдавать некоторые форматы, и ничья на 100% — не провал адаптера).
+
 # %%
 score = {(r["model"], r["domain"]): r for r in rows}
 wins = {}
@@ -205,6 +282,18 @@ else:
 # the latency. Choosing an adapter calls `model.set_adapter(name, inference_mode=True)`; `base` runs the
 # prompt under `model.disable_adapter()`.
 
+# %% [markdown] lang="ru"
+# С обученными адаптерами каждый побеждает в своей области, а другие (и базовая модель) — нет: одна и та же
+# базовая модель становится то специалистом по извлечению JSON, то программистом, то агентом поддержки в
+# зависимости от нескольких сотен килобайт весов LoRA. (Адаптеры репетиционного профиля обучались всего несколько
+# шагов: там таблица показывает, что вся обвязка работает, а не навыки.)
+#
+# ## 3. Переключение на лету: виджет AdapterSwitcher
+#
+# Выберите адаптер (или `base`), введите промпт и нажмите **Generate**. Подпись показывает активный адаптер и
+# задержку. Выбор адаптера вызывает `model.set_adapter(name, inference_mode=True)`; `base` запускает промпт внутри
+# `model.disable_adapter()`.
+
 # %%
 from lessons_lib.widgets.switcher import AdapterSwitcher
 
@@ -213,6 +302,9 @@ switcher
 
 # %% [markdown]
 # The same widget, driven from Python — exactly what your clicks do:
+
+# %% [markdown] lang="ru"
+# Тот же виджет, управляемый из Python, — ровно то, что делают ваши клики:
 
 # %%
 seen = {}
@@ -247,6 +339,22 @@ if checks.expects_quality(profile):  # trained adapters answer a coding prompt i
 #
 # `hotswap_adapter` keeps the adapter's *name* and tensors (useful with `torch.compile`, where new
 # tensors would trigger a recompile); here it overwrites the `json` slot with coding's weights and back.
+
+# %% [markdown] lang="ru"
+# ## 4. Сколько стоит переключение?
+#
+# Четыре способа сменить отвечающий адаптер, замеренные в одном запуске; варианты чередуются, чтобы ни один не шёл
+# всегда первым, а в отчёт идёт медиана нескольких повторов:
+#
+# | способ | что происходит |
+# |---|---|
+# | `set_adapter` | переключает флаг в каждом слое LoRA; веса остаются в памяти |
+# | `hotswap_adapter` | копирует новые веса (прочитанные с диска) *в* тензоры существующего адаптера |
+# | `load_adapter` с диска | читает файл, внедряет новые слои LoRA, затем `set_adapter` |
+# | перезагрузка базовой модели + адаптера | то, что пришлось бы делать без поддержки нескольких адаптеров в PEFT |
+#
+# `hotswap_adapter` сохраняет *имя* адаптера и его тензоры (это полезно с `torch.compile`, где новые тензоры
+# вызвали бы перекомпиляцию); здесь он записывает в слот `json` веса coding, а потом возвращает всё обратно.
 
 # %%
 import statistics
@@ -346,6 +454,23 @@ assert all(m > 0 for m in median.values())
 # **one batch where each row names its adapter**: `model.generate(..., adapter_names=[...])`, with
 # `"__base__"` for rows that want the bare base. (Inference only; not after merging; not with DoRA.)
 
+# %% [markdown] lang="ru"
+# `set_adapter` лишь обходит модули модели и переключает, какой адаптер использует каждый слой LoRA.
+# `hotswap_adapter` вдобавок читает файл и копирует тензоры. `load_adapter` читает файл *и* строит новые модули
+# LoRA в каждом целевом слое (28 у крошечной модели), поэтому он обходится на порядок дороже. Перезагрузка базовой
+# модели + адаптера делает всё это и ещё читает базовую модель — но крошечная базовая модель весит всего 9 МБ,
+# поэтому здесь эта полоса примерно такой же длины, как у `load_adapter` (если машина занята другими задачами, они
+# могут даже поменяться местами). Доля базовой модели растёт с её размером: для модели 7B перезагрузка занимает от
+# десятков секунд до минут, `load_adapter` — по-прежнему доли секунды (он читает только мегабайты адаптера), а
+# `set_adapter` остаётся в пределах миллисекунд.
+#
+# ## 5. Смешанный батч
+#
+# Серверу одновременно приходят запросы к разным адаптерам. Вместо переключения на каждый запрос PEFT умеет
+# выполнять **один батч, в котором каждая строка указывает свой адаптер**: `model.generate(...,
+# adapter_names=[...])`, а `"__base__"` — для строк, которым нужна чистая базовая модель. (Только для инференса;
+# не после слияния; не с DoRA.)
+
 # %%
 import random
 
@@ -369,6 +494,17 @@ for name, prompt, answer in zip(mix_names, mix_prompts, mixed):
 # the stated fp16 tolerance (`lessons_lib.checks`) and for most answers to be identical. Tolerances alone
 # cannot tell rounding from a wrong adapter, so every row must also be *closest* to its own adapter's run —
 # another adapter moves the logits far more than rounding does.
+
+# %% [markdown] lang="ru"
+# Самопроверка: пропустите весь список промптов через каждый адаптер по отдельности (`set_adapter` или
+# `disable_adapter()` для базовой модели) и сравните строку за строкой. Одинаковое дополнение (padding),
+# одинаковое жадное декодирование — с ядрами fp32 на CPU строки должны совпасть полностью. С вычислениями в fp16 и
+# 4-битными весами на GPU смешанный батч выполняется другими ядрами, чем батчи с одним адаптером (PEFT разбивает
+# строки каждого слоя LoRA по адаптерам), поэтому логиты расходятся на величину округления (~1e-2), и при почти
+# равных вероятностях поздний жадный токен может смениться: там мы требуем, чтобы логиты следующего токена
+# совпадали в пределах заявленного допуска для fp16 (`lessons_lib.checks`) и чтобы большинство ответов были
+# идентичны. Одни лишь допуски не отличат округление от неправильного адаптера, поэтому каждая строка ещё и должна
+# быть *ближе всего* к запуску своего адаптера — другой адаптер сдвигает логиты гораздо сильнее, чем округление.
 
 # %%
 from lessons_lib.models import chat_text
@@ -427,6 +563,14 @@ model.set_adapter("json", inference_mode=True)
 # `model.generate` directly and make every row produce exactly `TIMED_NEW` tokens (`min_new_tokens`), so
 # no variant profits from answers that happen to stop early. As a yardstick we also time the same batch
 # with a single adapter for every row (what a batch costs when no routing is needed).
+
+# %% [markdown] lang="ru"
+# А быстрее ли это? Сравним один смешанный батч с альтернативой: сгруппировать строки по адаптерам, переключаться
+# через `set_adapter` и запускать каждую группу как отдельный подбатч. Чтобы сравнение на токен было честным, мы
+# вызываем `model.generate` напрямую и заставляем каждую строку выдать ровно `TIMED_NEW` токенов
+# (`min_new_tokens`), чтобы ни один вариант не выигрывал на ответах, которые случайно закончились раньше. Для
+# ориентира мы также замеряем тот же батч с одним адаптером для всех строк (столько стоит батч, когда
+# маршрутизация не нужна).
 
 # %%
 TIMED_NEW = 24
@@ -500,6 +644,18 @@ assert model.active_adapter == "json" and all(len(t) == 3 for t in batch_times.v
 #
 # ## 6. Memory: the base vs each adapter
 
+# %% [markdown] lang="ru"
+# Читайте таблицу как отношения. Переключение по подбатчам прогоняет весь цикл генерации по разу на каждый адаптер
+# (здесь 4 цикла по 2 строки); смешанный батч прогоняет его один раз для всех 8 строк и платит только за
+# маршрутизацию: внутри каждого слоя LoRA PEFT выбирает строки каждого адаптера и применяет к ним этот адаптер.
+# Ориентир показывает, во что обходится эта маршрутизация. Чем больше базовая модель, тем большую часть работы
+# составляет проход по её весам, который смешанный батч делает один раз для всех строк, — так что выигрыш растёт с
+# размером модели и батча. Одна оговорка для реального трафика: батч готов, только когда готов его *самый длинный*
+# ответ, поэтому короткие запросы ждут длинных. Вот почему системы, обслуживающие много LoRA-адаптеров (LoRAX,
+# multi-LoRA в vLLM), сочетают адаптеры на уровне строк с непрерывным батчингом (continuous batching).
+#
+# ## 6. Память: базовая модель против каждого адаптера
+
 # %%
 def param_bytes(params) -> int:
     """Bytes held by a set of parameters."""
@@ -517,6 +673,9 @@ assert all(0 < b < base_bytes for b in adapter_bytes.values())
 
 # %% [markdown]
 # `delete_adapter` removes an adapter's layers and frees its weights; the others keep working.
+
+# %% [markdown] lang="ru"
+# `delete_adapter` удаляет слои адаптера и освобождает его веса; остальные адаптеры продолжают работать.
 
 # %%
 model.delete_adapter("support")
@@ -539,6 +698,18 @@ if checks.exact_kernels(profile):
 # of its LoRA matrices with the base's layers, and reports the rank. `load_adapter_checked` runs the check
 # and then calls `model.load_adapter`; if anything fails, the adapters already loaded are untouched.
 
+# %% [markdown] lang="ru"
+# ## 7. Загрузка из хранилища — с предварительной проверкой совместимости
+#
+# Адаптеры путешествуют: локальная папка, Google Диск, Hugging Face Hub (`lessons_lib.storage`: `local_store`,
+# `drive_store`, `hub_store` — все они возвращают локальную папку). Папка может оказаться неполной, повреждённой
+# или сделанной для *другой базовой модели*. PEFT часто всё равно её загрузит — в вашу модель, на месте. Поэтому
+# сначала проверьте: `lessons_lib.compat.check_adapter` читает только заголовки файлов и сравнивает базовую модель
+# адаптера (из его `manifest.json`, а если его нет — из `adapter_config.json`) с загруженной базовой моделью, его
+# целевые модули и формы его матриц LoRA — со слоями базовой модели, а также сообщает ранг. `load_adapter_checked`
+# выполняет проверку и затем вызывает `model.load_adapter`; если что-то не так, уже загруженные адаптеры остаются
+# нетронутыми.
+
 # %%
 from lessons_lib.compat import AdapterCompatError, BaseMismatchError, load_adapter_checked
 from lessons_lib.manifest import Manifest
@@ -558,6 +729,13 @@ assert list(model.peft_config) == ["json", "coding", "support"] and compat_repor
 # untrained* adapter. LoRA starts with B = 0, so its update B·A is zero and the output is exactly the
 # base's. Use `load_adapter(folder, adapter_name=...)` for a trained one.
 
+# %% [markdown] lang="ru"
+# ### Ловушка 1 — «set_adapter ничего не меняет»
+#
+# **(а) Адаптер *добавили*, а не *загрузили*.** `add_adapter(name, LoraConfig(...))` создаёт *новый, необученный*
+# адаптер. LoRA начинается с B = 0, поэтому её обновление B·A равно нулю, и выход в точности совпадает с выходом
+# базовой модели. Для обученного адаптера используйте `load_adapter(folder, adapter_name=...)`.
+
 # %%
 from peft import LoraConfig
 
@@ -576,6 +754,10 @@ model.delete_adapter("support_new")
 # **(b) The wrong name.** Adapter names are exact strings. A typo raises — read the names you loaded
 # from `peft_config`:
 
+# %% [markdown] lang="ru"
+# **(б) Не то имя.** Имена адаптеров — это точные строки. Опечатка вызывает исключение — смотрите имена
+# загруженных адаптеров в `peft_config`:
+
 # %%
 try:
     model.set_adapter("JSON", inference_mode=True)
@@ -589,6 +771,12 @@ assert "not found" in str(wrong_name_error) and model.active_adapter == "json"
 # layer names happen to match and the shapes fit, PEFT loads such an adapter without a word and the output
 # is noise — or, with other shapes, it fails halfway through injecting. The check refuses it up front,
 # names both bases, and says what to do.
+
+# %% [markdown] lang="ru"
+# **(в) Адаптер от другой базовой модели.** Вот LoRA-адаптер, сделанный для другой (2-слойной) Llama. Если имена
+# слоёв случайно совпадают и формы подходят, PEFT молча загружает такой адаптер, и на выходе получается шум — а
+# при других формах загрузка падает на полпути внедрения. Проверка отвергает его заранее, называет обе базовые
+# модели и говорит, что делать.
 
 # %%
 from peft import get_peft_model
@@ -617,6 +805,13 @@ assert "other" not in model.peft_config and matches(json_logits(), json_before, 
 # `PeftModel.from_pretrained(base, ...)` does not copy the base: it **injects** LoRA layers into it, in
 # place. The variable `base` now runs the active adapter. Compare with the answers and logits we recorded
 # at the start:
+
+# %% [markdown] lang="ru"
+# ### Ловушка 2 — «выход базовой модели изменился после загрузки адаптеров»
+#
+# `PeftModel.from_pretrained(base, ...)` не копирует базовую модель: он **внедряет** в неё слои LoRA, на месте.
+# Переменная `base` теперь выполняет активный адаптер. Сравните с ответами и логитами, которые мы записали в
+# начале:
 
 # %%
 base_now = generate(base, tok, probe, MAX_NEW)
@@ -665,6 +860,38 @@ if checks.exact_kernels(profile):
 #    `strict=False` to pass, and why is that dangerous?
 #
 # ## Quiz
+
+# %% [markdown] lang="ru"
+# Чтобы сохранить базовую модель нетронутой, используйте `with model.disable_adapter():` (как выше) или загрузите
+# вторую копию через `load_base(profile)`.
+#
+# ## Итоги
+# - Одна базовая модель в памяти, много адаптеров: `PeftModel.from_pretrained(base, folder, adapter_name=...)` для
+#   первого, `load_adapter(folder, adapter_name=...)` для остальных; `peft_config.keys()` перечисляет их,
+#   `active_adapter` называет активный.
+# - `set_adapter(name, inference_mode=True)` переключает за миллисекунды, не делая веса обучаемыми;
+#   `disable_adapter()` запускает чистую базовую модель; `delete_adapter` освобождает один адаптер.
+# - Переключение намного дешевле чтения файлов, а перезагрузка базовой модели дороже всего.
+# - Смешанный батч (`adapter_names=[...]`, `"__base__"` для базовой модели) даёт те же выходы, что и отдельные
+#   адаптеры (точно в fp32; в пределах округления fp16 на GPU), и при одинаковом числе сгенерированных токенов
+#   обгоняет переключение по подбатчам.
+# - Проверяйте адаптер до загрузки: базовая модель, целевые модули, формы, ранг. Добавленный (необученный)
+#   адаптер, неверное имя или адаптер для другой базовой модели объясняют большинство жалоб «set_adapter ничего не
+#   меняет».
+# - Внедрение происходит на месте: переменная `base` меняется; для базовой модели используйте `disable_adapter()`.
+#
+# ## Упражнения
+# 1. Добавьте четвёртый адаптер: скопируйте папку `json`, загрузите её как `json2` через `load_adapter_checked` и
+#    убедитесь, что смешанный батч со строками `json` и `json2` даёт одинаковые ответы.
+# 2. Замерьте `set_adapter` на модели с 1, 2 и 3 загруженными адаптерами. Растёт ли стоимость с числом адаптеров
+#    или с числом слоёв? Объясните, исходя из того, что обходит `set_adapter`.
+# 3. Измените смешанный батч на 16 строк с 4 адаптерами и снова измерьте ускорение по сравнению с переключением по
+#    подбатчам. Когда переключение выиграет?
+# 4. Испортите копию адаптера (обрежьте `adapter_model.safetensors`, удалите `adapter_config.json`, отредактируйте
+#    `base_model` в манифесте) и прочитайте каждую ошибку `check_adapter`. Какая из этих поломок проходит проверку
+#    только со `strict=False` и почему это опасно?
+#
+# ## Тест
 
 # %%
 from lessons_lib.quiz import show_quiz

@@ -8,6 +8,16 @@
 # each of them numerically, meet their traps, and finish with one table: switching vs mixing vs merging
 # on all three domains, quality and latency.
 
+# %% [markdown] lang="ru"
+# # 03 — Слияние для развёртывания, смешивание адаптеров с весами, сравнение переключения, смеси и слияния
+#
+# В ноутбуке 02 мы держали в памяти одну базовую модель и переключали адаптеры. Есть ещё два способа использовать
+# адаптеры: **слияние** (merge) одного адаптера с весами базовой модели (снова обычная модель: при обслуживании не нужен
+# PEFT и нет накладных расходов LoRA, но поведение только одно, зафиксированное) и **смешивание** (mix) нескольких
+# адаптеров с весами — либо в виде нового адаптера (`add_weighted_adapter`), либо на лету, когда несколько адаптеров
+# активны одновременно и их вклад масштабируется. Каждый способ мы проверим численно, разберём его ловушки, а в конце
+# сведём всё в одну таблицу: переключение, смешивание и слияние на всех трёх доменах — качество и задержка.
+
 # %% [markdown]
 # ## Learning objectives
 # - Merge an adapter with `merge_and_unload()` (and `adapter_names=[...]`), prove the merged model equals
@@ -18,6 +28,18 @@
 # - Mix adapters at run time (`set_adapter([...])`, `set_scale`, `rescale_adapter_scale`) with the
 #   WeightMixer widget.
 # - Choose between switching, mixing and merging from measured quality and latency.
+
+# %% [markdown] lang="ru"
+# ## Цели урока
+# - Выполнить слияние адаптера с помощью `merge_and_unload()` (и `adapter_names=[...]`), доказать, что объединённая
+#   модель совпадает с адаптером, сохранить её и загрузить обратно обычным `AutoModelForCausalLM` — без PEFT.
+# - Понимать, почему слияние с 4-битной базовой моделью недопустимо, и знать правильный путь (загрузить заново в fp16,
+#   выполнить слияние, снова квантовать).
+# - Комбинировать адаптеры с помощью `add_weighted_adapter` и сравнивать типы комбинирования (linear, cat, svd, ties,
+#   dare_linear, dare_ties, ties_svd, magnitude_prune) и веса по метрике каждого домена.
+# - Смешивать адаптеры во время выполнения (`set_adapter([...])`, `set_scale`, `rescale_adapter_scale`) с помощью
+#   виджета WeightMixer.
+# - Выбирать между переключением, смешиванием и слиянием по измеренным качеству и задержке.
 
 # %% tags=["parameters"]
 PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
@@ -34,6 +56,12 @@ lesson = setup_lesson("03", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=
 # needs the base **unquantized**. Where an fp16 copy of the base does not fit a T4 — the 7b profile: 14.5 GB
 # of weights — the notebook mixes adapters on the usual 4-bit base, skips the in-memory merge of section 1,
 # and merges the checkpoint *files* on the CPU instead (section 2), one 2 GB shard in memory at a time.
+
+# %% [markdown] lang="ru"
+# Вот что урок держит в памяти GPU в пиковый момент на GPU-профиле (размеры реальной модели). Для слияния базовая
+# модель нужна **неквантованной**. Там, где fp16-копия базовой модели не помещается в T4 (профиль 7b: 14.5 GB весов),
+# ноутбук смешивает адаптеры на обычной 4-битной базовой модели, пропускает слияние в памяти из раздела 1 и вместо
+# этого сливает *файлы* контрольной точки на CPU (раздел 2), держа в памяти только один шард в 2 GB за раз.
 
 # %%
 from lessons_lib.budget import fits_t4, memory_plan
@@ -52,6 +80,17 @@ print("merge in GPU memory:", MERGE_IN_MEMORY)
 # We load the base **unquantized** (fp32 on CPU, fp16/bf16 on GPU) — section 2 explains why merging into a
 # 4-bit base is a bad idea. We also keep the *coding* adapter's logits: they show how much a wrong adapter
 # changes the output, the yardstick for every "same function" check below.
+
+# %% [markdown] lang="ru"
+# ## 1. Слияние одного адаптера с базовой моделью
+#
+# LoRA-адаптер прибавляет `scaling · B·A` к некоторым матрицам весов. `merge_and_unload()` выполняет это сложение
+# один раз, записывает результат в веса базовой модели и удаляет слои LoRA: на выходе получается обычная модель
+# transformers. Если загружено несколько адаптеров, `adapter_names=[...]` указывает, какие из них сливать.
+#
+# Мы загружаем базовую модель **неквантованной** (fp32 на CPU, fp16/bf16 на GPU) — почему слияние с 4-битной базовой
+# моделью — плохая идея, объясняет раздел 2. Кроме того, мы сохраняем логиты адаптера *coding*: они показывают,
+# насколько меняет выход неправильный адаптер, и служат мерилом для всех проверок «та же функция» ниже.
 
 # %%
 import time
@@ -114,6 +153,14 @@ else:
 # `lessons_lib.checks`, and at least 80% identical answers (a near-tie can flip one token and the rest of
 # that answer). Either way the difference must stay well below the one a wrong adapter (coding) makes.
 
+# %% [markdown] lang="ru"
+# **Самопроверка.** Объединённая модель должна вычислять ту же функцию, что и базовая модель + адаптер json. В fp32:
+# логиты совпадают с точностью до 1e-4 (небольшое расхождение из-за округления: `W + BA` округляется один раз, а не
+# `Wx + B(Ax)` при каждом вызове), а жадные ответы идентичны. В fp16 оба округления грубее: логиты должны уложиться в
+# допуск fp16 из `lessons_lib.checks`, и не менее 80% ответов должны совпасть (при почти равных вариантах может
+# смениться один токен, а с ним и весь остаток ответа). В любом случае разница должна быть намного меньше той, которую
+# даёт неправильный адаптер (coding).
+
 # %%
 if MERGE_IN_MEMORY:
     merged_logits = logits_of(merged, probe)
@@ -136,6 +183,13 @@ if MERGE_IN_MEMORY:
 # adapters were dropped. The merged model has no adapters to switch to — the call that worked in
 # notebook 02 now fails:
 
+# %% [markdown] lang="ru"
+# ### После слияния переключаться уже нельзя
+#
+# `merge_and_unload` работает **на месте** (in place): объект базовой модели теперь содержит обновление json, а
+# остальные адаптеры отброшены. У объединённой модели нет адаптеров, на которые можно переключиться, — вызов, который
+# работал в ноутбуке 02, теперь завершается ошибкой:
+
 # %%
 if MERGE_IN_MEMORY:
     try:
@@ -150,6 +204,12 @@ if MERGE_IN_MEMORY:
 # The old `peft_model` wrapper is a trap: it still lists the adapters in `peft_config`, but its LoRA layers are
 # gone. Plain PEFT would accept `peft_model.set_adapter("coding")` and go on answering as json; the course's guard
 # (`lessons_lib.mixing.install_merge_guard`, installed when the adapters were loaded) refuses it and says why.
+
+# %% [markdown] lang="ru"
+# Старая обёртка `peft_model` — ловушка: она по-прежнему перечисляет адаптеры в `peft_config`, но её слоёв LoRA уже
+# нет. Обычный PEFT принял бы `peft_model.set_adapter("coding")` и продолжил бы отвечать как json; защита курса
+# (`lessons_lib.mixing.install_merge_guard`, установленная при загрузке адаптеров) отклоняет такой вызов и объясняет
+# причину.
 
 # %%
 if MERGE_IN_MEMORY:
@@ -169,6 +229,13 @@ if MERGE_IN_MEMORY:
 # A merged model saves like any transformers model (`save_pretrained`, plus the tokenizer), and loads back
 # with `AutoModelForCausalLM.from_pretrained` — the server does not even need PEFT installed. Same weights,
 # same kernels: the reloaded model gives exactly the merged model's answers.
+
+# %% [markdown] lang="ru"
+# ### Сохранение и загрузка без PEFT
+#
+# Объединённая модель сохраняется как любая модель transformers (`save_pretrained` плюс токенизатор) и загружается
+# обратно через `AutoModelForCausalLM.from_pretrained` — на сервере даже не нужно устанавливать PEFT. Те же веса, те
+# же ядра: загруженная модель даёт в точности те же ответы, что и объединённая.
 
 # %%
 from transformers import AutoModelForCausalLM
@@ -203,6 +270,19 @@ if MERGE_IN_MEMORY:
 # simulation on one real weight matrix shows why: 4-bit round-to-nearest with one scale per 64 values
 # (NF4 is similar) against the json adapter's update to the same matrix. (Where the base is loaded in
 # 4-bit — the 7b profile here — `W` is that layer's weight de-quantized.)
+
+# %% [markdown] lang="ru"
+# Адаптер составляет лишь малую долю объёма объединённой модели: каждое слияние даёт ещё одну *полную* модель на
+# каждое поведение. Для одного фиксированного поведения в продакшене это нормально; если поведений много, храните
+# адаптеры.
+#
+# ## 2. Квантованные базовые модели: никогда не сливайте адаптер с 4-битными весами
+#
+# В QLoRA базовая модель хранится в 4 битах. Слияние `W₄ + BA` означает деквантование, прибавление *маленького*
+# обновления и округление обратно до 4 бит — и бо́льшая часть обновления при этом округлении теряется (peft #2321,
+# #2501). Быстрая симуляция на одной настоящей матрице весов показывает почему: 4-битное округление к ближайшему
+# значению с одним масштабом на 64 значения (NF4 устроен похоже) против обновления той же матрицы адаптером json.
+# (Там, где базовая модель загружена в 4 битах, — здесь это профиль 7b — `W` — это деквантованный вес этого слоя.)
 
 # %%
 from lessons_lib.mixing import dense_weight
@@ -244,6 +324,25 @@ free_memory()
 # json adapter's update as PEFT computes it (`get_delta_weight`, above), up to the rounding of the saved
 # dtype — at most twice what storing the exact `W + update` in that dtype costs (an in-memory fp16 merge
 # rounds twice: `W`, then `W + update`) — and much farther from what the coding adapter would have added.
+
+# %% [markdown] lang="ru"
+# Правильный путь: **заново загрузить базовую модель без квантования** (fp16 на T4; fp32 на CPU), подключить адаптер,
+# выполнить слияние, сохранить и — если снова нужна компактная модель — квантовать уже *объединённые* веса при их
+# загрузке. Функция `lessons_lib.mixing.merge_for_deployment` выполняет ровно эти шаги (прочитайте её код:
+# `load_base(quantize=False)`, `PeftModel.from_pretrained`, `merge_and_unload`, `save_pretrained`, повторная загрузка с
+# `BitsAndBytesConfig`). Без GPU шаг повторного квантования пропускается с сообщением; само слияние выполняется так же,
+# в fp32.
+#
+# Там, где даже fp16-копия базовой модели не помещается в GPU (7B на T4), функция вместо этого сливает **файлы**
+# контрольной точки (`merge_checkpoint`): читает шарды safetensors базовой модели тензор за тензором на CPU,
+# прибавляет `scaling · B·A` (A и B берутся из файла адаптера) к каждому целевому весу и записывает новые шарды — вся
+# модель ни разу не оказывается в памяти целиком, — а затем загружает объединённую модель в 4 битах.
+#
+# Самопроверка на каждом профиле, прямо по файлам: разность объединённого веса и веса базовой модели должна совпадать
+# с обновлением адаптера json, вычисленным PEFT (`get_delta_weight`, см. выше), с точностью до округления в сохранённом
+# dtype — расхождение не должно превышать удвоенную ошибку, с которой в этом dtype хранится точное `W + update`
+# (слияние в памяти в fp16 округляет дважды: сначала `W`, затем `W + update`), — и должна быть намного дальше от того,
+# что добавил бы адаптер coding.
 
 # %%
 from lessons_lib.mixing import checkpoint_tensor, merge_for_deployment
@@ -305,6 +404,28 @@ free_memory()
 #
 # First the raw PEFT call, and three traps.
 
+# %% [markdown] lang="ru"
+# (4-битная модель, заново квантованная *после* слияния, всё равно округляет, но округляет `W + BA` один раз, из
+# полной точности, — это та же ошибка, что и при квантовании любой модели, — вместо того чтобы потерять обновление при
+# втором округлении. Поэтому её ответы могут отличаться от ответов базовой модели + адаптера, и поответной проверки для
+# неё нет. Адаптер, обученный с QLoRA, научился исправлять именно 4-битную базовую модель, поэтому перед выкладкой
+# сравните метрику объединённой модели с метрикой адаптера.)
+#
+# ## 3. Взвешенные комбинации с `add_weighted_adapter`
+#
+# `add_weighted_adapter(adapters, weights, adapter_name, combination_type=...)` строит **новый адаптер** из
+# существующих. Типы комбинирования различаются тем, *что* именно они складывают:
+#
+# | тип | как |
+# |---|---|
+# | `linear` | взвешенная сумма матриц A и отдельно матриц B (появляются перекрёстные члены!) |
+# | `cat` | объединяет A и B адаптеров в одну матрицу: в точности сумма обновлений, ранг = сумма рангов |
+# | `svd` | суммирует полные обновления `w·BA`, затем сводит результат к низкому рангу через SVD |
+# | `ties`, `dare_linear`, `dare_ties`, `magnitude_prune` | прореживание / разрешение конфликтов знаков (`density`), A и B по отдельности |
+# | `ties_svd` | TIES на полных обновлениях, затем SVD |
+#
+# Сначала — «сырой» вызов PEFT и три ловушки.
+
 # %%
 model = load_with_adapters(load_mixing_base(), profile, folders=folders)
 model.add_weighted_adapter(["json", "support"], [1.0, 1.0], "js", combination_type="cat")
@@ -326,6 +447,13 @@ assert model.peft_config["js"].r == 2 * profile.lora_r
 # deletes an existing name before re-creating it, puts the new modules in eval mode, and records the true
 # per-module ranks so element-wise types reload from disk (peft #3737). Trap 3: `linear`, `ties`, `dare_*`
 # and `magnitude_prune` add A and B element-wise, so ranks must match; SVD types need fp32 weights.
+
+# %% [markdown] lang="ru"
+# `lessons_lib.mixing.create_weighted_adapter` оборачивает тот же вызов проверками: сначала проверяет аргументы,
+# удаляет существующий адаптер с тем же именем, прежде чем создать его заново, переводит новые модули в режим eval и
+# записывает истинные ранги каждого модуля, чтобы поэлементные типы правильно загружались с диска (peft #3737).
+# Ловушка 3: `linear`, `ties`, `dare_*` и `magnitude_prune` складывают A и B поэлементно, поэтому ранги должны
+# совпадать; типам на основе SVD нужны веса в fp32.
 
 # %%
 from peft import LoraConfig
@@ -364,6 +492,17 @@ model.delete_adapter("js")
 # reference answer's tokens the model predicts greedily given the correct prefix (teacher forcing). It
 # rises with the domain's real metric (section 5 uses the generated-answer metric on the mix we pick).
 # The base model and each single adapter are the reference lines.
+
+# %% [markdown] lang="ru"
+# ### Все типы комбинирования, несколько весов, все три домена
+#
+# Мы комбинируем json + coding + support с одинаковым весом `w` для каждого адаптера, перебирая все типы, и измеряем
+# каждую смесь на примерах из отложенной выборки каждого домена. Генерация ответов для 24 смесей заняла бы на CPU
+# несколько минут, поэтому в переборе используется метрика, которой хватает одного прямого прохода: **точность по
+# токенам ответа** (answer-token accuracy) — доля токенов эталонного ответа, которые модель жадно предсказывает при
+# правильном префиксе (teacher forcing). Она растёт вместе с настоящей метрикой домена (в разделе 5 для выбранной
+# смеси используется метрика по сгенерированным ответам). Базовая модель и каждый адаптер по отдельности служат
+# опорными линиями.
 
 # %%
 from lessons_lib.evaluate import heldout, report, score_all
@@ -452,6 +591,23 @@ else:
 # `peft.helpers.rescale_adapter_scale(model, factor)` scales all active ones for a `with` block. Nothing is
 # created or copied, so changing the weights is instant.
 
+# %% [markdown] lang="ru"
+# Как это читать (профиль tiny; ваши числа будут немного отличаться): `cat` и `svd` складывают *обновления* (`w·BA`)
+# и при весе 0.5–1 сохраняют бо́льшую часть каждого навыка, а при весе 2 уже перегружают модель. `linear` усредняет A и B по
+# отдельности, поэтому в произведении появляются перекрёстные члены между не связанными друг с другом адаптерами: при
+# 0.5 всё в порядке, а начиная с веса 1 смесь ломается; `dare_linear` и `magnitude_prune` обращаются с A и B так же и
+# ломаются так же. `ties`/`ties_svd` разрешают конфликты знаков и остаются стабильными во всём диапазоне. Ни одна смесь
+# не дотягивает до отдельного адаптера на его собственном домене (штриховые линии): три навыка в одном постоянно
+# включённом адаптере мешают друг другу. До конца ноутбука мы оставляем `cat` с весом 1 (`MIX`): это то же самое, что
+# «все три адаптера активны одновременно».
+#
+# ## 4. Смешивание во время выполнения, без нового адаптера
+#
+# PEFT умеет активировать несколько адаптеров сразу: `model.base_model.set_adapter([...])` — каждый активный адаптер
+# прибавляет своё обновление. Метод `set_scale(adapter, factor)` каждого слоя LoRA умножает обновление одного
+# адаптера, а `peft.helpers.rescale_adapter_scale(model, factor)` масштабирует все активные адаптеры внутри блока
+# `with`. Ничего не создаётся и не копируется, поэтому веса меняются мгновенно.
+
 # %%
 from peft.helpers import rescale_adapter_scale
 from peft.tuners.lora import LoraLayer
@@ -490,6 +646,12 @@ model.set_adapter("json", inference_mode=True)
 # "runtime scaling" choice; any other choice builds a weighted adapter named `mixer` with that type.
 # Move the sliders (0–2 per adapter), pick a type, press **Generate**.
 
+# %% [markdown] lang="ru"
+# `lessons_lib.mixing.runtime_mix(model, {"json": 1.0, "support": 0.5})` выполняет эти шаги как блок `with` и после
+# него восстанавливает активные адаптеры и масштабы. **WeightMixer** ниже использует его для варианта
+# "runtime scaling"; любой другой вариант строит взвешенный адаптер с именем `mixer` и выбранным типом. Подвигайте
+# ползунки (0–2 для каждого адаптера), выберите тип и нажмите **Generate**.
+
 # %%
 from lessons_lib.widgets.mixer import WeightMixer
 
@@ -498,6 +660,9 @@ mixer
 
 # %% [markdown]
 # The same widget driven from Python — what your slider moves and clicks do:
+
+# %% [markdown] lang="ru"
+# Тот же виджет, но управляемый из Python, — вот что происходит, когда вы двигаете ползунки и нажимаете кнопку:
 
 # %%
 from lessons_lib.mixing import runtime_mix
@@ -537,6 +702,22 @@ assert model.peft_config["mixer"].r == profile.lora_r  # rebuilt from json alone
 # of new tokens (so early stops don't skew it), best of several interleaved runs (the least disturbed by
 # other work on the machine). Where the fp16 base does not fit (7b), the mix is merged file by file as in
 # section 2 and the merged model runs in 4-bit, like the base the adapters run on.
+
+# %% [markdown] lang="ru"
+# ## 5. Бок о бок: переключение, взвешенная смесь и объединённая модель
+#
+# Три способа обслуживать все три домена:
+#
+# - **переключение** — одна базовая модель, три адаптера, домен запроса определяет, какой из них работает
+#   (`set_adapter`);
+# - **взвешенная смесь** — один адаптер (`cat`, вес 1: лучшая из простых смесей выше), который должен уметь всё;
+# - **слияние** — эта же смесь, слитая с базовой моделью: обычная модель, без слоёв LoRA во время выполнения.
+#
+# Качество: метрика домена на одних и тех же промптах из отложенной выборки. Задержка: по одному запросу за раз,
+# фиксированное число новых токенов (чтобы ранние остановки не искажали картину), лучший из нескольких чередующихся
+# прогонов (его меньше всего задевает другая работа на машине). Там, где fp16-копия базовой модели не помещается
+# (7b), смесь сливается файл за файлом, как в разделе 2, и объединённая модель работает в 4 битах — как и базовая
+# модель, на которой работают адаптеры.
 
 # %%
 mix_dir = lesson.work_dir / "mix-adapters"
@@ -667,6 +848,21 @@ print(f"latency ratios: weighted mix / merged = {best_ms['weighted mix'] / best_
 # One fixed behaviour in production, lowest latency, no PEFT → merge (from an fp16 base, never 4-bit).
 # A blend of styles you can't get from one adapter → a weighted mix, checked with metrics per domain.
 
+# %% [markdown] lang="ru"
+# **Что и когда использовать.**
+#
+# | | переключение (одна базовая модель + адаптеры) | взвешенная смесь (один адаптер) | объединённая модель |
+# |---|---|---|---|
+# | качество по доменам | лучшее: каждый запрос получает своего специалиста | навыки мешают друг другу; подбирайте тип и веса | как у смеси, из которой она сделана |
+# | задержка | накладные расходы LoRA + (дешёвое) переключение | накладные расходы LoRA | наименьшая: обычная модель |
+# | память | одна базовая модель + N маленьких адаптеров | одна базовая модель + один адаптер | одна полная модель на каждое поведение |
+# | смена поведения во время выполнения | да (`set_adapter`, смешанные батчи) | ползунки / веса | нет — только новое слияние |
+# | нужен ли PEFT при обслуживании | да | да | нет |
+#
+# Много разных задач → переключение (или смешанные батчи, ноутбук 02; адаптер выбирает маршрутизатор, ноутбук 04).
+# Одно фиксированное поведение в продакшене, минимальная задержка, без PEFT → слияние (с fp16-базовой моделью, никогда с 4-битной).
+# Сочетание стилей, которого не даёт ни один адаптер в отдельности → взвешенная смесь, проверенная метриками по каждому домену.
+
 # %% [markdown]
 # ## Recap
 # - `merge_and_unload(adapter_names=[...])` bakes an adapter into the base: same logits (≤ 1e-4 in fp32),
@@ -681,6 +877,22 @@ print(f"latency ratios: weighted mix / merged = {best_ms['weighted mix'] / best_
 #   all adapters at weight 1 equals a `cat` adapter.
 # - Measured side by side: switching keeps the best quality per domain; merging is the fastest per request.
 
+# %% [markdown] lang="ru"
+# ## Итоги
+# - `merge_and_unload(adapter_names=[...])` «вшивает» адаптер в базовую модель: те же логиты (≤ 1e-4 в fp32), те же
+#   ответы, загрузка обычным `AutoModelForCausalLM` — но переключаться больше нельзя, и это полноразмерная копия.
+# - Никогда не сливайте адаптер с 4-битной базовой моделью: обновление теряется при округлении. Загрузите базовую
+#   модель в fp16, выполните слияние, сохраните и при необходимости заново квантуйте объединённую модель; если
+#   fp16-копия базовой модели не помещается в GPU (7B на T4), сливайте файлы контрольной точки тензор за тензором на
+#   CPU (`merge_checkpoint`).
+# - `add_weighted_adapter` строит новый адаптер из нескольких: `cat`/`svd` складывают обновления, а `linear` и типы с
+#   прореживанием работают с A и B по отдельности. Ловушки: существующее имя молча остаётся прежним адаптером,
+#   поэлементным типам нужны равные ранги, SVD нужен fp32, а новые модули создаются в режиме обучения.
+# - Смешивание во время выполнения (`set_adapter([...])`, `set_scale`, `rescale_adapter_scale`) меняет веса мгновенно;
+#   все адаптеры с весом 1 — то же самое, что адаптер `cat`.
+# - Измерения бок о бок: переключение даёт лучшее качество на каждом домене; объединённая модель быстрее всех
+#   отвечает на запрос.
+
 # %% [markdown]
 # ## Exercises
 # 1. Give json weight 1.5 and support 0.5 in the WeightMixer with "runtime scaling", then with `svd`. Which
@@ -693,8 +905,23 @@ print(f"latency ratios: weighted mix / merged = {best_ms['weighted mix'] / best_
 # 4. On a GPU profile, merge the json adapter directly into the 4-bit base (`load_base(profile)`) and compare
 #    its held-out metric with `merge_for_deployment`'s result.
 
+# %% [markdown] lang="ru"
+# ## Упражнения
+# 1. Задайте в WeightMixer вес 1.5 для json и 0.5 для support с вариантом "runtime scaling", а затем с `svd`. В каком
+#    случае JSON остаётся валидным? Объясните по таблице из раздела 3.
+# 2. Повторите перебор с `density=0.2` и `0.8` для `ties` и `dare_ties` (передайте `density=` в
+#    `create_weighted_adapter`). Помогает ли здесь сохранение большего числа весов? Почему эти методы создавались для
+#    полного дообучения?
+# 3. Используйте отрицательный вес: `create_weighted_adapter(model, ["json", "support"], [1.0, -0.5], "anti", "svd")`.
+#    Что происходит с метрикой домена support?
+# 4. На GPU-профиле слейте адаптер json прямо с 4-битной базовой моделью (`load_base(profile)`) и сравните метрику
+#    результата на отложенной выборке с результатом `merge_for_deployment`.
+
 # %% [markdown]
 # ## Quiz
+
+# %% [markdown] lang="ru"
+# ## Тест
 
 # %%
 from lessons_lib.quiz import show_quiz

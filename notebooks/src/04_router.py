@@ -8,6 +8,16 @@
 # evaluate them honestly on prompts written by hand for the course — not produced by the training
 # templates — and plug the best one in front of a mixed-adapter batch.
 
+# %% [markdown] lang="ru"
+# # 04 — Направляем каждый запрос к нужному адаптеру
+#
+# Теперь у нас есть одна базовая модель с тремя LoRA-адаптерами (json, coding, support). Пользователь вводит запрос:
+# какой адаптер должен на него ответить — или никакой (обычная базовая модель)? Этот выбор делает **маршрутизатор**
+# (router). Мы построим три маршрутизатора: **правила по ключевым словам** из исходного курса, **обучаемый
+# классификатор, который сам является LoRA-адаптером** (`task_type="SEQ_CLS"`) на той же базовой модели, и дешёвый
+# маршрутизатор **по ближайшему центроиду эмбеддингов**. Затем честно оценим их на промптах, написанных для курса
+# вручную, а не порождённых обучающими шаблонами, и поставим лучший из них перед батчем со смешанными адаптерами.
+
 # %% [markdown]
 # ## Learning objectives
 # - Write an explainable keyword router, and see where substring rules break.
@@ -16,6 +26,16 @@
 # - Build an embedding router from mean-pooled hidden states of the base model.
 # - Evaluate routers side by side: accuracy, per-class precision/recall, confusion matrix, latency.
 # - Route and generate a batch in one call with PEFT mixed adapters (`adapter_names=[...]`).
+
+# %% [markdown] lang="ru"
+# ## Цели урока
+# - Написать объяснимый маршрутизатор по ключевым словам и увидеть, где ломаются правила на подстроках.
+# - Обучить LoRA-адаптер для классификации последовательностей с PEFT (`LoraConfig(task_type="SEQ_CLS")`), понимать,
+#   почему классификационную голову тоже нужно сохранять (`modules_to_save`), и добавить порог уверенности.
+# - Построить маршрутизатор на эмбеддингах из усреднённых скрытых состояний базовой модели.
+# - Сравнить маршрутизаторы бок о бок: точность (accuracy), precision/recall по классам, матрица ошибок, задержка.
+# - Маршрутизировать батч и сгенерировать ответы за один вызов с помощью смешанных адаптеров PEFT
+#   (`adapter_names=[...]`).
 
 # %% tags=["parameters"]
 PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
@@ -31,6 +51,10 @@ lesson = setup_lesson("04", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=
 # On a GPU profile the lesson holds up to two models at once; this is what they take on the real model (t4:
 # TinyLlama-1.1B, 7b: Mistral-7B), each freed (`del` + `free_memory()`) before the next one is loaded:
 
+# %% [markdown] lang="ru"
+# На GPU-профиле урок держит в памяти до двух моделей одновременно; вот сколько они занимают на реальной модели (t4:
+# TinyLlama-1.1B, 7b: Mistral-7B), причём каждая освобождается (`del` + `free_memory()`) перед загрузкой следующей:
+
 # %%
 from lessons_lib import budget
 
@@ -40,6 +64,12 @@ print(budget.memory_plan(lesson.profile, "04"))
 # The playground and the batch at the end (sections 6–7) generate with the three course adapters. We look them up
 # now, before any model is on the GPU: shipped (tiny profile), your work dir, your Drive folder, the Hub — or, in a
 # fresh runtime with none of them, a quick training run right here that says how long it takes.
+
+# %% [markdown] lang="ru"
+# Песочница и батч в конце урока (разделы 6–7) генерируют ответы с тремя адаптерами курса. Мы ищем их сейчас, пока на
+# GPU нет ни одной модели: среди поставляемых с курсом (профиль tiny), в вашей рабочей папке, в вашей папке на Google
+# Диске, на Hugging Face Hub — а если в новой среде выполнения их нет нигде, прямо здесь запускается быстрое обучение,
+# которое сообщает, сколько времени оно займёт.
 
 # %%
 from lessons_lib.adapters import course_artifacts
@@ -53,6 +83,14 @@ folders = course_artifacts(lesson)  # {name: folder} for json, coding, support
 # use the base model" (PEFT calls it `"__base__"` in a mixed batch). The held-out set has 80 requests
 # (20 per label, half English, half Russian) written in a user's voice; many contain none of the
 # obvious keywords.
+
+# %% [markdown] lang="ru"
+# ## 1. Метки и отложенная выборка
+#
+# Четыре метки: `json`, `coding`, `support` — по одной на адаптер — и `general`, что означает «без адаптера, отвечает
+# базовая модель» (в смешанном батче PEFT обозначает это как `"__base__"`). В отложенной выборке 80 запросов (по 20 на
+# метку, половина на английском, половина на русском), написанных так, как их написал бы пользователь; во многих нет
+# ни одного очевидного ключевого слова.
 
 # %%
 from collections import Counter
@@ -75,6 +113,14 @@ for row in heldout[:8]:
 # everything else to json. Our `KeywordRouter` extends the lists to English, sends "no match" to the base
 # model instead, and says which rule fired.
 
+# %% [markdown] lang="ru"
+# ## 2. Правила по ключевым словам
+#
+# Исходный курс маршрутизировал по подстрокам: `json`, `схем`, `структур`, `api` → json; `код`, `функци`, `bug`,
+# `рефакторинг` → coding; `помощь`, `ошибк`, `не работа`, `поддержка` → support — а всё остальное отправлял в json.
+# Наш `KeywordRouter` дополняет списки английскими словами, запросы без совпадений отправляет базовой модели и
+# сообщает, какое правило сработало.
+
 # %%
 from lessons_lib.router import DEFAULT_RULES, KeywordRouter
 
@@ -88,6 +134,10 @@ for prompt in ["Convert this order to JSON", "Напиши функцию сор
 # %% [markdown]
 # Where keywords break: a word inside another word (`subscription` contains `script`), a shared word
 # (`ошибк` is in "fix the error in my code" too), and requests that use no keyword at all.
+
+# %% [markdown] lang="ru"
+# Где ключевые слова не справляются: слово внутри другого слова (`subscription` содержит `script`), общее слово
+# (`ошибк` есть и в «исправь ошибку в моём коде») и запросы совсем без ключевых слов.
 
 # %%
 failures = ["You took the payment but my subscription still says inactive",
@@ -114,6 +164,22 @@ assert keyword.route(failures[2]).label == "general"  # no keyword at all
 # generation: it casts the few unquantized weights (norms, the new head) to fp32 and turns on gradient
 # checkpointing. Then every trainable weight — LoRA **and** the `score` head, which PEFT copies into
 # `modules_to_save` in the base's fp16 — is kept in fp32 (`keep_adapter_fp32`).
+
+# %% [markdown] lang="ru"
+# ## 3. Обучаемый маршрутизатор: LoRA-адаптер для классификации последовательностей
+#
+# `AutoModelForSequenceClassification` ставит поверх базовой модели новую линейную голову (`score`): она читает
+# скрытое состояние последнего токена и выдаёт по одному логиту на метку. Мы обучаем LoRA на всех линейных слоях
+# **плюс** эту голову. При `task_type="SEQ_CLS"` PEFT сам добавляет голову в `modules_to_save` — без этого в
+# сохранённом адаптере не было бы головы, и после загрузки она получила бы случайные веса.
+#
+# Обучающие промпты берутся из данных курса и из английских и русских шаблонов (вступление × задача × деталь); к ним
+# подмешаны посторонние предложения и пропуски слов, чтобы классификатор не мог просто запомнить шаблоны.
+#
+# На 4-битной базовой модели (t4, 7b) мы сначала вызываем `prepare_model_for_kbit_training` из PEFT, как ноутбук 01
+# делает это для генерации: функция приводит немногие неквантованные веса (нормализации, новую голову) к fp32 и
+# включает gradient checkpointing. Затем каждый обучаемый вес — LoRA **и** голова `score`, которую PEFT копирует в
+# `modules_to_save` в dtype базовой модели (fp16), — хранится в fp32 (`keep_adapter_fp32`).
 
 # %%
 import torch
@@ -157,6 +223,16 @@ assert "score" in demo.peft_config["default"].modules_to_save
 # gradients back before the step) so that small fp16 gradients don't underflow to zero. On the fp32 CPU path
 # (tiny) both are switched off and the loop is plain PyTorch.
 
+# %% [markdown] lang="ru"
+# Несколько шагов оптимизации вручную, чтобы увидеть, как меняется функция потерь (loss) (обычный цикл PyTorch: батч
+# промптов, id их меток, `loss.backward()`). Полное обучение (100 шагов, около минуты на свободном CPU) запускается
+# командой `python -m lessons_lib.router train`; для профиля tiny его результат поставляется в `assets/router/adapter`.
+#
+# На T4 замороженная базовая модель считает в fp16, поэтому в цикл добавлены две составляющие обучения со смешанной
+# точностью: прямой проход выполняется под `torch.autocast`, а `GradScaler` умножает функцию потерь перед
+# `backward()` (и делит градиенты обратно перед шагом), чтобы маленькие fp16-градиенты не обращались в ноль. На
+# fp32-пути для CPU (tiny) и то и другое выключено, и цикл — обычный PyTorch.
+
 # %%
 import time
 
@@ -196,6 +272,14 @@ free_memory()
 # `LearnedRouter` turns the logits into probabilities; if the best one is below the **threshold** (0.5), the
 # prompt goes to `general`.
 
+# %% [markdown] lang="ru"
+# Теперь полностью обученный маршрутизатор. `load_router("learned")` ищет его так же, как любой артефакт курса: среди
+# поставляемых с курсом (профиль tiny), в вашей рабочей папке, на Google Диске, на Hugging Face Hub. Если его нигде
+# нет — например, в новой среде выполнения Colab, — его создаёт этот урок: маршрутизатор обучается здесь по полному
+# рецепту (`router_train_steps`: 100 шагов, на репетиции на CPU — всего несколько; скорость обучения (learning rate)
+# масштабируется под модель, как в ноутбуке 01) и сохраняется в рабочую папку. `LearnedRouter` превращает логиты в
+# вероятности; если наибольшая из них ниже **порога** (0.5), промпт уходит в `general`.
+
 # %%
 from lessons_lib.router import load_router
 from lessons_lib.router.learned import router_train_steps
@@ -213,6 +297,13 @@ for prompt in failures:
 # No training step at all: embed training prompts (120 per label) with the **base** model (mean of the last hidden
 # states over the real tokens), average per label, and send a new prompt to the nearest average (cosine).
 
+# %% [markdown] lang="ru"
+# ## 4. Маршрутизатор на эмбеддингах: ближайший центроид
+#
+# Здесь обучения нет вовсе: строим эмбеддинги обучающих промптов (по 120 на метку) с помощью **базовой** модели
+# (среднее последних скрытых состояний по настоящим токенам), усредняем их по каждой метке и отправляем новый промпт к
+# ближайшему среднему (по косинусной близости).
+
 # %%
 from lessons_lib.models import load_base
 from lessons_lib.router.embedding import EmbeddingRouter
@@ -225,6 +316,13 @@ print(embedding.route("Turn this invoice into key/value pairs").reason)
 #
 # Same 80 held-out prompts for all three routers: accuracy, per-class precision/recall, routing time per
 # prompt (all prompts routed in one batch call), and the confusion matrices.
+
+# %% [markdown] lang="ru"
+# ## 5. Оценка бок о бок
+#
+# Одни и те же 80 промптов из отложенной выборки для всех трёх маршрутизаторов: точность (accuracy), precision/recall
+# по классам, время маршрутизации на один промпт (все промпты маршрутизируются одним пакетным вызовом) и матрицы
+# ошибок.
 
 # %%
 from lessons_lib.router.metrics import evaluate_router, side_by_side
@@ -257,6 +355,10 @@ plt.show()
 # Latency per prompt, one prompt at a time (what a server sees for a single request), as a ratio to the
 # keyword rules:
 
+# %% [markdown] lang="ru"
+# Задержка на один промпт при обработке по одному (то, что видит сервер при одиночном запросе), в виде отношения к
+# правилам по ключевым словам:
+
 # %%
 def ms_per_prompt(router, prompts):
     start = time.perf_counter()
@@ -274,6 +376,9 @@ for name, ms in latency.items():
 # %% [markdown]
 # Misrouted prompts of the learned router — read them: are they hard, or ambiguous?
 
+# %% [markdown] lang="ru"
+# Промпты, которые обучаемый маршрутизатор направил не туда, — прочитайте их: они трудные или неоднозначные?
+
 # %%
 for text, gold, pred in reports[1].mistakes(texts)[:10]:
     print(f"gold {gold:8s} got {pred:8s} {text[:80]}")
@@ -282,6 +387,11 @@ for text, gold, pred in reports[1].mistakes(texts)[:10]:
 # The claim of this section — a trained classifier beats the keyword rules — needs a trained router. A CPU
 # rehearsal trains it for a few steps only (it checks the GPU code path, not quality), so there we print the
 # numbers and claim nothing.
+
+# %% [markdown] lang="ru"
+# Утверждение этого раздела — обученный классификатор лучше правил по ключевым словам — требует обученного
+# маршрутизатора. Репетиция на CPU обучает его всего несколько шагов (она проверяет код для GPU, а не качество),
+# поэтому там мы печатаем числа и ничего не утверждаем.
 
 # %%
 # Self-check: every label is legal, the held-out set is balanced, and a trained learned router beats the keywords.
@@ -301,6 +411,13 @@ else:
 # Type a prompt, press the button: the chosen adapter, the router's score per label, and the answer of
 # the chosen adapter. We load the course adapters (found at the top) into one `PeftModel` for generation —
 # after freeing the embedding router's base, which is not needed any more.
+
+# %% [markdown] lang="ru"
+# ## 6. RouterPlayground
+#
+# Введите промпт и нажмите кнопку: вы увидите выбранный адаптер, оценку маршрутизатора для каждой метки и ответ
+# выбранного адаптера. Для генерации мы загружаем адаптеры курса (найденные в начале урока) в один `PeftModel`,
+# предварительно освободив базовую модель маршрутизатора на эмбеддингах — она больше не нужна.
 
 # %%
 from lessons_lib.adapters import load_with_adapters
@@ -339,6 +456,22 @@ assert "Type a prompt" in playground.choice.value
 # - On every profile each row's logits must be nearer to its own adapter's one-row run than to any other
 #   adapter's: a row that went through the wrong adapter fails, however noisy the kernels.
 
+# %% [markdown] lang="ru"
+# ## 7. Маршрутизация и генерация в одном батче
+#
+# `RoutedModel` маршрутизирует каждый промпт, а затем делает **один** вызов `generate` с
+# `adapter_names=[...]` — каждая строка батча проходит через свой адаптер, а строки `general` — через голую базовую
+# модель. Мы сверяем результат с запусками с одним адаптером, по одному промпту за раз:
+#
+# - На fp32-пути для CPU ответы идентичны, как и логиты (с точностью до 1e-4).
+# - На GPU fp16-ядра по-разному разбивают суммы для батча из пяти строк и для одной строки, поэтому логиты
+#   различаются примерно на 1e-2, а при почти равных вариантах может смениться токен: для логитов первого токена
+#   ответа мы допускаем заявленный допуск fp16 и требуем, чтобы совпадали 80% ответов (`lessons_lib.checks`). В
+#   4-битных весах tiny на репетиции на CPU почти равных вариантов полно, поэтому там доля совпадений печатается, но не
+#   проверяется.
+# - На каждом профиле логиты каждой строки должны быть ближе к однострочному запуску её собственного адаптера, чем к
+#   запуску любого другого: строка, прошедшая через неправильный адаптер, не пройдёт проверку, как бы ни шумели ядра.
+
 # %%
 from lessons_lib.checks import agreement, answers_agree, exact_kernels
 from lessons_lib.models import generate
@@ -369,6 +502,17 @@ if exact_kernels(profile) or expects_quality(profile):
 #   matrix show *which* adapter gets the wrong traffic.
 # - Routing + a mixed-adapter batch serves many requests, each with its own adapter, in one call.
 
+# %% [markdown] lang="ru"
+# ## Итоги
+# - Правила по ключевым словам мгновенны и объяснимы, но хрупки: подстроки внутри других слов, общие слова и запросы
+#   без ключевых слов.
+# - LoRA-адаптер SEQ_CLS — это крошечный классификатор на той же базовой модели (`modules_to_save` сохраняет его
+#   голову); порог уверенности отправляет промпты, в которых маршрутизатор не уверен, базовой модели.
+# - Усреднённые эмбеддинги + ближайший центроид вообще не требуют обучения — дешёвая отправная точка для сравнения.
+# - Оценивайте на промптах, которых маршрутизатор не видел ни в каком виде: precision/recall по классам и матрица
+#   ошибок показывают, *какой* адаптер получает чужие запросы.
+# - Маршрутизация + батч со смешанными адаптерами обслуживают за один вызов много запросов, каждый — своим адаптером.
+
 # %% [markdown]
 # ## Exercises
 # 1. Add a `tools` label to `KeywordRouter` (`rules={**DEFAULT_RULES, "tools": [...]}`) and route
@@ -378,8 +522,21 @@ if exact_kernels(profile) or expects_quality(profile):
 #    `python -m lessons_lib.router evaluate --router learned --data my.jsonl`.
 # 4. Retrain with `python -m lessons_lib.router train --steps 200 --out build/router200`: better or overfit?
 
+# %% [markdown] lang="ru"
+# ## Упражнения
+# 1. Добавьте в `KeywordRouter` метку `tools` (`rules={**DEFAULT_RULES, "tools": [...]}`) и направляйте к ней вопросы
+#    о погоде и курсах валют.
+# 2. Поднимите порог обучаемого маршрутизатора с 0.5 до 0.8: как изменятся precision и recall для `general`?
+# 3. Напишите десять собственных промптов для отложенной выборки (файл JSONL) и запустите
+#    `python -m lessons_lib.router evaluate --router learned --data my.jsonl`.
+# 4. Обучите маршрутизатор заново командой `python -m lessons_lib.router train --steps 200 --out build/router200`:
+#    стало лучше или он переобучился?
+
 # %% [markdown]
 # ## Quiz
+
+# %% [markdown] lang="ru"
+# ## Тест
 
 # %%
 from lessons_lib.quiz import show_quiz

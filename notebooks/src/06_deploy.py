@@ -8,6 +8,16 @@
 # adapter, and finally generate the command that moves the same adapters to **vLLM** or **LoRAX** when a
 # class outgrows one GPU.
 
+# %% [markdown] lang="ru"
+# # 06 — Развёртывание: одна базовая модель и её адаптеры за API
+#
+# До сих пор в каждом уроке мы вызывали модель прямо из ноутбука. Настоящие пользователи присылают запросы по HTTP —
+# много сразу, и каждому нужен свой адаптер. В этом уроке мы запустим небольшой **OpenAI-совместимый сервер**, который
+# держит одну базовую модель и все наши LoRA-адаптеры, обратимся к нему через обычный HTTP и через клиент `openai`,
+# измерим задержку и пропускную способность при параллельных запросах, убедимся, что параллельные запросы никогда не
+# получают чужой адаптер, и, наконец, сгенерируем команду, которая переносит те же адаптеры на **vLLM** или **LoRAX**,
+# когда группе учащихся становится мало одного GPU.
+
 # %% [markdown]
 # ## Learning objectives
 # - Explain why PEFT's *active adapter* is global state, and why a web server must not call `set_adapter`
@@ -18,6 +28,18 @@
 # - Read the server's errors: unknown model (404), empty messages (422), prompt too long (400), path-like
 #   adapter names (refused).
 # - Hand the same adapters to vLLM (`--enable-lora --lora-modules name=path`) or LoRAX, unchanged.
+
+# %% [markdown] lang="ru"
+# ## Цели урока
+# - Объяснить, почему *активный адаптер* PEFT — это глобальное состояние и почему веб-сервер не должен вызывать
+#   `set_adapter` на каждый запрос из нескольких потоков.
+# - Безопасно обслуживать параллельные запросы одним **смешанным батчем адаптеров**
+#   (`generate(..., adapter_names=[...])`).
+# - Запустить сервер в фоне, обратиться к `/health`, `/v1/models` и `/v1/chat/completions` через `httpx` и через
+#   клиент `openai`, выбирать адаптер для каждого запроса параметром `model=...` и корректно остановить сервер.
+# - Понимать ошибки сервера: неизвестная модель (404), пустой список сообщений (422), слишком длинный промпт (400),
+#   имена адаптеров, похожие на пути (отклоняются).
+# - Передать те же адаптеры без изменений в vLLM (`--enable-lora --lora-modules name=path`) или LoRAX.
 
 # %% tags=["parameters"]
 PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
@@ -32,6 +54,12 @@ lesson = setup_lesson("06", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=
 # %% [markdown]
 # On a GPU profile one copy of the base (+ its three adapters) is on the GPU at a time: the notebook's first, then
 # — after we free it — the server's, in its own process. On the real model (t4: TinyLlama-1.1B, 7b: Mistral-7B):
+
+# %% [markdown] lang="ru"
+# На GPU-профиле в каждый момент на GPU находится одна копия базовой модели (+ три её адаптера): сначала копия
+# ноутбука, затем —
+# после того как мы её освободим — копия сервера в его собственном процессе. Для настоящей модели (t4: TinyLlama-1.1B,
+# 7b: Mistral-7B):
 
 # %%
 from lessons_lib import budget
@@ -62,6 +90,32 @@ print(budget.memory_plan(lesson.profile, "06"))
 #
 # The course adapters come from where notebook 01 left them (work dir, Drive, the Hub) or, in a fresh runtime
 # without them, from a quick training run right here.
+
+# %% [markdown] lang="ru"
+# ## 1. Проблема: активный адаптер глобален
+#
+# У `PeftModel` в каждый момент **один** активный адаптер: `model.set_adapter("json")` меняет все LoRA-слои
+# модели. Веб-сервер отвечает на много запросов одновременно (потоки или цикл событий, раздающий работу
+# потокам). Если запрос A вызывает `set_adapter("json")`, а запрос B, прежде чем `generate` запроса A завершится,
+# вызывает `set_adapter("support")`, оставшиеся токены A порождает адаптер support: это **перекрёстные помехи**
+# (cross-talk).
+# Блокировка вокруг `set_adapter + generate` корректна, но обслуживает запросы по одному.
+#
+# В PEFT есть инструмент получше, мы встречали его в ноутбуке 02: **смешанный батч**. Каждая строка одного вызова
+# `generate` называет свой адаптер через `adapter_names` (`"__base__"` — голая базовая модель), и никакое глобальное
+# состояние не меняется. Проверим ещё раз, на модели этого профиля, что смешанный батч даёт те же ответы, что и
+# запуски с одним адаптером, — на этом свойстве держится наш сервер:
+#
+# - На пути fp32 на CPU (tiny) ответы идентичны, а логиты совпадают с точностью до 1e-4.
+# - На GPU ядра fp16 для батча из 12 строк и для одной строки суммируют в разном порядке: логиты сдвигаются на
+#   ~1e-2, и почти равные варианты могут поменяться местами. Тогда мы допускаем заявленный допуск fp16 на логитах
+#   первого токена ответа и требуем, чтобы 80% ответов совпадали (`lessons_lib.checks`). В CPU-репетиции 4-битные веса
+#   tiny и едва обученные адаптеры полны почти равных вариантов, поэтому там доля только печатается, но не проверяется.
+# - На любом профиле логиты каждой строки должны быть ближе к запуску одной строки с её собственным адаптером, чем
+#   с любым другим, — именно это нарушил бы чужой адаптер, как бы ни шумели ядра.
+#
+# Адаптеры курса берутся оттуда, где их оставил ноутбук 01 (рабочая папка, Google Диск, Hugging Face Hub), а в новой
+# среде выполнения, где их нет, — из быстрого обучения прямо здесь.
 
 # %%
 import time
@@ -107,6 +161,14 @@ if exact_kernels(profile) or expects_quality(profile):
 # answer no adapter gives switched adapters half-way through. How many come out wrong depends on how the
 # threads interleave, so the count changes from run to run — a race, which is exactly why it is dangerous.
 
+# %% [markdown] lang="ru"
+# Теперь для контраста наивная схема сервера: каждый «запрос» выполняется в своём потоке и вызывает
+# `set_adapter(name)`, а затем `generate`. Мы сравниваем каждый ответ с ответом его адаптера при запуске с одним
+# адаптером (см. выше) и с ответами, которые *другие* адаптеры дают на тот же промпт: ответ другого адаптера — это
+# перекрёстные помехи; ответ, которого не даёт ни один адаптер, означает, что адаптер переключился на полпути. Сколько
+# ответов окажутся неверными, зависит от того, как чередуются потоки, поэтому число меняется от запуска к запуску — это
+# гонка, и именно поэтому она опасна.
+
 # %%
 from concurrent.futures import ThreadPoolExecutor
 
@@ -137,6 +199,16 @@ print("naive set_adapter + generate from 4 threads:", naive_report.summary())
 # rows do not depend on their neighbours), and if a batch fails, each request is retried alone, so one bad
 # request fails only itself. The notebook's copy of the model is not needed any more: we free it.
 
+# %% [markdown] lang="ru"
+# (Один замер на 2-процессорной машине курса, 36 запросов и 8 потоков: 33 из 36 неверны.) Блокировка
+# вокруг `set_adapter` + `generate` решила бы проблему, но обслуживала бы запросы по одному. Сервер в
+# `lessons_lib/serve/engine.py` построен вместо этого на смешанном батче. **Моделью владеет один рабочий поток.**
+# Обработчики HTTP её не трогают: они проверяют запрос, кладут его в очередь и ждут. Рабочий поток берёт первый
+# запрос, собирает всё, что придёт в течение ~10 мс (до 32 запросов), маршрутизирует запросы `auto` и запускает
+# **один** `generate` с `adapter_names=[...]`. Каждая строка обрезается по своему `max_tokens` (жадные строки не
+# зависят от соседей), а если батч падает, каждый запрос повторяется отдельно, так что плохой запрос ломает только
+# себя. Копия модели в ноутбуке больше не нужна: освобождаем её.
+
 # %%
 del model
 free_memory()  # on a GPU: the server process loads its own copy next
@@ -155,6 +227,22 @@ free_memory()  # on a GPU: the server process loads its own copy next
 # It listens on `127.0.0.1` (loopback) by default: only this machine can reach it. The course server has no
 # authentication, so expose it on purpose (Colab's port proxy below, or `--host 0.0.0.0` behind a firewall),
 # never by accident.
+
+# %% [markdown] lang="ru"
+# ## 2. Запускаем сервер в фоне
+#
+# Сервер — это одна команда: `python -m lessons_lib.serve --profile tiny --host 127.0.0.1 --port 8000`.
+# Мы запускаем его как **подпроцесс**, чтобы ядро этого ноутбука оставалось свободным для запросов, и опрашиваем
+# `GET /health`, пока модель не загрузится. Журнал сервера пишется в файл в рабочей папке.
+#
+# `--lora-modules name=path ...` передаёт ему ровно те папки адаптеров, которые ноутбук нашёл выше, откуда бы они
+# ни взялись (рабочая папка, Google Диск, кэш загрузок Hugging Face Hub, быстрое обучение), — тот же флаг, что принимает
+# vLLM в разделе 7. GPU-серверу нужно время на запуск (7b: загрузка и квантование базовой модели 7B), отсюда долгий
+# тайм-аут.
+#
+# По умолчанию он слушает `127.0.0.1` (loopback): достучаться до него может только эта машина. У сервера курса нет
+# аутентификации, поэтому открывайте его наружу сознательно (через прокси портов Colab ниже или `--host 0.0.0.0` за
+# файрволом), а не случайно.
 
 # %%
 import httpx
@@ -176,6 +264,11 @@ print(health)
 # gives the server a URL your browser can open (the web page at `/`). This cell does nothing elsewhere —
 # locally, just open the URL printed above.
 
+# %% [markdown] lang="ru"
+# **В Colab** ядро работает на удалённой машине, поэтому `127.0.0.1` — это не ваш ноутбук. Прокси портов Colab
+# даёт серверу URL, который может открыть ваш браузер (веб-страница по адресу `/`). В других средах эта ячейка ничего
+# не делает — локально просто откройте URL, напечатанный выше.
+
 # %%
 from lessons_lib.env import in_colab
 
@@ -194,6 +287,14 @@ else:
 # (the router from notebook 04 picks). `POST /v1/chat/completions` takes `model` and `messages`. The
 # answer's `model` field (and the extra `adapter` field) says **which adapter answered**; for `auto`,
 # `route` says why.
+
+# %% [markdown] lang="ru"
+# ## 3. Обычный HTTP
+#
+# API повторяет API OpenAI: `GET /v1/models` перечисляет допустимые значения `model` — `base`, каждый адаптер и `auto`
+# (выбирает маршрутизатор из ноутбука 04). `POST /v1/chat/completions` принимает `model` и `messages`. Поле `model`
+# в ответе (и дополнительное поле `adapter`) говорит, **какой адаптер ответил**; для `auto` поле `route` объясняет
+# почему.
 
 # %%
 models = httpx.get(f"{URL}/v1/models").json()
@@ -230,6 +331,19 @@ for name in model_ids:
 # The two comparisons below are exact on every profile, GPU included: the same request sent twice, each alone in
 # its batch, runs the same kernels on the same weights; and a `cat` mix of one adapter at weight 1.0 holds that
 # adapter's LoRA matrices (its scale, 2 here, folded into B — an exact multiplication).
+
+# %% [markdown] lang="ru"
+# ## 4. Клиент `openai`, направленный на наш сервер
+#
+# Подойдёт любой OpenAI-совместимый клиент: меняется только `base_url` (ключ API здесь не проверяется). Адаптер
+# выбирается для каждого запроса параметром `model=`. Наш сервер принимает и **расширение**: `model="mix"` с
+# `adapter_weights` строит (один раз, затем кэширует) взвешенное смешивание `cat` загруженных адаптеров с помощью
+# `add_weighted_adapter` из PEFT — клиент openai передаёт его через `extra_body`.
+#
+# Два сравнения ниже точны на любом профиле, включая GPU: один и тот же запрос, отправленный дважды и каждый раз один
+# в своём батче, выполняет те же ядра на тех же весах; а смесь `cat` из одного адаптера с весом 1.0 содержит
+# LoRA-матрицы
+# этого адаптера (его масштаб, здесь 2, внесён в B — точное умножение).
 
 # %%
 from openai import OpenAI
@@ -270,6 +384,24 @@ assert mix.choices[0].message.content == reply.choices[0].message.content  # a m
 #
 # Cross-talk can only show on a prompt the adapters answer differently, so we count those requests too: with
 # trained adapters that is most of them.
+
+# %% [markdown] lang="ru"
+# ## 5. Много запросов сразу: задержка, пропускная способность и никаких перекрёстных помех
+#
+# Теперь 16 запросов, распределённых между `json`, `coding`, `support` и `auto`: сначала **строго один за другим**,
+# затем **все сразу** из 16 потоков. Пока параллельные запросы ждут, рабочий поток упаковывает их в несколько
+# смешанных батчей адаптеров, так что каждый запрос ждёт чуть дольше, но сервер заканчивает их все гораздо раньше.
+#
+# Затем ищем перекрёстные помехи. Каждый параллельный ответ сравнивается с последовательным ответом на тот же запрос
+# **и** с ответами, которые другие адаптеры дают на этот промпт (последовательно, включая базовую модель):
+# - ответ другого адаптера — это **перекрёстные помехи**, недопустимые ни на каком профиле;
+# - на пути fp32 на CPU каждый ответ обязан совпадать со своим последовательным ответом;
+# - на GPU батч из 16 и батч из 1 выполняют разные ядра fp16, и почти равные варианты могут поменять токен: такой
+#   ответ не совпадает *ни с одним* ответом адаптеров — это шум ядер, он допустим для не более чем 20% запросов
+#   (CPU-репетиция, полная почти равных вариантов, только печатает свою долю).
+#
+# Перекрёстные помехи видны только на промпте, на который адаптеры отвечают по-разному, поэтому мы считаем и такие
+# запросы: с обученными адаптерами это большинство.
 
 # %%
 traffic = [(name, p) for p in prompts + [examples("json", 1, "heldout", seed=9)[0].prompt]
@@ -331,6 +463,19 @@ else:
 # (One more case is tested in `tests/test_serve.py`: when generation itself crashes, that request gets a 500
 # with the error, the others in its batch are retried alone and answered, and the server keeps serving.)
 
+# %% [markdown] lang="ru"
+# Столбец "batches" — это размеры батчей, в которых отвечали на запросы: при запросах по одному каждый запрос — батч
+# из 1; отправленные вместе, они делят несколько смешанных батчей адаптеров. Задержка отдельного запроса растёт
+# (он ждёт свой батч), а пропускная способность — число запросов, завершённых в секунду, — растёт сильнее. На GPU
+# выигрыш гораздо больше, потому что батч из 16 стоит ненамного дороже батча из 1.
+#
+# ## 6. Плохой ввод получает понятный ответ, и ничего не ломается
+#
+# Сервер должен отклонять плохие запросы сообщением, которое объясняет, что делать, и продолжать обслуживать остальных.
+# (Ещё один случай проверяется в `tests/test_serve.py`: если падает сама генерация, этот запрос получает 500
+# с текстом ошибки, остальные запросы из его батча повторяются по отдельности и получают ответ, а сервер продолжает
+# работу.)
+
 # %%
 def status_and_message(body: dict) -> tuple[int, str]:
     response = httpx.post(f"{URL}/v1/chat/completions", json=body, timeout=60)
@@ -353,6 +498,9 @@ assert httpx.get(f"{URL}/health").json()["adapters"] == ["json", "coding", "supp
 
 # %% [markdown]
 # The command-line client does the same from a terminal: `python -m lessons_lib.serve ask "..." --adapter auto`.
+
+# %% [markdown] lang="ru"
+# Консольный клиент делает то же из терминала: `python -m lessons_lib.serve ask "..." --adapter auto`.
 
 # %%
 import subprocess
@@ -377,6 +525,19 @@ assert cli.returncode == 0 and "answered by" in cli.stdout
 # bare base there too; `auto` has no vLLM equivalent, so route on the client and send the chosen name.
 # `--max-lora-rank` must hold the largest adapter rank (vLLM accepts 8, 16, 32, 64, ...).
 
+# %% [markdown] lang="ru"
+# ## 7. Масштабирование: те же адаптеры на vLLM или LoRAX
+#
+# Наш сервер учебный: один процесс, батчи формируются каждые несколько миллисекунд, `generate` из Hugging Face.
+# Когда группе становится мало одного GPU в Colab, переходите на multi-LoRA-сервер, созданный для этого. **vLLM**
+# объединяет в батчи запросы к разным LoRA-адаптерам с помощью специальных ядер и непрерывного батчинга (continuous
+# batching); **LoRAX** загружает адаптеры по требованию. Оба читают обычные папки PEFT — ровно то, что лежит в нашем
+# хранилище адаптеров, — а vLLM следует тому же соглашению, что и наш API: `model` в запросе называет адаптер. Поэтому
+# клиенты выше продолжают работать; меняется только `base_url`. `--served-model-name base` делает так, что и там
+# `model="base"` означает голую базовую модель; у `auto` нет аналога в vLLM, поэтому маршрутизируйте на клиенте и
+# отправляйте выбранное имя. `--max-lora-rank` должен вмещать наибольший ранг адаптера (vLLM принимает 8, 16, 32, 64,
+# ...).
+
 # %%
 from lessons_lib.serve.vllm import handoff, vllm_max_lora_rank
 
@@ -397,6 +558,15 @@ assert int(args[args.index("--max-lora-rank") + 1]) == vllm_max_lora_rank(max(a.
 # ## 8. Stop the server cleanly
 #
 # `SIGINT` is Ctrl-C: uvicorn finishes the requests in flight, the engine's worker stops, the port closes.
+
+# %% [markdown] lang="ru"
+# Когда vLLM запущен, код клиента тот же, что в разделе 4:
+# `OpenAI(base_url="http://HOST:8000/v1", api_key="...").chat.completions.create(model="json", ...)`.
+#
+# ## 8. Корректно останавливаем сервер
+#
+# `SIGINT` — это Ctrl-C: uvicorn завершает запросы, которые уже выполняются, рабочий поток движка останавливается,
+# порт закрывается.
 
 # %%
 from lessons_lib.serve.process import port_is_open, stop_server
@@ -432,6 +602,36 @@ assert server.poll() is not None and not port_open
 #    at it. Which answers differ from ours, and why might they (kernels, dtype, sampling defaults)?
 #
 # ## Quiz
+
+# %% [markdown] lang="ru"
+# ## Итоги
+# - Активный адаптер PEFT — глобальное состояние: параллельные вызовы `set_adapter` + `generate` могут ответить
+#   не тем адаптером. Пусть моделью владеет один рабочий поток, а каждая строка получает свой адаптер через
+#   `adapter_names`.
+# - Смешанный батч даёт то же, что запуски с одним адаптером: точно в fp32, в пределах шума ядер fp16 на GPU, — и каждая строка
+#   остаётся ближе всего к своему адаптеру. Объединение параллельных запросов в батчи повышает пропускную способность,
+#   а каждый запрос ждёт немного дольше; перекрёстные помехи выглядят как ответ *другого адаптера*, шум — как ответ,
+#   которого не даёт ни один адаптер.
+# - `python -m lessons_lib.serve` обслуживает `base`, каждый адаптер и `auto` через OpenAI-совместимый API;
+#   с ним работают `httpx`, клиент `openai` (`base_url=...`), веб-страница и CLI.
+# - Плохой ввод получает 4xx с сообщением, которое объясняет, что делать; неудачная генерация — это 500 только для
+#   этого запроса.
+# - Адаптеры — обычные папки PEFT: `vllm serve BASE --enable-lora --lora-modules name=path ...` обслуживает
+#   их с тем же соответствием `model` = адаптер.
+#
+# ## Упражнения
+# 1. Запустите сервер с `--window-ms 0` и с `--window-ms 50`, повторите раздел 5 и сравните размеры батчей,
+#    медианную задержку и пропускную способность. Что даёт окно и чем за него приходится платить?
+# 2. Напишите наивный обработчик сервера, который вызывает `set_adapter(name)`, а затем `generate` из нескольких
+#    потоков (без движка). Отправьте ему трафик из раздела 5 и посчитайте ответы с перекрёстными помехами. Добавьте
+#    блокировку: что происходит с пропускной способностью?
+# 3. Сохраните один адаптер в локальное хранилище (ноутбук 02/`lessons_lib.storage`), запустите сервер с
+#    `--adapters-dir`, указывающим на это хранилище, и проверьте, что `/v1/models` его перечисляет.
+# 4. В среде выполнения с GPU установите vLLM, запустите сгенерированную команду и направьте на неё клиент `openai`
+#    из раздела 4. Какие ответы отличаются от наших и почему так может быть (ядра, dtype, параметры сэмплирования по
+#    умолчанию)?
+#
+# ## Тест
 
 # %%
 from lessons_lib.quiz import show_quiz
