@@ -9,6 +9,7 @@ right there, saying so with a time estimate. Following the course never ends in 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,9 +179,15 @@ def quick_train(name: str, profile: Profile, work_dir: Path | str, steps: int | 
         "A full run (notebook 01, 04 or 05) gives a better one.")
     start = time.time()
     scratch = Path(work_dir) / "quick-training" / name
+    if name == ROUTER:
+        shutil.rmtree(scratch, ignore_errors=True)  # the router's loop does not resume: start clean
     with quiet_datasets():  # the trainer's own progress bar stays; datasets' per-map bars go
-        QUICK_TRAINERS[name](name, profile, scratch if name != ROUTER else target, steps, log)
-    if name != ROUTER:
+        QUICK_TRAINERS[name](name, profile, scratch, steps, log)
+    if name == ROUTER:  # a complete folder appears under its name in one rename, so a kill never leaves half
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        scratch.rename(target)
+    else:
         save_trained(name, profile, scratch, work_dir, steps)
     from .models import free_memory
 
