@@ -1,24 +1,19 @@
 """Every notebook follows the course shape and its scaffolding stays in sync with the one template."""
-import json
 import re
-from pathlib import Path
 
 import pytest
 
 from lessons_lib import scaffold
 from lessons_lib.paths import REPO_DIR
+from notebook_shape import assert_lesson_sections
+from notebook_shape import load as _load
+from notebook_shape import text as _text
 
 LESSONS = ["01", "02", "03", "04", "05", "06"]
 NOTEBOOKS = sorted((REPO_DIR / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SECTIONS = ["## Learning objectives", "## Recap", "## Exercises", "## Quiz"]
 
 
-def _load(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _text(cell) -> str:
-    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
 
 
 def test_all_six_lessons_exist_with_sources():
@@ -51,13 +46,7 @@ def test_lesson_shape(path):
     cells = _load(path)["cells"]
     markdown = [_text(c) for c in cells if c["cell_type"] == "markdown"]
     code = [_text(c) for c in cells if c["cell_type"] == "code"]
-    assert re.match(rf"# {path.name[:2]} — ", markdown[1]), "title cell `# NN — Title` comes right after the badge"
-    positions = []
-    for heading in SECTIONS:
-        found = [i for i, text in enumerate(markdown) if re.search(rf"^{re.escape(heading)}\b", text, re.M)]
-        assert found, f"missing section {heading!r}"
-        positions.append(found[0])
-    assert positions == sorted(positions), "sections must come in the order objectives, recap, exercises, quiz"
+    assert_lesson_sections(markdown, path.name[:2], SECTIONS)
     params = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
     assert len(params) == 1 and _text(params[0]).startswith("PROFILE = None")
     assert any(f'setup_lesson("{path.name[:2]}", profile=PROFILE' in c for c in code)

@@ -13,6 +13,9 @@ import pytest
 
 from lessons_lib import scaffold
 from lessons_lib.paths import REPO_DIR
+from notebook_shape import assert_lesson_sections
+from notebook_shape import load as _load
+from notebook_shape import text as _text
 
 SOURCES = scaffold.sources()
 RU_DIR = REPO_DIR / "notebooks" / "ru"
@@ -20,12 +23,6 @@ SECTIONS_RU = ["## Цели урока", "## Итоги", "## Упражнени
 EXECUTED = "02"  # the Russian notebook executed end to end (tiny profile)
 
 
-def _load(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _text(cell) -> str:
-    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
 
 
 def _fences(text: str) -> int:
@@ -90,13 +87,7 @@ def test_russian_badge_points_at_its_own_path(src):
 def test_russian_notebook_has_the_russian_sections_in_order(src):
     _, ru = _pair(src)
     markdown = [_text(c) for c in ru["cells"] if c["cell_type"] == "markdown"]
-    assert re.match(rf"# {src.stem[:2]} — ", markdown[1]), "title cell `# NN — ...` right after the badge"
-    positions = []
-    for heading in SECTIONS_RU:
-        found = [i for i, text in enumerate(markdown) if re.search(rf"^{re.escape(heading)}\s*$", text, re.M)]
-        assert found, f"missing section {heading!r}"
-        positions.append(found[0])
-    assert positions == sorted(positions)
+    assert_lesson_sections(markdown, src.stem[:2], SECTIONS_RU, heading_end=r"\s*$")
 
 
 def test_parser_pairs_russian_cells_with_the_english_ones():
