@@ -17,9 +17,9 @@ TEST_WORKERS ?= 2
 LOCK ?= requirements-lock.txt
 LATEST_VENV ?= .venv-latest
 LATEST_PY := $(LATEST_VENV)/bin/python
-.PHONY: chromium lock test-latest rehearse gpu-check
 
-.PHONY: venv course test unit notebooks-test notebooks check-notebooks tiny-model bench teacher-kit clean
+.PHONY: venv course test unit notebooks-test notebooks check-notebooks tiny-model bench teacher-kit clean \
+	chromium lock test-latest rehearse gpu-check
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)

@@ -61,8 +61,8 @@ def local_dir(name: str, work_dir: Path | str) -> Path:
 
 
 def drive_dir(name: str, profile: Profile) -> Path:
-    """Where notebook 01 saves an artifact on Google Drive (`USE_DRIVE = True`)."""
-    return DRIVE_COURSE_DIR / profile.name / ADAPTERS_FOLDER / name
+    """Where notebook 01 saves an artifact on Google Drive (`USE_DRIVE = True`): its Drive work dir."""
+    return local_dir(name, DRIVE_COURSE_DIR / profile.name)
 
 
 def drive_mounted() -> bool:
@@ -72,7 +72,9 @@ def drive_mounted() -> bool:
 
 def is_adapter(folder: Path) -> bool:
     """True for a complete saved PEFT adapter folder."""
-    return (folder / "adapter_config.json").is_file() and (folder / "adapter_model.safetensors").is_file()
+    from .storage import ADAPTER_FILES
+
+    return all((folder / file).is_file() for file in ADAPTER_FILES)
 
 
 def candidates(name: str, profile: Profile, work_dir: Path | str | None) -> list[tuple[str, Path]]:
@@ -128,41 +130,47 @@ def adapter_dir(name: str, profile: Profile, work_dir: Path | str | None = None,
     """The folder of a trained course artifact, found without training; FileNotFoundError saying where it looked."""
     found = find_artifact(name, profile, work_dir, hub_namespace)
     if found is None:
-        hint = ("The tiny adapters ship in assets/adapters; rebuild them with `python -m lessons_lib.tiny build`."
-                if profile.name == "tiny" else
-                "Train it in notebook 01 (or 04 for the router, 05 for the tool adapter), or call "
-                "lessons_lib.adapters.resolve_artifact, which trains a quick version when none is found.")
-        raise FileNotFoundError(f"Adapter {name!r} for the {profile.name} profile not found. Looked in: "
-                                f"{where_searched(name, profile, work_dir, hub_namespace)}. {hint}")
+        raise not_found_error(name, profile, work_dir, hub_namespace)
     return found.folder
 
 
+def not_found_error(name: str, profile: Profile, work_dir: Path | str | None, hub_namespace: str | None) -> FileNotFoundError:
+    """The error for an artifact found nowhere: where the search looked and how to get one."""
+    hint = ("The tiny adapters ship in assets/adapters; rebuild them with `python -m lessons_lib.tiny build`."
+            if profile.name == "tiny" else
+            "Train it in notebook 01 (or 04 for the router, 05 for the tool adapter), or call "
+            "lessons_lib.adapters.resolve_artifact, which trains a quick version when none is found.")
+    return FileNotFoundError(f"Adapter {name!r} for the {profile.name} profile not found. Looked in: "
+                             f"{where_searched(name, profile, work_dir, hub_namespace)}. {hint}")
+
+
 # ------------------------------------------------------------------ the quick-training fallback
+def quick_rows(profile: Profile, steps: int) -> int:
+    """Enough training rows for `steps` optimizer steps of the profile's batch (at least 64)."""
+    return max(64, steps * profile.batch_size * profile.grad_accum)
+
+
 def quick_train_domain(name: str, profile: Profile, out_dir: Path, steps: int, log=print) -> None:
     """Train a domain adapter with the notebook-01 recipe for `steps` steps (resumable)."""
     from .train import train_domain
 
-    rows = max(64, steps * profile.batch_size * profile.grad_accum)
-    train_domain(name, profile, out_dir, n_rows=rows, max_steps=steps, save_steps=max(1, steps // 2), log=log,
-                 adapter_name=name)
+    train_domain(name, profile, out_dir, n_rows=quick_rows(profile, steps), max_steps=steps,
+                 save_steps=max(1, steps // 2), log=log, adapter_name=name)
 
 
 def quick_train_router(name: str, profile: Profile, out_dir: Path, steps: int, log=print) -> None:
     """Train the learned router (LoRA SEQ_CLS) with notebook 04's recipe for `steps` steps."""
-    from .router.data import training_rows
-    from .router.learned import train_learned_router
+    from .router.learned import train_and_save
 
-    router, _ = train_learned_router(profile, training_rows(), steps=steps, log=log)
-    router.save(out_dir)
+    train_and_save(profile, out_dir, steps, log=log)
 
 
 def quick_train_tools(name: str, profile: Profile, out_dir: Path, steps: int, log=print) -> None:
     """Train the tool-use adapter with notebook 05's recipe for `steps` steps (resumable)."""
     from .tools.adapter import train_tool_adapter
 
-    requests = max(64, steps * profile.batch_size * profile.grad_accum)
-    train_tool_adapter(profile, out_dir, n_requests=requests, max_steps=steps, save_steps=max(1, steps // 2), log=log,
-                       adapter_name=name)
+    train_tool_adapter(profile, out_dir, n_requests=quick_rows(profile, steps), max_steps=steps,
+                       save_steps=max(1, steps // 2), log=log, adapter_name=name)
 
 
 QUICK_TRAINERS: dict[str, Callable] = {**{d: quick_train_domain for d in COURSE_ADAPTERS}, ROUTER: quick_train_router,
@@ -226,16 +234,16 @@ def save_trained(name: str, profile: Profile, trained: Path, work_dir: Path | st
 
 
 def resolve_artifact(name: str, profile: Profile, work_dir: Path | str, hub_namespace: str | None = None,
-                     train: bool = True, log=print) -> Found:
+                     train: bool = True, steps: int | None = None, log=print) -> Found:
     """Find an artifact (shipped → local → Drive → Hub) or, when `train`, quick-train it in the work dir."""
     found = find_artifact(name, profile, work_dir, hub_namespace, log=log)
     if found is not None:
         log(f"{name}: {found.source} ({found.folder})")
         return found
     if not train:
-        adapter_dir(name, profile, work_dir, hub_namespace)  # raises, saying where it looked
+        raise not_found_error(name, profile, work_dir, hub_namespace)
     log(f"{name}: not found ({where_searched(name, profile, work_dir, hub_namespace)}).")
-    return quick_train(name, profile, work_dir, log=log)
+    return quick_train(name, profile, work_dir, steps, log=log)
 
 
 def course_artifacts(lesson, names: Sequence[str] = COURSE_ADAPTERS, log=print) -> dict[str, Path]:

@@ -133,10 +133,6 @@ def sample_lengths(name: str, profile: Profile, n: int = 64) -> list[int]:
     from .models import load_tokenizer
 
     tok = load_tokenizer(profile)
-    if name == "router":
-        from .router.data import training_rows
-
-        return [len(tok(r["text"])["input_ids"]) for r in training_rows()[:n]]
     if name == "tools":  # rendered with the tools the template shows, uncut (see tools.adapter.training_length)
         from .tools.adapter import rendered_length
         from .tools.data import tool_sft_rows
@@ -149,14 +145,13 @@ def sample_lengths(name: str, profile: Profile, n: int = 64) -> list[int]:
 
 def describe_estimate(name: str, profile: Profile, steps: int) -> str:
     """A sentence with the honest time estimate for training an artifact on a profile."""
+    if name == "router":  # the router's own loop (its batch, its texts) has its own estimate
+        from .router.learned import describe_training
+
+        return describe_training(profile, steps)
     if profile.rehearsal:
         return "a CPU rehearsal: seconds"
     lengths = sample_lengths(name, profile)
-    if name == "router":  # the router's own loop: its batch, no accumulation
-        from .profiles import with_overrides
-        from .router.learned import TRAIN_BATCH
-
-        profile = with_overrides(profile, batch_size=TRAIN_BATCH, grad_accum=1)
     seconds = estimate_seconds(profile, steps, lengths)
     if seconds is None:
         return "no time estimate for this profile"

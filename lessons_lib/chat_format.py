@@ -9,6 +9,7 @@ model's), it changes nothing.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -30,6 +31,7 @@ PROBE_TOOL = {"type": "function", "function": {
                    "required": ["zqarg"]}}}
 
 
+@functools.lru_cache(maxsize=None)
 def chat_template_text(name: str) -> str:
     """The shipped copy of a real model's chat template: "zephyr" or "mistral-v0.3"."""
     if name not in CHAT_TEMPLATES:

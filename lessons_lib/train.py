@@ -9,6 +9,7 @@ runtime for drills and tests. Bad rows raise DataError before anything is traine
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -469,11 +470,18 @@ def wrap_with_lora(model, lora, adapter_name: str, gradient_checkpointing: bool,
                          "the base in place). Load a fresh base with load_base(profile) and call again; training "
                          "resumes from the newest checkpoint.")
     if is_quantized(model):
-        with warnings.catch_warnings():  # PEFT calls transformers' renamed gradient_checkpointing_enable
-            warnings.filterwarnings("ignore", message=".*checkpointing.*deprecated", category=FutureWarning)
+        with quiet_checkpointing_notice():
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
     set_seed(seed)  # LoRA's A matrices start random: same seed, same adapter
     return get_peft_model(model, lora, adapter_name=adapter_name)
+
+
+@contextlib.contextmanager
+def quiet_checkpointing_notice():
+    """Hide transformers 5.23's rename notice for gradient_checkpointing, which PEFT and TRL still call by that name."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*checkpointing.*deprecated", category=FutureWarning)
+        yield
 
 
 def keep_adapter_fp32(model) -> int:
@@ -524,8 +532,7 @@ def train_adapter(model, tokenizer, rows: list[dict], profile: Profile, output_d
     if args.fp16 or args.bf16:
         keep_adapter_fp32(trainer.model)
     start = time.time()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*checkpointing.*deprecated", category=FutureWarning)
+    with quiet_checkpointing_notice():
         trainer.train(resume_from_checkpoint=resume_from)
     write_adapter_files(trainer.model, output_dir, adapter_name)
     return TrainResult(output_dir, trainer.state.global_step, resume_from, time.time() - start,

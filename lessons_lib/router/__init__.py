@@ -58,7 +58,7 @@ def load_router(kind: str, profile=None, work_dir: Path | None = None, hub_names
 def find_or_train(profile, work_dir: Path | None = None, hub_namespace: str | None = None, steps: int | None = None,
                   log=print) -> Path:
     """The learned router's folder: found where the course keeps artifacts, or trained into the work dir now."""
-    from ..adapters import ROUTER, adapter_dir, find_artifact, local_dir, where_searched
+    from ..adapters import ROUTER, find_artifact, local_dir, not_found_error, where_searched
     from ..models import free_memory
     from ..paths import BUILD_DIR
     from .learned import describe_training, train_and_save
@@ -69,7 +69,7 @@ def find_or_train(profile, work_dir: Path | None = None, hub_namespace: str | No
         log(f"router: {found.source} ({found.folder})")
         return found.folder
     if profile.name == "tiny":
-        return adapter_dir(ROUTER, profile, work_dir, hub_namespace)  # raises: the tiny router ships with the course
+        raise not_found_error(ROUTER, profile, work_dir, hub_namespace)  # the tiny router ships with the course
     steps = steps or profile.quick_train_steps
     log(f"router: not found ({where_searched(ROUTER, profile, work_dir, hub_namespace)}).\n"
         f"router: training it here, {steps} steps ({describe_training(profile, steps)}).")

@@ -76,13 +76,12 @@ def prepare_for_training(model, profile):
     """PEFT's QLoRA preparation on a 4-bit base (norms and head in fp32, checkpointing as the profile says)."""
     from peft import prepare_model_for_kbit_training
 
-    from ..train import is_quantized
+    from ..train import is_quantized, quiet_checkpointing_notice
 
     if not is_quantized(model):
         return model
     checkpointing = profile.gradient_checkpointing and profile.gpu_path()
-    with warnings.catch_warnings():  # PEFT calls transformers' renamed gradient_checkpointing_enable
-        warnings.filterwarnings("ignore", message=".*checkpointing.*deprecated", category=FutureWarning)
+    with quiet_checkpointing_notice():
         return prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing,
                                                gradient_checkpointing_kwargs={"use_reentrant": False})
 
@@ -244,13 +243,12 @@ def train_learned_router(profile, rows: Sequence[dict], steps: int = TRAIN_STEPS
     from peft import get_peft_model
 
     from ..models import load_tokenizer
-    from ..train import keep_adapter_fp32
+    from ..train import keep_adapter_fp32, quiet_checkpointing_notice
 
     torch.manual_seed(seed)
     tokenizer = load_tokenizer(profile)
     base = prepare_for_training(load_classifier_base(profile, tokenizer=tokenizer), profile)
-    with warnings.catch_warnings():  # PEFT asks transformers' renamed is_gradient_checkpointing
-        warnings.filterwarnings("ignore", message=".*checkpointing.*deprecated", category=FutureWarning)
+    with quiet_checkpointing_notice():
         model = get_peft_model(base, router_lora_config(profile))
     keep_adapter_fp32(model)  # PEFT upcasts LoRA but leaves the `score` head (modules_to_save) in fp16
     fit_kwargs.setdefault("learning_rate", router_learning_rate(profile))

@@ -537,17 +537,7 @@ print(format_table([before.row("base"), after.row("base + json adapter")]))
 
 # %%
 from lessons_lib.checks import exact_kernels, tolerance
-
-
-def dense_weight(linear) -> torch.Tensor:
-    """W₀ of a base linear layer as an fp32 matrix (dequantized from NF4 on a 4-bit base)."""
-    weight = linear.weight
-    if getattr(weight, "quant_state", None) is not None:  # a bitsandbytes Params4bit
-        import bitsandbytes.functional as bnb_functional
-
-        return bnb_functional.dequantize_4bit(weight.data, weight.quant_state).float()
-    return weight.detach().float()
-
+from lessons_lib.mixing import dense_weight  # W₀ in fp32, dequantized from NF4 first on a 4-bit base
 
 W0 = dense_weight(layer.base_layer)
 A, B = layer.lora_A["default"].weight, layer.lora_B["default"].weight
