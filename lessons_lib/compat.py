@@ -306,12 +306,7 @@ def check_targets(name: str, config: dict, shapes: dict[str, tuple[int, ...]], b
                   recorded: str) -> tuple[int, list[int]]:
     """Every LoRA tensor must sit on an existing module with matching in/out sizes; returns (modules, ranks)."""
     loaded = base_model_id(base)
-    modules: dict[str, dict[str, tuple[int, ...]]] = {}
-    for key, shape in shapes.items():
-        match = LORA_KEY.match(key)
-        if match:
-            path = match["module"].removeprefix(PEFT_PREFIX)
-            modules.setdefault(path, {})[match["which"]] = shape
+    modules = _lora_modules(shapes)
     missing, wrong, ranks = [], [], []
     for path, pair in sorted(modules.items()):
         try:
