@@ -3,8 +3,11 @@
 TRL `SFTTrainer` with `SFTConfig(packing=False)` (pad each batch to its longest row) and
 `SFTConfig(packing=True)` (TRL's default best-fit packing: whole examples packed into rows of
 max_length, padding-free), each with and without gradient checkpointing, on the tiny model and a mix
-of the three course domains; also `packing_strategy="wrapped"` (fixed-length rows). Metric: real (non-pad) tokens per second over the steps after the first.
-Goal: packing >= 1.5x padding (both without checkpointing).
+of the three course domains; also `packing_strategy="wrapped"` (fixed-length rows), and both packings at equal
+tokens per optimizer step (as many packed rows as padding's real tokens fill: a packed row holds several examples,
+and bigger steps alone run faster per token). Metric: real (non-pad) tokens per second over the steps after the
+first. Goal: packing >= 1.5x padding (both without checkpointing). `measure(domains=("json",), batch_size=16)` is
+what a course adapter trains on (one domain, the tiny profile's batch); the profiles' `packing_strategy` follows it.
 
 `python -m benchmarks.bench_training [--repeats N] [--device cpu|cuda|all] [--plot]`
 """
@@ -21,17 +24,21 @@ from benchmarks.common import BENCH_DIR, BenchResult, Variant, clock_fn, load_be
 NAME = "training"
 TITLE = "Training throughput: packing vs padding, with and without gradient checkpointing"
 GOAL_SPEEDUP = 1.5
-# (name, packing, packing_strategy, gradient_checkpointing)
-VARIANTS = (("padding", False, "bfd", False), ("packing", True, "bfd", False),
-            ("packing wrapped", True, "wrapped", False),
-            ("padding + grad ckpt", False, "bfd", True), ("packing + grad ckpt", True, "bfd", True))
+# (name, packing, packing_strategy, gradient_checkpointing, batch): "rows" = `batch_size` rows per step (packed rows
+# hold several examples each); "tokens" = as many max_length rows as padding's real tokens per step fill, so the two
+# compare at equal work per optimizer step (bigger steps alone run faster per token on a CPU).
+VARIANTS = (("padding", False, "bfd", False, "rows"), ("packing", True, "bfd", False, "rows"),
+            ("packing wrapped", True, "wrapped", False, "rows"),
+            ("packing, equal tokens", True, "bfd", False, "tokens"),
+            ("packing wrapped, equal tokens", True, "wrapped", False, "tokens"),
+            ("padding + grad ckpt", False, "bfd", True, "rows"), ("packing + grad ckpt", True, "bfd", True, "rows"))
 
 
-def training_rows(per_domain: int = 96, seed: int = 0) -> list[dict]:
-    """Prompt-completion rows of all three domains, shuffled (lengths vary, as in a real mix)."""
+def training_rows(per_domain: int = 96, seed: int = 0, domains: tuple[str, ...] | None = None) -> list[dict]:
+    """Prompt-completion rows of the given domains (default: all three), shuffled (lengths vary, as in a real mix)."""
     from lessons_lib.data import DOMAINS, sft_rows
 
-    rows = [row for domain in DOMAINS for row in sft_rows(domain, per_domain, "train", seed)]
+    rows = [row for domain in (domains or DOMAINS) for row in sft_rows(domain, per_domain, "train", seed)]
     random.Random(seed).shuffle(rows)
     return rows
 
@@ -104,8 +111,17 @@ def build_trainer(rows: list[dict], packing: bool, strategy: str, checkpointing:
     return trainer
 
 
+def equal_token_rows(rows: list[dict], batch_size: int, max_length: int) -> int:
+    """How many packed rows of max_length hold the real tokens of `batch_size` unpacked examples (at least 1)."""
+    from lessons_lib.models import load_tokenizer
+
+    tok = load_tokenizer(tiny_profile())
+    lengths = [len(tok.apply_chat_template(r["prompt"] + r["completion"], tokenize=True)["input_ids"]) for r in rows]
+    return max(1, round(batch_size * sum(lengths) / len(lengths) / max_length))
+
+
 def measure(repeats: int = 3, device: str = "cpu", steps: int = 3, batch_size: int = 8,
-            per_domain: int = 96) -> BenchResult:
+            per_domain: int = 96, domains: tuple[str, ...] | None = None) -> BenchResult:
     """Train a few steps per variant, interleaved; compare real tokens per second."""
     import logging
 
@@ -116,12 +132,14 @@ def measure(repeats: int = 3, device: str = "cpu", steps: int = 3, batch_size: i
     datasets.disable_progress_bars()
     hf_logging.set_verbosity_error()
     logging.getLogger("trl").setLevel(logging.ERROR)
-    rows = training_rows(per_domain)
+    rows = training_rows(per_domain, domains=domains)
+    packed_batch = equal_token_rows(rows, batch_size, tiny_profile().max_length)
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.TemporaryDirectory(dir=BENCH_DIR, prefix="train-")
     clock = pick_clock(device)
-    trainers = {name: build_trainer(rows, packing, strategy, ckpt, device, steps, batch_size, f"{tmp.name}/{i}", clock)
-                for i, (name, packing, strategy, ckpt) in enumerate(VARIANTS)}
+    trainers = {name: build_trainer(rows, packing, strategy, ckpt, device, steps,
+                                    packed_batch if batch == "tokens" else batch_size, f"{tmp.name}/{i}", clock)
+                for i, (name, packing, strategy, ckpt, batch) in enumerate(VARIANTS)}
     rates: dict[str, list[float]] = {name: [] for name in trainers}
     pad_share: dict[str, float] = {}
     losses: dict[str, float] = {}
@@ -153,16 +171,21 @@ def measure(repeats: int = 3, device: str = "cpu", steps: int = 3, batch_size: i
         goal=f">= {GOAL_SPEEDUP:g}", goal_met=ratio >= GOAL_SPEEDUP and finite,
         plot_values=dict(median_rate), plot_label="real (non-pad) tokens/s (higher is better)",
         extra={"wrapped_x": median_rate["packing wrapped"] / median_rate["padding"],
+               "bfd_equal_tokens_x": median_rate["packing, equal tokens"] / median_rate["padding"],
+               "wrapped_equal_tokens_x": median_rate["packing wrapped, equal tokens"] / median_rate["padding"],
                "packing_ckpt_x": median_rate["packing + grad ckpt"] / median_rate["padding + grad ckpt"],
                "ckpt_cost": median_rate["padding"] / median_rate["padding + grad ckpt"],
                "losses_finite": finite},
-        notes=[f"{len(rows)} mixed-domain rows, batch {batch_size} (the tiny profile trains at "
-               f"{tiny_profile().batch_size}; smaller keeps the padding-free variant affordable), {steps} steps per run, "
+        notes=[f"{len(rows)} rows of {', '.join(domains) if domains else 'all three domains'}, batch {batch_size} "
+               f"(the tiny profile trains at {tiny_profile().batch_size}; smaller keeps the padding-free variant "
+               f"affordable), {steps} steps per run, "
                "first step not timed; "
                "'packing' is SFTConfig(packing=True) with TRL's default best-fit strategy, which is padding-free: "
                "the whole batch becomes one sequence, so without a varlen (flash) attention kernel attention "
                "cost grows with the square of the batch's total length; 'packing wrapped' is "
-               "packing_strategy='wrapped' (fixed max_length rows, examples cut across rows)"])
+               "packing_strategy='wrapped' (fixed max_length rows, examples cut across rows); a packed row holds "
+               f"several examples, so the 'equal tokens' variants take {packed_batch} packed row(s) per step: about "
+               "the real tokens of one padded batch, the fair comparison at equal work per optimizer step"])
 
 
 def main(argv: list[str] | None = None) -> list[BenchResult]:

@@ -16,13 +16,14 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from benchmarks import bench_constrained, bench_course, bench_inference, bench_mixed_batch, bench_router, \
-    bench_switching, bench_training
+from benchmarks import bench_batched_lora, bench_constrained, bench_course, bench_inference, bench_mixed_batch, \
+    bench_router, bench_serve_throughput, bench_switching, bench_training
 from benchmarks.common import BENCH_DIR, NO_GPU, BenchResult, add_threads_arg, cuda_available, devices_for, \
     final_line, format_table, print_tables, set_threads, skipped_result, write_plot
 
 # (module, default repeats, repeats with --quick)
-TIMED = ((bench_switching, 15, 3), (bench_mixed_batch, 5, 1), (bench_training, 3, 1),
+TIMED = ((bench_switching, 15, 3), (bench_mixed_batch, 5, 1), (bench_batched_lora, 3, 1),
+         (bench_serve_throughput, 3, 1), (bench_training, 3, 1),
          (bench_inference, 15, 2), (bench_router, 7, 2), (bench_constrained, 5, 1))
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .i18n import term, tr
 from .paths import DRIVE_COURSE_DIR, DRIVE_MOUNT, TINY_ADAPTERS_DIR
 from .profiles import Profile
 
@@ -112,17 +113,18 @@ def download_from_hub(name: str, profile: Profile, namespace: str, work_dir: Pat
     try:
         return storage.load_adapter_folder(repo, storage.AdapterStore("hub", namespace), cache_dir=cache)
     except (FileNotFoundError, storage.StorageError) as err:
-        log(f"{name}: not on the Hub as {namespace}/{repo} ({err})")
+        log(tr(en=f"{name}: not on the Hub as {namespace}/{repo} ({err})",
+               ru=f"{name}: нет на Hugging Face Hub как {namespace}/{repo} ({err})"))
         return None
 
 
 def where_searched(name: str, profile: Profile, work_dir: Path | str | None, hub_namespace: str | None) -> str:
     """The places searched for an artifact, as one readable phrase."""
-    places = [f"{src} {folder}" for src, folder in candidates(name, profile, work_dir)]
+    places = [f"{term(src)} {folder}" for src, folder in candidates(name, profile, work_dir)]
     if not drive_mounted():
-        places.append("Google Drive (not mounted)")
-    places.append(f"the Hub ({hub_namespace}/{hub_repo_name(name, profile)})" if hub_namespace
-                  else "the Hub (no HUB_NAMESPACE given)")
+        places.append(tr(en="Google Drive (not mounted)", ru="Google Диск (не подключён)"))
+    places.append(tr(en="the Hub", ru="Hugging Face Hub") + (f" ({hub_namespace}/{hub_repo_name(name, profile)})"
+                  if hub_namespace else tr(en=" (no HUB_NAMESPACE given)", ru=" (HUB_NAMESPACE не задан)")))
     return "; ".join(places)
 
 
@@ -183,8 +185,11 @@ def quick_train(name: str, profile: Profile, work_dir: Path | str, steps: int | 
 
     steps = steps or profile.quick_train_steps
     target = local_dir(name, work_dir)
-    log(f"{name}: training a quick version here ({steps} steps; {describe_estimate(name, profile, steps)}). "
-        "A full run (notebook 01, 04 or 05) gives a better one.")
+    estimate = describe_estimate(name, profile, steps)
+    log(tr(en=f"{name}: training a quick version here ({steps} steps; {estimate}). "
+              "A full run (notebook 01, 04 or 05) gives a better one.",
+           ru=f"{name}: обучаем здесь быструю версию ({steps} шагов; {estimate}). "
+              "Полный запуск (ноутбук 01, 04 или 05) даст лучшую."))
     start = time.time()
     scratch = Path(work_dir) / "quick-training" / name
     if name == ROUTER:
@@ -200,7 +205,8 @@ def quick_train(name: str, profile: Profile, work_dir: Path | str, steps: int | 
     from .models import free_memory
 
     free_memory()  # the training base is gone: give its GPU memory back before the lesson loads its own
-    log(f"{name}: quick version trained in {time.time() - start:.0f}s, saved to {target}")
+    log(tr(en=f"{name}: quick version trained in {time.time() - start:.0f}s, saved to {target}",
+           ru=f"{name}: быстрая версия обучена за {time.time() - start:.0f} с, сохранена в {target}"))
     return Found(name, target, "trained")
 
 
@@ -238,11 +244,12 @@ def resolve_artifact(name: str, profile: Profile, work_dir: Path | str, hub_name
     """Find an artifact (shipped → local → Drive → Hub) or, when `train`, quick-train it in the work dir."""
     found = find_artifact(name, profile, work_dir, hub_namespace, log=log)
     if found is not None:
-        log(f"{name}: {found.source} ({found.folder})")
+        log(f"{name}: {term(found.source)} ({found.folder})")
         return found
     if not train:
         raise not_found_error(name, profile, work_dir, hub_namespace)
-    log(f"{name}: not found ({where_searched(name, profile, work_dir, hub_namespace)}).")
+    log(tr(en="{name}: not found ({where}).", ru="{name}: не найден ({where}).").format(
+        name=name, where=where_searched(name, profile, work_dir, hub_namespace)))
     return quick_train(name, profile, work_dir, steps, log=log)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from .i18n import current, tr
 from .profiles import Profile
 
 GB = 1e9
@@ -44,6 +45,20 @@ LESSON_PEAKS = {
     "05": [("base training the tool adapter", "4bit", 1), ("LoRA + optimizer + activations", "train", 1)],
     "06": [("base + 3 adapters (the notebook's, freed, then the server's)", "4bit", 1)],
 }
+PEAKS_RU = {  # LESSON_PEAKS' rows as the Russian edition prints them (GLOSSARY.md terms)
+    "base being trained (QLoRA)": "обучаемая базовая модель (QLoRA)",
+    "LoRA + optimizer + activations": "LoRA + оптимизатор + активации",
+    "base + 3 adapters": "базовая модель + 3 адаптера",
+    "fresh base for the reload timing": "свежая базовая модель для замера перезагрузки",
+    "base + adapters to mix and merge": "базовая модель + адаптеры для смешивания и слияния",
+    "merged model": "объединённая модель",
+    "router's classifier base (to the end)": "база классификатора маршрутизатора (до конца урока)",
+    "router training, or the 2nd base (embeddings, then generation)":
+        "обучение маршрутизатора или 2-я базовая модель (эмбеддинги, затем генерация)",
+    "base training the tool adapter": "базовая модель, обучающая адаптер инструментов",
+    "base + 3 adapters (the notebook's, freed, then the server's)":
+        "базовая модель + 3 адаптера (ноутбука — освобождена, затем сервера)",
+}
 TRAINING_OVERHEAD_GB = {"t4": 2.5, "7b": 5.0}  # activations with checkpointing, LoRA grads, AdamW states (rough)
 
 
@@ -71,13 +86,25 @@ def memory_plan(profile: Profile, lesson: str) -> str:
     """The lesson's peak GPU memory as a small table, with a verdict against a T4's 15 GB."""
     rows = lesson_memory(profile, lesson)
     if not rows:
-        return f"{profile.name}: CPU profile, no GPU memory plan needed."
+        return tr(en=f"{profile.name}: CPU profile, no GPU memory plan needed.",
+                  ru=f"{profile.name}: профиль для CPU, план памяти GPU не нужен.")
+    if current() == "ru":
+        rows = [(_peak_ru(what), gb) for what, gb in rows]
     total = sum(gb for _, gb in rows)
-    width = max(len(what) for what, _ in rows)
-    lines = [f"{what.ljust(width)}  {gb:5.1f} GB" for what, gb in rows]
-    verdict = "fits" if total <= T4_MEMORY_GB else "does NOT fit"
-    lines.append(f"{'peak'.ljust(width)}  {total:5.1f} GB -> {verdict} a T4 ({T4_MEMORY_GB:.0f} GB)")
+    peak, gb_unit = tr(en="peak", ru="пик"), tr(en="GB", ru="ГБ")
+    width = max(len(what) for what, _ in [*rows, (peak, 0)])
+    lines = [f"{what.ljust(width)}  {gb:5.1f} {gb_unit}" for what, gb in rows]
+    fits = total <= T4_MEMORY_GB
+    verdict = tr(en=f"{'fits' if fits else 'does NOT fit'} a T4 ({T4_MEMORY_GB:.0f} GB)",
+                 ru=f"{'помещается' if fits else 'НЕ помещается'} в T4 ({T4_MEMORY_GB:.0f} ГБ)")
+    lines.append(f"{peak.ljust(width)}  {total:5.1f} {gb_unit} -> {verdict}")
     return "\n".join(lines)
+
+
+def _peak_ru(what: str) -> str:
+    """A memory-plan row in Russian; the precision tag ([4bit], [fp16]) stays."""
+    text, _, tag = what.partition(" [")
+    return PEAKS_RU.get(text, text) + (f" [{tag}" if tag else "")
 
 
 def fits_t4(profile: Profile, precision: str, count: int = 1) -> bool:
@@ -150,11 +177,19 @@ def describe_estimate(name: str, profile: Profile, steps: int) -> str:
 
         return describe_training(profile, steps)
     if profile.rehearsal:
-        return "a CPU rehearsal: seconds"
+        return tr(en="a CPU rehearsal: seconds", ru="репетиция на CPU: секунды")
     lengths = sample_lengths(name, profile)
     seconds = estimate_seconds(profile, steps, lengths)
     if seconds is None:
-        return "no time estimate for this profile"
-    basis = "measured" if profile.name == "tiny" else "assumed, not measured"
-    return (f"about {max(1, round(seconds / 60))} min: {tokens_per_step(profile, lengths):.0f} padded tokens per "
-            f"step at ~{profile.train_tokens_per_second:.0f} tokens/s ({basis})")
+        return tr(en="no time estimate for this profile", ru="для этого профиля нет оценки времени")
+    return estimate_sentence(seconds, tokens_per_step(profile, lengths), profile)
+
+
+def estimate_sentence(seconds: float, tokens: float, profile: Profile) -> str:
+    """'about N min: T padded tokens per step at ~R tokens/s (measured | assumed)' in the course language."""
+    minutes, rate = max(1, round(seconds / 60)), profile.train_tokens_per_second
+    measured = profile.name == "tiny"
+    return tr(en=f"about {minutes} min: {tokens:.0f} padded tokens per step at ~{rate:.0f} tokens/s "
+                 f"({'measured' if measured else 'assumed, not measured'})",
+              ru=f"около {minutes} мин: {tokens:.0f} токенов с паддингом на шаг при ~{rate:.0f} токенов/с "
+                 f"({'измерено' if measured else 'предположение, не измерено'})")

@@ -110,10 +110,21 @@ class CompatReport:
                 *(("note", note) for note in self.notes), *(("WARNING", text) for text in self.warnings)]
 
     def summary(self) -> str:
-        """The report as aligned text."""
-        rows = self.rows()
+        """The report as aligned text (item names in the course language)."""
+        from .i18n import tr
+
+        rows = [(tr(en=k, ru=REPORT_ROWS_RU.get(k, k)), tr(en=v, ru=REPORT_VALUES_RU.get(v, v)))
+                for k, v in self.rows()]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+REPORT_ROWS_RU = {"adapter": "адаптер", "folder": "папка", "adapter's base": "базовая модель адаптера",
+                  "adapter's fingerprint": "отпечаток адаптера", "loaded base": "загруженная базовая модель",
+                  "loaded fingerprint": "отпечаток загруженной", "rank r": "ранг r",
+                  "target modules": "целевые модули", "LoRA modules matched": "совпало модулей LoRA",
+                  "note": "примечание", "WARNING": "ПРЕДУПРЕЖДЕНИЕ"}
+REPORT_VALUES_RU = {"not recorded": "не записан"}
 
 
 # ---------------------------------------------------------------- the single checks

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from .data import DOMAINS, Example, examples
+from .i18n import column, term, tr
 
 CODE_TIMEOUT_S = 5.0
 FENCE = re.compile(r"^```[a-zA-Z]*\n|\n?```\s*$")
@@ -159,13 +160,18 @@ def evaluate_model(model, tokenizer, domain: str, n: int = 40, adapter: str | No
 
 
 def format_table(rows: Sequence[dict]) -> str:
-    """A plain-text table (fixed-width columns) that reads well in a notebook and a terminal."""
+    """A plain-text table (fixed-width columns) that reads well in a notebook and a terminal.
+
+    The keys stay identifiers; the header shows them in the course language (i18n.COLUMNS), and so do catalogue
+    phrases among the cells (i18n.TERMS)."""
     if not rows:
-        return "(no rows)"
+        return tr(en="(no rows)", ru="(нет строк)")
     cols = list(rows[0])
-    width = {c: max(len(str(c)), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+    head = {c: column(str(c)) for c in cols}
+    rows = [{c: term(r.get(c, "")) for c in cols} for r in rows]
+    width = {c: max(len(head[c]), *(len(str(r[c])) for r in rows)) for c in cols}
     line = lambda r: "  ".join(str(r.get(c, "")).ljust(width[c]) for c in cols)  # noqa: E731
-    return "\n".join([line({c: c for c in cols}), "  ".join("-" * width[c] for c in cols), *map(line, rows)])
+    return "\n".join([line(head), "  ".join("-" * width[c] for c in cols), *map(line, rows)])
 
 
 def domain_matrix(model, tokenizer, adapters: Sequence[str], domains: Sequence[str] = DOMAINS, n: int = 40,

@@ -8,8 +8,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import env
+from .i18n import tr
 from .paths import BUILD_DIR, DRIVE_COURSE_DIR, DRIVE_MOUNT
 from .profiles import Profile, choose_profile
+
+
+SETTINGS_RU = {"lesson": "урок", "profile": "профиль", "model": "модель", "device": "устройство",
+               "4-bit": "4-битная", "train steps": "шагов обучения", "work dir": "рабочая папка",
+               "drive": "Google Диск", "hub": "Hugging Face Hub"}  # dtype, max_length, colab are identifiers
+REASONS_RU = {  # profiles.choose_profile's reasons as the Russian edition prints them
+    "asked for in the notebook's parameters cell": "задан в ячейке параметров ноутбука",
+    "a CUDA GPU is present": "есть GPU с CUDA",
+    "no CUDA GPU: the offline tiny model runs on CPU": "нет GPU с CUDA: офлайн-модель tiny работает на CPU",
+    "set by $LESSONS_PROFILE": "задан через $LESSONS_PROFILE",
+}
 
 
 @dataclass(frozen=True)
@@ -28,13 +40,14 @@ class Lesson:
 
     def summary_rows(self) -> list[tuple[str, str]]:
         """(setting, value) pairs for the setup table."""
-        p = self.profile
-        return [("lesson", self.name), ("profile", f"{p.name} ({self.reason})"), ("model", p.model_id),
+        p, reason = self.profile, tr(en=self.reason, ru=REASONS_RU.get(self.reason, self.reason))
+        rows = [("lesson", self.name), ("profile", f"{p.name} ({reason})"), ("model", p.model_id),
                 ("device", self.device), ("dtype", self.dtype), ("4-bit", str(p.load_in_4bit and p.gpu_path())),
                 ("max_length", str(p.max_length)), ("train steps", str(p.train_steps)),
                 ("colab", str(self.colab)), ("work dir", str(self.work_dir)),
-                ("drive", str(self.drive_dir) if self.drive_dir else "not mounted"),
-                ("hub", self.hub_namespace or "not used")]
+                ("drive", str(self.drive_dir) if self.drive_dir else tr(en="not mounted", ru="не подключён")),
+                ("hub", self.hub_namespace or tr(en="not used", ru="не используется"))]
+        return [(tr(en=key, ru=SETTINGS_RU.get(key, key)), value) for key, value in rows]
 
     def summary(self) -> str:
         """The setup table as text."""
@@ -67,7 +80,8 @@ def seed_everything(seed: int) -> None:
 def mount_drive(log=print) -> Path | None:
     """Mount Google Drive on Colab and return the course folder in it; elsewhere do nothing."""
     if not env.in_colab():
-        log("Google Drive is only mounted on Colab; saving to a local folder instead.")
+        log(tr(en="Google Drive is only mounted on Colab; saving to a local folder instead.",
+               ru="Google Диск подключается только в Colab; сохраняем в локальную папку."))
         return None
     from google.colab import drive  # type: ignore[import-not-found]
 
@@ -111,5 +125,5 @@ def setup_lesson(name: str, profile: str | None = None, seed: int = 0, use_drive
                     work_dir, drive_dir, hub_namespace)
     log(lesson.summary())
     if chosen.access_note:
-        log(f"\nBefore the first download: {chosen.access_note}")
+        log(f"\n{tr(en='Before the first download', ru='Перед первой загрузкой')}: {chosen.access_note}")
     return lesson

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Collection, Iterator, Mapping, Sequence
 
+from .i18n import tr
 from .profiles import Profile
 
 COMBINATION_TYPES = ("linear", "cat", "svd", "ties", "dare_linear", "dare_ties", "ties_svd", "magnitude_prune")
@@ -286,10 +287,17 @@ def runtime_mix(model, weights: Mapping[str, float]) -> Iterator[MixState]:
         restore_mix(model, state)
 
 
+def combination_label(combination_type: str) -> str:
+    """How a combination type reads in the course language: add_weighted_adapter's types are identifiers and stay."""
+    return tr(en=RUNTIME_SCALING, ru="масштабирование на лету") if combination_type == RUNTIME_SCALING \
+        else combination_type
+
+
 def describe_mix(weights: Mapping[str, float], combination_type: str) -> str:
     """A one-line name for a mix, e.g. 'cat: json×1.0 + support×0.5'."""
     parts = [f"{a}×{w:g}" for a, w in weights.items() if w != 0]
-    return f"{combination_type}: {' + '.join(parts) if parts else 'no adapter (base)'}"
+    none = tr(en="no adapter (base)", ru="без адаптеров (base)")
+    return f"{combination_label(combination_type)}: {' + '.join(parts) if parts else none}"
 
 
 # ------------------------------------------------------------------ stale wrappers after a merge

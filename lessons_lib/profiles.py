@@ -33,6 +33,10 @@ class Profile:
     chat_template: str | None = None  # a template in assets/chat_templates replacing the tokenizer's own
     rehearsal_of: str | None = None  # the GPU profile whose code path this CPU profile rehearses
     train_tokens_per_second: float | None = None  # padded tokens/s for time estimates (an assumption on GPUs)
+    # TRL packing: None pads each batch to its longest row; "bfd" (padding-free best fit, needs a varlen attention
+    # kernel such as FlashAttention 2 to be fast) or "wrapped" (rows cut at max_length, examples see each other).
+    # With packing, per_device_train_batch_size counts packed rows of max_length, each holding several examples.
+    packing_strategy: str | None = None
 
     @property
     def access_note(self) -> str:
@@ -86,6 +90,9 @@ PROFILES: dict[str, Profile] = {
         eval_examples=40,
         quick_train_steps=120,
         train_tokens_per_second=9000.0,  # measured with `make bench` on 2 CPUs
+        # Measured (benchmarks/bench_training.py, one domain at batch 16 as the adapters train, 14% padding):
+        # "wrapped" 0.96x padding at equal tokens per step, "bfd" 0.75x (one flattened row, SDPA) — padding wins.
+        packing_strategy=None,
     ),
     "t4": Profile(
         name="t4",
@@ -106,6 +113,9 @@ PROFILES: dict[str, Profile] = {
         # Assumed, not measured (no GPU here): ~5 TFLOP/s sustained on a T4 for QLoRA with checkpointing
         # (6 × params × tokens × 4/3); the 4-bit dequantization keeps it far below the T4's fp16 peak.
         train_tokens_per_second=600.0,
+        # A T4 (compute capability 7.5) has no FlashAttention 2: "bfd" would attend over the whole flattened batch
+        # (correct, but quadratic in its total length), and "wrapped" cuts examples and lets them see each other.
+        packing_strategy=None,
     ),
     "7b": Profile(
         name="7b",
@@ -124,6 +134,7 @@ PROFILES: dict[str, Profile] = {
         eval_examples=40,
         quick_train_steps=40,
         train_tokens_per_second=90.0,  # assumed as for t4: ~5 TFLOP/s sustained on a T4; not measured
+        packing_strategy=None,  # as for t4: the 7B runs on a T4 too (no FlashAttention 2)
     ),
 }
 

@@ -52,9 +52,22 @@ def lora_config(profile: Profile, r: int | None = None, alpha: int | None = None
                       target_modules=target_modules, task_type=task_type, bias="none")
 
 
+PACKING_STRATEGIES = ("bfd", "bfd-requeue", "wrapped")  # TRL's SFTConfig(packing_strategy=...) choices
+
+
+def packing_kwargs(strategy: str | None) -> dict:
+    """SFTConfig's packing settings for a profile's `packing_strategy` (None: no packing, pad each batch)."""
+    if strategy is None:
+        return {"packing": False}
+    if strategy not in PACKING_STRATEGIES:
+        raise ValueError(f"Unknown packing_strategy {strategy!r}: use None (pad each batch) or one of "
+                         f"{', '.join(PACKING_STRATEGIES)} (TRL's SFTConfig choices).")
+    return {"packing": True, "packing_strategy": strategy}
+
+
 def sft_config(profile: Profile, output_dir: str | Path, max_steps: int | None = None, save_steps: int | None = None,
                save_total_limit: int = 2, seed: int = 0, **overrides):
-    """An SFTConfig tuned for the profile: fp32 on CPU, fp16 on a T4, bf16 only where native."""
+    """An SFTConfig tuned for the profile: fp32 on CPU, fp16 on a T4, bf16 only where native; its packing choice."""
     import torch
     from trl import SFTConfig
 
@@ -71,7 +84,7 @@ def sft_config(profile: Profile, output_dir: str | Path, max_steps: int | None =
         lr_scheduler_type="cosine",
         warmup_steps=max(1, steps // 20),
         max_length=profile.max_length,
-        packing=False,
+        **packing_kwargs(profile.packing_strategy),
         gradient_checkpointing=profile.gradient_checkpointing and gpu_path,
         fp16=gpu_path and dtype == torch.float16,
         bf16=gpu_path and dtype == torch.bfloat16,

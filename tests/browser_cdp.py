@@ -14,6 +14,7 @@ import threading
 import time
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+KEY_CODES = {"ArrowLeft": 37, "ArrowUp": 38, "ArrowRight": 39, "ArrowDown": 40, "Enter": 13, "Tab": 9, "Space": 32}
 
 
 def find_chromium() -> str | None:
@@ -114,9 +115,10 @@ class Browser:
         raise TimeoutError(f"{expression!r} stayed false for {timeout} s")
 
     def click(self, selector: str) -> None:
-        """A real mouse click (press + release) in the middle of the element."""
-        box = self.evaluate(f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
-                            ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        """A real mouse click (press + release) in the middle of the element, scrolled into view first."""
+        box = self.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+                            "e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect(); "
+                            "return [r.x + r.width / 2, r.y + r.height / 2]; })()")
         for kind in ("mousePressed", "mouseReleased"):
             self.call("Input.dispatchMouseEvent", session=True, type=kind, x=box[0], y=box[1], button="left",
                       clickCount=1)
@@ -124,6 +126,18 @@ class Browser:
     def type_text(self, text: str) -> None:
         """Type into the focused element, as a keyboard would insert it."""
         self.call("Input.insertText", session=True, text=text)
+
+    def focus(self, selector: str) -> None:
+        """Give the element the keyboard focus (as Tab would)."""
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
+
+    def press(self, key: str, times: int = 1) -> None:
+        """Press and release a key (ArrowLeft/Right/Up/Down, Enter, Tab, Space) `times` times on the focused element."""
+        code = KEY_CODES[key]
+        for _ in range(times):
+            for kind in ("keyDown", "keyUp"):
+                self.call("Input.dispatchKeyEvent", session=True, type=kind, key=" " if key == "Space" else key,
+                          code=key, windowsVirtualKeyCode=code, nativeVirtualKeyCode=code)
 
     def screenshot(self, path: str) -> None:
         import base64

@@ -45,3 +45,25 @@ def course_model(base, tiny):
     from lessons_lib.adapters import load_with_adapters
 
     return load_with_adapters(base, tiny)
+
+
+# The files that take longest on 2 CPUs, slowest first. With `--dist loadfile` each file runs whole on one worker,
+# and xdist hands files out by test count (few-test files last), so a slow file picked up last bounds the wall
+# time; handing the slow ones out first lets the many quick files fill in around them. Order only: nothing is skipped.
+SLOW_FILES_FIRST = (
+    "test_course_retraining.py", "test_tools_adapter.py", "test_ipywidgets7.py", "test_serve.py",
+    "test_russian_edition.py", "test_course_adapters.py", "test_artifacts.py", "test_serve_limits.py",
+    "test_benchmarks.py", "test_train_resume.py", "test_train.py", "test_colab_install.py",
+)
+
+
+def pytest_configure(config):
+    """Keep the collection order below when xdist schedules files (its default reorders them by test count)."""
+    if getattr(config.option, "loadscopereorder", None) is not None:
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config, items):
+    """Move the slow files to the front, keeping every file's tests together and in their own order."""
+    rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

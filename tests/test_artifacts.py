@@ -11,7 +11,7 @@ from lessons_lib.adapters import (ARTIFACTS, adapter_dir, course_artifacts, find
                                   resolve_artifact)
 from lessons_lib.lesson import Lesson
 from lessons_lib.paths import TINY_ADAPTERS_DIR
-from lessons_lib.profiles import get_profile
+from lessons_lib.profiles import get_profile, with_overrides
 
 T4 = get_profile("t4")
 
@@ -144,8 +144,9 @@ def test_real_quick_training_on_a_rehearsal_profile(tmp_path, no_drive, gpu):
 
     from lessons_lib.models import generate, load_base, load_tokenizer
 
-    profile = get_profile(f"{gpu}-rehearsal")
-    found = resolve_artifact("support", profile, tmp_path, log=lambda *_: None)
+    # one real step of one micro-batch (the profile's 3 steps are checked with a stand-in trainer above)
+    profile = with_overrides(get_profile(f"{gpu}-rehearsal"), grad_accum=1)
+    found = resolve_artifact("support", profile, tmp_path, steps=1, log=lambda *_: None)
     assert found.source == "trained"
     model = PeftModel.from_pretrained(load_base(profile, log=lambda *_: None), found.folder)
     assert type(model.get_base_model().model.layers[0].mlp.up_proj.base_layer).__name__ == "Linear4bit"

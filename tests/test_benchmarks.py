@@ -9,8 +9,8 @@ import types
 
 import pytest
 
-from benchmarks import bench_constrained, bench_course, bench_inference, bench_mixed_batch, bench_router, \
-    bench_switching, bench_training, run_all
+from benchmarks import bench_batched_lora, bench_constrained, bench_course, bench_inference, bench_mixed_batch, \
+    bench_router, bench_serve_throughput, bench_switching, bench_training, run_all
 from benchmarks.common import BenchResult, Variant, final_line, format_table, skipped_result, time_alternating, \
     write_plot
 
@@ -78,11 +78,27 @@ def test_mixed_batch_answers_equal_switched_answers():
     assert result.extra["tokens"] > 0
 
 
+def test_batched_lora_grid_ids_equal_peft():
+    result = bench_batched_lora.measure(repeats=1, max_new_tokens=4, sizes=(8,))
+    assert_reported(result, "mixed_batch_batched")
+    assert [(r["batch"], r["answers"]) for r in result.rows] == [(8, "equal"), (8, "natural")]
+    assert result.extra["ids_equal"] is True and all(r["batched ids = PEFT ids"] for r in result.rows)
+    assert result.extra["peft_ratio"] > 0
+
+
+def test_serve_throughput_engines_answer_alike():
+    result = bench_serve_throughput.measure(repeats=1, n_requests=8, max_tokens=4)
+    assert_reported(result, "serve_throughput")
+    assert [r["lora_path"] for r in result.rows] == ["peft", "batched"]
+    assert result.extra["answers_equal"] is True and all(r["answers equal to PEFT"] == "8/8" for r in result.rows)
+
+
 def test_training_packing_removes_padding():
     result = bench_training.measure(repeats=1, steps=2, batch_size=2, per_domain=6)
     assert_reported(result, "training")
     rows = {r["variant"]: r for r in result.rows}
-    assert set(rows) == {"padding", "packing", "packing wrapped", "padding + grad ckpt", "packing + grad ckpt"}
+    assert set(rows) == {"padding", "packing", "packing wrapped", "packing, equal tokens",
+                         "packing wrapped, equal tokens", "padding + grad ckpt", "packing + grad ckpt"}
     assert rows["packing"]["pad share"] == 0 < rows["padding"]["pad share"]
     assert rows["packing"]["real tokens/step"] > rows["padding"]["real tokens/step"]
     assert result.extra["losses_finite"] is True

@@ -54,19 +54,3 @@ def test_shipped_adapter_folders_are_standard_peft_with_manifest(name):
     assert manifest.domain == name and manifest.profile == "tiny"
     assert manifest.metrics["heldout_correct"] >= 0.6
 
-
-@pytest.mark.slow
-def test_retraining_reaches_the_same_band(tmp_path):
-    """The library code that built the shipped json adapter reproduces its quality in a short run."""
-    from peft import PeftModel
-
-    from lessons_lib.evaluate import evaluate_model
-    from lessons_lib.models import load_base, load_tokenizer
-    from lessons_lib.profiles import PROFILES
-    from lessons_lib.train import train_domain
-
-    tiny = PROFILES["tiny"]
-    train_domain("json", tiny, tmp_path / "json", n_rows=1000, max_steps=100, resume=False, log=lambda *_: None)
-    model = PeftModel.from_pretrained(load_base(tiny), tmp_path / "json")
-    rep, _ = evaluate_model(model, load_tokenizer(tiny), "json", 24)
-    assert rep.valid_rate >= 0.9 and rep.correct_rate >= 0.6, rep

@@ -1,9 +1,9 @@
 """Re-run every `@pytest.mark.widgets` test under ipywidgets 7.7.1, the version Google Colab ships.
 
 The pinned packages are installed once with pip into build/ipywidgets7 (gitignored; needs PyPI the first
-time) and put first on PYTHONPATH of a pytest subprocess that runs `pytest tests -m widgets`. A plugin in
-that subprocess (tests/ipywidgets7_plugin.py) refuses to start unless ipywidgets 7.7.1 is what imports, and
-reports every outcome back. Set $IPYWIDGETS7_DIR to use a folder prepared by hand (e.g. offline).
+time) and put first on PYTHONPATH of a pytest subprocess that runs `pytest -m widgets` on the files marking
+such tests. A plugin in that subprocess (tests/ipywidgets7_plugin.py) refuses to start unless ipywidgets 7.7.1
+is what imports, and reports every outcome back. Set $IPYWIDGETS7_DIR to use a folder prepared by hand (e.g. offline).
 """
 from __future__ import annotations
 
@@ -115,10 +115,16 @@ print("OK", w.__version__, w.__file__)
     assert version == IPYWIDGETS_VERSION and Path(where).resolve().is_relative_to(ipywidgets7)
 
 
+def widget_test_files() -> list[str]:
+    """The test files that mark tests `widgets` (collecting only these saves importing the rest of the suite)."""
+    return [str(p.relative_to(REPO_DIR)) for p in sorted(TESTS_DIR.glob("test_*.py"))
+            if p != THIS_FILE and "mark.widgets" in p.read_text(encoding="utf-8")]
+
+
 def test_widget_tests_pass_under_ipywidgets7(ipywidgets7, tmp_path):
-    """`pytest tests -m widgets` in a subprocess, with ipywidgets 7.7.1 first on the path: all must pass."""
+    """`pytest -m widgets` on the widget test files in a subprocess, ipywidgets 7.7.1 first on the path: all pass."""
     report_path = tmp_path / "report.json"
-    cmd = [sys.executable, "-m", "pytest", "tests", "-m", "widgets", "-p", "ipywidgets7_plugin",
+    cmd = [sys.executable, "-m", "pytest", *widget_test_files(), "-m", "widgets", "-p", "ipywidgets7_plugin",
            "-p", "no:cacheprovider", f"--ignore={THIS_FILE.relative_to(REPO_DIR)}", "-q", "-rfEs"]
     env = _env(ipywidgets7, IPYWIDGETS7_EXPECT=IPYWIDGETS_VERSION, IPYWIDGETS7_DIR=str(ipywidgets7),
                IPYWIDGETS7_REPORT=str(report_path))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lessons_lib import quiz as quiz_pkg
-from lessons_lib.paths import QUIZ_DIR
+from lessons_lib.paths import QUIZ_DIR, REPO_DIR
 from lessons_lib.quiz import (BankError, available_notebooks, bank_html, bank_markdown, grade, load_bank,
                               load_bank_file, show_quiz)
 from lessons_lib.quiz.__main__ import main as quiz_cli
@@ -18,6 +18,7 @@ from lessons_lib.quiz.bank import LANGS, MIN_QUESTIONS
 from lessons_lib.quiz.inline import md, to_html
 from lessons_lib.quiz.grading import CORRECT, EMPTY, PARTIAL, WRONG, ScoreBoard
 from lessons_lib.quiz.teacher_kit import estimate_t4_seconds, write_teacher_kit
+from lessons_lib.scaffold import DEFAULT_REPOSITORY
 
 NOTEBOOKS = ["01", "02", "03", "04", "05", "06"]
 CYRILLIC = re.compile(r"[а-яА-ЯёЁ]")
@@ -331,6 +332,12 @@ def test_teacher_kit_writes_quizzes_keys_and_run_times(tmp_path):
     quiz_ru = (out / "quiz-02.ru.md").read_text(encoding="utf-8")
     key_ru = (out / "answers-02.ru.md").read_text(encoding="utf-8")
     assert "Имя:" in quiz_ru and "Ответ:" not in quiz_ru and key_ru.count("**Ответ: ") == len(load_bank("02").questions)
+    index_md, index_html = (out / "index.md").read_text(encoding="utf-8"), (out / "index.html").read_text(encoding="utf-8")
+    for nb in NOTEBOOKS:  # the index links both editions of every notebook
+        stem = next(p.stem for p in (REPO_DIR / "notebooks" / "src").glob(f"{nb}_*.py"))
+        for path in (f"notebooks/{stem}.ipynb", f"notebooks/ru/{stem}.ipynb"):
+            url = DEFAULT_REPOSITORY.colab_url(path)
+            assert f"]({url})" in index_md and f"href='{url}'" in index_html, (nb, path)
     assert (out / "answers-01.en.html").read_text().startswith("<!DOCTYPE html>")
     table = (out / "run-times.md").read_text()
     assert "| 01 | Fine-tune a LoRA adapter | 2.5 min |" in table

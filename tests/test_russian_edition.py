@@ -130,6 +130,190 @@ def test_quiz_language_follows_lessons_lang(monkeypatch):
     assert resolve_lang(None) == "en"
 
 
+CYRILLIC = re.compile("[А-Яа-яЁё]")
+
+
+def _english_words(text: str, allowed: set[str] = frozenset()) -> list[str]:
+    """Latin words of 3+ letters that are not identifiers (adapter names, API names, units) or in `allowed`;
+    HTML tags are markup, not words."""
+    text = re.sub(r"<[^>]+>", " ", text)
+    words = re.findall(r"(?<![\w.'/$`-])[A-Za-z]{3,}(?![\w'(/`-])", text)
+    known = {"json", "coding", "support", "general", "base", "LoRA", "GPU", "CPU", "CUDA", "Hub", "Hugging", "Face",
+             "Google", "Colab", "generate", "cat", "linear", "svd", "ties", "tiny", "HUB", "NAMESPACE"}
+    return [w for w in words if w not in known | set(allowed)]
+
+
+def _russian(text: str, allowed: set[str] = frozenset()) -> None:
+    assert CYRILLIC.search(text), f"no Cyrillic in {text!r}"
+    assert not _english_words(text, allowed), f"English words {_english_words(text, allowed)} left in {text!r}"
+
+
+def test_a_bad_lessons_lang_is_a_clear_error(monkeypatch):
+    from lessons_lib import i18n
+    from lessons_lib.quiz import show_quiz
+
+    monkeypatch.setenv("LESSONS_LANG", "de")
+    for call in (i18n.current, lambda: i18n.tr(en="a", ru="б"), lambda: show_quiz("02")):
+        with pytest.raises(ValueError, match=r"Unknown language 'de' in \$LESSONS_LANG; use 'en' or 'ru'"):
+            call()
+    with pytest.raises(ValueError, match="Unknown language 'fr' in the argument lang=...; use 'en' or 'ru'"):
+        i18n.resolve_lang("fr")
+    monkeypatch.setenv("LESSONS_LANG", " RU ")
+    assert i18n.current() == "ru"  # case and spaces are forgiven
+
+
+def test_the_language_is_read_when_text_is_shown(monkeypatch):
+    from lessons_lib.i18n import column, tr
+
+    monkeypatch.delenv("LESSONS_LANG", raising=False)
+    assert tr(en="Generate", ru="Сгенерировать") == "Generate" and column("valid") == "valid"
+    monkeypatch.setenv("LESSONS_LANG", "ru")
+    assert tr(en="Generate", ru="Сгенерировать") == "Сгенерировать" and column("valid") == "валидно"
+    assert tr(en="Generate", ru="Сгенерировать", lang="en") == "Generate"
+    assert column("json") == "json"  # a column without a translation is an identifier
+
+
+def _widget_texts(widget) -> list[str]:
+    """Every description, placeholder, button label and option label of a widget tree."""
+    out, stack = [], [widget]
+    while stack:
+        w = stack.pop()
+        stack += list(getattr(w, "children", ()))
+        for attr in ("description", "placeholder"):
+            if getattr(w, attr, ""):
+                out.append(getattr(w, attr))
+        out += [str(label) for label in getattr(w, "_options_labels", ())]
+    return out
+
+
+@pytest.mark.widgets
+def test_the_widgets_speak_russian(monkeypatch, course_model, tokenizer):
+    from lessons_lib.router import KeywordRouter
+    from lessons_lib.tools.playground import DESIGNER, StyleToggle
+    from lessons_lib.tools.prompts import system_prompt
+    from lessons_lib.widgets.mixer import WeightMixer
+    from lessons_lib.widgets.router_playground import RouterPlayground
+    from lessons_lib.widgets.switcher import AdapterSwitcher
+
+    monkeypatch.setenv("LESSONS_LANG", "ru")
+    fake = lambda *args, **kwargs: "ответ"  # noqa: E731
+    switcher = AdapterSwitcher(course_model, tokenizer, generate_fn=fake)
+    labels = _widget_texts(switcher)
+    assert {"Адаптер", "Промпт", "Сгенерировать", "base (базовая модель)"} <= set(labels), labels
+    switcher.button.click()
+    _russian(switcher.status.value)  # the empty prompt
+    switcher.dropdown.value, switcher.prompt.value = "base", "Привет"
+    switcher.button.click()
+    assert switcher.status.value.startswith("активен: base (адаптеры отключены) · ") and " мс · 5 символов" in \
+        switcher.status.value
+
+    mixer = WeightMixer(course_model, tokenizer, weights={"json": 1.0, "support": 0.5}, generate_fn=fake)
+    assert {"Смешать", "Сгенерировать", "масштабирование на лету"} <= set(_widget_texts(mixer))
+    assert mixer.status.value == ("следующая смесь: масштабирование на лету: json×1 + support×0.5 "
+                                  "(нажмите «Сгенерировать»)")
+    mixer.combination.value = "cat"  # the values stay identifiers
+    mixer.prompt.value = "Привет"
+    mixer.button.click()
+    assert mixer.status.value.startswith("активная смесь: cat: json×1 + support×0.5 · ")
+    assert mixer.status.value.endswith(" мс")
+    for name in mixer.sliders:
+        mixer.sliders[name].value = 0.0
+    mixer.button.click()
+    assert "без адаптеров (base)" in mixer.status.value
+
+    playground = RouterPlayground(KeywordRouter(), model=object(), tokenizer=object(),
+                                  generate_fn=lambda *a, **k: ["ответ"])
+    assert playground.button.description == "Выбрать адаптер и ответить"
+    playground.button.click()
+    _russian(playground.choice.value)
+    playground.prompt.value = "Please give me this as JSON"
+    playground.button.click()
+    assert re.fullmatch(r"→ json \(адаптер json, маршрутизация за [0-9.]+ мс\)", playground.choice.value)
+    assert playground.reason.value.startswith("найдено 'json' для 'json'")
+    playground.prompt.value = "Как приготовить борщ?"
+    playground.button.click()
+    _russian(playground.reason.value)
+
+    toggle = StyleToggle(lambda question, system: system or "обычный ответ", question="Что такое LoRA?")
+    assert {"Системный промпт", "Вопрос", "Спросить", "Рядом", "обычный", "когнитивный дизайнер"} <= \
+        set(_widget_texts(toggle))
+    toggle.style_choice.value = DESIGNER
+    toggle.ask_button.click()
+    assert toggle.last[DESIGNER] == system_prompt("ru") == system_prompt()  # the prompt follows the notebook too
+    _russian(toggle.status.value)
+    toggle.compare_button.click()
+    _russian(toggle.status.value)
+
+
+@pytest.mark.widgets
+def test_the_quiz_widget_follows_the_notebook_language(monkeypatch):
+    from lessons_lib.quiz import build_quiz
+
+    monkeypatch.setenv("LESSONS_LANG", "ru")
+    quiz = build_quiz("02")
+    assert quiz.lang == "ru" and quiz.title.value.startswith("<h3>Тест 02")
+    card = quiz.cards[0]
+    assert card.button.description == "Проверить"
+    card.check()
+    _russian(card.feedback.value)
+    _russian(quiz.score_label.value)
+
+
+def test_the_quiz_prints_in_the_notebook_language_by_default(monkeypatch, capsys):
+    from lessons_lib.quiz import show_quiz
+    from lessons_lib.quiz.labels import ui
+
+    monkeypatch.setenv("LESSONS_LANG", "ru")
+    shown = show_quiz("02")  # no kernel here: it prints the Markdown quiz
+    out = capsys.readouterr().out
+    assert shown.lang == "ru" and ui("quiz", "ru") in out and ui("self_check", "ru") in out
+
+
+def test_lesson_tables_and_messages_print_russian(monkeypatch, tmp_path):
+    from lessons_lib.adapters import where_searched
+    from lessons_lib.budget import memory_plan
+    from lessons_lib.evaluate import format_table
+    from lessons_lib.lesson import Lesson
+    from lessons_lib.mixing import describe_mix
+    from lessons_lib.profiles import PROFILES
+    from lessons_lib.router import KeywordRouter
+    from lessons_lib.router.metrics import evaluate_router, side_by_side
+
+    rows = [{"model": "json", "domain": "json", "n": 3, "valid": 1.0, "correct": 0.667}]
+    lesson = Lesson("02", PROFILES["tiny"], "no CUDA GPU: the offline tiny model runs on CPU", "cpu", "float32",
+                    False, tmp_path, None, None)
+    report = evaluate_router(KeywordRouter(), [{"text": "Give me JSON", "label": "json"}], name="keywords")
+    english = (lesson.summary(), memory_plan(PROFILES["t4"], "02"), format_table(rows), report.table(),
+               side_by_side([report]), describe_mix({"json": 0}, "runtime scaling"))
+    assert english[0].splitlines()[1] == "profile      tiny (no CUDA GPU: the offline tiny model runs on CPU)"
+    assert english[1].splitlines()[-1] == "peak                                       1.5 GB -> fits a T4 (15 GB)"
+    assert english[2].splitlines()[0].split() == ["model", "domain", "n", "valid", "correct"]
+    assert english[5] == "runtime scaling: no adapter (base)"
+
+    monkeypatch.setenv("LESSONS_LANG", "ru")
+    summary = lesson.summary()
+    assert re.fullmatch(r"профиль +tiny \(нет GPU с CUDA: офлайн-модель tiny работает на CPU\)",
+                        summary.splitlines()[1])
+    _russian(summary, {"dtype", "max_length", "colab", "cpu", "float", "False", "tmp", "pytest", "test"})
+    plan = memory_plan(PROFILES["t4"], "02")
+    assert plan.splitlines()[-1].endswith("1.5 ГБ -> помещается в T4 (15 ГБ)")
+    _russian(plan, {"bit"})
+    _russian(memory_plan(PROFILES["tiny"], "02"))
+    table = format_table(rows)
+    assert table.splitlines()[0].split() == ["модель", "домен", "n", "валидно", "верно"]
+    assert table.splitlines()[2].split() == english[2].splitlines()[2].split()  # the rows are data, not text
+    ways = format_table([{"way": "mixed batch", "ms": 1.5}, {"way": "switch per sub-batch", "ms": 3}])
+    assert [line.split("  ")[0].strip() for line in ways.splitlines()[2:]] == ["смешанный батч",
+                                                                               "переключение по подбатчам"]
+    _russian(report.table(), {"precision", "recall"})  # terms of art kept (GLOSSARY.md)
+    _russian(side_by_side([report]), {"keywords"})
+    assert describe_mix({"json": 0}, "runtime scaling") == "масштабирование на лету: без адаптеров (base)"
+    _russian(KeywordRouter().route("Как приготовить борщ?").reason)
+    searched = where_searched("json", PROFILES["tiny"], tmp_path, None)
+    assert searched.startswith("поставляемый ") and "HUB_NAMESPACE не задан" in searched
+    _russian(searched, {"tiny", "adapters", "tmp", "pytest", "work", "lessons_lib", "main", "assets"})
+
+
 @pytest.mark.slow
 def test_a_russian_notebook_executes_on_the_tiny_profile(tmp_path, monkeypatch):
     """One Russian notebook end to end: the setup cell's path logic from notebooks/ru/, LESSONS_LANG, the quiz."""
@@ -151,6 +335,19 @@ def test_a_russian_notebook_executes_on_the_tiny_profile(tmp_path, monkeypatch):
     quiz = "".join(o.get("text", "") + json.dumps(o.get("data", {}), ensure_ascii=False)
                    for o in [c for c in nb.cells if c.cell_type == "code"][-1].outputs)
     assert ui("quiz", "ru") in quiz and ui("quiz", "en") not in quiz, "the quiz speaks the notebook's language"
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                      if o.get("output_type") == "stream")
+    for russian in ("урок", "профиль", "рабочая папка", "json: поставляемый (", "профиль для CPU",
+                    "загруженные адаптеры:", "активный адаптер:", "после set_adapter('coding')", "обучаемых:", "модель",
+                    "домен", "валидно", "промпт домена", "активен: coding", "base (адаптеры отключены)", "способ",
+                    "медиана, мс", "перезагрузка базы + адаптера", "часть", "% от базовой", "ранг r", "целевые модули",
+                    "было:", "стало:", "логиты `base` сейчас"):
+        assert russian in printed, f"{russian!r} is missing from the Russian notebook's printed output"
+    for english in ("lesson ", "work dir", "json: shipped", "reload base + adapter", "switch per sub-batch",
+                    "no GPU memory plan", "loaded adapters", "active adapter", "trainable:", "valid with its own adapter",
+                    "quick-trained", "active: ", "Type a prompt", "median ms", "% of base", "rank r", "target modules",
+                    "before:", "logits now"):
+        assert english not in printed, f"{english!r} is left in English in the Russian notebook's printed output"
     assert os.environ.get("LESSONS_LANG") is None  # the kernel's setting stays in the kernel
 
 

@@ -1,11 +1,11 @@
 """The adapter server, end to end: a real server in a subprocess on a free loopback port.
 
-Covers concurrency without cross-talk (64 mixed requests vs single-request references), bad input, the
-openai client, the CLI client, the web page in headless Chromium, and the vLLM/LoRAX hand-off commands.
+Covers concurrency without cross-talk (64 mixed requests vs single-request references), bad input, streaming, the
+openai client (tests/test_openai_clients.py covers the OpenAI API in depth), and the CLI client.
+The web page is tested in tests/test_web_page.py, the vLLM/LoRAX hand-off in tests/test_vllm_handoff.py.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -73,10 +73,11 @@ def references(client):
 def test_health_and_models_list_base_adapters_and_auto(client):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["profile"] == "tiny"
-    assert health["adapters"] == ["json", "coding", "support"]
+    assert health["adapters"] == ["json", "coding", "support", "tools"]  # the tools adapter is served (issue 17)
     models = client.get("/v1/models").json()
     ids = [m["id"] for m in models["data"]]
-    assert ids == ["base", "json", "coding", "support", "auto"], f"router missing? /health says {health['router']}"
+    assert ids == ["base", "json", "coding", "support", "tools", "auto"], \
+        f"router missing? /health says {health['router']}"
     assert {m["id"]: m["parent"] for m in models["data"]}["json"] == "base"
     assert health["max_body_bytes"] == 1_000_000  # the documented default of --max-body-bytes
 
@@ -154,16 +155,18 @@ def test_unknown_model_is_404_listing_the_available_ones(client):
     assert response.status_code == 404
     error = response.json()["error"]
     assert error["code"] == "model_not_found"
-    assert error["available"] == ["base", "json", "coding", "support", "auto"]
+    assert error["available"] == ["base", "json", "coding", "support", "tools", "auto"]
     assert "json" in error["message"] and "legal" in error["message"]
 
 
-def test_empty_messages_are_422(client):
+def test_empty_messages_are_400(client):
+    """422 before issue 17; OpenAI answers an invalid request with 400 invalid_request_error."""
     response = client.post("/v1/chat/completions", json={"model": "json", "messages": []})
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert "messages" in response.json()["error"]["message"]
+    assert response.json()["error"]["type"] == "invalid_request_error"
     response = client.post("/v1/chat/completions", json={"model": "json", "messages": [{"role": "user", "content": " "}]})
-    assert response.status_code == 422
+    assert response.status_code == 400
 
 
 def test_prompt_over_max_length_is_a_clear_400(client):
@@ -184,9 +187,21 @@ def test_adapter_names_with_path_separators_are_refused(client, name):
     assert [m["id"] for m in client.get("/v1/models").json()["data"]][:4] == ["base", "json", "coding", "support"]
 
 
-def test_too_many_tokens_and_streaming_are_refused(client):
+def test_too_many_tokens_are_refused_and_streaming_is_served(client, references):
+    """stream=True was a 400 before issue 17; now it streams the same answer as SSE chunks."""
+    import json
+
+    refs, _ = references
+    prompt = traffic_prompts()[0]
     assert chat(client, "json", "hi", max_tokens=10_000).json()["error"]["code"] == "max_tokens_too_large"
-    assert chat(client, "json", "hi", stream=True).status_code == 400
+    with client.stream("POST", "/v1/chat/completions", json={
+            "model": "json", "messages": [{"role": "user", "content": prompt}], "max_tokens": MAX_TOKENS,
+            "stream": True}) as response:
+        assert response.status_code == 200
+        events = [line.removeprefix("data: ") for line in response.iter_lines() if line]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(event) for event in events[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == refs[(prompt, "json")][0]
 
 
 def test_a_crashed_generation_is_500_and_the_server_keeps_serving(client, server, references):
@@ -266,7 +281,7 @@ def test_openai_client_pointed_at_the_base_url(server, references):
     refs, _ = references
     prompt = traffic_prompts()[4]
     api = openai.OpenAI(base_url=f"{server}/v1", api_key="not-needed", max_retries=0)
-    assert [m.id for m in api.models.list()] == ["base", "json", "coding", "support", "auto"]
+    assert [m.id for m in api.models.list()] == ["base", "json", "coding", "support", "tools", "auto"]
     reply = api.chat.completions.create(model="coding", messages=[{"role": "user", "content": prompt}],
                                         max_tokens=MAX_TOKENS)
     assert reply.model == "coding"
@@ -286,79 +301,11 @@ def test_cli_ask(server, references):
     text, adapter = refs[(prompt, "auto")]
     assert text in run.stdout
     assert f"answered by {adapter}" in run.stdout
+    streamed = subprocess.run([sys.executable, "-m", "lessons_lib.serve", "ask", prompt, "--adapter", "auto",
+                               "--url", server, "--max-tokens", str(MAX_TOKENS), "--stream"], capture_output=True,
+                              text=True, cwd=REPO_DIR, timeout=60)
+    assert streamed.returncode == 0, streamed.stderr
+    assert streamed.stdout.startswith(text + "\n") and f"answered by {adapter}" in streamed.stdout
     bad = subprocess.run([sys.executable, "-m", "lessons_lib.serve", "ask", "hi", "--adapter", "legal", "--url",
                           server], capture_output=True, text=True, cwd=REPO_DIR, timeout=60)
     assert bad.returncode == 1 and "HTTP 404" in bad.stdout
-
-
-# ---------------------------------------------------------------- the web page in a real browser
-def test_web_page_in_headless_chromium(server, client, tmp_path):
-    from browser_cdp import Browser, find_chromium
-
-    binary = find_chromium()
-    assert binary, ("Chromium is not installed, so the web page cannot be tested in a real browser. Install it once "
-                    "with `sudo bash tools/ensure_chromium.sh` (Debian's chromium package; `make test` does this "
-                    "itself when run as root).")
-    prompt = traffic_prompts()[0]
-    expected = chat(client, "json", prompt, max_tokens=None).json()  # the page asks without max_tokens
-    with Browser(binary) as browser:
-        browser.goto(server + "/")
-        browser.wait_for("document.body && document.body.dataset.ready === '1'")
-        options = browser.evaluate("[...document.querySelectorAll('#model option')].map(o => o.value)")
-        assert options == ["base", "json", "coding", "support", "auto"]
-        browser.evaluate("(() => { const s = document.getElementById('model'); s.value = 'json';"
-                         " s.dispatchEvent(new Event('change')); return s.value; })()")
-        browser.click("#prompt")
-        browser.type_text(prompt)
-        assert browser.evaluate("document.getElementById('prompt').value") == prompt
-        browser.click("#send")
-        browser.wait_for("document.getElementById('status').textContent === 'done'", timeout=60)
-        answer = browser.evaluate("document.getElementById('answer').textContent")
-        adapter = browser.evaluate("document.getElementById('adapter').textContent")
-        if os.environ.get("SERVE_SCREENSHOT"):
-            browser.screenshot(os.environ["SERVE_SCREENSHOT"])
-    assert adapter == "json"
-    assert answer == expected["choices"][0]["message"]["content"]
-
-
-# ---------------------------------------------------------------- hand-off to vLLM / LoRAX (no server needed)
-def test_vllm_and_lorax_commands_from_the_adapter_store():
-    from lessons_lib.adapters import COURSE_ADAPTERS, adapter_dir
-    from lessons_lib.profiles import PROFILES
-    from lessons_lib.serve.vllm import handoff, vllm_command, vllm_max_lora_rank, read_adapters
-
-    tiny = PROFILES["tiny"]
-    folders = {name: adapter_dir(name, tiny) for name in COURSE_ADAPTERS}
-    adapters = read_adapters(folders)
-    command = vllm_command(tiny.model_id, adapters)
-    assert command[:3] == ["vllm", "serve", tiny.model_id]
-    assert "--enable-lora" in command
-    modules = command[command.index("--lora-modules") + 1:command.index("--max-lora-rank")]
-    assert modules == [f"{name}={folders[name].resolve()}" for name in COURSE_ADAPTERS]
-    assert command[command.index("--max-lora-rank") + 1] == "8"
-    assert command[command.index("--served-model-name") + 1] == "base"
-    assert (vllm_max_lora_rank(12), vllm_max_lora_rank(64)) == (16, 64)
-    with pytest.raises(ValueError, match="largest"):
-        vllm_max_lora_rank(1024)
-    plan = handoff(folders, tiny.model_id)
-    assert plan["lorax"].startswith("docker run") and "--model-id /base" in plan["lorax"]
-    assert f"{folders['json'].parent.resolve()}:/data" in plan["lorax"]  # the store, where adapter_id=/data/NAME
-    mapping = {row["our model"]: row["vllm model"] for row in plan["mapping"]}
-    assert mapping["json"] == "json" and mapping["base"] == "base"
-    with pytest.raises(ValueError, match="path separator"):
-        read_adapters({"../json": folders["json"]})
-
-
-@pytest.mark.parametrize("store", ["/data/a", "/check/" + "deeply/nested/" * 8 + "adapters", "/with space/adapters"])
-def test_shell_commands_wrap_between_options_and_round_trip(store):
-    import shlex
-
-    from lessons_lib.profiles import PROFILES
-    from lessons_lib.serve.vllm import lorax_command, shell
-
-    command = lorax_command(PROFILES["tiny"].model_id, store)
-    text = shell(command)
-    assert shlex.split(text.replace("\\\n", " ")) == command
-    for line in text.splitlines()[1:]:
-        assert line.lstrip().startswith("-"), f"a continuation line starts inside an option: {line!r}"
-    assert "--model-id /base" in text

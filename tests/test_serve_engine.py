@@ -148,3 +148,157 @@ def test_a_request_the_router_refuses_fails_alone_and_its_batch_is_not_redone(co
         engine.close()
     assert max(a.batch_size for a in answers) == len(others)
     assert (engine.stats["fallback_runs"], engine.stats["failed_batches"], engine.stats["errors"]) == (0, 0, 1)
+
+
+# ---------------------------------------------------------------- sampling, choices, streaming (issue 17)
+def run_together(engine, jobs, timeout=120):
+    for j in jobs:
+        engine.submit(j)
+    return [j.future.result(timeout) for j in jobs]
+
+
+def sampled(tok, prompt, model, max_tokens=16, **settings):
+    from lessons_lib.serve.engine import Sampling
+
+    j = job(tok, prompt, model, max_tokens)
+    j.sampling = Sampling(**settings)
+    return j
+
+
+def test_a_greedy_job_answers_the_same_alone_and_beside_sampled_jobs(course_model, tokenizer):
+    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=200)
+    try:
+        alone = engine.submit(job(tokenizer, PROMPTS[0], "json", 16)).result(60)
+        mixed = run_together(engine, [sampled(tokenizer, PROMPTS[2], "support", temperature=1.2, seed=1, n=2),
+                                      job(tokenizer, PROMPTS[0], "json", 16),
+                                      sampled(tokenizer, PROMPTS[1], "coding", temperature=0.8, top_p=0.9)])
+    finally:
+        engine.close()
+    assert mixed[1].batch_size == 3
+    assert mixed[1].text == alone.text and mixed[1].completion_tokens == alone.completion_tokens
+    assert len(mixed[0].choices) == 2 and mixed[0].text == mixed[0].choices[0].text
+
+
+def test_a_seed_repeats_its_answer_and_n_choices_differ(course_model, tokenizer):
+    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=0)
+    try:
+        first = engine.submit(sampled(tokenizer, PROMPTS[2], "support", 24, temperature=1.2, seed=5, n=3)).result(60)
+        again = engine.submit(sampled(tokenizer, PROMPTS[2], "support", 24, temperature=1.2, seed=5, n=3)).result(60)
+        other = engine.submit(sampled(tokenizer, PROMPTS[2], "support", 24, temperature=1.2, seed=6)).result(60)
+        engine.window_s = 0.2
+        company = run_together(engine, [job(tokenizer, PROMPTS[0], "json", 24),
+                                        sampled(tokenizer, PROMPTS[2], "support", 24, temperature=1.2, seed=5, n=3),
+                                        sampled(tokenizer, PROMPTS[1], "coding", 24, temperature=1.2)])
+    finally:
+        engine.close()
+    texts = [c.text for c in first.choices]
+    assert [c.index for c in first.choices] == [0, 1, 2]
+    assert texts == [c.text for c in again.choices] == [c.text for c in company[1].choices]
+    assert company[1].batch_size == 3
+    assert len(set(texts)) == 3 and other.text != texts[0]
+    assert engine.stats["tokens_generated"] == sum(c.completion_tokens for a in (first, again, other, *company)
+                                                   for c in a.choices)
+
+
+def test_streamed_deltas_add_up_to_each_choice(course_model, tokenizer):
+    deltas = []
+    streamed = sampled(tokenizer, PROMPTS[2], "support", 30, temperature=1.0, seed=3, n=2, stop=("order",),
+                       logprobs=True, top_logprobs=2)
+    streamed.on_delta = deltas.append
+    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=100)
+    try:
+        answer, plain = run_together(engine, [streamed, job(tokenizer, PROMPTS[0], "json")])
+    finally:
+        engine.close()
+    assert plain.text and plain.choices[0].text == plain.text
+    for choice in answer.choices:
+        mine = [d for d in deltas if d.index == choice.index]
+        assert "".join(d.text for d in mine) == choice.text
+        assert mine[-1].finish_reason == choice.finish_reason and choice.finish_reason in ("stop", "length")
+        assert all(d.finish_reason is None for d in mine[:-1])
+        assert "order" not in choice.text
+        assert [e for d in mine for e in d.logprobs] == choice.logprobs
+        assert all(len(e["top_logprobs"]) == 2 for e in choice.logprobs)
+
+
+def test_a_cancelled_job_stops_and_leaves_its_batch(course_model, tokenizer):
+    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=200)
+    try:
+        reference = engine.submit(job(tokenizer, PROMPTS[1], "coding", 24)).result(60)
+        leaving = job(tokenizer, PROMPTS[2], "support", 24)
+        leaving.on_delta = lambda delta: leaving.cancelled.set()  # the client went away after the first piece
+        early = job(tokenizer, PROMPTS[0], "json", 24)
+        early.cancelled.set()  # gone before its batch ran
+        gone, stayed, never = run_together(engine, [leaving, job(tokenizer, PROMPTS[1], "coding", 24), early])
+    finally:
+        engine.close()
+    assert gone.finish_reason == "cancelled" and gone.completion_tokens < 5
+    assert never.finish_reason == "cancelled" and never.completion_tokens == 0
+    assert stayed.text == reference.text
+    assert engine.stats["cancelled"] == 2
+
+
+def test_bad_sampling_fails_only_its_own_job(course_model, tokenizer):
+    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=100)
+    try:
+        bad, good = sampled(tokenizer, PROMPTS[0], "json", top_p=0.0), job(tokenizer, PROMPTS[0], "json")
+        engine.submit(bad), engine.submit(good)
+        with pytest.raises(GenerationError, match="top_p must be in"):
+            bad.future.result(60)
+        assert good.future.result(60).text
+    finally:
+        engine.close()
+    assert engine.stats["failed_batches"] == 0
+
+
+def test_a_batch_failing_mid_stream_fails_the_streamed_job_and_reruns_the_rest(course_model, tokenizer):
+    def explode_late(ids):  # fails on the third step, after the streamed job has sent text
+        if len(ids) >= 2:
+            raise RuntimeError("constraint crashed")
+        return None
+
+    streamed, bad, plain = job(tokenizer, PROMPTS[2], "support"), job(tokenizer, PROMPTS[0], "json"), \
+        job(tokenizer, PROMPTS[1], "coding")
+    streamed.on_delta = lambda delta: None
+    bad.allowed_tokens = explode_late
+    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=200)
+    try:
+        for j in (streamed, bad, plain):
+            engine.submit(j)
+        with pytest.raises(GenerationError, match="streamed"):
+            streamed.future.result(60)
+        with pytest.raises(GenerationError, match="constraint crashed"):
+            bad.future.result(60)
+        assert plain.future.result(60).text
+    finally:
+        engine.close()
+    assert (engine.stats["failed_batches"], engine.stats["fallback_runs"], engine.stats["errors"]) == (1, 2, 2)
+
+
+class PeftRows:
+    """A stand-in for the batched LoRA object: applies PEFT's per-row hooks itself and records the batches."""
+
+    def __init__(self, model, fail: bool = False):
+        self.model, self.fail, self.seen = model, fail, []
+
+    def rows(self, names):
+        if self.fail:
+            raise NotImplementedError("no stacked weights for this model")
+        self.seen.append(list(names))
+        return self.model._enable_peft_forward_hooks(adapter_names=list(names))
+
+
+def test_a_batched_lora_object_runs_the_rows_and_a_broken_one_falls_back_to_peft(course_model, tokenizer):
+    keys = [(p, m) for p in PROMPTS for m in ("json", "base")]
+    results = {}
+    for label, lora in (("peft", None), ("batched", PeftRows(course_model)), ("broken", PeftRows(course_model, True))):
+        engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=200,
+                                batched_lora=lora)
+        try:
+            results[label] = [a.text for a in run_together(engine, [job(tokenizer, *k) for k in keys])]
+            results[label + " path"] = engine.stats["lora_path"]
+        finally:
+            engine.close()
+    assert results["batched"] == results["peft"] == results["broken"]
+    assert (results["peft path"], results["batched path"]) == ("peft", "batched")
+    assert results["broken path"].startswith("peft (batched LoRA failed: NotImplementedError")

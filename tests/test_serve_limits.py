@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from lessons_lib.paths import REPO_DIR
-from lessons_lib.serve.app import (DEFAULT_MAX_BODY_BYTES, BodyLimit, ErrorCounts, create_app, marker_regex,
-                                   neutralise, role_markers, without_paths)
+from lessons_lib.serve.app import (DEFAULT_MAX_BODY_BYTES, BodyLimit, ChatRequest, ErrorCounts, create_app,
+                                   marker_regex, neutralise, role_markers, without_paths)
 
 LIMIT = 20_000  # the in-process app's body limit: small, so the payloads stay small
 
@@ -106,11 +106,11 @@ def test_the_limit_stops_reading_a_stream_at_the_limit():
 
 
 def test_default_limit_is_1_mb_and_the_flag_sets_it():
-    from lessons_lib.serve.__main__ import serve_parser
+    from lessons_lib.serve.__main__ import serve_parser, server_settings
 
     assert DEFAULT_MAX_BODY_BYTES == 1_000_000
-    assert serve_parser().parse_args([]).max_body_bytes == DEFAULT_MAX_BODY_BYTES
-    assert serve_parser().parse_args(["--max-body-bytes", "5000"]).max_body_bytes == 5000
+    assert server_settings(serve_parser().parse_args([])).max_body_bytes == DEFAULT_MAX_BODY_BYTES
+    assert server_settings(serve_parser().parse_args(["--max-body-bytes", "5000"])).max_body_bytes == 5000
     for bad in ("0", "-1", "1MB"):
         with pytest.raises(SystemExit):
             serve_parser().parse_args(["--max-body-bytes", bad])
@@ -175,28 +175,72 @@ def test_memory_is_released_after_large_prompts(tmp_path):
 
 
 # ---------------------------------------------------------------- every bad request a 4xx naming the field
+TOOL = {"type": "function", "function": {"name": "text_formatter", "parameters": {
+    "type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}}
+CALL = {"id": "call_1", "type": "function", "function": {"name": "text_formatter", "arguments": "{\"text\": \"hi\"}"}}
+# Validation errors were 422 before issue 17; OpenAI answers 400 invalid_request_error, and so does this server now.
 BAD_REQUESTS = [
-    ({"model": "json"}, 422, "validation_error", "messages"),
-    ({"model": "", "messages": [{"role": "user", "content": "hi"}]}, 422, "validation_error", "model"),
-    ({"model": "json", "messages": [{"role": "robot", "content": "hi"}]}, 422, "validation_error",
+    ({"model": "json"}, 400, "validation_error", "messages"),
+    ({"model": "", "messages": [{"role": "user", "content": "hi"}]}, 400, "validation_error", "model"),
+    ({"model": "json", "messages": [{"role": "robot", "content": "hi"}]}, 400, "validation_error",
      "messages[0].role"),
-    ({"model": "json", "messages": [{"role": "user", "content": [1, 2]}]}, 422, "validation_error",
-     "messages[0].content"),
-    (body(max_tokens=0), 422, "validation_error", "max_tokens"),
+    ({"model": "json", "messages": [{"role": "user", "content": [1, 2]}]}, 400, "validation_error",
+     "messages[0].content[0]"),
+    ({"model": "json", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+     400, "validation_error", "messages[0].content[0].type"),
+    (body(max_tokens=0), 400, "validation_error", "max_tokens"),
     (body(max_tokens=10_000), 400, "max_tokens_too_large", "max_tokens"),
-    (body(stream=True), 400, "stream_unsupported", "stream"),
+    (body(max_tokens=None, max_completion_tokens=10_000), 400, "max_tokens_too_large", "max_completion_tokens"),
     (body("legal"), 404, "model_not_found", "model"),
     (body("../json"), 400, "invalid_model_name", "model"),
     (body("mix"), 400, "missing_adapter_weights", "adapter_weights"),
     (body("mix", adapter_weights={"legal": 1.0}), 404, "model_not_found", "adapter_weights.legal"),
-    (body("mix", adapter_weights={"json": "0.5"}), 422, "validation_error", "adapter_weights.json"),
-    (body("mix", adapter_weights={"json": None}), 422, "validation_error", "adapter_weights.json"),
+    (body("mix", adapter_weights={"json": "0.5"}), 400, "validation_error", "adapter_weights.json"),
+    (body("mix", adapter_weights={"json": None}), 400, "validation_error", "adapter_weights.json"),
     (body("mix", adapter_weights={"json": 1e30}), 400, "invalid_adapter_weights", "adapter_weights.json"),
     (body("mix", adapter_weights={"json": 0}), 400, "invalid_adapter_weights", "adapter_weights.json"),
     (body("json", "order kettle " * 400), 400, "context_length_exceeded", "messages"),
     ({"model": "auto", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "  "}]},
      400, "empty_route_text", "messages[1].content"),
-    ({"model": "json", "messages": [{"role": "user", "content": " "}]}, 422, "empty_messages", "messages"),
+    ({"model": "json", "messages": [{"role": "user", "content": " "}]}, 400, "empty_messages", "messages"),
+    # no parameter is silently ignored: unknown fields and unsupported values are refused, naming the field
+    (body(best_of=2), 400, "unknown_parameter", "best_of"),
+    (body(functions=[TOOL["function"]]), 400, "unknown_parameter", "functions"),
+    ({"model": "json", "messages": [{"role": "user", "content": "hi", "weight": 1}]}, 400, "unknown_parameter",
+     "messages[0].weight"),
+    ({"model": "json", "messages": [{"role": "user", "content": "hi", "audio": {"id": "a1"}}]}, 400,
+     "validation_error", "messages[0].audio"),
+    (body(response_format={"type": "json_object"}), 400, "unsupported_value", "response_format"),
+    (body(frequency_penalty=0.5), 400, "unsupported_parameter", "frequency_penalty"),
+    (body(logit_bias={"42": 5}), 400, "unsupported_parameter", "logit_bias"),
+    (body(temperature=2.5), 400, "validation_error", "temperature"),
+    (body(top_p=0), 400, "validation_error", "top_p"),
+    (body(n=9), 400, "validation_error", "n"),
+    (body(stop=["a", "b", "c", "d", "e"]), 400, "invalid_value", "stop"),
+    (body(stop=["a", ""]), 400, "invalid_value", "stop[1]"),
+    (body(top_logprobs=2), 400, "invalid_value", "top_logprobs"),
+    (body(logprobs=True, top_logprobs=6), 400, "validation_error", "top_logprobs"),
+    (body(stream_options={"include_usage": True}), 400, "invalid_value", "stream_options"),
+    (body(max_tokens=4, max_completion_tokens=8), 400, "invalid_value", "max_tokens"),
+    (body(tool_choice="required"), 400, "invalid_value", "tool_choice"),
+    (body(tools=[TOOL], tool_choice={"type": "function", "function": {"name": "other"}}), 400, "invalid_value",
+     "tool_choice.function.name"),
+    (body(tools=[TOOL, TOOL]), 400, "invalid_value", "tools[1].function.name"),
+    (body(tools=[{"type": "function", "function": {"name": "bad name"}}]), 400, "validation_error",
+     "tools[0].function.name"),
+    (body(tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {
+        "nested": {"type": "object"}}}}}], tool_choice="required"), 400, "invalid_value",
+     "tools[0].function.parameters"),
+    ({"model": "json", "messages": [{"role": "user", "content": "hi"}, {"role": "tool", "content": "42"}]}, 400,
+     "invalid_value", "messages[1].tool_call_id"),
+    ({"model": "json", "messages": [{"role": "user", "content": "hi"},
+                                    {"role": "tool", "content": "42", "tool_call_id": "call_9"}]}, 400,
+     "invalid_value", "messages[1].tool_call_id"),
+    ({"model": "json", "messages": [{"role": "user", "content": "hi", "tool_calls": [CALL]}]}, 400, "invalid_value",
+     "messages[0].tool_calls"),
+    ({"model": "json", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None,
+      "tool_calls": [{**CALL, "function": {"name": "text_formatter", "arguments": "{not json"}}]}]}, 400,
+     "invalid_value", "messages[1].tool_calls[0].function.arguments"),
 ]
 
 
@@ -206,6 +250,62 @@ def test_every_bad_request_is_a_4xx_naming_the_field(app, request_body, status, 
     assert_openai_error(call(app, "POST", "/v1/chat/completions", json=request_body), status, code, param)
 
 
+def test_allow_listed_fields_change_nothing(app):
+    """The documented allow-list (protocol.py) is accepted and changes no answer; developer is a system message."""
+    plain = call(app, "POST", "/v1/chat/completions", json=body())
+    extra = body(user="u-1", safety_identifier="s", metadata={"k": "v"}, store=False, service_tier="auto",
+                 prompt_cache_key="c", frequency_penalty=0, presence_penalty=0.0, logit_bias={},
+                 parallel_tool_calls=True, response_format={"type": "text"}, temperature=None, seed=7)
+    extra["messages"][0]["name"] = "anna"
+    same = call(app, "POST", "/v1/chat/completions", json=extra)
+    assert plain.status_code == same.status_code == 200, same.text
+    assert same.json()["choices"][0]["message"]["content"] == plain.json()["choices"][0]["message"]["content"]
+    server = app.state.server
+    system = server.build_job(ChatRequest(model="json", messages=[{"role": "system", "content": "Be brief."},
+                                                                  {"role": "user", "content": "hi"}])).prompt
+    developer = server.build_job(ChatRequest(model="json", messages=[{"role": "developer", "content": "Be brief."},
+                                                                     {"role": "user", "content": "hi"}])).prompt
+    assert developer == system
+
+
+def test_absent_temperature_is_greedy(app):
+    """The course's documented choice (DEFAULT_TEMPERATURE): no temperature = temperature 0, not OpenAI's 1.0."""
+    from lessons_lib.serve.protocol import DEFAULT_TEMPERATURE
+
+    assert DEFAULT_TEMPERATURE == 0.0
+    texts = {call(app, "POST", "/v1/chat/completions", json=body(max_tokens=24, **extra)).json()["choices"][0]
+             ["message"]["content"] for extra in ({}, {}, {"temperature": 0})}
+    assert len(texts) == 1
+
+
+def test_routing_errors_and_model_lookup_are_openai_error_objects(app):
+    """Before: FastAPI's {"detail": "Not Found"} for an unknown path or model id, and a 405 likewise."""
+    error = assert_openai_error(call(app, "GET", "/v1/nothing"), 404, "unknown_url", None)
+    assert "GET /v1/nothing" in error["message"] and "POST /v1/chat/completions" in error["message"]
+    assert_openai_error(call(app, "GET", "/v1/chat/completions"), 405, "method_not_allowed", None)
+    assert_openai_error(call(app, "DELETE", "/v1/models"), 405, "method_not_allowed", None)
+    assert_openai_error(call(app, "GET", "/v1/models/legal"), 404, "model_not_found", "model")
+    entry = call(app, "GET", "/v1/models/json").json()
+    listed = next(m for m in call(app, "GET", "/v1/models").json()["data"] if m["id"] == "json")
+    assert entry.pop("created") > 0 and listed.pop("created") > 0
+    assert entry == listed
+
+
+def test_tool_results_and_calls_render_in_the_next_prompt(app):
+    """An assistant tool call (arguments as OpenAI's JSON string) and its tool result reach the prompt as the
+    course's chat template writes them; role markers in call arguments are neutralised too."""
+    server = app.state.server
+    messages = [{"role": "user", "content": "Wrap 'hi' to width 5."},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "call_abc", "type": "function",
+                     "function": {"name": "text_formatter", "arguments": '{"text": "hi<|system|>", "width": 5}'}}]},
+                {"role": "tool", "tool_call_id": "call_abc", "content": "hi"}]
+    prompt = server.build_job(ChatRequest(model="tools", messages=messages, tools=[TOOL])).prompt
+    assert '{"tool": "text_formatter", "arguments": {"text": "hi' in prompt and '"width": 5}}' in prompt
+    assert "<|tool|>\nhi<|end|>" in prompt and "Tools: text_formatter" in prompt
+    assert "<|system|>" not in prompt.split("Wrap")[1]
+
+
 def test_non_finite_weights_and_broken_json_name_their_field(app):
     nan = b'{"model": "mix", "messages": [{"role": "user", "content": "hi"}], "adapter_weights": {"json": NaN}}'
     headers = {"content-type": "application/json"}
@@ -213,7 +313,7 @@ def test_non_finite_weights_and_broken_json_name_their_field(app):
                                 "invalid_adapter_weights", "adapter_weights.json")
     assert "at most 4" in error["message"]
     assert_openai_error(call(app, "POST", "/v1/chat/completions", content=b'{"model": "json", ', headers=headers),
-                        422, "validation_error", "body[18]")
+                        400, "validation_error", "body[18]")
 
 
 def test_auto_with_a_blank_last_user_message_fails_alone_and_its_batch_runs_once(app):
@@ -244,7 +344,7 @@ def test_errors_are_counted_in_health(app):
     after = call(app, "GET", "/health").json()["errors"]
     assert after["total"] == before["total"] + 2 and after["client"] == before["client"] + 2
     assert after["by_code"]["model_not_found"] == before["by_code"].get("model_not_found", 0) + 1
-    assert after["by_status"]["422"] == before["by_status"].get("422", 0) + 1
+    assert after["by_status"]["400"] == before["by_status"].get("400", 0) + 1
 
 
 # ---------------------------------------------------------------- damaged adapters
@@ -296,8 +396,6 @@ def special_ids(tokenizer, text: str) -> list[int]:
 def test_role_markers_typed_into_content_are_not_role_markers(app, fake):
     """Before: `<|system|>` in user content became the real system-turn token. Now the prompt's special token
     ids are exactly the template's: the same as for that conversation with harmless text."""
-    from lessons_lib.serve.app import ChatRequest
-
     server = app.state.server
     tok = server.check_tokenizer
 
@@ -332,7 +430,7 @@ def test_responses_hold_no_absolute_paths(app):
     models = call(app, "GET", "/v1/models")
     assert str(REPO_DIR) not in models.text and str(REPO_DIR) not in call(app, "GET", "/health").text
     assert {m["id"]: m["root"] for m in models.json()["data"] if m["kind"] == "adapter"} == {
-        "json": "json", "coding": "coding", "support": "support"}
+        "json": "json", "coding": "coding", "support": "support", "tools": "tools"}
 
 
 def test_without_paths_cuts_local_paths_and_keeps_url_paths(tmp_path):

@@ -1,4 +1,4 @@
-"""Training: an interrupted run resumes from its newest checkpoint and still learns; bad data fails clearly."""
+"""Training: checkpoints cut short are set aside, settings are checked on resume; bad data fails clearly."""
 from __future__ import annotations
 
 import json
@@ -10,46 +10,6 @@ from lessons_lib.data import sft_rows
 from lessons_lib.train import (DataError, ResumeError, SimulatedDisconnect, checkpoint_problem, checkpoint_step,
                                check_lengths, check_rows, disconnect_after, fit_to_length, has_lora_layers,
                                last_checkpoint, lora_config, sft_config, train_adapter, train_domain)
-
-PLANNED, SAVE_EVERY, DISCONNECT_AT = 30, 10, 17
-
-
-def test_interrupted_training_resumes_from_the_newest_checkpoint_and_learns(tmp_path, tiny, tokenizer):
-    """A disconnect after step 17 leaves checkpoint-10; rerunning the same call resumes there and finishes at 30."""
-    from peft import PeftModel
-
-    from lessons_lib.evaluate import evaluate_model
-    from lessons_lib.models import load_base
-
-    out, logs = tmp_path / "json", []
-    disconnect = disconnect_after(DISCONNECT_AT)
-
-    def same_call():
-        return train_domain("json", tiny, out, n_rows=PLANNED * tiny.batch_size, max_steps=PLANNED,
-                            save_steps=SAVE_EVERY, keep_checkpoints=2, adapter_name="json", callbacks=[disconnect],
-                            log=logs.append, disable_tqdm=True)
-
-    with pytest.raises(SimulatedDisconnect, match="after step 17"):
-        same_call()
-    assert checkpoint_step(last_checkpoint(out)) == 10
-    assert not (out / "adapter_model.safetensors").exists(), "an interrupted run must not look finished"
-
-    result = same_call()
-    assert checkpoint_step(result.resumed_from) == 10, "resumed from the newest checkpoint, not from step 0"
-    assert result.steps == PLANNED and result.steps_run == PLANNED - 10
-    assert any("Resuming from" in line and "checkpoint-10" in line for line in logs)
-    assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-20", "checkpoint-30"], \
-        "only the last two checkpoints are kept"
-    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in out.iterdir()}
-    assert not (out / "json").exists(), "the named adapter is saved flat, loadable as a plain PEFT folder"
-    state = json.loads((out / "checkpoints" / f"checkpoint-{PLANNED}" / "trainer_state.json").read_text())
-    assert state["global_step"] == PLANNED and any(h["step"] < 10 for h in state["log_history"] if "loss" in h), \
-        "the loss log of the steps before the disconnect survives the resume"
-
-    model = PeftModel.from_pretrained(load_base(tiny), out).eval()
-    report, outputs = evaluate_model(model, tokenizer, "json", 16, max_new_tokens=64)
-    assert report.valid_rate >= 0.9 and report.correct_rate >= 0.5, (report, outputs[:3])
-
 
 # ---------------------------------------------------------------- killed while a checkpoint is being written
 SHORT, SHORT_SAVE, SHORT_DISCONNECT = 6, 2, 5  # checkpoints 2 and 4 are written, then the run stops
@@ -259,6 +219,55 @@ def test_configs_follow_the_profile_on_cpu(tmp_path, tiny):
     assert not args.fp16 and not args.bf16 and not args.gradient_checkpointing and args.use_cpu
     assert args.save_steps == 10 and args.save_total_limit == 2 and args.packing is False
     assert Path(args.output_dir) == tmp_path / "c"
+
+
+@pytest.mark.parametrize("strategy", [None, "bfd", "wrapped"])
+def test_sft_config_packs_as_the_profile_says(tmp_path, tiny, strategy):
+    from lessons_lib.profiles import PROFILES, with_overrides
+
+    assert {p.packing_strategy for p in PROFILES.values()} == {None}, "measured: padding wins on every profile"
+    args = sft_config(with_overrides(tiny, packing_strategy=strategy), tmp_path / "c")
+    assert args.packing is (strategy is not None) and (strategy is None or args.packing_strategy == strategy)
+
+
+def test_an_unknown_packing_strategy_is_refused_with_the_choices(tmp_path, tiny):
+    from lessons_lib.profiles import with_overrides
+
+    choices = "None \\(pad each batch\\) or one of bfd, bfd-requeue, wrapped"
+    with pytest.raises(ValueError, match=f"'bfd-wrapped'.*{choices}"):
+        sft_config(with_overrides(tiny, packing_strategy="bfd-wrapped"), tmp_path / "c")
+
+
+def test_packing_strategies_keep_the_loss_on_answers_and_only_wrapped_mixes_examples(tmp_path, tiny, tokenizer, base):
+    """What notebook 01 says about packing, on TRL's own collator and the tiny model (SDPA attention)."""
+    import torch
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from lessons_lib.profiles import with_overrides
+
+    rows = sft_rows("json", 6)
+    base.eval()
+    answers = [r["completion"][0]["content"] for r in rows]
+    for strategy, flat in (("bfd", True), ("wrapped", False)):
+        args = sft_config(with_overrides(tiny, packing_strategy=strategy), tmp_path / strategy, max_steps=1,
+                          per_device_train_batch_size=2)
+        trainer = SFTTrainer(model=base, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+        batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
+        assert ("position_ids" in batch) is flat and (batch["input_ids"].shape[0] == 1) is flat  # bfd: one flat row
+        trained = tokenizer.decode(batch["labels"][0][batch["labels"][0] != -100])
+        assert "<|user|>" not in trained and "<|end|>" in trained  # completion_only_loss: answers (and eos) only
+        assert sum(answer in trained for answer in answers) >= 2, trained  # several examples share one row
+    first, second = (torch.tensor(tokenizer.apply_chat_template(r["prompt"] + r["completion"])["input_ids"])
+                     for r in rows[:2])
+    both = torch.cat([first, second])[None]
+    with torch.no_grad():
+        alone = base(input_ids=second[None]).logits[0]
+        positions = torch.cat([torch.arange(len(first)), torch.arange(len(second))])[None]
+        padding_free = base(input_ids=both, position_ids=positions).logits[0, len(first):]  # bfd, no flash kernel
+        wrapped = base(input_ids=both, attention_mask=torch.ones_like(both)).logits[0, len(first):]
+    assert torch.allclose(padding_free, alone, rtol=1e-4, atol=1e-4)  # transformers masks per sequence on SDPA
+    assert (wrapped - alone).abs().max() > 0.1  # in a wrapped row the second example attends to the first
 
 
 # ---------------------------------------------------------------- rows that pass the shape but teach nothing (issue 15)

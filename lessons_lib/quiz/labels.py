@@ -1,12 +1,13 @@
 """Interface strings of the quiz in English and Russian."""
 from __future__ import annotations
 
-import os
+from ..i18n import LANG_ENV_VAR, resolve_lang
 
-LANG_ENV_VAR = "LESSONS_LANG"
+__all__ = ["LANG_ENV_VAR", "UI", "resolve_lang", "ui"]
 
 UI: dict[str, dict[str, str]] = {
     "quiz": {"en": "Quiz", "ru": "Тест"},
+    "error": {"en": "Error", "ru": "Ошибка"},
     "single": {"en": "choose one", "ru": "выберите один ответ"},
     "multi": {"en": "choose all that apply", "ru": "выберите все верные ответы"},
     "check": {"en": "Check", "ru": "Проверить"},
@@ -36,14 +37,6 @@ UI: dict[str, dict[str, str]] = {
                      "ru": "Оценка вопросов с несколькими ответами: (верные отметки − неверные отметки) / "
                            "число верных вариантов, не меньше 0; с одним ответом: 1 или 0."},
 }
-
-
-def resolve_lang(lang: str | None = None) -> str:
-    """The quiz language: the argument, else $LESSONS_LANG, else English."""
-    value = (lang or os.environ.get(LANG_ENV_VAR) or "en").strip().lower()
-    if value not in ("en", "ru"):
-        raise ValueError(f"Unknown quiz language {value!r}; use 'en' or 'ru' (argument lang=... or ${LANG_ENV_VAR}).")
-    return value
 
 
 def ui(key: str, lang: str) -> str:

@@ -135,6 +135,17 @@ def run_time_html(rows: list[RunTime], tiny_summary: Path | None) -> str:
             f"read from <code>{source}</code>.</p><table><tr>{head}</tr>{body}</table><p><i>{html.escape(ESTIMATE_BASIS)}</i></p>")
 
 
+EDITION_NAMES = {"en": "English", "ru": "Русский"}
+
+
+def notebook_links(notebook: str) -> dict[str, str]:
+    """{lang: Colab URL} of notebook NN in every edition (notebooks/ and notebooks/ru/); empty if it has no source."""
+    from ..scaffold import DEFAULT_REPOSITORY, LANGS, notebook_path, sources
+
+    stems = [src.stem for src in sources() if src.stem[:2] == notebook]
+    return {lang: DEFAULT_REPOSITORY.colab_url(notebook_path(stems[0], lang)) for lang in LANGS} if stems else {}
+
+
 def write_teacher_kit(out_dir: Path, langs: tuple[str, ...] = ("en", "ru"), notebooks: list[str] | None = None,
                       tiny_summary: Path | None = None, t4_summary: Path | None = None,
                       quiz_dir: Path | None = None) -> list[Path]:
@@ -150,9 +161,10 @@ def write_teacher_kit(out_dir: Path, langs: tuple[str, ...] = ("en", "ru"), note
         written.append(path)
 
     index_md = ["# Teacher kit — LoRA Adapter Lab", "",
-                "Printable quizzes (no answers) and separate answer keys, one pair per notebook and language.", "",
-                "| notebook | " + " | ".join(f"quiz ({l})" + f" | answer key ({l})" for l in langs) + " |",
-                "|---|" + "---|---|" * len(langs)]
+                "Printable quizzes (no answers) and separate answer keys, one pair per notebook and language, next to "
+                "both editions of each notebook (English in notebooks/, Russian in notebooks/ru/).", "",
+                "| notebook | editions | " + " | ".join(f"quiz ({l})" + f" | answer key ({l})" for l in langs) + " |",
+                "|---|---|" + "---|---|" * len(langs)]
     for bank in banks:
         nb, cells = bank.notebook, []
         for lang in langs:
@@ -166,15 +178,21 @@ def write_teacher_kit(out_dir: Path, langs: tuple[str, ...] = ("en", "ru"), note
                                                                   with_self_check=False), lang))
             cells += [f"[md](quiz-{nb}.{lang}.md) · [html](quiz-{nb}.{lang}.html)",
                       f"[md](answers-{nb}.{lang}.md) · [html](answers-{nb}.{lang}.html)"]
-        index_md.append(f"| {nb} {pick(bank.title, 'en')} ({len(bank.questions)} questions) | " + " | ".join(cells) + " |")
+        editions = " · ".join(f"[{EDITION_NAMES[lang]}]({url})" for lang, url in notebook_links(nb).items()) or "-"
+        index_md.append(f"| {nb} {pick(bank.title, 'en')} ({len(bank.questions)} questions) | {editions} | "
+                        + " | ".join(cells) + " |")
     rows = run_times(banks, tiny_summary, t4_summary)
     save("run-times.md", run_time_markdown(rows, tiny_summary))
     save("run-times.html", html_page("Run times", run_time_html(rows, tiny_summary)))
     index_md += ["", f"Scoring: {ui('partial_rule', 'en')}", "",
-                 f"Students choose the quiz language with `show_quiz(\"NN\", lang=\"ru\")` or `${LANG_ENV_VAR}=ru`.", "",
+                 "The Russian notebooks set `LESSONS_LANG=ru` in their setup cell, so their quiz, widgets and "
+                 "printed tables are Russian; in any notebook, `show_quiz(\"NN\", lang=\"ru\")` or "
+                 f"`${LANG_ENV_VAR}=ru` chooses the quiz language.", "",
                  run_time_markdown(rows, tiny_summary)]
     save("index.md", "\n".join(index_md))
     links = "".join(f"<li>{html.escape(b.notebook + ' ' + pick(b.title, 'en'))}: "
+                    + "".join(f"<a href='{html.escape(url)}'>{EDITION_NAMES[lang]}</a> · "
+                              for lang, url in notebook_links(b.notebook).items())
                     + " · ".join(f"<a href='quiz-{b.notebook}.{l}.html'>quiz {l}</a> · "
                                  f"<a href='answers-{b.notebook}.{l}.html'>answer key {l}</a>" for l in langs)
                     + "</li>" for b in banks)

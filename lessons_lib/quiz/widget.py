@@ -99,7 +99,8 @@ class QuestionCard(widgets.VBox):
         return f"<div>{head}<ul style='list-style: none; padding-left: 0.5em'>{items}</ul>{tail}</div>"
 
     def _on_click(self, _button) -> None:
-        run_showing_errors(self.check, self.feedback, lambda message: f"<b>Error:</b> {html.escape(message)}")
+        run_showing_errors(self.check, self.feedback,
+                           lambda message: f"<b>{ui('error', self.lang)}:</b> {html.escape(message)}")
 
 
 class QuizWidget(widgets.VBox):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..i18n import term, tr
 from .base import BASE_ADAPTER, GENERAL, LABELS, RouteDecision, Router, label_to_adapter
 from .keywords import DEFAULT_RULES, KeywordRouter
 
@@ -66,16 +67,17 @@ def find_or_train(profile, work_dir: Path | None = None, hub_namespace: str | No
     work_dir = Path(work_dir or BUILD_DIR / "work" / profile.name)
     found = find_artifact(ROUTER, profile, work_dir, hub_namespace, log=log)
     if found is not None:
-        log(f"router: {found.source} ({found.folder})")
+        log(f"router: {term(found.source)} ({found.folder})")
         return found.folder
     if profile.name == "tiny":
         raise not_found_error(ROUTER, profile, work_dir, hub_namespace)  # the tiny router ships with the course
     steps = steps or profile.quick_train_steps
-    log(f"router: not found ({where_searched(ROUTER, profile, work_dir, hub_namespace)}).\n"
-        f"router: training it here, {steps} steps ({describe_training(profile, steps)}).")
+    where, estimate = where_searched(ROUTER, profile, work_dir, hub_namespace), describe_training(profile, steps)
+    log(tr(en=f"router: not found ({where}).\nrouter: training it here, {steps} steps ({estimate}).",
+           ru=f"router: не найден ({where}).\nrouter: обучаем здесь, {steps} шагов ({estimate})."))
     folder = train_and_save(profile, local_dir(ROUTER, work_dir), steps, log=log)
     free_memory()  # the training copy is gone: give its GPU memory back before the router is loaded for use
-    log(f"router: saved to {folder}")
+    log(tr(en=f"router: saved to {folder}", ru=f"router: сохранён в {folder}"))
     return folder
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..i18n import tr
 from .base import GENERAL, LABELS, RouteDecision, Router
 from .encode import encode_batch
 
@@ -55,7 +56,12 @@ class EmbeddingRouter(Router):
             label = self.labels[best]
             if gap < self.margin:
                 decisions.append(RouteDecision(self.fallback, scores,
-                                               f"too close to call ({label} by {gap:.3f} < {self.margin}) → {self.fallback}"))
+                                               tr(en=f"too close to call ({label} by {gap:.3f} < {self.margin}) "
+                                                     f"→ {self.fallback}",
+                                                  ru=f"слишком близко, не решить ({label} на {gap:.3f} < "
+                                                     f"{self.margin}) → {self.fallback}")))
             else:
-                decisions.append(RouteDecision(label, scores, f"nearest centroid: {label} (cosine {sim_row[best]:.3f})"))
+                decisions.append(RouteDecision(label, scores, tr(
+                    en=f"nearest centroid: {label} (cosine {sim_row[best]:.3f})",
+                    ru=f"ближайший центроид: {label} (косинус {sim_row[best]:.3f})")))
         return decisions

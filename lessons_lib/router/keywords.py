@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+from ..i18n import tr
 from .base import GENERAL, RouteDecision, Router
 
 # The original course's rules (first four stems of each list), extended to English and Russian.
@@ -45,12 +46,15 @@ class KeywordRouter(Router):
         scores = {label: counts.get(label, 0.0) for label in self.labels}
         best = max(counts.values())
         if best == 0:
-            return RouteDecision(self.fallback, scores, f"no keyword matched → fallback {self.fallback!r}")
+            return RouteDecision(self.fallback, scores, tr(en=f"no keyword matched → fallback {self.fallback!r}",
+                                                           ru=f"ни одно ключевое слово не найдено → запасной "
+                                                              f"вариант {self.fallback!r}"))
         # Ties go to the label listed first in the rules: that order is part of the configuration.
         label = next(lbl for lbl in self.rules if counts[lbl] == best)
         fired = ", ".join(repr(w) for w in hits[label])
         others = {lbl: found for lbl, found in hits.items() if found and lbl != label}
-        reason = f"matched {fired} for {label!r}"
+        reason = tr(en=f"matched {fired} for {label!r}", ru=f"найдено {fired} для {label!r}")
         if others:
-            reason += "; also matched " + "; ".join(f"{lbl}: {', '.join(map(repr, f))}" for lbl, f in others.items())
+            also = "; ".join(f"{lbl}: {', '.join(map(repr, f))}" for lbl, f in others.items())
+            reason += tr(en="; also matched ", ru="; также найдено ") + also
         return RouteDecision(label, scores, reason)

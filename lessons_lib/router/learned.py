@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from ..i18n import tr
 from .base import GENERAL, LABELS, RouteDecision, Router
 from .encode import encode_batch
 
@@ -201,10 +202,13 @@ class LearnedRouter(Router):
             scores = dict(zip(self.labels, row))
             best = max(scores, key=scores.get)
             if scores[best] < self.threshold:
-                reason = f"low confidence ({best} {scores[best]:.2f} < {self.threshold:.2f}) → {self.fallback}"
+                reason = tr(en=f"low confidence ({best} {scores[best]:.2f} < {self.threshold:.2f}) → {self.fallback}",
+                            ru=f"низкая уверенность ({best} {scores[best]:.2f} < {self.threshold:.2f}) → "
+                               f"{self.fallback}")
                 decisions.append(RouteDecision(self.fallback, scores, reason))
             else:
-                decisions.append(RouteDecision(best, scores, f"classifier: {best} with p={scores[best]:.2f}"))
+                decisions.append(RouteDecision(best, scores, tr(en=f"classifier: {best} with p={scores[best]:.2f}",
+                                                                ru=f"классификатор: {best}, p={scores[best]:.2f}")))
         return decisions
 
     def save(self, folder: str | Path, extra: dict | None = None) -> Path:
@@ -263,16 +267,16 @@ def describe_training(profile, steps: int, batch_size: int = TRAIN_BATCH) -> str
     from .data import training_rows
     from .encode import router_texts
 
+    from ..budget import estimate_sentence
+
     if profile.rehearsal:
-        return "a CPU rehearsal: seconds"
+        return tr(en="a CPU rehearsal: seconds", ru="репетиция на CPU: секунды")
     if not profile.train_tokens_per_second:
-        return "no time estimate for this profile"
+        return tr(en="no time estimate for this profile", ru="для этого профиля нет оценки времени")
     tok = load_tokenizer(profile)
     texts = router_texts(tok, [r["text"] for r in training_rows(16)])
     tokens = batch_size * padded_length([len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts], batch_size)
-    basis = "measured" if profile.name == "tiny" else "assumed, not measured"
-    return (f"about {max(1, round(steps * tokens / profile.train_tokens_per_second / 60))} min: {tokens:.0f} padded "
-            f"tokens per step at ~{profile.train_tokens_per_second:.0f} tokens/s ({basis})")
+    return estimate_sentence(steps * tokens / profile.train_tokens_per_second, tokens, profile)
 
 
 def train_and_save(profile, folder: str | Path, steps: int, seed: int = 0, log=print) -> Path:
@@ -281,6 +285,8 @@ def train_and_save(profile, folder: str | Path, steps: int, seed: int = 0, log=p
 
     router, result = train_learned_router(profile, training_rows(), steps=steps, seed=seed, progress=True)
     lr = router_learning_rate(profile)
-    log(f"router: {result.steps} steps in {result.seconds:.0f} s, final loss {result.final_loss:.3f}")
+    log(tr(en=f"router: {result.steps} steps in {result.seconds:.0f} s, final loss {result.final_loss:.3f}",
+           ru=f"маршрутизатор: {result.steps} шагов за {result.seconds:.0f} с, итоговый loss "
+              f"{result.final_loss:.3f}"))
     return router.save(folder, extra={"profile": profile.name, "steps": result.steps, "seed": seed,
                                       "learning_rate": lr, "final_loss": round(result.final_loss, 4)})

@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..i18n import tr
 from .base import Router
 
 
@@ -51,7 +52,8 @@ class RouterReport:
 
     def table(self) -> str:
         """The per-class table as aligned text."""
-        lines = [f"{'label':10s} {'precision':>9s} {'recall':>7s} {'f1':>6s} {'support':>8s}"]
+        head = tr(en="label precision recall f1 support", ru="метка precision recall f1 примеров").split()
+        lines = [f"{head[0]:10s} {head[1]:>9s} {head[2]:>7s} {head[3]:>6s} {head[4]:>8s}"]  # RU words fit too
         for label, m in self.per_class().items():
             lines.append(f"{label:10s} {m['precision']:9.2f} {m['recall']:7.2f} {m['f1']:6.2f} {m['support']:8d}")
         return "\n".join(lines)
@@ -78,7 +80,9 @@ def evaluate_router(router: Router, rows: Sequence[dict], name: str | None = Non
 
 def side_by_side(reports: Sequence[RouterReport]) -> str:
     """One line per router: accuracy and routing time per prompt."""
-    lines = [f"{'router':12s} {'accuracy':>8s} {'ms/prompt':>10s}"]
+    head = tr(en="router|accuracy|ms/prompt", ru="маршрутизатор|точность|мс/промпт").split("|")
+    w = [max(12, len(head[0])), max(8, len(head[1])), max(10, len(head[2]))]
+    lines = [f"{head[0]:{w[0]}s} {head[1]:>{w[1]}s} {head[2]:>{w[2]}s}"]
     for r in reports:
-        lines.append(f"{r.name:12s} {r.accuracy:8.3f} {r.ms_per_prompt:10.2f}")
+        lines.append(f"{r.name:{w[0]}s} {r.accuracy:{w[1]}.3f} {r.ms_per_prompt:{w[2]}.2f}")
     return "\n".join(lines)

@@ -92,8 +92,13 @@ def check_mixed_batch(model, tokenizer, prompts: Sequence[str], adapter_names: S
 
 def describe_checks(rows: Sequence[RowCheck]) -> str:
     """One line: the largest kernel noise against the smallest distance to a wrong adapter."""
-    return (f"{sum(r.ok for r in rows)}/{len(rows)} rows match their own adapter: largest logit difference to it "
-            f"{max(r.noise for r in rows):.2g}, smallest to any other adapter {min(r.nearest_other for r in rows):.2g}")
+    from ..i18n import tr
+
+    ok, noise, other = sum(r.ok for r in rows), max(r.noise for r in rows), min(r.nearest_other for r in rows)
+    return tr(en=f"{ok}/{len(rows)} rows match their own adapter: largest logit difference to it "
+                 f"{noise:.2g}, smallest to any other adapter {other:.2g}",
+              ru=f"{ok}/{len(rows)} строк совпадают со своим адаптером: наибольшая разница логитов с ним "
+                 f"{noise:.2g}, наименьшая с любым другим адаптером {other:.2g}")
 
 
 __all__ = ["BASE_ADAPTER", "RoutedAnswer", "RoutedModel", "RowCheck", "check_mixed_batch", "describe_checks",

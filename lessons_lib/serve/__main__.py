@@ -2,8 +2,14 @@
 
     python -m lessons_lib.serve --profile tiny --host 127.0.0.1 --port 8000 [--adapters-dir DIR] [--router keyword]
         [--lora-modules json=/path/to/json coding=/path/to/coding ...] [--max-body-bytes 1000000]
+    python -m lessons_lib.serve --config assets/compositions/course.toml [--port 8001]
     python -m lessons_lib.serve ask "Extract the order as JSON: ..." --adapter auto [--url http://127.0.0.1:8000]
-    python -m lessons_lib.serve vllm --profile tiny [--adapters-dir DIR]
+    python -m lessons_lib.serve vllm --profile tiny [--adapters-dir DIR] | --config FILE
+
+`--config FILE` serves exactly what a composition file declares (see composition.py); --host, --port,
+--max-batch, --window-ms and --max-body-bytes given on the command line override its [server] table, and the
+options that choose what is served (--profile, --adapters-dir, --work-dir, --lora-modules, --router) are refused
+next to it.
 """
 from __future__ import annotations
 
@@ -29,20 +35,24 @@ def serve_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lessons_lib.serve",
                                      description="Serve the base model and its LoRA adapters over HTTP "
                                                  "(OpenAI-compatible). Sub-commands: ask, vllm.")
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="a composition file (TOML: base, adapters with weight and precision, named mixes, "
+                             "router, server); e.g. assets/compositions/course.toml")
     parser.add_argument("--profile", default=None,
                         help="tiny | t4 | 7b | t4-rehearsal | 7b-rehearsal (default: $LESSONS_PROFILE or automatic)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--host", default=None, help="default 127.0.0.1")
+    parser.add_argument("--port", type=int, default=None, help="default 8000")
     parser.add_argument("--adapters-dir", default=None,
                         help="serve every PEFT adapter folder in DIR (a local or Drive store) instead of the course "
                              "adapters of the profile")
     parser.add_argument("--work-dir", default=None, help="where notebook 01 saved the adapters (GPU profiles)")
     parser.add_argument("--lora-modules", nargs="+", default=None, metavar="NAME=PATH",
                         help="serve exactly these adapter folders under these names (as vLLM's --lora-modules)")
-    parser.add_argument("--router", default="keyword", help="router for model='auto': keyword | learned | none")
-    parser.add_argument("--window-ms", type=float, default=10.0, help="how long the engine gathers a batch")
-    parser.add_argument("--max-batch", type=int, default=32)
-    parser.add_argument("--max-body-bytes", type=positive_int, default=DEFAULT_MAX_BODY_BYTES,
+    parser.add_argument("--router", default=None,
+                        help="router for model='auto': keyword (default) | learned | embedding | none")
+    parser.add_argument("--window-ms", type=float, default=None, help="how long the engine gathers a batch (default 10)")
+    parser.add_argument("--max-batch", type=int, default=None, help="default 32")
+    parser.add_argument("--max-body-bytes", type=positive_int, default=None,
                         help=f"refuse request bodies larger than this with 413 (default {DEFAULT_MAX_BODY_BYTES}, "
                              "i.e. 1 MB: far more text than any profile's longest prompt)")
     parser.add_argument("--crash-on", default=None,
@@ -58,15 +68,31 @@ def ask_parser() -> argparse.ArgumentParser:
     parser.add_argument("--adapter", default="auto", help="an adapter name, base, or auto (default)")
     parser.add_argument("--url", default=DEFAULT_URL)
     parser.add_argument("--max-tokens", type=int, default=None)
+    parser.add_argument("--stream", action="store_true", help="print the answer as it is generated (SSE)")
     return parser
 
 
 def vllm_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lessons_lib.serve vllm")
+    parser = argparse.ArgumentParser(prog="python -m lessons_lib.serve vllm",
+                                     description="Print the vLLM and LoRAX commands that serve the same adapters, "
+                                                 "leaving out (with the reason) those vLLM cannot load.")
+    parser.add_argument("--config", default=None, metavar="FILE", help="the adapters of a composition file")
     parser.add_argument("--profile", default=None)
     parser.add_argument("--adapters-dir", default=None)
     parser.add_argument("--work-dir", default=None)
     return parser
+
+
+# Options that choose what is served: a composition file says that itself.
+CHOOSING_OPTIONS = ("profile", "adapters_dir", "work_dir", "lora_modules", "router")
+
+
+def refuse_with_config(args, parser: argparse.ArgumentParser) -> None:
+    """Exit with a usage error if an option that chooses what is served was given next to --config."""
+    given = [f"--{name.replace('_', '-')}" for name in CHOOSING_OPTIONS if getattr(args, name, None) is not None]
+    if args.config and given:
+        parser.error(f"{', '.join(given)} cannot be combined with --config: the composition file decides what is "
+                     "served. Edit the file (or drop --config).")
 
 
 def crash_hook(marker: str):
@@ -77,27 +103,66 @@ def crash_hook(marker: str):
     return fault
 
 
-def serve(args) -> int:
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+def server_settings(args, composition=None):
+    """Host, port, max_batch, window_ms, max_body_bytes: the command line's, else the file's, else the defaults."""
+    from dataclasses import replace
+
+    from .app import DEFAULT_MAX_BODY_BYTES
+    from .composition import ServerSettings
+
+    settings = composition.server if composition is not None else ServerSettings()
+    for name in ("host", "port", "max_batch", "window_ms", "max_body_bytes"):
+        value = getattr(args, name)
+        if value is not None:
+            if composition is not None and value != getattr(settings, name):
+                print(f"{name} {value} (from --{name.replace('_', '-')}; the file says {getattr(settings, name)})",
+                      flush=True)
+            settings = replace(settings, **{name: value})
+    return settings if settings.max_body_bytes else replace(settings, max_body_bytes=DEFAULT_MAX_BODY_BYTES)
+
+
+def load_from_args(args):
+    """(served model, composition or None): what the command line or the composition file asks for."""
     from pathlib import Path
 
-    import uvicorn
-
     from ..profiles import choose_profile
-    from .app import create_app
     from .loading import load_served_model, parse_lora_modules
 
+    if args.config:
+        from .composition import load_composed, load_composition
+
+        composition = load_composition(args.config)
+        print(f"composition {composition.path}: profile {composition.profile.name}; loading "
+              f"{composition.profile.model_id} ...", flush=True)
+        return load_composed(composition), composition
     profile, reason = choose_profile(args.profile)
     print(f"profile {profile.name} ({reason}); loading {profile.model_id} ...", flush=True)
     work_dir = Path(args.work_dir) if args.work_dir else None
-    served = load_served_model(profile, args.adapters_dir, work_dir, args.router,
+    served = load_served_model(profile, args.adapters_dir, work_dir, args.router or "keyword",
                                lora_modules=parse_lora_modules(args.lora_modules))
-    print(f"adapters: {', '.join(served.adapters) or 'none'}; router: {served.router_kind or served.router_error}",
-          flush=True)
-    app = create_app(served, args.window_ms, args.max_batch, crash_hook(args.crash_on) if args.crash_on else None,
-                     max_body_bytes=args.max_body_bytes)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return served, None
+
+
+def serve(args) -> int:
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import uvicorn
+
+    from .app import create_app
+    from .composition import CompositionError
+
+    try:
+        served, composition = load_from_args(args)
+    except CompositionError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
+    settings = server_settings(args, composition)
+    mixes = getattr(served, "mixes", {})
+    print(f"adapters: {', '.join(served.adapters) or 'none'}; router: {served.router_kind or served.router_error}"
+          + (f"; mixes: {', '.join(mixes)}" if mixes else ""), flush=True)
+    app = create_app(served, settings.window_ms, settings.max_batch,
+                     crash_hook(args.crash_on) if args.crash_on else None, max_body_bytes=settings.max_body_bytes)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     return 0
 
 
@@ -105,17 +170,35 @@ def vllm(args) -> int:
     from pathlib import Path
 
     from ..profiles import choose_profile
+    from .composition import CompositionError, load_composition
     from .loading import find_adapter_folders
-    from .vllm import handoff
+    from .vllm import handoff_report
 
-    profile, _ = choose_profile(args.profile)
-    folders, skipped = find_adapter_folders(profile, args.adapters_dir, Path(args.work_dir) if args.work_dir else None)
-    plan = handoff(folders, profile.model_id, args.adapters_dir, profile.max_length + profile.max_new_tokens)
-    print("# vLLM\n" + plan["vllm"] + "\n\n# LoRAX\n" + plan["lorax"] + "\n")
-    for row in plan["mapping"]:
-        print(f"model={row['our model']!r:10} -> vLLM model={row['vllm model']!r}, LoRAX adapter_id={row['lorax adapter_id']!r}")
-    for reason in skipped:
-        print(f"skipped: {reason}")
+    notes: list[str] = []
+    if args.config:
+        try:
+            composition = load_composition(args.config)
+        except CompositionError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        from .composition import adapter_folder
+
+        profile, folders, skipped = composition.profile, {}, []
+        for name, spec in composition.adapters.items():
+            folders[name] = adapter_folder(spec)
+            if spec.weight != 1.0:
+                notes.append(f"{name}: weight {spec.weight:g} in the composition; vLLM serves adapters as trained "
+                             "(weight 1): merge a scaled copy to keep it")
+        notes += [f"mix {name!r}: vLLM has no weighted mixes; send one adapter's name, or merge the mix into a new "
+                  "adapter (notebook 03)" for name in composition.mixes]
+        store = None
+    else:
+        profile, _ = choose_profile(args.profile)
+        folders, skipped = find_adapter_folders(profile, args.adapters_dir,
+                                                Path(args.work_dir) if args.work_dir else None)
+        store = args.adapters_dir
+    print(handoff_report(folders, profile.model_id, store, profile.max_length + profile.max_new_tokens,
+                         skipped=skipped, notes=notes))
     return 0
 
 
@@ -126,8 +209,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return ask_main(ask_parser().parse_args(argv[1:]))
     if argv and argv[0] == "vllm":
-        return vllm(vllm_parser().parse_args(argv[1:]))
-    return serve(serve_parser().parse_args(argv))
+        parser = vllm_parser()
+        args = parser.parse_args(argv[1:])
+        refuse_with_config(args, parser)
+        return vllm(args)
+    parser = serve_parser()
+    args = parser.parse_args(argv)
+    refuse_with_config(args, parser)
+    return serve(args)
 
 
 if __name__ == "__main__":

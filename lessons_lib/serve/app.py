@@ -2,7 +2,13 @@
 
 `model` is an adapter name, `base`, `auto` (the router picks) or `mix` with an `adapter_weights` object
 (an extension: a weighted 'cat' combination of loaded adapters). Every answer says which adapter answered,
-in `model` and in the extra field `adapter`.
+in `model` and in the extra field `adapter`. GET /v1/models lists them, GET /v1/models/{id} reads one.
+
+Chat Completions as OpenAI's clients use them (lessons_lib/serve/protocol.py lists every field and what it does
+here): streaming (SSE `chat.completion.chunk`s, lessons_lib/serve/streaming.py), per-request sampling inside mixed
+batches (`temperature`, `top_p`, `seed`, `n`, `stop`, `logprobs`), and tool calls (`tools`, `tool_choice`;
+lessons_lib/serve/tooling.py). Absent `temperature` means greedy (0), not OpenAI's 1.0: the course's answers stay
+reproducible; send a temperature to sample. No field is silently ignored: an unknown one is a 400 naming it.
 
 Bounds, so that no single request stalls or degrades the server:
 - request bodies over `max_body_bytes` (default DEFAULT_MAX_BODY_BYTES = 1 MB, `--max-body-bytes`) are refused
@@ -10,8 +16,9 @@ Bounds, so that no single request stalls or degrades the server:
   text is thousands of times the longest prompt any profile accepts;
 - prompt checks (chat template, token count) run on a worker thread, so `/health` answers while a long prompt
   is checked;
-- every bad request is a 4xx whose OpenAI-style error object names the field (`param`); `/health` counts the
-  errors by status and code;
+- every error, routing (404 unknown path, 405 wrong method) and validation (400, not 422) included, is OpenAI's
+  error object {"error": {message, type, param, code}} naming the field (`param`); `/health` counts the errors
+  by status and code;
 - role markers typed into message content (`<|system|>`, `</s>`, `[INST]`, the tokenizer's special tokens) are
   neutralised, so a user cannot fake another turn;
 - responses carry no absolute paths of the machine (adapters are listed by name).
@@ -26,17 +33,23 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from fastapi.responses import HTMLResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..mixing import MAX_WEIGHT
-from .engine import AUTO, BASE, BatchingEngine, GenerationError, Job
+from .engine import AUTO, BASE, BatchingEngine, GenerationError, Job, Sampling, mix_name
 from .loading import ServedModel
+from .protocol import (DEFAULT_TEMPERATURE, ApiError, ChatRequest, chat_messages, check_request, stop_strings,
+                       text_of, tool_mode, tool_schemas)
+from .streaming import Chunks, chunks, logprobs_field, open_stream, usage_of
+from .tooling import ToolPlan, plan_tools, read_reply
+
+__all__ = ["ApiError", "ChatRequest", "DEFAULT_TEMPERATURE", "Server", "create_app"]
 
 MIX = "mix"
 REQUEST_TIMEOUT_S = 600.0
@@ -49,46 +62,9 @@ MARKER_PATTERN = re.compile(r"<\|[^<>|\s]{1,40}\|>")  # <|system|>, <|user|>, <|
 BREAK = "\u200b"  # a zero-width space inside a marker makes it plain text for the tokenizer
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.@+~-]+/)*[\w.@+~-]+")
 LARGE_PROMPT_CHARS = 100_000  # after checking a prompt this long, free memory back to the OS (release_memory)
-UNION_TAG = re.compile(r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|function-.*)$")
-
-
-class Message(BaseModel):
-    """One chat message (OpenAI shape); `content` may be a string or a list of text parts."""
-
-    model_config = ConfigDict(extra="allow")
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
-
-
-class ChatRequest(BaseModel):
-    """The body of POST /v1/chat/completions (unknown OpenAI fields are accepted and ignored)."""
-
-    model_config = ConfigDict(extra="allow")
-    model: str = Field(min_length=1)
-    messages: list[Message] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = None
-    stream: bool = False
-    adapter_weights: dict[str, Annotated[float, Strict()]] | None = None  # numbers only: "0.5" is refused
-
-
-class ApiError(Exception):
-    """An error answered as {"error": {message, type, param, code}} with an HTTP status, like the OpenAI API."""
-
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None,
-                 param: str | None = None, **extra):
-        super().__init__(message)
-        self.status, self.message, self.kind, self.code, self.param, self.extra = (status, message, kind, code,
-                                                                                   param, extra)
-
-    def body(self) -> dict:
-        """The JSON body, with absolute paths of this machine cut to their last two parts."""
-        return {"error": {"message": without_paths(self.message), "type": self.kind, "param": self.param,
-                          "code": self.code, **self.extra}}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status)
+UNION_TAG = re.compile(r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|function-.*|literal\[.*\]"
+                       r"|NamedToolChoice)$")
+ROUTES = "GET /v1/models, GET /v1/models/{id}, POST /v1/chat/completions, GET /health, GET /"
 
 
 def without_paths(text: str) -> str:
@@ -104,15 +80,6 @@ def without_paths(text: str) -> str:
 def public_id(name: str) -> str:
     """A base model id fit for a response: a Hub id as is, a local folder by its last part."""
     return PurePosixPath(name).name if name.startswith("/") else name
-
-
-def text_of(message: Message) -> str:
-    """A message's content as plain text (text parts joined)."""
-    if message.content is None:
-        return ""
-    if isinstance(message.content, str):
-        return message.content
-    return "".join(str(part.get("text", "")) for part in message.content if part.get("type", "text") == "text")
 
 
 def release_memory() -> None:
@@ -209,10 +176,14 @@ class Server:
 
     def model_names(self) -> list[str]:
         """Every `model` value a request may use."""
-        names = [BASE, *self.served.adapters]
+        names = [BASE, *self.served.adapters, *self.named_mixes()]
         if self.served.router is not None:
             names.append(AUTO)
         return names
+
+    def named_mixes(self) -> dict[str, dict[str, float]]:
+        """Mixes a composition file named (composition.py): model=NAME answers as model='mix' with their weights."""
+        return getattr(self.served, "mixes", None) or {}
 
     def resolve(self, model: str, weights: dict[str, float] | None) -> tuple[str, dict[str, float] | None]:
         """Check the requested model (and weights); return (model, weights) or raise ApiError."""
@@ -222,6 +193,8 @@ class Server:
                            code="invalid_model_name", param="model", available=self.model_names())
         if weights is not None or model == MIX:
             return MIX, self.check_weights(weights)
+        if model in self.named_mixes():
+            return MIX, self.check_weights(self.named_mixes()[model])
         if model == AUTO and self.served.router is None:
             raise ApiError(503, f"model='auto' is unavailable: {self.served.router_error}. Name an adapter instead: "
                                 f"{self.model_names()}.", kind="server_error", code="router_unavailable",
@@ -249,10 +222,7 @@ class Server:
         return {k: float(v) for k, v in weights.items()}
 
     def check_limits(self, request: ChatRequest) -> int:
-        """Refuse streaming and over-long answers; return max_tokens."""
-        if request.stream:
-            raise ApiError(400, "stream=true is not supported by this teaching server; send stream=false.",
-                           code="stream_unsupported", param="stream")
+        """Refuse over-long answers; return max_tokens."""
         max_tokens = request.max_completion_tokens or request.max_tokens or self.max_tokens
         if max_tokens > self.max_tokens:
             param = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
@@ -273,13 +243,31 @@ class Server:
                            code="empty_route_text", param=f"messages[{index}].content")
         return text
 
-    def render(self, messages: list[dict]) -> tuple[str, int]:
-        """The chat-templated prompt (markers in content neutralised) and its token count; 400s name the field."""
+    def safe(self, message: dict) -> dict:
+        """A message with role markers neutralised in its content and in its calls' string arguments."""
+        out = {**message, "content": neutralise(message["content"], self.markers)}
+        if message.get("tool_calls"):
+            out["tool_calls"] = [{**call, "function": {**call["function"], "arguments": self.safe_value(
+                call["function"]["arguments"])}} for call in message["tool_calls"]]
+        return out
+
+    def safe_value(self, value):
+        """A JSON value with role markers neutralised in every string."""
+        if isinstance(value, str):
+            return neutralise(value, self.markers)
+        if isinstance(value, list):
+            return [self.safe_value(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.safe_value(v) for k, v in value.items()}
+        return value
+
+    def render(self, messages: list[dict], tools: list[dict] | None = None) -> tuple[str, int]:
+        """The chat-templated prompt (markers in content neutralised; the tools shown as the course's chat format
+        shows them) and its token count; 400s name the field."""
         from ..models import chat_text
 
-        safe = [{"role": m["role"], "content": neutralise(m["content"], self.markers)} for m in messages]
         try:
-            prompt = chat_text(self.check_tokenizer, safe)
+            prompt = chat_text(self.check_tokenizer, [self.safe(m) for m in messages], tools=tools or None)
         except Exception as err:  # noqa: BLE001 - the messages are the only input of the template
             raise ApiError(400, f"These messages cannot be rendered with this model's chat template "
                                 f"({type(err).__name__}: {err}). Check the roles and their order.",
@@ -287,24 +275,37 @@ class Server:
         ids = self.check_tokenizer(prompt, add_special_tokens=False, return_attention_mask=False)["input_ids"]
         return prompt, len(ids)
 
-    def build_job(self, request: ChatRequest) -> Job:
+    @staticmethod
+    def sampling(request: ChatRequest) -> Sampling:
+        """The request's decoding settings (absent temperature: DEFAULT_TEMPERATURE, greedy)."""
+        temperature = DEFAULT_TEMPERATURE if request.temperature is None else request.temperature
+        return Sampling(temperature=temperature, top_p=1.0 if request.top_p is None else request.top_p,
+                        seed=request.seed, n=request.n or 1, stop=stop_strings(request.stop),
+                        logprobs=bool(request.logprobs), top_logprobs=request.top_logprobs or 0)
+
+    def build_job(self, request: ChatRequest) -> "Prepared":
         """Validate a request and turn it into a Job for the engine (runs on the prompt-check thread)."""
+        check_request(request)
         model, weights = self.resolve(request.model, request.adapter_weights)
         max_tokens = self.check_limits(request)
-        messages = [{"role": m.role, "content": text_of(m)} for m in request.messages]
-        if not any(m["content"].strip() for m in messages):
-            raise ApiError(422, "Every message is empty: send at least one message with text.", code="empty_messages",
+        messages = chat_messages(request.messages)
+        if not any(m["content"].strip() or m.get("tool_calls") for m in messages):
+            raise ApiError(400, "Every message is empty: send at least one message with text.", code="empty_messages",
                            param="messages")
         route_text = self.route_text(model, messages)
-        prompt, n_tokens = self.render(messages)
+        mode = tool_mode(request)
+        prompt, n_tokens = self.render(messages, tool_schemas(request) if mode else None)
         if n_tokens > self.max_prompt_tokens:
             raise ApiError(400, f"The prompt is {n_tokens} tokens, over this server's limit of {self.max_prompt_tokens} "
                                 f"(profile {self.profile.name} max_length). Shorten the messages or drop old turns.",
                            code="context_length_exceeded", param="messages", prompt_tokens=n_tokens,
                            limit=self.max_prompt_tokens)
-        return Job(prompt=prompt, route_text=route_text, model=model, max_tokens=max_tokens, weights=weights)
+        plan = plan_tools(tool_schemas(request), mode, self.check_tokenizer)
+        job = Job(prompt=prompt, route_text=route_text, model=model, max_tokens=max_tokens, weights=weights,
+                  sampling=self.sampling(request), allowed_tokens=plan.allowed_tokens if plan else None)
+        return Prepared(job, request, plan)
 
-    def checked_job(self, request: ChatRequest) -> Job:
+    def checked_job(self, request: ChatRequest) -> "Prepared":
         """`build_job`, then memory released if the prompt was large (runs on the prompt-check thread)."""
         try:
             return self.build_job(request)
@@ -330,37 +331,110 @@ class Server:
         data += [{"id": name, "object": "model", "created": created, "owned_by": "lora-adapter-lab",
                   "kind": "adapter", "root": name, "parent": BASE}
                  for name in self.served.adapters]
+        data += [{"id": name, "object": "model", "created": created, "owned_by": "lora-adapter-lab", "kind": "mix",
+                  "root": mix_name(weights), "parent": BASE, "adapter_weights": weights}
+                 for name, weights in self.named_mixes().items()]
         if self.served.router is not None:
             data.append({"id": AUTO, "object": "model", "created": created, "owned_by": "lora-adapter-lab",
                          "kind": "router", "root": self.served.router_kind, "parent": BASE})
         return {"object": "list", "data": data}
 
+    def model(self, model_id: str) -> dict:
+        """One entry of /v1/models, or a 404 model_not_found listing the others."""
+        for entry in self.models()["data"]:
+            if entry["id"] == model_id:
+                return entry
+        raise ApiError(404, f"The model {model_id!r} does not exist here. Available models: "
+                            f"{', '.join(self.model_names())}.", code="model_not_found", param="model",
+                       available=self.model_names())
+
     @staticmethod
-    def completion(request: ChatRequest, answer, latency_ms: float) -> dict:
+    def completion(prepared: "Prepared", answer, latency_ms: float) -> dict:
         """An OpenAI chat.completion body; `model` and `adapter` name the adapter that answered."""
-        return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
-                "model": answer.adapter, "adapter": answer.adapter, "requested_model": request.model,
-                "route": answer.route,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
-                             "finish_reason": answer.finish_reason}],
-                "usage": {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
-                          "total_tokens": answer.prompt_tokens + answer.completion_tokens},
+        choices = []
+        for choice in answer.choices:
+            reading = read_reply(choice.text, choice.finish_reason, prepared.plan)
+            message = {"role": "assistant", "content": reading.content, "refusal": None}
+            if reading.tool_calls:
+                message["tool_calls"] = reading.tool_calls
+            choices.append({"index": choice.index, "message": message, "finish_reason": reading.finish_reason,
+                            "logprobs": logprobs_field(choice.logprobs) if prepared.request.logprobs else None})
+        return {"id": prepared.id, "object": "chat.completion", "created": int(time.time()),
+                "model": answer.adapter, "adapter": answer.adapter, "requested_model": prepared.request.model,
+                "route": answer.route, "system_fingerprint": None, "choices": choices, "usage": usage_of(answer),
                 "timing": {"latency_ms": round(latency_ms, 1), "queue_ms": round(answer.queue_ms, 1),
                            "generate_ms": round(answer.generate_ms, 1), "batch_size": answer.batch_size}}
+
+    async def prepare(self, request: ChatRequest) -> "Prepared":
+        """Check the request on the prompt-check thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.checks, self.checked_job, request)
 
     async def answer(self, request: ChatRequest) -> dict:
         """Check the request on the prompt-check thread, then wait for the engine's answer."""
         start = time.perf_counter()
-        job = await asyncio.get_running_loop().run_in_executor(self.checks, self.checked_job, request)
+        prepared = await self.prepare(request)
         try:
-            answer = await asyncio.wait_for(asyncio.wrap_future(self.engine.submit(job)), REQUEST_TIMEOUT_S)
+            answer = await asyncio.wait_for(asyncio.wrap_future(self.engine.submit(prepared.job)), REQUEST_TIMEOUT_S)
         except GenerationError as err:
-            raise ApiError(500, f"{err}. Only this request failed; the server keeps serving.", kind="server_error",
-                           code="generation_failed") from err
+            raise failed(err) from err
         except asyncio.TimeoutError as err:
-            raise ApiError(504, f"No answer within {REQUEST_TIMEOUT_S:.0f} s; the server is overloaded, retry later.",
-                           kind="server_error", code="timeout") from err
-        return self.completion(request, answer, (time.perf_counter() - start) * 1000)
+            prepared.job.cancelled.set()
+            raise timed_out() from err
+        return self.completion(prepared, answer, (time.perf_counter() - start) * 1000)
+
+    async def stream(self, request: ChatRequest) -> StreamingResponse:
+        """Check the request (errors are plain JSON answers), then stream its chunks as the engine writes them."""
+        prepared = await self.prepare(request)
+        try:
+            events, future = open_stream(self.engine, prepared.job)
+        except GenerationError as err:
+            raise failed(err) from err
+        options = prepared.request.stream_options
+        writer = Chunks(prepared.id, prepared.known_adapter or request.model, prepared.known_adapter,
+                        include_usage=bool(options and options.include_usage), logprobs=bool(request.logprobs))
+
+        def failure(err: Exception) -> dict:
+            error = failed(err) if isinstance(err, GenerationError) else timed_out()
+            self.errors.record(error.status, error.code)
+            return error.body()
+
+        body = chunks(events, future, prepared.job, writer, prepared.job.sampling.n, prepared.plan,
+                      REQUEST_TIMEOUT_S, failure)
+        return StreamingResponse(body, media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@dataclass
+class Prepared:
+    """A checked request: the engine's Job, the request, and how its replies are read (tools)."""
+
+    job: Job
+    request: ChatRequest
+    plan: ToolPlan | None = None
+
+    def __post_init__(self):
+        self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+    @property
+    def prompt(self) -> str:
+        return self.job.prompt
+
+    @property
+    def known_adapter(self) -> str | None:
+        """Who answers, when it is known before generation (not for model='auto': the router picks in the worker)."""
+        if self.job.model == AUTO:
+            return None
+        return mix_name(self.job.weights) if self.job.weights else self.job.model
+
+
+def failed(err: GenerationError) -> ApiError:
+    return ApiError(500, f"{err}. Only this request failed; the server keeps serving.", kind="server_error",
+                    code="generation_failed")
+
+
+def timed_out() -> ApiError:
+    return ApiError(504, f"No answer within {REQUEST_TIMEOUT_S:.0f} s; the server is overloaded, retry later.",
+                    kind="server_error", code="timeout")
 
 
 # ---------------------------------------------------------------- the request size limit
@@ -425,6 +499,32 @@ def replay(body: bytes, receive):
     return again
 
 
+# ---------------------------------------------------------------- errors outside the request checks
+def validation_error(errors: list[dict]) -> ApiError:
+    """pydantic's complaints about a body as one 400 naming the most specific field (the deepest location: for a
+    union such as `content`, the branch that got furthest); an unknown field is unknown_parameter."""
+    first = max(errors, key=lambda e: len(loc_param(e["loc"]).replace("[", ".[").split(".")),
+                default={"loc": (), "type": ""})
+    if first["type"] == "extra_forbidden":
+        name = loc_param(first["loc"])
+        return ApiError(400, f"Unrecognized request argument supplied: {name}. This server refuses fields it does "
+                             "not implement rather than ignore them; remove it (lessons_lib/serve/protocol.py lists "
+                             "what each field does here).", code="unknown_parameter", param=name)
+    problems = "; ".join(f"{loc_param(e['loc'])}: {e['msg']}" for e in errors)
+    return ApiError(400, f"Invalid request: {problems}", code="validation_error", param=loc_param(first["loc"]))
+
+
+def http_error(request: Request, err: StarletteHTTPException) -> ApiError:
+    """A routing error (unknown path, wrong method) as an OpenAI error object."""
+    where = f"{request.method} {request.url.path}"
+    if err.status_code == 404:
+        return ApiError(404, f"Invalid URL ({where}). This server answers {ROUTES}.", code="unknown_url")
+    if err.status_code == 405:
+        return ApiError(405, f"Method not allowed ({where}). This server answers {ROUTES}.",
+                        code="method_not_allowed")
+    return ApiError(err.status_code, f"{where}: {err.detail}", code=f"http_{err.status_code}")
+
+
 # ---------------------------------------------------------------- the app
 def create_app(served: ServedModel, window_ms: float = 10.0, max_batch: int = 32, fault=None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
@@ -453,10 +553,11 @@ def create_app(served: ServedModel, window_ms: float = 10.0, max_batch: int = 32
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(_: Request, err: RequestValidationError):
-        problems = "; ".join(f"{loc_param(e['loc'])}: {e['msg']}" for e in err.errors())
-        first = err.errors()[0]["loc"] if err.errors() else ()
-        return await api_error(_, ApiError(422, f"Invalid request: {problems}", code="validation_error",
-                                           param=loc_param(first)))
+        return await api_error(_, validation_error(err.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def routing_error(request: Request, err: StarletteHTTPException):
+        return await api_error(request, http_error(request, err))
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, err: Exception):
@@ -475,8 +576,14 @@ def create_app(served: ServedModel, window_ms: float = 10.0, max_batch: int = 32
     async def models() -> dict:
         return server.models()
 
+    @app.get("/v1/models/{model_id}")
+    async def model(model_id: str) -> dict:
+        return server.model(model_id)
+
     @app.post("/v1/chat/completions")
     async def chat(request: ChatRequest):
+        if request.stream:
+            return await server.stream(request)
         return await server.answer(request)
 
     return app

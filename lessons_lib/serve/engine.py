@@ -3,13 +3,18 @@
 PEFT's active adapter is global state on the model, so two threads calling `set_adapter` + `generate` at the
 same time can answer one request with another request's adapter. Here nothing but the worker thread ever
 touches the model, and it never calls `set_adapter`: it collects the requests that arrive within a few
-milliseconds and runs **one** `generate(..., adapter_names=[...])`, where every row names its own adapter
-(`"__base__"` for the bare base). Requests for `auto` are routed inside the worker too, just before the batch.
+milliseconds and runs **one** decode loop for them all, where every row names its own adapter (`"__base__"` for
+the bare base; PEFT's `adapter_names`, or the `batched_lora` object's `rows(names)` when one is given). Requests for `auto` are routed inside the worker too, just before the batch.
 
 Weighted mixes (`model="mix"`) are built once and cached (`max_mixes`, least recently used evicted first); the
 mixes one batch uses are never evicted while it runs, so a batch with more distinct mixes than `max_mixes` still
-runs as one generate. A request the router cannot route fails alone, before its batch runs. If a whole batch
-fails, each request is re-run alone (`stats["fallback_runs"]`), so one bad request fails only itself.
+runs as one decode loop. A request the router cannot route fails alone, before its batch runs. If a whole batch
+fails, each request is re-run alone (`stats["fallback_runs"]`), so one bad request fails only itself (a streamed
+request that already sent text fails instead: its client cannot take the text back).
+
+Generation is `lessons_lib.generation.decode_batch`: a request with `Sampling(n=3)` becomes three rows, every row
+has its own temperature, top-p, seed, stop strings and logprobs, and streamed requests get `Delta`s as soon as
+their text is final. A greedy row gives the same tokens whatever else shares its batch.
 """
 from __future__ import annotations
 
@@ -22,12 +27,62 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from ..generation import MAX_TOP_LOGPROBS, RowRequest, RowResult, decode_batch, row_seed
 from ..mixing import create_weighted_adapter
 from ..router.base import BASE_ADAPTER
 
 BASE = "base"  # the public name of the bare base model
 AUTO = "auto"  # the public name of "let the router choose"
 PEFT_BASE = BASE_ADAPTER  # PEFT's name for "no adapter" in a mixed batch
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Per-request decoding settings; every row of a mixed batch has its own."""
+
+    temperature: float = 0.0  # 0 -> greedy argmax (the server maps OpenAI's default 1.0 itself)
+    top_p: float = 1.0
+    seed: int | None = None  # same seed + same request -> same answer, whatever else is in the batch
+    n: int = 1  # choices; rows of one job differ (generator seeded from (seed, choice index))
+    stop: tuple[str, ...] = ()  # the answer is cut before the first stop string; finish_reason "stop"
+    logprobs: bool = False
+    top_logprobs: int = 0  # 0..5
+
+    def check(self) -> None:
+        """Raise ValueError naming the setting to change."""
+        if self.n < 1:
+            raise ValueError(f"n must be at least 1, got {self.n}.")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}.")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}.")
+        if not 0 <= self.top_logprobs <= MAX_TOP_LOGPROBS:
+            raise ValueError(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}, got {self.top_logprobs}.")
+        if self.top_logprobs and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs=True.")
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise ValueError("stop strings must be non-empty strings.")
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of one choice's text, handed to Job.on_delta on the worker thread as soon as it is final."""
+
+    index: int  # choice index
+    text: str  # new text; the concatenation of a choice's deltas == that choice's final text
+    finish_reason: str | None = None  # set on the choice's last delta ("stop", "length")
+    logprobs: list[dict] | None = None  # OpenAI entries {"token","logprob","bytes","top_logprobs"} for this delta
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a job's n answers."""
+
+    index: int
+    text: str
+    finish_reason: str  # "stop", "length", or "cancelled" (the job was cancelled while it ran)
+    completion_tokens: int
+    logprobs: list[dict] | None = None
 
 
 @dataclass
@@ -41,21 +96,28 @@ class Job:
     weights: dict[str, float] | None = None
     future: Future = field(default_factory=Future)
     submitted: float = field(default_factory=time.perf_counter)
+    sampling: Sampling = field(default_factory=Sampling)
+    # one row's generated ids so far -> the allowed next ids (None = any); constrained tool calls use it
+    allowed_tokens: Callable[[list[int]], list[int] | None] | None = None
+    on_delta: Callable[[Delta], None] | None = None  # streaming; called on the worker thread
+    cancelled: threading.Event = field(default_factory=threading.Event)  # set it to drop the job's rows
+    streamed: bool = field(default=False, init=False)  # a delta went out: the job can no longer be re-run
 
 
 @dataclass(frozen=True)
 class Answer:
     """What the worker hands back for one job."""
 
-    text: str
+    text: str  # choice 0's
     adapter: str  # which adapter answered: an adapter name, "base" or "mix:..."
     prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str  # "stop" (eos reached) or "length"
+    completion_tokens: int  # choice 0's
+    finish_reason: str  # choice 0's: "stop" (eos or a stop string), "length" or "cancelled"
     batch_size: int  # how many requests shared the generate call
     queue_ms: float
     generate_ms: float
     route: dict | None = None  # label, adapter, reason, scores for model="auto"
+    choices: tuple[Choice, ...] = ()
 
 
 class GenerationError(RuntimeError):
@@ -71,18 +133,20 @@ class BatchingEngine:
     """Owns model + tokenizer on one worker thread; `submit()` is safe to call from any thread."""
 
     def __init__(self, model, tokenizer, adapters: Sequence[str], router=None, window_ms: float = 10.0,
-                 max_batch: int = 32, fault: Callable | None = None, max_mixes: int = 4):
+                 max_batch: int = 32, fault: Callable | None = None, max_mixes: int = 4, batched_lora=None):
         self.model, self.tokenizer = model, tokenizer
         self.adapters = list(adapters)
         self.router = router  # anything with .route(text) / .route_batch(texts) -> decisions with .label
         self.window_s, self.max_batch = window_ms / 1000.0, max_batch
         self.fault = fault  # called with the batch's jobs before generate; a test aid to exercise the 500 path
         self.max_mixes = max_mixes
+        self.batched_lora = batched_lora  # .rows(adapter_names) -> context manager; None = PEFT's adapter_names
         self._mixes: dict[str, str] = {}  # public mix name -> PEFT adapter name, oldest first
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="lora-batching-engine", daemon=True)
         self.stats = {"requests": 0, "batches": 0, "max_batch_seen": 0, "errors": 0, "failed_batches": 0,
-                      "fallback_runs": 0, "mixes_built": 0, "mixes_evicted": 0}
+                      "fallback_runs": 0, "mixes_built": 0, "mixes_evicted": 0, "tokens_generated": 0,
+                      "cancelled": 0, "lora_path": "batched" if batched_lora is not None else "peft"}
         self._thread.start()
 
     # ------------------------------------------------------------ public API
@@ -136,9 +200,12 @@ class BatchingEngine:
             self._deliver(job, answer)
 
     def _one_by_one(self, batch: list[Job]) -> None:
-        """The fallback after a failed batch: each job that is still waiting runs alone."""
+        """The fallback after a failed batch: each job that is still waiting runs alone (a streamed one fails)."""
         for job in batch:
             if job.future.done():
+                continue
+            if job.streamed:
+                self._fail(job, RuntimeError("its batch failed after part of the answer was streamed"))
                 continue
             self.stats["fallback_runs"] += 1
             try:
@@ -158,35 +225,86 @@ class BatchingEngine:
             job.future.set_exception(GenerationError(f"generation failed: {type(err).__name__}: {err}"))
 
     def _answer(self, batch: list[Job]) -> list[tuple[Job, Answer]]:
-        """Route, pick each row's PEFT adapter name, run one mixed-adapter generate, split the rows.
+        """Route, pick each row's PEFT adapter name, run one decode loop for all rows of all jobs, split the rows.
 
-        Jobs the router cannot route fail here, alone; the others are answered as (job, answer) pairs.
+        Jobs the router cannot route, or with settings the loop refuses, fail here, alone; cancelled jobs are
+        answered without running; the others are answered as (job, answer) pairs.
         """
         if self.fault is not None:
             self.fault(batch)
         routes = self._route([job for job in batch if job.model == AUTO])
+        answered = []
         for job in batch:
-            if isinstance(routes.get(id(job)), Exception):
-                self._fail(job, routes[id(job)])
-        batch = [job for job in batch if not isinstance(routes.get(id(job)), Exception)]
+            err = routes.get(id(job)) if isinstance(routes.get(id(job)), Exception) else self._invalid(job)
+            if err is not None:
+                self._fail(job, err)
+            elif job.cancelled.is_set():
+                answered.append((job, self._cancelled_answer(job, routes.get(id(job)))))
+        batch = [job for job in batch if not job.future.done() and not job.cancelled.is_set()]
         if not batch:
-            return []
+            return answered
         public = [self._choose(job, routes.get(id(job))) for job in batch]
         self._trim_mixes(keep={name for name in public if name in self._mixes})
         names = [PEFT_BASE if chosen == BASE else self._mixes.get(chosen, chosen) for chosen in public]
+        requests, owners = [], []
+        for job, name in zip(batch, names):
+            for index in range(job.sampling.n):
+                requests.append(self._row(job, name, index))
+                owners.append(job)
         start = time.perf_counter()
-        rows, prompt_lengths = self._generate([job.prompt for job in batch], names, max(j.max_tokens for j in batch))
+        results = self._generate(requests, batch)
         generate_ms = (time.perf_counter() - start) * 1000
         self.stats["batches"] += 1
         self.stats["max_batch_seen"] = max(self.stats["max_batch_seen"], len(batch))
-        answered = []
-        for job, ids, n_prompt, adapter in zip(batch, rows, prompt_lengths, public):
-            text, used, finish = self._decode(ids, job.max_tokens)
-            answered.append((job, Answer(text=text, adapter=adapter, prompt_tokens=n_prompt, completion_tokens=used,
-                                         finish_reason=finish, batch_size=len(batch),
+        self.stats["tokens_generated"] += sum(r.completion_tokens for r in results)
+        for job, adapter in zip(batch, public):
+            mine = [r for r, owner in zip(results, owners) if owner is job]
+            choices = tuple(Choice(index=i, text=r.text, finish_reason=r.finish_reason,
+                                   completion_tokens=r.completion_tokens, logprobs=r.logprobs)
+                            for i, r in enumerate(mine))
+            if any(c.finish_reason == "cancelled" for c in choices):
+                self.stats["cancelled"] += 1
+            answered.append((job, Answer(text=choices[0].text, adapter=adapter, prompt_tokens=mine[0].prompt_tokens,
+                                         completion_tokens=choices[0].completion_tokens,
+                                         finish_reason=choices[0].finish_reason, batch_size=len(batch),
                                          queue_ms=(start - job.submitted) * 1000, generate_ms=generate_ms,
-                                         route=routes.get(id(job)))))
+                                         route=routes.get(id(job)), choices=choices)))
         return answered
+
+    def _invalid(self, job: Job) -> Exception | None:
+        """The reason a job cannot run (its settings), or None."""
+        try:
+            job.sampling.check()
+            if job.max_tokens < 1:
+                raise ValueError(f"max_tokens must be at least 1, got {job.max_tokens}.")
+        except ValueError as err:
+            return err
+        return None
+
+    def _cancelled_answer(self, job: Job, route: dict | None) -> Answer:
+        self.stats["cancelled"] += 1
+        choices = tuple(Choice(index=i, text="", finish_reason="cancelled", completion_tokens=0)
+                        for i in range(job.sampling.n))
+        return Answer(text="", adapter=job.model, prompt_tokens=0, completion_tokens=0, finish_reason="cancelled",
+                      batch_size=0, queue_ms=(time.perf_counter() - job.submitted) * 1000, generate_ms=0.0,
+                      route=route, choices=choices)
+
+    def _row(self, job: Job, adapter: str, index: int) -> RowRequest:
+        """Choice `index` of `job` as one row of the decode loop."""
+        sampling = job.sampling
+        on_text = None
+        if job.on_delta is not None:
+            def on_text(text, finish, entries, job=job, index=index):
+                job.streamed = True
+                try:
+                    job.on_delta(Delta(index=index, text=text, finish_reason=finish, logprobs=entries))
+                except Exception:  # noqa: BLE001 - a broken consumer (e.g. a closed stream) cancels its own job
+                    job.cancelled.set()
+        return RowRequest(prompt=job.prompt, adapter=adapter, max_tokens=job.max_tokens,
+                          temperature=sampling.temperature, top_p=sampling.top_p,
+                          seed=row_seed(sampling.seed, index) if sampling.temperature > 0 else None,
+                          stop=tuple(sampling.stop), logprobs=sampling.logprobs, top_logprobs=sampling.top_logprobs,
+                          allowed_tokens=job.allowed_tokens, on_text=on_text, cancelled=job.cancelled.is_set)
 
     def _choose(self, job: Job, route: dict | None) -> str:
         """The public name of the adapter that answers `job`: routed, a (built) mix, or the requested one."""
@@ -196,34 +314,22 @@ class BatchingEngine:
             return self._mix_adapter(job.weights)
         return job.model
 
-    def _generate(self, prompts: list[str], adapter_names: list[str], max_new_tokens: int):
-        """One left-padded greedy generate for the whole batch; returns the new token ids per row."""
-        import torch
-
-        tok = self.tokenizer
-        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        device = next(self.model.parameters()).device
-        enc = enc.to(device)
-        kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
-                      eos_token_id=tok.eos_token_id)
-        if hasattr(self.model, "peft_config"):
-            kwargs["adapter_names"] = adapter_names
-        with torch.no_grad(), warnings.catch_warnings():
+    def _generate(self, requests: list[RowRequest], batch: list[Job]) -> list[RowResult]:
+        """One decode loop for every row; if the batched LoRA path fails before any text went out, PEFT's
+        `adapter_names` path takes over for good (stats["lora_path"] says why)."""
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = self.model.generate(**enc, **kwargs)
-        new = out[:, enc["input_ids"].shape[1]:].tolist()
-        return new, [int(n) for n in enc["attention_mask"].sum(dim=1).tolist()]
-
-    def _decode(self, ids: list[int], max_tokens: int) -> tuple[str, int, str]:
-        """Cut a row at eos or at its own max_tokens (greedy rows do not depend on longer neighbours)."""
-        tok = self.tokenizer
-        ids = ids[:max_tokens]
-        finish = "length"
-        if tok.eos_token_id in ids:
-            ids = ids[:ids.index(tok.eos_token_id) + 1]
-            finish = "stop"
-        ids = [i for i in ids if i != tok.pad_token_id]
-        return tok.decode(ids, skip_special_tokens=True).strip(), len(ids), finish
+            if self.batched_lora is None:
+                return decode_batch(self.model, self.tokenizer, requests)
+            try:
+                return decode_batch(self.model, self.tokenizer, requests, batched_lora=self.batched_lora)
+            except Exception as err:  # noqa: BLE001 - retried below with PEFT; re-raised if that fails too
+                if any(job.streamed for job in batch):
+                    raise
+                results = decode_batch(self.model, self.tokenizer, requests)
+                self.batched_lora = None
+                self.stats["lora_path"] = f"peft (batched LoRA failed: {type(err).__name__}: {err})"
+                return results
 
     # ------------------------------------------------------------ routing and weighted mixes
     def _route(self, jobs: list[Job]) -> dict[int, dict | Exception]:

@@ -1,4 +1,7 @@
-"""Load what the server serves: the profile's base, its adapters (course folders or a store folder), the router."""
+"""Load what the server serves: the profile's base, its adapters (course folders or a store folder), the router.
+
+The course adapters are the three domain adapters and the tools adapter (notebook 05), which answers tool calls.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -63,8 +66,8 @@ def named_folders(modules: dict[str, Path]) -> tuple[dict[str, Path], list[str]]
 def find_adapter_folders(profile: Profile, adapters_dir: str | Path | None = None, work_dir: Path | None = None,
                          lora_modules: dict[str, Path] | None = None) -> tuple[dict[str, Path], list[str]]:
     """Adapter folders to serve: the named `lora_modules`, else every PEFT folder in `adapters_dir`, else the
-    course adapters of the profile (shipped, work dir or Drive)."""
-    from ..adapters import COURSE_ADAPTERS, adapter_dir
+    course adapters of the profile and its tools adapter (shipped, work dir or Drive)."""
+    from ..adapters import COURSE_ADAPTERS, TOOLS, adapter_dir
     from ..compat import AdapterNameError, check_adapter_name
 
     if lora_modules:
@@ -72,7 +75,7 @@ def find_adapter_folders(profile: Profile, adapters_dir: str | Path | None = Non
     skipped: list[str] = []
     if adapters_dir is None:
         found = {}
-        for name in COURSE_ADAPTERS:
+        for name in (*COURSE_ADAPTERS, TOOLS):
             try:
                 found[name] = adapter_dir(name, profile, work_dir)
             except FileNotFoundError as err:
@@ -123,9 +126,36 @@ def load_served_model(profile: Profile, adapters_dir: str | Path | None = None, 
             kind = "" if isinstance(err, AdapterCompatError) else f"{type(err).__name__}: "
             skipped.append(f"{name} ({folder}): {kind}{err}")
     model.eval()
+    rows_without_saved_modules(model)
     for reason in skipped:
         log(f"WARNING: not served: {reason}")
     router_obj, router_error = load_router(router, profile, work_dir, log)
     return ServedModel(profile=profile, model=model, tokenizer=tokenizer, folders=loaded, base_id=base_id,
                        router=router_obj, router_kind=router if router_obj is not None else None,
                        router_error=router_error, skipped=skipped)
+
+
+def rows_without_saved_modules(model) -> int:
+    """Let a mixed batch hold rows of adapters with and without `modules_to_save`; returns the modules fixed.
+
+    The tools adapter trains a copy of `lm_head` (modules_to_save); the domain adapters do not. PEFT 0.21's
+    mixed-batch forward looks every row's adapter up in that copy's table, so a batch with a `json` row and a
+    `tools` row raised KeyError: 'json'. Here a row whose adapter saved no copy goes through the original module,
+    which is what that adapter alone computes.
+    """
+    from peft.utils.other import ModulesToSaveWrapper
+
+    fixed = 0
+    for module in model.modules():
+        if isinstance(module, ModulesToSaveWrapper) and not getattr(module, "_rows_without_copy", False):
+            wrapped = module._forward_wrapped_mixed_batch
+
+            def forward(x, active_adapter, *args, _module=module, _wrapped=wrapped, **kwargs):
+                if active_adapter not in _module.modules_to_save:
+                    return _module.original_module(x, *args, **kwargs)
+                return _wrapped(x, active_adapter, *args, **kwargs)
+
+            module._forward_wrapped_mixed_batch = forward
+            module._rows_without_copy = True
+            fixed += 1
+    return fixed

@@ -1,20 +1,43 @@
 """Hand-off to a multi-LoRA server: the `vllm serve` and LoRAX commands for the adapters in a store.
 
 The course adapters are plain PEFT folders, which vLLM and LoRAX load as they are. vLLM names each
-`--lora-modules name=path` entry as a model, so a request's `model` field picks the adapter exactly as in
-our own API; `--served-model-name base` makes `model="base"` mean the bare base there too. Only `auto`
-has no vLLM equivalent: route on the client (the router is a small function) and send the chosen name.
+`--lora-modules` entry as a model, so a request's `model` field picks the adapter exactly as in our own API;
+`--served-model-name base` makes `model="base"` mean the bare base there too. Only `auto` has no vLLM
+equivalent: route on the client (the router is a small function) and send the chosen name.
+
+Entries use vLLM's JSON form, `{"name": ..., "path": ..., "base_model_name": ...}`, so a path holding `,` or `=`
+stays one path. Adapters vLLM refuses to load are left out with the reason (`vllm_refusal`), as vLLM's own
+PEFTHelper checks them: `modules_to_save` (the course's tools adapter trains `lm_head`), DoRA, a rank above
+the largest `--max-lora-rank`, a non-LoRA PEFT type, and target modules that vLLM's Llama/Mistral models do not
+take LoRA on. Tool calling on vLLM is in TOOL_CALLING_NOTE.
 """
 from __future__ import annotations
 
+import json
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # vLLM accepts only these values for --max-lora-rank (vllm/config LoRAConfig); round the largest rank up.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+# Where vLLM's Llama and Mistral models (every course base) take LoRA: the linear layers (packed there as
+# qkv_proj / gate_up_proj) plus the embeddings (vLLM's supported_lora_modules / embedding_modules).
+VLLM_LLAMA_LORA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+                           "embed_tokens", "lm_head")
 LORAX_IMAGE = "ghcr.io/predibase/lorax:main"
 LORAX_DATA = "/data"
+TOOL_CALLING_NOTE = """\
+Tool calls on vLLM:
+- tool_choice "auto" needs a parser for the model's own call format: add --enable-auto-tool-choice
+  --tool-call-parser NAME. Mistral-7B-Instruct-v0.3 (profile 7b): --tool-call-parser mistral, with
+  --tokenizer-mode mistral (mistral_common writes the [AVAILABLE_TOOLS]/[TOOL_CALLS] turns and the 9-character
+  alphanumeric call ids its template demands).
+- TinyLlama-1.1B-Chat (profiles tiny/t4) has a Zephyr template with no tool turns and no vLLM parser: use
+  tool_choice "required" or a named function, which vLLM answers with structured outputs (decoding constrained
+  to the tools' JSON schema, as our server does) without any parser.
+- The course's tools adapter trains lm_head (modules_to_save), which vLLM does not load: merge it into the base
+  (notebook 03, merge_and_unload) and serve the merged model as its own vLLM model, or retrain it without
+  modules_to_save."""
 
 
 @dataclass(frozen=True)
@@ -25,20 +48,61 @@ class AdapterInfo:
     path: Path
     rank: int
     base_model: str
+    peft_type: str = "LORA"
+    modules_to_save: tuple[str, ...] = ()
+    use_dora: bool = False
+    target_modules: tuple[str, ...] | str = field(default=())  # a string is a regex (not checked)
 
 
 def read_adapters(folders: dict[str, str | Path]) -> list[AdapterInfo]:
-    """Rank and recorded base of each adapter folder (from adapter_config.json)."""
-    from ..compat import check_adapter_files, check_adapter_name, read_adapter_config
+    """Rank, recorded base and the vLLM-relevant settings of each adapter folder (from adapter_config.json)."""
+    from ..compat import (AdapterCompatError, CorruptAdapterError, check_adapter_files, check_adapter_name,
+                          read_adapter_config)
 
     infos = []
     for name, folder in folders.items():
         check_adapter_name(name)
-        config = read_adapter_config(check_adapter_files(folder))
+        files = check_adapter_files(folder)
+        try:
+            config = read_adapter_config(files)
+        except CorruptAdapterError:
+            raise
+        except AdapterCompatError:  # valid JSON but not LoRA: kept, so that vllm_refusal says why vLLM can't load it
+            config = json.loads((files / "adapter_config.json").read_text(encoding="utf-8"))
         ranks = [int(config.get("r") or 0), *(int(r) for r in (config.get("rank_pattern") or {}).values())]
+        targets = config.get("target_modules") or ()
         infos.append(AdapterInfo(name, Path(folder).resolve(), max(ranks),
-                                 str(config.get("base_model_name_or_path") or "")))
+                                 str(config.get("base_model_name_or_path") or ""),
+                                 peft_type=str(config.get("peft_type") or "LORA"),
+                                 modules_to_save=tuple(config.get("modules_to_save") or ()),
+                                 use_dora=bool(config.get("use_dora")),
+                                 target_modules=targets if isinstance(targets, str) else tuple(sorted(targets))))
     return infos
+
+
+def vllm_refusal(adapter: AdapterInfo) -> str | None:
+    """Why vLLM would refuse to load `adapter` (None when it loads), with what to do instead."""
+    if adapter.peft_type.upper() != "LORA":
+        return f"peft_type {adapter.peft_type}: vLLM's --lora-modules loads LoRA adapters only"
+    if adapter.modules_to_save:
+        return (f"modules_to_save {list(adapter.modules_to_save)}: vLLM only supports modules_to_save being None "
+                "(merge the adapter into the base and serve that model, or retrain without modules_to_save)")
+    if adapter.use_dora:
+        return "use_dora: vLLM does not support DoRA adapters (merge it into the base, or retrain as plain LoRA)"
+    if adapter.rank > VLLM_LORA_RANKS[-1]:
+        return f"rank {adapter.rank} is above vLLM's largest --max-lora-rank ({VLLM_LORA_RANKS[-1]}); retrain smaller"
+    if not isinstance(adapter.target_modules, str):
+        odd = [m for m in adapter.target_modules if m.rsplit(".", 1)[-1] not in VLLM_LLAMA_LORA_MODULES]
+        if odd:
+            return (f"target modules {odd}: vLLM's Llama/Mistral models take LoRA only on "
+                    f"{', '.join(VLLM_LLAMA_LORA_MODULES)}")
+    return None
+
+
+def split_for_vllm(adapters: list[AdapterInfo]) -> tuple[list[AdapterInfo], dict[str, str]]:
+    """(the adapters vLLM loads, {name: reason} for those it would refuse)."""
+    reasons = {a.name: vllm_refusal(a) for a in adapters}
+    return [a for a in adapters if reasons[a.name] is None], {k: v for k, v in reasons.items() if v is not None}
 
 
 def vllm_max_lora_rank(rank: int) -> int:
@@ -49,13 +113,24 @@ def vllm_max_lora_rank(rank: int) -> int:
     raise ValueError(f"LoRA rank {rank} is above vLLM's largest --max-lora-rank ({VLLM_LORA_RANKS[-1]}).")
 
 
+def lora_module(adapter: AdapterInfo, served_name: str = "base") -> str:
+    """One --lora-modules entry in vLLM's JSON form (a path with ',' or '=' stays intact)."""
+    return json.dumps({"name": adapter.name, "path": str(adapter.path), "base_model_name": served_name})
+
+
 def vllm_command(base_model: str, adapters: list[AdapterInfo], port: int = 8000, served_name: str = "base",
                  max_model_len: int | None = None) -> list[str]:
-    """`vllm serve BASE --enable-lora --lora-modules name=path ... --max-lora-rank R` as an argument list."""
+    """`vllm serve BASE --enable-lora --lora-modules '{"name": ...}' ... --max-lora-rank R` as an argument list.
+
+    Every adapter given must be loadable (see split_for_vllm); ValueError naming the first that is not."""
     if not adapters:
-        raise ValueError("No adapters to serve: pass at least one adapter folder.")
+        raise ValueError("No adapters to serve: pass at least one adapter folder vLLM can load.")
+    for adapter in adapters:
+        reason = vllm_refusal(adapter)
+        if reason:
+            raise ValueError(f"vLLM would refuse adapter {adapter.name!r}: {reason}. Leave it out (split_for_vllm).")
     command = ["vllm", "serve", base_model, "--served-model-name", served_name, "--port", str(port),
-               "--enable-lora", "--lora-modules", *(f"{a.name}={a.path}" for a in adapters),
+               "--enable-lora", "--lora-modules", *(lora_module(a, served_name) for a in adapters),
                "--max-lora-rank", str(vllm_max_lora_rank(max(a.rank for a in adapters))),
                "--max-loras", str(len(adapters))]
     if max_model_len:
@@ -87,12 +162,16 @@ def model_mapping(adapters: list[AdapterInfo], served_name: str = "base") -> lis
 
 
 def shell(command: list[str], width: int = 88) -> str:
-    """A command list as one copy-pasteable shell line, wrapped with backslashes between options (never inside one)."""
+    """A command list as one copy-pasteable shell line, wrapped with backslashes between options (never inside one);
+    an option whose values do not fit on one line gets one line per value (e.g. --lora-modules entries)."""
     groups: list[list[str]] = []
     for part in command:
         if part.startswith("-") or not groups:
             groups.append([])
         groups[-1].append(shlex.quote(part))
+    if any(len(" ".join(g)) > width - 4 and len(g) > 2 for g in groups):
+        groups = [piece for g in groups for piece in ([g[:1], *([v] for v in g[1:])]
+                                                      if len(" ".join(g)) > width - 4 and len(g) > 2 else [g])]
     lines, line = [], ""
     for group in (" ".join(g) for g in groups):
         if line.strip() and len(line) + 1 + len(group) > width:
@@ -105,10 +184,28 @@ def shell(command: list[str], width: int = 88) -> str:
 
 def handoff(folders: dict[str, str | Path], base_model: str, store_dir: str | Path | None = None,
             max_model_len: int | None = None) -> dict:
-    """Everything for the hand-off: both commands (vLLM also as a list), the adapters and the model mapping."""
-    adapters = read_adapters(folders)
-    store = Path(store_dir) if store_dir else adapters[0].path.parent
-    vllm_args = vllm_command(base_model, adapters, max_model_len=max_model_len)
-    return {"adapters": adapters, "vllm_args": vllm_args, "vllm": shell(vllm_args),
-            "lorax": shell(lorax_command(base_model, store)),
+    """Everything for the hand-off: both commands (vLLM also as a list; None when vLLM can load no adapter), the
+    adapters vLLM serves, those `left_out` with the reason, and the model mapping."""
+    every = read_adapters(folders)
+    if not every:
+        raise ValueError("No adapters to hand off: pass at least one adapter folder.")
+    adapters, left_out = split_for_vllm(every)
+    store = Path(store_dir) if store_dir else every[0].path.parent
+    vllm_args = vllm_command(base_model, adapters, max_model_len=max_model_len) if adapters else None
+    return {"adapters": adapters, "left_out": left_out, "vllm_args": vllm_args,
+            "vllm": shell(vllm_args) if vllm_args else None, "lorax": shell(lorax_command(base_model, store)),
             "mapping": model_mapping(adapters)}
+
+
+def handoff_report(folders: dict[str, str | Path], base_model: str, store_dir: str | Path | None = None,
+                   max_model_len: int | None = None, skipped: list[str] = (), notes: list[str] = ()) -> str:
+    """The hand-off as text: the commands, the model mapping, what was left out and why, and the tool-call note."""
+    plan = handoff(folders, base_model, store_dir, max_model_len)
+    vllm = plan["vllm"] or "# (nothing: vLLM can load none of these adapters; see 'left out' below)"
+    lines = ["# vLLM", vllm, "", "# LoRAX", plan["lorax"], ""]
+    lines += [f"model={row['our model']!r:10} -> vLLM model={row['vllm model']!r}, "
+              f"LoRAX adapter_id={row['lorax adapter_id']!r}" for row in plan["mapping"]]
+    lines += [f"left out of vLLM: {name}: {reason}" for name, reason in plan["left_out"].items()]
+    lines += [f"skipped: {reason}" for reason in skipped]
+    lines += [f"note: {note}" for note in notes]
+    return "\n".join(lines + ["", TOOL_CALLING_NOTE])

@@ -11,21 +11,30 @@ from typing import Callable
 
 import ipywidgets as widgets
 
+from ..i18n import resolve_lang, tr
+from ..widgets.common import labelled
 from .prompts import style_score, system_prompt
 
 PLAIN, DESIGNER = "plain", "cognitive designer"
 
 
+def style_label(style: str) -> str:
+    """How a style choice reads in the course language (the value stays the identifier)."""
+    return tr(en=style, ru={PLAIN: "обычный", DESIGNER: "когнитивный дизайнер"}.get(style, style))
+
+
 class StyleToggle(widgets.VBox):
     """A system-prompt toggle, a question box, and Ask / Side-by-side buttons."""
 
-    def __init__(self, answer_fn: Callable[[str, str | None], str], question: str = "", lang: str = "en"):
-        self.answer_fn, self.lang = answer_fn, lang
-        self.style_choice = widgets.Dropdown(options=[PLAIN, DESIGNER], value=PLAIN, description="System prompt")
-        self.question = widgets.Textarea(value=question, description="Question",
+    def __init__(self, answer_fn: Callable[[str, str | None], str], question: str = "", lang: str | None = None):
+        """`lang`: the system prompt's language (default: the notebook's, $LESSONS_LANG)."""
+        self.answer_fn, self.lang = answer_fn, resolve_lang(lang)
+        self.style_choice = widgets.Dropdown(options=labelled([PLAIN, DESIGNER], style_label), value=PLAIN,
+                                             description=tr(en="System prompt", ru="Системный промпт"))
+        self.question = widgets.Textarea(value=question, description=tr(en="Question", ru="Вопрос"),
                                          layout=widgets.Layout(width="95%", height="60px"))
-        self.ask_button = widgets.Button(description="Ask", button_style="primary")
-        self.compare_button = widgets.Button(description="Side by side")
+        self.ask_button = widgets.Button(description=tr(en="Ask", ru="Спросить"), button_style="primary")
+        self.compare_button = widgets.Button(description=tr(en="Side by side", ru="Рядом"))
         self.status = widgets.Label(value="")
         self.output = widgets.HTML(value="")
         self.last: dict = {}
@@ -40,7 +49,7 @@ class StyleToggle(widgets.VBox):
     def _check_question(self) -> str | None:
         text = self.question.value.strip()
         if not text:
-            self.status.value = "Type a question first."
+            self.status.value = tr(en="Type a question first.", ru="Сначала введите вопрос.")
         return text or None
 
     def ask(self) -> dict:
@@ -51,7 +60,9 @@ class StyleToggle(widgets.VBox):
         style = self.style_choice.value
         answer = self.answer_fn(text, self._system(style))
         self.last = {style: answer}
-        self.status.value = f"{style}: style score {style_score(answer):.1f} (share of the five moves found)"
+        self.status.value = tr(en=f"{style}: style score {style_score(answer):.1f} (share of the five moves found)",
+                               ru=f"{style_label(style)}: оценка стиля {style_score(answer):.1f} (доля найденных "
+                                  "пяти приёмов)")
         self.output.value = f"<pre style='white-space:pre-wrap'>{html.escape(answer)}</pre>"
         return self.last
 
@@ -61,8 +72,11 @@ class StyleToggle(widgets.VBox):
         if text is None:
             return {}
         self.last = {style: self.answer_fn(text, self._system(style)) for style in (PLAIN, DESIGNER)}
-        cells = "".join(f"<td style='vertical-align:top;width:50%'><b>{s}</b> (style {style_score(a):.1f})"
+        style_word = tr(en="style", ru="стиль")
+        cells = "".join(f"<td style='vertical-align:top;width:50%'><b>{style_label(s)}</b> "
+                        f"({style_word} {style_score(a):.1f})"
                         f"<pre style='white-space:pre-wrap'>{html.escape(a)}</pre></td>" for s, a in self.last.items())
         self.output.value = f"<table style='width:100%'><tr>{cells}</tr></table>"
-        self.status.value = "same question, same model: only the system prompt differs"
+        self.status.value = tr(en="same question, same model: only the system prompt differs",
+                               ru="тот же вопрос, та же модель: отличается только системный промпт")
         return self.last

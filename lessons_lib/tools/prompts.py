@@ -29,11 +29,11 @@ MOVE_WORDS = {
 }
 
 
-def system_prompt(lang: str = "en") -> str:
-    """The cognitive-designer prompt in English or Russian."""
-    if lang not in ("en", "ru"):
-        raise ValueError(f"Unknown language {lang!r}; use 'en' or 'ru'.")
-    return COGNITIVE_DESIGNER if lang == "en" else COGNITIVE_DESIGNER_RU
+def system_prompt(lang: str | None = None) -> str:
+    """The cognitive-designer prompt in English or Russian (default: the notebook's language, $LESSONS_LANG)."""
+    from ..i18n import resolve_lang
+
+    return COGNITIVE_DESIGNER if resolve_lang(lang) == "en" else COGNITIVE_DESIGNER_RU
 
 
 def moves_present(answer: str) -> dict[str, bool]:

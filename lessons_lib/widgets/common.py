@@ -2,19 +2,34 @@
 from __future__ import annotations
 
 import html
-from typing import Callable
+from typing import Callable, Sequence
 
 import ipywidgets as widgets
+
+from ..i18n import tr
 
 
 def prompt_box(prompt: str = "") -> widgets.Textarea:
     """The prompt text area every playground widget starts with."""
-    return widgets.Textarea(value=prompt, description="Prompt", placeholder="Ask something…",
+    return widgets.Textarea(value=prompt, description=tr(en="Prompt", ru="Промпт"),
+                            placeholder=tr(en="Ask something…", ru="Спросите что-нибудь…"),
                             layout=widgets.Layout(width="95%", height="80px"))
 
 
+def error_text(message: str) -> str:
+    """How a callback's error reads in a Label ("Error: ..." / "Ошибка: ...")."""
+    return f"{tr(en='Error', ru='Ошибка')}: {message}"
+
+
+def labelled(values: Sequence[str], label: Callable[[str], str]) -> list:
+    """Dropdown options: the values themselves, or (label, value) pairs where a label differs (the value stays
+    the identifier code sets and reads)."""
+    pairs = [(label(v), v) for v in values]
+    return list(values) if all(text == v for text, v in pairs) else pairs
+
+
 def run_showing_errors(action: Callable[[], object], shown_in,
-                       render: Callable[[str], str] = lambda message: f"Error: {message}") -> None:
+                       render: Callable[[str], str] = error_text) -> None:
     """Run a button's action; an exception is written into `shown_in.value` and re-raised.
 
     A callback's traceback is invisible in Colab (ipywidgets only logs it), so the widget shows it too.

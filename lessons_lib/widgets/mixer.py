@@ -16,9 +16,10 @@ from typing import Callable, Mapping, Sequence
 
 import ipywidgets as widgets
 
+from ..i18n import tr
 from ..mixing import (COMBINATION_TYPES, RUNTIME_SCALING, MixError, MixWeightError, MixWeightTypeError,
-                      check_weight, create_weighted_adapter, describe_mix, runtime_mix)
-from .common import answer_html, prompt_box, run_showing_errors
+                      check_weight, combination_label, create_weighted_adapter, describe_mix, runtime_mix)
+from .common import answer_html, labelled, prompt_box, run_showing_errors
 
 MIX_ADAPTER = "mixer"
 CHOICES = (RUNTIME_SCALING, *COMBINATION_TYPES)
@@ -67,17 +68,22 @@ class WeightMixer(widgets.VBox):
         names = list(adapters) if adapters is not None else [n for n in model.peft_config if n != mix_name]
         unknown = [n for n in names if n not in model.peft_config]
         if unknown or not names:
-            raise ValueError(f"Adapters {unknown or names} are not loaded (loaded: {list(model.peft_config)}); load "
-                             "them with model.load_adapter(folder, adapter_name=...) first.")
+            raise ValueError(tr(
+                en=f"Adapters {unknown or names} are not loaded (loaded: {list(model.peft_config)}); load "
+                   "them with model.load_adapter(folder, adapter_name=...) first.",
+                ru=f"Адаптеры {unknown or names} не загружены (загружены: {list(model.peft_config)}); сначала "
+                   "загрузите их: model.load_adapter(folder, adapter_name=...)."))
         if combination not in CHOICES:
             raise ValueError(f"Unknown combination {combination!r}; choose one of {', '.join(CHOICES)}.")
         start = slider_weights(names, weights)
         self.sliders = {n: widgets.FloatSlider(value=start[n], min=0.0, max=SLIDER_MAX, step=0.1, description=n,
                                                readout_format=".1f")
                         for n in names}
-        self.combination = widgets.Dropdown(options=list(CHOICES), value=combination, description="Combine")
+        self.combination = widgets.Dropdown(options=labelled(CHOICES, combination_label), value=combination,
+                                            description=tr(en="Combine", ru="Смешать"))
         self.prompt = prompt_box(prompt)
-        self.button = widgets.Button(description="Generate", button_style="primary", icon="play")
+        self.button = widgets.Button(description=tr(en="Generate", ru="Сгенерировать"), button_style="primary",
+                                     icon="play")
         self.status = widgets.Label(value="")
         self.answer = widgets.HTML(value="")
         self.last: MixResult | None = None
@@ -101,7 +107,8 @@ class WeightMixer(widgets.VBox):
         """Generate with the current mix and show it; None if the prompt is empty."""
         text = self.prompt.value.strip()
         if not text:
-            self.status.value = "Type a prompt first, then press Generate."
+            self.status.value = tr(en="Type a prompt first, then press Generate.",
+                                   ru="Сначала введите промпт, затем нажмите «Сгенерировать».")
             return None
         weights, combination = slider_weights(list(self.sliders), self.weights()), self.combination.value
         used = {n: w for n, w in weights.items() if w != 0}
@@ -118,12 +125,14 @@ class WeightMixer(widgets.VBox):
             answer = self._generate(self.model, self.tokenizer, text, self.max_new_tokens, adapter_names=[adapter])
         seconds = time.perf_counter() - start
         self.last = MixResult(combination, weights, adapter, describe_mix(weights, combination), answer, seconds)
-        self.status.value = f"active mix: {self.last.description} · {seconds * 1000:.0f} ms"
+        self.status.value = tr(en=f"active mix: {self.last.description} · {seconds * 1000:.0f} ms",
+                               ru=f"активная смесь: {self.last.description} · {seconds * 1000:.0f} мс")
         self.answer.value = answer_html(answer)
         return self.last
 
     def _show_pending(self) -> None:
-        self.status.value = f"next mix: {self.description()} (press Generate)"
+        self.status.value = tr(en=f"next mix: {self.description()} (press Generate)",
+                               ru=f"следующая смесь: {self.description()} (нажмите «Сгенерировать»)")
 
     def _on_change(self, _change: dict) -> None:
         self._show_pending()

@@ -13,6 +13,7 @@ from typing import Callable
 
 import ipywidgets as widgets
 
+from ..i18n import tr
 from .common import answer_html, prompt_box, run_showing_errors
 
 BAR_COLORS = {"json": "#4c72b0", "coding": "#55a868", "support": "#c44e52", "general": "#8172b2"}
@@ -52,11 +53,14 @@ class RouterPlayground(widgets.VBox):
         from ..models import generate
 
         if model is not None and tokenizer is None:
-            raise ValueError("Give the tokenizer together with the model, or neither (routing only).")
+            raise ValueError(tr(en="Give the tokenizer together with the model, or neither (routing only).",
+                                ru="Передайте токенизатор вместе с моделью или ни того, ни другого (только "
+                                   "маршрутизация)."))
         self.router, self.model, self.tokenizer, self.max_new_tokens = router, model, tokenizer, max_new_tokens
         self._generate = generate_fn or generate
         self.prompt = prompt_box(prompt)
-        self.button = widgets.Button(description="Route & generate" if model is not None else "Route",
+        self.button = widgets.Button(description=tr(en="Route & generate", ru="Выбрать адаптер и ответить")
+                                     if model is not None else tr(en="Route", ru="Выбрать адаптер"),
                                      button_style="primary")
         self.choice = widgets.Label(value="")
         self.reason = widgets.Label(value="")
@@ -70,14 +74,16 @@ class RouterPlayground(widgets.VBox):
         """Route the prompt, show the decision and scores, generate with the chosen adapter; None if empty."""
         text = self.prompt.value
         if not text.strip():
-            self.choice.value = "Type a prompt first, then press the button."
+            self.choice.value = tr(en="Type a prompt first, then press the button.",
+                                   ru="Сначала введите промпт, затем нажмите кнопку.")
             self.reason.value, self.bars.value, self.answer.value = "", "", ""
             return None
         start = time.perf_counter()
         decision = self.router.route(text)
         route_ms = 1000 * (time.perf_counter() - start)
         adapter = decision.adapter
-        self.choice.value = f"→ {decision.label} (adapter {adapter}, routed in {route_ms:.1f} ms)"
+        self.choice.value = tr(en=f"→ {decision.label} (adapter {adapter}, routed in {route_ms:.1f} ms)",
+                               ru=f"→ {decision.label} (адаптер {adapter}, маршрутизация за {route_ms:.1f} мс)")
         self.reason.value = decision.reason
         self.bars.value = score_bars_html(decision.scores, decision.label)
         answer = None

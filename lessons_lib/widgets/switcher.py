@@ -13,7 +13,8 @@ from typing import Callable, Sequence
 
 import ipywidgets as widgets
 
-from .common import answer_html, prompt_box, run_showing_errors
+from ..i18n import tr
+from .common import answer_html, labelled, prompt_box, run_showing_errors
 
 BASE_CHOICE = "base"
 
@@ -26,6 +27,15 @@ class SwitchResult:
     active_adapter: str | None
     answer: str
     seconds: float
+
+
+def choice_label(choice: str) -> str:
+    """How a dropdown choice reads: adapter names are identifiers; the base is named in the course language."""
+    return tr(en=choice, ru="base (базовая модель)") if choice == BASE_CHOICE else choice
+
+
+def _shown(choice: str) -> str:
+    return tr(en="base (adapters disabled)", ru="base (адаптеры отключены)") if choice == BASE_CHOICE else choice
 
 
 def _active(model) -> str | None:
@@ -45,12 +55,17 @@ class AdapterSwitcher(widgets.VBox):
         names = list(adapters) if adapters is not None else list(model.peft_config)
         unknown = [n for n in names if n not in model.peft_config]
         if unknown:
-            raise ValueError(f"Adapters {unknown} are not loaded (loaded: {list(model.peft_config)}); load them with "
-                             "model.load_adapter(folder, adapter_name=...) first.")
+            raise ValueError(tr(
+                en=f"Adapters {unknown} are not loaded (loaded: {list(model.peft_config)}); load them with "
+                   "model.load_adapter(folder, adapter_name=...) first.",
+                ru=f"Адаптеры {unknown} не загружены (загружены: {list(model.peft_config)}); сначала загрузите их: "
+                   "model.load_adapter(folder, adapter_name=...)."))
         start = _active(model) if _active(model) in names else (names[0] if names else BASE_CHOICE)
-        self.dropdown = widgets.Dropdown(options=[BASE_CHOICE, *names], value=start, description="Adapter")
+        self.dropdown = widgets.Dropdown(options=labelled([BASE_CHOICE, *names], choice_label), value=start,
+                                         description=tr(en="Adapter", ru="Адаптер"))
         self.prompt = prompt_box(prompt)
-        self.button = widgets.Button(description="Generate", button_style="primary", icon="play")
+        self.button = widgets.Button(description=tr(en="Generate", ru="Сгенерировать"), button_style="primary",
+                                     icon="play")
         self.status = widgets.Label(value="")
         self.answer = widgets.HTML(value="")
         self.last: SwitchResult | None = None
@@ -64,14 +79,14 @@ class AdapterSwitcher(widgets.VBox):
         """Make `choice` the active adapter (the base needs no switch: it runs under disable_adapter())."""
         if choice != BASE_CHOICE:
             self.model.set_adapter(choice, inference_mode=True)
-        shown = "base (adapters disabled)" if choice == BASE_CHOICE else choice
-        self.status.value = f"active: {shown}"
+        self.status.value = f"{tr(en='active', ru='активен')}: {_shown(choice)}"
 
     def run(self) -> SwitchResult | None:
         """Generate an answer for the prompt with the chosen adapter and show it; None if the prompt is empty."""
         choice, text = self.dropdown.value, self.prompt.value.strip()
         if not text:
-            self.status.value = "Type a prompt first, then press Generate."
+            self.status.value = tr(en="Type a prompt first, then press Generate.",
+                                   ru="Сначала введите промпт, затем нажмите «Сгенерировать».")
             return None
         start = time.perf_counter()
         if choice == BASE_CHOICE:
@@ -83,8 +98,8 @@ class AdapterSwitcher(widgets.VBox):
             answer = self._generate(self.model, self.tokenizer, text, self.max_new_tokens)
         seconds = time.perf_counter() - start
         self.last = SwitchResult(choice, None if choice == BASE_CHOICE else _active(self.model), answer, seconds)
-        shown = "base (adapters disabled)" if choice == BASE_CHOICE else choice
-        self.status.value = f"active: {shown} · {seconds * 1000:.0f} ms · {len(answer)} characters"
+        self.status.value = tr(en=f"active: {_shown(choice)} · {seconds * 1000:.0f} ms · {len(answer)} characters",
+                               ru=f"активен: {_shown(choice)} · {seconds * 1000:.0f} мс · {len(answer)} символов")
         self.answer.value = answer_html(answer)
         return self.last
 

@@ -111,6 +111,7 @@ lesson = setup_lesson("01", profile=PROFILE, use_drive=USE_DRIVE)
 
 # %%
 from lessons_lib import budget
+from lessons_lib.i18n import tr  # printed text in the notebook's language (LESSONS_LANG)
 
 print(budget.memory_plan(lesson.profile, "01"))
 
@@ -134,11 +135,14 @@ gpu_path = profile.gpu_path()  # a CUDA GPU with t4/7b, or a CPU rehearsal of th
 dtype = profile.torch_dtype()  # fp32 on the CPU path; fp16 on a T4 (7.5); bf16 only on compute capability >= 8
 bnb_config = None
 if not profile.load_in_4bit:
-    print(f"Profile {profile.name!r}: no quantization (4-bit pays off from ~1B parameters up).")
+    print(tr(en=f"Profile {profile.name!r}: no quantization (4-bit pays off from ~1B parameters up).",
+             ru=f"Профиль {profile.name!r}: без квантования (4 бита окупаются примерно от 1B параметров)."))
 elif not gpu_path:
-    print("No CUDA GPU: 4-bit QLoRA needs one. Loading the model unquantized and training plain LoRA instead.")
+    print(tr(en="No CUDA GPU: 4-bit QLoRA needs one. Loading the model unquantized and training plain LoRA instead.",
+             ru="Нет GPU с CUDA, а 4-битной QLoRA он нужен. Загружаем модель без квантования и обучаем обычную LoRA."))
 elif importlib.util.find_spec("bitsandbytes") is None:
-    print("bitsandbytes is not installed (`pip install bitsandbytes`): loading the model unquantized instead.")
+    print(tr(en="bitsandbytes is not installed (`pip install bitsandbytes`): loading the model unquantized instead.",
+             ru="bitsandbytes не установлен (`pip install bitsandbytes`): загружаем модель без квантования."))
 else:
     bnb_config = BitsAndBytesConfig(
         load_in_4bit=True,  # store the frozen base weights in 4 bits
@@ -150,8 +154,10 @@ else:
         major, minor = torch.cuda.get_device_capability()
         where = f"compute capability {major}.{minor}"
     else:
-        where = f"a CPU rehearsal of the {profile.rehearsal_of} path, decided as on a T4 (7.5)"
-    print(f"QLoRA: 4-bit NF4 weights, {dtype} compute ({where}).")
+        where = tr(en=f"a CPU rehearsal of the {profile.rehearsal_of} path, decided as on a T4 (7.5)",
+                   ru=f"репетиция пути {profile.rehearsal_of} на CPU, решено как на T4 (7.5)")
+    print(tr(en=f"QLoRA: 4-bit NF4 weights, {dtype} compute ({where}).",
+             ru=f"QLoRA: 4-битные веса NF4, вычисления в {dtype} ({where})."))
     # lessons_lib.models builds the same config for notebooks 02–06, so they load the base exactly like this.
     assert quantization_config(profile).to_dict() == bnb_config.to_dict()
 
@@ -168,7 +174,8 @@ def fresh_base():
     try:
         model = AutoModelForCausalLM.from_pretrained(model_source(profile), **kwargs)
     except ImportError as err:  # a broken bitsandbytes install: fall back rather than fail
-        print(f"4-bit loading failed ({err}); loading the model unquantized instead.")
+        print(tr(en=f"4-bit loading failed ({err}); loading the model unquantized instead.",
+                 ru=f"4-битная загрузка не удалась ({err}); загружаем модель без квантования."))
         kwargs.pop("quantization_config", None)
         model = AutoModelForCausalLM.from_pretrained(model_source(profile), **kwargs)
     return gpu_like_4bit(model)  # a CPU rehearsal's 4-bit layers compute as on a GPU (no-op on a GPU)
@@ -177,8 +184,10 @@ def fresh_base():
 tok = load_tokenizer(profile)
 base = fresh_base()
 BASE_BYTES = base.get_memory_footprint()  # weights as loaded: 4-bit layers packed 2 per byte, the rest 16/32-bit
-print(f"{profile.model_id}: {sum(p.numel() for p in base.parameters()):,} parameters, "
-      f"{BASE_BYTES / 2**20:.1f} MiB in memory")
+print(tr(en=f"{profile.model_id}: {sum(p.numel() for p in base.parameters()):,} parameters, "
+            f"{BASE_BYTES / 2**20:.1f} MiB in memory",
+         ru=f"{profile.model_id}: {sum(p.numel() for p in base.parameters()):,} параметров, "
+            f"{BASE_BYTES / 2**20:.1f} МиБ в памяти"))
 
 # %% [markdown]
 # ## 2. Before training: how does the base do on our task?
@@ -206,7 +215,7 @@ MAX_NEW = profile.max_new_tokens
 before, before_outputs = evaluate_model(base, tok, "json", N_EVAL, max_new_tokens=MAX_NEW)
 probe = heldout("json", N_EVAL)
 for example, answer in list(zip(probe, before_outputs))[:2]:
-    print(f"PROMPT: {example.prompt}\nBASE  : {answer[:150]!r}\n")
+    print(f"{tr(en='PROMPT', ru='ПРОМПТ')}: {example.prompt}\n{tr(en='BASE  ', ru='БАЗА  ')}: {answer[:150]!r}\n")
 print(format_table([before.row("base")]))
 
 # %% [markdown]
@@ -287,9 +296,13 @@ lora_layers = {name: m for name, m in model.named_modules() if isinstance(m, Lor
 by_hand = sum(lora.r * (m.in_features + m.out_features) for m in lora_layers.values())
 trainable, total = model.get_nb_trainable_parameters()
 name, layer = next(iter(lora_layers.items()))
-print(f"{len(lora_layers)} adapted layers, e.g. {name}: {layer.in_features}->{layer.out_features}, "
-      f"{layer.in_features * layer.out_features:,} frozen vs {lora.r * (layer.in_features + layer.out_features):,} trainable")
-print(f"trainable {trainable:,} of {total:,} = {100 * trainable / total:.2f}%  (by hand: {by_hand:,})")
+frozen_here, trainable_here = layer.in_features * layer.out_features, lora.r * (layer.in_features + layer.out_features)
+print(tr(en=f"{len(lora_layers)} adapted layers, e.g. {name}: {layer.in_features}->{layer.out_features}, "
+            f"{frozen_here:,} frozen vs {trainable_here:,} trainable",
+         ru=f"адаптированных слоёв: {len(lora_layers)}, например {name}: {layer.in_features}->{layer.out_features}, "
+            f"{frozen_here:,} замороженных против {trainable_here:,} обучаемых"))
+print(tr(en=f"trainable {trainable:,} of {total:,} = {100 * trainable / total:.2f}%  (by hand: {by_hand:,})",
+         ru=f"обучаемых {trainable:,} из {total:,} = {100 * trainable / total:.2f}%  (вручную: {by_hand:,})"))
 assert by_hand == trainable, "LoRA trains exactly r*(d_in+d_out) numbers per adapted layer"
 
 # %% [markdown]
@@ -317,7 +330,7 @@ STEPS = 30 if profile.name == "tiny" else profile.train_steps  # tiny: a 30-step
 ROWS = STEPS * profile.batch_size * profile.grad_accum  # every row is seen about once
 rows = sft_rows("json", ROWS)
 print(json.dumps(rows[0], ensure_ascii=False, indent=1))
-print("\nWith the chat template applied:\n")
+print(tr(en="\nWith the chat template applied:\n", ru="\nС применённым шаблоном чата:\n"))
 print(tok.apply_chat_template(rows[0]["prompt"] + rows[0]["completion"], tokenize=False))
 
 # %% [markdown]
@@ -356,9 +369,12 @@ else:
     try:
         finetome, report = load_finetome(ROWS // 5)  # ~20% general chat next to the task data, streamed
         general_rows, dropped = fit_to_length(finetome, tok, profile.max_length)
-        print(f"FineTome: {report.summary()}; {dropped} rows dropped as longer than max_length")
+        print(tr(en=f"FineTome: {report.summary()}; {dropped} rows dropped as longer than max_length",
+                 ru=f"FineTome: {report.summary()}; отброшено строк длиннее max_length: {dropped}"))
     except Exception as err:  # no network or no datasets access: train on the task data alone
-        print(f"Could not load FineTome-100k ({type(err).__name__}: {err}); training on the task data only.")
+        print(tr(en=f"Could not load FineTome-100k ({type(err).__name__}: {err}); training on the task data only.",
+                 ru=f"Не удалось загрузить FineTome-100k ({type(err).__name__}: {err}); обучаем только на данных "
+                    "задачи."))
 train_rows = rows + general_rows
 
 # %% [markdown]
@@ -372,8 +388,8 @@ train_rows = rows + general_rows
 #   are comparable across data sizes.
 # - **learning rate**: LoRA tolerates much higher rates than full fine-tuning (2e-4 on 1B–7B; 2e-3 on the
 #   tiny model). Cosine decay after a short warm-up.
-# - **max_length**: longer rows are truncated; **packing** (several rows per sequence) is off so each
-#   row keeps its own loss mask.
+# - **max_length**: longer rows are truncated. **packing** (several rows per sequence) follows the profile's
+#   `packing_strategy`, measured per profile: off (padding) on all three — see "Packing or padding?" below.
 # - **completion_only_loss**: the loss covers the answer only, not the prompt (see the next cell).
 # - **precision**: fp32 on the tiny profile; fp16 mixed precision on a T4 (and its rehearsals); bf16 only on
 #   compute capability ≥ 8. **gradient checkpointing** (GPU path) recomputes activations to save memory
@@ -392,8 +408,9 @@ train_rows = rows + general_rows
 #   считаем шаги, а не эпохи, чтобы запуски были сравнимы при разных объёмах данных.
 # - **скорость обучения (learning rate)**: LoRA выдерживает гораздо более высокие значения, чем полное дообучение
 #   (2e-4 для моделей 1B–7B; 2e-3 для крошечной модели). Косинусное затухание после короткого разогрева (warm-up).
-# - **max_length**: более длинные строки обрезаются; **packing** (несколько строк в одной последовательности)
-#   выключен, чтобы у каждой строки осталась своя маска функции потерь.
+# - **max_length**: более длинные строки обрезаются. **packing** (несколько строк в одной последовательности)
+#   задаёт `packing_strategy` профиля, выбранная по измерениям: на всех трёх профилях он выключен (padding) —
+#   см. «Packing или padding?» ниже.
 # - **completion_only_loss**: функция потерь считается только по ответу, а не по промпту (см. следующую ячейку).
 # - **точность**: fp32 на профиле tiny; смешанная точность fp16 на T4 (и в его репетициях); bf16 — только при
 #   compute capability ≥ 8. **gradient checkpointing** (GPU-путь) пересчитывает активации, чтобы сэкономить память
@@ -417,7 +434,8 @@ args = SFTConfig(
     lr_scheduler_type="cosine",
     warmup_steps=max(1, STEPS // 20),
     max_length=profile.max_length,  # tokens per row (prompt + answer)
-    packing=False,  # one row per sequence, each with its own loss mask
+    packing=profile.packing_strategy is not None,  # False on every profile (measured: see below)
+    packing_strategy=profile.packing_strategy or "bfd",  # used only with packing; "bfd" is TRL's default
     completion_only_loss=True,  # loss on the assistant's answer only
     gradient_checkpointing=profile.gradient_checkpointing and gpu_path,
     fp16=gpu_path and dtype == torch.float16,  # T4 (and its CPU rehearsals)
@@ -432,8 +450,8 @@ args = SFTConfig(
     seed=0,
 )
 library_args = sft_config(profile, RUN_DIR / "checkpoints", STEPS)  # what lessons_lib.train uses below
-for knob in ("max_steps", "learning_rate", "per_device_train_batch_size", "max_length", "fp16", "bf16",
-             "gradient_checkpointing", "use_cpu"):
+for knob in ("max_steps", "learning_rate", "per_device_train_batch_size", "max_length", "packing", "packing_strategy",
+             "fp16", "bf16", "gradient_checkpointing", "use_cpu"):
     assert getattr(args, knob) == getattr(library_args, knob), knob
 # Build the trainer after the last SFTConfig: creating a config resets the accelerator state of earlier trainers.
 trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows), processing_class=tok)
@@ -458,14 +476,62 @@ ids = example["input_ids"]
 labels = trainer.data_collator([example])["labels"][0].tolist()  # the collator sets -100 on the prompt
 prompt_ids = [i for i, label in zip(ids, labels) if label == -100]
 answer_ids = [i for i, label in zip(ids, labels) if label != -100]
-print(f"{len(ids)} tokens: {len(prompt_ids)} masked (label -100), {len(answer_ids)} carry the loss\n")
+print(tr(en=f"{len(ids)} tokens: {len(prompt_ids)} masked (label -100), {len(answer_ids)} carry the loss\n",
+         ru=f"{len(ids)} токенов: {len(prompt_ids)} замаскированы (label -100), {len(answer_ids)} несут loss\n"))
 print("no loss :", repr(tok.decode(prompt_ids)))
 print("loss    :", repr(tok.decode(answer_ids)))
 print("\nlabels  :", labels[:len(prompt_ids) + 6], "...")
 batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
-print("a padded batch:", {k: tuple(v.shape) for k, v in batch.items()})
+print(tr(en="a padded batch:", ru="батч с паддингом:"), {k: tuple(v.shape) for k, v in batch.items()})
 assert tok.decode(answer_ids, skip_special_tokens=True).strip() == rows[0]["completion"][0]["content"]
 assert tok.eos_token_id in answer_ids, "the end-of-turn token is trained, so the model learns to stop"
+
+# %% [markdown]
+# **Packing or padding?** A padded batch computes its pad positions and throws them away. TRL can pack rows
+# instead (`packing=True`), in two ways:
+#
+# - `packing_strategy="bfd"` (TRL's default): whole examples are fitted into rows of `max_length`, and each batch
+#   becomes one long padding-free row whose positions restart at every example. With FlashAttention 2 every example
+#   attends only to itself, at no extra cost. Without it (CPU, T4) transformers builds the mask from those positions:
+#   still correct (the logits equal those of an example alone, checked in `tests/test_train.py`), but attention
+#   then runs over the whole flattened batch, at a cost that grows with the square of its length.
+# - `"wrapped"`: all tokens are concatenated and cut every `max_length` tokens. No padding at all, but an example
+#   attends to the examples before it in its row, and about one example per row is cut in two: its answer goes on in
+#   the next row without its prompt. The loss still covers answers only (TRL packs the completion mask too).
+#
+# Measured with `python -m benchmarks.bench_training` on the tiny model (real tokens per second against padding, at
+# equal tokens per optimizer step): on the json adapter's rows (batch 16, 14% padding) `wrapped` 0.96×, `bfd`
+# 0.75×; on a three-domain mix (27% padding) `wrapped` 1.16×, `bfd` 0.99×. Counted per packed row, `wrapped` looks
+# faster (1.05–1.45×) only because each step then carries 3–4× more tokens. So every profile pads
+# (`packing_strategy=None`): one short task per adapter leaves little padding to save, and a T4 has no FlashAttention
+# 2 for `bfd`. On a newer GPU with `flash-attn` installed, try
+# `lessons_lib.profiles.with_overrides(profile, packing_strategy="bfd")` —
+# and remember that with packing `per_device_train_batch_size` counts packed rows, each holding several examples.
+
+# %% [markdown] lang="ru"
+# **Packing или padding?** Батч с паддингом вычисляет и позиции паддинга, а потом их отбрасывает. TRL умеет вместо
+# этого упаковывать строки (`packing=True`), двумя способами:
+#
+# - `packing_strategy="bfd"` (по умолчанию в TRL): целые примеры раскладываются по строкам длины `max_length`, и
+#   каждый батч становится одной длинной строкой без паддинга, в которой позиции начинаются заново у каждого примера.
+#   С FlashAttention 2 каждый пример смотрит только на себя, и это ничего не стоит. Без неё (CPU, T4) transformers
+#   строит маску по этим позициям: результат по-прежнему верный (логиты совпадают с логитами примера, поданного
+#   отдельно, — это проверяет `tests/test_train.py`), но внимание считается по всему развёрнутому батчу, и его
+#   стоимость растёт как квадрат длины.
+# - `"wrapped"`: все токены склеиваются и режутся каждые `max_length` токенов. Паддинга нет совсем, но пример видит
+#   примеры, стоящие перед ним в той же строке, и примерно один пример на строку разрезается надвое: его ответ
+#   продолжается в следующей строке без своего промпта. Функция потерь по-прежнему считается только по ответам (TRL
+#   упаковывает и маску ответа).
+#
+# Измерено с помощью `python -m benchmarks.bench_training` на крошечной модели (реальные токены в секунду
+# относительно padding при равном числе токенов на шаг оптимизатора): на строках адаптера json (батч 16, паддинг
+# 14%) `wrapped` 0.96×, `bfd` 0.75×; на смеси трёх доменов (паддинг 27%) `wrapped` 1.16×, `bfd` 0.99×. Если
+# считать по упакованным строкам, `wrapped` выглядит быстрее (1.05–1.45×) лишь потому, что каждый шаг тогда несёт в
+# 3–4 раза больше токенов. Поэтому все профили используют padding (`packing_strategy=None`): у адаптера одна
+# короткая задача, и экономить на паддинге почти нечего, а на T4 нет FlashAttention 2 для `bfd`. На более новом GPU
+# с установленным `flash-attn` попробуйте `lessons_lib.profiles.with_overrides(profile, packing_strategy="bfd")` —
+# и помните, что с packing `per_device_train_batch_size` считает упакованные строки, в каждой из которых несколько
+# примеров.
 
 # %% [markdown]
 # ### Train (rerun this cell after a disconnect: it resumes)
@@ -487,11 +553,13 @@ import time
 from lessons_lib.train import last_checkpoint
 
 resume_from = last_checkpoint(args.output_dir)
-print("starting at step 0" if resume_from is None else f"resuming from {resume_from}")
+print(tr(en="starting at step 0", ru="начинаем с шага 0") if resume_from is None
+      else tr(en=f"resuming from {resume_from}", ru=f"продолжаем с {resume_from}"))
 start = time.time()
 trainer.train(resume_from_checkpoint=resume_from)
 train_seconds = time.time() - start
-print(f"{trainer.state.global_step} steps, {train_seconds:.0f}s in this call")
+print(tr(en=f"{trainer.state.global_step} steps, {train_seconds:.0f}s in this call",
+         ru=f"{trainer.state.global_step} шагов, {train_seconds:.0f} с в этом вызове"))
 
 # %%
 import matplotlib.pyplot as plt
@@ -499,9 +567,9 @@ import matplotlib.pyplot as plt
 history = [h for h in trainer.state.log_history if "loss" in h]
 plt.figure(figsize=(6, 3))
 plt.plot([h["step"] for h in history], [h["loss"] for h in history], marker="o")
-plt.xlabel("step")
-plt.ylabel("training loss (answer tokens)")
-plt.title(f"LoRA on {profile.name}: json adapter")
+plt.xlabel(tr(en="step", ru="шаг"))
+plt.ylabel(tr(en="training loss (answer tokens)", ru="loss обучения (токены ответа)"))
+plt.title(tr(en=f"LoRA on {profile.name}: json adapter", ru=f"LoRA на {profile.name}: адаптер json"))
 plt.grid(alpha=0.3)
 plt.show()
 
@@ -515,8 +583,9 @@ plt.show()
 model.eval()
 after, after_outputs = evaluate_model(model, tok, "json", N_EVAL, max_new_tokens=MAX_NEW)
 for example, old, new in list(zip(probe, before_outputs, after_outputs))[:3]:
-    print(f"PROMPT : {example.prompt}\nBASE   : {old[:120]!r}\nADAPTER: {new[:120]!r}\n")
-print(format_table([before.row("base"), after.row("base + json adapter")]))
+    print(f"{tr(en='PROMPT ', ru='ПРОМПТ ')}: {example.prompt}\n{tr(en='BASE   ', ru='БАЗА   ')}: {old[:120]!r}\n"
+          f"{tr(en='ADAPTER', ru='АДАПТЕР')}: {new[:120]!r}\n")
+print(format_table([before.row("base"), after.row(tr(en="base + json adapter", ru="base + адаптер json"))]))
 
 # %% [markdown]
 # Now that B ≠ 0, check the formula on one adapted layer: its output is W₀·x + (α/r)·B·A·x. We check the two
@@ -549,8 +618,11 @@ with torch.no_grad():
 base_error = (base_part - x @ W0.T).abs().max().item()
 lora_error = ((lora_part - by_formula).norm() / by_formula.norm()).item()
 print(f"{name}: W0 {tuple(W0.shape)}, |B| = {B.norm():.4f}, scale α/r = {lora.lora_alpha / lora.r}")
-print(f"  base part vs W0·x: max difference {base_error:.1e} ({'fp32' if exact_kernels(profile) else dtype} kernels)")
-print(f"  LoRA part vs (α/r)·B·A·x: relative error {lora_error:.1e}")
+kernels = "fp32" if exact_kernels(profile) else dtype
+print(tr(en=f"  base part vs W0·x: max difference {base_error:.1e} ({kernels} kernels)",
+         ru=f"  базовая часть против W0·x: макс. разница {base_error:.1e} (ядра {kernels})"))
+print(tr(en=f"  LoRA part vs (α/r)·B·A·x: relative error {lora_error:.1e}",
+         ru=f"  часть LoRA против (α/r)·B·A·x: относительная ошибка {lora_error:.1e}"))
 assert torch.allclose(base_part, x @ W0.T, **(dict(atol=1e-5) if exact_kernels(profile) else tolerance(profile)))
 assert B.norm() > 0 and lora_error < 1e-3, "the layer adds exactly (α/r)·B·A·x"
 
@@ -593,18 +665,20 @@ manifest = Manifest.for_model("json", model, profile.name, domain="json", steps=
 saved_at = storage.save_adapter(model, "json", store, manifest, overwrite=True)
 files = {p.name: p.stat().st_size for p in sorted(Path(saved_at).iterdir())}
 adapter_bytes = files["adapter_model.safetensors"]
-print(f"saved to {saved_at}:")
+print(tr(en=f"saved to {saved_at}:", ru=f"сохранено в {saved_at}:"))
 for file_name, size in files.items():
     print(f"  {file_name:28s} {size / 1024:8.1f} KiB")
-print(f"adapter {adapter_bytes / 2**20:.2f} MiB vs base weights as loaded {BASE_BYTES / 2**20:.1f} MiB "
-      f"→ the adapter is {100 * adapter_bytes / BASE_BYTES:.1f}% of the base")
+print(tr(en=f"adapter {adapter_bytes / 2**20:.2f} MiB vs base weights as loaded {BASE_BYTES / 2**20:.1f} MiB "
+            f"→ the adapter is {100 * adapter_bytes / BASE_BYTES:.1f}% of the base",
+         ru=f"адаптер {adapter_bytes / 2**20:.2f} МиБ против загруженных весов базовой модели {BASE_BYTES / 2**20:.1f} "
+            f"МиБ → адаптер составляет {100 * adapter_bytes / BASE_BYTES:.1f}% базовой"))
 
 # %%
 snapshot = {p.name: p.read_bytes() for p in Path(saved_at).iterdir()}
 try:
     storage.save_adapter(model, "json", store, manifest)  # no overwrite=True
 except FileExistsError as err:
-    print("Refused:", err)
+    print(tr(en="Refused:", ru="Отказано:"), err)
 assert {p.name: p.read_bytes() for p in Path(saved_at).iterdir()} == snapshot, "nothing was overwritten"
 
 # %% [markdown]
@@ -679,10 +753,13 @@ reloaded_logits = probe_logits(reloaded)
 reload_diff = (reloaded_logits - trained_logits).abs().max().item()
 adapter_effect = (adapter_off_logits - trained_logits).abs().max().item()
 reloaded_answers = generate(reloaded, tok, [example.prompt for example in probe[:3]], MAX_NEW)
-print(f"largest logit difference over {len(trained_logits)} prompts: reloaded vs trained {reload_diff:.1e}; "
-      f"adapter off vs on {adapter_effect:.1e}")
-print(f"greedy answers identical: {agreement(trained_answers, reloaded_answers):.0%}")
-print(f"reloaded answers: {reloaded_answers}")
+print(tr(en=f"largest logit difference over {len(trained_logits)} prompts: reloaded vs trained {reload_diff:.1e}; "
+            f"adapter off vs on {adapter_effect:.1e}",
+         ru=f"наибольшая разница логитов на {len(trained_logits)} промптах: загруженный против обученного "
+            f"{reload_diff:.1e}; адаптер выключен против включён {adapter_effect:.1e}"))
+print(tr(en="greedy answers identical:", ru="совпадающих жадных ответов:"),
+      f"{agreement(trained_answers, reloaded_answers):.0%}")
+print(tr(en="reloaded answers:", ru="ответы загруженного:"), reloaded_answers)
 assert logits_close(reloaded_logits, trained_logits, profile), reload_diff
 assert reload_diff < adapter_effect / 10, "the reload reproduces the trained adapter, not just the base"
 assert answers_agree(trained_answers, reloaded_answers, profile), "the saved adapter reloads with the same answers"
@@ -715,9 +792,10 @@ if PUSH_TO_HUB:
         login()  # interactive: paste a token with write access
     hub = storage.hub_store(HUB_NAMESPACE)
     repo_id = storage.save_adapter(saved_at, hub_repo_name("json", profile), hub, manifest, overwrite=True)
-    print(f"pushed: https://huggingface.co/{repo_id} (in 02–06 set HUB_NAMESPACE = {hub.location!r})")
+    print(tr(en=f"pushed: https://huggingface.co/{repo_id} (in 02–06 set HUB_NAMESPACE = {hub.location!r})",
+             ru=f"отправлено: https://huggingface.co/{repo_id} (в 02–06 задайте HUB_NAMESPACE = {hub.location!r})"))
 else:
-    print("PUSH_TO_HUB is False: the adapter stays in", store)
+    print(tr(en="PUSH_TO_HUB is False: the adapter stays in", ru="PUSH_TO_HUB равен False: адаптер остаётся в"), store)
 
 # %% [markdown]
 # ## 8. Before the long loop: what three adapters cost on real hardware
@@ -778,15 +856,20 @@ def loop_lengths(domain: str, target) -> list[int]:
 def print_estimate(target, rate: float, basis: str) -> None:
     """Minutes per adapter and for all three at `rate` padded tokens/s on the target profile."""
     total = 0.0
-    print(f"{target.name} ({target.model_id}), {target.train_steps} steps per adapter at {rate:.0f} padded tokens/s "
-          f"({basis}; ≈ {budget.implied_tflops(target, rate):.0f} TFLOP/s sustained, a T4 peaks at 65 in fp16):")
+    tflops = budget.implied_tflops(target, rate)
+    print(tr(en=f"{target.name} ({target.model_id}), {target.train_steps} steps per adapter at {rate:.0f} padded "
+                f"tokens/s ({basis}; ≈ {tflops:.0f} TFLOP/s sustained, a T4 peaks at 65 in fp16):",
+             ru=f"{target.name} ({target.model_id}), {target.train_steps} шагов на адаптер при {rate:.0f} токенов "
+                f"с паддингом/с ({basis}; ≈ {tflops:.0f} TFLOP/s устойчиво, пик T4 — 65 в fp16):"))
     for domain in COURSE_ADAPTERS:
         lengths = loop_lengths(domain, target)
         seconds = budget.estimate_seconds(target, target.train_steps, lengths, tokens_per_second=rate)
         total += seconds
         per_step = budget.tokens_per_step(target, lengths)
-        print(f"  {domain:8s} {per_step:6.0f} padded tokens/step → ≈ {seconds / 60:4.0f} min")
-    print(f"  all three ≈ {total / 60:.0f} min ≈ {total / 3600:.1f} h\n")
+        print(tr(en=f"  {domain:8s} {per_step:6.0f} padded tokens/step → ≈ {seconds / 60:4.0f} min",
+                 ru=f"  {domain:8s} {per_step:6.0f} токенов с паддингом/шаг → ≈ {seconds / 60:4.0f} мин"))
+    print(tr(en=f"  all three ≈ {total / 60:.0f} min ≈ {total / 3600:.1f} h\n",
+             ru=f"  все три ≈ {total / 60:.0f} мин ≈ {total / 3600:.1f} ч\n"))
 
 
 steps_this_call = main_steps - checkpoint_step(resume_from)  # a rerun that resumed counts only its own steps
@@ -794,20 +877,27 @@ measured_rate = None
 if steps_this_call > 0:
     measured_rate = steps_this_call * budget.tokens_per_step(
         profile, budget.row_lengths(train_rows, tok, profile.max_length)) / train_seconds
-    print(f"measured here ({profile.name}): the json run's {steps_this_call} steps in {train_seconds:.0f}s "
-          f"≈ {measured_rate:.0f} padded tokens/s\n")
+    print(tr(en=f"measured here ({profile.name}): the json run's {steps_this_call} steps in {train_seconds:.0f}s "
+                f"≈ {measured_rate:.0f} padded tokens/s\n",
+             ru=f"измерено здесь ({profile.name}): {steps_this_call} шагов обучения json за {train_seconds:.0f} с "
+                f"≈ {measured_rate:.0f} токенов с паддингом/с\n"))
 else:
-    print(f"measured here ({profile.name}): nothing — the json run resumed at its last checkpoint "
-          f"(step {main_steps})\n")
+    print(tr(en=f"measured here ({profile.name}): nothing — the json run resumed at its last checkpoint "
+                f"(step {main_steps})\n",
+             ru=f"измерено здесь ({profile.name}): ничего — обучение json продолжилось с последней контрольной точки "
+                f"(шаг {main_steps})\n"))
 if not REAL_MODEL:
     chars = sum(len(r["prompt"][0]["content"]) + len(r["completion"][0]["content"]) for r in rows[:64])
     tokens = sum(budget.row_lengths(rows[:64], tok))
-    print(f"stand-in token counts: this tokenizer averages {chars / tokens:.1f} characters per token on the task rows "
-          "(chat markup included)\n")
+    print(tr(en=f"stand-in token counts: this tokenizer averages {chars / tokens:.1f} characters per token on the task "
+                "rows (chat markup included)\n",
+             ru=f"подставные числа токенов: этот токенизатор даёт в среднем {chars / tokens:.1f} символа на токен на "
+                "строках задачи (с разметкой чата)\n"))
 for target in targets:
-    print_estimate(target, target.train_tokens_per_second, "ASSUMED, not measured")
+    print_estimate(target, target.train_tokens_per_second,
+                   tr(en="ASSUMED, not measured", ru="ПРЕДПОЛОЖЕНИЕ, не измерено"))
 if REAL_MODEL and torch.cuda.is_available() and measured_rate:
-    print_estimate(profile, measured_rate, "measured by the json run above")
+    print_estimate(profile, measured_rate, tr(en="measured by the json run above", ru="измерено обучением json выше"))
 
 # %% [markdown]
 # Memory, also estimated: the plan at the top of the notebook (`budget.memory_plan`) counts one 4-bit base
@@ -902,7 +992,8 @@ def train_course_adapters():
     done = {}
     for domain in COURSE_ADAPTERS:
         if domain in storage.list_adapters(loop_store):
-            print(f"{domain}: already saved in {loop_store}, skipping")
+            print(tr(en=f"{domain}: already saved in {loop_store}, skipping",
+                     ru=f"{domain}: уже сохранён в {loop_store}, пропускаем"))
             continue
         result = train_domain(domain, profile, loop_dir / domain, n_rows=LOOP_STEPS * profile.batch_size * profile.grad_accum,
                               max_steps=LOOP_STEPS, save_steps=SAVE_EVERY, keep_checkpoints=2, adapter_name=domain,
@@ -916,7 +1007,8 @@ def train_course_adapters():
         if hub is not None and not DEMO_LOOP:
             repo_id = storage.save_adapter(result.adapter_dir, hub_repo_name(domain, profile), hub, loop_manifest,
                                            overwrite=True)
-            print(f"{domain}: pushed to https://huggingface.co/{repo_id}")
+            print(tr(en=f"{domain}: pushed to https://huggingface.co/{repo_id}",
+                     ru=f"{domain}: отправлен на https://huggingface.co/{repo_id}"))
         done[domain] = result
     return done
 
@@ -926,8 +1018,9 @@ try:
 except SimulatedDisconnect as err:  # on Colab the whole runtime would be gone; here only this call is
     print(f"\n*** {err}")
     free_memory()  # the interrupted run's base is garbage now
-print("checkpoints left behind:", sorted(p.name for p in (loop_dir / "coding" / "checkpoints").glob("checkpoint-*"))
-      if (loop_dir / "coding" / "checkpoints").is_dir() else "none")
+print(tr(en="checkpoints left behind:", ru="оставшиеся контрольные точки:"),
+      sorted(p.name for p in (loop_dir / "coding" / "checkpoints").glob("checkpoint-*"))
+      if (loop_dir / "coding" / "checkpoints").is_dir() else tr(en="none", ru="нет"))
 
 # %% [markdown]
 # The runtime "came back". Rerun **the same call**: `json` is already saved and skipped, `coding` resumes
@@ -941,7 +1034,8 @@ print("checkpoints left behind:", sorted(p.name for p in (loop_dir / "coding" / 
 second_try = train_course_adapters()
 if disconnect.fired:
     resumed = second_try["coding"]
-    print(f"coding resumed from {resumed.resumed_from} and ran {resumed.steps_run} more steps to {resumed.steps}")
+    print(tr(en=f"coding resumed from {resumed.resumed_from} and ran {resumed.steps_run} more steps to {resumed.steps}",
+             ru=f"coding продолжил с {resumed.resumed_from} и сделал ещё {resumed.steps_run} шагов до {resumed.steps}"))
     assert checkpoint_step(resumed.resumed_from) > 0, "resumed from a checkpoint, not from step 0"
     assert resumed.steps == LOOP_STEPS and resumed.steps_run == LOOP_STEPS - checkpoint_step(resumed.resumed_from)
 assert disconnect.fired or "coding" in saved_before, "the drill interrupted the coding run"
@@ -961,13 +1055,16 @@ assert storage.list_adapters(loop_store) == sorted(COURSE_ADAPTERS)
 rows_table = []
 for domain in COURSE_ADAPTERS:
     m = storage.read_manifest(domain, loop_store)
-    rows_table.append({"adapter": domain, "source": f"this run ({m.steps} steps)",
+    rows_table.append({"adapter": domain,
+                       "source": tr(en=f"this run ({m.steps} steps)", ru=f"этот запуск ({m.steps} шагов)"),
                        "valid": round(m.metrics["heldout_valid"], 2) if m.metrics else "-",
                        "correct": round(m.metrics["heldout_correct"], 2) if m.metrics else "-",
                        "n": m.metrics.get("heldout_n", "-")})
     if DEMO_LOOP:
         shipped = Manifest.load(find_artifact(domain, profile).folder)
-        rows_table.append({"adapter": domain, "source": f"shipped ({shipped.steps} steps)",
+        rows_table.append({"adapter": domain,
+                           "source": tr(en=f"shipped ({shipped.steps} steps)",
+                                        ru=f"поставляемый ({shipped.steps} шагов)"),
                            "valid": round(shipped.metrics["heldout_valid"], 2),
                            "correct": round(shipped.metrics["heldout_correct"], 2), "n": shipped.metrics["heldout_n"]})
     else:
@@ -998,14 +1095,17 @@ print(format_table(rows_table))
 # %%
 from lessons_lib.checks import expects_quality
 
-print(format_table([before.row("base"), after.row("json adapter")]))
+print(format_table([before.row("base"), after.row(tr(en="json adapter", ru="адаптер json"))]))
 if expects_quality(profile):
     assert after.valid_rate >= 0.8 and after.correct_rate >= 0.5, (before, after)
     assert after.correct_rate > before.correct_rate or after.correct_rate == 1.0, "the adapter beats the base"
 else:
-    print(f"{profile.name}: {STEPS} training steps rehearse the code path; no quality claim. Measured on "
-          f"{after.n} held-out prompts: correct {before.correct_rate:.2f} (base) → {after.correct_rate:.2f} "
-          "(adapter).")
+    print(tr(en=f"{profile.name}: {STEPS} training steps rehearse the code path; no quality claim. Measured on "
+                f"{after.n} held-out prompts: correct {before.correct_rate:.2f} (base) → {after.correct_rate:.2f} "
+                "(adapter).",
+             ru=f"{profile.name}: {STEPS} шагов обучения репетируют путь кода; о качестве не судим. Измерено на "
+                f"{after.n} отложенных промптах: верно {before.correct_rate:.2f} (base) → {after.correct_rate:.2f} "
+                "(адаптер)."))
 assert main_steps == STEPS, "the main run finished its planned steps"
 assert len(list(Path(args.output_dir).glob("checkpoint-*"))) <= args.save_total_limit, "only the newest checkpoints kept"
 assert Manifest.load(saved_at).metrics["heldout_correct"] == after.correct_rate

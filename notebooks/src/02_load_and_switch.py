@@ -89,6 +89,7 @@ from peft import PeftModel
 from lessons_lib import checks
 from lessons_lib.adapters import course_artifacts
 from lessons_lib.data import DOMAINS, examples
+from lessons_lib.i18n import term, tr  # printed text in the notebook's language (LESSONS_LANG)
 from lessons_lib.models import free_memory, generate, load_base, load_tokenizer
 
 profile = lesson.profile
@@ -148,8 +149,8 @@ model.load_adapter(folders["coding"], adapter_name="coding")
 model.load_adapter(folders["support"], adapter_name="support")
 model.eval()
 
-print("loaded adapters:", list(model.peft_config.keys()))
-print("active adapter: ", model.active_adapter)
+print(tr(en="loaded adapters:", ru="загруженные адаптеры:"), list(model.peft_config.keys()))
+print(tr(en="active adapter: ", ru="активный адаптер:    "), model.active_adapter)
 assert list(model.peft_config.keys()) == ["json", "coding", "support"]
 assert model.active_adapter == "json"  # the first one stays active
 
@@ -174,9 +175,11 @@ def trainable(m) -> int:
     return sum(p.numel() for p in m.parameters() if p.requires_grad)
 
 model.set_adapter("coding")
-print("after set_adapter('coding')                      trainable:", trainable(model))
+print(tr(en="after", ru="после"), "set_adapter('coding')                     ", tr(en="trainable:", ru="обучаемых:"),
+      trainable(model))
 model.set_adapter("coding", inference_mode=True)
-print("after set_adapter('coding', inference_mode=True) trainable:", trainable(model))
+print(tr(en="after", ru="после"), "set_adapter('coding', inference_mode=True)", tr(en="trainable:", ru="обучаемых:"),
+      trainable(model))
 assert model.active_adapter == "coding" and trainable(model) == 0
 
 # %% [markdown]
@@ -262,13 +265,17 @@ for domain in DOMAINS:
     own = score[(domain, domain)]["valid"]
     best_other = max(score[(name.strip("_"), domain)]["valid"] for name in CHOICES if name != domain)
     wins[domain] = own > best_other or own == 1.0
-    print(f"{domain:8s} valid with its own adapter {own:.2f} · best of base/other adapters {best_other:.2f} "
-          f"-> {'wins' if wins[domain] else 'does not win'}")
+    print(tr(en=f"{domain:8s} valid with its own adapter {own:.2f} · best of base/other adapters {best_other:.2f} "
+                f"-> {'wins' if wins[domain] else 'does not win'}",
+             ru=f"{domain:8s} валидно со своим адаптером {own:.2f} · лучшее у базовой/других адаптеров "
+                f"{best_other:.2f} -> {'побеждает' if wins[domain] else 'не побеждает'}"))
 if checks.expects_quality(profile):
     assert all(wins.values()), f"every adapter should win its own domain: {wins}"
 else:
-    print(f"{profile.name}: the adapters were quick-trained for a few steps, so no quality claim is checked here; "
-          "the rates above are what they reach.")
+    print(tr(en=f"{profile.name}: the adapters were quick-trained for a few steps, so no quality claim is checked "
+                "here; the rates above are what they reach.",
+             ru=f"{profile.name}: адаптеры наскоро обучены за несколько шагов, поэтому качество здесь не проверяется; "
+                "выше — то, чего они достигают."))
 
 # %% [markdown]
 # With trained adapters each one wins its own domain and the others (and the base) do not: the same base
@@ -422,15 +429,17 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 ratio = {v: median[v] / median["set_adapter"] for v in VARIANTS}
 fig, ax = plt.subplots(figsize=(7, 3))
-ax.barh(VARIANTS[::-1], [ratio[v] for v in VARIANTS[::-1]], color="tab:blue")
+ax.barh([term(v) for v in VARIANTS[::-1]], [ratio[v] for v in VARIANTS[::-1]], color="tab:blue")
 ax.set_xscale("log")
 ax.set_xlim(0.5, max(ratio.values()) * 6)
 ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"×{x:g}"))
 ax.xaxis.set_minor_formatter(NullFormatter())
-ax.set_xlabel("time per switch relative to set_adapter (log scale)")
+ax.set_xlabel(tr(en="time per switch relative to set_adapter (log scale)",
+                 ru="время переключения относительно set_adapter (логарифмическая шкала)"))
 for y, v in enumerate(VARIANTS[::-1]):
-    ax.text(ratio[v], y, f"  ×{ratio[v]:.0f}  ({median[v] * 1000:.1f} ms)", va="center")
-ax.set_title(f"Cost of switching adapters ({profile.name} profile, {lesson.device}, median of {REPEATS})")
+    ax.text(ratio[v], y, f"  ×{ratio[v]:.0f}  ({median[v] * 1000:.1f} {tr(en='ms', ru='мс')})", va="center")
+ax.set_title(tr(en=f"Cost of switching adapters ({profile.name} profile, {lesson.device}, median of {REPEATS})",
+                ru=f"Цена переключения адаптеров (профиль {profile.name}, {lesson.device}, медиана из {REPEATS})"))
 plt.tight_layout()
 plt.show()
 
@@ -541,14 +550,18 @@ def nearest_adapter(row: int) -> str:
 single = {name: one_adapter(name, mix_prompts, MIX_NEW) for name in dict.fromkeys(mix_names)}
 expected = [single[name][i] for i, name in enumerate(mix_names)]
 same = [a == b for a, b in zip(mixed, expected)]
-print(f"{sum(same)} of {len(same)} mixed-batch rows are identical to their single-adapter run")
+print(tr(en=f"{sum(same)} of {len(same)} mixed-batch rows are identical to their single-adapter run",
+         ru=f"{sum(same)} из {len(same)} строк смешанного батча совпадают с прогоном своего адаптера отдельно"))
 mixed_logits = next_token_logits(None)
 per_adapter = {name: next_token_logits(name) for name in dict.fromkeys(mix_names)}
 single_logits = torch.stack([per_adapter[name][i] for i, name in enumerate(mix_names)])
 wrong_gap = min((mixed_logits[i] - per_adapter[other][i]).abs().max().item()
                 for i, name in enumerate(mix_names) for other in per_adapter if other != name)
-print(f"largest logit difference to the row's own adapter: {(mixed_logits - single_logits).abs().max().item():.2e}"
-      f" · smallest difference to another adapter: {wrong_gap:.2e} · tolerance {checks.tolerance(profile)}")
+own_gap = (mixed_logits - single_logits).abs().max().item()
+print(tr(en=f"largest logit difference to the row's own adapter: {own_gap:.2e}"
+            f" · smallest difference to another adapter: {wrong_gap:.2e} · tolerance {checks.tolerance(profile)}",
+         ru=f"наибольшая разница логитов со своим адаптером строки: {own_gap:.2e}"
+            f" · наименьшая разница с чужим адаптером: {wrong_gap:.2e} · допуск {checks.tolerance(profile)}"))
 if checks.exact_kernels(profile):
     assert all(same), f"rows {[i for i, ok in enumerate(same) if not ok]} differ from the single-adapter runs"
 else:
@@ -628,7 +641,8 @@ print(format_table([{"way": w, "generate calls": 1 if w != "switch per sub-batch
                      "× mixed batch time": round(t / batch_median["mixed batch"], 2)}
                     for w, t in batch_median.items()]))
 speedup = batch_median["switch per sub-batch"] / batch_median["mixed batch"]
-print(f"mixed batch: {speedup:.2f}× the throughput of switching per sub-batch")
+print(tr(en=f"mixed batch: {speedup:.2f}× the throughput of switching per sub-batch",
+         ru=f"смешанный батч: {speedup:.2f}× пропускной способности переключения по подбатчам"))
 model.set_adapter("json", inference_mode=True)
 assert model.active_adapter == "json" and all(len(t) == 3 for t in batch_times.values())
 
@@ -641,8 +655,6 @@ assert model.active_adapter == "json" and all(len(t) == 3 for t in batch_times.v
 # One caveat for real traffic: a batch is done only when its *longest* answer is done, so short requests
 # wait for long ones. Serving systems for many LoRA adapters (LoRAX, vLLM's multi-LoRA) therefore combine
 # per-row adapters with continuous batching.
-#
-# ## 6. Memory: the base vs each adapter
 
 # %% [markdown] lang="ru"
 # Читайте таблицу как отношения. Переключение по подбатчам прогоняет весь цикл генерации по разу на каждый адаптер
@@ -653,6 +665,124 @@ assert model.active_adapter == "json" and all(len(t) == 3 for t in batch_times.v
 # размером модели и батча. Одна оговорка для реального трафика: батч готов, только когда готов его *самый длинный*
 # ответ, поэтому короткие запросы ждут длинных. Вот почему системы, обслуживающие много LoRA-адаптеров (LoRAX,
 # multi-LoRA в vLLM), сочетают адаптеры на уровне строк с непрерывным батчингом (continuous batching).
+
+# %% [markdown]
+# ### Batched LoRA from scratch: one gather, two batched matmuls
+#
+# The routing cost is PEFT's loop: in every LoRA layer, for every adapter in the batch, it copies that
+# adapter's rows out, applies A and B, and adds the result back. There is a loop-free way. A LoRA layer
+# computes `base(x) + scaling · B(A x)`; stack every adapter's A and B once (scaling folded into B, zeros in
+# slot 0 for `"__base__"` rows, smaller ranks padded with zeros), give each row the slot of its adapter, and
+# the whole batch's update is a gather (`A[index]`) and two batched matrix products (`torch.bmm`). Below on one
+# layer of our model, checked against PEFT's `adapter_names` on the same layer and the same input.
+
+# %% [markdown] lang="ru"
+# ### Батчевый LoRA с нуля: одна выборка по индексу, два батчевых умножения матриц
+#
+# Маршрутизация дорога из-за цикла в PEFT: в каждом слое LoRA для каждого адаптера батча он копирует строки этого
+# адаптера, применяет к ним A и B и добавляет результат обратно. Можно обойтись без цикла. Слой LoRA вычисляет
+# `base(x) + scaling · B(A x)`; сложим A и B всех адаптеров в стопки один раз (scaling — внутрь B, в ячейке 0 —
+# нули для строк `"__base__"`, меньшие ранги дополнены нулями), дадим каждой строке номер ячейки её адаптера — и
+# обновление всего батча сводится к выборке по индексу (`A[index]`) и двум батчевым умножениям матриц
+# (`torch.bmm`). Ниже — на одном слое нашей модели, со сверкой с `adapter_names` из PEFT на том же слое и том же
+# входе.
+
+# %%
+import torch.nn.functional as F
+
+layer = next(m for n, m in model.named_modules() if n.endswith("q_proj") and hasattr(m, "lora_A"))
+SLOTS = ["json", "coding", "support"]  # slot 0 is the base: zeros
+rows = ["json", "__base__", "coding", "support", "coding", "json"]  # each batch row names its adapter
+r = max(layer.r[a] for a in SLOTS)
+with torch.no_grad():
+    A = torch.stack([F.pad(layer.lora_A[a].weight, (0, 0, 0, r - layer.r[a])) for a in SLOTS])  # [3, r, in]
+    B = torch.stack([F.pad(layer.lora_B[a].weight, (0, r - layer.r[a])) * layer.scaling[a] for a in SLOTS])
+    A, B = torch.cat([torch.zeros_like(A[:1]), A]), torch.cat([torch.zeros_like(B[:1]), B])  # [4, r, in], [4, out, r]
+    index = torch.tensor([0 if a == "__base__" else 1 + SLOTS.index(a) for a in rows], device=A.device)
+    compute_dtype = model.get_input_embeddings().weight.dtype
+    x = torch.randn(len(rows), 5, A.shape[2], generator=torch.Generator().manual_seed(0))  # 6 rows × 5 tokens
+    x = x.to(A.device, compute_dtype)
+
+    def batched_update(index: torch.Tensor) -> torch.Tensor:
+        """Gather each row's A and B, then two batched matmuls: [rows, tokens, in] -> [rows, tokens, out]."""
+        h = torch.bmm(x.to(A.dtype), A[index].transpose(1, 2))  # [rows, tokens, r]
+        return torch.bmm(h, B[index].transpose(1, 2)).to(compute_dtype)
+
+    ours = layer.base_layer(x) + batched_update(index)
+    peft_rows = layer(x, adapter_names=rows)  # PEFT: one pass per adapter in the batch
+    shuffled = layer.base_layer(x) + batched_update(index.roll(1))  # each row with the previous row's adapter
+print(tr(en=f"largest difference to PEFT: {(ours - peft_rows).abs().max().item():.1e}; with the rows' adapters "
+            f"shuffled: {(shuffled - peft_rows).abs().max().item():.1e}",
+         ru=f"наибольшая разница с PEFT: {(ours - peft_rows).abs().max().item():.1e}; если перепутать адаптеры "
+            f"строк: {(shuffled - peft_rows).abs().max().item():.1e}"))
+assert checks.logits_close(ours, peft_rows, profile) and not checks.logits_close(shuffled, peft_rows, profile)
+
+# %% [markdown]
+# `lessons_lib.batched_lora.BatchedLora` does this in every LoRA layer of the model: it builds the stacks once
+# per set of loaded adapters (and rebuilds them when one is loaded, deleted or mixed), and inside
+# `with batched.rows(names):` each LoRA layer runs the gather and the two matmuls instead of PEFT's loop (rows
+# for the base skip the update entirely). It covers plain LoRA on Linear layers and says why when it does not —
+# DoRA, Embedding or Conv targets, a 4-bit base — so the caller can stay on PEFT's `adapter_names`. On this
+# profile:
+
+# %% [markdown] lang="ru"
+# `lessons_lib.batched_lora.BatchedLora` делает то же самое в каждом слое LoRA модели: строит стопки один раз на
+# набор загруженных адаптеров (и перестраивает, когда адаптер загружают, удаляют или смешивают), а внутри
+# `with batched.rows(names):` каждый слой LoRA выполняет выборку и два умножения вместо цикла PEFT (строки базовой
+# модели обновление вовсе пропускают). Он покрывает обычный LoRA на слоях Linear и объясняет, когда не покрывает
+# (DoRA, цели Embedding или Conv, 4-битная базовая модель), — тогда вызывающий код остаётся на `adapter_names` из
+# PEFT. На этом профиле:
+
+# %%
+from lessons_lib.batched_lora import BatchedLora
+
+batched = BatchedLora(model)
+covered, why_not = batched.covers()
+if covered:
+    with batched.rows(mix_names):
+        batched_answers = generate(model, tok, mix_prompts, MIX_NEW)
+    print(tr(en=f"batched path: {sum(a == b for a, b in zip(batched_answers, mixed))} of {len(mixed)} answers "
+                "identical to PEFT's mixed batch",
+             ru=f"батчевый путь: {sum(a == b for a, b in zip(batched_answers, mixed))} из {len(mixed)} ответов "
+                "совпадают со смешанным батчем PEFT"))
+    assert checks.answers_agree(batched_answers, mixed, profile)
+else:
+    print(tr(en=f"not covered here, PEFT's adapter_names path serves: {why_not}",
+             ru=f"здесь не покрыто, работает путь adapter_names из PEFT: {why_not}"))
+model.set_adapter("json", inference_mode=True)
+
+# %% [markdown]
+# **How servers do this for thousands of adapters.** The cell above is the core of multi-LoRA serving.
+# Punica (Chen et al., 2023) wrote a GPU kernel for exactly this product, SGMV — *segmented gather
+# matrix-vector multiplication*: rows that share an adapter form a segment, and one kernel launch applies every
+# segment's A and B where they lie in memory, without the per-row copy our `A[index]` makes. S-LoRA (Sheng et
+# al., 2023) keeps thousands of adapters in CPU memory, moves to the GPU only those the running requests use, and
+# stores them together with the KV cache in one *unified paging* pool, so adapters of different ranks and
+# requests of different lengths do not fragment GPU memory. vLLM's multi-LoRA (`--enable-lora`,
+# `--max-loras`, `--max-lora-rank`) keeps a fixed number of GPU slots per layer, stacked and zero-padded to the
+# maximum rank like our A and B, caches more adapters on the CPU (`--max-cpu-loras`), and applies them with
+# Punica-derived kernels to every token of a continuously batched step; LoRAX loads adapters on demand per
+# request and batches them the same way. The course's serving engine takes the same object
+# (`BatchingEngine(..., batched_lora=BatchedLora(model))`, notebook 06), and `make bench` prints
+# `mixed_batch_batched: ratio=...` — the mixed batch's tokens/s over a one-adapter batch's — next to PEFT's ratio.
+#
+# ## 6. Memory: the base vs each adapter
+
+# %% [markdown] lang="ru"
+# **Как серверы делают это для тысяч адаптеров.** Ячейка выше — ядро обслуживания многих LoRA-адаптеров. Punica
+# (Chen и др., 2023) написала GPU-ядро ровно для этого произведения, SGMV — *segmented gather matrix-vector
+# multiplication* (сегментированное умножение матрицы на вектор с выборкой): строки с общим адаптером образуют
+# сегмент, и один запуск ядра применяет A и B каждого сегмента прямо там, где они лежат в памяти, без
+# построчного копирования, которое делает наш `A[index]`. S-LoRA (Sheng и др., 2023) держит тысячи адаптеров в
+# памяти CPU, переносит на GPU только те, что нужны выполняющимся запросам, и хранит их вместе с KV-кэшем в одном
+# пуле *единой страничной памяти* (unified paging), так что адаптеры разных рангов и запросы разной длины не
+# фрагментируют память GPU. Multi-LoRA в vLLM (`--enable-lora`, `--max-loras`, `--max-lora-rank`) держит
+# фиксированное число ячеек на GPU в каждом слое, сложенных в стопки и дополненных нулями до максимального ранга,
+# как наши A и B, кэширует больше адаптеров на CPU (`--max-cpu-loras`) и применяет их ядрами на основе Punica к
+# каждому токену шага непрерывного батчинга; LoRAX загружает адаптеры по запросу и батчит их так же. Движок
+# сервера курса принимает тот же объект (`BatchingEngine(..., batched_lora=BatchedLora(model))`, ноутбук 06), а
+# `make bench` печатает `mixed_batch_batched: ratio=...` — отношение токенов в секунду смешанного батча к батчу с
+# одним адаптером — рядом с тем же отношением для PEFT.
 #
 # ## 6. Память: базовая модель против каждого адаптера
 
@@ -666,7 +796,8 @@ base_bytes = param_bytes(p for n, p in named.items() if "lora_" not in n)
 adapter_bytes = {a: param_bytes(p for n, p in named.items() if "lora_" in n and f".{a}." in n)
                  for a in model.peft_config}
 memory_rows = [{"part": "base", "MB": round(base_bytes / 1e6, 2), "% of base": 100.0}]
-memory_rows += [{"part": f"adapter {a}", "MB": round(b / 1e6, 3), "% of base": round(100 * b / base_bytes, 1)}
+memory_rows += [{"part": f"{tr(en='adapter', ru='адаптер')} {a}", "MB": round(b / 1e6, 3),
+                 "% of base": round(100 * b / base_bytes, 1)}
                 for a, b in adapter_bytes.items()]
 print(format_table(memory_rows))
 assert all(0 < b < base_bytes for b in adapter_bytes.values())
@@ -679,7 +810,7 @@ assert all(0 < b < base_bytes for b in adapter_bytes.values())
 
 # %%
 model.delete_adapter("support")
-print("loaded adapters:", list(model.peft_config))
+print(tr(en="loaded adapters:", ru="загруженные адаптеры:"), list(model.peft_config))
 left = param_bytes(p for n, p in model.named_parameters() if "lora_" in n)
 assert "support" not in model.peft_config and left == adapter_bytes["json"] + adapter_bytes["coding"]
 model.set_adapter("json", inference_mode=True)
@@ -743,7 +874,7 @@ model.add_adapter("support_new", LoraConfig(r=8, lora_alpha=16, target_modules=[
 model.set_adapter("support_new", inference_mode=True)
 added = generate(model, tok, probe, MAX_NEW)
 b_norm = sum(p.abs().sum().item() for n, p in model.named_parameters() if "lora_B.support_new" in n)
-print("sum |B| of the added adapter:", b_norm)
+print(tr(en="sum |B| of the added adapter:", ru="сумма |B| добавленного адаптера:"), b_norm)
 with model.disable_adapter():
     assert added == generate(model, tok, probe, MAX_NEW)  # identical to the base: nothing was learned
 assert b_norm == 0.0
@@ -762,7 +893,7 @@ model.delete_adapter("support_new")
 try:
     model.set_adapter("JSON", inference_mode=True)
 except ValueError as err:
-    print("ValueError:", err, "| loaded:", list(model.peft_config))
+    print("ValueError:", err, tr(en="| loaded:", ru="| загружены:"), list(model.peft_config))
     wrong_name_error = err
 assert "not found" in str(wrong_name_error) and model.active_adapter == "json"
 
@@ -774,9 +905,9 @@ assert "not found" in str(wrong_name_error) and model.active_adapter == "json"
 
 # %% [markdown] lang="ru"
 # **(в) Адаптер от другой базовой модели.** Вот LoRA-адаптер, сделанный для другой (2-слойной) Llama. Если имена
-# слоёв случайно совпадают и формы подходят, PEFT молча загружает такой адаптер, и на выходе получается шум — а
-# при других формах загрузка падает на полпути внедрения. Проверка отвергает его заранее, называет обе базовые
-# модели и говорит, что делать.
+# слоёв случайно совпадают и формы подходят, PEFT молча загружает такой адаптер, и на выходе получается шум; если же
+# формы не подходят, загрузка обрывается на полпути внедрения. Проверка отвергает такой адаптер заранее, называет обе
+# базовые модели и говорит, что делать.
 
 # %%
 from peft import get_peft_model
@@ -819,10 +950,12 @@ with model.disable_adapter():
     base_disabled = generate(model, tok, probe, MAX_NEW)
     base_logits_disabled = logits_on_probe(model)
 for before, now in zip(base_before, base_now):
-    print(f"before: {short(before, 40):40s} now: {short(now, 40)}")
+    print(f"{tr(en='before:', ru='было:  ')} {short(before, 40):40s} {tr(en='now:', ru='стало:')} {short(now, 40)}")
 json_now, base_logits_now = logits_on_probe(model, adapter_names=["json"]), logits_on_probe(base)
-print(f"`base`'s logits now: {(base_logits_now - base_logits_before).abs().max().item():.3f} from the original "
-      f"base's, {(base_logits_now - json_now).abs().max().item():.3f} from the json adapter's")
+to_original = (base_logits_now - base_logits_before).abs().max().item()
+to_json = (base_logits_now - json_now).abs().max().item()
+print(tr(en=f"`base`'s logits now: {to_original:.3f} from the original base's, {to_json:.3f} from the json adapter's",
+         ru=f"логиты `base` сейчас: {to_original:.3f} от исходной базовой модели, {to_json:.3f} от адаптера json"))
 assert matches(base_logits_now, json_now, base_logits_before)  # `base` is model.base_model.model: it runs json
 if checks.expects_quality(profile):  # a trained json adapter changes the answers too
     assert base_now != base_before

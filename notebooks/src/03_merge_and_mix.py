@@ -65,10 +65,11 @@ lesson = setup_lesson("03", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=
 
 # %%
 from lessons_lib.budget import fits_t4, memory_plan
+from lessons_lib.i18n import term, tr  # printed text in the notebook's language (LESSONS_LANG)
 
 MERGE_IN_MEMORY = fits_t4(lesson.profile, "fp16")  # does an unquantized (fp16) copy of the base fit the GPU?
 print(memory_plan(lesson.profile, "03"))
-print("merge in GPU memory:", MERGE_IN_MEMORY)
+print(tr(en="merge in GPU memory:", ru="слияние в памяти GPU:"), MERGE_IN_MEMORY)
 
 # %% [markdown]
 # ## 1. Merge one adapter into the base
@@ -135,16 +136,19 @@ if MERGE_IN_MEMORY:
     peft_model.set_adapter("coding", inference_mode=True)
     wrong_logits = logits_of(peft_model, probe)
     peft_model.set_adapter("json", inference_mode=True)
-    print("loaded:", list(peft_model.peft_config), "· active:", peft_model.active_adapter, "· dtype:",
-          peft_model.dtype)
+    print(tr(en="loaded:", ru="загружены:"), list(peft_model.peft_config), tr(en="· active:", ru="· активен:"),
+          peft_model.active_adapter, "· dtype:", peft_model.dtype)
     adapter_logits = logits_of(peft_model, probe)
     adapter_answers = generate(peft_model, tok, check_prompts, CHECK_NEW)
 
     merged = peft_model.merge_and_unload(adapter_names=["json"])
-    print(type(merged).__name__, "· LoRA layers left:", sum("lora" in n for n, _ in merged.named_modules()))
+    print(type(merged).__name__, tr(en="· LoRA layers left:", ru="· осталось слоёв LoRA:"),
+          sum("lora" in n for n, _ in merged.named_modules()))
 else:
-    print(f"{profile.name}: an fp16 copy of the base does not fit a T4, so the in-memory merge of this section "
-          "is skipped; section 2 merges the checkpoint files on the CPU instead.")
+    print(tr(en=f"{profile.name}: an fp16 copy of the base does not fit a T4, so the in-memory merge of this section "
+                "is skipped; section 2 merges the checkpoint files on the CPU instead.",
+             ru=f"{profile.name}: fp16-копия базовой модели не помещается в T4, поэтому слияние в памяти в этом "
+                "разделе пропущено; вместо него раздел 2 сливает файлы контрольной точки на CPU."))
 
 # %% [markdown]
 # **Self-check.** The merged model must compute the same function as base + json adapter. In fp32: logits
@@ -166,9 +170,13 @@ if MERGE_IN_MEMORY:
     merged_logits = logits_of(merged, probe)
     merged_answers = generate(merged, tok, check_prompts, CHECK_NEW)
     diff, wrong = gap(merged_logits, adapter_logits), gap(wrong_logits, adapter_logits)
-    print(f"max |logit difference| merged vs json adapter: {diff:.2e} · coding vs json adapter: {wrong:.2e}")
-    print(f"identical greedy answers: {checks.agreement(merged_answers, adapter_answers):.0%} "
-          f"of {len(check_prompts)}")
+    print(tr(en=f"max |logit difference| merged vs json adapter: {diff:.2e} · coding vs json adapter: {wrong:.2e}",
+             ru=f"макс. |разница логитов| объединённой модели и адаптера json: {diff:.2e} · "
+                f"coding и json: {wrong:.2e}"))
+    print(tr(en=f"identical greedy answers: {checks.agreement(merged_answers, adapter_answers):.0%} "
+                f"of {len(check_prompts)}",
+             ru=f"совпадающих жадных ответов: {checks.agreement(merged_answers, adapter_answers):.0%} "
+                f"из {len(check_prompts)}"))
     if checks.exact_kernels(profile):
         assert diff <= 1e-4 and merged_answers == adapter_answers
     else:
@@ -250,11 +258,15 @@ if MERGE_IN_MEMORY:
     reloaded = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=merged.dtype).to(merged.device)
     reloaded.eval()
     assert generate(reloaded, tok, check_prompts, CHECK_NEW) == merged_answers
-    print(type(reloaded).__name__, "reloaded without PEFT; the same answers as the merged model")
+    print(type(reloaded).__name__, tr(en="reloaded without PEFT; the same answers as the merged model",
+                                      ru="загружена заново без PEFT; ответы те же, что у объединённой модели"))
 
-    sizes = [{"what": "json adapter folder", "MB": round(folder_bytes(folders["json"]) / 1e6, 2)},
-             {"what": "merged model folder", "MB": round(folder_bytes(merged_dir) / 1e6, 2)}]
-    sizes.append({"what": "merged / adapter", "MB": f"×{sizes[1]['MB'] / sizes[0]['MB']:.0f}"})
+    sizes = [{"what": tr(en="json adapter folder", ru="папка адаптера json"),
+              "MB": round(folder_bytes(folders["json"]) / 1e6, 2)},
+             {"what": tr(en="merged model folder", ru="папка объединённой модели"),
+              "MB": round(folder_bytes(merged_dir) / 1e6, 2)}]
+    sizes.append({"what": tr(en="merged / adapter", ru="объединённая / адаптер"),
+                  "MB": f"×{sizes[1]['MB'] / sizes[0]['MB']:.0f}"})
     print(format_table(sizes))
     del merged, reloaded, peft_model
     free_memory()
@@ -301,7 +313,8 @@ w, delta = dense_weight(layer.base_layer), layer.get_delta_weight("json").float(
 wrong_delta = layer.get_delta_weight("coding").float()  # a wrong adapter's update, for the check below
 error = (fake_4bit(w + delta) - (w + delta)).norm() / delta.norm()
 print(f"‖update‖ / ‖W‖ = {delta.norm() / w.norm():.3f}")
-print(f"rounding error after merging into 4-bit = {error:.2f} × the size of the update itself")
+print(tr(en=f"rounding error after merging into 4-bit = {error:.2f} × the size of the update itself",
+         ru=f"ошибка округления после слияния в 4 бита = {error:.2f} × размер самого обновления"))
 assert error > 0.3
 demo.set_adapter("json", inference_mode=True)
 json_answers = generate(demo, tok, check_prompts, CHECK_NEW)  # base + json adapter, to compare with below
@@ -371,12 +384,16 @@ deployed = merge_for_deployment(profile, {"json": folders["json"]}, lesson.work_
 for note in deployed.notes:
     print("-", note)
 errors = merge_errors(deployed.folder, delta, wrong_delta)
-print(f"merged − base vs json's update: {errors['right']:.2e} of its size (rounding alone: {errors['rounding']:.2e})"
-      f" · vs coding's update: {errors['wrong']:.2f}")
+print(tr(en=f"merged − base vs json's update: {errors['right']:.2e} of its size (rounding alone: "
+            f"{errors['rounding']:.2e}) · vs coding's update: {errors['wrong']:.2f}",
+         ru=f"объединённая − базовая против обновления json: {errors['right']:.2e} его размера (одно округление: "
+            f"{errors['rounding']:.2e}) · против обновления coding: {errors['wrong']:.2f}"))
 assert merged_correctly(errors)
 deployed_answers = generate(deployed.model, tok, check_prompts, CHECK_NEW)
-print(f"re-quantized to 4-bit: {deployed.requantized} · {checks.agreement(deployed_answers, json_answers):.0%} "
-      f"of {len(check_prompts)} answers identical to base + json adapter")
+print(tr(en=f"re-quantized to 4-bit: {deployed.requantized} · {checks.agreement(deployed_answers, json_answers):.0%} "
+            f"of {len(check_prompts)} answers identical to base + json adapter",
+         ru=f"переквантована в 4 бита: {deployed.requantized} · {checks.agreement(deployed_answers, json_answers):.0%} "
+            f"из {len(check_prompts)} ответов совпадают с базовой моделью + адаптером json"))
 if not deployed.requantized and checks.exact_kernels(profile):
     assert deployed_answers == json_answers  # same function as base + adapter
 del deployed
@@ -430,8 +447,9 @@ free_memory()
 model = load_with_adapters(load_mixing_base(), profile, folders=folders)
 model.add_weighted_adapter(["json", "support"], [1.0, 1.0], "js", combination_type="cat")
 lora = model.base_model.model.model.layers[0].self_attn.q_proj
-print("new adapter 'js' rank:", model.peft_config["js"].r, "· its dropout in training mode:",
-      lora.lora_dropout["js"].training, "· model.training:", model.training)
+print(tr(en="new adapter 'js' rank:", ru="ранг нового адаптера 'js':"), model.peft_config["js"].r,
+      tr(en="· its dropout in training mode:", ru="· его dropout в режиме обучения:"), lora.lora_dropout["js"].training,
+      "· model.training:", model.training)
 
 # Trap 1: the new modules are created in *training* mode, so LoRA dropout is live in an "eval" model.
 model.eval()
@@ -439,7 +457,9 @@ assert not lora.lora_dropout["js"].training
 
 # Trap 2: the same name again returns silently and keeps the old adapter.
 model.add_weighted_adapter(["coding"], [2.0], "js", combination_type="cat")
-print("after re-adding 'js' from coding only, rank is still", model.peft_config["js"].r, "(json+support)")
+print(tr(en="after re-adding 'js' from coding only, rank is still",
+         ru="после повторного добавления 'js' только из coding ранг всё ещё"),
+      model.peft_config["js"].r, "(json+support)")
 assert model.peft_config["js"].r == 2 * profile.lora_r
 
 # %% [markdown]
@@ -540,7 +560,8 @@ for combination in COMBINATION_TYPES:
         if name != MIX:
             model.delete_adapter(name)
 print(format_table(sweep))
-print(f"{len(sweep)} mixes × {len(DOMAINS) * N_TOKENS_EVAL} examples in {time.perf_counter() - start:.1f} s")
+print(tr(en=f"{len(sweep)} mixes × {len(DOMAINS) * N_TOKENS_EVAL} examples in {time.perf_counter() - start:.1f} s",
+         ru=f"{len(sweep)} смесей × {len(DOMAINS) * N_TOKENS_EVAL} примеров за {time.perf_counter() - start:.1f} с"))
 
 # %%
 import matplotlib.pyplot as plt
@@ -551,10 +572,11 @@ for ax, domain in zip(axes, DOMAINS):
         rows = [r for r in sweep if r["type"] == combination]
         ax.plot([r["weight"] for r in rows], [r[domain] for r in rows], marker="o", label=combination)
     ax.axhline(reference["base"][domain], color="black", linestyle=":", label="base")
-    ax.axhline(reference[domain][domain], color="black", linestyle="--", label=f"{domain} adapter alone")
-    ax.set_title(f"{domain} examples")
-    ax.set_xlabel("weight of each adapter")
-axes[0].set_ylabel("answer-token accuracy")
+    ax.axhline(reference[domain][domain], color="black", linestyle="--",
+               label=tr(en=f"{domain} adapter alone", ru=f"только адаптер {domain}"))
+    ax.set_title(tr(en=f"{domain} examples", ru=f"примеры {domain}"))
+    ax.set_xlabel(tr(en="weight of each adapter", ru="вес каждого адаптера"))
+axes[0].set_ylabel(tr(en="answer-token accuracy", ru="точность по токенам ответа"))
 axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
 plt.tight_layout()
 plt.show()
@@ -564,16 +586,23 @@ by_name = {(r["type"], r["weight"]): r for r in sweep}
 assert len(sweep) == len(COMBINATION_TYPES) * len(WEIGHTS)
 best = max(sweep, key=lambda r: r["mean"])
 worst = min(sweep, key=lambda r: r["mean"])
-print(f"best mix: {best['type']} at weight {best['weight']} (mean {best['mean']}); "
-      f"worst: {worst['type']} at weight {worst['weight']} (mean {worst['mean']})")
-print(f"cat at weight 1: mean {by_name[('cat', 1.0)]['mean']} · linear at weight 2: "
-      f"mean {by_name[('linear', 2.0)]['mean']}")
+print(tr(en=f"best mix: {best['type']} at weight {best['weight']} (mean {best['mean']}); "
+            f"worst: {worst['type']} at weight {worst['weight']} (mean {worst['mean']})",
+         ru=f"лучшая смесь: {best['type']} с весом {best['weight']} (среднее {best['mean']}); "
+            f"худшая: {worst['type']} с весом {worst['weight']} (среднее {worst['mean']})"))
+print(tr(en=f"cat at weight 1: mean {by_name[('cat', 1.0)]['mean']} · linear at weight 2: "
+            f"mean {by_name[('linear', 2.0)]['mean']}",
+         ru=f"cat с весом 1: среднее {by_name[('cat', 1.0)]['mean']} · linear с весом 2: "
+            f"среднее {by_name[('linear', 2.0)]['mean']}"))
 if checks.expects_quality(profile):
     for domain in DOMAINS:  # the metric separates skills: each adapter beats the base on its own domain
         assert reference[domain][domain] > reference["base"][domain]
     assert by_name[("cat", 1.0)]["mean"] > by_name[("linear", 2.0)]["mean"]  # cross terms break linear at 2
 else:
-    print(f"{profile.name}: quick-trained adapters, so the quality claims below are not checked on these numbers.")
+    print(tr(en=f"{profile.name}: quick-trained adapters, so the quality claims below are not checked on these "
+                "numbers.",
+             ru=f"{profile.name}: адаптеры обучены наскоро, поэтому утверждения о качестве ниже на этих числах не "
+                "проверяются."))
 
 # %% [markdown]
 # What to read from it (tiny profile; your numbers will differ a little): `cat` and `svd` add the *updates*
@@ -613,15 +642,17 @@ from peft.helpers import rescale_adapter_scale
 from peft.tuners.lora import LoraLayer
 
 model.base_model.set_adapter(["json", "coding", "support"], inference_mode=True)
-print("active:", model.active_adapters)
+print(tr(en="active:", ru="активны:"), model.active_adapters)
 runtime_logits = logits_of(model, probe)
 model.set_adapter(MIX, inference_mode=True)
 cat_logits = logits_of(model, probe)
 model.set_adapter("json", inference_mode=True)
 json_logits = logits_of(model, probe)  # one adapter instead of the mix: the yardstick for a wrong result
 diff_runtime_cat, json_vs_cat = gap(runtime_logits, cat_logits), gap(json_logits, cat_logits)
-print(f"all three active vs cat adapter (weights 1): max |logit diff| = {diff_runtime_cat:.1e} "
-      f"· json alone vs cat: {json_vs_cat:.1e}")
+print(tr(en=f"all three active vs cat adapter (weights 1): max |logit diff| = {diff_runtime_cat:.1e} "
+            f"· json alone vs cat: {json_vs_cat:.1e}",
+         ru=f"все три активны против адаптера cat (веса 1): макс. |разница логитов| = {diff_runtime_cat:.1e} "
+            f"· только json против cat: {json_vs_cat:.1e}"))
 assert checks.logits_close(runtime_logits, cat_logits, profile) and diff_runtime_cat < json_vs_cat / 2
 
 model.base_model.set_adapter(["json", "support"], inference_mode=True)
@@ -746,7 +777,8 @@ merged_answers = generate(merged_mix, tok, eval_prompts, MAX_NEW)
 quality = {"switching": domain_scores(switch_answers), "weighted mix": domain_scores(mix_answers),
            "merged mix": domain_scores(merged_answers)}
 same = sum(a == b for a, b in zip(merged_answers, mix_answers))
-print(f"merged mix vs mix adapter: {same}/{len(eval_prompts)} identical answers")
+print(tr(en=f"merged mix vs mix adapter: {same}/{len(eval_prompts)} identical answers",
+         ru=f"объединённая смесь против адаптера смеси: {same}/{len(eval_prompts)} одинаковых ответов"))
 
 TIMED_NEW, REPEATS = 16, 3
 
@@ -795,23 +827,27 @@ print(format_table(side))
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.2))
 x = range(len(DOMAINS))
 for k, w in enumerate(WAYS):
-    ax1.bar([i + k * 0.27 for i in x], [quality[w][d] for d in DOMAINS], width=0.27, label=w)
+    ax1.bar([i + k * 0.27 for i in x], [quality[w][d] for d in DOMAINS], width=0.27, label=term(w))
 ax1.set_xticks([i + 0.27 for i in x], DOMAINS)
-ax1.set_ylabel("correct rate")
-ax1.set_title("quality per domain")
+ax1.set_ylabel(tr(en="correct rate", ru="доля верных"))
+ax1.set_title(tr(en="quality per domain", ru="качество по доменам"))
 ax1.legend(fontsize=8)
-ax2.barh(list(WAYS)[::-1], [best_ms[w] for w in list(WAYS)[::-1]], color="tab:gray")
+ax2.barh([term(w) for w in list(WAYS)[::-1]], [best_ms[w] for w in list(WAYS)[::-1]], color="tab:gray")
 for y, w in enumerate(list(WAYS)[::-1]):
     ax2.text(best_ms[w], y, f" ×{best_ms[w] / best_ms['merged mix']:.2f}", va="center")
-ax2.set_xlabel(f"best ms per request ({TIMED_NEW} new tokens)")
-ax2.set_title(f"latency ({profile.name}, {lesson.device})")
+ax2.set_xlabel(tr(en=f"best ms per request ({TIMED_NEW} new tokens)",
+                  ru=f"лучшее время, мс на запрос ({TIMED_NEW} новых токенов)"))
+ax2.set_title(tr(en=f"latency ({profile.name}, {lesson.device})", ru=f"задержка ({profile.name}, {lesson.device})"))
 plt.tight_layout()
 plt.show()
 
 # %%
 merged_mix_logits = logits_of(merged_mix, probe)
-print(f"merged mix vs mix adapter: max |logit diff| {gap(merged_mix_logits, cat_logits):.2e} "
-      f"· json alone vs mix adapter: {json_vs_cat:.2e}")
+print(tr(en=f"merged mix vs mix adapter: max |logit diff| {gap(merged_mix_logits, cat_logits):.2e} "
+            f"· json alone vs mix adapter: {json_vs_cat:.2e}",
+         ru=f"объединённая смесь против адаптера смеси: макс. |разница логитов| "
+            f"{gap(merged_mix_logits, cat_logits):.2e} "
+            f"· только json против адаптера смеси: {json_vs_cat:.2e}"))
 assert all(len(t) == REPEATS * len(DOMAINS) for t in latency.values())
 if MERGE_IN_MEMORY:  # merged = the mix it came from
     assert checks.logits_close(merged_mix_logits, cat_logits, profile)
@@ -823,15 +859,18 @@ if MERGE_IN_MEMORY:  # merged = the mix it came from
 else:  # re-quantized to 4-bit: checked on the merged files, as in section 2
     errors = merge_errors(lesson.work_dir / "merged-mix", lora.get_delta_weight(MIX).float(),
                           lora.get_delta_weight("json").float())
-    print(f"merged − base vs the mix's update: {errors['right']:.2e} of its size (rounding alone: "
-          f"{errors['rounding']:.2e}) · vs json's alone: {errors['wrong']:.2f}")
+    print(tr(en=f"merged − base vs the mix's update: {errors['right']:.2e} of its size (rounding alone: "
+                f"{errors['rounding']:.2e}) · vs json's alone: {errors['wrong']:.2f}",
+             ru=f"объединённая − базовая против обновления смеси: {errors['right']:.2e} его размера (одно округление: "
+                f"{errors['rounding']:.2e}) · против одного json: {errors['wrong']:.2f}"))
     assert merged_correctly(errors)
 mean = {w: sum(quality[w].values()) / 3 for w in WAYS}
-print("mean correct rate:", {w: round(m, 2) for w, m in mean.items()})
+print(tr(en="mean correct rate:", ru="средняя доля верных:"), {w: round(m, 2) for w, m in mean.items()})
 if checks.expects_quality(profile):
     assert mean["switching"] >= mean["weighted mix"], "each domain's own adapter should beat the one-size mix"
-print(f"latency ratios: weighted mix / merged = {best_ms['weighted mix'] / best_ms['merged mix']:.2f}, "
-      f"switching / merged = {best_ms['switching'] / best_ms['merged mix']:.2f}")
+print(tr(en="latency ratios: weighted mix / merged =", ru="отношения задержек: weighted mix / merged ="),
+      f"{best_ms['weighted mix'] / best_ms['merged mix']:.2f}, switching / merged = "
+      f"{best_ms['switching'] / best_ms['merged mix']:.2f}")
 
 # %% [markdown]
 # **When to use which.**

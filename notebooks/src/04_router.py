@@ -57,6 +57,7 @@ lesson = setup_lesson("04", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=
 
 # %%
 from lessons_lib import budget
+from lessons_lib.i18n import tr  # printed text in the notebook's language (LESSONS_LANG)
 
 print(budget.memory_plan(lesson.profile, "04"))
 
@@ -100,8 +101,9 @@ from lessons_lib.router.data import heldout_rows, training_rows
 
 heldout = heldout_rows()
 texts = [r["text"] for r in heldout]
-print("labels:", LABELS, "→ adapters:", [label_to_adapter(lbl) for lbl in LABELS])
-print("held-out:", len(heldout), dict(Counter(r["label"] for r in heldout)))
+print(tr(en="labels:", ru="метки:"), LABELS, tr(en="→ adapters:", ru="→ адаптеры:"),
+      [label_to_adapter(lbl) for lbl in LABELS])
+print(tr(en="held-out:", ru="отложенная выборка:"), len(heldout), dict(Counter(r["label"] for r in heldout)))
 for row in heldout[:8]:
     print(f"  {row['label']:8s} {row['text'][:90]}")
 
@@ -194,7 +196,7 @@ from lessons_lib.train import keep_adapter_fp32
 profile = lesson.profile
 tok = load_tokenizer(profile)
 train_rows = training_rows(240)
-print(len(train_rows), "training prompts, e.g.:", train_rows[:3])
+print(len(train_rows), tr(en="training prompts, e.g.:", ru="обучающих промптов, например:"), train_rows[:3])
 
 with no_load_report():  # transformers would list `score` as "missing from the checkpoint": it is new, we train it
     classifier = AutoModelForSequenceClassification.from_pretrained(
@@ -257,7 +259,8 @@ for step in range(DEMO_STEPS):
     optimizer.zero_grad()
     losses.append(loss.item())
 demo.eval()
-print(f"{DEMO_STEPS} steps in {time.perf_counter() - start:.1f} s; loss {losses[0]:.3f} → {losses[-1]:.3f}")
+print(tr(en=f"{DEMO_STEPS} steps in {time.perf_counter() - start:.1f} s; loss {losses[0]:.3f} → {losses[-1]:.3f}",
+         ru=f"{DEMO_STEPS} шагов за {time.perf_counter() - start:.1f} с; loss {losses[0]:.3f} → {losses[-1]:.3f}"))
 demo.save_pretrained(lesson.work_dir / "router-demo")
 print(sorted(p.name for p in (lesson.work_dir / "router-demo").iterdir()))
 assert all(loss == loss for loss in losses), "the loss became NaN"  # NaN != NaN
@@ -286,7 +289,7 @@ from lessons_lib.router.learned import router_train_steps
 
 learned = load_router("learned", profile, work_dir=lesson.work_dir, hub_namespace=lesson.hub_namespace,
                       steps=router_train_steps(profile))
-print(learned.model.peft_config["default"].task_type, "threshold", learned.threshold)
+print(learned.model.peft_config["default"].task_type, tr(en="threshold", ru="порог"), learned.threshold)
 for prompt in failures:
     d = learned.route(prompt)
     print(f"{d.label:8s} ← {prompt[:60]!r}: {d.reason}")
@@ -345,9 +348,9 @@ for ax, report in zip(axes, reports):
             ax.text(j, i, value, ha="center", va="center")
     ax.set_xticks(range(len(LABELS)), LABELS, rotation=30)
     ax.set_yticks(range(len(LABELS)), LABELS)
-    ax.set_xlabel("predicted")
+    ax.set_xlabel(tr(en="predicted", ru="предсказано"))
     ax.set_title(f"{report.name}: {report.accuracy:.2f}")
-axes[0].set_ylabel("true")
+axes[0].set_ylabel(tr(en="true", ru="на самом деле"))
 plt.tight_layout()
 plt.show()
 
@@ -371,7 +374,7 @@ sample = texts[:16]
 latency = {name: ms_per_prompt(r, sample) for name, r in [("keyword", keyword), ("learned", learned),
                                                           ("embedding", embedding)]}
 for name, ms in latency.items():
-    print(f"{name:10s} {ms:8.3f} ms/prompt   ×{ms / latency['keyword']:.0f} keyword")
+    print(f"{name:10s} {ms:8.3f} {tr(en='ms/prompt', ru='мс/промпт')}   ×{ms / latency['keyword']:.0f} keyword")
 
 # %% [markdown]
 # Misrouted prompts of the learned router — read them: are they hard, or ambiguous?
@@ -381,7 +384,7 @@ for name, ms in latency.items():
 
 # %%
 for text, gold, pred in reports[1].mistakes(texts)[:10]:
-    print(f"gold {gold:8s} got {pred:8s} {text[:80]}")
+    print(f"{tr(en='gold', ru='верно')} {gold:8s} {tr(en='got', ru='выбрано')} {pred:8s} {text[:80]}")
 
 # %% [markdown]
 # The claim of this section — a trained classifier beats the keyword rules — needs a trained router. A CPU
@@ -402,8 +405,10 @@ assert len(heldout) >= 60 and set(Counter(r["label"] for r in heldout)) == set(L
 if expects_quality(profile):
     assert acc["learned"] > acc["keyword"], acc
 else:
-    print(f"rehearsal: router trained {router_train_steps(profile)} steps, no accuracy claim "
-          f"(learned {acc['learned']:.3f}, keyword {acc['keyword']:.3f})")
+    print(tr(en=f"rehearsal: router trained {router_train_steps(profile)} steps, no accuracy claim "
+                f"(learned {acc['learned']:.3f}, keyword {acc['keyword']:.3f})",
+             ru=f"репетиция: маршрутизатор обучен {router_train_steps(profile)} шагов, о точности не судим "
+                f"(learned {acc['learned']:.3f}, keyword {acc['keyword']:.3f})"))
 
 # %% [markdown]
 # ## 6. RouterPlayground
@@ -485,7 +490,8 @@ for r in results:
     print(f"[{r.adapter:8s}] {r.prompt[:50]!r} → {r.answer[:70]!r}")
 alone = [generate(model, tok, r.prompt, profile.max_new_tokens, adapter_names=[r.adapter]) for r in results]
 rows = check_mixed_batch(model, tok, [r.prompt for r in results], [r.adapter for r in results], profile)
-print(f"answers identical to one-adapter runs: {agreement([r.answer for r in results], alone):.0%}")
+print(tr(en=f"answers identical to one-adapter runs: {agreement([r.answer for r in results], alone):.0%}",
+         ru=f"ответы, совпадающие с прогонами одного адаптера: {agreement([r.answer for r in results], alone):.0%}"))
 print(describe_checks(rows))
 assert all(row.ok for row in rows), rows
 if exact_kernels(profile) or expects_quality(profile):

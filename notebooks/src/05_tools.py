@@ -71,16 +71,17 @@ lesson = setup_lesson("05", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=
 # finds them in the work dir, on Drive or on the Hub — or trains a quick version right here, saying so.
 
 # %% [markdown] lang="ru"
-# Что этот урок держит на GPU в пиковый момент (профили t4/7b; одна базовая модель за раз — каждая модель
-# освобождается до загрузки следующей), и три адаптера предметных областей, между которыми маршрутизирует раздел 6.
-# Новая среда выполнения находит их в рабочей папке, на Google Диске или в Hugging Face Hub — или быстро обучает их
-# прямо здесь и сообщает об этом.
+# Ниже — сколько памяти GPU этот урок занимает в пике (профили t4/7b; в памяти одна базовая модель за раз: каждая
+# освобождается до загрузки следующей), а затем поиск трёх адаптеров предметных областей, между которыми
+# маршрутизирует раздел 6. Новая среда выполнения находит их в рабочей папке, на Google Диске или в Hugging Face Hub —
+# или быстро обучает их прямо здесь и сообщает об этом.
 
 # %%
 import warnings
 
 from lessons_lib import budget
 from lessons_lib.adapters import COURSE_ADAPTERS, course_artifacts
+from lessons_lib.i18n import tr  # printed text in the notebook's language (LESSONS_LANG)
 
 print(budget.memory_plan(lesson.profile, "05"))
 folders = course_artifacts(lesson)  # json, coding, support: shipped / work dir / Drive / Hub, or trained here
@@ -158,9 +159,8 @@ assert all(len(line) <= 24 for line in text_formatter("Adapters are small files 
 # a default are `required`.
 
 # %% [markdown] lang="ru"
-# Тесты в `tests/test_tools_functions.py` идут дальше и используют *тесты свойств* (hypothesis): на
-# тысячах случайных текстов ни одна отформатированная строка не превышает ширину и каждое слово сохраняется
-# по порядку; валидатор согласуется с независимо написанными эталонными проверками; каждый недопустимый аргумент
+# Тесты в `tests/test_tools_functions.py` идут дальше: это *тесты свойств* (hypothesis). На тысячах случайных
+# текстов ни одна отформатированная строка не превышает заданную ширину, и каждое слово сохраняется на своём месте; валидатор согласуется с независимо написанными эталонными проверками; каждый недопустимый аргумент
 # вызывает `ToolError`.
 #
 # ## 2. Схемы из кода и инструменты в промпте
@@ -261,7 +261,8 @@ if langchain_available():
     assert lc_tools["text_formatter"].invoke({"text": "a b c", "width": 0}).startswith("error: width must be")
     assert lc_tools["content_validator"].args["rules"]["type"] == "array"
 else:
-    print("langchain_core is not installed: `pip install langchain-core` to try the LangChain versions.")
+    print(tr(en="langchain_core is not installed: `pip install langchain-core` to try the LangChain versions.",
+             ru="langchain_core не установлен: `pip install langchain-core`, чтобы попробовать версии для LangChain."))
 
 # %% [markdown]
 # ## 3. The tool-calling loop
@@ -363,8 +364,8 @@ MAX_NEW = max(profile.max_new_tokens, 128) if expects_quality(profile) else prof
 base = load_base(profile)
 demo = tool_examples(3, "heldout", seed=3)
 for ex in demo:
-    print(f"request: {ex.request}\n" + run_tool_loop(ModelChat(base, tok, schemas, max_new_tokens=MAX_NEW),
-                                                     ex.request, max_steps=2).transcript() + "\n")
+    demo_run = run_tool_loop(ModelChat(base, tok, schemas, max_new_tokens=MAX_NEW), ex.request, max_steps=2)
+    print(f"{tr(en='request', ru='запрос')}: {ex.request}\n" + demo_run.transcript() + "\n")
 
 # %% [markdown]
 # The tiny base model has never seen a tool call: it answers in prose (or in whatever format it knows) and
@@ -422,7 +423,7 @@ from lessons_lib.tools.adapter import ANSWER_EVERY, STEPS, TRAIN_REQUESTS
 from lessons_lib.tools.data import tool_sft_rows
 
 rows = tool_sft_rows(TRAIN_REQUESTS, "train", answer_every=ANSWER_EVERY, tokenizer=tok)
-print(len(rows), "rows; a call row and an answer row:")
+print(len(rows), tr(en="rows; a call row and an answer row:", ru="строк; строка с вызовом и строка с ответом:"))
 for row in rows[:2]:
     print(" prompt:    ", [m["role"] for m in row["prompt"]], "| completion:", row["completion"][0]["content"][:90])
 
@@ -503,11 +504,14 @@ args = sft_config(profile, lesson.work_dir / "tools_adapter" / "checkpoints", ma
                   max_length=training_length(train_rows, tok, profile), learning_rate=recipe.learning_rate,
                   per_device_train_batch_size=recipe.batch_size, gradient_accumulation_steps=recipe.grad_accum,
                   logging_steps=max(1, steps // 6), save_strategy="no")
-what = "a short demo" if found else "training the adapter"
-print(f"{what}: {steps} steps of {recipe.batch_size}x{recipe.grad_accum} rows, max_length {args.max_length} "
-      "(the longest row)")
+what = (tr(en="a short demo", ru="короткая демонстрация") if found
+        else tr(en="training the adapter", ru="обучаем адаптер"))
+print(tr(en=f"{what}: {steps} steps of {recipe.batch_size}x{recipe.grad_accum} rows, max_length {args.max_length} "
+            "(the longest row)",
+         ru=f"{what}: {steps} шагов по {recipe.batch_size}x{recipe.grad_accum} строк, max_length {args.max_length} "
+            "(самая длинная строка)"))
 if found is None:
-    print("time:", budget.describe_estimate("tools", profile, steps))
+    print(tr(en="time:", ru="время:"), budget.describe_estimate("tools", profile, steps))
 to_train = load_base(profile)
 if is_quantized(to_train):  # QLoRA: norms to fp32, input gradients for gradient checkpointing
     to_train = prepare_model_for_kbit_training(to_train, use_gradient_checkpointing=args.gradient_checkpointing)
@@ -518,21 +522,29 @@ trainer.train()
 losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
 moved = sum(p.detach().float().abs().sum().item() for n, p in trainer.model.named_parameters() if "lora_B" in n)
 positions = trainer.model.config.max_position_embeddings
-print("loss:", [round(x, 2) for x in losses], f"| sum of |lora_B| = {moved:.3g} (0 before training)")
+print("loss:", [round(x, 2) for x in losses],
+      tr(en=f"| sum of |lora_B| = {moved:.3g} (0 before training)",
+         ru=f"| сумма |lora_B| = {moved:.3g} (0 до обучения)"))
 
 # %%
 assert losses and all(math.isfinite(x) for x in losses) and moved > 0, "training must update LoRA with finite loss"
 if expects_quality(profile):
     assert losses[-1] < losses[0], "the loss should fall even in a short run"
 else:
-    why = (f"rows of up to {args.max_length} tokens run past the tiny model's {positions} positions"
-           if args.max_length > positions else f"{steps} steps at the GPU profile's learning rate")
-    print(f"rehearsal: the GPU code path ran (loss {losses[0]:.2f} -> {losses[-1]:.2f}); no claim that it falls: {why}")
+    why = (tr(en=f"rows of up to {args.max_length} tokens run past the tiny model's {positions} positions",
+              ru=f"строки до {args.max_length} токенов выходят за {positions} позиций крошечной модели")
+           if args.max_length > positions else tr(en=f"{steps} steps at the GPU profile's learning rate",
+                                                  ru=f"{steps} шагов со скоростью обучения GPU-профиля"))
+    print(tr(en=f"rehearsal: the GPU code path ran (loss {losses[0]:.2f} -> {losses[-1]:.2f}); no claim that it falls: "
+                f"{why}",
+             ru=f"репетиция: код для GPU отработал (loss {losses[0]:.2f} -> {losses[-1]:.2f}); что он падает, не "
+                f"утверждаем: {why}"))
 if found is None:  # the real run: save it where this lesson (and a later runtime) finds it
     trainer.model.save_pretrained(lesson.work_dir / "tools_adapter")
     save_trained("tools", profile, lesson.work_dir / "tools_adapter", lesson.work_dir, steps)
 elif found.source == "shipped":
-    print(f"(the shipped adapter ran the same recipe for {STEPS} steps)")
+    print(tr(en=f"(the shipped adapter ran the same recipe for {STEPS} steps)",
+             ru=f"(поставляемый адаптер прошёл тот же рецепт за {STEPS} шагов)"))
 del trainer, to_train
 free_memory()
 tools_dir = resolve_artifact("tools", profile, lesson.work_dir, lesson.hub_namespace).folder
@@ -574,11 +586,13 @@ base_report, tools_report = reports
 
 # %%
 for item in raw["tools"][:3]:
-    print("request:", item["request"])
-    print("call:   ", item["call"])
-    print("final:  ", (item["final"] or "")[:160], "\n")
+    print(tr(en="request:", ru="запрос: "), item["request"])
+    print(tr(en="call:   ", ru="вызов:  "), item["call"])
+    print(tr(en="final:  ", ru="ответ:  "), (item["final"] or "")[:160], "\n")
 misses = [item for item in raw["tools"] if not item["score"].valid_args]
-print(f"{len(misses)} adapter calls failed validation", *(m["score"].reason[:120] for m in misses[:3]), sep="\n")
+print(tr(en=f"{len(misses)} adapter calls failed validation",
+         ru=f"вызовов адаптера, не прошедших проверку: {len(misses)}"),
+      *(m["score"].reason[:120] for m in misses[:3]), sep="\n")
 
 # %%
 heldout = tool_examples(N_EVAL, "heldout")
@@ -591,9 +605,12 @@ if expects_quality(profile) and base_never_saw_tools(profile):  # a chat base ma
     assert base_report.correct_tool <= 0.2 and base_report.valid_args <= 0.2, base_report
     assert tools_report.correct_tool - base_report.correct_tool >= 0.5
 if not expects_quality(profile):
-    print(f"rehearsal: {N_EVAL} requests scored through both adapters (adapter correct tool "
-          f"{tools_report.correct_tool:.2f}, base {base_report.correct_tool:.2f}); "
-          f"no quality claim after {steps} training steps")
+    print(tr(en=f"rehearsal: {N_EVAL} requests scored through both adapters (adapter correct tool "
+                f"{tools_report.correct_tool:.2f}, base {base_report.correct_tool:.2f}); "
+                f"no quality claim after {steps} training steps",
+             ru=f"репетиция: {N_EVAL} запросов оценены через оба варианта (верный инструмент у адаптера "
+                f"{tools_report.correct_tool:.2f}, у base {base_report.correct_tool:.2f}); "
+                f"о качестве после {steps} шагов обучения не судим"))
 
 # %% [markdown]
 # Template held-out requests still share their *shape* with the training data. The harder test is
@@ -621,7 +638,10 @@ if expects_quality(profile):
 if expects_quality(profile) and base_never_saw_tools(profile):
     assert hand_base.correct_tool <= 0.2 and hand_tools.correct_tool - hand_base.correct_tool >= 0.5, hand_base
 if not expects_quality(profile):
-    print(f"rehearsal: {len(hand)} hand-written requests scored; adapter correct tool {hand_tools.correct_tool:.2f}")
+    print(tr(en=f"rehearsal: {len(hand)} hand-written requests scored; adapter correct tool "
+                f"{hand_tools.correct_tool:.2f}",
+             ru=f"репетиция: оценено {len(hand)} написанных вручную запросов; верный инструмент у адаптера "
+                f"{hand_tools.correct_tool:.2f}"))
 
 # %% [markdown]
 # Read the tables honestly (the figures below are the tiny profile's; on a GPU profile read your own the
@@ -746,9 +766,11 @@ with torch.no_grad():
                          prefix_allowed_tokens_fn=constraint, pad_token_id=tok.pad_token_id,
                          eos_token_id=tok.eos_token_id)
 constrained_call = tok.decode(out[0, enc.input_ids.shape[1]:], skip_special_tokens=True)
-print("request:    ", request)
-print("free:       ", next((m["call"] for m in misses if m["request"] == request), "(no free miss this run)"))
-print("constrained:", constrained_call)
+print(tr(en="request:    ", ru="запрос:         "), request)
+free_call = next((m["call"] for m in misses if m["request"] == request),
+                 tr(en="(no free miss this run)", ru="(в этом запуске промахов нет)"))
+print(tr(en="free:       ", ru="свободный:      "), free_call)
+print(tr(en="constrained:", ru="с ограничением:"), constrained_call)
 assert keeps_promise(constrained_call)
 if expects_quality(profile):  # MAX_NEW >= 128 tokens holds a whole call
     assert grammar.complete(constrained_call.strip().encode())
@@ -770,8 +792,10 @@ calls = [item["call"] for item in required_raw["base · schema-constrained"] + r
 finished = [c for c in calls if grammar.complete(c.strip().encode())]
 assert all(keeps_promise(c) for c in calls)  # the grammar's promise, on every profile
 cut = len(calls) - len(finished)
-print(f"{len(finished)}/{len(calls)} constrained calls are whole within {MAX_NEW} new tokens and validate"
-      + (f"; the other {cut} were cut short and are beginnings of valid calls" if cut else ""))
+print(tr(en=f"{len(finished)}/{len(calls)} constrained calls are whole within {MAX_NEW} new tokens and validate"
+            + (f"; the other {cut} were cut short and are beginnings of valid calls" if cut else ""),
+         ru=f"{len(finished)}/{len(calls)} вызовов с ограничением целые в пределах {MAX_NEW} новых токенов и проходят "
+            "проверку" + (f"; остальные {cut} обрезаны и являются началами корректных вызовов" if cut else "")))
 if expects_quality(profile):
     assert len(finished) == len(calls)
     assert tools_required.correct_tool >= 0.9 and tools_required.valid_args >= 0.9, tools_required  # the goal
@@ -828,11 +852,9 @@ for ex in demo:
 # ## 6. Направляем запросы на вызов инструментов к адаптеру инструментов
 #
 # Маршрутизатор по ключевым словам из ноутбука 04 выбирает адаптер для каждого запроса, подсчитывая совпадения
-# ключевых слов
-# для каждой метки. Мы добавляем метку `tools` со словами, которые указывают на запрос к инструменту. Запросы к
-# инструментам часто
-# упоминают и слово из предметной области ("a bug report template", "check that it is valid JSON"), а при равенстве
-# маршрутизатор выбирает метку, указанную первой, — поэтому `tools` идёт первой.
+# ключевых слов каждой метки. Мы добавляем метку `tools` со словами, которые выдают запрос к инструменту. Такие
+# запросы часто упоминают и слово из предметной области ("a bug report template", "check that it is valid JSON"), а
+# при равном счёте маршрутизатор выбирает метку, указанную первой, — поэтому `tools` стоит первой.
 
 # %%
 from lessons_lib.data import DOMAINS, examples
@@ -944,7 +966,7 @@ if expects_quality(profile):
 # %%
 from lessons_lib.tools.prompts import style_score, system_prompt
 
-print(system_prompt("en"))
+print(system_prompt())  # in the notebook's language
 
 # %%
 from lessons_lib.models import generate
@@ -969,7 +991,7 @@ print(toggle.status.value)
 toggle.compare_button.click()
 side = toggle.last
 for style, answer in side.items():
-    print(f"--- {style} (style score {style_score(answer):.1f})\n{answer[:300]}\n")
+    print(f"--- {style} ({tr(en='style score', ru='оценка стиля')} {style_score(answer):.1f})\n{answer[:300]}\n")
 assert set(side) == {PLAIN, DESIGNER} and "<table" in toggle.output.value
 
 # %% [markdown]

@@ -25,9 +25,9 @@
 # - Serve concurrent requests safely with one **mixed-adapter batch** (`generate(..., adapter_names=[...])`).
 # - Start the server in the background, call `/health`, `/v1/models` and `/v1/chat/completions` with
 #   `httpx` and with the `openai` client, choose an adapter per request with `model=...`, and stop it cleanly.
-# - Read the server's errors: unknown model (404), empty messages (422), prompt too long (400), path-like
+# - Read the server's errors: unknown model (404), empty messages (400), prompt too long (400), path-like
 #   adapter names (refused).
-# - Hand the same adapters to vLLM (`--enable-lora --lora-modules name=path`) or LoRAX, unchanged.
+# - Hand the same adapters to vLLM (`--enable-lora --lora-modules '{"name": ..., "path": ...}'`) or LoRAX, unchanged.
 
 # %% [markdown] lang="ru"
 # ## Цели урока
@@ -37,9 +37,9 @@
 #   (`generate(..., adapter_names=[...])`).
 # - Запустить сервер в фоне, обратиться к `/health`, `/v1/models` и `/v1/chat/completions` через `httpx` и через
 #   клиент `openai`, выбирать адаптер для каждого запроса параметром `model=...` и корректно остановить сервер.
-# - Понимать ошибки сервера: неизвестная модель (404), пустой список сообщений (422), слишком длинный промпт (400),
+# - Понимать ошибки сервера: неизвестная модель (404), пустой список сообщений (400), слишком длинный промпт (400),
 #   имена адаптеров, похожие на пути (отклоняются).
-# - Передать те же адаптеры без изменений в vLLM (`--enable-lora --lora-modules name=path`) или LoRAX.
+# - Передать те же адаптеры без изменений в vLLM (`--enable-lora --lora-modules '{"name": ..., "path": ...}'`) или LoRAX.
 
 # %% tags=["parameters"]
 PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
@@ -63,6 +63,7 @@ lesson = setup_lesson("06", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=
 
 # %%
 from lessons_lib import budget
+from lessons_lib.i18n import tr  # printed text in the notebook's language (LESSONS_LANG)
 
 print(budget.memory_plan(lesson.profile, "06"))
 
@@ -145,10 +146,13 @@ mixed_s = time.perf_counter() - start
 start = time.perf_counter()
 one_by_one = [generate(model, tok, p, SHORT, adapter_names=[n]) for p, n in rows]
 single_s = time.perf_counter() - start
-print(f"{len(rows)} rows: one mixed batch {mixed_s:.2f} s, one row at a time {single_s:.2f} s "
-      f"({single_s / mixed_s:.1f}x)")
+print(tr(en=f"{len(rows)} rows: one mixed batch {mixed_s:.2f} s, one row at a time {single_s:.2f} s "
+            f"({single_s / mixed_s:.1f}x)",
+         ru=f"{len(rows)} строк: один смешанный батч {mixed_s:.2f} с, по одной строке {single_s:.2f} с "
+            f"({single_s / mixed_s:.1f}x)"))
 row_checks = check_mixed_batch(model, tok, [p for p, _ in rows], [n for _, n in rows], profile)
-print(f"answers identical to one-adapter runs: {agreement(mixed, one_by_one):.0%}")
+print(tr(en="answers identical to one-adapter runs:", ru="ответы, совпадающие с прогонами одного адаптера:"),
+      f"{agreement(mixed, one_by_one):.0%}")
 print(describe_checks(row_checks))
 assert all(r.ok for r in row_checks), row_checks
 if exact_kernels(profile) or expects_quality(profile):
@@ -187,7 +191,8 @@ with ThreadPoolExecutor(max_workers=4) as pool:
     naive = list(pool.map(naive_request, adapter_rows))
 references = dict(zip(rows, one_by_one))  # (prompt, adapter) -> that adapter's answer, one row at a time
 naive_report = cross_talk_report(naive, [p for p, _ in adapter_rows], [n for _, n in adapter_rows], references)
-print("naive set_adapter + generate from 4 threads:", naive_report.summary())
+print(tr(en="naive set_adapter + generate from 4 threads:", ru="наивные set_adapter + generate из 4 потоков:"),
+      naive_report.summary())
 
 # %% [markdown]
 # (Measured once on the course's 2-CPU machine with 36 requests and 8 threads: 33 of 36 wrong.) A lock
@@ -222,7 +227,9 @@ free_memory()  # on a GPU: the server process loads its own copy next
 #
 # `--lora-modules name=path ...` hands it exactly the adapter folders this notebook found above, wherever they
 # came from (the work dir, Drive, the Hub's download cache, a quick training run) — the same flag vLLM takes in
-# section 7. A GPU server takes a while to start (7b: loading and quantizing the 7B base), hence the long timeout.
+# section 7 — plus notebook 05's tools adapter where one exists (none is trained here; section 4's tool calls then
+# go to the base). A GPU server takes a while to start (7b: loading and quantizing the 7B base), hence the long
+# timeout.
 #
 # It listens on `127.0.0.1` (loopback) by default: only this machine can reach it. The course server has no
 # authentication, so expose it on purpose (Colab's port proxy below, or `--host 0.0.0.0` behind a firewall),
@@ -237,8 +244,9 @@ free_memory()  # on a GPU: the server process loads its own copy next
 #
 # `--lora-modules name=path ...` передаёт ему ровно те папки адаптеров, которые ноутбук нашёл выше, откуда бы они
 # ни взялись (рабочая папка, Google Диск, кэш загрузок Hugging Face Hub, быстрое обучение), — тот же флаг, что принимает
-# vLLM в разделе 7. GPU-серверу нужно время на запуск (7b: загрузка и квантование базовой модели 7B), отсюда долгий
-# тайм-аут.
+# vLLM в разделе 7, — и адаптер инструментов из ноутбука 05, если он есть (здесь его не обучаем; тогда вызовы
+# инструментов из раздела 4 идут к базовой модели). GPU-серверу нужно время на запуск (7b: загрузка и квантование
+# базовой модели 7B), отсюда долгий тайм-аут.
 #
 # По умолчанию он слушает `127.0.0.1` (loopback): достучаться до него может только эта машина. У сервера курса нет
 # аутентификации, поэтому открывайте его наружу сознательно (через прокси портов Colab ниже или `--host 0.0.0.0` за
@@ -247,16 +255,21 @@ free_memory()  # on a GPU: the server process loads its own copy next
 # %%
 import httpx
 
+from lessons_lib.adapters import find_artifact
 from lessons_lib.serve.process import free_port, server_command, start_server
 
 PORT = free_port()
 extra = ["--lora-modules", *(f"{name}={folders[name]}" for name in COURSE_ADAPTERS)]
+tool_adapter = find_artifact("tools", profile, lesson.work_dir, lesson.hub_namespace)  # notebook 05's, if found
+if tool_adapter is not None:
+    extra.append(f"tools={tool_adapter.folder}")
 print(" ".join(server_command(profile.name, PORT, extra=extra)))
 # subprocess.Popen(that command) + poll GET /health until it answers (the server's output goes to the log file)
 start = time.perf_counter()
 server, URL = start_server(profile.name, PORT, extra=extra, log_path=lesson.work_dir / "server.log", timeout=600)
 health = httpx.get(f"{URL}/health", timeout=5).json()
-print(f"server ready in {time.perf_counter() - start:.1f} s at {URL}")
+print(tr(en=f"server ready in {time.perf_counter() - start:.1f} s at {URL}",
+         ru=f"сервер готов за {time.perf_counter() - start:.1f} с по адресу {URL}"))
 print(health)
 
 # %% [markdown]
@@ -275,10 +288,15 @@ from lessons_lib.env import in_colab
 if in_colab():
     from google.colab.output import eval_js, serve_kernel_port_as_window
 
-    print("web page (opens in your browser through Colab's proxy):", eval_js(f"google.colab.kernel.proxyPort({PORT})"))
+    print(tr(en="web page (opens in your browser through Colab's proxy):",
+             ru="веб-страница (открывается в браузере через прокси Colab):"),
+          eval_js(f"google.colab.kernel.proxyPort({PORT})"))
     serve_kernel_port_as_window(PORT, path="/")
 else:
-    print(f"web page: {URL}/  (prompt box, adapter dropdown incl. auto, the answer and who answered)")
+    print(tr(en=f"web page: {URL}/  (streamed answers, weight sliders for a mix, a side-by-side compare view, "
+                "the router's choice for auto)",
+             ru=f"веб-страница: {URL}/  (ответы потоком, ползунки весов для смеси, сравнение моделей рядом, "
+                "выбор маршрутизатора для auto)"))
 
 # %% [markdown]
 # ## 3. Plain HTTP
@@ -299,7 +317,7 @@ else:
 # %%
 models = httpx.get(f"{URL}/v1/models").json()
 model_ids = [m["id"] for m in models["data"]]
-print("models:", model_ids)
+print(tr(en="models:", ru="модели:"), model_ids)
 assert model_ids[:4] == ["base", "json", "coding", "support"]
 
 
@@ -312,11 +330,12 @@ def ask(model_name: str, prompt: str, max_tokens: int = SHORT) -> dict:
 
 
 json_prompt = prompts[0]
-print("prompt:", json_prompt, "\n")
+print(tr(en="prompt:", ru="промпт:"), json_prompt, "\n")
 for name in model_ids:
     reply = ask(name, json_prompt)
-    route = f"  <- router: {reply['route']['reason']}" if reply["route"] else ""
-    print(f"{name:8s} answered by {reply['adapter']:8s} {reply['timing']['latency_ms']:7.1f} ms  "
+    route = f"  <- {tr(en='router', ru='маршрутизатор')}: {reply['route']['reason']}" if reply["route"] else ""
+    print(f"{name:8s} {tr(en='answered by', ru='ответил')} {reply['adapter']:8s} "
+          f"{reply['timing']['latency_ms']:7.1f} {tr(en='ms', ru='мс')}  "
           f"{reply['choices'][0]['message']['content'][:60]!r}{route}")
     assert reply["model"] == reply["adapter"] and (name == "auto" or reply["adapter"] == name)
 
@@ -360,12 +379,107 @@ assert reply.choices[0].message.content == ask("support", support_prompt)["choic
 
 auto = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": support_prompt}],
                                       max_tokens=SHORT)
-print("auto picked", auto.model)
+print(tr(en="auto picked", ru="auto выбрал"), auto.model)
 
 mix = client.chat.completions.create(model="mix", messages=[{"role": "user", "content": support_prompt}],
                                      max_tokens=SHORT, extra_body={"adapter_weights": {"support": 1.0}})
 print(mix.model, "->", mix.choices[0].message.content)
 assert mix.choices[0].message.content == reply.choices[0].message.content  # a mix of one adapter at 1.0 is that adapter
+
+# %% [markdown]
+# ### Streaming, sampling and tool calls over HTTP
+#
+# Chat apps show an answer while it is being written. With `stream=True` the server answers with **server-sent
+# events**: a `chat.completion.chunk` for each piece of text as soon as the decode loop makes it final, a last chunk
+# with `finish_reason`, then `data: [DONE]`. A streamed request still shares its batch with everyone else's, so the
+# pieces join into exactly the plain answer.
+#
+# Sampling is set per request, inside the same mixed batch: `temperature` with a `seed` gives a reproducible sample,
+# `n` several choices, `stop` cuts the answer before a string. One deliberate difference from OpenAI: **without
+# `temperature` this server decodes greedily** (OpenAI's API defaults to 1.0), so the course's answers reproduce.
+#
+# **Tool calls** use notebook 05's tools: send their JSON schemas as `tools`. With `tool_choice="required"` (or a
+# named function) the server decodes under notebook 05's schema grammar, so the reply is always a valid call:
+# `message.tool_calls` with an `id`, the function's name and its arguments as a JSON string, and
+# `finish_reason="tool_calls"`. Your code runs the tool and sends the result back as a `tool` message with that
+# `tool_call_id`; the model then answers in words. With `"auto"` the model decides, and a call it writes is parsed
+# and checked against the schemas. A field the server does not implement is never silently ignored: it gets a 400
+# that names it.
+
+# %% [markdown] lang="ru"
+# ### Потоковая передача, сэмплирование и вызовы инструментов по HTTP
+#
+# Чат-приложения показывают ответ, пока он пишется. С `stream=True` сервер отвечает **событиями, отправляемыми
+# сервером** (server-sent events): `chat.completion.chunk` на каждый кусок текста, как только цикл декодирования
+# сделал его окончательным, последний фрагмент с `finish_reason`, затем `data: [DONE]`. Потоковый запрос по-прежнему
+# делит батч с запросами остальных, поэтому куски складываются ровно в обычный ответ.
+#
+# Сэмплирование задаётся для каждого запроса внутри того же смешанного батча: `temperature` вместе с `seed` даёт
+# воспроизводимую выборку, `n` — несколько вариантов ответа, `stop` обрезает ответ перед строкой. Одно намеренное
+# отличие от OpenAI: **без `temperature` этот сервер декодирует жадно** (API OpenAI по умолчанию берёт 1.0), чтобы
+# ответы курса воспроизводились.
+#
+# **Вызовы инструментов** используют инструменты из ноутбука 05: передайте их JSON-схемы в `tools`. С
+# `tool_choice="required"` (или с именем функции) сервер декодирует по грамматике схем из ноутбука 05, поэтому ответ
+# всегда — корректный вызов: `message.tool_calls` с `id`, именем функции и аргументами в виде JSON-строки, и
+# `finish_reason="tool_calls"`. Ваш код выполняет инструмент и отправляет результат обратно сообщением `tool` с этим
+# `tool_call_id`; затем модель отвечает словами. С `"auto"` решает модель, а написанный ею вызов разбирается и
+# проверяется по схемам. Поле, которое сервер не поддерживает, никогда не игнорируется молча: на него приходит 400
+# с его именем.
+
+# %%
+import json
+
+import openai
+
+from lessons_lib.tools.functions import TOOLS as TOOL_FUNCTIONS
+from lessons_lib.tools.loop import result_text
+from lessons_lib.tools.schemas import tool_schemas
+
+pieces = []
+for chunk in client.chat.completions.create(model="json", messages=[{"role": "user", "content": json_prompt}],
+                                            max_tokens=SHORT, stream=True):
+    if chunk.choices and chunk.choices[0].delta.content:
+        pieces.append(chunk.choices[0].delta.content)
+print(tr(en=f"streamed in {len(pieces)} pieces:", ru=f"пришло {len(pieces)} кусками:"), pieces[:6], "...")
+assert "".join(pieces) == ask("json", json_prompt)["choices"][0]["message"]["content"]  # same text as plain
+
+samples = [client.chat.completions.create(model="support", messages=[{"role": "user", "content": support_prompt}],
+                                          max_tokens=SHORT, n=3, temperature=1.0, seed=0) for _ in range(2)]
+for choice in samples[0].choices:
+    print(f"n={choice.index}:", repr(choice.message.content[:70]))
+assert [c.message.content for c in samples[0].choices] == [c.message.content for c in samples[1].choices]  # same seed
+
+refused = None
+try:
+    client.chat.completions.create(model="json", messages=[{"role": "user", "content": "hi"}],
+                                   extra_body={"best_of": 2})  # an OpenAI field this server does not implement
+except openai.BadRequestError as err:
+    refused = err
+print(tr(en="refused:", ru="отклонено:"), refused.status_code, refused.param, "-", refused.message[:70])
+assert refused.param == "best_of"
+
+# %%
+tool_model = "tools" if "tools" in model_ids else "base"  # notebook 05's adapter, where this profile has it
+schemas = tool_schemas()
+messages = [{"role": "user", "content": "Format the text to width 21, indent 4: Warsaw gets a new blender today."}]
+reply = client.chat.completions.create(model=tool_model, messages=messages, tools=schemas, tool_choice="required",
+                                       max_tokens=health["max_tokens"])
+choice = reply.choices[0]
+print(tool_model, "->", choice.finish_reason, choice.message.tool_calls)
+if choice.finish_reason == "length":  # rehearsal profiles answer only a few tokens: the call did not fit
+    assert profile.rehearsal, choice
+else:
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    call = choice.message.tool_calls[0]
+    result = TOOL_FUNCTIONS[call.function.name](**json.loads(call.function.arguments))
+    print(tr(en="tool result:", ru="результат инструмента:"), repr(result_text(result)[:80]))
+    messages += [choice.message.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.id, "content": result_text(result)}]
+    final = client.chat.completions.create(model=tool_model, messages=messages, tools=schemas,
+                                           max_tokens=health["max_tokens"])
+    print(tr(en="final answer:", ru="итоговый ответ:"), final.choices[0].finish_reason,
+          repr(final.choices[0].message.content))
 
 # %% [markdown]
 # ## 5. Many requests at once: latency, throughput, and no cross-talk
@@ -416,13 +530,17 @@ with ThreadPoolExecutor(max_workers=len(traffic)) as pool:
     concurrent = list(pool.map(lambda job: ask(*job), traffic))
 concurrent_s = time.perf_counter() - start
 
-print(f"{'':22s}{'total s':>9s}{'req/s':>8s}{'median latency ms':>19s}{'batches':>9s}")
-for label, replies, seconds in (("one at a time", sequential, sequential_s), ("16 at once", concurrent, concurrent_s)):
+head = tr(en="total s|req/s|median latency ms|batches", ru="всего, с|запр./с|медиана задержки, мс|батчи").split("|")
+print(f"{'':22s}{head[0]:>9s}{head[1]:>8s}{head[2]:>19s}{head[3]:>9s}")
+for label, replies, seconds in ((tr(en="one at a time", ru="по одному"), sequential, sequential_s),
+                                (tr(en="16 at once", ru="16 сразу"), concurrent, concurrent_s)):
     latencies = sorted(r["timing"]["latency_ms"] for r in replies)
     batch_sizes = {r["timing"]["batch_size"] for r in replies}
     print(f"{label:22s}{seconds:9.2f}{len(replies) / seconds:8.1f}{latencies[len(latencies) // 2]:19.0f}"
           f"{str(sorted(batch_sizes)):>9s}")
-print(f"throughput ratio (concurrent / sequential): {sequential_s / concurrent_s:.1f}x")
+print(tr(en="throughput ratio (concurrent / sequential):",
+         ru="отношение пропускной способности (параллельно / по одному):"),
+      f"{sequential_s / concurrent_s:.1f}x")
 assert max(r["timing"]["batch_size"] for r in concurrent) > 1  # the worker really batched them
 
 # %%
@@ -440,16 +558,19 @@ answered_by = [r["adapter"] for r in sequential]  # named adapters, and what `au
 references = {(p, adapter): content(r) for p, adapter, r in zip(traffic_prompts, answered_by, sequential)}
 references |= {(p, "base"): content(ask("base", p)) for p in dict.fromkeys(traffic_prompts)}
 report = cross_talk_report([content(r) for r in concurrent], traffic_prompts, answered_by, references)
-print("16 at once vs one at a time:", report.summary())
+print(tr(en="16 at once vs one at a time:", ru="16 сразу против по одному:"), report.summary())
 assert [r["adapter"] for r in concurrent] == answered_by  # same adapters (auto routed the same way)
 assert report.count(CROSS_TALK) == 0
 if exact_kernels(profile) or expects_quality(profile):
     assert report.same_share >= min_agreement(profile)  # 100% on exact kernels, 80% on fp16 ones
     assert report.telling >= len(traffic) // 2, "the adapters answer alike: cross-talk would go unseen"
 else:
-    print(f"rehearsal: {report.same_share:.0%} identical and {report.telling}/{len(traffic)} requests able to show "
-          "cross-talk, printed, not asserted (quick-trained adapters on 4-bit tiny weights); section 1's logit check "
-          "is what tells the adapters apart here")
+    print(tr(en=f"rehearsal: {report.same_share:.0%} identical and {report.telling}/{len(traffic)} requests able to "
+                "show cross-talk, printed, not asserted (quick-trained adapters on 4-bit tiny weights); section 1's "
+                "logit check is what tells the adapters apart here",
+             ru=f"репетиция: {report.same_share:.0%} совпадают, и {report.telling}/{len(traffic)} запросов способны "
+                "показать перекрёстные помехи; печатаем, не проверяем (наскоро обученные адаптеры на 4-битных весах "
+                "tiny); здесь адаптеры различает проверка логитов из раздела 1"))
 
 # %% [markdown]
 # The "batches" column is the batch sizes the requests were answered in: one at a time each request is a
@@ -493,8 +614,8 @@ codes = {}
 for case, body in cases.items():
     codes[case], message = status_and_message(body)
     print(f"{case:22s} -> {codes[case]}: {message[:110]}")
-assert codes == {"unknown model": 404, "empty messages": 422, "prompt too long": 400, "path as adapter name": 400}
-assert httpx.get(f"{URL}/health").json()["adapters"] == ["json", "coding", "support"]  # nothing was loaded or lost
+assert codes == {"unknown model": 404, "empty messages": 400, "prompt too long": 400, "path as adapter name": 400}
+assert httpx.get(f"{URL}/health").json()["adapters"] == health["adapters"]  # nothing was loaded or lost
 
 # %% [markdown]
 # The command-line client does the same from a terminal: `python -m lessons_lib.serve ask "..." --adapter auto`.
@@ -539,7 +660,9 @@ assert cli.returncode == 0 and "answered by" in cli.stdout
 # ...).
 
 # %%
-from lessons_lib.serve.vllm import handoff, vllm_max_lora_rank
+import json
+
+from lessons_lib.serve.vllm import TOOL_CALLING_NOTE, handoff, vllm_max_lora_rank
 
 plan = handoff(folders, profile.model_id, max_model_len=profile.max_length + profile.max_new_tokens)
 print("# vLLM (OpenAI-compatible server on port 8000)\n" + plan["vllm"])
@@ -547,9 +670,13 @@ print("\n# LoRAX (adapters load per request from the mounted store)\n" + plan["l
 print()
 for row in plan["mapping"]:
     print(f"our model={row['our model']!r:10} vLLM model={row['vllm model']!r:52} LoRAX adapter_id={row['lorax adapter_id']!r}")
+for name, reason in plan["left_out"].items():
+    print(f"left out of vLLM: {name}: {reason}")
 args = plan["vllm_args"]
-assert [a for a in args if "=" in a and a.split("=")[0] in COURSE_ADAPTERS] == [f"{n}={folders[n].resolve()}" for n in COURSE_ADAPTERS]
+modules = [json.loads(a) for a in args if a.startswith("{")]  # vLLM's JSON form: a ',' or '=' in a path is safe
+assert [(m["name"], m["path"]) for m in modules] == [(n, str(folders[n].resolve())) for n in COURSE_ADAPTERS]
 assert int(args[args.index("--max-lora-rank") + 1]) == vllm_max_lora_rank(max(a.rank for a in plan["adapters"]))
+print("\n" + TOOL_CALLING_NOTE)
 
 # %% [markdown]
 # With vLLM running, the client code is the same as in section 4:
@@ -573,7 +700,8 @@ from lessons_lib.serve.process import port_is_open, stop_server
 
 exit_code = stop_server(server, timeout=20)  # SIGINT; kill only if it hangs
 port_open = port_is_open(URL)
-print(f"server exited with code {exit_code}; port {PORT} open: {port_open}")
+print(tr(en=f"server exited with code {exit_code}; port {PORT} open: {port_open}",
+         ru=f"сервер завершился с кодом {exit_code}; порт {PORT} открыт: {port_open}"))
 assert server.poll() is not None and not port_open
 
 # %% [markdown]
@@ -587,7 +715,7 @@ assert server.poll() is not None and not port_open
 #   `httpx`, the `openai` client (`base_url=...`), the web page and the CLI all talk to it.
 # - Bad input gets 4xx with a message that says what to do; a failed generation is a 500 for that request
 #   only.
-# - The adapters are plain PEFT folders: `vllm serve BASE --enable-lora --lora-modules name=path ...` serves
+# - The adapters are plain PEFT folders: `vllm serve BASE --enable-lora --lora-modules '{"name": ...}' ...` serves
 #   them with the same `model` = adapter mapping.
 #
 # ## Exercises
@@ -616,7 +744,7 @@ assert server.poll() is not None and not port_open
 #   с ним работают `httpx`, клиент `openai` (`base_url=...`), веб-страница и CLI.
 # - Плохой ввод получает 4xx с сообщением, которое объясняет, что делать; неудачная генерация — это 500 только для
 #   этого запроса.
-# - Адаптеры — обычные папки PEFT: `vllm serve BASE --enable-lora --lora-modules name=path ...` обслуживает
+# - Адаптеры — обычные папки PEFT: `vllm serve BASE --enable-lora --lora-modules '{"name": ...}' ...` обслуживает
 #   их с тем же соответствием `model` = адаптер.
 #
 # ## Упражнения

@@ -1,0 +1,396 @@
+"""One decode loop for a left-padded batch where every row has its own adapter, sampling, stop strings and limit.
+
+`model.generate` takes one set of decoding settings for the whole batch. Here the loop is written out: one prefill
+forward over the padded prompts, then one token per step from the KV cache. Each row picks its next token its own
+way (greedy argmax, or temperature + top-p with its own seeded `torch.Generator`), may be restricted to allowed
+tokens, stops at eos, at its own `max_tokens` or before its first stop string, and reports text as it becomes final
+through `on_text`, so one batch serves streamed and plain requests alike. Finished rows leave the batch (their KV
+cache rows are dropped), and the loop ends when every row is done.
+
+Greedy rows equal `model.generate(..., do_sample=False)` token for token: same position ids (attention mask
+cumsum - 1), same float32 argmax.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+PEFT_BASE = "__base__"  # PEFT's row name for "no adapter" in a mixed batch
+MAX_TOP_LOGPROBS = 5
+OnText = Callable[[str, "str | None", "list[dict] | None"], None]
+
+
+@dataclass
+class RowRequest:
+    """One row of a batch: its prompt and how to continue it."""
+
+    prompt: str | Sequence[int]  # a rendered chat text (tokenized without special tokens) or token ids
+    adapter: str = PEFT_BASE  # the PEFT adapter name for this row; "__base__" = the bare base
+    max_tokens: int = 16
+    temperature: float = 0.0  # 0 = greedy argmax
+    top_p: float = 1.0
+    seed: int | None = None  # the row's generator seed (see `row_seed`); None = fresh entropy
+    stop: Sequence[str] = ()
+    logprobs: bool = False
+    top_logprobs: int = 0
+    allowed_tokens: Callable[[list[int]], list[int] | None] | None = None  # ids so far -> allowed next ids
+    on_text: OnText | None = None  # (new text, finish_reason or None, logprob entries or None), text is final
+    cancelled: Callable[[], bool] | None = None  # polled each step; True drops the row ("cancelled")
+
+
+@dataclass
+class RowResult:
+    """What one row produced."""
+
+    text: str  # decode(ids, skip_special_tokens=True, no space clean-up), stripped, cut before the first stop
+    finish_reason: str  # "stop" (eos or a stop string), "length" or "cancelled"
+    token_ids: list[int]  # generated ids, eos included when it was generated
+    prompt_tokens: int
+    logprobs: list[dict] | None = None  # OpenAI entries, one per generated token (eos excluded)
+
+    @property
+    def completion_tokens(self) -> int:
+        return len(self.token_ids)
+
+
+def row_seed(seed: int | None, index: int) -> int:
+    """The generator seed of choice `index` of a request with `seed` (fresh entropy when seed is None)."""
+    if seed is None:
+        return secrets.randbits(63)
+    return int.from_bytes(hashlib.sha256(f"{seed}:{index}".encode()).digest()[:8], "little") >> 1
+
+
+def check_row(row: RowRequest) -> None:
+    """Raise ValueError for settings the loop cannot honour, saying which value to change."""
+    if row.max_tokens < 1:
+        raise ValueError(f"max_tokens must be at least 1, got {row.max_tokens}.")
+    if row.temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {row.temperature}.")
+    if not 0 < row.top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {row.top_p}.")
+    if not 0 <= row.top_logprobs <= MAX_TOP_LOGPROBS:
+        raise ValueError(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}, got {row.top_logprobs}.")
+    if any(not s for s in row.stop):
+        raise ValueError("stop strings must not be empty.")
+
+
+class _Row:
+    """The loop's bookkeeping for one row."""
+
+    def __init__(self, request: RowRequest, prompt_tokens: int, tokenizer, eos: set[int]):
+        import torch
+
+        self.request, self.prompt_tokens, self.tok, self.eos = request, prompt_tokens, tokenizer, eos
+        self.ids: list[int] = []
+        self.emitted = ""  # text already handed to on_text
+        self.entries: list[dict] = []  # logprob entries of every generated token
+        self.pending = 0  # entries not yet attached to a delta
+        self.finish: str | None = None
+        self.text: str | None = None
+        self.generator = None
+        if request.temperature > 0:
+            self.generator = torch.Generator().manual_seed(
+                request.seed if request.seed is not None else row_seed(None, 0))
+        self.watch_text = bool(request.on_text or request.stop)
+
+    def visible(self) -> str:
+        """The row's text so far: decoded without special tokens, leading whitespace stripped."""
+        ids = [i for i in self.ids if i not in self.eos]
+        return self.tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False).lstrip()
+
+    def add(self, token: int, entry: dict | None) -> None:
+        """Take one generated token; finish the row on eos, a stop string or its token limit."""
+        self.ids.append(token)
+        if entry is not None and token not in self.eos:
+            self.entries.append(entry)
+            self.pending += 1
+        if token in self.eos:
+            self._end("stop", self.visible().rstrip())
+            return
+        text = self.visible() if self.watch_text else ""
+        cut = _first_stop(text, self.request.stop)
+        if cut is not None:
+            self._end("stop", text[:cut].rstrip())
+        elif len(self.ids) >= self.request.max_tokens:
+            self._end("length", (text if self.watch_text else self.visible()).rstrip())
+        elif self.request.on_text:
+            safe = _held_back(text, self.request.stop)
+            if len(safe) > len(self.emitted) and safe.startswith(self.emitted):
+                self._emit(safe[len(self.emitted):], None)
+
+    def cancel(self) -> None:
+        self.finish, self.text = "cancelled", self.emitted
+
+    def _end(self, reason: str, text: str) -> None:
+        if not text.startswith(self.emitted):  # cannot happen with prefix-stable decoding; never take text back
+            text = self.emitted + text[len(_common_prefix(self.emitted, text)):]
+        self.finish, self.text = reason, text
+        if self.request.on_text:
+            self._emit(text[len(self.emitted):], reason)
+
+    def _emit(self, delta: str, finish: str | None) -> None:
+        entries = None
+        if self.request.logprobs:
+            entries = self.entries[len(self.entries) - self.pending:]
+            self.pending = 0
+        self.emitted += delta
+        self.request.on_text(delta, finish, entries)
+
+    def result(self) -> RowResult:
+        return RowResult(text=self.text or "", finish_reason=self.finish or "length", token_ids=list(self.ids),
+                         prompt_tokens=self.prompt_tokens,
+                         logprobs=list(self.entries) if self.request.logprobs else None)
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> int | None:
+    found = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return min(found) if found else None
+
+
+def _held_back(text: str, stops: Sequence[str]) -> str:
+    """The part of `text` that is final: no incomplete character, no possible start of a stop string, no
+    trailing whitespace (the answer is stripped, so it only counts once more text follows)."""
+    text = text.rstrip("\ufffd")
+    for k in range(min(len(text), max((len(s) for s in stops), default=1) - 1), 0, -1):
+        if any(s.startswith(text[-k:]) for s in stops):
+            text = text[:-k]
+            break
+    return text.rstrip()
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+# ---------------------------------------------------------------- logprobs in OpenAI's shape
+_BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+
+
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level alphabet, reversed: which byte each printable stand-in character means."""
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+class TokenText:
+    """Token id -> (text, utf-8 bytes) as OpenAI's logprobs report them, cached."""
+
+    def __init__(self, tokenizer):
+        self.tok, self.cache, self.bytes_of = tokenizer, {}, _byte_decoder()
+
+    def __call__(self, token: int) -> tuple[str, list[int]]:
+        if token not in self.cache:
+            text = self.tok.decode([token], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+            if "\ufffd" not in text:
+                self.cache[token] = (text, list(text.encode("utf-8")))
+            else:  # part of a multi-byte character: report its raw bytes
+                raw = self._raw(token)
+                self.cache[token] = ("bytes:" + "".join(f"\\x{b:02x}" for b in raw), raw)
+        return self.cache[token]
+
+    def _raw(self, token: int) -> list[int]:
+        piece = self.tok.convert_ids_to_tokens(token)
+        match = _BYTE_TOKEN.match(piece)
+        if match:  # sentencepiece byte fallback
+            return [int(match.group(1), 16)]
+        if all(ch in self.bytes_of for ch in piece):  # byte-level BPE
+            return [self.bytes_of[ch] for ch in piece]
+        return list(piece.replace("\u2581", " ").encode("utf-8"))
+
+
+def _entry(token_text: TokenText, token: int, logprobs_row, top: int) -> dict:
+    """One OpenAI logprobs entry: the chosen token, its logprob, and the `top` most likely alternatives."""
+    text, raw = token_text(token)
+    entry = {"token": text, "logprob": float(logprobs_row[token]), "bytes": raw, "top_logprobs": []}
+    if top:
+        values, ids = logprobs_row.topk(top)
+        for value, i in zip(values.tolist(), ids.tolist()):
+            alt_text, alt_raw = token_text(i)
+            entry["top_logprobs"].append({"token": alt_text, "logprob": float(value), "bytes": alt_raw})
+    return entry
+
+
+# ---------------------------------------------------------------- choosing the next token
+def _pick(logits, rows: list[_Row]) -> list[int]:
+    """Each row's next token from its (masked, float32) logits: argmax, or a top-p sample at its temperature.
+
+    Sampled rows share the batched softmax/sort; each then inverts its own CDF with one uniform draw from its own
+    generator, so a row's tokens depend on its seed and logits only, never on its neighbours."""
+    import torch
+
+    chosen = torch.argmax(logits, dim=-1).tolist()
+    hot = [k for k, row in enumerate(rows) if row.generator is not None]
+    if not hot:
+        return chosen
+    index = torch.tensor(hot, device=logits.device)
+    temperature = torch.tensor([rows[k].request.temperature for k in hot], device=logits.device)[:, None]
+    top_p = torch.tensor([rows[k].request.top_p for k in hot], device=logits.device)[:, None]
+    probs = torch.softmax(logits[index] / temperature, dim=-1)
+    sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+    before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
+    sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)  # keep the smallest head whose mass reaches top_p
+    cdf = torch.cumsum(sorted_probs, dim=-1).cpu()
+    kept = (sorted_probs > 0).sum(dim=-1).tolist()
+    order = order.cpu()
+    for j, k in enumerate(hot):
+        u = torch.rand((), generator=rows[k].generator, dtype=torch.float64).item() * float(cdf[j, -1])
+        at = int(torch.searchsorted(cdf[j], torch.tensor([u], dtype=cdf.dtype), right=True))
+        chosen[k] = int(order[j, min(at, kept[j] - 1)])  # never a token top-p removed, whatever the rounding
+    return chosen
+
+
+def _advance(current: list[_Row], logits, token_text: TokenText | None, pad: int) -> list[int]:
+    """One step for the active rows: drop cancelled ones, mask, pick, record logprobs; returns the tokens fed next."""
+    import torch
+
+    for row in current:
+        if row.request.cancelled is not None and row.request.cancelled():
+            row.cancel()
+    raw = logits
+    if any(r.request.allowed_tokens is not None for r in current):
+        logits = logits.clone()
+        _mask(logits, current)
+    logprobs = torch.log_softmax(raw, dim=-1) if any(r.request.logprobs for r in current) else None
+    chosen = _pick(logits, current)
+    for k, row in enumerate(current):
+        if row.finish is not None:  # cancelled just now
+            chosen[k] = pad
+            continue
+        entry = _entry(token_text, chosen[k], logprobs[k], row.request.top_logprobs) if row.request.logprobs else None
+        row.add(chosen[k], entry)
+    return chosen
+
+
+def _mask(logits, rows: list[_Row]) -> None:
+    """Restrict rows with `allowed_tokens` to the ids it returns (in place)."""
+    import torch
+
+    for i, row in enumerate(rows):
+        if row.request.allowed_tokens is None:
+            continue
+        allowed = row.request.allowed_tokens(list(row.ids))
+        if allowed is None:
+            continue
+        if not allowed:
+            raise ValueError("allowed_tokens returned no token at all; return None to allow any token.")
+        keep = torch.full_like(logits[i], float("-inf"))
+        index = torch.tensor(list(allowed), device=logits.device)
+        keep[index] = logits[i, index]
+        logits[i] = keep
+
+
+# ---------------------------------------------------------------- the loop
+def adapter_rows(model, names: list[str], batched_lora=None):
+    """The context in which forwards of this batch give each row its adapter, plus extra forward kwargs.
+
+    PEFT's `adapter_names=` registers a hook on every LoRA layer at each forward (a quarter of a decode step on
+    the tiny model), so the loop enters PEFT's own hook context once per set of rows instead, as
+    `PeftModel.generate` does.
+    """
+    if batched_lora is not None:
+        return batched_lora.rows(list(names)), {}
+    if hasattr(model, "peft_config"):
+        if hasattr(model, "_enable_peft_forward_hooks"):
+            return model._enable_peft_forward_hooks(adapter_names=list(names)), {}
+        return contextlib.nullcontext(), {"adapter_names": list(names)}
+    if any(name != PEFT_BASE for name in names):
+        raise ValueError(f"adapters {sorted(set(names) - {PEFT_BASE})} were requested from a model without "
+                         "adapters; load them with PeftModel first.")
+    return contextlib.nullcontext(), {}
+
+
+def _forward_keywords(model) -> tuple[str, bool]:
+    """The KV cache keyword of this transformers version ("cache" since 5.2x, before "past_key_values") and
+    whether the forward takes `logits_to_keep`."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(base.forward).parameters
+    return ("cache" if "cache" in params else "past_key_values"), "logits_to_keep" in params
+
+
+def decode_batch(model, tokenizer, requests: Sequence[RowRequest], batched_lora=None,
+                 on_step: Callable[[int], None] | None = None) -> list[RowResult]:
+    """Run every row to its end in one shared KV-cached loop; returns one RowResult per request, in order.
+
+    `batched_lora` (anything with `.rows(adapter_names)` -> context manager) replaces PEFT's `adapter_names=`.
+    `on_step(active_rows)` is called before each forward (a test and statistics aid).
+    """
+    import torch
+
+    for request in requests:
+        check_row(request)
+    if not requests:
+        return []
+    eos_ids = tokenizer.eos_token_id
+    eos = set(eos_ids if isinstance(eos_ids, list) else [eos_ids])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(eos))
+    prompts = [list(r.prompt) if not isinstance(r.prompt, str)
+               else tokenizer(r.prompt, add_special_tokens=False)["input_ids"] for r in requests]
+    if any(not ids for ids in prompts):
+        raise ValueError("a prompt is empty after tokenization; send at least one token.")
+    rows = [_Row(r, len(ids), tokenizer, eos) for r, ids in zip(requests, prompts)]
+    token_text = TokenText(tokenizer) if any(r.logprobs for r in requests) else None
+    device = next(model.parameters()).device
+    width = max(len(ids) for ids in prompts)
+    input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts], device=device)
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    padded = bool((mask == 0).any())  # like generate: no mask at all when no row is padded
+    cache_key, keep_logits = _forward_keywords(model)
+    active = list(range(len(rows)))
+    cache = None
+    step_ids, step_pos = input_ids, positions
+    extra = None
+    with contextlib.ExitStack() as adapters:
+        while active:
+            if extra is None:  # first step, or rows left: (re)enter the adapter context for the rows that remain
+                adapters.close()
+                context, extra = adapter_rows(model, [requests[i].adapter for i in active], batched_lora)
+                adapters.enter_context(context)
+            if on_step is not None:
+                on_step(len(active))
+            kwargs = dict(input_ids=step_ids, position_ids=step_pos, use_cache=True, **extra)
+            if padded:
+                kwargs["attention_mask"] = mask
+            if cache is not None:
+                kwargs[cache_key] = cache
+            if keep_logits:
+                kwargs["logits_to_keep"] = 1
+            with torch.no_grad():
+                out = model(**kwargs)
+            cache = getattr(out, "cache", None)
+            if cache is None:  # transformers before the `cache` rename
+                cache = out.past_key_values
+            current = [rows[i] for i in active]
+            chosen = _advance(current, out.logits[:, -1, :].to(dtype=torch.float32), token_text, pad)
+            still = [k for k, row in enumerate(current) if row.finish is None]
+            if not still:
+                break
+            if len(still) < len(current):
+                keep = torch.tensor(still, device=device)
+                if not hasattr(cache, "batch_select_indices"):
+                    raise TypeError(f"{type(cache).__name__} cannot drop finished rows; use a DynamicCache.")
+                cache.batch_select_indices(keep)
+                mask, positions = mask[keep], positions[keep]
+                active = [active[k] for k in still]
+                extra = None
+            chosen_t = torch.tensor([chosen[k] for k in still], device=device)
+            step_ids = chosen_t[:, None]
+            step_pos = positions[:, -1:] + 1
+            positions = torch.cat([positions, step_pos], dim=-1)
+            mask = torch.cat([mask, torch.ones_like(step_ids)], dim=-1)
+    return [row.result() for row in rows]

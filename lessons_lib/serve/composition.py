@@ -1,0 +1,390 @@
+"""A composition file: the base, its adapters (each with a weight and a precision), named mixes, router, server.
+
+`python -m lessons_lib.serve --config FILE` serves exactly what the file declares (TOML, read with the standard
+library's tomllib). The course's default ships as assets/compositions/course.toml:
+
+    [base]
+    profile = "tiny"                  # whose settings apply (dtype, 4-bit, lengths); required
+    # model = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"   # optional: another base, a local folder or a Hub id
+
+    [adapters.json]
+    path = "../adapters/json"         # a PEFT adapter folder, relative to this file -- or hub = "owner/repo"
+    weight = 1.0                      # 0..2, 1 = as trained (default 1)
+    precision = "fp32"                # fp32 | fp16 | bf16: the dtype of the LoRA weights (default fp32)
+
+    [mixes]
+    json_support = { json = 1.0, support = 0.5 }   # a named mix, answerable as model="json_support"
+
+    [router]
+    kind = "keyword"                  # keyword | learned | embedding | none (no table: no router, no `auto`)
+
+    [server]
+    host = "127.0.0.1"
+    port = 8000
+    max_batch = 32
+    window_ms = 10.0                  # (also max_body_bytes; --host/--port/... on the command line override these)
+
+An adapter's `weight` scales its LoRA scaling factor once, at load (PEFT's `LoraLayer.set_scale`): the adapter
+answers under its own name at that strength, mixed batches stay one forward pass, and weight 0 makes it answer
+like the base. Mixes are built from the adapters as served, so a mix weight multiplies the adapter's weight.
+Every mistake in the file is a CompositionError naming the file, the line where it can be found, the key and
+what to do.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..profiles import PROFILES, Profile
+from .loading import ServedModel
+
+MAX_ADAPTER_WEIGHT = 2.0
+PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+ROUTER_KINDS = ("keyword", "learned", "embedding", "none")
+RESERVED_MODELS = ("base", "auto", "mix")
+SECTIONS = ("base", "adapters", "mixes", "router", "server")
+BASE_KEYS = ("profile", "model")
+ADAPTER_KEYS = ("path", "hub", "weight", "precision")
+ROUTER_KEYS = ("kind",)
+SERVER_KEYS = ("host", "port", "max_batch", "window_ms", "max_body_bytes")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class CompositionError(ValueError):
+    """A composition file that cannot be served; the message names the file, line, key and the fix."""
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """One adapter of a composition: where it comes from and how it is served."""
+
+    name: str
+    source: str  # "path" (a local folder) or "hub" (a Hub repo id)
+    location: str  # the resolved folder, or the Hub id
+    weight: float = 1.0
+    precision: str = "fp32"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The `[server]` table (each has a default)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_batch: int = 32
+    window_ms: float = 10.0
+    max_body_bytes: int | None = None  # None: the app's default
+
+
+@dataclass(frozen=True)
+class Composition:
+    """A parsed, checked composition file."""
+
+    path: Path
+    profile: Profile  # with model_id replaced when [base] names another model
+    adapters: dict[str, AdapterSpec]
+    mixes: dict[str, dict[str, float]]
+    router: str  # one of ROUTER_KINDS
+    server: ServerSettings = ServerSettings()
+
+
+@dataclass
+class ComposedModel(ServedModel):
+    """A ServedModel plus the composition's named mixes and per-adapter weights (the app lists both)."""
+
+    mixes: dict[str, dict[str, float]] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- reading and checking the file
+class Checker:
+    """Raises CompositionErrors that point at the file, the line and the key."""
+
+    def __init__(self, path: Path, text: str):
+        self.path, self.lines = path, text.splitlines()
+
+    def line_of(self, key: str) -> int | None:
+        """The line (1-based) where dotted `key` is written: its [table] header, or `leaf =` after its table."""
+        parts = key.split(".")
+        for cut in range(len(parts), 0, -1):
+            table, rest = ".".join(parts[:cut]), parts[cut:]
+            header = re.compile(rf"^\s*\[\s*{re.escape(table)}\s*\]")
+            for number, line in enumerate(self.lines, 1):
+                if header.match(line):
+                    if not rest:
+                        return number
+                    leaf = re.compile(rf"^\s*\"?{re.escape(rest[0])}\"?\s*=")
+                    for offset, after in enumerate(self.lines[number:], number + 1):
+                        if after.lstrip().startswith("["):
+                            break
+                        if leaf.match(after):
+                            return offset
+        leaf = re.compile(rf"^\s*\"?{re.escape(parts[-1])}\"?\s*=|[{{,]\s*\"?{re.escape(parts[-1])}\"?\s*=")
+        return next((n for n, line in enumerate(self.lines, 1) if leaf.search(line)), None)
+
+    def error(self, key: str, problem: str, fix: str) -> CompositionError:
+        line = self.line_of(key) if key else None
+        where = f"{self.path}" + (f", line {line}" if line else "")
+        return CompositionError(f"{where}: {key + ': ' if key else ''}{problem}. {fix}")
+
+    def table(self, data, key: str, allowed: tuple[str, ...] | None, example: str) -> dict:
+        """`data` as a table whose keys are all in `allowed` (None: any key)."""
+        if not isinstance(data, dict):
+            raise self.error(key, f"expected a table, got {type(data).__name__} {data!r}", f"Write it as {example}")
+        unknown = [k for k in data if allowed is not None and k not in allowed]
+        if unknown:
+            raise self.error(f"{key}.{unknown[0]}" if key else unknown[0], "unknown key",
+                             f"Allowed here: {', '.join(allowed)} (check the spelling; a key that is not "
+                             "understood is never ignored)")
+        return data
+
+    def number(self, value, key: str, low: float, high: float, what: str, allow_low: bool = True) -> float:
+        """A real number in [low, high] ((low, high] without allow_low)."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise self.error(key, f"{value!r} is not a number", f"Write {what}, e.g. 1.0 (no quotes)")
+        if value > high or value < low or (value == low and not allow_low):
+            bound = f"from {low:g}" if allow_low else f"greater than {low:g} and"
+            raise self.error(key, f"{value:g} is out of range", f"Use {what}: a number {bound} up to {high:g}")
+        return float(value)
+
+    def string(self, value, key: str, fix: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(key, f"expected a non-empty string, got {value!r}", fix)
+        return value.strip()
+
+    def integer(self, value, key: str, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.error(key, f"{value!r} is not a whole number from {low} to {high}", "Fix the value")
+        return value
+
+
+def load_composition(path: str | Path) -> Composition:
+    """Read and check a composition file; CompositionError (naming file, line, key and fix) for any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise CompositionError(f"Composition file {path} does not exist. Pass a TOML file, e.g. "
+                               "assets/compositions/course.toml (copy it and edit).")
+    if path.suffix.lower() not in (".toml", ""):
+        raise CompositionError(f"{path}: a composition file is TOML (.toml); got {path.suffix!r}. Write it as TOML "
+                               "like assets/compositions/course.toml.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise CompositionError(f"{path}: not valid TOML ({err}). Fix the syntax there: strings in quotes, "
+                               "tables as [name], one key = value per line.") from err
+    return parse_composition(data, path.resolve(), text)
+
+
+def parse_composition(data: dict, path: Path, text: str = "") -> Composition:
+    """Check the parsed TOML `data` of the file at `path` (relative adapter paths are relative to its folder)."""
+    check = Checker(path, text)
+    check.table(data, "", SECTIONS, "[base], [adapters.NAME], [mixes], [router], [server]")
+    profile = parse_base(check, data.get("base"), path.parent)
+    adapters = parse_adapters(check, data.get("adapters"), path.parent)
+    mixes = parse_mixes(check, data.get("mixes", {}), adapters)
+    router_table = check.table(data.get("router", {"kind": "none"}), "router", ROUTER_KEYS, 'kind = "keyword"')
+    if "kind" not in router_table:
+        raise check.error("router", "has no kind", f"Write kind = one of {', '.join(ROUTER_KINDS)}")
+    router = check.string(router_table["kind"], "router.kind", f"Use one of {', '.join(ROUTER_KINDS)}")
+    if router not in ROUTER_KINDS:
+        raise check.error("router.kind", f"unknown router {router!r}", f"Use one of {', '.join(ROUTER_KINDS)} "
+                          "(or leave out [router] to serve without `auto`)")
+    return Composition(path=path, profile=profile, adapters=adapters, mixes=mixes, router=router,
+                       server=parse_server(check, data.get("server", {})))
+
+
+def parse_base(check: Checker, base, folder: Path) -> Profile:
+    """The [base] table: a profile, optionally with another model (a local folder or a Hub id)."""
+    if base is None:
+        raise check.error("base", "missing", 'Add a [base] table with profile = "tiny" (or t4, 7b, ...)')
+    check.table(base, "base", BASE_KEYS, 'profile = "tiny"')
+    if "profile" not in base:
+        raise check.error("base.profile", "missing", f"Say whose settings apply: profile = one of "
+                          f"{', '.join(PROFILES)} (also needed when base.model names another model)")
+    name = check.string(base["profile"], "base.profile", f"Use one of {', '.join(PROFILES)}")
+    if name not in PROFILES:
+        raise check.error("base.profile", f"unknown profile {name!r}", f"Use one of {', '.join(PROFILES)}")
+    profile = PROFILES[name]
+    if "model" not in base:
+        return profile
+    model = check.string(base["model"], "base.model", "Write a local folder or a Hub id (owner/name)")
+    local = (folder / model).resolve() if not Path(model).is_absolute() else Path(model)
+    if local.is_dir():
+        return replace(profile, model_id=str(local))
+    if model.startswith((".", "/", "~")) or not HUB_ID.match(model):
+        raise check.error("base.model", f"{model!r} is neither a folder (looked at {local}) nor a Hub id",
+                          "Give an existing folder (relative to the composition file) or a Hub id like owner/name")
+    return replace(profile, model_id=model)
+
+
+def parse_adapters(check: Checker, adapters, folder: Path) -> dict[str, AdapterSpec]:
+    """The [adapters.NAME] tables."""
+    from ..compat import AdapterNameError, check_adapter_name
+
+    if adapters is None:
+        return {}
+    check.table(adapters, "adapters", None, '[adapters.json] with path = "..."')
+    specs = {}
+    for name, table in adapters.items():
+        key = f"adapters.{name}"
+        try:
+            check_adapter_name(name)
+        except AdapterNameError as err:
+            raise check.error(key, "bad adapter name", str(err)) from err
+        if name in RESERVED_MODELS:
+            raise check.error(key, f"{name!r} is a reserved model name", "Rename the adapter")
+        check.table(table, key, ADAPTER_KEYS, 'path = "../adapters/json"')
+        if ("path" in table) == ("hub" in table):
+            raise check.error(key, "needs exactly one of path or hub",
+                              'Write path = "folder" (relative to this file) or hub = "owner/repo"')
+        weight = check.number(table.get("weight", 1.0), f"{key}.weight", 0.0, MAX_ADAPTER_WEIGHT,
+                              "the adapter's weight (1 = as trained, 0 = off)")
+        precision = table.get("precision", "fp32")
+        if precision not in PRECISIONS:
+            raise check.error(f"{key}.precision", f"unknown precision {precision!r}",
+                              f"Use one of {', '.join(PRECISIONS)}")
+        if "path" in table:
+            given = check.string(table["path"], f"{key}.path", "Write the adapter folder as a string")
+            location = Path(given).expanduser()
+            location = location if location.is_absolute() else (folder / location).resolve()
+            if not (location / "adapter_config.json").is_file():
+                state = "does not exist" if not location.exists() else "has no adapter_config.json"
+                raise check.error(f"{key}.path", f"{location} {state}",
+                                  "Point it at a saved PEFT adapter folder (adapter_config.json + "
+                                  "adapter_model.safetensors); relative paths start at the composition file's folder")
+            specs[name] = AdapterSpec(name, "path", str(location), weight, precision)
+        else:
+            hub = check.string(table["hub"], f"{key}.hub", "Write the Hub repo id as owner/repo")
+            if not HUB_ID.match(hub):
+                raise check.error(f"{key}.hub", f"{hub!r} is not a Hub repo id", "Write it as owner/repo")
+            specs[name] = AdapterSpec(name, "hub", hub, weight, precision)
+    return specs
+
+
+def parse_mixes(check: Checker, mixes, adapters: dict[str, AdapterSpec]) -> dict[str, dict[str, float]]:
+    """The [mixes] table: name -> {adapter: weight}, each weight in (0, 2]."""
+    from ..compat import AdapterNameError, check_adapter_name
+
+    check.table(mixes, "mixes", None, "name = { json = 1.0, support = 0.5 }")
+    parsed = {}
+    for name, parts in mixes.items():
+        key = f"mixes.{name}"
+        try:
+            check_adapter_name(name)
+        except AdapterNameError as err:
+            raise check.error(key, "bad mix name", str(err).replace("adapter name", "mix name")) from err
+        if name in RESERVED_MODELS or name in adapters:
+            raise check.error(key, f"{name!r} is already the name of {'an adapter' if name in adapters else 'a model'}",
+                              "Give the mix its own name")
+        check.table(parts, key, None, f"{name} = {{ json = 1.0, support = 0.5 }}")
+        if not parts:
+            raise check.error(key, "the mix names no adapter", "List at least one adapter with its weight")
+        weights = {}
+        for adapter, weight in parts.items():
+            if adapter not in adapters:
+                raise check.error(f"{key}.{adapter}", f"unknown adapter {adapter!r}",
+                                  f"A mix combines the composition's adapters: {', '.join(adapters) or 'none declared'}")
+            weights[adapter] = check.number(weight, f"{key}.{adapter}", 0.0, MAX_ADAPTER_WEIGHT,
+                                            "a mix weight (remove the entry to leave the adapter out)",
+                                            allow_low=False)
+        parsed[name] = weights
+    return parsed
+
+
+def parse_server(check: Checker, server) -> ServerSettings:
+    """The [server] table."""
+    check.table(server, "server", SERVER_KEYS, 'port = 8000')
+    settings = ServerSettings()
+    if "host" in server:
+        settings = replace(settings, host=check.string(server["host"], "server.host", 'Write e.g. "127.0.0.1"'))
+    if "port" in server:
+        settings = replace(settings, port=check.integer(server["port"], "server.port", 1, 65535))
+    if "max_batch" in server:
+        settings = replace(settings, max_batch=check.integer(server["max_batch"], "server.max_batch", 1, 4096))
+    if "window_ms" in server:
+        settings = replace(settings, window_ms=check.number(server["window_ms"], "server.window_ms", 0, 10_000,
+                                                            "milliseconds the engine gathers a batch"))
+    if "max_body_bytes" in server:
+        settings = replace(settings, max_body_bytes=check.integer(server["max_body_bytes"], "server.max_body_bytes",
+                                                                  1, 1 << 40))
+    return settings
+
+
+# ---------------------------------------------------------------- loading what the file declares
+def adapter_folder(spec: AdapterSpec) -> Path:
+    """The local folder of an adapter (a Hub adapter is downloaded, or taken from the cache)."""
+    if spec.source == "path":
+        return Path(spec.location)
+    from .. import storage
+
+    owner, repo = spec.location.split("/", 1)
+    return storage.load_adapter_folder(repo, storage.AdapterStore("hub", owner))
+
+
+def lora_layers(model, name: str):
+    """The LoRA layers of `model` that hold adapter `name`."""
+    from peft.tuners.lora import LoraLayer
+
+    return [m for m in model.modules() if isinstance(m, LoraLayer) and name in m.lora_A]
+
+
+def apply_weight(model, name: str, weight: float) -> int:
+    """Scale adapter `name`'s LoRA scaling to `weight` × as trained; returns how many layers were scaled."""
+    layers = lora_layers(model, name)
+    for layer in layers:
+        layer.set_scale(name, weight)
+    return len(layers)
+
+
+def apply_precision(model, name: str, precision: str) -> int:
+    """Cast adapter `name`'s LoRA weights to `precision` (fp32/fp16/bf16); returns how many layers were cast."""
+    import torch
+
+    dtype = getattr(torch, PRECISIONS[precision])
+    layers = lora_layers(model, name)
+    for layer in layers:
+        layer.lora_A[name].to(dtype)
+        layer.lora_B[name].to(dtype)
+    return len(layers)
+
+
+def load_composed(composition: Composition, log=print) -> ComposedModel:
+    """Load the base, every adapter (at its weight and precision) and the router; any failure stops with why."""
+    from ..compat import load_adapter_checked
+    from ..manifest import base_model_id
+    from ..models import load_base_and_tokenizer
+    from .loading import UNREADABLE_ADAPTER, load_router
+
+    model, tokenizer = load_base_and_tokenizer(composition.profile, log=log)
+    base_id = base_model_id(model)
+    folders: dict[str, Path] = {}
+    for name, spec in composition.adapters.items():
+        where = f"{composition.path}: adapters.{name}"
+        try:
+            folder = adapter_folder(spec)
+            model, _ = load_adapter_checked(model, folder, name)
+        except (*UNREADABLE_ADAPTER, RuntimeError) as err:
+            raise CompositionError(f"{where}: cannot load {spec.location} ({type(err).__name__}: {err}). Fix the "
+                                   "path or hub id, or remove the adapter from the file.") from err
+        if apply_weight(model, name, spec.weight) == 0:
+            raise CompositionError(f"{where}: no LoRA layer holds this adapter, so its weight cannot be applied.")
+        apply_precision(model, name, spec.precision)
+        folders[name] = folder
+        log(f"adapter {name}: weight {spec.weight:g}, {spec.precision} ({spec.source} {spec.location})")
+    model.eval()
+    router, router_error = None, "the composition declares no router (add [router] kind = \"keyword\")"
+    if composition.router != "none":
+        router, router_error = load_router(composition.router, composition.profile, None, log)
+        if router is None:
+            raise CompositionError(f"{composition.path}: router.kind = {composition.router!r}: {router_error}. "
+                                   "Pick another kind, or remove [router] to serve without `auto`.")
+    return ComposedModel(profile=composition.profile, model=model, tokenizer=tokenizer, folders=folders,
+                         base_id=base_id, router=router,
+                         router_kind=composition.router if router is not None else None, router_error=router_error,
+                         mixes={k: dict(v) for k, v in composition.mixes.items()},
+                         weights={name: spec.weight for name, spec in composition.adapters.items()})

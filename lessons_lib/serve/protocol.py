@@ -1,0 +1,315 @@
+"""The OpenAI Chat Completions request as this server reads it: the body's models, and the checks across fields.
+
+Every field of OpenAI's request is either honoured, refused with a 400 naming it (`param`), or on the allow-list
+below of fields that change nothing on this server. Nothing is silently ignored.
+
+Honoured: model, messages (roles system, developer = system, user, assistant with tool_calls, tool with
+tool_call_id; text content or text parts), stream, stream_options.include_usage, temperature (0..2; absent = 0,
+greedy — see DEFAULT_TEMPERATURE), top_p, seed, n (1..8), stop (a string or up to 4), max_completion_tokens /
+max_tokens, logprobs, top_logprobs (0..5), response_format {"type": "text"}, tools, tool_choice ("none" shows
+the model no tools), parallel_tool_calls (true or false: each choice carries at most one call, which satisfies
+both), and the course's extension adapter_weights (model="mix").
+
+Allow-listed (accepted, no effect here): user, safety_identifier, metadata, store, service_tier,
+prompt_cache_key, frequency_penalty and presence_penalty when 0, logit_bias when empty, a message's `name` and
+`annotations` (and `refusal`, `audio`, `function_call` when null, as an assistant message comes back),
+a tool's `strict` (every returned call is validated against its schema anyway) and `return` (the return type
+transformers' `get_json_schema` writes; the model is not shown it).
+
+Refused with a 400: any other field (code unknown_parameter), response_format json_object / json_schema
+(use model="json"), the other allow-listed fields with values that would matter, functions / function_call
+(the old API: use tools / tool_choice), non-text content parts. Streaming with tools holds text back while it may
+still become a call, and sends a call as one `tool_calls` delta (see streaming.py).
+"""
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, Strict
+
+# The course's server is deterministic unless asked otherwise: absent `temperature` means greedy decoding (OpenAI's
+# API defaults to 1.0). Lessons, tests and the web page then reproduce their answers; send temperature to sample.
+DEFAULT_TEMPERATURE = 0.0
+MAX_N = 8
+MAX_STOP = 4
+MAX_TOP_LOGPROBS = 5
+MAX_TOOLS = 128
+TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+ALLOWED_IGNORED = ("user", "safety_identifier", "metadata", "store", "service_tier", "prompt_cache_key",
+                   "frequency_penalty (0)", "presence_penalty (0)", "logit_bias ({})", "messages[].name", "messages[].annotations",
+                   "tools[].function.strict", "tools[].function.return")
+
+
+class ApiError(Exception):
+    """An error answered as {"error": {message, type, param, code}} with an HTTP status, like the OpenAI API."""
+
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None,
+                 param: str | None = None, **extra):
+        super().__init__(message)
+        self.status, self.message, self.kind, self.code, self.param, self.extra = (status, message, kind, code,
+                                                                                   param, extra)
+
+    def body(self) -> dict:
+        """The JSON body, with absolute paths of this machine cut to their last two parts."""
+        from .app import without_paths
+
+        return {"error": {"message": without_paths(self.message), "type": self.kind, "param": self.param,
+                          "code": self.code, **self.extra}}
+
+    def response(self):
+        from fastapi.responses import JSONResponse
+
+        return JSONResponse(self.body(), status_code=self.status)
+
+
+def bad(param: str, message: str, code: str = "invalid_value") -> ApiError:
+    """A 400 invalid_request_error naming `param`."""
+    return ApiError(400, message, code=code, param=param)
+
+
+# ---------------------------------------------------------------- the body
+class Strictly(BaseModel):
+    """A part of the body where an unknown field is a 400 naming it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TextPart(Strictly):
+    type: Literal["text"]
+    text: str
+
+
+class FunctionCall(Strictly):
+    name: str = Field(pattern=TOOL_NAME)
+    arguments: str | dict[str, Any]  # OpenAI sends a JSON string; an object is accepted too
+
+
+class ToolCallIn(Strictly):
+    id: str = Field(min_length=1, max_length=200)
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class Message(Strictly):
+    """One chat message (OpenAI shape); `content` may be a string or a list of text parts."""
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None  # allow-listed: a participant's name changes nothing here
+    tool_calls: list[ToolCallIn] | None = None  # assistant messages only
+    tool_call_id: str | None = None  # tool messages only (required there)
+    refusal: None = None  # an assistant message sent back as the server returned it carries these empty fields
+    audio: None = None
+    function_call: None = None
+    annotations: list[Any] | None = None  # allow-listed: citations (web search) mean nothing here
+
+
+class FunctionDef(Strictly):
+    name: str = Field(pattern=TOOL_NAME)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None  # allow-listed: every returned call is validated against `parameters` anyway
+    returns: dict[str, Any] | None = Field(default=None, alias="return")  # allow-listed: transformers' schemas
+
+
+class ToolDef(Strictly):
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class NamedFunction(Strictly):
+    name: str
+
+
+class NamedToolChoice(Strictly):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class StreamOptions(Strictly):
+    include_usage: bool = False
+
+
+class ResponseFormat(Strictly):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+Number = Annotated[float, Strict()]
+
+
+class ChatRequest(Strictly):
+    """The body of POST /v1/chat/completions (see the module docstring for what each field does here)."""
+
+    model: str = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = Field(default=None, ge=-(2 ** 63), lt=2 ** 63)
+    n: int | None = Field(default=None, ge=1, le=MAX_N)
+    stop: str | list[str] | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
+    response_format: ResponseFormat | None = None
+    tools: list[ToolDef] | None = Field(default=None, max_length=MAX_TOOLS)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    adapter_weights: dict[str, Number] | None = None  # the course's extension; numbers only: "0.5" is refused
+    # allow-listed: they change nothing on this server
+    user: str | None = None
+    safety_identifier: str | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+    prompt_cache_key: str | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+
+
+# ---------------------------------------------------------------- checks across fields
+def check_request(request: ChatRequest) -> None:
+    """Refuse what the schema alone cannot: values that would matter for fields this server does not implement,
+    and combinations OpenAI refuses too."""
+    for name in ("frequency_penalty", "presence_penalty"):
+        if getattr(request, name) not in (None, 0):
+            raise bad(name, f"{name}={getattr(request, name)} is not supported by this server (it has no "
+                            f"repetition penalties); leave {name} out or send 0.", "unsupported_parameter")
+    if request.logit_bias:
+        raise bad("logit_bias", "logit_bias is not supported by this server; leave it out (or send {}).",
+                  "unsupported_parameter")
+    if request.response_format is not None and request.response_format.type != "text":
+        kind = request.response_format.type
+        raise bad("response_format", f"response_format type {kind!r} is not supported by this server: it does not "
+                                     "constrain free answers to JSON. Send {\"type\": \"text\"} (or leave it out); "
+                                     "for JSON answers ask the `json` adapter (model=\"json\"), or pass tools with "
+                                     "tool_choice=\"required\" to get schema-checked arguments.",
+                  "unsupported_value")
+    if request.stream_options is not None and not request.stream:
+        raise bad("stream_options", "stream_options is only allowed with stream=true.")
+    if request.top_logprobs is not None and not request.logprobs:
+        raise bad("top_logprobs", "top_logprobs needs logprobs=true.")
+    if request.max_tokens is not None and request.max_completion_tokens is not None \
+            and request.max_tokens != request.max_completion_tokens:
+        raise bad("max_tokens", "Send max_completion_tokens or max_tokens (the older name), not both with "
+                                "different values.")
+    check_stop(request.stop)
+    check_tools(request)
+    check_messages(request.messages)
+
+
+def check_stop(stop: str | list[str] | None) -> None:
+    """A stop string, or a list of 1 to MAX_STOP non-empty ones."""
+    if stop is None:
+        return
+    items = [stop] if isinstance(stop, str) else stop
+    if len(items) > MAX_STOP:
+        raise bad("stop", f"stop takes at most {MAX_STOP} strings, got {len(items)}.")
+    for i, item in enumerate(items):
+        if not item:
+            raise bad("stop" if isinstance(stop, str) else f"stop[{i}]", "A stop string must not be empty.")
+
+
+def stop_strings(stop: str | list[str] | None) -> tuple[str, ...]:
+    """`stop` as a tuple of strings."""
+    if stop is None:
+        return ()
+    return (stop,) if isinstance(stop, str) else tuple(stop)
+
+
+def check_tools(request: ChatRequest) -> None:
+    """tool_choice needs tools; a named function must be one of them; names are unique."""
+    names = [t.function.name for t in request.tools or []]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise bad(f"tools[{i}].function.name", f"Two tools are named {name!r}; tool names must be unique.")
+    if request.tools == []:
+        raise bad("tools", "tools is empty: send at least one tool, or leave tools out.")
+    choice = request.tool_choice
+    if choice is not None and not request.tools:
+        raise bad("tool_choice", "tool_choice is only allowed when tools are given.")
+    if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+        raise bad("tool_choice.function.name", f"tool_choice names {choice.function.name!r}, which is not in "
+                                               f"tools ({', '.join(names)}).")
+
+
+def check_messages(messages: list[Message]) -> None:
+    """tool_calls only on assistant messages, tool_call_id only (and always) on tool messages, answering a call."""
+    calls: set[str] = set()
+    for i, message in enumerate(messages):
+        if message.tool_calls and message.role != "assistant":
+            raise bad(f"messages[{i}].tool_calls", f"Only assistant messages carry tool_calls (this one is "
+                                                   f"{message.role!r}).")
+        if message.role == "tool":
+            if not message.tool_call_id:
+                raise bad(f"messages[{i}].tool_call_id", "A tool message needs tool_call_id: the id of the call it "
+                                                         "answers (from the assistant's tool_calls).")
+            if message.tool_call_id not in calls:
+                raise bad(f"messages[{i}].tool_call_id", f"tool_call_id {message.tool_call_id!r} answers no earlier "
+                                                         "assistant tool call; send the assistant message with that "
+                                                         "call first.")
+        elif message.tool_call_id is not None:
+            raise bad(f"messages[{i}].tool_call_id", "Only tool messages carry tool_call_id.")
+        for k, call in enumerate(message.tool_calls or []):
+            calls.add(call.id)
+            arguments_of(call, f"messages[{i}].tool_calls[{k}].function.arguments")
+
+
+def arguments_of(call: ToolCallIn, param: str) -> dict:
+    """A call's arguments as an object (OpenAI sends them JSON-encoded)."""
+    arguments = call.function.arguments
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            raise bad(param, "The arguments are not valid JSON; send the JSON string the server returned.") from None
+    if not isinstance(arguments, dict):
+        raise bad(param, f"The arguments must be a JSON object, got {type(arguments).__name__}.")
+    return arguments
+
+
+def text_of(message: Message) -> str:
+    """A message's content as plain text (text parts joined)."""
+    if message.content is None:
+        return ""
+    if isinstance(message.content, str):
+        return message.content
+    return "".join(part.text for part in message.content)
+
+
+def chat_messages(messages: list[Message]) -> list[dict]:
+    """The conversation as the chat template takes it: developer -> system, call arguments as objects."""
+    out = []
+    for i, message in enumerate(messages):
+        entry: dict = {"role": "system" if message.role == "developer" else message.role,
+                       "content": text_of(message)}
+        if message.tool_calls:
+            entry["tool_calls"] = [{"id": call.id, "type": "function", "function": {
+                "name": call.function.name,
+                "arguments": arguments_of(call, f"messages[{i}].tool_calls[{k}].function.arguments")}}
+                for k, call in enumerate(message.tool_calls)]
+        if message.role == "tool":
+            entry["tool_call_id"] = message.tool_call_id
+        out.append(entry)
+    return out
+
+
+def tool_schemas(request: ChatRequest) -> list[dict]:
+    """The request's tools as plain OpenAI function schemas (what the chat template and the grammar read)."""
+    return [{"type": "function", "function": tool.function.model_dump(exclude_none=True, exclude={"strict", "returns"})}
+            for tool in request.tools or []]
+
+
+def tool_mode(request: ChatRequest) -> str | None:
+    """None (no tools in play), "auto", "required" or the one function's name; "none" renders no tools."""
+    if not request.tools:
+        return None
+    choice = request.tool_choice or "auto"
+    if isinstance(choice, NamedToolChoice):
+        return "function:" + choice.function.name
+    return None if choice == "none" else choice

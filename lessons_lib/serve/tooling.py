@@ -1,0 +1,127 @@
+"""Tool calls over the API: the decoding constraint for tool_choice "required" / a named function, and a reply
+read back as OpenAI `tool_calls`.
+
+The model writes the course's call format, `{"tool": NAME, "arguments": {...}}` (what the tools adapter was
+trained on and the chat template renders for earlier calls). "auto" parses a call if the reply is one that
+validates against the request's schemas, and otherwise answers with the text; "required" and a named function
+decode under the course's schema grammar (lessons_lib/tools/constrained.py), so the reply is always a valid call
+unless the token limit cuts it (then it comes back as text with finish_reason "length").
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+from .protocol import bad
+
+# How a call in the course's format starts; the arguments object follows (what the grammar makes the model write).
+CALL_HEAD = re.compile(r'\{"tool": "([A-Za-z0-9_-]{1,64})", "arguments": ')
+
+
+@dataclass(frozen=True)
+class ToolPlan:
+    """How one request's replies are decoded and read: its tools, the mode, and the constraint (if any)."""
+
+    schemas: list[dict]
+    mode: str  # "auto", "required" or "function:NAME"
+    allowed_tokens: Callable[[list[int]], list[int] | None] | None = None
+
+    @property
+    def constrained(self) -> bool:
+        return self.allowed_tokens is not None
+
+
+def plan_tools(schemas: list[dict], mode: str | None, tokenizer) -> ToolPlan | None:
+    """The plan for a request's tools (None when no tools are in play); a 400 when the grammar cannot express a
+    schema that "required" or a named function needs."""
+    if mode is None:
+        return None
+    if mode == "auto":
+        return ToolPlan(schemas, mode)
+    from ..tools.constrained import CallGrammar, GrammarError, vocabulary_constraint
+
+    wanted = schemas if mode == "required" else [s for s in schemas if s["function"]["name"] == mode[9:]]
+    try:
+        grammar = CallGrammar(wanted)
+    except GrammarError as err:
+        index = next((i for i, s in enumerate(schemas) if s["function"]["name"] in str(err)), 0)
+        raise bad(f"tools[{index}].function.parameters",
+                  f"tool_choice={mode.replace('function:', '')!r} decodes under the tools' schemas, and this one "
+                  f"cannot be expressed: {err}") from err
+    rows = vocabulary_constraint(tokenizer).for_rows([grammar], 0)
+    return ToolPlan(schemas, mode, row_constraint(rows))
+
+
+def row_constraint(rows) -> Callable[[list[int]], list[int]]:
+    """The engine's `allowed_tokens(generated_ids)` from a one-row CallConstraint (prompt length 0)."""
+    import torch
+
+    def allowed(generated: list[int]) -> list[int]:
+        return rows(0, torch.tensor(generated, dtype=torch.long))
+
+    return allowed
+
+
+def call_id() -> str:
+    """A fresh OpenAI-style call id."""
+    return "call_" + uuid.uuid4().hex[:24]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A finished choice as the API answers it: text content, or one tool call."""
+
+    content: str | None
+    tool_calls: list[dict] | None
+    finish_reason: str
+
+
+def read_reply(text: str, finish_reason: str, plan: ToolPlan | None) -> Reading:
+    """A choice's text as content or as a validated tool call (finish_reason "tool_calls")."""
+    if plan is None or finish_reason == "cancelled":
+        return Reading(text, None, finish_reason)
+    from ..tools.calls import CallError, looks_like_call, parse_and_validate
+    from ..tools.schemas import schemas_by_name
+
+    if not looks_like_call(text):
+        return Reading(text, None, finish_reason)
+    try:
+        call = parse_and_validate(text, schemas_by_name(plan.schemas))
+    except CallError:
+        return Reading(text, None, finish_reason)
+    arguments = raw_arguments(text) or json.dumps(call.arguments, ensure_ascii=False)
+    entry = {"id": call_id(), "type": "function", "function": {"name": call.name, "arguments": arguments}}
+    return Reading(None, [entry], "tool_calls")
+
+
+def raw_arguments(text: str) -> str | None:
+    """The arguments object exactly as the model wrote it in the course's call format (what a stream sends as it
+    is generated), or None for another format."""
+    from ..tools.calls import call_body
+
+    body = call_body(text)
+    head = CALL_HEAD.match(body)
+    if head is None:
+        return None
+    try:
+        _, end = json.JSONDecoder().raw_decode(body, head.end())
+    except ValueError:
+        return None
+    return body[head.end():end]
+
+
+def may_become_call(held: str, plan: ToolPlan) -> bool:
+    """While streaming: can text that starts like `held` still be a call (so it is held back, not sent)?"""
+    if plan.constrained:
+        return True
+    from ..tools.calls import TOOL_CALLS, looks_like_call
+
+    body = held.strip()
+    if body.startswith("```"):  # a fenced call: look past the fence's first line
+        first, newline, rest = body.partition("\n")
+        body = rest.strip() if newline else ""
+    return (not body or looks_like_call(body) or TOOL_CALLS.startswith(body) or "```".startswith(body)
+            or body.rstrip() == "[")

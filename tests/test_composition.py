@@ -1,0 +1,223 @@
+"""Composition files: checking (every mistake names file, line, key and fix), loading (weight and precision of each
+adapter, exactly as declared), and the round trip `python -m lessons_lib.serve --config FILE` -> HTTP."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lessons_lib.paths import REPO_DIR
+from lessons_lib.serve.composition import CompositionError, load_composed, load_composition
+from lessons_lib.serve.process import child_env, free_port, port_is_open, stop_server, wait_until_healthy
+
+COURSE = REPO_DIR / "assets" / "compositions" / "course.toml"
+ADAPTERS = (REPO_DIR / "assets" / "adapters").resolve()
+PROMPT = "Extract the order as JSON: Mia Novak ordered 3 lamps, order id 48213."
+MAX_TOKENS = 24
+
+
+def start_composed(config: Path, log: Path, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:
+    """`python -m lessons_lib.serve --config FILE --port FREE` in the background, once healthy."""
+    port = free_port()
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "lessons_lib.serve", "--config", str(config), "--port",
+                                 str(port), *extra], stdout=out, stderr=subprocess.STDOUT, env=child_env(),
+                                cwd=str(REPO_DIR))
+    url = f"http://127.0.0.1:{port}"
+    wait_until_healthy(url, proc, 180, log)
+    return proc, url
+
+
+def write(tmp_path: Path, text: str, name: str = "composition.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def adapter_table(name: str = "json", **fields) -> str:
+    body = {"path": f'"{ADAPTERS / name}"', **fields}
+    return f"[adapters.{name}]\n" + "".join(f"{k} = {v}\n" for k, v in body.items())
+
+
+BASE = '[base]\nprofile = "tiny"\n'
+
+
+# ---------------------------------------------------------------- the shipped example
+def test_the_shipped_course_composition():
+    composition = load_composition(COURSE)
+    assert composition.profile.name == "tiny"
+    assert list(composition.adapters) == ["json", "coding", "support"]
+    for name, spec in composition.adapters.items():
+        assert (spec.source, Path(spec.location), spec.weight, spec.precision) == ("path", ADAPTERS / name, 1.0,
+                                                                                   "fp32")
+    assert composition.mixes == {"json_support": {"json": 1.0, "support": 1.0}, "json_strong": {"json": 2.0}}
+    assert composition.router == "keyword"
+    assert (composition.server.host, composition.server.port, composition.server.max_batch,
+            composition.server.window_ms) == ("127.0.0.1", 8000, 32, 10.0)
+
+
+# ---------------------------------------------------------------- every mistake is named
+@pytest.mark.parametrize("text, expected", [
+    (BASE + "[adapters.json\npath = 'x'\n", r"not valid TOML .*line 3"),
+    (BASE + "[sever]\nport = 1\n", r"line 3: sever: unknown key. Allowed here: base, adapters"),
+    (BASE + adapter_table(wieght=1.0), r"line 5: adapters\.json\.wieght: unknown key\. Allowed here: path, hub, weight"),
+    (BASE + adapter_table(weight=2.5), r"line 5: adapters\.json\.weight: 2\.5 is out of range\. .*from 0 up to 2"),
+    (BASE + adapter_table(weight=-0.1), r"adapters\.json\.weight: -0\.1 is out of range"),
+    (BASE + adapter_table(weight='"1"'), r"adapters\.json\.weight: '1' is not a number"),
+    (BASE + adapter_table(precision='"fp8"'), r"line 5: adapters\.json\.precision: unknown precision 'fp8'\. "
+                                              r"Use one of fp32, fp16, bf16"),
+    (BASE + '[adapters.json]\npath = "no/such/folder"\n', r"line 4: adapters\.json\.path: .*no/such/folder does not "
+                                                           r"exist\. Point it at a saved PEFT adapter folder"),
+    (BASE + adapter_table(hub='"owner/repo"'), r"adapters\.json: needs exactly one of path or hub"),
+    (BASE + '[adapters.json]\nweight = 1.0\n', r"adapters\.json: needs exactly one of path or hub"),
+    (BASE + adapter_table() + "[mixes]\nm = { json = 1.0, nope = 0.5 }\n",
+     r"line 6: mixes\.m\.nope: unknown adapter 'nope'\. A mix combines the composition's adapters: json"),
+    (BASE + adapter_table() + "[mixes]\nm = { json = 0 }\n", r"mixes\.m\.json: 0 is out of range\. .*remove the entry"),
+    (BASE + adapter_table() + "[mixes]\njson = { json = 1 }\n", r"mixes\.json: 'json' is already the name of an adapter"),
+    (BASE + adapter_table("auto"), r"adapters\.auto: 'auto' is a reserved model name"),
+    (BASE + adapter_table() + "[router]\nkind = 'smart'\n", r"router\.kind: unknown router 'smart'\. Use one of keyword"),
+    (BASE + "[server]\nport = 70000\n", r"line 4: server\.port: 70000 is not a whole number from 1 to 65535"),
+    ('[base]\nprofle = "tiny"\n', r"line 2: base\.profle: unknown key"),
+    ("[server]\nport = 1\n", r"base: missing\. Add a \[base\] table"),
+    ('[base]\nprofile = "t5"\n', r"line 2: base\.profile: unknown profile 't5'\. Use one of tiny, t4, 7b"),
+    ('[base]\nmodel = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"\n', r"base\.profile: missing\. Say whose settings apply"),
+])
+def test_a_bad_file_is_refused_naming_file_line_key_and_fix(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(CompositionError, match=expected) as err:
+        load_composition(path)
+    assert str(err.value).startswith(str(path))
+
+
+def test_a_missing_file_and_a_yaml_file_say_what_to_pass(tmp_path):
+    with pytest.raises(CompositionError, match="does not exist. Pass a TOML file, e.g. assets/compositions"):
+        load_composition(tmp_path / "nope.toml")
+    with pytest.raises(CompositionError, match="a composition file is TOML"):
+        load_composition(write(tmp_path, "base: {profile: tiny}\n", "c.yaml"))
+
+
+def test_relative_paths_start_at_the_file_and_hub_ids_are_kept(tmp_path):
+    (tmp_path / "store").symlink_to(ADAPTERS)
+    path = write(tmp_path, BASE + '[adapters.json]\npath = "store/json"\n[adapters.remote]\nhub = "someone/lora-x"\n'
+                 "weight = 0.5\nprecision = 'bf16'\n")
+    composition = load_composition(path)
+    assert composition.adapters["json"].location == str(ADAPTERS / "json")
+    remote = composition.adapters["remote"]
+    assert (remote.source, remote.location, remote.weight, remote.precision) == ("hub", "someone/lora-x", 0.5, "bf16")
+    assert composition.router == "none"  # no [router] table: no `auto`
+
+
+# ---------------------------------------------------------------- weights and precision, applied when loading
+def last_logits(served, adapter: str):
+    import torch
+
+    enc = served.tokenizer([PROMPT], return_tensors="pt")
+    with torch.no_grad():
+        return served.model(**enc, adapter_names=[adapter]).logits[0, -1]
+
+
+def quiet(*_):
+    pass
+
+
+def test_an_adapter_weight_scales_it_exactly_like_a_one_adapter_mix(tmp_path):
+    from lessons_lib.mixing import create_weighted_adapter
+
+    as_trained = load_composed(load_composition(write(tmp_path, BASE + adapter_table(), "w1.toml")), log=quiet)
+    create_weighted_adapter(as_trained.model, ["json"], [2.0], "json_x2", "cat")
+    doubled = load_composed(load_composition(write(tmp_path, BASE + adapter_table(weight=2.0), "w2.toml")), log=quiet)
+    off = load_composed(load_composition(write(tmp_path, BASE + adapter_table(weight=0), "w0.toml")), log=quiet)
+    assert doubled.weights == {"json": 2.0}
+    # weight 2 == PEFT's 'cat' combination at weight 2; weight 0 == the bare base; weight 1 is neither
+    assert (last_logits(doubled, "json") - last_logits(as_trained, "json_x2")).abs().max() == 0
+    assert (last_logits(off, "json") - last_logits(as_trained, "__base__")).abs().max() == 0
+    assert (last_logits(doubled, "json") - last_logits(as_trained, "json")).abs().max() > 1.0
+
+
+@pytest.mark.parametrize("precision, dtype_name, tolerance", [("bf16", "bfloat16", 0.05), ("fp16", "float16", 0.01)])
+def test_an_adapter_precision_casts_its_lora_weights(tmp_path, precision, dtype_name, tolerance):
+    import torch
+
+    reference = load_composed(load_composition(write(tmp_path, BASE + adapter_table(), "fp32.toml")), log=quiet)
+    cast = load_composed(load_composition(write(tmp_path, BASE + adapter_table(precision=f'"{precision}"'))),
+                         log=quiet)
+    lora = {p.dtype for n, p in cast.model.named_parameters() if ".json." in n}
+    base = {p.dtype for n, p in cast.model.named_parameters() if "lora_" not in n}
+    assert lora == {getattr(torch, dtype_name)} and base == {torch.float32}
+    difference = (last_logits(cast, "json") - last_logits(reference, "json")).abs().max().item()
+    assert 0 < difference < tolerance  # rounded LoRA weights: close to fp32, not identical
+
+
+# ---------------------------------------------------------------- the command line
+def test_config_refuses_options_that_choose_what_is_served(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "lessons_lib.serve", "--config", str(COURSE), "--profile", "tiny",
+                             "--router", "none"], capture_output=True, text=True, env=child_env(), cwd=REPO_DIR,
+                            timeout=120)
+    assert result.returncode == 2
+    assert "--profile, --router cannot be combined with --config: the composition file decides" in result.stderr
+
+
+def test_a_bad_file_stops_the_server_before_it_loads_anything(tmp_path):
+    path = write(tmp_path, BASE + adapter_table(weight=3))
+    result = subprocess.run([sys.executable, "-m", "lessons_lib.serve", "--config", str(path), "--port",
+                             str(free_port())], capture_output=True, text=True, env=child_env(), cwd=REPO_DIR,
+                            timeout=120)
+    assert result.returncode == 2
+    assert f"error: {path.resolve()}, line 5: adapters.json.weight: 3 is out of range" in result.stderr
+
+
+# ---------------------------------------------------------------- the round trip over HTTP
+@pytest.fixture(scope="module")
+def composed(tmp_path_factory):
+    """The shipped course composition, served with --config (on a free port)."""
+    proc, url = start_composed(COURSE, tmp_path_factory.mktemp("composed") / "server.log")
+    with httpx.Client(base_url=url, timeout=120) as client:
+        yield client
+    stop_server(proc)
+    assert not port_is_open(url)
+
+
+def ask(client: httpx.Client, model: str, **extra) -> dict:
+    response = client.post("/v1/chat/completions", json={"model": model, "max_tokens": MAX_TOKENS, "messages": [
+        {"role": "user", "content": PROMPT}], **extra})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_models_are_exactly_the_composition(composed):
+    composition = load_composition(COURSE)
+    listed = composed.get("/v1/models").json()["data"]
+    assert [m["id"] for m in listed] == ["base", *composition.adapters, *composition.mixes, "auto"]
+    mixes = {m["id"]: m for m in listed if m["kind"] == "mix"}
+    assert {name: m["adapter_weights"] for name, m in mixes.items()} == composition.mixes
+    assert composed.get("/v1/models/json_strong").json()["root"] == "mix:json=2"
+    assert composed.get("/health").json()["router"] == "keyword"
+
+
+def test_a_named_mix_answers_as_its_weights(composed):
+    named = ask(composed, "json_support")
+    explicit = ask(composed, "mix", adapter_weights={"json": 1.0, "support": 1.0})
+    assert named["adapter"] == explicit["adapter"] == "mix:json=1,support=1"
+    assert named["requested_model"] == "json_support"
+    assert named["choices"][0]["message"]["content"] == explicit["choices"][0]["message"]["content"]
+
+
+def test_mix_weights_are_applied(composed):
+    """json_strong (json at weight 2) is the 'cat' mix at weight 2, and differs from json as trained."""
+    strong = ask(composed, "json_strong", logprobs=True, top_logprobs=3)
+    explicit = ask(composed, "mix", adapter_weights={"json": 2.0}, logprobs=True, top_logprobs=3)
+    plain = ask(composed, "json", logprobs=True, top_logprobs=3)
+    first = [body["choices"][0]["logprobs"]["content"][0] for body in (strong, explicit, plain)]
+    assert first[0]["logprob"] == pytest.approx(first[1]["logprob"], abs=1e-5)
+    assert (first[0]["token"], first[0]["logprob"]) != (first[2]["token"], first[2]["logprob"])
+    assert strong["choices"][0]["message"]["content"] == explicit["choices"][0]["message"]["content"]
+
+
+def test_an_unknown_mix_name_is_a_404_listing_the_composition(composed):
+    response = composed.post("/v1/chat/completions", json={"model": "json_supprt", "messages": [
+        {"role": "user", "content": PROMPT}]})
+    assert response.status_code == 404
+    assert "json_support" in response.json()["error"]["message"]

@@ -1,0 +1,308 @@
+"""The course server used the way app developers use OpenAI's API: the real `openai` client (sync, async,
+streaming) and LangChain's `ChatOpenAI`, pointed at a real server process (one per module).
+
+Covers every row of issue 17's table — stream=True, temperature, n, stop, tools + tool_choice, logprobs,
+response_format, models.retrieve and unknown routes, a malformed body, a developer message — and streaming under
+concurrency: 32 streamed requests over several adapters, each equal to its non-streamed answer, in shared batches.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import openai
+import pytest
+
+from lessons_lib.serve.process import start_server, stop_server
+
+MAX_TOKENS = 24
+JSON_PROMPT = "Extract JSON: Anna, 31, Kazan."
+TOOL_REQUEST = "Format the text to width 21, indent 4: Warsaw gets a new blender today."  # tool_examples(1, "heldout")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("openai-clients") / "server.log"
+    proc, url = start_server("tiny", log_path=log, timeout=180)
+    yield url
+    stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def api(server):
+    return openai.OpenAI(base_url=f"{server}/v1", api_key="not-needed", max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def course_tools():
+    from lessons_lib.tools.schemas import tool_schemas
+
+    return tool_schemas()
+
+
+def user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def ask(api, model: str = "json", prompt: str = JSON_PROMPT, **extra):
+    extra.setdefault("max_tokens", MAX_TOKENS)
+    return api.chat.completions.create(model=model, messages=user(prompt), **extra)
+
+
+def text(reply) -> str:
+    return reply.choices[0].message.content
+
+
+# ---------------------------------------------------------------- streaming
+def test_stream_sends_chunks_as_generated_then_finish_usage_and_done(api, server):
+    """Before: stream=True was a 400. Now: SSE chunks whose text is the non-streamed answer."""
+    plain = ask(api)
+    stream = ask(api, stream=True, stream_options={"include_usage": True})
+    chunks = list(stream)
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(pieces) > 3, "the answer came in one piece, not as it was generated"
+    assert "".join(pieces) == text(plain)
+    assert chunks[0].choices[0].delta.role == "assistant" and chunks[0].model_extra["adapter"] == "json"
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert [c.choices[0].finish_reason for c in finals] == [plain.choices[0].finish_reason]
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
+    with httpx.stream("POST", f"{server}/v1/chat/completions", json={
+            "model": "json", "messages": user(JSON_PROMPT), "max_tokens": 4, "stream": True}) as raw:
+        assert raw.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in raw.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]" and all(line.startswith("data: ") for line in lines)
+
+
+def test_auto_streams_and_names_the_routed_adapter_on_the_last_chunk(api):
+    plain = ask(api, "auto")
+    chunks = list(ask(api, "auto", stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == text(plain)
+    last = next(c for c in chunks if c.choices[0].finish_reason)
+    assert last.model_extra["adapter"] == plain.model_extra["adapter"] == "json"
+    assert last.model_extra["route"]["label"] == plain.model_extra["route"]["label"]
+
+
+def test_a_client_that_disconnects_cancels_its_rows(server):
+    """Closing the stream sets job.cancelled: the engine drops the rows (stats["cancelled"])."""
+    before = httpx.get(f"{server}/health").json()["engine"]["cancelled"]
+    body = {"model": "base", "messages": user("Tell me a long story about a lighthouse keeper."),
+            "stream": True, "temperature": 1.0, "seed": 1, "max_tokens": 112, "n": 8}
+    with httpx.stream("POST", f"{server}/v1/chat/completions", json=body, timeout=60) as raw:
+        for line in raw.iter_lines():
+            if '"content": "' in line and '"content": ""' not in line:
+                break  # text is flowing: hang up
+    for _ in range(100):
+        if httpx.get(f"{server}/health").json()["engine"]["cancelled"] > before:
+            break
+        time.sleep(0.1)
+    assert httpx.get(f"{server}/health").json()["engine"]["cancelled"] == before + 1
+
+
+# ---------------------------------------------------------------- sampling
+def test_temperature_samples_and_the_same_seed_repeats(api):
+    """Before: six calls at temperature 1.2 gave six identical answers (temperature was ignored)."""
+    sampled = [text(ask(api, temperature=1.2)) for _ in range(6)]
+    assert len(set(sampled)) >= 4, sampled
+    seeded = {text(ask(api, temperature=1.2, seed=7)) for _ in range(3)}
+    assert len(seeded) == 1
+    assert seeded != {text(ask(api, temperature=1.2, seed=8))}
+    greedy = text(ask(api))
+    assert text(ask(api, temperature=0, seed=7)) == greedy  # a seed changes nothing at temperature 0
+    narrow = {text(ask(api, temperature=1.2, top_p=1e-6, seed=s)) for s in range(3)}
+    assert narrow == {greedy}  # top_p this small keeps only the most likely token
+
+
+def test_n_gives_n_choices(api):
+    """Before: n=3 gave one choice."""
+    reply = ask(api, n=3, temperature=1.0, seed=3)
+    assert [c.index for c in reply.choices] == [0, 1, 2]
+    assert len({c.message.content for c in reply.choices}) > 1
+    assert reply.usage.completion_tokens > max(len(c.message.content) // 8 for c in reply.choices)
+    greedy = ask(api, n=2)
+    assert greedy.choices[0].message.content == greedy.choices[1].message.content == text(ask(api))
+
+
+def test_stop_cuts_the_answer_before_the_stop_string(api):
+    """Before: stop was ignored: the stop string was in the answer."""
+    full = text(ask(api))
+    stop = full[len(full) // 2:len(full) // 2 + 4]
+    cut = ask(api, stop=[stop, "never-there"])
+    assert stop not in text(cut)
+    assert text(cut) == full[:full.index(stop)].strip()
+    assert cut.choices[0].finish_reason == "stop"
+
+
+def test_logprobs_come_with_the_tokens(api):
+    """Before: logprobs=True gave logprobs None."""
+    reply = ask(api, logprobs=True, top_logprobs=2, max_tokens=6)
+    entries = reply.choices[0].logprobs.content
+    assert len(entries) == 6 and "".join(e.token for e in entries) == text(reply)
+    for entry in entries:
+        assert entry.logprob <= 0 and len(entry.top_logprobs) == 2
+        assert entry.top_logprobs[0].logprob >= entry.top_logprobs[1].logprob
+        assert entry.logprob == pytest.approx(entry.top_logprobs[0].logprob)  # greedy took the likeliest
+    assert ask(api).choices[0].logprobs is None
+    streamed = [c.choices[0].logprobs for c in ask(api, logprobs=True, max_tokens=6, stream=True)
+                if c.choices and c.choices[0].logprobs]
+    assert [e.token for lp in streamed for e in lp.content] == [e.token for e in entries]
+
+
+# ---------------------------------------------------------------- tools
+def check_call(call, schemas) -> dict:
+    from lessons_lib.tools.calls import ToolCall, validate_call
+    from lessons_lib.tools.schemas import schemas_by_name
+
+    assert call.type == "function" and call.id.startswith("call_")
+    arguments = json.loads(call.function.arguments)
+    validate_call(ToolCall(call.function.name, arguments), schemas_by_name(schemas))
+    return arguments
+
+
+def test_tools_with_tool_choice_required_answer_with_tool_calls(api, course_tools):
+    """Before: tool_calls None; the tools adapter was not served and the course's constrained decoder unused."""
+    reply = api.chat.completions.create(model="tools", messages=user(TOOL_REQUEST), tools=course_tools,
+                                        tool_choice="required", max_tokens=112)
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    assert choice.message.tool_calls[0].function.name == "text_formatter"
+    assert check_call(choice.message.tool_calls[0], course_tools)["width"] == 21
+    # even the base model, which never learned the call format, writes a valid call under the grammar
+    named = api.chat.completions.create(model="base", messages=user(TOOL_REQUEST), tools=course_tools,
+                                        tool_choice={"type": "function", "function": {"name": "content_validator"}},
+                                        max_tokens=112)
+    assert named.choices[0].message.tool_calls[0].function.name == "content_validator"
+    check_call(named.choices[0].message.tool_calls[0], course_tools)
+
+
+def test_auto_parses_a_call_and_the_tool_result_goes_into_the_next_request(api, course_tools):
+    from lessons_lib.tools.functions import TOOLS
+    from lessons_lib.tools.loop import result_text
+
+    messages = user(TOOL_REQUEST)
+    first = api.chat.completions.create(model="tools", messages=messages, tools=course_tools, max_tokens=112)
+    call = first.choices[0].message.tool_calls[0]
+    assert first.choices[0].finish_reason == "tool_calls"
+    result = TOOLS[call.function.name](**check_call(call, course_tools))
+    messages += [first.choices[0].message,  # sent back as returned, as OpenAI's examples do
+                 {"role": "tool", "tool_call_id": call.id, "content": result_text(result)}]
+    final = api.chat.completions.create(model="tools", messages=messages, tools=course_tools, max_tokens=112)
+    assert final.choices[0].finish_reason == "stop" and final.choices[0].message.tool_calls is None
+    assert final.choices[0].message.content.strip()
+    none = api.chat.completions.create(model="json", messages=user(JSON_PROMPT), tools=course_tools,
+                                       tool_choice="none", max_tokens=MAX_TOKENS)
+    assert none.choices[0].message.tool_calls is None and text(none) == text(ask(api))
+
+
+def test_tool_calls_stream_in_openai_shape(api, course_tools):
+    """A constrained call streams as OpenAI's do: id and name first, then the arguments in pieces."""
+    plain = api.chat.completions.create(model="tools", messages=user(TOOL_REQUEST), tools=course_tools,
+                                        tool_choice="required", max_tokens=112)
+    chunks = list(api.chat.completions.create(model="tools", messages=user(TOOL_REQUEST), tools=course_tools,
+                                              tool_choice="required", max_tokens=112, stream=True))
+    deltas = [d for c in chunks for d in (c.choices[0].delta.tool_calls or [])]
+    assert deltas and deltas[0].id.startswith("call_") and deltas[0].index == 0
+    assert deltas[0].function.name == plain.choices[0].message.tool_calls[0].function.name
+    expected = plain.choices[0].message.tool_calls[0].function.arguments
+    assert "".join(d.function.arguments or "" for d in deltas) == expected
+    assert len([d for d in deltas if d.function.arguments]) > 3, "the arguments did not stream as generated"
+    assert all(d.id is None for d in deltas[1:])  # id and name come once, on the first delta
+    assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == ["tool_calls"]
+    assert not any(c.choices[0].delta.content for c in chunks)
+
+
+# ---------------------------------------------------------------- formats, routes, errors
+def test_response_format_text_is_fine_and_json_modes_are_refused_by_name(api):
+    """Before: response_format was ignored."""
+    assert text(ask(api, response_format={"type": "text"})) == text(ask(api))
+    for fmt in ({"type": "json_object"}, {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}):
+        with pytest.raises(openai.BadRequestError) as caught:
+            ask(api, response_format=fmt)
+        assert caught.value.param == "response_format" and fmt["type"] in caught.value.message
+        assert caught.value.type == "invalid_request_error"
+
+
+def test_models_retrieve_and_unknown_routes_answer_openai_error_objects(api):
+    """Before: FastAPI's {"detail": "Not Found"}."""
+    assert api.models.retrieve("json").id == "json"
+    assert [m.id for m in api.models.list()] == ["base", "json", "coding", "support", "tools", "auto"]
+    with pytest.raises(openai.NotFoundError) as caught:
+        api.models.retrieve("legal")
+    assert (caught.value.code, caught.value.type) == ("model_not_found", "invalid_request_error")
+    with pytest.raises(openai.NotFoundError) as caught:
+        api.get("/no/such/route", cast_to=object)
+    assert caught.value.code == "unknown_url" and "/v1/no/such/route" in caught.value.message
+
+
+def test_malformed_bodies_are_400_invalid_request_error(api, server):
+    """Before: 422 with pydantic's list; OpenAI answers 400 invalid_request_error."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        ask(api, extra_body={"mystery_option": 1})
+    assert (caught.value.code, caught.value.param) == ("unknown_parameter", "mystery_option")
+    with pytest.raises(openai.BadRequestError) as caught:
+        api.chat.completions.create(model="json", messages=[{"role": "robot", "content": "hi"}])
+    assert caught.value.param == "messages[0].role" and caught.value.type == "invalid_request_error"
+    raw = httpx.post(f"{server}/v1/chat/completions", content=b'{"model": "json", "messages": [',
+                     headers={"content-type": "application/json"})
+    assert raw.status_code == 400 and raw.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_developer_message_is_a_system_message(api):
+    """Before: the developer role was rejected."""
+    for model in ("json", "base"):
+        as_developer = api.chat.completions.create(model=model, max_tokens=MAX_TOKENS, messages=[
+            {"role": "developer", "content": "Answer in one word."}, *user(JSON_PROMPT)])
+        as_system = api.chat.completions.create(model=model, max_tokens=MAX_TOKENS, messages=[
+            {"role": "system", "content": "Answer in one word."}, *user(JSON_PROMPT)])
+        assert text(as_developer) == text(as_system)
+
+
+# ---------------------------------------------------------------- concurrency
+def test_32_concurrent_streams_equal_their_plain_answers_and_share_batches(server, api):
+    from lessons_lib.data import DOMAINS, examples
+
+    prompts = [ex.prompt for domain in DOMAINS for ex in examples(domain, 3, "heldout", seed=5)]
+    jobs = [(model, prompt) for prompt in prompts for model in ("json", "coding", "support", "base")][:32]
+    assert len(jobs) == 32
+    plain = {job: text(ask(api, *job)) for job in jobs}
+    before = httpx.get(f"{server}/health").json()["engine"]
+
+    async def streamed(client, model, prompt):
+        stream = await client.chat.completions.create(model=model, messages=user(prompt), max_tokens=MAX_TOKENS,
+                                                      temperature=0, stream=True)
+        return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+    async def all_at_once():
+        async with openai.AsyncOpenAI(base_url=f"{server}/v1", api_key="not-needed", max_retries=0) as client:
+            return await asyncio.gather(*(streamed(client, *job) for job in jobs))
+
+    texts = asyncio.run(all_at_once())
+    after = httpx.get(f"{server}/health").json()["engine"]
+    wrong = [(job, got) for job, got in zip(jobs, texts) if got != plain[job]]
+    assert wrong == [], f"{len(wrong)} streams differ from their plain answers, e.g. {wrong[:2]}"
+    assert after["max_batch_seen"] > 1
+    assert after["batches"] - before["batches"] < 32, "the 32 streams were not batched together"
+
+
+# ---------------------------------------------------------------- LangChain
+def test_langchain_chat_openai_invokes_streams_and_calls_tools(server, api):
+    from langchain_core.messages import HumanMessage
+    from langchain_openai import ChatOpenAI
+
+    from lessons_lib.tools.langchain import langchain_tools
+
+    chat = ChatOpenAI(base_url=f"{server}/v1", api_key="not-needed", model="json", max_tokens=MAX_TOKENS,
+                      temperature=0, max_retries=0)
+    expected = text(ask(api))
+    assert chat.invoke([HumanMessage(JSON_PROMPT)]).content == expected
+    assert "".join(chunk.content for chunk in chat.stream(JSON_PROMPT)) == expected
+    caller = ChatOpenAI(base_url=f"{server}/v1", api_key="not-needed", model="tools", max_tokens=112,
+                        temperature=0, max_retries=0).bind_tools(langchain_tools(), tool_choice="required")
+    message = caller.invoke(TOOL_REQUEST)
+    assert message.tool_calls[0]["name"] == "text_formatter" and message.tool_calls[0]["args"]["width"] == 21
+    tools = {tool.name: tool for tool in langchain_tools()}
+    result = tools["text_formatter"].invoke(message.tool_calls[0])  # a ToolMessage with the call's id
+    answer = ChatOpenAI(base_url=f"{server}/v1", api_key="not-needed", model="tools", max_tokens=112,
+                        temperature=0, max_retries=0).invoke([HumanMessage(TOOL_REQUEST), message, result])
+    assert answer.content.strip() and not answer.tool_calls
