@@ -82,11 +82,21 @@ def _model_problem(model) -> str | None:
         return f"the model holds non-LoRA adapters ({', '.join(other)})"
     if model.training:
         return "the model is in training mode (LoRA dropout would be live): call model.eval()"
+    from peft.utils.other import ModulesToSaveWrapper
+
     for name, module in model.named_modules():
-        if isinstance(module, AuxiliaryTrainingWrapper) and getattr(module, "_adapters", None):
-            return (f"{name} is a modules_to_save / trainable-tokens copy per adapter "
-                    f"({sorted(module._adapters)}); only LoRA layers are batched")
+        if (isinstance(module, AuxiliaryTrainingWrapper) and not isinstance(module, ModulesToSaveWrapper)
+                and getattr(module, "_adapters", None)):
+            return (f"{name} is a trainable-tokens copy per adapter ({sorted(module._adapters)}); only LoRA layers "
+                    "and modules_to_save copies are batched")
     return None
+
+
+def _saved_copies(model) -> list:
+    """The model's modules_to_save wrappers (e.g. the tools adapter's own lm_head) that hold adapter copies."""
+    from peft.utils.other import ModulesToSaveWrapper
+
+    return [m for m in model.modules() if isinstance(m, ModulesToSaveWrapper) and getattr(m, "_adapters", None)]
 
 
 def covers(model) -> tuple[bool, str]:
@@ -142,14 +152,18 @@ def _stack_layer(layer) -> _Stack:
     ranks = [layer.lora_A[n].weight.shape[0] for n in names]
     r_max = max(ranks)
     d_in, d_out = first.shape[1], layer.lora_B[names[0]].weight.shape[0]
-    a = torch.zeros(len(names) + 1, d_in, r_max, dtype=first.dtype, device=first.device)
-    b = torch.zeros(len(names) + 1, r_max, d_out, dtype=first.dtype, device=first.device)
+    dtype = first.dtype  # the widest of the adapters' dtypes: an fp32 adapter beside an fp16 one stays fp32
+    for name in names:
+        for module in (layer.lora_A[name], layer.lora_B[name]):
+            dtype = torch.promote_types(dtype, module.weight.dtype)
+    a = torch.zeros(len(names) + 1, d_in, r_max, dtype=dtype, device=first.device)
+    b = torch.zeros(len(names) + 1, r_max, d_out, dtype=dtype, device=first.device)
     watch = []
     with torch.no_grad():
         for k, name in enumerate(names, start=1):
             mod_a, mod_b = layer.lora_A[name], layer.lora_B[name]
             wa, wb, scale = mod_a.weight, mod_b.weight, layer.scaling[name]
-            a[k, :, :wa.shape[0]] = wa.T
+            a[k, :, :wa.shape[0]] = wa.T.to(dtype)
             b[k, :wb.shape[1], :] = wb.T.to(b.dtype) * scale
             watch.append((mod_a._parameters, mod_b._parameters, wa, wb, wa._version, wb._version,
                           wa.data_ptr(), wb.data_ptr()))
@@ -190,7 +204,7 @@ class BatchedLora:
     def __init__(self, model):
         self.model = model
         self._stacks: list[_Stack] = []
-        self._groups: list[tuple[str, ...]] = []
+        self._groups: list[_Stack] = []  # one representative layer per group (same adapters, ranks, device, dtype)
         self._config_key: tuple = ()
         self._plans: list[_Plan] = []
         self._batch = 0
@@ -215,10 +229,13 @@ class BatchedLora:
         _, lora_layer = _lora_classes()
         self._stacks = [_stack_layer(m) for m in self.model.modules() if isinstance(m, lora_layer)]
         groups: dict[tuple, int] = {}
+        self._groups = []
         for stack in self._stacks:
-            stack.group = groups.setdefault((stack.names, stack.ranks), len(groups))
+            key = (stack.names, stack.ranks, stack.a.device, stack.a.dtype)
+            stack.group = groups.setdefault(key, len(groups))
+            if stack.group == len(self._groups):
+                self._groups.append(stack)
             stack.forward = _make_forward(self, stack)
-        self._groups = [key[0] for key in groups]
         self._plan_cache = {}
         self._known = tuple(dict.fromkeys(n for s in self._stacks for n in s.names))
         self._config_key = self._model_key()
@@ -254,10 +271,12 @@ class BatchedLora:
         saved = []
         self._active = True
         try:
-            for stack in self._stacks:
-                attrs = stack.layer.__dict__  # an instance attribute shadows the class's forward
+            patched = [(stack.layer, stack.forward) for stack in self._stacks]
+            patched += [(wrapper, _saved_forward(wrapper, names)) for wrapper in _saved_copies(self.model)]
+            for module, forward in patched:
+                attrs = module.__dict__  # an instance attribute shadows the class's forward
                 saved.append((attrs, attrs.get("forward")))
-                attrs["forward"] = stack.forward
+                attrs["forward"] = forward
             yield
         finally:
             for attrs, previous in saved:
@@ -275,12 +294,11 @@ class BatchedLora:
         unknown = sorted({n for n in names if n != BASE and n not in known})
         if unknown:
             raise ValueError(f"Unknown adapter(s) {unknown}: loaded are {sorted(known)} (and '{BASE}' for the base).")
-        device = self._stacks[0].a.device
         plans = []
-        for group, group_names in enumerate(self._groups):
+        for first in self._groups:
+            group_names, ranks, device, dtype = first.names, first.ranks, first.a.device, first.a.dtype
             slot_of = {n: k for k, n in enumerate(group_names, start=1)}
             slots = [slot_of.get(n, 0) for n in names]
-            ranks = next(s.ranks for s in self._stacks if s.group == group)
             used = sorted({k for k in slots if k})
             if not used:
                 plans.append(_Plan("base", None, 0, None, 0))
@@ -291,14 +309,11 @@ class BatchedLora:
             if len(used) == 1:
                 plans.append(_Plan("one", rows, used[0], None, r))
             else:
-                dtype, r_max = self._stacks[0].a.dtype, max(ranks)
+                r_max = max(ranks)
                 slot_tensor = torch.tensor([slots[i] for i in active], device=device)
                 cols = torch.tensor([k * r_max + j for k in used for j in range(r)], device=device)
-                mask = torch.zeros(len(slots), 1, len(used) * r, dtype=dtype, device=device)
-                for i, k in enumerate(slots):
-                    if k:
-                        u = used.index(k)
-                        mask[i, 0, u * r:(u + 1) * r] = 1
+                mask = torch.tensor([[[float(k == u) for u in used for _ in range(r)]] for k in slots],
+                                    dtype=dtype, device=device)
                 plans.append(_Plan("gather", rows, 0, slot_tensor, r, len(used), cols, mask))
         return plans
 
@@ -343,5 +358,34 @@ def _make_forward(batched: BatchedLora, stack: _Stack):
             return result.add_(delta) if not torch.is_grad_enabled() else result + delta
         return result.index_add_(0, plan.rows, delta) if not torch.is_grad_enabled() else \
             result.index_add(0, plan.rows, delta)
+
+    return forward
+
+
+def _saved_forward(wrapper, names: list[str]):
+    """A modules_to_save wrapper's forward for these rows: a row's adapter's own copy where it saved one, else the
+    original module (what that adapter alone computes), each row group computed once."""
+    import torch
+
+    groups = {adapter: [i for i, n in enumerate(names) if n == adapter]
+              for adapter in dict.fromkeys(names) if adapter in wrapper.modules_to_save}
+    plain = [i for i, n in enumerate(names) if n not in groups]
+
+    def forward(x, *args, **kwargs):
+        if x.shape[0] != len(names):
+            raise ValueError(f"batched.rows() was given {len(names)} adapter names but a forward got {x.shape[0]} "
+                             "rows: give one name per row.")
+        if not groups:
+            return wrapper.original_module(x, *args, **kwargs)
+        parts = [(plain, wrapper.original_module)] if plain else []
+        parts += [(rows, wrapper.modules_to_save[adapter]) for adapter, rows in groups.items()]
+        out = None
+        for rows, module in parts:
+            index = torch.tensor(rows, device=x.device)
+            part = module(x.index_select(0, index), *args, **kwargs)
+            if out is None:
+                out = part.new_empty((x.shape[0],) + part.shape[1:])
+            out.index_copy_(0, index, part)
+        return out
 
     return forward

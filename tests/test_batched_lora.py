@@ -193,8 +193,7 @@ def test_bad_use_is_a_clear_error(course_model, tokenizer, prompts):
     (dict(use_dora=True), "LoRA variant .DoraLinearVariant"),
     (dict(lora_bias=True), "lora_bias=True"),
     (dict(target_modules=["embed_tokens"]), r"lora\.layer\.Embedding, not a plain LoRA Linear"),
-    (dict(modules_to_save=["lm_head"]), "modules_to_save"),
-])
+], ids=["DoRA", "lora_bias", "Embedding"])
 def test_falls_back_with_a_reason(course_model, tokenizer, config, reason):
     from peft import LoraConfig
 
@@ -205,6 +204,25 @@ def test_falls_back_with_a_reason(course_model, tokenizer, config, reason):
     with pytest.raises(NotCovered, match="Use PEFT's adapter_names= path"):
         with BatchedLora(course_model).rows(["json"]):
             pass
+
+
+def test_modules_to_save_copies_per_row(course_model, tokenizer, prompts):
+    """The tools adapter trains its own lm_head (modules_to_save): its rows use that copy, the others the original,
+    exactly as each adapter alone computes (PEFT's mixed batch, patched by the server the same way)."""
+    from lessons_lib.serve.loading import rows_without_saved_modules
+
+    course_model.load_adapter(TINY_ADAPTERS_DIR / "tools", adapter_name="tools")
+    course_model.eval()
+    rows_without_saved_modules(course_model)
+    batched = BatchedLora(course_model)
+    assert batched.covers() == (True, "")
+    batch = encode(tokenizer, prompts)
+    step = {key: value[:, -1:] for key, value in batch.items()}
+    for names in (["tools", "json", BASE, "tools", "coding", "support"], ["tools"] * 6, ["json"] * 6):
+        for inputs in (batch, step):
+            same_logits(batched_logits(batched, inputs, names), peft_logits(course_model, inputs, names))
+    alone = peft_logits(course_model, batch, ["tools"] * 6)
+    assert (alone - peft_logits(course_model, batch, ["json"] * 6)).abs().max() > 1e-2  # the copy really differs
 
 
 def test_a_4bit_base_falls_back(tiny):

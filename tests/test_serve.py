@@ -80,6 +80,8 @@ def test_health_and_models_list_base_adapters_and_auto(client):
         f"router missing? /health says {health['router']}"
     assert {m["id"]: m["parent"] for m in models["data"]}["json"] == "base"
     assert health["max_body_bytes"] == 1_000_000  # the documented default of --max-body-bytes
+    # mixed batches on the batched LoRA path (issue 19), the tools adapter's own lm_head included
+    assert health["engine"]["lora_path"] == "batched", health["engine"]["lora_path"]
 
 
 def test_no_absolute_paths_in_models_health_or_errors(client):
@@ -147,6 +149,7 @@ def test_64_concurrent_requests_have_no_cross_talk(client, server, references):
           f"({batches} mixed-adapter batches; {sequential_s / concurrent_s:.1f}x the sequential throughput)")
     assert wrong == [], f"{len(wrong)} cross-talk answers, e.g. {wrong[:2]}"
     assert batches < len(jobs), "the engine did not batch concurrent requests at all"
+    assert client.get("/health").json()["engine"]["lora_path"] == "batched"  # no fallback happened on the way
 
 
 # ---------------------------------------------------------------- bad input

@@ -55,6 +55,10 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-body-bytes", type=positive_int, default=None,
                         help=f"refuse request bodies larger than this with 413 (default {DEFAULT_MAX_BODY_BYTES}, "
                              "i.e. 1 MB: far more text than any profile's longest prompt)")
+    parser.add_argument("--lora-path", choices=("batched", "peft"), default="batched",
+                        help="how mixed-adapter batches run: batched (stacked LoRA matrices, one gather + two batched "
+                             "matmuls per layer; used when it covers every adapter, else PEFT) or peft (PEFT's "
+                             "adapter_names); /health's engine.lora_path says which ran")
     parser.add_argument("--crash-on", default=None,
                         help="testing aid: make generation raise when a prompt contains this text (shows the 500 path)")
     return parser
@@ -161,7 +165,9 @@ def serve(args) -> int:
     print(f"adapters: {', '.join(served.adapters) or 'none'}; router: {served.router_kind or served.router_error}"
           + (f"; mixes: {', '.join(mixes)}" if mixes else ""), flush=True)
     app = create_app(served, settings.window_ms, settings.max_batch,
-                     crash_hook(args.crash_on) if args.crash_on else None, max_body_bytes=settings.max_body_bytes)
+                     crash_hook(args.crash_on) if args.crash_on else None, max_body_bytes=settings.max_body_bytes,
+                     batched_lora=args.lora_path == "batched")
+    print(f"mixed batches: {app.state.server.engine.stats['lora_path']}", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     return 0
 

@@ -526,15 +526,30 @@ def http_error(request: Request, err: StarletteHTTPException) -> ApiError:
 
 
 # ---------------------------------------------------------------- the app
+def batched_lora_for(model):
+    """(BatchedLora, "") when the batched LoRA path covers `model`'s adapters, else (None, the reason)."""
+    from ..batched_lora import BatchedLora
+
+    batched = BatchedLora(model)
+    ok, reason = batched.covers()
+    return (batched, "") if ok else (None, reason)
+
+
 def create_app(served: ServedModel, window_ms: float = 10.0, max_batch: int = 32, fault=None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
-    """The FastAPI app; the engine's worker thread starts now and stops on shutdown."""
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, batched_lora: bool = True) -> FastAPI:
+    """The FastAPI app; the engine's worker thread starts now and stops on shutdown.
+
+    Mixed-adapter batches run on the batched LoRA path (lessons_lib.batched_lora) when it covers the model's
+    adapters, else on PEFT's `adapter_names`; /health's engine.lora_path says which and why."""
     from .page import PAGE_HTML
 
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}.")
+    batched, why_not = batched_lora_for(served.model) if batched_lora else (None, "turned off (--lora-path peft)")
     engine = BatchingEngine(served.model, served.tokenizer, served.adapters, router=served.router,
-                            window_ms=window_ms, max_batch=max_batch, fault=fault)
+                            window_ms=window_ms, max_batch=max_batch, fault=fault, batched_lora=batched)
+    if batched is None:
+        engine.stats["lora_path"] = f"peft ({why_not})"
     server = Server(served, engine, max_body_bytes)
 
     @asynccontextmanager
