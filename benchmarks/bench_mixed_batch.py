@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from benchmarks.common import BenchResult, Variant, load_bench_base, main_for, medians, \
     pick_clock, spread, time_alternating, tiny_profile
+from lessons_lib import domains
 
 NAME = "mixed_batch"
 TITLE = "Mixed-adapter batch vs switching per sub-batch vs one prompt at a time"
 GOAL_SPEEDUP = 1.5
-ADAPTERS = ("json", "coding", "support")
+ADAPTERS = domains.names()  # one adapter per course domain
 PER_ADAPTER = 8
 BOUND = "one batch, one adapter (bound)"
 BATCHED = "mixed batch, batched LoRA"

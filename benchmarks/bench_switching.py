@@ -25,12 +25,12 @@ def measure(repeats: int = 15, device: str = "cpu") -> BenchResult:
     from peft import PeftModel
     from peft.utils.hotswap import hotswap_adapter
 
-    from lessons_lib.adapters import adapter_dir, load_with_adapters
+    from lessons_lib.adapters import COURSE_ADAPTERS, adapter_dir, load_with_adapters
     from lessons_lib.models import chat_text, load_tokenizer
 
     profile = tiny_profile()
     tok = load_tokenizer(profile)
-    folders = {name: str(adapter_dir(name, profile)) for name in ("json", "coding", "support")}
+    folders = {name: str(adapter_dir(name, profile)) for name in COURSE_ADAPTERS}
     model = load_with_adapters(load_bench_base(device), profile)  # json, coding, support; json active
     slot = PeftModel.from_pretrained(load_bench_base(device), folders["json"], adapter_name="slot")
     slot.eval()

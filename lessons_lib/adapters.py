@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from . import domains
 from .i18n import term, tr
-from .paths import DRIVE_COURSE_DIR, DRIVE_MOUNT, TINY_ADAPTERS_DIR
+from . import paths
+from .paths import ADAPTERS_FOLDER, DRIVE_COURSE_DIR, DRIVE_MOUNT, TINY_ADAPTERS_DIR, adapters_folder, default_work_dir
 from .profiles import Profile
 
-COURSE_ADAPTERS = ("json", "coding", "support")
+COURSE_ADAPTERS = domains.names()  # one adapter per domain registered at import (lessons_lib.domains)
 ROUTER = "router"
 TOOLS = "tools"
 ARTIFACTS = (*COURSE_ADAPTERS, ROUTER, TOOLS)
-ADAPTERS_FOLDER = "adapters"  # <work dir>/adapters/<name>, on a local disk or on Drive
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,8 @@ def shipped_dir(name: str) -> Path:
 
 
 def local_dir(name: str, work_dir: Path | str) -> Path:
-    """Where a profile keeps (and quick-trains) an artifact in its work dir."""
-    return Path(work_dir) / ADAPTERS_FOLDER / name
+    """Where a profile keeps (and quick-trains) an artifact in its work dir: `<work dir>/adapters/<name>`."""
+    return adapters_folder(work_dir) / name
 
 
 def drive_dir(name: str, profile: Profile) -> Path:
@@ -68,7 +69,7 @@ def drive_dir(name: str, profile: Profile) -> Path:
 
 def drive_mounted() -> bool:
     """True when Google Drive is mounted (Colab, after `drive.mount`)."""
-    return (DRIVE_MOUNT / "MyDrive").is_dir()
+    return paths.drive_mounted(DRIVE_MOUNT)
 
 
 def is_adapter(folder: Path) -> bool:
@@ -78,13 +79,17 @@ def is_adapter(folder: Path) -> bool:
     return all((folder / file).is_file() for file in ADAPTER_FILES)
 
 
+def work_dir_or_default(work_dir: Path | str | None, profile: Profile) -> Path:
+    """The given work dir, or the profile's default one (where notebook 01 saves without Drive)."""
+    return Path(work_dir) if work_dir is not None else default_work_dir(profile.name)
+
+
 def candidates(name: str, profile: Profile, work_dir: Path | str | None) -> list[tuple[str, Path]]:
-    """The folders searched, in order, as (source, folder)."""
+    """The folders searched, in order, as (source, folder); no work dir means the profile's default one."""
     places = []
-    if profile.name == "tiny":
+    if profile.ships_adapters:
         places.append(("shipped", shipped_dir(name)))
-    if work_dir is not None:
-        places.append(("local", local_dir(name, work_dir)))
+    places.append(("local", local_dir(name, work_dir_or_default(work_dir, profile))))
     if drive_mounted():
         places.append(("drive", drive_dir(name, profile)))
     return places
@@ -109,7 +114,7 @@ def download_from_hub(name: str, profile: Profile, namespace: str, work_dir: Pat
     from . import storage
 
     repo = hub_repo_name(name, profile)
-    cache = Path(work_dir) / "hub-cache" if work_dir is not None else None
+    cache = work_dir_or_default(work_dir, profile) / "hub-cache"
     try:
         return storage.load_adapter_folder(repo, storage.AdapterStore("hub", namespace), cache_dir=cache)
     except (FileNotFoundError, storage.StorageError) as err:
@@ -139,7 +144,7 @@ def adapter_dir(name: str, profile: Profile, work_dir: Path | str | None = None,
 def not_found_error(name: str, profile: Profile, work_dir: Path | str | None, hub_namespace: str | None) -> FileNotFoundError:
     """The error for an artifact found nowhere: where the search looked and how to get one."""
     hint = ("The tiny adapters ship in assets/adapters; rebuild them with `python -m lessons_lib.tiny build`."
-            if profile.name == "tiny" else
+            if profile.ships_adapters else
             "Train it in notebook 01 (or 04 for the router, 05 for the tool adapter), or call "
             "lessons_lib.adapters.resolve_artifact, which trains a quick version when none is found.")
     return FileNotFoundError(f"Adapter {name!r} for the {profile.name} profile not found. Looked in: "
@@ -235,7 +240,7 @@ def save_trained(name: str, profile: Profile, trained: Path, work_dir: Path | st
     config = AutoConfig.from_pretrained(model_source(profile))
     manifest = Manifest.for_model(name, config, profile.name, domain=name, steps=steps,
                                   data={"source": "lessons_lib.adapters.quick_train", "quick": True})
-    store = storage.local_store(Path(work_dir) / ADAPTERS_FOLDER)
+    store = storage.local_store(adapters_folder(work_dir))
     return Path(storage.save_adapter(trained, name, store, manifest, overwrite=True))
 
 

@@ -188,7 +188,7 @@ def describe_estimate(name: str, profile: Profile, steps: int) -> str:
 def estimate_sentence(seconds: float, tokens: float, profile: Profile) -> str:
     """'about N min: T padded tokens per step at ~R tokens/s (measured | assumed)' in the course language."""
     minutes, rate = max(1, round(seconds / 60)), profile.train_tokens_per_second
-    measured = profile.name == "tiny"
+    measured = profile.train_speed_measured
     return tr(en=f"about {minutes} min: {tokens:.0f} padded tokens per step at ~{rate:.0f} tokens/s "
                  f"({'measured' if measured else 'assumed, not measured'})",
               ru=f"около {minutes} мин: {tokens:.0f} токенов с паддингом на шаг при ~{rate:.0f} токенов/с "

@@ -26,12 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .manifest import MANIFEST_FILE, Manifest, base_fingerprint, base_model_id
+from .storage import ADAPTER_FILES, active_adapters, check_name
 
-CONFIG_FILE = "adapter_config.json"
-WEIGHTS_FILE = "adapter_model.safetensors"
-REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE)
-RESERVED_NAMES = ("__base__",)  # PEFT's name for "no adapter" in a mixed batch
-NAME_PATTERN = re.compile(r"\A[A-Za-z][A-Za-z0-9_-]{0,63}\Z")  # \Z, not $: "json\n" must not pass
+REQUIRED_FILES = ADAPTER_FILES
+CONFIG_FILE, WEIGHTS_FILE = REQUIRED_FILES
 PEFT_PREFIX = "base_model.model."
 LORA_KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<which>A|B)(?:\.[^.]+)?\.weight$")
 SCALE_RANGE = (1 / 64, 16.0)  # allowed lora_alpha / r (see the module docstring)
@@ -129,20 +127,8 @@ REPORT_VALUES_RU = {"not recorded": "не записан"}
 
 # ---------------------------------------------------------------- the single checks
 def check_adapter_name(name: str) -> str:
-    """Return `name` if it is a safe adapter name, else raise AdapterNameError saying what to use."""
-    hint = "Use a short name of letters, digits, '_' or '-', starting with a letter (e.g. 'json' or 'support_v2')."
-    if not isinstance(name, str) or not name.strip():
-        raise AdapterNameError(f"The adapter name is empty ({name!r}). {hint}")
-    if "/" in name or "\\" in name or ".." in name:
-        raise AdapterNameError(f"Adapter name {name!r} contains a path separator or '..': an adapter name is not "
-                               f"a path. Pass the folder separately and name the adapter itself. {hint}")
-    if name in RESERVED_NAMES:
-        raise AdapterNameError(f"Adapter name {name!r} is reserved by PEFT for 'the base model without adapters' "
-                               f"in mixed batches. {hint}")
-    if not NAME_PATTERN.fullmatch(name):
-        raise AdapterNameError(f"Adapter name {name!r} is not allowed (PEFT uses it as a module key, so no dots, "
-                               f"spaces or other symbols). {hint}")
-    return name
+    """Return `name` if it is a safe adapter name, else raise AdapterNameError saying what to use (the store's rule)."""
+    return check_name(name)
 
 
 def check_adapter_files(folder: str | Path) -> Path:
@@ -508,11 +494,6 @@ def check_adapter(model, folder: str | Path, name: str, strict: bool = True) -> 
                         modules_matched=matched, notes=tuple(notes), warnings=tuple(found))
 
 
-def _active(model) -> str | None:
-    active = getattr(model, "active_adapter", None)
-    return active[0] if isinstance(active, (list, tuple)) and active else active
-
-
 def load_adapter_checked(model, folder: str | Path, name: str, strict: bool = True, activate: bool = False,
                          log=None):
     """Check `folder` against `model`, then load it as adapter `name`; returns (PeftModel, CompatReport).
@@ -534,7 +515,7 @@ def load_adapter_checked(model, folder: str | Path, name: str, strict: bool = Tr
                                    f"({type(err).__name__}: {err}); the base model was restored.") from err
         model.eval()
         return model, report
-    previous = _active(model)
+    previous = next(iter(active_adapters(model)), None)
     try:
         model.load_adapter(str(report.folder), adapter_name=name, is_trainable=False)
         if activate:

@@ -12,9 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from .paths import BUILD_DIR, REPO_DIR
+from .paths import BUILD_DIR, NOTEBOOKS_DIR as NOTEBOOKS
 
-NOTEBOOKS = REPO_DIR / "notebooks"
 
 
 def count_asserts(nb) -> int:

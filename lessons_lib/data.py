@@ -1,4 +1,4 @@
-"""Deterministic bilingual (EN/RU) instruction data for the course domains: json, coding, support.
+"""Deterministic bilingual (EN/RU) instruction data for the course domains (lessons_lib.domains lists them).
 
 Train and held-out splits draw from disjoint pools of names, cities, products, function names
 and prompt phrasings, so a held-out score measures generalisation rather than recall.
@@ -10,7 +10,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Iterator
 
-DOMAINS = ("json", "coding", "support")
+from . import domains as registry
+
 LANGS = ("en", "ru")
 SPLITS = ("train", "heldout")
 
@@ -279,8 +280,6 @@ def make_support(rng: random.Random, lang: str, split: str) -> Example:
     return Example("support", lang, prompt, reply, {"name": name, "order": str(order), "problem": problem})
 
 
-MAKERS = {"json": make_json, "coding": make_coding, "support": make_support}
-
 # ---------------------------------------------------------------- general prompts (router's "none")
 GENERAL_PROMPTS = {
     "en": ["Tell me a fun fact about {thing}.", "What is the best season to visit {town}?",
@@ -309,13 +308,13 @@ def make_general_prompt(rng: random.Random, lang: str, split: str) -> str:
 
 def examples(domain: str, n: int, split: str = "train", seed: int = 0, langs: tuple[str, ...] = LANGS) -> list[Example]:
     """`n` examples of one domain, alternating languages, reproducible from `seed`."""
-    if domain not in MAKERS:
-        raise ValueError(f"Unknown domain {domain!r}; the course domains are {', '.join(DOMAINS)}.")
+    entry = registry.get(domain)
     _check_split(split)
     if n < 0:
         raise ValueError("n must be >= 0")
     rng = random.Random(f"{domain}/{split}/{seed}")
-    return [MAKERS[domain](rng, langs[i % len(langs)], split) for i in range(n)]
+    make = registry.resolve(entry.make)
+    return [make(rng, langs[i % len(langs)], split) for i in range(n)]
 
 
 def sft_rows(domain: str, n: int, split: str = "train", seed: int = 0) -> list[dict]:
@@ -325,6 +324,12 @@ def sft_rows(domain: str, n: int, split: str = "train", seed: int = 0) -> list[d
 
 def iter_all(n_per_domain: int, split: str, seed: int = 0) -> Iterator[Example]:
     """Examples of every domain, interleaved."""
-    per_domain = [examples(d, n_per_domain, split, seed) for d in DOMAINS]
+    per_domain = [examples(d, n_per_domain, split, seed) for d in registry.names()]
     for group in zip(*per_domain):
         yield from group
+
+
+def __getattr__(name: str):
+    if name == "DOMAINS":  # the registry's names now (lessons_lib.domains), so a newly registered domain is listed
+        return registry.names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

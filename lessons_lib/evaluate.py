@@ -7,9 +7,10 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
-from .data import DOMAINS, Example, examples
+from . import domains as registry
+from .data import Example, examples
 from .i18n import column, term, tr
 
 CODE_TIMEOUT_S = 5.0
@@ -117,13 +118,9 @@ def score_support(output: str, expected: dict) -> Score:
     return Score(True, not lost, f"did not copy {lost}" if lost else "ok")
 
 
-SCORERS: dict[str, Callable[[str, dict], Score]] = {"json": score_json, "coding": score_coding,
-                                                    "support": score_support}
-
-
 def score(example: Example, output: str) -> Score:
-    """Score one answer with its domain's metric."""
-    return SCORERS[example.domain](output, example.expected)
+    """Score one answer with its domain's metric (the scorer in the domain registry)."""
+    return registry.get(example.domain).score(output, example.expected)
 
 
 def score_all(items: Sequence[Example], outputs: Sequence[str]) -> list[Score]:
@@ -174,12 +171,12 @@ def format_table(rows: Sequence[dict]) -> str:
     return "\n".join([line(head), "  ".join("-" * width[c] for c in cols), *map(line, rows)])
 
 
-def domain_matrix(model, tokenizer, adapters: Sequence[str], domains: Sequence[str] = DOMAINS, n: int = 40,
+def domain_matrix(model, tokenizer, adapters: Sequence[str], domains: Sequence[str] | None = None, n: int = 40,
                   max_new_tokens: int = 112) -> list[dict]:
-    """Every adapter (and "__base__") on every domain: the course's "one base, many skills" table."""
+    """Every adapter (and "__base__") on every domain (default: all registered): the "one base, many skills" table."""
     rows = []
     for name in adapters:
-        for domain in domains:
+        for domain in registry.names() if domains is None else domains:
             rep, _ = evaluate_model(model, tokenizer, domain, n, adapter=name, max_new_tokens=max_new_tokens)
             rows.append(rep.row("base" if name == "__base__" else name))
     return rows

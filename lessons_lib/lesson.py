@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import env
 from .i18n import tr
-from .paths import BUILD_DIR, DRIVE_COURSE_DIR, DRIVE_MOUNT
+from .paths import DRIVE_COURSE_DIR, DRIVE_MOUNT, default_work_dir
 from .profiles import Profile, choose_profile
 
 
@@ -119,7 +119,7 @@ def setup_lesson(name: str, profile: str | None = None, seed: int = 0, use_drive
     if device == "cpu":
         torch.set_num_threads(env.cpu_threads())
     drive_dir = mount_drive(log) if use_drive else None
-    work_dir = (drive_dir or BUILD_DIR / "work") / chosen.name
+    work_dir = drive_dir / chosen.name if drive_dir else default_work_dir(chosen.name)
     work_dir.mkdir(parents=True, exist_ok=True)
     lesson = Lesson(name, chosen, reason, device, str(chosen.torch_dtype()).replace("torch.", ""), env.in_colab(),
                     work_dir, drive_dir, hub_namespace)

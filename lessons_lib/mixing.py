@@ -33,6 +33,7 @@ from typing import Collection, Iterator, Mapping, Sequence
 
 from .i18n import tr
 from .profiles import Profile
+from .storage import active_adapters
 
 COMBINATION_TYPES = ("linear", "cat", "svd", "ties", "dare_linear", "dare_ties", "ties_svd", "magnitude_prune")
 ALL_COMBINATION_TYPES = COMBINATION_TYPES + ("dare_linear_svd", "dare_ties_svd", "magnitude_prune_svd")
@@ -167,7 +168,7 @@ def create_weighted_adapter(model, adapters: Sequence[str], weights: Sequence[fl
         density = DEFAULT_DENSITY
     check_weighted_request(model, adapters, weights, adapter_name, combination_type, density)
     weights = check_weights(adapters, weights)
-    was_active = adapter_name in _active_list(model)
+    was_active = adapter_name in active_adapters(model)
     if adapter_name in model.peft_config:
         # add_weighted_adapter returns silently when the name exists, so the old weights would stay.
         if was_active:
@@ -175,7 +176,7 @@ def create_weighted_adapter(model, adapters: Sequence[str], weights: Sequence[fl
         model.delete_adapter(adapter_name)
     if density is not None:
         kwargs["density"] = density
-    before = _active_list(model)
+    before = active_adapters(model)
     try:
         model.add_weighted_adapter(list(adapters), weights, adapter_name,
                                    combination_type=combination_type, **kwargs)
@@ -220,11 +221,6 @@ class MixState:
     scaling: dict = field(default_factory=dict)
 
 
-def _active_list(model) -> list[str]:
-    active = model.active_adapters if hasattr(model, "active_adapters") else model.active_adapter
-    return [active] if isinstance(active, str) else list(active)
-
-
 def _activate(model, names: Sequence[str]) -> None:
     names = [n for n in names if n in model.peft_config]
     if not names:
@@ -258,7 +254,7 @@ def set_runtime_mix(model, weights: Mapping[str, float]) -> MixState:
     weights = check_runtime_weights(model, weights)
     _refuse_stale(model.base_model, "set_runtime_mix")
     layers = lora_layers(model)
-    state = MixState(tuple(_active_list(model)),
+    state = MixState(tuple(active_adapters(model)),
                      {(name, a): layer.scaling[a] for name, layer in layers for a in weights if a in layer.scaling})
     on = [a for a, w in weights.items() if w != 0] or list(weights)  # all zero: keep them on at scale 0
     _activate(model, on)

@@ -14,7 +14,7 @@ TINY_HINT = ("Clone the whole course repository (assets/ ships the tiny model) o
 
 def model_source(profile: Profile) -> str:
     """The path or Hub id to load; for the tiny weights (tiny and rehearsal profiles), check the shipped folder."""
-    if profile.name == "tiny" or profile.rehearsal:
+    if profile.tiny_weights:
         require_dir(TINY_MODEL_DIR, "The tiny course model", TINY_HINT)
         return str(TINY_MODEL_DIR)
     return profile.model_id

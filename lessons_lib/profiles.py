@@ -6,6 +6,8 @@ from dataclasses import dataclass, replace
 
 from . import env
 from .paths import TINY_MODEL_DIR
+from .recipes import (ROUTER_BATCH, ROUTER_LEARNING_RATE, ROUTER_STEPS, ROUTER_TUNED_ON, TINY_TOOL_RECIPE, RouterRecipe,
+                      SFTRecipe, ToolRecipe)
 
 PROFILE_ENV_VAR = "LESSONS_PROFILE"
 
@@ -37,6 +39,46 @@ class Profile:
     # kernel such as FlashAttention 2 to be fast) or "wrapped" (rows cut at max_length, examples see each other).
     # With packing, per_device_train_batch_size counts packed rows of max_length, each holding several examples.
     packing_strategy: str | None = None
+    ships_adapters: bool = False  # its trained adapters and router ship in assets/ (found first, never trained)
+    train_speed_measured: bool = False  # train_tokens_per_second was measured (`make bench`), not assumed
+    demo_train_steps: int | None = None  # notebook 01's demo run (None: train_steps)
+    demo_eval_examples: int | None = None  # notebook 01's before/after evaluation (None: eval_examples)
+    tuned_tool_recipe: ToolRecipe | None = None  # a tool-adapter recipe tuned for this model (None: derived)
+
+    @property
+    def tiny_weights(self) -> bool:
+        """True when the weights are the course's shipped tiny model (tiny and the rehearsal profiles)."""
+        return self.model_id == str(TINY_MODEL_DIR)
+
+    @property
+    def sft_recipe(self) -> SFTRecipe:
+        """The domain adapters' training recipe (what train.sft_config and train.lora_config build from)."""
+        return SFTRecipe(learning_rate=self.learning_rate, batch_size=self.batch_size, grad_accum=self.grad_accum,
+                         max_length=self.max_length, lora_r=self.lora_r, lora_alpha=self.lora_alpha,
+                         gradient_checkpointing=self.gradient_checkpointing, packing_strategy=self.packing_strategy)
+
+    @property
+    def router_recipe(self) -> RouterRecipe:
+        """The learned router's recipe: the shipped one's steps capped by the profile's step budget (a rehearsal
+        trains only a few), its learning rate scaled as this profile's SFT learning rate is."""
+        tuned_on = PROFILES[ROUTER_TUNED_ON].learning_rate
+        return RouterRecipe(steps=min(ROUTER_STEPS, self.train_steps),
+                            learning_rate=ROUTER_LEARNING_RATE * (self.learning_rate / tuned_on),
+                            batch_size=ROUTER_BATCH, lora_r=self.lora_r, lora_alpha=self.lora_alpha)
+
+    @property
+    def tool_recipe(self) -> ToolRecipe:
+        """The tool adapter's recipe: the tuned one if the profile has it, else the profile's own LoRA settings.
+
+        Rehearsals use the tiny weights but rehearse a GPU profile, so they take its settings, with one micro-batch
+        per step: tool rows are ~5x longer than domain rows and the 4-bit/fp16 path trains at ~200 tokens/s on a
+        CPU (measured), so accumulating the GPU's micro-batches would turn seconds into minutes (notebook 01
+        rehearses accumulation).
+        """
+        if self.tuned_tool_recipe is not None:
+            return self.tuned_tool_recipe
+        return ToolRecipe(self.lora_r, self.lora_alpha, self.learning_rate, self.batch_size,
+                          1 if self.rehearsal else self.grad_accum)
 
     @property
     def access_note(self) -> str:
@@ -90,6 +132,12 @@ PROFILES: dict[str, Profile] = {
         eval_examples=40,
         quick_train_steps=120,
         train_tokens_per_second=9000.0,  # measured with `make bench` on 2 CPUs
+        train_speed_measured=True,
+        ships_adapters=True,
+        demo_train_steps=30,  # notebook 01: a 30-step demo (train_steps made the shipped adapters)
+        demo_eval_examples=16,  # notebook 01: 16 of the 40 keep the CPU demo short
+        # The tiny model never saw JSON: its tool adapter needs its own recipe (recipes.TINY_TOOL_RECIPE says why).
+        tuned_tool_recipe=TINY_TOOL_RECIPE,
         # Measured (benchmarks/bench_training.py, one domain at batch 16 as the adapters train, 14% padding):
         # "wrapped" 0.96x padding at equal tokens per step, "bfd" 0.75x (one flattened row, SDPA) — padding wins.
         packing_strategy=None,
@@ -139,7 +187,8 @@ PROFILES: dict[str, Profile] = {
 }
 
 # What a rehearsal profile shrinks (step counts and sample sizes only); every other setting is the GPU profile's.
-REHEARSAL_SIZES = dict(train_steps=6, quick_train_steps=3, eval_examples=4, max_new_tokens=24)
+REHEARSAL_SIZES = dict(train_steps=6, quick_train_steps=3, eval_examples=4, max_new_tokens=24, demo_train_steps=None,
+                       demo_eval_examples=None)
 REHEARSAL_TEMPLATES = {"t4": "zephyr", "7b": "mistral-v0.3"}
 
 

@@ -18,10 +18,9 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .paths import BUILD_DIR, REPO_DIR
+from .paths import BUILD_DIR, NOTEBOOKS_DIR as NOTEBOOKS
 from .profiles import PROFILES
 
-NOTEBOOKS = REPO_DIR / "notebooks"
 REHEARSALS = tuple(name for name, p in PROFILES.items() if p.rehearsal)
 OUT_DIR = BUILD_DIR / "rehearsal"
 

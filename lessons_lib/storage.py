@@ -18,11 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .manifest import MANIFEST_FILE, Manifest
-from .paths import DRIVE_COURSE_DIR, DRIVE_MOUNT
+from .paths import DRIVE_MOUNT, drive_mounted
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-DRIVE_ADAPTERS = DRIVE_COURSE_DIR / "adapters"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+# One rule for every adapter name: a store folder, a Hub repo, a PEFT adapter (a module key, so no dots) and a
+# served model id all use it. \Z, not $: "json\n" must not pass.
+NAME_PATTERN = re.compile(r"\A[A-Za-z][A-Za-z0-9_-]{0,63}\Z")
+RESERVED_NAMES = ("__base__",)  # PEFT's name for "no adapter" in a mixed batch
+NAME_HINT = "Use a short name of letters, digits, '_' or '-', starting with a letter (e.g. 'json' or 'support_v2')."
+# A Hub user or organisation name (not an adapter name): may start with a digit or hold dots.
+NAMESPACE_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,95}\Z")
 BACKUP_SUFFIX = ".old"
 # What save_adapter leaves if killed: `.NAME.old` (the replaced adapter), `.NAME.saving-HOST-PID-XXXX` (staging).
 LEFTOVER = re.compile(r"\.(?P<name>.+?)(?:(?P<backup>\.old)|\.saving-(?:(?P<host>.+)-(?P<pid>[0-9]+)-)?[a-z0-9_]+)")
@@ -62,10 +67,10 @@ def local_store(folder: str | Path) -> AdapterStore:
     return AdapterStore("local", str(Path(folder).resolve()))
 
 
-def drive_store(folder: str | Path = DRIVE_ADAPTERS, mount: str | Path = DRIVE_MOUNT) -> AdapterStore:
-    """A store in a Google Drive folder; `mount` must be mounted (Colab: `drive.mount('/content/drive')`)."""
+def drive_store(folder: str | Path, mount: str | Path = DRIVE_MOUNT) -> AdapterStore:
+    """A store in a Google Drive folder (e.g. `paths.adapters_folder(lesson.work_dir)`); `mount` must be mounted."""
     mount, folder = Path(mount), Path(folder)
-    if not (mount / "MyDrive").is_dir():
+    if not drive_mounted(mount):
         raise StorageError(f"Google Drive is not mounted at {mount}. On Colab run "
                            "`from google.colab import drive; drive.mount('/content/drive')` first; "
                            "elsewhere use local_store(folder) instead.")
@@ -77,16 +82,62 @@ def hub_store(namespace: str | None = None, private: bool = True, token: str | N
     """A store on the Hugging Face Hub under `namespace` (your user name if None; needs a token then)."""
     if namespace is None:
         namespace = _hub_call(lambda api: api.whoami(token=require_token(token))["name"], "find your user name")
-    check_name(namespace, "Hub namespace")
+    check_namespace(namespace)
     return AdapterStore("hub", namespace, private)
 
 
+def name_problem(name: str, what: str = "Adapter name") -> str | None:
+    """Why `name` cannot name an adapter (store folder, Hub repo, PEFT adapter, served model), or None if it can."""
+    if not isinstance(name, str) or not name.strip():
+        return f"{what} {name!r} is not allowed: it is empty. {NAME_HINT}"
+    if "/" in name or "\\" in name or ".." in name:
+        return (f"{what} {name!r} is not allowed: it contains a path separator or '..', and an adapter name is not "
+                f"a path. Pass the folder separately and name the adapter itself. {NAME_HINT}")
+    if name in RESERVED_NAMES:
+        return (f"{what} {name!r} is not allowed: it is reserved by PEFT for 'the base model without adapters' in "
+                f"mixed batches. {NAME_HINT}")
+    if not NAME_PATTERN.fullmatch(name):
+        return (f"{what} {name!r} is not allowed (PEFT uses it as a module key, so no dots, spaces or other "
+                f"symbols). {NAME_HINT}")
+    return None
+
+
 def check_name(name: str, what: str = "Adapter name") -> str:
-    """Return `name` if it is a safe single folder/repo name, else raise ValueError saying why."""
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or ".." in name:
-        raise ValueError(f"{what} {name!r} is not allowed: use letters, digits, '-', '_' or '.', start with a "
-                         "letter or digit, no path separators or '..' (e.g. 'json-v2').")
+    """Return `name` if it can name an adapter, else raise compat.AdapterNameError (a ValueError) saying why."""
+    problem = name_problem(name, what)
+    if problem is not None:
+        from .compat import AdapterNameError
+
+        raise AdapterNameError(problem)
     return name
+
+
+def check_namespace(namespace: str) -> str:
+    """Return `namespace` if it is a valid Hub user/organisation name, else raise ValueError saying why."""
+    if not isinstance(namespace, str) or not NAMESPACE_PATTERN.fullmatch(namespace) or ".." in namespace:
+        raise ValueError(f"Hub namespace {namespace!r} is not allowed: use your Hugging Face user or organisation "
+                         "name (letters, digits, '-', '_' or '.', starting with a letter or digit).")
+    return namespace
+
+
+def active_adapters(model) -> list[str]:
+    """The adapters active in a PeftModel, in order ([] for a model without adapters)."""
+    if not getattr(model, "peft_config", None):
+        return []
+    active = getattr(model, "active_adapters", None)
+    if active is None or callable(active):  # transformers' adapter mixin has a method of that name
+        active = getattr(model, "active_adapter", None)
+    if active is None or callable(active):
+        return []
+    return [active] if isinstance(active, str) else list(active)
+
+
+def adapter_folders(folder: str | Path) -> list[Path]:
+    """The saved PEFT adapter folders directly inside `folder` (hidden ones excluded), sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (p / ADAPTER_FILES[0]).is_file())
 
 
 # ---------------------------------------------------------------- writing the adapter folder
@@ -102,13 +153,12 @@ def write_adapter_files(model, folder: str | Path, adapter_name: str | None = No
         missing = [f for f in ADAPTER_FILES if not (source / f).is_file()]
         if missing:
             raise StorageError(f"{source} is not a saved PEFT adapter (missing {', '.join(missing)}).")
-        for name in ADAPTER_FILES:
-            shutil.copy2(source / name, folder / name)
+        copy_adapter_files(source, folder)
         return folder
     if not hasattr(model, "peft_config"):
         raise TypeError("save_adapter needs a PeftModel (or the folder of a saved adapter), "
                         f"got {type(model).__name__}: wrap the base with get_peft_model or PeftModel.from_pretrained.")
-    adapter = adapter_name or _active_adapter(model)
+    adapter = adapter_name or (active_adapters(model) or ["default"])[0]
     if adapter not in model.peft_config:
         raise StorageError(f"The model has no adapter {adapter!r}; it has {sorted(model.peft_config)}.")
     # Scratch inside `folder`: a kill leaves nothing that looks like an adapter next to it (in the store).
@@ -120,23 +170,24 @@ def write_adapter_files(model, folder: str | Path, adapter_name: str | None = No
     return folder
 
 
-def _active_adapter(model) -> str:
-    active = getattr(model, "active_adapter", "default")
-    return active[0] if isinstance(active, (list, tuple)) else active
+def copy_adapter_files(source: Path, folder: Path) -> None:
+    """Copy a saved adapter's PEFT files (config + weights) from `source` into `folder`."""
+    for name in ADAPTER_FILES:
+        shutil.copy2(source / name, folder / name)
 
 
-def _stamp_base(folder: Path, manifest: Manifest) -> None:
+def stamp_base(folder: str | Path, base_id: str) -> None:
     """Record the portable base id (not this machine's path) in adapter_config.json."""
-    path = folder / "adapter_config.json"
+    path = Path(folder) / ADAPTER_FILES[0]
     config = json.loads(path.read_text(encoding="utf-8"))
-    config["base_model_name_or_path"] = manifest.base_model
+    config["base_model_name_or_path"] = base_id
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def stage_adapter(model, folder: Path, manifest: Manifest, adapter_name: str | None = None) -> Path:
     """Write adapter files + manifest into a fresh folder."""
     write_adapter_files(model, folder, adapter_name)
-    _stamp_base(folder, manifest)
+    stamp_base(folder, manifest.base_model)
     manifest.save(folder)
     return folder
 
@@ -200,29 +251,13 @@ def list_adapters(store: AdapterStore, token: str | None = None) -> list[str]:
                            f"list the models of {store.location}")
         prefix = store.location + "/"
         return sorted(m.id[len(prefix):] for m in models if m.id.startswith(prefix))
-    if not store.folder.is_dir():
-        return []
     recover_saves(store.folder)
-    return sorted(p.name for p in store.folder.iterdir()
-                  if not p.name.startswith(".") and (p / "adapter_config.json").is_file())
+    return [p.name for p in adapter_folders(store.folder)]
 
 
 def read_manifest(name: str, store: AdapterStore, **kwargs) -> Manifest:
     """The manifest of a stored adapter."""
     return Manifest.load(load_adapter_folder(name, store, **kwargs))
-
-
-def check_compatible(folder: str | Path, base) -> Manifest:
-    """Raise StorageError when the adapter in `folder` was trained on a base with other shapes."""
-    from .manifest import base_fingerprint
-
-    manifest = Manifest.load(folder)
-    fingerprint = base_fingerprint(getattr(base, "get_base_model", lambda: base)())
-    if manifest.base_fingerprint != fingerprint:
-        raise StorageError(f"Adapter {manifest.name!r} was trained on {manifest.base_model} "
-                           f"(fingerprint {manifest.base_fingerprint}), not on this base ({fingerprint}). "
-                           "Load the base it was trained on, or retrain it for this one.")
-    return manifest
 
 
 # ---------------------------------------------------------------- what an interrupted save leaves behind
@@ -302,17 +337,6 @@ def require_token(token: str | None = None) -> str:
         raise HubError("No Hugging Face token found. On Colab add a secret named HF_TOKEN (key icon, left bar); "
                        "elsewhere run `huggingface_hub.login()` or set HF_TOKEN. Or save to a local/Drive store.")
     return token
-
-
-def login_if_needed(interactive: bool = True) -> bool:
-    """True when a token is available; asks for one with `huggingface_hub.login()` if interactive."""
-    if _token():
-        return True
-    if interactive:
-        import huggingface_hub
-
-        huggingface_hub.login()
-    return bool(_token())
 
 
 def _hub_call(action, what: str):

@@ -43,13 +43,15 @@ class SimulatedDisconnect(RuntimeError):
     """Raised by `disconnect_after`: stands in for a Colab runtime that went away mid-training."""
 
 
-def lora_config(profile: Profile, r: int | None = None, alpha: int | None = None, dropout: float = 0.05,
-                target_modules: str | list[str] = "all-linear", task_type: str = "CAUSAL_LM"):
-    """A LoraConfig with the profile's rank and alpha (scale = alpha / r)."""
+def lora_config(profile: Profile, r: int | None = None, alpha: int | None = None, dropout: float | None = None,
+                target_modules: str | list[str] | None = None, task_type: str = "CAUSAL_LM"):
+    """A LoraConfig from the profile's SFT recipe (scale = alpha / r); arguments given replace its values."""
     from peft import LoraConfig
 
-    return LoraConfig(r=r or profile.lora_r, lora_alpha=alpha or profile.lora_alpha, lora_dropout=dropout,
-                      target_modules=target_modules, task_type=task_type, bias="none")
+    recipe = profile.sft_recipe
+    return LoraConfig(r=r or recipe.lora_r, lora_alpha=alpha or recipe.lora_alpha,
+                      lora_dropout=recipe.lora_dropout if dropout is None else dropout,
+                      target_modules=target_modules or recipe.target_modules, task_type=task_type, bias="none")
 
 
 PACKING_STRATEGIES = ("bfd", "bfd-requeue", "wrapped")  # TRL's SFTConfig(packing_strategy=...) choices
@@ -66,11 +68,12 @@ def packing_kwargs(strategy: str | None) -> dict:
 
 
 def sft_config(profile: Profile, output_dir: str | Path, max_steps: int | None = None, save_steps: int | None = None,
-               save_total_limit: int = 2, seed: int = 0, **overrides):
-    """An SFTConfig tuned for the profile: fp32 on CPU, fp16 on a T4, bf16 only where native; its packing choice."""
+               save_total_limit: int | None = None, seed: int = 0, **overrides):
+    """An SFTConfig from the profile's SFT recipe: fp32 on CPU, fp16 on a T4, bf16 only where native; its packing."""
     import torch
     from trl import SFTConfig
 
+    recipe = profile.sft_recipe
     on_gpu = env.cuda_available()
     gpu_path = profile.gpu_path()  # a CPU rehearsal takes the GPU's decisions (fp16 AMP, checkpointing) too
     dtype = profile.torch_dtype()
@@ -78,21 +81,22 @@ def sft_config(profile: Profile, output_dir: str | Path, max_steps: int | None =
     kwargs = dict(
         output_dir=str(output_dir),
         max_steps=steps,
-        per_device_train_batch_size=profile.batch_size,
-        gradient_accumulation_steps=profile.grad_accum,
-        learning_rate=profile.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=max(1, steps // 20),
-        max_length=profile.max_length,
-        **packing_kwargs(profile.packing_strategy),
-        gradient_checkpointing=profile.gradient_checkpointing and gpu_path,
+        per_device_train_batch_size=recipe.batch_size,
+        gradient_accumulation_steps=recipe.grad_accum,
+        learning_rate=recipe.learning_rate,
+        lr_scheduler_type=recipe.lr_scheduler_type,
+        warmup_steps=recipe.warmup_steps(steps),
+        max_length=recipe.max_length,
+        **packing_kwargs(recipe.packing_strategy),
+        completion_only_loss=recipe.completion_only_loss,
+        gradient_checkpointing=recipe.gradient_checkpointing and gpu_path,
         fp16=gpu_path and dtype == torch.float16,
         bf16=gpu_path and dtype == torch.bfloat16,
         use_cpu=not on_gpu,
-        logging_steps=max(1, steps // 20),
+        logging_steps=recipe.logging_steps(steps),
         save_strategy="steps",
-        save_steps=save_steps or max(10, steps // 4),
-        save_total_limit=save_total_limit,
+        save_steps=save_steps or recipe.save_steps(steps),
+        save_total_limit=recipe.save_total_limit if save_total_limit is None else save_total_limit,
         report_to="none",
         seed=seed,
         dataloader_pin_memory=on_gpu,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lessons_lib import adapters, storage
+from lessons_lib import adapters, paths, storage
 from lessons_lib.adapters import (ARTIFACTS, adapter_dir, course_artifacts, find_artifact, hub_repo_name,
                                   resolve_artifact)
 from lessons_lib.lesson import Lesson
@@ -76,6 +76,20 @@ def test_drive_folder_is_where_notebook_01_saves(tmp_path, drive, hub):
     assert (found.source, found.folder) == ("drive", drive / "t4" / "adapters" / "coding")
     assert adapters.drive_dir("coding", T4) == found.folder
     assert hub[1] == []
+
+
+def test_no_work_dir_means_the_default_one_for_every_artifact(tmp_path, no_drive, monkeypatch):
+    """Notebook 01 (no Drive) saves under default_work_dir; the search, the router and the server look there."""
+    from lessons_lib.router import router_dir
+    from lessons_lib.serve.loading import find_adapter_folders
+
+    monkeypatch.setattr(paths, "WORK_ROOT", tmp_path / "work")
+    saved = copy_adapter(paths.adapters_folder(paths.default_work_dir("t4")) / "json")
+    assert saved == tmp_path / "work" / "t4" / "adapters" / "json"
+    assert find_artifact("json", T4) == adapters.Found("json", saved, "local")
+    assert adapter_dir("json", T4) == saved
+    assert router_dir(T4) == tmp_path / "work" / "t4" / "adapters" / "router"
+    assert find_adapter_folders(T4)[0] == {"json": saved}
 
 
 def test_hub_repo_named_as_notebook_01_pushes(tmp_path, no_drive, hub):

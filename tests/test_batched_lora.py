@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lessons_lib.batched_lora import BASE, BatchedLora, NotCovered, covers
-from lessons_lib.data import examples
+from lessons_lib.data import DOMAINS, examples
 from lessons_lib.models import chat_text, generate
 from lessons_lib.paths import TINY_ADAPTERS_DIR
 
@@ -24,7 +24,7 @@ NAMES = ["json", BASE, "coding", "mix_js", "support", "json"]
 @pytest.fixture(scope="module")
 def prompts():
     """Two held-out prompts from each domain."""
-    return [ex.prompt for domain in ("json", "coding", "support") for ex in examples(domain, 2, "heldout")]
+    return [ex.prompt for domain in DOMAINS for ex in examples(domain, 2, "heldout")]
 
 
 @pytest.fixture

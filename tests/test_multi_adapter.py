@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from lessons_lib.compat import AdapterNameError, load_adapter_checked
-from lessons_lib.data import examples
+from lessons_lib.data import DOMAINS, examples
 from lessons_lib.models import generate
 from lessons_lib.paths import TINY_ADAPTERS_DIR
 
@@ -14,7 +14,7 @@ MAX_NEW = 48
 @pytest.fixture(scope="module")
 def prompts():
     """Two held-out prompts from each domain."""
-    return [ex.prompt for domain in ("json", "coding", "support") for ex in examples(domain, 2, "heldout")]
+    return [ex.prompt for domain in DOMAINS for ex in examples(domain, 2, "heldout")]
 
 
 def single_adapter_outputs(model, tokenizer, prompts, name):
@@ -36,11 +36,11 @@ def test_mixed_batch_equals_single_adapter_outputs_exactly(course_model, tokeniz
 
 def test_set_adapter_changes_active_adapter_and_output(course_model, tokenizer, prompts):
     outputs = {}
-    for name in ("json", "coding", "support"):
+    for name in DOMAINS:
         course_model.set_adapter(name, inference_mode=True)
         assert course_model.active_adapter == name
         outputs[name] = generate(course_model, tokenizer, prompts[0], MAX_NEW)
-    assert len(set(outputs.values())) == 3
+    assert len(set(outputs.values())) == len(DOMAINS)
 
 
 def test_unknown_adapter_name_is_a_clear_error_and_nothing_changes(course_model, tokenizer, prompts):

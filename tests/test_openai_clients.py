@@ -263,7 +263,7 @@ def test_32_concurrent_streams_equal_their_plain_answers_and_share_batches(serve
     from lessons_lib.data import DOMAINS, examples
 
     prompts = [ex.prompt for domain in DOMAINS for ex in examples(domain, 3, "heldout", seed=5)]
-    jobs = [(model, prompt) for prompt in prompts for model in ("json", "coding", "support", "base")][:32]
+    jobs = [(model, prompt) for prompt in prompts for model in (*DOMAINS, "base")][:32]
     assert len(jobs) == 32
     plain = {job: text(ask(api, *job)) for job in jobs}
     before = httpx.get(f"{server}/health").json()["engine"]

@@ -14,19 +14,20 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from lessons_lib.data import DOMAINS
 from lessons_lib.paths import REPO_DIR
 from lessons_lib.serve.process import port_is_open, start_server, stop_server
 
 MAX_TOKENS = 16  # short answers keep the suite fast; greedy rows are cut per request, so this is exact
 CRASH_MARKER = "CRASH-THIS-REQUEST"
-MODELS = ("json", "coding", "support", "auto")
+MODELS = (*DOMAINS, "auto")
 
 
 def traffic_prompts() -> list[str]:
     """16 prompts: 4 held-out prompts of each domain and 4 general chit-chat prompts, EN and RU."""
     import random
 
-    from lessons_lib.data import DOMAINS, examples, make_general_prompt
+    from lessons_lib.data import examples, make_general_prompt
 
     prompts = [ex.prompt for domain in DOMAINS for ex in examples(domain, 4, "heldout", seed=11)]
     rng = random.Random(5)
@@ -90,7 +91,7 @@ def test_no_absolute_paths_in_models_health_or_errors(client):
     for text in texts:
         assert str(REPO_DIR) not in text and "/assets/" not in text
     roots = {m["id"]: m["root"] for m in client.get("/v1/models").json()["data"]}
-    assert [roots[name] for name in ("json", "coding", "support")] == ["json", "coding", "support"]
+    assert [roots[name] for name in DOMAINS] == list(DOMAINS)
 
 
 def test_failed_requests_are_counted_in_health(client):
@@ -110,16 +111,16 @@ def test_each_model_answers_and_says_which_adapter_answered(references):
         if model != "auto":
             assert adapter == model
         else:
-            assert adapter in ("base", "json", "coding", "support")
+            assert adapter in ("base", *DOMAINS)
     answered = {refs[(p, "auto")][1] for p in traffic_prompts()}
-    assert {"json", "coding", "support"} <= answered, f"the router sent the domain prompts only to {answered}"
+    assert set(DOMAINS) <= answered, f"the router sent the domain prompts only to {answered}"
 
 
 # ---------------------------------------------------------------- concurrency without cross-talk
 def test_64_concurrent_requests_have_no_cross_talk(client, server, references):
     refs, sequential_s = references
     prompts = traffic_prompts()
-    distinct = sum(len({refs[(p, m)][0] for m in ("json", "coding", "support")}) == 3 for p in prompts)
+    distinct = sum(len({refs[(p, m)][0] for m in DOMAINS}) == len(DOMAINS) for p in prompts)
     assert distinct >= 14, "the adapters answer alike, so cross-talk could not be seen; use other prompts"
     jobs = [(p, m) for p in prompts for m in MODELS]
     assert len(jobs) == 64
@@ -140,7 +141,7 @@ def test_64_concurrent_requests_have_no_cross_talk(client, server, references):
         got = (body["choices"][0]["message"]["content"], body["adapter"])
         if got != refs[(prompt, model)]:
             wrong.append((model, prompt[:40], got, refs[(prompt, model)]))
-        if model == "auto" and body["adapter"] in ("json", "coding", "support"):
+        if model == "auto" and body["adapter"] in DOMAINS:
             assert got[0] == refs[(prompt, body["adapter"])][0], "auto's answer differs from its adapter's"
     batches = client.get("/health").json()["engine"]["batches"] - before
     print(f"\ncross-talk: {len(wrong)} of {len(jobs)} answers differ from their single-request reference")

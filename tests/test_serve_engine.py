@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from lessons_lib.adapters import COURSE_ADAPTERS
 from lessons_lib.serve.engine import BatchingEngine, GenerationError, Job, mix_name
 
 PROMPTS = ("Extract JSON: Anna Petrova, 31, Kazan.", "Write a Python function that adds two numbers.",
@@ -22,8 +23,8 @@ def test_concurrent_jobs_match_single_adapter_generate(course_model, tokenizer):
     from lessons_lib.models import generate
 
     expected = {(p, m): generate(course_model, tokenizer, p, 8, adapter_names=["__base__" if m == "base" else m])
-                for p in PROMPTS for m in ("json", "coding", "support", "base")}
-    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=50)
+                for p in PROMPTS for m in (*COURSE_ADAPTERS, "base")}
+    engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, window_ms=50)
     try:
         keys = list(expected)
         with ThreadPoolExecutor(max_workers=len(keys)) as pool:
@@ -40,7 +41,7 @@ def test_concurrent_jobs_match_single_adapter_generate(course_model, tokenizer):
 def test_shorter_max_tokens_in_a_batch_equals_its_own_generate(course_model, tokenizer):
     from lessons_lib.models import generate
 
-    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=50)
+    engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, window_ms=50)
     try:
         short, long = job(tokenizer, PROMPTS[2], "support", 5), job(tokenizer, PROMPTS[2], "support", 30)
         engine.submit(short), engine.submit(long)
@@ -57,7 +58,7 @@ def test_a_failing_request_fails_alone_and_the_worker_survives(course_model, tok
         if any("BOOM" in j.route_text for j in jobs):
             raise RuntimeError("boom")
 
-    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=50, fault=fault)
+    engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, window_ms=50, fault=fault)
     try:
         bad, good = job(tokenizer, "BOOM", "json"), job(tokenizer, PROMPTS[0], "json")
         engine.submit(bad), engine.submit(good)
@@ -105,7 +106,7 @@ def test_32_requests_with_6_mixes_run_in_one_pass(course_model, tokenizer):
     jobs = [job(tokenizer, PROMPTS[i % 3], "mix") for i in range(32)]
     for i, j in enumerate(jobs):
         j.weights = mixes[i % 6]
-    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=5000, max_batch=32)
+    engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, window_ms=5000, max_batch=32)
     try:
         for j in jobs:
             engine.submit(j)
@@ -135,7 +136,7 @@ def test_a_request_the_router_refuses_fails_alone_and_its_batch_is_not_redone(co
     from lessons_lib.profiles import PROFILES
 
     router = load_router("keyword", PROFILES["tiny"], log=lambda *_: None)
-    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], router=router, window_ms=200)
+    engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, router=router, window_ms=200)
     try:
         blank = Job(prompt=job(tokenizer, " ", "auto").prompt, route_text=" ", model="auto", max_tokens=8)
         others = [job(tokenizer, p, m) for p in PROMPTS for m in ("json", "auto")]
@@ -166,7 +167,7 @@ def sampled(tok, prompt, model, max_tokens=16, **settings):
 
 
 def test_a_greedy_job_answers_the_same_alone_and_beside_sampled_jobs(course_model, tokenizer):
-    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=200)
+    engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, window_ms=200)
     try:
         alone = engine.submit(job(tokenizer, PROMPTS[0], "json", 16)).result(60)
         mixed = run_together(engine, [sampled(tokenizer, PROMPTS[2], "support", temperature=1.2, seed=1, n=2),
@@ -180,7 +181,7 @@ def test_a_greedy_job_answers_the_same_alone_and_beside_sampled_jobs(course_mode
 
 
 def test_a_seed_repeats_its_answer_and_n_choices_differ(course_model, tokenizer):
-    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=0)
+    engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, window_ms=0)
     try:
         first = engine.submit(sampled(tokenizer, PROMPTS[2], "support", 24, temperature=1.2, seed=5, n=3)).result(60)
         again = engine.submit(sampled(tokenizer, PROMPTS[2], "support", 24, temperature=1.2, seed=5, n=3)).result(60)
@@ -205,7 +206,7 @@ def test_streamed_deltas_add_up_to_each_choice(course_model, tokenizer):
     streamed = sampled(tokenizer, PROMPTS[2], "support", 30, temperature=1.0, seed=3, n=2, stop=("order",),
                        logprobs=True, top_logprobs=2)
     streamed.on_delta = deltas.append
-    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=100)
+    engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, window_ms=100)
     try:
         answer, plain = run_together(engine, [streamed, job(tokenizer, PROMPTS[0], "json")])
     finally:
@@ -222,7 +223,7 @@ def test_streamed_deltas_add_up_to_each_choice(course_model, tokenizer):
 
 
 def test_a_cancelled_job_stops_and_leaves_its_batch(course_model, tokenizer):
-    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=200)
+    engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, window_ms=200)
     try:
         reference = engine.submit(job(tokenizer, PROMPTS[1], "coding", 24)).result(60)
         leaving = job(tokenizer, PROMPTS[2], "support", 24)
@@ -239,7 +240,7 @@ def test_a_cancelled_job_stops_and_leaves_its_batch(course_model, tokenizer):
 
 
 def test_bad_sampling_fails_only_its_own_job(course_model, tokenizer):
-    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=100)
+    engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, window_ms=100)
     try:
         bad, good = sampled(tokenizer, PROMPTS[0], "json", top_p=0.0), job(tokenizer, PROMPTS[0], "json")
         engine.submit(bad), engine.submit(good)
@@ -261,7 +262,7 @@ def test_a_batch_failing_mid_stream_fails_the_streamed_job_and_reruns_the_rest(c
         job(tokenizer, PROMPTS[1], "coding")
     streamed.on_delta = lambda delta: None
     bad.allowed_tokens = explode_late
-    engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=200)
+    engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, window_ms=200)
     try:
         for j in (streamed, bad, plain):
             engine.submit(j)
@@ -292,7 +293,7 @@ def test_a_batched_lora_object_runs_the_rows_and_a_broken_one_falls_back_to_peft
     keys = [(p, m) for p in PROMPTS for m in ("json", "base")]
     results = {}
     for label, lora in (("peft", None), ("batched", PeftRows(course_model)), ("broken", PeftRows(course_model, True))):
-        engine = BatchingEngine(course_model, tokenizer, ["json", "coding", "support"], window_ms=200,
+        engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, window_ms=200,
                                 batched_lora=lora)
         try:
             results[label] = [a.text for a in run_together(engine, [job(tokenizer, *k) for k in keys])]

@@ -15,6 +15,7 @@ import time
 import httpx
 import pytest
 
+from lessons_lib.data import DOMAINS
 from lessons_lib.paths import REPO_DIR
 from lessons_lib.serve.app import (DEFAULT_MAX_BODY_BYTES, BodyLimit, ChatRequest, ErrorCounts, create_app,
                                    marker_regex, neutralise, role_markers, without_paths)
@@ -326,7 +327,7 @@ def test_auto_with_a_blank_last_user_message_fails_alone_and_its_batch_runs_once
     async def burst():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lab") as client:
             calls = [client.post("/v1/chat/completions", json=blank)]
-            calls += [client.post("/v1/chat/completions", json=body(m)) for m in ("json", "coding", "support") * 4]
+            calls += [client.post("/v1/chat/completions", json=body(m)) for m in DOMAINS * 4]
             return await asyncio.gather(*calls)
 
     bad, *good = asyncio.run(burst())

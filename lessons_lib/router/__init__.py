@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..i18n import term, tr
-from .base import BASE_ADAPTER, GENERAL, LABELS, RouteDecision, Router, label_to_adapter
-from .keywords import DEFAULT_RULES, KeywordRouter
+from .base import BASE_ADAPTER, GENERAL, RouteDecision, Router, course_labels, label_to_adapter
+from .keywords import KeywordRouter, default_rules
 
 KINDS = ("keyword", "learned", "embedding")
 EMBEDDING_ROWS_PER_LABEL = 120
@@ -19,13 +19,12 @@ def shipped_router_dir() -> Path:
 
 
 def router_dir(profile, work_dir: Path | None = None) -> Path:
-    """The router adapter folder for a profile: shipped for tiny, `<work_dir>/adapters/router` otherwise."""
-    from ..adapters import ROUTER, local_dir, shipped_dir
-    from ..paths import BUILD_DIR
+    """The router adapter folder for a profile: shipped (profile.ships_adapters), else `<work_dir>/adapters/router`."""
+    from ..adapters import ROUTER, local_dir, shipped_dir, work_dir_or_default
 
-    if profile.name == "tiny":
+    if profile.ships_adapters:
         return shipped_dir(ROUTER)
-    return local_dir(ROUTER, work_dir or BUILD_DIR / "work" / profile.name)
+    return local_dir(ROUTER, work_dir_or_default(work_dir, profile))
 
 
 def load_router(kind: str, profile=None, work_dir: Path | None = None, hub_namespace: str | None = None,
@@ -59,18 +58,17 @@ def load_router(kind: str, profile=None, work_dir: Path | None = None, hub_names
 def find_or_train(profile, work_dir: Path | None = None, hub_namespace: str | None = None, steps: int | None = None,
                   log=print) -> Path:
     """The learned router's folder: found where the course keeps artifacts, or trained into the work dir now."""
-    from ..adapters import ROUTER, find_artifact, local_dir, not_found_error, where_searched
+    from ..adapters import ROUTER, find_artifact, local_dir, not_found_error, where_searched, work_dir_or_default
     from ..models import free_memory
-    from ..paths import BUILD_DIR
     from .learned import describe_training, train_and_save
 
-    work_dir = Path(work_dir or BUILD_DIR / "work" / profile.name)
+    work_dir = work_dir_or_default(work_dir, profile)
     found = find_artifact(ROUTER, profile, work_dir, hub_namespace, log=log)
     if found is not None:
         log(f"router: {term(found.source)} ({found.folder})")
         return found.folder
-    if profile.name == "tiny":
-        raise not_found_error(ROUTER, profile, work_dir, hub_namespace)  # the tiny router ships with the course
+    if profile.ships_adapters:
+        raise not_found_error(ROUTER, profile, work_dir, hub_namespace)  # its router ships with the course
     steps = steps or profile.quick_train_steps
     where, estimate = where_searched(ROUTER, profile, work_dir, hub_namespace), describe_training(profile, steps)
     log(tr(en=f"router: not found ({where}).\nrouter: training it here, {steps} steps ({estimate}).",
@@ -82,6 +80,10 @@ def find_or_train(profile, work_dir: Path | None = None, hub_namespace: str | No
 
 
 def __getattr__(name: str):
+    if name == "LABELS":  # read from the domain registry on each access, so a newly registered domain is listed
+        return course_labels()
+    if name == "DEFAULT_RULES":
+        return default_rules()
     lazy = {"LearnedRouter": ".learned", "EmbeddingRouter": ".embedding", "RoutedModel": ".routed",
             "RoutedAnswer": ".routed", "evaluate_router": ".metrics", "RouterReport": ".metrics"}
     if name in lazy:
@@ -93,4 +95,5 @@ def __getattr__(name: str):
 
 __all__ = ["BASE_ADAPTER", "DEFAULT_RULES", "GENERAL", "KINDS", "LABELS", "EmbeddingRouter", "KeywordRouter",
            "LearnedRouter", "RouteDecision", "RoutedAnswer", "RoutedModel", "Router", "RouterReport",
-           "evaluate_router", "find_or_train", "label_to_adapter", "load_router", "router_dir", "shipped_router_dir"]
+           "course_labels", "default_rules", "evaluate_router", "find_or_train", "label_to_adapter", "load_router",
+           "router_dir", "shipped_router_dir"]

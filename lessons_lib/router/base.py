@@ -4,9 +4,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-LABELS = ("json", "coding", "support", "general")
+from .. import domains
+
 GENERAL = "general"
 BASE_ADAPTER = "__base__"
+
+
+def course_labels() -> tuple[str, ...]:
+    """Every registered domain (lessons_lib.domains), then "general": the course routers' label set."""
+    return (*domains.names(), GENERAL)
+
+
+def __getattr__(name: str):
+    if name == "LABELS":  # the registry's labels now, so a newly registered domain is included
+        return course_labels()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def label_to_adapter(label: str) -> str:
@@ -43,7 +55,7 @@ def check_text(text: str) -> str:
 class Router:
     """Base class: subclasses set `labels` and implement `_route_checked` (or `_route_many`)."""
 
-    labels: tuple[str, ...] = LABELS
+    labels: tuple[str, ...] = ()  # each router sets its own
 
     def route(self, text: str) -> RouteDecision:
         """Choose a label for one prompt."""

@@ -11,10 +11,11 @@ import random
 from pathlib import Path
 from typing import Iterable
 
+from .. import domains
 from ..data import examples, make_general_prompt
 from ..jsonl import read_objects
 from ..paths import ASSETS_DIR
-from .base import LABELS
+from .base import course_labels
 
 ROUTER_ASSETS = ASSETS_DIR / "router"
 HELDOUT_PATH = ROUTER_ASSETS / "heldout.jsonl"
@@ -189,9 +190,15 @@ def topic_prompt(rng: random.Random, label: str, lang: str) -> str:
     return f"{rng.choice(verbs)} {rng.choice(topics)}{rng.choice(['', '.', '?', '!'])}"
 
 
+def label_parts(label: str) -> dict | None:
+    """{lang: (openers, tasks, details)} for `label`: this file's for the course labels, else the registry entry's
+    `templates` (None when the domain has none: its router rows then come from its own examples)."""
+    return PARTS[label] if label in PARTS else domains.get(label).templates
+
+
 def template_prompt(rng: random.Random, label: str, lang: str) -> str:
     """One prompt for `label` in `lang`, assembled from random opener, task and detail parts."""
-    openers, tasks, details = PARTS[label][lang]
+    openers, tasks, details = label_parts(label)[lang]
     opener, task, detail = rng.choice(openers), rng.choice(tasks), rng.choice(details)
     text = f"{opener}{task}{detail}".strip()
     if opener == "":
@@ -240,14 +247,14 @@ def training_rows(n_per_label: int = 240, seed: int = 0, course_share: float = 0
         raise ValueError("n_per_label must be at least 4 (two per language).")
     rng = random.Random(f"router/{seed}")
     rows = []
-    for label in LABELS:
+    for label in course_labels():
         for i in range(n_per_label):
             lang = ("en", "ru")[i % 2]
             use_course = rng.random() < course_share
             kind = rng.random()
-            if use_course:
+            if use_course or not label_parts(label):
                 text = course_prompt(rng, label, lang, seed * 100_000 + i)
-            elif kind < 0.35:
+            elif kind < 0.35 and label in TOPICS:
                 text = topic_prompt(rng, label, lang)
             else:
                 text = template_prompt(rng, label, lang)
@@ -273,4 +280,4 @@ def read_jsonl(path: str | Path, labels: Iterable[str] | None = None) -> list[di
 
 def heldout_rows() -> list[dict]:
     """The hand-written held-out set shipped with the course."""
-    return read_jsonl(HELDOUT_PATH, LABELS)
+    return read_jsonl(HELDOUT_PATH, course_labels())

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..i18n import tr
-from .base import GENERAL, LABELS, RouteDecision, Router
+from .base import GENERAL, RouteDecision, Router, course_labels
 from .encode import encode_batch
 
 
@@ -28,12 +28,13 @@ def embed(model, tokenizer, texts: Sequence[str], batch_size: int = 32):
 class EmbeddingRouter(Router):
     """Cosine similarity to each label's mean training embedding; the nearest label wins."""
 
-    def __init__(self, model, tokenizer, rows: Sequence[dict], labels: Sequence[str] = LABELS,
+    def __init__(self, model, tokenizer, rows: Sequence[dict], labels: Sequence[str] | None = None,
                  temperature: float = 0.05, fallback: str = GENERAL, margin: float = 0.0):
         import torch
 
         if not rows:
             raise ValueError("EmbeddingRouter needs labeled rows to build its centroids (router.data.training_rows()).")
+        labels = tuple(labels or course_labels())
         missing = [lbl for lbl in labels if not any(r["label"] == lbl for r in rows)]
         if missing:
             raise ValueError(f"No training rows for labels {missing}; every label needs examples.")

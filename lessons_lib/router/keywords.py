@@ -3,26 +3,29 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+from .. import domains
 from ..i18n import tr
 from .base import GENERAL, RouteDecision, Router
 
-# The original course's rules (first four stems of each list), extended to English and Russian.
-# Stems are matched as lowercase substrings, so "функци" matches "функция", "функцию", "функции".
-DEFAULT_RULES: dict[str, tuple[str, ...]] = {
-    "json": ("json", "схем", "структур", "api",
-             "schema", "structured", "key-value", "ключ", "поля", "fields"),
-    "coding": ("код", "функци", "bug", "рефакторинг",
-               "code", "function", "python", "refactor", "script", "скрипт", "баг"),
-    "support": ("помощь", "ошибк", "не работа", "поддержка",
-                "help", "error", "not working", "support", "refund", "возврат", "заказ", "order"),
-}
+
+def default_rules() -> dict[str, tuple[str, ...]]:
+    """{label: keywords} of every registered domain (lessons_lib.domains holds each domain's keywords)."""
+    return domains.keywords()
+
+
+def __getattr__(name: str):
+    if name == "DEFAULT_RULES":  # the registry's rules now, so a newly registered domain is included
+        return default_rules()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class KeywordRouter(Router):
-    """Counts keyword hits per label; the label with most hits wins, no hit → `fallback` (the base model)."""
+    """Counts keyword hits per label; the label with most hits wins, no hit → `fallback` (the base model).
+
+    Without `rules`, the labels and keywords are those of the registered domains (lessons_lib.domains)."""
 
     def __init__(self, rules: Mapping[str, Sequence[str]] | None = None, fallback: str = GENERAL):
-        rules = DEFAULT_RULES if rules is None else rules
+        rules = default_rules() if rules is None else rules
         if not rules:
             raise ValueError("KeywordRouter needs at least one rule, e.g. {'json': ['json', 'schema']}.")
         clean: dict[str, tuple[str, ...]] = {}

@@ -11,27 +11,24 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..i18n import tr
-from .base import GENERAL, LABELS, RouteDecision, Router
+from ..recipes import ROUTER_BATCH, ROUTER_LEARNING_RATE, ROUTER_STEPS
+from .base import GENERAL, RouteDecision, Router, course_labels
 from .encode import encode_batch
 
 ROUTER_FILE = "router.json"
 DEFAULT_THRESHOLD = 0.5
-# The recipe of the shipped tiny router (`python -m lessons_lib.router train`), also what load_router trains.
-TRAIN_STEPS = 100
-TRAIN_LR = 5e-3
-TRAIN_BATCH = 32
+# The shipped tiny router's recipe (profile.router_recipe on tiny), also what load_router trains.
+TRAIN_STEPS, TRAIN_LR, TRAIN_BATCH = ROUTER_STEPS, ROUTER_LEARNING_RATE, ROUTER_BATCH
 
 
 def router_train_steps(profile) -> int:
     """The full recipe's steps, capped by the profile's step budget (a rehearsal trains only a few)."""
-    return min(TRAIN_STEPS, profile.train_steps)
+    return profile.router_recipe.steps
 
 
 def router_learning_rate(profile) -> float:
     """TRAIN_LR on the tiny model; on bigger bases scaled down as the profile's SFT learning rate is."""
-    from ..profiles import PROFILES
-
-    return TRAIN_LR * (profile.learning_rate / PROFILES["tiny"].learning_rate)
+    return profile.router_recipe.learning_rate
 
 
 @contextmanager
@@ -47,13 +44,14 @@ def no_load_report():
         hf_logging.set_verbosity(level)
 
 
-def load_classifier_base(profile, labels: Sequence[str] = LABELS, tokenizer=None):
-    """The profile's base model with a fresh classification head (`score`) over `labels`."""
+def load_classifier_base(profile, labels: Sequence[str] | None = None, tokenizer=None):
+    """The profile's base model with a fresh classification head (`score`) over `labels` (default: the course's)."""
     from transformers import AutoModelForSequenceClassification
 
     from ..hub_access import explain_hub_errors
     from ..models import load_kwargs, load_tokenizer, model_source, quantization_config
 
+    labels = tuple(labels or course_labels())
     source = model_source(profile)
     with explain_hub_errors(source), no_load_report():
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -66,11 +64,12 @@ def load_classifier_base(profile, labels: Sequence[str] = LABELS, tokenizer=None
 
 
 def router_lora_config(profile):
-    """LoRA on every linear layer; PEFT adds the `score` head to modules_to_save for SEQ_CLS."""
+    """LoRA on every linear layer, from the profile's router recipe; PEFT adds the `score` head to modules_to_save."""
     from peft import LoraConfig
 
-    return LoraConfig(task_type="SEQ_CLS", r=profile.lora_r, lora_alpha=profile.lora_alpha, lora_dropout=0.1,
-                      target_modules="all-linear")
+    recipe = profile.router_recipe
+    return LoraConfig(task_type="SEQ_CLS", r=recipe.lora_r, lora_alpha=recipe.lora_alpha,
+                      lora_dropout=recipe.lora_dropout, target_modules=recipe.target_modules)
 
 
 def prepare_for_training(model, profile):
@@ -121,7 +120,7 @@ def shuffled_batches(rows: Sequence[dict], batch_size: int, rng: random.Random) 
         order = order[batch_size:]
 
 
-def fit(model, tokenizer, rows: Sequence[dict], labels: Sequence[str] = LABELS, steps: int = TRAIN_STEPS,
+def fit(model, tokenizer, rows: Sequence[dict], labels: Sequence[str] | None = None, steps: int = TRAIN_STEPS,
         batch_size: int = TRAIN_BATCH, learning_rate: float = TRAIN_LR, seed: int = 0, log=None,
         progress: bool = False) -> FitResult:
     """Train the trainable (LoRA + head) weights with AdamW on shuffled mini-batches; deterministic for a seed."""
@@ -130,6 +129,7 @@ def fit(model, tokenizer, rows: Sequence[dict], labels: Sequence[str] = LABELS, 
 
     if not rows:
         raise ValueError("No training rows: give {'text', 'label'} rows, e.g. from router.data.training_rows().")
+    labels = tuple(labels or course_labels())
     index = {lbl: i for i, lbl in enumerate(labels)}
     bad = sorted({r["label"] for r in rows} - set(index))
     if bad:
@@ -169,10 +169,11 @@ def fit(model, tokenizer, rows: Sequence[dict], labels: Sequence[str] = LABELS, 
 class LearnedRouter(Router):
     """Classifies prompts with a PEFT SEQ_CLS model; below `threshold` confidence it answers "general"."""
 
-    def __init__(self, model, tokenizer, labels: Sequence[str] = LABELS, threshold: float = DEFAULT_THRESHOLD,
+    def __init__(self, model, tokenizer, labels: Sequence[str] | None = None, threshold: float = DEFAULT_THRESHOLD,
                  fallback: str = GENERAL, batch_size: int = 32):
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1 (a probability), got {threshold}.")
+        labels = tuple(labels or course_labels())
         if fallback not in labels:
             raise ValueError(f"fallback {fallback!r} must be one of the labels {tuple(labels)}.")
         n_out = getattr(model.config, "num_labels", len(labels))
@@ -231,7 +232,7 @@ class LearnedRouter(Router):
             raise FileNotFoundError(f"No router adapter at {folder}. Train one with "
                                     "`python -m lessons_lib.router train` (or notebook 04).")
         meta = json.loads((folder / ROUTER_FILE).read_text(encoding="utf-8")) if (folder / ROUTER_FILE).is_file() else {}
-        labels = tuple(meta.get("labels", LABELS))
+        labels = tuple(meta.get("labels") or course_labels())
         tokenizer = tokenizer or load_tokenizer(profile)
         model = PeftModel.from_pretrained(load_classifier_base(profile, labels, tokenizer), folder)
         model.eval()
@@ -255,9 +256,11 @@ def train_learned_router(profile, rows: Sequence[dict], steps: int = TRAIN_STEPS
     with quiet_checkpointing_notice():
         model = get_peft_model(base, router_lora_config(profile))
     keep_adapter_fp32(model)  # PEFT upcasts LoRA but leaves the `score` head (modules_to_save) in fp16
-    fit_kwargs.setdefault("learning_rate", router_learning_rate(profile))
-    result = fit(model, tokenizer, rows, LABELS, steps=steps, seed=seed, log=log, **fit_kwargs)
-    return LearnedRouter(model, tokenizer, LABELS, threshold), result
+    fit_kwargs.setdefault("learning_rate", profile.router_recipe.learning_rate)
+    fit_kwargs.setdefault("batch_size", profile.router_recipe.batch_size)
+    labels = course_labels()
+    result = fit(model, tokenizer, rows, labels, steps=steps, seed=seed, log=log, **fit_kwargs)
+    return LearnedRouter(model, tokenizer, labels, threshold), result
 
 
 def describe_training(profile, steps: int, batch_size: int = TRAIN_BATCH) -> str:

@@ -47,16 +47,15 @@ def parse_lora_modules(specs: list[str] | None) -> dict[str, Path]:
 
 def named_folders(modules: dict[str, Path]) -> tuple[dict[str, Path], list[str]]:
     """The named folders that hold a PEFT adapter under a safe name; the others as skip reasons."""
-    from ..compat import AdapterNameError, check_adapter_name
+    from ..storage import ADAPTER_FILES, name_problem
 
     found, skipped = {}, []
     for name, folder in modules.items():
-        try:
-            check_adapter_name(name)
-        except AdapterNameError as err:
-            skipped.append(f"{folder}: {err}")
+        problem = name_problem(name)
+        if problem is not None:
+            skipped.append(f"{folder}: {problem}")
             continue
-        if (Path(folder) / "adapter_config.json").is_file():
+        if (Path(folder) / ADAPTER_FILES[0]).is_file():
             found[name] = Path(folder)
         else:
             skipped.append(f"{name}={folder}: no adapter_config.json there (not a saved PEFT adapter folder)")
@@ -68,7 +67,7 @@ def find_adapter_folders(profile: Profile, adapters_dir: str | Path | None = Non
     """Adapter folders to serve: the named `lora_modules`, else every PEFT folder in `adapters_dir`, else the
     course adapters of the profile and its tools adapter (shipped, work dir or Drive)."""
     from ..adapters import COURSE_ADAPTERS, TOOLS, adapter_dir
-    from ..compat import AdapterNameError, check_adapter_name
+    from ..storage import adapter_folders, name_problem
 
     if lora_modules:
         return named_folders(lora_modules)
@@ -86,11 +85,12 @@ def find_adapter_folders(profile: Profile, adapters_dir: str | Path | None = Non
         raise FileNotFoundError(f"Adapter folder {root} does not exist. Point --adapters-dir at a folder holding one "
                                 "sub-folder per adapter (adapter_config.json + adapter_model.safetensors).")
     found = {}
-    for folder in sorted(p for p in root.iterdir() if (p / "adapter_config.json").is_file()):
-        try:
-            found[check_adapter_name(folder.name)] = folder
-        except AdapterNameError as err:
-            skipped.append(f"{folder}: {err}")
+    for folder in adapter_folders(root):
+        problem = name_problem(folder.name)
+        if problem is None:
+            found[folder.name] = folder
+        else:
+            skipped.append(f"{folder}: {problem}")
     return found, skipped
 
 

@@ -79,15 +79,17 @@ class Entities:
     def person(self) -> str:
         """A made-up full name (sometimes just one or three words)."""
         female = self.rng.random() < 0.5
-        first = self.first()
-        if self.lang == "ru" and female and not first.endswith(("а", "я")):
-            first += "а"
-        roll = self.rng.random()
-        if roll < 0.1:
-            return first
-        if roll < 0.15:
-            return f"{first} {self.first()} {self.last(female)}"
-        return self._fresh(lambda: f"{first} {self.last(female)}")
+        def make() -> str:
+            first = self.first()
+            if self.lang == "ru" and female and not first.endswith(("а", "я")):
+                first += "а"
+            roll = self.rng.random()
+            if roll < 0.1:
+                return first
+            if roll < 0.15:
+                return f"{first} {self.first()} {self.last(female)}"
+            return f"{first} {self.last(female)}"
+        return self._fresh(make)
 
     def place(self) -> str:
         """A made-up town."""
@@ -122,15 +124,17 @@ class Entities:
         """A made-up company."""
         kind = self.rng.choice(["Ltd", "Inc", "Group", "Labs", "& Co"] if self.lang == "en"
                                else ["ООО", "АО", "Групп", "и партнёры"])
-        name = self._word(2, 3).capitalize()
-        return self._fresh(lambda: f"{kind} «{name}»" if kind in ("ООО", "АО") else f"{name} {kind}")
+        return self._fresh(lambda: (f"{kind} «{self._word(2, 3).capitalize()}»" if kind in ("ООО", "АО")
+                                    else f"{self._word(2, 3).capitalize()} {kind}"))
 
     def identifier(self) -> str:
         """A snake_case function or variable name from real words and syllables."""
         r = self.rng
-        parts = [r.choice(EN_WORDS) if r.random() < 0.6 else Entities(r, "en")._word(1, 2)
-                 for _ in range(r.randint(1, 3))]
-        return self._fresh(lambda: "_".join(parts))
+
+        def make() -> str:
+            return "_".join(r.choice(EN_WORDS) if r.random() < 0.6 else Entities(r, "en")._word(1, 2)
+                            for _ in range(r.randint(1, 3)))
+        return self._fresh(make)
 
 
 # ---------------------------------------------------------------- frames (EN, RU)
@@ -376,7 +380,7 @@ def word_vocab(tok) -> list[str]:
     words = set()
     for piece in tok.get_vocab():
         text = tok.convert_tokens_to_string([piece]).strip()
-        if len(text) >= 3 and text.isalpha():
+        if len(text) >= 3 and text.isalpha() and text not in COURSE_POOLS:
             words.add(text)
     return sorted(words)
 

@@ -3,70 +3,47 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..paths import TINY_ADAPTERS_DIR
+from ..recipes import TOOL_BATCH_SIZE, TOOL_LEARNING_RATE, TOOL_MODULES_TO_SAVE, TOOL_RANK, ToolRecipe
 from .data import COMPOSED_SHARE, MIXED_TEXTS
 
 ADAPTER_NAME = "tools"
-# The shipped tiny recipe, chosen on the dev split (n=120, correct tool / exact args; dev then still used
-# training names): 240 steps on 1000 requests 0.93 / 0.00; with composed phrasings 480 steps on 2000
-# requests 0.95 / 0.27 (r32: 0.95 / 0.00), 960 on 4000 0.99 / 0.08, 1440 on 6000 1.00 / 0.45. On today's dev
-# (made-up names, like held-out's unseen ones) it scores 0.93 / 0.01: copying unseen text is what it lacks.
-# Each request gives a call row; every ANSWER_EVERY-th also a final-answer row.
+# The shipped tiny recipe (its tuning history: recipes.TINY_TOOL_RECIPE); each request gives a call row, every
+# ANSWER_EVERY-th also a final-answer row.
 TRAIN_REQUESTS = 6000
 ANSWER_EVERY = 2
 STEPS = 1440
-RANK = 16
-LEARNING_RATE = 5e-3
-# The tiny model never saw tool-call text: with LoRA alone its output layer keeps predicting its old
-# words and training crawls (loss 1.7 after 150 steps; r32 at lr 2e-2 or r64 at lr 1e-2 still ~5 after
-# 60-100 steps); also training lm_head gets there in 40 steps. LoRA on lm_head itself is no way out: TRL's
-# SFTTrainer refuses it (it computes log-probs from lm_head.weight directly, so LoRA there never trains).
-# Tied embeddings mean PEFT saves an untied copy of lm_head (1.5 MB) in the adapter.
-MODULES_TO_SAVE = ["lm_head"]
-BATCH_SIZE = 8
+RANK, LEARNING_RATE, BATCH_SIZE, MODULES_TO_SAVE = TOOL_RANK, TOOL_LEARNING_RATE, TOOL_BATCH_SIZE, TOOL_MODULES_TO_SAVE
 MAX_LENGTH = 320  # the longest two-turn exchange is ~300 tokens on the tiny tokenizer and its own template
 EVAL_N = 60
 DEV_N = 120  # the recipe was chosen on the dev split (phrasings of its own); held-out was scored once after
 
 
-@dataclass(frozen=True)
-class ToolRecipe:
-    """LoRA and optimizer settings for training the tool adapter on one profile."""
-
-    rank: int
-    alpha: int
-    learning_rate: float
-    batch_size: int
-    grad_accum: int
-    modules_to_save: list[str] | None = None
-
-
 def tool_recipe(profile) -> ToolRecipe:
-    """The shipped tiny recipe on `tiny`; elsewhere the profile's own settings.
-
-    The recipe was tuned for the tiny course model (it never saw JSON and needs its lm_head trained);
-    rehearsals use the tiny weights but rehearse a GPU profile, so they take that profile's settings, with
-    one micro-batch per step: tool rows are ~5x longer than domain rows and the 4-bit/fp16 path trains at
-    ~200 tokens/s on a CPU (measured), so accumulating the GPU's micro-batches would turn seconds into
-    minutes (notebook 01 rehearses accumulation).
-    """
-    if profile.name == "tiny":
-        return ToolRecipe(RANK, 2 * RANK, LEARNING_RATE, BATCH_SIZE, profile.grad_accum, list(MODULES_TO_SAVE))
-    return ToolRecipe(profile.lora_r, profile.lora_alpha, profile.learning_rate, profile.batch_size,
-                      1 if profile.rehearsal else profile.grad_accum)
+    """The profile's tool-adapter recipe: the tuned one on `tiny`, elsewhere the profile's own settings."""
+    return profile.tool_recipe
 
 
 def recipe_kwargs(recipe: ToolRecipe, profile) -> dict:
     """`train_adapter` keyword arguments for a recipe: the LoraConfig and the SFTConfig overrides."""
     from ..train import lora_config
 
-    lora = lora_config(profile, r=recipe.rank, alpha=recipe.alpha)
-    lora.modules_to_save = recipe.modules_to_save
+    lora = lora_config(profile, r=recipe.rank, alpha=recipe.alpha, dropout=recipe.lora_dropout,
+                       target_modules=recipe.target_modules)
+    lora.modules_to_save = list(recipe.modules_to_save) if recipe.modules_to_save else None
     return {"lora": lora, "learning_rate": recipe.learning_rate, "per_device_train_batch_size": recipe.batch_size,
             "gradient_accumulation_steps": recipe.grad_accum}
+
+
+def tool_configs(profile, output_dir: str | Path, max_steps: int, max_length: int, **overrides):
+    """The LoraConfig and SFTConfig that `train_tool_adapter` trains with (notebook 05 checks its own against them)."""
+    from ..train import sft_config
+
+    kwargs = recipe_kwargs(profile.tool_recipe, profile)
+    lora = kwargs.pop("lora")
+    return lora, sft_config(profile, output_dir, max_steps, max_length=max_length, **kwargs, **overrides)
 
 
 def rendered_length(row: dict, tokenizer) -> int:
@@ -106,18 +83,22 @@ def train_tool_adapter(profile, output_dir: str | Path, n_requests: int = TRAIN_
 
 def ship_tool_adapter(trained_dir: str | Path, out_dir: Path = TINY_ADAPTERS_DIR / ADAPTER_NAME, steps: int = STEPS,
                       seed: int = 0, eval_n: int = EVAL_N, train_seconds: float | None = None, log=print) -> dict:
-    """Score a trained tiny tool adapter against the base on held-out requests and save it with its manifest."""
+    """Score a trained tiny tool adapter against the base on held-out requests and save it with its manifest.
+
+    The adapter is saved through the store as `out_dir`'s name in `out_dir`'s parent folder (replacing the old one).
+    """
     from peft import PeftModel
 
+    from .. import storage
     from ..manifest import Manifest
     from ..models import load_base, load_tokenizer
     from ..profiles import PROFILES
-    from ..tiny.course_adapters import stamp_base_id
     from .data import read_handwritten, tool_examples
     from .evaluate import evaluate_tools
 
     profile = PROFILES["tiny"]
     trained_dir, folder = Path(trained_dir), Path(out_dir)
+    storage.check_name(folder.name)
     model = PeftModel.from_pretrained(load_base(profile, log=log), trained_dir, adapter_name=ADAPTER_NAME)
     tok = load_tokenizer(profile)
     both, handwritten = ["__base__", ADAPTER_NAME], read_handwritten()
@@ -126,12 +107,6 @@ def ship_tool_adapter(trained_dir: str | Path, out_dir: Path = TINY_ADAPTERS_DIR
     dev = evaluate_tools(model, tok, [ADAPTER_NAME], examples=tool_examples(DEV_N, "dev"), turns=1)[0][0]
     held_required = evaluate_tools(model, tok, both, n=eval_n, turns=1, tool_choice="required")[0]
     hand_required = evaluate_tools(model, tok, both, examples=handwritten, turns=1, tool_choice="required")[0]
-    if folder.resolve() != trained_dir.resolve():
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        for name in ("adapter_config.json", "adapter_model.safetensors"):
-            shutil.copy2(trained_dir / name, folder / name)
-    stamp_base_id(folder)
     metrics = {"heldout_n": tool_rep.n, "heldout_correct_tool": tool_rep.correct_tool,
                "heldout_valid_args": tool_rep.valid_args, "heldout_exact_args": tool_rep.exact_args,
                "heldout_final_correct": tool_rep.final_correct, "base_correct_tool": base_rep.correct_tool,
@@ -148,12 +123,13 @@ def ship_tool_adapter(trained_dir: str | Path, out_dir: Path = TINY_ADAPTERS_DIR
                     f"{name}_required_base_valid_args": base_req.valid_args}
     if train_seconds is not None:
         metrics["train_seconds"] = round(train_seconds, 1)
-    Manifest.for_model(ADAPTER_NAME, model, "tiny", domain=ADAPTER_NAME, steps=steps, metrics=metrics,
-                       data={"source": "lessons_lib.tools.data", "requests": TRAIN_REQUESTS,
-                             "answer_every": ANSWER_EVERY, "seed": seed, "split": "train", "rank": RANK,
-                             "learning_rate": LEARNING_RATE, "batch_size": BATCH_SIZE,
-                             "modules_to_save": MODULES_TO_SAVE, "composed_share": COMPOSED_SHARE,
-                             "mixed_texts": MIXED_TEXTS}).save(folder)
+    manifest = Manifest.for_model(ADAPTER_NAME, model, "tiny", domain=ADAPTER_NAME, steps=steps, metrics=metrics,
+                                  data={"source": "lessons_lib.tools.data", "requests": TRAIN_REQUESTS,
+                                        "answer_every": ANSWER_EVERY, "seed": seed, "split": "train", "rank": RANK,
+                                        "learning_rate": LEARNING_RATE, "batch_size": BATCH_SIZE,
+                                        "modules_to_save": list(MODULES_TO_SAVE), "composed_share": COMPOSED_SHARE,
+                                        "mixed_texts": MIXED_TEXTS})
+    storage.save_adapter(trained_dir, folder.name, storage.local_store(folder.parent), manifest, overwrite=True)
     log("tools: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
     return metrics
 

@@ -13,10 +13,12 @@ from typing import Callable
 
 import ipywidgets as widgets
 
+from .. import domains
 from ..i18n import tr
+from ..router.base import GENERAL
 from .common import answer_html, prompt_box, run_showing_errors
 
-BAR_COLORS = {"json": "#4c72b0", "coding": "#55a868", "support": "#c44e52", "general": "#8172b2"}
+GENERAL_COLOR = "#8172b2"  # the "general" label (the base model); each domain's colour is in lessons_lib.domains
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ def score_bars_html(scores: dict[str, float], chosen: str) -> str:
     for label, value in scores.items():
         width = max(0.0, min(100.0, 100.0 * value / top))
         weight = "bold" if label == chosen else "normal"
-        color = BAR_COLORS.get(label, "#999999")
+        color = domains.color(label, GENERAL_COLOR if label == GENERAL else domains.DEFAULT_COLOR)
         rows.append(
             f'<div style="display:flex;align-items:center;margin:2px 0">'
             f'<span style="width:80px;font-weight:{weight}">{html.escape(label)}</span>'

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import ipywidgets as widgets
 
 from ..i18n import tr
+from ..storage import active_adapters
 from .common import answer_html, labelled, prompt_box, run_showing_errors
 
 BASE_CHOICE = "base"
@@ -38,11 +39,6 @@ def _shown(choice: str) -> str:
     return tr(en="base (adapters disabled)", ru="base (адаптеры отключены)") if choice == BASE_CHOICE else choice
 
 
-def _active(model) -> str | None:
-    active = getattr(model, "active_adapter", None)
-    return active[0] if isinstance(active, (list, tuple)) and active else active
-
-
 class AdapterSwitcher(widgets.VBox):
     """Dropdown of the loaded adapters plus "base", a prompt box and a Generate button."""
 
@@ -60,7 +56,8 @@ class AdapterSwitcher(widgets.VBox):
                    "model.load_adapter(folder, adapter_name=...) first.",
                 ru=f"Адаптеры {unknown} не загружены (загружены: {list(model.peft_config)}); сначала загрузите их: "
                    "model.load_adapter(folder, adapter_name=...)."))
-        start = _active(model) if _active(model) in names else (names[0] if names else BASE_CHOICE)
+        active = active_adapters(model)[:1]
+        start = active[0] if active and active[0] in names else (names[0] if names else BASE_CHOICE)
         self.dropdown = widgets.Dropdown(options=labelled([BASE_CHOICE, *names], choice_label), value=start,
                                          description=tr(en="Adapter", ru="Адаптер"))
         self.prompt = prompt_box(prompt)
@@ -93,11 +90,12 @@ class AdapterSwitcher(widgets.VBox):
             with self.model.disable_adapter():
                 answer = self._generate(self.model, self.tokenizer, text, self.max_new_tokens)
         else:
-            if _active(self.model) != choice:
+            if active_adapters(self.model)[:1] != [choice]:
                 self.switch(choice)
             answer = self._generate(self.model, self.tokenizer, text, self.max_new_tokens)
         seconds = time.perf_counter() - start
-        self.last = SwitchResult(choice, None if choice == BASE_CHOICE else _active(self.model), answer, seconds)
+        active = None if choice == BASE_CHOICE else next(iter(active_adapters(self.model)), None)
+        self.last = SwitchResult(choice, active, answer, seconds)
         self.status.value = tr(en=f"active: {_shown(choice)} · {seconds * 1000:.0f} ms · {len(answer)} characters",
                                ru=f"активен: {_shown(choice)} · {seconds * 1000:.0f} мс · {len(answer)} символов")
         self.answer.value = answer_html(answer)

@@ -210,7 +210,7 @@ print(tr(en=f"{profile.model_id}: {sum(p.numel() for p in base.parameters()):,} 
 # %%
 from lessons_lib.evaluate import evaluate_model, format_table, heldout
 
-N_EVAL = 16 if profile.name == "tiny" else profile.eval_examples  # tiny: 16 of its 40 keep the CPU demo short
+N_EVAL = profile.demo_eval_examples or profile.eval_examples  # tiny: 16 of its 40 keep the CPU demo short
 MAX_NEW = profile.max_new_tokens
 before, before_outputs = evaluate_model(base, tok, "json", N_EVAL, max_new_tokens=MAX_NEW)
 probe = heldout("json", N_EVAL)
@@ -326,7 +326,7 @@ import json
 
 from lessons_lib.data import sft_rows
 
-STEPS = 30 if profile.name == "tiny" else profile.train_steps  # tiny: a 30-step demo (120 made its shipped adapters)
+STEPS = profile.demo_train_steps or profile.train_steps  # tiny: a 30-step demo (120 made its shipped adapters)
 ROWS = STEPS * profile.batch_size * profile.grad_accum  # every row is seen about once
 rows = sft_rows("json", ROWS)
 print(json.dumps(rows[0], ensure_ascii=False, indent=1))
@@ -354,7 +354,7 @@ from lessons_lib.sharegpt import load_finetome
 from lessons_lib.train import fit_to_length
 
 general_rows = []
-if profile.name == "tiny" or profile.rehearsal:  # the offline profiles (tiny weights): a local sample
+if profile.tiny_weights:  # the offline profiles (tiny and the rehearsals): a local sample
     sample = lesson.work_dir / "finetome_sample.jsonl"
     sample.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
         {"conversations": [{"from": "human", "value": "What is a LoRA adapter?"},
@@ -422,6 +422,7 @@ train_rows = rows + general_rows
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
+from lessons_lib.recipes import recipe_differences
 from lessons_lib.train import keep_adapter_fp32, sft_config
 
 RUN_DIR = lesson.work_dir / "runs" / RUN_NAME
@@ -444,15 +445,13 @@ args = SFTConfig(
     dataloader_pin_memory=torch.cuda.is_available(),  # pinned memory only helps copies to a GPU
     logging_steps=max(1, STEPS // 20),  # how often the loss is recorded (and drawn below)
     save_strategy="steps",
-    save_steps=max(5, STEPS // 4),  # checkpoint every N steps: the most a disconnect can cost
+    save_steps=max(10, STEPS // 4),  # checkpoint every N steps: the most a disconnect can cost
     save_total_limit=2,  # keep only the newest 2 checkpoints
     report_to="none",
     seed=0,
 )
 library_args = sft_config(profile, RUN_DIR / "checkpoints", STEPS)  # what lessons_lib.train uses below
-for knob in ("max_steps", "learning_rate", "per_device_train_batch_size", "max_length", "packing", "packing_strategy",
-             "fp16", "bf16", "gradient_checkpointing", "use_cpu"):
-    assert getattr(args, knob) == getattr(library_args, knob), knob
+assert recipe_differences(args, library_args) == {}  # every SFTConfig field, not a chosen few
 # Build the trainer after the last SFTConfig: creating a config resets the accelerator state of earlier trainers.
 trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows), processing_class=tok)
 if args.fp16:
@@ -965,7 +964,7 @@ import shutil
 from lessons_lib.adapters import find_artifact, local_dir
 from lessons_lib.train import SimulatedDisconnect, disconnect_after, train_domain
 
-DEMO_LOOP = profile.name == "tiny"  # only the tiny profile ships trained adapters: its loop is a drill
+DEMO_LOOP = profile.ships_adapters  # trained adapters ship (tiny): the loop is a drill
 if DEMO_LOOP:
     LOOP_STEPS, SAVE_EVERY, N_LOOP_EVAL = 6, 2, 0  # a few steps teach little: we compare the shipped adapters
     demo = lesson.work_dir / "loop-demo"

@@ -224,7 +224,7 @@ from lessons_lib.evaluate import format_table, heldout, report, score_all
 
 ON_GPU = lesson.device == "cuda"
 N_EVAL = min(profile.eval_examples, 20 if ON_GPU else 3)
-CHOICES = ["__base__", "json", "coding", "support"]
+CHOICES = ["__base__", *DOMAINS]
 items = {domain: heldout(domain, N_EVAL) for domain in DOMAINS}
 grid = [(name, domain, ex) for domain in DOMAINS for name in CHOICES for ex in items[domain]]
 outputs = generate(model, tok, [ex.prompt for _, _, ex in grid], MAX_NEW,
@@ -691,7 +691,7 @@ assert model.active_adapter == "json" and all(len(t) == 3 for t in batch_times.v
 import torch.nn.functional as F
 
 layer = next(m for n, m in model.named_modules() if n.endswith("q_proj") and hasattr(m, "lora_A"))
-SLOTS = ["json", "coding", "support"]  # slot 0 is the base: zeros
+SLOTS = list(DOMAINS)  # slot 0 is the base: zeros
 rows = ["json", "__base__", "coding", "support", "coding", "json"]  # each batch row names its adapter
 r = max(layer.r[a] for a in SLOTS)
 with torch.no_grad():

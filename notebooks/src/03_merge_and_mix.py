@@ -641,7 +641,7 @@ else:
 from peft.helpers import rescale_adapter_scale
 from peft.tuners.lora import LoraLayer
 
-model.base_model.set_adapter(["json", "coding", "support"], inference_mode=True)
+model.base_model.set_adapter(list(COURSE_ADAPTERS), inference_mode=True)
 print(tr(en="active:", ru="активны:"), model.active_adapters)
 runtime_logits = logits_of(model, probe)
 model.set_adapter(MIX, inference_mode=True)

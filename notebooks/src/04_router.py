@@ -190,7 +190,8 @@ from transformers import AutoModelForSequenceClassification
 
 from lessons_lib.models import free_memory, load_kwargs, load_tokenizer, model_source, quantization_config
 from lessons_lib.router.encode import encode_batch
-from lessons_lib.router.learned import half_dtype, no_load_report, router_learning_rate
+from lessons_lib.recipes import recipe_differences
+from lessons_lib.router.learned import half_dtype, no_load_report, router_lora_config
 from lessons_lib.train import keep_adapter_fp32
 
 profile = lesson.profile
@@ -207,8 +208,10 @@ classifier.config.pad_token_id = tok.pad_token_id
 if getattr(classifier, "is_loaded_in_4bit", False):  # QLoRA: fp32 norms and head, gradient checkpointing
     classifier = prepare_model_for_kbit_training(classifier, use_gradient_checkpointing=profile.gradient_checkpointing,
                                                  gradient_checkpointing_kwargs={"use_reentrant": False})
-config = LoraConfig(task_type="SEQ_CLS", r=profile.lora_r, lora_alpha=profile.lora_alpha,
-                    lora_dropout=0.1, target_modules="all-linear")
+recipe = profile.router_recipe  # steps, learning rate, batch, LoRA shape: the library's router recipe
+config = LoraConfig(task_type="SEQ_CLS", r=recipe.lora_r, lora_alpha=recipe.lora_alpha,
+                    lora_dropout=recipe.lora_dropout, target_modules=recipe.target_modules)
+assert recipe_differences(config, router_lora_config(profile)) == {}  # every LoraConfig field: what load_router trains
 demo = get_peft_model(classifier, config)
 keep_adapter_fp32(demo)  # LoRA and the `score` copy train in fp32, whatever the base computes in
 demo.print_trainable_parameters()
@@ -240,7 +243,7 @@ import time
 
 DEMO_STEPS = min(8, profile.train_steps)  # the real training is load_router's (below)
 label_id = {lbl: i for i, lbl in enumerate(LABELS)}
-demo_lr = router_learning_rate(profile) / 2  # no warmup in this short loop: half the recipe's peak rate
+demo_lr = recipe.learning_rate / 2  # no warmup in this short loop: half the recipe's peak rate
 optimizer = torch.optim.AdamW([p for p in demo.parameters() if p.requires_grad], lr=demo_lr)
 device = next(demo.parameters()).device
 half = half_dtype(demo)  # torch.float16 on a T4 (fp16 compute of the 4-bit base), None on the fp32 CPU path

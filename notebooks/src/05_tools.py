@@ -486,7 +486,8 @@ from trl import SFTTrainer
 
 from lessons_lib.adapters import find_artifact, resolve_artifact, save_trained
 from lessons_lib.models import free_memory
-from lessons_lib.tools.adapter import tool_recipe, training_length
+from lessons_lib.recipes import recipe_differences
+from lessons_lib.tools.adapter import tool_configs, tool_recipe, training_length
 from lessons_lib.train import is_quantized, keep_adapter_fp32, sft_config
 
 # The tiny model ties lm_head to its input embeddings; its tool adapter keeps an untied lm_head copy on purpose.
@@ -498,12 +499,16 @@ found = find_artifact("tools", profile, lesson.work_dir, lesson.hub_namespace)  
 steps = DEMO_STEPS if found else TOOL_STEPS or profile.quick_train_steps
 recipe = tool_recipe(profile)
 train_rows = rows[:steps * recipe.batch_size * recipe.grad_accum]  # tokenize only what these steps use
-lora = LoraConfig(r=recipe.rank, lora_alpha=recipe.alpha, lora_dropout=0.05, target_modules="all-linear",
-                  task_type="CAUSAL_LM", modules_to_save=recipe.modules_to_save)
+lora = LoraConfig(r=recipe.rank, lora_alpha=recipe.alpha, lora_dropout=recipe.lora_dropout,
+                  target_modules=recipe.target_modules, task_type="CAUSAL_LM", bias="none",
+                  modules_to_save=list(recipe.modules_to_save) if recipe.modules_to_save else None)  # tiny: lm_head
 args = sft_config(profile, lesson.work_dir / "tools_adapter" / "checkpoints", max_steps=steps,
                   max_length=training_length(train_rows, tok, profile), learning_rate=recipe.learning_rate,
                   per_device_train_batch_size=recipe.batch_size, gradient_accumulation_steps=recipe.grad_accum,
                   logging_steps=max(1, steps // 6), save_strategy="no")
+library_lora, library_args = tool_configs(profile, args.output_dir, steps, args.max_length)  # train_tool_adapter's
+assert recipe_differences(lora, library_lora) == {}  # every LoraConfig field
+assert recipe_differences(args, library_args, ignore=("logging_steps", "save_strategy")) == {}  # a demo: no saves
 what = (tr(en="a short demo", ru="короткая демонстрация") if found
         else tr(en="training the adapter", ru="обучаем адаптер"))
 print(tr(en=f"{what}: {steps} steps of {recipe.batch_size}x{recipe.grad_accum} rows, max_length {args.max_length} "

@@ -137,7 +137,7 @@ for name in ("coding", "support"):
 model.eval()
 
 prompts = [examples(domain, 1, "heldout", seed=6)[0].prompt for domain in DOMAINS]
-rows = [(p, name) for p in prompts for name in ("json", "coding", "support", "__base__")]
+rows = [(p, name) for p in prompts for name in (*COURSE_ADAPTERS, "__base__")]
 SHORT = min(24, profile.max_new_tokens)  # answer tokens in this lesson's demos
 
 start = time.perf_counter()
@@ -519,7 +519,7 @@ else:
 
 # %%
 traffic = [(name, p) for p in prompts + [examples("json", 1, "heldout", seed=9)[0].prompt]
-           for name in ("json", "coding", "support", "auto")]
+           for name in (*COURSE_ADAPTERS, "auto")]
 
 start = time.perf_counter()
 sequential = [ask(name, p) for name, p in traffic]

@@ -1,0 +1,115 @@
+"""The copy probe and the copy-heavy corpus: deterministic, bilingual, disjoint from the course's pools."""
+import random
+import re
+
+import pytest
+
+from lessons_lib.paths import TINY_MODEL_DIR
+from lessons_lib.tiny import copy_corpus, probe
+
+CYRILLIC = re.compile("[а-яё]", re.I)
+ITEMS = probe.items()
+
+
+@pytest.fixture(scope="module")
+def copy_text():
+    """A sample of the copy corpus (no course text)."""
+    return "\n".join(copy_corpus.documents(20000, 0, course_share=0.0))
+
+
+def test_probe_has_200_items_balanced_by_language_and_frame():
+    assert len(ITEMS) == 200
+    assert sum(it.lang == "en" for it in ITEMS) == 100
+    assert sum(it.seen for it in ITEMS) == 100
+    assert {it.kind for it in ITEMS} == {"person", "place", "number", "function"}
+    assert probe.items() == ITEMS and probe.items(1) != ITEMS
+
+
+def test_every_target_is_in_its_prompt_and_outside_the_course_pools():
+    for it in ITEMS:
+        assert it.target in it.prompt
+        assert not set(it.target.split()) & copy_corpus.COURSE_POOLS
+
+
+def _segments(frame: str) -> list[str]:
+    """The fixed text between a frame's placeholders."""
+    return [s.replace("{{", "{") for s in re.split(r"\{[a-z]\}", frame)]
+
+
+def test_seen_frames_end_with_corpus_cues_and_new_frames_use_new_phrasings(copy_text):
+    seen_cues = [_segments(f)[-1].split("\n")[-1] for _, _, s, f in probe.FRAMES if s]
+    assert not [c for c in seen_cues if c not in copy_text]
+    new = [max(_segments(f), key=len) for _, _, s, f in probe.FRAMES if not s]
+    assert not [c for c in new if c in copy_text]
+
+
+def test_probe_entities_never_appear_in_the_copy_corpus(copy_text):
+    people = [p for names in probe.PEOPLE.values() for p in names]
+    places = [c for names in probe.PLACES.values() for c in names]
+    assert not [e for e in people + places + probe.FUNCTIONS if e in copy_text]
+
+
+def test_copied_is_exact_from_the_start():
+    assert probe.copied(' "Zofia Wrenfield", "age"', "Zofia Wrenfield")
+    assert probe.copied(" «Тотьма»", "Тотьма")
+    assert not probe.copied(" Zofia Wren", "Zofia Wrenfield")
+    assert not probe.copied(" Dear Zofia Wrenfield", "Zofia Wrenfield")
+
+
+def test_score_splits_seen_and_new():
+    seen = next(it for it in ITEMS if it.seen)
+    new = next(it for it in ITEMS if not it.seen)
+    report = probe.score([(seen, " " + seen.target), (new, " nope")])
+    assert (report["overall"], report["seen_frames"], report["new_frames"]) == (0.5, 1.0, 0.0)
+
+
+def test_probe_runs_on_the_shipped_base():
+    report, pairs = probe.run(TINY_MODEL_DIR, ITEMS[:2])
+    assert report["n"] == 2 and len(pairs) == 2
+    assert all(isinstance(c, str) for _, c in pairs)
+    assert 0.0 <= report["overall"] <= 1.0
+
+
+def test_corpus_is_deterministic_and_bilingual():
+    a = copy_corpus.documents(300, 3)
+    assert a == copy_corpus.documents(300, 3)
+    assert a != copy_corpus.documents(300, 4)
+    copy_docs = copy_corpus.documents(300, 3, course_share=0.0)
+    share_ru = sum(bool(CYRILLIC.search(d)) for d in copy_docs) / len(copy_docs)
+    assert 0.4 <= share_ru <= 0.7
+
+
+def test_corpus_mixes_in_the_course_text():
+    from lessons_lib.tiny import corpus
+
+    course = set(corpus.documents(30, 5))
+    mixed = copy_corpus.documents(100, 5, course_share=0.3)
+    assert len(mixed) == 100 and course <= set(mixed)
+    with pytest.raises(ValueError, match="course_share"):
+        copy_corpus.documents(10, 0, course_share=1.5)
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_entities_are_fresh_and_respect_a_ban_list(lang):
+    rng = random.Random(0)
+    ent = copy_corpus.Entities(rng, lang)
+    people = [ent.person() for _ in range(500)]
+    assert not {w for p in people for w in p.split()} & copy_corpus.COURSE_POOLS
+    assert len(set(people)) > 450, "names should rarely repeat: a pool would be memorised"
+    banned = frozenset(people[:50])
+    again = copy_corpus.Entities(random.Random(0), lang, banned)
+    assert not set(again.person() for _ in range(500)) & banned
+    assert all(bool(CYRILLIC.search(p)) == (lang == "ru") for p in people)
+
+
+def test_word_vocab_leaves_out_course_names(tokenizer):
+    vocab = copy_corpus.word_vocab(tokenizer)
+    assert len(vocab) > 300 and not set(vocab) & copy_corpus.COURSE_POOLS
+
+
+def test_lr_schedule_warms_up_holds_and_decays():
+    from lessons_lib.tiny.copy_base import lr_factor
+
+    assert lr_factor(0, 1000) == pytest.approx(0.05)
+    assert lr_factor(500, 1000) == 1.0
+    assert lr_factor(999, 1000) == pytest.approx(0.1045, abs=1e-3)
