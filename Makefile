@@ -90,3 +90,24 @@ teacher-kit: venv
 
 clean:
 	rm -rf build .pytest_cache
+
+# Issue 16, stage 1: a candidate tiny base that copies from the prompt, built into build/ (assets/ untouched).
+# `make tiny-model-v2` pretrains it on the copy-heavy corpus (one thread, ~1 h) and probes every checkpoint;
+# `make copy-probe` and `make natural-eval` measure the shipped base and adapters (or MODEL=/ADAPTERS=).
+.PHONY: tiny-model-v2 copy-probe natural-eval
+V2_DIR ?= build/tiny-model-v2
+V2_STEPS ?= 5000
+MODEL ?= assets/tiny-model
+ADAPTERS ?= assets/adapters/json assets/adapters/support assets/adapters/coding
+tiny-model-v2: venv
+	$(PY) -m lessons_lib.tiny.copy_base --out $(V2_DIR) --steps $(V2_STEPS) --ckpt-every 1000
+	$(PY) -m lessons_lib.tiny.probe $(V2_DIR)/ckpt-* --loss
+	$(PY) -m lessons_lib.tiny.adapters_v2 --base $(V2_DIR)/final --domains json support coding --out build/adapters-v2
+	$(PY) -m lessons_lib.natural_eval --base $(V2_DIR)/final --adapters build/adapters-v2/json \
+		build/adapters-v2/support build/adapters-v2/coding --out build/natural/v2.json
+
+copy-probe: venv
+	$(PY) -m lessons_lib.tiny.probe $(MODEL) --loss
+
+natural-eval: venv
+	$(PY) -m lessons_lib.natural_eval --base $(MODEL) --adapters $(ADAPTERS)

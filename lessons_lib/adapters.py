@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import domains
+from . import domains, paths
 from .i18n import term, tr
-from . import paths
-from .paths import ADAPTERS_FOLDER, DRIVE_COURSE_DIR, DRIVE_MOUNT, TINY_ADAPTERS_DIR, adapters_folder, default_work_dir
+from .paths import ADAPTERS_FOLDER  # noqa: F401 - notebook 01 imports it from here
+from .paths import DRIVE_COURSE_DIR, DRIVE_MOUNT, TINY_ADAPTERS_DIR, adapters_folder, default_work_dir
 from .profiles import Profile
 
 COURSE_ADAPTERS = domains.names()  # one adapter per domain registered at import (lessons_lib.domains)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from . import domains as registry
 
@@ -320,13 +319,6 @@ def examples(domain: str, n: int, split: str = "train", seed: int = 0, langs: tu
 def sft_rows(domain: str, n: int, split: str = "train", seed: int = 0) -> list[dict]:
     """Prompt-completion rows ready for `datasets.Dataset.from_list` and TRL's SFTTrainer."""
     return [ex.prompt_completion() for ex in examples(domain, n, split, seed)]
-
-
-def iter_all(n_per_domain: int, split: str, seed: int = 0) -> Iterator[Example]:
-    """Examples of every domain, interleaved."""
-    per_domain = [examples(d, n_per_domain, split, seed) for d in registry.names()]
-    for group in zip(*per_domain):
-        yield from group
 
 
 def __getattr__(name: str):

@@ -143,7 +143,7 @@ def heldout(domain: str, n: int = 40, seed: int = 0) -> list[Example]:
 
 
 def evaluate_model(model, tokenizer, domain: str, n: int = 40, adapter: str | None = None, seed: int = 0,
-                   max_new_tokens: int = 112) -> tuple[DomainReport, list[str]]:
+                   max_new_tokens: int | None = None) -> tuple[DomainReport, list[str]]:
     """Generate answers to `n` held-out prompts of `domain` and score them.
 
     `adapter` picks a loaded PEFT adapter per row ("__base__" for the base model) without switching.
@@ -169,14 +169,3 @@ def format_table(rows: Sequence[dict]) -> str:
     width = {c: max(len(head[c]), *(len(str(r[c])) for r in rows)) for c in cols}
     line = lambda r: "  ".join(str(r.get(c, "")).ljust(width[c]) for c in cols)  # noqa: E731
     return "\n".join([line(head), "  ".join("-" * width[c] for c in cols), *map(line, rows)])
-
-
-def domain_matrix(model, tokenizer, adapters: Sequence[str], domains: Sequence[str] | None = None, n: int = 40,
-                  max_new_tokens: int = 112) -> list[dict]:
-    """Every adapter (and "__base__") on every domain (default: all registered): the "one base, many skills" table."""
-    rows = []
-    for name in adapters:
-        for domain in registry.names() if domains is None else domains:
-            rep, _ = evaluate_model(model, tokenizer, domain, n, adapter=name, max_new_tokens=max_new_tokens)
-            rows.append(rep.row("base" if name == "__base__" else name))
-    return rows

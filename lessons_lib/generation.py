@@ -30,7 +30,8 @@ class RowRequest:
     """One row of a batch: its prompt and how to continue it."""
 
     prompt: str | Sequence[int]  # a rendered chat text (tokenized without special tokens) or token ids
-    adapter: str = PEFT_BASE  # the PEFT adapter name for this row; "__base__" = the bare base
+    adapter: str | None = PEFT_BASE  # the PEFT adapter name for this row; "__base__" = the bare base; None = the
+    # model as it is (its active adapter), for every row of the batch
     max_tokens: int = 16
     temperature: float = 0.0  # 0 = greedy argmax
     top_p: float = 1.0
@@ -302,6 +303,11 @@ def adapter_rows(model, names: list[str], batched_lora=None):
     the tiny model), so the loop enters PEFT's own hook context once per set of rows instead, as
     `PeftModel.generate` does.
     """
+    if any(name is None for name in names):
+        if not all(name is None for name in names):
+            raise ValueError("some rows name an adapter and some don't (None); name one for every row, "
+                             f"\"{PEFT_BASE}\" for the bare base.")
+        return contextlib.nullcontext(), {}  # the model as it is: its active adapter, as model.generate uses it
     if batched_lora is not None:
         return batched_lora.rows(list(names)), {}
     if hasattr(model, "peft_config"):

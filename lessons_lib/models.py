@@ -136,10 +136,23 @@ def chat_text(tokenizer, prompt: str | list[dict], system: str | None = None, to
     return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
 
 
-def generate(model, tokenizer, prompts: str | Sequence[str | list[dict]], max_new_tokens: int = 112,
+def max_new_tokens_or_default(max_new_tokens: int | None) -> int:
+    """`max_new_tokens`, or when None the active profile's (`profiles.choose_profile`: $LESSONS_PROFILE, else tiny on
+    a CPU, t4 on a GPU)."""
+    if max_new_tokens is not None:
+        return max_new_tokens
+    from .profiles import choose_profile
+
+    return choose_profile(None)[0].max_new_tokens
+
+
+def generate(model, tokenizer, prompts: str | Sequence[str | list[dict]], max_new_tokens: int | None = None,
              adapter_names: Sequence[str] | None = None, system: str | None = None, batch_size: int = 16,
              max_prompt_tokens: int | None = None, tools: list | None = None) -> list[str]:
-    """Greedy answers for chat prompts, batched with left padding; `adapter_names` mixes adapters per row."""
+    """Greedy answers for chat prompts, batched with left padding; `adapter_names` mixes adapters per row.
+
+    `max_new_tokens=None` means the active profile's (see `max_new_tokens_or_default`).
+    """
     single = isinstance(prompts, str)
     prompts = [prompts] if single else list(prompts)
     if adapter_names is not None and len(adapter_names) != len(prompts):
@@ -149,31 +162,45 @@ def generate(model, tokenizer, prompts: str | Sequence[str | list[dict]], max_ne
     return answers[0] if single else answers
 
 
-def generate_texts(model, tokenizer, texts: Sequence[str], max_new_tokens: int = 112,
+def generate_texts(model, tokenizer, texts: Sequence[str], max_new_tokens: int | None = None,
                    adapter_names: Sequence[str] | None = None, batch_size: int = 16,
                    max_prompt_tokens: int | None = None,
                    allowed_tokens: Callable[[slice, int], Callable] | None = None) -> list[str]:
     """Greedy continuations of already-rendered chat texts (batched, left-padded; per-row PEFT adapters).
 
-    `allowed_tokens(rows, prompt_length)` returns each batch's `prefix_allowed_tokens_fn` (constrained decoding).
+    The decoding is `generation.decode_batch`, the serving engine's loop (its greedy rows equal `model.generate`
+    token for token). `allowed_tokens(rows, prompt_length)` returns each batch's `prefix_allowed_tokens_fn(row,
+    input_ids)` as `model.generate` takes it (constrained decoding): `input_ids` is the row's left-padded prompt,
+    `prompt_length` tokens long, followed by its tokens so far. `max_new_tokens=None`: the active profile's.
     """
-    import torch
+    from .generation import RowRequest, decode_batch
 
-    device = next(model.parameters()).device
+    if adapter_names is not None and len(adapter_names) != len(texts):
+        raise ValueError(f"adapter_names has {len(adapter_names)} names for {len(texts)} texts; give one per text.")
+    limit = max_new_tokens_or_default(max_new_tokens)
     answers: list[str] = []
     for start in range(0, len(texts), batch_size):
         chunk = list(texts[start:start + batch_size])
-        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False,
-                        truncation=max_prompt_tokens is not None, max_length=max_prompt_tokens).to(device)
-        kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                      eos_token_id=tokenizer.eos_token_id)
-        if adapter_names is not None:
-            kwargs["adapter_names"] = list(adapter_names[start:start + batch_size])
-        if allowed_tokens is not None:
-            kwargs["prefix_allowed_tokens_fn"] = allowed_tokens(slice(start, start + len(chunk)),
-                                                                enc["input_ids"].shape[1])
-        with torch.no_grad(), warnings.catch_warnings():
+        prompts = tokenizer(chunk, add_special_tokens=False, truncation=max_prompt_tokens is not None,
+                            max_length=max_prompt_tokens)["input_ids"]
+        width = max(len(ids) for ids in prompts)
+        prefix_fn = allowed_tokens(slice(start, start + len(chunk)), width) if allowed_tokens is not None else None
+        requests = [RowRequest(ids, adapter=None if adapter_names is None else adapter_names[start + k],
+                               max_tokens=limit, allowed_tokens=_row_allowed(prefix_fn, k, ids, width, tokenizer))
+                    for k, ids in enumerate(prompts)]
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = model.generate(**enc, **kwargs)
-        answers.extend(tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+            results = decode_batch(model, tokenizer, requests)
+        answers.extend(tokenizer.decode(r.token_ids, skip_special_tokens=True) for r in results)
     return answers
+
+
+def _row_allowed(prefix_fn: Callable | None, row: int, prompt: list[int], width: int, tokenizer):
+    """One row's `allowed_tokens(generated ids)` for decode_batch, from a batch's `prefix_allowed_tokens_fn`."""
+    if prefix_fn is None:
+        return None
+    import torch
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    padded = [pad] * (width - len(prompt)) + list(prompt)
+    return lambda generated: prefix_fn(row, torch.tensor(padded + generated))

@@ -132,7 +132,7 @@ def load_models(base_dir: Path, adapter_dirs: list[Path]):
     return model, tok, names
 
 
-def evaluate(base_dir: Path, adapter_dirs: list[Path], domains=DOMAINS, max_new_tokens: int = 112,
+def evaluate(base_dir: Path, adapter_dirs: list[Path], domains=DOMAINS, max_new_tokens: int | None = None,
              log=print) -> list[dict]:
     """One row per (model, set): the base alone ("base") and each adapter."""
     from .models import generate

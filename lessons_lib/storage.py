@@ -4,6 +4,10 @@ Every saved adapter is a standard PEFT folder (`adapter_config.json` + `adapter_
 plus `manifest.json`, so `PeftModel.from_pretrained(base, folder)` loads it anywhere. Saving never
 replaces an existing adapter unless `overwrite=True`, and a failed save leaves the old one intact;
 what a killed save leaves behind is rolled back or forward by the next call on that store.
+
+This module owns adapter folders: the one name rule (`check_name`, which lessons_lib.compat and the server use
+too), the base-id stamp, file copying, the active-adapter lookup, and listing a folder's adapters; the tiny and
+tool-adapter builders and lessons_lib.adapters' quick training save through `save_adapter`.
 """
 from __future__ import annotations
 

@@ -571,8 +571,3 @@ def train_domain(domain: str, profile: Profile, output_dir: str | Path, n_rows: 
     result = train_adapter(base, tok, rows, profile, output_dir, max_steps=max_steps, seed=seed, log=log, **kwargs)
     log(f"{domain}: {result.steps} steps in {result.seconds:.0f}s -> {output_dir}")
     return result
-
-
-def write_json(path: Path, payload: dict) -> None:
-    """Write a small JSON file (UTF-8, indented)."""
-    Path(path).write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")

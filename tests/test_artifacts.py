@@ -90,6 +90,9 @@ def test_no_work_dir_means_the_default_one_for_every_artifact(tmp_path, no_drive
     assert adapter_dir("json", T4) == saved
     assert router_dir(T4) == tmp_path / "work" / "t4" / "adapters" / "router"
     assert find_adapter_folders(T4)[0] == {"json": saved}
+    from lessons_lib.lesson import setup_lesson
+
+    assert setup_lesson("99", profile="tiny", log=lambda *_: None).work_dir == tmp_path / "work" / "tiny"
 
 
 def test_hub_repo_named_as_notebook_01_pushes(tmp_path, no_drive, hub):
@@ -144,11 +147,11 @@ def test_unknown_artifact_names_the_known_ones(tmp_path):
 
 
 def test_course_artifacts_reads_the_lesson(tmp_path, no_drive):
-    for name in ("json", "coding", "support"):
+    for name in adapters.COURSE_ADAPTERS:
         copy_adapter(tmp_path / "adapters" / name, name)
     lesson = Lesson("02", T4, "test", "cpu", "float16", False, tmp_path, None, None)
     folders = course_artifacts(lesson, log=lambda *_: None)
-    assert folders == {name: tmp_path / "adapters" / name for name in ("json", "coding", "support")}
+    assert folders == {name: tmp_path / "adapters" / name for name in adapters.COURSE_ADAPTERS}
 
 
 @pytest.mark.parametrize("gpu", ["t4", "7b"])

@@ -91,7 +91,8 @@ def test_a_registered_domain_flows_through_data_and_evaluation(sql):
     items = examples("sql", 4, "heldout", seed=3)
     assert [ex.domain for ex in items] == ["sql"] * 4 and [ex.lang for ex in items] == ["en", "ru", "en", "ru"]
     assert items == examples("sql", 4, "heldout", seed=3)
-    assert {ex.domain for ex in data.iter_all(2, "train")} == {*COURSE, "sql"}
+    mixed = [ex for domain in data.DOMAINS for ex in examples(domain, 2)]  # how tests and notebooks mix domains
+    assert [ex.domain for ex in mixed] == ["json"] * 2 + ["coding"] * 2 + ["support"] * 2 + ["sql"] * 2
     assert [score(ex, ex.response) for ex in items] == [Score(True, True, "ok")] * 4
     assert score(items[0], "DROP TABLE users;") == Score(False, False, "not a SELECT")
     assert {row["label"] for row in training_rows(8)} == {*COURSE, "sql", "general"}

@@ -155,3 +155,44 @@ def test_logprob_tokens_carry_their_raw_bytes(tokenizer):
     token_text = TokenText(tokenizer)
     assert b"".join(bytes(token_text(i)[1]) for i in ids) == text.encode()
     assert any(token_text(i)[0].startswith("bytes:\\x") for i in ids)
+
+
+# ------------------------------------------------------------------ models.generate_texts runs this loop
+def test_generate_texts_equals_hf_generate_mixed_active_and_constrained(course_model, tokenizer):
+    from lessons_lib.models import generate_texts
+
+    texts = rendered(tokenizer)
+    expected = hf_generate(course_model, tokenizer, texts, NAMES, 40)
+    decoded = [tokenizer.decode(ids, skip_special_tokens=True) for ids in expected]
+    assert generate_texts(course_model, tokenizer, texts, 40, NAMES, batch_size=3) == decoded
+
+    import torch  # no adapter_names: the model's active adapter (json), as model.generate uses it
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.no_grad():
+        out = course_model.generate(**enc, max_new_tokens=20, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                                    eos_token_id=tokenizer.eos_token_id)
+    active = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert generate_texts(course_model, tokenizer, texts, 20) == active
+
+    digits = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)] + [tokenizer.eos_token_id]
+    seen = []
+
+    def only_digits_in_row_0(rows, prompt_length):  # generate_texts' hook: a prefix_allowed_tokens_fn per batch
+        def allowed(batch_id, input_ids):
+            seen.append((rows.start + batch_id, len(input_ids) >= prompt_length))
+            return digits if rows.start + batch_id == 0 else list(range(len(tokenizer)))
+        return allowed
+
+    width = enc["input_ids"].shape[1]
+    expected = hf_generate(course_model, tokenizer, texts, NAMES, 6,
+                           prefix_allowed_tokens_fn=only_digits_in_row_0(slice(0, 4), width))
+    seen.clear()
+    got = generate_texts(course_model, tokenizer, texts, 6, NAMES, allowed_tokens=only_digits_in_row_0)
+    assert got == [tokenizer.decode(ids, skip_special_tokens=True) for ids in expected]
+    assert {row for row, _ in seen} == {0, 1, 2, 3} and all(full for _, full in seen)
+
+
+def test_rows_with_and_without_an_adapter_name_are_refused(course_model, tokenizer):
+    texts = rendered(tokenizer)[:2]
+    with pytest.raises(ValueError, match="name one for every row"):
+        decode_batch(course_model, tokenizer, [RowRequest(texts[0], None, 4), RowRequest(texts[1], "json", 4)])

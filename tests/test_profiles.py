@@ -93,3 +93,63 @@ def test_gated_model_says_how_to_get_access(monkeypatch, capsys):
     setup_lesson("99", profile="7b")
     out = capsys.readouterr().out
     assert "gated" in out and "HF_TOKEN" in out and "huggingface.co/mistralai/Mistral-7B-Instruct-v0.3" in out
+
+
+# ------------------------------------------------------------------ recipes as data: what differs is a profile field
+def test_profile_fields_say_what_the_tiny_profile_does_differently():
+    tiny, rehearsals = PROFILES["tiny"], [PROFILES["t4-rehearsal"], PROFILES["7b-rehearsal"]]
+    assert [p.name for p in PROFILES.values() if p.ships_adapters] == ["tiny"]
+    assert [p.name for p in PROFILES.values() if p.train_speed_measured] == ["tiny"]
+    assert tiny.tiny_weights and all(p.tiny_weights for p in rehearsals)
+    assert not PROFILES["t4"].tiny_weights and not PROFILES["7b"].tiny_weights
+    assert (tiny.demo_train_steps, tiny.demo_eval_examples) == (30, 16)  # notebook 01's CPU demo
+    assert all(p.demo_train_steps is None and p.demo_eval_examples is None for p in rehearsals)
+
+
+def test_recipes_are_frozen_and_reached_from_the_profile():
+    from dataclasses import FrozenInstanceError
+
+    from lessons_lib.recipes import TINY_TOOL_RECIPE, RouterRecipe, SFTRecipe, ToolRecipe
+
+    for profile in PROFILES.values():
+        sft, router, tool = profile.sft_recipe, profile.router_recipe, profile.tool_recipe
+        assert (type(sft), type(router), type(tool)) == (SFTRecipe, RouterRecipe, ToolRecipe)
+        assert (sft.learning_rate, sft.batch_size, sft.grad_accum, sft.lora_r) == \
+            (profile.learning_rate, profile.batch_size, profile.grad_accum, profile.lora_r)
+        hash(profile)  # recipes inside a frozen profile keep it hashable
+        with pytest.raises(FrozenInstanceError):
+            sft.learning_rate = 1.0
+    assert PROFILES["tiny"].tool_recipe == TINY_TOOL_RECIPE
+
+
+def test_a_new_profile_is_a_new_entry_only(monkeypatch, tmp_path):
+    from dataclasses import replace
+
+    from lessons_lib.router import router_dir
+
+    laptop = replace(PROFILES["tiny"], name="laptop", ships_adapters=False, tuned_tool_recipe=None)
+    monkeypatch.setitem(PROFILES, "laptop", laptop)
+    assert get_profile("laptop") is laptop and laptop.tiny_weights
+    assert router_dir(laptop, tmp_path).is_relative_to(tmp_path)  # nothing ships for it: the work dir
+    assert laptop.tool_recipe.rank == laptop.lora_r  # no tuned tool recipe: derived from its own settings
+
+
+def test_recipe_differences_names_every_differing_field(tmp_path):
+    from trl import SFTConfig
+
+    from lessons_lib.recipes import recipe_differences
+    from lessons_lib.train import sft_config
+
+    library = sft_config(PROFILES["tiny"], tmp_path / "a", max_steps=30)
+    same = sft_config(PROFILES["tiny"], tmp_path / "b", max_steps=30)  # another folder is not another recipe
+    assert recipe_differences(same, library) == {}
+    kwargs = {f: getattr(library, f) for f in ("max_steps", "learning_rate", "per_device_train_batch_size",
+                                               "max_length", "use_cpu", "report_to", "seed")}
+    spelled = SFTConfig(output_dir=str(tmp_path / "c"), save_steps=7, **kwargs)  # misses most knobs
+    differences = recipe_differences(spelled, library)
+    assert differences["save_steps"] == (7, 10) and differences["completion_only_loss"] == (None, True)
+    assert "save_steps" not in recipe_differences(spelled, library, ignore=("save_steps",))
+    with pytest.raises(ValueError, match="no field"):
+        recipe_differences(spelled, library, ignore=("save_every",))
+    with pytest.raises(TypeError, match="one dataclass type"):
+        recipe_differences(spelled, PROFILES["tiny"].sft_recipe)

@@ -359,3 +359,26 @@ def test_well_formed_chats_pass():
 def test_rows_must_be_a_list():
     with pytest.raises(DataError, match="give a list of prompt/completion rows"):
         check_rows({"prompt": USER})
+
+
+def test_sft_config_is_the_profile_recipe_spelled_out(tmp_path):
+    """What notebook 01 writes by hand equals sft_config on every field, for every profile."""
+    import torch
+    from trl import SFTConfig
+
+    from lessons_lib.profiles import PROFILES
+    from lessons_lib.recipes import recipe_differences
+
+    for profile in PROFILES.values():
+        steps, recipe, gpu_path, dtype = 30, profile.sft_recipe, profile.gpu_path(), profile.torch_dtype()
+        by_hand = SFTConfig(
+            output_dir=str(tmp_path), max_steps=steps, per_device_train_batch_size=recipe.batch_size,
+            gradient_accumulation_steps=recipe.grad_accum, learning_rate=recipe.learning_rate,
+            lr_scheduler_type="cosine", warmup_steps=1, max_length=recipe.max_length, packing=False,
+            completion_only_loss=True, gradient_checkpointing=recipe.gradient_checkpointing and gpu_path,
+            fp16=gpu_path and dtype == torch.float16, bf16=gpu_path and dtype == torch.bfloat16,
+            use_cpu=not torch.cuda.is_available(), dataloader_pin_memory=torch.cuda.is_available(), logging_steps=1,
+            save_strategy="steps", save_steps=10, save_total_limit=2, report_to="none", seed=0)
+        assert recipe_differences(by_hand, sft_config(profile, tmp_path, steps)) == {}, profile.name
+    lora = lora_config(PROFILES["t4"])
+    assert (lora.r, lora.lora_alpha, lora.lora_dropout) == (16, 32, 0.05)

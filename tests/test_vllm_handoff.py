@@ -163,3 +163,10 @@ def test_cli_with_a_composition_notes_weights_and_mixes_vllm_cannot_serve(tmp_pa
     assert "note: mix 'both': vLLM has no weighted mixes" in out
     refused = run_cli("--config", str(config), "--profile", "tiny")
     assert refused.returncode == 2 and "--profile cannot be combined with --config" in refused.stderr
+
+
+def test_cli_without_adapters_says_what_to_do(tmp_path):
+    result = run_cli("--profile", "t4", "--work-dir", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"no adapters of profile t4 found in {tmp_path}" in result.stderr
+    assert "Train and save them first (notebook 01)" in result.stderr

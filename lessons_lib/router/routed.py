@@ -20,7 +20,7 @@ class RoutedAnswer:
 class RoutedModel:
     """A PeftModel holding the course adapters plus a router that picks one of them per prompt."""
 
-    def __init__(self, model, tokenizer, router: Router, max_new_tokens: int = 112):
+    def __init__(self, model, tokenizer, router: Router, max_new_tokens: int | None = None):
         loaded = set(getattr(model, "peft_config", {}))
         missing = [a for a in map(label_to_adapter, router.labels) if a != BASE_ADAPTER and a not in loaded]
         if missing:

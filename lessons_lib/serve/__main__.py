@@ -203,6 +203,12 @@ def vllm(args) -> int:
         folders, skipped = find_adapter_folders(profile, args.adapters_dir,
                                                 Path(args.work_dir) if args.work_dir else None)
         store = args.adapters_dir
+        if not folders:
+            where = args.adapters_dir or args.work_dir or "the profile's work dir"
+            first = f" The first of {len(skipped)}: {skipped[0]}" if skipped else ""
+            print(f"error: no adapters of profile {profile.name} found in {where}. Train and save them first "
+                  f"(notebook 01), or pass --adapters-dir DIR / --config FILE.{first}", file=sys.stderr)
+            return 2
     print(handoff_report(folders, profile.model_id, store, profile.max_length + profile.max_new_tokens,
                          skipped=skipped, notes=notes))
     return 0

@@ -110,7 +110,7 @@ def run_tool_loop(chat: Callable[[list[dict]], str], request: str | list[dict],
     return result
 
 
-def complete(model, tokenizer, texts: Sequence[str], max_new_tokens: int = 112,
+def complete(model, tokenizer, texts: Sequence[str], max_new_tokens: int | None = None,
              adapter_names: Sequence[str] | None = None, batch_size: int = 32) -> list[str]:
     """Greedy continuations of already-rendered chat texts (batched, left-padded; per-row PEFT adapters)."""
     return generate_texts(model, tokenizer, texts, max_new_tokens, adapter_names, batch_size)
@@ -124,7 +124,7 @@ class ModelChat:
     """
 
     def __init__(self, model, tokenizer, schemas: list[dict] | None = None, adapter: str | None = None,
-                 max_new_tokens: int = 112, system: str | None = None, tool_choice: str = "auto"):
+                 max_new_tokens: int | None = None, system: str | None = None, tool_choice: str = "auto"):
         self.model, self.tokenizer, self.adapter = model, tokenizer, adapter
         self.schemas = schemas if schemas is not None else tool_schemas()
         self.max_new_tokens, self.system, self.tool_choice = max_new_tokens, system, check_tool_choice(tool_choice)

@@ -60,7 +60,7 @@ class WeightMixer(widgets.VBox):
 
     def __init__(self, model, tokenizer, adapters: Sequence[str] | None = None,
                  weights: Mapping[str, float] | None = None, combination: str = RUNTIME_SCALING, prompt: str = "",
-                 max_new_tokens: int = 112, generate_fn: Callable | None = None, mix_name: str = MIX_ADAPTER):
+                 max_new_tokens: int | None = None, generate_fn: Callable | None = None, mix_name: str = MIX_ADAPTER):
         from ..models import generate
 
         self.model, self.tokenizer, self.max_new_tokens, self.mix_name = model, tokenizer, max_new_tokens, mix_name

@@ -43,7 +43,7 @@ class AdapterSwitcher(widgets.VBox):
     """Dropdown of the loaded adapters plus "base", a prompt box and a Generate button."""
 
     def __init__(self, model, tokenizer, adapters: Sequence[str] | None = None, prompt: str = "",
-                 max_new_tokens: int = 112, generate_fn: Callable | None = None):
+                 max_new_tokens: int | None = None, generate_fn: Callable | None = None):
         from ..models import generate
 
         self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
