@@ -58,8 +58,8 @@ def measure(repeats: int = 5, device: str = "cpu", max_new_tokens: int | None = 
     batched = BatchedLora(model)
 
     def mixed_batched():
-        with batched.rows(names):
-            outputs[BATCHED] = generate(model, tok, prompts, max_new, batch_size=len(prompts))
+        outputs[BATCHED] = generate(model, tok, prompts, max_new, adapter_names=names, batch_size=len(prompts),
+                                    batched_lora=batched)
 
     def switched():
         out: list[str | None] = [None] * len(prompts)

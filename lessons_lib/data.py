@@ -312,8 +312,7 @@ def examples(domain: str, n: int, split: str = "train", seed: int = 0, langs: tu
     if n < 0:
         raise ValueError("n must be >= 0")
     rng = random.Random(f"{domain}/{split}/{seed}")
-    make = registry.resolve(entry.make)
-    return [make(rng, langs[i % len(langs)], split) for i in range(n)]
+    return [entry.generate(rng, langs[i % len(langs)], split) for i in range(n)]
 
 
 def sft_rows(domain: str, n: int, split: str = "train", seed: int = 0) -> list[dict]:

@@ -37,7 +37,8 @@ class Domain:
 
     `make(rng, lang, split) -> data.Example` and `scorer(output, expected) -> evaluate.Score` may be callables or
     "module:attribute" strings. `templates` (optional) holds extra router training parts per language:
-    {lang: (openers, tasks, details)}; without it the router trains on the domain's own prompts.
+    {lang: (openers, tasks, details)}; without it the router trains on the domain's own prompts (the course
+    domains' templates are PARTS and TOPICS in lessons_lib/router/data.py).
     `heldout_files` are paths under assets/ with hand-written held-out prompts of this domain.
     """
 

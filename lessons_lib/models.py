@@ -148,35 +148,40 @@ def max_new_tokens_or_default(max_new_tokens: int | None) -> int:
 
 def generate(model, tokenizer, prompts: str | Sequence[str | list[dict]], max_new_tokens: int | None = None,
              adapter_names: Sequence[str] | None = None, system: str | None = None, batch_size: int = 16,
-             max_prompt_tokens: int | None = None, tools: list | None = None) -> list[str]:
+             max_prompt_tokens: int | None = None, tools: list | None = None, batched_lora=None) -> list[str]:
     """Greedy answers for chat prompts, batched with left padding; `adapter_names` mixes adapters per row.
 
-    `max_new_tokens=None` means the active profile's (see `max_new_tokens_or_default`).
+    `max_new_tokens=None` means the active profile's (see `max_new_tokens_or_default`); `batched_lora` (a
+    `lessons_lib.batched_lora.BatchedLora`) runs the mixed batch on the batched LoRA path instead of PEFT's.
     """
     single = isinstance(prompts, str)
     prompts = [prompts] if single else list(prompts)
     if adapter_names is not None and len(adapter_names) != len(prompts):
         raise ValueError(f"adapter_names has {len(adapter_names)} names for {len(prompts)} prompts; give one per prompt.")
     texts = [chat_text(tokenizer, p, system, tools=tools) for p in prompts]
-    answers = generate_texts(model, tokenizer, texts, max_new_tokens, adapter_names, batch_size, max_prompt_tokens)
+    answers = generate_texts(model, tokenizer, texts, max_new_tokens, adapter_names, batch_size, max_prompt_tokens,
+                             batched_lora=batched_lora)
     return answers[0] if single else answers
 
 
 def generate_texts(model, tokenizer, texts: Sequence[str], max_new_tokens: int | None = None,
                    adapter_names: Sequence[str] | None = None, batch_size: int = 16,
                    max_prompt_tokens: int | None = None,
-                   allowed_tokens: Callable[[slice, int], Callable] | None = None) -> list[str]:
+                   allowed_tokens: Callable[[slice, int], Callable] | None = None, batched_lora=None) -> list[str]:
     """Greedy continuations of already-rendered chat texts (batched, left-padded; per-row PEFT adapters).
 
     The decoding is `generation.decode_batch`, the serving engine's loop (its greedy rows equal `model.generate`
     token for token). `allowed_tokens(rows, prompt_length)` returns each batch's `prefix_allowed_tokens_fn(row,
     input_ids)` as `model.generate` takes it (constrained decoding): `input_ids` is the row's left-padded prompt,
     `prompt_length` tokens long, followed by its tokens so far. `max_new_tokens=None`: the active profile's.
+    `batched_lora` replaces PEFT's per-row adapters with the batched LoRA path (it needs `adapter_names`).
     """
     from .generation import RowRequest, decode_batch
 
     if adapter_names is not None and len(adapter_names) != len(texts):
         raise ValueError(f"adapter_names has {len(adapter_names)} names for {len(texts)} texts; give one per text.")
+    if batched_lora is not None and adapter_names is None:
+        raise ValueError("batched_lora needs adapter_names: name each row's adapter ('__base__' for the base).")
     limit = max_new_tokens_or_default(max_new_tokens)
     answers: list[str] = []
     for start in range(0, len(texts), batch_size):
@@ -190,7 +195,7 @@ def generate_texts(model, tokenizer, texts: Sequence[str], max_new_tokens: int |
                     for k, ids in enumerate(prompts)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            results = decode_batch(model, tokenizer, requests)
+            results = decode_batch(model, tokenizer, requests, batched_lora=batched_lora)
         answers.extend(tokenizer.decode(r.token_ids, skip_special_tokens=True) for r in results)
     return answers
 

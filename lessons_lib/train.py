@@ -516,12 +516,13 @@ def keep_adapter_fp32(model) -> int:
 def train_adapter(model, tokenizer, rows: list[dict], profile: Profile, output_dir: str | Path,
                   max_steps: int | None = None, save_steps: int | None = None, resume: bool = True,
                   callbacks: list | None = None, lora=None, seed: int = 0, checkpoint_dir: str | Path | None = None,
-                  keep_checkpoints: int = 2, adapter_name: str = "default", log=print,
+                  keep_checkpoints: int | None = None, adapter_name: str = "default", log=print,
                   **config_overrides) -> TrainResult:
     """Train one LoRA adapter on prompt/completion rows with SFTTrainer; resume from the newest checkpoint.
 
     The adapter (only) is saved flat to `output_dir`; checkpoints go to `checkpoint_dir`
-    (default `output_dir/checkpoints`) every `save_steps`, keeping the last `keep_checkpoints`.
+    (default `output_dir/checkpoints`) every `save_steps`, keeping the last `keep_checkpoints` (None: the profile's
+    `sft_recipe.save_total_limit`).
     """
     from datasets import Dataset
     from trl import SFTTrainer

@@ -3,6 +3,7 @@ file only that flows through data, evaluation, the keyword router, the switcher'
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import shutil
 
@@ -96,6 +97,16 @@ def test_a_registered_domain_flows_through_data_and_evaluation(sql):
     assert [score(ex, ex.response) for ex in items] == [Score(True, True, "ok")] * 4
     assert score(items[0], "DROP TABLE users;") == Score(False, False, "not a SELECT")
     assert {row["label"] for row in training_rows(8)} == {*COURSE, "sql", "general"}
+
+
+def test_router_training_rows_use_a_domains_templates():
+    from lessons_lib.router.data import training_rows
+
+    parts = (["", "Please "], ["write a query over the users table"], [".", "!"])
+    with registered(dataclasses.replace(SQL, templates={"en": parts, "ru": parts})):
+        texts = [row["text"] for row in training_rows(40) if row["label"] == "sql"]
+    assert len(texts) == 40 and any("query over the users table" in t for t in texts)
+    assert any(t.startswith(("Write an SQL", "Напиши SQL")) for t in texts)  # and its own examples, as before
 
 
 def test_a_registered_domain_gets_a_keyword_router_label_and_a_colour(sql):

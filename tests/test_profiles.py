@@ -153,3 +153,19 @@ def test_recipe_differences_names_every_differing_field(tmp_path):
         recipe_differences(spelled, library, ignore=("save_every",))
     with pytest.raises(TypeError, match="one dataclass type"):
         recipe_differences(spelled, PROFILES["tiny"].sft_recipe)
+
+
+def test_router_and_tool_lora_configs_come_from_the_recipes(tmp_path):
+    from lessons_lib.router.learned import router_lora_config
+    from lessons_lib.tools.adapter import tool_configs
+
+    for profile in PROFILES.values():
+        router, tool = profile.router_recipe, profile.tool_recipe
+        lora = router_lora_config(profile)
+        assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.task_type) == \
+            (router.lora_r, router.lora_alpha, router.lora_dropout, "SEQ_CLS")
+        lora, args = tool_configs(profile, tmp_path, 5, 320)
+        assert (lora.r, lora.lora_alpha, args.learning_rate, args.per_device_train_batch_size,
+                args.gradient_accumulation_steps, args.max_length) == \
+            (tool.rank, tool.alpha, tool.learning_rate, tool.batch_size, tool.grad_accum, 320)
+        assert lora.modules_to_save == (["lm_head"] if profile.name == "tiny" else None)

@@ -269,6 +269,9 @@ print(format_table([before.row("base")]))
 # %%
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
+from lessons_lib.recipes import recipe_differences
+from lessons_lib.train import lora_config
+
 lora = LoraConfig(
     r=profile.lora_r,
     lora_alpha=profile.lora_alpha,
@@ -277,6 +280,7 @@ lora = LoraConfig(
     bias="none",
     task_type="CAUSAL_LM",
 )
+assert recipe_differences(lora, lora_config(profile)) == {}  # every field equals the library's (profile.sft_recipe)
 if bnb_config is not None:
     # QLoRA: cast norms to fp32, enable input grads and gradient checkpointing on the 4-bit base.
     base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=profile.gradient_checkpointing)
@@ -422,7 +426,6 @@ train_rows = rows + general_rows
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
-from lessons_lib.recipes import recipe_differences
 from lessons_lib.train import keep_adapter_fp32, sft_config
 
 RUN_DIR = lesson.work_dir / "runs" / RUN_NAME

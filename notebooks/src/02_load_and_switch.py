@@ -739,8 +739,7 @@ from lessons_lib.batched_lora import BatchedLora
 batched = BatchedLora(model)
 covered, why_not = batched.covers()
 if covered:
-    with batched.rows(mix_names):
-        batched_answers = generate(model, tok, mix_prompts, MIX_NEW)
+    batched_answers = generate(model, tok, mix_prompts, MIX_NEW, adapter_names=mix_names, batched_lora=batched)
     print(tr(en=f"batched path: {sum(a == b for a, b in zip(batched_answers, mixed))} of {len(mixed)} answers "
                 "identical to PEFT's mixed batch",
              ru=f"батчевый путь: {sum(a == b for a, b in zip(batched_answers, mixed))} из {len(mixed)} ответов "
