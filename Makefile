@@ -18,7 +18,7 @@ LOCK ?= requirements-lock.txt
 LATEST_VENV ?= .venv-latest
 LATEST_PY := $(LATEST_VENV)/bin/python
 
-.PHONY: venv course test unit notebooks-test notebooks check-notebooks tiny-model bench teacher-kit clean \
+.PHONY: venv course test unit lint notebooks-test notebooks check-notebooks tiny-model bench teacher-kit clean \
 	chromium lock test-latest rehearse gpu-check
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml $(LOCK)
@@ -37,10 +37,13 @@ course: venv  ## run every notebook on the tiny profile into build/notebooks and
 chromium:  ## Debian's Chromium for the browser test: installed if missing (as root, apt-get), else says how
 	@bash tools/ensure_chromium.sh
 
-test: venv chromium  ## unit tests + every notebook executed under nbval
+lint: venv  ## ruff: the rules in pyproject.toml, and the layout `ruff format` writes
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+test: venv chromium lint  ## lint, unit tests + every notebook executed under nbval
 	$(PY) -m pytest tests notebooks --ignore=notebooks/ru --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=30
 
-unit: venv chromium
+unit: venv chromium lint
 	$(PY) -m pytest tests -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 lock:  ## rewrite $(LOCK) from the packages installed in $(VENV) (torch and this project left out)

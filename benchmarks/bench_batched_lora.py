@@ -12,13 +12,22 @@ the same cell; the headline is their geometric mean over the cells for the batch
 
 `python -m benchmarks.bench_batched_lora [--repeats N] [--device cpu|cuda|all] [--plot]`
 """
+
 from __future__ import annotations
 
 import math
 
 from benchmarks.bench_mixed_batch import ADAPTERS, traffic
-from benchmarks.common import BenchResult, Variant, load_bench_base, main_for, medians, pick_clock, \
-    time_alternating, tiny_profile
+from benchmarks.common import (
+    BenchResult,
+    Variant,
+    load_bench_base,
+    main_for,
+    medians,
+    pick_clock,
+    time_alternating,
+    tiny_profile,
+)
 
 NAME = "mixed_batch_batched"
 TITLE = "Mixed-adapter batch: batched LoRA path vs PEFT's adapter_names vs one adapter vs switching"
@@ -43,8 +52,13 @@ def answer_counts(ids, prompt_len: int, eos: int) -> int:
     return total
 
 
-def measure(repeats: int = 3, device: str = "cpu", max_new_tokens: int = MAX_NEW,
-            sizes: tuple[int, ...] = SIZES, lengths: tuple[str, ...] = LENGTHS) -> BenchResult:
+def measure(
+    repeats: int = 3,
+    device: str = "cpu",
+    max_new_tokens: int = MAX_NEW,
+    sizes: tuple[int, ...] = SIZES,
+    lengths: tuple[str, ...] = LENGTHS,
+) -> BenchResult:
     """Time the grid; check that the batched path's token ids equal PEFT's in every cell; report the ratios."""
     import torch
 
@@ -59,14 +73,22 @@ def measure(repeats: int = 3, device: str = "cpu", max_new_tokens: int = MAX_NEW
     clock = pick_clock(device)
 
     def encode(prompts):
-        return tok([chat_text(tok, p) for p in prompts], return_tensors="pt", padding=True,
-                   add_special_tokens=False).to(device)
+        return tok(
+            [chat_text(tok, p) for p in prompts], return_tensors="pt", padding=True, add_special_tokens=False
+        ).to(device)
 
     def run(enc, equal: bool, steps: int = max_new_tokens, **kwargs):
         extra = {"min_new_tokens": steps} if equal else {}
         with torch.no_grad():
-            return model.generate(**enc, max_new_tokens=steps, do_sample=False, pad_token_id=tok.pad_token_id,
-                                  eos_token_id=tok.eos_token_id, **extra, **kwargs)
+            return model.generate(
+                **enc,
+                max_new_tokens=steps,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+                **extra,
+                **kwargs,
+            )
 
     rows, plot, ratios, peft_ratios, all_equal = [], {}, [], [], True
     for size in sizes:
@@ -106,8 +128,9 @@ def measure(repeats: int = 3, device: str = "cpu", max_new_tokens: int = MAX_NEW
                 with batched.rows(names):
                     out["mixed batched"] = [run(enc, equal)]
 
-            variants = [Variant(n, f) for n, f in zip(VARIANTS, (one, switch_peft, switch_batched, mixed_peft,
-                                                                 mixed_batched))]
+            variants = [
+                Variant(n, f) for n, f in zip(VARIANTS, (one, switch_peft, switch_batched, mixed_peft, mixed_batched))
+            ]
             med = medians(time_alternating(variants, repeats, warmup=1, device=device, clock=clock))
             eos = tok.eos_token_id
             tokens = {}
@@ -118,36 +141,58 @@ def measure(repeats: int = 3, device: str = "cpu", max_new_tokens: int = MAX_NEW
                 tokens["one adapter"] = tokens["mixed PEFT"]  # same steps, same batch: credited the same answers
             rate = {name: tokens[name] / med[name] for name in VARIANTS}
             same = bool(torch.equal(out["mixed batched"][0], out["mixed PEFT"][0])) and all(
-                torch.equal(a, b) for a, b in zip(out["switch batched"], out["switch PEFT"]))
+                torch.equal(a, b) for a, b in zip(out["switch batched"], out["switch PEFT"])
+            )
             all_equal &= same
             ratio, peft_ratio = rate["mixed batched"] / rate["one adapter"], rate["mixed PEFT"] / rate["one adapter"]
             ratios.append(ratio)
             peft_ratios.append(peft_ratio)
             plot[f"{size} {length} PEFT"] = peft_ratio
             plot[f"{size} {length} batched"] = ratio
-            rows.append({"batch": size, "answers": length, **{f"{n} tok/s": rate[n] for n in VARIANTS},
-                         "mixed PEFT x one": peft_ratio, "mixed batched x one": ratio,
-                         "batched ids = PEFT ids": same})
+            rows.append(
+                {
+                    "batch": size,
+                    "answers": length,
+                    **{f"{n} tok/s": rate[n] for n in VARIANTS},
+                    "mixed PEFT x one": peft_ratio,
+                    "mixed batched x one": ratio,
+                    "batched ids = PEFT ids": same,
+                }
+            )
     headline, peft = _geomean(ratios), _geomean(peft_ratios)
-    notes = [f"greedy, max_new_tokens={max_new_tokens}; 'equal' suppresses eos (min_new_tokens) so every row "
-             "generates the same number of tokens; 'natural' stops each row at eos (the batch runs until its longest "
-             "answer ends)",
-             "'one adapter' runs the whole batch through json alone (PEFT's ordinary forward): the bound; in "
-             "'natural' cells it runs exactly as many steps as the mixed batch and is credited with the mixed batch's "
-             "answer tokens (the same work, no routing: json's own answers would end at other lengths); the ratios "
-             "divide each cell's mixed-batch tokens/s by it",
-             f"headline = geometric mean over the {len(ratios)} cells; worst cell {min(ratios):.3g} (batched), "
-             f"{min(peft_ratios):.3g} (PEFT)"]
+    notes = [
+        f"greedy, max_new_tokens={max_new_tokens}; 'equal' suppresses eos (min_new_tokens) so every row "
+        "generates the same number of tokens; 'natural' stops each row at eos (the batch runs until its longest "
+        "answer ends)",
+        "'one adapter' runs the whole batch through json alone (PEFT's ordinary forward): the bound; in "
+        "'natural' cells it runs exactly as many steps as the mixed batch and is credited with the mixed batch's "
+        "answer tokens (the same work, no routing: json's own answers would end at other lengths); the ratios "
+        "divide each cell's mixed-batch tokens/s by it",
+        f"headline = geometric mean over the {len(ratios)} cells; worst cell {min(ratios):.3g} (batched), "
+        f"{min(peft_ratios):.3g} (PEFT)",
+    ]
     if not all_equal:
         notes.append("the batched path's token ids differ from PEFT's in some cell (see the table)")
     return BenchResult(
-        name=NAME, title=TITLE, device=device, rows=rows, ratio=headline, clock=clock,
+        name=NAME,
+        title=TITLE,
+        device=device,
+        rows=rows,
+        ratio=headline,
+        clock=clock,
         ratio_label="batched mixed batch tokens/s / one-adapter batch tokens/s, geometric mean over the grid",
-        goal=f">= {GOAL:g} (on CPU)", goal_met=(headline >= GOAL and all_equal) if device == "cpu" else None,
-        plot_values=plot, plot_label="mixed-batch tokens/s / one-adapter tokens/s",
-        extra={"peft_ratio": peft, "batched_over_peft": headline / peft, "worst_cell": min(ratios),
-               "ids_equal": all_equal},
-        notes=notes)
+        goal=f">= {GOAL:g} (on CPU)",
+        goal_met=(headline >= GOAL and all_equal) if device == "cpu" else None,
+        plot_values=plot,
+        plot_label="mixed-batch tokens/s / one-adapter tokens/s",
+        extra={
+            "peft_ratio": peft,
+            "batched_over_peft": headline / peft,
+            "worst_cell": min(ratios),
+            "ids_equal": all_equal,
+        },
+        notes=notes,
+    )
 
 
 def _geomean(values: list[float]) -> float:

@@ -9,10 +9,20 @@ No goal: the table shows the price of a guaranteed-valid call.
 
 `python -m benchmarks.bench_constrained [--repeats N] [--device cpu|cuda|all] [--plot]`
 """
+
 from __future__ import annotations
 
-from benchmarks.common import BenchResult, Variant, load_bench_base, main_for, medians, pick_clock, spread, \
-    time_alternating, tiny_profile
+from benchmarks.common import (
+    BenchResult,
+    Variant,
+    load_bench_base,
+    main_for,
+    medians,
+    pick_clock,
+    spread,
+    time_alternating,
+    tiny_profile,
+)
 
 NAME = "constrained"
 TITLE = "Tool calls: schema-constrained vs free decoding (tiny tool adapter)"
@@ -36,20 +46,26 @@ def measure(repeats: int = 5, device: str = "cpu", n: int = 12) -> BenchResult:
     model = PeftModel.from_pretrained(load_bench_base(device), TINY_ADAPTERS_DIR / "tools", adapter_name="tools")
     model.to(device).eval()
     schemas = tool_schemas()
-    prompts = [chat_text(tok, [{"role": "user", "content": ex.request}], tools=schemas)
-               for ex in tool_examples(n, "heldout", seed=13)]
+    prompts = [
+        chat_text(tok, [{"role": "user", "content": ex.request}], tools=schemas)
+        for ex in tool_examples(n, "heldout", seed=13)
+    ]
     names = ["tools"] * n
     replies: dict[str, list[str]] = {}
 
     def run(kind: str) -> None:
-        replies[kind] = (complete(model, tok, prompts, MAX_NEW_TOKENS, names) if kind == "free"
-                         else constrained_generate(model, tok, prompts, schemas, max_new_tokens=MAX_NEW_TOKENS,
-                                                   adapter_names=names))
+        replies[kind] = (
+            complete(model, tok, prompts, MAX_NEW_TOKENS, names)
+            if kind == "free"
+            else constrained_generate(model, tok, prompts, schemas, max_new_tokens=MAX_NEW_TOKENS, adapter_names=names)
+        )
 
     clock = pick_clock(device)
-    variants = [Variant("free", lambda: run("free")),
-                Variant("constrained cold", lambda: run("constrained cold"), before=vocabulary_constraint.cache_clear),
-                Variant("constrained warm", lambda: run("constrained warm"))]
+    variants = [
+        Variant("free", lambda: run("free")),
+        Variant("constrained cold", lambda: run("constrained cold"), before=vocabulary_constraint.cache_clear),
+        Variant("constrained warm", lambda: run("constrained warm")),
+    ]
     samples = time_alternating(variants, repeats, warmup=1, device=device, clock=clock)
     per_request = {kind: t / n for kind, t in medians(samples).items()}
     by_name = schemas_by_name(schemas)
@@ -61,23 +77,44 @@ def measure(repeats: int = 5, device: str = "cpu", n: int = 12) -> BenchResult:
             return False
         return True
 
-    tokens = {kind: sum(len(tok(r, add_special_tokens=False).input_ids) + 1 for r in out)
-              for kind, out in replies.items()}  # + 1: the end token
-    rows = [{"decoding": kind, "median ms/request": per_request[kind] * 1e3, "spread": spread(samples[kind]),
-             "tokens": tokens[kind], "ms/token": per_request[kind] * n * 1e3 / tokens[kind],
-             "valid calls": sum(map(valid, replies[kind])) / n} for kind in per_request]
+    tokens = {
+        kind: sum(len(tok(r, add_special_tokens=False).input_ids) + 1 for r in out) for kind, out in replies.items()
+    }  # + 1: the end token
+    rows = [
+        {
+            "decoding": kind,
+            "median ms/request": per_request[kind] * 1e3,
+            "spread": spread(samples[kind]),
+            "tokens": tokens[kind],
+            "ms/token": per_request[kind] * n * 1e3 / tokens[kind],
+            "valid calls": sum(map(valid, replies[kind])) / n,
+        }
+        for kind in per_request
+    ]
     return BenchResult(
-        name=NAME, title=TITLE, device=device, rows=rows,
+        name=NAME,
+        title=TITLE,
+        device=device,
+        rows=rows,
         ratio=per_request["constrained cold"] / per_request["free"],
-        ratio_label="constrained (cold) / free, median time per request", goal=GOAL, goal_met=None, clock=clock,
+        ratio_label="constrained (cold) / free, median time per request",
+        goal=GOAL,
+        goal_met=None,
+        clock=clock,
         plot_values={kind: per_request[kind] * 1e3 for kind in per_request},
         plot_label="median ms per request (lower is better)",
-        extra={"warm_x": per_request["constrained warm"] / per_request["free"],
-               "per_token_cold_x": rows[1]["ms/token"] / rows[0]["ms/token"],
-               "valid_free": rows[0]["valid calls"], "valid_constrained": rows[1]["valid calls"]},
-        notes=[f"{n} held-out requests in one batch, greedy, up to {MAX_NEW_TOKENS} new tokens; the "
-               "constraint checks candidate tokens in Python at every step; cold clears its per-tokenizer "
-               "token tables and structure cache before each run, warm keeps them"])
+        extra={
+            "warm_x": per_request["constrained warm"] / per_request["free"],
+            "per_token_cold_x": rows[1]["ms/token"] / rows[0]["ms/token"],
+            "valid_free": rows[0]["valid calls"],
+            "valid_constrained": rows[1]["valid calls"],
+        },
+        notes=[
+            f"{n} held-out requests in one batch, greedy, up to {MAX_NEW_TOKENS} new tokens; the "
+            "constraint checks candidate tokens in Python at every step; cold clears its per-tokenizer "
+            "token tables and structure cache before each run, warm keeps them"
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> list[BenchResult]:

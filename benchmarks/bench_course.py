@@ -8,6 +8,7 @@ never starts either run; `--skip-unit-tests` leaves the unit tests out.
 
 `python -m benchmarks.bench_course [--reuse] [--skip-unit-tests]`
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,9 @@ UNIT_TIMING = BENCH_DIR / "unit_tests.json"
 def child_env() -> dict[str, str]:
     """Environment for the subprocesses: offline, tiny profile, no progress bars."""
     env = dict(os.environ)
-    env.update(HF_HUB_OFFLINE="1", HF_HUB_DISABLE_PROGRESS_BARS="1", TOKENIZERS_PARALLELISM="false",
-               LESSONS_PROFILE="tiny")
+    env.update(
+        HF_HUB_OFFLINE="1", HF_HUB_DISABLE_PROGRESS_BARS="1", TOKENIZERS_PARALLELISM="false", LESSONS_PROFILE="tiny"
+    )
     return env
 
 
@@ -47,24 +49,40 @@ def run_course(summary_path: Path = SUMMARY) -> tuple[dict, float, int]:
     done = subprocess.run([sys.executable, "-m", "lessons_lib.course", "run"], cwd=REPO_DIR, env=env)
     wall = time.perf_counter() - start
     if not Path(summary_path).is_file():
-        raise RuntimeError(f"`python -m lessons_lib.course run` exited {done.returncode} without writing {summary_path}.")
+        raise RuntimeError(
+            f"`python -m lessons_lib.course run` exited {done.returncode} without writing {summary_path}."
+        )
     return json.loads(Path(summary_path).read_text()), wall, done.returncode
 
 
 def run_unit_tests(timing_path: Path = UNIT_TIMING) -> dict:
     """Time `pytest tests` (the unit tests alone, no notebooks) and keep the result in `timing_path`."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider"], cwd=REPO_DIR,
-                          env=child_env(), capture_output=True, text=True)
-    result = {"seconds": round(time.perf_counter() - start, 1), "returncode": done.returncode,
-              "summary": (done.stdout.strip().splitlines() or [""])[-1][:200]}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider"],
+        cwd=REPO_DIR,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+    )
+    result = {
+        "seconds": round(time.perf_counter() - start, 1),
+        "returncode": done.returncode,
+        "summary": (done.stdout.strip().splitlines() or [""])[-1][:200],
+    }
     Path(timing_path).parent.mkdir(parents=True, exist_ok=True)
     Path(timing_path).write_text(json.dumps(result, indent=2))
     return result
 
 
-def measure(reuse: bool = False, unit_tests: bool = True, summary_path: Path = SUMMARY,
-            timing_path: Path = UNIT_TIMING, device: str = "cpu", repeats: int = 1) -> BenchResult:
+def measure(
+    reuse: bool = False,
+    unit_tests: bool = True,
+    summary_path: Path = SUMMARY,
+    timing_path: Path = UNIT_TIMING,
+    device: str = "cpu",
+    repeats: int = 1,
+) -> BenchResult:
     """Course and unit-test wall times (one run each: too long to repeat), reusing earlier runs on request."""
     summary_path, timing_path = Path(summary_path), Path(timing_path)
     notes = []
@@ -72,8 +90,14 @@ def measure(reuse: bool = False, unit_tests: bool = True, summary_path: Path = S
         summary, wall, code = json.loads(summary_path.read_text()), None, None
         notes.append(f"course timings reused from {summary_path}")
     elif reuse:
-        return skipped_result(NAME, TITLE, f"--reuse given but {summary_path} does not exist; run "
-                              "`python -m lessons_lib.course run` (or this script without --reuse)", GOAL, device)
+        return skipped_result(
+            NAME,
+            TITLE,
+            f"--reuse given but {summary_path} does not exist; run "
+            "`python -m lessons_lib.course run` (or this script without --reuse)",
+            GOAL,
+            device,
+        )
     else:
         summary, wall, code = run_course(summary_path)
         notes.append(f"lessons_lib.course exited {code}; wall time with kernel starts {wall:.0f}s")
@@ -91,12 +115,18 @@ def measure(reuse: bool = False, unit_tests: bool = True, summary_path: Path = S
         notes.append(f"pytest tests: exit {unit['returncode']}, {unit['summary']}")
     notebooks = summary.get("notebooks", [])
     total = float(summary.get("total_seconds", sum(nb["seconds"] for nb in notebooks)))
-    rows = [{"step": nb["notebook"], "seconds": float(nb["seconds"]), "status": nb.get("status", "?")}
-            for nb in notebooks]
+    rows = [
+        {"step": nb["notebook"], "seconds": float(nb["seconds"]), "status": nb.get("status", "?")} for nb in notebooks
+    ]
     rows.append({"step": "all notebooks", "seconds": total, "status": f"budget {COURSE_BUDGET_S:.0f}s"})
     if unit is not None:
-        rows.append({"step": "unit tests (pytest tests)", "seconds": float(unit["seconds"]),
-                     "status": f"budget {UNIT_BUDGET_S:.0f}s, exit {unit['returncode']}"})
+        rows.append(
+            {
+                "step": "unit tests (pytest tests)",
+                "seconds": float(unit["seconds"]),
+                "status": f"budget {UNIT_BUDGET_S:.0f}s, exit {unit['returncode']}",
+            }
+        )
     all_ok = all(nb.get("status") == "ok" for nb in notebooks) and bool(notebooks)
     course_ok = total <= COURSE_BUDGET_S and all_ok
     unit_ok = None if unit is None else unit["seconds"] <= UNIT_BUDGET_S and unit["returncode"] == 0
@@ -104,11 +134,19 @@ def measure(reuse: bool = False, unit_tests: bool = True, summary_path: Path = S
     if unit is not None:
         extra["unit_tests_s"] = float(unit["seconds"])
     return BenchResult(
-        name=NAME, title=TITLE, device=device, rows=rows, ratio=total / COURSE_BUDGET_S,
-        ratio_label=f"notebooks total / {COURSE_BUDGET_S:.0f}s budget, <= 1 is within it", goal=GOAL,
+        name=NAME,
+        title=TITLE,
+        device=device,
+        rows=rows,
+        ratio=total / COURSE_BUDGET_S,
+        ratio_label=f"notebooks total / {COURSE_BUDGET_S:.0f}s budget, <= 1 is within it",
+        goal=GOAL,
         goal_met=course_ok and unit_ok is not False,
         plot_values={nb["notebook"][:18]: float(nb["seconds"]) for nb in notebooks},
-        plot_label="seconds per notebook (tiny profile)", extra=extra, notes=notes)
+        plot_label="seconds per notebook (tiny profile)",
+        extra=extra,
+        notes=notes,
+    )
 
 
 def main(argv: list[str] | None = None) -> list[BenchResult]:

@@ -8,12 +8,22 @@ Goal: merged within +-5% of the base's time. Also checked: merged answers equal 
 
 `python -m benchmarks.bench_inference [--repeats N] [--device cpu|cuda|all] [--plot]`
 """
+
 from __future__ import annotations
 
 import statistics
 
-from benchmarks.common import BenchResult, Variant, load_bench_base, main_for, medians, \
-    pick_clock, spread, time_alternating, tiny_profile
+from benchmarks.common import (
+    BenchResult,
+    Variant,
+    load_bench_base,
+    main_for,
+    medians,
+    pick_clock,
+    spread,
+    time_alternating,
+    tiny_profile,
+)
 
 NAME = "inference"
 TITLE = "Inference overhead: base vs unmerged adapter vs merged model"
@@ -37,13 +47,20 @@ def measure(repeats: int = 15, device: str = "cpu", new_tokens: int = 32, batch:
     merged = load_with_adapters(load_bench_base(device), profile, [ADAPTER]).merge_and_unload()
     merged.eval()
     prompts = [ex.prompt for ex in examples(ADAPTER, batch, "heldout", seed=5)]
-    enc = tok([chat_text(tok, p) for p in prompts], return_tensors="pt", padding=True,
-              add_special_tokens=False).to(device)
+    enc = tok([chat_text(tok, p) for p in prompts], return_tensors="pt", padding=True, add_special_tokens=False).to(
+        device
+    )
 
     def run(model):
         with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+            out = model.generate(
+                **enc,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
         assert out.shape[1] == enc["input_ids"].shape[1] + new_tokens
 
     # A second, identical copy of the base shows how far two equal models drift apart on this machine.
@@ -52,29 +69,56 @@ def measure(repeats: int = 15, device: str = "cpu", new_tokens: int = 32, batch:
     clock = pick_clock(device)
     samples = time_alternating(variants, repeats, warmup=1, device=device, clock=clock)
     med = medians(samples)
-    answers = {name: generate(models[name], tok, prompts, profile.max_new_tokens) for name in ("unmerged adapter", "merged")}
+    answers = {
+        name: generate(models[name], tok, prompts, profile.max_new_tokens) for name in ("unmerged adapter", "merged")
+    }
     with torch.no_grad():
         logit_gap = (adapter(**enc).logits.float() - merged(**enc).logits.float()).abs().max().item()
     same = answers["merged"] == answers["unmerged adapter"]
     tokens = batch * new_tokens
     base_time = statistics.median(samples["base"] + samples[CONTROL])  # both identical copies, pooled
-    rows = [{"variant": name, "median s": med[name], "spread": spread(samples[name]), "tokens/s": tokens / med[name],
-             "x base time": med[name] / base_time} for name in med]
+    rows = [
+        {
+            "variant": name,
+            "median s": med[name],
+            "spread": spread(samples[name]),
+            "tokens/s": tokens / med[name],
+            "x base time": med[name] / base_time,
+        }
+        for name in med
+    ]
     ratio = med["merged"] / base_time
     within = abs(ratio - 1) <= TOLERANCE
     noise = abs(med[CONTROL] / med["base"] - 1)
     return BenchResult(
-        name=NAME, title=TITLE, device=device, rows=rows, ratio=ratio, clock=clock,
+        name=NAME,
+        title=TITLE,
+        device=device,
+        rows=rows,
+        ratio=ratio,
+        clock=clock,
         ratio_label="merged / base, median generation time (base = both base copies pooled)",
-        goal=f"within 1 +- {TOLERANCE:g}", goal_met=within and same,
-        plot_values={name: tokens / med[name] for name in med}, plot_label="generated tokens/s (higher is better)",
-        extra={"unmerged_x": med["unmerged adapter"] / base_time, "noise_floor": noise, "merged_equals_adapter": same,
-               "max_logit_gap": logit_gap},
-        notes=[f"batch {batch}, {new_tokens} new tokens per row, greedy; merged answers "
-               f"{'equal' if same else 'DIFFER FROM'} the unmerged adapter's (max logit gap {logit_gap:.2g})",
-               f"noise floor: two identical base copies differ by {noise:.1%} on this run"
-               + (f", more than the {TOLERANCE:.0%} tolerance: the verdict is limited by machine noise"
-                  if noise > TOLERANCE else "")])
+        goal=f"within 1 +- {TOLERANCE:g}",
+        goal_met=within and same,
+        plot_values={name: tokens / med[name] for name in med},
+        plot_label="generated tokens/s (higher is better)",
+        extra={
+            "unmerged_x": med["unmerged adapter"] / base_time,
+            "noise_floor": noise,
+            "merged_equals_adapter": same,
+            "max_logit_gap": logit_gap,
+        },
+        notes=[
+            f"batch {batch}, {new_tokens} new tokens per row, greedy; merged answers "
+            f"{'equal' if same else 'DIFFER FROM'} the unmerged adapter's (max logit gap {logit_gap:.2g})",
+            f"noise floor: two identical base copies differ by {noise:.1%} on this run"
+            + (
+                f", more than the {TOLERANCE:.0%} tolerance: the verdict is limited by machine noise"
+                if noise > TOLERANCE
+                else ""
+            ),
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> list[BenchResult]:

@@ -10,10 +10,20 @@ Goal: mixed batch >= 1.5x the tokens/s of switching per sub-batch on CPU.
 
 `python -m benchmarks.bench_mixed_batch [--repeats N] [--device cpu|cuda|all] [--plot]`
 """
+
 from __future__ import annotations
 
-from benchmarks.common import BenchResult, Variant, load_bench_base, main_for, medians, \
-    pick_clock, spread, time_alternating, tiny_profile
+from benchmarks.common import (
+    BenchResult,
+    Variant,
+    load_bench_base,
+    main_for,
+    medians,
+    pick_clock,
+    spread,
+    time_alternating,
+    tiny_profile,
+)
 from lessons_lib import domains
 
 NAME = "mixed_batch"
@@ -38,8 +48,9 @@ def traffic(per_adapter: int = PER_ADAPTER) -> tuple[list[str], list[str]]:
     return prompts, names
 
 
-def measure(repeats: int = 5, device: str = "cpu", max_new_tokens: int | None = None,
-            per_adapter: int = PER_ADAPTER) -> BenchResult:
+def measure(
+    repeats: int = 5, device: str = "cpu", max_new_tokens: int | None = None, per_adapter: int = PER_ADAPTER
+) -> BenchResult:
     """Generate the same traffic each way; check the answers agree; compare answer tokens per second."""
     from lessons_lib.adapters import load_with_adapters
     from lessons_lib.batched_lora import BatchedLora
@@ -58,16 +69,16 @@ def measure(repeats: int = 5, device: str = "cpu", max_new_tokens: int | None = 
     batched = BatchedLora(model)
 
     def mixed_batched():
-        outputs[BATCHED] = generate(model, tok, prompts, max_new, adapter_names=names, batch_size=len(prompts),
-                                    batched_lora=batched)
+        outputs[BATCHED] = generate(
+            model, tok, prompts, max_new, adapter_names=names, batch_size=len(prompts), batched_lora=batched
+        )
 
     def switched():
         out: list[str | None] = [None] * len(prompts)
         for name in ADAPTERS:
             rows = [i for i, n in enumerate(names) if n == name]
             model.set_adapter(name, inference_mode=True)
-            for i, answer in zip(rows, generate(model, tok, [prompts[i] for i in rows], max_new,
-                                                batch_size=len(rows))):
+            for i, answer in zip(rows, generate(model, tok, [prompts[i] for i in rows], max_new, batch_size=len(rows))):
                 out[i] = answer
         outputs["switch per sub-batch"] = out
 
@@ -82,9 +93,13 @@ def measure(repeats: int = 5, device: str = "cpu", max_new_tokens: int | None = 
         model.set_adapter(ADAPTERS[0], inference_mode=True)
         outputs[BOUND] = generate(model, tok, prompts, max_new, batch_size=len(prompts))
 
-    variants = [Variant("mixed batch", mixed), Variant("switch per sub-batch", switched),
-                Variant("one prompt at a time", one_at_a_time), Variant(BATCHED, mixed_batched),
-                Variant(BOUND, unmixed_bound)]
+    variants = [
+        Variant("mixed batch", mixed),
+        Variant("switch per sub-batch", switched),
+        Variant("one prompt at a time", one_at_a_time),
+        Variant(BATCHED, mixed_batched),
+        Variant(BOUND, unmixed_bound),
+    ]
     clock = pick_clock(device)
     samples = time_alternating(variants, repeats, warmup=1, device=device, clock=clock)
     med = medians(samples)
@@ -93,28 +108,51 @@ def measure(repeats: int = 5, device: str = "cpu", max_new_tokens: int | None = 
     same = {name: f"{sum(a == b for a, b in zip(out, reference))}/{len(prompts)}" for name, out in outputs.items()}
     same[BOUND] = "n/a (one adapter)"
     rate = {name: tokens[name] / med[name] for name in med}
-    rows = [{"variant": name, "median s": med[name], "spread": spread(samples[name]), "tokens/s": rate[name],
-             "x sub-batch": rate[name] / rate["switch per sub-batch"], "rows equal to sub-batch": same[name]}
-            for name in med]
+    rows = [
+        {
+            "variant": name,
+            "median s": med[name],
+            "spread": spread(samples[name]),
+            "tokens/s": rate[name],
+            "x sub-batch": rate[name] / rate["switch per sub-batch"],
+            "rows equal to sub-batch": same[name],
+        }
+        for name in med
+    ]
     ratio = rate["mixed batch"] / rate["switch per sub-batch"]
     mixed_equal = outputs["mixed batch"] == reference and outputs[BATCHED] == reference
-    notes = [f"{len(prompts)} prompts ({per_adapter} per adapter), greedy, max_new_tokens={max_new}, "
-             f"{tokens['mixed batch']} answer tokens per run",
-             f"'{BOUND}' runs all {len(prompts)} prompts through {ADAPTERS[0]} alone: the batching gain with no "
-             "per-row adapter routing, an upper bound for the mixed batch"]
+    notes = [
+        f"{len(prompts)} prompts ({per_adapter} per adapter), greedy, max_new_tokens={max_new}, "
+        f"{tokens['mixed batch']} answer tokens per run",
+        f"'{BOUND}' runs all {len(prompts)} prompts through {ADAPTERS[0]} alone: the batching gain with no "
+        "per-row adapter routing, an upper bound for the mixed batch",
+    ]
     if not mixed_equal:
-        notes.append("mixed-batch answers (PEFT's or the batched path's) differ from the per-sub-batch answers "
-                     "(see 'rows equal')")
+        notes.append(
+            "mixed-batch answers (PEFT's or the batched path's) differ from the per-sub-batch answers "
+            "(see 'rows equal')"
+        )
     return BenchResult(
-        name=NAME, title=TITLE, device=device, rows=rows, ratio=ratio, clock=clock,
+        name=NAME,
+        title=TITLE,
+        device=device,
+        rows=rows,
+        ratio=ratio,
+        clock=clock,
         ratio_label="mixed batch tokens/s / switch-per-sub-batch tokens/s",
-        goal=f">= {GOAL_SPEEDUP:g} (on CPU)", goal_met=(ratio >= GOAL_SPEEDUP and mixed_equal) if device == "cpu" else None,
-        plot_values=rate, plot_label="answer tokens/s (higher is better)",
-        extra={"vs_one_at_a_time": rate["mixed batch"] / rate["one prompt at a time"],
-               "unmixed_bound_x": rate[BOUND] / rate["switch per sub-batch"],
-               "batched_x": rate[BATCHED] / rate["switch per sub-batch"], "outputs_equal": mixed_equal,
-               "tokens": tokens["mixed batch"]},
-        notes=notes)
+        goal=f">= {GOAL_SPEEDUP:g} (on CPU)",
+        goal_met=(ratio >= GOAL_SPEEDUP and mixed_equal) if device == "cpu" else None,
+        plot_values=rate,
+        plot_label="answer tokens/s (higher is better)",
+        extra={
+            "vs_one_at_a_time": rate["mixed batch"] / rate["one prompt at a time"],
+            "unmixed_bound_x": rate[BOUND] / rate["switch per sub-batch"],
+            "batched_x": rate[BATCHED] / rate["switch per sub-batch"],
+            "outputs_equal": mixed_equal,
+            "tokens": tokens["mixed batch"],
+        },
+        notes=notes,
+    )
 
 
 def answer_tokens(tok, answer: str, max_new: int) -> int:

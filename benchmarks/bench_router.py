@@ -8,12 +8,22 @@ module is not there yet, the benchmark says so and is reported as not run.
 
 `python -m benchmarks.bench_router [--repeats N] [--device cpu|cuda|all] [--plot]`
 """
+
 from __future__ import annotations
 
 import random
 
-from benchmarks.common import BenchResult, Variant, main_for, medians, pick_clock, skipped_result, \
-    spread, time_alternating, tiny_profile
+from benchmarks.common import (
+    BenchResult,
+    Variant,
+    main_for,
+    medians,
+    pick_clock,
+    skipped_result,
+    spread,
+    time_alternating,
+    tiny_profile,
+)
 
 NAME = "router"
 TITLE = "Router latency per prompt: keyword vs learned vs embedding"
@@ -26,8 +36,9 @@ def router_prompts(per_domain: int = 8) -> list[tuple[str, str | None]]:
     """(prompt, expected adapter) pairs: held-out prompts of each domain, plus general ones (expected None)."""
     from lessons_lib.data import DOMAINS, examples, make_general_prompt
 
-    pairs: list[tuple[str, str | None]] = [(ex.prompt, d) for d in DOMAINS
-                                           for ex in examples(d, per_domain, "heldout", seed=7)]
+    pairs: list[tuple[str, str | None]] = [
+        (ex.prompt, d) for d in DOMAINS for ex in examples(d, per_domain, "heldout", seed=7)
+    ]
     rng = random.Random(7)
     pairs += [(make_general_prompt(rng, ("en", "ru")[i % 2], "heldout"), None) for i in range(per_domain)]
     return pairs
@@ -63,7 +74,7 @@ def load_routers(profile, kinds: tuple[str, ...] = KINDS) -> tuple[dict, dict[st
     for kind in kinds:
         try:
             routers[kind] = load_router(kind, profile)
-        except Exception as err:  # a router that fails to load is reported, the others still run
+        except Exception as err:  # noqa: BLE001 - a router that fails to load is reported, the others still run
             failures[kind] = f"{type(err).__name__}: {err}"[:200]
     return routers, failures
 
@@ -72,12 +83,19 @@ def measure(repeats: int = 7, device: str = "cpu", per_domain: int = 8, kinds: t
     """Route the same prompts with each router, interleaved; report median latency per prompt."""
     profile = tiny_profile()
     if device != "cpu":
-        return skipped_result(NAME, TITLE, "routers run where load_router puts them; measured on CPU only", GOAL, device)
+        return skipped_result(
+            NAME, TITLE, "routers run where load_router puts them; measured on CPU only", GOAL, device
+        )
     try:
         routers, failures = load_routers(profile, kinds)
     except ImportError as err:
-        return skipped_result(NAME, TITLE, f"lessons_lib.router is not available ({err}); "
-                              "this benchmark needs load_router(kind, profile)", GOAL, device)
+        return skipped_result(
+            NAME,
+            TITLE,
+            f"lessons_lib.router is not available ({err}); this benchmark needs load_router(kind, profile)",
+            GOAL,
+            device,
+        )
     if not routers:
         return skipped_result(NAME, TITLE, f"no router could be loaded: {failures}", GOAL, device)
     pairs = router_prompts(per_domain)
@@ -88,26 +106,56 @@ def measure(repeats: int = 7, device: str = "cpu", per_domain: int = 8, kinds: t
         picks[kind] = [routers[kind].route(text) for text in texts]
 
     clock = pick_clock(device)
-    samples = time_alternating([Variant(kind, lambda k=kind: route_all(k)) for kind in routers], repeats,
-                               warmup=1, device=device, clock=clock)
+    samples = time_alternating(
+        [Variant(kind, lambda k=kind: route_all(k)) for kind in routers], repeats, warmup=1, device=device, clock=clock
+    )
     per_prompt = {kind: t / len(texts) for kind, t in medians(samples).items()}
-    hits = {kind: sum(is_right(route_name(pick), expected) for pick, (_, expected) in zip(picks[kind], pairs))
-            / len(pairs) for kind in routers}
+    hits = {
+        kind: sum(is_right(route_name(pick), expected) for pick, (_, expected) in zip(picks[kind], pairs)) / len(pairs)
+        for kind in routers
+    }
     fastest = min(per_prompt.values())
-    rows = [{"router": kind, "median ms/prompt": per_prompt[kind] * 1e3, "spread": spread(samples[kind]),
-             "x fastest": per_prompt[kind] / fastest, "routed right": hits[kind]} for kind in routers]
-    rows += [{"router": kind, "median ms/prompt": float("nan"), "spread": float("nan"), "x fastest": float("nan"),
-              "routed right": f"not loaded: {why.split(':')[0]} (see note)"} for kind, why in failures.items()]
+    rows = [
+        {
+            "router": kind,
+            "median ms/prompt": per_prompt[kind] * 1e3,
+            "spread": spread(samples[kind]),
+            "x fastest": per_prompt[kind] / fastest,
+            "routed right": hits[kind],
+        }
+        for kind in routers
+    ]
+    rows += [
+        {
+            "router": kind,
+            "median ms/prompt": float("nan"),
+            "spread": float("nan"),
+            "x fastest": float("nan"),
+            "routed right": f"not loaded: {why.split(':')[0]} (see note)",
+        }
+        for kind, why in failures.items()
+    ]
     slow = "embedding" if "embedding" in per_prompt else max(per_prompt, key=per_prompt.get)
     ratio_base = "keyword" if "keyword" in per_prompt else min(per_prompt, key=per_prompt.get)
     return BenchResult(
-        name=NAME, title=TITLE, device=device, rows=rows, ratio=per_prompt[slow] / per_prompt[ratio_base],
-        ratio_label=f"{slow} / {ratio_base}, median latency per prompt", goal=GOAL, goal_met=None, clock=clock,
-        plot_values={kind: per_prompt[kind] * 1e3 for kind in routers}, plot_label="median ms per prompt (lower is better)",
+        name=NAME,
+        title=TITLE,
+        device=device,
+        rows=rows,
+        ratio=per_prompt[slow] / per_prompt[ratio_base],
+        ratio_label=f"{slow} / {ratio_base}, median latency per prompt",
+        goal=GOAL,
+        goal_met=None,
+        clock=clock,
+        plot_values={kind: per_prompt[kind] * 1e3 for kind in routers},
+        plot_label="median ms per prompt (lower is better)",
         extra={f"{kind}_ms": per_prompt[kind] * 1e3 for kind in routers},
-        notes=[f"{len(texts)} prompts ({per_domain} per domain + {per_domain} general); 'routed right' counts "
-               "domain prompts sent to their adapter and general ones to the base",
-               *(f"{kind} router not loaded: {why}" for kind, why in failures.items())])
+        notes=[
+            f"{len(texts)} prompts ({per_domain} per domain + {per_domain} general); 'routed right' counts "
+            "domain prompts sent to their adapter and general ones to the base",
+            *(f"{kind} router not loaded: {why}" for kind, why in failures.items()),
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> list[BenchResult]:

@@ -8,11 +8,21 @@ Goal: the batched engine >= 1.2x the PEFT engine on CPU, with identical answers.
 
 `python -m benchmarks.bench_serve_throughput [--repeats N] [--device cpu|cuda|all] [--plot]`
 """
+
 from __future__ import annotations
 
 from benchmarks.bench_mixed_batch import ADAPTERS
-from benchmarks.common import BenchResult, Variant, load_bench_base, main_for, medians, pick_clock, spread, \
-    time_alternating, tiny_profile
+from benchmarks.common import (
+    BenchResult,
+    Variant,
+    load_bench_base,
+    main_for,
+    medians,
+    pick_clock,
+    spread,
+    time_alternating,
+    tiny_profile,
+)
 
 NAME = "serve_throughput"
 TITLE = "Serving engine under 64 concurrent mixed requests: batched LoRA path vs PEFT's adapter_names"
@@ -32,8 +42,9 @@ def requests(n: int = REQUESTS) -> list[tuple[str, str]]:
     return [(domains[PUBLIC[i % len(PUBLIC)]][i // len(PUBLIC)], PUBLIC[i % len(PUBLIC)]) for i in range(n)]
 
 
-def measure(repeats: int = 3, device: str = "cpu", n_requests: int = REQUESTS, max_tokens: int = MAX_TOKENS,
-            max_batch: int = 32) -> BenchResult:
+def measure(
+    repeats: int = 3, device: str = "cpu", n_requests: int = REQUESTS, max_tokens: int = MAX_TOKENS, max_batch: int = 32
+) -> BenchResult:
     """Serve the same burst through both engines, alternating; compare tokens/s and the answers."""
     from lessons_lib.adapters import load_with_adapters
     from lessons_lib.batched_lora import BatchedLora
@@ -44,14 +55,17 @@ def measure(repeats: int = 3, device: str = "cpu", n_requests: int = REQUESTS, m
     tok = load_tokenizer(profile)
     model = load_with_adapters(load_bench_base(device), profile, ADAPTERS)
     traffic = requests(n_requests)
-    engines = {"PEFT adapter_names": BatchingEngine(model, tok, ADAPTERS, max_batch=max_batch),
-               "batched LoRA": BatchingEngine(model, tok, ADAPTERS, max_batch=max_batch,
-                                              batched_lora=BatchedLora(model))}
+    engines = {
+        "PEFT adapter_names": BatchingEngine(model, tok, ADAPTERS, max_batch=max_batch),
+        "batched LoRA": BatchingEngine(model, tok, ADAPTERS, max_batch=max_batch, batched_lora=BatchedLora(model)),
+    }
     answers: dict[str, list] = {}
 
     def burst(name: str):
-        jobs = [Job(prompt=chat_text(tok, prompt), route_text=prompt, model=public, max_tokens=max_tokens)
-                for prompt, public in traffic]
+        jobs = [
+            Job(prompt=chat_text(tok, prompt), route_text=prompt, model=public, max_tokens=max_tokens)
+            for prompt, public in traffic
+        ]
         futures = [engines[name].submit(job) for job in jobs]
         answers[name] = [f.result(timeout=600) for f in futures]
 
@@ -68,22 +82,42 @@ def measure(repeats: int = 3, device: str = "cpu", n_requests: int = REQUESTS, m
     peft, batched = answers["PEFT adapter_names"], answers["batched LoRA"]
     same = sum(a.text == b.text for a, b in zip(peft, batched))
     path = engines["batched LoRA"].stats["lora_path"]
-    rows = [{"engine": name, "lora_path": engines[name].stats["lora_path"], "median s": med[name],
-             "spread": spread(samples[name]), "tokens/s": rate[name], "batches": engines[name].stats["batches"],
-             "max batch": engines[name].stats["max_batch_seen"],
-             "answers equal to PEFT": f"{same}/{len(peft)}"} for name in engines]
+    rows = [
+        {
+            "engine": name,
+            "lora_path": engines[name].stats["lora_path"],
+            "median s": med[name],
+            "spread": spread(samples[name]),
+            "tokens/s": rate[name],
+            "batches": engines[name].stats["batches"],
+            "max batch": engines[name].stats["max_batch_seen"],
+            "answers equal to PEFT": f"{same}/{len(peft)}",
+        }
+        for name in engines
+    ]
     ratio = rate["batched LoRA"] / rate["PEFT adapter_names"]
     equal = same == len(peft) and path == "batched"
-    notes = [f"{n_requests} requests submitted at once ({', '.join(PUBLIC)} in turn), greedy, max_tokens={max_tokens}, "
-             f"max_batch={max_batch}; {tokens['batched LoRA']} completion tokens per burst"]
+    notes = [
+        f"{n_requests} requests submitted at once ({', '.join(PUBLIC)} in turn), greedy, max_tokens={max_tokens}, "
+        f"max_batch={max_batch}; {tokens['batched LoRA']} completion tokens per burst"
+    ]
     if path != "batched":
         notes.append(f"the batched engine fell back: {path}")
     return BenchResult(
-        name=NAME, title=TITLE, device=device, rows=rows, ratio=ratio, clock=clock,
+        name=NAME,
+        title=TITLE,
+        device=device,
+        rows=rows,
+        ratio=ratio,
+        clock=clock,
         ratio_label="engine tokens/s with the batched LoRA path / with PEFT's adapter_names",
-        goal=f">= {GOAL:g} (on CPU)", goal_met=(ratio >= GOAL and equal) if device == "cpu" else None,
-        plot_values=rate, plot_label="completion tokens/s (higher is better)",
-        extra={"answers_equal": same == len(peft), "lora_path": path}, notes=notes)
+        goal=f">= {GOAL:g} (on CPU)",
+        goal_met=(ratio >= GOAL and equal) if device == "cpu" else None,
+        plot_values=rate,
+        plot_label="completion tokens/s (higher is better)",
+        extra={"answers_equal": same == len(peft), "lora_path": path},
+        notes=notes,
+    )
 
 
 def main(argv: list[str] | None = None) -> list[BenchResult]:

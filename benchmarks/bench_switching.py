@@ -6,12 +6,22 @@ reloading the base model + adapter. Goal: set_adapter >= 20x faster than load_ad
 
 `python -m benchmarks.bench_switching [--repeats N] [--device cpu|cuda|all] [--plot]`
 """
+
 from __future__ import annotations
 
 import gc
 
-from benchmarks.common import BenchResult, Variant, load_bench_base, main_for, medians, \
-    pick_clock, spread, time_alternating, tiny_profile
+from benchmarks.common import (
+    BenchResult,
+    Variant,
+    load_bench_base,
+    main_for,
+    medians,
+    pick_clock,
+    spread,
+    time_alternating,
+    tiny_profile,
+)
 
 NAME = "switching"
 TITLE = "Switching adapters: set_adapter vs hotswap vs load from disk vs reload"
@@ -62,29 +72,52 @@ def measure(repeats: int = 15, device: str = "cpu") -> BenchResult:
         state["reloaded"] = None
         gc.collect()
 
-    variants = [Variant("set_adapter", by_set_adapter), Variant("hotswap_adapter", by_hotswap),
-                Variant("load_adapter from disk", by_load_adapter, after=drop_scratch),
-                Variant("reload base + adapter", by_reload, after=drop_reloaded)]
+    variants = [
+        Variant("set_adapter", by_set_adapter),
+        Variant("hotswap_adapter", by_hotswap),
+        Variant("load_adapter from disk", by_load_adapter, after=drop_scratch),
+        Variant("reload base + adapter", by_reload, after=drop_reloaded),
+    ]
     clock = pick_clock(device)
     samples = time_alternating(variants, repeats, warmup=1, device=device, clock=clock)
     med = medians(samples)
     errors = _check_each_way(model, slot, folders, probe, device)
     fast = med["set_adapter"]
-    rows = [{"variant": name, "median ms": med[name] * 1e3, "spread": spread(samples[name]),
-             "runs": len(samples[name]), "x set_adapter": med[name] / fast,
-             "max abs dlogit vs coding": errors[name]} for name in med]
+    rows = [
+        {
+            "variant": name,
+            "median ms": med[name] * 1e3,
+            "spread": spread(samples[name]),
+            "runs": len(samples[name]),
+            "x set_adapter": med[name] / fast,
+            "max abs dlogit vs coding": errors[name],
+        }
+        for name in med
+    ]
     ratio = med["load_adapter from disk"] / fast
     tolerance = 1e-4 if device == "cpu" else 1e-2  # fp32 noise across BLAS builds is ~1e-5
     correct = all(err <= tolerance for err in errors.values())
     notes = [] if correct else [f"a switch left the wrong weights active (tolerance {tolerance}): {errors}"]
     return BenchResult(
-        name=NAME, title=TITLE, device=device, rows=rows, ratio=ratio, clock=clock,
+        name=NAME,
+        title=TITLE,
+        device=device,
+        rows=rows,
+        ratio=ratio,
+        clock=clock,
         ratio_label="load_adapter from disk / set_adapter, median time per switch",
-        goal=f">= {GOAL_SPEEDUP:g}", goal_met=ratio >= GOAL_SPEEDUP and correct,
-        plot_values={name: med[name] * 1e3 for name in med}, plot_label="median ms per switch (lower is better)",
-        extra={"set_adapter_ms": fast * 1e3, "hotswap_x": med["hotswap_adapter"] / fast,
-               "reload_x": med["reload base + adapter"] / fast, "correct": correct},
-        notes=notes)
+        goal=f">= {GOAL_SPEEDUP:g}",
+        goal_met=ratio >= GOAL_SPEEDUP and correct,
+        plot_values={name: med[name] * 1e3 for name in med},
+        plot_label="median ms per switch (lower is better)",
+        extra={
+            "set_adapter_ms": fast * 1e3,
+            "hotswap_x": med["hotswap_adapter"] / fast,
+            "reload_x": med["reload base + adapter"] / fast,
+            "correct": correct,
+        },
+        notes=notes,
+    )
 
 
 def _check_each_way(model, slot, folders: dict, probe, device: str) -> dict[str, float]:

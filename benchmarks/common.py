@@ -4,6 +4,7 @@ Every benchmark times its variants in one run, interleaved (round-robin with a r
 variant always runs first or last), repeats that, and reports medians: the machines running CI and
 these benchmarks are shared and noisy, and a median of interleaved runs is what survives that.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,9 +13,10 @@ import os
 import statistics
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -75,8 +77,9 @@ def clock_note(clock: str) -> str:
     return "times are wall-clock seconds"
 
 
-def time_alternating(variants: Sequence[Variant], repeats: int, warmup: int = 1,
-                     device: str = "cpu", clock: str | None = None) -> dict[str, list[float]]:
+def time_alternating(
+    variants: Sequence[Variant], repeats: int, warmup: int = 1, device: str = "cpu", clock: str | None = None
+) -> dict[str, list[float]]:
     """Seconds per call of each variant: `repeats` rounds, variants interleaved, start rotated each round."""
     if repeats < 1:
         raise ValueError("repeats must be >= 1")
@@ -138,7 +141,7 @@ class BenchResult:
             return "no goal (informational)"
         return "goal met" if self.goal_met else "goal not met"
 
-    def ratio_line(self, gpu: "BenchResult | None" = None) -> str:
+    def ratio_line(self, gpu: BenchResult | None = None) -> str:
         """The one-line summary every script ends with: `name: ratio=<float> ...` (+ the GPU's ratio)."""
         details = " ".join(f"{k}={_fmt(v)}" for k, v in self.extra.items())
         parts = [f"{self.name}: ratio={_fmt(self.ratio)}", f"({self.ratio_label})", f"goal: {self.goal}"]
@@ -154,8 +157,17 @@ class BenchResult:
 
 def skipped_result(name: str, title: str, reason: str, goal: str, device: str = "cpu") -> BenchResult:
     """A result for a benchmark that could not run (ratio nan), with the reason."""
-    return BenchResult(name=name, title=title, device=device, rows=[], ratio=float("nan"), ratio_label="not run",
-                       goal=goal, goal_met=None, skipped=reason)
+    return BenchResult(
+        name=name,
+        title=title,
+        device=device,
+        rows=[],
+        ratio=float("nan"),
+        ratio_label="not run",
+        goal=goal,
+        goal_met=None,
+        skipped=reason,
+    )
 
 
 def _fmt(value: Any) -> str:
@@ -219,8 +231,9 @@ def write_plot(results: Sequence[BenchResult], path: Path) -> Path | None:
         ax.bar_label(bars, labels=[_fmt(float(v)) for v in values], fontsize=7)
     ax.set_xticks(range(len(names)), names, rotation=12, fontsize=8)
     ax.set_ylabel(results[0].plot_label)
-    ax.set_title(f"{results[0].title}\n{results[0].name}: ratio={_fmt(results[0].ratio)} ({results[0].ratio_label})",
-                 fontsize=9)
+    ax.set_title(
+        f"{results[0].title}\n{results[0].name}: ratio={_fmt(results[0].ratio)} ({results[0].ratio_label})", fontsize=9
+    )
     if len(results) > 1:
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -258,8 +271,12 @@ def bench_args(description: str, default_repeats: int, argv: list[str] | None = 
     """Common CLI of every script: --repeats, --device (cpu | cuda | all), --plot."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--repeats", type=int, default=default_repeats, help="timed rounds per variant")
-    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="cpu",
-                        help="where to run; 'all' adds the GPU (fp16) when CUDA is present")
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda", "all"],
+        default="cpu",
+        help="where to run; 'all' adds the GPU (fp16) when CUDA is present",
+    )
     parser.add_argument("--plot", action="store_true", help=f"also write a PNG to {BENCH_DIR}")
     add_threads_arg(parser)
     return parser.parse_args(argv)
@@ -267,9 +284,13 @@ def bench_args(description: str, default_repeats: int, argv: list[str] | None = 
 
 def add_threads_arg(parser: argparse.ArgumentParser) -> None:
     """--threads: torch CPU threads (default 1; 0 keeps torch's default)."""
-    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
-                        help="torch CPU threads (default 1: on a shared or busy machine, multi-threaded "
-                             "kernels stall on each other and ratios turn to noise; 0 = torch's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help="torch CPU threads (default 1: on a shared or busy machine, multi-threaded "
+        "kernels stall on each other and ratios turn to noise; 0 = torch's default)",
+    )
 
 
 def set_threads(threads: int) -> int:
@@ -290,8 +311,9 @@ def devices_for(choice: str) -> list[str]:
     return ["cuda"] if choice == "cuda" else (["cpu", "cuda"] if cuda_available() else ["cpu"])
 
 
-def main_for(measure: Callable[..., BenchResult], description: str, default_repeats: int,
-             argv: list[str] | None = None) -> list[BenchResult]:
+def main_for(
+    measure: Callable[..., BenchResult], description: str, default_repeats: int, argv: list[str] | None = None
+) -> list[BenchResult]:
     """Run one benchmark from the command line: print each device's table, the ratio line last."""
     args = bench_args(description, default_repeats, argv)
     print(f"torch CPU threads: {set_threads(args.threads)}")

@@ -4,6 +4,7 @@
 (`make bench` runs it with the defaults). On a machine with CUDA, `--device all` (the default) runs
 each benchmark again on the GPU with fp16 (T4-class) settings and adds GPU columns.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,28 +14,57 @@ import os
 import platform
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from benchmarks import bench_batched_lora, bench_constrained, bench_course, bench_inference, bench_mixed_batch, \
-    bench_router, bench_serve_throughput, bench_switching, bench_training
-from benchmarks.common import BENCH_DIR, NO_GPU, BenchResult, add_threads_arg, cuda_available, devices_for, \
-    final_line, format_table, print_tables, set_threads, skipped_result, write_plot
+from benchmarks import (
+    bench_batched_lora,
+    bench_constrained,
+    bench_course,
+    bench_inference,
+    bench_mixed_batch,
+    bench_router,
+    bench_serve_throughput,
+    bench_switching,
+    bench_training,
+)
+from benchmarks.common import (
+    BENCH_DIR,
+    NO_GPU,
+    BenchResult,
+    add_threads_arg,
+    cuda_available,
+    devices_for,
+    final_line,
+    format_table,
+    print_tables,
+    set_threads,
+    skipped_result,
+    write_plot,
+)
 
 # (module, default repeats, repeats with --quick)
-TIMED = ((bench_switching, 15, 3), (bench_mixed_batch, 5, 1), (bench_batched_lora, 3, 1),
-         (bench_serve_throughput, 3, 1), (bench_training, 3, 1),
-         (bench_inference, 15, 2), (bench_router, 7, 2), (bench_constrained, 5, 1))
+TIMED = (
+    (bench_switching, 15, 3),
+    (bench_mixed_batch, 5, 1),
+    (bench_batched_lora, 3, 1),
+    (bench_serve_throughput, 3, 1),
+    (bench_training, 3, 1),
+    (bench_inference, 15, 2),
+    (bench_router, 7, 2),
+    (bench_constrained, 5, 1),
+)
 
 
 def run_one(measure: Callable[..., BenchResult], name: str, title: str, **kwargs) -> BenchResult:
     """Run one measurement; a crash becomes a 'not run' result with the error, so the others still run."""
     try:
         return measure(**kwargs)
-    except Exception as err:  # report and go on: one broken benchmark must not hide the others
+    except Exception as err:  # noqa: BLE001 - report and go on: one broken benchmark must not hide the others
         traceback.print_exc()
-        return skipped_result(name, title, f"failed: {type(err).__name__}: {str(err)[:300]}", "see table",
-                              kwargs.get("device", "cpu"))
+        return skipped_result(
+            name, title, f"failed: {type(err).__name__}: {str(err)[:300]}", "see table", kwargs.get("device", "cpu")
+        )
     finally:
         gc.collect()
 
@@ -44,8 +74,10 @@ def machine_line(threads: int) -> str:
     import torch
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
-    return (f"{platform.platform()}, {os.cpu_count()} CPUs, load average {load[0]:.1f} at start, torch "
-            f"{torch.__version__} with {threads} CPU thread(s), Python {platform.python_version()}")
+    return (
+        f"{platform.platform()}, {os.cpu_count()} CPUs, load average {load[0]:.1f} at start, torch "
+        f"{torch.__version__} with {threads} CPU thread(s), Python {platform.python_version()}"
+    )
 
 
 def summary_rows(groups: list[list[BenchResult]]) -> list[dict]:
@@ -53,8 +85,13 @@ def summary_rows(groups: list[list[BenchResult]]) -> list[dict]:
     rows = []
     for results in groups:
         cpu = results[0]
-        row = {"benchmark": cpu.name, "ratio": cpu.ratio, "measures": cpu.ratio_label, "goal": cpu.goal,
-               "CPU": cpu.goal_text()}
+        row = {
+            "benchmark": cpu.name,
+            "ratio": cpu.ratio,
+            "measures": cpu.ratio_label,
+            "goal": cpu.goal,
+            "CPU": cpu.goal_text(),
+        }
         gpu = next((r for r in results[1:] if r.device.startswith("cuda")), None)
         if gpu is not None:
             row.update({"GPU ratio (fp16)": gpu.ratio, "GPU": gpu.goal_text()})
@@ -66,9 +103,24 @@ def write_report(groups: list[list[BenchResult]], header: list[str], gpu_line: s
     """build/bench/report.md: summary table, the ratio lines, then each benchmark's table, notes and plot."""
     from benchmarks.common import clock_note
 
-    lines = ["# Benchmarks: the course's performance claims, measured side by side", "", *header, "", gpu_line, "",
-             "## Summary", "", format_table(summary_rows(groups)), "", "## Ratio lines", "", "```",
-             *[final_line(results) for results in groups], "```", ""]
+    lines = [
+        "# Benchmarks: the course's performance claims, measured side by side",
+        "",
+        *header,
+        "",
+        gpu_line,
+        "",
+        "## Summary",
+        "",
+        format_table(summary_rows(groups)),
+        "",
+        "## Ratio lines",
+        "",
+        "```",
+        *[final_line(results) for results in groups],
+        "```",
+        "",
+    ]
     for results in groups:
         lines += [f"## {results[0].title}", ""]
         for result in results:
@@ -96,24 +148,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-course", action="store_true", help="leave out the whole-course benchmark (minutes)")
     parser.add_argument("--reuse", action="store_true", help="course benchmark: reuse build/course_summary.json")
     parser.add_argument("--quick", action="store_true", help="minimal repeats (a smoke run, not for figures)")
-    parser.add_argument("--device", choices=["cpu", "all"], default="all",
-                        help="'all' adds the GPU (fp16) columns when CUDA is present")
+    parser.add_argument(
+        "--device", choices=["cpu", "all"], default="all", help="'all' adds the GPU (fp16) columns when CUDA is present"
+    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help="where report.md and the plots go")
     add_threads_arg(parser)
     args = parser.parse_args(argv)
     threads = set_threads(args.threads)
     started = dt.datetime.now(dt.timezone.utc)
-    header = [f"Run {started:%Y-%m-%d %H:%M} UTC: `python -m benchmarks.run_all {' '.join(argv or sys.argv[1:])}`".rstrip(),
-              "", f"Machine: {machine_line(threads)}.",
-              "", "Variants are interleaved (rotating order) and repeated; tables show medians. "
-              "'spread' is (max - min) / median of the repeats."]
+    header = [
+        f"Run {started:%Y-%m-%d %H:%M} UTC: `python -m benchmarks.run_all {' '.join(argv or sys.argv[1:])}`".rstrip(),
+        "",
+        f"Machine: {machine_line(threads)}.",
+        "",
+        "Variants are interleaved (rotating order) and repeated; tables show medians. "
+        "'spread' is (max - min) / median of the repeats.",
+    ]
     print("\n".join(header), flush=True)
     devices = devices_for(args.device)
-    gpu_line = (f"GPU: measured on {_gpu_name()} with fp16 (T4-class) settings." if "cuda" in devices else NO_GPU)
+    gpu_line = f"GPU: measured on {_gpu_name()} with fp16 (T4-class) settings." if "cuda" in devices else NO_GPU
     groups: list[list[BenchResult]] = []
     for module, repeats, quick in TIMED:
-        results = [run_one(module.measure, module.NAME, module.TITLE, repeats=quick if args.quick else repeats,
-                           device=device) for device in devices]
+        results = [
+            run_one(module.measure, module.NAME, module.TITLE, repeats=quick if args.quick else repeats, device=device)
+            for device in devices
+        ]
         for result in results:
             print_tables(result)
         write_plot(results, args.out / f"{module.NAME}.png")

@@ -6,19 +6,26 @@ shipped (tiny profile only) → the local work dir → the course folder on Goog
 saves with USE_DRIVE) → a Hub namespace (where notebook 01 pushes) → otherwise train a quick version
 right there, saying so with a time estimate. Following the course never ends in FileNotFoundError.
 """
+
 from __future__ import annotations
 
 import contextlib
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from . import domains, paths
 from .i18n import term, tr
-from .paths import ADAPTERS_FOLDER  # noqa: F401 - notebook 01 imports it from here
-from .paths import DRIVE_COURSE_DIR, DRIVE_MOUNT, TINY_ADAPTERS_DIR, adapters_folder, default_work_dir
+from .paths import (
+    ADAPTERS_FOLDER,  # noqa: F401 - notebook 01 imports it from here
+    DRIVE_COURSE_DIR,
+    DRIVE_MOUNT,
+    TINY_ADAPTERS_DIR,
+    adapters_folder,
+    default_work_dir,
+)
 from .profiles import Profile
 
 COURSE_ADAPTERS = domains.names()  # one adapter per domain registered at import (lessons_lib.domains)
@@ -95,8 +102,9 @@ def candidates(name: str, profile: Profile, work_dir: Path | str | None) -> list
     return places
 
 
-def find_artifact(name: str, profile: Profile, work_dir: Path | str | None = None, hub_namespace: str | None = None,
-                  log=print) -> Found | None:
+def find_artifact(
+    name: str, profile: Profile, work_dir: Path | str | None = None, hub_namespace: str | None = None, log=print
+) -> Found | None:
     """The first place that holds the artifact (shipped → local → Drive → Hub), or None."""
     check_artifact(name)
     for source, folder in candidates(name, profile, work_dir):
@@ -109,7 +117,9 @@ def find_artifact(name: str, profile: Profile, work_dir: Path | str | None = Non
     return None
 
 
-def download_from_hub(name: str, profile: Profile, namespace: str, work_dir: Path | str | None, log=print) -> Path | None:
+def download_from_hub(
+    name: str, profile: Profile, namespace: str, work_dir: Path | str | None, log=print
+) -> Path | None:
     """The artifact downloaded from `<namespace>/lora-lab-<profile>-<name>`, or None (saying why) if it can't be."""
     from . import storage
 
@@ -118,8 +128,12 @@ def download_from_hub(name: str, profile: Profile, namespace: str, work_dir: Pat
     try:
         return storage.load_adapter_folder(repo, storage.AdapterStore("hub", namespace), cache_dir=cache)
     except (FileNotFoundError, storage.StorageError) as err:
-        log(tr(en=f"{name}: not on the Hub as {namespace}/{repo} ({err})",
-               ru=f"{name}: нет на Hugging Face Hub как {namespace}/{repo} ({err})"))
+        log(
+            tr(
+                en=f"{name}: not on the Hub as {namespace}/{repo} ({err})",
+                ru=f"{name}: нет на Hugging Face Hub как {namespace}/{repo} ({err})",
+            )
+        )
         return None
 
 
@@ -128,12 +142,20 @@ def where_searched(name: str, profile: Profile, work_dir: Path | str | None, hub
     places = [f"{term(src)} {folder}" for src, folder in candidates(name, profile, work_dir)]
     if not drive_mounted():
         places.append(tr(en="Google Drive (not mounted)", ru="Google Диск (не подключён)"))
-    places.append(tr(en="the Hub", ru="Hugging Face Hub") + (f" ({hub_namespace}/{hub_repo_name(name, profile)})"
-                  if hub_namespace else tr(en=" (no HUB_NAMESPACE given)", ru=" (HUB_NAMESPACE не задан)")))
+    places.append(
+        tr(en="the Hub", ru="Hugging Face Hub")
+        + (
+            f" ({hub_namespace}/{hub_repo_name(name, profile)})"
+            if hub_namespace
+            else tr(en=" (no HUB_NAMESPACE given)", ru=" (HUB_NAMESPACE не задан)")
+        )
+    )
     return "; ".join(places)
 
 
-def adapter_dir(name: str, profile: Profile, work_dir: Path | str | None = None, hub_namespace: str | None = None) -> Path:
+def adapter_dir(
+    name: str, profile: Profile, work_dir: Path | str | None = None, hub_namespace: str | None = None
+) -> Path:
     """The folder of a trained course artifact, found without training; FileNotFoundError saying where it looked."""
     found = find_artifact(name, profile, work_dir, hub_namespace)
     if found is None:
@@ -141,14 +163,20 @@ def adapter_dir(name: str, profile: Profile, work_dir: Path | str | None = None,
     return found.folder
 
 
-def not_found_error(name: str, profile: Profile, work_dir: Path | str | None, hub_namespace: str | None) -> FileNotFoundError:
+def not_found_error(
+    name: str, profile: Profile, work_dir: Path | str | None, hub_namespace: str | None
+) -> FileNotFoundError:
     """The error for an artifact found nowhere: where the search looked and how to get one."""
-    hint = ("The tiny adapters ship in assets/adapters; rebuild them with `python -m lessons_lib.tiny build`."
-            if profile.ships_adapters else
-            "Train it in notebook 01 (or 04 for the router, 05 for the tool adapter), or call "
-            "lessons_lib.adapters.resolve_artifact, which trains a quick version when none is found.")
-    return FileNotFoundError(f"Adapter {name!r} for the {profile.name} profile not found. Looked in: "
-                             f"{where_searched(name, profile, work_dir, hub_namespace)}. {hint}")
+    hint = (
+        "The tiny adapters ship in assets/adapters; rebuild them with `python -m lessons_lib.tiny build`."
+        if profile.ships_adapters
+        else "Train it in notebook 01 (or 04 for the router, 05 for the tool adapter), or call "
+        "lessons_lib.adapters.resolve_artifact, which trains a quick version when none is found."
+    )
+    return FileNotFoundError(
+        f"Adapter {name!r} for the {profile.name} profile not found. Looked in: "
+        f"{where_searched(name, profile, work_dir, hub_namespace)}. {hint}"
+    )
 
 
 # ------------------------------------------------------------------ the quick-training fallback
@@ -161,8 +189,16 @@ def quick_train_domain(name: str, profile: Profile, out_dir: Path, steps: int, l
     """Train a domain adapter with the notebook-01 recipe for `steps` steps (resumable)."""
     from .train import train_domain
 
-    train_domain(name, profile, out_dir, n_rows=quick_rows(profile, steps), max_steps=steps,
-                 save_steps=max(1, steps // 2), log=log, adapter_name=name)
+    train_domain(
+        name,
+        profile,
+        out_dir,
+        n_rows=quick_rows(profile, steps),
+        max_steps=steps,
+        save_steps=max(1, steps // 2),
+        log=log,
+        adapter_name=name,
+    )
 
 
 def quick_train_router(name: str, profile: Profile, out_dir: Path, steps: int, log=print) -> None:
@@ -176,12 +212,22 @@ def quick_train_tools(name: str, profile: Profile, out_dir: Path, steps: int, lo
     """Train the tool-use adapter with notebook 05's recipe for `steps` steps (resumable)."""
     from .tools.adapter import train_tool_adapter
 
-    train_tool_adapter(profile, out_dir, n_requests=quick_rows(profile, steps), max_steps=steps,
-                       save_steps=max(1, steps // 2), log=log, adapter_name=name)
+    train_tool_adapter(
+        profile,
+        out_dir,
+        n_requests=quick_rows(profile, steps),
+        max_steps=steps,
+        save_steps=max(1, steps // 2),
+        log=log,
+        adapter_name=name,
+    )
 
 
-QUICK_TRAINERS: dict[str, Callable] = {**{d: quick_train_domain for d in COURSE_ADAPTERS}, ROUTER: quick_train_router,
-                                       TOOLS: quick_train_tools}
+QUICK_TRAINERS: dict[str, Callable] = {
+    **{d: quick_train_domain for d in COURSE_ADAPTERS},
+    ROUTER: quick_train_router,
+    TOOLS: quick_train_tools,
+}
 
 
 def quick_train(name: str, profile: Profile, work_dir: Path | str, steps: int | None = None, log=print) -> Found:
@@ -191,10 +237,14 @@ def quick_train(name: str, profile: Profile, work_dir: Path | str, steps: int | 
     steps = steps or profile.quick_train_steps
     target = local_dir(name, work_dir)
     estimate = describe_estimate(name, profile, steps)
-    log(tr(en=f"{name}: training a quick version here ({steps} steps; {estimate}). "
-              "A full run (notebook 01, 04 or 05) gives a better one.",
-           ru=f"{name}: обучаем здесь быструю версию ({steps} шагов; {estimate}). "
-              "Полный запуск (ноутбук 01, 04 или 05) даст лучшую."))
+    log(
+        tr(
+            en=f"{name}: training a quick version here ({steps} steps; {estimate}). "
+            "A full run (notebook 01, 04 or 05) gives a better one.",
+            ru=f"{name}: обучаем здесь быструю версию ({steps} шагов; {estimate}). "
+            "Полный запуск (ноутбук 01, 04 или 05) даст лучшую.",
+        )
+    )
     start = time.time()
     scratch = Path(work_dir) / "quick-training" / name
     if name == ROUTER:
@@ -210,8 +260,12 @@ def quick_train(name: str, profile: Profile, work_dir: Path | str, steps: int | 
     from .models import free_memory
 
     free_memory()  # the training base is gone: give its GPU memory back before the lesson loads its own
-    log(tr(en=f"{name}: quick version trained in {time.time() - start:.0f}s, saved to {target}",
-           ru=f"{name}: быстрая версия обучена за {time.time() - start:.0f} с, сохранена в {target}"))
+    log(
+        tr(
+            en=f"{name}: quick version trained in {time.time() - start:.0f}s, saved to {target}",
+            ru=f"{name}: быстрая версия обучена за {time.time() - start:.0f} с, сохранена в {target}",
+        )
+    )
     return Found(name, target, "trained")
 
 
@@ -238,14 +292,27 @@ def save_trained(name: str, profile: Profile, trained: Path, work_dir: Path | st
     from .models import model_source
 
     config = AutoConfig.from_pretrained(model_source(profile))
-    manifest = Manifest.for_model(name, config, profile.name, domain=name, steps=steps,
-                                  data={"source": "lessons_lib.adapters.quick_train", "quick": True})
+    manifest = Manifest.for_model(
+        name,
+        config,
+        profile.name,
+        domain=name,
+        steps=steps,
+        data={"source": "lessons_lib.adapters.quick_train", "quick": True},
+    )
     store = storage.local_store(adapters_folder(work_dir))
     return Path(storage.save_adapter(trained, name, store, manifest, overwrite=True))
 
 
-def resolve_artifact(name: str, profile: Profile, work_dir: Path | str, hub_namespace: str | None = None,
-                     train: bool = True, steps: int | None = None, log=print) -> Found:
+def resolve_artifact(
+    name: str,
+    profile: Profile,
+    work_dir: Path | str,
+    hub_namespace: str | None = None,
+    train: bool = True,
+    steps: int | None = None,
+    log=print,
+) -> Found:
     """Find an artifact (shipped → local → Drive → Hub) or, when `train`, quick-train it in the work dir."""
     found = find_artifact(name, profile, work_dir, hub_namespace, log=log)
     if found is not None:
@@ -253,19 +320,29 @@ def resolve_artifact(name: str, profile: Profile, work_dir: Path | str, hub_name
         return found
     if not train:
         raise not_found_error(name, profile, work_dir, hub_namespace)
-    log(tr(en="{name}: not found ({where}).", ru="{name}: не найден ({where}).").format(
-        name=name, where=where_searched(name, profile, work_dir, hub_namespace)))
+    log(
+        tr(en="{name}: not found ({where}).", ru="{name}: не найден ({where}).").format(
+            name=name, where=where_searched(name, profile, work_dir, hub_namespace)
+        )
+    )
     return quick_train(name, profile, work_dir, steps, log=log)
 
 
 def course_artifacts(lesson, names: Sequence[str] = COURSE_ADAPTERS, log=print) -> dict[str, Path]:
     """The folders of several artifacts for a lesson (found or quick-trained), by name."""
-    return {name: resolve_artifact(name, lesson.profile, lesson.work_dir, lesson.hub_namespace, log=log).folder
-            for name in names}
+    return {
+        name: resolve_artifact(name, lesson.profile, lesson.work_dir, lesson.hub_namespace, log=log).folder
+        for name in names
+    }
 
 
-def load_with_adapters(base, profile: Profile, names: Sequence[str] = COURSE_ADAPTERS,
-                       work_dir: Path | None = None, folders: dict[str, Path] | None = None):
+def load_with_adapters(
+    base,
+    profile: Profile,
+    names: Sequence[str] = COURSE_ADAPTERS,
+    work_dir: Path | None = None,
+    folders: dict[str, Path] | None = None,
+):
     """Wrap `base` in a PeftModel holding every named adapter (the first one active)."""
     from peft import PeftModel
 

@@ -20,11 +20,12 @@ model's adapters change (load, delete, add_weighted_adapter, set_scale, a parame
 autograd-visible ops). Writes that bypass autograd's version counter (`param.data.copy_(...)`, as PEFT's
 `hotswap_adapter` does) cannot be seen cheaply: call `refresh()` after them.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 # Up to this many tokens x (adapters in the batch - 1), applying every used adapter to every row and masking beats
@@ -46,17 +47,22 @@ def _lora_classes():
 
 def _is_quantized(base_layer) -> bool:
     weight = getattr(base_layer, "weight", None)
-    return (type(base_layer).__module__.split(".")[0] in ("bitsandbytes", "hqq", "auto_gptq", "awq", "torchao")
-            or hasattr(weight, "quant_state") or hasattr(weight, "CB")
-            or (weight is not None and not weight.dtype.is_floating_point))
+    return (
+        type(base_layer).__module__.split(".")[0] in ("bitsandbytes", "hqq", "auto_gptq", "awq", "torchao")
+        or hasattr(weight, "quant_state")
+        or hasattr(weight, "CB")
+        or (weight is not None and not weight.dtype.is_floating_point)
+    )
 
 
 def _layer_problem(name: str, layer) -> str | None:
     """Why one LoRA layer cannot take the batched path, or None."""
     linear, _ = _lora_classes()
     if type(layer) is not linear:
-        return (f"{name} is a {type(layer).__module__}.{type(layer).__name__}, not a plain LoRA Linear "
-                "(Embedding, Conv, MultiheadAttention and quantized-base LoRA layers are not covered)")
+        return (
+            f"{name} is a {type(layer).__module__}.{type(layer).__name__}, not a plain LoRA Linear "
+            "(Embedding, Conv, MultiheadAttention and quantized-base LoRA layers are not covered)"
+        )
     if _is_quantized(layer.base_layer):
         return f"{name} has a quantized base layer ({type(layer.base_layer).__name__})"
     for adapter in layer.lora_A:
@@ -85,10 +91,15 @@ def _model_problem(model) -> str | None:
     from peft.utils.other import ModulesToSaveWrapper
 
     for name, module in model.named_modules():
-        if (isinstance(module, AuxiliaryTrainingWrapper) and not isinstance(module, ModulesToSaveWrapper)
-                and getattr(module, "_adapters", None)):
-            return (f"{name} is a trainable-tokens copy per adapter ({sorted(module._adapters)}); only LoRA layers "
-                    "and modules_to_save copies are batched")
+        if (
+            isinstance(module, AuxiliaryTrainingWrapper)
+            and not isinstance(module, ModulesToSaveWrapper)
+            and getattr(module, "_adapters", None)
+        ):
+            return (
+                f"{name} is a trainable-tokens copy per adapter ({sorted(module._adapters)}); only LoRA layers "
+                "and modules_to_save copies are batched"
+            )
     return None
 
 
@@ -123,8 +134,9 @@ def covers(model) -> tuple[bool, str]:
 def _raise_unless_covered(model) -> None:
     ok, reason = covers(model)
     if not ok:
-        raise NotCovered(f"The batched LoRA path does not cover this model: {reason}. "
-                         "Use PEFT's adapter_names= path instead.")
+        raise NotCovered(
+            f"The batched LoRA path does not cover this model: {reason}. Use PEFT's adapter_names= path instead."
+        )
 
 
 # ----------------------------------------------------------------------------- stacked weights
@@ -163,10 +175,11 @@ def _stack_layer(layer) -> _Stack:
         for k, name in enumerate(names, start=1):
             mod_a, mod_b = layer.lora_A[name], layer.lora_B[name]
             wa, wb, scale = mod_a.weight, mod_b.weight, layer.scaling[name]
-            a[k, :, :wa.shape[0]] = wa.T.to(dtype)
-            b[k, :wb.shape[1], :] = wb.T.to(b.dtype) * scale
-            watch.append((mod_a._parameters, mod_b._parameters, wa, wb, wa._version, wb._version,
-                          wa.data_ptr(), wb.data_ptr()))
+            a[k, :, : wa.shape[0]] = wa.T.to(dtype)
+            b[k, : wb.shape[1], :] = wb.T.to(b.dtype) * scale
+            watch.append(
+                (mod_a._parameters, mod_b._parameters, wa, wb, wa._version, wb._version, wa.data_ptr(), wb.data_ptr())
+            )
     a_flat = a.permute(1, 0, 2).reshape(d_in, -1).contiguous()
     return _Stack(layer, names, a, b, a_flat, (0, *ranks), tuple(watch), dict(layer.scaling))
 
@@ -177,8 +190,14 @@ def _stale(stack: _Stack) -> bool:
     if layer.scaling != stack.scaling or tuple(layer.lora_A._modules) != stack.names:
         return True
     for params_a, params_b, wa, wb, va, vb, pa, pb in stack.watch:
-        if (params_a["weight"] is not wa or params_b["weight"] is not wb or wa._version != va
-                or wb._version != vb or wa.data_ptr() != pa or wb.data_ptr() != pb):
+        if (
+            params_a["weight"] is not wa
+            or params_b["weight"] is not wb
+            or wa._version != va
+            or wb._version != vb
+            or wa.data_ptr() != pa
+            or wb.data_ptr() != pb
+        ):
             return True
     return False
 
@@ -312,8 +331,9 @@ class BatchedLora:
                 r_max = max(ranks)
                 slot_tensor = torch.tensor([slots[i] for i in active], device=device)
                 cols = torch.tensor([k * r_max + j for k in used for j in range(r)], device=device)
-                mask = torch.tensor([[[float(k == u) for u in used for _ in range(r)]] for k in slots],
-                                    dtype=dtype, device=device)
+                mask = torch.tensor(
+                    [[[float(k == u) for u in used for _ in range(r)]] for k in slots], dtype=dtype, device=device
+                )
                 plans.append(_Plan("gather", rows, 0, slot_tensor, r, len(used), cols, mask))
         return plans
 
@@ -332,9 +352,11 @@ def _make_forward(batched: BatchedLora, stack: _Stack):
         if plan.mode == "base":
             return result
         if x.shape[0] != batched._batch:
-            raise ValueError(f"batched.rows() was given {batched._batch} adapter names but a forward got "
-                             f"{x.shape[0]} rows (beam search or num_return_sequences expand the batch: "
-                             "give one name per expanded row).")
+            raise ValueError(
+                f"batched.rows() was given {batched._batch} adapter names but a forward got "
+                f"{x.shape[0]} rows (beam search or num_return_sequences expand the batch: "
+                "give one name per expanded row)."
+            )
         a, b = stack.a, stack.b
         tokens = x[0].numel() // x.shape[-1]
         if plan.mode == "gather" and tokens * (plan.n_used - 1) <= MASKED_MAX:
@@ -345,7 +367,7 @@ def _make_forward(batched: BatchedLora, stack: _Stack):
             delta = delta.reshape(result.shape).to(result.dtype)
             return result.add_(delta) if not torch.is_grad_enabled() else result + delta
         if plan.r < a.shape[2]:
-            a, b = a[:, :, :plan.r], b[:, :plan.r, :]
+            a, b = a[:, :, : plan.r], b[:, : plan.r, :]
         xs = x if plan.rows is None else x.index_select(0, plan.rows)
         xs = xs.to(a.dtype)
         if plan.mode == "one":
@@ -356,8 +378,11 @@ def _make_forward(batched: BatchedLora, stack: _Stack):
         delta = delta.reshape(xs.shape[:-1] + (b.shape[-1],)).to(result.dtype)
         if plan.rows is None:
             return result.add_(delta) if not torch.is_grad_enabled() else result + delta
-        return result.index_add_(0, plan.rows, delta) if not torch.is_grad_enabled() else \
-            result.index_add(0, plan.rows, delta)
+        return (
+            result.index_add_(0, plan.rows, delta)
+            if not torch.is_grad_enabled()
+            else result.index_add(0, plan.rows, delta)
+        )
 
     return forward
 
@@ -367,14 +392,19 @@ def _saved_forward(wrapper, names: list[str]):
     original module (what that adapter alone computes), each row group computed once."""
     import torch
 
-    groups = {adapter: [i for i, n in enumerate(names) if n == adapter]
-              for adapter in dict.fromkeys(names) if adapter in wrapper.modules_to_save}
+    groups = {
+        adapter: [i for i, n in enumerate(names) if n == adapter]
+        for adapter in dict.fromkeys(names)
+        if adapter in wrapper.modules_to_save
+    }
     plain = [i for i, n in enumerate(names) if n not in groups]
 
     def forward(x, *args, **kwargs):
         if x.shape[0] != len(names):
-            raise ValueError(f"batched.rows() was given {len(names)} adapter names but a forward got {x.shape[0]} "
-                             "rows: give one name per row.")
+            raise ValueError(
+                f"batched.rows() was given {len(names)} adapter names but a forward got {x.shape[0]} "
+                "rows: give one name per row."
+            )
         if not groups:
             return wrapper.original_module(x, *args, **kwargs)
         parts = [(plain, wrapper.original_module)] if plain else []

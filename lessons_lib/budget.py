@@ -1,4 +1,5 @@
 """What a run costs before you start it: training time from padded tokens per step, GPU memory per lesson."""
+
 from __future__ import annotations
 
 import random
@@ -40,8 +41,10 @@ LESSON_PEAKS = {
     # 03 merges into an fp16 copy of the base where one fits a T4; on 7b it mixes on the 4-bit base and merges
     # the checkpoint files on the CPU (one 2 GB shard in RAM at a time), reloading the merged model in 4-bit.
     "03": [("base + adapters to mix and merge", FP16_IF_IT_FITS, 1), ("merged model", FP16_IF_IT_FITS, 1)],
-    "04": [("router's classifier base (to the end)", "4bit", 1),
-           ("router training, or the 2nd base (embeddings, then generation)", "train", 1)],
+    "04": [
+        ("router's classifier base (to the end)", "4bit", 1),
+        ("router training, or the 2nd base (embeddings, then generation)", "train", 1),
+    ],
     "05": [("base training the tool adapter", "4bit", 1), ("LoRA + optimizer + activations", "train", 1)],
     "06": [("base + 3 adapters (the notebook's, freed, then the server's)", "4bit", 1)],
 }
@@ -53,11 +56,13 @@ PEAKS_RU = {  # LESSON_PEAKS' rows as the Russian edition prints them (GLOSSARY.
     "base + adapters to mix and merge": "базовая модель + адаптеры для смешивания и слияния",
     "merged model": "объединённая модель",
     "router's classifier base (to the end)": "база классификатора маршрутизатора (до конца урока)",
-    "router training, or the 2nd base (embeddings, then generation)":
-        "обучение маршрутизатора или 2-я базовая модель (эмбеддинги, затем генерация)",
+    "router training, or the 2nd base (embeddings, then generation)": (
+        "обучение маршрутизатора или 2-я базовая модель (эмбеддинги, затем генерация)"
+    ),
     "base training the tool adapter": "базовая модель, обучающая адаптер инструментов",
-    "base + 3 adapters (the notebook's, freed, then the server's)":
-        "базовая модель + 3 адаптера (ноутбука — освобождена, затем сервера)",
+    "base + 3 adapters (the notebook's, freed, then the server's)": (
+        "базовая модель + 3 адаптера (ноутбука — освобождена, затем сервера)"
+    ),
 }
 TRAINING_OVERHEAD_GB = {"t4": 2.5, "7b": 5.0}  # activations with checkpointing, LoRA grads, AdamW states (rough)
 
@@ -86,8 +91,10 @@ def memory_plan(profile: Profile, lesson: str) -> str:
     """The lesson's peak GPU memory as a small table, with a verdict against a T4's 15 GB."""
     rows = lesson_memory(profile, lesson)
     if not rows:
-        return tr(en=f"{profile.name}: CPU profile, no GPU memory plan needed.",
-                  ru=f"{profile.name}: профиль для CPU, план памяти GPU не нужен.")
+        return tr(
+            en=f"{profile.name}: CPU profile, no GPU memory plan needed.",
+            ru=f"{profile.name}: профиль для CPU, план памяти GPU не нужен.",
+        )
     if current() == "ru":
         rows = [(_peak_ru(what), gb) for what, gb in rows]
     total = sum(gb for _, gb in rows)
@@ -95,8 +102,10 @@ def memory_plan(profile: Profile, lesson: str) -> str:
     width = max(len(what) for what, _ in [*rows, (peak, 0)])
     lines = [f"{what.ljust(width)}  {gb:5.1f} {gb_unit}" for what, gb in rows]
     fits = total <= T4_MEMORY_GB
-    verdict = tr(en=f"{'fits' if fits else 'does NOT fit'} a T4 ({T4_MEMORY_GB:.0f} GB)",
-                 ru=f"{'помещается' if fits else 'НЕ помещается'} в T4 ({T4_MEMORY_GB:.0f} ГБ)")
+    verdict = tr(
+        en=f"{'fits' if fits else 'does NOT fit'} a T4 ({T4_MEMORY_GB:.0f} GB)",
+        ru=f"{'помещается' if fits else 'НЕ помещается'} в T4 ({T4_MEMORY_GB:.0f} ГБ)",
+    )
     lines.append(f"{peak.ljust(width)}  {total:5.1f} {gb_unit} -> {verdict}")
     return "\n".join(lines)
 
@@ -127,8 +136,9 @@ def tokens_per_step(profile: Profile, lengths: list[int]) -> float:
     return profile.batch_size * profile.grad_accum * padded_length(lengths, profile.batch_size)
 
 
-def estimate_seconds(profile: Profile, steps: int, lengths: list[int],
-                     tokens_per_second: float | None = None) -> float | None:
+def estimate_seconds(
+    profile: Profile, steps: int, lengths: list[int], tokens_per_second: float | None = None
+) -> float | None:
     """Training time from padded tokens per step and a tokens/s rate (default the profile's; None without one)."""
     rate = tokens_per_second or profile.train_tokens_per_second
     if not rate:
@@ -189,7 +199,9 @@ def estimate_sentence(seconds: float, tokens: float, profile: Profile) -> str:
     """'about N min: T padded tokens per step at ~R tokens/s (measured | assumed)' in the course language."""
     minutes, rate = max(1, round(seconds / 60)), profile.train_tokens_per_second
     measured = profile.train_speed_measured
-    return tr(en=f"about {minutes} min: {tokens:.0f} padded tokens per step at ~{rate:.0f} tokens/s "
-                 f"({'measured' if measured else 'assumed, not measured'})",
-              ru=f"около {minutes} мин: {tokens:.0f} токенов с паддингом на шаг при ~{rate:.0f} токенов/с "
-                 f"({'измерено' if measured else 'предположение, не измерено'})")
+    return tr(
+        en=f"about {minutes} min: {tokens:.0f} padded tokens per step at ~{rate:.0f} tokens/s "
+        f"({'measured' if measured else 'assumed, not measured'})",
+        ru=f"около {minutes} мин: {tokens:.0f} токенов с паддингом на шаг при ~{rate:.0f} токенов/с "
+        f"({'измерено' if measured else 'предположение, не измерено'})",
+    )

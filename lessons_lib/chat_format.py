@@ -7,6 +7,7 @@ alternate, and keeps a system message only when the conversation ends with a use
 conversation so the template shows all of it; where the template renders everything itself (the tiny course
 model's), it changes nothing.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,18 +26,28 @@ CONTEXT_LENGTHS = {"zephyr": 2048, "mistral-v0.3": 32768}
 CALL_FORMAT = '{"tool": "<name>", "arguments": {...}}'
 CALL_ID = re.compile(r"[A-Za-z0-9]{9}")
 PROBE_ID = "zqprobe01"
-PROBE_TOOL = {"type": "function", "function": {
-    "name": "zqprobetool", "description": "A probe.",
-    "parameters": {"type": "object", "properties": {"zqarg": {"type": "string", "description": "A probe."}},
-                   "required": ["zqarg"]}}}
+PROBE_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "zqprobetool",
+        "description": "A probe.",
+        "parameters": {
+            "type": "object",
+            "properties": {"zqarg": {"type": "string", "description": "A probe."}},
+            "required": ["zqarg"],
+        },
+    },
+}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def chat_template_text(name: str) -> str:
     """The shipped copy of a real model's chat template: "zephyr" or "mistral-v0.3"."""
     if name not in CHAT_TEMPLATES:
-        raise ValueError(f"Unknown chat template {name!r}; choose one of: {', '.join(CHAT_TEMPLATES)} "
-                         f"(files in {CHAT_TEMPLATES_DIR}).")
+        raise ValueError(
+            f"Unknown chat template {name!r}; choose one of: {', '.join(CHAT_TEMPLATES)} "
+            f"(files in {CHAT_TEMPLATES_DIR})."
+        )
     return (CHAT_TEMPLATES_DIR / f"{name}.jinja").read_text(encoding="utf-8")
 
 
@@ -75,8 +86,14 @@ class TemplateCaps:
     @property
     def native(self) -> bool:
         """Renders everything as the course writes it: `prepare` leaves conversations alone."""
-        return (self.tools and self.tool_calls and self.tool_results and self.system
-                and not self.call_ids and not self.alternation)
+        return (
+            self.tools
+            and self.tool_calls
+            and self.tool_results
+            and self.system
+            and not self.call_ids
+            and not self.alternation
+        )
 
 
 def _render(tokenizer, messages: list[dict], tools: list | None = None, generation: bool = True) -> str | None:
@@ -112,7 +129,8 @@ def probe(tokenizer) -> TemplateCaps:
         alternation=_render(tokenizer, [user, user]) is None
         or _render(tokenizer, [user, answer, answer], generation=False) is None,
         system=_shows(_render(tokenizer, [system, user]), "zqsystem")
-        and _shows(_render(tokenizer, [system, user, answer], generation=False), "zqsystem"))
+        and _shows(_render(tokenizer, [system, user, answer], generation=False), "zqsystem"),
+    )
 
 
 _CAPS: dict[str, TemplateCaps] = {}
@@ -170,8 +188,11 @@ def _as_call_message(message: dict, position: int) -> dict:
     call = _parsed_call(message)
     if call is None:
         return message
-    entry = {"type": "function", "id": call_id(call.name, call.arguments, position),
-             "function": {"name": call.name, "arguments": call.arguments}}
+    entry = {
+        "type": "function",
+        "id": call_id(call.name, call.arguments, position),
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
     return {"role": "assistant", "content": "", "tool_calls": [entry]}
 
 
@@ -242,8 +263,15 @@ def results_as_user(messages: list[dict], caps: TemplateCaps) -> list[dict]:
     return out
 
 
-JSON_TYPE_NAMES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "array": "list",
-                   "object": "dict", "null": "None"}
+JSON_TYPE_NAMES = {
+    "string": "str",
+    "integer": "int",
+    "number": "float",
+    "boolean": "bool",
+    "array": "list",
+    "object": "dict",
+    "null": "None",
+}
 
 
 def type_text(spec: dict) -> str:
@@ -261,12 +289,14 @@ def signature_text(function: dict) -> str:
     """One tool as its docstring would read: `name(arg: type, ...): description`, then one line per argument."""
     params = function.get("parameters") or {}
     props, required = params.get("properties") or {}, set(params.get("required") or [])
-    args = ", ".join(f"{name}: {type_text(spec)}" + ("" if name in required else " (optional)")
-                     for name, spec in props.items())
+    args = ", ".join(
+        f"{name}: {type_text(spec)}" + ("" if name in required else " (optional)") for name, spec in props.items()
+    )
     head = f"{function['name']}({args})"
     lines = [f"{head}: {function['description']}" if function.get("description") else head]
-    return "\n".join(lines + [f"    {name}: {spec['description']}" for name, spec in props.items()
-                              if spec.get("description")])
+    return "\n".join(
+        lines + [f"    {name}: {spec['description']}" for name, spec in props.items() if spec.get("description")]
+    )
 
 
 def tools_prompt(tools: list) -> str:
@@ -320,8 +350,9 @@ def merge_turns(messages: list[dict]) -> list[dict]:
 
 def _alternates(messages: list[dict]) -> bool:
     """Plain user/assistant turns, starting with the user and alternating."""
-    return all(m.get("role") == ("user", "assistant")[i % 2] and not m.get("tool_calls")
-               for i, m in enumerate(messages))
+    return all(
+        m.get("role") == ("user", "assistant")[i % 2] and not m.get("tool_calls") for i, m in enumerate(messages)
+    )
 
 
 def prepare(tokenizer, messages: list[dict], tools: list | None = None) -> tuple[list[dict], list | None]:

@@ -1,9 +1,10 @@
 """Self-checks that hold on every profile: exact where kernels are exact (fp32 CPU), within stated tolerances
 on fp16 / 4-bit GPU kernels (batched and batch-1 kernels round differently), and no quality claim where
 the artifacts were quick-trained for a rehearsal."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .profiles import Profile
 

@@ -16,6 +16,7 @@ settings give 0.25 (QLoRA's r=64, alpha=16) to 4 (alpha = 4r); the course uses 2
 adapter is either nearly inert or swamps the base: a trained r=8 adapter whose config says lora_alpha=1600
 (scale 200) answers with empty text.
 """
+
 from __future__ import annotations
 
 import json
@@ -98,30 +99,45 @@ class CompatReport:
     def rows(self) -> list[tuple[str, str]]:
         """(item, value) pairs for a small table."""
         per_module = "" if set(self.ranks) <= {self.rank} else f" (per module: {sorted(set(self.ranks))})"
-        return [("adapter", self.name), ("folder", str(self.folder)),
-                ("adapter's base", f"{self.adapter_base} ({self.base_source})"),
-                ("adapter's fingerprint", self.adapter_fingerprint or "not recorded"),
-                ("loaded base", self.loaded_base), ("loaded fingerprint", self.loaded_fingerprint),
-                ("rank r", f"{self.rank}{per_module}"),
-                ("lora_alpha", str(self.lora_alpha)), ("target modules", ", ".join(self.target_modules)),
-                ("LoRA modules matched", str(self.modules_matched)),
-                *(("note", note) for note in self.notes), *(("WARNING", text) for text in self.warnings)]
+        return [
+            ("adapter", self.name),
+            ("folder", str(self.folder)),
+            ("adapter's base", f"{self.adapter_base} ({self.base_source})"),
+            ("adapter's fingerprint", self.adapter_fingerprint or "not recorded"),
+            ("loaded base", self.loaded_base),
+            ("loaded fingerprint", self.loaded_fingerprint),
+            ("rank r", f"{self.rank}{per_module}"),
+            ("lora_alpha", str(self.lora_alpha)),
+            ("target modules", ", ".join(self.target_modules)),
+            ("LoRA modules matched", str(self.modules_matched)),
+            *(("note", note) for note in self.notes),
+            *(("WARNING", text) for text in self.warnings),
+        ]
 
     def summary(self) -> str:
         """The report as aligned text (item names in the course language)."""
         from .i18n import tr
 
-        rows = [(tr(en=k, ru=REPORT_ROWS_RU.get(k, k)), tr(en=v, ru=REPORT_VALUES_RU.get(v, v)))
-                for k, v in self.rows()]
+        rows = [
+            (tr(en=k, ru=REPORT_ROWS_RU.get(k, k)), tr(en=v, ru=REPORT_VALUES_RU.get(v, v))) for k, v in self.rows()
+        ]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
 
-REPORT_ROWS_RU = {"adapter": "адаптер", "folder": "папка", "adapter's base": "базовая модель адаптера",
-                  "adapter's fingerprint": "отпечаток адаптера", "loaded base": "загруженная базовая модель",
-                  "loaded fingerprint": "отпечаток загруженной", "rank r": "ранг r",
-                  "target modules": "целевые модули", "LoRA modules matched": "совпало модулей LoRA",
-                  "note": "примечание", "WARNING": "ПРЕДУПРЕЖДЕНИЕ"}
+REPORT_ROWS_RU = {
+    "adapter": "адаптер",
+    "folder": "папка",
+    "adapter's base": "базовая модель адаптера",
+    "adapter's fingerprint": "отпечаток адаптера",
+    "loaded base": "загруженная базовая модель",
+    "loaded fingerprint": "отпечаток загруженной",
+    "rank r": "ранг r",
+    "target modules": "целевые модули",
+    "LoRA modules matched": "совпало модулей LoRA",
+    "note": "примечание",
+    "WARNING": "ПРЕДУПРЕЖДЕНИЕ",
+}
 REPORT_VALUES_RU = {"not recorded": "не записан"}
 
 
@@ -135,16 +151,23 @@ def check_adapter_files(folder: str | Path) -> Path:
     """Return the folder if it holds adapter_config.json and adapter_model.safetensors, else say what is missing."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise AdapterFilesError(f"Adapter folder {folder} does not exist (or is not a folder). Check the path, or get "
-                                "the adapter with lessons_lib.adapters.adapter_dir / lessons_lib.storage first.")
+        raise AdapterFilesError(
+            f"Adapter folder {folder} does not exist (or is not a folder). Check the path, or get "
+            "the adapter with lessons_lib.adapters.adapter_dir / lessons_lib.storage first."
+        )
     for filename in REQUIRED_FILES:
         if not (folder / filename).is_file():
-            extra = (" An adapter_model.bin (old pickle format) is there: load it once with PEFT and re-save it with "
-                     "save_pretrained(), which writes safetensors." if filename == WEIGHTS_FILE
-                     and (folder / "adapter_model.bin").is_file() else "")
-            raise AdapterFilesError(f"{folder} has no {filename}: it is not a complete PEFT adapter. A saved adapter "
-                                    f"needs {' and '.join(REQUIRED_FILES)}; re-save it with "
-                                    f"model.save_pretrained(folder) or copy the missing file.{extra}")
+            extra = (
+                " An adapter_model.bin (old pickle format) is there: load it once with PEFT and re-save it with "
+                "save_pretrained(), which writes safetensors."
+                if filename == WEIGHTS_FILE and (folder / "adapter_model.bin").is_file()
+                else ""
+            )
+            raise AdapterFilesError(
+                f"{folder} has no {filename}: it is not a complete PEFT adapter. A saved adapter "
+                f"needs {' and '.join(REQUIRED_FILES)}; re-save it with "
+                f"model.save_pretrained(folder) or copy the missing file.{extra}"
+            )
     return folder
 
 
@@ -154,13 +177,16 @@ def read_adapter_config(folder: Path) -> dict:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CorruptAdapterError(f"{path} is not valid JSON ({err}). The file is damaged: copy or download the "
-                                  "adapter again, or re-save it with save_pretrained().") from err
+        raise CorruptAdapterError(
+            f"{path} is not valid JSON ({err}). The file is damaged: copy or download the "
+            "adapter again, or re-save it with save_pretrained()."
+        ) from err
     if not isinstance(config, dict):
         raise CorruptAdapterError(f"{path} does not hold a JSON object; copy or download the adapter again.")
     if config.get("peft_type", "LORA") != "LORA":
-        raise AdapterCompatError(f"{path} describes a {config.get('peft_type')} adapter; this course loads LoRA "
-                                 "adapters only.")
+        raise AdapterCompatError(
+            f"{path} describes a {config.get('peft_type')} adapter; this course loads LoRA adapters only."
+        )
     return config
 
 
@@ -198,8 +224,9 @@ def check_lora_config(folder: Path, config: dict) -> None:
         r_k, alpha_k = ranks.get(key, r), alphas.get(key, alpha)
         where = f" for modules matching {key!r}" if key else ""
         if not _positive_int(r_k) or not _positive_number(alpha_k):
-            raise AdapterConfigError(f"{path}: rank {r_k!r} / lora_alpha {alpha_k!r}{where} must be positive "
-                                     f"numbers. {fix}")
+            raise AdapterConfigError(
+                f"{path}: rank {r_k!r} / lora_alpha {alpha_k!r}{where} must be positive numbers. {fix}"
+            )
         scale = lora_scale(r_k, alpha_k, rslora)
         if not low <= scale <= high:
             formula = "lora_alpha / sqrt(r)" if rslora else "lora_alpha / r"
@@ -207,12 +234,18 @@ def check_lora_config(folder: Path, config: dict) -> None:
                 f"{path}: the LoRA scale {formula} = {alpha_k:g} / {r_k}{where} = {scale:g} is outside "
                 f"{low:g}..{high:g}: the adapter would {'barely change' if scale < low else 'swamp'} the base "
                 f"(a scale of 200 gives empty answers). lora_alpha must be the value the adapter was trained "
-                f"with: restore it (the course trains with lora_alpha = 2 * r), or copy the adapter again.")
+                f"with: restore it (the course trains with lora_alpha = 2 * r), or copy the adapter again."
+            )
     targets = config.get("target_modules")
-    if targets is not None and not isinstance(targets, str) and not (
-            isinstance(targets, list) and all(isinstance(t, str) and t for t in targets)):
-        raise AdapterConfigError(f"{path}: 'target_modules' must be a list of module names (e.g. [\"q_proj\", "
-                                 f"\"v_proj\"]) or a regular expression, got {targets!r}. {fix}")
+    if (
+        targets is not None
+        and not isinstance(targets, str)
+        and not (isinstance(targets, list) and all(isinstance(t, str) and t for t in targets))
+    ):
+        raise AdapterConfigError(
+            f"{path}: 'target_modules' must be a list of module names (e.g. [\"q_proj\", "
+            f'"v_proj"]) or a regular expression, got {targets!r}. {fix}'
+        )
 
 
 def read_weight_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
@@ -222,14 +255,18 @@ def read_weight_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
     path = folder / WEIGHTS_FILE
     try:
         with safe_open(str(path), framework="pt") as handle:
-            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118 - a safe_open handle has keys() but no __contains__/__iter__
     except Exception as err:  # safetensors raises its own SafetensorError and plain OSError/ValueError
-        raise CorruptAdapterError(f"{path} is not a readable safetensors file ({type(err).__name__}: {err}). It was "
-                                  "probably cut off while copying or downloading: copy or download the adapter "
-                                  "again, or re-save it with save_pretrained().") from err
+        raise CorruptAdapterError(
+            f"{path} is not a readable safetensors file ({type(err).__name__}: {err}). It was "
+            "probably cut off while copying or downloading: copy or download the adapter "
+            "again, or re-save it with save_pretrained()."
+        ) from err
     if not any(LORA_KEY.match(key) for key in shapes):
-        raise CorruptAdapterError(f"{path} holds no LoRA weights (no '.lora_A.'/'.lora_B.' tensors among "
-                                  f"{len(shapes)} tensors). Re-save the adapter with save_pretrained().")
+        raise CorruptAdapterError(
+            f"{path} holds no LoRA weights (no '.lora_A.'/'.lora_B.' tensors among "
+            f"{len(shapes)} tensors). Re-save the adapter with save_pretrained()."
+        )
     return shapes
 
 
@@ -239,14 +276,20 @@ def adapter_base(folder: Path, config: dict) -> tuple[str, str | None, str]:
         try:
             manifest = Manifest.load(folder)
         except (ValueError, TypeError) as err:
-            raise CorruptAdapterError(f"{folder / MANIFEST_FILE} cannot be read ({err}). Fix or delete it; without "
-                                      "it the check falls back to adapter_config.json.") from err
-        wrong = [f"{field}={value!r}" for field, value in (("base_model", manifest.base_model),
-                                                             ("base_fingerprint", manifest.base_fingerprint))
-                 if not isinstance(value, str)]
+            raise CorruptAdapterError(
+                f"{folder / MANIFEST_FILE} cannot be read ({err}). Fix or delete it; without "
+                "it the check falls back to adapter_config.json."
+            ) from err
+        wrong = [
+            f"{field}={value!r}"
+            for field, value in (("base_model", manifest.base_model), ("base_fingerprint", manifest.base_fingerprint))
+            if not isinstance(value, str)
+        ]
         if wrong:
-            raise CorruptAdapterError(f"{folder / MANIFEST_FILE} has {', '.join(wrong)}: these fields must be text. "
-                                      "Fix or delete the manifest (re-save the adapter with lessons_lib.storage).")
+            raise CorruptAdapterError(
+                f"{folder / MANIFEST_FILE} has {', '.join(wrong)}: these fields must be text. "
+                "Fix or delete the manifest (re-save the adapter with lessons_lib.storage)."
+            )
         return manifest.base_model, manifest.base_fingerprint, MANIFEST_FILE
     return str(config.get("base_model_name_or_path") or ""), None, CONFIG_FILE
 
@@ -273,34 +316,42 @@ def _same_base(recorded: str, base) -> bool:
 
 
 def _what_to_do(name: str, recorded: str) -> str:
-    return (f"Load the base {recorded!r} before loading adapter {name!r}, or use an adapter trained on the loaded "
-            "base (retrain it in notebook 01 for this profile).")
+    return (
+        f"Load the base {recorded!r} before loading adapter {name!r}, or use an adapter trained on the loaded "
+        "base (retrain it in notebook 01 for this profile)."
+    )
 
 
-def check_base(name: str, folder: Path, config: dict, base,
-               strict: bool = True) -> tuple[str, str | None, str, list[str]]:
+def check_base(
+    name: str, folder: Path, config: dict, base, strict: bool = True
+) -> tuple[str, str | None, str, list[str]]:
     """Compare the adapter's recorded base with the loaded one; BaseMismatchError names both."""
     recorded, fingerprint, source = adapter_base(folder, config)
     loaded, loaded_fp = base_model_id(base), base_fingerprint(base)
     notes: list[str] = []
     if fingerprint is not None and fingerprint != loaded_fp:
-        raise BaseMismatchError(f"Adapter {name!r} was trained on base {recorded!r} (architecture fingerprint "
-                                f"{fingerprint}), but the loaded base is {loaded!r} (fingerprint {loaded_fp}): their "
-                                f"layer shapes differ. {_what_to_do(name, recorded)}")
+        raise BaseMismatchError(
+            f"Adapter {name!r} was trained on base {recorded!r} (architecture fingerprint "
+            f"{fingerprint}), but the loaded base is {loaded!r} (fingerprint {loaded_fp}): their "
+            f"layer shapes differ. {_what_to_do(name, recorded)}"
+        )
     if not recorded:
         notes.append("the adapter does not record its base; only target modules and shapes were checked")
     elif not _same_base(recorded, base):
         if strict:
-            raise BaseMismatchError(f"Adapter {name!r} was trained on base {recorded!r} (from {source}), but the "
-                                    f"loaded base is {loaded!r}. Even when the shapes fit, an adapter only works on "
-                                    f"the weights it was trained with. {_what_to_do(name, recorded)} If you know both "
-                                    "names are the same model, pass strict=False.")
+            raise BaseMismatchError(
+                f"Adapter {name!r} was trained on base {recorded!r} (from {source}), but the "
+                f"loaded base is {loaded!r}. Even when the shapes fit, an adapter only works on "
+                f"the weights it was trained with. {_what_to_do(name, recorded)} If you know both "
+                "names are the same model, pass strict=False."
+            )
         notes.append(f"base ids differ ({recorded!r} vs {loaded!r}); accepted because strict=False")
     return recorded, fingerprint, source, notes
 
 
-def check_targets(name: str, config: dict, shapes: dict[str, tuple[int, ...]], base,
-                  recorded: str) -> tuple[int, list[int]]:
+def check_targets(
+    name: str, config: dict, shapes: dict[str, tuple[int, ...]], base, recorded: str
+) -> tuple[int, list[int]]:
     """Every LoRA tensor must sit on an existing module with matching in/out sizes; returns (modules, ranks)."""
     loaded = base_model_id(base)
     modules = _lora_modules(shapes)
@@ -322,20 +373,26 @@ def check_targets(name: str, config: dict, shapes: dict[str, tuple[int, ...]], b
     targets = config.get("target_modules")
     if missing:
         names = sorted({p.rsplit(".", 1)[-1] for p in missing})
-        raise TargetModulesError(f"Adapter {name!r} (trained on {recorded or 'an unrecorded base'!r}) targets "
-                                 f"{len(missing)} modules the loaded base {loaded!r} does not have, e.g. "
-                                 f"{missing[0]!r} ({', '.join(names)}). It was trained on another architecture: "
-                                 f"{_what_to_do(name, recorded or '<the base it was trained on>')}")
+        raise TargetModulesError(
+            f"Adapter {name!r} (trained on {recorded or 'an unrecorded base'!r}) targets "
+            f"{len(missing)} modules the loaded base {loaded!r} does not have, e.g. "
+            f"{missing[0]!r} ({', '.join(names)}). It was trained on another architecture: "
+            f"{_what_to_do(name, recorded or '<the base it was trained on>')}"
+        )
     if wrong:
-        raise BaseMismatchError(f"Adapter {name!r} (trained on {recorded or 'an unrecorded base'!r}) does not fit the "
-                                f"loaded base {loaded!r}: {len(wrong)} layer shapes differ, e.g. {wrong[0]}. "
-                                f"{_what_to_do(name, recorded or '<the base it was trained on>')}")
+        raise BaseMismatchError(
+            f"Adapter {name!r} (trained on {recorded or 'an unrecorded base'!r}) does not fit the "
+            f"loaded base {loaded!r}: {len(wrong)} layer shapes differ, e.g. {wrong[0]}. "
+            f"{_what_to_do(name, recorded or '<the base it was trained on>')}"
+        )
     if isinstance(targets, list):
         have = {n.rsplit(".", 1)[-1] for n, _ in base.named_modules()}
         absent = [t for t in targets if t.rsplit(".", 1)[-1] not in have]
         if absent:
-            raise TargetModulesError(f"Adapter {name!r} lists target modules {absent} that the loaded base {loaded!r} "
-                                     f"does not have. {_what_to_do(name, recorded or '<the base it was trained on>')}")
+            raise TargetModulesError(
+                f"Adapter {name!r} lists target modules {absent} that the loaded base {loaded!r} "
+                f"does not have. {_what_to_do(name, recorded or '<the base it was trained on>')}"
+            )
     return len(modules), ranks
 
 
@@ -363,15 +420,22 @@ def _config_targets(config: dict, base) -> set[str] | None:
     targets = config.get("target_modules")
     if targets is None:
         return None
-    linear = {path: module for path, module in base.named_modules()
-              if hasattr(module, "in_features") and hasattr(module, "out_features") and not _inside_lora(path)}
+    linear = {
+        path: module
+        for path, module in base.named_modules()
+        if hasattr(module, "in_features") and hasattr(module, "out_features") and not _inside_lora(path)
+    }
     if targets == ALL_LINEAR:  # PEFT's shorthand: the names of every linear layer but the output layer
         output = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
         targets = sorted({path.rsplit(".", 1)[-1] for path, module in linear.items() if module is not output})
-    view = SimpleNamespace(target_modules=targets, target_parameters=config.get("target_parameters"),
-                           exclude_modules=config.get("exclude_modules"), modules_to_save=config.get("modules_to_save"),
-                           layers_to_transform=config.get("layers_to_transform"),
-                           layers_pattern=config.get("layers_pattern"))
+    view = SimpleNamespace(
+        target_modules=targets,
+        target_parameters=config.get("target_parameters"),
+        exclude_modules=config.get("exclude_modules"),
+        modules_to_save=config.get("modules_to_save"),
+        layers_to_transform=config.get("layers_to_transform"),
+        layers_pattern=config.get("layers_pattern"),
+    )
     return {path for path in linear if check_target_module_exists(view, path)}
 
 
@@ -386,15 +450,19 @@ def check_target_agreement(name: str, folder: Path, config: dict, shapes: dict[s
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     half = sorted(path for path, pair in modules.items() if set(pair) != {"A", "B"})
     if half:
-        raise DamagedWeightsError(f"{weights_path} holds only one of lora_A/lora_B for {len(half)} modules (e.g. "
-                                  f"{half[0]!r}): the file is incomplete. Copy or download adapter {name!r} again, "
-                                  "or re-save it with save_pretrained().")
+        raise DamagedWeightsError(
+            f"{weights_path} holds only one of lora_A/lora_B for {len(half)} modules (e.g. "
+            f"{half[0]!r}): the file is incomplete. Copy or download adapter {name!r} again, "
+            "or re-save it with save_pretrained()."
+        )
     try:
         expected = _config_targets(config, base)
     except (re.error, TypeError, ValueError) as err:
-        raise AdapterConfigError(f"{config_path}: target_modules / layers_to_transform / exclude_modules cannot be "
-                                 f"matched against the model ({type(err).__name__}: {err}). Restore the original "
-                                 "adapter_config.json or re-save the adapter with save_pretrained().") from err
+        raise AdapterConfigError(
+            f"{config_path}: target_modules / layers_to_transform / exclude_modules cannot be "
+            f"matched against the model ({type(err).__name__}: {err}). Restore the original "
+            "adapter_config.json or re-save the adapter with save_pretrained()."
+        ) from err
     if expected is not None:
         unlisted, untrained = set(modules) - expected, expected - set(modules)
         if unlisted:
@@ -402,22 +470,29 @@ def check_target_agreement(name: str, folder: Path, config: dict, shapes: dict[s
                 f"{weights_path} holds LoRA weights for {len(unlisted)} modules that {config_path} does not target "
                 f"(target_modules={config.get('target_modules')!r}), e.g. {_examples(unlisted)}: PEFT would skip "
                 f"them and load a partial adapter {name!r}. Add {sorted({p.rsplit('.', 1)[-1] for p in unlisted})} "
-                "to target_modules (or restore the original adapter_config.json).")
+                "to target_modules (or restore the original adapter_config.json)."
+            )
         if untrained:
             raise TargetModulesError(
                 f"{config_path} targets {len(untrained)} modules with no weights in {weights_path}, e.g. "
                 f"{_examples(untrained)}: PEFT would add them untrained. The two files come from different saves: "
-                f"restore the matching adapter_config.json, or re-save adapter {name!r} with save_pretrained().")
+                f"restore the matching adapter_config.json, or re-save adapter {name!r} with save_pretrained()."
+            )
     r = config.get("r")
     if isinstance(r, int) and not config.get("rank_pattern"):
-        wrong = sorted(path for path, pair in modules.items()
-                       if len(pair["A"]) != 2 or len(pair["B"]) != 2 or pair["A"][0] != r or pair["B"][1] != r)
+        wrong = sorted(
+            path
+            for path, pair in modules.items()
+            if len(pair["A"]) != 2 or len(pair["B"]) != 2 or pair["A"][0] != r or pair["B"][1] != r
+        )
         if wrong:
             pair = modules[wrong[0]]
-            raise TargetModulesError(f"{config_path} says r={r}, but the LoRA matrices in {weights_path} have another "
-                                     f"rank (e.g. {wrong[0]!r}: lora_A {pair['A']}, lora_B {pair['B']}). The two "
-                                     "files come from different saves: restore the matching adapter_config.json, "
-                                     f"or re-save adapter {name!r} with save_pretrained().")
+            raise TargetModulesError(
+                f"{config_path} says r={r}, but the LoRA matrices in {weights_path} have another "
+                f"rank (e.g. {wrong[0]!r}: lora_A {pair['A']}, lora_B {pair['B']}). The two "
+                "files come from different saves: restore the matching adapter_config.json, "
+                f"or re-save adapter {name!r} with save_pretrained()."
+            )
 
 
 def check_weight_values(name: str, folder: Path) -> list[str]:
@@ -432,7 +507,7 @@ def check_weight_values(name: str, folder: Path) -> list[str]:
     counts = {"A": 0, "B": 0}
     try:
         with safe_open(str(path), framework="pt") as handle:
-            for key in handle.keys():
+            for key in handle.keys():  # noqa: SIM118 - a safe_open handle has keys() but no __contains__/__iter__
                 tensor = handle.get_tensor(key)
                 if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                     non_finite.append(key)
@@ -444,24 +519,34 @@ def check_weight_values(name: str, folder: Path) -> list[str]:
     except Exception as err:  # a header that parses but data that does not
         raise CorruptAdapterError(f"{path} cannot be read ({type(err).__name__}: {err}). {again}") from err
     if non_finite:
-        raise DamagedWeightsError(f"{path} holds NaN or infinite values in {len(non_finite)} tensors (e.g. "
-                                  f"{non_finite[0]!r}): adapter {name!r} would give empty or garbage answers. If "
-                                  "it comes from your training run, the run diverged: retrain with a lower learning "
-                                  f"rate (or bf16/fp32 instead of fp16). Otherwise: {again}")
+        raise DamagedWeightsError(
+            f"{path} holds NaN or infinite values in {len(non_finite)} tensors (e.g. "
+            f"{non_finite[0]!r}): adapter {name!r} would give empty or garbage answers. If "
+            "it comes from your training run, the run diverged: retrain with a lower learning "
+            f"rate (or bf16/fp32 instead of fp16). Otherwise: {again}"
+        )
     if counts["A"] and len(zero["A"]) == counts["A"] and len(zero["B"]) == counts["B"]:
-        raise DamagedWeightsError(f"Every LoRA tensor in {path} is zero ({counts['A'] + counts['B']} tensors): adapter "
-                                  f"{name!r} would answer exactly like the base. The file was zero-filled or damaged "
-                                  f"(a fresh LoRA has random lora_A). {again}")
+        raise DamagedWeightsError(
+            f"Every LoRA tensor in {path} is zero ({counts['A'] + counts['B']} tensors): adapter "
+            f"{name!r} would answer exactly like the base. The file was zero-filled or damaged "
+            f"(a fresh LoRA has random lora_A). {again}"
+        )
     if zero["A"]:
-        raise DamagedWeightsError(f"lora_A is all zero in {len(zero['A'])} of {counts['A']} modules in {path} (e.g. "
-                                  f"{zero['A'][0]!r}): PEFT starts lora_A random and training never zeroes it, so "
-                                  f"those tensors are damaged and their modules would do nothing. {again}")
+        raise DamagedWeightsError(
+            f"lora_A is all zero in {len(zero['A'])} of {counts['A']} modules in {path} (e.g. "
+            f"{zero['A'][0]!r}): PEFT starts lora_A random and training never zeroes it, so "
+            f"those tensors are damaged and their modules would do nothing. {again}"
+        )
     if zero["B"] and len(zero["B"]) == counts["B"]:
-        return [f"adapter {name!r} is untrained: every lora_B in {path} is zero (how PEFT initialises a fresh LoRA), "
-                "so it answers exactly like the base. Train it first (notebook 01), or load the trained copy."]
+        return [
+            f"adapter {name!r} is untrained: every lora_B in {path} is zero (how PEFT initialises a fresh LoRA), "
+            "so it answers exactly like the base. Train it first (notebook 01), or load the trained copy."
+        ]
     if zero["B"]:
-        return [f"lora_B is zero in {len(zero['B'])} of {counts['B']} modules of adapter {name!r} (e.g. "
-                f"{zero['B'][0]!r}): those modules are untrained and change nothing."]
+        return [
+            f"lora_B is zero in {len(zero['B'])} of {counts['B']} modules of adapter {name!r} (e.g. "
+            f"{zero['B'][0]!r}): those modules are untrained and change nothing."
+        ]
     return []
 
 
@@ -471,8 +556,10 @@ def check_adapter(model, folder: str | Path, name: str, strict: bool = True) -> 
     check_adapter_name(name)
     loaded_names = list(getattr(model, "peft_config", {}) or {})
     if name in loaded_names:
-        raise AdapterNameError(f"An adapter named {name!r} is already loaded (loaded: {loaded_names}); loading again "
-                               f"would overwrite it. Pick another name, or call model.delete_adapter({name!r}) first.")
+        raise AdapterNameError(
+            f"An adapter named {name!r} is already loaded (loaded: {loaded_names}); loading again "
+            f"would overwrite it. Pick another name, or call model.delete_adapter({name!r}) first."
+        )
     folder = check_adapter_files(folder)
     config = read_adapter_config(folder)
     check_lora_config(folder, config)
@@ -487,15 +574,25 @@ def check_adapter(model, folder: str | Path, name: str, strict: bool = True) -> 
     targets = config.get("target_modules") or []
     targets = (targets,) if isinstance(targets, str) else tuple(sorted(targets))
     rank = int(config.get("r") or (ranks[0] if ranks else 0))
-    return CompatReport(name=name, folder=folder, adapter_base=recorded or "not recorded",
-                        adapter_fingerprint=fingerprint, loaded_base=base_model_id(base),
-                        loaded_fingerprint=base_fingerprint(base), base_source=source, rank=rank,
-                        ranks=tuple(ranks), lora_alpha=config.get("lora_alpha"), target_modules=targets,
-                        modules_matched=matched, notes=tuple(notes), warnings=tuple(found))
+    return CompatReport(
+        name=name,
+        folder=folder,
+        adapter_base=recorded or "not recorded",
+        adapter_fingerprint=fingerprint,
+        loaded_base=base_model_id(base),
+        loaded_fingerprint=base_fingerprint(base),
+        base_source=source,
+        rank=rank,
+        ranks=tuple(ranks),
+        lora_alpha=config.get("lora_alpha"),
+        target_modules=targets,
+        modules_matched=matched,
+        notes=tuple(notes),
+        warnings=tuple(found),
+    )
 
 
-def load_adapter_checked(model, folder: str | Path, name: str, strict: bool = True, activate: bool = False,
-                         log=None):
+def load_adapter_checked(model, folder: str | Path, name: str, strict: bool = True, activate: bool = False, log=None):
     """Check `folder` against `model`, then load it as adapter `name`; returns (PeftModel, CompatReport).
 
     `model` is a plain transformers model (wrapped with `PeftModel.from_pretrained`) or a PeftModel (adapter
@@ -511,8 +608,10 @@ def load_adapter_checked(model, folder: str | Path, name: str, strict: bool = Tr
             model = PeftModel.from_pretrained(model, str(report.folder), adapter_name=name, is_trainable=False)
         except Exception as err:
             _strip_injected(model, name)
-            raise AdapterLoadError(f"PEFT could not load adapter {name!r} from {report.folder} "
-                                   f"({type(err).__name__}: {err}); the base model was restored.") from err
+            raise AdapterLoadError(
+                f"PEFT could not load adapter {name!r} from {report.folder} "
+                f"({type(err).__name__}: {err}); the base model was restored."
+            ) from err
         model.eval()
         return model, report
     previous = next(iter(active_adapters(model)), None)
@@ -525,9 +624,11 @@ def load_adapter_checked(model, folder: str | Path, name: str, strict: bool = Tr
             model.delete_adapter(name)
         if previous is not None and previous in model.peft_config:
             model.set_adapter(previous, inference_mode=True)
-        raise AdapterLoadError(f"PEFT could not load adapter {name!r} from {report.folder} "
-                               f"({type(err).__name__}: {err}); it was removed again and the adapters already "
-                               f"loaded ({list(model.peft_config)}) are unchanged.") from err
+        raise AdapterLoadError(
+            f"PEFT could not load adapter {name!r} from {report.folder} "
+            f"({type(err).__name__}: {err}); it was removed again and the adapters already "
+            f"loaded ({list(model.peft_config)}) are unchanged."
+        ) from err
     return model, report
 
 

@@ -3,6 +3,7 @@
 `python -m lessons_lib.course run [--only 01 03]` writes executed copies to build/notebooks/ and a
 summary to build/course_summary.json; it exits non-zero if any notebook fails.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,14 +13,18 @@ import sys
 import time
 from pathlib import Path
 
-from .paths import BUILD_DIR, NOTEBOOKS_DIR as NOTEBOOKS
-
+from .paths import BUILD_DIR
+from .paths import NOTEBOOKS_DIR as NOTEBOOKS
 
 
 def count_asserts(nb) -> int:
     """How many self-check `assert` statements the notebook's code cells contain."""
-    return sum(line.lstrip().startswith("assert ") for cell in nb.cells if cell.cell_type == "code"
-               for line in cell.source.splitlines())
+    return sum(
+        line.lstrip().startswith("assert ")
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+    )
 
 
 def run_notebook(path: Path, out_dir: Path, timeout: int = 900) -> dict:
@@ -29,8 +34,9 @@ def run_notebook(path: Path, out_dir: Path, timeout: int = 900) -> dict:
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     start, error = time.time(), None
     try:
         client.execute()
@@ -39,8 +45,12 @@ def run_notebook(path: Path, out_dir: Path, timeout: int = 900) -> dict:
     seconds = time.time() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / path.name)
-    return {"notebook": path.name, "seconds": round(seconds, 1), "asserts": count_asserts(nb),
-            "status": "ok" if error is None else f"FAILED: {error}"}
+    return {
+        "notebook": path.name,
+        "seconds": round(seconds, 1),
+        "asserts": count_asserts(nb),
+        "status": "ok" if error is None else f"FAILED: {error}",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 Train and held-out splits draw from disjoint pools of names, cities, products, function names
 and prompt phrasings, so a held-out score measures generalisation rather than recall.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,30 +50,220 @@ def _check_split(split: str) -> None:
 
 
 # ---------------------------------------------------------------- entity pools
-EN_FIRST = ["Anna", "Oliver", "Maya", "Lucas", "Emma", "Noah", "Sofia", "Liam", "Chloe", "Ethan",
-            "Grace", "Mason", "Alice", "Henry", "Zoe", "Jack", "Ruby", "Leo", "Nora", "Owen",
-            "Clara", "Adam", "Iris", "Felix", "Lily", "Oscar", "Ava", "Hugo", "Ella", "Max"]
-EN_LAST = ["Smith", "Brown", "Taylor", "Walker", "Wright", "Green", "Hall", "Wood", "Clark", "Hughes",
-           "Baker", "Moore", "Turner", "Hill", "Ward", "Cooper", "King", "Lee", "Young", "Price"]
-RU_FIRST = ["Анна", "Иван", "Мария", "Олег", "Елена", "Павел", "Ольга", "Денис", "Ирина", "Артём",
-            "Наталья", "Сергей", "Вера", "Кирилл", "Дарья", "Роман", "Юлия", "Глеб", "Алиса", "Фёдор",
-            "Полина", "Максим", "Софья", "Игорь", "Лидия", "Борис", "Ксения", "Тимур", "Нина", "Егор"]
-RU_LAST = ["Петров", "Смирнов", "Козлов", "Волков", "Соколов", "Попов", "Лебедев", "Морозов",
-           "Новиков", "Фёдоров", "Орлов", "Зайцев", "Беляев", "Титов", "Комаров", "Голубев",
-           "Медведев", "Егоров", "Павлов", "Степанов"]
-EN_CITIES = ["London", "Paris", "Berlin", "Madrid", "Dublin", "Vienna", "Prague", "Oslo", "Lisbon",
-             "Warsaw", "Boston", "Denver", "Austin", "Seattle", "Toronto", "Sydney", "Chicago", "Miami",
-             "Zurich", "Munich"]
-RU_CITIES = ["Москва", "Казань", "Самара", "Омск", "Пермь", "Тверь", "Сочи", "Томск", "Уфа", "Курск",
-             "Тула", "Псков", "Рязань", "Иркутск", "Тюмень", "Калуга", "Вологда", "Киров", "Барнаул",
-             "Мурманск"]
-EN_PRODUCTS = ["laptop", "kettle", "backpack", "lamp", "monitor", "printer", "keyboard", "blender",
-               "jacket", "camera", "speaker", "toaster", "tablet", "mixer", "heater", "router"]
-RU_PRODUCTS = ["ноутбук", "чайник", "рюкзак", "лампа", "монитор", "принтер", "клавиатура", "блендер",
-               "куртка", "камера", "колонка", "тостер", "планшет", "миксер", "обогреватель", "роутер"]
-CODE_NOUNS = ["prices", "scores", "values", "weights", "ages", "counts", "marks", "sizes", "points",
-              "totals", "items", "rates", "steps", "levels", "grades", "amounts", "heights", "speeds",
-              "votes", "units", "sales", "loads", "bids", "fees"]
+EN_FIRST = [
+    "Anna",
+    "Oliver",
+    "Maya",
+    "Lucas",
+    "Emma",
+    "Noah",
+    "Sofia",
+    "Liam",
+    "Chloe",
+    "Ethan",
+    "Grace",
+    "Mason",
+    "Alice",
+    "Henry",
+    "Zoe",
+    "Jack",
+    "Ruby",
+    "Leo",
+    "Nora",
+    "Owen",
+    "Clara",
+    "Adam",
+    "Iris",
+    "Felix",
+    "Lily",
+    "Oscar",
+    "Ava",
+    "Hugo",
+    "Ella",
+    "Max",
+]
+EN_LAST = [
+    "Smith",
+    "Brown",
+    "Taylor",
+    "Walker",
+    "Wright",
+    "Green",
+    "Hall",
+    "Wood",
+    "Clark",
+    "Hughes",
+    "Baker",
+    "Moore",
+    "Turner",
+    "Hill",
+    "Ward",
+    "Cooper",
+    "King",
+    "Lee",
+    "Young",
+    "Price",
+]
+RU_FIRST = [
+    "Анна",
+    "Иван",
+    "Мария",
+    "Олег",
+    "Елена",
+    "Павел",
+    "Ольга",
+    "Денис",
+    "Ирина",
+    "Артём",
+    "Наталья",
+    "Сергей",
+    "Вера",
+    "Кирилл",
+    "Дарья",
+    "Роман",
+    "Юлия",
+    "Глеб",
+    "Алиса",
+    "Фёдор",
+    "Полина",
+    "Максим",
+    "Софья",
+    "Игорь",
+    "Лидия",
+    "Борис",
+    "Ксения",
+    "Тимур",
+    "Нина",
+    "Егор",
+]
+RU_LAST = [
+    "Петров",
+    "Смирнов",
+    "Козлов",
+    "Волков",
+    "Соколов",
+    "Попов",
+    "Лебедев",
+    "Морозов",
+    "Новиков",
+    "Фёдоров",
+    "Орлов",
+    "Зайцев",
+    "Беляев",
+    "Титов",
+    "Комаров",
+    "Голубев",
+    "Медведев",
+    "Егоров",
+    "Павлов",
+    "Степанов",
+]
+EN_CITIES = [
+    "London",
+    "Paris",
+    "Berlin",
+    "Madrid",
+    "Dublin",
+    "Vienna",
+    "Prague",
+    "Oslo",
+    "Lisbon",
+    "Warsaw",
+    "Boston",
+    "Denver",
+    "Austin",
+    "Seattle",
+    "Toronto",
+    "Sydney",
+    "Chicago",
+    "Miami",
+    "Zurich",
+    "Munich",
+]
+RU_CITIES = [
+    "Москва",
+    "Казань",
+    "Самара",
+    "Омск",
+    "Пермь",
+    "Тверь",
+    "Сочи",
+    "Томск",
+    "Уфа",
+    "Курск",
+    "Тула",
+    "Псков",
+    "Рязань",
+    "Иркутск",
+    "Тюмень",
+    "Калуга",
+    "Вологда",
+    "Киров",
+    "Барнаул",
+    "Мурманск",
+]
+EN_PRODUCTS = [
+    "laptop",
+    "kettle",
+    "backpack",
+    "lamp",
+    "monitor",
+    "printer",
+    "keyboard",
+    "blender",
+    "jacket",
+    "camera",
+    "speaker",
+    "toaster",
+    "tablet",
+    "mixer",
+    "heater",
+    "router",
+]
+RU_PRODUCTS = [
+    "ноутбук",
+    "чайник",
+    "рюкзак",
+    "лампа",
+    "монитор",
+    "принтер",
+    "клавиатура",
+    "блендер",
+    "куртка",
+    "камера",
+    "колонка",
+    "тостер",
+    "планшет",
+    "миксер",
+    "обогреватель",
+    "роутер",
+]
+CODE_NOUNS = [
+    "prices",
+    "scores",
+    "values",
+    "weights",
+    "ages",
+    "counts",
+    "marks",
+    "sizes",
+    "points",
+    "totals",
+    "items",
+    "rates",
+    "steps",
+    "levels",
+    "grades",
+    "amounts",
+    "heights",
+    "speeds",
+    "votes",
+    "units",
+    "sales",
+    "loads",
+    "bids",
+    "fees",
+]
 CODE_WORDS = ["word", "text", "name", "line", "label", "title", "code", "tag", "note", "key"]
 
 
@@ -127,23 +318,22 @@ JSON_PROMPTS = {
 
 def _json_person(rng: random.Random, lang: str, split: str) -> tuple[str, dict]:
     name, age, town = person_name(rng, lang, split), rng.randint(18, 79), city(rng, lang, split)
-    text = (f"{name} is {age} years old and lives in {town}." if lang == "en"
-            else f"{name}, возраст {age}, город {town}.")
+    text = (
+        f"{name} is {age} years old and lives in {town}." if lang == "en" else f"{name}, возраст {age}, город {town}."
+    )
     return text, {"name": name, "age": age, "city": town}
 
 
 def _json_order(rng: random.Random, lang: str, split: str) -> tuple[str, dict]:
     order_id, item, qty = rng.randint(10000, 99999), product(rng, lang, split), rng.randint(1, 9)
-    text = (f"Order {order_id}: {qty} x {item}." if lang == "en"
-            else f"Заказ {order_id}: {item}, {qty} шт.")
+    text = f"Order {order_id}: {qty} x {item}." if lang == "en" else f"Заказ {order_id}: {item}, {qty} шт."
     return text, {"order_id": order_id, "product": item, "quantity": qty}
 
 
 def _json_contact(rng: random.Random, lang: str, split: str) -> tuple[str, dict]:
     name = person_name(rng, lang, split)
     mail = email_for(name, rng)
-    text = (f"Contact {name}, e-mail {mail}." if lang == "en"
-            else f"Контакт: {name}, почта {mail}.")
+    text = f"Contact {name}, e-mail {mail}." if lang == "en" else f"Контакт: {name}, почта {mail}."
     return text, {"name": name, "email": mail}
 
 
@@ -161,17 +351,47 @@ def make_json(rng: random.Random, lang: str, split: str) -> Example:
 # ---------------------------------------------------------------- coding domain
 # (verb, EN task, RU task, body, test inputs maker, reference function)
 CODING_FAMILIES = [
-    ("scale", "multiplies every number in the list by {k}", "умножает каждое число списка на {k}",
-     "return [x * {k} for x in {arg}]", lambda k: [[1, 2, 3], [0, 5]], lambda a, k: [x * k for x in a]),
-    ("shift", "adds {k} to every number in the list", "прибавляет {k} к каждому числу списка",
-     "return [x + {k} for x in {arg}]", lambda k: [[1, 2, 3], [10]], lambda a, k: [x + k for x in a]),
-    ("keep", "keeps only the numbers greater than {k}", "оставляет только числа больше {k}",
-     "return [x for x in {arg} if x > {k}]", lambda k: [[k - 1, k, k + 1, k + 5]], lambda a, k: [x for x in a if x > k]),
-    ("total", "returns the sum of the list plus {k}", "возвращает сумму списка плюс {k}",
-     "return sum({arg}) + {k}", lambda k: [[1, 2, 3], []], lambda a, k: sum(a) + k),
+    (
+        "scale",
+        "multiplies every number in the list by {k}",
+        "умножает каждое число списка на {k}",
+        "return [x * {k} for x in {arg}]",
+        lambda k: [[1, 2, 3], [0, 5]],
+        lambda a, k: [x * k for x in a],
+    ),
+    (
+        "shift",
+        "adds {k} to every number in the list",
+        "прибавляет {k} к каждому числу списка",
+        "return [x + {k} for x in {arg}]",
+        lambda k: [[1, 2, 3], [10]],
+        lambda a, k: [x + k for x in a],
+    ),
+    (
+        "keep",
+        "keeps only the numbers greater than {k}",
+        "оставляет только числа больше {k}",
+        "return [x for x in {arg} if x > {k}]",
+        lambda k: [[k - 1, k, k + 1, k + 5]],
+        lambda a, k: [x for x in a if x > k],
+    ),
+    (
+        "total",
+        "returns the sum of the list plus {k}",
+        "возвращает сумму списка плюс {k}",
+        "return sum({arg}) + {k}",
+        lambda k: [[1, 2, 3], []],
+        lambda a, k: sum(a) + k,
+    ),
 ]
-STRING_FAMILY = ("repeat", "repeats the string {k} times", "повторяет строку {k} раз",
-                 "return {arg} * {k}", lambda k: ["ab", "x"], lambda a, k: a * k)
+STRING_FAMILY = (
+    "repeat",
+    "repeats the string {k} times",
+    "повторяет строку {k} раз",
+    "return {arg} * {k}",
+    lambda k: ["ab", "x"],
+    lambda a, k: a * k,
+)
 CODING_WRITE = {
     "en": [
         "Write a Python function `{fn}({arg})` that {task}.",
@@ -224,28 +444,44 @@ def make_coding(rng: random.Random, lang: str, split: str) -> Example:
 # ---------------------------------------------------------------- support domain
 SUPPORT_PROBLEMS = {
     "not_arrived": {
-        "en": (["my parcel has not arrived yet", "the delivery is late", "I am still waiting for my package"],
-               ["1. We have checked the tracking of your order.", "2. A courier will contact you within 2 days."]),
-        "ru": (["посылка до сих пор не пришла", "доставка задерживается", "я всё ещё жду свой заказ"],
-               ["1. Мы проверили отслеживание вашего заказа.", "2. Курьер свяжется с вами в течение 2 дней."]),
+        "en": (
+            ["my parcel has not arrived yet", "the delivery is late", "I am still waiting for my package"],
+            ["1. We have checked the tracking of your order.", "2. A courier will contact you within 2 days."],
+        ),
+        "ru": (
+            ["посылка до сих пор не пришла", "доставка задерживается", "я всё ещё жду свой заказ"],
+            ["1. Мы проверили отслеживание вашего заказа.", "2. Курьер свяжется с вами в течение 2 дней."],
+        ),
     },
     "damaged": {
-        "en": (["the item arrived broken", "the box was damaged and the product is cracked", "it came broken"],
-               ["1. Please send us a photo of the item.", "2. We will send you a replacement for free."]),
-        "ru": (["товар пришёл сломанным", "коробка повреждена, товар треснул", "всё пришло разбитым"],
-               ["1. Пожалуйста, пришлите фото товара.", "2. Мы бесплатно отправим вам замену."]),
+        "en": (
+            ["the item arrived broken", "the box was damaged and the product is cracked", "it came broken"],
+            ["1. Please send us a photo of the item.", "2. We will send you a replacement for free."],
+        ),
+        "ru": (
+            ["товар пришёл сломанным", "коробка повреждена, товар треснул", "всё пришло разбитым"],
+            ["1. Пожалуйста, пришлите фото товара.", "2. Мы бесплатно отправим вам замену."],
+        ),
     },
     "refund": {
-        "en": (["I want my money back", "please refund my payment", "I would like to return it for a refund"],
-               ["1. We have started the refund for your order.", "2. The money will return to your card within 5 days."]),
-        "ru": (["хочу вернуть деньги", "верните, пожалуйста, оплату", "хочу оформить возврат"],
-               ["1. Мы оформили возврат по вашему заказу.", "2. Деньги вернутся на карту в течение 5 дней."]),
+        "en": (
+            ["I want my money back", "please refund my payment", "I would like to return it for a refund"],
+            ["1. We have started the refund for your order.", "2. The money will return to your card within 5 days."],
+        ),
+        "ru": (
+            ["хочу вернуть деньги", "верните, пожалуйста, оплату", "хочу оформить возврат"],
+            ["1. Мы оформили возврат по вашему заказу.", "2. Деньги вернутся на карту в течение 5 дней."],
+        ),
     },
     "login": {
-        "en": (["I cannot log in to my account", "my password does not work", "the site does not let me sign in"],
-               ["1. Please reset your password on the login page.", "2. If that does not help, reply to this message."]),
-        "ru": (["не могу войти в аккаунт", "пароль не подходит", "сайт не пускает меня в личный кабинет"],
-               ["1. Сбросьте пароль на странице входа.", "2. Если это не поможет, ответьте на это письмо."]),
+        "en": (
+            ["I cannot log in to my account", "my password does not work", "the site does not let me sign in"],
+            ["1. Please reset your password on the login page.", "2. If that does not help, reply to this message."],
+        ),
+        "ru": (
+            ["не могу войти в аккаунт", "пароль не подходит", "сайт не пускает меня в личный кабинет"],
+            ["1. Сбросьте пароль на странице входа.", "2. Если это не поможет, ответьте на это письмо."],
+        ),
     },
 }
 SUPPORT_PROMPTS = {
@@ -256,15 +492,21 @@ SUPPORT_PROMPTS = {
         'Help desk ticket from {name}, order {order}: "{issue}". Draft the response.',
     ],
     "ru": [
-        'Клиент {name} пишет о заказе {order}: «{issue}». Напиши ответ службы поддержки.',
-        'Ответь клиенту. Имя: {name}. Заказ: {order}. Сообщение: «{issue}».',
-        'Напиши ответ поддержки для клиента {name} (заказ {order}), который пишет: «{issue}».',
-        'Обращение в поддержку от {name}, заказ {order}: «{issue}». Составь ответ.',
+        "Клиент {name} пишет о заказе {order}: «{issue}». Напиши ответ службы поддержки.",
+        "Ответь клиенту. Имя: {name}. Заказ: {order}. Сообщение: «{issue}».",
+        "Напиши ответ поддержки для клиента {name} (заказ {order}), который пишет: «{issue}».",
+        "Обращение в поддержку от {name}, заказ {order}: «{issue}». Составь ответ.",
     ],
 }
 SUPPORT_REPLY = {
-    "en": "Hello, {name}!\nThank you for your message about order {order}. We are sorry for the trouble.\n{steps}\nBest regards,\nSupport Team",
-    "ru": "Здравствуйте, {name}!\nСпасибо за обращение по заказу {order}. Приносим извинения за неудобства.\n{steps}\nС уважением,\nСлужба поддержки",
+    "en": (
+        "Hello, {name}!\nThank you for your message about order {order}. We are sorry for the trouble.\n"
+        "{steps}\nBest regards,\nSupport Team"
+    ),
+    "ru": (
+        "Здравствуйте, {name}!\nСпасибо за обращение по заказу {order}. Приносим извинения за неудобства.\n"
+        "{steps}\nС уважением,\nСлужба поддержки"
+    ),
 }
 
 
@@ -273,27 +515,45 @@ def make_support(rng: random.Random, lang: str, split: str) -> Example:
     problem = rng.choice(sorted(SUPPORT_PROBLEMS))
     issues, steps = SUPPORT_PROBLEMS[problem][lang]
     name, order = person_name(rng, lang, split), rng.randint(10000, 99999)
-    prompt = rng.choice(_split(SUPPORT_PROMPTS[lang], split)).format(
-        name=name, order=order, issue=rng.choice(issues))
+    prompt = rng.choice(_split(SUPPORT_PROMPTS[lang], split)).format(name=name, order=order, issue=rng.choice(issues))
     reply = SUPPORT_REPLY[lang].format(name=name, order=order, steps="\n".join(steps))
     return Example("support", lang, prompt, reply, {"name": name, "order": str(order), "problem": problem})
 
 
 # ---------------------------------------------------------------- general prompts (router's "none")
 GENERAL_PROMPTS = {
-    "en": ["Tell me a fun fact about {thing}.", "What is the best season to visit {town}?",
-           "Can you recommend a book about {thing}?", "How do I cook {food}?",
-           "Say something nice about {town}.", "Why is the sky blue?", "Write a short poem about {thing}.",
-           "What should I name my {pet}?"],
-    "ru": ["Расскажи интересный факт про {thing}.", "Когда лучше всего ехать в {town}?",
-           "Посоветуй книгу про {thing}.", "Как приготовить {food}?", "Скажи что-нибудь хорошее про {town}.",
-           "Почему небо голубое?", "Напиши короткий стих про {thing}.", "Как назвать моего {pet}?"],
+    "en": [
+        "Tell me a fun fact about {thing}.",
+        "What is the best season to visit {town}?",
+        "Can you recommend a book about {thing}?",
+        "How do I cook {food}?",
+        "Say something nice about {town}.",
+        "Why is the sky blue?",
+        "Write a short poem about {thing}.",
+        "What should I name my {pet}?",
+    ],
+    "ru": [
+        "Расскажи интересный факт про {thing}.",
+        "Когда лучше всего ехать в {town}?",
+        "Посоветуй книгу про {thing}.",
+        "Как приготовить {food}?",
+        "Скажи что-нибудь хорошее про {town}.",
+        "Почему небо голубое?",
+        "Напиши короткий стих про {thing}.",
+        "Как назвать моего {pet}?",
+    ],
 }
 GENERAL_FILL = {
-    "en": {"thing": ["the sea", "cats", "the moon", "music", "trees", "winter"], "food": ["pasta", "soup", "rice"],
-           "pet": ["dog", "cat", "parrot"]},
-    "ru": {"thing": ["море", "кошек", "луну", "музыку", "деревья", "зиму"], "food": ["пасту", "суп", "рис"],
-           "pet": ["пса", "кота", "попугая"]},
+    "en": {
+        "thing": ["the sea", "cats", "the moon", "music", "trees", "winter"],
+        "food": ["pasta", "soup", "rice"],
+        "pet": ["dog", "cat", "parrot"],
+    },
+    "ru": {
+        "thing": ["море", "кошек", "луну", "музыку", "деревья", "зиму"],
+        "food": ["пасту", "суп", "рис"],
+        "pet": ["пса", "кота", "попугая"],
+    },
 }
 
 
@@ -301,8 +561,11 @@ def make_general_prompt(rng: random.Random, lang: str, split: str) -> str:
     """A chit-chat prompt that belongs to no adapter's domain."""
     fill = GENERAL_FILL[lang]
     return rng.choice(_split(GENERAL_PROMPTS[lang], split)).format(
-        thing=rng.choice(fill["thing"]), town=city(rng, lang, split), food=rng.choice(fill["food"]),
-        pet=rng.choice(fill["pet"]))
+        thing=rng.choice(fill["thing"]),
+        town=city(rng, lang, split),
+        food=rng.choice(fill["food"]),
+        pet=rng.choice(fill["pet"]),
+    )
 
 
 def examples(domain: str, n: int, split: str = "train", seed: int = 0, langs: tuple[str, ...] = LANGS) -> list[Example]:

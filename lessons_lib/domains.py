@@ -8,13 +8,14 @@ and the owning modules (lessons_lib.data, lessons_lib.evaluate) can import it wi
     with registered(Domain("sql", make=make_sql, scorer=score_sql, keywords=("sql", "select"))):
         examples("sql", 4)                      # a temporary domain, removed again on exit (for tests)
 """
+
 from __future__ import annotations
 
 import contextlib
 import importlib
 import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping
 
 NAME_RULE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 RESERVED = ("general", "base", "auto", "mix", "router", "tools", "__base__")  # router label, server models, artifacts
@@ -52,8 +53,10 @@ class Domain:
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not NAME_RULE.match(self.name):
-            raise ValueError(f"Domain name {self.name!r} must be lowercase letters, digits and '_' (at most 32, "
-                             "starting with a letter), e.g. 'sql': it becomes an adapter and a router label.")
+            raise ValueError(
+                f"Domain name {self.name!r} must be lowercase letters, digits and '_' (at most 32, "
+                "starting with a letter), e.g. 'sql': it becomes an adapter and a router label."
+            )
         if self.name in RESERVED:
             raise ValueError(f"{self.name!r} is reserved ({', '.join(RESERVED)}); choose another domain name.")
         if isinstance(self.keywords, str) or not any(w and w.strip() for w in self.keywords):
@@ -136,20 +139,58 @@ def __getattr__(name: str):
 # ---------------------------------------------------------------- the course's domains
 # Keywords: the original course's rules (first four stems of each list), extended to English and Russian.
 # Stems are matched as lowercase substrings, so "функци" matches "функция", "функцию", "функции".
-register(Domain(
-    "json", make="lessons_lib.data:make_json", scorer="lessons_lib.evaluate:score_json",
-    keywords=("json", "схем", "структур", "api", "schema", "structured", "key-value", "ключ", "поля", "fields"),
-    color="#4c72b0",
-    heldout_files=("natural/json.jsonl",)))
-register(Domain(
-    "coding", make="lessons_lib.data:make_coding", scorer="lessons_lib.evaluate:score_coding",
-    keywords=("код", "функци", "bug", "рефакторинг", "code", "function", "python", "refactor", "script", "скрипт",
-              "баг"),
-    color="#55a868",
-    heldout_files=("natural/coding.jsonl",)))
-register(Domain(
-    "support", make="lessons_lib.data:make_support", scorer="lessons_lib.evaluate:score_support",
-    keywords=("помощь", "ошибк", "не работа", "поддержка", "help", "error", "not working", "support", "refund",
-              "возврат", "заказ", "order"),
-    color="#c44e52",
-    heldout_files=("natural/support.jsonl",)))
+register(
+    Domain(
+        "json",
+        make="lessons_lib.data:make_json",
+        scorer="lessons_lib.evaluate:score_json",
+        keywords=("json", "схем", "структур", "api", "schema", "structured", "key-value", "ключ", "поля", "fields"),
+        color="#4c72b0",
+        heldout_files=("natural/json.jsonl",),
+    )
+)
+register(
+    Domain(
+        "coding",
+        make="lessons_lib.data:make_coding",
+        scorer="lessons_lib.evaluate:score_coding",
+        keywords=(
+            "код",
+            "функци",
+            "bug",
+            "рефакторинг",
+            "code",
+            "function",
+            "python",
+            "refactor",
+            "script",
+            "скрипт",
+            "баг",
+        ),
+        color="#55a868",
+        heldout_files=("natural/coding.jsonl",),
+    )
+)
+register(
+    Domain(
+        "support",
+        make="lessons_lib.data:make_support",
+        scorer="lessons_lib.evaluate:score_support",
+        keywords=(
+            "помощь",
+            "ошибк",
+            "не работа",
+            "поддержка",
+            "help",
+            "error",
+            "not working",
+            "support",
+            "refund",
+            "возврат",
+            "заказ",
+            "order",
+        ),
+        color="#c44e52",
+        heldout_files=("natural/support.jsonl",),
+    )
+)

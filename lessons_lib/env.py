@@ -1,4 +1,5 @@
 """Facts about the machine the lesson runs on: Colab or not, GPU or not, which dtype is safe."""
+
 from __future__ import annotations
 
 import importlib.util

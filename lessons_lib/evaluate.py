@@ -1,13 +1,14 @@
 """Per-domain metrics on held-out prompts: is the answer well-formed, and is it right?"""
+
 from __future__ import annotations
 
 import json
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
 
 from . import domains as registry
 from .data import Example, examples
@@ -37,8 +38,13 @@ class DomainReport:
 
     def row(self, label: str = "") -> dict:
         """The report as a table row."""
-        return {"model": label, "domain": self.domain, "n": self.n,
-                "valid": round(self.valid_rate, 3), "correct": round(self.correct_rate, 3)}
+        return {
+            "model": label,
+            "domain": self.domain,
+            "n": self.n,
+            "valid": round(self.valid_rate, 3),
+            "correct": round(self.correct_rate, 3),
+        }
 
 
 def strip_fences(text: str) -> str:
@@ -76,8 +82,13 @@ def run_code_check(source: str, function: str, tests: list, timeout: float = COD
     """Run `function` from `source` on `tests` in a separate Python process with a time limit."""
     payload = json.dumps([source, function, tests])
     try:
-        proc = subprocess.run([sys.executable, "-I", "-S", "-c", CODE_HARNESS], input=payload, text=True,
-                              capture_output=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", CODE_HARNESS],
+            input=payload,
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return False, f"timed out after {timeout:.0f}s"
     if proc.returncode != 0:
@@ -109,9 +120,16 @@ SIGN_OFF = re.compile(r"(best|kind) regards|sincerely|с уважением", re
 
 def score_support(output: str, expected: dict) -> Score:
     """Valid: greeting, acknowledgement, two or more numbered steps, sign-off. Correct: plus name and order."""
-    missing = [part for part, ok in (("greeting", GREETING.search(output)), ("acknowledgement", ACK.search(output)),
-                                     ("steps", len(STEP.findall(output)) >= 2), ("sign-off", SIGN_OFF.search(output)))
-               if not ok]
+    missing = [
+        part
+        for part, ok in (
+            ("greeting", GREETING.search(output)),
+            ("acknowledgement", ACK.search(output)),
+            ("steps", len(STEP.findall(output)) >= 2),
+            ("sign-off", SIGN_OFF.search(output)),
+        )
+        if not ok
+    ]
     if missing:
         return Score(False, False, f"missing {', '.join(missing)}")
     lost = [k for k in ("name", "order") if expected[k] not in output]
@@ -142,8 +160,15 @@ def heldout(domain: str, n: int = 40, seed: int = 0) -> list[Example]:
     return examples(domain, n, "heldout", seed)
 
 
-def evaluate_model(model, tokenizer, domain: str, n: int = 40, adapter: str | None = None, seed: int = 0,
-                   max_new_tokens: int | None = None) -> tuple[DomainReport, list[str]]:
+def evaluate_model(
+    model,
+    tokenizer,
+    domain: str,
+    n: int = 40,
+    adapter: str | None = None,
+    seed: int = 0,
+    max_new_tokens: int | None = None,
+) -> tuple[DomainReport, list[str]]:
     """Generate answers to `n` held-out prompts of `domain` and score them.
 
     `adapter` picks a loaded PEFT adapter per row ("__base__" for the base model) without switching.

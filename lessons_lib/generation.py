@@ -10,6 +10,7 @@ cache rows are dropped), and the loop ends when every row is done.
 Greedy rows equal `model.generate(..., do_sample=False)` token for token: same position ids (attention mask
 cumsum - 1), same float32 argmax.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +18,8 @@ import hashlib
 import inspect
 import re
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 PEFT_BASE = "__base__"  # PEFT's row name for "no adapter" in a mixed batch
 MAX_TOP_LOGPROBS = 5
@@ -96,7 +97,8 @@ class _Row:
         self.generator = None
         if request.temperature > 0:
             self.generator = torch.Generator().manual_seed(
-                request.seed if request.seed is not None else row_seed(None, 0))
+                request.seed if request.seed is not None else row_seed(None, 0)
+            )
         self.watch_text = bool(request.on_text or request.stop)
 
     def visible(self) -> str:
@@ -122,30 +124,34 @@ class _Row:
         elif self.request.on_text:
             safe = _held_back(text, self.request.stop)
             if len(safe) > len(self.emitted) and safe.startswith(self.emitted):
-                self._emit(safe[len(self.emitted):], None)
+                self._emit(safe[len(self.emitted) :], None)
 
     def cancel(self) -> None:
         self.finish, self.text = "cancelled", self.emitted
 
     def _end(self, reason: str, text: str) -> None:
         if not text.startswith(self.emitted):  # cannot happen with prefix-stable decoding; never take text back
-            text = self.emitted + text[len(_common_prefix(self.emitted, text)):]
+            text = self.emitted + text[len(_common_prefix(self.emitted, text)) :]
         self.finish, self.text = reason, text
         if self.request.on_text:
-            self._emit(text[len(self.emitted):], reason)
+            self._emit(text[len(self.emitted) :], reason)
 
     def _emit(self, delta: str, finish: str | None) -> None:
         entries = None
         if self.request.logprobs:
-            entries = self.entries[len(self.entries) - self.pending:]
+            entries = self.entries[len(self.entries) - self.pending :]
             self.pending = 0
         self.emitted += delta
         self.request.on_text(delta, finish, entries)
 
     def result(self) -> RowResult:
-        return RowResult(text=self.text or "", finish_reason=self.finish or "length", token_ids=list(self.ids),
-                         prompt_tokens=self.prompt_tokens,
-                         logprobs=list(self.entries) if self.request.logprobs else None)
+        return RowResult(
+            text=self.text or "",
+            finish_reason=self.finish or "length",
+            token_ids=list(self.ids),
+            prompt_tokens=self.prompt_tokens,
+            logprobs=list(self.entries) if self.request.logprobs else None,
+        )
 
 
 def _first_stop(text: str, stops: Sequence[str]) -> int | None:
@@ -305,8 +311,10 @@ def adapter_rows(model, names: list[str], batched_lora=None):
     """
     if any(name is None for name in names):
         if not all(name is None for name in names):
-            raise ValueError("some rows name an adapter and some don't (None); name one for every row, "
-                             f"\"{PEFT_BASE}\" for the bare base.")
+            raise ValueError(
+                "some rows name an adapter and some don't (None); name one for every row, "
+                f'"{PEFT_BASE}" for the bare base.'
+            )
         return contextlib.nullcontext(), {}  # the model as it is: its active adapter, as model.generate uses it
     if batched_lora is not None:
         return batched_lora.rows(list(names)), {}
@@ -315,8 +323,10 @@ def adapter_rows(model, names: list[str], batched_lora=None):
             return model._enable_peft_forward_hooks(adapter_names=list(names)), {}
         return contextlib.nullcontext(), {"adapter_names": list(names)}
     if any(name != PEFT_BASE for name in names):
-        raise ValueError(f"adapters {sorted(set(names) - {PEFT_BASE})} were requested from a model without "
-                         "adapters; load them with PeftModel first.")
+        raise ValueError(
+            f"adapters {sorted(set(names) - {PEFT_BASE})} were requested from a model without "
+            "adapters; load them with PeftModel first."
+        )
     return contextlib.nullcontext(), {}
 
 
@@ -328,8 +338,9 @@ def _forward_keywords(model) -> tuple[str, bool]:
     return ("cache" if "cache" in params else "past_key_values"), "logits_to_keep" in params
 
 
-def decode_batch(model, tokenizer, requests: Sequence[RowRequest], batched_lora=None,
-                 on_step: Callable[[int], None] | None = None) -> list[RowResult]:
+def decode_batch(
+    model, tokenizer, requests: Sequence[RowRequest], batched_lora=None, on_step: Callable[[int], None] | None = None
+) -> list[RowResult]:
     """Run every row to its end in one shared KV-cached loop; returns one RowResult per request, in order.
 
     `batched_lora` (anything with `.rows(adapter_names)` -> context manager) replaces PEFT's `adapter_names=`.
@@ -344,8 +355,10 @@ def decode_batch(model, tokenizer, requests: Sequence[RowRequest], batched_lora=
     eos_ids = tokenizer.eos_token_id
     eos = set(eos_ids if isinstance(eos_ids, list) else [eos_ids])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(eos))
-    prompts = [list(r.prompt) if not isinstance(r.prompt, str)
-               else tokenizer(r.prompt, add_special_tokens=False)["input_ids"] for r in requests]
+    prompts = [
+        list(r.prompt) if not isinstance(r.prompt, str) else tokenizer(r.prompt, add_special_tokens=False)["input_ids"]
+        for r in requests
+    ]
     if any(not ids for ids in prompts):
         raise ValueError("a prompt is empty after tokenization; send at least one token.")
     rows = [_Row(r, len(ids), tokenizer, eos) for r, ids in zip(requests, prompts)]

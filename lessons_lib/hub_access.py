@@ -3,12 +3,13 @@
 Wrap downloads in `explain_hub_errors(model_id)`: a gated-repo, 401 or 403 answer from the Hub (raised by
 huggingface_hub, or wrapped by transformers in an OSError) becomes a `HubAccessError` that says how to get access.
 """
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 GATED_MODELS = frozenset({"mistralai/Mistral-7B-Instruct-v0.3"})
 TOKENS_PAGE = "https://huggingface.co/settings/tokens"
@@ -30,22 +31,27 @@ def access_note(model_id: str) -> str:
     """One line to show before loading `model_id`: empty for open models, what to do first for gated ones."""
     if model_id not in GATED_MODELS:
         return ""
-    return (f"{model_id} is gated: accept its terms at {model_page(model_id)}, then add a read token as the Colab "
-            "secret HF_TOKEN (or run huggingface_hub.login()).")
+    return (
+        f"{model_id} is gated: accept its terms at {model_page(model_id)}, then add a read token as the Colab "
+        "secret HF_TOKEN (or run huggingface_hub.login())."
+    )
 
 
 def access_steps(model_id: str) -> str:
     """The numbered steps that give this session access to a gated or private model."""
-    return "\n".join([
-        f"1. Open {model_page(model_id)}, sign in and accept the model's terms (access is usually granted at once).",
-        f"2. Create a token with read access at {TOKENS_PAGE} (a fine-grained token needs 'Read access to contents "
-        "of all public gated repos you can access').",
-        "3. On Colab: add it as a secret named HF_TOKEN (key icon in the left sidebar, notebook access on), then run "
-        "`from lessons_lib.hub_access import use_colab_secret; use_colab_secret()` and rerun this cell: no "
-        "runtime restart needed (huggingface_hub reads Colab secrets once per session; this puts the token in the "
-        "HF_TOKEN environment variable, which it reads on every download).",
-        "   Elsewhere: run `huggingface_hub.login()` or set the HF_TOKEN environment variable.",
-    ])
+    return "\n".join(
+        [
+            f"1. Open {model_page(model_id)}, sign in and accept the model's terms "
+            "(access is usually granted at once).",
+            f"2. Create a token with read access at {TOKENS_PAGE} (a fine-grained token needs 'Read access to contents "
+            "of all public gated repos you can access').",
+            "3. On Colab: add it as a secret named HF_TOKEN (key icon in the left sidebar, notebook access on), "
+            "then run `from lessons_lib.hub_access import use_colab_secret; use_colab_secret()` and rerun this cell: "
+            "no runtime restart needed (huggingface_hub reads Colab secrets once per session; this puts the token in "
+            "the HF_TOKEN environment variable, which it reads on every download).",
+            "   Elsewhere: run `huggingface_hub.login()` or set the HF_TOKEN environment variable.",
+        ]
+    )
 
 
 def _chain(err: BaseException) -> Iterator[BaseException]:
@@ -84,7 +90,7 @@ def _token_state() -> str:
 
     try:
         token = huggingface_hub.get_token()
-    except Exception:  # e.g. a failed OIDC exchange: the explanation must still come out
+    except Exception:  # noqa: BLE001 - e.g. a failed OIDC exchange: the explanation must still come out
         token = None
     if token:
         return "A Hugging Face token is set, but it has no access to this model yet (step 1 or 2 below)."

@@ -7,6 +7,7 @@ once. Tables printed with `evaluate.format_table` show their headers from one ca
 phrases among their cells from `TERMS` (`term(...)` for plot labels), so dictionary keys stay identifiers in code.
 Terms follow GLOSSARY.md. A value other than "en" or "ru" is an error that says how to fix it.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,10 @@ def resolve_lang(lang: str | None = None) -> str:
     value = (given or DEFAULT_LANG).strip().lower()
     if value not in LANGS:
         where = "the argument lang=..." if lang is not None else f"${LANG_ENV_VAR}"
-        raise ValueError(f"Unknown language {value!r} in {where}; use 'en' or 'ru' "
-                         f"(e.g. os.environ[{LANG_ENV_VAR!r}] = 'ru'), or unset {LANG_ENV_VAR} for English.")
+        raise ValueError(
+            f"Unknown language {value!r} in {where}; use 'en' or 'ru' "
+            f"(e.g. os.environ[{LANG_ENV_VAR!r}] = 'ru'), or unset {LANG_ENV_VAR} for English."
+        )
     return value
 
 
@@ -40,29 +43,72 @@ def tr(en: str, ru: str, lang: str | None = None) -> str:
 # Column headers of the tables notebooks print with evaluate.format_table: the key stays an identifier in code.
 COLUMNS: dict[str, str] = {
     # evaluate.DomainReport.row, tools.evaluate.ToolReport.row
-    "model": "модель", "domain": "домен", "valid": "валидно", "correct": "верно", "correct tool": "верный инструмент",
-    "valid args": "валидные аргументы", "exact args": "точные аргументы", "final answer": "итоговый ответ",
+    "model": "модель",
+    "domain": "домен",
+    "valid": "валидно",
+    "correct": "верно",
+    "correct tool": "верный инструмент",
+    "valid args": "валидные аргументы",
+    "exact args": "точные аргументы",
+    "final answer": "итоговый ответ",
     # notebook tables
-    "adapter": "адаптер", "source": "источник", "prompt of": "промпт домена", "way": "способ", "runs": "запусков",
-    "median ms": "медиана, мс", "× set_adapter": "× set_adapter", "generate calls": "вызовов generate",
-    "median s": "медиана, с", "tokens/s": "токенов/с", "× mixed batch time": "× время смешанного батча",
-    "part": "часть", "MB": "МБ", "% of base": "% от базовой", "what": "что", "type": "тип", "weight": "вес",
-    "mean": "среднее", "mean correct": "среднее верных", "best ms/request": "лучшее мс/запрос",
-    "× merged time": "× время объединённой", "requests": "запросы", "routed right": "верно маршрутизировано",
-    "system prompt": "системный промпт", "label": "метка", "router": "маршрутизатор", "accuracy": "точность",
-    "ms/prompt": "мс/промпт", "setting": "параметр", "value": "значение", "answer": "ответ", "prompt": "промпт",
-    "steps": "шаги", "seconds": "секунд", "time": "время", "request": "запрос", "tool": "инструмент",
+    "adapter": "адаптер",
+    "source": "источник",
+    "prompt of": "промпт домена",
+    "way": "способ",
+    "runs": "запусков",
+    "median ms": "медиана, мс",
+    "× set_adapter": "× set_adapter",
+    "generate calls": "вызовов generate",
+    "median s": "медиана, с",
+    "tokens/s": "токенов/с",
+    "× mixed batch time": "× время смешанного батча",
+    "part": "часть",
+    "MB": "МБ",
+    "% of base": "% от базовой",
+    "what": "что",
+    "type": "тип",
+    "weight": "вес",
+    "mean": "среднее",
+    "mean correct": "среднее верных",
+    "best ms/request": "лучшее мс/запрос",
+    "× merged time": "× время объединённой",
+    "requests": "запросы",
+    "routed right": "верно маршрутизировано",
+    "system prompt": "системный промпт",
+    "label": "метка",
+    "router": "маршрутизатор",
+    "accuracy": "точность",
+    "ms/prompt": "мс/промпт",
+    "setting": "параметр",
+    "value": "значение",
+    "answer": "ответ",
+    "prompt": "промпт",
+    "steps": "шаги",
+    "seconds": "секунд",
+    "time": "время",
+    "request": "запрос",
+    "tool": "инструмент",
 }
 
 
 # Row labels notebooks keep as dictionary keys (ways, variants, sources): shown translated, used as keys in code.
 TERMS: dict[str, str] = {
-    "load_adapter from disk": "load_adapter с диска", "reload base + adapter": "перезагрузка базы + адаптера",
-    "mixed batch": "смешанный батч", "switch per sub-batch": "переключение по подбатчам",
-    "one adapter for all rows": "один адаптер на все строки", "switching": "переключение",
-    "weighted mix": "взвешенная смесь", "merged mix": "объединённая смесь", "no prompt": "без промпта",
-    "cognitive designer": "когнитивный дизайнер", "shipped": "поставляемый", "local": "рабочая папка",
-    "drive": "Google Диск", "hub": "Hugging Face Hub", "trained": "обучен здесь",
+    "load_adapter from disk": "load_adapter с диска",
+    "reload base + adapter": "перезагрузка базы + адаптера",
+    "mixed batch": "смешанный батч",
+    "switch per sub-batch": "переключение по подбатчам",
+    "one adapter for all rows": "один адаптер на все строки",
+    "switching": "переключение",
+    "weighted mix": "взвешенная смесь",
+    "merged mix": "объединённая смесь",
+    "no prompt": "без промпта",
+    "cognitive designer": "когнитивный дизайнер",
+    "shipped": "поставляемый",
+    "local": "рабочая папка",
+    "drive": "Google Диск",
+    "hub": "Hugging Face Hub",
+    "trained": "обучен здесь",
 }
 
 

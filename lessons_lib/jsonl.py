@@ -5,6 +5,7 @@ allows inside strings), decoded as UTF-8 one at a time, and their nesting is mea
 damaged or hostile line gives an error naming file:line and what to do, never a UnicodeDecodeError without
 a line or a RecursionError.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,9 @@ def read_objects(path: str | Path, shape: str) -> list[tuple[int, dict]]:
             continue
         row = parse_line(path, number, text)
         if not isinstance(row, dict):
-            raise DataFileError(f"{path}:{number} must be a {shape} object, got a JSON {type(row).__name__}. "
-                                "Write one object per line.")
+            raise DataFileError(
+                f"{path}:{number} must be a {shape} object, got a JSON {type(row).__name__}. Write one object per line."
+            )
         objects.append((number, row))
     if not objects:
         raise DataFileError(f"{path} has no rows. Give one {shape} object per line.")
@@ -47,10 +49,12 @@ def decode_line(path: Path, number: int, raw: bytes) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        column = len(raw[:err.start].decode("utf-8", errors="replace")) + 1
-        raise DataFileError(f"{path}:{number}:{column} is not UTF-8 (byte {raw[err.start:err.start + 1]!r}). Save "
-                            "the file as UTF-8 (in an editor: 'Save with encoding: UTF-8'; in a shell: iconv -f "
-                            "cp1252 -t utf-8 old.jsonl > new.jsonl, with the file's real encoding).") from None
+        column = len(raw[: err.start].decode("utf-8", errors="replace")) + 1
+        raise DataFileError(
+            f"{path}:{number}:{column} is not UTF-8 (byte {raw[err.start : err.start + 1]!r}). Save "
+            "the file as UTF-8 (in an editor: 'Save with encoding: UTF-8'; in a shell: iconv -f "
+            "cp1252 -t utf-8 old.jsonl > new.jsonl, with the file's real encoding)."
+        ) from None
     if number == 1:
         text = text.removeprefix(BOM)
     return text.removesuffix("\r")
@@ -68,19 +72,25 @@ def nesting_depth(text: str) -> int:
 def parse_line(path: Path, number: int, text: str):
     """The JSON value on one line; nesting, syntax and lone surrogates are errors naming file:line."""
     if nesting_depth(text) > MAX_DEPTH:
-        raise DataFileError(f"{path}:{number} nests deeper than {MAX_DEPTH} levels of [ ] or {{ }}; no course row "
-                            "is that deep. The line is damaged or not course data: fix or remove it.")
+        raise DataFileError(
+            f"{path}:{number} nests deeper than {MAX_DEPTH} levels of [ ] or {{ }}; no course row "
+            "is that deep. The line is damaged or not course data: fix or remove it."
+        )
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise DataFileError(f"{path}:{number} is not valid JSON ({err.msg} at column {err.colno}). Fix the line "
-                            "or remove it; every line must be one JSON object.") from None
+        raise DataFileError(
+            f"{path}:{number} is not valid JSON ({err.msg} at column {err.colno}). Fix the line "
+            "or remove it; every line must be one JSON object."
+        ) from None
     except RecursionError:  # not reached after the depth check; kept so no input can crash the reader
         raise DataFileError(f"{path}:{number} nests too deeply to read. Fix or remove the line.") from None
     bad = _first_surrogate(value)
     if bad is not None:
-        raise DataFileError(f"{path}:{number} holds an unpaired UTF-16 surrogate escape ({bad!r}), which is not "
-                            "text. Fix the \\uD8xx escapes on that line or remove it.")
+        raise DataFileError(
+            f"{path}:{number} holds an unpaired UTF-16 surrogate escape ({bad!r}), which is not "
+            "text. Fix the \\uD8xx escapes on that line or remove it."
+        )
     return value
 
 

@@ -1,4 +1,5 @@
 """`setup_lesson`: the one call at the top of every notebook (seed, profile, folders, Drive on Colab)."""
+
 from __future__ import annotations
 
 import logging
@@ -12,10 +13,17 @@ from .i18n import tr
 from .paths import DRIVE_COURSE_DIR, DRIVE_MOUNT, default_work_dir
 from .profiles import Profile, choose_profile
 
-
-SETTINGS_RU = {"lesson": "урок", "profile": "профиль", "model": "модель", "device": "устройство",
-               "4-bit": "4-битная", "train steps": "шагов обучения", "work dir": "рабочая папка",
-               "drive": "Google Диск", "hub": "Hugging Face Hub"}  # dtype, max_length, colab are identifiers
+SETTINGS_RU = {
+    "lesson": "урок",
+    "profile": "профиль",
+    "model": "модель",
+    "device": "устройство",
+    "4-bit": "4-битная",
+    "train steps": "шагов обучения",
+    "work dir": "рабочая папка",
+    "drive": "Google Диск",
+    "hub": "Hugging Face Hub",
+}  # dtype, max_length, colab are identifiers
 REASONS_RU = {  # profiles.choose_profile's reasons as the Russian edition prints them
     "asked for in the notebook's parameters cell": "задан в ячейке параметров ноутбука",
     "a CUDA GPU is present": "есть GPU с CUDA",
@@ -41,12 +49,20 @@ class Lesson:
     def summary_rows(self) -> list[tuple[str, str]]:
         """(setting, value) pairs for the setup table."""
         p, reason = self.profile, tr(en=self.reason, ru=REASONS_RU.get(self.reason, self.reason))
-        rows = [("lesson", self.name), ("profile", f"{p.name} ({reason})"), ("model", p.model_id),
-                ("device", self.device), ("dtype", self.dtype), ("4-bit", str(p.load_in_4bit and p.gpu_path())),
-                ("max_length", str(p.max_length)), ("train steps", str(p.train_steps)),
-                ("colab", str(self.colab)), ("work dir", str(self.work_dir)),
-                ("drive", str(self.drive_dir) if self.drive_dir else tr(en="not mounted", ru="не подключён")),
-                ("hub", self.hub_namespace or tr(en="not used", ru="не используется"))]
+        rows = [
+            ("lesson", self.name),
+            ("profile", f"{p.name} ({reason})"),
+            ("model", p.model_id),
+            ("device", self.device),
+            ("dtype", self.dtype),
+            ("4-bit", str(p.load_in_4bit and p.gpu_path())),
+            ("max_length", str(p.max_length)),
+            ("train steps", str(p.train_steps)),
+            ("colab", str(self.colab)),
+            ("work dir", str(self.work_dir)),
+            ("drive", str(self.drive_dir) if self.drive_dir else tr(en="not mounted", ru="не подключён")),
+            ("hub", self.hub_namespace or tr(en="not used", ru="не используется")),
+        ]
         return [(tr(en=key, ru=SETTINGS_RU.get(key, key)), value) for key, value in rows]
 
     def summary(self) -> str:
@@ -80,8 +96,12 @@ def seed_everything(seed: int) -> None:
 def mount_drive(log=print) -> Path | None:
     """Mount Google Drive on Colab and return the course folder in it; elsewhere do nothing."""
     if not env.in_colab():
-        log(tr(en="Google Drive is only mounted on Colab; saving to a local folder instead.",
-               ru="Google Диск подключается только в Colab; сохраняем в локальную папку."))
+        log(
+            tr(
+                en="Google Drive is only mounted on Colab; saving to a local folder instead.",
+                ru="Google Диск подключается только в Colab; сохраняем в локальную папку.",
+            )
+        )
         return None
     from google.colab import drive  # type: ignore[import-not-found]
 
@@ -96,8 +116,14 @@ def _not_mtime_note(record: logging.LogRecord) -> bool:
     return "mtime may not be reliable" not in record.getMessage()
 
 
-def setup_lesson(name: str, profile: str | None = None, seed: int = 0, use_drive: bool = False,
-                 hub_namespace: str | None = None, log=print) -> Lesson:
+def setup_lesson(
+    name: str,
+    profile: str | None = None,
+    seed: int = 0,
+    use_drive: bool = False,
+    hub_namespace: str | None = None,
+    log=print,
+) -> Lesson:
     """Seed, choose the profile (argument > $LESSONS_PROFILE > GPU or not), pick folders, print a table.
 
     With `use_drive` the work dir is the course folder on Google Drive (Colab), so a later runtime finds
@@ -121,8 +147,17 @@ def setup_lesson(name: str, profile: str | None = None, seed: int = 0, use_drive
     drive_dir = mount_drive(log) if use_drive else None
     work_dir = drive_dir / chosen.name if drive_dir else default_work_dir(chosen.name)
     work_dir.mkdir(parents=True, exist_ok=True)
-    lesson = Lesson(name, chosen, reason, device, str(chosen.torch_dtype()).replace("torch.", ""), env.in_colab(),
-                    work_dir, drive_dir, hub_namespace)
+    lesson = Lesson(
+        name,
+        chosen,
+        reason,
+        device,
+        str(chosen.torch_dtype()).replace("torch.", ""),
+        env.in_colab(),
+        work_dir,
+        drive_dir,
+        hub_namespace,
+    )
     log(lesson.summary())
     if chosen.access_note:
         log(f"\n{tr(en='Before the first download', ru='Перед первой загрузкой')}: {chosen.access_note}")

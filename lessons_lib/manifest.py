@@ -1,4 +1,5 @@
 """The small manifest every saved adapter carries: which base it belongs to, how it was trained, its scores."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +10,15 @@ from pathlib import Path
 
 MANIFEST_FILE = "manifest.json"
 TINY_MODEL_ID = "lora-adapter-lab/tiny-course-model"
-FINGERPRINT_KEYS = ("model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                    "num_attention_heads", "num_key_value_heads")
+FINGERPRINT_KEYS = (
+    "model_type",
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+)
 
 
 def base_model_id(model_or_config) -> str:
@@ -61,12 +69,14 @@ class Manifest:
         return path
 
     @classmethod
-    def load(cls, folder: str | Path) -> "Manifest":
+    def load(cls, folder: str | Path) -> Manifest:
         """Read manifest.json from an adapter folder, with a clear error if it is missing or broken."""
         path = Path(folder) / MANIFEST_FILE
         if not path.is_file():
-            raise FileNotFoundError(f"No {MANIFEST_FILE} in {folder}: save adapters with lessons_lib.storage "
-                                    "(or write a Manifest) so the course can check which base they belong to.")
+            raise FileNotFoundError(
+                f"No {MANIFEST_FILE} in {folder}: save adapters with lessons_lib.storage "
+                "(or write a Manifest) so the course can check which base they belong to."
+            )
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
@@ -75,8 +85,9 @@ class Manifest:
         return cls(**known)
 
     @classmethod
-    def for_model(cls, name: str, model, profile: str, **extra) -> "Manifest":
+    def for_model(cls, name: str, model, profile: str, **extra) -> Manifest:
         """A manifest describing an adapter trained on `model`'s base."""
         base = getattr(model, "get_base_model", lambda: model)()
-        return cls(name=name, base_model=base_model_id(base), base_fingerprint=base_fingerprint(base),
-                   profile=profile, **extra)
+        return cls(
+            name=name, base_model=base_model_id(base), base_fingerprint=base_fingerprint(base), profile=profile, **extra
+        )

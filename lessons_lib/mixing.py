@@ -20,6 +20,7 @@ are taught in notebook 03; this module wraps only the checks and bookkeeping aro
   base does not fit the GPU (7b on a T4), `merge_checkpoint` merges the checkpoint files tensor by tensor on
   the CPU instead, one output shard in memory at a time.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,9 +28,9 @@ import functools
 import math
 import numbers
 import re
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Collection, Iterator, Mapping, Sequence
 
 from .i18n import tr
 from .profiles import Profile
@@ -38,8 +39,16 @@ from .storage import active_adapters
 COMBINATION_TYPES = ("linear", "cat", "svd", "ties", "dare_linear", "dare_ties", "ties_svd", "magnitude_prune")
 ALL_COMBINATION_TYPES = COMBINATION_TYPES + ("dare_linear_svd", "dare_ties_svd", "magnitude_prune_svd")
 EQUAL_RANK_TYPES = ("linear", "ties", "dare_linear", "dare_ties", "magnitude_prune")
-DENSITY_TYPES = ("ties", "ties_svd", "dare_linear", "dare_ties", "dare_linear_svd", "dare_ties_svd",
-                 "magnitude_prune", "magnitude_prune_svd")
+DENSITY_TYPES = (
+    "ties",
+    "ties_svd",
+    "dare_linear",
+    "dare_ties",
+    "dare_linear_svd",
+    "dare_ties_svd",
+    "magnitude_prune",
+    "magnitude_prune_svd",
+)
 DEFAULT_DENSITY = 0.5
 RUNTIME_SCALING = "runtime scaling"
 # The largest mix weight the course accepts (library, widget and server's adapter_weights). Notebook 03's sweep
@@ -77,22 +86,28 @@ def check_weight(adapter: str, weight, allow_negative: bool = True) -> float:
     """`weight` as a float if it is a finite number within ±MAX_WEIGHT (0..MAX_WEIGHT without negatives)."""
     example = "e.g. 0.5"
     if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
-        raise MixWeightTypeError(f"The weight for {adapter!r} is {weight!r} ({type(weight).__name__}); pass a "
-                                 f"number ({example}), not a string, None or a bool.")
+        raise MixWeightTypeError(
+            f"The weight for {adapter!r} is {weight!r} ({type(weight).__name__}); pass a "
+            f"number ({example}), not a string, None or a bool."
+        )
     value = float(weight)
     low = -MAX_WEIGHT if allow_negative else 0.0
     if not math.isfinite(value) or not low <= value <= MAX_WEIGHT:
-        raise MixWeightError(f"The weight for {adapter!r} is {weight!r}; pass a finite number from {low:g} to "
-                             f"{MAX_WEIGHT:g} ({example}). Weights above 2 already over-drive an adapter (notebook "
-                             "03's sweep).")
+        raise MixWeightError(
+            f"The weight for {adapter!r} is {weight!r}; pass a finite number from {low:g} to "
+            f"{MAX_WEIGHT:g} ({example}). Weights above 2 already over-drive an adapter (notebook "
+            "03's sweep)."
+        )
     return value
 
 
 def check_weights(adapters: Sequence[str], weights, allow_negative: bool = True) -> list[float]:
     """One checked float per adapter; MixError/MixWeightTypeError saying what to pass instead."""
     if isinstance(weights, (str, bytes, Mapping, set, frozenset)) or not isinstance(weights, Collection):
-        raise MixWeightTypeError(f"weights must be a list with one number per adapter ({list(adapters)}), e.g. "
-                                 f"{[1.0] * len(adapters)}; got {weights!r}.")
+        raise MixWeightTypeError(
+            f"weights must be a list with one number per adapter ({list(adapters)}), e.g. "
+            f"{[1.0] * len(adapters)}; got {weights!r}."
+        )
     if len(weights) != len(adapters):
         raise MixError(f"{len(adapters)} adapters but {len(weights)} weights; give one weight per adapter.")
     return [check_weight(a, w, allow_negative) for a, w in zip(adapters, weights)]
@@ -108,33 +123,47 @@ def lora_layers(model) -> list[tuple[str, object]]:
 
 def module_ranks(model, adapter: str) -> dict[str, int]:
     """The rank each module really has for `adapter` (read from the lora_A weights, not the config)."""
-    return {name: layer.lora_A[adapter].weight.shape[0] for name, layer in lora_layers(model) if adapter in layer.lora_A}
+    return {
+        name: layer.lora_A[adapter].weight.shape[0] for name, layer in lora_layers(model) if adapter in layer.lora_A
+    }
 
 
 def _lora_dtypes(model, adapters: Sequence[str]) -> set:
     return {layer.lora_A[a].weight.dtype for _, layer in lora_layers(model) for a in adapters if a in layer.lora_A}
 
 
-def check_weighted_request(model, adapters: Sequence[str], weights: Sequence[float], adapter_name: str,
-                           combination_type: str, density: float | None = None) -> None:
-    """Raise a MixError (with the fix) if `add_weighted_adapter` would fail, misbehave or build an unloadable adapter."""
+def check_weighted_request(
+    model,
+    adapters: Sequence[str],
+    weights: Sequence[float],
+    adapter_name: str,
+    combination_type: str,
+    density: float | None = None,
+) -> None:
+    """Raise MixError (with the fix) if `add_weighted_adapter` would fail, misbehave or build an unloadable adapter."""
     import torch
 
     loaded = list(model.peft_config)
     if combination_type not in ALL_COMBINATION_TYPES:
-        raise MixError(f"Unknown combination_type {combination_type!r}; choose one of {', '.join(ALL_COMBINATION_TYPES)}.")
+        raise MixError(
+            f"Unknown combination_type {combination_type!r}; choose one of {', '.join(ALL_COMBINATION_TYPES)}."
+        )
     if not adapters:
         raise MixError("Give at least one adapter to combine.")
     missing = [a for a in adapters if a not in loaded]
     if missing:
-        raise MixError(f"Adapters {missing} are not loaded (loaded: {loaded}); load them with "
-                       "model.load_adapter(folder, adapter_name=...) first.")
+        raise MixError(
+            f"Adapters {missing} are not loaded (loaded: {loaded}); load them with "
+            "model.load_adapter(folder, adapter_name=...) first."
+        )
     check_weights(adapters, weights)
     _refuse_stale(getattr(model, "base_model", None), "create_weighted_adapter")
     if not adapter_name or "." in adapter_name:
         raise MixError(f"Adapter name {adapter_name!r} is not usable by PEFT (no dots, not empty); e.g. 'mix_w15'.")
     if adapter_name in adapters:
-        raise MixError(f"The new adapter cannot reuse the name of a source adapter ({adapter_name!r}); pick a new name.")
+        raise MixError(
+            f"The new adapter cannot reuse the name of a source adapter ({adapter_name!r}); pick a new name."
+        )
     if density is not None and not 0.0 < density <= 1.0:
         raise MixError(f"density must be in (0, 1] (the share of weights kept), got {density}.")
     if combination_type.endswith("svd"):
@@ -143,7 +172,8 @@ def check_weighted_request(model, adapters: Sequence[str], weights: Sequence[flo
             raise SvdDtypeError(
                 f"combination_type={combination_type!r} runs torch.linalg.svd, which does not support {', '.join(low)} "
                 "LoRA weights. Load the adapters in fp32 (PEFT's default autocast_adapter_dtype=True keeps them fp32 "
-                "on an fp16 base), or use combination_type='cat', which needs no SVD.")
+                "on an fp16 base), or use combination_type='cat', which needs no SVD."
+            )
     if combination_type in EQUAL_RANK_TYPES and len(adapters) > 1:
         ranks = {a: module_ranks(model, a) for a in adapters}
         modules = set().union(*(r.keys() for r in ranks.values()))
@@ -154,11 +184,19 @@ def check_weighted_request(model, adapters: Sequence[str], weights: Sequence[flo
                     f"combination_type={combination_type!r} adds the adapters' A and B matrices element-wise, so every "
                     f"adapter needs the same rank in every module, but {module} has ranks {seen}. Use "
                     "combination_type='cat' (concatenates: new rank = sum of ranks) or 'svd' (re-factorises the "
-                    "summed update to a chosen svd_rank) for adapters of different ranks.")
+                    "summed update to a chosen svd_rank) for adapters of different ranks."
+                )
 
 
-def create_weighted_adapter(model, adapters: Sequence[str], weights: Sequence[float], adapter_name: str,
-                            combination_type: str = "cat", density: float | None = None, **kwargs) -> str:
+def create_weighted_adapter(
+    model,
+    adapters: Sequence[str],
+    weights: Sequence[float],
+    adapter_name: str,
+    combination_type: str = "cat",
+    density: float | None = None,
+    **kwargs,
+) -> str:
     """`add_weighted_adapter` with the traps handled: checks first, replaces an existing name, reloadable config.
 
     Returns `adapter_name`. The new adapter is not activated (as in PEFT), unless it replaced the active one.
@@ -178,8 +216,7 @@ def create_weighted_adapter(model, adapters: Sequence[str], weights: Sequence[fl
         kwargs["density"] = density
     before = active_adapters(model)
     try:
-        model.add_weighted_adapter(list(adapters), weights, adapter_name,
-                                   combination_type=combination_type, **kwargs)
+        model.add_weighted_adapter(list(adapters), weights, adapter_name, combination_type=combination_type, **kwargs)
     except Exception:
         if adapter_name in model.peft_config:
             model.delete_adapter(adapter_name)
@@ -234,8 +271,9 @@ def _activate(model, names: Sequence[str]) -> None:
 def check_runtime_weights(model, weights: Mapping[str, float]) -> dict[str, float]:
     """Runtime weights as {loaded adapter: float in 0..MAX_WEIGHT}; MixError saying what to pass instead."""
     if not isinstance(weights, Mapping):
-        raise MixWeightTypeError(f"Runtime weights are a dict {{adapter: weight}}, e.g. {{'json': 1.0, 'support': "
-                                 f"0.5}}; got {weights!r}.")
+        raise MixWeightTypeError(
+            f"Runtime weights are a dict {{adapter: weight}}, e.g. {{'json': 1.0, 'support': 0.5}}; got {weights!r}."
+        )
     loaded = list(model.peft_config)
     missing = [a for a in weights if a not in loaded]
     if missing:
@@ -244,8 +282,10 @@ def check_runtime_weights(model, weights: Mapping[str, float]) -> dict[str, floa
         raise MixError("Give at least one adapter weight.")
     bad = {a: w for a, w in weights.items() if isinstance(w, numbers.Real) and not isinstance(w, bool) and w < 0}
     if bad:
-        raise MixWeightError(f"Runtime weights must be >= 0 (got {bad}); for a negative weight build an adapter "
-                             "with create_weighted_adapter, which accepts negative weights.")
+        raise MixWeightError(
+            f"Runtime weights must be >= 0 (got {bad}); for a negative weight build an adapter "
+            "with create_weighted_adapter, which accepts negative weights."
+        )
     return {a: check_weight(a, w, allow_negative=False) for a, w in weights.items()}
 
 
@@ -254,8 +294,10 @@ def set_runtime_mix(model, weights: Mapping[str, float]) -> MixState:
     weights = check_runtime_weights(model, weights)
     _refuse_stale(model.base_model, "set_runtime_mix")
     layers = lora_layers(model)
-    state = MixState(tuple(active_adapters(model)),
-                     {(name, a): layer.scaling[a] for name, layer in layers for a in weights if a in layer.scaling})
+    state = MixState(
+        tuple(active_adapters(model)),
+        {(name, a): layer.scaling[a] for name, layer in layers for a in weights if a in layer.scaling},
+    )
     on = [a for a, w in weights.items() if w != 0] or list(weights)  # all zero: keep them on at scale 0
     _activate(model, on)
     for _, layer in layers:
@@ -285,8 +327,11 @@ def runtime_mix(model, weights: Mapping[str, float]) -> Iterator[MixState]:
 
 def combination_label(combination_type: str) -> str:
     """How a combination type reads in the course language: add_weighted_adapter's types are identifiers and stay."""
-    return tr(en=RUNTIME_SCALING, ru="масштабирование на лету") if combination_type == RUNTIME_SCALING \
+    return (
+        tr(en=RUNTIME_SCALING, ru="масштабирование на лету")
+        if combination_type == RUNTIME_SCALING
         else combination_type
+    )
 
 
 def describe_mix(weights: Mapping[str, float], combination_type: str) -> str:
@@ -318,10 +363,12 @@ def stale_message(tuner, call: str) -> str:
         what, keeps = "unload() removed its LoRA layers", "the bare base"
     else:
         what, keeps = f"merge_and_unload() baked {names} into its base weights and removed the LoRA layers", names
-    return (f"{call} refused: {what}. This old PeftModel cannot switch adapters any more (PEFT would accept the "
-            f"call and keep answering as {keeps}). Use the model merge_and_unload() returned for the merged "
-            "behaviour; to switch adapters again, load a fresh base and attach the adapters, e.g. "
-            "load_with_adapters(load_base(profile), profile).")
+    return (
+        f"{call} refused: {what}. This old PeftModel cannot switch adapters any more (PEFT would accept the "
+        f"call and keep answering as {keeps}). Use the model merge_and_unload() returned for the merged "
+        "behaviour; to switch adapters again, load a fresh base and attach the adapters, e.g. "
+        "load_with_adapters(load_base(profile), profile)."
+    )
 
 
 def _refuse_stale(tuner, call: str) -> None:
@@ -332,6 +379,7 @@ def _refuse_stale(tuner, call: str) -> None:
 
 def _guarded_set_adapter(original, tuner_of):
     """`set_adapter` that first refuses a stale wrapper; `tuner_of(self)` finds the PEFT tuner to check."""
+
     @functools.wraps(original)
     def set_adapter(self, adapter_name, *args, **kwargs):
         _refuse_stale(tuner_of(self), f"set_adapter({adapter_name!r})")
@@ -343,6 +391,7 @@ def _guarded_set_adapter(original, tuner_of):
 
 def _recording(original, how: str):
     """`merge_and_unload` / `unload` that remember on the tuner what they did (for StaleModelError's message)."""
+
     @functools.wraps(original)
     def unload(self, *args, **kwargs):
         names = kwargs.get("adapter_names") or list(getattr(self, "active_adapters", []) or [])
@@ -367,10 +416,12 @@ def install_merge_guard() -> bool:
         from peft.tuners.tuners_utils import BaseTuner
     except ImportError:
         return False
-    targets = [(PeftModel, "set_adapter", lambda f: _guarded_set_adapter(f, lambda model: model.base_model)),
-               (BaseTuner, "set_adapter", lambda f: _guarded_set_adapter(f, lambda tuner: tuner)),
-               (BaseTuner, "merge_and_unload", lambda f: _recording(f, "merged")),
-               (BaseTuner, "unload", lambda f: _recording(f, "unloaded"))]
+    targets = [
+        (PeftModel, "set_adapter", lambda f: _guarded_set_adapter(f, lambda model: model.base_model)),
+        (BaseTuner, "set_adapter", lambda f: _guarded_set_adapter(f, lambda tuner: tuner)),
+        (BaseTuner, "merge_and_unload", lambda f: _recording(f, "merged")),
+        (BaseTuner, "unload", lambda f: _recording(f, "unloaded")),
+    ]
     if not all(callable(getattr(cls, name, None)) for cls, name, _ in targets):
         return False
     for cls, name, wrap in targets:
@@ -414,8 +465,9 @@ def max_logit_diff(model_a, model_b, tokenizer, prompts: Sequence[str]) -> float
 
     from .models import chat_text
 
-    enc = tokenizer([chat_text(tokenizer, p) for p in prompts], return_tensors="pt", padding=True,
-                    add_special_tokens=False)
+    enc = tokenizer(
+        [chat_text(tokenizer, p) for p in prompts], return_tensors="pt", padding=True, add_special_tokens=False
+    )
     with torch.no_grad():
         a = model_a(**enc.to(next(model_a.parameters()).device)).logits.float().cpu()
         b = model_b(**enc.to(next(model_b.parameters()).device)).logits.float().cpu()
@@ -465,11 +517,16 @@ def lora_updates(adapter_folder: Path | str) -> dict[str, LoraUpdate]:
 
     folder = Path(adapter_folder)
     config = json.loads((folder / "adapter_config.json").read_text())
-    unsupported = [k for k in ("use_dora", "modules_to_save", "fan_in_fan_out", "lora_bias", "trainable_token_indices")
-                   if config.get(k)]
+    unsupported = [
+        k
+        for k in ("use_dora", "modules_to_save", "fan_in_fan_out", "lora_bias", "trainable_token_indices")
+        if config.get(k)
+    ]
     if config.get("peft_type", "LORA") != "LORA" or unsupported:
-        raise MixError(f"{folder.name}: merging checkpoint files handles plain LoRA only (found "
-                       f"{unsupported or config.get('peft_type')}); merge in memory with merge_and_unload instead.")
+        raise MixError(
+            f"{folder.name}: merging checkpoint files handles plain LoRA only (found "
+            f"{unsupported or config.get('peft_type')}); merge in memory with merge_and_unload instead."
+        )
     factors: dict[str, dict] = {}
     for key, tensor in load_file(str(folder / "adapter_model.safetensors")).items():
         match = re.fullmatch(r"(?:base_model\.model\.)?(.+)\.lora_([AB])\.weight", key)
@@ -515,13 +572,19 @@ def checkpoint_tensor(source: str | Path, key: str):
 
     for file in checkpoint_files(source):
         with safe_open(str(file), framework="pt") as f:
-            if key in f.keys():
+            if key in f.keys():  # noqa: SIM118 - a safe_open handle has keys() but no __contains__/__iter__
                 return f.get_tensor(key)
     raise KeyError(f"{key!r} is not in the checkpoint of {source}.")
 
 
-def merge_checkpoint(source: str | Path, adapter_folder: Path | str, out_dir: Path | str, dtype=None,
-                     shard_bytes: int = SHARD_BYTES, log=print) -> Path:
+def merge_checkpoint(
+    source: str | Path,
+    adapter_folder: Path | str,
+    out_dir: Path | str,
+    dtype=None,
+    shard_bytes: int = SHARD_BYTES,
+    log=print,
+) -> Path:
     """Merge a LoRA adapter into a model checkpoint file by file, tensor by tensor, on the CPU.
 
     Each targeted weight becomes `W + scaling · B @ A` (computed in fp32, stored in `dtype`; default fp16);
@@ -548,7 +611,7 @@ def merge_checkpoint(source: str | Path, adapter_folder: Path | str, out_dir: Pa
 
     for file in checkpoint_files(source):
         with safe_open(str(file), framework="pt") as f:
-            for key in f.keys():
+            for key in f.keys():  # noqa: SIM118 - a safe_open handle has keys() but no __contains__/__iter__
                 tensor = f.get_tensor(key)
                 if key in updates:
                     tensor = tensor.float() + updates[key].delta()
@@ -560,8 +623,10 @@ def merge_checkpoint(source: str | Path, adapter_folder: Path | str, out_dir: Pa
         log(f"merged {file.name}")
     flush()
     if pending:
-        raise MixError(f"The adapter targets weights the checkpoint lacks: {sorted(pending)[:3]} … — "
-                       "it was trained on another base.")
+        raise MixError(
+            f"The adapter targets weights the checkpoint lacks: {sorted(pending)[:3]} … — "
+            "it was trained on another base."
+        )
     _name_shards(out_dir, written)
     config = AutoConfig.from_pretrained(str(source))
     config.dtype = dtype
@@ -582,8 +647,9 @@ def _name_shards(out_dir: Path, written: list[tuple[Path, list[str]]]) -> None:
         tmp.rename(out_dir / name)
         total += (out_dir / name).stat().st_size
         weight_map.update(dict.fromkeys(keys, name))
-    (out_dir / INDEX_FILE).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map},
-                                                 indent=2))
+    (out_dir / INDEX_FILE).write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
+    )
 
 
 @dataclass(frozen=True)
@@ -598,9 +664,17 @@ class DeployResult:
     streamed: bool = False  # merged file by file on the CPU instead of in GPU memory
 
 
-def merge_for_deployment(profile: Profile, adapter_folders: Mapping[str, Path | str], out_dir: Path | str,
-                         tokenizer=None, weights: Sequence[float] | None = None, combination_type: str = "cat",
-                         requantize: bool = False, streamed: bool | None = None, log=print) -> DeployResult:
+def merge_for_deployment(
+    profile: Profile,
+    adapter_folders: Mapping[str, Path | str],
+    out_dir: Path | str,
+    tokenizer=None,
+    weights: Sequence[float] | None = None,
+    combination_type: str = "cat",
+    requantize: bool = False,
+    streamed: bool | None = None,
+    log=print,
+) -> DeployResult:
     """Merge adapters into an *unquantized* base, save, reload, optionally re-quantize to 4-bit.
 
     Merging into a bitsandbytes 4-bit base rounds the LoRA update away (peft #2321, #2501), so the merge uses
@@ -618,11 +692,13 @@ def merge_for_deployment(profile: Profile, adapter_folders: Mapping[str, Path | 
     fits = fits_t4(profile, "fp16")
     streamed = not fits if streamed is None else streamed
     if streamed:
-        merged_dtype, notes = _merge_streamed(profile, adapter_folders, out_dir, tokenizer, weights,
-                                              combination_type, log)
+        merged_dtype, notes = _merge_streamed(
+            profile, adapter_folders, out_dir, tokenizer, weights, combination_type, log
+        )
     else:
-        merged_dtype, notes = _merge_in_memory(profile, adapter_folders, out_dir, tokenizer, weights,
-                                               combination_type, log)
+        merged_dtype, notes = _merge_in_memory(
+            profile, adapter_folders, out_dir, tokenizer, weights, combination_type, log
+        )
     if not fits and not requantize:
         requantize = True
         notes.append("re-quantizing anyway: the merged fp16 model does not fit the GPU either")
@@ -632,8 +708,11 @@ def merge_for_deployment(profile: Profile, adapter_folders: Mapping[str, Path | 
         from .profiles import with_overrides
 
         quant = quantization_config(with_overrides(profile, load_in_4bit=True), log)
-        notes.append("re-quantized to 4-bit NF4 on reload (the saved files stay full precision)" if quant else
-                     "re-quantization skipped (needs bitsandbytes and a CUDA GPU or a rehearsal profile)")
+        notes.append(
+            "re-quantized to 4-bit NF4 on reload (the saved files stay full precision)"
+            if quant
+            else "re-quantization skipped (needs bitsandbytes and a CUDA GPU or a rehearsal profile)"
+        )
     from transformers import AutoModelForCausalLM
 
     from .models import gpu_like_4bit, load_kwargs
@@ -656,12 +735,14 @@ def _attach(base, adapter_folders: Mapping[str, Path | str], weights, combinatio
     if len(names) == 1:
         return model, names[0]
     notes.append(f"combined {names} with {combination_type}")
-    return model, create_weighted_adapter(model, names, list(weights or [1.0] * len(names)), "deploy_mix",
-                                          combination_type)
+    return model, create_weighted_adapter(
+        model, names, list(weights or [1.0] * len(names)), "deploy_mix", combination_type
+    )
 
 
-def _merge_in_memory(profile: Profile, adapter_folders, out_dir, tokenizer, weights, combination_type,
-                     log) -> tuple[str, list[str]]:
+def _merge_in_memory(
+    profile: Profile, adapter_folders, out_dir, tokenizer, weights, combination_type, log
+) -> tuple[str, list[str]]:
     """Reload the base unquantized, merge with merge_and_unload, save; returns (merged dtype, notes)."""
     from .models import free_memory, load_base
 
@@ -676,8 +757,9 @@ def _merge_in_memory(profile: Profile, adapter_folders, out_dir, tokenizer, weig
     return merged_dtype, notes
 
 
-def _merge_streamed(profile: Profile, adapter_folders, out_dir, tokenizer, weights, combination_type,
-                    log) -> tuple[str, list[str]]:
+def _merge_streamed(
+    profile: Profile, adapter_folders, out_dir, tokenizer, weights, combination_type, log
+) -> tuple[str, list[str]]:
     """Merge file by file on the CPU (several adapters: combined first on the profile's usual base)."""
     import tempfile
 
@@ -715,17 +797,17 @@ def answer_token_accuracy(model, tokenizer, items: Sequence, batch_size: int = 3
     device = next(model.parameters()).device
     hits = total = 0
     for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
+        chunk = rows[start : start + batch_size]
         width = max(len(p) + len(a) for p, a in chunk)
         ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for i, (p, a) in enumerate(chunk):
-            ids[i, :len(p) + len(a)] = torch.tensor(p + a)
-            mask[i, :len(p) + len(a)] = 1
+            ids[i, : len(p) + len(a)] = torch.tensor(p + a)
+            mask[i, : len(p) + len(a)] = 1
         with torch.no_grad():
             predicted = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.argmax(-1).cpu()
         for i, (p, a) in enumerate(chunk):
-            guess = predicted[i, len(p) - 1:len(p) + len(a) - 1]
+            guess = predicted[i, len(p) - 1 : len(p) + len(a) - 1]
             hits += int((guess == torch.tensor(a)).sum())
             total += len(a)
     return hits / max(total, 1)

@@ -1,15 +1,18 @@
 """Load a profile's base model and tokenizer, and generate answers from chat prompts."""
+
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from . import env
 from .paths import TINY_MODEL_DIR, require_dir
 from .profiles import Profile
 
-TINY_HINT = ("Clone the whole course repository (assets/ ships the tiny model) or rebuild it with "
-             "`python -m lessons_lib.tiny build`.")
+TINY_HINT = (
+    "Clone the whole course repository (assets/ ships the tiny model) or rebuild it with "
+    "`python -m lessons_lib.tiny build`."
+)
 
 
 def model_source(profile: Profile) -> str:
@@ -55,8 +58,12 @@ def quantization_config(profile: Profile, log=print):
         logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     from transformers import BitsAndBytesConfig
 
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=profile.torch_dtype())
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=profile.torch_dtype(),
+    )
 
 
 def load_kwargs(profile: Profile, quantization=None) -> dict:
@@ -146,9 +153,18 @@ def max_new_tokens_or_default(max_new_tokens: int | None) -> int:
     return choose_profile(None)[0].max_new_tokens
 
 
-def generate(model, tokenizer, prompts: str | Sequence[str | list[dict]], max_new_tokens: int | None = None,
-             adapter_names: Sequence[str] | None = None, system: str | None = None, batch_size: int = 16,
-             max_prompt_tokens: int | None = None, tools: list | None = None, batched_lora=None) -> list[str]:
+def generate(
+    model,
+    tokenizer,
+    prompts: str | Sequence[str | list[dict]],
+    max_new_tokens: int | None = None,
+    adapter_names: Sequence[str] | None = None,
+    system: str | None = None,
+    batch_size: int = 16,
+    max_prompt_tokens: int | None = None,
+    tools: list | None = None,
+    batched_lora=None,
+) -> list[str]:
     """Greedy answers for chat prompts, batched with left padding; `adapter_names` mixes adapters per row.
 
     `max_new_tokens=None` means the active profile's (see `max_new_tokens_or_default`); `batched_lora` (a
@@ -157,17 +173,27 @@ def generate(model, tokenizer, prompts: str | Sequence[str | list[dict]], max_ne
     single = isinstance(prompts, str)
     prompts = [prompts] if single else list(prompts)
     if adapter_names is not None and len(adapter_names) != len(prompts):
-        raise ValueError(f"adapter_names has {len(adapter_names)} names for {len(prompts)} prompts; give one per prompt.")
+        raise ValueError(
+            f"adapter_names has {len(adapter_names)} names for {len(prompts)} prompts; give one per prompt."
+        )
     texts = [chat_text(tokenizer, p, system, tools=tools) for p in prompts]
-    answers = generate_texts(model, tokenizer, texts, max_new_tokens, adapter_names, batch_size, max_prompt_tokens,
-                             batched_lora=batched_lora)
+    answers = generate_texts(
+        model, tokenizer, texts, max_new_tokens, adapter_names, batch_size, max_prompt_tokens, batched_lora=batched_lora
+    )
     return answers[0] if single else answers
 
 
-def generate_texts(model, tokenizer, texts: Sequence[str], max_new_tokens: int | None = None,
-                   adapter_names: Sequence[str] | None = None, batch_size: int = 16,
-                   max_prompt_tokens: int | None = None,
-                   allowed_tokens: Callable[[slice, int], Callable] | None = None, batched_lora=None) -> list[str]:
+def generate_texts(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    max_new_tokens: int | None = None,
+    adapter_names: Sequence[str] | None = None,
+    batch_size: int = 16,
+    max_prompt_tokens: int | None = None,
+    allowed_tokens: Callable[[slice, int], Callable] | None = None,
+    batched_lora=None,
+) -> list[str]:
     """Greedy continuations of already-rendered chat texts (batched, left-padded; per-row PEFT adapters).
 
     The decoding is `generation.decode_batch`, the serving engine's loop (its greedy rows equal `model.generate`
@@ -185,14 +211,21 @@ def generate_texts(model, tokenizer, texts: Sequence[str], max_new_tokens: int |
     limit = max_new_tokens_or_default(max_new_tokens)
     answers: list[str] = []
     for start in range(0, len(texts), batch_size):
-        chunk = list(texts[start:start + batch_size])
-        prompts = tokenizer(chunk, add_special_tokens=False, truncation=max_prompt_tokens is not None,
-                            max_length=max_prompt_tokens)["input_ids"]
+        chunk = list(texts[start : start + batch_size])
+        prompts = tokenizer(
+            chunk, add_special_tokens=False, truncation=max_prompt_tokens is not None, max_length=max_prompt_tokens
+        )["input_ids"]
         width = max(len(ids) for ids in prompts)
         prefix_fn = allowed_tokens(slice(start, start + len(chunk)), width) if allowed_tokens is not None else None
-        requests = [RowRequest(ids, adapter=None if adapter_names is None else adapter_names[start + k],
-                               max_tokens=limit, allowed_tokens=_row_allowed(prefix_fn, k, ids, width, tokenizer))
-                    for k, ids in enumerate(prompts)]
+        requests = [
+            RowRequest(
+                ids,
+                adapter=None if adapter_names is None else adapter_names[start + k],
+                max_tokens=limit,
+                allowed_tokens=_row_allowed(prefix_fn, k, ids, width, tokenizer),
+            )
+            for k, ids in enumerate(prompts)
+        ]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             results = decode_batch(model, tokenizer, requests, batched_lora=batched_lora)

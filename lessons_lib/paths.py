@@ -1,4 +1,5 @@
 """Where the course keeps its shipped assets and its working files: every location is defined here, once."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The three course profiles (tiny, t4, 7b) and how one is chosen."""
+
 from __future__ import annotations
 
 import os
@@ -6,8 +7,16 @@ from dataclasses import dataclass, replace
 
 from . import env
 from .paths import TINY_MODEL_DIR
-from .recipes import (ROUTER_BATCH, ROUTER_LEARNING_RATE, ROUTER_STEPS, ROUTER_TUNED_ON, TINY_TOOL_RECIPE, RouterRecipe,
-                      SFTRecipe, ToolRecipe)
+from .recipes import (
+    ROUTER_BATCH,
+    ROUTER_LEARNING_RATE,
+    ROUTER_STEPS,
+    ROUTER_TUNED_ON,
+    TINY_TOOL_RECIPE,
+    RouterRecipe,
+    SFTRecipe,
+    ToolRecipe,
+)
 
 PROFILE_ENV_VAR = "LESSONS_PROFILE"
 
@@ -53,18 +62,29 @@ class Profile:
     @property
     def sft_recipe(self) -> SFTRecipe:
         """The domain adapters' training recipe (what train.sft_config and train.lora_config build from)."""
-        return SFTRecipe(learning_rate=self.learning_rate, batch_size=self.batch_size, grad_accum=self.grad_accum,
-                         max_length=self.max_length, lora_r=self.lora_r, lora_alpha=self.lora_alpha,
-                         gradient_checkpointing=self.gradient_checkpointing, packing_strategy=self.packing_strategy)
+        return SFTRecipe(
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            grad_accum=self.grad_accum,
+            max_length=self.max_length,
+            lora_r=self.lora_r,
+            lora_alpha=self.lora_alpha,
+            gradient_checkpointing=self.gradient_checkpointing,
+            packing_strategy=self.packing_strategy,
+        )
 
     @property
     def router_recipe(self) -> RouterRecipe:
         """The learned router's recipe: the shipped one's steps capped by the profile's step budget (a rehearsal
         trains only a few), its learning rate scaled as this profile's SFT learning rate is."""
         tuned_on = PROFILES[ROUTER_TUNED_ON].learning_rate
-        return RouterRecipe(steps=min(ROUTER_STEPS, self.train_steps),
-                            learning_rate=ROUTER_LEARNING_RATE * (self.learning_rate / tuned_on),
-                            batch_size=ROUTER_BATCH, lora_r=self.lora_r, lora_alpha=self.lora_alpha)
+        return RouterRecipe(
+            steps=min(ROUTER_STEPS, self.train_steps),
+            learning_rate=ROUTER_LEARNING_RATE * (self.learning_rate / tuned_on),
+            batch_size=ROUTER_BATCH,
+            lora_r=self.lora_r,
+            lora_alpha=self.lora_alpha,
+        )
 
     @property
     def tool_recipe(self) -> ToolRecipe:
@@ -77,8 +97,9 @@ class Profile:
         """
         if self.tuned_tool_recipe is not None:
             return self.tuned_tool_recipe
-        return ToolRecipe(self.lora_r, self.lora_alpha, self.learning_rate, self.batch_size,
-                          1 if self.rehearsal else self.grad_accum)
+        return ToolRecipe(
+            self.lora_r, self.lora_alpha, self.learning_rate, self.batch_size, 1 if self.rehearsal else self.grad_accum
+        )
 
     @property
     def access_note(self) -> str:
@@ -187,19 +208,31 @@ PROFILES: dict[str, Profile] = {
 }
 
 # What a rehearsal profile shrinks (step counts and sample sizes only); every other setting is the GPU profile's.
-REHEARSAL_SIZES = dict(train_steps=6, quick_train_steps=3, eval_examples=4, max_new_tokens=24, demo_train_steps=None,
-                       demo_eval_examples=None)
+REHEARSAL_SIZES = dict(
+    train_steps=6,
+    quick_train_steps=3,
+    eval_examples=4,
+    max_new_tokens=24,
+    demo_train_steps=None,
+    demo_eval_examples=None,
+)
 REHEARSAL_TEMPLATES = {"t4": "zephyr", "7b": "mistral-v0.3"}
 
 
 def rehearsal_profile(gpu_name: str) -> Profile:
     """A CPU profile that takes `gpu_name`'s code path with the tiny weights and the real model's chat format."""
     gpu = PROFILES[gpu_name]
-    return replace(gpu, name=f"{gpu_name}-rehearsal", model_id=str(TINY_MODEL_DIR), rehearsal_of=gpu_name,
-                   description=f"the {gpu_name} code path with the tiny weights (4-bit NF4, fp16, "
-                               f"{REHEARSAL_TEMPLATES[gpu_name]} chat format): a CPU rehearsal or a quick GPU check",
-                   chat_template=REHEARSAL_TEMPLATES[gpu_name],
-                   train_tokens_per_second=None, **REHEARSAL_SIZES)
+    return replace(
+        gpu,
+        name=f"{gpu_name}-rehearsal",
+        model_id=str(TINY_MODEL_DIR),
+        rehearsal_of=gpu_name,
+        description=f"the {gpu_name} code path with the tiny weights (4-bit NF4, fp16, "
+        f"{REHEARSAL_TEMPLATES[gpu_name]} chat format): a CPU rehearsal or a quick GPU check",
+        chat_template=REHEARSAL_TEMPLATES[gpu_name],
+        train_tokens_per_second=None,
+        **REHEARSAL_SIZES,
+    )
 
 
 PROFILES.update({f"{name}-rehearsal": rehearsal_profile(name) for name in REHEARSAL_TEMPLATES})

@@ -4,6 +4,7 @@ A profile reaches each recipe (`profile.sft_recipe`, `profile.router_recipe`, `p
 trains reads its settings from there, and a notebook that spells a recipe out compares its config with the
 library's on every field (`recipe_differences`), so a knob added on one side cannot go unnoticed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, is_dataclass
@@ -119,11 +120,15 @@ def recipe_differences(ours, library, ignore: tuple[str, ...] = ()) -> dict[str,
     (PLACE_FIELDS) and the fields in `ignore`, so a knob added to either side shows up. Assert it is empty.
     """
     if type(ours) is not type(library) or not is_dataclass(ours):
-        raise TypeError(f"compare two configs of one dataclass type, got {type(ours).__name__} and "
-                        f"{type(library).__name__}.")
+        raise TypeError(
+            f"compare two configs of one dataclass type, got {type(ours).__name__} and {type(library).__name__}."
+        )
     unknown = set(ignore) - {f.name for f in fields(ours)}
     if unknown:
         raise ValueError(f"ignore names no field of {type(ours).__name__}: {sorted(unknown)}.")
     skip = set(PLACE_FIELDS) | set(ignore)
-    return {f.name: (getattr(ours, f.name), getattr(library, f.name)) for f in fields(ours)
-            if f.name not in skip and _plain(getattr(ours, f.name)) != _plain(getattr(library, f.name))}
+    return {
+        f.name: (getattr(ours, f.name), getattr(library, f.name))
+        for f in fields(ours)
+        if f.name not in skip and _plain(getattr(ours, f.name)) != _plain(getattr(library, f.name))
+    }

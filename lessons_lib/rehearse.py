@@ -6,6 +6,7 @@ profiles are not `tiny`), so each must find or quick-train what it needs, as in 
 Prints a table; the last line is `rehearsal: <ok>/<total> notebooks ok`; exits non-zero if any failed.
 Executed copies land in build/rehearsal/<profile>/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .paths import BUILD_DIR, NOTEBOOKS_DIR as NOTEBOOKS
+from .paths import BUILD_DIR
+from .paths import NOTEBOOKS_DIR as NOTEBOOKS
 from .profiles import PROFILES
 
 REHEARSALS = tuple(name for name, p in PROFILES.items() if p.rehearsal)
@@ -29,15 +31,25 @@ def run_alone(notebook: Path, profile: str, out_dir: Path, timeout: int) -> dict
     """Execute one notebook in a child process with a fresh, empty build/work dir and the profile set."""
     scratch = Path(tempfile.mkdtemp(prefix=f"rehearse-{profile}-{notebook.stem[:2]}-"))
     env = dict(os.environ, LESSONS_PROFILE=profile, LESSONS_BUILD=str(scratch / "build"), HF_HUB_OFFLINE="1")
-    code = ("import json, sys; from pathlib import Path; from lessons_lib.course import run_notebook; "
-            f"print(json.dumps(run_notebook(Path({str(notebook)!r}), Path({str(out_dir)!r}), {timeout})))")
+    code = (
+        "import json, sys; from pathlib import Path; from lessons_lib.course import run_notebook; "
+        f"print(json.dumps(run_notebook(Path({str(notebook)!r}), Path({str(out_dir)!r}), {timeout})))"
+    )
     try:
-        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                              timeout=timeout + 120)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout + 120
+        )
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        row = json.loads(lines[-1]) if lines else {
-            "notebook": notebook.name, "seconds": 0.0, "asserts": 0,
-            "status": f"FAILED: runner exited {proc.returncode}: {proc.stderr.strip()[-300:]}"}
+        row = (
+            json.loads(lines[-1])
+            if lines
+            else {
+                "notebook": notebook.name,
+                "seconds": 0.0,
+                "asserts": 0,
+                "status": f"FAILED: runner exited {proc.returncode}: {proc.stderr.strip()[-300:]}",
+            }
+        )
     except subprocess.TimeoutExpired:
         row = {"notebook": notebook.name, "seconds": float(timeout), "asserts": 0, "status": "FAILED: timed out"}
     finally:
@@ -56,21 +68,27 @@ def rehearse(profiles: list[str], only: list[str] | None = None, jobs: int = 2, 
         rows = []
         for future in futures:
             rows.append(future.result())
-            print(f"{rows[-1]['profile']:>14} {rows[-1]['notebook']:<28} {rows[-1]['status']} "
-                  f"({rows[-1]['seconds']}s)", flush=True)
+            print(
+                f"{rows[-1]['profile']:>14} {rows[-1]['notebook']:<28} {rows[-1]['status']} ({rows[-1]['seconds']}s)",
+                flush=True,
+            )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(prog="python -m lessons_lib.rehearse", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m lessons_lib.rehearse", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--profiles", nargs="*", default=list(REHEARSALS), choices=sorted(PROFILES))
     parser.add_argument("--only", nargs="*", default=None, help="lesson numbers, e.g. 02 05")
     parser.add_argument("--jobs", type=int, default=2, help="notebooks run side by side (one CPU each)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per notebook")
-    parser.add_argument("--require-cuda", action="store_true",
-                        help="the GPU check: fail at once without CUDA, so CPU kernels never pass for GPU ones")
+    parser.add_argument(
+        "--require-cuda",
+        action="store_true",
+        help="the GPU check: fail at once without CUDA, so CPU kernels never pass for GPU ones",
+    )
     args = parser.parse_args(argv)
     label = "rehearsal"
     if args.require_cuda:

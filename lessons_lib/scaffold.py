@@ -16,6 +16,7 @@ The GitHub repository and branch live in one place, `[tool.lessons_lib]` in pypr
 `python -m lessons_lib.scaffold build --repo owner/name --branch main` (`make notebooks REPO=owner/name`):
 it records them there and regenerates every badge and the clone cell.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,7 @@ REPO_NAME = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
 BRANCH_NAME = re.compile(r"^(?![-/])(?!.*(?:\.\.|//|@\{|\.lock$|/$|\.$))[A-Za-z0-9._/-]+$")
 README_BADGE_URL = re.compile(r"https://colab\.research\.google\.com/github/[^/\s)]+/[^/\s)]+/blob/[^\s)]+?/notebooks/")
 
-SETUP_TEMPLATE = '''# Setup (generated from lessons_lib/scaffold.py: edit the template, not this cell).
+SETUP_TEMPLATE = """# Setup (generated from lessons_lib/scaffold.py: edit the template, not this cell).
 # On Colab: clone the course and install only what Colab lacks (never torch or numpy).
 # Locally: run from the repository (`make course`) or after `pip install -e .`.
 import os, subprocess, sys
@@ -53,7 +54,7 @@ if IN_COLAB:
     sys.path.insert(0, REPO)
 {local_path}
 import lessons_lib
-print("lessons_lib", lessons_lib.__version__)'''
+print("lessons_lib", lessons_lib.__version__)"""
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def _config_value(body: str, key: str) -> re.Match:
     """The `key = "value"` line of the config table."""
     match = re.search(rf'^{key}\s*=\s*"(?P<value>[^"]*)"', body, re.M)
     if not match:
-        raise ValueError(f"[{CONFIG_TABLE}] in pyproject.toml lacks {key} = \"...\"")
+        raise ValueError(f'[{CONFIG_TABLE}] in pyproject.toml lacks {key} = "..."')
     return match
 
 
@@ -108,8 +109,8 @@ def write_repository(repo: Repository, pyproject: Path = REPO_DIR / "pyproject.t
     body = table.group("body")
     for key, value in (("github_repo", repo.name), ("branch", repo.branch)):
         found = _config_value(body, key)
-        body = body[:found.start("value")] + value + body[found.end("value"):]
-    new_text = text[:table.start("body")] + body + text[table.end("body"):]
+        body = body[: found.start("value")] + value + body[found.end("value") :]
+    new_text = text[: table.start("body")] + body + text[table.end("body") :]
     if new_text != text:
         pyproject.write_text(new_text, encoding="utf-8")
     return new_text != text
@@ -121,10 +122,11 @@ GITHUB_REPO, BRANCH = DEFAULT_REPOSITORY.name, DEFAULT_REPOSITORY.branch
 
 # Where a local notebook finds the repository: notebooks/ is one level below it, notebooks/ru/ two.
 LOCAL_PATH = {
-    "en": ('elif os.path.basename(os.getcwd()) == "notebooks":\n'
-           '    sys.path.insert(0, os.path.dirname(os.getcwd()))'),
-    "ru": ('elif os.getcwd().endswith(os.path.join("notebooks", "ru")):\n'
-           '    sys.path.insert(0, os.path.dirname(os.path.dirname(os.getcwd())))'),
+    "en": ('elif os.path.basename(os.getcwd()) == "notebooks":\n    sys.path.insert(0, os.path.dirname(os.getcwd()))'),
+    "ru": (
+        'elif os.getcwd().endswith(os.path.join("notebooks", "ru")):\n'
+        "    sys.path.insert(0, os.path.dirname(os.path.dirname(os.getcwd())))"
+    ),
 }
 LANG_LINE = 'os.environ["LESSONS_LANG"] = "{lang}"  # the language of this edition: the quiz follows it'
 CODE_LINE = "import os, subprocess, sys"
@@ -220,8 +222,10 @@ def parse_source(text: str, lang: str = "en") -> list[dict]:
     """Split a percent-format script into the notebook cells of one edition (untranslated cells stay English)."""
     if lang not in LANGS:
         raise ValueError(f"unknown language {lang!r}; use one of {LANGS}")
-    return [_cell(c.kind, c.translation if lang != "en" and c.translation is not None else c.text, c.tags)
-            for c in source_cells(text)]
+    return [
+        _cell(c.kind, c.translation if lang != "en" and c.translation is not None else c.text, c.tags)
+        for c in source_cells(text)
+    ]
 
 
 def first_line(text: str) -> str:
@@ -239,8 +243,10 @@ def translation_problems(text: str) -> list[str]:
         if cell.translation is None:
             problems.append(f'line {cell.line}: no lang="{TRANSLATED}" cell after {first_line(cell.text)!r}')
         elif cell.translation_tags != cell.tags:
-            problems.append(f"line {cell.line}: the {TRANSLATED} cell's tags {cell.translation_tags} differ "
-                            f"from {cell.tags} ({first_line(cell.text)!r})")
+            problems.append(
+                f"line {cell.line}: the {TRANSLATED} cell's tags {cell.translation_tags} differ "
+                f"from {cell.tags} ({first_line(cell.text)!r})"
+            )
     return problems
 
 
@@ -257,15 +263,24 @@ def untranslated(root: Path = REPO_DIR) -> dict[str, list[str]]:
 def notebook_for(source_path: Path, repo: Repository | None = None, lang: str = "en") -> dict:
     """The full notebook for a source file in one language: badge, setup cell, then the lesson's own cells."""
     rel = notebook_path(source_path.stem, lang)
-    cells = [_cell("markdown", badge_markdown(rel, repo, lang), [SCAFFOLD_TAG]),
-             _cell("code", setup_source(repo, lang), [SCAFFOLD_TAG])]
+    cells = [
+        _cell("markdown", badge_markdown(rel, repo, lang), [SCAFFOLD_TAG]),
+        _cell("code", setup_source(repo, lang), [SCAFFOLD_TAG]),
+    ]
     cells += parse_source(source_path.read_text(encoding="utf-8"), lang)
     for i, cell in enumerate(cells):
         cell["id"] = f"c{i:03d}"
-    return {"cells": cells, "metadata": {
-        "accelerator": "GPU", "colab": {"provenance": []},
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+    return {
+        "cells": cells,
+        "metadata": {
+            "accelerator": "GPU",
+            "colab": {"provenance": []},
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
 
 
 def render(nb: dict) -> str:
@@ -304,8 +319,9 @@ def build(check: bool = False, root: Path = REPO_DIR) -> list[str]:
 
 def main(argv: list[str] | None = None, root: Path = REPO_DIR) -> int:
     """CLI: `build` writes notebooks and README badges (`--repo/--branch` record a fork first); `check` compares."""
-    parser = argparse.ArgumentParser(prog="python -m lessons_lib.scaffold", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m lessons_lib.scaffold", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["build", "check"])
     parser.add_argument("--repo", help="GitHub owner/name to point badges and the clone cell at (build only)")
     parser.add_argument("--branch", help="branch of that repository (build only; default: the recorded one)")

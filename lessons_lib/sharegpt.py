@@ -1,9 +1,10 @@
 """ShareGPT / FineTome rows (`conversations: [{from, value}]`) to chat messages, and the FineTome loader."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 ROLE_MAP = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
 FINETOME_ID = "mlabonne/FineTome-100k"
@@ -51,7 +52,7 @@ def convert_row(row: dict) -> list[dict]:
 
 
 def sharegpt_to_messages(rows: Iterable[dict], on_error: str = "raise") -> Conversion:
-    """Convert rows; malformed ones raise MalformedRowsError (count + first row) or, with on_error='skip', are listed."""
+    """Convert rows; malformed ones raise MalformedRowsError (count, first row) or, with on_error='skip', are listed."""
     if on_error not in ("raise", "skip"):
         raise ValueError("on_error must be 'raise' or 'skip'")
     good, bad = [], []
@@ -63,8 +64,10 @@ def sharegpt_to_messages(rows: Iterable[dict], on_error: str = "raise") -> Conve
             good.append(convert_row(row))
     if bad and on_error == "raise":
         index, problem = bad[0]
-        raise MalformedRowsError(f"{len(bad)} malformed row(s); first is row {index}: {problem}. "
-                                 "Fix the data, or pass on_error='skip' to drop them with a report.")
+        raise MalformedRowsError(
+            f"{len(bad)} malformed row(s); first is row {index}: {problem}. "
+            "Fix the data, or pass on_error='skip' to drop them with a report."
+        )
     return Conversion(good, bad)
 
 
@@ -72,16 +75,19 @@ def to_prompt_completion(messages: list[dict]) -> dict:
     """Split a chat at its last assistant turn into TRL's prompt/completion format."""
     answers = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
     if not answers:
-        raise MalformedRowsError("This chat has no assistant turn to learn from; drop it or add the answer "
-                                 f"(roles seen: {[m.get('role') for m in messages]}).")
-    if not any(m.get("role") == "user" for m in messages[:answers[-1]]):
-        raise MalformedRowsError("This chat has no user turn before its last assistant turn: there is no prompt "
-                                 "to answer.")
-    return {"prompt": messages[:answers[-1]], "completion": [messages[answers[-1]]]}
+        raise MalformedRowsError(
+            "This chat has no assistant turn to learn from; drop it or add the answer "
+            f"(roles seen: {[m.get('role') for m in messages]})."
+        )
+    if not any(m.get("role") == "user" for m in messages[: answers[-1]]):
+        raise MalformedRowsError(
+            "This chat has no user turn before its last assistant turn: there is no prompt to answer."
+        )
+    return {"prompt": messages[: answers[-1]], "completion": [messages[answers[-1]]]}
 
 
 def stream_finetome(n: int, progress: bool = True) -> list[dict]:
-    """The first `n` FineTome-100k rows, streamed from the Hub (only what is read is downloaded), with a progress bar."""
+    """The first `n` FineTome-100k rows, streamed from the Hub (downloading only what is read), with a progress bar."""
     from datasets import load_dataset
     from tqdm.auto import tqdm
 
@@ -103,8 +109,9 @@ def _local_rows(path: str | Path, n: int) -> list[dict]:
     return list(ds.select(range(min(n, len(ds)))))
 
 
-def load_finetome(n: int, path: str | Path | None = None, on_error: str = "skip",
-                  progress: bool = True) -> tuple[list[dict], Conversion]:
+def load_finetome(
+    n: int, path: str | Path | None = None, on_error: str = "skip", progress: bool = True
+) -> tuple[list[dict], Conversion]:
     """The first `n` FineTome-100k rows (streamed from the Hub, or from a local JSON/JSONL/Parquet file of the same
     shape) as prompt/completion rows, plus the conversion report."""
     rows = _local_rows(path, n) if path is not None else stream_finetome(n, progress)

@@ -9,6 +9,7 @@ This module owns adapter folders: the one name rule (`check_name`, which lessons
 too), the base-id stamp, file copying, the active-adapter lookup, and listing a folder's adapters; the tiny and
 tool-adapter builders and lessons_lib.adapters' quick training save through `save_adapter`.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,9 +76,11 @@ def drive_store(folder: str | Path, mount: str | Path = DRIVE_MOUNT) -> AdapterS
     """A store in a Google Drive folder (e.g. `paths.adapters_folder(lesson.work_dir)`); `mount` must be mounted."""
     mount, folder = Path(mount), Path(folder)
     if not drive_mounted(mount):
-        raise StorageError(f"Google Drive is not mounted at {mount}. On Colab run "
-                           "`from google.colab import drive; drive.mount('/content/drive')` first; "
-                           "elsewhere use local_store(folder) instead.")
+        raise StorageError(
+            f"Google Drive is not mounted at {mount}. On Colab run "
+            "`from google.colab import drive; drive.mount('/content/drive')` first; "
+            "elsewhere use local_store(folder) instead."
+        )
     folder.mkdir(parents=True, exist_ok=True)
     return AdapterStore("drive", str(folder))
 
@@ -95,14 +98,20 @@ def name_problem(name: str, what: str = "Adapter name") -> str | None:
     if not isinstance(name, str) or not name.strip():
         return f"{what} {name!r} is not allowed: it is empty. {NAME_HINT}"
     if "/" in name or "\\" in name or ".." in name:
-        return (f"{what} {name!r} is not allowed: it contains a path separator or '..', and an adapter name is not "
-                f"a path. Pass the folder separately and name the adapter itself. {NAME_HINT}")
+        return (
+            f"{what} {name!r} is not allowed: it contains a path separator or '..', and an adapter name is not "
+            f"a path. Pass the folder separately and name the adapter itself. {NAME_HINT}"
+        )
     if name in RESERVED_NAMES:
-        return (f"{what} {name!r} is not allowed: it is reserved by PEFT for 'the base model without adapters' in "
-                f"mixed batches. {NAME_HINT}")
+        return (
+            f"{what} {name!r} is not allowed: it is reserved by PEFT for 'the base model without adapters' in "
+            f"mixed batches. {NAME_HINT}"
+        )
     if not NAME_PATTERN.fullmatch(name):
-        return (f"{what} {name!r} is not allowed (PEFT uses it as a module key, so no dots, spaces or other "
-                f"symbols). {NAME_HINT}")
+        return (
+            f"{what} {name!r} is not allowed (PEFT uses it as a module key, so no dots, spaces or other "
+            f"symbols). {NAME_HINT}"
+        )
     return None
 
 
@@ -119,8 +128,10 @@ def check_name(name: str, what: str = "Adapter name") -> str:
 def check_namespace(namespace: str) -> str:
     """Return `namespace` if it is a valid Hub user/organisation name, else raise ValueError saying why."""
     if not isinstance(namespace, str) or not NAMESPACE_PATTERN.fullmatch(namespace) or ".." in namespace:
-        raise ValueError(f"Hub namespace {namespace!r} is not allowed: use your Hugging Face user or organisation "
-                         "name (letters, digits, '-', '_' or '.', starting with a letter or digit).")
+        raise ValueError(
+            f"Hub namespace {namespace!r} is not allowed: use your Hugging Face user or organisation "
+            "name (letters, digits, '-', '_' or '.', starting with a letter or digit)."
+        )
     return namespace
 
 
@@ -160,8 +171,10 @@ def write_adapter_files(model, folder: str | Path, adapter_name: str | None = No
         copy_adapter_files(source, folder)
         return folder
     if not hasattr(model, "peft_config"):
-        raise TypeError("save_adapter needs a PeftModel (or the folder of a saved adapter), "
-                        f"got {type(model).__name__}: wrap the base with get_peft_model or PeftModel.from_pretrained.")
+        raise TypeError(
+            "save_adapter needs a PeftModel (or the folder of a saved adapter), "
+            f"got {type(model).__name__}: wrap the base with get_peft_model or PeftModel.from_pretrained."
+        )
     adapter = adapter_name or (active_adapters(model) or ["default"])[0]
     if adapter not in model.peft_config:
         raise StorageError(f"The model has no adapter {adapter!r}; it has {sorted(model.peft_config)}.")
@@ -197,8 +210,15 @@ def stage_adapter(model, folder: Path, manifest: Manifest, adapter_name: str | N
 
 
 # ---------------------------------------------------------------- the three operations
-def save_adapter(model, name: str, store: AdapterStore, manifest: Manifest, overwrite: bool = False,
-                 adapter_name: str | None = None, token: str | None = None) -> str:
+def save_adapter(
+    model,
+    name: str,
+    store: AdapterStore,
+    manifest: Manifest,
+    overwrite: bool = False,
+    adapter_name: str | None = None,
+    token: str | None = None,
+) -> str:
     """Save one adapter (not the base) as `name` in `store`; returns its folder or Hub repo id.
 
     `model` is a PeftModel (its active adapter, or `adapter_name`) or the folder of a saved adapter.
@@ -212,8 +232,10 @@ def save_adapter(model, name: str, store: AdapterStore, manifest: Manifest, over
     recover_saves(store.folder)
     target = store.folder / name
     if target.exists() and not overwrite:
-        raise FileExistsError(f"An adapter named {name!r} already exists in {store}. Pick another name, "
-                              "or pass overwrite=True to replace it.")
+        raise FileExistsError(
+            f"An adapter named {name!r} already exists in {store}. Pick another name, "
+            "or pass overwrite=True to replace it."
+        )
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.saving-{_save_owner()}-", dir=store.folder))
     try:
         stage_adapter(model, staging, manifest, adapter_name)
@@ -234,8 +256,9 @@ def _move_into_place(staging: Path, target: Path) -> None:
     shutil.rmtree(backup)
 
 
-def load_adapter_folder(name: str, store: AdapterStore, cache_dir: str | Path | None = None,
-                        token: str | None = None) -> Path:
+def load_adapter_folder(
+    name: str, store: AdapterStore, cache_dir: str | Path | None = None, token: str | None = None
+) -> Path:
     """The local folder of adapter `name` (downloaded from the Hub if needed), ready for PeftModel.from_pretrained."""
     check_name(name)
     if store.kind == "hub":
@@ -251,10 +274,12 @@ def load_adapter_folder(name: str, store: AdapterStore, cache_dir: str | Path | 
 def list_adapters(store: AdapterStore, token: str | None = None) -> list[str]:
     """Names of the adapters in a store, sorted."""
     if store.kind == "hub":
-        models = _hub_call(lambda api: list(api.list_models(author=store.location, token=token or _token())),
-                           f"list the models of {store.location}")
+        models = _hub_call(
+            lambda api: list(api.list_models(author=store.location, token=token or _token())),
+            f"list the models of {store.location}",
+        )
         prefix = store.location + "/"
-        return sorted(m.id[len(prefix):] for m in models if m.id.startswith(prefix))
+        return sorted(m.id[len(prefix) :] for m in models if m.id.startswith(prefix))
     recover_saves(store.folder)
     return [p.name for p in adapter_folders(store.folder)]
 
@@ -338,8 +363,10 @@ def require_token(token: str | None = None) -> str:
     """The Hub token (argument, HF_TOKEN / Colab secret, or saved login); HubError if there is none."""
     token = token or _token()
     if not token:
-        raise HubError("No Hugging Face token found. On Colab add a secret named HF_TOKEN (key icon, left bar); "
-                       "elsewhere run `huggingface_hub.login()` or set HF_TOKEN. Or save to a local/Drive store.")
+        raise HubError(
+            "No Hugging Face token found. On Colab add a secret named HF_TOKEN (key icon, left bar); "
+            "elsewhere run `huggingface_hub.login()` or set HF_TOKEN. Or save to a local/Drive store."
+        )
     return token
 
 
@@ -352,33 +379,47 @@ def _hub_call(action, what: str):
     try:
         return action(huggingface_hub.HfApi())
     except errors.OfflineModeIsEnabled as err:
-        raise HubError(f"Cannot {what}: HF_HUB_OFFLINE=1 is set (offline mode). Unset it to use the Hub, "
-                       "or use a local/Drive store.") from err
+        raise HubError(
+            f"Cannot {what}: HF_HUB_OFFLINE=1 is set (offline mode). Unset it to use the Hub, "
+            "or use a local/Drive store."
+        ) from err
     except errors.LocalEntryNotFoundError as err:
-        raise HubError(f"Cannot {what}: the Hub cannot be reached and nothing is cached locally ({err}). "
-                       "Check your network, or use a local/Drive store.") from err
+        raise HubError(
+            f"Cannot {what}: the Hub cannot be reached and nothing is cached locally ({err}). "
+            "Check your network, or use a local/Drive store."
+        ) from err
     except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError, errors.EntryNotFoundError):
         raise
     except errors.HfHubHTTPError as err:
         raise HubError(f"Cannot {what}: the Hub answered {err}. Check the token's write access and the name.") from err
     except (httpx.HTTPError, OSError) as err:
-        raise HubError(f"Cannot {what}: no connection to the Hugging Face Hub ({type(err).__name__}: {err}). "
-                       "Check your network, or use a local/Drive store.") from err
+        raise HubError(
+            f"Cannot {what}: no connection to the Hugging Face Hub ({type(err).__name__}: {err}). "
+            "Check your network, or use a local/Drive store."
+        ) from err
 
 
 def _save_to_hub(model, name, store, manifest, overwrite, adapter_name, token) -> str:
     token = require_token(token)
     repo_id = f"{store.location}/{name}"
-    if not overwrite and _hub_call(lambda api: api.file_exists(repo_id, "adapter_config.json", token=token),
-                                   f"check {repo_id}"):
+    if not overwrite and _hub_call(
+        lambda api: api.file_exists(repo_id, "adapter_config.json", token=token), f"check {repo_id}"
+    ):
         raise FileExistsError(f"{repo_id} already holds an adapter. Pick another name, or pass overwrite=True.")
     with tempfile.TemporaryDirectory() as scratch:
         stage_adapter(model, Path(scratch) / name, manifest, adapter_name)
-        _hub_call(lambda api: api.create_repo(repo_id, token=token, private=store.private, exist_ok=True),
-                  f"create {repo_id}")
-        _hub_call(lambda api: api.upload_folder(repo_id=repo_id, folder_path=str(Path(scratch) / name), token=token,
-                                                commit_message=f"Adapter {name} ({manifest.profile} profile)"),
-                  f"upload to {repo_id}")
+        _hub_call(
+            lambda api: api.create_repo(repo_id, token=token, private=store.private, exist_ok=True), f"create {repo_id}"
+        )
+        _hub_call(
+            lambda api: api.upload_folder(
+                repo_id=repo_id,
+                folder_path=str(Path(scratch) / name),
+                token=token,
+                commit_message=f"Adapter {name} ({manifest.profile} profile)",
+            ),
+            f"upload to {repo_id}",
+        )
     return repo_id
 
 
@@ -392,8 +433,9 @@ def _download_from_hub(name, store, cache_dir, token) -> Path:
     try:
         path = _hub_call(lambda api: huggingface_hub.snapshot_download(repo_id, **kwargs), f"download {repo_id}")
     except huggingface_hub.errors.RepositoryNotFoundError as err:
-        raise FileNotFoundError(f"No adapter repo {repo_id} on the Hub (or it is private and the token cannot "
-                                "read it).") from err
+        raise FileNotFoundError(
+            f"No adapter repo {repo_id} on the Hub (or it is private and the token cannot read it)."
+        ) from err
     folder = Path(path)
     if not (folder / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{repo_id} has no adapter_config.json: it is not a PEFT adapter.")

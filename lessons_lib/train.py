@@ -7,6 +7,7 @@ for named adapters too (transformers #28531: their weights live in `checkpoint-N
 and refuses a checkpoint whose LoRA shape no longer matches. `disconnect_after(k)` simulates a lost
 runtime for drills and tests. Bad rows raise DataError before anything is trained or written.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -43,15 +44,26 @@ class SimulatedDisconnect(RuntimeError):
     """Raised by `disconnect_after`: stands in for a Colab runtime that went away mid-training."""
 
 
-def lora_config(profile: Profile, r: int | None = None, alpha: int | None = None, dropout: float | None = None,
-                target_modules: str | list[str] | None = None, task_type: str = "CAUSAL_LM"):
+def lora_config(
+    profile: Profile,
+    r: int | None = None,
+    alpha: int | None = None,
+    dropout: float | None = None,
+    target_modules: str | list[str] | None = None,
+    task_type: str = "CAUSAL_LM",
+):
     """A LoraConfig from the profile's SFT recipe (scale = alpha / r); arguments given replace its values."""
     from peft import LoraConfig
 
     recipe = profile.sft_recipe
-    return LoraConfig(r=r or recipe.lora_r, lora_alpha=alpha or recipe.lora_alpha,
-                      lora_dropout=recipe.lora_dropout if dropout is None else dropout,
-                      target_modules=target_modules or recipe.target_modules, task_type=task_type, bias="none")
+    return LoraConfig(
+        r=r or recipe.lora_r,
+        lora_alpha=alpha or recipe.lora_alpha,
+        lora_dropout=recipe.lora_dropout if dropout is None else dropout,
+        target_modules=target_modules or recipe.target_modules,
+        task_type=task_type,
+        bias="none",
+    )
 
 
 PACKING_STRATEGIES = ("bfd", "bfd-requeue", "wrapped")  # TRL's SFTConfig(packing_strategy=...) choices
@@ -62,13 +74,22 @@ def packing_kwargs(strategy: str | None) -> dict:
     if strategy is None:
         return {"packing": False}
     if strategy not in PACKING_STRATEGIES:
-        raise ValueError(f"Unknown packing_strategy {strategy!r}: use None (pad each batch) or one of "
-                         f"{', '.join(PACKING_STRATEGIES)} (TRL's SFTConfig choices).")
+        raise ValueError(
+            f"Unknown packing_strategy {strategy!r}: use None (pad each batch) or one of "
+            f"{', '.join(PACKING_STRATEGIES)} (TRL's SFTConfig choices)."
+        )
     return {"packing": True, "packing_strategy": strategy}
 
 
-def sft_config(profile: Profile, output_dir: str | Path, max_steps: int | None = None, save_steps: int | None = None,
-               save_total_limit: int | None = None, seed: int = 0, **overrides):
+def sft_config(
+    profile: Profile,
+    output_dir: str | Path,
+    max_steps: int | None = None,
+    save_steps: int | None = None,
+    save_total_limit: int | None = None,
+    seed: int = 0,
+    **overrides,
+):
     """An SFTConfig from the profile's SFT recipe: fp32 on CPU, fp16 on a T4, bf16 only where native; its packing."""
     import torch
     from trl import SFTConfig
@@ -108,12 +129,38 @@ def sft_config(profile: Profile, output_dir: str | Path, max_steps: int | None =
 KNOWN_ROLES = ("system", "user", "assistant", "tool")
 # Chat-template markers of the course's models (tiny, TinyLlama/Zephyr, Mistral) and other common families: typed
 # into content they become real turn boundaries, so a row would teach the model to fake turns.
-ROLE_MARKERS = ("<|system|>", "<|user|>", "<|assistant|>", "<|tool|>", "<|end|>", "<|pad|>", "<s>", "</s>",
-                "[INST]", "[/INST]", "<<SYS>>", "<</SYS>>", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]",
-                "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>",
-                "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<start_of_turn>", "<end_of_turn>")
-ROW_SHAPE = ("Each row needs 'prompt' (user messages) and 'completion' (an assistant message), e.g. {'prompt': "
-             "[{'role': 'user', 'content': 'Hi'}], 'completion': [{'role': 'assistant', 'content': 'Hello'}]}")
+ROLE_MARKERS = (
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|tool|>",
+    "<|end|>",
+    "<|pad|>",
+    "<s>",
+    "</s>",
+    "[INST]",
+    "[/INST]",
+    "<<SYS>>",
+    "<</SYS>>",
+    "[TOOL_CALLS]",
+    "[AVAILABLE_TOOLS]",
+    "[/AVAILABLE_TOOLS]",
+    "[TOOL_RESULTS]",
+    "[/TOOL_RESULTS]",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|begin_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+)
+ROW_SHAPE = (
+    "Each row needs 'prompt' (user messages) and 'completion' (an assistant message), e.g. {'prompt': "
+    "[{'role': 'user', 'content': 'Hi'}], 'completion': [{'role': 'assistant', 'content': 'Hello'}]}"
+)
 
 
 def _show(value) -> str:
@@ -153,8 +200,10 @@ def _message_problem(message) -> str | None:
         return f"is a {type(message).__name__}, not a {{'role': ..., 'content': ...}} message"
     role, content = message.get("role"), message.get("content")
     if not isinstance(role, str) or role not in KNOWN_ROLES:
-        return (f"has role {_show(role)}; use one of {', '.join(KNOWN_ROLES)} (map others first, e.g. 'human' -> "
-                "'user', 'gpt' -> 'assistant')")
+        return (
+            f"has role {_show(role)}; use one of {', '.join(KNOWN_ROLES)} (map others first, e.g. 'human' -> "
+            "'user', 'gpt' -> 'assistant')"
+        )
     calls = message.get("tool_calls")
     if calls is not None and calls != []:
         if role != "assistant":
@@ -163,12 +212,16 @@ def _message_problem(message) -> str | None:
         if problem or _blank(content):
             return problem  # the calls are the answer: no text needed
     if not isinstance(content, str) or not content.strip():
-        return (f"has content {_show(content)}; it must be non-empty text: a list of parts, a dict, a number or "
-                "None renders as an empty turn (join text parts into one string, or drop the message)")
+        return (
+            f"has content {_show(content)}; it must be non-empty text: a list of parts, a dict, a number or "
+            "None renders as an empty turn (join text parts into one string, or drop the message)"
+        )
     marker = _marker_in(content)
     if marker:
-        return (f"contains the role marker {marker!r} in its content; the model would learn to fake turns. Remove "
-                "or reword it (e.g. '< |user| >'), or drop the row")
+        return (
+            f"contains the role marker {marker!r} in its content; the model would learn to fake turns. Remove "
+            "or reword it (e.g. '< |user| >'), or drop the row"
+        )
     return None
 
 
@@ -179,8 +232,11 @@ def _blank(content) -> bool:
 
 def _answers(message) -> bool:
     """Whether a completion message is an assistant turn that tries to answer (its content is checked later)."""
-    return isinstance(message, dict) and message.get("role") == "assistant" and (
-        not _blank(message.get("content")) or bool(message.get("tool_calls")))
+    return (
+        isinstance(message, dict)
+        and message.get("role") == "assistant"
+        and (not _blank(message.get("content")) or bool(message.get("tool_calls")))
+    )
 
 
 def _completion_problem(completion) -> str | None:
@@ -193,9 +249,11 @@ def _completion_problem(completion) -> str | None:
             return f"completion message {k} {problem}"
         if message["role"] != "assistant":
             later = "after the answer" if k else "before the answer"
-            return (f"completion message {k} is a {message['role']!r} turn {later}; a completion holds only the "
-                    "assistant's answer and ends the conversation (move other turns into the prompt, or into a "
-                    "new row)")
+            return (
+                f"completion message {k} is a {message['role']!r} turn {later}; a completion holds only the "
+                "assistant's answer and ends the conversation (move other turns into the prompt, or into a "
+                "new row)"
+            )
     return None
 
 
@@ -215,8 +273,10 @@ def _prompt_problem(prompt) -> str | None:
     if not any(m["role"] == "user" for m in prompt):
         return "has no user turn in its prompt; add the user's request the completion answers"
     if prompt[-1]["role"] not in ("user", "tool"):
-        return (f"ends its prompt with a {prompt[-1]['role']!r} turn; the completion must answer a user (or tool) "
-                "turn, so end the prompt with it")
+        return (
+            f"ends its prompt with a {prompt[-1]['role']!r} turn; the completion must answer a user (or tool) "
+            "turn, so end the prompt with it"
+        )
     return None
 
 
@@ -225,8 +285,10 @@ def row_problem(row) -> str | None:
     if not isinstance(row, dict):
         return f"is a {type(row).__name__}, not a prompt/completion object. {ROW_SHAPE}"
     if "messages" in row and "completion" not in row:
-        return ("is a 'messages' chat; split it into 'prompt' and 'completion' first "
-                "(lessons_lib.sharegpt.to_prompt_completion) so the loss covers only the answer")
+        return (
+            "is a 'messages' chat; split it into 'prompt' and 'completion' first "
+            "(lessons_lib.sharegpt.to_prompt_completion) so the loss covers only the answer"
+        )
     return _completion_problem(row.get("completion")) or _prompt_problem(row.get("prompt"))
 
 
@@ -247,9 +309,11 @@ def check_lengths(rows: list[dict], tokenizer, max_length: int) -> None:
     for i, row in enumerate(rows):
         length = _prompt_length(row, tokenizer)
         if length >= max_length:
-            raise DataError(f"Row {i}: the prompt is {length} tokens but max_length is {max_length}, "
-                            "so no answer token would be trained. Raise max_length, shorten the prompt, "
-                            "or drop such rows with fit_to_length(rows, tokenizer, max_length).")
+            raise DataError(
+                f"Row {i}: the prompt is {length} tokens but max_length is {max_length}, "
+                "so no answer token would be trained. Raise max_length, shorten the prompt, "
+                "or drop such rows with fit_to_length(rows, tokenizer, max_length)."
+            )
 
 
 def fit_to_length(rows: list[dict], tokenizer, max_length: int, room: int = 16) -> tuple[list[dict], int]:
@@ -341,8 +405,10 @@ def set_aside(checkpoint: Path, problem: str, log=print) -> Path:
     target = checkpoint.with_name(INCOMPLETE_PREFIX + checkpoint.name)
     shutil.rmtree(target, ignore_errors=True)
     checkpoint.rename(target)
-    log(f"{checkpoint.name} is incomplete ({problem}): the run was stopped while saving it. Set it aside as "
-        f"{target} (safe to delete); training resumes from the newest complete checkpoint, if any.")
+    log(
+        f"{checkpoint.name} is incomplete ({problem}): the run was stopped while saving it. Set it aside as "
+        f"{target} (safe to delete); training resumes from the newest complete checkpoint, if any."
+    )
     return target
 
 
@@ -400,12 +466,15 @@ def restore_adapter_callback(checkpoint: str, adapter_name: str, log=print):
             saved = load_file(str(checkpoint_weights(checkpoint, adapter_name)))
             current = get_peft_model_state_dict(model, adapter_name=adapter_name)
             same = saved.keys() == current.keys() and all(
-                torch.equal(saved[k].to(current[k].device, current[k].dtype), current[k]) for k in saved)
+                torch.equal(saved[k].to(current[k].device, current[k].dtype), current[k]) for k in saved
+            )
             if not same:
                 set_peft_model_state_dict(model, saved, adapter_name=adapter_name)
                 RestoreAdapter.restored = True
-                log(f"The trainer did not restore adapter {adapter_name!r} from {checkpoint} "
-                    "(transformers #28531); loaded its weights from the checkpoint instead.")
+                log(
+                    f"The trainer did not restore adapter {adapter_name!r} from {checkpoint} "
+                    "(transformers #28531); loaded its weights from the checkpoint instead."
+                )
 
     return RestoreAdapter()
 
@@ -424,8 +493,10 @@ def disconnect_after(step: int):
         def on_step_end(self, args, state, control, **kwargs):
             if not self.fired and state.global_step >= step:
                 self.fired = True
-                raise SimulatedDisconnect(f"Simulated disconnect after step {state.global_step} of {state.max_steps}: "
-                                          "rerun the same call to resume from the newest checkpoint.")
+                raise SimulatedDisconnect(
+                    f"Simulated disconnect after step {state.global_step} of {state.max_steps}: "
+                    "rerun the same call to resume from the newest checkpoint."
+                )
 
     return DisconnectAfter()
 
@@ -437,14 +508,21 @@ def check_resumable(checkpoint: str | Path, lora, adapter_name: str) -> None:
     saved = read_adapter_config(Path(checkpoint_weights(checkpoint, adapter_name)).parent)
     wanted = lora.to_dict()
     # "all-linear" is saved resolved to module names, so target modules are compared only when listed.
-    fields = ("r", "lora_alpha") + (("target_modules",) if isinstance(wanted.get("target_modules"), (list, set)) else ())
+    fields = ("r", "lora_alpha") + (
+        ("target_modules",) if isinstance(wanted.get("target_modules"), (list, set)) else ()
+    )
     normal = lambda v: sorted(v) if isinstance(v, (list, set, tuple)) else v  # noqa: E731
-    changed = [f"{f}: checkpoint {saved.get(f)!r}, now {normal(wanted.get(f))!r}" for f in fields
-               if normal(saved.get(f)) != normal(wanted.get(f))]
+    changed = [
+        f"{f}: checkpoint {saved.get(f)!r}, now {normal(wanted.get(f))!r}"
+        for f in fields
+        if normal(saved.get(f)) != normal(wanted.get(f))
+    ]
     if changed:
-        raise ResumeError(f"Cannot resume from {checkpoint}: the LoRA settings changed ({'; '.join(changed)}). "
-                          "Use a new output_dir (or checkpoint_dir) for the new settings, or pass resume=False "
-                          "to start over.")
+        raise ResumeError(
+            f"Cannot resume from {checkpoint}: the LoRA settings changed ({'; '.join(changed)}). "
+            "Use a new output_dir (or checkpoint_dir) for the new settings, or pass resume=False "
+            "to start over."
+        )
 
 
 def step_counter():
@@ -478,14 +556,18 @@ def wrap_with_lora(model, lora, adapter_name: str, gradient_checkpointing: bool,
 
     if isinstance(model, PeftModel):
         if adapter_name not in model.peft_config:
-            raise ValueError(f"The PeftModel has adapters {sorted(model.peft_config)}, not {adapter_name!r}: pass "
-                             "a plain base model (load_base) to train a new adapter.")
+            raise ValueError(
+                f"The PeftModel has adapters {sorted(model.peft_config)}, not {adapter_name!r}: pass "
+                "a plain base model (load_base) to train a new adapter."
+            )
         model.set_adapter(adapter_name)
         return model
     if has_lora_layers(model):
-        raise ValueError("This base model already carries LoRA layers from an earlier run (get_peft_model changes "
-                         "the base in place). Load a fresh base with load_base(profile) and call again; training "
-                         "resumes from the newest checkpoint.")
+        raise ValueError(
+            "This base model already carries LoRA layers from an earlier run (get_peft_model changes "
+            "the base in place). Load a fresh base with load_base(profile) and call again; training "
+            "resumes from the newest checkpoint."
+        )
     if is_quantized(model):
         with quiet_checkpointing_notice():
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
@@ -513,11 +595,24 @@ def keep_adapter_fp32(model) -> int:
     return cast
 
 
-def train_adapter(model, tokenizer, rows: list[dict], profile: Profile, output_dir: str | Path,
-                  max_steps: int | None = None, save_steps: int | None = None, resume: bool = True,
-                  callbacks: list | None = None, lora=None, seed: int = 0, checkpoint_dir: str | Path | None = None,
-                  keep_checkpoints: int | None = None, adapter_name: str = "default", log=print,
-                  **config_overrides) -> TrainResult:
+def train_adapter(
+    model,
+    tokenizer,
+    rows: list[dict],
+    profile: Profile,
+    output_dir: str | Path,
+    max_steps: int | None = None,
+    save_steps: int | None = None,
+    resume: bool = True,
+    callbacks: list | None = None,
+    lora=None,
+    seed: int = 0,
+    checkpoint_dir: str | Path | None = None,
+    keep_checkpoints: int | None = None,
+    adapter_name: str = "default",
+    log=print,
+    **config_overrides,
+) -> TrainResult:
     """Train one LoRA adapter on prompt/completion rows with SFTTrainer; resume from the newest checkpoint.
 
     The adapter (only) is saved flat to `output_dir`; checkpoints go to `checkpoint_dir`
@@ -532,8 +627,9 @@ def train_adapter(model, tokenizer, rows: list[dict], profile: Profile, output_d
     check_rows(rows)
     output_dir = Path(output_dir)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else output_dir / CHECKPOINTS
-    args = sft_config(profile, checkpoint_dir, max_steps, save_steps, save_total_limit=keep_checkpoints, seed=seed,
-                      **config_overrides)
+    args = sft_config(
+        profile, checkpoint_dir, max_steps, save_steps, save_total_limit=keep_checkpoints, seed=seed, **config_overrides
+    )
     check_lengths(rows, tokenizer, args.max_length)
     lora = lora or lora_config(profile)
     resume_from = last_checkpoint(checkpoint_dir, log) if resume else None
@@ -545,21 +641,41 @@ def train_adapter(model, tokenizer, rows: list[dict], profile: Profile, output_d
     if resume_from:
         all_callbacks.append(restore_adapter_callback(resume_from, adapter_name, log))
         log(f"Resuming from {resume_from} (step {checkpoint_step(resume_from)} of {args.max_steps}).")
-    trainer = SFTTrainer(model=peft_model, args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=tokenizer, callbacks=all_callbacks)
+    trainer = SFTTrainer(
+        model=peft_model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=all_callbacks,
+    )
     if args.fp16 or args.bf16:
         keep_adapter_fp32(trainer.model)
     start = time.time()
     with quiet_checkpointing_notice():
         trainer.train(resume_from_checkpoint=resume_from)
     write_adapter_files(trainer.model, output_dir, adapter_name)
-    return TrainResult(output_dir, trainer.state.global_step, resume_from, time.time() - start,
-                       list(trainer.state.log_history), checkpoint_dir, counter.steps)
+    return TrainResult(
+        output_dir,
+        trainer.state.global_step,
+        resume_from,
+        time.time() - start,
+        list(trainer.state.log_history),
+        checkpoint_dir,
+        counter.steps,
+    )
 
 
-def train_domain(domain: str, profile: Profile, output_dir: str | Path, n_rows: int = 2000,
-                 max_steps: int | None = None, seed: int = 0, log=print, extra_rows: list[dict] | None = None,
-                 **kwargs) -> TrainResult:
+def train_domain(
+    domain: str,
+    profile: Profile,
+    output_dir: str | Path,
+    n_rows: int = 2000,
+    max_steps: int | None = None,
+    seed: int = 0,
+    log=print,
+    extra_rows: list[dict] | None = None,
+    **kwargs,
+) -> TrainResult:
     """Load a fresh base and train the adapter for one course domain (what the adapter loop calls).
 
     `extra_rows` (e.g. FineTome chats) are mixed in after the domain rows; the trainer shuffles them.

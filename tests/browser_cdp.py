@@ -3,8 +3,10 @@
 `--remote-debugging-pipe` makes Chromium read JSON commands from fd 3 and write replies to fd 4, each
 message ended by a NUL byte. That is all a test needs to load a page, type, click and read the DOM.
 """
+
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -34,13 +36,27 @@ class Browser:
         self.profile_dir = tempfile.mkdtemp(prefix="cdp-profile-")
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
-        args = [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--no-default-browser-check", "--remote-debugging-pipe",
-                f"--user-data-dir={self.profile_dir}", "--window-size=1000,800", "about:blank"]
+        args = [
+            binary,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--remote-debugging-pipe",
+            f"--user-data-dir={self.profile_dir}",
+            "--window-size=1000,800",
+            "about:blank",
+        ]
         # bash places our pipe ends on fds 3 and 4, where --remote-debugging-pipe expects them.
         script = f'exec "$@" 3<&{to_browser_r} 4>&{from_browser_w}'
-        self.proc = subprocess.Popen(["bash", "-c", script, "chromium", *args], pass_fds=(to_browser_r, from_browser_w),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            ["bash", "-c", script, "chromium", *args],
+            pass_fds=(to_browser_r, from_browser_w),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         os.close(to_browser_r)
         os.close(from_browser_w)
         self._next_id = 0
@@ -92,8 +108,9 @@ class Browser:
 
     def evaluate(self, expression: str):
         """Run JavaScript in the page and return its (JSON) value."""
-        result = self.call("Runtime.evaluate", session=True, expression=expression, returnByValue=True,
-                           awaitPromise=True)
+        result = self.call(
+            "Runtime.evaluate", session=True, expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"JavaScript error in {expression!r}: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -116,12 +133,15 @@ class Browser:
 
     def click(self, selector: str) -> None:
         """A real mouse click (press + release) in the middle of the element, scrolled into view first."""
-        box = self.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
-                            "e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect(); "
-                            "return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        box = self.evaluate(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+            "e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect(); "
+            "return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
         for kind in ("mousePressed", "mouseReleased"):
-            self.call("Input.dispatchMouseEvent", session=True, type=kind, x=box[0], y=box[1], button="left",
-                      clickCount=1)
+            self.call(
+                "Input.dispatchMouseEvent", session=True, type=kind, x=box[0], y=box[1], button="left", clickCount=1
+            )
 
     def type_text(self, text: str) -> None:
         """Type into the focused element, as a keyboard would insert it."""
@@ -136,8 +156,15 @@ class Browser:
         code = KEY_CODES[key]
         for _ in range(times):
             for kind in ("keyDown", "keyUp"):
-                self.call("Input.dispatchKeyEvent", session=True, type=kind, key=" " if key == "Space" else key,
-                          code=key, windowsVirtualKeyCode=code, nativeVirtualKeyCode=code)
+                self.call(
+                    "Input.dispatchKeyEvent",
+                    session=True,
+                    type=kind,
+                    key=" " if key == "Space" else key,
+                    code=key,
+                    windowsVirtualKeyCode=code,
+                    nativeVirtualKeyCode=code,
+                )
 
     def screenshot(self, path: str) -> None:
         import base64
@@ -147,23 +174,19 @@ class Browser:
             handle.write(base64.b64decode(data))
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the browser may already be gone
             self.call("Browser.close")
-        except Exception:  # noqa: BLE001 - the browser may already be gone
-            pass
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
         for fd in (self._to_browser, self._from_browser):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         shutil.rmtree(self.profile_dir, ignore_errors=True)
 
-    def __enter__(self) -> "Browser":
+    def __enter__(self) -> Browser:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,4 +1,5 @@
 """Shared fixtures: the tiny profile, its base model and tokenizer, and the shipped course adapters."""
+
 from __future__ import annotations
 
 import os
@@ -51,9 +52,18 @@ def course_model(base, tiny):
 # and xdist hands files out by test count (few-test files last), so a slow file picked up last bounds the wall
 # time; handing the slow ones out first lets the many quick files fill in around them. Order only: nothing is skipped.
 SLOW_FILES_FIRST = (
-    "test_course_retraining.py", "test_tools_adapter.py", "test_ipywidgets7.py", "test_serve.py",
-    "test_russian_edition.py", "test_course_adapters.py", "test_artifacts.py", "test_serve_limits.py",
-    "test_benchmarks.py", "test_train_resume.py", "test_train.py", "test_colab_install.py",
+    "test_course_retraining.py",
+    "test_tools_adapter.py",
+    "test_ipywidgets7.py",
+    "test_serve.py",
+    "test_russian_edition.py",
+    "test_course_adapters.py",
+    "test_artifacts.py",
+    "test_serve_limits.py",
+    "test_benchmarks.py",
+    "test_train_resume.py",
+    "test_train.py",
+    "test_colab_install.py",
 )
 
 

@@ -4,6 +4,7 @@ At start-up it refuses to run unless `ipywidgets` imports as the version in $IPY
 in $IPYWIDGETS7_DIR; at the end it writes that version, the module's file and every test outcome to the JSON
 file named by $IPYWIDGETS7_REPORT, so the parent test can assert on them.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,10 @@ def pytest_configure(config) -> None:
     expected, folder = os.environ["IPYWIDGETS7_EXPECT"], Path(os.environ["IPYWIDGETS7_DIR"]).resolve()
     where = Path(ipywidgets.__file__).resolve()
     if ipywidgets.__version__ != expected or folder not in where.parents:
-        raise pytest.UsageError(f"expected ipywidgets {expected} from {folder}, but imported "
-                                f"{ipywidgets.__version__} from {where}; check PYTHONPATH")
+        raise pytest.UsageError(
+            f"expected ipywidgets {expected} from {folder}, but imported "
+            f"{ipywidgets.__version__} from {where}; check PYTHONPATH"
+        )
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
@@ -53,5 +56,14 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 
     path = os.environ.get("IPYWIDGETS7_REPORT")
     if path:
-        Path(path).write_text(json.dumps({"ipywidgets": ipywidgets.__version__, "file": ipywidgets.__file__,
-                                          "exitstatus": int(exitstatus), **_outcomes}, indent=1))
+        Path(path).write_text(
+            json.dumps(
+                {
+                    "ipywidgets": ipywidgets.__version__,
+                    "file": ipywidgets.__file__,
+                    "exitstatus": int(exitstatus),
+                    **_outcomes,
+                },
+                indent=1,
+            )
+        )

@@ -1,4 +1,5 @@
 """Reading built notebooks in tests: cells as text, and the course's section order (EN and RU editions)."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Where a notebook finds the course artifacts: shipped → work dir → Drive → Hub → a quick training run."""
+
 from __future__ import annotations
 
 import shutil
@@ -7,8 +8,14 @@ from pathlib import Path
 import pytest
 
 from lessons_lib import adapters, paths, storage
-from lessons_lib.adapters import (ARTIFACTS, adapter_dir, course_artifacts, find_artifact, hub_repo_name,
-                                  resolve_artifact)
+from lessons_lib.adapters import (
+    ARTIFACTS,
+    adapter_dir,
+    course_artifacts,
+    find_artifact,
+    hub_repo_name,
+    resolve_artifact,
+)
 from lessons_lib.lesson import Lesson
 from lessons_lib.paths import TINY_ADAPTERS_DIR
 from lessons_lib.profiles import get_profile, with_overrides
@@ -112,8 +119,13 @@ def test_adapter_dir_says_where_it_looked_and_what_to_do(tmp_path, no_drive):
     with pytest.raises(FileNotFoundError) as err:
         adapter_dir("support", T4, tmp_path)
     message = str(err.value)
-    for part in (str(tmp_path / "adapters" / "support"), "Google Drive (not mounted)", "no HUB_NAMESPACE",
-                 "notebook 01", "resolve_artifact"):
+    for part in (
+        str(tmp_path / "adapters" / "support"),
+        "Google Drive (not mounted)",
+        "no HUB_NAMESPACE",
+        "notebook 01",
+        "resolve_artifact",
+    ):
         assert part in message
 
 

@@ -5,6 +5,7 @@ another order, so its logits (magnitude up to ~25) differ from PEFT's by a few f
 the same size as merge_and_unload's difference from the unmerged adapter. A wrong adapter, a missed scaling or a
 stale stack moves logits by 1e-2 or more; greedy answers must be identical.
 """
+
 from __future__ import annotations
 
 import re
@@ -41,8 +42,9 @@ def same_logits(actual, expected):
 
 
 def encode(tokenizer, prompts):
-    return tokenizer([chat_text(tokenizer, p) for p in prompts], return_tensors="pt", padding=True,
-                     add_special_tokens=False)
+    return tokenizer(
+        [chat_text(tokenizer, p) for p in prompts], return_tensors="pt", padding=True, add_special_tokens=False
+    )
 
 
 def peft_logits(model, batch, names):
@@ -79,7 +81,7 @@ def test_greedy_answers_equal_peft(mixed_model, tokenizer, prompts):
     with batched.rows(NAMES):  # HF generate keeps every row to the end, so one rows() context covers it
         enc = encode(tokenizer, prompts)
         out = mixed_model.generate(**enc, max_new_tokens=MAX_NEW, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-    hf = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    hf = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     assert hf == expected
     assert len(set(expected)) > 3  # the rows really answer differently
 
@@ -99,8 +101,9 @@ def test_partial_targets_and_different_ranks(course_model, tokenizer, prompts):
     """An adapter on q_proj/v_proj only, rank 4, random B: rows see it only where it exists; ranks are padded."""
     from peft import LoraConfig
 
-    course_model.add_adapter("qv", LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
-                                              init_lora_weights=False))
+    course_model.add_adapter(
+        "qv", LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     course_model.eval()
     batched = BatchedLora(course_model)
     names = ["qv", "json", BASE, "qv", "support", "coding"]
@@ -142,12 +145,10 @@ def test_weights_changed_behind_autograd_need_refresh(course_model, tokenizer, p
     batched_logits(batched, batch, ["json", "json"])
     hotswap_adapter(course_model, str(TINY_ADAPTERS_DIR / "coding"), adapter_name="json", torch_device="cpu")
     batched.refresh()
-    same_logits(batched_logits(batched, batch, ["json", BASE]),
-                               peft_logits(course_model, batch, ["coding", BASE]))
+    same_logits(batched_logits(batched, batch, ["json", BASE]), peft_logits(course_model, batch, ["coding", BASE]))
     with torch.no_grad():  # an in-place update autograd sees (an optimizer step) is picked up without refresh
         next(m for m in course_model.modules() if hasattr(m, "lora_B")).lora_B["json"].weight.mul_(3.0)
-    same_logits(batched_logits(batched, batch, ["json", BASE]),
-                               peft_logits(course_model, batch, ["json", BASE]))
+    same_logits(batched_logits(batched, batch, ["json", BASE]), peft_logits(course_model, batch, ["json", BASE]))
 
 
 def test_rows_restore_the_forwards_even_on_error(course_model, tokenizer, prompts):
@@ -155,10 +156,9 @@ def test_rows_restore_the_forwards_even_on_error(course_model, tokenizer, prompt
     marker = lambda *a, **k: "kept"  # noqa: E731 - a forward someone else installed before us
     layers[0].forward = marker
     batched = BatchedLora(course_model)
-    with pytest.raises(RuntimeError, match="boom"):
-        with batched.rows(["json"]):
-            assert all("forward" in layer.__dict__ for layer in layers)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), batched.rows(["json"]):
+        assert all("forward" in layer.__dict__ for layer in layers)
+        raise RuntimeError("boom")
     assert layers[0].__dict__["forward"] is marker
     assert all("forward" not in layer.__dict__ for layer in layers[1:])
     del layers[0].forward
@@ -179,9 +179,8 @@ def test_bad_use_is_a_clear_error(course_model, tokenizer, prompts):
         batched_logits(batched, batch, [])
     with pytest.raises(ValueError, match="Do not pass adapter_names"), torch.no_grad(), batched.rows(["json", "json"]):
         course_model(**batch, adapter_names=["json", "json"])
-    with pytest.raises(RuntimeError, match="nested"), batched.rows(["json"]):
-        with batched.rows(["json"]):
-            pass
+    with pytest.raises(RuntimeError, match="nested"), batched.rows(["json"]), batched.rows(["json"]):
+        pass
     course_model.train()
     with pytest.raises(NotCovered, match="training mode"):
         batched_logits(batched, batch, ["json", "coding"])
@@ -193,11 +192,15 @@ def test_bad_use_is_a_clear_error(course_model, tokenizer, prompts):
         batched_logits(batched, batch, ["json", "coding"])
 
 
-@pytest.mark.parametrize("config, reason", [
-    (dict(use_dora=True), "LoRA variant .DoraLinearVariant"),
-    (dict(lora_bias=True), "lora_bias=True"),
-    (dict(target_modules=["embed_tokens"]), r"lora\.layer\.Embedding, not a plain LoRA Linear"),
-], ids=["DoRA", "lora_bias", "Embedding"])
+@pytest.mark.parametrize(
+    "config, reason",
+    [
+        (dict(use_dora=True), "LoRA variant .DoraLinearVariant"),
+        (dict(lora_bias=True), "lora_bias=True"),
+        (dict(target_modules=["embed_tokens"]), r"lora\.layer\.Embedding, not a plain LoRA Linear"),
+    ],
+    ids=["DoRA", "lora_bias", "Embedding"],
+)
 def test_falls_back_with_a_reason(course_model, tokenizer, config, reason):
     from peft import LoraConfig
 
@@ -205,9 +208,8 @@ def test_falls_back_with_a_reason(course_model, tokenizer, config, reason):
     course_model.eval()
     ok, why = covers(course_model)
     assert not ok and re.search(reason, why), why
-    with pytest.raises(NotCovered, match="Use PEFT's adapter_names= path"):
-        with BatchedLora(course_model).rows(["json"]):
-            pass
+    with pytest.raises(NotCovered, match="Use PEFT's adapter_names= path"), BatchedLora(course_model).rows(["json"]):
+        pass
 
 
 def test_modules_to_save_copies_per_row(course_model, tokenizer, prompts):
@@ -237,8 +239,9 @@ def test_a_4bit_base_falls_back(tiny):
 
     from lessons_lib.models import gpu_like_4bit, model_source
 
-    base = AutoModelForCausalLM.from_pretrained(model_source(tiny), device_map={"": "cpu"},
-                                                quantization_config=BitsAndBytesConfig(load_in_4bit=True))
+    base = AutoModelForCausalLM.from_pretrained(
+        model_source(tiny), device_map={"": "cpu"}, quantization_config=BitsAndBytesConfig(load_in_4bit=True)
+    )
     model = PeftModel.from_pretrained(gpu_like_4bit(base), TINY_ADAPTERS_DIR / "json", adapter_name="json").eval()
     ok, why = covers(model)
     assert not ok and "bnb.Linear4bit, not a plain LoRA Linear" in why, why

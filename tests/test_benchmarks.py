@@ -1,4 +1,5 @@
 """The benchmarks run, agree on results, and report finite ratios in the agreed format (never a wall time)."""
+
 from __future__ import annotations
 
 import json
@@ -9,12 +10,31 @@ import types
 
 import pytest
 
-from benchmarks import bench_batched_lora, bench_constrained, bench_course, bench_inference, bench_mixed_batch, \
-    bench_router, bench_serve_throughput, bench_switching, bench_training, run_all
-from benchmarks.common import BenchResult, Variant, final_line, format_table, skipped_result, time_alternating, \
-    write_plot
+from benchmarks import (
+    bench_batched_lora,
+    bench_constrained,
+    bench_course,
+    bench_inference,
+    bench_mixed_batch,
+    bench_router,
+    bench_serve_throughput,
+    bench_switching,
+    bench_training,
+    run_all,
+)
+from benchmarks.common import (
+    BenchResult,
+    Variant,
+    final_line,
+    format_table,
+    skipped_result,
+    time_alternating,
+    write_plot,
+)
 
-RATIO_LINE = re.compile(r"^(\w+): ratio=(\S+) \(.+\) goal: .+ (goal met|goal not met|no goal \(informational\)|not run: .+)$")
+RATIO_LINE = re.compile(
+    r"^(\w+): ratio=(\S+) \(.+\) goal: .+ (goal met|goal not met|no goal \(informational\)|not run: .+)$"
+)
 
 
 def assert_reported(result: BenchResult, name: str) -> float:
@@ -49,11 +69,22 @@ def test_time_alternating_rotates_order_and_keeps_untimed_steps_out():
 
 
 def test_table_plot_and_skipped_line(tmp_path):
-    result = BenchResult(name="demo", title="Demo", device="cpu", rows=[{"variant": "x", "ms": 1.5}], ratio=2.0,
-                         ratio_label="x / y", goal=">= 1.5", goal_met=True, plot_values={"x": 1.5, "y": 3.0},
-                         plot_label="ms")
+    result = BenchResult(
+        name="demo",
+        title="Demo",
+        device="cpu",
+        rows=[{"variant": "x", "ms": 1.5}],
+        ratio=2.0,
+        ratio_label="x / y",
+        goal=">= 1.5",
+        goal_met=True,
+        plot_values={"x": 1.5, "y": 3.0},
+        plot_label="ms",
+    )
     assert format_table(result.rows).splitlines()[0].startswith("| variant")
-    assert final_line([result]).startswith("demo: ratio=2 (x / y) goal: >= 1.5") and final_line([result]).endswith("goal met")
+    assert final_line([result]).startswith("demo: ratio=2 (x / y) goal: >= 1.5") and final_line([result]).endswith(
+        "goal met"
+    )
     png = write_plot([result], tmp_path / "demo.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
     skipped = skipped_result("demo", "Demo", "no module", "none")
@@ -64,8 +95,12 @@ def test_table_plot_and_skipped_line(tmp_path):
 def test_switching_every_way_leaves_the_right_adapter():
     result = bench_switching.measure(repeats=1)
     assert_reported(result, "switching")
-    assert [r["variant"] for r in result.rows] == ["set_adapter", "hotswap_adapter", "load_adapter from disk",
-                                                   "reload base + adapter"]
+    assert [r["variant"] for r in result.rows] == [
+        "set_adapter",
+        "hotswap_adapter",
+        "load_adapter from disk",
+        "reload base + adapter",
+    ]
     assert result.extra["correct"] is True
     assert all(r["max abs dlogit vs coding"] <= 1e-4 for r in result.rows)  # fp32 noise across CPUs is ~1e-5
 
@@ -97,8 +132,15 @@ def test_training_packing_removes_padding():
     result = bench_training.measure(repeats=1, steps=2, batch_size=2, per_domain=6)
     assert_reported(result, "training")
     rows = {r["variant"]: r for r in result.rows}
-    assert set(rows) == {"padding", "packing", "packing wrapped", "packing, equal tokens",
-                         "packing wrapped, equal tokens", "padding + grad ckpt", "packing + grad ckpt"}
+    assert set(rows) == {
+        "padding",
+        "packing",
+        "packing wrapped",
+        "packing, equal tokens",
+        "packing wrapped, equal tokens",
+        "padding + grad ckpt",
+        "packing + grad ckpt",
+    }
     assert rows["packing"]["pad share"] == 0 < rows["padding"]["pad share"]
     assert rows["packing"]["real tokens/step"] > rows["padding"]["real tokens/step"]
     assert result.extra["losses_finite"] is True
@@ -150,7 +192,9 @@ def test_router_benchmark_on_the_real_routers():
         result = bench_router.measure(repeats=1, per_domain=2, kinds=("keyword",))
         assert result.skipped and str(err) in result.skipped
     else:
-        result = bench_router.measure(repeats=1, per_domain=2, kinds=("keyword",))  # the cheap one; fakes cover the rest
+        result = bench_router.measure(
+            repeats=1, per_domain=2, kinds=("keyword",)
+        )  # the cheap one; fakes cover the rest
         assert_reported(result, "router")
         assert [r["router"] for r in result.rows] == ["keyword"]
 
@@ -166,9 +210,17 @@ def test_constrained_benchmark_times_both_decodings_and_every_constrained_call_v
 
 def test_course_benchmark_reads_summaries(tmp_path):
     summary, timing = tmp_path / "course_summary.json", tmp_path / "unit.json"
-    summary.write_text(json.dumps({"notebooks": [{"notebook": "01_a.ipynb", "seconds": 200.0, "status": "ok"},
-                                                 {"notebook": "02_b.ipynb", "seconds": 100.0, "status": "ok"}],
-                                   "total_seconds": 300.0}))
+    summary.write_text(
+        json.dumps(
+            {
+                "notebooks": [
+                    {"notebook": "01_a.ipynb", "seconds": 200.0, "status": "ok"},
+                    {"notebook": "02_b.ipynb", "seconds": 100.0, "status": "ok"},
+                ],
+                "total_seconds": 300.0,
+            }
+        )
+    )
     timing.write_text(json.dumps({"seconds": 60.0, "returncode": 0, "summary": "10 passed"}))
     result = bench_course.measure(reuse=True, summary_path=summary, timing_path=timing)
     assert assert_reported(result, "course") == pytest.approx(0.5)
@@ -181,8 +233,9 @@ def test_course_benchmark_reads_summaries(tmp_path):
 
 def test_course_reuse_never_starts_the_unit_tests(tmp_path, monkeypatch):
     summary = tmp_path / "course_summary.json"
-    summary.write_text(json.dumps({"notebooks": [{"notebook": "01_a.ipynb", "seconds": 50.0, "status": "ok"}],
-                                   "total_seconds": 50.0}))
+    summary.write_text(
+        json.dumps({"notebooks": [{"notebook": "01_a.ipynb", "seconds": 50.0, "status": "ok"}], "total_seconds": 50.0})
+    )
     monkeypatch.setattr(bench_course.subprocess, "run", lambda *a, **k: pytest.fail("--reuse must not run anything"))
     result = bench_course.measure(reuse=True, summary_path=summary, timing_path=tmp_path / "none.json")
     assert assert_reported(result, "course") == pytest.approx(50 / 600)
@@ -198,13 +251,22 @@ def test_script_ends_with_exactly_one_ratio_line(capsys):
 
 def test_run_all_writes_report_and_plots(tmp_path, monkeypatch, capsys):
     fake = types.SimpleNamespace(
-        NAME="fake", TITLE="Fake claim",
-        measure=lambda repeats, device: BenchResult(name="fake", title="Fake claim", device=device,
-                                                    rows=[{"variant": "a", "ms": 1.0}], ratio=3.0, ratio_label="a/b",
-                                                    goal=">= 2", goal_met=True, plot_values={"a": 1.0, "b": 3.0},
-                                                    plot_label="ms"))
-    broken = types.SimpleNamespace(NAME="broken", TITLE="Broken claim",
-                                   measure=lambda repeats, device: 1 / 0)
+        NAME="fake",
+        TITLE="Fake claim",
+        measure=lambda repeats, device: BenchResult(
+            name="fake",
+            title="Fake claim",
+            device=device,
+            rows=[{"variant": "a", "ms": 1.0}],
+            ratio=3.0,
+            ratio_label="a/b",
+            goal=">= 2",
+            goal_met=True,
+            plot_values={"a": 1.0, "b": 3.0},
+            plot_label="ms",
+        ),
+    )
+    broken = types.SimpleNamespace(NAME="broken", TITLE="Broken claim", measure=lambda repeats, device: 1 / 0)
     monkeypatch.setattr(run_all, "TIMED", ((fake, 1, 1), (broken, 1, 1)))
     code = run_all.main(["--skip-course", "--device", "cpu", "--out", str(tmp_path)])
     out = capsys.readouterr().out
@@ -223,8 +285,14 @@ def test_course_benchmark_runs_the_course_and_the_unit_tests(tmp_path, monkeypat
     def fake_run(cmd, **kwargs):
         commands.append(cmd[1:])
         if cmd[1:3] == ["-m", "lessons_lib.course"]:
-            summary.write_text(json.dumps({"notebooks": [{"notebook": "01_a.ipynb", "seconds": 700.0,
-                                                          "status": "ok"}], "total_seconds": 700.0}))
+            summary.write_text(
+                json.dumps(
+                    {
+                        "notebooks": [{"notebook": "01_a.ipynb", "seconds": 700.0, "status": "ok"}],
+                        "total_seconds": 700.0,
+                    }
+                )
+            )
             return types.SimpleNamespace(returncode=0)
         return types.SimpleNamespace(returncode=1, stdout="1 failed, 9 passed in 50s\n")
 
@@ -237,6 +305,11 @@ def test_course_benchmark_runs_the_course_and_the_unit_tests(tmp_path, monkeypat
 
 def test_route_name_reads_every_decision_shape():
     decision = types.SimpleNamespace(label="general", adapter="__base__")
-    assert [bench_router.route_name(d) for d in ("json", decision, {"label": "coding"}, ("support", 0.9), None)] == \
-        ["json", "__base__", "coding", "support", None]
+    assert [bench_router.route_name(d) for d in ("json", decision, {"label": "coding"}, ("support", 0.9), None)] == [
+        "json",
+        "__base__",
+        "coding",
+        "support",
+        None,
+    ]
     assert bench_router.is_right("__base__", None) and not bench_router.is_right("json", "coding")

@@ -1,4 +1,5 @@
 """Time and memory estimates: padded tokens per step, GB per precision, a lesson's peak against a T4."""
+
 import pytest
 
 from lessons_lib import budget

@@ -1,13 +1,26 @@
 """Tool calling on chat templates without tool support (TinyLlama's Zephyr) and strict ones (Mistral v0.3)."""
+
 import hashlib
 import json
 import re
 
 import pytest
 
-from lessons_lib.chat_format import (CHAT_TEMPLATES, CONTEXT_LENGTHS, TemplateCaps, call_id, capabilities,
-                                     chat_template_text, is_call_id, prepare, signature_text, tools_prompt,
-                                     type_text, wear_template, with_call_ids)
+from lessons_lib.chat_format import (
+    CHAT_TEMPLATES,
+    CONTEXT_LENGTHS,
+    TemplateCaps,
+    call_id,
+    capabilities,
+    chat_template_text,
+    is_call_id,
+    prepare,
+    signature_text,
+    tools_prompt,
+    type_text,
+    wear_template,
+    with_call_ids,
+)
 from lessons_lib.models import chat_text
 from lessons_lib.tools import TOOLS, ToolCall, run_tool_loop, tool_schemas
 from lessons_lib.tools.calls import call_text
@@ -20,12 +33,14 @@ CALL = call_text("text_formatter", {"text": "one two three", "width": 7})
 RESULT = "one two\nthree"
 MALFORMED = '{"tool": "text_formatter", "arguments": {'
 # A Gemma-style template (no system role, strict alternation, no tools): a stand-in for the strictest kind.
-NO_SYSTEM = ("{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
-             "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
-             "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
-             "{% if message['role'] not in ('user', 'assistant') %}{{ raise_exception('Only user and assistant') }}"
-             "{% endif %}{{ '<turn>' + message['role'] + '\n' + message['content'] + '<end>\n' }}{% endfor %}"
-             "{% if add_generation_prompt %}{{ '<turn>assistant\n' }}{% endif %}")
+NO_SYSTEM = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if message['role'] not in ('user', 'assistant') %}{{ raise_exception('Only user and assistant') }}"
+    "{% endif %}{{ '<turn>' + message['role'] + '\n' + message['content'] + '<end>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<turn>assistant\n' }}{% endif %}"
+)
 
 
 def rehearsal_tokenizer(name: str):
@@ -69,16 +84,33 @@ def test_shipped_templates_are_the_models_own():
     assert CHAT_TEMPLATES == REHEARSALS
 
 
-@pytest.mark.parametrize("name, caps", [
-    ("tiny", TemplateCaps(tools=True, tool_calls=True, tool_results=True, call_ids=False, alternation=False,
-                          system=True)),
-    ("zephyr", TemplateCaps(tools=False, tool_calls=False, tool_results=False, call_ids=False, alternation=False,
-                            system=True)),
-    ("mistral-v0.3", TemplateCaps(tools=True, tool_calls=True, tool_results=True, call_ids=True, alternation=True,
-                                  system=False)),
-    ("no-system", TemplateCaps(tools=False, tool_calls=False, tool_results=False, call_ids=False, alternation=True,
-                               system=False)),
-])
+@pytest.mark.parametrize(
+    "name, caps",
+    [
+        (
+            "tiny",
+            TemplateCaps(
+                tools=True, tool_calls=True, tool_results=True, call_ids=False, alternation=False, system=True
+            ),
+        ),
+        (
+            "zephyr",
+            TemplateCaps(
+                tools=False, tool_calls=False, tool_results=False, call_ids=False, alternation=False, system=True
+            ),
+        ),
+        (
+            "mistral-v0.3",
+            TemplateCaps(tools=True, tool_calls=True, tool_results=True, call_ids=True, alternation=True, system=False),
+        ),
+        (
+            "no-system",
+            TemplateCaps(
+                tools=False, tool_calls=False, tool_results=False, call_ids=False, alternation=True, system=False
+            ),
+        ),
+    ],
+)
 def test_probes_find_what_each_template_renders(name, caps):
     tok = rehearsal_tokenizer(name)
     assert capabilities(tok) == caps and caps.native == (name == "tiny")
@@ -91,13 +123,18 @@ def test_the_tiny_template_renders_exactly_as_before():
     assert result.answer == "Done."
     head = "<|system|>\nTools: text_formatter; template_generator; content_validator<|end|>\n<|user|>\nwrap it<|end|>\n"
     error = result.messages[2]["content"]
-    assert model.prompts[2] == (head + f"<|assistant|>\n{MALFORMED}<|end|>\n<|tool|>\n{error}<|end|>\n"
-                                f"<|assistant|>\n{CALL}<|end|>\n<|tool|>\n{RESULT}<|end|>\n<|assistant|>\n")
+    assert model.prompts[2] == (
+        head + f"<|assistant|>\n{MALFORMED}<|end|>\n<|tool|>\n{error}<|end|>\n"
+        f"<|assistant|>\n{CALL}<|end|>\n<|tool|>\n{RESULT}<|end|>\n<|assistant|>\n"
+    )
     for i, prompt in enumerate(model.prompts):  # the same text the template makes of the raw messages
-        raw = tok.apply_chat_template(result.messages[:2 * i + 1], tools=SCHEMAS, tokenize=False,
-                                      add_generation_prompt=True)
+        raw = tok.apply_chat_template(
+            result.messages[: 2 * i + 1], tools=SCHEMAS, tokenize=False, add_generation_prompt=True
+        )
         assert prompt == raw
-    assert chat_text(tok, "hi", system="Be brief.") == "<|system|>\nBe brief.<|end|>\n<|user|>\nhi<|end|>\n<|assistant|>\n"
+    assert (
+        chat_text(tok, "hi", system="Be brief.") == "<|system|>\nBe brief.<|end|>\n<|user|>\nhi<|end|>\n<|assistant|>\n"
+    )
     messages = result.messages[:5]
     assert prepare(tok, messages, SCHEMAS) == (messages, SCHEMAS)
 
@@ -107,9 +144,11 @@ def test_the_tiny_training_rows_are_unchanged():
     assert tool_sft_rows(6, tokenizer=tok) == tool_sft_rows(6)
     row = tool_sft_rows(1)[1]
     ex = tool_examples(1)[0]
-    assert row["prompt"] == [{"role": "user", "content": ex.request},
-                             {"role": "assistant", "content": call_text(ex.tool, ex.arguments)},
-                             {"role": "tool", "content": ex.result}]
+    assert row["prompt"] == [
+        {"role": "user", "content": ex.request},
+        {"role": "assistant", "content": call_text(ex.tool, ex.arguments)},
+        {"role": "tool", "content": ex.result},
+    ]
 
 
 def test_the_second_turn_sees_the_tools_and_the_result(tok):
@@ -135,14 +174,19 @@ def test_zephyr_gets_the_schemas_in_a_system_turn_and_the_result_as_a_user_turn(
     model = RenderingModel(tok, CALL, "Done.")
     run_tool_loop(model, "wrap it")
     second = model.prompts[1]
-    assert second.startswith("<|system|>\nYou can call these tools. To call one, reply with only this JSON: "
-                             '{"tool": "<name>", "arguments": {...}}\nTools:\n')
+    assert second.startswith(
+        "<|system|>\nYou can call these tools. To call one, reply with only this JSON: "
+        '{"tool": "<name>", "arguments": {...}}\nTools:\n'
+    )
     assert all(signature_text(schema["function"]) in second for schema in SCHEMAS)
     assert json.dumps(SCHEMAS[0]["function"]["parameters"], ensure_ascii=False) not in second  # no JSON schemas
-    assert second.endswith(f"<|assistant|>\n{CALL}<|end|>\n<|user|>\nTool result (text_formatter): {RESULT}<|end|>\n"
-                           "<|assistant|>\n")
-    assert tok.apply_chat_template([{"role": "user", "content": "x"}], tools=SCHEMAS, tokenize=False) == \
-        "<|user|>\nx<|end|>\n"  # what happened before: no tools, and no trace of a tool result
+    assert second.endswith(
+        f"<|assistant|>\n{CALL}<|end|>\n<|user|>\nTool result (text_formatter): {RESULT}<|end|>\n<|assistant|>\n"
+    )
+    assert (
+        tok.apply_chat_template([{"role": "user", "content": "x"}], tools=SCHEMAS, tokenize=False)
+        == "<|user|>\nx<|end|>\n"
+    )  # what happened before: no tools, and no trace of a tool result
 
 
 def test_mistral_gets_ids_alternation_and_its_own_tool_format():
@@ -177,11 +221,20 @@ def test_templates_without_a_system_role_get_everything_in_the_first_user_turn()
 def test_call_ids_are_deterministic_and_results_follow_renamed_calls():
     assert call_id("a", {"x": 1}, 1) == call_id("a", {"x": 1}, 1) != call_id("a", {"x": 1}, 2)
     assert is_call_id(call_id("a", {}, 1)) and not is_call_id("call_0123456") and not is_call_id(None)
-    calls = {"role": "assistant", "content": "", "tool_calls": [
-        {"type": "function", "id": "call_a", "function": {"name": "a", "arguments": "{}"}},
-        {"type": "function", "function": {"name": "b", "arguments": {}}}]}
-    messages = [{"role": "user", "content": "go"}, calls, {"role": "tool", "content": "A", "tool_call_id": "call_a"},
-                {"role": "tool", "content": "B"}]
+    calls = {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {"type": "function", "id": "call_a", "function": {"name": "a", "arguments": "{}"}},
+            {"type": "function", "function": {"name": "b", "arguments": {}}},
+        ],
+    }
+    messages = [
+        {"role": "user", "content": "go"},
+        calls,
+        {"role": "tool", "content": "A", "tool_call_id": "call_a"},
+        {"role": "tool", "content": "B"},
+    ]
     out = with_call_ids(messages)
     first, second = (c["id"] for c in out[1]["tool_calls"])
     assert is_call_id(first) and is_call_id(second) and first != second
@@ -203,8 +256,9 @@ def test_training_rows_render_with_the_result_and_match_the_loop(name):
         assert full.startswith(rendered["prompt"]) and rendered["completion"].strip()
         ex = examples[i // 2]
         if i % 2:  # an answer row: the tool's result is in the prompt, the final answer is the completion
-            assert (ex.result if isinstance(ex.result, str) else json.dumps(ex.result, ensure_ascii=False)) \
-                in rendered["prompt"]
+            assert (ex.result if isinstance(ex.result, str) else json.dumps(ex.result, ensure_ascii=False)) in rendered[
+                "prompt"
+            ]
             assert rendered["completion"].lstrip().startswith(ex.final[:20])
             model = RenderingModel(tok, call_text(ex.tool, ex.arguments), ex.final)
             run_tool_loop(model, ex.request)
@@ -244,12 +298,15 @@ def test_tool_call_messages_carry_their_id():
 def test_tools_prompt_reads_like_the_docstrings_in_half_the_tokens():
     tok = rehearsal_tokenizer("tiny")
     text = tools_prompt(SCHEMAS)
-    assert text.splitlines()[:2] == ['You can call these tools. To call one, reply with only this JSON: '
-                                     '{"tool": "<name>", "arguments": {...}}', "Tools:"]
+    assert text.splitlines()[:2] == [
+        'You can call these tools. To call one, reply with only this JSON: {"tool": "<name>", "arguments": {...}}',
+        "Tools:",
+    ]
     assert signature_text(SCHEMAS[1]["function"]).splitlines()[0] == (
         'template_generator(template_type: "instruction"|"email"|"bug_report"|"meeting_notes", topic: str, '
         'language: "en"|"ru" (optional)): Fill a text template (instruction/input/response prompt, e-mail, bug '
-        'report, meeting notes) with a topic.')
+        "report, meeting notes) with a topic."
+    )
     for schema in SCHEMAS:  # every argument and its description survive
         for name, spec in schema["function"]["parameters"]["properties"].items():
             assert f"    {name}: {spec['description']}" in text
@@ -259,9 +316,16 @@ def test_tools_prompt_reads_like_the_docstrings_in_half_the_tokens():
     assert tools_prompt(list(TOOLS.values())) == text  # plain functions give the same text as their schemas
 
 
-@pytest.mark.parametrize("spec, text", [({"type": "integer"}, "int"), ({"type": ["string", "null"]}, "str|None"),
-                                        ({"type": "array", "items": {"type": "integer"}}, "list[int]"),
-                                        ({"enum": [1, 2]}, "1|2"), ({}, "any")])
+@pytest.mark.parametrize(
+    "spec, text",
+    [
+        ({"type": "integer"}, "int"),
+        ({"type": ["string", "null"]}, "str|None"),
+        ({"type": "array", "items": {"type": "integer"}}, "list[int]"),
+        ({"enum": [1, 2]}, "1|2"),
+        ({}, "any"),
+    ],
+)
 def test_schema_types_read_as_python(spec, text):
     assert type_text(spec) == text
 
@@ -275,7 +339,9 @@ def test_a_rehearsal_tokenizer_declares_the_real_context_and_drops_the_position_
     logger = logging.getLogger("transformers.generation.stopping_criteria")
     assert sum(type(f).__name__ == "_PastPositions" for f in logger.filters) == 1  # added once
     with caplog.at_level(logging.WARNING, logger=logger.name):
-        logger.warning("This is a friendly reminder - the current text generation call has exceeded the model's "
-                       "predefined maximum length (512).")
+        logger.warning(
+            "This is a friendly reminder - the current text generation call has exceeded the model's "
+            "predefined maximum length (512)."
+        )
         logger.warning("another notice")
     assert [r.getMessage() for r in caplog.records] == ["another notice"]

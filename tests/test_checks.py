@@ -1,4 +1,5 @@
 """Self-checks that hold on GPU kernels: exact on fp32, tolerances and answer agreement on fp16 / 4-bit."""
+
 import pytest
 import torch
 
@@ -24,7 +25,7 @@ def test_quality_is_claimed_everywhere_but_in_rehearsals():
 def test_tolerances_accept_kernel_noise_and_reject_another_adapter():
     a = torch.randn(4, 16, 2048) * 5
     noise = a + torch.randn_like(a) * 1e-5
-    fp16_noise = (a.half().float() + torch.randn_like(a) * 1e-2)
+    fp16_noise = a.half().float() + torch.randn_like(a) * 1e-2
     other = a + torch.randn_like(a) * 0.5  # what a different adapter does to logits
     assert checks.logits_close(a, noise, PROFILES["tiny"])
     assert not checks.logits_close(a, fp16_noise, PROFILES["tiny"])

@@ -8,6 +8,7 @@ satisfies every torch requirement, so no torch wheel is downloaded. The stubs de
 packages are consistent there): anything a new package needs that Colab lacks shows up as one more install.
 Markers and Requires-Python are evaluated for this interpreter, not Colab's Python 3.12. Needs PyPI.
 """
+
 import json
 import re
 import subprocess
@@ -24,9 +25,12 @@ from lessons_lib.paths import REPO_DIR
 PREINSTALLED_FILE = Path(__file__).parent / "data" / "colab_preinstalled.txt"
 # What the setup cell may add to Colab: nothing else, and nothing already there in another version.
 ALLOWED_NEW = {"lessons-lib", "trl", "bitsandbytes"}
-NETWORK_ERRORS = re.compile(r"NewConnectionError|Failed to establish|Temporary failure in name resolution|"
-                            r"Name or service not known|Network is unreachable|Max retries exceeded|ConnectError|"
-                            r"Could not fetch URL|ProxyError|timed out", re.I)
+NETWORK_ERRORS = re.compile(
+    r"NewConnectionError|Failed to establish|Temporary failure in name resolution|"
+    r"Name or service not known|Network is unreachable|Max retries exceeded|ConnectError|"
+    r"Could not fetch URL|ProxyError|timed out",
+    re.I,
+)
 
 
 def preinstalled() -> dict[str, str]:
@@ -54,14 +58,33 @@ def colab_env(tmp_path_factory) -> Path:
 
 def resolve(python: Path, args: list[str], report: Path) -> dict[str, str]:
     """What `pip install args` would install or replace in that environment: {canonical name: version}."""
-    command = [sys.executable, "-m", "pip", "--python", str(python), "install", "--dry-run", "--quiet", "--no-input",
-               "--disable-pip-version-check", "--retries", "1", "--timeout", "20", "--report", str(report), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        str(python),
+        "install",
+        "--dry-run",
+        "--quiet",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--retries",
+        "1",
+        "--timeout",
+        "20",
+        "--report",
+        str(report),
+        *args,
+    ]
     done = subprocess.run(command, cwd=REPO_DIR, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         output = done.stdout + done.stderr
         if NETWORK_ERRORS.search(output):
-            pytest.fail("pip could not reach the package index: this test resolves against PyPI (CI reaches it).\n"
-                        + output[-2000:])
+            pytest.fail(
+                "pip could not reach the package index: this test resolves against PyPI (CI reaches it).\n"
+                + output[-2000:]
+            )
         pytest.fail(f"pip could not resolve {' '.join(args)} against Colab's versions:\n{output[-3000:]}")
     installs = json.loads(report.read_text())["install"]
     return {canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"] for item in installs}

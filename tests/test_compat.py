@@ -1,4 +1,5 @@
 """The compatibility check refuses bad adapters before injection, with clear errors, and loses nothing."""
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,21 @@ from pathlib import Path
 import pytest
 
 from lessons_lib import compat
-from lessons_lib.compat import (AdapterCompatError, AdapterConfigError, AdapterFilesError, AdapterLoadError,
-                                AdapterNameError, AdapterWarning, BaseMismatchError, CorruptAdapterError,
-                                DamagedWeightsError, TargetModulesError, check_adapter, check_adapter_name,
-                                load_adapter_checked)
+from lessons_lib.compat import (
+    AdapterCompatError,
+    AdapterConfigError,
+    AdapterFilesError,
+    AdapterLoadError,
+    AdapterNameError,
+    AdapterWarning,
+    BaseMismatchError,
+    CorruptAdapterError,
+    DamagedWeightsError,
+    TargetModulesError,
+    check_adapter,
+    check_adapter_name,
+    load_adapter_checked,
+)
 from lessons_lib.manifest import TINY_MODEL_ID, Manifest, base_fingerprint
 from lessons_lib.paths import TINY_ADAPTERS_DIR, TINY_MODEL_DIR
 
@@ -26,19 +38,29 @@ def make_other_base_adapter(folder: Path, with_manifest: bool = True) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(1)
-    config = LlamaConfig(vocab_size=2048, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128)
+    config = LlamaConfig(
+        vocab_size=2048,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
     config.course_model_id = OTHER_ID
     other = LlamaForCausalLM(config)
-    peft_model = get_peft_model(other, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
-                                                  init_lora_weights=False))
+    peft_model = get_peft_model(
+        other, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     peft_model.save_pretrained(folder)
     cfg_path = folder / "adapter_config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["base_model_name_or_path"] = OTHER_ID
     cfg_path.write_text(json.dumps(cfg))
     if with_manifest:
-        Manifest(name="other", base_model=OTHER_ID, base_fingerprint=base_fingerprint(other), profile="custom").save(folder)
+        Manifest(name="other", base_model=OTHER_ID, base_fingerprint=base_fingerprint(other), profile="custom").save(
+            folder
+        )
     return folder
 
 
@@ -54,8 +76,11 @@ def probe_logits(model, tokenizer):
     """Logits of every loaded adapter (and the base) on one fixed prompt: a cheap exact fingerprint of behaviour."""
     import torch
 
-    enc = tokenizer(["<|user|>\nName: Anna, city: Oslo. Give JSON.<|end|>\n<|assistant|>\n"], return_tensors="pt",
-                    add_special_tokens=False)
+    enc = tokenizer(
+        ["<|user|>\nName: Anna, city: Oslo. Give JSON.<|end|>\n<|assistant|>\n"],
+        return_tensors="pt",
+        add_special_tokens=False,
+    )
     names = list(model.peft_config)
     out = {}
     with torch.no_grad():
@@ -79,10 +104,22 @@ def assert_unchanged(model, tokenizer, before: dict, names: list[str], active: s
 
 
 # ---------------------------------------------------------------- names
-@pytest.mark.parametrize("bad, fragment", [
-    ("", "empty"), ("   ", "empty"), ("../json", "path separator"), ("a/b", "path separator"),
-    ("a\\b", "path separator"), ("..", "path separator"), ("json.v2", "no dots"), ("__base__", "reserved"),
-    ("9lives", "start"), ("has space", "not allowed"), (None, "empty")])
+@pytest.mark.parametrize(
+    "bad, fragment",
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("../json", "path separator"),
+        ("a/b", "path separator"),
+        ("a\\b", "path separator"),
+        ("..", "path separator"),
+        ("json.v2", "no dots"),
+        ("__base__", "reserved"),
+        ("9lives", "start"),
+        ("has space", "not allowed"),
+        (None, "empty"),
+    ],
+)
 def test_bad_adapter_names_are_refused_with_a_reason(bad, fragment):
     with pytest.raises(AdapterNameError, match=fragment) as err:
         check_adapter_name(bad)
@@ -123,8 +160,9 @@ def test_corrupted_safetensors_is_reported(base, tmp_path, damage):
     folder = copy_adapter(JSON_DIR, tmp_path / "json")
     weights = folder / "adapter_model.safetensors"
     data = weights.read_bytes()
-    weights.write_bytes({"truncate": data[: len(data) // 3], "garbage": b"\x00not a safetensors file" * 40,
-                         "empty": b""}[damage])
+    weights.write_bytes(
+        {"truncate": data[: len(data) // 3], "garbage": b"\x00not a safetensors file" * 40, "empty": b""}[damage]
+    )
     with pytest.raises(CorruptAdapterError, match="not a readable safetensors file") as err:
         check_adapter(base, folder, "json")
     assert "download the adapter again" in str(err.value)
@@ -154,8 +192,9 @@ def test_report_for_a_shipped_adapter(base):
     assert report.adapter_fingerprint == report.loaded_fingerprint == base_fingerprint(base)
     assert report.base_source == "manifest.json"
     assert report.rank == 8 and set(report.ranks) == {8}
-    assert report.target_modules == tuple(sorted(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                                  "down_proj"]))
+    assert report.target_modules == tuple(
+        sorted(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    )
     assert report.modules_matched == 7 * base.config.num_hidden_layers
     assert "rank r" in report.summary() and TINY_MODEL_ID in report.summary()
 
@@ -211,8 +250,10 @@ def test_targets_missing_from_the_base_are_named(base, tmp_path):
 
     folder = copy_adapter(JSON_DIR, tmp_path / "json", manifest=False)
     weights = load_file(str(folder / "adapter_model.safetensors"))
-    save_file({k.replace("q_proj", "query_key_value"): v for k, v in weights.items()},
-              str(folder / "adapter_model.safetensors"))
+    save_file(
+        {k.replace("q_proj", "query_key_value"): v for k, v in weights.items()},
+        str(folder / "adapter_model.safetensors"),
+    )
     with pytest.raises(TargetModulesError, match="query_key_value"):
         check_adapter(base, folder, "json")
 
@@ -237,10 +278,14 @@ def test_every_failure_leaves_loaded_adapters_working(course_model, tokenizer, t
     (corrupt / "adapter_model.safetensors").write_bytes(b"\x00" * 20)
     missing = copy_adapter(JSON_DIR, tmp_path / "missing")
     (missing / "adapter_config.json").unlink()
-    attempts = [(make_other_base_adapter(tmp_path / "other"), "other", BaseMismatchError),
-                (corrupt, "corrupt", CorruptAdapterError), (missing, "missing", AdapterFilesError),
-                (JSON_DIR, "../json", AdapterNameError), (JSON_DIR, "json", AdapterNameError),
-                (tmp_path / "nowhere", "nowhere", AdapterFilesError)]
+    attempts = [
+        (make_other_base_adapter(tmp_path / "other"), "other", BaseMismatchError),
+        (corrupt, "corrupt", CorruptAdapterError),
+        (missing, "missing", AdapterFilesError),
+        (JSON_DIR, "../json", AdapterNameError),
+        (JSON_DIR, "json", AdapterNameError),
+        (tmp_path / "nowhere", "nowhere", AdapterFilesError),
+    ]
     for folder, name, error in attempts:
         with pytest.raises(error):
             load_adapter_checked(course_model, folder, name)
@@ -259,8 +304,13 @@ def test_peft_failure_after_the_check_is_rolled_back(course_model, tokenizer, tm
     names, active = list(course_model.peft_config), course_model.active_adapter
     before = probe_logits(course_model, tokenizer)
     folder = make_other_base_adapter(tmp_path / "other")
-    monkeypatch.setattr(compat, "check_adapter", lambda model, folder, name, strict=True: compat.CompatReport(
-        name, Path(folder), OTHER_ID, None, TINY_MODEL_ID, "", "test", 4, (4,), 8, ("q_proj",), 0))
+    monkeypatch.setattr(
+        compat,
+        "check_adapter",
+        lambda model, folder, name, strict=True: compat.CompatReport(
+            name, Path(folder), OTHER_ID, None, TINY_MODEL_ID, "", "test", 4, (4,), 8, ("q_proj",), 0
+        ),
+    )
     with pytest.raises(AdapterLoadError, match="removed again") as err:
         load_adapter_checked(course_model, folder, "other")
     assert "size mismatch" in str(err.value)
@@ -274,8 +324,13 @@ def test_peft_failure_on_a_plain_base_restores_the_base(base, tokenizer, tmp_pat
     with torch.no_grad():
         before = base(**enc).logits
     folder = make_other_base_adapter(tmp_path / "other")
-    monkeypatch.setattr(compat, "check_adapter", lambda model, folder, name, strict=True: compat.CompatReport(
-        name, Path(folder), OTHER_ID, None, TINY_MODEL_ID, "", "test", 4, (4,), 8, ("q_proj",), 0))
+    monkeypatch.setattr(
+        compat,
+        "check_adapter",
+        lambda model, folder, name, strict=True: compat.CompatReport(
+            name, Path(folder), OTHER_ID, None, TINY_MODEL_ID, "", "test", 4, (4,), 8, ("q_proj",), 0
+        ),
+    )
     with pytest.raises(AdapterLoadError, match="restored"):
         load_adapter_checked(base, folder, "other")
     from peft.tuners.lora import LoraLayer
@@ -286,8 +341,16 @@ def test_peft_failure_on_a_plain_base_restores_the_base(base, tokenizer, tmp_pat
 
 
 def test_all_errors_share_one_catchable_class():
-    for cls in (AdapterNameError, AdapterFilesError, CorruptAdapterError, BaseMismatchError, TargetModulesError,
-                AdapterLoadError, DamagedWeightsError, AdapterConfigError):
+    for cls in (
+        AdapterNameError,
+        AdapterFilesError,
+        CorruptAdapterError,
+        BaseMismatchError,
+        TargetModulesError,
+        AdapterLoadError,
+        DamagedWeightsError,
+        AdapterConfigError,
+    ):
         assert issubclass(cls, AdapterCompatError) and issubclass(cls, ValueError)
 
 
@@ -318,7 +381,6 @@ def _zero(which: str):
 
 
 def test_nan_or_inf_weights_are_refused_naming_the_file(base, tmp_path):
-    import torch
 
     for value in (float("nan"), float("inf")):
         folder = copy_adapter(JSON_DIR, tmp_path / f"json-{value}")
@@ -328,6 +390,7 @@ def test_nan_or_inf_weights_are_refused_naming_the_file(base, tmp_path):
             weights[key] = weights[key].clone()
             weights[key][0, 0] = value
             return weights
+
         _edit_weights(folder, poison)
         with pytest.raises(DamagedWeightsError, match="NaN or infinite") as err:
             check_adapter(base, folder, "json")
@@ -375,14 +438,23 @@ def test_shipped_adapter_has_no_warnings(base, recwarn):
     assert report.warnings == () and not [w for w in recwarn if issubclass(w.category, AdapterWarning)]
 
 
-@pytest.mark.parametrize("changes, fragment", [
-    ({"lora_alpha": 1600}, "1600 / 8 = 200 is outside"), ({"lora_alpha": 0.05}, "barely change"),
-    ({"lora_alpha": 0}, "positive number"), ({"lora_alpha": -16}, "positive number"),
-    ({"lora_alpha": "16"}, "positive number"), ({"lora_alpha": True}, "positive number"),
-    ({"r": 0}, "positive whole number"), ({"r": "abc"}, "positive whole number"), ({"r": 8.0}, "whole number"),
-    ({"alpha_pattern": {"q_proj": 4000}}, "for modules matching 'q_proj'"),
-    ({"use_rslora": True, "lora_alpha": 64, "r": 8}, r"sqrt\(r\)"),
-    ({"target_modules": ["q_proj", 3]}, "list of module names")])
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"lora_alpha": 1600}, "1600 / 8 = 200 is outside"),
+        ({"lora_alpha": 0.05}, "barely change"),
+        ({"lora_alpha": 0}, "positive number"),
+        ({"lora_alpha": -16}, "positive number"),
+        ({"lora_alpha": "16"}, "positive number"),
+        ({"lora_alpha": True}, "positive number"),
+        ({"r": 0}, "positive whole number"),
+        ({"r": "abc"}, "positive whole number"),
+        ({"r": 8.0}, "whole number"),
+        ({"alpha_pattern": {"q_proj": 4000}}, "for modules matching 'q_proj'"),
+        ({"use_rslora": True, "lora_alpha": 64, "r": 8}, r"sqrt\(r\)"),
+        ({"target_modules": ["q_proj", 3]}, "list of module names"),
+    ],
+)
 def test_config_values_that_break_the_adapter_are_refused(base, tmp_path, changes, fragment):
     folder = _edit_config(copy_adapter(JSON_DIR, tmp_path / "json"), **changes)
     with pytest.raises(AdapterConfigError, match=fragment) as err:
@@ -404,8 +476,10 @@ def test_config_listing_fewer_targets_than_the_tensors_is_refused(base, tmp_path
 
 
 def test_config_listing_more_targets_than_the_tensors_is_refused(base, tmp_path):
-    folder = _edit_weights(copy_adapter(JSON_DIR, tmp_path / "json"),
-                           lambda weights: {k: v for k, v in weights.items() if "k_proj" not in k})
+    folder = _edit_weights(
+        copy_adapter(JSON_DIR, tmp_path / "json"),
+        lambda weights: {k: v for k, v in weights.items() if "k_proj" not in k},
+    )
     with pytest.raises(TargetModulesError, match="no weights in") as err:
         check_adapter(base, folder, "json")
     assert "k_proj" in str(err.value) and "untrained" in str(err.value)
@@ -419,8 +493,9 @@ def test_layers_to_transform_must_agree_with_the_tensors(base, tmp_path):
 
 def test_missing_half_of_a_lora_pair_is_refused(base, tmp_path):
     key = "base_model.model.model.layers.3.mlp.down_proj.lora_B.weight"
-    folder = _edit_weights(copy_adapter(JSON_DIR, tmp_path / "json"),
-                           lambda weights: {k: v for k, v in weights.items() if k != key})
+    folder = _edit_weights(
+        copy_adapter(JSON_DIR, tmp_path / "json"), lambda weights: {k: v for k, v in weights.items() if k != key}
+    )
     with pytest.raises(DamagedWeightsError, match="only one of lora_A/lora_B"):
         check_adapter(base, folder, "json")
 
@@ -443,7 +518,8 @@ def test_damaged_adapters_leave_loaded_ones_working(course_model, tokenizer, tmp
     damaged = [
         (_edit_weights(copy_adapter(JSON_DIR, tmp_path / "zero"), _zero("lora_")), DamagedWeightsError),
         (_edit_config(copy_adapter(JSON_DIR, tmp_path / "alpha"), lora_alpha=1600), AdapterConfigError),
-        (_edit_config(copy_adapter(JSON_DIR, tmp_path / "fewer"), target_modules=["q_proj"]), TargetModulesError)]
+        (_edit_config(copy_adapter(JSON_DIR, tmp_path / "fewer"), target_modules=["q_proj"]), TargetModulesError),
+    ]
     for folder, error in damaged:
         with pytest.raises(error):
             load_adapter_checked(course_model, folder, folder.name)

@@ -1,5 +1,6 @@
 """Composition files: checking (every mistake names file, line, key and fix), loading (weight and precision of each
 adapter, exactly as declared), and the round trip `python -m lessons_lib.serve --config FILE` -> HTTP."""
+
 from __future__ import annotations
 
 import subprocess
@@ -23,9 +24,13 @@ def start_composed(config: Path, log: Path, extra: list[str] = ()) -> tuple[subp
     """`python -m lessons_lib.serve --config FILE --port FREE` in the background, once healthy."""
     port = free_port()
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "lessons_lib.serve", "--config", str(config), "--port",
-                                 str(port), *extra], stdout=out, stderr=subprocess.STDOUT, env=child_env(),
-                                cwd=str(REPO_DIR))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lessons_lib.serve", "--config", str(config), "--port", str(port), *extra],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=child_env(),
+            cwd=str(REPO_DIR),
+        )
     url = f"http://127.0.0.1:{port}"
     wait_until_healthy(url, proc, 180, log)
     return proc, url
@@ -51,40 +56,69 @@ def test_the_shipped_course_composition():
     assert composition.profile.name == "tiny"
     assert list(composition.adapters) == ["json", "coding", "support"]
     for name, spec in composition.adapters.items():
-        assert (spec.source, Path(spec.location), spec.weight, spec.precision) == ("path", ADAPTERS / name, 1.0,
-                                                                                   "fp32")
+        assert (spec.source, Path(spec.location), spec.weight, spec.precision) == ("path", ADAPTERS / name, 1.0, "fp32")
     assert composition.mixes == {"json_support": {"json": 1.0, "support": 1.0}, "json_strong": {"json": 2.0}}
     assert composition.router == "keyword"
-    assert (composition.server.host, composition.server.port, composition.server.max_batch,
-            composition.server.window_ms) == ("127.0.0.1", 8000, 32, 10.0)
+    assert (
+        composition.server.host,
+        composition.server.port,
+        composition.server.max_batch,
+        composition.server.window_ms,
+    ) == ("127.0.0.1", 8000, 32, 10.0)
 
 
 # ---------------------------------------------------------------- every mistake is named
-@pytest.mark.parametrize("text, expected", [
-    (BASE + "[adapters.json\npath = 'x'\n", r"not valid TOML .*line 3"),
-    (BASE + "[sever]\nport = 1\n", r"line 3: sever: unknown key. Allowed here: base, adapters"),
-    (BASE + adapter_table(wieght=1.0), r"line 5: adapters\.json\.wieght: unknown key\. Allowed here: path, hub, weight"),
-    (BASE + adapter_table(weight=2.5), r"line 5: adapters\.json\.weight: 2\.5 is out of range\. .*from 0 up to 2"),
-    (BASE + adapter_table(weight=-0.1), r"adapters\.json\.weight: -0\.1 is out of range"),
-    (BASE + adapter_table(weight='"1"'), r"adapters\.json\.weight: '1' is not a number"),
-    (BASE + adapter_table(precision='"fp8"'), r"line 5: adapters\.json\.precision: unknown precision 'fp8'\. "
-                                              r"Use one of fp32, fp16, bf16"),
-    (BASE + '[adapters.json]\npath = "no/such/folder"\n', r"line 4: adapters\.json\.path: .*no/such/folder does not "
-                                                           r"exist\. Point it at a saved PEFT adapter folder"),
-    (BASE + adapter_table(hub='"owner/repo"'), r"adapters\.json: needs exactly one of path or hub"),
-    (BASE + '[adapters.json]\nweight = 1.0\n', r"adapters\.json: needs exactly one of path or hub"),
-    (BASE + adapter_table() + "[mixes]\nm = { json = 1.0, nope = 0.5 }\n",
-     r"line 6: mixes\.m\.nope: unknown adapter 'nope'\. A mix combines the composition's adapters: json"),
-    (BASE + adapter_table() + "[mixes]\nm = { json = 0 }\n", r"mixes\.m\.json: 0 is out of range\. .*remove the entry"),
-    (BASE + adapter_table() + "[mixes]\njson = { json = 1 }\n", r"mixes\.json: 'json' is already the name of an adapter"),
-    (BASE + adapter_table("auto"), r"adapters\.auto: 'auto' is a reserved model name"),
-    (BASE + adapter_table() + "[router]\nkind = 'smart'\n", r"router\.kind: unknown router 'smart'\. Use one of keyword"),
-    (BASE + "[server]\nport = 70000\n", r"line 4: server\.port: 70000 is not a whole number from 1 to 65535"),
-    ('[base]\nprofle = "tiny"\n', r"line 2: base\.profle: unknown key"),
-    ("[server]\nport = 1\n", r"base: missing\. Add a \[base\] table"),
-    ('[base]\nprofile = "t5"\n', r"line 2: base\.profile: unknown profile 't5'\. Use one of tiny, t4, 7b"),
-    ('[base]\nmodel = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"\n', r"base\.profile: missing\. Say whose settings apply"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (BASE + "[adapters.json\npath = 'x'\n", r"not valid TOML .*line 3"),
+        (BASE + "[sever]\nport = 1\n", r"line 3: sever: unknown key. Allowed here: base, adapters"),
+        (
+            BASE + adapter_table(wieght=1.0),
+            r"line 5: adapters\.json\.wieght: unknown key\. Allowed here: path, hub, weight",
+        ),
+        (BASE + adapter_table(weight=2.5), r"line 5: adapters\.json\.weight: 2\.5 is out of range\. .*from 0 up to 2"),
+        (BASE + adapter_table(weight=-0.1), r"adapters\.json\.weight: -0\.1 is out of range"),
+        (BASE + adapter_table(weight='"1"'), r"adapters\.json\.weight: '1' is not a number"),
+        (
+            BASE + adapter_table(precision='"fp8"'),
+            r"line 5: adapters\.json\.precision: unknown precision 'fp8'\. "
+            r"Use one of fp32, fp16, bf16",
+        ),
+        (
+            BASE + '[adapters.json]\npath = "no/such/folder"\n',
+            r"line 4: adapters\.json\.path: .*no/such/folder does not "
+            r"exist\. Point it at a saved PEFT adapter folder",
+        ),
+        (BASE + adapter_table(hub='"owner/repo"'), r"adapters\.json: needs exactly one of path or hub"),
+        (BASE + "[adapters.json]\nweight = 1.0\n", r"adapters\.json: needs exactly one of path or hub"),
+        (
+            BASE + adapter_table() + "[mixes]\nm = { json = 1.0, nope = 0.5 }\n",
+            r"line 6: mixes\.m\.nope: unknown adapter 'nope'\. A mix combines the composition's adapters: json",
+        ),
+        (
+            BASE + adapter_table() + "[mixes]\nm = { json = 0 }\n",
+            r"mixes\.m\.json: 0 is out of range\. .*remove the entry",
+        ),
+        (
+            BASE + adapter_table() + "[mixes]\njson = { json = 1 }\n",
+            r"mixes\.json: 'json' is already the name of an adapter",
+        ),
+        (BASE + adapter_table("auto"), r"adapters\.auto: 'auto' is a reserved model name"),
+        (
+            BASE + adapter_table() + "[router]\nkind = 'smart'\n",
+            r"router\.kind: unknown router 'smart'\. Use one of keyword",
+        ),
+        (BASE + "[server]\nport = 70000\n", r"line 4: server\.port: 70000 is not a whole number from 1 to 65535"),
+        ('[base]\nprofle = "tiny"\n', r"line 2: base\.profle: unknown key"),
+        ("[server]\nport = 1\n", r"base: missing\. Add a \[base\] table"),
+        ('[base]\nprofile = "t5"\n', r"line 2: base\.profile: unknown profile 't5'\. Use one of tiny, t4, 7b"),
+        (
+            '[base]\nmodel = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"\n',
+            r"base\.profile: missing\. Say whose settings apply",
+        ),
+    ],
+)
 def test_a_bad_file_is_refused_naming_file_line_key_and_fix(tmp_path, text, expected):
     path = write(tmp_path, text)
     with pytest.raises(CompositionError, match=expected) as err:
@@ -101,8 +135,11 @@ def test_a_missing_file_and_a_yaml_file_say_what_to_pass(tmp_path):
 
 def test_relative_paths_start_at_the_file_and_hub_ids_are_kept(tmp_path):
     (tmp_path / "store").symlink_to(ADAPTERS)
-    path = write(tmp_path, BASE + '[adapters.json]\npath = "store/json"\n[adapters.remote]\nhub = "someone/lora-x"\n'
-                 "weight = 0.5\nprecision = 'bf16'\n")
+    path = write(
+        tmp_path,
+        BASE + '[adapters.json]\npath = "store/json"\n[adapters.remote]\nhub = "someone/lora-x"\n'
+        "weight = 0.5\nprecision = 'bf16'\n",
+    )
     composition = load_composition(path)
     assert composition.adapters["json"].location == str(ADAPTERS / "json")
     remote = composition.adapters["remote"]
@@ -142,8 +179,7 @@ def test_an_adapter_precision_casts_its_lora_weights(tmp_path, precision, dtype_
     import torch
 
     reference = load_composed(load_composition(write(tmp_path, BASE + adapter_table(), "fp32.toml")), log=quiet)
-    cast = load_composed(load_composition(write(tmp_path, BASE + adapter_table(precision=f'"{precision}"'))),
-                         log=quiet)
+    cast = load_composed(load_composition(write(tmp_path, BASE + adapter_table(precision=f'"{precision}"'))), log=quiet)
     lora = {p.dtype for n, p in cast.model.named_parameters() if ".json." in n}
     base = {p.dtype for n, p in cast.model.named_parameters() if "lora_" not in n}
     assert lora == {getattr(torch, dtype_name)} and base == {torch.float32}
@@ -153,18 +189,28 @@ def test_an_adapter_precision_casts_its_lora_weights(tmp_path, precision, dtype_
 
 # ---------------------------------------------------------------- the command line
 def test_config_refuses_options_that_choose_what_is_served(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "lessons_lib.serve", "--config", str(COURSE), "--profile", "tiny",
-                             "--router", "none"], capture_output=True, text=True, env=child_env(), cwd=REPO_DIR,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "lessons_lib.serve", "--config", str(COURSE), "--profile", "tiny", "--router", "none"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=REPO_DIR,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "--profile, --router cannot be combined with --config: the composition file decides" in result.stderr
 
 
 def test_a_bad_file_stops_the_server_before_it_loads_anything(tmp_path):
     path = write(tmp_path, BASE + adapter_table(weight=3))
-    result = subprocess.run([sys.executable, "-m", "lessons_lib.serve", "--config", str(path), "--port",
-                             str(free_port())], capture_output=True, text=True, env=child_env(), cwd=REPO_DIR,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "lessons_lib.serve", "--config", str(path), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=REPO_DIR,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert f"error: {path.resolve()}, line 5: adapters.json.weight: 3 is out of range" in result.stderr
 
@@ -181,8 +227,10 @@ def composed(tmp_path_factory):
 
 
 def ask(client: httpx.Client, model: str, **extra) -> dict:
-    response = client.post("/v1/chat/completions", json={"model": model, "max_tokens": MAX_TOKENS, "messages": [
-        {"role": "user", "content": PROMPT}], **extra})
+    response = client.post(
+        "/v1/chat/completions",
+        json={"model": model, "max_tokens": MAX_TOKENS, "messages": [{"role": "user", "content": PROMPT}], **extra},
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -217,7 +265,8 @@ def test_mix_weights_are_applied(composed):
 
 
 def test_an_unknown_mix_name_is_a_404_listing_the_composition(composed):
-    response = composed.post("/v1/chat/completions", json={"model": "json_supprt", "messages": [
-        {"role": "user", "content": PROMPT}]})
+    response = composed.post(
+        "/v1/chat/completions", json={"model": "json_supprt", "messages": [{"role": "user", "content": PROMPT}]}
+    )
     assert response.status_code == 404
     assert "json_support" in response.json()["error"]["message"]

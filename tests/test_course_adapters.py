@@ -1,4 +1,5 @@
 """The shipped course adapters specialise: each wins its domain; base and the other adapters do not."""
+
 import pytest
 
 from lessons_lib import data
@@ -32,7 +33,7 @@ def scores():
         rows = [name for name in names for _ in items]
         outputs = generate(model, tok, prompts, tiny.max_new_tokens, adapter_names=rows, batch_size=40)
         for k, name in enumerate(names):
-            table[(name, domain)] = report(domain, score_all(items, outputs[k * N:(k + 1) * N]))
+            table[(name, domain)] = report(domain, score_all(items, outputs[k * N : (k + 1) * N]))
     return table
 
 
@@ -53,4 +54,3 @@ def test_shipped_adapter_folders_are_standard_peft_with_manifest(name):
     manifest = Manifest.load(folder)
     assert manifest.domain == name and manifest.profile == "tiny"
     assert manifest.metrics["heldout_correct"] >= 0.6
-

@@ -2,6 +2,7 @@
 
 Kept apart from test_course_adapters.py so that with `--dist loadfile` the two slow halves run on different workers.
 """
+
 import pytest
 
 

@@ -1,4 +1,5 @@
 """Domain data: deterministic, bilingual, and held-out shares no entities or phrasings with training."""
+
 import json
 import re
 

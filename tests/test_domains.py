@@ -1,5 +1,6 @@
 """The domain registry (lessons_lib.domains): the course's three domains, and a fourth one registered from this
 file only that flows through data, evaluation, the keyword router, the switcher's dropdown and the server."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,8 +24,11 @@ SQL_PROMPT = "Write an SQL select that counts the users."
 def make_sql(rng: random.Random, lang: str, split: str) -> Example:
     """A tiny fake generator: count the rows of a table, EN or RU."""
     table = rng.choice(["users", "orders"] if split == "train" else ["invoices", "tickets"])
-    prompt = (f"Write an SQL query that counts the rows of {table}." if lang == "en"
-              else f"Напиши SQL-запрос, который считает строки таблицы {table}.")
+    prompt = (
+        f"Write an SQL query that counts the rows of {table}."
+        if lang == "en"
+        else f"Напиши SQL-запрос, который считает строки таблицы {table}."
+    )
     return Example("sql", lang, prompt, f"SELECT COUNT(*) FROM {table};", {"table": table})
 
 
@@ -49,6 +53,7 @@ def sql():
 
 def call(app, method: str, url: str, **kwargs) -> httpx.Response:
     """One request to the in-process app."""
+
     async def go():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lab") as client:
             return await client.request(method, url, **kwargs)
@@ -88,7 +93,7 @@ def test_bad_entries_are_refused_with_the_fix():
 def test_a_registered_domain_flows_through_data_and_evaluation(sql):
     from lessons_lib.router.data import training_rows
 
-    assert data.DOMAINS == (*COURSE, "sql")
+    assert (*COURSE, "sql") == data.DOMAINS
     items = examples("sql", 4, "heldout", seed=3)
     assert [ex.domain for ex in items] == ["sql"] * 4 and [ex.lang for ex in items] == ["en", "ru", "en", "ru"]
     assert items == examples("sql", 4, "heldout", seed=3)

@@ -1,4 +1,5 @@
 """Machine facts: thread count honours OMP_NUM_THREADS on shared machines."""
+
 from lessons_lib.env import cpu_threads
 
 

@@ -1,4 +1,5 @@
 """Metrics: each domain's scorer accepts right answers and rejects near misses for the right reason."""
+
 from lessons_lib.data import examples
 from lessons_lib.evaluate import format_table, report, run_code_check, score_coding, score_json, score_support
 

@@ -1,12 +1,17 @@
 """The shared decode loop: greedy rows equal `model.generate`, and streamed text is final when it goes out."""
+
 from __future__ import annotations
 
 import pytest
 
-from lessons_lib.generation import RowRequest, _Row, _held_back, decode_batch, row_seed
+from lessons_lib.generation import RowRequest, _held_back, _Row, decode_batch, row_seed
 
-PROMPTS = ("Extract JSON: Anna Petrova, 31, Kazan.", "Write a Python function that adds two numbers.",
-           "My order 4411 is late, please help.", "hi")
+PROMPTS = (
+    "Extract JSON: Anna Petrova, 31, Kazan.",
+    "Write a Python function that adds two numbers.",
+    "My order 4411 is late, please help.",
+    "hi",
+)
 NAMES = ("json", "coding", "support", "__base__")
 
 
@@ -22,32 +27,51 @@ def hf_generate(model, tok, texts, names, max_new_tokens, **kwargs):
 
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
-                             eos_token_id=tok.eos_token_id, adapter_names=list(names), **kwargs)
-    return [[i for i in row if i != tok.pad_token_id] for row in out[:, enc["input_ids"].shape[1]:].tolist()]
+        out = model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            adapter_names=list(names),
+            **kwargs,
+        )
+    return [[i for i in row if i != tok.pad_token_id] for row in out[:, enc["input_ids"].shape[1] :].tolist()]
 
 
 def test_greedy_mixed_adapter_batch_equals_hf_generate(course_model, tokenizer):
     texts = rendered(tokenizer)  # four prompt lengths, three adapters and the bare base
     expected = hf_generate(course_model, tokenizer, texts, NAMES, 40)
     steps = []
-    got = decode_batch(course_model, tokenizer, [RowRequest(t, a, 40) for t, a in zip(texts, NAMES)],
-                       on_step=steps.append)
+    got = decode_batch(
+        course_model, tokenizer, [RowRequest(t, a, 40) for t, a in zip(texts, NAMES)], on_step=steps.append
+    )
     assert [r.token_ids for r in got] == expected
     assert [r.text for r in got] == [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in expected]
     assert {r.finish_reason for r in got} == {"stop", "length"}  # some rows ended early ...
     assert steps[-1] < len(texts)  # ... and left the batch
-    assert [r.prompt_tokens for r in got] == [len(tokenizer(t, add_special_tokens=False)["input_ids"])
-                                              for t in texts]
+    assert [r.prompt_tokens for r in got] == [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
 
 
 def test_constrained_rows_equal_hf_prefix_allowed_tokens(course_model, tokenizer):
     texts = rendered(tokenizer)[:2]
     digits = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)] + [tokenizer.eos_token_id]
-    expected = hf_generate(course_model, tokenizer, texts, NAMES[:2], 6,
-                           prefix_allowed_tokens_fn=lambda b, ids: digits if b == 0 else list(range(len(tokenizer))))
-    got = decode_batch(course_model, tokenizer, [RowRequest(texts[0], "json", 6, allowed_tokens=lambda ids: digits),
-                                                 RowRequest(texts[1], "coding", 6, allowed_tokens=lambda ids: None)])
+    expected = hf_generate(
+        course_model,
+        tokenizer,
+        texts,
+        NAMES[:2],
+        6,
+        prefix_allowed_tokens_fn=lambda b, ids: digits if b == 0 else list(range(len(tokenizer))),
+    )
+    got = decode_batch(
+        course_model,
+        tokenizer,
+        [
+            RowRequest(texts[0], "json", 6, allowed_tokens=lambda ids: digits),
+            RowRequest(texts[1], "coding", 6, allowed_tokens=lambda ids: None),
+        ],
+    )
     assert [r.token_ids for r in got] == expected
     assert set(got[0].token_ids) <= set(digits)
 
@@ -63,9 +87,11 @@ def test_seeded_sampling_is_repeatable_and_seeds_differ(course_model, tokenizer)
 
 def test_top_p_near_zero_is_greedy(course_model, tokenizer):
     text = rendered(tokenizer)[0]
-    greedy, nucleus = decode_batch(course_model, tokenizer, [RowRequest(text, "json", 12),
-                                                             RowRequest(text, "json", 12, temperature=5.0,
-                                                                        top_p=1e-6, seed=1)])
+    greedy, nucleus = decode_batch(
+        course_model,
+        tokenizer,
+        [RowRequest(text, "json", 12), RowRequest(text, "json", 12, temperature=5.0, top_p=1e-6, seed=1)],
+    )
     assert nucleus.token_ids == greedy.token_ids
 
 
@@ -75,9 +101,12 @@ def test_stop_strings_cut_the_text_and_streamed_deltas_never_hold_them(course_mo
     stop = "order"
     assert stop in full
     deltas = []
-    got = decode_batch(course_model, tokenizer, [RowRequest(text, "support", 30, stop=(stop, "zzz"),
-                                                            on_text=lambda *d: deltas.append(d))])[0]
-    assert got.text == full[:full.index(stop)].rstrip() and got.finish_reason == "stop"
+    got = decode_batch(
+        course_model,
+        tokenizer,
+        [RowRequest(text, "support", 30, stop=(stop, "zzz"), on_text=lambda *d: deltas.append(d))],
+    )[0]
+    assert got.text == full[: full.index(stop)].rstrip() and got.finish_reason == "stop"
     assert "".join(d[0] for d in deltas) == got.text
     assert [d[1] for d in deltas] == [None] * (len(deltas) - 1) + ["stop"]
     assert not any(d[0].endswith(("o", "or", "ord", "orde")) for d in deltas[:-1])  # could begin "order": held
@@ -87,9 +116,14 @@ def test_logprobs_are_the_models_own_distribution_in_openai_shape(course_model, 
     import torch
 
     text = rendered(tokenizer)[0]
-    greedy, hot = decode_batch(course_model, tokenizer, [
-        RowRequest(text, "json", 5, logprobs=True, top_logprobs=3),
-        RowRequest(text, "json", 5, temperature=3.0, seed=0, logprobs=True)])
+    greedy, hot = decode_batch(
+        course_model,
+        tokenizer,
+        [
+            RowRequest(text, "json", 5, logprobs=True, top_logprobs=3),
+            RowRequest(text, "json", 5, temperature=3.0, seed=0, logprobs=True),
+        ],
+    )
     enc = tokenizer(text, return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
         first = torch.log_softmax(course_model(**enc, adapter_names=["json"]).logits[0, -1].float(), -1)
@@ -111,8 +145,12 @@ def test_streamed_text_is_final_for_multibyte_characters_and_whitespace(tokenize
     target = "  Привет, мир! ✓ Ünïcödé — 日本語  \n"
     ids = tokenizer(target, add_special_tokens=False)["input_ids"]
     deltas = []
-    row = _Row(RowRequest("x", max_tokens=len(ids), on_text=lambda *d: deltas.append(d)), 1, tokenizer,
-               {tokenizer.eos_token_id})
+    row = _Row(
+        RowRequest("x", max_tokens=len(ids), on_text=lambda *d: deltas.append(d)),
+        1,
+        tokenizer,
+        {tokenizer.eos_token_id},
+    )
     for token in ids:
         row.add(token, None)
     assert row.finish == "length" and row.text == target.strip()
@@ -127,9 +165,16 @@ def test_held_back_text():
     assert _held_back("a b  ", ()) == "a b"
 
 
-@pytest.mark.parametrize("bad, message", [(dict(max_tokens=0), "max_tokens"), (dict(temperature=-1), "temperature"),
-                                          (dict(top_p=0), "top_p"), (dict(top_logprobs=6), "top_logprobs"),
-                                          (dict(stop=("",)), "stop")])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(max_tokens=0), "max_tokens"),
+        (dict(temperature=-1), "temperature"),
+        (dict(top_p=0), "top_p"),
+        (dict(top_logprobs=6), "top_logprobs"),
+        (dict(stop=("",)), "stop"),
+    ],
+)
 def test_bad_settings_are_refused_before_any_work(tokenizer, bad, message):
     with pytest.raises(ValueError, match=message):
         decode_batch(None, tokenizer, [RowRequest("x", **bad)])
@@ -138,9 +183,12 @@ def test_bad_settings_are_refused_before_any_work(tokenizer, bad, message):
 def test_cancelled_rows_leave_the_batch(course_model, tokenizer):
     texts = rendered(tokenizer)[:2]
     seen = []
-    got = decode_batch(course_model, tokenizer, [
-        RowRequest(texts[0], "json", 20, cancelled=lambda: len(seen) >= 3),
-        RowRequest(texts[1], "coding", 20)], on_step=seen.append)
+    got = decode_batch(
+        course_model,
+        tokenizer,
+        [RowRequest(texts[0], "json", 20, cancelled=lambda: len(seen) >= 3), RowRequest(texts[1], "coding", 20)],
+        on_step=seen.append,
+    )
     assert got[0].finish_reason == "cancelled" and len(got[0].token_ids) == 2
     assert got[1].token_ids == hf_generate(course_model, tokenizer, texts[1:], ["coding"], 20)[0]
     assert seen[3:] and set(seen[3:]) == {1}
@@ -167,11 +215,17 @@ def test_generate_texts_equals_hf_generate_mixed_active_and_constrained(course_m
     assert generate_texts(course_model, tokenizer, texts, 40, NAMES, batch_size=3) == decoded
 
     import torch  # no adapter_names: the model's active adapter (json), as model.generate uses it
+
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():
-        out = course_model.generate(**enc, max_new_tokens=20, do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                                    eos_token_id=tokenizer.eos_token_id)
-    active = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        out = course_model.generate(
+            **enc,
+            max_new_tokens=20,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    active = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     assert generate_texts(course_model, tokenizer, texts, 20) == active
 
     digits = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)] + [tokenizer.eos_token_id]
@@ -181,11 +235,13 @@ def test_generate_texts_equals_hf_generate_mixed_active_and_constrained(course_m
         def allowed(batch_id, input_ids):
             seen.append((rows.start + batch_id, len(input_ids) >= prompt_length))
             return digits if rows.start + batch_id == 0 else list(range(len(tokenizer)))
+
         return allowed
 
     width = enc["input_ids"].shape[1]
-    expected = hf_generate(course_model, tokenizer, texts, NAMES, 6,
-                           prefix_allowed_tokens_fn=only_digits_in_row_0(slice(0, 4), width))
+    expected = hf_generate(
+        course_model, tokenizer, texts, NAMES, 6, prefix_allowed_tokens_fn=only_digits_in_row_0(slice(0, 4), width)
+    )
     seen.clear()
     got = generate_texts(course_model, tokenizer, texts, 6, NAMES, allowed_tokens=only_digits_in_row_0)
     assert got == [tokenizer.decode(ids, skip_special_tokens=True) for ids in expected]

@@ -3,6 +3,7 @@
 No network: the Hub's answers are fake httpx responses turned into the real exceptions by huggingface_hub's own
 `hf_raise_for_status`, and transformers' download function is replaced to raise them.
 """
+
 import sys
 import types
 
@@ -51,9 +52,15 @@ def test_gated_error_becomes_the_steps_to_get_access():
         raise original
     message = str(caught.value)
     assert caught.value.__cause__ is original and isinstance(caught.value, OSError)
-    for step in (f"https://huggingface.co/{GATED}", "accept the model's terms",
-                 "https://huggingface.co/settings/tokens", "secret named HF_TOKEN", "use_colab_secret()",
-                 "no runtime restart needed", "huggingface_hub.login()"):
+    for step in (
+        f"https://huggingface.co/{GATED}",
+        "accept the model's terms",
+        "https://huggingface.co/settings/tokens",
+        "secret named HF_TOKEN",
+        "use_colab_secret()",
+        "no runtime restart needed",
+        "huggingface_hub.login()",
+    ):
         assert step in message
     assert "No Hugging Face token was found" in message and "Cannot access gated repo" in message
 
@@ -73,22 +80,33 @@ def test_transformers_wrapping_is_recognised(monkeypatch):
         AutoConfig.from_pretrained(GATED)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: gated_error(),
-    lambda: hub_error(401, f"https://huggingface.co/api/models/{GATED}"),  # what a gated repo answers without token
-    lambda: hub_error(403, f"https://huggingface.co/{GATED}/resolve/main/config.json",
-                      **{"X-Error-Message": "Your token has no access"}),
-    lambda: OSError("You are trying to access a gated repo.\nMake sure to have access to it."),  # chain lost
-], ids=["gated", "401", "403", "text-only"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: gated_error(),
+        lambda: hub_error(401, f"https://huggingface.co/api/models/{GATED}"),  # what a gated repo answers without token
+        lambda: hub_error(
+            403,
+            f"https://huggingface.co/{GATED}/resolve/main/config.json",
+            **{"X-Error-Message": "Your token has no access"},
+        ),
+        lambda: OSError("You are trying to access a gated repo.\nMake sure to have access to it."),  # chain lost
+    ],
+    ids=["gated", "401", "403", "text-only"],
+)
 def test_access_errors_are_recognised(make):
     assert is_access_error(make())
 
 
-@pytest.mark.parametrize("make", [
-    lambda: hub_error(404, f"https://huggingface.co/api/models/{GATED}-typo", **{"X-Error-Code": "RepoNotFound"}),
-    lambda: LocalEntryNotFoundError("offline and not in the cache"),
-    lambda: ValueError("something else"),
-], ids=["404", "offline", "other"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: hub_error(404, f"https://huggingface.co/api/models/{GATED}-typo", **{"X-Error-Code": "RepoNotFound"}),
+        lambda: LocalEntryNotFoundError("offline and not in the cache"),
+        lambda: ValueError("something else"),
+    ],
+    ids=["404", "offline", "other"],
+)
 def test_other_errors_pass_through_unchanged(make):
     original = make()
     assert not is_access_error(original)

@@ -5,6 +5,7 @@ time) and put first on PYTHONPATH of a pytest subprocess that runs `pytest -m wi
 such tests. A plugin in that subprocess (tests/ipywidgets7_plugin.py) refuses to start unless ipywidgets 7.7.1
 is what imports, and reports every outcome back. Set $IPYWIDGETS7_DIR to use a folder prepared by hand (e.g. offline).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,12 @@ from lessons_lib.paths import BUILD_DIR, REPO_DIR
 IPYWIDGETS_VERSION = "7.7.1"
 # ipywidgets 7.7.1 and the pins its metadata asks for; ipython_genutils is imported by ipywidgets 7 but is not
 # in a current Jupyter stack. Installed with --no-deps: ipykernel, traitlets and IPython come from the venv.
-PINS = (f"ipywidgets=={IPYWIDGETS_VERSION}", "widgetsnbextension~=3.6.0", "jupyterlab_widgets~=1.1",
-        "ipython_genutils~=0.2.0")
+PINS = (
+    f"ipywidgets=={IPYWIDGETS_VERSION}",
+    "widgetsnbextension~=3.6.0",
+    "jupyterlab_widgets~=1.1",
+    "ipython_genutils~=0.2.0",
+)
 TESTS_DIR = Path(__file__).resolve().parent
 THIS_FILE = Path(__file__).resolve()
 PIP_TIMEOUT_S = 300
@@ -36,28 +41,46 @@ def _target() -> Path:
 def _installed(folder: Path) -> bool:
     """Whether `folder` already holds exactly the pinned packages."""
     stamp = folder / "PINS.txt"
-    return (stamp.is_file() and stamp.read_text().split() == list(PINS)
-            and (folder / f"ipywidgets-{IPYWIDGETS_VERSION}.dist-info").is_dir())
+    return (
+        stamp.is_file()
+        and stamp.read_text().split() == list(PINS)
+        and (folder / f"ipywidgets-{IPYWIDGETS_VERSION}.dist-info").is_dir()
+    )
 
 
 def _install(folder: Path) -> None:
     """pip-install the pins into `folder` (atomically, so a broken install is never reused)."""
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-input", "--disable-pip-version-check",
-           "--no-deps", "--no-compile", "--target", str(tmp), *PINS]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--no-deps",
+        "--no-compile",
+        "--target",
+        str(tmp),
+        *PINS,
+    ]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         done = None
     if done is None or done.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        said = "timed out after %d s" % PIP_TIMEOUT_S if done is None else (done.stderr or done.stdout)[-2000:]
-        pytest.fail(f"Could not install ipywidgets {IPYWIDGETS_VERSION} (Colab's version) for the widget "
-                    f"compatibility run: pip needs to reach PyPI once, then {folder} is reused.\n"
-                    f"Fix: allow access to PyPI, or prepare the folder yourself and point IPYWIDGETS7_DIR at it:\n"
-                    f"  {sys.executable} -m pip install --no-deps --target {folder} {' '.join(PINS)}\n"
-                    f"command: {' '.join(cmd)}\npip said:\n{said}", pytrace=False)
+        said = f"timed out after {PIP_TIMEOUT_S} s" if done is None else (done.stderr or done.stdout)[-2000:]
+        pytest.fail(
+            f"Could not install ipywidgets {IPYWIDGETS_VERSION} (Colab's version) for the widget "
+            f"compatibility run: pip needs to reach PyPI once, then {folder} is reused.\n"
+            f"Fix: allow access to PyPI, or prepare the folder yourself and point IPYWIDGETS7_DIR at it:\n"
+            f"  {sys.executable} -m pip install --no-deps --target {folder} {' '.join(PINS)}\n"
+            f"command: {' '.join(cmd)}\npip said:\n{said}",
+            pytrace=False,
+        )
     (tmp / "PINS.txt").write_text("\n".join(PINS) + "\n")
     shutil.rmtree(folder, ignore_errors=True)
     try:
@@ -72,9 +95,11 @@ def ipywidgets7() -> Path:
     folder = _target()
     if not _installed(folder):
         if os.environ.get("IPYWIDGETS7_DIR"):
-            pytest.fail(f"IPYWIDGETS7_DIR={folder} does not hold the pinned packages {PINS} (with a PINS.txt "
-                        f"listing them); unset it to let the test install them into {BUILD_DIR / 'ipywidgets7'}.",
-                        pytrace=False)
+            pytest.fail(
+                f"IPYWIDGETS7_DIR={folder} does not hold the pinned packages {PINS} (with a PINS.txt "
+                f"listing them); unset it to let the test install them into {BUILD_DIR / 'ipywidgets7'}.",
+                pytrace=False,
+            )
         folder.parent.mkdir(parents=True, exist_ok=True)
         _install(folder)
     assert _installed(folder)
@@ -84,8 +109,9 @@ def ipywidgets7() -> Path:
 def _env(folder: Path, **extra: str) -> dict[str, str]:
     """The current environment with the ipywidgets 7 folder (then tests/, for the plugin) first on PYTHONPATH."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(folder), str(TESTS_DIR), str(REPO_DIR),
-                                         *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(folder), str(TESTS_DIR), str(REPO_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
     env.update(extra)
     return env
 
@@ -108,8 +134,9 @@ box = w.VBox([w.HBox([d, b]), w.Text(value="t"), w.Textarea(value="a", layout=w.
 assert seen == ["json", "click"] and abs(s.value - 0.7) < 1e-9 and len(box.children) == 6
 print("OK", w.__version__, w.__file__)
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env=_env(ipywidgets7), cwd=REPO_DIR)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=_env(ipywidgets7), cwd=REPO_DIR
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     version, where = done.stdout.split()[1:3]
     assert version == IPYWIDGETS_VERSION and Path(where).resolve().is_relative_to(ipywidgets7)
@@ -117,17 +144,37 @@ print("OK", w.__version__, w.__file__)
 
 def widget_test_files() -> list[str]:
     """The test files that mark tests `widgets` (collecting only these saves importing the rest of the suite)."""
-    return [str(p.relative_to(REPO_DIR)) for p in sorted(TESTS_DIR.glob("test_*.py"))
-            if p != THIS_FILE and "mark.widgets" in p.read_text(encoding="utf-8")]
+    return [
+        str(p.relative_to(REPO_DIR))
+        for p in sorted(TESTS_DIR.glob("test_*.py"))
+        if p != THIS_FILE and "mark.widgets" in p.read_text(encoding="utf-8")
+    ]
 
 
 def test_widget_tests_pass_under_ipywidgets7(ipywidgets7, tmp_path):
     """`pytest -m widgets` on the widget test files in a subprocess, ipywidgets 7.7.1 first on the path: all pass."""
     report_path = tmp_path / "report.json"
-    cmd = [sys.executable, "-m", "pytest", *widget_test_files(), "-m", "widgets", "-p", "ipywidgets7_plugin",
-           "-p", "no:cacheprovider", f"--ignore={THIS_FILE.relative_to(REPO_DIR)}", "-q", "-rfEs"]
-    env = _env(ipywidgets7, IPYWIDGETS7_EXPECT=IPYWIDGETS_VERSION, IPYWIDGETS7_DIR=str(ipywidgets7),
-               IPYWIDGETS7_REPORT=str(report_path))
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *widget_test_files(),
+        "-m",
+        "widgets",
+        "-p",
+        "ipywidgets7_plugin",
+        "-p",
+        "no:cacheprovider",
+        f"--ignore={THIS_FILE.relative_to(REPO_DIR)}",
+        "-q",
+        "-rfEs",
+    ]
+    env = _env(
+        ipywidgets7,
+        IPYWIDGETS7_EXPECT=IPYWIDGETS_VERSION,
+        IPYWIDGETS7_DIR=str(ipywidgets7),
+        IPYWIDGETS7_REPORT=str(report_path),
+    )
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env, cwd=REPO_DIR)
     output = (done.stdout + done.stderr)[-6000:]
     assert f"IPYWIDGETS_VERSION={IPYWIDGETS_VERSION}" in done.stdout, output

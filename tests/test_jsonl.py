@@ -1,4 +1,5 @@
 """The course's JSONL reader: every bad line is an error naming file:line and what to do, never a crash."""
+
 from __future__ import annotations
 
 import json
@@ -55,26 +56,32 @@ def test_nesting_up_to_the_limit_is_read_and_brackets_in_strings_do_not_count(tm
         read_objects(write(tmp_path, too_deep, "deep.jsonl"), "row")
 
 
-@pytest.mark.parametrize("data, where", [
-    (GOOD.encode() + b"\n" + '{"text": "caf\u00e9"}'.encode("cp1252") + b"\n", r"rows\.jsonl:2:14 is not UTF-8"),
-    (b'{"text": "\xff"}\n', r"rows\.jsonl:1:11 is not UTF-8"),
-    ('{"text": "\u00e9t\u00e9"}\n'.encode("utf-16"), r"rows\.jsonl:1:1 is not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "data, where",
+    [
+        (GOOD.encode() + b"\n" + '{"text": "caf\u00e9"}'.encode("cp1252") + b"\n", r"rows\.jsonl:2:14 is not UTF-8"),
+        (b'{"text": "\xff"}\n', r"rows\.jsonl:1:11 is not UTF-8"),
+        ('{"text": "\u00e9t\u00e9"}\n'.encode("utf-16"), r"rows\.jsonl:1:1 is not UTF-8"),
+    ],
+)
 def test_non_utf8_bytes_name_file_line_column_and_what_to_do(tmp_path, data, where):
     with pytest.raises(DataFileError, match=where) as err:
         read_objects(write(tmp_path, data), "row")
     assert "Save the file as UTF-8" in str(err.value) and "iconv" in str(err.value)
 
 
-@pytest.mark.parametrize("line, fragment", [
-    ("not json", r":2 is not valid JSON \(Expecting value at column 1\)"),
-    ('{"text": "a"', ":2 is not valid JSON"),
-    ("[1, 2]", ":2 must be a row object, got a JSON list"),
-    ('"text"', ":2 must be a row object, got a JSON str"),
-    ('{"text": "\\ud800"}', ":2 holds an unpaired UTF-16 surrogate"),
-    ('{"\\udfff": 1}', ":2 holds an unpaired UTF-16 surrogate"),
-    ("{\"text\": \"a\x00b\"}", r":2 is not valid JSON \(Invalid control character"),
-])
+@pytest.mark.parametrize(
+    "line, fragment",
+    [
+        ("not json", r":2 is not valid JSON \(Expecting value at column 1\)"),
+        ('{"text": "a"', ":2 is not valid JSON"),
+        ("[1, 2]", ":2 must be a row object, got a JSON list"),
+        ('"text"', ":2 must be a row object, got a JSON str"),
+        ('{"text": "\\ud800"}', ":2 holds an unpaired UTF-16 surrogate"),
+        ('{"\\udfff": 1}', ":2 holds an unpaired UTF-16 surrogate"),
+        ('{"text": "a\x00b"}', r":2 is not valid JSON \(Invalid control character"),
+    ],
+)
 def test_bad_lines_name_file_and_line(tmp_path, line, fragment):
     with pytest.raises(DataFileError, match=r"rows\.jsonl" + fragment):
         read_objects(write(tmp_path, GOOD + "\n" + line + "\n"), "row")
@@ -82,7 +89,7 @@ def test_bad_lines_name_file_and_line(tmp_path, line, fragment):
 
 def test_paired_surrogate_escapes_are_text(tmp_path):
     rows = read_objects(write(tmp_path, '{"text": "\\ud83d\\ude00"}\n'), "row")
-    assert rows[0][1]["text"] == "\U0001F600"
+    assert rows[0][1]["text"] == "\U0001f600"
 
 
 def test_empty_and_missing_files(tmp_path):

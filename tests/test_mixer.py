@@ -1,4 +1,5 @@
 """WeightMixer callbacks, driven from Python the way a learner's slider moves and clicks drive them."""
+
 from __future__ import annotations
 
 import pytest
@@ -92,17 +93,21 @@ def test_empty_prompt_and_unknown_adapters(course_model, tokenizer):
 
 
 # ---------------------------------------------------------------- weights are checked (issue 15)
-@pytest.mark.parametrize("weights,error,match", [
-    ({"json": float("nan")}, ValueError, "finite number from 0 to 4"),
-    ({"json": float("inf")}, ValueError, "finite number"),
-    ({"json": 1e30}, ValueError, "finite number"),
-    ({"json": 3.0}, ValueError, r"sliders' range 0\.\.2"),
-    ({"json": -0.5}, ValueError, "finite number from 0"),
-    ({"json": None}, TypeError, r"pass a number \(e\.g\. 0\.5\)"),
-    ({"json": "0.5"}, TypeError, "pass a number"),
-    ({"legal": 1.0}, ValueError, "does not show"),
-    ([1.0, 0.5], TypeError, "a dict"),
-], ids=["nan", "inf", "1e30", "over-slider", "negative", "None", "str", "unknown", "list"])
+@pytest.mark.parametrize(
+    "weights,error,match",
+    [
+        ({"json": float("nan")}, ValueError, "finite number from 0 to 4"),
+        ({"json": float("inf")}, ValueError, "finite number"),
+        ({"json": 1e30}, ValueError, "finite number"),
+        ({"json": 3.0}, ValueError, r"sliders' range 0\.\.2"),
+        ({"json": -0.5}, ValueError, "finite number from 0"),
+        ({"json": None}, TypeError, r"pass a number \(e\.g\. 0\.5\)"),
+        ({"json": "0.5"}, TypeError, "pass a number"),
+        ({"legal": 1.0}, ValueError, "does not show"),
+        ([1.0, 0.5], TypeError, "a dict"),
+    ],
+    ids=["nan", "inf", "1e30", "over-slider", "negative", "None", "str", "unknown", "list"],
+)
 def test_start_weights_are_checked(course_model, tokenizer, weights, error, match):
     """Before: NaN reached the slider, 3.0 was clamped to 2 and "0.5" converted silently, None gave a raw
     TypeError from float()."""

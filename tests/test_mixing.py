@@ -1,4 +1,5 @@
 """Merging and mixing adapters: merge equality, reload without PEFT, weighted adapters that reload, clear errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,9 +7,20 @@ import torch
 
 from lessons_lib.adapters import adapter_dir
 from lessons_lib.data import DOMAINS, examples
-from lessons_lib.mixing import (COMBINATION_TYPES, MixError, RankMismatchError, SvdDtypeError, create_weighted_adapter,
-                                folder_bytes, load_merged, max_logit_diff, merge_for_deployment, module_ranks,
-                                runtime_mix, save_merged)
+from lessons_lib.mixing import (
+    COMBINATION_TYPES,
+    MixError,
+    RankMismatchError,
+    SvdDtypeError,
+    create_weighted_adapter,
+    folder_bytes,
+    load_merged,
+    max_logit_diff,
+    merge_for_deployment,
+    module_ranks,
+    runtime_mix,
+    save_merged,
+)
 from lessons_lib.models import generate, load_base
 
 MAX_NEW = 16
@@ -25,8 +37,9 @@ def prompts():
 def logits(model, tokenizer, prompts):
     from lessons_lib.models import chat_text
 
-    enc = tokenizer([chat_text(tokenizer, p) for p in prompts], return_tensors="pt", padding=True,
-                    add_special_tokens=False)
+    enc = tokenizer(
+        [chat_text(tokenizer, p) for p in prompts], return_tensors="pt", padding=True, add_special_tokens=False
+    )
     with torch.no_grad():
         return model(**enc).logits
 
@@ -57,8 +70,9 @@ def test_saving_a_peft_model_as_merged_is_refused(course_model, tokenizer, tmp_p
 
 
 @pytest.mark.parametrize("combination_type", COMBINATION_TYPES)
-def test_every_combination_type_saves_and_loads_back(course_model, tokenizer, prompts, tmp_path, tiny,
-                                                     combination_type):
+def test_every_combination_type_saves_and_loads_back(
+    course_model, tokenizer, prompts, tmp_path, tiny, combination_type
+):
     from peft import PeftModel
 
     name = create_weighted_adapter(course_model, ["json", "support"], [1.0, 0.5], "mix", combination_type)
@@ -75,8 +89,9 @@ def _rank_pattern_model(tiny, patterns):
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
-    configs = [LoraConfig(r=8, target_modules=["q_proj", "v_proj"], rank_pattern=p, init_lora_weights=False)
-               for p in patterns]
+    configs = [
+        LoraConfig(r=8, target_modules=["q_proj", "v_proj"], rank_pattern=p, init_lora_weights=False) for p in patterns
+    ]
     model = get_peft_model(load_base(tiny), configs[0], adapter_name="a")
     model.add_adapter("b", configs[1])
     return model
@@ -140,11 +155,13 @@ def test_svd_refuses_half_precision_weights_and_keeps_the_model(course_model):
 
 def test_bad_requests_fail_before_touching_the_model(course_model):
     create_weighted_adapter(course_model, ["json", "coding"], [1, 1], "mix", "cat")
-    for args, message in [((["json", "legal"], [1, 1], "mix", "cat"), "not loaded"),
-                          ((["json", "coding"], [1], "mix", "cat"), "one weight per adapter"),
-                          ((["json", "coding"], [1, 1], "json", "cat"), "source adapter"),
-                          ((["json", "coding"], [1, 1], "mix_0.5", "cat"), "no dots"),
-                          ((["json", "coding"], [1, 1], "mix", "average"), "Unknown combination_type")]:
+    for args, message in [
+        ((["json", "legal"], [1, 1], "mix", "cat"), "not loaded"),
+        ((["json", "coding"], [1], "mix", "cat"), "one weight per adapter"),
+        ((["json", "coding"], [1, 1], "json", "cat"), "source adapter"),
+        ((["json", "coding"], [1, 1], "mix_0.5", "cat"), "no dots"),
+        ((["json", "coding"], [1, 1], "mix", "average"), "Unknown combination_type"),
+    ]:
         with pytest.raises(MixError, match=message):
             create_weighted_adapter(course_model, *args)
     assert "mix" in course_model.peft_config and course_model.peft_config["mix"].r == 16
@@ -161,16 +178,21 @@ def test_runtime_mix_equals_cat_and_restores_the_model(course_model, tokenizer, 
         torch.testing.assert_close(logits(course_model, tokenizer, prompts), cat, **FP32)
     assert course_model.active_adapter == "json"
     assert torch.equal(logits(course_model, tokenizer, prompts), alone)
-    with pytest.raises(MixError, match=">= 0"):
-        with runtime_mix(course_model, {"json": -1.0}):
-            pass
+    with pytest.raises(MixError, match=">= 0"), runtime_mix(course_model, {"json": -1.0}):
+        pass
 
 
 def test_merge_for_deployment_on_cpu_matches_the_adapter(course_model, tokenizer, prompts, tiny, tmp_path):
     course_model.set_adapter("support", inference_mode=True)
     want = generate(course_model, tokenizer, prompts, MAX_NEW)
-    result = merge_for_deployment(tiny, {"support": adapter_dir("support", tiny)}, tmp_path / "deploy", tokenizer,
-                                  requantize=True, log=lambda *_: None)
+    result = merge_for_deployment(
+        tiny,
+        {"support": adapter_dir("support", tiny)},
+        tmp_path / "deploy",
+        tokenizer,
+        requantize=True,
+        log=lambda *_: None,
+    )
     assert not result.requantized and result.merged_dtype == "torch.float32"
     assert any("skipped" in note for note in result.notes)
     assert (result.folder / "config.json").is_file() and (result.folder / "tokenizer.json").is_file()
@@ -183,8 +205,14 @@ def test_merge_checkpoint_file_by_file_equals_merge_and_unload(course_model, tok
 
     course_model.set_adapter("support", inference_mode=True)
     want = logits(course_model, tokenizer, prompts)
-    folder = merge_checkpoint(model_source(tiny), adapter_dir("support", tiny), tmp_path / "streamed", torch.float32,
-                              shard_bytes=2_000_000, log=lambda *_: None)
+    folder = merge_checkpoint(
+        model_source(tiny),
+        adapter_dir("support", tiny),
+        tmp_path / "streamed",
+        torch.float32,
+        shard_bytes=2_000_000,
+        log=lambda *_: None,
+    )
     assert (folder / "model.safetensors.index.json").is_file()  # small shards: several files and an index
     streamed = load_merged(folder)
     torch.testing.assert_close(logits(streamed, tokenizer, prompts), want, **FP32)
@@ -196,8 +224,9 @@ def test_merge_checkpoint_file_by_file_equals_merge_and_unload(course_model, tok
 def test_streamed_deployment_matches_the_adapter(course_model, tokenizer, prompts, tiny, tmp_path):
     course_model.set_adapter("json", inference_mode=True)
     want = generate(course_model, tokenizer, prompts, MAX_NEW)
-    result = merge_for_deployment(tiny, {"json": adapter_dir("json", tiny)}, tmp_path / "deploy", tokenizer,
-                                  streamed=True, log=lambda *_: None)
+    result = merge_for_deployment(
+        tiny, {"json": adapter_dir("json", tiny)}, tmp_path / "deploy", tokenizer, streamed=True, log=lambda *_: None
+    )
     assert result.streamed and not result.requantized and result.merged_dtype == "torch.float32"
     assert (result.folder / "tokenizer.json").is_file()
     assert generate(result.model, tokenizer, prompts, MAX_NEW) == want
@@ -232,9 +261,8 @@ def test_weights_that_are_not_finite_or_out_of_range_are_refused(course_model, w
         create_weighted_adapter(course_model, ["json", "support"], [1.0, weight], "bad", "cat")
     with pytest.raises(ValueError, match=r"'support' is .*finite number from 0 to 4|must be >= 0"):
         set_runtime_mix(course_model, {"json": 1.0, "support": weight})
-    with pytest.raises(ValueError, match="finite number|must be >= 0"):
-        with runtime_mix(course_model, {"support": weight}):
-            pass
+    with pytest.raises(ValueError, match="finite number|must be >= 0"), runtime_mix(course_model, {"support": weight}):
+        pass
     assert list(course_model.peft_config) == loaded and course_model.active_adapter == "json"
 
 
@@ -272,8 +300,9 @@ def test_weight_containers_and_the_shared_bound(course_model):
         set_runtime_mix(course_model, {"json": -0.5})
     start = __import__("time").perf_counter()
     with pytest.raises(ValueError, match="finite number"):  # refused before the base is loaded
-        merge_for_deployment(PROFILES["tiny"], {"json": "unused", "support": "unused"}, "unused",
-                             weights=[1.0, float("nan")])
+        merge_for_deployment(
+            PROFILES["tiny"], {"json": "unused", "support": "unused"}, "unused", weights=[1.0, float("nan")]
+        )
     assert __import__("time").perf_counter() - start < 1.0
 
 

@@ -1,4 +1,5 @@
 """One base, several adapters: mixed batches equal single-adapter runs; wrong names fail clearly; pitfalls are real."""
+
 from __future__ import annotations
 
 import pytest

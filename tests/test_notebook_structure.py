@@ -1,19 +1,18 @@
 """Every notebook follows the course shape and its scaffolding stays in sync with the one template."""
+
 import re
 
 import pytest
-
-from lessons_lib import scaffold
-from lessons_lib.paths import REPO_DIR
 from notebook_shape import assert_lesson_sections
 from notebook_shape import load as _load
 from notebook_shape import text as _text
 
+from lessons_lib import scaffold
+from lessons_lib.paths import REPO_DIR
+
 LESSONS = ["01", "02", "03", "04", "05", "06"]
 NOTEBOOKS = sorted((REPO_DIR / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SECTIONS = ["## Learning objectives", "## Recap", "## Exercises", "## Quiz"]
-
-
 
 
 def test_all_six_lessons_exist_with_sources():
@@ -28,7 +27,9 @@ def test_notebooks_are_in_sync_with_sources_and_template():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_badge_points_at_its_own_path(path):
     first = _text(_load(path)["cells"][0])
-    own = f"https://colab.research.google.com/github/{scaffold.GITHUB_REPO}/blob/{scaffold.BRANCH}/notebooks/{path.name}"
+    own = (
+        f"https://colab.research.google.com/github/{scaffold.GITHUB_REPO}/blob/{scaffold.BRANCH}/notebooks/{path.name}"
+    )
     assert scaffold.BADGE_IMAGE in first and f"({own})" in first
 
 
@@ -55,9 +56,11 @@ def test_lesson_shape(path):
 
 
 def test_colab_install_skips_what_colab_has():
-    wanted = [line.split(">")[0].split("=")[0].split("<")[0].strip().lower()
-              for line in (REPO_DIR / "requirements-colab.txt").read_text().splitlines()
-              if line.strip() and not line.startswith("#")]
+    wanted = [
+        line.split(">")[0].split("=")[0].split("<")[0].strip().lower()
+        for line in (REPO_DIR / "requirements-colab.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert wanted and not {"torch", "numpy", "ipywidgets"} & set(wanted)
     assert "requirements-colab.txt" in scaffold.setup_source()
 

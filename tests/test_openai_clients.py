@@ -5,6 +5,7 @@ Covers every row of issue 17's table — stream=True, temperature, n, stop, tool
 response_format, models.retrieve and unknown routes, a malformed body, a developer message — and streaming under
 concurrency: 32 streamed requests over several adapters, each equal to its non-streamed answer, in shared batches.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -68,8 +69,11 @@ def test_stream_sends_chunks_as_generated_then_finish_usage_and_done(api, server
     finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
     assert [c.choices[0].finish_reason for c in finals] == [plain.choices[0].finish_reason]
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
-    with httpx.stream("POST", f"{server}/v1/chat/completions", json={
-            "model": "json", "messages": user(JSON_PROMPT), "max_tokens": 4, "stream": True}) as raw:
+    with httpx.stream(
+        "POST",
+        f"{server}/v1/chat/completions",
+        json={"model": "json", "messages": user(JSON_PROMPT), "max_tokens": 4, "stream": True},
+    ) as raw:
         assert raw.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in raw.iter_lines() if line]
     assert lines[-1] == "data: [DONE]" and all(line.startswith("data: ") for line in lines)
@@ -87,8 +91,15 @@ def test_auto_streams_and_names_the_routed_adapter_on_the_last_chunk(api):
 def test_a_client_that_disconnects_cancels_its_rows(server):
     """Closing the stream sets job.cancelled: the engine drops the rows (stats["cancelled"])."""
     before = httpx.get(f"{server}/health").json()["engine"]["cancelled"]
-    body = {"model": "base", "messages": user("Tell me a long story about a lighthouse keeper."),
-            "stream": True, "temperature": 1.0, "seed": 1, "max_tokens": 112, "n": 8}
+    body = {
+        "model": "base",
+        "messages": user("Tell me a long story about a lighthouse keeper."),
+        "stream": True,
+        "temperature": 1.0,
+        "seed": 1,
+        "max_tokens": 112,
+        "n": 8,
+    }
     with httpx.stream("POST", f"{server}/v1/chat/completions", json=body, timeout=60) as raw:
         for line in raw.iter_lines():
             if '"content": "' in line and '"content": ""' not in line:
@@ -127,10 +138,10 @@ def test_n_gives_n_choices(api):
 def test_stop_cuts_the_answer_before_the_stop_string(api):
     """Before: stop was ignored: the stop string was in the answer."""
     full = text(ask(api))
-    stop = full[len(full) // 2:len(full) // 2 + 4]
+    stop = full[len(full) // 2 : len(full) // 2 + 4]
     cut = ask(api, stop=[stop, "never-there"])
     assert stop not in text(cut)
-    assert text(cut) == full[:full.index(stop)].strip()
+    assert text(cut) == full[: full.index(stop)].strip()
     assert cut.choices[0].finish_reason == "stop"
 
 
@@ -144,8 +155,11 @@ def test_logprobs_come_with_the_tokens(api):
         assert entry.top_logprobs[0].logprob >= entry.top_logprobs[1].logprob
         assert entry.logprob == pytest.approx(entry.top_logprobs[0].logprob)  # greedy took the likeliest
     assert ask(api).choices[0].logprobs is None
-    streamed = [c.choices[0].logprobs for c in ask(api, logprobs=True, max_tokens=6, stream=True)
-                if c.choices and c.choices[0].logprobs]
+    streamed = [
+        c.choices[0].logprobs
+        for c in ask(api, logprobs=True, max_tokens=6, stream=True)
+        if c.choices and c.choices[0].logprobs
+    ]
     assert [e.token for lp in streamed for e in lp.content] == [e.token for e in entries]
 
 
@@ -162,16 +176,21 @@ def check_call(call, schemas) -> dict:
 
 def test_tools_with_tool_choice_required_answer_with_tool_calls(api, course_tools):
     """Before: tool_calls None; the tools adapter was not served and the course's constrained decoder unused."""
-    reply = api.chat.completions.create(model="tools", messages=user(TOOL_REQUEST), tools=course_tools,
-                                        tool_choice="required", max_tokens=112)
+    reply = api.chat.completions.create(
+        model="tools", messages=user(TOOL_REQUEST), tools=course_tools, tool_choice="required", max_tokens=112
+    )
     choice = reply.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.content is None
     assert choice.message.tool_calls[0].function.name == "text_formatter"
     assert check_call(choice.message.tool_calls[0], course_tools)["width"] == 21
     # even the base model, which never learned the call format, writes a valid call under the grammar
-    named = api.chat.completions.create(model="base", messages=user(TOOL_REQUEST), tools=course_tools,
-                                        tool_choice={"type": "function", "function": {"name": "content_validator"}},
-                                        max_tokens=112)
+    named = api.chat.completions.create(
+        model="base",
+        messages=user(TOOL_REQUEST),
+        tools=course_tools,
+        tool_choice={"type": "function", "function": {"name": "content_validator"}},
+        max_tokens=112,
+    )
     assert named.choices[0].message.tool_calls[0].function.name == "content_validator"
     check_call(named.choices[0].message.tool_calls[0], course_tools)
 
@@ -185,22 +204,34 @@ def test_auto_parses_a_call_and_the_tool_result_goes_into_the_next_request(api, 
     call = first.choices[0].message.tool_calls[0]
     assert first.choices[0].finish_reason == "tool_calls"
     result = TOOLS[call.function.name](**check_call(call, course_tools))
-    messages += [first.choices[0].message,  # sent back as returned, as OpenAI's examples do
-                 {"role": "tool", "tool_call_id": call.id, "content": result_text(result)}]
+    messages += [
+        first.choices[0].message,  # sent back as returned, as OpenAI's examples do
+        {"role": "tool", "tool_call_id": call.id, "content": result_text(result)},
+    ]
     final = api.chat.completions.create(model="tools", messages=messages, tools=course_tools, max_tokens=112)
     assert final.choices[0].finish_reason == "stop" and final.choices[0].message.tool_calls is None
     assert final.choices[0].message.content.strip()
-    none = api.chat.completions.create(model="json", messages=user(JSON_PROMPT), tools=course_tools,
-                                       tool_choice="none", max_tokens=MAX_TOKENS)
+    none = api.chat.completions.create(
+        model="json", messages=user(JSON_PROMPT), tools=course_tools, tool_choice="none", max_tokens=MAX_TOKENS
+    )
     assert none.choices[0].message.tool_calls is None and text(none) == text(ask(api))
 
 
 def test_tool_calls_stream_in_openai_shape(api, course_tools):
     """A constrained call streams as OpenAI's do: id and name first, then the arguments in pieces."""
-    plain = api.chat.completions.create(model="tools", messages=user(TOOL_REQUEST), tools=course_tools,
-                                        tool_choice="required", max_tokens=112)
-    chunks = list(api.chat.completions.create(model="tools", messages=user(TOOL_REQUEST), tools=course_tools,
-                                              tool_choice="required", max_tokens=112, stream=True))
+    plain = api.chat.completions.create(
+        model="tools", messages=user(TOOL_REQUEST), tools=course_tools, tool_choice="required", max_tokens=112
+    )
+    chunks = list(
+        api.chat.completions.create(
+            model="tools",
+            messages=user(TOOL_REQUEST),
+            tools=course_tools,
+            tool_choice="required",
+            max_tokens=112,
+            stream=True,
+        )
+    )
     deltas = [d for c in chunks for d in (c.choices[0].delta.tool_calls or [])]
     assert deltas and deltas[0].id.startswith("call_") and deltas[0].index == 0
     assert deltas[0].function.name == plain.choices[0].message.tool_calls[0].function.name
@@ -243,18 +274,27 @@ def test_malformed_bodies_are_400_invalid_request_error(api, server):
     with pytest.raises(openai.BadRequestError) as caught:
         api.chat.completions.create(model="json", messages=[{"role": "robot", "content": "hi"}])
     assert caught.value.param == "messages[0].role" and caught.value.type == "invalid_request_error"
-    raw = httpx.post(f"{server}/v1/chat/completions", content=b'{"model": "json", "messages": [',
-                     headers={"content-type": "application/json"})
+    raw = httpx.post(
+        f"{server}/v1/chat/completions",
+        content=b'{"model": "json", "messages": [',
+        headers={"content-type": "application/json"},
+    )
     assert raw.status_code == 400 and raw.json()["error"]["type"] == "invalid_request_error"
 
 
 def test_a_developer_message_is_a_system_message(api):
     """Before: the developer role was rejected."""
     for model in ("json", "base"):
-        as_developer = api.chat.completions.create(model=model, max_tokens=MAX_TOKENS, messages=[
-            {"role": "developer", "content": "Answer in one word."}, *user(JSON_PROMPT)])
-        as_system = api.chat.completions.create(model=model, max_tokens=MAX_TOKENS, messages=[
-            {"role": "system", "content": "Answer in one word."}, *user(JSON_PROMPT)])
+        as_developer = api.chat.completions.create(
+            model=model,
+            max_tokens=MAX_TOKENS,
+            messages=[{"role": "developer", "content": "Answer in one word."}, *user(JSON_PROMPT)],
+        )
+        as_system = api.chat.completions.create(
+            model=model,
+            max_tokens=MAX_TOKENS,
+            messages=[{"role": "system", "content": "Answer in one word."}, *user(JSON_PROMPT)],
+        )
         assert text(as_developer) == text(as_system)
 
 
@@ -269,8 +309,9 @@ def test_32_concurrent_streams_equal_their_plain_answers_and_share_batches(serve
     before = httpx.get(f"{server}/health").json()["engine"]
 
     async def streamed(client, model, prompt):
-        stream = await client.chat.completions.create(model=model, messages=user(prompt), max_tokens=MAX_TOKENS,
-                                                      temperature=0, stream=True)
+        stream = await client.chat.completions.create(
+            model=model, messages=user(prompt), max_tokens=MAX_TOKENS, temperature=0, stream=True
+        )
         return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
 
     async def all_at_once():
@@ -292,17 +333,20 @@ def test_langchain_chat_openai_invokes_streams_and_calls_tools(server, api):
 
     from lessons_lib.tools.langchain import langchain_tools
 
-    chat = ChatOpenAI(base_url=f"{server}/v1", api_key="not-needed", model="json", max_tokens=MAX_TOKENS,
-                      temperature=0, max_retries=0)
+    chat = ChatOpenAI(
+        base_url=f"{server}/v1", api_key="not-needed", model="json", max_tokens=MAX_TOKENS, temperature=0, max_retries=0
+    )
     expected = text(ask(api))
     assert chat.invoke([HumanMessage(JSON_PROMPT)]).content == expected
     assert "".join(chunk.content for chunk in chat.stream(JSON_PROMPT)) == expected
-    caller = ChatOpenAI(base_url=f"{server}/v1", api_key="not-needed", model="tools", max_tokens=112,
-                        temperature=0, max_retries=0).bind_tools(langchain_tools(), tool_choice="required")
+    caller = ChatOpenAI(
+        base_url=f"{server}/v1", api_key="not-needed", model="tools", max_tokens=112, temperature=0, max_retries=0
+    ).bind_tools(langchain_tools(), tool_choice="required")
     message = caller.invoke(TOOL_REQUEST)
     assert message.tool_calls[0]["name"] == "text_formatter" and message.tool_calls[0]["args"]["width"] == 21
     tools = {tool.name: tool for tool in langchain_tools()}
     result = tools["text_formatter"].invoke(message.tool_calls[0])  # a ToolMessage with the call's id
-    answer = ChatOpenAI(base_url=f"{server}/v1", api_key="not-needed", model="tools", max_tokens=112,
-                        temperature=0, max_retries=0).invoke([HumanMessage(TOOL_REQUEST), message, result])
+    answer = ChatOpenAI(
+        base_url=f"{server}/v1", api_key="not-needed", model="tools", max_tokens=112, temperature=0, max_retries=0
+    ).invoke([HumanMessage(TOOL_REQUEST), message, result])
     assert answer.content.strip() and not answer.tool_calls

@@ -1,4 +1,5 @@
 """Profiles: choice order, dtype rules (never bf16 on a T4), clear errors."""
+
 import pytest
 import torch
 
@@ -35,8 +36,10 @@ def test_env_var_typo_is_an_error(monkeypatch):
         choose_profile(None)
 
 
-@pytest.mark.parametrize("capability, expected", [((7, 5), torch.float16), ((8, 0), torch.bfloat16),
-                                                  ((9, 0), torch.bfloat16), ((6, 1), torch.float16)])
+@pytest.mark.parametrize(
+    "capability, expected",
+    [((7, 5), torch.float16), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16), ((6, 1), torch.float16)],
+)
 def test_gpu_dtype_follows_compute_capability(capability, expected, monkeypatch):
     # A T4 (7.5) reports is_bf16_supported() == True through emulation; the profile must ignore that.
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
@@ -70,8 +73,14 @@ def test_rehearsal_takes_the_gpu_path_with_tiny_weights(gpu, template, monkeypat
     assert rehearsal.gpu_path() and not real.gpu_path() and not PROFILES["tiny"].gpu_path()
     assert rehearsal.torch_dtype() == torch.float16  # a T4's choice, on the CPU
     assert rehearsal.model_id == str(TINY_MODEL_DIR) and rehearsal.chat_template == template
-    shrunk = set(profiles.REHEARSAL_SIZES) | {"name", "model_id", "description", "chat_template", "rehearsal_of",
-                                              "train_tokens_per_second"}
+    shrunk = set(profiles.REHEARSAL_SIZES) | {
+        "name",
+        "model_id",
+        "description",
+        "chat_template",
+        "rehearsal_of",
+        "train_tokens_per_second",
+    }
     for field in fields(real):
         if field.name not in shrunk:
             assert getattr(rehearsal, field.name) == getattr(real, field.name), field.name
@@ -114,8 +123,12 @@ def test_recipes_are_frozen_and_reached_from_the_profile():
     for profile in PROFILES.values():
         sft, router, tool = profile.sft_recipe, profile.router_recipe, profile.tool_recipe
         assert (type(sft), type(router), type(tool)) == (SFTRecipe, RouterRecipe, ToolRecipe)
-        assert (sft.learning_rate, sft.batch_size, sft.grad_accum, sft.lora_r) == \
-            (profile.learning_rate, profile.batch_size, profile.grad_accum, profile.lora_r)
+        assert (sft.learning_rate, sft.batch_size, sft.grad_accum, sft.lora_r) == (
+            profile.learning_rate,
+            profile.batch_size,
+            profile.grad_accum,
+            profile.lora_r,
+        )
         hash(profile)  # recipes inside a frozen profile keep it hashable
         with pytest.raises(FrozenInstanceError):
             sft.learning_rate = 1.0
@@ -143,8 +156,18 @@ def test_recipe_differences_names_every_differing_field(tmp_path):
     library = sft_config(PROFILES["tiny"], tmp_path / "a", max_steps=30)
     same = sft_config(PROFILES["tiny"], tmp_path / "b", max_steps=30)  # another folder is not another recipe
     assert recipe_differences(same, library) == {}
-    kwargs = {f: getattr(library, f) for f in ("max_steps", "learning_rate", "per_device_train_batch_size",
-                                               "max_length", "use_cpu", "report_to", "seed")}
+    kwargs = {
+        f: getattr(library, f)
+        for f in (
+            "max_steps",
+            "learning_rate",
+            "per_device_train_batch_size",
+            "max_length",
+            "use_cpu",
+            "report_to",
+            "seed",
+        )
+    }
     spelled = SFTConfig(output_dir=str(tmp_path / "c"), save_steps=7, **kwargs)  # misses most knobs
     differences = recipe_differences(spelled, library)
     assert differences["save_steps"] == (7, 10) and differences["completion_only_loss"] == (None, True)
@@ -162,10 +185,19 @@ def test_router_and_tool_lora_configs_come_from_the_recipes(tmp_path):
     for profile in PROFILES.values():
         router, tool = profile.router_recipe, profile.tool_recipe
         lora = router_lora_config(profile)
-        assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.task_type) == \
-            (router.lora_r, router.lora_alpha, router.lora_dropout, "SEQ_CLS")
+        assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.task_type) == (
+            router.lora_r,
+            router.lora_alpha,
+            router.lora_dropout,
+            "SEQ_CLS",
+        )
         lora, args = tool_configs(profile, tmp_path, 5, 320)
-        assert (lora.r, lora.lora_alpha, args.learning_rate, args.per_device_train_batch_size,
-                args.gradient_accumulation_steps, args.max_length) == \
-            (tool.rank, tool.alpha, tool.learning_rate, tool.batch_size, tool.grad_accum, 320)
+        assert (
+            lora.r,
+            lora.lora_alpha,
+            args.learning_rate,
+            args.per_device_train_batch_size,
+            args.gradient_accumulation_steps,
+            args.max_length,
+        ) == (tool.rank, tool.alpha, tool.learning_rate, tool.batch_size, tool.grad_accum, 320)
         assert lora.modules_to_save == (["lm_head"] if profile.name == "tiny" else None)

@@ -1,4 +1,5 @@
 """Quiz banks, grading, static rendering, show_quiz's display choice, the CLI and the teacher kit."""
+
 from __future__ import annotations
 
 import json
@@ -10,13 +11,21 @@ from pathlib import Path
 import pytest
 
 from lessons_lib import quiz as quiz_pkg
-from lessons_lib.paths import QUIZ_DIR, REPO_DIR
-from lessons_lib.quiz import (BankError, available_notebooks, bank_html, bank_markdown, grade, load_bank,
-                              load_bank_file, show_quiz)
+from lessons_lib.paths import REPO_DIR
+from lessons_lib.quiz import (
+    BankError,
+    available_notebooks,
+    bank_html,
+    bank_markdown,
+    grade,
+    load_bank,
+    load_bank_file,
+    show_quiz,
+)
 from lessons_lib.quiz.__main__ import main as quiz_cli
 from lessons_lib.quiz.bank import LANGS, MIN_QUESTIONS
-from lessons_lib.quiz.inline import md, to_html
 from lessons_lib.quiz.grading import CORRECT, EMPTY, PARTIAL, WRONG, ScoreBoard
+from lessons_lib.quiz.inline import md, to_html
 from lessons_lib.quiz.teacher_kit import estimate_t4_seconds, write_teacher_kit
 from lessons_lib.scaffold import DEFAULT_REPOSITORY
 
@@ -35,15 +44,27 @@ PITFALLS = {
 
 def minimal_bank(**question_overrides) -> dict:
     """A valid one-question bank as decoded JSON; overrides change the question."""
-    def choice(correct, en):
-        return {"text": {"en": en, "ru": "ответ " + en}, "correct": correct,
-                "explain": {"en": f"why {en}", "ru": f"почему {en}"}}
 
-    question = {"id": "q-one", "kind": "single", "prompt": {"en": "Pick A", "ru": "Выберите A"},
-                "choices": [choice(True, "A"), choice(False, "B"), choice(False, "C")]}
+    def choice(correct, en):
+        return {
+            "text": {"en": en, "ru": "ответ " + en},
+            "correct": correct,
+            "explain": {"en": f"why {en}", "ru": f"почему {en}"},
+        }
+
+    question = {
+        "id": "q-one",
+        "kind": "single",
+        "prompt": {"en": "Pick A", "ru": "Выберите A"},
+        "choices": [choice(True, "A"), choice(False, "B"), choice(False, "C")],
+    }
     question.update(question_overrides)
-    return {"notebook": "99", "title": {"en": "Test", "ru": "Тест"}, "questions": [question],
-            "self_check": [{"en": "I can test", "ru": "Я умею тестировать"}]}
+    return {
+        "notebook": "99",
+        "title": {"en": "Test", "ru": "Тест"},
+        "questions": [question],
+        "self_check": [{"en": "I can test", "ru": "Я умею тестировать"}],
+    }
 
 
 def write_bank(tmp_path: Path, data, name: str = "99.json") -> Path:
@@ -74,7 +95,9 @@ def test_bank_parses_and_is_complete(nb):
             for lang in LANGS:
                 assert c.text[lang] and c.explain[lang], (q.id, lang)
             assert CYRILLIC.search(c.explain["ru"]) and c.explain["ru"] != c.explain["en"], q.id
-            assert CYRILLIC.search(c.text["ru"]) or c.text["ru"] != c.text["en"] or not re.search("[a-z]{4}", c.text["en"]), q.id
+            assert (
+                CYRILLIC.search(c.text["ru"]) or c.text["ru"] != c.text["en"] or not re.search("[a-z]{4}", c.text["en"])
+            ), q.id
         assert CYRILLIC.search(q.prompt["ru"]) and q.prompt["ru"] != q.prompt["en"], q.id
     for item in bank.self_check:
         assert CYRILLIC.search(item["ru"]) and not CYRILLIC.search(item["en"])
@@ -97,11 +120,14 @@ def test_notebook_ids_are_normalised(notebook):
 
 
 # ----------------------------------------------------------------------------------- malformed banks
-@pytest.mark.parametrize("override, message", [
-    ({"kind": "essay"}, "\"kind\" must be one of"),
-    ({"prompt": {"en": "only English"}}, "prompt has no 'ru' text"),
-    ({"choices": []}, "at least 2 choices"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"kind": "essay"}, '"kind" must be one of'),
+        ({"prompt": {"en": "only English"}}, "prompt has no 'ru' text"),
+        ({"choices": []}, "at least 2 choices"),
+    ],
+)
 def test_malformed_question_names_file_and_question(tmp_path, override, message):
     path = write_bank(tmp_path, minimal_bank(**override))
     with pytest.raises(BankError) as err:
@@ -113,7 +139,10 @@ def test_single_choice_with_two_correct_answers_is_rejected(tmp_path):
     data = minimal_bank()
     data["questions"][0]["choices"][1]["correct"] = True
     path = write_bank(tmp_path, data)
-    with pytest.raises(BankError, match=r"99\.json: question 'q-one': a single-choice question needs exactly one correct choice, found 2"):
+    with pytest.raises(
+        BankError,
+        match=r"99\.json: question 'q-one': a single-choice question needs exactly one correct choice, found 2",
+    ):
         load_bank_file(path)
 
 
@@ -134,7 +163,7 @@ def test_choice_without_russian_explanation_names_the_choice(tmp_path):
 def test_missing_correct_flag_and_duplicate_ids(tmp_path):
     data = minimal_bank()
     del data["questions"][0]["choices"][0]["correct"]
-    with pytest.raises(BankError, match="choice A needs \"correct\": true or false"):
+    with pytest.raises(BankError, match='choice A needs "correct": true or false'):
         load_bank_file(write_bank(tmp_path, data))
     data = minimal_bank()
     data["questions"].append(data["questions"][0])
@@ -179,15 +208,18 @@ def test_single_choice_grading():
         grade(q, [7])
 
 
-@pytest.mark.parametrize("picked, status, score", [
-    ({0, 1, 4}, CORRECT, 1.0),
-    ({0, 1}, PARTIAL, 0.67),         # 2 of 3 right, nothing wrong
-    ({0}, PARTIAL, 0.33),
-    ({0, 1, 2}, PARTIAL, 0.33),      # 2 right - 1 wrong = 1 of 3
-    ({0, 2}, WRONG, 0.0),            # 1 right - 1 wrong = 0
-    ({0, 1, 2, 3, 4}, PARTIAL, 0.33),  # ticking every box: 3 right - 2 wrong
-    ({2, 3}, WRONG, 0.0),
-])
+@pytest.mark.parametrize(
+    "picked, status, score",
+    [
+        ({0, 1, 4}, CORRECT, 1.0),
+        ({0, 1}, PARTIAL, 0.67),  # 2 of 3 right, nothing wrong
+        ({0}, PARTIAL, 0.33),
+        ({0, 1, 2}, PARTIAL, 0.33),  # 2 right - 1 wrong = 1 of 3
+        ({0, 2}, WRONG, 0.0),  # 1 right - 1 wrong = 0
+        ({0, 1, 2, 3, 4}, PARTIAL, 0.33),  # ticking every box: 3 right - 2 wrong
+        ({2, 3}, WRONG, 0.0),
+    ],
+)
 def test_multi_choice_partial_credit(picked, status, score):
     result = grade(_multi_question(), picked)
     assert (result.status, result.score) == (status, score)
@@ -261,7 +293,7 @@ def test_without_kernel_show_quiz_prints_the_markdown_quiz(capsys, monkeypatch):
 @pytest.mark.widgets
 def test_in_a_kernel_one_output_carries_widget_and_static_fallback(captured):
     result = show_quiz("01")
-    (bundle, kw), = captured
+    ((bundle, kw),) = captured
     assert kw == {"raw": True}
     assert bundle[quiz_pkg.WIDGET_MIME]["model_id"] == result.widget.model_id
     assert "Quiz 01" in bundle["text/html"] and bundle["text/markdown"].count("<details>") == len(result.bank.questions)
@@ -290,14 +322,20 @@ def test_without_ipywidgets_the_static_quiz_is_shown(captured, monkeypatch):
     assert "ImportError" in result.widget_error and "Quiz 05" in captured[-1][0]["text/html"]
 
 
-@pytest.mark.parametrize("text, markdown, html", [
-    ('"__base__" is the base', '"`__base__`" is the base', "&quot;<code>__base__</code>&quot; is the base"),
-    ("call merge_and_unload() now", "call `merge_and_unload()` now", "call <code>merge_and_unload()</code> now"),
-    ("use `with model.disable_adapter():`", "use `with model.disable_adapter():`",
-     "use <code>with model.disable_adapter():</code>"),
-    ("pad is <|pad|>, a*b", "pad is \\<|pad|>, a\\*b", "pad is &lt;|pad|&gt;, a*b"),
-    ("Name: ____ Date", "Name: \\_\\_\\_\\_ Date", "Name: ____ Date"),
-])
+@pytest.mark.parametrize(
+    "text, markdown, html",
+    [
+        ('"__base__" is the base', '"`__base__`" is the base', "&quot;<code>__base__</code>&quot; is the base"),
+        ("call merge_and_unload() now", "call `merge_and_unload()` now", "call <code>merge_and_unload()</code> now"),
+        (
+            "use `with model.disable_adapter():`",
+            "use `with model.disable_adapter():`",
+            "use <code>with model.disable_adapter():</code>",
+        ),
+        ("pad is <|pad|>, a*b", "pad is \\<|pad|>, a\\*b", "pad is &lt;|pad|&gt;, a*b"),
+        ("Name: ____ Date", "Name: \\_\\_\\_\\_ Date", "Name: ____ Date"),
+    ],
+)
 def test_inline_formatting_keeps_identifiers_literal(text, markdown, html):
     assert md(text) == markdown and to_html(text) == html
 
@@ -317,10 +355,22 @@ def test_return_value_does_not_display_the_quiz_twice():
 # ---------------------------------------------------------------------------------- teacher kit + CLI
 def test_teacher_kit_writes_quizzes_keys_and_run_times(tmp_path):
     summary = tmp_path / "course_summary.json"
-    summary.write_text(json.dumps({"notebooks": [
-        {"notebook": "01_finetune.ipynb", "seconds": 151.2, "asserts": 5, "status": "ok"},
-        {"notebook": "03_merge_and_mix.ipynb", "seconds": 88.0, "asserts": 4, "status": "FAILED: AssertionError"}],
-        "total_seconds": 239.2}))
+    summary.write_text(
+        json.dumps(
+            {
+                "notebooks": [
+                    {"notebook": "01_finetune.ipynb", "seconds": 151.2, "asserts": 5, "status": "ok"},
+                    {
+                        "notebook": "03_merge_and_mix.ipynb",
+                        "seconds": 88.0,
+                        "asserts": 4,
+                        "status": "FAILED: AssertionError",
+                    },
+                ],
+                "total_seconds": 239.2,
+            }
+        )
+    )
     out = tmp_path / "kit"
     written = write_teacher_kit(out, tiny_summary=summary)
     names = {p.name for p in written}
@@ -332,7 +382,10 @@ def test_teacher_kit_writes_quizzes_keys_and_run_times(tmp_path):
     quiz_ru = (out / "quiz-02.ru.md").read_text(encoding="utf-8")
     key_ru = (out / "answers-02.ru.md").read_text(encoding="utf-8")
     assert "Имя:" in quiz_ru and "Ответ:" not in quiz_ru and key_ru.count("**Ответ: ") == len(load_bank("02").questions)
-    index_md, index_html = (out / "index.md").read_text(encoding="utf-8"), (out / "index.html").read_text(encoding="utf-8")
+    index_md, index_html = (
+        (out / "index.md").read_text(encoding="utf-8"),
+        (out / "index.html").read_text(encoding="utf-8"),
+    )
     for nb in NOTEBOOKS:  # the index links both editions of every notebook
         stem = next(p.stem for p in (REPO_DIR / "notebooks" / "src").glob(f"{nb}_*.py"))
         for path in (f"notebooks/{stem}.ipynb", f"notebooks/ru/{stem}.ipynb"):
@@ -347,12 +400,28 @@ def test_teacher_kit_writes_quizzes_keys_and_run_times(tmp_path):
 
 
 def test_teacher_kit_cli_single_language_and_missing_summary(tmp_path, capsys):
-    code = quiz_cli(["teacher-kit", "--out", str(tmp_path / "kit"), "--lang", "ru", "--only", "01", "04",
-                     "--summary", str(tmp_path / "absent.json")])
+    code = quiz_cli(
+        [
+            "teacher-kit",
+            "--out",
+            str(tmp_path / "kit"),
+            "--lang",
+            "ru",
+            "--only",
+            "01",
+            "04",
+            "--summary",
+            str(tmp_path / "absent.json"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "teacher kit: 12 files" in out and "0 of 2 notebooks measured" in out
     assert sorted(p.name for p in (tmp_path / "kit").glob("*-0*.md")) == [
-        "answers-01.ru.md", "answers-04.ru.md", "quiz-01.ru.md", "quiz-04.ru.md"]
+        "answers-01.ru.md",
+        "answers-04.ru.md",
+        "quiz-01.ru.md",
+        "quiz-04.ru.md",
+    ]
     assert "| 01 | Fine-tune a LoRA adapter | not measured |" in (tmp_path / "kit" / "run-times.md").read_text()
 
 
@@ -380,8 +449,10 @@ def test_quiz_cell_runs_in_a_real_kernel_without_a_frontend(tmp_path):
 
     repo = Path(__file__).resolve().parents[1]
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(f"import sys; sys.path.insert(0, {str(repo)!r})"),
-                nbformat.v4.new_code_cell('from lessons_lib.quiz import show_quiz\nshow_quiz("03")')]
+    nb.cells = [
+        nbformat.v4.new_code_cell(f"import sys; sys.path.insert(0, {str(repo)!r})"),
+        nbformat.v4.new_code_cell('from lessons_lib.quiz import show_quiz\nshow_quiz("03")'),
+    ]
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     (output,) = nb.cells[1].outputs
     assert output.output_type == "display_data"
@@ -395,13 +466,30 @@ def _single_question():
     return parse_bank(minimal_bank(), Path("mem.json")).questions[0]  # choices A..C, A correct
 
 
-@pytest.mark.parametrize("answer, fragment", [
-    (True, "a yes/no value"), (False, "a yes/no value"), ([True], "a yes/no value"), ({0, True}, "a yes/no value"),
-    (-1, "got -1. Negative indices .* use 2 for that choice"), ([-3], "use 0 for that choice"), (-4, "got -4"),
-    (3, r"choices 0\.\.2 .*got 3"), ([0, 99], "got 99"), (1.0, r"got 1\.0 \(float\)"), ([0.5], r"\(float\)"),
-    ("1", "not str '1'"), ("B", "not str 'B'"), (b"\x01", "not bytes"), ({0: True}, "not dict"),
-    ([[0]], r"got \[0\] \(list\)"), ([1.5, "a"], r"got 1\.5"), (object(), r"\(object\)"),
-], ids=lambda value: repr(value)[:20])
+@pytest.mark.parametrize(
+    "answer, fragment",
+    [
+        (True, "a yes/no value"),
+        (False, "a yes/no value"),
+        ([True], "a yes/no value"),
+        ({0, True}, "a yes/no value"),
+        (-1, "got -1. Negative indices .* use 2 for that choice"),
+        ([-3], "use 0 for that choice"),
+        (-4, "got -4"),
+        (3, r"choices 0\.\.2 .*got 3"),
+        ([0, 99], "got 99"),
+        (1.0, r"got 1\.0 \(float\)"),
+        ([0.5], r"\(float\)"),
+        ("1", "not str '1'"),
+        ("B", "not str 'B'"),
+        (b"\x01", "not bytes"),
+        ({0: True}, "not dict"),
+        ([[0]], r"got \[0\] \(list\)"),
+        ([1.5, "a"], r"got 1\.5"),
+        (object(), r"\(object\)"),
+    ],
+    ids=lambda value: repr(value)[:20],
+)
 def test_bad_answers_are_refused_with_what_to_pass(answer, fragment):
     from lessons_lib.quiz.grading import AnswerError
 
@@ -432,8 +520,10 @@ def test_widget_select_refuses_the_same_bad_answers():
     from lessons_lib.quiz.grading import AnswerError
 
     quiz = build_quiz("02", lang="en")
-    for card in (next(c for c in quiz.cards if c.question.kind == "single"),
-                 next(c for c in quiz.cards if c.question.kind == "multi")):
+    for card in (
+        next(c for c in quiz.cards if c.question.kind == "single"),
+        next(c for c in quiz.cards if c.question.kind == "multi"),
+    ):
         n = len(card.question.choices)
         for bad in ([True], [-1], [n], ["0"]):
             with pytest.raises(AnswerError):

@@ -1,4 +1,5 @@
 """Quiz widget callbacks, driven from Python as a learner's clicks would (runs on ipywidgets 7.7.1 and 8.x)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Routers: labels, input checks, truncation, batch == one-by-one, the CLI, learned beats keyword on held-out."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,14 @@ from lessons_lib.router import LABELS, KeywordRouter, RouteDecision, label_to_ad
 from lessons_lib.router.data import HELDOUT_PATH, heldout_rows, read_jsonl, training_rows
 from lessons_lib.router.metrics import evaluate_router
 
-MIXED = ["Convert this to JSON: Ivan, 30, Omsk", "Напиши функцию, которая сортирует список",
-         "My parcel never arrived, please help", "Why is the sky blue?", "Посылка не пришла, верните деньги",
-         "schema for an api payload"]
+MIXED = [
+    "Convert this to JSON: Ivan, 30, Omsk",
+    "Напиши функцию, которая сортирует список",
+    "My parcel never arrived, please help",
+    "Why is the sky blue?",
+    "Посылка не пришла, верните деньги",
+    "schema for an api payload",
+]
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +137,18 @@ def test_cli_evaluate_format(tmp_path, capsys):
     from lessons_lib.router.__main__ import main
 
     data = tmp_path / "mini.jsonl"
-    data.write_text("".join(json.dumps({"text": t, "label": lbl}, ensure_ascii=False) + "\n" for t, lbl in
-                            [("return JSON please", "json"), ("fix this python code", "coding"),
-                             ("my order is lost, help", "support"), ("tell me a joke", "general")]), encoding="utf-8")
+    data.write_text(
+        "".join(
+            json.dumps({"text": t, "label": lbl}, ensure_ascii=False) + "\n"
+            for t, lbl in [
+                ("return JSON please", "json"),
+                ("fix this python code", "coding"),
+                ("my order is lost, help", "support"),
+                ("tell me a joke", "general"),
+            ]
+        ),
+        encoding="utf-8",
+    )
     assert main(["evaluate", "--router", "keyword", "--data", str(data)]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1] == "accuracy=1.0000"

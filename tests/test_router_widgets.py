@@ -1,4 +1,5 @@
 """RouterPlayground callbacks, driven from Python (also re-run under ipywidgets 7.7.1)."""
+
 from __future__ import annotations
 
 import pytest

@@ -4,25 +4,24 @@ Sources hold each English markdown cell followed by its `lang="ru"` counterpart;
 prove that every markdown cell is translated, that the two editions differ only in text and the setup cell's
 language line, that each Russian badge points at its own path, and that a Russian notebook executes.
 """
+
 import json
 import os
 import re
 from pathlib import Path
 
 import pytest
-
-from lessons_lib import scaffold
-from lessons_lib.paths import REPO_DIR
 from notebook_shape import assert_lesson_sections
 from notebook_shape import load as _load
 from notebook_shape import text as _text
+
+from lessons_lib import scaffold
+from lessons_lib.paths import REPO_DIR
 
 SOURCES = scaffold.sources()
 RU_DIR = REPO_DIR / "notebooks" / "ru"
 SECTIONS_RU = ["## Цели урока", "## Итоги", "## Упражнения", "## Тест"]
 EXECUTED = "02"  # the Russian notebook executed end to end (tiny profile)
-
-
 
 
 def _fences(text: str) -> int:
@@ -91,10 +90,12 @@ def test_russian_notebook_has_the_russian_sections_in_order(src):
 
 
 def test_parser_pairs_russian_cells_with_the_english_ones():
-    text = ('# %% [markdown]\n# # Title\n\n# %% [markdown] lang="ru"\n# # Заголовок\n\n'
-            '# %% tags=["parameters"]\nPROFILE = None\n\n'
-            '# %% [markdown] tags=["x"]\n# text\n\n# %% [markdown] tags=["x"] lang="ru"\n# текст\n\n'
-            '# %% [markdown]\n# ## Only English\n')
+    text = (
+        '# %% [markdown]\n# # Title\n\n# %% [markdown] lang="ru"\n# # Заголовок\n\n'
+        '# %% tags=["parameters"]\nPROFILE = None\n\n'
+        '# %% [markdown] tags=["x"]\n# text\n\n# %% [markdown] tags=["x"] lang="ru"\n# текст\n\n'
+        "# %% [markdown]\n# ## Only English\n"
+    )
     en, ru = scaffold.parse_source(text), scaffold.parse_source(text, "ru")
     assert [c["source"] for c in en] == ["# Title", "PROFILE = None", "text", "## Only English"]
     assert [c["source"] for c in ru] == ["# Заголовок", "PROFILE = None", "текст", "## Only English"]
@@ -117,6 +118,7 @@ def test_check_reports_untranslated_cells(tmp_path, capsys):
 
 def test_course_and_rehearsal_run_the_english_edition_only():
     from lessons_lib import course
+
     found = sorted(course.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     assert found and all(p.parent == REPO_DIR / "notebooks" for p in found)
     assert "/ru/" not in (REPO_DIR / "lessons_lib" / "rehearse.py").read_text()
@@ -124,6 +126,7 @@ def test_course_and_rehearsal_run_the_english_edition_only():
 
 def test_quiz_language_follows_lessons_lang(monkeypatch):
     from lessons_lib.quiz import resolve_lang
+
     monkeypatch.setenv("LESSONS_LANG", "ru")
     assert resolve_lang(None) == "ru" and resolve_lang("en") == "en"
     monkeypatch.delenv("LESSONS_LANG")
@@ -138,8 +141,30 @@ def _english_words(text: str, allowed: set[str] = frozenset()) -> list[str]:
     HTML tags are markup, not words."""
     text = re.sub(r"<[^>]+>", " ", text)
     words = re.findall(r"(?<![\w.'/$`-])[A-Za-z]{3,}(?![\w'(/`-])", text)
-    known = {"json", "coding", "support", "general", "base", "LoRA", "GPU", "CPU", "CUDA", "Hub", "Hugging", "Face",
-             "Google", "Colab", "generate", "cat", "linear", "svd", "ties", "tiny", "HUB", "NAMESPACE"}
+    known = {
+        "json",
+        "coding",
+        "support",
+        "general",
+        "base",
+        "LoRA",
+        "GPU",
+        "CPU",
+        "CUDA",
+        "Hub",
+        "Hugging",
+        "Face",
+        "Google",
+        "Colab",
+        "generate",
+        "cat",
+        "linear",
+        "svd",
+        "ties",
+        "tiny",
+        "HUB",
+        "NAMESPACE",
+    }
     return [w for w in words if w not in known | set(allowed)]
 
 
@@ -204,13 +229,16 @@ def test_the_widgets_speak_russian(monkeypatch, course_model, tokenizer):
     _russian(switcher.status.value)  # the empty prompt
     switcher.dropdown.value, switcher.prompt.value = "base", "Привет"
     switcher.button.click()
-    assert switcher.status.value.startswith("активен: base (адаптеры отключены) · ") and " мс · 5 символов" in \
-        switcher.status.value
+    assert (
+        switcher.status.value.startswith("активен: base (адаптеры отключены) · ")
+        and " мс · 5 символов" in switcher.status.value
+    )
 
     mixer = WeightMixer(course_model, tokenizer, weights={"json": 1.0, "support": 0.5}, generate_fn=fake)
     assert {"Смешать", "Сгенерировать", "масштабирование на лету"} <= set(_widget_texts(mixer))
-    assert mixer.status.value == ("следующая смесь: масштабирование на лету: json×1 + support×0.5 "
-                                  "(нажмите «Сгенерировать»)")
+    assert mixer.status.value == (
+        "следующая смесь: масштабирование на лету: json×1 + support×0.5 (нажмите «Сгенерировать»)"
+    )
     mixer.combination.value = "cat"  # the values stay identifiers
     mixer.prompt.value = "Привет"
     mixer.button.click()
@@ -221,8 +249,9 @@ def test_the_widgets_speak_russian(monkeypatch, course_model, tokenizer):
     mixer.button.click()
     assert "без адаптеров (base)" in mixer.status.value
 
-    playground = RouterPlayground(KeywordRouter(), model=object(), tokenizer=object(),
-                                  generate_fn=lambda *a, **k: ["ответ"])
+    playground = RouterPlayground(
+        KeywordRouter(), model=object(), tokenizer=object(), generate_fn=lambda *a, **k: ["ответ"]
+    )
     assert playground.button.description == "Выбрать адаптер и ответить"
     playground.button.click()
     _russian(playground.choice.value)
@@ -235,8 +264,9 @@ def test_the_widgets_speak_russian(monkeypatch, course_model, tokenizer):
     _russian(playground.reason.value)
 
     toggle = StyleToggle(lambda question, system: system or "обычный ответ", question="Что такое LoRA?")
-    assert {"Системный промпт", "Вопрос", "Спросить", "Рядом", "обычный", "когнитивный дизайнер"} <= \
-        set(_widget_texts(toggle))
+    assert {"Системный промпт", "Вопрос", "Спросить", "Рядом", "обычный", "когнитивный дизайнер"} <= set(
+        _widget_texts(toggle)
+    )
     toggle.style_choice.value = DESIGNER
     toggle.ask_button.click()
     assert toggle.last[DESIGNER] == system_prompt("ru") == system_prompt()  # the prompt follows the notebook too
@@ -280,11 +310,26 @@ def test_lesson_tables_and_messages_print_russian(monkeypatch, tmp_path):
     from lessons_lib.router.metrics import evaluate_router, side_by_side
 
     rows = [{"model": "json", "domain": "json", "n": 3, "valid": 1.0, "correct": 0.667}]
-    lesson = Lesson("02", PROFILES["tiny"], "no CUDA GPU: the offline tiny model runs on CPU", "cpu", "float32",
-                    False, tmp_path, None, None)
+    lesson = Lesson(
+        "02",
+        PROFILES["tiny"],
+        "no CUDA GPU: the offline tiny model runs on CPU",
+        "cpu",
+        "float32",
+        False,
+        tmp_path,
+        None,
+        None,
+    )
     report = evaluate_router(KeywordRouter(), [{"text": "Give me JSON", "label": "json"}], name="keywords")
-    english = (lesson.summary(), memory_plan(PROFILES["t4"], "02"), format_table(rows), report.table(),
-               side_by_side([report]), describe_mix({"json": 0}, "runtime scaling"))
+    english = (
+        lesson.summary(),
+        memory_plan(PROFILES["t4"], "02"),
+        format_table(rows),
+        report.table(),
+        side_by_side([report]),
+        describe_mix({"json": 0}, "runtime scaling"),
+    )
     assert english[0].splitlines()[1] == "profile      tiny (no CUDA GPU: the offline tiny model runs on CPU)"
     assert english[1].splitlines()[-1] == "peak                                       1.5 GB -> fits a T4 (15 GB)"
     assert english[2].splitlines()[0].split() == ["model", "domain", "n", "valid", "correct"]
@@ -292,8 +337,9 @@ def test_lesson_tables_and_messages_print_russian(monkeypatch, tmp_path):
 
     monkeypatch.setenv("LESSONS_LANG", "ru")
     summary = lesson.summary()
-    assert re.fullmatch(r"профиль +tiny \(нет GPU с CUDA: офлайн-модель tiny работает на CPU\)",
-                        summary.splitlines()[1])
+    assert re.fullmatch(
+        r"профиль +tiny \(нет GPU с CUDA: офлайн-модель tiny работает на CPU\)", summary.splitlines()[1]
+    )
     _russian(summary, {"dtype", "max_length", "colab", "cpu", "float", "False", "tmp", "pytest", "test"})
     plan = memory_plan(PROFILES["t4"], "02")
     assert plan.splitlines()[-1].endswith("1.5 ГБ -> помещается в T4 (15 ГБ)")
@@ -303,8 +349,10 @@ def test_lesson_tables_and_messages_print_russian(monkeypatch, tmp_path):
     assert table.splitlines()[0].split() == ["модель", "домен", "n", "валидно", "верно"]
     assert table.splitlines()[2].split() == english[2].splitlines()[2].split()  # the rows are data, not text
     ways = format_table([{"way": "mixed batch", "ms": 1.5}, {"way": "switch per sub-batch", "ms": 3}])
-    assert [line.split("  ")[0].strip() for line in ways.splitlines()[2:]] == ["смешанный батч",
-                                                                               "переключение по подбатчам"]
+    assert [line.split("  ")[0].strip() for line in ways.splitlines()[2:]] == [
+        "смешанный батч",
+        "переключение по подбатчам",
+    ]
     _russian(report.table(), {"precision", "recall"})  # terms of art kept (GLOSSARY.md)
     _russian(side_by_side([report]), {"keywords"})
     assert describe_mix({"json": 0}, "runtime scaling") == "масштабирование на лету: без адаптеров (base)"
@@ -328,25 +376,75 @@ def test_a_russian_notebook_executes_on_the_tiny_profile(tmp_path, monkeypatch):
     path = next(RU_DIR.glob(f"{EXECUTED}_*.ipynb"))
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(RU_DIR)}}).execute()
-    outputs = "".join(o.get("text", "") + json.dumps(o.get("data", {}), ensure_ascii=False)
-                      for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    outputs = "".join(
+        o.get("text", "") + json.dumps(o.get("data", {}), ensure_ascii=False)
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
     assert "lessons_lib" in outputs
     assert not any(o.get("output_type") == "error" for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    quiz = "".join(o.get("text", "") + json.dumps(o.get("data", {}), ensure_ascii=False)
-                   for o in [c for c in nb.cells if c.cell_type == "code"][-1].outputs)
+    quiz = "".join(
+        o.get("text", "") + json.dumps(o.get("data", {}), ensure_ascii=False)
+        for o in [c for c in nb.cells if c.cell_type == "code"][-1].outputs
+    )
     assert ui("quiz", "ru") in quiz and ui("quiz", "en") not in quiz, "the quiz speaks the notebook's language"
-    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
-                      if o.get("output_type") == "stream")
-    for russian in ("урок", "профиль", "рабочая папка", "json: поставляемый (", "профиль для CPU",
-                    "загруженные адаптеры:", "активный адаптер:", "после set_adapter('coding')", "обучаемых:", "модель",
-                    "домен", "валидно", "промпт домена", "активен: coding", "base (адаптеры отключены)", "способ",
-                    "медиана, мс", "перезагрузка базы + адаптера", "часть", "% от базовой", "ранг r", "целевые модули",
-                    "было:", "стало:", "логиты `base` сейчас"):
+    printed = "".join(
+        o.get("text", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.get("output_type") == "stream"
+    )
+    for russian in (
+        "урок",
+        "профиль",
+        "рабочая папка",
+        "json: поставляемый (",
+        "профиль для CPU",
+        "загруженные адаптеры:",
+        "активный адаптер:",
+        "после set_adapter('coding')",
+        "обучаемых:",
+        "модель",
+        "домен",
+        "валидно",
+        "промпт домена",
+        "активен: coding",
+        "base (адаптеры отключены)",
+        "способ",
+        "медиана, мс",
+        "перезагрузка базы + адаптера",
+        "часть",
+        "% от базовой",
+        "ранг r",
+        "целевые модули",
+        "было:",
+        "стало:",
+        "логиты `base` сейчас",
+    ):
         assert russian in printed, f"{russian!r} is missing from the Russian notebook's printed output"
-    for english in ("lesson ", "work dir", "json: shipped", "reload base + adapter", "switch per sub-batch",
-                    "no GPU memory plan", "loaded adapters", "active adapter", "trainable:", "valid with its own adapter",
-                    "quick-trained", "active: ", "Type a prompt", "median ms", "% of base", "rank r", "target modules",
-                    "before:", "logits now"):
+    for english in (
+        "lesson ",
+        "work dir",
+        "json: shipped",
+        "reload base + adapter",
+        "switch per sub-batch",
+        "no GPU memory plan",
+        "loaded adapters",
+        "active adapter",
+        "trainable:",
+        "valid with its own adapter",
+        "quick-trained",
+        "active: ",
+        "Type a prompt",
+        "median ms",
+        "% of base",
+        "rank r",
+        "target modules",
+        "before:",
+        "logits now",
+    ):
         assert english not in printed, f"{english!r} is left in English in the Russian notebook's printed output"
     assert os.environ.get("LESSONS_LANG") is None  # the kernel's setting stays in the kernel
 

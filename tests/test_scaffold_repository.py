@@ -1,9 +1,10 @@
 """One place for the repository: pyproject's [tool.lessons_lib] drives every badge, the clone cell and the README."""
+
 import json
 import shutil
-import tomllib
 
 import pytest
+import tomllib
 
 from lessons_lib import scaffold
 from lessons_lib.paths import REPO_DIR
@@ -30,7 +31,7 @@ def tree(tmp_path):
 def test_pyproject_table_is_the_one_place():
     table = tomllib.loads((REPO_DIR / "pyproject.toml").read_text())["tool"]["lessons_lib"]
     assert scaffold.read_repository() == scaffold.Repository(table["github_repo"], table["branch"])
-    assert (scaffold.GITHUB_REPO, scaffold.BRANCH) == (table["github_repo"], table["branch"])
+    assert (table["github_repo"], table["branch"]) == (scaffold.GITHUB_REPO, scaffold.BRANCH)
 
 
 @pytest.mark.parametrize("source", scaffold.sources(), ids=lambda p: p.stem)
@@ -57,13 +58,15 @@ def test_build_with_repo_records_it_and_rewrites_notebooks_and_readme_badges(tre
     assert scaffold.main(["build", "--repo", FORK.name, "--branch", FORK.branch], root=tree) == 0
     assert scaffold.read_repository(tree / "pyproject.toml") == FORK
     assert [new for _, new in _changed_lines(pyproject, (tree / "pyproject.toml").read_text())] == [
-        'github_repo = "someone/fork-lab"', 'branch = "dev"']
+        'github_repo = "someone/fork-lab"',
+        'branch = "dev"',
+    ]
     readme_changes = _changed_lines(readme, (tree / "README.md").read_text())
     assert len(readme_changes) == readme.count("https://colab.research.google.com/github/") >= 6
     for old, new in readme_changes:
         ours = f"github/{scaffold.GITHUB_REPO}/blob/{scaffold.BRANCH}/"
         assert new == old.replace(ours, "github/someone/fork-lab/blob/dev/")
-    for name, text in notebooks.items():
+    for name in notebooks:
         fork_nb = json.loads((tree / "notebooks" / name).read_text())
         assert FORK.colab_url(f"notebooks/{name}") in fork_nb["cells"][0]["source"]
         assert fork_nb["cells"][1]["source"] == scaffold.setup_source(FORK)
@@ -86,8 +89,17 @@ def test_check_reports_readme_badges_that_point_elsewhere(tree, capsys):
     assert "README.md: out of sync" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name, branch", [("no-slash", "main"), ("a/b/c", "main"), ("has space/x", "main"),
-                                          ("owner/name", "bad..branch"), ("owner/name", "-x"), ("owner/name", "x y")])
+@pytest.mark.parametrize(
+    "name, branch",
+    [
+        ("no-slash", "main"),
+        ("a/b/c", "main"),
+        ("has space/x", "main"),
+        ("owner/name", "bad..branch"),
+        ("owner/name", "-x"),
+        ("owner/name", "x y"),
+    ],
+)
 def test_malformed_repository_or_branch_is_refused(name, branch):
     with pytest.raises(ValueError):
         scaffold.Repository(name, branch)

@@ -4,6 +4,7 @@ Covers concurrency without cross-talk (64 mixed requests vs single-request refer
 openai client (tests/test_openai_clients.py covers the OpenAI API in depth), and the CLI client.
 The web page is tested in tests/test_web_page.py, the vLLM/LoRAX hand-off in tests/test_vllm_handoff.py.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -77,8 +78,9 @@ def test_health_and_models_list_base_adapters_and_auto(client):
     assert health["adapters"] == ["json", "coding", "support", "tools"]  # the tools adapter is served (issue 17)
     models = client.get("/v1/models").json()
     ids = [m["id"] for m in models["data"]]
-    assert ids == ["base", "json", "coding", "support", "tools", "auto"], \
+    assert ids == ["base", "json", "coding", "support", "tools", "auto"], (
         f"router missing? /health says {health['router']}"
+    )
     assert {m["id"]: m["parent"] for m in models["data"]}["json"] == "base"
     assert health["max_body_bytes"] == 1_000_000  # the documented default of --max-body-bytes
     # mixed batches on the batched LoRA path (issue 19), the tools adapter's own lm_head included
@@ -146,8 +148,10 @@ def test_64_concurrent_requests_have_no_cross_talk(client, server, references):
     batches = client.get("/health").json()["engine"]["batches"] - before
     print(f"\ncross-talk: {len(wrong)} of {len(jobs)} answers differ from their single-request reference")
     print(f"sequential: {len(jobs)} requests in {sequential_s:.2f} s = {len(jobs) / sequential_s:.1f} req/s")
-    print(f"concurrent: {len(jobs)} requests in {concurrent_s:.2f} s = {len(jobs) / concurrent_s:.1f} req/s "
-          f"({batches} mixed-adapter batches; {sequential_s / concurrent_s:.1f}x the sequential throughput)")
+    print(
+        f"concurrent: {len(jobs)} requests in {concurrent_s:.2f} s = {len(jobs) / concurrent_s:.1f} req/s "
+        f"({batches} mixed-adapter batches; {sequential_s / concurrent_s:.1f}x the sequential throughput)"
+    )
     assert wrong == [], f"{len(wrong)} cross-talk answers, e.g. {wrong[:2]}"
     assert batches < len(jobs), "the engine did not batch concurrent requests at all"
     assert client.get("/health").json()["engine"]["lora_path"] == "batched"  # no fallback happened on the way
@@ -169,7 +173,9 @@ def test_empty_messages_are_400(client):
     assert response.status_code == 400
     assert "messages" in response.json()["error"]["message"]
     assert response.json()["error"]["type"] == "invalid_request_error"
-    response = client.post("/v1/chat/completions", json={"model": "json", "messages": [{"role": "user", "content": " "}]})
+    response = client.post(
+        "/v1/chat/completions", json={"model": "json", "messages": [{"role": "user", "content": " "}]}
+    )
     assert response.status_code == 400
 
 
@@ -198,9 +204,16 @@ def test_too_many_tokens_are_refused_and_streaming_is_served(client, references)
     refs, _ = references
     prompt = traffic_prompts()[0]
     assert chat(client, "json", "hi", max_tokens=10_000).json()["error"]["code"] == "max_tokens_too_large"
-    with client.stream("POST", "/v1/chat/completions", json={
-            "model": "json", "messages": [{"role": "user", "content": prompt}], "max_tokens": MAX_TOKENS,
-            "stream": True}) as response:
+    with client.stream(
+        "POST",
+        "/v1/chat/completions",
+        json={
+            "model": "json",
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": MAX_TOKENS,
+            "stream": True,
+        },
+    ) as response:
         assert response.status_code == 200
         events = [line.removeprefix("data: ") for line in response.iter_lines() if line]
     assert events[-1] == "[DONE]"
@@ -271,8 +284,10 @@ def test_32_concurrent_requests_with_6_mixes_need_no_fallback(client, server):
         responses = list(pool.map(one, [mixes[i % 6] for i in range(32)]))
     seconds = time.perf_counter() - start
     after = client.get("/health").json()["engine"]
-    print(f"\n32 requests with 6 mixes: {seconds:.2f} s, {after['batches'] - before['batches']} batches, "
-          f"{after['fallback_runs'] - before['fallback_runs']} fallback re-runs")
+    print(
+        f"\n32 requests with 6 mixes: {seconds:.2f} s, {after['batches'] - before['batches']} batches, "
+        f"{after['fallback_runs'] - before['fallback_runs']} fallback re-runs"
+    )
     assert [r.status_code for r in responses] == [200] * 32
     assert after["fallback_runs"] == before["fallback_runs"] and after["failed_batches"] == before["failed_batches"]
     assert after["batches"] - before["batches"] < 8
@@ -286,8 +301,9 @@ def test_openai_client_pointed_at_the_base_url(server, references):
     prompt = traffic_prompts()[4]
     api = openai.OpenAI(base_url=f"{server}/v1", api_key="not-needed", max_retries=0)
     assert [m.id for m in api.models.list()] == ["base", "json", "coding", "support", "tools", "auto"]
-    reply = api.chat.completions.create(model="coding", messages=[{"role": "user", "content": prompt}],
-                                        max_tokens=MAX_TOKENS)
+    reply = api.chat.completions.create(
+        model="coding", messages=[{"role": "user", "content": prompt}], max_tokens=MAX_TOKENS
+    )
     assert reply.model == "coding"
     assert reply.choices[0].message.content == refs[(prompt, "coding")][0]
     assert reply.usage.completion_tokens > 0
@@ -298,18 +314,56 @@ def test_openai_client_pointed_at_the_base_url(server, references):
 def test_cli_ask(server, references):
     refs, _ = references
     prompt = traffic_prompts()[8]
-    run = subprocess.run([sys.executable, "-m", "lessons_lib.serve", "ask", prompt, "--adapter", "auto",
-                          "--url", server, "--max-tokens", str(MAX_TOKENS)], capture_output=True, text=True,
-                         cwd=REPO_DIR, timeout=60)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lessons_lib.serve",
+            "ask",
+            prompt,
+            "--adapter",
+            "auto",
+            "--url",
+            server,
+            "--max-tokens",
+            str(MAX_TOKENS),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_DIR,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     text, adapter = refs[(prompt, "auto")]
     assert text in run.stdout
     assert f"answered by {adapter}" in run.stdout
-    streamed = subprocess.run([sys.executable, "-m", "lessons_lib.serve", "ask", prompt, "--adapter", "auto",
-                               "--url", server, "--max-tokens", str(MAX_TOKENS), "--stream"], capture_output=True,
-                              text=True, cwd=REPO_DIR, timeout=60)
+    streamed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lessons_lib.serve",
+            "ask",
+            prompt,
+            "--adapter",
+            "auto",
+            "--url",
+            server,
+            "--max-tokens",
+            str(MAX_TOKENS),
+            "--stream",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_DIR,
+        timeout=60,
+    )
     assert streamed.returncode == 0, streamed.stderr
     assert streamed.stdout.startswith(text + "\n") and f"answered by {adapter}" in streamed.stdout
-    bad = subprocess.run([sys.executable, "-m", "lessons_lib.serve", "ask", "hi", "--adapter", "legal", "--url",
-                          server], capture_output=True, text=True, cwd=REPO_DIR, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "lessons_lib.serve", "ask", "hi", "--adapter", "legal", "--url", server],
+        capture_output=True,
+        text=True,
+        cwd=REPO_DIR,
+        timeout=60,
+    )
     assert bad.returncode == 1 and "HTTP 404" in bad.stdout

@@ -1,4 +1,5 @@
 """The batching engine in-process (no HTTP): mixed batches equal single answers, failures stay per request."""
+
 from __future__ import annotations
 
 import shutil
@@ -9,8 +10,11 @@ import pytest
 from lessons_lib.adapters import COURSE_ADAPTERS
 from lessons_lib.serve.engine import BatchingEngine, GenerationError, Job, mix_name
 
-PROMPTS = ("Extract JSON: Anna Petrova, 31, Kazan.", "Write a Python function that adds two numbers.",
-           "My order 4411 is late, please help.")
+PROMPTS = (
+    "Extract JSON: Anna Petrova, 31, Kazan.",
+    "Write a Python function that adds two numbers.",
+    "My order 4411 is late, please help.",
+)
 
 
 def job(tok, prompt: str, model: str, max_tokens: int = 8) -> Job:
@@ -22,8 +26,11 @@ def job(tok, prompt: str, model: str, max_tokens: int = 8) -> Job:
 def test_concurrent_jobs_match_single_adapter_generate(course_model, tokenizer):
     from lessons_lib.models import generate
 
-    expected = {(p, m): generate(course_model, tokenizer, p, 8, adapter_names=["__base__" if m == "base" else m])
-                for p in PROMPTS for m in (*COURSE_ADAPTERS, "base")}
+    expected = {
+        (p, m): generate(course_model, tokenizer, p, 8, adapter_names=["__base__" if m == "base" else m])
+        for p in PROMPTS
+        for m in (*COURSE_ADAPTERS, "base")
+    }
     engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, window_ms=50)
     try:
         keys = list(expected)
@@ -132,8 +139,8 @@ def test_32_requests_with_6_mixes_run_in_one_pass(course_model, tokenizer):
 
 
 def test_a_request_the_router_refuses_fails_alone_and_its_batch_is_not_redone(course_model, tokenizer):
-    from lessons_lib.router import load_router
     from lessons_lib.profiles import PROFILES
+    from lessons_lib.router import load_router
 
     router = load_router("keyword", PROFILES["tiny"], log=lambda *_: None)
     engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, router=router, window_ms=200)
@@ -170,9 +177,14 @@ def test_a_greedy_job_answers_the_same_alone_and_beside_sampled_jobs(course_mode
     engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, window_ms=200)
     try:
         alone = engine.submit(job(tokenizer, PROMPTS[0], "json", 16)).result(60)
-        mixed = run_together(engine, [sampled(tokenizer, PROMPTS[2], "support", temperature=1.2, seed=1, n=2),
-                                      job(tokenizer, PROMPTS[0], "json", 16),
-                                      sampled(tokenizer, PROMPTS[1], "coding", temperature=0.8, top_p=0.9)])
+        mixed = run_together(
+            engine,
+            [
+                sampled(tokenizer, PROMPTS[2], "support", temperature=1.2, seed=1, n=2),
+                job(tokenizer, PROMPTS[0], "json", 16),
+                sampled(tokenizer, PROMPTS[1], "coding", temperature=0.8, top_p=0.9),
+            ],
+        )
     finally:
         engine.close()
     assert mixed[1].batch_size == 3
@@ -187,9 +199,14 @@ def test_a_seed_repeats_its_answer_and_n_choices_differ(course_model, tokenizer)
         again = engine.submit(sampled(tokenizer, PROMPTS[2], "support", 24, temperature=1.2, seed=5, n=3)).result(60)
         other = engine.submit(sampled(tokenizer, PROMPTS[2], "support", 24, temperature=1.2, seed=6)).result(60)
         engine.window_s = 0.2
-        company = run_together(engine, [job(tokenizer, PROMPTS[0], "json", 24),
-                                        sampled(tokenizer, PROMPTS[2], "support", 24, temperature=1.2, seed=5, n=3),
-                                        sampled(tokenizer, PROMPTS[1], "coding", 24, temperature=1.2)])
+        company = run_together(
+            engine,
+            [
+                job(tokenizer, PROMPTS[0], "json", 24),
+                sampled(tokenizer, PROMPTS[2], "support", 24, temperature=1.2, seed=5, n=3),
+                sampled(tokenizer, PROMPTS[1], "coding", 24, temperature=1.2),
+            ],
+        )
     finally:
         engine.close()
     texts = [c.text for c in first.choices]
@@ -197,14 +214,25 @@ def test_a_seed_repeats_its_answer_and_n_choices_differ(course_model, tokenizer)
     assert texts == [c.text for c in again.choices] == [c.text for c in company[1].choices]
     assert company[1].batch_size == 3
     assert len(set(texts)) == 3 and other.text != texts[0]
-    assert engine.stats["tokens_generated"] == sum(c.completion_tokens for a in (first, again, other, *company)
-                                                   for c in a.choices)
+    assert engine.stats["tokens_generated"] == sum(
+        c.completion_tokens for a in (first, again, other, *company) for c in a.choices
+    )
 
 
 def test_streamed_deltas_add_up_to_each_choice(course_model, tokenizer):
     deltas = []
-    streamed = sampled(tokenizer, PROMPTS[2], "support", 30, temperature=1.0, seed=3, n=2, stop=("order",),
-                       logprobs=True, top_logprobs=2)
+    streamed = sampled(
+        tokenizer,
+        PROMPTS[2],
+        "support",
+        30,
+        temperature=1.0,
+        seed=3,
+        n=2,
+        stop=("order",),
+        logprobs=True,
+        top_logprobs=2,
+    )
     streamed.on_delta = deltas.append
     engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, window_ms=100)
     try:
@@ -258,8 +286,11 @@ def test_a_batch_failing_mid_stream_fails_the_streamed_job_and_reruns_the_rest(c
             raise RuntimeError("constraint crashed")
         return None
 
-    streamed, bad, plain = job(tokenizer, PROMPTS[2], "support"), job(tokenizer, PROMPTS[0], "json"), \
-        job(tokenizer, PROMPTS[1], "coding")
+    streamed, bad, plain = (
+        job(tokenizer, PROMPTS[2], "support"),
+        job(tokenizer, PROMPTS[0], "json"),
+        job(tokenizer, PROMPTS[1], "coding"),
+    )
     streamed.on_delta = lambda delta: None
     bad.allowed_tokens = explode_late
     engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, window_ms=200)
@@ -293,8 +324,7 @@ def test_a_batched_lora_object_runs_the_rows_and_a_broken_one_falls_back_to_peft
     keys = [(p, m) for p in PROMPTS for m in ("json", "base")]
     results = {}
     for label, lora in (("peft", None), ("batched", PeftRows(course_model)), ("broken", PeftRows(course_model, True))):
-        engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, window_ms=200,
-                                batched_lora=lora)
+        engine = BatchingEngine(course_model, tokenizer, COURSE_ADAPTERS, window_ms=200, batched_lora=lora)
         try:
             results[label] = [a.text for a in run_together(engine, [job(tokenizer, *k) for k in keys])]
             results[label + " path"] = engine.stats["lora_path"]

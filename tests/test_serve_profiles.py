@@ -1,5 +1,6 @@
 """Serving on any profile: cross-talk told from kernel noise, adapters named on the command line, the Hub token
 passed to the server process."""
+
 from __future__ import annotations
 
 import shutil
@@ -8,8 +9,14 @@ import pytest
 
 from lessons_lib.serve.crosstalk import CROSS_TALK, NOISE, SAME, classify, cross_talk_report
 
-REFERENCES = {("p1", "json"): '{"a": 1}', ("p1", "support"): "Hello!", ("p1", "base"): "Hi.",
-              ("p2", "json"): "same", ("p2", "support"): "same", ("p2", "base"): "same"}
+REFERENCES = {
+    ("p1", "json"): '{"a": 1}',
+    ("p1", "support"): "Hello!",
+    ("p1", "base"): "Hi.",
+    ("p2", "json"): "same",
+    ("p2", "support"): "same",
+    ("p2", "base"): "same",
+}
 
 
 def test_classify_tells_cross_talk_from_noise():
@@ -19,8 +26,9 @@ def test_classify_tells_cross_talk_from_noise():
 
 
 def test_report_counts_verdicts_and_telling_requests():
-    report = cross_talk_report(['{"a": 1}', "Hi.", '{"b"', "same"], ["p1", "p1", "p1", "p2"],
-                               ["json", "support", "base", "json"], REFERENCES)
+    report = cross_talk_report(
+        ['{"a": 1}', "Hi.", '{"b"', "same"], ["p1", "p1", "p1", "p2"], ["json", "support", "base", "json"], REFERENCES
+    )
     assert report.verdicts == (SAME, CROSS_TALK, NOISE, SAME)
     assert report.telling == 3  # on p2 every adapter answers alike: cross-talk there would be invisible
     assert report.same_share == 0.5
@@ -38,8 +46,16 @@ def test_lora_modules_name_exactly_the_folders_served(tmp_path, tiny):
 
     shutil.copytree(adapter_dir("json", tiny), tmp_path / "somewhere" / "j")
     (tmp_path / "empty").mkdir()
-    args = serve_parser().parse_args(["--profile", "t4-rehearsal", "--lora-modules", f"json={tmp_path / 'somewhere/j'}",
-                                      f"support={tmp_path / 'empty'}", f"bad.name={tmp_path / 'somewhere/j'}"])
+    args = serve_parser().parse_args(
+        [
+            "--profile",
+            "t4-rehearsal",
+            "--lora-modules",
+            f"json={tmp_path / 'somewhere/j'}",
+            f"support={tmp_path / 'empty'}",
+            f"bad.name={tmp_path / 'somewhere/j'}",
+        ]
+    )
     modules = parse_lora_modules(args.lora_modules)
     found, skipped = find_adapter_folders(tiny, lora_modules=modules)
     assert found == {"json": tmp_path / "somewhere" / "j"}

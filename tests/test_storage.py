@@ -1,4 +1,5 @@
 """Adapter storage: local, Drive (a temp folder as the mount) and Hub (network replaced) round trips, and bad input."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ def outputs(model, tok) -> tuple:
 
 
 def manifest_for(model, name="json", steps=7) -> Manifest:
-    return Manifest.for_model(name, model, "tiny", domain="json", steps=steps, metrics={"heldout_valid": 1.0},
-                              data={"source": "test"})
+    return Manifest.for_model(
+        name, model, "tiny", domain="json", steps=steps, metrics={"heldout_valid": 1.0}, data={"source": "test"}
+    )
 
 
 @pytest.fixture
@@ -92,7 +94,9 @@ def test_saving_a_saved_folder_copies_it(tmp_path, base, tiny):
     store = storage.local_store(tmp_path / "a")
     first = storage.save_adapter(model, "x", store, manifest_for(model))
     second = storage.save_adapter(first, "y", store, manifest_for(model))
-    assert (Path(first) / "adapter_model.safetensors").read_bytes() == (Path(second) / "adapter_model.safetensors").read_bytes()
+    assert (Path(first) / "adapter_model.safetensors").read_bytes() == (
+        Path(second) / "adapter_model.safetensors"
+    ).read_bytes()
     with pytest.raises(StorageError, match="not a saved PEFT adapter"):
         storage.save_adapter(tmp_path, "z", store, manifest_for(model))
 
@@ -157,9 +161,13 @@ storage.save_adapter(model, "json", storage.local_store(store_dir), Manifest.loa
 """
 
 # kill point -> (an adapter was there before, the adapter after recovery: "old", "new" or None)
-KILL_POINTS = {"first save, while staging": (False, None), "while staging": (True, "old"),
-               "while writing the weights": (True, "old"), "between the renames": (True, "old"),
-               "before the backup is deleted": (True, "new")}
+KILL_POINTS = {
+    "first save, while staging": (False, None),
+    "while staging": (True, "old"),
+    "while writing the weights": (True, "old"),
+    "between the renames": (True, "old"),
+    "before the backup is deleted": (True, "new"),
+}
 
 
 def killed_save(tmp_path, base, tiny, kill_point: str) -> storage.AdapterStore:
@@ -169,14 +177,19 @@ def killed_save(tmp_path, base, tiny, kill_point: str) -> storage.AdapterStore:
 
     existed, _ = KILL_POINTS[kill_point]
     model = trained_like_adapter(base, tiny)
-    source = Path(storage.save_adapter(model, "new", storage.local_store(tmp_path / "src"),
-                                       manifest_for(model, steps=2)))
+    source = Path(
+        storage.save_adapter(model, "new", storage.local_store(tmp_path / "src"), manifest_for(model, steps=2))
+    )
     store = storage.local_store(tmp_path / "adapters")
     if existed:
         storage.save_adapter(model, "json", store, manifest_for(model, steps=1))
-    child = subprocess.run([sys.executable, "-c", KILLED_SAVE, str(source), str(store.folder),
-                            kill_point.removeprefix("first save, ")], capture_output=True, text=True,
-                           cwd=Path(__file__).parents[1], timeout=120)
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_SAVE, str(source), str(store.folder), kill_point.removeprefix("first save, ")],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],
+        timeout=120,
+    )
     assert child.returncode == -9, child.stderr
     return store
 
@@ -323,8 +336,13 @@ class FakeHub:
             shutil.copytree(source, target, dirs_exist_ok=True)
             return str(target)
 
-        for name, fn in [("file_exists", file_exists), ("create_repo", create_repo), ("upload_folder", upload_folder),
-                         ("list_models", list_models), ("whoami", whoami)]:
+        for name, fn in [
+            ("file_exists", file_exists),
+            ("create_repo", create_repo),
+            ("upload_folder", upload_folder),
+            ("list_models", list_models),
+            ("whoami", whoami),
+        ]:
             monkeypatch.setattr(huggingface_hub.HfApi, name, fn)
         monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
         return self
@@ -351,8 +369,11 @@ def test_hub_round_trip_gives_identical_outputs(tmp_path, base, tiny, tokenizer,
     repo_id = storage.save_adapter(model, "json-v1", store, manifest_for(model))
     assert repo_id == "learner/json-v1"
     assert ("upload_folder", repo_id, "hf_test_token") in hub.calls
-    assert {p.name for p in (hub.root / repo_id).iterdir()} == {"adapter_config.json", "adapter_model.safetensors",
-                                                                "manifest.json"}
+    assert {p.name for p in (hub.root / repo_id).iterdir()} == {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "manifest.json",
+    }
     uploaded = {p.name: p.read_bytes() for p in (hub.root / repo_id).iterdir()}
     with pytest.raises(FileExistsError, match="overwrite=True"):
         storage.save_adapter(trained_like_adapter(load_base(tiny), tiny, seed=2), "json-v1", store, manifest_for(model))
@@ -454,10 +475,14 @@ def test_a_stored_dotted_name_is_refused_with_one_message_everywhere(tmp_path, t
     store = storage.local_store(tmp_path / "adapters")
     shutil.copytree(TINY_ADAPTERS_DIR / "json", store.folder / "json.v2")  # as an older version saved it
     messages = []
-    for refuse in (lambda: check_adapter_name("json.v2"), lambda: storage.check_name("json.v2"),
-                   lambda: storage.load_adapter_folder("json.v2", store),
-                   lambda: storage.save_adapter(TINY_ADAPTERS_DIR / "json", "json.v2", store,
-                                                Manifest.load(TINY_ADAPTERS_DIR / "json"), overwrite=True)):
+    for refuse in (
+        lambda: check_adapter_name("json.v2"),
+        lambda: storage.check_name("json.v2"),
+        lambda: storage.load_adapter_folder("json.v2", store),
+        lambda: storage.save_adapter(
+            TINY_ADAPTERS_DIR / "json", "json.v2", store, Manifest.load(TINY_ADAPTERS_DIR / "json"), overwrite=True
+        ),
+    ):
         with pytest.raises(AdapterNameError) as err:
             refuse()
         messages.append(str(err.value))

@@ -1,4 +1,5 @@
 """AdapterSwitcher callbacks, driven from Python the way a learner's clicks drive them."""
+
 from __future__ import annotations
 
 import pytest
@@ -58,8 +59,9 @@ def test_base_choice_runs_without_adapters_and_keeps_the_active_one(course_model
 
 
 def test_answer_is_shown_escaped_in_the_html(course_model, tokenizer):
-    switcher = AdapterSwitcher(course_model, tokenizer, max_new_tokens=MAX_NEW,
-                               generate_fn=lambda model, tok, text, n: "<b>&</b>")
+    switcher = AdapterSwitcher(
+        course_model, tokenizer, max_new_tokens=MAX_NEW, generate_fn=lambda model, tok, text, n: "<b>&</b>"
+    )
     switcher.prompt.value = "anything"
     switcher.button.click()
     assert "&lt;b&gt;&amp;&lt;/b&gt;" in switcher.answer.value and "<b>" not in switcher.answer.value

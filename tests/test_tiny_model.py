@@ -1,4 +1,5 @@
 """The shipped tiny course model: loads with plain transformers, small, exact tokenizer, sane chat template."""
+
 import string
 
 import pytest
@@ -36,8 +37,12 @@ def test_tokenizer_round_trips_exactly(tokenizer, text):
 
 
 def test_round_trip_examples(tokenizer):
-    for text in ["Hello, Anna Smith! Order 48213.", "Здравствуйте, Анна Петрова! Заказ №48213 — «ok».",
-                 "def f(x):\n    return [x * 3 for x in x]\n\n\tend", "  leading and trailing  "]:
+    for text in [
+        "Hello, Anna Smith! Order 48213.",
+        "Здравствуйте, Анна Петрова! Заказ №48213 — «ok».",
+        "def f(x):\n    return [x * 3 for x in x]\n\n\tend",
+        "  leading and trailing  ",
+    ]:
         assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
 
 
@@ -54,8 +59,9 @@ def test_pretraining_chat_documents_use_the_template_format(tokenizer):
     doc = corpus.chat(random.Random(1), "en")
     user = doc.split("<|user|>\n")[1].split("<|end|>")[0]
     answer = doc.split("<|assistant|>\n")[1].split("<|end|>")[0]
-    rendered = tokenizer.apply_chat_template([{"role": "user", "content": user},
-                                              {"role": "assistant", "content": answer}], tokenize=False)
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": user}, {"role": "assistant", "content": answer}], tokenize=False
+    )
     assert rendered == doc
 
 

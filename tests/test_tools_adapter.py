@@ -1,13 +1,23 @@
 """Tool-use data, the shipped tool adapter (held-out rates vs base), LangChain tools and the style toggle."""
+
 import json
 
 import pytest
 
 from lessons_lib.manifest import Manifest
 from lessons_lib.paths import TINY_ADAPTERS_DIR
-from lessons_lib.tools.data import (COMPOSED_VERBS, DEV_PHRASINGS, FORMATTER_REQUESTS, TEMPLATE_REQUESTS,
-                                    EXTRA_REQUESTS, VALIDATOR_REQUESTS, composed_phrasing, read_handwritten,
-                                    tool_examples, tool_sft_rows)
+from lessons_lib.tools.data import (
+    COMPOSED_VERBS,
+    DEV_PHRASINGS,
+    EXTRA_REQUESTS,
+    FORMATTER_REQUESTS,
+    TEMPLATE_REQUESTS,
+    VALIDATOR_REQUESTS,
+    composed_phrasing,
+    read_handwritten,
+    tool_examples,
+    tool_sft_rows,
+)
 from lessons_lib.tools.functions import TOOLS
 
 TOOLS_DIR = TINY_ADAPTERS_DIR / "tools"
@@ -36,7 +46,7 @@ def test_dev_split_has_phrasings_of_its_own():
     train, dev, held = (tool_examples(300, split) for split in ("train", "dev", "heldout"))
     dev_requests = {ex.request for ex in dev}
     assert not dev_requests & {ex.request for ex in train} and not dev_requests & {ex.request for ex in held}
-    for tool, by_lang in EXTRA_REQUESTS.items():
+    for by_lang in EXTRA_REQUESTS.values():
         for lang, phrasings in by_lang.items():
             for head in (p.split("{")[0] for p in phrasings[-DEV_PHRASINGS:]):
                 assert any(ex.request.startswith(head) for ex in dev if ex.lang == lang), head
@@ -64,26 +74,34 @@ def test_composed_train_phrasings_never_equal_a_heldout_phrasing():
 
 def test_handwritten_requests_parse_and_cover_every_tool_in_both_languages():
     items = read_handwritten()
-    counts = {(lang, tool): sum(ex.lang == lang and ex.tool == tool for ex in items) for lang in ("en", "ru")
-              for tool in TOOLS}
+    counts = {
+        (lang, tool): sum(ex.lang == lang and ex.tool == tool for ex in items)
+        for lang in ("en", "ru")
+        for tool in TOOLS
+    }
     assert len(items) >= 60 and min(counts.values()) >= 10, counts
     assert not {ex.request for ex in items} & {ex.request for ex in tool_examples(300, "train")}
     for ex in items:
         assert TOOLS[ex.tool](**ex.arguments) == ex.result and ex.final
 
 
-@pytest.mark.parametrize("line, fragment", [
-    ('{"lang": "en", "request": "x"', "is not valid JSON"),
-    ('{"lang": "de", "request": "x", "tool": "text_formatter", "arguments": {}}', '"lang" (en or ru)'),
-    ('{"lang": "en", "request": "x", "tool": "spellcheck", "arguments": {}}', "known tools: text_formatter"),
-    ('{"lang": "en", "request": "x", "tool": "text_formatter", "arguments": {"text": "a", "width": 0}}',
-     "the gold call fails: width"),
-])
+@pytest.mark.parametrize(
+    "line, fragment",
+    [
+        ('{"lang": "en", "request": "x"', "is not valid JSON"),
+        ('{"lang": "de", "request": "x", "tool": "text_formatter", "arguments": {}}', '"lang" (en or ru)'),
+        ('{"lang": "en", "request": "x", "tool": "spellcheck", "arguments": {}}', "known tools: text_formatter"),
+        (
+            '{"lang": "en", "request": "x", "tool": "text_formatter", "arguments": {"text": "a", "width": 0}}',
+            "the gold call fails: width",
+        ),
+    ],
+)
 def test_handwritten_file_errors_name_the_line(tmp_path, line, fragment):
     path = tmp_path / "requests.jsonl"
     good = '{"lang": "en", "request": "Wrap: a b", "tool": "text_formatter", "arguments": {"text": "a b", "width": 5}}'
     path.write_text(good + "\n" + line + "\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=f"requests.jsonl:2") as err:
+    with pytest.raises(ValueError, match="requests.jsonl:2") as err:
         read_handwritten(path)
     assert fragment in str(err.value)
     with pytest.raises(FileNotFoundError, match="one"):
@@ -95,7 +113,9 @@ def test_sft_rows_render_exactly_like_tool_calls(tokenizer):
     ex = tool_examples(4, "train")[0]
     call_row, answer_row = rows[0], rows[1]
     tools = json.loads(call_row["tools"])
-    as_rows = tokenizer.apply_chat_template(answer_row["prompt"] + answer_row["completion"], tools=tools, tokenize=False)
+    as_rows = tokenizer.apply_chat_template(
+        answer_row["prompt"] + answer_row["completion"], tools=tools, tokenize=False
+    )
     as_calls = tokenizer.apply_chat_template(ex.messages(), tools=tools, tokenize=False)
     assert as_rows == as_calls
     prompt = tokenizer.apply_chat_template(call_row["prompt"], tools=tools, tokenize=False, add_generation_prompt=True)
@@ -104,7 +124,9 @@ def test_sft_rows_render_exactly_like_tool_calls(tokenizer):
 
 
 def test_shipped_tool_adapter_is_a_standard_peft_folder_with_manifest():
-    assert {"adapter_config.json", "adapter_model.safetensors", "manifest.json"} <= {p.name for p in TOOLS_DIR.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "manifest.json"} <= {
+        p.name for p in TOOLS_DIR.iterdir()
+    }
     manifest = Manifest.load(TOOLS_DIR)
     assert manifest.name == "tools" and manifest.profile == "tiny"
     # Issue 7 asks for >= 0.9. Free decoding: 0.85 correct tool / 0.83 valid args on held-out (every call
@@ -169,8 +191,11 @@ def test_evaluate_command_prints_base_and_adapter_rows(tmp_path, capsys):
     from lessons_lib.tools.__main__ import main
 
     path = tmp_path / "mine.jsonl"
-    path.write_text('{"lang": "en", "request": "Is this an e-mail? a@b.org", "tool": "content_validator", '
-                    '"arguments": {"text": "a@b.org", "rules": ["is_email"]}}\n', encoding="utf-8")
+    path.write_text(
+        '{"lang": "en", "request": "Is this an e-mail? a@b.org", "tool": "content_validator", '
+        '"arguments": {"text": "a@b.org", "rules": ["is_email"]}}\n',
+        encoding="utf-8",
+    )
     assert main(["evaluate", "--data", str(path)]) == 0
     out = capsys.readouterr().out
     assert f"{path}: 1 requests" in out
@@ -179,8 +204,10 @@ def test_evaluate_command_prints_base_and_adapter_rows(tmp_path, capsys):
     assert main(["evaluate", "--data", str(path), "--tool-choice", "required"]) == 0
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if "schema-constrained" in line]
-    assert "tool_choice=required" in out and [r[:4] for r in rows] == [["base", "·", "schema-constrained", "1"],
-                                                                       ["tools", "·", "schema-constrained", "1"]]
+    assert "tool_choice=required" in out and [r[:4] for r in rows] == [
+        ["base", "·", "schema-constrained", "1"],
+        ["tools", "·", "schema-constrained", "1"],
+    ]
     assert rows[1][5] == "1.0"  # valid args: whatever the tiny adapter writes, the grammar keeps it valid
 
 
@@ -190,8 +217,12 @@ def test_langchain_tools_share_schema_and_report_errors():
 
     tools = {t.name: t for t in langchain_tools()}
     assert list(tools) == list(TOOLS)
-    assert tools["template_generator"].args["template_type"]["enum"] == ["instruction", "email", "bug_report",
-                                                                         "meeting_notes"]
+    assert tools["template_generator"].args["template_type"]["enum"] == [
+        "instruction",
+        "email",
+        "bug_report",
+        "meeting_notes",
+    ]
     assert tools["text_formatter"].args["width"]["description"].startswith("The longest allowed line")
     assert tools["text_formatter"].invoke({"text": "a b c d", "width": 3}) == "a b\nc d"
     assert tools["text_formatter"].invoke({"text": "a", "width": 0}).startswith("error: width must be a positive")
@@ -203,11 +234,15 @@ def test_style_score_counts_the_five_moves():
     from lessons_lib.tools.prompts import moves_present, style_score, system_prompt
 
     assert style_score("Nothing here.") == 0.0
-    rich = ("Anchor: you already know a plug. In short, the idea: a small file. Step one: load it. "
-            "Now you can switch. A common mistake is to retrain everything instead.")
+    rich = (
+        "Anchor: you already know a plug. In short, the idea: a small file. Step one: load it. "
+        "Now you can switch. A common mistake is to retrain everything instead."
+    )
     assert all(moves_present(rich).values()) and style_score(rich) == 1.0
     for lang in ("en", "ru"):
-        assert len([line for line in system_prompt(lang).splitlines() if line[:2] in {"1.", "2.", "3.", "4.", "5."}]) == 5
+        assert (
+            len([line for line in system_prompt(lang).splitlines() if line[:2] in {"1.", "2.", "3.", "4.", "5."}]) == 5
+        )
     with pytest.raises(ValueError, match="use 'en' or 'ru'"):
         system_prompt("de")
 
@@ -261,13 +296,25 @@ def test_tool_recipe_is_the_shipped_one_on_tiny_and_the_profiles_elsewhere():
     from lessons_lib.tools.adapter import BATCH_SIZE, LEARNING_RATE, MODULES_TO_SAVE, RANK, tool_recipe
 
     tiny = tool_recipe(PROFILES["tiny"])
-    assert (tiny.rank, tiny.alpha, tiny.learning_rate, tiny.batch_size, tiny.grad_accum, tiny.modules_to_save) == \
-        (RANK, 2 * RANK, LEARNING_RATE, BATCH_SIZE, 1, MODULES_TO_SAVE)
+    assert (tiny.rank, tiny.alpha, tiny.learning_rate, tiny.batch_size, tiny.grad_accum, tiny.modules_to_save) == (
+        RANK,
+        2 * RANK,
+        LEARNING_RATE,
+        BATCH_SIZE,
+        1,
+        MODULES_TO_SAVE,
+    )
     for gpu in ("t4", "7b"):
         real, rehearsal = tool_recipe(PROFILES[gpu]), tool_recipe(PROFILES[f"{gpu}-rehearsal"])
         p = PROFILES[gpu]
-        assert (real.rank, real.alpha, real.learning_rate, real.batch_size, real.grad_accum, real.modules_to_save) \
-            == (p.lora_r, p.lora_alpha, p.learning_rate, p.batch_size, p.grad_accum, None)
+        assert (real.rank, real.alpha, real.learning_rate, real.batch_size, real.grad_accum, real.modules_to_save) == (
+            p.lora_r,
+            p.lora_alpha,
+            p.learning_rate,
+            p.batch_size,
+            p.grad_accum,
+            None,
+        )
         assert rehearsal == type(real)(**{**real.__dict__, "grad_accum": 1})  # one micro-batch per step on a CPU
 
 
@@ -278,8 +325,12 @@ def test_score_problems_catch_a_score_that_contradicts_its_reply():
     from lessons_lib.tools.evaluate import CallScore, score_problems
 
     ex = tool_examples(1, "heldout")[0]
-    good = {"request": ex.request, "call": call_text(ex.tool, ex.arguments), "final": None,
-            "score": CallScore(True, True, True, False, "ok")}
+    good = {
+        "request": ex.request,
+        "call": call_text(ex.tool, ex.arguments),
+        "final": None,
+        "score": CallScore(True, True, True, False, "ok"),
+    }
     assert score_problems([good], [ex]) == []
     wrong = {**good, "score": replace(good["score"], correct_tool=False)}
     broken = {**good, "call": '{"tool": ', "score": CallScore(False, True, False, False)}

@@ -1,12 +1,19 @@
 """Schema-constrained decoding: the call grammar, token bytes, and generation that can only write valid calls."""
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lessons_lib.tools import ModelChat, tool_schemas
 from lessons_lib.tools.calls import call_text, parse_and_validate
-from lessons_lib.tools.constrained import (CallGrammar, GrammarError, call_pattern, constrained_generate,
-                                           token_bytes, utf8_prefix_ok)
+from lessons_lib.tools.constrained import (
+    CallGrammar,
+    GrammarError,
+    call_pattern,
+    constrained_generate,
+    token_bytes,
+    utf8_prefix_ok,
+)
 from lessons_lib.tools.data import read_handwritten, tool_examples
 from lessons_lib.tools.functions import RULES, TEMPLATE_TYPES
 from lessons_lib.tools.schemas import schemas_by_name
@@ -25,19 +32,22 @@ def test_every_gold_call_is_a_complete_match_and_each_prefix_is_viable():
         assert not GRAMMAR.complete(text[:-1])
 
 
-@pytest.mark.parametrize("call", [
-    '{"tool": "text_formater", "arguments": {"text": "a"}}',  # unknown tool
-    '{"tool": "text_formatter", "arguments": {"width": 3}}',  # required text missing
-    '{"tool": "text_formatter", "arguments": {"text": "a", "width": "3"}}',  # string for an integer
-    '{"tool": "text_formatter", "arguments": {"text": "a", "height": 3}}',  # unknown argument
-    '{"tool": "text_formatter", "arguments": {"width": 3, "text": "a"}}',  # keys out of schema order
-    '{"tool": "text_formatter", "arguments": {"text": ""}}',  # empty free text
-    '{"tool": "template_generator", "arguments": {"template_type": "poem", "topic": "x"}}',  # not in enum
-    '{"tool": "content_validator", "arguments": {"text": "a", "rules": ["short"]}}',  # not a rule name
-    '{"tool": "content_validator", "arguments": {"text": "a", "rules": ["max_length"]}}',  # rule without limit
-    '{"tool": "content_validator", "arguments": {"text": "a", "rules": ["non_empty"]}} and more',  # extra text
-    '{"tool":"content_validator","arguments":{"text":"a","rules":["non_empty"]}}',  # not the trained spacing
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        '{"tool": "text_formater", "arguments": {"text": "a"}}',  # unknown tool
+        '{"tool": "text_formatter", "arguments": {"width": 3}}',  # required text missing
+        '{"tool": "text_formatter", "arguments": {"text": "a", "width": "3"}}',  # string for an integer
+        '{"tool": "text_formatter", "arguments": {"text": "a", "height": 3}}',  # unknown argument
+        '{"tool": "text_formatter", "arguments": {"width": 3, "text": "a"}}',  # keys out of schema order
+        '{"tool": "text_formatter", "arguments": {"text": ""}}',  # empty free text
+        '{"tool": "template_generator", "arguments": {"template_type": "poem", "topic": "x"}}',  # not in enum
+        '{"tool": "content_validator", "arguments": {"text": "a", "rules": ["short"]}}',  # not a rule name
+        '{"tool": "content_validator", "arguments": {"text": "a", "rules": ["max_length"]}}',  # rule without limit
+        '{"tool": "content_validator", "arguments": {"text": "a", "rules": ["non_empty"]}} and more',  # extra text
+        '{"tool":"content_validator","arguments":{"text":"a","rules":["non_empty"]}}',  # not the trained spacing
+    ],
+)
 def test_grammar_rejects_calls_that_would_fail_or_that_the_model_never_saw(call):
     assert not GRAMMAR.complete(call.encode())
 
@@ -61,8 +71,11 @@ def test_invalid_utf8_and_control_characters_are_never_viable():
 
 
 @settings(max_examples=60, deadline=None)
-@given(text=st.text(min_size=1, max_size=60).filter(lambda t: t.strip()),
-       width=st.integers(1, 999), indent=st.one_of(st.none(), st.integers(0, 99)))
+@given(
+    text=st.text(min_size=1, max_size=60).filter(lambda t: t.strip()),
+    width=st.integers(1, 999),
+    indent=st.one_of(st.none(), st.integers(0, 99)),
+)
 def test_any_text_the_formatter_takes_has_a_call_the_grammar_accepts(text, width, indent):
     arguments = {"text": text, "width": width} | ({} if indent is None else {"indent": indent})
     call = call_text("text_formatter", arguments).encode()
@@ -81,8 +94,13 @@ def test_quote_demands_free_text_from_the_request_and_leaves_other_values_alone(
 
 
 def test_schemas_the_grammar_cannot_express_get_a_clear_error():
-    schema = {"type": "function", "function": {"name": "lookup", "parameters": {
-        "type": "object", "properties": {"filters": {"type": "object"}}, "required": ["filters"]}}}
+    schema = {
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "parameters": {"type": "object", "properties": {"filters": {"type": "object"}}, "required": ["filters"]},
+        },
+    }
     with pytest.raises(GrammarError, match=r"lookup\.filters: .*type 'object'.*decode without constraints"):
         CallGrammar([schema])
 
@@ -173,7 +191,7 @@ BY_NAME = schemas_by_name(SCHEMAS)
 
 
 @settings(max_examples=300, deadline=None)
-@given(low=st.integers(-10 ** 7, 10 ** 7), span=st.integers(0, 10 ** 7), probe=st.integers(-3 * 10 ** 7, 3 * 10 ** 7))
+@given(low=st.integers(-(10**7), 10**7), span=st.integers(0, 10**7), probe=st.integers(-3 * 10**7, 3 * 10**7))
 def test_integer_pattern_matches_exactly_its_range(low, span, probe):
     high = low + span
     pattern = re.compile(integer_pattern(low, high))
@@ -191,7 +209,7 @@ def test_integer_pattern_without_bounds_is_the_old_six_digits_and_bad_bounds_are
 
 
 @settings(max_examples=200, deadline=None)
-@given(width=st.integers(-INTEGER_LIMIT, 10 ** 7), indent=st.integers(-INTEGER_LIMIT, 10 ** 7))
+@given(width=st.integers(-INTEGER_LIMIT, 10**7), indent=st.integers(-INTEGER_LIMIT, 10**7))
 def test_grammar_and_validator_agree_on_bounded_integers(width, indent):
     call = call_text("text_formatter", {"text": "a", "width": width, "indent": indent})
     try:
@@ -207,7 +225,7 @@ def test_grammar_takes_the_bounds_at_the_edges_and_no_further():
         return GRAMMAR.complete(call_text("text_formatter", {"text": "a", **arguments}).encode())
 
     assert ok({"width": MAX_WIDTH, "indent": MAX_INDENT}) and not ok({"width": MAX_WIDTH + 1})
-    assert not ok({"width": 10 ** 9}) and not ok({"width": 40, "indent": MAX_INDENT + 1})
+    assert not ok({"width": 10**9}) and not ok({"width": 40, "indent": MAX_INDENT + 1})
     assert GRAMMAR.viable(b'{"tool": "text_formatter", "arguments": {"text": "a", "width": 100')
     assert not GRAMMAR.viable(b'{"tool": "text_formatter", "arguments": {"text": "a", "width": 1001')
     rules = {"text": "a", "rules": ["non_empty"] * MAX_RULES}
@@ -218,9 +236,21 @@ def test_grammar_takes_the_bounds_at_the_edges_and_no_further():
 
 
 def test_string_and_array_caps_take_the_tighter_of_schema_and_grammar():
-    schema = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {
-        "s": {"type": "string", "maxLength": 3}, "xs": {"type": "array", "items": {"type": "integer"}, "maxItems": 2},
-        "n": {"type": "integer", "minimum": 1, "maximum": 12}}, "required": ["s", "xs", "n"]}}}
+    schema = {
+        "type": "function",
+        "function": {
+            "name": "f",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "s": {"type": "string", "maxLength": 3},
+                    "xs": {"type": "array", "items": {"type": "integer"}, "maxItems": 2},
+                    "n": {"type": "integer", "minimum": 1, "maximum": 12},
+                },
+                "required": ["s", "xs", "n"],
+            },
+        },
+    }
     grammar = CallGrammar([schema])
 
     def ok(s, xs, n):
@@ -231,9 +261,13 @@ def test_string_and_array_caps_take_the_tighter_of_schema_and_grammar():
     assert f"{{1,{MAX_STRING_CHARS}}}" in call_pattern(SCHEMAS)  # 10000-character texts: the grammar's 400 cap
 
 
-arguments_strategy = st.fixed_dictionaries({"text": st.text(max_size=20)}, optional={
-    "width": st.one_of(st.integers(), st.booleans(), st.floats(), st.text(max_size=3)),
-    "indent": st.integers(-5, 200)})
+arguments_strategy = st.fixed_dictionaries(
+    {"text": st.text(max_size=20)},
+    optional={
+        "width": st.one_of(st.integers(), st.booleans(), st.floats(), st.text(max_size=3)),
+        "indent": st.integers(-5, 200),
+    },
+)
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,4 +1,5 @@
 """The three tools: property tests (hypothesis) against reference checks, and readable errors for bad input."""
+
 import json
 import re
 
@@ -6,16 +7,35 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lessons_lib.tools.functions import (RULES, TEMPLATE_TYPES, ToolError, content_validator, parse_rule,
-                                         template_generator, text_formatter)
+from lessons_lib.tools.functions import (
+    LIMITS,
+    MAX_INDENT,
+    MAX_RULES,
+    MAX_TEXT_CHARS,
+    MAX_TOPIC_CHARS,
+    MAX_WIDTH,
+    RULES,
+    TEMPLATE_TYPES,
+    ToolError,
+    content_validator,
+    parse_rule,
+    shown_number,
+    template_generator,
+    text_formatter,
+)
 
 words = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12).filter(
-    lambda w: w.split() == [w])
+    lambda w: w.split() == [w]
+)
 texts = st.lists(words, min_size=1, max_size=30).map(" ".join)
 
 
 @settings(max_examples=150, deadline=None)
-@given(text=st.text(min_size=1, max_size=200).filter(lambda t: len(t.split()) > 0), width=st.integers(1, 60), indent=st.integers(0, 59))
+@given(
+    text=st.text(min_size=1, max_size=200).filter(lambda t: len(t.split()) > 0),
+    width=st.integers(1, 60),
+    indent=st.integers(0, 59),
+)
 def test_formatter_lines_never_exceed_width_and_keep_every_character_in_order(text, width, indent):
     if indent >= width:
         with pytest.raises(ToolError, match="indent"):
@@ -41,14 +61,17 @@ def test_formatter_example():
     assert text_formatter("one two three four", width=9, indent=2) == "  one two\n  three\n  four"
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    (dict(width=0), "width must be a positive number"),
-    (dict(width=-5), "width must be a positive number"),
-    (dict(width=10, indent=-1), "indent must be 0 or more"),
-    (dict(width=10, indent=10), "leaves no room"),
-    (dict(width="40"), "whole number"),
-    (dict(width=True), "whole number"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (dict(width=0), "width must be a positive number"),
+        (dict(width=-5), "width must be a positive number"),
+        (dict(width=10, indent=-1), "indent must be 0 or more"),
+        (dict(width=10, indent=10), "leaves no room"),
+        (dict(width="40"), "whole number"),
+        (dict(width=True), "whole number"),
+    ],
+)
 def test_formatter_bad_numbers_say_what_to_pass(kwargs, fragment):
     with pytest.raises(ToolError, match=fragment) as err:
         text_formatter("some text", **kwargs)
@@ -103,8 +126,12 @@ def reference(text: str, rule: str) -> bool:
         return any(re.match(r"#{1,6} \S", line) for line in text.split("\n"))
     if name == "is_email":
         local, at, domain = text.strip().partition("@")
-        return (bool(at) and bool(local) and re.fullmatch(r"[A-Za-z0-9._%+-]+", local) is not None
-                and re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", domain) is not None)
+        return (
+            bool(at)
+            and bool(local)
+            and re.fullmatch(r"[A-Za-z0-9._%+-]+", local) is not None
+            and re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", domain) is not None
+        )
     if name == "valid_json":
         try:
             json.loads(text)
@@ -120,13 +147,17 @@ def reference(text: str, rule: str) -> bool:
     raise AssertionError(name)
 
 
-rule_strategy = st.one_of(st.sampled_from(["non_empty", "has_headings", "is_email", "valid_json", "no_trailing_spaces"]),
-                          st.builds(lambda r, n: f"{r}:{n}", st.sampled_from(["max_length", "min_words"]),
-                                    st.integers(0, 60)))
+rule_strategy = st.one_of(
+    st.sampled_from(["non_empty", "has_headings", "is_email", "valid_json", "no_trailing_spaces"]),
+    st.builds(lambda r, n: f"{r}:{n}", st.sampled_from(["max_length", "min_words"]), st.integers(0, 60)),
+)
 validator_texts = st.one_of(
     st.text(max_size=80),
-    st.builds(lambda a, b: f"{a}@{b}.com", st.from_regex(r"[a-z.]{0,8}", fullmatch=True),
-              st.from_regex(r"[a-z]{0,6}", fullmatch=True)),
+    st.builds(
+        lambda a, b: f"{a}@{b}.com",
+        st.from_regex(r"[a-z.]{0,8}", fullmatch=True),
+        st.from_regex(r"[a-z]{0,6}", fullmatch=True),
+    ),
     st.builds(lambda t, b: f"# {t}\n{b}", st.text(max_size=10), st.text(max_size=20)),
     st.builds(json.dumps, st.dictionaries(st.text(max_size=5), st.integers(), max_size=3)),
 )
@@ -151,10 +182,17 @@ def test_unknown_rule_lists_the_valid_rules(rule):
     assert message.startswith("Unknown rule") and "non_empty" in message and "max_length:N" in message
 
 
-@pytest.mark.parametrize("rules, fragment", [
-    ([], "non-empty list"), ("non_empty", "non-empty list"), (["max_length"], "max_length:80"),
-    (["max_length:abc"], "whole-number limit"), (["non_empty:3"], "takes no limit"), ([5], "must be a string"),
-])
+@pytest.mark.parametrize(
+    "rules, fragment",
+    [
+        ([], "non-empty list"),
+        ("non_empty", "non-empty list"),
+        (["max_length"], "max_length:80"),
+        (["max_length:abc"], "whole-number limit"),
+        (["non_empty:3"], "takes no limit"),
+        ([5], "must be a string"),
+    ],
+)
 def test_bad_rules_say_what_to_write(rules, fragment):
     with pytest.raises(ToolError, match=re.escape(fragment)):
         content_validator("text", rules)
@@ -174,17 +212,19 @@ def test_non_string_text_raises_the_tools_own_error(text):
 
 # Upper bounds (issue 15): every numeric and size-like argument is bounded in the tool itself, so a direct call
 # is as safe as one that went through the schema validator; the errors say the allowed range.
-from lessons_lib.tools.functions import (LIMITS, MAX_INDENT, MAX_RULES, MAX_TEXT_CHARS,  # noqa: E402
-                                         MAX_TOPIC_CHARS, MAX_WIDTH, shown_number)
-
-
-@pytest.mark.parametrize("kwargs, fragment", [
-    (dict(width=10 ** 9), f"width must be at most {MAX_WIDTH} characters, got 1000000000; pass a width from 1 to {MAX_WIDTH}"),
-    (dict(width=MAX_WIDTH + 1), f"got {MAX_WIDTH + 1}"),
-    (dict(width=MAX_WIDTH, indent=MAX_INDENT + 1), f"indent must be at most {MAX_INDENT} spaces"),
-    (dict(width=10 ** 5000), "got a number of about 5001 digits"),
-    (dict(width=-10 ** 5000), "got a negative number of about 5001 digits"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (
+            dict(width=10**9),
+            f"width must be at most {MAX_WIDTH} characters, got 1000000000; pass a width from 1 to {MAX_WIDTH}",
+        ),
+        (dict(width=MAX_WIDTH + 1), f"got {MAX_WIDTH + 1}"),
+        (dict(width=MAX_WIDTH, indent=MAX_INDENT + 1), f"indent must be at most {MAX_INDENT} spaces"),
+        (dict(width=10**5000), "got a number of about 5001 digits"),
+        (dict(width=-(10**5000)), "got a negative number of about 5001 digits"),
+    ],
+)
 def test_formatter_numbers_have_upper_bounds_that_the_error_names(kwargs, fragment):
     with pytest.raises(ToolError, match=re.escape(fragment)):
         text_formatter("some text", **kwargs)
@@ -195,8 +235,10 @@ def test_formatter_at_its_bounds_works_and_stays_small():
     out = text_formatter(longest, width=MAX_INDENT + 1, indent=MAX_INDENT)  # the worst case: one character a line
     assert out.count("\n") == MAX_TEXT_CHARS - 1 and len(out) < 1.1e6
     assert text_formatter("a b", width=MAX_WIDTH) == "a b"
-    with pytest.raises(ToolError, match=f"text is {MAX_TEXT_CHARS + 1} characters long; this tool takes at most "
-                                        f"{MAX_TEXT_CHARS}. Split it"):
+    with pytest.raises(
+        ToolError,
+        match=f"text is {MAX_TEXT_CHARS + 1} characters long; this tool takes at most {MAX_TEXT_CHARS}. Split it",
+    ):
         text_formatter(longest + "y", width=40)
 
 
@@ -218,8 +260,10 @@ def test_rule_limits_have_at_most_five_digits():
             parse_rule(rule)
 
 
-@pytest.mark.parametrize("text, ok", [("[" * 9000, False), ("[" * 500 + "]" * 500, True), ("[" * 600 + "]" * 600, False),
-                                      ('{"a": "[[[["}', True)])
+@pytest.mark.parametrize(
+    "text, ok",
+    [("[" * 9000, False), ("[" * 500 + "]" * 500, True), ("[" * 600 + "]" * 600, False), ('{"a": "[[[["}', True)],
+)
 def test_valid_json_rule_never_overflows_the_stack(text, ok):
     assert content_validator(text, ["valid_json"])["ok"] is ok
 
@@ -227,11 +271,16 @@ def test_valid_json_rule_never_overflows_the_stack(text, ok):
 def test_every_limit_is_enforced_by_the_tool_itself():
     from lessons_lib.tools.functions import TOOLS
 
-    good = {"text_formatter": {"text": "a b", "width": 10, "indent": 0},
-            "template_generator": {"template_type": "email", "topic": "x"},
-            "content_validator": {"text": "a", "rules": ["non_empty"]}}
-    over = {"maximum": lambda bound: bound + 1, "maxLength": lambda bound: "w" * (bound + 1),
-            "maxItems": lambda bound: ["non_empty"] * (bound + 1)}
+    good = {
+        "text_formatter": {"text": "a b", "width": 10, "indent": 0},
+        "template_generator": {"template_type": "email", "topic": "x"},
+        "content_validator": {"text": "a", "rules": ["non_empty"]},
+    }
+    over = {
+        "maximum": lambda bound: bound + 1,
+        "maxLength": lambda bound: "w" * (bound + 1),
+        "maxItems": lambda bound: ["non_empty"] * (bound + 1),
+    }
     for tool, limits in LIMITS.items():
         for arg, bounds in limits.items():
             for key, bound in bounds.items():
@@ -241,5 +290,5 @@ def test_every_limit_is_enforced_by_the_tool_itself():
 
 
 def test_shown_number_prints_what_python_can_print():
-    assert shown_number(-12) == "-12" and shown_number(2 ** 200) == str(2 ** 200)
-    assert shown_number(10 ** 100) == "a number of about 101 digits"
+    assert shown_number(-12) == "-12" and shown_number(2**200) == str(2**200)
+    assert shown_number(10**100) == "a number of about 101 digits"

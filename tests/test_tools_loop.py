@@ -1,11 +1,19 @@
 """Schemas, the call parser/validator and the tool-calling loop (with a scripted fake model)."""
+
 import json
 
 import pytest
 
 from lessons_lib.tools import TOOLS, ToolCall, run_tool_loop, tool_schemas
-from lessons_lib.tools.calls import (BadArguments, MalformedCall, UnknownTool, call_text, looks_like_call,
-                                     parse_and_validate, parse_call)
+from lessons_lib.tools.calls import (
+    BadArguments,
+    MalformedCall,
+    UnknownTool,
+    call_text,
+    looks_like_call,
+    parse_and_validate,
+    parse_call,
+)
 from lessons_lib.tools.functions import RULE_PATTERN, TEMPLATE_TYPES
 from lessons_lib.tools.schemas import schemas_by_name
 
@@ -17,7 +25,10 @@ def test_schemas_come_from_signatures_and_docstrings():
     assert fmt["description"].startswith("Wrap text into lines")
     assert fmt["parameters"]["required"] == ["text"]
     assert {k: v["type"] for k, v in fmt["parameters"]["properties"].items()} == {
-        "text": "string", "width": "integer", "indent": "integer"}
+        "text": "string",
+        "width": "integer",
+        "indent": "integer",
+    }
     assert all(v["description"] for v in fmt["parameters"]["properties"].values())
     tmpl = SCHEMAS["template_generator"]["function"]["parameters"]
     assert tmpl["properties"]["template_type"]["enum"] == list(TEMPLATE_TYPES)
@@ -28,8 +39,11 @@ def test_schemas_come_from_signatures_and_docstrings():
 
 
 def test_chat_template_lists_tools_and_renders_calls_and_results(tokenizer):
-    messages = [{"role": "user", "content": "wrap it"}, ToolCall("text_formatter", {"text": "héllo мир", "width": 5}).as_message(),
-                {"role": "tool", "content": "héllo\nмир"}]
+    messages = [
+        {"role": "user", "content": "wrap it"},
+        ToolCall("text_formatter", {"text": "héllo мир", "width": 5}).as_message(),
+        {"role": "tool", "content": "héllo\nмир"},
+    ]
     text = tokenizer.apply_chat_template(messages, tools=tool_schemas(), tokenize=False)
     assert text.startswith("<|system|>\nTools: text_formatter; template_generator; content_validator<|end|>\n<|user|>")
     assert call_text("text_formatter", {"text": "héllo мир", "width": 5}) in text  # same JSON as Jinja's tojson
@@ -37,36 +51,61 @@ def test_chat_template_lists_tools_and_renders_calls_and_results(tokenizer):
 
 
 def test_parse_a_good_call_and_tolerate_fences_and_string_arguments():
-    assert parse_call('{"tool": "text_formatter", "arguments": {"text": "a", "width": 3}}') == \
-        ToolCall("text_formatter", {"text": "a", "width": 3})
+    assert parse_call('{"tool": "text_formatter", "arguments": {"text": "a", "width": 3}}') == ToolCall(
+        "text_formatter", {"text": "a", "width": 3}
+    )
     assert parse_call('```json\n{"tool": "x", "arguments": "{\\"a\\": 1}"}\n```') == ToolCall("x", {"a": 1})
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ('{"tool": "text_formatter", "arguments": {"text": "a"', "not valid JSON"),
-    ("[1, 2]", "must be a JSON object"),
-    ('{"arguments": {}}', 'no "tool" name'),
-    ('{"tool": "x", "arguments": [1]}', '"arguments" must be an object'),
-    ('{"tool": "x", "arguments": {}} and more', "Extra text"),
-    ('{"tool": "x", "arguments": "not json"}', "is a string that is not JSON"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ('{"tool": "text_formatter", "arguments": {"text": "a"', "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"arguments": {}}', 'no "tool" name'),
+        ('{"tool": "x", "arguments": [1]}', '"arguments" must be an object'),
+        ('{"tool": "x", "arguments": {}} and more', "Extra text"),
+        ('{"tool": "x", "arguments": "not json"}', "is a string that is not JSON"),
+    ],
+)
 def test_malformed_calls_are_explained(text, fragment):
     with pytest.raises(MalformedCall, match=fragment):
         parse_call(text)
 
 
-@pytest.mark.parametrize("call, error, fragment", [
-    ('{"tool": "summarize", "arguments": {}}', UnknownTool, "available tools: text_formatter, template_generator"),
-    ('{"tool": "text_formatter", "arguments": {"width": 3}}', BadArguments, "needs the argument(s) text"),
-    ('{"tool": "text_formatter", "arguments": {"text": "a", "size": 3}}', BadArguments, "has no argument(s) size"),
-    ('{"tool": "text_formatter", "arguments": {"text": "a", "width": "3"}}', BadArguments, "must be of type integer"),
-    ('{"tool": "text_formatter", "arguments": {"text": "a", "width": true}}', BadArguments, "must be of type integer"),
-    ('{"tool": "template_generator", "arguments": {"template_type": "poem", "topic": "a"}}', BadArguments,
-     "choose one of: instruction, email"),
-    ('{"tool": "content_validator", "arguments": {"text": "a", "rules": ["non_empty", 3]}}', BadArguments, "rules[1]"),
-    ('{"tool": "content_validator", "arguments": {"text": "a", "rules": ["short"]}}', BadArguments,
-     "'rules[0]' is 'short', which does not match the pattern ^(?:non_empty|"),
-])
+@pytest.mark.parametrize(
+    "call, error, fragment",
+    [
+        ('{"tool": "summarize", "arguments": {}}', UnknownTool, "available tools: text_formatter, template_generator"),
+        ('{"tool": "text_formatter", "arguments": {"width": 3}}', BadArguments, "needs the argument(s) text"),
+        ('{"tool": "text_formatter", "arguments": {"text": "a", "size": 3}}', BadArguments, "has no argument(s) size"),
+        (
+            '{"tool": "text_formatter", "arguments": {"text": "a", "width": "3"}}',
+            BadArguments,
+            "must be of type integer",
+        ),
+        (
+            '{"tool": "text_formatter", "arguments": {"text": "a", "width": true}}',
+            BadArguments,
+            "must be of type integer",
+        ),
+        (
+            '{"tool": "template_generator", "arguments": {"template_type": "poem", "topic": "a"}}',
+            BadArguments,
+            "choose one of: instruction, email",
+        ),
+        (
+            '{"tool": "content_validator", "arguments": {"text": "a", "rules": ["non_empty", 3]}}',
+            BadArguments,
+            "rules[1]",
+        ),
+        (
+            '{"tool": "content_validator", "arguments": {"text": "a", "rules": ["short"]}}',
+            BadArguments,
+            "'rules[0]' is 'short', which does not match the pattern ^(?:non_empty|",
+        ),
+    ],
+)
 def test_schema_validation_names_the_problem(call, error, fragment):
     with pytest.raises(error) as err:
         parse_and_validate(call, SCHEMAS)
@@ -79,11 +118,17 @@ def test_looks_like_call():
     assert not looks_like_call("[1, 2]")
 
 
-@pytest.mark.parametrize("reply", [
-    '[TOOL_CALLS] [{"name": "text_formatter", "arguments": {"text": "a", "width": 3}, "id": "abc123def"}]',
-    '[TOOL_CALLS][{"name": "text_formatter", "arguments": "{\\"text\\": \\"a\\", \\"width\\": 3}", "id": "abc123def"}]',
-    '[{"name": "text_formatter", "arguments": {"text": "a", "width": 3}, "id": "abc123def"}]',
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '[TOOL_CALLS] [{"name": "text_formatter", "arguments": {"text": "a", "width": 3}, "id": "abc123def"}]',
+        (
+            '[TOOL_CALLS][{"name": "text_formatter", "arguments": "{\\"text\\": \\"a\\", \\"width\\": 3}", '
+            '"id": "abc123def"}]'
+        ),
+        '[{"name": "text_formatter", "arguments": {"text": "a", "width": 3}, "id": "abc123def"}]',
+    ],
+)
 def test_parse_mistral_native_calls(reply):
     call = parse_and_validate(reply, SCHEMAS)
     assert call == ToolCall("text_formatter", {"text": "a", "width": 3}) and call.id == "abc123def"
@@ -115,8 +160,10 @@ def test_loop_calls_the_tool_and_feeds_the_result_back():
     assert result.answer == "Done." and [e.kind for e in result.events] == ["call", "result", "answer"]
     call_id = model.seen[1][-2]["tool_calls"][0]["id"]
     assert model.seen[1][-1] == {"role": "tool", "content": "one two\nthree", "tool_call_id": call_id}
-    assert model.seen[1][-2]["tool_calls"][0]["function"] == {"name": "text_formatter",
-                                                              "arguments": {"text": "one two three", "width": 7}}
+    assert model.seen[1][-2]["tool_calls"][0]["function"] == {
+        "name": "text_formatter",
+        "arguments": {"text": "one two three", "width": 7},
+    }
     assert len(call_id) == 9 and call_id.isalnum() and result.calls[0].id == call_id  # strict templates need it
     assert result.results == ["one two\nthree"]
 
@@ -124,15 +171,24 @@ def test_loop_calls_the_tool_and_feeds_the_result_back():
 def test_dict_results_go_back_as_json():
     model = FakeModel(call_text("content_validator", {"text": "x", "rules": ["non_empty"]}), "ok")
     result = run_tool_loop(model, "check")
-    assert json.loads(model.seen[1][-1]["content"]) == {"ok": True, "passed": ["non_empty"], "failed": []}
+    report = {"ok": True, "passed": ["non_empty"], "failed": []}
+    assert json.loads(model.seen[1][-1]["content"]) == report
+    assert result.results == [report] and result.answer == "ok"  # the result itself stays a dict
 
 
-@pytest.mark.parametrize("bad_reply, kind, told", [
-    ('{"tool": "text_formatter", "arguments": {', "malformed call", "not valid JSON"),
-    ('{"tool": "shout", "arguments": {}}', "unknown tool", "There is no tool 'shout'"),
-    ('{"tool": "text_formatter", "arguments": {"txt": "a"}}', "bad arguments", "needs the argument(s) text"),
-    ('{"tool": "text_formatter", "arguments": {"text": "a", "width": 0}}', "error", "width must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "bad_reply, kind, told",
+    [
+        ('{"tool": "text_formatter", "arguments": {', "malformed call", "not valid JSON"),
+        ('{"tool": "shout", "arguments": {}}', "unknown tool", "There is no tool 'shout'"),
+        ('{"tool": "text_formatter", "arguments": {"txt": "a"}}', "bad arguments", "needs the argument(s) text"),
+        (
+            '{"tool": "text_formatter", "arguments": {"text": "a", "width": 0}}',
+            "error",
+            "width must be a positive number",
+        ),
+    ],
+)
 def test_loop_reports_bad_calls_back_and_goes_on(bad_reply, kind, told):
     model = FakeModel(bad_reply, call_text("text_formatter", {"text": "a b", "width": 3}), "Fixed.")
     result = run_tool_loop(model, "wrap")
@@ -198,11 +254,14 @@ def test_schemas_carry_the_tools_upper_bounds():
     assert fmt["text"]["maxLength"] == MAX_TEXT_CHARS
 
 
-@pytest.mark.parametrize("arguments, fragment", [
-    ({"text": "a", "width": 10 ** 9}, f"Argument 'width' is 1000000000; it must be at most {MAX_WIDTH}."),
-    ({"text": "a", "width": 10, "indent": MAX_INDENT + 1}, f"'indent' is {MAX_INDENT + 1}; it must be at most"),
-    ({"text": "a" * (MAX_TEXT_CHARS + 1)}, f"'text' has {MAX_TEXT_CHARS + 1} characters; it may have at most"),
-])
+@pytest.mark.parametrize(
+    "arguments, fragment",
+    [
+        ({"text": "a", "width": 10**9}, f"Argument 'width' is 1000000000; it must be at most {MAX_WIDTH}."),
+        ({"text": "a", "width": 10, "indent": MAX_INDENT + 1}, f"'indent' is {MAX_INDENT + 1}; it must be at most"),
+        ({"text": "a" * (MAX_TEXT_CHARS + 1)}, f"'text' has {MAX_TEXT_CHARS + 1} characters; it may have at most"),
+    ],
+)
 def test_validator_refuses_arguments_over_the_bounds(arguments, fragment):
     with pytest.raises(BadArguments) as err:
         parse_and_validate(call_text("text_formatter", arguments), SCHEMAS)
@@ -219,26 +278,37 @@ def test_validator_bounds_rules_lists_and_reads_patterns_as_json_schema_does():
         parse_and_validate(call_text("content_validator", {"text": "a", "rules": ["max_length:123456"]}), SCHEMAS)
 
 
-@pytest.mark.parametrize("value, spec, fragment", [
-    (float("nan"), {"type": "number", "maximum": 3}, "pass a finite number"),
-    (float("inf"), {"type": "number"}, "pass a finite number"),
-    (-1, {"type": "integer", "minimum": 0}, "it must be at least 0"),
-    (5, {"type": "integer", "minimum": 0, "maximum": 4}, "it must be from 0 to 4"),
-    ("", {"type": "string", "minLength": 1}, "has 0 characters; it may have at least 1"),
-    ([], {"type": "array", "minItems": 1, "maxItems": 2}, "has 0 items; it may have from 1 to 2"),
-    (10 ** 5000, {"type": "integer", "maximum": 3}, "a number of about 5001 digits"),
-    ([[[[1]]]], {"type": "string"}, "got a list of 1 items (list)"),
-], ids=["nan", "inf", "minimum", "range", "min-length", "items", "5000-digits", "nested"])
+@pytest.mark.parametrize(
+    "value, spec, fragment",
+    [
+        (float("nan"), {"type": "number", "maximum": 3}, "pass a finite number"),
+        (float("inf"), {"type": "number"}, "pass a finite number"),
+        (-1, {"type": "integer", "minimum": 0}, "it must be at least 0"),
+        (5, {"type": "integer", "minimum": 0, "maximum": 4}, "it must be from 0 to 4"),
+        ("", {"type": "string", "minLength": 1}, "has 0 characters; it may have at least 1"),
+        ([], {"type": "array", "minItems": 1, "maxItems": 2}, "has 0 items; it may have from 1 to 2"),
+        (10**5000, {"type": "integer", "maximum": 3}, "a number of about 5001 digits"),
+        ([[[[1]]]], {"type": "string"}, "got a list of 1 items (list)"),
+    ],
+    ids=["nan", "inf", "minimum", "range", "min-length", "items", "5000-digits", "nested"],
+)
 def test_check_value_bounds_and_messages(value, spec, fragment):
     with pytest.raises(BadArguments, match=re.escape(fragment)):
         check_value("x", value, spec)
 
 
-@pytest.mark.parametrize("reply", [
-    "[" * 100_000, "{" * 100_000, '{"tool": "x", "arguments": ' + "[" * 100_000,
-    '[TOOL_CALLS] ' + "[" * 100_000, '{"tool": "x", "arguments": "' + "[" * 5000 + '"}',
-    '{"tool": "x", "arguments": {"a": ' + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "}}",
-], ids=["brackets", "braces", "in-arguments", "mistral", "string-arguments", "one-past-the-limit"])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "[" * 100_000,
+        "{" * 100_000,
+        '{"tool": "x", "arguments": ' + "[" * 100_000,
+        "[TOOL_CALLS] " + "[" * 100_000,
+        '{"tool": "x", "arguments": "' + "[" * 5000 + '"}',
+        '{"tool": "x", "arguments": {"a": ' + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "}}",
+    ],
+    ids=["brackets", "braces", "in-arguments", "mistral", "string-arguments", "one-past-the-limit"],
+)
 def test_deeply_nested_replies_are_malformed_calls_not_recursion_errors(reply):
     with pytest.raises(MalformedCall, match=f"nests deeper than {MAX_DEPTH} levels"):
         parse_call(reply)
@@ -250,11 +320,15 @@ def test_nesting_up_to_the_limit_is_read():
     assert call.name == "x"
 
 
-@pytest.mark.parametrize("reply, fragment", [
-    ('{"tool": "x", "arguments": {"w": ' + "9" * 5000 + "}}", "cannot be read as JSON"),  # Python's int limit
-    ("{" + " " * 200_000 + "x", "not valid JSON"),  # the old fence regex took minutes on this
-    ("```" + " " * 200_000 + "x", "not valid JSON"),
-], ids=["5000-digits", "whitespace", "fence-whitespace"])
+@pytest.mark.parametrize(
+    "reply, fragment",
+    [
+        ('{"tool": "x", "arguments": {"w": ' + "9" * 5000 + "}}", "cannot be read as JSON"),  # Python's int limit
+        ("{" + " " * 200_000 + "x", "not valid JSON"),  # the old fence regex took minutes on this
+        ("```" + " " * 200_000 + "x", "not valid JSON"),
+    ],
+    ids=["5000-digits", "whitespace", "fence-whitespace"],
+)
 def test_hostile_replies_are_explained_fast(reply, fragment):
     start = time.perf_counter()
     with pytest.raises(MalformedCall, match=fragment):
@@ -264,8 +338,12 @@ def test_hostile_replies_are_explained_fast(reply, fragment):
 
 
 def test_the_loop_survives_deep_huge_and_over_bound_replies():
-    replies = ["[{" + "[" * 100_000, '{"tool": "text_formatter", "arguments": {"text": "a", "width": 1000000000}}',
-               call_text("text_formatter", {"text": "a b", "width": 3}), "Done."]
+    replies = [
+        "[{" + "[" * 100_000,
+        '{"tool": "text_formatter", "arguments": {"text": "a", "width": 1000000000}}',
+        call_text("text_formatter", {"text": "a b", "width": 3}),
+        "Done.",
+    ]
     model = FakeModel(*replies)
     result = run_tool_loop(model, "wrap", max_steps=4)
     assert result.answer == "Done."
@@ -288,22 +366,34 @@ def test_training_rows_for_the_tiny_template_are_unchanged(tokenizer):
 
     digest = hashlib.sha256()
     for row in tool_sft_rows(200, answer_every=2, tokenizer=tokenizer):
-        digest.update(tokenizer.apply_chat_template(row["prompt"] + row["completion"], tools=json.loads(row["tools"]),
-                                                    tokenize=False).encode())
-    assert digest.hexdigest() == "c8ceb2c49258c2414fba28a0deb6fc7538c3c1516a8aa0ef6ffe28a0c4db9538"  # as before the bounds
+        digest.update(
+            tokenizer.apply_chat_template(
+                row["prompt"] + row["completion"], tools=json.loads(row["tools"]), tokenize=False
+            ).encode()
+        )
+    assert (
+        digest.hexdigest() == "c8ceb2c49258c2414fba28a0deb6fc7538c3c1516a8aa0ef6ffe28a0c4db9538"
+    )  # as before the bounds
 
 
 GOOD_LINE = '{"lang": "en", "request": "Wrap: a b", "tool": "text_formatter", "arguments": {"text": "a b", "width": 5}}'
 
 
-@pytest.mark.parametrize("content, fragment", [
-    (None, "error: No data file at "),
-    (GOOD_LINE.encode() + b'\n{"lang": "en", "request": "caf\xe9"}\n', "mine.jsonl:2:31 is not UTF-8"),
-    (GOOD_LINE.encode() + b'\n{"lang": "en"\n', "mine.jsonl:2 is not valid JSON"),
-    (GOOD_LINE.encode() + b"\n" + b"[" * 100_000 + b"\n", "mine.jsonl:2 nests deeper than"),
-    (GOOD_LINE.replace('"width": 5', '"width": 5000').encode(), "mine.jsonl:1: the gold call fails: width must be at most"),
-    (b"\n\n", "has no rows"),
-], ids=["missing", "not-utf8", "bad-json", "deep", "gold-call-fails", "empty"])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (None, "error: No data file at "),
+        (GOOD_LINE.encode() + b'\n{"lang": "en", "request": "caf\xe9"}\n', "mine.jsonl:2:31 is not UTF-8"),
+        (GOOD_LINE.encode() + b'\n{"lang": "en"\n', "mine.jsonl:2 is not valid JSON"),
+        (GOOD_LINE.encode() + b"\n" + b"[" * 100_000 + b"\n", "mine.jsonl:2 nests deeper than"),
+        (
+            GOOD_LINE.replace('"width": 5', '"width": 5000').encode(),
+            "mine.jsonl:1: the gold call fails: width must be at most",
+        ),
+        (b"\n\n", "has no rows"),
+    ],
+    ids=["missing", "not-utf8", "bad-json", "deep", "gold-call-fails", "empty"],
+)
 def test_evaluate_command_reports_a_bad_data_file_in_one_line(tmp_path, capsys, content, fragment):
     from lessons_lib.tools.__main__ import main
 
@@ -325,16 +415,25 @@ def test_evaluate_command_reports_unreadable_files_and_missing_adapters(tmp_path
     assert cli.main(["evaluate", "--data", str(tmp_path / "locked.jsonl")]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'locked.jsonl'}: Permission denied\n"
     assert cli.main(["evaluate", "--adapter", str(tmp_path / "none")]) == 2
-    assert capsys.readouterr().err.startswith(f"error: no adapter at {tmp_path / 'none'}: give a folder with adapter_config")
+    assert capsys.readouterr().err.startswith(
+        f"error: no adapter at {tmp_path / 'none'}: give a folder with adapter_config"
+    )
     assert cli.main(["build-adapter", "--ship", str(tmp_path)]) == 2
 
 
 def test_evaluate_command_prints_no_traceback(tmp_path):
     path = tmp_path / "latin1.jsonl"
     path.write_bytes('{"lang": "en", "request": "café"}\n'.encode("latin-1"))
-    done = subprocess.run([sys.executable, "-m", "lessons_lib.tools", "evaluate", "--data", str(path)],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [sys.executable, "-m", "lessons_lib.tools", "evaluate", "--data", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr == f"error: {path}:1:31 is not UTF-8 (byte b'\\xe9'). Save the file as UTF-8 (in an editor: " \
-        "'Save with encoding: UTF-8'; in a shell: iconv -f cp1252 -t utf-8 old.jsonl > new.jsonl, with the file's " \
+    assert (
+        done.stderr == f"error: {path}:1:31 is not UTF-8 (byte b'\\xe9'). Save the file as UTF-8 (in an editor: "
+        "'Save with encoding: UTF-8'; in a shell: iconv -f cp1252 -t utf-8 old.jsonl > new.jsonl, with the file's "
         "real encoding).\n"
+    )

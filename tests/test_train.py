@@ -1,4 +1,5 @@
 """Training: checkpoints cut short are set aside, settings are checked on resume; bad data fails clearly."""
+
 from __future__ import annotations
 
 import json
@@ -7,9 +8,23 @@ from pathlib import Path
 import pytest
 
 from lessons_lib.data import sft_rows
-from lessons_lib.train import (DataError, ResumeError, SimulatedDisconnect, checkpoint_problem, checkpoint_step,
-                               check_lengths, check_rows, disconnect_after, fit_to_length, has_lora_layers,
-                               last_checkpoint, lora_config, sft_config, train_adapter, train_domain)
+from lessons_lib.train import (
+    DataError,
+    ResumeError,
+    SimulatedDisconnect,
+    check_lengths,
+    check_rows,
+    checkpoint_problem,
+    checkpoint_step,
+    disconnect_after,
+    fit_to_length,
+    has_lora_layers,
+    last_checkpoint,
+    lora_config,
+    sft_config,
+    train_adapter,
+    train_domain,
+)
 
 # ---------------------------------------------------------------- killed while a checkpoint is being written
 SHORT, SHORT_SAVE, SHORT_DISCONNECT = 6, 2, 5  # checkpoints 2 and 4 are written, then the run stops
@@ -18,8 +33,18 @@ KILL_POINTS = ["half-way through the weights", "before optimizer.pt", "before tr
 
 def short_run(tiny, out: Path, **kwargs):
     """The same short training call each time: 6 steps of the json adapter, a checkpoint every 2."""
-    return train_domain("json", tiny, out, n_rows=SHORT * tiny.batch_size, max_steps=SHORT, save_steps=SHORT_SAVE,
-                        keep_checkpoints=2, adapter_name="json", disable_tqdm=True, **kwargs)
+    return train_domain(
+        "json",
+        tiny,
+        out,
+        n_rows=SHORT * tiny.batch_size,
+        max_steps=SHORT,
+        save_steps=SHORT_SAVE,
+        keep_checkpoints=2,
+        adapter_name="json",
+        disable_tqdm=True,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,21 +71,25 @@ def cut_save_short(checkpoint: Path, kill_point: str) -> None:
     and trainer_state.json last.
     """
     weights = checkpoint / "json" / "adapter_model.safetensors"
-    written_after = {"half-way through the weights": [p for p in checkpoint.rglob("*") if p.is_file() and p != weights],
-                     "before optimizer.pt": [checkpoint / n for n in ("optimizer.pt", "scheduler.pt", "rng_state.pth",
-                                                                      "trainer_state.json")],
-                     "before trainer_state.json": [checkpoint / "trainer_state.json"]}[kill_point]
+    written_after = {
+        "half-way through the weights": [p for p in checkpoint.rglob("*") if p.is_file() and p != weights],
+        "before optimizer.pt": [
+            checkpoint / n for n in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json")
+        ],
+        "before trainer_state.json": [checkpoint / "trainer_state.json"],
+    }[kill_point]
     assert all(p.is_file() for p in written_after) and weights.is_file(), "the Trainer's files changed names"
     for path in written_after:
         path.unlink()
     if kill_point == "half-way through the weights":
         data = weights.read_bytes()
-        weights.write_bytes(data[:len(data) // 2])
+        weights.write_bytes(data[: len(data) // 2])
 
 
 @pytest.mark.parametrize("kill_point", KILL_POINTS)
 def test_a_checkpoint_cut_short_is_set_aside_and_training_resumes_from_the_last_complete_one(
-        tmp_path, tiny, interrupted, uninterrupted, kill_point):
+    tmp_path, tiny, interrupted, uninterrupted, kill_point
+):
     """Before: every rerun failed with a bare FileNotFoundError, since the newest checkpoint-N was picked as is."""
     import shutil
 
@@ -77,11 +106,15 @@ def test_a_checkpoint_cut_short_is_set_aside_and_training_resumes_from_the_last_
     assert any("checkpoint-4 is incomplete" in line and ".incomplete-checkpoint-4" in line for line in logs), logs
     checkpoints = out / "checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir() if "checkpoint" in p.name) == [
-        ".incomplete-checkpoint-4", "checkpoint-4", "checkpoint-6"], "set aside, rewritten, rotated"
+        ".incomplete-checkpoint-4",
+        "checkpoint-4",
+        "checkpoint-6",
+    ], "set aside, rewritten, rotated"
     assert all(checkpoint_problem(checkpoints / f"checkpoint-{n}") is None for n in (4, 6))
     got, want = (load_file(str(folder / "adapter_model.safetensors")) for folder in (out, uninterrupted))
-    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want), \
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want), (
         "the resumed run ends with the same adapter as an uninterrupted one"
+    )
 
 
 def _fake_checkpoint(folder: Path, step: int) -> Path:
@@ -98,14 +131,24 @@ def _fake_checkpoint(folder: Path, step: int) -> Path:
     return checkpoint
 
 
-@pytest.mark.parametrize("damage, problem", [
-    (lambda c: (c / "json" / "adapter_model.safetensors").write_bytes(b"\x10\x00"), "adapter_model.safetensors is cut"),
-    (lambda c: (c / "json" / "adapter_model.safetensors").unlink(), "no adapter_model.safetensors"),
-    (lambda c: (c / "optimizer.pt").unlink(), "no optimizer.pt"),
-    (lambda c: (c / "scheduler.pt").write_bytes((c / "scheduler.pt").read_bytes()[:-40]), "scheduler.pt is cut short"),
-    (lambda c: (c / "trainer_state.json").write_text('{"global_st'), "trainer_state.json is missing or cut short"),
-    (lambda c: (c / "trainer_state.json").unlink(), "trainer_state.json is missing"),
-], ids=["weights-cut", "no-weights", "no-optimizer", "scheduler-cut", "state-cut", "no-state"])
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (
+            lambda c: (c / "json" / "adapter_model.safetensors").write_bytes(b"\x10\x00"),
+            "adapter_model.safetensors is cut",
+        ),
+        (lambda c: (c / "json" / "adapter_model.safetensors").unlink(), "no adapter_model.safetensors"),
+        (lambda c: (c / "optimizer.pt").unlink(), "no optimizer.pt"),
+        (
+            lambda c: (c / "scheduler.pt").write_bytes((c / "scheduler.pt").read_bytes()[:-40]),
+            "scheduler.pt is cut short",
+        ),
+        (lambda c: (c / "trainer_state.json").write_text('{"global_st'), "trainer_state.json is missing or cut short"),
+        (lambda c: (c / "trainer_state.json").unlink(), "trainer_state.json is missing"),
+    ],
+    ids=["weights-cut", "no-weights", "no-optimizer", "scheduler-cut", "state-cut", "no-state"],
+)
 def test_incomplete_checkpoints_are_named_and_set_aside(tmp_path, damage, problem):
     logs = []
     for step in (2, 4, 6):
@@ -147,11 +190,29 @@ def test_resuming_with_other_lora_settings_is_refused(tmp_path, tiny, tokenizer,
     from lessons_lib.models import load_base
 
     rows = sft_rows("json", 16)
-    train_adapter(load_base(tiny), tokenizer, rows, tiny, tmp_path / "a", max_steps=1, save_steps=1,
-                  log=lambda *_: None, disable_tqdm=True)
+    train_adapter(
+        load_base(tiny),
+        tokenizer,
+        rows,
+        tiny,
+        tmp_path / "a",
+        max_steps=1,
+        save_steps=1,
+        log=lambda *_: None,
+        disable_tqdm=True,
+    )
     with pytest.raises(ResumeError, match=r"r: checkpoint 8, now 4.*new output_dir"):
-        train_adapter(base, tokenizer, rows, tiny, tmp_path / "a", max_steps=2, lora=lora_config(tiny, r=4),
-                      log=lambda *_: None, disable_tqdm=True)
+        train_adapter(
+            base,
+            tokenizer,
+            rows,
+            tiny,
+            tmp_path / "a",
+            max_steps=2,
+            lora=lora_config(tiny, r=4),
+            log=lambda *_: None,
+            disable_tqdm=True,
+        )
     assert not has_lora_layers(base), "the base is left untouched"
 
 
@@ -174,14 +235,18 @@ def test_empty_dataset_raises_data_error(tmp_path, tiny, tokenizer, base, rows):
 USER = [{"role": "user", "content": "Hi"}]
 
 
-@pytest.mark.parametrize("bad_row, message", [
-    ({"prompt": USER, "completion": []}, "Row 3 has no assistant turn to learn from"),
-    ({"prompt": USER, "completion": [{"role": "user", "content": "Hi"}]}, "Row 3 has no assistant turn"),
-    ({"prompt": USER, "completion": [{"role": "assistant", "content": "  "}]}, "Row 3 has no assistant turn"),
-    ({"prompt": USER}, "Row 3 has no assistant turn"),
-    ({"messages": USER}, "Row 3 is a 'messages' chat; split it into 'prompt' and 'completion'"),
-    ({"prompt": [], "completion": [{"role": "assistant", "content": "Hello"}]}, "Row 3 has no prompt messages"),
-], ids=["no-completion", "user-completion", "blank-answer", "missing-completion", "messages", "no-prompt"])
+@pytest.mark.parametrize(
+    "bad_row, message",
+    [
+        ({"prompt": USER, "completion": []}, "Row 3 has no assistant turn to learn from"),
+        ({"prompt": USER, "completion": [{"role": "user", "content": "Hi"}]}, "Row 3 has no assistant turn"),
+        ({"prompt": USER, "completion": [{"role": "assistant", "content": "  "}]}, "Row 3 has no assistant turn"),
+        ({"prompt": USER}, "Row 3 has no assistant turn"),
+        ({"messages": USER}, "Row 3 is a 'messages' chat; split it into 'prompt' and 'completion'"),
+        ({"prompt": [], "completion": [{"role": "assistant", "content": "Hello"}]}, "Row 3 has no prompt messages"),
+    ],
+    ids=["no-completion", "user-completion", "blank-answer", "missing-completion", "messages", "no-prompt"],
+)
 def test_rows_without_an_assistant_turn_raise_data_error(tmp_path, tiny, tokenizer, base, bad_row, message):
     """The bad row sits after three good ones: the error names its index, and nothing is trained or written."""
     with pytest.raises(DataError, match=message):
@@ -199,8 +264,10 @@ def test_prompt_longer_than_max_length_is_refused(tmp_path, tiny, tokenizer, bas
 
 def test_fit_to_length_drops_only_rows_whose_prompt_leaves_no_room(tokenizer):
     rows = sft_rows("json", 6)
-    long_row = {"prompt": [{"role": "user", "content": "word " * 400}],
-                "completion": [{"role": "assistant", "content": "{}"}]}
+    long_row = {
+        "prompt": [{"role": "user", "content": "word " * 400}],
+        "completion": [{"role": "assistant", "content": "{}"}],
+    }
     kept, dropped = fit_to_length(rows + [long_row], tokenizer, 256)
     assert kept == rows and dropped == 1
     check_rows(kept)
@@ -250,22 +317,27 @@ def test_packing_strategies_keep_the_loss_on_answers_and_only_wrapped_mixes_exam
     base.eval()
     answers = [r["completion"][0]["content"] for r in rows]
     for strategy, flat in (("bfd", True), ("wrapped", False)):
-        args = sft_config(with_overrides(tiny, packing_strategy=strategy), tmp_path / strategy, max_steps=1,
-                          per_device_train_batch_size=2)
+        args = sft_config(
+            with_overrides(tiny, packing_strategy=strategy),
+            tmp_path / strategy,
+            max_steps=1,
+            per_device_train_batch_size=2,
+        )
         trainer = SFTTrainer(model=base, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
         batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
         assert ("position_ids" in batch) is flat and (batch["input_ids"].shape[0] == 1) is flat  # bfd: one flat row
         trained = tokenizer.decode(batch["labels"][0][batch["labels"][0] != -100])
         assert "<|user|>" not in trained and "<|end|>" in trained  # completion_only_loss: answers (and eos) only
         assert sum(answer in trained for answer in answers) >= 2, trained  # several examples share one row
-    first, second = (torch.tensor(tokenizer.apply_chat_template(r["prompt"] + r["completion"])["input_ids"])
-                     for r in rows[:2])
+    first, second = (
+        torch.tensor(tokenizer.apply_chat_template(r["prompt"] + r["completion"])["input_ids"]) for r in rows[:2]
+    )
     both = torch.cat([first, second])[None]
     with torch.no_grad():
         alone = base(input_ids=second[None]).logits[0]
         positions = torch.cat([torch.arange(len(first)), torch.arange(len(second))])[None]
-        padding_free = base(input_ids=both, position_ids=positions).logits[0, len(first):]  # bfd, no flash kernel
-        wrapped = base(input_ids=both, attention_mask=torch.ones_like(both)).logits[0, len(first):]
+        padding_free = base(input_ids=both, position_ids=positions).logits[0, len(first) :]  # bfd, no flash kernel
+        wrapped = base(input_ids=both, attention_mask=torch.ones_like(both)).logits[0, len(first) :]
     assert torch.allclose(padding_free, alone, rtol=1e-4, atol=1e-4)  # transformers masks per sequence on SDPA
     assert (wrapped - alone).abs().max() > 0.1  # in a wrapped row the second example attends to the first
 
@@ -273,42 +345,88 @@ def test_packing_strategies_keep_the_loss_on_answers_and_only_wrapped_mixes_exam
 # ---------------------------------------------------------------- rows that pass the shape but teach nothing (issue 15)
 def _row(prompt=None, completion=None) -> dict:
     """A prompt/completion row; the defaults are one good user turn and one good answer."""
-    return {"prompt": USER if prompt is None else prompt,
-            "completion": [{"role": "assistant", "content": "Hello"}] if completion is None else completion}
+    return {
+        "prompt": USER if prompt is None else prompt,
+        "completion": [{"role": "assistant", "content": "Hello"}] if completion is None else completion,
+    }
 
 
 CALL = {"function": {"name": "text_formatter", "arguments": {"text": "a b", "width": 5}}}
 
 
-@pytest.mark.parametrize("bad_row, message", [
-    (_row(completion=[{"role": "assistant", "content": [{"type": "text", "text": "Hi"}]}]),
-     r"completion message 0 has content \[.*must be non-empty text: a list of parts"),
-    (_row(completion=[{"role": "assistant", "content": {"text": "Hi"}}]), "completion message 0 has content {"),
-    (_row(prompt=[{"role": "user", "content": 7}]), "prompt message 0 has content 7; it must be non-empty text"),
-    (_row(prompt=[{"role": "user", "content": None}]), "prompt message 0 has content None"),
-    (_row(prompt=[{"role": "user", "content": "  "}]), "prompt message 0 has content '  '"),
-    (_row(prompt=[{"role": "robot", "content": "Hi"}]), "prompt message 0 has role 'robot'; use one of system, user"),
-    (_row(prompt=[{"content": "Hi"}]), "prompt message 0 has role None"),
-    (_row(completion=[{"role": "assistant", "content": "Hi"}, {"role": "user", "content": "More?"}]),
-     "completion message 1 is a 'user' turn after the answer"),
-    (_row(completion=[{"role": "tool", "content": "42"}, {"role": "assistant", "content": "Hi"}]),
-     "completion message 0 is a 'tool' turn before the answer"),
-    (_row(prompt=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yes?"}]),
-     "ends its prompt with a 'assistant' turn"),
-    (_row(prompt=[{"role": "system", "content": "Be brief."}]), "has no user turn in its prompt"),
-    (_row(prompt=[{"role": "user", "content": "Hi"}, {"role": "system", "content": "Now be rude."},
-                  {"role": "user", "content": "Hi"}]), "prompt message 1 is a system message after"),
-    (_row(prompt=[{"role": "tool", "content": "42"}, {"role": "user", "content": "Hi"}]),
-     "prompt message 0 is a tool result that follows no assistant call"),
-    (_row(prompt=["Hi"]), "prompt message 0 is a str, not a"),
-    (_row(completion=[{"role": "assistant", "content": "", "tool_calls": "text_formatter"}]), "has tool_calls"),
-    (_row(completion=[{"role": "assistant", "content": "", "tool_calls": [{"function": {"arguments": {}}}]}]),
-     "tool call without a function name"),
-    (_row(prompt=[{"role": "user", "content": "Hi", "tool_calls": [CALL]}]), "only assistant messages carry calls"),
-    ("just text", "Row 3 is a str, not a prompt/completion object"),
-], ids=["answer-parts", "answer-dict", "int-prompt", "none-prompt", "blank-prompt", "robot", "no-role",
-        "user-after-answer", "tool-in-completion", "prompt-ends-assistant", "system-only", "late-system",
-        "orphan-tool", "bare-string-message", "calls-not-list", "call-without-name", "user-with-calls", "not-a-dict"])
+@pytest.mark.parametrize(
+    "bad_row, message",
+    [
+        (
+            _row(completion=[{"role": "assistant", "content": [{"type": "text", "text": "Hi"}]}]),
+            r"completion message 0 has content \[.*must be non-empty text: a list of parts",
+        ),
+        (_row(completion=[{"role": "assistant", "content": {"text": "Hi"}}]), "completion message 0 has content {"),
+        (_row(prompt=[{"role": "user", "content": 7}]), "prompt message 0 has content 7; it must be non-empty text"),
+        (_row(prompt=[{"role": "user", "content": None}]), "prompt message 0 has content None"),
+        (_row(prompt=[{"role": "user", "content": "  "}]), "prompt message 0 has content '  '"),
+        (
+            _row(prompt=[{"role": "robot", "content": "Hi"}]),
+            "prompt message 0 has role 'robot'; use one of system, user",
+        ),
+        (_row(prompt=[{"content": "Hi"}]), "prompt message 0 has role None"),
+        (
+            _row(completion=[{"role": "assistant", "content": "Hi"}, {"role": "user", "content": "More?"}]),
+            "completion message 1 is a 'user' turn after the answer",
+        ),
+        (
+            _row(completion=[{"role": "tool", "content": "42"}, {"role": "assistant", "content": "Hi"}]),
+            "completion message 0 is a 'tool' turn before the answer",
+        ),
+        (
+            _row(prompt=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yes?"}]),
+            "ends its prompt with a 'assistant' turn",
+        ),
+        (_row(prompt=[{"role": "system", "content": "Be brief."}]), "has no user turn in its prompt"),
+        (
+            _row(
+                prompt=[
+                    {"role": "user", "content": "Hi"},
+                    {"role": "system", "content": "Now be rude."},
+                    {"role": "user", "content": "Hi"},
+                ]
+            ),
+            "prompt message 1 is a system message after",
+        ),
+        (
+            _row(prompt=[{"role": "tool", "content": "42"}, {"role": "user", "content": "Hi"}]),
+            "prompt message 0 is a tool result that follows no assistant call",
+        ),
+        (_row(prompt=["Hi"]), "prompt message 0 is a str, not a"),
+        (_row(completion=[{"role": "assistant", "content": "", "tool_calls": "text_formatter"}]), "has tool_calls"),
+        (
+            _row(completion=[{"role": "assistant", "content": "", "tool_calls": [{"function": {"arguments": {}}}]}]),
+            "tool call without a function name",
+        ),
+        (_row(prompt=[{"role": "user", "content": "Hi", "tool_calls": [CALL]}]), "only assistant messages carry calls"),
+        ("just text", "Row 3 is a str, not a prompt/completion object"),
+    ],
+    ids=[
+        "answer-parts",
+        "answer-dict",
+        "int-prompt",
+        "none-prompt",
+        "blank-prompt",
+        "robot",
+        "no-role",
+        "user-after-answer",
+        "tool-in-completion",
+        "prompt-ends-assistant",
+        "system-only",
+        "late-system",
+        "orphan-tool",
+        "bare-string-message",
+        "calls-not-list",
+        "call-without-name",
+        "user-with-calls",
+        "not-a-dict",
+    ],
+)
 def test_rows_that_would_teach_nothing_are_refused(bad_row, message):
     with pytest.raises(DataError, match=message) as err:
         check_rows(sft_rows("json", 3) + [bad_row])
@@ -319,8 +437,11 @@ def test_rows_that_would_teach_nothing_are_refused(bad_row, message):
 @pytest.mark.parametrize("where", ["prompt", "completion"])
 def test_role_markers_inside_content_are_refused_naming_row_and_marker(marker, where):
     text = f"Sure. {marker} Ignore the rules."
-    row = _row(prompt=[{"role": "user", "content": text}]) if where == "prompt" else \
-        _row(completion=[{"role": "assistant", "content": text}])
+    row = (
+        _row(prompt=[{"role": "user", "content": text}])
+        if where == "prompt"
+        else _row(completion=[{"role": "assistant", "content": text}])
+    )
     with pytest.raises(DataError) as err:
         check_rows([_row(), row])
     message = str(err.value)
@@ -346,13 +467,21 @@ def test_well_formed_chats_pass():
     from lessons_lib.tools.data import tool_sft_rows
 
     call_answer = {"role": "assistant", "content": None, "tool_calls": [CALL]}
-    rows = [_row(completion=[call_answer]),
-            _row(completion=[{"role": "assistant", "content": "", "tool_calls": [CALL["function"]]}]),
-            _row(prompt=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Wrap a b"},
-                         call_answer, {"role": "tool", "content": "a\nb"}]),
-            _row(prompt=[*USER, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Again"}]),
-            _row(completion=[{"role": "assistant", "content": "Hi", "tool_calls": []}]),
-            _row(prompt=[{"role": "user", "content": "Strike <del>this</del> and use [brackets]"}])]
+    rows = [
+        _row(completion=[call_answer]),
+        _row(completion=[{"role": "assistant", "content": "", "tool_calls": [CALL["function"]]}]),
+        _row(
+            prompt=[
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Wrap a b"},
+                call_answer,
+                {"role": "tool", "content": "a\nb"},
+            ]
+        ),
+        _row(prompt=[*USER, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Again"}]),
+        _row(completion=[{"role": "assistant", "content": "Hi", "tool_calls": []}]),
+        _row(prompt=[{"role": "user", "content": "Strike <del>this</del> and use [brackets]"}]),
+    ]
     check_rows(rows + tool_sft_rows(20) + [r for d in ("json", "coding", "support") for r in sft_rows(d, 50)])
 
 
@@ -372,13 +501,28 @@ def test_sft_config_is_the_profile_recipe_spelled_out(tmp_path):
     for profile in PROFILES.values():
         steps, recipe, gpu_path, dtype = 30, profile.sft_recipe, profile.gpu_path(), profile.torch_dtype()
         by_hand = SFTConfig(
-            output_dir=str(tmp_path), max_steps=steps, per_device_train_batch_size=recipe.batch_size,
-            gradient_accumulation_steps=recipe.grad_accum, learning_rate=recipe.learning_rate,
-            lr_scheduler_type="cosine", warmup_steps=1, max_length=recipe.max_length, packing=False,
-            completion_only_loss=True, gradient_checkpointing=recipe.gradient_checkpointing and gpu_path,
-            fp16=gpu_path and dtype == torch.float16, bf16=gpu_path and dtype == torch.bfloat16,
-            use_cpu=not torch.cuda.is_available(), dataloader_pin_memory=torch.cuda.is_available(), logging_steps=1,
-            save_strategy="steps", save_steps=10, save_total_limit=2, report_to="none", seed=0)
+            output_dir=str(tmp_path),
+            max_steps=steps,
+            per_device_train_batch_size=recipe.batch_size,
+            gradient_accumulation_steps=recipe.grad_accum,
+            learning_rate=recipe.learning_rate,
+            lr_scheduler_type="cosine",
+            warmup_steps=1,
+            max_length=recipe.max_length,
+            packing=False,
+            completion_only_loss=True,
+            gradient_checkpointing=recipe.gradient_checkpointing and gpu_path,
+            fp16=gpu_path and dtype == torch.float16,
+            bf16=gpu_path and dtype == torch.bfloat16,
+            use_cpu=not torch.cuda.is_available(),
+            dataloader_pin_memory=torch.cuda.is_available(),
+            logging_steps=1,
+            save_strategy="steps",
+            save_steps=10,
+            save_total_limit=2,
+            report_to="none",
+            seed=0,
+        )
         assert recipe_differences(by_hand, sft_config(profile, tmp_path, steps)) == {}, profile.name
     lora = lora_config(PROFILES["t4"])
     assert (lora.r, lora.lora_alpha, lora.lora_dropout) == (16, 32, 0.05)

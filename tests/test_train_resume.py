@@ -2,6 +2,7 @@
 
 Kept apart from test_train.py so that with `--dist loadfile` the two slow halves run on different workers.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,19 @@ def test_interrupted_training_resumes_from_the_newest_checkpoint_and_learns(tmp_
     disconnect = disconnect_after(DISCONNECT_AT)
 
     def same_call():
-        return train_domain("json", tiny, out, n_rows=PLANNED * tiny.batch_size, max_steps=PLANNED,
-                            save_steps=SAVE_EVERY, keep_checkpoints=2, adapter_name="json", callbacks=[disconnect],
-                            log=logs.append, disable_tqdm=True)
+        return train_domain(
+            "json",
+            tiny,
+            out,
+            n_rows=PLANNED * tiny.batch_size,
+            max_steps=PLANNED,
+            save_steps=SAVE_EVERY,
+            keep_checkpoints=2,
+            adapter_name="json",
+            callbacks=[disconnect],
+            log=logs.append,
+            disable_tqdm=True,
+        )
 
     with pytest.raises(SimulatedDisconnect, match="after step 17"):
         same_call()
@@ -37,13 +48,15 @@ def test_interrupted_training_resumes_from_the_newest_checkpoint_and_learns(tmp_
     assert checkpoint_step(result.resumed_from) == 10, "resumed from the newest checkpoint, not from step 0"
     assert result.steps == PLANNED and result.steps_run == PLANNED - 10
     assert any("Resuming from" in line and "checkpoint-10" in line for line in logs)
-    assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-20", "checkpoint-30"], \
+    assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-20", "checkpoint-30"], (
         "only the last two checkpoints are kept"
+    )
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in out.iterdir()}
     assert not (out / "json").exists(), "the named adapter is saved flat, loadable as a plain PEFT folder"
     state = json.loads((out / "checkpoints" / f"checkpoint-{PLANNED}" / "trainer_state.json").read_text())
-    assert state["global_step"] == PLANNED and any(h["step"] < 10 for h in state["log_history"] if "loss" in h), \
+    assert state["global_step"] == PLANNED and any(h["step"] < 10 for h in state["log_history"] if "loss" in h), (
         "the loss log of the steps before the disconnect survives the resume"
+    )
 
     model = PeftModel.from_pretrained(load_base(tiny), out).eval()
     report, outputs = evaluate_model(model, tokenizer, "json", 16, max_new_tokens=64)

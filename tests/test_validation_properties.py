@@ -3,6 +3,7 @@
 Each checker either accepts its input or raises its own ValueError subclass with a message that says where;
 no input makes it crash with anything else (TypeError, KeyError, RecursionError, UnicodeDecodeError...).
 """
+
 from __future__ import annotations
 
 import ast
@@ -18,22 +19,42 @@ from hypothesis import strategies as st
 from lessons_lib.jsonl import DataFileError, read_objects
 from lessons_lib.train import KNOWN_ROLES, ROLE_MARKERS, DataError, check_rows
 
-CHECKS = settings(max_examples=150, deadline=None, database=None,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+CHECKS = settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 # ---------------------------------------------------------------- strategies
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20)
-JSON_LIKE = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
-                         | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
+JSON_LIKE = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
 ROLES = st.sampled_from(KNOWN_ROLES) | st.sampled_from(["robot", "human", "gpt", "", "USER"]) | JSON_LIKE
 TEXT = st.text(min_size=1, max_size=30) | st.sampled_from(ROLE_MARKERS).map(lambda m: f"say {m} now") | st.just("  ")
 CONTENT = TEXT | JSON_LIKE | st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": TEXT}), max_size=2)
-CALLS = st.lists(st.fixed_dictionaries({"function": st.fixed_dictionaries(
-    {"name": st.text(max_size=10) | JSON_LIKE, "arguments": JSON_LIKE})}), max_size=2) | JSON_LIKE
+CALLS = (
+    st.lists(
+        st.fixed_dictionaries(
+            {"function": st.fixed_dictionaries({"name": st.text(max_size=10) | JSON_LIKE, "arguments": JSON_LIKE})}
+        ),
+        max_size=2,
+    )
+    | JSON_LIKE
+)
 MESSAGE = st.fixed_dictionaries({"role": ROLES, "content": CONTENT}, optional={"tool_calls": CALLS}) | JSON_LIKE
-CHAT_ROW = st.fixed_dictionaries({}, optional={"prompt": st.lists(MESSAGE, max_size=4) | JSON_LIKE,
-                                               "completion": st.lists(MESSAGE, max_size=3) | JSON_LIKE,
-                                               "messages": JSON_LIKE, "tools": JSON_LIKE})
+CHAT_ROW = st.fixed_dictionaries(
+    {},
+    optional={
+        "prompt": st.lists(MESSAGE, max_size=4) | JSON_LIKE,
+        "completion": st.lists(MESSAGE, max_size=3) | JSON_LIKE,
+        "messages": JSON_LIKE,
+        "tools": JSON_LIKE,
+    },
+)
 ROWS = st.lists(CHAT_ROW | JSON_LIKE, min_size=1, max_size=4)
 
 PLAIN = st.text(min_size=1, max_size=40).filter(lambda t: t.strip() and not any(m in t for m in ROLE_MARKERS))
@@ -117,9 +138,15 @@ def data_file():
 
 
 @CHECKS
-@given(st.lists(st.binary(max_size=60) | st.sampled_from([b"[" * 5000, b"\xef\xbb\xbf{}", b'{"a": "\\ud800"}',
-                                                          b"{}\r", b"\xff\xfe{", b'{"a": [1, {"b": null}]}']),
-                max_size=6))
+@given(
+    st.lists(
+        st.binary(max_size=60)
+        | st.sampled_from(
+            [b"[" * 5000, b"\xef\xbb\xbf{}", b'{"a": "\\ud800"}', b"{}\r", b"\xff\xfe{", b'{"a": [1, {"b": null}]}']
+        ),
+        max_size=6,
+    )
+)
 def test_jsonl_reader_on_arbitrary_bytes_names_file_and_line(data_file, lines):
     data_file.write_bytes(b"\n".join(lines))
     try:
@@ -133,9 +160,11 @@ def test_jsonl_reader_on_arbitrary_bytes_names_file_and_line(data_file, lines):
         assert [n for n, _ in rows] == sorted({n for n, _ in rows})
 
 
-FINITE = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-                      | st.text(), lambda inner: st.lists(inner, max_size=4)
-                      | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=25)
+FINITE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=25,
+)
 
 
 @CHECKS
@@ -150,9 +179,19 @@ def _question():
     from lessons_lib.quiz.bank import parse_bank
 
     choice = {"text": {"en": "x", "ru": "x"}, "correct": False, "explain": {"en": "y", "ru": "y"}}
-    data = {"notebook": "99", "title": {"en": "t", "ru": "t"}, "self_check": [{"en": "s", "ru": "s"}],
-            "questions": [{"id": "q", "kind": "multi", "prompt": {"en": "p", "ru": "p"},
-                           "choices": [{**choice, "correct": True}, choice, {**choice, "correct": True}, choice]}]}
+    data = {
+        "notebook": "99",
+        "title": {"en": "t", "ru": "t"},
+        "self_check": [{"en": "s", "ru": "s"}],
+        "questions": [
+            {
+                "id": "q",
+                "kind": "multi",
+                "prompt": {"en": "p", "ru": "p"},
+                "choices": [{**choice, "correct": True}, choice, {**choice, "correct": True}, choice],
+            }
+        ],
+    }
     return parse_bank(data, Path("mem.json")).questions[0]
 
 

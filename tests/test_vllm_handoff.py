@@ -2,6 +2,7 @@
 
 No vLLM here: the adapters are the shipped ones or tmp folders holding only the files vLLM reads first
 (adapter_config.json, and an empty adapter_model.safetensors for the course's file check)."""
+
 from __future__ import annotations
 
 import json
@@ -15,13 +16,29 @@ import pytest
 from lessons_lib.paths import REPO_DIR
 from lessons_lib.profiles import PROFILES
 from lessons_lib.serve.process import child_env
-from lessons_lib.serve.vllm import (TOOL_CALLING_NOTE, handoff, handoff_report, lorax_command, read_adapters, shell,
-                                    split_for_vllm, vllm_command, vllm_max_lora_rank)
+from lessons_lib.serve.vllm import (
+    TOOL_CALLING_NOTE,
+    handoff,
+    handoff_report,
+    lorax_command,
+    read_adapters,
+    shell,
+    split_for_vllm,
+    vllm_command,
+    vllm_max_lora_rank,
+)
 
 TINY = PROFILES["tiny"]
 STORE = REPO_DIR / "assets" / "adapters"
-LORA = {"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"],
-        "modules_to_save": None, "use_dora": False, "base_model_name_or_path": "lora-adapter-lab/tiny-course-model"}
+LORA = {
+    "peft_type": "LORA",
+    "r": 8,
+    "lora_alpha": 16,
+    "target_modules": ["q_proj", "v_proj"],
+    "modules_to_save": None,
+    "use_dora": False,
+    "base_model_name_or_path": "lora-adapter-lab/tiny-course-model",
+}
 
 
 def fake_adapter(folder: Path, **config) -> Path:
@@ -34,7 +51,7 @@ def fake_adapter(folder: Path, **config) -> Path:
 
 def entries(command: list[str]) -> list[dict]:
     """The --lora-modules values, parsed as vLLM parses the JSON form."""
-    values = command[command.index("--lora-modules") + 1:command.index("--max-lora-rank")]
+    values = command[command.index("--lora-modules") + 1 : command.index("--max-lora-rank")]
     return [json.loads(value) for value in values]
 
 
@@ -44,20 +61,28 @@ def test_the_shipped_store_serves_the_domain_adapters_and_leaves_out_the_tools_a
     plan = handoff(folders, TINY.model_id)
     assert [a.name for a in plan["adapters"]] == ["coding", "json", "support"]
     assert list(plan["left_out"]) == ["tools"]
-    assert plan["left_out"]["tools"].startswith("modules_to_save ['lm_head']: vLLM only supports modules_to_save "
-                                                "being None")
+    assert plan["left_out"]["tools"].startswith(
+        "modules_to_save ['lm_head']: vLLM only supports modules_to_save being None"
+    )
     command = plan["vllm_args"]
     assert command[:3] == ["vllm", "serve", TINY.model_id] and "--enable-lora" in command
-    assert entries(command) == [{"name": n, "path": str((STORE / n).resolve()), "base_model_name": "base"}
-                                for n in ("coding", "json", "support")]
+    assert entries(command) == [
+        {"name": n, "path": str((STORE / n).resolve()), "base_model_name": "base"}
+        for n in ("coding", "json", "support")
+    ]
     assert command[command.index("--max-lora-rank") + 1] == "8"
     assert command[command.index("--max-loras") + 1] == "3"
     assert command[command.index("--served-model-name") + 1] == "base"
     assert plan["lorax"].startswith("docker run") and "--model-id /base" in plan["lorax"]
     assert f"{STORE.resolve()}:/data" in plan["lorax"]  # the store, where adapter_id=/data/NAME
     mapping = {row["our model"]: row["vllm model"] for row in plan["mapping"]}
-    assert mapping == {"base": "base", "coding": "coding", "json": "json", "support": "support",
-                       "auto": "(route on the client, then send the chosen name)"}
+    assert mapping == {
+        "base": "base",
+        "coding": "coding",
+        "json": "json",
+        "support": "support",
+        "auto": "(route on the client, then send the chosen name)",
+    }
 
 
 def test_course_adapters_of_the_profile_all_go_to_vllm():
@@ -74,15 +99,23 @@ def test_course_adapters_of_the_profile_all_go_to_vllm():
 
 
 # ---------------------------------------------------------------- what vLLM would refuse
-@pytest.mark.parametrize("config, reason", [
-    ({"modules_to_save": ["lm_head"]}, "modules_to_save ['lm_head']: vLLM only supports modules_to_save being None"),
-    ({"use_dora": True}, "use_dora: vLLM does not support DoRA adapters"),
-    ({"r": 1024}, "rank 1024 is above vLLM's largest --max-lora-rank (512)"),
-    ({"rank_pattern": {"q_proj": 640}}, "rank 640 is above vLLM's largest --max-lora-rank (512)"),
-    ({"target_modules": ["q_proj", "score", "mlp.fc1"]}, "target modules ['mlp.fc1', 'score']: vLLM's Llama/Mistral models "
-                                                          "take LoRA only on q_proj, k_proj"),
-    ({"peft_type": "IA3"}, "peft_type IA3: vLLM's --lora-modules loads LoRA adapters only"),
-])
+@pytest.mark.parametrize(
+    "config, reason",
+    [
+        (
+            {"modules_to_save": ["lm_head"]},
+            "modules_to_save ['lm_head']: vLLM only supports modules_to_save being None",
+        ),
+        ({"use_dora": True}, "use_dora: vLLM does not support DoRA adapters"),
+        ({"r": 1024}, "rank 1024 is above vLLM's largest --max-lora-rank (512)"),
+        ({"rank_pattern": {"q_proj": 640}}, "rank 640 is above vLLM's largest --max-lora-rank (512)"),
+        (
+            {"target_modules": ["q_proj", "score", "mlp.fc1"]},
+            "target modules ['mlp.fc1', 'score']: vLLM's Llama/Mistral models take LoRA only on q_proj, k_proj",
+        ),
+        ({"peft_type": "IA3"}, "peft_type IA3: vLLM's --lora-modules loads LoRA adapters only"),
+    ],
+)
 def test_an_adapter_vllm_cannot_load_is_left_out_with_the_reason(tmp_path, config, reason):
     folders = {"good": fake_adapter(tmp_path / "good"), "odd": fake_adapter(tmp_path / "odd", **config)}
     plan = handoff(folders, TINY.model_id)
@@ -95,8 +128,10 @@ def test_an_adapter_vllm_cannot_load_is_left_out_with_the_reason(tmp_path, confi
 
 def test_a_regex_target_and_the_full_llama_set_pass(tmp_path):
     every = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "embed_tokens", "lm_head"]
-    folders = {"regex": fake_adapter(tmp_path / "regex", target_modules=r".*\.(q|v)_proj"),
-               "every": fake_adapter(tmp_path / "every", target_modules=every)}
+    folders = {
+        "regex": fake_adapter(tmp_path / "regex", target_modules=r".*\.(q|v)_proj"),
+        "every": fake_adapter(tmp_path / "every", target_modules=every),
+    }
     served, left_out = split_for_vllm(read_adapters(folders))
     assert [a.name for a in served] == ["regex", "every"] and left_out == {}
 
@@ -137,8 +172,14 @@ def test_long_lora_module_lists_get_one_line_per_entry(tmp_path):
 
 # ---------------------------------------------------------------- the command line
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lessons_lib.serve", "vllm", *args], capture_output=True, text=True,
-                          env=child_env(), cwd=REPO_DIR, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "lessons_lib.serve", "vllm", *args],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=REPO_DIR,
+        timeout=120,
+    )
 
 
 def test_cli_states_what_is_left_out_and_how_tool_calls_work_there():
@@ -153,8 +194,10 @@ def test_cli_states_what_is_left_out_and_how_tool_calls_work_there():
 
 def test_cli_with_a_composition_notes_weights_and_mixes_vllm_cannot_serve(tmp_path):
     config = tmp_path / "c.toml"
-    config.write_text(f'[base]\nprofile = "tiny"\n[adapters.json]\npath = "{STORE.resolve() / "json"}"\nweight = 0.5\n'
-                      f'[adapters.tools]\npath = "{STORE.resolve() / "tools"}"\n[mixes]\nboth = {{ json = 1, tools = 1 }}\n')
+    config.write_text(
+        f'[base]\nprofile = "tiny"\n[adapters.json]\npath = "{STORE.resolve() / "json"}"\nweight = 0.5\n'
+        f'[adapters.tools]\npath = "{STORE.resolve() / "tools"}"\n[mixes]\nboth = {{ json = 1, tools = 1 }}\n'
+    )
     result = run_cli("--config", str(config))
     assert result.returncode == 0, result.stderr
     out = result.stdout

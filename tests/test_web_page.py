@@ -4,13 +4,13 @@ the compare view (several models at once, side by side), the weight sliders (a m
 Every answer the page shows is checked against the same request sent to the API directly (greedy decoding, so
 equal text); the page's fallback for a server that answers JSON instead of a stream is checked too.
 """
+
 from __future__ import annotations
 
 import os
 
 import httpx
 import pytest
-
 from test_composition import COURSE, start_composed
 
 from lessons_lib.serve.process import port_is_open, stop_server
@@ -38,9 +38,11 @@ def browser():
     from browser_cdp import Browser, find_chromium
 
     binary = find_chromium()
-    assert binary, ("Chromium is not installed, so the web page cannot be tested in a real browser. Install it once "
-                    "with `sudo bash tools/ensure_chromium.sh` (Debian's chromium package; `make test` does this "
-                    "itself when run as root).")
+    assert binary, (
+        "Chromium is not installed, so the web page cannot be tested in a real browser. Install it once "
+        "with `sudo bash tools/ensure_chromium.sh` (Debian's chromium package; `make test` does this "
+        "itself when run as root)."
+    )
     with Browser(binary) as chromium:
         yield chromium
 
@@ -76,11 +78,13 @@ def test_the_page_lists_the_composition(page, api):
     ids = [m["id"] for m in api.get("/v1/models").json()["data"]]
     assert ids == ["base", "json", "coding", "support", "json_support", "json_strong", "auto"]
     assert page.evaluate("[...document.querySelectorAll('#model option')].map(o => o.value)") == ids
-    assert page.evaluate("[...document.querySelectorAll('#sliders input')].map(s => [s.dataset.adapter, s.min, s.max,"
-                         " s.value])") == [[name, "0", "2", "0"] for name in ("json", "coding", "support")]
+    assert page.evaluate(
+        "[...document.querySelectorAll('#sliders input')].map(s => [s.dataset.adapter, s.min, s.max, s.value])"
+    ) == [[name, "0", "2", "0"] for name in ("json", "coding", "support")]
     assert page.evaluate("[...document.querySelectorAll('#compare-models input')].map(b => b.value)") == ids
-    assert "http" not in page.evaluate("[...document.querySelectorAll('[src], link[href]')].map(e => e.src || e.href)"
-                                       ".join(' ')")  # no external assets
+    assert "http" not in page.evaluate(
+        "[...document.querySelectorAll('[src], link[href]')].map(e => e.src || e.href).join(' ')"
+    )  # no external assets
 
 
 def test_compare_two_adapters_side_by_side_streamed_at_once(page, api):
@@ -89,11 +93,13 @@ def test_compare_two_adapters_side_by_side_streamed_at_once(page, api):
     page.click("#c-coding")
     page.click("#compare-send")
     page.wait_for("document.getElementById('compare-status').textContent === 'done'", timeout=120)
-    columns = page.evaluate("[...document.querySelectorAll('#columns .column')].map(c => ({model: c.dataset.model, "
-                            "answer: c.querySelector('.answer').textContent, adapter: c.querySelector('b').textContent,"
-                            " mode: c.querySelector('.answer').dataset.mode, chunks: +c.querySelector('.answer')"
-                            ".dataset.chunks, started: +c.querySelector('.answer').dataset.started, "
-                            "finished: +c.querySelector('.answer').dataset.finished}))")
+    columns = page.evaluate(
+        "[...document.querySelectorAll('#columns .column')].map(c => ({model: c.dataset.model, "
+        "answer: c.querySelector('.answer').textContent, adapter: c.querySelector('b').textContent,"
+        " mode: c.querySelector('.answer').dataset.mode, chunks: +c.querySelector('.answer')"
+        ".dataset.chunks, started: +c.querySelector('.answer').dataset.started, "
+        "finished: +c.querySelector('.answer').dataset.finished}))"
+    )
     assert [c["model"] for c in columns] == ["json", "coding"]
     for column in columns:
         reference = expected(api, PROMPT, model=column["model"])
@@ -122,8 +128,10 @@ def test_move_sliders_and_send_a_mix(page, api):
 
 def test_auto_shows_the_routers_choice_and_scores(page, api):
     type_prompt(page, AUTO_PROMPT)
-    page.evaluate("(() => { const s = document.getElementById('model'); s.value = 'auto';"
-                  " s.dispatchEvent(new Event('change')); })()")
+    page.evaluate(
+        "(() => { const s = document.getElementById('model'); s.value = 'auto';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
     page.click("#send")
     page.wait_for("document.getElementById('status').textContent === 'done'", timeout=120)
     reference = expected(api, AUTO_PROMPT, model="auto")
@@ -140,12 +148,16 @@ def test_auto_shows_the_routers_choice_and_scores(page, api):
 
 def test_a_server_answering_json_instead_of_a_stream_still_works(page, api):
     """The page reads a JSON answer when the response is not text/event-stream (servers without streaming)."""
-    page.evaluate("(() => { const real = window.fetch; window.fetch = (url, options) => { if (options && options.body)"
-                  " { const body = JSON.parse(options.body); delete body.stream; options = {...options, body: "
-                  "JSON.stringify(body)}; } return real(url, options); }; })()")
+    page.evaluate(
+        "(() => { const real = window.fetch; window.fetch = (url, options) => { if (options && options.body)"
+        " { const body = JSON.parse(options.body); delete body.stream; options = {...options, body: "
+        "JSON.stringify(body)}; } return real(url, options); }; })()"
+    )
     type_prompt(page, PROMPT)
-    page.evaluate("(() => { const s = document.getElementById('model'); s.value = 'json_support';"
-                  " s.dispatchEvent(new Event('change')); })()")
+    page.evaluate(
+        "(() => { const s = document.getElementById('model'); s.value = 'json_support';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
     page.click("#send")
     page.wait_for("document.getElementById('status').textContent === 'done'", timeout=120)
     reference = expected(api, PROMPT, model="json_support")

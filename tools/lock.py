@@ -3,6 +3,7 @@
 Run by `make lock`. torch is left out (the Makefile installs TORCH_SPEC), as is this project itself;
 packages in the venv that no requirement reaches (tools someone installed by hand) are left out too.
 """
+
 from __future__ import annotations
 
 import importlib.metadata as md
@@ -54,20 +55,25 @@ def installed_version(requirement: Requirement) -> str:
     except md.PackageNotFoundError:
         sys.exit(f"{requirement.name} is required but not installed in {sys.prefix}: run `make venv` first.")
     if not requirement.specifier.contains(version, prereleases=True):
-        sys.exit(f"{requirement.name} {version} in {sys.prefix} is outside the range `{requirement}`: lock from a venv "
-                 "that follows requirements*.txt (`make test-latest`, then `make lock VENV=.venv-latest`).")
+        sys.exit(
+            f"{requirement.name} {version} in {sys.prefix} is outside the range `{requirement}`: lock from a venv "
+            "that follows requirements*.txt (`make test-latest`, then `make lock VENV=.venv-latest`)."
+        )
     return version
 
 
 def lock_text(pinned: dict[str, str]) -> str:
     """The lock file: a header saying where it came from, then one `name==version` per line."""
-    header = [f"# Exact versions for `make venv` and CI (pip install -c {Path(sys.argv[1]).name}); "
-              "written by `make lock`.",
-              f"# From a venv on Python {platform.python_version()}, {platform.system()} {platform.machine()}; "
-              "torch is pinned by TORCH_SPEC in the Makefile.",
-              "# Colab and other installs use the ranges in requirements*.txt, not this file."]
-    return "\n".join(header + [f"{name}=={version}" for name, version in sorted(pinned.items())
-                               if name not in LEFT_OUT]) + "\n"
+    header = [
+        f"# Exact versions for `make venv` and CI (pip install -c {Path(sys.argv[1]).name}); written by `make lock`.",
+        f"# From a venv on Python {platform.python_version()}, {platform.system()} {platform.machine()}; "
+        "torch is pinned by TORCH_SPEC in the Makefile.",
+        "# Colab and other installs use the ranges in requirements*.txt, not this file.",
+    ]
+    return (
+        "\n".join(header + [f"{name}=={version}" for name, version in sorted(pinned.items()) if name not in LEFT_OUT])
+        + "\n"
+    )
 
 
 def main() -> None:

@@ -10,6 +10,7 @@
 - in plain Python or terminal IPython (no kernel) it prints the Markdown quiz.
 Force a rendering with `mode="widget" | "static" | "auto"` or `$LESSONS_QUIZ_MODE`.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,24 @@ from .grading import Grade, ScoreBoard, grade
 from .labels import resolve_lang
 from .static import bank_html, bank_markdown
 
-__all__ = ["show_quiz", "build_quiz", "quiz_mimebundle", "QuizDisplay", "load_bank", "load_bank_file",
-           "available_notebooks", "grade", "Grade", "ScoreBoard", "Bank", "Question", "Choice", "BankError",
-           "bank_markdown", "bank_html"]
+__all__ = [
+    "show_quiz",
+    "build_quiz",
+    "quiz_mimebundle",
+    "QuizDisplay",
+    "load_bank",
+    "load_bank_file",
+    "available_notebooks",
+    "grade",
+    "Grade",
+    "ScoreBoard",
+    "Bank",
+    "Question",
+    "Choice",
+    "BankError",
+    "bank_markdown",
+    "bank_html",
+]
 
 MODE_ENV_VAR = "LESSONS_QUIZ_MODE"
 MODES = ("auto", "widget", "static")
@@ -60,8 +76,11 @@ def build_quiz(notebook: str | int, lang: str | None = None):
 def quiz_mimebundle(bank: Bank, lang: str, widget=None) -> dict:
     """One display bundle: the widget view (if any) plus HTML, Markdown and plain-text renderings."""
     markdown = bank_markdown(bank, lang, answers="collapsible")
-    data = {"text/plain": markdown, "text/markdown": markdown,
-            "text/html": bank_html(bank, lang, answers="collapsible")}
+    data = {
+        "text/plain": markdown,
+        "text/markdown": markdown,
+        "text/html": bank_html(bank, lang, answers="collapsible"),
+    }
     if widget is not None:
         data[WIDGET_MIME] = {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}
     return data
@@ -75,7 +94,9 @@ class QuizDisplay:
         self.widget_error = widget_error  # why no widget could be built, when that happened
 
     def __repr__(self) -> str:
-        return f"<quiz {self.bank.notebook}: {len(self.bank.questions)} questions, {self.lang}, shown as {self.shown_as}>"
+        return (
+            f"<quiz {self.bank.notebook}: {len(self.bank.questions)} questions, {self.lang}, shown as {self.shown_as}>"
+        )
 
     def _ipython_display_(self) -> None:
         """Already displayed by show_quiz; showing it again as the cell's value would duplicate the quiz."""
@@ -97,7 +118,7 @@ def show_quiz(notebook: str | int, lang: str | None = None, mode: str | None = N
             from .widget import QuizWidget
 
             widget = QuizWidget(bank, lang)
-        except Exception as err:  # no ipywidgets or no comm: the static quiz still works, the cell must not fail
+        except Exception as err:  # noqa: BLE001 - no ipywidgets or no comm: the static quiz still works, the cell must not fail
             error = f"{type(err).__name__}: {err}"
     if widget is not None and (mode == "widget" or _on_colab()):
         display(widget)

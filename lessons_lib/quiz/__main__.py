@@ -1,5 +1,6 @@
 """`python -m lessons_lib.quiz teacher-kit --out build/teacher-kit [--lang en|ru] [--only 01 03]`
 and `python -m lessons_lib.quiz show NN [--lang ru]` (prints the quiz as Markdown)."""
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     kit.add_argument("--out", type=Path, default=BUILD_DIR / "teacher-kit")
     kit.add_argument("--lang", choices=["en", "ru"], action="append", help="repeatable; default: both")
     kit.add_argument("--only", nargs="*", help="notebook numbers, e.g. 01 03")
-    kit.add_argument("--summary", type=Path, default=BUILD_DIR / "course_summary.json",
-                     help="tiny-profile timings written by `python -m lessons_lib.course run`")
+    kit.add_argument(
+        "--summary",
+        type=Path,
+        default=BUILD_DIR / "course_summary.json",
+        help="tiny-profile timings written by `python -m lessons_lib.course run`",
+    )
     kit.add_argument("--t4-summary", type=Path, default=None, help="a course_summary.json from a real T4 run")
     show = sub.add_parser("show", help="print one notebook's quiz as Markdown")
     show.add_argument("notebook")
@@ -42,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     measured = read_summary(args.summary)
     print(f"teacher kit: {len(written)} files in {args.out} for notebooks {', '.join(notebooks)} ({', '.join(langs)})")
-    print(f"tiny-profile run times: {len(measured)} of {len(notebooks)} notebooks measured"
-          + ("" if measured else f" ({args.summary} not found: run `python -m lessons_lib.course run` first)"))
+    print(
+        f"tiny-profile run times: {len(measured)} of {len(notebooks)} notebooks measured"
+        + ("" if measured else f" ({args.summary} not found: run `python -m lessons_lib.course run` first)")
+    )
     print(f"open {args.out / 'index.html'}")
     return 0
 

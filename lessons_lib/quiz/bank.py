@@ -8,6 +8,7 @@ Bank format (every text is {"en": ..., "ru": ...}):
 single: exactly one correct choice; multi: at least one. Every choice explains why it is right or wrong.
 In texts, `backticks` and identifiers like set_adapter or model.generate(...) are shown as code.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,7 +64,7 @@ def normalize_notebook(notebook: str | int) -> str:
     text = str(notebook).strip()
     digits = "".join(ch for ch in text[:2] if ch.isdigit())
     if not digits:
-        raise BankError(f"Notebook id {notebook!r} does not start with its number; use e.g. show_quiz(\"01\").")
+        raise BankError(f'Notebook id {notebook!r} does not start with its number; use e.g. show_quiz("01").')
     return digits.zfill(2)
 
 
@@ -78,11 +79,14 @@ def _where(path: Path, qid: str | None) -> str:
 
 def _text(value, path: Path, qid: str | None, field: str) -> dict[str, str]:
     if not isinstance(value, dict):
-        raise BankError(f"{_where(path, qid)}: {field} must be an object {{\"en\": ..., \"ru\": ...}}, got {type(value).__name__}.")
+        raise BankError(
+            f'{_where(path, qid)}: {field} must be an object {{"en": ..., "ru": ...}}, got {type(value).__name__}.'
+        )
     for lang in LANGS:
         if not isinstance(value.get(lang), str) or not value[lang].strip():
-            raise BankError(f"{_where(path, qid)}: {field} has no {lang!r} text; every text needs both "
-                            f"{' and '.join(LANGS)}.")
+            raise BankError(
+                f"{_where(path, qid)}: {field} has no {lang!r} text; every text needs both {' and '.join(LANGS)}."
+            )
     return {lang: value[lang].strip() for lang in LANGS}
 
 
@@ -91,27 +95,34 @@ def _question(raw, path: Path, index: int) -> Question:
         raise BankError(f"{path}: question #{index + 1} must be an object, got {type(raw).__name__}.")
     qid = raw.get("id")
     if not isinstance(qid, str) or not qid.strip():
-        raise BankError(f"{path}: question #{index + 1} has no \"id\" (a short unique string).")
+        raise BankError(f'{path}: question #{index + 1} has no "id" (a short unique string).')
     kind = raw.get("kind")
     if kind not in KINDS:
-        raise BankError(f"{_where(path, qid)}: \"kind\" must be one of {KINDS}, got {kind!r}.")
+        raise BankError(f'{_where(path, qid)}: "kind" must be one of {KINDS}, got {kind!r}.')
     prompt = _text(raw.get("prompt"), path, qid, "prompt")
     raw_choices = raw.get("choices")
     if not isinstance(raw_choices, list) or len(raw_choices) < 2:
-        raise BankError(f"{_where(path, qid)}: needs a \"choices\" list with at least 2 choices.")
+        raise BankError(f'{_where(path, qid)}: needs a "choices" list with at least 2 choices.')
     choices = []
     for j, rc in enumerate(raw_choices):
         field = f"choice {chr(65 + j)}"
         if not isinstance(rc, dict):
             raise BankError(f"{_where(path, qid)}: {field} must be an object.")
         if not isinstance(rc.get("correct"), bool):
-            raise BankError(f"{_where(path, qid)}: {field} needs \"correct\": true or false.")
-        choices.append(Choice(_text(rc.get("text"), path, qid, f"{field} text"), rc["correct"],
-                              _text(rc.get("explain"), path, qid, f"{field} explanation")))
+            raise BankError(f'{_where(path, qid)}: {field} needs "correct": true or false.')
+        choices.append(
+            Choice(
+                _text(rc.get("text"), path, qid, f"{field} text"),
+                rc["correct"],
+                _text(rc.get("explain"), path, qid, f"{field} explanation"),
+            )
+        )
     n_correct = sum(c.correct for c in choices)
     if kind == "single" and n_correct != 1:
-        raise BankError(f"{_where(path, qid)}: a single-choice question needs exactly one correct choice, "
-                        f"found {n_correct} (make it \"multi\" or fix the \"correct\" flags).")
+        raise BankError(
+            f"{_where(path, qid)}: a single-choice question needs exactly one correct choice, "
+            f'found {n_correct} (make it "multi" or fix the "correct" flags).'
+        )
     if kind == "multi" and n_correct < 1:
         raise BankError(f"{_where(path, qid)}: a multi-choice question needs at least one correct choice, found 0.")
     return Question(qid.strip(), kind, prompt, tuple(choices))
@@ -123,11 +134,11 @@ def parse_bank(data, path: Path) -> Bank:
         raise BankError(f"{path}: the top level must be an object with notebook, title, questions, self_check.")
     notebook = data.get("notebook")
     if not isinstance(notebook, str) or not notebook.strip():
-        raise BankError(f"{path}: missing \"notebook\" (e.g. \"01\").")
+        raise BankError(f'{path}: missing "notebook" (e.g. "01").')
     title = _text(data.get("title"), path, None, "title")
     raw_questions = data.get("questions")
     if not isinstance(raw_questions, list) or not raw_questions:
-        raise BankError(f"{path}: \"questions\" must be a non-empty list.")
+        raise BankError(f'{path}: "questions" must be a non-empty list.')
     questions = [_question(raw, path, i) for i, raw in enumerate(raw_questions)]
     seen: set[str] = set()
     for q in questions:
@@ -136,7 +147,7 @@ def parse_bank(data, path: Path) -> Bank:
         seen.add(q.id)
     raw_check = data.get("self_check")
     if not isinstance(raw_check, list) or not raw_check:
-        raise BankError(f"{path}: \"self_check\" must be a non-empty list of {{\"en\", \"ru\"}} items.")
+        raise BankError(f'{path}: "self_check" must be a non-empty list of {{"en", "ru"}} items.')
     self_check = tuple(_text(item, path, None, f"self_check item {k + 1}") for k, item in enumerate(raw_check))
     return Bank(notebook.strip(), title, tuple(questions), self_check, Path(path))
 

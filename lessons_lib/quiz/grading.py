@@ -11,13 +11,13 @@ gives) are accepted and stored as plain ints, since they hold the same whole num
 Python), negative indices (-1 is "the last one" in a list, not a choice name), floats, strings and
 out-of-range numbers are refused with an AnswerError that says what to pass.
 """
+
 from __future__ import annotations
 
 import operator
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable
 
 from .bank import Question
 
@@ -64,12 +64,15 @@ def answer_index(question: Question, value) -> int:
     if _is_bool(value):
         raise AnswerError(f"{valid}; got {value!r}, a yes/no value, not a choice. Pass the index of the choice.")
     if not _is_index(value):
-        raise AnswerError(f"{valid}; got {value!r} ({type(value).__name__}). Pass whole-number indices, e.g. 0 "
-                          "or [0, 2].")
+        raise AnswerError(
+            f"{valid}; got {value!r} ({type(value).__name__}). Pass whole-number indices, e.g. 0 or [0, 2]."
+        )
     index = operator.index(value)
     if -n <= index < 0:
-        raise AnswerError(f"{valid}; got {index}. Negative indices count from the end of a Python list but do not "
-                          f"name a choice here: use {n + index} for that choice.")
+        raise AnswerError(
+            f"{valid}; got {index}. Negative indices count from the end of a Python list but do not "
+            f"name a choice here: use {n + index} for that choice."
+        )
     if not 0 <= index < n:
         raise AnswerError(f"{valid}; got {index}.")
     return index
@@ -82,8 +85,10 @@ def answer_indices(question: Question, selected) -> frozenset[int]:
     if not hasattr(selected, "__iter__") or _is_index(selected):  # one answer (index, bool, float, ...)
         return frozenset([answer_index(question, selected)])
     if isinstance(selected, (str, bytes, Mapping)):
-        raise AnswerError(f"Question {question.id!r}: an answer is a choice index or a list of them (e.g. 1 or "
-                          f"[0, 2]), not {type(selected).__name__} {selected!r:.80}.")
+        raise AnswerError(
+            f"Question {question.id!r}: an answer is a choice index or a list of them (e.g. 1 or "
+            f"[0, 2]), not {type(selected).__name__} {selected!r:.80}."
+        )
     return frozenset(answer_index(question, value) for value in selected)
 
 
@@ -111,7 +116,7 @@ class ScoreBoard:
     latest: dict[str, Grade]
 
     @classmethod
-    def for_questions(cls, n: int) -> "ScoreBoard":
+    def for_questions(cls, n: int) -> ScoreBoard:
         """An empty board for `n` questions."""
         return cls(n, {}, {})
 

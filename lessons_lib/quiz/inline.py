@@ -1,5 +1,6 @@
 """Inline formatting of bank text: `code spans` and identifiers such as set_adapter or adapter_names render
 as code in Markdown and HTML (so `__base__` never turns into bold), everything else is escaped."""
+
 from __future__ import annotations
 
 import html
@@ -9,10 +10,12 @@ CODE_SPAN = re.compile(r"`([^`]+)`")
 _NAME = r"[A-Za-z_][A-Za-z0-9_.]*"
 IDENTIFIER = re.compile(
     r"(?<![A-Za-z0-9_/.])(?:"
-    + _NAME + r"\([^()]*\)"                                                   # a call: f(x, y=1)
+    + _NAME
+    + r"\([^()]*\)"  # a call: f(x, y=1)
     + r"|(?=[A-Za-z0-9_.]*[A-Za-z])[A-Za-z0-9.]*_(?:[A-Za-z0-9_.]*[A-Za-z0-9_])?(?:\(\))?"  # snake_case
-    + r"|[A-Za-z_][A-Za-z0-9_]+(?:\.[A-Za-z_][A-Za-z0-9_]*)+(?:\(\))?"          # dotted.name
-    + r")")
+    + r"|[A-Za-z_][A-Za-z0-9_]+(?:\.[A-Za-z_][A-Za-z0-9_]*)+(?:\(\))?"  # dotted.name
+    + r")"
+)
 MD_SPECIAL = re.compile(r"([\\*_<\[\]])")
 
 
@@ -21,7 +24,7 @@ def segments(text: str) -> list[tuple[bool, str]]:
     out: list[tuple[bool, str]] = []
     pos = 0
     for match in CODE_SPAN.finditer(text):
-        out += _identifiers(text[pos:match.start()])
+        out += _identifiers(text[pos : match.start()])
         out.append((True, match.group(1)))
         pos = match.end()
     out += _identifiers(text[pos:])
@@ -31,7 +34,7 @@ def segments(text: str) -> list[tuple[bool, str]]:
 def _identifiers(plain: str) -> list[tuple[bool, str]]:
     out, pos = [], 0
     for match in IDENTIFIER.finditer(plain):
-        out += [(False, plain[pos:match.start()]), (True, match.group(0))]
+        out += [(False, plain[pos : match.start()]), (True, match.group(0))]
         pos = match.end()
     out.append((False, plain[pos:]))
     return out
@@ -44,7 +47,9 @@ def md(text: str) -> str:
 
 def to_html(text: str) -> str:
     """Bank text as an HTML fragment."""
-    return "".join(f"<code>{html.escape(piece)}</code>" if code else html.escape(piece) for code, piece in segments(text))
+    return "".join(
+        f"<code>{html.escape(piece)}</code>" if code else html.escape(piece) for code, piece in segments(text)
+    )
 
 
 def plain(text: str) -> str:

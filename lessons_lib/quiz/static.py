@@ -1,4 +1,5 @@
 """Static rendering of a bank: Markdown and HTML, with collapsible answers, no answers, or an answer key."""
+
 from __future__ import annotations
 
 import html
@@ -40,9 +41,16 @@ def question_markdown(q: Question, number: int, lang: str, answers: str = "colla
     lines += [f"- {box}{letter(i)}. {md(pick(c.text, lang))}" for i, c in enumerate(q.choices)]
     lines.append("")
     if answers == "collapsible":
-        lines += [f"<details><summary>{ui('show_answer', lang)}</summary>", "",
-                  f"**{ui('answer', lang)}: {_correct_letters(q)}**", "", *_md_explanations(q, lang), "",
-                  "</details>", ""]
+        lines += [
+            f"<details><summary>{ui('show_answer', lang)}</summary>",
+            "",
+            f"**{ui('answer', lang)}: {_correct_letters(q)}**",
+            "",
+            *_md_explanations(q, lang),
+            "",
+            "</details>",
+            "",
+        ]
     elif answers == "key":
         lines += [f"**{ui('answer', lang)}: {_correct_letters(q)}**", "", *_md_explanations(q, lang), ""]
     return "\n".join(lines)
@@ -51,11 +59,20 @@ def question_markdown(q: Question, number: int, lang: str, answers: str = "colla
 def self_check_markdown(bank: Bank, lang: str, boxes: bool = True) -> str:
     """The "I can explain…" list as Markdown."""
     box = "☐ " if boxes else ""
-    return "\n".join([f"**{ui('self_check', lang)}**", "", *[f"- {box}{md(pick(item, lang))}" for item in bank.self_check], ""])
+    return "\n".join(
+        [f"**{ui('self_check', lang)}**", "", *[f"- {box}{md(pick(item, lang))}" for item in bank.self_check], ""]
+    )
 
 
-def bank_markdown(bank: Bank, lang: str, answers: str = "collapsible", heading: str = "##",
-                  boxes: bool = False, name_line: bool = False, with_self_check: bool = True) -> str:
+def bank_markdown(
+    bank: Bank,
+    lang: str,
+    answers: str = "collapsible",
+    heading: str = "##",
+    boxes: bool = False,
+    name_line: bool = False,
+    with_self_check: bool = True,
+) -> str:
     """A whole bank as Markdown (the notebook fallback, a printable quiz, or an answer key)."""
     _check_mode(answers)
     suffix = f" — {ui('answer_key', lang)}" if answers == "key" else ""
@@ -75,11 +92,16 @@ def question_html(q: Question, number: int, lang: str, answers: str = "collapsib
     _check_mode(answers)
     box = "☐ " if boxes else ""
     items = "".join(f"<li>{box}<b>{letter(i)}.</b> {to_html(pick(c.text, lang))}</li>" for i, c in enumerate(q.choices))
-    out = [f"<div class='quiz-question'><p><b>{number}. {to_html(pick(q.prompt, lang))}</b> <i>({ui(q.kind, lang)})</i></p>",
-           f"<ul style='list-style: none'>{items}</ul>"]
+    out = [
+        f"<div class='quiz-question'><p><b>{number}. {to_html(pick(q.prompt, lang))}</b> "
+        f"<i>({ui(q.kind, lang)})</i></p>",
+        f"<ul style='list-style: none'>{items}</ul>",
+    ]
     if answers != "none":
-        expl = "".join(f"<li>{'✔' if c.correct else '✘'} <b>{letter(i)}.</b> {to_html(pick(c.explain, lang))}</li>"
-                       for i, c in enumerate(q.choices))
+        expl = "".join(
+            f"<li>{'✔' if c.correct else '✘'} <b>{letter(i)}.</b> {to_html(pick(c.explain, lang))}</li>"
+            for i, c in enumerate(q.choices)
+        )
         body = f"<p><b>{ui('answer', lang)}: {_correct_letters(q)}</b></p><ul style='list-style: none'>{expl}</ul>"
         if answers == "collapsible":
             body = f"<details><summary>{ui('show_answer', lang)}</summary>{body}</details>"
@@ -92,11 +114,21 @@ def self_check_html(bank: Bank, lang: str, boxes: bool = True) -> str:
     """The self-check list as an HTML fragment."""
     box = "☐ " if boxes else ""
     items = "".join(f"<li>{box}{to_html(pick(item, lang))}</li>" for item in bank.self_check)
-    return f"<div class='quiz-self-check'><p><b>{ui('self_check', lang)}</b></p><ul style='list-style: none'>{items}</ul></div>"
+    return (
+        f"<div class='quiz-self-check'><p><b>{ui('self_check', lang)}</b></p>"
+        f"<ul style='list-style: none'>{items}</ul></div>"
+    )
 
 
-def bank_html(bank: Bank, lang: str, answers: str = "collapsible", heading: str = "h2", boxes: bool = False,
-              name_line: bool = False, with_self_check: bool = True) -> str:
+def bank_html(
+    bank: Bank,
+    lang: str,
+    answers: str = "collapsible",
+    heading: str = "h2",
+    boxes: bool = False,
+    name_line: bool = False,
+    with_self_check: bool = True,
+) -> str:
     """A whole bank as an HTML fragment."""
     _check_mode(answers)
     suffix = f" — {ui('answer_key', lang)}" if answers == "key" else ""

@@ -5,17 +5,18 @@ Tests and notebook cells drive it from Python: `card.select([1, 2])` (or set `ca
 `card.boxes[i].value`), then `card.button.click()`; read `card.feedback.value`, `card.last` and
 `quiz.score_label.value`.
 """
+
 from __future__ import annotations
 
 import html
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import ipywidgets as widgets
 
 from ..widgets.common import run_showing_errors
 from .bank import Bank, Question, pick
-from .inline import plain, to_html
 from .grading import CORRECT, EMPTY, PARTIAL, Grade, ScoreBoard, answer_indices, grade
+from .inline import plain, to_html
 from .labels import ui
 from .static import letter
 
@@ -26,8 +27,9 @@ REVEAL_AFTER = 2  # attempts after which every choice's explanation is shown, ev
 class QuestionCard(widgets.VBox):
     """One question: prompt, choices, Check button and feedback."""
 
-    def __init__(self, question: Question, number: int, lang: str,
-                 on_graded: Callable[[Question, Grade], None] | None = None):
+    def __init__(
+        self, question: Question, number: int, lang: str, on_graded: Callable[[Question, Grade], None] | None = None
+    ):
         self.question, self.lang, self.on_graded = question, lang, on_graded
         self.attempts = 0
         self.last: Grade | None = None
@@ -36,19 +38,22 @@ class QuestionCard(widgets.VBox):
         labels = [f"{letter(i)}. {plain(pick(c.text, lang))}" for i, c in enumerate(question.choices)]
         full = widgets.Layout(width="95%")
         if question.kind == "single":
-            self.radio = widgets.RadioButtons(options=[(label, i) for i, label in enumerate(labels)], index=None,
-                                              layout=full)
+            self.radio = widgets.RadioButtons(
+                options=[(label, i) for i, label in enumerate(labels)], index=None, layout=full
+            )
             self.boxes: list[widgets.Checkbox] = []
             selector: list[widgets.Widget] = [self.radio]
         else:
             self.radio = None
-            self.boxes = [widgets.Checkbox(value=False, description=label, indent=False, layout=full)
-                          for label in labels]
+            self.boxes = [
+                widgets.Checkbox(value=False, description=label, indent=False, layout=full) for label in labels
+            ]
             selector = list(self.boxes)
         self.button = widgets.Button(description=ui("check", lang), button_style="primary")
         self.feedback = widgets.HTML(value="")
-        super().__init__([self.prompt, *selector, self.button, self.feedback],
-                         layout=widgets.Layout(margin="0 0 12px 0"))
+        super().__init__(
+            [self.prompt, *selector, self.button, self.feedback], layout=widgets.Layout(margin="0 0 12px 0")
+        )
         self.button.on_click(self._on_click)
 
     # ------------------------------------------------------------ callback logic (testable from Python)
@@ -88,19 +93,24 @@ class QuestionCard(widgets.VBox):
         verdict = ui(result.status, lang)
         head = f"<b style='color: {COLORS[result.status]}'>{verdict}</b> ({result.score:g} / 1)"
         if q.kind == "multi" and result.status != CORRECT:
-            head += (f" — {ui('right', lang)} {len(result.right_picks)}, {ui('wrong_choice', lang)} "
-                     f"{len(result.wrong_picks)}, {ui('missed', lang)} {len(result.missed)}")
+            head += (
+                f" — {ui('right', lang)} {len(result.right_picks)}, {ui('wrong_choice', lang)} "
+                f"{len(result.wrong_picks)}, {ui('missed', lang)} {len(result.missed)}"
+            )
         reveal_all = result.status == CORRECT or self.attempts >= REVEAL_AFTER
         shown = range(len(q.choices)) if reveal_all else sorted(result.picked)
         items = "".join(
-            f"<li>{'✔' if q.choices[i].correct else '✘'} <b>{letter(i)}.</b> {to_html(pick(q.choices[i].explain, lang))}</li>"
-            for i in shown)
+            f"<li>{'✔' if q.choices[i].correct else '✘'} <b>{letter(i)}.</b> "
+            f"{to_html(pick(q.choices[i].explain, lang))}</li>"
+            for i in shown
+        )
         tail = "" if result.status == CORRECT else f"<i>{html.escape(ui('retry', lang))}</i>"
         return f"<div>{head}<ul style='list-style: none; padding-left: 0.5em'>{items}</ul>{tail}</div>"
 
     def _on_click(self, _button) -> None:
-        run_showing_errors(self.check, self.feedback,
-                           lambda message: f"<b>{ui('error', self.lang)}:</b> {html.escape(message)}")
+        run_showing_errors(
+            self.check, self.feedback, lambda message: f"<b>{ui('error', self.lang)}:</b> {html.escape(message)}"
+        )
 
 
 class QuizWidget(widgets.VBox):
@@ -111,7 +121,9 @@ class QuizWidget(widgets.VBox):
 
         self.bank, self.lang = bank, lang
         self.board = ScoreBoard.for_questions(len(bank.questions))
-        self.title = widgets.HTML(value=f"<h3>{ui('quiz', lang)} {bank.notebook}: {to_html(pick(bank.title, lang))}</h3>")
+        self.title = widgets.HTML(
+            value=f"<h3>{ui('quiz', lang)} {bank.notebook}: {to_html(pick(bank.title, lang))}</h3>"
+        )
         self.score_label = widgets.Label(value="")
         self.cards = [QuestionCard(q, n, lang, on_graded=self._record) for n, q in enumerate(bank.questions, 1)]
         self.self_check = widgets.HTML(value=self_check_html(bank, lang))
@@ -123,7 +135,9 @@ class QuizWidget(widgets.VBox):
         for card in self.cards:
             if card.question.id == question_id:
                 return card
-        raise KeyError(f"No question {question_id!r} in quiz {self.bank.notebook}; ids: {[c.question.id for c in self.cards]}")
+        raise KeyError(
+            f"No question {question_id!r} in quiz {self.bank.notebook}; ids: {[c.question.id for c in self.cards]}"
+        )
 
     def _record(self, question: Question, result: Grade) -> None:
         self.board.record(question.id, result)
@@ -131,6 +145,8 @@ class QuizWidget(widgets.VBox):
 
     def _update_score(self) -> None:
         lang, b = self.lang, self.board
-        self.score_label.value = (f"{ui('score', lang)}: {b.score:g} / {b.total} ({ui('first_attempts', lang)}) · "
-                                  f"{ui('checked', lang)} {b.answered} {ui('of', lang)} {b.total} · "
-                                  f"{ui('solved', lang)} {b.solved}")
+        self.score_label.value = (
+            f"{ui('score', lang)}: {b.score:g} / {b.total} ({ui('first_attempts', lang)}) · "
+            f"{ui('checked', lang)} {b.answered} {ui('of', lang)} {b.total} · "
+            f"{ui('solved', lang)} {b.solved}"
+        )

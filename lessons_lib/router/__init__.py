@@ -1,4 +1,5 @@
 """Routers that send each request to the right adapter: keyword rules, a learned PEFT classifier, embeddings."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,8 +28,14 @@ def router_dir(profile, work_dir: Path | None = None) -> Path:
     return local_dir(ROUTER, work_dir_or_default(work_dir, profile))
 
 
-def load_router(kind: str, profile=None, work_dir: Path | None = None, hub_namespace: str | None = None,
-                log=print, steps: int | None = None) -> Router:
+def load_router(
+    kind: str,
+    profile=None,
+    work_dir: Path | None = None,
+    hub_namespace: str | None = None,
+    log=print,
+    steps: int | None = None,
+) -> Router:
     """A ready router: keyword rules, the learned LoRA classifier (found, or trained here) or embeddings.
 
     A learned router not found (shipped → work dir → Drive → Hub) is trained into the work dir with `steps` steps
@@ -55,8 +62,9 @@ def load_router(kind: str, profile=None, work_dir: Path | None = None, hub_names
     return LearnedRouter.load(find_or_train(profile, work_dir, hub_namespace, steps, log), profile)
 
 
-def find_or_train(profile, work_dir: Path | None = None, hub_namespace: str | None = None, steps: int | None = None,
-                  log=print) -> Path:
+def find_or_train(
+    profile, work_dir: Path | None = None, hub_namespace: str | None = None, steps: int | None = None, log=print
+) -> Path:
     """The learned router's folder: found where the course keeps artifacts, or trained into the work dir now."""
     from ..adapters import ROUTER, find_artifact, local_dir, not_found_error, where_searched, work_dir_or_default
     from ..models import free_memory
@@ -71,8 +79,12 @@ def find_or_train(profile, work_dir: Path | None = None, hub_namespace: str | No
         raise not_found_error(ROUTER, profile, work_dir, hub_namespace)  # its router ships with the course
     steps = steps or profile.quick_train_steps
     where, estimate = where_searched(ROUTER, profile, work_dir, hub_namespace), describe_training(profile, steps)
-    log(tr(en=f"router: not found ({where}).\nrouter: training it here, {steps} steps ({estimate}).",
-           ru=f"router: не найден ({where}).\nrouter: обучаем здесь, {steps} шагов ({estimate})."))
+    log(
+        tr(
+            en=f"router: not found ({where}).\nrouter: training it here, {steps} steps ({estimate}).",
+            ru=f"router: не найден ({where}).\nrouter: обучаем здесь, {steps} шагов ({estimate}).",
+        )
+    )
     folder = train_and_save(profile, local_dir(ROUTER, work_dir), steps, log=log)
     free_memory()  # the training copy is gone: give its GPU memory back before the router is loaded for use
     log(tr(en=f"router: saved to {folder}", ru=f"router: сохранён в {folder}"))
@@ -84,8 +96,14 @@ def __getattr__(name: str):
         return course_labels()
     if name == "DEFAULT_RULES":
         return default_rules()
-    lazy = {"LearnedRouter": ".learned", "EmbeddingRouter": ".embedding", "RoutedModel": ".routed",
-            "RoutedAnswer": ".routed", "evaluate_router": ".metrics", "RouterReport": ".metrics"}
+    lazy = {
+        "LearnedRouter": ".learned",
+        "EmbeddingRouter": ".embedding",
+        "RoutedModel": ".routed",
+        "RoutedAnswer": ".routed",
+        "evaluate_router": ".metrics",
+        "RouterReport": ".metrics",
+    }
     if name in lazy:
         import importlib
 
@@ -93,7 +111,26 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["BASE_ADAPTER", "DEFAULT_RULES", "GENERAL", "KINDS", "LABELS", "EmbeddingRouter", "KeywordRouter",
-           "LearnedRouter", "RouteDecision", "RoutedAnswer", "RoutedModel", "Router", "RouterReport",
-           "course_labels", "default_rules", "evaluate_router", "find_or_train", "label_to_adapter", "load_router",
-           "router_dir", "shipped_router_dir"]
+__all__ = [
+    "BASE_ADAPTER",
+    "DEFAULT_RULES",
+    "GENERAL",
+    "KINDS",
+    "LABELS",
+    "EmbeddingRouter",
+    "KeywordRouter",
+    "LearnedRouter",
+    "RouteDecision",
+    "RoutedAnswer",
+    "RoutedModel",
+    "Router",
+    "RouterReport",
+    "course_labels",
+    "default_rules",
+    "evaluate_router",
+    "find_or_train",
+    "label_to_adapter",
+    "load_router",
+    "router_dir",
+    "shipped_router_dir",
+]

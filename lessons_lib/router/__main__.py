@@ -1,4 +1,5 @@
 """CLI: `python -m lessons_lib.router evaluate --router keyword|learned|embedding --data FILE.jsonl` and `train`."""
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,17 @@ def _train(args) -> int:
     lr = args.lr or router_learning_rate(profile)
     router, fit = train_learned_router(profile, rows, steps=args.steps, seed=args.seed, log=print, learning_rate=lr)
     report = evaluate_router(router, heldout_rows(), "learned")
-    folder = router.save(args.out or router_dir(profile), extra={
-        "profile": profile.name, "steps": fit.steps, "seed": args.seed, "learning_rate": lr, "train_rows": len(rows),
-        "heldout_accuracy": round(report.accuracy, 4)})
+    folder = router.save(
+        args.out or router_dir(profile),
+        extra={
+            "profile": profile.name,
+            "steps": fit.steps,
+            "seed": args.seed,
+            "learning_rate": lr,
+            "train_rows": len(rows),
+            "heldout_accuracy": round(report.accuracy, 4),
+        },
+    )
     print(f"trained in {fit.seconds:.1f} s, final loss {fit.final_loss:.3f}; held-out accuracy {report.accuracy:.3f}")
     print(f"saved to {folder}")
     return 0

@@ -1,8 +1,9 @@
 """What every router shares: the labels, the decision record and input checks."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from .. import domains
 

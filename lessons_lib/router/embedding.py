@@ -1,7 +1,8 @@
 """EmbeddingRouter: nearest centroid on mean-pooled hidden states of the base model (no training step)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..i18n import tr
 from .base import GENERAL, RouteDecision, Router, course_labels
@@ -17,7 +18,7 @@ def embed(model, tokenizer, texts: Sequence[str], batch_size: int = 32):
     model.eval()
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
-            enc = encode_batch(tokenizer, texts[start:start + batch_size], device)
+            enc = encode_batch(tokenizer, texts[start : start + batch_size], device)
             hidden = model(**enc, output_hidden_states=True).hidden_states[-1].float()
             mask = enc["attention_mask"].unsqueeze(-1).float()
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
@@ -28,8 +29,16 @@ def embed(model, tokenizer, texts: Sequence[str], batch_size: int = 32):
 class EmbeddingRouter(Router):
     """Cosine similarity to each label's mean training embedding; the nearest label wins."""
 
-    def __init__(self, model, tokenizer, rows: Sequence[dict], labels: Sequence[str] | None = None,
-                 temperature: float = 0.05, fallback: str = GENERAL, margin: float = 0.0):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        rows: Sequence[dict],
+        labels: Sequence[str] | None = None,
+        temperature: float = 0.05,
+        fallback: str = GENERAL,
+        margin: float = 0.0,
+    ):
         import torch
 
         if not rows:
@@ -56,13 +65,25 @@ class EmbeddingRouter(Router):
             gap = sim_row[best] - sim_row[second]
             label = self.labels[best]
             if gap < self.margin:
-                decisions.append(RouteDecision(self.fallback, scores,
-                                               tr(en=f"too close to call ({label} by {gap:.3f} < {self.margin}) "
-                                                     f"→ {self.fallback}",
-                                                  ru=f"слишком близко, не решить ({label} на {gap:.3f} < "
-                                                     f"{self.margin}) → {self.fallback}")))
+                decisions.append(
+                    RouteDecision(
+                        self.fallback,
+                        scores,
+                        tr(
+                            en=f"too close to call ({label} by {gap:.3f} < {self.margin}) → {self.fallback}",
+                            ru=f"слишком близко, не решить ({label} на {gap:.3f} < {self.margin}) → {self.fallback}",
+                        ),
+                    )
+                )
             else:
-                decisions.append(RouteDecision(label, scores, tr(
-                    en=f"nearest centroid: {label} (cosine {sim_row[best]:.3f})",
-                    ru=f"ближайший центроид: {label} (косинус {sim_row[best]:.3f})")))
+                decisions.append(
+                    RouteDecision(
+                        label,
+                        scores,
+                        tr(
+                            en=f"nearest centroid: {label} (cosine {sim_row[best]:.3f})",
+                            ru=f"ближайший центроид: {label} (косинус {sim_row[best]:.3f})",
+                        ),
+                    )
+                )
         return decisions

@@ -1,7 +1,8 @@
 """Turn prompts into model inputs for the routers: chat template, prompt truncation, left-padded batches."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 ROUTER_MAX_PROMPT_TOKENS = 64
 
@@ -21,6 +22,7 @@ def router_texts(tokenizer, texts: Sequence[str], max_tokens: int = ROUTER_MAX_P
 
 def encode_batch(tokenizer, texts: Sequence[str], device=None, max_tokens: int = ROUTER_MAX_PROMPT_TOKENS):
     """A left-padded tensor batch (input_ids, attention_mask) for the router prompts."""
-    enc = tokenizer(router_texts(tokenizer, texts, max_tokens), return_tensors="pt", padding=True,
-                    add_special_tokens=False)
+    enc = tokenizer(
+        router_texts(tokenizer, texts, max_tokens), return_tensors="pt", padding=True, add_special_tokens=False
+    )
     return enc.to(device) if device is not None else enc

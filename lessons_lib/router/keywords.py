@@ -1,7 +1,8 @@
 """KeywordRouter: the original course's substring rules, in English and Russian, with "general" as fallback."""
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from .. import domains
 from ..i18n import tr
@@ -49,9 +50,14 @@ class KeywordRouter(Router):
         scores = {label: counts.get(label, 0.0) for label in self.labels}
         best = max(counts.values())
         if best == 0:
-            return RouteDecision(self.fallback, scores, tr(en=f"no keyword matched → fallback {self.fallback!r}",
-                                                           ru=f"ни одно ключевое слово не найдено → запасной "
-                                                              f"вариант {self.fallback!r}"))
+            return RouteDecision(
+                self.fallback,
+                scores,
+                tr(
+                    en=f"no keyword matched → fallback {self.fallback!r}",
+                    ru=f"ни одно ключевое слово не найдено → запасной вариант {self.fallback!r}",
+                ),
+            )
         # Ties go to the label listed first in the rules: that order is part of the configuration.
         label = next(lbl for lbl in self.rules if counts[lbl] == best)
         fired = ", ".join(repr(w) for w in hits[label])

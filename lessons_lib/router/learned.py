@@ -1,14 +1,15 @@
 """LearnedRouter: a LoRA sequence-classification adapter (task_type=SEQ_CLS) on the course's base model."""
+
 from __future__ import annotations
 
 import json
 import random
 import time
 import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from ..i18n import tr
 from ..recipes import ROUTER_BATCH, ROUTER_LEARNING_RATE, ROUTER_STEPS
@@ -55,9 +56,13 @@ def load_classifier_base(profile, labels: Sequence[str] | None = None, tokenizer
     source = model_source(profile)
     with explain_hub_errors(source), no_load_report():
         model = AutoModelForSequenceClassification.from_pretrained(
-            source, **load_kwargs(profile, quantization_config(profile, log=lambda *_: None)),
-            num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={lbl: i for i, lbl in enumerate(labels)}, use_cache=False)  # a classifier never generates
+            source,
+            **load_kwargs(profile, quantization_config(profile, log=lambda *_: None)),
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={lbl: i for i, lbl in enumerate(labels)},
+            use_cache=False,
+        )  # a classifier never generates
     if model.config.pad_token_id is None:
         model.config.pad_token_id = (tokenizer or load_tokenizer(profile)).pad_token_id
     return model
@@ -68,8 +73,13 @@ def router_lora_config(profile):
     from peft import LoraConfig
 
     recipe = profile.router_recipe
-    return LoraConfig(task_type="SEQ_CLS", r=recipe.lora_r, lora_alpha=recipe.lora_alpha,
-                      lora_dropout=recipe.lora_dropout, target_modules=recipe.target_modules)
+    return LoraConfig(
+        task_type="SEQ_CLS",
+        r=recipe.lora_r,
+        lora_alpha=recipe.lora_alpha,
+        lora_dropout=recipe.lora_dropout,
+        target_modules=recipe.target_modules,
+    )
 
 
 def prepare_for_training(model, profile):
@@ -82,8 +92,9 @@ def prepare_for_training(model, profile):
         return model
     checkpointing = profile.gradient_checkpointing and profile.gpu_path()
     with quiet_checkpointing_notice():
-        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing,
-                                               gradient_checkpointing_kwargs={"use_reentrant": False})
+        return prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=checkpointing, gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
 
 
 def half_dtype(model):
@@ -120,9 +131,18 @@ def shuffled_batches(rows: Sequence[dict], batch_size: int, rng: random.Random) 
         order = order[batch_size:]
 
 
-def fit(model, tokenizer, rows: Sequence[dict], labels: Sequence[str] | None = None, steps: int = TRAIN_STEPS,
-        batch_size: int = TRAIN_BATCH, learning_rate: float = TRAIN_LR, seed: int = 0, log=None,
-        progress: bool = False) -> FitResult:
+def fit(
+    model,
+    tokenizer,
+    rows: Sequence[dict],
+    labels: Sequence[str] | None = None,
+    steps: int = TRAIN_STEPS,
+    batch_size: int = TRAIN_BATCH,
+    learning_rate: float = TRAIN_LR,
+    seed: int = 0,
+    log=None,
+    progress: bool = False,
+) -> FitResult:
     """Train the trainable (LoRA + head) weights with AdamW on shuffled mini-batches; deterministic for a seed."""
     import torch
     from tqdm.auto import tqdm
@@ -169,8 +189,15 @@ def fit(model, tokenizer, rows: Sequence[dict], labels: Sequence[str] | None = N
 class LearnedRouter(Router):
     """Classifies prompts with a PEFT SEQ_CLS model; below `threshold` confidence it answers "general"."""
 
-    def __init__(self, model, tokenizer, labels: Sequence[str] | None = None, threshold: float = DEFAULT_THRESHOLD,
-                 fallback: str = GENERAL, batch_size: int = 32):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        labels: Sequence[str] | None = None,
+        threshold: float = DEFAULT_THRESHOLD,
+        fallback: str = GENERAL,
+        batch_size: int = 32,
+    ):
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1 (a probability), got {threshold}.")
         labels = tuple(labels or course_labels())
@@ -193,7 +220,7 @@ class LearnedRouter(Router):
         half = self.half
         with torch.no_grad(), torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None):
             for start in range(0, len(texts), self.batch_size):
-                enc = encode_batch(self.tokenizer, texts[start:start + self.batch_size], device)
+                enc = encode_batch(self.tokenizer, texts[start : start + self.batch_size], device)
                 chunks.append(self.model(**enc).logits.float().softmax(-1).cpu())
         return torch.cat(chunks)
 
@@ -203,13 +230,22 @@ class LearnedRouter(Router):
             scores = dict(zip(self.labels, row))
             best = max(scores, key=scores.get)
             if scores[best] < self.threshold:
-                reason = tr(en=f"low confidence ({best} {scores[best]:.2f} < {self.threshold:.2f}) → {self.fallback}",
-                            ru=f"низкая уверенность ({best} {scores[best]:.2f} < {self.threshold:.2f}) → "
-                               f"{self.fallback}")
+                reason = tr(
+                    en=f"low confidence ({best} {scores[best]:.2f} < {self.threshold:.2f}) → {self.fallback}",
+                    ru=f"низкая уверенность ({best} {scores[best]:.2f} < {self.threshold:.2f}) → {self.fallback}",
+                )
                 decisions.append(RouteDecision(self.fallback, scores, reason))
             else:
-                decisions.append(RouteDecision(best, scores, tr(en=f"classifier: {best} with p={scores[best]:.2f}",
-                                                                ru=f"классификатор: {best}, p={scores[best]:.2f}")))
+                decisions.append(
+                    RouteDecision(
+                        best,
+                        scores,
+                        tr(
+                            en=f"classifier: {best} with p={scores[best]:.2f}",
+                            ru=f"классификатор: {best}, p={scores[best]:.2f}",
+                        ),
+                    )
+                )
         return decisions
 
     def save(self, folder: str | Path, extra: dict | None = None) -> Path:
@@ -221,7 +257,7 @@ class LearnedRouter(Router):
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, profile, tokenizer=None, threshold: float | None = None) -> "LearnedRouter":
+    def load(cls, folder: str | Path, profile, tokenizer=None, threshold: float | None = None) -> LearnedRouter:
         """Load a saved router adapter onto a fresh classifier base of `profile`."""
         from peft import PeftModel
 
@@ -229,20 +265,34 @@ class LearnedRouter(Router):
 
         folder = Path(folder)
         if not (folder / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"No router adapter at {folder}. Train one with "
-                                    "`python -m lessons_lib.router train` (or notebook 04).")
-        meta = json.loads((folder / ROUTER_FILE).read_text(encoding="utf-8")) if (folder / ROUTER_FILE).is_file() else {}
+            raise FileNotFoundError(
+                f"No router adapter at {folder}. Train one with `python -m lessons_lib.router train` (or notebook 04)."
+            )
+        meta = (
+            json.loads((folder / ROUTER_FILE).read_text(encoding="utf-8")) if (folder / ROUTER_FILE).is_file() else {}
+        )
         labels = tuple(meta.get("labels") or course_labels())
         tokenizer = tokenizer or load_tokenizer(profile)
         model = PeftModel.from_pretrained(load_classifier_base(profile, labels, tokenizer), folder)
         model.eval()
-        return cls(model, tokenizer, labels,
-                   meta.get("threshold", DEFAULT_THRESHOLD) if threshold is None else threshold,
-                   meta.get("fallback", GENERAL))
+        return cls(
+            model,
+            tokenizer,
+            labels,
+            meta.get("threshold", DEFAULT_THRESHOLD) if threshold is None else threshold,
+            meta.get("fallback", GENERAL),
+        )
 
 
-def train_learned_router(profile, rows: Sequence[dict], steps: int = TRAIN_STEPS, seed: int = 0, log=None,
-                         threshold: float = DEFAULT_THRESHOLD, **fit_kwargs) -> tuple[LearnedRouter, FitResult]:
+def train_learned_router(
+    profile,
+    rows: Sequence[dict],
+    steps: int = TRAIN_STEPS,
+    seed: int = 0,
+    log=None,
+    threshold: float = DEFAULT_THRESHOLD,
+    **fit_kwargs,
+) -> tuple[LearnedRouter, FitResult]:
     """Fresh classifier base + LoRA SEQ_CLS adapter, trained on `rows` (QLoRA-prepared on a 4-bit base)."""
     import torch
     from peft import get_peft_model
@@ -265,12 +315,10 @@ def train_learned_router(profile, rows: Sequence[dict], steps: int = TRAIN_STEPS
 
 def describe_training(profile, steps: int, batch_size: int = TRAIN_BATCH) -> str:
     """The time estimate for training the router: padded tokens per step at the profile's tokens/s."""
-    from ..budget import padded_length
+    from ..budget import estimate_sentence, padded_length
     from ..models import load_tokenizer
     from .data import training_rows
     from .encode import router_texts
-
-    from ..budget import estimate_sentence
 
     if profile.rehearsal:
         return tr(en="a CPU rehearsal: seconds", ru="репетиция на CPU: секунды")
@@ -288,8 +336,19 @@ def train_and_save(profile, folder: str | Path, steps: int, seed: int = 0, log=p
 
     router, result = train_learned_router(profile, training_rows(), steps=steps, seed=seed, progress=True)
     lr = router_learning_rate(profile)
-    log(tr(en=f"router: {result.steps} steps in {result.seconds:.0f} s, final loss {result.final_loss:.3f}",
-           ru=f"маршрутизатор: {result.steps} шагов за {result.seconds:.0f} с, итоговый loss "
-              f"{result.final_loss:.3f}"))
-    return router.save(folder, extra={"profile": profile.name, "steps": result.steps, "seed": seed,
-                                      "learning_rate": lr, "final_loss": round(result.final_loss, 4)})
+    log(
+        tr(
+            en=f"router: {result.steps} steps in {result.seconds:.0f} s, final loss {result.final_loss:.3f}",
+            ru=f"маршрутизатор: {result.steps} шагов за {result.seconds:.0f} с, итоговый loss {result.final_loss:.3f}",
+        )
+    )
+    return router.save(
+        folder,
+        extra={
+            "profile": profile.name,
+            "steps": result.steps,
+            "seed": seed,
+            "learning_rate": lr,
+            "final_loss": round(result.final_loss, 4),
+        },
+    )

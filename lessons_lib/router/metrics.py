@@ -1,9 +1,10 @@
 """Accuracy, per-class precision/recall and the confusion matrix of a router on labeled prompts."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..i18n import tr
 from .base import Router

@@ -1,8 +1,9 @@
 """RoutedModel: route each prompt, then generate every answer in one mixed-adapter batch."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .base import BASE_ADAPTER, RouteDecision, Router, label_to_adapter
 
@@ -24,8 +25,10 @@ class RoutedModel:
         loaded = set(getattr(model, "peft_config", {}))
         missing = [a for a in map(label_to_adapter, router.labels) if a != BASE_ADAPTER and a not in loaded]
         if missing:
-            raise ValueError(f"The router can choose {missing}, but the model has no such adapter loaded "
-                             f"(loaded: {sorted(loaded)}). Load them with model.load_adapter(folder, adapter_name=...).")
+            raise ValueError(
+                f"The router can choose {missing}, but the model has no such adapter loaded "
+                f"(loaded: {sorted(loaded)}). Load them with model.load_adapter(folder, adapter_name=...)."
+            )
         self.model, self.tokenizer, self.router, self.max_new_tokens = model, tokenizer, router, max_new_tokens
 
     def generate_batch(self, prompts: Sequence[str]) -> list[RoutedAnswer]:
@@ -35,7 +38,11 @@ class RoutedModel:
         prompts = list(prompts)
         decisions = self.router.route_batch(prompts)
         adapters = [d.adapter for d in decisions]
-        answers = generate(self.model, self.tokenizer, prompts, self.max_new_tokens, adapter_names=adapters) if prompts else []
+        answers = (
+            generate(self.model, self.tokenizer, prompts, self.max_new_tokens, adapter_names=adapters)
+            if prompts
+            else []
+        )
         return [RoutedAnswer(p, d, a, ans) for p, d, a, ans in zip(prompts, decisions, adapters, answers)]
 
     def generate(self, prompt: str) -> RoutedAnswer:
@@ -71,7 +78,9 @@ def next_token_logits(model, tokenizer, prompts: Sequence[str], adapter_names: S
         return model(**enc, adapter_names=list(adapter_names)).logits[:, -1].float().cpu()
 
 
-def check_mixed_batch(model, tokenizer, prompts: Sequence[str], adapter_names: Sequence[str], profile) -> list[RowCheck]:
+def check_mixed_batch(
+    model, tokenizer, prompts: Sequence[str], adapter_names: Sequence[str], profile
+) -> list[RowCheck]:
     """Compare each row of one mixed-adapter forward with one-row forwards of the same prompt with every adapter.
 
     A row must match its own adapter within the profile's tolerance (bitwise-close on fp32, fp16 kernel noise
@@ -81,7 +90,9 @@ def check_mixed_batch(model, tokenizer, prompts: Sequence[str], adapter_names: S
 
     candidates = [*getattr(model, "peft_config", {}), BASE_ADAPTER]
     mixed = next_token_logits(model, tokenizer, prompts, adapter_names)
-    alone = {(p, a): next_token_logits(model, tokenizer, [p], [a])[0] for p in dict.fromkeys(prompts) for a in candidates}
+    alone = {
+        (p, a): next_token_logits(model, tokenizer, [p], [a])[0] for p in dict.fromkeys(prompts) for a in candidates
+    }
     rows = []
     for i, (prompt, adapter) in enumerate(zip(prompts, adapter_names)):
         gap = {a: (mixed[i] - alone[prompt, a]).abs().max().item() for a in candidates}
@@ -95,11 +106,20 @@ def describe_checks(rows: Sequence[RowCheck]) -> str:
     from ..i18n import tr
 
     ok, noise, other = sum(r.ok for r in rows), max(r.noise for r in rows), min(r.nearest_other for r in rows)
-    return tr(en=f"{ok}/{len(rows)} rows match their own adapter: largest logit difference to it "
-                 f"{noise:.2g}, smallest to any other adapter {other:.2g}",
-              ru=f"{ok}/{len(rows)} строк совпадают со своим адаптером: наибольшая разница логитов с ним "
-                 f"{noise:.2g}, наименьшая с любым другим адаптером {other:.2g}")
+    return tr(
+        en=f"{ok}/{len(rows)} rows match their own adapter: largest logit difference to it "
+        f"{noise:.2g}, smallest to any other adapter {other:.2g}",
+        ru=f"{ok}/{len(rows)} строк совпадают со своим адаптером: наибольшая разница логитов с ним "
+        f"{noise:.2g}, наименьшая с любым другим адаптером {other:.2g}",
+    )
 
 
-__all__ = ["BASE_ADAPTER", "RoutedAnswer", "RoutedModel", "RowCheck", "check_mixed_batch", "describe_checks",
-           "next_token_logits"]
+__all__ = [
+    "BASE_ADAPTER",
+    "RoutedAnswer",
+    "RoutedModel",
+    "RowCheck",
+    "check_mixed_batch",
+    "describe_checks",
+    "next_token_logits",
+]

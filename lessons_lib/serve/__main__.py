@@ -11,6 +11,7 @@
 options that choose what is served (--profile, --adapters-dir, --work-dir, --lora-modules, --router) are refused
 next to it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,35 +33,66 @@ def positive_int(text: str) -> int:
 def serve_parser() -> argparse.ArgumentParser:
     from .app import DEFAULT_MAX_BODY_BYTES
 
-    parser = argparse.ArgumentParser(prog="python -m lessons_lib.serve",
-                                     description="Serve the base model and its LoRA adapters over HTTP "
-                                                 "(OpenAI-compatible). Sub-commands: ask, vllm.")
-    parser.add_argument("--config", default=None, metavar="FILE",
-                        help="a composition file (TOML: base, adapters with weight and precision, named mixes, "
-                             "router, server); e.g. assets/compositions/course.toml")
-    parser.add_argument("--profile", default=None,
-                        help="tiny | t4 | 7b | t4-rehearsal | 7b-rehearsal (default: $LESSONS_PROFILE or automatic)")
+    parser = argparse.ArgumentParser(
+        prog="python -m lessons_lib.serve",
+        description="Serve the base model and its LoRA adapters over HTTP "
+        "(OpenAI-compatible). Sub-commands: ask, vllm.",
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="a composition file (TOML: base, adapters with weight and precision, named mixes, "
+        "router, server); e.g. assets/compositions/course.toml",
+    )
+    parser.add_argument(
+        "--profile",
+        default=None,
+        help="tiny | t4 | 7b | t4-rehearsal | 7b-rehearsal (default: $LESSONS_PROFILE or automatic)",
+    )
     parser.add_argument("--host", default=None, help="default 127.0.0.1")
     parser.add_argument("--port", type=int, default=None, help="default 8000")
-    parser.add_argument("--adapters-dir", default=None,
-                        help="serve every PEFT adapter folder in DIR (a local or Drive store) instead of the course "
-                             "adapters of the profile")
+    parser.add_argument(
+        "--adapters-dir",
+        default=None,
+        help="serve every PEFT adapter folder in DIR (a local or Drive store) instead of the course "
+        "adapters of the profile",
+    )
     parser.add_argument("--work-dir", default=None, help="where notebook 01 saved the adapters (GPU profiles)")
-    parser.add_argument("--lora-modules", nargs="+", default=None, metavar="NAME=PATH",
-                        help="serve exactly these adapter folders under these names (as vLLM's --lora-modules)")
-    parser.add_argument("--router", default=None,
-                        help="router for model='auto': keyword (default) | learned | embedding | none")
-    parser.add_argument("--window-ms", type=float, default=None, help="how long the engine gathers a batch (default 10)")
+    parser.add_argument(
+        "--lora-modules",
+        nargs="+",
+        default=None,
+        metavar="NAME=PATH",
+        help="serve exactly these adapter folders under these names (as vLLM's --lora-modules)",
+    )
+    parser.add_argument(
+        "--router", default=None, help="router for model='auto': keyword (default) | learned | embedding | none"
+    )
+    parser.add_argument(
+        "--window-ms", type=float, default=None, help="how long the engine gathers a batch (default 10)"
+    )
     parser.add_argument("--max-batch", type=int, default=None, help="default 32")
-    parser.add_argument("--max-body-bytes", type=positive_int, default=None,
-                        help=f"refuse request bodies larger than this with 413 (default {DEFAULT_MAX_BODY_BYTES}, "
-                             "i.e. 1 MB: far more text than any profile's longest prompt)")
-    parser.add_argument("--lora-path", choices=("batched", "peft"), default="batched",
-                        help="how mixed-adapter batches run: batched (stacked LoRA matrices, one gather + two batched "
-                             "matmuls per layer; used when it covers every adapter, else PEFT) or peft (PEFT's "
-                             "adapter_names); /health's engine.lora_path says which ran")
-    parser.add_argument("--crash-on", default=None,
-                        help="testing aid: make generation raise when a prompt contains this text (shows the 500 path)")
+    parser.add_argument(
+        "--max-body-bytes",
+        type=positive_int,
+        default=None,
+        help=f"refuse request bodies larger than this with 413 (default {DEFAULT_MAX_BODY_BYTES}, "
+        "i.e. 1 MB: far more text than any profile's longest prompt)",
+    )
+    parser.add_argument(
+        "--lora-path",
+        choices=("batched", "peft"),
+        default="batched",
+        help="how mixed-adapter batches run: batched (stacked LoRA matrices, one gather + two batched "
+        "matmuls per layer; used when it covers every adapter, else PEFT) or peft (PEFT's "
+        "adapter_names); /health's engine.lora_path says which ran",
+    )
+    parser.add_argument(
+        "--crash-on",
+        default=None,
+        help="testing aid: make generation raise when a prompt contains this text (shows the 500 path)",
+    )
     return parser
 
 
@@ -77,9 +109,11 @@ def ask_parser() -> argparse.ArgumentParser:
 
 
 def vllm_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lessons_lib.serve vllm",
-                                     description="Print the vLLM and LoRAX commands that serve the same adapters, "
-                                                 "leaving out (with the reason) those vLLM cannot load.")
+    parser = argparse.ArgumentParser(
+        prog="python -m lessons_lib.serve vllm",
+        description="Print the vLLM and LoRAX commands that serve the same adapters, "
+        "leaving out (with the reason) those vLLM cannot load.",
+    )
     parser.add_argument("--config", default=None, metavar="FILE", help="the adapters of a composition file")
     parser.add_argument("--profile", default=None)
     parser.add_argument("--adapters-dir", default=None)
@@ -95,15 +129,19 @@ def refuse_with_config(args, parser: argparse.ArgumentParser) -> None:
     """Exit with a usage error if an option that chooses what is served was given next to --config."""
     given = [f"--{name.replace('_', '-')}" for name in CHOOSING_OPTIONS if getattr(args, name, None) is not None]
     if args.config and given:
-        parser.error(f"{', '.join(given)} cannot be combined with --config: the composition file decides what is "
-                     "served. Edit the file (or drop --config).")
+        parser.error(
+            f"{', '.join(given)} cannot be combined with --config: the composition file decides what is "
+            "served. Edit the file (or drop --config)."
+        )
 
 
 def crash_hook(marker: str):
     """A fault hook for the engine: raise when any prompt in the batch contains `marker`."""
+
     def fault(jobs) -> None:
         if any(marker in job.prompt for job in jobs):
             raise RuntimeError(f"injected failure (prompt contains {marker!r})")
+
     return fault
 
 
@@ -119,8 +157,10 @@ def server_settings(args, composition=None):
         value = getattr(args, name)
         if value is not None:
             if composition is not None and value != getattr(settings, name):
-                print(f"{name} {value} (from --{name.replace('_', '-')}; the file says {getattr(settings, name)})",
-                      flush=True)
+                print(
+                    f"{name} {value} (from --{name.replace('_', '-')}; the file says {getattr(settings, name)})",
+                    flush=True,
+                )
             settings = replace(settings, **{name: value})
     return settings if settings.max_body_bytes else replace(settings, max_body_bytes=DEFAULT_MAX_BODY_BYTES)
 
@@ -136,14 +176,22 @@ def load_from_args(args):
         from .composition import load_composed, load_composition
 
         composition = load_composition(args.config)
-        print(f"composition {composition.path}: profile {composition.profile.name}; loading "
-              f"{composition.profile.model_id} ...", flush=True)
+        print(
+            f"composition {composition.path}: profile {composition.profile.name}; loading "
+            f"{composition.profile.model_id} ...",
+            flush=True,
+        )
         return load_composed(composition), composition
     profile, reason = choose_profile(args.profile)
     print(f"profile {profile.name} ({reason}); loading {profile.model_id} ...", flush=True)
     work_dir = Path(args.work_dir) if args.work_dir else None
-    served = load_served_model(profile, args.adapters_dir, work_dir, args.router or "keyword",
-                               lora_modules=parse_lora_modules(args.lora_modules))
+    served = load_served_model(
+        profile,
+        args.adapters_dir,
+        work_dir,
+        args.router or "keyword",
+        lora_modules=parse_lora_modules(args.lora_modules),
+    )
     return served, None
 
 
@@ -162,11 +210,19 @@ def serve(args) -> int:
         return 2
     settings = server_settings(args, composition)
     mixes = getattr(served, "mixes", {})
-    print(f"adapters: {', '.join(served.adapters) or 'none'}; router: {served.router_kind or served.router_error}"
-          + (f"; mixes: {', '.join(mixes)}" if mixes else ""), flush=True)
-    app = create_app(served, settings.window_ms, settings.max_batch,
-                     crash_hook(args.crash_on) if args.crash_on else None, max_body_bytes=settings.max_body_bytes,
-                     batched_lora=args.lora_path == "batched")
+    print(
+        f"adapters: {', '.join(served.adapters) or 'none'}; router: {served.router_kind or served.router_error}"
+        + (f"; mixes: {', '.join(mixes)}" if mixes else ""),
+        flush=True,
+    )
+    app = create_app(
+        served,
+        settings.window_ms,
+        settings.max_batch,
+        crash_hook(args.crash_on) if args.crash_on else None,
+        max_body_bytes=settings.max_body_bytes,
+        batched_lora=args.lora_path == "batched",
+    )
     print(f"mixed batches: {app.state.server.engine.stats['lora_path']}", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     return 0
@@ -193,24 +249,36 @@ def vllm(args) -> int:
         for name, spec in composition.adapters.items():
             folders[name] = adapter_folder(spec)
             if spec.weight != 1.0:
-                notes.append(f"{name}: weight {spec.weight:g} in the composition; vLLM serves adapters as trained "
-                             "(weight 1): merge a scaled copy to keep it")
-        notes += [f"mix {name!r}: vLLM has no weighted mixes; send one adapter's name, or merge the mix into a new "
-                  "adapter (notebook 03)" for name in composition.mixes]
+                notes.append(
+                    f"{name}: weight {spec.weight:g} in the composition; vLLM serves adapters as trained "
+                    "(weight 1): merge a scaled copy to keep it"
+                )
+        notes += [
+            f"mix {name!r}: vLLM has no weighted mixes; send one adapter's name, or merge the mix into a new "
+            "adapter (notebook 03)"
+            for name in composition.mixes
+        ]
         store = None
     else:
         profile, _ = choose_profile(args.profile)
-        folders, skipped = find_adapter_folders(profile, args.adapters_dir,
-                                                Path(args.work_dir) if args.work_dir else None)
+        folders, skipped = find_adapter_folders(
+            profile, args.adapters_dir, Path(args.work_dir) if args.work_dir else None
+        )
         store = args.adapters_dir
         if not folders:
             where = args.adapters_dir or args.work_dir or "the profile's work dir"
             first = f" The first of {len(skipped)}: {skipped[0]}" if skipped else ""
-            print(f"error: no adapters of profile {profile.name} found in {where}. Train and save them first "
-                  f"(notebook 01), or pass --adapters-dir DIR / --config FILE.{first}", file=sys.stderr)
+            print(
+                f"error: no adapters of profile {profile.name} found in {where}. Train and save them first "
+                f"(notebook 01), or pass --adapters-dir DIR / --config FILE.{first}",
+                file=sys.stderr,
+            )
             return 2
-    print(handoff_report(folders, profile.model_id, store, profile.max_length + profile.max_new_tokens,
-                         skipped=skipped, notes=notes))
+    print(
+        handoff_report(
+            folders, profile.model_id, store, profile.max_length + profile.max_new_tokens, skipped=skipped, notes=notes
+        )
+    )
     return 0
 
 

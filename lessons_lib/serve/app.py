@@ -23,6 +23,7 @@ Bounds, so that no single request stalls or degrades the server:
   neutralised, so a user cannot fake another turn;
 - responses carry no absolute paths of the machine (adapters are listed by name).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,8 +45,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..mixing import MAX_WEIGHT
 from .engine import AUTO, BASE, BatchingEngine, GenerationError, Job, Sampling, mix_name
 from .loading import ServedModel
-from .protocol import (DEFAULT_TEMPERATURE, ApiError, ChatRequest, chat_messages, check_request, stop_strings,
-                       text_of, tool_mode, tool_schemas)
+from .protocol import (
+    DEFAULT_TEMPERATURE,
+    ApiError,
+    ChatRequest,
+    chat_messages,
+    check_request,
+    stop_strings,
+    text_of,
+    tool_mode,
+    tool_schemas,
+)
 from .streaming import Chunks, chunks, logprobs_field, open_stream, usage_of
 from .tooling import ToolPlan, plan_tools, read_reply
 
@@ -56,20 +66,36 @@ REQUEST_TIMEOUT_S = 600.0
 DEFAULT_MAX_BODY_BYTES = 1_000_000  # 1 MB: far above any profile's longest prompt (max_length tokens)
 # Role markers of common chat formats (Zephyr/TinyLlama, Mistral/Llama-2, ChatML, Llama-3): neutralised in content
 # whether the tokenizer knows them as special tokens or reads them as plain text.
-KNOWN_MARKERS = ("<s>", "</s>", "[INST]", "[/INST]", "<<SYS>>", "<</SYS>>", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]",
-                 "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "<|im_start|>", "<|im_end|>")
+KNOWN_MARKERS = (
+    "<s>",
+    "</s>",
+    "[INST]",
+    "[/INST]",
+    "<<SYS>>",
+    "<</SYS>>",
+    "[TOOL_CALLS]",
+    "[AVAILABLE_TOOLS]",
+    "[/AVAILABLE_TOOLS]",
+    "[TOOL_RESULTS]",
+    "[/TOOL_RESULTS]",
+    "<|im_start|>",
+    "<|im_end|>",
+)
 MARKER_PATTERN = re.compile(r"<\|[^<>|\s]{1,40}\|>")  # <|system|>, <|user|>, <|eot_id|>, <|start_header_id|> ...
 BREAK = "\u200b"  # a zero-width space inside a marker makes it plain text for the tokenizer
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.@+~-]+/)*[\w.@+~-]+")
 LARGE_PROMPT_CHARS = 100_000  # after checking a prompt this long, free memory back to the OS (release_memory)
-UNION_TAG = re.compile(r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|function-.*|literal\[.*\]"
-                       r"|NamedToolChoice)$")
+UNION_TAG = re.compile(
+    r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|function-.*|literal\[.*\]"
+    r"|NamedToolChoice)$"
+)
 ROUTES = "GET /v1/models, GET /v1/models/{id}, POST /v1/chat/completions, GET /health, GET /"
 
 
 def without_paths(text: str) -> str:
     """`text` with every absolute path of this machine cut to its last two parts (/a/b/adapters/json ->
     adapters/json); URL paths such as /v1/models stay (their first folder does not exist here)."""
+
     def short(match: re.Match) -> str:
         parts = PurePosixPath(match.group(0)).parts
         return "/".join(parts[-2:]) if len(parts) > 1 and os.path.isdir("/" + parts[1]) else match.group(0)
@@ -102,8 +128,15 @@ def role_markers(tokenizer) -> tuple[str, ...]:
     found |= {t.content for t in getattr(tokenizer, "added_tokens_decoder", {}).values() if t.special}
     probe = "\x00probe\x00"
     try:
-        rendered = chat_text(tokenizer, [{"role": "system", "content": probe}, {"role": "user", "content": probe},
-                                         {"role": "assistant", "content": probe}, {"role": "user", "content": probe}])
+        rendered = chat_text(
+            tokenizer,
+            [
+                {"role": "system", "content": probe},
+                {"role": "user", "content": probe},
+                {"role": "assistant", "content": probe},
+                {"role": "user", "content": probe},
+            ],
+        )
     except Exception:  # noqa: BLE001 - a template that refuses the probe: the other sources still apply
         rendered = ""
     for part in rendered.split(probe):
@@ -137,8 +170,13 @@ class ErrorCounts:
     def as_dict(self) -> dict:
         total = sum(self.by_status.values())
         client = sum(n for s, n in self.by_status.items() if s.startswith("4"))
-        return {"total": total, "client": client, "server": total - client, "by_status": dict(self.by_status),
-                "by_code": dict(self.by_code)}
+        return {
+            "total": total,
+            "client": client,
+            "server": total - client,
+            "by_status": dict(self.by_status),
+            "by_code": dict(self.by_code),
+        }
 
 
 def loc_param(loc: tuple) -> str:
@@ -188,37 +226,65 @@ class Server:
     def resolve(self, model: str, weights: dict[str, float] | None) -> tuple[str, dict[str, float] | None]:
         """Check the requested model (and weights); return (model, weights) or raise ApiError."""
         if any(sep in model for sep in ("/", "\\")) or ".." in model:
-            raise ApiError(400, f"Refused model name {model!r}: it contains a path separator or '..'. A model here is "
-                                f"the name of a loaded adapter, not a path. Available: {self.model_names()}.",
-                           code="invalid_model_name", param="model", available=self.model_names())
+            raise ApiError(
+                400,
+                f"Refused model name {model!r}: it contains a path separator or '..'. A model here is "
+                f"the name of a loaded adapter, not a path. Available: {self.model_names()}.",
+                code="invalid_model_name",
+                param="model",
+                available=self.model_names(),
+            )
         if weights is not None or model == MIX:
             return MIX, self.check_weights(weights)
         if model in self.named_mixes():
             return MIX, self.check_weights(self.named_mixes()[model])
         if model == AUTO and self.served.router is None:
-            raise ApiError(503, f"model='auto' is unavailable: {self.served.router_error}. Name an adapter instead: "
-                                f"{self.model_names()}.", kind="server_error", code="router_unavailable",
-                           param="model", available=self.model_names())
+            raise ApiError(
+                503,
+                f"model='auto' is unavailable: {self.served.router_error}. Name an adapter instead: "
+                f"{self.model_names()}.",
+                kind="server_error",
+                code="router_unavailable",
+                param="model",
+                available=self.model_names(),
+            )
         if model not in self.model_names():
-            raise ApiError(404, f"Unknown model {model!r}. Available models: {', '.join(self.model_names())} "
-                                f"(GET /v1/models lists them).", code="model_not_found", param="model",
-                           available=self.model_names())
+            raise ApiError(
+                404,
+                f"Unknown model {model!r}. Available models: {', '.join(self.model_names())} "
+                f"(GET /v1/models lists them).",
+                code="model_not_found",
+                param="model",
+                available=self.model_names(),
+            )
         return model, None
 
     def check_weights(self, weights: dict[str, float] | None) -> dict[str, float]:
         """Weights for model='mix': known adapters, finite weights in (0, MAX_WEIGHT] (the course's mix range)."""
         if not weights:
-            raise ApiError(400, "model='mix' needs adapter_weights, e.g. {\"json\": 0.7, \"support\": 0.3}.",
-                           code="missing_adapter_weights", param="adapter_weights")
+            raise ApiError(
+                400,
+                'model=\'mix\' needs adapter_weights, e.g. {"json": 0.7, "support": 0.3}.',
+                code="missing_adapter_weights",
+                param="adapter_weights",
+            )
         unknown = [name for name in weights if name not in self.served.adapters]
         if unknown:
-            raise ApiError(404, f"adapter_weights names unknown adapters {unknown}. Loaded adapters: "
-                                f"{self.served.adapters}.", code="model_not_found", param=f"adapter_weights.{unknown[0]}",
-                           available=self.model_names())
+            raise ApiError(
+                404,
+                f"adapter_weights names unknown adapters {unknown}. Loaded adapters: {self.served.adapters}.",
+                code="model_not_found",
+                param=f"adapter_weights.{unknown[0]}",
+                available=self.model_names(),
+            )
         bad = {k: v for k, v in weights.items() if not 0 < v <= MAX_WEIGHT}  # NaN fails every comparison
         if bad:
-            raise ApiError(400, f"adapter_weights must be numbers greater than 0 and at most {MAX_WEIGHT:g}; got "
-                                f"{bad}.", code="invalid_adapter_weights", param=f"adapter_weights.{next(iter(bad))}")
+            raise ApiError(
+                400,
+                f"adapter_weights must be numbers greater than 0 and at most {MAX_WEIGHT:g}; got {bad}.",
+                code="invalid_adapter_weights",
+                param=f"adapter_weights.{next(iter(bad))}",
+            )
         return {k: float(v) for k, v in weights.items()}
 
     def check_limits(self, request: ChatRequest) -> int:
@@ -226,9 +292,13 @@ class Server:
         max_tokens = request.max_completion_tokens or request.max_tokens or self.max_tokens
         if max_tokens > self.max_tokens:
             param = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
-            raise ApiError(400, f"{param}={max_tokens} is over this server's limit of {self.max_tokens} "
-                                f"(profile {self.profile.name}). Ask for fewer tokens.", code="max_tokens_too_large",
-                           param=param)
+            raise ApiError(
+                400,
+                f"{param}={max_tokens} is over this server's limit of {self.max_tokens} "
+                f"(profile {self.profile.name}). Ask for fewer tokens.",
+                code="max_tokens_too_large",
+                param=param,
+            )
         return max_tokens
 
     def route_text(self, model: str, messages: list[dict]) -> str:
@@ -238,17 +308,23 @@ class Server:
         text = messages[index]["content"]
         if model == AUTO and not text.strip():
             which = "the last user message" if users else "the last message (there is no user message)"
-            raise ApiError(400, f"model='auto' routes on {which}, but messages[{index}].content is empty. Put the "
-                                "request in that message, or name an adapter in `model`.",
-                           code="empty_route_text", param=f"messages[{index}].content")
+            raise ApiError(
+                400,
+                f"model='auto' routes on {which}, but messages[{index}].content is empty. Put the "
+                "request in that message, or name an adapter in `model`.",
+                code="empty_route_text",
+                param=f"messages[{index}].content",
+            )
         return text
 
     def safe(self, message: dict) -> dict:
         """A message with role markers neutralised in its content and in its calls' string arguments."""
         out = {**message, "content": neutralise(message["content"], self.markers)}
         if message.get("tool_calls"):
-            out["tool_calls"] = [{**call, "function": {**call["function"], "arguments": self.safe_value(
-                call["function"]["arguments"])}} for call in message["tool_calls"]]
+            out["tool_calls"] = [
+                {**call, "function": {**call["function"], "arguments": self.safe_value(call["function"]["arguments"])}}
+                for call in message["tool_calls"]
+            ]
         return out
 
     def safe_value(self, value):
@@ -269,9 +345,13 @@ class Server:
         try:
             prompt = chat_text(self.check_tokenizer, [self.safe(m) for m in messages], tools=tools or None)
         except Exception as err:  # noqa: BLE001 - the messages are the only input of the template
-            raise ApiError(400, f"These messages cannot be rendered with this model's chat template "
-                                f"({type(err).__name__}: {err}). Check the roles and their order.",
-                           code="invalid_messages", param="messages") from err
+            raise ApiError(
+                400,
+                f"These messages cannot be rendered with this model's chat template "
+                f"({type(err).__name__}: {err}). Check the roles and their order.",
+                code="invalid_messages",
+                param="messages",
+            ) from err
         ids = self.check_tokenizer(prompt, add_special_tokens=False, return_attention_mask=False)["input_ids"]
         return prompt, len(ids)
 
@@ -279,33 +359,55 @@ class Server:
     def sampling(request: ChatRequest) -> Sampling:
         """The request's decoding settings (absent temperature: DEFAULT_TEMPERATURE, greedy)."""
         temperature = DEFAULT_TEMPERATURE if request.temperature is None else request.temperature
-        return Sampling(temperature=temperature, top_p=1.0 if request.top_p is None else request.top_p,
-                        seed=request.seed, n=request.n or 1, stop=stop_strings(request.stop),
-                        logprobs=bool(request.logprobs), top_logprobs=request.top_logprobs or 0)
+        return Sampling(
+            temperature=temperature,
+            top_p=1.0 if request.top_p is None else request.top_p,
+            seed=request.seed,
+            n=request.n or 1,
+            stop=stop_strings(request.stop),
+            logprobs=bool(request.logprobs),
+            top_logprobs=request.top_logprobs or 0,
+        )
 
-    def build_job(self, request: ChatRequest) -> "Prepared":
+    def build_job(self, request: ChatRequest) -> Prepared:
         """Validate a request and turn it into a Job for the engine (runs on the prompt-check thread)."""
         check_request(request)
         model, weights = self.resolve(request.model, request.adapter_weights)
         max_tokens = self.check_limits(request)
         messages = chat_messages(request.messages)
         if not any(m["content"].strip() or m.get("tool_calls") for m in messages):
-            raise ApiError(400, "Every message is empty: send at least one message with text.", code="empty_messages",
-                           param="messages")
+            raise ApiError(
+                400,
+                "Every message is empty: send at least one message with text.",
+                code="empty_messages",
+                param="messages",
+            )
         route_text = self.route_text(model, messages)
         mode = tool_mode(request)
         prompt, n_tokens = self.render(messages, tool_schemas(request) if mode else None)
         if n_tokens > self.max_prompt_tokens:
-            raise ApiError(400, f"The prompt is {n_tokens} tokens, over this server's limit of {self.max_prompt_tokens} "
-                                f"(profile {self.profile.name} max_length). Shorten the messages or drop old turns.",
-                           code="context_length_exceeded", param="messages", prompt_tokens=n_tokens,
-                           limit=self.max_prompt_tokens)
+            raise ApiError(
+                400,
+                f"The prompt is {n_tokens} tokens, over this server's limit of {self.max_prompt_tokens} "
+                f"(profile {self.profile.name} max_length). Shorten the messages or drop old turns.",
+                code="context_length_exceeded",
+                param="messages",
+                prompt_tokens=n_tokens,
+                limit=self.max_prompt_tokens,
+            )
         plan = plan_tools(tool_schemas(request), mode, self.check_tokenizer)
-        job = Job(prompt=prompt, route_text=route_text, model=model, max_tokens=max_tokens, weights=weights,
-                  sampling=self.sampling(request), allowed_tokens=plan.allowed_tokens if plan else None)
+        job = Job(
+            prompt=prompt,
+            route_text=route_text,
+            model=model,
+            max_tokens=max_tokens,
+            weights=weights,
+            sampling=self.sampling(request),
+            allowed_tokens=plan.allowed_tokens if plan else None,
+        )
         return Prepared(job, request, plan)
 
-    def checked_job(self, request: ChatRequest) -> "Prepared":
+    def checked_job(self, request: ChatRequest) -> Prepared:
         """`build_job`, then memory released if the prompt was large (runs on the prompt-check thread)."""
         try:
             return self.build_job(request)
@@ -315,28 +417,72 @@ class Server:
 
     def health(self) -> dict:
         """What /health reports."""
-        return {"status": "ok", "profile": self.profile.name, "base_model": public_id(self.served.base_id),
-                "adapters": self.served.adapters, "models": self.model_names(),
-                "not_served": [without_paths(reason) for reason in self.served.skipped],
-                "router": self.served.router_kind or f"unavailable: {without_paths(str(self.served.router_error))}",
-                "max_prompt_tokens": self.max_prompt_tokens, "max_tokens": self.max_tokens,
-                "max_body_bytes": self.max_body_bytes, "errors": self.errors.as_dict(),
-                "engine": dict(self.engine.stats)}
+        return {
+            "status": "ok",
+            "profile": self.profile.name,
+            "base_model": public_id(self.served.base_id),
+            "adapters": self.served.adapters,
+            "models": self.model_names(),
+            "not_served": [without_paths(reason) for reason in self.served.skipped],
+            "router": self.served.router_kind or f"unavailable: {without_paths(str(self.served.router_error))}",
+            "max_prompt_tokens": self.max_prompt_tokens,
+            "max_tokens": self.max_tokens,
+            "max_body_bytes": self.max_body_bytes,
+            "errors": self.errors.as_dict(),
+            "engine": dict(self.engine.stats),
+        }
 
     def models(self) -> dict:
         """What /v1/models reports: OpenAI shape, plus kind/parent like vLLM lists LoRA modules (no local paths)."""
         created = int(time.time())
-        data = [{"id": BASE, "object": "model", "created": created, "owned_by": "lora-adapter-lab", "kind": "base",
-                 "root": public_id(self.served.base_id), "parent": None}]
-        data += [{"id": name, "object": "model", "created": created, "owned_by": "lora-adapter-lab",
-                  "kind": "adapter", "root": name, "parent": BASE}
-                 for name in self.served.adapters]
-        data += [{"id": name, "object": "model", "created": created, "owned_by": "lora-adapter-lab", "kind": "mix",
-                  "root": mix_name(weights), "parent": BASE, "adapter_weights": weights}
-                 for name, weights in self.named_mixes().items()]
+        data = [
+            {
+                "id": BASE,
+                "object": "model",
+                "created": created,
+                "owned_by": "lora-adapter-lab",
+                "kind": "base",
+                "root": public_id(self.served.base_id),
+                "parent": None,
+            }
+        ]
+        data += [
+            {
+                "id": name,
+                "object": "model",
+                "created": created,
+                "owned_by": "lora-adapter-lab",
+                "kind": "adapter",
+                "root": name,
+                "parent": BASE,
+            }
+            for name in self.served.adapters
+        ]
+        data += [
+            {
+                "id": name,
+                "object": "model",
+                "created": created,
+                "owned_by": "lora-adapter-lab",
+                "kind": "mix",
+                "root": mix_name(weights),
+                "parent": BASE,
+                "adapter_weights": weights,
+            }
+            for name, weights in self.named_mixes().items()
+        ]
         if self.served.router is not None:
-            data.append({"id": AUTO, "object": "model", "created": created, "owned_by": "lora-adapter-lab",
-                         "kind": "router", "root": self.served.router_kind, "parent": BASE})
+            data.append(
+                {
+                    "id": AUTO,
+                    "object": "model",
+                    "created": created,
+                    "owned_by": "lora-adapter-lab",
+                    "kind": "router",
+                    "root": self.served.router_kind,
+                    "parent": BASE,
+                }
+            )
         return {"object": "list", "data": data}
 
     def model(self, model_id: str) -> dict:
@@ -344,12 +490,16 @@ class Server:
         for entry in self.models()["data"]:
             if entry["id"] == model_id:
                 return entry
-        raise ApiError(404, f"The model {model_id!r} does not exist here. Available models: "
-                            f"{', '.join(self.model_names())}.", code="model_not_found", param="model",
-                       available=self.model_names())
+        raise ApiError(
+            404,
+            f"The model {model_id!r} does not exist here. Available models: {', '.join(self.model_names())}.",
+            code="model_not_found",
+            param="model",
+            available=self.model_names(),
+        )
 
     @staticmethod
-    def completion(prepared: "Prepared", answer, latency_ms: float) -> dict:
+    def completion(prepared: Prepared, answer, latency_ms: float) -> dict:
         """An OpenAI chat.completion body; `model` and `adapter` name the adapter that answered."""
         choices = []
         for choice in answer.choices:
@@ -357,15 +507,34 @@ class Server:
             message = {"role": "assistant", "content": reading.content, "refusal": None}
             if reading.tool_calls:
                 message["tool_calls"] = reading.tool_calls
-            choices.append({"index": choice.index, "message": message, "finish_reason": reading.finish_reason,
-                            "logprobs": logprobs_field(choice.logprobs) if prepared.request.logprobs else None})
-        return {"id": prepared.id, "object": "chat.completion", "created": int(time.time()),
-                "model": answer.adapter, "adapter": answer.adapter, "requested_model": prepared.request.model,
-                "route": answer.route, "system_fingerprint": None, "choices": choices, "usage": usage_of(answer),
-                "timing": {"latency_ms": round(latency_ms, 1), "queue_ms": round(answer.queue_ms, 1),
-                           "generate_ms": round(answer.generate_ms, 1), "batch_size": answer.batch_size}}
+            choices.append(
+                {
+                    "index": choice.index,
+                    "message": message,
+                    "finish_reason": reading.finish_reason,
+                    "logprobs": logprobs_field(choice.logprobs) if prepared.request.logprobs else None,
+                }
+            )
+        return {
+            "id": prepared.id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": answer.adapter,
+            "adapter": answer.adapter,
+            "requested_model": prepared.request.model,
+            "route": answer.route,
+            "system_fingerprint": None,
+            "choices": choices,
+            "usage": usage_of(answer),
+            "timing": {
+                "latency_ms": round(latency_ms, 1),
+                "queue_ms": round(answer.queue_ms, 1),
+                "generate_ms": round(answer.generate_ms, 1),
+                "batch_size": answer.batch_size,
+            },
+        }
 
-    async def prepare(self, request: ChatRequest) -> "Prepared":
+    async def prepare(self, request: ChatRequest) -> Prepared:
         """Check the request on the prompt-check thread."""
         return await asyncio.get_running_loop().run_in_executor(self.checks, self.checked_job, request)
 
@@ -390,18 +559,25 @@ class Server:
         except GenerationError as err:
             raise failed(err) from err
         options = prepared.request.stream_options
-        writer = Chunks(prepared.id, prepared.known_adapter or request.model, prepared.known_adapter,
-                        include_usage=bool(options and options.include_usage), logprobs=bool(request.logprobs))
+        writer = Chunks(
+            prepared.id,
+            prepared.known_adapter or request.model,
+            prepared.known_adapter,
+            include_usage=bool(options and options.include_usage),
+            logprobs=bool(request.logprobs),
+        )
 
         def failure(err: Exception) -> dict:
             error = failed(err) if isinstance(err, GenerationError) else timed_out()
             self.errors.record(error.status, error.code)
             return error.body()
 
-        body = chunks(events, future, prepared.job, writer, prepared.job.sampling.n, prepared.plan,
-                      REQUEST_TIMEOUT_S, failure)
-        return StreamingResponse(body, media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        body = chunks(
+            events, future, prepared.job, writer, prepared.job.sampling.n, prepared.plan, REQUEST_TIMEOUT_S, failure
+        )
+        return StreamingResponse(
+            body, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
 
 
 @dataclass
@@ -428,22 +604,35 @@ class Prepared:
 
 
 def failed(err: GenerationError) -> ApiError:
-    return ApiError(500, f"{err}. Only this request failed; the server keeps serving.", kind="server_error",
-                    code="generation_failed")
+    return ApiError(
+        500,
+        f"{err}. Only this request failed; the server keeps serving.",
+        kind="server_error",
+        code="generation_failed",
+    )
 
 
 def timed_out() -> ApiError:
-    return ApiError(504, f"No answer within {REQUEST_TIMEOUT_S:.0f} s; the server is overloaded, retry later.",
-                    kind="server_error", code="timeout")
+    return ApiError(
+        504,
+        f"No answer within {REQUEST_TIMEOUT_S:.0f} s; the server is overloaded, retry later.",
+        kind="server_error",
+        code="timeout",
+    )
 
 
 # ---------------------------------------------------------------- the request size limit
 def too_large(limit: int, size: int | None) -> ApiError:
     """The 413 for a body over the limit."""
     got = f"is {size} bytes, over" if size is not None else "grew past"
-    return ApiError(413, f"The request body {got} this server's limit of {limit} bytes. Send a shorter prompt (or "
-                         "start the server with a larger --max-body-bytes).",
-                    code="request_too_large", param="body", limit=limit)
+    return ApiError(
+        413,
+        f"The request body {got} this server's limit of {limit} bytes. Send a shorter prompt (or "
+        "start the server with a larger --max-body-bytes).",
+        code="request_too_large",
+        param="body",
+        limit=limit,
+    )
 
 
 def declared_length(scope: dict) -> int | None:
@@ -503,13 +692,19 @@ def replay(body: bytes, receive):
 def validation_error(errors: list[dict]) -> ApiError:
     """pydantic's complaints about a body as one 400 naming the most specific field (the deepest location: for a
     union such as `content`, the branch that got furthest); an unknown field is unknown_parameter."""
-    first = max(errors, key=lambda e: len(loc_param(e["loc"]).replace("[", ".[").split(".")),
-                default={"loc": (), "type": ""})
+    first = max(
+        errors, key=lambda e: len(loc_param(e["loc"]).replace("[", ".[").split(".")), default={"loc": (), "type": ""}
+    )
     if first["type"] == "extra_forbidden":
         name = loc_param(first["loc"])
-        return ApiError(400, f"Unrecognized request argument supplied: {name}. This server refuses fields it does "
-                             "not implement rather than ignore them; remove it (lessons_lib/serve/protocol.py lists "
-                             "what each field does here).", code="unknown_parameter", param=name)
+        return ApiError(
+            400,
+            f"Unrecognized request argument supplied: {name}. This server refuses fields it does "
+            "not implement rather than ignore them; remove it (lessons_lib/serve/protocol.py lists "
+            "what each field does here).",
+            code="unknown_parameter",
+            param=name,
+        )
     problems = "; ".join(f"{loc_param(e['loc'])}: {e['msg']}" for e in errors)
     return ApiError(400, f"Invalid request: {problems}", code="validation_error", param=loc_param(first["loc"]))
 
@@ -520,8 +715,7 @@ def http_error(request: Request, err: StarletteHTTPException) -> ApiError:
     if err.status_code == 404:
         return ApiError(404, f"Invalid URL ({where}). This server answers {ROUTES}.", code="unknown_url")
     if err.status_code == 405:
-        return ApiError(405, f"Method not allowed ({where}). This server answers {ROUTES}.",
-                        code="method_not_allowed")
+        return ApiError(405, f"Method not allowed ({where}). This server answers {ROUTES}.", code="method_not_allowed")
     return ApiError(err.status_code, f"{where}: {err.detail}", code=f"http_{err.status_code}")
 
 
@@ -535,8 +729,14 @@ def batched_lora_for(model):
     return (batched, "") if ok else (None, reason)
 
 
-def create_app(served: ServedModel, window_ms: float = 10.0, max_batch: int = 32, fault=None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, batched_lora: bool = True) -> FastAPI:
+def create_app(
+    served: ServedModel,
+    window_ms: float = 10.0,
+    max_batch: int = 32,
+    fault=None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    batched_lora: bool = True,
+) -> FastAPI:
     """The FastAPI app; the engine's worker thread starts now and stops on shutdown.
 
     Mixed-adapter batches run on the batched LoRA path (lessons_lib.batched_lora) when it covers the model's
@@ -546,8 +746,16 @@ def create_app(served: ServedModel, window_ms: float = 10.0, max_batch: int = 32
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}.")
     batched, why_not = batched_lora_for(served.model) if batched_lora else (None, "turned off (--lora-path peft)")
-    engine = BatchingEngine(served.model, served.tokenizer, served.adapters, router=served.router,
-                            window_ms=window_ms, max_batch=max_batch, fault=fault, batched_lora=batched)
+    engine = BatchingEngine(
+        served.model,
+        served.tokenizer,
+        served.adapters,
+        router=served.router,
+        window_ms=window_ms,
+        max_batch=max_batch,
+        fault=fault,
+        batched_lora=batched,
+    )
     if batched is None:
         engine.stats["lora_path"] = f"peft ({why_not})"
     server = Server(served, engine, max_body_bytes)
@@ -576,8 +784,15 @@ def create_app(served: ServedModel, window_ms: float = 10.0, max_batch: int = 32
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, err: Exception):
-        return await api_error(_, ApiError(500, f"Internal error ({type(err).__name__}: {err}); the server keeps "
-                                                "serving.", kind="server_error", code="internal_error"))
+        return await api_error(
+            _,
+            ApiError(
+                500,
+                f"Internal error ({type(err).__name__}: {err}); the server keeps serving.",
+                kind="server_error",
+                code="internal_error",
+            ),
+        )
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:

@@ -1,12 +1,13 @@
 """A small client for the server: `ask()` in Python, and `python -m lessons_lib.serve ask "..." --adapter auto`
 (`--stream` prints the answer as it is generated)."""
+
 from __future__ import annotations
 
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 DEFAULT_URL = os.environ.get("LESSONS_SERVER_URL", "http://127.0.0.1:8000")
 
@@ -41,36 +42,54 @@ def request_body(prompt: str, adapter: str, max_tokens: int | None, stream: bool
 
 
 def no_server(url: str, err: Exception) -> ServerError:
-    return ServerError(0, f"no server at {url} ({err}). Start one with "
-                          "`python -m lessons_lib.serve --profile tiny --port 8000`.")
+    return ServerError(
+        0, f"no server at {url} ({err}). Start one with `python -m lessons_lib.serve --profile tiny --port 8000`."
+    )
 
 
-def ask(prompt: str, adapter: str = "auto", url: str = DEFAULT_URL, max_tokens: int | None = None,
-        timeout: float = 120.0) -> Reply:
+def ask(
+    prompt: str, adapter: str = "auto", url: str = DEFAULT_URL, max_tokens: int | None = None, timeout: float = 120.0
+) -> Reply:
     """Send one user prompt to POST /v1/chat/completions and return the answer."""
     import httpx
 
     try:
-        response = httpx.post(f"{url.rstrip('/')}/v1/chat/completions", json=request_body(prompt, adapter, max_tokens),
-                              timeout=timeout)
+        response = httpx.post(
+            f"{url.rstrip('/')}/v1/chat/completions", json=request_body(prompt, adapter, max_tokens), timeout=timeout
+        )
     except httpx.ConnectError as err:
         raise no_server(url, err) from err
     data = response.json()
     if response.status_code != 200:
         raise ServerError(response.status_code, data.get("error", {}).get("message", response.text))
-    return Reply(text=data["choices"][0]["message"]["content"], adapter=data["adapter"],
-                 latency_ms=data["timing"]["latency_ms"], route=data.get("route"), raw=data)
+    return Reply(
+        text=data["choices"][0]["message"]["content"],
+        adapter=data["adapter"],
+        latency_ms=data["timing"]["latency_ms"],
+        route=data.get("route"),
+        raw=data,
+    )
 
 
-def ask_streaming(prompt: str, adapter: str = "auto", url: str = DEFAULT_URL, max_tokens: int | None = None,
-                  on_text: Callable[[str], None] = print, timeout: float = 120.0) -> Reply:
+def ask_streaming(
+    prompt: str,
+    adapter: str = "auto",
+    url: str = DEFAULT_URL,
+    max_tokens: int | None = None,
+    on_text: Callable[[str], None] = print,
+    timeout: float = 120.0,
+) -> Reply:
     """Like `ask`, with stream=true: `on_text` gets each piece of the answer as it arrives (SSE chunks)."""
     import httpx
 
     start, pieces, adapter_used, route, last = time.perf_counter(), [], adapter, None, {}
     try:
-        with httpx.stream("POST", f"{url.rstrip('/')}/v1/chat/completions",
-                          json=request_body(prompt, adapter, max_tokens, stream=True), timeout=timeout) as response:
+        with httpx.stream(
+            "POST",
+            f"{url.rstrip('/')}/v1/chat/completions",
+            json=request_body(prompt, adapter, max_tokens, stream=True),
+            timeout=timeout,
+        ) as response:
             if response.status_code != 200:
                 data = json.loads(response.read())
                 raise ServerError(response.status_code, data.get("error", {}).get("message", response.text))
@@ -87,16 +106,26 @@ def ask_streaming(prompt: str, adapter: str = "auto", url: str = DEFAULT_URL, ma
                     on_text(piece)
     except httpx.ConnectError as err:
         raise no_server(url, err) from err
-    return Reply(text="".join(pieces), adapter=adapter_used, latency_ms=(time.perf_counter() - start) * 1000,
-                 route=route, raw=last)
+    return Reply(
+        text="".join(pieces),
+        adapter=adapter_used,
+        latency_ms=(time.perf_counter() - start) * 1000,
+        route=route,
+        raw=last,
+    )
 
 
 def main(args) -> int:
     """The `ask` sub-command: print the answer, then which adapter answered."""
     try:
         if getattr(args, "stream", False):
-            reply = ask_streaming(args.prompt, args.adapter, args.url, args.max_tokens,
-                                  on_text=lambda piece: print(piece, end="", flush=True))
+            reply = ask_streaming(
+                args.prompt,
+                args.adapter,
+                args.url,
+                args.max_tokens,
+                on_text=lambda piece: print(piece, end="", flush=True),
+            )
             print()
         else:
             reply = ask(args.prompt, args.adapter, args.url, args.max_tokens)

@@ -30,14 +30,16 @@ like the base. Mixes are built from the adapters as served, so a mix weight mult
 Every mistake in the file is a CompositionError naming the file, the line where it can be found, the key and
 what to do.
 """
+
 from __future__ import annotations
 
 import math
 import numbers
 import re
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import tomllib
 
 from ..profiles import PROFILES, Profile
 from .loading import ServedModel
@@ -137,9 +139,12 @@ class Checker:
             raise self.error(key, f"expected a table, got {type(data).__name__} {data!r}", f"Write it as {example}")
         unknown = [k for k in data if allowed is not None and k not in allowed]
         if unknown:
-            raise self.error(f"{key}.{unknown[0]}" if key else unknown[0], "unknown key",
-                             f"Allowed here: {', '.join(allowed)} (check the spelling; a key that is not "
-                             "understood is never ignored)")
+            raise self.error(
+                f"{key}.{unknown[0]}" if key else unknown[0],
+                "unknown key",
+                f"Allowed here: {', '.join(allowed)} (check the spelling; a key that is not "
+                "understood is never ignored)",
+            )
         return data
 
     def number(self, value, key: str, low: float, high: float, what: str, allow_low: bool = True) -> float:
@@ -166,17 +171,23 @@ def load_composition(path: str | Path) -> Composition:
     """Read and check a composition file; CompositionError (naming file, line, key and fix) for any problem."""
     path = Path(path)
     if not path.is_file():
-        raise CompositionError(f"Composition file {path} does not exist. Pass a TOML file, e.g. "
-                               "assets/compositions/course.toml (copy it and edit).")
+        raise CompositionError(
+            f"Composition file {path} does not exist. Pass a TOML file, e.g. "
+            "assets/compositions/course.toml (copy it and edit)."
+        )
     if path.suffix.lower() not in (".toml", ""):
-        raise CompositionError(f"{path}: a composition file is TOML (.toml); got {path.suffix!r}. Write it as TOML "
-                               "like assets/compositions/course.toml.")
+        raise CompositionError(
+            f"{path}: a composition file is TOML (.toml); got {path.suffix!r}. Write it as TOML "
+            "like assets/compositions/course.toml."
+        )
     text = path.read_text(encoding="utf-8")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise CompositionError(f"{path}: not valid TOML ({err}). Fix the syntax there: strings in quotes, "
-                               "tables as [name], one key = value per line.") from err
+        raise CompositionError(
+            f"{path}: not valid TOML ({err}). Fix the syntax there: strings in quotes, "
+            "tables as [name], one key = value per line."
+        ) from err
     return parse_composition(data, path.resolve(), text)
 
 
@@ -192,10 +203,19 @@ def parse_composition(data: dict, path: Path, text: str = "") -> Composition:
         raise check.error("router", "has no kind", f"Write kind = one of {', '.join(ROUTER_KINDS)}")
     router = check.string(router_table["kind"], "router.kind", f"Use one of {', '.join(ROUTER_KINDS)}")
     if router not in ROUTER_KINDS:
-        raise check.error("router.kind", f"unknown router {router!r}", f"Use one of {', '.join(ROUTER_KINDS)} "
-                          "(or leave out [router] to serve without `auto`)")
-    return Composition(path=path, profile=profile, adapters=adapters, mixes=mixes, router=router,
-                       server=parse_server(check, data.get("server", {})))
+        raise check.error(
+            "router.kind",
+            f"unknown router {router!r}",
+            f"Use one of {', '.join(ROUTER_KINDS)} (or leave out [router] to serve without `auto`)",
+        )
+    return Composition(
+        path=path,
+        profile=profile,
+        adapters=adapters,
+        mixes=mixes,
+        router=router,
+        server=parse_server(check, data.get("server", {})),
+    )
 
 
 def parse_base(check: Checker, base, folder: Path) -> Profile:
@@ -204,8 +224,12 @@ def parse_base(check: Checker, base, folder: Path) -> Profile:
         raise check.error("base", "missing", 'Add a [base] table with profile = "tiny" (or t4, 7b, ...)')
     check.table(base, "base", BASE_KEYS, 'profile = "tiny"')
     if "profile" not in base:
-        raise check.error("base.profile", "missing", f"Say whose settings apply: profile = one of "
-                          f"{', '.join(PROFILES)} (also needed when base.model names another model)")
+        raise check.error(
+            "base.profile",
+            "missing",
+            f"Say whose settings apply: profile = one of "
+            f"{', '.join(PROFILES)} (also needed when base.model names another model)",
+        )
     name = check.string(base["profile"], "base.profile", f"Use one of {', '.join(PROFILES)}")
     if name not in PROFILES:
         raise check.error("base.profile", f"unknown profile {name!r}", f"Use one of {', '.join(PROFILES)}")
@@ -217,8 +241,11 @@ def parse_base(check: Checker, base, folder: Path) -> Profile:
     if local.is_dir():
         return replace(profile, model_id=str(local))
     if model.startswith((".", "/", "~")) or not HUB_ID.match(model):
-        raise check.error("base.model", f"{model!r} is neither a folder (looked at {local}) nor a Hub id",
-                          "Give an existing folder (relative to the composition file) or a Hub id like owner/name")
+        raise check.error(
+            "base.model",
+            f"{model!r} is neither a folder (looked at {local}) nor a Hub id",
+            "Give an existing folder (relative to the composition file) or a Hub id like owner/name",
+        )
     return replace(profile, model_id=model)
 
 
@@ -240,23 +267,35 @@ def parse_adapters(check: Checker, adapters, folder: Path) -> dict[str, AdapterS
             raise check.error(key, f"{name!r} is a reserved model name", "Rename the adapter")
         check.table(table, key, ADAPTER_KEYS, 'path = "../adapters/json"')
         if ("path" in table) == ("hub" in table):
-            raise check.error(key, "needs exactly one of path or hub",
-                              'Write path = "folder" (relative to this file) or hub = "owner/repo"')
-        weight = check.number(table.get("weight", 1.0), f"{key}.weight", 0.0, MAX_ADAPTER_WEIGHT,
-                              "the adapter's weight (1 = as trained, 0 = off)")
+            raise check.error(
+                key,
+                "needs exactly one of path or hub",
+                'Write path = "folder" (relative to this file) or hub = "owner/repo"',
+            )
+        weight = check.number(
+            table.get("weight", 1.0),
+            f"{key}.weight",
+            0.0,
+            MAX_ADAPTER_WEIGHT,
+            "the adapter's weight (1 = as trained, 0 = off)",
+        )
         precision = table.get("precision", "fp32")
         if precision not in PRECISIONS:
-            raise check.error(f"{key}.precision", f"unknown precision {precision!r}",
-                              f"Use one of {', '.join(PRECISIONS)}")
+            raise check.error(
+                f"{key}.precision", f"unknown precision {precision!r}", f"Use one of {', '.join(PRECISIONS)}"
+            )
         if "path" in table:
             given = check.string(table["path"], f"{key}.path", "Write the adapter folder as a string")
             location = Path(given).expanduser()
             location = location if location.is_absolute() else (folder / location).resolve()
             if not (location / "adapter_config.json").is_file():
                 state = "does not exist" if not location.exists() else "has no adapter_config.json"
-                raise check.error(f"{key}.path", f"{location} {state}",
-                                  "Point it at a saved PEFT adapter folder (adapter_config.json + "
-                                  "adapter_model.safetensors); relative paths start at the composition file's folder")
+                raise check.error(
+                    f"{key}.path",
+                    f"{location} {state}",
+                    "Point it at a saved PEFT adapter folder (adapter_config.json + "
+                    "adapter_model.safetensors); relative paths start at the composition file's folder",
+                )
             specs[name] = AdapterSpec(name, "path", str(location), weight, precision)
         else:
             hub = check.string(table["hub"], f"{key}.hub", "Write the Hub repo id as owner/repo")
@@ -279,26 +318,37 @@ def parse_mixes(check: Checker, mixes, adapters: dict[str, AdapterSpec]) -> dict
         except AdapterNameError as err:
             raise check.error(key, "bad mix name", str(err).replace("adapter name", "mix name")) from err
         if name in RESERVED_MODELS or name in adapters:
-            raise check.error(key, f"{name!r} is already the name of {'an adapter' if name in adapters else 'a model'}",
-                              "Give the mix its own name")
+            raise check.error(
+                key,
+                f"{name!r} is already the name of {'an adapter' if name in adapters else 'a model'}",
+                "Give the mix its own name",
+            )
         check.table(parts, key, None, f"{name} = {{ json = 1.0, support = 0.5 }}")
         if not parts:
             raise check.error(key, "the mix names no adapter", "List at least one adapter with its weight")
         weights = {}
         for adapter, weight in parts.items():
             if adapter not in adapters:
-                raise check.error(f"{key}.{adapter}", f"unknown adapter {adapter!r}",
-                                  f"A mix combines the composition's adapters: {', '.join(adapters) or 'none declared'}")
-            weights[adapter] = check.number(weight, f"{key}.{adapter}", 0.0, MAX_ADAPTER_WEIGHT,
-                                            "a mix weight (remove the entry to leave the adapter out)",
-                                            allow_low=False)
+                raise check.error(
+                    f"{key}.{adapter}",
+                    f"unknown adapter {adapter!r}",
+                    f"A mix combines the composition's adapters: {', '.join(adapters) or 'none declared'}",
+                )
+            weights[adapter] = check.number(
+                weight,
+                f"{key}.{adapter}",
+                0.0,
+                MAX_ADAPTER_WEIGHT,
+                "a mix weight (remove the entry to leave the adapter out)",
+                allow_low=False,
+            )
         parsed[name] = weights
     return parsed
 
 
 def parse_server(check: Checker, server) -> ServerSettings:
     """The [server] table."""
-    check.table(server, "server", SERVER_KEYS, 'port = 8000')
+    check.table(server, "server", SERVER_KEYS, "port = 8000")
     settings = ServerSettings()
     if "host" in server:
         settings = replace(settings, host=check.string(server["host"], "server.host", 'Write e.g. "127.0.0.1"'))
@@ -307,11 +357,16 @@ def parse_server(check: Checker, server) -> ServerSettings:
     if "max_batch" in server:
         settings = replace(settings, max_batch=check.integer(server["max_batch"], "server.max_batch", 1, 4096))
     if "window_ms" in server:
-        settings = replace(settings, window_ms=check.number(server["window_ms"], "server.window_ms", 0, 10_000,
-                                                            "milliseconds the engine gathers a batch"))
+        settings = replace(
+            settings,
+            window_ms=check.number(
+                server["window_ms"], "server.window_ms", 0, 10_000, "milliseconds the engine gathers a batch"
+            ),
+        )
     if "max_body_bytes" in server:
-        settings = replace(settings, max_body_bytes=check.integer(server["max_body_bytes"], "server.max_body_bytes",
-                                                                  1, 1 << 40))
+        settings = replace(
+            settings, max_body_bytes=check.integer(server["max_body_bytes"], "server.max_body_bytes", 1, 1 << 40)
+        )
     return settings
 
 
@@ -369,22 +424,33 @@ def load_composed(composition: Composition, log=print) -> ComposedModel:
             folder = adapter_folder(spec)
             model, _ = load_adapter_checked(model, folder, name)
         except (*UNREADABLE_ADAPTER, RuntimeError) as err:
-            raise CompositionError(f"{where}: cannot load {spec.location} ({type(err).__name__}: {err}). Fix the "
-                                   "path or hub id, or remove the adapter from the file.") from err
+            raise CompositionError(
+                f"{where}: cannot load {spec.location} ({type(err).__name__}: {err}). Fix the "
+                "path or hub id, or remove the adapter from the file."
+            ) from err
         if apply_weight(model, name, spec.weight) == 0:
             raise CompositionError(f"{where}: no LoRA layer holds this adapter, so its weight cannot be applied.")
         apply_precision(model, name, spec.precision)
         folders[name] = folder
         log(f"adapter {name}: weight {spec.weight:g}, {spec.precision} ({spec.source} {spec.location})")
     model.eval()
-    router, router_error = None, "the composition declares no router (add [router] kind = \"keyword\")"
+    router, router_error = None, 'the composition declares no router (add [router] kind = "keyword")'
     if composition.router != "none":
         router, router_error = load_router(composition.router, composition.profile, None, log)
         if router is None:
-            raise CompositionError(f"{composition.path}: router.kind = {composition.router!r}: {router_error}. "
-                                   "Pick another kind, or remove [router] to serve without `auto`.")
-    return ComposedModel(profile=composition.profile, model=model, tokenizer=tokenizer, folders=folders,
-                         base_id=base_id, router=router,
-                         router_kind=composition.router if router is not None else None, router_error=router_error,
-                         mixes={k: dict(v) for k, v in composition.mixes.items()},
-                         weights={name: spec.weight for name, spec in composition.adapters.items()})
+            raise CompositionError(
+                f"{composition.path}: router.kind = {composition.router!r}: {router_error}. "
+                "Pick another kind, or remove [router] to serve without `auto`."
+            )
+    return ComposedModel(
+        profile=composition.profile,
+        model=model,
+        tokenizer=tokenizer,
+        folders=folders,
+        base_id=base_id,
+        router=router,
+        router_kind=composition.router if router is not None else None,
+        router_error=router_error,
+        mixes={k: dict(v) for k, v in composition.mixes.items()},
+        weights={name: spec.weight for name, spec in composition.adapters.items()},
+    )

@@ -6,10 +6,11 @@ batch of 1 round differently, so a near-tie can flip a token: such an answer mat
 (noise). Cross-talk is different: the answer is another adapter's answer. It shows only on prompts where the
 adapters answer differently ("telling" requests), so the report counts those too.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 SAME = "same"
 CROSS_TALK = "cross-talk"
@@ -42,13 +43,16 @@ class CrossTalkReport:
     def summary(self) -> str:
         """One line with every count."""
         n = len(self.verdicts)
-        return (f"{self.count(SAME)}/{n} same as their own adapter's answer, {self.count(CROSS_TALK)} another "
-                f"adapter's answer (cross-talk), {self.count(NOISE)} no adapter's answer; {self.telling}/{n} requests "
-                "have an answer only their own adapter gives (where cross-talk would show)")
+        return (
+            f"{self.count(SAME)}/{n} same as their own adapter's answer, {self.count(CROSS_TALK)} another "
+            f"adapter's answer (cross-talk), {self.count(NOISE)} no adapter's answer; {self.telling}/{n} requests "
+            "have an answer only their own adapter gives (where cross-talk would show)"
+        )
 
 
-def cross_talk_report(answers: Sequence[str], prompts: Sequence[str], adapters: Sequence[str],
-                      references: dict[tuple[str, str], str]) -> CrossTalkReport:
+def cross_talk_report(
+    answers: Sequence[str], prompts: Sequence[str], adapters: Sequence[str], references: dict[tuple[str, str], str]
+) -> CrossTalkReport:
     """Classify answer i (prompt i, adapter i) against `references[(prompt, adapter)]` for every adapter."""
     if not len(answers) == len(prompts) == len(adapters):
         raise ValueError(f"Give one prompt and adapter per answer: {len(answers)}, {len(prompts)}, {len(adapters)}.")

@@ -4,7 +4,8 @@ PEFT's active adapter is global state on the model, so two threads calling `set_
 same time can answer one request with another request's adapter. Here nothing but the worker thread ever
 touches the model, and it never calls `set_adapter`: it collects the requests that arrive within a few
 milliseconds and runs **one** decode loop for them all, where every row names its own adapter (`"__base__"` for
-the bare base; PEFT's `adapter_names`, or the `batched_lora` object's `rows(names)` when one is given). Requests for `auto` are routed inside the worker too, just before the batch.
+the bare base; PEFT's `adapter_names`, or the `batched_lora` object's `rows(names)` when one is given). Requests
+for `auto` are routed inside the worker too, just before the batch.
 
 Weighted mixes (`model="mix"`) are built once and cached (`max_mixes`, least recently used evicted first); the
 mixes one batch uses are never evicted while it runs, so a batch with more distinct mixes than `max_mixes` still
@@ -16,6 +17,7 @@ Generation is `lessons_lib.generation.decode_batch`: a request with `Sampling(n=
 has its own temperature, top-p, seed, stop strings and logprobs, and streamed requests get `Delta`s as soon as
 their text is final. A greedy row gives the same tokens whatever else shares its batch.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,9 +25,9 @@ import queue
 import threading
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from ..generation import MAX_TOP_LOGPROBS, RowRequest, RowResult, decode_batch, row_seed
 from ..mixing import create_weighted_adapter
@@ -132,8 +134,18 @@ def mix_name(weights: dict[str, float]) -> str:
 class BatchingEngine:
     """Owns model + tokenizer on one worker thread; `submit()` is safe to call from any thread."""
 
-    def __init__(self, model, tokenizer, adapters: Sequence[str], router=None, window_ms: float = 10.0,
-                 max_batch: int = 32, fault: Callable | None = None, max_mixes: int = 4, batched_lora=None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        adapters: Sequence[str],
+        router=None,
+        window_ms: float = 10.0,
+        max_batch: int = 32,
+        fault: Callable | None = None,
+        max_mixes: int = 4,
+        batched_lora=None,
+    ):
         self.model, self.tokenizer = model, tokenizer
         self.adapters = list(adapters)
         self.router = router  # anything with .route(text) / .route_batch(texts) -> decisions with .label
@@ -144,9 +156,19 @@ class BatchingEngine:
         self._mixes: dict[str, str] = {}  # public mix name -> PEFT adapter name, oldest first
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="lora-batching-engine", daemon=True)
-        self.stats = {"requests": 0, "batches": 0, "max_batch_seen": 0, "errors": 0, "failed_batches": 0,
-                      "fallback_runs": 0, "mixes_built": 0, "mixes_evicted": 0, "tokens_generated": 0,
-                      "cancelled": 0, "lora_path": "batched" if batched_lora is not None else "peft"}
+        self.stats = {
+            "requests": 0,
+            "batches": 0,
+            "max_batch_seen": 0,
+            "errors": 0,
+            "failed_batches": 0,
+            "fallback_runs": 0,
+            "mixes_built": 0,
+            "mixes_evicted": 0,
+            "tokens_generated": 0,
+            "cancelled": 0,
+            "lora_path": "batched" if batched_lora is not None else "peft",
+        }
         self._thread.start()
 
     # ------------------------------------------------------------ public API
@@ -259,16 +281,35 @@ class BatchingEngine:
         self.stats["tokens_generated"] += sum(r.completion_tokens for r in results)
         for job, adapter in zip(batch, public):
             mine = [r for r, owner in zip(results, owners) if owner is job]
-            choices = tuple(Choice(index=i, text=r.text, finish_reason=r.finish_reason,
-                                   completion_tokens=r.completion_tokens, logprobs=r.logprobs)
-                            for i, r in enumerate(mine))
+            choices = tuple(
+                Choice(
+                    index=i,
+                    text=r.text,
+                    finish_reason=r.finish_reason,
+                    completion_tokens=r.completion_tokens,
+                    logprobs=r.logprobs,
+                )
+                for i, r in enumerate(mine)
+            )
             if any(c.finish_reason == "cancelled" for c in choices):
                 self.stats["cancelled"] += 1
-            answered.append((job, Answer(text=choices[0].text, adapter=adapter, prompt_tokens=mine[0].prompt_tokens,
-                                         completion_tokens=choices[0].completion_tokens,
-                                         finish_reason=choices[0].finish_reason, batch_size=len(batch),
-                                         queue_ms=(start - job.submitted) * 1000, generate_ms=generate_ms,
-                                         route=routes.get(id(job)), choices=choices)))
+            answered.append(
+                (
+                    job,
+                    Answer(
+                        text=choices[0].text,
+                        adapter=adapter,
+                        prompt_tokens=mine[0].prompt_tokens,
+                        completion_tokens=choices[0].completion_tokens,
+                        finish_reason=choices[0].finish_reason,
+                        batch_size=len(batch),
+                        queue_ms=(start - job.submitted) * 1000,
+                        generate_ms=generate_ms,
+                        route=routes.get(id(job)),
+                        choices=choices,
+                    ),
+                )
+            )
         return answered
 
     def _invalid(self, job: Job) -> Exception | None:
@@ -283,28 +324,49 @@ class BatchingEngine:
 
     def _cancelled_answer(self, job: Job, route: dict | None) -> Answer:
         self.stats["cancelled"] += 1
-        choices = tuple(Choice(index=i, text="", finish_reason="cancelled", completion_tokens=0)
-                        for i in range(job.sampling.n))
-        return Answer(text="", adapter=job.model, prompt_tokens=0, completion_tokens=0, finish_reason="cancelled",
-                      batch_size=0, queue_ms=(time.perf_counter() - job.submitted) * 1000, generate_ms=0.0,
-                      route=route, choices=choices)
+        choices = tuple(
+            Choice(index=i, text="", finish_reason="cancelled", completion_tokens=0) for i in range(job.sampling.n)
+        )
+        return Answer(
+            text="",
+            adapter=job.model,
+            prompt_tokens=0,
+            completion_tokens=0,
+            finish_reason="cancelled",
+            batch_size=0,
+            queue_ms=(time.perf_counter() - job.submitted) * 1000,
+            generate_ms=0.0,
+            route=route,
+            choices=choices,
+        )
 
     def _row(self, job: Job, adapter: str, index: int) -> RowRequest:
         """Choice `index` of `job` as one row of the decode loop."""
         sampling = job.sampling
         on_text = None
         if job.on_delta is not None:
+
             def on_text(text, finish, entries, job=job, index=index):
                 job.streamed = True
                 try:
                     job.on_delta(Delta(index=index, text=text, finish_reason=finish, logprobs=entries))
                 except Exception:  # noqa: BLE001 - a broken consumer (e.g. a closed stream) cancels its own job
                     job.cancelled.set()
-        return RowRequest(prompt=job.prompt, adapter=adapter, max_tokens=job.max_tokens,
-                          temperature=sampling.temperature, top_p=sampling.top_p,
-                          seed=row_seed(sampling.seed, index) if sampling.temperature > 0 else None,
-                          stop=tuple(sampling.stop), logprobs=sampling.logprobs, top_logprobs=sampling.top_logprobs,
-                          allowed_tokens=job.allowed_tokens, on_text=on_text, cancelled=job.cancelled.is_set)
+
+        return RowRequest(
+            prompt=job.prompt,
+            adapter=adapter,
+            max_tokens=job.max_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            seed=row_seed(sampling.seed, index) if sampling.temperature > 0 else None,
+            stop=tuple(sampling.stop),
+            logprobs=sampling.logprobs,
+            top_logprobs=sampling.top_logprobs,
+            allowed_tokens=job.allowed_tokens,
+            on_text=on_text,
+            cancelled=job.cancelled.is_set,
+        )
 
     def _choose(self, job: Job, route: dict | None) -> str:
         """The public name of the adapter that answers `job`: routed, a (built) mix, or the requested one."""

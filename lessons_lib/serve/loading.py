@@ -2,6 +2,7 @@
 
 The course adapters are the three domain adapters and the tools adapter (notebook 05), which answers tool calls.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -62,8 +63,12 @@ def named_folders(modules: dict[str, Path]) -> tuple[dict[str, Path], list[str]]
     return found, skipped
 
 
-def find_adapter_folders(profile: Profile, adapters_dir: str | Path | None = None, work_dir: Path | None = None,
-                         lora_modules: dict[str, Path] | None = None) -> tuple[dict[str, Path], list[str]]:
+def find_adapter_folders(
+    profile: Profile,
+    adapters_dir: str | Path | None = None,
+    work_dir: Path | None = None,
+    lora_modules: dict[str, Path] | None = None,
+) -> tuple[dict[str, Path], list[str]]:
     """Adapter folders to serve: the named `lora_modules`, else every PEFT folder in `adapters_dir`, else the
     course adapters of the profile and its tools adapter (shipped, work dir or Drive)."""
     from ..adapters import COURSE_ADAPTERS, TOOLS, adapter_dir
@@ -82,8 +87,10 @@ def find_adapter_folders(profile: Profile, adapters_dir: str | Path | None = Non
         return found, skipped
     root = Path(adapters_dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"Adapter folder {root} does not exist. Point --adapters-dir at a folder holding one "
-                                "sub-folder per adapter (adapter_config.json + adapter_model.safetensors).")
+        raise FileNotFoundError(
+            f"Adapter folder {root} does not exist. Point --adapters-dir at a folder holding one "
+            "sub-folder per adapter (adapter_config.json + adapter_model.safetensors)."
+        )
     found = {}
     for folder in adapter_folders(root):
         problem = name_problem(folder.name)
@@ -106,9 +113,14 @@ def load_router(kind: str | None, profile: Profile, work_dir: Path | None = None
         return None, f"the {kind!r} router could not be loaded ({type(err).__name__}: {err})"
 
 
-def load_served_model(profile: Profile, adapters_dir: str | Path | None = None, work_dir: Path | None = None,
-                      router: str | None = "keyword", log=print,
-                      lora_modules: dict[str, Path] | None = None) -> ServedModel:
+def load_served_model(
+    profile: Profile,
+    adapters_dir: str | Path | None = None,
+    work_dir: Path | None = None,
+    router: str | None = "keyword",
+    log=print,
+    lora_modules: dict[str, Path] | None = None,
+) -> ServedModel:
     """Load base + tokenizer, every adapter (checked against the base first), and the router."""
     from ..compat import AdapterCompatError, load_adapter_checked
     from ..manifest import base_model_id
@@ -130,9 +142,17 @@ def load_served_model(profile: Profile, adapters_dir: str | Path | None = None, 
     for reason in skipped:
         log(f"WARNING: not served: {reason}")
     router_obj, router_error = load_router(router, profile, work_dir, log)
-    return ServedModel(profile=profile, model=model, tokenizer=tokenizer, folders=loaded, base_id=base_id,
-                       router=router_obj, router_kind=router if router_obj is not None else None,
-                       router_error=router_error, skipped=skipped)
+    return ServedModel(
+        profile=profile,
+        model=model,
+        tokenizer=tokenizer,
+        folders=loaded,
+        base_id=base_id,
+        router=router_obj,
+        router_kind=router if router_obj is not None else None,
+        router_error=router_error,
+        skipped=skipped,
+    )
 
 
 def rows_without_saved_modules(model) -> int:

@@ -1,4 +1,5 @@
 """Run the server as a background process: pick a free port, wait until it is healthy, stop it cleanly."""
+
 from __future__ import annotations
 
 import os
@@ -19,22 +20,37 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def server_command(profile: str, port: int, host: str = "127.0.0.1",
-                   extra: list[str] | None = None) -> list[str]:
+def server_command(profile: str, port: int, host: str = "127.0.0.1", extra: list[str] | None = None) -> list[str]:
     """The command line that starts the server (`python -m lessons_lib.serve ...`)."""
-    return [sys.executable, "-m", "lessons_lib.serve", "--profile", profile, "--host", host,
-            "--port", str(port), *(extra or [])]
+    return [
+        sys.executable,
+        "-m",
+        "lessons_lib.serve",
+        "--profile",
+        profile,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        *(extra or []),
+    ]
 
 
-def start_server(profile: str = "tiny", port: int | None = None, host: str = "127.0.0.1",
-                 extra: list[str] | None = None, log_path: str | Path | None = None,
-                 timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
+def start_server(
+    profile: str = "tiny",
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    extra: list[str] | None = None,
+    log_path: str | Path | None = None,
+    timeout: float = 120.0,
+) -> tuple[subprocess.Popen, str]:
     """Start the server in the background and wait for /health; returns (process, base URL)."""
     port = port or free_port(host)
     env = child_env()
     log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(server_command(profile, port, host, extra), stdout=log, stderr=subprocess.STDOUT,
-                            env=env, cwd=str(REPO_DIR))
+    proc = subprocess.Popen(
+        server_command(profile, port, host, extra), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO_DIR)
+    )
     if log_path:
         log.close()  # the child keeps its own handle
     url = f"http://{host}:{port}"
@@ -68,16 +84,16 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def wait_until_healthy(url: str, proc: subprocess.Popen | None = None, timeout: float = 120.0,
-                       log_path: str | Path | None = None) -> dict:
+def wait_until_healthy(
+    url: str, proc: subprocess.Popen | None = None, timeout: float = 120.0, log_path: str | Path | None = None
+) -> dict:
     """Poll GET /health until it answers 200; raise with the server's log if it dies or times out."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"The server exited with code {proc.returncode} before it was ready."
-                               + _tail(log_path))
+            raise RuntimeError(f"The server exited with code {proc.returncode} before it was ready." + _tail(log_path))
         try:
             response = httpx.get(f"{url}/health", timeout=2.0)
             if response.status_code == 200:

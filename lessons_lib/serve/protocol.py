@@ -21,6 +21,7 @@ Refused with a 400: any other field (code unknown_parameter), response_format js
 (the old API: use tools / tool_choice), non-text content parts. Streaming with tools holds text back while it may
 still become a call, and sends a call as one `tool_calls` delta (see streaming.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -36,26 +37,58 @@ MAX_STOP = 4
 MAX_TOP_LOGPROBS = 5
 MAX_TOOLS = 128
 TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"
-ALLOWED_IGNORED = ("user", "safety_identifier", "metadata", "store", "service_tier", "prompt_cache_key",
-                   "frequency_penalty (0)", "presence_penalty (0)", "logit_bias ({})", "messages[].name", "messages[].annotations",
-                   "tools[].function.strict", "tools[].function.return")
+ALLOWED_IGNORED = (
+    "user",
+    "safety_identifier",
+    "metadata",
+    "store",
+    "service_tier",
+    "prompt_cache_key",
+    "frequency_penalty (0)",
+    "presence_penalty (0)",
+    "logit_bias ({})",
+    "messages[].name",
+    "messages[].annotations",
+    "tools[].function.strict",
+    "tools[].function.return",
+)
 
 
 class ApiError(Exception):
     """An error answered as {"error": {message, type, param, code}} with an HTTP status, like the OpenAI API."""
 
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None,
-                 param: str | None = None, **extra):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        **extra,
+    ):
         super().__init__(message)
-        self.status, self.message, self.kind, self.code, self.param, self.extra = (status, message, kind, code,
-                                                                                   param, extra)
+        self.status, self.message, self.kind, self.code, self.param, self.extra = (
+            status,
+            message,
+            kind,
+            code,
+            param,
+            extra,
+        )
 
     def body(self) -> dict:
         """The JSON body, with absolute paths of this machine cut to their last two parts."""
         from .app import without_paths
 
-        return {"error": {"message": without_paths(self.message), "type": self.kind, "param": self.param,
-                          "code": self.code, **self.extra}}
+        return {
+            "error": {
+                "message": without_paths(self.message),
+                "type": self.kind,
+                "param": self.param,
+                "code": self.code,
+                **self.extra,
+            }
+        }
 
     def response(self):
         from fastapi.responses import JSONResponse
@@ -148,7 +181,7 @@ class ChatRequest(Strictly):
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = Field(default=None, ge=-(2 ** 63), lt=2 ** 63)
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
     n: int | None = Field(default=None, ge=1, le=MAX_N)
     stop: str | list[str] | None = None
     max_tokens: int | None = Field(default=None, ge=1)
@@ -178,26 +211,40 @@ def check_request(request: ChatRequest) -> None:
     and combinations OpenAI refuses too."""
     for name in ("frequency_penalty", "presence_penalty"):
         if getattr(request, name) not in (None, 0):
-            raise bad(name, f"{name}={getattr(request, name)} is not supported by this server (it has no "
-                            f"repetition penalties); leave {name} out or send 0.", "unsupported_parameter")
+            raise bad(
+                name,
+                f"{name}={getattr(request, name)} is not supported by this server (it has no "
+                f"repetition penalties); leave {name} out or send 0.",
+                "unsupported_parameter",
+            )
     if request.logit_bias:
-        raise bad("logit_bias", "logit_bias is not supported by this server; leave it out (or send {}).",
-                  "unsupported_parameter")
+        raise bad(
+            "logit_bias",
+            "logit_bias is not supported by this server; leave it out (or send {}).",
+            "unsupported_parameter",
+        )
     if request.response_format is not None and request.response_format.type != "text":
         kind = request.response_format.type
-        raise bad("response_format", f"response_format type {kind!r} is not supported by this server: it does not "
-                                     "constrain free answers to JSON. Send {\"type\": \"text\"} (or leave it out); "
-                                     "for JSON answers ask the `json` adapter (model=\"json\"), or pass tools with "
-                                     "tool_choice=\"required\" to get schema-checked arguments.",
-                  "unsupported_value")
+        raise bad(
+            "response_format",
+            f"response_format type {kind!r} is not supported by this server: it does not "
+            'constrain free answers to JSON. Send {"type": "text"} (or leave it out); '
+            'for JSON answers ask the `json` adapter (model="json"), or pass tools with '
+            'tool_choice="required" to get schema-checked arguments.',
+            "unsupported_value",
+        )
     if request.stream_options is not None and not request.stream:
         raise bad("stream_options", "stream_options is only allowed with stream=true.")
     if request.top_logprobs is not None and not request.logprobs:
         raise bad("top_logprobs", "top_logprobs needs logprobs=true.")
-    if request.max_tokens is not None and request.max_completion_tokens is not None \
-            and request.max_tokens != request.max_completion_tokens:
-        raise bad("max_tokens", "Send max_completion_tokens or max_tokens (the older name), not both with "
-                                "different values.")
+    if (
+        request.max_tokens is not None
+        and request.max_completion_tokens is not None
+        and request.max_tokens != request.max_completion_tokens
+    ):
+        raise bad(
+            "max_tokens", "Send max_completion_tokens or max_tokens (the older name), not both with different values."
+        )
     check_stop(request.stop)
     check_tools(request)
     check_messages(request.messages)
@@ -234,8 +281,10 @@ def check_tools(request: ChatRequest) -> None:
     if choice is not None and not request.tools:
         raise bad("tool_choice", "tool_choice is only allowed when tools are given.")
     if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
-        raise bad("tool_choice.function.name", f"tool_choice names {choice.function.name!r}, which is not in "
-                                               f"tools ({', '.join(names)}).")
+        raise bad(
+            "tool_choice.function.name",
+            f"tool_choice names {choice.function.name!r}, which is not in tools ({', '.join(names)}).",
+        )
 
 
 def check_messages(messages: list[Message]) -> None:
@@ -243,16 +292,23 @@ def check_messages(messages: list[Message]) -> None:
     calls: set[str] = set()
     for i, message in enumerate(messages):
         if message.tool_calls and message.role != "assistant":
-            raise bad(f"messages[{i}].tool_calls", f"Only assistant messages carry tool_calls (this one is "
-                                                   f"{message.role!r}).")
+            raise bad(
+                f"messages[{i}].tool_calls", f"Only assistant messages carry tool_calls (this one is {message.role!r})."
+            )
         if message.role == "tool":
             if not message.tool_call_id:
-                raise bad(f"messages[{i}].tool_call_id", "A tool message needs tool_call_id: the id of the call it "
-                                                         "answers (from the assistant's tool_calls).")
+                raise bad(
+                    f"messages[{i}].tool_call_id",
+                    "A tool message needs tool_call_id: the id of the call it "
+                    "answers (from the assistant's tool_calls).",
+                )
             if message.tool_call_id not in calls:
-                raise bad(f"messages[{i}].tool_call_id", f"tool_call_id {message.tool_call_id!r} answers no earlier "
-                                                         "assistant tool call; send the assistant message with that "
-                                                         "call first.")
+                raise bad(
+                    f"messages[{i}].tool_call_id",
+                    f"tool_call_id {message.tool_call_id!r} answers no earlier "
+                    "assistant tool call; send the assistant message with that "
+                    "call first.",
+                )
         elif message.tool_call_id is not None:
             raise bad(f"messages[{i}].tool_call_id", "Only tool messages carry tool_call_id.")
         for k, call in enumerate(message.tool_calls or []):
@@ -286,13 +342,19 @@ def chat_messages(messages: list[Message]) -> list[dict]:
     """The conversation as the chat template takes it: developer -> system, call arguments as objects."""
     out = []
     for i, message in enumerate(messages):
-        entry: dict = {"role": "system" if message.role == "developer" else message.role,
-                       "content": text_of(message)}
+        entry: dict = {"role": "system" if message.role == "developer" else message.role, "content": text_of(message)}
         if message.tool_calls:
-            entry["tool_calls"] = [{"id": call.id, "type": "function", "function": {
-                "name": call.function.name,
-                "arguments": arguments_of(call, f"messages[{i}].tool_calls[{k}].function.arguments")}}
-                for k, call in enumerate(message.tool_calls)]
+            entry["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {
+                        "name": call.function.name,
+                        "arguments": arguments_of(call, f"messages[{i}].tool_calls[{k}].function.arguments"),
+                    },
+                }
+                for k, call in enumerate(message.tool_calls)
+            ]
         if message.role == "tool":
             entry["tool_call_id"] = message.tool_call_id
         out.append(entry)
@@ -301,8 +363,10 @@ def chat_messages(messages: list[Message]) -> list[dict]:
 
 def tool_schemas(request: ChatRequest) -> list[dict]:
     """The request's tools as plain OpenAI function schemas (what the chat template and the grammar read)."""
-    return [{"type": "function", "function": tool.function.model_dump(exclude_none=True, exclude={"strict", "returns"})}
-            for tool in request.tools or []]
+    return [
+        {"type": "function", "function": tool.function.model_dump(exclude_none=True, exclude={"strict", "returns"})}
+        for tool in request.tools or []
+    ]
 
 
 def tool_mode(request: ChatRequest) -> str | None:

@@ -12,13 +12,14 @@ they are generated (finish_reason "tool_calls"; "length" leaves the call partial
 text that may still become a call is held back until the choice ends, then sent as one `tool_calls` delta if it is
 a valid call, else as content. A client that disconnects sets `job.cancelled`: the engine drops its rows.
 """
+
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
 from .tooling import CALL_HEAD, ToolPlan, call_id, may_become_call, read_reply
 
@@ -62,12 +63,25 @@ class Chunks:
         self.id, self.created, self.model = completion_id, int(time.time()), model
         self.adapter, self.include_usage, self.logprobs = adapter, include_usage, logprobs
 
-    def chunk(self, index: int, delta: dict, finish_reason: str | None = None, logprobs: list[dict] | None = None,
-              **extra) -> bytes:
-        body = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "system_fingerprint": None,
-                "choices": [{"index": index, "delta": delta, "finish_reason": finish_reason,
-                             "logprobs": logprobs_field(logprobs) if self.logprobs else None}], **extra}
+    def chunk(
+        self, index: int, delta: dict, finish_reason: str | None = None, logprobs: list[dict] | None = None, **extra
+    ) -> bytes:
+        body = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": [
+                {
+                    "index": index,
+                    "delta": delta,
+                    "finish_reason": finish_reason,
+                    "logprobs": logprobs_field(logprobs) if self.logprobs else None,
+                }
+            ],
+            **extra,
+        }
         if self.include_usage:
             body["usage"] = None
         return sse(body)
@@ -112,19 +126,35 @@ class Chunks:
             if head is None:
                 return out
             state.call, state.arguments_start = {"id": call_id(), "name": head.group(1)}, head.end()
-            out.append(self.chunk(state.index, {"tool_calls": [{
-                "index": 0, "id": state.call["id"], "type": "function",
-                "function": {"name": state.call["name"], "arguments": ""}}]}, logprobs=self.take_logprobs(state)))
-        written = state.held[state.arguments_start:]
-        ready = written[:written.rfind("}")] if "}" in written else written
+            out.append(
+                self.chunk(
+                    state.index,
+                    {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": state.call["id"],
+                                "type": "function",
+                                "function": {"name": state.call["name"], "arguments": ""},
+                            }
+                        ]
+                    },
+                    logprobs=self.take_logprobs(state),
+                )
+            )
+        written = state.held[state.arguments_start :]
+        ready = written[: written.rfind("}")] if "}" in written else written
         if len(ready) > len(state.arguments_sent):
-            out.append(self.arguments(state, ready[len(state.arguments_sent):]))
+            out.append(self.arguments(state, ready[len(state.arguments_sent) :]))
             state.arguments_sent = ready
         return out
 
     def arguments(self, state: ChoiceStream, piece: str) -> bytes:
-        return self.chunk(state.index, {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]},
-                          logprobs=self.take_logprobs(state))
+        return self.chunk(
+            state.index,
+            {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]},
+            logprobs=self.take_logprobs(state),
+        )
 
     @staticmethod
     def take_logprobs(state: ChoiceStream) -> list[dict] | None:
@@ -137,9 +167,12 @@ class Chunks:
         reading = read_reply(choice.text, choice.finish_reason, state.plan)
         pending = state.held_logprobs or None
         if state.call is not None:  # a streamed call: its last argument pieces (all of them if it was cut short)
-            full = (reading.tool_calls[0]["function"]["arguments"] if reading.tool_calls
-                    else choice.text[state.arguments_start:])
-            rest = full[len(state.arguments_sent):] if full.startswith(state.arguments_sent) else ""
+            full = (
+                reading.tool_calls[0]["function"]["arguments"]
+                if reading.tool_calls
+                else choice.text[state.arguments_start :]
+            )
+            rest = full[len(state.arguments_sent) :] if full.startswith(state.arguments_sent) else ""
             if rest or pending:
                 out.append(self.arguments(state, rest))
             finish = "tool_calls" if reading.tool_calls else choice.finish_reason
@@ -148,14 +181,23 @@ class Chunks:
             calls = [{"index": k, **call} for k, call in enumerate(reading.tool_calls)]
             out.append(self.chunk(state.index, {"tool_calls": calls}, logprobs=pending))
         else:
-            rest = choice.text[len(state.sent):] if choice.text.startswith(state.sent) else ""
+            rest = choice.text[len(state.sent) :] if choice.text.startswith(state.sent) else ""
             if rest or pending:
                 out += self.text(state, rest, pending)
         return out + [self.chunk(state.index, {}, reading.finish_reason, adapter=adapter, route=route)]
 
     def usage(self, usage: dict) -> bytes:
-        return sse({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                    "system_fingerprint": None, "choices": [], "usage": usage})
+        return sse(
+            {
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "system_fingerprint": None,
+                "choices": [],
+                "usage": usage,
+            }
+        )
 
 
 def open_stream(engine, job) -> tuple[asyncio.Queue, object]:
@@ -178,8 +220,9 @@ def open_stream(engine, job) -> tuple[asyncio.Queue, object]:
     return events, future
 
 
-async def chunks(events: asyncio.Queue, future, job, writer: Chunks, n: int, plan: ToolPlan | None,
-                 timeout_s: float, failure) -> AsyncIterator[bytes]:
+async def chunks(
+    events: asyncio.Queue, future, job, writer: Chunks, n: int, plan: ToolPlan | None, timeout_s: float, failure
+) -> AsyncIterator[bytes]:
     """The SSE body of one streamed request; `failure(exception) -> error dict` words an engine failure."""
     states = [ChoiceStream(i, plan) for i in range(n)]
     done = False
@@ -213,5 +256,8 @@ async def chunks(events: asyncio.Queue, future, job, writer: Chunks, n: int, pla
 def usage_of(answer) -> dict:
     """OpenAI's usage object: completion tokens summed over the choices."""
     completion = sum(c.completion_tokens for c in answer.choices) if answer.choices else answer.completion_tokens
-    return {"prompt_tokens": answer.prompt_tokens, "completion_tokens": completion,
-            "total_tokens": answer.prompt_tokens + completion}
+    return {
+        "prompt_tokens": answer.prompt_tokens,
+        "completion_tokens": completion,
+        "total_tokens": answer.prompt_tokens + completion,
+    }

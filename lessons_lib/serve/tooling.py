@@ -7,13 +7,14 @@ validates against the request's schemas, and otherwise answers with the text; "r
 decode under the course's schema grammar (lessons_lib/tools/constrained.py), so the reply is always a valid call
 unless the token limit cuts it (then it comes back as text with finish_reason "length").
 """
+
 from __future__ import annotations
 
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .protocol import bad
 
@@ -48,9 +49,11 @@ def plan_tools(schemas: list[dict], mode: str | None, tokenizer) -> ToolPlan | N
         grammar = CallGrammar(wanted)
     except GrammarError as err:
         index = next((i for i, s in enumerate(schemas) if s["function"]["name"] in str(err)), 0)
-        raise bad(f"tools[{index}].function.parameters",
-                  f"tool_choice={mode.replace('function:', '')!r} decodes under the tools' schemas, and this one "
-                  f"cannot be expressed: {err}") from err
+        raise bad(
+            f"tools[{index}].function.parameters",
+            f"tool_choice={mode.replace('function:', '')!r} decodes under the tools' schemas, and this one "
+            f"cannot be expressed: {err}",
+        ) from err
     rows = vocabulary_constraint(tokenizer).for_rows([grammar], 0)
     return ToolPlan(schemas, mode, row_constraint(rows))
 
@@ -110,7 +113,7 @@ def raw_arguments(text: str) -> str | None:
         _, end = json.JSONDecoder().raw_decode(body, head.end())
     except ValueError:
         return None
-    return body[head.end():end]
+    return body[head.end() : end]
 
 
 def may_become_call(held: str, plan: ToolPlan) -> bool:
@@ -123,5 +126,10 @@ def may_become_call(held: str, plan: ToolPlan) -> bool:
     if body.startswith("```"):  # a fenced call: look past the fence's first line
         first, newline, rest = body.partition("\n")
         body = rest.strip() if newline else ""
-    return (not body or looks_like_call(body) or TOOL_CALLS.startswith(body) or "```".startswith(body)
-            or body.rstrip() == "[")
+    return (
+        not body
+        or looks_like_call(body)
+        or TOOL_CALLS.startswith(body)
+        or "```".startswith(body)
+        or body.rstrip() == "["
+    )

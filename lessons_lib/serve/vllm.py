@@ -11,6 +11,7 @@ PEFTHelper checks them: `modules_to_save` (the course's tools adapter trains `lm
 the largest `--max-lora-rank`, a non-LoRA PEFT type, and target modules that vLLM's Llama/Mistral models do not
 take LoRA on. Tool calling on vLLM is in TOOL_CALLING_NOTE.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,17 @@ from pathlib import Path
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 # Where vLLM's Llama and Mistral models (every course base) take LoRA: the linear layers (packed there as
 # qkv_proj / gate_up_proj) plus the embeddings (vLLM's supported_lora_modules / embedding_modules).
-VLLM_LLAMA_LORA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-                           "embed_tokens", "lm_head")
+VLLM_LLAMA_LORA_MODULES = (
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+    "embed_tokens",
+    "lm_head",
+)
 LORAX_IMAGE = "ghcr.io/predibase/lorax:main"
 LORAX_DATA = "/data"
 TOOL_CALLING_NOTE = """\
@@ -56,8 +66,13 @@ class AdapterInfo:
 
 def read_adapters(folders: dict[str, str | Path]) -> list[AdapterInfo]:
     """Rank, recorded base and the vLLM-relevant settings of each adapter folder (from adapter_config.json)."""
-    from ..compat import (AdapterCompatError, CorruptAdapterError, check_adapter_files, check_adapter_name,
-                          read_adapter_config)
+    from ..compat import (
+        AdapterCompatError,
+        CorruptAdapterError,
+        check_adapter_files,
+        check_adapter_name,
+        read_adapter_config,
+    )
 
     infos = []
     for name, folder in folders.items():
@@ -71,12 +86,18 @@ def read_adapters(folders: dict[str, str | Path]) -> list[AdapterInfo]:
             config = json.loads((files / "adapter_config.json").read_text(encoding="utf-8"))
         ranks = [int(config.get("r") or 0), *(int(r) for r in (config.get("rank_pattern") or {}).values())]
         targets = config.get("target_modules") or ()
-        infos.append(AdapterInfo(name, Path(folder).resolve(), max(ranks),
-                                 str(config.get("base_model_name_or_path") or ""),
-                                 peft_type=str(config.get("peft_type") or "LORA"),
-                                 modules_to_save=tuple(config.get("modules_to_save") or ()),
-                                 use_dora=bool(config.get("use_dora")),
-                                 target_modules=targets if isinstance(targets, str) else tuple(sorted(targets))))
+        infos.append(
+            AdapterInfo(
+                name,
+                Path(folder).resolve(),
+                max(ranks),
+                str(config.get("base_model_name_or_path") or ""),
+                peft_type=str(config.get("peft_type") or "LORA"),
+                modules_to_save=tuple(config.get("modules_to_save") or ()),
+                use_dora=bool(config.get("use_dora")),
+                target_modules=targets if isinstance(targets, str) else tuple(sorted(targets)),
+            )
+        )
     return infos
 
 
@@ -85,8 +106,10 @@ def vllm_refusal(adapter: AdapterInfo) -> str | None:
     if adapter.peft_type.upper() != "LORA":
         return f"peft_type {adapter.peft_type}: vLLM's --lora-modules loads LoRA adapters only"
     if adapter.modules_to_save:
-        return (f"modules_to_save {list(adapter.modules_to_save)}: vLLM only supports modules_to_save being None "
-                "(merge the adapter into the base and serve that model, or retrain without modules_to_save)")
+        return (
+            f"modules_to_save {list(adapter.modules_to_save)}: vLLM only supports modules_to_save being None "
+            "(merge the adapter into the base and serve that model, or retrain without modules_to_save)"
+        )
     if adapter.use_dora:
         return "use_dora: vLLM does not support DoRA adapters (merge it into the base, or retrain as plain LoRA)"
     if adapter.rank > VLLM_LORA_RANKS[-1]:
@@ -94,8 +117,10 @@ def vllm_refusal(adapter: AdapterInfo) -> str | None:
     if not isinstance(adapter.target_modules, str):
         odd = [m for m in adapter.target_modules if m.rsplit(".", 1)[-1] not in VLLM_LLAMA_LORA_MODULES]
         if odd:
-            return (f"target modules {odd}: vLLM's Llama/Mistral models take LoRA only on "
-                    f"{', '.join(VLLM_LLAMA_LORA_MODULES)}")
+            return (
+                f"target modules {odd}: vLLM's Llama/Mistral models take LoRA only on "
+                f"{', '.join(VLLM_LLAMA_LORA_MODULES)}"
+            )
     return None
 
 
@@ -118,8 +143,13 @@ def lora_module(adapter: AdapterInfo, served_name: str = "base") -> str:
     return json.dumps({"name": adapter.name, "path": str(adapter.path), "base_model_name": served_name})
 
 
-def vllm_command(base_model: str, adapters: list[AdapterInfo], port: int = 8000, served_name: str = "base",
-                 max_model_len: int | None = None) -> list[str]:
+def vllm_command(
+    base_model: str,
+    adapters: list[AdapterInfo],
+    port: int = 8000,
+    served_name: str = "base",
+    max_model_len: int | None = None,
+) -> list[str]:
     """`vllm serve BASE --enable-lora --lora-modules '{"name": ...}' ... --max-lora-rank R` as an argument list.
 
     Every adapter given must be loadable (see split_for_vllm); ValueError naming the first that is not."""
@@ -129,10 +159,22 @@ def vllm_command(base_model: str, adapters: list[AdapterInfo], port: int = 8000,
         reason = vllm_refusal(adapter)
         if reason:
             raise ValueError(f"vLLM would refuse adapter {adapter.name!r}: {reason}. Leave it out (split_for_vllm).")
-    command = ["vllm", "serve", base_model, "--served-model-name", served_name, "--port", str(port),
-               "--enable-lora", "--lora-modules", *(lora_module(a, served_name) for a in adapters),
-               "--max-lora-rank", str(vllm_max_lora_rank(max(a.rank for a in adapters))),
-               "--max-loras", str(len(adapters))]
+    command = [
+        "vllm",
+        "serve",
+        base_model,
+        "--served-model-name",
+        served_name,
+        "--port",
+        str(port),
+        "--enable-lora",
+        "--lora-modules",
+        *(lora_module(a, served_name) for a in adapters),
+        "--max-lora-rank",
+        str(vllm_max_lora_rank(max(a.rank for a in adapters))),
+        "--max-loras",
+        str(len(adapters)),
+    ]
     if max_model_len:
         command += ["--max-model-len", str(max_model_len)]
     return command
@@ -146,18 +188,40 @@ def lorax_command(base_model: str, store_dir: str | Path, port: int = 8080) -> l
     if Path(base_model).is_dir():
         mounts += ["-v", f"{Path(base_model).resolve()}:/base"]
         base_model = "/base"
-    return ["docker", "run", "--gpus", "all", "--shm-size", "1g", "-p", f"{port}:80", *mounts, LORAX_IMAGE,
-            "--model-id", base_model]
+    return [
+        "docker",
+        "run",
+        "--gpus",
+        "all",
+        "--shm-size",
+        "1g",
+        "-p",
+        f"{port}:80",
+        *mounts,
+        LORAX_IMAGE,
+        "--model-id",
+        base_model,
+    ]
 
 
 def model_mapping(adapters: list[AdapterInfo], served_name: str = "base") -> list[dict]:
     """Per request: our `model` value -> what to send to vLLM and to LoRAX."""
     rows = [{"our model": "base", "vllm model": served_name, "lorax adapter_id": "(none: the base)"}]
-    rows += [{"our model": a.name, "vllm model": a.name,
-              "lorax adapter_id": f"{LORAX_DATA}/{a.path.name} (adapter_source='local')"}
-             for a in adapters]
-    rows.append({"our model": "auto", "vllm model": "(route on the client, then send the chosen name)",
-                 "lorax adapter_id": "(route on the client)"})
+    rows += [
+        {
+            "our model": a.name,
+            "vllm model": a.name,
+            "lorax adapter_id": f"{LORAX_DATA}/{a.path.name} (adapter_source='local')",
+        }
+        for a in adapters
+    ]
+    rows.append(
+        {
+            "our model": "auto",
+            "vllm model": "(route on the client, then send the chosen name)",
+            "lorax adapter_id": "(route on the client)",
+        }
+    )
     return rows
 
 
@@ -170,8 +234,11 @@ def shell(command: list[str], width: int = 88) -> str:
             groups.append([])
         groups[-1].append(shlex.quote(part))
     if any(len(" ".join(g)) > width - 4 and len(g) > 2 for g in groups):
-        groups = [piece for g in groups for piece in ([g[:1], *([v] for v in g[1:])]
-                                                      if len(" ".join(g)) > width - 4 and len(g) > 2 else [g])]
+        groups = [
+            piece
+            for g in groups
+            for piece in ([g[:1], *([v] for v in g[1:])] if len(" ".join(g)) > width - 4 and len(g) > 2 else [g])
+        ]
     lines, line = [], ""
     for group in (" ".join(g) for g in groups):
         if line.strip() and len(line) + 1 + len(group) > width:
@@ -182,8 +249,12 @@ def shell(command: list[str], width: int = 88) -> str:
     return " \\\n".join(lines)
 
 
-def handoff(folders: dict[str, str | Path], base_model: str, store_dir: str | Path | None = None,
-            max_model_len: int | None = None) -> dict:
+def handoff(
+    folders: dict[str, str | Path],
+    base_model: str,
+    store_dir: str | Path | None = None,
+    max_model_len: int | None = None,
+) -> dict:
     """Everything for the hand-off: both commands (vLLM also as a list; None when vLLM can load no adapter), the
     adapters vLLM serves, those `left_out` with the reason, and the model mapping."""
     every = read_adapters(folders)
@@ -192,19 +263,33 @@ def handoff(folders: dict[str, str | Path], base_model: str, store_dir: str | Pa
     adapters, left_out = split_for_vllm(every)
     store = Path(store_dir) if store_dir else every[0].path.parent
     vllm_args = vllm_command(base_model, adapters, max_model_len=max_model_len) if adapters else None
-    return {"adapters": adapters, "left_out": left_out, "vllm_args": vllm_args,
-            "vllm": shell(vllm_args) if vllm_args else None, "lorax": shell(lorax_command(base_model, store)),
-            "mapping": model_mapping(adapters)}
+    return {
+        "adapters": adapters,
+        "left_out": left_out,
+        "vllm_args": vllm_args,
+        "vllm": shell(vllm_args) if vllm_args else None,
+        "lorax": shell(lorax_command(base_model, store)),
+        "mapping": model_mapping(adapters),
+    }
 
 
-def handoff_report(folders: dict[str, str | Path], base_model: str, store_dir: str | Path | None = None,
-                   max_model_len: int | None = None, skipped: list[str] = (), notes: list[str] = ()) -> str:
+def handoff_report(
+    folders: dict[str, str | Path],
+    base_model: str,
+    store_dir: str | Path | None = None,
+    max_model_len: int | None = None,
+    skipped: list[str] = (),
+    notes: list[str] = (),
+) -> str:
     """The hand-off as text: the commands, the model mapping, what was left out and why, and the tool-call note."""
     plan = handoff(folders, base_model, store_dir, max_model_len)
     vllm = plan["vllm"] or "# (nothing: vLLM can load none of these adapters; see 'left out' below)"
     lines = ["# vLLM", vllm, "", "# LoRAX", plan["lorax"], ""]
-    lines += [f"model={row['our model']!r:10} -> vLLM model={row['vllm model']!r}, "
-              f"LoRAX adapter_id={row['lorax adapter_id']!r}" for row in plan["mapping"]]
+    lines += [
+        f"model={row['our model']!r:10} -> vLLM model={row['vllm model']!r}, "
+        f"LoRAX adapter_id={row['lorax adapter_id']!r}"
+        for row in plan["mapping"]
+    ]
     lines += [f"left out of vLLM: {name}: {reason}" for name, reason in plan["left_out"].items()]
     lines += [f"skipped: {reason}" for reason in skipped]
     lines += [f"note: {note}" for note in notes]

@@ -1,4 +1,5 @@
 """`python -m lessons_lib.tiny build [--stage base|adapters|all]`: rebuild the tiny model and its adapters."""
+
 from __future__ import annotations
 
 import argparse

@@ -4,6 +4,7 @@
 exactly as `course_adapters.build_adapter` does (tiny profile, 2000 train rows, same seed), then scores it on
 the course's template held-out prompts. Nothing under assets/ is touched.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,13 +22,16 @@ def load_candidate(base_dir: Path):
 
     tok = AutoTokenizer.from_pretrained(base_dir)
     if tok.pad_token is None or tok.pad_token_id == tok.eos_token_id:
-        raise ValueError(f"{base_dir}: the tokenizer needs a pad token distinct from eos (build it from assets/tiny-model).")
+        raise ValueError(
+            f"{base_dir}: the tokenizer needs a pad token distinct from eos (build it from assets/tiny-model)."
+        )
     tok.padding_side = "left"
     return AutoModelForCausalLM.from_pretrained(base_dir).eval(), tok
 
 
-def train_on(base_dir: Path, domain: str, out_root: Path, steps: int | None = None, seed: int = 0,
-             eval_n: int = 40, log=print) -> dict:
+def train_on(
+    base_dir: Path, domain: str, out_root: Path, steps: int | None = None, seed: int = 0, eval_n: int = 40, log=print
+) -> dict:
     """Train one domain adapter on `base_dir`, save it to out_root/domain, return its template held-out scores."""
     from peft import PeftModel
 
@@ -40,14 +44,29 @@ def train_on(base_dir: Path, domain: str, out_root: Path, steps: int | None = No
     folder = Path(out_root) / domain
     shutil.rmtree(folder, ignore_errors=True)
     base, tok = load_candidate(base_dir)
-    result = train_adapter(base, tok, sft_rows(domain, TRAIN_ROWS, "train", seed), profile, folder,
-                           max_steps=steps, seed=seed, resume=False, log=log)
+    result = train_adapter(
+        base,
+        tok,
+        sft_rows(domain, TRAIN_ROWS, "train", seed),
+        profile,
+        folder,
+        max_steps=steps,
+        seed=seed,
+        resume=False,
+        log=log,
+    )
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)
     fresh, tok = load_candidate(base_dir)
     model = PeftModel.from_pretrained(fresh, folder)
     rep, _ = evaluate.evaluate_model(model, tok, domain, eval_n, max_new_tokens=profile.max_new_tokens)
-    metrics = {"base": str(base_dir), "steps": result.steps, "seconds": round(result.seconds, 1),
-               "heldout_valid": rep.valid_rate, "heldout_correct": rep.correct_rate, "heldout_n": rep.n}
+    metrics = {
+        "base": str(base_dir),
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "heldout_valid": rep.valid_rate,
+        "heldout_correct": rep.correct_rate,
+        "heldout_n": rep.n,
+    }
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     log(json.dumps({"domain": domain, **metrics}))
     return metrics

@@ -1,4 +1,5 @@
 """Build the tiny course model: tokenizer, pretraining on the synthetic corpus, save to assets/."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,14 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt %}{{ '\\n<|assistant|>\\n' }}{% endif %}"
 )
 
-MODEL_SHAPE = dict(hidden_size=192, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
-                   num_key_value_heads=4, max_position_embeddings=512)
+MODEL_SHAPE = dict(
+    hidden_size=192,
+    intermediate_size=512,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    max_position_embeddings=512,
+)
 
 
 def build_tokenizer(texts: list[str]):
@@ -39,12 +46,22 @@ def build_tokenizer(texts: list[str]):
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIAL_TOKENS, min_frequency=2,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=SPECIAL_TOKENS,
+        min_frequency=2,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     bpe.train_from_iterator(texts, trainer=trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="<|end|>",
-                                  pad_token="<|pad|>", clean_up_tokenization_spaces=False,
-                                  model_max_length=MODEL_SHAPE["max_position_embeddings"])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<s>",
+        eos_token="<|end|>",
+        pad_token="<|pad|>",
+        clean_up_tokenization_spaces=False,
+        model_max_length=MODEL_SHAPE["max_position_embeddings"],
+    )
     tok.chat_template = CHAT_TEMPLATE
     return tok
 
@@ -88,7 +105,7 @@ def pretrain(model, blocks, steps: int, batch_size: int, lr: float, seed: int, l
     losses, start = [], time.time()
     order = torch.randperm(len(blocks), generator=gen)
     for step in range(steps):
-        idx = order[(step * batch_size) % len(blocks):][:batch_size]
+        idx = order[(step * batch_size) % len(blocks) :][:batch_size]
         if len(idx) < batch_size:
             order = torch.randperm(len(blocks), generator=gen)
             idx = order[:batch_size]
@@ -107,8 +124,16 @@ def pretrain(model, blocks, steps: int, batch_size: int, lr: float, seed: int, l
     return losses
 
 
-def build_base(out_dir: Path, n_docs: int = 60000, steps: int = 900, batch_size: int = 16, block: int = 256,
-               lr: float = 3e-3, seed: int = 0, log=print) -> dict:
+def build_base(
+    out_dir: Path,
+    n_docs: int = 60000,
+    steps: int = 900,
+    batch_size: int = 16,
+    block: int = 256,
+    lr: float = 3e-3,
+    seed: int = 0,
+    log=print,
+) -> dict:
     """Build tokenizer + pretrained tiny Llama into `out_dir`; returns build facts for the model card."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
@@ -120,21 +145,35 @@ def build_base(out_dir: Path, n_docs: int = 60000, steps: int = 900, batch_size:
     tok = build_tokenizer(tokenizer_texts(docs, seed))
     blocks = pack(tok, docs, block)
     log(f"corpus: {len(docs)} documents, {blocks.numel():,} tokens in {len(blocks)} blocks of {block}")
-    config = LlamaConfig(vocab_size=len(tok), tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, rope_theta=10000.0,
-                         **MODEL_SHAPE)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        rope_theta=10000.0,
+        **MODEL_SHAPE,
+    )
     model = LlamaForCausalLM(config)
     params = sum(p.numel() for p in model.parameters())
     log(f"model: {params:,} parameters")
     losses = pretrain(model, blocks, steps, batch_size, lr, seed, log)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                                               bos_token_id=tok.bos_token_id, do_sample=False)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, do_sample=False
+    )
     model.save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
-    facts = {"parameters": params, "tokens_seen": steps * batch_size * block, "corpus_tokens": blocks.numel(),
-             "documents": n_docs, "steps": steps, "final_loss": round(sum(losses[-20:]) / 20, 4),
-             "seconds": round(time.time() - t0, 1), "seed": seed}
+    facts = {
+        "parameters": params,
+        "tokens_seen": steps * batch_size * block,
+        "corpus_tokens": blocks.numel(),
+        "documents": n_docs,
+        "steps": steps,
+        "final_loss": round(sum(losses[-20:]) / 20, 4),
+        "seconds": round(time.time() - t0, 1),
+        "seed": seed,
+    }
     (out_dir / "build_facts.json").write_text(json.dumps(facts, indent=2))
     return facts

@@ -4,6 +4,7 @@ The base model reads prose, records, code files, letters and small talk, so it l
 languages, the formats and to copy names and numbers. It never sees the course's instruction
 prompts, which is why a LoRA adapter is needed to map a request to the right format.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,15 +25,19 @@ def prose(rng: random.Random, lang: str) -> str:
     name, town, age = data.person_name(rng, lang, split), data.city(rng, lang, split), rng.randint(18, 79)
     item = data.product(rng, lang, split)
     if lang == "en":
-        lines = [f"{name} is {age} years old and lives in {town}.",
-                 f"Every morning {name} walks to work. {town} is quiet in the morning.",
-                 f"Last week {name} bought a {item}. The {item} was cheap.",
-                 f"People in {town} know {name} well. {name} is {age}."]
+        lines = [
+            f"{name} is {age} years old and lives in {town}.",
+            f"Every morning {name} walks to work. {town} is quiet in the morning.",
+            f"Last week {name} bought a {item}. The {item} was cheap.",
+            f"People in {town} know {name} well. {name} is {age}.",
+        ]
     else:
-        lines = [f"{name}, возраст {age}, город {town}.",
-                 f"Каждое утро {name} идёт на работу. Город {town} утром тихий.",
-                 f"На прошлой неделе {name} купил(а) товар: {item}. Товар {item} был недорогим.",
-                 f"В городе {town} все знают: {name}, возраст {age}."]
+        lines = [
+            f"{name}, возраст {age}, город {town}.",
+            f"Каждое утро {name} идёт на работу. Город {town} утром тихий.",
+            f"На прошлой неделе {name} купил(а) товар: {item}. Товар {item} был недорогим.",
+            f"В городе {town} все знают: {name}, возраст {age}.",
+        ]
     rng.shuffle(lines)
     return " ".join(lines)
 
@@ -75,9 +80,11 @@ def letter(rng: random.Random, lang: str) -> str:
     """A customer's complaint and the support team's reply, as an e-mail thread."""
     ex = data.make_support(rng, lang, _any_split(rng))
     issues = data.SUPPORT_PROBLEMS[ex.expected["problem"]][lang][0]
-    head = (f"From: {ex.expected['name']}\nSubject: order {ex.expected['order']}\n{rng.choice(issues)}.\n---\n"
-            if lang == "en" else
-            f"От: {ex.expected['name']}\nТема: заказ {ex.expected['order']}\n{rng.choice(issues)}.\n---\n")
+    head = (
+        f"From: {ex.expected['name']}\nSubject: order {ex.expected['order']}\n{rng.choice(issues)}.\n---\n"
+        if lang == "en"
+        else f"От: {ex.expected['name']}\nТема: заказ {ex.expected['order']}\n{rng.choice(issues)}.\n---\n"
+    )
     return head + ex.response
 
 
@@ -94,8 +101,11 @@ def chat(rng: random.Random, lang: str) -> str:
     """Small talk in the course's chat format, so the base model knows turns but no domain tasks."""
     prompt = data.make_general_prompt(rng, lang, _any_split(rng))
     answer = prose(rng, lang).split(". ")[0] + "."
-    reply = (f"Good question! {answer} I hope this helps." if lang == "en"
-             else f"Хороший вопрос! {answer} Надеюсь, это поможет.")
+    reply = (
+        f"Good question! {answer} I hope this helps."
+        if lang == "en"
+        else f"Хороший вопрос! {answer} Надеюсь, это поможет."
+    )
     return f"<|user|>\n{prompt}<|end|>\n<|assistant|>\n{reply}<|end|>"
 
 

@@ -1,4 +1,5 @@
 """Train, score and ship the tiny profile's course adapters with the same code notebook 01 teaches."""
+
 from __future__ import annotations
 
 import shutil
@@ -13,8 +14,14 @@ from ..profiles import PROFILES
 TRAIN_ROWS = 2000
 
 
-def build_adapter(domain: str, out_root: Path = TINY_ADAPTERS_DIR, steps: int | None = None, seed: int = 0,
-                  eval_n: int = 40, log=print) -> dict:
+def build_adapter(
+    domain: str,
+    out_root: Path = TINY_ADAPTERS_DIR,
+    steps: int | None = None,
+    seed: int = 0,
+    eval_n: int = 40,
+    log=print,
+) -> dict:
     """Train one domain adapter, score it on held-out prompts, and save it with its manifest in the store."""
     from peft import PeftModel
 
@@ -25,15 +32,22 @@ def build_adapter(domain: str, out_root: Path = TINY_ADAPTERS_DIR, steps: int | 
     folder = Path(out_root) / domain
     scratch = folder.with_name(folder.name + ".training")
     shutil.rmtree(scratch, ignore_errors=True)
-    result = train_domain(domain, profile, scratch, n_rows=TRAIN_ROWS, max_steps=steps, seed=seed, resume=False,
-                          log=log)
+    result = train_domain(
+        domain, profile, scratch, n_rows=TRAIN_ROWS, max_steps=steps, seed=seed, resume=False, log=log
+    )
     base, tok = load_base(profile, log=log), load_tokenizer(profile)
     model = PeftModel.from_pretrained(base, scratch)
     rep, _ = evaluate.evaluate_model(model, tok, domain, eval_n, max_new_tokens=profile.max_new_tokens)
     metrics = {"heldout_valid": rep.valid_rate, "heldout_correct": rep.correct_rate, "heldout_n": rep.n}
-    manifest = Manifest.for_model(domain, model, "tiny", domain=domain, steps=result.steps, metrics=metrics,
-                                  data={"source": "lessons_lib.data", "rows": TRAIN_ROWS, "seed": seed,
-                                        "split": "train"})
+    manifest = Manifest.for_model(
+        domain,
+        model,
+        "tiny",
+        domain=domain,
+        steps=result.steps,
+        metrics=metrics,
+        data={"source": "lessons_lib.data", "rows": TRAIN_ROWS, "seed": seed, "split": "train"},
+    )
     storage.save_adapter(scratch, domain, storage.local_store(out_root), manifest, overwrite=True)
     shutil.rmtree(scratch)
     log(f"{domain}: valid {rep.valid_rate:.2f} correct {rep.correct_rate:.2f} ({result.seconds:.0f}s training)")

@@ -6,6 +6,7 @@
 A missing or unreadable file or folder, or a bad line in a data file, ends the command with one `error:` line
 (naming file:line) and exit code 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,10 @@ def adapter_folder_problem(folder: str | None) -> str | None:
     """Why `folder` is not an adapter folder (None when it is, or when none was given)."""
     if folder is None or (Path(folder) / "adapter_config.json").is_file():
         return None
-    return (f"no adapter at {folder}: give a folder with adapter_config.json and adapter_model.safetensors "
-            "(e.g. one `build-adapter --out FOLDER` wrote).")
+    return (
+        f"no adapter at {folder}: give a folder with adapter_config.json and adapter_model.safetensors "
+        "(e.g. one `build-adapter --out FOLDER` wrote)."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,14 +45,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["build-adapter", "evaluate"])
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the shipped recipe)")
     parser.add_argument("--out", default=None, help="output folder (default: assets/adapters/tools)")
-    parser.add_argument("--ship", default=None, metavar="FOLDER",
-                        help="do not train: score an already trained adapter folder and ship it with a manifest")
+    parser.add_argument(
+        "--ship",
+        default=None,
+        metavar="FOLDER",
+        help="do not train: score an already trained adapter folder and ship it with a manifest",
+    )
     parser.add_argument("--adapter", default=None, help="evaluate: adapter folder (default: the shipped one)")
-    parser.add_argument("--data", default="heldout",
-                        help="evaluate: heldout, dev (template splits), handwritten, or a JSONL file of requests")
+    parser.add_argument(
+        "--data",
+        default="heldout",
+        help="evaluate: heldout, dev (template splits), handwritten, or a JSONL file of requests",
+    )
     parser.add_argument("--n", type=int, default=None, help="evaluate: requests from a template split")
-    parser.add_argument("--tool-choice", default="auto", choices=["auto", "required"],
-                        help="evaluate: 'required' constrains the call to the tools' schemas (structured generation)")
+    parser.add_argument(
+        "--tool-choice",
+        default="auto",
+        choices=["auto", "required"],
+        help="evaluate: 'required' constrains the call to the tools' schemas (structured generation)",
+    )
     args = parser.parse_args(argv)
     problem = adapter_folder_problem(args.adapter if args.command == "evaluate" else args.ship)
     if problem:
@@ -58,9 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import torch
 
-    from .adapter import STEPS, build_tool_adapter, ship_tool_adapter
-
     from ..env import cpu_threads
+    from .adapter import STEPS, build_tool_adapter, ship_tool_adapter
 
     # Two threads (the course's CPU target) unless OMP_NUM_THREADS says fewer, e.g. on a busy shared machine.
     torch.set_num_threads(min(2, cpu_threads()))
@@ -96,18 +109,19 @@ def evaluate_cli(adapter: str | None, data: str, n: int | None, tool_choice: str
         return fail(str(err))
     from peft import PeftModel
 
+    from ..evaluate import format_table
     from ..models import load_base, load_tokenizer
     from ..paths import TINY_ADAPTERS_DIR
     from ..profiles import PROFILES
-    from ..evaluate import format_table
     from .adapter import ADAPTER_NAME
     from .evaluate import evaluate_tools
 
     profile = PROFILES["tiny"]
     folder = adapter or TINY_ADAPTERS_DIR / ADAPTER_NAME
     model = PeftModel.from_pretrained(load_base(profile), folder, adapter_name=ADAPTER_NAME)
-    reports, _ = evaluate_tools(model, load_tokenizer(profile), ["__base__", ADAPTER_NAME], examples=examples,
-                                tool_choice=tool_choice)
+    reports, _ = evaluate_tools(
+        model, load_tokenizer(profile), ["__base__", ADAPTER_NAME], examples=examples, tool_choice=tool_choice
+    )
     print(f"{data}: {len(examples)} requests, adapter {folder}, tool_choice={tool_choice}")
     print(format_table([r.row() for r in reports]))
     return 0

@@ -1,4 +1,5 @@
 """Train, score and ship the tool-use adapter (deterministic: same seed, same data, same steps)."""
+
 from __future__ import annotations
 
 import json
@@ -30,11 +31,16 @@ def recipe_kwargs(recipe: ToolRecipe, profile) -> dict:
     """`train_adapter` keyword arguments for a recipe: the LoraConfig and the SFTConfig overrides."""
     from ..train import lora_config
 
-    lora = lora_config(profile, r=recipe.rank, alpha=recipe.alpha, dropout=recipe.lora_dropout,
-                       target_modules=recipe.target_modules)
+    lora = lora_config(
+        profile, r=recipe.rank, alpha=recipe.alpha, dropout=recipe.lora_dropout, target_modules=recipe.target_modules
+    )
     lora.modules_to_save = list(recipe.modules_to_save) if recipe.modules_to_save else None
-    return {"lora": lora, "learning_rate": recipe.learning_rate, "per_device_train_batch_size": recipe.batch_size,
-            "gradient_accumulation_steps": recipe.grad_accum}
+    return {
+        "lora": lora,
+        "learning_rate": recipe.learning_rate,
+        "per_device_train_batch_size": recipe.batch_size,
+        "gradient_accumulation_steps": recipe.grad_accum,
+    }
 
 
 def tool_configs(profile, output_dir: str | Path, max_steps: int, max_length: int, **overrides):
@@ -62,8 +68,16 @@ def training_length(rows: list[dict], tokenizer, profile) -> int:
     return max(MAX_LENGTH, profile.max_length, max(rendered_length(row, tokenizer) for row in rows))
 
 
-def train_tool_adapter(profile, output_dir: str | Path, n_requests: int = TRAIN_REQUESTS, max_steps: int = STEPS,
-                       seed: int = 0, answer_every: int = ANSWER_EVERY, log=print, **kwargs):
+def train_tool_adapter(
+    profile,
+    output_dir: str | Path,
+    n_requests: int = TRAIN_REQUESTS,
+    max_steps: int = STEPS,
+    seed: int = 0,
+    answer_every: int = ANSWER_EVERY,
+    log=print,
+    **kwargs,
+):
     """Load a fresh base and train the tool-use adapter on synthetic requests (returns TrainResult).
 
     The rows are rendered for the profile's chat template (tools spelled out where it cannot show them) and
@@ -81,8 +95,15 @@ def train_tool_adapter(profile, output_dir: str | Path, n_requests: int = TRAIN_
     return train_adapter(base, tok, rows, profile, output_dir, max_steps=max_steps, seed=seed, log=log, **kwargs)
 
 
-def ship_tool_adapter(trained_dir: str | Path, out_dir: Path = TINY_ADAPTERS_DIR / ADAPTER_NAME, steps: int = STEPS,
-                      seed: int = 0, eval_n: int = EVAL_N, train_seconds: float | None = None, log=print) -> dict:
+def ship_tool_adapter(
+    trained_dir: str | Path,
+    out_dir: Path = TINY_ADAPTERS_DIR / ADAPTER_NAME,
+    steps: int = STEPS,
+    seed: int = 0,
+    eval_n: int = EVAL_N,
+    train_seconds: float | None = None,
+    log=print,
+) -> dict:
     """Score a trained tiny tool adapter against the base on held-out requests and save it with its manifest.
 
     The adapter is saved through the store as `out_dir`'s name in `out_dir`'s parent folder (replacing the old one).
@@ -107,35 +128,63 @@ def ship_tool_adapter(trained_dir: str | Path, out_dir: Path = TINY_ADAPTERS_DIR
     dev = evaluate_tools(model, tok, [ADAPTER_NAME], examples=tool_examples(DEV_N, "dev"), turns=1)[0][0]
     held_required = evaluate_tools(model, tok, both, n=eval_n, turns=1, tool_choice="required")[0]
     hand_required = evaluate_tools(model, tok, both, examples=handwritten, turns=1, tool_choice="required")[0]
-    metrics = {"heldout_n": tool_rep.n, "heldout_correct_tool": tool_rep.correct_tool,
-               "heldout_valid_args": tool_rep.valid_args, "heldout_exact_args": tool_rep.exact_args,
-               "heldout_final_correct": tool_rep.final_correct, "base_correct_tool": base_rep.correct_tool,
-               "base_valid_args": base_rep.valid_args, "base_final_correct": base_rep.final_correct,
-               "handwritten_n": hand_tool.n, "handwritten_correct_tool": hand_tool.correct_tool,
-               "handwritten_valid_args": hand_tool.valid_args, "handwritten_exact_args": hand_tool.exact_args,
-               "handwritten_final_correct": hand_tool.final_correct,
-               "handwritten_base_correct_tool": hand_base.correct_tool, "dev_n": dev.n,
-               "dev_correct_tool": dev.correct_tool, "dev_exact_args": dev.exact_args}
+    metrics = {
+        "heldout_n": tool_rep.n,
+        "heldout_correct_tool": tool_rep.correct_tool,
+        "heldout_valid_args": tool_rep.valid_args,
+        "heldout_exact_args": tool_rep.exact_args,
+        "heldout_final_correct": tool_rep.final_correct,
+        "base_correct_tool": base_rep.correct_tool,
+        "base_valid_args": base_rep.valid_args,
+        "base_final_correct": base_rep.final_correct,
+        "handwritten_n": hand_tool.n,
+        "handwritten_correct_tool": hand_tool.correct_tool,
+        "handwritten_valid_args": hand_tool.valid_args,
+        "handwritten_exact_args": hand_tool.exact_args,
+        "handwritten_final_correct": hand_tool.final_correct,
+        "handwritten_base_correct_tool": hand_base.correct_tool,
+        "dev_n": dev.n,
+        "dev_correct_tool": dev.correct_tool,
+        "dev_exact_args": dev.exact_args,
+    }
     for name, (base_req, tool_req) in (("heldout", held_required), ("handwritten", hand_required)):
-        metrics |= {f"{name}_required_correct_tool": tool_req.correct_tool,
-                    f"{name}_required_valid_args": tool_req.valid_args,
-                    f"{name}_required_base_correct_tool": base_req.correct_tool,
-                    f"{name}_required_base_valid_args": base_req.valid_args}
+        metrics |= {
+            f"{name}_required_correct_tool": tool_req.correct_tool,
+            f"{name}_required_valid_args": tool_req.valid_args,
+            f"{name}_required_base_correct_tool": base_req.correct_tool,
+            f"{name}_required_base_valid_args": base_req.valid_args,
+        }
     if train_seconds is not None:
         metrics["train_seconds"] = round(train_seconds, 1)
-    manifest = Manifest.for_model(ADAPTER_NAME, model, "tiny", domain=ADAPTER_NAME, steps=steps, metrics=metrics,
-                                  data={"source": "lessons_lib.tools.data", "requests": TRAIN_REQUESTS,
-                                        "answer_every": ANSWER_EVERY, "seed": seed, "split": "train", "rank": RANK,
-                                        "learning_rate": LEARNING_RATE, "batch_size": BATCH_SIZE,
-                                        "modules_to_save": list(MODULES_TO_SAVE), "composed_share": COMPOSED_SHARE,
-                                        "mixed_texts": MIXED_TEXTS})
+    manifest = Manifest.for_model(
+        ADAPTER_NAME,
+        model,
+        "tiny",
+        domain=ADAPTER_NAME,
+        steps=steps,
+        metrics=metrics,
+        data={
+            "source": "lessons_lib.tools.data",
+            "requests": TRAIN_REQUESTS,
+            "answer_every": ANSWER_EVERY,
+            "seed": seed,
+            "split": "train",
+            "rank": RANK,
+            "learning_rate": LEARNING_RATE,
+            "batch_size": BATCH_SIZE,
+            "modules_to_save": list(MODULES_TO_SAVE),
+            "composed_share": COMPOSED_SHARE,
+            "mixed_texts": MIXED_TEXTS,
+        },
+    )
     storage.save_adapter(trained_dir, folder.name, storage.local_store(folder.parent), manifest, overwrite=True)
     log("tools: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
     return metrics
 
 
-def build_tool_adapter(out_dir: Path = TINY_ADAPTERS_DIR / ADAPTER_NAME, steps: int = STEPS, seed: int = 0,
-                       eval_n: int = EVAL_N, log=print) -> dict:
+def build_tool_adapter(
+    out_dir: Path = TINY_ADAPTERS_DIR / ADAPTER_NAME, steps: int = STEPS, seed: int = 0, eval_n: int = EVAL_N, log=print
+) -> dict:
     """Train the tiny tool adapter with the shipped recipe, score it, save it with a manifest."""
     from ..profiles import PROFILES
 

@@ -2,6 +2,7 @@
 
 The parser also reads Mistral's native reply, `[TOOL_CALLS] [{"name": NAME, "arguments": {...}, "id": ID}]`.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,15 @@ from dataclasses import dataclass, field
 from ..jsonl import nesting_depth
 from .functions import shown_number
 
-JSON_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list,
-              "object": dict, "null": type(None)}
+JSON_TYPES = {
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+    "null": type(None),
+}
 FENCE_OPEN = re.compile(r"```[a-zA-Z]*\s*")
 TOOL_CALLS = "[TOOL_CALLS]"  # Mistral's marker before its list of calls
 CALL_LIST = re.compile(r"^\[\s*\{")
@@ -68,7 +76,7 @@ def unfenced(text: str) -> str:
     """The reply without a Markdown code fence around it (linear time, whatever the reply holds)."""
     body = text.strip()
     if body.startswith("```"):
-        body = body[FENCE_OPEN.match(body).end():]
+        body = body[FENCE_OPEN.match(body).end() :]
     if body.endswith("```"):
         body = body[:-3].rstrip()
     return body
@@ -113,8 +121,10 @@ def _names(keys) -> str:
 def refuse_deep(text: str, what: str) -> None:
     """Raise MalformedCall when `text` nests deeper than MAX_DEPTH (measured without recursion)."""
     if nesting_depth(text) > MAX_DEPTH:
-        raise MalformedCall(f"{what} nests deeper than {MAX_DEPTH} levels of [ ] or {{ }}; a tool call needs 3. "
-                            'Reply with one flat JSON object: {"tool": "<name>", "arguments": {...}}.')
+        raise MalformedCall(
+            f"{what} nests deeper than {MAX_DEPTH} levels of [ ] or {{ }}; a tool call needs 3. "
+            'Reply with one flat JSON object: {"tool": "<name>", "arguments": {...}}.'
+        )
 
 
 def decode_json(text: str, what: str) -> tuple[object, int]:
@@ -123,11 +133,15 @@ def decode_json(text: str, what: str) -> tuple[object, int]:
     try:
         return json.JSONDecoder().raw_decode(text)
     except json.JSONDecodeError as err:
-        raise MalformedCall(f"{what} is not valid JSON ({err.msg} at character {err.pos}). Reply with one "
-                            'JSON object: {"tool": "<name>", "arguments": {...}}.') from None
+        raise MalformedCall(
+            f"{what} is not valid JSON ({err.msg} at character {err.pos}). Reply with one "
+            'JSON object: {"tool": "<name>", "arguments": {...}}.'
+        ) from None
     except (ValueError, RecursionError) as err:  # e.g. a number with more than 4300 digits
-        raise MalformedCall(f"{what} cannot be read as JSON ({str(err)[:80]}). Reply with one JSON object: "
-                            '{"tool": "<name>", "arguments": {...}} with short values.') from None
+        raise MalformedCall(
+            f"{what} cannot be read as JSON ({str(err)[:80]}). Reply with one JSON object: "
+            '{"tool": "<name>", "arguments": {...}} with short values.'
+        ) from None
 
 
 def _single_call(obj):
@@ -147,8 +161,10 @@ def parse_call(text: str) -> ToolCall:
     obj, end = decode_json(body, "The tool call")
     obj = _single_call(obj)
     if not isinstance(obj, dict):
-        raise MalformedCall(f"The tool call must be a JSON object, got {type(obj).__name__}. "
-                            'Reply with {"tool": "<name>", "arguments": {...}}.')
+        raise MalformedCall(
+            f"The tool call must be a JSON object, got {type(obj).__name__}. "
+            'Reply with {"tool": "<name>", "arguments": {...}}.'
+        )
     if body[end:].strip():
         raise MalformedCall(f"Extra text after the JSON object: {body[end:].strip()[:40]!r}. Reply with the call only.")
     name = obj.get("tool", obj.get("name"))
@@ -190,15 +206,18 @@ def check_value(name: str, value, spec: dict) -> None:
     if value is None and spec.get("nullable"):
         return
     if "type" in spec and not _type_ok(value, spec["type"]):
-        raise BadArguments(f"Argument {name!r} must be of type {spec['type']}, got {shown(value)} "
-                           f"({type(value).__name__}).")
+        raise BadArguments(
+            f"Argument {name!r} must be of type {spec['type']}, got {shown(value)} ({type(value).__name__})."
+        )
     if "enum" in spec and value not in spec["enum"]:
-        raise BadArguments(f"Argument {name!r} is {_short_repr(value)}; "
-                           f"choose one of: {', '.join(map(str, spec['enum']))}.")
+        raise BadArguments(
+            f"Argument {name!r} is {_short_repr(value)}; choose one of: {', '.join(map(str, spec['enum']))}."
+        )
     check_bounds(name, value, spec)
     if "pattern" in spec and isinstance(value, str) and not pattern_ok(spec["pattern"], value):
-        raise BadArguments(f"Argument {name!r} is {_short_repr(value)}, "
-                           f"which does not match the pattern {spec['pattern']}.")
+        raise BadArguments(
+            f"Argument {name!r} is {_short_repr(value)}, which does not match the pattern {spec['pattern']}."
+        )
     if spec.get("type") == "array" and isinstance(value, list) and "items" in spec:
         for i, item in enumerate(value):
             check_value(f"{name}[{i}]", item, spec["items"])
@@ -250,8 +269,9 @@ def validate_call(call: ToolCall, schemas: dict[str, dict]) -> ToolCall:
     props, required = params.get("properties", {}), params.get("required", [])
     missing = [p for p in required if p not in call.arguments]
     if missing:
-        raise BadArguments(f"{call.name} needs the argument(s) {', '.join(missing)}; "
-                           f"its arguments are: {', '.join(props)}.")
+        raise BadArguments(
+            f"{call.name} needs the argument(s) {', '.join(missing)}; its arguments are: {', '.join(props)}."
+        )
     unknown = [a for a in call.arguments if a not in props]
     if unknown:
         raise BadArguments(f"{call.name} has no argument(s) {_names(unknown)}; its arguments are: {', '.join(props)}.")

@@ -12,15 +12,16 @@ completes also validates, with two things left to the validator after decoding: 
 `maxLength` on a string that has a `pattern` (the pattern alone bounds it, as the course's rule-name
 pattern does).
 """
+
 from __future__ import annotations
 
 import copy
 import json
 import math
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from itertools import combinations
-from typing import Sequence
 
 import regex
 
@@ -72,7 +73,7 @@ def natural_pattern(low: int, high: int) -> str:
     """A regex for the integers from `low` to `high` (0 <= low <= high) as JSON writes them (no leading zeros)."""
     parts = []
     for digits in range(len(str(low)), len(str(high)) + 1):
-        start, end = max(low, 10 ** (digits - 1) if digits > 1 else 0), min(high, 10 ** digits - 1)
+        start, end = max(low, 10 ** (digits - 1) if digits > 1 else 0), min(high, 10**digits - 1)
         parts.append(digits_pattern(str(start), str(end)))
     return "(?:" + "|".join(parts) + ")"
 
@@ -134,8 +135,10 @@ def value_pattern(spec: dict, where: str) -> str:
         if most < 1:
             return r"\[\]"
         return rf"\[(?:{item}(?:, {item}){{0,{most - 1}}})?\]"
-    raise GrammarError(f"{where}: the grammar cannot express type {kind!r}; use string, integer, number, "
-                       "boolean, array or enum arguments, or decode without constraints.")
+    raise GrammarError(
+        f"{where}: the grammar cannot express type {kind!r}; use string, integer, number, "
+        "boolean, array or enum arguments, or decode without constraints."
+    )
 
 
 def arguments_pattern(name: str, parameters: dict) -> str:
@@ -158,8 +161,11 @@ def call_pattern(schemas: Sequence[dict]) -> str:
     calls = []
     for schema in schemas:
         fn = schema.get("function", schema)
-        calls.append(re.escape(json.dumps(fn["name"])) + r', "arguments": '
-                     + arguments_pattern(fn["name"], fn.get("parameters", {})))
+        calls.append(
+            re.escape(json.dumps(fn["name"]))
+            + r', "arguments": '
+            + arguments_pattern(fn["name"], fn.get("parameters", {}))
+        )
     return r'\{"tool": (?:' + "|".join(calls) + r")\}"
 
 
@@ -168,8 +174,14 @@ class CallGrammar:
 
     def __init__(self, schemas: Sequence[dict], quote: str | None = None):
         self.pattern = regex.compile(call_pattern(schemas).encode())
-        keys = sorted({p for s in schemas for p, spec in s.get("function", s).get("parameters", {})
-                       .get("properties", {}).items() if is_free_text(spec)})
+        keys = sorted(
+            {
+                p
+                for s in schemas
+                for p, spec in s.get("function", s).get("parameters", {}).get("properties", {}).items()
+                if is_free_text(spec)
+            }
+        )
         self.quote = None if quote is None else json.dumps(quote, ensure_ascii=False)[1:-1].encode()
         key_choice = b"|".join(re.escape(k).encode() for k in keys) or b"(?!)"
         self.free_values = regex.compile(rb'"(?:' + key_choice + rb')": "((?:[^"\\]|\\.)*\\?)')
@@ -212,10 +224,11 @@ def utf8_tail(data: bytes) -> bytes:
 
 
 def token_bytes(tokenizer) -> list[bytes | None]:
-    """The bytes each token id adds to a text (None for special tokens), for byte-level and SentencePiece vocabularies."""
+    """The bytes each token id adds to a text (None for special ones), for byte-level and SentencePiece vocabularies."""
     vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-    special = set(tokenizer.all_special_ids) | {i for i, t in enumerate(vocab)
-                                                 if t in getattr(tokenizer, "added_tokens_encoder", {})}
+    special = set(tokenizer.all_special_ids) | {
+        i for i, t in enumerate(vocab) if t in getattr(tokenizer, "added_tokens_encoder", {})
+    }
     byte_level = any(t is not None and "Ġ" in t for t in vocab)
     decode = _byte_level_decoder() if byte_level else _sentencepiece_decoder()
     return [None if i in special or t is None else decode(t) for i, t in enumerate(vocab)]
@@ -223,8 +236,9 @@ def token_bytes(tokenizer) -> list[bytes | None]:
 
 def _byte_level_decoder():
     """GPT-2's printable stand-ins for bytes, inverted."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars, n = printable[:], 0
     for b in range(256):
         if b not in printable:
@@ -237,10 +251,12 @@ def _byte_level_decoder():
 
 def _sentencepiece_decoder():
     """'▁' is a space and '<0xHH>' a raw byte (byte fallback)."""
+
     def decode(token: str) -> bytes:
         if len(token) == 6 and token.startswith("<0x") and token.endswith(">"):
             return bytes([int(token[3:5], 16)])
         return token.replace("▁", " ").encode()
+
     return decode
 
 
@@ -262,14 +278,14 @@ class CallConstraint:
         self.other = [i for i, p in enumerate(self.pieces) if p and i not in plain]
         self.probe = b"\x7f" * max(len(p) for p in self.pieces if p)
 
-    def for_rows(self, grammars: Sequence[CallGrammar], prompt_length: int) -> "CallConstraint":
+    def for_rows(self, grammars: Sequence[CallGrammar], prompt_length: int) -> CallConstraint:
         """The same constraint for another batch of rows (token tables and structure cache shared, not rebuilt)."""
         other = copy.copy(self)
         other.grammars, other.prompt_length = list(grammars), prompt_length
         return other
 
     def __call__(self, batch_id: int, input_ids) -> list[int]:
-        generated = input_ids[self.prompt_length:].tolist()
+        generated = input_ids[self.prompt_length :].tolist()
         if self.eos in generated:
             return [self.pad if self.pad is not None else self.eos]
         text = b"".join(self.pieces[i] or b"" for i in generated)
@@ -277,8 +293,11 @@ class CallConstraint:
         tail = utf8_tail(text)
         allowed = self.in_free_text(grammar, text, tail)
         if allowed is None:
-            allowed = [i for i in self.structurally_allowed(grammar, text)
-                       if utf8_prefix_ok(tail + self.pieces[i]) and grammar.quotes_ok(text + self.pieces[i])]
+            allowed = [
+                i
+                for i in self.structurally_allowed(grammar, text)
+                if utf8_prefix_ok(tail + self.pieces[i]) and grammar.quotes_ok(text + self.pieces[i])
+            ]
         if not allowed or grammar.complete(text):  # a dead end (none seen so far) ends the reply, unparsed
             allowed.append(self.eos)
         return allowed
@@ -287,9 +306,13 @@ class CallConstraint:
         """Tokens the call pattern accepts after `text`, cached by structure (rows share most of it)."""
         key = grammar.structure(text)
         if key not in self.structural:
-            self.structural[key] = [i for first, ids in self.by_first.items()
-                                    if grammar.accepts_prefix(text + bytes([first]))
-                                    for i in ids if grammar.accepts_prefix(text + self.pieces[i])]
+            self.structural[key] = [
+                i
+                for first, ids in self.by_first.items()
+                if grammar.accepts_prefix(text + bytes([first]))
+                for i in ids
+                if grammar.accepts_prefix(text + self.pieces[i])
+            ]
         return self.structural[key]
 
     @staticmethod
@@ -307,8 +330,12 @@ class CallConstraint:
             if match is None:
                 return None
             value = match.group(1)
-        allowed = [i for i in self.plain if utf8_prefix_ok(tail + self.pieces[i])
-                   and (grammar.quote is None or value + self.pieces[i] in grammar.quote)]
+        allowed = [
+            i
+            for i in self.plain
+            if utf8_prefix_ok(tail + self.pieces[i])
+            and (grammar.quote is None or value + self.pieces[i] in grammar.quote)
+        ]
         return allowed + [i for i in self.other if self.extends(grammar, text, tail, self.pieces[i])]
 
 
@@ -318,9 +345,16 @@ def vocabulary_constraint(tokenizer) -> CallConstraint:
     return CallConstraint(tokenizer, [], 0)
 
 
-def constrained_generate(model, tokenizer, texts: Sequence[str], schemas: Sequence[dict],
-                         quotes: Sequence[str | None] | None = None, max_new_tokens: int = 128,
-                         adapter_names: Sequence[str] | None = None, batch_size: int = 16) -> list[str]:
+def constrained_generate(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    schemas: Sequence[dict],
+    quotes: Sequence[str | None] | None = None,
+    max_new_tokens: int = 128,
+    adapter_names: Sequence[str] | None = None,
+    batch_size: int = 16,
+) -> list[str]:
     """Greedy tool calls for rendered chat texts, constrained to the schemas (and to quoting `quotes[i]`)."""
     from ..models import generate_texts
 
@@ -329,5 +363,12 @@ def constrained_generate(model, tokenizer, texts: Sequence[str], schemas: Sequen
         raise ValueError(f"Got {len(texts)} texts but {len(quotes)} quotes; pass one quote (or None) per text.")
     grammars = [CallGrammar(schemas, q) for q in quotes]
     shared = vocabulary_constraint(tokenizer)
-    return generate_texts(model, tokenizer, texts, max_new_tokens, adapter_names, batch_size,
-                          allowed_tokens=lambda rows, prompt_length: shared.for_rows(grammars[rows], prompt_length))
+    return generate_texts(
+        model,
+        tokenizer,
+        texts,
+        max_new_tokens,
+        adapter_names,
+        batch_size,
+        allowed_tokens=lambda rows, prompt_length: shared.for_rows(grammars[rows], prompt_length),
+    )

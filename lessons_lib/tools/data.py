@@ -5,6 +5,7 @@ Three splits. `train` and `heldout` use disjoint request phrasings and disjoint 
 phrasings of its own (in neither of the others) and made-up names: it is what a recipe is chosen on,
 so the held-out set stays untouched until the final score.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,86 +27,142 @@ DEV_PHRASINGS = 2  # the last phrasings of each EXTRA_REQUESTS list are dev's
 MIXED_TEXTS = 0.4  # share of train formatter requests whose text is not a plain sentence
 
 FORMATTER_REQUESTS = {
-    "en": ["Wrap this text to {width} characters with an indent of {indent}: {text}",
-           "Format the text to width {width}, indent {indent}: {text}",
-           "Please reflow this to {width} columns, indented by {indent} spaces: {text}",
-           "Break the following text into lines of at most {width} characters, indent {indent}: {text}",
-           "Make the lines no longer than {width} characters (indent {indent}): {text}",
-           "Use the formatter with width {width} and indent {indent} on this text: {text}"],
-    "ru": ["Перенеси текст по ширине {width} символов с отступом {indent}: {text}",
-           "Отформатируй текст, ширина {width}, отступ {indent}: {text}",
-           "Разбей на строки не длиннее {width} символов, отступ {indent}: {text}",
-           "Сделай строки шириной до {width} символов с отступом {indent}: {text}",
-           "Выровняй текст по ширине {width}, отступ {indent}: {text}",
-           "Примени форматтер, ширина {width} и отступ {indent}, к тексту: {text}"],
+    "en": [
+        "Wrap this text to {width} characters with an indent of {indent}: {text}",
+        "Format the text to width {width}, indent {indent}: {text}",
+        "Please reflow this to {width} columns, indented by {indent} spaces: {text}",
+        "Break the following text into lines of at most {width} characters, indent {indent}: {text}",
+        "Make the lines no longer than {width} characters (indent {indent}): {text}",
+        "Use the formatter with width {width} and indent {indent} on this text: {text}",
+    ],
+    "ru": [
+        "Перенеси текст по ширине {width} символов с отступом {indent}: {text}",
+        "Отформатируй текст, ширина {width}, отступ {indent}: {text}",
+        "Разбей на строки не длиннее {width} символов, отступ {indent}: {text}",
+        "Сделай строки шириной до {width} символов с отступом {indent}: {text}",
+        "Выровняй текст по ширине {width}, отступ {indent}: {text}",
+        "Примени форматтер, ширина {width} и отступ {indent}, к тексту: {text}",
+    ],
 }
 TEMPLATE_REQUESTS = {
-    "en": ["Make a {label} template about {topic}.",
-           "Create a {label} template for: {topic}",
-           "I need a {label} template. Topic: {topic}",
-           "Generate a {label} template on {topic}.",
-           "Give me a blank {label} for {topic}.",
-           "Draft a {label} template, subject: {topic}"],
-    "ru": ["Сделай шаблон «{label}» на тему: {topic}",
-           "Создай шаблон ({label}) для: {topic}",
-           "Нужен шаблон «{label}». Тема: {topic}",
-           "Сгенерируй шаблон «{label}», тема: {topic}",
-           "Подготовь заготовку «{label}» про: {topic}",
-           "Шаблон «{label}», тема: {topic}"],
+    "en": [
+        "Make a {label} template about {topic}.",
+        "Create a {label} template for: {topic}",
+        "I need a {label} template. Topic: {topic}",
+        "Generate a {label} template on {topic}.",
+        "Give me a blank {label} for {topic}.",
+        "Draft a {label} template, subject: {topic}",
+    ],
+    "ru": [
+        "Сделай шаблон «{label}» на тему: {topic}",
+        "Создай шаблон ({label}) для: {topic}",
+        "Нужен шаблон «{label}». Тема: {topic}",
+        "Сгенерируй шаблон «{label}», тема: {topic}",
+        "Подготовь заготовку «{label}» про: {topic}",
+        "Шаблон «{label}», тема: {topic}",
+    ],
 }
 TEMPLATE_LABELS = {
-    "en": {"instruction": ["instruction prompt", "instruction/input/response"], "email": ["e-mail", "email"],
-           "bug_report": ["bug report", "bug ticket"], "meeting_notes": ["meeting notes", "meeting minutes"]},
-    "ru": {"instruction": ["инструкция", "промпт-инструкция"], "email": ["письмо", "e-mail"],
-           "bug_report": ["баг-репорт", "отчёт об ошибке"], "meeting_notes": ["протокол встречи", "заметки встречи"]},
+    "en": {
+        "instruction": ["instruction prompt", "instruction/input/response"],
+        "email": ["e-mail", "email"],
+        "bug_report": ["bug report", "bug ticket"],
+        "meeting_notes": ["meeting notes", "meeting minutes"],
+    },
+    "ru": {
+        "instruction": ["инструкция", "промпт-инструкция"],
+        "email": ["письмо", "e-mail"],
+        "bug_report": ["баг-репорт", "отчёт об ошибке"],
+        "meeting_notes": ["протокол встречи", "заметки встречи"],
+    },
 }
 VALIDATOR_REQUESTS = {
-    "en": ["Check that this text {rules}: {text}",
-           "Validate that the text {rules}: {text}",
-           "Verify that the text {rules}. Text: {text}",
-           "Run the content checks, it {rules}: {text}",
-           "Make sure the following {rules}: {text}",
-           "Please confirm the text {rules}. Text: {text}"],
-    "ru": ["Проверь, что текст {rules}: {text}",
-           "Валидируй, что текст {rules}: {text}",
-           "Убедись, что текст {rules}. Текст: {text}",
-           "Запусти проверки, текст {rules}: {text}",
-           "Нужно проверить, что текст {rules}: {text}",
-           "Подтверди, что текст {rules}. Текст: {text}"],
+    "en": [
+        "Check that this text {rules}: {text}",
+        "Validate that the text {rules}: {text}",
+        "Verify that the text {rules}. Text: {text}",
+        "Run the content checks, it {rules}: {text}",
+        "Make sure the following {rules}: {text}",
+        "Please confirm the text {rules}. Text: {text}",
+    ],
+    "ru": [
+        "Проверь, что текст {rules}: {text}",
+        "Валидируй, что текст {rules}: {text}",
+        "Убедись, что текст {rules}. Текст: {text}",
+        "Запусти проверки, текст {rules}: {text}",
+        "Нужно проверить, что текст {rules}: {text}",
+        "Подтверди, что текст {rules}. Текст: {text}",
+    ],
 }
 RULE_PHRASES = {
-    "en": {"non_empty": "is not empty", "has_headings": "has a heading", "is_email": "is an e-mail address",
-           "valid_json": "is valid JSON", "no_trailing_spaces": "has no trailing spaces",
-           "max_length": "is at most {n} characters", "min_words": "has at least {n} words"},
-    "ru": {"non_empty": "не пустой", "has_headings": "содержит заголовок", "is_email": "является адресом почты",
-           "valid_json": "является корректным JSON", "no_trailing_spaces": "без пробелов в конце строк",
-           "max_length": "не длиннее {n} символов", "min_words": "содержит не меньше {n} слов"},
+    "en": {
+        "non_empty": "is not empty",
+        "has_headings": "has a heading",
+        "is_email": "is an e-mail address",
+        "valid_json": "is valid JSON",
+        "no_trailing_spaces": "has no trailing spaces",
+        "max_length": "is at most {n} characters",
+        "min_words": "has at least {n} words",
+    },
+    "ru": {
+        "non_empty": "не пустой",
+        "has_headings": "содержит заголовок",
+        "is_email": "является адресом почты",
+        "valid_json": "является корректным JSON",
+        "no_trailing_spaces": "без пробелов в конце строк",
+        "max_length": "не длиннее {n} символов",
+        "min_words": "содержит не меньше {n} слов",
+    },
 }
 SENTENCES = {
-    "en": ["{name} bought a {item} in {town}.",
-           "{town} gets a new {item} today.",
-           "{name} says the {item} works well.",
-           "{name} tested the {item} in {town}.",
-           "Send the {item} to {name} soon.",
-           "The {item} from {town} arrived."],
-    "ru": ["{name} купил(а) {item} в городе {town}.",
-           "Город {town} получит {item} сегодня.",
-           "{name} пишет, что {item} работает.",
-           "{name} проверил(а) {item} в городе {town}.",
-           "Отправьте {item} для {name}.",
-           "Товар {item} из города {town} пришёл."],
+    "en": [
+        "{name} bought a {item} in {town}.",
+        "{town} gets a new {item} today.",
+        "{name} says the {item} works well.",
+        "{name} tested the {item} in {town}.",
+        "Send the {item} to {name} soon.",
+        "The {item} from {town} arrived.",
+    ],
+    "ru": [
+        "{name} купил(а) {item} в городе {town}.",
+        "Город {town} получит {item} сегодня.",
+        "{name} пишет, что {item} работает.",
+        "{name} проверил(а) {item} в городе {town}.",
+        "Отправьте {item} для {name}.",
+        "Товар {item} из города {town} пришёл.",
+    ],
 }
 TOPICS = {
-    "en": ["{item} delivery delay", "new {item} prices", "team meeting in {town}", "onboarding of {name}",
-           "refund for the {item}", "{item} page crashes"],
-    "ru": ["задержка доставки, {item}", "новые цены, {item}", "встреча команды, {town}", "адаптация, {name}",
-           "возврат, {item}", "падает страница, {item}"],
+    "en": [
+        "{item} delivery delay",
+        "new {item} prices",
+        "team meeting in {town}",
+        "onboarding of {name}",
+        "refund for the {item}",
+        "{item} page crashes",
+    ],
+    "ru": [
+        "задержка доставки, {item}",
+        "новые цены, {item}",
+        "встреча команды, {town}",
+        "адаптация, {name}",
+        "возврат, {item}",
+        "падает страница, {item}",
+    ],
 }
 FINAL = {
-    "en": {"text_formatter": "Here is the formatted text:\n{result}", "template_generator": "Here is the template:\n{result}",
-           "ok": "All checks passed: {passed}.", "fail": "Failed checks: {failed}."},
-    "ru": {"text_formatter": "Вот отформатированный текст:\n{result}", "template_generator": "Вот шаблон:\n{result}",
-           "ok": "Все проверки пройдены: {passed}.", "fail": "Не пройдены проверки: {failed}."},
+    "en": {
+        "text_formatter": "Here is the formatted text:\n{result}",
+        "template_generator": "Here is the template:\n{result}",
+        "ok": "All checks passed: {passed}.",
+        "fail": "Failed checks: {failed}.",
+    },
+    "ru": {
+        "text_formatter": "Вот отформатированный текст:\n{result}",
+        "template_generator": "Вот шаблон:\n{result}",
+        "ok": "Все проверки пройдены: {passed}.",
+        "fail": "Не пройдены проверки: {failed}.",
+    },
 }
 
 # Extra phrasings for train and dev: more ways of saying each tool's verb (wrap/format/indent, template/generate,
@@ -113,67 +170,89 @@ FINAL = {
 # Held-out requests draw only from the odd positions of the tables above.
 EXTRA_REQUESTS = {
     "text_formatter": {
-        "en": ["Reformat to {width} columns with indent {indent}: {text}",
-               "Wrap at {width} chars, indent each line by {indent}: {text}",
-               "Text formatting please: width {width}, indent {indent}. {text}",
-               "Indent by {indent} and wrap at width {width}: {text}",
-               "Could you format this to {width} characters wide, indent {indent}? {text}",
-               "Line-wrap the text (width {width}, indent {indent}): {text}",
-               "Fit this text into {width}-character lines, indenting {indent}: {text}",
-               "Word-wrap with width {width} and indent {indent}: {text}"],
-        "ru": ["Переформатируй под ширину {width}, отступ {indent}: {text}",
-               "Перенос строк: ширина {width}, отступ {indent}. {text}",
-               "Сделай отступ {indent} и перенос по ширине {width}: {text}",
-               "Оформи текст в строки по {width} символов, отступ {indent}: {text}",
-               "Отформатируй, пожалуйста: ширина {width}, отступ {indent}. {text}",
-               "Уложи текст в ширину {width} с отступом {indent}: {text}",
-               "Форматирование текста, ширина {width}, отступ {indent}: {text}",
-               "Перенеси строки на ширине {width}, отступ {indent}: {text}"],
+        "en": [
+            "Reformat to {width} columns with indent {indent}: {text}",
+            "Wrap at {width} chars, indent each line by {indent}: {text}",
+            "Text formatting please: width {width}, indent {indent}. {text}",
+            "Indent by {indent} and wrap at width {width}: {text}",
+            "Could you format this to {width} characters wide, indent {indent}? {text}",
+            "Line-wrap the text (width {width}, indent {indent}): {text}",
+            "Fit this text into {width}-character lines, indenting {indent}: {text}",
+            "Word-wrap with width {width} and indent {indent}: {text}",
+        ],
+        "ru": [
+            "Переформатируй под ширину {width}, отступ {indent}: {text}",
+            "Перенос строк: ширина {width}, отступ {indent}. {text}",
+            "Сделай отступ {indent} и перенос по ширине {width}: {text}",
+            "Оформи текст в строки по {width} символов, отступ {indent}: {text}",
+            "Отформатируй, пожалуйста: ширина {width}, отступ {indent}. {text}",
+            "Уложи текст в ширину {width} с отступом {indent}: {text}",
+            "Форматирование текста, ширина {width}, отступ {indent}: {text}",
+            "Перенеси строки на ширине {width}, отступ {indent}: {text}",
+        ],
     },
     "template_generator": {
-        "en": ["Template request: {label}, topic {topic}",
-               "Please generate a {label} template about {topic}.",
-               "Could you make me a {label} template for {topic}?",
-               "Fill in a {label} template; the topic is {topic}.",
-               "New {label} template, topic: {topic}",
-               "Produce a {label} template about: {topic}",
-               "Generate the template ({label}) for {topic}.",
-               "Start a {label} from the template, topic {topic}."],
-        "ru": ["Сгенерируй, пожалуйста, шаблон «{label}» про: {topic}",
-               "Заготовка по шаблону «{label}», тема: {topic}",
-               "Составь шаблон «{label}» по теме: {topic}",
-               "Шаблон нужен такой: «{label}», тема {topic}",
-               "Сделай, пожалуйста, шаблон ({label}), тема: {topic}",
-               "Сгенерируй заготовку «{label}» для: {topic}",
-               "Новый шаблон «{label}» на тему {topic}",
-               "Создай заготовку по шаблону «{label}»: {topic}"],
+        "en": [
+            "Template request: {label}, topic {topic}",
+            "Please generate a {label} template about {topic}.",
+            "Could you make me a {label} template for {topic}?",
+            "Fill in a {label} template; the topic is {topic}.",
+            "New {label} template, topic: {topic}",
+            "Produce a {label} template about: {topic}",
+            "Generate the template ({label}) for {topic}.",
+            "Start a {label} from the template, topic {topic}.",
+        ],
+        "ru": [
+            "Сгенерируй, пожалуйста, шаблон «{label}» про: {topic}",
+            "Заготовка по шаблону «{label}», тема: {topic}",
+            "Составь шаблон «{label}» по теме: {topic}",
+            "Шаблон нужен такой: «{label}», тема {topic}",
+            "Сделай, пожалуйста, шаблон ({label}), тема: {topic}",
+            "Сгенерируй заготовку «{label}» для: {topic}",
+            "Новый шаблон «{label}» на тему {topic}",
+            "Создай заготовку по шаблону «{label}»: {topic}",
+        ],
     },
     "content_validator": {
-        "en": ["Validate this text; it must be such that it {rules}: {text}",
-               "Content check: does the text say it {rules}? {text}",
-               "Run validation, the text {rules}: {text}",
-               "Can you check whether the text {rules}? Text: {text}",
-               "Validation request: the text {rules}. {text}",
-               "Please validate: the text {rules}. Text: {text}",
-               "Check the content, it {rules}: {text}",
-               "Confirm by validation that the text {rules}: {text}"],
-        "ru": ["Проверь, пожалуйста, текст {rules}: {text}",
-               "Валидация: текст {rules}. Текст: {text}",
-               "Проведи валидацию, текст {rules}: {text}",
-               "Сделай проверку, что текст {rules}: {text}",
-               "Проверка содержимого: текст {rules}. {text}",
-               "Провалидируй, текст {rules}: {text}",
-               "Проверь содержимое, текст {rules}: {text}",
-               "Подтверди проверкой, что текст {rules}: {text}"],
+        "en": [
+            "Validate this text; it must be such that it {rules}: {text}",
+            "Content check: does the text say it {rules}? {text}",
+            "Run validation, the text {rules}: {text}",
+            "Can you check whether the text {rules}? Text: {text}",
+            "Validation request: the text {rules}. {text}",
+            "Please validate: the text {rules}. Text: {text}",
+            "Check the content, it {rules}: {text}",
+            "Confirm by validation that the text {rules}: {text}",
+        ],
+        "ru": [
+            "Проверь, пожалуйста, текст {rules}: {text}",
+            "Валидация: текст {rules}. Текст: {text}",
+            "Проведи валидацию, текст {rules}: {text}",
+            "Сделай проверку, что текст {rules}: {text}",
+            "Проверка содержимого: текст {rules}. {text}",
+            "Провалидируй, текст {rules}: {text}",
+            "Проверь содержимое, текст {rules}: {text}",
+            "Подтверди проверкой, что текст {rules}: {text}",
+        ],
     },
 }
 TRAIN_ONLY_SENTENCES = {
-    "en": ["{name} lost the {item} near {town}.", "Is the {item} in {town} ready, {name}?",
-           "{name} will pick up the {item} tomorrow.", "A {item} for {name} is waiting in {town}.",
-           "Nobody in {town} wants the old {item}.", "{name} and the {item} left {town} at noon."],
-    "ru": ["{name} забыл(а) {item} в городе {town}.", "В городе {town} закончился {item}.",
-           "{name} заберёт {item} завтра.", "Для {name} есть {item} в городе {town}.",
-           "{name} вернул(а) {item} в магазин.", "В городе {town} ждут новый {item}."],
+    "en": [
+        "{name} lost the {item} near {town}.",
+        "Is the {item} in {town} ready, {name}?",
+        "{name} will pick up the {item} tomorrow.",
+        "A {item} for {name} is waiting in {town}.",
+        "Nobody in {town} wants the old {item}.",
+        "{name} and the {item} left {town} at noon.",
+    ],
+    "ru": [
+        "{name} забыл(а) {item} в городе {town}.",
+        "В городе {town} закончился {item}.",
+        "{name} заберёт {item} завтра.",
+        "Для {name} есть {item} в городе {town}.",
+        "{name} вернул(а) {item} в магазин.",
+        "В городе {town} ждут новый {item}.",
+    ],
 }
 
 
@@ -196,33 +275,55 @@ def phrasings(tool: str, table: dict, lang: str, split: str) -> list[str]:
 # openers, references and endings for both text tools, so filler words ("the text", "please") carry no
 # signal and only the verb and its parameters name the tool. Any that equals a held-out phrasing is dropped.
 COMPOSED_SHARE = 0.5  # share of train formatter and validator requests that are composed
-OPENERS = {"en": ["", "Please, ", "Quick task: ", "Hi! ", "One more: "],
-           "ru": ["", "Пожалуйста, ", "Задача: ", "Привет! ", "Ещё одно: "]}
-TEXT_REFS = {"en": ["the text", "this text", "the following text", "the snippet below", "this paragraph"],
-             "ru": ["текст", "этот текст", "следующий текст", "фрагмент ниже", "этот абзац"]}
+OPENERS = {
+    "en": ["", "Please, ", "Quick task: ", "Hi! ", "One more: "],
+    "ru": ["", "Пожалуйста, ", "Задача: ", "Привет! ", "Ещё одно: "],
+}
+TEXT_REFS = {
+    "en": ["the text", "this text", "the following text", "the snippet below", "this paragraph"],
+    "ru": ["текст", "этот текст", "следующий текст", "фрагмент ниже", "этот абзац"],
+}
 ENDINGS = {"en": [": {text}", ". Text: {text}", "\n{text}"], "ru": [": {text}", ". Текст: {text}", "\n{text}"]}
 COMPOSED_VERBS = {
     "text_formatter": {
-        "en": ["wrap {ref} at width {width} with indent {indent}", "format {ref} to {width} columns, indent {indent}",
-               "reflow {ref}, width {width}, indent {indent}", "indent {ref} by {indent} and wrap it to {width}",
-               "lay out {ref} in lines of {width} characters with an indent of {indent}"],
-        "ru": ["перенеси {ref} по ширине {width}, отступ {indent}",
-               "отформатируй {ref} под {width} символов, отступ {indent}",
-               "разбей {ref} на строки по {width} символов с отступом {indent}",
-               "выровняй {ref}: ширина {width}, отступ {indent}", "сделай {ref} шириной {width} с отступом {indent}"],
+        "en": [
+            "wrap {ref} at width {width} with indent {indent}",
+            "format {ref} to {width} columns, indent {indent}",
+            "reflow {ref}, width {width}, indent {indent}",
+            "indent {ref} by {indent} and wrap it to {width}",
+            "lay out {ref} in lines of {width} characters with an indent of {indent}",
+        ],
+        "ru": [
+            "перенеси {ref} по ширине {width}, отступ {indent}",
+            "отформатируй {ref} под {width} символов, отступ {indent}",
+            "разбей {ref} на строки по {width} символов с отступом {indent}",
+            "выровняй {ref}: ширина {width}, отступ {indent}",
+            "сделай {ref} шириной {width} с отступом {indent}",
+        ],
     },
     "content_validator": {
-        "en": ["check that {ref} {rules}", "validate {ref}: it {rules}", "verify whether {ref} {rules}",
-               "make sure {ref} {rules}", "run the checks on {ref}: it {rules}"],
-        "ru": ["проверь, что {ref} {rules}", "убедись, что {ref} {rules}", "валидируй {ref}: он {rules}",
-               "проверь {ref}: он {rules}", "запусти проверку: {ref} {rules}"],
+        "en": [
+            "check that {ref} {rules}",
+            "validate {ref}: it {rules}",
+            "verify whether {ref} {rules}",
+            "make sure {ref} {rules}",
+            "run the checks on {ref}: it {rules}",
+        ],
+        "ru": [
+            "проверь, что {ref} {rules}",
+            "убедись, что {ref} {rules}",
+            "валидируй {ref}: он {rules}",
+            "проверь {ref}: он {rules}",
+            "запусти проверку: {ref} {rules}",
+        ],
     },
 }
 
 
-HELDOUT_PHRASINGS = {tool: {lang: {p.lower() for p in course_data._split(table[lang], "heldout")} for lang in LANGS}
-                     for tool, table in (("text_formatter", FORMATTER_REQUESTS),
-                                         ("content_validator", VALIDATOR_REQUESTS))}
+HELDOUT_PHRASINGS = {
+    tool: {lang: {p.lower() for p in course_data._split(table[lang], "heldout")} for lang in LANGS}
+    for tool, table in (("text_formatter", FORMATTER_REQUESTS), ("content_validator", VALIDATOR_REQUESTS))
+}
 
 
 def composed_phrasing(rng: random.Random, tool: str, lang: str) -> str:
@@ -260,18 +361,76 @@ class ToolExample:
 
     def messages(self) -> list[dict]:
         """The whole exchange: request, call, tool result, final answer."""
-        return [{"role": "user", "content": self.request}, self.call_message(),
-                {"role": "tool", "content": result_text(self.result)}, {"role": "assistant", "content": self.final}]
+        return [
+            {"role": "user", "content": self.request},
+            self.call_message(),
+            {"role": "tool", "content": result_text(self.result)},
+            {"role": "assistant", "content": self.final},
+        ]
 
 
 # Made-up names, towns and products from syllables. Dev uses only these, so dev measures copying of names the
 # adapter never saw (as held-out does). Train can use them too (MADE_UP_ENTITIES), to make recalling the few
 # training names useless; measured on dev (1440 steps, share 0.5): correct tool 0.96, exact args 0.00 vs
 # 0.93 / 0.01 without, so the shipped recipe leaves it off.
-SYLLABLES = {"en": ["ka", "lo", "mi", "ren", "tas", "vo", "bel", "dor", "fin", "gar", "hul", "jen", "kor", "lin",
-                    "mar", "nes", "pol", "rik", "sol", "tam", "vin", "zel", "bra", "cu", "de", "os"],
-             "ru": ["ка", "ло", "ми", "рен", "тас", "во", "бел", "дор", "фин", "гар", "хул", "жен", "кор", "лин",
-                    "мар", "нес", "пол", "рик", "сол", "там", "вин", "зел", "бра", "ку", "де", "ос"]}
+SYLLABLES = {
+    "en": [
+        "ka",
+        "lo",
+        "mi",
+        "ren",
+        "tas",
+        "vo",
+        "bel",
+        "dor",
+        "fin",
+        "gar",
+        "hul",
+        "jen",
+        "kor",
+        "lin",
+        "mar",
+        "nes",
+        "pol",
+        "rik",
+        "sol",
+        "tam",
+        "vin",
+        "zel",
+        "bra",
+        "cu",
+        "de",
+        "os",
+    ],
+    "ru": [
+        "ка",
+        "ло",
+        "ми",
+        "рен",
+        "тас",
+        "во",
+        "бел",
+        "дор",
+        "фин",
+        "гар",
+        "хул",
+        "жен",
+        "кор",
+        "лин",
+        "мар",
+        "нес",
+        "пол",
+        "рик",
+        "сол",
+        "там",
+        "вин",
+        "зел",
+        "бра",
+        "ку",
+        "де",
+        "ос",
+    ],
+}
 MADE_UP_ENTITIES = 0.0  # share of train requests with made-up entities
 
 
@@ -283,10 +442,16 @@ def made_up_word(rng: random.Random, lang: str, capital: bool = True) -> str:
 
 def _fill(rng: random.Random, lang: str, split: str) -> dict:
     if split == "dev" or (split == "train" and MADE_UP_ENTITIES and rng.random() < MADE_UP_ENTITIES):
-        return {"name": f"{made_up_word(rng, lang)} {made_up_word(rng, lang)}", "town": made_up_word(rng, lang),
-                "item": made_up_word(rng, lang, capital=False)}
-    return {"name": course_data.person_name(rng, lang, split), "town": course_data.city(rng, lang, split),
-            "item": course_data.product(rng, lang, split)}
+        return {
+            "name": f"{made_up_word(rng, lang)} {made_up_word(rng, lang)}",
+            "town": made_up_word(rng, lang),
+            "item": made_up_word(rng, lang, capital=False),
+        }
+    return {
+        "name": course_data.person_name(rng, lang, split),
+        "town": course_data.city(rng, lang, split),
+        "item": course_data.product(rng, lang, split),
+    }
 
 
 def sentence(rng: random.Random, lang: str, split: str) -> str:
@@ -388,24 +553,41 @@ def sft_row(prompt: list[dict], completion: list[dict], tools_json: str, tokeniz
 
 def call_row(ex: ToolExample, tools_json: str, tokenizer=None) -> dict:
     """Turn 1 as a TRL prompt-completion row: request -> the call (the JSON the chat template renders)."""
-    return sft_row([{"role": "user", "content": ex.request}],
-                   [{"role": "assistant", "content": call_text(ex.tool, ex.arguments)}], tools_json, tokenizer)
+    return sft_row(
+        [{"role": "user", "content": ex.request}],
+        [{"role": "assistant", "content": call_text(ex.tool, ex.arguments)}],
+        tools_json,
+        tokenizer,
+    )
 
 
 def answer_prompt(ex: ToolExample, call: str, result) -> list[dict]:
     """The conversation after a call (its JSON text) and the tool's result: what turn 2 answers."""
-    return [{"role": "user", "content": ex.request}, {"role": "assistant", "content": call.strip()},
-            {"role": "tool", "content": result_text(result)}]
+    return [
+        {"role": "user", "content": ex.request},
+        {"role": "assistant", "content": call.strip()},
+        {"role": "tool", "content": result_text(result)},
+    ]
 
 
 def answer_row(ex: ToolExample, tools_json: str, tokenizer=None) -> dict:
     """Turn 2: request, call and tool result -> the final answer."""
-    return sft_row(answer_prompt(ex, call_text(ex.tool, ex.arguments), ex.result),
-                   [{"role": "assistant", "content": ex.final}], tools_json, tokenizer)
+    return sft_row(
+        answer_prompt(ex, call_text(ex.tool, ex.arguments), ex.result),
+        [{"role": "assistant", "content": ex.final}],
+        tools_json,
+        tokenizer,
+    )
 
 
-def tool_sft_rows(n: int, split: str = "train", seed: int = 0, schemas: list[dict] | None = None,
-                  answer_every: int = 1, tokenizer=None) -> list[dict]:
+def tool_sft_rows(
+    n: int,
+    split: str = "train",
+    seed: int = 0,
+    schemas: list[dict] | None = None,
+    answer_every: int = 1,
+    tokenizer=None,
+) -> list[dict]:
     """Rows for SFTTrainer: each request gives a call row, every `answer_every`-th also a final-answer row.
 
     The call is stored as its rendered JSON text (identical to what the template makes of `tool_calls`),
@@ -435,10 +617,15 @@ def read_handwritten(path: str | Path = HANDWRITTEN_PATH) -> list[ToolExample]:
     """
     examples = []
     for number, row in read_objects(path, '{"lang", "request", "tool", "arguments"}'):
-        if row.get("lang") not in LANGS or not isinstance(row.get("request"), str) \
-                or not isinstance(row.get("arguments"), dict):
-            raise ValueError(f'{path}:{number} must be an object with "lang" ({" or ".join(LANGS)}), a string '
-                             '"request", "tool" and an object "arguments".')
+        if (
+            row.get("lang") not in LANGS
+            or not isinstance(row.get("request"), str)
+            or not isinstance(row.get("arguments"), dict)
+        ):
+            raise ValueError(
+                f'{path}:{number} must be an object with "lang" ({" or ".join(LANGS)}), a string '
+                '"request", "tool" and an object "arguments".'
+            )
         if row.get("tool") not in TOOLS:
             raise ValueError(f"{path}:{number} names tool {row.get('tool')!r}; known tools: {', '.join(TOOLS)}.")
         try:

@@ -1,8 +1,9 @@
 """Held-out tool-use metrics: right tool, valid arguments, exact arguments, final answer correct."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .calls import CallError, ToolCall, parse_call, validate_call
 from .constrained import check_tool_choice, constrained_generate
@@ -100,22 +101,41 @@ class ToolReport:
 
     def row(self) -> dict:
         """The report as a table row."""
-        return {"model": self.label, "n": self.n, "correct tool": round(self.correct_tool, 3),
-                "valid args": round(self.valid_args, 3), "exact args": round(self.exact_args, 3),
-                "final answer": round(self.final_correct, 3)}
+        return {
+            "model": self.label,
+            "n": self.n,
+            "correct tool": round(self.correct_tool, 3),
+            "valid args": round(self.valid_args, 3),
+            "exact args": round(self.exact_args, 3),
+            "final answer": round(self.final_correct, 3),
+        }
 
 
 def summarize(label: str, scores: Sequence[CallScore]) -> ToolReport:
     """Aggregate per-request scores."""
     n = max(len(scores), 1)
-    return ToolReport(label, len(scores), sum(s.correct_tool for s in scores) / n, sum(s.valid_args for s in scores) / n,
-                      sum(s.exact_args for s in scores) / n, sum(s.final_correct for s in scores) / n)
+    return ToolReport(
+        label,
+        len(scores),
+        sum(s.correct_tool for s in scores) / n,
+        sum(s.valid_args for s in scores) / n,
+        sum(s.exact_args for s in scores) / n,
+        sum(s.final_correct for s in scores) / n,
+    )
 
 
-def evaluate_tools(model, tokenizer, adapters: Sequence[str | None] = (None,), n: int = 40, seed: int = 0,
-                   max_new_tokens: int = 128, examples: Sequence[ToolExample] | None = None,
-                   system: str | None = None, turns: int = 2,
-                   tool_choice: str = "auto") -> tuple[list[ToolReport], dict]:
+def evaluate_tools(
+    model,
+    tokenizer,
+    adapters: Sequence[str | None] = (None,),
+    n: int = 40,
+    seed: int = 0,
+    max_new_tokens: int = 128,
+    examples: Sequence[ToolExample] | None = None,
+    system: str | None = None,
+    turns: int = 2,
+    tool_choice: str = "auto",
+) -> tuple[list[ToolReport], dict]:
     """Run every held-out request through each adapter ("__base__" = base, None = the model as is).
 
     Turn 1 asks for a call; valid calls are executed and turn 2 asks for the final answer, all in
@@ -133,14 +153,24 @@ def evaluate_tools(model, tokenizer, adapters: Sequence[str | None] = (None,), n
     names = [a for a in adapters for _ in items]
     mixed = None if all(a is None for a in adapters) else names
     prompts = [render([{"role": "user", "content": ex.request}]) for ex in items] * len(adapters)
-    calls = (constrained_generate(model, tokenizer, prompts, schema_list, max_new_tokens=max_new_tokens,
-                                  adapter_names=mixed) if tool_choice == "required"
-             else complete(model, tokenizer, prompts, max_new_tokens, mixed))
+    calls = (
+        constrained_generate(model, tokenizer, prompts, schema_list, max_new_tokens=max_new_tokens, adapter_names=mixed)
+        if tool_choice == "required"
+        else complete(model, tokenizer, prompts, max_new_tokens, mixed)
+    )
     firsts = [score_call(items[i % len(items)], reply, schemas) for i, reply in enumerate(calls)]
     second = [i for i, (_, result) in enumerate(firsts) if result is not None] if turns >= 2 else []
-    finals = complete(model, tokenizer, [render(answer_prompt(items[i % len(items)], calls[i], firsts[i][1]))
-                                         for i in second], max_new_tokens,
-                      None if mixed is None else [names[i] for i in second]) if second else []
+    finals = (
+        complete(
+            model,
+            tokenizer,
+            [render(answer_prompt(items[i % len(items)], calls[i], firsts[i][1])) for i in second],
+            max_new_tokens,
+            None if mixed is None else [names[i] for i in second],
+        )
+        if second
+        else []
+    )
     final_of = dict(zip(second, finals))
     scores = []
     for i, (first, _) in enumerate(firsts):
@@ -150,9 +180,12 @@ def evaluate_tools(model, tokenizer, adapters: Sequence[str | None] = (None,), n
     reports, raw = [], {}
     for k, adapter in enumerate(adapters):
         part = slice(k * len(items), (k + 1) * len(items))
-        label = ("base" if adapter == "__base__" else adapter or "model") + \
-            (" · schema-constrained" if tool_choice == "required" else "")
+        label = ("base" if adapter == "__base__" else adapter or "model") + (
+            " · schema-constrained" if tool_choice == "required" else ""
+        )
         reports.append(summarize(label, scores[part]))
-        raw[label] = [{"request": ex.request, "call": c, "final": final_of.get(k * len(items) + j), "score": s}
-                      for j, (ex, c, s) in enumerate(zip(items, calls[part], scores[part]))]
+        raw[label] = [
+            {"request": ex.request, "call": c, "final": final_of.get(k * len(items) + j), "score": s}
+            for j, (ex, c, s) in enumerate(zip(items, calls[part], scores[part]))
+        ]
     return reports, raw

@@ -1,4 +1,5 @@
 """The course's three tools: typed functions with Google-style docstrings and input checks that say what to do."""
+
 from __future__ import annotations
 
 import json
@@ -20,12 +21,16 @@ MAX_INDENT = 100  # worst case (width = indent + 1): each character on its own l
 MAX_RULES = 16
 MAX_RULE_DIGITS = 5  # max_length:N and min_words:N take N from 0 to 99999
 MAX_JSON_DEPTH = 512  # valid_json: deeper texts fail the rule instead of overflowing Python's recursive parser
-RULE_PATTERN = "(?:" + "|".join(SIMPLE_RULES + tuple(f"{r}:[0-9]{{1,{MAX_RULE_DIGITS}}}"
-                                                     for r in PARAMETRIC_RULES)) + ")"
+RULE_PATTERN = (
+    "(?:" + "|".join(SIMPLE_RULES + tuple(f"{r}:[0-9]{{1,{MAX_RULE_DIGITS}}}" for r in PARAMETRIC_RULES)) + ")"
+)
 # The same bounds as JSON Schema keywords, per tool and argument ("name[]": each item of an array).
 LIMITS = {
-    "text_formatter": {"text": {"maxLength": MAX_TEXT_CHARS}, "width": {"maximum": MAX_WIDTH},
-                       "indent": {"maximum": MAX_INDENT}},
+    "text_formatter": {
+        "text": {"maxLength": MAX_TEXT_CHARS},
+        "width": {"maximum": MAX_WIDTH},
+        "indent": {"maximum": MAX_INDENT},
+    },
     "template_generator": {"topic": {"maxLength": MAX_TOPIC_CHARS}},
     "content_validator": {"text": {"maxLength": MAX_TEXT_CHARS}, "rules": {"maxItems": MAX_RULES}},
 }
@@ -48,8 +53,10 @@ def shown_number(value: int) -> str:
 def check_text_size(name: str, text: str, limit: int) -> None:
     """Raise ToolError when a string argument is longer than `limit` characters."""
     if len(text) > limit:
-        raise ToolError(f"{name} is {len(text)} characters long; this tool takes at most {limit}. "
-                        f"Split it and call the tool once per part of up to {limit} characters.")
+        raise ToolError(
+            f"{name} is {len(text)} characters long; this tool takes at most {limit}. "
+            f"Split it and call the tool once per part of up to {limit} characters."
+        )
 
 
 def text_formatter(text: str, width: int = 40, indent: int = 0) -> str:
@@ -64,23 +71,33 @@ def text_formatter(text: str, width: int = 40, indent: int = 0) -> str:
         raise ToolError(f"text must be a string, got {type(text).__name__}; pass the text to wrap.")
     for name, value in (("width", width), ("indent", indent)):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ToolError(f"{name} must be a whole number, got {value!r}; pass e.g. {name}=40."
-                            if name == "width" else f"indent must be a whole number, got {value!r}; pass e.g. indent=2.")
+            raise ToolError(
+                f"{name} must be a whole number, got {value!r}; pass e.g. {name}=40."
+                if name == "width"
+                else f"indent must be a whole number, got {value!r}; pass e.g. indent=2."
+            )
     if width <= 0:
-        raise ToolError(f"width must be a positive number of characters, got {shown_number(width)}; "
-                        "pass e.g. width=40.")
+        raise ToolError(
+            f"width must be a positive number of characters, got {shown_number(width)}; pass e.g. width=40."
+        )
     if width > MAX_WIDTH:
-        raise ToolError(f"width must be at most {MAX_WIDTH} characters, got {shown_number(width)}; "
-                        f"pass a width from 1 to {MAX_WIDTH}.")
+        raise ToolError(
+            f"width must be at most {MAX_WIDTH} characters, got {shown_number(width)}; "
+            f"pass a width from 1 to {MAX_WIDTH}."
+        )
     if indent < 0:
         raise ToolError(f"indent must be 0 or more spaces, got {shown_number(indent)}; pass indent=0 for no indent.")
     if indent > MAX_INDENT:
-        raise ToolError(f"indent must be at most {MAX_INDENT} spaces, got {shown_number(indent)}; "
-                        f"pass an indent from 0 to {MAX_INDENT}.")
+        raise ToolError(
+            f"indent must be at most {MAX_INDENT} spaces, got {shown_number(indent)}; "
+            f"pass an indent from 0 to {MAX_INDENT}."
+        )
     check_text_size("text", text, MAX_TEXT_CHARS)
     if indent >= width:
-        raise ToolError(f"indent ({indent}) leaves no room for text in width {width}; "
-                        f"use an indent below {width} or a larger width.")
+        raise ToolError(
+            f"indent ({indent}) leaves no room for text in width {width}; "
+            f"use an indent below {width} or a larger width."
+        )
     words = text.split()
     if not words:
         raise ToolError("text is empty: pass the text you want wrapped.")
@@ -146,14 +163,18 @@ def parse_rule(rule: str) -> tuple[str, int | None]:
         raise ToolError(f"Each rule must be a string such as 'non_empty' or 'max_length:80', got {rule!r}.")
     name, sep, arg = rule.strip().partition(":")
     if name not in RULES:
-        raise ToolError(f"Unknown rule {rule!r}; valid rules: {', '.join(SIMPLE_RULES)}, "
-                        f"{', '.join(r + ':N' for r in PARAMETRIC_RULES)}.")
+        raise ToolError(
+            f"Unknown rule {rule!r}; valid rules: {', '.join(SIMPLE_RULES)}, "
+            f"{', '.join(r + ':N' for r in PARAMETRIC_RULES)}."
+        )
     if name in PARAMETRIC_RULES:
         if not sep or not (arg.strip().isascii() and arg.strip().isdigit()):
             raise ToolError(f"Rule {name!r} needs a whole-number limit after a colon, e.g. '{name}:80'.")
         if len(arg.strip()) > MAX_RULE_DIGITS:
-            raise ToolError(f"Rule {name!r} takes a limit from 0 to {10 ** MAX_RULE_DIGITS - 1}, got "
-                            f"{len(arg.strip())} digits; write e.g. '{name}:80'.")
+            raise ToolError(
+                f"Rule {name!r} takes a limit from 0 to {10**MAX_RULE_DIGITS - 1}, got "
+                f"{len(arg.strip())} digits; write e.g. '{name}:80'."
+            )
         return name, int(arg)
     if sep:
         raise ToolError(f"Rule {name!r} takes no limit; write just '{name}'.")
@@ -192,11 +213,15 @@ def content_validator(text: str, rules: list[str]) -> dict:
     if not isinstance(text, str):
         raise ToolError(f"text must be a string, got {type(text).__name__}; pass the text to check.")
     if not isinstance(rules, (list, tuple)) or not rules:
-        raise ToolError(f"rules must be a non-empty list of rule names, e.g. ['non_empty', 'max_length:80']; "
-                        f"valid rules: {', '.join(RULES)}.")
+        raise ToolError(
+            f"rules must be a non-empty list of rule names, e.g. ['non_empty', 'max_length:80']; "
+            f"valid rules: {', '.join(RULES)}."
+        )
     if len(rules) > MAX_RULES:
-        raise ToolError(f"rules has {len(rules)} entries; pass at most {MAX_RULES} rules per call "
-                        "(call the tool again for the rest).")
+        raise ToolError(
+            f"rules has {len(rules)} entries; pass at most {MAX_RULES} rules per call "
+            "(call the tool again for the rest)."
+        )
     check_text_size("text", text, MAX_TEXT_CHARS)
     parsed = [parse_rule(rule) for rule in rules]
     passed, failed = [], []

@@ -1,8 +1,9 @@
 """The same three tools as LangChain tools (the original course used `@tool`), when langchain_core is installed."""
+
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 from .functions import TOOLS, ToolError
 
@@ -40,8 +41,9 @@ def as_langchain_tool(fn: Callable):
         except ToolError as err:
             raise ToolException(f"error: {err}") from err
 
-    return StructuredTool.from_function(run, name=fn.__name__, parse_docstring=True, handle_tool_error=True,
-                                       handle_validation_error=_validation_message)
+    return StructuredTool.from_function(
+        run, name=fn.__name__, parse_docstring=True, handle_tool_error=True, handle_validation_error=_validation_message
+    )
 
 
 def langchain_tools(tools: dict[str, Callable] = TOOLS) -> list:

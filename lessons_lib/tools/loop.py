@@ -4,11 +4,12 @@ Nothing the model writes can crash the loop: malformed or deeply nested JSON, un
 outside the schemas' types and bounds, and tool errors become `tool` messages starting with "error:" (and
 events the learner sees); `max_steps` stops endless calling.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
 
 from ..chat_format import call_id, is_call_id
 from ..models import generate_texts
@@ -62,8 +63,14 @@ def execute(call: ToolCall, tools: dict[str, Callable]):
         return False, f"{ERROR_PREFIX}the tool {call.name} failed with {type(err).__name__}: {err}"
 
 
-def handle_reply(messages: list[dict], reply: str, step: int, tools: dict[str, Callable],
-                 schemas: dict[str, dict], result: LoopResult) -> bool:
+def handle_reply(
+    messages: list[dict],
+    reply: str,
+    step: int,
+    tools: dict[str, Callable],
+    schemas: dict[str, dict],
+    result: LoopResult,
+) -> bool:
     """Apply one model reply to the conversation; returns True when it was the final answer."""
     if not looks_like_call(reply):
         messages.append({"role": "assistant", "content": reply})
@@ -89,9 +96,13 @@ def handle_reply(messages: list[dict], reply: str, step: int, tools: dict[str, C
     return False
 
 
-def run_tool_loop(chat: Callable[[list[dict]], str], request: str | list[dict],
-                  tools: dict[str, Callable] = TOOLS, schemas: list[dict] | None = None,
-                  max_steps: int = 4) -> LoopResult:
+def run_tool_loop(
+    chat: Callable[[list[dict]], str],
+    request: str | list[dict],
+    tools: dict[str, Callable] = TOOLS,
+    schemas: list[dict] | None = None,
+    max_steps: int = 4,
+) -> LoopResult:
     """Let `chat(messages) -> reply` call tools until it answers in plain text or `max_steps` replies pass."""
     if max_steps < 1:
         raise ValueError(f"max_steps must be at least 1, got {max_steps}.")
@@ -101,17 +112,26 @@ def run_tool_loop(chat: Callable[[list[dict]], str], request: str | list[dict],
     for step in range(1, max_steps + 1):
         reply = chat(list(messages))
         if not isinstance(reply, str):
-            raise TypeError(f"chat(messages) must return the model's reply as a string, got {type(reply).__name__}; "
-                            "fix the chat function.")
+            raise TypeError(
+                f"chat(messages) must return the model's reply as a string, got {type(reply).__name__}; "
+                "fix the chat function."
+            )
         if handle_reply(messages, reply, step, tools, by_name, result):
             return result
-    result.events.append(Event(max_steps, "step_limit",
-                               f"no final answer after {max_steps} model replies; stopped the loop"))
+    result.events.append(
+        Event(max_steps, "step_limit", f"no final answer after {max_steps} model replies; stopped the loop")
+    )
     return result
 
 
-def complete(model, tokenizer, texts: Sequence[str], max_new_tokens: int | None = None,
-             adapter_names: Sequence[str] | None = None, batch_size: int = 32) -> list[str]:
+def complete(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    max_new_tokens: int | None = None,
+    adapter_names: Sequence[str] | None = None,
+    batch_size: int = 32,
+) -> list[str]:
     """Greedy continuations of already-rendered chat texts (batched, left-padded; per-row PEFT adapters)."""
     return generate_texts(model, tokenizer, texts, max_new_tokens, adapter_names, batch_size)
 
@@ -123,8 +143,16 @@ class ModelChat:
     replies after a tool result stay free, so the model can write its final answer.
     """
 
-    def __init__(self, model, tokenizer, schemas: list[dict] | None = None, adapter: str | None = None,
-                 max_new_tokens: int | None = None, system: str | None = None, tool_choice: str = "auto"):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        schemas: list[dict] | None = None,
+        adapter: str | None = None,
+        max_new_tokens: int | None = None,
+        system: str | None = None,
+        tool_choice: str = "auto",
+    ):
         self.model, self.tokenizer, self.adapter = model, tokenizer, adapter
         self.schemas = schemas if schemas is not None else tool_schemas()
         self.max_new_tokens, self.system, self.tool_choice = max_new_tokens, system, check_tool_choice(tool_choice)
@@ -138,6 +166,12 @@ class ModelChat:
     def __call__(self, messages: list[dict]) -> str:
         names = [self.adapter] if self.adapter else None
         if self.tool_choice == "required" and messages[-1]["role"] == "user":
-            return constrained_generate(self.model, self.tokenizer, [self.render(messages)], self.schemas,
-                                        max_new_tokens=self.max_new_tokens, adapter_names=names)[0].strip()
+            return constrained_generate(
+                self.model,
+                self.tokenizer,
+                [self.render(messages)],
+                self.schemas,
+                max_new_tokens=self.max_new_tokens,
+                adapter_names=names,
+            )[0].strip()
         return complete(self.model, self.tokenizer, [self.render(messages)], self.max_new_tokens, names)[0].strip()

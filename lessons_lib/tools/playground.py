@@ -4,10 +4,11 @@ Core widgets only (ipywidgets 7.7 and 8.x); results go into Label/HTML values. D
 set `toggle.style_choice.value` / `toggle.question.value`, call `toggle.ask_button.click()` or
 `toggle.compare_button.click()`, and read `toggle.last`.
 """
+
 from __future__ import annotations
 
 import html
-from typing import Callable
+from collections.abc import Callable
 
 import ipywidgets as widgets
 
@@ -29,17 +30,29 @@ class StyleToggle(widgets.VBox):
     def __init__(self, answer_fn: Callable[[str, str | None], str], question: str = "", lang: str | None = None):
         """`lang`: the system prompt's language (default: the notebook's, $LESSONS_LANG)."""
         self.answer_fn, self.lang = answer_fn, resolve_lang(lang)
-        self.style_choice = widgets.Dropdown(options=labelled([PLAIN, DESIGNER], style_label), value=PLAIN,
-                                             description=tr(en="System prompt", ru="Системный промпт"))
-        self.question = widgets.Textarea(value=question, description=tr(en="Question", ru="Вопрос"),
-                                         layout=widgets.Layout(width="95%", height="60px"))
+        self.style_choice = widgets.Dropdown(
+            options=labelled([PLAIN, DESIGNER], style_label),
+            value=PLAIN,
+            description=tr(en="System prompt", ru="Системный промпт"),
+        )
+        self.question = widgets.Textarea(
+            value=question,
+            description=tr(en="Question", ru="Вопрос"),
+            layout=widgets.Layout(width="95%", height="60px"),
+        )
         self.ask_button = widgets.Button(description=tr(en="Ask", ru="Спросить"), button_style="primary")
         self.compare_button = widgets.Button(description=tr(en="Side by side", ru="Рядом"))
         self.status = widgets.Label(value="")
         self.output = widgets.HTML(value="")
         self.last: dict = {}
-        super().__init__([widgets.HBox([self.style_choice, self.ask_button, self.compare_button]), self.question,
-                          self.status, self.output])
+        super().__init__(
+            [
+                widgets.HBox([self.style_choice, self.ask_button, self.compare_button]),
+                self.question,
+                self.status,
+                self.output,
+            ]
+        )
         self.ask_button.on_click(lambda _: self.ask())
         self.compare_button.on_click(lambda _: self.compare())
 
@@ -60,9 +73,10 @@ class StyleToggle(widgets.VBox):
         style = self.style_choice.value
         answer = self.answer_fn(text, self._system(style))
         self.last = {style: answer}
-        self.status.value = tr(en=f"{style}: style score {style_score(answer):.1f} (share of the five moves found)",
-                               ru=f"{style_label(style)}: оценка стиля {style_score(answer):.1f} (доля найденных "
-                                  "пяти приёмов)")
+        self.status.value = tr(
+            en=f"{style}: style score {style_score(answer):.1f} (share of the five moves found)",
+            ru=f"{style_label(style)}: оценка стиля {style_score(answer):.1f} (доля найденных пяти приёмов)",
+        )
         self.output.value = f"<pre style='white-space:pre-wrap'>{html.escape(answer)}</pre>"
         return self.last
 
@@ -73,10 +87,15 @@ class StyleToggle(widgets.VBox):
             return {}
         self.last = {style: self.answer_fn(text, self._system(style)) for style in (PLAIN, DESIGNER)}
         style_word = tr(en="style", ru="стиль")
-        cells = "".join(f"<td style='vertical-align:top;width:50%'><b>{style_label(s)}</b> "
-                        f"({style_word} {style_score(a):.1f})"
-                        f"<pre style='white-space:pre-wrap'>{html.escape(a)}</pre></td>" for s, a in self.last.items())
+        cells = "".join(
+            f"<td style='vertical-align:top;width:50%'><b>{style_label(s)}</b> "
+            f"({style_word} {style_score(a):.1f})"
+            f"<pre style='white-space:pre-wrap'>{html.escape(a)}</pre></td>"
+            for s, a in self.last.items()
+        )
         self.output.value = f"<table style='width:100%'><tr>{cells}</tr></table>"
-        self.status.value = tr(en="same question, same model: only the system prompt differs",
-                               ru="тот же вопрос, та же модель: отличается только системный промпт")
+        self.status.value = tr(
+            en="same question, same model: only the system prompt differs",
+            ru="тот же вопрос, та же модель: отличается только системный промпт",
+        )
         return self.last

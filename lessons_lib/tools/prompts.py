@@ -1,4 +1,5 @@
 """The "cognitive designer" system prompt: a style you switch on with words, not with weights."""
+
 from __future__ import annotations
 
 import re

@@ -1,7 +1,8 @@
 """JSON schemas of the tools, generated from their signatures and docstrings by transformers."""
+
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from .functions import LIMITS, RULE_PATTERN, TOOLS
 

@@ -1,8 +1,9 @@
 """Pieces the course widgets share (core ipywidgets only: 7.7 on Colab and 8.x)."""
+
 from __future__ import annotations
 
 import html
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import ipywidgets as widgets
 
@@ -11,9 +12,12 @@ from ..i18n import tr
 
 def prompt_box(prompt: str = "") -> widgets.Textarea:
     """The prompt text area every playground widget starts with."""
-    return widgets.Textarea(value=prompt, description=tr(en="Prompt", ru="Промпт"),
-                            placeholder=tr(en="Ask something…", ru="Спросите что-нибудь…"),
-                            layout=widgets.Layout(width="95%", height="80px"))
+    return widgets.Textarea(
+        value=prompt,
+        description=tr(en="Prompt", ru="Промпт"),
+        placeholder=tr(en="Ask something…", ru="Спросите что-нибудь…"),
+        layout=widgets.Layout(width="95%", height="80px"),
+    )
 
 
 def error_text(message: str) -> str:
@@ -28,8 +32,7 @@ def labelled(values: Sequence[str], label: Callable[[str], str]) -> list:
     return list(values) if all(text == v for text, v in pairs) else pairs
 
 
-def run_showing_errors(action: Callable[[], object], shown_in,
-                       render: Callable[[str], str] = error_text) -> None:
+def run_showing_errors(action: Callable[[], object], shown_in, render: Callable[[str], str] = error_text) -> None:
     """Run a button's action; an exception is written into `shown_in.value` and re-raised.
 
     A callback's traceback is invisible in Colab (ipywidgets only logs it), so the widget shows it too.

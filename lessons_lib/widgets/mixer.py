@@ -8,17 +8,28 @@ Core widgets only (ipywidgets 7.7 on Colab and 8.x). Results go into Label/HTML 
 cells drive it from Python: set `mixer.sliders[name].value`, `mixer.combination.value`, `mixer.prompt.value`,
 then `mixer.button.click()` and read `mixer.last`.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import ipywidgets as widgets
 
 from ..i18n import tr
-from ..mixing import (COMBINATION_TYPES, RUNTIME_SCALING, MixError, MixWeightError, MixWeightTypeError,
-                      check_weight, combination_label, create_weighted_adapter, describe_mix, runtime_mix)
+from ..mixing import (
+    COMBINATION_TYPES,
+    RUNTIME_SCALING,
+    MixError,
+    MixWeightError,
+    MixWeightTypeError,
+    check_weight,
+    combination_label,
+    create_weighted_adapter,
+    describe_mix,
+    runtime_mix,
+)
 from .common import answer_html, labelled, prompt_box, run_showing_errors
 
 MIX_ADAPTER = "mixer"
@@ -38,8 +49,10 @@ def slider_weights(names: Sequence[str], weights: Mapping[str, float] | None) ->
     values = {n: check_weight(n, start.get(n, 1.0 if n == names[0] else 0.0), allow_negative=False) for n in names}
     over = {n: v for n, v in values.items() if v > SLIDER_MAX}
     if over:
-        raise MixWeightError(f"weights {over} are beyond the sliders' range 0..{SLIDER_MAX:g}; pass values in that "
-                             "range (for larger or negative weights call create_weighted_adapter yourself).")
+        raise MixWeightError(
+            f"weights {over} are beyond the sliders' range 0..{SLIDER_MAX:g}; pass values in that "
+            "range (for larger or negative weights call create_weighted_adapter yourself)."
+        )
     return values
 
 
@@ -58,9 +71,18 @@ class MixResult:
 class WeightMixer(widgets.VBox):
     """A FloatSlider (0–2) per adapter, a combination-type dropdown, a prompt box and a Generate button."""
 
-    def __init__(self, model, tokenizer, adapters: Sequence[str] | None = None,
-                 weights: Mapping[str, float] | None = None, combination: str = RUNTIME_SCALING, prompt: str = "",
-                 max_new_tokens: int | None = None, generate_fn: Callable | None = None, mix_name: str = MIX_ADAPTER):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        adapters: Sequence[str] | None = None,
+        weights: Mapping[str, float] | None = None,
+        combination: str = RUNTIME_SCALING,
+        prompt: str = "",
+        max_new_tokens: int | None = None,
+        generate_fn: Callable | None = None,
+        mix_name: str = MIX_ADAPTER,
+    ):
         from ..models import generate
 
         self.model, self.tokenizer, self.max_new_tokens, self.mix_name = model, tokenizer, max_new_tokens, mix_name
@@ -68,27 +90,42 @@ class WeightMixer(widgets.VBox):
         names = list(adapters) if adapters is not None else [n for n in model.peft_config if n != mix_name]
         unknown = [n for n in names if n not in model.peft_config]
         if unknown or not names:
-            raise ValueError(tr(
-                en=f"Adapters {unknown or names} are not loaded (loaded: {list(model.peft_config)}); load "
-                   "them with model.load_adapter(folder, adapter_name=...) first.",
-                ru=f"Адаптеры {unknown or names} не загружены (загружены: {list(model.peft_config)}); сначала "
-                   "загрузите их: model.load_adapter(folder, adapter_name=...)."))
+            raise ValueError(
+                tr(
+                    en=f"Adapters {unknown or names} are not loaded (loaded: {list(model.peft_config)}); load "
+                    "them with model.load_adapter(folder, adapter_name=...) first.",
+                    ru=f"Адаптеры {unknown or names} не загружены (загружены: {list(model.peft_config)}); сначала "
+                    "загрузите их: model.load_adapter(folder, adapter_name=...).",
+                )
+            )
         if combination not in CHOICES:
             raise ValueError(f"Unknown combination {combination!r}; choose one of {', '.join(CHOICES)}.")
         start = slider_weights(names, weights)
-        self.sliders = {n: widgets.FloatSlider(value=start[n], min=0.0, max=SLIDER_MAX, step=0.1, description=n,
-                                               readout_format=".1f")
-                        for n in names}
-        self.combination = widgets.Dropdown(options=labelled(CHOICES, combination_label), value=combination,
-                                            description=tr(en="Combine", ru="Смешать"))
+        self.sliders = {
+            n: widgets.FloatSlider(
+                value=start[n], min=0.0, max=SLIDER_MAX, step=0.1, description=n, readout_format=".1f"
+            )
+            for n in names
+        }
+        self.combination = widgets.Dropdown(
+            options=labelled(CHOICES, combination_label), value=combination, description=tr(en="Combine", ru="Смешать")
+        )
         self.prompt = prompt_box(prompt)
-        self.button = widgets.Button(description=tr(en="Generate", ru="Сгенерировать"), button_style="primary",
-                                     icon="play")
+        self.button = widgets.Button(
+            description=tr(en="Generate", ru="Сгенерировать"), button_style="primary", icon="play"
+        )
         self.status = widgets.Label(value="")
         self.answer = widgets.HTML(value="")
         self.last: MixResult | None = None
-        super().__init__([*self.sliders.values(), widgets.HBox([self.combination, self.button]), self.prompt,
-                          self.status, self.answer])
+        super().__init__(
+            [
+                *self.sliders.values(),
+                widgets.HBox([self.combination, self.button]),
+                self.prompt,
+                self.status,
+                self.answer,
+            ]
+        )
         for widget in (*self.sliders.values(), self.combination):
             widget.observe(self._on_change, names="value")
         self.button.on_click(self._on_click)
@@ -107,8 +144,10 @@ class WeightMixer(widgets.VBox):
         """Generate with the current mix and show it; None if the prompt is empty."""
         text = self.prompt.value.strip()
         if not text:
-            self.status.value = tr(en="Type a prompt first, then press Generate.",
-                                   ru="Сначала введите промпт, затем нажмите «Сгенерировать».")
+            self.status.value = tr(
+                en="Type a prompt first, then press Generate.",
+                ru="Сначала введите промпт, затем нажмите «Сгенерировать».",
+            )
             return None
         weights, combination = slider_weights(list(self.sliders), self.weights()), self.combination.value
         used = {n: w for n, w in weights.items() if w != 0}
@@ -125,14 +164,18 @@ class WeightMixer(widgets.VBox):
             answer = self._generate(self.model, self.tokenizer, text, self.max_new_tokens, adapter_names=[adapter])
         seconds = time.perf_counter() - start
         self.last = MixResult(combination, weights, adapter, describe_mix(weights, combination), answer, seconds)
-        self.status.value = tr(en=f"active mix: {self.last.description} · {seconds * 1000:.0f} ms",
-                               ru=f"активная смесь: {self.last.description} · {seconds * 1000:.0f} мс")
+        self.status.value = tr(
+            en=f"active mix: {self.last.description} · {seconds * 1000:.0f} ms",
+            ru=f"активная смесь: {self.last.description} · {seconds * 1000:.0f} мс",
+        )
         self.answer.value = answer_html(answer)
         return self.last
 
     def _show_pending(self) -> None:
-        self.status.value = tr(en=f"next mix: {self.description()} (press Generate)",
-                               ru=f"следующая смесь: {self.description()} (нажмите «Сгенерировать»)")
+        self.status.value = tr(
+            en=f"next mix: {self.description()} (press Generate)",
+            ru=f"следующая смесь: {self.description()} (нажмите «Сгенерировать»)",
+        )
 
     def _on_change(self, _change: dict) -> None:
         self._show_pending()

@@ -4,12 +4,13 @@ Core widgets only (Textarea, Button, Label, HTML, VBox/HBox), so it works on ipy
 Results go into Label/HTML values. Drive it from Python: set `playground.prompt.value`, call
 `playground.button.click()`, read `playground.last`.
 """
+
 from __future__ import annotations
 
 import html
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import ipywidgets as widgets
 
@@ -43,27 +44,41 @@ def score_bars_html(scores: dict[str, float], chosen: str) -> str:
             f'<div style="display:flex;align-items:center;margin:2px 0">'
             f'<span style="width:80px;font-weight:{weight}">{html.escape(label)}</span>'
             f'<span style="display:inline-block;height:12px;width:{width * 2:.0f}px;background:{color}"></span>'
-            f'<span style="margin-left:6px">{value:.2f}</span></div>')
+            f'<span style="margin-left:6px">{value:.2f}</span></div>'
+        )
     return "".join(rows)
 
 
 class RouterPlayground(widgets.VBox):
     """A prompt box and a button; shows the chosen adapter, per-label score bars and (with a model) the answer."""
 
-    def __init__(self, router, model=None, tokenizer=None, prompt: str = "", max_new_tokens: int = 64,
-                 generate_fn: Callable | None = None):
+    def __init__(
+        self,
+        router,
+        model=None,
+        tokenizer=None,
+        prompt: str = "",
+        max_new_tokens: int = 64,
+        generate_fn: Callable | None = None,
+    ):
         from ..models import generate
 
         if model is not None and tokenizer is None:
-            raise ValueError(tr(en="Give the tokenizer together with the model, or neither (routing only).",
-                                ru="Передайте токенизатор вместе с моделью или ни того, ни другого (только "
-                                   "маршрутизация)."))
+            raise ValueError(
+                tr(
+                    en="Give the tokenizer together with the model, or neither (routing only).",
+                    ru="Передайте токенизатор вместе с моделью или ни того, ни другого (только маршрутизация).",
+                )
+            )
         self.router, self.model, self.tokenizer, self.max_new_tokens = router, model, tokenizer, max_new_tokens
         self._generate = generate_fn or generate
         self.prompt = prompt_box(prompt)
-        self.button = widgets.Button(description=tr(en="Route & generate", ru="Выбрать адаптер и ответить")
-                                     if model is not None else tr(en="Route", ru="Выбрать адаптер"),
-                                     button_style="primary")
+        self.button = widgets.Button(
+            description=tr(en="Route & generate", ru="Выбрать адаптер и ответить")
+            if model is not None
+            else tr(en="Route", ru="Выбрать адаптер"),
+            button_style="primary",
+        )
         self.choice = widgets.Label(value="")
         self.reason = widgets.Label(value="")
         self.bars = widgets.HTML(value="")
@@ -76,22 +91,26 @@ class RouterPlayground(widgets.VBox):
         """Route the prompt, show the decision and scores, generate with the chosen adapter; None if empty."""
         text = self.prompt.value
         if not text.strip():
-            self.choice.value = tr(en="Type a prompt first, then press the button.",
-                                   ru="Сначала введите промпт, затем нажмите кнопку.")
+            self.choice.value = tr(
+                en="Type a prompt first, then press the button.", ru="Сначала введите промпт, затем нажмите кнопку."
+            )
             self.reason.value, self.bars.value, self.answer.value = "", "", ""
             return None
         start = time.perf_counter()
         decision = self.router.route(text)
         route_ms = 1000 * (time.perf_counter() - start)
         adapter = decision.adapter
-        self.choice.value = tr(en=f"→ {decision.label} (adapter {adapter}, routed in {route_ms:.1f} ms)",
-                               ru=f"→ {decision.label} (адаптер {adapter}, маршрутизация за {route_ms:.1f} мс)")
+        self.choice.value = tr(
+            en=f"→ {decision.label} (adapter {adapter}, routed in {route_ms:.1f} ms)",
+            ru=f"→ {decision.label} (адаптер {adapter}, маршрутизация за {route_ms:.1f} мс)",
+        )
         self.reason.value = decision.reason
         self.bars.value = score_bars_html(decision.scores, decision.label)
         answer = None
         if self.model is not None:
-            answer = self._generate(self.model, self.tokenizer, [text.strip()], self.max_new_tokens,
-                                    adapter_names=[adapter])[0]
+            answer = self._generate(
+                self.model, self.tokenizer, [text.strip()], self.max_new_tokens, adapter_names=[adapter]
+            )[0]
             self.answer.value = answer_html(answer)
         self.last = PlaygroundResult(decision, adapter, answer, route_ms)
         return self.last

@@ -5,11 +5,12 @@ Label/HTML values, never printed, so they show the same in Colab, Jupyter and nb
 cells drive it from Python: set `switcher.dropdown.value` and `switcher.prompt.value`, then
 `switcher.button.click()` and read `switcher.last`.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import ipywidgets as widgets
 
@@ -42,8 +43,15 @@ def _shown(choice: str) -> str:
 class AdapterSwitcher(widgets.VBox):
     """Dropdown of the loaded adapters plus "base", a prompt box and a Generate button."""
 
-    def __init__(self, model, tokenizer, adapters: Sequence[str] | None = None, prompt: str = "",
-                 max_new_tokens: int | None = None, generate_fn: Callable | None = None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        adapters: Sequence[str] | None = None,
+        prompt: str = "",
+        max_new_tokens: int | None = None,
+        generate_fn: Callable | None = None,
+    ):
         from ..models import generate
 
         self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
@@ -51,18 +59,25 @@ class AdapterSwitcher(widgets.VBox):
         names = list(adapters) if adapters is not None else list(model.peft_config)
         unknown = [n for n in names if n not in model.peft_config]
         if unknown:
-            raise ValueError(tr(
-                en=f"Adapters {unknown} are not loaded (loaded: {list(model.peft_config)}); load them with "
-                   "model.load_adapter(folder, adapter_name=...) first.",
-                ru=f"Адаптеры {unknown} не загружены (загружены: {list(model.peft_config)}); сначала загрузите их: "
-                   "model.load_adapter(folder, adapter_name=...)."))
+            raise ValueError(
+                tr(
+                    en=f"Adapters {unknown} are not loaded (loaded: {list(model.peft_config)}); load them with "
+                    "model.load_adapter(folder, adapter_name=...) first.",
+                    ru=f"Адаптеры {unknown} не загружены (загружены: {list(model.peft_config)}); сначала загрузите их: "
+                    "model.load_adapter(folder, adapter_name=...).",
+                )
+            )
         active = active_adapters(model)[:1]
         start = active[0] if active and active[0] in names else (names[0] if names else BASE_CHOICE)
-        self.dropdown = widgets.Dropdown(options=labelled([BASE_CHOICE, *names], choice_label), value=start,
-                                         description=tr(en="Adapter", ru="Адаптер"))
+        self.dropdown = widgets.Dropdown(
+            options=labelled([BASE_CHOICE, *names], choice_label),
+            value=start,
+            description=tr(en="Adapter", ru="Адаптер"),
+        )
         self.prompt = prompt_box(prompt)
-        self.button = widgets.Button(description=tr(en="Generate", ru="Сгенерировать"), button_style="primary",
-                                     icon="play")
+        self.button = widgets.Button(
+            description=tr(en="Generate", ru="Сгенерировать"), button_style="primary", icon="play"
+        )
         self.status = widgets.Label(value="")
         self.answer = widgets.HTML(value="")
         self.last: SwitchResult | None = None
@@ -82,8 +97,10 @@ class AdapterSwitcher(widgets.VBox):
         """Generate an answer for the prompt with the chosen adapter and show it; None if the prompt is empty."""
         choice, text = self.dropdown.value, self.prompt.value.strip()
         if not text:
-            self.status.value = tr(en="Type a prompt first, then press Generate.",
-                                   ru="Сначала введите промпт, затем нажмите «Сгенерировать».")
+            self.status.value = tr(
+                en="Type a prompt first, then press Generate.",
+                ru="Сначала введите промпт, затем нажмите «Сгенерировать».",
+            )
             return None
         start = time.perf_counter()
         if choice == BASE_CHOICE:
@@ -96,8 +113,10 @@ class AdapterSwitcher(widgets.VBox):
         seconds = time.perf_counter() - start
         active = None if choice == BASE_CHOICE else next(iter(active_adapters(self.model)), None)
         self.last = SwitchResult(choice, active, answer, seconds)
-        self.status.value = tr(en=f"active: {_shown(choice)} · {seconds * 1000:.0f} ms · {len(answer)} characters",
-                               ru=f"активен: {_shown(choice)} · {seconds * 1000:.0f} мс · {len(answer)} символов")
+        self.status.value = tr(
+            en=f"active: {_shown(choice)} · {seconds * 1000:.0f} ms · {len(answer)} characters",
+            ru=f"активен: {_shown(choice)} · {seconds * 1000:.0f} мс · {len(answer)} символов",
+        )
         self.answer.value = answer_html(answer)
         return self.last
 

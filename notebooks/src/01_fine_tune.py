@@ -135,14 +135,26 @@ gpu_path = profile.gpu_path()  # a CUDA GPU with t4/7b, or a CPU rehearsal of th
 dtype = profile.torch_dtype()  # fp32 on the CPU path; fp16 on a T4 (7.5); bf16 only on compute capability >= 8
 bnb_config = None
 if not profile.load_in_4bit:
-    print(tr(en=f"Profile {profile.name!r}: no quantization (4-bit pays off from ~1B parameters up).",
-             ru=f"Профиль {profile.name!r}: без квантования (4 бита окупаются примерно от 1B параметров)."))
+    print(
+        tr(
+            en=f"Profile {profile.name!r}: no quantization (4-bit pays off from ~1B parameters up).",
+            ru=f"Профиль {profile.name!r}: без квантования (4 бита окупаются примерно от 1B параметров).",
+        )
+    )
 elif not gpu_path:
-    print(tr(en="No CUDA GPU: 4-bit QLoRA needs one. Loading the model unquantized and training plain LoRA instead.",
-             ru="Нет GPU с CUDA, а 4-битной QLoRA он нужен. Загружаем модель без квантования и обучаем обычную LoRA."))
+    print(
+        tr(
+            en="No CUDA GPU: 4-bit QLoRA needs one. Loading the model unquantized and training plain LoRA instead.",
+            ru="Нет GPU с CUDA, а 4-битной QLoRA он нужен. Загружаем модель без квантования и обучаем обычную LoRA.",
+        )
+    )
 elif importlib.util.find_spec("bitsandbytes") is None:
-    print(tr(en="bitsandbytes is not installed (`pip install bitsandbytes`): loading the model unquantized instead.",
-             ru="bitsandbytes не установлен (`pip install bitsandbytes`): загружаем модель без квантования."))
+    print(
+        tr(
+            en="bitsandbytes is not installed (`pip install bitsandbytes`): loading the model unquantized instead.",
+            ru="bitsandbytes не установлен (`pip install bitsandbytes`): загружаем модель без квантования.",
+        )
+    )
 else:
     bnb_config = BitsAndBytesConfig(
         load_in_4bit=True,  # store the frozen base weights in 4 bits
@@ -154,10 +166,16 @@ else:
         major, minor = torch.cuda.get_device_capability()
         where = f"compute capability {major}.{minor}"
     else:
-        where = tr(en=f"a CPU rehearsal of the {profile.rehearsal_of} path, decided as on a T4 (7.5)",
-                   ru=f"репетиция пути {profile.rehearsal_of} на CPU, решено как на T4 (7.5)")
-    print(tr(en=f"QLoRA: 4-bit NF4 weights, {dtype} compute ({where}).",
-             ru=f"QLoRA: 4-битные веса NF4, вычисления в {dtype} ({where})."))
+        where = tr(
+            en=f"a CPU rehearsal of the {profile.rehearsal_of} path, decided as on a T4 (7.5)",
+            ru=f"репетиция пути {profile.rehearsal_of} на CPU, решено как на T4 (7.5)",
+        )
+    print(
+        tr(
+            en=f"QLoRA: 4-bit NF4 weights, {dtype} compute ({where}).",
+            ru=f"QLoRA: 4-битные веса NF4, вычисления в {dtype} ({where}).",
+        )
+    )
     # lessons_lib.models builds the same config for notebooks 02–06, so they load the base exactly like this.
     assert quantization_config(profile).to_dict() == bnb_config.to_dict()
 
@@ -174,8 +192,12 @@ def fresh_base():
     try:
         model = AutoModelForCausalLM.from_pretrained(model_source(profile), **kwargs)
     except ImportError as err:  # a broken bitsandbytes install: fall back rather than fail
-        print(tr(en=f"4-bit loading failed ({err}); loading the model unquantized instead.",
-                 ru=f"4-битная загрузка не удалась ({err}); загружаем модель без квантования."))
+        print(
+            tr(
+                en=f"4-bit loading failed ({err}); loading the model unquantized instead.",
+                ru=f"4-битная загрузка не удалась ({err}); загружаем модель без квантования.",
+            )
+        )
         kwargs.pop("quantization_config", None)
         model = AutoModelForCausalLM.from_pretrained(model_source(profile), **kwargs)
     return gpu_like_4bit(model)  # a CPU rehearsal's 4-bit layers compute as on a GPU (no-op on a GPU)
@@ -184,10 +206,14 @@ def fresh_base():
 tok = load_tokenizer(profile)
 base = fresh_base()
 BASE_BYTES = base.get_memory_footprint()  # weights as loaded: 4-bit layers packed 2 per byte, the rest 16/32-bit
-print(tr(en=f"{profile.model_id}: {sum(p.numel() for p in base.parameters()):,} parameters, "
-            f"{BASE_BYTES / 2**20:.1f} MiB in memory",
-         ru=f"{profile.model_id}: {sum(p.numel() for p in base.parameters()):,} параметров, "
-            f"{BASE_BYTES / 2**20:.1f} МиБ в памяти"))
+print(
+    tr(
+        en=f"{profile.model_id}: {sum(p.numel() for p in base.parameters()):,} parameters, "
+        f"{BASE_BYTES / 2**20:.1f} MiB in memory",
+        ru=f"{profile.model_id}: {sum(p.numel() for p in base.parameters()):,} параметров, "
+        f"{BASE_BYTES / 2**20:.1f} МиБ в памяти",
+    )
+)
 
 # %% [markdown]
 # ## 2. Before training: how does the base do on our task?
@@ -238,7 +264,7 @@ print(format_table([before.row("base")]))
 # | `r` | rank of the correction: capacity (and size) of the adapter | 8 (tiny), 16 (GPU) |
 # | `lora_alpha` | scale α; the update is multiplied by α/r, so α = 2r gives scale 2 | 2·r |
 # | `lora_dropout` | dropout on the adapter's input, a little regularisation | 0.05 |
-# | `target_modules` | which layers get an adapter; `"all-linear"` = every linear layer but the output head | all-linear |
+# | `target_modules` | which layers get adapters; `"all-linear"` = every linear layer but the output head | all-linear |
 # | `bias` | train biases too? `"none"` keeps the adapter pure LoRA | none |
 # | `task_type` | `CAUSAL_LM`: next-token prediction, so PEFT wraps the model correctly | CAUSAL_LM |
 
@@ -262,7 +288,7 @@ print(format_table([before.row("base")]))
 # | `r` | ранг поправки: ёмкость (и размер) адаптера | 8 (tiny), 16 (GPU) |
 # | `lora_alpha` | масштаб α; обновление умножается на α/r, так что α = 2r даёт масштаб 2 | 2·r |
 # | `lora_dropout` | dropout на входе адаптера, небольшая регуляризация | 0.05 |
-# | `target_modules` | какие слои получают адаптер; `"all-linear"` = все линейные слои, кроме выходной головы | all-linear |
+# | `target_modules` | какие слои получают адаптер; `"all-linear"` = все линейные, кроме выходной головы | all-linear |
 # | `bias` | обучать ли ещё и смещения? `"none"` оставляет адаптер чистой LoRA | none |
 # | `task_type` | `CAUSAL_LM`: предсказание следующего токена — так PEFT правильно обернёт модель | CAUSAL_LM |
 
@@ -301,12 +327,20 @@ by_hand = sum(lora.r * (m.in_features + m.out_features) for m in lora_layers.val
 trainable, total = model.get_nb_trainable_parameters()
 name, layer = next(iter(lora_layers.items()))
 frozen_here, trainable_here = layer.in_features * layer.out_features, lora.r * (layer.in_features + layer.out_features)
-print(tr(en=f"{len(lora_layers)} adapted layers, e.g. {name}: {layer.in_features}->{layer.out_features}, "
-            f"{frozen_here:,} frozen vs {trainable_here:,} trainable",
-         ru=f"адаптированных слоёв: {len(lora_layers)}, например {name}: {layer.in_features}->{layer.out_features}, "
-            f"{frozen_here:,} замороженных против {trainable_here:,} обучаемых"))
-print(tr(en=f"trainable {trainable:,} of {total:,} = {100 * trainable / total:.2f}%  (by hand: {by_hand:,})",
-         ru=f"обучаемых {trainable:,} из {total:,} = {100 * trainable / total:.2f}%  (вручную: {by_hand:,})"))
+print(
+    tr(
+        en=f"{len(lora_layers)} adapted layers, e.g. {name}: {layer.in_features}->{layer.out_features}, "
+        f"{frozen_here:,} frozen vs {trainable_here:,} trainable",
+        ru=f"адаптированных слоёв: {len(lora_layers)}, например {name}: {layer.in_features}->{layer.out_features}, "
+        f"{frozen_here:,} замороженных против {trainable_here:,} обучаемых",
+    )
+)
+print(
+    tr(
+        en=f"trainable {trainable:,} of {total:,} = {100 * trainable / total:.2f}%  (by hand: {by_hand:,})",
+        ru=f"обучаемых {trainable:,} из {total:,} = {100 * trainable / total:.2f}%  (вручную: {by_hand:,})",
+    )
+)
 assert by_hand == trainable, "LoRA trains exactly r*(d_in+d_out) numbers per adapted layer"
 
 # %% [markdown]
@@ -360,12 +394,27 @@ from lessons_lib.train import fit_to_length
 general_rows = []
 if profile.tiny_weights:  # the offline profiles (tiny and the rehearsals): a local sample
     sample = lesson.work_dir / "finetome_sample.jsonl"
-    sample.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
-        {"conversations": [{"from": "human", "value": "What is a LoRA adapter?"},
-                           {"from": "gpt", "value": "A small set of extra weights that adapts a frozen model."}]},
-        {"conversations": [{"from": "human", "value": "Say hi in Russian."}, {"from": "gpt", "value": "Привет!"}]},
-        {"conversations": [{"from": "human", "value": "This row has no answer."}]},
-    ]), encoding="utf-8")
+    sample.write_text(
+        "\n".join(
+            json.dumps(r, ensure_ascii=False)
+            for r in [
+                {
+                    "conversations": [
+                        {"from": "human", "value": "What is a LoRA adapter?"},
+                        {"from": "gpt", "value": "A small set of extra weights that adapts a frozen model."},
+                    ]
+                },
+                {
+                    "conversations": [
+                        {"from": "human", "value": "Say hi in Russian."},
+                        {"from": "gpt", "value": "Привет!"},
+                    ]
+                },
+                {"conversations": [{"from": "human", "value": "This row has no answer."}]},
+            ]
+        ),
+        encoding="utf-8",
+    )
     converted, report = load_finetome(3, path=sample)
     print(report.summary())
     print(converted[0])
@@ -373,12 +422,20 @@ else:
     try:
         finetome, report = load_finetome(ROWS // 5)  # ~20% general chat next to the task data, streamed
         general_rows, dropped = fit_to_length(finetome, tok, profile.max_length)
-        print(tr(en=f"FineTome: {report.summary()}; {dropped} rows dropped as longer than max_length",
-                 ru=f"FineTome: {report.summary()}; отброшено строк длиннее max_length: {dropped}"))
-    except Exception as err:  # no network or no datasets access: train on the task data alone
-        print(tr(en=f"Could not load FineTome-100k ({type(err).__name__}: {err}); training on the task data only.",
-                 ru=f"Не удалось загрузить FineTome-100k ({type(err).__name__}: {err}); обучаем только на данных "
-                    "задачи."))
+        print(
+            tr(
+                en=f"FineTome: {report.summary()}; {dropped} rows dropped as longer than max_length",
+                ru=f"FineTome: {report.summary()}; отброшено строк длиннее max_length: {dropped}",
+            )
+        )
+    except Exception as err:  # noqa: BLE001 - no network or no datasets access: train on the task data alone
+        print(
+            tr(
+                en=f"Could not load FineTome-100k ({type(err).__name__}: {err}); training on the task data only.",
+                ru=f"Не удалось загрузить FineTome-100k ({type(err).__name__}: {err}); обучаем только на данных "
+                "задачи.",
+            )
+        )
 train_rows = rows + general_rows
 
 # %% [markdown]
@@ -478,11 +535,15 @@ ids = example["input_ids"]
 labels = trainer.data_collator([example])["labels"][0].tolist()  # the collator sets -100 on the prompt
 prompt_ids = [i for i, label in zip(ids, labels) if label == -100]
 answer_ids = [i for i, label in zip(ids, labels) if label != -100]
-print(tr(en=f"{len(ids)} tokens: {len(prompt_ids)} masked (label -100), {len(answer_ids)} carry the loss\n",
-         ru=f"{len(ids)} токенов: {len(prompt_ids)} замаскированы (label -100), {len(answer_ids)} несут loss\n"))
+print(
+    tr(
+        en=f"{len(ids)} tokens: {len(prompt_ids)} masked (label -100), {len(answer_ids)} carry the loss\n",
+        ru=f"{len(ids)} токенов: {len(prompt_ids)} замаскированы (label -100), {len(answer_ids)} несут loss\n",
+    )
+)
 print("no loss :", repr(tok.decode(prompt_ids)))
 print("loss    :", repr(tok.decode(answer_ids)))
-print("\nlabels  :", labels[:len(prompt_ids) + 6], "...")
+print("\nlabels  :", labels[: len(prompt_ids) + 6], "...")
 batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
 print(tr(en="a padded batch:", ru="батч с паддингом:"), {k: tuple(v.shape) for k, v in batch.items()})
 assert tok.decode(answer_ids, skip_special_tokens=True).strip() == rows[0]["completion"][0]["content"]
@@ -555,13 +616,20 @@ import time
 from lessons_lib.train import last_checkpoint
 
 resume_from = last_checkpoint(args.output_dir)
-print(tr(en="starting at step 0", ru="начинаем с шага 0") if resume_from is None
-      else tr(en=f"resuming from {resume_from}", ru=f"продолжаем с {resume_from}"))
+print(
+    tr(en="starting at step 0", ru="начинаем с шага 0")
+    if resume_from is None
+    else tr(en=f"resuming from {resume_from}", ru=f"продолжаем с {resume_from}")
+)
 start = time.time()
 trainer.train(resume_from_checkpoint=resume_from)
 train_seconds = time.time() - start
-print(tr(en=f"{trainer.state.global_step} steps, {train_seconds:.0f}s in this call",
-         ru=f"{trainer.state.global_step} шагов, {train_seconds:.0f} с в этом вызове"))
+print(
+    tr(
+        en=f"{trainer.state.global_step} steps, {train_seconds:.0f}s in this call",
+        ru=f"{trainer.state.global_step} шагов, {train_seconds:.0f} с в этом вызове",
+    )
+)
 
 # %%
 import matplotlib.pyplot as plt
@@ -585,8 +653,10 @@ plt.show()
 model.eval()
 after, after_outputs = evaluate_model(model, tok, "json", N_EVAL, max_new_tokens=MAX_NEW)
 for example, old, new in list(zip(probe, before_outputs, after_outputs))[:3]:
-    print(f"{tr(en='PROMPT ', ru='ПРОМПТ ')}: {example.prompt}\n{tr(en='BASE   ', ru='БАЗА   ')}: {old[:120]!r}\n"
-          f"{tr(en='ADAPTER', ru='АДАПТЕР')}: {new[:120]!r}\n")
+    print(
+        f"{tr(en='PROMPT ', ru='ПРОМПТ ')}: {example.prompt}\n{tr(en='BASE   ', ru='БАЗА   ')}: {old[:120]!r}\n"
+        f"{tr(en='ADAPTER', ru='АДАПТЕР')}: {new[:120]!r}\n"
+    )
 print(format_table([before.row("base"), after.row(tr(en="base + json adapter", ru="base + адаптер json"))]))
 
 # %% [markdown]
@@ -621,10 +691,18 @@ base_error = (base_part - x @ W0.T).abs().max().item()
 lora_error = ((lora_part - by_formula).norm() / by_formula.norm()).item()
 print(f"{name}: W0 {tuple(W0.shape)}, |B| = {B.norm():.4f}, scale α/r = {lora.lora_alpha / lora.r}")
 kernels = "fp32" if exact_kernels(profile) else dtype
-print(tr(en=f"  base part vs W0·x: max difference {base_error:.1e} ({kernels} kernels)",
-         ru=f"  базовая часть против W0·x: макс. разница {base_error:.1e} (ядра {kernels})"))
-print(tr(en=f"  LoRA part vs (α/r)·B·A·x: relative error {lora_error:.1e}",
-         ru=f"  часть LoRA против (α/r)·B·A·x: относительная ошибка {lora_error:.1e}"))
+print(
+    tr(
+        en=f"  base part vs W0·x: max difference {base_error:.1e} ({kernels} kernels)",
+        ru=f"  базовая часть против W0·x: макс. разница {base_error:.1e} (ядра {kernels})",
+    )
+)
+print(
+    tr(
+        en=f"  LoRA part vs (α/r)·B·A·x: relative error {lora_error:.1e}",
+        ru=f"  часть LoRA против (α/r)·B·A·x: относительная ошибка {lora_error:.1e}",
+    )
+)
 assert torch.allclose(base_part, x @ W0.T, **(dict(atol=1e-5) if exact_kernels(profile) else tolerance(profile)))
 assert B.norm() > 0 and lora_error < 1e-3, "the layer adds exactly (α/r)·B·A·x"
 
@@ -659,10 +737,15 @@ if lesson.drive_dir is not None:
     store = storage.drive_store(lesson.work_dir / ADAPTERS_FOLDER)
 else:
     store = storage.local_store(lesson.work_dir / ADAPTERS_FOLDER)
-manifest = Manifest.for_model("json", model, profile.name, domain="json", steps=trainer.state.global_step,
-                              data={"source": "lessons_lib.data", "rows": len(rows), "general_rows": len(general_rows)},
-                              metrics={"heldout_valid": after.valid_rate, "heldout_correct": after.correct_rate,
-                                       "heldout_n": after.n})
+manifest = Manifest.for_model(
+    "json",
+    model,
+    profile.name,
+    domain="json",
+    steps=trainer.state.global_step,
+    data={"source": "lessons_lib.data", "rows": len(rows), "general_rows": len(general_rows)},
+    metrics={"heldout_valid": after.valid_rate, "heldout_correct": after.correct_rate, "heldout_n": after.n},
+)
 # overwrite=True: an earlier run of this notebook may have saved "json" here already; we replace our own.
 saved_at = storage.save_adapter(model, "json", store, manifest, overwrite=True)
 files = {p.name: p.stat().st_size for p in sorted(Path(saved_at).iterdir())}
@@ -670,10 +753,14 @@ adapter_bytes = files["adapter_model.safetensors"]
 print(tr(en=f"saved to {saved_at}:", ru=f"сохранено в {saved_at}:"))
 for file_name, size in files.items():
     print(f"  {file_name:28s} {size / 1024:8.1f} KiB")
-print(tr(en=f"adapter {adapter_bytes / 2**20:.2f} MiB vs base weights as loaded {BASE_BYTES / 2**20:.1f} MiB "
-            f"→ the adapter is {100 * adapter_bytes / BASE_BYTES:.1f}% of the base",
-         ru=f"адаптер {adapter_bytes / 2**20:.2f} МиБ против загруженных весов базовой модели {BASE_BYTES / 2**20:.1f} "
-            f"МиБ → адаптер составляет {100 * adapter_bytes / BASE_BYTES:.1f}% базовой"))
+print(
+    tr(
+        en=f"adapter {adapter_bytes / 2**20:.2f} MiB vs base weights as loaded {BASE_BYTES / 2**20:.1f} MiB "
+        f"→ the adapter is {100 * adapter_bytes / BASE_BYTES:.1f}% of the base",
+        ru=f"адаптер {adapter_bytes / 2**20:.2f} МиБ против загруженных весов базовой модели {BASE_BYTES / 2**20:.1f} "
+        f"МиБ → адаптер составляет {100 * adapter_bytes / BASE_BYTES:.1f}% базовой",
+    )
+)
 
 # %%
 snapshot = {p.name: p.read_bytes() for p in Path(saved_at).iterdir()}
@@ -755,12 +842,18 @@ reloaded_logits = probe_logits(reloaded)
 reload_diff = (reloaded_logits - trained_logits).abs().max().item()
 adapter_effect = (adapter_off_logits - trained_logits).abs().max().item()
 reloaded_answers = generate(reloaded, tok, [example.prompt for example in probe[:3]], MAX_NEW)
-print(tr(en=f"largest logit difference over {len(trained_logits)} prompts: reloaded vs trained {reload_diff:.1e}; "
-            f"adapter off vs on {adapter_effect:.1e}",
-         ru=f"наибольшая разница логитов на {len(trained_logits)} промптах: загруженный против обученного "
-            f"{reload_diff:.1e}; адаптер выключен против включён {adapter_effect:.1e}"))
-print(tr(en="greedy answers identical:", ru="совпадающих жадных ответов:"),
-      f"{agreement(trained_answers, reloaded_answers):.0%}")
+print(
+    tr(
+        en=f"largest logit difference over {len(trained_logits)} prompts: reloaded vs trained {reload_diff:.1e}; "
+        f"adapter off vs on {adapter_effect:.1e}",
+        ru=f"наибольшая разница логитов на {len(trained_logits)} промптах: загруженный против обученного "
+        f"{reload_diff:.1e}; адаптер выключен против включён {adapter_effect:.1e}",
+    )
+)
+print(
+    tr(en="greedy answers identical:", ru="совпадающих жадных ответов:"),
+    f"{agreement(trained_answers, reloaded_answers):.0%}",
+)
 print(tr(en="reloaded answers:", ru="ответы загруженного:"), reloaded_answers)
 assert logits_close(reloaded_logits, trained_logits, profile), reload_diff
 assert reload_diff < adapter_effect / 10, "the reload reproduces the trained adapter, not just the base"
@@ -794,8 +887,12 @@ if PUSH_TO_HUB:
         login()  # interactive: paste a token with write access
     hub = storage.hub_store(HUB_NAMESPACE)
     repo_id = storage.save_adapter(saved_at, hub_repo_name("json", profile), hub, manifest, overwrite=True)
-    print(tr(en=f"pushed: https://huggingface.co/{repo_id} (in 02–06 set HUB_NAMESPACE = {hub.location!r})",
-             ru=f"отправлено: https://huggingface.co/{repo_id} (в 02–06 задайте HUB_NAMESPACE = {hub.location!r})"))
+    print(
+        tr(
+            en=f"pushed: https://huggingface.co/{repo_id} (in 02–06 set HUB_NAMESPACE = {hub.location!r})",
+            ru=f"отправлено: https://huggingface.co/{repo_id} (в 02–06 задайте HUB_NAMESPACE = {hub.location!r})",
+        )
+    )
 else:
     print(tr(en="PUSH_TO_HUB is False: the adapter stays in", ru="PUSH_TO_HUB равен False: адаптер остаётся в"), store)
 
@@ -859,45 +956,73 @@ def print_estimate(target, rate: float, basis: str) -> None:
     """Minutes per adapter and for all three at `rate` padded tokens/s on the target profile."""
     total = 0.0
     tflops = budget.implied_tflops(target, rate)
-    print(tr(en=f"{target.name} ({target.model_id}), {target.train_steps} steps per adapter at {rate:.0f} padded "
-                f"tokens/s ({basis}; ≈ {tflops:.0f} TFLOP/s sustained, a T4 peaks at 65 in fp16):",
-             ru=f"{target.name} ({target.model_id}), {target.train_steps} шагов на адаптер при {rate:.0f} токенов "
-                f"с паддингом/с ({basis}; ≈ {tflops:.0f} TFLOP/s устойчиво, пик T4 — 65 в fp16):"))
+    print(
+        tr(
+            en=f"{target.name} ({target.model_id}), {target.train_steps} steps per adapter at {rate:.0f} padded "
+            f"tokens/s ({basis}; ≈ {tflops:.0f} TFLOP/s sustained, a T4 peaks at 65 in fp16):",
+            ru=f"{target.name} ({target.model_id}), {target.train_steps} шагов на адаптер при {rate:.0f} токенов "
+            f"с паддингом/с ({basis}; ≈ {tflops:.0f} TFLOP/s устойчиво, пик T4 — 65 в fp16):",
+        )
+    )
     for domain in COURSE_ADAPTERS:
         lengths = loop_lengths(domain, target)
         seconds = budget.estimate_seconds(target, target.train_steps, lengths, tokens_per_second=rate)
         total += seconds
         per_step = budget.tokens_per_step(target, lengths)
-        print(tr(en=f"  {domain:8s} {per_step:6.0f} padded tokens/step → ≈ {seconds / 60:4.0f} min",
-                 ru=f"  {domain:8s} {per_step:6.0f} токенов с паддингом/шаг → ≈ {seconds / 60:4.0f} мин"))
-    print(tr(en=f"  all three ≈ {total / 60:.0f} min ≈ {total / 3600:.1f} h\n",
-             ru=f"  все три ≈ {total / 60:.0f} мин ≈ {total / 3600:.1f} ч\n"))
+        print(
+            tr(
+                en=f"  {domain:8s} {per_step:6.0f} padded tokens/step → ≈ {seconds / 60:4.0f} min",
+                ru=f"  {domain:8s} {per_step:6.0f} токенов с паддингом/шаг → ≈ {seconds / 60:4.0f} мин",
+            )
+        )
+    print(
+        tr(
+            en=f"  all three ≈ {total / 60:.0f} min ≈ {total / 3600:.1f} h\n",
+            ru=f"  все три ≈ {total / 60:.0f} мин ≈ {total / 3600:.1f} ч\n",
+        )
+    )
 
 
 steps_this_call = main_steps - checkpoint_step(resume_from)  # a rerun that resumed counts only its own steps
 measured_rate = None
 if steps_this_call > 0:
-    measured_rate = steps_this_call * budget.tokens_per_step(
-        profile, budget.row_lengths(train_rows, tok, profile.max_length)) / train_seconds
-    print(tr(en=f"measured here ({profile.name}): the json run's {steps_this_call} steps in {train_seconds:.0f}s "
-                f"≈ {measured_rate:.0f} padded tokens/s\n",
-             ru=f"измерено здесь ({profile.name}): {steps_this_call} шагов обучения json за {train_seconds:.0f} с "
-                f"≈ {measured_rate:.0f} токенов с паддингом/с\n"))
+    measured_rate = (
+        steps_this_call
+        * budget.tokens_per_step(profile, budget.row_lengths(train_rows, tok, profile.max_length))
+        / train_seconds
+    )
+    print(
+        tr(
+            en=f"measured here ({profile.name}): the json run's {steps_this_call} steps in {train_seconds:.0f}s "
+            f"≈ {measured_rate:.0f} padded tokens/s\n",
+            ru=f"измерено здесь ({profile.name}): {steps_this_call} шагов обучения json за {train_seconds:.0f} с "
+            f"≈ {measured_rate:.0f} токенов с паддингом/с\n",
+        )
+    )
 else:
-    print(tr(en=f"measured here ({profile.name}): nothing — the json run resumed at its last checkpoint "
-                f"(step {main_steps})\n",
-             ru=f"измерено здесь ({profile.name}): ничего — обучение json продолжилось с последней контрольной точки "
-                f"(шаг {main_steps})\n"))
+    print(
+        tr(
+            en=f"measured here ({profile.name}): nothing — the json run resumed at its last checkpoint "
+            f"(step {main_steps})\n",
+            ru=f"измерено здесь ({profile.name}): ничего — обучение json продолжилось с последней контрольной точки "
+            f"(шаг {main_steps})\n",
+        )
+    )
 if not REAL_MODEL:
     chars = sum(len(r["prompt"][0]["content"]) + len(r["completion"][0]["content"]) for r in rows[:64])
     tokens = sum(budget.row_lengths(rows[:64], tok))
-    print(tr(en=f"stand-in token counts: this tokenizer averages {chars / tokens:.1f} characters per token on the task "
-                "rows (chat markup included)\n",
-             ru=f"подставные числа токенов: этот токенизатор даёт в среднем {chars / tokens:.1f} символа на токен на "
-                "строках задачи (с разметкой чата)\n"))
+    print(
+        tr(
+            en=f"stand-in token counts: this tokenizer averages {chars / tokens:.1f} characters per token on the task "
+            "rows (chat markup included)\n",
+            ru=f"подставные числа токенов: этот токенизатор даёт в среднем {chars / tokens:.1f} символа на токен на "
+            "строках задачи (с разметкой чата)\n",
+        )
+    )
 for target in targets:
-    print_estimate(target, target.train_tokens_per_second,
-                   tr(en="ASSUMED, not measured", ru="ПРЕДПОЛОЖЕНИЕ, не измерено"))
+    print_estimate(
+        target, target.train_tokens_per_second, tr(en="ASSUMED, not measured", ru="ПРЕДПОЛОЖЕНИЕ, не измерено")
+    )
 if REAL_MODEL and torch.cuda.is_available() and measured_rate:
     print_estimate(profile, measured_rate, tr(en="measured by the json run above", ru="измерено обучением json выше"))
 
@@ -994,23 +1119,47 @@ def train_course_adapters():
     done = {}
     for domain in COURSE_ADAPTERS:
         if domain in storage.list_adapters(loop_store):
-            print(tr(en=f"{domain}: already saved in {loop_store}, skipping",
-                     ru=f"{domain}: уже сохранён в {loop_store}, пропускаем"))
+            print(
+                tr(
+                    en=f"{domain}: already saved in {loop_store}, skipping",
+                    ru=f"{domain}: уже сохранён в {loop_store}, пропускаем",
+                )
+            )
             continue
-        result = train_domain(domain, profile, loop_dir / domain, n_rows=LOOP_STEPS * profile.batch_size * profile.grad_accum,
-                              max_steps=LOOP_STEPS, save_steps=SAVE_EVERY, keep_checkpoints=2, adapter_name=domain,
-                              callbacks=[disconnect] if domain == "coding" else [], extra_rows=general_rows)
+        result = train_domain(
+            domain,
+            profile,
+            loop_dir / domain,
+            n_rows=LOOP_STEPS * profile.batch_size * profile.grad_accum,
+            max_steps=LOOP_STEPS,
+            save_steps=SAVE_EVERY,
+            keep_checkpoints=2,
+            adapter_name=domain,
+            callbacks=[disconnect] if domain == "coding" else [],
+            extra_rows=general_rows,
+        )
         free_memory()  # the training base is gone once train_domain returns
         metrics = evaluate_saved(domain, result.adapter_dir) if N_LOOP_EVAL else {}
-        loop_manifest = Manifest.for_model(domain, base_config, profile.name, domain=domain, steps=result.steps,
-                                           metrics=metrics, data={"source": "lessons_lib.data",
-                                                                  "general_rows": len(general_rows)})
+        loop_manifest = Manifest.for_model(
+            domain,
+            base_config,
+            profile.name,
+            domain=domain,
+            steps=result.steps,
+            metrics=metrics,
+            data={"source": "lessons_lib.data", "general_rows": len(general_rows)},
+        )
         storage.save_adapter(result.adapter_dir, domain, loop_store, loop_manifest)
         if hub is not None and not DEMO_LOOP:
-            repo_id = storage.save_adapter(result.adapter_dir, hub_repo_name(domain, profile), hub, loop_manifest,
-                                           overwrite=True)
-            print(tr(en=f"{domain}: pushed to https://huggingface.co/{repo_id}",
-                     ru=f"{domain}: отправлен на https://huggingface.co/{repo_id}"))
+            repo_id = storage.save_adapter(
+                result.adapter_dir, hub_repo_name(domain, profile), hub, loop_manifest, overwrite=True
+            )
+            print(
+                tr(
+                    en=f"{domain}: pushed to https://huggingface.co/{repo_id}",
+                    ru=f"{domain}: отправлен на https://huggingface.co/{repo_id}",
+                )
+            )
         done[domain] = result
     return done
 
@@ -1020,9 +1169,12 @@ try:
 except SimulatedDisconnect as err:  # on Colab the whole runtime would be gone; here only this call is
     print(f"\n*** {err}")
     free_memory()  # the interrupted run's base is garbage now
-print(tr(en="checkpoints left behind:", ru="оставшиеся контрольные точки:"),
-      sorted(p.name for p in (loop_dir / "coding" / "checkpoints").glob("checkpoint-*"))
-      if (loop_dir / "coding" / "checkpoints").is_dir() else tr(en="none", ru="нет"))
+print(
+    tr(en="checkpoints left behind:", ru="оставшиеся контрольные точки:"),
+    sorted(p.name for p in (loop_dir / "coding" / "checkpoints").glob("checkpoint-*"))
+    if (loop_dir / "coding" / "checkpoints").is_dir()
+    else tr(en="none", ru="нет"),
+)
 
 # %% [markdown]
 # The runtime "came back". Rerun **the same call**: `json` is already saved and skipped, `coding` resumes
@@ -1036,8 +1188,12 @@ print(tr(en="checkpoints left behind:", ru="оставшиеся контрол�
 second_try = train_course_adapters()
 if disconnect.fired:
     resumed = second_try["coding"]
-    print(tr(en=f"coding resumed from {resumed.resumed_from} and ran {resumed.steps_run} more steps to {resumed.steps}",
-             ru=f"coding продолжил с {resumed.resumed_from} и сделал ещё {resumed.steps_run} шагов до {resumed.steps}"))
+    print(
+        tr(
+            en=f"coding resumed from {resumed.resumed_from} and ran {resumed.steps_run} more steps to {resumed.steps}",
+            ru=f"coding продолжил с {resumed.resumed_from} и сделал ещё {resumed.steps_run} шагов до {resumed.steps}",
+        )
+    )
     assert checkpoint_step(resumed.resumed_from) > 0, "resumed from a checkpoint, not from step 0"
     assert resumed.steps == LOOP_STEPS and resumed.steps_run == LOOP_STEPS - checkpoint_step(resumed.resumed_from)
 assert disconnect.fired or "coding" in saved_before, "the drill interrupted the coding run"
@@ -1057,18 +1213,26 @@ assert storage.list_adapters(loop_store) == sorted(COURSE_ADAPTERS)
 rows_table = []
 for domain in COURSE_ADAPTERS:
     m = storage.read_manifest(domain, loop_store)
-    rows_table.append({"adapter": domain,
-                       "source": tr(en=f"this run ({m.steps} steps)", ru=f"этот запуск ({m.steps} шагов)"),
-                       "valid": round(m.metrics["heldout_valid"], 2) if m.metrics else "-",
-                       "correct": round(m.metrics["heldout_correct"], 2) if m.metrics else "-",
-                       "n": m.metrics.get("heldout_n", "-")})
+    rows_table.append(
+        {
+            "adapter": domain,
+            "source": tr(en=f"this run ({m.steps} steps)", ru=f"этот запуск ({m.steps} шагов)"),
+            "valid": round(m.metrics["heldout_valid"], 2) if m.metrics else "-",
+            "correct": round(m.metrics["heldout_correct"], 2) if m.metrics else "-",
+            "n": m.metrics.get("heldout_n", "-"),
+        }
+    )
     if DEMO_LOOP:
         shipped = Manifest.load(find_artifact(domain, profile).folder)
-        rows_table.append({"adapter": domain,
-                           "source": tr(en=f"shipped ({shipped.steps} steps)",
-                                        ru=f"поставляемый ({shipped.steps} шагов)"),
-                           "valid": round(shipped.metrics["heldout_valid"], 2),
-                           "correct": round(shipped.metrics["heldout_correct"], 2), "n": shipped.metrics["heldout_n"]})
+        rows_table.append(
+            {
+                "adapter": domain,
+                "source": tr(en=f"shipped ({shipped.steps} steps)", ru=f"поставляемый ({shipped.steps} шагов)"),
+                "valid": round(shipped.metrics["heldout_valid"], 2),
+                "correct": round(shipped.metrics["heldout_correct"], 2),
+                "n": shipped.metrics["heldout_n"],
+            }
+        )
     else:
         found = find_artifact(domain, profile, lesson.work_dir)  # the search notebooks 02–06 run
         saved = (loop_store.folder / domain).resolve()
@@ -1102,14 +1266,20 @@ if expects_quality(profile):
     assert after.valid_rate >= 0.8 and after.correct_rate >= 0.5, (before, after)
     assert after.correct_rate > before.correct_rate or after.correct_rate == 1.0, "the adapter beats the base"
 else:
-    print(tr(en=f"{profile.name}: {STEPS} training steps rehearse the code path; no quality claim. Measured on "
-                f"{after.n} held-out prompts: correct {before.correct_rate:.2f} (base) → {after.correct_rate:.2f} "
-                "(adapter).",
-             ru=f"{profile.name}: {STEPS} шагов обучения репетируют путь кода; о качестве не судим. Измерено на "
-                f"{after.n} отложенных промптах: верно {before.correct_rate:.2f} (base) → {after.correct_rate:.2f} "
-                "(адаптер)."))
+    print(
+        tr(
+            en=f"{profile.name}: {STEPS} training steps rehearse the code path; no quality claim. Measured on "
+            f"{after.n} held-out prompts: correct {before.correct_rate:.2f} (base) → {after.correct_rate:.2f} "
+            "(adapter).",
+            ru=f"{profile.name}: {STEPS} шагов обучения репетируют путь кода; о качестве не судим. Измерено на "
+            f"{after.n} отложенных промптах: верно {before.correct_rate:.2f} (base) → {after.correct_rate:.2f} "
+            "(адаптер).",
+        )
+    )
 assert main_steps == STEPS, "the main run finished its planned steps"
-assert len(list(Path(args.output_dir).glob("checkpoint-*"))) <= args.save_total_limit, "only the newest checkpoints kept"
+assert len(list(Path(args.output_dir).glob("checkpoint-*"))) <= args.save_total_limit, (
+    "only the newest checkpoints kept"
+)
 assert Manifest.load(saved_at).metrics["heldout_correct"] == after.correct_rate
 
 # %% [markdown]
@@ -1177,4 +1347,5 @@ assert Manifest.load(saved_at).metrics["heldout_correct"] == after.correct_rate
 
 # %%
 from lessons_lib.quiz import show_quiz
+
 show_quiz("01")

@@ -83,6 +83,7 @@ print(memory_plan(lesson.profile, "02"))
 
 # %%
 import time
+
 import torch
 from peft import PeftModel
 
@@ -127,6 +128,7 @@ for name, folder in folders.items():
 # (`lessons_lib.checks`), но только если разница ещё и намного меньше того, что меняет *неправильный* адаптер:
 # один только допуск мог бы пропустить едва обученный неправильный адаптер.
 
+
 # %%
 def matches(got: torch.Tensor, want: torch.Tensor, wrong: torch.Tensor) -> bool:
     """`got` equals `want`: bitwise on exact kernels; else within tolerance and closer to `want` than to `wrong`."""
@@ -134,6 +136,7 @@ def matches(got: torch.Tensor, want: torch.Tensor, wrong: torch.Tensor) -> bool:
         return torch.equal(got, want)
     gap = (wrong - want).abs().max().item()
     return checks.logits_close(got, want, profile) and (got - want).abs().max().item() < gap / 2
+
 
 # %% [markdown]
 # `PeftModel.from_pretrained` wraps the base and loads the first adapter under the name we give it.
@@ -169,17 +172,27 @@ assert model.active_adapter == "json"  # the first one stays active
 # удивить, если потом вы станете считать обучаемые параметры или создавать оптимизатор. Для инференса передавайте
 # `inference_mode=True`.
 
+
 # %%
 def trainable(m) -> int:
     """How many parameters would an optimizer update?"""
     return sum(p.numel() for p in m.parameters() if p.requires_grad)
 
+
 model.set_adapter("coding")
-print(tr(en="after", ru="после"), "set_adapter('coding')                     ", tr(en="trainable:", ru="обучаемых:"),
-      trainable(model))
+print(
+    tr(en="after", ru="после"),
+    "set_adapter('coding')                     ",
+    tr(en="trainable:", ru="обучаемых:"),
+    trainable(model),
+)
 model.set_adapter("coding", inference_mode=True)
-print(tr(en="after", ru="после"), "set_adapter('coding', inference_mode=True)", tr(en="trainable:", ru="обучаемых:"),
-      trainable(model))
+print(
+    tr(en="after", ru="после"),
+    "set_adapter('coding', inference_mode=True)",
+    tr(en="trainable:", ru="обучаемых:"),
+    trainable(model),
+)
 assert model.active_adapter == "coding" and trainable(model) == 0
 
 # %% [markdown]
@@ -227,8 +240,14 @@ N_EVAL = min(profile.eval_examples, 20 if ON_GPU else 3)
 CHOICES = ["__base__", *DOMAINS]
 items = {domain: heldout(domain, N_EVAL) for domain in DOMAINS}
 grid = [(name, domain, ex) for domain in DOMAINS for name in CHOICES for ex in items[domain]]
-outputs = generate(model, tok, [ex.prompt for _, _, ex in grid], MAX_NEW,
-                   adapter_names=[name for name, _, _ in grid], batch_size=16 if ON_GPU else len(grid))
+outputs = generate(
+    model,
+    tok,
+    [ex.prompt for _, _, ex in grid],
+    MAX_NEW,
+    adapter_names=[name for name, _, _ in grid],
+    batch_size=16 if ON_GPU else len(grid),
+)
 answers, rows = {}, []
 for domain in DOMAINS:
     for name in CHOICES:
@@ -238,14 +257,17 @@ for domain in DOMAINS:
 
 print(format_table(rows))
 
+
 # %%
 def short(text: str, width: int = 34) -> str:
     """One line, cut to `width` characters."""
     text = " ".join(text.split())
-    return text if len(text) <= width else text[:width - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
-side_by_side = [{"prompt of": domain, **{name.strip("_"): short(answers[(name, domain)]) for name in CHOICES}}
-                for domain in DOMAINS]
+
+side_by_side = [
+    {"prompt of": domain, **{name.strip("_"): short(answers[(name, domain)]) for name in CHOICES}} for domain in DOMAINS
+]
 print(format_table(side_by_side))
 
 # %% [markdown]
@@ -265,17 +287,25 @@ for domain in DOMAINS:
     own = score[(domain, domain)]["valid"]
     best_other = max(score[(name.strip("_"), domain)]["valid"] for name in CHOICES if name != domain)
     wins[domain] = own > best_other or own == 1.0
-    print(tr(en=f"{domain:8s} valid with its own adapter {own:.2f} · best of base/other adapters {best_other:.2f} "
-                f"-> {'wins' if wins[domain] else 'does not win'}",
-             ru=f"{domain:8s} валидно со своим адаптером {own:.2f} · лучшее у базовой/других адаптеров "
-                f"{best_other:.2f} -> {'побеждает' if wins[domain] else 'не побеждает'}"))
+    print(
+        tr(
+            en=f"{domain:8s} valid with its own adapter {own:.2f} · best of base/other adapters {best_other:.2f} "
+            f"-> {'wins' if wins[domain] else 'does not win'}",
+            ru=f"{domain:8s} валидно со своим адаптером {own:.2f} · лучшее у базовой/других адаптеров "
+            f"{best_other:.2f} -> {'побеждает' if wins[domain] else 'не побеждает'}",
+        )
+    )
 if checks.expects_quality(profile):
     assert all(wins.values()), f"every adapter should win its own domain: {wins}"
 else:
-    print(tr(en=f"{profile.name}: the adapters were quick-trained for a few steps, so no quality claim is checked "
-                "here; the rates above are what they reach.",
-             ru=f"{profile.name}: адаптеры наскоро обучены за несколько шагов, поэтому качество здесь не проверяется; "
-                "выше — то, чего они достигают."))
+    print(
+        tr(
+            en=f"{profile.name}: the adapters were quick-trained for a few steps, so no quality claim is checked "
+            "here; the rates above are what they reach.",
+            ru=f"{profile.name}: адаптеры наскоро обучены за несколько шагов, поэтому качество здесь не проверяется; "
+            "выше — то, чего они достигают.",
+        )
+    )
 
 # %% [markdown]
 # With trained adapters each one wins its own domain and the others (and the base) do not: the same base
@@ -391,19 +421,19 @@ def switch(variant: str, i: int):
         model.load_adapter(folders[target], adapter_name="scratch")
         model.set_adapter("scratch", inference_mode=True)
     else:
-        return PeftModel.from_pretrained(load_base(profile, log=lambda *_: None), folders[target],
-                                         adapter_name=target)
+        return PeftModel.from_pretrained(load_base(profile, log=lambda *_: None), folders[target], adapter_name=target)
 
 
 def json_logits() -> torch.Tensor:
     """The json adapter's logits on one prompt: an exact fingerprint of its weights."""
     return logits_on_probe(model, adapter_names=["json"])
 
+
 json_logits_before = json_logits()
 coding_logits_before = logits_on_probe(model, adapter_names=["coding"])  # what a wrong adapter would give
 times = {v: [] for v in VARIANTS}
 for i in range(REPEATS):
-    for variant in VARIANTS[i % 4:] + VARIANTS[:i % 4]:
+    for variant in VARIANTS[i % 4 :] + VARIANTS[: i % 4]:
         if variant == VARIANTS[-1] and i >= RELOADS:
             continue
         start = time.perf_counter()
@@ -419,8 +449,15 @@ for i in range(REPEATS):
 hotswap_adapter(model, str(folders["json"]), adapter_name="json", torch_device=lesson.device)
 model.set_adapter("json", inference_mode=True)
 median = {v: statistics.median(t) for v, t in times.items()}
-cost_rows = [{"way": v, "median ms": round(median[v] * 1000, 2), "runs": len(times[v]),
-              "× set_adapter": round(median[v] / median["set_adapter"], 1)} for v in VARIANTS]
+cost_rows = [
+    {
+        "way": v,
+        "median ms": round(median[v] * 1000, 2),
+        "runs": len(times[v]),
+        "× set_adapter": round(median[v] / median["set_adapter"], 1),
+    }
+    for v in VARIANTS
+]
 print(format_table(cost_rows))
 
 # %%
@@ -434,12 +471,20 @@ ax.set_xscale("log")
 ax.set_xlim(0.5, max(ratio.values()) * 6)
 ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"×{x:g}"))
 ax.xaxis.set_minor_formatter(NullFormatter())
-ax.set_xlabel(tr(en="time per switch relative to set_adapter (log scale)",
-                 ru="время переключения относительно set_adapter (логарифмическая шкала)"))
+ax.set_xlabel(
+    tr(
+        en="time per switch relative to set_adapter (log scale)",
+        ru="время переключения относительно set_adapter (логарифмическая шкала)",
+    )
+)
 for y, v in enumerate(VARIANTS[::-1]):
     ax.text(ratio[v], y, f"  ×{ratio[v]:.0f}  ({median[v] * 1000:.1f} {tr(en='ms', ru='мс')})", va="center")
-ax.set_title(tr(en=f"Cost of switching adapters ({profile.name} profile, {lesson.device}, median of {REPEATS})",
-                ru=f"Цена переключения адаптеров (профиль {profile.name}, {lesson.device}, медиана из {REPEATS})"))
+ax.set_title(
+    tr(
+        en=f"Cost of switching adapters ({profile.name} profile, {lesson.device}, median of {REPEATS})",
+        ru=f"Цена переключения адаптеров (профиль {profile.name}, {lesson.device}, медиана из {REPEATS})",
+    )
+)
 plt.tight_layout()
 plt.show()
 
@@ -530,8 +575,9 @@ def one_adapter(name: str, prompts: list[str], max_new: int) -> list[str]:
 
 def next_token_logits(name: str | None) -> torch.Tensor:
     """Logits for the first answer token of every prompt: mixed batch (None), one adapter, or the base."""
-    enc = tok([chat_text(tok, p) for p in mix_prompts], return_tensors="pt", padding=True,
-              add_special_tokens=False).to(model.device)
+    enc = tok([chat_text(tok, p) for p in mix_prompts], return_tensors="pt", padding=True, add_special_tokens=False).to(
+        model.device
+    )
     with torch.no_grad():
         if name is None:
             return model(**enc, adapter_names=mix_names).logits[:, -1].float()
@@ -550,18 +596,30 @@ def nearest_adapter(row: int) -> str:
 single = {name: one_adapter(name, mix_prompts, MIX_NEW) for name in dict.fromkeys(mix_names)}
 expected = [single[name][i] for i, name in enumerate(mix_names)]
 same = [a == b for a, b in zip(mixed, expected)]
-print(tr(en=f"{sum(same)} of {len(same)} mixed-batch rows are identical to their single-adapter run",
-         ru=f"{sum(same)} из {len(same)} строк смешанного батча совпадают с прогоном своего адаптера отдельно"))
+print(
+    tr(
+        en=f"{sum(same)} of {len(same)} mixed-batch rows are identical to their single-adapter run",
+        ru=f"{sum(same)} из {len(same)} строк смешанного батча совпадают с прогоном своего адаптера отдельно",
+    )
+)
 mixed_logits = next_token_logits(None)
 per_adapter = {name: next_token_logits(name) for name in dict.fromkeys(mix_names)}
 single_logits = torch.stack([per_adapter[name][i] for i, name in enumerate(mix_names)])
-wrong_gap = min((mixed_logits[i] - per_adapter[other][i]).abs().max().item()
-                for i, name in enumerate(mix_names) for other in per_adapter if other != name)
+wrong_gap = min(
+    (mixed_logits[i] - per_adapter[other][i]).abs().max().item()
+    for i, name in enumerate(mix_names)
+    for other in per_adapter
+    if other != name
+)
 own_gap = (mixed_logits - single_logits).abs().max().item()
-print(tr(en=f"largest logit difference to the row's own adapter: {own_gap:.2e}"
-            f" · smallest difference to another adapter: {wrong_gap:.2e} · tolerance {checks.tolerance(profile)}",
-         ru=f"наибольшая разница логитов со своим адаптером строки: {own_gap:.2e}"
-            f" · наименьшая разница с чужим адаптером: {wrong_gap:.2e} · допуск {checks.tolerance(profile)}"))
+print(
+    tr(
+        en=f"largest logit difference to the row's own adapter: {own_gap:.2e}"
+        f" · smallest difference to another adapter: {wrong_gap:.2e} · tolerance {checks.tolerance(profile)}",
+        ru=f"наибольшая разница логитов со своим адаптером строки: {own_gap:.2e}"
+        f" · наименьшая разница с чужим адаптером: {wrong_gap:.2e} · допуск {checks.tolerance(profile)}",
+    )
+)
 if checks.exact_kernels(profile):
     assert all(same), f"rows {[i for i, ok in enumerate(same) if not ok]} differ from the single-adapter runs"
 else:
@@ -592,12 +650,19 @@ ORDER = list(dict.fromkeys(mix_names))  # json, coding, support, __base__
 
 def generate_fixed(prompts: list[str], adapter_names: list[str] | None = None) -> None:
     """Greedy generation of exactly TIMED_NEW tokens per row (optionally one adapter per row)."""
-    enc = tok([chat_text(tok, p) for p in prompts], return_tensors="pt", padding=True,
-              add_special_tokens=False).to(model.device)
+    enc = tok([chat_text(tok, p) for p in prompts], return_tensors="pt", padding=True, add_special_tokens=False).to(
+        model.device
+    )
     extra = {} if adapter_names is None else {"adapter_names": adapter_names}
     with torch.no_grad():
-        model.generate(**enc, max_new_tokens=TIMED_NEW, min_new_tokens=TIMED_NEW, do_sample=False,
-                       pad_token_id=tok.pad_token_id, **extra)
+        model.generate(
+            **enc,
+            max_new_tokens=TIMED_NEW,
+            min_new_tokens=TIMED_NEW,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+            **extra,
+        )
 
 
 def mixed_batch() -> None:
@@ -623,12 +688,15 @@ def one_adapter_for_all() -> None:
     generate_fixed(mix_prompts)
 
 
-WAYS = {"mixed batch": mixed_batch, "switch per sub-batch": switch_per_sub_batch,
-        "one adapter for all rows": one_adapter_for_all}
+WAYS = {
+    "mixed batch": mixed_batch,
+    "switch per sub-batch": switch_per_sub_batch,
+    "one adapter for all rows": one_adapter_for_all,
+}
 mixed_batch()  # warm-up
 batch_times = {w: [] for w in WAYS}
 for i in range(3):
-    for way in list(WAYS)[i % 3:] + list(WAYS)[:i % 3]:
+    for way in list(WAYS)[i % 3 :] + list(WAYS)[: i % 3]:
         start = time.perf_counter()
         WAYS[way]()
         sync()
@@ -636,13 +704,27 @@ for i in range(3):
 
 batch_median = {w: statistics.median(t) for w, t in batch_times.items()}
 tokens = len(mix_prompts) * TIMED_NEW
-print(format_table([{"way": w, "generate calls": 1 if w != "switch per sub-batch" else len(ORDER),
-                     "median s": round(t, 3), "tokens/s": round(tokens / t),
-                     "× mixed batch time": round(t / batch_median["mixed batch"], 2)}
-                    for w, t in batch_median.items()]))
+print(
+    format_table(
+        [
+            {
+                "way": w,
+                "generate calls": 1 if w != "switch per sub-batch" else len(ORDER),
+                "median s": round(t, 3),
+                "tokens/s": round(tokens / t),
+                "× mixed batch time": round(t / batch_median["mixed batch"], 2),
+            }
+            for w, t in batch_median.items()
+        ]
+    )
+)
 speedup = batch_median["switch per sub-batch"] / batch_median["mixed batch"]
-print(tr(en=f"mixed batch: {speedup:.2f}× the throughput of switching per sub-batch",
-         ru=f"смешанный батч: {speedup:.2f}× пропускной способности переключения по подбатчам"))
+print(
+    tr(
+        en=f"mixed batch: {speedup:.2f}× the throughput of switching per sub-batch",
+        ru=f"смешанный батч: {speedup:.2f}× пропускной способности переключения по подбатчам",
+    )
+)
 model.set_adapter("json", inference_mode=True)
 assert model.active_adapter == "json" and all(len(t) == 3 for t in batch_times.values())
 
@@ -711,10 +793,14 @@ with torch.no_grad():
     ours = layer.base_layer(x) + batched_update(index)
     peft_rows = layer(x, adapter_names=rows)  # PEFT: one pass per adapter in the batch
     shuffled = layer.base_layer(x) + batched_update(index.roll(1))  # each row with the previous row's adapter
-print(tr(en=f"largest difference to PEFT: {(ours - peft_rows).abs().max().item():.1e}; with the rows' adapters "
-            f"shuffled: {(shuffled - peft_rows).abs().max().item():.1e}",
-         ru=f"наибольшая разница с PEFT: {(ours - peft_rows).abs().max().item():.1e}; если перепутать адаптеры "
-            f"строк: {(shuffled - peft_rows).abs().max().item():.1e}"))
+print(
+    tr(
+        en=f"largest difference to PEFT: {(ours - peft_rows).abs().max().item():.1e}; with the rows' adapters "
+        f"shuffled: {(shuffled - peft_rows).abs().max().item():.1e}",
+        ru=f"наибольшая разница с PEFT: {(ours - peft_rows).abs().max().item():.1e}; если перепутать адаптеры "
+        f"строк: {(shuffled - peft_rows).abs().max().item():.1e}",
+    )
+)
 assert checks.logits_close(ours, peft_rows, profile) and not checks.logits_close(shuffled, peft_rows, profile)
 
 # %% [markdown]
@@ -740,14 +826,22 @@ batched = BatchedLora(model)
 covered, why_not = batched.covers()
 if covered:
     batched_answers = generate(model, tok, mix_prompts, MIX_NEW, adapter_names=mix_names, batched_lora=batched)
-    print(tr(en=f"batched path: {sum(a == b for a, b in zip(batched_answers, mixed))} of {len(mixed)} answers "
-                "identical to PEFT's mixed batch",
-             ru=f"батчевый путь: {sum(a == b for a, b in zip(batched_answers, mixed))} из {len(mixed)} ответов "
-                "совпадают со смешанным батчем PEFT"))
+    print(
+        tr(
+            en=f"batched path: {sum(a == b for a, b in zip(batched_answers, mixed))} of {len(mixed)} answers "
+            "identical to PEFT's mixed batch",
+            ru=f"батчевый путь: {sum(a == b for a, b in zip(batched_answers, mixed))} из {len(mixed)} ответов "
+            "совпадают со смешанным батчем PEFT",
+        )
+    )
     assert checks.answers_agree(batched_answers, mixed, profile)
 else:
-    print(tr(en=f"not covered here, PEFT's adapter_names path serves: {why_not}",
-             ru=f"здесь не покрыто, работает путь adapter_names из PEFT: {why_not}"))
+    print(
+        tr(
+            en=f"not covered here, PEFT's adapter_names path serves: {why_not}",
+            ru=f"здесь не покрыто, работает путь adapter_names из PEFT: {why_not}",
+        )
+    )
 model.set_adapter("json", inference_mode=True)
 
 # %% [markdown]
@@ -785,19 +879,27 @@ model.set_adapter("json", inference_mode=True)
 #
 # ## 6. Память: базовая модель против каждого адаптера
 
+
 # %%
 def param_bytes(params) -> int:
     """Bytes held by a set of parameters."""
     return sum(p.numel() * p.element_size() for p in params)
 
+
 named = dict(model.named_parameters())
 base_bytes = param_bytes(p for n, p in named.items() if "lora_" not in n)
-adapter_bytes = {a: param_bytes(p for n, p in named.items() if "lora_" in n and f".{a}." in n)
-                 for a in model.peft_config}
+adapter_bytes = {
+    a: param_bytes(p for n, p in named.items() if "lora_" in n and f".{a}." in n) for a in model.peft_config
+}
 memory_rows = [{"part": "base", "MB": round(base_bytes / 1e6, 2), "% of base": 100.0}]
-memory_rows += [{"part": f"{tr(en='adapter', ru='адаптер')} {a}", "MB": round(b / 1e6, 3),
-                 "% of base": round(100 * b / base_bytes, 1)}
-                for a, b in adapter_bytes.items()]
+memory_rows += [
+    {
+        "part": f"{tr(en='adapter', ru='адаптер')} {a}",
+        "MB": round(b / 1e6, 3),
+        "% of base": round(100 * b / base_bytes, 1),
+    }
+    for a, b in adapter_bytes.items()
+]
 print(format_table(memory_rows))
 assert all(0 < b < base_bytes for b in adapter_bytes.values())
 
@@ -912,8 +1014,14 @@ assert "not found" in str(wrong_name_error) and model.active_adapter == "json"
 from peft import get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 
-other_config = LlamaConfig(vocab_size=2048, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                           num_attention_heads=2, num_key_value_heads=2)
+other_config = LlamaConfig(
+    vocab_size=2048,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=2,
+)
 other_config.course_model_id = "someone/another-tiny-llama"
 other_base = LlamaForCausalLM(other_config)
 other_dir = lesson.work_dir / "adapter_for_another_base"
@@ -953,8 +1061,12 @@ for before, now in zip(base_before, base_now):
 json_now, base_logits_now = logits_on_probe(model, adapter_names=["json"]), logits_on_probe(base)
 to_original = (base_logits_now - base_logits_before).abs().max().item()
 to_json = (base_logits_now - json_now).abs().max().item()
-print(tr(en=f"`base`'s logits now: {to_original:.3f} from the original base's, {to_json:.3f} from the json adapter's",
-         ru=f"логиты `base` сейчас: {to_original:.3f} от исходной базовой модели, {to_json:.3f} от адаптера json"))
+print(
+    tr(
+        en=f"`base`'s logits now: {to_original:.3f} from the original base's, {to_json:.3f} from the json adapter's",
+        ru=f"логиты `base` сейчас: {to_original:.3f} от исходной базовой модели, {to_json:.3f} от адаптера json",
+    )
+)
 assert matches(base_logits_now, json_now, base_logits_before)  # `base` is model.base_model.model: it runs json
 if checks.expects_quality(profile):  # a trained json adapter changes the answers too
     assert base_now != base_before
@@ -1027,4 +1139,5 @@ if checks.exact_kernels(profile):
 
 # %%
 from lessons_lib.quiz import show_quiz
+
 show_quiz("02")

@@ -95,6 +95,7 @@ print(tr(en="merge in GPU memory:", ru="слияние в памяти GPU:"), M
 
 # %%
 import time
+
 import torch
 from peft import PeftModel
 
@@ -120,8 +121,9 @@ def load_mixing_base():
 
 def logits_of(m, prompts) -> torch.Tensor:
     """Next-token logits for every position of the chat-formatted prompts."""
-    enc = tok([chat_text(tok, p) for p in prompts], return_tensors="pt", padding=True,
-              add_special_tokens=False).to(m.device)
+    enc = tok([chat_text(tok, p) for p in prompts], return_tensors="pt", padding=True, add_special_tokens=False).to(
+        m.device
+    )
     with torch.no_grad():
         return m(**enc).logits.float()
 
@@ -136,19 +138,32 @@ if MERGE_IN_MEMORY:
     peft_model.set_adapter("coding", inference_mode=True)
     wrong_logits = logits_of(peft_model, probe)
     peft_model.set_adapter("json", inference_mode=True)
-    print(tr(en="loaded:", ru="загружены:"), list(peft_model.peft_config), tr(en="· active:", ru="· активен:"),
-          peft_model.active_adapter, "· dtype:", peft_model.dtype)
+    print(
+        tr(en="loaded:", ru="загружены:"),
+        list(peft_model.peft_config),
+        tr(en="· active:", ru="· активен:"),
+        peft_model.active_adapter,
+        "· dtype:",
+        peft_model.dtype,
+    )
     adapter_logits = logits_of(peft_model, probe)
     adapter_answers = generate(peft_model, tok, check_prompts, CHECK_NEW)
 
     merged = peft_model.merge_and_unload(adapter_names=["json"])
-    print(type(merged).__name__, tr(en="· LoRA layers left:", ru="· осталось слоёв LoRA:"),
-          sum("lora" in n for n, _ in merged.named_modules()))
+    print(
+        type(merged).__name__,
+        tr(en="· LoRA layers left:", ru="· осталось слоёв LoRA:"),
+        sum("lora" in n for n, _ in merged.named_modules()),
+    )
 else:
-    print(tr(en=f"{profile.name}: an fp16 copy of the base does not fit a T4, so the in-memory merge of this section "
-                "is skipped; section 2 merges the checkpoint files on the CPU instead.",
-             ru=f"{profile.name}: fp16-копия базовой модели не помещается в T4, поэтому слияние в памяти в этом "
-                "разделе пропущено; вместо него раздел 2 сливает файлы контрольной точки на CPU."))
+    print(
+        tr(
+            en=f"{profile.name}: an fp16 copy of the base does not fit a T4, so the in-memory merge of this section "
+            "is skipped; section 2 merges the checkpoint files on the CPU instead.",
+            ru=f"{profile.name}: fp16-копия базовой модели не помещается в T4, поэтому слияние в памяти в этом "
+            "разделе пропущено; вместо него раздел 2 сливает файлы контрольной точки на CPU.",
+        )
+    )
 
 # %% [markdown]
 # **Self-check.** The merged model must compute the same function as base + json adapter. In fp32: logits
@@ -170,13 +185,20 @@ if MERGE_IN_MEMORY:
     merged_logits = logits_of(merged, probe)
     merged_answers = generate(merged, tok, check_prompts, CHECK_NEW)
     diff, wrong = gap(merged_logits, adapter_logits), gap(wrong_logits, adapter_logits)
-    print(tr(en=f"max |logit difference| merged vs json adapter: {diff:.2e} · coding vs json adapter: {wrong:.2e}",
-             ru=f"макс. |разница логитов| объединённой модели и адаптера json: {diff:.2e} · "
-                f"coding и json: {wrong:.2e}"))
-    print(tr(en=f"identical greedy answers: {checks.agreement(merged_answers, adapter_answers):.0%} "
-                f"of {len(check_prompts)}",
-             ru=f"совпадающих жадных ответов: {checks.agreement(merged_answers, adapter_answers):.0%} "
-                f"из {len(check_prompts)}"))
+    print(
+        tr(
+            en=f"max |logit difference| merged vs json adapter: {diff:.2e} · coding vs json adapter: {wrong:.2e}",
+            ru=f"макс. |разница логитов| объединённой модели и адаптера json: {diff:.2e} · coding и json: {wrong:.2e}",
+        )
+    )
+    print(
+        tr(
+            en=f"identical greedy answers: {checks.agreement(merged_answers, adapter_answers):.0%} "
+            f"of {len(check_prompts)}",
+            ru=f"совпадающих жадных ответов: {checks.agreement(merged_answers, adapter_answers):.0%} "
+            f"из {len(check_prompts)}",
+        )
+    )
     if checks.exact_kernels(profile):
         assert diff <= 1e-4 and merged_answers == adapter_answers
     else:
@@ -203,7 +225,7 @@ if MERGE_IN_MEMORY:
     try:
         merged.set_adapter("coding")
         switch_error = None
-    except Exception as err:  # ValueError from transformers (with peft < 0.22 its message is about the version)
+    except Exception as err:  # noqa: BLE001 - ValueError from transformers (with peft < 0.22 its message is about the version)
         switch_error = err
     print(f"merged.set_adapter('coding') -> {type(switch_error).__name__}: {switch_error}")
     assert switch_error is not None and not hasattr(merged, "peft_config")
@@ -258,15 +280,30 @@ if MERGE_IN_MEMORY:
     reloaded = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=merged.dtype).to(merged.device)
     reloaded.eval()
     assert generate(reloaded, tok, check_prompts, CHECK_NEW) == merged_answers
-    print(type(reloaded).__name__, tr(en="reloaded without PEFT; the same answers as the merged model",
-                                      ru="загружена заново без PEFT; ответы те же, что у объединённой модели"))
+    print(
+        type(reloaded).__name__,
+        tr(
+            en="reloaded without PEFT; the same answers as the merged model",
+            ru="загружена заново без PEFT; ответы те же, что у объединённой модели",
+        ),
+    )
 
-    sizes = [{"what": tr(en="json adapter folder", ru="папка адаптера json"),
-              "MB": round(folder_bytes(folders["json"]) / 1e6, 2)},
-             {"what": tr(en="merged model folder", ru="папка объединённой модели"),
-              "MB": round(folder_bytes(merged_dir) / 1e6, 2)}]
-    sizes.append({"what": tr(en="merged / adapter", ru="объединённая / адаптер"),
-                  "MB": f"×{sizes[1]['MB'] / sizes[0]['MB']:.0f}"})
+    sizes = [
+        {
+            "what": tr(en="json adapter folder", ru="папка адаптера json"),
+            "MB": round(folder_bytes(folders["json"]) / 1e6, 2),
+        },
+        {
+            "what": tr(en="merged model folder", ru="папка объединённой модели"),
+            "MB": round(folder_bytes(merged_dir) / 1e6, 2),
+        },
+    ]
+    sizes.append(
+        {
+            "what": tr(en="merged / adapter", ru="объединённая / адаптер"),
+            "MB": f"×{sizes[1]['MB'] / sizes[0]['MB']:.0f}",
+        }
+    )
     print(format_table(sizes))
     del merged, reloaded, peft_model
     free_memory()
@@ -313,8 +350,12 @@ w, delta = dense_weight(layer.base_layer), layer.get_delta_weight("json").float(
 wrong_delta = layer.get_delta_weight("coding").float()  # a wrong adapter's update, for the check below
 error = (fake_4bit(w + delta) - (w + delta)).norm() / delta.norm()
 print(f"‖update‖ / ‖W‖ = {delta.norm() / w.norm():.3f}")
-print(tr(en=f"rounding error after merging into 4-bit = {error:.2f} × the size of the update itself",
-         ru=f"ошибка округления после слияния в 4 бита = {error:.2f} × размер самого обновления"))
+print(
+    tr(
+        en=f"rounding error after merging into 4-bit = {error:.2f} × the size of the update itself",
+        ru=f"ошибка округления после слияния в 4 бита = {error:.2f} × размер самого обновления",
+    )
+)
 assert error > 0.3
 demo.set_adapter("json", inference_mode=True)
 json_answers = generate(demo, tok, check_prompts, CHECK_NEW)  # base + json adapter, to compare with below
@@ -369,9 +410,14 @@ def merge_errors(merged_folder, right: torch.Tensor, wrong: torch.Tensor) -> dic
     base = checkpoint_tensor(model_source(profile), WEIGHT).float()
     right, wrong, update = right.cpu(), wrong.cpu(), merged.float() - base
     exact = base + right
-    return {name: (diff.norm() / right.norm()).item() for name, diff in
-            [("right", update - right), ("wrong", update - wrong),
-             ("rounding", exact.to(merged.dtype).float() - exact)]}
+    return {
+        name: (diff.norm() / right.norm()).item()
+        for name, diff in [
+            ("right", update - right),
+            ("wrong", update - wrong),
+            ("rounding", exact.to(merged.dtype).float() - exact),
+        ]
+    }
 
 
 def merged_correctly(errors: dict[str, float]) -> bool:
@@ -379,21 +425,30 @@ def merged_correctly(errors: dict[str, float]) -> bool:
     return errors["right"] <= 2 * errors["rounding"] + 1e-3 and errors["wrong"] > 2 * errors["right"]
 
 
-deployed = merge_for_deployment(profile, {"json": folders["json"]}, lesson.work_dir / "deploy-json", tok,
-                                requantize=True)
+deployed = merge_for_deployment(
+    profile, {"json": folders["json"]}, lesson.work_dir / "deploy-json", tok, requantize=True
+)
 for note in deployed.notes:
     print("-", note)
 errors = merge_errors(deployed.folder, delta, wrong_delta)
-print(tr(en=f"merged − base vs json's update: {errors['right']:.2e} of its size (rounding alone: "
-            f"{errors['rounding']:.2e}) · vs coding's update: {errors['wrong']:.2f}",
-         ru=f"объединённая − базовая против обновления json: {errors['right']:.2e} его размера (одно округление: "
-            f"{errors['rounding']:.2e}) · против обновления coding: {errors['wrong']:.2f}"))
+print(
+    tr(
+        en=f"merged − base vs json's update: {errors['right']:.2e} of its size (rounding alone: "
+        f"{errors['rounding']:.2e}) · vs coding's update: {errors['wrong']:.2f}",
+        ru=f"объединённая − базовая против обновления json: {errors['right']:.2e} его размера (одно округление: "
+        f"{errors['rounding']:.2e}) · против обновления coding: {errors['wrong']:.2f}",
+    )
+)
 assert merged_correctly(errors)
 deployed_answers = generate(deployed.model, tok, check_prompts, CHECK_NEW)
-print(tr(en=f"re-quantized to 4-bit: {deployed.requantized} · {checks.agreement(deployed_answers, json_answers):.0%} "
-            f"of {len(check_prompts)} answers identical to base + json adapter",
-         ru=f"переквантована в 4 бита: {deployed.requantized} · {checks.agreement(deployed_answers, json_answers):.0%} "
-            f"из {len(check_prompts)} ответов совпадают с базовой моделью + адаптером json"))
+print(
+    tr(
+        en=f"re-quantized to 4-bit: {deployed.requantized} · {checks.agreement(deployed_answers, json_answers):.0%} "
+        f"of {len(check_prompts)} answers identical to base + json adapter",
+        ru=f"переквантована в 4 бита: {deployed.requantized} · {checks.agreement(deployed_answers, json_answers):.0%} "
+        f"из {len(check_prompts)} ответов совпадают с базовой моделью + адаптером json",
+    )
+)
 if not deployed.requantized and checks.exact_kernels(profile):
     assert deployed_answers == json_answers  # same function as base + adapter
 del deployed
@@ -416,7 +471,8 @@ free_memory()
 # | `linear` | weighted sum of the A matrices and of the B matrices separately (cross terms appear!) |
 # | `cat` | stacks the adapters' A and B: exactly the sum of the updates, rank = sum of ranks |
 # | `svd` | sums the full updates `w·BA`, then SVD back to a low rank |
-# | `ties`, `dare_linear`, `dare_ties`, `magnitude_prune` | prune/resolve sign conflicts (`density`), A and B separately |
+# | `ties`, `dare_ties` | prune and resolve sign conflicts (`density`), A and B separately |
+# | `dare_linear`, `magnitude_prune` | prune (`density`), then a weighted sum; A and B separately |
 # | `ties_svd` | TIES on the full updates, then SVD |
 #
 # First the raw PEFT call, and three traps.
@@ -438,7 +494,8 @@ free_memory()
 # | `linear` | взвешенная сумма матриц A и отдельно матриц B (появляются перекрёстные члены!) |
 # | `cat` | объединяет A и B адаптеров в одну матрицу: в точности сумма обновлений, ранг = сумма рангов |
 # | `svd` | суммирует полные обновления `w·BA`, затем сводит результат к низкому рангу через SVD |
-# | `ties`, `dare_linear`, `dare_ties`, `magnitude_prune` | прореживание / разрешение конфликтов знаков (`density`), A и B по отдельности |
+# | `ties`, `dare_ties` | прореживание и разрешение конфликтов знаков (`density`), A и B по отдельности |
+# | `dare_linear`, `magnitude_prune` | прореживание (`density`), затем взвешенная сумма; A и B по отдельности |
 # | `ties_svd` | TIES на полных обновлениях, затем SVD |
 #
 # Сначала — «сырой» вызов PEFT и три ловушки.
@@ -447,9 +504,14 @@ free_memory()
 model = load_with_adapters(load_mixing_base(), profile, folders=folders)
 model.add_weighted_adapter(["json", "support"], [1.0, 1.0], "js", combination_type="cat")
 lora = model.base_model.model.model.layers[0].self_attn.q_proj
-print(tr(en="new adapter 'js' rank:", ru="ранг нового адаптера 'js':"), model.peft_config["js"].r,
-      tr(en="· its dropout in training mode:", ru="· его dropout в режиме обучения:"), lora.lora_dropout["js"].training,
-      "· model.training:", model.training)
+print(
+    tr(en="new adapter 'js' rank:", ru="ранг нового адаптера 'js':"),
+    model.peft_config["js"].r,
+    tr(en="· its dropout in training mode:", ru="· его dropout в режиме обучения:"),
+    lora.lora_dropout["js"].training,
+    "· model.training:",
+    model.training,
+)
 
 # Trap 1: the new modules are created in *training* mode, so LoRA dropout is live in an "eval" model.
 model.eval()
@@ -457,9 +519,14 @@ assert not lora.lora_dropout["js"].training
 
 # Trap 2: the same name again returns silently and keeps the old adapter.
 model.add_weighted_adapter(["coding"], [2.0], "js", combination_type="cat")
-print(tr(en="after re-adding 'js' from coding only, rank is still",
-         ru="после повторного добавления 'js' только из coding ранг всё ещё"),
-      model.peft_config["js"].r, "(json+support)")
+print(
+    tr(
+        en="after re-adding 'js' from coding only, rank is still",
+        ru="после повторного добавления 'js' только из coding ранг всё ещё",
+    ),
+    model.peft_config["js"].r,
+    "(json+support)",
+)
 assert model.peft_config["js"].r == 2 * profile.lora_r
 
 # %% [markdown]
@@ -554,14 +621,17 @@ for combination in COMBINATION_TYPES:
         create_weighted_adapter(model, list(COURSE_ADAPTERS), [weight] * 3, name, combination)
         model.set_adapter(name, inference_mode=True)
         scores = token_scores()
-        sweep.append({"type": combination, "weight": weight, **scores,
-                      "mean": round(sum(scores.values()) / 3, 3)})
+        sweep.append({"type": combination, "weight": weight, **scores, "mean": round(sum(scores.values()) / 3, 3)})
         model.set_adapter("json", inference_mode=True)
         if name != MIX:
             model.delete_adapter(name)
 print(format_table(sweep))
-print(tr(en=f"{len(sweep)} mixes × {len(DOMAINS) * N_TOKENS_EVAL} examples in {time.perf_counter() - start:.1f} s",
-         ru=f"{len(sweep)} смесей × {len(DOMAINS) * N_TOKENS_EVAL} примеров за {time.perf_counter() - start:.1f} с"))
+print(
+    tr(
+        en=f"{len(sweep)} mixes × {len(DOMAINS) * N_TOKENS_EVAL} examples in {time.perf_counter() - start:.1f} s",
+        ru=f"{len(sweep)} смесей × {len(DOMAINS) * N_TOKENS_EVAL} примеров за {time.perf_counter() - start:.1f} с",
+    )
+)
 
 # %%
 import matplotlib.pyplot as plt
@@ -572,8 +642,12 @@ for ax, domain in zip(axes, DOMAINS):
         rows = [r for r in sweep if r["type"] == combination]
         ax.plot([r["weight"] for r in rows], [r[domain] for r in rows], marker="o", label=combination)
     ax.axhline(reference["base"][domain], color="black", linestyle=":", label="base")
-    ax.axhline(reference[domain][domain], color="black", linestyle="--",
-               label=tr(en=f"{domain} adapter alone", ru=f"только адаптер {domain}"))
+    ax.axhline(
+        reference[domain][domain],
+        color="black",
+        linestyle="--",
+        label=tr(en=f"{domain} adapter alone", ru=f"только адаптер {domain}"),
+    )
     ax.set_title(tr(en=f"{domain} examples", ru=f"примеры {domain}"))
     ax.set_xlabel(tr(en="weight of each adapter", ru="вес каждого адаптера"))
 axes[0].set_ylabel(tr(en="answer-token accuracy", ru="точность по токенам ответа"))
@@ -586,23 +660,34 @@ by_name = {(r["type"], r["weight"]): r for r in sweep}
 assert len(sweep) == len(COMBINATION_TYPES) * len(WEIGHTS)
 best = max(sweep, key=lambda r: r["mean"])
 worst = min(sweep, key=lambda r: r["mean"])
-print(tr(en=f"best mix: {best['type']} at weight {best['weight']} (mean {best['mean']}); "
-            f"worst: {worst['type']} at weight {worst['weight']} (mean {worst['mean']})",
-         ru=f"лучшая смесь: {best['type']} с весом {best['weight']} (среднее {best['mean']}); "
-            f"худшая: {worst['type']} с весом {worst['weight']} (среднее {worst['mean']})"))
-print(tr(en=f"cat at weight 1: mean {by_name[('cat', 1.0)]['mean']} · linear at weight 2: "
-            f"mean {by_name[('linear', 2.0)]['mean']}",
-         ru=f"cat с весом 1: среднее {by_name[('cat', 1.0)]['mean']} · linear с весом 2: "
-            f"среднее {by_name[('linear', 2.0)]['mean']}"))
+print(
+    tr(
+        en=f"best mix: {best['type']} at weight {best['weight']} (mean {best['mean']}); "
+        f"worst: {worst['type']} at weight {worst['weight']} (mean {worst['mean']})",
+        ru=f"лучшая смесь: {best['type']} с весом {best['weight']} (среднее {best['mean']}); "
+        f"худшая: {worst['type']} с весом {worst['weight']} (среднее {worst['mean']})",
+    )
+)
+print(
+    tr(
+        en=f"cat at weight 1: mean {by_name[('cat', 1.0)]['mean']} · linear at weight 2: "
+        f"mean {by_name[('linear', 2.0)]['mean']}",
+        ru=f"cat с весом 1: среднее {by_name[('cat', 1.0)]['mean']} · linear с весом 2: "
+        f"среднее {by_name[('linear', 2.0)]['mean']}",
+    )
+)
 if checks.expects_quality(profile):
     for domain in DOMAINS:  # the metric separates skills: each adapter beats the base on its own domain
         assert reference[domain][domain] > reference["base"][domain]
     assert by_name[("cat", 1.0)]["mean"] > by_name[("linear", 2.0)]["mean"]  # cross terms break linear at 2
 else:
-    print(tr(en=f"{profile.name}: quick-trained adapters, so the quality claims below are not checked on these "
-                "numbers.",
-             ru=f"{profile.name}: адаптеры обучены наскоро, поэтому утверждения о качестве ниже на этих числах не "
-                "проверяются."))
+    print(
+        tr(
+            en=f"{profile.name}: quick-trained adapters, so the quality claims below are not checked on these numbers.",
+            ru=f"{profile.name}: адаптеры обучены наскоро, поэтому утверждения о качестве ниже на этих числах не "
+            "проверяются.",
+        )
+    )
 
 # %% [markdown]
 # What to read from it (tiny profile; your numbers will differ a little): `cat` and `svd` add the *updates*
@@ -621,9 +706,9 @@ else:
 # created or copied, so changing the weights is instant.
 
 # %% [markdown] lang="ru"
-# Как это читать (профиль tiny; ваши числа будут немного отличаться): `cat` и `svd` складывают *обновления* (`w·BA`)
-# и при весе 0.5–1 сохраняют бо́льшую часть каждого навыка, а при весе 2 уже перегружают модель. `linear` усредняет A и B по
-# отдельности, поэтому в произведении появляются перекрёстные члены между не связанными друг с другом адаптерами: при
+# Как это читать (профиль tiny; ваши числа будут немного отличаться): `cat` и `svd` складывают *обновления* (`w·BA`) и
+# при весе 0.5–1 сохраняют бо́льшую часть каждого навыка, а при весе 2 уже перегружают модель. `linear` усредняет A и B
+# по отдельности, поэтому в произведении появляются перекрёстные члены между не связанными друг с другом адаптерами: при
 # 0.5 всё в порядке, а начиная с веса 1 смесь ломается; `dare_linear` и `magnitude_prune` обращаются с A и B так же и
 # ломаются так же. `ties`/`ties_svd` разрешают конфликты знаков и остаются стабильными во всём диапазоне. Ни одна смесь
 # не дотягивает до отдельного адаптера на его собственном домене (штриховые линии): три навыка в одном постоянно
@@ -649,10 +734,14 @@ cat_logits = logits_of(model, probe)
 model.set_adapter("json", inference_mode=True)
 json_logits = logits_of(model, probe)  # one adapter instead of the mix: the yardstick for a wrong result
 diff_runtime_cat, json_vs_cat = gap(runtime_logits, cat_logits), gap(json_logits, cat_logits)
-print(tr(en=f"all three active vs cat adapter (weights 1): max |logit diff| = {diff_runtime_cat:.1e} "
-            f"· json alone vs cat: {json_vs_cat:.1e}",
-         ru=f"все три активны против адаптера cat (веса 1): макс. |разница логитов| = {diff_runtime_cat:.1e} "
-            f"· только json против cat: {json_vs_cat:.1e}"))
+print(
+    tr(
+        en=f"all three active vs cat adapter (weights 1): max |logit diff| = {diff_runtime_cat:.1e} "
+        f"· json alone vs cat: {json_vs_cat:.1e}",
+        ru=f"все три активны против адаптера cat (веса 1): макс. |разница логитов| = {diff_runtime_cat:.1e} "
+        f"· только json против cat: {json_vs_cat:.1e}",
+    )
+)
 assert checks.logits_close(runtime_logits, cat_logits, profile) and diff_runtime_cat < json_vs_cat / 2
 
 model.base_model.set_adapter(["json", "support"], inference_mode=True)
@@ -766,19 +855,28 @@ eval_prompts = [ex.prompt for domain in DOMAINS for ex in items[domain]]
 
 def domain_scores(answers: list[str]) -> dict[str, float]:
     """The correct rate per domain for answers to `eval_prompts` (in DOMAINS order)."""
-    return {domain: report(domain, score_all(items[domain], answers[k * N_EVAL:(k + 1) * N_EVAL])).correct_rate
-            for k, domain in enumerate(DOMAINS)}
+    return {
+        domain: report(domain, score_all(items[domain], answers[k * N_EVAL : (k + 1) * N_EVAL])).correct_rate
+        for k, domain in enumerate(DOMAINS)
+    }
 
 
 domain_of = [domain for domain in DOMAINS for _ in range(N_EVAL)]
 switch_answers = generate(model, tok, eval_prompts, MAX_NEW, adapter_names=domain_of)  # each row: its adapter
 mix_answers = generate(model, tok, eval_prompts, MAX_NEW, adapter_names=[MIX] * len(eval_prompts))
 merged_answers = generate(merged_mix, tok, eval_prompts, MAX_NEW)
-quality = {"switching": domain_scores(switch_answers), "weighted mix": domain_scores(mix_answers),
-           "merged mix": domain_scores(merged_answers)}
+quality = {
+    "switching": domain_scores(switch_answers),
+    "weighted mix": domain_scores(mix_answers),
+    "merged mix": domain_scores(merged_answers),
+}
 same = sum(a == b for a, b in zip(merged_answers, mix_answers))
-print(tr(en=f"merged mix vs mix adapter: {same}/{len(eval_prompts)} identical answers",
-         ru=f"объединённая смесь против адаптера смеси: {same}/{len(eval_prompts)} одинаковых ответов"))
+print(
+    tr(
+        en=f"merged mix vs mix adapter: {same}/{len(eval_prompts)} identical answers",
+        ru=f"объединённая смесь против адаптера смеси: {same}/{len(eval_prompts)} одинаковых ответов",
+    )
+)
 
 TIMED_NEW, REPEATS = 16, 3
 
@@ -788,8 +886,9 @@ def timed(m, prompt: str) -> float:
     enc = tok([chat_text(tok, prompt)], return_tensors="pt", add_special_tokens=False).to(m.device)
     start = time.perf_counter()
     with torch.no_grad():
-        m.generate(**enc, max_new_tokens=TIMED_NEW, min_new_tokens=TIMED_NEW, do_sample=False,
-                   pad_token_id=tok.pad_token_id)
+        m.generate(
+            **enc, max_new_tokens=TIMED_NEW, min_new_tokens=TIMED_NEW, do_sample=False, pad_token_id=tok.pad_token_id
+        )
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return time.perf_counter() - start
@@ -807,20 +906,30 @@ def serve_mix(domain: str, prompt: str) -> float:
     return timed(model, prompt)
 
 
-WAYS = {"switching": serve_switching, "weighted mix": serve_mix,
-        "merged mix": lambda domain, prompt: timed(merged_mix, prompt)}
+WAYS = {
+    "switching": serve_switching,
+    "weighted mix": serve_mix,
+    "merged mix": lambda domain, prompt: timed(merged_mix, prompt),
+}
 requests = list(zip(DOMAINS, probe))
 for way in WAYS.values():
     way(*requests[0])  # warm-up
 latency = {w: [] for w in WAYS}
 for i in range(REPEATS):
-    for way in list(WAYS)[i % 3:] + list(WAYS)[:i % 3]:
+    for way in list(WAYS)[i % 3 :] + list(WAYS)[: i % 3]:
         for domain, prompt in requests:
             latency[way].append(WAYS[way](domain, prompt))
 best_ms = {w: min(t) * 1000 for w, t in latency.items()}  # best of the runs: robust on a shared CPU
-side = [{"way": w, **{d: round(quality[w][d], 2) for d in DOMAINS},
-         "mean correct": round(sum(quality[w].values()) / 3, 2), "best ms/request": round(best_ms[w], 1),
-         "× merged time": round(best_ms[w] / best_ms["merged mix"], 2)} for w in WAYS]
+side = [
+    {
+        "way": w,
+        **{d: round(quality[w][d], 2) for d in DOMAINS},
+        "mean correct": round(sum(quality[w].values()) / 3, 2),
+        "best ms/request": round(best_ms[w], 1),
+        "× merged time": round(best_ms[w] / best_ms["merged mix"], 2),
+    }
+    for w in WAYS
+]
 print(format_table(side))
 
 # %%
@@ -835,19 +944,24 @@ ax1.legend(fontsize=8)
 ax2.barh([term(w) for w in list(WAYS)[::-1]], [best_ms[w] for w in list(WAYS)[::-1]], color="tab:gray")
 for y, w in enumerate(list(WAYS)[::-1]):
     ax2.text(best_ms[w], y, f" ×{best_ms[w] / best_ms['merged mix']:.2f}", va="center")
-ax2.set_xlabel(tr(en=f"best ms per request ({TIMED_NEW} new tokens)",
-                  ru=f"лучшее время, мс на запрос ({TIMED_NEW} новых токенов)"))
+ax2.set_xlabel(
+    tr(en=f"best ms per request ({TIMED_NEW} new tokens)", ru=f"лучшее время, мс на запрос ({TIMED_NEW} новых токенов)")
+)
 ax2.set_title(tr(en=f"latency ({profile.name}, {lesson.device})", ru=f"задержка ({profile.name}, {lesson.device})"))
 plt.tight_layout()
 plt.show()
 
 # %%
 merged_mix_logits = logits_of(merged_mix, probe)
-print(tr(en=f"merged mix vs mix adapter: max |logit diff| {gap(merged_mix_logits, cat_logits):.2e} "
-            f"· json alone vs mix adapter: {json_vs_cat:.2e}",
-         ru=f"объединённая смесь против адаптера смеси: макс. |разница логитов| "
-            f"{gap(merged_mix_logits, cat_logits):.2e} "
-            f"· только json против адаптера смеси: {json_vs_cat:.2e}"))
+print(
+    tr(
+        en=f"merged mix vs mix adapter: max |logit diff| {gap(merged_mix_logits, cat_logits):.2e} "
+        f"· json alone vs mix adapter: {json_vs_cat:.2e}",
+        ru=f"объединённая смесь против адаптера смеси: макс. |разница логитов| "
+        f"{gap(merged_mix_logits, cat_logits):.2e} "
+        f"· только json против адаптера смеси: {json_vs_cat:.2e}",
+    )
+)
 assert all(len(t) == REPEATS * len(DOMAINS) for t in latency.values())
 if MERGE_IN_MEMORY:  # merged = the mix it came from
     assert checks.logits_close(merged_mix_logits, cat_logits, profile)
@@ -857,27 +971,34 @@ if MERGE_IN_MEMORY:  # merged = the mix it came from
     else:
         assert checks.answers_agree(merged_answers, mix_answers, profile)
 else:  # re-quantized to 4-bit: checked on the merged files, as in section 2
-    errors = merge_errors(lesson.work_dir / "merged-mix", lora.get_delta_weight(MIX).float(),
-                          lora.get_delta_weight("json").float())
-    print(tr(en=f"merged − base vs the mix's update: {errors['right']:.2e} of its size (rounding alone: "
-                f"{errors['rounding']:.2e}) · vs json's alone: {errors['wrong']:.2f}",
-             ru=f"объединённая − базовая против обновления смеси: {errors['right']:.2e} его размера (одно округление: "
-                f"{errors['rounding']:.2e}) · против одного json: {errors['wrong']:.2f}"))
+    errors = merge_errors(
+        lesson.work_dir / "merged-mix", lora.get_delta_weight(MIX).float(), lora.get_delta_weight("json").float()
+    )
+    print(
+        tr(
+            en=f"merged − base vs the mix's update: {errors['right']:.2e} of its size (rounding alone: "
+            f"{errors['rounding']:.2e}) · vs json's alone: {errors['wrong']:.2f}",
+            ru=f"объединённая − базовая против обновления смеси: {errors['right']:.2e} его размера (одно округление: "
+            f"{errors['rounding']:.2e}) · против одного json: {errors['wrong']:.2f}",
+        )
+    )
     assert merged_correctly(errors)
 mean = {w: sum(quality[w].values()) / 3 for w in WAYS}
 print(tr(en="mean correct rate:", ru="средняя доля верных:"), {w: round(m, 2) for w, m in mean.items()})
 if checks.expects_quality(profile):
     assert mean["switching"] >= mean["weighted mix"], "each domain's own adapter should beat the one-size mix"
-print(tr(en="latency ratios: weighted mix / merged =", ru="отношения задержек: weighted mix / merged ="),
-      f"{best_ms['weighted mix'] / best_ms['merged mix']:.2f}, switching / merged = "
-      f"{best_ms['switching'] / best_ms['merged mix']:.2f}")
+print(
+    tr(en="latency ratios: weighted mix / merged =", ru="отношения задержек: weighted mix / merged ="),
+    f"{best_ms['weighted mix'] / best_ms['merged mix']:.2f}, switching / merged = "
+    f"{best_ms['switching'] / best_ms['merged mix']:.2f}",
+)
 
 # %% [markdown]
 # **When to use which.**
 #
 # | | switching (one base + adapters) | weighted mix (one adapter) | merged model |
 # |---|---|---|---|
-# | quality per domain | best: each request gets its specialist | skills interfere; tune type and weights | same as the mix it was made from |
+# | quality per domain | best: a specialist per request | skills interfere; tune type and weights | same as its mix |
 # | latency | LoRA overhead + a (cheap) switch | LoRA overhead | lowest: a plain model |
 # | memory | one base + N small adapters | one base + one adapter | one full model per behaviour |
 # | change behaviour at run time | yes (`set_adapter`, mixed batches) | sliders / weights | no — re-merge |
@@ -892,15 +1013,17 @@ print(tr(en="latency ratios: weighted mix / merged =", ru="отношения з
 #
 # | | переключение (одна базовая модель + адаптеры) | взвешенная смесь (один адаптер) | объединённая модель |
 # |---|---|---|---|
-# | качество по доменам | лучшее: каждый запрос получает своего специалиста | навыки мешают друг другу; подбирайте тип и веса | как у смеси, из которой она сделана |
+# | качество по доменам | лучшее: свой специалист на запрос | навыки мешают; подберите тип, веса | как у её смеси |
 # | задержка | накладные расходы LoRA + (дешёвое) переключение | накладные расходы LoRA | наименьшая: обычная модель |
-# | память | одна базовая модель + N маленьких адаптеров | одна базовая модель + один адаптер | одна полная модель на каждое поведение |
-# | смена поведения во время выполнения | да (`set_adapter`, смешанные батчи) | ползунки / веса | нет — только новое слияние |
+# | память | одна базовая модель + N малых адаптеров | базовая модель + один адаптер | по полной модели на поведение |
+# | смена поведения во время выполнения | да (`set_adapter`, смешанные батчи) | ползунки / веса | нет — новое слияние |
 # | нужен ли PEFT при обслуживании | да | да | нет |
 #
 # Много разных задач → переключение (или смешанные батчи, ноутбук 02; адаптер выбирает маршрутизатор, ноутбук 04).
-# Одно фиксированное поведение в продакшене, минимальная задержка, без PEFT → слияние (с fp16-базовой моделью, никогда с 4-битной).
-# Сочетание стилей, которого не даёт ни один адаптер в отдельности → взвешенная смесь, проверенная метриками по каждому домену.
+# Одно фиксированное поведение в продакшене, минимальная задержка, без PEFT → слияние
+# (с fp16-базовой моделью, никогда с 4-битной).
+# Сочетание стилей, которого не даёт ни один адаптер в отдельности → взвешенная смесь, проверенная метриками по каждому
+# домену.
 
 # %% [markdown]
 # ## Recap
@@ -964,4 +1087,5 @@ print(tr(en="latency ratios: weighted mix / merged =", ru="отношения з
 
 # %%
 from lessons_lib.quiz import show_quiz
+
 show_quiz("03")

@@ -101,8 +101,12 @@ from lessons_lib.router.data import heldout_rows, training_rows
 
 heldout = heldout_rows()
 texts = [r["text"] for r in heldout]
-print(tr(en="labels:", ru="метки:"), LABELS, tr(en="→ adapters:", ru="→ адаптеры:"),
-      [label_to_adapter(lbl) for lbl in LABELS])
+print(
+    tr(en="labels:", ru="метки:"),
+    LABELS,
+    tr(en="→ adapters:", ru="→ адаптеры:"),
+    [label_to_adapter(lbl) for lbl in LABELS],
+)
 print(tr(en="held-out:", ru="отложенная выборка:"), len(heldout), dict(Counter(r["label"] for r in heldout)))
 for row in heldout[:8]:
     print(f"  {row['label']:8s} {row['text'][:90]}")
@@ -142,9 +146,11 @@ for prompt in ["Convert this order to JSON", "Напиши функцию сор
 # (`ошибк` есть и в «исправь ошибку в моём коде») и запросы совсем без ключевых слов.
 
 # %%
-failures = ["You took the payment but my subscription still says inactive",
-            "У меня KeyError: 'name' при обращении к словарю, как его избежать?",
-            "Implement fizzbuzz, but print 'Boom' for multiples of 7 as well"]
+failures = [
+    "You took the payment but my subscription still says inactive",
+    "У меня KeyError: 'name' при обращении к словарю, как его избежать?",
+    "Implement fizzbuzz, but print 'Boom' for multiples of 7 as well",
+]
 for prompt in failures:
     d = keyword.route(prompt)
     print(f"{d.label:8s} ← {prompt[:60]!r}: {d.reason}")
@@ -189,8 +195,8 @@ from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from transformers import AutoModelForSequenceClassification
 
 from lessons_lib.models import free_memory, load_kwargs, load_tokenizer, model_source, quantization_config
-from lessons_lib.router.encode import encode_batch
 from lessons_lib.recipes import recipe_differences
+from lessons_lib.router.encode import encode_batch
 from lessons_lib.router.learned import half_dtype, no_load_report, router_lora_config
 from lessons_lib.train import keep_adapter_fp32
 
@@ -201,16 +207,28 @@ print(len(train_rows), tr(en="training prompts, e.g.:", ru="обучающих �
 
 with no_load_report():  # transformers would list `score` as "missing from the checkpoint": it is new, we train it
     classifier = AutoModelForSequenceClassification.from_pretrained(
-        model_source(profile), **load_kwargs(profile, quantization_config(profile)),  # dtype, 4-bit, GPU placement
-        num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={lbl: i for i, lbl in enumerate(LABELS)},
-        use_cache=False)  # a classifier never generates: no key/value cache
+        model_source(profile),
+        **load_kwargs(profile, quantization_config(profile)),  # dtype, 4-bit, GPU placement
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={lbl: i for i, lbl in enumerate(LABELS)},
+        use_cache=False,
+    )  # a classifier never generates: no key/value cache
 classifier.config.pad_token_id = tok.pad_token_id
 if getattr(classifier, "is_loaded_in_4bit", False):  # QLoRA: fp32 norms and head, gradient checkpointing
-    classifier = prepare_model_for_kbit_training(classifier, use_gradient_checkpointing=profile.gradient_checkpointing,
-                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
+    classifier = prepare_model_for_kbit_training(
+        classifier,
+        use_gradient_checkpointing=profile.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+    )
 recipe = profile.router_recipe  # steps, learning rate, batch, LoRA shape: the library's router recipe
-config = LoraConfig(task_type="SEQ_CLS", r=recipe.lora_r, lora_alpha=recipe.lora_alpha,
-                    lora_dropout=recipe.lora_dropout, target_modules=recipe.target_modules)
+config = LoraConfig(
+    task_type="SEQ_CLS",
+    r=recipe.lora_r,
+    lora_alpha=recipe.lora_alpha,
+    lora_dropout=recipe.lora_dropout,
+    target_modules=recipe.target_modules,
+)
 assert recipe_differences(config, router_lora_config(profile)) == {}  # every LoraConfig field: what load_router trains
 demo = get_peft_model(classifier, config)
 keep_adapter_fp32(demo)  # LoRA and the `score` copy train in fp32, whatever the base computes in
@@ -251,7 +269,7 @@ scaler = torch.amp.GradScaler(device.type, enabled=half == torch.float16)
 demo.train()
 losses, start = [], time.perf_counter()
 for step in range(DEMO_STEPS):
-    batch = train_rows[step * 16:(step + 1) * 16]
+    batch = train_rows[step * 16 : (step + 1) * 16]
     enc = encode_batch(tok, [r["text"] for r in batch], device)
     labels = torch.tensor([label_id[r["label"]] for r in batch], device=device)
     with torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None):
@@ -262,8 +280,12 @@ for step in range(DEMO_STEPS):
     optimizer.zero_grad()
     losses.append(loss.item())
 demo.eval()
-print(tr(en=f"{DEMO_STEPS} steps in {time.perf_counter() - start:.1f} s; loss {losses[0]:.3f} → {losses[-1]:.3f}",
-         ru=f"{DEMO_STEPS} шагов за {time.perf_counter() - start:.1f} с; loss {losses[0]:.3f} → {losses[-1]:.3f}"))
+print(
+    tr(
+        en=f"{DEMO_STEPS} steps in {time.perf_counter() - start:.1f} s; loss {losses[0]:.3f} → {losses[-1]:.3f}",
+        ru=f"{DEMO_STEPS} шагов за {time.perf_counter() - start:.1f} с; loss {losses[0]:.3f} → {losses[-1]:.3f}",
+    )
+)
 demo.save_pretrained(lesson.work_dir / "router-demo")
 print(sorted(p.name for p in (lesson.work_dir / "router-demo").iterdir()))
 assert all(loss == loss for loss in losses), "the loss became NaN"  # NaN != NaN
@@ -290,8 +312,9 @@ free_memory()
 from lessons_lib.router import load_router
 from lessons_lib.router.learned import router_train_steps
 
-learned = load_router("learned", profile, work_dir=lesson.work_dir, hub_namespace=lesson.hub_namespace,
-                      steps=router_train_steps(profile))
+learned = load_router(
+    "learned", profile, work_dir=lesson.work_dir, hub_namespace=lesson.hub_namespace, steps=router_train_steps(profile)
+)
 print(learned.model.peft_config["default"].task_type, tr(en="threshold", ru="порог"), learned.threshold)
 for prompt in failures:
     d = learned.route(prompt)
@@ -333,8 +356,10 @@ print(embedding.route("Turn this invoice into key/value pairs").reason)
 # %%
 from lessons_lib.router.metrics import evaluate_router, side_by_side
 
-reports = [evaluate_router(r, heldout, name) for name, r in
-           [("keyword", keyword), ("learned", learned), ("embedding", embedding)]]
+reports = [
+    evaluate_router(r, heldout, name)
+    for name, r in [("keyword", keyword), ("learned", learned), ("embedding", embedding)]
+]
 print(side_by_side(reports))
 for report in reports:
     print(f"\n{report.name}\n{report.table()}")
@@ -365,6 +390,7 @@ plt.show()
 # Задержка на один промпт при обработке по одному (то, что видит сервер при одиночном запросе), в виде отношения к
 # правилам по ключевым словам:
 
+
 # %%
 def ms_per_prompt(router, prompts):
     start = time.perf_counter()
@@ -374,8 +400,9 @@ def ms_per_prompt(router, prompts):
 
 
 sample = texts[:16]
-latency = {name: ms_per_prompt(r, sample) for name, r in [("keyword", keyword), ("learned", learned),
-                                                          ("embedding", embedding)]}
+latency = {
+    name: ms_per_prompt(r, sample) for name, r in [("keyword", keyword), ("learned", learned), ("embedding", embedding)]
+}
 for name, ms in latency.items():
     print(f"{name:10s} {ms:8.3f} {tr(en='ms/prompt', ru='мс/промпт')}   ×{ms / latency['keyword']:.0f} keyword")
 
@@ -408,10 +435,14 @@ assert len(heldout) >= 60 and set(Counter(r["label"] for r in heldout)) == set(L
 if expects_quality(profile):
     assert acc["learned"] > acc["keyword"], acc
 else:
-    print(tr(en=f"rehearsal: router trained {router_train_steps(profile)} steps, no accuracy claim "
-                f"(learned {acc['learned']:.3f}, keyword {acc['keyword']:.3f})",
-             ru=f"репетиция: маршрутизатор обучен {router_train_steps(profile)} шагов, о точности не судим "
-                f"(learned {acc['learned']:.3f}, keyword {acc['keyword']:.3f})"))
+    print(
+        tr(
+            en=f"rehearsal: router trained {router_train_steps(profile)} steps, no accuracy claim "
+            f"(learned {acc['learned']:.3f}, keyword {acc['keyword']:.3f})",
+            ru=f"репетиция: маршрутизатор обучен {router_train_steps(profile)} шагов, о точности не судим "
+            f"(learned {acc['learned']:.3f}, keyword {acc['keyword']:.3f})",
+        )
+    )
 
 # %% [markdown]
 # ## 6. RouterPlayground
@@ -434,8 +465,9 @@ from lessons_lib.widgets.router_playground import RouterPlayground
 del embedding
 free_memory()
 model = load_with_adapters(load_base(profile), profile, folders=folders)
-playground = RouterPlayground(learned, model, tok, prompt="Сделай из этого JSON: Олег, 40 лет, Пермь",
-                              max_new_tokens=profile.max_new_tokens)
+playground = RouterPlayground(
+    learned, model, tok, prompt="Сделай из этого JSON: Олег, 40 лет, Пермь", max_new_tokens=profile.max_new_tokens
+)
 playground
 
 # %%
@@ -493,8 +525,12 @@ for r in results:
     print(f"[{r.adapter:8s}] {r.prompt[:50]!r} → {r.answer[:70]!r}")
 alone = [generate(model, tok, r.prompt, profile.max_new_tokens, adapter_names=[r.adapter]) for r in results]
 rows = check_mixed_batch(model, tok, [r.prompt for r in results], [r.adapter for r in results], profile)
-print(tr(en=f"answers identical to one-adapter runs: {agreement([r.answer for r in results], alone):.0%}",
-         ru=f"ответы, совпадающие с прогонами одного адаптера: {agreement([r.answer for r in results], alone):.0%}"))
+print(
+    tr(
+        en=f"answers identical to one-adapter runs: {agreement([r.answer for r in results], alone):.0%}",
+        ru=f"ответы, совпадающие с прогонами одного адаптера: {agreement([r.answer for r in results], alone):.0%}",
+    )
+)
 print(describe_checks(rows))
 assert all(row.ok for row in rows), rows
 if exact_kernels(profile) or expects_quality(profile):
@@ -549,4 +585,5 @@ if exact_kernels(profile) or expects_quality(profile):
 
 # %%
 from lessons_lib.quiz import show_quiz
+
 show_quiz("04")

@@ -144,8 +144,12 @@ for label, call in bad_calls.items():
 assert len(errors) == len(bad_calls)
 assert "instruction, email, bug_report, meeting_notes" in errors["unknown template"]
 assert "non_empty" in errors["unknown rule"] and "e.g. width=40" in errors["width 0"]
-assert all(len(line) <= 24 for line in text_formatter("Adapters are small files that change what one base model does.",
-                                                      width=24, indent=2).split("\n"))
+assert all(
+    len(line) <= 24
+    for line in text_formatter(
+        "Adapters are small files that change what one base model does.", width=24, indent=2
+    ).split("\n")
+)
 
 # %% [markdown]
 # The tests in `tests/test_tools_functions.py` go further with *property tests* (hypothesis): for
@@ -159,9 +163,9 @@ assert all(len(line) <= 24 for line in text_formatter("Adapters are small files 
 # a default are `required`.
 
 # %% [markdown] lang="ru"
-# Тесты в `tests/test_tools_functions.py` идут дальше: это *тесты свойств* (hypothesis). На тысячах случайных
-# текстов ни одна отформатированная строка не превышает заданную ширину, и каждое слово сохраняется на своём месте; валидатор согласуется с независимо написанными эталонными проверками; каждый недопустимый аргумент
-# вызывает `ToolError`.
+# Тесты в `tests/test_tools_functions.py` идут дальше: это *тесты свойств* (hypothesis). На тысячах случайных текстов ни
+# одна отформатированная строка не превышает заданную ширину, и каждое слово сохраняется на своём месте; валидатор
+# согласуется с независимо написанными эталонными проверками; каждый недопустимый аргумент вызывает `ToolError`.
 #
 # ## 2. Схемы из кода и инструменты в промпте
 #
@@ -220,8 +224,16 @@ tok = load_tokenizer(profile)
 wrapped = text_formatter("one base, many adapters", width=12)
 example_chat = [
     {"role": "user", "content": "Wrap this to 12 characters: one base, many adapters"},
-    {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {
-        "name": "text_formatter", "arguments": {"text": "one base, many adapters", "width": 12}}}]},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {
+                "type": "function",
+                "function": {"name": "text_formatter", "arguments": {"text": "one base, many adapters", "width": 12}},
+            }
+        ],
+    },
     {"role": "tool", "content": wrapped},
 ]
 print(capabilities(tok), "\n")
@@ -261,8 +273,12 @@ if langchain_available():
     assert lc_tools["text_formatter"].invoke({"text": "a b c", "width": 0}).startswith("error: width must be")
     assert lc_tools["content_validator"].args["rules"]["type"] == "array"
 else:
-    print(tr(en="langchain_core is not installed: `pip install langchain-core` to try the LangChain versions.",
-             ru="langchain_core не установлен: `pip install langchain-core`, чтобы попробовать версии для LangChain."))
+    print(
+        tr(
+            en="langchain_core is not installed: `pip install langchain-core` to try the LangChain versions.",
+            ru="langchain_core не установлен: `pip install langchain-core`, чтобы попробовать версии для LangChain.",
+        )
+    )
 
 # %% [markdown]
 # ## 3. The tool-calling loop
@@ -314,14 +330,16 @@ class ScriptedModel:
         return self.replies.pop(0)
 
 
-clumsy = ScriptedModel([
-    '{"tool": "text_formatter", "arguments": {"text": "hello"',                  # malformed JSON
-    '{"tool": "summarize", "arguments": {"text": "hello"}}',                      # unknown tool
-    '{"tool": "text_formatter", "arguments": {"txt": "hello world", "width": 8}}',  # wrong argument name
-    call_text("text_formatter", {"text": "hello world", "width": 0}),             # the tool rejects width 0
-    call_text("text_formatter", {"text": "hello world", "width": 8}),
-    "Here is the formatted text:\nhello\nworld",
-])
+clumsy = ScriptedModel(
+    [
+        '{"tool": "text_formatter", "arguments": {"text": "hello"',  # malformed JSON
+        '{"tool": "summarize", "arguments": {"text": "hello"}}',  # unknown tool
+        '{"tool": "text_formatter", "arguments": {"txt": "hello world", "width": 8}}',  # wrong argument name
+        call_text("text_formatter", {"text": "hello world", "width": 0}),  # the tool rejects width 0
+        call_text("text_formatter", {"text": "hello world", "width": 8}),
+        "Here is the formatted text:\nhello\nworld",
+    ]
+)
 run = run_tool_loop(clumsy, "Wrap 'hello world' to 8 characters.", max_steps=8)
 print(run.transcript())
 
@@ -498,58 +516,94 @@ free_memory()
 found = find_artifact("tools", profile, lesson.work_dir, lesson.hub_namespace)  # shipped / work dir / Drive / Hub
 steps = DEMO_STEPS if found else TOOL_STEPS or profile.quick_train_steps
 recipe = tool_recipe(profile)
-train_rows = rows[:steps * recipe.batch_size * recipe.grad_accum]  # tokenize only what these steps use
-lora = LoraConfig(r=recipe.rank, lora_alpha=recipe.alpha, lora_dropout=recipe.lora_dropout,
-                  target_modules=recipe.target_modules, task_type="CAUSAL_LM", bias="none",
-                  modules_to_save=list(recipe.modules_to_save) if recipe.modules_to_save else None)  # tiny: lm_head
-args = sft_config(profile, lesson.work_dir / "tools_adapter" / "checkpoints", max_steps=steps,
-                  max_length=training_length(train_rows, tok, profile), learning_rate=recipe.learning_rate,
-                  per_device_train_batch_size=recipe.batch_size, gradient_accumulation_steps=recipe.grad_accum,
-                  logging_steps=max(1, steps // 6), save_strategy="no")
+train_rows = rows[: steps * recipe.batch_size * recipe.grad_accum]  # tokenize only what these steps use
+lora = LoraConfig(
+    r=recipe.rank,
+    lora_alpha=recipe.alpha,
+    lora_dropout=recipe.lora_dropout,
+    target_modules=recipe.target_modules,
+    task_type="CAUSAL_LM",
+    bias="none",
+    modules_to_save=list(recipe.modules_to_save) if recipe.modules_to_save else None,
+)  # tiny: lm_head
+args = sft_config(
+    profile,
+    lesson.work_dir / "tools_adapter" / "checkpoints",
+    max_steps=steps,
+    max_length=training_length(train_rows, tok, profile),
+    learning_rate=recipe.learning_rate,
+    per_device_train_batch_size=recipe.batch_size,
+    gradient_accumulation_steps=recipe.grad_accum,
+    logging_steps=max(1, steps // 6),
+    save_strategy="no",
+)
 library_lora, library_args = tool_configs(profile, args.output_dir, steps, args.max_length)  # train_tool_adapter's
 assert recipe_differences(lora, library_lora) == {}  # every LoraConfig field
 assert recipe_differences(args, library_args, ignore=("logging_steps", "save_strategy")) == {}  # a demo: no saves
-what = (tr(en="a short demo", ru="короткая демонстрация") if found
-        else tr(en="training the adapter", ru="обучаем адаптер"))
-print(tr(en=f"{what}: {steps} steps of {recipe.batch_size}x{recipe.grad_accum} rows, max_length {args.max_length} "
-            "(the longest row)",
-         ru=f"{what}: {steps} шагов по {recipe.batch_size}x{recipe.grad_accum} строк, max_length {args.max_length} "
-            "(самая длинная строка)"))
+what = (
+    tr(en="a short demo", ru="короткая демонстрация") if found else tr(en="training the adapter", ru="обучаем адаптер")
+)
+print(
+    tr(
+        en=f"{what}: {steps} steps of {recipe.batch_size}x{recipe.grad_accum} rows, max_length {args.max_length} "
+        "(the longest row)",
+        ru=f"{what}: {steps} шагов по {recipe.batch_size}x{recipe.grad_accum} строк, max_length {args.max_length} "
+        "(самая длинная строка)",
+    )
+)
 if found is None:
     print(tr(en="time:", ru="время:"), budget.describe_estimate("tools", profile, steps))
 to_train = load_base(profile)
 if is_quantized(to_train):  # QLoRA: norms to fp32, input gradients for gradient checkpointing
     to_train = prepare_model_for_kbit_training(to_train, use_gradient_checkpointing=args.gradient_checkpointing)
-trainer = SFTTrainer(model=get_peft_model(to_train, lora), args=args, train_dataset=Dataset.from_list(train_rows),
-                     processing_class=tok)
+trainer = SFTTrainer(
+    model=get_peft_model(to_train, lora), args=args, train_dataset=Dataset.from_list(train_rows), processing_class=tok
+)
 keep_adapter_fp32(trainer.model)  # TRL casts QLoRA adapters to bf16; fp16 AMP on a T4 needs fp32 weights
 trainer.train()
 losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
 moved = sum(p.detach().float().abs().sum().item() for n, p in trainer.model.named_parameters() if "lora_B" in n)
 positions = trainer.model.config.max_position_embeddings
-print("loss:", [round(x, 2) for x in losses],
-      tr(en=f"| sum of |lora_B| = {moved:.3g} (0 before training)",
-         ru=f"| сумма |lora_B| = {moved:.3g} (0 до обучения)"))
+print(
+    "loss:",
+    [round(x, 2) for x in losses],
+    tr(en=f"| sum of |lora_B| = {moved:.3g} (0 before training)", ru=f"| сумма |lora_B| = {moved:.3g} (0 до обучения)"),
+)
 
 # %%
 assert losses and all(math.isfinite(x) for x in losses) and moved > 0, "training must update LoRA with finite loss"
 if expects_quality(profile):
     assert losses[-1] < losses[0], "the loss should fall even in a short run"
 else:
-    why = (tr(en=f"rows of up to {args.max_length} tokens run past the tiny model's {positions} positions",
-              ru=f"строки до {args.max_length} токенов выходят за {positions} позиций крошечной модели")
-           if args.max_length > positions else tr(en=f"{steps} steps at the GPU profile's learning rate",
-                                                  ru=f"{steps} шагов со скоростью обучения GPU-профиля"))
-    print(tr(en=f"rehearsal: the GPU code path ran (loss {losses[0]:.2f} -> {losses[-1]:.2f}); no claim that it falls: "
-                f"{why}",
-             ru=f"репетиция: код для GPU отработал (loss {losses[0]:.2f} -> {losses[-1]:.2f}); что он падает, не "
-                f"утверждаем: {why}"))
+    why = (
+        tr(
+            en=f"rows of up to {args.max_length} tokens run past the tiny model's {positions} positions",
+            ru=f"строки до {args.max_length} токенов выходят за {positions} позиций крошечной модели",
+        )
+        if args.max_length > positions
+        else tr(
+            en=f"{steps} steps at the GPU profile's learning rate",
+            ru=f"{steps} шагов со скоростью обучения GPU-профиля",
+        )
+    )
+    print(
+        tr(
+            en=f"rehearsal: the GPU code path ran (loss {losses[0]:.2f} -> {losses[-1]:.2f}); no claim that it falls: "
+            f"{why}",
+            ru=f"репетиция: код для GPU отработал (loss {losses[0]:.2f} -> {losses[-1]:.2f}); что он падает, не "
+            f"утверждаем: {why}",
+        )
+    )
 if found is None:  # the real run: save it where this lesson (and a later runtime) finds it
     trainer.model.save_pretrained(lesson.work_dir / "tools_adapter")
     save_trained("tools", profile, lesson.work_dir / "tools_adapter", lesson.work_dir, steps)
 elif found.source == "shipped":
-    print(tr(en=f"(the shipped adapter ran the same recipe for {STEPS} steps)",
-             ru=f"(поставляемый адаптер прошёл тот же рецепт за {STEPS} шагов)"))
+    print(
+        tr(
+            en=f"(the shipped adapter ran the same recipe for {STEPS} steps)",
+            ru=f"(поставляемый адаптер прошёл тот же рецепт за {STEPS} шагов)",
+        )
+    )
 del trainer, to_train
 free_memory()
 tools_dir = resolve_artifact("tools", profile, lesson.work_dir, lesson.hub_namespace).folder
@@ -595,9 +649,14 @@ for item in raw["tools"][:3]:
     print(tr(en="call:   ", ru="вызов:  "), item["call"])
     print(tr(en="final:  ", ru="ответ:  "), (item["final"] or "")[:160], "\n")
 misses = [item for item in raw["tools"] if not item["score"].valid_args]
-print(tr(en=f"{len(misses)} adapter calls failed validation",
-         ru=f"вызовов адаптера, не прошедших проверку: {len(misses)}"),
-      *(m["score"].reason[:120] for m in misses[:3]), sep="\n")
+print(
+    tr(
+        en=f"{len(misses)} adapter calls failed validation",
+        ru=f"вызовов адаптера, не прошедших проверку: {len(misses)}",
+    ),
+    *(m["score"].reason[:120] for m in misses[:3]),
+    sep="\n",
+)
 
 # %%
 heldout = tool_examples(N_EVAL, "heldout")
@@ -610,12 +669,16 @@ if expects_quality(profile) and base_never_saw_tools(profile):  # a chat base ma
     assert base_report.correct_tool <= 0.2 and base_report.valid_args <= 0.2, base_report
     assert tools_report.correct_tool - base_report.correct_tool >= 0.5
 if not expects_quality(profile):
-    print(tr(en=f"rehearsal: {N_EVAL} requests scored through both adapters (adapter correct tool "
-                f"{tools_report.correct_tool:.2f}, base {base_report.correct_tool:.2f}); "
-                f"no quality claim after {steps} training steps",
-             ru=f"репетиция: {N_EVAL} запросов оценены через оба варианта (верный инструмент у адаптера "
-                f"{tools_report.correct_tool:.2f}, у base {base_report.correct_tool:.2f}); "
-                f"о качестве после {steps} шагов обучения не судим"))
+    print(
+        tr(
+            en=f"rehearsal: {N_EVAL} requests scored through both adapters (adapter correct tool "
+            f"{tools_report.correct_tool:.2f}, base {base_report.correct_tool:.2f}); "
+            f"no quality claim after {steps} training steps",
+            ru=f"репетиция: {N_EVAL} запросов оценены через оба варианта (верный инструмент у адаптера "
+            f"{tools_report.correct_tool:.2f}, у base {base_report.correct_tool:.2f}); "
+            f"о качестве после {steps} шагов обучения не судим",
+        )
+    )
 
 # %% [markdown]
 # Template held-out requests still share their *shape* with the training data. The harder test is
@@ -631,7 +694,7 @@ if not expects_quality(profile):
 from lessons_lib.tools.data import read_handwritten
 
 hand = read_handwritten()
-hand = hand[::max(1, len(hand) // profile.eval_examples)]  # all 60, or an even spread on a small eval budget
+hand = hand[:: max(1, len(hand) // profile.eval_examples)]  # all 60, or an even spread on a small eval budget
 hand_reports, hand_raw = evaluate_tools(model, tok, ["__base__", "tools"], examples=hand, max_new_tokens=MAX_NEW)
 print(format_table([r.row() for r in hand_reports]))
 hand_base, hand_tools = hand_reports
@@ -643,10 +706,14 @@ if expects_quality(profile):
 if expects_quality(profile) and base_never_saw_tools(profile):
     assert hand_base.correct_tool <= 0.2 and hand_tools.correct_tool - hand_base.correct_tool >= 0.5, hand_base
 if not expects_quality(profile):
-    print(tr(en=f"rehearsal: {len(hand)} hand-written requests scored; adapter correct tool "
-                f"{hand_tools.correct_tool:.2f}",
-             ru=f"репетиция: оценено {len(hand)} написанных вручную запросов; верный инструмент у адаптера "
-                f"{hand_tools.correct_tool:.2f}"))
+    print(
+        tr(
+            en=f"rehearsal: {len(hand)} hand-written requests scored; adapter correct tool "
+            f"{hand_tools.correct_tool:.2f}",
+            ru=f"репетиция: оценено {len(hand)} написанных вручную запросов; верный инструмент у адаптера "
+            f"{hand_tools.correct_tool:.2f}",
+        )
+    )
 
 # %% [markdown]
 # Read the tables honestly (the figures below are the tiny profile's; on a GPU profile read your own the
@@ -732,13 +799,17 @@ strict = tool_schemas()
 print("rules:", strict[2]["function"]["parameters"]["properties"]["rules"])
 grammar = CallGrammar(strict)
 print(call_pattern(strict)[:200], "...\n")
-for prefix in ['{"tool": "text_formatter", "arguments": {"text": "Hi", "width": 2',
-               '{"tool": "text_formater"',
-               '{"tool": "content_validator", "arguments": {"text": "Hi", "rules": ["max_length:',
-               '{"tool": "content_validator", "arguments": {"text": "Hi", "rules": ["short']:
+for prefix in [
+    '{"tool": "text_formatter", "arguments": {"text": "Hi", "width": 2',
+    '{"tool": "text_formater"',
+    '{"tool": "content_validator", "arguments": {"text": "Hi", "rules": ["max_length:',
+    '{"tool": "content_validator", "arguments": {"text": "Hi", "rules": ["short',
+]:
     print(f"{str(grammar.viable(prefix.encode())):5s} {prefix}")
 assert grammar.viable(b'{"tool": "text_formatter", "arguments": {"text": "Hi", "width": 2')
-assert not grammar.viable(b'{"tool": "text_formater"') and not grammar.viable(b'{"tool": "content_validator", "arguments": {"text": "Hi", "rules": ["short')
+assert not grammar.viable(b'{"tool": "text_formater"') and not grammar.viable(
+    b'{"tool": "content_validator", "arguments": {"text": "Hi", "rules": ["short'
+)
 
 # %% [markdown]
 # The hook in action on a request whose free call broke (the `transformers` call stays visible). The
@@ -767,13 +838,21 @@ request = misses[0]["request"] if misses else demo[0].request
 enc = tok([chat_text(tok, request, tools=schemas)], return_tensors="pt", add_special_tokens=False).to(model.device)
 constraint = CallConstraint(tok, [CallGrammar(strict)], prompt_length=enc.input_ids.shape[1])
 with torch.no_grad():
-    out = model.generate(**enc, max_new_tokens=MAX_NEW, do_sample=False, adapter_names=["tools"],
-                         prefix_allowed_tokens_fn=constraint, pad_token_id=tok.pad_token_id,
-                         eos_token_id=tok.eos_token_id)
-constrained_call = tok.decode(out[0, enc.input_ids.shape[1]:], skip_special_tokens=True)
+    out = model.generate(
+        **enc,
+        max_new_tokens=MAX_NEW,
+        do_sample=False,
+        adapter_names=["tools"],
+        prefix_allowed_tokens_fn=constraint,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+constrained_call = tok.decode(out[0, enc.input_ids.shape[1] :], skip_special_tokens=True)
 print(tr(en="request:    ", ru="запрос:         "), request)
-free_call = next((m["call"] for m in misses if m["request"] == request),
-                 tr(en="(no free miss this run)", ru="(в этом запуске промахов нет)"))
+free_call = next(
+    (m["call"] for m in misses if m["request"] == request),
+    tr(en="(no free miss this run)", ru="(в этом запуске промахов нет)"),
+)
 print(tr(en="free:       ", ru="свободный:      "), free_call)
 print(tr(en="constrained:", ru="с ограничением:"), constrained_call)
 assert keeps_promise(constrained_call)
@@ -787,20 +866,27 @@ if expects_quality(profile):  # MAX_NEW >= 128 tokens holds a whole call
 # Теперь вся отложенная выборка с `tool_choice="required"` (только первый ход: меняются именно вызовы):
 
 # %%
-required_reports, required_raw = evaluate_tools(model, tok, ["__base__", "tools"], n=N_EVAL, max_new_tokens=MAX_NEW,
-                                                turns=1, tool_choice="required")
+required_reports, required_raw = evaluate_tools(
+    model, tok, ["__base__", "tools"], n=N_EVAL, max_new_tokens=MAX_NEW, turns=1, tool_choice="required"
+)
 print(format_table([{k: v for k, v in r.row().items() if k != "final answer"} for r in reports + required_reports]))
 base_required, tools_required = required_reports
 
 # %%
-calls = [item["call"] for item in required_raw["base · schema-constrained"] + required_raw["tools · schema-constrained"]]
+calls = [
+    item["call"] for item in required_raw["base · schema-constrained"] + required_raw["tools · schema-constrained"]
+]
 finished = [c for c in calls if grammar.complete(c.strip().encode())]
 assert all(keeps_promise(c) for c in calls)  # the grammar's promise, on every profile
 cut = len(calls) - len(finished)
-print(tr(en=f"{len(finished)}/{len(calls)} constrained calls are whole within {MAX_NEW} new tokens and validate"
-            + (f"; the other {cut} were cut short and are beginnings of valid calls" if cut else ""),
-         ru=f"{len(finished)}/{len(calls)} вызовов с ограничением целые в пределах {MAX_NEW} новых токенов и проходят "
-            "проверку" + (f"; остальные {cut} обрезаны и являются началами корректных вызовов" if cut else "")))
+print(
+    tr(
+        en=f"{len(finished)}/{len(calls)} constrained calls are whole within {MAX_NEW} new tokens and validate"
+        + (f"; the other {cut} were cut short and are beginnings of valid calls" if cut else ""),
+        ru=f"{len(finished)}/{len(calls)} вызовов с ограничением целые в пределах {MAX_NEW} новых токенов и проходят "
+        "проверку" + (f"; остальные {cut} обрезаны и являются началами корректных вызовов" if cut else ""),
+    )
+)
 if expects_quality(profile):
     assert len(finished) == len(calls)
     assert tools_required.correct_tool >= 0.9 and tools_required.valid_args >= 0.9, tools_required  # the goal
@@ -865,18 +951,54 @@ for ex in demo:
 from lessons_lib.data import DOMAINS, examples
 from lessons_lib.router import DEFAULT_RULES, KeywordRouter
 
-TOOL_WORDS = ["wrap", "reflow", "indent", "width", "columns", "characters", "formatter", "format the text",
-              "template", "blank", "validate", "verify", "check that", "checks", "make sure", "confirm",
-              "перенеси", "разбей", "выровняй", "отформатируй", "форматтер", "отступ", "ширин", "символов",
-              "шаблон", "заготовк", "проверь", "проверк", "валидируй", "убедись", "подтверди"]
+TOOL_WORDS = [
+    "wrap",
+    "reflow",
+    "indent",
+    "width",
+    "columns",
+    "characters",
+    "formatter",
+    "format the text",
+    "template",
+    "blank",
+    "validate",
+    "verify",
+    "check that",
+    "checks",
+    "make sure",
+    "confirm",
+    "перенеси",
+    "разбей",
+    "выровняй",
+    "отформатируй",
+    "форматтер",
+    "отступ",
+    "ширин",
+    "символов",
+    "шаблон",
+    "заготовк",
+    "проверь",
+    "проверк",
+    "валидируй",
+    "убедись",
+    "подтверди",
+]
 router = KeywordRouter(rules={"tools": TOOL_WORDS, **DEFAULT_RULES})
 
 tool_requests = [ex.request for ex in tool_examples(60, "heldout", seed=5)]
 domain_requests = {d: [ex.prompt for ex in examples(d, 20, "heldout", seed=5)] for d in DOMAINS}
-route_rows = [{"requests": "tools", "n": len(tool_requests),
-               "routed right": sum(router.route(t).label == "tools" for t in tool_requests) / len(tool_requests)}]
-route_rows += [{"requests": d, "n": len(texts), "routed right": sum(router.route(t).label == d for t in texts) / len(texts)}
-               for d, texts in domain_requests.items()]
+route_rows = [
+    {
+        "requests": "tools",
+        "n": len(tool_requests),
+        "routed right": sum(router.route(t).label == "tools" for t in tool_requests) / len(tool_requests),
+    }
+]
+route_rows += [
+    {"requests": d, "n": len(texts), "routed right": sum(router.route(t).label == d for t in texts) / len(texts)}
+    for d, texts in domain_requests.items()
+]
 print(format_table(route_rows))
 assert all(row["routed right"] >= 0.9 for row in route_rows), route_rows
 
@@ -1013,10 +1135,18 @@ assert set(side) == {PLAIN, DESIGNER} and "<table" in toggle.output.value
 N_STYLE = min(12, profile.eval_examples)
 rows_style = []
 for label, system in (("no prompt", None), ("cognitive designer", system_prompt("en"))):
-    reps, _ = evaluate_tools(model, tok, ["__base__", "tools"], n=N_STYLE, max_new_tokens=MAX_NEW, system=system,
-                             turns=1)
-    rows_style += [{"system prompt": label, "model": r.label, "correct tool": round(r.correct_tool, 2),
-                    "valid args": round(r.valid_args, 2)} for r in reps]
+    reps, _ = evaluate_tools(
+        model, tok, ["__base__", "tools"], n=N_STYLE, max_new_tokens=MAX_NEW, system=system, turns=1
+    )
+    rows_style += [
+        {
+            "system prompt": label,
+            "model": r.label,
+            "correct tool": round(r.correct_tool, 2),
+            "valid args": round(r.valid_args, 2),
+        }
+        for r in reps
+    ]
 print(format_table(rows_style))
 
 # %%
@@ -1137,4 +1267,5 @@ if expects_quality(profile):
 
 # %%
 from lessons_lib.quiz import show_quiz
+
 show_quiz("05")

@@ -39,7 +39,8 @@
 #   клиент `openai`, выбирать адаптер для каждого запроса параметром `model=...` и корректно остановить сервер.
 # - Понимать ошибки сервера: неизвестная модель (404), пустой список сообщений (400), слишком длинный промпт (400),
 #   имена адаптеров, похожие на пути (отклоняются).
-# - Передать те же адаптеры без изменений в vLLM (`--enable-lora --lora-modules '{"name": ..., "path": ...}'`) или LoRAX.
+# - Передать те же адаптеры без изменений в vLLM
+#   (`--enable-lora --lora-modules '{"name": ..., "path": ...}'`) или LoRAX.
 
 # %% tags=["parameters"]
 PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
@@ -120,6 +121,7 @@ print(budget.memory_plan(lesson.profile, "06"))
 
 # %%
 import time
+
 from peft import PeftModel
 
 from lessons_lib.adapters import COURSE_ADAPTERS, course_artifacts
@@ -146,13 +148,19 @@ mixed_s = time.perf_counter() - start
 start = time.perf_counter()
 one_by_one = [generate(model, tok, p, SHORT, adapter_names=[n]) for p, n in rows]
 single_s = time.perf_counter() - start
-print(tr(en=f"{len(rows)} rows: one mixed batch {mixed_s:.2f} s, one row at a time {single_s:.2f} s "
-            f"({single_s / mixed_s:.1f}x)",
-         ru=f"{len(rows)} строк: один смешанный батч {mixed_s:.2f} с, по одной строке {single_s:.2f} с "
-            f"({single_s / mixed_s:.1f}x)"))
+print(
+    tr(
+        en=f"{len(rows)} rows: one mixed batch {mixed_s:.2f} s, one row at a time {single_s:.2f} s "
+        f"({single_s / mixed_s:.1f}x)",
+        ru=f"{len(rows)} строк: один смешанный батч {mixed_s:.2f} с, по одной строке {single_s:.2f} с "
+        f"({single_s / mixed_s:.1f}x)",
+    )
+)
 row_checks = check_mixed_batch(model, tok, [p for p, _ in rows], [n for _, n in rows], profile)
-print(tr(en="answers identical to one-adapter runs:", ru="ответы, совпадающие с прогонами одного адаптера:"),
-      f"{agreement(mixed, one_by_one):.0%}")
+print(
+    tr(en="answers identical to one-adapter runs:", ru="ответы, совпадающие с прогонами одного адаптера:"),
+    f"{agreement(mixed, one_by_one):.0%}",
+)
 print(describe_checks(row_checks))
 assert all(r.ok for r in row_checks), row_checks
 if exact_kernels(profile) or expects_quality(profile):
@@ -183,16 +191,18 @@ adapter_rows = [(p, n) for p, n in rows if n != "__base__"]  # set_adapter canno
 
 def naive_request(row):
     prompt, name = row
-    model.set_adapter(name)  # global: changes the adapter for every thread
-    return generate(model, tok, prompt, SHORT)
+    model.set_adapter(name)  # noqa: F821 - global: changes the adapter for every thread (`del model` comes later)
+    return generate(model, tok, prompt, SHORT)  # noqa: F821
 
 
 with ThreadPoolExecutor(max_workers=4) as pool:
     naive = list(pool.map(naive_request, adapter_rows))
 references = dict(zip(rows, one_by_one))  # (prompt, adapter) -> that adapter's answer, one row at a time
 naive_report = cross_talk_report(naive, [p for p, _ in adapter_rows], [n for _, n in adapter_rows], references)
-print(tr(en="naive set_adapter + generate from 4 threads:", ru="наивные set_adapter + generate из 4 потоков:"),
-      naive_report.summary())
+print(
+    tr(en="naive set_adapter + generate from 4 threads:", ru="наивные set_adapter + generate из 4 потоков:"),
+    naive_report.summary(),
+)
 
 # %% [markdown]
 # (Measured once on the course's 2-CPU machine with 36 requests and 8 threads: 33 of 36 wrong.) A lock
@@ -268,8 +278,12 @@ print(" ".join(server_command(profile.name, PORT, extra=extra)))
 start = time.perf_counter()
 server, URL = start_server(profile.name, PORT, extra=extra, log_path=lesson.work_dir / "server.log", timeout=600)
 health = httpx.get(f"{URL}/health", timeout=5).json()
-print(tr(en=f"server ready in {time.perf_counter() - start:.1f} s at {URL}",
-         ru=f"сервер готов за {time.perf_counter() - start:.1f} с по адресу {URL}"))
+print(
+    tr(
+        en=f"server ready in {time.perf_counter() - start:.1f} s at {URL}",
+        ru=f"сервер готов за {time.perf_counter() - start:.1f} с по адресу {URL}",
+    )
+)
 print(health)
 
 # %% [markdown]
@@ -288,15 +302,23 @@ from lessons_lib.env import in_colab
 if in_colab():
     from google.colab.output import eval_js, serve_kernel_port_as_window
 
-    print(tr(en="web page (opens in your browser through Colab's proxy):",
-             ru="веб-страница (открывается в браузере через прокси Colab):"),
-          eval_js(f"google.colab.kernel.proxyPort({PORT})"))
+    print(
+        tr(
+            en="web page (opens in your browser through Colab's proxy):",
+            ru="веб-страница (открывается в браузере через прокси Colab):",
+        ),
+        eval_js(f"google.colab.kernel.proxyPort({PORT})"),
+    )
     serve_kernel_port_as_window(PORT, path="/")
 else:
-    print(tr(en=f"web page: {URL}/  (streamed answers, weight sliders for a mix, a side-by-side compare view, "
-                "the router's choice for auto)",
-             ru=f"веб-страница: {URL}/  (ответы потоком, ползунки весов для смеси, сравнение моделей рядом, "
-                "выбор маршрутизатора для auto)"))
+    print(
+        tr(
+            en=f"web page: {URL}/  (streamed answers, weight sliders for a mix, a side-by-side compare view, "
+            "the router's choice for auto)",
+            ru=f"веб-страница: {URL}/  (ответы потоком, ползунки весов для смеси, сравнение моделей рядом, "
+            "выбор маршрутизатора для auto)",
+        )
+    )
 
 # %% [markdown]
 # ## 3. Plain HTTP
@@ -334,9 +356,11 @@ print(tr(en="prompt:", ru="промпт:"), json_prompt, "\n")
 for name in model_ids:
     reply = ask(name, json_prompt)
     route = f"  <- {tr(en='router', ru='маршрутизатор')}: {reply['route']['reason']}" if reply["route"] else ""
-    print(f"{name:8s} {tr(en='answered by', ru='ответил')} {reply['adapter']:8s} "
-          f"{reply['timing']['latency_ms']:7.1f} {tr(en='ms', ru='мс')}  "
-          f"{reply['choices'][0]['message']['content'][:60]!r}{route}")
+    print(
+        f"{name:8s} {tr(en='answered by', ru='ответил')} {reply['adapter']:8s} "
+        f"{reply['timing']['latency_ms']:7.1f} {tr(en='ms', ru='мс')}  "
+        f"{reply['choices'][0]['message']['content'][:60]!r}{route}"
+    )
     assert reply["model"] == reply["adapter"] and (name == "auto" or reply["adapter"] == name)
 
 # %% [markdown]
@@ -371,18 +395,24 @@ client = OpenAI(base_url=f"{URL}/v1", api_key="not-needed")
 print([m.id for m in client.models.list()])
 
 support_prompt = prompts[2]
-reply = client.chat.completions.create(model="support", messages=[{"role": "user", "content": support_prompt}],
-                                       max_tokens=SHORT)
+reply = client.chat.completions.create(
+    model="support", messages=[{"role": "user", "content": support_prompt}], max_tokens=SHORT
+)
 print(reply.model, "->", reply.choices[0].message.content)
 assert reply.model == "support"
 assert reply.choices[0].message.content == ask("support", support_prompt)["choices"][0]["message"]["content"]
 
-auto = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": support_prompt}],
-                                      max_tokens=SHORT)
+auto = client.chat.completions.create(
+    model="auto", messages=[{"role": "user", "content": support_prompt}], max_tokens=SHORT
+)
 print(tr(en="auto picked", ru="auto выбрал"), auto.model)
 
-mix = client.chat.completions.create(model="mix", messages=[{"role": "user", "content": support_prompt}],
-                                     max_tokens=SHORT, extra_body={"adapter_weights": {"support": 1.0}})
+mix = client.chat.completions.create(
+    model="mix",
+    messages=[{"role": "user", "content": support_prompt}],
+    max_tokens=SHORT,
+    extra_body={"adapter_weights": {"support": 1.0}},
+)
 print(mix.model, "->", mix.choices[0].message.content)
 assert mix.choices[0].message.content == reply.choices[0].message.content  # a mix of one adapter at 1.0 is that adapter
 
@@ -437,23 +467,34 @@ from lessons_lib.tools.loop import result_text
 from lessons_lib.tools.schemas import tool_schemas
 
 pieces = []
-for chunk in client.chat.completions.create(model="json", messages=[{"role": "user", "content": json_prompt}],
-                                            max_tokens=SHORT, stream=True):
+for chunk in client.chat.completions.create(
+    model="json", messages=[{"role": "user", "content": json_prompt}], max_tokens=SHORT, stream=True
+):
     if chunk.choices and chunk.choices[0].delta.content:
         pieces.append(chunk.choices[0].delta.content)
 print(tr(en=f"streamed in {len(pieces)} pieces:", ru=f"пришло {len(pieces)} кусками:"), pieces[:6], "...")
 assert "".join(pieces) == ask("json", json_prompt)["choices"][0]["message"]["content"]  # same text as plain
 
-samples = [client.chat.completions.create(model="support", messages=[{"role": "user", "content": support_prompt}],
-                                          max_tokens=SHORT, n=3, temperature=1.0, seed=0) for _ in range(2)]
+samples = [
+    client.chat.completions.create(
+        model="support",
+        messages=[{"role": "user", "content": support_prompt}],
+        max_tokens=SHORT,
+        n=3,
+        temperature=1.0,
+        seed=0,
+    )
+    for _ in range(2)
+]
 for choice in samples[0].choices:
     print(f"n={choice.index}:", repr(choice.message.content[:70]))
 assert [c.message.content for c in samples[0].choices] == [c.message.content for c in samples[1].choices]  # same seed
 
 refused = None
 try:
-    client.chat.completions.create(model="json", messages=[{"role": "user", "content": "hi"}],
-                                   extra_body={"best_of": 2})  # an OpenAI field this server does not implement
+    client.chat.completions.create(
+        model="json", messages=[{"role": "user", "content": "hi"}], extra_body={"best_of": 2}
+    )  # an OpenAI field this server does not implement
 except openai.BadRequestError as err:
     refused = err
 print(tr(en="refused:", ru="отклонено:"), refused.status_code, refused.param, "-", refused.message[:70])
@@ -463,8 +504,9 @@ assert refused.param == "best_of"
 tool_model = "tools" if "tools" in model_ids else "base"  # notebook 05's adapter, where this profile has it
 schemas = tool_schemas()
 messages = [{"role": "user", "content": "Format the text to width 21, indent 4: Warsaw gets a new blender today."}]
-reply = client.chat.completions.create(model=tool_model, messages=messages, tools=schemas, tool_choice="required",
-                                       max_tokens=health["max_tokens"])
+reply = client.chat.completions.create(
+    model=tool_model, messages=messages, tools=schemas, tool_choice="required", max_tokens=health["max_tokens"]
+)
 choice = reply.choices[0]
 print(tool_model, "->", choice.finish_reason, choice.message.tool_calls)
 if choice.finish_reason == "length":  # rehearsal profiles answer only a few tokens: the call did not fit
@@ -474,12 +516,18 @@ else:
     call = choice.message.tool_calls[0]
     result = TOOL_FUNCTIONS[call.function.name](**json.loads(call.function.arguments))
     print(tr(en="tool result:", ru="результат инструмента:"), repr(result_text(result)[:80]))
-    messages += [choice.message.model_dump(exclude_none=True),
-                 {"role": "tool", "tool_call_id": call.id, "content": result_text(result)}]
-    final = client.chat.completions.create(model=tool_model, messages=messages, tools=schemas,
-                                           max_tokens=health["max_tokens"])
-    print(tr(en="final answer:", ru="итоговый ответ:"), final.choices[0].finish_reason,
-          repr(final.choices[0].message.content))
+    messages += [
+        choice.message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": result_text(result)},
+    ]
+    final = client.chat.completions.create(
+        model=tool_model, messages=messages, tools=schemas, max_tokens=health["max_tokens"]
+    )
+    print(
+        tr(en="final answer:", ru="итоговый ответ:"),
+        final.choices[0].finish_reason,
+        repr(final.choices[0].message.content),
+    )
 
 # %% [markdown]
 # ## 5. Many requests at once: latency, throughput, and no cross-talk
@@ -518,8 +566,11 @@ else:
 # запросы: с обученными адаптерами это большинство.
 
 # %%
-traffic = [(name, p) for p in prompts + [examples("json", 1, "heldout", seed=9)[0].prompt]
-           for name in (*COURSE_ADAPTERS, "auto")]
+traffic = [
+    (name, p)
+    for p in prompts + [examples("json", 1, "heldout", seed=9)[0].prompt]
+    for name in (*COURSE_ADAPTERS, "auto")
+]
 
 start = time.perf_counter()
 sequential = [ask(name, p) for name, p in traffic]
@@ -532,15 +583,23 @@ concurrent_s = time.perf_counter() - start
 
 head = tr(en="total s|req/s|median latency ms|batches", ru="всего, с|запр./с|медиана задержки, мс|батчи").split("|")
 print(f"{'':22s}{head[0]:>9s}{head[1]:>8s}{head[2]:>19s}{head[3]:>9s}")
-for label, replies, seconds in ((tr(en="one at a time", ru="по одному"), sequential, sequential_s),
-                                (tr(en="16 at once", ru="16 сразу"), concurrent, concurrent_s)):
+for label, replies, seconds in (
+    (tr(en="one at a time", ru="по одному"), sequential, sequential_s),
+    (tr(en="16 at once", ru="16 сразу"), concurrent, concurrent_s),
+):
     latencies = sorted(r["timing"]["latency_ms"] for r in replies)
     batch_sizes = {r["timing"]["batch_size"] for r in replies}
-    print(f"{label:22s}{seconds:9.2f}{len(replies) / seconds:8.1f}{latencies[len(latencies) // 2]:19.0f}"
-          f"{str(sorted(batch_sizes)):>9s}")
-print(tr(en="throughput ratio (concurrent / sequential):",
-         ru="отношение пропускной способности (параллельно / по одному):"),
-      f"{sequential_s / concurrent_s:.1f}x")
+    print(
+        f"{label:22s}{seconds:9.2f}{len(replies) / seconds:8.1f}{latencies[len(latencies) // 2]:19.0f}"
+        f"{str(sorted(batch_sizes)):>9s}"
+    )
+print(
+    tr(
+        en="throughput ratio (concurrent / sequential):",
+        ru="отношение пропускной способности (параллельно / по одному):",
+    ),
+    f"{sequential_s / concurrent_s:.1f}x",
+)
 assert max(r["timing"]["batch_size"] for r in concurrent) > 1  # the worker really batched them
 
 # %%
@@ -565,12 +624,16 @@ if exact_kernels(profile) or expects_quality(profile):
     assert report.same_share >= min_agreement(profile)  # 100% on exact kernels, 80% on fp16 ones
     assert report.telling >= len(traffic) // 2, "the adapters answer alike: cross-talk would go unseen"
 else:
-    print(tr(en=f"rehearsal: {report.same_share:.0%} identical and {report.telling}/{len(traffic)} requests able to "
-                "show cross-talk, printed, not asserted (quick-trained adapters on 4-bit tiny weights); section 1's "
-                "logit check is what tells the adapters apart here",
-             ru=f"репетиция: {report.same_share:.0%} совпадают, и {report.telling}/{len(traffic)} запросов способны "
-                "показать перекрёстные помехи; печатаем, не проверяем (наскоро обученные адаптеры на 4-битных весах "
-                "tiny); здесь адаптеры различает проверка логитов из раздела 1"))
+    print(
+        tr(
+            en=f"rehearsal: {report.same_share:.0%} identical and {report.telling}/{len(traffic)} requests able to "
+            "show cross-talk, printed, not asserted (quick-trained adapters on 4-bit tiny weights); section 1's "
+            "logit check is what tells the adapters apart here",
+            ru=f"репетиция: {report.same_share:.0%} совпадают, и {report.telling}/{len(traffic)} запросов способны "
+            "показать перекрёстные помехи; печатаем, не проверяем (наскоро обученные адаптеры на 4-битных весах "
+            "tiny); здесь адаптеры различает проверка логитов из раздела 1",
+        )
+    )
 
 # %% [markdown]
 # The "batches" column is the batch sizes the requests were answered in: one at a time each request is a
@@ -596,6 +659,7 @@ else:
 # (Ещё один случай проверяется в `tests/test_serve.py`: если падает сама генерация, этот запрос получает 500
 # с текстом ошибки, остальные запросы из его батча повторяются по отдельности и получают ответ, а сервер продолжает
 # работу.)
+
 
 # %%
 def status_and_message(body: dict) -> tuple[int, str]:
@@ -629,8 +693,24 @@ import sys
 
 from lessons_lib.paths import REPO_DIR
 
-cli = subprocess.run([sys.executable, "-m", "lessons_lib.serve", "ask", prompts[1], "--adapter", "auto",
-                      "--url", URL, "--max-tokens", str(SHORT)], capture_output=True, text=True, cwd=REPO_DIR)
+cli = subprocess.run(
+    [
+        sys.executable,
+        "-m",
+        "lessons_lib.serve",
+        "ask",
+        prompts[1],
+        "--adapter",
+        "auto",
+        "--url",
+        URL,
+        "--max-tokens",
+        str(SHORT),
+    ],
+    capture_output=True,
+    text=True,
+    cwd=REPO_DIR,
+)
 print(cli.stdout)
 assert cli.returncode == 0 and "answered by" in cli.stdout
 
@@ -669,7 +749,10 @@ print("# vLLM (OpenAI-compatible server on port 8000)\n" + plan["vllm"])
 print("\n# LoRAX (adapters load per request from the mounted store)\n" + plan["lorax"])
 print()
 for row in plan["mapping"]:
-    print(f"our model={row['our model']!r:10} vLLM model={row['vllm model']!r:52} LoRAX adapter_id={row['lorax adapter_id']!r}")
+    print(
+        f"our model={row['our model']!r:10} vLLM model={row['vllm model']!r:52} "
+        f"LoRAX adapter_id={row['lorax adapter_id']!r}"
+    )
 for name, reason in plan["left_out"].items():
     print(f"left out of vLLM: {name}: {reason}")
 args = plan["vllm_args"]
@@ -700,8 +783,12 @@ from lessons_lib.serve.process import port_is_open, stop_server
 
 exit_code = stop_server(server, timeout=20)  # SIGINT; kill only if it hangs
 port_open = port_is_open(URL)
-print(tr(en=f"server exited with code {exit_code}; port {PORT} open: {port_open}",
-         ru=f"сервер завершился с кодом {exit_code}; порт {PORT} открыт: {port_open}"))
+print(
+    tr(
+        en=f"server exited with code {exit_code}; port {PORT} open: {port_open}",
+        ru=f"сервер завершился с кодом {exit_code}; порт {PORT} открыт: {port_open}",
+    )
+)
 assert server.poll() is not None and not port_open
 
 # %% [markdown]
@@ -736,10 +823,10 @@ assert server.poll() is not None and not port_open
 # - Активный адаптер PEFT — глобальное состояние: параллельные вызовы `set_adapter` + `generate` могут ответить
 #   не тем адаптером. Пусть моделью владеет один рабочий поток, а каждая строка получает свой адаптер через
 #   `adapter_names`.
-# - Смешанный батч даёт то же, что запуски с одним адаптером: точно в fp32, в пределах шума ядер fp16 на GPU, — и каждая строка
-#   остаётся ближе всего к своему адаптеру. Объединение параллельных запросов в батчи повышает пропускную способность,
-#   а каждый запрос ждёт немного дольше; перекрёстные помехи выглядят как ответ *другого адаптера*, шум — как ответ,
-#   которого не даёт ни один адаптер.
+# - Смешанный батч даёт то же, что запуски с одним адаптером: точно в fp32, в пределах шума ядер fp16 на GPU, — и каждая
+#   строка остаётся ближе всего к своему адаптеру. Объединение параллельных запросов в батчи повышает пропускную
+#   способность, а каждый запрос ждёт немного дольше; перекрёстные помехи выглядят как ответ *другого адаптера*, шум —
+#   как ответ, которого не даёт ни один адаптер.
 # - `python -m lessons_lib.serve` обслуживает `base`, каждый адаптер и `auto` через OpenAI-совместимый API;
 #   с ним работают `httpx`, клиент `openai` (`base_url=...`), веб-страница и CLI.
 # - Плохой ввод получает 4xx с сообщением, которое объясняет, что делать; неудачная генерация — это 500 только для
@@ -763,4 +850,5 @@ assert server.poll() is not None and not port_open
 
 # %%
 from lessons_lib.quiz import show_quiz
+
 show_quiz("06")
