@@ -19,6 +19,37 @@ from dataclasses import dataclass
 
 from .paths import CHAT_TEMPLATES_DIR
 
+# Role markers of the course's models (tiny, TinyLlama/Zephyr, Mistral) and other common families: typed
+# into content they become real turn boundaries, so a row would teach the model to fake turns.
+ROLE_MARKERS = (
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|tool|>",
+    "<|end|>",
+    "<|pad|>",
+    "<s>",
+    "</s>",
+    "[INST]",
+    "[/INST]",
+    "<<SYS>>",
+    "<</SYS>>",
+    "[TOOL_CALLS]",
+    "[AVAILABLE_TOOLS]",
+    "[/AVAILABLE_TOOLS]",
+    "[TOOL_RESULTS]",
+    "[/TOOL_RESULTS]",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|begin_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+)
+
 CHAT_TEMPLATES = ("zephyr", "mistral-v0.3")  # TinyLlama-1.1B-Chat-v1.0's and Mistral-7B-Instruct-v0.3's
 # The real models' context lengths, which a rehearsal tokenizer declares with their template: prompts with
 # tools run past the tiny model's 512 positions there (fine for RoPE; only the code path is rehearsed).

@@ -26,6 +26,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .i18n import tr
 from .manifest import MANIFEST_FILE, Manifest, base_fingerprint, base_model_id
 from .storage import ADAPTER_FILES, active_adapters, check_name
 
@@ -116,8 +117,6 @@ class CompatReport:
 
     def summary(self) -> str:
         """The report as aligned text (item names in the course language)."""
-        from .i18n import tr
-
         rows = [
             (tr(en=k, ru=REPORT_ROWS_RU.get(k, k)), tr(en=v, ru=REPORT_VALUES_RU.get(v, v))) for k, v in self.rows()
         ]
@@ -316,9 +315,11 @@ def _same_base(recorded: str, base) -> bool:
 
 
 def _what_to_do(name: str, recorded: str) -> str:
-    return (
-        f"Load the base {recorded!r} before loading adapter {name!r}, or use an adapter trained on the loaded "
-        "base (retrain it in notebook 01 for this profile)."
+    return tr(
+        en=f"Load the base {recorded!r} before loading adapter {name!r}, or use an adapter trained on the loaded "
+        "base (retrain it in notebook 01 for this profile).",
+        ru=f"Загрузите базовую модель {recorded!r}, прежде чем загружать адаптер {name!r}, или возьмите адаптер, "
+        "обученный на загруженной базовой модели (переобучите его в ноутбуке 01 для этого профиля).",
     )
 
 
@@ -331,19 +332,30 @@ def check_base(
     notes: list[str] = []
     if fingerprint is not None and fingerprint != loaded_fp:
         raise BaseMismatchError(
-            f"Adapter {name!r} was trained on base {recorded!r} (architecture fingerprint "
-            f"{fingerprint}), but the loaded base is {loaded!r} (fingerprint {loaded_fp}): their "
-            f"layer shapes differ. {_what_to_do(name, recorded)}"
+            tr(
+                en=f"Adapter {name!r} was trained on base {recorded!r} (architecture fingerprint "
+                f"{fingerprint}), but the loaded base is {loaded!r} (fingerprint {loaded_fp}): their "
+                f"layer shapes differ. {_what_to_do(name, recorded)}",
+                ru=f"Адаптер {name!r} обучен на базовой модели {recorded!r} (отпечаток архитектуры "
+                f"{fingerprint}), а загружена базовая модель {loaded!r} (отпечаток {loaded_fp}): формы их слоёв "
+                f"различаются. {_what_to_do(name, recorded)}",
+            )
         )
     if not recorded:
         notes.append("the adapter does not record its base; only target modules and shapes were checked")
     elif not _same_base(recorded, base):
         if strict:
             raise BaseMismatchError(
-                f"Adapter {name!r} was trained on base {recorded!r} (from {source}), but the "
-                f"loaded base is {loaded!r}. Even when the shapes fit, an adapter only works on "
-                f"the weights it was trained with. {_what_to_do(name, recorded)} If you know both "
-                "names are the same model, pass strict=False."
+                tr(
+                    en=f"Adapter {name!r} was trained on base {recorded!r} (from {source}), but the "
+                    f"loaded base is {loaded!r}. Even when the shapes fit, an adapter only works on "
+                    f"the weights it was trained with. {_what_to_do(name, recorded)} If you know both "
+                    "names are the same model, pass strict=False.",
+                    ru=f"Адаптер {name!r} обучен на базовой модели {recorded!r} (из {source}), а загружена "
+                    f"базовая модель {loaded!r}. Даже если формы совпадают, адаптер работает только с теми весами, "
+                    f"на которых его обучали. {_what_to_do(name, recorded)} Если вы знаете, что оба имени "
+                    "обозначают одну и ту же модель, передайте strict=False.",
+                )
             )
         notes.append(f"base ids differ ({recorded!r} vs {loaded!r}); accepted because strict=False")
     return recorded, fingerprint, source, notes
@@ -381,9 +393,14 @@ def check_targets(
         )
     if wrong:
         raise BaseMismatchError(
-            f"Adapter {name!r} (trained on {recorded or 'an unrecorded base'!r}) does not fit the "
-            f"loaded base {loaded!r}: {len(wrong)} layer shapes differ, e.g. {wrong[0]}. "
-            f"{_what_to_do(name, recorded or '<the base it was trained on>')}"
+            tr(
+                en=f"Adapter {name!r} (trained on {recorded or 'an unrecorded base'!r}) does not fit the "
+                f"loaded base {loaded!r}: {len(wrong)} layer shapes differ, e.g. {wrong[0]}. "
+                f"{_what_to_do(name, recorded or '<the base it was trained on>')}",
+                ru=f"Адаптер {name!r} (обучен на {recorded or 'неизвестной базовой модели'!r}) не подходит к "
+                f"загруженной базовой модели {loaded!r}: различаются формы {len(wrong)} слоёв, например {wrong[0]}. "
+                f"{_what_to_do(name, recorded or '<базовая модель, на которой его обучали>')}",
+            )
         )
     if isinstance(targets, list):
         have = {n.rsplit(".", 1)[-1] for n, _ in base.named_modules()}

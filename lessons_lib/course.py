@@ -1,7 +1,8 @@
 """Run the whole course: execute every notebook top to bottom and print what each one took and checked.
 
 `python -m lessons_lib.course run [--only 01 03]` writes executed copies to build/notebooks/ and a
-summary to build/course_summary.json; it exits non-zero if any notebook fails.
+summary to build/course_summary.json; it exits non-zero if any notebook fails. It also reports (without failing)
+"stray" output lines a learner should not read: warnings, raw trainer logs, frozen progress bars.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -25,6 +27,28 @@ def count_asserts(nb) -> int:
         if cell.cell_type == "code"
         for line in cell.source.splitlines()
     )
+
+
+# What a learner should never read in a cell's output: Python warnings, raw trainer log dicts, progress bars frozen
+# in a saved notebook, and library notices the course silences in setup_lesson.
+STRAY = re.compile(
+    r"\w+Warning: |\{'(?:loss|train_runtime)': |\d+%\|.*\| *\d+/\d+ \[|Failed to load CPU|mtime may not be reliable"
+)
+
+
+def stray_lines(nb) -> list[str]:
+    """Lines of printed output (streams, and widgets' saved text) that match STRAY, as 'cell N: line'."""
+    found = []
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if output.get("output_type") == "stream":
+                text = output.get("text", "")
+            elif "application/vnd.jupyter.widget-view+json" in output.get("data", {}):
+                text = output["data"].get("text/plain", "")
+            else:
+                continue
+            found += [f"cell {index}: {line.strip()[:160]}" for line in text.splitlines() if STRAY.search(line)]
+    return found
 
 
 def run_notebook(path: Path, out_dir: Path, timeout: int = 900) -> dict:
@@ -45,10 +69,14 @@ def run_notebook(path: Path, out_dir: Path, timeout: int = 900) -> dict:
     seconds = time.time() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / path.name)
+    stray = stray_lines(nb)
+    for line in stray[:5]:
+        print(f"  stray output in {path.name}, {line}", flush=True)
     return {
         "notebook": path.name,
         "seconds": round(seconds, 1),
         "asserts": count_asserts(nb),
+        "stray lines": len(stray),
         "status": "ok" if error is None else f"FAILED: {error}",
     }
 

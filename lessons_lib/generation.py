@@ -67,18 +67,23 @@ def row_seed(seed: int | None, index: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{index}".encode()).digest()[:8], "little") >> 1
 
 
+def check_sampling(temperature: float, top_p: float, top_logprobs: int, stop: Sequence[str]) -> None:
+    """Raise ValueError for decoding settings the loop cannot honour, saying which value to change."""
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}.")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}.")
+    if not 0 <= top_logprobs <= MAX_TOP_LOGPROBS:
+        raise ValueError(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}, got {top_logprobs}.")
+    if any(not isinstance(s, str) or not s for s in stop):
+        raise ValueError("stop strings must be non-empty strings.")
+
+
 def check_row(row: RowRequest) -> None:
-    """Raise ValueError for settings the loop cannot honour, saying which value to change."""
+    """Raise ValueError for a row the loop cannot honour, saying which value to change."""
     if row.max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, got {row.max_tokens}.")
-    if row.temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {row.temperature}.")
-    if not 0 < row.top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {row.top_p}.")
-    if not 0 <= row.top_logprobs <= MAX_TOP_LOGPROBS:
-        raise ValueError(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}, got {row.top_logprobs}.")
-    if any(not s for s in row.stop):
-        raise ValueError("stop strings must not be empty.")
+    check_sampling(row.temperature, row.top_p, row.top_logprobs, row.stop)
 
 
 class _Row:

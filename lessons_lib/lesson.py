@@ -74,13 +74,21 @@ class Lesson:
 
 def quiet_library_notices() -> None:
     """Keep lesson output to what the learner reads: the trainer's own progress bar, not datasets' per-map bars,
-    and not transformers 5.23's rename notice for gradient_checkpointing (PEFT and Colab's release use the old name)."""
+    not transformers 5.23's rename notice for gradient_checkpointing (PEFT and Colab's release use the old name),
+    not transformers' checkpoint-ordering note, not bitsandbytes' CPU kernel notice. The one place that silences them.
+    """
     import warnings
 
     import datasets
 
     datasets.disable_progress_bars()
     warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
+    # Fast CPU runs write checkpoints within a second: transformers then orders them by step number (right anyway)
+    # and says so on stderr.
+    logging.getLogger("transformers.trainer_utils").addFilter(_not_mtime_note)  # addFilter adds a filter once
+    # bitsandbytes (imported with peft) logs on import that an optional fast CPU kernel package (`kernels`) is missing;
+    # set before that import (setup_lesson runs first in every notebook), the level holds for the module's logger.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
 def seed_everything(seed: int) -> None:
@@ -132,11 +140,6 @@ def setup_lesson(
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     quiet_library_notices()
-    # Fast CPU runs write checkpoints within a second: transformers then orders them by step number (right anyway)
-    # and says so on stderr.
-    logging.getLogger("transformers.trainer_utils").addFilter(_not_mtime_note)
-    # bitsandbytes (imported with peft) logs on import that an optional fast CPU kernel package is missing.
-    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     chosen, reason = choose_profile(profile)
     seed_everything(seed)
     import torch

@@ -170,9 +170,16 @@ def check_weighted_request(
         low = sorted(str(d) for d in _lora_dtypes(model, adapters) if d in (torch.float16, torch.bfloat16))
         if low:
             raise SvdDtypeError(
-                f"combination_type={combination_type!r} runs torch.linalg.svd, which does not support {', '.join(low)} "
-                "LoRA weights. Load the adapters in fp32 (PEFT's default autocast_adapter_dtype=True keeps them fp32 "
-                "on an fp16 base), or use combination_type='cat', which needs no SVD."
+                tr(
+                    en=f"combination_type={combination_type!r} runs torch.linalg.svd, which does not support "
+                    f"{', '.join(low)} LoRA weights. Load the adapters in fp32 (PEFT's default "
+                    "autocast_adapter_dtype=True keeps them fp32 on an fp16 base), or use combination_type='cat', "
+                    "which needs no SVD.",
+                    ru=f"combination_type={combination_type!r} вызывает torch.linalg.svd, а он не поддерживает веса "
+                    f"LoRA в {', '.join(low)}. Загрузите адаптеры в fp32 (по умолчанию в PEFT "
+                    "autocast_adapter_dtype=True оставляет их в fp32 на базовой модели в fp16) или используйте "
+                    "combination_type='cat', которому SVD не нужен.",
+                )
             )
     if combination_type in EQUAL_RANK_TYPES and len(adapters) > 1:
         ranks = {a: module_ranks(model, a) for a in adapters}
@@ -181,10 +188,17 @@ def check_weighted_request(
             seen = {a: r[module] for a, r in ranks.items() if module in r}
             if len(set(seen.values())) > 1:
                 raise RankMismatchError(
-                    f"combination_type={combination_type!r} adds the adapters' A and B matrices element-wise, so every "
-                    f"adapter needs the same rank in every module, but {module} has ranks {seen}. Use "
-                    "combination_type='cat' (concatenates: new rank = sum of ranks) or 'svd' (re-factorises the "
-                    "summed update to a chosen svd_rank) for adapters of different ranks."
+                    tr(
+                        en=f"combination_type={combination_type!r} adds the adapters' A and B matrices element-wise, "
+                        f"so every adapter needs the same rank in every module, but {module} has ranks {seen}. Use "
+                        "combination_type='cat' (concatenates: new rank = sum of ranks) or 'svd' (re-factorises the "
+                        "summed update to a chosen svd_rank) for adapters of different ranks.",
+                        ru=f"combination_type={combination_type!r} складывает матрицы A и B адаптеров поэлементно, "
+                        f"поэтому у всех адаптеров должен быть одинаковый ранг в каждом модуле, а в {module} ранги "
+                        f"{seen}. Для адаптеров разного ранга используйте combination_type='cat' (объединение: новый "
+                        "ранг = сумма рангов) или 'svd' (заново раскладывает суммарное обновление до выбранного "
+                        "svd_rank).",
+                    )
                 )
 
 
@@ -358,16 +372,26 @@ def merged_away(tuner) -> bool:
 def stale_message(tuner, call: str) -> str:
     """What happened to a stale wrapper and what to do instead."""
     how, names = getattr(tuner, _UNLOADED, (None, None))
-    names = ", ".join(names or getattr(tuner, "active_adapters", None) or []) or "the active adapter"
+    listed = ", ".join(names or getattr(tuner, "active_adapters", None) or [])
     if how == "unloaded":
-        what, keeps = "unload() removed its LoRA layers", "the bare base"
+        what = tr(en="unload() removed its LoRA layers", ru="unload() удалил её слои LoRA")
+        keeps = tr(en="the bare base", ru="голая базовая модель")
     else:
-        what, keeps = f"merge_and_unload() baked {names} into its base weights and removed the LoRA layers", names
-    return (
-        f"{call} refused: {what}. This old PeftModel cannot switch adapters any more (PEFT would accept the "
+        names = listed or tr(en="the active adapter", ru="активный адаптер")
+        what = tr(
+            en=f"merge_and_unload() baked {names} into its base weights and removed the LoRA layers",
+            ru=f"merge_and_unload() вшил {names} в веса базовой модели и удалил слои LoRA",
+        )
+        keeps = names
+    return tr(
+        en=f"{call} refused: {what}. This old PeftModel cannot switch adapters any more (PEFT would accept the "
         f"call and keep answering as {keeps}). Use the model merge_and_unload() returned for the merged "
         "behaviour; to switch adapters again, load a fresh base and attach the adapters, e.g. "
-        "load_with_adapters(load_base(profile), profile)."
+        "load_with_adapters(load_base(profile), profile).",
+        ru=f"{call} отклонён: {what}. Эта старая PeftModel больше не может переключать адаптеры (PEFT принял бы "
+        f"вызов и продолжал бы отвечать как {keeps}). Для объединённого поведения используйте модель, которую вернул "
+        "merge_and_unload(); чтобы снова переключать адаптеры, загрузите свежую базовую модель и подключите к ней "
+        "адаптеры, например load_with_adapters(load_base(profile), profile).",
     )
 
 

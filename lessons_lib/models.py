@@ -52,11 +52,7 @@ def quantization_config(profile: Profile, log=print):
     if not profile.gpu_path():
         log("4-bit loading needs a CUDA GPU: loading the model unquantized instead.")
         return None
-    if not env.cuda_available():  # a rehearsal: bitsandbytes' CPU backend says it lacks an optional fast kernel
-        import logging
-
-        logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
-    from transformers import BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig  # bitsandbytes' CPU notice is silenced in lesson.quiet_library_notices
 
     return BitsAndBytesConfig(
         load_in_4bit=True,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import env
+from .chat_format import ROLE_MARKERS
 from .data import sft_rows
 from .profiles import Profile
 
@@ -127,36 +128,6 @@ def sft_config(
 
 
 KNOWN_ROLES = ("system", "user", "assistant", "tool")
-# Chat-template markers of the course's models (tiny, TinyLlama/Zephyr, Mistral) and other common families: typed
-# into content they become real turn boundaries, so a row would teach the model to fake turns.
-ROLE_MARKERS = (
-    "<|system|>",
-    "<|user|>",
-    "<|assistant|>",
-    "<|tool|>",
-    "<|end|>",
-    "<|pad|>",
-    "<s>",
-    "</s>",
-    "[INST]",
-    "[/INST]",
-    "<<SYS>>",
-    "<</SYS>>",
-    "[TOOL_CALLS]",
-    "[AVAILABLE_TOOLS]",
-    "[/AVAILABLE_TOOLS]",
-    "[TOOL_RESULTS]",
-    "[/TOOL_RESULTS]",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|endoftext|>",
-    "<|eot_id|>",
-    "<|begin_of_text|>",
-    "<|start_header_id|>",
-    "<|end_header_id|>",
-    "<start_of_turn>",
-    "<end_of_turn>",
-)
 ROW_SHAPE = (
     "Each row needs 'prompt' (user messages) and 'completion' (an assistant message), e.g. {'prompt': "
     "[{'role': 'user', 'content': 'Hi'}], 'completion': [{'role': 'assistant', 'content': 'Hello'}]}"

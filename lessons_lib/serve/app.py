@@ -42,6 +42,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..chat_format import ROLE_MARKERS
 from ..mixing import MAX_WEIGHT
 from .engine import AUTO, BASE, BatchingEngine, GenerationError, Job, Sampling, mix_name
 from .loading import ServedModel
@@ -64,23 +65,9 @@ __all__ = ["ApiError", "ChatRequest", "DEFAULT_TEMPERATURE", "Server", "create_a
 MIX = "mix"
 REQUEST_TIMEOUT_S = 600.0
 DEFAULT_MAX_BODY_BYTES = 1_000_000  # 1 MB: far above any profile's longest prompt (max_length tokens)
-# Role markers of common chat formats (Zephyr/TinyLlama, Mistral/Llama-2, ChatML, Llama-3): neutralised in content
-# whether the tokenizer knows them as special tokens or reads them as plain text.
-KNOWN_MARKERS = (
-    "<s>",
-    "</s>",
-    "[INST]",
-    "[/INST]",
-    "<<SYS>>",
-    "<</SYS>>",
-    "[TOOL_CALLS]",
-    "[AVAILABLE_TOOLS]",
-    "[/AVAILABLE_TOOLS]",
-    "[TOOL_RESULTS]",
-    "[/TOOL_RESULTS]",
-    "<|im_start|>",
-    "<|im_end|>",
-)
+# Role markers typed into content are neutralised whether the tokenizer knows them as special tokens or reads
+# them as plain text (one list: chat_format.ROLE_MARKERS).
+KNOWN_MARKERS = ROLE_MARKERS
 MARKER_PATTERN = re.compile(r"<\|[^<>|\s]{1,40}\|>")  # <|system|>, <|user|>, <|eot_id|>, <|start_header_id|> ...
 BREAK = "\u200b"  # a zero-width space inside a marker makes it plain text for the tokenizer
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.@+~-]+/)*[\w.@+~-]+")

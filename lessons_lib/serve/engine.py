@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from ..generation import MAX_TOP_LOGPROBS, RowRequest, RowResult, decode_batch, row_seed
+from ..generation import RowRequest, RowResult, check_sampling, decode_batch, row_seed
 from ..mixing import create_weighted_adapter
 from ..router.base import BASE_ADAPTER
 
@@ -54,16 +54,9 @@ class Sampling:
         """Raise ValueError naming the setting to change."""
         if self.n < 1:
             raise ValueError(f"n must be at least 1, got {self.n}.")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}.")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}.")
-        if not 0 <= self.top_logprobs <= MAX_TOP_LOGPROBS:
-            raise ValueError(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}, got {self.top_logprobs}.")
+        check_sampling(self.temperature, self.top_p, self.top_logprobs, self.stop)
         if self.top_logprobs and not self.logprobs:
             raise ValueError("top_logprobs needs logprobs=True.")
-        if any(not isinstance(s, str) or not s for s in self.stop):
-            raise ValueError("stop strings must be non-empty strings.")
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
+from ..generation import MAX_TOP_LOGPROBS  # what the decode loop reports
+
 # The course's server is deterministic unless asked otherwise: absent `temperature` means greedy decoding (OpenAI's
 # API defaults to 1.0). Lessons, tests and the web page then reproduce their answers; send temperature to sample.
 DEFAULT_TEMPERATURE = 0.0
 MAX_N = 8
 MAX_STOP = 4
-MAX_TOP_LOGPROBS = 5
 MAX_TOOLS = 128
 TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 ALLOWED_IGNORED = (

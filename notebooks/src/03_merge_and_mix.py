@@ -222,13 +222,31 @@ if MERGE_IN_MEMORY:
 
 # %%
 if MERGE_IN_MEMORY:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    lora_layers = sum(isinstance(module, BaseTunerLayer) for module in merged.modules())
     try:
         merged.set_adapter("coding")
         switch_error = None
     except Exception as err:  # noqa: BLE001 - ValueError from transformers (with peft < 0.22 its message is about the version)
         switch_error = err
-    print(f"merged.set_adapter('coding') -> {type(switch_error).__name__}: {switch_error}")
-    assert switch_error is not None and not hasattr(merged, "peft_config")
+    print(
+        tr(
+            en=f"merged is a plain transformers {type(merged).__name__}: {lora_layers} LoRA layers, "
+            f"peft_config: {hasattr(merged, 'peft_config')} — there is no adapter left to switch to",
+            ru=f"merged — обычная модель transformers {type(merged).__name__}: слоёв LoRA {lora_layers}, "
+            f"peft_config: {hasattr(merged, 'peft_config')} — переключаться не на что",
+        )
+    )
+    print(
+        tr(
+            en=f"merged.set_adapter('coding') -> {type(switch_error).__name__} from transformers' own adapter methods "
+            "(its wording depends on the installed versions; what it means: this model has no adapters)",
+            ru=f"merged.set_adapter('coding') -> {type(switch_error).__name__} из собственных методов адаптеров "
+            "transformers (текст зависит от установленных версий; смысл один: у этой модели нет адаптеров)",
+        )
+    )
+    assert switch_error is not None and lora_layers == 0 and not hasattr(merged, "peft_config")
 
 # %% [markdown]
 # The old `peft_model` wrapper is a trap: it still lists the adapters in `peft_config`, but its LoRA layers are
@@ -646,7 +664,7 @@ for ax, domain in zip(axes, DOMAINS):
         reference[domain][domain],
         color="black",
         linestyle="--",
-        label=tr(en=f"{domain} adapter alone", ru=f"только адаптер {domain}"),
+        label=tr(en="this domain's adapter alone", ru="только адаптер этого домена"),
     )
     ax.set_title(tr(en=f"{domain} examples", ru=f"примеры {domain}"))
     ax.set_xlabel(tr(en="weight of each adapter", ru="вес каждого адаптера"))
@@ -670,10 +688,10 @@ print(
 )
 print(
     tr(
-        en=f"cat at weight 1: mean {by_name[('cat', 1.0)]['mean']} · linear at weight 2: "
-        f"mean {by_name[('linear', 2.0)]['mean']}",
-        ru=f"cat с весом 1: среднее {by_name[('cat', 1.0)]['mean']} · linear с весом 2: "
-        f"среднее {by_name[('linear', 2.0)]['mean']}",
+        en=f"cat at weight 1 (MIX, kept below because it equals all three adapters active): mean "
+        f"{by_name[('cat', 1.0)]['mean']} · linear at weight 2: mean {by_name[('linear', 2.0)]['mean']}",
+        ru=f"cat с весом 1 (MIX, оставляем дальше, потому что он равен трём активным адаптерам): среднее "
+        f"{by_name[('cat', 1.0)]['mean']} · linear с весом 2: среднее {by_name[('linear', 2.0)]['mean']}",
     )
 )
 if checks.expects_quality(profile):
@@ -815,7 +833,8 @@ assert model.peft_config["mixer"].r == profile.lora_r  # rebuilt from json alone
 # Three ways to serve all three domains:
 #
 # - **switching** — one base, three adapters, the request's domain picks one (`set_adapter`);
-# - **weighted mix** — one adapter (`cat`, weight 1: the best simple mix above) that must do everything;
+# - **weighted mix** — one adapter (`cat`, weight 1: the same as all three adapters active at once; the sweep's
+#   best row is printed under its table) that must do everything;
 # - **merged** — that mix merged into the base: a plain model, no LoRA layers at run time.
 #
 # Quality: the domain metric on the same held-out prompts. Latency: one request at a time, a fixed number
@@ -830,7 +849,8 @@ assert model.peft_config["mixer"].r == profile.lora_r  # rebuilt from json alone
 #
 # - **переключение** — одна базовая модель, три адаптера, домен запроса определяет, какой из них работает
 #   (`set_adapter`);
-# - **взвешенная смесь** — один адаптер (`cat`, вес 1: лучшая из простых смесей выше), который должен уметь всё;
+# - **взвешенная смесь** — один адаптер (`cat`, вес 1: то же, что все три адаптера активны сразу; лучшая строка
+#   перебора напечатана под его таблицей), который должен уметь всё;
 # - **слияние** — эта же смесь, слитая с базовой моделью: обычная модель, без слоёв LoRA во время выполнения.
 #
 # Качество: метрика домена на одних и тех же промптах из отложенной выборки. Задержка: по одному запросу за раз,

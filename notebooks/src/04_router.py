@@ -472,9 +472,18 @@ playground
 
 # %%
 # Drive the widget from Python, as a learner would by typing and clicking.
+from lessons_lib.evaluate import score_json
+
 playground.button.click()
 print(playground.choice.value)
 print(playground.last.answer)
+verdict = score_json(playground.last.answer, {"fields": {"name": "Олег", "age": 40, "city": "Пермь"}})
+print(
+    tr(
+        en=f"the json metric on this answer: valid {verdict.valid}, correct {verdict.correct} ({verdict.reason})",
+        ru=f"метрика json для этого ответа: валидно {verdict.valid}, верно {verdict.correct} ({verdict.reason})",
+    )
+)
 assert playground.last.decision.label in LABELS
 assert playground.bars.value.count("<div") == len(LABELS)
 playground.prompt.value = "   "
@@ -495,6 +504,12 @@ assert "Type a prompt" in playground.choice.value
 #   are full of near-ties, so there the share is printed, not asserted.
 # - On every profile each row's logits must be nearer to its own adapter's one-row run than to any other
 #   adapter's: a row that went through the wrong adapter fails, however noisy the kernels.
+#
+# These checks are about batching, not about the answers. The batch is four held-out prompts and one request in
+# Russian, and next to each row the cell marks with ✗ where the router disagrees with the prompt's real domain: such a
+# row is answered faithfully by the wrong adapter — a question about a dog's name, if sent to `json`, gets a made-up
+# JSON record. Even a right route shows the limits of the tiny adapters: they learned their domain's *format* better
+# than its task, so an answer may name people and numbers from their training data instead of the prompt.
 
 # %% [markdown] lang="ru"
 # ## 7. Маршрутизация и генерация в одном батче
@@ -511,6 +526,12 @@ assert "Type a prompt" in playground.choice.value
 #   проверяется.
 # - На каждом профиле логиты каждой строки должны быть ближе к однострочному запуску её собственного адаптера, чем к
 #   запуску любого другого: строка, прошедшая через неправильный адаптер, не пройдёт проверку, как бы ни шумели ядра.
+#
+# Эти проверки касаются батчинга, а не ответов. В батче четыре промпта из отложенной выборки и один запрос на русском;
+# рядом с каждой строкой ячейка ставит ✗ там, где маршрутизатор расходится с настоящим доменом промпта: на такую строку
+# честно отвечает не тот адаптер — вопрос о кличке собаки, если он попал в `json`, получает выдуманную JSON-запись. Даже
+# при верном маршруте видны пределы крошечных адаптеров: они выучили *формат* своего домена лучше, чем саму задачу,
+# поэтому в ответе могут оказаться имена и числа из их обучающих данных, а не из промпта.
 
 # %%
 from lessons_lib.checks import agreement, answers_agree, exact_kernels
@@ -520,9 +541,28 @@ from lessons_lib.router.routed import check_mixed_batch, describe_checks
 
 routed = RoutedModel(model, tok, learned, max_new_tokens=profile.max_new_tokens)
 mixed = [texts[0], texts[1], texts[2], texts[3], "Напиши функцию Python `double(xs)`, которая удваивает числа"]
+gold = [r["label"] for r in heldout[:4]] + ["coding"]  # the held-out set's labels, and the last prompt's domain
 results = routed.generate_batch(mixed)
-for r in results:
-    print(f"[{r.adapter:8s}] {r.prompt[:50]!r} → {r.answer[:70]!r}")
+for r, want in zip(results, gold):
+    verdict = (
+        "" if r.decision.label == want else tr(en=f"  ✗ router wrong: this is {want}", ru=f"  ✗ ошибка: это {want}")
+    )
+    print(f"[{r.adapter:8s}] {r.prompt[:50]!r} → {r.answer[:70]!r}{verdict}")
+wrong = sum(r.decision.label != want for r, want in zip(results, gold))
+print(
+    tr(
+        en=f"router: {len(results) - wrong}/{len(results)} prompts to the right adapter",
+        ru=f"маршрутизатор: {len(results) - wrong}/{len(results)} промптов к нужному адаптеру",
+    )
+    + (
+        tr(
+            en="; a wrongly routed prompt is still answered, in the chosen adapter's format (✗ rows)",
+            ru="; неверно направленный промпт всё равно получает ответ — в формате выбранного адаптера (строки с ✗)",
+        )
+        if wrong
+        else ""
+    )
+)
 alone = [generate(model, tok, r.prompt, profile.max_new_tokens, adapter_names=[r.adapter]) for r in results]
 rows = check_mixed_batch(model, tok, [r.prompt for r in results], [r.adapter for r in results], profile)
 print(

@@ -500,6 +500,8 @@ import math
 
 from datasets import Dataset
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+from transformers import PrinterCallback, ProgressCallback
+from transformers.utils.notebook import NotebookProgressCallback
 from trl import SFTTrainer
 
 from lessons_lib.adapters import find_artifact, resolve_artifact, save_trained
@@ -560,13 +562,16 @@ trainer = SFTTrainer(
     model=get_peft_model(to_train, lora), args=args, train_dataset=Dataset.from_list(train_rows), processing_class=tok
 )
 keep_adapter_fp32(trainer.model)  # TRL casts QLoRA adapters to bf16; fp16 AMP on a T4 needs fp32 weights
+for callback in (PrinterCallback, ProgressCallback, NotebookProgressCallback):  # the loss line below says it all
+    trainer.remove_callback(callback)
 trainer.train()
-losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+logged = [h for h in trainer.state.log_history if "loss" in h]
+losses = [h["loss"] for h in logged]
 moved = sum(p.detach().float().abs().sum().item() for n, p in trainer.model.named_parameters() if "lora_B" in n)
 positions = trainer.model.config.max_position_embeddings
 print(
-    "loss:",
-    [round(x, 2) for x in losses],
+    tr(en="loss by step:", ru="loss по шагам:"),
+    " · ".join(f"{h['step']}: {h['loss']:.2f}" for h in logged),
     tr(en=f"| sum of |lora_B| = {moved:.3g} (0 before training)", ru=f"| сумма |lora_B| = {moved:.3g} (0 до обучения)"),
 )
 
