@@ -32,7 +32,7 @@ def count_asserts(nb) -> int:
 # What a learner should never read in a cell's output: Python warnings, raw trainer log dicts, progress bars frozen
 # in a saved notebook, and library notices the course silences in setup_lesson.
 STRAY = re.compile(
-    r"\w+Warning: |\{'(?:loss|train_runtime)': |\d+%\|.*\| *\d+/\d+ \[|Failed to load CPU|mtime may not be reliable"
+    r"Warning: |\{'(?:loss|train_runtime)': |\d+%\|.*\| *\d+/\d+ \[|Failed to load CPU|mtime may not be reliable"
 )
 
 
