@@ -89,7 +89,7 @@ def to_prompt_completion(messages: list[dict]) -> dict:
 def stream_finetome(n: int, progress: bool = True) -> list[dict]:
     """The first `n` FineTome-100k rows, streamed from the Hub (downloading only what is read), with a progress bar."""
     from datasets import load_dataset
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # a text bar: its last state is what a saved notebook shows (a widget bar stays at 0%)
 
     stream = load_dataset(FINETOME_ID, split="train", streaming=True)
     rows = []

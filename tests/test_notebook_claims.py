@@ -103,14 +103,23 @@ def test_stray_lines_flag_warnings_raw_logs_and_frozen_bars_only():
                     new_output("display_data", data=bar),
                     new_output("display_data", data={"text/markdown": "- B. the Warning: can be ignored"}),
                     new_output("stream", name="stderr", text="Failed to load CPU gemm_4bit_forward from kernels\n"),
+                    new_output(
+                        "stream",
+                        name="stderr",
+                        text="router: 0%|  | 0/6 [00:00<?]\rrouter: 100%|##| 6/6 [00:01<00:00]\n",
+                    ),
+                    new_output(
+                        "stream", name="stderr", text="data:  0%|  | 0/9 [00:00<?]\rdata: 33%|#  | 3/9 [00:01<00:02]\n"
+                    ),
                 ],
             ),
         ]
     )
     nbformat.validate(nb)
     lines = stray_lines(nb)
-    assert [line.split(": ", 1)[0] for line in lines] == ["cell 1"] * 4, lines
+    assert [line.split(": ", 1)[0] for line in lines] == ["cell 1"] * 5, lines  # a bar that reached 100% is fine
     assert "FutureWarning" in lines[0] and "{'loss'" in lines[1] and "0/8" in lines[2] and "Failed" in lines[3]
+    assert "3/9" in lines[4]  # a text bar shows its last redraw, here stuck at 33%
 
 
 QUIET_PROBE = """

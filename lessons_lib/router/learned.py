@@ -145,7 +145,7 @@ def fit(
 ) -> FitResult:
     """Train the trainable (LoRA + head) weights with AdamW on shuffled mini-batches; deterministic for a seed."""
     import torch
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # a text bar: its last state is what a saved notebook shows (a widget bar stays at 0%)
 
     if not rows:
         raise ValueError("No training rows: give {'text', 'label'} rows, e.g. from router.data.training_rows().")
