@@ -1,6 +1,6 @@
-"""Claim 5: what each router costs per prompt: keyword rules vs a learned classifier vs embeddings.
+"""Claim 5: what each router costs per prompt: keyword rules vs a learned classifier vs embeddings vs n-grams.
 
-Uses `lessons_lib.router.load_router("keyword" | "learned" | "embedding", profile)`, whose routers
+Uses `lessons_lib.router.load_router("keyword" | "learned" | "embedding" | "ngram", profile)`, whose routers
 have `.route(text)`. Variants, interleaved: each router routes the same prompt set (held-out prompts
 of the three domains plus general chit-chat). Metric: median latency per prompt. No goal: the table
 shows the price of each router (and how often it routes right). If the router
@@ -26,8 +26,8 @@ from benchmarks.common import (
 )
 
 NAME = "router"
-TITLE = "Router latency per prompt: keyword vs learned vs embedding"
-KINDS = ("keyword", "learned", "embedding")
+TITLE = "Router latency per prompt: keyword vs learned vs embedding vs n-gram"
+KINDS = ("keyword", "learned", "embedding", "ngram")
 GOAL = "none (informational)"
 GENERAL_NAMES = (None, "__base__", "general")
 

@@ -52,7 +52,9 @@ def test_probe_entities_never_appear_in_the_copy_corpus(copy_text):
 def test_copied_is_exact_from_the_start():
     assert probe.copied(' "Zofia Wrenfield", "age"', "Zofia Wrenfield")
     assert probe.copied(" «Тотьма»", "Тотьма")
+    assert probe.copied(" 893289\nWhich", "893289")
     assert not probe.copied(" Zofia Wren", "Zofia Wrenfield")
+    assert not probe.copied(" Выборград", "Выборг") and not probe.copied(" 8932890", "893289")
     assert not probe.copied(" Dear Zofia Wrenfield", "Zofia Wrenfield")
 
 

@@ -1,4 +1,5 @@
-"""Routers that send each request to the right adapter: keyword rules, a learned PEFT classifier, embeddings."""
+"""Routers that send each request to the right adapter: keyword rules, a learned PEFT classifier, embeddings,
+character n-grams with a linear layer."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from ..i18n import term, tr
 from .base import BASE_ADAPTER, GENERAL, RouteDecision, Router, course_labels, label_to_adapter
 from .keywords import KeywordRouter, default_rules
 
-KINDS = ("keyword", "learned", "embedding")
+KINDS = ("keyword", "learned", "embedding", "ngram")
 EMBEDDING_ROWS_PER_LABEL = 120
 
 
@@ -36,7 +37,7 @@ def load_router(
     log=print,
     steps: int | None = None,
 ) -> Router:
-    """A ready router: keyword rules, the learned LoRA classifier (found, or trained here) or embeddings.
+    """A ready router: keyword rules, the learned LoRA classifier (found, or trained here), embeddings or n-grams.
 
     A learned router not found (shipped → work dir → Drive → Hub) is trained into the work dir with `steps` steps
     (default: the profile's quick-training steps); the tiny profile's router ships, so there it never trains.
@@ -47,6 +48,10 @@ def load_router(
         raise ValueError(f"Unknown router kind {kind!r}; choose one of {', '.join(KINDS)}.")
     if kind == "keyword":
         return KeywordRouter()
+    if kind == "ngram":  # needs no base model: the shipped file, or tuned here in seconds
+        from .ngram import load_or_train
+
+        return load_or_train()
     if profile is None:
         profile = choose_profile(None)[0]
     elif isinstance(profile, str):
@@ -99,6 +104,7 @@ def __getattr__(name: str):
     lazy = {
         "LearnedRouter": ".learned",
         "EmbeddingRouter": ".embedding",
+        "NgramRouter": ".ngram",
         "RoutedModel": ".routed",
         "RoutedAnswer": ".routed",
         "evaluate_router": ".metrics",
@@ -120,6 +126,7 @@ __all__ = [
     "EmbeddingRouter",
     "KeywordRouter",
     "LearnedRouter",
+    "NgramRouter",
     "RouteDecision",
     "RoutedAnswer",
     "RoutedModel",

@@ -1,4 +1,5 @@
-"""CLI: `python -m lessons_lib.router evaluate --router keyword|learned|embedding --data FILE.jsonl` and `train`."""
+"""CLI: `python -m lessons_lib.router evaluate --router keyword|learned|embedding|ngram --data FILE.jsonl`, `train`
+(the learned router) and `train-ngram` (the n-gram router: tuned on a dev split, scored once on the held-out set)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,28 @@ def _train(args) -> int:
     return 0
 
 
+def _train_ngram(args) -> int:
+    import torch
+
+    from .data import heldout_rows
+    from .metrics import evaluate_router
+    from .ngram import course_splits, shipped_ngram_dir, tune
+
+    torch.set_num_threads(1)  # the same floats on every machine
+    train, dev = course_splits(seed=args.seed)
+    tuned = tune(train, dev)
+    for row in tuned.tried:
+        print(f"max_n={row['max_n']} l2={row['l2']:g}: dev accuracy {row['dev_accuracy']:.3f}")
+    router = tuned.router
+    report = evaluate_router(router, heldout_rows(), "ngram")
+    print(f"chosen: max_n={router.config.max_n} l2={router.config.l2:g} threshold={router.threshold:.2f}")
+    print(f"dev accuracy {tuned.dev_accuracy:.3f}; held-out accuracy (seen once) {report.accuracy:.3f}")
+    extra = {"seed": args.seed, "train_rows": len(train), "dev_rows": len(dev), "dev_accuracy": tuned.dev_accuracy}
+    folder = router.save(args.out or shipped_ngram_dir(), extra={**extra, "tried": tuned.tried})
+    print(f"saved to {folder}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run a subcommand."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -73,9 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--lr", type=float, default=None, help="default: 5e-3 on tiny, scaled like the profile's SFT rate")
     tr.add_argument("--out", default=None, help="folder to save into (default: assets/router/adapter for tiny)")
+    ng = sub.add_parser("train-ngram", help="(re)build the n-gram router: tune on dev, report held-out once, save")
+    ng.add_argument("--seed", type=int, default=0)
+    ng.add_argument("--out", default=None, help="folder to save into (default: assets/router/ngram)")
     args = parser.parse_args(argv)
+    commands = {"evaluate": _evaluate, "train": _train, "train-ngram": _train_ngram}
     try:
-        return _evaluate(args) if args.command == "evaluate" else _train(args)
+        return commands[args.command](args)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

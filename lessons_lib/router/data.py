@@ -4,6 +4,8 @@ Training prompts come from the course's domain data (`lessons_lib.data`) plus ex
 from interchangeable parts (opener × task × detail), so the router sees many phrasings of each intent.
 The held-out set in `assets/router/heldout.jsonl` was written by hand in a user's voice and shares no
 template with this file: a score on it measures generalisation to real requests.
+`assets/router/natural_train.jsonl` holds other hand-written requests (written apart from the held-out set);
+`split_rows` divides them into train and dev for the n-gram router.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .base import course_labels
 
 ROUTER_ASSETS = ASSETS_DIR / "router"
 HELDOUT_PATH = ROUTER_ASSETS / "heldout.jsonl"
+NATURAL_PATH = ROUTER_ASSETS / "natural_train.jsonl"  # hand-written requests for training/dev, none from held-out
 
 # Each entry: label -> lang -> (openers, tasks, details). A prompt is "{opener}{task}{detail}".
 PARTS: dict[str, dict[str, tuple[list[str], list[str], list[str]]]] = {
@@ -603,3 +606,22 @@ def read_jsonl(path: str | Path, labels: Iterable[str] | None = None) -> list[di
 def heldout_rows() -> list[dict]:
     """The hand-written held-out set shipped with the course."""
     return read_jsonl(HELDOUT_PATH, course_labels())
+
+
+def natural_rows() -> list[dict]:
+    """Hand-written natural requests (EN+RU, every label) for training and dev; written apart from the held-out set."""
+    return read_jsonl(NATURAL_PATH, course_labels())
+
+
+def split_rows(rows: list[dict], dev_share: float = 0.25, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """(train, dev): a deterministic split that keeps `dev_share` of each label's rows for choosing settings."""
+    if not 0.0 < dev_share < 1.0:
+        raise ValueError(f"dev_share is a fraction in (0, 1), got {dev_share}.")
+    train, dev = [], []
+    for label in dict.fromkeys(r["label"] for r in rows):
+        group = [r for r in rows if r["label"] == label]
+        random.Random(f"split/{seed}/{label}").shuffle(group)
+        n_dev = max(1, round(dev_share * len(group))) if len(group) > 1 else 0
+        dev += group[:n_dev]
+        train += group[n_dev:]
+    return train, dev

@@ -87,3 +87,33 @@ def side_by_side(reports: Sequence[RouterReport]) -> str:
     for r in reports:
         lines.append(f"{r.name:{w[0]}s} {r.accuracy:{w[1]}.3f} {r.ms_per_prompt:{w[2]}.2f}")
     return "\n".join(lines)
+
+
+def threshold_accuracy(
+    probabilities: Sequence[Sequence[float]],
+    gold: Sequence[str],
+    labels: Sequence[str],
+    threshold: float,
+    fallback: str,
+) -> float:
+    """Accuracy when every top label below `threshold` probability is replaced by `fallback`."""
+    if len(probabilities) != len(gold) or not gold:
+        raise ValueError(f"Need one probability row per gold label, got {len(probabilities)} rows, {len(gold)} labels.")
+    right = 0
+    for row, g in zip(probabilities, gold):
+        best = max(range(len(row)), key=row.__getitem__)
+        right += (labels[best] if row[best] >= threshold else fallback) == g
+    return right / len(gold)
+
+
+def choose_threshold(
+    probabilities: Sequence[Sequence[float]],
+    gold: Sequence[str],
+    labels: Sequence[str],
+    fallback: str,
+    candidates: Sequence[float] = (0.0, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8),
+) -> tuple[float, float]:
+    """(threshold, accuracy): the confidence threshold with the best accuracy on a dev set (ties → the lowest)."""
+    scored = [(threshold_accuracy(probabilities, gold, labels, t, fallback), -t) for t in sorted(candidates)]
+    accuracy, neg_t = max(scored)
+    return -neg_t, accuracy

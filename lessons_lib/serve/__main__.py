@@ -67,7 +67,7 @@ def serve_parser() -> argparse.ArgumentParser:
         help="serve exactly these adapter folders under these names (as vLLM's --lora-modules)",
     )
     parser.add_argument(
-        "--router", default=None, help="router for model='auto': keyword (default) | learned | embedding | none"
+        "--router", default=None, help="router for model='auto': keyword (default) | learned | embedding | ngram | none"
     )
     parser.add_argument(
         "--window-ms", type=float, default=None, help="how long the engine gathers a batch (default 10)"

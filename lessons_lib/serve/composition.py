@@ -46,7 +46,7 @@ from .loading import ServedModel
 
 MAX_ADAPTER_WEIGHT = 2.0
 PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-ROUTER_KINDS = ("keyword", "learned", "embedding", "none")
+ROUTER_KINDS = ("keyword", "learned", "embedding", "ngram", "none")
 RESERVED_MODELS = ("base", "auto", "mix")
 SECTIONS = ("base", "adapters", "mixes", "router", "server")
 BASE_KEYS = ("profile", "model")

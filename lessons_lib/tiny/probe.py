@@ -111,8 +111,9 @@ def items(seed: int = 0) -> list[ProbeItem]:
 
 
 def copied(completion: str, target: str) -> bool:
-    """Exact copy: the completion, past leading spaces and quotes, starts with the whole entity."""
-    return completion.lstrip(" \t\"'«").startswith(target)
+    """Exact copy: past leading spaces and quotes, the completion is the whole entity and then no more letters."""
+    text = completion.lstrip(" \t\"'«")
+    return text.startswith(target) and not text[len(target):len(target) + 1].isalnum()
 
 
 def complete(model, tok, prompt: str, target: str) -> str:

@@ -25,6 +25,7 @@
 #   the classification head must be saved too (`modules_to_save`), and add a confidence threshold.
 # - Build an embedding router from mean-pooled hidden states of the base model.
 # - Evaluate routers side by side: accuracy, per-class precision/recall, confusion matrix, latency.
+# - Build a strong cheap baseline (character n-grams + one linear layer) with a train/dev/test discipline.
 # - Route and generate a batch in one call with PEFT mixed adapters (`adapter_names=[...]`).
 
 # %% [markdown] lang="ru"
@@ -34,6 +35,8 @@
 #   почему классификационную голову тоже нужно сохранять (`modules_to_save`), и добавить порог уверенности.
 # - Построить маршрутизатор на эмбеддингах из усреднённых скрытых состояний базовой модели.
 # - Сравнить маршрутизаторы бок о бок: точность (accuracy), precision/recall по классам, матрица ошибок, задержка.
+# - Построить сильную и дешёвую отправную точку (символьные n-граммы + один линейный слой), разделяя обучающую,
+#   валидационную (dev) и тестовую выборки.
 # - Маршрутизировать батч и сгенерировать ответы за один вызов с помощью смешанных адаптеров PEFT
 #   (`adapter_names=[...]`).
 
@@ -445,6 +448,125 @@ else:
     )
 
 # %% [markdown]
+# ## 5b. A strong cheap baseline: character n-grams + one linear layer
+#
+# Before trusting a classifier built on the base model, try the simplest thing that could work. Cut each word
+# (lowercased, with a space on each side) into character pieces of 1–4 letters: `" hi"`, `"json"`, `"заказ"`…
+# Count them, hash each piece into one of 16 384 buckets, and train **one linear layer** on the counts
+# (multinomial logistic regression). No base model: it works the same in English and Russian, trains in about a
+# second on a CPU and routes in a fraction of a millisecond.
+#
+# We keep three sets apart: **train** (the template rows + two thirds of the hand-written natural requests in
+# `assets/router/natural_train.jsonl`), **dev** (the other third: it chooses the n-gram size, the L2 penalty and the
+# confidence threshold) and **test** — the held-out set above, used once at the end.
+
+# %% [markdown] lang="ru"
+# ## 5b. Сильная и дешёвая отправная точка: символьные n-граммы + один линейный слой
+#
+# Прежде чем доверять классификатору на базовой модели, попробуйте самое простое, что может сработать. Разрежьте
+# каждое слово (в нижнем регистре, с пробелом с каждой стороны) на кусочки по 1–4 символа: `" hi"`, `"json"`,
+# `"заказ"`… Посчитайте их, разложите каждый кусочек хешем в одну из 16 384 корзин и обучите **один линейный слой** на
+# этих счётчиках (многоклассовая логистическая регрессия). Базовая модель не нужна: всё одинаково работает на
+# английском и русском, обучается примерно за секунду на CPU и маршрутизирует за доли миллисекунды.
+#
+# Мы держим три выборки раздельно: **обучающую** (шаблонные строки + две трети написанных вручную естественных
+# запросов из `assets/router/natural_train.jsonl`), **валидационную (dev)** (оставшаяся треть: по ней выбираем длину
+# n-грамм, штраф L2 и порог уверенности) и **тестовую** — отложенную выборку выше, которую используем один раз в конце.
+
+# %%
+import torch.nn.functional as F
+
+from lessons_lib.router.ngram import NgramConfig, NgramRouter, char_ngrams, course_splits, featurize, tune
+
+print(char_ngrams("Order 55170?", 3, 3))
+train_rows, dev_rows = course_splits()
+print(tr(en="train / dev rows:", ru="строк train / dev:"), len(train_rows), len(dev_rows))
+
+config = NgramConfig(max_n=4)
+indices, offsets, values = featurize([r["text"] for r in train_rows], config)  # sparse: bucket ids + log-counts
+target = torch.tensor([LABELS.index(r["label"]) for r in train_rows])
+linear = torch.nn.EmbeddingBag(config.buckets, len(LABELS), mode="sum")  # a linear layer on sparse counts
+torch.nn.init.zeros_(linear.weight)  # zeros + full batch: the same rows always give the same weights
+bias = torch.zeros(len(LABELS), requires_grad=True)
+optimizer = torch.optim.Adam([linear.weight, bias], lr=config.learning_rate)
+for _step in range(config.steps):
+    optimizer.zero_grad()
+    scores = linear(indices, offsets, per_sample_weights=values) + bias
+    loss = F.cross_entropy(scores, target) + config.l2 * linear.weight.pow(2).sum()
+    loss.backward()
+    optimizer.step()
+mine = NgramRouter(linear.weight.detach(), bias.detach(), LABELS, config)
+print(f"loss {loss.item():.3f}; dev accuracy {evaluate_router(mine, dev_rows).accuracy:.3f}")
+
+# %% [markdown]
+# `NgramRouter.train` is that loop. `tune` runs it for a few (n-gram size, L2) pairs, keeps the best **on dev**, then
+# sweeps the confidence threshold on dev: below the threshold the router answers `general` → the base model.
+
+# %% [markdown] lang="ru"
+# `NgramRouter.train` — это тот же цикл. `tune` запускает его для нескольких пар (длина n-грамм, L2), оставляет лучшую
+# **на dev** и затем перебирает порог уверенности на dev: ниже порога маршрутизатор отвечает `general` → базовая модель.
+
+# %%
+from lessons_lib.router.metrics import threshold_accuracy
+
+tuned = tune(train_rows, dev_rows)
+for row in tuned.tried:
+    print(f"max_n={row['max_n']} l2={row['l2']:g}   dev {row['dev_accuracy']:.3f}")
+ngram = tuned.router
+dev_probs = ngram.probabilities([r["text"] for r in dev_rows]).tolist()
+dev_gold = [r["label"] for r in dev_rows]
+for t in (0.0, 0.4, 0.5, 0.6, 0.7, 0.8):
+    print(f"threshold {t:.1f}: dev {threshold_accuracy(dev_probs, dev_gold, LABELS, t, 'general'):.3f}")
+print(
+    tr(
+        en=f"chosen on dev: max_n={ngram.config.max_n}, l2={ngram.config.l2:g}, threshold={ngram.threshold:.2f}",
+        ru=f"выбрано на dev: max_n={ngram.config.max_n}, l2={ngram.config.l2:g}, порог={ngram.threshold:.2f}",
+    )
+)
+
+# %% [markdown]
+# Now the test set, once: all four routers on the same 80 held-out prompts.
+
+# %% [markdown] lang="ru"
+# Теперь тестовая выборка, один раз: все четыре маршрутизатора на тех же 80 отложенных промптах.
+
+# %%
+all_reports = [*reports, evaluate_router(ngram, heldout, "ngram")]
+print(side_by_side(all_reports))
+print(f"\n{tr(en='recall', ru='recall'):10s}" + "".join(f"{r.name:>11s}" for r in all_reports))
+for label in LABELS:
+    print(f"{label:10s}" + "".join(f"{r.per_class()[label]['recall']:11.2f}" for r in all_reports))
+acc = {r.name: r.accuracy for r in all_reports}
+best_other = max((name for name in acc if name != "ngram"), key=acc.get)
+print(
+    tr(
+        en=f"n-gram {acc['ngram']:.3f} vs the best of the others ({best_other}) {acc[best_other]:.3f}: "
+        f"{acc['ngram'] - acc[best_other]:+.3f}",
+        ru=f"n-граммы {acc['ngram']:.3f} против лучшего из остальных ({best_other}) {acc[best_other]:.3f}: "
+        f"{acc['ngram'] - acc[best_other]:+.3f}",
+    )
+)
+
+# %% [markdown]
+# A confident router is not always a right one. Small talk has no domain; see where it goes and how sure the router
+# is. A threshold only catches *unsure* mistakes; a confident one needs more varied training rows.
+
+# %% [markdown] lang="ru"
+# Уверенный маршрутизатор — не всегда правый. У светской беседы нет предметной области; посмотрите, куда она уходит и
+# насколько маршрутизатор уверен. Порог ловит только *неуверенные* ошибки; уверенную исправят лишь более разнообразные
+# обучающие строки.
+
+# %%
+for text in ["Hello!", "Привет, как дела?", "What's a good name for a golden retriever?"]:
+    print(f"{ngram.route(text).reason:45s} {text}")
+
+# %%
+# Self-check: the n-gram router (no base model, so the same on every profile) was chosen on dev and scores
+# 0.875 on the held-out set; it must stay above 0.80 and well above the keyword rules.
+assert acc["ngram"] >= 0.80, acc
+assert acc["ngram"] >= acc["keyword"] + 0.15, acc
+
+# %% [markdown]
 # ## 6. RouterPlayground
 #
 # Type a prompt, press the button: the chosen adapter, the router's score per label, and the answer of
@@ -583,6 +705,8 @@ if exact_kernels(profile) or expects_quality(profile):
 # - A LoRA SEQ_CLS adapter is a tiny classifier on the same base (`modules_to_save` keeps its head); a
 #   confidence threshold sends unsure prompts to the base model.
 # - Mean-pooled embeddings + nearest centroid need no training at all — a cheap baseline.
+# - Character n-grams + one linear layer train in about a second without the base model; settings and threshold
+#   are chosen on dev, and the test set is read once. Compare any router you build with it.
 # - Evaluate on prompts the router never saw in any form: per-class precision/recall and the confusion
 #   matrix show *which* adapter gets the wrong traffic.
 # - Routing + a mixed-adapter batch serves many requests, each with its own adapter, in one call.
@@ -594,6 +718,8 @@ if exact_kernels(profile) or expects_quality(profile):
 # - LoRA-адаптер SEQ_CLS — это крошечный классификатор на той же базовой модели (`modules_to_save` сохраняет его
 #   голову); порог уверенности отправляет промпты, в которых маршрутизатор не уверен, базовой модели.
 # - Усреднённые эмбеддинги + ближайший центроид вообще не требуют обучения — дешёвая отправная точка для сравнения.
+# - Символьные n-граммы + один линейный слой обучаются примерно за секунду без базовой модели; настройки и порог
+#   выбираются на dev, а тестовая выборка читается один раз. Сравнивайте с ней любой маршрутизатор, который строите.
 # - Оценивайте на промптах, которых маршрутизатор не видел ни в каком виде: precision/recall по классам и матрица
 #   ошибок показывают, *какой* адаптер получает чужие запросы.
 # - Маршрутизация + батч со смешанными адаптерами обслуживают за один вызов много запросов, каждый — своим адаптером.
@@ -606,6 +732,8 @@ if exact_kernels(profile) or expects_quality(profile):
 # 3. Write ten new held-out prompts of your own (a JSONL file) and run
 #    `python -m lessons_lib.router evaluate --router learned --data my.jsonl`.
 # 4. Retrain with `python -m lessons_lib.router train --steps 200 --out build/router200`: better or overfit?
+# 5. Add ten small-talk requests to `general` in your own copy of the natural rows, retrain the n-gram router
+#    (`NgramRouter.train`) and route `"Привет, как дела?"` again: does it still go to an adapter?
 
 # %% [markdown] lang="ru"
 # ## Упражнения
@@ -616,6 +744,8 @@ if exact_kernels(profile) or expects_quality(profile):
 #    `python -m lessons_lib.router evaluate --router learned --data my.jsonl`.
 # 4. Обучите маршрутизатор заново командой `python -m lessons_lib.router train --steps 200 --out build/router200`:
 #    стало лучше или он переобучился?
+# 5. Добавьте десять реплик светской беседы с меткой `general` в свою копию естественных строк, заново обучите
+#    маршрутизатор на n-граммах (`NgramRouter.train`) и снова направьте `"Привет, как дела?"`: уходит ли он к адаптеру?
 
 # %% [markdown]
 # ## Quiz
