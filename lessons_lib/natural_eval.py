@@ -12,6 +12,7 @@ names appear in no pool of `lessons_lib.data` nor in the tiny model's pretrainin
 `python -m lessons_lib.natural_eval [--base DIR] [--adapters DIR ...]` prints a table for the base and each
 adapter on every set.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,9 @@ def load(domain: str, folder: Path = NATURAL_DIR) -> list[NaturalItem]:
     if domain not in DOMAINS:
         raise ValueError(f"Unknown domain {domain!r}; the natural sets are {', '.join(DOMAINS)}.")
     rows = [json.loads(line) for line in (Path(folder) / f"{domain}.jsonl").read_text().splitlines() if line.strip()]
-    return [NaturalItem(r["id"], r["domain"], r["lang"], r["prompt"], r["expected"], tuple(r["entities"]))
-            for r in rows]
+    return [
+        NaturalItem(r["id"], r["domain"], r["lang"], r["prompt"], r["expected"], tuple(r["entities"])) for r in rows
+    ]
 
 
 def copy_rate(item: NaturalItem, output: str) -> float:
@@ -132,8 +134,9 @@ def load_models(base_dir: Path, adapter_dirs: list[Path]):
     return model, tok, names
 
 
-def evaluate(base_dir: Path, adapter_dirs: list[Path], domains=DOMAINS, max_new_tokens: int | None = None,
-             log=print) -> list[dict]:
+def evaluate(
+    base_dir: Path, adapter_dirs: list[Path], domains=DOMAINS, max_new_tokens: int | None = None, log=print
+) -> list[dict]:
     """One row per (model, set): the base alone ("base") and each adapter."""
     from .models import generate
 
@@ -152,11 +155,15 @@ def evaluate(base_dir: Path, adapter_dirs: list[Path], domains=DOMAINS, max_new_
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point: print the table (and write it as JSON with --out)."""
-    p = argparse.ArgumentParser(prog="python -m lessons_lib.natural_eval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m lessons_lib.natural_eval",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--base", type=Path, default=TINY_MODEL_DIR)
-    p.add_argument("--adapters", type=Path, nargs="*",
-                   default=[TINY_ADAPTERS_DIR / d for d in ("json", "support", "coding")])
+    p.add_argument(
+        "--adapters", type=Path, nargs="*", default=[TINY_ADAPTERS_DIR / d for d in ("json", "support", "coding")]
+    )
     p.add_argument("--sets", nargs="*", default=list(DOMAINS), choices=DOMAINS)
     p.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
     a = p.parse_args(argv)
@@ -169,8 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows))
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps({"base": str(a.base), "adapters": [str(d) for d in a.adapters], "rows": rows},
-                                    indent=2, ensure_ascii=False))
+        a.out.write_text(
+            json.dumps(
+                {"base": str(a.base), "adapters": [str(d) for d in a.adapters], "rows": rows},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
     return 0
 
 

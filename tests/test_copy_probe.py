@@ -1,4 +1,5 @@
 """The copy probe and the copy-heavy corpus: deterministic, bilingual, disjoint from the course's pools."""
+
 import random
 import re
 
@@ -115,3 +116,26 @@ def test_lr_schedule_warms_up_holds_and_decays():
     assert lr_factor(0, 1000) == pytest.approx(0.05)
     assert lr_factor(500, 1000) == 1.0
     assert lr_factor(999, 1000) == pytest.approx(0.1045, abs=1e-3)
+
+
+@pytest.mark.parametrize("domain", ["json", "support", "coding"])
+def test_fresh_rows_swap_every_entity_for_one_the_prompt_holds(domain):
+    import json
+
+    from lessons_lib.tiny.adapters_v2 import fresh_rows
+
+    rows = fresh_rows(domain, 40)
+    assert rows == fresh_rows(domain, 40) and rows != fresh_rows(domain, 40, seed=1)
+    for row in rows:
+        prompt, answer = row["prompt"][0]["content"], row["completion"][0]["content"]
+        if domain == "json":
+            values = [str(v) for v in json.loads(answer).values()]
+        elif domain == "support":
+            values = [answer.split("\n")[0].split(", ", 1)[1].rstrip("!")]
+        else:
+            fn, arg = re.findall(r"def (\w+)\((\w+)\)", answer)[0]
+            assert arg in prompt
+            values = [fn]  # the argument may be a plain word such as "values"; the name must be fresh
+        for v in values:
+            assert v in prompt, (v, prompt)
+            assert not set(v.split()) & copy_corpus.COURSE_POOLS

@@ -1,4 +1,5 @@
 """The hand-written natural sets: big enough, bilingual, entities no training data holds, scorers that can fail."""
+
 import json
 import re
 
@@ -16,8 +17,9 @@ POOL_WORDS = {w.lower() for w in copy_corpus.COURSE_POOLS}
 def training_text():
     """A large sample of everything the tiny base and the course adapters are trained on."""
     docs = corpus.documents(3000, 0) + copy_corpus.documents(6000, 0, course_share=0.0)
-    prompts = [ex.prompt + "\n" + ex.response for d in data.DOMAINS for s in data.SPLITS
-               for ex in data.examples(d, 300, s, 0)]
+    prompts = [
+        ex.prompt + "\n" + ex.response for d in data.DOMAINS for s in data.SPLITS for ex in data.examples(d, 300, s, 0)
+    ]
     return "\n".join(docs + prompts)
 
 

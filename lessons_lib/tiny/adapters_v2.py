@@ -15,6 +15,56 @@ from pathlib import Path
 
 from .course_adapters import TRAIN_ROWS
 
+EN_RU = ("en", "ru")
+
+
+def _row(prompt: str, response: str) -> dict:
+    return {"prompt": [{"role": "user", "content": prompt}], "completion": [{"role": "assistant", "content": response}]}
+
+
+def fresh_rows(domain: str, n: int, seed: int = 0) -> list[dict]:
+    """The course's train rows with every name, town, order number and function name drawn fresh (syllables).
+
+    An experiment for stage 2: the templates stay the course's, only the entities change, so the adapter cannot
+    succeed by recalling a pool (or by deriving a function name from its task) and must copy from the prompt.
+    """
+    import random
+    import re
+
+    from .. import data
+    from .copy_corpus import Entities
+
+    rng = random.Random(f"fresh/{domain}/{seed}")
+    rows = []
+    for i, ex in enumerate(data.examples(domain, n, "train", seed)):
+        ent = Entities(rng, EN_RU[i % 2])
+        prompt, response = ex.prompt, ex.response
+        if domain == "json":
+            fields = ex.expected["fields"]
+            swaps = {"name": ent.person, "city": ent.place, "product": ent.product}
+            new = {k: (swaps[k]() if k in swaps else v) for k, v in fields.items()}
+            if "order_id" in new:
+                new["order_id"] = int(ent.number(3, 7))
+            if "email" in new:
+                new["email"] = ent.email(new["name"])
+            for k, v in fields.items():
+                prompt = prompt.replace(str(v), str(new[k]))
+            response = json.dumps(new, ensure_ascii=False)
+        elif domain == "support":
+            name, order = ent.person(), ent.number(4, 7)
+            for old, fresh in ((ex.expected["name"], name), (ex.expected["order"], order)):
+                prompt, response = prompt.replace(old, fresh), response.replace(old, fresh)
+        else:
+            fn, arg = ex.expected["function"], re.search(r"def \w+\((\w+)\)", ex.response).group(1)
+            new_fn, new_arg = ent.identifier(), rng.choice([ent.identifier(), "xs", "values", "data", "s"])
+            if new_fn == new_arg:
+                new_arg += "_in"
+            for old, fresh in ((fn, new_fn), (arg, new_arg)):
+                pattern = re.compile(rf"\b{re.escape(old)}\b")
+                prompt, response = pattern.sub(fresh, prompt), pattern.sub(fresh, response)
+        rows.append(_row(prompt, response))
+    return rows
+
 
 def load_candidate(base_dir: Path):
     """The candidate base and its tokenizer, set up as models.load_tokenizer sets up the shipped one."""
@@ -30,7 +80,14 @@ def load_candidate(base_dir: Path):
 
 
 def train_on(
-    base_dir: Path, domain: str, out_root: Path, steps: int | None = None, seed: int = 0, eval_n: int = 40, log=print
+    base_dir: Path,
+    domain: str,
+    out_root: Path,
+    steps: int | None = None,
+    seed: int = 0,
+    eval_n: int = 40,
+    fresh_entities: bool = False,
+    log=print,
 ) -> dict:
     """Train one domain adapter on `base_dir`, save it to out_root/domain, return its template held-out scores."""
     from peft import PeftModel
@@ -47,7 +104,7 @@ def train_on(
     result = train_adapter(
         base,
         tok,
-        sft_rows(domain, TRAIN_ROWS, "train", seed),
+        fresh_rows(domain, TRAIN_ROWS, seed) if fresh_entities else sft_rows(domain, TRAIN_ROWS, "train", seed),
         profile,
         folder,
         max_steps=steps,
@@ -56,11 +113,12 @@ def train_on(
         log=log,
     )
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)
-    fresh, tok = load_candidate(base_dir)
-    model = PeftModel.from_pretrained(fresh, folder)
+    untouched, tok = load_candidate(base_dir)
+    model = PeftModel.from_pretrained(untouched, folder)
     rep, _ = evaluate.evaluate_model(model, tok, domain, eval_n, max_new_tokens=profile.max_new_tokens)
     metrics = {
         "base": str(base_dir),
+        "fresh_entities": fresh_entities,
         "steps": result.steps,
         "seconds": round(result.seconds, 1),
         "heldout_valid": rep.valid_rate,
@@ -80,12 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("build/adapters-v2"))
     p.add_argument("--steps", type=int, default=None, help="default: the tiny profile's train_steps")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--fresh-entities", action="store_true", help="train rows with syllable entities (fresh_rows)")
     a = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(a.threads)
     for domain in a.domains:
-        train_on(a.base, domain, a.out, a.steps)
+        train_on(a.base, domain, a.out, a.steps, fresh_entities=a.fresh_entities)
     return 0
 
 

@@ -5,6 +5,7 @@ warmup-stable-decay schedule (so checkpoints taken before the decay are comparab
 model folder every `--ckpt-every` steps. Deterministic for a given seed and thread count; `--time-budget`
 only stops early (it says so in the facts), it never changes what a step does.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,9 +49,20 @@ def save(model, tok, folder: Path, facts: dict) -> None:
     (folder / "build_facts.json").write_text(json.dumps(facts, indent=2))
 
 
-def train(out: Path, steps: int, batch_size: int = 8, block: int = 256, lr: float = 3e-3, seed: int = 0,
-          tokens_per_doc: float = 100.0, course_share: float = 0.3, ckpt_every: int = 1000,
-          time_budget: float | None = None, base_dir: Path = TINY_MODEL_DIR, log=print) -> dict:
+def train(
+    out: Path,
+    steps: int,
+    batch_size: int = 8,
+    block: int = 256,
+    lr: float = 3e-3,
+    seed: int = 0,
+    tokens_per_doc: float = 100.0,
+    course_share: float = 0.3,
+    ckpt_every: int = 1000,
+    time_budget: float | None = None,
+    base_dir: Path = TINY_MODEL_DIR,
+    log=print,
+) -> dict:
     """Pretrain from scratch on enough fresh copy-corpus documents for `steps` without repeating a block."""
     import torch
     from transformers import AutoTokenizer, GenerationConfig
@@ -60,24 +72,33 @@ def train(out: Path, steps: int, batch_size: int = 8, block: int = 256, lr: floa
     n_docs = int(steps * batch_size * block / tokens_per_doc * 1.05) + 100
     docs = copy_corpus.documents(n_docs, seed, copy_corpus.word_vocab(tok), course_share)
     blocks = pack(tok, docs, block)
-    log(f"corpus: {len(docs)} documents, {blocks.numel():,} tokens in {len(blocks)} blocks "
-        f"({time.time() - t0:.0f}s)")
+    log(f"corpus: {len(docs)} documents, {blocks.numel():,} tokens in {len(blocks)} blocks ({time.time() - t0:.0f}s)")
     model = fresh_model(base_dir, seed)
-    model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                                               bos_token_id=tok.bos_token_id, do_sample=False)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, do_sample=False
+    )
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(blocks), generator=gen)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps))
-    facts = {"parameters": sum(p.numel() for p in model.parameters()), "corpus_tokens": blocks.numel(),
-             "documents": len(docs), "course_share": course_share, "steps_planned": steps,
-             "batch_size": batch_size, "block": block, "lr": lr, "seed": seed, "threads": torch.get_num_threads()}
+    facts = {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "corpus_tokens": blocks.numel(),
+        "documents": len(docs),
+        "course_share": course_share,
+        "steps_planned": steps,
+        "batch_size": batch_size,
+        "block": block,
+        "lr": lr,
+        "seed": seed,
+        "threads": torch.get_num_threads(),
+    }
     out = Path(out)
     model.train()
     start, recent, step = time.time(), [], 0
     for step in range(steps):
         pos = (step * batch_size) % len(blocks)
-        idx = order[pos:pos + batch_size]
+        idx = order[pos : pos + batch_size]
         if len(idx) < batch_size:
             order = torch.randperm(len(blocks), generator=gen)
             idx = order[:batch_size]
@@ -92,14 +113,21 @@ def train(out: Path, steps: int, batch_size: int = 8, block: int = 256, lr: floa
         done = step + 1
         if done % 50 == 0 or done == steps:
             rate = done * batch.numel() / (time.time() - start)
-            log(f"step {done}/{steps} tokens {done * batch.numel():,} loss {sum(recent) / len(recent):.3f} "
-                f"{rate:,.0f} tok/s {time.time() - t0:.0f}s")
+            log(
+                f"step {done}/{steps} tokens {done * batch.numel():,} loss {sum(recent) / len(recent):.3f} "
+                f"{rate:,.0f} tok/s {time.time() - t0:.0f}s"
+            )
         over = time_budget is not None and time.time() - t0 > time_budget
         if done % ckpt_every == 0 or done == steps or over:
             model.eval()
-            step_facts = dict(facts, steps=done, tokens_seen=done * batch_size * block,
-                              loss_last50=round(sum(recent) / len(recent), 4),
-                              seconds=round(time.time() - t0, 1), stopped_by_time_budget=over and done < steps)
+            step_facts = dict(
+                facts,
+                steps=done,
+                tokens_seen=done * batch_size * block,
+                loss_last50=round(sum(recent) / len(recent), 4),
+                seconds=round(time.time() - t0, 1),
+                stopped_by_time_budget=over and done < steps,
+            )
             save(model, tok, out / f"ckpt-{done:06d}", step_facts)
             log(f"checkpoint {out / f'ckpt-{done:06d}'}")
             model.train()
@@ -127,8 +155,17 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(a.threads)
-    facts = train(a.out, a.steps, a.batch_size, lr=a.lr, seed=a.seed, course_share=a.course_share,
-                  ckpt_every=a.ckpt_every, time_budget=a.time_budget, log=lambda m: print(m, flush=True))
+    facts = train(
+        a.out,
+        a.steps,
+        a.batch_size,
+        lr=a.lr,
+        seed=a.seed,
+        course_share=a.course_share,
+        ckpt_every=a.ckpt_every,
+        time_budget=a.time_budget,
+        log=lambda m: print(m, flush=True),
+    )
     print(json.dumps(facts, indent=2))
     return 0
 

@@ -7,6 +7,7 @@ phrasings written only here ("new"): the gap between the two is how far copying 
 
 `python -m lessons_lib.tiny.probe MODEL_DIR [MODEL_DIR ...]` prints the exact copy rate overall and per kind.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,29 +18,113 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PEOPLE = {
-    "en": ["Zofia Wrenfield", "Wilhelmina Oduya", "Bartholomew Keane", "Priya Ramaswamy", "Desmond Achterberg",
-           "Ines Vasquez", "Tobias Lindqvist", "Marguerite Okafor", "Cormac Delaney", "Yusuf Haddad",
-           "Hattie Brandvold", "Rafferty Quinn", "Saoirse Mulcahy", "Kenji Takahara", "Beatrix Pemberton",
-           "Ansel Vukovic", "Delphine Arceneaux", "Magnus Thorvaldsen", "Imogen Fairweather", "Osric Blackwood"],
-    "ru": ["Ярослава Журавлёва", "Всеволод Кречетов", "Агафья Семибратова", "Любомир Ганин", "Евдокия Щеглова",
-           "Прохор Бельский", "Милена Задорожная", "Святослав Гурьев", "Таисия Ремизова", "Аркадий Лопатин",
-           "Злата Вершинина", "Ефим Колыванов", "Василиса Тучкова", "Мирон Шестаков", "Эльвира Хабибуллина",
-           "Тихон Ракитин", "Серафима Пожарская", "Гордей Мальцев", "Устинья Ковригина", "Платон Жердев"],
+    "en": [
+        "Zofia Wrenfield",
+        "Wilhelmina Oduya",
+        "Bartholomew Keane",
+        "Priya Ramaswamy",
+        "Desmond Achterberg",
+        "Ines Vasquez",
+        "Tobias Lindqvist",
+        "Marguerite Okafor",
+        "Cormac Delaney",
+        "Yusuf Haddad",
+        "Hattie Brandvold",
+        "Rafferty Quinn",
+        "Saoirse Mulcahy",
+        "Kenji Takahara",
+        "Beatrix Pemberton",
+        "Ansel Vukovic",
+        "Delphine Arceneaux",
+        "Magnus Thorvaldsen",
+        "Imogen Fairweather",
+        "Osric Blackwood",
+    ],
+    "ru": [
+        "Ярослава Журавлёва",
+        "Всеволод Кречетов",
+        "Агафья Семибратова",
+        "Любомир Ганин",
+        "Евдокия Щеглова",
+        "Прохор Бельский",
+        "Милена Задорожная",
+        "Святослав Гурьев",
+        "Таисия Ремизова",
+        "Аркадий Лопатин",
+        "Злата Вершинина",
+        "Ефим Колыванов",
+        "Василиса Тучкова",
+        "Мирон Шестаков",
+        "Эльвира Хабибуллина",
+        "Тихон Ракитин",
+        "Серафима Пожарская",
+        "Гордей Мальцев",
+        "Устинья Ковригина",
+        "Платон Жердев",
+    ],
 }
 PLACES = {
-    "en": ["Tbilisi", "Reykjavik", "Valparaiso", "Kalamata", "Tromso", "Ljubljana", "Cartagena", "Yokohama",
-           "Aberystwyth", "Bratislava", "Winnipeg", "Gdansk", "Marrakesh", "Ushuaia", "Bergamo", "Galway"],
-    "ru": ["Кострома", "Петрозаводск", "Нарьян-Мар", "Дербент", "Выборг", "Саранск", "Благовещенск", "Кунгур",
-           "Елабуга", "Суздаль", "Кандалакша", "Чебоксары", "Магадан", "Йошкар-Ола", "Зеленоградск", "Тотьма"],
+    "en": [
+        "Tbilisi",
+        "Reykjavik",
+        "Valparaiso",
+        "Kalamata",
+        "Tromso",
+        "Ljubljana",
+        "Cartagena",
+        "Yokohama",
+        "Aberystwyth",
+        "Bratislava",
+        "Winnipeg",
+        "Gdansk",
+        "Marrakesh",
+        "Ushuaia",
+        "Bergamo",
+        "Galway",
+    ],
+    "ru": [
+        "Кострома",
+        "Петрозаводск",
+        "Нарьян-Мар",
+        "Дербент",
+        "Выборг",
+        "Саранск",
+        "Благовещенск",
+        "Кунгур",
+        "Елабуга",
+        "Суздаль",
+        "Кандалакша",
+        "Чебоксары",
+        "Магадан",
+        "Йошкар-Ола",
+        "Зеленоградск",
+        "Тотьма",
+    ],
 }
-FUNCTIONS = ["celsius_to_kelvin", "normalize_whitespace", "count_vowels", "median_of", "clamp_values",
-             "parse_iso_date", "flatten_pairs", "invert_mapping", "slugify_title", "dedupe_emails",
-             "rolling_mean", "pad_left", "chunk_list", "is_palindrome", "merge_invoices", "strip_tags"]
+FUNCTIONS = [
+    "celsius_to_kelvin",
+    "normalize_whitespace",
+    "count_vowels",
+    "median_of",
+    "clamp_values",
+    "parse_iso_date",
+    "flatten_pairs",
+    "invert_mapping",
+    "slugify_title",
+    "dedupe_emails",
+    "rolling_mean",
+    "pad_left",
+    "chunk_list",
+    "is_palindrome",
+    "merge_invoices",
+    "strip_tags",
+]
 
 
 @dataclass(frozen=True)
 class ProbeItem:
     """One completion: the text to continue and the entity it must start with."""
+
     prompt: str
     target: str
     lang: str
@@ -55,34 +140,48 @@ FRAMES = [
     ("en", "number", True, "The order number is {n}. Yesterday I met {p}.\nWhat number?"),
     ("en", "place", True, "{p} — {c}\n{q} — {d}\n\nWhere does {p} live?"),
     ("en", "person", True, "Hi, I'm {p}. Order {n} never arrived.\n---\nHello, "),
-    ("en", "number", True, "Hi, I'm {p}. Order {n} never arrived.\n---\nHello, {p}!\nThank you for writing about order"),
-    ("en", "person", True, "My name is {p}, lives in {c}.\nJSON: {{\"name\": \""),
+    (
+        "en",
+        "number",
+        True,
+        "Hi, I'm {p}. Order {n} never arrived.\n---\nHello, {p}!\nThank you for writing about order",
+    ),
+    ("en", "person", True, 'My name is {p}, lives in {c}.\nJSON: {{"name": "'),
     ("en", "function", True, "We need {f}(values): it adds 5 to each value.\ndef"),
     ("ru", "person", True, "Я живу в городе {c}. Меня зовут {p}. День был тихий.\nИмя:"),
     ("ru", "place", True, "Знакомьтесь: {p}. Она переехала в {c} в прошлом году.\nКакой город?"),
     ("ru", "number", True, "Номер заказа {n}. Вчера я встретил(а) {p}.\nКакой номер?"),
     ("ru", "place", True, "{p} — {c}\n{q} — {d}\n\nГде живёт {p}?"),
     ("ru", "person", True, "Здравствуйте, я {p}. Заказ {n} так и не пришёл.\n---\nЗдравствуйте, "),
-    ("ru", "number", True, "Здравствуйте, я {p}. Заказ {n} так и не пришёл.\n---\nЗдравствуйте, {p}!\n"
-                           "Спасибо, что написали о заказе"),
-    ("ru", "person", True, "Меня зовут {p}, живёт в городе {c}.\nJSON: {{\"name\": \""),
+    (
+        "ru",
+        "number",
+        True,
+        "Здравствуйте, я {p}. Заказ {n} так и не пришёл.\n---\nЗдравствуйте, {p}!\nСпасибо, что написали о заказе",
+    ),
+    ("ru", "person", True, 'Меня зовут {p}, живёт в городе {c}.\nJSON: {{"name": "'),
     ("ru", "function", True, "Нужна {f}(values): она прибавляет 5 к каждому значению.\ndef"),
     ("en", "person", True, "Our new neighbour is called {p}. The shop opens at nine. Thanks,"),
     ("ru", "person", True, "Нашего нового соседа зовут {p}. Магазин открывается в девять. Спасибо,"),
     ("en", "place", True, "Home town: {c}. Trains were late again. City:"),
     ("ru", "place", True, "Родной город: {c}. Поезда опять опаздывали. Город:"),
     # new: phrasings that appear nowhere in the corpus
-    ("en", "person", False, "Extract the name as JSON: {p}, 44, moved to {c} last spring.\n{{\"name\": \""),
+    ("en", "person", False, 'Extract the name as JSON: {p}, 44, moved to {c} last spring.\n{{"name": "'),
     ("en", "place", False, "{p} grew up on a farm near {c}. Ask anyone from {c}! Her hometown, of course, is"),
     ("en", "number", False, "Your confirmation code is {n}. Please type the confirmation code to continue:"),
     ("en", "person", False, "The goal in the last minute was scored by {p}. Once again, the scorer:"),
     ("en", "person", False, "Invoice for {p}, due Friday.\nBilled to:"),
-    ("en", "number", False, "Tracking number {n} was assigned to the parcel yesterday. To follow it, use tracking number"),
+    (
+        "en",
+        "number",
+        False,
+        "Tracking number {n} was assigned to the parcel yesterday. To follow it, use tracking number",
+    ),
     ("en", "function", False, "Could you write celsius stuff? Call the function {f} please.\n```python\ndef"),
     ("en", "person", False, "hey its {p}, my package never showed up :( can you help\n\nDear"),
     ("en", "place", False, "Flights to {c} leave at noon from gate 4. Destination:"),
     ("en", "person", False, "Certificate awarded to {p} for outstanding work. Recipient:"),
-    ("ru", "person", False, "Достань имя в JSON: {p}, 44 года, весной переехала в {c}.\n{{\"name\": \""),
+    ("ru", "person", False, 'Достань имя в JSON: {p}, 44 года, весной переехала в {c}.\n{{"name": "'),
     ("ru", "place", False, "{p} выросла на ферме под городом {c}. Её родной город, конечно,"),
     ("ru", "number", False, "Ваш код подтверждения {n}. Введите код подтверждения, чтобы продолжить:"),
     ("ru", "person", False, "Гол на последней минуте забил(а) {p}. Ещё раз, автор гола:"),
@@ -113,7 +212,7 @@ def items(seed: int = 0) -> list[ProbeItem]:
 def copied(completion: str, target: str) -> bool:
     """Exact copy: past leading spaces and quotes, the completion is the whole entity and then no more letters."""
     text = completion.lstrip(" \t\"'«")
-    return text.startswith(target) and not text[len(target):len(target) + 1].isalnum()
+    return text.startswith(target) and not text[len(target) : len(target) + 1].isalnum()
 
 
 def complete(model, tok, prompt: str, target: str) -> str:
@@ -124,17 +223,22 @@ def complete(model, tok, prompt: str, target: str) -> str:
     budget = len(tok(" " + target, add_special_tokens=False)["input_ids"]) + 3
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=budget, do_sample=False, pad_token_id=tok.pad_token_id)
-    return tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    return tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 def score(pairs: list[tuple[ProbeItem, str]]) -> dict:
     """Copy rates overall, by seen/new frame, by language and by kind."""
+
     def rate(sel):
         sel = list(sel)
         return round(sum(copied(c, it.target) for it, c in sel) / len(sel), 3) if sel else None
 
-    report = {"n": len(pairs), "overall": rate(pairs),
-              "seen_frames": rate(x for x in pairs if x[0].seen), "new_frames": rate(x for x in pairs if not x[0].seen)}
+    report = {
+        "n": len(pairs),
+        "overall": rate(pairs),
+        "seen_frames": rate(x for x in pairs if x[0].seen),
+        "new_frames": rate(x for x in pairs if not x[0].seen),
+    }
     for lang in ("en", "ru"):
         report[lang] = rate(x for x in pairs if x[0].lang == lang)
     for kind in ("person", "place", "number", "function"):
@@ -164,8 +268,9 @@ def text_loss(model_dir: str | Path, docs: list[str], block: int = 256) -> float
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     blocks = pack(tok, docs, block)
     with torch.no_grad():
-        losses = [model(input_ids=blocks[i:i + 8], labels=blocks[i:i + 8]).loss.item()
-                  for i in range(0, len(blocks), 8)]
+        losses = [
+            model(input_ids=blocks[i : i + 8], labels=blocks[i : i + 8]).loss.item() for i in range(0, len(blocks), 8)
+        ]
     return round(sum(losses) / len(losses), 4)
 
 
