@@ -37,17 +37,31 @@ STRAY = re.compile(
 )
 
 
+def shown_texts(outputs: list) -> list[str]:
+    """The printed text of a cell's outputs as a reader sees it: consecutive outputs of one stream joined (Jupyter
+    renders them as one), widgets' saved text apart."""
+    texts: list[str] = []
+    previous = None
+    for output in outputs:
+        if output.get("output_type") == "stream":
+            name = output.get("name")
+            if name == previous:
+                texts[-1] += output.get("text", "")
+            else:
+                texts.append(output.get("text", ""))
+            previous = name
+            continue
+        previous = None
+        if "application/vnd.jupyter.widget-view+json" in output.get("data", {}):
+            texts.append(output["data"].get("text/plain", ""))
+    return texts
+
+
 def stray_lines(nb) -> list[str]:
     """Lines of printed output (streams, and widgets' saved text) that match STRAY, as 'cell N: line'."""
     found = []
     for index, cell in enumerate(nb.cells):
-        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
-            if output.get("output_type") == "stream":
-                text = output.get("text", "")
-            elif "application/vnd.jupyter.widget-view+json" in output.get("data", {}):
-                text = output["data"].get("text/plain", "")
-            else:
-                continue
+        for text in shown_texts(cell.get("outputs", [])) if cell.cell_type == "code" else []:
             shown = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]  # a carriage return redraws: last wins
             found += [f"cell {index}: {line.strip()[:160]}" for line in shown if STRAY.search(line)]
     return found

@@ -1,13 +1,14 @@
 """Score adapters on requests in learners' own words: the hand-written sets in assets/natural/.
 
 Each set (json, support, coding; EN + RU) holds natural requests whose names, towns, order numbers and function
-names appear in no pool of `lessons_lib.data` nor in the tiny model's pretraining corpus. Two figures per set:
+names appear in no pool of `lessons_lib.data` nor in the tiny model's pretraining corpus. Figures per set:
 
+- valid: the course's own format check for the set's domain (`evaluate.score_json` etc.);
 - copy: the share of the request's entities (names, towns, e-mails, order numbers, function names) that the
   answer repeats verbatim, averaged over requests;
 - task: json — the answer is a JSON object holding every requested value (key names are not judged: a Russian
-  request may name its fields in Russian); support — the reply contains the customer's name and order number;
-  coding — the requested function is defined and passes its small check (run in a subprocess with a timeout).
+  request may name its fields in Russian); support — a reply (opening with a greeting) that contains the
+  customer's name and order number; coding — the requested function is defined and passes its small check (run in a subprocess with a timeout).
 
 `python -m lessons_lib.natural_eval [--base DIR] [--adapters DIR ...]` prints a table for the base and each
 adapter on every set.
@@ -22,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .evaluate import run_code_check, strip_fences
+from .evaluate import GREETING, run_code_check, score_coding, score_json, score_support, strip_fences
 from .paths import TINY_ADAPTERS_DIR, TINY_MODEL_DIR
 
 NATURAL_DIR = Path(__file__).resolve().parent.parent / "assets" / "natural"
@@ -71,8 +72,8 @@ def json_task(output: str, expected: dict) -> bool:
 
 
 def support_task(output: str, expected: dict) -> bool:
-    """The reply names the customer and the order."""
-    return expected["name"] in output and expected["order"] in output
+    """A reply (it opens with a greeting) that names the customer and the order."""
+    return bool(GREETING.search(output)) and expected["name"] in output and expected["order"] in output
 
 
 def defines(source: str, function: str) -> bool:
@@ -92,6 +93,7 @@ def coding_task(output: str, expected: dict) -> bool:
     return run_code_check(source, expected["function"], expected["tests"])[0]
 
 
+FORMATS = {"json": score_json, "support": score_support, "coding": score_coding}
 TASKS = {"json": json_task, "support": support_task, "coding": coding_task}
 
 
@@ -101,10 +103,12 @@ def task_ok(item: NaturalItem, output: str) -> bool:
 
 
 def score(items: list[NaturalItem], outputs: list[str]) -> dict:
-    """Copy rate and task rate over a set, overall and per language."""
+    """Course format rate (`valid`, the course's own check), copy rate and task rate; overall and per language."""
     if len(items) != len(outputs):
         raise ValueError(f"{len(items)} items but {len(outputs)} outputs")
-    row: dict = {"n": len(items)}
+    row: dict = {"n": len(items),
+                 "valid": round(sum(FORMATS[it.domain](o, it.expected).valid for it, o in zip(items, outputs))
+                                / max(len(items), 1), 3)}
     for lang in ("all", "en", "ru"):
         sel = [(it, out) for it, out in zip(items, outputs) if lang == "all" or it.lang == lang]
         sfx = "" if lang == "all" else f"_{lang}"

@@ -113,6 +113,14 @@ def test_stray_lines_flag_warnings_raw_logs_and_frozen_bars_only():
                     ),
                 ],
             ),
+            new_code_cell(  # a bar redrawn across outputs (as a kernel sends it): Jupyter shows the joined stream
+                "train_router()",
+                outputs=[
+                    new_output("stream", name="stderr", text="bar:   0%|  | 0/4 [00:00<?]"),
+                    new_output("stream", name="stderr", text="\rbar:  50%|# | 2/4 [00:01<00:01]"),
+                    new_output("stream", name="stderr", text="\rbar: 100%|##| 4/4 [00:02<00:00]\n"),
+                ],
+            ),
         ]
     )
     nbformat.validate(nb)

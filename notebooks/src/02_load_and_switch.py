@@ -801,7 +801,9 @@ print(
         f"строк: {(shuffled - peft_rows).abs().max().item():.1e}",
     )
 )
-assert checks.logits_close(ours, peft_rows, profile) and not checks.logits_close(shuffled, peft_rows, profile)
+# Ours equals PEFT; the rows' adapters shuffled do not (by how much depends on how far training moved B from zero).
+assert checks.logits_close(ours, peft_rows, profile)
+assert (shuffled - peft_rows).abs().max() > (ours - peft_rows).abs().max()
 
 # %% [markdown]
 # `lessons_lib.batched_lora.BatchedLora` does this in every LoRA layer of the model: it builds the stacks once

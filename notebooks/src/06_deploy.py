@@ -502,7 +502,9 @@ assert refused.param == "best_of"
 
 # %%
 tool_model = "tools" if "tools" in model_ids else "base"  # notebook 05's adapter, where this profile has it
-schemas = tool_schemas()
+# Send the tools this conversation needs: each schema is rendered into the prompt (hundreds of tokens with a
+# small tokenizer), and the server refuses a prompt over the profile's max_length with a 400 that says so.
+schemas = [s for s in tool_schemas() if s["function"]["name"] == "text_formatter"]
 messages = [{"role": "user", "content": "Format the text to width 21, indent 4: Warsaw gets a new blender today."}]
 reply = client.chat.completions.create(
     model=tool_model, messages=messages, tools=schemas, tool_choice="required", max_tokens=health["max_tokens"]
