@@ -8,7 +8,8 @@ names appear in no pool of `lessons_lib.data` nor in the tiny model's pretrainin
   answer repeats verbatim, averaged over requests;
 - task: json — the answer is a JSON object holding every requested value (key names are not judged: a Russian
   request may name its fields in Russian); support — a reply (opening with a greeting) that contains the
-  customer's name and order number; coding — the requested function is defined and passes its small check (run in a subprocess with a timeout).
+  customer's name and order number; coding — the requested function is defined and passes its small check
+  (run in a subprocess with a timeout).
 
 `python -m lessons_lib.natural_eval [--base DIR] [--adapters DIR ...]` prints a table for the base and each
 adapter on every set.
@@ -106,9 +107,12 @@ def score(items: list[NaturalItem], outputs: list[str]) -> dict:
     """Course format rate (`valid`, the course's own check), copy rate and task rate; overall and per language."""
     if len(items) != len(outputs):
         raise ValueError(f"{len(items)} items but {len(outputs)} outputs")
-    row: dict = {"n": len(items),
-                 "valid": round(sum(FORMATS[it.domain](o, it.expected).valid for it, o in zip(items, outputs))
-                                / max(len(items), 1), 3)}
+    row: dict = {
+        "n": len(items),
+        "valid": round(
+            sum(FORMATS[it.domain](o, it.expected).valid for it, o in zip(items, outputs)) / max(len(items), 1), 3
+        ),
+    }
     for lang in ("all", "en", "ru"):
         sel = [(it, out) for it, out in zip(items, outputs) if lang == "all" or it.lang == lang]
         sfx = "" if lang == "all" else f"_{lang}"

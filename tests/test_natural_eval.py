@@ -65,8 +65,9 @@ def test_references_pass_and_wrong_answers_fail():
         assert natural_eval.copy_rate(it, json.dumps(it.expected["fields"], ensure_ascii=False)) == 1.0
     for it in SETS["support"]:
         assert natural_eval.task_ok(it, f"Hello, {it.expected['name']}! About order {it.expected['order']}: sorry.")
-        assert not natural_eval.task_ok(it, json.dumps({"name": it.expected["name"], "order": it.expected["order"]},
-                                                        ensure_ascii=False)), "a JSON record is not a reply"
+        assert not natural_eval.task_ok(
+            it, json.dumps({"name": it.expected["name"], "order": it.expected["order"]}, ensure_ascii=False)
+        ), "a JSON record is not a reply"
         assert not natural_eval.task_ok(it, f"Hello, Lucas Green! About order {it.expected['order']}: sorry.")
     rows = [json.loads(line) for line in (natural_eval.NATURAL_DIR / "coding.jsonl").read_text().splitlines()]
     for row, it in zip(rows, SETS["coding"]):
@@ -102,7 +103,16 @@ def test_score_reports_per_language_and_checks_lengths():
     items = SETS["support"][:1] + [next(i for i in SETS["support"] if i.lang == "ru")]
     good = f"{items[0].expected['name']} {items[0].expected['order']}"
     row = natural_eval.score(items, ["Hi " + good, "Здравствуйте!"])
-    assert row == {"n": 2, "valid": 0.0, "copy": 0.5, "task": 0.5, "copy_en": 1.0, "task_en": 1.0, "copy_ru": 0.0, "task_ru": 0.0}
+    assert row == {
+        "n": 2,
+        "valid": 0.0,
+        "copy": 0.5,
+        "task": 0.5,
+        "copy_en": 1.0,
+        "task_en": 1.0,
+        "copy_ru": 0.0,
+        "task_ru": 0.0,
+    }
     with pytest.raises(ValueError, match="1 items but 2 outputs"):
         natural_eval.score(items[:1], ["a", "b"])
 
