@@ -24,11 +24,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .evaluate import GREETING, run_code_check, score_coding, score_json, score_support, strip_fences
-from .paths import TINY_ADAPTERS_DIR, TINY_MODEL_DIR
+from . import domains
+from .evaluate import GREETING, run_code_check, strip_fences
+from .paths import ASSETS_DIR, TINY_ADAPTERS_DIR, TINY_MODEL_DIR
 
-NATURAL_DIR = Path(__file__).resolve().parent.parent / "assets" / "natural"
-DOMAINS = ("json", "support", "coding")
+NATURAL_DIR = ASSETS_DIR / "natural"
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,14 @@ def coding_task(output: str, expected: dict) -> bool:
     return run_code_check(source, expected["function"], expected["tests"])[0]
 
 
-FORMATS = {"json": score_json, "support": score_support, "coding": score_coding}
+# The natural sets' task checks, per domain (the format check is the domain's own scorer, from the registry).
 TASKS = {"json": json_task, "support": support_task, "coding": coding_task}
+DOMAINS = tuple(name for name in domains.names() if name in TASKS)  # registry order
+
+
+def format_score(domain: str, output: str, expected: dict):
+    """The domain's own format score (the registry's scorer) of one answer."""
+    return domains.resolve(domains.get(domain).scorer)(output, expected)
 
 
 def task_ok(item: NaturalItem, output: str) -> bool:
@@ -110,7 +116,7 @@ def score(items: list[NaturalItem], outputs: list[str]) -> dict:
     row: dict = {
         "n": len(items),
         "valid": round(
-            sum(FORMATS[it.domain](o, it.expected).valid for it, o in zip(items, outputs)) / max(len(items), 1), 3
+            sum(format_score(it.domain, o, it.expected).valid for it, o in zip(items, outputs)) / max(len(items), 1), 3
         ),
     }
     for lang in ("all", "en", "ru"):
@@ -143,7 +149,7 @@ def load_models(base_dir: Path, adapter_dirs: list[Path]):
 
 
 def evaluate(
-    base_dir: Path, adapter_dirs: list[Path], domains=DOMAINS, max_new_tokens: int | None = None, log=print
+    base_dir: Path, adapter_dirs: list[Path], sets=DOMAINS, max_new_tokens: int | None = None, log=print
 ) -> list[dict]:
     """One row per (model, set): the base alone ("base") and each adapter."""
     from .models import generate
@@ -151,7 +157,7 @@ def evaluate(
     model, tok, names = load_models(base_dir, adapter_dirs)
     rows = []
     for label in ["__base__"] + names:
-        for domain in domains:
+        for domain in sets:
             items = load(domain)
             route = [label] * len(items) if names else None
             outputs = generate(model, tok, [it.prompt for it in items], max_new_tokens, adapter_names=route)

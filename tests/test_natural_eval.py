@@ -118,5 +118,5 @@ def test_score_reports_per_language_and_checks_lengths():
 
 
 def test_unknown_domain_is_refused():
-    with pytest.raises(ValueError, match="natural sets are json, support, coding"):
+    with pytest.raises(ValueError, match="natural sets are json, coding, support"):
         natural_eval.load("poetry")
