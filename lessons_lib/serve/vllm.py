@@ -188,16 +188,18 @@ def lorax_command(base_model: str, store_dir: str | Path, port: int = 8080) -> l
     if Path(base_model).is_dir():
         mounts += ["-v", f"{Path(base_model).resolve()}:/base"]
         base_model = "/base"
+    # The mounts go first: the image then follows a short option, so a long mount path never drags it onto a
+    # line of its own when the command is wrapped (see `shell`).
     return [
         "docker",
         "run",
+        *mounts,
         "--gpus",
         "all",
         "--shm-size",
         "1g",
         "-p",
         f"{port}:80",
-        *mounts,
         LORAX_IMAGE,
         "--model-id",
         base_model,
