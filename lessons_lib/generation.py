@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import inspect
-import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -183,27 +182,13 @@ def _common_prefix(a: str, b: str) -> str:
 
 
 # ---------------------------------------------------------------- logprobs in OpenAI's shape
-_BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
-
-
-def _byte_decoder() -> dict[str, int]:
-    """GPT-2's byte-level alphabet, reversed: which byte each printable stand-in character means."""
-    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
 
 
 class TokenText:
     """Token id -> (text, utf-8 bytes) as OpenAI's logprobs report them, cached."""
 
     def __init__(self, tokenizer):
-        self.tok, self.cache, self.bytes_of = tokenizer, {}, _byte_decoder()
+        self.tok, self.cache = tokenizer, {}
 
     def __call__(self, token: int) -> tuple[str, list[int]]:
         if token not in self.cache:
@@ -216,13 +201,10 @@ class TokenText:
         return self.cache[token]
 
     def _raw(self, token: int) -> list[int]:
-        piece = self.tok.convert_ids_to_tokens(token)
-        match = _BYTE_TOKEN.match(piece)
-        if match:  # sentencepiece byte fallback
-            return [int(match.group(1), 16)]
-        if all(ch in self.bytes_of for ch in piece):  # byte-level BPE
-            return [self.bytes_of[ch] for ch in piece]
-        return list(piece.replace("\u2581", " ").encode("utf-8"))
+        from .tools.constrained import token_bytes_of  # the course's one table of token bytes, built once
+
+        raw = token_bytes_of(self.tok)[token]
+        return list(raw) if raw is not None else list(self.tok.convert_ids_to_tokens(token).encode("utf-8"))
 
 
 def _entry(token_text: TokenText, token: int, logprobs_row, top: int) -> dict:

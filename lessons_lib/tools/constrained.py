@@ -234,6 +234,12 @@ def token_bytes(tokenizer) -> list[bytes | None]:
     return [None if i in special or t is None else decode(t) for i, t in enumerate(vocab)]
 
 
+@lru_cache(maxsize=4)
+def token_bytes_of(tokenizer) -> tuple[bytes | None, ...]:
+    """`token_bytes`, computed once per tokenizer (logprobs of every request read it)."""
+    return tuple(token_bytes(tokenizer))
+
+
 def _byte_level_decoder():
     """GPT-2's printable stand-ins for bytes, inverted."""
     printable = (
