@@ -43,8 +43,8 @@ lint: venv  ## ruff: the rules in pyproject.toml, and the layout `ruff format` w
 test: venv chromium lint  ## lint, unit tests + every notebook executed under nbval
 	$(PY) -m pytest tests notebooks --ignore=notebooks/ru --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=30
 
-unit: venv chromium lint
-	$(PY) -m pytest tests -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+unit: venv chromium lint  ## unit tests only (whole-notebook runs are left to `make test`, which runs the notebooks)
+	$(PY) -m pytest tests -m "not notebook_run" -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 lock:  ## rewrite $(LOCK) from the packages installed in $(VENV) (torch and this project left out)
 	$(PY) tools/lock.py $(LOCK)

@@ -67,6 +67,23 @@ def stray_lines(nb) -> list[str]:
     return found
 
 
+def kernel_config():
+    """nbclient's config: the kernel's sockets encrypted with CurveZMQ where jupyter_client and pyzmq support it.
+
+    ipykernel 7.4 logs "Kernel is running over TCP without encryption" on the terminal (not in the notebook) at every
+    start of a kernel without CurveZMQ keys. jupyter_client 8.10 provisions the keys with
+    `transport_encryption="auto"` when the kernelspec declares support (ipykernel 7.4's does): that removes the cause
+    and leaves every other kernel message alone. Older versions lack the setting and keep their default.
+    """
+    import zmq
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    if "transport_encryption" in KernelManager.class_trait_names() and zmq.has("curve"):
+        return Config({"KernelManager": {"transport_encryption": "auto"}})
+    return Config()
+
+
 def run_notebook(path: Path, out_dir: Path, timeout: int = 900) -> dict:
     """Execute one notebook in a fresh kernel; return its timing and self-check result."""
     import nbformat
@@ -75,7 +92,11 @@ def run_notebook(path: Path, out_dir: Path, timeout: int = 900) -> dict:
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+        config=kernel_config(),
     )
     start, error = time.time(), None
     try:

@@ -89,6 +89,9 @@ COLUMNS: dict[str, str] = {
     "time": "время",
     "request": "запрос",
     "tool": "инструмент",
+    "natural copy": "свои слова: копия",
+    "natural task": "свои слова: задача",
+    "natural n": "свои слова: n",
 }
 
 

@@ -7,6 +7,9 @@ are taught in notebook 03; this module wraps only the checks and bookkeeping aro
   density), replaces an existing adapter of the same name (PEFT silently keeps it otherwise), writes
   the true per-module ranks into the new config so the adapter reloads from disk (peft #3737), and puts
   the new adapter's modules in eval mode (they are injected in train mode, so LoRA dropout would be live).
+- Adapters that trained full copies of modules (`modules_to_save`: the tools adapter's lm_head) are refused by
+  `create_weighted_adapter` (SavedModulesMixError saying what to do): PEFT's add_weighted_adapter combines only
+  LoRA matrices, so the mix would silently answer with the base's lm_head.
 - `runtime_mix` / `set_runtime_mix` / `restore_mix` activate several adapters with per-adapter scales
   and put the previous state back.
 - Weights are checked everywhere they are taken (`check_weights`): real numbers (not strings, None or bools),
@@ -77,6 +80,10 @@ class MixWeightTypeError(MixError, TypeError):
     """A mix weight that is not a number (a string, None, a bool ...); also a TypeError."""
 
 
+class SavedModulesMixError(MixError):
+    """A mix of an adapter that trained full copies of modules (`modules_to_save`, e.g. the tools adapter's lm_head)."""
+
+
 class StaleModelError(RuntimeError):
     """A PeftModel whose adapters were merged into the base or unloaded: switching it would silently do nothing."""
 
@@ -132,6 +139,48 @@ def _lora_dtypes(model, adapters: Sequence[str]) -> set:
     return {layer.lora_A[a].weight.dtype for _, layer in lora_layers(model) for a in adapters if a in layer.lora_A}
 
 
+def saved_modules(model, adapter: str) -> list[str]:
+    """The modules of which `adapter` holds a full trained copy (PEFT's `modules_to_save`), e.g. ['lm_head']."""
+    from peft.utils.other import ModulesToSaveWrapper
+
+    inner = model.base_model.model
+    return sorted(
+        name
+        for name, module in inner.named_modules()
+        if isinstance(module, ModulesToSaveWrapper) and adapter in module.modules_to_save
+    )
+
+
+def unmixable_message(saved: Mapping[str, Sequence[str]], others: Sequence[str]) -> str:
+    """Why adapters with `modules_to_save` copies ({adapter: modules}) cannot be mixed, and what to do instead."""
+    names = ", ".join(repr(a) for a in saved)
+    modules = ", ".join(sorted({m for ms in saved.values() for m in ms}))
+    first = next(iter(saved))
+    rest = ", ".join(repr(a) for a in others)
+    who, kto = ("it", "этот адаптер") if len(saved) == 1 else ("each", "каждый из них")
+    return tr(
+        en=f"Cannot mix {names}: besides LoRA matrices {who} trained a full copy of {modules} (PEFT's "
+        f"modules_to_save). A weighted mix (add_weighted_adapter, the server's model='mix') combines only LoRA "
+        f"matrices, so the mix would silently answer with the base model's {modules}. Mix only adapters without "
+        f"such copies{f' ({rest})' if rest else ' (e.g. the domain adapters json, coding, support)'} and serve "
+        f"{first!r} on its own (model={first!r}, or set_adapter({first!r})); or merge {first!r} into the base model "
+        "first (merge_and_unload) and load the other adapters on the merged model.",
+        ru=f"Нельзя смешать {names}: кроме матриц LoRA {kto} обучил полную копию {modules} (modules_to_save в "
+        f"PEFT). Смешивание с весами (add_weighted_adapter, model='mix' на сервере) объединяет только матрицы LoRA, "
+        f"поэтому смесь молча отвечала бы с {modules} базовой модели. Смешивайте только адаптеры без таких копий"
+        f"{f' ({rest})' if rest else ' (например, предметные адаптеры json, coding, support)'}, а {first!r} "
+        f"используйте отдельно (model={first!r} или set_adapter({first!r})); или сначала выполните слияние {first!r} "
+        "с базовой моделью (merge_and_unload) и загрузите остальные адаптеры на объединённую модель.",
+    )
+
+
+def check_mixable(model, adapters: Sequence[str]) -> None:
+    """Raise SavedModulesMixError if an adapter to mix holds `modules_to_save` copies: a mix would drop them."""
+    saved = {a: modules for a in adapters if (modules := saved_modules(model, a))}
+    if saved:
+        raise SavedModulesMixError(unmixable_message(saved, [a for a in adapters if a not in saved]))
+
+
 def check_weighted_request(
     model,
     adapters: Sequence[str],
@@ -158,6 +207,7 @@ def check_weighted_request(
         )
     check_weights(adapters, weights)
     _refuse_stale(getattr(model, "base_model", None), "create_weighted_adapter")
+    check_mixable(model, adapters)
     if not adapter_name or "." in adapter_name:
         raise MixError(f"Adapter name {adapter_name!r} is not usable by PEFT (no dots, not empty); e.g. 'mix_w15'.")
     if adapter_name in adapters:

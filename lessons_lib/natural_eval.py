@@ -12,7 +12,9 @@ names appear in no pool of `lessons_lib.data` nor in the tiny model's pretrainin
   (run in a subprocess with a timeout).
 
 `python -m lessons_lib.natural_eval [--base DIR] [--adapters DIR ...]` prints a table for the base and each
-adapter on every set.
+adapter on every set. `python -m lessons_lib.natural_eval --update-manifests [DIR ...]` measures saved adapters (by
+default the shipped ones) and adds their `natural_*` figures (the tools adapter: its hand-written figures with
+schema-constrained calls) to each `manifest.json` in place, leaving every other key as it was.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from pathlib import Path
 
 from . import domains
 from .evaluate import GREETING, run_code_check, strip_fences
+from .manifest import MANIFEST_FILE, Manifest, base_fingerprint
 from .paths import ASSETS_DIR, TINY_ADAPTERS_DIR, TINY_MODEL_DIR
+from .profiles import PROFILES
 
 NATURAL_DIR = ASSETS_DIR / "natural"
 
@@ -167,8 +171,131 @@ def evaluate(
     return rows
 
 
+# The figures a manifest carries for its adapter on its own domain's natural set (see `manifest_metrics`).
+MANIFEST_KEYS = ("natural_valid", "natural_copy", "natural_task", "natural_n")
+MANIFEST_INDENT = 2  # how `Manifest.save` writes: indent 2, non-ASCII kept, one trailing newline
+
+
+def manifest_metrics(model, tokenizer, domain: str, max_new_tokens: int) -> dict:
+    """The `natural_*` manifest figures of `model` (its active adapter) on its domain's natural set (greedy)."""
+    from .models import generate
+
+    items = load(domain)
+    row = score(items, generate(model, tokenizer, [it.prompt for it in items], max_new_tokens))
+    return {
+        "natural_valid": row["valid"],
+        "natural_copy": row["copy"],
+        "natural_task": row["task"],
+        "natural_n": row["n"],
+    }
+
+
+def check_adapter_folder(folder: Path) -> Manifest:
+    """The manifest of a saved adapter folder with a hand-written set to measure on, or a clear error saying why not."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{folder} is not a folder; pass an adapter folder (e.g. {TINY_ADAPTERS_DIR / 'json'})."
+        )
+    missing = [
+        f for f in ("adapter_config.json", "adapter_model.safetensors", MANIFEST_FILE) if not (folder / f).is_file()
+    ]
+    if missing:
+        raise FileNotFoundError(
+            f"{folder} is not a saved course adapter: {', '.join(missing)} missing. Save adapters with "
+            "lessons_lib.storage.save_adapter (it writes the PEFT files and the manifest)."
+        )
+    read_manifest_json(folder / MANIFEST_FILE)
+    manifest = Manifest.load(folder)
+    if manifest.domain not in MEASURES:
+        raise ValueError(
+            f"{folder}: its manifest's domain is {manifest.domain!r}; only {', '.join(MEASURES)} adapters have "
+            "hand-written sets to measure on."
+        )
+    if manifest.profile not in PROFILES:
+        raise ValueError(f"{folder}: unknown profile {manifest.profile!r} in its manifest ({', '.join(PROFILES)}).")
+    return manifest
+
+
+def measure_adapter(folder: Path, base_dir: Path = TINY_MODEL_DIR) -> dict:
+    """Load the base and one saved adapter and return the figures its manifest should carry (see `MEASURES`)."""
+    manifest = check_adapter_folder(folder)
+    model, tok, names = load_models(base_dir, [Path(folder)])
+    base = model.get_base_model()
+    if base_fingerprint(base) != manifest.base_fingerprint:
+        raise ValueError(
+            f"{folder} was trained on a base with fingerprint {manifest.base_fingerprint}, but {base_dir} has "
+            f"{base_fingerprint(base)}; measure it on the base it was trained on (--base)."
+        )
+    return MEASURES[manifest.domain](model, tok, manifest, names[0])
+
+
+def _measure_domain(model, tok, manifest: Manifest, adapter: str) -> dict:
+    """A domain adapter's `natural_*` figures (`adapter` is the only one loaded, so it is the active one)."""
+    return manifest_metrics(model, tok, manifest.domain, PROFILES[manifest.profile].max_new_tokens)
+
+
+def _measure_tools(model, tok, manifest: Manifest, adapter: str) -> dict:
+    """The tool adapter's hand-written figures with schema-constrained calls that its manifest lacked."""
+    from .tools.evaluate import handwritten_required, required_answer_metrics
+
+    return required_answer_metrics(handwritten_required(model, tok, adapter)[1])
+
+
+# How each kind of adapter is measured on its hand-written set, by the domain its manifest names.
+MEASURES = {**{d: _measure_domain for d in DOMAINS}, "tools": _measure_tools}
+
+
+def manifest_text(raw: dict) -> str:
+    """A manifest's JSON exactly as `Manifest.save` writes it."""
+    return json.dumps(raw, indent=MANIFEST_INDENT, ensure_ascii=False) + "\n"
+
+
+def read_manifest_json(path: Path) -> dict:
+    """A manifest.json as written by `Manifest.save` (so it can be rewritten byte for byte), or a clear error."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); re-save the adapter.") from err
+    if not isinstance(raw, dict) or not isinstance(raw.get("metrics"), dict):
+        raise ValueError(f"{path} has no metrics object; re-save the adapter with its manifest.")
+    if manifest_text(raw) != text:
+        raise ValueError(
+            f"{path} is not formatted as Manifest.save writes it, so an in-place update would rewrite other lines; "
+            "re-save it with Manifest.load(folder).save(folder) first."
+        )
+    return raw
+
+
+def add_manifest_metrics(folder: Path, metrics: dict) -> dict:
+    """Add (or refresh) `metrics` in a folder's manifest.json in place; every other key and byte stays as it was."""
+    path = Path(folder) / MANIFEST_FILE
+    raw = read_manifest_json(path)
+    raw["metrics"].update(metrics)  # existing keys keep their place, new ones go last
+    path.write_text(manifest_text(raw), encoding="utf-8")
+    return raw["metrics"]
+
+
+def update_manifests(folders: list[Path], base_dir: Path = TINY_MODEL_DIR, log=print) -> dict:
+    """Measure each saved adapter and write its hand-written figures into its manifest; returns them by folder."""
+    folders = [Path(f) for f in folders]
+    for folder in folders:  # every folder is checked before the first slow measurement
+        check_adapter_folder(folder)
+    out = {}
+    for folder in folders:
+        metrics = measure_adapter(folder, base_dir)
+        add_manifest_metrics(folder, metrics)
+        log(f"{folder}: {json.dumps(metrics)}")
+        out[str(folder)] = metrics
+    return out
+
+
+SHIPPED = (*DOMAINS, "tools")  # the shipped adapters --update-manifests measures by default
+
+
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point: print the table (and write it as JSON with --out)."""
+    """CLI entry point: print the table (and write it as JSON with --out), or update manifests."""
     p = argparse.ArgumentParser(
         prog="python -m lessons_lib.natural_eval",
         description=__doc__,
@@ -180,12 +307,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--sets", nargs="*", default=list(DOMAINS), choices=DOMAINS)
     p.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
+    p.add_argument(
+        "--update-manifests",
+        type=Path,
+        nargs="*",
+        default=None,
+        metavar="DIR",
+        help=f"measure these adapter folders (default: the shipped {', '.join(SHIPPED)}) and add the figures to "
+        "their manifests; --adapters, --sets and --out do not apply",
+    )
     a = p.parse_args(argv)
+    if a.update_manifests is not None:
+        given = {"--adapters": a.adapters != p.get_default("adapters"), "--sets": a.sets != list(DOMAINS)}
+        given["--out"] = a.out is not None
+        clash = [flag for flag, on in given.items() if on]
+        if clash:
+            p.error(f"--update-manifests measures each adapter on its own set; drop {', '.join(clash)}.")
     import torch
 
     from .evaluate import format_table
 
     torch.set_num_threads(1)
+    if a.update_manifests is not None:
+        update_manifests(a.update_manifests or [TINY_ADAPTERS_DIR / d for d in SHIPPED], a.base)
+        return 0
     rows = evaluate(a.base, a.adapters, a.sets, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(format_table(rows))
     if a.out:

@@ -270,3 +270,67 @@ def test_an_unknown_mix_name_is_a_404_listing_the_composition(composed):
     )
     assert response.status_code == 404
     assert "json_support" in response.json()["error"]["message"]
+
+
+# ---------------------------------------------------------------- the tools adapter (lm_head copy)
+def heldout_prompt(domain: str) -> str:
+    from lessons_lib.data import examples
+
+    return examples(domain, 1, "heldout", seed=11)[0].prompt
+
+
+def composition_file(tmp_path, tiny, tools_weight: float = 1.0, mix: str = "") -> object:
+    from lessons_lib.adapters import adapter_dir
+
+    path = tmp_path / "composition.toml"
+    path.write_text(
+        f"""[base]
+profile = "tiny"
+
+[adapters.json]
+path = "{adapter_dir("json", tiny)}"
+
+[adapters.tools]
+path = "{adapter_dir("tools", tiny)}"
+weight = {tools_weight}
+
+[mixes]
+{mix}
+
+[router]
+kind = "none"
+"""
+    )
+    return path
+
+
+def test_a_composition_refuses_a_tools_mix_and_a_tools_weight(tmp_path, tiny):
+    from lessons_lib.serve.composition import CompositionError, load_composed, load_composition
+
+    quiet = lambda *_: None  # noqa: E731
+    mixed = load_composition(composition_file(tmp_path, tiny, mix="both = { json = 1.0, tools = 0.5 }"))
+    with pytest.raises(CompositionError, match=r"mixes\.both: Cannot mix 'tools'.*remove tools from mixes\.both"):
+        load_composed(mixed, log=quiet)
+    weighted = load_composition(composition_file(tmp_path, tiny, tools_weight=0.5))
+    with pytest.raises(CompositionError, match=r"adapters\.tools\.weight = 0\.5: .*lm_head.*Set weight = 1\.0"):
+        load_composed(weighted, log=quiet)
+
+
+def test_a_composition_with_tools_serves_mixed_batches(tmp_path, tiny):
+    """Before: a composition did not patch the lm_head copy for mixed batches (as load_served_model does), so json
+    rows beside the tools adapter failed with KeyError: 'json'."""
+    from lessons_lib.serve.composition import load_composed, load_composition
+    from lessons_lib.serve.engine import BatchingEngine, Job
+
+    served = load_composed(load_composition(composition_file(tmp_path, tiny)), log=lambda *_: None)
+    engine = BatchingEngine(served.model, served.tokenizer, served.adapters, window_ms=500)
+    try:
+        prompt = served.tokenizer.apply_chat_template(
+            [{"role": "user", "content": heldout_prompt("json")}], tokenize=False, add_generation_prompt=True
+        )
+        jobs = [Job(prompt=prompt, route_text="", model=name, max_tokens=8) for name in ("json", "tools")]
+        answers = [engine.submit(job) for job in jobs]
+        assert [future.result(timeout=120).adapter for future in answers] == ["json", "tools"]
+        assert engine.stats["max_batch_seen"] == 2 and engine.stats["failed_batches"] == 0
+    finally:
+        engine.close()

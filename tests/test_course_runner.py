@@ -1,6 +1,9 @@
-"""The course runner's summary: partial runs merge into it instead of erasing other notebooks."""
+"""The course runner: partial runs merge into its summary instead of erasing other notebooks; its terminal shows
+real warnings from cells but not ipykernel's "running over TCP without encryption" line."""
 
 import json
+import subprocess
+import sys
 
 from lessons_lib.course import count_asserts, write_summary
 
@@ -37,3 +40,41 @@ def test_count_asserts_counts_only_code_cells():
         ]
     )
     assert count_asserts(nb) == 2
+
+
+# ---------------------------------------------------------------- the terminal of `make course`
+RUN = """
+import json, sys
+from pathlib import Path
+from lessons_lib import course
+if sys.argv[2] == "unencrypted":  # the control: what the runner did before
+    from traitlets.config import Config
+    course.kernel_config = Config
+print(json.dumps(course.run_notebook(Path(sys.argv[1]), Path(sys.argv[1]).parent / "out", 120)))
+"""
+
+
+def run_course_notebook(tmp_path, how: str) -> subprocess.CompletedProcess:
+    import nbformat
+
+    path = tmp_path / "throwaway.ipynb"
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("print(1)"),
+            nbformat.v4.new_code_cell("import warnings\nwarnings.warn('a real warning from a cell')"),
+        ]
+    )
+    nbformat.write(nb, path)
+    return subprocess.run(
+        [sys.executable, "-c", RUN, str(path), how], capture_output=True, text=True, timeout=300, check=True
+    )
+
+
+def test_course_runner_terminal_has_no_unencrypted_kernel_notice_but_keeps_real_warnings(tmp_path):
+    control = run_course_notebook(tmp_path, "unencrypted")
+    assert "without encryption" in control.stderr  # ipykernel 7.4 logs it for every unencrypted kernel
+    done = run_course_notebook(tmp_path, "course")
+    assert "without encryption" not in done.stderr + done.stdout
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["status"] == "ok" and result["stray lines"] == 1
+    assert "stray output in throwaway.ipynb, cell 1: " in done.stdout and "UserWarning: a real warning" in done.stdout

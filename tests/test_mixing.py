@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -340,3 +342,63 @@ def test_the_guard_covers_models_built_by_peft_directly_and_unload(tiny, tokeniz
     assert model.active_adapter == "coding"  # refused before PEFT changed anything
     assert install_merge_guard() and install_merge_guard()  # idempotent: wrapped once
     assert not hasattr(PeftModel.set_adapter.__wrapped__, "__wrapped__")
+
+
+# ---------------------------------------------------------------- adapters with modules_to_save copies
+@pytest.fixture
+def tools_and_json(base, tiny):
+    """A PeftModel with the shipped tools adapter (it saves its own lm_head) and the json adapter."""
+    from peft import PeftModel
+
+    from lessons_lib.adapters import adapter_dir
+
+    model = PeftModel.from_pretrained(base, str(adapter_dir("tools", tiny)), adapter_name="tools")
+    model.load_adapter(str(adapter_dir("json", tiny)), adapter_name="json")
+    model.eval()
+    return model
+
+
+def test_peft_alone_drops_the_tools_lm_head_in_a_weighted_mix(tools_and_json):
+    """Why the refusal exists: PEFT's add_weighted_adapter gives the mix the base's lm_head, without a word."""
+    import torch
+
+    head = tools_and_json.base_model.model.lm_head
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tools_and_json.add_weighted_adapter(["tools", "json"], [1.0, 1.0], "raw_mix", combination_type="cat")
+    tools_and_json.set_adapter("raw_mix")
+    x = torch.randn(1, 3, head.original_module.in_features)
+    with torch.no_grad():
+        assert torch.equal(head(x), head.original_module(x))  # the base's lm_head ...
+        assert not torch.allclose(head.modules_to_save["tools"](x), head.original_module(x))  # ... not tools' copy
+
+
+@pytest.mark.parametrize("order", [["tools", "json"], ["json", "tools"], ["tools"]])
+def test_a_mix_with_the_tools_adapter_is_refused_saying_what_to_do(tools_and_json, order):
+    from lessons_lib.mixing import SavedModulesMixError, create_weighted_adapter
+
+    before = list(tools_and_json.peft_config)
+    with pytest.raises(SavedModulesMixError) as caught:
+        create_weighted_adapter(tools_and_json, order, [1.0] * len(order), "mix", "cat")
+    message = str(caught.value)
+    assert "'tools'" in message and "lm_head" in message and "modules_to_save" in message
+    assert "serve 'tools' on its own" in message and "merge_and_unload" in message
+    if "json" in order:
+        assert "('json')" in message  # the adapters that can still be mixed
+    assert list(tools_and_json.peft_config) == before  # nothing half-built
+
+
+def test_a_mix_without_the_tools_adapter_still_works(course_model):
+    import torch
+
+    from lessons_lib.mixing import create_weighted_adapter, saved_modules
+
+    assert create_weighted_adapter(course_model, ["json", "support"], [1.0, 0.5], "js", "cat") == "js"
+    assert saved_modules(course_model, "js") == []
+    course_model.set_adapter("js")
+    ids = torch.tensor([[1, 2, 3]])
+    with torch.no_grad():
+        mixed = course_model(input_ids=ids).logits
+        with course_model.disable_adapter():
+            plain = course_model(input_ids=ids).logits
+    assert not torch.allclose(mixed, plain)  # the mix changes the answer

@@ -19,6 +19,7 @@ import pytest
 from lessons_lib.serve.process import start_server, stop_server
 
 MAX_TOKENS = 24
+STREAM_TOKENS = 16  # the routed-stream checks compare whole answers: short ones suffice
 JSON_PROMPT = "Extract JSON: Anna, 31, Kazan."
 TOOL_REQUEST = "Format the text to width 21, indent 4: Warsaw gets a new blender today."  # tool_examples(1, "heldout")
 
@@ -77,15 +78,6 @@ def test_stream_sends_chunks_as_generated_then_finish_usage_and_done(api, server
         assert raw.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in raw.iter_lines() if line]
     assert lines[-1] == "data: [DONE]" and all(line.startswith("data: ") for line in lines)
-
-
-def test_auto_streams_and_names_the_routed_adapter_on_the_last_chunk(api):
-    plain = ask(api, "auto")
-    chunks = list(ask(api, "auto", stream=True))
-    assert "".join(c.choices[0].delta.content or "" for c in chunks) == text(plain)
-    last = next(c for c in chunks if c.choices[0].finish_reason)
-    assert last.model_extra["adapter"] == plain.model_extra["adapter"] == "json"
-    assert last.model_extra["route"]["label"] == plain.model_extra["route"]["label"]
 
 
 def test_a_client_that_disconnects_cancels_its_rows(server):
@@ -350,3 +342,98 @@ def test_langchain_chat_openai_invokes_streams_and_calls_tools(server, api):
         base_url=f"{server}/v1", api_key="not-needed", model="tools", max_tokens=112, temperature=0, max_retries=0
     ).invoke([HumanMessage(TOOL_REQUEST), message, result])
     assert answer.content.strip() and not answer.tool_calls
+
+
+# ---------------------------------------------------------------- auto streams say who answers at once
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server, timeout=120) as client:
+        yield client
+
+
+def heldout_prompt(domain: str) -> str:
+    from lessons_lib.data import examples
+
+    return examples(domain, 1, "heldout", seed=11)[0].prompt
+
+
+def body(model: str, prompt: str, **extra) -> dict:
+    return {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": STREAM_TOKENS, **extra}
+
+
+def streamed(http: httpx.Client, request: dict) -> list[dict]:
+    """The chunks of one streamed request, read as raw server-sent events."""
+    with http.stream("POST", "/v1/chat/completions", json={**request, "stream": True}) as response:
+        assert response.status_code == 200, response.read()
+        events = [line.removeprefix("data: ") for line in response.iter_lines() if line]
+    assert events[-1] == "[DONE]"
+    return [json.loads(event) for event in events[:-1]]
+
+
+@pytest.mark.parametrize("domain", ["json", "coding"])
+def test_auto_stream_names_adapter_and_route_on_the_first_chunk(http, domain):
+    """Before: the routed adapter and the route came on the last chunk only (model "auto" until then)."""
+    prompt = heldout_prompt(domain)
+    plain = http.post("/v1/chat/completions", json=body("auto", prompt)).json()
+    assert plain["adapter"] == domain and plain["route"]["adapter"] == domain  # the router's pick, per domain
+    chunks = streamed(http, body("auto", prompt))
+    first = chunks[0]
+    assert first["choices"][0]["delta"] == {"role": "assistant", "content": ""}  # sent before any text
+    assert first["adapter"] == plain["adapter"]
+    assert first["route"] == plain["route"]
+    assert {chunk["model"] for chunk in chunks} == {plain["model"]}  # every chunk's model, as non-streamed
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    assert text == plain["choices"][0]["message"]["content"]
+    last = next(c for c in chunks if c["choices"][0]["finish_reason"])
+    assert (last["adapter"], last["route"]) == (plain["adapter"], plain["route"])
+
+
+def test_every_choice_of_an_auto_stream_starts_with_the_route(http):
+    prompt = heldout_prompt("support")
+    plain = http.post("/v1/chat/completions", json=body("auto", prompt)).json()
+    chunks = streamed(http, body("auto", prompt, n=2, temperature=0.8, seed=3))
+    firsts = {c["choices"][0]["index"]: c for c in reversed(chunks)}  # each choice's first chunk
+    assert sorted(firsts) == [0, 1]
+    for chunk in firsts.values():
+        assert chunk["choices"][0]["delta"]["role"] == "assistant"
+        assert (chunk["adapter"], chunk["route"]) == (plain["adapter"], plain["route"])
+
+
+def test_openai_client_reads_the_routed_adapter_from_the_first_chunk(server):
+    api = openai.OpenAI(base_url=f"{server}/v1", api_key="not-needed", max_retries=0)
+    messages = [{"role": "user", "content": heldout_prompt("json")}]
+    plain = api.chat.completions.create(model="auto", messages=messages, max_tokens=STREAM_TOKENS)
+    stream = api.chat.completions.create(model="auto", messages=messages, max_tokens=STREAM_TOKENS, stream=True)
+    first = next(iter(stream))
+    stream.close()
+    assert first.choices[0].delta.role == "assistant"
+    assert first.model == plain.model == "json"
+    assert first.model_extra["adapter"] == plain.model_extra["adapter"]
+    assert first.model_extra["route"] == plain.model_extra["route"]
+
+
+def test_a_second_announcement_changes_nothing_already_sent():
+    """A job re-run alone after its batch failed is announced again; its stream has already named who answers."""
+    from lessons_lib.serve.streaming import ChoiceStream, Chunks, Routed
+
+    writer = Chunks("chatcmpl-x", "auto", None, include_usage=False, logprobs=False)
+    states = [ChoiceStream(0, None), ChoiceStream(1, None)]
+    sent = writer.routed(states, Routed("json", {"label": "json", "adapter": "json"}))
+    chunks = [json.loads(piece.removeprefix(b"data: ")) for piece in sent]
+    seen = [(c["choices"][0]["index"], c["adapter"], c["model"]) for c in chunks]
+    assert seen == [(0, "json", "json"), (1, "json", "json")]
+    assert writer.routed(states, Routed("coding", None)) == []
+    assert (writer.adapter, writer.model) == ("json", "json")
+
+
+def test_the_api_refuses_a_tools_mix_and_serves_the_others(http):
+    prompt = heldout_prompt("json")
+    refused = http.post("/v1/chat/completions", json=body("mix", prompt, adapter_weights={"json": 1.0, "tools": 1.0}))
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["code"] == "unmixable_adapter" and error["param"] == "adapter_weights.tools"
+    assert "lm_head" in error["message"] and "serve 'tools' on its own" in error["message"]
+    mixed = http.post("/v1/chat/completions", json=body("mix", prompt, adapter_weights={"json": 1.0, "support": 1.0}))
+    assert mixed.status_code == 200 and mixed.json()["adapter"] == "mix:json=1,support=1"
+    alone = http.post("/v1/chat/completions", json=body("tools", prompt))
+    assert alone.status_code == 200 and alone.json()["adapter"] == "tools"

@@ -363,6 +363,7 @@ def test_lesson_tables_and_messages_print_russian(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.notebook_run
 def test_a_russian_notebook_executes_on_the_tiny_profile(tmp_path, monkeypatch):
     """One Russian notebook end to end: the setup cell's path logic from notebooks/ru/, LESSONS_LANG, the quiz."""
     import nbformat

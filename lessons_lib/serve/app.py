@@ -2,7 +2,8 @@
 
 `model` is an adapter name, `base`, `auto` (the router picks) or `mix` with an `adapter_weights` object
 (an extension: a weighted 'cat' combination of loaded adapters). Every answer says which adapter answered,
-in `model` and in the extra field `adapter`. GET /v1/models lists them, GET /v1/models/{id} reads one.
+in `model` and in the extra field `adapter` (plus `route` for `auto`; a stream carries them from its first chunk on,
+`auto` included). GET /v1/models lists them, GET /v1/models/{id} reads one.
 
 Chat Completions as OpenAI's clients use them (lessons_lib/serve/protocol.py lists every field and what it does
 here): streaming (SSE `chat.completion.chunk`s, lessons_lib/serve/streaming.py), per-request sampling inside mixed
@@ -43,10 +44,11 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..chat_format import ROLE_MARKERS
-from ..mixing import MAX_WEIGHT
+from ..mixing import MAX_WEIGHT, saved_modules, unmixable_message
 from .engine import AUTO, BASE, BatchingEngine, GenerationError, Job, Sampling, mix_name
 from .loading import ServedModel
 from .protocol import (
+    DEFAULT_MAX_BODY_BYTES,
     DEFAULT_TEMPERATURE,
     ApiError,
     ChatRequest,
@@ -64,7 +66,6 @@ __all__ = ["ApiError", "ChatRequest", "DEFAULT_TEMPERATURE", "Server", "create_a
 
 MIX = "mix"
 REQUEST_TIMEOUT_S = 600.0
-DEFAULT_MAX_BODY_BYTES = 1_000_000  # 1 MB: far above any profile's longest prompt (max_length tokens)
 # Role markers typed into content are neutralised whether the tokenizer knows them as special tokens or reads
 # them as plain text (one list: chat_format.ROLE_MARKERS).
 KNOWN_MARKERS = ROLE_MARKERS
@@ -193,6 +194,8 @@ class Server:
         self.max_tokens = self.profile.max_new_tokens
         self.max_body_bytes = max_body_bytes
         self.errors = ErrorCounts()
+        # adapters holding modules_to_save copies (the tools adapter's lm_head): a weighted mix would drop them
+        self.saved = {a: m for a in served.adapters if (m := saved_modules(served.model, a))} if served.adapters else {}
 
     def close(self) -> None:
         """Stop the prompt-check thread and the engine."""
@@ -247,7 +250,8 @@ class Server:
         return model, None
 
     def check_weights(self, weights: dict[str, float] | None) -> dict[str, float]:
-        """Weights for model='mix': known adapters, finite weights in (0, MAX_WEIGHT] (the course's mix range)."""
+        """Weights for model='mix': known adapters without modules_to_save copies (a mix would drop them), finite
+        weights in (0, MAX_WEIGHT] (the course's mix range)."""
         if not weights:
             raise ApiError(
                 400,
@@ -263,6 +267,14 @@ class Server:
                 code="model_not_found",
                 param=f"adapter_weights.{unknown[0]}",
                 available=self.model_names(),
+            )
+        saved = {name: self.saved[name] for name in weights if name in self.saved}
+        if saved:
+            raise ApiError(
+                400,
+                unmixable_message(saved, [name for name in weights if name not in saved]),
+                code="unmixable_adapter",
+                param=f"adapter_weights.{next(iter(saved))}",
             )
         bad = {k: v for k, v in weights.items() if not 0 < v <= MAX_WEIGHT}  # NaN fails every comparison
         if bad:

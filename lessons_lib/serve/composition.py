@@ -26,7 +26,9 @@ library's tomllib). The course's default ships as assets/compositions/course.tom
 
 An adapter's `weight` scales its LoRA scaling factor once, at load (PEFT's `LoraLayer.set_scale`): the adapter
 answers under its own name at that strength, mixed batches stay one forward pass, and weight 0 makes it answer
-like the base. Mixes are built from the adapters as served, so a mix weight multiplies the adapter's weight.
+like the base. Mixes are built from the adapters as served, so a mix weight multiplies the adapter's weight. An
+adapter that trained full copies of modules (`modules_to_save`: the tools adapter's lm_head) is served at weight 1
+only and is refused in a mix: neither a scale nor a weighted mix can apply to such a copy.
 Every mistake in the file is a CompositionError naming the file, the line where it can be found, the key and
 what to do.
 """
@@ -412,8 +414,9 @@ def load_composed(composition: Composition, log=print) -> ComposedModel:
     """Load the base, every adapter (at its weight and precision) and the router; any failure stops with why."""
     from ..compat import load_adapter_checked
     from ..manifest import base_model_id
+    from ..mixing import saved_modules
     from ..models import load_base_and_tokenizer
-    from .loading import UNREADABLE_ADAPTER, load_router
+    from .loading import UNREADABLE_ADAPTER, load_router, rows_without_saved_modules
 
     model, tokenizer = load_base_and_tokenizer(composition.profile, log=log)
     base_id = base_model_id(model)
@@ -430,10 +433,19 @@ def load_composed(composition: Composition, log=print) -> ComposedModel:
             ) from err
         if apply_weight(model, name, spec.weight) == 0:
             raise CompositionError(f"{where}: no LoRA layer holds this adapter, so its weight cannot be applied.")
+        saved = saved_modules(model, name)
+        if saved and spec.weight != 1.0:
+            raise CompositionError(
+                f"{where}.weight = {spec.weight:g}: besides LoRA matrices this adapter trained a full copy of "
+                f"{', '.join(saved)} (modules_to_save), which a weight cannot scale. Set weight = 1.0, or leave the "
+                "adapter out of the file."
+            )
         apply_precision(model, name, spec.precision)
         folders[name] = folder
         log(f"adapter {name}: weight {spec.weight:g}, {spec.precision} ({spec.source} {spec.location})")
     model.eval()
+    rows_without_saved_modules(model)  # a mixed batch may hold rows of adapters with and without saved copies
+    check_mixes(model, composition)
     router, router_error = None, 'the composition declares no router (add [router] kind = "keyword")'
     if composition.router != "none":
         router, router_error = load_router(composition.router, composition.profile, None, log)
@@ -454,3 +466,17 @@ def load_composed(composition: Composition, log=print) -> ComposedModel:
         mixes={k: dict(v) for k, v in composition.mixes.items()},
         weights={name: spec.weight for name, spec in composition.adapters.items()},
     )
+
+
+def check_mixes(model, composition: Composition) -> None:
+    """Refuse a named mix of an adapter with modules_to_save copies (a mix would drop them), saying what to do."""
+    from ..mixing import saved_modules, unmixable_message
+
+    for mix, weights in composition.mixes.items():
+        saved = {a: modules for a in weights if (modules := saved_modules(model, a))}
+        if saved:
+            others = [a for a in weights if a not in saved]
+            raise CompositionError(
+                f"{composition.path}: mixes.{mix}: {unmixable_message(saved, others)} In this file: remove "
+                f"{', '.join(saved)} from mixes.{mix}."
+            )

@@ -95,6 +95,9 @@ class Job:
     # one row's generated ids so far -> the allowed next ids (None = any); constrained tool calls use it
     allowed_tokens: Callable[[list[int]], list[int] | None] | None = None
     on_delta: Callable[[Delta], None] | None = None  # streaming; called on the worker thread
+    # streaming: called on the worker thread with (the public adapter name, the route) once the adapter that answers
+    # is chosen (after routing, before the first delta), so a stream can say who answers in its first chunk
+    on_route: Callable[[str, dict | None], None] | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)  # set it to drop the job's rows
     streamed: bool = field(default=False, init=False)  # a delta went out: the job can no longer be re-run
 
@@ -259,6 +262,8 @@ class BatchingEngine:
         if not batch:
             return answered
         public = [self._choose(job, routes.get(id(job))) for job in batch]
+        for job, adapter in zip(batch, public):
+            self._announce(job, adapter, routes.get(id(job)))
         self._trim_mixes(keep={name for name in public if name in self._mixes})
         names = [PEFT_BASE if chosen == BASE else self._mixes.get(chosen, chosen) for chosen in public]
         requests, owners = [], []
@@ -304,6 +309,16 @@ class BatchingEngine:
                 )
             )
         return answered
+
+    @staticmethod
+    def _announce(job: Job, adapter: str, route: dict | None) -> None:
+        """Tell a streamed job who answers it, before generation starts."""
+        if job.on_route is None:
+            return
+        try:
+            job.on_route(adapter, route)
+        except Exception:  # noqa: BLE001 - a broken consumer (e.g. a closed stream) cancels its own job
+            job.cancelled.set()
 
     def _invalid(self, job: Job) -> Exception | None:
         """The reason a job cannot run (its settings), or None."""

@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from ..generation import MAX_TOP_LOGPROBS  # what the decode loop reports
 
+DEFAULT_MAX_BODY_BYTES = 1_000_000  # 1 MB: far above any profile's longest prompt (max_length tokens)
+
 # The course's server is deterministic unless asked otherwise: absent `temperature` means greedy decoding (OpenAI's
 # API defaults to 1.0). Lessons, tests and the web page then reproduce their answers; send temperature to sample.
 DEFAULT_TEMPERATURE = 0.0

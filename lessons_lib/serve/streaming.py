@@ -1,16 +1,19 @@
 """Server-sent events for stream=true: OpenAI `chat.completion.chunk`s as the engine's Deltas arrive.
 
 The engine calls `Job.on_delta` on its worker thread; `open_stream` hands each Delta to the event loop with
-`call_soon_threadsafe`, and `chunks` turns them into SSE lines: per choice a first chunk with the role (and the
-extension fields `adapter` and `route` when the adapter is known up front), content deltas (with `logprobs` when
-asked), a last chunk with `finish_reason`; then a usage chunk with empty `choices` if
-`stream_options.include_usage`, then `data: [DONE]`. For `model="auto"` the router picks inside the worker, so
-`adapter` and `route` come on each choice's last chunk. Tool calls stream in OpenAI's shape: under
-tool_choice "required" or a named function (schema-constrained, so the reply is a call) a first `tool_calls` delta
-carries the id and the name as soon as the model has written the name, then the arguments follow in pieces as
-they are generated (finish_reason "tool_calls"; "length" leaves the call partial, as OpenAI's does). Under "auto"
-text that may still become a call is held back until the choice ends, then sent as one `tool_calls` delta if it is
-a valid call, else as content. A client that disconnects sets `job.cancelled`: the engine drops its rows.
+`call_soon_threadsafe`, and `chunks` turns them into SSE lines: per choice a first chunk with the role and the
+extension fields `adapter` and `route` (the same fields, with the same values, as the non-streamed answer), content
+deltas (with `logprobs` when asked), a last chunk with `finish_reason` (carrying `adapter` and `route` again); then a
+usage chunk with empty `choices` if `stream_options.include_usage`, then `data: [DONE]`. For `model="auto"` the
+router picks inside the worker: the engine announces its choice (`Job.on_route`) before generating, and the first
+chunks go out then, every chunk's `model` naming the routed adapter as the non-streamed answer's does.
+
+Tool calls stream in OpenAI's shape: under tool_choice "required" or a named function (schema-constrained, so the
+reply is a call) a first `tool_calls` delta carries the id and the name as soon as the model has written the name,
+then the arguments follow in pieces as they are generated (finish_reason "tool_calls"; "length" leaves the call
+partial, as OpenAI's does). Under "auto" text that may still become a call is held back until the choice ends, then
+sent as one `tool_calls` delta if it is a valid call, else as content. A client that disconnects sets
+`job.cancelled`: the engine drops its rows.
 """
 
 from __future__ import annotations
@@ -25,6 +28,14 @@ from .tooling import CALL_HEAD, ToolPlan, call_id, may_become_call, read_reply
 
 DONE = b"data: [DONE]\n\n"
 _FINISHED = object()
+
+
+@dataclass(frozen=True)
+class Routed:
+    """The engine's word on who answers a job: the public adapter name and the route (model="auto" only)."""
+
+    adapter: str
+    route: dict | None
 
 
 def sse(data: dict) -> bytes:
@@ -62,6 +73,7 @@ class Chunks:
     def __init__(self, completion_id: str, model: str, adapter: str | None, include_usage: bool, logprobs: bool):
         self.id, self.created, self.model = completion_id, int(time.time()), model
         self.adapter, self.include_usage, self.logprobs = adapter, include_usage, logprobs
+        self.route: dict | None = None
 
     def chunk(
         self, index: int, delta: dict, finish_reason: str | None = None, logprobs: list[dict] | None = None, **extra
@@ -91,8 +103,18 @@ class Chunks:
         if state.started:
             return []
         state.started = True
-        extra = {"adapter": self.adapter, "route": None} if self.adapter is not None else {}
+        extra = {"adapter": self.adapter, "route": self.route} if self.adapter is not None else {}
         return [self.chunk(state.index, {"role": "assistant", "content": ""}, **extra)]
+
+    def routed(self, states: list[ChoiceStream], routed: Routed) -> list[bytes]:
+        """Every choice's first chunk, naming who answers, as soon as the engine has chosen (before any text).
+
+        A later announcement (a job re-run alone after its batch failed) changes nothing already sent.
+        """
+        if any(state.started for state in states):
+            return []
+        self.adapter, self.route, self.model = routed.adapter, routed.route, routed.adapter
+        return [piece for state in states for piece in self.start(state)]
 
     def text(self, state: ChoiceStream, text: str, logprobs: list[dict] | None) -> list[bytes]:
         """A content delta (empty deltas without logprobs are not sent)."""
@@ -203,7 +225,8 @@ class Chunks:
 def open_stream(engine, job) -> tuple[asyncio.Queue, object]:
     """Submit `job` with an on_delta that feeds an asyncio queue on this loop; returns (queue, future).
 
-    The queue gets every Delta in order, then a sentinel once the job's future is done.
+    The queue gets the engine's Routed (who answers), every Delta in order, then a sentinel once the job's future is
+    done.
     """
     loop = asyncio.get_running_loop()
     events: asyncio.Queue = asyncio.Queue()
@@ -215,6 +238,7 @@ def open_stream(engine, job) -> tuple[asyncio.Queue, object]:
             job.cancelled.set()
 
     job.on_delta = put
+    job.on_route = lambda adapter, route: put(Routed(adapter, route))
     future = engine.submit(job)
     future.add_done_callback(lambda _: put(_FINISHED))
     return events, future
@@ -232,6 +256,10 @@ async def chunks(
             item = await asyncio.wait_for(events.get(), max(deadline - time.monotonic(), 0.001))
             if item is _FINISHED:
                 break
+            if isinstance(item, Routed):
+                for piece in writer.routed(states, item):
+                    yield piece
+                continue
             for piece in writer.feed(states[item.index], item.text, item.logprobs):
                 yield piece
         if future.exception() is not None:

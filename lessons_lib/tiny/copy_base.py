@@ -58,6 +58,7 @@ def train(
     seed: int = 0,
     tokens_per_doc: float = 100.0,
     course_share: float = 0.3,
+    induction_share: float = 0.12,
     ckpt_every: int = 1000,
     time_budget: float | None = None,
     base_dir: Path = TINY_MODEL_DIR,
@@ -70,7 +71,9 @@ def train(
     t0 = time.time()
     tok = AutoTokenizer.from_pretrained(base_dir)
     n_docs = int(steps * batch_size * block / tokens_per_doc * 1.05) + 100
-    docs = copy_corpus.documents(n_docs, seed, copy_corpus.word_vocab(tok), course_share)
+    docs = copy_corpus.documents(
+        n_docs, seed, copy_corpus.word_vocab(tok), course_share, induction_share=induction_share
+    )
     blocks = pack(tok, docs, block)
     log(f"corpus: {len(docs)} documents, {blocks.numel():,} tokens in {len(blocks)} blocks ({time.time() - t0:.0f}s)")
     model = fresh_model(base_dir, seed)
@@ -86,6 +89,7 @@ def train(
         "corpus_tokens": blocks.numel(),
         "documents": len(docs),
         "course_share": course_share,
+        "induction_share": induction_share,
         "steps_planned": steps,
         "batch_size": batch_size,
         "block": block,
@@ -148,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--course-share", type=float, default=0.3)
+    p.add_argument("--induction-share", type=float, default=0.12, help="share of copy documents that are pure repeats")
     p.add_argument("--ckpt-every", type=int, default=1000)
     p.add_argument("--time-budget", type=float, default=None, help="seconds; stop early and save if exceeded")
     p.add_argument("--threads", type=int, default=1)
@@ -162,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         lr=a.lr,
         seed=a.seed,
         course_share=a.course_share,
+        induction_share=a.induction_share,
         ckpt_every=a.ckpt_every,
         time_budget=a.time_budget,
         log=lambda m: print(m, flush=True),

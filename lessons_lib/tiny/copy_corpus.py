@@ -812,6 +812,7 @@ def documents(
     vocab: list[str] | None = None,
     course_share: float = 0.3,
     banned: frozenset[str] = frozenset(),
+    induction_share: float = 0.12,
 ) -> list[str]:
     """`n` documents: `course_share` of the course's own corpus, the rest copy drills; EN/RU alternate."""
     from . import corpus
@@ -827,7 +828,7 @@ def documents(
     for i in range(n - n_course):
         lang = LANGS[i % 2]
         ent = Entities(rng, lang, banned)
-        if rng.random() < 0.12:
+        if rng.random() < induction_share:
             docs.append(induction(rng, lang, ent, vocab))
         else:
             docs.append(rng.choice(makers)(rng, lang, ent))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .. import evaluate, storage
+from .. import evaluate, natural_eval, storage
 from ..adapters import COURSE_ADAPTERS
 from ..manifest import Manifest
 from ..paths import TINY_ADAPTERS_DIR
@@ -22,7 +22,7 @@ def build_adapter(
     eval_n: int = 40,
     log=print,
 ) -> dict:
-    """Train one domain adapter, score it on held-out prompts, and save it with its manifest in the store."""
+    """Train one domain adapter, score it on template and natural held-out prompts, save it with its manifest."""
     from peft import PeftModel
 
     from ..models import load_base, load_tokenizer
@@ -39,6 +39,7 @@ def build_adapter(
     model = PeftModel.from_pretrained(base, scratch)
     rep, _ = evaluate.evaluate_model(model, tok, domain, eval_n, max_new_tokens=profile.max_new_tokens)
     metrics = {"heldout_valid": rep.valid_rate, "heldout_correct": rep.correct_rate, "heldout_n": rep.n}
+    metrics |= natural_eval.manifest_metrics(model, tok, domain, profile.max_new_tokens)  # learners' own words
     manifest = Manifest.for_model(
         domain,
         model,
@@ -50,7 +51,10 @@ def build_adapter(
     )
     storage.save_adapter(scratch, domain, storage.local_store(out_root), manifest, overwrite=True)
     shutil.rmtree(scratch)
-    log(f"{domain}: valid {rep.valid_rate:.2f} correct {rep.correct_rate:.2f} ({result.seconds:.0f}s training)")
+    log(
+        f"{domain}: valid {rep.valid_rate:.2f} correct {rep.correct_rate:.2f} on template prompts; natural requests: "
+        f"copy {metrics['natural_copy']:.2f} task {metrics['natural_task']:.2f} ({result.seconds:.0f}s training)"
+    )
     return metrics
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .calls import CallError, ToolCall, parse_call, validate_call
 from .constrained import check_tool_choice, constrained_generate
-from .data import ToolExample, answer_prompt, tool_examples
+from .data import ToolExample, answer_prompt, read_handwritten, tool_examples
 from .functions import TOOLS
 from .loop import ERROR_PREFIX, complete, execute
 from .schemas import schemas_by_name, tool_schemas
@@ -189,3 +189,15 @@ def evaluate_tools(
             for j, (ex, c, s) in enumerate(zip(items, calls[part], scores[part]))
         ]
     return reports, raw
+
+
+def handwritten_required(model, tokenizer, adapter: str) -> tuple[ToolReport, ToolReport]:
+    """Base and `adapter` on the hand-written requests: schema-constrained calls, then the final answers."""
+    return tuple(
+        evaluate_tools(model, tokenizer, ["__base__", adapter], examples=read_handwritten(), tool_choice="required")[0]
+    )
+
+
+def required_answer_metrics(report: ToolReport, prefix: str = "handwritten_required") -> dict:
+    """The manifest keys a schema-constrained report adds: exact arguments and final answers using the result."""
+    return {f"{prefix}_exact_args": report.exact_args, f"{prefix}_final_correct": report.final_correct}

@@ -1,0 +1,113 @@
+"""Shipped manifests carry figures on learners' own words next to the template ones; the update CLI keeps the rest."""
+
+import json
+import shutil
+
+import pytest
+
+from lessons_lib import natural_eval
+from lessons_lib.manifest import MANIFEST_FILE, Manifest
+from lessons_lib.paths import TINY_ADAPTERS_DIR
+
+TOOLS_KEYS = ("handwritten_required_exact_args", "handwritten_required_final_correct")
+
+
+def strip_keys(folder, keys) -> dict:
+    """Rewrite a folder's manifest without `keys` (as Manifest.save would write it); returns the stripped JSON."""
+    path = folder / MANIFEST_FILE
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw["metrics"] = {k: v for k, v in raw["metrics"].items() if k not in keys}
+    path.write_text(natural_eval.manifest_text(raw), encoding="utf-8")
+    return raw
+
+
+@pytest.mark.parametrize("domain", natural_eval.DOMAINS)
+def test_shipped_manifests_carry_natural_figures_next_to_template_ones(domain):
+    metrics = Manifest.load(TINY_ADAPTERS_DIR / domain).metrics
+    assert {"heldout_valid", "heldout_correct", "heldout_n", *natural_eval.MANIFEST_KEYS} <= set(metrics), metrics
+    assert metrics["natural_n"] == len(natural_eval.load(domain)) == 22
+    for key in ("natural_valid", "natural_copy", "natural_task"):
+        assert 0.0 <= metrics[key] <= 1.0, (key, metrics[key])
+
+
+def test_shipped_tool_manifest_carries_constrained_handwritten_answers():
+    metrics = Manifest.load(TINY_ADAPTERS_DIR / "tools").metrics
+    for key in TOOLS_KEYS:
+        assert 0.0 <= metrics[key] <= 1.0, (key, metrics)
+    assert metrics["handwritten_n"] == 60
+
+
+def test_update_cli_reproduces_the_shipped_figures_and_keeps_every_other_byte(tmp_path):
+    shipped = TINY_ADAPTERS_DIR / "json"
+    copy = tmp_path / "json"
+    shutil.copytree(shipped, copy)
+    stripped = strip_keys(copy, natural_eval.MANIFEST_KEYS)
+    assert natural_eval.main(["--update-manifests", str(copy)]) == 0
+    after = json.loads((copy / MANIFEST_FILE).read_text(encoding="utf-8"))
+    added = {k: after["metrics"].pop(k) for k in natural_eval.MANIFEST_KEYS}
+    assert after == stripped, "only the natural_* keys were added"
+    expected = {k: Manifest.load(shipped).metrics[k] for k in natural_eval.MANIFEST_KEYS}
+    assert added == expected, "greedy re-measurement gives the shipped figures exactly"
+    assert (copy / MANIFEST_FILE).read_bytes() == (shipped / MANIFEST_FILE).read_bytes()
+
+
+def test_adding_metrics_refreshes_in_place_and_keeps_unknown_keys(tmp_path):
+    shutil.copytree(TINY_ADAPTERS_DIR / "support", tmp_path / "support")
+    path = tmp_path / "support" / MANIFEST_FILE
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw["note"] = "kept"
+    path.write_text(natural_eval.manifest_text(raw), encoding="utf-8")
+    before = path.read_text(encoding="utf-8").splitlines()
+    natural_eval.add_manifest_metrics(tmp_path / "support", {"natural_task": 0.5, "natural_extra": 1})
+    expected = list(before)
+    task, n = expected.index('    "natural_task": 0.0,'), expected.index('    "natural_n": 22')
+    expected[task], expected[n] = '    "natural_task": 0.5,', '    "natural_n": 22,'
+    expected.insert(n + 1, '    "natural_extra": 1')
+    assert path.read_text(encoding="utf-8").splitlines() == expected
+    assert json.loads(path.read_text(encoding="utf-8"))["note"] == "kept"
+
+
+def test_a_manifest_in_another_format_is_refused_not_rewritten(tmp_path):
+    shutil.copytree(TINY_ADAPTERS_DIR / "json", tmp_path / "json")
+    path = tmp_path / "json" / MANIFEST_FILE
+    compact = json.dumps(json.loads(path.read_text(encoding="utf-8")))
+    path.write_text(compact, encoding="utf-8")
+    with pytest.raises(ValueError, match="not formatted as Manifest.save writes it"):
+        natural_eval.add_manifest_metrics(tmp_path / "json", {"natural_task": 1.0})
+    assert path.read_text(encoding="utf-8") == compact
+
+
+def test_bad_adapter_folders_get_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        natural_eval.measure_adapter(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(
+        FileNotFoundError, match="adapter_config.json, adapter_model.safetensors, manifest.json missing"
+    ):
+        natural_eval.measure_adapter(tmp_path / "empty")
+    router = tmp_path / "router"
+    shutil.copytree(TINY_ADAPTERS_DIR / "json", router)
+    raw = json.loads((router / MANIFEST_FILE).read_text(encoding="utf-8"))
+    raw["domain"] = "router"
+    (router / MANIFEST_FILE).write_text(natural_eval.manifest_text(raw), encoding="utf-8")
+    with pytest.raises(ValueError, match="domain is 'router'; only json, coding, support, tools adapters"):
+        natural_eval.measure_adapter(router)
+    (router / MANIFEST_FILE).write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        natural_eval.measure_adapter(router)
+
+
+def test_every_folder_is_checked_before_any_manifest_changes(tmp_path):
+    good = tmp_path / "json"
+    shutil.copytree(TINY_ADAPTERS_DIR / "json", good)
+    strip_keys(good, natural_eval.MANIFEST_KEYS)
+    before = (good / MANIFEST_FILE).read_bytes()
+    with pytest.raises(FileNotFoundError, match="missing"):
+        natural_eval.update_manifests([good, tmp_path])
+    assert (good / MANIFEST_FILE).read_bytes() == before
+
+
+def test_update_refuses_options_it_would_ignore(capsys):
+    with pytest.raises(SystemExit):
+        natural_eval.main(["--update-manifests", "--sets", "json"])
+    assert "measures each adapter on its own set; drop --sets" in capsys.readouterr().err
