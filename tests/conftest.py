@@ -40,6 +40,40 @@ def base(tiny):
     return load_base(tiny)
 
 
+CRASH_MARKER = "CRASH-THIS-REQUEST"  # the course server's fault hook fails any batch holding a prompt with this text
+
+
+@pytest.fixture(scope="session")
+def course_server(tmp_path_factory):
+    """The real server (`python -m lessons_lib.serve`) on the tiny profile, with a fault hook for the 500 tests.
+
+    One per worker: test_serve.py and test_openai_clients.py share it (and run on one worker, see
+    SHARED_SCOPES), since starting it costs ~5 s of CPU. Tests that read /health counters compare before/after.
+    """
+    from lessons_lib.serve.process import port_is_open, start_server, stop_server
+
+    log = tmp_path_factory.mktemp("course-server") / "server.log"
+    proc, url = start_server("tiny", extra=["--crash-on", CRASH_MARKER], log_path=log, timeout=180)
+    yield url
+    code = stop_server(proc)
+    assert proc.poll() is not None, "the server process is still running after stop_server"
+    assert not port_is_open(url), f"something still listens at {url} after the server stopped (exit code {code})"
+
+
+@pytest.fixture(scope="session")
+def composed_server(tmp_path_factory):
+    """The shipped course composition served with --config (`assets/compositions/course.toml`); one per worker,
+    shared by test_composition.py and test_web_page.py (see SHARED_SCOPES)."""
+    from test_composition import COURSE, start_composed
+
+    from lessons_lib.serve.process import port_is_open, stop_server
+
+    proc, url = start_composed(COURSE, tmp_path_factory.mktemp("composed") / "server.log")
+    yield url
+    stop_server(proc)
+    assert not port_is_open(url), f"something still listens at {url} after the server stopped"
+
+
 @pytest.fixture
 def course_model(base, tiny):
     """A PeftModel with the shipped json, coding and support adapters loaded, json active."""
@@ -52,19 +86,42 @@ def course_model(base, tiny):
 # and xdist hands files out by test count (few-test files last), so a slow file picked up last bounds the wall
 # time; handing the slow ones out first lets the many quick files fill in around them. Order only: nothing is skipped.
 SLOW_FILES_FIRST = (
-    "test_course_retraining.py",
     "test_tools_adapter.py",
-    "test_ipywidgets7.py",
-    "test_serve.py",
-    "test_russian_edition.py",
-    "test_course_adapters.py",
-    "test_artifacts.py",
-    "test_serve_limits.py",
     "test_benchmarks.py",
-    "test_train_resume.py",
+    "test_openai_clients.py",
     "test_train.py",
-    "test_colab_install.py",
+    "test_course_retraining.py",
+    "test_serve.py",
+    "test_ipywidgets7.py",
+    "test_train_resume.py",
+    "test_notebook_claims.py",
+    "test_web_page.py",
+    "test_serve_limits.py",
+    "test_storage.py",
+    "test_composition.py",
+    "test_course_adapters.py",
+    "test_serve_engine.py",
+    "test_mixing.py",
 )
+
+
+# Files that share a session fixture too costly to build twice run as one xdist scope (so on one worker).
+SHARED_SCOPES = {"test_openai_clients.py": "test_serve.py", "test_web_page.py": "test_composition.py"}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile`, except that the files in SHARED_SCOPES run together on one worker."""
+    if config.getoption("dist", None) != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedScopeScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            folder, _, name = scope.rpartition("/")
+            return f"{folder}/{SHARED_SCOPES[name]}" if name in SHARED_SCOPES else scope
+
+    return SharedScopeScheduling(config, log)
 
 
 def pytest_configure(config):

@@ -12,7 +12,7 @@ import pytest
 
 from lessons_lib.paths import REPO_DIR
 from lessons_lib.serve.composition import CompositionError, load_composed, load_composition
-from lessons_lib.serve.process import child_env, free_port, port_is_open, stop_server, wait_until_healthy
+from lessons_lib.serve.process import child_env, free_port, wait_until_healthy
 
 COURSE = REPO_DIR / "assets" / "compositions" / "course.toml"
 ADAPTERS = (REPO_DIR / "assets" / "adapters").resolve()
@@ -217,13 +217,10 @@ def test_a_bad_file_stops_the_server_before_it_loads_anything(tmp_path):
 
 # ---------------------------------------------------------------- the round trip over HTTP
 @pytest.fixture(scope="module")
-def composed(tmp_path_factory):
-    """The shipped course composition, served with --config (on a free port)."""
-    proc, url = start_composed(COURSE, tmp_path_factory.mktemp("composed") / "server.log")
-    with httpx.Client(base_url=url, timeout=120) as client:
+def composed(composed_server):
+    """The shipped course composition, served with --config (conftest's composed_server)."""
+    with httpx.Client(base_url=composed_server, timeout=120) as client:
         yield client
-    stop_server(proc)
-    assert not port_is_open(url)
 
 
 def ask(client: httpx.Client, model: str, **extra) -> dict:

@@ -16,8 +16,6 @@ import httpx
 import openai
 import pytest
 
-from lessons_lib.serve.process import start_server, stop_server
-
 MAX_TOKENS = 24
 STREAM_TOKENS = 16  # the routed-stream checks compare whole answers: short ones suffice
 JSON_PROMPT = "Extract JSON: Anna, 31, Kazan."
@@ -25,11 +23,9 @@ TOOL_REQUEST = "Format the text to width 21, indent 4: Warsaw gets a new blender
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    log = tmp_path_factory.mktemp("openai-clients") / "server.log"
-    proc, url = start_server("tiny", log_path=log, timeout=180)
-    yield url
-    stop_server(proc)
+def server(course_server):
+    """The real server on the tiny profile (conftest's course_server, shared with test_serve.py)."""
+    return course_server
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from conftest import CRASH_MARKER
 
 from lessons_lib.data import DOMAINS
 from lessons_lib.paths import REPO_DIR
-from lessons_lib.serve.process import port_is_open, start_server, stop_server
 
 MAX_TOKENS = 16  # short answers keep the suite fast; greedy rows are cut per request, so this is exact
-CRASH_MARKER = "CRASH-THIS-REQUEST"
 MODELS = (*DOMAINS, "auto")
 
 
@@ -42,14 +41,9 @@ def chat(client: httpx.Client, model: str, prompt: str, **extra) -> httpx.Respon
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The real server (`python -m lessons_lib.serve`), with a fault hook for the 500 test."""
-    log = tmp_path_factory.mktemp("serve") / "server.log"
-    proc, url = start_server("tiny", extra=["--crash-on", CRASH_MARKER], log_path=log, timeout=180)
-    yield url
-    code = stop_server(proc)
-    assert proc.poll() is not None, "the server process is still running after stop_server"
-    assert not port_is_open(url), f"something still listens at {url} after the server stopped (exit code {code})"
+def server(course_server):
+    """The real server (`python -m lessons_lib.serve`, conftest's course_server), with a fault hook for the 500 test."""
+    return course_server
 
 
 @pytest.fixture(scope="module")

@@ -11,20 +11,15 @@ import os
 
 import httpx
 import pytest
-from test_composition import COURSE, start_composed
-
-from lessons_lib.serve.process import port_is_open, stop_server
 
 PROMPT = "Extract the order as JSON: Mia Novak ordered 3 lamps, order id 48213."
 AUTO_PROMPT = "Write a Python function that returns the sum of a list of numbers."
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    proc, url = start_composed(COURSE, tmp_path_factory.mktemp("page") / "server.log")
-    yield url
-    stop_server(proc)
-    assert not port_is_open(url)
+def server(composed_server):
+    """The course composition served with --config (conftest's composed_server, shared with test_composition.py)."""
+    return composed_server
 
 
 @pytest.fixture(scope="module")

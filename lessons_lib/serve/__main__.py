@@ -149,8 +149,8 @@ def server_settings(args, composition=None):
     """Host, port, max_batch, window_ms, max_body_bytes: the command line's, else the file's, else the defaults."""
     from dataclasses import replace
 
-    from .protocol import DEFAULT_MAX_BODY_BYTES
     from .composition import ServerSettings
+    from .protocol import DEFAULT_MAX_BODY_BYTES
 
     settings = composition.server if composition is not None else ServerSettings()
     for name in ("host", "port", "max_batch", "window_ms", "max_body_bytes"):
