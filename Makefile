@@ -100,10 +100,11 @@ clean:
 .PHONY: tiny-model-v2 copy-probe natural-eval
 V2_DIR ?= build/tiny-model-v2
 V2_STEPS ?= 5000
+V2_INDUCTION ?= 0.12
 MODEL ?= assets/tiny-model
 ADAPTERS ?= assets/adapters/json assets/adapters/support assets/adapters/coding
 tiny-model-v2: venv
-	$(PY) -m lessons_lib.tiny.copy_base --out $(V2_DIR) --steps $(V2_STEPS) --ckpt-every 1000
+	$(PY) -m lessons_lib.tiny.copy_base --out $(V2_DIR) --steps $(V2_STEPS) --ckpt-every 1000 --induction-share $(V2_INDUCTION)
 	$(PY) -m lessons_lib.tiny.probe $(V2_DIR)/ckpt-* --loss
 	$(PY) -m lessons_lib.tiny.adapters_v2 --base $(V2_DIR)/final --domains json support coding --out build/adapters-v2
 	$(PY) -m lessons_lib.natural_eval --base $(V2_DIR)/final --adapters build/adapters-v2/json \

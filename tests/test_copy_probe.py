@@ -92,6 +92,19 @@ def test_corpus_mixes_in_the_course_text():
         copy_corpus.documents(10, 0, course_share=1.5)
 
 
+def test_induction_share_sets_the_share_of_bare_repeats(monkeypatch):
+    """`induction_share` (the v3 ablation's knob) sets how many copy documents are bare repeated spans."""
+    monkeypatch.setattr(copy_corpus, "induction", lambda *_: "<induction>")
+
+    def bare_repeats(share: float) -> float:
+        docs = copy_corpus.documents(600, 7, course_share=0.0, induction_share=share)
+        return docs.count("<induction>") / len(docs)
+
+    assert bare_repeats(0.0) == 0 and 0.25 < bare_repeats(0.3) < 0.35 and bare_repeats(1.0) == 1
+    with pytest.raises(ValueError, match="induction_share"):
+        copy_corpus.documents(10, 0, induction_share=-0.1)
+
+
 @pytest.mark.parametrize("lang", ["en", "ru"])
 def test_entities_are_fresh_and_respect_a_ban_list(lang):
     rng = random.Random(0)

@@ -814,11 +814,13 @@ def documents(
     banned: frozenset[str] = frozenset(),
     induction_share: float = 0.12,
 ) -> list[str]:
-    """`n` documents: `course_share` of the course's own corpus, the rest copy drills; EN/RU alternate."""
+    """`n` documents: `course_share` of the course's own corpus, the rest copy drills (of which `induction_share`
+    are bare repeated spans, `induction`); EN/RU alternate."""
     from . import corpus
 
-    if not 0 <= course_share <= 1:
-        raise ValueError(f"course_share must be within [0, 1], got {course_share}")
+    for name, share in (("course_share", course_share), ("induction_share", induction_share)):
+        if not 0 <= share <= 1:
+            raise ValueError(f"{name} must be within [0, 1], got {share}")
     rng = random.Random(f"copy-corpus/{seed}")
     n_course = round(n * course_share)
     course = corpus.documents(n_course, seed) if n_course else []
