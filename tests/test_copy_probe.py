@@ -152,3 +152,25 @@ def test_fresh_rows_swap_every_entity_for_one_the_prompt_holds(domain):
         for v in values:
             assert v in prompt, (v, prompt)
             assert not set(v.split()) & copy_corpus.COURSE_POOLS
+
+
+def test_training_can_start_from_a_checkpoint_of_the_same_shape_only(tmp_path):
+    import torch
+    from transformers import LlamaConfig
+
+    from lessons_lib.paths import TINY_MODEL_DIR
+    from lessons_lib.tiny.copy_base import start_model
+
+    further = start_model(TINY_MODEL_DIR, 0, init=TINY_MODEL_DIR)
+    again = start_model(TINY_MODEL_DIR, 1, init=TINY_MODEL_DIR)
+    fresh = start_model(TINY_MODEL_DIR, 0)
+    first = next(iter(further.state_dict()))
+    assert torch.equal(further.state_dict()[first], again.state_dict()[first])  # the checkpoint's, whatever the seed
+    assert not torch.equal(further.state_dict()[first], fresh.state_dict()[first])
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        start_model(TINY_MODEL_DIR, 0, init=tmp_path)
+    other = LlamaConfig.from_pretrained(TINY_MODEL_DIR)
+    other.hidden_size *= 2
+    other.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="hidden_size"):
+        start_model(TINY_MODEL_DIR, 0, init=tmp_path)

@@ -41,6 +41,28 @@ def fresh_model(tokenizer_dir: Path, seed: int):
     return LlamaForCausalLM(config)
 
 
+def start_model(base_dir: Path, seed: int, init: Path | None = None):
+    """The model to train: random (`init` None), or a saved checkpoint of the same shape to train further."""
+    if init is None:
+        return fresh_model(base_dir, seed)
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    init = Path(init)
+    if not (init / "config.json").is_file():
+        raise FileNotFoundError(
+            f"--init {init}: no config.json there; pass a checkpoint folder such as build/tiny-model-v2/final."
+        )
+    shape = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
+    want, got = LlamaConfig.from_pretrained(base_dir), LlamaConfig.from_pretrained(init)
+    differs = [k for k in shape if getattr(want, k) != getattr(got, k)]
+    if differs:
+        raise ValueError(
+            f"--init {init} has another shape ({', '.join(differs)} differ from {base_dir}); "
+            "start from a checkpoint of this model."
+        )
+    return LlamaForCausalLM.from_pretrained(init)
+
+
 def save(model, tok, folder: Path, facts: dict) -> None:
     """A folder that loads like assets/tiny-model (config, weights, tokenizer, template, facts)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -63,6 +85,7 @@ def train(
     time_budget: float | None = None,
     base_dir: Path = TINY_MODEL_DIR,
     log=print,
+    init: Path | None = None,
 ) -> dict:
     """Pretrain from scratch on enough fresh copy-corpus documents for `steps` without repeating a block."""
     import torch
@@ -76,7 +99,7 @@ def train(
     )
     blocks = pack(tok, docs, block)
     log(f"corpus: {len(docs)} documents, {blocks.numel():,} tokens in {len(blocks)} blocks ({time.time() - t0:.0f}s)")
-    model = fresh_model(base_dir, seed)
+    model = start_model(base_dir, seed, init)
     model.generation_config = GenerationConfig(
         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, do_sample=False
     )
@@ -95,6 +118,7 @@ def train(
         "block": block,
         "lr": lr,
         "seed": seed,
+        "init": str(init) if init else None,
         "threads": torch.get_num_threads(),
     }
     out = Path(out)
@@ -156,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ckpt-every", type=int, default=1000)
     p.add_argument("--time-budget", type=float, default=None, help="seconds; stop early and save if exceeded")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--init", type=Path, default=None, help="train this checkpoint further instead of a random model")
     a = p.parse_args(argv)
     import torch
 
@@ -171,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         ckpt_every=a.ckpt_every,
         time_budget=a.time_budget,
         log=lambda m: print(m, flush=True),
+        init=a.init,
     )
     print(json.dumps(facts, indent=2))
     return 0
