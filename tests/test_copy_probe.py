@@ -174,3 +174,21 @@ def test_training_can_start_from_a_checkpoint_of_the_same_shape_only(tmp_path):
     other.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="hidden_size"):
         start_model(TINY_MODEL_DIR, 0, init=tmp_path)
+
+
+def test_a_new_model_can_have_another_shape_and_bad_shapes_are_refused():
+    import argparse
+
+    from lessons_lib.paths import TINY_MODEL_DIR
+    from lessons_lib.tiny.copy_base import fresh_model, parse_shape, start_model
+
+    shape = parse_shape("hidden_size=256,num_hidden_layers=6,intermediate_size=704")
+    bigger = fresh_model(TINY_MODEL_DIR, 0, shape)
+    assert (bigger.config.hidden_size, bigger.config.num_hidden_layers, bigger.config.head_dim) == (256, 6, 64)
+    assert sum(p.numel() for p in bigger.parameters()) == 5_344_512  # 21.4 MB in fp32: within the 25 MB asked
+    with pytest.raises(argparse.ArgumentTypeError, match="KEY=N"):
+        parse_shape("vocab_size=10")
+    with pytest.raises(ValueError, match="multiple of the 4 attention heads"):
+        fresh_model(TINY_MODEL_DIR, 0, {"hidden_size": 250})
+    with pytest.raises(ValueError, match="Drop one"):
+        start_model(TINY_MODEL_DIR, 0, init=TINY_MODEL_DIR, shape=shape)

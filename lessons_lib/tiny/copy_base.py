@@ -31,20 +31,47 @@ def lr_factor(step: int, steps: int, warmup_frac: float = 0.02, decay_frac: floa
     return 1.0 - 0.9 * (step - decay_start) / max(1, steps - decay_start)
 
 
-def fresh_model(tokenizer_dir: Path, seed: int):
-    """A randomly initialised model with the shipped model's exact config."""
+SHAPE_KEYS = ("hidden_size", "num_hidden_layers", "intermediate_size")  # what --shape may change
+
+
+def fresh_model(tokenizer_dir: Path, seed: int, shape: dict[str, int] | None = None):
+    """A randomly initialised model with the shipped model's config, or that config with another `shape`."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     config = LlamaConfig.from_pretrained(tokenizer_dir)
+    for key, value in (shape or {}).items():
+        if key not in SHAPE_KEYS or not isinstance(value, int) or value < 1:
+            raise ValueError(f"shape: {key}={value!r}; give positive whole numbers for {', '.join(SHAPE_KEYS)}.")
+        setattr(config, key, value)
+    if config.hidden_size % config.num_attention_heads:
+        raise ValueError(
+            f"hidden_size {config.hidden_size} is not a multiple of the {config.num_attention_heads} attention heads."
+        )
+    config.head_dim = config.hidden_size // config.num_attention_heads
     return LlamaForCausalLM(config)
 
 
-def start_model(base_dir: Path, seed: int, init: Path | None = None):
-    """The model to train: random (`init` None), or a saved checkpoint of the same shape to train further."""
+def parse_shape(text: str) -> dict[str, int]:
+    """argparse type for --shape: 'hidden_size=256,num_hidden_layers=6' -> a dict of whole numbers."""
+    shape = {}
+    for part in filter(None, text.split(",")):
+        key, _, value = part.partition("=")
+        if key.strip() not in SHAPE_KEYS or not value.strip().isdigit():
+            raise argparse.ArgumentTypeError(
+                f"expected KEY=N[,KEY=N] with KEY in {', '.join(SHAPE_KEYS)}, got {text!r}"
+            )
+        shape[key.strip()] = int(value)
+    return shape
+
+
+def start_model(base_dir: Path, seed: int, init: Path | None = None, shape: dict[str, int] | None = None):
+    """The model to train: new (`init` None; in `shape` if given), or a saved checkpoint to train further."""
     if init is None:
-        return fresh_model(base_dir, seed)
+        return fresh_model(base_dir, seed, shape)
+    if shape:
+        raise ValueError("--shape applies to a new model; --init continues a checkpoint in its own shape. Drop one.")
     from transformers import LlamaConfig, LlamaForCausalLM
 
     init = Path(init)
@@ -86,6 +113,7 @@ def train(
     base_dir: Path = TINY_MODEL_DIR,
     log=print,
     init: Path | None = None,
+    shape: dict[str, int] | None = None,
 ) -> dict:
     """Pretrain from scratch on enough fresh copy-corpus documents for `steps` without repeating a block."""
     import torch
@@ -99,7 +127,7 @@ def train(
     )
     blocks = pack(tok, docs, block)
     log(f"corpus: {len(docs)} documents, {blocks.numel():,} tokens in {len(blocks)} blocks ({time.time() - t0:.0f}s)")
-    model = start_model(base_dir, seed, init)
+    model = start_model(base_dir, seed, init, shape)
     model.generation_config = GenerationConfig(
         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, do_sample=False
     )
@@ -119,6 +147,7 @@ def train(
         "lr": lr,
         "seed": seed,
         "init": str(init) if init else None,
+        "shape": {k: getattr(model.config, k) for k in SHAPE_KEYS},
         "threads": torch.get_num_threads(),
     }
     out = Path(out)
@@ -181,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time-budget", type=float, default=None, help="seconds; stop early and save if exceeded")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--init", type=Path, default=None, help="train this checkpoint further instead of a random model")
+    p.add_argument(
+        "--shape",
+        type=parse_shape,
+        default=None,
+        help="a new model of another size, e.g. hidden_size=256,num_hidden_layers=6",
+    )
     a = p.parse_args(argv)
     import torch
 
@@ -197,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         time_budget=a.time_budget,
         log=lambda m: print(m, flush=True),
         init=a.init,
+        shape=a.shape,
     )
     print(json.dumps(facts, indent=2))
     return 0
