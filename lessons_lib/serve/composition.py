@@ -470,13 +470,13 @@ def load_composed(composition: Composition, log=print) -> ComposedModel:
 
 def check_mixes(model, composition: Composition) -> None:
     """Refuse a named mix of an adapter with modules_to_save copies (a mix would drop them), saying what to do."""
-    from ..mixing import saved_modules, unmixable_message
+    from ..mixing import SavedModulesMixError, check_mixable, saved_modules
 
     for mix, weights in composition.mixes.items():
-        saved = {a: modules for a in weights if (modules := saved_modules(model, a))}
-        if saved:
-            others = [a for a in weights if a not in saved]
+        try:
+            check_mixable(model, list(weights))
+        except SavedModulesMixError as err:
+            saved = [a for a in weights if saved_modules(model, a)]
             raise CompositionError(
-                f"{composition.path}: mixes.{mix}: {unmixable_message(saved, others)} In this file: remove "
-                f"{', '.join(saved)} from mixes.{mix}."
-            )
+                f"{composition.path}: mixes.{mix}: {err} In this file: remove {', '.join(saved)} from mixes.{mix}."
+            ) from err
