@@ -82,8 +82,11 @@ notebooks: venv  ## rebuild notebooks/*.ipynb from notebooks/src (badge + setup 
 check-notebooks: venv
 	$(PY) -m lessons_lib.scaffold check
 
-tiny-model: venv  ## rebuild the tiny course model and its adapters (about 15 minutes on 2 CPUs)
+tiny-model: venv  ## rebuild the tiny base (two stages, ~67 min), its course adapters, router and tool adapter
 	$(PY) -m lessons_lib.tiny build
+	$(PY) -m lessons_lib.router train
+	$(PY) -m lessons_lib.tools build-adapter
+	$(PY) -m lessons_lib.natural_eval --update-manifests assets/adapters/tools
 
 bench: venv
 	$(PY) -m benchmarks.run_all
@@ -94,22 +97,11 @@ teacher-kit: venv
 clean:
 	rm -rf build .pytest_cache
 
-# Issue 16, stage 1: a candidate tiny base that copies from the prompt, built into build/ (assets/ untouched).
-# `make tiny-model-v2` pretrains it on the copy-heavy corpus (one thread, ~1 h) and probes every checkpoint;
-# `make copy-probe` and `make natural-eval` measure the shipped base and adapters (or MODEL=/ADAPTERS=).
-.PHONY: tiny-model-v2 copy-probe natural-eval
-V2_DIR ?= build/tiny-model-v2
-V2_STEPS ?= 5000
-V2_INDUCTION ?= 0.12
+# The copy probe (made-up names the base must repeat) and the hand-written natural sets, on the shipped model or
+# on a candidate: `make copy-probe MODEL=build/tiny-model-v2/ckpt-001000`, `make natural-eval ADAPTERS="..."`.
+.PHONY: copy-probe natural-eval
 MODEL ?= assets/tiny-model
 ADAPTERS ?= assets/adapters/json assets/adapters/support assets/adapters/coding
-tiny-model-v2: venv
-	$(PY) -m lessons_lib.tiny.copy_base --out $(V2_DIR) --steps $(V2_STEPS) --ckpt-every 1000 --induction-share $(V2_INDUCTION)
-	$(PY) -m lessons_lib.tiny.probe $(V2_DIR)/ckpt-* --loss
-	$(PY) -m lessons_lib.tiny.adapters_v2 --base $(V2_DIR)/final --domains json support coding --out build/adapters-v2
-	$(PY) -m lessons_lib.natural_eval --base $(V2_DIR)/final --adapters build/adapters-v2/json \
-		build/adapters-v2/support build/adapters-v2/coding --out build/natural/v2.json
-
 copy-probe: venv
 	$(PY) -m lessons_lib.tiny.probe $(MODEL) --loss
 

@@ -58,7 +58,7 @@ def test_the_shipped_course_composition():
     for name, spec in composition.adapters.items():
         assert (spec.source, Path(spec.location), spec.weight, spec.precision) == ("path", ADAPTERS / name, 1.0, "fp32")
     assert composition.mixes == {"json_support": {"json": 1.0, "support": 1.0}, "json_strong": {"json": 2.0}}
-    assert composition.router == "keyword"
+    assert composition.router == "ngram"
     assert (
         composition.server.host,
         composition.server.port,
@@ -239,7 +239,7 @@ def test_models_are_exactly_the_composition(composed):
     mixes = {m["id"]: m for m in listed if m["kind"] == "mix"}
     assert {name: m["adapter_weights"] for name, m in mixes.items()} == composition.mixes
     assert composed.get("/v1/models/json_strong").json()["root"] == "mix:json=2"
-    assert composed.get("/health").json()["router"] == "keyword"
+    assert composed.get("/health").json()["router"] == "ngram"
 
 
 def test_a_named_mix_answers_as_its_weights(composed):

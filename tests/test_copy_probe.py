@@ -135,7 +135,7 @@ def test_lr_schedule_warms_up_holds_and_decays():
 def test_fresh_rows_swap_every_entity_for_one_the_prompt_holds(domain):
     import json
 
-    from lessons_lib.tiny.adapters_v2 import fresh_rows
+    from lessons_lib.varied_data import fresh_rows
 
     rows = fresh_rows(domain, 40)
     assert rows == fresh_rows(domain, 40) and rows != fresh_rows(domain, 40, seed=1)
@@ -192,3 +192,29 @@ def test_a_new_model_can_have_another_shape_and_bad_shapes_are_refused():
         fresh_model(TINY_MODEL_DIR, 0, {"hidden_size": 250})
     with pytest.raises(ValueError, match="Drop one"):
         start_model(TINY_MODEL_DIR, 0, init=TINY_MODEL_DIR, shape=shape)
+
+
+def test_the_shipped_recipe_runs_its_stages_in_order_and_ships_the_last(tmp_path):
+    """`build_shipped` trains each stage (the second from the first's final), then copies weights into the target."""
+    import json
+    import shutil
+
+    import torch
+
+    from lessons_lib.tiny.copy_base import SHIPPED_FILES, SHIPPED_STAGES, Stage, build_shipped
+
+    assert [s.init for s in SHIPPED_STAGES] == [None, SHIPPED_STAGES[0].out / "final"]  # the recipe chains too
+    target = tmp_path / "model"
+    shutil.copytree(TINY_MODEL_DIR, target)
+    before = {p.name: p.read_bytes() for p in target.iterdir() if p.name not in SHIPPED_FILES}
+    one, two = tmp_path / "one", tmp_path / "two"
+    stages = (Stage(one, 2, 3e-3, 0, 1, 1), Stage(two, 1, 1e-3, 1, 1, 1, one / "final"))
+    threads = torch.get_num_threads()
+    try:
+        facts = build_shipped(target, stages, log=lambda *_: None)
+    finally:
+        torch.set_num_threads(threads)
+    assert (facts["steps"], facts["init"], facts["seed"]) == (1, str(one / "final"), 1)
+    assert json.loads((target / "build_facts.json").read_text()) == facts
+    assert (target / "model.safetensors").read_bytes() == (two / "final" / "model.safetensors").read_bytes()
+    assert {p.name: p.read_bytes() for p in target.iterdir() if p.name not in SHIPPED_FILES} == before

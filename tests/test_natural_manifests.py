@@ -60,7 +60,8 @@ def test_adding_metrics_refreshes_in_place_and_keeps_unknown_keys(tmp_path):
     before = path.read_text(encoding="utf-8").splitlines()
     natural_eval.add_manifest_metrics(tmp_path / "support", {"natural_task": 0.5, "natural_extra": 1})
     expected = list(before)
-    task, n = expected.index('    "natural_task": 0.0,'), expected.index('    "natural_n": 22')
+    task = next(i for i, line in enumerate(expected) if line.startswith('    "natural_task": '))
+    n = expected.index('    "natural_n": 22')
     expected[task], expected[n] = '    "natural_task": 0.5,', '    "natural_n": 22,'
     expected.insert(n + 1, '    "natural_extra": 1')
     assert path.read_text(encoding="utf-8").splitlines() == expected

@@ -129,9 +129,9 @@ def test_shipped_tool_adapter_is_a_standard_peft_folder_with_manifest():
     }
     manifest = Manifest.load(TOOLS_DIR)
     assert manifest.name == "tools" and manifest.profile == "tiny"
-    # Issue 7 asks for >= 0.9. Free decoding: 0.85 correct tool / 0.83 valid args on held-out (every call
-    # that parses names the right tool), 0.70 / 0.98 hand-written. Schema-constrained (tool_choice="required"):
-    # 1.00 / 1.00 held-out, 0.72 / 1.00 hand-written; the base then picks the right tool 0.37 (chance).
+    # Issue 7 asks for >= 0.9. On the copying base (issue 16), free decoding: 0.90 correct tool / 0.90 valid args
+    # on held-out, 0.70 / 0.78 hand-written. Schema-constrained (tool_choice="required"): 1.00 / 1.00 held-out,
+    # 0.85 / 1.00 hand-written; the base then picks the right tool 0.23 held-out, 0.32 hand-written (chance 0.33).
     metrics = manifest.metrics
     assert metrics["heldout_correct_tool"] >= 0.8 and metrics["heldout_valid_args"] >= 0.8, metrics
     assert metrics["handwritten_correct_tool"] >= 0.6 and metrics["handwritten_base_correct_tool"] <= 0.1, metrics
@@ -161,7 +161,7 @@ def test_adapter_calls_the_right_tool_with_valid_arguments_and_the_base_does_not
     reports, _ = heldout_reports
     tools, base = reports["tools"], reports["base"]
     assert tools.n == base.n == 30
-    assert tools.correct_tool >= 0.75 and tools.valid_args >= 0.75, tools  # target 0.9 not reached (0.87 / 0.83)
+    assert tools.correct_tool >= 0.75 and tools.valid_args >= 0.75, tools  # measured 0.90 / 0.90 on the 40
     assert base.correct_tool <= 0.1 and base.valid_args <= 0.1, base
     assert tools.final_correct >= base.final_correct
 
@@ -170,7 +170,7 @@ def test_schema_constrained_calls_always_validate_and_the_adapter_still_chooses(
     reports, raw = heldout_reports
     tools, base = reports["tools · schema-constrained"], reports["base · schema-constrained"]
     assert tools.valid_args == base.valid_args == 1.0  # the grammar admits only calls that validate
-    assert tools.correct_tool >= 0.9, tools  # measured 1.00 (free decoding: 0.87)
+    assert tools.correct_tool >= 0.9, tools  # measured 1.00 (free decoding: 0.90)
     assert base.correct_tool <= 0.6, base  # the form comes from the grammar, the choice from the adapter
     assert all(item["call"].startswith('{"tool": ') for item in raw["base · schema-constrained"])
 
@@ -283,7 +283,7 @@ def test_training_length_cuts_no_row_and_keeps_the_tiny_recipe(name):
     assert length >= max(rendered_length(row, tok) for row in rows) and length >= profile.max_length
     check_lengths(rows, tok, length)  # the trainer's own check passes
     if name == "tiny":
-        assert length == MAX_LENGTH == 320  # the shipped adapter's max_length is unchanged
+        assert length >= MAX_LENGTH == 320  # the recipe's floor; rows with made-up names may run longer
     else:  # tools make these rows longer than the GPU profile's max_length: it would have cut them
         assert length > profile.max_length
     if name == "7b-rehearsal":  # Mistral renders the tools from the row's `tools` column: the check counts them

@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 from lessons_lib.tools import ModelChat, tool_schemas
 from lessons_lib.tools.calls import call_text, parse_and_validate
 from lessons_lib.tools.constrained import (
+    CLOSING_SHARE,
+    CallConstraint,
     CallGrammar,
     GrammarError,
     call_pattern,
@@ -38,6 +40,7 @@ def test_every_gold_call_is_a_complete_match_and_each_prefix_is_viable():
         '{"tool": "text_formater", "arguments": {"text": "a"}}',  # unknown tool
         '{"tool": "text_formatter", "arguments": {"width": 3}}',  # required text missing
         '{"tool": "text_formatter", "arguments": {"text": "a", "width": "3"}}',  # string for an integer
+        '{"tool": "content_validator", "arguments": {"text": "a", "rules": []}}',  # minItems 1: no rule to check
         '{"tool": "text_formatter", "arguments": {"text": "a", "height": 3}}',  # unknown argument
         '{"tool": "text_formatter", "arguments": {"width": 3, "text": "a"}}',  # keys out of schema order
         '{"tool": "text_formatter", "arguments": {"text": ""}}',  # empty free text
@@ -158,6 +161,31 @@ def test_constrained_generation_makes_even_the_base_write_valid_calls(base_model
         assert all(value in request for key, value in call.arguments.items() if key in ("text", "topic")), reply
     with pytest.raises(ValueError, match="one quote"):
         constrained_generate(base_model, tokenizer, prompts, SCHEMAS, quotes=requests[:2])
+
+
+def test_free_text_must_close_when_the_budget_runs_low_so_the_call_can_end(tokenizer):
+    """A model that would repeat itself inside a string is made to close it once CLOSING_SHARE of the budget is left."""
+    import torch
+
+    open_call = '{"tool": "text_formatter", "arguments": {"text": "skeand.skeand@skeand.com skeand'
+    ids = tokenizer(open_call, add_special_tokens=False)["input_ids"]
+    budget = int(len(ids) / (1 - CLOSING_SHARE)) + 4  # room left: more than the closing share
+    pieces = token_bytes(tokenizer)
+    for max_new, closes in ((budget, False), (len(ids) + 2, True), (None, False)):
+        rows = CallConstraint(tokenizer, [GRAMMAR], 0, max_new_tokens=max_new)
+        allowed = rows(0, torch.tensor(ids))
+        ends = [
+            i
+            for i in allowed
+            if i != tokenizer.eos_token_id and not GRAMMAR.open_free_value.search(open_call.encode() + pieces[i])
+        ]
+        assert ends and (set(ends) == set(allowed)) == closes, (max_new, len(allowed), len(ends))
+        assert all(GRAMMAR.viable(open_call.encode() + pieces[i]) for i in allowed)
+    listed = '{"tool": "content_validator", "arguments": {"text": "a", "rules": ["is_email"'
+    ids = tokenizer(listed, add_special_tokens=False)["input_ids"]
+    late, early = (CallConstraint(tokenizer, [GRAMMAR], 0, max_new_tokens=n) for n in (len(ids) + 2, 10 * len(ids)))
+    assert [pieces[i] for i in late(0, torch.tensor(ids))] == [b"]"]  # no room for another rule: the array closes
+    assert len(early(0, torch.tensor(ids))) > 1
 
 
 def test_model_chat_constrains_only_replies_to_the_user(base_model, tokenizer, monkeypatch):

@@ -280,6 +280,7 @@ def test_every_limit_is_enforced_by_the_tool_itself():
         "maximum": lambda bound: bound + 1,
         "maxLength": lambda bound: "w" * (bound + 1),
         "maxItems": lambda bound: ["non_empty"] * (bound + 1),
+        "minItems": lambda bound: ["non_empty"] * (bound - 1),
     }
     for tool, limits in LIMITS.items():
         for arg, bounds in limits.items():

@@ -270,7 +270,7 @@ def test_validator_refuses_arguments_over_the_bounds(arguments, fragment):
 
 def test_validator_bounds_rules_lists_and_reads_patterns_as_json_schema_does():
     rules = {"text": "a", "rules": ["non_empty"] * (MAX_RULES + 1)}
-    with pytest.raises(BadArguments, match=f"'rules' has {MAX_RULES + 1} items; it may have at most {MAX_RULES}"):
+    with pytest.raises(BadArguments, match=f"'rules' has {MAX_RULES + 1} items; it may have from 1 to {MAX_RULES}"):
         parse_and_validate(call_text("content_validator", rules), SCHEMAS)
     with pytest.raises(BadArguments, match="does not match the pattern"):  # `$` is the end, not before a last \n
         parse_and_validate(call_text("content_validator", {"text": "a", "rules": ["non_empty\n"]}), SCHEMAS)
@@ -359,7 +359,10 @@ def test_a_chat_function_that_returns_no_text_is_told_what_to_fix():
 
 
 def test_training_rows_for_the_tiny_template_are_unchanged(tokenizer):
-    """The bounds reach the schemas, not the tiny template's text: the shipped adapter's rows are byte-identical."""
+    """The bounds reach the schemas, not the tiny template's text: the shipped adapter's rows are byte-identical.
+
+    The digest changed once, on purpose: half the train requests now carry made-up names (MADE_UP_ENTITIES 0.5).
+    """
     import hashlib
 
     from lessons_lib.tools.data import tool_sft_rows
@@ -372,8 +375,8 @@ def test_training_rows_for_the_tiny_template_are_unchanged(tokenizer):
             ).encode()
         )
     assert (
-        digest.hexdigest() == "c8ceb2c49258c2414fba28a0deb6fc7538c3c1516a8aa0ef6ffe28a0c4db9538"
-    )  # as before the bounds
+        digest.hexdigest() == "d2b4015e6b80fab6482e0236483d90f6e9b69030ae1c6ae259f71c00cb2a7d5a"
+    )  # the shipped adapter's rows
 
 
 GOOD_LINE = '{"lang": "en", "request": "Wrap: a b", "tool": "text_formatter", "arguments": {"text": "a b", "width": 5}}'

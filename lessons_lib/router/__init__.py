@@ -10,6 +10,7 @@ from .base import BASE_ADAPTER, GENERAL, RouteDecision, Router, course_labels, l
 from .keywords import KeywordRouter, default_rules
 
 KINDS = ("keyword", "learned", "embedding", "ngram")
+DEFAULT_KIND = "ngram"  # what serves model="auto" unless told otherwise: the best on learners' own requests (nb 04)
 EMBEDDING_ROWS_PER_LABEL = 120
 
 
@@ -119,6 +120,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "BASE_ADAPTER",
+    "DEFAULT_KIND",
     "DEFAULT_RULES",
     "GENERAL",
     "KINDS",

@@ -67,7 +67,7 @@ def serve_parser() -> argparse.ArgumentParser:
         help="serve exactly these adapter folders under these names (as vLLM's --lora-modules)",
     )
     parser.add_argument(
-        "--router", default=None, help="router for model='auto': keyword (default) | learned | embedding | ngram | none"
+        "--router", default=None, help="router for model='auto': ngram (default) | keyword | learned | embedding | none"
     )
     parser.add_argument(
         "--window-ms", type=float, default=None, help="how long the engine gathers a batch (default 10)"
@@ -170,7 +170,7 @@ def load_served(args, composition=None):
     from pathlib import Path
 
     from ..profiles import choose_profile
-    from .loading import load_served_model, parse_lora_modules
+    from .loading import DEFAULT_ROUTER, load_served_model, parse_lora_modules
 
     if composition is not None:
         from .composition import load_composed
@@ -188,7 +188,7 @@ def load_served(args, composition=None):
         profile,
         args.adapters_dir,
         work_dir,
-        args.router or "keyword",
+        args.router or DEFAULT_ROUTER,
         lora_modules=parse_lora_modules(args.lora_modules),
     )
 

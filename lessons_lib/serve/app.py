@@ -394,7 +394,7 @@ class Server:
                 prompt_tokens=n_tokens,
                 limit=self.max_prompt_tokens,
             )
-        plan = plan_tools(tool_schemas(request), mode, self.check_tokenizer)
+        plan = plan_tools(tool_schemas(request), mode, self.check_tokenizer, max_tokens)
         job = Job(
             prompt=prompt,
             route_text=route_text,

@@ -16,7 +16,7 @@ library's tomllib). The course's default ships as assets/compositions/course.tom
     json_support = { json = 1.0, support = 0.5 }   # a named mix, answerable as model="json_support"
 
     [router]
-    kind = "keyword"                  # keyword | learned | embedding | none (no table: no router, no `auto`)
+    kind = "ngram"                    # ngram | keyword | learned | embedding | none (no table: no router, no `auto`)
 
     [server]
     host = "127.0.0.1"

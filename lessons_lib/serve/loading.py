@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..profiles import Profile
+from ..router import DEFAULT_KIND as DEFAULT_ROUTER
 
 # What reading one adapter's files can raise: the compat checks' AdapterCompatError (a ValueError), and raw
 # ValueError/TypeError/KeyError/OSError from a field of the wrong JSON type or an unreadable file.
@@ -117,7 +118,7 @@ def load_served_model(
     profile: Profile,
     adapters_dir: str | Path | None = None,
     work_dir: Path | None = None,
-    router: str | None = "keyword",
+    router: str | None = DEFAULT_ROUTER,
     log=print,
     lora_modules: dict[str, Path] | None = None,
 ) -> ServedModel:

@@ -35,9 +35,10 @@ class ToolPlan:
         return self.allowed_tokens is not None
 
 
-def plan_tools(schemas: list[dict], mode: str | None, tokenizer) -> ToolPlan | None:
+def plan_tools(schemas: list[dict], mode: str | None, tokenizer, max_tokens: int | None = None) -> ToolPlan | None:
     """The plan for a request's tools (None when no tools are in play); a 400 when the grammar cannot express a
-    schema that "required" or a named function needs."""
+    schema that "required" or a named function needs. A constrained call closes its strings and lists in time to
+    end within `max_tokens`."""
     if mode is None:
         return None
     if mode == "auto":
@@ -54,7 +55,7 @@ def plan_tools(schemas: list[dict], mode: str | None, tokenizer) -> ToolPlan | N
             f"tool_choice={mode.replace('function:', '')!r} decodes under the tools' schemas, and this one "
             f"cannot be expressed: {err}",
         ) from err
-    rows = vocabulary_constraint(tokenizer).for_rows([grammar], 0)
+    rows = vocabulary_constraint(tokenizer).for_rows([grammar], 0, max_tokens)
     return ToolPlan(schemas, mode, row_constraint(rows))
 
 

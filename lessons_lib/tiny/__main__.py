@@ -23,19 +23,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lessons_lib.tiny", description=__doc__)
     parser.add_argument("command", choices=["build"])
     parser.add_argument("--stage", choices=["base", "adapters", "all"], default="all")
-    parser.add_argument("--steps", type=int, default=850, help="pretraining steps")
     args = parser.parse_args(argv)
     import torch
 
-    torch.set_num_threads(2)
     if args.stage in ("base", "all"):
-        from .build import build_base
+        from .copy_base import build_shipped
 
-        print(build_base(TINY_MODEL_DIR, steps=args.steps))
+        print(json.dumps(build_shipped(TINY_MODEL_DIR, log=lambda m: print(m, flush=True)), indent=2))
         stamp_model_id()
     if args.stage in ("adapters", "all"):
         from .course_adapters import build_all
 
+        torch.set_num_threads(2)
         print(json.dumps(build_all(), indent=2))
     return 0
 

@@ -1,8 +1,9 @@
-"""Train course adapters on a candidate base folder (not the shipped one) with the course's recipe, into build/.
+"""Train course adapters on a candidate base folder (not the shipped one), into build/: for trying a new base.
 
-`python -m lessons_lib.tiny.adapters_v2 --base build/tiny-model-v2/final --domains json` trains each domain
-exactly as `course_adapters.build_adapter` does (tiny profile, 2000 train rows, same seed), then scores it on
-the course's template held-out prompts. Nothing under assets/ is touched.
+`python -m lessons_lib.tiny.adapters_v2 --base build/tiny-model-v2/final --domains json` trains each domain as
+`course_adapters.build_adapter` does (tiny profile, its rows and steps, same seed), then scores it on the course's
+template held-out prompts; `--rows course|fresh` trains on the course's template rows instead, with pool or
+made-up names. Nothing under assets/ is touched; `natural_eval --base ... --adapters ...` scores the results.
 """
 
 from __future__ import annotations
@@ -13,57 +14,17 @@ import shutil
 import sys
 from pathlib import Path
 
-from .course_adapters import TRAIN_ROWS
-
-EN_RU = ("en", "ru")
-
-
-def _row(prompt: str, response: str) -> dict:
-    return {"prompt": [{"role": "user", "content": prompt}], "completion": [{"role": "assistant", "content": response}]}
+from ..data import sft_rows
+from ..varied_data import fresh_rows, shipped_rows
+from .course_adapters import TRAIN_ROWS, TRAIN_STEPS
 
 
-def fresh_rows(domain: str, n: int, seed: int = 0) -> list[dict]:
-    """The course's train rows with every name, town, order number and function name drawn fresh (syllables).
+def course_rows(domain: str, n: int, seed: int = 0) -> list[dict]:
+    """The course's template train rows, names from its pools."""
+    return sft_rows(domain, n, "train", seed)
 
-    An experiment for stage 2: the templates stay the course's, only the entities change, so the adapter cannot
-    succeed by recalling a pool (or by deriving a function name from its task) and must copy from the prompt.
-    """
-    import random
-    import re
 
-    from .. import data
-    from .copy_corpus import Entities
-
-    rng = random.Random(f"fresh/{domain}/{seed}")
-    rows = []
-    for i, ex in enumerate(data.examples(domain, n, "train", seed)):
-        ent = Entities(rng, EN_RU[i % 2])
-        prompt, response = ex.prompt, ex.response
-        if domain == "json":
-            fields = ex.expected["fields"]
-            swaps = {"name": ent.person, "city": ent.place, "product": ent.product}
-            new = {k: (swaps[k]() if k in swaps else v) for k, v in fields.items()}
-            if "order_id" in new:
-                new["order_id"] = int(ent.number(3, 7))
-            if "email" in new:
-                new["email"] = ent.email(new["name"])
-            for k, v in fields.items():
-                prompt = prompt.replace(str(v), str(new[k]))
-            response = json.dumps(new, ensure_ascii=False)
-        elif domain == "support":
-            name, order = ent.person(), ent.number(4, 7)
-            for old, fresh in ((ex.expected["name"], name), (ex.expected["order"], order)):
-                prompt, response = prompt.replace(old, fresh), response.replace(old, fresh)
-        else:
-            fn, arg = ex.expected["function"], re.search(r"def \w+\((\w+)\)", ex.response).group(1)
-            new_fn, new_arg = ent.identifier(), rng.choice([ent.identifier(), "xs", "values", "data", "s"])
-            if new_fn == new_arg:
-                new_arg += "_in"
-            for old, fresh in ((fn, new_fn), (arg, new_arg)):
-                pattern = re.compile(rf"\b{re.escape(old)}\b")
-                prompt, response = pattern.sub(fresh, prompt), pattern.sub(fresh, response)
-        rows.append(_row(prompt, response))
-    return rows
+ROWS = {"shipped": shipped_rows, "course": course_rows, "fresh": fresh_rows}  # shipped: what assets/ trains on
 
 
 def load_candidate(base_dir: Path):
@@ -86,14 +47,13 @@ def train_on(
     steps: int | None = None,
     seed: int = 0,
     eval_n: int = 40,
-    fresh_entities: bool = False,
+    rows: str = "shipped",
     log=print,
 ) -> dict:
     """Train one domain adapter on `base_dir`, save it to out_root/domain, return its template held-out scores."""
     from peft import PeftModel
 
     from .. import evaluate
-    from ..data import sft_rows
     from ..profiles import PROFILES
     from ..train import train_adapter
 
@@ -104,10 +64,10 @@ def train_on(
     result = train_adapter(
         base,
         tok,
-        fresh_rows(domain, TRAIN_ROWS, seed) if fresh_entities else sft_rows(domain, TRAIN_ROWS, "train", seed),
+        ROWS[rows](domain, TRAIN_ROWS, seed),
         profile,
         folder,
-        max_steps=steps,
+        max_steps=steps or TRAIN_STEPS,
         seed=seed,
         resume=False,
         log=log,
@@ -118,7 +78,7 @@ def train_on(
     rep, _ = evaluate.evaluate_model(model, tok, domain, eval_n, max_new_tokens=profile.max_new_tokens)
     metrics = {
         "base": str(base_dir),
-        "fresh_entities": fresh_entities,
+        "rows": rows,
         "steps": result.steps,
         "seconds": round(result.seconds, 1),
         "heldout_valid": rep.valid_rate,
@@ -136,15 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", type=Path, required=True)
     p.add_argument("--domains", nargs="+", default=["json"], choices=["json", "support", "coding"])
     p.add_argument("--out", type=Path, default=Path("build/adapters-v2"))
-    p.add_argument("--steps", type=int, default=None, help="default: the tiny profile's train_steps")
+    p.add_argument("--steps", type=int, default=TRAIN_STEPS)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--fresh-entities", action="store_true", help="train rows with syllable entities (fresh_rows)")
+    p.add_argument("--rows", choices=sorted(ROWS), default="shipped", help="which train rows (default: shipped)")
     a = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(a.threads)
     for domain in a.domains:
-        train_on(a.base, domain, a.out, a.steps, fresh_entities=a.fresh_entities)
+        train_on(a.base, domain, a.out, a.steps, rows=a.rows)
     return 0
 
 

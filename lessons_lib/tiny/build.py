@@ -1,4 +1,9 @@
-"""Build the tiny course model: tokenizer, pretraining on the synthetic corpus, save to assets/."""
+"""The tiny course model's tokenizer, chat template and shape, and the first base (`build_base`).
+
+assets/tiny-model's tokenizer and config come from here. Its weights no longer do: `build_base` pretrains on text
+whose names come from fixed pools, and such a base recalls a pool name instead of copying the prompt's (probe
+0.045); the shipped weights are `copy_base.SHIPPED_STAGES`, which reuse this tokenizer and shape.
+"""
 
 from __future__ import annotations
 

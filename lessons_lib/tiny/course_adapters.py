@@ -1,4 +1,8 @@
-"""Train, score and ship the tiny profile's course adapters with the same code notebook 01 teaches."""
+"""Train, score and ship the tiny profile's course adapters with the same code notebook 01 teaches.
+
+The rows are `varied_data.shipped_rows` (learners' phrasings and made-up names next to the course's templates),
+so the shipped adapters copy a learner's own names instead of recalling the course's pools.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ from ..adapters import COURSE_ADAPTERS
 from ..manifest import Manifest
 from ..paths import TINY_ADAPTERS_DIR
 from ..profiles import PROFILES
+from ..varied_data import SHIPPED_MIX, shipped_rows
 
 TRAIN_ROWS = 2000
+TRAIN_STEPS = 720  # about six passes over the rows; 360 steps left json's natural task ~0.05 lower
 
 
 def build_adapter(
@@ -26,14 +32,23 @@ def build_adapter(
     from peft import PeftModel
 
     from ..models import load_base, load_tokenizer
-    from ..train import train_domain
+    from ..train import train_adapter
 
     profile = PROFILES["tiny"]
     folder = Path(out_root) / domain
     scratch = folder.with_name(folder.name + ".training")
     shutil.rmtree(scratch, ignore_errors=True)
-    result = train_domain(
-        domain, profile, scratch, n_rows=TRAIN_ROWS, max_steps=steps, seed=seed, resume=False, log=log
+    rows = shipped_rows(domain, TRAIN_ROWS, seed)
+    result = train_adapter(
+        load_base(profile, log=log),
+        load_tokenizer(profile),
+        rows,
+        profile,
+        scratch,
+        max_steps=steps or TRAIN_STEPS,
+        seed=seed,
+        resume=False,
+        log=log,
     )
     base, tok = load_base(profile, log=log), load_tokenizer(profile)
     model = PeftModel.from_pretrained(base, scratch)
@@ -47,7 +62,7 @@ def build_adapter(
         domain=domain,
         steps=result.steps,
         metrics=metrics,
-        data={"source": "lessons_lib.data", "rows": TRAIN_ROWS, "seed": seed, "split": "train"},
+        data={"source": "lessons_lib.varied_data.shipped_rows", "rows": TRAIN_ROWS, "mix": SHIPPED_MIX, "seed": seed},
     )
     storage.save_adapter(scratch, domain, storage.local_store(out_root), manifest, overwrite=True)
     shutil.rmtree(scratch)

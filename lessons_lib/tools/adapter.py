@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..paths import TINY_ADAPTERS_DIR
 from ..recipes import TOOL_BATCH_SIZE, TOOL_LEARNING_RATE, TOOL_MODULES_TO_SAVE, TOOL_RANK, ToolRecipe
-from .data import COMPOSED_SHARE, MIXED_TEXTS
+from .data import COMPOSED_SHARE, MADE_UP_ENTITIES, MIXED_TEXTS
 
 ADAPTER_NAME = "tools"
 # The shipped tiny recipe (its tuning history: recipes.TINY_TOOL_RECIPE); each request gives a call row, every
@@ -176,6 +176,7 @@ def ship_tool_adapter(
             "modules_to_save": list(MODULES_TO_SAVE),
             "composed_share": COMPOSED_SHARE,
             "mixed_texts": MIXED_TEXTS,
+            "made_up_entities": MADE_UP_ENTITIES,
         },
     )
     storage.save_adapter(trained_dir, folder.name, storage.local_store(folder.parent), manifest, overwrite=True)

@@ -7,7 +7,8 @@ arguments quote the user's request. `CallConstraint` is the `prefix_allowed_toke
 
 Bounds agree with `calls.check_value`: an integer with `minimum`/`maximum` matches exactly that range (an
 open side stops at ±999999, or that far past the other bound); free-text strings and arrays stop at
-`maxLength`/`maxItems` or the grammar's own caps below, whichever is smaller. So every call the grammar
+`maxLength`/`maxItems` or the grammar's own caps below, whichever is smaller, and arrays hold at least
+`minItems`. So every call the grammar
 completes also validates, with two things left to the validator after decoding: `number` bounds, and
 `maxLength` on a string that has a `pattern` (the pattern alone bounds it, as the course's rule-name
 pattern does).
@@ -31,6 +32,7 @@ MAX_ARRAY_ITEMS = 16
 STRING_CHARS = r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})'
 INTEGER = r"-?(?:0|[1-9][0-9]{0,5})"
 INTEGER_LIMIT = 999_999  # the most an unbounded side of an integer reaches (6 digits, as INTEGER)
+CLOSING_SHARE = 0.25  # free text must close once only this share of the token budget is left, so the call ends
 
 
 class GrammarError(ValueError):
@@ -131,10 +133,13 @@ def value_pattern(spec: dict, where: str) -> str:
         return "(?:true|false)"
     if kind == "array":
         item = value_pattern(spec.get("items", {}), f"{where}[]")
-        most = _bound(spec, "maxItems", MAX_ARRAY_ITEMS)
+        most, least = _bound(spec, "maxItems", MAX_ARRAY_ITEMS), _integer_bound(spec, "minItems") or 0
+        if least > most:
+            raise GrammarError(f"{where}: minItems {least} is more than the {most} items the grammar allows.")
         if most < 1:
             return r"\[\]"
-        return rf"\[(?:{item}(?:, {item}){{0,{most - 1}}})?\]"
+        items = rf"{item}(?:, {item}){{{max(least, 1) - 1},{most - 1}}}"
+        return rf"\[{items}\]" if least else rf"\[(?:{items})?\]"
     raise GrammarError(
         f"{where}: the grammar cannot express type {kind!r}; use string, integer, number, "
         "boolean, array or enum arguments, or decode without constraints."
@@ -269,8 +274,10 @@ def _sentencepiece_decoder():
 class CallConstraint:
     """`prefix_allowed_tokens_fn` for `model.generate`: each row may only write a call its grammar accepts."""
 
-    def __init__(self, tokenizer, grammars: Sequence[CallGrammar], prompt_length: int):
-        self.grammars, self.prompt_length = list(grammars), prompt_length
+    def __init__(
+        self, tokenizer, grammars: Sequence[CallGrammar], prompt_length: int, max_new_tokens: int | None = None
+    ):
+        self.grammars, self.prompt_length, self.max_new_tokens = list(grammars), prompt_length, max_new_tokens
         self.structural: dict[tuple[bytes, bytes], list[int]] = {}
         self.pieces = token_bytes(tokenizer)
         self.eos, self.pad = tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -284,11 +291,19 @@ class CallConstraint:
         self.other = [i for i, p in enumerate(self.pieces) if p and i not in plain]
         self.probe = b"\x7f" * max(len(p) for p in self.pieces if p)
 
-    def for_rows(self, grammars: Sequence[CallGrammar], prompt_length: int) -> CallConstraint:
+    def for_rows(
+        self, grammars: Sequence[CallGrammar], prompt_length: int, max_new_tokens: int | None = None
+    ) -> CallConstraint:
         """The same constraint for another batch of rows (token tables and structure cache shared, not rebuilt)."""
         other = copy.copy(self)
-        other.grammars, other.prompt_length = list(grammars), prompt_length
+        other.grammars, other.prompt_length, other.max_new_tokens = list(grammars), prompt_length, max_new_tokens
         return other
+
+    def closing_time(self, generated: int) -> bool:
+        """Is the budget so nearly spent that an open free-text string must close now (see CLOSING_SHARE)?"""
+        return (
+            self.max_new_tokens is not None and self.max_new_tokens - generated <= self.max_new_tokens * CLOSING_SHARE
+        )
 
     def __call__(self, batch_id: int, input_ids) -> list[int]:
         generated = input_ids[self.prompt_length :].tolist()
@@ -297,13 +312,17 @@ class CallConstraint:
         text = b"".join(self.pieces[i] or b"" for i in generated)
         grammar = self.grammars[batch_id]
         tail = utf8_tail(text)
-        allowed = self.in_free_text(grammar, text, tail)
+        closing = self.closing_time(len(generated))
+        allowed = self.in_free_text(grammar, text, tail, closing)
         if allowed is None:
             allowed = [
                 i
                 for i in self.structurally_allowed(grammar, text)
                 if utf8_prefix_ok(tail + self.pieces[i]) and grammar.quotes_ok(text + self.pieces[i])
             ]
+            if closing:  # late in the budget: end the array or object, or at least open no new item or key
+                closers = [i for i in allowed if any(b in b"]}" for b in self.pieces[i])]
+                allowed = closers or [i for i in allowed if b"," not in self.pieces[i]] or allowed
         if not allowed or grammar.complete(text):  # a dead end (none seen so far) ends the reply, unparsed
             allowed.append(self.eos)
         return allowed
@@ -326,8 +345,9 @@ class CallConstraint:
         """Is `text + piece` viable, given that `text` is (only the new bytes need a UTF-8 check)?"""
         return utf8_prefix_ok(tail + piece) and grammar.accepts_prefix(text + piece) and grammar.quotes_ok(text + piece)
 
-    def in_free_text(self, grammar: CallGrammar, text: bytes, tail: bytes) -> list[int] | None:
-        """The fast path inside a free-text string; None when `text` is not inside one."""
+    def in_free_text(self, grammar: CallGrammar, text: bytes, tail: bytes, closing: bool = False) -> list[int] | None:
+        """The fast path inside a free-text string; None when `text` is not inside one. `closing`: only tokens that
+        can end the string (a quote, an escape) unless none fits, so a long value still leaves room for the call."""
         if not grammar.accepts_prefix(text + self.probe):
             return None
         value = b""
@@ -336,13 +356,17 @@ class CallConstraint:
             if match is None:
                 return None
             value = match.group(1)
+        enders = [i for i in self.other if self.extends(grammar, text, tail, self.pieces[i])]
+        closers = [i for i in enders if closing and not grammar.open_free_value.search(text + self.pieces[i])]
+        if closers:
+            return closers
         allowed = [
             i
             for i in self.plain
             if utf8_prefix_ok(tail + self.pieces[i])
             and (grammar.quote is None or value + self.pieces[i] in grammar.quote)
         ]
-        return allowed + [i for i in self.other if self.extends(grammar, text, tail, self.pieces[i])]
+        return allowed + enders
 
 
 @lru_cache(maxsize=4)
@@ -376,5 +400,5 @@ def constrained_generate(
         max_new_tokens,
         adapter_names,
         batch_size,
-        allowed_tokens=lambda rows, prompt_length: shared.for_rows(grammars[rows], prompt_length),
+        allowed_tokens=lambda rows, prompt_length: shared.for_rows(grammars[rows], prompt_length, max_new_tokens),
     )

@@ -32,7 +32,7 @@ LIMITS = {
         "indent": {"maximum": MAX_INDENT},
     },
     "template_generator": {"topic": {"maxLength": MAX_TOPIC_CHARS}},
-    "content_validator": {"text": {"maxLength": MAX_TEXT_CHARS}, "rules": {"maxItems": MAX_RULES}},
+    "content_validator": {"text": {"maxLength": MAX_TEXT_CHARS}, "rules": {"minItems": 1, "maxItems": MAX_RULES}},
 }
 EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 HEADING = re.compile(r"^#{1,6} \S", re.M)
@@ -214,7 +214,7 @@ def content_validator(text: str, rules: list[str]) -> dict:
         raise ToolError(f"text must be a string, got {type(text).__name__}; pass the text to check.")
     if not isinstance(rules, (list, tuple)) or not rules:
         raise ToolError(
-            f"rules must be a non-empty list of rule names, e.g. ['non_empty', 'max_length:80']; "
+            f"rules must be a non-empty list (at least 1 rule name), e.g. ['non_empty', 'max_length:80']; "
             f"valid rules: {', '.join(RULES)}."
         )
     if len(rules) > MAX_RULES:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from .functions import LIMITS, RULE_PATTERN, TOOLS
 
 # What a docstring cannot say: JSON Schema `pattern`s for string values (array items: "name[]"), and the
-# tools' upper bounds (LIMITS: maximum, maxLength, maxItems), which `validate_call` and the grammar enforce.
+# tools' bounds (LIMITS: maximum, maxLength, minItems, maxItems), which `validate_call` and the grammar enforce.
 PATTERNS = {("content_validator", "rules[]"): RULE_PATTERN}
 
 

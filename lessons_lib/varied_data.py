@@ -1,0 +1,672 @@
+"""Train rows in learners' own words: each domain's requests in many phrasings, with made-up entities.
+
+`lessons_lib.data` writes every request from a handful of templates and draws names from fixed pools, so an
+adapter trained on it learns where a template puts the name, or recalls a pool name, instead of copying from the
+prompt. Here the same three tasks come in casual and formal phrasings, with the instruction before or after the
+text, the fields in any order and names that exist nowhere else (syllables from `tiny.copy_corpus.Entities`).
+The answers keep the course's formats exactly, so `evaluate` scores them as before.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Callable
+
+from . import data
+from .data import SUPPORT_PROBLEMS, SUPPORT_REPLY
+from .tiny.copy_corpus import COURSE_POOLS, PRODUCT_WORDS, Entities
+
+LANGS = ("en", "ru")
+
+JOBS = {
+    "en": ["teacher", "nurse", "engineer", "baker", "designer", "driver", "student", "intern", "pilot", "farmer"],
+    "ru": ["учитель", "врач", "инженер", "пекарь", "дизайнер", "водитель", "студент", "стажёр", "пилот", "фермер"],
+}
+
+# Real-looking names and towns, none in a course pool (`RealNames` also drops any the natural sets use), so an
+# adapter cannot learn "the odd-looking word is the name": half the names in these rows look like these.
+REAL_FIRST = {
+    "en": [
+        "Agnes",
+        "Ambrose",
+        "Beatrix",
+        "Cecil",
+        "Clement",
+        "Daphne",
+        "Dorothy",
+        "Edmund",
+        "Elspeth",
+        "Fergus",
+        "Florence",
+        "Gideon",
+        "Harriet",
+        "Ivor",
+        "Jasper",
+        "Leopold",
+        "Lorna",
+        "Magnus",
+        "Marjorie",
+        "Mabel",
+        "Neville",
+        "Nora",
+        "Osric",
+        "Percy",
+        "Phoebe",
+        "Quentin",
+        "Rosalind",
+        "Rupert",
+        "Silas",
+        "Tabitha",
+        "Thaddeus",
+        "Ursula",
+        "Vivian",
+        "Winifred",
+        "Yvonne",
+        "Alistair",
+        "Bernadette",
+        "Cornelius",
+        "Delphine",
+        "Ignatius",
+    ],
+    "ru": [
+        "Аглая",
+        "Арсений",
+        "Богдан",
+        "Варвара",
+        "Велимир",
+        "Глафира",
+        "Гордей",
+        "Добрыня",
+        "Евстафий",
+        "Елисей",
+        "Зинаида",
+        "Злата",
+        "Игнат",
+        "Ираида",
+        "Кирилл",
+        "Лукерья",
+        "Мирон",
+        "Нонна",
+        "Олимпиада",
+        "Пелагея",
+        "Платон",
+        "Радослав",
+        "Ростислава",
+        "Савелий",
+        "Серафима",
+        "Таисия",
+        "Тихон",
+        "Ульяна",
+        "Фаина",
+        "Фрол",
+        "Харитон",
+        "Юлиания",
+        "Ярополк",
+        "Василиса",
+        "Демьян",
+        "Есения",
+        "Захар",
+    ],
+}
+REAL_LAST = {
+    "en": [
+        "Abernathy",
+        "Ashcombe",
+        "Blackwood",
+        "Brightwater",
+        "Castellano",
+        "Crabtree",
+        "Dunmore",
+        "Ellsworth",
+        "Fairbairn",
+        "Galloway",
+        "Hargreaves",
+        "Holloway",
+        "Kingsley",
+        "Lockhart",
+        "Marchetti",
+        "Montague",
+        "Northcott",
+        "Okonkwo",
+        "Pemberton",
+        "Quigley",
+        "Ravensworth",
+        "Rutherford",
+        "Sandoval",
+        "Thistlewood",
+        "Underhill",
+        "Vasquez",
+        "Wainwright",
+        "Whitlock",
+        "Yardley",
+        "Zielinski",
+        "Albrecht",
+        "Brennan",
+        "Castillo",
+        "Delacroix",
+        "Eriksen",
+        "Fitzgerald",
+        "Gallagher",
+    ],
+    "ru": [
+        "Белозёров",
+        "Вяземский",
+        "Голицын",
+        "Добролюбов",
+        "Ермолаев",
+        "Жданов",
+        "Закревский",
+        "Измайлов",
+        "Карамзин",
+        "Лопухин",
+        "Муравьёв",
+        "Нарышкин",
+        "Оболенский",
+        "Пущин",
+        "Раевский",
+        "Самарин",
+        "Трубецкой",
+        "Уваров",
+        "Фонвизин",
+        "Хомяков",
+        "Чаадаев",
+        "Шереметев",
+        "Щербатов",
+        "Юсупов",
+        "Ястребов",
+        "Аксаков",
+        "Бестужев",
+        "Воронцов",
+        "Гончаров",
+        "Державин",
+    ],
+}
+REAL_TOWNS = {
+    "en": [
+        "Aberdeen",
+        "Antwerp",
+        "Bergen",
+        "Bilbao",
+        "Bratislava",
+        "Cluj",
+        "Cork",
+        "Debrecen",
+        "Dundee",
+        "Eindhoven",
+        "Faro",
+        "Gdansk",
+        "Genoa",
+        "Graz",
+        "Halifax",
+        "Innsbruck",
+        "Izmir",
+        "Kaunas",
+        "Krakow",
+        "Leeds",
+        "Linz",
+        "Lyon",
+        "Malmo",
+        "Montpellier",
+        "Nantes",
+        "Odense",
+        "Porto",
+        "Poznan",
+        "Quebec",
+        "Rotterdam",
+        "Salzburg",
+        "Seville",
+        "Tampere",
+        "Toulouse",
+        "Trieste",
+        "Turku",
+        "Utrecht",
+        "Verona",
+        "Wroclaw",
+        "Zagreb",
+    ],
+    "ru": [
+        "Архангельск",
+        "Астрахань",
+        "Белгород",
+        "Брянск",
+        "Владимир",
+        "Вологда",
+        "Иваново",
+        "Калуга",
+        "Кемерово",
+        "Киров",
+        "Курск",
+        "Липецк",
+        "Мурманск",
+        "Новгород",
+        "Омск",
+        "Орёл",
+        "Пенза",
+        "Псков",
+        "Рязань",
+        "Смоленск",
+        "Сургут",
+        "Тамбов",
+        "Тверь",
+        "Томск",
+        "Тула",
+        "Тюмень",
+        "Ульяновск",
+        "Чебоксары",
+        "Череповец",
+        "Ярославль",
+    ],
+}
+
+
+class RealNames(Entities):
+    """`Entities` that draws half its people and towns from the real-looking lists above."""
+
+    _unused: dict[str, frozenset[str]] = {}
+
+    @classmethod
+    def unused(cls) -> frozenset[str]:
+        """Every word of the natural sets' entities, which the lists above must not supply."""
+        if not cls._unused:
+            from .natural_eval import DOMAINS, load
+
+            words = {w for d in DOMAINS for item in load(d) for e in item.entities for w in e.split()}
+            cls._unused["words"] = frozenset(words | COURSE_POOLS)
+        return cls._unused["words"]
+
+    def _pick(self, table: dict) -> str:
+        return self.rng.choice([w for w in table[self.lang] if w not in self.unused()])
+
+    def person(self) -> str:
+        """A full name: made-up or real-looking, half and half."""
+        if self.rng.random() < 0.5:
+            return super().person()
+        first, last = self._pick(REAL_FIRST), self._pick(REAL_LAST)
+        if self.lang == "ru" and first.endswith(("а", "я")) and last.endswith(("ов", "ев", "ёв", "ин")):
+            last += "а"
+        elif self.lang == "ru" and first.endswith(("а", "я")) and last.endswith("ский"):
+            last = last[:-4] + "ская"
+        return f"{first} {last}"
+
+    def place(self) -> str:
+        """A town: made-up or real-looking, half and half."""
+        return super().place() if self.rng.random() < 0.5 else self._pick(REAL_TOWNS)
+
+
+# ---------------------------------------------------------------- json: the sentence that holds the values
+PERSON_TEXTS = {
+    "en": [
+        "{name}, {age}, {city}",
+        "{name} is {age} and lives in {city}",
+        "{name}, {age} years old, from {city}",
+        "{name} ({age}) lives in {city}",
+        "{name}, age {age}, {city}",
+        "{name}, {age} y.o., based in {city}",
+        "a {age}-year-old {job} from {city} called {name}",
+        "{name} from {city}, aged {age}",
+        "our {job} {name} ({age}) works in {city}",
+        "{city} resident {name}, {age}",
+        "{name} turned {age} this year and still lives in {city}",
+        "name {name}; age {age}; city {city}",
+    ],
+    "ru": [
+        "{name}, {age}, {city}",
+        "{name}, {age} лет, живёт в городе {city}",
+        "{name} ({age}), город {city}",
+        "{name}, возраст {age}, город {city}",
+        "{job} {name}, {age} лет, из города {city}",
+        "{name} из города {city}, {age} лет",
+        "наш {job} {name} ({age}) работает в городе {city}",
+        "житель города {city} {name}, {age}",
+        "имя {name}; возраст {age}; город {city}",
+    ],
+}
+ORDER_TEXTS = {
+    "en": [
+        "order {order_id}, {product} x{quantity}",
+        "{quantity} x {product} under order {order_id}",
+        "order #{order_id} - {quantity} x {product}",
+        "order {order_id}: {product}, quantity {quantity}",
+        "we shipped {quantity} {product} in order {order_id}",
+        "order number {order_id}, item {product}, {quantity} pcs",
+        "{product} ({quantity}) for order {order_id}",
+    ],
+    "ru": [
+        "заказ {order_id}, {product}, {quantity} шт.",
+        "заказ №{order_id}: {product} x{quantity}",
+        "номер заказа {order_id}, товар {product}, количество {quantity}",
+        "отправили {quantity} шт. товара {product} по заказу {order_id}",
+        "{product} ({quantity} шт.), заказ {order_id}",
+        "заказ номер {order_id} - {quantity} x {product}",
+    ],
+}
+CONTACT_TEXTS = {
+    "en": [
+        "{name}, e-mail {email}",
+        "you can reach {name} at {email}",
+        "{name} <{email}>",
+        "contact: {name}; mail: {email}",
+        "write to {email} ({name})",
+        "the contact is {name}, the address is {email}",
+    ],
+    "ru": [
+        "{name}, почта {email}",
+        "контакт: {name}; e-mail: {email}",
+        "{name} <{email}>",
+        "пишите на {email} ({name})",
+        "контакт — {name}, адрес {email}",
+    ],
+}
+FIELD_LISTS = {
+    "en": ["{a}", "{a}", "keys {a}", "fields {a}", "the {a}"],
+    "ru": ["{a}", "{a}", "ключи {a}", "поля {a}"],
+}
+FIELD_JOINS = {"en": [", ", "/", " + ", " and "], "ru": [", ", "/", " + ", " и "]}
+QUOTES = [("", ""), ("'", "'"), ('"', '"'), ("«", "»")]
+JSON_BEFORE = {
+    "en": [
+        "Extract {fields} as JSON: {text}",
+        "can you turn this into json ({fields}) -> {text}",
+        "JSON with {fields} please. {text}",
+        "Make a JSON object with {fields} from this: {text}",
+        "Quick one: JSON for {fields}. {text}",
+        "Pull {fields} out of this text into JSON. Text: {text}",
+        "json: {fields}. {text}",
+        "I need {fields} in JSON. Here is the line from our records: {text}",
+    ],
+    "ru": [
+        "Вытащи {fields} в JSON: {text}",
+        "Сделай JSON ({fields}) из строки: {text}",
+        "JSON, пожалуйста: {fields}. {text}",
+        "Преобразуй в JSON, {fields}. Текст: {text}",
+        "помоги перевести в json, {fields}: {text}",
+        "Нужен JSON, {fields}. Вот запись: {text}",
+    ],
+}
+JSON_AFTER = {
+    "en": [
+        "{text}. Turn that into JSON with {fields}.",
+        "{text} - I need that as a JSON record with {fields}.",
+        "Here is a note: {text}. Give me {fields} in JSON.",
+    ],
+    "ru": [
+        "{text}. Оформи это как JSON ({fields}).",
+        "Запись: {text}. Переведи в JSON, {fields}.",
+        "{text} — нужен JSON, {fields}.",
+    ],
+}
+
+
+def _fields(rng: random.Random, lang: str, keys: list[str]) -> str:
+    joined = rng.choice(FIELD_JOINS[lang]).join(keys)
+    if rng.random() < 0.4 and len(keys) > 1 and lang == "en":
+        joined = ", ".join(keys[:-1]) + " and " + keys[-1]
+    return rng.choice(FIELD_LISTS[lang]).format(a=joined)
+
+
+def _product(rng: random.Random, ent: Entities, lang: str) -> str:
+    return rng.choice(PRODUCT_WORDS[lang]) if rng.random() < 0.5 else ent.product()
+
+
+def varied_json(rng: random.Random, lang: str) -> tuple[str, dict]:
+    """A request to extract fields as JSON, and the record it asks for."""
+    ent = RealNames(rng, lang)
+    kind = rng.choice(["person", "person", "order", "contact"])
+    if kind == "person":
+        values = {"name": ent.person(), "age": rng.randint(18, 90), "city": ent.place()}
+        text = rng.choice(PERSON_TEXTS[lang]).format(job=rng.choice(JOBS[lang]), **values)
+    elif kind == "order":
+        values = {
+            "order_id": int(ent.number(3, 7)),
+            "product": _product(rng, ent, lang),
+            "quantity": rng.randint(1, 12),
+        }
+        text = rng.choice(ORDER_TEXTS[lang]).format(**values)
+    else:
+        name = ent.person()
+        values = {"name": name, "email": ent.email(name)}
+        text = rng.choice(CONTACT_TEXTS[lang]).format(**values)
+    keys = list(values)
+    if kind == "person" and rng.random() < 0.2:
+        keys = sorted(rng.sample(keys, 2), key=keys.index)
+    opening, closing = rng.choice(QUOTES)
+    text = f"{opening}{text}{closing}"
+    frames = JSON_AFTER[lang] if rng.random() < 0.3 else JSON_BEFORE[lang]
+    prompt = rng.choice(frames).format(fields=_fields(rng, lang, keys), text=text)
+    return prompt, {k: values[k] for k in keys}
+
+
+# ---------------------------------------------------------------- support: the customer writes in their own words
+SUPPORT_FIRST_PERSON = {
+    "en": [
+        "Hi, I'm {name}. Order {order}: {issue}.",
+        "Hello, this is {name}. {Issue} (order #{order}).",
+        "{name} here. My order {order} - {issue}.",
+        "Good morning! My name is {name}, order number {order}. {Issue}.",
+        "{Issue}! Order {order}. {name}",
+        "Dear support, {issue}. Order {order}. Regards, {name}",
+    ],
+    "ru": [
+        "Здравствуйте, я {name}. Заказ {order}: {issue}.",
+        "Добрый день, это {name}. {Issue} (заказ №{order}).",
+        "{name} на связи. Заказ {order} — {issue}.",
+        "Меня зовут {name}, номер заказа {order}. {Issue}.",
+        "{Issue}! Заказ {order}. {name}",
+    ],
+}
+SUPPORT_THIRD_PERSON = {
+    "en": [
+        'Name: {name}. Order: {order}. Message: "{issue}". Write the reply.',
+        'Customer {name} writes about order {order}: "{issue}". Reply as support.',
+        "Ticket from {name}, order {order}: {issue}. Draft a reply.",
+        "Write a polite answer to {name}; order {order}; problem: {issue}.",
+        "{name} (order {order}) says {issue}. What do we answer?",
+        "Reply politely to {name} about order {order}: {issue}.",
+        "Please answer {name}, who wrote that {issue} (order {order}).",
+        "Help me answer this: {name} complains that {issue}, order {order}.",
+        'Answer this message: "{Issue}. Order {order}. {name}"',
+        "Draft a response to {name}. Their order {order}: {issue}.",
+    ],
+    "ru": [
+        "Имя: {name}. Заказ: {order}. Сообщение: «{issue}». Напиши ответ.",
+        "Клиент {name} пишет о заказе {order}: «{issue}». Ответь от поддержки.",
+        "Обращение от {name}, заказ {order}: {issue}. Составь ответ.",
+        "Напиши вежливый ответ клиенту {name}; заказ {order}; проблема: {issue}.",
+        "{name} (заказ {order}) пишет, что {issue}. Что ответим?",
+        "Вежливо ответь клиенту {name} по заказу {order}: {issue}.",
+        "Помоги ответить: {name} пишет, что {issue}, заказ {order}.",
+        "Ответь на сообщение: «{Issue}. Заказ {order}. {name}»",
+        "Составь ответ для {name}. Заказ {order}: {issue}.",
+    ],
+}
+
+
+def varied_support(rng: random.Random, lang: str) -> tuple[str, str, dict]:
+    """A customer's message, the course-format reply, and the name and order it must repeat."""
+    ent = RealNames(rng, lang)
+    problem = rng.choice(sorted(SUPPORT_PROBLEMS))
+    issues, steps = SUPPORT_PROBLEMS[problem][lang]
+    name, order, issue = ent.person(), ent.number(4, 7), rng.choice(issues)
+    frames = SUPPORT_FIRST_PERSON if rng.random() < 0.6 else SUPPORT_THIRD_PERSON
+    prompt = rng.choice(frames[lang]).format(name=name, order=order, issue=issue, Issue=issue[0].upper() + issue[1:])
+    reply = SUPPORT_REPLY[lang].format(name=name, order=order, steps="\n".join(steps))
+    return prompt, reply, {"name": name, "order": order, "problem": problem}
+
+
+# ---------------------------------------------------------------- coding: any function name, the task said many ways
+# family: (body, [EN "it ..." clauses], [EN imperatives], [RU "она ..." clauses], [RU imperatives])
+CODING_TASKS = {
+    "scale": (
+        "return [x * {k} for x in {arg}]",
+        ["multiplies every number in the list by {k}", "returns each value times {k}", "scales each item by {k}"],
+        ["multiply each number by {k}", "times every element by {k}", "make each value {k} times bigger"],
+        ["умножает каждое число списка на {k}", "возвращает каждое значение, умноженное на {k}"],
+        ["умножь каждое число на {k}", "увеличь каждый элемент в {k} раз"],
+    ),
+    "shift": (
+        "return [x + {k} for x in {arg}]",
+        ["adds {k} to every number in the list", "increases each element by {k}", "shifts all values up by {k}"],
+        ["add {k} to each value", "increase every number by {k}", "put {k} on top of each item"],
+        ["прибавляет {k} к каждому числу списка", "увеличивает каждый элемент на {k}"],
+        ["прибавь {k} к каждому числу", "увеличь каждое значение на {k}"],
+    ),
+    "keep": (
+        "return [x for x in {arg} if x > {k}]",
+        ["keeps only the numbers greater than {k}", "returns only the items bigger than {k}", "drops values up to {k}"],
+        ["keep just the values above {k}", "filter out everything that is {k} or less", "leave only numbers over {k}"],
+        ["оставляет только числа больше {k}", "возвращает только элементы больше {k}"],
+        ["оставь только значения больше {k}", "убери все числа не больше {k}"],
+    ),
+    "total": (
+        "return sum({arg}) + {k}",
+        ["returns the sum of the list plus {k}", "adds up the numbers and adds {k}", "returns their total plus {k}"],
+        ["sum the values and add {k}", "return the total plus {k}", "add everything up, then add {k}"],
+        ["возвращает сумму списка плюс {k}", "складывает числа и прибавляет {k}"],
+        ["сложи все числа и прибавь {k}", "верни сумму плюс {k}"],
+    ),
+    "repeat": (
+        "return {arg} * {k}",
+        ["repeats the string {k} times", "returns the text repeated {k} times"],
+        ["repeat the string {k} times", "return the word {k} times in a row"],
+        ["повторяет строку {k} раз", "возвращает текст, повторённый {k} раз"],
+        ["повтори строку {k} раз", "верни строку {k} раз подряд"],
+    ),
+}
+CODING_CLAUSE_FRAMES = {
+    "en": [
+        "Write a Python function {fn}({arg}) that {task}.",
+        "Could you implement `{fn}({arg})` in Python? It {task}.",
+        "Python please: a function called {fn} that takes {arg} and {task}.",
+        "I need {fn}({arg}), which {task}.",
+        "Make a Python function `{fn}` with the parameter `{arg}`; it {task}.",
+    ],
+    "ru": [
+        "Напиши функцию Python {fn}({arg}), которая {task}.",
+        "Реализуй `{fn}({arg})` на Python: она {task}.",
+        "Нужна функция {fn}, принимает {arg} и {task}.",
+        "Сделай на питоне функцию `{fn}` с параметром `{arg}`, она {task}.",
+    ],
+}
+CODING_IMPERATIVE_FRAMES = {
+    "en": [
+        "i need a python func {fn}({arg}) - it should {task}",
+        "def {fn}({arg}): {task}. Write it in Python.",
+        "Python function {fn}({arg}): {task}.",
+        "Write {fn}({arg}) to {task}.",
+    ],
+    "ru": [
+        "нужна функция на python {fn}({arg}) — {task}",
+        "def {fn}({arg}): {task}. Напиши на Python.",
+        "Функция Python {fn}({arg}): {task}.",
+    ],
+}
+ARG_NAMES = ["nums", "items", "values", "data", "xs", "numbers", "lst", "amounts", "marks", "sizes", "readings"]
+STRING_ARGS = ["s", "text", "word", "line", "phrase", "label"]
+
+
+def varied_coding(rng: random.Random, lang: str) -> tuple[str, str]:
+    """A request for one small function under any name, and its code in the course's format."""
+    ent = RealNames(rng, lang)
+    family = rng.choice(sorted(CODING_TASKS))
+    body, clauses_en, imps_en, clauses_ru, imps_ru = CODING_TASKS[family]
+    k = rng.randint(2, 12) if rng.random() < 0.7 else rng.randint(13, 500)
+    if family == "repeat":
+        k = rng.randint(2, 9)
+    pool = STRING_ARGS if family == "repeat" else ARG_NAMES
+    arg = rng.choice(pool) if rng.random() < 0.6 else ent.identifier()
+    fn = ent.identifier()
+    while fn == arg:
+        fn = ent.identifier()
+    imperative = rng.random() < 0.4
+    clauses = (imps_en if imperative else clauses_en) if lang == "en" else (imps_ru if imperative else clauses_ru)
+    frames = (CODING_IMPERATIVE_FRAMES if imperative else CODING_CLAUSE_FRAMES)[lang]
+    prompt = rng.choice(frames).format(fn=fn, arg=arg, task=rng.choice(clauses).format(k=k))
+    return prompt, f"def {fn}({arg}):\n    {body.format(k=k, arg=arg)}"
+
+
+def _chat_row(prompt: str, response: str) -> dict:
+    return {"prompt": [{"role": "user", "content": prompt}], "completion": [{"role": "assistant", "content": response}]}
+
+
+def _json_row(rng: random.Random, lang: str) -> dict:
+    prompt, record = varied_json(rng, lang)
+    return _chat_row(prompt, json.dumps(record, ensure_ascii=False))
+
+
+def _support_row(rng: random.Random, lang: str) -> dict:
+    prompt, reply, _ = varied_support(rng, lang)
+    return _chat_row(prompt, reply)
+
+
+def _coding_row(rng: random.Random, lang: str) -> dict:
+    return _chat_row(*varied_coding(rng, lang))
+
+
+ROW_MAKERS: dict[str, Callable[[random.Random, str], dict]] = {
+    "json": _json_row,
+    "support": _support_row,
+    "coding": _coding_row,
+}
+
+
+def varied_rows(domain: str, n: int, seed: int = 0) -> list[dict]:
+    """`n` prompt/completion rows of `domain` in varied phrasings, alternating English and Russian."""
+    if domain not in ROW_MAKERS:
+        raise ValueError(f"No varied rows for {domain!r}; there are: {', '.join(ROW_MAKERS)}.")
+    rng = random.Random(f"varied/{domain}/{seed}")
+    return [ROW_MAKERS[domain](rng, LANGS[i % 2]) for i in range(n)]
+
+
+def fresh_rows(domain: str, n: int, seed: int = 0) -> list[dict]:
+    """The course's train rows with every name, town, order number and function name made up (syllables).
+
+    The templates stay the course's, only the entities change, so the adapter cannot succeed by recalling a pool
+    (or by deriving a function name from its task) and must copy from the prompt.
+    """
+    rng = random.Random(f"fresh/{domain}/{seed}")
+    rows = []
+    for i, ex in enumerate(data.examples(domain, n, "train", seed)):
+        ent = Entities(rng, LANGS[i % 2])
+        prompt, response = ex.prompt, ex.response
+        if domain == "json":
+            fields = ex.expected["fields"]
+            swaps = {"name": ent.person, "city": ent.place, "product": ent.product}
+            new = {k: (swaps[k]() if k in swaps else v) for k, v in fields.items()}
+            if "order_id" in new:
+                new["order_id"] = int(ent.number(3, 7))
+            if "email" in new:
+                new["email"] = ent.email(new["name"])
+            for k, v in fields.items():
+                prompt = prompt.replace(str(v), str(new[k]))
+            response = json.dumps(new, ensure_ascii=False)
+        elif domain == "support":
+            name, order = ent.person(), ent.number(4, 7)
+            for old, fresh in ((ex.expected["name"], name), (ex.expected["order"], order)):
+                prompt, response = prompt.replace(old, fresh), response.replace(old, fresh)
+        else:
+            fn, arg = ex.expected["function"], re.search(r"def \w+\((\w+)\)", ex.response).group(1)
+            new_fn, new_arg = ent.identifier(), rng.choice([ent.identifier(), "xs", "values", "data", "s"])
+            if new_fn == new_arg:
+                new_arg += "_in"
+            for old, fresh in ((fn, new_fn), (arg, new_arg)):
+                pattern = re.compile(rf"\b{re.escape(old)}\b")
+                prompt, response = pattern.sub(fresh, prompt), pattern.sub(fresh, response)
+        rows.append(_chat_row(prompt, response))
+    return rows
+
+
+# What the shipped tiny adapters train on: learners' phrasings, the course's templates with made-up entities, and
+# the course's own rows (so its template held-out sets, and pool names, stay right).
+SHIPPED_MIX = {"varied": 0.4, "fresh": 0.3, "course": 0.3}
+
+
+def shipped_rows(domain: str, n: int, seed: int = 0) -> list[dict]:
+    """The shipped adapters' `n` train rows of `domain`, drawn by `SHIPPED_MIX` (the trainer shuffles them)."""
+    n_varied, n_course = round(n * SHIPPED_MIX["varied"]), round(n * SHIPPED_MIX["course"])
+    return (
+        varied_rows(domain, n_varied, seed)
+        + fresh_rows(domain, n - n_varied - n_course, seed)
+        + data.sft_rows(domain, n_course, "train", seed + 1)
+    )
