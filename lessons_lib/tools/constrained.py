@@ -8,8 +8,8 @@ arguments quote the user's request. `CallConstraint` is the `prefix_allowed_toke
 Bounds agree with `calls.check_value`: an integer with `minimum`/`maximum` matches exactly that range (an
 open side stops at ±999999, or that far past the other bound); free-text strings and arrays stop at
 `maxLength`/`maxItems` or the grammar's own caps below, whichever is smaller, and arrays hold at least
-`minItems`. So every call the grammar
-completes also validates, with two things left to the validator after decoding: `number` bounds, and
+`minItems`. Given `max_new_tokens`, strings and lists close in time for the call to end within it. So every
+call the grammar completes also validates, with two things left to the validator after decoding: `number` bounds, and
 `maxLength` on a string that has a `pattern` (the pattern alone bounds it, as the course's rule-name
 pattern does).
 """
@@ -32,7 +32,7 @@ MAX_ARRAY_ITEMS = 16
 STRING_CHARS = r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})'
 INTEGER = r"-?(?:0|[1-9][0-9]{0,5})"
 INTEGER_LIMIT = 999_999  # the most an unbounded side of an integer reaches (6 digits, as INTEGER)
-CLOSING_SHARE = 0.25  # free text must close once only this share of the token budget is left, so the call ends
+CLOSING_SHARE = 0.25  # once only this share of the token budget is left, strings and lists close so the call ends
 
 
 class GrammarError(ValueError):
@@ -300,7 +300,7 @@ class CallConstraint:
         return other
 
     def closing_time(self, generated: int) -> bool:
-        """Is the budget so nearly spent that an open free-text string must close now (see CLOSING_SHARE)?"""
+        """Is the budget so nearly spent that open strings and lists must close now (see CLOSING_SHARE)?"""
         return (
             self.max_new_tokens is not None and self.max_new_tokens - generated <= self.max_new_tokens * CLOSING_SHARE
         )
