@@ -13,6 +13,7 @@ import json
 import random
 import re
 from collections.abc import Callable
+from functools import cache
 
 from . import data
 from .data import SUPPORT_PROBLEMS, SUPPORT_REPLY
@@ -261,23 +262,19 @@ REAL_TOWNS = {
 }
 
 
+@cache
+def held_out_words() -> frozenset[str]:
+    """Every word of the natural sets' entities and of the course pools: the lists above must not supply them."""
+    from .natural_eval import DOMAINS, load
+
+    return frozenset({w for d in DOMAINS for item in load(d) for e in item.entities for w in e.split()} | COURSE_POOLS)
+
+
 class RealNames(Entities):
     """`Entities` that draws half its people and towns from the real-looking lists above."""
 
-    _unused: dict[str, frozenset[str]] = {}
-
-    @classmethod
-    def unused(cls) -> frozenset[str]:
-        """Every word of the natural sets' entities, which the lists above must not supply."""
-        if not cls._unused:
-            from .natural_eval import DOMAINS, load
-
-            words = {w for d in DOMAINS for item in load(d) for e in item.entities for w in e.split()}
-            cls._unused["words"] = frozenset(words | COURSE_POOLS)
-        return cls._unused["words"]
-
     def _pick(self, table: dict) -> str:
-        return self.rng.choice([w for w in table[self.lang] if w not in self.unused()])
+        return self.rng.choice([w for w in table[self.lang] if w not in held_out_words()])
 
     def person(self) -> str:
         """A full name: made-up or real-looking, half and half."""
