@@ -13,10 +13,11 @@ import json
 import random
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from functools import cache
 
 from . import data
-from .data import SUPPORT_PROBLEMS, SUPPORT_REPLY
+from .data import SUPPORT_PROBLEMS, SUPPORT_REPLY, Example
 from .tiny.copy_corpus import COURSE_POOLS, PRODUCT_WORDS, Entities
 
 LANGS = ("en", "ru")
@@ -270,17 +271,26 @@ def held_out_words() -> frozenset[str]:
     return frozenset({w for d in DOMAINS for item in load(d) for e in item.entities for w in e.split()} | COURSE_POOLS)
 
 
+REAL = {"first": REAL_FIRST, "last": REAL_LAST, "town": REAL_TOWNS}
+
+
+@cache
+def real_words(kind: str, lang: str) -> tuple[str, ...]:
+    """One of the REAL lists without the held-out words (filtered once)."""
+    return tuple(w for w in REAL[kind][lang] if w not in held_out_words())
+
+
 class RealNames(Entities):
     """`Entities` that draws half its people and towns from the real-looking lists above."""
 
-    def _pick(self, table: dict) -> str:
-        return self.rng.choice([w for w in table[self.lang] if w not in held_out_words()])
+    def _pick(self, kind: str) -> str:
+        return self.rng.choice(real_words(kind, self.lang))
 
     def person(self) -> str:
         """A full name: made-up or real-looking, half and half."""
         if self.rng.random() < 0.5:
             return super().person()
-        first, last = self._pick(REAL_FIRST), self._pick(REAL_LAST)
+        first, last = self._pick("first"), self._pick("last")
         if self.lang == "ru" and first.endswith(("а", "я")) and last.endswith(("ов", "ев", "ёв", "ин")):
             last += "а"
         elif self.lang == "ru" and first.endswith(("а", "я")) and last.endswith("ский"):
@@ -289,7 +299,7 @@ class RealNames(Entities):
 
     def place(self) -> str:
         """A town: made-up or real-looking, half and half."""
-        return super().place() if self.rng.random() < 0.5 else self._pick(REAL_TOWNS)
+        return super().place() if self.rng.random() < 0.5 else self._pick("town")
 
 
 # ---------------------------------------------------------------- json: the sentence that holds the values
@@ -407,8 +417,8 @@ def _product(rng: random.Random, ent: Entities, lang: str) -> str:
     return rng.choice(PRODUCT_WORDS[lang]) if rng.random() < 0.5 else ent.product()
 
 
-def varied_json(rng: random.Random, lang: str) -> tuple[str, dict]:
-    """A request to extract fields as JSON, and the record it asks for."""
+def varied_json(rng: random.Random, lang: str) -> Example:
+    """A request to extract fields as JSON, answered with the record it asks for."""
     ent = RealNames(rng, lang)
     kind = rng.choice(["person", "person", "order", "contact"])
     if kind == "person":
@@ -432,7 +442,8 @@ def varied_json(rng: random.Random, lang: str) -> tuple[str, dict]:
     text = f"{opening}{text}{closing}"
     frames = JSON_AFTER[lang] if rng.random() < 0.3 else JSON_BEFORE[lang]
     prompt = rng.choice(frames).format(fields=_fields(rng, lang, keys), text=text)
-    return prompt, {k: values[k] for k in keys}
+    record = {k: values[k] for k in keys}
+    return Example("json", lang, prompt, json.dumps(record, ensure_ascii=False), {"fields": record})
 
 
 # ---------------------------------------------------------------- support: the customer writes in their own words
@@ -480,8 +491,8 @@ SUPPORT_THIRD_PERSON = {
 }
 
 
-def varied_support(rng: random.Random, lang: str) -> tuple[str, str, dict]:
-    """A customer's message, the course-format reply, and the name and order it must repeat."""
+def varied_support(rng: random.Random, lang: str) -> Example:
+    """A customer's message answered in the course's format, with the name and order the reply must repeat."""
     ent = RealNames(rng, lang)
     problem = rng.choice(sorted(SUPPORT_PROBLEMS))
     issues, steps = SUPPORT_PROBLEMS[problem][lang]
@@ -489,42 +500,39 @@ def varied_support(rng: random.Random, lang: str) -> tuple[str, str, dict]:
     frames = SUPPORT_FIRST_PERSON if rng.random() < 0.6 else SUPPORT_THIRD_PERSON
     prompt = rng.choice(frames[lang]).format(name=name, order=order, issue=issue, Issue=issue[0].upper() + issue[1:])
     reply = SUPPORT_REPLY[lang].format(name=name, order=order, steps="\n".join(steps))
-    return prompt, reply, {"name": name, "order": order, "problem": problem}
+    return Example("support", lang, prompt, reply, {"name": name, "order": order, "problem": problem})
 
 
 # ---------------------------------------------------------------- coding: any function name, the task said many ways
-# family: (body, [EN "it ..." clauses], [EN imperatives], [RU "она ..." clauses], [RU imperatives])
+# family (its body is the course's, `data.CODING_FAMILIES`): ([EN "it ..." clauses], [EN imperatives],
+# [RU "она ..." clauses], [RU imperatives])
+CODING_BODIES = {family[0]: family[3] for family in [*data.CODING_FAMILIES, data.STRING_FAMILY]}
 CODING_TASKS = {
     "scale": (
-        "return [x * {k} for x in {arg}]",
         ["multiplies every number in the list by {k}", "returns each value times {k}", "scales each item by {k}"],
         ["multiply each number by {k}", "times every element by {k}", "make each value {k} times bigger"],
         ["умножает каждое число списка на {k}", "возвращает каждое значение, умноженное на {k}"],
         ["умножь каждое число на {k}", "увеличь каждый элемент в {k} раз"],
     ),
     "shift": (
-        "return [x + {k} for x in {arg}]",
         ["adds {k} to every number in the list", "increases each element by {k}", "shifts all values up by {k}"],
         ["add {k} to each value", "increase every number by {k}", "put {k} on top of each item"],
         ["прибавляет {k} к каждому числу списка", "увеличивает каждый элемент на {k}"],
         ["прибавь {k} к каждому числу", "увеличь каждое значение на {k}"],
     ),
     "keep": (
-        "return [x for x in {arg} if x > {k}]",
         ["keeps only the numbers greater than {k}", "returns only the items bigger than {k}", "drops values up to {k}"],
         ["keep just the values above {k}", "filter out everything that is {k} or less", "leave only numbers over {k}"],
         ["оставляет только числа больше {k}", "возвращает только элементы больше {k}"],
         ["оставь только значения больше {k}", "убери все числа не больше {k}"],
     ),
     "total": (
-        "return sum({arg}) + {k}",
         ["returns the sum of the list plus {k}", "adds up the numbers and adds {k}", "returns their total plus {k}"],
         ["sum the values and add {k}", "return the total plus {k}", "add everything up, then add {k}"],
         ["возвращает сумму списка плюс {k}", "складывает числа и прибавляет {k}"],
         ["сложи все числа и прибавь {k}", "верни сумму плюс {k}"],
     ),
     "repeat": (
-        "return {arg} * {k}",
         ["repeats the string {k} times", "returns the text repeated {k} times"],
         ["repeat the string {k} times", "return the word {k} times in a row"],
         ["повторяет строку {k} раз", "возвращает текст, повторённый {k} раз"],
@@ -563,11 +571,11 @@ ARG_NAMES = ["nums", "items", "values", "data", "xs", "numbers", "lst", "amounts
 STRING_ARGS = ["s", "text", "word", "line", "phrase", "label"]
 
 
-def varied_coding(rng: random.Random, lang: str) -> tuple[str, str]:
-    """A request for one small function under any name, and its code in the course's format."""
+def varied_coding(rng: random.Random, lang: str) -> Example:
+    """A request for one small function under any name, answered with its code in the course's format."""
     ent = RealNames(rng, lang)
     family = rng.choice(sorted(CODING_TASKS))
-    body, clauses_en, imps_en, clauses_ru, imps_ru = CODING_TASKS[family]
+    clauses_en, imps_en, clauses_ru, imps_ru = CODING_TASKS[family]
     k = rng.randint(2, 12) if rng.random() < 0.7 else rng.randint(13, 500)
     if family == "repeat":
         k = rng.randint(2, 9)
@@ -580,40 +588,23 @@ def varied_coding(rng: random.Random, lang: str) -> tuple[str, str]:
     clauses = (imps_en if imperative else clauses_en) if lang == "en" else (imps_ru if imperative else clauses_ru)
     frames = (CODING_IMPERATIVE_FRAMES if imperative else CODING_CLAUSE_FRAMES)[lang]
     prompt = rng.choice(frames).format(fn=fn, arg=arg, task=rng.choice(clauses).format(k=k))
-    return prompt, f"def {fn}({arg}):\n    {body.format(k=k, arg=arg)}"
+    code = f"def {fn}({arg}):\n    {CODING_BODIES[family].format(k=k, arg=arg)}"
+    return Example("coding", lang, prompt, code, {"function": fn})
 
 
-def _chat_row(prompt: str, response: str) -> dict:
-    return {"prompt": [{"role": "user", "content": prompt}], "completion": [{"role": "assistant", "content": response}]}
-
-
-def _json_row(rng: random.Random, lang: str) -> dict:
-    prompt, record = varied_json(rng, lang)
-    return _chat_row(prompt, json.dumps(record, ensure_ascii=False))
-
-
-def _support_row(rng: random.Random, lang: str) -> dict:
-    prompt, reply, _ = varied_support(rng, lang)
-    return _chat_row(prompt, reply)
-
-
-def _coding_row(rng: random.Random, lang: str) -> dict:
-    return _chat_row(*varied_coding(rng, lang))
-
-
-ROW_MAKERS: dict[str, Callable[[random.Random, str], dict]] = {
-    "json": _json_row,
-    "support": _support_row,
-    "coding": _coding_row,
+VARIED: dict[str, Callable[[random.Random, str], Example]] = {
+    "json": varied_json,
+    "support": varied_support,
+    "coding": varied_coding,
 }
 
 
 def varied_rows(domain: str, n: int, seed: int = 0) -> list[dict]:
     """`n` prompt/completion rows of `domain` in varied phrasings, alternating English and Russian."""
-    if domain not in ROW_MAKERS:
-        raise ValueError(f"No varied rows for {domain!r}; there are: {', '.join(ROW_MAKERS)}.")
+    if domain not in VARIED:
+        raise ValueError(f"No varied rows for {domain!r}; there are: {', '.join(VARIED)}.")
     rng = random.Random(f"varied/{domain}/{seed}")
-    return [ROW_MAKERS[domain](rng, LANGS[i % 2]) for i in range(n)]
+    return [VARIED[domain](rng, LANGS[i % 2]).prompt_completion() for i in range(n)]
 
 
 def fresh_rows(domain: str, n: int, seed: int = 0) -> list[dict]:
@@ -650,7 +641,7 @@ def fresh_rows(domain: str, n: int, seed: int = 0) -> list[dict]:
             for old, fresh in ((fn, new_fn), (arg, new_arg)):
                 pattern = re.compile(rf"\b{re.escape(old)}\b")
                 prompt, response = pattern.sub(fresh, prompt), pattern.sub(fresh, response)
-        rows.append(_chat_row(prompt, response))
+        rows.append(replace(ex, prompt=prompt, response=response).prompt_completion())
     return rows
 
 
