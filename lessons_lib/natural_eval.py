@@ -236,10 +236,10 @@ def _measure_domain(model, tok, manifest: Manifest, adapter: str) -> dict:
 
 
 def _measure_tools(model, tok, manifest: Manifest, adapter: str) -> dict:
-    """The tool adapter's hand-written figures with schema-constrained calls that its manifest lacked."""
-    from .tools.evaluate import handwritten_required, required_answer_metrics
+    """The tool adapter's hand-written figures with schema-constrained (and quoting) calls."""
+    from .tools.evaluate import handwritten_answer_metrics
 
-    return required_answer_metrics(handwritten_required(model, tok, adapter)[1])
+    return handwritten_answer_metrics(model, tok, adapter)
 
 
 # How each kind of adapter is measured on its hand-written set, by the domain its manifest names.

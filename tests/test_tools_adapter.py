@@ -209,6 +209,13 @@ def test_evaluate_command_prints_base_and_adapter_rows(tmp_path, capsys):
         ["tools", "·", "schema-constrained", "1"],
     ]
     assert rows[1][5] == "1.0"  # valid args: whatever the tiny adapter writes, the grammar keeps it valid
+    assert main(["evaluate", "--data", str(path), "--tool-choice", "required", "--quote"]) == 0
+    out = capsys.readouterr().out
+    assert "tool_choice=required, quote" in out
+    assert [line.split()[0] for line in out.splitlines() if "quoting the request" in line] == ["base", "tools"]
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--data", str(path), "--quote"])
+    assert "use it with: evaluate --tool-choice required" in capsys.readouterr().err
 
 
 def test_langchain_tools_share_schema_and_report_errors():

@@ -90,10 +90,35 @@ def test_quote_demands_free_text_from_the_request_and_leaves_other_values_alone(
     request = 'Wrap "Ёлка и ель" to 10, please'
     grammar = CallGrammar(SCHEMAS, quote=request)
     assert grammar.complete(call_text("text_formatter", {"text": '"Ёлка и ель"', "width": 10}).encode())
-    assert grammar.complete(call_text("text_formatter", {"text": "Ёлка", "width": 10}).encode())
+    assert grammar.complete(call_text("text_formatter", {"text": "Ёлка и ель", "width": 10}).encode())
     assert not grammar.complete(call_text("text_formatter", {"text": "Ёлки", "width": 10}).encode())
     assert not grammar.viable(b'{"tool": "text_formatter", "arguments": {"text": "Wrap the')
     assert grammar.complete(call_text("content_validator", {"text": "please", "rules": ["non_empty"]}).encode())
+
+
+@pytest.mark.parametrize(
+    ("value", "may_close", "may_go_on"),
+    [
+        ("The meeting moved to Friday at noon.", True, True),  # a whole sentence
+        ("The meeting moved to Friday at noon", True, True),  # up to its full stop
+        ("Note", True, True),  # a clause that ends with a colon
+        ("# Plan\nBuy milk.", True, True),  # across a line break, to the end
+        ("Buy milk.", True, True),  # starting after a line break
+        ("The meeting moved", False, True),  # stops inside a clause
+        ("The meeting moved to Fri", False, True),  # stops inside a word
+        ("he meeting moved to Friday at noon.", False, False),  # starts inside a word
+        (" The meeting moved to Friday at noon.", False, False),  # starts with a space
+        ("", False, True),  # an empty quote
+        ('{"id": 7, "ok": 1}', True, True),  # JSON, escaped in the call, to the end of the request
+        ('{"id": 7, ', False, True),  # a quote never ends with a space
+    ],
+)
+def test_a_quote_is_a_whole_phrase_of_the_request(value, may_close, may_go_on):
+    request = 'Wrap my note at 30. Note: The meeting moved to Friday at noon.\n# Plan\nBuy milk. {"id": 7, "ok": 1}'
+    grammar = CallGrammar(SCHEMAS, quote=request)
+    call = call_text("content_validator", {"text": value, "rules": ["non_empty"]}).encode()
+    assert grammar.complete(call) is may_close
+    assert grammar.viable(call[: call.index(b'", "rules"')]) is may_go_on
 
 
 def test_schemas_the_grammar_cannot_express_get_a_clear_error():
@@ -155,7 +180,8 @@ def test_constrained_generation_makes_even_the_base_write_valid_calls(base_model
     for reply in replies:
         call = parse_and_validate(reply, by_name)
         assert reply == call_text(call.name, call.arguments)
-    quoted = constrained_generate(base_model, tokenizer, prompts, SCHEMAS, quotes=requests, max_new_tokens=96)
+    # Phrases run longer than free picks, so the base needs more room to finish its calls when quoting.
+    quoted = constrained_generate(base_model, tokenizer, prompts, SCHEMAS, quotes=requests, max_new_tokens=160)
     for request, reply in zip(requests, quoted):
         call = parse_and_validate(reply, by_name)
         assert all(value in request for key, value in call.arguments.items() if key in ("text", "topic")), reply

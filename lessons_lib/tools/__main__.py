@@ -64,7 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         choices=["auto", "required"],
         help="evaluate: 'required' constrains the call to the tools' schemas (structured generation)",
     )
+    parser.add_argument(
+        "--quote",
+        action="store_true",
+        help="evaluate, with --tool-choice required: free-text arguments must be whole phrases of the request",
+    )
     args = parser.parse_args(argv)
+    if args.quote and (args.command != "evaluate" or args.tool_choice != "required"):
+        parser.error("--quote constrains the evaluated calls; use it with: evaluate --tool-choice required")
     problem = adapter_folder_problem(args.adapter if args.command == "evaluate" else args.ship)
     if problem:
         return fail(problem)
@@ -78,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     # Two threads (the course's CPU target) unless OMP_NUM_THREADS says fewer, e.g. on a busy shared machine.
     torch.set_num_threads(min(2, cpu_threads()))
     if args.command == "evaluate":
-        return evaluate_cli(args.adapter, args.data, args.n, args.tool_choice)
+        return evaluate_cli(args.adapter, args.data, args.n, args.tool_choice, args.quote)
     kwargs = {"steps": args.steps or STEPS}
     if args.out:
         kwargs["out_dir"] = Path(args.out)
@@ -99,7 +106,7 @@ def requests_for(data: str, n: int | None) -> list:
     return read_handwritten(HANDWRITTEN_PATH if data == "handwritten" else data)
 
 
-def evaluate_cli(adapter: str | None, data: str, n: int | None, tool_choice: str = "auto") -> int:
+def evaluate_cli(adapter: str | None, data: str, n: int | None, tool_choice: str = "auto", quote: bool = False) -> int:
     """Print base vs adapter rates on the chosen requests (a bad data file: one error line, exit code 2)."""
     try:  # before importing peft, whose import may print warnings
         examples = requests_for(data, n)
@@ -120,9 +127,16 @@ def evaluate_cli(adapter: str | None, data: str, n: int | None, tool_choice: str
     folder = adapter or TINY_ADAPTERS_DIR / ADAPTER_NAME
     model = PeftModel.from_pretrained(load_base(profile), folder, adapter_name=ADAPTER_NAME)
     reports, _ = evaluate_tools(
-        model, load_tokenizer(profile), ["__base__", ADAPTER_NAME], examples=examples, tool_choice=tool_choice
+        model,
+        load_tokenizer(profile),
+        ["__base__", ADAPTER_NAME],
+        examples=examples,
+        tool_choice=tool_choice,
+        quote=quote,
     )
-    print(f"{data}: {len(examples)} requests, adapter {folder}, tool_choice={tool_choice}")
+    print(
+        f"{data}: {len(examples)} requests, adapter {folder}, tool_choice={tool_choice}" + (", quote" if quote else "")
+    )
     print(format_table([r.row() for r in reports]))
     return 0
 

@@ -115,7 +115,7 @@ def ship_tool_adapter(
     from ..models import load_base, load_tokenizer
     from ..profiles import PROFILES
     from .data import read_handwritten, tool_examples
-    from .evaluate import evaluate_tools, handwritten_required, required_answer_metrics
+    from .evaluate import evaluate_tools, handwritten_answer_metrics, handwritten_required
 
     profile = PROFILES["tiny"]
     trained_dir, folder = Path(trained_dir), Path(out_dir)
@@ -127,7 +127,7 @@ def ship_tool_adapter(
     hand_base, hand_tool = evaluate_tools(model, tok, both, examples=handwritten)[0]
     dev = evaluate_tools(model, tok, [ADAPTER_NAME], examples=tool_examples(DEV_N, "dev"), turns=1)[0][0]
     held_required = evaluate_tools(model, tok, both, n=eval_n, turns=1, tool_choice="required")[0]
-    hand_required = handwritten_required(model, tok, ADAPTER_NAME)  # with final answers
+    hand_required = handwritten_required(model, tok, ADAPTER_NAME)
     metrics = {
         "heldout_n": tool_rep.n,
         "heldout_correct_tool": tool_rep.correct_tool,
@@ -154,7 +154,7 @@ def ship_tool_adapter(
             f"{name}_required_base_correct_tool": base_req.correct_tool,
             f"{name}_required_base_valid_args": base_req.valid_args,
         }
-    metrics |= required_answer_metrics(hand_required[1])
+    metrics |= handwritten_answer_metrics(model, tok, ADAPTER_NAME)
     if train_seconds is not None:
         metrics["train_seconds"] = round(train_seconds, 1)
     manifest = Manifest.for_model(

@@ -2,13 +2,15 @@
 
 `CallGrammar` turns the tools' JSON schemas into one regular expression for the call format the course
 trains (`{"tool": NAME, "arguments": {...}}`, keys in schema order) and, optionally, demands that free-text
-arguments quote the user's request. `CallConstraint` is the `prefix_allowed_tokens_fn` that
+arguments quote the user's request: a quote is a whole phrase of it, starting at a word and ending where a clause
+does (punctuation, a line break, a quotation mark or the end). `CallConstraint` is the `prefix_allowed_tokens_fn` that
 `model.generate` takes: at every step it allows only the tokens that keep the reply a viable call.
 
 Bounds agree with `calls.check_value`: an integer with `minimum`/`maximum` matches exactly that range (an
 open side stops at ±999999, or that far past the other bound); free-text strings and arrays stop at
 `maxLength`/`maxItems` or the grammar's own caps below, whichever is smaller, and arrays hold at least
-`minItems`. Given `max_new_tokens`, strings and lists close in time for the call to end within it. So every
+`minItems`. Given `max_new_tokens`, strings and lists close in time for the call to end within it (a quote then
+may stop mid-clause, at a word's end). So every
 call the grammar completes also validates, with two things left to the validator after decoding: `number` bounds, and
 `maxLength` on a string that has a `pattern` (the pattern alone bounds it, as the course's rule-name
 pattern does).
@@ -33,6 +35,8 @@ STRING_CHARS = r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})'
 INTEGER = r"-?(?:0|[1-9][0-9]{0,5})"
 INTEGER_LIMIT = 999_999  # the most an unbounded side of an integer reaches (6 digits, as INTEGER)
 CLOSING_SHARE = 0.25  # once only this share of the token budget is left, strings and lists close so the call ends
+CLAUSE_ENDS = (b".", b",", b";", b":", b"!", b"?", b")", b"\\n", b"\\r", b"\\t", b'\\"')  # as JSON-escaped bytes
+CLOSING_MARKS = b'.!?")'  # a phrase that ends with one of these may end before a space
 
 
 class GrammarError(ValueError):
@@ -49,6 +53,50 @@ def check_tool_choice(tool_choice: str) -> str:
 def is_free_text(spec: dict) -> bool:
     """A string argument without enum or pattern: free text, the kind that can be quoted from the request."""
     return spec.get("type") == "string" and "enum" not in spec and "pattern" not in spec
+
+
+def is_word_byte(byte: int) -> bool:
+    """A letter or digit byte (every byte of a non-ASCII character counts as one)."""
+    return byte >= 0x80 or chr(byte).isalnum()
+
+
+def starts_word(quote: bytes, at: int) -> bool:
+    """Does a phrase of the JSON-escaped `quote` start at byte `at` (not inside a word, not at a space)?"""
+    if quote[at : at + 1].isspace():
+        return False
+    if at == 0 or not is_word_byte(quote[at - 1]) or not is_word_byte(quote[at]):
+        return True
+    return quote[at - 2 : at - 1] == b"\\"  # after an escape such as \n
+
+
+def ends_clause(quote: bytes, end: int) -> bool:
+    """Does a phrase of the JSON-escaped `quote` that ends at byte `end` end where a clause does (not at a space)?"""
+    if quote[end - 1 : end].isspace():
+        return False
+    if end == len(quote) or any(quote.startswith(mark, end) for mark in CLAUSE_ENDS):
+        return True
+    return quote[end - 1] in CLOSING_MARKS and not is_word_byte(quote[end])
+
+
+def ends_word(quote: bytes, end: int) -> bool:
+    """Does a piece of the JSON-escaped `quote` that ends at byte `end` end with a whole word?"""
+    if quote[end - 1 : end].isspace():
+        return False
+    return end == len(quote) or not is_word_byte(quote[end]) or not is_word_byte(quote[end - 1])
+
+
+def quotes_phrase(quote: bytes, value: bytes, closed: bool = False, clause: bool = True) -> bool:
+    """Is `value` a phrase of `quote` (or, while still open, the start of one)? `clause=False`: a closed value
+    need only end with a whole word."""
+    if not value:
+        return not closed
+    ends = ends_clause if clause else ends_word
+    at = quote.find(value)
+    while at >= 0:
+        if starts_word(quote, at) and (not closed or ends(quote, at + len(value))):
+            return True
+        at = quote.find(value, at + 1)
+    return False
 
 
 def digits_pattern(low: str, high: str) -> str:
@@ -201,9 +249,20 @@ class CallGrammar:
         """Does the call pattern accept `text` as the start of a call (no UTF-8 or quote checks)?"""
         return self.pattern.fullmatch(text, partial=True) is not None
 
-    def quotes_ok(self, text: bytes) -> bool:
-        """Is every free-text value so far a piece of the quoted request (always true without `quote`)?"""
-        return self.quote is None or all(value in self.quote for value in self.free_values.findall(text))
+    def quotes_ok(self, text: bytes, new_from: int = 0, loose: bool = False) -> bool:
+        """Is every free-text value so far a phrase of the quoted request (always true without `quote`)?
+
+        A value closed at byte `new_from` or later must end a clause (unless `loose`, when the budget runs out);
+        earlier ones were checked when they closed, so they need only end with a whole word."""
+        return self.quote is None or all(
+            quotes_phrase(
+                self.quote,
+                m.group(1),
+                closed=text[m.end() : m.end() + 1] == b'"',
+                clause=m.end() >= new_from and not loose,
+            )
+            for m in self.free_values.finditer(text)
+        )
 
     def viable(self, text: bytes) -> bool:
         """Can `text` (UTF-8, possibly ending mid-character) still be extended to a valid call?"""
@@ -318,7 +377,7 @@ class CallConstraint:
             allowed = [
                 i
                 for i in self.structurally_allowed(grammar, text)
-                if utf8_prefix_ok(tail + self.pieces[i]) and grammar.quotes_ok(text + self.pieces[i])
+                if utf8_prefix_ok(tail + self.pieces[i]) and grammar.quotes_ok(text + self.pieces[i], len(text))
             ]
             if closing:  # late in the budget: end the array or object, or at least open no new item or key
                 closers = [i for i in allowed if any(b in b"]}" for b in self.pieces[i])]
@@ -341,9 +400,13 @@ class CallConstraint:
         return self.structural[key]
 
     @staticmethod
-    def extends(grammar: CallGrammar, text: bytes, tail: bytes, piece: bytes) -> bool:
+    def extends(grammar: CallGrammar, text: bytes, tail: bytes, piece: bytes, loose: bool = False) -> bool:
         """Is `text + piece` viable, given that `text` is (only the new bytes need a UTF-8 check)?"""
-        return utf8_prefix_ok(tail + piece) and grammar.accepts_prefix(text + piece) and grammar.quotes_ok(text + piece)
+        return (
+            utf8_prefix_ok(tail + piece)
+            and grammar.accepts_prefix(text + piece)
+            and grammar.quotes_ok(text + piece, len(text), loose)
+        )
 
     def in_free_text(self, grammar: CallGrammar, text: bytes, tail: bytes, closing: bool = False) -> list[int] | None:
         """The fast path inside a free-text string; None when `text` is not inside one. `closing`: only tokens that
@@ -357,14 +420,18 @@ class CallConstraint:
                 return None
             value = match.group(1)
         enders = [i for i in self.other if self.extends(grammar, text, tail, self.pieces[i])]
-        closers = [i for i in enders if closing and not grammar.open_free_value.search(text + self.pieces[i])]
-        if closers:
-            return closers
+        if closing:  # end the value, mid-clause (but at a word's end) if it must
+            closes = lambda i: not grammar.open_free_value.search(text + self.pieces[i])  # noqa: E731
+            closers = [i for i in enders if closes(i)] or [
+                i for i in self.other if closes(i) and self.extends(grammar, text, tail, self.pieces[i], loose=True)
+            ]
+            if closers:
+                return closers
         allowed = [
             i
             for i in self.plain
             if utf8_prefix_ok(tail + self.pieces[i])
-            and (grammar.quote is None or value + self.pieces[i] in grammar.quote)
+            and (grammar.quote is None or quotes_phrase(grammar.quote, value + self.pieces[i], closed=False))
         ]
         return allowed + enders
 

@@ -135,17 +135,20 @@ def evaluate_tools(
     system: str | None = None,
     turns: int = 2,
     tool_choice: str = "auto",
+    quote: bool = False,
 ) -> tuple[list[ToolReport], dict]:
     """Run every held-out request through each adapter ("__base__" = base, None = the model as is).
 
     Turn 1 asks for a call; valid calls are executed and turn 2 asks for the final answer, all in
     mixed-adapter batches (`turns=1` skips the final answers; their rate is then 0). `tool_choice="required"`
-    constrains turn 1 to calls that match the schemas (see `constrained`). Returns one report per
-    adapter and the raw replies keyed by adapter.
+    constrains turn 1 to calls that match the schemas (see `constrained`); `quote=True` also makes their free-text
+    arguments phrases of the request. Returns one report per adapter and the raw replies keyed by adapter.
     """
     from ..models import chat_text
 
     check_tool_choice(tool_choice)
+    if quote and tool_choice != "required":
+        raise ValueError('quote=True constrains the call; pass tool_choice="required" with it.')
     items = list(examples) if examples is not None else tool_examples(n, "heldout", seed)
     schema_list = tool_schemas()
     schemas = schemas_by_name(schema_list)
@@ -154,7 +157,15 @@ def evaluate_tools(
     mixed = None if all(a is None for a in adapters) else names
     prompts = [render([{"role": "user", "content": ex.request}]) for ex in items] * len(adapters)
     calls = (
-        constrained_generate(model, tokenizer, prompts, schema_list, max_new_tokens=max_new_tokens, adapter_names=mixed)
+        constrained_generate(
+            model,
+            tokenizer,
+            prompts,
+            schema_list,
+            quotes=[ex.request for ex in items] * len(adapters) if quote else None,
+            max_new_tokens=max_new_tokens,
+            adapter_names=mixed,
+        )
         if tool_choice == "required"
         else complete(model, tokenizer, prompts, max_new_tokens, mixed)
     )
@@ -181,7 +192,7 @@ def evaluate_tools(
     for k, adapter in enumerate(adapters):
         part = slice(k * len(items), (k + 1) * len(items))
         label = ("base" if adapter == "__base__" else adapter or "model") + (
-            " · schema-constrained" if tool_choice == "required" else ""
+            (" · schema-constrained" if tool_choice == "required" else "") + (" · quoting the request" if quote else "")
         )
         reports.append(summarize(label, scores[part]))
         raw[label] = [
@@ -191,13 +202,23 @@ def evaluate_tools(
     return reports, raw
 
 
-def handwritten_required(model, tokenizer, adapter: str) -> tuple[ToolReport, ToolReport]:
-    """Base and `adapter` on the hand-written requests: schema-constrained calls, then the final answers."""
+def handwritten_required(model, tokenizer, adapter: str, quote: bool = False) -> tuple[ToolReport, ToolReport]:
+    """Base and `adapter` on the hand-written requests: schema-constrained calls (free text quoting the request
+    with `quote`), then the final answers."""
     return tuple(
-        evaluate_tools(model, tokenizer, ["__base__", adapter], examples=read_handwritten(), tool_choice="required")[0]
+        evaluate_tools(
+            model, tokenizer, ["__base__", adapter], examples=read_handwritten(), tool_choice="required", quote=quote
+        )[0]
     )
 
 
 def required_answer_metrics(report: ToolReport, prefix: str = "handwritten_required") -> dict:
     """The manifest keys a schema-constrained report adds: exact arguments and final answers using the result."""
     return {f"{prefix}_exact_args": report.exact_args, f"{prefix}_final_correct": report.final_correct}
+
+
+def handwritten_answer_metrics(model, tokenizer, adapter: str) -> dict:
+    """Exact arguments and final answers on the hand-written requests: schema-constrained, then also quoting."""
+    required = handwritten_required(model, tokenizer, adapter)[1]
+    quoted = handwritten_required(model, tokenizer, adapter, quote=True)[1]
+    return required_answer_metrics(required) | required_answer_metrics(quoted, "handwritten_quoted")

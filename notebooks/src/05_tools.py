@@ -903,14 +903,12 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # reply is a valid call — the base's too — so "valid args" now measures the grammar, not the model. What
 # is still the model's own is the **choice**: on the tiny profile the adapter names the right tool almost
 # always, the base about one time in three (chance). The text inside the call is still not the request's text: a decoder
-# can forbid wrong *forms*, it cannot teach a skill (try the `quote=` exercise below). And a constraint
+# can forbid wrong *forms*, it cannot teach a skill (but see `quote=` below). And a constraint
 # only belongs where a call is required: it would force a call on "hello" too. That is why `ModelChat`
 # applies it only to replies to a user message when you ask for `tool_choice="required"`, and leaves the
 # final answer free. It also has a price: every step checks candidate tokens in Python, so on the tiny model
 # a first batch of constrained calls takes about 2.3× the time of free ones, and about 1.35× once the
 # per-tokenizer cache is warm (`python -m benchmarks.bench_constrained` measures both side by side).
-#
-# The loop with the adapter and the constrained first turn, end to end:
 
 # %% [markdown] lang="ru"
 # Прочитайте эту таблицу внимательно: с ней легко обмануть самого себя. Под ограничением *каждый*
@@ -919,13 +917,75 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # Собственным делом модели остаётся **выбор**: на профиле tiny адаптер называет правильный инструмент почти
 # всегда, базовая модель — примерно в одном случае из трёх (случайно). Текст внутри вызова по-прежнему не текст
 # запроса: декодер
-# может запретить неверные *формы*, но не может научить навыку (попробуйте упражнение с `quote=` ниже). И ограничение
+# может запретить неверные *формы*, но не может научить навыку (но см. `quote=` ниже). И ограничение
 # уместно только там, где вызов обязателен: иначе оно навязало бы вызов и в ответ на "hello". Поэтому `ModelChat`
 # применяет его только к ответам на сообщение пользователя, когда вы просите `tool_choice="required"`, и оставляет
 # итоговый ответ свободным. У него есть и цена: на каждом шаге токены-кандидаты проверяются на Python, поэтому на
 # крошечной модели
 # первый батч ограниченных вызовов занимает примерно в 2.3× больше времени, чем свободных, и примерно в 1.35× — когда
 # кэш для токенизатора уже прогрет (`python -m benchmarks.bench_constrained` измеряет оба случая рядом).
+
+# %% [markdown]
+# A decoder can, though, rule out text that is *not in the request*. `quote=True` gives every request its own
+# grammar, `CallGrammar(strict, quote=request)`: free-text arguments (`text`, `topic`) must then be whole phrases
+# of the request, starting at a word and ending where a clause ends (a full stop, a comma, a colon, a line
+# break, the end). Scored on the hand-written requests, written in people's own words:
+
+# %% [markdown] lang="ru"
+# Зато декодер может запретить текст, *которого нет в запросе*. `quote=True` строит для каждого запроса свою
+# грамматику, `CallGrammar(strict, quote=request)`: свободные текстовые аргументы (`text`, `topic`) тогда обязаны
+# быть целыми фразами запроса — начинаться со слова и заканчиваться там, где кончается часть предложения (точка,
+# запятая, двоеточие, перенос строки, конец). Оценка на запросах, написанных людьми своими словами:
+
+# %%
+from lessons_lib.tools.data import read_handwritten
+
+handwritten = read_handwritten()
+(plain_hand,), plain_raw = evaluate_tools(
+    model, tok, ["tools"], examples=handwritten, max_new_tokens=MAX_NEW, turns=1, tool_choice="required"
+)
+(quoted_hand,), quoted_raw = evaluate_tools(
+    model, tok, ["tools"], examples=handwritten, max_new_tokens=MAX_NEW, turns=1, tool_choice="required", quote=True
+)
+print(format_table([{k: v for k, v in r.row().items() if k != "final answer"} for r in (plain_hand, quoted_hand)]))
+rows = zip(handwritten, plain_raw[plain_hand.label], quoted_raw[quoted_hand.label])
+shown = [(ex, plain["call"], quoted["call"]) for ex, plain, quoted in rows if plain["call"] != quoted["call"]]
+labels = [
+    tr(en=en, ru=ru) for en, ru in (("expected", "ожидалось"), ("free    ", "свободно "), ("quoted  ", "цитата   "))
+]
+for ex, plain, quoted in shown[:: max(1, len(shown) // 4)][:4]:  # four requests where quoting changed the call
+    calls = (call_text(ex.tool, ex.arguments), plain.strip(), quoted.strip())
+    print(f"\n{ex.request}" + "".join(f"\n  {label}: {call}" for label, call in zip(labels, calls)))
+gain = quoted_hand.exact_args - plain_hand.exact_args
+print(
+    tr(
+        en=f"quoting the request: exact arguments {plain_hand.exact_args:.2f} -> {quoted_hand.exact_args:.2f} "
+        f"({gain:+.2f}); right tool {plain_hand.correct_tool:.2f} -> {quoted_hand.correct_tool:.2f}",
+        ru=f"цитирование запроса: точные аргументы {plain_hand.exact_args:.2f} -> {quoted_hand.exact_args:.2f} "
+        f"({gain:+.2f}); верный инструмент {plain_hand.correct_tool:.2f} -> {quoted_hand.correct_tool:.2f}",
+    )
+)
+if expects_quality(profile) and base_never_saw_tools(profile):
+    assert quoted_hand.correct_tool == plain_hand.correct_tool  # the tool's name comes before any quoted text
+    assert gain >= 0.2, (plain_hand, quoted_hand)
+
+# %% [markdown]
+# On the tiny profile the adapter copies a sentence with a slip or two (a letter from another word, a Cyrillic
+# syllable), so almost no free argument is exact; forbidding what is not in the request removes the slips, and
+# about a third of the arguments become exact. What stays wrong is the model's **choice**, which no decoder fixes:
+# the wrong phrase, a rule left out, a full stop left off, or a Russian topic that the request has only in another
+# grammatical case (`о возврате денег`, while the expected topic is `возврат денег`), so no quote can be exact.
+# And the final answer still has to copy the tool's result by itself.
+#
+# The loop with the adapter and the constrained first turn, end to end:
+
+# %% [markdown] lang="ru"
+# На профиле tiny адаптер копирует предложение с одной-двумя ошибками (буква из другого слова, кириллический слог),
+# поэтому точных свободных аргументов почти нет; запрет на то, чего нет в запросе, убирает эти ошибки, и точной
+# становится примерно треть аргументов. Неверным остаётся **выбор** модели, который не исправит никакой декодер: не
+# та фраза, пропущенное правило, потерянная точка или русская тема, которая в запросе стоит только в другом падеже
+# (`о возврате денег`, а ожидается `возврат денег`), так что точной цитаты не бывает. А итоговый ответ по-прежнему
+# должен сам скопировать результат инструмента.
 #
 # Цикл с адаптером и ограниченным первым ходом от начала до конца:
 
@@ -1201,10 +1261,10 @@ if expects_quality(profile):
 #    `assets/tools/heldout_handwritten.jsonl` and score them with
 #    `python -m lessons_lib.tools evaluate --data mine.jsonl`. Which phrasings break the adapter? Then set
 #    `COMPOSED_SHARE = 0` in `lessons_lib/tools/data.py`, retrain, and compare dev and held-out rates.
-# 6. `CallGrammar(schemas, quote=request)` also demands that free-text arguments be pieces of the request.
-#    Run the held-out set with it (build one grammar per request and call `model.generate` yourself). Do
-#    exact arguments rise? Look at where the model starts and ends its quotes, and explain why a decoder
-#    that guarantees *a* quote cannot guarantee *the right* quote.
+# 6. A quote must be a whole phrase of the request (`quotes_phrase` in `lessons_lib/tools/constrained.py`).
+#    Loosen the rule to any piece of the request (`value in quote`) and rerun the hand-written comparison above.
+#    Where do the quotes start and end now, and what happens to exact arguments? Explain why a decoder that
+#    guarantees *a* quote cannot guarantee *the right* quote.
 #
 # ## Quiz
 
@@ -1259,12 +1319,9 @@ if expects_quality(profile):
 #    `python -m lessons_lib.tools evaluate --data mine.jsonl`. Какие формулировки ломают адаптер? Затем установите
 #    `COMPOSED_SHARE = 0` в `lessons_lib/tools/data.py`, переобучите адаптер и сравните показатели на dev и отложенной
 #    выборке.
-# 6. `CallGrammar(schemas, quote=request)` вдобавок требует, чтобы свободные текстовые аргументы были фрагментами
-#    запроса.
-#    Прогоните с ним отложенную выборку (постройте отдельную грамматику для каждого запроса и сами вызовите
-#    `model.generate`).
-#    Растёт ли доля точных аргументов? Посмотрите, где модель начинает и заканчивает свои цитаты, и объясните, почему
-#    декодер,
+# 6. Цитата обязана быть целой фразой запроса (`quotes_phrase` в `lessons_lib/tools/constrained.py`). Ослабьте
+#    правило до любого фрагмента запроса (`value in quote`) и повторите сравнение на рукописных запросах выше. Где
+#    теперь начинаются и кончаются цитаты и что происходит с точными аргументами? Объясните, почему декодер,
 #    гарантирующий *какую-то* цитату, не может гарантировать *правильную*.
 #
 # ## Тест
