@@ -29,6 +29,8 @@ CHECKPOINTS = "checkpoints"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 CHECKPOINT_NAME = re.compile(r"checkpoint-[0-9]+")
 INCOMPLETE_PREFIX = ".incomplete-"
+OTHER_BASE_PREFIX = ".other-base-"
+BASE_FILE = "base.json"  # which base the checkpoints in a folder were trained on (base_identity)
 TRAINER_STATE = "trainer_state.json"
 RESUME_FILES = ("optimizer.pt", "scheduler.pt")  # torch.save zip archives; trainer_state.json comes after them
 
@@ -302,21 +304,83 @@ def _prompt_length(row: dict, tokenizer) -> int:
     return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
 
-def last_checkpoint(checkpoint_dir: str | Path, log=print) -> str | None:
+def checkpoint_folder(checkpoint_dir: str | Path) -> Path:
+    """Where the checkpoint-N folders are: `checkpoint_dir/checkpoints` when it exists, else `checkpoint_dir`."""
+    folder = Path(checkpoint_dir)
+    return folder / CHECKPOINTS if (folder / CHECKPOINTS).is_dir() else folder
+
+
+def last_checkpoint(checkpoint_dir: str | Path, log=print, base=None) -> str | None:
     """The newest complete checkpoint-N in `checkpoint_dir` (or `checkpoint_dir/checkpoints`), if any.
 
     Newer incomplete ones (a save cut short by a disconnect) are renamed `.incomplete-checkpoint-N`,
     and `log` says so: the trainer then rewrites that step into a fresh folder and its rotation ignores them.
+    Given the `base` model about to train, checkpoints made on another base are set aside first
+    (`keep_only_this_base`), so a changed base never resumes a run it did not start.
     """
-    folder = Path(checkpoint_dir)
-    if (folder / CHECKPOINTS).is_dir():
-        folder = folder / CHECKPOINTS
+    folder = checkpoint_folder(checkpoint_dir)
+    if base is not None:
+        keep_only_this_base(folder, base, log)
     for checkpoint in checkpoints_newest_first(folder):
         problem = checkpoint_problem(checkpoint)
         if problem is None:
             return str(checkpoint)
         set_aside(checkpoint, problem, log)
     return None
+
+
+def base_identity(model) -> dict:
+    """What checkpoints must share with the model that resumes them: the base's name, shape and weights (a digest
+    of its first embedding rows, rounded to fp16 so the 4-bit, fp16 and fp32 loads of one base agree)."""
+    import hashlib
+
+    import torch
+
+    from .manifest import base_fingerprint, base_model_id
+
+    rows = model.get_input_embeddings().weight[:16].detach().to(device="cpu", dtype=torch.float16)
+    return {
+        "base_model": base_model_id(model),
+        "base_fingerprint": base_fingerprint(model),
+        "embedding_digest": hashlib.sha256(rows.numpy().tobytes()).hexdigest()[:16],
+    }
+
+
+def recorded_base(folder: Path) -> dict | None:
+    """The base identity recorded in a checkpoint folder, or None when there is none (or it is unreadable)."""
+    try:
+        recorded = json.loads((folder / BASE_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
+
+
+def keep_only_this_base(checkpoint_dir: str | Path, base, log=print) -> list[Path]:
+    """Set aside (as `.other-base-checkpoint-N`) checkpoints made on another base or on an unrecorded one, then
+    record `base` as the folder's base; returns the folders set aside."""
+    folder = checkpoint_folder(checkpoint_dir)
+    identity = base_identity(base)
+    recorded = recorded_base(folder)
+    moved = []
+    if recorded != identity:
+        for checkpoint in checkpoints_newest_first(folder):
+            target = checkpoint.with_name(OTHER_BASE_PREFIX + checkpoint.name)
+            shutil.rmtree(target, ignore_errors=True)
+            checkpoint.rename(target)
+            moved.append(target)
+    if moved:
+        made_on = f"base {recorded['base_model']}" if recorded else "a base this folder did not record"
+        log(
+            f"{len(moved)} checkpoint(s) in {folder} were made on {made_on}, not on this {identity['base_model']} "
+            f"(weights {identity['embedding_digest']}); set aside as {OTHER_BASE_PREFIX}checkpoint-N (safe to "
+            "delete), and training starts over on this base."
+        )
+    if recorded != identity:
+        folder.mkdir(parents=True, exist_ok=True)
+        scratch = folder / (BASE_FILE + ".tmp")
+        scratch.write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
+        scratch.replace(folder / BASE_FILE)  # atomic: a kill leaves the old record or the new one
+    return moved
 
 
 def checkpoints_newest_first(folder: Path) -> list[Path]:
@@ -520,6 +584,18 @@ def is_quantized(model) -> bool:
     return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
 
 
+def check_fresh_base(model) -> None:
+    """Raise ValueError when a plain base already carries LoRA layers (get_peft_model changed it in place)."""
+    from peft import PeftModel
+
+    if not isinstance(model, PeftModel) and has_lora_layers(model):
+        raise ValueError(
+            "This base model already carries LoRA layers from an earlier run (get_peft_model changes "
+            "the base in place). Load a fresh base with load_base(profile) and call again; training "
+            "resumes from the newest checkpoint."
+        )
+
+
 def wrap_with_lora(model, lora, adapter_name: str, gradient_checkpointing: bool, seed: int):
     """Prepare a (possibly 4-bit) base for training and add a fresh LoRA adapter named `adapter_name`."""
     from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
@@ -533,12 +609,7 @@ def wrap_with_lora(model, lora, adapter_name: str, gradient_checkpointing: bool,
             )
         model.set_adapter(adapter_name)
         return model
-    if has_lora_layers(model):
-        raise ValueError(
-            "This base model already carries LoRA layers from an earlier run (get_peft_model changes "
-            "the base in place). Load a fresh base with load_base(profile) and call again; training "
-            "resumes from the newest checkpoint."
-        )
+    check_fresh_base(model)
     if is_quantized(model):
         with quiet_checkpointing_notice():
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
@@ -603,6 +674,8 @@ def train_adapter(
     )
     check_lengths(rows, tokenizer, args.max_length)
     lora = lora or lora_config(profile)
+    check_fresh_base(model)  # before anything is written
+    keep_only_this_base(checkpoint_dir, model, log)
     resume_from = last_checkpoint(checkpoint_dir, log) if resume else None
     if resume_from:
         check_resumable(resume_from, lora, adapter_name)

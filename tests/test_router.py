@@ -114,10 +114,31 @@ def test_heldout_is_balanced_bilingual_and_not_templated():
 
 
 def test_learned_beats_keyword_on_heldout(learned):
+    """Issue 16: the learned router >= 0.75 and >= keyword + 0.15 on the natural held-out set.
+
+    Trained on template rows only with a fixed 0.5 threshold it scored 0.6375; on the n-gram router's train split
+    (templates + 2/3 of the hand-written requests) with the threshold chosen on the other third: 0.80 (keyword 0.5375).
+    """
     rows = heldout_rows()
     keyword = evaluate_router(KeywordRouter(), rows).accuracy
     learned_acc = evaluate_router(learned, rows).accuracy
-    assert learned_acc > keyword, f"learned {learned_acc:.3f} <= keyword {keyword:.3f}"
+    assert learned_acc >= 0.75 and learned_acc >= keyword + 0.15, f"learned {learned_acc:.3f}, keyword {keyword:.3f}"
+
+
+def test_the_shipped_threshold_is_the_one_dev_chooses(learned):
+    import json
+
+    from lessons_lib.router import shipped_router_dir
+    from lessons_lib.router.data import course_splits
+    from lessons_lib.router.learned import ROUTER_FILE, LearnedRouter
+
+    meta = json.loads((shipped_router_dir() / ROUTER_FILE).read_text(encoding="utf-8"))
+    again = LearnedRouter(learned.model, learned.tokenizer, learned.labels, threshold=0.0)
+    dev_accuracy = again.calibrate(course_splits()[1])
+    assert again.threshold == learned.threshold == meta["threshold"]
+    assert round(dev_accuracy, 4) == meta["dev_accuracy"]
+    with pytest.raises(ValueError, match="calibrate needs dev rows"):
+        again.calibrate([])
 
 
 def test_read_jsonl_errors(tmp_path):

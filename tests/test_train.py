@@ -19,6 +19,7 @@ from lessons_lib.train import (
     disconnect_after,
     fit_to_length,
     has_lora_layers,
+    keep_only_this_base,
     last_checkpoint,
     lora_config,
     sft_config,
@@ -184,6 +185,55 @@ def test_rerunning_a_finished_call_trains_nothing_more(tmp_path, tiny, tokenizer
     assert (first.steps_run, again.steps_run) == (2, 0) and again.steps == 2
     assert checkpoint_step(again.resumed_from) == 2
     assert (tmp_path / "a" / "adapter_model.safetensors").read_bytes() == weights
+
+
+def test_checkpoints_of_another_base_are_set_aside_not_resumed(tmp_path, tiny, tokenizer):
+    """Before: a base rebuilt with the same shape (issue 16) silently resumed the old base's run."""
+    import torch
+
+    from lessons_lib.models import load_base
+
+    rows, logs = sft_rows("json", 32), []
+    kwargs = dict(max_steps=2, save_steps=1, log=logs.append, disable_tqdm=True)
+    train_adapter(load_base(tiny), tokenizer, rows, tiny, tmp_path / "a", **kwargs)
+
+    def other_base():
+        """The same name and shape, other weights."""
+        model = load_base(tiny)
+        with torch.no_grad():
+            model.get_input_embeddings().weight.mul_(1.01)
+        return model
+
+    logs.clear()
+    result = train_adapter(other_base(), tokenizer, rows, tiny, tmp_path / "a", **kwargs)
+    assert result.resumed_from is None and result.steps_run == 2, "started over on the other base"
+    checkpoints = tmp_path / "a" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir() if "checkpoint" in p.name) == [
+        ".other-base-checkpoint-1",
+        ".other-base-checkpoint-2",
+        "checkpoint-1",
+        "checkpoint-2",
+    ], "the old base's checkpoints are kept, aside"
+    assert any("2 checkpoint(s)" in line and "set aside as .other-base-checkpoint-N" in line for line in logs), logs
+    again = train_adapter(other_base(), tokenizer, rows, tiny, tmp_path / "a", **kwargs)
+    assert checkpoint_step(again.resumed_from) == 2 and again.steps_run == 0, "its own checkpoints do resume"
+
+
+def test_checkpoints_without_a_recorded_base_are_set_aside(tmp_path, base):
+    logs = []
+    for step in (2, 4):
+        _fake_checkpoint(tmp_path, step)
+    assert checkpoint_step(last_checkpoint(tmp_path, log=logs.append)) == 4, "without a base: as before"
+    assert last_checkpoint(tmp_path, log=logs.append, base=base) is None
+    assert "made on a base this folder did not record" in logs[-1], logs
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".other-base-checkpoint-2",
+        ".other-base-checkpoint-4",
+        "base.json",
+    ]
+    _fake_checkpoint(tmp_path, 6)  # a checkpoint of this base, made after the base was recorded
+    assert keep_only_this_base(tmp_path, base, log=logs.append) == []
+    assert checkpoint_step(last_checkpoint(tmp_path, log=logs.append, base=base)) == 6
 
 
 def test_resuming_with_other_lora_settings_is_refused(tmp_path, tiny, tokenizer, base):

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
 from . import KINDS
 from .learned import TRAIN_STEPS
-
-TRAIN_ROWS_PER_LABEL = 240
 
 
 def _evaluate(args) -> int:
@@ -33,28 +32,16 @@ def _train(args) -> int:
     from ..env import cpu_threads
     from ..profiles import get_profile
     from . import router_dir
-    from .data import heldout_rows, training_rows
-    from .learned import router_learning_rate, train_learned_router
-    from .metrics import evaluate_router
+    from .data import heldout_rows
+    from .learned import ROUTER_FILE, train_and_save
 
     profile = get_profile(args.profile or "tiny")
     torch.set_num_threads(cpu_threads())
-    rows = training_rows(TRAIN_ROWS_PER_LABEL, seed=args.seed)
-    lr = args.lr or router_learning_rate(profile)
-    router, fit = train_learned_router(profile, rows, steps=args.steps, seed=args.seed, log=print, learning_rate=lr)
-    report = evaluate_router(router, heldout_rows(), "learned")
-    folder = router.save(
-        args.out or router_dir(profile),
-        extra={
-            "profile": profile.name,
-            "steps": fit.steps,
-            "seed": args.seed,
-            "learning_rate": lr,
-            "train_rows": len(rows),
-            "heldout_accuracy": round(report.accuracy, 4),
-        },
+    folder = train_and_save(
+        profile, args.out or router_dir(profile), args.steps, args.seed, learning_rate=args.lr, heldout=heldout_rows()
     )
-    print(f"trained in {fit.seconds:.1f} s, final loss {fit.final_loss:.3f}; held-out accuracy {report.accuracy:.3f}")
+    meta = json.loads((folder / ROUTER_FILE).read_text(encoding="utf-8"))
+    print(f"held-out accuracy {meta['heldout_accuracy']:.3f} (threshold {meta['threshold']:.2f}, chosen on dev)")
     print(f"saved to {folder}")
     return 0
 
@@ -62,9 +49,9 @@ def _train(args) -> int:
 def _train_ngram(args) -> int:
     import torch
 
-    from .data import heldout_rows
+    from .data import course_splits, heldout_rows
     from .metrics import evaluate_router
-    from .ngram import course_splits, shipped_ngram_dir, tune
+    from .ngram import shipped_ngram_dir, tune
 
     torch.set_num_threads(1)  # the same floats on every machine
     train, dev = course_splits(seed=args.seed)

@@ -625,3 +625,9 @@ def split_rows(rows: list[dict], dev_share: float = 0.25, seed: int = 0) -> tupl
         dev += group[:n_dev]
         train += group[n_dev:]
     return train, dev
+
+
+def course_splits(seed: int = 0, dev_share: float = 1 / 3) -> tuple[list[dict], list[dict]]:
+    """(train, dev): the template training rows + 2/3 of the hand-written natural rows; dev = the other third."""
+    natural_train, dev = split_rows(natural_rows(), dev_share, seed)
+    return training_rows(240, seed=seed) + natural_train, dev

@@ -248,10 +248,26 @@ class LearnedRouter(Router):
                 )
         return decisions
 
+    def calibrate(self, dev: Sequence[dict]) -> float:
+        """Set the confidence threshold that routes `dev` ({"text", "label"} rows) best; returns that accuracy."""
+        from .metrics import choose_threshold
+
+        if not dev:
+            raise ValueError("calibrate needs dev rows ({'text', 'label'}); router.data.course_splits makes them.")
+        probabilities = self.probabilities([r["text"] for r in dev]).tolist()
+        gold = [r["label"] for r in dev]
+        self.threshold, accuracy = choose_threshold(probabilities, gold, self.labels, self.fallback)
+        return accuracy
+
     def save(self, folder: str | Path, extra: dict | None = None) -> Path:
         """Save the adapter (LoRA + head) and the router's labels/threshold next to it."""
+        from ..manifest import base_model_id
+        from ..storage import stamp_base
+
         folder = Path(folder)
         self.model.save_pretrained(folder)
+        stamp_base(folder, base_model_id(self.model))  # the portable base id, not this machine's path
+        (folder / "README.md").unlink(missing_ok=True)  # PEFT's empty model card, which names that path too
         meta = {"labels": list(self.labels), "threshold": self.threshold, "fallback": self.fallback, **(extra or {})}
         (folder / ROUTER_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return folder
@@ -330,16 +346,34 @@ def describe_training(profile, steps: int, batch_size: int = TRAIN_BATCH) -> str
     return estimate_sentence(steps * tokens / profile.train_tokens_per_second, tokens, profile)
 
 
-def train_and_save(profile, folder: str | Path, steps: int, seed: int = 0, log=print) -> Path:
-    """Train the router on the course's training prompts for `steps` steps and save it to `folder`."""
-    from .data import training_rows
+def train_and_save(
+    profile,
+    folder: str | Path,
+    steps: int,
+    seed: int = 0,
+    log=print,
+    learning_rate: float | None = None,
+    heldout: Sequence[dict] | None = None,
+) -> Path:
+    """The course's recipe: train on the train split for `steps` steps, choose the threshold on dev, save to `folder`.
 
-    router, result = train_learned_router(profile, training_rows(), steps=steps, seed=seed, progress=True)
-    lr = router_learning_rate(profile)
+    The splits are `data.course_splits`, the n-gram router's: template rows + 2/3 of the hand-written natural
+    requests to train on, the other third to choose the threshold. `heldout` rows, if given, are scored once at the
+    end (router.json's `heldout_accuracy`)."""
+    from .data import course_splits
+    from .metrics import evaluate_router
+
+    train, dev = course_splits(seed=seed)
+    lr = learning_rate or router_learning_rate(profile)
+    router, result = train_learned_router(profile, train, steps=steps, seed=seed, progress=True, learning_rate=lr)
+    dev_accuracy = router.calibrate(dev)
+    scored = {} if heldout is None else {"heldout_accuracy": round(evaluate_router(router, heldout).accuracy, 4)}
     log(
         tr(
-            en=f"router: {result.steps} steps in {result.seconds:.0f} s, final loss {result.final_loss:.3f}",
-            ru=f"маршрутизатор: {result.steps} шагов за {result.seconds:.0f} с, итоговый loss {result.final_loss:.3f}",
+            en=f"router: {result.steps} steps in {result.seconds:.0f} s, final loss {result.final_loss:.3f}; "
+            f"threshold {router.threshold:.2f} chosen on dev (accuracy {dev_accuracy:.3f})",
+            ru=f"маршрутизатор: {result.steps} шагов за {result.seconds:.0f} с, итоговый loss {result.final_loss:.3f}; "
+            f"порог {router.threshold:.2f} выбран на dev (точность {dev_accuracy:.3f})",
         )
     )
     return router.save(
@@ -350,5 +384,9 @@ def train_and_save(profile, folder: str | Path, steps: int, seed: int = 0, log=p
             "seed": seed,
             "learning_rate": lr,
             "final_loss": round(result.final_loss, 4),
+            "train_rows": len(train),
+            "dev_rows": len(dev),
+            "dev_accuracy": round(dev_accuracy, 4),
+            **scored,
         },
     )

@@ -239,14 +239,6 @@ def tune(train: Sequence[dict], dev: Sequence[dict], grid: Sequence[tuple[int, f
     return Tuned(router, dev_accuracy, tried)
 
 
-def course_splits(seed: int = 0, dev_share: float = 1 / 3) -> tuple[list[dict], list[dict]]:
-    """(train, dev): the template training rows + 2/3 of the hand-written natural rows; dev = the other third."""
-    from .data import natural_rows, split_rows, training_rows
-
-    natural_train, dev = split_rows(natural_rows(), dev_share, seed)
-    return training_rows(240, seed=seed) + natural_train, dev
-
-
 def shipped_ngram_dir() -> Path:
     """Where the course's n-gram router ships (built by `python -m lessons_lib.router train-ngram`)."""
     from .data import ROUTER_ASSETS
@@ -259,4 +251,6 @@ def load_or_train() -> NgramRouter:
     folder = shipped_ngram_dir()
     if (folder / CONFIG_FILE).is_file():
         return NgramRouter.load(folder)
+    from .data import course_splits
+
     return tune(*course_splits()).router

@@ -601,21 +601,25 @@ assert tok.eos_token_id in answer_ids, "the end-of-turn token is trained, so the
 #
 # `last_checkpoint` finds the newest `checkpoint-N` in the output folder; `resume_from_checkpoint`
 # restores the adapter weights, the optimizer, the scheduler and the step counter from it. On a fresh run
-# there is none and training starts at step 0. The bar below is the trainer's live progress bar.
+# there is none and training starts at step 0. Given `base=`, it first sets aside checkpoints that another
+# base made (say, the folder survived a change of model): resuming those would train a LoRA for other weights.
+# The bar below is the trainer's live progress bar.
 
 # %% [markdown] lang="ru"
 # ### Обучение (после разрыва соединения перезапустите эту ячейку — обучение продолжится)
 #
 # `last_checkpoint` находит самую свежую `checkpoint-N` в папке вывода; `resume_from_checkpoint` восстанавливает
 # из неё веса адаптера, оптимизатор, планировщик и счётчик шагов. При первом запуске контрольной точки нет, и
-# обучение начинается с шага 0. Полоса ниже — живой индикатор прогресса тренера.
+# обучение начинается с шага 0. С аргументом `base=` она сначала откладывает в сторону контрольные точки, сделанные
+# на другой базовой модели (например, папка пережила смену модели): продолжив их, мы обучали бы LoRA для чужих весов.
+# Полоса ниже — живой индикатор прогресса тренера.
 
 # %%
 import time
 
 from lessons_lib.train import last_checkpoint
 
-resume_from = last_checkpoint(args.output_dir)
+resume_from = last_checkpoint(args.output_dir, base=trainer.model)
 print(
     tr(en="starting at step 0", ru="начинаем с шага 0")
     if resume_from is None

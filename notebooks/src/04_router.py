@@ -300,8 +300,10 @@ free_memory()
 # with the course (tiny profile), your work dir, Drive, the Hub. Where none is found — a fresh Colab runtime — this
 # is the lesson that makes it: it trains here with the full recipe (`router_train_steps`: 100 steps, only a few in
 # a CPU rehearsal; the learning rate scaled to the model like notebook 01's) and is saved to the work dir.
-# `LearnedRouter` turns the logits into probabilities; if the best one is below the **threshold** (0.5), the
-# prompt goes to `general`.
+# `LearnedRouter` turns the logits into probabilities; if the best one is below the **threshold**, the prompt goes
+# to `general`. The recipe trains on the same rows as the n-gram router in section 5b (templates + two thirds of the
+# hand-written requests) and chooses the threshold on the other third (`LearnedRouter.calibrate`), never on the
+# held-out set below.
 
 # %% [markdown] lang="ru"
 # Теперь полностью обученный маршрутизатор. `load_router("learned")` ищет его так же, как любой артефакт курса: среди
@@ -309,7 +311,9 @@ free_memory()
 # нет — например, в новой среде выполнения Colab, — его создаёт этот урок: маршрутизатор обучается здесь по полному
 # рецепту (`router_train_steps`: 100 шагов, на репетиции на CPU — всего несколько; скорость обучения (learning rate)
 # масштабируется под модель, как в ноутбуке 01) и сохраняется в рабочую папку. `LearnedRouter` превращает логиты в
-# вероятности; если наибольшая из них ниже **порога** (0.5), промпт уходит в `general`.
+# вероятности; если наибольшая из них ниже **порога**, промпт уходит в `general`. Рецепт обучает на тех же строках,
+# что и маршрутизатор на n-граммах в разделе 5b (шаблоны + две трети написанных вручную запросов), а порог выбирает на
+# оставшейся трети (`LearnedRouter.calibrate`), но никогда не на отложенной выборке ниже.
 
 # %%
 from lessons_lib.router import load_router
@@ -437,6 +441,8 @@ assert all(p in LABELS for r in reports for p in r.predicted)
 assert len(heldout) >= 60 and set(Counter(r["label"] for r in heldout)) == set(LABELS)
 if expects_quality(profile):
     assert acc["learned"] > acc["keyword"], acc
+    if profile.name == "tiny":  # the shipped router: 0.80 against the keywords' 0.54
+        assert acc["learned"] >= 0.75 and acc["learned"] >= acc["keyword"] + 0.15, acc
 else:
     print(
         tr(
@@ -476,7 +482,8 @@ else:
 # %%
 import torch.nn.functional as F
 
-from lessons_lib.router.ngram import NgramConfig, NgramRouter, char_ngrams, course_splits, featurize, tune
+from lessons_lib.router.data import course_splits
+from lessons_lib.router.ngram import NgramConfig, NgramRouter, char_ngrams, featurize, tune
 
 print(char_ngrams("Order 55170?", 3, 3))
 train_rows, dev_rows = course_splits()
@@ -703,7 +710,7 @@ if exact_kernels(profile) or expects_quality(profile):
 # - Keyword rules are instant and explainable, but brittle: substrings inside other words, shared words,
 #   and requests without keywords.
 # - A LoRA SEQ_CLS adapter is a tiny classifier on the same base (`modules_to_save` keeps its head); a
-#   confidence threshold sends unsure prompts to the base model.
+#   confidence threshold, chosen on a dev split, sends unsure prompts to the base model.
 # - Mean-pooled embeddings + nearest centroid need no training at all — a cheap baseline.
 # - Character n-grams + one linear layer train in about a second without the base model; settings and threshold
 #   are chosen on dev, and the test set is read once. Compare any router you build with it.
@@ -716,7 +723,7 @@ if exact_kernels(profile) or expects_quality(profile):
 # - Правила по ключевым словам мгновенны и объяснимы, но хрупки: подстроки внутри других слов, общие слова и запросы
 #   без ключевых слов.
 # - LoRA-адаптер SEQ_CLS — это крошечный классификатор на той же базовой модели (`modules_to_save` сохраняет его
-#   голову); порог уверенности отправляет промпты, в которых маршрутизатор не уверен, базовой модели.
+#   голову); порог уверенности, выбранный на dev, отправляет промпты, в которых маршрутизатор не уверен, базовой модели.
 # - Усреднённые эмбеддинги + ближайший центроид вообще не требуют обучения — дешёвая отправная точка для сравнения.
 # - Символьные n-граммы + один линейный слой обучаются примерно за секунду без базовой модели; настройки и порог
 #   выбираются на dev, а тестовая выборка читается один раз. Сравнивайте с ней любой маршрутизатор, который строите.
@@ -728,7 +735,8 @@ if exact_kernels(profile) or expects_quality(profile):
 # ## Exercises
 # 1. Add a `tools` label to `KeywordRouter` (`rules={**DEFAULT_RULES, "tools": [...]}`) and route
 #    weather/currency questions to it.
-# 2. Change the learned router's threshold from 0.5 to 0.8: how do `general`'s precision and recall move?
+# 2. Raise the learned router's threshold from the one dev chose (printed in section 3) to 0.8: how do `general`'s
+#    precision and recall move?
 # 3. Write ten new held-out prompts of your own (a JSONL file) and run
 #    `python -m lessons_lib.router evaluate --router learned --data my.jsonl`.
 # 4. Retrain with `python -m lessons_lib.router train --steps 200 --out build/router200`: better or overfit?
@@ -739,7 +747,8 @@ if exact_kernels(profile) or expects_quality(profile):
 # ## Упражнения
 # 1. Добавьте в `KeywordRouter` метку `tools` (`rules={**DEFAULT_RULES, "tools": [...]}`) и направляйте к ней вопросы
 #    о погоде и курсах валют.
-# 2. Поднимите порог обучаемого маршрутизатора с 0.5 до 0.8: как изменятся precision и recall для `general`?
+# 2. Поднимите порог обучаемого маршрутизатора с выбранного на dev (напечатан в разделе 3) до 0.8: как изменятся
+#    precision и recall для `general`?
 # 3. Напишите десять собственных промптов для отложенной выборки (файл JSONL) и запустите
 #    `python -m lessons_lib.router evaluate --router learned --data my.jsonl`.
 # 4. Обучите маршрутизатор заново командой `python -m lessons_lib.router train --steps 200 --out build/router200`:
