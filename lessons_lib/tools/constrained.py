@@ -10,10 +10,9 @@ Bounds agree with `calls.check_value`: an integer with `minimum`/`maximum` match
 open side stops at ±999999, or that far past the other bound); free-text strings and arrays stop at
 `maxLength`/`maxItems` or the grammar's own caps below, whichever is smaller, and arrays hold at least
 `minItems`. Given `max_new_tokens`, strings and lists close in time for the call to end within it (a quote then
-may stop mid-clause, at a word's end). So every
-call the grammar completes also validates, with two things left to the validator after decoding: `number` bounds, and
-`maxLength` on a string that has a `pattern` (the pattern alone bounds it, as the course's rule-name
-pattern does).
+may stop mid-clause, at a word's end). So every call the grammar completes also validates, with two things left
+to the validator after decoding: `number` bounds, and `maxLength` on a string that has a `pattern` (the pattern
+alone bounds it, as the course's rule-name pattern does).
 """
 
 from __future__ import annotations
