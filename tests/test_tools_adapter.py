@@ -129,16 +129,17 @@ def test_shipped_tool_adapter_is_a_standard_peft_folder_with_manifest():
     }
     manifest = Manifest.load(TOOLS_DIR)
     assert manifest.name == "tools" and manifest.profile == "tiny"
-    # Issue 7 asks for >= 0.9. On the copying base (issue 16), free decoding: 0.90 correct tool / 0.90 valid args
-    # on held-out, 0.70 / 0.78 hand-written. Schema-constrained (tool_choice="required"): 1.00 / 1.00 held-out,
-    # 0.85 / 1.00 hand-written; the base then picks the right tool 0.23 held-out, 0.32 hand-written (chance 0.33).
+    # Issue 7 asks for >= 0.9. On the copying base (issue 16), trained with natural phrasings too (NATURAL_SHARE),
+    # free decoding: 0.95 correct tool / 0.95 valid args on held-out, 0.73 / 0.78 hand-written. Schema-constrained
+    # (tool_choice="required"): 1.00 / 1.00 held-out, 0.90 / 0.98 hand-written (0.85 before the natural phrasings);
+    # the base then picks the right tool 0.23 held-out, 0.32 hand-written (chance 0.33).
     metrics = manifest.metrics
     assert metrics["heldout_correct_tool"] >= 0.8 and metrics["heldout_valid_args"] >= 0.8, metrics
     assert metrics["handwritten_correct_tool"] >= 0.6 and metrics["handwritten_base_correct_tool"] <= 0.1, metrics
     assert metrics["dev_correct_tool"] >= 0.9  # the split the recipe was chosen on
     assert metrics["heldout_required_correct_tool"] >= 0.9 and metrics["heldout_required_valid_args"] >= 0.9, metrics
     assert metrics["heldout_required_base_correct_tool"] <= 0.6, metrics
-    assert metrics["handwritten_required_correct_tool"] >= 0.6, metrics
+    assert metrics["handwritten_required_correct_tool"] >= 0.85, metrics
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +213,7 @@ def test_evaluate_command_prints_base_and_adapter_rows(tmp_path, capsys):
     assert main(["evaluate", "--data", str(path), "--tool-choice", "required", "--quote"]) == 0
     out = capsys.readouterr().out
     assert "tool_choice=required, quote" in out
-    assert [line.split()[0] for line in out.splitlines() if "quoting the request" in line] == ["base", "tools"]
+    assert [line.split()[0] for line in out.splitlines() if "· quoting" in line] == ["base", "tools"]
     with pytest.raises(SystemExit):
         main(["evaluate", "--data", str(path), "--quote"])
     assert "use it with: evaluate --tool-choice required" in capsys.readouterr().err

@@ -361,7 +361,8 @@ def test_a_chat_function_that_returns_no_text_is_told_what_to_fix():
 def test_training_rows_for_the_tiny_template_are_unchanged(tokenizer):
     """The bounds reach the schemas, not the tiny template's text: the shipped adapter's rows are byte-identical.
 
-    The digest changed once, on purpose: half the train requests now carry made-up names (MADE_UP_ENTITIES 0.5).
+    The digest changed twice, on purpose: half the train requests now carry made-up names (MADE_UP_ENTITIES 0.5),
+    and a share of them are phrased as people ask (NATURAL_SHARE 0.35: questions, rules and templates said other ways).
     """
     import hashlib
 
@@ -375,7 +376,7 @@ def test_training_rows_for_the_tiny_template_are_unchanged(tokenizer):
             ).encode()
         )
     assert (
-        digest.hexdigest() == "d2b4015e6b80fab6482e0236483d90f6e9b69030ae1c6ae259f71c00cb2a7d5a"
+        digest.hexdigest() == "84dd39d8684e9f995fd627d045555597eb06ca66592e3f8249707514ea9b78ec"
     )  # the shipped adapter's rows
 
 

@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quote",
         action="store_true",
-        help="evaluate, with --tool-choice required: free-text arguments must be whole phrases of the request",
+        help="evaluate, with --tool-choice required: free-text arguments must be whole phrases of the request, "
+        "and final answers must repeat the tool's result exactly",
     )
     args = parser.parse_args(argv)
     if args.quote and (args.command != "evaluate" or args.tool_choice != "required"):

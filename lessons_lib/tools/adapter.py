@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..paths import TINY_ADAPTERS_DIR
 from ..recipes import TOOL_BATCH_SIZE, TOOL_LEARNING_RATE, TOOL_MODULES_TO_SAVE, TOOL_RANK, ToolRecipe
-from .data import COMPOSED_SHARE, MADE_UP_ENTITIES, MIXED_TEXTS
+from .data import COMPOSED_SHARE, MADE_UP_ENTITIES, MIXED_TEXTS, NATURAL_SHARE
 
 ADAPTER_NAME = "tools"
 # The shipped tiny recipe (its tuning history: recipes.TINY_TOOL_RECIPE); each request gives a call row, every
@@ -154,9 +154,9 @@ def ship_tool_adapter(
             f"{name}_required_base_correct_tool": base_req.correct_tool,
             f"{name}_required_base_valid_args": base_req.valid_args,
         }
-    metrics |= handwritten_answer_metrics(model, tok, ADAPTER_NAME)
     if train_seconds is not None:
         metrics["train_seconds"] = round(train_seconds, 1)
+    metrics |= handwritten_answer_metrics(model, tok, ADAPTER_NAME)  # last: `natural_eval` refreshes these in place
     manifest = Manifest.for_model(
         ADAPTER_NAME,
         model,
@@ -177,6 +177,7 @@ def ship_tool_adapter(
             "composed_share": COMPOSED_SHARE,
             "mixed_texts": MIXED_TEXTS,
             "made_up_entities": MADE_UP_ENTITIES,
+            "natural_share": NATURAL_SHARE,
         },
     )
     storage.save_adapter(trained_dir, folder.name, storage.local_store(folder.parent), manifest, overwrite=True)

@@ -303,6 +303,15 @@ def token_bytes_of(tokenizer) -> tuple[bytes | None, ...]:
     return tuple(token_bytes(tokenizer))
 
 
+def by_first_byte(pieces: Sequence[bytes | None]) -> dict[int, list[int]]:
+    """Token ids grouped by the first byte of their text (tokens without text left out)."""
+    groups: dict[int, list[int]] = {}
+    for i, piece in enumerate(pieces):
+        if piece:
+            groups.setdefault(piece[0], []).append(i)
+    return groups
+
+
 def _byte_level_decoder():
     """GPT-2's printable stand-ins for bytes, inverted."""
     printable = (
@@ -339,10 +348,7 @@ class CallConstraint:
         self.structural: dict[tuple[bytes, bytes], list[int]] = {}
         self.pieces = token_bytes(tokenizer)
         self.eos, self.pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-        self.by_first: dict[int, list[int]] = {}
-        for i, piece in enumerate(self.pieces):
-            if piece:
-                self.by_first.setdefault(piece[0], []).append(i)
+        self.by_first = by_first_byte(self.pieces)
         # Inside a free-text string any token without a quote, backslash or control byte keeps the string open.
         self.plain = [i for i, p in enumerate(self.pieces) if p and not any(b in b'"\\' or b < 0x20 for b in p)]
         plain = set(self.plain)

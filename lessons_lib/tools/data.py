@@ -256,6 +256,166 @@ TRAIN_ONLY_SENTENCES = {
 }
 
 
+# Natural train phrasings: how people ask when they don't know the tool's words — questions about the text instead
+# of orders, each rule and template said several ways, the text before the request, "no indent" for indent 0.
+# Train only (dev and held-out stay as they were); a request is phrased this way with probability NATURAL_SHARE.
+NATURAL_SHARE = 0.35
+INDENT_WORDS = {
+    "en": (["no indent", "without indentation", "indent 0"], ["indent {n}", "a {n}-space indent", "indented by {n}"]),
+    "ru": (["без отступа", "отступ 0", "без отступов"], ["отступ {n}", "с отступом {n}", "отступ в {n} пробела"]),
+}
+NATURAL_FORMATTER = {
+    "en": [
+        "Can you wrap this at {width} characters, {ip}? {text}",
+        "Fit my text into {width} columns, {ip}: {text}",
+        "For a column {width} characters wide ({ip}), wrap this: {text}",
+        "Here is a note: {text}\nWrap it to {width} characters, {ip}.",
+        "At most {width} chars per line, {ip}. {text}",
+        "My screen is {width} characters wide, {ip}, please rewrap: {text}",
+    ],
+    "ru": [
+        "Можешь перенести текст по {width} символов, {ip}? {text}",
+        "Уложи заметку в колонку шириной {width}, {ip}: {text}",
+        "Вот текст: {text}\nПеренеси его по ширине {width}, {ip}.",
+        "Строки не длиннее {width} символов, {ip}: {text}",
+        "У меня экран на {width} символов, {ip}, перенеси: {text}",
+        "Нужна колонка в {width} символов, {ip}. {text}",
+    ],
+}
+RULE_WORDINGS = {  # statements, for the order-like phrasings (the first of each is RULE_PHRASES')
+    "en": {
+        "non_empty": ["is not empty", "contains some text", "isn't blank"],
+        "has_headings": ["has a heading", "contains a Markdown heading", "has a title line starting with #"],
+        "is_email": ["is an e-mail address", "is a valid email", "looks like a proper e-mail address"],
+        "valid_json": ["is valid JSON", "parses as JSON", "is well-formed JSON"],
+        "no_trailing_spaces": [
+            "has no trailing spaces",
+            "has no spaces at the ends of lines",
+            "has no trailing whitespace",
+        ],
+        "max_length": ["is at most {n} characters", "is no longer than {n} characters", "fits in {n} characters"],
+        "min_words": ["has at least {n} words", "contains {n} or more words", "is at least {n} words long"],
+    },
+    "ru": {
+        "non_empty": ["не пустой", "содержит хоть какой-то текст", "не пуст"],
+        "has_headings": ["содержит заголовок", "имеет заголовок", "содержит заголовок Markdown"],
+        "is_email": ["является адресом почты", "является корректным e-mail", "похож на адрес электронной почты"],
+        "valid_json": ["является корректным JSON", "парсится как JSON", "это валидный JSON"],
+        "no_trailing_spaces": [
+            "без пробелов в конце строк",
+            "не имеет хвостовых пробелов",
+            "без лишних пробелов в конце",
+        ],
+        "max_length": ["не длиннее {n} символов", "укладывается в {n} символов", "не больше {n} символов"],
+        "min_words": ["содержит не меньше {n} слов", "состоит хотя бы из {n} слов", "длиной от {n} слов"],
+    },
+}
+RULE_QUESTIONS = {  # the same rules as questions about the text
+    "en": {
+        "non_empty": ["is there any text in it", "is it non-empty"],
+        "has_headings": ["does it have a heading", "is there a Markdown heading in it"],
+        "is_email": ["is it a valid e-mail address", "does it look like an email"],
+        "valid_json": ["is it valid JSON", "will it parse as JSON"],
+        "no_trailing_spaces": ["is it free of trailing spaces", "does it avoid spaces at line ends"],
+        "max_length": ["does it fit in {n} characters", "is it {n} characters or shorter"],
+        "min_words": ["does it have at least {n} words", "is it {n} words or longer"],
+    },
+    "ru": {
+        "non_empty": ["есть ли в нём текст", "он не пустой"],
+        "has_headings": ["есть ли в нём заголовок", "начинается ли он с заголовка"],
+        "is_email": ["это правильный адрес почты", "похож ли он на e-mail"],
+        "valid_json": ["это корректный JSON", "разберётся ли он как JSON"],
+        "no_trailing_spaces": ["нет ли пробелов в конце строк", "строки без пробелов на конце"],
+        "max_length": ["укладывается ли он в {n} символов", "в нём не больше {n} символов"],
+        "min_words": ["есть ли в нём хотя бы {n} слов", "в нём не меньше {n} слов"],
+    },
+}
+NATURAL_VALIDATOR = {
+    "en": [
+        "Quick question about this text: {q}? {text}",
+        "Can you tell me, {q}? {text}",
+        "Here is my text: {text}\n{Q}?",
+        "{Q}? Text: {text}",
+        "I'm not sure about this one, {q}?\n{text}",
+        "Have a look: {q}? {text}",
+    ],
+    "ru": [
+        "Вопрос про текст: {q}? {text}",
+        "Подскажи, {q}? {text}",
+        "Вот мой текст: {text}\n{Q}?",
+        "{Q}? Текст: {text}",
+        "Не уверен насчёт этого текста, {q}?\n{text}",
+        "Глянь, пожалуйста: {q}? {text}",
+    ],
+}
+NATURAL_TEMPLATE = {
+    "en": [
+        "I need a {label} for {topic}, can you set it up?",
+        "{topic}: please give me a {label} skeleton.",
+        "Could I get an empty {label} for {topic}?",
+        "Set up a {label} layout about {topic}.",
+        "We need a {label} draft regarding {topic}.",
+        "Help me start a {label} on {topic}.",
+    ],
+    "ru": [
+        "Мне нужна заготовка «{label}» на тему: {topic}",
+        "{topic} — подготовь шаблон «{label}».",
+        "Помоги начать {label}, тема: {topic}",
+        "Дай пустой шаблон «{label}», тема {topic}",
+        "Набросай каркас «{label}»: {topic}",
+        "Заготовь «{label}» по теме: {topic}",
+    ],
+}
+NATURAL_LABELS = {
+    "en": {
+        "instruction": ["instruction template", "prompt scaffold"],
+        "email": ["email draft", "mail"],
+        "bug_report": ["issue report", "bug ticket"],
+        "meeting_notes": ["minutes", "meeting summary"],
+    },
+    "ru": {
+        "instruction": ["инструкция для модели", "каркас промпта"],
+        "email": ["черновик письма", "письмо"],
+        "bug_report": ["тикет об ошибке", "баг-репорт"],
+        "meeting_notes": ["итоги встречи", "протокол"],
+    },
+}
+NATURAL_TOPICS = {
+    "en": [
+        "the {town} office move",
+        "a broken {item} on arrival",
+        "the first week of {name}",
+        "slow search on the {item} page",
+        "planning the trip to {town}",
+        "feedback on the new {item}",
+    ],
+    "ru": [
+        "переезд офиса в город {town}",
+        "сломанный {item} при доставке",
+        "первая неделя, {name}",
+        "медленный поиск, {item}",
+        "поездка в город {town}",
+        "отзывы о товаре {item}",
+    ],
+}
+
+
+def natural(rng: random.Random, split: str) -> bool:
+    """Whether a train request takes a natural phrasing (never for dev or held-out, which draw nothing here)."""
+    return split == "train" and rng.random() < NATURAL_SHARE
+
+
+def indent_words(rng: random.Random, lang: str, indent: int) -> str:
+    """How a person says an indent: "no indent" for 0, else a few ways of giving the number."""
+    zero, some = INDENT_WORDS[lang]
+    return rng.choice(zero) if indent == 0 else rng.choice(some).format(n=indent)
+
+
+def capitalized(text: str) -> str:
+    """`text` with its first letter upper-case."""
+    return text[:1].upper() + text[1:]
+
+
 def check_split(split: str) -> None:
     """Raise for a split name other than train, dev or heldout."""
     if split not in SPLITS:
@@ -465,8 +625,12 @@ def make_formatter(rng: random.Random, lang: str, split: str) -> ToolExample:
     mixed = split == "train" and rng.random() < MIXED_TEXTS
     text = validator_text(rng, lang, split) if mixed else sentence(rng, lang, split)
     width, indent = rng.randint(16, 40), rng.choice([0, 0, 1, 2, 4])
-    phrasing = request_phrasing(rng, "text_formatter", FORMATTER_REQUESTS, lang, split)
-    request = phrasing.format(width=width, indent=indent, text=text)
+    if natural(rng, split):
+        ip = indent_words(rng, lang, indent)
+        request = rng.choice(NATURAL_FORMATTER[lang]).format(width=width, ip=ip, text=text)
+    else:
+        phrasing = request_phrasing(rng, "text_formatter", FORMATTER_REQUESTS, lang, split)
+        request = phrasing.format(width=width, indent=indent, text=text)
     args = {"text": text, "width": width, "indent": indent}
     return _finish(lang, request, "text_formatter", args)
 
@@ -474,10 +638,15 @@ def make_formatter(rng: random.Random, lang: str, split: str) -> ToolExample:
 def make_template(rng: random.Random, lang: str, split: str) -> ToolExample:
     """A fill-a-template request."""
     kind = rng.choice(sorted(TEMPLATE_LABELS[lang]))
-    topic = rng.choice(TOPICS[lang]).format(**_fill(rng, lang, split))
-    label = rng.choice(TEMPLATE_LABELS[lang][kind])
-    phrasing = rng.choice(phrasings("template_generator", TEMPLATE_REQUESTS, lang, split))
-    request = phrasing.format(label=label, topic=topic)
+    if natural(rng, split):
+        topic = rng.choice(NATURAL_TOPICS[lang]).format(**_fill(rng, lang, split))
+        label = rng.choice(NATURAL_LABELS[lang][kind] + TEMPLATE_LABELS[lang][kind])
+        request = capitalized(rng.choice(NATURAL_TEMPLATE[lang]).format(label=label, topic=topic))
+    else:
+        topic = rng.choice(TOPICS[lang]).format(**_fill(rng, lang, split))
+        label = rng.choice(TEMPLATE_LABELS[lang][kind])
+        phrasing = rng.choice(phrasings("template_generator", TEMPLATE_REQUESTS, lang, split))
+        request = phrasing.format(label=label, topic=topic)
     return _finish(lang, request, "template_generator", {"template_type": kind, "topic": topic, "language": lang})
 
 
@@ -500,14 +669,20 @@ def make_validator(rng: random.Random, lang: str, split: str) -> ToolExample:
     """A check-this-text request with one or two rules."""
     text = validator_text(rng, lang, split)
     names = rng.sample(sorted(RULE_PHRASES[lang]), rng.choice([1, 2]))
-    rules, phrases = [], []
+    rules, ns = [], []
     for name in names:
         n = rng.choice([20, 30, 50, 80]) if name == "max_length" else rng.randint(2, 6) if name == "min_words" else None
         rules.append(f"{name}:{n}" if n is not None else name)
-        phrases.append(RULE_PHRASES[lang][name].format(n=n))
+        ns.append(n)
     joiner = " and " if lang == "en" else " и "
-    phrasing = request_phrasing(rng, "content_validator", VALIDATOR_REQUESTS, lang, split)
-    request = phrasing.format(rules=joiner.join(phrases), text=text)
+    if natural(rng, split):
+        asks = joiner.join(rng.choice(RULE_QUESTIONS[lang][name]).format(n=n) for name, n in zip(names, ns))
+        request = rng.choice(NATURAL_VALIDATOR[lang]).format(q=asks, Q=capitalized(asks), text=text)
+    else:
+        wordings = (lambda name: rng.choice(RULE_WORDINGS[lang][name])) if split == "train" else RULE_PHRASES[lang].get
+        phrases = [wordings(name).format(n=n) for name, n in zip(names, ns)]
+        phrasing = request_phrasing(rng, "content_validator", VALIDATOR_REQUESTS, lang, split)
+        request = phrasing.format(rules=joiner.join(phrases), text=text)
     return _finish(lang, request, "content_validator", {"text": text, "rules": rules})
 
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from .calls import CallError, ToolCall, parse_call, validate_call
 from .constrained import check_tool_choice, constrained_generate
 from .data import ToolExample, answer_prompt, read_handwritten, tool_examples
+from .faithful import faithful_generate
 from .functions import TOOLS
-from .loop import ERROR_PREFIX, complete, execute
+from .loop import ERROR_PREFIX, complete, execute, result_text
 from .schemas import schemas_by_name, tool_schemas
 
 
@@ -142,7 +143,8 @@ def evaluate_tools(
     Turn 1 asks for a call; valid calls are executed and turn 2 asks for the final answer, all in
     mixed-adapter batches (`turns=1` skips the final answers; their rate is then 0). `tool_choice="required"`
     constrains turn 1 to calls that match the schemas (see `constrained`); `quote=True` also makes their free-text
-    arguments phrases of the request. Returns one report per adapter and the raw replies keyed by adapter.
+    arguments phrases of the request, and the final answers' repeats of the tool's result exact (see `faithful`).
+    Returns one report per adapter and the raw replies keyed by adapter.
     """
     from ..models import chat_text
 
@@ -171,17 +173,15 @@ def evaluate_tools(
     )
     firsts = [score_call(items[i % len(items)], reply, schemas) for i, reply in enumerate(calls)]
     second = [i for i, (_, result) in enumerate(firsts) if result is not None] if turns >= 2 else []
-    finals = (
-        complete(
-            model,
-            tokenizer,
-            [render(answer_prompt(items[i % len(items)], calls[i], firsts[i][1])) for i in second],
-            max_new_tokens,
-            None if mixed is None else [names[i] for i in second],
-        )
-        if second
-        else []
-    )
+    answer_texts = [render(answer_prompt(items[i % len(items)], calls[i], firsts[i][1])) for i in second]
+    answer_adapters = None if mixed is None else [names[i] for i in second]
+    if not second:
+        finals = []
+    elif quote:
+        sources = [result_text(firsts[i][1]) for i in second]
+        finals = faithful_generate(model, tokenizer, answer_texts, sources, max_new_tokens, answer_adapters)
+    else:
+        finals = complete(model, tokenizer, answer_texts, max_new_tokens, answer_adapters)
     final_of = dict(zip(second, finals))
     scores = []
     for i, (first, _) in enumerate(firsts):
@@ -192,7 +192,7 @@ def evaluate_tools(
     for k, adapter in enumerate(adapters):
         part = slice(k * len(items), (k + 1) * len(items))
         label = ("base" if adapter == "__base__" else adapter or "model") + (
-            (" · schema-constrained" if tool_choice == "required" else "") + (" · quoting the request" if quote else "")
+            (" · schema-constrained" if tool_choice == "required" else "") + (" · quoting" if quote else "")
         )
         reports.append(summarize(label, scores[part]))
         raw[label] = [
@@ -203,8 +203,8 @@ def evaluate_tools(
 
 
 def handwritten_required(model, tokenizer, adapter: str, quote: bool = False) -> tuple[ToolReport, ToolReport]:
-    """Base and `adapter` on the hand-written requests: schema-constrained calls (free text quoting the request
-    with `quote`), then the final answers."""
+    """Base and `adapter` on the hand-written requests: schema-constrained calls, then the final answers (with
+    `quote`, calls quote the request and answers repeat the result exactly)."""
     return tuple(
         evaluate_tools(
             model, tokenizer, ["__base__", adapter], examples=read_handwritten(), tool_choice="required", quote=quote

@@ -15,6 +15,7 @@ from ..chat_format import call_id, is_call_id
 from ..models import generate_texts
 from .calls import CallError, ToolCall, looks_like_call, parse_and_validate
 from .constrained import check_tool_choice, constrained_generate
+from .faithful import faithful_generate
 from .functions import TOOLS, ToolError
 from .schemas import schemas_by_name, tool_schemas
 
@@ -140,7 +141,9 @@ class ModelChat:
     """`chat(messages) -> reply` for a local model: renders the chat and its tools (see `chat_format`) and generates.
 
     `tool_choice="required"` answers every user message with a schema-constrained call (see `constrained`);
-    replies after a tool result stay free, so the model can write its final answer.
+    replies after a tool result stay free, so the model can write its final answer. `quote=True` (with "required")
+    also makes the call's free text quote the request, and the answer's repeats of the tool's result exact
+    (see `faithful`).
     """
 
     def __init__(
@@ -152,10 +155,14 @@ class ModelChat:
         max_new_tokens: int | None = None,
         system: str | None = None,
         tool_choice: str = "auto",
+        quote: bool = False,
     ):
+        if quote and tool_choice != "required":
+            raise ValueError('quote=True constrains the call; pass tool_choice="required" with it.')
         self.model, self.tokenizer, self.adapter = model, tokenizer, adapter
         self.schemas = schemas if schemas is not None else tool_schemas()
         self.max_new_tokens, self.system, self.tool_choice = max_new_tokens, system, check_tool_choice(tool_choice)
+        self.quote = quote
 
     def render(self, messages: list[dict]) -> str:
         """The prompt text the model sees."""
@@ -171,7 +178,13 @@ class ModelChat:
                 self.tokenizer,
                 [self.render(messages)],
                 self.schemas,
+                quotes=[messages[-1]["content"]] if self.quote else None,
                 max_new_tokens=self.max_new_tokens,
                 adapter_names=names,
+            )[0].strip()
+        if self.quote and messages[-1]["role"] == "tool":
+            source = messages[-1]["content"]
+            return faithful_generate(
+                self.model, self.tokenizer, [self.render(messages)], [source], self.max_new_tokens, names
             )[0].strip()
         return complete(self.model, self.tokenizer, [self.render(messages)], self.max_new_tokens, names)[0].strip()

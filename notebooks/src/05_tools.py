@@ -929,26 +929,32 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # A decoder can, though, rule out text that is *not in the request*. `quote=True` gives every request its own
 # grammar, `CallGrammar(strict, quote=request)`: free-text arguments (`text`, `topic`) must then be whole phrases
 # of the request, starting at a word and ending where a clause ends (a full stop, a comma, a colon, a line
-# break, the end). Scored on the hand-written requests, written in people's own words:
+# break, the end). It also guards the final answer (`lessons_lib/tools/faithful.py`): the model writes what it
+# likes, but once its answer starts repeating the tool's result (a line that begins like the result, or 8 bytes
+# of it from a word on), it must go on copying until a sentence or a string of the result ends. Scored on the
+# hand-written requests, written in people's own words:
 
 # %% [markdown] lang="ru"
 # Зато декодер может запретить текст, *которого нет в запросе*. `quote=True` строит для каждого запроса свою
 # грамматику, `CallGrammar(strict, quote=request)`: свободные текстовые аргументы (`text`, `topic`) тогда обязаны
 # быть целыми фразами запроса — начинаться со слова и заканчиваться там, где кончается часть предложения (точка,
-# запятая, двоеточие, перенос строки, конец). Оценка на запросах, написанных людьми своими словами:
+# запятая, двоеточие, перенос строки, конец). Заодно он охраняет итоговый ответ (`lessons_lib/tools/faithful.py`):
+# модель пишет что хочет, но как только ответ начинает повторять результат инструмента (строка начинается как
+# результат или 8 байт совпадают с ним начиная со слова), она обязана копировать дальше, пока не кончится
+# предложение или строка результата. Оценка на запросах, написанных людьми своими словами:
 
 # %%
-from lessons_lib.tools.data import read_handwritten
+from lessons_lib.tools.data import answer_prompt, read_handwritten
 
 handwritten = read_handwritten()
 (plain_hand,), plain_raw = evaluate_tools(
-    model, tok, ["tools"], examples=handwritten, max_new_tokens=MAX_NEW, turns=1, tool_choice="required"
+    model, tok, ["tools"], examples=handwritten, max_new_tokens=MAX_NEW, tool_choice="required"
 )
 (quoted_hand,), quoted_raw = evaluate_tools(
-    model, tok, ["tools"], examples=handwritten, max_new_tokens=MAX_NEW, turns=1, tool_choice="required", quote=True
+    model, tok, ["tools"], examples=handwritten, max_new_tokens=MAX_NEW, tool_choice="required", quote=True
 )
-print(format_table([{k: v for k, v in r.row().items() if k != "final answer"} for r in (plain_hand, quoted_hand)]))
-rows = zip(handwritten, plain_raw[plain_hand.label], quoted_raw[quoted_hand.label])
+print(format_table([r.row() for r in (plain_hand, quoted_hand)]))
+rows = list(zip(handwritten, plain_raw[plain_hand.label], quoted_raw[quoted_hand.label]))
 shown = [(ex, plain["call"], quoted["call"]) for ex, plain, quoted in rows if plain["call"] != quoted["call"]]
 labels = [
     tr(en=en, ru=ru) for en, ru in (("expected", "ожидалось"), ("free    ", "свободно "), ("quoted  ", "цитата   "))
@@ -956,41 +962,61 @@ labels = [
 for ex, plain, quoted in shown[:: max(1, len(shown) // 4)][:4]:  # four requests where quoting changed the call
     calls = (call_text(ex.tool, ex.arguments), plain.strip(), quoted.strip())
     print(f"\n{ex.request}" + "".join(f"\n  {label}: {call}" for label, call in zip(labels, calls)))
+# the first exact quoted call whose result the free answer retypes wrongly: the same chat, answered both ways
+free_chat = ModelChat(model, tok, adapter="tools", max_new_tokens=MAX_NEW)
+guarded_chat = ModelChat(model, tok, adapter="tools", max_new_tokens=MAX_NEW, tool_choice="required", quote=True)
+for ex, quoted in [(ex, quoted) for ex, _, quoted in rows if quoted["score"].exact_args][:6]:
+    after_call = answer_prompt(ex, quoted["call"], ex.result)
+    free_answer, guarded_answer = free_chat(after_call), guarded_chat(after_call)
+    if free_answer != guarded_answer:
+        print(f"\n{ex.request}\n  {labels[1]}: {free_answer!r}\n  {labels[2]}: {guarded_answer!r}")
+        break
 gain = quoted_hand.exact_args - plain_hand.exact_args
+final_gain = quoted_hand.final_correct - plain_hand.final_correct
 print(
     tr(
-        en=f"quoting the request: exact arguments {plain_hand.exact_args:.2f} -> {quoted_hand.exact_args:.2f} "
-        f"({gain:+.2f}); right tool {plain_hand.correct_tool:.2f} -> {quoted_hand.correct_tool:.2f}",
-        ru=f"цитирование запроса: точные аргументы {plain_hand.exact_args:.2f} -> {quoted_hand.exact_args:.2f} "
-        f"({gain:+.2f}); верный инструмент {plain_hand.correct_tool:.2f} -> {quoted_hand.correct_tool:.2f}",
+        en=f"\nquoting: exact arguments {plain_hand.exact_args:.2f} -> {quoted_hand.exact_args:.2f} ({gain:+.2f}), "
+        f"final answers {plain_hand.final_correct:.2f} -> {quoted_hand.final_correct:.2f} ({final_gain:+.2f}); "
+        f"right tool {plain_hand.correct_tool:.2f} -> {quoted_hand.correct_tool:.2f}",
+        ru=f"\nцитирование: точные аргументы {plain_hand.exact_args:.2f} -> {quoted_hand.exact_args:.2f} "
+        f"({gain:+.2f}), "
+        f"итоговые ответы {plain_hand.final_correct:.2f} -> {quoted_hand.final_correct:.2f} ({final_gain:+.2f}); "
+        f"верный инструмент {plain_hand.correct_tool:.2f} -> {quoted_hand.correct_tool:.2f}",
     )
 )
 if expects_quality(profile) and base_never_saw_tools(profile):
     assert quoted_hand.correct_tool == plain_hand.correct_tool  # the tool's name comes before any quoted text
-    assert gain >= 0.2, (plain_hand, quoted_hand)
+    assert gain >= 0.3 and final_gain >= 0.25, (plain_hand, quoted_hand)
+    assert quoted_hand.final_correct >= quoted_hand.exact_args - 0.1  # an exact call's result reaches the answer
 
 # %% [markdown]
 # On the tiny profile the adapter copies a sentence with a slip or two (a letter from another word, a Cyrillic
 # syllable), so almost no free argument is exact; forbidding what is not in the request removes the slips, and
-# about a third of the arguments become exact. What stays wrong is the model's **choice**, which no decoder fixes:
-# the wrong phrase, a rule left out, a full stop left off, or a Russian topic that the request has only in another
-# grammatical case (`о возврате денег`, while the expected topic is `возврат денег`), so no quote can be exact.
-# And the final answer still has to copy the tool's result by itself.
+# nearly half of the arguments become exact. The final answer had the same problem — it retypes the tool's result
+# and slips — and the guard turns almost every exact call into a correct final answer. What stays wrong is the
+# model's **choice**, which no decoder fixes: the wrong phrase, a rule left out, a full stop left off, a Russian
+# topic that the request has only in another grammatical case (`о возврате денег`, while the expected topic is
+# `возврат денег`, so no quote can be exact), an answer's first letters that already slipped before the guard could
+# recognise the copy, or an English answer to a Russian request. A guard repeats a wrong call's result just as
+# faithfully: it makes answers *honest about the result*, not right.
 #
-# The loop with the adapter and the constrained first turn, end to end:
+# The loop with the adapter, the constrained first turn and quoting, end to end:
 
 # %% [markdown] lang="ru"
 # На профиле tiny адаптер копирует предложение с одной-двумя ошибками (буква из другого слова, кириллический слог),
 # поэтому точных свободных аргументов почти нет; запрет на то, чего нет в запросе, убирает эти ошибки, и точной
-# становится примерно треть аргументов. Неверным остаётся **выбор** модели, который не исправит никакой декодер: не
-# та фраза, пропущенное правило, потерянная точка или русская тема, которая в запросе стоит только в другом падеже
-# (`о возврате денег`, а ожидается `возврат денег`), так что точной цитаты не бывает. А итоговый ответ по-прежнему
-# должен сам скопировать результат инструмента.
+# становится почти половина аргументов. У итогового ответа была та же беда — он перепечатывает результат
+# инструмента с ошибками, — и охрана превращает почти каждый точный вызов в верный итоговый ответ. Неверным остаётся
+# **выбор** модели, который не исправит никакой декодер: не та фраза, пропущенное правило, потерянная точка,
+# русская тема, которая в запросе стоит только в другом падеже (`о возврате денег`, а ожидается `возврат денег`,
+# так что точной цитаты не бывает), первые буквы ответа, искажённые раньше, чем охрана узнала копию, или ответ
+# по-английски на русский запрос. Результат неверного вызова охрана повторит так же точно: она делает ответ
+# *честным по отношению к результату*, а не правильным.
 #
-# Цикл с адаптером и ограниченным первым ходом от начала до конца:
+# Цикл с адаптером, ограниченным первым ходом и цитированием от начала до конца:
 
 # %%
-chat = ModelChat(model, tok, strict, adapter="tools", max_new_tokens=MAX_NEW, tool_choice="required")
+chat = ModelChat(model, tok, strict, adapter="tools", max_new_tokens=MAX_NEW, tool_choice="required", quote=True)
 for ex in demo:
     result = run_tool_loop(chat, ex.request, max_steps=3)
     print(f"request: {ex.request}\n{result.transcript()}\n")
@@ -1244,6 +1270,8 @@ if expects_quality(profile):
 #   arguments, final answer.
 # - Structured generation (`prefix_allowed_tokens_fn` + a grammar from the schemas) makes malformed calls
 #   impossible; it fixes the form, not the choice or the copied text, and belongs only where a call is required.
+#   Quoting (`quote=True`) goes one step further: arguments must be phrases of the request, and an answer that
+#   repeats the tool's result must repeat it exactly. It removes slips, not wrong choices.
 # - A router sends tool-style requests to the tool adapter and the rest to domain adapters, in one batch.
 # - A system prompt shapes style (on models that follow instructions); an adapter adds skill.
 #
@@ -1265,6 +1293,9 @@ if expects_quality(profile):
 #    Loosen the rule to any piece of the request (`value in quote`) and rerun the hand-written comparison above.
 #    Where do the quotes start and end now, and what happens to exact arguments? Explain why a decoder that
 #    guarantees *a* quote cannot guarantee *the right* quote.
+# 7. The answer guard holds a copy once `MIN_COPY` bytes of it match the result (`lessons_lib/tools/faithful.py`).
+#    Set it to 3 and to 20 and rerun the hand-written comparison. Which answers change, and why can a small value
+#    hold a lead-in such as "Here is the …" to a result that happens to contain the same words?
 #
 # ## Quiz
 
@@ -1298,7 +1329,8 @@ if expects_quality(profile):
 #   корректные и точные аргументы, итоговый ответ.
 # - Структурированная генерация (`prefix_allowed_tokens_fn` + грамматика из схем) делает некорректные вызовы
 #   невозможными; она исправляет форму, но не выбор и не скопированный текст, и уместна только там, где вызов
-#   обязателен.
+#   обязателен. Цитирование (`quote=True`) идёт дальше: аргументы обязаны быть фразами запроса, а ответ, который
+#   повторяет результат инструмента, обязан повторить его точно. Оно убирает ошибки копирования, но не неверный выбор.
 # - Маршрутизатор направляет запросы на вызов инструментов к адаптеру инструментов, а остальные — к адаптерам предметных
 #   областей, в одном батче.
 # - Системный промпт задаёт стиль (у моделей, которые следуют инструкциям); адаптер добавляет навык.
@@ -1323,6 +1355,10 @@ if expects_quality(profile):
 #    правило до любого фрагмента запроса (`value in quote`) и повторите сравнение на рукописных запросах выше. Где
 #    теперь начинаются и кончаются цитаты и что происходит с точными аргументами? Объясните, почему декодер,
 #    гарантирующий *какую-то* цитату, не может гарантировать *правильную*.
+# 7. Охрана ответа удерживает копию, как только `MIN_COPY` байт совпали с результатом
+#    (`lessons_lib/tools/faithful.py`). Поставьте 3 и 20 и повторите сравнение на рукописных запросах. Какие ответы
+#    меняются и почему маленькое значение может приковать вступление вроде "Here is the …" к результату, в котором
+#    случайно есть те же слова?
 #
 # ## Тест
 

@@ -1,0 +1,130 @@
+"""Faithful final answers: once an answer starts repeating the tool's result, it repeats it exactly.
+
+A small model that copies a tool's result into its answer slips a letter now and then ("Friday" -> "Fозay"), and
+the answer then reports a result the tool never gave. `CopyGuard` lets the model write anything, but once its answer
+is repeating the result — a line of the answer begins like the result does, or its last MIN_COPY bytes are a piece of
+the result that starts at a word — the next tokens must go on copying the result until a sentence or a quoted string
+of it ends (or the result does); then the answer is free again. The model still chooses the lead-in, whether to
+repeat the result at all and where to stop.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from functools import lru_cache
+
+from ..models import generate_texts
+from .constrained import by_first_byte, is_word_byte, token_bytes
+
+MIN_COPY = 8  # bytes of the result repeated (from a word start) before the copy is held to the result
+SENTENCE_ENDS = b".!?"
+
+
+def word_start(data: bytes, at: int) -> bool:
+    """Does a word start at byte `at` of `data` (a word byte after a non-word byte or at the start)?"""
+    return at < len(data) and is_word_byte(data[at]) and (at == 0 or not is_word_byte(data[at - 1]))
+
+
+def may_stop(source: bytes, end: int) -> bool:
+    """May a copy of `source` that has reached byte `end` stop there (the source, a sentence or a string ends)?"""
+    if end >= len(source) or source[end] == ord('"'):
+        return True
+    return source[end - 1] in SENTENCE_ENDS and (source[end : end + 1].isspace() or source[end] == ord("'"))
+
+
+def line_copy(answer: bytes, source: bytes) -> list[int]:
+    """Where the copy ends when the answer's current line (past its indent) begins like the source (past its own),
+    unless an earlier line already began the copy."""
+    cut = answer.rfind(b"\n") + 1
+    line, start = answer[cut:].lstrip(b" \t"), len(source) - len(source.lstrip())
+    first_line = source[start:].split(b"\n", 1)[0]
+    if not line or not source.startswith(line, start) or first_line in answer[:cut]:
+        return []
+    return [start + len(line)]
+
+
+def copy_in_progress(answer: bytes, source: bytes) -> list[int]:
+    """Where in `source` the copy that `answer` is making ends (all places, empty when it is copying nothing).
+
+    The copy is the answer's line when it begins like the source, or the longest tail of `answer`, at least
+    MIN_COPY bytes, that starts at a word in both texts."""
+    ends = line_copy(answer, source)
+    for start in range(max(len(answer) - len(source), 0), len(answer) - MIN_COPY + 1):
+        if not word_start(answer, start):
+            continue
+        piece, at = answer[start:], source.find(answer[start:])
+        while at >= 0:
+            if word_start(source, at):
+                ends.append(at + len(piece))
+            at = source.find(piece, at + 1)
+        if len(ends) > 0:
+            break
+    return ends
+
+
+class CopyGuard:
+    """Each row's allowed next tokens (`generate_texts`' `allowed_tokens`; None = any): once an answer repeats its
+    source, only tokens that go on repeating it."""
+
+    def __init__(self, tokenizer, sources: Sequence[str | None], prompt_length: int):
+        self.pieces = token_bytes(tokenizer)
+        self.by_first = by_first_byte(self.pieces)
+        self.sources = [None if s is None else s.encode() for s in sources]
+        self.prompt_length = prompt_length
+
+    def for_rows(self, sources: Sequence[str | None], prompt_length: int) -> CopyGuard:
+        """The same guard for another batch of rows (token tables shared, not rebuilt)."""
+        other = copy.copy(self)
+        other.sources, other.prompt_length = [None if s is None else s.encode() for s in sources], prompt_length
+        return other
+
+    def allowed(self, answer: bytes, source: bytes) -> list[int] | None:
+        """Tokens that may follow `answer`: any (None) while no copy is held, else only those that go on copying."""
+        ends = copy_in_progress(answer, source)
+        if not ends or any(may_stop(source, end) for end in ends):
+            return None
+        allowed = {
+            i
+            for rest in {source[end:] for end in ends}
+            for i in self.by_first.get(rest[0], ())
+            if rest.startswith(self.pieces[i]) or self.pieces[i].startswith(rest)
+        }
+        return sorted(allowed) or None
+
+    def __call__(self, batch_id: int, input_ids) -> list[int] | None:
+        source = self.sources[batch_id]
+        if source is None:
+            return None
+        answer = b"".join(self.pieces[i] or b"" for i in input_ids[self.prompt_length :].tolist())
+        return self.allowed(answer, source)
+
+
+@lru_cache(maxsize=4)
+def vocabulary_guard(tokenizer) -> CopyGuard:
+    """A guard with no rows yet: its token table, built once per tokenizer."""
+    return CopyGuard(tokenizer, [], 0)
+
+
+def faithful_generate(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    sources: Sequence[str | None],
+    max_new_tokens: int | None = None,
+    adapter_names: Sequence[str] | None = None,
+    batch_size: int = 32,
+) -> list[str]:
+    """Greedy answers for rendered chat texts whose repeats of `sources[i]` (a tool's result, or None) are exact."""
+    if len(sources) != len(texts):
+        raise ValueError(f"Got {len(texts)} texts but {len(sources)} sources; pass one source (or None) per text.")
+    shared, sources = vocabulary_guard(tokenizer), list(sources)
+    return generate_texts(
+        model,
+        tokenizer,
+        texts,
+        max_new_tokens,
+        adapter_names,
+        batch_size,
+        allowed_tokens=lambda rows, prompt_length: shared.for_rows(sources[rows], prompt_length),
+    )
