@@ -94,26 +94,35 @@ VALIDATOR_REQUESTS = {
         "Подтверди, что текст {rules}. Текст: {text}",
     ],
 }
-RULE_PHRASES = {
+RULE_WORDINGS = {  # each rule as a statement, several ways; held-out and dev use only the first
     "en": {
-        "non_empty": "is not empty",
-        "has_headings": "has a heading",
-        "is_email": "is an e-mail address",
-        "valid_json": "is valid JSON",
-        "no_trailing_spaces": "has no trailing spaces",
-        "max_length": "is at most {n} characters",
-        "min_words": "has at least {n} words",
+        "non_empty": ["is not empty", "contains some text", "isn't blank"],
+        "has_headings": ["has a heading", "contains a Markdown heading", "has a title line starting with #"],
+        "is_email": ["is an e-mail address", "is a valid email", "looks like a proper e-mail address"],
+        "valid_json": ["is valid JSON", "parses as JSON", "is well-formed JSON"],
+        "no_trailing_spaces": [
+            "has no trailing spaces",
+            "has no spaces at the ends of lines",
+            "has no trailing whitespace",
+        ],
+        "max_length": ["is at most {n} characters", "is no longer than {n} characters", "fits in {n} characters"],
+        "min_words": ["has at least {n} words", "contains {n} or more words", "is at least {n} words long"],
     },
     "ru": {
-        "non_empty": "не пустой",
-        "has_headings": "содержит заголовок",
-        "is_email": "является адресом почты",
-        "valid_json": "является корректным JSON",
-        "no_trailing_spaces": "без пробелов в конце строк",
-        "max_length": "не длиннее {n} символов",
-        "min_words": "содержит не меньше {n} слов",
+        "non_empty": ["не пустой", "содержит хоть какой-то текст", "не пуст"],
+        "has_headings": ["содержит заголовок", "имеет заголовок", "содержит заголовок Markdown"],
+        "is_email": ["является адресом почты", "является корректным e-mail", "похож на адрес электронной почты"],
+        "valid_json": ["является корректным JSON", "парсится как JSON", "это валидный JSON"],
+        "no_trailing_spaces": [
+            "без пробелов в конце строк",
+            "не имеет хвостовых пробелов",
+            "без лишних пробелов в конце",
+        ],
+        "max_length": ["не длиннее {n} символов", "укладывается в {n} символов", "не больше {n} символов"],
+        "min_words": ["содержит не меньше {n} слов", "состоит хотя бы из {n} слов", "длиной от {n} слов"],
     },
 }
+RULE_PHRASES = {lang: {rule: said[0] for rule, said in rules.items()} for lang, rules in RULE_WORDINGS.items()}
 SENTENCES = {
     "en": [
         "{name} bought a {item} in {town}.",
@@ -281,34 +290,6 @@ NATURAL_FORMATTER = {
         "У меня экран на {width} символов, {ip}, перенеси: {text}",
         "Нужна колонка в {width} символов, {ip}. {text}",
     ],
-}
-RULE_WORDINGS = {  # statements, for the order-like phrasings (the first of each is RULE_PHRASES')
-    "en": {
-        "non_empty": ["is not empty", "contains some text", "isn't blank"],
-        "has_headings": ["has a heading", "contains a Markdown heading", "has a title line starting with #"],
-        "is_email": ["is an e-mail address", "is a valid email", "looks like a proper e-mail address"],
-        "valid_json": ["is valid JSON", "parses as JSON", "is well-formed JSON"],
-        "no_trailing_spaces": [
-            "has no trailing spaces",
-            "has no spaces at the ends of lines",
-            "has no trailing whitespace",
-        ],
-        "max_length": ["is at most {n} characters", "is no longer than {n} characters", "fits in {n} characters"],
-        "min_words": ["has at least {n} words", "contains {n} or more words", "is at least {n} words long"],
-    },
-    "ru": {
-        "non_empty": ["не пустой", "содержит хоть какой-то текст", "не пуст"],
-        "has_headings": ["содержит заголовок", "имеет заголовок", "содержит заголовок Markdown"],
-        "is_email": ["является адресом почты", "является корректным e-mail", "похож на адрес электронной почты"],
-        "valid_json": ["является корректным JSON", "парсится как JSON", "это валидный JSON"],
-        "no_trailing_spaces": [
-            "без пробелов в конце строк",
-            "не имеет хвостовых пробелов",
-            "без лишних пробелов в конце",
-        ],
-        "max_length": ["не длиннее {n} символов", "укладывается в {n} символов", "не больше {n} символов"],
-        "min_words": ["содержит не меньше {n} слов", "состоит хотя бы из {n} слов", "длиной от {n} слов"],
-    },
 }
 RULE_QUESTIONS = {  # the same rules as questions about the text
     "en": {
@@ -665,6 +646,11 @@ def validator_text(rng: random.Random, lang: str, split: str) -> str:
     return sentence(rng, lang, split)
 
 
+def rule_wording(rng: random.Random, lang: str, rule: str, split: str) -> str:
+    """How a request states a rule: train draws among RULE_WORDINGS, dev and held-out use the first."""
+    return rng.choice(RULE_WORDINGS[lang][rule]) if split == "train" else RULE_PHRASES[lang][rule]
+
+
 def make_validator(rng: random.Random, lang: str, split: str) -> ToolExample:
     """A check-this-text request with one or two rules."""
     text = validator_text(rng, lang, split)
@@ -679,8 +665,7 @@ def make_validator(rng: random.Random, lang: str, split: str) -> ToolExample:
         asks = joiner.join(rng.choice(RULE_QUESTIONS[lang][name]).format(n=n) for name, n in zip(names, ns))
         request = rng.choice(NATURAL_VALIDATOR[lang]).format(q=asks, Q=capitalized(asks), text=text)
     else:
-        wordings = (lambda name: rng.choice(RULE_WORDINGS[lang][name])) if split == "train" else RULE_PHRASES[lang].get
-        phrases = [wordings(name).format(n=n) for name, n in zip(names, ns)]
+        phrases = [rule_wording(rng, lang, name, split).format(n=n) for name, n in zip(names, ns)]
         phrasing = request_phrasing(rng, "content_validator", VALIDATOR_REQUESTS, lang, split)
         request = phrasing.format(rules=joiner.join(phrases), text=text)
     return _finish(lang, request, "content_validator", {"text": text, "rules": rules})

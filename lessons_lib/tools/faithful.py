@@ -58,7 +58,7 @@ def copy_in_progress(answer: bytes, source: bytes) -> list[int]:
             if word_start(source, at):
                 ends.append(at + len(piece))
             at = source.find(piece, at + 1)
-        if len(ends) > 0:
+        if ends:
             break
     return ends
 
@@ -90,7 +90,7 @@ class CopyGuard:
             for i in self.by_first.get(rest[0], ())
             if rest.startswith(self.pieces[i]) or self.pieces[i].startswith(rest)
         }
-        return sorted(allowed) or None
+        return sorted(allowed) or None  # no token spells the next bytes: let the model go on
 
     def __call__(self, batch_id: int, input_ids) -> list[int] | None:
         source = self.sources[batch_id]

@@ -962,7 +962,7 @@ labels = [
 for ex, plain, quoted in shown[:: max(1, len(shown) // 4)][:4]:  # four requests where quoting changed the call
     calls = (call_text(ex.tool, ex.arguments), plain.strip(), quoted.strip())
     print(f"\n{ex.request}" + "".join(f"\n  {label}: {call}" for label, call in zip(labels, calls)))
-# the first exact quoted call whose result the free answer retypes wrongly: the same chat, answered both ways
+# the first exact quoted call whose answer the guard changes: the same chat, answered freely and guarded
 free_chat = ModelChat(model, tok, adapter="tools", max_new_tokens=MAX_NEW)
 guarded_chat = ModelChat(model, tok, adapter="tools", max_new_tokens=MAX_NEW, tool_choice="required", quote=True)
 for ex, quoted in [(ex, quoted) for ex, _, quoted in rows if quoted["score"].exact_args][:6]:
