@@ -473,7 +473,7 @@ def composed_phrasing(rng: random.Random, tool: str, lang: str) -> str:
     while True:
         verb = rng.choice(COMPOSED_VERBS[tool][lang]).replace("{ref}", rng.choice(TEXT_REFS[lang]))
         phrase = rng.choice(OPENERS[lang]) + verb + rng.choice(ENDINGS[lang])
-        phrase = phrase[0].upper() + phrase[1:]
+        phrase = capitalized(phrase)
         if phrase.lower() not in heldout:
             return phrase
 
