@@ -2,10 +2,10 @@
 
 `model.generate` takes one set of decoding settings for the whole batch. Here the loop is written out: one prefill
 forward over the padded prompts, then one token per step from the KV cache. Each row picks its next token its own
-way (greedy argmax, or temperature + top-p with its own seeded `torch.Generator`), may be restricted to allowed
-tokens, stops at eos, at its own `max_tokens` or before its first stop string, and reports text as it becomes final
-through `on_text`, so one batch serves streamed and plain requests alike. Finished rows leave the batch (their KV
-cache rows are dropped), and the loop ends when every row is done.
+way (greedy argmax, or temperature + top-p with its own seeded `torch.Generator`), may be nudged towards some
+tokens (`token_bias`) or restricted to allowed ones, stops at eos, at its own `max_tokens` or before its first stop
+string, and reports text as it becomes final through `on_text`, so one batch serves streamed and plain requests
+alike. Finished rows leave the batch (their KV cache rows are dropped), and the loop ends when every row is done.
 
 Greedy rows equal `model.generate(..., do_sample=False)` token for token: same position ids (attention mask
 cumsum - 1), same float32 argmax.
@@ -40,6 +40,7 @@ class RowRequest:
     logprobs: bool = False
     top_logprobs: int = 0
     allowed_tokens: Callable[[list[int]], list[int] | None] | None = None  # ids so far -> allowed next ids
+    token_bias: Callable[[list[int]], dict[int, float] | None] | None = None  # ids so far -> {id: logit added}
     on_text: OnText | None = None  # (new text, finish_reason or None, logprob entries or None), text is final
     cancelled: Callable[[], bool] | None = None  # polled each step; True drops the row ("cancelled")
 
@@ -256,8 +257,9 @@ def _advance(current: list[_Row], logits, token_text: TokenText | None, pad: int
         if row.request.cancelled is not None and row.request.cancelled():
             row.cancel()
     raw = logits
-    if any(r.request.allowed_tokens is not None for r in current):
+    if any(r.request.token_bias is not None or r.request.allowed_tokens is not None for r in current):
         logits = logits.clone()
+        _nudge(logits, current)
         _mask(logits, current)
     logprobs = torch.log_softmax(raw, dim=-1) if any(r.request.logprobs for r in current) else None
     chosen = _pick(logits, current)
@@ -268,6 +270,20 @@ def _advance(current: list[_Row], logits, token_text: TokenText | None, pad: int
         entry = _entry(token_text, chosen[k], logprobs[k], row.request.top_logprobs) if row.request.logprobs else None
         row.add(chosen[k], entry)
     return chosen
+
+
+def _nudge(logits, rows: list[_Row]) -> None:
+    """Add each row's `token_bias` to its logits (in place)."""
+    import torch
+
+    for i, row in enumerate(rows):
+        if row.request.token_bias is None:
+            continue
+        bias = row.request.token_bias(list(row.ids))
+        if not bias:
+            continue
+        index = torch.tensor(list(bias), device=logits.device)
+        logits[i, index] += torch.tensor(list(bias.values()), dtype=logits.dtype, device=logits.device)
 
 
 def _mask(logits, rows: list[_Row]) -> None:

@@ -91,6 +91,11 @@ COLUMNS: dict[str, str] = {
     "tool": "инструмент",
     "natural copy": "свои слова: копия",
     "natural task": "свои слова: задача",
+    "natural task · copy_bias": "свои слова: задача · copy_bias",
+    "copy": "копия",
+    "task": "задача",
+    "copy · copy_bias": "копия · copy_bias",
+    "task · copy_bias": "задача · copy_bias",
     "natural n": "свои слова: n",
 }
 

@@ -160,11 +160,14 @@ def generate(
     max_prompt_tokens: int | None = None,
     tools: list | None = None,
     batched_lora=None,
+    copy_bias: float = 0.0,
 ) -> list[str]:
     """Greedy answers for chat prompts, batched with left padding; `adapter_names` mixes adapters per row.
 
     `max_new_tokens=None` means the active profile's (see `max_new_tokens_or_default`); `batched_lora` (a
     `lessons_lib.batched_lora.BatchedLora`) runs the mixed batch on the batched LoRA path instead of PEFT's.
+    `copy_bias > 0` turns on copy-aware decoding (`lessons_lib.copying`, e.g. `copy_bias=copying.COPY_BIAS`): a word
+    of the prompt that an answer starts to repeat is nudged to come out exactly.
     """
     single = isinstance(prompts, str)
     prompts = [prompts] if single else list(prompts)
@@ -173,8 +176,23 @@ def generate(
             f"adapter_names has {len(adapter_names)} names for {len(prompts)} prompts; give one per prompt."
         )
     texts = [chat_text(tokenizer, p, system, tools=tools) for p in prompts]
+    token_bias = None
+    if copy_bias:
+        from .copying import checked_bias, prompt_source, vocabulary_bias
+
+        shared, sources = vocabulary_bias(tokenizer), [prompt_source(p) for p in prompts]
+        checked_bias(copy_bias)  # a bad bias fails here, before any generation
+        token_bias = lambda rows, prompt_length: shared.for_rows(sources[rows], prompt_length, copy_bias)  # noqa: E731
     answers = generate_texts(
-        model, tokenizer, texts, max_new_tokens, adapter_names, batch_size, max_prompt_tokens, batched_lora=batched_lora
+        model,
+        tokenizer,
+        texts,
+        max_new_tokens,
+        adapter_names,
+        batch_size,
+        max_prompt_tokens,
+        batched_lora=batched_lora,
+        token_bias=token_bias,
     )
     return answers[0] if single else answers
 
@@ -189,13 +207,16 @@ def generate_texts(
     max_prompt_tokens: int | None = None,
     allowed_tokens: Callable[[slice, int], Callable] | None = None,
     batched_lora=None,
+    token_bias: Callable[[slice, int], Callable] | None = None,
 ) -> list[str]:
     """Greedy continuations of already-rendered chat texts (batched, left-padded; per-row PEFT adapters).
 
     The decoding is `generation.decode_batch`, the serving engine's loop (its greedy rows equal `model.generate`
     token for token). `allowed_tokens(rows, prompt_length)` returns each batch's `prefix_allowed_tokens_fn(row,
     input_ids)` as `model.generate` takes it (constrained decoding): `input_ids` is the row's left-padded prompt,
-    `prompt_length` tokens long, followed by its tokens so far. `max_new_tokens=None`: the active profile's.
+    `prompt_length` tokens long, followed by its tokens so far. `token_bias(rows, prompt_length)` likewise returns
+    `fn(row, input_ids) -> {token id: logit added} | None` (see `copying.CopyBias`). `max_new_tokens=None`: the
+    active profile's.
     `batched_lora` replaces PEFT's per-row adapters with the batched LoRA path (it needs `adapter_names`).
     """
     from .generation import RowRequest, decode_batch
@@ -212,13 +233,16 @@ def generate_texts(
             chunk, add_special_tokens=False, truncation=max_prompt_tokens is not None, max_length=max_prompt_tokens
         )["input_ids"]
         width = max(len(ids) for ids in prompts)
-        prefix_fn = allowed_tokens(slice(start, start + len(chunk)), width) if allowed_tokens is not None else None
+        rows = slice(start, start + len(chunk))
+        prefix_fn = allowed_tokens(rows, width) if allowed_tokens is not None else None
+        bias_fn = token_bias(rows, width) if token_bias is not None else None
         requests = [
             RowRequest(
                 ids,
                 adapter=None if adapter_names is None else adapter_names[start + k],
                 max_tokens=limit,
-                allowed_tokens=_row_allowed(prefix_fn, k, ids, width, tokenizer),
+                allowed_tokens=_per_row(prefix_fn, k, ids, width, tokenizer),
+                token_bias=_per_row(bias_fn, k, ids, width, tokenizer),
             )
             for k, ids in enumerate(prompts)
         ]
@@ -229,8 +253,9 @@ def generate_texts(
     return answers
 
 
-def _row_allowed(prefix_fn: Callable | None, row: int, prompt: list[int], width: int, tokenizer):
-    """One row's `allowed_tokens(generated ids)` for decode_batch, from a batch's `prefix_allowed_tokens_fn`."""
+def _per_row(prefix_fn: Callable | None, row: int, prompt: list[int], width: int, tokenizer):
+    """One row's `fn(generated ids)` for decode_batch, from a batch's `fn(row, input_ids)` (prefix_allowed_tokens_fn
+    style)."""
     if prefix_fn is None:
         return None
     import torch

@@ -11,10 +11,12 @@ names appear in no pool of `lessons_lib.data` nor in the tiny model's pretrainin
   customer's name and order number; coding — the requested function is defined and passes its small check
   (run in a subprocess with a timeout).
 
-`python -m lessons_lib.natural_eval [--base DIR] [--adapters DIR ...]` prints a table for the base and each
-adapter on every set. `python -m lessons_lib.natural_eval --update-manifests [DIR ...]` measures saved adapters (by
-default the shipped ones) and adds their `natural_*` figures (the tools adapter: its hand-written figures with
-schema-constrained calls) to each `manifest.json` in place, leaving every other key as it was.
+`python -m lessons_lib.natural_eval [--base DIR] [--adapters DIR ...] [--copy-bias B]` prints a table for the base
+and each adapter on every set (`--copy-bias`: with copy-aware decoding, `lessons_lib.copying`).
+`python -m lessons_lib.natural_eval --update-manifests [DIR ...]` measures saved adapters (by default the shipped
+ones) and adds their `natural_*` figures (greedy, and `_nudged`: with copy-aware decoding; the tools adapter: its
+hand-written figures with schema-constrained calls) to each `manifest.json` in place, leaving every other key as it
+was.
 """
 
 from __future__ import annotations
@@ -153,9 +155,14 @@ def load_models(base_dir: Path, adapter_dirs: list[Path]):
 
 
 def evaluate(
-    base_dir: Path, adapter_dirs: list[Path], sets=DOMAINS, max_new_tokens: int | None = None, log=print
+    base_dir: Path,
+    adapter_dirs: list[Path],
+    sets=DOMAINS,
+    max_new_tokens: int | None = None,
+    log=print,
+    copy_bias: float = 0.0,
 ) -> list[dict]:
-    """One row per (model, set): the base alone ("base") and each adapter."""
+    """One row per (model, set): the base alone ("base") and each adapter (greedy; `copy_bias`: copy-aware)."""
     from .models import generate
 
     model, tok, names = load_models(base_dir, adapter_dirs)
@@ -164,29 +171,44 @@ def evaluate(
         for domain in sets:
             items = load(domain)
             route = [label] * len(items) if names else None
-            outputs = generate(model, tok, [it.prompt for it in items], max_new_tokens, adapter_names=route)
+            prompts = [it.prompt for it in items]
+            outputs = generate(model, tok, prompts, max_new_tokens, adapter_names=route, copy_bias=copy_bias)
             row = {"model": "base" if label == "__base__" else label, "set": domain, **score(items, outputs)}
             log(json.dumps(row, ensure_ascii=False))
             rows.append(row)
     return rows
 
 
-# The figures a manifest carries for its adapter on its own domain's natural set (see `manifest_metrics`).
-MANIFEST_KEYS = ("natural_valid", "natural_copy", "natural_task", "natural_n")
+# The figures a manifest carries for its adapter on its own domain's natural set (see `manifest_metrics`); the
+# `_nudged` ones are measured with copy-aware decoding (`copying.COPY_BIAS`).
+MANIFEST_KEYS = (
+    "natural_valid",
+    "natural_copy",
+    "natural_task",
+    "natural_n",
+    "natural_copy_nudged",
+    "natural_task_nudged",
+)
 MANIFEST_INDENT = 2  # how `Manifest.save` writes: indent 2, non-ASCII kept, one trailing newline
 
 
 def manifest_metrics(model, tokenizer, domain: str, max_new_tokens: int) -> dict:
-    """The `natural_*` manifest figures of `model` (its active adapter) on its domain's natural set (greedy)."""
+    """The `natural_*` manifest figures of `model` (its active adapter) on its domain's natural set: greedy, and
+    greedy with copy-aware decoding (`_nudged`)."""
+    from .copying import COPY_BIAS
     from .models import generate
 
     items = load(domain)
-    row = score(items, generate(model, tokenizer, [it.prompt for it in items], max_new_tokens))
+    prompts = [it.prompt for it in items]
+    row = score(items, generate(model, tokenizer, prompts, max_new_tokens))
+    nudged = score(items, generate(model, tokenizer, prompts, max_new_tokens, copy_bias=COPY_BIAS))
     return {
         "natural_valid": row["valid"],
         "natural_copy": row["copy"],
         "natural_task": row["task"],
         "natural_n": row["n"],
+        "natural_copy_nudged": nudged["copy"],
+        "natural_task_nudged": nudged["task"],
     }
 
 
@@ -308,6 +330,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", nargs="*", default=list(DOMAINS), choices=DOMAINS)
     p.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
     p.add_argument(
+        "--copy-bias",
+        type=float,
+        default=0.0,
+        metavar="B",
+        help="copy-aware decoding: add B to the logits of tokens that finish a prompt word the answer has begun "
+        "(lessons_lib.copying; the manifests' _nudged figures use 6.0); default 0 = plain greedy",
+    )
+    p.add_argument(
         "--update-manifests",
         type=Path,
         nargs="*",
@@ -320,9 +350,15 @@ def main(argv: list[str] | None = None) -> int:
     if a.update_manifests is not None:
         given = {"--adapters": a.adapters != p.get_default("adapters"), "--sets": a.sets != list(DOMAINS)}
         given["--out"] = a.out is not None
+        given["--copy-bias"] = a.copy_bias != 0.0
         clash = [flag for flag, on in given.items() if on]
         if clash:
-            p.error(f"--update-manifests measures each adapter on its own set; drop {', '.join(clash)}.")
+            p.error(
+                f"--update-manifests measures each adapter on its own set (greedy, and with the course's copy bias); "
+                f"drop {', '.join(clash)}."
+            )
+    if a.copy_bias < 0:
+        p.error(f"--copy-bias must be >= 0 (0 = plain greedy), got {a.copy_bias}.")
     import torch
 
     from .evaluate import format_table
@@ -331,13 +367,20 @@ def main(argv: list[str] | None = None) -> int:
     if a.update_manifests is not None:
         update_manifests(a.update_manifests or [TINY_ADAPTERS_DIR / d for d in SHIPPED], a.base)
         return 0
-    rows = evaluate(a.base, a.adapters, a.sets, log=lambda m: print(m, file=sys.stderr, flush=True))
+    rows = evaluate(
+        a.base, a.adapters, a.sets, log=lambda m: print(m, file=sys.stderr, flush=True), copy_bias=a.copy_bias
+    )
     print(format_table(rows))
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(
             json.dumps(
-                {"base": str(a.base), "adapters": [str(d) for d in a.adapters], "rows": rows},
+                {
+                    "base": str(a.base),
+                    "adapters": [str(d) for d in a.adapters],
+                    "copy_bias": a.copy_bias,
+                    "rows": rows,
+                },
                 indent=2,
                 ensure_ascii=False,
             )

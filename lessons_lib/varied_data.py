@@ -280,6 +280,148 @@ def real_words(kind: str, lang: str) -> tuple[str, ...]:
     return tuple(w for w in REAL[kind][lang] if w not in held_out_words())
 
 
+# Everyday goods, far more than the course's product pool: an adapter that only sees a few dozen product words learns
+# to recall one of them ("велос…") instead of copying the item the request names.
+GOODS = {
+    "en": [
+        "backpack",
+        "blender",
+        "bookcase",
+        "broom",
+        "calculator",
+        "carpet",
+        "chessboard",
+        "cooler",
+        "desk",
+        "doormat",
+        "dumbbell",
+        "earmuffs",
+        "easel",
+        "fan",
+        "flashlight",
+        "footstool",
+        "frying_pan",
+        "gloves",
+        "hairdryer",
+        "hammock",
+        "headphones",
+        "heater",
+        "hourglass",
+        "jigsaw",
+        "kayak",
+        "keyboard",
+        "ladder",
+        "lantern",
+        "lawnmower",
+        "lunchbox",
+        "microphone",
+        "microwave",
+        "mixer",
+        "notebook",
+        "paddleboard",
+        "padlock",
+        "printer",
+        "projector",
+        "raincoat",
+        "rake",
+        "rucksack",
+        "sandals",
+        "saucepan",
+        "scanner",
+        "scooter",
+        "sewing_machine",
+        "skateboard",
+        "sleeping_bag",
+        "slippers",
+        "speaker",
+        "stepladder",
+        "stool",
+        "suitcase",
+        "sunglasses",
+        "tablecloth",
+        "telescope",
+        "thermometer",
+        "toaster",
+        "toolbox",
+        "tripod",
+        "typewriter",
+        "vacuum",
+        "waffle_iron",
+        "watering_can",
+        "wheelbarrow",
+        "whiteboard",
+        "wok",
+    ],
+    "ru": [
+        "рюкзак",
+        "блендер",
+        "этажерка",
+        "веник",
+        "калькулятор",
+        "ковёр",
+        "доска",
+        "коврик",
+        "гантели",
+        "мольберт",
+        "вентилятор",
+        "фонарик",
+        "табурет",
+        "сковорода",
+        "перчатки",
+        "фен",
+        "наушники",
+        "обогреватель",
+        "пазл",
+        "байдарка",
+        "клавиатура",
+        "стремянка",
+        "фонарь",
+        "газонокосилка",
+        "ланчбокс",
+        "микрофон",
+        "микроволновка",
+        "миксер",
+        "блокнот",
+        "замок",
+        "принтер",
+        "проектор",
+        "дождевик",
+        "грабли",
+        "сандалии",
+        "кастрюля",
+        "сканер",
+        "самокат",
+        "скейтборд",
+        "спальник",
+        "тапочки",
+        "колонка",
+        "чемодан",
+        "очки",
+        "скатерть",
+        "телескоп",
+        "градусник",
+        "тостер",
+        "ящик",
+        "штатив",
+        "пылесос",
+        "вафельница",
+        "лейка",
+        "тачка",
+        "кофемолка",
+        "утюг",
+        "чайник",
+        "плед",
+    ],
+}
+
+
+@cache
+def everyday_goods(lang: str) -> tuple[str, ...]:
+    """GOODS of one language (`_` read as a space) without any word the natural sets or the course pools use."""
+    items = (w.replace("_", " ") for w in GOODS[lang])
+    return tuple(dict.fromkeys(w for w in items if not set(w.split()) & held_out_words()))
+
+
 class RealNames(Entities):
     """`Entities` that draws half its people and towns from the real-looking lists above."""
 
@@ -300,6 +442,29 @@ class RealNames(Entities):
     def place(self) -> str:
         """A town: made-up or real-looking, half and half."""
         return super().place() if self.rng.random() < 0.5 else self._pick("town")
+
+    def email(self, person: str) -> str:
+        """An address in one of the shapes people use: from the name (whole, initials, a letter, digits) or a handle,
+        so the address must be copied, not spelled from the name."""
+        r = self.rng
+        if r.random() < 0.3:
+            return super().email(person)
+        words = [w.lower() for w in person.split()] if person.isascii() else [self._latin_word(), self._latin_word()]
+        first, last = words[0], words[-1]
+        user = r.choice(
+            [
+                f"{first[0]}.{last}",
+                f"{first}.{last[0]}",
+                f"{first[0]}{last}",
+                f"{last}.{first}",
+                first,
+                last,
+                f"{first}{r.randint(1, 99)}",
+                f"{self._latin_word()}{r.randint(1, 999)}",
+            ]
+        )
+        host = self._latin_word() + r.choice(["mail", "post", "box", "net", "", ""])
+        return f"{user}@{host}.{r.choice(['com', 'org', 'net', 'ru', 'io', 'de', 'co.uk'])}"
 
 
 # ---------------------------------------------------------------- json: the sentence that holds the values
@@ -414,7 +579,13 @@ def _fields(rng: random.Random, lang: str, keys: list[str]) -> str:
 
 
 def _product(rng: random.Random, ent: Entities, lang: str) -> str:
-    return rng.choice(PRODUCT_WORDS[lang]) if rng.random() < 0.5 else ent.product()
+    """A common noun from the course pool or from everyday goods, or a made-up brand with one."""
+    pick = rng.random()
+    if pick < 0.25:
+        return rng.choice(PRODUCT_WORDS[lang])
+    if pick < 0.7:
+        return rng.choice(everyday_goods(lang))
+    return ent.product()
 
 
 def varied_json(rng: random.Random, lang: str) -> Example:

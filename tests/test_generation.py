@@ -76,6 +76,25 @@ def test_constrained_rows_equal_hf_prefix_allowed_tokens(course_model, tokenizer
     assert set(got[0].token_ids) <= set(digits)
 
 
+def test_a_token_bias_is_added_to_the_logits_before_the_pick(course_model, tokenizer):
+    texts = rendered(tokenizer)[:2]
+    digits = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)]
+    only = decode_batch(course_model, tokenizer, [RowRequest(texts[0], "json", 6, allowed_tokens=lambda ids: digits)])
+    plain, pushed, untouched = decode_batch(
+        course_model,
+        tokenizer,
+        [
+            RowRequest(texts[0], "json", 6),
+            RowRequest(texts[0], "json", 6, token_bias=lambda ids: dict.fromkeys(digits, 1e4)),  # outweighs any logit
+            RowRequest(texts[1], "coding", 6, token_bias=lambda ids: None),  # None: this step, no nudge
+        ],
+    )
+    assert pushed.token_ids == only[0].token_ids != plain.token_ids
+    assert (
+        untouched.token_ids == decode_batch(course_model, tokenizer, [RowRequest(texts[1], "coding", 6)])[0].token_ids
+    )
+
+
 def test_seeded_sampling_is_repeatable_and_seeds_differ(course_model, tokenizer):
     text = rendered(tokenizer)[2]
     rows = lambda seeds: [RowRequest(text, "support", 24, temperature=1.2, seed=s) for s in seeds]  # noqa: E731

@@ -128,9 +128,10 @@ def test_unknown_domain_is_refused():
         natural_eval.load("poetry")
 
 
-# The shipped adapters' task rate on their own natural set must stay at least this (measured 2026-11-30 on the
-# copying base: json 0.50, coding 0.41, support 0.77; the first base gave 0.00 on all three).
-NATURAL_TASK_FLOOR = {"json": 0.4, "coding": 0.3, "support": 0.65}
+# The shipped adapters' task rate on their own natural set must stay at least this (measured on the copying base:
+# json 0.50, 0.59 since 2026-12-01 (addresses and goods beyond the pools), coding 0.41, support 0.77; the first base
+# gave 0.00 on all three).
+NATURAL_TASK_FLOOR = {"json": 0.5, "coding": 0.3, "support": 0.65}
 
 
 @pytest.mark.slow
@@ -150,3 +151,26 @@ def test_shipped_adapters_do_their_task_in_learners_words_and_only_their_own():
         # The manifest tells the truth: measured with one adapter loaded, here in mixed-adapter batches (float sums
         # in another order), so one request of the 22 may tip: tolerance 1/22.
         assert abs(manifest["natural_task"] - task[(domain, domain)]) <= 1 / 22 + 1e-9, (domain, manifest)
+
+
+# Copy-aware decoding (copying.COPY_BIAS), measured 2026-12-01: json 0.59 -> 0.82, coding 0.41 -> 0.55, support
+# 0.77 -> 0.91 (floors one request of 22 below json's and support's); it finishes words the answer began, so it
+# must not lift the base or the wrong adapter.
+NUDGED_TASK_FLOOR = {"json": 0.77, "coding": 0.45, "support": 0.86}
+
+
+@pytest.mark.slow
+def test_copy_aware_decoding_lifts_each_adapter_on_its_own_task_and_no_other():
+    from lessons_lib.copying import COPY_BIAS
+    from lessons_lib.manifest import Manifest
+    from lessons_lib.paths import TINY_ADAPTERS_DIR, TINY_MODEL_DIR
+
+    folders = [TINY_ADAPTERS_DIR / d for d in natural_eval.DOMAINS]
+    rows = natural_eval.evaluate(TINY_MODEL_DIR, folders, log=lambda *_: None, copy_bias=COPY_BIAS)
+    task = {(r["model"], r["set"]): r["task"] for r in rows}
+    for domain, floor in NUDGED_TASK_FLOOR.items():
+        manifest = Manifest.load(TINY_ADAPTERS_DIR / domain).metrics
+        assert task[(domain, domain)] >= max(floor, manifest["natural_task"] + 0.1), (domain, task, manifest)
+        assert task[("base", domain)] == 0.0, task
+        assert all(task[(other, domain)] <= 0.1 for other in natural_eval.DOMAINS if other != domain), task
+        assert abs(manifest["natural_task_nudged"] - task[(domain, domain)]) <= 1 / 22 + 1e-9, (domain, manifest)

@@ -78,9 +78,10 @@ def test_adding_metrics_refreshes_in_place_and_keeps_unknown_keys(tmp_path):
     natural_eval.add_manifest_metrics(tmp_path / "support", {"natural_task": 0.5, "natural_extra": 1})
     expected = list(before)
     task = next(i for i, line in enumerate(expected) if line.startswith('    "natural_task": '))
-    n = expected.index('    "natural_n": 22')
-    expected[task], expected[n] = '    "natural_task": 0.5,', '    "natural_n": 22,'
-    expected.insert(n + 1, '    "natural_extra": 1')
+    last = next(i for i, line in enumerate(expected) if line.startswith('    "natural_task_nudged": '))
+    assert not expected[last].endswith(","), "the nudged task rate is the manifest's last metric"
+    expected[task], expected[last] = '    "natural_task": 0.5,', expected[last] + ","
+    expected.insert(last + 1, '    "natural_extra": 1')
     assert path.read_text(encoding="utf-8").splitlines() == expected
     assert json.loads(path.read_text(encoding="utf-8"))["note"] == "kept"
 
@@ -128,4 +129,12 @@ def test_every_folder_is_checked_before_any_manifest_changes(tmp_path):
 def test_update_refuses_options_it_would_ignore(capsys):
     with pytest.raises(SystemExit):
         natural_eval.main(["--update-manifests", "--sets", "json"])
-    assert "measures each adapter on its own set; drop --sets" in capsys.readouterr().err
+    assert "measures each adapter on its own set (greedy, and with the course's copy bias); drop --sets" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        natural_eval.main(["--update-manifests", "--copy-bias", "3"])
+    assert "drop --copy-bias" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        natural_eval.main(["--copy-bias", "-1"])
+    assert "--copy-bias must be >= 0 (0 = plain greedy), got -1.0" in capsys.readouterr().err

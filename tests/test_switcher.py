@@ -78,3 +78,38 @@ def test_empty_prompt_asks_for_one_and_generates_nothing(course_model, tokenizer
 def test_unknown_adapter_in_the_list_is_refused(course_model, tokenizer):
     with pytest.raises(ValueError, match="not loaded"):
         AdapterSwitcher(course_model, tokenizer, adapters=["json", "legal"])
+
+
+def test_the_copy_box_turns_on_copy_aware_decoding(course_model, tokenizer):
+    from lessons_lib.copying import COPY_BIAS
+
+    prompt = "Hello, this is Evangeline Strathmore. Order 77120 never came."
+    switcher = AdapterSwitcher(course_model, tokenizer, prompt=prompt, max_new_tokens=MAX_NEW)
+    switcher.dropdown.value = "support"
+    switcher.button.click()
+    plain = switcher.last
+    switcher.copy_aware.value = True
+    switcher.button.click()
+    nudged = switcher.last
+    assert (plain.copy_bias, nudged.copy_bias) == (0.0, COPY_BIAS)
+    assert nudged.answer == generate(course_model, tokenizer, prompt, MAX_NEW, copy_bias=COPY_BIAS)
+    assert "Evangeline Strathmore" in nudged.answer and "Evangeline Strathmore" not in plain.answer
+
+
+def test_a_generate_fn_without_copy_bias_works_until_the_box_is_ticked(course_model, tokenizer):
+    calls = []
+
+    def plain_generate(model, tok, text, max_new_tokens):
+        calls.append(text)
+        return "ok"
+
+    switcher = AdapterSwitcher(course_model, tokenizer, prompt="Hi", generate_fn=plain_generate)
+    switcher.button.click()
+    assert switcher.last.answer == "ok" and calls == ["Hi"]
+    first = switcher.last
+    switcher.copy_aware.value = True
+    with pytest.raises(TypeError, match="copy_bias"):
+        switcher.run()
+    switcher.button.click()  # a click shows the error in the widget (ipywidgets logs the traceback)
+    assert "Error: TypeError" in switcher.status.value and "copy_bias" in switcher.status.value
+    assert switcher.last is first

@@ -29,6 +29,19 @@ def test_json_answers_hold_only_values_the_prompt_spells_out():
         assert all(key in prompt for key in record), (prompt, record)  # the request names every field it wants
 
 
+def test_json_addresses_and_items_must_be_copied_not_spelled_from_a_pool():
+    from lessons_lib.tiny.copy_corpus import PRODUCT_WORDS
+
+    records = [json.loads(_texts(row)[1]) for row in varied_rows("json", 1200)]
+    emails = [(r["name"], r["email"]) for r in records if "email" in r]
+    spelled = [e for n, e in emails if e.split("@")[0] in {sep.join(n.lower().split()) for sep in (".", "_", "")}]
+    assert len(emails) > 100 and len(spelled) < 0.4 * len(emails)  # most addresses are not the name joined
+    products = [r["product"] for r in records if "product" in r]
+    pool = {w for words in PRODUCT_WORDS.values() for w in words}
+    assert len(products) > 100 and sum(p in pool for p in products) < 0.35 * len(products)
+    assert len(set(products)) > 0.5 * len(products)
+
+
 def test_support_replies_are_valid_and_greet_the_writer():
     for row in varied_rows("support", 200):
         prompt, reply = _texts(row)

@@ -1,9 +1,12 @@
 """AdapterSwitcher: pick an adapter (or the base), type a prompt, generate; shows answer, adapter and latency.
 
+A "copy names exactly" box turns on copy-aware decoding (`lessons_lib.copying`): a word of the prompt that the
+answer starts to repeat is nudged to come out whole, so a made-up name is not retyped with a slip.
+
 Built from core widgets only, so it works on ipywidgets 7.7 (Colab) and 8.x. Results are written into
 Label/HTML values, never printed, so they show the same in Colab, Jupyter and nbclient. Tests and notebook
 cells drive it from Python: set `switcher.dropdown.value` and `switcher.prompt.value`, then
-`switcher.button.click()` and read `switcher.last`.
+`switcher.button.click()` and read `switcher.last` (`switcher.copy_aware.value = True` ticks the box).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 
 import ipywidgets as widgets
 
+from ..copying import COPY_BIAS
 from ..i18n import tr
 from ..storage import active_adapters
 from .common import answer_html, labelled, prompt_box, run_showing_errors
@@ -23,12 +27,13 @@ BASE_CHOICE = "base"
 
 @dataclass(frozen=True)
 class SwitchResult:
-    """One generation: which adapter answered (or "base"), the answer and how long it took."""
+    """One generation: which adapter answered (or "base"), the answer, how long it took and the copy bias used."""
 
     choice: str
     active_adapter: str | None
     answer: str
     seconds: float
+    copy_bias: float = 0.0
 
 
 def choice_label(choice: str) -> str:
@@ -51,6 +56,7 @@ class AdapterSwitcher(widgets.VBox):
         prompt: str = "",
         max_new_tokens: int | None = None,
         generate_fn: Callable | None = None,
+        copy_aware: bool = False,
     ):
         from ..models import generate
 
@@ -78,10 +84,16 @@ class AdapterSwitcher(widgets.VBox):
         self.button = widgets.Button(
             description=tr(en="Generate", ru="Сгенерировать"), button_style="primary", icon="play"
         )
+        self.copy_aware = widgets.Checkbox(
+            value=copy_aware,
+            description=tr(en="copy names exactly", ru="копировать имена точно"),
+            indent=False,
+        )
         self.status = widgets.Label(value="")
         self.answer = widgets.HTML(value="")
         self.last: SwitchResult | None = None
-        super().__init__([widgets.HBox([self.dropdown, self.button]), self.prompt, self.status, self.answer])
+        controls = widgets.HBox([self.dropdown, self.button, self.copy_aware])
+        super().__init__([controls, self.prompt, self.status, self.answer])
         self.dropdown.observe(self._on_choice, names="value")
         self.button.on_click(self._on_click)
         self.switch(self.dropdown.value)
@@ -102,17 +114,19 @@ class AdapterSwitcher(widgets.VBox):
                 ru="Сначала введите промпт, затем нажмите «Сгенерировать».",
             )
             return None
+        bias = COPY_BIAS if self.copy_aware.value else 0.0
+        extra = {"copy_bias": bias} if bias else {}  # a custom generate_fn needs the keyword only when it is used
         start = time.perf_counter()
         if choice == BASE_CHOICE:
             with self.model.disable_adapter():
-                answer = self._generate(self.model, self.tokenizer, text, self.max_new_tokens)
+                answer = self._generate(self.model, self.tokenizer, text, self.max_new_tokens, **extra)
         else:
             if active_adapters(self.model)[:1] != [choice]:
                 self.switch(choice)
-            answer = self._generate(self.model, self.tokenizer, text, self.max_new_tokens)
+            answer = self._generate(self.model, self.tokenizer, text, self.max_new_tokens, **extra)
         seconds = time.perf_counter() - start
         active = None if choice == BASE_CHOICE else next(iter(active_adapters(self.model)), None)
-        self.last = SwitchResult(choice, active, answer, seconds)
+        self.last = SwitchResult(choice, active, answer, seconds, bias)
         self.status.value = tr(
             en=f"active: {_shown(choice)} · {seconds * 1000:.0f} ms · {len(answer)} characters",
             ru=f"активен: {_shown(choice)} · {seconds * 1000:.0f} мс · {len(answer)} символов",

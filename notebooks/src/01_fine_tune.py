@@ -1235,6 +1235,7 @@ for domain in COURSE_ADAPTERS:
             "n": m.metrics.get("heldout_n", "-"),
             "natural copy": natural(m.metrics, "natural_copy"),
             "natural task": natural(m.metrics, "natural_task"),
+            "natural task · copy_bias": natural(m.metrics, "natural_task_nudged"),
             "natural n": natural(m.metrics, "natural_n"),
         }
     )
@@ -1249,6 +1250,7 @@ for domain in COURSE_ADAPTERS:
                 "n": shipped.metrics["heldout_n"],
                 "natural copy": natural(shipped.metrics, "natural_copy"),
                 "natural task": natural(shipped.metrics, "natural_task"),
+                "natural task · copy_bias": natural(shipped.metrics, "natural_task_nudged"),
                 "natural n": natural(shipped.metrics, "natural_n"),
             }
         )
@@ -1261,10 +1263,11 @@ print(
     tr(
         en="valid, correct, n: template prompts like the training data · natural copy, task, n: requests in learners' "
         "own words, names the course never generated (copy: share of the request's names and numbers repeated; task: "
-        "the answer does what was asked)",
+        "the answer does what was asked; · copy_bias: with copy-aware decoding, notebook 02)",
         ru="валидно, верно, n: шаблонные промпты, как в обучающих данных · свои слова: копия, задача, n: запросы "
         "своими словами, с именами, которых курс никогда не генерировал (копия: доля имён и чисел запроса, "
-        "повторённых в ответе; задача: ответ выполняет просьбу)",
+        "повторённых в ответе; задача: ответ выполняет просьбу; · copy_bias: с декодированием с копированием, "
+        "ноутбук 02)",
     )
 )
 measured = [r for r in rows_table if r["natural task"] != "-"]

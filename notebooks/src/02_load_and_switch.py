@@ -22,7 +22,8 @@
 # - Load one base model and several LoRA adapters with `PeftModel.from_pretrained` and `load_adapter`.
 # - Switch adapters with `set_adapter` (and know what `inference_mode` does), run the bare base with
 #   `disable_adapter()`, remove an adapter with `delete_adapter`.
-# - Compare the same prompts through base/json/coding/support, with each domain's metric.
+# - Compare the same prompts through base/json/coding/support, with each domain's metric — on template prompts and
+#   on requests in learners' own words, with and without copy-aware decoding.
 # - Measure the cost of `set_adapter`, `hotswap_adapter`, `load_adapter` and a full reload.
 # - Serve a **mixed-adapter batch** (`adapter_names=[...]`) and check that it equals one-adapter runs.
 # - Check an adapter's compatibility with the loaded base *before* loading it, and recognise the pitfalls.
@@ -34,7 +35,7 @@
 # - Переключать адаптеры через `set_adapter` (и понимать, что делает `inference_mode`), запускать чистую базовую
 #   модель через `disable_adapter()`, удалять адаптер через `delete_adapter`.
 # - Сравнить ответы base/json/coding/support на одни и те же промпты, оценивая каждый по метрике его предметной
-#   области.
+#   области, — на шаблонных промптах и на запросах своими словами, с декодированием с копированием и без него.
 # - Измерить стоимость `set_adapter`, `hotswap_adapter`, `load_adapter` и полной перезагрузки.
 # - Обслужить **смешанный батч** с разными адаптерами (`adapter_names=[...]`) и проверить, что он даёт то же, что
 #   запуски с одним адаптером.
@@ -360,6 +361,114 @@ with model.disable_adapter():
 model.set_adapter("support", inference_mode=True)
 if checks.expects_quality(profile):  # trained adapters answer a coding prompt in three different ways
     assert len({r.answer for r in seen.values()}) == 3
+
+# %% [markdown]
+# ### Your own words: copy-aware decoding
+#
+# The held-out prompts above come from the course's templates. A learner types their own request, with names
+# the adapters never saw. `assets/natural/` holds 22 such hand-written requests per domain (English and Russian),
+# whose names, towns, order numbers and function names appear in no training data, and `lessons_lib.natural_eval`
+# scores the answers: *copy* = the share of the request's names and numbers repeated verbatim, *task* = the job done
+# (json: every value extracted; support: a reply naming the customer and the order; coding: the requested function,
+# passing its check).
+#
+# A small model retypes a name it copies and slips mid-word ("Evangeline" → "Evawordeline"). **Copy-aware
+# decoding** (`lessons_lib.copying`) watches the answer: while its last word is the beginning of a word of the
+# prompt, the tokens that go on spelling that prompt word get `COPY_BIAS` added to their logits, until the word ends.
+# It forbids nothing, and it never decides *which* word to copy — that stays the adapter's job. It is one keyword,
+# `generate(..., copy_bias=COPY_BIAS)`, and the switcher's **copy names exactly** box.
+
+# %% [markdown] lang="ru"
+# ### Свои слова: декодирование с копированием
+#
+# Отложенные промпты выше построены по шаблонам курса. Слушатель пишет свой запрос — с именами, которых адаптеры не
+# видели. В `assets/natural/` лежат 22 таких написанных вручную запроса на каждую область (на английском и русском):
+# их имён, городов, номеров заказов и имён функций нет ни в каких обучающих данных, а `lessons_lib.natural_eval`
+# оценивает ответы: *копия* — доля имён и чисел запроса, повторённых дословно, *задача* — сделана ли работа (json:
+# извлечены все значения; support: ответ с именем клиента и номером заказа; coding: нужная функция, проходящая
+# проверку).
+#
+# Маленькая модель, копируя имя, перепечатывает его и ошибается посреди слова («Evangeline» → «Evawordeline»).
+# **Декодирование с копированием** (`lessons_lib.copying`) следит за ответом: пока его последнее слово — начало
+# какого-то слова промпта, к логитам токенов, продолжающих это слово промпта, добавляется `COPY_BIAS`, пока слово не
+# закончится. Оно ничего не запрещает и никогда не решает, *какое* слово копировать, — это остаётся работой адаптера.
+# Это один аргумент, `generate(..., copy_bias=COPY_BIAS)`, и галочка **копировать имена точно** в переключателе.
+
+# %%
+from lessons_lib import natural_eval
+from lessons_lib.copying import COPY_BIAS
+
+# every request on a trained profile; on a rehearsal (quick-trained adapters) a few show the code path
+N_NATURAL = 22 if checks.expects_quality(profile) else 3
+natural = {domain: natural_eval.load(domain)[:N_NATURAL] for domain in DOMAINS}
+natural_grid = [(domain, item) for domain in DOMAINS for item in natural[domain]]
+natural_answers = {
+    bias: generate(
+        model,
+        tok,
+        [item.prompt for _, item in natural_grid],
+        MAX_NEW,
+        adapter_names=[domain for domain, _ in natural_grid],
+        batch_size=16 if ON_GPU else len(natural_grid),
+        copy_bias=bias,
+    )
+    for bias in (0.0, COPY_BIAS)
+}
+natural_rows = []
+for domain in DOMAINS:
+    mine = [k for k, (d, _) in enumerate(natural_grid) if d == domain]
+    plain, nudged = (
+        natural_eval.score(natural[domain], [natural_answers[b][k] for k in mine]) for b in (0.0, COPY_BIAS)
+    )
+    natural_rows.append(
+        {
+            "adapter": domain,
+            "n": plain["n"],
+            "copy": plain["copy"],
+            "copy · copy_bias": nudged["copy"],
+            "task": plain["task"],
+            "task · copy_bias": nudged["task"],
+        }
+    )
+print(format_table(natural_rows))
+changed = next(
+    (k for k, (d, _) in enumerate(natural_grid) if natural_answers[0.0][k] != natural_answers[COPY_BIAS][k]), None
+)
+if changed is not None:
+    print(f"\n{natural_grid[changed][1].prompt}")
+    for bias, label in ((0.0, tr(en="greedy", ru="жадно")), (COPY_BIAS, f"copy_bias={COPY_BIAS:g}")):
+        print(f"  {label:14s} {short(natural_answers[bias][changed], 90)}")
+
+# %% [markdown]
+# On the tiny profile copy-aware decoding lifts every adapter's task rate; json and support then do the job on more
+# than 0.8 of the requests, coding stays well below. What is left is mostly *choice*, which no decoder fixes: a
+# function name the answer starts differently (`def form(readings)` for `filter_hot_days`), `+` where the request
+# says *multiply*, a JSON name that stops early (`"Tobias Lind"`: the nudge makes the next letters likelier, it
+# does not force them) or the wrong words taken as the name. The bias finishes a word; it cannot pick it. The same
+# box in the switcher, on a request of your own:
+
+# %% [markdown] lang="ru"
+# На профиле tiny декодирование с копированием поднимает долю решённых задач у каждого адаптера; json и support
+# после этого справляются более чем с 0.8 запросов, coding остаётся заметно ниже. Остаётся в основном *выбор*,
+# который не исправит никакой декодер: имя функции, начатое иначе (`def form(readings)` вместо `filter_hot_days`),
+# `+` там, где просят *умножить*, имя в JSON, оборванное раньше времени (`"Tobias Lind"`: подталкивание делает
+# следующие буквы вероятнее, но не навязывает их), или не те слова, взятые за имя. Подталкивание дописывает слово,
+# но не выбирает его. Та же галочка в переключателе, на вашем собственном запросе:
+
+# %%
+gain = {r["adapter"]: round(r["task · copy_bias"] - r["task"], 3) for r in natural_rows}
+print(tr(en="task rate gained with copy_bias:", ru="прирост доли решённых задач с copy_bias:"), gain)
+if checks.expects_quality(profile) and profile.name == "tiny":  # measured on the shipped tiny adapters
+    assert all(g >= 0 for g in gain.values()) and sum(gain.values()) >= 0.3, gain
+
+switcher.dropdown.value = "support"
+switcher.prompt.value = natural["support"][0].prompt
+switcher.copy_aware.value = True
+switcher.button.click()
+print(f"{switcher.status.value}\n{switcher.last.answer}")
+assert switcher.last.copy_bias == COPY_BIAS
+assert switcher.last.answer == generate(model, tok, switcher.prompt.value, MAX_NEW, copy_bias=COPY_BIAS)
+switcher.copy_aware.value = False
 
 # %% [markdown]
 # ## 4. What does a switch cost?
@@ -1086,6 +1195,8 @@ if checks.exact_kernels(profile):
 #   `active_adapter` names the active one.
 # - `set_adapter(name, inference_mode=True)` switches in milliseconds without making weights trainable;
 #   `disable_adapter()` runs the bare base; `delete_adapter` frees one adapter.
+# - On a learner's own words a small model slips while copying names; copy-aware decoding
+#   (`generate(..., copy_bias=COPY_BIAS)`) finishes a prompt word the answer began, but cannot choose the word.
 # - Switching is far cheaper than reading files, and reloading the base is the most expensive of all.
 # - A mixed batch (`adapter_names=[...]`, `"__base__"` for the base) gives the single-adapter outputs
 #   (exactly in fp32; within fp16 rounding on a GPU), and at the same number of generated tokens it beats
@@ -1104,6 +1215,8 @@ if checks.exact_kernels(profile):
 # 4. Damage a copy of an adapter (truncate `adapter_model.safetensors`, delete `adapter_config.json`,
 #    edit the manifest's `base_model`) and read each error of `check_adapter`. Which one needs
 #    `strict=False` to pass, and why is that dangerous?
+# 5. Rerun the natural-words table with `copy_bias` 2, 6 and 12, and also score the template held-out prompts of
+#    section 2 with each. Where does a larger bias start to hurt, and which answers does it spoil?
 #
 # ## Quiz
 
@@ -1117,6 +1230,8 @@ if checks.exact_kernels(profile):
 #   `active_adapter` называет активный.
 # - `set_adapter(name, inference_mode=True)` переключает за миллисекунды, не делая веса обучаемыми;
 #   `disable_adapter()` запускает чистую базовую модель; `delete_adapter` освобождает один адаптер.
+# - На запросах своими словами маленькая модель ошибается, копируя имена; декодирование с копированием
+#   (`generate(..., copy_bias=COPY_BIAS)`) дописывает начатое ответом слово промпта, но не может выбрать это слово.
 # - Переключение намного дешевле чтения файлов, а перезагрузка базовой модели дороже всего.
 # - Смешанный батч (`adapter_names=[...]`, `"__base__"` для базовой модели) даёт те же выходы, что и отдельные
 #   адаптеры (точно в fp32; в пределах округления fp16 на GPU), и при одинаковом числе сгенерированных токенов
@@ -1136,6 +1251,8 @@ if checks.exact_kernels(profile):
 # 4. Испортите копию адаптера (обрежьте `adapter_model.safetensors`, удалите `adapter_config.json`, отредактируйте
 #    `base_model` в манифесте) и прочитайте каждую ошибку `check_adapter`. Какая из этих поломок проходит проверку
 #    только со `strict=False` и почему это опасно?
+# 5. Пересчитайте таблицу запросов своими словами с `copy_bias` 2, 6 и 12 и оцените с каждым ещё и шаблонные
+#    отложенные промпты из раздела 2. С какого смещения оно начинает вредить и какие ответы портит?
 #
 # ## Тест
 

@@ -1,0 +1,117 @@
+"""Copy-aware decoding: once an answer starts repeating a word of the prompt, nudge it to finish that word exactly.
+
+A small model that copies a name from the prompt slips mid-word ("Thorvaldsen" -> "Thorvalus", "Blackwood" ->
+"Black"). While the answer's last word is the beginning of a word of the prompt (the same bytes, both starting a
+word), `CopyBias` adds `bias` to the logits of the tokens that go on spelling that prompt word, until the word ends
+(a space, a comma, a closing quote or bracket, a full stop before a space). It forbids nothing: a sure model still
+leaves the copy, and it never chooses *which* word to copy — that stays the model's (and the adapter's) decision.
+A "word" here runs through `_ . @ - (` so identifiers, e-mails and calls like `double(xs)` count as one. At a word's
+end the nudge pauses; if the answer then writes the space the prompt has there, the prompt's next word is nudged in
+turn, so a name or an item of several words can be copied whole.
+It is the decoding-time cousin of a pointer-generator's copy mechanism; prompt-lookup decoding matches the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from functools import lru_cache
+
+COPY_BIAS = 6.0  # logits added to the tokens that continue a copy (measured: see the closing table in notebook 02)
+MAX_WORD = 64  # bytes of the answer's last word that are matched against the prompt
+
+_OPENERS = frozenset(b" \t\r\n\"'`([{:,")
+_CLOSERS = frozenset(b" \t\r\n,;:!?)]}\"'`")
+_GUILLEMET_OPEN, _GUILLEMET_CLOSE = "«".encode(), "»".encode()
+
+
+def checked_bias(bias: float) -> float:
+    """`bias` as a float, or a clear error when it is negative (a negative nudge would push answers off the prompt)."""
+    if not bias >= 0:
+        raise ValueError(f"copy bias must be >= 0 (0 turns it off; copying.COPY_BIAS = {COPY_BIAS}), got {bias}.")
+    return float(bias)
+
+
+def starts_word(data: bytes, at: int) -> bool:
+    """Does a word start at byte `at` (the text's start, or after a space, an opening quote or bracket, `:` or `,`)?"""
+    if at == 0:
+        return True
+    return data[at - 1] in _OPENERS or data[max(at - 2, 0) : at] == _GUILLEMET_OPEN
+
+
+def ends_word(data: bytes, at: int) -> bool:
+    """Does a word end just before byte `at` (the end, a space, `, ; : ! ?`, a closing quote or bracket, `. `)?"""
+    if at >= len(data) or data[at] in _CLOSERS or data[at : at + 2] == _GUILLEMET_CLOSE:
+        return True
+    return data[at] == ord(".") and (at + 1 == len(data) or data[at + 1] in b" \t\r\n")
+
+
+def copy_ends(answer: bytes, source: bytes) -> list[int]:
+    """Where in `source` the word being copied stands: the ends of every match of the answer's longest word tail
+    that starts a word in both texts (empty when the answer's last word begins no word of the source)."""
+    for start in range(max(len(answer) - MAX_WORD, 0), len(answer)):
+        if not starts_word(answer, start):
+            continue
+        piece, ends = answer[start:], []
+        at = source.find(piece)
+        while at >= 0:
+            if starts_word(source, at):
+                ends.append(at + len(piece))
+            at = source.find(piece, at + 1)
+        if ends:
+            return ends
+    return []
+
+
+class CopyBias:
+    """Each row's logit nudges (`generate_texts`' `token_bias`): tokens that go on spelling the prompt word that the
+    answer has begun to repeat get `bias` more."""
+
+    def __init__(self, tokenizer, sources: Sequence[str | None] = (), prompt_length: int = 0, bias: float = COPY_BIAS):
+        from .tools.constrained import by_first_byte, token_bytes
+
+        self.pieces = token_bytes(tokenizer)
+        self.by_first = by_first_byte(self.pieces)
+        self.bias = checked_bias(bias)
+        self.sources = [None if s is None else s.encode() for s in sources]
+        self.prompt_length = prompt_length
+
+    def for_rows(self, sources: Sequence[str | None], prompt_length: int, bias: float | None = None) -> CopyBias:
+        """The same nudge for another batch of rows (token tables shared, not rebuilt)."""
+        other = copy.copy(self)
+        other.sources = [None if s is None else s.encode() for s in sources]
+        other.prompt_length = prompt_length
+        other.bias = self.bias if bias is None else checked_bias(bias)
+        return other
+
+    def nudges(self, answer: bytes, source: bytes) -> dict[int, float] | None:
+        """Token id -> added logit after `answer` (None while the answer is not inside a word of `source`)."""
+        ends = copy_ends(answer, source)
+        if not ends or any(ends_word(source, end) for end in ends):  # nothing copied, or it may be a whole word
+            return None
+        out: dict[int, float] = {}
+        for rest in {source[end:] for end in ends}:
+            for i in self.by_first.get(rest[0], ()):
+                if rest.startswith(self.pieces[i]):
+                    out[i] = self.bias
+        return out or None
+
+    def __call__(self, batch_id: int, input_ids) -> dict[int, float] | None:
+        source = self.sources[batch_id]
+        if source is None or not self.bias:
+            return None
+        answer = b"".join(self.pieces[i] or b"" for i in input_ids[self.prompt_length :].tolist())
+        return self.nudges(answer, source)
+
+
+@lru_cache(maxsize=4)
+def vocabulary_bias(tokenizer) -> CopyBias:
+    """A nudge with no rows yet: its token table, built once per tokenizer."""
+    return CopyBias(tokenizer)
+
+
+def prompt_source(prompt: str | list[dict]) -> str:
+    """The text an answer may copy from: the prompt, or a conversation's user messages (one per line)."""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(str(m.get("content") or "") for m in prompt if m.get("role") == "user")
