@@ -17,7 +17,9 @@ import copy
 from collections.abc import Sequence
 from functools import lru_cache
 
-COPY_BIAS = 6.0  # logits added to the tokens that continue a copy (measured: see the closing table in notebook 02)
+# Logits added to the tokens that continue a copy. On the tiny adapters 4 to 8 gave about the same gains on the
+# natural sets; 12 starts to spoil template answers that copy little (coding held-out: 1.00 -> 0.80).
+COPY_BIAS = 6.0
 MAX_WORD = 64  # bytes of the answer's last word that are matched against the prompt
 
 _OPENERS = frozenset(b" \t\r\n\"'`([{:,")

@@ -3,8 +3,9 @@
 `lessons_lib.data` writes every request from a handful of templates and draws names from fixed pools, so an
 adapter trained on it learns where a template puts the name, or recalls a pool name, instead of copying from the
 prompt. Here the same three tasks come in casual and formal phrasings, with the instruction before or after the
-text, the fields in any order and names that exist nowhere else (syllables from `tiny.copy_corpus.Entities`).
-The answers keep the course's formats exactly, so `evaluate` scores them as before.
+text, the fields in any order, names that exist nowhere else (syllables from `tiny.copy_corpus.Entities`), items
+from everyday goods and e-mail addresses in the shapes people use. The answers keep the course's formats
+exactly, so `evaluate` scores them as before.
 """
 
 from __future__ import annotations
@@ -423,7 +424,8 @@ def everyday_goods(lang: str) -> tuple[str, ...]:
 
 
 class RealNames(Entities):
-    """`Entities` that draws half its people and towns from the real-looking lists above."""
+    """`Entities` that draws half its people and towns from the real-looking lists above, and writes e-mail
+    addresses in many shapes."""
 
     def _pick(self, kind: str) -> str:
         return self.rng.choice(real_words(kind, self.lang))
