@@ -116,3 +116,10 @@ def test_answers_that_copy_nothing_are_unchanged(course_model, tokenizer):
     assert generate(course_model, tokenizer, prompts, 16, adapter_names=names, copy_bias=COPY_BIAS) == generate(
         course_model, tokenizer, prompts, 16, adapter_names=names
     )
+
+
+def test_a_row_nudge_reads_the_generated_ids_the_serving_engine_passes(nudge, tokenizer):
+    ids = tokenizer("Hello, Osric Black", add_special_tokens=False)["input_ids"]
+    row = nudge.for_rows([], 0).row(SOURCE)
+    assert row(ids) == nudge.nudges(b"Hello, Osric Black", SOURCE.encode()) is not None
+    assert row([]) is None and nudge.for_rows([], 0, bias=0.0).row(SOURCE)(ids) is None

@@ -133,6 +133,12 @@ def test_stop_cuts_the_answer_before_the_stop_string(api):
     assert cut.choices[0].finish_reason == "stop"
 
 
+def test_copy_bias_goes_through_the_sdk_as_an_extra_body_field(api):
+    prompt = "Hello, this is Evangeline Strathmore. Order 77120 never came."
+    assert "Evangeline" not in text(ask(api, "support", prompt))
+    assert text(ask(api, "support", prompt, extra_body={"copy_bias": 6})).startswith("Hello, Evangeline Strathmore!")
+
+
 def test_logprobs_come_with_the_tokens(api):
     """Before: logprobs=True gave logprobs None."""
     reply = ask(api, logprobs=True, top_logprobs=2, max_tokens=6)

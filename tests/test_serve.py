@@ -7,6 +7,7 @@ The web page is tested in tests/test_web_page.py, the vLLM/LoRAX hand-off in tes
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -250,6 +251,26 @@ def test_mix_of_one_adapter_at_weight_one_equals_that_adapter(client, references
     bad = chat(client, "mix", prompt, adapter_weights={"legal": 1.0})
     assert bad.status_code == 404
     assert chat(client, "mix", prompt, adapter_weights={"json": -1}).status_code == 400
+
+
+# ---------------------------------------------------------------- extension: copy-aware decoding
+def test_copy_bias_finishes_the_prompt_words_an_answer_began(client):
+    prompt = "Hello, this is Evangeline Strathmore. Order 77120 never came."
+    plain = chat(client, "support", prompt).json()["choices"][0]["message"]["content"]
+    nudged = chat(client, "support", prompt, copy_bias=6.0).json()["choices"][0]["message"]["content"]
+    assert plain.startswith("Hello, Eva") and "Evangeline" not in plain  # the adapter slips mid-name...
+    assert nudged.startswith("Hello, Evangeline Strathmore!")  # ...and finishes it exactly when nudged
+    assert chat(client, "support", prompt, copy_bias=0).json()["choices"][0]["message"]["content"] == plain
+    events = chat(client, "support", prompt, copy_bias=6.0, stream=True).text.split("\n\n")
+    chunks = [json.loads(e[len("data: ") :]) for e in events if e.startswith("data: {")]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == nudged
+
+
+@pytest.mark.parametrize("value", [-1, 21, "6", True])
+def test_a_bad_copy_bias_is_a_400_naming_it(client, value):
+    response = chat(client, "support", "Hi", copy_bias=value)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "copy_bias"
 
 
 def test_auto_with_a_blank_last_user_message_is_a_400_naming_it(client):

@@ -403,8 +403,17 @@ class Server:
             weights=weights,
             sampling=self.sampling(request),
             allowed_tokens=plan.allowed_tokens if plan else None,
+            token_bias=self.copy_nudge(messages, request.copy_bias),
         )
         return Prepared(job, request, plan)
+
+    def copy_nudge(self, messages: list[dict], bias: float | None):
+        """The job's `token_bias` for a request's copy_bias (None when absent or 0), copying from the user messages."""
+        if not bias:
+            return None
+        from ..copying import prompt_source, vocabulary_bias
+
+        return vocabulary_bias(self.check_tokenizer).for_rows([], 0, bias).row(prompt_source(messages))
 
     def checked_job(self, request: ChatRequest) -> Prepared:
         """`build_job`, then memory released if the prompt was large (runs on the prompt-check thread)."""

@@ -94,6 +94,8 @@ class Job:
     sampling: Sampling = field(default_factory=Sampling)
     # one row's generated ids so far -> the allowed next ids (None = any); constrained tool calls use it
     allowed_tokens: Callable[[list[int]], list[int] | None] | None = None
+    # one row's generated ids so far -> logits to add (None = none); the request's copy_bias uses it
+    token_bias: Callable[[list[int]], dict[int, float] | None] | None = None
     on_delta: Callable[[Delta], None] | None = None  # streaming; called on the worker thread
     # streaming: called on the worker thread with (the public adapter name, the route) once the adapter that answers
     # is chosen (after routing, before the first delta), so a stream can say who answers in its first chunk
@@ -372,6 +374,7 @@ class BatchingEngine:
             logprobs=sampling.logprobs,
             top_logprobs=sampling.top_logprobs,
             allowed_tokens=job.allowed_tokens,
+            token_bias=job.token_bias,
             on_text=on_text,
             cancelled=job.cancelled.is_set,
         )

@@ -8,7 +8,8 @@ tool_call_id; text content or text parts), stream, stream_options.include_usage,
 greedy — see DEFAULT_TEMPERATURE), top_p, seed, n (1..8), stop (a string or up to 4), max_completion_tokens /
 max_tokens, logprobs, top_logprobs (0..5), response_format {"type": "text"}, tools, tool_choice ("none" shows
 the model no tools), parallel_tool_calls (true or false: each choice carries at most one call, which satisfies
-both), and the course's extension adapter_weights (model="mix").
+both), and the course's extensions adapter_weights (model="mix") and copy_bias (0..20: copy-aware decoding, a prompt
+word the answer began is nudged to come out exact; `lessons_lib.copying`, 6 is the course's value).
 
 Allow-listed (accepted, no effect here): user, safety_identifier, metadata, store, service_tier,
 prompt_cache_key, frequency_penalty and presence_penalty when 0, logit_bias when empty, a message's `name` and
@@ -173,6 +174,7 @@ class ResponseFormat(Strictly):
 
 
 Number = Annotated[float, Strict()]
+MAX_COPY_BIAS = 20.0  # beyond this a nudge is a mask in all but name (the course uses copying.COPY_BIAS = 6)
 
 
 class ChatRequest(Strictly):
@@ -196,6 +198,8 @@ class ChatRequest(Strictly):
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     adapter_weights: dict[str, Number] | None = None  # the course's extension; numbers only: "0.5" is refused
+    # the course's extension: copy-aware decoding (lessons_lib.copying), 0 = off; numbers only
+    copy_bias: Number | None = Field(default=None, ge=0, le=MAX_COPY_BIAS)
     # allow-listed: they change nothing on this server
     user: str | None = None
     safety_identifier: str | None = None

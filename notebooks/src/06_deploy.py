@@ -369,7 +369,8 @@ for name in model_ids:
 # Any OpenAI-compatible client works: only `base_url` changes (the API key is not checked here). The adapter
 # is chosen per request with `model=`. Our server also accepts an **extension**: `model="mix"` with
 # `adapter_weights` builds (once, then caches) a weighted `cat` combination of loaded adapters with PEFT's
-# `add_weighted_adapter` — the openai client sends it through `extra_body`.
+# `add_weighted_adapter` — the openai client sends it through `extra_body`. So does the second extension,
+# `copy_bias` (notebook 02's copy-aware decoding, e.g. `extra_body={"copy_bias": 6}`).
 #
 # The two comparisons below are exact on every profile, GPU included: the same request sent twice, each alone in
 # its batch, runs the same kernels on the same weights; and a `cat` mix of one adapter at weight 1.0 holds that
@@ -381,7 +382,8 @@ for name in model_ids:
 # Подойдёт любой OpenAI-совместимый клиент: меняется только `base_url` (ключ API здесь не проверяется). Адаптер
 # выбирается для каждого запроса параметром `model=`. Наш сервер принимает и **расширение**: `model="mix"` с
 # `adapter_weights` строит (один раз, затем кэширует) взвешенное смешивание `cat` загруженных адаптеров с помощью
-# `add_weighted_adapter` из PEFT — клиент openai передаёт его через `extra_body`.
+# `add_weighted_adapter` из PEFT — клиент openai передаёт его через `extra_body`. Так же передаётся и второе
+# расширение, `copy_bias` (декодирование с копированием из ноутбука 02, например `extra_body={"copy_bias": 6}`).
 #
 # Два сравнения ниже точны на любом профиле, включая GPU: один и тот же запрос, отправленный дважды и каждый раз один
 # в своём батче, выполняет те же ядра на тех же весах; а смесь `cat` из одного адаптера с весом 1.0 содержит
