@@ -160,3 +160,21 @@ def test_a_server_answering_json_instead_of_a_stream_still_works(page, api):
     assert text(page, "#answer") == reference["choices"][0]["message"]["content"]
     assert text(page, "#adapter") == "mix:json=1,support=1"
     assert "batch of" in text(page, "#detail")
+
+
+def test_the_copy_box_sends_copy_bias(page, api):
+    from lessons_lib.copying import COPY_BIAS
+
+    prompt = "Hello, this is Evangeline Strathmore. Order 77120 never came."
+    type_prompt(page, prompt)
+    page.evaluate(
+        "(() => { const s = document.getElementById('model'); s.value = 'support';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+    page.click("#copy")
+    assert page.evaluate("document.getElementById('copy').checked") is True
+    page.click("#send")
+    page.wait_for("document.getElementById('status').textContent === 'done'", timeout=120)
+    nudged = expected(api, prompt, model="support", copy_bias=COPY_BIAS)["choices"][0]["message"]["content"]
+    assert text(page, "#answer") == nudged != expected(api, prompt, model="support")["choices"][0]["message"]["content"]
+    assert "Evangeline Strathmore" in nudged

@@ -2,8 +2,11 @@
 
 Plain HTML + JavaScript, no external assets (it works offline and behind any firewall). Answers stream in as
 they are generated (`stream: true`, read with fetch + ReadableStream from the server-sent events); a server that
-answers with JSON instead is read as JSON. For `auto` the page shows the router's choice and scores.
+answers with JSON instead is read as JSON. For `auto` the page shows the router's choice and scores. A box turns on
+copy-aware decoding (the `copy_bias` extension, at the course's `copying.COPY_BIAS`).
 """
+
+from ..copying import COPY_BIAS
 
 PAGE_HTML = """<!doctype html>
 <html lang="en">
@@ -40,6 +43,7 @@ with weights, or compare models side by side. Answers stream in as they are gene
     <label for="model">Model</label>
     <select id="model"><option value="">loading...</option></select>
     <button id="send" type="button" disabled>Send</button>
+    <label class="meta"><input type="checkbox" id="copy"> copy names exactly (<code>copy_bias</code>)</label>
     <span id="status" class="meta">loading models...</span>
   </div>
   <div id="answer" class="answer" aria-live="polite"></div>
@@ -206,6 +210,8 @@ async function readStream(response, view) {
   }
 }
 
+const COPY_BIAS = __COPY_BIAS__;
+
 function messages() {
   return [{role: "user", content: $("prompt").value}];
 }
@@ -213,7 +219,9 @@ function messages() {
 async function sendOne() {
   $("send").disabled = true;
   try {
-    await ask({model: $("model").value, messages: messages()},
+    const body = {model: $("model").value, messages: messages()};
+    if ($("copy").checked) body.copy_bias = COPY_BIAS;  // copy-aware decoding (lessons_lib.copying)
+    await ask(body,
               {answer: $("answer"), adapter: $("adapter"), route: $("route"), status: $("status"),
                detail: $("detail")});
   } finally {
@@ -270,4 +278,4 @@ loadModels();
 </script>
 </body>
 </html>
-"""
+""".replace("__COPY_BIAS__", repr(COPY_BIAS))
