@@ -98,22 +98,20 @@ class CopyBias:
                     out[i] = self.bias
         return out or None
 
+    def spelled(self, ids: Sequence[int]) -> bytes:
+        """The bytes that token ids spell (special tokens spell nothing)."""
+        return b"".join(self.pieces[i] or b"" for i in ids)
+
     def row(self, source: str) -> Callable[[list[int]], dict[int, float] | None]:
         """One row's `RowRequest.token_bias`: its generated ids so far -> the nudges (the serving engine's form)."""
         data = source.encode()
-
-        def nudge(generated: list[int]) -> dict[int, float] | None:
-            answer = b"".join(self.pieces[i] or b"" for i in generated)
-            return self.nudges(answer, data) if self.bias else None
-
-        return nudge
+        return lambda generated: self.nudges(self.spelled(generated), data) if self.bias else None
 
     def __call__(self, batch_id: int, input_ids) -> dict[int, float] | None:
         source = self.sources[batch_id]
         if source is None or not self.bias:
             return None
-        answer = b"".join(self.pieces[i] or b"" for i in input_ids[self.prompt_length :].tolist())
-        return self.nudges(answer, source)
+        return self.nudges(self.spelled(input_ids[self.prompt_length :].tolist()), source)
 
 
 @lru_cache(maxsize=4)
