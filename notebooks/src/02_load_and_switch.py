@@ -431,17 +431,16 @@ for domain in DOMAINS:
         }
     )
 print(format_table(natural_rows))
-changed = next(
-    (k for k, (d, _) in enumerate(natural_grid) if natural_answers[0.0][k] != natural_answers[COPY_BIAS][k]), None
-)
+changed_rows = [k for k in range(len(natural_grid)) if natural_answers[0.0][k] != natural_answers[COPY_BIAS][k]]
+changed = changed_rows[0] if changed_rows else None
 if changed is not None:
     print(f"\n{natural_grid[changed][1].prompt}")
     for bias, label in ((0.0, tr(en="greedy", ru="жадно")), (COPY_BIAS, f"copy_bias={COPY_BIAS:g}")):
         print(f"  {label:14s} {short(natural_answers[bias][changed], 90)}")
 
 # %% [markdown]
-# On the tiny profile copy-aware decoding lifts every adapter's task rate; json and support then do the job on more
-# than 0.8 of the requests, coding stays well below. What is left is mostly *choice*, which no decoder fixes: a
+# On the tiny profile copy-aware decoding lifts every adapter's task rate; json and support then do the job on about
+# 0.8 of the requests or more, coding stays well below. What is left is mostly *choice*, which no decoder fixes: a
 # function name the answer starts differently (`def form(readings)` for `filter_hot_days`), `+` where the request
 # says *multiply*, a JSON name that stops early (`"Tobias Lind"`: the nudge makes the next letters likelier, it
 # does not force them) or the wrong words taken as the name. The bias finishes a word; it cannot pick it. The same
@@ -449,7 +448,7 @@ if changed is not None:
 
 # %% [markdown] lang="ru"
 # На профиле tiny декодирование с копированием поднимает долю решённых задач у каждого адаптера; json и support
-# после этого справляются более чем с 0.8 запросов, coding остаётся заметно ниже. Остаётся в основном *выбор*,
+# после этого справляются примерно с 0.8 запросов или больше, coding остаётся заметно ниже. Остаётся в основном *выбор*,
 # который не исправит никакой декодер: имя функции, начатое иначе (`def form(readings)` вместо `filter_hot_days`),
 # `+` там, где просят *умножить*, имя в JSON, оборванное раньше времени (`"Tobias Lind"`: подталкивание делает
 # следующие буквы вероятнее, но не навязывает их), или не те слова, взятые за имя. Подталкивание дописывает слово,
@@ -458,11 +457,17 @@ if changed is not None:
 # %%
 gain = {r["adapter"]: round(r["task · copy_bias"] - r["task"], 3) for r in natural_rows}
 print(tr(en="task rate gained with copy_bias:", ru="прирост доли решённых задач с copy_bias:"), gain)
+nudged_task = {r["adapter"]: r["task · copy_bias"] for r in natural_rows}
 if checks.expects_quality(profile) and profile.name == "tiny":  # measured on the shipped tiny adapters
     assert all(g >= 0 for g in gain.values()) and sum(gain.values()) >= 0.3, gain
+    assert min(nudged_task["json"], nudged_task["support"]) >= 0.75 > nudged_task["coding"] + 0.1, nudged_task
 
+# a support request whose answer the bias changed (else the first one), in the switcher with the box ticked
+demo = next(
+    (item for k, (d, item) in enumerate(natural_grid) if d == "support" and k in changed_rows), natural["support"][0]
+)
 switcher.dropdown.value = "support"
-switcher.prompt.value = natural["support"][0].prompt
+switcher.prompt.value = demo.prompt
 switcher.copy_aware.value = True
 switcher.button.click()
 print(f"{switcher.status.value}\n{switcher.last.answer}")
