@@ -29,6 +29,27 @@ def test_playground_routes_and_generates_with_the_chosen_adapter():
 
 
 @pytest.mark.widgets
+def test_the_copy_box_sends_the_course_copy_bias():
+    from lessons_lib.copying import COPY_BIAS
+
+    calls = []
+
+    def fake_generate(model, tok, prompts, max_new_tokens, adapter_names=None, **extra):
+        calls.append(extra)
+        return ["ok"]
+
+    pg = RouterPlayground(KeywordRouter(), model=object(), tokenizer=object(), generate_fn=fake_generate)
+    pg.prompt.value = "Please give me this as JSON"
+    pg.button.click()
+    pg.copy_aware.value = True
+    pg.button.click()
+    assert calls == [{}, {"copy_bias": COPY_BIAS}] and pg.last.copy_bias == COPY_BIAS
+    assert pg.copy_aware in pg.children[1].children
+    routing_only = RouterPlayground(KeywordRouter())
+    assert routing_only.copy_aware not in routing_only.children[1].children  # no model, nothing to decode: no box
+
+
+@pytest.mark.widgets
 def test_playground_empty_prompt_and_routing_only():
     pg = RouterPlayground(KeywordRouter())
     pg.prompt.value = "   "

@@ -2,7 +2,8 @@
 
 Core widgets only (Textarea, Button, Label, HTML, VBox/HBox), so it works on ipywidgets 7.7 (Colab) and 8.x.
 Results go into Label/HTML values. Drive it from Python: set `playground.prompt.value`, call
-`playground.button.click()`, read `playground.last`.
+`playground.button.click()`, read `playground.last`. With a model, a "copy names exactly" box
+(`playground.copy_aware`) turns on copy-aware decoding (`lessons_lib.copying`), as in the AdapterSwitcher.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 
 from .. import domains
+from ..copying import COPY_BIAS
 from ..i18n import tr
 from ..router.base import GENERAL
 from .common import answer_html, prompt_box, run_showing_errors
@@ -24,12 +26,13 @@ GENERAL_COLOR = "#8172b2"  # the "general" label (the base model); each domain's
 
 @dataclass(frozen=True)
 class PlaygroundResult:
-    """One press of the button: the router's decision, the adapter used, the answer and timings."""
+    """One press of the button: the router's decision, the adapter used, the answer, timings and the copy bias."""
 
     decision: object
     adapter: str
     answer: str | None
     route_ms: float
+    copy_bias: float = 0.0
 
 
 def score_bars_html(scores: dict[str, float], chosen: str) -> str:
@@ -60,6 +63,7 @@ class RouterPlayground(widgets.VBox):
         prompt: str = "",
         max_new_tokens: int = 64,
         generate_fn: Callable | None = None,
+        copy_aware: bool = False,
     ):
         from ..models import generate
 
@@ -83,8 +87,12 @@ class RouterPlayground(widgets.VBox):
         self.reason = widgets.Label(value="")
         self.bars = widgets.HTML(value="")
         self.answer = widgets.HTML(value="")
+        self.copy_aware = widgets.Checkbox(
+            value=copy_aware, description=tr(en="copy names exactly", ru="копировать имена точно"), indent=False
+        )
         self.last: PlaygroundResult | None = None
-        super().__init__([self.prompt, widgets.HBox([self.button, self.choice]), self.reason, self.bars, self.answer])
+        controls = [self.button, self.choice] if model is None else [self.button, self.copy_aware, self.choice]
+        super().__init__([self.prompt, widgets.HBox(controls), self.reason, self.bars, self.answer])
         self.button.on_click(self._on_click)
 
     def run(self) -> PlaygroundResult | None:
@@ -106,13 +114,15 @@ class RouterPlayground(widgets.VBox):
         )
         self.reason.value = decision.reason
         self.bars.value = score_bars_html(decision.scores, decision.label)
-        answer = None
+        answer, bias = None, 0.0
         if self.model is not None:
+            bias = COPY_BIAS if self.copy_aware.value else 0.0
+            extra = {"copy_bias": bias} if bias else {}  # a custom generate_fn needs the keyword only when it is used
             answer = self._generate(
-                self.model, self.tokenizer, [text.strip()], self.max_new_tokens, adapter_names=[adapter]
+                self.model, self.tokenizer, [text.strip()], self.max_new_tokens, adapter_names=[adapter], **extra
             )[0]
             self.answer.value = answer_html(answer)
-        self.last = PlaygroundResult(decision, adapter, answer, route_ms)
+        self.last = PlaygroundResult(decision, adapter, answer, route_ms, bias)
         return self.last
 
     def _on_click(self, _button) -> None:

@@ -578,14 +578,16 @@ assert acc["ngram"] >= acc["keyword"] + 0.15, acc
 #
 # Type a prompt, press the button: the chosen adapter, the router's score per label, and the answer of
 # the chosen adapter. We load the course adapters (found at the top) into one `PeftModel` for generation —
-# after freeing the embedding router's base, which is not needed any more.
+# after freeing the embedding router's base, which is not needed any more. The **copy names exactly** box turns on
+# notebook 02's copy-aware decoding for the answer.
 
 # %% [markdown] lang="ru"
 # ## 6. RouterPlayground
 #
 # Введите промпт и нажмите кнопку: вы увидите выбранный адаптер, оценку маршрутизатора для каждой метки и ответ
 # выбранного адаптера. Для генерации мы загружаем адаптеры курса (найденные в начале урока) в один `PeftModel`,
-# предварительно освободив базовую модель маршрутизатора на эмбеддингах — она больше не нужна.
+# предварительно освободив базовую модель маршрутизатора на эмбеддингах — она больше не нужна. Галочка
+# **копировать имена точно** включает для ответа декодирование с копированием из ноутбука 02.
 
 # %%
 from lessons_lib.adapters import load_with_adapters
