@@ -14,8 +14,9 @@ It is the decoding-time cousin of a pointer-generator's copy mechanism; prompt-l
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
+from typing import Self
 
 # Logits added to the tokens that continue a copy. On the tiny adapters 4 to 8 gave about the same gains on the
 # natural sets; 12 starts to spoil template answers that copy little (coding held-out: 1.00 -> 0.80).
@@ -48,16 +49,18 @@ def ends_word(data: bytes, at: int) -> bool:
     return data[at] == ord(".") and (at + 1 == len(data) or data[at + 1] in b" \t\r\n")
 
 
-def copy_ends(answer: bytes, source: bytes) -> list[int]:
-    """Where in `source` the word being copied stands: the ends of every match of the answer's longest word tail
-    that starts a word in both texts (empty when the answer's last word begins no word of the source)."""
-    for start in range(max(len(answer) - MAX_WORD, 0), len(answer)):
-        if not starts_word(answer, start):
+def copy_ends(
+    answer: bytes, source: bytes, starts=starts_word, shortest: int = 1, longest: int = MAX_WORD
+) -> list[int]:
+    """Where in `source` the copy that `answer` is making ends: every end of a match of the answer's longest tail
+    (`shortest`..`longest` bytes) that starts a word in both texts, by `starts` (empty when nothing matches)."""
+    for start in range(max(len(answer) - longest, 0), len(answer) - shortest + 1):
+        if not starts(answer, start):
             continue
         piece, ends = answer[start:], []
         at = source.find(piece)
         while at >= 0:
-            if starts_word(source, at):
+            if starts(source, at):
                 ends.append(at + len(piece))
             at = source.find(piece, at + 1)
         if ends:
@@ -65,59 +68,96 @@ def copy_ends(answer: bytes, source: bytes) -> list[int]:
     return []
 
 
-class CopyBias:
-    """Each row's logit nudges (`generate_texts`' `token_bias`): tokens that go on spelling the prompt word that the
-    answer has begun to repeat get `bias` more."""
+class SourceHook:
+    """A per-row decoding hook over a batch (`generate_texts`' `allowed_tokens` or `token_bias`): each row's source
+    text and the answer its generated ids spell; a subclass's `decide(answer, source)` says what may follow."""
 
-    def __init__(self, tokenizer, sources: Sequence[str | None] = (), prompt_length: int = 0, bias: float = COPY_BIAS):
+    def __init__(self, tokenizer, sources: Sequence[str | None] = (), prompt_length: int = 0):
         from .tools.constrained import by_first_byte, token_bytes
 
         self.pieces = token_bytes(tokenizer)
         self.by_first = by_first_byte(self.pieces)
-        self.bias = checked_bias(bias)
         self.sources = [None if s is None else s.encode() for s in sources]
         self.prompt_length = prompt_length
 
-    def for_rows(self, sources: Sequence[str | None], prompt_length: int, bias: float | None = None) -> CopyBias:
-        """The same nudge for another batch of rows (token tables shared, not rebuilt)."""
+    @classmethod
+    def for_tokenizer(cls, tokenizer) -> Self:
+        """One with no rows yet: its token tables, built once per tokenizer."""
+        return _vocabulary(cls, tokenizer)
+
+    def for_rows(self, sources: Sequence[str | None], prompt_length: int) -> Self:
+        """The same hook for another batch of rows (token tables shared, not rebuilt)."""
         other = copy.copy(self)
         other.sources = [None if s is None else s.encode() for s in sources]
         other.prompt_length = prompt_length
-        other.bias = self.bias if bias is None else checked_bias(bias)
         return other
+
+    def batches(self, sources: Iterable[str | None]) -> Callable[[slice, int], Self]:
+        """`generate_texts`' per-batch factory: the hook for each batch's rows of `sources`."""
+        sources = list(sources)
+        return lambda rows, prompt_length: self.for_rows(sources[rows], prompt_length)
+
+    def spelled(self, ids: Sequence[int]) -> bytes:
+        """The bytes that token ids spell (special tokens spell nothing)."""
+        return b"".join(self.pieces[i] or b"" for i in ids)
+
+    def spelling(self, rest: bytes, beyond: bool = False) -> list[int]:
+        """Tokens whose bytes begin `rest` (`beyond`: or that spell all of it and go on)."""
+        return [
+            i
+            for i in self.by_first.get(rest[0], ())
+            if rest.startswith(self.pieces[i]) or (beyond and self.pieces[i].startswith(rest))
+        ]
+
+    def decide(self, answer: bytes, source: bytes):
+        """What may follow `answer`, given the row's `source` (None: no say)."""
+        raise NotImplementedError
+
+    def row(self, source: str) -> Callable[[list[int]], object]:
+        """One row's hook on its generated ids so far (the serving engine's `RowRequest` form)."""
+        data = source.encode()
+        return lambda generated: self.decide(self.spelled(generated), data)
+
+    def __call__(self, batch_id: int, input_ids):
+        source = self.sources[batch_id]
+        if source is None:
+            return None
+        return self.decide(self.spelled(input_ids[self.prompt_length :].tolist()), source)
+
+
+@lru_cache(maxsize=8)
+def _vocabulary(cls: type[SourceHook], tokenizer) -> SourceHook:
+    return cls(tokenizer)
+
+
+class CopyBias(SourceHook):
+    """Each row's logit nudges (`token_bias`): tokens that go on spelling the prompt word that the answer has begun
+    to repeat get `bias` more."""
+
+    def __init__(self, tokenizer, sources: Sequence[str | None] = (), prompt_length: int = 0, bias: float = COPY_BIAS):
+        super().__init__(tokenizer, sources, prompt_length)
+        self.bias = checked_bias(bias)
+
+    def with_bias(self, bias: float) -> CopyBias:
+        """The same nudge with another bias (checked now, before any generation)."""
+        other = copy.copy(self)
+        other.bias = checked_bias(bias)
+        return other
+
+    def for_rows(self, sources: Sequence[str | None], prompt_length: int, bias: float | None = None) -> CopyBias:
+        """The same nudge for another batch of rows, with another bias if given."""
+        other = super().for_rows(sources, prompt_length)
+        return other if bias is None else other.with_bias(bias)
 
     def nudges(self, answer: bytes, source: bytes) -> dict[int, float] | None:
         """Token id -> added logit after `answer` (None while the answer is not inside a word of `source`)."""
         ends = copy_ends(answer, source)
         if not ends or any(ends_word(source, end) for end in ends):  # nothing copied, or it may be a whole word
             return None
-        out: dict[int, float] = {}
-        for rest in {source[end:] for end in ends}:
-            for i in self.by_first.get(rest[0], ()):
-                if rest.startswith(self.pieces[i]):
-                    out[i] = self.bias
-        return out or None
+        return {i: self.bias for rest in {source[end:] for end in ends} for i in self.spelling(rest)} or None
 
-    def spelled(self, ids: Sequence[int]) -> bytes:
-        """The bytes that token ids spell (special tokens spell nothing)."""
-        return b"".join(self.pieces[i] or b"" for i in ids)
-
-    def row(self, source: str) -> Callable[[list[int]], dict[int, float] | None]:
-        """One row's `RowRequest.token_bias`: its generated ids so far -> the nudges (the serving engine's form)."""
-        data = source.encode()
-        return lambda generated: self.nudges(self.spelled(generated), data) if self.bias else None
-
-    def __call__(self, batch_id: int, input_ids) -> dict[int, float] | None:
-        source = self.sources[batch_id]
-        if source is None or not self.bias:
-            return None
-        return self.nudges(self.spelled(input_ids[self.prompt_length :].tolist()), source)
-
-
-@lru_cache(maxsize=4)
-def vocabulary_bias(tokenizer) -> CopyBias:
-    """A nudge with no rows yet: its token table, built once per tokenizer."""
-    return CopyBias(tokenizer)
+    def decide(self, answer: bytes, source: bytes) -> dict[int, float] | None:
+        return self.nudges(answer, source) if self.bias else None
 
 
 def prompt_source(prompt: str | list[dict]) -> str:

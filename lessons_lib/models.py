@@ -178,11 +178,9 @@ def generate(
     texts = [chat_text(tokenizer, p, system, tools=tools) for p in prompts]
     token_bias = None
     if copy_bias:
-        from .copying import checked_bias, prompt_source, vocabulary_bias
+        from .copying import CopyBias, prompt_source
 
-        shared, sources = vocabulary_bias(tokenizer), [prompt_source(p) for p in prompts]
-        checked_bias(copy_bias)  # a bad bias fails here, before any generation
-        token_bias = lambda rows, prompt_length: shared.for_rows(sources[rows], prompt_length, copy_bias)  # noqa: E731
+        token_bias = CopyBias.for_tokenizer(tokenizer).with_bias(copy_bias).batches(map(prompt_source, prompts))
     answers = generate_texts(
         model,
         tokenizer,

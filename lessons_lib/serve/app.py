@@ -411,9 +411,9 @@ class Server:
         """The job's `token_bias` for a request's copy_bias (None when absent or 0), copying from the user messages."""
         if not bias:
             return None
-        from ..copying import prompt_source, vocabulary_bias
+        from ..copying import CopyBias, prompt_source
 
-        return vocabulary_bias(self.check_tokenizer).for_rows([], 0, bias).row(prompt_source(messages))
+        return CopyBias.for_tokenizer(self.check_tokenizer).with_bias(bias).row(prompt_source(messages))
 
     def checked_job(self, request: ChatRequest) -> Prepared:
         """`build_job`, then memory released if the prompt was large (runs on the prompt-check thread)."""

@@ -10,12 +10,11 @@ repeat the result at all and where to stop.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
-from functools import lru_cache
 
+from ..copying import SourceHook, copy_ends
 from ..models import generate_texts
-from .constrained import by_first_byte, is_word_byte, token_bytes
+from .constrained import is_word_byte
 
 MIN_COPY = 8  # bytes of the result repeated (from a word start) before the copy is held to the result
 SENTENCE_ENDS = b".!?"
@@ -49,61 +48,23 @@ def copy_in_progress(answer: bytes, source: bytes) -> list[int]:
 
     The copy is the answer's line when it begins like the source, or the longest tail of `answer`, at least
     MIN_COPY bytes, that starts at a word in both texts."""
-    ends = line_copy(answer, source)
-    for start in range(max(len(answer) - len(source), 0), len(answer) - MIN_COPY + 1):
-        if not word_start(answer, start):
-            continue
-        piece, at = answer[start:], source.find(answer[start:])
-        while at >= 0:
-            if word_start(source, at):
-                ends.append(at + len(piece))
-            at = source.find(piece, at + 1)
-        if ends:
-            break
-    return ends
+    return line_copy(answer, source) + copy_ends(answer, source, word_start, MIN_COPY, len(source))
 
 
-class CopyGuard:
+class CopyGuard(SourceHook):
     """Each row's allowed next tokens (`generate_texts`' `allowed_tokens`; None = any): once an answer repeats its
     source, only tokens that go on repeating it."""
-
-    def __init__(self, tokenizer, sources: Sequence[str | None], prompt_length: int):
-        self.pieces = token_bytes(tokenizer)
-        self.by_first = by_first_byte(self.pieces)
-        self.sources = [None if s is None else s.encode() for s in sources]
-        self.prompt_length = prompt_length
-
-    def for_rows(self, sources: Sequence[str | None], prompt_length: int) -> CopyGuard:
-        """The same guard for another batch of rows (token tables shared, not rebuilt)."""
-        other = copy.copy(self)
-        other.sources, other.prompt_length = [None if s is None else s.encode() for s in sources], prompt_length
-        return other
 
     def allowed(self, answer: bytes, source: bytes) -> list[int] | None:
         """Tokens that may follow `answer`: any (None) while no copy is held, else only those that go on copying."""
         ends = copy_in_progress(answer, source)
         if not ends or any(may_stop(source, end) for end in ends):
             return None
-        allowed = {
-            i
-            for rest in {source[end:] for end in ends}
-            for i in self.by_first.get(rest[0], ())
-            if rest.startswith(self.pieces[i]) or self.pieces[i].startswith(rest)
-        }
+        allowed = {i for rest in {source[end:] for end in ends} for i in self.spelling(rest, beyond=True)}
         return sorted(allowed) or None  # no token spells the next bytes: let the model go on
 
-    def __call__(self, batch_id: int, input_ids) -> list[int] | None:
-        source = self.sources[batch_id]
-        if source is None:
-            return None
-        answer = b"".join(self.pieces[i] or b"" for i in input_ids[self.prompt_length :].tolist())
+    def decide(self, answer: bytes, source: bytes) -> list[int] | None:
         return self.allowed(answer, source)
-
-
-@lru_cache(maxsize=4)
-def vocabulary_guard(tokenizer) -> CopyGuard:
-    """A guard with no rows yet: its token table, built once per tokenizer."""
-    return CopyGuard(tokenizer, [], 0)
 
 
 def faithful_generate(
@@ -118,13 +79,5 @@ def faithful_generate(
     """Greedy answers for rendered chat texts whose repeats of `sources[i]` (a tool's result, or None) are exact."""
     if len(sources) != len(texts):
         raise ValueError(f"Got {len(texts)} texts but {len(sources)} sources; pass one source (or None) per text.")
-    shared, sources = vocabulary_guard(tokenizer), list(sources)
-    return generate_texts(
-        model,
-        tokenizer,
-        texts,
-        max_new_tokens,
-        adapter_names,
-        batch_size,
-        allowed_tokens=lambda rows, prompt_length: shared.for_rows(sources[rows], prompt_length),
-    )
+    guard = CopyGuard.for_tokenizer(tokenizer).batches(sources)
+    return generate_texts(model, tokenizer, texts, max_new_tokens, adapter_names, batch_size, allowed_tokens=guard)
