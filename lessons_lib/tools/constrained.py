@@ -49,6 +49,12 @@ def check_tool_choice(tool_choice: str) -> str:
     return tool_choice
 
 
+def check_quote(quote: bool, tool_choice: str) -> None:
+    """Quoting constrains the call, so it needs `tool_choice="required"`; otherwise a clear error."""
+    if quote and tool_choice != "required":
+        raise ValueError('quote=True constrains the call; pass tool_choice="required" with it.')
+
+
 def is_free_text(spec: dict) -> bool:
     """A string argument without enum or pattern: free text, the kind that can be quoted from the request."""
     return spec.get("type") == "string" and "enum" not in spec and "pattern" not in spec

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .calls import CallError, ToolCall, parse_call, validate_call
-from .constrained import check_tool_choice, constrained_generate
+from .constrained import check_quote, check_tool_choice, constrained_generate
 from .data import ToolExample, answer_prompt, read_handwritten, tool_examples
 from .faithful import faithful_generate
 from .functions import TOOLS
@@ -149,8 +149,7 @@ def evaluate_tools(
     from ..models import chat_text
 
     check_tool_choice(tool_choice)
-    if quote and tool_choice != "required":
-        raise ValueError('quote=True constrains the call; pass tool_choice="required" with it.')
+    check_quote(quote, tool_choice)
     items = list(examples) if examples is not None else tool_examples(n, "heldout", seed)
     schema_list = tool_schemas()
     schemas = schemas_by_name(schema_list)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from ..chat_format import call_id, is_call_id
 from ..models import generate_texts
 from .calls import CallError, ToolCall, looks_like_call, parse_and_validate
-from .constrained import check_tool_choice, constrained_generate
+from .constrained import check_quote, check_tool_choice, constrained_generate
 from .faithful import faithful_generate
 from .functions import TOOLS, ToolError
 from .schemas import schemas_by_name, tool_schemas
@@ -157,8 +157,7 @@ class ModelChat:
         tool_choice: str = "auto",
         quote: bool = False,
     ):
-        if quote and tool_choice != "required":
-            raise ValueError('quote=True constrains the call; pass tool_choice="required" with it.')
+        check_quote(quote, tool_choice)
         self.model, self.tokenizer, self.adapter = model, tokenizer, adapter
         self.schemas = schemas if schemas is not None else tool_schemas()
         self.max_new_tokens, self.system, self.tool_choice = max_new_tokens, system, check_tool_choice(tool_choice)
