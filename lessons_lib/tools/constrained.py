@@ -369,6 +369,11 @@ class CallConstraint:
         other.grammars, other.prompt_length, other.max_new_tokens = list(grammars), prompt_length, max_new_tokens
         return other
 
+    def batches(self, grammars: Sequence[CallGrammar], max_new_tokens: int | None = None):
+        """`generate_texts`' per-batch factory: the constraint for each batch's rows of `grammars`."""
+        grammars = list(grammars)
+        return lambda rows, prompt_length: self.for_rows(grammars[rows], prompt_length, max_new_tokens)
+
     def closing_time(self, generated: int) -> bool:
         """Is the budget so nearly spent that open strings and lists must close now (see CLOSING_SHARE)?"""
         return (
@@ -469,14 +474,5 @@ def constrained_generate(
     quotes = list(quotes) if quotes is not None else [None] * len(texts)
     if len(quotes) != len(texts):
         raise ValueError(f"Got {len(texts)} texts but {len(quotes)} quotes; pass one quote (or None) per text.")
-    grammars = [CallGrammar(schemas, q) for q in quotes]
-    shared = vocabulary_constraint(tokenizer)
-    return generate_texts(
-        model,
-        tokenizer,
-        texts,
-        max_new_tokens,
-        adapter_names,
-        batch_size,
-        allowed_tokens=lambda rows, prompt_length: shared.for_rows(grammars[rows], prompt_length, max_new_tokens),
-    )
+    constraint = vocabulary_constraint(tokenizer).batches([CallGrammar(schemas, q) for q in quotes], max_new_tokens)
+    return generate_texts(model, tokenizer, texts, max_new_tokens, adapter_names, batch_size, allowed_tokens=constraint)
