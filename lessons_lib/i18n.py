@@ -51,6 +51,7 @@ COLUMNS: dict[str, str] = {
     "valid args": "валидные аргументы",
     "exact args": "точные аргументы",
     "final answer": "итоговый ответ",
+    "uses result": "ответ с результатом",
     # notebook tables
     "adapter": "адаптер",
     "source": "источник",

@@ -10,7 +10,9 @@ from lessons_lib.manifest import MANIFEST_FILE, Manifest
 from lessons_lib.paths import TINY_ADAPTERS_DIR
 
 TOOLS_KEYS = tuple(
-    f"handwritten_{mode}_{key}" for mode in ("required", "quoted") for key in ("exact_args", "final_correct")
+    f"handwritten_{mode}_{key}"
+    for mode in ("required", "quoted")
+    for key in ("exact_args", "final_correct", "uses_result")
 )
 
 
@@ -66,6 +68,9 @@ def test_tool_figures_reproduce_and_quoting_the_request_makes_arguments_exact(tm
     assert metrics["handwritten_quoted_exact_args"] >= metrics["handwritten_required_exact_args"] + 0.3, metrics
     assert metrics["handwritten_quoted_final_correct"] >= metrics["handwritten_required_final_correct"] + 0.25, metrics
     assert metrics["handwritten_quoted_final_correct"] >= metrics["handwritten_quoted_exact_args"] - 0.1, metrics
+    # Answers that deliver the result of the call that ran (a wrong call's too): 0.40 free, 0.72 guarded.
+    assert metrics["handwritten_quoted_uses_result"] >= 0.7, metrics
+    assert metrics["handwritten_quoted_uses_result"] >= metrics["handwritten_required_uses_result"] + 0.25, metrics
 
 
 def test_adding_metrics_refreshes_in_place_and_keeps_unknown_keys(tmp_path):

@@ -346,6 +346,19 @@ def test_score_problems_catch_a_score_that_contradicts_its_reply():
     assert score_problems([good], [ex, ex]) == ["1 scored replies for 2 requests"]
 
 
+def test_an_answer_delivers_the_result_it_got_in_the_requests_language():
+    from lessons_lib.tools.evaluate import delivers
+
+    wrapped = "Rain is\nexpected."
+    assert delivers("en", "text_formatter", wrapped, "Here is the formatted text:\nRain is\nexpected.")
+    assert not delivers("en", "text_formatter", wrapped, "Here is the formatted text:\nRain is\nexpectd.")
+    verdict = {"ok": False, "passed": ["non_empty"], "failed": ["is_email"]}
+    assert delivers("ru", "content_validator", verdict, "Не пройдены проверки: is_email.")
+    assert not delivers("ru", "content_validator", verdict, "Failed checks: is_email.")  # English to a Russian request
+    assert not delivers("en", "content_validator", verdict, "All checks passed: non_empty.")
+    assert not delivers("en", "text_formatter", None, "anything")  # no result, nothing delivered
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("gpu", ["t4", "7b"])
 def test_quick_train_tools_runs_the_gpu_path_on_a_rehearsal(tmp_path, monkeypatch, gpu):

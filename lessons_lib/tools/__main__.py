@@ -2,7 +2,8 @@
 
 `python -m lessons_lib.tools build-adapter [--steps N]` rebuilds the shipped tiny tool-use adapter;
 `python -m lessons_lib.tools evaluate [--adapter FOLDER] [--data heldout|dev|handwritten|FILE.jsonl]
-[--tool-choice auto|required]` scores base vs adapter on held-out requests and prints the table.
+[--tool-choice auto|required]` scores base vs adapter on held-out requests and prints the table (`final answer`:
+the expected result reached the answer; `uses result`: the answer delivers the result of the call that ran).
 A missing or unreadable file or folder, or a bad line in a data file, ends the command with one `error:` line
 (naming file:line) and exit code 2.
 """

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .calls import CallError, ToolCall, parse_call, validate_call
 from .constrained import check_quote, check_tool_choice, constrained_generate
-from .data import ToolExample, answer_prompt, read_handwritten, tool_examples
+from .data import ToolExample, answer_prompt, final_answer, read_handwritten, tool_examples
 from .faithful import faithful_generate
 from .functions import TOOLS
 from .loop import ERROR_PREFIX, complete, execute, result_text
@@ -23,6 +23,7 @@ class CallScore:
     exact_args: bool
     final_correct: bool
     reason: str = ""
+    uses_result: bool = False  # the final answer delivers the result of the call that ran, right or wrong
 
 
 def score_call(ex: ToolExample, reply: str, schemas: dict[str, dict]) -> tuple[CallScore, object]:
@@ -84,9 +85,14 @@ def score_problems(items: Sequence[dict], examples: Sequence[ToolExample]) -> li
 
 def final_correct(ex: ToolExample, answer: str) -> bool:
     """Does the final answer deliver the gold result? Text tools: it contains it; the validator: the verdict."""
-    if ex.tool == "content_validator":
-        return answer.strip() == ex.final.strip()
-    return isinstance(ex.result, str) and ex.result.strip() in answer
+    return delivers(ex.lang, ex.tool, ex.result, answer)
+
+
+def delivers(lang: str, tool: str, result, answer: str) -> bool:
+    """Does `answer` deliver `result` of `tool`? Text tools: it contains it; the validator: the verdict in `lang`."""
+    if tool == "content_validator":
+        return isinstance(result, dict) and answer.strip() == final_answer(lang, tool, result).strip()
+    return isinstance(result, str) and result.strip() in answer
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,7 @@ class ToolReport:
     valid_args: float
     exact_args: float
     final_correct: float
+    uses_result: float = 0.0  # answers that deliver the result of the call that ran (a wrong call's too)
 
     def row(self) -> dict:
         """The report as a table row."""
@@ -109,6 +116,7 @@ class ToolReport:
             "valid args": round(self.valid_args, 3),
             "exact args": round(self.exact_args, 3),
             "final answer": round(self.final_correct, 3),
+            "uses result": round(self.uses_result, 3),
         }
 
 
@@ -122,6 +130,7 @@ def summarize(label: str, scores: Sequence[CallScore]) -> ToolReport:
         sum(s.valid_args for s in scores) / n,
         sum(s.exact_args for s in scores) / n,
         sum(s.final_correct for s in scores) / n,
+        sum(s.uses_result for s in scores) / n,
     )
 
 
@@ -183,10 +192,12 @@ def evaluate_tools(
         finals = complete(model, tokenizer, answer_texts, max_new_tokens, answer_adapters)
     final_of = dict(zip(second, finals))
     scores = []
-    for i, (first, _) in enumerate(firsts):
-        answer = final_of.get(i)
-        ok = answer is not None and not answer.startswith(ERROR_PREFIX) and final_correct(items[i % len(items)], answer)
-        scores.append(CallScore(first.correct_tool, first.valid_args, first.exact_args, ok, first.reason))
+    for i, (first, result) in enumerate(firsts):
+        ex, answer = items[i % len(items)], final_of.get(i)
+        answered = answer is not None and not answer.startswith(ERROR_PREFIX)
+        ok = answered and final_correct(ex, answer)
+        used = answered and delivers(ex.lang, parse_call(calls[i]).name, result, answer)
+        scores.append(CallScore(first.correct_tool, first.valid_args, first.exact_args, ok, first.reason, used))
     reports, raw = [], {}
     for k, adapter in enumerate(adapters):
         part = slice(k * len(items), (k + 1) * len(items))
@@ -212,8 +223,13 @@ def handwritten_required(model, tokenizer, adapter: str, quote: bool = False) ->
 
 
 def required_answer_metrics(report: ToolReport, prefix: str = "handwritten_required") -> dict:
-    """The manifest keys a schema-constrained report adds: exact arguments and final answers using the result."""
-    return {f"{prefix}_exact_args": report.exact_args, f"{prefix}_final_correct": report.final_correct}
+    """The manifest keys a schema-constrained report adds: exact arguments, final answers with the gold result, and
+    final answers that deliver the result of the call that ran."""
+    return {
+        f"{prefix}_exact_args": report.exact_args,
+        f"{prefix}_final_correct": report.final_correct,
+        f"{prefix}_uses_result": report.uses_result,
+    }
 
 
 def handwritten_answer_metrics(model, tokenizer, adapter: str) -> dict:

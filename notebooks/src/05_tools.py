@@ -873,7 +873,8 @@ if expects_quality(profile):  # MAX_NEW >= 128 tokens holds a whole call
 required_reports, required_raw = evaluate_tools(
     model, tok, ["__base__", "tools"], n=N_EVAL, max_new_tokens=MAX_NEW, turns=1, tool_choice="required"
 )
-print(format_table([{k: v for k, v in r.row().items() if k != "final answer"} for r in reports + required_reports]))
+first_turn = ("final answer", "uses result")  # the second turn's columns stay empty here
+print(format_table([{k: v for k, v in r.row().items() if k not in first_turn} for r in reports + required_reports]))
 base_required, tools_required = required_reports
 
 # %%
@@ -932,7 +933,10 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # break, the end). It also guards the final answer (`lessons_lib/tools/faithful.py`): the model writes what it
 # likes, but once its answer starts repeating the tool's result (a line that begins like the result, or 8 bytes
 # of it from a word on), it must go on copying until a sentence or a string of the result ends. Scored on the
-# hand-written requests, written in people's own words:
+# hand-written requests, written in people's own words. Two columns judge the final answer: **final answer** asks
+# for the *expected* result (so a wrong call fails it however well the answer reads), **uses result** asks whether
+# the answer delivers the result of the call that *ran* — the tool's own output, or its verdict in the request's
+# language — which is what the second turn alone is responsible for:
 
 # %% [markdown] lang="ru"
 # Зато декодер может запретить текст, *которого нет в запросе*. `quote=True` строит для каждого запроса свою
@@ -941,7 +945,10 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # запятая, двоеточие, перенос строки, конец). Заодно он охраняет итоговый ответ (`lessons_lib/tools/faithful.py`):
 # модель пишет что хочет, но как только ответ начинает повторять результат инструмента (строка начинается как
 # результат или 8 байт совпадают с ним начиная со слова), она обязана копировать дальше, пока не кончится
-# предложение или строка результата. Оценка на запросах, написанных людьми своими словами:
+# предложение или строка результата. Оценка на запросах, написанных людьми своими словами. Итоговый ответ судят две
+# колонки: **итоговый ответ** требует *ожидаемого* результата (неверный вызов его проваливает, как бы ни был хорош
+# ответ), **ответ с результатом** проверяет, передаёт ли ответ результат того вызова, что *выполнился*, — вывод
+# инструмента или его вердикт на языке запроса; только за это и отвечает второй ход:
 
 # %%
 from lessons_lib.tools.data import answer_prompt, read_handwritten
@@ -976,11 +983,13 @@ final_gain = quoted_hand.final_correct - plain_hand.final_correct
 print(
     tr(
         en=f"\nquoting: exact arguments {plain_hand.exact_args:.2f} -> {quoted_hand.exact_args:.2f} ({gain:+.2f}), "
-        f"final answers {plain_hand.final_correct:.2f} -> {quoted_hand.final_correct:.2f} ({final_gain:+.2f}); "
+        f"final answers {plain_hand.final_correct:.2f} -> {quoted_hand.final_correct:.2f} ({final_gain:+.2f}), "
+        f"answers that deliver their call's result {plain_hand.uses_result:.2f} -> {quoted_hand.uses_result:.2f}; "
         f"right tool {plain_hand.correct_tool:.2f} -> {quoted_hand.correct_tool:.2f}",
         ru=f"\nцитирование: точные аргументы {plain_hand.exact_args:.2f} -> {quoted_hand.exact_args:.2f} "
         f"({gain:+.2f}), "
-        f"итоговые ответы {plain_hand.final_correct:.2f} -> {quoted_hand.final_correct:.2f} ({final_gain:+.2f}); "
+        f"итоговые ответы {plain_hand.final_correct:.2f} -> {quoted_hand.final_correct:.2f} ({final_gain:+.2f}), "
+        f"ответы с результатом своего вызова {plain_hand.uses_result:.2f} -> {quoted_hand.uses_result:.2f}; "
         f"верный инструмент {plain_hand.correct_tool:.2f} -> {quoted_hand.correct_tool:.2f}",
     )
 )
@@ -988,6 +997,8 @@ if expects_quality(profile) and base_never_saw_tools(profile):
     assert quoted_hand.correct_tool == plain_hand.correct_tool  # the tool's name comes before any quoted text
     assert gain >= 0.3 and final_gain >= 0.25, (plain_hand, quoted_hand)
     assert quoted_hand.final_correct >= quoted_hand.exact_args - 0.1  # an exact call's result reaches the answer
+    assert quoted_hand.uses_result >= plain_hand.uses_result + 0.2  # the guard keeps answers to their call's result
+    assert quoted_hand.uses_result >= quoted_hand.final_correct + 0.15  # ... a wrong call's result included
 
 # %% [markdown]
 # On the tiny profile the adapter copies a sentence with a slip or two (a letter from another word, a Cyrillic
@@ -998,7 +1009,8 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # topic that the request has only in another grammatical case (`о возврате денег`, while the expected topic is
 # `возврат денег`, so no quote can be exact), an answer's first letters that already slipped before the guard could
 # recognise the copy, or an English answer to a Russian request. A guard repeats a wrong call's result just as
-# faithfully: it makes answers *honest about the result*, not right.
+# faithfully: it makes answers *honest about the result*, not right — which is what the **uses result** column
+# counts, and why with the guard it stays well above **final answer**.
 #
 # The loop with the adapter, the constrained first turn and quoting, end to end:
 
@@ -1011,7 +1023,8 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # русская тема, которая в запросе стоит только в другом падеже (`о возврате денег`, а ожидается `возврат денег`,
 # так что точной цитаты не бывает), первые буквы ответа, искажённые раньше, чем охрана узнала копию, или ответ
 # по-английски на русский запрос. Результат неверного вызова охрана повторит так же точно: она делает ответ
-# *честным по отношению к результату*, а не правильным.
+# *честным по отношению к результату*, а не правильным, — именно это считает колонка **ответ с результатом**, и
+# поэтому с охраной она заметно выше, чем **итоговый ответ**.
 #
 # Цикл с адаптером, ограниченным первым ходом и цитированием от начала до конца:
 
