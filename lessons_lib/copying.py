@@ -9,11 +9,16 @@ A "word" here runs through `_ . @ - (` so identifiers, e-mails and calls like `d
 end the nudge pauses; if the answer then writes the space the prompt has there, the prompt's next word is nudged in
 turn, so a name or an item of several words can be copied whole.
 It is the decoding-time cousin of a pointer-generator's copy mechanism; prompt-lookup decoding matches the same way.
+
+`RequestedNames` is the one hard rule, for code: a function the answer defines (`def NAME(`) gets a name the request
+gives (an identifier with `_` or followed by `(`, like `celsius_to_kelvin` or `stutter(s)`), the way a tool call's
+arguments must quote the request (`tools.constrained`). The model still picks which name; the body stays its own.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Self
@@ -158,6 +163,39 @@ class CopyBias(SourceHook):
 
     def decide(self, answer: bytes, source: bytes) -> dict[int, float] | None:
         return self.nudges(answer, source) if self.bias else None
+
+
+_IDENTIFIER = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
+_DEF_LINE = re.compile(rb"[ \t]*def( [A-Za-z0-9_]*)?$")  # a line that is still writing its `def` name
+
+
+def requested_names(source: bytes) -> set[bytes]:
+    """The identifiers a request names: words with an inner `_` (`celsius_to_kelvin`) or followed by `(` (`f(x)`)."""
+    found = set()
+    for match in _IDENTIFIER.finditer(source):
+        word = match.group()
+        if b"_" in word.strip(b"_") or source[match.end() : match.end() + 1] == b"(":
+            found.add(word)
+    return found
+
+
+class RequestedNames(SourceHook):
+    """Each row's allowed next tokens (`allowed_tokens`): while the answer writes the name of a `def` line, only
+    tokens that go on spelling an identifier the request names, then `(` — the model still picks which one, and
+    a request that names no identifier leaves the answer free."""
+
+    def allowed(self, answer: bytes, source: bytes) -> list[int] | None:
+        """Tokens that may follow `answer` (None = any: not in a `def` name, or no requested name fits)."""
+        match = _DEF_LINE.match(answer[answer.rfind(b"\n") + 1 :])
+        if not match:
+            return None
+        written = match.group(1) or b""
+        wanted = (b" " + name + b"(" for name in requested_names(source))
+        rests = {full[len(written) :] for full in wanted if full.startswith(written)}
+        return sorted({i for rest in rests for i in self.spelling(rest, beyond=True)}) or None
+
+    def decide(self, answer: bytes, source: bytes) -> list[int] | None:
+        return self.allowed(answer, source)
 
 
 def prompt_source(prompt: str | list[dict]) -> str:

@@ -161,13 +161,15 @@ def generate(
     tools: list | None = None,
     batched_lora=None,
     copy_bias: float = 0.0,
+    requested_names: bool = False,
 ) -> list[str]:
     """Greedy answers for chat prompts, batched with left padding; `adapter_names` mixes adapters per row.
 
     `max_new_tokens=None` means the active profile's (see `max_new_tokens_or_default`); `batched_lora` (a
     `lessons_lib.batched_lora.BatchedLora`) runs the mixed batch on the batched LoRA path instead of PEFT's.
     `copy_bias > 0` turns on copy-aware decoding (`lessons_lib.copying`, e.g. `copy_bias=copying.COPY_BIAS`): a word
-    of the prompt that an answer starts to repeat is nudged to come out exactly.
+    of the prompt that an answer starts to repeat is nudged to come out exactly. `requested_names=True`: a function the
+    answer defines is named as the request names it (`copying.RequestedNames`).
     """
     single = isinstance(prompts, str)
     prompts = [prompts] if single else list(prompts)
@@ -176,11 +178,11 @@ def generate(
             f"adapter_names has {len(adapter_names)} names for {len(prompts)} prompts; give one per prompt."
         )
     texts = [chat_text(tokenizer, p, system, tools=tools) for p in prompts]
-    token_bias = None
-    if copy_bias:
-        from .copying import CopyBias, prompt_source
+    from .copying import CopyBias, RequestedNames, prompt_source
 
-        token_bias = CopyBias.for_tokenizer(tokenizer).with_bias(copy_bias).batches(map(prompt_source, prompts))
+    sources = [prompt_source(p) for p in prompts]
+    token_bias = CopyBias.for_tokenizer(tokenizer).with_bias(copy_bias).batches(sources) if copy_bias else None
+    allowed_tokens = RequestedNames.for_tokenizer(tokenizer).batches(sources) if requested_names else None
     answers = generate_texts(
         model,
         tokenizer,
@@ -190,6 +192,7 @@ def generate(
         batch_size,
         max_prompt_tokens,
         batched_lora=batched_lora,
+        allowed_tokens=allowed_tokens,
         token_bias=token_bias,
     )
     return answers[0] if single else answers

@@ -161,8 +161,10 @@ def evaluate(
     max_new_tokens: int | None = None,
     log=print,
     copy_bias: float = 0.0,
+    requested_names: bool = False,
 ) -> list[dict]:
-    """One row per (model, set): the base alone ("base") and each adapter (greedy; `copy_bias`: copy-aware)."""
+    """One row per (model, set): the base alone ("base") and each adapter (greedy; `copy_bias`: copy-aware;
+    `requested_names`: a defined function is named as the request names it)."""
     from .models import generate
 
     model, tok, names = load_models(base_dir, adapter_dirs)
@@ -172,7 +174,15 @@ def evaluate(
             items = load(domain)
             route = [label] * len(items) if names else None
             prompts = [it.prompt for it in items]
-            outputs = generate(model, tok, prompts, max_new_tokens, adapter_names=route, copy_bias=copy_bias)
+            outputs = generate(
+                model,
+                tok,
+                prompts,
+                max_new_tokens,
+                adapter_names=route,
+                copy_bias=copy_bias,
+                requested_names=requested_names,
+            )
             row = {"model": "base" if label == "__base__" else label, "set": domain, **score(items, outputs)}
             log(json.dumps(row, ensure_ascii=False))
             rows.append(row)
@@ -338,6 +348,11 @@ def main(argv: list[str] | None = None) -> int:
         "(lessons_lib.copying; the manifests' _nudged figures use 6.0); default 0 = plain greedy",
     )
     p.add_argument(
+        "--requested-names",
+        action="store_true",
+        help="a function an answer defines (def NAME) must take a name the request gives (lessons_lib.copying)",
+    )
+    p.add_argument(
         "--update-manifests",
         type=Path,
         nargs="*",
@@ -351,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         given = {"--adapters": a.adapters != p.get_default("adapters"), "--sets": a.sets != list(DOMAINS)}
         given["--out"] = a.out is not None
         given["--copy-bias"] = a.copy_bias != 0.0
+        given["--requested-names"] = a.requested_names
         clash = [flag for flag, on in given.items() if on]
         if clash:
             p.error(
@@ -368,7 +384,12 @@ def main(argv: list[str] | None = None) -> int:
         update_manifests(a.update_manifests or [TINY_ADAPTERS_DIR / d for d in SHIPPED], a.base)
         return 0
     rows = evaluate(
-        a.base, a.adapters, a.sets, log=lambda m: print(m, file=sys.stderr, flush=True), copy_bias=a.copy_bias
+        a.base,
+        a.adapters,
+        a.sets,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+        copy_bias=a.copy_bias,
+        requested_names=a.requested_names,
     )
     print(format_table(rows))
     if a.out:
@@ -379,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
                     "base": str(a.base),
                     "adapters": [str(d) for d in a.adapters],
                     "copy_bias": a.copy_bias,
+                    "requested_names": a.requested_names,
                     "rows": rows,
                 },
                 indent=2,

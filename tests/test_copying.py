@@ -2,7 +2,16 @@
 
 import pytest
 
-from lessons_lib.copying import COPY_BIAS, CopyBias, copy_ends, ends_word, prompt_source, starts_word
+from lessons_lib.copying import (
+    COPY_BIAS,
+    CopyBias,
+    RequestedNames,
+    copy_ends,
+    ends_word,
+    prompt_source,
+    requested_names,
+    starts_word,
+)
 from lessons_lib.models import generate
 
 SOURCE = "Customer Osric Blackwood wrote: 'order 80442, d.achter@fjordmail.net'. Call double_rations(xs)."
@@ -123,3 +132,49 @@ def test_a_row_nudge_reads_the_generated_ids_the_serving_engine_passes(nudge, to
     row = nudge.for_rows([], 0).row(SOURCE)
     assert row(ids) == nudge.nudges(b"Hello, Osric Black", SOURCE.encode()) is not None
     assert row([]) is None and nudge.for_rows([], 0, bias=0.0).row(SOURCE)(ids) is None
+
+
+def test_requested_names_are_identifiers_with_an_underscore_or_a_call():
+    source = b"Could you implement `only_adults(ages_list)` in Python? Or stutter(s), __init__ and Python_3."
+    assert requested_names(source) == {b"only_adults", b"ages_list", b"stutter", b"Python_3"}
+    assert requested_names(b"Write a function that doubles every number.") == set()
+
+
+@pytest.mark.parametrize(
+    "answer, rests",
+    [
+        (b"def", {b" only_adults(", b" ages_list("}),  # the name's space may come with its first token
+        (b"def ", {b"only_adults(", b"ages_list("}),
+        (b"x = 1\n    def only_ad", {b"ults("}),
+        (b"def only_adults", {b"("}),
+    ],
+)
+def test_a_def_name_may_only_go_on_spelling_a_requested_name(tokenizer, answer, rests):
+    hook = RequestedNames(tokenizer)
+    allowed = hook.allowed(answer, b"Could you implement `only_adults(ages_list)`?")
+    assert allowed and {i for rest in rests for i in hook.spelling(rest, beyond=True)} == set(allowed)
+    assert all(any(r.startswith(hook.pieces[i]) or hook.pieces[i].startswith(r) for r in rests) for i in allowed)
+
+
+@pytest.mark.parametrize(
+    "answer, source",
+    [
+        (b"def implement", b"Could you implement `only_adults(ages_list)`?"),  # off every name: left free
+        (b"def only_adults(", b"Could you implement `only_adults(ages_list)`?"),  # the name is done
+        (b"return x", b"Could you implement `only_adults(ages_list)`?"),
+        (b"def ", b"Write a function that doubles every number."),  # the request names nothing
+        (b"definitely", b"Call only_adults(xs)."),
+    ],
+)
+def test_outside_a_def_name_or_without_requested_names_the_answer_is_free(tokenizer, answer, source):
+    assert RequestedNames(tokenizer).allowed(answer, source) is None
+
+
+def test_the_coding_adapter_defines_the_function_the_request_names(course_model, tokenizer):
+    # Greedy, the shipped coding adapter makes up a name here ("def imic("); constrained, it takes the requested one.
+    prompt = "Could you implement `only_adults(ages_list)` in Python? Keep just the values above 17."
+    plain, named = (
+        generate(course_model, tokenizer, [prompt], 40, adapter_names=["coding"], requested_names=on)[0]
+        for on in (False, True)
+    )
+    assert not plain.startswith("def only_adults(") and named.startswith("def only_adults(")

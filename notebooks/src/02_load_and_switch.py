@@ -440,8 +440,9 @@ if changed is not None:
 
 # %% [markdown]
 # On the tiny profile copy-aware decoding lifts every adapter's task rate; json and support then do the job on about
-# 0.8 of the requests or more, coding stays well below. What is left is mostly *choice*, which no decoder fixes: a
-# function name the answer starts differently (`def form(readings)` for `filter_hot_days`), `+` where the request
+# 0.8 of the requests or more, coding stays well below. What is left is mostly *choice*, which the bias does not fix:
+# a function name the answer starts differently (`def form(readings)` for `filter_hot_days`; see the name rule
+# below), `+` where the request
 # says *multiply*, a JSON name that stops early (`"Tobias Lind"`: the nudge makes the next letters likelier, it
 # does not force them) or the wrong words taken as the name. The bias finishes a word; it cannot pick it. The same
 # box in the switcher, on a request of your own:
@@ -449,7 +450,8 @@ if changed is not None:
 # %% [markdown] lang="ru"
 # На профиле tiny декодирование с копированием поднимает долю решённых задач у каждого адаптера; json и support
 # после этого справляются примерно с 0.8 запросов или больше, coding остаётся заметно ниже. Остаётся в основном *выбор*,
-# который не исправит никакой декодер: имя функции, начатое иначе (`def form(readings)` вместо `filter_hot_days`),
+# который подталкивание не исправит: имя функции, начатое иначе (`def form(readings)` вместо `filter_hot_days`; см.
+# правило имени ниже),
 # `+` там, где просят *умножить*, имя в JSON, оборванное раньше времени (`"Tobias Lind"`: подталкивание делает
 # следующие буквы вероятнее, но не навязывает их), или не те слова, взятые за имя. Подталкивание дописывает слово,
 # но не выбирает его. Та же галочка в переключателе, на вашем собственном запросе:
@@ -474,6 +476,65 @@ print(f"{switcher.status.value}\n{switcher.last.answer}")
 assert switcher.last.copy_bias == COPY_BIAS
 assert switcher.last.answer == generate(model, tok, switcher.prompt.value, MAX_NEW, copy_bias=COPY_BIAS)
 switcher.copy_aware.value = False
+
+# %% [markdown]
+# ### Code that defines the function you asked for
+#
+# For code one choice *can* be taken from the request: the name of the function. `requested_names=True`
+# (`lessons_lib.copying.RequestedNames`) lets the answer write a `def` line's name only as one of the identifiers the
+# request gives (a word with `_`, or one followed by `(`), then `(` — the same idea as a tool call that must quote
+# the request (notebook 05). The model still picks which identifier, and the body is its own; a request that names no
+# function leaves the answer free. The coding adapter on its 22 requests, three ways:
+
+# %% [markdown] lang="ru"
+# ### Код, который определяет заказанную функцию
+#
+# В коде один выбор *можно* взять из запроса: имя функции. `requested_names=True`
+# (`lessons_lib.copying.RequestedNames`) разрешает ответу писать имя в строке `def` только как один из
+# идентификаторов, которые дал запрос (слово с `_` или слово перед `(`), а затем `(` — та же идея, что и у вызова
+# инструмента, обязанного цитировать запрос (ноутбук 05). Какой идентификатор взять, по-прежнему решает модель, и
+# тело функции — её собственное; запрос, который не называет функцию, оставляет ответ свободным. Адаптер coding на
+# его 22 запросах, тремя способами:
+
+# %%
+coding_prompts = [item.prompt for item in natural["coding"]]
+named_answers = generate(
+    model,
+    tok,
+    coding_prompts,
+    MAX_NEW,
+    adapter_names=["coding"] * len(coding_prompts),
+    copy_bias=COPY_BIAS,
+    requested_names=True,
+)
+coding_rows = [k for k, (d, _) in enumerate(natural_grid) if d == "coding"]
+coding_task = {
+    way: natural_eval.score(natural["coding"], answers)["task"]
+    for way, answers in (
+        ("greedy", [natural_answers[0.0][k] for k in coding_rows]),
+        ("copy_bias", [natural_answers[COPY_BIAS][k] for k in coding_rows]),
+        ("copy_bias + requested_names", named_answers),
+    )
+}
+print(format_table([{"way": way, "task": task} for way, task in coding_task.items()]))
+renamed = next(
+    (k for k, k_grid in enumerate(coding_rows) if named_answers[k] != natural_answers[COPY_BIAS][k_grid]), None
+)
+if renamed is not None:
+    print(f"\n{coding_prompts[renamed]}")
+    print(f"  copy_bias        {short(natural_answers[COPY_BIAS][coding_rows[renamed]], 70)}")
+    print(f"  + requested_names {short(named_answers[renamed], 70)}")
+if checks.expects_quality(profile) and profile.name == "tiny":  # measured on the shipped coding adapter
+    assert coding_task["copy_bias + requested_names"] >= coding_task["copy_bias"] + 0.15, coding_task
+    assert coding_task["copy_bias + requested_names"] >= 0.75, coding_task
+
+# %% [markdown]
+# On the tiny profile the name rule lifts coding to about the level of json and support; what still fails is the body
+# — `+` where the request says *multiply*, a filter where it says *triple* — which no rule on the name can fix.
+
+# %% [markdown] lang="ru"
+# На профиле tiny правило имени поднимает coding примерно до уровня json и support; что ещё не выходит — это тело
+# функции: `+` там, где просят *умножить*, фильтр там, где просят *утроить*, — этого правило про имя не исправит.
 
 # %% [markdown]
 # ## 4. What does a switch cost?
