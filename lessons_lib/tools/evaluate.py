@@ -26,21 +26,21 @@ class CallScore:
     uses_result: bool = False  # the final answer delivers the result of the call that ran, right or wrong
 
 
-def score_call(ex: ToolExample, reply: str, schemas: dict[str, dict]) -> tuple[CallScore, object]:
-    """Score turn 1 (the call); returns the score so far and the executed result (None if not run)."""
+def score_call(ex: ToolExample, reply: str, schemas: dict[str, dict]) -> tuple[CallScore, ToolCall | None, object]:
+    """Score turn 1 (the call); returns the score so far, the call that ran and its result (None, None if none ran)."""
     try:
         call = parse_call(reply)
     except CallError as err:
-        return CallScore(False, False, False, False, f"{err.kind}: {err}"), None
+        return CallScore(False, False, False, False, f"{err.kind}: {err}"), None, None
     right = call.name == ex.tool
     try:
         validate_call(call, schemas)
     except CallError as err:
-        return CallScore(right, False, False, False, f"{err.kind}: {err}"), None
+        return CallScore(right, False, False, False, f"{err.kind}: {err}"), None, None
     ok, value = execute(call, TOOLS)
     if not ok:
-        return CallScore(right, False, False, False, value), None
-    return CallScore(right, True, right and call.arguments == ex.arguments, False, "ok"), value
+        return CallScore(right, False, False, False, value), None, None
+    return CallScore(right, True, right and call.arguments == ex.arguments, False, "ok"), call, value
 
 
 def base_never_saw_tools(profile) -> bool:
@@ -180,23 +180,23 @@ def evaluate_tools(
         else complete(model, tokenizer, prompts, max_new_tokens, mixed)
     )
     firsts = [score_call(items[i % len(items)], reply, schemas) for i, reply in enumerate(calls)]
-    second = [i for i, (_, result) in enumerate(firsts) if result is not None] if turns >= 2 else []
-    answer_texts = [render(answer_prompt(items[i % len(items)], calls[i], firsts[i][1])) for i in second]
+    second = [i for i, (_, ran, _) in enumerate(firsts) if ran is not None] if turns >= 2 else []
+    answer_texts = [render(answer_prompt(items[i % len(items)], calls[i], firsts[i][2])) for i in second]
     answer_adapters = None if mixed is None else [names[i] for i in second]
     if not second:
         finals = []
     elif quote:
-        sources = [result_text(firsts[i][1]) for i in second]
+        sources = [result_text(firsts[i][2]) for i in second]
         finals = faithful_generate(model, tokenizer, answer_texts, sources, max_new_tokens, answer_adapters)
     else:
         finals = complete(model, tokenizer, answer_texts, max_new_tokens, answer_adapters)
     final_of = dict(zip(second, finals))
     scores = []
-    for i, (first, result) in enumerate(firsts):
+    for i, (first, ran, result) in enumerate(firsts):
         ex, answer = items[i % len(items)], final_of.get(i)
         answered = answer is not None and not answer.startswith(ERROR_PREFIX)
         ok = answered and final_correct(ex, answer)
-        used = answered and delivers(ex.lang, parse_call(calls[i]).name, result, answer)
+        used = answered and delivers(ex.lang, ran.name, result, answer)
         scores.append(CallScore(first.correct_tool, first.valid_args, first.exact_args, ok, first.reason, used))
     reports, raw = [], {}
     for k, adapter in enumerate(adapters):

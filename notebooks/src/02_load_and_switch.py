@@ -507,22 +507,18 @@ named_answers = generate(
     copy_bias=COPY_BIAS,
     requested_names=True,
 )
-coding_rows = [k for k, (d, _) in enumerate(natural_grid) if d == "coding"]
+coding_row = next(r for r in natural_rows if r["adapter"] == "coding")  # greedy and copy_bias, scored above
 coding_task = {
-    way: natural_eval.score(natural["coding"], answers)["task"]
-    for way, answers in (
-        ("greedy", [natural_answers[0.0][k] for k in coding_rows]),
-        ("copy_bias", [natural_answers[COPY_BIAS][k] for k in coding_rows]),
-        ("copy_bias + requested_names", named_answers),
-    )
+    "greedy": coding_row["task"],
+    "copy_bias": coding_row["task · copy_bias"],
+    "copy_bias + requested_names": natural_eval.score(natural["coding"], named_answers)["task"],
 }
 print(format_table([{"way": way, "task": task} for way, task in coding_task.items()]))
-renamed = next(
-    (k for k, k_grid in enumerate(coding_rows) if named_answers[k] != natural_answers[COPY_BIAS][k_grid]), None
-)
+biased = [natural_answers[COPY_BIAS][k] for k, (d, _) in enumerate(natural_grid) if d == "coding"]
+renamed = next((k for k, (was, now) in enumerate(zip(biased, named_answers)) if was != now), None)
 if renamed is not None:
     print(f"\n{coding_prompts[renamed]}")
-    print(f"  copy_bias        {short(natural_answers[COPY_BIAS][coding_rows[renamed]], 70)}")
+    print(f"  copy_bias        {short(biased[renamed], 70)}")
     print(f"  + requested_names {short(named_answers[renamed], 70)}")
 if checks.expects_quality(profile) and profile.name == "tiny":  # measured on the shipped coding adapter
     assert coding_task["copy_bias + requested_names"] >= coding_task["copy_bias"] + 0.15, coding_task
