@@ -85,8 +85,7 @@ check-notebooks: venv
 tiny-model: venv  ## rebuild the tiny base (two stages, ~67 min), its course adapters, router and tool adapter
 	$(PY) -m lessons_lib.tiny build
 	$(PY) -m lessons_lib.router train
-	$(PY) -m lessons_lib.tools build-adapter
-	$(PY) -m lessons_lib.natural_eval --update-manifests assets/adapters/tools
+	$(PY) -m lessons_lib.tools build-adapter  # also scores the hand-written figures natural_eval would
 
 bench: venv
 	$(PY) -m benchmarks.run_all

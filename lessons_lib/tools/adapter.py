@@ -12,10 +12,11 @@ from .data import COMPOSED_SHARE, MADE_UP_ENTITIES, MIXED_TEXTS, NATURAL_SHARE
 
 ADAPTER_NAME = "tools"
 # The shipped tiny recipe (its tuning history: recipes.TINY_TOOL_RECIPE); each request gives a call row, every
-# ANSWER_EVERY-th also a final-answer row.
+# ANSWER_EVERY-th also a final-answer row. Every request answered: at 1440 steps the calls lost (hand-written, quoting:
+# right tool 0.90 -> 0.82); 2160 steps keep them and the answers deliver their result 0.72 -> 0.92.
 TRAIN_REQUESTS = 6000
-ANSWER_EVERY = 2
-STEPS = 1440
+ANSWER_EVERY = 1
+STEPS = 2160
 RANK, LEARNING_RATE, BATCH_SIZE, MODULES_TO_SAVE = TOOL_RANK, TOOL_LEARNING_RATE, TOOL_BATCH_SIZE, TOOL_MODULES_TO_SAVE
 MAX_LENGTH = 320  # the longest two-turn exchange is ~300 tokens on the tiny tokenizer and its own template
 EVAL_N = 60

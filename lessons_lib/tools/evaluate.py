@@ -9,7 +9,7 @@ from .calls import CallError, ToolCall, parse_call, validate_call
 from .constrained import check_quote, check_tool_choice, constrained_generate
 from .data import ToolExample, answer_prompt, final_answer, read_handwritten, tool_examples
 from .faithful import faithful_generate
-from .functions import TOOLS
+from .functions import TOOLS, same_arguments
 from .loop import ERROR_PREFIX, complete, execute, result_text
 from .schemas import schemas_by_name, tool_schemas
 
@@ -40,7 +40,8 @@ def score_call(ex: ToolExample, reply: str, schemas: dict[str, dict]) -> tuple[C
     ok, value = execute(call, TOOLS)
     if not ok:
         return CallScore(right, False, False, False, value), None, None
-    return CallScore(right, True, right and call.arguments == ex.arguments, False, "ok"), call, value
+    exact = right and same_arguments(ex.tool, call.arguments, ex.arguments)
+    return CallScore(right, True, exact, False, "ok"), call, value
 
 
 def base_never_saw_tools(profile) -> bool:
@@ -89,10 +90,21 @@ def final_correct(ex: ToolExample, answer: str) -> bool:
 
 
 def delivers(lang: str, tool: str, result, answer: str) -> bool:
-    """Does `answer` deliver `result` of `tool`? Text tools: it contains it; the validator: the verdict in `lang`."""
+    """Does `answer` deliver `result` of `tool`? Text tools: it contains it; the validator: the verdict in `lang` (its
+    rules in any order)."""
     if tool == "content_validator":
-        return isinstance(result, dict) and answer.strip() == final_answer(lang, tool, result).strip()
+        return isinstance(result, dict) and unordered_verdict(answer) == unordered_verdict(
+            final_answer(lang, tool, result)
+        )
     return isinstance(result, str) and result.strip() in answer
+
+
+def unordered_verdict(text: str) -> str:
+    """A validator verdict ("Failed checks: b, a.") with its rule names sorted (the order rules ran in is no part)."""
+    head, sep, names = text.strip().partition(": ")
+    if not sep or not names.endswith("."):
+        return text.strip()
+    return f"{head}: {', '.join(sorted(names[:-1].split(', ')))}."
 
 
 @dataclass(frozen=True)

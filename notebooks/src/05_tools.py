@@ -707,7 +707,7 @@ hand_base, hand_tools = hand_reports
 # %%
 assert not score_problems(hand_raw["base"] + hand_raw["tools"], hand * 2)
 if expects_quality(profile):
-    assert hand_tools.correct_tool >= 0.6, hand_tools  # chance is 0.33; the tiny adapter scores about 0.7
+    assert hand_tools.correct_tool >= 0.6, hand_tools  # chance is 0.33; the tiny adapter scores about 0.78
 if expects_quality(profile) and base_never_saw_tools(profile):
     assert hand_base.correct_tool <= 0.2 and hand_tools.correct_tool - hand_base.correct_tool >= 0.5, hand_base
 if not expects_quality(profile):
@@ -724,16 +724,16 @@ if not expects_quality(profile):
 # Read the tables honestly (the figures below are the tiny profile's; on a GPU profile read your own the
 # same way; on a rehearsal the adapter trained a handful of steps and its rates mean nothing). The adapter
 # learned the *form* of a call, and on template-style requests
-# phrased in ways it never saw it picks the right tool about 90% of the time — and every call that parses
-# names the right tool: the misses are calls that broke the JSON. The base never calls a tool at all.
-# On hand-written requests it is right about 70% of the time (chance is 33%): the tiny base model, trained
+# phrased in ways it never saw it picks the right tool about 90% of the time, and most of its misses are calls
+# that broke the JSON. The base never calls a tool at all.
+# On hand-written requests it is right about 80% of the time (chance is 33%): the tiny base model, trained
 # on a narrow synthetic corpus, does not understand a new phrasing the way a real chat model does.
 #
 # Now look at the arguments. The adapter copies the **numbers** (width, indent) from the request, and it
 # copies most of the text too, but not letter for letter: a word comes out with a slipped letter or a piece
 # of another word (see the calls printed above), so exact arguments and final answers stay near zero on
-# hand-written requests. On dev requests (training phrasings, names it never saw) it copies 0.7 of them exactly
-# (the manifest's `dev_exact_args`): this base
+# hand-written requests. On dev requests (training phrasings, names it never saw) it copies more than half of them
+# exactly (the manifest's `dev_exact_args`): this base
 # was pretrained to copy made-up names, and a whole new sentence is the harder case. With free decoding both
 # rates stay below the 0.9 we aim for (see the manifest); a larger base (the GPU profiles) or more
 # pretraining on copying whole sentences are the levers for the text.
@@ -759,16 +759,17 @@ if not expects_quality(profile):
 # Читайте таблицы честно (цифры ниже — для профиля tiny; на GPU-профиле читайте свои так же;
 # в репетиции адаптер обучался всего несколько шагов, и его показатели ничего не значат). Адаптер
 # усвоил *форму* вызова: на запросах в стиле шаблонов с формулировками, которых он никогда не видел, он выбирает
-# правильный инструмент примерно в 90% случаев, а каждый вызов, который удаётся разобрать, называет верный инструмент:
-# все промахи — это вызовы со сломанным JSON. Базовая модель не вызывает инструменты вовсе.
-# На запросах, написанных вручную, адаптер прав примерно в 70% случаев (при случайном выборе было бы 33%): крошечная
+# правильный инструмент примерно в 90% случаев, и большинство его промахов — вызовы со сломанным JSON. Базовая
+# модель не вызывает инструменты вовсе.
+# На запросах, написанных вручную, адаптер прав примерно в 80% случаев (при случайном выборе было бы 33%): крошечная
 # базовая модель, обученная на узком синтетическом корпусе, не понимает новую формулировку так, как настоящая
 # чат-модель.
 #
 # Теперь посмотрите на аргументы. **Числа** (ширину, отступ) адаптер копирует из запроса, и большую часть текста
 # тоже, но не буква в букву: в слове проскакивает чужая буква или кусок другого слова (см. вызовы выше), поэтому
 # на запросах, написанных вручную, доли точных аргументов и верных итоговых ответов близки к нулю. На запросах dev
-# (формулировки из обучения, незнакомые имена) он точно копирует 0.7 из них (`dev_exact_args` в манифесте): эту
+# (формулировки из обучения, незнакомые имена) он точно копирует больше половины из них (`dev_exact_args` в
+# манифесте): эту
 # базовую модель предобучали копировать
 # выдуманные имена, а целое новое предложение — случай потруднее. При свободном декодировании оба показателя остаются
 # ниже целевых 0.9 (см. манифест); улучшить копирование текста могут более крупная базовая модель (GPU-профили) или
@@ -818,13 +819,15 @@ assert not grammar.viable(b'{"tool": "text_formater"') and not grammar.viable(
 # %% [markdown]
 # The hook in action on a request whose free call broke (the `transformers` call stays visible). The
 # grammar's promise, checked below on every reply: a whole call that validates — or, when `max_new_tokens`
-# cuts the reply short, the beginning of one.
+# cuts the reply short, the beginning of one. Told the budget (`max_new_tokens=` here too), the constraint closes
+# open strings and lists once a quarter of it is left, so even a reply that keeps repeating itself ends as a call.
 
 # %% [markdown] lang="ru"
 # Хук в действии на запросе, свободный вызов для которого сломался (вызов `transformers` остаётся на виду).
 # Обещание грамматики, которое ниже проверяется на каждом ответе: целый вызов, проходящий проверку, — или, если
 # `max_new_tokens`
-# обрывает ответ, начало такого вызова.
+# обрывает ответ, начало такого вызова. Зная бюджет (здесь тоже `max_new_tokens=`), ограничение закрывает открытые
+# строки и списки, когда от него остаётся четверть, так что даже ответ, который повторяет сам себя, кончается вызовом.
 
 # %%
 import torch
@@ -840,7 +843,7 @@ def keeps_promise(reply: str) -> bool:
 
 request = misses[0]["request"] if misses else demo[0].request
 enc = tok([chat_text(tok, request, tools=schemas)], return_tensors="pt", add_special_tokens=False).to(model.device)
-constraint = CallConstraint(tok, [CallGrammar(strict)], prompt_length=enc.input_ids.shape[1])
+constraint = CallConstraint(tok, [CallGrammar(strict)], prompt_length=enc.input_ids.shape[1], max_new_tokens=MAX_NEW)
 with torch.no_grad():
     out = model.generate(
         **enc,
@@ -997,34 +1000,35 @@ if expects_quality(profile) and base_never_saw_tools(profile):
     assert quoted_hand.correct_tool == plain_hand.correct_tool  # the tool's name comes before any quoted text
     assert gain >= 0.3 and final_gain >= 0.25, (plain_hand, quoted_hand)
     assert quoted_hand.final_correct >= quoted_hand.exact_args - 0.1  # an exact call's result reaches the answer
-    assert quoted_hand.uses_result >= plain_hand.uses_result + 0.2  # the guard keeps answers to their call's result
+    assert plain_hand.uses_result >= 0.7  # the adapter learned the second turn: answers deliver their call's result
+    assert quoted_hand.uses_result >= max(0.85, plain_hand.uses_result + 0.1)  # the guard stops the slips left
     assert quoted_hand.uses_result >= quoted_hand.final_correct + 0.15  # ... a wrong call's result included
 
 # %% [markdown]
 # On the tiny profile the adapter copies a sentence with a slip or two (a letter from another word, a Cyrillic
 # syllable), so almost no free argument is exact; forbidding what is not in the request removes the slips, and
-# nearly half of the arguments become exact. The final answer had the same problem — it retypes the tool's result
-# and slips — and the guard turns almost every exact call into a correct final answer. What stays wrong is the
-# model's **choice**, which no decoder fixes: the wrong phrase, a rule left out, a full stop left off, a Russian
-# topic that the request has only in another grammatical case (`о возврате денег`, while the expected topic is
-# `возврат денег`, so no quote can be exact), an answer's first letters that already slipped before the guard could
-# recognise the copy, or an English answer to a Russian request. A guard repeats a wrong call's result just as
-# faithfully: it makes answers *honest about the result*, not right — which is what the **uses result** column
-# counts, and why with the guard it stays well above **final answer**.
+# about 40% of the arguments become exact. The final answer is another story: the adapter trained a second turn on
+# every request (`ANSWER_EVERY` in `lessons_lib/tools/adapter.py`), so even unguarded most of its answers repeat the
+# result they got, in the request's language; the guard stops the slips that remain, and almost every exact call
+# becomes a correct final answer. What stays wrong is the model's **choice** in the call, which no decoder fixes:
+# the wrong tool or phrase, a rule left out, a full stop left off, a Russian topic that the request has only in
+# another grammatical case (`о возврате денег`, while the expected topic is `возврат денег`, so no quote can be
+# exact). A guard repeats a wrong call's result just as faithfully: it makes answers *honest about the result*, not
+# right — which is what the **uses result** column counts, and why it stays well above **final answer**.
 #
 # The loop with the adapter, the constrained first turn and quoting, end to end:
 
 # %% [markdown] lang="ru"
 # На профиле tiny адаптер копирует предложение с одной-двумя ошибками (буква из другого слова, кириллический слог),
-# поэтому точных свободных аргументов почти нет; запрет на то, чего нет в запросе, убирает эти ошибки, и точной
-# становится почти половина аргументов. У итогового ответа была та же беда — он перепечатывает результат
-# инструмента с ошибками, — и охрана превращает почти каждый точный вызов в верный итоговый ответ. Неверным остаётся
-# **выбор** модели, который не исправит никакой декодер: не та фраза, пропущенное правило, потерянная точка,
-# русская тема, которая в запросе стоит только в другом падеже (`о возврате денег`, а ожидается `возврат денег`,
-# так что точной цитаты не бывает), первые буквы ответа, искажённые раньше, чем охрана узнала копию, или ответ
-# по-английски на русский запрос. Результат неверного вызова охрана повторит так же точно: она делает ответ
-# *честным по отношению к результату*, а не правильным, — именно это считает колонка **ответ с результатом**, и
-# поэтому с охраной она заметно выше, чем **итоговый ответ**.
+# поэтому точных свободных аргументов почти нет; запрет на то, чего нет в запросе, убирает эти ошибки, и точными
+# становятся около 40% аргументов. С итоговым ответом иначе: адаптер учился второму ходу на каждом запросе
+# (`ANSWER_EVERY` в `lessons_lib/tools/adapter.py`), поэтому даже без охраны большинство его ответов повторяют
+# полученный результат, и на языке запроса; охрана убирает оставшиеся ошибки, и почти каждый точный вызов становится
+# верным итоговым ответом. Неверным остаётся **выбор** модели в вызове, который не исправит никакой декодер: не тот
+# инструмент или не та фраза, пропущенное правило, потерянная точка, русская тема, которая в запросе стоит только в
+# другом падеже (`о возврате денег`, а ожидается `возврат денег`, так что точной цитаты не бывает). Результат неверного
+# вызова охрана повторит так же точно: она делает ответ *честным по отношению к результату*, а не правильным, — именно
+# это считает колонка **ответ с результатом**, и поэтому она заметно выше, чем **итоговый ответ**.
 #
 # Цикл с адаптером, ограниченным первым ходом и цитированием от начала до конца:
 
