@@ -43,7 +43,8 @@ def test_the_copy_box_sends_the_course_copy_bias():
     pg.button.click()
     pg.copy_aware.value = True
     pg.button.click()
-    assert calls == [{}, {"copy_bias": COPY_BIAS}] and pg.last.copy_bias == COPY_BIAS
+    assert calls == [{}, {"copy_bias": COPY_BIAS, "requested_names": True}]
+    assert pg.last.copy_bias == COPY_BIAS and pg.last.requested_names
     assert pg.copy_aware in pg.children[1].children
     routing_only = RouterPlayground(KeywordRouter())
     assert routing_only.copy_aware not in routing_only.children[1].children  # no model, nothing to decode: no box

@@ -273,6 +273,35 @@ def test_a_bad_copy_bias_is_a_400_naming_it(client, value):
     assert response.json()["error"]["param"] == "copy_bias"
 
 
+def test_requested_names_give_a_defined_function_the_name_the_request_gives(client):
+    prompt = "I need a function only_adults(people) that keeps the people aged 18 or more."
+    content = lambda response: response.json()["choices"][0]["message"]["content"]  # noqa: E731
+    plain = content(chat(client, "coding", prompt, copy_bias=6))
+    named = content(chat(client, "coding", prompt, copy_bias=6, requested_names=True))
+    assert plain.startswith("def ") and not plain.startswith("def only_adults(")
+    assert named.startswith("def only_adults(people):")
+    assert content(chat(client, "coding", prompt, copy_bias=6, requested_names=False)) == plain
+    events = chat(client, "coding", prompt, copy_bias=6, requested_names=True, stream=True).text.split("\n\n")
+    chunks = [json.loads(e[len("data: ") :]) for e in events if e.startswith("data: {")]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == named
+
+
+@pytest.mark.parametrize("value", ["true", 1, "yes"])
+def test_requested_names_takes_a_json_boolean_only(client, value):
+    response = chat(client, "coding", "Hi", requested_names=value)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "requested_names"
+
+
+def test_requested_names_with_a_forced_tool_call_is_a_400_that_says_what_to_send(client):
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+    response = chat(client, "coding", "Hi", requested_names=True, tools=[tool], tool_choice="required")
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "requested_names" and 'tool_choice="auto"' in error["message"]
+    assert chat(client, "coding", "Hi", requested_names=True, tools=[tool], tool_choice="auto").status_code == 200
+
+
 def test_auto_with_a_blank_last_user_message_is_a_400_naming_it(client):
     """Before: 500 generation_failed, and the batch it landed in was redone one request at a time."""
     messages = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": " \n "}]

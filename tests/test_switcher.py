@@ -91,9 +91,27 @@ def test_the_copy_box_turns_on_copy_aware_decoding(course_model, tokenizer):
     switcher.copy_aware.value = True
     switcher.button.click()
     nudged = switcher.last
-    assert (plain.copy_bias, nudged.copy_bias) == (0.0, COPY_BIAS)
-    assert nudged.answer == generate(course_model, tokenizer, prompt, MAX_NEW, copy_bias=COPY_BIAS)
+    assert (plain.copy_bias, nudged.copy_bias, plain.requested_names, nudged.requested_names) == (
+        0.0,
+        COPY_BIAS,
+        False,
+        True,
+    )
+    expected = generate(course_model, tokenizer, prompt, MAX_NEW, copy_bias=COPY_BIAS, requested_names=True)
+    assert nudged.answer == expected
     assert "Evangeline Strathmore" in nudged.answer and "Evangeline Strathmore" not in plain.answer
+
+
+def test_the_copy_box_names_a_function_as_the_request_does(course_model, tokenizer):
+    prompt = "I need a function only_adults(people) that keeps the people aged 18 or more."
+    switcher = AdapterSwitcher(course_model, tokenizer, prompt=prompt, max_new_tokens=MAX_NEW)
+    switcher.dropdown.value = "coding"
+    switcher.button.click()
+    plain = switcher.last.answer
+    switcher.copy_aware.value = True
+    switcher.button.click()
+    assert plain.startswith("def ") and not plain.startswith("def only_adults(")  # the adapter's own name...
+    assert switcher.last.answer.startswith("def only_adults(people):")  # ...and the one the request gives
 
 
 def test_a_generate_fn_without_copy_bias_works_until_the_box_is_ticked(course_model, tokenizer):

@@ -162,7 +162,7 @@ def test_a_server_answering_json_instead_of_a_stream_still_works(page, api):
     assert "batch of" in text(page, "#detail")
 
 
-def test_the_copy_box_sends_copy_bias(page, api):
+def test_the_copy_box_sends_copy_bias_and_requested_names(page, api):
     from lessons_lib.copying import COPY_BIAS
 
     prompt = "Hello, this is Evangeline Strathmore. Order 77120 never came."
@@ -175,6 +175,7 @@ def test_the_copy_box_sends_copy_bias(page, api):
     assert page.evaluate("document.getElementById('copy').checked") is True
     page.click("#send")
     page.wait_for("document.getElementById('status').textContent === 'done'", timeout=120)
-    nudged = expected(api, prompt, model="support", copy_bias=COPY_BIAS)["choices"][0]["message"]["content"]
+    boxed = {"copy_bias": COPY_BIAS, "requested_names": True}
+    nudged = expected(api, prompt, model="support", **boxed)["choices"][0]["message"]["content"]
     assert text(page, "#answer") == nudged != expected(api, prompt, model="support")["choices"][0]["message"]["content"]
     assert "Evangeline Strathmore" in nudged

@@ -402,7 +402,7 @@ class Server:
             max_tokens=max_tokens,
             weights=weights,
             sampling=self.sampling(request),
-            allowed_tokens=plan.allowed_tokens if plan else None,
+            allowed_tokens=(plan.allowed_tokens if plan else None) or self.name_rule(messages, request.requested_names),
             token_bias=self.copy_nudge(messages, request.copy_bias),
         )
         return Prepared(job, request, plan)
@@ -414,6 +414,14 @@ class Server:
         from ..copying import CopyBias, prompt_source
 
         return CopyBias.for_tokenizer(self.check_tokenizer).with_bias(bias).row(prompt_source(messages))
+
+    def name_rule(self, messages: list[dict], on: bool | None):
+        """The job's `allowed_tokens` for requested_names=true (None otherwise): a `def` takes a name the user gives."""
+        if not on:
+            return None
+        from ..copying import RequestedNames, prompt_source
+
+        return RequestedNames.for_tokenizer(self.check_tokenizer).row(prompt_source(messages))
 
     def checked_job(self, request: ChatRequest) -> Prepared:
         """`build_job`, then memory released if the prompt was large (runs on the prompt-check thread)."""

@@ -3,7 +3,7 @@
 Plain HTML + JavaScript, no external assets (it works offline and behind any firewall). Answers stream in as
 they are generated (`stream: true`, read with fetch + ReadableStream from the server-sent events); a server that
 answers with JSON instead is read as JSON. For `auto` the page shows the router's choice and scores. A box turns on
-copy-aware decoding (the `copy_bias` extension, at the course's `copying.COPY_BIAS`).
+copy-aware decoding (the `copy_bias` extension, at the course's `copying.COPY_BIAS`, and `requested_names`).
 """
 
 from ..copying import COPY_BIAS
@@ -43,7 +43,8 @@ with weights, or compare models side by side. Answers stream in as they are gene
     <label for="model">Model</label>
     <select id="model"><option value="">loading...</option></select>
     <button id="send" type="button" disabled>Send</button>
-    <label class="meta"><input type="checkbox" id="copy"> copy names exactly (<code>copy_bias</code>)</label>
+    <label class="meta"><input type="checkbox" id="copy"> copy names exactly
+      (<code>copy_bias</code>, <code>requested_names</code>)</label>
     <span id="status" class="meta">loading models...</span>
   </div>
   <div id="answer" class="answer" aria-live="polite"></div>
@@ -220,7 +221,10 @@ async function sendOne() {
   $("send").disabled = true;
   try {
     const body = {model: $("model").value, messages: messages()};
-    if ($("copy").checked) body.copy_bias = COPY_BIAS;  // copy-aware decoding (lessons_lib.copying)
+    if ($("copy").checked) {  // copy-aware decoding and requested function names (lessons_lib.copying)
+      body.copy_bias = COPY_BIAS;
+      body.requested_names = true;
+    }
     await ask(body,
               {answer: $("answer"), adapter: $("adapter"), route: $("route"), status: $("status"),
                detail: $("detail")});

@@ -8,8 +8,10 @@ tool_call_id; text content or text parts), stream, stream_options.include_usage,
 greedy — see DEFAULT_TEMPERATURE), top_p, seed, n (1..8), stop (a string or up to 4), max_completion_tokens /
 max_tokens, logprobs, top_logprobs (0..5), response_format {"type": "text"}, tools, tool_choice ("none" shows
 the model no tools), parallel_tool_calls (true or false: each choice carries at most one call, which satisfies
-both), and the course's extensions adapter_weights (model="mix") and copy_bias (0..20: copy-aware decoding, a prompt
-word the answer began is nudged to come out exact; `lessons_lib.copying`, 6 is the course's value).
+both), and the course's extensions adapter_weights (model="mix"), copy_bias (0..20: copy-aware decoding, a prompt
+word the answer began is nudged to come out exact; `lessons_lib.copying`, 6 is the course's value) and
+requested_names (true: a function the answer defines, `def NAME(`, takes a name the request gives;
+`copying.RequestedNames`; not with a tool_choice that forces a call, whose every token the schemas already fix).
 
 Allow-listed (accepted, no effect here): user, safety_identifier, metadata, store, service_tier,
 prompt_cache_key, frequency_penalty and presence_penalty when 0, logit_bias when empty, a message's `name` and
@@ -200,6 +202,8 @@ class ChatRequest(Strictly):
     adapter_weights: dict[str, Number] | None = None  # the course's extension; numbers only: "0.5" is refused
     # the course's extension: copy-aware decoding (lessons_lib.copying), 0 = off; numbers only
     copy_bias: Number | None = Field(default=None, ge=0, le=MAX_COPY_BIAS)
+    # the course's extension: a `def` the answer writes takes a name the request gives (copying.RequestedNames)
+    requested_names: Annotated[bool, Strict()] | None = None  # true or false only: "true" is refused
     # allow-listed: they change nothing on this server
     user: str | None = None
     safety_identifier: str | None = None
@@ -254,6 +258,13 @@ def check_request(request: ChatRequest) -> None:
         )
     check_stop(request.stop)
     check_tools(request)
+    if request.requested_names and tool_mode(request) not in (None, "auto"):
+        raise bad(
+            "requested_names",
+            "requested_names shapes the function an answer defines, and this tool_choice makes the reply a tool "
+            'call whose every token the tools\' schemas fix; send tool_choice="auto" or leave requested_names out.',
+            "unsupported_value",
+        )
     check_messages(request.messages)
 
 

@@ -3,7 +3,8 @@
 Core widgets only (Textarea, Button, Label, HTML, VBox/HBox), so it works on ipywidgets 7.7 (Colab) and 8.x.
 Results go into Label/HTML values. Drive it from Python: set `playground.prompt.value`, call
 `playground.button.click()`, read `playground.last`. With a model, a "copy names exactly" box
-(`playground.copy_aware`) turns on copy-aware decoding (`lessons_lib.copying`), as in the AdapterSwitcher.
+(`playground.copy_aware`) turns on copy-aware decoding and requested function names (`lessons_lib.copying`), as in
+the AdapterSwitcher.
 """
 
 from __future__ import annotations
@@ -16,23 +17,24 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 
 from .. import domains
-from ..copying import COPY_BIAS
 from ..i18n import tr
 from ..router.base import GENERAL
-from .common import answer_html, prompt_box, run_showing_errors
+from .common import answer_html, copy_aware_kwargs, prompt_box, run_showing_errors
 
 GENERAL_COLOR = "#8172b2"  # the "general" label (the base model); each domain's colour is in lessons_lib.domains
 
 
 @dataclass(frozen=True)
 class PlaygroundResult:
-    """One press of the button: the router's decision, the adapter used, the answer, timings and the copy bias."""
+    """One press of the button: the router's decision, the adapter used, the answer, timings and the copy-aware
+    decoding used (copy bias, requested function names)."""
 
     decision: object
     adapter: str
     answer: str | None
     route_ms: float
     copy_bias: float = 0.0
+    requested_names: bool = False
 
 
 def score_bars_html(scores: dict[str, float], chosen: str) -> str:
@@ -114,15 +116,16 @@ class RouterPlayground(widgets.VBox):
         )
         self.reason.value = decision.reason
         self.bars.value = score_bars_html(decision.scores, decision.label)
-        answer, bias = None, 0.0
+        answer, extra = None, {}
         if self.model is not None:
-            bias = COPY_BIAS if self.copy_aware.value else 0.0
-            extra = {"copy_bias": bias} if bias else {}  # a custom generate_fn needs the keyword only when it is used
+            extra = copy_aware_kwargs(self.copy_aware.value)
             answer = self._generate(
                 self.model, self.tokenizer, [text.strip()], self.max_new_tokens, adapter_names=[adapter], **extra
             )[0]
             self.answer.value = answer_html(answer)
-        self.last = PlaygroundResult(decision, adapter, answer, route_ms, bias)
+        self.last = PlaygroundResult(
+            decision, adapter, answer, route_ms, extra.get("copy_bias", 0.0), extra.get("requested_names", False)
+        )
         return self.last
 
     def _on_click(self, _button) -> None:

@@ -1,7 +1,8 @@
 """AdapterSwitcher: pick an adapter (or the base), type a prompt, generate; shows answer, adapter and latency.
 
 A "copy names exactly" box turns on copy-aware decoding (`lessons_lib.copying`): a word of the prompt that the
-answer starts to repeat is nudged to come out whole, so a made-up name is not retyped with a slip.
+answer starts to repeat is nudged to come out whole, so a made-up name is not retyped with a slip, and a function
+the answer defines takes a name the prompt gives (`requested_names`).
 
 Built from core widgets only, so it works on ipywidgets 7.7 (Colab) and 8.x. Results are written into
 Label/HTML values, never printed, so they show the same in Colab, Jupyter and nbclient. Tests and notebook
@@ -17,23 +18,24 @@ from dataclasses import dataclass
 
 import ipywidgets as widgets
 
-from ..copying import COPY_BIAS
 from ..i18n import tr
 from ..storage import active_adapters
-from .common import answer_html, labelled, prompt_box, run_showing_errors
+from .common import answer_html, copy_aware_kwargs, labelled, prompt_box, run_showing_errors
 
 BASE_CHOICE = "base"
 
 
 @dataclass(frozen=True)
 class SwitchResult:
-    """One generation: which adapter answered (or "base"), the answer, how long it took and the copy bias used."""
+    """One generation: which adapter answered (or "base"), the answer, how long it took, and the copy-aware decoding
+    used (copy bias, requested function names)."""
 
     choice: str
     active_adapter: str | None
     answer: str
     seconds: float
     copy_bias: float = 0.0
+    requested_names: bool = False
 
 
 def choice_label(choice: str) -> str:
@@ -114,8 +116,8 @@ class AdapterSwitcher(widgets.VBox):
                 ru="Сначала введите промпт, затем нажмите «Сгенерировать».",
             )
             return None
-        bias = COPY_BIAS if self.copy_aware.value else 0.0
-        extra = {"copy_bias": bias} if bias else {}  # a custom generate_fn needs the keyword only when it is used
+        extra = copy_aware_kwargs(self.copy_aware.value)
+        bias = extra.get("copy_bias", 0.0)
         start = time.perf_counter()
         if choice == BASE_CHOICE:
             with self.model.disable_adapter():
@@ -126,7 +128,7 @@ class AdapterSwitcher(widgets.VBox):
             answer = self._generate(self.model, self.tokenizer, text, self.max_new_tokens, **extra)
         seconds = time.perf_counter() - start
         active = None if choice == BASE_CHOICE else next(iter(active_adapters(self.model)), None)
-        self.last = SwitchResult(choice, active, answer, seconds, bias)
+        self.last = SwitchResult(choice, active, answer, seconds, bias, self.copy_aware.value)
         self.status.value = tr(
             en=f"active: {_shown(choice)} · {seconds * 1000:.0f} ms · {len(answer)} characters",
             ru=f"активен: {_shown(choice)} · {seconds * 1000:.0f} мс · {len(answer)} символов",

@@ -473,8 +473,9 @@ switcher.prompt.value = demo.prompt
 switcher.copy_aware.value = True
 switcher.button.click()
 print(f"{switcher.status.value}\n{switcher.last.answer}")
-assert switcher.last.copy_bias == COPY_BIAS
-assert switcher.last.answer == generate(model, tok, switcher.prompt.value, MAX_NEW, copy_bias=COPY_BIAS)
+assert switcher.last.copy_bias == COPY_BIAS and switcher.last.requested_names  # the box: both, next section's too
+boxed = generate(model, tok, switcher.prompt.value, MAX_NEW, copy_bias=COPY_BIAS, requested_names=True)
+assert switcher.last.answer == boxed
 switcher.copy_aware.value = False
 
 # %% [markdown]
@@ -484,7 +485,9 @@ switcher.copy_aware.value = False
 # (`lessons_lib.copying.RequestedNames`) lets the answer write a `def` line's name only as one of the identifiers the
 # request gives (a word with `_`, or one followed by `(`), then `(` — the same idea as a tool call that must quote
 # the request (notebook 05). The model still picks which identifier, and the body is its own; a request that names no
-# function leaves the answer free. The coding adapter on its 22 requests, three ways:
+# function leaves the answer free. The switcher's **copy names exactly** box turns it on with the copy bias (so do
+# notebook 04's router playground, notebook 06's web page and the API's `requested_names` extension). The coding
+# adapter on its 22 requests, three ways:
 
 # %% [markdown] lang="ru"
 # ### Код, который определяет заказанную функцию
@@ -493,8 +496,10 @@ switcher.copy_aware.value = False
 # (`lessons_lib.copying.RequestedNames`) разрешает ответу писать имя в строке `def` только как один из
 # идентификаторов, которые дал запрос (слово с `_` или слово перед `(`), а затем `(` — та же идея, что и у вызова
 # инструмента, обязанного цитировать запрос (ноутбук 05). Какой идентификатор взять, по-прежнему решает модель, и
-# тело функции — её собственное; запрос, который не называет функцию, оставляет ответ свободным. Адаптер coding на
-# его 22 запросах, тремя способами:
+# тело функции — её собственное; запрос, который не называет функцию, оставляет ответ свободным. Галочка
+# **копировать имена точно** в переключателе включает его вместе с copy bias (как и игровая площадка маршрутизатора в
+# ноутбуке 04, веб-страница в ноутбуке 06 и расширение API `requested_names`). Адаптер coding на его 22 запросах,
+# тремя способами:
 
 # %%
 coding_prompts = [item.prompt for item in natural["coding"]]
