@@ -117,7 +117,6 @@ class AdapterSwitcher(widgets.VBox):
             )
             return None
         extra = copy_aware_kwargs(self.copy_aware.value)
-        bias = extra.get("copy_bias", 0.0)
         start = time.perf_counter()
         if choice == BASE_CHOICE:
             with self.model.disable_adapter():
@@ -128,7 +127,9 @@ class AdapterSwitcher(widgets.VBox):
             answer = self._generate(self.model, self.tokenizer, text, self.max_new_tokens, **extra)
         seconds = time.perf_counter() - start
         active = None if choice == BASE_CHOICE else next(iter(active_adapters(self.model)), None)
-        self.last = SwitchResult(choice, active, answer, seconds, bias, self.copy_aware.value)
+        self.last = SwitchResult(
+            choice, active, answer, seconds, extra.get("copy_bias", 0.0), extra.get("requested_names", False)
+        )
         self.status.value = tr(
             en=f"active: {_shown(choice)} · {seconds * 1000:.0f} ms · {len(answer)} characters",
             ru=f"активен: {_shown(choice)} · {seconds * 1000:.0f} мс · {len(answer)} символов",
