@@ -33,6 +33,12 @@ _CLOSERS = frozenset(b" \t\r\n,;:!?)]}\"'`")
 _GUILLEMET_OPEN, _GUILLEMET_CLOSE = "«".encode(), "»".encode()
 
 
+def copy_aware_kwargs(on: bool = True) -> dict:
+    """`generate`'s keywords for the course's copy-aware decoding, as a ticked "copy names exactly" box sends them:
+    the copy bias and requested function names (none when off, so a custom generate_fn needs them only when used)."""
+    return {"copy_bias": COPY_BIAS, "requested_names": True} if on else {}
+
+
 def checked_bias(bias: float) -> float:
     """`bias` as a float, or a clear error when it is negative (a negative nudge would push answers off the prompt)."""
     if not bias >= 0:

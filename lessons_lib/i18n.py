@@ -92,7 +92,7 @@ COLUMNS: dict[str, str] = {
     "tool": "инструмент",
     "natural copy": "свои слова: копия",
     "natural task": "свои слова: задача",
-    "natural task · copy_bias": "свои слова: задача · copy_bias",
+    "natural task · copy box": "свои слова: задача · галочка копирования",
     "copy": "копия",
     "task": "задача",
     "copy · copy_bias": "копия · copy_bias",

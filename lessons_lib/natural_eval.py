@@ -14,7 +14,8 @@ names appear in no pool of `lessons_lib.data` nor in the tiny model's pretrainin
 `python -m lessons_lib.natural_eval [--base DIR] [--adapters DIR ...] [--copy-bias B]` prints a table for the base
 and each adapter on every set (`--copy-bias`: with copy-aware decoding, `lessons_lib.copying`).
 `python -m lessons_lib.natural_eval --update-manifests [DIR ...]` measures saved adapters (by default the shipped
-ones) and adds their `natural_*` figures (greedy, and `_nudged`: with copy-aware decoding; the tools adapter: its
+ones) and adds their `natural_*` figures (greedy, and `_nudged`: decoded as the "copy names exactly" boxes do, copy
+bias and requested function names; the tools adapter: its
 hand-written figures with schema-constrained calls) to each `manifest.json` in place, leaving every other key as it
 was.
 """
@@ -190,7 +191,8 @@ def evaluate(
 
 
 # The figures a manifest carries for its adapter on its own domain's natural set (see `manifest_metrics`); the
-# `_nudged` ones are measured with copy-aware decoding (`copying.COPY_BIAS`).
+# `_nudged` ones are decoded as the widgets' and web page's "copy names exactly" box does: `copying.COPY_BIAS` and
+# requested function names (`copying.RequestedNames`; it changes only code that defines a function).
 MANIFEST_KEYS = (
     "natural_valid",
     "natural_copy",
@@ -204,14 +206,14 @@ MANIFEST_INDENT = 2  # how `Manifest.save` writes: indent 2, non-ASCII kept, one
 
 def manifest_metrics(model, tokenizer, domain: str, max_new_tokens: int) -> dict:
     """The `natural_*` manifest figures of `model` (its active adapter) on its domain's natural set: greedy, and
-    greedy with copy-aware decoding (`_nudged`)."""
-    from .copying import COPY_BIAS
+    greedy with the copy box's decoding (`_nudged`: copy bias and requested names)."""
+    from .copying import copy_aware_kwargs
     from .models import generate
 
     items = load(domain)
     prompts = [it.prompt for it in items]
     row = score(items, generate(model, tokenizer, prompts, max_new_tokens))
-    nudged = score(items, generate(model, tokenizer, prompts, max_new_tokens, copy_bias=COPY_BIAS))
+    nudged = score(items, generate(model, tokenizer, prompts, max_new_tokens, **copy_aware_kwargs()))
     return {
         "natural_valid": row["valid"],
         "natural_copy": row["copy"],
@@ -345,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         metavar="B",
         help="copy-aware decoding: add B to the logits of tokens that finish a prompt word the answer has begun "
-        "(lessons_lib.copying; the manifests' _nudged figures use 6.0); default 0 = plain greedy",
+        "(lessons_lib.copying; the manifests' _nudged figures use 6.0 with --requested-names); default 0 = plain "
+        "greedy",
     )
     p.add_argument(
         "--requested-names",

@@ -153,20 +153,21 @@ def test_shipped_adapters_do_their_task_in_learners_words_and_only_their_own():
         assert abs(manifest["natural_task"] - task[(domain, domain)]) <= 1 / 22 + 1e-9, (domain, manifest)
 
 
-# Copy-aware decoding (copying.COPY_BIAS), measured 2026-12-01: json 0.59 -> 0.82, coding 0.41 -> 0.55, support
-# 0.77 -> 0.91 (floors one request of 22 below json's and support's); it finishes words the answer began, so it
-# must not lift the base or the wrong adapter.
-NUDGED_TASK_FLOOR = {"json": 0.77, "coding": 0.45, "support": 0.86}
+# The copy box's decoding (copying.copy_aware_kwargs: COPY_BIAS and requested function names), measured 2026-12-01:
+# json 0.59 -> 0.82, coding 0.41 -> 0.82 (0.55 with the bias alone), support 0.77 -> 0.91 (floors one request of 22
+# below); it finishes words the answer began and names a function as asked, so it must not lift the base or the
+# wrong adapter.
+NUDGED_TASK_FLOOR = {"json": 0.77, "coding": 0.77, "support": 0.86}
 
 
 @pytest.mark.slow
 def test_copy_aware_decoding_lifts_each_adapter_on_its_own_task_and_no_other():
-    from lessons_lib.copying import COPY_BIAS
+    from lessons_lib.copying import copy_aware_kwargs
     from lessons_lib.manifest import Manifest
     from lessons_lib.paths import TINY_ADAPTERS_DIR, TINY_MODEL_DIR
 
     folders = [TINY_ADAPTERS_DIR / d for d in natural_eval.DOMAINS]
-    rows = natural_eval.evaluate(TINY_MODEL_DIR, folders, log=lambda *_: None, copy_bias=COPY_BIAS)
+    rows = natural_eval.evaluate(TINY_MODEL_DIR, folders, log=lambda *_: None, **copy_aware_kwargs())
     task = {(r["model"], r["set"]): r["task"] for r in rows}
     for domain, floor in NUDGED_TASK_FLOOR.items():
         manifest = Manifest.load(TINY_ADAPTERS_DIR / domain).metrics

@@ -139,6 +139,13 @@ def test_copy_bias_goes_through_the_sdk_as_an_extra_body_field(api):
     assert text(ask(api, "support", prompt, extra_body={"copy_bias": 6})).startswith("Hello, Evangeline Strathmore!")
 
 
+def test_requested_names_go_through_the_sdk_as_an_extra_body_field(api):
+    prompt = "Write stutter(s) that repeats every character of s twice."
+    assert not text(ask(api, "coding", prompt, extra_body={"copy_bias": 6})).startswith("def stutter(")
+    named = text(ask(api, "coding", prompt, extra_body={"copy_bias": 6, "requested_names": True}))
+    assert named.startswith("def stutter(s):")
+
+
 def test_logprobs_come_with_the_tokens(api):
     """Before: logprobs=True gave logprobs None."""
     reply = ask(api, logprobs=True, top_logprobs=2, max_tokens=6)

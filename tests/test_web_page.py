@@ -163,7 +163,7 @@ def test_a_server_answering_json_instead_of_a_stream_still_works(page, api):
 
 
 def test_the_copy_box_sends_copy_bias_and_requested_names(page, api):
-    from lessons_lib.copying import COPY_BIAS
+    from lessons_lib.copying import copy_aware_kwargs
 
     prompt = "Hello, this is Evangeline Strathmore. Order 77120 never came."
     type_prompt(page, prompt)
@@ -175,7 +175,7 @@ def test_the_copy_box_sends_copy_bias_and_requested_names(page, api):
     assert page.evaluate("document.getElementById('copy').checked") is True
     page.click("#send")
     page.wait_for("document.getElementById('status').textContent === 'done'", timeout=120)
-    boxed = {"copy_bias": COPY_BIAS, "requested_names": True}
+    boxed = copy_aware_kwargs()
     nudged = expected(api, prompt, model="support", **boxed)["choices"][0]["message"]["content"]
     assert text(page, "#answer") == nudged != expected(api, prompt, model="support")["choices"][0]["message"]["content"]
     assert "Evangeline Strathmore" in nudged

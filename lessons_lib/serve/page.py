@@ -3,10 +3,12 @@
 Plain HTML + JavaScript, no external assets (it works offline and behind any firewall). Answers stream in as
 they are generated (`stream: true`, read with fetch + ReadableStream from the server-sent events); a server that
 answers with JSON instead is read as JSON. For `auto` the page shows the router's choice and scores. A box turns on
-copy-aware decoding (the `copy_bias` extension, at the course's `copying.COPY_BIAS`, and `requested_names`).
+copy-aware decoding (the `copy_bias` and `requested_names` extensions, as `copying.copy_aware_kwargs` gives them).
 """
 
-from ..copying import COPY_BIAS
+import json
+
+from ..copying import copy_aware_kwargs
 
 PAGE_HTML = """<!doctype html>
 <html lang="en">
@@ -211,7 +213,7 @@ async function readStream(response, view) {
   }
 }
 
-const COPY_BIAS = __COPY_BIAS__;
+const COPY_AWARE = __COPY_AWARE__;  // the request fields a ticked copy box adds
 
 function messages() {
   return [{role: "user", content: $("prompt").value}];
@@ -221,10 +223,7 @@ async function sendOne() {
   $("send").disabled = true;
   try {
     const body = {model: $("model").value, messages: messages()};
-    if ($("copy").checked) {  // copy-aware decoding and requested function names (lessons_lib.copying)
-      body.copy_bias = COPY_BIAS;
-      body.requested_names = true;
-    }
+    if ($("copy").checked) Object.assign(body, COPY_AWARE);  // copy bias + requested names (lessons_lib.copying)
     await ask(body,
               {answer: $("answer"), adapter: $("adapter"), route: $("route"), status: $("status"),
                detail: $("detail")});
@@ -282,4 +281,4 @@ loadModels();
 </script>
 </body>
 </html>
-""".replace("__COPY_BIAS__", repr(COPY_BIAS))
+""".replace("__COPY_AWARE__", json.dumps(copy_aware_kwargs()))

@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 
 import ipywidgets as widgets
 
-from ..copying import COPY_BIAS
 from ..i18n import tr
 
 
@@ -24,12 +23,6 @@ def prompt_box(prompt: str = "") -> widgets.Textarea:
 def error_text(message: str) -> str:
     """How a callback's error reads in a Label ("Error: ..." / "Ошибка: ...")."""
     return f"{tr(en='Error', ru='Ошибка')}: {message}"
-
-
-def copy_aware_kwargs(on: bool) -> dict:
-    """`generate`'s keywords for a ticked "copy names exactly" box: the course's copy bias and requested function
-    names (none when unticked, so a custom generate_fn needs them only once the box is used)."""
-    return {"copy_bias": COPY_BIAS, "requested_names": True} if on else {}
 
 
 def labelled(values: Sequence[str], label: Callable[[str], str]) -> list:

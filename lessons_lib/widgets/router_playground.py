@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 
 from .. import domains
+from ..copying import copy_aware_kwargs
 from ..i18n import tr
 from ..router.base import GENERAL
-from .common import answer_html, copy_aware_kwargs, prompt_box, run_showing_errors
+from .common import answer_html, prompt_box, run_showing_errors
 
 GENERAL_COLOR = "#8172b2"  # the "general" label (the base model); each domain's colour is in lessons_lib.domains
 

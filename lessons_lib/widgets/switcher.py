@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import ipywidgets as widgets
 
+from ..copying import copy_aware_kwargs
 from ..i18n import tr
 from ..storage import active_adapters
-from .common import answer_html, copy_aware_kwargs, labelled, prompt_box, run_showing_errors
+from .common import answer_html, labelled, prompt_box, run_showing_errors
 
 BASE_CHOICE = "base"
 

@@ -1235,7 +1235,7 @@ for domain in COURSE_ADAPTERS:
             "n": m.metrics.get("heldout_n", "-"),
             "natural copy": natural(m.metrics, "natural_copy"),
             "natural task": natural(m.metrics, "natural_task"),
-            "natural task · copy_bias": natural(m.metrics, "natural_task_nudged"),
+            "natural task · copy box": natural(m.metrics, "natural_task_nudged"),
             "natural n": natural(m.metrics, "natural_n"),
         }
     )
@@ -1250,7 +1250,7 @@ for domain in COURSE_ADAPTERS:
                 "n": shipped.metrics["heldout_n"],
                 "natural copy": natural(shipped.metrics, "natural_copy"),
                 "natural task": natural(shipped.metrics, "natural_task"),
-                "natural task · copy_bias": natural(shipped.metrics, "natural_task_nudged"),
+                "natural task · copy box": natural(shipped.metrics, "natural_task_nudged"),
                 "natural n": natural(shipped.metrics, "natural_n"),
             }
         )
@@ -1263,11 +1263,12 @@ print(
     tr(
         en="valid, correct, n: template prompts like the training data · natural copy, task, n: requests in learners' "
         "own words, names the course never generated (copy: share of the request's names and numbers repeated; task: "
-        "the answer does what was asked; · copy_bias: with copy-aware decoding, notebook 02)",
+        "the answer does what was asked; · copy box: decoded as the switcher's 'copy names exactly' box does, "
+        "copy_bias + requested_names, notebook 02)",
         ru="валидно, верно, n: шаблонные промпты, как в обучающих данных · свои слова: копия, задача, n: запросы "
         "своими словами, с именами, которых курс никогда не генерировал (копия: доля имён и чисел запроса, "
-        "повторённых в ответе; задача: ответ выполняет просьбу; · copy_bias: с декодированием с копированием, "
-        "ноутбук 02)",
+        "повторённых в ответе; задача: ответ выполняет просьбу; · галочка копирования: декодирование, как с галочкой "
+        "«копировать имена точно» в переключателе, copy_bias + requested_names, ноутбук 02)",
     )
 )
 measured = [r for r in rows_table if r["natural task"] != "-"]

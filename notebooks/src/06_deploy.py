@@ -370,7 +370,9 @@ for name in model_ids:
 # is chosen per request with `model=`. Our server also accepts an **extension**: `model="mix"` with
 # `adapter_weights` builds (once, then caches) a weighted `cat` combination of loaded adapters with PEFT's
 # `add_weighted_adapter` — the openai client sends it through `extra_body`. So does the second extension,
-# `copy_bias` (notebook 02's copy-aware decoding, e.g. `extra_body={"copy_bias": 6}`).
+# `copy_bias` (notebook 02's copy-aware decoding, e.g. `extra_body={"copy_bias": 6}`), and the third,
+# `requested_names` (`extra_body={"requested_names": True}`: a function the answer defines takes the name the request
+# gives, notebook 02); the web page's **copy names exactly** box sends both.
 #
 # The two comparisons below are exact on every profile, GPU included: the same request sent twice, each alone in
 # its batch, runs the same kernels on the same weights; and a `cat` mix of one adapter at weight 1.0 holds that
@@ -383,7 +385,9 @@ for name in model_ids:
 # выбирается для каждого запроса параметром `model=`. Наш сервер принимает и **расширение**: `model="mix"` с
 # `adapter_weights` строит (один раз, затем кэширует) взвешенное смешивание `cat` загруженных адаптеров с помощью
 # `add_weighted_adapter` из PEFT — клиент openai передаёт его через `extra_body`. Так же передаётся и второе
-# расширение, `copy_bias` (декодирование с копированием из ноутбука 02, например `extra_body={"copy_bias": 6}`).
+# расширение, `copy_bias` (декодирование с копированием из ноутбука 02, например `extra_body={"copy_bias": 6}`), и
+# третье, `requested_names` (`extra_body={"requested_names": True}`: функция, которую определяет ответ, получает имя
+# из запроса, ноутбук 02); галочка **копировать имена точно** на веб-странице отправляет оба.
 #
 # Два сравнения ниже точны на любом профиле, включая GPU: один и тот же запрос, отправленный дважды и каждый раз один
 # в своём батче, выполняет те же ядра на тех же весах; а смесь `cat` из одного адаптера с весом 1.0 содержит
