@@ -180,7 +180,7 @@ def generate(
     texts = [chat_text(tokenizer, p, system, tools=tools) for p in prompts]
     from .copying import CopyBias, RequestedNames, prompt_source
 
-    sources = [prompt_source(p) for p in prompts]
+    sources = [prompt_source(p) for p in prompts] if copy_bias or requested_names else []
     token_bias = CopyBias.for_tokenizer(tokenizer).with_bias(copy_bias).batches(sources) if copy_bias else None
     allowed_tokens = RequestedNames.for_tokenizer(tokenizer).batches(sources) if requested_names else None
     answers = generate_texts(

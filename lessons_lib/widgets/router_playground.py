@@ -28,7 +28,7 @@ GENERAL_COLOR = "#8172b2"  # the "general" label (the base model); each domain's
 @dataclass(frozen=True)
 class PlaygroundResult:
     """One press of the button: the router's decision, the adapter used, the answer, timings and the copy-aware
-    decoding used (copy bias, requested function names)."""
+    decoding used (copy bias, requested function names: the keywords `copying.copy_aware_kwargs` gives)."""
 
     decision: object
     adapter: str
@@ -124,9 +124,7 @@ class RouterPlayground(widgets.VBox):
                 self.model, self.tokenizer, [text.strip()], self.max_new_tokens, adapter_names=[adapter], **extra
             )[0]
             self.answer.value = answer_html(answer)
-        self.last = PlaygroundResult(
-            decision, adapter, answer, route_ms, extra.get("copy_bias", 0.0), extra.get("requested_names", False)
-        )
+        self.last = PlaygroundResult(decision, adapter, answer, route_ms, **extra)
         return self.last
 
     def _on_click(self, _button) -> None:

@@ -29,7 +29,7 @@ BASE_CHOICE = "base"
 @dataclass(frozen=True)
 class SwitchResult:
     """One generation: which adapter answered (or "base"), the answer, how long it took, and the copy-aware decoding
-    used (copy bias, requested function names)."""
+    used (copy bias, requested function names: the keywords `copying.copy_aware_kwargs` gives)."""
 
     choice: str
     active_adapter: str | None
@@ -128,9 +128,7 @@ class AdapterSwitcher(widgets.VBox):
             answer = self._generate(self.model, self.tokenizer, text, self.max_new_tokens, **extra)
         seconds = time.perf_counter() - start
         active = None if choice == BASE_CHOICE else next(iter(active_adapters(self.model)), None)
-        self.last = SwitchResult(
-            choice, active, answer, seconds, extra.get("copy_bias", 0.0), extra.get("requested_names", False)
-        )
+        self.last = SwitchResult(choice, active, answer, seconds, **extra)
         self.status.value = tr(
             en=f"active: {_shown(choice)} · {seconds * 1000:.0f} ms · {len(answer)} characters",
             ru=f"активен: {_shown(choice)} · {seconds * 1000:.0f} мс · {len(answer)} символов",
