@@ -99,22 +99,29 @@ def test_quote_demands_free_text_from_the_request_and_leaves_other_values_alone(
 @pytest.mark.parametrize(
     ("value", "may_close", "may_go_on"),
     [
-        ("The meeting moved to Friday at noon.", True, True),  # a whole sentence
-        ("The meeting moved to Friday at noon", True, True),  # up to its full stop
+        ("The meeting moved to Friday (at noon).", True, True),  # a whole sentence
+        ("The meeting moved to Friday (at noon)", True, True),  # up to its full stop
+        ("The meeting moved to Friday (at noon", False, True),  # not inside brackets the request closes
         ("Note", True, True),  # a clause that ends with a colon
-        ("# Plan\nBuy milk.", True, True),  # across a line break, to the end
-        ("Buy milk.", True, True),  # starting after a line break
+        ("# Plan\nBuy milk (soon.", True, True),  # across a line break, to the end
+        ("Buy milk (soon.", True, True),  # starting after a line break
         ("The meeting moved", False, True),  # stops inside a clause
         ("The meeting moved to Fri", False, True),  # stops inside a word
-        ("he meeting moved to Friday at noon.", False, False),  # starts inside a word
-        (" The meeting moved to Friday at noon.", False, False),  # starts with a space
+        ("he meeting moved to Friday (at noon).", False, False),  # starts inside a word
+        (" The meeting moved to Friday (at noon).", False, False),  # starts with a space
         ("", False, True),  # an empty quote
         ('{"id": 7, "ok": 1}', True, True),  # JSON, escaped in the call, to the end of the request
         ('{"id": 7, ', False, True),  # a quote never ends with a space
+        ('{"id": 7', False, True),  # nor inside braces the request closes later
+        ('{"id', False, True),  # nor inside a quotation the request closes later
+        ("(at noon)", True, True),  # brackets closed
+        ("Buy milk (soon", True, True),  # a bracket the request never closes may stay open
     ],
 )
 def test_a_quote_is_a_whole_phrase_of_the_request(value, may_close, may_go_on):
-    request = 'Wrap my note at 30. Note: The meeting moved to Friday at noon.\n# Plan\nBuy milk. {"id": 7, "ok": 1}'
+    request = (
+        'Wrap my note at 30. Note: The meeting moved to Friday (at noon).\n# Plan\nBuy milk (soon. {"id": 7, "ok": 1}'
+    )
     grammar = CallGrammar(SCHEMAS, quote=request)
     call = call_text("content_validator", {"text": value, "rules": ["non_empty"]}).encode()
     assert grammar.complete(call) is may_close

@@ -3,8 +3,9 @@
 `CallGrammar` turns the tools' JSON schemas into one regular expression for the call format the course
 trains (`{"tool": NAME, "arguments": {...}}`, keys in schema order) and, optionally, demands that free-text
 arguments quote the user's request: a quote is a whole phrase of it, starting at a word and ending where a clause
-does (punctuation, a line break, a quotation mark or the end). `CallConstraint` is the `prefix_allowed_tokens_fn` that
-`model.generate` takes: at every step it allows only the tokens that keep the reply a viable call.
+does (punctuation, a line break, a quotation mark or the end), never inside brackets or a quotation that the request
+closes later. `CallConstraint` is the `prefix_allowed_tokens_fn` that `model.generate` takes: at every step it
+allows only the tokens that keep the reply a viable call.
 
 Bounds agree with `calls.check_value`: an integer with `minimum`/`maximum` matches exactly that range (an
 open side stops at ±999999, or that far past the other bound); free-text strings and arrays stop at
@@ -36,6 +37,8 @@ INTEGER_LIMIT = 999_999  # the most an unbounded side of an integer reaches (6 d
 CLOSING_SHARE = 0.25  # once only this share of the token budget is left, strings and lists close so the call ends
 CLAUSE_ENDS = (b".", b",", b";", b":", b"!", b"?", b")", b"\\n", b"\\r", b"\\t", b'\\"')  # as JSON-escaped bytes
 CLOSING_MARKS = b'.!?")'  # a phrase that ends with one of these may end before a space
+BRACKETS = ((b"(", b")"), (b"[", b"]"), (b"{", b"}"), ("«".encode(), "»".encode()))
+ESCAPED_QUOTE = b'\\"'
 
 
 class GrammarError(ValueError):
@@ -83,6 +86,14 @@ def ends_clause(quote: bytes, end: int) -> bool:
     return quote[end - 1] in CLOSING_MARKS and not is_word_byte(quote[end])
 
 
+def closes_nesting(quote: bytes, at: int, end: int) -> bool:
+    """Does the phrase `quote[at:end]` close every bracket and quotation it opens that the request closes later?"""
+    phrase, rest = quote[at:end], quote[end:]
+    if phrase.count(ESCAPED_QUOTE) % 2 and ESCAPED_QUOTE in rest:
+        return False
+    return not any(phrase.count(o) > phrase.count(c) and c in rest for o, c in BRACKETS)
+
+
 def ends_word(quote: bytes, end: int) -> bool:
     """Does a piece of the JSON-escaped `quote` that ends at byte `end` end with a whole word?"""
     if quote[end - 1 : end].isspace():
@@ -91,14 +102,17 @@ def ends_word(quote: bytes, end: int) -> bool:
 
 
 def quotes_phrase(quote: bytes, value: bytes, closed: bool = False, clause: bool = True) -> bool:
-    """Is `value` a phrase of `quote` (or, while still open, the start of one)? `clause=False`: a closed value
-    need only end with a whole word."""
+    """Is `value` a phrase of `quote` (or, while still open, the start of one)? A closed phrase ends a clause and
+    leaves no bracket or quotation half-quoted; `clause=False`: it need only end with a whole word."""
     if not value:
         return not closed
-    ends = ends_clause if clause else ends_word
     at = quote.find(value)
     while at >= 0:
-        if starts_word(quote, at) and (not closed or ends(quote, at + len(value))):
+        end = at + len(value)
+        if starts_word(quote, at) and (
+            not closed
+            or (ends_clause(quote, end) and closes_nesting(quote, at, end) if clause else ends_word(quote, end))
+        ):
             return True
         at = quote.find(value, at + 1)
     return False
