@@ -934,8 +934,8 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # grammar, `CallGrammar(strict, quote=request)`: free-text arguments (`text`, `topic`) must then be whole phrases
 # of the request, starting at a word and ending where a clause ends (a full stop, a comma, a colon, a line
 # break, the end), never halfway through brackets or a quotation, so `{"id": 7, "ok": true}` is quoted whole and
-# not cut at its first comma. It also guards the final answer (`lessons_lib/tools/faithful.py`): the model writes what it
-# likes, but once its answer starts repeating the tool's result (a line that begins like the result, or 8 bytes
+# not cut at its first comma. It also guards the final answer (`lessons_lib/tools/faithful.py`): the model writes
+# what it likes, but once its answer starts repeating the tool's result (a line that begins like the result, or 8 bytes
 # of it from a word on), it must go on copying until a sentence or a string of the result ends. Scored on the
 # hand-written requests, written in people's own words. Two columns judge the final answer: **final answer** asks
 # for the *expected* result (so a wrong call fails it however well the answer reads), **uses result** asks whether
@@ -943,17 +943,17 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # language — which is what the second turn alone is responsible for:
 
 # %% [markdown] lang="ru"
-# Зато декодер может запретить текст, *которого нет в запросе*. `quote=True` строит для каждого запроса свою
-# грамматику, `CallGrammar(strict, quote=request)`: свободные текстовые аргументы (`text`, `topic`) тогда обязаны
-# быть целыми фразами запроса — начинаться со слова и заканчиваться там, где кончается часть предложения (точка,
-# запятая, двоеточие, перенос строки, конец), и никогда посреди скобок или кавычек, так что `{"id": 7, "ok": true}`
-# попадает в аргумент целиком, а не обрывается на первой запятой. Заодно он охраняет итоговый ответ (`lessons_lib/tools/faithful.py`):
-# модель пишет что хочет, но как только ответ начинает повторять результат инструмента (строка начинается как
-# результат или 8 байт совпадают с ним начиная со слова), она обязана копировать дальше, пока не кончится
-# предложение или строка результата. Оценка на запросах, написанных людьми своими словами. Итоговый ответ судят две
-# колонки: **итоговый ответ** требует *ожидаемого* результата (неверный вызов его проваливает, как бы ни был хорош
-# ответ), **ответ с результатом** проверяет, передаёт ли ответ результат того вызова, что *выполнился*, — вывод
-# инструмента или его вердикт на языке запроса; только за это и отвечает второй ход:
+# Зато декодер может запретить текст, *которого нет в запросе*. `quote=True` строит для каждого запроса свою грамматику,
+# `CallGrammar(strict, quote=request)`: свободные текстовые аргументы (`text`, `topic`) тогда обязаны быть целыми
+# фразами запроса — начинаться со слова и заканчиваться там, где кончается часть предложения (точка, запятая, двоеточие,
+# перенос строки, конец), и никогда посреди скобок или кавычек, так что `{"id": 7, "ok": true}` попадает в аргумент
+# целиком, а не обрывается на первой запятой. Заодно он охраняет итоговый ответ (`lessons_lib/tools/faithful.py`):
+# модель пишет что хочет, но как только ответ начинает повторять результат инструмента (строка начинается как результат
+# или 8 байт совпадают с ним начиная со слова), она обязана копировать дальше, пока не кончится предложение или строка
+# результата. Оценка на запросах, написанных людьми своими словами. Итоговый ответ судят две колонки: **итоговый ответ**
+# требует *ожидаемого* результата (неверный вызов его проваливает, как бы ни был хорош ответ), **ответ с результатом**
+# проверяет, передаёт ли ответ результат того вызова, что *выполнился*, — вывод инструмента или его вердикт на языке
+# запроса; только за это и отвечает второй ход:
 
 # %%
 from lessons_lib.tools.data import answer_prompt, read_handwritten
