@@ -395,6 +395,9 @@ class Server:
                 limit=self.max_prompt_tokens,
             )
         plan = plan_tools(tool_schemas(request), mode, self.check_tokenizer, max_tokens)
+        from ..copying import prompt_source
+
+        source = prompt_source(messages) if request.copy_bias or request.requested_names else ""
         job = Job(
             prompt=prompt,
             route_text=route_text,
@@ -402,26 +405,26 @@ class Server:
             max_tokens=max_tokens,
             weights=weights,
             sampling=self.sampling(request),
-            allowed_tokens=(plan.allowed_tokens if plan else None) or self.name_rule(messages, request.requested_names),
-            token_bias=self.copy_nudge(messages, request.copy_bias),
+            allowed_tokens=(plan.allowed_tokens if plan else None) or self.name_rule(source, request.requested_names),
+            token_bias=self.copy_nudge(source, request.copy_bias),
         )
         return Prepared(job, request, plan)
 
-    def copy_nudge(self, messages: list[dict], bias: float | None):
-        """The job's `token_bias` for a request's copy_bias (None when absent or 0), copying from the user messages."""
+    def copy_nudge(self, source: str, bias: float | None):
+        """The job's `token_bias` for a request's copy_bias (None when absent or 0), copying from `prompt_source`."""
         if not bias:
             return None
-        from ..copying import CopyBias, prompt_source
+        from ..copying import CopyBias
 
-        return CopyBias.for_tokenizer(self.check_tokenizer).with_bias(bias).row(prompt_source(messages))
+        return CopyBias.for_tokenizer(self.check_tokenizer).with_bias(bias).row(source)
 
-    def name_rule(self, messages: list[dict], on: bool | None):
+    def name_rule(self, source: str, on: bool | None):
         """The job's `allowed_tokens` for requested_names=true (None otherwise): a `def` takes a name the user gives."""
         if not on:
             return None
-        from ..copying import RequestedNames, prompt_source
+        from ..copying import RequestedNames
 
-        return RequestedNames.for_tokenizer(self.check_tokenizer).row(prompt_source(messages))
+        return RequestedNames.for_tokenizer(self.check_tokenizer).row(source)
 
     def checked_job(self, request: ChatRequest) -> Prepared:
         """`build_job`, then memory released if the prompt was large (runs on the prompt-check thread)."""

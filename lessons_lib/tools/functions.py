@@ -238,7 +238,8 @@ UNORDERED_LISTS = {"content_validator": ("rules",)}
 def same_arguments(tool: str, got: dict, want: dict) -> bool:
     """Do two argument dicts ask `tool` for the same thing? Lists in UNORDERED_LISTS compare as multisets."""
     unordered = UNORDERED_LISTS.get(tool, ())
-    as_asked = lambda args: {  # noqa: E731
-        k: sorted(map(json.dumps, v)) if k in unordered and isinstance(v, list) else v for k, v in args.items()
-    }
+
+    def as_asked(args: dict) -> dict:
+        return {k: sorted(map(json.dumps, v)) if k in unordered and isinstance(v, list) else v for k, v in args.items()}
+
     return as_asked(got) == as_asked(want)
