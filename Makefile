@@ -86,7 +86,7 @@ check-notebooks: venv
 # the weights do not depend on the count (the base's first 300 steps are bit for bit the same with one or two; course
 # adapters, router and tool adapter rebuilt with two equal the shipped files, which were trained with one or two).
 tiny-model: export OMP_NUM_THREADS = 2
-tiny-model: venv  ## rebuild the tiny base (two stages, ~51 min), course adapters, router, tool adapter (~30 min)
+tiny-model: venv  ## rebuild the tiny base (two stages, ~51 min), course adapters, router, tool adapter (~34 min)
 	$(PY) -m lessons_lib.tiny build
 	$(PY) -m lessons_lib.router train
 	$(PY) -m lessons_lib.tools build-adapter  # also scores the hand-written figures natural_eval would

@@ -13,6 +13,7 @@ from lessons_lib.tools.data import (
     FORMATTER_REQUESTS,
     TEMPLATE_REQUESTS,
     VALIDATOR_REQUESTS,
+    call_rows,
     composed_phrasing,
     read_handwritten,
     tool_examples,
@@ -106,6 +107,47 @@ def test_handwritten_file_errors_name_the_line(tmp_path, line, fragment):
     assert fragment in str(err.value)
     with pytest.raises(FileNotFoundError, match="one"):
         read_handwritten(tmp_path / "missing.jsonl")
+
+
+def test_call_rows_are_the_mix_rows_that_call_the_chosen_tools():
+    mix = tool_sft_rows(30)
+    calls = [row for row in mix if row["prompt"][-1]["role"] == "user"]  # answer rows end with the tool's result
+    validator = call_rows(30, ["content_validator"])
+    assert len(validator) == 10 and all(
+        json.loads(r["completion"][0]["content"])["tool"] == "content_validator" for r in validator
+    )
+    assert validator == [r for r in calls if r in validator] and call_rows(30, TOOLS) == calls
+    with pytest.raises(ValueError, match="Unknown tools \\['validator'\\]: choose among"):
+        call_rows(30, ["validator"])
+
+
+@pytest.mark.slow
+def test_a_warm_up_starts_the_mix_from_its_weights_and_changes_nothing_when_off(tmp_path):
+    from safetensors.torch import load_file
+
+    from lessons_lib.profiles import PROFILES
+    from lessons_lib.tools.adapter import WARM_UP, train_tool_adapter
+
+    def trained(folder, warm_steps):
+        result = train_tool_adapter(
+            PROFILES["tiny"],
+            tmp_path / folder,
+            n_requests=12,
+            max_steps=2,
+            warm_steps=warm_steps,
+            per_device_train_batch_size=2,
+            log=lambda *_: None,
+        )
+        assert result.steps == 2
+        return load_file(str(result.adapter_dir / "adapter_model.safetensors"))
+
+    plain, again, warmed = trained("plain", 0), trained("again", 0), trained("warmed", 2)
+    assert (
+        not (tmp_path / "plain" / WARM_UP).exists()
+        and (tmp_path / "warmed" / WARM_UP / "adapter_config.json").is_file()
+    )
+    assert plain.keys() == warmed.keys() and all(plain[k].equal(again[k]) for k in plain)  # deterministic
+    assert any(not plain[k].equal(warmed[k]) for k in plain)  # the mix started from the warm-up, not from scratch
 
 
 def test_sft_rows_render_exactly_like_tool_calls(tokenizer):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -764,6 +765,19 @@ def tool_sft_rows(
         if i % answer_every == 0:
             rows.append(answer_row(ex, tools_json, tokenizer))
     return rows
+
+
+def call_rows(
+    n: int, tools: Collection[str], split: str = "train", seed: int = 0, schemas: list | None = None, tokenizer=None
+) -> list[dict]:
+    """The call rows (no answers) that `tool_sft_rows(n, split, seed)` makes for requests to `tools`."""
+    from .schemas import tool_schemas
+
+    unknown = sorted(set(tools) - set(MAKERS))
+    if unknown:
+        raise ValueError(f"Unknown tools {unknown}: choose among {sorted(MAKERS)}.")
+    tools_json = json.dumps(schemas if schemas is not None else tool_schemas(), ensure_ascii=False)
+    return [call_row(ex, tools_json, tokenizer) for ex in tool_examples(n, split, seed) if ex.tool in tools]
 
 
 HANDWRITTEN_PATH = ASSETS_DIR / "tools" / "heldout_handwritten.jsonl"

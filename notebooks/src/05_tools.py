@@ -437,7 +437,7 @@ for ex in demo:
 # адаптер усвоил, что "the text" означает `content_validator`, и отправлял туда "Format the text…".
 
 # %%
-from lessons_lib.tools.adapter import ANSWER_EVERY, STEPS, TRAIN_REQUESTS
+from lessons_lib.tools.adapter import ANSWER_EVERY, STEPS, TRAIN_REQUESTS, WARM_STEPS, WARM_TOOLS
 from lessons_lib.tools.data import tool_sft_rows
 
 rows = tool_sft_rows(TRAIN_REQUESTS, "train", answer_every=ANSWER_EVERY, tokenizer=tok)
@@ -468,6 +468,15 @@ for row in rows[:2]:
 # `lm_head` to its input embeddings — PEFT warns about that, and we silence the warning below). On a
 # 32k-vocabulary GPU model that copy would be hundreds of MB, and those models already know JSON — so GPU
 # profiles use plain LoRA (`tool_recipe` picks the settings per profile).
+#
+# A second detail is a small **curriculum**. Trained on the mix alone, the tiny adapter barely learned the
+# validator's rule names (`non_empty`, `valid_json`, ...): scored on its own *training* requests, it named the
+# first rule right about a third of the time. The mix shows each rule name too few times for this base. So
+# the shipped adapter first trains `WARM_STEPS` steps on the validator's calls alone
+# (`train_tool_adapter(..., warm_steps=...)`), then the whole mix starts from there. On the dev requests that
+# raised exact arguments from 0.56 to 0.81 (the manifest's `dev_exact_args`). On hand-written requests the
+# gain was smaller (exact arguments with quoting, below, 0.40 -> 0.48) and the right tool slipped a little
+# (0.90 -> 0.87 with `tool_choice="required"`): a curriculum is a trade, measured like any other recipe change.
 
 # %% [markdown] lang="ru"
 # Само обучение — рецепт из ноутбука 01: `LoraConfig`, `prepare_model_for_kbit_training` на 4-битной
@@ -494,6 +503,16 @@ for row in rows[:2]:
 # с входными эмбеддингами (tied weights), PEFT предупреждает об этом, и ниже мы отключаем это предупреждение. У
 # GPU-модели со словарём 32k такая копия заняла бы сотни MB, а эти модели и так знают JSON, — поэтому GPU-профили
 # используют обычную LoRA (`tool_recipe` выбирает настройки для каждого профиля).
+#
+# Вторая деталь — маленький **учебный план** (curriculum). Обученный только на общей смеси, крошечный адаптер почти
+# не выучил имена правил валидатора (`non_empty`, `valid_json`, ...): даже на его собственных *обучающих* запросах
+# первое правило было названо верно примерно в трети случаев. Смесь показывает каждое имя правила слишком мало раз
+# для этой базовой модели. Поэтому поставляемый адаптер сначала `WARM_STEPS` шагов учится только на вызовах
+# валидатора (`train_tool_adapter(..., warm_steps=...)`), а затем с этого места начинается вся смесь. На запросах
+# dev это подняло долю точных аргументов с 0.56 до 0.81 (`dev_exact_args` в манифесте). На запросах, написанных
+# вручную, выигрыш меньше (точные аргументы с цитированием, см. ниже, 0.40 -> 0.48), а верный инструмент немного
+# просел (0.90 -> 0.87 при `tool_choice="required"`): учебный план — это компромисс, и измеряют его, как любое
+# другое изменение рецепта.
 
 # %%
 import math
@@ -605,8 +624,10 @@ if found is None:  # the real run: save it where this lesson (and a later runtim
 elif found.source == "shipped":
     print(
         tr(
-            en=f"(the shipped adapter ran the same recipe for {STEPS} steps)",
-            ru=f"(поставляемый адаптер прошёл тот же рецепт за {STEPS} шагов)",
+            en=f"(the shipped adapter ran the same recipe for {STEPS} steps, after a {WARM_STEPS}-step warm-up on "
+            f"the calls of {', '.join(WARM_TOOLS)} alone)",
+            ru=f"(поставляемый адаптер прошёл тот же рецепт за {STEPS} шагов, после разминки в {WARM_STEPS} шагов "
+            f"только на вызовах {', '.join(WARM_TOOLS)})",
         )
     )
 del trainer, to_train
@@ -707,7 +728,7 @@ hand_base, hand_tools = hand_reports
 # %%
 assert not score_problems(hand_raw["base"] + hand_raw["tools"], hand * 2)
 if expects_quality(profile):
-    assert hand_tools.correct_tool >= 0.6, hand_tools  # chance is 0.33; the tiny adapter scores about 0.78
+    assert hand_tools.correct_tool >= 0.6, hand_tools  # chance is 0.33; the tiny adapter scores about 0.68
 if expects_quality(profile) and base_never_saw_tools(profile):
     assert hand_base.correct_tool <= 0.2 and hand_tools.correct_tool - hand_base.correct_tool >= 0.5, hand_base
 if not expects_quality(profile):
@@ -724,17 +745,17 @@ if not expects_quality(profile):
 # Read the tables honestly (the figures below are the tiny profile's; on a GPU profile read your own the
 # same way; on a rehearsal the adapter trained a handful of steps and its rates mean nothing). The adapter
 # learned the *form* of a call, and on template-style requests
-# phrased in ways it never saw it picks the right tool about 90% of the time, and most of its misses are calls
-# that broke the JSON. The base never calls a tool at all.
-# On hand-written requests it is right about 80% of the time (chance is 33%): the tiny base model, trained
+# phrased in ways it never saw it picks the right tool more than 90% of the time, and most of its misses are
+# calls that broke the JSON. The base never calls a tool at all.
+# On hand-written requests it is right about 70% of the time (chance is 33%): the tiny base model, trained
 # on a narrow synthetic corpus, does not understand a new phrasing the way a real chat model does.
 #
 # Now look at the arguments. The adapter copies the **numbers** (width, indent) from the request, and it
 # copies most of the text too, but not letter for letter: a word comes out with a slipped letter or a piece
 # of another word (see the calls printed above), so exact arguments and final answers stay near zero on
-# hand-written requests. On dev requests (training phrasings, names it never saw) it copies more than half of them
-# exactly (the manifest's `dev_exact_args`): this base
-# was pretrained to copy made-up names, and a whole new sentence is the harder case. With free decoding both
+# hand-written requests. On dev requests (training phrasings, names it never saw) it copies about four in five
+# of them exactly (the manifest's `dev_exact_args`): this base was pretrained to copy made-up names, and a
+# whole new sentence is the harder case. With free decoding both
 # rates stay below the 0.9 we aim for (see the manifest); a larger base (the GPU profiles) or more
 # pretraining on copying whole sentences are the levers for the text.
 # The broken JSON, though, we can rule out at the decoder — next.
@@ -759,19 +780,18 @@ if not expects_quality(profile):
 # Читайте таблицы честно (цифры ниже — для профиля tiny; на GPU-профиле читайте свои так же;
 # в репетиции адаптер обучался всего несколько шагов, и его показатели ничего не значат). Адаптер
 # усвоил *форму* вызова: на запросах в стиле шаблонов с формулировками, которых он никогда не видел, он выбирает
-# правильный инструмент примерно в 90% случаев, и большинство его промахов — вызовы со сломанным JSON. Базовая
+# правильный инструмент более чем в 90% случаев, и большинство его промахов — вызовы со сломанным JSON. Базовая
 # модель не вызывает инструменты вовсе.
-# На запросах, написанных вручную, адаптер прав примерно в 80% случаев (при случайном выборе было бы 33%): крошечная
+# На запросах, написанных вручную, адаптер прав примерно в 70% случаев (при случайном выборе было бы 33%): крошечная
 # базовая модель, обученная на узком синтетическом корпусе, не понимает новую формулировку так, как настоящая
 # чат-модель.
 #
 # Теперь посмотрите на аргументы. **Числа** (ширину, отступ) адаптер копирует из запроса, и большую часть текста
 # тоже, но не буква в букву: в слове проскакивает чужая буква или кусок другого слова (см. вызовы выше), поэтому
 # на запросах, написанных вручную, доли точных аргументов и верных итоговых ответов близки к нулю. На запросах dev
-# (формулировки из обучения, незнакомые имена) он точно копирует больше половины из них (`dev_exact_args` в
-# манифесте): эту
-# базовую модель предобучали копировать
-# выдуманные имена, а целое новое предложение — случай потруднее. При свободном декодировании оба показателя остаются
+# (формулировки из обучения, незнакомые имена) он точно копирует примерно четыре из пяти (`dev_exact_args` в
+# манифесте): эту базовую модель предобучали копировать выдуманные имена, а целое новое предложение — случай
+# потруднее. При свободном декодировании оба показателя остаются
 # ниже целевых 0.9 (см. манифест); улучшить копирование текста могут более крупная базовая модель (GPU-профили) или
 # более долгое предобучение на копировании целых предложений. А вот сломанный JSON можно исключить на уровне
 # декодера — об этом дальше.
@@ -1009,7 +1029,7 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # %% [markdown]
 # On the tiny profile the adapter copies a sentence with a slip or two (a letter from another word, a Cyrillic
 # syllable), so almost no free argument is exact; forbidding what is not in the request removes the slips, and
-# about 40% of the arguments become exact. The final answer is another story: the adapter trained a second turn on
+# about half of the arguments become exact. The final answer is another story: the adapter trained a second turn on
 # every request (`ANSWER_EVERY` in `lessons_lib/tools/adapter.py`), so even unguarded most of its answers repeat the
 # result they got, in the request's language; the guard stops the slips that remain, and almost every exact call
 # becomes a correct final answer. What stays wrong is the model's **choice** in the call, which no decoder fixes:
@@ -1023,7 +1043,7 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # %% [markdown] lang="ru"
 # На профиле tiny адаптер копирует предложение с одной-двумя ошибками (буква из другого слова, кириллический слог),
 # поэтому точных свободных аргументов почти нет; запрет на то, чего нет в запросе, убирает эти ошибки, и точными
-# становятся около 40% аргументов. С итоговым ответом иначе: адаптер учился второму ходу на каждом запросе
+# становятся около половины аргументов. С итоговым ответом иначе: адаптер учился второму ходу на каждом запросе
 # (`ANSWER_EVERY` в `lessons_lib/tools/adapter.py`), поэтому даже без охраны большинство его ответов повторяют
 # полученный результат, и на языке запроса; охрана убирает оставшиеся ошибки, и почти каждый точный вызов становится
 # верным итоговым ответом. Неверным остаётся **выбор** модели в вызове, который не исправит никакой декодер: не тот
@@ -1229,6 +1249,8 @@ side = toggle.last
 for style, answer in side.items():
     print(f"--- {style} ({tr(en='style score', ru='оценка стиля')} {style_score(answer):.1f})\n{answer[:300]}\n")
 assert set(side) == {PLAIN, DESIGNER} and "<table" in toggle.output.value
+if profile.name == "tiny":  # what the text below says: the prompt changes no style on this base
+    assert style_score(side[PLAIN]) == style_score(side[DESIGNER])
 
 # %% [markdown]
 # Now the contrast in numbers: the same held-out tool requests with and without the system prompt, for
@@ -1265,15 +1287,20 @@ if expects_quality(profile) and base_never_saw_tools(profile):
     assert by[("cognitive designer", "base")]["correct tool"] <= 0.2  # a prompt about style teaches no tool calling
 if expects_quality(profile):
     assert by[("no prompt", "tools")]["correct tool"] >= 0.6  # n=12: a coarse check that the adapter still works
+if profile.name == "tiny":  # what the text below says: the unseen prompt breaks the tiny adapter's calls
+    assert by[("cognitive designer", "tools")]["correct tool"] <= by[("no prompt", "tools")]["correct tool"] - 0.5
 
 # %% [markdown]
-# Be honest about what we saw. On the tiny model the system prompt barely changes anything: a 2M-parameter
-# model trained on a narrow synthetic corpus cannot follow a paragraph of instructions, and it may even
-# disturb the adapter, which never saw such a prompt in training. On the GPU profiles (TinyLlama,
-# Mistral) the same toggle visibly changes the *style* of explanations — anchors, analogies, contrasts —
-# because those models were instruction-tuned to follow system prompts. What no system prompt does, on
-# any profile, is add a **skill** the model lacks: the base still does not call the tools. Style is cheap
-# to ask for in words; a skill is trained into weights — and with LoRA, into a small file you can switch.
+# Be honest about what we saw. On the tiny model the system prompt changes no style (both answers above get
+# the same style score): a 2M-parameter model trained on a narrow synthetic corpus cannot follow a
+# paragraph of instructions. And it *breaks* the adapter: with the prompt, the tool adapter's calls fall apart
+# (its correct-tool rate in the table), because it never saw a system prompt in training. What a prompt does
+# to an adapter depends on the adapter's training data: train with the prompts you will serve. On the GPU
+# profiles (TinyLlama, Mistral) the same toggle visibly changes the *style* of explanations — anchors,
+# analogies, contrasts — because those models were instruction-tuned to follow system prompts. What no
+# system prompt does, on any profile, is add a **skill** the model lacks: the base still does not call the
+# tools. Style is cheap to ask for in words; a skill is trained into weights — and with LoRA, into a small
+# file you can switch.
 #
 # ## Recap
 # - A tool is a typed function with a Google-style docstring; `get_json_schema` turns it into the schema
@@ -1319,12 +1346,15 @@ if expects_quality(profile):
 # ## Quiz
 
 # %% [markdown] lang="ru"
-# Будем честны в том, что увидели. На крошечной модели системный промпт почти ничего не меняет: модель с 2M параметров,
-# обученная на узком синтетическом корпусе, не способна следовать целому абзацу инструкций, а промпт может даже
-# помешать адаптеру, который никогда не видел такого промпта при обучении. На GPU-профилях (TinyLlama,
-# Mistral) тот же переключатель заметно меняет *стиль* объяснений — якоря, аналогии, контрасты, —
-# потому что эти модели дообучены следовать инструкциям, в том числе системным промптам. Но ни на одном профиле
-# системный промпт не добавляет **навык**, которого у модели нет: базовая модель по-прежнему не вызывает инструменты.
+# Будем честны в том, что увидели. На крошечной модели системный промпт не меняет стиль (оба ответа выше получают
+# одну и ту же оценку стиля): модель с 2M параметров, обученная на узком синтетическом корпусе, не способна следовать
+# целому абзацу инструкций. А адаптер промпт *ломает*: с ним вызовы адаптера инструментов разваливаются (его доля
+# верных инструментов в таблице), потому что при обучении он ни разу не видел системного промпта. Что промпт сделает
+# с адаптером, зависит от данных, на которых адаптер учился: обучайте с теми промптами, с которыми будете работать.
+# На GPU-профилях (TinyLlama, Mistral) тот же переключатель заметно меняет *стиль* объяснений — якоря, аналогии,
+# контрасты, — потому что эти модели дообучены следовать инструкциям, в том числе системным промптам. Но ни на одном
+# профиле системный промпт не добавляет **навык**, которого у модели нет: базовая модель по-прежнему не вызывает
+# инструменты.
 # Стиль легко заказать словами; навык вкладывается в веса обучением — а с LoRA в небольшой файл, который можно
 # подключать и отключать.
 #
