@@ -1342,6 +1342,10 @@ if profile.name == "tiny":  # what the text below says: the unseen prompt breaks
 # 7. The answer guard holds a copy once `MIN_COPY` bytes of it match the result (`lessons_lib/tools/faithful.py`).
 #    Set it to 3 and to 20 and rerun the hand-written comparison. Which answers change, and why can a small value
 #    hold a lead-in such as "Here is the …" to a result that happens to contain the same words?
+# 8. The curriculum: train the tiny adapter with `warm_steps=0` and with `WARM_STEPS`
+#    (`train_tool_adapter` in `lessons_lib/tools/adapter.py`, about 20 minutes each on 2 CPUs) and score both with
+#    `python -m lessons_lib.tools evaluate --adapter DIR --data dev --tool-choice required --quote`, then with
+#    `--data handwritten`. How far do exact arguments move on each, and which rate pays for it?
 #
 # ## Quiz
 
@@ -1408,6 +1412,10 @@ if profile.name == "tiny":  # what the text below says: the unseen prompt breaks
 #    (`lessons_lib/tools/faithful.py`). Поставьте 3 и 20 и повторите сравнение на рукописных запросах. Какие ответы
 #    меняются и почему маленькое значение может приковать вступление вроде "Here is the …" к результату, в котором
 #    случайно есть те же слова?
+# 8. Учебный план: обучите крошечный адаптер с `warm_steps=0` и с `WARM_STEPS` (`train_tool_adapter` в
+#    `lessons_lib/tools/adapter.py`, около 20 минут каждый на 2 CPU) и оцените оба командой
+#    `python -m lessons_lib.tools evaluate --adapter DIR --data dev --tool-choice required --quote`, а затем с
+#    `--data handwritten`. Насколько меняются точные аргументы на каждом наборе и какой показатель за это платит?
 #
 # ## Тест
 
