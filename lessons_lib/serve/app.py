@@ -44,6 +44,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..chat_format import ROLE_MARKERS
+from ..copying import CopyBias, RequestedNames, prompt_source
 from ..mixing import MAX_WEIGHT, saved_modules, unmixable_message
 from .engine import AUTO, BASE, BatchingEngine, GenerationError, Job, Sampling, mix_name
 from .loading import ServedModel
@@ -382,8 +383,8 @@ class Server:
                 param="messages",
             )
         route_text = self.route_text(model, messages)
-        mode = tool_mode(request)
-        prompt, n_tokens = self.render(messages, tool_schemas(request) if mode else None)
+        mode, schemas = tool_mode(request), tool_schemas(request)
+        prompt, n_tokens = self.render(messages, schemas if mode else None)
         if n_tokens > self.max_prompt_tokens:
             raise ApiError(
                 400,
@@ -394,9 +395,7 @@ class Server:
                 prompt_tokens=n_tokens,
                 limit=self.max_prompt_tokens,
             )
-        plan = plan_tools(tool_schemas(request), mode, self.check_tokenizer, max_tokens)
-        from ..copying import prompt_source
-
+        plan = plan_tools(schemas, mode, self.check_tokenizer, max_tokens)
         source = prompt_source(messages) if request.copy_bias or request.requested_names else ""
         job = Job(
             prompt=prompt,
@@ -414,16 +413,12 @@ class Server:
         """The job's `token_bias` for a request's copy_bias (None when absent or 0), copying from `prompt_source`."""
         if not bias:
             return None
-        from ..copying import CopyBias
-
         return CopyBias.for_tokenizer(self.check_tokenizer).with_bias(bias).row(source)
 
     def name_rule(self, source: str, on: bool | None):
         """The job's `allowed_tokens` for requested_names=true (None otherwise): a `def` takes a name the user gives."""
         if not on:
             return None
-        from ..copying import RequestedNames
-
         return RequestedNames.for_tokenizer(self.check_tokenizer).row(source)
 
     def checked_job(self, request: ChatRequest) -> Prepared:

@@ -748,21 +748,28 @@ def tool_sft_rows(
     schemas: list[dict] | None = None,
     answer_every: int = 1,
     tokenizer=None,
+    tools: Collection[str] | None = None,
 ) -> list[dict]:
-    """Rows for SFTTrainer: each request gives a call row, every `answer_every`-th also a final-answer row.
+    """Rows for SFTTrainer: each request gives a call row, every `answer_every`-th also a final-answer row (0: none).
 
     The call is stored as its rendered JSON text (identical to what the template makes of `tool_calls`),
     and `tools` as a JSON string: Arrow would otherwise merge differently-shaped argument dicts, padding
     them with nulls. TRL passes the `tools` column to `apply_chat_template`. Pass the `tokenizer` that will
     train on the rows when its template may not render tools (see `sft_row`); the tiny model's rows are the same.
+    `tools` keeps only the rows of the requests for those tools.
     """
     from .schemas import tool_schemas
 
+    unknown = sorted(set(tools or ()) - set(MAKERS))
+    if unknown:
+        raise ValueError(f"Unknown tools {unknown}: choose among {sorted(MAKERS)}.")
     tools_json = json.dumps(schemas if schemas is not None else tool_schemas(), ensure_ascii=False)
     rows = []
     for i, ex in enumerate(tool_examples(n, split, seed)):
+        if tools is not None and ex.tool not in tools:
+            continue
         rows.append(call_row(ex, tools_json, tokenizer))
-        if i % answer_every == 0:
+        if answer_every and i % answer_every == 0:
             rows.append(answer_row(ex, tools_json, tokenizer))
     return rows
 
@@ -771,13 +778,7 @@ def call_rows(
     n: int, tools: Collection[str], split: str = "train", seed: int = 0, schemas: list | None = None, tokenizer=None
 ) -> list[dict]:
     """The call rows (no answers) that `tool_sft_rows(n, split, seed)` makes for requests to `tools`."""
-    from .schemas import tool_schemas
-
-    unknown = sorted(set(tools) - set(MAKERS))
-    if unknown:
-        raise ValueError(f"Unknown tools {unknown}: choose among {sorted(MAKERS)}.")
-    tools_json = json.dumps(schemas if schemas is not None else tool_schemas(), ensure_ascii=False)
-    return [call_row(ex, tools_json, tokenizer) for ex in tool_examples(n, split, seed) if ex.tool in tools]
+    return tool_sft_rows(n, split, seed, schemas, answer_every=0, tokenizer=tokenizer, tools=tools)
 
 
 HANDWRITTEN_PATH = ASSETS_DIR / "tools" / "heldout_handwritten.jsonl"
