@@ -405,7 +405,7 @@ def test_an_answer_delivers_the_result_it_got_in_the_requests_language():
     assert not delivers("en", "content_validator", both, "All checks passed: non_empty, non_empty.")
 
 
-def test_exact_arguments_ignore_only_the_order_of_rules():
+def test_exact_arguments_ignore_only_the_order_of_rules_and_omitted_defaults():
     from lessons_lib.tools.data import ToolExample
     from lessons_lib.tools.evaluate import score_call
     from lessons_lib.tools.functions import same_arguments
@@ -417,6 +417,13 @@ def test_exact_arguments_ignore_only_the_order_of_rules():
     assert not same_arguments("content_validator", {**want, "rules": ["min_words:3"] * 2}, want)
     assert not same_arguments("content_validator", {**want, "text": "The build is green"}, want)
     assert not same_arguments("text_formatter", {"text": "b a", "width": 9}, {"text": "a b", "width": 9})
+    # an omitted argument is its default (indent 0, language "en"); a default that differs from the gold is wrong
+    assert same_arguments("text_formatter", {"text": "a b", "width": 9}, {"text": "a b", "width": 9, "indent": 0})
+    assert not same_arguments("text_formatter", {"text": "a b", "width": 9}, {"text": "a b", "width": 9, "indent": 2})
+    topic = {"template_type": "email", "topic": "refund"}
+    assert same_arguments("template_generator", topic, {**topic, "language": "en"})
+    assert not same_arguments("template_generator", topic, {**topic, "language": "ru"})
+    assert not same_arguments("text_formatter", {"text": "a b", "size": 9}, {"text": "a b"})  # an unknown argument
     ex = ToolExample("en", "Check: The build is green.", "content_validator", want, None, "")
     reordered = '{"tool": "content_validator", "arguments": {"text": "The build is green.", "rules": ["min_words:3", '
     score, call, result = score_call(ex, reordered + '"no_trailing_spaces"]}}', schemas_by_name(tool_schemas()))

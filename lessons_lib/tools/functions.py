@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from typing import Literal
@@ -235,11 +236,25 @@ TOOLS = {f.__name__: f for f in (text_formatter, template_generator, content_val
 UNORDERED_LISTS = {"content_validator": ("rules",)}
 
 
+def with_defaults(tool: str, args: dict) -> dict:
+    """`args` with the defaults of `tool`'s signature filled in (as given when they do not bind to it)."""
+    try:
+        bound = inspect.signature(TOOLS[tool]).bind(**args)
+    except (KeyError, TypeError):
+        return dict(args)
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
 def same_arguments(tool: str, got: dict, want: dict) -> bool:
-    """Do two argument dicts ask `tool` for the same thing? Lists in UNORDERED_LISTS compare as multisets."""
+    """Do two argument dicts ask `tool` for the same thing? An omitted argument is its default; lists in
+    UNORDERED_LISTS compare as multisets."""
     unordered = UNORDERED_LISTS.get(tool, ())
 
     def as_asked(args: dict) -> dict:
-        return {k: sorted(map(json.dumps, v)) if k in unordered and isinstance(v, list) else v for k, v in args.items()}
+        return {
+            k: sorted(map(json.dumps, v)) if k in unordered and isinstance(v, list) else v
+            for k, v in with_defaults(tool, args).items()
+        }
 
     return as_asked(got) == as_asked(want)

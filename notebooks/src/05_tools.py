@@ -641,7 +641,8 @@ tools_dir = resolve_artifact("tools", profile, lesson.work_dir, lesson.hub_names
 #
 # - **correct tool**: the call names the tool the request needs;
 # - **valid args**: the arguments pass the schema *and* the tool accepts them;
-# - **exact args**: the arguments equal the gold ones (text copied exactly, right numbers);
+# - **exact args**: the arguments equal the gold ones (text copied exactly, right numbers; the order of the
+#   validator's rules and an omitted argument that has the gold value as its default don't count);
 # - **final answer**: the final answer delivers the right result (the formatted text or template
 #   verbatim; the validator's verdict).
 
@@ -652,7 +653,8 @@ tools_dir = resolve_artifact("tools", profile, lesson.work_dir, lesson.hub_names
 #
 # - **correct tool**: вызов называет тот инструмент, который нужен запросу;
 # - **valid args**: аргументы проходят проверку по схеме *и* принимаются инструментом;
-# - **exact args**: аргументы совпадают с эталонными (текст скопирован точно, числа верны);
+# - **exact args**: аргументы совпадают с эталонными (текст скопирован точно, числа верны; порядок правил валидатора
+#   и пропущенный аргумент, чьё значение по умолчанию равно эталонному, не в счёт);
 # - **final answer**: итоговый ответ содержит правильный результат (отформатированный текст или шаблон
 #   дословно; вердикт валидатора).
 
@@ -1346,6 +1348,11 @@ if profile.name == "tiny":  # what the text below says: the unseen prompt breaks
 #    (`train_tool_adapter` in `lessons_lib/tools/adapter.py`, about 20 minutes each on 2 CPUs) and score both with
 #    `python -m lessons_lib.tools evaluate --adapter DIR --data dev --tool-choice required --quote`, then with
 #    `--data handwritten`. How far do exact arguments move on each, and which rate pays for it?
+# 9. Russian names a template in the genitive after the word it fills ("шаблон письма", "заготовка протокола
+#    встречи"), while the training tables quote the nominative («письмо»). Add genitive labels to a share of the
+#    natural template requests in `lessons_lib/tools/data.py`, retrain, and score dev and the hand-written set as in
+#    exercise 8. Which Russian calls change? If the hand-written rate rises while dev falls, which set decides
+#    whether you keep the change, and why?
 #
 # ## Quiz
 
@@ -1416,6 +1423,11 @@ if profile.name == "tiny":  # what the text below says: the unseen prompt breaks
 #    `lessons_lib/tools/adapter.py`, около 20 минут каждый на 2 CPU) и оцените оба командой
 #    `python -m lessons_lib.tools evaluate --adapter DIR --data dev --tool-choice required --quote`, а затем с
 #    `--data handwritten`. Насколько меняются точные аргументы на каждом наборе и какой показатель за это платит?
+# 9. По-русски шаблон называют в родительном падеже после слова, которое он заполняет («шаблон письма», «заготовка
+#    протокола встречи»), а обучающие таблицы дают название в кавычках и в именительном («письмо»). Добавьте формы
+#    в родительном падеже в часть естественных запросов на шаблон в `lessons_lib/tools/data.py`, переобучите адаптер
+#    и оцените его на dev и на рукописном наборе, как в упражнении 8. Какие русские вызовы меняются? Если доля на
+#    рукописном наборе растёт, а на dev падает, какой набор решает, оставить ли изменение, и почему?
 #
 # ## Тест
 
