@@ -1349,10 +1349,10 @@ if profile.name == "tiny":  # what the text below says: the unseen prompt breaks
 #    `python -m lessons_lib.tools evaluate --adapter DIR --data dev --tool-choice required --quote`, then with
 #    `--data handwritten`. How far do exact arguments move on each, and which rate pays for it?
 # 9. Russian names a template in the genitive after the word it fills ("шаблон письма", "заготовка протокола
-#    встречи"), while the training tables quote the nominative («письмо»). Add genitive labels to a share of the
-#    natural template requests in `lessons_lib/tools/data.py`, retrain, and score dev and the hand-written set as in
-#    exercise 8. Which Russian calls change? If the hand-written rate rises while dev falls, which set decides
-#    whether you keep the change, and why?
+#    встречи"), while the training tables name it in the nominative, mostly quoted («письмо»). Add genitive labels
+#    to a share of the natural template requests in `lessons_lib/tools/data.py`, retrain, and score dev and the
+#    hand-written set as in exercise 8. Which Russian calls change? If the hand-written rate rises while dev falls,
+#    which set decides whether you keep the change, and why?
 #
 # ## Quiz
 
@@ -1424,7 +1424,7 @@ if profile.name == "tiny":  # what the text below says: the unseen prompt breaks
 #    `python -m lessons_lib.tools evaluate --adapter DIR --data dev --tool-choice required --quote`, а затем с
 #    `--data handwritten`. Насколько меняются точные аргументы на каждом наборе и какой показатель за это платит?
 # 9. По-русски шаблон называют в родительном падеже после слова, которое он заполняет («шаблон письма», «заготовка
-#    протокола встречи»), а обучающие таблицы дают название в кавычках и в именительном («письмо»). Добавьте формы
+#    протокола встречи»), а обучающие таблицы дают название в именительном, чаще в кавычках («письмо»). Добавьте формы
 #    в родительном падеже в часть естественных запросов на шаблон в `lessons_lib/tools/data.py`, переобучите адаптер
 #    и оцените его на dev и на рукописном наборе, как в упражнении 8. Какие русские вызовы меняются? Если доля на
 #    рукописном наборе растёт, а на dev падает, какой набор решает, оставить ли изменение, и почему?
