@@ -753,10 +753,10 @@ def tool_sft_rows(
     """Rows for SFTTrainer: each request gives a call row, every `answer_every`-th also a final-answer row (0: none).
 
     The call is stored as its rendered JSON text (identical to what the template makes of `tool_calls`),
-    and `tools` as a JSON string: Arrow would otherwise merge differently-shaped argument dicts, padding
+    and the `tools` column as a JSON string: Arrow would otherwise merge differently-shaped argument dicts, padding
     them with nulls. TRL passes the `tools` column to `apply_chat_template`. Pass the `tokenizer` that will
     train on the rows when its template may not render tools (see `sft_row`); the tiny model's rows are the same.
-    `tools` keeps only the rows of the requests for those tools.
+    The `tools` argument keeps only the rows of the requests for those tools.
     """
     from .schemas import tool_schemas
 
@@ -775,7 +775,12 @@ def tool_sft_rows(
 
 
 def call_rows(
-    n: int, tools: Collection[str], split: str = "train", seed: int = 0, schemas: list | None = None, tokenizer=None
+    n: int,
+    tools: Collection[str],
+    split: str = "train",
+    seed: int = 0,
+    schemas: list[dict] | None = None,
+    tokenizer=None,
 ) -> list[dict]:
     """The call rows (no answers) that `tool_sft_rows(n, split, seed)` makes for requests to `tools`."""
     return tool_sft_rows(n, split, seed, schemas, answer_every=0, tokenizer=tokenizer, tools=tools)
