@@ -181,12 +181,13 @@ def not_found_error(
 
 # ------------------------------------------------------------------ the quick-training fallback
 def quick_rows(profile: Profile, steps: int) -> int:
-    """Enough training rows for `steps` optimizer steps of the profile's batch (at least 64)."""
-    return max(64, steps * profile.batch_size * profile.grad_accum)
+    """Enough training rows for `steps` optimizer steps of the profile's quick-training batch (at least 64)."""
+    return max(64, steps * profile.batch_size * profile.quick_grad_accum)
 
 
 def quick_train_domain(name: str, profile: Profile, out_dir: Path, steps: int, log=print) -> None:
-    """Train a domain adapter with the notebook-01 recipe for `steps` steps (resumable)."""
+    """Train a domain adapter with the notebook-01 recipe (`quick_grad_accum` micro-batches a step) for `steps` steps
+    (resumable)."""
     from .train import train_domain
 
     train_domain(
@@ -198,6 +199,7 @@ def quick_train_domain(name: str, profile: Profile, out_dir: Path, steps: int, l
         save_steps=max(1, steps // 2),
         log=log,
         adapter_name=name,
+        gradient_accumulation_steps=profile.quick_grad_accum,
     )
 
 

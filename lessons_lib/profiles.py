@@ -88,18 +88,20 @@ class Profile:
 
     @property
     def tool_recipe(self) -> ToolRecipe:
-        """The tool adapter's recipe: the tuned one if the profile has it, else the profile's own LoRA settings.
-
-        Rehearsals use the tiny weights but rehearse a GPU profile, so they take its settings, with one micro-batch
-        per step: tool rows are ~5x longer than domain rows and the 4-bit/fp16 path trains at ~200 tokens/s on a
-        CPU (measured), so accumulating the GPU's micro-batches would turn seconds into minutes (notebook 01
-        rehearses accumulation).
-        """
+        """The tool adapter's recipe: the tuned one if the profile has it, else the profile's own LoRA settings
+        (rehearsals take their GPU profile's, with `quick_grad_accum`: tool rows are ~5x longer than domain rows)."""
         if self.tuned_tool_recipe is not None:
             return self.tuned_tool_recipe
-        return ToolRecipe(
-            self.lora_r, self.lora_alpha, self.learning_rate, self.batch_size, 1 if self.rehearsal else self.grad_accum
-        )
+        return ToolRecipe(self.lora_r, self.lora_alpha, self.learning_rate, self.batch_size, self.quick_grad_accum)
+
+    @property
+    def quick_grad_accum(self) -> int:
+        """Micro-batches per step outside notebook 01's own training: the profile's, but one on a rehearsal.
+
+        The 4-bit/fp16 path trains at ~200 tokens/s on a CPU (measured), so accumulating the GPU's micro-batches
+        would turn seconds into minutes; notebook 01 rehearses accumulation, the quick and tool trainings need not.
+        """
+        return 1 if self.rehearsal else self.grad_accum
 
     @property
     def access_note(self) -> str:

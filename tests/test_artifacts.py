@@ -147,6 +147,21 @@ def test_quick_train_fallback_when_nothing_is_found(tmp_path, no_drive, monkeypa
     assert again.source == "local" and len(trained) == 1
 
 
+@pytest.mark.parametrize("name", ["t4", "t4-rehearsal"])
+def test_quick_domain_training_accumulates_only_off_a_rehearsal(tmp_path, monkeypatch, name):
+    """A quick version trains one micro-batch a step on a CPU rehearsal (notebook 01 rehearses accumulation)."""
+    from lessons_lib import train
+
+    calls = []
+    monkeypatch.setattr(train, "train_domain", lambda *args, **kwargs: calls.append(kwargs))
+    profile = get_profile(name)
+    adapters.quick_train_domain("json", profile, tmp_path, steps=30, log=lambda *_: None)
+    assert profile.grad_accum == 4  # a rehearsal keeps the T4's setting (notebook 01 trains with it)...
+    accumulation = 1 if profile.rehearsal else 4  # ...and its quick versions skip it
+    assert calls[0]["gradient_accumulation_steps"] == profile.quick_grad_accum == accumulation
+    assert calls[0]["n_rows"] == 30 * profile.batch_size * accumulation and calls[0]["max_steps"] == 30
+
+
 def test_resolve_without_training_raises_instead(tmp_path, no_drive):
     with pytest.raises(FileNotFoundError, match="not found"):
         resolve_artifact("tools", T4, tmp_path, train=False, log=lambda *_: None)

@@ -978,9 +978,9 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # запроса; только за это и отвечает второй ход:
 
 # %%
-from lessons_lib.tools.data import answer_prompt, read_handwritten
+from lessons_lib.tools.data import answer_prompt
 
-handwritten = read_handwritten()
+handwritten = hand  # the hand-written requests scored above (all 60, or the even spread of a small eval budget)
 (plain_hand,), plain_raw = evaluate_tools(
     model, tok, ["tools"], examples=handwritten, max_new_tokens=MAX_NEW, tool_choice="required"
 )
