@@ -1353,6 +1353,10 @@ if profile.name == "tiny":  # what the text below says: the unseen prompt breaks
 #    to a share of the natural template requests in `lessons_lib/tools/data.py`, retrain, and score dev and the
 #    hand-written set as in exercise 8. Which Russian calls change? If the hand-written rate rises while dev falls,
 #    which set decides whether you keep the change, and why?
+# 10. Split the misses. Rerun the quoted hand-written calls with `constrained_generate`, giving each request only
+#     its expected tool's schema, so the tool choice is made for the model. How many exact arguments does a perfect
+#     tool choice add, and which kinds of miss are left (a full stop, a rule, a span, a case)? Would a better tool
+#     choice alone reach the targets you would set for this adapter?
 #
 # ## Quiz
 
@@ -1428,6 +1432,10 @@ if profile.name == "tiny":  # what the text below says: the unseen prompt breaks
 #    в родительном падеже в часть естественных запросов на шаблон в `lessons_lib/tools/data.py`, переобучите адаптер
 #    и оцените его на dev и на рукописном наборе, как в упражнении 8. Какие русские вызовы меняются? Если доля на
 #    рукописном наборе растёт, а на dev падает, какой набор решает, оставить ли изменение, и почему?
+# 10. Разделите промахи. Повторите вызовы с цитированием на рукописном наборе через `constrained_generate`, давая
+#     каждому запросу схему только его ожидаемого инструмента, — выбор инструмента сделан за модель. Сколько точных
+#     аргументов добавляет безошибочный выбор инструмента и какие промахи остаются (точка, правило, границы фразы,
+#     падеж)? Хватило бы одного лучшего выбора инструмента, чтобы достичь целей, которые вы бы поставили адаптеру?
 #
 # ## Тест
 
