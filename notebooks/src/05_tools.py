@@ -980,15 +980,15 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # %%
 from lessons_lib.tools.data import answer_prompt
 
-handwritten = hand  # the hand-written requests scored above (all 60, or the even spread of a small eval budget)
+# `hand`: the hand-written requests scored above (all 60, or the even spread of a small eval budget)
 (plain_hand,), plain_raw = evaluate_tools(
-    model, tok, ["tools"], examples=handwritten, max_new_tokens=MAX_NEW, tool_choice="required"
+    model, tok, ["tools"], examples=hand, max_new_tokens=MAX_NEW, tool_choice="required"
 )
 (quoted_hand,), quoted_raw = evaluate_tools(
-    model, tok, ["tools"], examples=handwritten, max_new_tokens=MAX_NEW, tool_choice="required", quote=True
+    model, tok, ["tools"], examples=hand, max_new_tokens=MAX_NEW, tool_choice="required", quote=True
 )
 print(format_table([r.row() for r in (plain_hand, quoted_hand)]))
-rows = list(zip(handwritten, plain_raw[plain_hand.label], quoted_raw[quoted_hand.label]))
+rows = list(zip(hand, plain_raw[plain_hand.label], quoted_raw[quoted_hand.label]))
 shown = [(ex, plain["call"], quoted["call"]) for ex, plain, quoted in rows if plain["call"] != quoted["call"]]
 labels = [
     tr(en=en, ru=ru) for en, ru in (("expected", "ожидалось"), ("free    ", "свободно "), ("quoted  ", "цитата   "))
