@@ -171,17 +171,19 @@ def test_shipped_tool_adapter_is_a_standard_peft_folder_with_manifest():
     }
     manifest = Manifest.load(TOOLS_DIR)
     assert manifest.name == "tools" and manifest.profile == "tiny"
-    # Issue 7 asks for >= 0.9. On the copying base (issue 16), trained with natural phrasings too (NATURAL_SHARE),
-    # free decoding: 0.92 correct tool / 0.93 valid args on held-out, 0.78 / 0.85 hand-written. Schema-constrained
-    # (tool_choice="required"): 0.98 / 1.00 held-out, 0.90 / 1.00 hand-written (0.85 before the natural phrasings);
-    # the base then picks the right tool 0.23 held-out, 0.32 hand-written (chance 0.33).
+    # Issue 7 asks for >= 0.9. On the copying base (issue 16), trained with natural phrasings and many voices too
+    # (NATURAL_SHARE, VOICED_SHARE), free decoding: 0.85 correct tool / 0.85 valid args on held-out, 0.78 / 0.80
+    # hand-written. Schema-constrained (tool_choice="required"): 1.00 / 1.00 held-out, 0.97 / 0.98 hand-written (0.87
+    # before the voices, 0.85 before the natural phrasings); the base then picks the right tool 0.23 held-out, 0.32
+    # hand-written (chance 0.33). The recipe is chosen on the hand-written dev requests: right tool 0.74 there.
     metrics = manifest.metrics
     assert metrics["heldout_correct_tool"] >= 0.8 and metrics["heldout_valid_args"] >= 0.8, metrics
     assert metrics["handwritten_correct_tool"] >= 0.6 and metrics["handwritten_base_correct_tool"] <= 0.1, metrics
     assert metrics["dev_correct_tool"] >= 0.9  # the split the recipe was chosen on
     assert metrics["heldout_required_correct_tool"] >= 0.9 and metrics["heldout_required_valid_args"] >= 0.9, metrics
     assert metrics["heldout_required_base_correct_tool"] <= 0.6, metrics
-    assert metrics["handwritten_required_correct_tool"] >= 0.85, metrics
+    assert metrics["handwritten_required_correct_tool"] >= 0.9, metrics  # issue 16's target
+    assert metrics["dev_handwritten_n"] == 90 and metrics["dev_handwritten_quoted_correct_tool"] >= 0.7, metrics
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +206,7 @@ def test_adapter_calls_the_right_tool_with_valid_arguments_and_the_base_does_not
     reports, _ = heldout_reports
     tools, base = reports["tools"], reports["base"]
     assert tools.n == base.n == 30
-    assert tools.correct_tool >= 0.75 and tools.valid_args >= 0.75, tools  # measured 0.90 / 0.90 on the 40
+    assert tools.correct_tool >= 0.75 and tools.valid_args >= 0.75, tools  # the manifest: 0.85 / 0.85 on 60
     assert base.correct_tool <= 0.1 and base.valid_args <= 0.1, base
     assert tools.final_correct >= base.final_correct
 
@@ -213,7 +215,7 @@ def test_schema_constrained_calls_always_validate_and_the_adapter_still_chooses(
     reports, raw = heldout_reports
     tools, base = reports["tools · schema-constrained"], reports["base · schema-constrained"]
     assert tools.valid_args == base.valid_args == 1.0  # the grammar admits only calls that validate
-    assert tools.correct_tool >= 0.9, tools  # measured 1.00 (free decoding: 0.90)
+    assert tools.correct_tool >= 0.9, tools  # the manifest: 1.00 on 60 (free decoding: 0.85)
     assert base.correct_tool <= 0.6, base  # the form comes from the grammar, the choice from the adapter
     assert all(item["call"].startswith('{"tool": ') for item in raw["base · schema-constrained"])
 

@@ -361,8 +361,9 @@ def test_a_chat_function_that_returns_no_text_is_told_what_to_fix():
 def test_training_rows_for_the_tiny_template_are_unchanged(tokenizer):
     """The bounds reach the schemas, not the tiny template's text: the shipped adapter's rows are byte-identical.
 
-    The digest changed twice, on purpose: half the train requests now carry made-up names (MADE_UP_ENTITIES 0.5),
-    and a share of them are phrased as people ask (NATURAL_SHARE 0.35: questions, rules and templates said other ways).
+    The digest changed three times, on purpose: half the train requests now carry made-up names (MADE_UP_ENTITIES
+    0.5), a share of them are phrased as people ask (NATURAL_SHARE 0.35: questions, rules and templates said other
+    ways), and half are composed in many voices (VOICED_SHARE 0.5, `lessons_lib.tools.voices`).
     """
     import hashlib
 
@@ -376,7 +377,7 @@ def test_training_rows_for_the_tiny_template_are_unchanged(tokenizer):
             ).encode()
         )
     assert (
-        digest.hexdigest() == "84dd39d8684e9f995fd627d045555597eb06ca66592e3f8249707514ea9b78ec"
+        digest.hexdigest() == "2bcc71a01661c676a08bdfb402bb8280f3f9aba7304e40abf122e2f9e30e8bcc"
     )  # the shipped adapter's rows
 
 

@@ -1,7 +1,7 @@
 """Tool-use adapter commands.
 
 `python -m lessons_lib.tools build-adapter [--steps N]` rebuilds the shipped tiny tool-use adapter;
-`python -m lessons_lib.tools evaluate [--adapter FOLDER] [--data heldout|dev|handwritten|FILE.jsonl]
+`python -m lessons_lib.tools evaluate [--adapter FOLDER] [--data heldout|dev|handwritten|dev-handwritten|FILE.jsonl]
 [--tool-choice auto|required]` scores base vs adapter on held-out requests and prints the table (`final answer`:
 the expected result reached the answer; `uses result`: the answer delivers the result of the call that ran).
 A missing or unreadable file or folder, or a bad line in a data file, ends the command with one `error:` line
@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data",
         default="heldout",
-        help="evaluate: heldout, dev (template splits), handwritten, or a JSONL file of requests",
+        help="evaluate: heldout, dev (template splits), handwritten (held-out), dev-handwritten (the hand-written "
+        "requests recipes are chosen on), or a JSONL file of requests",
     )
     parser.add_argument("--n", type=int, default=None, help="evaluate: requests from a template split")
     parser.add_argument(
@@ -99,13 +100,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def requests_for(data: str, n: int | None) -> list:
-    """The requests `--data` names: a template split, the hand-written set, or a JSONL file of requests."""
+    """The requests `--data` names: a template split, a hand-written set, or a JSONL file of requests."""
     from .adapter import EVAL_N
-    from .data import HANDWRITTEN_PATH, SPLITS, read_handwritten, tool_examples
+    from .data import HANDWRITTEN_SETS, SPLITS, read_handwritten, tool_examples
 
     if data in SPLITS:
         return tool_examples(n or EVAL_N, data)
-    return read_handwritten(HANDWRITTEN_PATH if data == "handwritten" else data)
+    return read_handwritten(HANDWRITTEN_SETS.get(data, data))
 
 
 def evaluate_cli(adapter: str | None, data: str, n: int | None, tool_choice: str = "auto", quote: bool = False) -> int:

@@ -18,9 +18,11 @@ from .. import data as course_data
 from ..chat_format import prepare
 from ..jsonl import read_objects
 from ..paths import ASSETS_DIR
+from . import voices
 from .calls import ToolCall, call_text
 from .functions import TOOLS, ToolError
 from .loop import result_text
+from .voices import capitalized
 
 LANGS = course_data.LANGS
 SPLITS = ("train", "dev", "heldout")
@@ -173,6 +175,21 @@ FINAL = {
         "ok": "Все проверки пройдены: {passed}.",
         "fail": "Не пройдены проверки: {failed}.",
     },
+}
+
+# How each held-out phrasing starts (its text before the first placeholder), lower-case: no voiced train request
+# starts like one.
+HELDOUT_HEADS = {
+    lang: tuple(
+        sorted(
+            {
+                p.split("{")[0].lower()
+                for table in (FORMATTER_REQUESTS, TEMPLATE_REQUESTS, VALIDATOR_REQUESTS)
+                for p in course_data._split(table[lang], "heldout")
+            }
+        )
+    )
+    for lang in LANGS
 }
 
 # Extra phrasings for train and dev: more ways of saying each tool's verb (wrap/format/indent, template/generate,
@@ -382,6 +399,29 @@ NATURAL_TOPICS = {
 }
 
 
+# Requests composed in many voices (`voices`): opener, verb, parameters in either order and said several ways, the
+# text anywhere. Train only; a request is composed this way with probability VOICED_SHARE (else as before).
+VOICED_SHARE = 0.5
+VOICED_WIDTHS, VOICED_INDENTS = (10, 90), (0, 0, 1, 2, 3, 4, 6, 8)  # wider than the templates': numbers are copied
+MIN_LINE = 12  # characters a wrapped line keeps past its indent (narrower: a word per line, rows past the context)
+VOICED_LIMITS = {"max_length": (10, 300), "min_words": (2, 15)}
+TWO_SENTENCES = 0.25  # share of voiced formatter texts that are two sentences (the full stops belong to the text)
+
+
+def voiced(rng: random.Random, split: str) -> bool:
+    """Whether a train request is composed in many voices (never for dev or held-out, which draw nothing here)."""
+    return split == "train" and rng.random() < VOICED_SHARE
+
+
+def unlike_heldout(lang: str, make):
+    """The first request `make()` composes (or (request, topic) pair) that starts like no held-out phrasing."""
+    while True:
+        made = make()
+        request = made[0] if isinstance(made, tuple) else made
+        if not request.lower().startswith(HELDOUT_HEADS[lang]):
+            return made
+
+
 def natural(rng: random.Random, split: str) -> bool:
     """Whether a train request takes a natural phrasing (never for dev or held-out, which draw nothing here)."""
     return split == "train" and rng.random() < NATURAL_SHARE
@@ -391,11 +431,6 @@ def indent_words(rng: random.Random, lang: str, indent: int) -> str:
     """How a person says an indent: "no indent" for 0, else a few ways of giving the number."""
     zero, some = INDENT_WORDS[lang]
     return rng.choice(zero) if indent == 0 else rng.choice(some).format(n=indent)
-
-
-def capitalized(text: str) -> str:
-    """`text` with its first letter upper-case."""
-    return text[:1].upper() + text[1:]
 
 
 def check_split(split: str) -> None:
@@ -607,7 +642,13 @@ def make_formatter(rng: random.Random, lang: str, split: str) -> ToolExample:
     mixed = split == "train" and rng.random() < MIXED_TEXTS
     text = validator_text(rng, lang, split) if mixed else sentence(rng, lang, split)
     width, indent = rng.randint(16, 40), rng.choice([0, 0, 1, 2, 4])
-    if natural(rng, split):
+    if voiced(rng, split):
+        width, indent = rng.randint(*VOICED_WIDTHS), rng.choice(VOICED_INDENTS)
+        width = max(width, indent + MIN_LINE)
+        if rng.random() < TWO_SENTENCES:
+            text = f"{text} {sentence(rng, lang, split)}"
+        request = unlike_heldout(lang, lambda: voices.formatter_request(rng, lang, text, width, indent))
+    elif natural(rng, split):
         ip = indent_words(rng, lang, indent)
         request = rng.choice(NATURAL_FORMATTER[lang]).format(width=width, ip=ip, text=text)
     else:
@@ -620,7 +661,10 @@ def make_formatter(rng: random.Random, lang: str, split: str) -> ToolExample:
 def make_template(rng: random.Random, lang: str, split: str) -> ToolExample:
     """A fill-a-template request."""
     kind = rng.choice(sorted(TEMPLATE_LABELS[lang]))
-    if natural(rng, split):
+    if voiced(rng, split):
+        fill = _fill(rng, lang, split)
+        request, topic = unlike_heldout(lang, lambda: voices.template_request(rng, lang, kind, fill))
+    elif natural(rng, split):
         topic = rng.choice(NATURAL_TOPICS[lang]).format(**_fill(rng, lang, split))
         label = rng.choice(NATURAL_LABELS[lang][kind] + TEMPLATE_LABELS[lang][kind])
         request = capitalized(rng.choice(NATURAL_TEMPLATE[lang]).format(label=label, topic=topic))
@@ -657,6 +701,11 @@ def make_validator(rng: random.Random, lang: str, split: str) -> ToolExample:
     text = validator_text(rng, lang, split)
     names = rng.sample(sorted(RULE_PHRASES[lang]), rng.choice([1, 2]))
     rules, ns = [], []
+    if voiced(rng, split):
+        for name in names:
+            rules.append(f"{name}:{rng.randint(*VOICED_LIMITS[name])}" if name in VOICED_LIMITS else name)
+        request = unlike_heldout(lang, lambda: voices.validator_request(rng, lang, text, rules))
+        return _finish(lang, request, "content_validator", {"text": text, "rules": rules})
     for name in names:
         n = rng.choice([20, 30, 50, 80]) if name == "max_length" else rng.randint(2, 6) if name == "min_words" else None
         rules.append(f"{name}:{n}" if n is not None else name)
@@ -787,6 +836,10 @@ def call_rows(
 
 
 HANDWRITTEN_PATH = ASSETS_DIR / "tools" / "heldout_handwritten.jsonl"
+# Requests written by hand for choosing recipes (natural phrasings, longer texts, numbers outside the templates'
+# ranges), written without looking at the held-out ones, which are scored once a recipe is chosen.
+DEV_HANDWRITTEN_PATH = ASSETS_DIR / "tools" / "dev_handwritten.jsonl"
+HANDWRITTEN_SETS = {"handwritten": HANDWRITTEN_PATH, "dev-handwritten": DEV_HANDWRITTEN_PATH}
 
 
 def read_handwritten(path: str | Path = HANDWRITTEN_PATH) -> list[ToolExample]:

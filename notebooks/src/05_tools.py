@@ -399,8 +399,8 @@ for ex in demo:
 # request + call + tool result → final answer. The `tools` column carries the schemas, and TRL passes it
 # to the chat template. TRL renders the rows with the template itself, so for a template that cannot show
 # tools or results (TinyLlama's) `tool_sft_rows(..., tokenizer=tok)` writes them into the rows exactly as
-# `chat_text` does: the adapter trains on the very text the loop will show it. (To save compute, only
-# every second request also gets its answer row.)
+# `chat_text` does: the adapter trains on the very text the loop will show it. (`ANSWER_EVERY` sets which
+# requests also get their answer row; the shipped recipe gives every request one.)
 #
 # Three splits keep the measurement honest. **Held-out** requests use other phrasings and other names,
 # cities and products than training. **Dev** requests use phrasings of their own and made-up names: the
@@ -409,6 +409,23 @@ for ex in demo:
 # an ending, with the **same** openers and references for both tools — so filler words like "the text"
 # or "please" carry no signal and only the verb and its parameters name the tool. Without that, the
 # adapter learned that "the text" means `content_validator` and sent "Format the text…" there.
+#
+# Templates teach a model templates. People write "can you make this fit a 40-column terminal?", put the text
+# first and the instruction after it, or name the tool itself. So half of the training requests are composed in
+# many **voices** (`lessons_lib/tools/voices.py`): an opener, a verb, the parameters said several ways and in
+# either order ("at 30 characters, no indent", "a 2-space indent and to 40 columns"), the text after a colon, on
+# its own line, in quotes or before the instruction, sometimes two sentences of it (the full stops belong to the
+# text), numbers past the templates' ranges (widths up to 90), now and then the tool's or the rules' own names.
+# None starts like a held-out phrasing. A fourth set chose this: `assets/tools/dev_handwritten.jsonl`, 90 requests
+# written by hand, longer and more varied than the templates, written without looking at the held-out ones
+# (`python -m lessons_lib.tools evaluate --data dev-handwritten --tool-choice required --quote`). There the voices
+# raised the right tool from 0.68 to 0.74, exact arguments from 0.12 to 0.22 and final answers from 0.18 to 0.27
+# (the manifest's `dev_handwritten_*`): still far from the templates' figures, which is the honest size of the
+# gap. How much of that is noise? A rebuild that changed 13 of the 6,000 requests moved these figures by up to
+# 0.06, so read differences that small as none. Long texts with commas, notes with trailing spaces and texts
+# inside the question ("is 'a@b' a real address?") on top of the voices did no better here (0.73 / 0.21 / 0.24)
+# and took a third longer to train, so they are not in the recipe. Then the hand-written held-out requests were
+# scored once (below).
 
 # %% [markdown] lang="ru"
 # Крошечная базовая модель никогда не видела вызова инструмента: она отвечает прозой (или в том формате, который
@@ -424,8 +441,8 @@ for ex in demo:
 # запрос + вызов + результат инструмента → итоговый ответ. Столбец `tools` содержит схемы, и TRL передаёт их
 # в шаблон чата. TRL сам выводит строки через шаблон, поэтому для шаблона, который не умеет показывать
 # инструменты и результаты (TinyLlama), `tool_sft_rows(..., tokenizer=tok)` записывает их в строки ровно так, как это
-# делает `chat_text`: адаптер учится на том самом тексте, который ему покажет цикл. (Чтобы сэкономить вычисления,
-# строку с ответом получает только каждый второй запрос.)
+# делает `chat_text`: адаптер учится на том самом тексте, который ему покажет цикл. (`ANSWER_EVERY` задаёт, какие
+# запросы получают ещё и строку с ответом; в поставляемом рецепте её получает каждый запрос.)
 #
 # Честность измерения обеспечивают три разбиения. **Отложенные** (held-out) запросы используют другие формулировки и
 # другие
@@ -435,6 +452,22 @@ for ex in demo:
 # концовка, причём вступления и ссылки **одни и те же** для обоих инструментов, — так что слова-заполнители вроде
 # "the text" или "please" не несут сигнала, и инструмент называют только глагол и его параметры. Без этого
 # адаптер усвоил, что "the text" означает `content_validator`, и отправлял туда "Format the text…".
+#
+# На шаблонах модель учится шаблонам. Люди пишут «уложи это в терминал на 40 столбцов», ставят текст перед
+# просьбой или называют сам инструмент. Поэтому половина обучающих запросов составлена **разными голосами**
+# (`lessons_lib/tools/voices.py`): вступление, глагол, параметры, сказанные по-разному и в любом порядке («по ширине
+# 30, без отступа», «отступ в 2 пробела и 40 колонок»), текст после двоеточия, на отдельной строке, в кавычках или
+# перед просьбой, иногда из двух предложений (точки принадлежат тексту), числа за пределами диапазонов шаблонов
+# (ширина до 90), изредка собственные имена инструмента или правил. Ни один такой запрос не начинается как
+# отложенная формулировка. Выбирали это на четвёртом наборе: `assets/tools/dev_handwritten.jsonl` — 90 запросов,
+# написанных вручную, длиннее и разнообразнее шаблонов, и написанных без оглядки на отложенные
+# (`python -m lessons_lib.tools evaluate --data dev-handwritten --tool-choice required --quote`). На нём голоса
+# подняли верный инструмент с 0.68 до 0.74, точные аргументы — с 0.12 до 0.22, итоговые ответы — с 0.18 до 0.27
+# (`dev_handwritten_*` в манифесте): до цифр на шаблонах ещё далеко, и это честный размер разрыва. Сколько здесь шума?
+# Пересборка, изменившая 13 из 6000 запросов, сдвинула эти цифры до 0.06, так что столь малые различия читайте как
+# отсутствие различий. Длинные тексты с запятыми, заметки с пробелами в конце строк и тексты внутри вопроса («похоже
+# ли 'a@b' на адрес?») поверх голосов здесь лучше не сделали (0.73 / 0.21 / 0.24) и учились на треть дольше, поэтому
+# в рецепт они не вошли. После этого отложенные запросы, написанные вручную, оценили один раз (ниже).
 
 # %%
 from lessons_lib.tools.adapter import ANSWER_EVERY, STEPS, TRAIN_REQUESTS, WARM_STEPS, WARM_TOOLS
@@ -474,9 +507,9 @@ for row in rows[:2]:
 # first rule right about a third of the time. The mix shows each rule name too few times for this base. So
 # the shipped adapter first trains `WARM_STEPS` steps on the validator's calls alone
 # (`train_tool_adapter(..., warm_steps=...)`), then the whole mix starts from there. On the dev requests that
-# raised exact arguments from 0.56 to 0.81 (the manifest's `dev_exact_args`). On hand-written requests the
-# gain was smaller (exact arguments with quoting, below, 0.40 -> 0.48) and the right tool slipped a little
-# (0.90 -> 0.87 with `tool_choice="required"`): a curriculum is a trade, measured like any other recipe change.
+# raised exact arguments from 0.56 to 0.81 (before the voices). On hand-written requests the gain was smaller
+# (exact arguments with quoting 0.40 -> 0.48) and the right tool slipped a little (0.90 -> 0.87 with
+# `tool_choice="required"`): a curriculum is a trade, measured like any other recipe change.
 
 # %% [markdown] lang="ru"
 # Само обучение — рецепт из ноутбука 01: `LoraConfig`, `prepare_model_for_kbit_training` на 4-битной
@@ -509,8 +542,8 @@ for row in rows[:2]:
 # первое правило было названо верно примерно в трети случаев. Смесь показывает каждое имя правила слишком мало раз
 # для этой базовой модели. Поэтому поставляемый адаптер сначала `WARM_STEPS` шагов учится только на вызовах
 # валидатора (`train_tool_adapter(..., warm_steps=...)`), а затем с этого места начинается вся смесь. На запросах
-# dev это подняло долю точных аргументов с 0.56 до 0.81 (`dev_exact_args` в манифесте). На запросах, написанных
-# вручную, выигрыш меньше (точные аргументы с цитированием, см. ниже, 0.40 -> 0.48), а верный инструмент немного
+# dev это подняло долю точных аргументов с 0.56 до 0.81 (ещё до голосов). На запросах, написанных
+# вручную, выигрыш меньше (точные аргументы с цитированием 0.40 -> 0.48), а верный инструмент немного
 # просел (0.90 -> 0.87 при `tool_choice="required"`): учебный план — это компромисс, и измеряют его, как любое
 # другое изменение рецепта.
 
@@ -691,7 +724,7 @@ heldout = tool_examples(N_EVAL, "heldout")
 problems = score_problems(raw["base"] + raw["tools"], heldout * 2)  # replies that contradict their scores
 assert not problems, problems
 if expects_quality(profile):
-    # The course's goal is >= 0.9; with free decoding the tiny adapter reaches about 0.9 on both (read on).
+    # The course's goal is >= 0.9; with free decoding the tiny adapter reaches about 0.85 on both (read on).
     assert tools_report.correct_tool >= 0.7 and tools_report.valid_args >= 0.7, tools_report
 if expects_quality(profile) and base_never_saw_tools(profile):  # a chat base may call tools on its own
     assert base_report.correct_tool <= 0.2 and base_report.valid_args <= 0.2, base_report
@@ -730,7 +763,7 @@ hand_base, hand_tools = hand_reports
 # %%
 assert not score_problems(hand_raw["base"] + hand_raw["tools"], hand * 2)
 if expects_quality(profile):
-    assert hand_tools.correct_tool >= 0.6, hand_tools  # chance is 0.33; the tiny adapter scores about 0.68
+    assert hand_tools.correct_tool >= 0.6, hand_tools  # chance is 0.33; the tiny adapter scores about 0.78
 if expects_quality(profile) and base_never_saw_tools(profile):
     assert hand_base.correct_tool <= 0.2 and hand_tools.correct_tool - hand_base.correct_tool >= 0.5, hand_base
 if not expects_quality(profile):
@@ -1345,9 +1378,9 @@ if profile.name == "tiny":  # what the text below says: the unseen prompt breaks
 #    Set it to 3 and to 20 and rerun the hand-written comparison. Which answers change, and why can a small value
 #    hold a lead-in such as "Here is the …" to a result that happens to contain the same words?
 # 8. The curriculum: train the tiny adapter with `warm_steps=0` and with `WARM_STEPS`
-#    (`train_tool_adapter` in `lessons_lib/tools/adapter.py`, about 20 minutes each on 2 CPUs) and score both with
-#    `python -m lessons_lib.tools evaluate --adapter DIR --data dev --tool-choice required --quote`, then with
-#    `--data handwritten`. How far do exact arguments move on each, and which rate pays for it?
+#    (`train_tool_adapter` in `lessons_lib/tools/adapter.py`, about 25 minutes each on 2 CPUs) and score both with
+#    `python -m lessons_lib.tools evaluate --adapter DIR --data dev-handwritten --tool-choice required --quote`,
+#    then with `--data handwritten`. How far do exact arguments move on each, and which rate pays for it?
 # 9. Russian names a template in the genitive after the word it fills ("шаблон письма", "заготовка протокола
 #    встречи"), while the training tables name it in the nominative, mostly quoted («письмо»). Add genitive labels
 #    to a share of the natural template requests in `lessons_lib/tools/data.py`, retrain, and score dev and the
@@ -1424,9 +1457,10 @@ if profile.name == "tiny":  # what the text below says: the unseen prompt breaks
 #    меняются и почему маленькое значение может приковать вступление вроде "Here is the …" к результату, в котором
 #    случайно есть те же слова?
 # 8. Учебный план: обучите крошечный адаптер с `warm_steps=0` и с `WARM_STEPS` (`train_tool_adapter` в
-#    `lessons_lib/tools/adapter.py`, около 20 минут каждый на 2 CPU) и оцените оба командой
-#    `python -m lessons_lib.tools evaluate --adapter DIR --data dev --tool-choice required --quote`, а затем с
-#    `--data handwritten`. Насколько меняются точные аргументы на каждом наборе и какой показатель за это платит?
+#    `lessons_lib/tools/adapter.py`, около 25 минут каждый на 2 CPU) и оцените оба командой
+#    `python -m lessons_lib.tools evaluate --adapter DIR --data dev-handwritten --tool-choice required --quote`,
+#    а затем с `--data handwritten`. Насколько меняются точные аргументы на каждом наборе и какой показатель за это
+#    платит?
 # 9. По-русски шаблон называют в родительном падеже после слова, которое он заполняет («шаблон письма», «заготовка
 #    протокола встречи»), а обучающие таблицы дают название в именительном, чаще в кавычках («письмо»). Добавьте формы
 #    в родительном падеже в часть естественных запросов на шаблон в `lessons_lib/tools/data.py`, переобучите адаптер
