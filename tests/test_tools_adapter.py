@@ -214,7 +214,9 @@ def test_adapter_calls_the_right_tool_with_valid_arguments_and_the_base_does_not
 def test_schema_constrained_calls_always_validate_and_the_adapter_still_chooses(heldout_reports):
     reports, raw = heldout_reports
     tools, base = reports["tools · schema-constrained"], reports["base · schema-constrained"]
-    assert tools.valid_args == base.valid_args == 1.0  # the grammar admits only calls that validate
+    # The grammar admits only calls whose every argument validates; "indent below width" spans two arguments and is
+    # not in the schemas (one hand-written call of 60 gets width 1, indent 4: the manifest's valid args 0.98).
+    assert tools.valid_args == base.valid_args == 1.0
     assert tools.correct_tool >= 0.9, tools  # the manifest: 1.00 on 60 (free decoding: 0.85)
     assert base.correct_tool <= 0.6, base  # the form comes from the grammar, the choice from the adapter
     assert all(item["call"].startswith('{"tool": ') for item in raw["base · schema-constrained"])

@@ -724,7 +724,7 @@ heldout = tool_examples(N_EVAL, "heldout")
 problems = score_problems(raw["base"] + raw["tools"], heldout * 2)  # replies that contradict their scores
 assert not problems, problems
 if expects_quality(profile):
-    # The course's goal is >= 0.9; with free decoding the tiny adapter reaches about 0.85 on both (read on).
+    # The course's goal is >= 0.9; with free decoding the tiny adapter reaches about 0.8 on both (read on).
     assert tools_report.correct_tool >= 0.7 and tools_report.valid_args >= 0.7, tools_report
 if expects_quality(profile) and base_never_saw_tools(profile):  # a chat base may call tools on its own
     assert base_report.correct_tool <= 0.2 and base_report.valid_args <= 0.2, base_report
@@ -780,9 +780,9 @@ if not expects_quality(profile):
 # Read the tables honestly (the figures below are the tiny profile's; on a GPU profile read your own the
 # same way; on a rehearsal the adapter trained a handful of steps and its rates mean nothing). The adapter
 # learned the *form* of a call, and on template-style requests
-# phrased in ways it never saw it picks the right tool more than 90% of the time, and most of its misses are
+# phrased in ways it never saw it picks the right tool about 80% of the time, and most of its misses are
 # calls that broke the JSON. The base never calls a tool at all.
-# On hand-written requests it is right about 70% of the time (chance is 33%): the tiny base model, trained
+# On hand-written requests it is right about 80% of the time (chance is 33%): the tiny base model, trained
 # on a narrow synthetic corpus, does not understand a new phrasing the way a real chat model does.
 #
 # Now look at the arguments. The adapter copies the **numbers** (width, indent) from the request, and it
@@ -815,9 +815,9 @@ if not expects_quality(profile):
 # Читайте таблицы честно (цифры ниже — для профиля tiny; на GPU-профиле читайте свои так же;
 # в репетиции адаптер обучался всего несколько шагов, и его показатели ничего не значат). Адаптер
 # усвоил *форму* вызова: на запросах в стиле шаблонов с формулировками, которых он никогда не видел, он выбирает
-# правильный инструмент более чем в 90% случаев, и большинство его промахов — вызовы со сломанным JSON. Базовая
+# правильный инструмент примерно в 80% случаев, и большинство его промахов — вызовы со сломанным JSON. Базовая
 # модель не вызывает инструменты вовсе.
-# На запросах, написанных вручную, адаптер прав примерно в 70% случаев (при случайном выборе было бы 33%): крошечная
+# На запросах, написанных вручную, адаптер прав примерно в 80% случаев (при случайном выборе было бы 33%): крошечная
 # базовая модель, обученная на узком синтетическом корпусе, не понимает новую формулировку так, как настоящая
 # чат-модель.
 #
@@ -959,7 +959,10 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 
 # %% [markdown]
 # Read this table carefully, because it is easy to fool yourself with it. Under the constraint *every*
-# reply is a valid call — the base's too — so "valid args" now measures the grammar, not the model. What
+# reply is a valid call — the base's too — so "valid args" now measures the grammar, not the model. (Valid
+# argument by argument: a rule that spans two arguments, like an indent below the width, is not in a JSON Schema,
+# so the tool can still refuse a constrained call: on the tiny profile one hand-written request below gets width 1
+# with indent 4.) What
 # is still the model's own is the **choice**: on the tiny profile the adapter names the right tool almost
 # always, the base about one time in three (chance). The text inside the call is still not the request's text: a decoder
 # can forbid wrong *forms*, it cannot teach a skill (but see `quote=` below). And a constraint
@@ -972,7 +975,9 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # %% [markdown] lang="ru"
 # Прочитайте эту таблицу внимательно: с ней легко обмануть самого себя. Под ограничением *каждый*
 # ответ — корректный вызов, в том числе у базовой модели, — так что "valid args" теперь измеряет грамматику, а не
-# модель.
+# модель. (Корректный аргумент за аргументом: правило, связывающее два аргумента, вроде отступа меньше ширины, в JSON
+# Schema не записать, так что инструмент всё ещё может отвергнуть ограниченный вызов — один запрос, написанный
+# вручную, ниже на профиле tiny получает ширину 1 при отступе 4.)
 # Собственным делом модели остаётся **выбор**: на профиле tiny адаптер называет правильный инструмент почти
 # всегда, базовая модель — примерно в одном случае из трёх (случайно). Текст внутри вызова по-прежнему не текст
 # запроса: декодер
