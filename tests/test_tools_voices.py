@@ -17,14 +17,11 @@ from lessons_lib.tools.functions import TOOLS
 PLACEHOLDER = re.compile(r"\{(text|w|n|sp|P|V|v|L|T|obj|s|ids|topic|about|how)\}")
 
 
-def voiced_examples(n: int = 900) -> list:
-    """Train examples with every request composed in many voices."""
-    saved = data.VOICED_SHARE
-    data.VOICED_SHARE = 1.0
-    try:
-        return tool_examples(n, "train", seed=3)
-    finally:
-        data.VOICED_SHARE = saved
+@pytest.fixture
+def voiced_examples(monkeypatch) -> list:
+    """900 train examples with every request composed in many voices."""
+    monkeypatch.setattr(data, "VOICED_SHARE", 1.0)
+    return tool_examples(900, "train", seed=3)
 
 
 def numbers_of(ex) -> list[str]:
@@ -36,8 +33,8 @@ def numbers_of(ex) -> list[str]:
     return []
 
 
-def test_voiced_requests_hold_their_arguments_verbatim_and_no_placeholder():
-    examples = voiced_examples()
+def test_voiced_requests_hold_their_arguments_verbatim_and_no_placeholder(voiced_examples):
+    examples = voiced_examples
     assert {(ex.tool, ex.lang) for ex in examples} == {(t, lang) for t in TOOLS for lang in ("en", "ru")}
     for ex in examples:
         span = ex.arguments.get("text", ex.arguments.get("topic"))
@@ -50,8 +47,8 @@ def test_voiced_requests_hold_their_arguments_verbatim_and_no_placeholder():
         assert TOOLS[ex.tool](**ex.arguments) == ex.result
 
 
-def test_voices_vary_the_layout_and_the_numbers_go_past_the_templates_ranges():
-    examples = voiced_examples()
+def test_voices_vary_the_layout_and_the_numbers_go_past_the_templates_ranges(voiced_examples):
+    examples = voiced_examples
     requests = [ex.request for ex in examples]
     assert len(set(requests)) == len(requests)
     formatter = [ex for ex in examples if ex.tool == "text_formatter"]
@@ -63,17 +60,14 @@ def test_voices_vary_the_layout_and_the_numbers_go_past_the_templates_ranges():
     assert any(re.search(r"no indent|without indentation", ex.request) for ex in zero)
 
 
-def test_voiced_requests_start_like_no_heldout_phrasing_and_dev_and_heldout_draw_none():
-    for ex in voiced_examples():
+def test_voiced_requests_start_like_no_heldout_phrasing_and_dev_and_heldout_draw_none(voiced_examples, monkeypatch):
+    for ex in voiced_examples:
         assert not ex.request.lower().startswith(HELDOUT_HEADS[ex.lang]), ex.request
-    saved = data.VOICED_SHARE
-    try:
-        data.VOICED_SHARE = 0.0
-        without = {split: tool_examples(90, split) for split in ("dev", "heldout", "train")}
-    finally:
-        data.VOICED_SHARE = saved
-    assert tool_examples(90, "dev") == without["dev"] and tool_examples(90, "heldout") == without["heldout"]
-    assert tool_examples(90, "train") != without["train"]
+    with_voices = {split: tool_examples(90, split) for split in ("dev", "heldout", "train")}
+    monkeypatch.setattr(data, "VOICED_SHARE", 0.0)
+    without = {split: tool_examples(90, split) for split in ("dev", "heldout", "train")}
+    assert with_voices["dev"] == without["dev"] and with_voices["heldout"] == without["heldout"]
+    assert with_voices["train"] != without["train"]
 
 
 def test_russian_questions_ask_with_an_infinitive():
@@ -111,14 +105,17 @@ def test_evaluate_reads_both_handwritten_sets_by_name(data_name):
     assert len(requests_for(data_name, None)) == {"dev-handwritten": 90, "handwritten": 60}[data_name]
 
 
-def test_voiced_lines_keep_room_past_the_indent_and_every_shipped_row_fits_the_tiny_context():
+def test_voiced_lines_keep_room_past_the_indent_and_every_shipped_row_fits_the_tiny_context(
+    voiced_examples, monkeypatch
+):
     from lessons_lib.models import load_tokenizer
     from lessons_lib.profiles import PROFILES
     from lessons_lib.tools.adapter import ANSWER_EVERY, TRAIN_REQUESTS, rendered_length
     from lessons_lib.tools.data import MIN_LINE, tool_sft_rows
 
-    formatter = [ex for ex in voiced_examples() if ex.tool == "text_formatter"]
+    formatter = [ex for ex in voiced_examples if ex.tool == "text_formatter"]
     assert min(ex.arguments["width"] - ex.arguments["indent"] for ex in formatter) >= MIN_LINE
+    monkeypatch.undo()  # the shipped recipe's own share of voiced requests
     tok = load_tokenizer(PROFILES["tiny"])
     rows = tool_sft_rows(TRAIN_REQUESTS, answer_every=ANSWER_EVERY, tokenizer=tok)
     longest = max(rendered_length(row, tok) for row in rows)

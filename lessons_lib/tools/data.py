@@ -18,11 +18,10 @@ from .. import data as course_data
 from ..chat_format import prepare
 from ..jsonl import read_objects
 from ..paths import ASSETS_DIR
-from . import voices
 from .calls import ToolCall, call_text
 from .functions import TOOLS, ToolError
 from .loop import result_text
-from .voices import capitalized
+from .voices import capitalized, formatter_request, template_request, validator_request
 
 LANGS = course_data.LANGS
 SPLITS = ("train", "dev", "heldout")
@@ -175,21 +174,6 @@ FINAL = {
         "ok": "Все проверки пройдены: {passed}.",
         "fail": "Не пройдены проверки: {failed}.",
     },
-}
-
-# How each held-out phrasing starts (its text before the first placeholder), lower-case: no voiced train request
-# starts like one.
-HELDOUT_HEADS = {
-    lang: tuple(
-        sorted(
-            {
-                p.split("{")[0].lower()
-                for table in (FORMATTER_REQUESTS, TEMPLATE_REQUESTS, VALIDATOR_REQUESTS)
-                for p in course_data._split(table[lang], "heldout")
-            }
-        )
-    )
-    for lang in LANGS
 }
 
 # Extra phrasings for train and dev: more ways of saying each tool's verb (wrap/format/indent, template/generate,
@@ -408,9 +392,9 @@ VOICED_LIMITS = {"max_length": (10, 300), "min_words": (2, 15)}
 TWO_SENTENCES = 0.25  # share of voiced formatter texts that are two sentences (the full stops belong to the text)
 
 
-def voiced(rng: random.Random, split: str) -> bool:
-    """Whether a train request is composed in many voices (never for dev or held-out, which draw nothing here)."""
-    return split == "train" and rng.random() < VOICED_SHARE
+def train_draw(rng: random.Random, split: str, share: float) -> bool:
+    """Whether a train request takes a phrasing drawn with probability `share` (dev and held-out draw nothing)."""
+    return split == "train" and rng.random() < share
 
 
 def unlike_heldout(lang: str, make):
@@ -420,11 +404,6 @@ def unlike_heldout(lang: str, make):
         request = made[0] if isinstance(made, tuple) else made
         if not request.lower().startswith(HELDOUT_HEADS[lang]):
             return made
-
-
-def natural(rng: random.Random, split: str) -> bool:
-    """Whether a train request takes a natural phrasing (never for dev or held-out, which draw nothing here)."""
-    return split == "train" and rng.random() < NATURAL_SHARE
 
 
 def indent_words(rng: random.Random, lang: str, indent: int) -> str:
@@ -500,6 +479,21 @@ COMPOSED_VERBS = {
 HELDOUT_PHRASINGS = {
     tool: {lang: {p.lower() for p in course_data._split(table[lang], "heldout")} for lang in LANGS}
     for tool, table in (("text_formatter", FORMATTER_REQUESTS), ("content_validator", VALIDATOR_REQUESTS))
+}
+
+# How each held-out phrasing starts (its text before the first placeholder), lower-case: no voiced train request
+# starts like one.
+HELDOUT_HEADS = {
+    lang: tuple(
+        sorted(
+            {
+                p.split("{")[0].lower()
+                for table in (FORMATTER_REQUESTS, TEMPLATE_REQUESTS, VALIDATOR_REQUESTS)
+                for p in course_data._split(table[lang], "heldout")
+            }
+        )
+    )
+    for lang in LANGS
 }
 
 
@@ -642,13 +636,13 @@ def make_formatter(rng: random.Random, lang: str, split: str) -> ToolExample:
     mixed = split == "train" and rng.random() < MIXED_TEXTS
     text = validator_text(rng, lang, split) if mixed else sentence(rng, lang, split)
     width, indent = rng.randint(16, 40), rng.choice([0, 0, 1, 2, 4])
-    if voiced(rng, split):
+    if train_draw(rng, split, VOICED_SHARE):
         width, indent = rng.randint(*VOICED_WIDTHS), rng.choice(VOICED_INDENTS)
         width = max(width, indent + MIN_LINE)
         if rng.random() < TWO_SENTENCES:
             text = f"{text} {sentence(rng, lang, split)}"
-        request = unlike_heldout(lang, lambda: voices.formatter_request(rng, lang, text, width, indent))
-    elif natural(rng, split):
+        request = unlike_heldout(lang, lambda: formatter_request(rng, lang, text, width, indent))
+    elif train_draw(rng, split, NATURAL_SHARE):
         ip = indent_words(rng, lang, indent)
         request = rng.choice(NATURAL_FORMATTER[lang]).format(width=width, ip=ip, text=text)
     else:
@@ -661,10 +655,10 @@ def make_formatter(rng: random.Random, lang: str, split: str) -> ToolExample:
 def make_template(rng: random.Random, lang: str, split: str) -> ToolExample:
     """A fill-a-template request."""
     kind = rng.choice(sorted(TEMPLATE_LABELS[lang]))
-    if voiced(rng, split):
+    if train_draw(rng, split, VOICED_SHARE):
         fill = _fill(rng, lang, split)
-        request, topic = unlike_heldout(lang, lambda: voices.template_request(rng, lang, kind, fill))
-    elif natural(rng, split):
+        request, topic = unlike_heldout(lang, lambda: template_request(rng, lang, kind, fill))
+    elif train_draw(rng, split, NATURAL_SHARE):
         topic = rng.choice(NATURAL_TOPICS[lang]).format(**_fill(rng, lang, split))
         label = rng.choice(NATURAL_LABELS[lang][kind] + TEMPLATE_LABELS[lang][kind])
         request = capitalized(rng.choice(NATURAL_TEMPLATE[lang]).format(label=label, topic=topic))
@@ -701,17 +695,17 @@ def make_validator(rng: random.Random, lang: str, split: str) -> ToolExample:
     text = validator_text(rng, lang, split)
     names = rng.sample(sorted(RULE_PHRASES[lang]), rng.choice([1, 2]))
     rules, ns = [], []
-    if voiced(rng, split):
+    if train_draw(rng, split, VOICED_SHARE):
         for name in names:
             rules.append(f"{name}:{rng.randint(*VOICED_LIMITS[name])}" if name in VOICED_LIMITS else name)
-        request = unlike_heldout(lang, lambda: voices.validator_request(rng, lang, text, rules))
+        request = unlike_heldout(lang, lambda: validator_request(rng, lang, text, rules))
         return _finish(lang, request, "content_validator", {"text": text, "rules": rules})
     for name in names:
         n = rng.choice([20, 30, 50, 80]) if name == "max_length" else rng.randint(2, 6) if name == "min_words" else None
         rules.append(f"{name}:{n}" if n is not None else name)
         ns.append(n)
     joiner = " and " if lang == "en" else " и "
-    if natural(rng, split):
+    if train_draw(rng, split, NATURAL_SHARE):
         asks = joiner.join(rng.choice(RULE_QUESTIONS[lang][name]).format(n=n) for name, n in zip(names, ns))
         request = rng.choice(NATURAL_VALIDATOR[lang]).format(q=asks, Q=capitalized(asks), text=text)
     else:
