@@ -15,9 +15,8 @@ names appear in no pool of `lessons_lib.data` nor in the tiny model's pretrainin
 and each adapter on every set (`--copy-bias`: with copy-aware decoding, `lessons_lib.copying`).
 `python -m lessons_lib.natural_eval --update-manifests [DIR ...]` measures saved adapters (by default the shipped
 ones) and adds their `natural_*` figures (greedy, and `_nudged`: decoded as the "copy names exactly" boxes do, copy
-bias and requested function names; the tools adapter: its
-hand-written figures with schema-constrained calls) to each `manifest.json` in place, leaving every other key as it
-was.
+bias and requested function names; the tools adapter: every figure, as `tools.adapter.tool_metrics` scores it with
+today's decoding) to each `manifest.json` in place, leaving every other key as it was.
 """
 
 from __future__ import annotations
@@ -270,10 +269,10 @@ def _measure_domain(model, tok, manifest: Manifest, adapter: str) -> dict:
 
 
 def _measure_tools(model, tok, manifest: Manifest, adapter: str) -> dict:
-    """The tool adapter's hand-written figures with schema-constrained (and quoting) calls."""
-    from .tools.evaluate import handwritten_answer_metrics
+    """Every figure of the tool adapter's manifest (see `tools.adapter.tool_metrics`), with today's decoding."""
+    from .tools.adapter import tool_metrics
 
-    return handwritten_answer_metrics(model, tok, adapter)
+    return tool_metrics(model, tok, adapter)
 
 
 # How each kind of adapter is measured on its hand-written set, by the domain its manifest names.

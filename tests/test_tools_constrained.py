@@ -17,7 +17,7 @@ from lessons_lib.tools.constrained import (
     utf8_prefix_ok,
 )
 from lessons_lib.tools.data import read_handwritten, tool_examples
-from lessons_lib.tools.functions import RULES, TEMPLATE_TYPES
+from lessons_lib.tools.functions import RULES, TEMPLATE_TYPES, Below, ToolError, text_formatter
 from lessons_lib.tools.schemas import schemas_by_name
 
 SCHEMAS = tool_schemas()
@@ -73,17 +73,49 @@ def test_invalid_utf8_and_control_characters_are_never_viable():
     assert utf8_prefix_ok(b"\xd0") and not utf8_prefix_ok(b"\xd0", final=True)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     text=st.text(min_size=1, max_size=60).filter(lambda t: t.strip()),
-    width=st.integers(1, 999),
-    indent=st.one_of(st.none(), st.integers(0, 99)),
+    width=st.one_of(st.none(), st.integers(-3, 999)),
+    indent=st.one_of(st.none(), st.integers(-3, 99)),
 )
-def test_any_text_the_formatter_takes_has_a_call_the_grammar_accepts(text, width, indent):
-    arguments = {"text": text, "width": width} | ({} if indent is None else {"indent": indent})
+def test_the_grammar_accepts_a_formatter_call_exactly_when_the_formatter_takes_it(text, width, indent):
+    arguments = {"text": text} | {k: v for k, v in (("width", width), ("indent", indent)) if v is not None}
     call = call_text("text_formatter", arguments).encode()
-    assert GRAMMAR.complete(call)
-    assert GRAMMAR.viable(call[: len(call) // 2])
+    try:
+        text_formatter(**arguments)
+    except ToolError:
+        takes = False
+    else:
+        takes = True
+    assert GRAMMAR.complete(call) == takes, arguments  # indent below width too, though no JSON Schema says it
+    if takes:
+        assert GRAMMAR.viable(call[: len(call) // 2])
+
+
+def test_the_indent_below_the_width_is_kept_while_the_call_is_written():
+    head = b'{"tool": "text_formatter", "arguments": {"text": "a b", '
+    assert GRAMMAR.viable(head + b'"width": 12, "indent": 1')  # 1 may end here or become 11
+    assert not GRAMMAR.viable(head + b'"width": 12, "indent": 12')  # ... 12 only grows
+    assert not GRAMMAR.viable(head + b'"width": 1, "indent": 4')
+    assert GRAMMAR.viable(head + b'"width": 1')  # ... and the width alone may still grow: 1 -> 10
+    assert not GRAMMAR.viable(head + b'"indent": 40')  # no width written: the default, 40
+    assert GRAMMAR.complete(head + b'"indent": 39}}')
+    assert CallGrammar(SCHEMAS, below=()).complete(head + b'"width": 5, "indent": 9}}')  # no rules: schema only
+    reversed_schema = {  # the higher argument after the lower one: checked once it is written, or at the end
+        "name": "box",
+        "parameters": {
+            "type": "object",
+            "properties": {"low": {"type": "integer"}, "high": {"type": "integer"}},
+            "required": ["low"],
+        },
+    }
+    rule = Below("box", "low", "high")  # no default: a call that leaves "high" out is not checked
+    grammar = CallGrammar([reversed_schema], below=[rule])
+    start = b'{"tool": "box", "arguments": {"low": 7'
+    assert grammar.viable(start) and grammar.viable(start + b', "high": 1')  # 1 may still become 10
+    assert not grammar.complete(start + b', "high": 7}}') and grammar.complete(start + b', "high": 70}}')
+    assert grammar.complete(start + b"}}")
 
 
 def test_quote_demands_free_text_from_the_request_and_leaves_other_values_alone():
@@ -278,7 +310,9 @@ def test_grammar_and_validator_agree_on_bounded_integers(width, indent):
         valid = True
     except CallError:
         valid = False
-    assert GRAMMAR.complete(call.encode()) == valid == (width <= MAX_WIDTH and indent <= MAX_INDENT)
+    assert valid == (1 <= width <= MAX_WIDTH and 0 <= indent <= MAX_INDENT)
+    assert GRAMMAR.complete(call.encode()) == (valid and indent < width)  # and the rule no schema states
+    assert CallGrammar(SCHEMAS, below=()).complete(call.encode()) == valid
 
 
 def test_grammar_takes_the_bounds_at_the_edges_and_no_further():
@@ -337,3 +371,39 @@ def test_every_call_the_grammar_completes_validates(arguments):
     call = call_text("text_formatter", arguments)
     if GRAMMAR.complete(call.encode()):
         parse_and_validate(call, BY_NAME)
+
+
+# A reply that copies (a call quoting the request, an answer repeating the result) gets room for the copy.
+import json  # noqa: E402
+
+from lessons_lib.tools.constrained import COPY_FRAME_TOKENS, REPLY_TOKENS, reply_budget  # noqa: E402
+
+PARAGRAPH = "Wrap this to 30 columns: " + "The Velmora 3 firmware adds a night mode and fixes the compass drift. " * 6
+
+
+def test_reply_budget_is_room_for_the_longest_copy_unless_a_budget_is_given(tokenizer):
+    need = len(tokenizer(json.dumps(PARAGRAPH)[1:-1], add_special_tokens=False)["input_ids"]) + COPY_FRAME_TOKENS
+    assert need > REPLY_TOKENS + 50  # the paragraph would not fit the old fixed 128 tokens
+    assert reply_budget(tokenizer, ["Wrap 'hi' to 10."]) == REPLY_TOKENS == reply_budget(tokenizer, [])
+    assert reply_budget(tokenizer, ["hi", PARAGRAPH, None]) == need
+    assert reply_budget(tokenizer, [PARAGRAPH], 64) == 64  # a budget you give is the budget
+
+
+def test_model_chat_and_evaluate_give_a_long_request_room_for_its_quote(tokenizer, monkeypatch):
+    from lessons_lib.tools import evaluate, loop
+    from lessons_lib.tools.data import ToolExample
+
+    budgets = []
+
+    def spy(model, tok, texts, schemas, quotes=None, max_new_tokens=None, adapter_names=None, batch_size=16):
+        budgets.append(max_new_tokens)
+        return ['{"tool": "text_formatter", "arguments": {"text": "x"}}'] * len(texts)
+
+    monkeypatch.setattr(loop, "constrained_generate", spy)
+    monkeypatch.setattr(evaluate, "constrained_generate", spy)
+    monkeypatch.setattr(evaluate, "faithful_generate", lambda m, t, texts, sources, budget, names: ["x"] * len(texts))
+    ModelChat(None, tokenizer, tool_choice="required", quote=True)([{"role": "user", "content": PARAGRAPH}])
+    ModelChat(None, tokenizer, tool_choice="required", max_new_tokens=50)([{"role": "user", "content": PARAGRAPH}])
+    example = ToolExample("en", PARAGRAPH, "text_formatter", {"text": "x"}, "x", "x")
+    evaluate.evaluate_tools(None, tokenizer, [None], examples=[example], tool_choice="required", quote=True)
+    assert budgets == [reply_budget(tokenizer, [PARAGRAPH]), 50, reply_budget(tokenizer, [PARAGRAPH])]

@@ -64,8 +64,8 @@ def test_formatter_example():
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
-        (dict(width=0), "width must be a positive number"),
-        (dict(width=-5), "width must be a positive number"),
+        (dict(width=0), "width must be 1 or more characters"),
+        (dict(width=-5), "width must be 1 or more characters"),
         (dict(width=10, indent=-1), "indent must be 0 or more"),
         (dict(width=10, indent=10), "leaves no room"),
         (dict(width="40"), "whole number"),
@@ -81,7 +81,7 @@ def test_formatter_bad_numbers_say_what_to_pass(kwargs, fragment):
 @settings(max_examples=60, deadline=None)
 @given(width=st.integers(max_value=0))
 def test_any_non_positive_width_raises_the_tools_own_error(width):
-    with pytest.raises(ToolError, match=rf"width must be a positive number of characters, got {width}"):
+    with pytest.raises(ToolError, match=rf"width must be 1 or more characters, got {width}"):
         text_formatter("a b c", width)
 
 
@@ -278,6 +278,7 @@ def test_every_limit_is_enforced_by_the_tool_itself():
     }
     over = {
         "maximum": lambda bound: bound + 1,
+        "minimum": lambda bound: bound - 1,
         "maxLength": lambda bound: "w" * (bound + 1),
         "maxItems": lambda bound: ["non_empty"] * (bound + 1),
         "minItems": lambda bound: ["non_empty"] * (bound - 1),

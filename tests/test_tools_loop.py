@@ -183,9 +183,9 @@ def test_dict_results_go_back_as_json():
         ('{"tool": "shout", "arguments": {}}', "unknown tool", "There is no tool 'shout'"),
         ('{"tool": "text_formatter", "arguments": {"txt": "a"}}', "bad arguments", "needs the argument(s) text"),
         (
-            '{"tool": "text_formatter", "arguments": {"text": "a", "width": 0}}',
+            '{"tool": "text_formatter", "arguments": {"text": "a", "width": 5, "indent": 5}}',
             "error",
-            "width must be a positive number",
+            "indent (5) leaves no room for text in width 5",
         ),
     ],
 )
@@ -257,8 +257,11 @@ def test_schemas_carry_the_tools_upper_bounds():
 @pytest.mark.parametrize(
     "arguments, fragment",
     [
-        ({"text": "a", "width": 10**9}, f"Argument 'width' is 1000000000; it must be at most {MAX_WIDTH}."),
-        ({"text": "a", "width": 10, "indent": MAX_INDENT + 1}, f"'indent' is {MAX_INDENT + 1}; it must be at most"),
+        ({"text": "a", "width": 10**9}, f"Argument 'width' is 1000000000; it must be from 1 to {MAX_WIDTH}."),
+        (
+            {"text": "a", "width": 10, "indent": MAX_INDENT + 1},
+            f"'indent' is {MAX_INDENT + 1}; it must be from 0 to {MAX_INDENT}.",
+        ),
         ({"text": "a" * (MAX_TEXT_CHARS + 1)}, f"'text' has {MAX_TEXT_CHARS + 1} characters; it may have at most"),
     ],
 )
@@ -349,7 +352,7 @@ def test_the_loop_survives_deep_huge_and_over_bound_replies():
     assert result.answer == "Done."
     errors = [e.detail for e in result.events if e.kind == "error"]
     assert errors[0].startswith("malformed call: The tool call nests deeper than 32 levels")
-    assert errors[1].startswith("bad arguments: Argument 'width' is 1000000000; it must be at most 1000")
+    assert errors[1].startswith("bad arguments: Argument 'width' is 1000000000; it must be from 1 to 1000")
     assert [e.kind for e in result.events] == ["error", "error", "call", "result", "answer"]
 
 

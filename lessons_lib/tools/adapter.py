@@ -130,41 +130,20 @@ def train_tool_adapter(
     return train_adapter(base, tok, rows, profile, output_dir, max_steps=max_steps, seed=seed, log=log, **kwargs)
 
 
-def ship_tool_adapter(
-    trained_dir: str | Path,
-    out_dir: Path = TINY_ADAPTERS_DIR / ADAPTER_NAME,
-    steps: int = STEPS,
-    seed: int = 0,
-    eval_n: int = EVAL_N,
-    train_seconds: float | None = None,
-    log=print,
-) -> dict:
-    """Score a trained tiny tool adapter against the base on held-out requests and save it with its manifest.
-
-    The adapter is saved through the store as `out_dir`'s name in `out_dir`'s parent folder (replacing the old one).
-    """
-    from peft import PeftModel
-
-    from .. import storage
-    from ..manifest import Manifest
-    from ..models import load_base, load_tokenizer
-    from ..profiles import PROFILES
+def tool_metrics(model, tok, adapter: str = ADAPTER_NAME, eval_n: int = EVAL_N) -> dict:
+    """Every figure a tool adapter's manifest carries, `adapter` against the base (a few minutes on 2 CPUs):
+    template held-out and dev requests, hand-written held-out and dev requests, free and schema-constrained."""
     from .data import DEV_HANDWRITTEN_PATH, read_handwritten, tool_examples
     from .evaluate import evaluate_tools, handwritten_answer_metrics, handwritten_required
 
-    profile = PROFILES["tiny"]
-    trained_dir, folder = Path(trained_dir), Path(out_dir)
-    storage.check_name(folder.name)
-    model = PeftModel.from_pretrained(load_base(profile, log=log), trained_dir, adapter_name=ADAPTER_NAME)
-    tok = load_tokenizer(profile)
-    both, handwritten = ["__base__", ADAPTER_NAME], read_handwritten()
+    both, handwritten = ["__base__", adapter], read_handwritten()
     base_rep, tool_rep = evaluate_tools(model, tok, both, n=eval_n)[0]
     hand_base, hand_tool = evaluate_tools(model, tok, both, examples=handwritten)[0]
-    dev = evaluate_tools(model, tok, [ADAPTER_NAME], examples=tool_examples(DEV_N, "dev"), turns=1)[0][0]
+    dev = evaluate_tools(model, tok, [adapter], examples=tool_examples(DEV_N, "dev"), turns=1)[0][0]
     held_required = evaluate_tools(model, tok, both, n=eval_n, turns=1, tool_choice="required")[0]
-    hand_required = handwritten_required(model, tok, ADAPTER_NAME)
+    hand_required = handwritten_required(model, tok, adapter)
     dev_hand = evaluate_tools(
-        model, tok, [ADAPTER_NAME], examples=read_handwritten(DEV_HANDWRITTEN_PATH), tool_choice="required", quote=True
+        model, tok, [adapter], examples=read_handwritten(DEV_HANDWRITTEN_PATH), tool_choice="required", quote=True
     )[0][0]
     metrics = {
         "heldout_n": tool_rep.n,
@@ -196,9 +175,36 @@ def ship_tool_adapter(
             f"{name}_required_base_correct_tool": base_req.correct_tool,
             f"{name}_required_base_valid_args": base_req.valid_args,
         }
+    return metrics | handwritten_answer_metrics(model, tok, adapter)
+
+
+def ship_tool_adapter(
+    trained_dir: str | Path,
+    out_dir: Path = TINY_ADAPTERS_DIR / ADAPTER_NAME,
+    steps: int = STEPS,
+    seed: int = 0,
+    eval_n: int = EVAL_N,
+    train_seconds: float | None = None,
+    log=print,
+) -> dict:
+    """Score a trained tiny tool adapter against the base (`tool_metrics`) and save it with its manifest.
+
+    The adapter is saved through the store as `out_dir`'s name in `out_dir`'s parent folder (replacing the old one).
+    """
+    from peft import PeftModel
+
+    from .. import storage
+    from ..manifest import Manifest
+    from ..models import load_base, load_tokenizer
+    from ..profiles import PROFILES
+
+    profile = PROFILES["tiny"]
+    trained_dir, folder = Path(trained_dir), Path(out_dir)
+    storage.check_name(folder.name)
+    model = PeftModel.from_pretrained(load_base(profile, log=log), trained_dir, adapter_name=ADAPTER_NAME)
+    metrics = tool_metrics(model, load_tokenizer(profile), ADAPTER_NAME, eval_n)
     if train_seconds is not None:
         metrics["train_seconds"] = round(train_seconds, 1)
-    metrics |= handwritten_answer_metrics(model, tok, ADAPTER_NAME)  # last: `natural_eval` refreshes these in place
     manifest = Manifest.for_model(
         ADAPTER_NAME,
         model,

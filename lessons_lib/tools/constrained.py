@@ -13,7 +13,10 @@ open side stops at ±999999, or that far past the other bound); free-text string
 `minItems`. Given `max_new_tokens`, strings and lists close in time for the call to end within it (a quote then
 may stop mid-clause, at a word's end). So every call the grammar completes also validates, with two things left
 to the validator after decoding: `number` bounds, and `maxLength` on a string that has a `pattern` (the pattern
-alone bounds it, as the course's rule-name pattern does).
+alone bounds it, as the course's rule-name pattern does). Rules between two arguments, which no JSON Schema states,
+are kept too (`below`: by default the course tools' `functions.BELOW`, the indent below the width), so the course's
+tools take every call the grammar completes. Left at `max_new_tokens=None`, a call gets room to quote its request
+whole (`reply_budget`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from itertools import combinations
 
 import regex
 
+from .functions import BELOW, Below
+
 TOOL_CHOICES = ("auto", "required")  # as in the OpenAI API: "required" makes the reply a call to some tool
 MAX_STRING_CHARS = 400
 MAX_ARRAY_ITEMS = 16
@@ -39,6 +44,8 @@ CLAUSE_ENDS = (b".", b",", b";", b":", b"!", b"?", b")", b"\\n", b"\\r", b"\\t",
 CLOSING_MARKS = b'.!?")'  # a phrase that ends with one of these may end before a space
 BRACKETS = ((b"(", b")"), (b"[", b"]"), (b"{", b"}"), ("«".encode(), "»".encode()))
 ESCAPED_QUOTE = b'\\"'
+REPLY_TOKENS = 128  # a reply's budget when it copies nothing long: a call's name, keys and numbers; a short answer
+COPY_FRAME_TOKENS = 48  # beside a copied text: a call's name, keys and numbers, or an answer's lead-in
 
 
 class GrammarError(ValueError):
@@ -241,19 +248,26 @@ def call_pattern(schemas: Sequence[dict]) -> str:
     return r'\{"tool": (?:' + "|".join(calls) + r")\}"
 
 
-class CallGrammar:
-    """Which replies can still become a valid call (and, with `quote`, one whose free text quotes it)."""
+def properties_by_tool(schemas: Sequence[dict]) -> dict[str, dict]:
+    """Each tool's argument schemas by name, in schema order (the order the grammar writes them in)."""
+    return {
+        fn["name"]: fn.get("parameters", {}).get("properties", {}) for fn in (s.get("function", s) for s in schemas)
+    }
 
-    def __init__(self, schemas: Sequence[dict], quote: str | None = None):
+
+class CallGrammar:
+    """Which replies can still become a valid call (and, with `quote`, one whose free text quotes it).
+
+    `below`: cross-argument rules (an integer below another; default: the course tools' `functions.BELOW` for the
+    tools among `schemas`; pass `()` for tools of your own)."""
+
+    def __init__(self, schemas: Sequence[dict], quote: str | None = None, below: Sequence[Below] | None = None):
         self.pattern = regex.compile(call_pattern(schemas).encode())
-        keys = sorted(
-            {
-                p
-                for s in schemas
-                for p, spec in s.get("function", s).get("parameters", {}).get("properties", {}).items()
-                if is_free_text(spec)
-            }
-        )
+        self.props = properties_by_tool(schemas)
+        self.below = [
+            r for r in (BELOW if below is None else below) if {r.low, r.high} <= set(self.props.get(r.tool, {}))
+        ]
+        keys = sorted({p for props in self.props.values() for p, spec in props.items() if is_free_text(spec)})
         self.quote = None if quote is None else json.dumps(quote, ensure_ascii=False)[1:-1].encode()
         key_choice = b"|".join(re.escape(k).encode() for k in keys) or b"(?!)"
         self.free_values = regex.compile(rb'"(?:' + key_choice + rb')": "((?:[^"\\]|\\.)*\\?)')
@@ -283,13 +297,57 @@ class CallGrammar:
             for m in self.free_values.finditer(text)
         )
 
+    def below_ok(self, text: bytes, final: bool = False) -> bool:
+        """Can every `below` rule of the tool being called still hold (`final`: does it hold in the whole call)?
+
+        A rule is checked once both numbers are known: `high` written whole, or left out and so its default (the
+        call has moved past it, or ended); `low` written whole, or begun (a non-negative number only grows)."""
+        for rule in self.below:
+            head = b'{"tool": ' + json.dumps(rule.tool).encode() + b', "arguments": {'
+            if not text.startswith(head):
+                continue
+            args = text[len(head) :]
+            low, high = integer_written(args, rule.low), integer_written(args, rule.high)
+            if high is None:
+                order = list(self.props[rule.tool])
+                later = order[order.index(rule.high) + 1 :]
+                if rule.high_default is None or not (final or any(key_written(args, k) for k in later)):
+                    continue
+                high = (rule.high_default, True)
+            if low is None or low[0] is None or not high[1]:
+                continue
+            if (low[1] or low[0] >= 0) and low[0] >= high[0]:
+                return False
+        return True
+
     def viable(self, text: bytes) -> bool:
         """Can `text` (UTF-8, possibly ending mid-character) still be extended to a valid call?"""
-        return utf8_prefix_ok(text) and self.accepts_prefix(text) and self.quotes_ok(text)
+        return utf8_prefix_ok(text) and self.accepts_prefix(text) and self.quotes_ok(text) and self.below_ok(text)
 
     def complete(self, text: bytes) -> bool:
         """Is `text` a whole valid call?"""
-        return utf8_prefix_ok(text, final=True) and self.pattern.fullmatch(text) is not None and self.quotes_ok(text)
+        return (
+            utf8_prefix_ok(text, final=True)
+            and self.pattern.fullmatch(text) is not None
+            and self.quotes_ok(text)
+            and self.below_ok(text, final=True)
+        )
+
+
+def key_written(args: bytes, key: str) -> bool:
+    """Has a call's arguments text (after its opening brace) begun the argument `key`?"""
+    return re.search(rb"(?:^| )" + re.escape(json.dumps(key).encode()) + rb": ", args) is not None
+
+
+def integer_written(args: bytes, key: str) -> tuple[int | None, bool] | None:
+    """The integer argument `key` as a call's arguments text gives it so far: (value, written whole?), value None
+    while only a minus sign is written; None when the argument is not written."""
+    match = re.search(rb"(?:^| )" + re.escape(json.dumps(key).encode()) + rb": (-?)([0-9]*)", args)
+    if match is None:
+        return None
+    sign, digits = match.groups()
+    value = None if not digits else -int(digits) if sign else int(digits)
+    return value, match.end() < len(args)
 
 
 def utf8_prefix_ok(data: bytes, final: bool = False) -> bool:
@@ -407,7 +465,9 @@ class CallConstraint:
             allowed = [
                 i
                 for i in self.structurally_allowed(grammar, text)
-                if utf8_prefix_ok(tail + self.pieces[i]) and grammar.quotes_ok(text + self.pieces[i], len(text))
+                if utf8_prefix_ok(tail + self.pieces[i])
+                and grammar.quotes_ok(text + self.pieces[i], len(text))
+                and grammar.below_ok(text + self.pieces[i])
             ]
             if closing:  # late in the budget: end the array or object, or at least open no new item or key
                 closers = [i for i in allowed if any(b in b"]}" for b in self.pieces[i])]
@@ -466,6 +526,16 @@ class CallConstraint:
         return allowed + enders
 
 
+def reply_budget(tokenizer, copied: Sequence[str | None], max_new_tokens: int | None = None) -> int:
+    """`max_new_tokens` when given; else room for a reply that copies the longest of `copied` whole (its tokens,
+    JSON-escaped, plus COPY_FRAME_TOKENS), and at least REPLY_TOKENS."""
+    if max_new_tokens is not None:
+        return max_new_tokens
+    texts = [json.dumps(text, ensure_ascii=False)[1:-1] for text in copied if text]
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else [0]
+    return max(REPLY_TOKENS, max(lengths) + COPY_FRAME_TOKENS)
+
+
 @lru_cache(maxsize=4)
 def vocabulary_constraint(tokenizer) -> CallConstraint:
     """A constraint with no rows yet: its token tables and structure cache, built once per tokenizer."""
@@ -478,15 +548,17 @@ def constrained_generate(
     texts: Sequence[str],
     schemas: Sequence[dict],
     quotes: Sequence[str | None] | None = None,
-    max_new_tokens: int = 128,
+    max_new_tokens: int | None = None,
     adapter_names: Sequence[str] | None = None,
     batch_size: int = 16,
 ) -> list[str]:
-    """Greedy tool calls for rendered chat texts, constrained to the schemas (and to quoting `quotes[i]`)."""
+    """Greedy tool calls for rendered chat texts, constrained to the schemas (and to quoting `quotes[i]`);
+    `max_new_tokens=None`: room to quote the longest of `quotes` whole (see `reply_budget`)."""
     from ..models import generate_texts
 
     quotes = list(quotes) if quotes is not None else [None] * len(texts)
     if len(quotes) != len(texts):
         raise ValueError(f"Got {len(texts)} texts but {len(quotes)} quotes; pass one quote (or None) per text.")
+    max_new_tokens = reply_budget(tokenizer, quotes, max_new_tokens)
     constraint = vocabulary_constraint(tokenizer).batches([CallGrammar(schemas, q) for q in quotes], max_new_tokens)
     return generate_texts(model, tokenizer, texts, max_new_tokens, adapter_names, batch_size, allowed_tokens=constraint)

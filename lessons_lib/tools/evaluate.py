@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .calls import CallError, ToolCall, parse_call, validate_call
-from .constrained import check_quote, check_tool_choice, constrained_generate
+from .constrained import check_quote, check_tool_choice, constrained_generate, reply_budget
 from .data import ToolExample, answer_prompt, final_answer, read_handwritten, tool_examples
 from .faithful import faithful_generate
 from .functions import TOOLS, same_arguments
@@ -152,7 +152,7 @@ def evaluate_tools(
     adapters: Sequence[str | None] = (None,),
     n: int = 40,
     seed: int = 0,
-    max_new_tokens: int = 128,
+    max_new_tokens: int | None = None,
     examples: Sequence[ToolExample] | None = None,
     system: str | None = None,
     turns: int = 2,
@@ -165,7 +165,8 @@ def evaluate_tools(
     mixed-adapter batches (`turns=1` skips the final answers; their rate is then 0). `tool_choice="required"`
     constrains turn 1 to calls that match the schemas (see `constrained`); `quote=True` also makes their free-text
     arguments phrases of the request, and the final answers' repeats of the tool's result exact (see `faithful`).
-    Returns one report per adapter and the raw replies keyed by adapter.
+    `max_new_tokens=None`: room for what each turn may copy (the longest request, then the longest result; see
+    `constrained.reply_budget`). Returns one report per adapter and the raw replies keyed by adapter.
     """
     from ..models import chat_text
 
@@ -178,6 +179,7 @@ def evaluate_tools(
     names = [a for a in adapters for _ in items]
     mixed = None if all(a is None for a in adapters) else names
     prompts = [render([{"role": "user", "content": ex.request}]) for ex in items] * len(adapters)
+    call_budget = reply_budget(tokenizer, [ex.request for ex in items], max_new_tokens)
     calls = (
         constrained_generate(
             model,
@@ -185,23 +187,24 @@ def evaluate_tools(
             prompts,
             schema_list,
             quotes=[ex.request for ex in items] * len(adapters) if quote else None,
-            max_new_tokens=max_new_tokens,
+            max_new_tokens=call_budget,
             adapter_names=mixed,
         )
         if tool_choice == "required"
-        else complete(model, tokenizer, prompts, max_new_tokens, mixed)
+        else complete(model, tokenizer, prompts, call_budget, mixed)
     )
     firsts = [score_call(items[i % len(items)], reply, schemas) for i, reply in enumerate(calls)]
     second = [i for i, (_, ran, _) in enumerate(firsts) if ran is not None] if turns >= 2 else []
     answer_texts = [render(answer_prompt(items[i % len(items)], calls[i], firsts[i][2])) for i in second]
     answer_adapters = None if mixed is None else [names[i] for i in second]
+    sources = [result_text(firsts[i][2]) for i in second]
+    answer_budget = reply_budget(tokenizer, sources, max_new_tokens)
     if not second:
         finals = []
     elif quote:
-        sources = [result_text(firsts[i][2]) for i in second]
-        finals = faithful_generate(model, tokenizer, answer_texts, sources, max_new_tokens, answer_adapters)
+        finals = faithful_generate(model, tokenizer, answer_texts, sources, answer_budget, answer_adapters)
     else:
-        finals = complete(model, tokenizer, answer_texts, max_new_tokens, answer_adapters)
+        finals = complete(model, tokenizer, answer_texts, answer_budget, answer_adapters)
     final_of = dict(zip(second, finals))
     scores = []
     for i, (first, ran, result) in enumerate(firsts):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ..copying import SourceHook, copy_ends
 from ..models import generate_texts
-from .constrained import is_word_byte
+from .constrained import is_word_byte, reply_budget
 
 MIN_COPY = 8  # bytes of the result repeated (from a word start) before the copy is held to the result
 SENTENCE_ENDS = b".!?"
@@ -76,8 +76,10 @@ def faithful_generate(
     adapter_names: Sequence[str] | None = None,
     batch_size: int = 32,
 ) -> list[str]:
-    """Greedy answers for rendered chat texts whose repeats of `sources[i]` (a tool's result, or None) are exact."""
+    """Greedy answers for rendered chat texts whose repeats of `sources[i]` (a tool's result, or None) are exact;
+    `max_new_tokens=None`: room to repeat the longest source whole (see `constrained.reply_budget`)."""
     if len(sources) != len(texts):
         raise ValueError(f"Got {len(texts)} texts but {len(sources)} sources; pass one source (or None) per text.")
     guard = CopyGuard.for_tokenizer(tokenizer).batches(sources)
-    return generate_texts(model, tokenizer, texts, max_new_tokens, adapter_names, batch_size, allowed_tokens=guard)
+    budget = reply_budget(tokenizer, sources, max_new_tokens)
+    return generate_texts(model, tokenizer, texts, budget, adapter_names, batch_size, allowed_tokens=guard)

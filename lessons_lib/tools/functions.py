@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 from ..jsonl import nesting_depth
@@ -29,8 +30,8 @@ RULE_PATTERN = (
 LIMITS = {
     "text_formatter": {
         "text": {"maxLength": MAX_TEXT_CHARS},
-        "width": {"maximum": MAX_WIDTH},
-        "indent": {"maximum": MAX_INDENT},
+        "width": {"minimum": 1, "maximum": MAX_WIDTH},
+        "indent": {"minimum": 0, "maximum": MAX_INDENT},
     },
     "template_generator": {"topic": {"maxLength": MAX_TOPIC_CHARS}},
     "content_validator": {"text": {"maxLength": MAX_TEXT_CHARS}, "rules": {"minItems": 1, "maxItems": MAX_RULES}},
@@ -78,9 +79,7 @@ def text_formatter(text: str, width: int = 40, indent: int = 0) -> str:
                 else f"indent must be a whole number, got {value!r}; pass e.g. indent=2."
             )
     if width <= 0:
-        raise ToolError(
-            f"width must be a positive number of characters, got {shown_number(width)}; pass e.g. width=40."
-        )
+        raise ToolError(f"width must be 1 or more characters, got {shown_number(width)}; pass e.g. width=40.")
     if width > MAX_WIDTH:
         raise ToolError(
             f"width must be at most {MAX_WIDTH} characters, got {shown_number(width)}; "
@@ -232,6 +231,21 @@ def content_validator(text: str, rules: list[str]) -> dict:
 
 
 TOOLS = {f.__name__: f for f in (text_formatter, template_generator, content_validator)}
+
+
+@dataclass(frozen=True)
+class Below:
+    """In a call to `tool`, integer `low` must stay below `high`: a rule JSON Schema cannot state. `high_default`:
+    what `high` is when a call leaves it out (None: such calls are not checked)."""
+
+    tool: str
+    low: str
+    high: str
+    high_default: int | None = None
+
+
+# The tools' cross-argument rules; the schema-constrained decoder enforces them too (`constrained.CallGrammar`).
+BELOW = (Below("text_formatter", "indent", "width", inspect.signature(text_formatter).parameters["width"].default),)
 # List arguments whose order does not change what the tool does: content_validator runs every rule either way.
 UNORDERED_LISTS = {"content_validator": ("rules",)}
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from ..chat_format import call_id, is_call_id
 from ..models import generate_texts
 from .calls import CallError, ToolCall, looks_like_call, parse_and_validate
-from .constrained import check_quote, check_tool_choice, constrained_generate
+from .constrained import check_quote, check_tool_choice, constrained_generate, reply_budget
 from .faithful import faithful_generate
 from .functions import TOOLS, ToolError
 from .schemas import schemas_by_name, tool_schemas
@@ -143,7 +143,8 @@ class ModelChat:
     `tool_choice="required"` answers every user message with a schema-constrained call (see `constrained`);
     replies after a tool result stay free, so the model can write its final answer. `quote=True` (with "required")
     also makes the call's free text quote the request, and the answer's repeats of the tool's result exact
-    (see `faithful`).
+    (see `faithful`). `max_new_tokens=None`: room for what a reply may copy, the request in a call and the tool's
+    result in an answer (see `constrained.reply_budget`).
     """
 
     def __init__(
@@ -171,19 +172,20 @@ class ModelChat:
 
     def __call__(self, messages: list[dict]) -> str:
         names = [self.adapter] if self.adapter else None
-        if self.tool_choice == "required" and messages[-1]["role"] == "user":
+        last = messages[-1]
+        budget = reply_budget(self.tokenizer, [last.get("content") or ""], self.max_new_tokens)
+        if self.tool_choice == "required" and last["role"] == "user":
             return constrained_generate(
                 self.model,
                 self.tokenizer,
                 [self.render(messages)],
                 self.schemas,
-                quotes=[messages[-1]["content"]] if self.quote else None,
-                max_new_tokens=self.max_new_tokens,
+                quotes=[last["content"]] if self.quote else None,
+                max_new_tokens=budget,
                 adapter_names=names,
             )[0].strip()
-        if self.quote and messages[-1]["role"] == "tool":
-            source = messages[-1]["content"]
+        if self.quote and last["role"] == "tool":
             return faithful_generate(
-                self.model, self.tokenizer, [self.render(messages)], [source], self.max_new_tokens, names
+                self.model, self.tokenizer, [self.render(messages)], [last["content"]], budget, names
             )[0].strip()
-        return complete(self.model, self.tokenizer, [self.render(messages)], self.max_new_tokens, names)[0].strip()
+        return complete(self.model, self.tokenizer, [self.render(messages)], budget, names)[0].strip()

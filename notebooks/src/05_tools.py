@@ -700,7 +700,7 @@ from lessons_lib.tools.evaluate import base_never_saw_tools, evaluate_tools, sco
 model = PeftModel.from_pretrained(load_base(profile), tools_dir, adapter_name="tools")  # a fresh base
 model.eval()
 N_EVAL = profile.eval_examples
-reports, raw = evaluate_tools(model, tok, ["__base__", "tools"], n=N_EVAL, max_new_tokens=MAX_NEW)
+reports, raw = evaluate_tools(model, tok, ["__base__", "tools"], n=N_EVAL)
 print(format_table([r.row() for r in reports]))
 base_report, tools_report = reports
 
@@ -756,7 +756,7 @@ from lessons_lib.tools.data import read_handwritten
 
 hand = read_handwritten()
 hand = hand[:: max(1, len(hand) // profile.eval_examples)]  # all 60, or an even spread on a small eval budget
-hand_reports, hand_raw = evaluate_tools(model, tok, ["__base__", "tools"], examples=hand, max_new_tokens=MAX_NEW)
+hand_reports, hand_raw = evaluate_tools(model, tok, ["__base__", "tools"], examples=hand)
 print(format_table([r.row() for r in hand_reports]))
 hand_base, hand_tools = hand_reports
 
@@ -807,9 +807,11 @@ if not expects_quality(profile):
 # JSON mode or `tool_choice="required"`; vLLM, llama.cpp grammars and Outlines do the same with
 # compiled automata instead of a Python loop.
 #
-# A grammar is only as strict as its schema. A docstring cannot say which strings `rules` accepts, so
-# `lessons_lib.tools.tool_schemas()` is `get_json_schema` plus one JSON Schema `pattern` for the rule names
-# (`validate_call` checks it too):
+# A grammar is only as strict as its schema. A docstring cannot say which strings `rules` accepts, or that a width
+# is at least 1, so `lessons_lib.tools.tool_schemas()` is `get_json_schema` plus one JSON Schema `pattern` for the
+# rule names and the bounds each tool checks (`minimum`, `maximum`, `maxLength`, ...; `validate_call` checks them
+# too). One rule is beyond JSON Schema: the indent must stay below the width, two arguments at once. The course
+# lists such rules beside its tools (`functions.BELOW`) and the grammar keeps them as well:
 
 # %% [markdown] lang="ru"
 # Читайте таблицы честно (цифры ниже — для профиля tiny; на GPU-профиле читайте свои так же;
@@ -845,9 +847,11 @@ if not expects_quality(profile):
 # с помощью скомпилированных автоматов вместо цикла на Python.
 #
 # Грамматика строга ровно настолько, насколько строга её схема. Docstring не может сказать, какие строки принимает
-# `rules`,
-# поэтому `lessons_lib.tools.tool_schemas()` — это `get_json_schema` плюс один `pattern` JSON Schema для имён правил
-# (`validate_call` тоже его проверяет):
+# `rules` и что ширина не меньше 1, поэтому `lessons_lib.tools.tool_schemas()` — это `get_json_schema` плюс один
+# `pattern` JSON Schema для имён правил и границы, которые проверяет каждый инструмент (`minimum`, `maximum`,
+# `maxLength`, ...; `validate_call` тоже их проверяет). Одно правило JSON Schema не выразить: отступ должен быть меньше
+# ширины, а это сразу два аргумента. Курс перечисляет такие правила рядом с инструментами (`functions.BELOW`), и
+# грамматика соблюдает и их:
 
 # %%
 from lessons_lib.tools import tool_schemas
@@ -855,18 +859,28 @@ from lessons_lib.tools.calls import parse_and_validate
 from lessons_lib.tools.constrained import CallConstraint, CallGrammar, call_pattern
 from lessons_lib.tools.schemas import schemas_by_name
 
+from lessons_lib.tools.functions import BELOW
+
 strict = tool_schemas()
 print("rules:", strict[2]["function"]["parameters"]["properties"]["rules"])
+print("width:", strict[0]["function"]["parameters"]["properties"]["width"])
+print("beyond JSON Schema:", BELOW)
 grammar = CallGrammar(strict)
 print(call_pattern(strict)[:200], "...\n")
 for prefix in [
     '{"tool": "text_formatter", "arguments": {"text": "Hi", "width": 2',
+    '{"tool": "text_formatter", "arguments": {"text": "Hi", "width": 0',
+    '{"tool": "text_formatter", "arguments": {"text": "Hi", "width": 12, "indent": 1',
+    '{"tool": "text_formatter", "arguments": {"text": "Hi", "width": 12, "indent": 12',
     '{"tool": "text_formater"',
     '{"tool": "content_validator", "arguments": {"text": "Hi", "rules": ["max_length:',
     '{"tool": "content_validator", "arguments": {"text": "Hi", "rules": ["short',
 ]:
     print(f"{str(grammar.viable(prefix.encode())):5s} {prefix}")
 assert grammar.viable(b'{"tool": "text_formatter", "arguments": {"text": "Hi", "width": 2')
+assert not grammar.viable(b'{"tool": "text_formatter", "arguments": {"text": "Hi", "width": 0')  # minimum 1
+assert grammar.viable(b'{"tool": "text_formatter", "arguments": {"text": "Hi", "width": 12, "indent": 1')  # 1 or 11
+assert not grammar.viable(b'{"tool": "text_formatter", "arguments": {"text": "Hi", "width": 12, "indent": 12')
 assert not grammar.viable(b'{"tool": "text_formater"') and not grammar.viable(
     b'{"tool": "content_validator", "arguments": {"text": "Hi", "rules": ["short'
 )
@@ -959,10 +973,9 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 
 # %% [markdown]
 # Read this table carefully, because it is easy to fool yourself with it. Under the constraint *every*
-# reply is a valid call — the base's too — so "valid args" now measures the grammar, not the model. (Valid
-# argument by argument: a rule that spans two arguments, like an indent below the width, is not in a JSON Schema,
-# so the tool can still refuse a constrained call: on the tiny profile one hand-written request below gets width 1
-# with indent 4.) What
+# reply is a valid call — the base's too — so "valid args" now measures the grammar, not the model (the indent
+# below the width included: without `BELOW` one hand-written request below got width 1 with indent 4, and the tool
+# refused it). What
 # is still the model's own is the **choice**: on the tiny profile the adapter names the right tool almost
 # always, the base about one time in three (chance). The text inside the call is still not the request's text: a decoder
 # can forbid wrong *forms*, it cannot teach a skill (but see `quote=` below). And a constraint
@@ -975,9 +988,8 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # %% [markdown] lang="ru"
 # Прочитайте эту таблицу внимательно: с ней легко обмануть самого себя. Под ограничением *каждый*
 # ответ — корректный вызов, в том числе у базовой модели, — так что "valid args" теперь измеряет грамматику, а не
-# модель. (Корректный аргумент за аргументом: правило, связывающее два аргумента, вроде отступа меньше ширины, в JSON
-# Schema не записать, так что инструмент всё ещё может отвергнуть ограниченный вызов — один запрос, написанный
-# вручную, ниже на профиле tiny получает ширину 1 при отступе 4.)
+# модель (и отступ меньше ширины тоже: без `BELOW` один запрос, написанный вручную, ниже получал ширину 1 при
+# отступе 4, и инструмент его отвергал).
 # Собственным делом модели остаётся **выбор**: на профиле tiny адаптер называет правильный инструмент почти
 # всегда, базовая модель — примерно в одном случае из трёх (случайно). Текст внутри вызова по-прежнему не текст
 # запроса: декодер
@@ -996,7 +1008,10 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # break, the end), never halfway through brackets or a quotation, so `{"id": 7, "ok": true}` is quoted whole and
 # not cut at its first comma. It also guards the final answer (`lessons_lib/tools/faithful.py`): the model writes
 # what it likes, but once its answer starts repeating the tool's result (a line that begins like the result, or 8 bytes
-# of it from a word on), it must go on copying until a sentence or a string of the result ends. Scored on the
+# of it from a word on), it must go on copying until a sentence or a string of the result ends. A copy needs room:
+# left at `max_new_tokens=None`, `evaluate_tools` and `ModelChat` give each reply the tokens of what it may copy (the
+# request in a call, the tool's result in an answer) plus 48, and at least 128 (`constrained.reply_budget`), so a
+# pasted paragraph is not cut off mid-quote. Scored on the
 # hand-written requests, written in people's own words. Two columns judge the final answer: **final answer** asks
 # for the *expected* result (so a wrong call fails it however well the answer reads), **uses result** asks whether
 # the answer delivers the result of the call that *ran* — the tool's own output, or its verdict in the request's
@@ -1010,7 +1025,10 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # целиком, а не обрывается на первой запятой. Заодно он охраняет итоговый ответ (`lessons_lib/tools/faithful.py`):
 # модель пишет что хочет, но как только ответ начинает повторять результат инструмента (строка начинается как результат
 # или 8 байт совпадают с ним начиная со слова), она обязана копировать дальше, пока не кончится предложение или строка
-# результата. Оценка на запросах, написанных людьми своими словами. Итоговый ответ судят две колонки: **итоговый ответ**
+# результата. Копии нужно место: при `max_new_tokens=None` `evaluate_tools` и `ModelChat` дают каждому ответу столько
+# токенов, сколько занимает то, что он может скопировать (запрос — в вызове, результат инструмента — в ответе), плюс 48,
+# и не меньше 128 (`constrained.reply_budget`), так что вставленный абзац не обрывается посреди цитаты. Оценка на
+# запросах, написанных людьми своими словами. Итоговый ответ судят две колонки: **итоговый ответ**
 # требует *ожидаемого* результата (неверный вызов его проваливает, как бы ни был хорош ответ), **ответ с результатом**
 # проверяет, передаёт ли ответ результат того вызова, что *выполнился*, — вывод инструмента или его вердикт на языке
 # запроса; только за это и отвечает второй ход:
@@ -1020,10 +1038,10 @@ from lessons_lib.tools.data import answer_prompt
 
 # `hand`: the hand-written requests scored above (all 60, or the even spread of a small eval budget)
 (plain_hand,), plain_raw = evaluate_tools(
-    model, tok, ["tools"], examples=hand, max_new_tokens=MAX_NEW, tool_choice="required"
+    model, tok, ["tools"], examples=hand, tool_choice="required"
 )
 (quoted_hand,), quoted_raw = evaluate_tools(
-    model, tok, ["tools"], examples=hand, max_new_tokens=MAX_NEW, tool_choice="required", quote=True
+    model, tok, ["tools"], examples=hand, tool_choice="required", quote=True
 )
 print(format_table([r.row() for r in (plain_hand, quoted_hand)]))
 rows = list(zip(hand, plain_raw[plain_hand.label], quoted_raw[quoted_hand.label]))
@@ -1035,8 +1053,8 @@ for ex, plain, quoted in shown[:: max(1, len(shown) // 4)][:4]:  # four requests
     calls = (call_text(ex.tool, ex.arguments), plain.strip(), quoted.strip())
     print(f"\n{ex.request}" + "".join(f"\n  {label}: {call}" for label, call in zip(labels, calls)))
 # the first exact quoted call whose answer the guard changes: the same chat, answered freely and guarded
-free_chat = ModelChat(model, tok, adapter="tools", max_new_tokens=MAX_NEW)
-guarded_chat = ModelChat(model, tok, adapter="tools", max_new_tokens=MAX_NEW, tool_choice="required", quote=True)
+free_chat = ModelChat(model, tok, adapter="tools")
+guarded_chat = ModelChat(model, tok, adapter="tools", tool_choice="required", quote=True)
 for ex, quoted in [(ex, quoted) for ex, _, quoted in rows if quoted["score"].exact_args][:6]:
     after_call = answer_prompt(ex, quoted["call"], ex.result)
     free_answer, guarded_answer = free_chat(after_call), guarded_chat(after_call)
@@ -1095,7 +1113,7 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # Цикл с адаптером, ограниченным первым ходом и цитированием от начала до конца:
 
 # %%
-chat = ModelChat(model, tok, strict, adapter="tools", max_new_tokens=MAX_NEW, tool_choice="required", quote=True)
+chat = ModelChat(model, tok, strict, adapter="tools", tool_choice="required", quote=True)
 for ex in demo:
     result = run_tool_loop(chat, ex.request, max_steps=3)
     print(f"request: {ex.request}\n{result.transcript()}\n")
