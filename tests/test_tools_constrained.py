@@ -407,3 +407,31 @@ def test_model_chat_and_evaluate_give_a_long_request_room_for_its_quote(tokenize
     example = ToolExample("en", PARAGRAPH, "text_formatter", {"text": "x"}, "x", "x")
     evaluate.evaluate_tools(None, tokenizer, [None], examples=[example], tool_choice="required", quote=True)
     assert budgets == [reply_budget(tokenizer, [PARAGRAPH]), 50, reply_budget(tokenizer, [PARAGRAPH])]
+
+
+# With quote=True, numbers come from the request too, where the call can take one.
+def test_quoted_numbers_prefer_the_requests_own_and_never_leave_a_dead_end(tokenizer):
+    import torch
+
+    request = "hey, 15 wide, zero indent pls: Snorri's kiln cracked again."
+    grammar = CallGrammar(SCHEMAS, quote=request)
+    head = b'{"tool": "text_formatter", "arguments": {"text": "Snorri\'s kiln cracked again.", '
+    assert grammar.numbers_ok(head + b'"width": 1') and grammar.numbers_ok(head + b'"width": 15,')  # 1 -> 15
+    assert not grammar.numbers_ok(head + b'"width": 16') and not grammar.numbers_ok(head + b'"width": 2')
+    # 15 is the request's only number and no indent below width 15: "1" could only become 15, so it is not preferred
+    assert not grammar.numbers_ok(head + b'"width": 15, "indent": 1')
+    assert grammar.viable(head + b'"width": 15, "indent": 1')  # ... though the call stays valid
+    assert CallGrammar(SCHEMAS).numbers_ok(head + b'"width": 16')  # no quote: any number
+    assert CallGrammar(SCHEMAS, quote="wrap it, no numbers here").numbers_ok(head + b'"width": 16')
+    rule = b'{"tool": "content_validator", "arguments": {"text": "x", "rules": ["min_words:'
+    picky = CallGrammar(SCHEMAS, quote="Check x: at least 5 words, under 120 chars")
+    assert picky.numbers_ok(rule + b"5") and picky.numbers_ok(rule + b"12") and not picky.numbers_ok(rule + b"3")
+    pieces = token_bytes(tokenizer)
+    prompt = head + b'"width": 15, "indent": '  # no request number fits here: any indent the call can take
+    ids = tokenizer(prompt.decode(), add_special_tokens=False)["input_ids"]
+    allowed = CallConstraint(tokenizer, [grammar], 0)(0, torch.tensor(ids))
+    assert allowed and all(grammar.viable(prompt + pieces[i]) for i in allowed), allowed
+    prompt = head + b'"width": '
+    ids = tokenizer(prompt.decode(), add_special_tokens=False)["input_ids"]
+    widths = {pieces[i] for i in CallConstraint(tokenizer, [grammar], 0)(0, torch.tensor(ids))}
+    assert widths and all(b"15".startswith(piece) for piece in widths), widths  # the request's only number

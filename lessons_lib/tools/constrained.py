@@ -4,8 +4,9 @@
 trains (`{"tool": NAME, "arguments": {...}}`, keys in schema order) and, optionally, demands that free-text
 arguments quote the user's request: a quote is a whole phrase of it, starting at a word and ending where a clause
 does (punctuation, a line break, a quotation mark or the end), never inside brackets or a quotation that the request
-closes later. `CallConstraint` is the `prefix_allowed_tokens_fn` that `model.generate` takes: at every step it
-allows only the tokens that keep the reply a viable call.
+closes later; it also prefers the request's own numbers wherever the call can take one (`numbers_ok`).
+`CallConstraint` is the `prefix_allowed_tokens_fn` that `model.generate` takes: at every step it allows only the
+tokens that keep the reply a viable call.
 
 Bounds agree with `calls.check_value`: an integer with `minimum`/`maximum` matches exactly that range (an
 open side stops at ±999999, or that far past the other bound); free-text strings and arrays stop at
@@ -44,6 +45,7 @@ CLAUSE_ENDS = (b".", b",", b";", b":", b"!", b"?", b")", b"\\n", b"\\r", b"\\t",
 CLOSING_MARKS = b'.!?")'  # a phrase that ends with one of these may end before a space
 BRACKETS = ((b"(", b")"), (b"[", b"]"), (b"{", b"}"), ("«".encode(), "»".encode()))
 ESCAPED_QUOTE = b'\\"'
+DIGITS = b"0123456789"
 REPLY_TOKENS = 128  # a reply's budget when it copies nothing long: a call's name, keys and numbers; a short answer
 COPY_FRAME_TOKENS = 48  # beside a copied text: a call's name, keys and numbers, or an answer's lead-in
 
@@ -269,6 +271,7 @@ class CallGrammar:
         ]
         keys = sorted({p for props in self.props.values() for p, spec in props.items() if is_free_text(spec)})
         self.quote = None if quote is None else json.dumps(quote, ensure_ascii=False)[1:-1].encode()
+        self.numbers = numbers_in(self.quote or b"")
         key_choice = b"|".join(re.escape(k).encode() for k in keys) or b"(?!)"
         self.free_values = regex.compile(rb'"(?:' + key_choice + rb')": "((?:[^"\\]|\\.)*\\?)')
         self.open_free_value = regex.compile(rb'"(?:' + key_choice + rb')": "((?:[^"\\]|\\.)*)\Z')
@@ -295,6 +298,32 @@ class CallGrammar:
                 clause=m.end() >= new_from and not loose,
             )
             for m in self.free_values.finditer(text)
+        )
+
+    def numbers_ok(self, text: bytes, new_from: int = 0) -> bool:
+        """With `quote`, is every number the arguments write outside free text one the request writes — and one still
+        being written the start of one that can end the call's value there? True without `quote`, or when the
+        request writes no number. Bytes before `new_from - 1` were checked already: with no digit from there on,
+        `text` passes at once. (A preference, not a rule: `CallConstraint` falls back when no token keeps it.)"""
+        if not self.numbers or not any(byte in DIGITS for byte in text[max(new_from - 1, 0) :]):
+            return True
+        bare = self.closed_free_values.sub(rb"\1x\2", text)  # free text quotes the request on its own
+        inside = self.open_free_value.search(bare)
+        start = bare.find(b'"arguments": ')
+        if start < 0:
+            return True
+        bare = bare[start : inside.start(1) if inside else len(bare)]
+        runs = list(re.finditer(rb"[0-9]+", bare))
+        if any(run.group() not in self.numbers for run in runs if run.end() < len(bare) or inside):
+            return False
+        if not runs or runs[-1].end() < len(bare) or inside:
+            return True
+        written = runs[-1].group()  # the number still being written: some request number must finish it here
+        return any(
+            self.accepts_prefix(ended) and self.below_ok(ended)
+            for number in self.numbers
+            if number.startswith(written)
+            for ended in (text + number[len(written) :] + end for end in (b",", b"}", b'"'))
         )
 
     def below_ok(self, text: bytes, final: bool = False) -> bool:
@@ -332,6 +361,12 @@ class CallGrammar:
             and self.quotes_ok(text)
             and self.below_ok(text, final=True)
         )
+
+
+def numbers_in(text: bytes) -> set[bytes]:
+    """The numbers a (JSON-escaped) text writes, as digits: each run of digits, and without its leading zeros."""
+    runs = re.findall(rb"[0-9]+", text)
+    return set(runs) | {str(int(run)).encode() for run in runs}
 
 
 def key_written(args: bytes, key: str) -> bool:
@@ -469,6 +504,8 @@ class CallConstraint:
                 and grammar.quotes_ok(text + self.pieces[i], len(text))
                 and grammar.below_ok(text + self.pieces[i])
             ]
+            # with `quote`, numbers the request writes where the call can take one (else any the call can take)
+            allowed = [i for i in allowed if grammar.numbers_ok(text + self.pieces[i], len(text))] or allowed
             if closing:  # late in the budget: end the array or object, or at least open no new item or key
                 closers = [i for i in allowed if any(b in b"]}" for b in self.pieces[i])]
                 allowed = closers or [i for i in allowed if b"," not in self.pieces[i]] or allowed

@@ -335,7 +335,7 @@ clumsy = ScriptedModel(
         '{"tool": "text_formatter", "arguments": {"text": "hello"',  # malformed JSON
         '{"tool": "summarize", "arguments": {"text": "hello"}}',  # unknown tool
         '{"tool": "text_formatter", "arguments": {"txt": "hello world", "width": 8}}',  # wrong argument name
-        call_text("text_formatter", {"text": "hello world", "width": 0}),  # the tool rejects width 0
+        call_text("text_formatter", {"text": "hello world", "width": 4, "indent": 4}),  # the tool: no room left
         call_text("text_formatter", {"text": "hello world", "width": 8}),
         "Here is the formatted text:\nhello\nworld",
     ]
@@ -857,9 +857,8 @@ if not expects_quality(profile):
 from lessons_lib.tools import tool_schemas
 from lessons_lib.tools.calls import parse_and_validate
 from lessons_lib.tools.constrained import CallConstraint, CallGrammar, call_pattern
-from lessons_lib.tools.schemas import schemas_by_name
-
 from lessons_lib.tools.functions import BELOW
+from lessons_lib.tools.schemas import schemas_by_name
 
 strict = tool_schemas()
 print("rules:", strict[2]["function"]["parameters"]["properties"]["rules"])
@@ -1006,7 +1005,10 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # grammar, `CallGrammar(strict, quote=request)`: free-text arguments (`text`, `topic`) must then be whole phrases
 # of the request, starting at a word and ending where a clause ends (a full stop, a comma, a colon, a line
 # break, the end), never halfway through brackets or a quotation, so `{"id": 7, "ok": true}` is quoted whole and
-# not cut at its first comma. It also guards the final answer (`lessons_lib/tools/faithful.py`): the model writes
+# not cut at its first comma. Numbers too: where the call can take one of the request's numbers (a width, an indent,
+# the 40 of `max_length:40`), it gets one of those, not a number the request never wrote (when none fits, or the
+# request writes no number, any number the schema allows). It also guards the final answer
+# (`lessons_lib/tools/faithful.py`): the model writes
 # what it likes, but once its answer starts repeating the tool's result (a line that begins like the result, or 8 bytes
 # of it from a word on), it must go on copying until a sentence or a string of the result ends. A copy needs room:
 # left at `max_new_tokens=None`, `evaluate_tools` and `ModelChat` give each reply the tokens of what it may copy (the
@@ -1022,7 +1024,10 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # `CallGrammar(strict, quote=request)`: свободные текстовые аргументы (`text`, `topic`) тогда обязаны быть целыми
 # фразами запроса — начинаться со слова и заканчиваться там, где кончается часть предложения (точка, запятая, двоеточие,
 # перенос строки, конец), и никогда посреди скобок или кавычек, так что `{"id": 7, "ok": true}` попадает в аргумент
-# целиком, а не обрывается на первой запятой. Заодно он охраняет итоговый ответ (`lessons_lib/tools/faithful.py`):
+# целиком, а не обрывается на первой запятой. С числами так же: где вызов может взять одно из чисел запроса (ширину,
+# отступ, 40 в `max_length:40`), он берёт одно из них, а не число, которого в запросе нет (если ни одно не подходит или
+# чисел в запросе нет — любое, какое допускает схема). Заодно он охраняет итоговый ответ
+# (`lessons_lib/tools/faithful.py`):
 # модель пишет что хочет, но как только ответ начинает повторять результат инструмента (строка начинается как результат
 # или 8 байт совпадают с ним начиная со слова), она обязана копировать дальше, пока не кончится предложение или строка
 # результата. Копии нужно место: при `max_new_tokens=None` `evaluate_tools` и `ModelChat` дают каждому ответу столько
@@ -1037,12 +1042,8 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 from lessons_lib.tools.data import answer_prompt
 
 # `hand`: the hand-written requests scored above (all 60, or the even spread of a small eval budget)
-(plain_hand,), plain_raw = evaluate_tools(
-    model, tok, ["tools"], examples=hand, tool_choice="required"
-)
-(quoted_hand,), quoted_raw = evaluate_tools(
-    model, tok, ["tools"], examples=hand, tool_choice="required", quote=True
-)
+(plain_hand,), plain_raw = evaluate_tools(model, tok, ["tools"], examples=hand, tool_choice="required")
+(quoted_hand,), quoted_raw = evaluate_tools(model, tok, ["tools"], examples=hand, tool_choice="required", quote=True)
 print(format_table([r.row() for r in (plain_hand, quoted_hand)]))
 rows = list(zip(hand, plain_raw[plain_hand.label], quoted_raw[quoted_hand.label]))
 shown = [(ex, plain["call"], quoted["call"]) for ex, plain, quoted in rows if plain["call"] != quoted["call"]]
