@@ -202,7 +202,7 @@ def generate_texts(
     model,
     tokenizer,
     texts: Sequence[str],
-    max_new_tokens: int | None = None,
+    max_new_tokens: int | Sequence[int] | None = None,
     adapter_names: Sequence[str] | None = None,
     batch_size: int = 16,
     max_prompt_tokens: int | None = None,
@@ -216,8 +216,8 @@ def generate_texts(
     token for token). `allowed_tokens(rows, prompt_length)` returns each batch's `prefix_allowed_tokens_fn(row,
     input_ids)` as `model.generate` takes it (constrained decoding): `input_ids` is the row's left-padded prompt,
     `prompt_length` tokens long, followed by its tokens so far. `token_bias(rows, prompt_length)` likewise returns
-    `fn(row, input_ids) -> {token id: logit added} | None` (see `copying.CopyBias`). `max_new_tokens=None`: the
-    active profile's.
+    `fn(row, input_ids) -> {token id: logit added} | None` (see `copying.CopyBias`). `max_new_tokens`: one budget,
+    or one per text; None: the active profile's.
     `batched_lora` replaces PEFT's per-row adapters with the batched LoRA path (it needs `adapter_names`).
     """
     from .generation import RowRequest, decode_batch
@@ -226,7 +226,12 @@ def generate_texts(
         raise ValueError(f"adapter_names has {len(adapter_names)} names for {len(texts)} texts; give one per text.")
     if batched_lora is not None and adapter_names is None:
         raise ValueError("batched_lora needs adapter_names: name each row's adapter ('__base__' for the base).")
-    limit = max_new_tokens_or_default(max_new_tokens)
+    if isinstance(max_new_tokens, Sequence):
+        limits = list(max_new_tokens)
+        if len(limits) != len(texts):
+            raise ValueError(f"max_new_tokens has {len(limits)} budgets for {len(texts)} texts; give one per text.")
+    else:
+        limits = [max_new_tokens_or_default(max_new_tokens)] * len(texts)
     answers: list[str] = []
     for start in range(0, len(texts), batch_size):
         chunk = list(texts[start : start + batch_size])
@@ -241,7 +246,7 @@ def generate_texts(
             RowRequest(
                 ids,
                 adapter=None if adapter_names is None else adapter_names[start + k],
-                max_tokens=limit,
+                max_tokens=limits[start + k],
                 allowed_tokens=_per_row(prefix_fn, k, ids, width, tokenizer),
                 token_bias=_per_row(bias_fn, k, ids, width, tokenizer),
             )

@@ -375,18 +375,20 @@ def test_every_call_the_grammar_completes_validates(arguments):
 
 # A reply that copies (a call quoting the request, an answer repeating the result) gets room for the copy.
 import json  # noqa: E402
+import math  # noqa: E402
 
-from lessons_lib.tools.constrained import COPY_FRAME_TOKENS, REPLY_TOKENS, reply_budget  # noqa: E402
+from lessons_lib.tools.constrained import COPY_FRAME_TOKENS, REPLY_TOKENS, reply_budgets  # noqa: E402
 
 PARAGRAPH = "Wrap this to 30 columns: " + "The Velmora 3 firmware adds a night mode and fixes the compass drift. " * 6
 
 
-def test_reply_budget_is_room_for_the_longest_copy_unless_a_budget_is_given(tokenizer):
-    need = len(tokenizer(json.dumps(PARAGRAPH)[1:-1], add_special_tokens=False)["input_ids"]) + COPY_FRAME_TOKENS
-    assert need > REPLY_TOKENS + 50  # the paragraph would not fit the old fixed 128 tokens
-    assert reply_budget(tokenizer, ["Wrap 'hi' to 10."]) == REPLY_TOKENS == reply_budget(tokenizer, [])
-    assert reply_budget(tokenizer, ["hi", PARAGRAPH, None]) == need
-    assert reply_budget(tokenizer, [PARAGRAPH], 64) == 64  # a budget you give is the budget
+def test_each_reply_gets_room_for_its_own_copy_unless_a_budget_is_given(tokenizer):
+    copy = len(tokenizer(json.dumps(PARAGRAPH)[1:-1], add_special_tokens=False)["input_ids"]) + COPY_FRAME_TOKENS
+    need = math.ceil(copy / (1 - CLOSING_SHARE))  # the copy is whole before a constrained call must start closing
+    assert copy > REPLY_TOKENS + 50  # the paragraph would not fit the old fixed 128 tokens
+    assert reply_budgets(tokenizer, ["Wrap 'hi' to 10.", PARAGRAPH, None]) == [REPLY_TOKENS, need, REPLY_TOKENS]
+    assert reply_budgets(tokenizer, []) == []
+    assert reply_budgets(tokenizer, [PARAGRAPH, "hi"], 64) == [64, 64]  # a budget you give is the budget
 
 
 def test_model_chat_and_evaluate_give_a_long_request_room_for_its_quote(tokenizer, monkeypatch):
@@ -404,34 +406,23 @@ def test_model_chat_and_evaluate_give_a_long_request_room_for_its_quote(tokenize
     monkeypatch.setattr(evaluate, "faithful_generate", lambda m, t, texts, sources, budget, names: ["x"] * len(texts))
     ModelChat(None, tokenizer, tool_choice="required", quote=True)([{"role": "user", "content": PARAGRAPH}])
     ModelChat(None, tokenizer, tool_choice="required", max_new_tokens=50)([{"role": "user", "content": PARAGRAPH}])
-    example = ToolExample("en", PARAGRAPH, "text_formatter", {"text": "x"}, "x", "x")
-    evaluate.evaluate_tools(None, tokenizer, [None], examples=[example], tool_choice="required", quote=True)
-    assert budgets == [reply_budget(tokenizer, [PARAGRAPH]), 50, reply_budget(tokenizer, [PARAGRAPH])]
+    examples = [ToolExample("en", text, "text_formatter", {"text": "x"}, "x", "x") for text in (PARAGRAPH, "Wrap x.")]
+    evaluate.evaluate_tools(None, tokenizer, [None], examples=examples, tool_choice="required", quote=True)
+    need = reply_budgets(tokenizer, [PARAGRAPH])[0]
+    assert budgets == [need, 50, [need, REPLY_TOKENS]]  # each row its own
 
 
-# With quote=True, numbers come from the request too, where the call can take one.
-def test_quoted_numbers_prefer_the_requests_own_and_never_leave_a_dead_end(tokenizer):
-    import torch
+def test_per_row_budgets_close_each_row_in_its_own_time(base_model, tokenizer):
+    from lessons_lib.models import generate_texts
 
-    request = "hey, 15 wide, zero indent pls: Snorri's kiln cracked again."
-    grammar = CallGrammar(SCHEMAS, quote=request)
-    head = b'{"tool": "text_formatter", "arguments": {"text": "Snorri\'s kiln cracked again.", '
-    assert grammar.numbers_ok(head + b'"width": 1') and grammar.numbers_ok(head + b'"width": 15,')  # 1 -> 15
-    assert not grammar.numbers_ok(head + b'"width": 16') and not grammar.numbers_ok(head + b'"width": 2')
-    # 15 is the request's only number and no indent below width 15: "1" could only become 15, so it is not preferred
-    assert not grammar.numbers_ok(head + b'"width": 15, "indent": 1')
-    assert grammar.viable(head + b'"width": 15, "indent": 1')  # ... though the call stays valid
-    assert CallGrammar(SCHEMAS).numbers_ok(head + b'"width": 16')  # no quote: any number
-    assert CallGrammar(SCHEMAS, quote="wrap it, no numbers here").numbers_ok(head + b'"width": 16')
-    rule = b'{"tool": "content_validator", "arguments": {"text": "x", "rules": ["min_words:'
-    picky = CallGrammar(SCHEMAS, quote="Check x: at least 5 words, under 120 chars")
-    assert picky.numbers_ok(rule + b"5") and picky.numbers_ok(rule + b"12") and not picky.numbers_ok(rule + b"3")
-    pieces = token_bytes(tokenizer)
-    prompt = head + b'"width": 15, "indent": '  # no request number fits here: any indent the call can take
-    ids = tokenizer(prompt.decode(), add_special_tokens=False)["input_ids"]
-    allowed = CallConstraint(tokenizer, [grammar], 0)(0, torch.tensor(ids))
-    assert allowed and all(grammar.viable(prompt + pieces[i]) for i in allowed), allowed
-    prompt = head + b'"width": '
-    ids = tokenizer(prompt.decode(), add_special_tokens=False)["input_ids"]
-    widths = {pieces[i] for i in CallConstraint(tokenizer, [grammar], 0)(0, torch.tensor(ids))}
-    assert widths and all(b"15".startswith(piece) for piece in widths), widths  # the request's only number
+    prompts = _prompts(tokenizer, ["Wrap 'a b c' to 10.", "Wrap 'd e f' to 12."])
+    short, long = generate_texts(base_model, tokenizer, prompts, [3, 20])
+    assert (
+        len(tokenizer(short, add_special_tokens=False)["input_ids"])
+        <= 3
+        < len(tokenizer(long, add_special_tokens=False)["input_ids"])
+    )
+    with pytest.raises(ValueError, match="3 budgets for 2 texts"):
+        generate_texts(base_model, tokenizer, prompts, [3, 4, 5])
+    with pytest.raises(ValueError, match="2 budgets for 1 rows"):
+        CallConstraint(tokenizer, [GRAMMAR], 0, max_new_tokens=[5, 6])

@@ -32,7 +32,7 @@ STEPS = 2160
 # voices (data.VOICED_SHARE) 0.80 / 0.22 / 0.32, and 0.74 / 0.22 / 0.27 once 13 voiced widths too narrow for their
 # indent were widened (data.MIN_LINE; the shipped adapter): differences up to ~0.06 are noise. On top, long texts with
 # commas, notes with trailing spaces, texts inside the question and longer topics: 0.73 / 0.21 / 0.24 and a third more
-# training time, not kept. The figures above were decoded as then; with room for long quotes (`reply_budget`) and
+# training time, not kept. The figures above were decoded as then; with room for long quotes (`reply_budgets`) and
 # the request's own numbers (`CallGrammar.numbers_ok`) the shipped adapter scores 0.74 / 0.29 / 0.33.
 WARM_STEPS = 600
 WARM_TOOLS = ("content_validator",)
@@ -135,14 +135,15 @@ def tool_metrics(model, tok, adapter: str = ADAPTER_NAME, eval_n: int = EVAL_N) 
     """Every figure a tool adapter's manifest carries, `adapter` against the base (a few minutes on 2 CPUs):
     template held-out and dev requests, hand-written held-out and dev requests, free and schema-constrained."""
     from .data import DEV_HANDWRITTEN_PATH, read_handwritten, tool_examples
-    from .evaluate import evaluate_tools, handwritten_answer_metrics, handwritten_required
+    from .evaluate import evaluate_tools, required_answer_metrics
 
     both, handwritten = ["__base__", adapter], read_handwritten()
     base_rep, tool_rep = evaluate_tools(model, tok, both, n=eval_n)[0]
     hand_base, hand_tool = evaluate_tools(model, tok, both, examples=handwritten)[0]
     dev = evaluate_tools(model, tok, [adapter], examples=tool_examples(DEV_N, "dev"), turns=1)[0][0]
     held_required = evaluate_tools(model, tok, both, n=eval_n, turns=1, tool_choice="required")[0]
-    hand_required = handwritten_required(model, tok, adapter)
+    hand_required = evaluate_tools(model, tok, both, examples=handwritten, tool_choice="required")[0]
+    hand_quoted = evaluate_tools(model, tok, [adapter], examples=handwritten, tool_choice="required", quote=True)[0][0]
     dev_hand = evaluate_tools(
         model, tok, [adapter], examples=read_handwritten(DEV_HANDWRITTEN_PATH), tool_choice="required", quote=True
     )[0][0]
@@ -176,7 +177,9 @@ def tool_metrics(model, tok, adapter: str = ADAPTER_NAME, eval_n: int = EVAL_N) 
             f"{name}_required_base_correct_tool": base_req.correct_tool,
             f"{name}_required_base_valid_args": base_req.valid_args,
         }
-    return metrics | handwritten_answer_metrics(model, tok, adapter)
+    return (
+        metrics | required_answer_metrics(hand_required[1]) | required_answer_metrics(hand_quoted, "handwritten_quoted")
+    )
 
 
 def ship_tool_adapter(

@@ -17,7 +17,7 @@ to the validator after decoding: `number` bounds, and `maxLength` on a string th
 alone bounds it, as the course's rule-name pattern does). Rules between two arguments, which no JSON Schema states,
 are kept too (`below`: by default the course tools' `functions.BELOW`, the indent below the width), so the course's
 tools take every call the grammar completes. Left at `max_new_tokens=None`, a call gets room to quote its request
-whole (`reply_budget`).
+whole (`reply_budgets`).
 """
 
 from __future__ import annotations
@@ -455,9 +455,14 @@ class CallConstraint:
     """`prefix_allowed_tokens_fn` for `model.generate`: each row may only write a call its grammar accepts."""
 
     def __init__(
-        self, tokenizer, grammars: Sequence[CallGrammar], prompt_length: int, max_new_tokens: int | None = None
+        self,
+        tokenizer,
+        grammars: Sequence[CallGrammar],
+        prompt_length: int,
+        max_new_tokens: int | Sequence[int] | None = None,
     ):
-        self.grammars, self.prompt_length, self.max_new_tokens = list(grammars), prompt_length, max_new_tokens
+        self.grammars, self.prompt_length = list(grammars), prompt_length
+        self.budgets = per_row(max_new_tokens, len(self.grammars))
         self.structural: dict[tuple[bytes, bytes], list[int]] = {}
         self.pieces = token_bytes(tokenizer)
         self.eos, self.pad = tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -469,23 +474,23 @@ class CallConstraint:
         self.probe = b"\x7f" * max(len(p) for p in self.pieces if p)
 
     def for_rows(
-        self, grammars: Sequence[CallGrammar], prompt_length: int, max_new_tokens: int | None = None
+        self, grammars: Sequence[CallGrammar], prompt_length: int, max_new_tokens: int | Sequence[int] | None = None
     ) -> CallConstraint:
         """The same constraint for another batch of rows (token tables and structure cache shared, not rebuilt)."""
         other = copy.copy(self)
-        other.grammars, other.prompt_length, other.max_new_tokens = list(grammars), prompt_length, max_new_tokens
+        other.grammars, other.prompt_length = list(grammars), prompt_length
+        other.budgets = per_row(max_new_tokens, len(other.grammars))
         return other
 
-    def batches(self, grammars: Sequence[CallGrammar], max_new_tokens: int | None = None):
-        """`generate_texts`' per-batch factory: the constraint for each batch's rows of `grammars`."""
-        grammars = list(grammars)
-        return lambda rows, prompt_length: self.for_rows(grammars[rows], prompt_length, max_new_tokens)
+    def batches(self, grammars: Sequence[CallGrammar], max_new_tokens: int | Sequence[int] | None = None):
+        """`generate_texts`' per-batch factory: the constraint for each batch's rows of `grammars` (and budgets)."""
+        grammars, budgets = list(grammars), per_row(max_new_tokens, len(grammars))
+        return lambda rows, prompt_length: self.for_rows(grammars[rows], prompt_length, budgets[rows])
 
-    def closing_time(self, generated: int) -> bool:
-        """Is the budget so nearly spent that open strings and lists must close now (see CLOSING_SHARE)?"""
-        return (
-            self.max_new_tokens is not None and self.max_new_tokens - generated <= self.max_new_tokens * CLOSING_SHARE
-        )
+    def closing_time(self, generated: int, row: int = 0) -> bool:
+        """Is row `row`'s budget so nearly spent that open strings and lists must close now (see CLOSING_SHARE)?"""
+        budget = self.budgets[row] if row < len(self.budgets) else None
+        return budget is not None and budget - generated <= budget * CLOSING_SHARE
 
     def __call__(self, batch_id: int, input_ids) -> list[int]:
         generated = input_ids[self.prompt_length :].tolist()
@@ -494,7 +499,7 @@ class CallConstraint:
         text = b"".join(self.pieces[i] or b"" for i in generated)
         grammar = self.grammars[batch_id]
         tail = utf8_tail(text)
-        closing = self.closing_time(len(generated))
+        closing = self.closing_time(len(generated), batch_id)
         allowed = self.in_free_text(grammar, text, tail, closing)
         if allowed is None:
             allowed = [
@@ -563,14 +568,25 @@ class CallConstraint:
         return allowed + enders
 
 
-def reply_budget(tokenizer, copied: Sequence[str | None], max_new_tokens: int | None = None) -> int:
-    """`max_new_tokens` when given; else room for a reply that copies the longest of `copied` whole (its tokens,
-    JSON-escaped, plus COPY_FRAME_TOKENS), and at least REPLY_TOKENS."""
+def per_row(max_new_tokens: int | Sequence[int | None] | None, rows: int) -> list[int | None]:
+    """One budget per row: a number (or None) for every row, or a list with one entry per row."""
+    if max_new_tokens is None or isinstance(max_new_tokens, int):
+        return [max_new_tokens] * rows
+    budgets = list(max_new_tokens)
+    if len(budgets) != rows:
+        raise ValueError(f"Got {len(budgets)} budgets for {rows} rows; pass one max_new_tokens per row, or one number.")
+    return budgets
+
+
+def reply_budgets(tokenizer, copied: Sequence[str | None], max_new_tokens: int | None = None) -> list[int]:
+    """Each reply's budget: `max_new_tokens` when given; else room to copy its text whole (the tokens of `copied[i]`,
+    JSON-escaped, plus COPY_FRAME_TOKENS) before a constrained call must start closing (CLOSING_SHARE), and at least
+    REPLY_TOKENS."""
     if max_new_tokens is not None:
-        return max_new_tokens
-    texts = [json.dumps(text, ensure_ascii=False)[1:-1] for text in copied if text]
-    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else [0]
-    return max(REPLY_TOKENS, max(lengths) + COPY_FRAME_TOKENS)
+        return [max_new_tokens] * len(copied)
+    texts = [json.dumps(text or "", ensure_ascii=False)[1:-1] for text in copied]
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
+    return [max(REPLY_TOKENS, math.ceil((n + COPY_FRAME_TOKENS) / (1 - CLOSING_SHARE))) for n in lengths]
 
 
 @lru_cache(maxsize=4)
@@ -585,17 +601,18 @@ def constrained_generate(
     texts: Sequence[str],
     schemas: Sequence[dict],
     quotes: Sequence[str | None] | None = None,
-    max_new_tokens: int | None = None,
+    max_new_tokens: int | Sequence[int] | None = None,
     adapter_names: Sequence[str] | None = None,
     batch_size: int = 16,
 ) -> list[str]:
     """Greedy tool calls for rendered chat texts, constrained to the schemas (and to quoting `quotes[i]`);
-    `max_new_tokens=None`: room to quote the longest of `quotes` whole (see `reply_budget`)."""
+    `max_new_tokens`: one budget, or one per text; None: room for each call to quote its request whole (see
+    `reply_budgets`)."""
     from ..models import generate_texts
 
     quotes = list(quotes) if quotes is not None else [None] * len(texts)
     if len(quotes) != len(texts):
         raise ValueError(f"Got {len(texts)} texts but {len(quotes)} quotes; pass one quote (or None) per text.")
-    max_new_tokens = reply_budget(tokenizer, quotes, max_new_tokens)
-    constraint = vocabulary_constraint(tokenizer).batches([CallGrammar(schemas, q) for q in quotes], max_new_tokens)
-    return generate_texts(model, tokenizer, texts, max_new_tokens, adapter_names, batch_size, allowed_tokens=constraint)
+    budgets = per_row(max_new_tokens, len(texts)) if max_new_tokens is not None else reply_budgets(tokenizer, quotes)
+    constraint = vocabulary_constraint(tokenizer).batches([CallGrammar(schemas, q) for q in quotes], budgets)
+    return generate_texts(model, tokenizer, texts, budgets, adapter_names, batch_size, allowed_tokens=constraint)

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .calls import CallError, ToolCall, parse_call, validate_call
-from .constrained import check_quote, check_tool_choice, constrained_generate, reply_budget
-from .data import ToolExample, answer_prompt, final_answer, read_handwritten, tool_examples
+from .constrained import check_quote, check_tool_choice, constrained_generate, reply_budgets
+from .data import ToolExample, answer_prompt, final_answer, tool_examples
 from .faithful import faithful_generate
 from .functions import TOOLS, same_arguments
 from .loop import ERROR_PREFIX, complete, execute, result_text
@@ -165,8 +165,8 @@ def evaluate_tools(
     mixed-adapter batches (`turns=1` skips the final answers; their rate is then 0). `tool_choice="required"`
     constrains turn 1 to calls that match the schemas (see `constrained`); `quote=True` also makes their free-text
     arguments phrases of the request, and the final answers' repeats of the tool's result exact (see `faithful`).
-    `max_new_tokens=None`: room for what each turn may copy (the longest request, then the longest result; see
-    `constrained.reply_budget`). Returns one report per adapter and the raw replies keyed by adapter.
+    `max_new_tokens=None`: each reply gets room for what it may copy (its request, then its call's result; see
+    `constrained.reply_budgets`). Returns one report per adapter and the raw replies keyed by adapter.
     """
     from ..models import chat_text
 
@@ -179,7 +179,7 @@ def evaluate_tools(
     names = [a for a in adapters for _ in items]
     mixed = None if all(a is None for a in adapters) else names
     prompts = [render([{"role": "user", "content": ex.request}]) for ex in items] * len(adapters)
-    call_budget = reply_budget(tokenizer, [ex.request for ex in items], max_new_tokens)
+    call_budgets = reply_budgets(tokenizer, [ex.request for ex in items], max_new_tokens) * len(adapters)
     calls = (
         constrained_generate(
             model,
@@ -187,24 +187,24 @@ def evaluate_tools(
             prompts,
             schema_list,
             quotes=[ex.request for ex in items] * len(adapters) if quote else None,
-            max_new_tokens=call_budget,
+            max_new_tokens=call_budgets,
             adapter_names=mixed,
         )
         if tool_choice == "required"
-        else complete(model, tokenizer, prompts, call_budget, mixed)
+        else complete(model, tokenizer, prompts, call_budgets, mixed)
     )
     firsts = [score_call(items[i % len(items)], reply, schemas) for i, reply in enumerate(calls)]
     second = [i for i, (_, ran, _) in enumerate(firsts) if ran is not None] if turns >= 2 else []
     answer_texts = [render(answer_prompt(items[i % len(items)], calls[i], firsts[i][2])) for i in second]
     answer_adapters = None if mixed is None else [names[i] for i in second]
     sources = [result_text(firsts[i][2]) for i in second]
-    answer_budget = reply_budget(tokenizer, sources, max_new_tokens)
+    answer_budgets = reply_budgets(tokenizer, sources, max_new_tokens)
     if not second:
         finals = []
     elif quote:
-        finals = faithful_generate(model, tokenizer, answer_texts, sources, answer_budget, answer_adapters)
+        finals = faithful_generate(model, tokenizer, answer_texts, sources, answer_budgets, answer_adapters)
     else:
-        finals = complete(model, tokenizer, answer_texts, answer_budget, answer_adapters)
+        finals = complete(model, tokenizer, answer_texts, answer_budgets, answer_adapters)
     final_of = dict(zip(second, finals))
     scores = []
     for i, (first, ran, result) in enumerate(firsts):
@@ -227,16 +227,6 @@ def evaluate_tools(
     return reports, raw
 
 
-def handwritten_required(model, tokenizer, adapter: str, quote: bool = False) -> tuple[ToolReport, ToolReport]:
-    """Base and `adapter` on the hand-written requests: schema-constrained calls, then the final answers (with
-    `quote`, calls quote the request and answers repeat the result exactly)."""
-    return tuple(
-        evaluate_tools(
-            model, tokenizer, ["__base__", adapter], examples=read_handwritten(), tool_choice="required", quote=quote
-        )[0]
-    )
-
-
 def required_answer_metrics(report: ToolReport, prefix: str = "handwritten_required") -> dict:
     """The manifest keys a schema-constrained report adds: exact arguments, final answers with the gold result, and
     final answers that deliver the result of the call that ran."""
@@ -245,10 +235,3 @@ def required_answer_metrics(report: ToolReport, prefix: str = "handwritten_requi
         f"{prefix}_final_correct": report.final_correct,
         f"{prefix}_uses_result": report.uses_result,
     }
-
-
-def handwritten_answer_metrics(model, tokenizer, adapter: str) -> dict:
-    """Exact arguments and final answers on the hand-written requests: schema-constrained, then also quoting."""
-    required = handwritten_required(model, tokenizer, adapter)[1]
-    quoted = handwritten_required(model, tokenizer, adapter, quote=True)[1]
-    return required_answer_metrics(required) | required_answer_metrics(quoted, "handwritten_quoted")

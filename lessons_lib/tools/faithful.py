@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ..copying import SourceHook, copy_ends
 from ..models import generate_texts
-from .constrained import is_word_byte, reply_budget
+from .constrained import is_word_byte, per_row, reply_budgets
 
 MIN_COPY = 8  # bytes of the result repeated (from a word start) before the copy is held to the result
 SENTENCE_ENDS = b".!?"
@@ -72,14 +72,15 @@ def faithful_generate(
     tokenizer,
     texts: Sequence[str],
     sources: Sequence[str | None],
-    max_new_tokens: int | None = None,
+    max_new_tokens: int | Sequence[int] | None = None,
     adapter_names: Sequence[str] | None = None,
     batch_size: int = 32,
 ) -> list[str]:
     """Greedy answers for rendered chat texts whose repeats of `sources[i]` (a tool's result, or None) are exact;
-    `max_new_tokens=None`: room to repeat the longest source whole (see `constrained.reply_budget`)."""
+    `max_new_tokens`: one budget, or one per text; None: room for each answer to repeat its source whole (see
+    `constrained.reply_budgets`)."""
     if len(sources) != len(texts):
         raise ValueError(f"Got {len(texts)} texts but {len(sources)} sources; pass one source (or None) per text.")
     guard = CopyGuard.for_tokenizer(tokenizer).batches(sources)
-    budget = reply_budget(tokenizer, sources, max_new_tokens)
-    return generate_texts(model, tokenizer, texts, budget, adapter_names, batch_size, allowed_tokens=guard)
+    budgets = per_row(max_new_tokens, len(texts)) if max_new_tokens is not None else reply_budgets(tokenizer, sources)
+    return generate_texts(model, tokenizer, texts, budgets, adapter_names, batch_size, allowed_tokens=guard)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from ..chat_format import call_id, is_call_id
 from ..models import generate_texts
 from .calls import CallError, ToolCall, looks_like_call, parse_and_validate
-from .constrained import check_quote, check_tool_choice, constrained_generate, reply_budget
+from .constrained import check_quote, check_tool_choice, constrained_generate, reply_budgets
 from .faithful import faithful_generate
 from .functions import TOOLS, ToolError
 from .schemas import schemas_by_name, tool_schemas
@@ -129,11 +129,12 @@ def complete(
     model,
     tokenizer,
     texts: Sequence[str],
-    max_new_tokens: int | None = None,
+    max_new_tokens: int | Sequence[int] | None = None,
     adapter_names: Sequence[str] | None = None,
     batch_size: int = 32,
 ) -> list[str]:
-    """Greedy continuations of already-rendered chat texts (batched, left-padded; per-row PEFT adapters)."""
+    """Greedy continuations of already-rendered chat texts (batched, left-padded; per-row PEFT adapters; one budget,
+    or one per text)."""
     return generate_texts(model, tokenizer, texts, max_new_tokens, adapter_names, batch_size)
 
 
@@ -144,7 +145,7 @@ class ModelChat:
     replies after a tool result stay free, so the model can write its final answer. `quote=True` (with "required")
     also makes the call's free text quote the request, and the answer's repeats of the tool's result exact
     (see `faithful`). `max_new_tokens=None`: room for what a reply may copy, the request in a call and the tool's
-    result in an answer (see `constrained.reply_budget`).
+    result in an answer (see `constrained.reply_budgets`).
     """
 
     def __init__(
@@ -173,7 +174,7 @@ class ModelChat:
     def __call__(self, messages: list[dict]) -> str:
         names = [self.adapter] if self.adapter else None
         last = messages[-1]
-        budget = reply_budget(self.tokenizer, [last.get("content") or ""], self.max_new_tokens)
+        budget = reply_budgets(self.tokenizer, [last.get("content")], self.max_new_tokens)[0]
         if self.tool_choice == "required" and last["role"] == "user":
             return constrained_generate(
                 self.model,

@@ -1015,8 +1015,9 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # what it likes, but once its answer starts repeating the tool's result (a line that begins like the result, or 8 bytes
 # of it from a word on), it must go on copying until a sentence or a string of the result ends. A copy needs room:
 # left at `max_new_tokens=None`, `evaluate_tools` and `ModelChat` give each reply the tokens of what it may copy (the
-# request in a call, the tool's result in an answer) plus 48, and at least 128 (`constrained.reply_budget`), so a
-# pasted paragraph is not cut off mid-quote. Scored on the
+# request in a call, the tool's result in an answer) plus 48, and a third on top so a call need not start closing
+# before its copy ends, at least 128 (`constrained.reply_budgets`): a pasted paragraph is not cut off mid-quote, and
+# a short request keeps a short budget. Scored on the
 # hand-written requests, written in people's own words. Two columns judge the final answer: **final answer** asks
 # for the *expected* result (so a wrong call fails it however well the answer reads), **uses result** asks whether
 # the answer delivers the result of the call that *ran* — the tool's own output, or its verdict in the request's
@@ -1035,7 +1036,9 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # или 8 байт совпадают с ним начиная со слова), она обязана копировать дальше, пока не кончится предложение или строка
 # результата. Копии нужно место: при `max_new_tokens=None` `evaluate_tools` и `ModelChat` дают каждому ответу столько
 # токенов, сколько занимает то, что он может скопировать (запрос — в вызове, результат инструмента — в ответе), плюс 48,
-# и не меньше 128 (`constrained.reply_budget`), так что вставленный абзац не обрывается посреди цитаты. Оценка на
+# и ещё треть сверху, чтобы вызов не начал закрываться раньше конца копии, но не меньше 128
+# (`constrained.reply_budgets`): вставленный абзац не обрывается посреди цитаты, а короткий запрос сохраняет короткий
+# бюджет. Оценка на
 # запросах, написанных людьми своими словами. Итоговый ответ судят две колонки: **итоговый ответ**
 # требует *ожидаемого* результата (неверный вызов его проваливает, как бы ни был хорош ответ), **ответ с результатом**
 # проверяет, передаёт ли ответ результат того вызова, что *выполнился*, — вывод инструмента или его вердикт на языке
