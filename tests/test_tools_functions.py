@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lessons_lib.tools.functions import (
+    BELOW,
     LIMITS,
     MAX_INDENT,
     MAX_RULES,
@@ -289,6 +290,14 @@ def test_every_limit_is_enforced_by_the_tool_itself():
                 kwargs = good[tool] | ({"width": MAX_WIDTH} if arg == "indent" else {}) | {arg: over[key](bound)}
                 with pytest.raises(ToolError, match=str(bound)):
                     TOOLS[tool](**kwargs)
+    for rule in BELOW:  # the rules between two arguments too, with the high one given or left to its default
+        high = rule.high_default or 10
+        with pytest.raises(ToolError, match=f"below {high}"):
+            TOOLS[rule.tool](**good[rule.tool] | {rule.high: high, rule.low: high})
+        assert TOOLS[rule.tool](**good[rule.tool] | {rule.high: high, rule.low: high - 1})
+        if rule.high_default is not None:
+            with pytest.raises(ToolError, match=f"below {rule.high_default}"):
+                TOOLS[rule.tool](**{k: v for k, v in good[rule.tool].items() if k != rule.high} | {rule.low: high})
 
 
 def test_shown_number_prints_what_python_can_print():

@@ -489,7 +489,7 @@ class CallConstraint:
 
     def closing_time(self, generated: int, row: int = 0) -> bool:
         """Is row `row`'s budget so nearly spent that open strings and lists must close now (see CLOSING_SHARE)?"""
-        budget = self.budgets[row] if row < len(self.budgets) else None
+        budget = self.budgets[row]
         return budget is not None and budget - generated <= budget * CLOSING_SHARE
 
     def __call__(self, batch_id: int, input_ids) -> list[int]:

@@ -246,6 +246,7 @@ class Below:
 
 # The tools' cross-argument rules; the schema-constrained decoder enforces them too (`constrained.CallGrammar`).
 BELOW = (Below("text_formatter", "indent", "width", inspect.signature(text_formatter).parameters["width"].default),)
+
 # List arguments whose order does not change what the tool does: content_validator runs every rule either way.
 UNORDERED_LISTS = {"content_validator": ("rules",)}
 
