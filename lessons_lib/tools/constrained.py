@@ -265,11 +265,18 @@ class CallGrammar:
 
     def __init__(self, schemas: Sequence[dict], quote: str | None = None, below: Sequence[Below] | None = None):
         self.pattern = regex.compile(call_pattern(schemas).encode())
-        self.props = properties_by_tool(schemas)
+        by_tool = properties_by_tool(schemas)
+        # each rule that applies, with what the check needs at every step: the call's head, the keys after `high`
         self.below = [
-            r for r in (BELOW if below is None else below) if {r.low, r.high} <= set(self.props.get(r.tool, {}))
+            (
+                r,
+                b'{"tool": ' + json.dumps(r.tool).encode() + b', "arguments": {',
+                after(list(by_tool[r.tool]), r.high),
+            )
+            for r in (BELOW if below is None else below)
+            if {r.low, r.high} <= set(by_tool.get(r.tool, {}))
         ]
-        keys = sorted({p for props in self.props.values() for p, spec in props.items() if is_free_text(spec)})
+        keys = sorted({p for props in by_tool.values() for p, spec in props.items() if is_free_text(spec)})
         self.quote = None if quote is None else json.dumps(quote, ensure_ascii=False)[1:-1].encode()
         self.numbers = numbers_in(self.quote or b"")
         key_choice = b"|".join(re.escape(k).encode() for k in keys) or b"(?!)"
@@ -331,15 +338,12 @@ class CallGrammar:
 
         A rule is checked once both numbers are known: `high` written whole, or left out and so its default (the
         call has moved past it, or ended); `low` written whole, or begun (a non-negative number only grows)."""
-        for rule in self.below:
-            head = b'{"tool": ' + json.dumps(rule.tool).encode() + b', "arguments": {'
+        for rule, head, later in self.below:
             if not text.startswith(head):
                 continue
             args = text[len(head) :]
             low, high = integer_written(args, rule.low), integer_written(args, rule.high)
             if high is None:
-                order = list(self.props[rule.tool])
-                later = order[order.index(rule.high) + 1 :]
                 if rule.high_default is None or not (final or any(key_written(args, k) for k in later)):
                     continue
                 high = (rule.high_default, True)
@@ -361,6 +365,11 @@ class CallGrammar:
             and self.quotes_ok(text)
             and self.below_ok(text, final=True)
         )
+
+
+def after(keys: list[str], key: str) -> tuple[str, ...]:
+    """The keys that come after `key` in `keys`."""
+    return tuple(keys[keys.index(key) + 1 :])
 
 
 def numbers_in(text: bytes) -> set[bytes]:
@@ -578,12 +587,14 @@ def per_row(max_new_tokens: int | Sequence[int | None] | None, rows: int) -> lis
     return budgets
 
 
-def reply_budgets(tokenizer, copied: Sequence[str | None], max_new_tokens: int | None = None) -> list[int]:
-    """Each reply's budget: `max_new_tokens` when given; else room to copy its text whole (the tokens of `copied[i]`,
-    JSON-escaped, plus COPY_FRAME_TOKENS) before a constrained call must start closing (CLOSING_SHARE), and at least
-    REPLY_TOKENS."""
+def reply_budgets(
+    tokenizer, copied: Sequence[str | None], max_new_tokens: int | Sequence[int] | None = None
+) -> list[int]:
+    """Each reply's budget: `max_new_tokens` when given (one, or one per reply); else room to copy its text whole (the
+    tokens of `copied[i]`, JSON-escaped, plus COPY_FRAME_TOKENS) before a constrained call must start closing
+    (CLOSING_SHARE), and at least REPLY_TOKENS."""
     if max_new_tokens is not None:
-        return [max_new_tokens] * len(copied)
+        return per_row(max_new_tokens, len(copied))
     texts = [json.dumps(text or "", ensure_ascii=False)[1:-1] for text in copied]
     lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
     return [max(REPLY_TOKENS, math.ceil((n + COPY_FRAME_TOKENS) / (1 - CLOSING_SHARE))) for n in lengths]
@@ -613,6 +624,6 @@ def constrained_generate(
     quotes = list(quotes) if quotes is not None else [None] * len(texts)
     if len(quotes) != len(texts):
         raise ValueError(f"Got {len(texts)} texts but {len(quotes)} quotes; pass one quote (or None) per text.")
-    budgets = per_row(max_new_tokens, len(texts)) if max_new_tokens is not None else reply_budgets(tokenizer, quotes)
+    budgets = reply_budgets(tokenizer, quotes, max_new_tokens)
     constraint = vocabulary_constraint(tokenizer).batches([CallGrammar(schemas, q) for q in quotes], budgets)
     return generate_texts(model, tokenizer, texts, budgets, adapter_names, batch_size, allowed_tokens=constraint)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ..copying import SourceHook, copy_ends
 from ..models import generate_texts
-from .constrained import is_word_byte, per_row, reply_budgets
+from .constrained import is_word_byte, reply_budgets
 
 MIN_COPY = 8  # bytes of the result repeated (from a word start) before the copy is held to the result
 SENTENCE_ENDS = b".!?"
@@ -82,5 +82,5 @@ def faithful_generate(
     if len(sources) != len(texts):
         raise ValueError(f"Got {len(texts)} texts but {len(sources)} sources; pass one source (or None) per text.")
     guard = CopyGuard.for_tokenizer(tokenizer).batches(sources)
-    budgets = per_row(max_new_tokens, len(texts)) if max_new_tokens is not None else reply_budgets(tokenizer, sources)
+    budgets = reply_budgets(tokenizer, sources, max_new_tokens)
     return generate_texts(model, tokenizer, texts, budgets, adapter_names, batch_size, allowed_tokens=guard)
