@@ -3,8 +3,9 @@
 The shipped tiny tool adapter writes calls for the same held-out requests, interleaved: free (`generate`)
 and constrained to the tools' schemas (`constrained_generate`, a Python `prefix_allowed_tokens_fn` over the
 whole vocabulary at every step) — cold (the per-tokenizer token tables and structure cache cleared first,
-as on a first call) and warm (kept from the previous round). Metric: median time per request, cold
-constrained / free; the table also shows generated tokens, time per token and how many calls validate.
+as on a first call), warm (kept from the previous round) and warm with quoting (`quotes=`: free text must be
+phrases of the request, as `quote=True` asks). Metric: median time per request, cold constrained / free; the
+table also shows generated tokens, time per token and how many calls validate.
 No goal: the table shows the price of a guaranteed-valid call.
 
 `python -m benchmarks.bench_constrained [--repeats N] [--device cpu|cuda|all] [--plot]`
@@ -46,18 +47,17 @@ def measure(repeats: int = 5, device: str = "cpu", n: int = 12) -> BenchResult:
     model = PeftModel.from_pretrained(load_bench_base(device), TINY_ADAPTERS_DIR / "tools", adapter_name="tools")
     model.to(device).eval()
     schemas = tool_schemas()
-    prompts = [
-        chat_text(tok, [{"role": "user", "content": ex.request}], tools=schemas)
-        for ex in tool_examples(n, "heldout", seed=13)
-    ]
+    requests = [ex.request for ex in tool_examples(n, "heldout", seed=13)]
+    prompts = [chat_text(tok, [{"role": "user", "content": request}], tools=schemas) for request in requests]
     names = ["tools"] * n
     replies: dict[str, list[str]] = {}
 
     def run(kind: str) -> None:
+        quotes = requests if kind == "quoting warm" else None
         replies[kind] = (
             complete(model, tok, prompts, MAX_NEW_TOKENS, names)
             if kind == "free"
-            else constrained_generate(model, tok, prompts, schemas, max_new_tokens=MAX_NEW_TOKENS, adapter_names=names)
+            else constrained_generate(model, tok, prompts, schemas, quotes, MAX_NEW_TOKENS, adapter_names=names)
         )
 
     clock = pick_clock(device)
@@ -65,6 +65,7 @@ def measure(repeats: int = 5, device: str = "cpu", n: int = 12) -> BenchResult:
         Variant("free", lambda: run("free")),
         Variant("constrained cold", lambda: run("constrained cold"), before=vocabulary_constraint.cache_clear),
         Variant("constrained warm", lambda: run("constrained warm")),
+        Variant("quoting warm", lambda: run("quoting warm")),
     ]
     samples = time_alternating(variants, repeats, warmup=1, device=device, clock=clock)
     per_request = {kind: t / n for kind, t in medians(samples).items()}
@@ -105,6 +106,7 @@ def measure(repeats: int = 5, device: str = "cpu", n: int = 12) -> BenchResult:
         plot_label="median ms per request (lower is better)",
         extra={
             "warm_x": per_request["constrained warm"] / per_request["free"],
+            "quoting_warm_x": per_request["quoting warm"] / per_request["free"],
             "per_token_cold_x": rows[1]["ms/token"] / rows[0]["ms/token"],
             "valid_free": rows[0]["valid calls"],
             "valid_constrained": rows[1]["valid calls"],

@@ -199,12 +199,14 @@ def test_router_benchmark_on_the_real_routers():
         assert [r["router"] for r in result.rows] == ["keyword"]
 
 
-def test_constrained_benchmark_times_both_decodings_and_every_constrained_call_validates():
+def test_constrained_benchmark_times_every_decoding_and_every_constrained_call_validates():
     result = bench_constrained.measure(repeats=1, n=3)
     assert_reported(result, "constrained")
     rows = {r["decoding"]: r for r in result.rows}
-    assert set(rows) == {"free", "constrained cold", "constrained warm"}
-    assert rows["constrained cold"]["valid calls"] == rows["constrained warm"]["valid calls"] == 1.0
+    assert set(rows) == {"free", "constrained cold", "constrained warm", "quoting warm"}
+    assert all(rows[kind]["valid calls"] == 1.0 for kind in ("constrained cold", "constrained warm", "quoting warm"))
+    quoting_x = rows["quoting warm"]["median ms/request"] / rows["free"]["median ms/request"]
+    assert result.extra["quoting_warm_x"] == pytest.approx(quoting_x, rel=1e-9)
     assert all(r["tokens"] > 0 for r in rows.values())
 
 

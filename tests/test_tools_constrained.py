@@ -228,6 +228,37 @@ def test_constrained_generation_makes_even_the_base_write_valid_calls(base_model
         constrained_generate(base_model, tokenizer, prompts, SCHEMAS, quotes=requests[:2])
 
 
+def test_inside_free_text_the_constraint_allows_exactly_the_tokens_that_keep_the_call_viable(tokenizer):
+    """The free-text fast path (cached string ends, phrase continuations) agrees with checking every token."""
+    import json
+
+    import torch
+
+    pieces = token_bytes(tokenizer)
+    requests = [ex.request for ex in read_handwritten()[::6]]
+    heads = [
+        '{"tool": "text_formatter", "arguments": {"text": "',
+        '{"tool": "template_generator", "arguments": {"template_type": "bug_report", "topic": "',
+        '{"tool": "content_validator", "arguments": {"text": "',
+    ]
+    checked = 0
+    for n, request in enumerate(requests):
+        quoted = json.dumps(request, ensure_ascii=False)[1:-1]
+        for grammar in (CallGrammar(SCHEMAS), CallGrammar(SCHEMAS, quote=request)):
+            start = [0, quoted.find(" ") + 1][n % 2]
+            for length in (0, 1, 7, len(quoted) - start - 1, len(quoted) - start):
+                text = (heads[n % len(heads)] + quoted[start : start + length]).encode()
+                if not grammar.viable(text):
+                    continue
+                ids = tokenizer(text.decode(), add_special_tokens=False)["input_ids"]
+                assert b"".join(pieces[i] for i in ids) == text
+                allowed = set(CallConstraint(tokenizer, [grammar], 0)(0, torch.tensor(ids))) - {tokenizer.eos_token_id}
+                expected = {i for i, piece in enumerate(pieces) if piece and grammar.viable(text + piece)}
+                assert allowed == expected, (text, sorted(allowed ^ expected)[:10])
+                checked += 1
+    assert checked >= 30, checked
+
+
 def test_free_text_must_close_when_the_budget_runs_low_so_the_call_can_end(tokenizer):
     """A model that would repeat itself inside a string is made to close it once CLOSING_SHARE of the budget is left."""
     import torch

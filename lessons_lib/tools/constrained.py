@@ -473,12 +473,14 @@ class CallConstraint:
         self.grammars, self.prompt_length = list(grammars), prompt_length
         self.budgets = per_row(max_new_tokens, len(self.grammars))
         self.structural: dict[tuple[bytes, bytes], list[int]] = {}
+        self.string_ends: dict[tuple[bytes, bytes], list[int]] = {}
         self.pieces = token_bytes(tokenizer)
         self.eos, self.pad = tokenizer.eos_token_id, tokenizer.pad_token_id
         self.by_first = by_first_byte(self.pieces)
         # Inside a free-text string any token without a quote, backslash or control byte keeps the string open.
         self.plain = [i for i, p in enumerate(self.pieces) if p and not any(b in b'"\\' or b < 0x20 for b in p)]
         plain = set(self.plain)
+        self.plain_by_first = {first: [i for i in ids if i in plain] for first, ids in self.by_first.items()}
         self.other = [i for i, p in enumerate(self.pieces) if p and i not in plain]
         self.probe = b"\x7f" * max(len(p) for p in self.pieces if p)
 
@@ -554,13 +556,14 @@ class CallConstraint:
         can end the string (a quote, an escape) unless none fits, so a long value still leaves room for the call."""
         if not grammar.accepts_prefix(text + self.probe):
             return None
-        value = b""
-        if grammar.quote is not None:
-            match = grammar.open_free_value.search(text)
-            if match is None:
-                return None
-            value = match.group(1)
-        enders = [i for i in self.other if self.extends(grammar, text, tail, self.pieces[i])]
+        match = grammar.open_free_value.search(text)
+        if grammar.quote is not None and match is None:
+            return None
+        enders = [
+            i
+            for i in self.string_enders(grammar, text, match)
+            if utf8_prefix_ok(tail + self.pieces[i]) and grammar.quotes_ok(text + self.pieces[i], len(text))
+        ]
         if closing:  # end the value, mid-clause (but at a word's end) if it must
             closes = lambda i: not grammar.open_free_value.search(text + self.pieces[i])  # noqa: E731
             closers = [i for i in enders if closes(i)] or [
@@ -568,13 +571,32 @@ class CallConstraint:
             ]
             if closers:
                 return closers
-        allowed = [
-            i
-            for i in self.plain
-            if utf8_prefix_ok(tail + self.pieces[i])
-            and (grammar.quote is None or quotes_phrase(grammar.quote, value + self.pieces[i], closed=False))
-        ]
-        return allowed + enders
+        candidates = self.plain if grammar.quote is None else self.phrase_tokens(grammar.quote, match.group(1))
+        return [i for i in candidates if utf8_prefix_ok(tail + self.pieces[i])] + enders
+
+    def string_enders(self, grammar: CallGrammar, text: bytes, open_value) -> list[int]:
+        """The tokens with a quote, backslash or control byte that the call pattern accepts after `text`, inside a
+        free-text string whose length bound is not near (`in_free_text` probed it). Only the string's emptiness
+        matters to the pattern then, so they are cached by the structure before the string, with a one-letter
+        stand-in for a non-empty one."""
+        if open_value is None:
+            return [i for i in self.other if grammar.accepts_prefix(text + self.pieces[i])]
+        stand_in = text[: open_value.start(1)] + (b"a" if open_value.group(1) else b"")
+        key = grammar.structure(stand_in)
+        if key not in self.string_ends:
+            self.string_ends[key] = [i for i in self.other if grammar.accepts_prefix(stand_in + self.pieces[i])]
+        return self.string_ends[key]
+
+    def phrase_tokens(self, quote: bytes, value: bytes) -> list[int]:
+        """The plain tokens that keep `value + token` the start of a phrase of `quote` (see `quotes_phrase`)."""
+        found: set[int] = set()
+        at = quote.find(value)
+        while at >= 0:
+            rest = quote[at + len(value) :]
+            if rest and starts_word(quote, at):
+                found.update(i for i in self.plain_by_first.get(rest[0], ()) if rest.startswith(self.pieces[i]))
+            at = quote.find(value, at + 1)
+        return sorted(found)
 
 
 def per_row(max_new_tokens: int | Sequence[int | None] | None, rows: int) -> list[int | None]:

@@ -703,7 +703,10 @@ from lessons_lib.tools.evaluate import base_never_saw_tools, evaluate_tools, sco
 model = PeftModel.from_pretrained(load_base(profile), tools_dir, adapter_name="tools")  # a fresh base
 model.eval()
 N_EVAL = profile.eval_examples
-reports, raw = evaluate_tools(model, tok, ["__base__", "tools"], n=N_EVAL)
+# None: each reply gets room for what it may copy (`constrained.reply_budgets`, more below); a rehearsal, which claims
+# nothing about quality, stops every reply at its profile's few tokens
+REPLY_BUDGET = None if expects_quality(profile) else MAX_NEW
+reports, raw = evaluate_tools(model, tok, ["__base__", "tools"], n=N_EVAL, max_new_tokens=REPLY_BUDGET)
 print(format_table([r.row() for r in reports]))
 base_report, tools_report = reports
 
@@ -759,7 +762,7 @@ from lessons_lib.tools.data import read_handwritten
 
 hand = read_handwritten()
 hand = hand[:: max(1, len(hand) // profile.eval_examples)]  # all 60, or an even spread on a small eval budget
-hand_reports, hand_raw = evaluate_tools(model, tok, ["__base__", "tools"], examples=hand)
+hand_reports, hand_raw = evaluate_tools(model, tok, ["__base__", "tools"], examples=hand, max_new_tokens=REPLY_BUDGET)
 print(format_table([r.row() for r in hand_reports]))
 hand_base, hand_tools = hand_reports
 
@@ -984,8 +987,9 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # only belongs where a call is required: it would force a call on "hello" too. That is why `ModelChat`
 # applies it only to replies to a user message when you ask for `tool_choice="required"`, and leaves the
 # final answer free. It also has a price: every step checks candidate tokens in Python, so on the tiny model
-# a first batch of constrained calls takes about 2.3× the time of free ones, and about 1.35× once the
-# per-tokenizer cache is warm (`python -m benchmarks.bench_constrained` measures both side by side).
+# a first batch of constrained calls takes about 2× the time of free ones, about 1.3× once the per-tokenizer
+# cache is warm, and 1.3–1.5× when the call must also quote the request (`quote=`, below;
+# `python -m benchmarks.bench_constrained` measures all of them side by side).
 
 # %% [markdown] lang="ru"
 # Прочитайте эту таблицу внимательно: с ней легко обмануть самого себя. Под ограничением *каждый*
@@ -1000,8 +1004,9 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # применяет его только к ответам на сообщение пользователя, когда вы просите `tool_choice="required"`, и оставляет
 # итоговый ответ свободным. У него есть и цена: на каждом шаге токены-кандидаты проверяются на Python, поэтому на
 # крошечной модели
-# первый батч ограниченных вызовов занимает примерно в 2.3× больше времени, чем свободных, и примерно в 1.35× — когда
-# кэш для токенизатора уже прогрет (`python -m benchmarks.bench_constrained` измеряет оба случая рядом).
+# первый батч ограниченных вызовов занимает примерно в 2× больше времени, чем свободных, примерно в 1.3× — когда
+# кэш для токенизатора уже прогрет, и в 1.3–1.5× — когда вызов ещё и обязан цитировать запрос (`quote=`, ниже;
+# `python -m benchmarks.bench_constrained` измеряет все случаи рядом).
 
 # %% [markdown]
 # A decoder can, though, rule out text that is *not in the request*. `quote=True` gives every request its own
@@ -1014,7 +1019,8 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # (`lessons_lib/tools/faithful.py`): the model writes
 # what it likes, but once its answer starts repeating the tool's result (a line that begins like the result, or 8 bytes
 # of it from a word on), it must go on copying until a sentence or a string of the result ends. A copy needs room:
-# left at `max_new_tokens=None`, `evaluate_tools` and `ModelChat` give each reply the tokens of what it may copy (the
+# with `max_new_tokens=None` (`REPLY_BUDGET` above, on every profile but a rehearsal), `evaluate_tools` and
+# `ModelChat` give each reply the tokens of what it may copy (the
 # request in a call, the tool's result in an answer) plus 48, and a third on top so a call need not start closing
 # before its copy ends, at least 128 (`constrained.reply_budgets`): a pasted paragraph is not cut off mid-quote, and
 # a short request keeps a short budget. Scored on the
@@ -1034,7 +1040,8 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # (`lessons_lib/tools/faithful.py`):
 # модель пишет что хочет, но как только ответ начинает повторять результат инструмента (строка начинается как результат
 # или 8 байт совпадают с ним начиная со слова), она обязана копировать дальше, пока не кончится предложение или строка
-# результата. Копии нужно место: при `max_new_tokens=None` `evaluate_tools` и `ModelChat` дают каждому ответу столько
+# результата. Копии нужно место: при `max_new_tokens=None` (`REPLY_BUDGET` выше, на всех профилях,
+# кроме репетиций) `evaluate_tools` и `ModelChat` дают каждому ответу столько
 # токенов, сколько занимает то, что он может скопировать (запрос — в вызове, результат инструмента — в ответе), плюс 48,
 # и ещё треть сверху, чтобы вызов не начал закрываться раньше конца копии, но не меньше 128
 # (`constrained.reply_budgets`): вставленный абзац не обрывается посреди цитаты, а короткий запрос сохраняет короткий
@@ -1048,8 +1055,12 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 from lessons_lib.tools.data import answer_prompt
 
 # `hand`: the hand-written requests scored above (all 60, or the even spread of a small eval budget)
-(plain_hand,), plain_raw = evaluate_tools(model, tok, ["tools"], examples=hand, tool_choice="required")
-(quoted_hand,), quoted_raw = evaluate_tools(model, tok, ["tools"], examples=hand, tool_choice="required", quote=True)
+(plain_hand,), plain_raw = evaluate_tools(
+    model, tok, ["tools"], examples=hand, max_new_tokens=REPLY_BUDGET, tool_choice="required"
+)
+(quoted_hand,), quoted_raw = evaluate_tools(
+    model, tok, ["tools"], examples=hand, max_new_tokens=REPLY_BUDGET, tool_choice="required", quote=True
+)
 print(format_table([r.row() for r in (plain_hand, quoted_hand)]))
 rows = list(zip(hand, plain_raw[plain_hand.label], quoted_raw[quoted_hand.label]))
 shown = [(ex, plain["call"], quoted["call"]) for ex, plain, quoted in rows if plain["call"] != quoted["call"]]
@@ -1060,8 +1071,8 @@ for ex, plain, quoted in shown[:: max(1, len(shown) // 4)][:4]:  # four requests
     calls = (call_text(ex.tool, ex.arguments), plain.strip(), quoted.strip())
     print(f"\n{ex.request}" + "".join(f"\n  {label}: {call}" for label, call in zip(labels, calls)))
 # the first exact quoted call whose answer the guard changes: the same chat, answered freely and guarded
-free_chat = ModelChat(model, tok, adapter="tools")
-guarded_chat = ModelChat(model, tok, adapter="tools", tool_choice="required", quote=True)
+free_chat = ModelChat(model, tok, adapter="tools", max_new_tokens=REPLY_BUDGET)
+guarded_chat = ModelChat(model, tok, adapter="tools", max_new_tokens=REPLY_BUDGET, tool_choice="required", quote=True)
 for ex, quoted in [(ex, quoted) for ex, _, quoted in rows if quoted["score"].exact_args][:6]:
     after_call = answer_prompt(ex, quoted["call"], ex.result)
     free_answer, guarded_answer = free_chat(after_call), guarded_chat(after_call)
@@ -1120,7 +1131,7 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # Цикл с адаптером, ограниченным первым ходом и цитированием от начала до конца:
 
 # %%
-chat = ModelChat(model, tok, strict, adapter="tools", tool_choice="required", quote=True)
+chat = ModelChat(model, tok, strict, adapter="tools", max_new_tokens=REPLY_BUDGET, tool_choice="required", quote=True)
 for ex in demo:
     result = run_tool_loop(chat, ex.request, max_steps=3)
     print(f"request: {ex.request}\n{result.transcript()}\n")
