@@ -592,9 +592,11 @@ class CallConstraint:
         found: set[int] = set()
         at = quote.find(value)
         while at >= 0:
-            rest = quote[at + len(value) :]
-            if rest and starts_word(quote, at):
-                found.update(i for i in self.plain_by_first.get(rest[0], ()) if rest.startswith(self.pieces[i]))
+            end = at + len(value)
+            if end < len(quote) and starts_word(quote, at):
+                found.update(
+                    i for i in self.plain_by_first.get(quote[end], ()) if quote.startswith(self.pieces[i], end)
+                )
             at = quote.find(value, at + 1)
         return sorted(found)
 

@@ -1114,7 +1114,8 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # exact). A guard repeats a wrong call's result just as faithfully: it makes answers *honest about the result*, not
 # right — which is what the **uses result** column counts, and why it stays well above **final answer**.
 #
-# The loop with the adapter, the constrained first turn and quoting, end to end:
+# The loop with the adapter, the constrained first turn and quoting, end to end; under each run, the call we
+# expected and whether the run made it and delivered its result:
 
 # %% [markdown] lang="ru"
 # На профиле tiny адаптер копирует предложение с одной-двумя ошибками (буква из другого слова, кириллический слог),
@@ -1128,13 +1129,29 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # вызова охрана повторит так же точно: она делает ответ *честным по отношению к результату*, а не правильным, — именно
 # это считает колонка **ответ с результатом**, и поэтому она заметно выше, чем **итоговый ответ**.
 #
-# Цикл с адаптером, ограниченным первым ходом и цитированием от начала до конца:
+# Цикл с адаптером, ограниченным первым ходом и цитированием от начала до конца; под каждым запуском — вызов, которого
+# мы ждали, и сделал ли его запуск и передал ли его результат:
 
 # %%
+from lessons_lib.tools.evaluate import final_correct
+from lessons_lib.tools.functions import same_arguments
+
 chat = ModelChat(model, tok, strict, adapter="tools", max_new_tokens=REPLY_BUDGET, tool_choice="required", quote=True)
 for ex in demo:
     result = run_tool_loop(chat, ex.request, max_steps=3)
-    print(f"request: {ex.request}\n{result.transcript()}\n")
+    first = result.calls[0] if result.calls else None
+    exact = first is not None and first.name == ex.tool and same_arguments(ex.tool, first.arguments, ex.arguments)
+    right = result.answer is not None and final_correct(ex, result.answer)
+    verdict = tr(
+        en=f"{'the expected call' if exact else 'not the expected call'}, "
+        f"{'the expected final answer' if right else 'not the expected final answer'}",
+        ru=f"{'ожидаемый вызов' if exact else 'не ожидаемый вызов'}, "
+        f"{'ожидаемый итоговый ответ' if right else 'не ожидаемый итоговый ответ'}",
+    )
+    expected = tr(en="expected call", ru="ожидаемый вызов")
+    print(
+        f"request: {ex.request}\n{result.transcript()}\n{expected}: {call_text(ex.tool, ex.arguments)}\n-> {verdict}\n"
+    )
 
 # %% [markdown]
 # ## 6. Route tool requests to the tool adapter
@@ -1372,8 +1389,9 @@ if profile.name == "tiny":  # what the text below says: the unseen prompt breaks
 # paragraph of instructions. And it *breaks* the adapter: with the prompt, the tool adapter's calls fall apart
 # (its correct-tool rate in the table), because it never saw a system prompt in training. What a prompt does
 # to an adapter depends on the adapter's training data: train with the prompts you will serve. On the GPU
-# profiles (TinyLlama, Mistral) the same toggle visibly changes the *style* of explanations — anchors,
-# analogies, contrasts — because those models were instruction-tuned to follow system prompts. What no
+# profiles (TinyLlama, Mistral), instruction-tuned to follow system prompts, the toggle is where the *style* of
+# explanations should change — anchors, analogies, contrasts; check it there with the style score above rather
+# than by eye (the course's own runs have no GPU to measure it on). What no
 # system prompt does, on any profile, is add a **skill** the model lacks: the base still does not call the
 # tools. Style is cheap to ask for in words; a skill is trained into weights — and with LoRA, into a small
 # file you can switch.
@@ -1440,8 +1458,9 @@ if profile.name == "tiny":  # what the text below says: the unseen prompt breaks
 # целому абзацу инструкций. А адаптер промпт *ломает*: с ним вызовы адаптера инструментов разваливаются (его доля
 # верных инструментов в таблице), потому что при обучении он ни разу не видел системного промпта. Что промпт сделает
 # с адаптером, зависит от данных, на которых адаптер учился: обучайте с теми промптами, с которыми будете работать.
-# На GPU-профилях (TinyLlama, Mistral) тот же переключатель заметно меняет *стиль* объяснений — якоря, аналогии,
-# контрасты, — потому что эти модели дообучены следовать инструкциям, в том числе системным промптам. Но ни на одном
+# На GPU-профилях (TinyLlama, Mistral), дообученных следовать инструкциям, в том числе системным промптам, именно
+# переключатель должен менять *стиль* объяснений — якоря, аналогии, контрасты; проверяйте это там оценкой стиля выше,
+# а не на глаз (у собственных запусков курса нет GPU, чтобы это измерить). Но ни на одном
 # профиле системный промпт не добавляет **навык**, которого у модели нет: базовая модель по-прежнему не вызывает
 # инструменты.
 # Стиль легко заказать словами; навык вкладывается в веса обучением — а с LoRA в небольшой файл, который можно
