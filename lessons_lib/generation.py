@@ -305,12 +305,32 @@ def _mask(logits, rows: list[_Row]) -> None:
 
 
 # ---------------------------------------------------------------- the loop
+@contextlib.contextmanager
+def peft_row_hooks(model, names: list[str]):
+    """PEFT's per-row adapter hooks (`_enable_peft_forward_hooks`), removed however the block ends: PEFT's own
+    context leaves them on every LoRA layer when the block raises (a crashing constraint, a kernel interrupt), and
+    every later forward of another batch size then fails with "Length of `adapter_names` should be the same..."
+    (huggingface/peft#3475, open)."""
+    modules = list(model.modules())
+    before = [set(module._forward_pre_hooks) for module in modules]
+    try:
+        with model._enable_peft_forward_hooks(adapter_names=names):
+            yield
+    except BaseException:
+        for module, known in zip(modules, before):
+            for key in set(module._forward_pre_hooks) - known:  # what RemovableHandle.remove() deletes
+                module._forward_pre_hooks.pop(key, None)
+                module._forward_pre_hooks_with_kwargs.pop(key, None)
+        raise
+
+
 def adapter_rows(model, names: list[str], batched_lora=None):
     """The context in which forwards of this batch give each row its adapter, plus extra forward kwargs.
 
     PEFT's `adapter_names=` registers a hook on every LoRA layer at each forward (a quarter of a decode step on
     the tiny model), so the loop enters PEFT's own hook context once per set of rows instead, as
-    `PeftModel.generate` does.
+    `PeftModel.generate` does. When every row names the model's active adapter, there is nothing to split: the
+    plain forward gives the same tokens without PEFT's per-row gathers.
     """
     if any(name is None for name in names):
         if not all(name is None for name in names):
@@ -322,8 +342,10 @@ def adapter_rows(model, names: list[str], batched_lora=None):
     if batched_lora is not None:
         return batched_lora.rows(list(names)), {}
     if hasattr(model, "peft_config"):
+        if set(names) == {getattr(model, "active_adapter", None)}:
+            return contextlib.nullcontext(), {}
         if hasattr(model, "_enable_peft_forward_hooks"):
-            return model._enable_peft_forward_hooks(adapter_names=list(names)), {}
+            return peft_row_hooks(model, list(names)), {}
         return contextlib.nullcontext(), {"adapter_names": list(names)}
     if any(name != PEFT_BASE for name in names):
         raise ValueError(

@@ -53,6 +53,46 @@ def test_greedy_mixed_adapter_batch_equals_hf_generate(course_model, tokenizer):
     assert [r.prompt_tokens for r in got] == [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
 
 
+def test_rows_that_all_name_the_active_adapter_skip_the_per_row_split_and_equal_hf_generate(course_model, tokenizer):
+    import contextlib
+
+    from lessons_lib.generation import adapter_rows
+
+    texts = rendered(tokenizer)
+    assert course_model.active_adapter == "json"
+    context, extra = adapter_rows(course_model, ["json"] * len(texts))
+    assert isinstance(context, contextlib.nullcontext) and extra == {}  # PEFT's plain forward: nothing to split
+    assert not isinstance(adapter_rows(course_model, ["coding"] * len(texts))[0], contextlib.nullcontext)
+    for name in ("json", "coding"):  # the active adapter, and one that is not active (PEFT's per-row hooks)
+        expected = hf_generate(course_model, tokenizer, texts, [name] * len(texts), 24)
+        got = decode_batch(course_model, tokenizer, [RowRequest(t, name, 24) for t in texts])
+        assert [r.token_ids for r in got] == expected, name
+    assert course_model.active_adapter == "json"
+
+
+def test_a_batch_that_raises_midway_leaves_no_adapter_hooks_behind(course_model, tokenizer):
+    """PEFT's hook context leaks its per-row adapter names when the block raises; the loop's does not."""
+    import torch
+
+    texts = rendered(tokenizer)
+
+    def explode(ids):
+        raise RuntimeError("constraint crashed")
+
+    crashing = [
+        RowRequest(t, a, 8, allowed_tokens=explode if k == 0 else None) for k, (t, a) in enumerate(zip(texts, NAMES))
+    ]
+    for _ in range(2):  # twice: nothing piles up either
+        with pytest.raises(RuntimeError, match="constraint crashed"):
+            decode_batch(course_model, tokenizer, crashing)
+    assert not any(module._forward_pre_hooks for module in course_model.modules())
+    enc = tokenizer(texts[:1], return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        course_model(**enc)  # a plain forward of one row: PEFT's leaked hooks would refuse it (4 names, 1 row)
+    expected = hf_generate(course_model, tokenizer, texts[:1], ["coding"], 8)
+    assert [r.token_ids for r in decode_batch(course_model, tokenizer, [RowRequest(texts[0], "coding", 8)])] == expected
+
+
 def test_constrained_rows_equal_hf_prefix_allowed_tokens(course_model, tokenizer):
     texts = rendered(tokenizer)[:2]
     digits = [tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)] + [tokenizer.eos_token_id]
