@@ -86,29 +86,30 @@ def course_model(base, tiny):
 # and xdist hands files out by test count (few-test files last), so a slow file picked up last bounds the wall
 # time; handing the slow ones out first lets the many quick files fill in around them. Order only: nothing is skipped.
 SLOW_FILES_FIRST = (  # seconds each took (`--durations=0`, 2 CPUs, 2 workers)
-    "test_natural_manifests.py",  # 167
-    "05_tools.ipynb",  # 101
-    "test_russian_edition.py",  # 56
-    "test_openai_clients.py",  # 44 with test_serve.py, its shared scope
-    "02_load_and_switch.ipynb",  # 43
-    "test_tools_adapter.py",  # 40
-    "06_deploy.ipynb",  # 35
-    "test_natural_eval.py",  # 35
-    "01_fine_tune.ipynb",  # 33
-    "03_merge_and_mix.ipynb",  # 31
-    "04_router.ipynb",  # 28
-    "test_ipywidgets7.py",  # 26
+    "test_natural_manifests.py",  # 93
+    "05_tools.ipynb",  # 63
+    "test_russian_edition.py",  # 42
+    "02_load_and_switch.ipynb",  # 42
+    "test_openai_clients.py",  # 40 with test_serve.py, its shared scope
+    "test_tools_adapter.py",  # 32
+    "test_natural_eval.py",  # 31
+    "03_merge_and_mix.ipynb",  # 28
+    "06_deploy.ipynb",  # 27
+    "01_fine_tune.ipynb",  # 27
     "test_benchmarks.py",  # 26
-    "test_train.py",  # 26
-    "test_course_retraining.py",  # 20
-    "test_train_resume.py",  # 17
-    "test_storage.py",  # 15
+    "04_router.ipynb",  # 24
+    "test_train.py",  # 23
+    "test_ipywidgets7.py",  # 21
+    "test_train_resume.py",  # 19
+    "test_course_retraining.py",  # 19
+    "test_serve_limits.py",  # 17
+    "test_course_adapters.py",  # 17
+    "test_storage.py",  # 17
     "test_web_page.py",  # 15 with test_composition.py
-    "test_serve_limits.py",  # 14
-    "test_course_adapters.py",  # 11
-    "test_notebook_claims.py",  # 11
-    "test_serve_engine.py",  # 11
-    "test_mixing.py",  # 11
+    "test_tools_constrained.py",  # 15
+    "test_serve_engine.py",  # 13
+    "test_mixing.py",  # 13
+    "test_notebook_claims.py",  # 13
 )
 
 
