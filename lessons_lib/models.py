@@ -139,6 +139,20 @@ def chat_text(tokenizer, prompt: str | list[dict], system: str | None = None, to
     return tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
 
 
+def budgets_per_row(
+    max_new_tokens: int | Sequence[int | None] | None, rows: int, unit: str = "row"
+) -> list[int | None]:
+    """One budget per row: a number (or None) for every row, or a list with one entry per row."""
+    if max_new_tokens is None or isinstance(max_new_tokens, int):
+        return [max_new_tokens] * rows
+    budgets = list(max_new_tokens)
+    if len(budgets) != rows:
+        raise ValueError(
+            f"Got {len(budgets)} budgets for {rows} {unit}s; pass one max_new_tokens per {unit}, or one number."
+        )
+    return budgets
+
+
 def max_new_tokens_or_default(max_new_tokens: int | None) -> int:
     """`max_new_tokens`, or when None the active profile's (`profiles.choose_profile`: $LESSONS_PROFILE, else tiny on
     a CPU, t4 on a GPU)."""
@@ -226,12 +240,10 @@ def generate_texts(
         raise ValueError(f"adapter_names has {len(adapter_names)} names for {len(texts)} texts; give one per text.")
     if batched_lora is not None and adapter_names is None:
         raise ValueError("batched_lora needs adapter_names: name each row's adapter ('__base__' for the base).")
-    if isinstance(max_new_tokens, Sequence):
-        limits = list(max_new_tokens)
-        if len(limits) != len(texts):
-            raise ValueError(f"max_new_tokens has {len(limits)} budgets for {len(texts)} texts; give one per text.")
-    else:
-        limits = [max_new_tokens_or_default(max_new_tokens)] * len(texts)
+    limits = budgets_per_row(max_new_tokens, len(texts), unit="text")
+    if None in limits:
+        default = max_new_tokens_or_default(None)
+        limits = [default if limit is None else limit for limit in limits]
     answers: list[str] = []
     for start in range(0, len(texts), batch_size):
         chunk = list(texts[start : start + batch_size])

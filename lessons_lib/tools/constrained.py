@@ -32,6 +32,7 @@ from itertools import combinations
 
 import regex
 
+from ..models import budgets_per_row
 from .functions import BELOW, Below
 
 TOOL_CHOICES = ("auto", "required")  # as in the OpenAI API: "required" makes the reply a call to some tool
@@ -471,7 +472,7 @@ class CallConstraint:
         max_new_tokens: int | Sequence[int] | None = None,
     ):
         self.grammars, self.prompt_length = list(grammars), prompt_length
-        self.budgets = per_row(max_new_tokens, len(self.grammars))
+        self.budgets = budgets_per_row(max_new_tokens, len(self.grammars))
         self.structural: dict[tuple[bytes, bytes], list[int]] = {}
         self.string_ends: dict[tuple[bytes, bytes], list[int]] = {}
         self.pieces = token_bytes(tokenizer)
@@ -490,12 +491,12 @@ class CallConstraint:
         """The same constraint for another batch of rows (token tables and structure cache shared, not rebuilt)."""
         other = copy.copy(self)
         other.grammars, other.prompt_length = list(grammars), prompt_length
-        other.budgets = per_row(max_new_tokens, len(other.grammars))
+        other.budgets = budgets_per_row(max_new_tokens, len(other.grammars))
         return other
 
     def batches(self, grammars: Sequence[CallGrammar], max_new_tokens: int | Sequence[int] | None = None):
         """`generate_texts`' per-batch factory: the constraint for each batch's rows of `grammars` (and budgets)."""
-        grammars, budgets = list(grammars), per_row(max_new_tokens, len(grammars))
+        grammars, budgets = list(grammars), budgets_per_row(max_new_tokens, len(grammars))
         return lambda rows, prompt_length: self.for_rows(grammars[rows], prompt_length, budgets[rows])
 
     def closing_time(self, generated: int, row: int = 0) -> bool:
@@ -601,16 +602,6 @@ class CallConstraint:
         return sorted(found)
 
 
-def per_row(max_new_tokens: int | Sequence[int | None] | None, rows: int) -> list[int | None]:
-    """One budget per row: a number (or None) for every row, or a list with one entry per row."""
-    if max_new_tokens is None or isinstance(max_new_tokens, int):
-        return [max_new_tokens] * rows
-    budgets = list(max_new_tokens)
-    if len(budgets) != rows:
-        raise ValueError(f"Got {len(budgets)} budgets for {rows} rows; pass one max_new_tokens per row, or one number.")
-    return budgets
-
-
 def reply_budgets(
     tokenizer, copied: Sequence[str | None], max_new_tokens: int | Sequence[int] | None = None
 ) -> list[int]:
@@ -618,7 +609,7 @@ def reply_budgets(
     tokens of `copied[i]`, JSON-escaped, plus COPY_FRAME_TOKENS) before a constrained call must start closing
     (CLOSING_SHARE), and at least REPLY_TOKENS."""
     if max_new_tokens is not None:
-        return per_row(max_new_tokens, len(copied))
+        return budgets_per_row(max_new_tokens, len(copied))
     texts = [json.dumps(text or "", ensure_ascii=False)[1:-1] for text in copied]
     lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
     return [max(REPLY_TOKENS, math.ceil((n + COPY_FRAME_TOKENS) / (1 - CLOSING_SHARE))) for n in lengths]

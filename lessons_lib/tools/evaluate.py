@@ -40,8 +40,12 @@ def score_call(ex: ToolExample, reply: str, schemas: dict[str, dict]) -> tuple[C
     ok, value = execute(call, TOOLS)
     if not ok:
         return CallScore(right, False, False, False, value), None, None
-    exact = right and same_arguments(ex.tool, call.arguments, ex.arguments)
-    return CallScore(right, True, exact, False, "ok"), call, value
+    return CallScore(right, True, is_expected_call(ex, call), False, "ok"), call, value
+
+
+def is_expected_call(ex: ToolExample, call: ToolCall | None) -> bool:
+    """Is `call` the one `ex` expects: its tool, asking for the same thing (see `functions.same_arguments`)?"""
+    return call is not None and call.name == ex.tool and same_arguments(ex.tool, call.arguments, ex.arguments)
 
 
 def base_never_saw_tools(profile) -> bool:

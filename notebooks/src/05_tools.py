@@ -1133,14 +1133,12 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # мы ждали, и сделал ли его запуск и передал ли его результат:
 
 # %%
-from lessons_lib.tools.evaluate import final_correct
-from lessons_lib.tools.functions import same_arguments
+from lessons_lib.tools.evaluate import final_correct, is_expected_call
 
 chat = ModelChat(model, tok, strict, adapter="tools", max_new_tokens=REPLY_BUDGET, tool_choice="required", quote=True)
 for ex in demo:
     result = run_tool_loop(chat, ex.request, max_steps=3)
-    first = result.calls[0] if result.calls else None
-    exact = first is not None and first.name == ex.tool and same_arguments(ex.tool, first.arguments, ex.arguments)
+    exact = is_expected_call(ex, result.calls[0] if result.calls else None)
     right = result.answer is not None and final_correct(ex, result.answer)
     verdict = tr(
         en=f"{'the expected call' if exact else 'not the expected call'}, "
