@@ -160,6 +160,37 @@ def test_a_quote_is_a_whole_phrase_of_the_request(value, may_close, may_go_on):
     assert grammar.viable(call[: call.index(b'", "rules"')]) is may_go_on
 
 
+WHOLE_REQUEST = (
+    "Wrap at 30: The ferry leaves at 14:05, weather permitting, and returns at dusk. "
+    "Also «Ведро, лопата и грабли» and 'Fennimore's lamp, lit'\nSecond line, no stop"
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "formatter", "validator"),
+    [
+        ("The ferry leaves at 14:05, weather permitting, and returns at dusk.", True, True),  # a sentence
+        ("The ferry leaves at 14:05, weather permitting, and returns at dusk", False, True),  # its stop left out
+        ("The ferry leaves at 14:05, weather permitting", False, True),  # cut at a comma
+        ("The ferry leaves at 14", False, True),  # cut at a colon
+        ("Ведро, лопата и грабли", True, True),  # up to a closing quotation mark
+        ("Ведро", False, True),
+        ("Fennimore's lamp, lit", True, True),  # up to a closing apostrophe, not the one inside a word
+        ("Fennimore", False, False),  # an apostrophe inside a word closes no quotation, nor a clause
+        ("Second line, no stop", True, True),  # to the end of the request
+        ("Second line", False, True),
+    ],
+)
+def test_a_formatter_text_is_whole_where_other_quotes_may_end_at_a_clause(value, formatter, validator):
+    grammar = CallGrammar(SCHEMAS, quote=WHOLE_REQUEST)
+    assert grammar.complete(call_text("text_formatter", {"text": value, "width": 30}).encode()) is formatter
+    assert grammar.complete(call_text("content_validator", {"text": value, "rules": ["non_empty"]}).encode()) is (
+        validator
+    )
+    loose = CallGrammar(SCHEMAS, quote=WHOLE_REQUEST, whole=())
+    assert loose.complete(call_text("text_formatter", {"text": value, "width": 30}).encode()) is validator
+
+
 def test_schemas_the_grammar_cannot_express_get_a_clear_error():
     schema = {
         "type": "function",

@@ -4,7 +4,9 @@
 trains (`{"tool": NAME, "arguments": {...}}`, keys in schema order) and, optionally, demands that free-text
 arguments quote the user's request: a quote is a whole phrase of it, starting at a word and ending where a clause
 does (punctuation, a line break, a quotation mark or the end), never inside brackets or a quotation that the request
-closes later; it also prefers the request's own numbers wherever the call can take one (`numbers_ok`).
+closes later; a whole text (`functions.WHOLE_TEXTS`: the text a formatter wraps) ends only where a sentence, a line
+or a quotation does, never at a comma inside a sentence (`ends_text`); it also prefers the request's own numbers
+wherever the call can take one (`numbers_ok`).
 `CallConstraint` is the `prefix_allowed_tokens_fn` that `model.generate` takes: at every step it allows only the
 tokens that keep the reply a viable call.
 
@@ -33,7 +35,7 @@ from itertools import combinations
 import regex
 
 from ..models import budgets_per_row
-from .functions import BELOW, Below
+from .functions import BELOW, WHOLE_TEXTS, Below
 
 TOOL_CHOICES = ("auto", "required")  # as in the OpenAI API: "required" makes the reply a call to some tool
 MAX_STRING_CHARS = 400
@@ -44,6 +46,12 @@ INTEGER_LIMIT = 999_999  # the most an unbounded side of an integer reaches (6 d
 CLOSING_SHARE = 0.25  # once only this share of the token budget is left, strings and lists close so the call ends
 CLAUSE_ENDS = (b".", b",", b";", b":", b"!", b"?", b")", b"\\n", b"\\r", b"\\t", b'\\"')  # as JSON-escaped bytes
 CLOSING_MARKS = b'.!?")'  # a phrase that ends with one of these may end before a space
+QUOTE_OPENERS = ("«".encode(), "“".encode())  # a phrase may start right after one
+QUOTE_CLOSERS = ("»".encode(), "”".encode())  # a phrase may end before one (and before \\" or an apostrophe mark)
+APOSTROPHES = (b"'", "’".encode())  # close a quotation only before a non-word (else an apostrophe: Fennimore's)
+# Where a whole text (functions.WHOLE_TEXTS) may end, besides the request's end and after . ! ? " ) » ” before a
+# non-word: before a line break, a closing quotation mark or a closing bracket.
+TEXT_ENDS = (b"\\n", b"\\r", b'\\"', b")", *QUOTE_CLOSERS)
 BRACKETS = ((b"(", b")"), (b"[", b"]"), (b"{", b"}"), ("«".encode(), "»".encode()))
 ESCAPED_QUOTE = b'\\"'
 DIGITS = b"0123456789"
@@ -87,13 +95,40 @@ def starts_word(quote: bytes, at: int) -> bool:
     return quote[at - 2 : at - 1] == b"\\"  # after an escape such as \n
 
 
+def starts_phrase(quote: bytes, at: int) -> bool:
+    """Does a quoted phrase of the JSON-escaped `quote` start at byte `at`: at a word (`starts_word`), or right after
+    an opening quotation mark such as « (whose UTF-8 bytes `starts_word` reads as a word's)?"""
+    if starts_word(quote, at):
+        return True
+    return not quote[at : at + 1].isspace() and any(quote[:at].endswith(mark) for mark in QUOTE_OPENERS)
+
+
+def closes_quotation(quote: bytes, end: int) -> bool:
+    """Does the JSON-escaped `quote` close a quotation at byte `end` (», ”, or ' ’ before a non-word)?"""
+    if any(quote.startswith(mark, end) for mark in QUOTE_CLOSERS):
+        return True
+    after = next((end + len(mark) for mark in APOSTROPHES if quote.startswith(mark, end)), None)
+    return after is not None and (after == len(quote) or not is_word_byte(quote[after]))
+
+
 def ends_clause(quote: bytes, end: int) -> bool:
     """Does a phrase of the JSON-escaped `quote` that ends at byte `end` end where a clause does (not at a space)?"""
     if quote[end - 1 : end].isspace():
         return False
     if end == len(quote) or any(quote.startswith(mark, end) for mark in CLAUSE_ENDS):
         return True
+    if closes_quotation(quote, end):
+        return True
     return quote[end - 1] in CLOSING_MARKS and not is_word_byte(quote[end])
+
+
+def ends_text(quote: bytes, end: int) -> bool:
+    """Does a whole text quoted from the JSON-escaped `quote` that ends at byte `end` end where a sentence, a line or a
+    quotation does (see TEXT_ENDS), rather than at a comma or colon inside a sentence?"""
+    if end == len(quote) or any(quote.startswith(mark, end) for mark in TEXT_ENDS) or closes_quotation(quote, end):
+        return True
+    closed = quote[end - 1] in CLOSING_MARKS or any(quote[:end].endswith(mark) for mark in QUOTE_CLOSERS)
+    return closed and not is_word_byte(quote[end])
 
 
 def closes_nesting(quote: bytes, at: int, end: int) -> bool:
@@ -111,17 +146,22 @@ def ends_word(quote: bytes, end: int) -> bool:
     return end == len(quote) or not is_word_byte(quote[end]) or not is_word_byte(quote[end - 1])
 
 
-def quotes_phrase(quote: bytes, value: bytes, closed: bool = False, clause: bool = True) -> bool:
-    """Is `value` a phrase of `quote` (or, while still open, the start of one)? A closed phrase ends a clause and
-    leaves no bracket or quotation half-quoted; `clause=False`: it need only end with a whole word."""
+def quotes_phrase(quote: bytes, value: bytes, closed: bool = False, clause: bool = True, whole: bool = False) -> bool:
+    """Is `value` a phrase of `quote` (or, while still open, the start of one)? A closed phrase ends a clause (with
+    `whole`, a sentence, line or quotation: `ends_text`) and leaves no bracket or quotation half-quoted;
+    `clause=False`: it need only end with a whole word (or before a closing quotation mark)."""
     if not value:
         return not closed
     at = quote.find(value)
     while at >= 0:
         end = at + len(value)
-        if starts_word(quote, at) and (
+        if starts_phrase(quote, at) and (
             not closed
-            or (ends_clause(quote, end) and closes_nesting(quote, at, end) if clause else ends_word(quote, end))
+            or (
+                ends_clause(quote, end) and closes_nesting(quote, at, end) and (not whole or ends_text(quote, end))
+                if clause
+                else ends_word(quote, end) or closes_quotation(quote, end)
+            )
         ):
             return True
         at = quote.find(value, at + 1)
@@ -262,9 +302,16 @@ class CallGrammar:
     """Which replies can still become a valid call (and, with `quote`, one whose free text quotes it).
 
     `below`: cross-argument rules (an integer below another; default: the course tools' `functions.BELOW` for the
-    tools among `schemas`; pass `()` for tools of your own)."""
+    tools among `schemas`; pass `()` for tools of your own). `whole`: the (tool, argument) pairs whose quote is a
+    whole text, ending where a sentence, line or quotation does (default: `functions.WHOLE_TEXTS`)."""
 
-    def __init__(self, schemas: Sequence[dict], quote: str | None = None, below: Sequence[Below] | None = None):
+    def __init__(
+        self,
+        schemas: Sequence[dict],
+        quote: str | None = None,
+        below: Sequence[Below] | None = None,
+        whole: Sequence[tuple[str, str]] | None = None,
+    ):
         self.pattern = regex.compile(call_pattern(schemas).encode())
         by_tool = properties_by_tool(schemas)
         # each rule that applies, with what the check needs at every step: the call's head, the keys after `high`
@@ -281,7 +328,12 @@ class CallGrammar:
         self.quote = None if quote is None else json.dumps(quote, ensure_ascii=False)[1:-1].encode()
         self.numbers = numbers_in(self.quote or b"")
         key_choice = b"|".join(re.escape(k).encode() for k in keys) or b"(?!)"
-        self.free_values = regex.compile(rb'"(?:' + key_choice + rb')": "((?:[^"\\]|\\.)*\\?)')
+        self.free_values = regex.compile(rb'"(' + key_choice + rb')": "((?:[^"\\]|\\.)*\\?)')
+        self.whole = {
+            (b'{"tool": ' + json.dumps(tool).encode() + b", ", json.dumps(arg).encode()[1:-1])
+            for tool, arg in (WHOLE_TEXTS if whole is None else whole)
+            if arg in by_tool.get(tool, {})
+        }
         self.open_free_value = regex.compile(rb'"(?:' + key_choice + rb')": "((?:[^"\\]|\\.)*)\Z')
         self.closed_free_values = regex.compile(rb'("(?:' + key_choice + rb')": ")(?:[^"\\]|\\.)*(")')
 
@@ -301,9 +353,10 @@ class CallGrammar:
         return self.quote is None or all(
             quotes_phrase(
                 self.quote,
-                m.group(1),
+                m.group(2),
                 closed=text[m.end() : m.end() + 1] == b'"',
                 clause=m.end() >= new_from and not loose,
+                whole=any(text.startswith(head) and m.group(1) == arg for head, arg in self.whole),
             )
             for m in self.free_values.finditer(text)
         )
@@ -594,7 +647,7 @@ class CallConstraint:
         at = quote.find(value)
         while at >= 0:
             end = at + len(value)
-            if end < len(quote) and starts_word(quote, at):
+            if end < len(quote) and starts_phrase(quote, at):
                 found.update(
                     i for i in self.plain_by_first.get(quote[end], ()) if quote.startswith(self.pieces[i], end)
                 )

@@ -247,6 +247,12 @@ class Below:
 # The tools' cross-argument rules; the schema-constrained decoder enforces them too (`constrained.CallGrammar`).
 BELOW = (Below("text_formatter", "indent", "width", inspect.signature(text_formatter).parameters["width"].default),)
 
+# Arguments that take a whole text: quoted from a request (`constrained.CallGrammar`), one ends where a sentence, a
+# line or a quotation does, never at a comma inside a sentence (text_formatter wraps what it is given, so a text cut at
+# its first comma is a wrong call that looks right). content_validator's text is not one: it may be one address in
+# the middle of a sentence.
+WHOLE_TEXTS = (("text_formatter", "text"),)
+
 # List arguments whose order does not change what the tool does: content_validator runs every rule either way.
 UNORDERED_LISTS = {"content_validator": ("rules",)}
 
