@@ -49,9 +49,9 @@ CLOSING_MARKS = b'.!?")'  # a phrase that ends with one of these may end before 
 QUOTE_OPENERS = ("«".encode(), "“".encode())  # a phrase may start right after one
 QUOTE_CLOSERS = ("»".encode(), "”".encode())  # a phrase may end before one (and before \\" or an apostrophe mark)
 APOSTROPHES = (b"'", "’".encode())  # close a quotation only before a non-word (else an apostrophe: Fennimore's)
-# Where a whole text (functions.WHOLE_TEXTS) may end, besides the request's end and after . ! ? " ) » ” before a
-# non-word: before a line break, a closing quotation mark or a closing bracket.
-TEXT_ENDS = (b"\\n", b"\\r", b'\\"', b")", *QUOTE_CLOSERS)
+# Where a whole text (functions.WHOLE_TEXTS) may end, besides the request's end, a closing quotation mark
+# (`closes_quotation`) and after . ! ? " ) » ” before a non-word: before a line break, a quote or a closing bracket.
+TEXT_ENDS = (b"\\n", b"\\r", b'\\"', b")")
 BRACKETS = ((b"(", b")"), (b"[", b"]"), (b"{", b"}"), ("«".encode(), "»".encode()))
 ESCAPED_QUOTE = b'\\"'
 DIGITS = b"0123456789"
@@ -100,7 +100,7 @@ def starts_phrase(quote: bytes, at: int) -> bool:
     an opening quotation mark such as « (whose UTF-8 bytes `starts_word` reads as a word's)?"""
     if starts_word(quote, at):
         return True
-    return not quote[at : at + 1].isspace() and any(quote[:at].endswith(mark) for mark in QUOTE_OPENERS)
+    return not quote[at : at + 1].isspace() and any(quote.endswith(mark, 0, at) for mark in QUOTE_OPENERS)
 
 
 def closes_quotation(quote: bytes, end: int) -> bool:
@@ -127,7 +127,7 @@ def ends_text(quote: bytes, end: int) -> bool:
     quotation does (see TEXT_ENDS), rather than at a comma or colon inside a sentence?"""
     if end == len(quote) or any(quote.startswith(mark, end) for mark in TEXT_ENDS) or closes_quotation(quote, end):
         return True
-    closed = quote[end - 1] in CLOSING_MARKS or any(quote[:end].endswith(mark) for mark in QUOTE_CLOSERS)
+    closed = quote[end - 1] in CLOSING_MARKS or any(quote.endswith(mark, 0, end) for mark in QUOTE_CLOSERS)
     return closed and not is_word_byte(quote[end])
 
 
@@ -291,6 +291,11 @@ def call_pattern(schemas: Sequence[dict]) -> str:
     return r'\{"tool": (?:' + "|".join(calls) + r")\}"
 
 
+def call_head(tool: str) -> bytes:
+    """How every call to `tool` starts, up to its first argument, as the grammar writes it."""
+    return b'{"tool": ' + json.dumps(tool).encode() + b', "arguments": {'
+
+
 def properties_by_tool(schemas: Sequence[dict]) -> dict[str, dict]:
     """Each tool's argument schemas by name, in schema order (the order the grammar writes them in)."""
     return {
@@ -318,7 +323,7 @@ class CallGrammar:
         self.below = [
             (
                 r,
-                b'{"tool": ' + json.dumps(r.tool).encode() + b', "arguments": {',
+                call_head(r.tool),
                 after(list(by_tool[r.tool]), r.high),
             )
             for r in (BELOW if below is None else below)
@@ -330,7 +335,7 @@ class CallGrammar:
         key_choice = b"|".join(re.escape(k).encode() for k in keys) or b"(?!)"
         self.free_values = regex.compile(rb'"(' + key_choice + rb')": "((?:[^"\\]|\\.)*\\?)')
         self.whole = {
-            (b'{"tool": ' + json.dumps(tool).encode() + b", ", json.dumps(arg).encode()[1:-1])
+            (call_head(tool), json.dumps(arg).encode()[1:-1])
             for tool, arg in (WHOLE_TEXTS if whole is None else whole)
             if arg in by_tool.get(tool, {})
         }
