@@ -286,6 +286,12 @@ def product(rng: random.Random, lang: str, split: str) -> str:
     return rng.choice(_split(EN_PRODUCTS if lang == "en" else RU_PRODUCTS, split))
 
 
+def side_stream(rng: random.Random) -> random.Random:
+    """A generator seeded from `rng`'s state without drawing from it: what it draws leaves `rng`'s later draws (and
+    so every later example) as they were."""
+    return random.Random(hash(rng.getstate()[1]))  # a tuple of ints: the same hash in every process
+
+
 def email_for(name: str, rng: random.Random) -> str:
     """An ASCII e-mail address made from a Latin name, or a neutral one for Cyrillic names."""
     if name.isascii():

@@ -63,17 +63,17 @@ def test_tool_figures_reproduce_and_quoting_the_request_makes_arguments_exact(tm
     assert natural_eval.main(["--update-manifests", str(copy)]) == 0
     assert (copy / MANIFEST_FILE).read_bytes() == (shipped / MANIFEST_FILE).read_bytes()
     metrics = Manifest.load(shipped).metrics
-    # Issue 16: schema-constrained calls copy sentences with slips (exact 0.12); quoting phrases (and numbers) of the
-    # request, a formatter's text whole (functions.WHOLE_TEXTS): 0.57, and answers that repeat the result exactly turn
-    # them into final answers (0.17 -> 0.60).
-    assert metrics["handwritten_quoted_exact_args"] >= metrics["handwritten_required_exact_args"] + 0.4, metrics
-    assert metrics["handwritten_quoted_final_correct"] >= metrics["handwritten_required_final_correct"] + 0.4, metrics
+    # Issue 16: schema-constrained calls copy sentences with slips (exact 0.27; 0.12 before the varied train texts);
+    # quoting phrases (and numbers) of the request, a formatter's text whole (functions.WHOLE_TEXTS): 0.60, and answers
+    # that repeat the result exactly turn them into final answers (0.37 -> 0.62).
+    assert metrics["handwritten_quoted_exact_args"] >= metrics["handwritten_required_exact_args"] + 0.3, metrics
+    assert metrics["handwritten_quoted_final_correct"] >= metrics["handwritten_required_final_correct"] + 0.2, metrics
     assert metrics["handwritten_quoted_final_correct"] >= metrics["handwritten_quoted_exact_args"] - 0.1, metrics
     # Answers that deliver the result of the call that ran (a wrong call's too), trained on every request's second
-    # turn: 0.78 free (0.40 when only every other request had one), 0.92 guarded (0.72).
+    # turn: 0.85 free (0.40 when only every other request had one), 0.92 guarded (0.72).
     assert metrics["handwritten_required_uses_result"] >= 0.7, metrics
     assert metrics["handwritten_quoted_uses_result"] >= 0.85, metrics
-    assert metrics["handwritten_quoted_uses_result"] >= metrics["handwritten_required_uses_result"] + 0.1, metrics
+    assert metrics["handwritten_quoted_uses_result"] >= metrics["handwritten_required_uses_result"] + 0.05, metrics
 
 
 def test_adding_metrics_refreshes_in_place_and_keeps_unknown_keys(tmp_path):

@@ -364,9 +364,10 @@ def test_a_chat_function_that_returns_no_text_is_told_what_to_fix():
 def test_training_rows_for_the_tiny_template_are_unchanged(tokenizer):
     """The bounds reach the schemas, not the tiny template's text: the shipped adapter's rows are byte-identical.
 
-    The digest changed three times, on purpose: half the train requests now carry made-up names (MADE_UP_ENTITIES
+    The digest changed four times, on purpose: half the train requests now carry made-up names (MADE_UP_ENTITIES
     0.5), a share of them are phrased as people ask (NATURAL_SHARE 0.35: questions, rules and templates said other
-    ways), and half are composed in many voices (VOICED_SHARE 0.5, `lessons_lib.tools.voices`).
+    ways), half are composed in many voices (VOICED_SHARE 0.5, `lessons_lib.tools.voices`), and half the texts to
+    check and of the voiced topics are of many more kinds (VARIED_TEXTS, VARIED_TOPICS: `tools.texts`, `tools.topics`).
     """
     import hashlib
 
@@ -380,7 +381,7 @@ def test_training_rows_for_the_tiny_template_are_unchanged(tokenizer):
             ).encode()
         )
     assert (
-        digest.hexdigest() == "2bcc71a01661c676a08bdfb402bb8280f3f9aba7304e40abf122e2f9e30e8bcc"
+        digest.hexdigest() == "2f1b966f915448c9900a7be90b21977ad4d53dc9718d63f7bb170433251ee164"
     )  # the shipped adapter's rows
 
 

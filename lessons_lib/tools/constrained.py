@@ -44,7 +44,8 @@ STRING_CHARS = r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})'
 INTEGER = r"-?(?:0|[1-9][0-9]{0,5})"
 INTEGER_LIMIT = 999_999  # the most an unbounded side of an integer reaches (6 digits, as INTEGER)
 CLOSING_SHARE = 0.25  # once only this share of the token budget is left, strings and lists close so the call ends
-CLAUSE_ENDS = (b".", b",", b";", b":", b"!", b"?", b")", b"\\n", b"\\r", b"\\t", b'\\"')  # as JSON-escaped bytes
+# as JSON-escaped bytes; a dash between spaces also ends a clause ("{'a': 1} — is that JSON?")
+CLAUSE_ENDS = (b".", b",", b";", b":", b"!", b"?", b")", b"\\n", b"\\r", b"\\t", b'\\"', " —".encode(), " –".encode())
 CLOSING_MARKS = b'.!?")'  # a phrase that ends with one of these may end before a space
 QUOTE_OPENERS = ("«".encode(), "“".encode())  # a phrase may start right after one
 QUOTE_CLOSERS = ("»".encode(), "”".encode())  # a phrase may end before one (and before \\" or an apostrophe mark)

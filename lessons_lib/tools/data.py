@@ -21,11 +21,14 @@ from ..paths import ASSETS_DIR
 from .calls import ToolCall, call_text
 from .functions import TOOLS, ToolError
 from .loop import result_text
+from .texts import varied_text
 from .voices import capitalized, formatter_request, template_request, validator_request
 
 LANGS = course_data.LANGS
 SPLITS = ("train", "dev", "heldout")
 DEV_PHRASINGS = 2  # the last phrasings of each EXTRA_REQUESTS list are dev's
+VARIED_TOPICS = 0.5  # share of train voiced template topics drawn from topics.varied_topic (longer, with verbs)
+VARIED_TEXTS = 0.5  # share of train texts to check drawn from texts.varied_text (many more kinds)
 MIXED_TEXTS = 0.4  # share of train formatter requests whose text is not a plain sentence
 
 FORMATTER_REQUESTS = {
@@ -657,11 +660,13 @@ def make_template(rng: random.Random, lang: str, split: str) -> ToolExample:
     kind = rng.choice(sorted(TEMPLATE_LABELS[lang]))
     if train_draw(rng, split, VOICED_SHARE):
         fill = _fill(rng, lang, split)
-        request, topic = unlike_heldout(lang, lambda: template_request(rng, lang, kind, fill))
+        request, topic = unlike_heldout(lang, lambda: template_request(rng, lang, kind, fill, VARIED_TOPICS))
     elif train_draw(rng, split, NATURAL_SHARE):
         topic = rng.choice(NATURAL_TOPICS[lang]).format(**_fill(rng, lang, split))
         label = rng.choice(NATURAL_LABELS[lang][kind] + TEMPLATE_LABELS[lang][kind])
         request = capitalized(rng.choice(NATURAL_TEMPLATE[lang]).format(label=label, topic=topic))
+        if request.startswith(capitalized(topic)):  # the topic opens the request: the call quotes it as written
+            topic = capitalized(topic)
     else:
         topic = rng.choice(TOPICS[lang]).format(**_fill(rng, lang, split))
         label = rng.choice(TEMPLATE_LABELS[lang][kind])
@@ -671,8 +676,19 @@ def make_template(rng: random.Random, lang: str, split: str) -> ToolExample:
 
 
 def validator_text(rng: random.Random, lang: str, split: str) -> str:
-    """A text to check: an e-mail address, a JSON record, a Markdown note or a plain sentence."""
+    """A text to check: an e-mail address, a JSON record, a Markdown note or a plain sentence; in train, VARIED_TEXTS
+    of them of many more kinds (`texts.varied_text`)."""
     fill = _fill(rng, lang, split)
+    text = checked_text(rng, lang, split, fill)
+    if split == "train" and VARIED_TEXTS:
+        side = course_data.side_stream(rng)
+        if side.random() < VARIED_TEXTS:
+            return varied_text(side, lang, fill)
+    return text
+
+
+def checked_text(rng: random.Random, lang: str, split: str, fill: dict) -> str:
+    """A text to check of the kinds every split has."""
     kind = rng.choice(["email", "bad_email", "json", "heading", "sentence"])
     if kind == "email":
         return course_data.email_for(fill["name"], rng)

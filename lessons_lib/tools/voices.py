@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import random
 
+from ..data import side_stream
+from .topics import varied_link, varied_topic
+
 OPENERS = {
     "en": ["", "", "", "Please ", "Hi! ", "Hey, ", "Quick one: ", "Could you ", "Can you ", "I need you to "],
     "ru": ["", "", "", "Пожалуйста, ", "Привет! ", "Слушай, ", "Быстрый вопрос: ", "Задача: "],
@@ -553,8 +556,9 @@ def validator_request(rng: random.Random, lang: str, text: str, rules: list[str]
     return start + mark + layout.format(text=text)
 
 
-def template_request(rng: random.Random, lang: str, kind: str, fill: dict) -> tuple[str, str]:
-    """A request for a `kind` template and its topic (made from `fill`'s name, town and item), in one of many voices."""
+def template_request(rng: random.Random, lang: str, kind: str, fill: dict, varied: float = 0.0) -> tuple[str, str]:
+    """A request for a `kind` template and its topic (made from `fill`'s name, town and item), in one of many voices;
+    `varied` of the topics (not those after "про") are longer phrases from `topics`, drawn from a side stream."""
     words, which = rng.choice(TEMPLATE_WORDS[lang][kind]), rng.randrange(len(TEMPLATE_VERBS[lang]))
     verb, infinitive = TEMPLATE_VERBS[lang][which], TEMPLATE_INFINITIVES[lang][which]
     if lang == "ru" and rng.random() < 0.3:
@@ -562,8 +566,12 @@ def template_request(rng: random.Random, lang: str, kind: str, fill: dict) -> tu
         topic = rng.choice(ABOUT_TOPICS[lang] if about else HOW_TOPICS[lang]).format(**fill)
         link = (" про {topic}" if about else " о том, как {topic}").format(topic=topic)
     else:
-        topic = rng.choice(TOPICS[lang]).format(**fill)
-        link = rng.choice(TOPIC_LINKS[lang]).format(topic=topic)
+        topic, link_form = rng.choice(TOPICS[lang]).format(**fill), rng.choice(TOPIC_LINKS[lang])
+        side = side_stream(rng)
+        if side.random() < varied:
+            topic = varied_topic(side, lang, kind, fill)
+            link_form = varied_link(side, lang, link_form)
+        link = link_form.format(topic=topic)
     frame = rng.choice(TEMPLATE_FRAMES[lang])
     body = frame.format(V=verb, v=infinitive if frame.startswith("можешь") else verb, L=words, T=link)
     asked = frame.startswith(("could", "can", "можешь"))

@@ -404,32 +404,47 @@ for ex in demo:
 #
 # Three splits keep the measurement honest. **Held-out** requests use other phrasings and other names,
 # cities and products than training. **Dev** requests use phrasings of their own and made-up names: the
-# recipe (steps, rank, data mix) was chosen on dev, and held-out was scored once at the end. And half of the training
+# recipe (steps, rank, data mix) was chosen on dev, and held-out only measures it. And half of the training
 # requests for the two text tools are *composed* — opener + the tool's verb + a reference to the text +
 # an ending, with the **same** openers and references for both tools — so filler words like "the text"
 # or "please" carry no signal and only the verb and its parameters name the tool. Without that, the
 # adapter learned that "the text" means `content_validator` and sent "Format the text…" there.
 #
-# Templates teach a model templates. People write "can you make this fit a 40-column terminal?", put the text
-# first and the instruction after it, or name the tool itself. So half of the training requests are composed in
-# many **voices** (`lessons_lib/tools/voices.py`): an opener, a verb, the parameters said several ways and in
-# either order ("at 30 characters, no indent", "a 2-space indent and to 40 columns"), the text after a colon, on
-# its own line, in quotes or before the instruction, sometimes two sentences of it (the full stops belong to the
-# text), numbers past the templates' ranges (widths up to 90), now and then the tool's or the rules' own names.
-# None starts like a held-out phrasing. A fourth set chose this: `assets/tools/dev_handwritten.jsonl`, 90 requests
-# written by hand, longer and more varied than the templates, written without looking at the held-out ones
-# (`python -m lessons_lib.tools evaluate --data dev-handwritten --tool-choice required --quote`). There the voices
-# raised the right tool from 0.68 to 0.74, exact arguments from 0.12 to 0.22 and final answers from 0.18 to 0.27;
-# the same adapter, decoded as below (room for long quotes, the request's own numbers, whole texts), scores
-# 0.74 / 0.40 / 0.43 (the manifest's `dev_handwritten_*`): still far from the templates' figures, which is the honest
-# size of the gap. How much of that is noise? A rebuild that changed 13 of the 6,000 requests moved these figures by
-# up to 0.06, so read differences that small as none. Long texts with commas, notes with trailing spaces and texts
-# inside the question ("is 'a@b' a real address?") on top of the voices did no better here (0.73 / 0.21 / 0.24)
-# and took a third longer to train, so they are not in the recipe. Retried with the decoding below, long texts with
-# commas taught the calls not to stop at a comma but cost template types and rule lists elsewhere (0.76 / 0.36 / 0.40
-# against 0.74 / 0.29 / 0.33 then; with long topics and quoted texts too, 0.80 / 0.36 / 0.40): the whole-text rule
-# below gets those texts right without retraining, so the recipe stayed. Then the hand-written held-out requests
-# were scored once (below).
+# Templates teach a model templates. People write "can you make this fit a 40-column terminal?", put the text first
+# and the instruction after it, or name the tool itself. So half of the training requests are composed in many
+# **voices** (`lessons_lib/tools/voices.py`): an opener, a verb, the parameters said several ways and in either order
+# ("at 30 characters, no indent", "a 2-space indent and to 40 columns"), the text after a colon, on its own line, in
+# quotes or before the instruction, sometimes two sentences of it (the full stops belong to the text), numbers past
+# the templates' ranges (widths up to 90), now and then the tool's or the rules' own names. None starts like a
+# held-out phrasing. A fourth set chose this: `assets/tools/dev_handwritten.jsonl`, 90 requests written by hand,
+# longer and more varied than the templates, written without looking at the held-out ones (`python -m
+# lessons_lib.tools evaluate --data dev-handwritten --tool-choice required --quote`). There the voices raised the
+# right tool from 0.68 to 0.74, exact arguments from 0.12 to 0.22 and final answers from 0.18 to 0.27; that adapter,
+# decoded as below (room for long quotes, the request's own numbers, whole texts), scored 0.74 / 0.40 / 0.43: still
+# far from the templates' figures, which is the honest size of the gap. How much of that is noise? A rebuild that
+# changed 13 of the 6,000 requests moved these figures by up to 0.06, so read differences that small as none. Long
+# texts with commas, notes with trailing spaces and texts inside the question ("is 'a@b' a real address?") on top of
+# the voices did no better here (0.73 / 0.21 / 0.24) and took a third longer to train, so they are not in the recipe.
+# Retried with the decoding below, long texts with commas taught the calls not to stop at a comma but cost template
+# types and rule lists elsewhere (0.76 / 0.36 / 0.40 against 0.74 / 0.29 / 0.33 then; with long topics and quoted
+# texts too, 0.80 / 0.36 / 0.40): the whole-text rule below gets those texts right without retraining, so the recipe
+# stayed.
+#
+# What did help was variety where dev showed the adapter had seen too little (`lessons_lib/tools/texts.py`,
+# `topics.py`). It had checked only `first.last@example.com`, one JSON shape and one two-line note, so asked whether
+# `"[1, 2, 3,]"` parses as JSON it quoted "parses as JSON". Now half the train texts to check (and so of the
+# formatter's mixed texts) are records in JSON or Python notation, lists, notes of several lines with headings,
+# bullets or trailing spaces, settings, e-mail addresses of many shapes (some broken) or one-word replies; half the
+# voiced topics are whole phrases with a verb and a condition ("the login form freezes after the update"), attached in
+# more ways ("We're discussing …", "subject line '…'"). They come from a side stream (`lessons_lib.data.side_stream`),
+# so every other request stays as it was and a comparison sees only them. The texts alone lifted the validator (exact
+# on 3 -> 7 of its 30 dev requests) and upset the template types (13 -> 4 of 30); with the template generator's calls
+# in the warm-up too (below), dev reads 0.86 / 0.44 / 0.49 — the shipped recipe (the manifest's `dev_handwritten_*`).
+# The same with word counts up to 40 in the rules: 0.87 / 0.46 / 0.44, a call more exact and four final answers fewer,
+# not kept. Mind what dev can still say: these texts and topics were written after reading its failures, some with its
+# words ("faster sync", "a site visit"), so dev now flatters this recipe. The hand-written held-out requests (below),
+# which every build scores but which were not read to write these texts, are the fair measure, and they moved less:
+# exact arguments 0.57 -> 0.60, final answers 0.60 -> 0.62, the right tool 0.97 -> 0.92.
 
 # %% [markdown] lang="ru"
 # Крошечная базовая модель никогда не видела вызова инструмента: она отвечает прозой (или в том формате, который
@@ -451,7 +466,7 @@ for ex in demo:
 # Честность измерения обеспечивают три разбиения. **Отложенные** (held-out) запросы используют другие формулировки и
 # другие
 # имена, города и товары, чем обучающие. **Dev**-запросы используют собственные формулировки и выдуманные имена:
-# рецепт (шаги, ранг, состав данных) выбирали на dev, а отложенную выборку оценили один раз в самом конце. А половина
+# рецепт (шаги, ранг, состав данных) выбирали на dev, а отложенная выборка его только измеряет. А половина
 # обучающих запросов для двух текстовых инструментов *составные*: вступление + глагол инструмента + ссылка на текст +
 # концовка, причём вступления и ссылки **одни и те же** для обоих инструментов, — так что слова-заполнители вроде
 # "the text" или "please" не несут сигнала, и инструмент называют только глагол и его параметры. Без этого
@@ -468,7 +483,7 @@ for ex in demo:
 # (`python -m lessons_lib.tools evaluate --data dev-handwritten --tool-choice required --quote`). На нём голоса
 # подняли верный инструмент с 0.68 до 0.74, точные аргументы — с 0.12 до 0.22, итоговые ответы — с 0.18 до 0.27;
 # тот же адаптер при декодировании, как ниже (место для длинных цитат, числа из самого запроса, тексты целиком), даёт
-# 0.74 / 0.40 / 0.43 (`dev_handwritten_*` в манифесте): до цифр на шаблонах ещё далеко, и это честный размер разрыва.
+# 0.74 / 0.40 / 0.43: до цифр на шаблонах ещё далеко, и это честный размер разрыва.
 # Сколько здесь шума?
 # Пересборка, изменившая 13 из 6000 запросов, сдвинула эти цифры до 0.06, так что столь малые различия читайте как
 # отсутствие различий. Длинные тексты с запятыми, заметки с пробелами в конце строк и тексты внутри вопроса («похоже
@@ -476,8 +491,24 @@ for ex in demo:
 # в рецепт они не вошли. С декодированием, как ниже, длинные тексты с запятыми отучили вызовы останавливаться на
 # запятой, но стоили типов шаблонов и списков правил в других запросах (0.76 / 0.36 / 0.40 против тогдашних
 # 0.74 / 0.29 / 0.33; вместе с длинными темами и текстами в кавычках — 0.80 / 0.36 / 0.40): правило «текст целиком»
-# ниже исправляет те же тексты без переобучения, поэтому рецепт остался прежним. После этого отложенные запросы,
-# написанные вручную, оценили один раз (ниже).
+# ниже исправляет те же тексты без переобучения, поэтому рецепт остался прежним.
+#
+# Помогло другое — разнообразие там, где dev показал, что адаптер видел слишком мало (`lessons_lib/tools/texts.py`,
+# `topics.py`). Проверять он учился только `first.last@example.com`, одну форму JSON и одну заметку из двух строк,
+# поэтому на вопрос, разбирается ли `"[1, 2, 3,]"` как JSON, цитировал «parses as JSON». Теперь половина обучающих
+# текстов для проверки (а значит, и смешанных текстов форматтера) — записи в нотации JSON или Python, списки, заметки
+# из нескольких строк с заголовками, пунктами или пробелами в конце строк, настройки, адреса почты самых разных видов
+# (некоторые сломаны) или ответы из одного слова; половина тем в запросах разными голосами — целые фразы с глаголом и
+# условием («форма входа зависает после обновления»), присоединённые новыми способами («Обсуждаем …», «Задача: …»). Их
+# берут из побочного потока (`lessons_lib.data.side_stream`), так что все остальные запросы остаются прежними и
+# сравнение видит только их. Одни тексты подняли валидатор (точные вызовы на 3 -> 7 из его 30 запросов dev) и сбили
+# типы шаблонов (13 -> 4 из 30); с вызовами генератора шаблонов в разминке (ниже) dev даёт 0.86 / 0.44 / 0.49 — это
+# поставляемый рецепт (`dev_handwritten_*` в манифесте). То же с числом слов в правилах до 40: 0.87 / 0.46 / 0.44, на
+# один точный вызов больше и на четыре верных итоговых ответа меньше, — не оставили. Помните, что dev теперь может
+# сказать: эти тексты и темы писали, прочитав его ошибки, иногда его же словами («faster sync», «a site visit»), так
+# что dev теперь льстит этому рецепту. Честная мера — отложенные запросы, написанные вручную (ниже): их оценивает
+# каждая сборка, но их не читали, когда писали эти тексты, и сдвинулись они меньше: точные аргументы 0.57 -> 0.60,
+# итоговые ответы 0.60 -> 0.62, верный инструмент 0.97 -> 0.92.
 
 # %%
 from lessons_lib.tools.adapter import ANSWER_EVERY, STEPS, TRAIN_REQUESTS, WARM_STEPS, WARM_TOOLS
@@ -515,11 +546,13 @@ for row in rows[:2]:
 # A second detail is a small **curriculum**. Trained on the mix alone, the tiny adapter barely learned the
 # validator's rule names (`non_empty`, `valid_json`, ...): scored on its own *training* requests, it named the
 # first rule right about a third of the time. The mix shows each rule name too few times for this base. So
-# the shipped adapter first trains `WARM_STEPS` steps on the validator's calls alone
-# (`train_tool_adapter(..., warm_steps=...)`), then the whole mix starts from there. On the dev requests that
-# raised exact arguments from 0.56 to 0.81 (before the voices). On hand-written requests the gain was smaller
-# (exact arguments with quoting 0.40 -> 0.48) and the right tool slipped a little (0.90 -> 0.87 with
-# `tool_choice="required"`): a curriculum is a trade, measured like any other recipe change.
+# the shipped adapter first trains `WARM_STEPS` steps on the calls of `WARM_TOOLS` alone
+# (`train_tool_adapter(..., warm_steps=...)`), then the whole mix starts from there. On the dev requests 600 steps
+# on the validator raised exact arguments from 0.56 to 0.81 (before the voices). On hand-written requests the gain
+# was smaller (exact arguments with quoting 0.40 -> 0.48) and the right tool slipped a little (0.90 -> 0.87 with
+# `tool_choice="required"`): a curriculum is a trade, measured like any other recipe change. The template types
+# proved just as fragile (a change to the validator's texts alone took them from 13 to 4 exact of 30 dev
+# requests), so the warm-up now covers the template generator's calls too, 900 steps: 14 of 30.
 
 # %% [markdown] lang="ru"
 # Само обучение — рецепт из ноутбука 01: `LoraConfig`, `prepare_model_for_kbit_training` на 4-битной
@@ -551,11 +584,13 @@ for row in rows[:2]:
 # не выучил имена правил валидатора (`non_empty`, `valid_json`, ...): даже на его собственных *обучающих* запросах
 # первое правило было названо верно примерно в трети случаев. Смесь показывает каждое имя правила слишком мало раз
 # для этой базовой модели. Поэтому поставляемый адаптер сначала `WARM_STEPS` шагов учится только на вызовах
-# валидатора (`train_tool_adapter(..., warm_steps=...)`), а затем с этого места начинается вся смесь. На запросах
-# dev это подняло долю точных аргументов с 0.56 до 0.81 (ещё до голосов). На запросах, написанных
+# `WARM_TOOLS` (`train_tool_adapter(..., warm_steps=...)`), а затем с этого места начинается вся смесь. На запросах
+# dev 600 шагов на валидаторе подняли долю точных аргументов с 0.56 до 0.81 (ещё до голосов). На запросах, написанных
 # вручную, выигрыш меньше (точные аргументы с цитированием 0.40 -> 0.48), а верный инструмент немного
 # просел (0.90 -> 0.87 при `tool_choice="required"`): учебный план — это компромисс, и измеряют его, как любое
-# другое изменение рецепта.
+# другое изменение рецепта. Типы шаблонов оказались столь же хрупкими (одна лишь смена текстов валидатора опустила их
+# с 13 до 4 точных из 30 запросов dev), поэтому теперь разминка охватывает и вызовы генератора шаблонов, 900 шагов:
+# 14 из 30.
 
 # %%
 import math
@@ -776,7 +811,7 @@ hand_base, hand_tools = hand_reports
 # %%
 assert not score_problems(hand_raw["base"] + hand_raw["tools"], hand * 2)
 if expects_quality(profile):
-    assert hand_tools.correct_tool >= 0.6, hand_tools  # chance is 0.33; the tiny adapter scores about 0.78
+    assert hand_tools.correct_tool >= 0.6, hand_tools  # chance is 0.33; the tiny adapter scores about 0.85
 if expects_quality(profile) and base_never_saw_tools(profile):
     assert hand_base.correct_tool <= 0.2 and hand_tools.correct_tool - hand_base.correct_tool >= 0.5, hand_base
 if not expects_quality(profile):
@@ -793,16 +828,17 @@ if not expects_quality(profile):
 # Read the tables honestly (the figures below are the tiny profile's; on a GPU profile read your own the
 # same way; on a rehearsal the adapter trained a handful of steps and its rates mean nothing). The adapter
 # learned the *form* of a call, and on template-style requests
-# phrased in ways it never saw it picks the right tool about 80% of the time, and most of its misses are
-# calls that broke the JSON. The base never calls a tool at all.
-# On hand-written requests it is right about 80% of the time (chance is 33%): the tiny base model, trained
+# phrased in ways it never saw it picks the right tool about nine times in ten, and its misses are
+# calls that broke the JSON (the ones printed above). The base never calls a tool at all.
+# On hand-written requests it is right about 85% of the time (chance is 33%): the tiny base model, trained
 # on a narrow synthetic corpus, does not understand a new phrasing the way a real chat model does.
 #
 # Now look at the arguments. The adapter copies the **numbers** (width, indent) from the request, and it
 # copies most of the text too, but not letter for letter: a word comes out with a slipped letter or a piece
-# of another word (see the calls printed above), so exact arguments and final answers stay near zero on
-# hand-written requests. On dev requests (training phrasings, names it never saw) it copies about four in five
-# of them exactly (the manifest's `dev_exact_args`): this base was pretrained to copy made-up names, and a
+# of another word (see the calls printed above), so few arguments are exact: about one in twenty on the template
+# requests (whose names come from pools it never saw) and about a quarter on the hand-written ones. On dev requests
+# (training phrasings, names it never saw) it copies about three in four of them exactly (the manifest's
+# `dev_exact_args`): this base was pretrained to copy made-up names, and a
 # whole new sentence is the harder case. With free decoding both
 # rates stay below the 0.9 we aim for (see the manifest); a larger base (the GPU profiles) or more
 # pretraining on copying whole sentences are the levers for the text.
@@ -810,7 +846,7 @@ if not expects_quality(profile):
 #
 # ### Structured generation: make a broken call impossible
 #
-# Every miss above is a call that broke the JSON. Instead of hoping the model writes a valid call, we can
+# Most misses above are calls that broke the JSON. Instead of hoping the model writes a valid call, we can
 # let it write **only** valid calls: at each step of `generate`, allow just the tokens that keep the reply
 # the beginning of some call that matches the schemas. `model.generate` takes exactly that hook,
 # `prefix_allowed_tokens_fn(batch_id, input_ids) -> allowed token ids`. `lessons_lib.tools.constrained`
@@ -830,16 +866,17 @@ if not expects_quality(profile):
 # Читайте таблицы честно (цифры ниже — для профиля tiny; на GPU-профиле читайте свои так же;
 # в репетиции адаптер обучался всего несколько шагов, и его показатели ничего не значат). Адаптер
 # усвоил *форму* вызова: на запросах в стиле шаблонов с формулировками, которых он никогда не видел, он выбирает
-# правильный инструмент примерно в 80% случаев, и большинство его промахов — вызовы со сломанным JSON. Базовая
-# модель не вызывает инструменты вовсе.
-# На запросах, написанных вручную, адаптер прав примерно в 80% случаев (при случайном выборе было бы 33%): крошечная
+# правильный инструмент примерно в девяти случаях из десяти, а его промахи — вызовы со сломанным JSON (они напечатаны
+# выше). Базовая модель не вызывает инструменты вовсе.
+# На запросах, написанных вручную, адаптер прав примерно в 85% случаев (при случайном выборе было бы 33%): крошечная
 # базовая модель, обученная на узком синтетическом корпусе, не понимает новую формулировку так, как настоящая
 # чат-модель.
 #
 # Теперь посмотрите на аргументы. **Числа** (ширину, отступ) адаптер копирует из запроса, и большую часть текста
 # тоже, но не буква в букву: в слове проскакивает чужая буква или кусок другого слова (см. вызовы выше), поэтому
-# на запросах, написанных вручную, доли точных аргументов и верных итоговых ответов близки к нулю. На запросах dev
-# (формулировки из обучения, незнакомые имена) он точно копирует примерно четыре из пяти (`dev_exact_args` в
+# точных аргументов мало: примерно один из двадцати на запросах из шаблонов (их имена взяты из пулов, которых он не
+# видел) и около четверти на запросах, написанных вручную. На запросах dev
+# (формулировки из обучения, незнакомые имена) он точно копирует примерно три из четырёх (`dev_exact_args` в
 # манифесте): эту базовую модель предобучали копировать выдуманные имена, а целое новое предложение — случай
 # потруднее. При свободном декодировании оба показателя остаются
 # ниже целевых 0.9 (см. манифест); улучшить копирование текста могут более крупная базовая модель (GPU-профили) или
@@ -848,16 +885,15 @@ if not expects_quality(profile):
 #
 # ### Структурированная генерация: сломанный вызов становится невозможным
 #
-# Каждый промах выше — это вызов со сломанным JSON. Вместо того чтобы надеяться, что модель напишет корректный вызов,
-# можно позволить ей писать **только** корректные вызовы: на каждом шаге `generate` разрешать лишь те токены, с которыми
-# ответ остаётся началом какого-нибудь вызова, соответствующего схемам. `model.generate` принимает ровно такой хук:
-# `prefix_allowed_tokens_fn(batch_id, input_ids) -> allowed token ids`. `lessons_lib.tools.constrained`
+# Большинство промахов выше — вызовы со сломанным JSON. Вместо того чтобы надеяться, что модель напишет корректный
+# вызов, можно позволить ей писать **только** корректные вызовы: на каждом шаге `generate` разрешать лишь те токены, с
+# которыми ответ остаётся началом какого-нибудь вызова, соответствующего схемам. `model.generate` принимает ровно
+# такой хук: `prefix_allowed_tokens_fn(batch_id, input_ids) -> allowed token ids`. `lessons_lib.tools.constrained`
 # строит его из тех же JSON-схем: одно регулярное выражение описывает все корректные вызовы (имена инструментов, имена
 # аргументов по порядку, целые числа, значения enum, имена правил валидатора), а *частичное* сопоставление модуля
-# `regex`
-# отвечает на вопрос «может ли этот текст ещё стать совпадением?». В API-серверах это называется structured outputs,
-# JSON mode или `tool_choice="required"`; грамматики vLLM и llama.cpp, а также Outlines делают то же самое
-# с помощью скомпилированных автоматов вместо цикла на Python.
+# `regex` отвечает на вопрос «может ли этот текст ещё стать совпадением?». В API-серверах это называется structured
+# outputs, JSON mode или `tool_choice="required"`; грамматики vLLM и llama.cpp, а также Outlines делают то же самое с
+# помощью скомпилированных автоматов вместо цикла на Python.
 #
 # Грамматика строга ровно настолько, насколько строга её схема. Docstring не может сказать, какие строки принимает
 # `rules` и что ширина не меньше 1, поэтому `lessons_lib.tools.tool_schemas()` — это `get_json_schema` плюс один
@@ -1016,56 +1052,52 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # `python -m benchmarks.bench_constrained` измеряет все случаи рядом).
 
 # %% [markdown]
-# A decoder can, though, rule out text that is *not in the request*. `quote=True` gives every request its own
-# grammar, `CallGrammar(strict, quote=request)`: free-text arguments (`text`, `topic`) must then be whole phrases
-# of the request, starting at a word and ending where a clause ends (a full stop, a comma, a colon, a closing
-# quotation mark, a line break, the end), never halfway through brackets or a quotation, so `{"id": 7, "ok": true}` is
-# quoted whole and not cut at its first comma. The text `text_formatter` wraps is a *whole* text
-# (`functions.WHOLE_TEXTS`): it ends where a sentence, a line or a quotation does, never at a comma inside a
-# sentence — the adapter, trained on short texts, liked to stop there, and a text cut at its first comma is a wrong
-# call that looks right (on the hand-written dev requests this rule, with quotes that may start after « and end
-# before », took exact arguments from 0.29 to 0.40: 10 calls better, none worse). Numbers too: where the call can
-# take one of the request's numbers (a width, an indent, the 40 of `max_length:40`), it gets one of those, not a
-# number the request never wrote (when none fits, or the request writes no number, any number the schema allows).
-# It also guards the final answer (`lessons_lib/tools/faithful.py`): the model writes what it likes, but once its
-# answer starts repeating the tool's result (a line that begins like the result, or 8 bytes
-# of it from a word on), it must go on copying until a sentence or a string of the result ends. A copy needs room:
-# with `max_new_tokens=None` (`REPLY_BUDGET` above, on every profile but a rehearsal), `evaluate_tools` and
-# `ModelChat` give each reply the tokens of what it may copy (the
+# A decoder can, though, rule out text that is *not in the request*. `quote=True` gives every request its own grammar,
+# `CallGrammar(strict, quote=request)`: free-text arguments (`text`, `topic`) must then be whole phrases of the
+# request, starting at a word and ending where a clause ends (a full stop, a comma, a colon, a dash between spaces, a
+# closing quotation mark, a line break, the end), never halfway through brackets or a quotation, so `{"id": 7, "ok":
+# true}` is quoted whole and not cut at its first comma. The text `text_formatter` wraps is a *whole* text
+# (`functions.WHOLE_TEXTS`): it ends where a sentence, a line or a quotation does, never at a comma inside a sentence
+# — the adapter, trained on short texts, liked to stop there, and a text cut at its first comma is a wrong call that
+# looks right (on the hand-written dev requests this rule, with quotes that may start after « and end before », took
+# exact arguments from 0.29 to 0.40: 10 calls better, none worse). Numbers too: where the call can take one of the
+# request's numbers (a width, an indent, the 40 of `max_length:40`), it gets one of those, not a number the request
+# never wrote (when none fits, or the request writes no number, any number the schema allows). It also guards the
+# final answer (`lessons_lib/tools/faithful.py`): the model writes what it likes, but once its answer starts repeating
+# the tool's result (a line that begins like the result, or 8 bytes of it from a word on), it must go on copying until
+# a sentence or a string of the result ends. A copy needs room: with `max_new_tokens=None` (`REPLY_BUDGET` above, on
+# every profile but a rehearsal), `evaluate_tools` and `ModelChat` give each reply the tokens of what it may copy (the
 # request in a call, the tool's result in an answer) plus 48, and a third on top so a call need not start closing
-# before its copy ends, at least 128 (`constrained.reply_budgets`): a pasted paragraph is not cut off mid-quote, and
-# a short request keeps a short budget. Scored on the
-# hand-written requests, written in people's own words. Two columns judge the final answer: **final answer** asks
-# for the *expected* result (so a wrong call fails it however well the answer reads), **uses result** asks whether
-# the answer delivers the result of the call that *ran* — the tool's own output, or its verdict in the request's
-# language — which is what the second turn alone is responsible for:
+# before its copy ends, at least 128 (`constrained.reply_budgets`): a pasted paragraph is not cut off mid-quote, and a
+# short request keeps a short budget. Scored on the hand-written requests, written in people's own words. Two columns
+# judge the final answer: **final answer** asks for the *expected* result (so a wrong call fails it however well the
+# answer reads), **uses result** asks whether the answer delivers the result of the call that *ran* — the tool's own
+# output, or its verdict in the request's language — which is what the second turn alone is responsible for:
 
 # %% [markdown] lang="ru"
-# Зато декодер может запретить текст, *которого нет в запросе*. `quote=True` строит для каждого запроса свою грамматику,
-# `CallGrammar(strict, quote=request)`: свободные текстовые аргументы (`text`, `topic`) тогда обязаны быть целыми
-# фразами запроса — начинаться со слова и заканчиваться там, где кончается часть предложения (точка, запятая, двоеточие,
-# закрывающая кавычка, перенос строки, конец), и никогда посреди скобок или кавычек, так что `{"id": 7, "ok": true}`
-# попадает в аргумент целиком, а не обрывается на первой запятой. Текст, который переносит `text_formatter`, — текст
-# *целиком* (`functions.WHOLE_TEXTS`): он кончается там, где кончается предложение, строка или цитата, и никогда на
-# запятой внутри предложения — адаптер, обученный на коротких текстах, любил останавливаться именно там, а текст,
-# оборванный на первой запятой, — неверный вызов, который выглядит верным (на написанных вручную dev-запросах это
-# правило вместе с цитатами, которые могут начинаться после « и кончаться перед », подняло точные аргументы с 0.29 до
-# 0.40: 10 вызовов стали лучше, ни один не стал хуже). С числами так же: где вызов может взять одно из чисел
-# запроса (ширину, отступ, 40 в `max_length:40`), он берёт одно из них, а не число, которого в запросе нет (если ни
-# одно не подходит или чисел в запросе нет — любое, какое допускает схема). Заодно он охраняет итоговый ответ
-# (`lessons_lib/tools/faithful.py`):
-# модель пишет что хочет, но как только ответ начинает повторять результат инструмента (строка начинается как результат
-# или 8 байт совпадают с ним начиная со слова), она обязана копировать дальше, пока не кончится предложение или строка
-# результата. Копии нужно место: при `max_new_tokens=None` (`REPLY_BUDGET` выше, на всех профилях,
-# кроме репетиций) `evaluate_tools` и `ModelChat` дают каждому ответу столько
-# токенов, сколько занимает то, что он может скопировать (запрос — в вызове, результат инструмента — в ответе), плюс 48,
-# и ещё треть сверху, чтобы вызов не начал закрываться раньше конца копии, но не меньше 128
-# (`constrained.reply_budgets`): вставленный абзац не обрывается посреди цитаты, а короткий запрос сохраняет короткий
-# бюджет. Оценка на
-# запросах, написанных людьми своими словами. Итоговый ответ судят две колонки: **итоговый ответ**
-# требует *ожидаемого* результата (неверный вызов его проваливает, как бы ни был хорош ответ), **ответ с результатом**
-# проверяет, передаёт ли ответ результат того вызова, что *выполнился*, — вывод инструмента или его вердикт на языке
-# запроса; только за это и отвечает второй ход:
+# Зато декодер может запретить текст, *которого нет в запросе*. `quote=True` строит для каждого запроса свою
+# грамматику, `CallGrammar(strict, quote=request)`: свободные текстовые аргументы (`text`, `topic`) тогда обязаны быть
+# целыми фразами запроса — начинаться со слова и заканчиваться там, где кончается часть предложения (точка, запятая,
+# двоеточие, тире между пробелами, закрывающая кавычка, перенос строки, конец), и никогда посреди скобок или кавычек,
+# так что `{"id": 7, "ok": true}` попадает в аргумент целиком, а не обрывается на первой запятой. Текст, который
+# переносит `text_formatter`, — текст *целиком* (`functions.WHOLE_TEXTS`): он кончается там, где кончается
+# предложение, строка или цитата, и никогда на запятой внутри предложения — адаптер, обученный на коротких текстах,
+# любил останавливаться именно там, а текст, оборванный на первой запятой, — неверный вызов, который выглядит верным
+# (на написанных вручную dev-запросах это правило вместе с цитатами, которые могут начинаться после « и кончаться
+# перед », подняло точные аргументы с 0.29 до 0.40: 10 вызовов стали лучше, ни один не стал хуже). С числами так же:
+# где вызов может взять одно из чисел запроса (ширину, отступ, 40 в `max_length:40`), он берёт одно из них, а не
+# число, которого в запросе нет (если ни одно не подходит или чисел в запросе нет — любое, какое допускает схема).
+# Заодно он охраняет итоговый ответ (`lessons_lib/tools/faithful.py`): модель пишет что хочет, но как только ответ
+# начинает повторять результат инструмента (строка начинается как результат или 8 байт совпадают с ним начиная со
+# слова), она обязана копировать дальше, пока не кончится предложение или строка результата. Копии нужно место: при
+# `max_new_tokens=None` (`REPLY_BUDGET` выше, на всех профилях, кроме репетиций) `evaluate_tools` и `ModelChat` дают
+# каждому ответу столько токенов, сколько занимает то, что он может скопировать (запрос — в вызове, результат
+# инструмента — в ответе), плюс 48, и ещё треть сверху, чтобы вызов не начал закрываться раньше конца копии, но не
+# меньше 128 (`constrained.reply_budgets`): вставленный абзац не обрывается посреди цитаты, а короткий запрос
+# сохраняет короткий бюджет. Оценка на запросах, написанных людьми своими словами. Итоговый ответ судят две колонки:
+# **итоговый ответ** требует *ожидаемого* результата (неверный вызов его проваливает, как бы ни был хорош ответ),
+# **ответ с результатом** проверяет, передаёт ли ответ результат того вызова, что *выполнился*, — вывод инструмента
+# или его вердикт на языке запроса; только за это и отвечает второй ход:
 
 # %%
 from lessons_lib.tools.calls import call_text
@@ -1128,16 +1160,16 @@ print(
 )
 if expects_quality(profile) and base_never_saw_tools(profile):
     assert quoted_hand.correct_tool == plain_hand.correct_tool  # the tool's name comes before any quoted text
-    assert gain >= 0.3 and final_gain >= 0.25, (plain_hand, quoted_hand)
+    assert gain >= 0.3 and final_gain >= 0.2, (plain_hand, quoted_hand)
     assert quoted_hand.final_correct >= quoted_hand.exact_args - 0.1  # an exact call's result reaches the answer
     assert plain_hand.uses_result >= 0.7  # the adapter learned the second turn: answers deliver their call's result
-    assert quoted_hand.uses_result >= max(0.85, plain_hand.uses_result + 0.1)  # the guard stops the slips left
+    assert quoted_hand.uses_result >= max(0.85, plain_hand.uses_result + 0.05)  # the guard stops the slips left
     assert quoted_hand.uses_result >= quoted_hand.final_correct + 0.15  # ... a wrong call's result included
 
 # %% [markdown]
 # On the tiny profile the adapter copies a sentence with a slip or two (a letter from another word, a Cyrillic
-# syllable), so almost no free argument is exact; forbidding what is not in the request removes the slips, and
-# about half of the arguments become exact. The final answer is another story: the adapter trained a second turn on
+# syllable), so only about a quarter of the free arguments are exact; forbidding what is not in the request removes
+# the slips, and six in ten become exact. The final answer is another story: the adapter trained a second turn on
 # every request (`ANSWER_EVERY` in `lessons_lib/tools/adapter.py`), so even unguarded most of its answers repeat the
 # result they got, in the request's language; the guard stops the slips that remain, and almost every exact call
 # becomes a correct final answer. What stays wrong is the model's **choice** in the call, which no decoder fixes:
@@ -1147,12 +1179,13 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # right — which is what the **uses result** column counts, and why it stays well above **final answer**.
 #
 # The loop with the adapter, the constrained first turn and quoting, end to end; under each run, the call we
-# expected and whether the run made it and delivered its result:
+# expected and whether the run made it and delivered its result (the guard starts copying only once the answer
+# begins like the result, so an answer whose first word already slipped keeps its slip):
 
 # %% [markdown] lang="ru"
 # На профиле tiny адаптер копирует предложение с одной-двумя ошибками (буква из другого слова, кириллический слог),
-# поэтому точных свободных аргументов почти нет; запрет на то, чего нет в запросе, убирает эти ошибки, и точными
-# становятся около половины аргументов. С итоговым ответом иначе: адаптер учился второму ходу на каждом запросе
+# поэтому точна лишь примерно четверть свободных аргументов; запрет на то, чего нет в запросе, убирает эти ошибки, и
+# точными становятся шесть из десяти. С итоговым ответом иначе: адаптер учился второму ходу на каждом запросе
 # (`ANSWER_EVERY` в `lessons_lib/tools/adapter.py`), поэтому даже без охраны большинство его ответов повторяют
 # полученный результат, и на языке запроса; охрана убирает оставшиеся ошибки, и почти каждый точный вызов становится
 # верным итоговым ответом. Неверным остаётся **выбор** модели в вызове, который не исправит никакой декодер: не тот
@@ -1162,7 +1195,8 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # это считает колонка **ответ с результатом**, и поэтому она заметно выше, чем **итоговый ответ**.
 #
 # Цикл с адаптером, ограниченным первым ходом и цитированием от начала до конца; под каждым запуском — вызов, которого
-# мы ждали, и сделал ли его запуск и передал ли его результат:
+# мы ждали, и сделал ли его запуск и передал ли его результат (охрана начинает копировать, лишь когда ответ начался
+# как результат, поэтому ответ, в первом слове которого уже проскочила ошибка, эту ошибку сохраняет):
 
 # %%
 from lessons_lib.tools.evaluate import final_correct, is_expected_call
