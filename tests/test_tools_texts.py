@@ -15,6 +15,8 @@ from lessons_lib.tools.schemas import tool_schemas
 from lessons_lib.tools.texts import varied_text
 from lessons_lib.tools.topics import PARTS, varied_topic
 
+FILL = {"name": "Odile Brask", "town": "Vennow", "item": "kettle"}
+
 
 def test_a_side_stream_repeats_from_the_same_state_and_leaves_the_stream_as_it_was():
     rng, twin = random.Random("a"), random.Random("a")
@@ -59,8 +61,7 @@ def test_every_train_call_is_one_the_quoting_grammar_can_write(share, monkeypatc
 
 def test_varied_texts_pass_and_fail_every_rule_and_never_end_in_a_space():
     rng = random.Random(0)
-    fill = {"name": "Odile Brask", "town": "Vennow", "item": "kettle"}
-    texts = [varied_text(rng, lang, fill) for lang in ("en", "ru") for _ in range(300)]
+    texts = [varied_text(rng, lang, FILL) for lang in ("en", "ru") for _ in range(300)]
     rules = ["non_empty", "has_headings", "is_email", "valid_json", "no_trailing_spaces", "min_words:3"]
     verdicts = {rule: set() for rule in rules}
     for text in texts:
@@ -76,9 +77,8 @@ def test_varied_texts_pass_and_fail_every_rule_and_never_end_in_a_space():
 @pytest.mark.parametrize("lang", ["en", "ru"])
 def test_varied_topics_are_longer_phrases_for_every_template(lang):
     rng = random.Random(1)
-    fill = {"name": "Odile Brask", "town": "Vennow", "item": "kettle"}
     for kind in PARTS[lang]:
-        topics = [varied_topic(rng, lang, kind, fill) for _ in range(40)]
+        topics = [varied_topic(rng, lang, kind, FILL) for _ in range(40)]
         assert len(set(topics)) > 30, kind
         assert min(len(topic.split()) for topic in topics) >= 2
         assert not any("{" in topic for topic in topics)

@@ -85,7 +85,7 @@ def record(rng: random.Random, lang: str, fill: dict) -> str:
     return text if rng.random() < 0.7 else text.replace(", ", ",").replace(": ", ":")
 
 
-def numbers(rng: random.Random) -> str:
+def numbers(rng: random.Random, lang: str, fill: dict) -> str:
     """A list of numbers, sometimes with a trailing comma or a missing bracket."""
     items = ", ".join(str(rng.randint(0, 99)) for _ in range(rng.randint(1, 5)))
     return rng.choice([f"[{items}]", f"[{items}]", f"[{items},]", f"[{items}"])
@@ -114,7 +114,7 @@ def settings(rng: random.Random, lang: str, fill: dict) -> str:
     return "\n".join(lines).rstrip(" ")
 
 
-def address(rng: random.Random, fill: dict) -> str:
+def address(rng: random.Random, lang: str, fill: dict) -> str:
     """An e-mail address of some shape, from the name when it is Latin; one in four is broken."""
     words = [w.lower() for w in fill["name"].split()] if fill["name"].isascii() else ["user", str(rng.randint(1, 999))]
     local = rng.choice([".".join(words), words[0], f"{words[0][0]}.{words[-1]}", "-".join(words), words[-1] + "42"])
@@ -132,17 +132,14 @@ def address(rng: random.Random, fill: dict) -> str:
     return text
 
 
-def varied_text(rng: random.Random, lang: str, fill: dict) -> str:
-    """One text of a kind drawn at random: a record, a list, a note, settings, an address or a short reply."""
-    kind = rng.randrange(6)
-    if kind == 0:
-        return record(rng, lang, fill)
-    if kind == 1:
-        return numbers(rng)
-    if kind == 2:
-        return note(rng, lang, fill)
-    if kind == 3:
-        return settings(rng, lang, fill)
-    if kind == 4:
-        return address(rng, fill)
+def reply(rng: random.Random, lang: str, fill: dict) -> str:
+    """A one- or two-word reply."""
     return rng.choice(REPLIES[lang])
+
+
+KINDS = (record, numbers, note, settings, address, reply)  # each (rng, lang, fill) -> text
+
+
+def varied_text(rng: random.Random, lang: str, fill: dict) -> str:
+    """One text of a kind drawn at random from KINDS."""
+    return KINDS[rng.randrange(len(KINDS))](rng, lang, fill)
