@@ -1,4 +1,4 @@
-"""Train requests composed in many voices: copyable arguments, no leftovers, train only; the hand-written dev set."""
+"""Train requests composed in many voices: copyable arguments, no leftovers, train only; the hand-written dev sets."""
 
 import random
 import re
@@ -7,6 +7,7 @@ import pytest
 
 from lessons_lib.tools import data, voices
 from lessons_lib.tools.data import (
+    DEV2_HANDWRITTEN_PATH,
     DEV_HANDWRITTEN_PATH,
     HELDOUT_HEADS,
     read_handwritten,
@@ -84,12 +85,13 @@ def test_russian_questions_ask_with_an_infinitive():
     assert voices._spaces("en", 1) == "space" and voices._spaces("en", 4) == "spaces"
 
 
-def test_dev_handwritten_set_is_natural_copyable_and_apart_from_heldout():
-    dev, held = read_handwritten(DEV_HANDWRITTEN_PATH), read_handwritten()
+@pytest.mark.parametrize("path, per_group", [(DEV_HANDWRITTEN_PATH, 15), (DEV2_HANDWRITTEN_PATH, 8)])
+def test_dev_handwritten_sets_are_natural_copyable_and_apart_from_heldout(path, per_group):
+    dev, held = read_handwritten(path), read_handwritten()
     counts = {(ex.tool, ex.lang): 0 for ex in dev}
     for ex in dev:
         counts[ex.tool, ex.lang] += 1
-    assert len(counts) == 6 and set(counts.values()) == {15}, counts
+    assert len(counts) == 6 and set(counts.values()) == {per_group}, counts
     assert not {ex.request for ex in dev} & {ex.request for ex in held}
     assert not {ex.request for ex in dev} & {ex.request for ex in tool_examples(600, "train")}
     for ex in dev:
@@ -98,11 +100,19 @@ def test_dev_handwritten_set_is_natural_copyable_and_apart_from_heldout():
         assert ex.tool != "template_generator" or ex.arguments["language"] == ex.lang
 
 
-@pytest.mark.parametrize("data_name", ["dev-handwritten", "handwritten"])
-def test_evaluate_reads_both_handwritten_sets_by_name(data_name):
+def test_the_two_dev_sets_share_no_request():
+    first, second = read_handwritten(DEV_HANDWRITTEN_PATH), read_handwritten(DEV2_HANDWRITTEN_PATH)
+    assert not {ex.request for ex in first} & {ex.request for ex in second}
+
+
+SET_SIZES = {"dev-handwritten": 90, "dev2-handwritten": 48, "handwritten": 60}
+
+
+@pytest.mark.parametrize("data_name", sorted(SET_SIZES))
+def test_evaluate_reads_every_handwritten_set_by_name(data_name):
     from lessons_lib.tools.__main__ import requests_for
 
-    assert len(requests_for(data_name, None)) == {"dev-handwritten": 90, "handwritten": 60}[data_name]
+    assert len(requests_for(data_name, None)) == SET_SIZES[data_name]
 
 
 def test_voiced_lines_keep_room_past_the_indent_and_every_shipped_row_fits_the_tiny_context(

@@ -1,9 +1,10 @@
 """Tool-use adapter commands.
 
 `python -m lessons_lib.tools build-adapter [--steps N]` rebuilds the shipped tiny tool-use adapter;
-`python -m lessons_lib.tools evaluate [--adapter FOLDER] [--data heldout|dev|handwritten|dev-handwritten|FILE.jsonl]
-[--tool-choice auto|required]` scores base vs adapter on held-out requests and prints the table (`final answer`:
-the expected result reached the answer; `uses result`: the answer delivers the result of the call that ran).
+`python -m lessons_lib.tools evaluate [--adapter FOLDER]
+[--data heldout|dev|handwritten|dev-handwritten|dev2-handwritten|FILE.jsonl] [--tool-choice auto|required]`
+scores base vs adapter on held-out requests and prints the table (`final answer`: the expected result reached the
+answer; `uses result`: the answer delivers the result of the call that ran).
 A missing or unreadable file or folder, or a bad line in a data file, ends the command with one `error:` line
 (naming file:line) and exit code 2.
 """
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         "--data",
         default="heldout",
         help="evaluate: heldout, dev (template splits), handwritten (held-out), dev-handwritten (the hand-written "
-        "requests recipes are chosen on), or a JSONL file of requests",
+        "requests recipes are chosen on), dev2-handwritten (a fresher second dev set), or a JSONL file of requests",
     )
     parser.add_argument("--n", type=int, default=None, help="evaluate: requests from a template split")
     parser.add_argument(

@@ -849,7 +849,14 @@ HANDWRITTEN_PATH = ASSETS_DIR / "tools" / "heldout_handwritten.jsonl"
 # Requests written by hand for choosing recipes (natural phrasings, longer texts, numbers outside the templates'
 # ranges), written without looking at the held-out ones, which are scored once a recipe is chosen.
 DEV_HANDWRITTEN_PATH = ASSETS_DIR / "tools" / "dev_handwritten.jsonl"
-HANDWRITTEN_SETS = {"handwritten": HANDWRITTEN_PATH, "dev-handwritten": DEV_HANDWRITTEN_PATH}
+# A second, fresher dev set (8 per tool and language), written after the first had been read for many recipes: it
+# checks that a recipe chosen on the first carries over (the history beside adapter.WARM_STEPS quotes both).
+DEV2_HANDWRITTEN_PATH = ASSETS_DIR / "tools" / "dev2_handwritten.jsonl"
+HANDWRITTEN_SETS = {
+    "handwritten": HANDWRITTEN_PATH,
+    "dev-handwritten": DEV_HANDWRITTEN_PATH,
+    "dev2-handwritten": DEV2_HANDWRITTEN_PATH,
+}
 
 
 def read_handwritten(path: str | Path = HANDWRITTEN_PATH) -> list[ToolExample]:
