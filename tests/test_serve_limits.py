@@ -302,6 +302,23 @@ BAD_REQUESTS = [
         "tools[0].function.parameters",
     ),
     (
+        body(
+            tools=[
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "f",
+                        "parameters": {"type": "object", "properties": {"mail": {"type": "string", "format": "email"}}},
+                    },
+                }
+            ],
+            tool_choice="required",
+        ),
+        400,
+        "invalid_value",
+        "tools[0].function.parameters",
+    ),
+    (
         {"model": "json", "messages": [{"role": "user", "content": "hi"}, {"role": "tool", "content": "42"}]},
         400,
         "invalid_value",
@@ -437,6 +454,34 @@ def test_tool_results_and_calls_render_in_the_next_prompt(app):
     assert '{"tool": "text_formatter", "arguments": {"text": "hi' in prompt and '"width": 5}}' in prompt
     assert "<|tool|>\nhi<|end|>" in prompt and "Tools: text_formatter" in prompt
     assert "<|system|>" not in prompt.split("Wrap")[1]
+
+
+def test_a_required_call_keeps_every_keyword_of_a_client_schema(app):
+    """const, exclusive bounds, multipleOf, number bounds, minLength and uniqueItems were ignored before: the tiny
+    tools adapter wrote {"kind": "email"} for const "fixed", ["b", "b", "b"] for unique items, 0 for a number in
+    0.5..0.7 (and the invalid call came back as text)."""
+    properties = {
+        "kind": {"type": "string", "const": "fixed"},
+        "n": {"type": "integer", "exclusiveMinimum": 5, "maximum": 30, "multipleOf": 7},
+        "x": {"type": "number", "minimum": 0.5, "maximum": 0.7},
+        "name": {"type": "string", "minLength": 6, "maxLength": 12},
+        "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "uniqueItems": True, "minItems": 2},
+    }
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "f",
+            "parameters": {"type": "object", "properties": properties, "required": list(properties)},
+        },
+    }
+    request = body("tools", "Please call f for Zorba: 42 items.", tools=[tool], tool_choice="required", max_tokens=96)
+    response = call(app, "POST", "/v1/chat/completions", json=request)
+    assert response.status_code == 200, response.text
+    choice = response.json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls", choice
+    arguments = json.loads(choice["message"]["tool_calls"][0]["function"]["arguments"])
+    assert arguments["kind"] == "fixed" and arguments["n"] in (7, 14, 21, 28) and 0.5 <= arguments["x"] <= 0.7
+    assert 6 <= len(arguments["name"]) <= 12 and sorted(arguments["tags"]) == ["a", "b"]
 
 
 def test_non_finite_weights_and_broken_json_name_their_field(app):

@@ -488,3 +488,134 @@ def test_per_row_budgets_close_each_row_in_its_own_time(base_model, tokenizer):
         generate_texts(base_model, tokenizer, prompts, [3, 4, 5])
     with pytest.raises(ValueError, match="2 budgets for 1 rows"):
         CallConstraint(tokenizer, [GRAMMAR], 0, max_new_tokens=[5, 6])
+
+
+# Client schemas: every constraining keyword is kept by the grammar or refused by name, never silently ignored.
+from fractions import Fraction  # noqa: E402
+
+from lessons_lib.tools.constrained import NUMBER_DECIMALS, number_pattern  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    low=st.integers(-(10**8), 10**8),
+    span=st.integers(0, 10**8),
+    probe=st.integers(-3 * 10**8, 3 * 10**8),
+    decimals=st.integers(0, NUMBER_DECIMALS),
+)
+def test_number_pattern_matches_exactly_its_range_in_millionths(low, span, probe, decimals):
+    high, scale = low + span, 10**NUMBER_DECIMALS
+    pattern = re.compile(number_pattern(low, high))
+    for micro in (probe, low - 1, low, low + 1, high - 1, high, high + 1, 0):
+        value = Fraction(micro, scale)
+        step = Fraction(1, 10**decimals)
+        value = (value / step).__floor__() * step  # written with `decimals` fraction digits, trailing zeros kept
+        whole, part = divmod(abs(value) * 10**decimals, 10**decimals)
+        text = ("-" if value < 0 else "") + str(whole) + (f".{int(part):0{decimals}d}" if decimals else "")
+        assert (pattern.fullmatch(text) is not None) == (low <= value * scale <= high), (low, high, text)
+
+
+def one_argument_tool(spec: dict) -> dict:
+    """A client's tool `f` with one required argument `x`."""
+    return {
+        "type": "function",
+        "function": {
+            "name": "f",
+            "parameters": {"type": "object", "properties": {"x": spec}, "required": ["x"]},
+        },
+    }
+
+
+KEPT_CASES = [
+    ({"type": "string", "const": "fixed"}, ["fixed", "fixe", "other"]),
+    ({"type": "integer", "exclusiveMinimum": 5, "maximum": 7}, [4, 5, 6, 7, 8]),
+    ({"type": "integer", "minimum": 5, "exclusiveMinimum": True, "maximum": 7}, [5, 6]),
+    ({"type": "integer", "multipleOf": 7, "minimum": 1, "maximum": 30}, [0, 7, 13, 14, 28, 35]),
+    ({"type": "integer", "multipleOf": 4, "minimum": -9, "maximum": 9}, [-9, -8, 0, 6, 8, 12]),
+    ({"type": "integer", "multipleOf": 1.5, "minimum": 0, "maximum": 10}, [0, 3, 4, 9, 10]),
+    ({"type": "number", "minimum": 0.5, "exclusiveMaximum": 0.7}, [0.4, 0.5, 0.55, 0.699999, 0.7, 1]),
+    ({"type": "number", "minimum": -1.25, "maximum": 2}, [-1.3, -1.25, -1, 0, 1.999, 2, 2.0001]),
+    ({"type": "string", "minLength": 3, "maxLength": 5}, ["ab", "abc", "абв", "abcde", "abcdef", "абвгде"]),
+    ({"type": "array", "items": {"enum": ["a", "b", "c"]}, "uniqueItems": True}, [["a", "b"], ["a", "a"], ["c"]]),
+    ({"type": "array", "items": {"type": "boolean"}, "uniqueItems": True}, [[True, False], [True, True]]),
+]
+
+
+@pytest.mark.parametrize("spec, values", KEPT_CASES)
+def test_the_grammar_completes_a_client_call_exactly_when_the_validator_takes_it(spec, values):
+    tool = one_argument_tool(spec)
+    grammar, by_name = CallGrammar([tool], below=()), schemas_by_name([tool])
+    verdicts = []
+    for value in values:
+        call = call_text("f", {"x": value})
+        try:
+            parse_and_validate(call, by_name)
+            valid = True
+        except CallError:
+            valid = False
+        assert grammar.complete(call.encode()) == valid, (spec, value)
+        verdicts.append(valid)
+    assert True in verdicts and False in verdicts  # each case tells the two apart
+
+
+@pytest.mark.parametrize(
+    "spec, keyword",
+    [
+        ({"type": "string", "format": "email"}, "format"),
+        ({"type": "integer", "multipleOf": 3}, "multipleOf"),
+        ({"type": "array", "items": {"type": "integer"}, "contains": {"const": 1}}, "contains"),
+        ({"type": "array", "items": {"type": "string"}, "uniqueItems": True}, "uniqueItems"),
+        ({"type": "string", "pattern": "^[a-z]+$", "maxLength": 4}, "maxLength"),
+        ({"type": "string", "not": {"const": "x"}}, "not"),
+        ({"anyOf": [{"type": "string"}, {"type": "integer"}]}, "anyOf; give the argument one type"),
+        ({"type": "array"}, "an array needs `items`"),
+    ],
+)
+def test_a_keyword_the_grammar_would_not_keep_is_refused_by_name(spec, keyword):
+    with pytest.raises(GrammarError, match=rf"f\.x.*{keyword}"):
+        CallGrammar([one_argument_tool(spec)], below=())
+    schema = one_argument_tool({"type": "string"})
+    schema["function"]["parameters"]["minProperties"] = 1
+    with pytest.raises(GrammarError, match=r"f: .*minProperties on the arguments object"):
+        CallGrammar([schema], below=())
+
+
+def test_unique_items_are_kept_while_the_call_is_written():
+    grammar = CallGrammar(
+        [one_argument_tool({"type": "array", "items": {"enum": ["a", "b", "c"]}, "uniqueItems": True})]
+    )
+    head = b'{"tool": "f", "arguments": {"x": ['
+    assert grammar.viable(head + b'"a", "b", "') and grammar.viable(head + b'"a", "b", "c"')
+    assert not grammar.viable(head + b'"a", "b", "a"') and not grammar.viable(head + b'"b", "b')
+    assert not grammar.viable(head + b'"a", "b", "c", ')  # no fourth value left to write
+
+
+def test_a_min_length_string_may_close_only_once_long_enough(tokenizer):
+    """The free-text fast path caches which tokens end a string; with minLength that depends on its length."""
+    import torch
+
+    grammar = CallGrammar([one_argument_tool({"type": "string", "minLength": 4})], below=())
+    pieces = token_bytes(tokenizer)
+    for value, may_close in (("ab", False), ("абв", False), ("abcd", True), ("абвгд", True)):
+        text = '{"tool": "f", "arguments": {"x": "' + value
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        allowed = set(CallConstraint(tokenizer, [grammar], 0)(0, torch.tensor(ids)))
+        expected = {i for i, piece in enumerate(pieces) if piece and grammar.viable(text.encode() + piece)}
+        assert allowed - {tokenizer.eos_token_id} == expected
+        assert grammar.complete((text + '"}}').encode()) == may_close
+        assert any(pieces[i] and pieces[i].startswith(b'"') for i in allowed) == may_close
+
+
+@pytest.mark.parametrize(
+    "spec, value, message",
+    [
+        ({"type": "string", "const": "fixed"}, "other", "Argument 'x' is 'other'; it must be 'fixed'."),
+        ({"type": "integer", "exclusiveMinimum": 5}, 5, "Argument 'x' is 5; it must be above 5."),
+        ({"type": "number", "maximum": 1, "exclusiveMaximum": True}, 1, "Argument 'x' is 1; it must be below 1."),
+        ({"type": "integer", "multipleOf": 7}, 13, "Argument 'x' is 13; it must be a multiple of 7."),
+        ({"type": "array", "items": {"type": "string"}, "uniqueItems": True}, ["a", "b", "a"], "lists 'a' twice"),
+    ],
+)
+def test_the_validator_explains_each_kept_keyword(spec, value, message):
+    with pytest.raises(CallError, match=re.escape(message)):
+        parse_and_validate(call_text("f", {"x": value}), schemas_by_name([one_argument_tool(spec)]))

@@ -9,6 +9,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from ..jsonl import nesting_depth
 from .functions import shown_number
@@ -213,6 +214,8 @@ def check_value(name: str, value, spec: dict) -> None:
         raise BadArguments(
             f"Argument {name!r} is {_short_repr(value)}; choose one of: {', '.join(map(str, spec['enum']))}."
         )
+    if "const" in spec and json.dumps(value) != json.dumps(spec["const"]):
+        raise BadArguments(f"Argument {name!r} is {_short_repr(value)}; it must be {_short_repr(spec['const'])}.")
     check_bounds(name, value, spec)
     if "pattern" in spec and isinstance(value, str) and not pattern_ok(spec["pattern"], value):
         raise BadArguments(
@@ -221,6 +224,11 @@ def check_value(name: str, value, spec: dict) -> None:
     if spec.get("type") == "array" and isinstance(value, list) and "items" in spec:
         for i, item in enumerate(value):
             check_value(f"{name}[{i}]", item, spec["items"])
+    if spec.get("uniqueItems") is True and isinstance(value, list):
+        written = [json.dumps(item, sort_keys=True) for item in value]
+        twice = next((item for i, item in enumerate(value) if written[i] in written[:i]), None)
+        if len(set(written)) < len(written):
+            raise BadArguments(f"Argument {name!r} lists {_short_repr(twice)} twice; its items must differ.")
 
 
 def _short_repr(value) -> str:
@@ -246,12 +254,31 @@ def check_bounds(name: str, value, spec: dict) -> None:
         low, high = spec.get("minimum"), spec.get("maximum")
         if (low is not None and value < low) or (high is not None and value > high):
             raise BadArguments(f"Argument {name!r} is {shown(value)}; it must be {_range(low, high)}.")
+        above, below = exclusive_bounds(spec)
+        if (above is not None and value <= above) or (below is not None and value >= below):
+            words = " and ".join(
+                f"{side} {shown(bound)}" for side, bound in (("above", above), ("below", below)) if bound is not None
+            )
+            raise BadArguments(f"Argument {name!r} is {shown(value)}; it must be {words}.")
+        step = spec.get("multipleOf")
+        if _is_number(step) and step > 0 and Fraction(str(value)) % Fraction(str(step)) != 0:
+            raise BadArguments(f"Argument {name!r} is {shown(value)}; it must be a multiple of {shown(step)}.")
     sized = {str: ("minLength", "maxLength", "characters"), list: ("minItems", "maxItems", "items")}
     for kind, (low_key, high_key, unit) in sized.items():
         if isinstance(value, kind):
             low, high = spec.get(low_key), spec.get(high_key)
             if (low is not None and len(value) < low) or (high is not None and len(value) > high):
                 raise BadArguments(f"Argument {name!r} has {len(value)} {unit}; it may have {_range(low, high)}.")
+
+
+def exclusive_bounds(spec: dict) -> tuple:
+    """The values a number must stay above and below (None: no such bound): `exclusiveMinimum`/`exclusiveMaximum` as
+    numbers, or draft 4's `true` beside minimum/maximum."""
+    bounds = []
+    for exclusive, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        flag = spec.get(exclusive)
+        bounds.append(spec.get(inclusive) if flag is True else flag if _is_number(flag) else None)
+    return tuple(bounds)
 
 
 def _range(low, high) -> str:

@@ -10,16 +10,17 @@ wherever the call can take one (`numbers_ok`).
 `CallConstraint` is the `prefix_allowed_tokens_fn` that `model.generate` takes: at every step it allows only the
 tokens that keep the reply a viable call.
 
-Bounds agree with `calls.check_value`: an integer with `minimum`/`maximum` matches exactly that range (an
-open side stops at ±999999, or that far past the other bound); free-text strings and arrays stop at
-`maxLength`/`maxItems` or the grammar's own caps below, whichever is smaller, and arrays hold at least
-`minItems`. Given `max_new_tokens`, strings and lists close in time for the call to end within it (a quote then
-may stop mid-clause, at a word's end). So every call the grammar completes also validates, with two things left
-to the validator after decoding: `number` bounds, and `maxLength` on a string that has a `pattern` (the pattern
-alone bounds it, as the course's rule-name pattern does). Rules between two arguments, which no JSON Schema states,
-are kept too (`below`: by default the course tools' `functions.BELOW`, the indent below the width), so the course's
-tools take every call the grammar completes. Left at `max_new_tokens=None`, a call gets room to quote its request
-whole (`reply_budgets`).
+Bounds agree with `calls.check_value`: an integer or a number (at most 6 decimals) with `minimum`/`maximum`
+(or exclusive ones) matches exactly that range (an open side stops at ±999999, or that far past the other bound);
+free-text strings hold `minLength` to `maxLength` characters and arrays `minItems` to `maxItems` items, capped by the
+grammar's own limits below; `const`, an integer's `multipleOf` (its multiples in range, listed) and `uniqueItems` on
+items it can list (enum, const, boolean) are kept too. Any other constraining keyword (`format`, `anyOf`, a pattern
+with a length, ...) is a GrammarError naming it, so a client's schema is never silently loosened (KEPT_KEYWORDS,
+ANNOTATIONS). Given `max_new_tokens`, strings and lists close in time for the call to end within it (a quote then
+may stop mid-clause, at a word's end). So every call the grammar completes also validates. Rules between two
+arguments, which no JSON Schema states, are kept too (`below`: by default the course tools' `functions.BELOW`, the
+indent below the width), so the course's tools take every call the grammar completes. Left at
+`max_new_tokens=None`, a call gets room to quote its request whole (`reply_budgets`).
 """
 
 from __future__ import annotations
@@ -29,18 +30,25 @@ import json
 import math
 import re
 from collections.abc import Sequence
+from fractions import Fraction
 from functools import lru_cache
 from itertools import combinations
 
 import regex
 
 from ..models import budgets_per_row
+from .calls import BadArguments, check_value
 from .functions import BELOW, WHOLE_TEXTS, Below
 
 TOOL_CHOICES = ("auto", "required")  # as in the OpenAI API: "required" makes the reply a call to some tool
 MAX_STRING_CHARS = 400
 MAX_ARRAY_ITEMS = 16
-STRING_CHARS = r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})'
+# One character of a JSON string as UTF-8 bytes (so minLength and maxLength count characters, as Python's len does).
+STRING_CHARS = (
+    r"(?:[\x20\x21\x23-\x5b\x5d-\x7f]|[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+    r'|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})'
+)
+STRING_UNITS = re.compile(rb"\\u[0-9a-fA-F]{4}|\\.|[\x00-\x7f]|[\xc0-\xff][\x80-\xbf]*")  # counts a value's characters
 INTEGER = r"-?(?:0|[1-9][0-9]{0,5})"
 INTEGER_LIMIT = 999_999  # the most an unbounded side of an integer reaches (6 digits, as INTEGER)
 CLOSING_SHARE = 0.25  # once only this share of the token budget is left, strings and lists close so the call ends
@@ -58,6 +66,19 @@ ESCAPED_QUOTE = b'\\"'
 DIGITS = b"0123456789"
 REPLY_TOKENS = 128  # a reply's budget when it copies nothing long: a call's name, keys and numbers; a short answer
 COPY_FRAME_TOKENS = 48  # beside a copied text: a call's name, keys and numbers, or an answer's lead-in
+NUMBER_DECIMALS = 6  # a JSON number's most fraction digits (INTEGER + r"(?:\.[0-9]{1,6})?")
+MAX_MULTIPLES = 1000  # an integer `multipleOf` is kept by listing its multiples in range, at most this many
+ANNOTATIONS = frozenset(  # schema keywords that describe a value without constraining it
+    {"description", "title", "default", "examples", "$comment", "deprecated", "readOnly", "writeOnly", "nullable"}
+)
+KEPT_KEYWORDS = {  # the constraining keywords the grammar keeps, by type; any other makes a GrammarError
+    "string": {"type", "enum", "const", "pattern", "minLength", "maxLength"},
+    "integer": {"type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"},
+    "number": {"type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"},
+    "boolean": {"type", "enum", "const"},
+    "array": {"type", "items", "minItems", "maxItems", "uniqueItems"},
+}
+KEPT_OBJECT_KEYWORDS = {"type", "properties", "required", "additionalProperties"}  # of a tool's parameters
 
 
 class GrammarError(ValueError):
@@ -214,12 +235,75 @@ def integer_pattern(low: int | None = None, high: int | None = None) -> str:
     return "(?:" + "|".join(parts) + ")"
 
 
-def _integer_bound(spec: dict, key: str) -> int | None:
-    """An integer schema's `minimum`/`maximum` rounded inwards (None when absent), for `integer_pattern`."""
-    value = spec.get(key)
-    if value is None or isinstance(value, bool):
+def _schema_number(value) -> Fraction | None:
+    """A bound as an exact fraction (None when absent or not a number)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return math.ceil(value) if key == "minimum" else math.floor(value)
+    return Fraction(str(value))
+
+
+def _integer_bound(spec: dict, key: str) -> int | None:
+    """A schema's whole-number `key` (minItems, minLength) rounded up (None when absent)."""
+    value = _schema_number(spec.get(key))
+    return None if value is None else math.ceil(value)
+
+
+def fraction_pattern(low: int, high: int) -> str:
+    """A number's fraction (".5", ".50", or none for zero) worth `low` to `high` millionths (0 <= low <= high)."""
+    parts = [""] if low == 0 else []
+    for digits in range(1, NUMBER_DECIMALS + 1):
+        unit = 10 ** (NUMBER_DECIMALS - digits)
+        first, last = -(-low // unit), high // unit  # the digit strings of this length whose value is in range
+        if first <= last:
+            parts.append(r"\." + digits_pattern(str(first).zfill(digits), str(last).zfill(digits)))
+    return "(?:" + "|".join(parts) + ")"
+
+
+def magnitude_pattern(low: int, high: int) -> str:
+    """A regex for the non-negative numbers from `low` to `high` millionths, as JSON writes them."""
+    scale = 10**NUMBER_DECIMALS
+    (whole_low, part_low), (whole_high, part_high) = divmod(low, scale), divmod(high, scale)
+    if whole_low == whole_high:
+        return str(whole_low) + fraction_pattern(part_low, part_high)
+    parts = [str(whole_low) + fraction_pattern(part_low, scale - 1)]
+    if whole_low + 1 <= whole_high - 1:
+        parts.append(natural_pattern(whole_low + 1, whole_high - 1) + fraction_pattern(0, scale - 1))
+    parts.append(str(whole_high) + fraction_pattern(0, part_high))
+    return "(?:" + "|".join(parts) + ")"
+
+
+def number_pattern(low: int, high: int) -> str:
+    """A regex for exactly the numbers from `low` to `high` millionths with at most NUMBER_DECIMALS decimals."""
+    if low > high:
+        raise GrammarError(f"no number with {NUMBER_DECIMALS} decimals fits between its bounds; fix the schema.")
+    parts = []
+    if low < 0:
+        parts.append("-" + magnitude_pattern(max(1, -high), -low))
+    if high >= 0:
+        parts.append(magnitude_pattern(max(0, low), high))
+    return "(?:" + "|".join(parts) + ")"
+
+
+def bounds(spec: dict, unit: Fraction) -> tuple[int | None, int | None]:
+    """The schema's lowest and highest value in steps of `unit` (1 for integers), rounded inwards; exclusive bounds
+    (a number, or draft 4's `true` beside minimum/maximum) leave out the bound itself."""
+
+    def inward(bound: Fraction, up: bool, exclusive: bool) -> int:
+        steps = bound / unit
+        whole = math.ceil(steps) if up else math.floor(steps)
+        return whole + (1 if up else -1) if exclusive and whole == steps else whole
+
+    lows, highs = [], []
+    for key, exclusive, up, found in (
+        ("minimum", "exclusiveMinimum", True, lows),
+        ("maximum", "exclusiveMaximum", False, highs),
+    ):
+        bound, flag = _schema_number(spec.get(key)), spec.get(exclusive)
+        if bound is not None:
+            found.append(inward(bound, up, flag is True))
+        if _schema_number(flag) is not None:
+            found.append(inward(_schema_number(flag), up, True))
+    return (max(lows) if lows else None), (min(highs) if highs else None)
 
 
 def _bound(spec: dict, key: str, cap: int) -> int:
@@ -228,44 +312,139 @@ def _bound(spec: dict, key: str, cap: int) -> int:
     return cap if not isinstance(value, int) or isinstance(value, bool) else min(value, cap)
 
 
-def string_body(spec: dict) -> str:
-    """A string's content: its `pattern` (which alone bounds its length), else 1 to maxLength free characters."""
+def string_body(spec: dict, where: str) -> str:
+    """A string's content: its `pattern`, else minLength (at least 1) to maxLength free characters."""
     if "pattern" in spec:
+        if "minLength" in spec or "maxLength" in spec:
+            raise GrammarError(
+                f"{where}: the grammar keeps a pattern or a length, not both; put the length in the pattern "
+                "(e.g. ^[a-z]{3,8}$) or drop minLength/maxLength."
+            )
         return spec["pattern"].removeprefix("^").removesuffix("$")
-    most = _bound(spec, "maxLength", MAX_STRING_CHARS)
-    return f"{STRING_CHARS}{{1,{most}}}" if most >= 1 else ""
+    most, least = _bound(spec, "maxLength", MAX_STRING_CHARS), max(_integer_bound(spec, "minLength") or 1, 1)
+    if least > most:
+        raise GrammarError(f"{where}: minLength {least} is more than the {most} characters the grammar allows.")
+    return f"{STRING_CHARS}{{{least},{most}}}"
+
+
+def check_keywords(spec: dict, where: str) -> None:
+    """Raise GrammarError for a constraining keyword the grammar would not keep (it would be silently ignored)."""
+    kind = spec.get("type")
+    listed = "enum" in spec or "const" in spec
+    if (kind is None and not listed) or (kind is not None and (not isinstance(kind, str) or kind not in KEPT_KEYWORDS)):
+        return  # no type the grammar writes: value_pattern refuses it
+    kept = KEPT_KEYWORDS[kind] if kind is not None else {"enum", "const"}
+    unknown = sorted(set(spec) - kept - ANNOTATIONS)
+    if unknown:
+        raise GrammarError(
+            f"{where}: the grammar cannot keep {', '.join(unknown)}; drop {'it' if len(unknown) == 1 else 'them'}, "
+            f"say it with the keywords it keeps ({', '.join(sorted(kept))}), or decode without constraints."
+        )
+
+
+def allowed_values(spec: dict, where: str) -> list | None:
+    """The values a finite schema allows (enum, const, boolean) that its other keywords take; None when not finite."""
+    if "enum" in spec or "const" in spec:
+        values = list(spec["enum"]) if "enum" in spec else [spec["const"]]
+        if "const" in spec:
+            values = [v for v in values if json.dumps(v) == json.dumps(spec["const"])]
+    elif spec.get("type") == "boolean":
+        values = [True, False]
+    else:
+        return None
+    rest = {k: v for k, v in spec.items() if k not in ("enum", "const")}
+    kept = []
+    for value in values:
+        try:
+            check_value(where, value, rest)
+        except BadArguments:
+            continue
+        kept.append(value)
+    if not kept:
+        raise GrammarError(f"{where}: none of the values its enum/const lists fits the rest of its schema.")
+    return kept
+
+
+def as_written(value) -> str:
+    """A value as the grammar writes it (json.dumps, non-ASCII kept)."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def value_pattern(spec: dict, where: str) -> str:
     """The regex of one JSON value as `json.dumps` writes it, for a schema entry."""
-    if "enum" in spec:
-        return "(?:" + "|".join(re.escape(json.dumps(v, ensure_ascii=False)) for v in spec["enum"]) + ")"
+    check_keywords(spec, where)
     kind = spec.get("type")
+    values = allowed_values(spec, where) if kind in (None, "string", "integer", "number", "boolean") else None
+    if values is not None:
+        return "(?:" + "|".join(re.escape(as_written(v)) for v in values) + ")"
     if kind == "string":
-        return f'"(?:{string_body(spec)})"'
+        return f'"(?:{string_body(spec, where)})"'
     if kind == "integer":
-        return integer_pattern(_integer_bound(spec, "minimum"), _integer_bound(spec, "maximum"))
-    if kind == "number":  # the validator checks number bounds after decoding
-        return INTEGER + r"(?:\.[0-9]{1,6})?"
-    if kind == "boolean":
-        return "(?:true|false)"
+        low, high = bounds(spec, Fraction(1))
+        if "multipleOf" in spec:
+            return integer_multiples(spec["multipleOf"], low, high, where)
+        return integer_pattern(low, high)
+    if kind == "number":
+        low, high = bounds(spec, Fraction(1, 10**NUMBER_DECIMALS))
+        if low is None and high is None:
+            return INTEGER + rf"(?:\.[0-9]{{1,{NUMBER_DECIMALS}}})?"
+        top = (INTEGER_LIMIT + 1) * 10**NUMBER_DECIMALS - 1
+        return number_pattern(-top if low is None else low, top if high is None else high)
     if kind == "array":
-        item = value_pattern(spec.get("items", {}), f"{where}[]")
+        item_spec = spec.get("items")
+        if not isinstance(item_spec, dict):
+            raise GrammarError(
+                f'{where}: an array needs `items`, one schema its items follow (e.g. {{"type": "string"}}).'
+            )
+        item = value_pattern(item_spec, f"{where}[]")
         most, least = _bound(spec, "maxItems", MAX_ARRAY_ITEMS), _integer_bound(spec, "minItems") or 0
+        if spec.get("uniqueItems") is True:
+            values = allowed_values(item_spec, f"{where}[]")
+            if values is None:
+                raise GrammarError(
+                    f"{where}: the grammar keeps uniqueItems only for items it can list (enum, const, boolean); "
+                    "list the values as an enum, or drop uniqueItems."
+                )
+            most = min(most, len(values))
         if least > most:
             raise GrammarError(f"{where}: minItems {least} is more than the {most} items the grammar allows.")
         if most < 1:
             return r"\[\]"
         items = rf"{item}(?:, {item}){{{max(least, 1) - 1},{most - 1}}}"
         return rf"\[{items}\]" if least else rf"\[(?:{items})?\]"
+    combined = sorted(set(spec) & {"anyOf", "oneOf", "allOf", "$ref", "not"})
     raise GrammarError(
-        f"{where}: the grammar cannot express type {kind!r}; use string, integer, number, "
-        "boolean, array or enum arguments, or decode without constraints."
+        f"{where}: the grammar cannot express "
+        + (f"{', '.join(combined)}; give the argument one type:" if combined else f"type {kind!r}; use")
+        + " string, integer, number, boolean, array or enum arguments, or decode without constraints."
     )
+
+
+def integer_multiples(step, low: int | None, high: int | None, where: str) -> str:
+    """A regex listing the integers from `low` to `high` that are multiples of `step` (at most MAX_MULTIPLES)."""
+    step = _schema_number(step)
+    if step is None or step <= 0:
+        raise GrammarError(f"{where}: multipleOf must be a number above 0.")
+    whole = step.numerator  # the integers that are multiples of p/q (lowest terms) are the multiples of p
+    first, last = (None, None) if low is None or high is None else (-(-low // whole), high // whole)
+    if first is None or last - first + 1 > MAX_MULTIPLES:
+        raise GrammarError(
+            f"{where}: the grammar keeps multipleOf by listing the multiples, so it needs minimum and maximum "
+            f"with at most {MAX_MULTIPLES} multiples between them."
+        )
+    if last < first:
+        raise GrammarError(f"{where}: no multiple of {step} lies between its bounds; fix the schema.")
+    return "(?:" + "|".join(str(k * whole) for k in range(first, last + 1)) + ")"
 
 
 def arguments_pattern(name: str, parameters: dict) -> str:
     """The arguments object: required keys always, optional ones may be left out, in schema order."""
+    unknown = sorted(set(parameters) - KEPT_OBJECT_KEYWORDS - ANNOTATIONS)
+    if unknown:
+        raise GrammarError(
+            f"{name}: the grammar cannot keep {', '.join(unknown)} on the arguments object; drop "
+            f"{'it' if len(unknown) == 1 else 'them'}, or decode without constraints."
+        )
     props, required = parameters.get("properties", {}), set(parameters.get("required", []))
     optional = [p for p in props if p not in required]
     if len(optional) > 6:
@@ -330,7 +509,17 @@ class CallGrammar:
             for r in (BELOW if below is None else below)
             if {r.low, r.high} <= set(by_tool.get(r.tool, {}))
         ]
+        self.unique = [  # arrays whose items must differ: each with the items it may hold, as written
+            (call_head(tool), key, [as_written(v).encode() for v in allowed_values(spec.get("items", {}), key) or []])
+            for tool, props in by_tool.items()
+            for key, spec in props.items()
+            if spec.get("type") == "array" and spec.get("uniqueItems") is True
+        ]
         keys = sorted({p for props in by_tool.values() for p, spec in props.items() if is_free_text(spec)})
+        # a free-text value's length matters to the pattern only up to the longest minLength (else: empty or not)
+        self.least_chars = max(
+            [1] + [_integer_bound(spec, "minLength") or 1 for props in by_tool.values() for spec in props.values()]
+        )
         self.quote = None if quote is None else json.dumps(quote, ensure_ascii=False)[1:-1].encode()
         self.numbers = numbers_in(self.quote or b"")
         key_choice = b"|".join(re.escape(k).encode() for k in keys) or b"(?!)"
@@ -413,9 +602,40 @@ class CallGrammar:
                 return False
         return True
 
+    def unique_ok(self, text: bytes) -> bool:
+        """Are the items of every `uniqueItems` array written so far different, and can the item being written
+        still become one not written yet?"""
+        for head, key, values in self.unique:
+            found = re.search(rb"(?:^| )" + re.escape(json.dumps(key).encode()) + rb": \[", text[len(head) :])
+            if not text.startswith(head) or found is None:
+                continue
+            at, seen = len(head) + found.end(), set()
+            while at < len(text) and text[at : at + 1] != b"]":
+                done = next(
+                    (
+                        v
+                        for v in values
+                        if text.startswith(v, at) and text[at + len(v) : at + len(v) + 1] in (b",", b"]")
+                    ),
+                    None,
+                )
+                if done is None:  # the item being written
+                    return any(v.startswith(text[at:]) and v not in seen for v in values)
+                if done in seen:
+                    return False
+                seen.add(done)
+                at += len(done) + (2 if text[at + len(done) : at + len(done) + 1] == b"," else 0)
+        return True
+
     def viable(self, text: bytes) -> bool:
         """Can `text` (UTF-8, possibly ending mid-character) still be extended to a valid call?"""
-        return utf8_prefix_ok(text) and self.accepts_prefix(text) and self.quotes_ok(text) and self.below_ok(text)
+        return (
+            utf8_prefix_ok(text)
+            and self.accepts_prefix(text)
+            and self.quotes_ok(text)
+            and self.below_ok(text)
+            and self.unique_ok(text)
+        )
 
     def complete(self, text: bytes) -> bool:
         """Is `text` a whole valid call?"""
@@ -424,6 +644,7 @@ class CallGrammar:
             and self.pattern.fullmatch(text) is not None
             and self.quotes_ok(text)
             and self.below_ok(text, final=True)
+            and self.unique_ok(text)
         )
 
 
@@ -579,6 +800,7 @@ class CallConstraint:
                 if utf8_prefix_ok(tail + self.pieces[i])
                 and grammar.quotes_ok(text + self.pieces[i], len(text))
                 and grammar.below_ok(text + self.pieces[i])
+                and grammar.unique_ok(text + self.pieces[i])
             ]
             # with `quote`, numbers the request writes where the call can take one (else any the call can take)
             allowed = [i for i in allowed if grammar.numbers_ok(text + self.pieces[i], len(text))] or allowed
@@ -636,12 +858,13 @@ class CallConstraint:
 
     def string_enders(self, grammar: CallGrammar, text: bytes, open_value) -> list[int]:
         """The tokens with a quote, backslash or control byte that the call pattern accepts after `text`, inside a
-        free-text string whose length bound is not near (`in_free_text` probed it). Only the string's emptiness
-        matters to the pattern then, so they are cached by the structure before the string, with a one-letter
-        stand-in for a non-empty one."""
+        free-text string whose length bound is not near (`in_free_text` probed it). Only the string's length up to
+        the longest minLength (`least_chars`; without one, its emptiness) matters to the pattern then, so they are
+        cached by the structure before the string, with a stand-in of that many letters."""
         if open_value is None:
             return [i for i in self.other if grammar.accepts_prefix(text + self.pieces[i])]
-        stand_in = text[: open_value.start(1)] + (b"a" if open_value.group(1) else b"")
+        written = len(STRING_UNITS.findall(open_value.group(1))) if open_value.group(1) else 0
+        stand_in = text[: open_value.start(1)] + b"a" * min(written, grammar.least_chars)
         key = grammar.structure(stand_in)
         if key not in self.string_ends:
             self.string_ends[key] = [i for i in self.other if grammar.accepts_prefix(stand_in + self.pieces[i])]
