@@ -245,14 +245,33 @@ def test_tool_calls_stream_in_openai_shape(api, course_tools):
 
 
 # ---------------------------------------------------------------- formats, routes, errors
-def test_response_format_text_is_fine_and_json_modes_are_refused_by_name(api):
-    """Before: response_format was ignored."""
+def test_response_format_text_is_fine_json_schema_is_kept_and_json_object_is_refused_by_name(api):
+    """Before: response_format was ignored; then json_schema was a 400 (LangChain's default structured output)."""
+    from pydantic import BaseModel
+
+    class Person(BaseModel):
+        name: str
+        age: int
+        city: str
+
     assert text(ask(api, response_format={"type": "text"})) == text(ask(api))
-    for fmt in ({"type": "json_object"}, {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}):
+    parsed = api.chat.completions.parse(
+        model="json", messages=user(JSON_PROMPT), response_format=Person, max_tokens=MAX_TOKENS
+    )
+    person = parsed.choices[0].message.parsed
+    assert isinstance(person, Person) and person.age == 31 and parsed.choices[0].finish_reason == "stop"
+    schema = {"type": "json_schema", "json_schema": {"name": "person", "schema": Person.model_json_schema()}}
+    plain = text(ask(api, response_format=schema))
+    streamed = "".join(c.choices[0].delta.content or "" for c in ask(api, response_format=schema, stream=True))
+    assert streamed == plain and list(json.loads(plain)) == ["name", "age", "city"]
+    for fmt, param in (
+        ({"type": "json_object"}, "response_format"),
+        ({"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}, "response_format.json_schema.schema"),
+        ({"type": "json_schema", "json_schema": {"schema": Person.model_json_schema()}}, "response_format.json_schema"),
+    ):
         with pytest.raises(openai.BadRequestError) as caught:
             ask(api, response_format=fmt)
-        assert caught.value.param == "response_format" and fmt["type"] in caught.value.message
-        assert caught.value.type == "invalid_request_error"
+        assert caught.value.param == param and caught.value.type == "invalid_request_error"
 
 
 def test_models_retrieve_and_unknown_routes_answer_openai_error_objects(api):
@@ -446,3 +465,29 @@ def test_the_api_refuses_a_tools_mix_and_serves_the_others(http):
     assert mixed.status_code == 200 and mixed.json()["adapter"] == "mix:json=1,support=1"
     alone = http.post("/v1/chat/completions", json=body("tools", prompt))
     assert alone.status_code == 200 and alone.json()["adapter"] == "tools"
+
+
+def test_langchain_structured_output_and_optional_fields_decode_under_their_schemas(server):
+    """LangChain's default structured output sends response_format json_schema (a 400 before), and a pydantic tool
+    with an Optional field sends anyOf [string, null] (refused before under tool_choice="required")."""
+
+    from langchain_openai import ChatOpenAI
+    from pydantic import BaseModel, Field
+
+    class Person(BaseModel):
+        """A person named in the text."""
+
+        name: str
+        age: int = Field(ge=0, le=130)
+        city: str | None = None
+
+    chat = ChatOpenAI(
+        base_url=f"{server}/v1", api_key="not-needed", model="json", max_tokens=MAX_TOKENS, temperature=0, max_retries=0
+    )
+    person = chat.with_structured_output(Person).invoke(JSON_PROMPT)
+    assert isinstance(person, Person) and person.age == 31
+    caller = ChatOpenAI(
+        base_url=f"{server}/v1", api_key="not-needed", model="tools", max_tokens=96, temperature=0, max_retries=0
+    )
+    calls = caller.bind_tools([Person], tool_choice="Person").invoke(JSON_PROMPT).tool_calls
+    assert [c["name"] for c in calls] == ["Person"] and Person(**calls[0]["args"]).age <= 130

@@ -203,6 +203,7 @@ TOOL = {
         "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
     },
 }
+SCHEMA_FORMAT = {"name": "person", "schema": {"type": "object", "properties": {"name": {"type": "string"}}}}
 CALL = {"id": "call_1", "type": "function", "function": {"name": "text_formatter", "arguments": '{"text": "hi"}'}}
 # Validation errors were 422 before issue 17; OpenAI answers 400 invalid_request_error, and so does this server now.
 BAD_REQUESTS = [
@@ -259,6 +260,30 @@ BAD_REQUESTS = [
         "messages[0].audio",
     ),
     (body(response_format={"type": "json_object"}), 400, "unsupported_value", "response_format"),
+    (
+        body(response_format={"type": "json_schema", "json_schema": SCHEMA_FORMAT}, tools=[TOOL]),
+        400,
+        "invalid_value",
+        "response_format",
+    ),
+    (
+        body(response_format={"type": "json_schema", "json_schema": SCHEMA_FORMAT}, requested_names=True),
+        400,
+        "invalid_value",
+        "requested_names",
+    ),
+    (
+        body(response_format={"type": "json_schema", "json_schema": {**SCHEMA_FORMAT, "strictly": True}}),
+        400,
+        "unknown_parameter",
+        "response_format.json_schema.strictly",
+    ),
+    (
+        body(response_format={"type": "text", "json_schema": SCHEMA_FORMAT}),
+        400,
+        "invalid_value",
+        "response_format.json_schema",
+    ),
     (body(frequency_penalty=0.5), 400, "unsupported_parameter", "frequency_penalty"),
     (body(logit_bias={"42": 5}), 400, "unsupported_parameter", "logit_bias"),
     (body(temperature=2.5), 400, "validation_error", "temperature"),
@@ -457,7 +482,8 @@ def test_tool_results_and_calls_render_in_the_next_prompt(app):
 
 
 def test_a_required_call_keeps_every_keyword_of_a_client_schema(app):
-    """const, exclusive bounds, multipleOf, number bounds, minLength and uniqueItems were ignored before: the tiny
+    """const, exclusive bounds, multipleOf, number bounds, minLength and uniqueItems were ignored before (and an
+    Optional field, pydantic's anyOf with null, was refused): the tiny
     tools adapter wrote {"kind": "email"} for const "fixed", ["b", "b", "b"] for unique items, 0 for a number in
     0.5..0.7 (and the invalid call came back as text)."""
     properties = {
@@ -466,12 +492,13 @@ def test_a_required_call_keeps_every_keyword_of_a_client_schema(app):
         "x": {"type": "number", "minimum": 0.5, "maximum": 0.7},
         "name": {"type": "string", "minLength": 6, "maxLength": 12},
         "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "uniqueItems": True, "minItems": 2},
+        "nickname": {"anyOf": [{"type": "string", "maxLength": 8}, {"type": "null"}], "default": None},  # Optional
     }
     tool = {
         "type": "function",
         "function": {
             "name": "f",
-            "parameters": {"type": "object", "properties": properties, "required": list(properties)},
+            "parameters": {"type": "object", "properties": properties, "required": list(properties)[:-1]},
         },
     }
     request = body("tools", "Please call f for Zorba: 42 items.", tools=[tool], tool_choice="required", max_tokens=96)
@@ -482,6 +509,7 @@ def test_a_required_call_keeps_every_keyword_of_a_client_schema(app):
     arguments = json.loads(choice["message"]["tool_calls"][0]["function"]["arguments"])
     assert arguments["kind"] == "fixed" and arguments["n"] in (7, 14, 21, 28) and 0.5 <= arguments["x"] <= 0.7
     assert 6 <= len(arguments["name"]) <= 12 and sorted(arguments["tags"]) == ["a", "b"]
+    assert arguments.get("nickname") is None or len(arguments["nickname"]) <= 8
 
 
 def test_non_finite_weights_and_broken_json_name_their_field(app):

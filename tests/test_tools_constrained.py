@@ -538,6 +538,10 @@ KEPT_CASES = [
     ({"type": "string", "minLength": 3, "maxLength": 5}, ["ab", "abc", "абв", "abcde", "abcdef", "абвгде"]),
     ({"type": "array", "items": {"enum": ["a", "b", "c"]}, "uniqueItems": True}, [["a", "b"], ["a", "a"], ["c"]]),
     ({"type": "array", "items": {"type": "boolean"}, "uniqueItems": True}, [[True, False], [True, True]]),
+    ({"anyOf": [{"type": "string", "maxLength": 2}, {"type": "null"}], "default": None}, ["ab", None, "abc", 3]),
+    ({"type": ["integer", "null"], "minimum": 2}, [2, None, 1, "2"]),
+    ({"oneOf": [{"type": "string", "enum": ["x"]}, {"type": "integer", "maximum": 3}]}, ["x", 3, "y", 4]),
+    ({"type": ["string", "null"], "enum": ["a", "b"]}, ["a", None, "c"]),
 ]
 
 
@@ -567,7 +571,9 @@ def test_the_grammar_completes_a_client_call_exactly_when_the_validator_takes_it
         ({"type": "array", "items": {"type": "string"}, "uniqueItems": True}, "uniqueItems"),
         ({"type": "string", "pattern": "^[a-z]+$", "maxLength": 4}, "maxLength"),
         ({"type": "string", "not": {"const": "x"}}, "not"),
-        ({"anyOf": [{"type": "string"}, {"type": "integer"}]}, "anyOf; give the argument one type"),
+        ({"allOf": [{"type": "string"}, {"minLength": 2}]}, "allOf; give the argument one type"),
+        ({"oneOf": [{"type": "integer"}, {"type": "number"}]}, "oneOf only when each schema has its own type"),
+        ({"type": ["string", "null"], "format": "date"}, "format"),
         ({"type": "array"}, "an array needs `items`"),
     ],
 )
@@ -614,6 +620,8 @@ def test_a_min_length_string_may_close_only_once_long_enough(tokenizer):
         ({"type": "number", "maximum": 1, "exclusiveMaximum": True}, 1, "Argument 'x' is 1; it must be below 1."),
         ({"type": "integer", "multipleOf": 7}, 13, "Argument 'x' is 13; it must be a multiple of 7."),
         ({"type": "array", "items": {"type": "string"}, "uniqueItems": True}, ["a", "b", "a"], "lists 'a' twice"),
+        ({"anyOf": [{"type": "integer"}, {"type": "null"}]}, "x", "it must match one of the 2 schemas its anyOf"),
+        ({"oneOf": [{"type": "integer"}, {"type": "number"}]}, 3, "exactly one of the 2 schemas its oneOf lists"),
     ],
 )
 def test_the_validator_explains_each_kept_keyword(spec, value, message):

@@ -61,7 +61,7 @@ from .protocol import (
     tool_schemas,
 )
 from .streaming import Chunks, chunks, logprobs_field, open_stream, usage_of
-from .tooling import ToolPlan, plan_tools, read_reply
+from .tooling import ToolPlan, plan_format, plan_tools, read_reply
 
 __all__ = ["ApiError", "ChatRequest", "DEFAULT_TEMPERATURE", "Server", "create_app"]
 
@@ -404,7 +404,9 @@ class Server:
             max_tokens=max_tokens,
             weights=weights,
             sampling=self.sampling(request),
-            allowed_tokens=(plan.allowed_tokens if plan else None) or self.name_rule(source, request.requested_names),
+            allowed_tokens=(plan.allowed_tokens if plan else None)
+            or plan_format(request.response_format, self.check_tokenizer, max_tokens)
+            or self.name_rule(source, request.requested_names),
             token_bias=self.copy_nudge(source, request.copy_bias),
         )
         return Prepared(job, request, plan)

@@ -6,10 +6,11 @@ below of fields that change nothing on this server. Nothing is silently ignored.
 Honoured: model, messages (roles system, developer = system, user, assistant with tool_calls, tool with
 tool_call_id; text content or text parts), stream, stream_options.include_usage, temperature (0..2; absent = 0,
 greedy — see DEFAULT_TEMPERATURE), top_p, seed, n (1..8), stop (a string or up to 4), max_completion_tokens /
-max_tokens, logprobs, top_logprobs (0..5), response_format {"type": "text"}, tools, tool_choice ("none" shows
-the model no tools), parallel_tool_calls (true or false: each choice carries at most one call, which satisfies
-both), and the course's extensions adapter_weights (model="mix"), copy_bias (0..20: copy-aware decoding, a prompt
-word the answer began is nudged to come out exact; `lessons_lib.copying`, 6 is the course's value) and
+max_tokens, logprobs, top_logprobs (0..5), response_format {"type": "text"} or {"type": "json_schema", ...} (the
+answer is decoded under the schema, as a forced call's arguments are: tools/constrained.py), tools, tool_choice
+("none" shows the model no tools), parallel_tool_calls (true or false: each choice carries at most one call, which
+satisfies both), and the course's extensions adapter_weights (model="mix"), copy_bias (0..20: copy-aware decoding,
+a prompt word the answer began is nudged to come out exact; `lessons_lib.copying`, 6 is the course's value) and
 requested_names (true: a function the answer defines, `def NAME(`, takes a name the request gives;
 `copying.RequestedNames`; not with a tool_choice that forces a call, whose every token the schemas already fix).
 
@@ -19,10 +20,10 @@ prompt_cache_key, frequency_penalty and presence_penalty when 0, logit_bias when
 a tool's `strict` (every returned call is validated against its schema anyway) and `return` (the return type
 transformers' `get_json_schema` writes; the model is not shown it).
 
-Refused with a 400: any other field (code unknown_parameter), response_format json_object / json_schema
-(use model="json"), the other allow-listed fields with values that would matter, functions / function_call
-(the old API: use tools / tool_choice), non-text content parts. Streaming with tools holds text back while it may
-still become a call, and sends a call as one `tool_calls` delta (see streaming.py).
+Refused with a 400: any other field (code unknown_parameter), response_format json_object (send a json_schema),
+a json_schema the grammar cannot express, the other allow-listed fields with values that would matter, functions /
+function_call (the old API: use tools / tool_choice), non-text content parts. Streaming with tools holds text back
+while it may still become a call, and sends a call as one `tool_calls` delta (see streaming.py).
 """
 
 from __future__ import annotations
@@ -234,16 +235,7 @@ def check_request(request: ChatRequest) -> None:
             "logit_bias is not supported by this server; leave it out (or send {}).",
             "unsupported_parameter",
         )
-    if request.response_format is not None and request.response_format.type != "text":
-        kind = request.response_format.type
-        raise bad(
-            "response_format",
-            f"response_format type {kind!r} is not supported by this server: it does not "
-            'constrain free answers to JSON. Send {"type": "text"} (or leave it out); '
-            'for JSON answers ask the `json` adapter (model="json"), or pass tools with '
-            'tool_choice="required" to get schema-checked arguments.',
-            "unsupported_value",
-        )
+    check_response_format(request)
     if request.stream_options is not None and not request.stream:
         raise bad("stream_options", "stream_options is only allowed with stream=true.")
     if request.top_logprobs is not None and not request.logprobs:
@@ -285,6 +277,48 @@ def stop_strings(stop: str | list[str] | None) -> tuple[str, ...]:
     if stop is None:
         return ()
     return (stop,) if isinstance(stop, str) else tuple(stop)
+
+
+JSON_SCHEMA_FIELDS = {"name", "schema", "strict", "description"}  # OpenAI's response_format.json_schema
+
+
+def check_response_format(request: ChatRequest) -> None:
+    """json_schema needs a name and an object schema, and no tools or requested_names beside it (each would
+    constrain the same answer); json_object is refused (this server constrains to a schema, not to any JSON)."""
+    form = request.response_format
+    if form is None or form.type == "text":
+        if form is not None and form.json_schema is not None:
+            raise bad("response_format.json_schema", 'json_schema goes with type "json_schema"; leave it out.')
+        return
+    if form.type == "json_object":
+        raise bad(
+            "response_format",
+            "response_format type 'json_object' is not supported by this server: it constrains answers to a "
+            'schema, not to any JSON. Send {"type": "json_schema", "json_schema": {"name": ..., "schema": {...}}}, '
+            'or {"type": "text"} (or leave it out).',
+            "unsupported_value",
+        )
+    spec = form.json_schema
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not isinstance(spec.get("schema"), dict):
+        raise bad(
+            "response_format.json_schema",
+            'response_format json_schema needs {"name": "...", "schema": {"type": "object", "properties": {...}}}.',
+        )
+    unknown = sorted(set(spec) - JSON_SCHEMA_FIELDS)
+    if unknown:
+        raise bad(
+            f"response_format.json_schema.{unknown[0]}",
+            f"response_format.json_schema takes {', '.join(sorted(JSON_SCHEMA_FIELDS))}; not {', '.join(unknown)}.",
+            "unknown_parameter",
+        )
+    if request.tools and request.tool_choice != "none":
+        raise bad(
+            "response_format",
+            "response_format json_schema constrains the answer, and tools may make it a call: send one of them "
+            '(or tool_choice="none").',
+        )
+    if request.requested_names:
+        raise bad("requested_names", "requested_names does not go with response_format json_schema: send one.")
 
 
 def check_tools(request: ChatRequest) -> None:

@@ -59,6 +59,24 @@ def plan_tools(schemas: list[dict], mode: str | None, tokenizer, max_tokens: int
     return ToolPlan(schemas, mode, row_constraint(rows))
 
 
+def plan_format(response_format, tokenizer, max_tokens: int | None = None) -> Callable[[list[int]], list[int]] | None:
+    """The decoding constraint for response_format json_schema (None for text): the answer is a JSON object that
+    follows the schema, closing in time to end within `max_tokens`; a 400 when the grammar cannot express it."""
+    if response_format is None or response_format.type != "json_schema":
+        return None
+    from ..tools.constrained import GrammarError, object_grammar, vocabulary_constraint
+
+    spec = response_format.json_schema
+    try:
+        grammar = object_grammar(spec["schema"], spec["name"])
+    except GrammarError as err:
+        raise bad(
+            "response_format.json_schema.schema",
+            f"response_format json_schema decodes the answer under its schema, and this one cannot be expressed: {err}",
+        ) from err
+    return row_constraint(vocabulary_constraint(tokenizer).for_rows([grammar], 0, max_tokens))
+
+
 def row_constraint(rows) -> Callable[[list[int]], list[int]]:
     """The engine's `allowed_tokens(generated_ids)` from a one-row CallConstraint (prompt length 0)."""
     import torch

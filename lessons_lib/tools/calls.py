@@ -214,6 +214,14 @@ def check_value(name: str, value, spec: dict) -> None:
         raise BadArguments(
             f"Argument {name!r} is {_short_repr(value)}; choose one of: {', '.join(map(str, spec['enum']))}."
         )
+    for key in ("anyOf", "oneOf"):
+        if isinstance(spec.get(key), list):
+            matched = sum(_matches(name, value, alternative) for alternative in spec[key])
+            if matched == 0 or (key == "oneOf" and matched > 1):
+                raise BadArguments(
+                    f"Argument {name!r} is {_short_repr(value)}; it must match "
+                    f"{'exactly one' if key == 'oneOf' else 'one'} of the {len(spec[key])} schemas its {key} lists."
+                )
     if "const" in spec and json.dumps(value) != json.dumps(spec["const"]):
         raise BadArguments(f"Argument {name!r} is {_short_repr(value)}; it must be {_short_repr(spec['const'])}.")
     check_bounds(name, value, spec)
@@ -229,6 +237,15 @@ def check_value(name: str, value, spec: dict) -> None:
         twice = next((item for i, item in enumerate(value) if written[i] in written[:i]), None)
         if len(set(written)) < len(written):
             raise BadArguments(f"Argument {name!r} lists {_short_repr(twice)} twice; its items must differ.")
+
+
+def _matches(name: str, value, spec) -> bool:
+    """Does `value` pass `spec` (a schema dict)?"""
+    try:
+        check_value(name, value, spec if isinstance(spec, dict) else {})
+    except BadArguments:
+        return False
+    return True
 
 
 def _short_repr(value) -> str:

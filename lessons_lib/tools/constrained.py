@@ -13,9 +13,10 @@ tokens that keep the reply a viable call.
 Bounds agree with `calls.check_value`: an integer or a number (at most 6 decimals) with `minimum`/`maximum`
 (or exclusive ones) matches exactly that range (an open side stops at ±999999, or that far past the other bound);
 free-text strings hold `minLength` to `maxLength` characters and arrays `minItems` to `maxItems` items, capped by the
-grammar's own limits below; `const`, an integer's `multipleOf` (its multiples in range, listed) and `uniqueItems` on
-items it can list (enum, const, boolean) are kept too. Any other constraining keyword (`format`, `anyOf`, a pattern
-with a length, ...) is a GrammarError naming it, so a client's schema is never silently loosened (KEPT_KEYWORDS,
+grammar's own limits below; `const`, an integer's `multipleOf` (its multiples in range, listed), `uniqueItems` on
+items it can list (enum, const, boolean), `anyOf`, `oneOf` (schemas of distinct types) and lists of types (pydantic's
+Optional: a string or null) are kept too. Any other constraining keyword (`format`, `allOf`, a pattern with a
+length, ...) is a GrammarError naming it, so a client's schema is never silently loosened (KEPT_KEYWORDS,
 ANNOTATIONS). Given `max_new_tokens`, strings and lists close in time for the call to end within it (a quote then
 may stop mid-clause, at a word's end). So every call the grammar completes also validates. Rules between two
 arguments, which no JSON Schema states, are kept too (`below`: by default the course tools' `functions.BELOW`, the
@@ -77,7 +78,9 @@ KEPT_KEYWORDS = {  # the constraining keywords the grammar keeps, by type; any o
     "number": {"type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"},
     "boolean": {"type", "enum", "const"},
     "array": {"type", "items", "minItems", "maxItems", "uniqueItems"},
+    "null": {"type"},
 }
+CHOICES = ("anyOf", "oneOf")  # a value that matches one of several schemas: the grammar writes any one of them
 KEPT_OBJECT_KEYWORDS = {"type", "properties", "required", "additionalProperties"}  # of a tool's parameters
 
 
@@ -327,19 +330,49 @@ def string_body(spec: dict, where: str) -> str:
     return f"{STRING_CHARS}{{{least},{most}}}"
 
 
+def kept_keywords(spec: dict) -> set[str] | None:
+    """The constraining keywords the grammar keeps for this schema entry (None: it writes no such value)."""
+    kind = spec.get("type")
+    if any(key in spec for key in CHOICES):
+        return set(CHOICES)
+    if isinstance(kind, list):
+        return {"type"}.union(*(KEPT_KEYWORDS.get(k, set()) for k in kind if isinstance(k, str)))
+    if kind is None:
+        return {"enum", "const"} if "enum" in spec or "const" in spec else None
+    return KEPT_KEYWORDS.get(kind) if isinstance(kind, str) else None
+
+
 def check_keywords(spec: dict, where: str) -> None:
     """Raise GrammarError for a constraining keyword the grammar would not keep (it would be silently ignored)."""
-    kind = spec.get("type")
-    listed = "enum" in spec or "const" in spec
-    if (kind is None and not listed) or (kind is not None and (not isinstance(kind, str) or kind not in KEPT_KEYWORDS)):
+    kept = kept_keywords(spec)
+    if kept is None:
         return  # no type the grammar writes: value_pattern refuses it
-    kept = KEPT_KEYWORDS[kind] if kind is not None else {"enum", "const"}
     unknown = sorted(set(spec) - kept - ANNOTATIONS)
     if unknown:
         raise GrammarError(
             f"{where}: the grammar cannot keep {', '.join(unknown)}; drop {'it' if len(unknown) == 1 else 'them'}, "
             f"say it with the keywords it keeps ({', '.join(sorted(kept))}), or decode without constraints."
         )
+
+
+def choice_pattern(alternatives, key: str, where: str) -> str:
+    """Any one of several schemas (anyOf, oneOf, a list of types); oneOf only when no value can match two."""
+    if not isinstance(alternatives, list) or not alternatives or not all(isinstance(a, dict) for a in alternatives):
+        raise GrammarError(f"{where}: {key} needs a list of schemas.")
+    kinds = [a.get("type") for a in alternatives]
+    if key == "oneOf" and not (
+        all(isinstance(k, str) for k in kinds) and len(set(kinds)) == len(kinds) and {"integer", "number"} - set(kinds)
+    ):
+        raise GrammarError(
+            f"{where}: the grammar keeps oneOf only when each schema has its own type (e.g. a string or null), so no "
+            "value matches two; use anyOf if any of them will do."
+        )
+    return "(?:" + "|".join(value_pattern(a, f"{where}.{key}[{i}]") for i, a in enumerate(alternatives)) + ")"
+
+
+def typed_part(spec: dict, kind: str) -> dict:
+    """The part of a schema with a list of types that applies to values of one type."""
+    return {k: v for k, v in spec.items() if k in KEPT_KEYWORDS.get(kind, set()) or k in ANNOTATIONS} | {"type": kind}
 
 
 def allowed_values(spec: dict, where: str) -> list | None:
@@ -374,9 +407,16 @@ def value_pattern(spec: dict, where: str) -> str:
     """The regex of one JSON value as `json.dumps` writes it, for a schema entry."""
     check_keywords(spec, where)
     kind = spec.get("type")
-    values = allowed_values(spec, where) if kind in (None, "string", "integer", "number", "boolean") else None
+    for key in CHOICES:
+        if key in spec:
+            return choice_pattern(spec[key], key, where)
+    values = allowed_values(spec, where) if kind != "array" else None
     if values is not None:
         return "(?:" + "|".join(re.escape(as_written(v)) for v in values) + ")"
+    if isinstance(kind, list) and kind and all(isinstance(k, str) for k in kind):
+        return choice_pattern([typed_part(spec, k) for k in kind], "type", where)
+    if kind == "null":
+        return "null"
     if kind == "string":
         return f'"(?:{string_body(spec, where)})"'
     if kind == "integer":
@@ -412,7 +452,7 @@ def value_pattern(spec: dict, where: str) -> str:
             return r"\[\]"
         items = rf"{item}(?:, {item}){{{max(least, 1) - 1},{most - 1}}}"
         return rf"\[{items}\]" if least else rf"\[(?:{items})?\]"
-    combined = sorted(set(spec) & {"anyOf", "oneOf", "allOf", "$ref", "not"})
+    combined = sorted(set(spec) & {"allOf", "$ref", "not", "if"})
     raise GrammarError(
         f"{where}: the grammar cannot express "
         + (f"{', '.join(combined)}; give the argument one type:" if combined else f"type {kind!r}; use")
@@ -488,7 +528,8 @@ class CallGrammar:
 
     `below`: cross-argument rules (an integer below another; default: the course tools' `functions.BELOW` for the
     tools among `schemas`; pass `()` for tools of your own). `whole`: the (tool, argument) pairs whose quote is a
-    whole text, ending where a sentence, line or quotation does (default: `functions.WHOLE_TEXTS`)."""
+    whole text, ending where a sentence, line or quotation does (default: `functions.WHOLE_TEXTS`). `bare`: the
+    reply is the one tool's arguments object alone (see `object_grammar`)."""
 
     def __init__(
         self,
@@ -496,21 +537,27 @@ class CallGrammar:
         quote: str | None = None,
         below: Sequence[Below] | None = None,
         whole: Sequence[tuple[str, str]] | None = None,
+        bare: bool = False,
     ):
-        self.pattern = regex.compile(call_pattern(schemas).encode())
+        if bare and len(schemas) != 1:
+            raise ValueError(f"A bare grammar writes one object: pass one schema, not {len(schemas)}.")
+        fn = schemas[0].get("function", schemas[0]) if bare else None
+        pattern = arguments_pattern(fn["name"], fn.get("parameters", {})) if fn else call_pattern(schemas)
+        self.pattern = regex.compile(pattern.encode())
+        head_of = (lambda tool: b"{") if bare else call_head  # noqa: E731  # where a tool's arguments start
         by_tool = properties_by_tool(schemas)
         # each rule that applies, with what the check needs at every step: the call's head, the keys after `high`
         self.below = [
             (
                 r,
-                call_head(r.tool),
+                head_of(r.tool),
                 after(list(by_tool[r.tool]), r.high),
             )
             for r in (BELOW if below is None else below)
             if {r.low, r.high} <= set(by_tool.get(r.tool, {}))
         ]
         self.unique = [  # arrays whose items must differ: each with the items it may hold, as written
-            (call_head(tool), key, [as_written(v).encode() for v in allowed_values(spec.get("items", {}), key) or []])
+            (head_of(tool), key, [as_written(v).encode() for v in allowed_values(spec.get("items", {}), key) or []])
             for tool, props in by_tool.items()
             for key, spec in props.items()
             if spec.get("type") == "array" and spec.get("uniqueItems") is True
@@ -525,7 +572,7 @@ class CallGrammar:
         key_choice = b"|".join(re.escape(k).encode() for k in keys) or b"(?!)"
         self.free_values = regex.compile(rb'"(' + key_choice + rb')": "((?:[^"\\]|\\.)*\\?)')
         self.whole = {
-            (call_head(tool), json.dumps(arg).encode()[1:-1])
+            (head_of(tool), json.dumps(arg).encode()[1:-1])
             for tool, arg in (WHOLE_TEXTS if whole is None else whole)
             if arg in by_tool.get(tool, {})
         }
@@ -646,6 +693,14 @@ class CallGrammar:
             and self.below_ok(text, final=True)
             and self.unique_ok(text)
         )
+
+
+def object_grammar(schema: dict, name: str = "response") -> CallGrammar:
+    """The grammar of a JSON object that follows `schema` (an object schema with properties), written alone: an answer
+    under OpenAI's response_format json_schema. Keys in schema order, every keyword kept as for a call's arguments."""
+    if not isinstance(schema, dict) or schema.get("type", "object") != "object" or not schema.get("properties"):
+        raise GrammarError(f"{name}: the schema must be an object schema (type object) that lists its properties.")
+    return CallGrammar([{"type": "function", "function": {"name": name, "parameters": schema}}], below=(), bare=True)
 
 
 def after(keys: list[str], key: str) -> tuple[str, ...]:
