@@ -627,3 +627,30 @@ def test_a_min_length_string_may_close_only_once_long_enough(tokenizer):
 def test_the_validator_explains_each_kept_keyword(spec, value, message):
     with pytest.raises(CallError, match=re.escape(message)):
         parse_and_validate(call_text("f", {"x": value}), schemas_by_name([one_argument_tool(spec)]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(chosen=st.lists(st.booleans(), min_size=9, max_size=9), swap=st.booleans())
+def test_a_tool_with_many_optional_arguments_takes_any_of_them_in_schema_order(chosen, swap):
+    """Before: more than 6 optional arguments was a GrammarError (the pattern listed every subset of them)."""
+    names = [f"o{i}" for i in range(4)] + ["need"] + [f"p{i}" for i in range(4)]
+    properties = {name: {"type": "integer", "minimum": 0, "maximum": 9} for name in names}
+    tool = {
+        "type": "function",
+        "function": {"name": "f", "parameters": {"type": "object", "properties": properties, "required": ["need"]}},
+    }
+    grammar = CallGrammar([tool], below=())
+    written = [name for name, keep in zip(names, chosen) if keep or name == "need"]
+    if swap and len(written) > 1:
+        written[0], written[-1] = written[-1], written[0]  # out of schema order
+    call = call_text("f", {name: 1 for name in written})
+    in_order = written == [n for n in names if n in written]
+    assert grammar.complete(call.encode()) == in_order
+    assert not grammar.complete(call_text("f", {n: 1 for n in written if n != "need"}).encode())
+
+
+def test_required_names_a_property_the_schema_defines():
+    tool = one_argument_tool({"type": "string"})
+    tool["function"]["parameters"]["required"] = ["x", "y"]
+    with pytest.raises(GrammarError, match="required lists y, which properties does not define"):
+        CallGrammar([tool], below=())

@@ -33,7 +33,6 @@ import re
 from collections.abc import Sequence
 from fractions import Fraction
 from functools import lru_cache
-from itertools import combinations
 
 import regex
 
@@ -44,6 +43,7 @@ from .functions import BELOW, WHOLE_TEXTS, Below
 TOOL_CHOICES = ("auto", "required")  # as in the OpenAI API: "required" makes the reply a call to some tool
 MAX_STRING_CHARS = 400
 MAX_ARRAY_ITEMS = 16
+MAX_ARGUMENTS = 32  # a tool's most arguments (the pattern holds each about n/2 times)
 # One character of a JSON string as UTF-8 bytes (so minLength and maxLength count characters, as Python's len does).
 STRING_CHARS = (
     r"(?:[\x20\x21\x23-\x5b\x5d-\x7f]|[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
@@ -486,16 +486,26 @@ def arguments_pattern(name: str, parameters: dict) -> str:
             f"{'it' if len(unknown) == 1 else 'them'}, or decode without constraints."
         )
     props, required = parameters.get("properties", {}), set(parameters.get("required", []))
-    optional = [p for p in props if p not in required]
-    if len(optional) > 6:
-        raise GrammarError(f"{name}: more than 6 optional arguments; the grammar lists every subset of them.")
-    pair = {p: re.escape(json.dumps(p)) + ": " + value_pattern(spec, f"{name}.{p}") for p, spec in props.items()}
-    variants = []
-    for k in range(len(optional) + 1):
-        for chosen in combinations(optional, k):
-            keys = [p for p in props if p in required or p in chosen]
-            variants.append(", ".join(pair[p] for p in keys))
-    return r"\{(?:" + "|".join(variants) + r")\}"
+    missing = sorted(required - set(props))
+    if missing:
+        raise GrammarError(f"{name}: required lists {', '.join(missing)}, which properties does not define.")
+    if len(props) > MAX_ARGUMENTS:
+        raise GrammarError(f"{name}: {len(props)} arguments; the grammar writes at most {MAX_ARGUMENTS}.")
+    keys = list(props)
+    pair = {p: re.escape(json.dumps(p)) + ": " + value_pattern(props[p], f"{name}.{p}") for p in keys}
+
+    def rest(start: int) -> str:
+        """The keys after the first one written, each after its comma; optional ones may be left out."""
+        return "".join(f"(?:, {pair[k]})" + ("" if k in required else "?") for k in keys[start:])
+
+    firsts = []  # which key comes first: any up to the first required one (or none, when all are optional)
+    for i, key in enumerate(keys):
+        firsts.append(pair[key] + rest(i + 1))
+        if key in required:
+            break
+    else:
+        firsts.append("")
+    return r"\{(?:" + "|".join(firsts) + r")\}"
 
 
 def call_pattern(schemas: Sequence[dict]) -> str:
