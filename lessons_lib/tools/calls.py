@@ -234,8 +234,8 @@ def check_value(name: str, value, spec: dict) -> None:
             check_value(f"{name}[{i}]", item, spec["items"])
     if spec.get("uniqueItems") is True and isinstance(value, list):
         written = [json.dumps(item, sort_keys=True) for item in value]
-        twice = next((item for i, item in enumerate(value) if written[i] in written[:i]), None)
         if len(set(written)) < len(written):
+            twice = next(item for i, item in enumerate(value) if written[i] in written[:i])
             raise BadArguments(f"Argument {name!r} lists {_short_repr(twice)} twice; its items must differ.")
 
 

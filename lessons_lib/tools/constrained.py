@@ -663,8 +663,10 @@ class CallGrammar:
         """Are the items of every `uniqueItems` array written so far different, and can the item being written
         still become one not written yet?"""
         for head, key, values in self.unique:
+            if not text.startswith(head):
+                continue
             found = re.search(rb"(?:^| )" + re.escape(json.dumps(key).encode()) + rb": \[", text[len(head) :])
-            if not text.startswith(head) or found is None:
+            if found is None:
                 continue
             at, seen = len(head) + found.end(), set()
             while at < len(text) and text[at : at + 1] != b"]":
