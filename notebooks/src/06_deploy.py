@@ -439,8 +439,11 @@ assert mix.choices[0].message.content == reply.choices[0].message.content  # a m
 # `message.tool_calls` with an `id`, the function's name and its arguments as a JSON string, and
 # `finish_reason="tool_calls"`. Your code runs the tool and sends the result back as a `tool` message with that
 # `tool_call_id`; the model then answers in words. With `"auto"` the model decides, and a call it writes is parsed
-# and checked against the schemas. A field the server does not implement is never silently ignored: it gets a 400
-# that names it.
+# and checked against the schemas. **Structured outputs** use the same grammar: with
+# `response_format={"type": "json_schema", "json_schema": {"name": ..., "schema": ...}}` (what the openai SDK's
+# `parse(response_format=YourPydanticModel)` and LangChain's `with_structured_output` send) the answer itself is
+# decoded under the schema, so it always parses into your model. A field the server does not implement, or a schema
+# keyword its grammar cannot keep, is never silently ignored: it gets a 400 that names it.
 
 # %% [markdown] lang="ru"
 # ### Потоковая передача, сэмплирование и вызовы инструментов по HTTP
@@ -460,7 +463,11 @@ assert mix.choices[0].message.content == reply.choices[0].message.content  # a m
 # всегда — корректный вызов: `message.tool_calls` с `id`, именем функции и аргументами в виде JSON-строки, и
 # `finish_reason="tool_calls"`. Ваш код выполняет инструмент и отправляет результат обратно сообщением `tool` с этим
 # `tool_call_id`; затем модель отвечает словами. С `"auto"` решает модель, а написанный ею вызов разбирается и
-# проверяется по схемам. Поле, которое сервер не поддерживает, никогда не игнорируется молча: на него приходит 400
+# проверяется по схемам. **Структурированные ответы** используют ту же грамматику: с
+# `response_format={"type": "json_schema", "json_schema": {"name": ..., "schema": ...}}` (это отправляют
+# `parse(response_format=ВашаPydanticМодель)` из SDK openai и `with_structured_output` из LangChain) по схеме
+# декодируется сам ответ, поэтому он всегда разбирается в вашу модель. Поле, которое сервер не поддерживает, или
+# ключевое слово схемы, которое его грамматика не может соблюсти, никогда не игнорируется молча: на него приходит 400
 # с его именем.
 
 # %%
@@ -536,6 +543,32 @@ else:
         final.choices[0].finish_reason,
         repr(final.choices[0].message.content),
     )
+
+# %%
+from pydantic import BaseModel
+
+
+class Contact(BaseModel):
+    """What `json_prompt` asks for."""
+
+    name: str
+    email: str
+
+
+structured = client.chat.completions.create(
+    model="json",
+    messages=[{"role": "user", "content": json_prompt}],
+    response_format={"type": "json_schema", "json_schema": {"name": "contact", "schema": Contact.model_json_schema()}},
+    max_tokens=health["max_tokens"],
+)
+answer = structured.choices[0]
+print(answer.finish_reason, repr(answer.message.content))
+if answer.finish_reason == "length":  # rehearsal profiles answer only a few tokens: the object did not close
+    assert profile.rehearsal, answer
+else:
+    contact = Contact.model_validate_json(answer.message.content)  # always parses: the schema shaped every token
+    print(tr(en="parsed:", ru="разобрано:"), contact)
+    assert list(json.loads(answer.message.content)) == ["name", "email"]
 
 # %% [markdown]
 # ## 5. Many requests at once: latency, throughput, and no cross-talk
