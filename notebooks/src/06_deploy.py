@@ -841,6 +841,8 @@ assert server.poll() is not None and not port_open
 #   little; cross-talk shows as *another adapter's* answer, noise as an answer no adapter gives.
 # - `python -m lessons_lib.serve` serves `base`, every adapter and `auto` over an OpenAI-compatible API;
 #   `httpx`, the `openai` client (`base_url=...`), the web page and the CLI all talk to it.
+# - `tool_choice="required"` and `response_format` json_schema decode under the schema's grammar, so a call or an
+#   answer always validates; a schema keyword the grammar cannot keep is a 400 that names it, never ignored.
 # - Bad input gets 4xx with a message that says what to do; a failed generation is a 500 for that request
 #   only.
 # - The adapters are plain PEFT folders: `vllm serve BASE --enable-lora --lora-modules '{"name": ...}' ...` serves
@@ -856,6 +858,9 @@ assert server.poll() is not None and not port_open
 #    `--adapters-dir` pointing at the store, and check that `/v1/models` lists it.
 # 4. On a GPU runtime, install vLLM, run the generated command and point the `openai` client of section 4
 #    at it. Which answers differ from ours, and why might they (kernels, dtype, sampling defaults)?
+# 5. Give `Contact` an optional field (`phone: str | None = None`) and rerun the structured-output cell; then mark
+#    `email` with `Field(json_schema_extra={"format": "email"})`. Which schema does the server take, which gets a
+#    400, and what does the message tell you to do?
 #
 # ## Quiz
 
@@ -870,6 +875,9 @@ assert server.poll() is not None and not port_open
 #   как ответ, которого не даёт ни один адаптер.
 # - `python -m lessons_lib.serve` обслуживает `base`, каждый адаптер и `auto` через OpenAI-совместимый API;
 #   с ним работают `httpx`, клиент `openai` (`base_url=...`), веб-страница и CLI.
+# - `tool_choice="required"` и `response_format` json_schema декодируются по грамматике схемы, поэтому вызов или ответ
+#   всегда проходит проверку; ключевое слово схемы, которое грамматика не может соблюсти, — это 400 с его именем, а не
+#   молчаливый пропуск.
 # - Плохой ввод получает 4xx с сообщением, которое объясняет, что делать; неудачная генерация — это 500 только для
 #   этого запроса.
 # - Адаптеры — обычные папки PEFT: `vllm serve BASE --enable-lora --lora-modules '{"name": ...}' ...` обслуживает
@@ -886,6 +894,9 @@ assert server.poll() is not None and not port_open
 # 4. В среде выполнения с GPU установите vLLM, запустите сгенерированную команду и направьте на неё клиент `openai`
 #    из раздела 4. Какие ответы отличаются от наших и почему так может быть (ядра, dtype, параметры сэмплирования по
 #    умолчанию)?
+# 5. Добавьте в `Contact` необязательное поле (`phone: str | None = None`) и перезапустите ячейку со структурированным
+#    ответом; затем пометьте `email` через `Field(json_schema_extra={"format": "email"})`. Какую схему сервер
+#    принимает, на какую отвечает 400 и что советует сообщение?
 #
 # ## Тест
 
