@@ -43,7 +43,7 @@ def plan_tools(schemas: list[dict], mode: str | None, tokenizer, max_tokens: int
         return None
     if mode == "auto":
         return ToolPlan(schemas, mode)
-    from ..tools.constrained import CallGrammar, GrammarError, vocabulary_constraint
+    from ..tools.constrained import CallGrammar, GrammarError
 
     wanted = schemas if mode == "required" else [s for s in schemas if s["function"]["name"] == mode[9:]]
     try:
@@ -55,8 +55,7 @@ def plan_tools(schemas: list[dict], mode: str | None, tokenizer, max_tokens: int
             f"tool_choice={mode.replace('function:', '')!r} decodes under the tools' schemas, and this one "
             f"cannot be expressed: {err}",
         ) from err
-    rows = vocabulary_constraint(tokenizer).for_rows([grammar], 0, max_tokens)
-    return ToolPlan(schemas, mode, row_constraint(rows))
+    return ToolPlan(schemas, mode, grammar_rule(grammar, tokenizer, max_tokens))
 
 
 def plan_format(response_format, tokenizer, max_tokens: int | None = None) -> Callable[[list[int]], list[int]] | None:
@@ -64,7 +63,7 @@ def plan_format(response_format, tokenizer, max_tokens: int | None = None) -> Ca
     follows the schema, closing in time to end within `max_tokens`; a 400 when the grammar cannot express it."""
     if response_format is None or response_format.type != "json_schema":
         return None
-    from ..tools.constrained import GrammarError, object_grammar, vocabulary_constraint
+    from ..tools.constrained import GrammarError, object_grammar
 
     spec = response_format.json_schema
     try:
@@ -74,12 +73,17 @@ def plan_format(response_format, tokenizer, max_tokens: int | None = None) -> Ca
             "response_format.json_schema.schema",
             f"response_format json_schema decodes the answer under its schema, and this one cannot be expressed: {err}",
         ) from err
-    return row_constraint(vocabulary_constraint(tokenizer).for_rows([grammar], 0, max_tokens))
+    return grammar_rule(grammar, tokenizer, max_tokens)
 
 
-def row_constraint(rows) -> Callable[[list[int]], list[int]]:
-    """The engine's `allowed_tokens(generated_ids)` from a one-row CallConstraint (prompt length 0)."""
+def grammar_rule(grammar, tokenizer, max_tokens: int | None) -> Callable[[list[int]], list[int]]:
+    """The engine's `allowed_tokens(generated_ids)` for one reply under `grammar` (a one-row CallConstraint, prompt
+    length 0), closing in time to end within `max_tokens`."""
     import torch
+
+    from ..tools.constrained import vocabulary_constraint
+
+    rows = vocabulary_constraint(tokenizer).for_rows([grammar], 0, max_tokens)
 
     def allowed(generated: list[int]) -> list[int]:
         return rows(0, torch.tensor(generated, dtype=torch.long))

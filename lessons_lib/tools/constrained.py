@@ -37,7 +37,7 @@ from functools import lru_cache
 import regex
 
 from ..models import budgets_per_row
-from .calls import BadArguments, check_value
+from .calls import BadArguments, check_value, exclusive_bounds
 from .functions import BELOW, WHOLE_TEXTS, Below
 
 TOOL_CHOICES = ("auto", "required")  # as in the OpenAI API: "required" makes the reply a call to some tool
@@ -49,7 +49,7 @@ STRING_CHARS = (
     r"(?:[\x20\x21\x23-\x5b\x5d-\x7f]|[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
     r'|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})'
 )
-STRING_UNITS = re.compile(rb"\\u[0-9a-fA-F]{4}|\\.|[\x00-\x7f]|[\xc0-\xff][\x80-\xbf]*")  # counts a value's characters
+STRING_CHAR = re.compile(STRING_CHARS.encode())  # counts a written value's (whole) characters
 INTEGER = r"-?(?:0|[1-9][0-9]{0,5})"
 INTEGER_LIMIT = 999_999  # the most an unbounded side of an integer reaches (6 digits, as INTEGER)
 CLOSING_SHARE = 0.25  # once only this share of the token budget is left, strings and lists close so the call ends
@@ -296,16 +296,11 @@ def bounds(spec: dict, unit: Fraction) -> tuple[int | None, int | None]:
         whole = math.ceil(steps) if up else math.floor(steps)
         return whole + (1 if up else -1) if exclusive and whole == steps else whole
 
-    lows, highs = [], []
-    for key, exclusive, up, found in (
-        ("minimum", "exclusiveMinimum", True, lows),
-        ("maximum", "exclusiveMaximum", False, highs),
-    ):
-        bound, flag = _schema_number(spec.get(key)), spec.get(exclusive)
-        if bound is not None:
-            found.append(inward(bound, up, flag is True))
-        if _schema_number(flag) is not None:
-            found.append(inward(_schema_number(flag), up, True))
+    above, below = (_schema_number(b) for b in exclusive_bounds(spec))
+    low = None if spec.get("exclusiveMinimum") is True else _schema_number(spec.get("minimum"))
+    high = None if spec.get("exclusiveMaximum") is True else _schema_number(spec.get("maximum"))
+    lows = [inward(b, True, exclusive) for b, exclusive in ((low, False), (above, True)) if b is not None]
+    highs = [inward(b, False, exclusive) for b, exclusive in ((high, False), (below, True)) if b is not None]
     return (max(lows) if lows else None), (min(highs) if highs else None)
 
 
@@ -665,10 +660,10 @@ class CallGrammar:
         for head, key, values in self.unique:
             if not text.startswith(head):
                 continue
-            found = re.search(rb"(?:^| )" + re.escape(json.dumps(key).encode()) + rb": \[", text[len(head) :])
-            if found is None:
+            start = value_start(text[len(head) :], key)
+            if start is None or text[len(head) + start : len(head) + start + 1] != b"[":
                 continue
-            at, seen = len(head) + found.end(), set()
+            at, seen = len(head) + start + 1, set()
             while at < len(text) and text[at : at + 1] != b"]":
                 done = next(
                     (
@@ -726,20 +721,27 @@ def numbers_in(text: bytes) -> set[bytes]:
     return set(runs) | {str(int(run)).encode() for run in runs}
 
 
+def value_start(args: bytes, key: str) -> int | None:
+    """Where the value of argument `key` starts in a call's arguments text (after its opening brace); None when the
+    argument is not written."""
+    found = re.search(rb"(?:^| )" + re.escape(json.dumps(key).encode()) + rb": ", args)
+    return None if found is None else found.end()
+
+
 def key_written(args: bytes, key: str) -> bool:
     """Has a call's arguments text (after its opening brace) begun the argument `key`?"""
-    return re.search(rb"(?:^| )" + re.escape(json.dumps(key).encode()) + rb": ", args) is not None
+    return value_start(args, key) is not None
 
 
 def integer_written(args: bytes, key: str) -> tuple[int | None, bool] | None:
     """The integer argument `key` as a call's arguments text gives it so far: (value, written whole?), value None
     while only a minus sign is written; None when the argument is not written."""
-    match = re.search(rb"(?:^| )" + re.escape(json.dumps(key).encode()) + rb": (-?)([0-9]*)", args)
-    if match is None:
+    start = value_start(args, key)
+    if start is None:
         return None
-    sign, digits = match.groups()
+    sign, digits = re.match(rb"(-?)([0-9]*)", args[start:]).groups()
     value = None if not digits else -int(digits) if sign else int(digits)
-    return value, match.end() < len(args)
+    return value, start + len(sign) + len(digits) < len(args)
 
 
 def utf8_prefix_ok(data: bytes, final: bool = False) -> bool:
@@ -930,7 +932,7 @@ class CallConstraint:
         cached by the structure before the string, with a stand-in of that many letters."""
         if open_value is None:
             return [i for i in self.other if grammar.accepts_prefix(text + self.pieces[i])]
-        written = len(STRING_UNITS.findall(open_value.group(1))) if open_value.group(1) else 0
+        written = len(STRING_CHAR.findall(open_value.group(1)))
         stand_in = text[: open_value.start(1)] + b"a" * min(written, grammar.least_chars)
         key = grammar.structure(stand_in)
         if key not in self.string_ends:
