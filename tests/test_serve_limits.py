@@ -512,6 +512,27 @@ def test_a_required_call_keeps_every_keyword_of_a_client_schema(app):
     assert arguments.get("nickname") is None or len(arguments["nickname"]) <= 8
 
 
+def test_a_required_call_lists_distinct_strings_for_a_set_field(app):
+    """pydantic's `set[str]` is an array of strings with uniqueItems: before, a 400 (the grammar kept uniqueItems only
+    for items it could list); the tiny tools adapter, asked to repeat a tag, must still write each string once."""
+    tags = {"type": "array", "items": {"type": "string", "maxLength": 12}, "uniqueItems": True, "minItems": 3}
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "tag",
+            "parameters": {"type": "object", "properties": {"tags": tags}, "required": ["tags"]},
+        },
+    }
+    request = body("tools", "Tag it: red, red, red, blue.", tools=[tool], tool_choice="required", max_tokens=64)
+    response = call(app, "POST", "/v1/chat/completions", json=request)
+    assert response.status_code == 200, response.text
+    choice = response.json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls", choice
+    written = json.loads(choice["message"]["tool_calls"][0]["function"]["arguments"])["tags"]
+    assert len(written) >= 3 and len(set(written)) == len(written), written
+    assert all(isinstance(t, str) and len(t) <= 12 for t in written)
+
+
 def test_non_finite_weights_and_broken_json_name_their_field(app):
     nan = b'{"model": "mix", "messages": [{"role": "user", "content": "hi"}], "adapter_weights": {"json": NaN}}'
     headers = {"content-type": "application/json"}

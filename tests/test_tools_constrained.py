@@ -538,6 +538,11 @@ KEPT_CASES = [
     ({"type": "string", "minLength": 3, "maxLength": 5}, ["ab", "abc", "абв", "abcde", "abcdef", "абвгде"]),
     ({"type": "array", "items": {"enum": ["a", "b", "c"]}, "uniqueItems": True}, [["a", "b"], ["a", "a"], ["c"]]),
     ({"type": "array", "items": {"type": "boolean"}, "uniqueItems": True}, [[True, False], [True, True]]),
+    ({"type": "array", "items": {"type": "string", "maxLength": 3}, "uniqueItems": True}, [["a", "ab"], ["ab", "ab"]]),
+    (
+        {"type": "array", "items": {"type": "string", "pattern": "^(?:ab|abc)$"}, "uniqueItems": True},
+        [["ab", "abc"], ["abc", "abc"]],
+    ),
     ({"anyOf": [{"type": "string", "maxLength": 2}, {"type": "null"}], "default": None}, ["ab", None, "abc", 3]),
     ({"type": ["integer", "null"], "minimum": 2}, [2, None, 1, "2"]),
     ({"oneOf": [{"type": "string", "enum": ["x"]}, {"type": "integer", "maximum": 3}]}, ["x", 3, "y", 4]),
@@ -568,7 +573,7 @@ def test_the_grammar_completes_a_client_call_exactly_when_the_validator_takes_it
         ({"type": "string", "format": "email"}, "format"),
         ({"type": "integer", "multipleOf": 3}, "multipleOf"),
         ({"type": "array", "items": {"type": "integer"}, "contains": {"const": 1}}, "contains"),
-        ({"type": "array", "items": {"type": "string"}, "uniqueItems": True}, "uniqueItems"),
+        ({"type": "array", "items": {"type": "integer"}, "uniqueItems": True}, "uniqueItems only for strings"),
         ({"type": "string", "pattern": "^[a-z]+$", "maxLength": 4}, "maxLength"),
         ({"type": "string", "not": {"const": "x"}}, "not"),
         ({"allOf": [{"type": "string"}, {"minLength": 2}]}, "allOf; give the argument one type"),
@@ -594,6 +599,22 @@ def test_unique_items_are_kept_while_the_call_is_written():
     assert grammar.viable(head + b'"a", "b", "') and grammar.viable(head + b'"a", "b", "c"')
     assert not grammar.viable(head + b'"a", "b", "a"') and not grammar.viable(head + b'"b", "b')
     assert not grammar.viable(head + b'"a", "b", "c", ')  # no fourth value left to write
+
+
+@pytest.mark.parametrize("item", [{"type": "string", "pattern": "^(?:ab|abc|b)$"}, {"type": "string", "maxLength": 3}])
+def test_unique_strings_are_kept_while_the_call_is_written(item):
+    """Strings cannot be listed, so the grammar looks ahead: an item may go on while some string it can still become
+    has not been written (a seen "ab" may grow into "abc"), and a string equal to a seen one (escapes decoded) ends
+    the call's chances."""
+    grammar = CallGrammar([one_argument_tool({"type": "array", "items": item, "uniqueItems": True})], below=())
+    head = b'{"tool": "f", "arguments": {"x": ['
+    assert grammar.viable(head + b'"ab", "') and grammar.viable(head + b'"ab", "ab') and grammar.viable(head + b'"ab",')
+    assert not grammar.viable(head + b'"ab", "ab"') and not grammar.viable(head + b'"ab", "abc", "b", "ab"')
+    assert grammar.complete(head + b'"ab", "abc", "b"]}}') and not grammar.complete(head + b'"b", "ab", "b"]}}')
+    if "pattern" in item:  # every string the pattern allows is written: no fourth item can begin
+        assert not grammar.viable(head + b'"ab", "abc", "b", "')
+    else:
+        assert not grammar.viable(head + b'"a\\u0062", "ab"') and not grammar.viable(head + b'"abc", "abc')
 
 
 def test_a_min_length_string_may_close_only_once_long_enough(tokenizer):

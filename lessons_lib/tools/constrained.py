@@ -14,7 +14,8 @@ Bounds agree with `calls.check_value`: an integer or a number (at most 6 decimal
 (or exclusive ones) matches exactly that range (an open side stops at ±999999, or that far past the other bound);
 free-text strings hold `minLength` to `maxLength` characters and arrays `minItems` to `maxItems` items, capped by the
 grammar's own limits below; `const`, an integer's `multipleOf` (its multiples in range, listed), `uniqueItems` on
-items it can list (enum, const, boolean), `anyOf`, `oneOf` (schemas of distinct types) and lists of types (pydantic's
+items it can list (enum, const, boolean) and on strings (pydantic's `set[str]`: an item may go on while it can still
+become a string not written yet), `anyOf`, `oneOf` (schemas of distinct types) and lists of types (pydantic's
 Optional: a string or null) are kept too. Any other constraining keyword (`format`, `allOf`, a pattern with a
 length, ...) is a GrammarError naming it, so a client's schema is never silently loosened (KEPT_KEYWORDS,
 ANNOTATIONS). Given `max_new_tokens`, strings and lists close in time for the call to end within it (a quote then
@@ -50,6 +51,9 @@ STRING_CHARS = (
     r'|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})'
 )
 STRING_CHAR = re.compile(STRING_CHARS.encode())  # counts a written value's (whole) characters
+# The items of an array of strings: each closed one and what follows it (", ", "]" or the end), or the one being
+# written.
+JSON_STRING_ITEM = re.compile(rb'(?P<closed>"(?:[^"\\]|\\.)*")(?P<end>,(?: |\Z)|\]|\Z)|(?P<open>"(?:[^"\\]|\\.)*\\?\Z)')
 INTEGER = r"-?(?:0|[1-9][0-9]{0,5})"
 INTEGER_LIMIT = 999_999  # the most an unbounded side of an integer reaches (6 digits, as INTEGER)
 CLOSING_SHARE = 0.25  # once only this share of the token budget is left, strings and lists close so the call ends
@@ -435,12 +439,12 @@ def value_pattern(spec: dict, where: str) -> str:
         most, least = _bound(spec, "maxItems", MAX_ARRAY_ITEMS), _integer_bound(spec, "minItems") or 0
         if spec.get("uniqueItems") is True:
             values = allowed_values(item_spec, f"{where}[]")
-            if values is None:
+            if values is None and item_spec.get("type") != "string":
                 raise GrammarError(
-                    f"{where}: the grammar keeps uniqueItems only for items it can list (enum, const, boolean); "
-                    "list the values as an enum, or drop uniqueItems."
+                    f"{where}: the grammar keeps uniqueItems only for strings and items it can list (enum, const, "
+                    "boolean); list the values as an enum, or drop uniqueItems."
                 )
-            most = min(most, len(values))
+            most = most if values is None else min(most, len(values))
         if least > most:
             raise GrammarError(f"{where}: minItems {least} is more than the {most} items the grammar allows.")
         if most < 1:
@@ -561,12 +565,14 @@ class CallGrammar:
             for r in (BELOW if below is None else below)
             if {r.low, r.high} <= set(by_tool.get(r.tool, {}))
         ]
-        self.unique = [  # arrays whose items must differ: each with the items it may hold, as written
-            (head_of(tool), key, [as_written(v).encode() for v in allowed_values(spec.get("items", {}), key) or []])
+        self.unique = [  # arrays whose items must differ: each with the items it may hold, as written (None: strings)
+            (head_of(tool), key, None if values is None else [as_written(v).encode() for v in values])
             for tool, props in by_tool.items()
             for key, spec in props.items()
             if spec.get("type") == "array" and spec.get("uniqueItems") is True
+            for values in [allowed_values(spec.get("items", {}), key)]
         ]
+        self.unseen_cache: dict[tuple[bytes, bytes, frozenset[bytes]], bool] = {}
         keys = sorted({p for props in by_tool.values() for p, spec in props.items() if is_free_text(spec)})
         # a free-text value's length matters to the pattern only up to the longest minLength (else: empty or not)
         self.least_chars = max(
@@ -664,6 +670,10 @@ class CallGrammar:
             if start is None or text[len(head) + start : len(head) + start + 1] != b"[":
                 continue
             at, seen = len(head) + start + 1, set()
+            if values is None:
+                if not self.unique_strings_ok(text, at):
+                    return False
+                continue
             while at < len(text) and text[at : at + 1] != b"]":
                 done = next(
                     (
@@ -680,6 +690,37 @@ class CallGrammar:
                 seen.add(done)
                 at += len(done) + (2 if text[at + len(done) : at + len(done) + 1] == b"," else 0)
         return True
+
+    def unique_strings_ok(self, text: bytes, at: int) -> bool:
+        """`unique_ok` for an array of strings that opens at byte `at`: the strings closed so far differ, and the one
+        being written can still end as none of them."""
+        seen: dict[object, bytes] = {}
+        for m in JSON_STRING_ITEM.finditer(text, at):
+            if m.group("open") is not None:
+                return self.may_become_unseen(text[: m.start()], m.group("open"), frozenset(seen.values()))
+            value = json.loads(m.group("closed"))
+            if value in seen:
+                return False
+            seen[value] = m.group("closed")
+            if m.group("end") == b"]":
+                break
+        return True
+
+    def may_become_unseen(self, before: bytes, item: bytes, seen: frozenset[bytes]) -> bool:
+        """Can the string item begun as `item` (after `before`) still close as a string not in `seen`?"""
+        ahead = [s for s in seen if s.startswith(item)]
+        if not ahead:
+            return True
+        key = (before, item, seen)  # the decoder asks again for every token it weighs
+        if key not in self.unseen_cache:
+            self.unseen_cache[key] = any(
+                self.may_become_unseen(before, longer, seen)
+                if any(s.startswith(longer) for s in ahead)
+                else self.accepts_prefix(before + longer)
+                for longer in (item + bytes([byte]) for byte in range(256))
+                if longer not in seen
+            )
+        return self.unseen_cache[key]
 
     def viable(self, text: bytes) -> bool:
         """Can `text` (UTF-8, possibly ending mid-character) still be extended to a valid call?"""
