@@ -611,6 +611,10 @@ def test_unique_strings_are_kept_while_the_call_is_written(item):
     assert grammar.viable(head + b'"ab", "') and grammar.viable(head + b'"ab", "ab') and grammar.viable(head + b'"ab",')
     assert not grammar.viable(head + b'"ab", "ab"') and not grammar.viable(head + b'"ab", "abc", "b", "ab"')
     assert grammar.complete(head + b'"ab", "abc", "b"]}}') and not grammar.complete(head + b'"b", "ab", "b"]}}')
+    array = {"type": "array", "items": item, "uniqueItems": True}
+    four = {"type": "object", "properties": {"x": array, "y": item, "z": item, "n": {"type": "integer"}}}
+    later = CallGrammar([{"type": "function", "function": {"name": "f", "parameters": four}}], below=())
+    assert later.complete(head + b'], "y": "b", "z": "b", "n": 1}}')  # strings after the array are not its items
     if "pattern" in item:  # every string the pattern allows is written: no fourth item can begin
         assert not grammar.viable(head + b'"ab", "abc", "b", "')
     else:

@@ -695,13 +695,16 @@ class CallGrammar:
         """`unique_ok` for an array of strings that opens at byte `at`: the strings closed so far differ, and the one
         being written can still end as none of them."""
         seen: dict[object, bytes] = {}
-        for m in JSON_STRING_ITEM.finditer(text, at):
+        while at < len(text) and text[at : at + 1] != b"]":
+            m = JSON_STRING_ITEM.match(text, at)
+            if m is None:  # not a string item: the call pattern judges it
+                return True
             if m.group("open") is not None:
-                return self.may_become_unseen(text[: m.start()], m.group("open"), frozenset(seen.values()))
+                return self.may_become_unseen(text[:at], m.group("open"), frozenset(seen.values()))
             value = json.loads(m.group("closed"))
             if value in seen:
                 return False
-            seen[value] = m.group("closed")
+            seen[value], at = m.group("closed"), m.end()
             if m.group("end") == b"]":
                 break
         return True
