@@ -21,8 +21,10 @@ LATEST_PY := $(LATEST_VENV)/bin/python
 .PHONY: venv course test unit lint notebooks-test notebooks check-notebooks tiny-model bench teacher-kit clean \
 	chromium lock test-latest rehearse gpu-check
 
-# --no-compile: pip would byte-compile all ~17,700 modules (80 s on 2 CPUs); Python compiles the ones a run imports,
-# once, on first import (~20 s for the whole stack).
+# --no-compile: pip would byte-compile all ~17,700 modules it installs (~80 s on 2 CPUs); Python compiles the ones a
+# run imports on first import and keeps them (~20 s). Not where PYTHONDONTWRITEBYTECODE is set (as on our CI
+# machines): every process would compile each module again (the rehearsal took 405 s -> 580 s), so it is unset here.
+unexport PYTHONDONTWRITEBYTECODE
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip

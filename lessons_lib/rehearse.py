@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from .paths import BUILD_DIR
@@ -64,15 +64,15 @@ def rehearse(profiles: list[str], only: list[str] | None = None, jobs: int = 2, 
         paths = [p for p in paths if p.name[:2] in only]
     pairs = [(profile, path) for profile in profiles for path in paths]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(run_alone, path, profile, OUT_DIR / profile, timeout) for profile, path in pairs]
-        rows = []
-        for future in futures:
-            rows.append(future.result())
-            print(
-                f"{rows[-1]['profile']:>14} {rows[-1]['notebook']:<28} {rows[-1]['status']} ({rows[-1]['seconds']}s)",
-                flush=True,
-            )
-    return rows
+        # Started last lesson first: the later lessons take longest (06 serves over HTTP), so the jobs end together.
+        futures = {
+            pair: pool.submit(run_alone, pair[1], pair[0], OUT_DIR / pair[0], timeout)
+            for pair in sorted(pairs, key=lambda pair: pair[1].name, reverse=True)
+        }
+        for future in as_completed(futures.values()):
+            row = future.result()
+            print(f"{row['profile']:>14} {row['notebook']:<28} {row['status']} ({row['seconds']}s)", flush=True)
+    return [futures[pair].result() for pair in pairs]
 
 
 def main(argv: list[str] | None = None) -> int:

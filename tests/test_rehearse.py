@@ -1,0 +1,40 @@
+"""The rehearsal runner: every (profile, notebook) pair once, the last lessons started first, rows in lesson order."""
+
+import json
+import threading
+
+from lessons_lib import rehearse
+
+PROFILES = ["t4-rehearsal", "7b-rehearsal"]
+
+
+def fake_runs(monkeypatch, tmp_path, failing=("7b-rehearsal", "03")):
+    """Replace the notebook runs with instant ones (one pair fails); returns the pairs in the order they started."""
+    started, lock = [], threading.Lock()
+
+    def run_alone(path, profile, out_dir, timeout):
+        with lock:
+            started.append((profile, path.name))
+        status = "FAILED: AssertionError" if (profile, path.name[:2]) == failing else "ok"
+        return {"profile": profile, "notebook": path.name, "seconds": 0.0, "asserts": 1, "status": status}
+
+    monkeypatch.setattr(rehearse, "run_alone", run_alone)
+    monkeypatch.setattr(rehearse, "OUT_DIR", tmp_path)
+    return started
+
+
+def test_the_last_lessons_start_first_and_rows_come_back_in_lesson_order(monkeypatch, tmp_path):
+    started = fake_runs(monkeypatch, tmp_path)
+    names = sorted(p.name for p in rehearse.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    rows = rehearse.rehearse(PROFILES, jobs=1)
+    assert [(r["profile"], r["notebook"]) for r in rows] == [(p, n) for p in PROFILES for n in names]
+    assert started == [(p, n) for n in reversed(names) for p in PROFILES]
+
+
+def test_a_failed_notebook_is_reported_and_the_others_still_run(monkeypatch, tmp_path, capsys):
+    fake_runs(monkeypatch, tmp_path)
+    assert rehearse.main(["--profiles", *PROFILES, "--only", "02", "03", "--jobs", "2"]) == 1
+    out = capsys.readouterr().out
+    assert out.strip().endswith("rehearsal: 3/4 notebooks ok"), out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [r["status"] for r in summary] == ["ok", "ok", "ok", "FAILED: AssertionError"]
