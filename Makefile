@@ -63,8 +63,9 @@ test-latest: chromium  ## the unit suite in $(LATEST_VENV) on the newest release
 	$(LATEST_PY) -m pip install -q --no-deps -e .
 	$(LATEST_PY) -m pytest tests -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
-# The GPU path without a GPU: every notebook alone, in a fresh empty work dir, on t4-rehearsal and 7b-rehearsal
-# (4-bit NF4 + fp16 + the real chat templates on the tiny weights). Its last line: `rehearsal: <ok>/<total> ...`.
+# The GPU path without a GPU: every notebook alone, in a fresh empty work dir, on t4-rehearsal (English edition) and
+# 7b-rehearsal (Russian edition) (4-bit NF4 + fp16 + the real chat templates on the tiny weights). Its last line:
+# `rehearsal: <ok>/<total> ...`.
 REHEARSE_JOBS ?= 2
 rehearse: venv  ## every notebook standalone on both rehearsal profiles (CI runs it)
 	$(PY) -m lessons_lib.rehearse --jobs $(REHEARSE_JOBS)

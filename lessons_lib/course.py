@@ -67,6 +67,14 @@ def stray_lines(nb) -> list[str]:
     return found
 
 
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def failure_line(err: Exception) -> str:
+    """A cell error's last line without the terminal colours IPython adds, e.g. `AssertionError: too low`."""
+    return ANSI_COLOUR.sub("", str(err)).strip().splitlines()[-1][:300]
+
+
 def kernel_config():
     """nbclient's config: the kernel's sockets encrypted with CurveZMQ where jupyter_client and pyzmq support it.
 
@@ -102,7 +110,7 @@ def run_notebook(path: Path, out_dir: Path, timeout: int = 900) -> dict:
     try:
         client.execute()
     except CellExecutionError as err:
-        error = str(err).strip().splitlines()[-1][:300]
+        error = failure_line(err)
     seconds = time.time() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / path.name)

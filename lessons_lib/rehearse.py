@@ -3,6 +3,7 @@
 `python -m lessons_lib.rehearse [--profiles t4-rehearsal 7b-rehearsal] [--only 02 05] [--jobs 2]` runs each
 notebook in its own kernel with nothing from other notebooks and no shipped tiny adapters (the rehearsal
 profiles are not `tiny`), so each must find or quick-train what it needs, as in a fresh Colab runtime.
+t4-rehearsal runs the English edition (notebooks/), 7b-rehearsal the Russian one (notebooks/ru/, see `EDITIONS`).
 Prints a table; the last line is `rehearsal: <ok>/<total> notebooks ok`; exits non-zero if any failed.
 Executed copies land in build/rehearsal/<profile>/.
 """
@@ -25,10 +26,21 @@ from .profiles import PROFILES
 
 REHEARSALS = tuple(name for name, p in PROFILES.items() if p.rehearsal)
 OUT_DIR = BUILD_DIR / "rehearsal"
+# The edition each profile rehearses (others: the English one in notebooks/). The editions' code cells are the same
+# (tests/test_russian_edition.py), so every profile's code path still runs every lesson; the Russian edition runs on
+# 7b, the model of the Russian course this one grew from, end to end from notebooks/ru/ as a learner opens it.
+EDITIONS = {"7b-rehearsal": NOTEBOOKS / "ru"}
+
+
+def lessons(profile: str, only: list[str] | None = None) -> list[Path]:
+    """The notebooks `profile` rehearses, in lesson order (`only`: lesson numbers such as "02")."""
+    paths = sorted(EDITIONS.get(profile, NOTEBOOKS).glob("[0-9][0-9]_*.ipynb"))
+    return [p for p in paths if not only or p.name[:2] in only]
 
 
 def run_alone(notebook: Path, profile: str, out_dir: Path, timeout: int) -> dict:
     """Execute one notebook in a child process with a fresh, empty build/work dir and the profile set."""
+    name = str(notebook.relative_to(NOTEBOOKS))  # "ru/01_fine_tune.ipynb" for the Russian edition
     scratch = Path(tempfile.mkdtemp(prefix=f"rehearse-{profile}-{notebook.stem[:2]}-"))
     env = dict(os.environ, LESSONS_PROFILE=profile, LESSONS_BUILD=str(scratch / "build"), HF_HUB_OFFLINE="1")
     code = (
@@ -44,25 +56,22 @@ def run_alone(notebook: Path, profile: str, out_dir: Path, timeout: int) -> dict
             json.loads(lines[-1])
             if lines
             else {
-                "notebook": notebook.name,
+                "notebook": name,
                 "seconds": 0.0,
                 "asserts": 0,
                 "status": f"FAILED: runner exited {proc.returncode}: {proc.stderr.strip()[-300:]}",
             }
         )
     except subprocess.TimeoutExpired:
-        row = {"notebook": notebook.name, "seconds": float(timeout), "asserts": 0, "status": "FAILED: timed out"}
+        row = {"notebook": name, "seconds": float(timeout), "asserts": 0, "status": "FAILED: timed out"}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return {"profile": profile, **row}
+    return {"profile": profile, **row, "notebook": name}
 
 
 def rehearse(profiles: list[str], only: list[str] | None = None, jobs: int = 2, timeout: int = 900) -> list[dict]:
     """Run every (profile, notebook) pair alone; returns one row each, in order."""
-    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-    if only:
-        paths = [p for p in paths if p.name[:2] in only]
-    pairs = [(profile, path) for profile in profiles for path in paths]
+    pairs = [(profile, path) for profile in profiles for path in lessons(profile, only)]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         # Started last lesson first: the later lessons take longest (06 serves over HTTP), so the jobs end together.
         futures = {

@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from lessons_lib.course import count_asserts, write_summary
+from lessons_lib.course import count_asserts, failure_line, write_summary
 
 
 def test_partial_run_keeps_the_other_notebooks(tmp_path):
@@ -28,6 +28,11 @@ def test_unreadable_summary_is_replaced(tmp_path):
     path.write_text("{not json")
     summary = write_summary(path, [{"notebook": "03_c.ipynb", "seconds": 1.0, "asserts": 3, "status": "ok"}])
     assert [r["notebook"] for r in summary["notebooks"]] == ["03_c.ipynb"]
+
+
+def test_a_failure_is_reported_by_its_last_line_without_terminal_colours():
+    err = Exception("Cell In[24], line 18\n---> 18 assert x\n\x1b[0;31mAssertionError\x1b[0m: too low\n")
+    assert failure_line(err) == "AssertionError: too low"
 
 
 def test_count_asserts_counts_only_code_cells():

@@ -2,11 +2,10 @@
 
 Sources hold each English markdown cell followed by its `lang="ru"` counterpart; code is written once. These tests
 prove that every markdown cell is translated, that the two editions differ only in text and the setup cell's
-language line, that each Russian badge points at its own path, and that a Russian notebook executes.
+language line and that each Russian badge points at its own path. The Russian notebooks execute end to end in the
+GPU-path rehearsal (`make rehearse`, 7b-rehearsal; lessons_lib/rehearse.py).
 """
 
-import json
-import os
 import re
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from lessons_lib.paths import REPO_DIR
 SOURCES = scaffold.sources()
 RU_DIR = REPO_DIR / "notebooks" / "ru"
 SECTIONS_RU = ["## Цели урока", "## Итоги", "## Упражнения", "## Тест"]
-EXECUTED = "02"  # the Russian notebook executed end to end (tiny profile)
 
 
 def _fences(text: str) -> int:
@@ -116,12 +114,14 @@ def test_check_reports_untranslated_cells(tmp_path, capsys):
     assert "notebooks/src/01_x.py: 1 markdown cell(s) without a Russian counterpart" in capsys.readouterr().out
 
 
-def test_course_and_rehearsal_run_the_english_edition_only():
-    from lessons_lib import course
+def test_the_course_runs_the_english_edition_and_the_7b_rehearsal_the_russian_one():
+    from lessons_lib import course, rehearse
 
     found = sorted(course.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     assert found and all(p.parent == REPO_DIR / "notebooks" for p in found)
-    assert "/ru/" not in (REPO_DIR / "lessons_lib" / "rehearse.py").read_text()
+    assert [p.parent for p in rehearse.lessons("t4-rehearsal")] == [REPO_DIR / "notebooks"] * len(found)
+    assert [p.name for p in rehearse.lessons("7b-rehearsal")] == [p.name for p in found]
+    assert {p.parent for p in rehearse.lessons("7b-rehearsal")} == {RU_DIR}
 
 
 def test_quiz_language_follows_lessons_lang(monkeypatch):
@@ -360,94 +360,6 @@ def test_lesson_tables_and_messages_print_russian(monkeypatch, tmp_path):
     searched = where_searched("json", PROFILES["tiny"], tmp_path, None)
     assert searched.startswith("поставляемый ") and "HUB_NAMESPACE не задан" in searched
     _russian(searched, {"tiny", "adapters", "tmp", "pytest", "work", "lessons_lib", "main", "assets"})
-
-
-@pytest.mark.slow
-@pytest.mark.notebook_run
-def test_a_russian_notebook_executes_on_the_tiny_profile(tmp_path, monkeypatch):
-    """One Russian notebook end to end: the setup cell's path logic from notebooks/ru/, LESSONS_LANG, the quiz."""
-    import nbformat
-    from nbclient import NotebookClient
-
-    from lessons_lib.quiz.labels import ui
-
-    monkeypatch.setenv("LESSONS_PROFILE", "tiny")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("LESSONS_LANG", raising=False)
-    path = next(RU_DIR.glob(f"{EXECUTED}_*.ipynb"))
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(RU_DIR)}}).execute()
-    outputs = "".join(
-        o.get("text", "") + json.dumps(o.get("data", {}), ensure_ascii=False)
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.outputs
-    )
-    assert "lessons_lib" in outputs
-    assert not any(o.get("output_type") == "error" for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    quiz = "".join(
-        o.get("text", "") + json.dumps(o.get("data", {}), ensure_ascii=False)
-        for o in [c for c in nb.cells if c.cell_type == "code"][-1].outputs
-    )
-    assert ui("quiz", "ru") in quiz and ui("quiz", "en") not in quiz, "the quiz speaks the notebook's language"
-    printed = "".join(
-        o.get("text", "")
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.outputs
-        if o.get("output_type") == "stream"
-    )
-    for russian in (
-        "урок",
-        "профиль",
-        "рабочая папка",
-        "json: поставляемый (",
-        "профиль для CPU",
-        "загруженные адаптеры:",
-        "активный адаптер:",
-        "после set_adapter('coding')",
-        "обучаемых:",
-        "модель",
-        "домен",
-        "валидно",
-        "промпт домена",
-        "активен: coding",
-        "base (адаптеры отключены)",
-        "способ",
-        "медиана, мс",
-        "перезагрузка базы + адаптера",
-        "часть",
-        "% от базовой",
-        "ранг r",
-        "целевые модули",
-        "было:",
-        "стало:",
-        "логиты `base` сейчас",
-    ):
-        assert russian in printed, f"{russian!r} is missing from the Russian notebook's printed output"
-    for english in (
-        "lesson ",
-        "work dir",
-        "json: shipped",
-        "reload base + adapter",
-        "switch per sub-batch",
-        "no GPU memory plan",
-        "loaded adapters",
-        "active adapter",
-        "trainable:",
-        "valid with its own adapter",
-        "quick-trained",
-        "active: ",
-        "Type a prompt",
-        "median ms",
-        "% of base",
-        "rank r",
-        "target modules",
-        "before:",
-        "logits now",
-    ):
-        assert english not in printed, f"{english!r} is left in English in the Russian notebook's printed output"
-    assert os.environ.get("LESSONS_LANG") is None  # the kernel's setting stays in the kernel
 
 
 def test_readme_ru_badges_point_at_the_russian_notebooks():

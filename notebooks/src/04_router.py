@@ -619,7 +619,8 @@ assert playground.last.decision.label in LABELS
 assert playground.bars.value.count("<div") == len(LABELS)
 playground.prompt.value = "   "
 playground.button.click()
-assert "Type a prompt" in playground.choice.value
+assert playground.bars.value == playground.answer.value == ""  # an empty prompt is not routed: nothing is shown
+assert tr(en="Type a prompt", ru="введите промпт") in playground.choice.value  # the widget speaks the lesson's language
 
 # %% [markdown]
 # ## 7. Route and generate in one batch
