@@ -1,6 +1,6 @@
 """Run the whole course: execute every notebook top to bottom and print what each one took and checked.
 
-`python -m lessons_lib.course run [--only 01 03]` writes executed copies to build/notebooks/ and a
+`python -m lessons_lib.course run [--only 01 03] [--jobs 2]` writes executed copies to build/notebooks/ and a
 summary to build/course_summary.json; it exits non-zero if any notebook fails. It also reports (without failing)
 "stray" output lines a learner should not read: warnings, raw trainer logs, frozen progress bars.
 """
@@ -11,8 +11,10 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from .paths import BUILD_DIR
@@ -126,11 +128,55 @@ def run_notebook(path: Path, out_dir: Path, timeout: int = 900) -> dict:
     }
 
 
+def run_in_child(notebook: Path, out_dir: Path, timeout: int = 900, env: dict | None = None) -> dict:
+    """`run_notebook` in a child Python process (its own kernel, `env` or this one's environment), so several run side
+    by side; a child that dies or overruns `timeout` by two minutes is a FAILED row, never a stalled run."""
+    code = (
+        "import json; from pathlib import Path; from lessons_lib.course import run_notebook; "
+        f"print(json.dumps(run_notebook(Path({str(notebook)!r}), Path({str(out_dir)!r}), {timeout})))"
+    )
+    failed = {"notebook": notebook.name, "seconds": float(timeout), "asserts": 0, "stray lines": 0}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout + 120
+        )
+    except subprocess.TimeoutExpired:
+        return {**failed, "status": "FAILED: timed out"}
+    for line in proc.stdout.splitlines():  # stray-output notices first, then the row
+        if not line.startswith("{"):
+            print(line, flush=True)
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if rows:
+        return json.loads(rows[-1])
+    said = proc.stderr.strip()[-300:]
+    return {**failed, "seconds": 0.0, "status": f"FAILED: runner exited {proc.returncode}: {said}"}
+
+
+def run_all(paths: list[Path], out_dir: Path, jobs: int = 1) -> list[dict]:
+    """Execute `paths` (`jobs` side by side, each in its own child process), printing each result as it ends; returns
+    the rows in the order of `paths`."""
+    if jobs <= 1:
+        results = []
+        for path in paths:
+            print(f"running {path.name} ...", flush=True)
+            results.append(run_notebook(path, out_dir))
+            print(f"  {results[-1]['status']} in {results[-1]['seconds']}s", flush=True)
+        return results
+    print(f"running {len(paths)} notebooks, {jobs} side by side ...", flush=True)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {path: pool.submit(run_in_child, path, out_dir) for path in paths}
+        for future in as_completed(futures.values()):
+            row = future.result()
+            print(f"  {row['notebook']}: {row['status']} in {row['seconds']}s", flush=True)
+    return [futures[path].result() for path in paths]
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     parser = argparse.ArgumentParser(prog="python -m lessons_lib.course")
     parser.add_argument("command", choices=["run"])
     parser.add_argument("--only", nargs="*", default=None, help="lesson numbers to run, e.g. 01 03")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks run side by side (each in its own process)")
     args = parser.parse_args(argv)
     os.environ.setdefault("LESSONS_PROFILE", "tiny")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -140,17 +186,18 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print("No notebooks found in notebooks/.")
         return 1
-    results = []
-    for path in paths:
-        print(f"running {path.name} ...", flush=True)
-        results.append(run_notebook(path, BUILD_DIR / "notebooks"))
-        print(f"  {results[-1]['status']} in {results[-1]['seconds']}s", flush=True)
+    start = time.time()
+    results = run_all(paths, BUILD_DIR / "notebooks", args.jobs)
     from .evaluate import format_table
 
-    total = sum(r["seconds"] for r in results)
+    total, wall = sum(r["seconds"] for r in results), time.time() - start
+    side = f", {args.jobs} side by side" if args.jobs > 1 else ""
     print()
     print(format_table(results))
-    print(f"\ntotal: {total:.0f}s for {len(results)} notebooks; executed copies in {BUILD_DIR / 'notebooks'}")
+    print(
+        f"\ntotal: {total:.0f}s for {len(results)} notebooks ({wall:.0f}s of wall time{side}); "
+        f"executed copies in {BUILD_DIR / 'notebooks'}"
+    )
     write_summary(BUILD_DIR / "course_summary.json", results)
     return 0 if all(r["status"] == "ok" for r in results) else 1
 

@@ -14,12 +14,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from .course import run_in_child
 from .paths import BUILD_DIR
 from .paths import NOTEBOOKS_DIR as NOTEBOOKS
 from .profiles import PROFILES
@@ -40,33 +40,14 @@ def lessons(profile: str, only: list[str] | None = None) -> list[Path]:
 
 def run_alone(notebook: Path, profile: str, out_dir: Path, timeout: int) -> dict:
     """Execute one notebook in a child process with a fresh, empty build/work dir and the profile set."""
-    name = str(notebook.relative_to(NOTEBOOKS))  # "ru/01_fine_tune.ipynb" for the Russian edition
     scratch = Path(tempfile.mkdtemp(prefix=f"rehearse-{profile}-{notebook.stem[:2]}-"))
     env = dict(os.environ, LESSONS_PROFILE=profile, LESSONS_BUILD=str(scratch / "build"), HF_HUB_OFFLINE="1")
-    code = (
-        "import json, sys; from pathlib import Path; from lessons_lib.course import run_notebook; "
-        f"print(json.dumps(run_notebook(Path({str(notebook)!r}), Path({str(out_dir)!r}), {timeout})))"
-    )
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout + 120
-        )
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        row = (
-            json.loads(lines[-1])
-            if lines
-            else {
-                "notebook": name,
-                "seconds": 0.0,
-                "asserts": 0,
-                "status": f"FAILED: runner exited {proc.returncode}: {proc.stderr.strip()[-300:]}",
-            }
-        )
-    except subprocess.TimeoutExpired:
-        row = {"notebook": name, "seconds": float(timeout), "asserts": 0, "status": "FAILED: timed out"}
+        row = run_in_child(notebook, out_dir, timeout, env)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return {"profile": profile, **row, "notebook": name}
+    # "ru/01_fine_tune.ipynb" for the Russian edition
+    return {"profile": profile, **row, "notebook": str(notebook.relative_to(NOTEBOOKS))}
 
 
 def rehearse(profiles: list[str], only: list[str] | None = None, jobs: int = 2, timeout: int = 900) -> list[dict]:

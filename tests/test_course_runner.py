@@ -4,8 +4,12 @@ real warnings from cells but not ipykernel's "running over TCP without encryptio
 import json
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
-from lessons_lib.course import count_asserts, failure_line, write_summary
+from lessons_lib import course
+from lessons_lib.course import count_asserts, failure_line, run_all, run_in_child, write_summary
 
 
 def test_partial_run_keeps_the_other_notebooks(tmp_path):
@@ -33,6 +37,32 @@ def test_unreadable_summary_is_replaced(tmp_path):
 def test_a_failure_is_reported_by_its_last_line_without_terminal_colours():
     err = Exception("Cell In[24], line 18\n---> 18 assert x\n\x1b[0;31mAssertionError\x1b[0m: too low\n")
     assert failure_line(err) == "AssertionError: too low"
+
+
+def test_notebooks_run_side_by_side_and_rows_come_back_in_lesson_order(monkeypatch, tmp_path, capsys):
+    running, most, lock = set(), [0], threading.Lock()
+
+    def run_in_child(path, out_dir, timeout=900, env=None):
+        with lock:
+            running.add(path.name)
+            most[0] = max(most[0], len(running))
+        time.sleep(0.2 if path.name.startswith("01") else 0.05)  # the first lesson ends last
+        with lock:
+            running.discard(path.name)
+        return {"notebook": path.name, "seconds": 1.0, "asserts": 1, "stray lines": 0, "status": "ok"}
+
+    monkeypatch.setattr(course, "run_in_child", run_in_child)
+    paths = [Path(f"{n:02d}_lesson.ipynb") for n in (1, 2, 3)]
+    rows = run_all(paths, tmp_path, jobs=2)
+    assert [r["notebook"] for r in rows] == [p.name for p in paths] and most[0] == 2
+    printed = capsys.readouterr().out
+    assert printed.index("02_lesson.ipynb: ok") < printed.index("01_lesson.ipynb: ok"), "printed as each one ends"
+
+
+def test_a_notebook_whose_runner_dies_is_a_failed_row_not_a_stalled_run(tmp_path):
+    row = run_in_child(tmp_path / "09_missing.ipynb", tmp_path / "out", timeout=60)
+    assert row["notebook"] == "09_missing.ipynb" and row["asserts"] == 0
+    assert row["status"].startswith("FAILED: runner exited 1: ") and "09_missing.ipynb" in row["status"], row
 
 
 def test_count_asserts_counts_only_code_cells():
