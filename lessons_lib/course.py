@@ -164,7 +164,8 @@ def run_all(paths: list[Path], out_dir: Path, jobs: int = 1) -> list[dict]:
         return results
     print(f"running {len(paths)} notebooks, {jobs} side by side ...", flush=True)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {path: pool.submit(run_in_child, path, out_dir) for path in paths}
+        # Started last lesson first: the later lessons take longest (05 on tiny), so the jobs end closer together.
+        futures = {path: pool.submit(run_in_child, path, out_dir) for path in sorted(paths, reverse=True)}
         for future in as_completed(futures.values()):
             row = future.result()
             print(f"  {row['notebook']}: {row['status']} in {row['seconds']}s", flush=True)

@@ -40,13 +40,14 @@ def test_a_failure_is_reported_by_its_last_line_without_terminal_colours():
 
 
 def test_notebooks_run_side_by_side_and_rows_come_back_in_lesson_order(monkeypatch, tmp_path, capsys):
-    running, most, lock = set(), [0], threading.Lock()
+    running, started, most, lock = set(), [], [0], threading.Lock()
 
     def run_in_child(path, out_dir, timeout=900, env=None):
         with lock:
             running.add(path.name)
+            started.append(path.name[:2])
             most[0] = max(most[0], len(running))
-        time.sleep(0.2 if path.name.startswith("01") else 0.05)  # the first lesson ends last
+        time.sleep(1.0 if path.name.startswith("03") else 0.05)  # started first, ends last
         with lock:
             running.discard(path.name)
         return {"notebook": path.name, "seconds": 1.0, "asserts": 1, "stray lines": 0, "status": "ok"}
@@ -55,8 +56,9 @@ def test_notebooks_run_side_by_side_and_rows_come_back_in_lesson_order(monkeypat
     paths = [Path(f"{n:02d}_lesson.ipynb") for n in (1, 2, 3)]
     rows = run_all(paths, tmp_path, jobs=2)
     assert [r["notebook"] for r in rows] == [p.name for p in paths] and most[0] == 2
+    assert set(started[:2]) == {"03", "02"} and started[2] == "01", "the last lessons (the longest) start first"
     printed = capsys.readouterr().out
-    assert printed.index("02_lesson.ipynb: ok") < printed.index("01_lesson.ipynb: ok"), "printed as each one ends"
+    assert printed.index("01_lesson.ipynb: ok") < printed.index("03_lesson.ipynb: ok"), "printed as each one ends"
 
 
 def test_a_notebook_whose_runner_dies_is_a_failed_row_not_a_stalled_run(tmp_path):
