@@ -14,11 +14,15 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import TypeVar
 
 from .paths import BUILD_DIR
 from .paths import NOTEBOOKS_DIR as NOTEBOOKS
+
+T = TypeVar("T")
 
 
 def count_asserts(nb) -> int:
@@ -152,24 +156,39 @@ def run_in_child(notebook: Path, out_dir: Path, timeout: int = 900, env: dict | 
     return {**failed, "seconds": 0.0, "status": f"FAILED: runner exited {proc.returncode}: {said}"}
 
 
-def run_all(paths: list[Path], out_dir: Path, jobs: int = 1) -> list[dict]:
-    """Execute `paths` (`jobs` side by side, each in its own child process), printing each result as it ends; returns
-    the rows in the order of `paths`."""
-    if jobs <= 1:
-        results = []
-        for path in paths:
-            print(f"running {path.name} ...", flush=True)
-            results.append(run_notebook(path, out_dir))
-            print(f"  {results[-1]['status']} in {results[-1]['seconds']}s", flush=True)
-        return results
-    print(f"running {len(paths)} notebooks, {jobs} side by side ...", flush=True)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        # Started last lesson first: the later lessons take longest (05 on tiny), so the jobs end closer together.
-        futures = {path: pool.submit(run_in_child, path, out_dir) for path in sorted(paths, reverse=True)}
+def lesson_paths(folder: Path = NOTEBOOKS, only: list[str] | None = None) -> list[Path]:
+    """The numbered notebooks in `folder`, in lesson order (`only`: lesson numbers such as "02")."""
+    paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    return [p for p in paths if not only or p.name[:2] in only]
+
+
+def side_by_side(tasks: Sequence[T], lesson: Callable[[T], Path], run: Callable[[T], dict], jobs: int) -> list[dict]:
+    """`run` every task, `jobs` at a time, printing each row as it ends; returns the rows in the order of `tasks`.
+
+    The last lessons start first: they take longest (05 on tiny, 06 in a rehearsal), so the jobs end closer together.
+    """
+    order = sorted(range(len(tasks)), key=lambda i: lesson(tasks[i]).name, reverse=True)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {i: pool.submit(run, tasks[i]) for i in order}
         for future in as_completed(futures.values()):
             row = future.result()
-            print(f"  {row['notebook']}: {row['status']} in {row['seconds']}s", flush=True)
-    return [futures[path].result() for path in paths]
+            where = " ".join(filter(None, (row.get("profile"), row["notebook"])))
+            print(f"  {where}: {row['status']} in {row['seconds']}s", flush=True)
+    return [futures[i].result() for i in range(len(tasks))]
+
+
+def run_all(paths: list[Path], out_dir: Path, jobs: int = 1) -> list[dict]:
+    """Execute `paths` in this process one after another, or `jobs` side by side, each in a child process; returns
+    the rows in the order of `paths`."""
+    if jobs > 1:
+        print(f"running {len(paths)} notebooks, {jobs} side by side ...", flush=True)
+        return side_by_side(paths, lambda path: path, lambda path: run_in_child(path, out_dir), jobs)
+    results = []
+    for path in paths:
+        print(f"running {path.name} ...", flush=True)
+        results.append(run_notebook(path, out_dir))
+        print(f"  {results[-1]['status']} in {results[-1]['seconds']}s", flush=True)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,9 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("LESSONS_PROFILE", "tiny")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-    if args.only:
-        paths = [p for p in paths if p.name[:2] in args.only]
+    paths = lesson_paths(only=args.only)
     if not paths:
         print("No notebooks found in notebooks/.")
         return 1

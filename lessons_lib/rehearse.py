@@ -16,10 +16,9 @@ import os
 import shutil
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from .course import run_in_child
+from .course import lesson_paths, run_in_child, side_by_side
 from .paths import BUILD_DIR
 from .paths import NOTEBOOKS_DIR as NOTEBOOKS
 from .profiles import PROFILES
@@ -34,8 +33,7 @@ EDITIONS = {"7b-rehearsal": NOTEBOOKS / "ru"}
 
 def lessons(profile: str, only: list[str] | None = None) -> list[Path]:
     """The notebooks `profile` rehearses, in lesson order (`only`: lesson numbers such as "02")."""
-    paths = sorted(EDITIONS.get(profile, NOTEBOOKS).glob("[0-9][0-9]_*.ipynb"))
-    return [p for p in paths if not only or p.name[:2] in only]
+    return lesson_paths(EDITIONS.get(profile, NOTEBOOKS), only)
 
 
 def run_alone(notebook: Path, profile: str, out_dir: Path, timeout: int) -> dict:
@@ -53,16 +51,9 @@ def run_alone(notebook: Path, profile: str, out_dir: Path, timeout: int) -> dict
 def rehearse(profiles: list[str], only: list[str] | None = None, jobs: int = 2, timeout: int = 900) -> list[dict]:
     """Run every (profile, notebook) pair alone; returns one row each, in order."""
     pairs = [(profile, path) for profile in profiles for path in lessons(profile, only)]
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        # Started last lesson first: the later lessons take longest (06 serves over HTTP), so the jobs end together.
-        futures = {
-            pair: pool.submit(run_alone, pair[1], pair[0], OUT_DIR / pair[0], timeout)
-            for pair in sorted(pairs, key=lambda pair: pair[1].name, reverse=True)
-        }
-        for future in as_completed(futures.values()):
-            row = future.result()
-            print(f"{row['profile']:>14} {row['notebook']:<28} {row['status']} ({row['seconds']}s)", flush=True)
-    return [futures[pair].result() for pair in pairs]
+    return side_by_side(
+        pairs, lambda pair: pair[1], lambda pair: run_alone(pair[1], pair[0], OUT_DIR / pair[0], timeout), jobs
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
