@@ -20,6 +20,7 @@ from pathlib import Path
 from benchmarks import (
     bench_batched_lora,
     bench_constrained,
+    bench_constraint_vocab,
     bench_course,
     bench_inference,
     bench_mixed_batch,
@@ -53,6 +54,7 @@ TIMED = (
     (bench_inference, 15, 2),
     (bench_router, 7, 2),
     (bench_constrained, 5, 1),
+    (bench_constraint_vocab, 3, 1),
 )
 
 

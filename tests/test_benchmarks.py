@@ -13,6 +13,7 @@ import pytest
 from benchmarks import (
     bench_batched_lora,
     bench_constrained,
+    bench_constraint_vocab,
     bench_course,
     bench_inference,
     bench_mixed_batch,
@@ -208,6 +209,18 @@ def test_constrained_benchmark_times_every_decoding_and_every_constrained_call_v
     quoting_x = rows["quoting warm"]["median ms/request"] / rows["free"]["median ms/request"]
     assert result.extra["quoting_warm_x"] == pytest.approx(quoting_x, rel=1e-9)
     assert all(r["tokens"] > 0 for r in rows.values())
+
+
+def test_constraint_vocabulary_benchmark_replays_calls_with_the_same_tokens_allowed_both_ways():
+    result = bench_constraint_vocab.measure(repeats=1, n=2, vocab_size=3000, documents=500)
+    assert_reported(result, "constraint_vocab")
+    rows = {r["variant"]: r for r in result.rows}
+    assert set(rows) == {"scan every token", "token trie", "mask only"}
+    assert result.extra["same_tokens"] and 2000 < result.extra["vocabulary"] <= 3000
+    assert result.ratio == pytest.approx(
+        rows["scan every token"]["ms per row-step"] / rows["token trie"]["ms per row-step"]
+    )
+    assert bench_constraint_vocab.measure(device="cuda").skipped
 
 
 def test_course_benchmark_reads_summaries(tmp_path):

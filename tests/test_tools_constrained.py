@@ -11,6 +11,7 @@ from lessons_lib.tools.constrained import (
     CallConstraint,
     CallGrammar,
     GrammarError,
+    TokenTrie,
     call_pattern,
     constrained_generate,
     token_bytes,
@@ -288,6 +289,55 @@ def test_inside_free_text_the_constraint_allows_exactly_the_tokens_that_keep_the
                 assert allowed == expected, (text, sorted(allowed ^ expected)[:10])
                 checked += 1
     assert checked >= 30, checked
+
+
+def test_at_every_step_of_a_call_the_constraint_allows_exactly_the_viable_tokens(tokenizer):
+    """The token trie, the per-structure caches (tested on the structure's shorter text) and the cached UTF-8 check
+    of plain tokens give what testing every token's viability gives: at each token of gold calls, for the course's
+    tools and for a client tool whose free text has a minLength (where the shorter text would not do)."""
+    import torch
+
+    pieces = token_bytes(tokenizer)
+    by_tool = {ex.tool: ex for ex in read_handwritten()[::-1]}
+    russian = next(ex for ex in read_handwritten() if ex.lang == "ru" and ex.tool == "content_validator")
+    client = one_argument_tool({"type": "string", "minLength": 3})
+    client["function"]["parameters"]["properties"].update(
+        {"n": {"type": "integer", "minimum": 1}, "k": {"enum": ["one", "two"]}}
+    )
+    cases = [(GRAMMAR, call_text(ex.tool, ex.arguments)) for ex in [*by_tool.values(), russian]]
+    client_grammar = CallGrammar([client], below=())
+    cases += [(client_grammar, '{"tool": "f", "arguments": {"x": "абв", "n": 12, "k": "two"}}')] * 2
+    odd_byte = pieces.index("П".encode()[:1])  # a text that ends inside a character
+    cases.append((GRAMMAR, '{"tool": "content_validator", "arguments": {"text": "'))
+    vocabulary = CallConstraint(tokenizer, [], 0)
+    steps = 0
+    for grammar, call in cases:
+        ids = tokenizer(call, add_special_tokens=False)["input_ids"]
+        if call.endswith('"text": "'):
+            ids.append(odd_byte)
+        row = vocabulary.for_rows([grammar], 0)
+        for k in range(len(ids) + 1):
+            text = b"".join(pieces[i] for i in ids[:k])
+            allowed = set(row(0, torch.tensor(ids[:k], dtype=torch.long))) - {tokenizer.eos_token_id}
+            expected = {i for i, piece in enumerate(pieces) if piece and grammar.viable(text + piece)}
+            assert allowed == expected, (text, sorted(allowed ^ expected)[:10])
+            steps += 1
+    assert steps > 100 and client_grammar.least_chars == 3
+    for tail in (b"\xd0", b"\xe2\x80", b"a", "П".encode()):  # plain tokens after an unfinished or a whole character
+        fitting = [i for i in vocabulary.plain if utf8_prefix_ok(tail + pieces[i])]
+        assert vocabulary.plain_fitting(tail) == fitting and fitting, tail
+
+
+def test_the_token_trie_finds_exactly_the_tokens_a_prefix_test_accepts(tokenizer):
+    import regex
+
+    pieces = token_bytes(tokenizer)
+    for pattern in (rb"[a-z ]{0,6}", rb'\{"tool": "(?:text|temp)[a-z_]*", ', "(?:При|Пр|[0-9]+)".encode()):
+        accepts = lambda text, compiled=regex.compile(pattern): compiled.fullmatch(text, partial=True) is not None  # noqa: E731
+        expected = [i for i, piece in enumerate(pieces) if piece and accepts(piece)]
+        assert TokenTrie(pieces).accepted(accepts) == expected and expected, pattern
+        some = range(0, len(pieces), 3)
+        assert TokenTrie(pieces, some).accepted(accepts) == [i for i in expected if i % 3 == 0]
 
 
 def test_free_text_must_close_when_the_budget_runs_low_so_the_call_can_end(tokenizer):

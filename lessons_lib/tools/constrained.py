@@ -8,7 +8,10 @@ closes later; a whole text (`functions.WHOLE_TEXTS`: the text a formatter wraps)
 or a quotation does, never at a comma inside a sentence (`ends_text`); it also prefers the request's own numbers
 wherever the call can take one (`numbers_ok`).
 `CallConstraint` is the `prefix_allowed_tokens_fn` that `model.generate` takes: at every step it allows only the
-tokens that keep the reply a viable call.
+tokens that keep the reply a viable call. It finds them by walking a byte trie of the vocabulary (`TokenTrie`: a token
+is tested only when its prefix passed), caches them by the call's structure, and inside free text reuses the
+plain tokens' UTF-8 check, so a real model's 32k-token vocabulary costs a few ms per row and step, not tens
+(`benchmarks/bench_constraint_vocab.py`).
 
 Bounds agree with `calls.check_value`: an integer or a number (at most 6 decimals) with `minimum`/`maximum`
 (or exclusive ones) matches exactly that range (an open side stops at ±999999, or that far past the other bound);
@@ -31,7 +34,7 @@ import copy
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 from functools import lru_cache
 
@@ -594,6 +597,11 @@ class CallGrammar:
         """What the call pattern's verdict on `text` depends on: closed free-text values shrink to one letter."""
         return self.pattern.pattern, self.closed_free_values.sub(rb"\1x\2", text)
 
+    def same_verdict(self, key: tuple[bytes, bytes], text: bytes) -> bytes:
+        """A text the call pattern judges as `text`, whose `structure` is `key`: the structure's own, shorter text
+        (closed free-text values as one letter) when every free-text value may be one letter, else `text`."""
+        return key[1] if self.least_chars == 1 else text
+
     def accepts_prefix(self, text: bytes) -> bool:
         """Does the call pattern accept `text` as the start of a call (no UTF-8 or quote checks)?"""
         return self.pattern.fullmatch(text, partial=True) is not None
@@ -768,8 +776,14 @@ def numbers_in(text: bytes) -> set[bytes]:
 def value_start(args: bytes, key: str) -> int | None:
     """Where the value of argument `key` starts in a call's arguments text (after its opening brace); None when the
     argument is not written."""
-    found = re.search(rb"(?:^| )" + re.escape(json.dumps(key).encode()) + rb": ", args)
+    found = key_pattern(key).search(args)
     return None if found is None else found.end()
+
+
+@lru_cache(maxsize=256)
+def key_pattern(key: str) -> re.Pattern:
+    """The pattern of argument `key`'s name, as a call writes it before the value (compiled once per key)."""
+    return re.compile(rb"(?:^| )" + re.escape(json.dumps(key).encode()) + rb": ")
 
 
 def key_written(args: bytes, key: str) -> bool:
@@ -805,9 +819,8 @@ def utf8_tail(data: bytes) -> bytes:
 def token_bytes(tokenizer) -> list[bytes | None]:
     """The bytes each token id adds to a text (None for special ones), for byte-level and SentencePiece vocabularies."""
     vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-    special = set(tokenizer.all_special_ids) | {
-        i for i, t in enumerate(vocab) if t in getattr(tokenizer, "added_tokens_encoder", {})
-    }
+    added = getattr(tokenizer, "added_tokens_encoder", {})  # a property that builds a new dict at every read
+    special = set(tokenizer.all_special_ids) | {i for i, t in enumerate(vocab) if t in added}
     byte_level = any(t is not None and "Ġ" in t for t in vocab)
     decode = _byte_level_decoder() if byte_level else _sentencepiece_decoder()
     return [None if i in special or t is None else decode(t) for i, t in enumerate(vocab)]
@@ -817,6 +830,35 @@ def token_bytes(tokenizer) -> list[bytes | None]:
 def token_bytes_of(tokenizer) -> tuple[bytes | None, ...]:
     """`token_bytes`, computed once per tokenizer (logprobs of every request read it)."""
     return tuple(token_bytes(tokenizer))
+
+
+class TokenTrie:
+    """Token ids in a byte trie of their texts, to find the ones a prefix test accepts without testing them all."""
+
+    def __init__(self, pieces: Sequence[bytes | None], ids: Iterable[int] | None = None):
+        self.root: dict = {}
+        for i in range(len(pieces)) if ids is None else ids:
+            if not pieces[i]:
+                continue
+            node = self.root
+            for byte in pieces[i]:
+                node = node.setdefault(byte, {})
+            node.setdefault(None, []).append(i)  # the key None holds the ids whose text ends here
+
+    def accepted(self, accepts: Callable[[bytes], bool]) -> list[int]:
+        """The ids whose text `accepts` takes, sorted; a text is tested only when all its prefixes pass, so
+        `accepts` must be prefix-closed (true for a text implies true for its prefixes), as a partial match is."""
+        found, stack = [], [(b"", self.root)]
+        while stack:
+            prefix, node = stack.pop()
+            for byte, child in node.items():
+                if byte is None:
+                    continue
+                longer = prefix + bytes((byte,))
+                if accepts(longer):
+                    found.extend(child.get(None, ()))
+                    stack.append((longer, child))
+        return sorted(found)
 
 
 def by_first_byte(pieces: Sequence[bytes | None]) -> dict[int, list[int]]:
@@ -876,6 +918,8 @@ class CallConstraint:
         plain = set(self.plain)
         self.plain_by_first = {first: [i for i in ids if i in plain] for first, ids in self.by_first.items()}
         self.other = [i for i, p in enumerate(self.pieces) if p and i not in plain]
+        self.plain_after: dict[bytes, list[int]] = {}
+        self.trie, self.other_trie = TokenTrie(self.pieces), TokenTrie(self.pieces, self.other)
         self.probe = b"\x7f" * max(len(p) for p in self.pieces if p)
 
     def for_rows(
@@ -928,13 +972,8 @@ class CallConstraint:
         """Tokens the call pattern accepts after `text`, cached by structure (rows share most of it)."""
         key = grammar.structure(text)
         if key not in self.structural:
-            self.structural[key] = [
-                i
-                for first, ids in self.by_first.items()
-                if grammar.accepts_prefix(text + bytes([first]))
-                for i in ids
-                if grammar.accepts_prefix(text + self.pieces[i])
-            ]
+            shorter = grammar.same_verdict(key, text)
+            self.structural[key] = self.trie.accepted(lambda piece: grammar.accepts_prefix(shorter + piece))
         return self.structural[key]
 
     @staticmethod
@@ -966,8 +1005,21 @@ class CallConstraint:
             ]
             if closers:
                 return closers
-        candidates = self.plain if grammar.quote is None else self.phrase_tokens(grammar.quote, match.group(1))
-        return [i for i in candidates if utf8_prefix_ok(tail + self.pieces[i])] + enders
+        if grammar.quote is None:
+            return self.plain_fitting(tail) + enders
+        return [
+            i for i in self.phrase_tokens(grammar.quote, match.group(1)) if utf8_prefix_ok(tail + self.pieces[i])
+        ] + enders
+
+    def plain_fitting(self, tail: bytes) -> list[int]:
+        """The plain tokens that keep the text valid UTF-8 after `tail` (its last, maybe unfinished, character).
+
+        Cached by the unfinished character (b"" after a whole one: UTF-8 restarts at every character), so the
+        fast path does not re-check the whole vocabulary at every step (32k tokens on TinyLlama and Mistral)."""
+        key = b"" if utf8_prefix_ok(tail, final=True) else tail
+        if key not in self.plain_after:
+            self.plain_after[key] = [i for i in self.plain if utf8_prefix_ok(key + self.pieces[i])]
+        return self.plain_after[key]
 
     def string_enders(self, grammar: CallGrammar, text: bytes, open_value) -> list[int]:
         """The tokens with a quote, backslash or control byte that the call pattern accepts after `text`, inside a
@@ -980,7 +1032,8 @@ class CallConstraint:
         stand_in = text[: open_value.start(1)] + b"a" * min(written, grammar.least_chars)
         key = grammar.structure(stand_in)
         if key not in self.string_ends:
-            self.string_ends[key] = [i for i in self.other if grammar.accepts_prefix(stand_in + self.pieces[i])]
+            shorter = grammar.same_verdict(key, stand_in)
+            self.string_ends[key] = self.other_trie.accepted(lambda piece: grammar.accepts_prefix(shorter + piece))
         return self.string_ends[key]
 
     def phrase_tokens(self, quote: bytes, value: bytes) -> list[int]:

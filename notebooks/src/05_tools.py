@@ -1030,9 +1030,13 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # only belongs where a call is required: it would force a call on "hello" too. That is why `ModelChat`
 # applies it only to replies to a user message when you ask for `tool_choice="required"`, and leaves the
 # final answer free. It also has a price: every step checks candidate tokens in Python, so on the tiny model
-# a first batch of constrained calls takes about 2× the time of free ones, about 1.3× once the per-tokenizer
-# cache is warm, and 1.3–1.5× when the call must also quote the request (`quote=`, below;
-# `python -m benchmarks.bench_constrained` measures all of them side by side).
+# a first batch of constrained calls takes about 2× the time of free ones, about 1.5× once the per-tokenizer
+# cache is warm, and about 1.4× when the call must also quote the request (`quote=`, below;
+# `python -m benchmarks.bench_constrained` measures all of them side by side). The price grows with the vocabulary:
+# TinyLlama and Mistral have 32k tokens to the tiny model's 2k, so the constraint finds the allowed ones by walking a
+# byte trie of the vocabulary, testing a token only when its prefix passed — about 3 ms per row and step on a CPU
+# instead of 35 for testing every token (`python -m benchmarks.bench_constraint_vocab`), paid on top of the GPU's
+# forward pass.
 
 # %% [markdown] lang="ru"
 # Прочитайте эту таблицу внимательно: с ней легко обмануть самого себя. Под ограничением *каждый*
@@ -1047,9 +1051,12 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # применяет его только к ответам на сообщение пользователя, когда вы просите `tool_choice="required"`, и оставляет
 # итоговый ответ свободным. У него есть и цена: на каждом шаге токены-кандидаты проверяются на Python, поэтому на
 # крошечной модели
-# первый батч ограниченных вызовов занимает примерно в 2× больше времени, чем свободных, примерно в 1.3× — когда
-# кэш для токенизатора уже прогрет, и в 1.3–1.5× — когда вызов ещё и обязан цитировать запрос (`quote=`, ниже;
-# `python -m benchmarks.bench_constrained` измеряет все случаи рядом).
+# первый батч ограниченных вызовов занимает примерно в 2× больше времени, чем свободных, примерно в 1.5× — когда
+# кэш для токенизатора уже прогрет, и примерно в 1.4× — когда вызов ещё и обязан цитировать запрос (`quote=`, ниже;
+# `python -m benchmarks.bench_constrained` измеряет все случаи рядом). Цена растёт со словарём: у TinyLlama и Mistral
+# 32 тыс. токенов против 2 тыс. у крошечной модели, поэтому ограничение ищет разрешённые токены обходом байтового
+# дерева (trie) словаря и проверяет токен, только если прошёл его префикс, — около 3 мс на строку и шаг на CPU вместо
+# 35 при проверке каждого токена (`python -m benchmarks.bench_constraint_vocab`), и это сверх прямого прохода на GPU.
 
 # %% [markdown]
 # A decoder can, though, rule out text that is *not in the request*. `quote=True` gives every request its own grammar,
