@@ -301,7 +301,7 @@ def _mask(logits, rows: list[_Row]) -> None:
             raise ValueError("allowed_tokens returned no token at all; return None to allow any token.")
         keep = torch.full_like(logits[i], float("-inf"))
         # numpy reads a list of ints 7x faster than torch.tensor: 1 ms, not 7, for a 30k-token free-text step
-        index = torch.from_numpy(numpy.fromiter(allowed, dtype=numpy.int64, count=len(allowed))).to(logits.device)
+        index = torch.from_numpy(numpy.fromiter(allowed, dtype=numpy.int64)).to(logits.device)
         keep[index] = logits[i, index]
         logits[i] = keep
 

@@ -298,7 +298,7 @@ def test_at_every_step_of_a_call_the_constraint_allows_exactly_the_viable_tokens
     import torch
 
     pieces = token_bytes(tokenizer)
-    by_tool = {ex.tool: ex for ex in read_handwritten()[::-1]}
+    by_tool = {ex.tool: ex for ex in read_handwritten()[::-1]}  # the first request of each tool
     russian = next(ex for ex in read_handwritten() if ex.lang == "ru" and ex.tool == "content_validator")
     client = one_argument_tool({"type": "string", "minLength": 3})
     client["function"]["parameters"]["properties"].update(
@@ -306,6 +306,7 @@ def test_at_every_step_of_a_call_the_constraint_allows_exactly_the_viable_tokens
     )
     cases = [(GRAMMAR, call_text(ex.tool, ex.arguments)) for ex in [*by_tool.values(), russian]]
     client_grammar = CallGrammar([client], below=())
+    # twice: the second time every step reads the structure caches the first one filled
     cases += [(client_grammar, '{"tool": "f", "arguments": {"x": "абв", "n": 12, "k": "two"}}')] * 2
     odd_byte = pieces.index("П".encode()[:1])  # a text that ends inside a character
     cases.append((GRAMMAR, '{"tool": "content_validator", "arguments": {"text": "'))
