@@ -52,8 +52,9 @@ def stand_in_tokenizer(vocab_size: int = VOCAB_SIZE, documents: int = 20_000):
 
 
 def scanning_constraint(tokenizer):
-    """The constraint before the token trie: the same answers, found by testing every candidate token."""
-    from lessons_lib.tools.constrained import CallConstraint, utf8_prefix_ok
+    """The constraint before the token trie (its three methods as they were): the same answers, found by testing every
+    candidate token on the whole text."""
+    from lessons_lib.tools.constrained import STRING_CHAR, CallConstraint, utf8_prefix_ok
 
     class Scanning(CallConstraint):
         def structurally_allowed(self, grammar, text):
@@ -71,7 +72,12 @@ def scanning_constraint(tokenizer):
         def string_enders(self, grammar, text, open_value):
             if open_value is None:
                 return [i for i in self.other if grammar.accepts_prefix(text + self.pieces[i])]
-            return super().string_enders(grammar, text, open_value)
+            written = len(STRING_CHAR.findall(open_value.group(1)))
+            stand_in = text[: open_value.start(1)] + b"a" * min(written, grammar.least_chars)
+            key = grammar.structure(stand_in)
+            if key not in self.string_ends:
+                self.string_ends[key] = [i for i in self.other if grammar.accepts_prefix(stand_in + self.pieces[i])]
+            return self.string_ends[key]
 
         def plain_fitting(self, tail):
             return [i for i in self.plain if utf8_prefix_ok(tail + self.pieces[i])]

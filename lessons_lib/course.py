@@ -146,10 +146,12 @@ def run_in_child(notebook: Path, out_dir: Path, timeout: int = 900, env: dict | 
         )
     except subprocess.TimeoutExpired:
         return {**failed, "status": "FAILED: timed out"}
-    for line in proc.stdout.splitlines():  # stray-output notices first, then the row
-        if not line.startswith("{"):
+    rows = []
+    for line in proc.stdout.splitlines():  # stray-output notices are passed on, the row is kept
+        if line.startswith("{"):
+            rows.append(line)
+        else:
             print(line, flush=True)
-    rows = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if rows:
         return json.loads(rows[-1])
     said = proc.stderr.strip()[-300:]
