@@ -86,26 +86,26 @@ def course_model(base, tiny):
 # `--dist loadfile` each unit runs whole on one worker, and xdist hands units out by test count (few-test files last),
 # so a slow unit picked up last bounds the wall time; handing the slow ones out first lets the many quick files fill
 # in around them. Order only: nothing is skipped.
-SLOW_FIRST = (  # seconds each took on 2 CPUs, 2 workers (`--durations`; the rehearsals in this layout's first run)
+SLOW_FIRST = (  # seconds each took (`--durations=0` and the rehearsal's table, 2 CPUs, 2 workers)
     "05_tools.ipynb",  # 117
-    "7b-rehearsal-05_tools",  # 73
-    "7b-rehearsal-06_deploy",  # 69
-    "7b-rehearsal-01_fine_tune",  # 69
-    "7b-rehearsal-04_router",  # 68
-    "t4-rehearsal-04_router",  # 65
+    "7b-rehearsal-06_deploy",  # 112
+    "t4-rehearsal-06_deploy",  # 106
+    "7b-rehearsal-05_tools",  # 76
+    "t4-rehearsal-04_router",  # 74
+    "7b-rehearsal-04_router",  # 67
+    "t4-rehearsal-05_tools",  # 66
     "test_serve.py",  # 63 with test_openai_clients.py, its shared scope
-    "t4-rehearsal-06_deploy",  # 63
     "02_load_and_switch.ipynb",  # 61
-    "7b-rehearsal-02_load_and_switch",  # 59
-    "t4-rehearsal-02_load_and_switch",  # 58
-    "t4-rehearsal-05_tools",  # 58
-    "7b-rehearsal-03_merge_and_mix",  # 57
-    "t4-rehearsal-01_fine_tune",  # 53
+    "7b-rehearsal-01_fine_tune",  # 60
+    "7b-rehearsal-02_load_and_switch",  # 54
+    "t4-rehearsal-02_load_and_switch",  # 52
     "test_natural_eval.py",  # 51
     "test_tools_adapter.py",  # 50
-    "t4-rehearsal-03_merge_and_mix",  # 50
+    "7b-rehearsal-03_merge_and_mix",  # 49
     "06_deploy.ipynb",  # 47
+    "t4-rehearsal-01_fine_tune",  # 46
     "03_merge_and_mix.ipynb",  # 42
+    "t4-rehearsal-03_merge_and_mix",  # 42
     "test_benchmarks.py",  # 41
     "04_router.ipynb",  # 39
     "test_natural_manifests.py",  # 39
