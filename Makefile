@@ -46,12 +46,10 @@ chromium:  ## Debian's Chromium for the browser test: installed if missing (as r
 lint: venv  ## ruff: the rules in pyproject.toml, and the layout `ruff format` writes
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
-# Everything CI checks, on one pool of $(TEST_WORKERS) workers: lint, the unit tests, every notebook on the tiny profile
-# (nbval) and the GPU-path rehearsal (tests/test_rehearsal_notebooks.py: what `make rehearse` runs, one test each).
-test: venv chromium lint  ## lint, unit tests, every notebook under nbval, every notebook on both rehearsal profiles
+test: venv chromium lint  ## lint, unit tests + every notebook executed under nbval
 	$(PY) -m pytest tests notebooks --ignore=notebooks/ru --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=30
 
-unit: venv chromium lint  ## unit tests only (whole-notebook runs and the rehearsal are left to `make test`)
+unit: venv chromium lint  ## unit tests only (whole-notebook runs are left to `make test`, which runs the notebooks)
 	$(PY) -m pytest tests -m "not notebook_run" -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 lock:  ## rewrite $(LOCK) from the packages installed in $(VENV) (torch and this project left out)
@@ -65,13 +63,13 @@ test-latest: chromium  ## the unit suite in $(LATEST_VENV) on the newest release
 	$(LATEST_PY) -m pip install -q --upgrade --upgrade-strategy eager -c $(LATEST_VENV)/torch-constraint.txt \
 		"$(TORCH_SPEC)" -r requirements.txt -r requirements-dev.txt
 	$(LATEST_PY) -m pip install -q --no-deps -e .
-	$(LATEST_PY) -m pytest tests -m "not notebook_run" -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+	$(LATEST_PY) -m pytest tests -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 # The GPU path without a GPU: every notebook alone, in a fresh empty work dir, on t4-rehearsal (English edition) and
 # 7b-rehearsal (Russian edition) (4-bit NF4 + fp16 + the real chat templates on the tiny weights). Its last line:
-# `rehearsal: <ok>/<total> ...`. `make test` runs the same notebooks as tests.
+# `rehearsal: <ok>/<total> ...`.
 REHEARSE_JOBS ?= 2
-rehearse: venv  ## every notebook standalone on both rehearsal profiles, with a table
+rehearse: venv  ## every notebook standalone on both rehearsal profiles (CI runs it)
 	$(PY) -m lessons_lib.rehearse --jobs $(REHEARSE_JOBS)
 
 # On a GPU machine: the t4 code path with the tiny weights on real CUDA fp16/4-bit kernels (no download needed).

@@ -82,64 +82,43 @@ def course_model(base, tiny):
     return load_with_adapters(base, tiny)
 
 
-# xdist work units (a file, or one test of ONE_UNIT_PER_TEST) that take longest on 2 CPUs, slowest first. With
-# `--dist loadfile` each unit runs whole on one worker, and xdist hands units out by test count (few-test files last),
-# so a slow unit picked up last bounds the wall time; handing the slow ones out first lets the many quick files fill
-# in around them. Order only: nothing is skipped.
-SLOW_FIRST = (  # seconds each took (`--durations=0` and the rehearsal's table, 2 CPUs, 2 workers)
-    "05_tools.ipynb",  # 117
-    "7b-rehearsal-06_deploy",  # 112
-    "t4-rehearsal-06_deploy",  # 106
-    "7b-rehearsal-05_tools",  # 76
-    "t4-rehearsal-04_router",  # 74
-    "7b-rehearsal-04_router",  # 67
-    "t4-rehearsal-05_tools",  # 66
-    "test_serve.py",  # 63 with test_openai_clients.py, its shared scope
-    "02_load_and_switch.ipynb",  # 61
-    "7b-rehearsal-01_fine_tune",  # 60
-    "7b-rehearsal-02_load_and_switch",  # 54
-    "t4-rehearsal-02_load_and_switch",  # 52
-    "test_natural_eval.py",  # 51
-    "test_tools_adapter.py",  # 50
-    "7b-rehearsal-03_merge_and_mix",  # 49
-    "06_deploy.ipynb",  # 47
-    "t4-rehearsal-01_fine_tune",  # 46
-    "03_merge_and_mix.ipynb",  # 42
-    "t4-rehearsal-03_merge_and_mix",  # 42
-    "test_benchmarks.py",  # 41
-    "04_router.ipynb",  # 39
-    "test_natural_manifests.py",  # 39
-    "01_fine_tune.ipynb",  # 38
-    "test_ipywidgets7.py",  # 36
-    "test_train.py",  # 31
-    "test_course_retraining.py",  # 29
-    "test_composition.py",  # 28 with test_web_page.py, its shared scope
-    "test_train_resume.py",  # 26
-    "test_mixing.py",  # 24
-    "test_serve_limits.py",  # 23
-    "test_tools_constrained.py",  # 21
-    "test_storage.py",  # 20
-    "test_course_adapters.py",  # 19
-    "test_serve_engine.py",  # 18
-    "test_notebook_claims.py",  # 18
+# The files that take longest on 2 CPUs, slowest first. With `--dist loadfile` each file runs whole on one worker,
+# and xdist hands files out by test count (few-test files last), so a slow file picked up last bounds the wall
+# time; handing the slow ones out first lets the many quick files fill in around them. Order only: nothing is skipped.
+SLOW_FILES_FIRST = (  # seconds each took (`--durations=0`, 2 CPUs, 2 workers)
+    "test_natural_manifests.py",  # 93
+    "05_tools.ipynb",  # 63
+    "test_russian_edition.py",  # 42
+    "02_load_and_switch.ipynb",  # 42
+    "test_openai_clients.py",  # 40 with test_serve.py, its shared scope
+    "test_tools_adapter.py",  # 32
+    "test_natural_eval.py",  # 31
+    "03_merge_and_mix.ipynb",  # 28
+    "06_deploy.ipynb",  # 27
+    "01_fine_tune.ipynb",  # 27
+    "test_benchmarks.py",  # 26
+    "04_router.ipynb",  # 24
+    "test_train.py",  # 23
+    "test_ipywidgets7.py",  # 21
+    "test_train_resume.py",  # 19
+    "test_course_retraining.py",  # 19
+    "test_serve_limits.py",  # 17
+    "test_course_adapters.py",  # 17
+    "test_storage.py",  # 17
+    "test_web_page.py",  # 15 with test_composition.py
+    "test_tools_constrained.py",  # 15
+    "test_serve_engine.py",  # 13
+    "test_mixing.py",  # 13
+    "test_notebook_claims.py",  # 13
 )
 
 
 # Files that share a session fixture too costly to build twice run as one xdist scope (so on one worker).
 SHARED_SCOPES = {"test_openai_clients.py": "test_serve.py", "test_web_page.py": "test_composition.py"}
-# Files whose every test is a unit of its own: each rehearses a whole notebook in a child process, shares nothing.
-ONE_UNIT_PER_TEST = {"test_rehearsal_notebooks.py"}
-
-
-def unit_name(item) -> str:
-    """The name SLOW_FIRST knows an item's xdist unit by: its test id in ONE_UNIT_PER_TEST, else its scope's file."""
-    name = item.path.name
-    return item.callspec.id if name in ONE_UNIT_PER_TEST else SHARED_SCOPES.get(name, name)
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile`, except that the files in SHARED_SCOPES run together on one worker and each test of
-    ONE_UNIT_PER_TEST on any worker."""
+    """`--dist loadfile`, except that the files in SHARED_SCOPES run together on one worker."""
     if config.getoption("dist", None) != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
@@ -148,8 +127,6 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             scope = super()._split_scope(nodeid)
             folder, _, name = scope.rpartition("/")
-            if name in ONE_UNIT_PER_TEST:
-                return nodeid
             return f"{folder}/{SHARED_SCOPES[name]}" if name in SHARED_SCOPES else scope
 
     return SharedScopeScheduling(config, log)
@@ -162,6 +139,6 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Move the slow units to the front, keeping every unit's tests together and in their own order."""
-    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(unit_name(item), len(rank)))
+    """Move the slow files to the front, keeping every file's tests together and in their own order."""
+    rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

@@ -41,16 +41,3 @@ def test_a_failed_notebook_is_reported_and_the_others_still_run(monkeypatch, tmp
     assert out.strip().endswith("rehearsal: 3/4 notebooks ok"), out
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [r["status"] for r in summary] == ["ok", "ok", "ok", "FAILED: AssertionError"]
-
-
-def test_every_unit_the_scheduler_hands_out_first_exists():
-    """A renamed test file, notebook or rehearsal in conftest.SLOW_FIRST would silently lose its place in the queue."""
-    from pathlib import Path
-
-    import conftest
-    from test_rehearsal_notebooks import IDS
-
-    root = Path(__file__).parents[1]
-    units = {p.name for p in [*(root / "tests").glob("test_*.py"), *(root / "notebooks").glob("*.ipynb")]} | set(IDS)
-    assert [name for name in conftest.SLOW_FIRST if name not in units] == []
-    assert len(set(conftest.SLOW_FIRST)) == len(conftest.SLOW_FIRST)
