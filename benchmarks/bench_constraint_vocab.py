@@ -52,32 +52,21 @@ def stand_in_tokenizer(vocab_size: int = VOCAB_SIZE, documents: int = 20_000):
 
 
 def scanning_constraint(tokenizer):
-    """The constraint before the token trie (its three methods as they were): the same answers, found by testing every
-    candidate token on the whole text."""
-    from lessons_lib.tools.constrained import STRING_CHAR, CallConstraint, utf8_prefix_ok
+    """The constraint before the token trie (its token searches as they were): the same answers, found by testing
+    every candidate token on the whole text."""
+    from lessons_lib.tools.constrained import CallConstraint, utf8_prefix_ok
 
     class Scanning(CallConstraint):
-        def structurally_allowed(self, grammar, text):
-            key = grammar.structure(text)
-            if key not in self.structural:
-                self.structural[key] = [
-                    i
-                    for first, ids in self.by_first.items()
-                    if grammar.accepts_prefix(text + bytes([first]))
-                    for i in ids
-                    if grammar.accepts_prefix(text + self.pieces[i])
-                ]
-            return self.structural[key]
-
-        def string_enders(self, grammar, text, open_value):
-            if open_value is None:
+        def accepted_after(self, grammar, key, text, trie):
+            if trie is not self.trie:  # the string-end tokens
                 return [i for i in self.other if grammar.accepts_prefix(text + self.pieces[i])]
-            written = len(STRING_CHAR.findall(open_value.group(1)))
-            stand_in = text[: open_value.start(1)] + b"a" * min(written, grammar.least_chars)
-            key = grammar.structure(stand_in)
-            if key not in self.string_ends:
-                self.string_ends[key] = [i for i in self.other if grammar.accepts_prefix(stand_in + self.pieces[i])]
-            return self.string_ends[key]
+            return [
+                i
+                for first, ids in self.by_first.items()
+                if grammar.accepts_prefix(text + bytes([first]))
+                for i in ids
+                if grammar.accepts_prefix(text + self.pieces[i])
+            ]
 
         def plain_fitting(self, tail):
             return [i for i in self.plain if utf8_prefix_ok(tail + self.pieces[i])]

@@ -972,9 +972,15 @@ class CallConstraint:
         """Tokens the call pattern accepts after `text`, cached by structure (rows share most of it)."""
         key = grammar.structure(text)
         if key not in self.structural:
-            shorter = grammar.same_verdict(key, text)
-            self.structural[key] = self.trie.accepted(lambda piece: grammar.accepts_prefix(shorter + piece))
+            self.structural[key] = self.accepted_after(grammar, key, text, self.trie)
         return self.structural[key]
+
+    @staticmethod
+    def accepted_after(grammar: CallGrammar, key, text: bytes, trie: TokenTrie) -> list[int]:
+        """The tokens of `trie` the call pattern accepts after `text`, whose structure is `key` (tested on the
+        structure's shorter text where that gives the same verdict)."""
+        shorter = grammar.same_verdict(key, text)
+        return trie.accepted(lambda piece: grammar.accepts_prefix(shorter + piece))
 
     @staticmethod
     def extends(grammar: CallGrammar, text: bytes, tail: bytes, piece: bytes, loose: bool = False) -> bool:
@@ -1032,8 +1038,7 @@ class CallConstraint:
         stand_in = text[: open_value.start(1)] + b"a" * min(written, grammar.least_chars)
         key = grammar.structure(stand_in)
         if key not in self.string_ends:
-            shorter = grammar.same_verdict(key, stand_in)
-            self.string_ends[key] = self.other_trie.accepted(lambda piece: grammar.accepts_prefix(shorter + piece))
+            self.string_ends[key] = self.accepted_after(grammar, key, stand_in, self.other_trie)
         return self.string_ends[key]
 
     def phrase_tokens(self, quote: bytes, value: bytes) -> list[int]:
