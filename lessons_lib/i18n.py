@@ -40,6 +40,16 @@ def tr(en: str, ru: str, lang: str | None = None) -> str:
     return ru if resolve_lang(lang) == "ru" else en
 
 
+def plural_ru(n: int, one: str, few: str, many: str) -> str:
+    """The Russian noun form for `n`: `plural_ru(3, "шаг", "шага", "шагов")` -> "шага" (1 шаг, 3 шага, 5 шагов)."""
+    n = abs(int(n))
+    if n % 10 == 1 and n % 100 != 11:
+        return one
+    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+        return few
+    return many
+
+
 # Column headers of the tables notebooks print with evaluate.format_table: the key stays an identifier in code.
 COLUMNS: dict[str, str] = {
     # evaluate.DomainReport.row, tools.evaluate.ToolReport.row

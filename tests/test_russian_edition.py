@@ -371,3 +371,13 @@ def test_readme_ru_badges_point_at_the_russian_notebooks():
     fork = scaffold.readme_with_badges(text, scaffold.Repository("someone/fork-lab", "dev"))
     assert fork.count("github/someone/fork-lab/blob/dev/notebooks/ru/") == len(SOURCES)
     assert scaffold.REPO_DIR / "README.ru.md" in scaffold.readme_files(REPO_DIR)  # `build` keeps them in sync
+
+
+@pytest.mark.parametrize(
+    "n, word",
+    [(0, "шагов"), (1, "шаг"), (3, "шага"), (5, "шагов"), (11, "шагов"), (12, "шагов"), (21, "шаг"), (24, "шага")],
+)
+def test_russian_plural_agrees_with_the_number(n, word):
+    from lessons_lib.i18n import plural_ru
+
+    assert plural_ru(n, "шаг", "шага", "шагов") == word
