@@ -2,7 +2,9 @@
 
 `python -m lessons_lib.course run [--only 01 03] [--jobs 2]` writes executed copies to build/notebooks/ and a
 summary to build/course_summary.json; it exits non-zero if any notebook fails. It also reports (without failing)
-"stray" output lines a learner should not read: warnings, raw trainer logs, frozen progress bars.
+"stray" output lines a learner should not read: warnings, raw trainer logs, frozen progress bars. Each run starts
+from an empty work dir (build/work/<profile>), as a fresh Colab runtime does, so a second run trains again instead of
+resuming the first run's finished checkpoints (`--keep-work` keeps it).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -19,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TypeVar
 
-from .paths import BUILD_DIR
+from .paths import BUILD_DIR, default_work_dir
 from .paths import NOTEBOOKS_DIR as NOTEBOOKS
 
 T = TypeVar("T")
@@ -158,6 +161,14 @@ def run_in_child(notebook: Path, out_dir: Path, timeout: int = 900, env: dict | 
     return {**failed, "seconds": 0.0, "status": f"FAILED: runner exited {proc.returncode}: {said}"}
 
 
+def fresh_work_dir(profile_name: str) -> Path:
+    """Empty the profile's default work dir (build/work/<profile>) and return it, so a run starts as a fresh one."""
+    folder = default_work_dir(profile_name)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def lesson_paths(folder: Path = NOTEBOOKS, only: list[str] | None = None) -> list[Path]:
     """The numbered notebooks in `folder`, in lesson order (`only`: lesson numbers such as "02")."""
     paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
@@ -199,15 +210,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["run"])
     parser.add_argument("--only", nargs="*", default=None, help="lesson numbers to run, e.g. 01 03")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks run side by side (each in its own process)")
+    parser.add_argument(
+        "--keep-work", action="store_true", help="keep build/work/<profile> (default: empty it, as a fresh runtime)"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("LESSONS_PROFILE", "tiny")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    paths = lesson_paths(only=args.only)
-    if not paths:
+    notebooks = lesson_paths(only=args.only)
+    if not notebooks:
         print("No notebooks found in notebooks/.")
         return 1
+    if not args.keep_work:
+        print(f"starting from an empty work dir: {fresh_work_dir(os.environ['LESSONS_PROFILE'])}", flush=True)
     start = time.time()
-    results = run_all(paths, BUILD_DIR / "notebooks", args.jobs)
+    results = run_all(notebooks, BUILD_DIR / "notebooks", args.jobs)
     from .evaluate import format_table
 
     total, wall = sum(r["seconds"] for r in results), time.time() - start

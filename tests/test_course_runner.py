@@ -115,3 +115,24 @@ def test_course_runner_terminal_has_no_unencrypted_kernel_notice_but_keeps_real_
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == "ok" and result["stray lines"] == 1
     assert "stray output in throwaway.ipynb, cell 1: " in done.stdout and "UserWarning: a real warning" in done.stdout
+
+
+def test_a_course_run_starts_from_an_empty_work_dir_unless_asked_to_keep_it(tmp_path, monkeypatch):
+    """A second `make course` trains notebook 01 again instead of resuming the first run's finished checkpoint."""
+    from lessons_lib import course, paths
+
+    monkeypatch.setattr(paths, "WORK_ROOT", tmp_path / "work")
+    old = tmp_path / "work" / "tiny" / "runs" / "json-1" / "checkpoints" / "checkpoint-30"
+    old.mkdir(parents=True)
+    (old / "trainer_state.json").write_text("{}")
+    assert course.fresh_work_dir("tiny") == tmp_path / "work" / "tiny"
+    assert (tmp_path / "work" / "tiny").is_dir() and not any((tmp_path / "work" / "tiny").iterdir())
+
+    ran = []
+    monkeypatch.setattr(course, "run_all", lambda notebooks, out_dir, jobs: ran.append(len(notebooks)) or [])
+    monkeypatch.setattr(course, "write_summary", lambda *a: {})
+    monkeypatch.setenv("LESSONS_PROFILE", "tiny")
+    old.mkdir(parents=True)
+    assert course.main(["run", "--only", "01", "--keep-work"]) == 0 and old.is_dir(), "--keep-work keeps it"
+    assert course.main(["run", "--only", "01"]) == 0 and not old.exists()
+    assert ran == [1, 1]
