@@ -6,7 +6,9 @@
 # three: the original course's **keyword rules**, a **learned classifier that is itself a LoRA adapter**
 # (`task_type="SEQ_CLS"`) on the same base, and a cheap **embedding nearest-centroid** router. Then we
 # evaluate them honestly on prompts written by hand for the course — not produced by the training
-# templates — and plug the best one in front of a mixed-adapter batch.
+# templates — next to a fourth, cheap baseline (character n-grams) that may well beat them all. Finally we plug the
+# learned router — the PEFT adapter this lesson is about — in front of a mixed-adapter batch; any router fits there,
+# and notebook 06's server routes with the n-gram one by default.
 
 # %% [markdown] lang="ru"
 # # 04 — Направляем каждый запрос к нужному адаптеру
@@ -16,7 +18,10 @@
 # (router). Мы построим три маршрутизатора: **правила по ключевым словам** из исходного курса, **обучаемый
 # классификатор, который сам является LoRA-адаптером** (`task_type="SEQ_CLS"`) на той же базовой модели, и дешёвый
 # маршрутизатор **по ближайшему центроиду эмбеддингов**. Затем честно оценим их на промптах, написанных для курса
-# вручную, а не порождённых обучающими шаблонами, и поставим лучший из них перед батчем со смешанными адаптерами.
+# вручную, а не порождённых обучающими шаблонами, рядом с четвёртой, дешёвой отправной точкой (символьные n-граммы),
+# которая вполне может обойти их всех. В конце мы поставим перед батчем со смешанными адаптерами обучаемый
+# маршрутизатор — тот самый PEFT-адаптер, которому посвящён урок; подойдёт и любой другой, а сервер из ноутбука 06 по
+# умолчанию маршрутизирует n-граммами.
 
 # %% [markdown]
 # ## Learning objectives
@@ -60,7 +65,7 @@ lesson = setup_lesson("04", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=
 
 # %%
 from lessons_lib import budget
-from lessons_lib.i18n import tr  # printed text in the notebook's language (LESSONS_LANG)
+from lessons_lib.i18n import plural_ru, tr  # printed text in the notebook's language (LESSONS_LANG)
 
 print(budget.memory_plan(lesson.profile, "04"))
 
@@ -206,7 +211,15 @@ from lessons_lib.train import keep_adapter_fp32
 profile = lesson.profile
 tok = load_tokenizer(profile)
 train_rows = training_rows(240)
-print(len(train_rows), tr(en="training prompts, e.g.:", ru="обучающих промптов, например:"), train_rows[:3])
+n_train = len(train_rows)
+print(
+    n_train,
+    tr(
+        en="training prompts, e.g.:",
+        ru=plural_ru(n_train, "обучающий промпт", "обучающих промпта", "обучающих промптов") + ", например:",
+    ),
+    train_rows[:3],
+)
 
 with no_load_report():  # transformers would list `score` as "missing from the checkpoint": it is new, we train it
     classifier = AutoModelForSequenceClassification.from_pretrained(
@@ -240,9 +253,11 @@ print("modules_to_save:", demo.peft_config["default"].modules_to_save)
 assert "score" in demo.peft_config["default"].modules_to_save
 
 # %% [markdown]
-# A few optimisation steps by hand, to see the loss move (a plain PyTorch loop: a batch of prompts, their
-# label ids, `loss.backward()`). The full training (100 steps, about a minute on a free CPU) is
-# `python -m lessons_lib.router train`; on the tiny profile its result ships in `assets/router/adapter`.
+# A few optimisation steps by hand, to see what one step is (a plain PyTorch loop: a batch of prompts, their
+# label ids, `loss.backward()`). At most eight steps at half the recipe's rate, each on a new batch, show the
+# mechanics, not learning: the loss may go up as well as down. The real training is `load_router`'s below (100
+# steps, about a minute for the tiny model on Colab's free CPU; also `python -m lessons_lib.router train`); on the
+# tiny profile its result ships in `assets/router/adapter`.
 #
 # On a T4 the frozen base computes in fp16, so the loop adds the two pieces of mixed-precision training: the
 # forward runs under `torch.autocast`, and a `GradScaler` multiplies the loss before `backward()` (and divides the
@@ -250,9 +265,11 @@ assert "score" in demo.peft_config["default"].modules_to_save
 # (tiny) both are switched off and the loop is plain PyTorch.
 
 # %% [markdown] lang="ru"
-# Несколько шагов оптимизации вручную, чтобы увидеть, как меняется функция потерь (loss) (обычный цикл PyTorch: батч
-# промптов, id их меток, `loss.backward()`). Полное обучение (100 шагов, около минуты на свободном CPU) запускается
-# командой `python -m lessons_lib.router train`; для профиля tiny его результат поставляется в `assets/router/adapter`.
+# Несколько шагов оптимизации вручную, чтобы увидеть, из чего состоит шаг (обычный цикл PyTorch: батч промптов, id их
+# меток, `loss.backward()`). Не больше восьми шагов с половинной скоростью обучения рецепта, каждый на новом батче,
+# показывают механику, а не обучение: функция потерь (loss) может и вырасти, и упасть. Настоящее обучение — в
+# `load_router` ниже (100 шагов, около минуты для модели tiny на бесплатном CPU Colab; то же делает команда
+# `python -m lessons_lib.router train`); для профиля tiny его результат поставляется в `assets/router/adapter`.
 #
 # На T4 замороженная базовая модель считает в fp16, поэтому в цикл добавлены две составляющие обучения со смешанной
 # точностью: прямой проход выполняется под `torch.autocast`, а `GradScaler` умножает функцию потерь перед
@@ -286,7 +303,8 @@ demo.eval()
 print(
     tr(
         en=f"{DEMO_STEPS} steps in {time.perf_counter() - start:.1f} s; loss {losses[0]:.3f} → {losses[-1]:.3f}",
-        ru=f"{DEMO_STEPS} шагов за {time.perf_counter() - start:.1f} с; loss {losses[0]:.3f} → {losses[-1]:.3f}",
+        ru=f"{DEMO_STEPS} {plural_ru(DEMO_STEPS, 'шаг', 'шага', 'шагов')} за {time.perf_counter() - start:.1f} с; "
+        f"loss {losses[0]:.3f} → {losses[-1]:.3f}",
     )
 )
 demo.save_pretrained(lesson.work_dir / "router-demo")
@@ -448,7 +466,8 @@ else:
         tr(
             en=f"rehearsal: router trained {router_train_steps(profile)} steps, no accuracy claim "
             f"(learned {acc['learned']:.3f}, keyword {acc['keyword']:.3f})",
-            ru=f"репетиция: маршрутизатор обучен {router_train_steps(profile)} шагов, о точности не судим "
+            ru=f"репетиция: маршрутизатор обучен за {router_train_steps(profile)} "
+            f"{plural_ru(router_train_steps(profile), 'шаг', 'шага', 'шагов')}, о точности не судим "
             f"(learned {acc['learned']:.3f}, keyword {acc['keyword']:.3f})",
         )
     )
@@ -580,6 +599,11 @@ assert acc["ngram"] >= acc["keyword"] + 0.15, acc
 # the chosen adapter. We load the course adapters (found at the top) into one `PeftModel` for generation —
 # after freeing the embedding router's base, which is not needed any more. The **copy names exactly** box turns on
 # notebook 02's copy-aware decoding for the answer.
+#
+# The playground and section 7 route with `learned`, the PEFT router of section 3, because it is what this lesson
+# teaches — not because it won: compare its accuracy with the n-gram router's in 5b. Any router fits in
+# (`RouterPlayground(ngram, model, tok)`, `RoutedModel(model, tok, ngram)`); notebook 06's server routes with the
+# n-gram one by default, which needs no base model and answers in a fraction of a millisecond.
 
 # %% [markdown] lang="ru"
 # ## 6. RouterPlayground
@@ -588,6 +612,12 @@ assert acc["ngram"] >= acc["keyword"] + 0.15, acc
 # выбранного адаптера. Для генерации мы загружаем адаптеры курса (найденные в начале урока) в один `PeftModel`,
 # предварительно освободив базовую модель маршрутизатора на эмбеддингах — она больше не нужна. Галочка
 # **копировать имена точно** включает для ответа декодирование с копированием из ноутбука 02.
+#
+# Песочница и раздел 7 маршрутизируют обучаемым маршрутизатором `learned` из раздела 3, потому что именно его
+# изучает этот урок, — а не потому, что он победил: сравните его точность с точностью маршрутизатора на n-граммах в
+# разделе 5b. Подойдёт любой маршрутизатор (`RouterPlayground(ngram, model, tok)`, `RoutedModel(model, tok, ngram)`);
+# сервер из ноутбука 06 по умолчанию маршрутизирует n-граммами: им не нужна базовая модель, и отвечают они за доли
+# миллисекунды.
 
 # %%
 from lessons_lib.adapters import load_with_adapters
@@ -684,12 +714,14 @@ wrong = sum(r.decision.label != want for r, want in zip(results, gold))
 print(
     tr(
         en=f"router: {len(results) - wrong}/{len(results)} prompts to the right adapter",
-        ru=f"маршрутизатор: {len(results) - wrong}/{len(results)} промптов к нужному адаптеру",
+        ru=f"маршрутизатор: {len(results) - wrong} из {len(results)} "
+        f"{plural_ru(len(results), 'промпта', 'промптов', 'промптов')} — к нужному адаптеру",
     )
     + (
         tr(
-            en="; a wrongly routed prompt is still answered, in the chosen adapter's format (✗ rows)",
-            ru="; неверно направленный промпт всё равно получает ответ — в формате выбранного адаптера (строки с ✗)",
+            en="; a wrongly routed prompt is still answered — by the chosen adapter, not its own (✗ rows)",
+            ru="; неверно направленный промпт всё равно получает ответ — от выбранного адаптера, а не от своего "
+            "(строки с ✗)",
         )
         if wrong
         else ""

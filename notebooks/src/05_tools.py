@@ -81,7 +81,7 @@ import warnings
 
 from lessons_lib import budget
 from lessons_lib.adapters import COURSE_ADAPTERS, course_artifacts
-from lessons_lib.i18n import tr  # printed text in the notebook's language (LESSONS_LANG)
+from lessons_lib.i18n import plural_ru, tr  # printed text in the notebook's language (LESSONS_LANG)
 
 print(budget.memory_plan(lesson.profile, "05"))
 folders = course_artifacts(lesson)  # json, coding, support: shipped / work dir / Drive / Hub, or trained here
@@ -646,7 +646,9 @@ print(
     tr(
         en=f"{what}: {steps} steps of {recipe.batch_size}x{recipe.grad_accum} rows, max_length {args.max_length} "
         "(the longest row)",
-        ru=f"{what}: {steps} шагов по {recipe.batch_size}x{recipe.grad_accum} строк, max_length {args.max_length} "
+        ru=f"{what}: {steps} {plural_ru(steps, 'шаг', 'шага', 'шагов')} по {recipe.batch_size}x{recipe.grad_accum} "
+        f"{plural_ru(recipe.batch_size * recipe.grad_accum, 'строке', 'строки', 'строк')}, "
+        f"max_length {args.max_length} "
         "(самая длинная строка)",
     )
 )
@@ -685,7 +687,7 @@ else:
         if args.max_length > positions
         else tr(
             en=f"{steps} steps at the GPU profile's learning rate",
-            ru=f"{steps} шагов со скоростью обучения GPU-профиля",
+            ru=f"{steps} {plural_ru(steps, 'шаг', 'шага', 'шагов')} со скоростью обучения GPU-профиля",
         )
     )
     print(
@@ -704,7 +706,8 @@ elif found.source == "shipped":
         tr(
             en=f"(the shipped adapter ran the same recipe for {STEPS} steps, after a {WARM_STEPS}-step warm-up on "
             f"the calls of {', '.join(WARM_TOOLS)} alone)",
-            ru=f"(поставляемый адаптер прошёл тот же рецепт за {STEPS} шагов, после разминки в {WARM_STEPS} шагов "
+            ru=f"(поставляемый адаптер прошёл тот же рецепт за {STEPS} {plural_ru(STEPS, 'шаг', 'шага', 'шагов')}, "
+            f"после разминки в {WARM_STEPS} {plural_ru(WARM_STEPS, 'шаг', 'шага', 'шагов')} "
             f"только на вызовах {', '.join(WARM_TOOLS)})",
         )
     )
@@ -783,9 +786,10 @@ if not expects_quality(profile):
             en=f"rehearsal: {N_EVAL} requests scored through both adapters (adapter correct tool "
             f"{tools_report.correct_tool:.2f}, base {base_report.correct_tool:.2f}); "
             f"no quality claim after {steps} training steps",
-            ru=f"репетиция: {N_EVAL} запросов оценены через оба варианта (верный инструмент у адаптера "
+            ru=f"репетиция: {N_EVAL} {plural_ru(N_EVAL, 'запрос оценён', 'запроса оценены', 'запросов оценены')} "
+            "через оба варианта (верный инструмент у адаптера "
             f"{tools_report.correct_tool:.2f}, у base {base_report.correct_tool:.2f}); "
-            f"о качестве после {steps} шагов обучения не судим",
+            f"о качестве после {steps} {plural_ru(steps, 'шага', 'шагов', 'шагов')} обучения не судим",
         )
     )
 
@@ -819,7 +823,11 @@ if not expects_quality(profile):
         tr(
             en=f"rehearsal: {len(hand)} hand-written requests scored; adapter correct tool "
             f"{hand_tools.correct_tool:.2f}",
-            ru=f"репетиция: оценено {len(hand)} написанных вручную запросов; верный инструмент у адаптера "
+            ru=f"репетиция: оценено {len(hand)} "
+            + plural_ru(
+                len(hand), "написанный вручную запрос", "написанных вручную запроса", "написанных вручную запросов"
+            )
+            + f"; верный инструмент у адаптера "
             f"{hand_tools.correct_tool:.2f}",
         )
     )
@@ -1008,7 +1016,9 @@ print(
     tr(
         en=f"{len(finished)}/{len(calls)} constrained calls are whole within {MAX_NEW} new tokens and validate"
         + (f"; the other {cut} were cut short and are beginnings of valid calls" if cut else ""),
-        ru=f"{len(finished)}/{len(calls)} вызовов с ограничением целые в пределах {MAX_NEW} новых токенов и проходят "
+        ru=f"{len(finished)} из {len(calls)} {plural_ru(len(calls), 'вызова', 'вызовов', 'вызовов')} с ограничением "
+        f"целые в пределах {MAX_NEW} {plural_ru(MAX_NEW, 'нового токена', 'новых токенов', 'новых токенов')} "
+        "и проходят "
         "проверку" + (f"; остальные {cut} обрезаны и являются началами корректных вызовов" if cut else ""),
     )
 )
@@ -1021,11 +1031,13 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 
 # %% [markdown]
 # Read this table carefully, because it is easy to fool yourself with it. Under the constraint *every*
-# reply is a valid call — the base's too — so "valid args" now measures the grammar, not the model (the indent
+# reply that has enough new tokens to finish is a valid call — the base's too (a rehearsal's few tokens cut the calls
+# short: the cell above counts them) — so "valid args" now measures the grammar, not the model (the indent
 # below the width included: without `BELOW` one hand-written request below got width 1 with indent 4, and the tool
 # refused it). What
 # is still the model's own is the **choice**: on the tiny profile the adapter names the right tool almost
-# always, the base about one time in three (chance). The text inside the call is still not the request's text: a decoder
+# always, the base only about one time in four, no better than a blind pick among three tools. The text inside the
+# call is still not the request's text: a decoder
 # can forbid wrong *forms*, it cannot teach a skill (but see `quote=` below). And a constraint
 # only belongs where a call is required: it would force a call on "hello" too. That is why `ModelChat`
 # applies it only to replies to a user message when you ask for `tool_choice="required"`, and leaves the
@@ -1039,12 +1051,15 @@ if expects_quality(profile) and base_never_saw_tools(profile):
 # forward pass.
 
 # %% [markdown] lang="ru"
-# Прочитайте эту таблицу внимательно: с ней легко обмануть самого себя. Под ограничением *каждый*
-# ответ — корректный вызов, в том числе у базовой модели, — так что "valid args" теперь измеряет грамматику, а не
+# Прочитайте эту таблицу внимательно: с ней легко обмануть самого себя. Под ограничением *каждый* ответ,
+# которому хватает новых токенов, чтобы закончить вызов, — корректный вызов, в том числе у базовой модели (на
+# репетиции немногие токены обрывают вызовы: ячейка выше их считает), — так что "valid args" теперь измеряет
+# грамматику, а не
 # модель (и отступ меньше ширины тоже: без `BELOW` один запрос, написанный вручную, ниже получал ширину 1 при
 # отступе 4, и инструмент его отвергал).
 # Собственным делом модели остаётся **выбор**: на профиле tiny адаптер называет правильный инструмент почти
-# всегда, базовая модель — примерно в одном случае из трёх (случайно). Текст внутри вызова по-прежнему не текст
+# всегда, базовая модель — лишь примерно в одном случае из четырёх, не лучше выбора наугад из трёх инструментов. Текст
+# внутри вызова по-прежнему не текст
 # запроса: декодер
 # может запретить неверные *формы*, но не может научить навыку (но см. `quote=` ниже). И ограничение
 # уместно только там, где вызов обязателен: иначе оно навязало бы вызов и в ответ на "hello". Поэтому `ModelChat`
@@ -1483,7 +1498,9 @@ if profile.name == "tiny":  # what the text below says: the unseen prompt breaks
 #   impossible; it fixes the form, not the choice or the copied text, and belongs only where a call is required.
 #   Quoting (`quote=True`) goes one step further: arguments must be phrases of the request, and an answer that
 #   repeats the tool's result must repeat it exactly. It removes slips, not wrong choices.
-# - A router sends tool-style requests to the tool adapter and the rest to domain adapters, in one batch.
+# - A router sends tool-style requests to the tool adapter and the rest to domain adapters, all in one call: one
+#   mixed batch (`adapter_names`) when every adapter is plain LoRA, one sub-batch per adapter when one of them saves
+#   whole modules (the tiny tool adapter's `lm_head`), as here.
 # - A system prompt shapes style (on models that follow instructions); an adapter adds skill.
 #
 # ## Exercises
@@ -1560,7 +1577,9 @@ if profile.name == "tiny":  # what the text below says: the unseen prompt breaks
 #   обязателен. Цитирование (`quote=True`) идёт дальше: аргументы обязаны быть фразами запроса, а ответ, который
 #   повторяет результат инструмента, обязан повторить его точно. Оно убирает ошибки копирования, но не неверный выбор.
 # - Маршрутизатор направляет запросы на вызов инструментов к адаптеру инструментов, а остальные — к адаптерам предметных
-#   областей, в одном батче.
+#   областей, и всё это за один вызов: одним смешанным батчем (`adapter_names`), когда все адаптеры — обычная LoRA, и
+#   по подбатчу на адаптер, когда один из них сохраняет целые модули (`lm_head` крошечного адаптера инструментов), как
+#   здесь.
 # - Системный промпт задаёт стиль (у моделей, которые следуют инструкциям); адаптер добавляет навык.
 #
 # ## Упражнения

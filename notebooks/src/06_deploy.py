@@ -64,7 +64,7 @@ lesson = setup_lesson("06", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=
 
 # %%
 from lessons_lib import budget
-from lessons_lib.i18n import tr  # printed text in the notebook's language (LESSONS_LANG)
+from lessons_lib.i18n import plural_ru, tr  # printed text in the notebook's language (LESSONS_LANG)
 
 print(budget.memory_plan(lesson.profile, "06"))
 
@@ -152,7 +152,8 @@ print(
     tr(
         en=f"{len(rows)} rows: one mixed batch {mixed_s:.2f} s, one row at a time {single_s:.2f} s "
         f"({single_s / mixed_s:.1f}x)",
-        ru=f"{len(rows)} строк: один смешанный батч {mixed_s:.2f} с, по одной строке {single_s:.2f} с "
+        ru=f"{len(rows)} {plural_ru(len(rows), 'строка', 'строки', 'строк')}: один смешанный батч {mixed_s:.2f} с, "
+        f"по одной строке {single_s:.2f} с "
         f"({single_s / mixed_s:.1f}x)",
     )
 )
@@ -205,7 +206,7 @@ print(
 )
 
 # %% [markdown]
-# (Measured once on the course's 2-CPU machine with 36 requests and 8 threads: 33 of 36 wrong.) A lock
+# (A larger run, measured once on the course's 2-CPU machine — 36 requests from 8 threads — got 33 of 36 wrong.) A lock
 # around `set_adapter` + `generate` would fix it but serve one request at a time. The server in
 # `lessons_lib/serve/engine.py` is built on the mixed batch instead. **One worker thread owns the model.**
 # HTTP handlers never touch it: they validate the request, put it on a queue and wait. The worker takes the
@@ -215,7 +216,7 @@ print(
 # request fails only itself. The notebook's copy of the model is not needed any more: we free it.
 
 # %% [markdown] lang="ru"
-# (Один замер на 2-процессорной машине курса, 36 запросов и 8 потоков: 33 из 36 неверны.) Блокировка
+# (Прогон побольше, один замер на 2-процессорной машине курса — 36 запросов из 8 потоков: 33 из 36 неверны.) Блокировка
 # вокруг `set_adapter` + `generate` решила бы проблему, но обслуживала бы запросы по одному. Сервер в
 # `lessons_lib/serve/engine.py` построен вместо этого на смешанном батче. **Моделью владеет один рабочий поток.**
 # Обработчики HTTP её не трогают: они проверяют запрос, кладут его в очередь и ждут. Рабочий поток берёт первый
@@ -324,7 +325,8 @@ else:
 # ## 3. Plain HTTP
 #
 # The API follows OpenAI's: `GET /v1/models` lists what `model` may be — `base`, each adapter, and `auto`
-# (the router from notebook 04 picks). `POST /v1/chat/completions` takes `model` and `messages`. The
+# (a router from notebook 04 picks: the n-gram one by default, `--router` chooses another). `POST /v1/chat/completions`
+# takes `model` and `messages`. The
 # answer's `model` field (and the extra `adapter` field) says **which adapter answered**; for `auto`,
 # `route` says why.
 
@@ -332,7 +334,8 @@ else:
 # ## 3. Обычный HTTP
 #
 # API повторяет API OpenAI: `GET /v1/models` перечисляет допустимые значения `model` — `base`, каждый адаптер и `auto`
-# (выбирает маршрутизатор из ноутбука 04). `POST /v1/chat/completions` принимает `model` и `messages`. Поле `model`
+# (выбирает маршрутизатор из ноутбука 04: по умолчанию на n-граммах, другой задаёт `--router`).
+# `POST /v1/chat/completions` принимает `model` и `messages`. Поле `model`
 # в ответе (и дополнительное поле `adapter`) говорит, **какой адаптер ответил**; для `auto` поле `route` объясняет
 # почему.
 
@@ -485,7 +488,14 @@ for chunk in client.chat.completions.create(
 ):
     if chunk.choices and chunk.choices[0].delta.content:
         pieces.append(chunk.choices[0].delta.content)
-print(tr(en=f"streamed in {len(pieces)} pieces:", ru=f"пришло {len(pieces)} кусками:"), pieces[:6], "...")
+print(
+    tr(
+        en=f"streamed in {len(pieces)} pieces:",
+        ru=f"пришло частями ({len(pieces)} {plural_ru(len(pieces), 'часть', 'части', 'частей')}):",
+    ),
+    pieces[:6],
+    "...",
+)
 assert "".join(pieces) == ask("json", json_prompt)["choices"][0]["message"]["content"]  # same text as plain
 
 samples = [
@@ -623,16 +633,17 @@ with ThreadPoolExecutor(max_workers=len(traffic)) as pool:
 concurrent_s = time.perf_counter() - start
 
 head = tr(en="total s|req/s|median latency ms|batches", ru="всего, с|запр./с|медиана задержки, мс|батчи").split("|")
-print(f"{'':22s}{head[0]:>9s}{head[1]:>8s}{head[2]:>19s}{head[3]:>9s}")
+width = [max(w, len(h) + 2) for w, h in zip((9, 8, 19, 9), head)]  # each column as wide as its label, plus a gap
+print(f"{'':22s}" + "".join(f"{h:>{w}s}" for h, w in zip(head, width)))
 for label, replies, seconds in (
     (tr(en="one at a time", ru="по одному"), sequential, sequential_s),
-    (tr(en="16 at once", ru="16 сразу"), concurrent, concurrent_s),
+    (tr(en=f"{len(traffic)} at once", ru=f"{len(traffic)} сразу"), concurrent, concurrent_s),
 ):
     latencies = sorted(r["timing"]["latency_ms"] for r in replies)
     batch_sizes = {r["timing"]["batch_size"] for r in replies}
     print(
-        f"{label:22s}{seconds:9.2f}{len(replies) / seconds:8.1f}{latencies[len(latencies) // 2]:19.0f}"
-        f"{str(sorted(batch_sizes)):>9s}"
+        f"{label:22s}{seconds:{width[0]}.2f}{len(replies) / seconds:{width[1]}.1f}"
+        f"{latencies[len(latencies) // 2]:{width[2]}.0f}{str(sorted(batch_sizes)):>{width[3]}s}"
     )
 print(
     tr(
@@ -658,7 +669,10 @@ answered_by = [r["adapter"] for r in sequential]  # named adapters, and what `au
 references = {(p, adapter): content(r) for p, adapter, r in zip(traffic_prompts, answered_by, sequential)}
 references |= {(p, "base"): content(ask("base", p)) for p in dict.fromkeys(traffic_prompts)}
 report = cross_talk_report([content(r) for r in concurrent], traffic_prompts, answered_by, references)
-print(tr(en="16 at once vs one at a time:", ru="16 сразу против по одному:"), report.summary())
+print(
+    tr(en=f"{len(traffic)} at once vs one at a time:", ru=f"{len(traffic)} сразу против по одному:"),
+    report.summary(),
+)
 assert [r["adapter"] for r in concurrent] == answered_by  # same adapters (auto routed the same way)
 assert report.count(CROSS_TALK) == 0
 if exact_kernels(profile) or expects_quality(profile):
@@ -670,7 +684,9 @@ else:
             en=f"rehearsal: {report.same_share:.0%} identical and {report.telling}/{len(traffic)} requests able to "
             "show cross-talk, printed, not asserted (quick-trained adapters on 4-bit tiny weights); section 1's "
             "logit check is what tells the adapters apart here",
-            ru=f"репетиция: {report.same_share:.0%} совпадают, и {report.telling}/{len(traffic)} запросов способны "
+            ru=f"репетиция: {report.same_share:.0%} совпадают, и {report.telling} из {len(traffic)} "
+            f"{plural_ru(len(traffic), 'запроса', 'запросов', 'запросов')} "
+            f"{plural_ru(report.telling, 'способен', 'способны', 'способны')} "
             "показать перекрёстные помехи; печатаем, не проверяем (наскоро обученные адаптеры на 4-битных весах "
             "tiny); здесь адаптеры различает проверка логитов из раздела 1",
         )
