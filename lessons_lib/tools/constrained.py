@@ -19,12 +19,14 @@ free-text strings hold `minLength` to `maxLength` characters and arrays `minItem
 grammar's own limits below; `const`, an integer's `multipleOf` (its multiples in range, listed), `uniqueItems` on
 items it can list (enum, const, boolean) and on strings (pydantic's `set[str]`: an item may go on while it can still
 become a string not written yet), `anyOf`, `oneOf` (schemas of distinct types) and lists of types (pydantic's
-Optional: a string or null) are kept too. Any other constraining keyword (`format`, `allOf`, a pattern with a
-length, ...) is a GrammarError naming it, so a client's schema is never silently loosened (KEPT_KEYWORDS,
-ANNOTATIONS). Given `max_new_tokens`, strings and lists close in time for the call to end within it (a quote then
-may stop mid-clause, at a word's end). So every call the grammar completes also validates. Rules between two
-arguments, which no JSON Schema states, are kept too (`below`: by default the course tools' `functions.BELOW`, the
-indent below the width), so the course's tools take every call the grammar completes. Left at
+Optional: a string or null) are kept too; a string's `pattern` is rewritten for the JSON-escaped bytes the model
+writes (`patterns.grammar_pattern`, which refuses what it cannot rewrite exactly or match in reasonable time). Any
+other constraining keyword (`format`, `allOf`, a pattern with a length, ...) is a GrammarError naming it, so a
+client's schema is never silently loosened (KEPT_KEYWORDS, ANNOTATIONS); so is a schema too big to match quickly
+(MAX_ENUM_VALUES, MAX_GRAMMAR_CHARS). Given `max_new_tokens`, strings and lists close in time for the call to end
+within it (a quote then may stop mid-clause, at a word's end). So every call the grammar completes also validates.
+Rules between two arguments, which no JSON Schema states, are kept too (`below`: by default the course tools'
+`functions.BELOW`, the indent below the width), so the course's tools take every call the grammar completes. Left at
 `max_new_tokens=None`, a call gets room to quote its request whole (`reply_budgets`).
 """
 
@@ -43,11 +45,15 @@ import regex
 from ..models import budgets_per_row
 from .calls import BadArguments, check_value, exclusive_bounds
 from .functions import BELOW, WHOLE_TEXTS, Below
+from .patterns import PatternError, grammar_pattern, needs_timeout, schema_patterns
 
 TOOL_CHOICES = ("auto", "required")  # as in the OpenAI API: "required" makes the reply a call to some tool
 MAX_STRING_CHARS = 400
 MAX_ARRAY_ITEMS = 16
 MAX_ARGUMENTS = 32  # a tool's most arguments (the pattern holds each about n/2 times)
+MAX_ENUM_VALUES = 500  # an enum's most values (each is an alternative the matcher tries at every step)
+MAX_GRAMMAR_CHARS = 100_000  # the call pattern's most characters (a schema's cost to build and to match)
+MATCH_TIMEOUT_S = 1.0  # one match against a reply, where a client's pattern is ambiguous (patterns.needs_timeout)
 # One character of a JSON string as UTF-8 bytes (so minLength and maxLength count characters, as Python's len does).
 STRING_CHARS = (
     r"(?:[\x20\x21\x23-\x5b\x5d-\x7f]|[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
@@ -325,7 +331,10 @@ def string_body(spec: dict, where: str) -> str:
                 f"{where}: the grammar keeps a pattern or a length, not both; put the length in the pattern "
                 "(e.g. ^[a-z]{3,8}$) or drop minLength/maxLength."
             )
-        return spec["pattern"].removeprefix("^").removesuffix("$")
+        try:
+            return grammar_pattern(spec["pattern"], where)
+        except PatternError as err:
+            raise GrammarError(str(err)) from None
     most, least = _bound(spec, "maxLength", MAX_STRING_CHARS), max(_integer_bound(spec, "minLength") or 1, 1)
     if least > most:
         raise GrammarError(f"{where}: minLength {least} is more than the {most} characters the grammar allows.")
@@ -397,6 +406,11 @@ def allowed_values(spec: dict, where: str) -> list | None:
         kept.append(value)
     if not kept:
         raise GrammarError(f"{where}: none of the values its enum/const lists fits the rest of its schema.")
+    if len(kept) > MAX_ENUM_VALUES:
+        raise GrammarError(
+            f"{where}: an enum of {len(kept)} values; the grammar keeps at most {MAX_ENUM_VALUES}. Ask for a free "
+            "string (and check it yourself), or split the choice."
+        )
     return kept
 
 
@@ -555,7 +569,14 @@ class CallGrammar:
             raise ValueError(f"A bare grammar writes one object: pass one schema, not {len(schemas)}.")
         fn = schemas[0].get("function", schemas[0]) if bare else None
         pattern = arguments_pattern(fn["name"], fn.get("parameters", {})) if fn else call_pattern(schemas)
+        if len(pattern) > MAX_GRAMMAR_CHARS:
+            raise GrammarError(
+                f"The tools' schemas make a grammar of {len(pattern):,} characters; the most kept is "
+                f"{MAX_GRAMMAR_CHARS:,}. Shorten enums and patterns, pass fewer tools, or decode without constraints."
+            )
         self.pattern = regex.compile(pattern.encode())
+        # only an ambiguous client pattern can make one match slow; the timeout costs ~30% of a match's time
+        self.timeout = MATCH_TIMEOUT_S if any(needs_timeout(p) for p in schema_patterns(list(schemas))) else None
         head_of = (lambda tool: b"{") if bare else call_head  # noqa: E731  # where a tool's arguments start
         by_tool = properties_by_tool(schemas)
         # each rule that applies, with what the check needs at every step: the call's head, the keys after `high`
@@ -604,7 +625,17 @@ class CallGrammar:
 
     def accepts_prefix(self, text: bytes) -> bool:
         """Does the call pattern accept `text` as the start of a call (no UTF-8 or quote checks)?"""
-        return self.pattern.fullmatch(text, partial=True) is not None
+        return self.matches(text, partial=True)
+
+    def matches(self, text: bytes, partial: bool = False) -> bool:
+        """Does the call pattern match `text` whole (`partial`: or its start)? A GrammarError after MATCH_TIMEOUT_S."""
+        try:
+            return self.pattern.fullmatch(text, partial=partial, timeout=self.timeout) is not None
+        except TimeoutError:
+            raise GrammarError(
+                f"Matching the reply against the tools' schemas took over {MATCH_TIMEOUT_S} s; simplify their "
+                "patterns, or decode without constraints."
+            ) from None
 
     def quotes_ok(self, text: bytes, new_from: int = 0, loose: bool = False) -> bool:
         """Is every free-text value so far a phrase of the quoted request (always true without `quote`)?
@@ -747,7 +778,7 @@ class CallGrammar:
         """Is `text` a whole valid call?"""
         return (
             utf8_prefix_ok(text, final=True)
-            and self.pattern.fullmatch(text) is not None
+            and self.matches(text)
             and self.quotes_ok(text)
             and self.below_ok(text, final=True)
             and self.unique_ok(text)
