@@ -111,7 +111,7 @@ lesson = setup_lesson("01", profile=PROFILE, use_drive=USE_DRIVE)
 
 # %%
 from lessons_lib import budget
-from lessons_lib.i18n import tr  # printed text in the notebook's language (LESSONS_LANG)
+from lessons_lib.i18n import plural_ru, tr  # printed text in the notebook's language (LESSONS_LANG)
 
 print(budget.memory_plan(lesson.profile, "01"))
 
@@ -206,11 +206,11 @@ def fresh_base():
 tok = load_tokenizer(profile)
 base = fresh_base()
 BASE_BYTES = base.get_memory_footprint()  # weights as loaded: 4-bit layers packed 2 per byte, the rest 16/32-bit
+n_params = sum(p.numel() for p in base.parameters())
 print(
     tr(
-        en=f"{profile.model_id}: {sum(p.numel() for p in base.parameters()):,} parameters, "
-        f"{BASE_BYTES / 2**20:.1f} MiB in memory",
-        ru=f"{profile.model_id}: {sum(p.numel() for p in base.parameters()):,} параметров, "
+        en=f"{profile.model_id}: {n_params:,} parameters, {BASE_BYTES / 2**20:.1f} MiB in memory",
+        ru=f"{profile.model_id}: {n_params:,} {plural_ru(n_params, 'параметр', 'параметра', 'параметров')}, "
         f"{BASE_BYTES / 2**20:.1f} МиБ в памяти",
     )
 )
@@ -364,7 +364,7 @@ import json
 
 from lessons_lib.data import sft_rows
 
-STEPS = profile.demo_train_steps or profile.train_steps  # tiny: a 30-step demo (120 made its shipped adapters)
+STEPS = profile.demo_train_steps or profile.train_steps  # tiny: a 30-step demo (its shipped adapters: 720, section 9)
 ROWS = STEPS * profile.batch_size * profile.grad_accum  # every row is seen about once
 rows = sft_rows("json", ROWS)
 print(json.dumps(rows[0], ensure_ascii=False, indent=1))
@@ -538,7 +538,7 @@ answer_ids = [i for i, label in zip(ids, labels) if label != -100]
 print(
     tr(
         en=f"{len(ids)} tokens: {len(prompt_ids)} masked (label -100), {len(answer_ids)} carry the loss\n",
-        ru=f"{len(ids)} токенов: {len(prompt_ids)} замаскированы (label -100), {len(answer_ids)} несут loss\n",
+        ru=f"токенов: {len(ids)}; замаскировано (label -100): {len(prompt_ids)}; несут loss: {len(answer_ids)}\n",
     )
 )
 print("no loss :", repr(tok.decode(prompt_ids)))
@@ -631,7 +631,8 @@ train_seconds = time.time() - start
 print(
     tr(
         en=f"{trainer.state.global_step} steps, {train_seconds:.0f}s in this call",
-        ru=f"{trainer.state.global_step} шагов, {train_seconds:.0f} с в этом вызове",
+        ru=f"{trainer.state.global_step} {plural_ru(trainer.state.global_step, 'шаг', 'шага', 'шагов')}, "
+        f"{train_seconds:.0f} с в этом вызове",
     )
 )
 
@@ -850,7 +851,8 @@ print(
     tr(
         en=f"largest logit difference over {len(trained_logits)} prompts: reloaded vs trained {reload_diff:.1e}; "
         f"adapter off vs on {adapter_effect:.1e}",
-        ru=f"наибольшая разница логитов на {len(trained_logits)} промптах: загруженный против обученного "
+        ru=f"наибольшая разница логитов на {len(trained_logits)} "
+        f"{plural_ru(len(trained_logits), 'промпте', 'промптах', 'промптах')}: загруженный против обученного "
         f"{reload_diff:.1e}; адаптер выключен против включён {adapter_effect:.1e}",
     )
 )
@@ -964,8 +966,10 @@ def print_estimate(target, rate: float, basis: str) -> None:
         tr(
             en=f"{target.name} ({target.model_id}), {target.train_steps} steps per adapter at {rate:.0f} padded "
             f"tokens/s ({basis}; ≈ {tflops:.0f} TFLOP/s sustained, a T4 peaks at 65 in fp16):",
-            ru=f"{target.name} ({target.model_id}), {target.train_steps} шагов на адаптер при {rate:.0f} токенов "
-            f"с паддингом/с ({basis}; ≈ {tflops:.0f} TFLOP/s устойчиво, пик T4 — 65 в fp16):",
+            ru=f"{target.name} ({target.model_id}), {target.train_steps} "
+            f"{plural_ru(target.train_steps, 'шаг', 'шага', 'шагов')} на адаптер при {rate:.0f} "
+            f"{plural_ru(round(rate), 'токен', 'токена', 'токенов')} с паддингом/с ({basis}; ≈ {tflops:.0f} TFLOP/s "
+            "устойчиво, пик T4 — 65 в fp16):",
         )
     )
     for domain in COURSE_ADAPTERS:
@@ -976,7 +980,8 @@ def print_estimate(target, rate: float, basis: str) -> None:
         print(
             tr(
                 en=f"  {domain:8s} {per_step:6.0f} padded tokens/step → ≈ {seconds / 60:4.0f} min",
-                ru=f"  {domain:8s} {per_step:6.0f} токенов с паддингом/шаг → ≈ {seconds / 60:4.0f} мин",
+                ru=f"  {domain:8s} {per_step:6.0f} {plural_ru(round(per_step), 'токен', 'токена', 'токенов')} с "
+                f"паддингом/шаг → ≈ {seconds / 60:4.0f} мин",
             )
         )
     print(
@@ -999,8 +1004,9 @@ if steps_this_call > 0:
         tr(
             en=f"measured here ({profile.name}): the json run's {steps_this_call} steps in {train_seconds:.0f}s "
             f"≈ {measured_rate:.0f} padded tokens/s\n",
-            ru=f"измерено здесь ({profile.name}): {steps_this_call} шагов обучения json за {train_seconds:.0f} с "
-            f"≈ {measured_rate:.0f} токенов с паддингом/с\n",
+            ru=f"измерено здесь ({profile.name}): {steps_this_call} "
+            f"{plural_ru(steps_this_call, 'шаг', 'шага', 'шагов')} обучения json за {train_seconds:.0f} с "
+            f"≈ {measured_rate:.0f} {plural_ru(round(measured_rate), 'токен', 'токена', 'токенов')} с паддингом/с\n",
         )
     )
 else:
@@ -1061,8 +1067,11 @@ if REAL_MODEL and torch.cuda.is_available() and measured_rate:
 # also to the Hub as `lora-lab-<profile>-<name>`. `json` is already there from the run above, so the loop
 # skips it. On the tiny profile it is a short demo run (6 steps per adapter, into a scratch folder under
 # `lesson.work_dir`, not evaluated: so few steps teach little). The shipped `assets/adapters`, which notebooks
-# 02–06 use on the tiny profile, were made by the same `train_domain` function with the profile's full 120
-# steps — their scores are in the table below.
+# 02–06 use on the tiny profile, were trained by `lessons_lib.tiny.course_adapters` with `train_adapter` (the
+# function `train_domain` calls), on richer data and for longer: 2,000 rows per domain from
+# `lessons_lib.varied_data.shipped_rows` (40% requests in varied phrasings, English and Russian; 30% the
+# course's templates with made-up names, towns and numbers; 30% the course's own template rows) for 720 steps,
+# about six passes over the rows. Their manifests record that recipe; their scores are in the table below.
 #
 # The drill: a callback raises after step k of the `coding` adapter, as if Colab had dropped the runtime.
 
@@ -1084,8 +1093,12 @@ if REAL_MODEL and torch.cuda.is_available() and measured_rate:
 # в Hub как `lora-lab-<profile>-<name>`. `json` уже сохранён запуском выше, поэтому цикл его пропускает. На
 # профиле tiny это короткий демонстрационный запуск (6 шагов на адаптер, во временную папку внутри
 # `lesson.work_dir`, без оценки: за столь малое число шагов модель мало чему учится). Поставляемые с курсом
-# `assets/adapters`, которые ноутбуки 02–06 используют на профиле tiny, сделаны той же функцией `train_domain` за
-# полные 120 шагов профиля — их оценки приведены в таблице ниже.
+# `assets/adapters`, которые ноутбуки 02–06 используют на профиле tiny, обучены модулем
+# `lessons_lib.tiny.course_adapters` функцией `train_adapter` (её вызывает и `train_domain`), но на более
+# разнообразных данных и дольше: 2000 строк на домен из `lessons_lib.varied_data.shipped_rows` (40% — запросы в
+# разных формулировках, на английском и русском; 30% — шаблоны курса с выдуманными именами, городами и числами;
+# 30% — собственные шаблонные строки курса), 720 шагов — примерно шесть проходов по строкам. Этот рецепт записан в
+# их манифестах, а их оценки приведены в таблице ниже.
 #
 # Учебная тревога: колбэк выбрасывает исключение после шага k адаптера `coding`, как будто Colab оборвал среду
 # выполнения.
@@ -1195,7 +1208,8 @@ if disconnect.fired:
     print(
         tr(
             en=f"coding resumed from {resumed.resumed_from} and ran {resumed.steps_run} more steps to {resumed.steps}",
-            ru=f"coding продолжил с {resumed.resumed_from} и сделал ещё {resumed.steps_run} шагов до {resumed.steps}",
+            ru=f"coding продолжил с {resumed.resumed_from} и сделал ещё {resumed.steps_run} "
+            f"{plural_ru(resumed.steps_run, 'шаг', 'шага', 'шагов')} до {resumed.steps}",
         )
     )
     assert checkpoint_step(resumed.resumed_from) > 0, "resumed from a checkpoint, not from step 0"
@@ -1229,7 +1243,10 @@ for domain in COURSE_ADAPTERS:
     rows_table.append(
         {
             "adapter": domain,
-            "source": tr(en=f"this run ({m.steps} steps)", ru=f"этот запуск ({m.steps} шагов)"),
+            "source": tr(
+                en=f"this run ({m.steps} steps)",
+                ru=f"этот запуск ({m.steps} {plural_ru(m.steps, 'шаг', 'шага', 'шагов')})",
+            ),
             "valid": round(m.metrics["heldout_valid"], 2) if m.metrics else "-",
             "correct": round(m.metrics["heldout_correct"], 2) if m.metrics else "-",
             "n": m.metrics.get("heldout_n", "-"),
@@ -1244,7 +1261,10 @@ for domain in COURSE_ADAPTERS:
         rows_table.append(
             {
                 "adapter": domain,
-                "source": tr(en=f"shipped ({shipped.steps} steps)", ru=f"поставляемый ({shipped.steps} шагов)"),
+                "source": tr(
+                    en=f"shipped ({shipped.steps} steps)",
+                    ru=f"поставляемый ({shipped.steps} {plural_ru(shipped.steps, 'шаг', 'шага', 'шагов')})",
+                ),
                 "valid": round(shipped.metrics["heldout_valid"], 2),
                 "correct": round(shipped.metrics["heldout_correct"], 2),
                 "n": shipped.metrics["heldout_n"],
@@ -1280,9 +1300,9 @@ if measured and task_max < min(r["correct"] for r in measured):
             en=f"Adapters with both figures: the task is done on at most {task_max:.2f} of natural requests, while at "
             f"least {correct_min:.2f} of template prompts are right: a template score says little about a learner's "
             "own words.",
-            ru=f"Адаптеры с обеими оценками: задача решена не более чем на {task_max:.2f} запросов своими словами, а "
-            f"верных ответов на шаблонные промпты не менее {correct_min:.2f}: шаблонная оценка мало говорит о запросах "
-            "своими словами.",
+            ru=f"Адаптеры с обеими оценками: задача решена не более чем в доле {task_max:.2f} запросов своими "
+            f"словами, а доля верных ответов на шаблонные промпты не менее {correct_min:.2f}: шаблонная оценка мало "
+            "говорит о запросах своими словами.",
         )
     )
 
@@ -1318,8 +1338,10 @@ else:
             en=f"{profile.name}: {STEPS} training steps rehearse the code path; no quality claim. Measured on "
             f"{after.n} held-out prompts: correct {before.correct_rate:.2f} (base) → {after.correct_rate:.2f} "
             "(adapter).",
-            ru=f"{profile.name}: {STEPS} шагов обучения репетируют путь кода; о качестве не судим. Измерено на "
-            f"{after.n} отложенных промптах: верно {before.correct_rate:.2f} (base) → {after.correct_rate:.2f} "
+            ru=f"{profile.name}: {STEPS} {plural_ru(STEPS, 'шаг', 'шага', 'шагов')} обучения — репетиция пути кода; о "
+            f"качестве не судим. Измерено на {after.n} "
+            f"{plural_ru(after.n, 'отложенном промпте', 'отложенных промптах', 'отложенных промптах')}: верно "
+            f"{before.correct_rate:.2f} (base) → {after.correct_rate:.2f} "
             "(адаптер).",
         )
     )
@@ -1331,26 +1353,33 @@ assert Manifest.load(saved_at).metrics["heldout_correct"] == after.correct_rate
 
 # %% [markdown]
 # ## Recap
-# - LoRA freezes W₀ and trains B·A (scaled by α/r): ~5% of the parameters of the tiny model (about 1% of a
-#   1B model and well under 1% of a 7B one at r=16), and an adapter file that is a small fraction of the base.
+# - LoRA freezes W₀ and trains B·A (scaled by α/r). Its share of the parameters depends on r and on how wide the
+#   layers are: ~5% of the tiny model at r=8, ~10% of it at the rehearsals' r=16, but about 1% of a 1B model and
+#   well under 1% of a 7B one at r=16. The adapter file is then a small fraction of a real base (section 7 prints
+#   the ratio); only on the rehearsals' 4-bit tiny stand-in is it over half of the base.
 # - Prompt–completion rows + the chat template; the loss covers the answer tokens only (labels -100 on the
 #   prompt), including the end-of-turn token.
 # - `LoraConfig` + `SFTConfig` + `SFTTrainer`; on a GPU, QLoRA = 4-bit NF4 base (`BitsAndBytesConfig`,
 #   fp16 compute on a T4) + `prepare_model_for_kbit_training` + gradient checkpointing.
-# - Measure on held-out prompts: the adapter went from the base's score to a clearly better one.
+# - Measure base and adapter on the same held-out prompts: on tiny (30 steps) and t4/7b the adapter must beat the
+#   base (section 10 checks it); a rehearsal's few steps need not move the score at all.
 # - Save the adapter only, with a manifest; refuse to overwrite unless asked; a reload gives the same logits
 #   (identical in fp32, within a stated tolerance on fp16/4-bit kernels) — free each model before the next.
 # - Checkpoint every N steps, keep the last K, and rerun the same call to resume after a disconnect.
 
 # %% [markdown] lang="ru"
 # ## Итоги
-# - LoRA замораживает W₀ и обучает B·A (с масштабом α/r): ~5% параметров крошечной модели (около 1% модели 1B и
-#   намного меньше 1% модели 7B при r=16), а файл адаптера составляет малую долю базовой модели.
+# - LoRA замораживает W₀ и обучает B·A (с масштабом α/r). Её доля параметров зависит от r и от ширины слоёв: ~5%
+#   крошечной модели при r=8, ~10% её же при r=16 на репетициях, но около 1% модели 1B и намного меньше 1% модели 7B
+#   при r=16. Файл адаптера тогда — малая доля настоящей базовой модели (раздел 7 печатает это соотношение); лишь на
+#   4-битной крошечной замене в репетициях он больше половины базовой.
 # - Строки prompt–completion + шаблон чата; функция потерь учитывает только токены ответа (labels -100 на
 #   промпте), включая токен конца реплики.
 # - `LoraConfig` + `SFTConfig` + `SFTTrainer`; на GPU QLoRA = 4-битная базовая модель NF4 (`BitsAndBytesConfig`,
 #   вычисления в fp16 на T4) + `prepare_model_for_kbit_training` + gradient checkpointing.
-# - Измеряйте на отложенных промптах: адаптер поднялся от оценки базовой модели до заметно лучшей.
+# - Измеряйте базовую модель и адаптер на одних и тех же отложенных промптах: на tiny (30 шагов) и t4/7b адаптер
+#   обязан превзойти базовую модель (раздел 10 это проверяет); за несколько шагов репетиции оценка может не
+#   сдвинуться вовсе.
 # - Сохраняйте только адаптер, с манифестом; не перезаписывайте без явной просьбы; перезагрузка даёт те же логиты
 #   (идентичные в fp32, в пределах заявленного допуска на ядрах fp16/4-bit) — освобождайте каждую модель перед
 #   загрузкой следующей.

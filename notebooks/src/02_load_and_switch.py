@@ -2,8 +2,10 @@
 # # 02 — One base, many adapters: load, switch, batch
 #
 # In notebook 01 we trained small LoRA adapters — one for JSON extraction, one for Python coding, one for
-# customer-support replies. Each adapter is a few hundred kilobytes; the base model is the big part. So we
-# keep **one base in memory** and plug adapters in and out: load them, switch between them live, even
+# customer-support replies. Next to a real base an adapter is small — a few hundred kilobytes on the tiny model,
+# tens to hundreds of megabytes on the GPU profiles (r=16 on every linear layer), a few percent of the base
+# (section 6 measures it); the base model is the big part. So we keep **one base in memory** and plug adapters
+# in and out: load them, switch between them live, even
 # serve a batch where every row uses a different adapter. We also measure what each way of switching
 # costs, and we meet the classic traps ("set_adapter changes nothing", "my base model changed").
 
@@ -11,8 +13,10 @@
 # # 02 — Одна базовая модель, много адаптеров: загрузка, переключение, батчи
 #
 # В ноутбуке 01 мы обучили небольшие LoRA-адаптеры — один для извлечения JSON, один для программирования на
-# Python, один для ответов службы поддержки. Каждый адаптер весит несколько сотен килобайт; основная масса — это
-# базовая модель. Поэтому мы держим **одну базовую модель в памяти** и подключаем и отключаем адаптеры: загружаем
+# Python, один для ответов службы поддержки. Адаптер мал рядом с настоящей базовой моделью — несколько сотен
+# килобайт у крошечной модели, от десятков до сотен мегабайт на GPU-профилях (r=16 во всех линейных слоях),
+# несколько процентов от базовой (раздел 6 это измеряет), — так что основная масса — это базовая модель. Поэтому
+# мы держим **одну базовую модель в памяти** и подключаем и отключаем адаптеры: загружаем
 # их, переключаемся между ними на лету и даже обслуживаем батч, где каждая строка использует свой адаптер. Мы
 # также измерим, во что обходится каждый способ переключения, и разберём классические ловушки («set_adapter ничего
 # не меняет», «моя базовая модель изменилась»).
@@ -310,7 +314,8 @@ else:
 
 # %% [markdown]
 # With trained adapters each one wins its own domain and the others (and the base) do not: the same base
-# becomes a JSON extractor, a coder or a support agent depending on a few hundred kilobytes of LoRA weights.
+# becomes a JSON extractor, a coder or a support agent depending on a small file of LoRA weights (a few hundred
+# kilobytes on the tiny model, tens to hundreds of megabytes on the GPU profiles).
 # (A rehearsal profile's adapters had a few training steps only: there the table shows the plumbing works,
 # not the skills.)
 #
@@ -323,7 +328,8 @@ else:
 # %% [markdown] lang="ru"
 # С обученными адаптерами каждый побеждает в своей области, а другие (и базовая модель) — нет: одна и та же
 # базовая модель становится то специалистом по извлечению JSON, то программистом, то агентом поддержки в
-# зависимости от нескольких сотен килобайт весов LoRA. (Адаптеры репетиционного профиля обучались всего несколько
+# зависимости от небольшого файла весов LoRA (несколько сотен килобайт у крошечной модели, от десятков до сотен
+# мегабайт на GPU-профилях). (Адаптеры репетиционного профиля обучались всего несколько
 # шагов: там таблица показывает, что вся обвязка работает, а не навыки.)
 #
 # ## 3. Переключение на лету: виджет AdapterSwitcher
@@ -673,8 +679,8 @@ assert all(m > 0 for m in median.values())
 # `set_adapter` only walks the model's modules and flips which adapter each LoRA layer uses.
 # `hotswap_adapter` also reads a file and copies tensors. `load_adapter` reads the file *and* builds new LoRA
 # modules in every targeted layer (28 on the tiny model), which is why it costs an order of magnitude more.
-# Reloading base + adapter does all of that plus reading the base — but the tiny base is only 9 MB, so here
-# that bar is about as long as `load_adapter`'s (on a busy machine they can even swap places). The base's
+# Reloading base + adapter does all of that plus reading the base — but the tiny base is only a few MB, so here
+# that bar is at most a few times as long as `load_adapter`'s (on a busy machine they can even swap places). The base's
 # share grows with its size: for a 7B model reloading takes tens of seconds to minutes, `load_adapter` still
 # a fraction of a second (it only reads the adapter's megabytes), and `set_adapter` stays in milliseconds.
 #
@@ -688,11 +694,11 @@ assert all(m > 0 for m in median.values())
 # `set_adapter` лишь обходит модули модели и переключает, какой адаптер использует каждый слой LoRA.
 # `hotswap_adapter` вдобавок читает файл и копирует тензоры. `load_adapter` читает файл *и* строит новые модули
 # LoRA в каждом целевом слое (28 у крошечной модели), поэтому он обходится на порядок дороже. Перезагрузка базовой
-# модели + адаптера делает всё это и ещё читает базовую модель — но крошечная базовая модель весит всего 9 МБ,
-# поэтому здесь эта полоса примерно такой же длины, как у `load_adapter` (если машина занята другими задачами, они
-# могут даже поменяться местами). Доля базовой модели растёт с её размером: для модели 7B перезагрузка занимает от
-# десятков секунд до минут, `load_adapter` — по-прежнему доли секунды (он читает только мегабайты адаптера), а
-# `set_adapter` остаётся в пределах миллисекунд.
+# модели + адаптера делает всё это и ещё читает базовую модель — но крошечная базовая модель весит всего несколько
+# МБ, поэтому здесь эта полоса длиннее полосы `load_adapter` не больше чем в несколько раз (если машина занята
+# другими задачами, они могут даже поменяться местами). Доля базовой модели растёт с её размером: для модели 7B
+# перезагрузка занимает от десятков секунд до минут, `load_adapter` — по-прежнему доли секунды (он читает только
+# мегабайты адаптера), а `set_adapter` остаётся в пределах миллисекунд.
 #
 # ## 5. Смешанный батч
 #
@@ -775,7 +781,7 @@ same = [a == b for a, b in zip(mixed, expected)]
 print(
     tr(
         en=f"{sum(same)} of {len(same)} mixed-batch rows are identical to their single-adapter run",
-        ru=f"{sum(same)} из {len(same)} строк смешанного батча совпадают с прогоном своего адаптера отдельно",
+        ru=f"строк смешанного батча, совпавших с прогоном своего адаптера отдельно: {sum(same)} из {len(same)}",
     )
 )
 mixed_logits = next_token_logits(None)
@@ -1008,8 +1014,8 @@ if covered:
         tr(
             en=f"batched path: {sum(a == b for a, b in zip(batched_answers, mixed))} of {len(mixed)} answers "
             "identical to PEFT's mixed batch",
-            ru=f"батчевый путь: {sum(a == b for a, b in zip(batched_answers, mixed))} из {len(mixed)} ответов "
-            "совпадают со смешанным батчем PEFT",
+            ru="батчевый путь: ответов, совпавших со смешанным батчем PEFT: "
+            f"{sum(a == b for a, b in zip(batched_answers, mixed))} из {len(mixed)}",
         )
     )
     assert checks.answers_agree(batched_answers, mixed, profile)
@@ -1264,7 +1270,8 @@ if checks.exact_kernels(profile):
 #   `disable_adapter()` runs the bare base; `delete_adapter` frees one adapter.
 # - On a learner's own words a small model slips while copying names; copy-aware decoding
 #   (`generate(..., copy_bias=COPY_BIAS)`) finishes a prompt word the answer began, but cannot choose the word.
-# - Switching is far cheaper than reading files, and reloading the base is the most expensive of all.
+# - Switching is far cheaper than reading files; reloading the base also reads the whole base, which makes it the
+#   most expensive way by far once the base is a real model.
 # - A mixed batch (`adapter_names=[...]`, `"__base__"` for the base) gives the single-adapter outputs
 #   (exactly in fp32; within fp16 rounding on a GPU), and at the same number of generated tokens it beats
 #   switching per sub-batch.
@@ -1299,7 +1306,8 @@ if checks.exact_kernels(profile):
 #   `disable_adapter()` запускает чистую базовую модель; `delete_adapter` освобождает один адаптер.
 # - На запросах своими словами маленькая модель ошибается, копируя имена; декодирование с копированием
 #   (`generate(..., copy_bias=COPY_BIAS)`) дописывает начатое ответом слово промпта, но не может выбрать это слово.
-# - Переключение намного дешевле чтения файлов, а перезагрузка базовой модели дороже всего.
+# - Переключение намного дешевле чтения файлов; перезагрузка базовой модели вдобавок читает всю базовую модель, и с
+#   настоящей моделью это самый дорогой способ с большим отрывом.
 # - Смешанный батч (`adapter_names=[...]`, `"__base__"` для базовой модели) даёт те же выходы, что и отдельные
 #   адаптеры (точно в fp32; в пределах округления fp16 на GPU), и при одинаковом числе сгенерированных токенов
 #   обгоняет переключение по подбатчам.

@@ -65,7 +65,7 @@ lesson = setup_lesson("03", profile=PROFILE, use_drive=USE_DRIVE, hub_namespace=
 
 # %%
 from lessons_lib.budget import fits_t4, memory_plan
-from lessons_lib.i18n import term, tr  # printed text in the notebook's language (LESSONS_LANG)
+from lessons_lib.i18n import plural_ru, term, tr  # printed text in the notebook's language (LESSONS_LANG)
 
 MERGE_IN_MEMORY = fits_t4(lesson.profile, "fp16")  # does an unquantized (fp16) copy of the base fit the GPU?
 print(memory_plan(lesson.profile, "03"))
@@ -327,8 +327,9 @@ if MERGE_IN_MEMORY:
     free_memory()
 
 # %% [markdown]
-# The adapter is a small fraction of the merged model: merging gives you one more *full* model per
-# behaviour. For one fixed behaviour in production that is fine; for many behaviours, keep adapters.
+# The adapter is a fraction of the merged model's size (the table above; on a real model a few percent): merging
+# gives you one more *full* model per behaviour. For one fixed behaviour in production that is fine; for many
+# behaviours, keep adapters.
 #
 # ## 2. Quantized bases: never merge into 4-bit weights
 #
@@ -339,9 +340,9 @@ if MERGE_IN_MEMORY:
 # 4-bit — the 7b profile here — `W` is that layer's weight de-quantized.)
 
 # %% [markdown] lang="ru"
-# Адаптер составляет лишь малую долю объёма объединённой модели: каждое слияние даёт ещё одну *полную* модель на
-# каждое поведение. Для одного фиксированного поведения в продакшене это нормально; если поведений много, храните
-# адаптеры.
+# Адаптер составляет лишь часть объёма объединённой модели (таблица выше; у настоящей модели — несколько процентов):
+# каждое слияние даёт ещё одну *полную* модель на каждое поведение. Для одного фиксированного поведения в продакшене
+# это нормально; если поведений много, храните адаптеры.
 #
 # ## 2. Квантованные базовые модели: никогда не сливайте адаптер с 4-битными весами
 #
@@ -476,7 +477,8 @@ print(
         en=f"re-quantized to 4-bit: {deployed.requantized} · {checks.agreement(deployed_answers, json_answers):.0%} "
         f"of {len(check_prompts)} answers identical to base + json adapter",
         ru=f"переквантована в 4 бита: {deployed.requantized} · {checks.agreement(deployed_answers, json_answers):.0%} "
-        f"из {len(check_prompts)} ответов совпадают с базовой моделью + адаптером json",
+        f"из {len(check_prompts)} {plural_ru(len(check_prompts), 'ответа', 'ответов', 'ответов')} совпадают с "
+        "базовой моделью + адаптером json",
     )
 )
 if not deployed.requantized and checks.exact_kernels(profile):
@@ -606,8 +608,11 @@ model.delete_adapter("js")
 # We combine json + coding + support with the same weight `w` for each, for every type, and measure each
 # mix on held-out examples of every domain. Generating answers for 24 mixes would take minutes on a CPU,
 # so the sweep uses a metric that needs one forward pass: **answer-token accuracy** — the share of the
-# reference answer's tokens the model predicts greedily given the correct prefix (teacher forcing). It
-# rises with the domain's real metric (section 5 uses the generated-answer metric on the mix we pick).
+# reference answer's tokens the model predicts greedily given the correct prefix (teacher forcing). It is a
+# proxy, good for comparing types and weights, not the domain's real metric: given the correct prefix at every
+# step, one wrong token costs one token of the score, while in free generation the model goes on from its own
+# wrong token and the real metric fails the whole answer. A mix with high token accuracy can still get most
+# generated answers wrong (section 5 generates answers with the mix we pick and scores them for real).
 # The base model and each single adapter are the reference lines.
 
 # %% [markdown] lang="ru"
@@ -617,9 +622,12 @@ model.delete_adapter("js")
 # каждую смесь на примерах из отложенной выборки каждого домена. Генерация ответов для 24 смесей заняла бы на CPU
 # несколько минут, поэтому в переборе используется метрика, которой хватает одного прямого прохода: **точность по
 # токенам ответа** (answer-token accuracy) — доля токенов эталонного ответа, которые модель жадно предсказывает при
-# правильном префиксе (teacher forcing). Она растёт вместе с настоящей метрикой домена (в разделе 5 для выбранной
-# смеси используется метрика по сгенерированным ответам). Базовая модель и каждый адаптер по отдельности служат
-# опорными линиями.
+# правильном префиксе (teacher forcing). Это заменитель, пригодный для сравнения типов и весов, а не настоящая
+# метрика домена: когда на каждом шаге дан правильный префикс, один неверный токен стоит одного токена оценки, а при
+# свободной генерации модель продолжает от собственного неверного токена, и настоящая метрика бракует весь ответ.
+# Смесь с высокой точностью по токенам может всё равно ошибаться в большинстве сгенерированных ответов (в разделе 5
+# выбранная смесь генерирует ответы, и они оцениваются по-настоящему). Базовая модель и каждый адаптер по отдельности
+# служат опорными линиями.
 
 # %%
 from lessons_lib.evaluate import heldout, report, score_all
@@ -659,7 +667,9 @@ print(format_table(sweep))
 print(
     tr(
         en=f"{len(sweep)} mixes × {len(DOMAINS) * N_TOKENS_EVAL} examples in {time.perf_counter() - start:.1f} s",
-        ru=f"{len(sweep)} смесей × {len(DOMAINS) * N_TOKENS_EVAL} примеров за {time.perf_counter() - start:.1f} с",
+        ru=f"{len(sweep)} {plural_ru(len(sweep), 'смесь', 'смеси', 'смесей')} × {len(DOMAINS) * N_TOKENS_EVAL} "
+        f"{plural_ru(len(DOMAINS) * N_TOKENS_EVAL, 'пример', 'примера', 'примеров')} за "
+        f"{time.perf_counter() - start:.1f} с",
     )
 )
 
@@ -720,13 +730,15 @@ else:
     )
 
 # %% [markdown]
-# What to read from it (tiny profile; your numbers will differ a little): `cat` and `svd` add the *updates*
-# (`w·BA`) and keep most of each skill at weight 0.5–1, then over-drive at 2. `linear` averages A and B
-# separately, so the product picks up cross terms between unrelated adapters: fine at 0.5, broken from
-# weight 1 on; `dare_linear` and `magnitude_prune` work on A and B the same way and break the same way.
-# `ties`/`ties_svd` resolve sign conflicts and stay stable over the whole range. No mix reaches every single
-# adapter on its own domain (dashed lines): three skills in one always-on adapter interfere. We keep
-# `cat` at weight 1 (`MIX`) for the rest of the notebook: it equals "all three adapters active at once".
+# What to read from it (tiny profile; your numbers will differ a little): `cat` and `svd` add the *updates* (`w·BA`)
+# and keep most of each domain's token accuracy at weight 0.5–1, then over-drive at 2. `linear` averages A and B
+# separately, so the product picks up cross terms between unrelated adapters: fine at 0.5, broken from weight 1 on;
+# `dare_linear` and `magnitude_prune` work on A and B the same way and break the same way. `ties`/`ties_svd` resolve
+# sign conflicts and stay stable over the whole range. A mix may match one adapter on that adapter's own domain, but
+# no mix matches all three adapters at once, each on its own domain (dashed lines): three skills in one always-on
+# adapter interfere. And this is token accuracy: section 5 shows how much less of a skill survives when the mix
+# generates whole answers. We keep `cat` at weight 1 (`MIX`) for the rest of the notebook: it equals "all three
+# adapters active at once".
 #
 # ## 4. Mixing at run time, without a new adapter
 #
@@ -736,14 +748,16 @@ else:
 # created or copied, so changing the weights is instant.
 
 # %% [markdown] lang="ru"
-# Как это читать (профиль tiny; ваши числа будут немного отличаться): `cat` и `svd` складывают *обновления* (`w·BA`) и
-# при весе 0.5–1 сохраняют бо́льшую часть каждого навыка, а при весе 2 уже перегружают модель. `linear` усредняет A и B
-# по отдельности, поэтому в произведении появляются перекрёстные члены между не связанными друг с другом адаптерами: при
-# 0.5 всё в порядке, а начиная с веса 1 смесь ломается; `dare_linear` и `magnitude_prune` обращаются с A и B так же и
-# ломаются так же. `ties`/`ties_svd` разрешают конфликты знаков и остаются стабильными во всём диапазоне. Ни одна смесь
-# не дотягивает до отдельного адаптера на его собственном домене (штриховые линии): три навыка в одном постоянно
-# включённом адаптере мешают друг другу. До конца ноутбука мы оставляем `cat` с весом 1 (`MIX`): это то же самое, что
-# «все три адаптера активны одновременно».
+# Как это читать (профиль tiny; ваши числа будут немного отличаться): `cat` и `svd` складывают *обновления* (`w·BA`)
+# и при весе 0.5–1 сохраняют бо́льшую часть точности по токенам каждого домена, а при весе 2 уже перегружают модель.
+# `linear` усредняет A и B по отдельности, поэтому в произведении появляются перекрёстные члены между не связанными
+# друг с другом адаптерами: при 0.5 всё в порядке, а начиная с веса 1 смесь ломается; `dare_linear` и
+# `magnitude_prune` обращаются с A и B так же и ломаются так же. `ties`/`ties_svd` разрешают конфликты знаков и
+# остаются стабильными во всём диапазоне. Смесь может сравняться с одним адаптером на его собственном домене, но ни
+# одна смесь не достигает уровня всех трёх адаптеров сразу, каждого на его домене (штриховые линии): три навыка в
+# одном постоянно включённом адаптере мешают друг другу. И это точность по токенам: раздел 5 показывает, насколько
+# меньше от навыка остаётся, когда смесь генерирует ответы целиком. До конца ноутбука мы оставляем `cat` с весом 1
+# (`MIX`): это то же самое, что «все три адаптера активны одновременно».
 #
 # ## 4. Смешивание во время выполнения, без нового адаптера
 #
@@ -852,7 +866,11 @@ assert model.peft_config["mixer"].r == profile.lora_r  # rebuilt from json alone
 # Quality: the domain metric on the same held-out prompts. Latency: one request at a time, a fixed number
 # of new tokens (so early stops don't skew it), best of several interleaved runs (the least disturbed by
 # other work on the machine). Where the fp16 base does not fit (7b), the mix is merged file by file as in
-# section 2 and the merged model runs in 4-bit, like the base the adapters run on.
+# section 2 and the merged model runs in 4-bit, like the base the adapters run on. Its 4-bit weights are then a
+# fresh rounding of `W + BA`, while the mix adapter adds its update to the old 4-bit `W`: the two differ by
+# quantization noise, which can be as large as what a whole adapter changes (the more so for a briefly trained
+# one). So on that path the logit yardstick of section 1 does not apply and answers may differ; the merge is
+# checked on the merged files instead, as in section 2.
 
 # %% [markdown] lang="ru"
 # ## 5. Бок о бок: переключение, взвешенная смесь и объединённая модель
@@ -869,7 +887,10 @@ assert model.peft_config["mixer"].r == profile.lora_r  # rebuilt from json alone
 # фиксированное число новых токенов (чтобы ранние остановки не искажали картину), лучший из нескольких чередующихся
 # прогонов (его меньше всего задевает другая работа на машине). Там, где fp16-копия базовой модели не помещается
 # (7b), смесь сливается файл за файлом, как в разделе 2, и объединённая модель работает в 4 битах — как и базовая
-# модель, на которой работают адаптеры.
+# модель, на которой работают адаптеры. Её 4-битные веса — это тогда новое округление `W + BA`, а адаптер
+# смеси прибавляет своё обновление к прежней 4-битной `W`: они различаются на шум квантования, который может быть не
+# меньше того, что меняет целый адаптер (тем более наскоро обученный). Поэтому на этом пути мерило логитов из
+# раздела 1 не применимо и ответы могут расходиться; слияние проверяется по объединённым файлам, как в разделе 2.
 
 # %%
 mix_dir = lesson.work_dir / "mix-adapters"
@@ -1003,6 +1024,28 @@ if MERGE_IN_MEMORY:  # merged = the mix it came from
     else:
         assert checks.answers_agree(merged_answers, mix_answers, profile)
 else:  # re-quantized to 4-bit: checked on the merged files, as in section 2
+    if gap(merged_mix_logits, cat_logits) >= json_vs_cat / 2:
+        print(
+            tr(
+                en="Not a failed merge: the merged model was re-quantized to 4-bit from W + update (a fresh rounding), "
+                "while the mix adapter adds its update to the old 4-bit W, so their logits differ by quantization "
+                "noise, here comparable to the gap between json alone and the mix. The merged files are checked "
+                "instead:",
+                ru="Это не сбой слияния: объединённая модель заново квантована в 4 бита из W + обновление (новое "
+                "округление), а адаптер смеси прибавляет своё обновление к прежней 4-битной W, поэтому их логиты "
+                "различаются на шум квантования — здесь сравнимый с разницей между одним json и смесью. Вместо этого "
+                "проверяем объединённые файлы:",
+            )
+        )
+    else:
+        print(
+            tr(
+                en="The merged model was re-quantized to 4-bit, so its logits also carry quantization noise; the "
+                "merged files are checked directly:",
+                ru="Объединённая модель заново квантована в 4 бита, поэтому в её логитах есть и шум квантования; "
+                "объединённые файлы проверяем напрямую:",
+            )
+        )
     errors = merge_errors(
         lesson.work_dir / "merged-mix", lora.get_delta_weight(MIX).float(), lora.get_delta_weight("json").float()
     )
@@ -1026,6 +1069,14 @@ print(
 )
 
 # %% [markdown]
+# **Why the mix scores so much lower here than in the sweep.** Section 3's token accuracy is teacher-forced:
+# each answer token is predicted after the *correct* prefix, so a mix that gets most tokens right scores high
+# there. Generating, the mix goes on from its own tokens: one wrong token (a name slipped, a quote missing, the
+# start of another domain's answer) carries into the rest, and the domain metric counts the answer wrong unless
+# all of it is right. On a CPU there are also only 2 prompts per domain (`N_EVAL`), so each answer moves its
+# domain's rate by 0.5. Compare the types with the sweep; judge what a mix really delivers by generated answers,
+# on more prompts (10 per domain on a GPU).
+#
 # **When to use which.**
 #
 # | | switching (one base + adapters) | weighted mix (one adapter) | merged model |
@@ -1041,6 +1092,15 @@ print(
 # A blend of styles you can't get from one adapter → a weighted mix, checked with metrics per domain.
 
 # %% [markdown] lang="ru"
+# **Почему здесь смесь набирает намного меньше, чем в переборе.** Точность по токенам из раздела 3 считается с
+# teacher forcing: каждый токен ответа предсказывается после *правильного* префикса, так что смесь, угадывающая
+# большинство токенов, получает там высокую оценку. При генерации смесь продолжает от собственных токенов: один
+# неверный токен (оговорка в имени, пропущенная кавычка, начало ответа из чужого домена) тянется дальше, и метрика
+# домена засчитывает ответ, только если он верен целиком. К тому же на CPU на домен приходится всего 2 промпта
+# (`N_EVAL`), так что каждый ответ сдвигает долю верных в своём домене на 0.5. Сравнивайте типы по перебору, а о
+# том, что смесь действительно даёт, судите по сгенерированным ответам на большем числе промптов (10 на домен на
+# GPU).
+#
 # **Что и когда использовать.**
 #
 # | | переключение (одна базовая модель + адаптеры) | взвешенная смесь (один адаптер) | объединённая модель |
