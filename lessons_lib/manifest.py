@@ -8,6 +8,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .i18n import tr
+
 MANIFEST_FILE = "manifest.json"
 TINY_MODEL_ID = "lora-adapter-lab/tiny-course-model"
 FINGERPRINT_KEYS = (
@@ -74,13 +76,63 @@ class Manifest:
         path = Path(folder) / MANIFEST_FILE
         if not path.is_file():
             raise FileNotFoundError(
-                f"No {MANIFEST_FILE} in {folder}: save adapters with lessons_lib.storage "
-                "(or write a Manifest) so the course can check which base they belong to."
+                tr(
+                    en=f"No {MANIFEST_FILE} in {folder}: save adapters with lessons_lib.storage "
+                    "(or write a Manifest) so the course can check which base they belong to.",
+                    ru=f"В {folder} нет {MANIFEST_FILE}: сохраняйте адаптеры через lessons_lib.storage "
+                    "(или запишите Manifest), чтобы курс мог проверить, к какой базовой модели они относятся.",
+                )
             )
+        resave = tr(
+            en="re-save the adapter (or fix the file by hand).",
+            ru="сохраните адаптер заново (или исправьте файл вручную).",
+        )
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON ({err}); re-save the adapter.") from err
+            text = path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise ValueError(
+                tr(
+                    en=f"{path} is not UTF-8 text (byte {err.object[err.start : err.start + 1]!r} at offset "
+                    f"{err.start}); {resave}",
+                    ru=f"{path} — не текст в UTF-8 (байт {err.object[err.start : err.start + 1]!r} по смещению "
+                    f"{err.start}); {resave}",
+                )
+            ) from None
+        try:
+            raw = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as err:
+            raise ValueError(
+                tr(
+                    en=f"{path} is not valid JSON ({err}); re-save the adapter.",
+                    ru=f"{path} — невалидный JSON ({err}); сохраните адаптер заново.",
+                )
+            ) from err
+        if not isinstance(raw, dict):
+            kind = type(raw).__name__
+            raise ValueError(
+                tr(
+                    en=f"{path} holds a JSON {kind}, not an object with the manifest's fields; {resave}",
+                    ru=f"В {path} JSON {kind}, а не объект с полями манифеста; {resave}",
+                )
+            )
+        required = [k for k in ("name", "base_model", "base_fingerprint", "profile") if k not in raw]
+        if required:
+            missing = ", ".join(required)
+            raise ValueError(
+                tr(
+                    en=f"{path} lacks the field(s) {missing}; {resave}",
+                    ru=f"В {path} нет полей: {missing}; {resave}",
+                )
+            )
+        wrong = [k for k in ("name", "base_model", "base_fingerprint", "profile") if not isinstance(raw[k], str)]
+        if wrong:
+            shown = ", ".join(f"{k}={raw[k]!r}" for k in wrong)
+            raise ValueError(
+                tr(
+                    en=f"{path}: the field(s) {shown} must be text (a JSON string); {resave}",
+                    ru=f"{path}: поля {shown} должны быть текстом (строкой JSON); {resave}",
+                )
+            )
         known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
         return cls(**known)
 

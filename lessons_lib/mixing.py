@@ -775,7 +775,12 @@ def merge_for_deployment(
         )
     if not fits and not requantize:
         requantize = True
-        notes.append("re-quantizing anyway: the merged fp16 model does not fit the GPU either")
+        notes.append(
+            tr(
+                en="re-quantizing anyway: the merged fp16 model does not fit the GPU either",
+                ru="квантуем всё равно: объединённая модель в fp16 тоже не помещается в GPU",
+            )
+        )
     quant = None
     if requantize:
         from .models import quantization_config
@@ -783,9 +788,15 @@ def merge_for_deployment(
 
         quant = quantization_config(with_overrides(profile, load_in_4bit=True), log)
         notes.append(
-            "re-quantized to 4-bit NF4 on reload (the saved files stay full precision)"
+            tr(
+                en="re-quantized to 4-bit NF4 on reload (the saved files stay full precision)",
+                ru="при повторной загрузке переквантована в 4-битный NF4 (сохранённые файлы — в полной точности)",
+            )
             if quant
-            else "re-quantization skipped (needs bitsandbytes and a CUDA GPU or a rehearsal profile)"
+            else tr(
+                en="re-quantization skipped (needs bitsandbytes and a CUDA GPU or a rehearsal profile)",
+                ru="повторное квантование пропущено (нужны bitsandbytes и GPU с CUDA или профиль репетиции)",
+            )
         )
     from transformers import AutoModelForCausalLM
 
@@ -808,7 +819,9 @@ def _attach(base, adapter_folders: Mapping[str, Path | str], weights, combinatio
         model.load_adapter(str(adapter_folders[name]), adapter_name=name)
     if len(names) == 1:
         return model, names[0]
-    notes.append(f"combined {names} with {combination_type}")
+    notes.append(
+        tr(en=f"combined {names} with {combination_type}", ru=f"{names} объединены методом {combination_type}")
+    )
     return model, create_weighted_adapter(
         model, names, list(weights or [1.0] * len(names)), "deploy_mix", combination_type
     )
@@ -821,7 +834,12 @@ def _merge_in_memory(
     from .models import free_memory, load_base
 
     base = load_base(profile, quantize=False, log=log)
-    notes = [f"base reloaded unquantized in {base.dtype}"]
+    notes = [
+        tr(
+            en=f"base reloaded unquantized in {base.dtype}",
+            ru=f"базовая модель заново загружена без квантования в {base.dtype}",
+        )
+    ]
     model, target = _attach(base, adapter_folders, weights, combination_type, notes)
     merged = model.merge_and_unload(adapter_names=[target])
     merged_dtype = str(merged.dtype)
@@ -840,7 +858,12 @@ def _merge_streamed(
     from .models import free_memory, load_base, model_source
 
     dtype = profile.torch_dtype()
-    notes = [f"merged file by file on the CPU in {dtype} (an fp16 copy of the base does not fit the GPU)"]
+    notes = [
+        tr(
+            en=f"merged file by file on the CPU in {dtype} (an fp16 copy of the base does not fit the GPU)",
+            ru=f"слияние выполнено пофайлово на CPU в {dtype} (fp16-копия базовой модели не помещается в GPU)",
+        )
+    ]
     with tempfile.TemporaryDirectory() as scratch:
         folder = next(iter(adapter_folders.values()))
         if len(adapter_folders) > 1:

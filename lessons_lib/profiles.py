@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, replace
 
 from . import env
+from .i18n import tr
 from .paths import TINY_MODEL_DIR
 from .recipes import (
     ROUTER_BATCH,
@@ -157,7 +158,7 @@ PROFILES: dict[str, Profile] = {
         train_tokens_per_second=9000.0,  # measured with `make bench` on 2 CPUs
         train_speed_measured=True,
         ships_adapters=True,
-        demo_train_steps=30,  # notebook 01: a 30-step demo (train_steps made the shipped adapters)
+        demo_train_steps=30,  # notebook 01: a 30-step demo (the shipped ones: tiny.course_adapters.TRAIN_STEPS)
         demo_eval_examples=16,  # notebook 01: 16 of the 40 keep the CPU demo short
         # The tiny model never saw JSON: its tool adapter needs its own recipe (recipes.TINY_TOOL_RECIPE says why).
         tuned_tool_recipe=TINY_TOOL_RECIPE,
@@ -242,11 +243,27 @@ PROFILES.update({f"{name}-rehearsal": rehearsal_profile(name) for name in REHEAR
 
 def get_profile(name: str) -> Profile:
     """Look a profile up by name, with an error that lists the valid names."""
+    names = "|".join(PROFILES)
+    how = tr(
+        en=f"(pass profile=... or set {PROFILE_ENV_VAR}={names})",
+        ru=f"(передайте profile=... или задайте {PROFILE_ENV_VAR}={names})",
+    )
+    if not isinstance(name, str):
+        kind = type(name).__name__
+        raise TypeError(
+            tr(
+                en=f"A profile name is text, got {name!r} ({kind}). Choose one of {', '.join(PROFILES)} {how}.",
+                ru=f"Имя профиля — это текст, а получено {name!r} ({kind}). Выберите один из: {', '.join(PROFILES)} "
+                f"{how}.",
+            )
+        )
     key = name.strip().lower()
     if key not in PROFILES:
         raise ValueError(
-            f"Unknown profile {name!r}. Choose one of {', '.join(PROFILES)} "
-            f"(pass profile=... or set {PROFILE_ENV_VAR}={'|'.join(PROFILES)})."
+            tr(
+                en=f"Unknown profile {name!r}. Choose one of {', '.join(PROFILES)} {how}.",
+                ru=f"Неизвестный профиль {name!r}. Выберите один из: {', '.join(PROFILES)} {how}.",
+            )
         )
     return PROFILES[key]
 

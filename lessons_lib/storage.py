@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .i18n import tr
 from .manifest import MANIFEST_FILE, Manifest
 from .paths import DRIVE_MOUNT, drive_mounted
 
@@ -31,6 +32,10 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 NAME_PATTERN = re.compile(r"\A[A-Za-z][A-Za-z0-9_-]{0,63}\Z")
 RESERVED_NAMES = ("__base__",)  # PEFT's name for "no adapter" in a mixed batch
 NAME_HINT = "Use a short name of letters, digits, '_' or '-', starting with a letter (e.g. 'json' or 'support_v2')."
+NAME_HINT_RU = (
+    "Возьмите короткое имя из латинских букв, цифр, '_' или '-', начинающееся с буквы (например, 'json' или "
+    "'support_v2')."
+)
 # A Hub user or organisation name (not an adapter name): may start with a digit or hold dots.
 NAMESPACE_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,95}\Z")
 BACKUP_SUFFIX = ".old"
@@ -59,7 +64,12 @@ class AdapterStore:
     def folder(self) -> Path:
         """The root folder of a local or Drive store."""
         if self.kind == "hub":
-            raise StorageError("A Hub store has no local folder; use load_adapter_folder() to download an adapter.")
+            raise StorageError(
+                tr(
+                    en="A Hub store has no local folder; use load_adapter_folder() to download an adapter.",
+                    ru="У хранилища на Hub нет локальной папки; скачайте адаптер через load_adapter_folder().",
+                )
+            )
         return Path(self.location)
 
     def __str__(self) -> str:
@@ -68,8 +78,25 @@ class AdapterStore:
 
 def local_store(folder: str | Path) -> AdapterStore:
     """A store in a local folder (created if missing)."""
-    Path(folder).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except PermissionError as err:
+        raise not_writable(Path(folder), err) from None
     return AdapterStore("local", str(Path(folder).resolve()))
+
+
+def not_writable(folder: Path, err: OSError) -> StorageError:
+    """The error for a store folder this process may not write into (names the folder, not a staging path)."""
+    return StorageError(
+        tr(
+            en=f"Cannot write into the adapter store folder {folder} ({err.strerror or err}). Make it writable "
+            "(e.g. `chmod u+w` on it, or copy the adapters somewhere you own), or save to another store "
+            "(local_store('some/folder/you/own')).",
+            ru=f"Нельзя записывать в папку хранилища адаптеров {folder} ({err.strerror or err}). Сделайте её "
+            "доступной для записи (например, `chmod u+w`, или скопируйте адаптеры в свою папку) или сохраните "
+            "в другое хранилище (local_store('ваша/папка')).",
+        )
+    )
 
 
 def drive_store(folder: str | Path, mount: str | Path = DRIVE_MOUNT) -> AdapterStore:
@@ -77,11 +104,19 @@ def drive_store(folder: str | Path, mount: str | Path = DRIVE_MOUNT) -> AdapterS
     mount, folder = Path(mount), Path(folder)
     if not drive_mounted(mount):
         raise StorageError(
-            f"Google Drive is not mounted at {mount}. On Colab run "
-            "`from google.colab import drive; drive.mount('/content/drive')` first; "
-            "elsewhere use local_store(folder) instead."
+            tr(
+                en=f"Google Drive is not mounted at {mount}. On Colab run "
+                "`from google.colab import drive; drive.mount('/content/drive')` first; "
+                "elsewhere use local_store(folder) instead.",
+                ru=f"Google Drive не подключён в {mount}. В Colab сначала выполните "
+                "`from google.colab import drive; drive.mount('/content/drive')`; "
+                "в других местах используйте local_store(folder).",
+            )
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except PermissionError as err:
+        raise not_writable(folder, err) from None
     return AdapterStore("drive", str(folder))
 
 
@@ -95,22 +130,38 @@ def hub_store(namespace: str | None = None, private: bool = True, token: str | N
 
 def name_problem(name: str, what: str = "Adapter name") -> str | None:
     """Why `name` cannot name an adapter (store folder, Hub repo, PEFT adapter, served model), or None if it can."""
-    if not isinstance(name, str) or not name.strip():
-        return f"{what} {name!r} is not allowed: it is empty. {NAME_HINT}"
+    what_ru = "Имя адаптера" if what == "Adapter name" else what
+    if not isinstance(name, str):
+        kind = type(name).__name__
+        return tr(
+            en=f"{what} {name!r} is not allowed: it must be a string (text), got {kind}. {NAME_HINT}",
+            ru=f"{what_ru} {name!r} недопустимо: это должна быть строка (текст), а получен {kind}. {NAME_HINT_RU}",
+        )
+    if not name.strip():
+        return tr(
+            en=f"{what} {name!r} is not allowed: it is empty. {NAME_HINT}",
+            ru=f"{what_ru} {name!r} недопустимо: оно пустое. {NAME_HINT_RU}",
+        )
     if "/" in name or "\\" in name or ".." in name:
-        return (
-            f"{what} {name!r} is not allowed: it contains a path separator or '..', and an adapter name is not "
-            f"a path. Pass the folder separately and name the adapter itself. {NAME_HINT}"
+        return tr(
+            en=f"{what} {name!r} is not allowed: it contains a path separator or '..', and an adapter name is not "
+            f"a path. Pass the folder separately and name the adapter itself. {NAME_HINT}",
+            ru=f"{what_ru} {name!r} недопустимо: в нём разделитель пути или '..', а имя адаптера — не путь. "
+            f"Передайте папку отдельно, а адаптеру дайте собственное имя. {NAME_HINT_RU}",
         )
     if name in RESERVED_NAMES:
-        return (
-            f"{what} {name!r} is not allowed: it is reserved by PEFT for 'the base model without adapters' in "
-            f"mixed batches. {NAME_HINT}"
+        return tr(
+            en=f"{what} {name!r} is not allowed: it is reserved by PEFT for 'the base model without adapters' in "
+            f"mixed batches. {NAME_HINT}",
+            ru=f"{what_ru} {name!r} недопустимо: PEFT резервирует его для «базовой модели без адаптеров» в "
+            f"смешанных батчах. {NAME_HINT_RU}",
         )
     if not NAME_PATTERN.fullmatch(name):
-        return (
-            f"{what} {name!r} is not allowed (PEFT uses it as a module key, so no dots, spaces or other "
-            f"symbols). {NAME_HINT}"
+        return tr(
+            en=f"{what} {name!r} is not allowed (PEFT uses it as a module key, so no dots, spaces or other "
+            f"symbols). {NAME_HINT}",
+            ru=f"{what_ru} {name!r} недопустимо (PEFT использует его как ключ модуля, поэтому без точек, пробелов "
+            f"и других символов). {NAME_HINT_RU}",
         )
     return None
 
@@ -129,8 +180,12 @@ def check_namespace(namespace: str) -> str:
     """Return `namespace` if it is a valid Hub user/organisation name, else raise ValueError saying why."""
     if not isinstance(namespace, str) or not NAMESPACE_PATTERN.fullmatch(namespace) or ".." in namespace:
         raise ValueError(
-            f"Hub namespace {namespace!r} is not allowed: use your Hugging Face user or organisation "
-            "name (letters, digits, '-', '_' or '.', starting with a letter or digit)."
+            tr(
+                en=f"Hub namespace {namespace!r} is not allowed: use your Hugging Face user or organisation "
+                "name (letters, digits, '-', '_' or '.', starting with a letter or digit).",
+                ru=f"Пространство имён Hub {namespace!r} недопустимо: укажите имя своего пользователя или "
+                "организации на Hugging Face (латинские буквы, цифры, '-', '_' или '.', начиная с буквы или цифры).",
+            )
         )
     return namespace
 
@@ -167,17 +222,33 @@ def write_adapter_files(model, folder: str | Path, adapter_name: str | None = No
         source = Path(model)
         missing = [f for f in ADAPTER_FILES if not (source / f).is_file()]
         if missing:
-            raise StorageError(f"{source} is not a saved PEFT adapter (missing {', '.join(missing)}).")
+            raise StorageError(
+                tr(
+                    en=f"{source} is not a saved PEFT adapter (missing {', '.join(missing)}).",
+                    ru=f"{source} — не сохранённый адаптер PEFT (нет {', '.join(missing)}).",
+                )
+            )
         copy_adapter_files(source, folder)
         return folder
     if not hasattr(model, "peft_config"):
+        kind = type(model).__name__
         raise TypeError(
-            "save_adapter needs a PeftModel (or the folder of a saved adapter), "
-            f"got {type(model).__name__}: wrap the base with get_peft_model or PeftModel.from_pretrained."
+            tr(
+                en="save_adapter needs a PeftModel (or the folder of a saved adapter), "
+                f"got {kind}: wrap the base with get_peft_model or PeftModel.from_pretrained.",
+                ru="save_adapter нужна PeftModel (или папка сохранённого адаптера), "
+                f"а получен {kind}: оберните базовую модель через get_peft_model или PeftModel.from_pretrained.",
+            )
         )
     adapter = adapter_name or (active_adapters(model) or ["default"])[0]
     if adapter not in model.peft_config:
-        raise StorageError(f"The model has no adapter {adapter!r}; it has {sorted(model.peft_config)}.")
+        has = sorted(model.peft_config)
+        raise StorageError(
+            tr(
+                en=f"The model has no adapter {adapter!r}; it has {has}.",
+                ru=f"У модели нет адаптера {adapter!r}; есть {has}.",
+            )
+        )
     # Scratch inside `folder`: a kill leaves nothing that looks like an adapter next to it (in the store).
     with tempfile.TemporaryDirectory(prefix=".scratch-", dir=folder) as scratch:
         model.save_pretrained(scratch, selected_adapters=[adapter])
@@ -225,21 +296,40 @@ def save_adapter(
     """
     check_name(name)
     if not isinstance(manifest, Manifest):
-        raise TypeError("manifest must be a lessons_lib.manifest.Manifest (see Manifest.for_model).")
+        raise TypeError(
+            tr(
+                en="manifest must be a lessons_lib.manifest.Manifest (see Manifest.for_model).",
+                ru="manifest должен быть lessons_lib.manifest.Manifest (см. Manifest.for_model).",
+            )
+        )
     if store.kind == "hub":
         return _save_to_hub(model, name, store, manifest, overwrite, adapter_name, token)
-    store.folder.mkdir(parents=True, exist_ok=True)
+    try:
+        store.folder.mkdir(parents=True, exist_ok=True)
+    except PermissionError as err:
+        raise not_writable(store.folder, err) from None
     recover_saves(store.folder)
     target = store.folder / name
     if target.exists() and not overwrite:
         raise FileExistsError(
-            f"An adapter named {name!r} already exists in {store}. Pick another name, "
-            "or pass overwrite=True to replace it."
+            tr(
+                en=f"An adapter named {name!r} already exists in {store}. Pick another name, "
+                "or pass overwrite=True to replace it.",
+                ru=f"Адаптер с именем {name!r} уже есть в {store}. Выберите другое имя "
+                "или передайте overwrite=True, чтобы заменить его.",
+            )
         )
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.saving-{_save_owner()}-", dir=store.folder))
+    if not os.access(store.folder, os.W_OK | os.X_OK):
+        raise not_writable(store.folder, PermissionError(13, "Permission denied"))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.saving-{_save_owner()}-", dir=store.folder))
+    except PermissionError as err:
+        raise not_writable(store.folder, err) from None
     try:
         stage_adapter(model, staging, manifest, adapter_name)
         _move_into_place(staging, target)
+    except PermissionError as err:  # a read-only file or sub-folder: name the store, not the hidden staging path
+        raise not_writable(store.folder, err) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return str(target)
@@ -266,13 +356,28 @@ def load_adapter_folder(
     recover_saves(store.folder)
     folder = store.folder / name
     if not (folder / "adapter_config.json").is_file():
-        known = ", ".join(list_adapters(store)) or "none"
-        raise FileNotFoundError(f"No adapter {name!r} in {store} (adapters there: {known}).")
+        odd = ", ".join(unusable_folders(store))
+        known = ", ".join(p.name for p in adapter_folders(store.folder) if name_problem(p.name) is None)
+        known = known or tr(en="none", ru="нет")
+        skipped = (
+            tr(
+                en=f" Folders skipped because their names are not adapter names: {odd} (rename them). {NAME_HINT}",
+                ru=f" Пропущены папки, чьи имена не годятся в имена адаптеров: {odd} (переименуйте их). {NAME_HINT_RU}",
+            )
+            if odd
+            else ""
+        )
+        raise FileNotFoundError(
+            tr(
+                en=f"No adapter {name!r} in {store} (adapters there: {known}).{skipped}",
+                ru=f"В {store} нет адаптера {name!r} (адаптеры там: {known}).{skipped}",
+            )
+        )
     return folder
 
 
 def list_adapters(store: AdapterStore, token: str | None = None) -> list[str]:
-    """Names of the adapters in a store, sorted."""
+    """Names of the adapters in a store that load_adapter_folder accepts, sorted (see unusable_folders for the rest)."""
     if store.kind == "hub":
         models = _hub_call(
             lambda api: list(api.list_models(author=store.location, token=token or _token())),
@@ -281,7 +386,26 @@ def list_adapters(store: AdapterStore, token: str | None = None) -> list[str]:
         prefix = store.location + "/"
         return sorted(m.id[len(prefix) :] for m in models if m.id.startswith(prefix))
     recover_saves(store.folder)
-    return [p.name for p in adapter_folders(store.folder)]
+    skipped = unusable_folders(store)
+    if skipped:
+        import warnings
+
+        why = "; ".join(f"{store.folder / name}: {problem}" for name, problem in skipped.items())
+        warnings.warn(
+            tr(
+                en=f"Not listed (load_adapter_folder would refuse them; rename the folders): {why}",
+                ru=f"Не показаны (load_adapter_folder их не примет; переименуйте папки): {why}",
+            ),
+            stacklevel=2,
+        )
+    return [p.name for p in adapter_folders(store.folder) if p.name not in skipped]
+
+
+def unusable_folders(store: AdapterStore) -> dict[str, str]:
+    """Folders of a local/Drive store that list_adapters leaves out, each with why (the name breaks the rule)."""
+    if store.kind == "hub":
+        return {}
+    return {p.name: problem for p in adapter_folders(store.folder) if (problem := name_problem(p.name)) is not None}
 
 
 def read_manifest(name: str, store: AdapterStore, **kwargs) -> Manifest:
@@ -364,8 +488,13 @@ def require_token(token: str | None = None) -> str:
     token = token or _token()
     if not token:
         raise HubError(
-            "No Hugging Face token found. On Colab add a secret named HF_TOKEN (key icon, left bar); "
-            "elsewhere run `huggingface_hub.login()` or set HF_TOKEN. Or save to a local/Drive store."
+            tr(
+                en="No Hugging Face token found. On Colab add a secret named HF_TOKEN (key icon, left bar); "
+                "elsewhere run `huggingface_hub.login()` or set HF_TOKEN. Or save to a local/Drive store.",
+                ru="Токен Hugging Face не найден. В Colab добавьте секрет HF_TOKEN (значок ключа на левой панели); "
+                "в других местах выполните `huggingface_hub.login()` или задайте HF_TOKEN. Или сохраните в "
+                "локальное хранилище либо на Drive.",
+            )
         )
     return token
 
@@ -380,22 +509,39 @@ def _hub_call(action, what: str):
         return action(huggingface_hub.HfApi())
     except errors.OfflineModeIsEnabled as err:
         raise HubError(
-            f"Cannot {what}: HF_HUB_OFFLINE=1 is set (offline mode). Unset it to use the Hub, "
-            "or use a local/Drive store."
+            tr(
+                en=f"Cannot {what}: HF_HUB_OFFLINE=1 is set (offline mode). Unset it to use the Hub, "
+                "or use a local/Drive store.",
+                ru=f"Не удалось: {what}. Задан HF_HUB_OFFLINE=1 (офлайн-режим). Снимите его, чтобы работать с Hub, "
+                "или используйте локальное хранилище либо Drive.",
+            )
         ) from err
     except errors.LocalEntryNotFoundError as err:
         raise HubError(
-            f"Cannot {what}: the Hub cannot be reached and nothing is cached locally ({err}). "
-            "Check your network, or use a local/Drive store."
+            tr(
+                en=f"Cannot {what}: the Hub cannot be reached and nothing is cached locally ({err}). "
+                "Check your network, or use a local/Drive store.",
+                ru=f"Не удалось: {what}. Hub недоступен, а в локальном кэше ничего нет ({err}). "
+                "Проверьте сеть или используйте локальное хранилище либо Drive.",
+            )
         ) from err
     except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError, errors.EntryNotFoundError):
         raise
     except errors.HfHubHTTPError as err:
-        raise HubError(f"Cannot {what}: the Hub answered {err}. Check the token's write access and the name.") from err
+        raise HubError(
+            tr(
+                en=f"Cannot {what}: the Hub answered {err}. Check the token's write access and the name.",
+                ru=f"Не удалось: {what}. Hub ответил {err}. Проверьте право токена на запись и имя.",
+            )
+        ) from err
     except (httpx.HTTPError, OSError) as err:
         raise HubError(
-            f"Cannot {what}: no connection to the Hugging Face Hub ({type(err).__name__}: {err}). "
-            "Check your network, or use a local/Drive store."
+            tr(
+                en=f"Cannot {what}: no connection to the Hugging Face Hub ({type(err).__name__}: {err}). "
+                "Check your network, or use a local/Drive store.",
+                ru=f"Не удалось: {what}. Нет соединения с Hugging Face Hub ({type(err).__name__}: {err}). "
+                "Проверьте сеть или используйте локальное хранилище либо Drive.",
+            )
         ) from err
 
 
@@ -405,7 +551,12 @@ def _save_to_hub(model, name, store, manifest, overwrite, adapter_name, token) -
     if not overwrite and _hub_call(
         lambda api: api.file_exists(repo_id, "adapter_config.json", token=token), f"check {repo_id}"
     ):
-        raise FileExistsError(f"{repo_id} already holds an adapter. Pick another name, or pass overwrite=True.")
+        raise FileExistsError(
+            tr(
+                en=f"{repo_id} already holds an adapter. Pick another name, or pass overwrite=True.",
+                ru=f"В {repo_id} уже есть адаптер. Выберите другое имя или передайте overwrite=True.",
+            )
+        )
     with tempfile.TemporaryDirectory() as scratch:
         stage_adapter(model, Path(scratch) / name, manifest, adapter_name)
         _hub_call(
@@ -434,9 +585,17 @@ def _download_from_hub(name, store, cache_dir, token) -> Path:
         path = _hub_call(lambda api: huggingface_hub.snapshot_download(repo_id, **kwargs), f"download {repo_id}")
     except huggingface_hub.errors.RepositoryNotFoundError as err:
         raise FileNotFoundError(
-            f"No adapter repo {repo_id} on the Hub (or it is private and the token cannot read it)."
+            tr(
+                en=f"No adapter repo {repo_id} on the Hub (or it is private and the token cannot read it).",
+                ru=f"На Hub нет репозитория адаптера {repo_id} (или он закрытый и токен не может его читать).",
+            )
         ) from err
     folder = Path(path)
     if not (folder / "adapter_config.json").is_file():
-        raise FileNotFoundError(f"{repo_id} has no adapter_config.json: it is not a PEFT adapter.")
+        raise FileNotFoundError(
+            tr(
+                en=f"{repo_id} has no adapter_config.json: it is not a PEFT adapter.",
+                ru=f"В {repo_id} нет adapter_config.json: это не адаптер PEFT.",
+            )
+        )
     return folder

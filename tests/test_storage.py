@@ -490,7 +490,9 @@ def test_a_stored_dotted_name_is_refused_with_one_message_everywhere(tmp_path, t
     found, skipped = find_adapter_folders(tiny, store.folder)
     assert found == {} and skipped == [f"{store.folder / 'json.v2'}: {messages[0]}"]
     assert named_folders({"json.v2": store.folder / "json.v2"})[1] == [f"{store.folder / 'json.v2'}: {messages[0]}"]
-    assert storage.list_adapters(store) == ["json.v2"]  # listed, so the learner sees it and can rename it
+    with pytest.warns(UserWarning, match=r"json\.v2.*no dots") as said:  # not listed, but said why
+        assert storage.list_adapters(store) == []
+    assert "rename the folders" in str(said[0].message)
 
 
 def test_active_adapters_of_plain_and_peft_models(base, tiny):

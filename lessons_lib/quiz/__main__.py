@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lessons_lib.i18n import tr
 from lessons_lib.paths import BUILD_DIR
 
 from .bank import BankError, available_notebooks, load_bank
@@ -42,8 +43,19 @@ def main(argv: list[str] | None = None) -> int:
         langs = tuple(dict.fromkeys(args.lang or ["en", "ru"]))
         notebooks = args.only or available_notebooks()
         written = write_teacher_kit(args.out, langs, notebooks, args.summary, args.t4_summary)
-    except BankError as err:
+    except (BankError, ValueError) as err:  # a bad bank, notebook number or --lang
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # e.g. --out in a read-only folder
+        where = err.filename or args.__dict__.get("out")
+        print(
+            tr(
+                en=f"error: cannot write {where} ({err.strerror or err}); pick a writable folder with --out.",
+                ru=f"error: не удаётся записать {where} ({err.strerror or err}); укажите в --out папку, "
+                "доступную для записи.",
+            ),
+            file=sys.stderr,
+        )
         return 2
     measured = read_summary(args.summary)
     print(f"teacher kit: {len(written)} files in {args.out} for notebooks {', '.join(notebooks)} ({', '.join(langs)})")

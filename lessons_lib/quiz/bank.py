@@ -12,8 +12,13 @@ In texts, `backticks` and identifiers like set_adapter or model.generate(...) ar
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..i18n import tr
+
+NOTEBOOK_ID = re.compile(r"\A(\d{1,2})(?!\d|\.\d)")  # "1", "01", "01_fine_tune", "01_fine_tune.ipynb"; not "1.5"
 
 LANGS = ("en", "ru")
 KINDS = ("single", "multi")
@@ -59,13 +64,22 @@ class Bank:
     path: Path
 
 
-def normalize_notebook(notebook: str | int) -> str:
-    """Turn 1, "1", "01" or "01_finetune" into "01"."""
-    text = str(notebook).strip()
-    digits = "".join(ch for ch in text[:2] if ch.isdigit())
-    if not digits:
-        raise BankError(f'Notebook id {notebook!r} does not start with its number; use e.g. show_quiz("01").')
-    return digits.zfill(2)
+def normalize_notebook(notebook: str | int, quiz_dir: Path | None = None) -> str:
+    """Turn 1, "1", "01" or "01_finetune" into "01"; anything else (1.5, [1], True, "x") is a BankError."""
+    if isinstance(notebook, int) and not isinstance(notebook, bool) and 0 <= notebook <= 99:
+        return f"{notebook:02d}"
+    match = NOTEBOOK_ID.match(notebook.strip()) if isinstance(notebook, str) else None
+    if match is None:
+        known = ", ".join(available_notebooks(quiz_dir)) or "-"
+        raise BankError(
+            tr(
+                en=f'Notebook id {notebook!r} is not a notebook number; use e.g. show_quiz("01") '
+                f"(notebooks with a quiz: {known}).",
+                ru=f"Идентификатор ноутбука {notebook!r} — не номер ноутбука; используйте, например, "
+                f'show_quiz("01") (ноутбуки с тестом: {known}).',
+            )
+        )
+    return match.group(1).zfill(2)
 
 
 def pick(text: dict[str, str], lang: str) -> str:
@@ -156,11 +170,37 @@ def load_bank_file(path: str | Path) -> Bank:
     """Read and validate one bank file."""
     path = Path(path)
     if not path.is_file():
-        raise BankError(f"{path}: quiz bank not found (banks live in assets/quizzes/NN.json).")
+        raise BankError(
+            tr(
+                en=f"{path}: quiz bank not found (banks live in assets/quizzes/NN.json).",
+                ru=f"{path}: банк вопросов теста не найден (банки лежат в assets/quizzes/NN.json).",
+            )
+        )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is fine
+    except UnicodeDecodeError as err:
+        line = err.object[: err.start].count(b"\n") + 1
+        raise BankError(
+            tr(
+                en=f"{path}: line {line} is not UTF-8 (byte {err.object[err.start : err.start + 1]!r}). Save the "
+                "bank as UTF-8 (in an editor: 'Save with encoding: UTF-8').",
+                ru=f"{path}: строка {line} не в UTF-8 (байт {err.object[err.start : err.start + 1]!r}). Сохраните "
+                "банк в UTF-8 (в редакторе: «Сохранить в кодировке UTF-8»).",
+            )
+        ) from None
+    except OSError as err:
+        raise BankError(
+            tr(
+                en=f"{path}: cannot read the quiz bank ({err.strerror or err}).",
+                ru=f"{path}: не удаётся прочитать банк вопросов теста ({err.strerror or err}).",
+            )
+        ) from None
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as err:
         raise BankError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}.") from None
+    except RecursionError:
+        raise BankError(f"{path}: the JSON nests too deeply to read; fix the file.") from None
     return parse_bank(data, path)
 
 
@@ -168,12 +208,23 @@ def bank_path(notebook: str | int, quiz_dir: Path | None = None) -> Path:
     """Where notebook NN's bank lives."""
     from lessons_lib.paths import QUIZ_DIR
 
-    return Path(quiz_dir or QUIZ_DIR) / f"{normalize_notebook(notebook)}.json"
+    return Path(quiz_dir or QUIZ_DIR) / f"{normalize_notebook(notebook, quiz_dir)}.json"
 
 
 def load_bank(notebook: str | int, quiz_dir: Path | None = None) -> Bank:
-    """Load notebook NN's bank from assets/quizzes (or `quiz_dir`)."""
-    return load_bank_file(bank_path(notebook, quiz_dir))
+    """Load notebook NN's bank from assets/quizzes (or `quiz_dir`); an unknown number says which ones exist."""
+    path = bank_path(notebook, quiz_dir)
+    if not path.is_file():
+        known = ", ".join(available_notebooks(quiz_dir)) or "-"
+        raise BankError(
+            tr(
+                en=f"{path}: quiz bank not found (banks live in assets/quizzes/NN.json). "
+                f"Notebooks with a quiz: {known}.",
+                ru=f"{path}: банк вопросов теста не найден (банки лежат в assets/quizzes/NN.json). "
+                f"Ноутбуки с тестом: {known}.",
+            )
+        )
+    return load_bank_file(path)
 
 
 def available_notebooks(quiz_dir: Path | None = None) -> list[str]:

@@ -43,10 +43,12 @@ def load_router(
     A learned router not found (shipped → work dir → Drive → Hub) is trained into the work dir with `steps` steps
     (default: the profile's quick-training steps); the tiny profile's router ships, so there it never trains.
     """
-    from ..profiles import choose_profile, get_profile
+    from ..profiles import Profile, choose_profile, get_profile
 
     if kind not in KINDS:
         raise ValueError(f"Unknown router kind {kind!r}; choose one of {', '.join(KINDS)}.")
+    if profile is not None and not isinstance(profile, Profile):  # checked for every kind: a typo is never ignored
+        profile = get_profile(profile)
     if kind == "keyword":
         return KeywordRouter()
     if kind == "ngram":  # needs no base model: the shipped file, or tuned here in seconds
@@ -55,8 +57,6 @@ def load_router(
         return load_or_train()
     if profile is None:
         profile = choose_profile(None)[0]
-    elif isinstance(profile, str):
-        profile = get_profile(profile)
     if kind == "embedding":
         from ..models import load_base, load_tokenizer
         from .data import training_rows

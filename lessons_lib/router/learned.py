@@ -168,7 +168,8 @@ def fit(
     with warnings.catch_warnings():  # GradScaler skips a step whose scaled gradients overflowed; the schedule steps on
         warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
         batches = shuffled_batches(rows, batch_size, rng)
-        for step in tqdm(range(steps), desc="router training", disable=not progress):
+        desc = tr(en="router training", ru="обучение маршрутизатора")
+        for step in tqdm(range(steps), desc=desc, disable=not progress):
             batch = next(batches)
             enc = encode_batch(tokenizer, [r["text"] for r in batch], device)
             target = torch.tensor([index[r["label"]] for r in batch], device=device)
@@ -181,7 +182,7 @@ def fit(
             optimizer.zero_grad()
             loss_value = out.loss.item()
             if log and (step % 20 == 0 or step == steps - 1):
-                log(f"step {step:4d}  loss {loss_value:.3f}")
+                log(tr(en=f"step {step:4d}  loss {loss_value:.3f}", ru=f"шаг {step:4d}  loss {loss_value:.3f}"))
     model.eval()
     return FitResult(steps, time.perf_counter() - start, loss_value)
 

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..i18n import tr
+
 DEFAULT_URL = os.environ.get("LESSONS_SERVER_URL", "http://127.0.0.1:8000")
 
 
@@ -42,8 +44,14 @@ def request_body(prompt: str, adapter: str, max_tokens: int | None, stream: bool
 
 
 def no_server(url: str, err: Exception) -> ServerError:
+    """The error for a URL where no server listens, with the command that starts one."""
+    command = "`python -m lessons_lib.serve --profile tiny --port 8000`"
     return ServerError(
-        0, f"no server at {url} ({err}). Start one with `python -m lessons_lib.serve --profile tiny --port 8000`."
+        0,
+        tr(
+            en=f"no server at {url} ({err}). Start one with {command}.",
+            ru=f"по адресу {url} нет сервера ({err}). Запустите его командой {command}.",
+        ),
     )
 
 
@@ -133,6 +141,12 @@ def main(args) -> int:
     except ServerError as err:
         print(f"error: {err}")
         return 1
-    why = f" (router: {reply.route['reason']})" if reply.route else ""
-    print(f"-- answered by {reply.adapter} in {reply.latency_ms:.0f} ms{why}")
+    reason = reply.route["reason"] if reply.route else ""
+    ms = f"{reply.latency_ms:.0f}"
+    print(
+        tr(
+            en=f"-- answered by {reply.adapter} in {ms} ms{f' (router: {reason})' if reply.route else ''}",
+            ru=f"-- ответил {reply.adapter} за {ms} мс{f' (маршрутизатор: {reason})' if reply.route else ''}",
+        )
+    )
     return 0

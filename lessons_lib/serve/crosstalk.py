@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..i18n import plural_ru, tr
+
 SAME = "same"
 CROSS_TALK = "cross-talk"
 NOISE = "no adapter's answer"
@@ -43,10 +45,15 @@ class CrossTalkReport:
     def summary(self) -> str:
         """One line with every count."""
         n = len(self.verdicts)
-        return (
-            f"{self.count(SAME)}/{n} same as their own adapter's answer, {self.count(CROSS_TALK)} another "
-            f"adapter's answer (cross-talk), {self.count(NOISE)} no adapter's answer; {self.telling}/{n} requests "
-            "have an answer only their own adapter gives (where cross-talk would show)"
+        same, cross, noise = self.count(SAME), self.count(CROSS_TALK), self.count(NOISE)
+        return tr(
+            en=f"{same}/{n} same as their own adapter's answer, {cross} another "
+            f"adapter's answer (cross-talk), {noise} no adapter's answer; {self.telling}/{n} requests "
+            "have an answer only their own adapter gives (where cross-talk would show)",
+            ru=f"{same}/{n} совпадают с ответом своего адаптера, {cross} — ответ другого адаптера "
+            f"(перекрёстные помехи), {noise} — ничей ответ; у {self.telling}/{n} "
+            f"{plural_ru(n, 'запроса', 'запросов', 'запросов')} есть ответ, который даёт только свой адаптер "
+            "(где перекрёстные помехи были бы видны)",
         )
 
 
@@ -55,11 +62,22 @@ def cross_talk_report(
 ) -> CrossTalkReport:
     """Classify answer i (prompt i, adapter i) against `references[(prompt, adapter)]` for every adapter."""
     if not len(answers) == len(prompts) == len(adapters):
-        raise ValueError(f"Give one prompt and adapter per answer: {len(answers)}, {len(prompts)}, {len(adapters)}.")
+        counts = f"{len(answers)}, {len(prompts)}, {len(adapters)}"
+        raise ValueError(
+            tr(
+                en=f"Give one prompt and adapter per answer: {counts}.",
+                ru=f"Дайте по одному промпту и адаптеру на каждый ответ (ответов, промптов, адаптеров: {counts}).",
+            )
+        )
     verdicts, telling = [], 0
     for answer, prompt, adapter in zip(answers, prompts, adapters):
         if (prompt, adapter) not in references:
-            raise KeyError(f"No reference answer for adapter {adapter!r} on prompt {prompt[:40]!r}.")
+            raise KeyError(
+                tr(
+                    en=f"No reference answer for adapter {adapter!r} on prompt {prompt[:40]!r}.",
+                    ru=f"Нет эталонного ответа адаптера {adapter!r} на промпт {prompt[:40]!r}.",
+                )
+            )
         own = references[prompt, adapter]
         others = [text for (p, a), text in references.items() if p == prompt and a != adapter]
         verdicts.append(classify(answer, own, [t for t in others if t != own]))
