@@ -331,3 +331,66 @@ def test_a_composition_with_tools_serves_mixed_batches(tmp_path, tiny):
         assert engine.stats["max_batch_seen"] == 2 and engine.stats["failed_batches"] == 0
     finally:
         engine.close()
+
+
+# ---------------------------------------------------------------- files that are not clean UTF-8 TOML
+def test_a_non_utf8_byte_names_the_file_and_line(tmp_path):
+    """Before: a raw UnicodeDecodeError naming no file."""
+    path = tmp_path / "latin.toml"
+    path.write_bytes(BASE.encode() + b'# caf\xe9\n[router]\nkind = "none"\n')
+    with pytest.raises(CompositionError, match=r"latin\.toml, line 3: byte b'\\xe9' is not UTF-8 text\. Save"):
+        load_composition(path)
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
+    """Before: "not valid TOML (Invalid statement (at line 1, column 1))" with no hint."""
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + (BASE + adapter_table(weight=0.5)).encode())
+    composition = load_composition(path)
+    assert composition.profile.name == "tiny" and composition.adapters["json"].weight == 0.5
+
+
+def test_a_precision_that_is_not_a_string_is_a_composition_error(tmp_path):
+    """Before: TypeError: unhashable type: 'list'."""
+    path = write(tmp_path, BASE + adapter_table(precision='["fp16"]'))
+    with pytest.raises(CompositionError, match=r"line 5: adapters\.json\.precision: unknown precision \['fp16'\]"):
+        load_composition(path)
+
+
+def test_a_folder_is_named_as_a_folder_with_the_toml_files_inside(tmp_path):
+    """Before: "Composition file DIR does not exist"."""
+    write(tmp_path, BASE, "mine.toml")
+    with pytest.raises(CompositionError, match=r"is a folder, not a composition file\. It holds mine\.toml\. Name"):
+        load_composition(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(
+        CompositionError, match=r"empty is a folder, not a composition file\. Name .*empty/course\.toml"
+    ):
+        load_composition(tmp_path / "empty")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (BASE.encode() + b"# \xff\n", "line 3: byte b'\\xff' is not UTF-8 text"),
+        ((BASE + adapter_table(precision="[1]")).encode(), "adapters.json.precision: unknown precision [1]"),
+        (None, "is a folder, not a composition file"),
+    ],
+    ids=["not-utf8", "list-precision", "folder"],
+)
+def test_the_command_line_prints_one_error_line_and_exits_2(tmp_path, content, expected):
+    path = tmp_path
+    if content is not None:
+        path = tmp_path / "bad.toml"
+        path.write_bytes(content)
+    result = subprocess.run(
+        [sys.executable, "-m", "lessons_lib.serve", "--config", str(path), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=REPO_DIR,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and expected in errors[0], result.stderr

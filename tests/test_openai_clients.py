@@ -491,3 +491,140 @@ def test_langchain_structured_output_and_optional_fields_decode_under_their_sche
     )
     calls = caller.bind_tools([Person], tool_choice="Person").invoke(JSON_PROMPT).tool_calls
     assert [c["name"] for c in calls] == ["Person"] and Person(**calls[0]["args"]).age <= 130
+
+
+# ---------------------------------------------------------------- stop and the token limit never break a call
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+}
+PERSON_FORMAT = {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON}}
+
+
+def streamed_reply(api, **request) -> tuple[str, str | None, str, list[str]]:
+    """(content, call name, call arguments, finish reasons) of a streamed completion."""
+    chunks = [c for c in api.chat.completions.create(stream=True, **request) if c.choices]
+    deltas = [d for c in chunks for d in (c.choices[0].delta.tool_calls or [])]
+    return (
+        "".join(c.choices[0].delta.content or "" for c in chunks),
+        next((d.function.name for d in deltas if d.function.name), None),
+        "".join(d.function.arguments or "" for d in deltas),
+        [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason],
+    )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"tools": "course", "tool_choice": "required"},
+        {"tools": "course", "tool_choice": {"type": "function", "function": {"name": "text_formatter"}}},
+        {"tools": "course"},
+        {"response_format": PERSON_FORMAT},
+    ],
+    ids=["required", "named", "auto", "json_schema"],
+)
+def test_stop_is_refused_where_the_reply_may_be_json(api, course_tools, extra):
+    """Before: stop=[","] cut a forced call to content '{"tool": "text_formatter"' with finish_reason "stop"."""
+    extra = {**extra, "tools": course_tools} if "tools" in extra else extra
+    with pytest.raises(openai.BadRequestError) as caught:
+        api.chat.completions.create(model="tools", messages=user(TOOL_REQUEST), stop=[","], max_tokens=112, **extra)
+    error = caught.value
+    assert (error.param, error.code) == ("stop", "unsupported_value")
+    assert "cut" in error.message and "Drop stop" in error.message
+
+
+def test_stop_still_applies_when_tool_choice_none_hides_the_tools(api, course_tools):
+    reply = ask(api, stop=[","], tools=course_tools, tool_choice="none")
+    assert reply.choices[0].finish_reason == "stop" and "," not in text(reply)
+
+
+@pytest.mark.parametrize("tool_choice", ["required", "auto"])
+def test_a_call_the_token_limit_cuts_comes_back_as_a_cut_call_never_as_text(api, course_tools, tool_choice):
+    """Before: max_tokens=15 gave content '{"tool": "text_formatter' (the course's internal format)."""
+    request = dict(model="tools", messages=user(TOOL_REQUEST), tools=course_tools, tool_choice=tool_choice)
+    for max_tokens in (3, 15):  # the name is not written in full: empty content, no call
+        reply = api.chat.completions.create(max_tokens=max_tokens, **request).choices[0]
+        assert (reply.message.content, reply.message.tool_calls, reply.finish_reason) == ("", None, "length")
+        assert streamed_reply(api, max_tokens=max_tokens, **request) == ("", None, "", ["length"])
+    reply = api.chat.completions.create(max_tokens=30, **request).choices[0]  # the name in full, arguments cut
+    call = reply.message.tool_calls[0]
+    assert reply.finish_reason == "length" and reply.message.content is None
+    assert call.function.name == "text_formatter" and call.function.arguments.startswith('{"text": ')
+    assert '"tool"' not in call.function.arguments  # only the arguments, partial as OpenAI returns a cut call
+    assert streamed_reply(api, max_tokens=30, **request) == ("", "text_formatter", call.function.arguments, ["length"])
+
+
+def test_a_json_schema_answer_the_token_limit_cuts_is_content_with_finish_length(api):
+    schema = PERSON_FORMAT
+    reply = ask(api, response_format=schema, max_tokens=4).choices[0]
+    assert reply.finish_reason == "length" and reply.message.content.startswith("{")
+    assert streamed_reply(api, model="json", messages=user(JSON_PROMPT), response_format=schema, max_tokens=4)[::3] == (
+        reply.message.content,
+        ["length"],
+    )
+
+
+# ---------------------------------------------------------------- adapter_weights need model="mix"
+def test_adapter_weights_next_to_another_model_is_a_400_not_a_silent_mix(api):
+    """Before: model="support" with adapter_weights answered as "mix:json=0.5"."""
+    with pytest.raises(openai.BadRequestError) as caught:
+        ask(api, "support", extra_body={"adapter_weights": {"json": 0.5}})
+    error = caught.value
+    assert (error.param, error.code) == ("adapter_weights", "adapter_weights_without_mix")
+    assert "model='mix'" in error.message and "support" in error.message
+    assert ask(api, "mix", extra_body={"adapter_weights": {"json": 0.5}}).model == "mix:json=0.5"
+
+
+# ---------------------------------------------------------------- bodies: JSON, Content-Type, strict types
+def post_raw(server, content: bytes, content_type: str | None = "application/json") -> dict:
+    headers = {"content-type": content_type} if content_type else {}
+    response = httpx.post(f"{server}/v1/chat/completions", content=content, headers=headers)
+    assert response.status_code == 400, response.text
+    return response.json()["error"]
+
+
+def test_a_body_that_is_not_json_or_not_sent_as_json_says_how_to_send_it(server):
+    """Before: "body[34]: JSON decode error" and "body: Input should be a valid dictionary or object"."""
+    error = post_raw(server, b'{"model": "json", "messages": [}')
+    assert "not valid JSON" in error["message"] and "position 31" in error["message"]
+    assert "Content-Type: application/json" in error["message"]
+    good = json.dumps({"model": "json", "messages": user("hi")}).encode()
+    for content_type, said in (("text/plain", "as Content-Type: text/plain"), (None, "without a Content-Type")):
+        error = post_raw(server, good, content_type)
+        assert error["code"] == "invalid_content_type" and said in error["message"]
+        assert "Set the header Content-Type: application/json" in error["message"]
+    error = post_raw(server, b"[1]")
+    assert error["param"] == "body" and "must be one JSON object, got an array" in error["message"]
+
+
+def test_nan_temperature_is_not_a_finite_number(server):
+    """Before: "temperature: Input should be less than or equal to 2"."""
+    for field in ("temperature", "top_p", "copy_bias"):
+        body = b'{"model": "json", "messages": [{"role": "user", "content": "hi"}], "%s": NaN}' % field.encode()
+        error = post_raw(server, body)
+        assert error["param"] == field and "must be a finite number" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("temperature", "0.5", 'expected a number, got a string "0.5"; send a JSON value like 0.5'),
+        ("max_tokens", "3", 'expected a whole number, got a string "3"; send a JSON value like 3'),
+        ("stream", "false", 'expected a boolean, got a string "false"; send a JSON value like false'),
+        ("n", "1", 'expected a whole number, got a string "1"; send a JSON value like 1'),
+        ("logprobs", 0, "expected a boolean, got a number 0"),
+        ("seed", 1.5, "expected a whole number, got a number 1.5"),
+        ("parallel_tool_calls", "true", 'expected a boolean, got a string "true"'),
+    ],
+)
+def test_numbers_and_booleans_sent_as_other_types_are_refused_by_name(server, field, value, expected):
+    """Before: pydantic's lax mode turned "0.5" into 0.5 and "false" into False; OpenAI refuses them."""
+    body = {"model": "json", "messages": user("hi"), field: value}
+    error = post_raw(server, json.dumps(body).encode())
+    assert (error["param"], error["code"]) == (field, "validation_error")
+    assert expected in error["message"]
+
+
+def test_whole_numbers_are_still_fine_where_numbers_go(api):
+    assert text(ask(api, temperature=0, top_p=1)) == text(ask(api))

@@ -244,57 +244,64 @@ def exit_now(code: int) -> None:
 
 
 def vllm(args) -> int:
-    from pathlib import Path
+    """Print the vLLM/LoRAX hand-off; damaged adapters (or ones built for another base) are left out, with why."""
+    from .composition import CompositionError
+    from .vllm import handoff_report, split_damaged
 
-    from ..profiles import choose_profile
-    from .composition import CompositionError, load_composition
-    from .loading import find_adapter_folders
-    from .vllm import handoff_report
-
-    notes: list[str] = []
-    if args.config:
-        try:
-            composition = load_composition(args.config)
-        except CompositionError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        from .composition import adapter_folder
-
-        profile, folders, skipped = composition.profile, {}, []
-        for name, spec in composition.adapters.items():
-            folders[name] = adapter_folder(spec)
-            if spec.weight != 1.0:
-                notes.append(
-                    f"{name}: weight {spec.weight:g} in the composition; vLLM serves adapters as trained "
-                    "(weight 1): merge a scaled copy to keep it"
-                )
-        notes += [
-            f"mix {name!r}: vLLM has no weighted mixes; send one adapter's name, or merge the mix into a new "
-            "adapter (notebook 03)"
-            for name in composition.mixes
-        ]
-        store = None
-    else:
-        profile, _ = choose_profile(args.profile)
-        folders, skipped = find_adapter_folders(
-            profile, args.adapters_dir, Path(args.work_dir) if args.work_dir else None
+    try:
+        profile, folders, skipped, notes, server = hand_off_source(args)
+    except (CompositionError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not folders:
+        where = args.adapters_dir or args.work_dir or "the profile's work dir"
+        first = f" The first of {len(skipped)}: {skipped[0]}" if skipped else ""
+        print(
+            f"error: no adapters of profile {profile.name} found in {where}. Train and save them first "
+            f"(notebook 01), or pass --adapters-dir DIR / --config FILE.{first}",
+            file=sys.stderr,
         )
-        store = args.adapters_dir
-        if not folders:
-            where = args.adapters_dir or args.work_dir or "the profile's work dir"
-            first = f" The first of {len(skipped)}: {skipped[0]}" if skipped else ""
-            print(
-                f"error: no adapters of profile {profile.name} found in {where}. Train and save them first "
-                f"(notebook 01), or pass --adapters-dir DIR / --config FILE.{first}",
-                file=sys.stderr,
-            )
-            return 2
+        return 2
+    sound, damaged = split_damaged(folders, profile.model_id)
+    if not sound:
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in damaged.items())
+        print(f"error: every adapter is damaged or built for another base ({reasons}).", file=sys.stderr)
+        return 2
     print(
         handoff_report(
-            folders, profile.model_id, store, profile.max_length + profile.max_new_tokens, skipped=skipped, notes=notes
+            sound,
+            profile.model_id,
+            args.adapters_dir,
+            profile.max_length + profile.max_new_tokens,
+            skipped=skipped,
+            notes=notes,
+            damaged=damaged,
+            **server,
         )
     )
     return 0
+
+
+def hand_off_source(args) -> tuple:
+    """(profile, adapter folders, skipped, notes, vLLM server options) from --config FILE, else from the profile."""
+    from pathlib import Path
+
+    from ..profiles import choose_profile
+    from .composition import ServerSettings, adapter_folder, load_composition
+    from .loading import find_adapter_folders
+    from .vllm import composition_notes
+
+    if not args.config:
+        profile, _ = choose_profile(args.profile)
+        work_dir = Path(args.work_dir) if args.work_dir else None
+        folders, skipped = find_adapter_folders(profile, args.adapters_dir, work_dir)
+        return profile, folders, skipped, [], {}
+    composition = load_composition(args.config)
+    folders = {name: adapter_folder(spec) for name, spec in composition.adapters.items()}
+    server = {"port": composition.server.port}
+    if composition.server.host != ServerSettings().host:
+        server["host"] = composition.server.host
+    return composition.profile, folders, [], composition_notes(composition), server
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -225,8 +225,10 @@ class Server:
                 param="model",
                 available=self.model_names(),
             )
-        if weights is not None or model == MIX:
+        if model == MIX:
             return MIX, self.check_weights(weights)
+        if weights is not None:
+            raise self.weights_without_mix(model)
         if model in self.named_mixes():
             return MIX, self.check_weights(self.named_mixes()[model])
         if model == AUTO and self.served.router is None:
@@ -249,6 +251,22 @@ class Server:
                 available=self.model_names(),
             )
         return model, None
+
+    def weights_without_mix(self, model: str) -> ApiError:
+        """The 400 for adapter_weights next to a model that is not model='mix' (they would silently replace it)."""
+        named = self.named_mixes().get(model)
+        why = (
+            f"{model!r} is a named mix with its own weights {named}"
+            if named is not None
+            else f"model={model!r} answers with that model alone"
+        )
+        return ApiError(
+            400,
+            f"adapter_weights goes with model={MIX!r} only: {why}, and the weights would silently replace it. "
+            f"Send model={MIX!r} with adapter_weights to mix adapters, or leave adapter_weights out.",
+            code="adapter_weights_without_mix",
+            param="adapter_weights",
+        )
 
     def check_weights(self, weights: dict[str, float] | None) -> dict[str, float]:
         """Weights for model='mix': known adapters without modules_to_save copies (a mix would drop them), finite
@@ -705,12 +723,18 @@ def replay(body: bytes, receive):
 
 
 # ---------------------------------------------------------------- errors outside the request checks
-def validation_error(errors: list[dict]) -> ApiError:
+def validation_error(errors: list[dict], content_type: str | None = "application/json") -> ApiError:
     """pydantic's complaints about a body as one 400 naming the most specific field (the deepest location: for a
-    union such as `content`, the branch that got furthest); an unknown field is unknown_parameter."""
+    union such as `content`, the branch that got furthest); an unknown field is unknown_parameter, a body that is
+    not JSON (or not sent as JSON) says how to send it."""
     first = max(
         errors, key=lambda e: len(loc_param(e["loc"]).replace("[", ".[").split(".")), default={"loc": (), "type": ""}
     )
+    if first["type"] == "json_invalid":
+        return not_json(first)
+    if tuple(first["loc"]) == ("body",):
+        unread = isinstance(first.get("input"), (bytes, str)) or not is_json_type(content_type)
+        return not_sent_as_json(content_type) if unread else not_an_object(first)
     if first["type"] == "extra_forbidden":
         name = loc_param(first["loc"])
         return ApiError(
@@ -721,8 +745,104 @@ def validation_error(errors: list[dict]) -> ApiError:
             code="unknown_parameter",
             param=name,
         )
-    problems = "; ".join(f"{loc_param(e['loc'])}: {e['msg']}" for e in errors)
+    problems = "; ".join(f"{loc_param(e['loc'])}: {problem(e)}" for e in errors)
     return ApiError(400, f"Invalid request: {problems}", code="validation_error", param=loc_param(first["loc"]))
+
+
+# pydantic's strict type errors: what the field takes, and an example of it
+EXPECTED = {"float_type": ("a number", "0.5"), "int_type": ("a whole number", "3"), "bool_type": ("a boolean", "false")}
+
+
+def problem(error: dict) -> str:
+    """One pydantic error in words that say what to send: a strict type names the type expected and what came."""
+    kind = error["type"]
+    if kind == "finite_number":
+        return f"must be a finite number, got {error['input']!r} (NaN and Infinity are not accepted)"
+    if kind in EXPECTED:
+        what, example = EXPECTED[kind]
+        got = error["input"]
+        example = unquoted(got, kind) or example
+        return f"expected {what}, got {json_kind(got)} {json_text(got)}; send a JSON value like {example}, no quotes"
+    return error["msg"]
+
+
+def unquoted(value, kind: str) -> str | None:
+    """A string that holds the right JSON value ("0.5" for a number), without its quotes; else None."""
+    import json
+
+    try:
+        parsed = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    wanted = {"float_type": (int, float), "int_type": int, "bool_type": bool}[kind]
+    fits = isinstance(parsed, wanted) and (kind == "bool_type") == isinstance(parsed, bool)
+    return value.strip() if fits else None
+
+
+def json_kind(value) -> str:
+    """The JSON type of a parsed value, as the error names it."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "null" if value is None else "an object"
+
+
+def json_text(value) -> str:
+    """A parsed value as JSON, cut to 40 characters."""
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def is_json_type(content_type: str | None) -> bool:
+    """Whether a Content-Type header makes FastAPI read the body as JSON (an absent one does not)."""
+    if not content_type:
+        return False
+    kind = content_type.split(";")[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+
+
+def not_json(error: dict) -> ApiError:
+    """The 400 for a body that is not valid JSON, at the position where parsing stopped."""
+    position = error["loc"][-1] if error["loc"] and isinstance(error["loc"][-1], int) else None
+    reason = (error.get("ctx") or {}).get("error", "JSON decode error")
+    where = f" at position {position} (character {position + 1})" if position is not None else ""
+    return ApiError(
+        400,
+        f"The request body is not valid JSON: {reason}{where}. Send one JSON object with the header "
+        "Content-Type: application/json (check quotes, commas and brackets there).",
+        code="validation_error",
+        param=loc_param(tuple(error["loc"])),
+    )
+
+
+def not_an_object(error: dict) -> ApiError:
+    """The 400 for a JSON body that is not an object."""
+    return ApiError(
+        400,
+        f"The request body must be one JSON object, got {json_kind(error.get('input'))}. Send "
+        '{"model": ..., "messages": [...]} with the header Content-Type: application/json.',
+        code="validation_error",
+        param="body",
+    )
+
+
+def not_sent_as_json(content_type: str | None) -> ApiError:
+    """The 400 for a body sent without Content-Type: application/json (FastAPI does not parse it then)."""
+    sent_as = f"as Content-Type: {content_type}" if content_type else "without a Content-Type header"
+    return ApiError(
+        400,
+        f"The request body was sent {sent_as}, so it was not read as JSON. Set the header "
+        "Content-Type: application/json and send the request as a JSON object.",
+        code="invalid_content_type",
+        param="body",
+    )
 
 
 def http_error(request: Request, err: StarletteHTTPException) -> ApiError:
@@ -791,8 +911,8 @@ def create_app(
         return err.response()
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_body(_: Request, err: RequestValidationError):
-        return await api_error(_, validation_error(err.errors()))
+    async def invalid_body(request: Request, err: RequestValidationError):
+        return await api_error(request, validation_error(err.errors(), request.headers.get("content-type")))
 
     @app.exception_handler(StarletteHTTPException)
     async def routing_error(request: Request, err: StarletteHTTPException):

@@ -94,6 +94,7 @@ class Composition:
     mixes: dict[str, dict[str, float]]
     router: str  # one of ROUTER_KINDS
     server: ServerSettings = ServerSettings()
+    written: frozenset[str] = frozenset()  # the dotted keys the file sets ("server.port", "adapters.json.weight")
 
 
 @dataclass
@@ -172,6 +173,13 @@ class Checker:
 def load_composition(path: str | Path) -> Composition:
     """Read and check a composition file; CompositionError (naming file, line, key and fix) for any problem."""
     path = Path(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.toml"))
+        inside = f" It holds {', '.join(found)}." if found else ""
+        raise CompositionError(
+            f"{path} is a folder, not a composition file.{inside} Name a .toml file, e.g. "
+            f"{path / (found[0] if found else 'course.toml')}."
+        )
     if not path.is_file():
         raise CompositionError(
             f"Composition file {path} does not exist. Pass a TOML file, e.g. "
@@ -182,7 +190,7 @@ def load_composition(path: str | Path) -> Composition:
             f"{path}: a composition file is TOML (.toml); got {path.suffix!r}. Write it as TOML "
             "like assets/compositions/course.toml."
         )
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -191,6 +199,20 @@ def load_composition(path: str | Path) -> Composition:
             "tables as [name], one key = value per line."
         ) from err
     return parse_composition(data, path.resolve(), text)
+
+
+def read_text(path: Path) -> str:
+    """The file as text: UTF-8, a leading byte-order mark dropped (editors on Windows write one); a CompositionError
+    naming the line of a byte that is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise CompositionError(
+            f"{path}, line {line}: byte {data[err.start : err.start + 1]!r} is not UTF-8 text. Save the file as "
+            "UTF-8 (TOML files are UTF-8), or retype the characters on that line."
+        ) from err
 
 
 def parse_composition(data: dict, path: Path, text: str = "") -> Composition:
@@ -217,7 +239,15 @@ def parse_composition(data: dict, path: Path, text: str = "") -> Composition:
         mixes=mixes,
         router=router,
         server=parse_server(check, data.get("server", {})),
+        written=written_keys(data),
     )
+
+
+def written_keys(data: dict) -> frozenset[str]:
+    """The settings a checked file writes: [server] keys and each adapter's keys, dotted."""
+    keys = {f"server.{key}" for key in data.get("server", {})}
+    keys |= {f"adapters.{name}.{key}" for name, table in data.get("adapters", {}).items() for key in table}
+    return frozenset(keys)
 
 
 def parse_base(check: Checker, base, folder: Path) -> Profile:
@@ -282,9 +312,11 @@ def parse_adapters(check: Checker, adapters, folder: Path) -> dict[str, AdapterS
             "the adapter's weight (1 = as trained, 0 = off)",
         )
         precision = table.get("precision", "fp32")
-        if precision not in PRECISIONS:
+        if not isinstance(precision, str) or precision not in PRECISIONS:
             raise check.error(
-                f"{key}.precision", f"unknown precision {precision!r}", f"Use one of {', '.join(PRECISIONS)}"
+                f"{key}.precision",
+                f"unknown precision {precision!r}",
+                f'Use one of {", ".join(PRECISIONS)}, as one string: precision = "fp16"',
             )
         if "path" in table:
             given = check.string(table["path"], f"{key}.path", "Write the adapter folder as a string")

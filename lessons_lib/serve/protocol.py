@@ -20,7 +20,10 @@ prompt_cache_key, frequency_penalty and presence_penalty when 0, logit_bias when
 a tool's `strict` (every returned call is validated against its schema anyway) and `return` (the return type
 transformers' `get_json_schema` writes; the model is not shown it).
 
-Refused with a 400: any other field (code unknown_parameter), response_format json_object (send a json_schema),
+Refused with a 400: any other field (code unknown_parameter), a number or boolean sent as a string (strict types:
+"0.5", "3", "false" are refused, as OpenAI refuses them) or NaN/Infinity, `stop` next to response_format json_schema
+or tools not turned off by tool_choice "none" (a stop string would cut the JSON; check_stop_with_constraint),
+response_format json_object (send a json_schema),
 a json_schema the grammar cannot express, the other allow-listed fields with values that would matter, functions /
 function_call (the old API: use tools / tool_choice), non-text content parts. Streaming with tools holds text back
 while it may still become a call, and sends a call as one `tool_calls` delta (see streaming.py).
@@ -167,8 +170,15 @@ class NamedToolChoice(Strictly):
     function: NamedFunction
 
 
+# Numbers and booleans are taken only as JSON numbers and booleans, as OpenAI takes them: "0.5", "3", "false" or 0
+# for a boolean are a 400 naming the field and the type (pydantic's lax mode would convert them silently).
+Flag = Annotated[bool, Strict()]
+Whole = Annotated[int, Strict()]
+Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]  # NaN and Infinity are refused as not finite
+
+
 class StreamOptions(Strictly):
-    include_usage: bool = False
+    include_usage: Flag = False
 
 
 class ResponseFormat(Strictly):
@@ -185,35 +195,35 @@ class ChatRequest(Strictly):
 
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
-    stream: bool = False
+    stream: Flag = False
     stream_options: StreamOptions | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
-    n: int | None = Field(default=None, ge=1, le=MAX_N)
+    temperature: Finite | None = Field(default=None, ge=0, le=2)
+    top_p: Finite | None = Field(default=None, gt=0, le=1)
+    seed: Whole | None = Field(default=None, ge=-(2**63), lt=2**63)
+    n: Whole | None = Field(default=None, ge=1, le=MAX_N)
     stop: str | list[str] | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    logprobs: bool | None = None
-    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
+    max_tokens: Whole | None = Field(default=None, ge=1)
+    max_completion_tokens: Whole | None = Field(default=None, ge=1)
+    logprobs: Flag | None = None
+    top_logprobs: Whole | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
     response_format: ResponseFormat | None = None
     tools: list[ToolDef] | None = Field(default=None, max_length=MAX_TOOLS)
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
-    parallel_tool_calls: bool | None = None
+    parallel_tool_calls: Flag | None = None
     adapter_weights: dict[str, Number] | None = None  # the course's extension; numbers only: "0.5" is refused
     # the course's extension: copy-aware decoding (lessons_lib.copying), 0 = off; numbers only
-    copy_bias: Number | None = Field(default=None, ge=0, le=MAX_COPY_BIAS)
+    copy_bias: Finite | None = Field(default=None, ge=0, le=MAX_COPY_BIAS)
     # the course's extension: a `def` the answer writes takes a name the request gives (copying.RequestedNames)
-    requested_names: Annotated[bool, Strict()] | None = None  # true or false only: "true" is refused
+    requested_names: Flag | None = None  # true or false only: "true" is refused
     # allow-listed: they change nothing on this server
     user: str | None = None
     safety_identifier: str | None = None
     metadata: dict[str, str] | None = None
-    store: bool | None = None
+    store: Flag | None = None
     service_tier: str | None = None
     prompt_cache_key: str | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
+    frequency_penalty: Finite | None = None
+    presence_penalty: Finite | None = None
     logit_bias: dict[str, float] | None = None
 
 
@@ -250,6 +260,7 @@ def check_request(request: ChatRequest) -> None:
         )
     check_stop(request.stop)
     check_tools(request)
+    check_stop_with_constraint(request)
     if request.requested_names and tool_mode(request) not in (None, "auto"):
         raise bad(
             "requested_names",
@@ -270,6 +281,41 @@ def check_stop(stop: str | list[str] | None) -> None:
     for i, item in enumerate(items):
         if not item:
             raise bad("stop" if isinstance(stop, str) else f"stop[{i}]", "A stop string must not be empty.")
+
+
+def check_stop_with_constraint(request: ChatRequest) -> None:
+    """Refuse `stop` wherever the reply may be JSON the client parses: a stop string would cut it.
+
+    The rule: `stop` goes with plain-text replies only. response_format json_schema and a tool_choice that forces
+    a call ("required", a named function) make the whole reply JSON; under tool_choice "auto" (or absent) with tools
+    the reply may be a call, and a call cut by a stop string cannot be returned as a call (its arguments are not
+    JSON) nor as text (that would leak the course's internal call format). tool_choice "none" shows no tools, so
+    stop applies there as usual.
+    """
+    if not request.stop:
+        return
+    form = request.response_format
+    if form is not None and form.type == "json_schema":
+        raise bad(
+            "stop",
+            "stop does not go with response_format json_schema: the answer is one JSON object decoded under the "
+            "schema, and a stop string would cut it into invalid JSON. Drop stop (limit the length with max_tokens).",
+            "unsupported_value",
+        )
+    mode = tool_mode(request)
+    if mode is None:
+        return
+    why = (
+        f"tool_choice={mode.replace('function:', '')!r} makes the reply a tool call"
+        if mode != "auto"
+        else 'with tools and tool_choice "auto" the reply may be a tool call'
+    )
+    raise bad(
+        "stop",
+        f"stop does not go with tools here: {why}, and a stop string would cut the call's JSON. Drop stop, or send "
+        'tool_choice="none" (no call) if you want stop on a text answer.',
+        "unsupported_value",
+    )
 
 
 def stop_strings(stop: str | list[str] | None) -> tuple[str, ...]:

@@ -12,8 +12,9 @@ Tool calls stream in OpenAI's shape: under tool_choice "required" or a named fun
 reply is a call) a first `tool_calls` delta carries the id and the name as soon as the model has written the name,
 then the arguments follow in pieces as they are generated (finish_reason "tool_calls"; "length" leaves the call
 partial, as OpenAI's does). Under "auto" text that may still become a call is held back until the choice ends, then
-sent as one `tool_calls` delta if it is a valid call, else as content. A client that disconnects sets
-`job.cancelled`: the engine drops its rows.
+sent as one `tool_calls` delta if it is a valid call (or a call the token limit cut: the partial call, finish
+"length"), else as content; a cut call whose name is not even written sends nothing (tooling.read_reply).
+A client that disconnects sets `job.cancelled`: the engine drops its rows.
 """
 
 from __future__ import annotations
@@ -184,29 +185,28 @@ class Chunks:
         return entries
 
     def finish(self, state: ChoiceStream, choice, adapter: str, route: dict | None) -> list[bytes]:
-        """The choice's end: the rest of its text (or its tool call), then the chunk with finish_reason."""
+        """The choice's end: the rest of its text (or its tool call), then the chunk with finish_reason.
+
+        What goes out is what the non-streamed answer holds (tooling.read_reply): a call the token limit cut comes
+        as a call with its partial arguments, or as nothing when not even its name was written, never as text."""
         out = self.start(state)
         reading = read_reply(choice.text, choice.finish_reason, state.plan)
-        pending = state.held_logprobs or None
-        if state.call is not None:  # a streamed call: its last argument pieces (all of them if it was cut short)
-            full = (
-                reading.tool_calls[0]["function"]["arguments"]
-                if reading.tool_calls
-                else choice.text[state.arguments_start :]
-            )
-            rest = full[len(state.arguments_sent) :] if full.startswith(state.arguments_sent) else ""
-            if rest or pending:
-                out.append(self.arguments(state, rest))
-            finish = "tool_calls" if reading.tool_calls else choice.finish_reason
-            return out + [self.chunk(state.index, {}, finish, adapter=adapter, route=route)]
-        if reading.tool_calls:
+        if state.call is not None:  # a streamed call: its last argument pieces
+            out += self.rest_of_call(state, reading)
+        elif reading.tool_calls:
             calls = [{"index": k, **call} for k, call in enumerate(reading.tool_calls)]
-            out.append(self.chunk(state.index, {"tool_calls": calls}, logprobs=pending))
+            out.append(self.chunk(state.index, {"tool_calls": calls}, logprobs=self.take_logprobs(state)))
         else:
-            rest = choice.text[len(state.sent) :] if choice.text.startswith(state.sent) else ""
-            if rest or pending:
-                out += self.text(state, rest, pending)
+            content = reading.content or ""
+            rest = content[len(state.sent) :] if content.startswith(state.sent) else ""
+            out += self.text(state, rest, self.take_logprobs(state))
         return out + [self.chunk(state.index, {}, reading.finish_reason, adapter=adapter, route=route)]
+
+    def rest_of_call(self, state: ChoiceStream, reading) -> list[bytes]:
+        """The argument pieces of a streamed call not sent yet (with any logprobs still held)."""
+        full = reading.tool_calls[0]["function"]["arguments"] if reading.tool_calls else state.arguments_sent
+        rest = full[len(state.arguments_sent) :] if full.startswith(state.arguments_sent) else ""
+        return [self.arguments(state, rest)] if rest or state.held_logprobs else []
 
     def usage(self, usage: dict) -> bytes:
         return sse(

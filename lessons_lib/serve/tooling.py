@@ -5,7 +5,12 @@ The model writes the course's call format, `{"tool": NAME, "arguments": {...}}` 
 trained on and the chat template renders for earlier calls). "auto" parses a call if the reply is one that
 validates against the request's schemas, and otherwise answers with the text; "required" and a named function
 decode under the course's schema grammar (lessons_lib/tools/constrained.py), so the reply is always a valid call
-unless the token limit cuts it (then it comes back as text with finish_reason "length").
+unless the token limit cuts it.
+
+A call the token limit cut never comes back as text (that would show the client the course's internal format): as
+OpenAI returns a cut call, it is a `tool_calls` entry with the name and the partial arguments string, finish_reason
+"length"; when not even the name was written, the reply is empty content, no tool_calls, finish_reason "length".
+`stop` is refused wherever a reply may be a call (protocol.check_stop_with_constraint), so no stop string cuts one.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from .protocol import bad
 
 # How a call in the course's format starts; the arguments object follows (what the grammar makes the model write).
 CALL_HEAD = re.compile(r'\{"tool": "([A-Za-z0-9_-]{1,64})", "arguments": ')
+CALL_START = '{"tool": "'  # the first characters of every call in the course's format
+CALL_NAME = re.compile(r'\{"tool": "([A-Za-z0-9_-]{1,64})"')  # a call whose name is written in full
 
 
 @dataclass(frozen=True)
@@ -117,10 +124,37 @@ def read_reply(text: str, finish_reason: str, plan: ToolPlan | None) -> Reading:
     try:
         call = parse_and_validate(text, schemas_by_name(plan.schemas))
     except CallError:
-        return Reading(text, None, finish_reason)
+        cut = cut_call(text, plan) if finish_reason == "length" else None
+        return cut or Reading(text, None, finish_reason)
     arguments = raw_arguments(text) or json.dumps(call.arguments, ensure_ascii=False)
     entry = {"id": call_id(), "type": "function", "function": {"name": call.name, "arguments": arguments}}
     return Reading(None, [entry], "tool_calls")
+
+
+def is_cut_call(text: str, plan: ToolPlan) -> bool:
+    """Whether `text` is the start of a call in the course's format (any text is, under a constrained plan)."""
+    from ..tools.calls import call_body
+
+    body = call_body(text)
+    return plan.constrained or bool(body) and (body.startswith(CALL_START) or CALL_START.startswith(body))
+
+
+def cut_call(text: str, plan: ToolPlan) -> Reading | None:
+    """A call the token limit cut, as OpenAI returns one (None when `text` is not the start of a call): the name
+    (if written in full, and one of the tools) with the partial arguments, else empty content; finish "length"."""
+    from ..tools.calls import call_body
+
+    if not is_cut_call(text, plan):
+        return None
+    body = call_body(text)
+    named = CALL_NAME.match(body)
+    names = {schema["function"]["name"] for schema in plan.schemas}
+    if named is None or named.group(1) not in names:
+        return Reading("", None, "length")
+    head = CALL_HEAD.match(body)
+    arguments = body[head.end() :] if head else ""
+    entry = {"id": call_id(), "type": "function", "function": {"name": named.group(1), "arguments": arguments}}
+    return Reading(None, [entry], "length")
 
 
 def raw_arguments(text: str) -> str | None:

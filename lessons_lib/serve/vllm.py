@@ -9,7 +9,7 @@ Entries use vLLM's JSON form, `{"name": ..., "path": ..., "base_model_name": ...
 stays one path. Adapters vLLM refuses to load are left out with the reason (`vllm_refusal`), as vLLM's own
 PEFTHelper checks them: `modules_to_save` (the course's tools adapter trains `lm_head`), DoRA, a rank above
 the largest `--max-lora-rank`, a non-LoRA PEFT type, and target modules that vLLM's Llama/Mistral models do not
-take LoRA on. Tool calling on vLLM is in TOOL_CALLING_NOTE.
+take LoRA on. Tool calling on vLLM is in TOOL_CALLING_NOTE (tool_calling_note(): English or Russian).
 """
 
 from __future__ import annotations
@@ -36,18 +36,44 @@ VLLM_LLAMA_LORA_MODULES = (
 )
 LORAX_IMAGE = "ghcr.io/predibase/lorax:main"
 LORAX_DATA = "/data"
-TOOL_CALLING_NOTE = """\
+TOOL_CALLING_NOTE_EN = """\
 Tool calls on vLLM:
 - tool_choice "auto" needs a parser for the model's own call format: add --enable-auto-tool-choice
   --tool-call-parser NAME. Mistral-7B-Instruct-v0.3 (profile 7b): --tool-call-parser mistral, with
   --tokenizer-mode mistral (mistral_common writes the [AVAILABLE_TOOLS]/[TOOL_CALLS] turns and the 9-character
   alphanumeric call ids its template demands).
-- TinyLlama-1.1B-Chat (profiles tiny/t4) has a Zephyr template with no tool turns and no vLLM parser: use
+- TinyLlama-1.1B-Chat (profile t4) has a Zephyr template with no tool turns and no vLLM parser: use
   tool_choice "required" or a named function, which vLLM answers with structured outputs (decoding constrained
   to the tools' JSON schema, as our server does) without any parser.
 - The course's tools adapter trains lm_head (modules_to_save), which vLLM does not load: merge it into the base
   (notebook 03, merge_and_unload) and serve the merged model as its own vLLM model, or retrain it without
   modules_to_save."""
+TOOL_CALLING_NOTE_RU = """\
+Вызовы инструментов в vLLM:
+- для tool_choice "auto" нужен парсер формата вызовов самой модели: добавьте --enable-auto-tool-choice
+  --tool-call-parser ИМЯ. Mistral-7B-Instruct-v0.3 (профиль 7b): --tool-call-parser mistral вместе с
+  --tokenizer-mode mistral (mistral_common пишет ходы [AVAILABLE_TOOLS]/[TOOL_CALLS] и 9-символьные
+  буквенно-цифровые id вызовов, которых требует её шаблон).
+- У TinyLlama-1.1B-Chat (профиль t4) шаблон Zephyr без ходов инструментов и без парсера в vLLM: используйте
+  tool_choice "required" или конкретную функцию — vLLM отвечает на них структурированным выводом (декодирование
+  ограничено JSON-схемой инструментов, как на нашем сервере) без всякого парсера.
+- Адаптер инструментов курса обучает lm_head (modules_to_save), а vLLM такое не загружает: слейте адаптер с базой
+  (ноутбук 03, merge_and_unload) и подайте слитую модель в vLLM как отдельную модель, или переобучите адаптер
+  без modules_to_save."""
+
+
+def tool_calling_note(lang: str | None = None) -> str:
+    """How tool calls work on vLLM, in the course language (LESSONS_LANG)."""
+    from ..i18n import tr
+
+    return tr(en=TOOL_CALLING_NOTE_EN, ru=TOOL_CALLING_NOTE_RU, lang=lang)
+
+
+def __getattr__(name: str):
+    """TOOL_CALLING_NOTE in the language in effect when it is imported (notebook 06 imports it after its setup)."""
+    if name == "TOOL_CALLING_NOTE":
+        return tool_calling_note()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +127,58 @@ def read_adapters(folders: dict[str, str | Path]) -> list[AdapterInfo]:
     return infos
 
 
+def base_stand_in(base_model: str):
+    """Something compat.check_base takes for the base (its config, read without weights), or None when the config
+    is not available here (a Hub id not in the local cache)."""
+    from types import SimpleNamespace
+
+    try:
+        from transformers import AutoConfig
+
+        return SimpleNamespace(config=AutoConfig.from_pretrained(base_model, local_files_only=True))
+    except Exception:  # noqa: BLE001 - no config here: the base is not checked (handoff notes say so)
+        return None
+
+
+def damage(name: str, folder: str | Path, base) -> str | None:
+    """Why an adapter folder cannot be served (None when sound): the checks the server runs before it loads an
+    adapter (lessons_lib.compat: files, config, weights header, recorded base), without loading any weights.
+    A valid adapter of another PEFT type passes here: vllm_refusal says why vLLM refuses it."""
+    from ..compat import (
+        AdapterCompatError,
+        CorruptAdapterError,
+        check_adapter_files,
+        check_base,
+        check_lora_config,
+        read_adapter_config,
+        read_weight_shapes,
+    )
+
+    try:
+        files = check_adapter_files(folder)
+        try:
+            config = read_adapter_config(files)
+        except CorruptAdapterError:
+            raise
+        except AdapterCompatError:
+            return None
+        check_lora_config(files, config)
+        read_weight_shapes(files)
+        if base is not None:
+            check_base(name, files, config, base)
+    except AdapterCompatError as err:
+        return str(err)
+    return None
+
+
+def split_damaged(folders: dict[str, str | Path], base_model: str) -> tuple[dict[str, str | Path], dict[str, str]]:
+    """(the sound adapter folders, {name: reason} for damaged ones or ones built for another base)."""
+    base = base_stand_in(base_model)
+    reasons = {name: damage(name, folder, base) for name, folder in folders.items()}
+    sound = {name: folder for name, folder in folders.items() if reasons[name] is None}
+    return sound, {name: reason for name, reason in reasons.items() if reason is not None}
+
+
 def vllm_refusal(adapter: AdapterInfo) -> str | None:
     """Why vLLM would refuse to load `adapter` (None when it loads), with what to do instead."""
     if adapter.peft_type.upper() != "LORA":
@@ -149,6 +227,7 @@ def vllm_command(
     port: int = 8000,
     served_name: str = "base",
     max_model_len: int | None = None,
+    host: str | None = None,
 ) -> list[str]:
     """`vllm serve BASE --enable-lora --lora-modules '{"name": ...}' ... --max-lora-rank R` as an argument list.
 
@@ -177,6 +256,8 @@ def vllm_command(
     ]
     if max_model_len:
         command += ["--max-model-len", str(max_model_len)]
+    if host:
+        command += ["--host", host]
     return command
 
 
@@ -256,6 +337,8 @@ def handoff(
     base_model: str,
     store_dir: str | Path | None = None,
     max_model_len: int | None = None,
+    port: int = 8000,
+    host: str | None = None,
 ) -> dict:
     """Everything for the hand-off: both commands (vLLM also as a list; None when vLLM can load no adapter), the
     adapters vLLM serves, those `left_out` with the reason, and the model mapping."""
@@ -264,7 +347,7 @@ def handoff(
         raise ValueError("No adapters to hand off: pass at least one adapter folder.")
     adapters, left_out = split_for_vllm(every)
     store = Path(store_dir) if store_dir else every[0].path.parent
-    vllm_args = vllm_command(base_model, adapters, max_model_len=max_model_len) if adapters else None
+    vllm_args = vllm_command(base_model, adapters, port, max_model_len=max_model_len, host=host) if adapters else None
     return {
         "adapters": adapters,
         "left_out": left_out,
@@ -282,9 +365,14 @@ def handoff_report(
     max_model_len: int | None = None,
     skipped: list[str] = (),
     notes: list[str] = (),
+    damaged: dict[str, str] | None = None,
+    port: int = 8000,
+    host: str | None = None,
 ) -> str:
-    """The hand-off as text: the commands, the model mapping, what was left out and why, and the tool-call note."""
-    plan = handoff(folders, base_model, store_dir, max_model_len)
+    """The hand-off as text: the commands, the model mapping, what was left out and why (`damaged`: adapters
+    already left out by `split_damaged`), and the tool-call note."""
+    damaged = damaged or {}
+    plan = handoff(folders, base_model, store_dir, max_model_len, port, host)
     vllm = plan["vllm"] or "# (nothing: vLLM can load none of these adapters; see 'left out' below)"
     lines = ["# vLLM", vllm, "", "# LoRAX", plan["lorax"], ""]
     lines += [
@@ -292,7 +380,46 @@ def handoff_report(
         f"LoRAX adapter_id={row['lorax adapter_id']!r}"
         for row in plan["mapping"]
     ]
-    lines += [f"left out of vLLM: {name}: {reason}" for name, reason in plan["left_out"].items()]
+    lines += [f"left out of vLLM: {name}: {reason}" for name, reason in {**damaged, **plan["left_out"]}.items()]
     lines += [f"skipped: {reason}" for reason in skipped]
     lines += [f"note: {note}" for note in notes]
-    return "\n".join(lines + ["", TOOL_CALLING_NOTE])
+    return "\n".join(lines + ["", tool_calling_note()])
+
+
+# [server] settings vLLM has no equivalent for (port and host go into the vLLM command)
+UNUSED_SERVER_SETTINGS = {
+    "max_batch": "vLLM schedules its own batches (its nearest setting is --max-num-seqs; add it to cap them)",
+    "window_ms": "vLLM batches continuously and has no gathering window",
+    "max_body_bytes": "vLLM has no request size limit (put a reverse proxy with a body limit in front of it)",
+}
+
+
+def composition_notes(composition) -> list[str]:
+    """A note for every setting of a composition file that the vLLM command does not carry over."""
+    notes = []
+    for name, spec in composition.adapters.items():
+        if spec.weight != 1.0:
+            notes.append(
+                f"{name}: weight {spec.weight:g} in the composition; vLLM serves adapters as trained "
+                "(weight 1): merge a scaled copy to keep it"
+            )
+        if f"adapters.{name}.precision" in composition.written:
+            notes.append(
+                f"{name}: precision {spec.precision} in the composition; vLLM loads every adapter in one dtype "
+                "(--lora-dtype, default the base model's), not per adapter"
+            )
+    notes += [
+        f"mix {name!r}: vLLM has no weighted mixes; send one adapter's name, or merge the mix into a new "
+        "adapter (notebook 03)"
+        for name in composition.mixes
+    ]
+    notes += [
+        f"server.{key} = {getattr(composition.server, key)!r} in the composition: {why}"
+        for key, why in UNUSED_SERVER_SETTINGS.items()
+        if f"server.{key}" in composition.written
+    ]
+    if composition.router != "none":
+        notes.append(
+            f"router {composition.router!r}: vLLM has no model='auto'; route on the client and send the chosen name"
+        )
+    return notes
