@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import domains, paths
-from .i18n import term, tr
+from .i18n import plural_ru, term, tr
 from .paths import (
     ADAPTERS_FOLDER,  # noqa: F401 - notebook 01 imports it from here
     DRIVE_COURSE_DIR,
@@ -32,6 +32,12 @@ COURSE_ADAPTERS = domains.names()  # one adapter per domain registered at import
 ROUTER = "router"
 TOOLS = "tools"
 ARTIFACTS = (*COURSE_ADAPTERS, ROUTER, TOOLS)
+FULL_RUN_NOTEBOOK = {ROUTER: "04", TOOLS: "05"}  # the notebook whose full run trains an artifact; domains: 01
+
+
+def full_run_notebook(name: str) -> str:
+    """The notebook whose full run trains artifact `name`: 01 for the domain adapters, 04 the router, 05 tools."""
+    return FULL_RUN_NOTEBOOK.get(name, "01")
 
 
 @dataclass(frozen=True)
@@ -80,10 +86,44 @@ def drive_mounted() -> bool:
 
 
 def is_adapter(folder: Path) -> bool:
-    """True for a complete saved PEFT adapter folder."""
-    from .storage import ADAPTER_FILES
+    """True for a complete, readable saved PEFT adapter folder (see `adapter_problem`)."""
+    return adapter_problem(folder) is None
 
-    return all((folder / file).is_file() for file in ADAPTER_FILES)
+
+def adapter_problem(folder: Path) -> str | None:
+    """Why `folder` is not a usable saved PEFT adapter (a file missing, unparsable config, damaged weights), or None.
+
+    Cheap: the config is parsed and the weights' safetensors header is checked against the file size.
+    """
+    import json
+
+    from .storage import ADAPTER_FILES
+    from .train import readable_safetensors
+
+    folder = Path(folder)
+    missing = [file for file in ADAPTER_FILES if not (folder / file).is_file()]
+    if missing:
+        return f"no {' or '.join(missing)}"
+    config_file, weights_file = ADAPTER_FILES
+    try:
+        config = json.loads((folder / config_file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        config = None
+    if not isinstance(config, dict):
+        return f"{config_file} is not valid JSON (cut short or damaged)"
+    if not readable_safetensors(folder / weights_file):
+        return f"{weights_file} is empty, cut short or damaged"
+    return None
+
+
+def damaged_message(name: str, source: str, folder: Path, problem: str) -> str:
+    """The line `find_artifact` prints when it skips a damaged copy of an artifact."""
+    return tr(
+        en=f"{name}: skipping the {term(source)} copy in {folder}: {problem}. Looking further; delete or replace "
+        "that folder (copy or download the adapter again, or retrain it).",
+        ru=f"{name}: пропускаем копию «{term(source)}» в {folder}: {problem}. Ищем дальше; удалите или замените "
+        "эту папку (скопируйте или скачайте адаптер заново либо обучите его снова).",
+    )
 
 
 def work_dir_or_default(work_dir: Path | str | None, profile: Profile) -> Path:
@@ -105,15 +145,26 @@ def candidates(name: str, profile: Profile, work_dir: Path | str | None) -> list
 def find_artifact(
     name: str, profile: Profile, work_dir: Path | str | None = None, hub_namespace: str | None = None, log=print
 ) -> Found | None:
-    """The first place that holds the artifact (shipped → local → Drive → Hub), or None."""
+    """The first place that holds a readable copy of the artifact (shipped → local → Drive → Hub), or None.
+
+    A copy that is there but damaged (a file cut short or empty) is skipped with a line in `log` naming it.
+    """
     check_artifact(name)
     for source, folder in candidates(name, profile, work_dir):
-        if is_adapter(folder):
+        if not folder.is_dir():
+            continue
+        problem = adapter_problem(folder)
+        if problem is None:
             return Found(name, folder, source)
+        if any(folder.iterdir()):  # an empty folder is "not there", not damaged
+            log(damaged_message(name, source, folder, problem))
     if hub_namespace:
         folder = download_from_hub(name, profile, hub_namespace, work_dir, log)
         if folder is not None:
-            return Found(name, folder, "hub")
+            problem = adapter_problem(folder)
+            if problem is None:
+                return Found(name, folder, "hub")
+            log(damaged_message(name, "hub", folder, problem))
     return None
 
 
@@ -239,12 +290,13 @@ def quick_train(name: str, profile: Profile, work_dir: Path | str, steps: int | 
     steps = steps or profile.quick_train_steps
     target = local_dir(name, work_dir)
     estimate = describe_estimate(name, profile, steps)
+    notebook = full_run_notebook(name)
     log(
         tr(
             en=f"{name}: training a quick version here ({steps} steps; {estimate}). "
-            "A full run (notebook 01, 04 or 05) gives a better one.",
-            ru=f"{name}: обучаем здесь быструю версию ({steps} шагов; {estimate}). "
-            "Полный запуск (ноутбук 01, 04 или 05) даст лучшую.",
+            f"A full run (notebook {notebook}) gives a better one.",
+            ru=f"{name}: обучаем здесь быструю версию ({steps} {plural_ru(steps, 'шаг', 'шага', 'шагов')}; "
+            f"{estimate}). Полный запуск (ноутбук {notebook}) даст лучшую.",
         )
     )
     start = time.time()

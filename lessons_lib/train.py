@@ -2,10 +2,12 @@
 
 Checkpoints go to `checkpoint_dir` (default `output_dir/checkpoints`, or a Drive folder) every
 `save_steps`; only the newest `keep_checkpoints` are kept. Rerunning the same call resumes from the
-newest complete one (a checkpoint whose save was cut short is set aside as `.incomplete-checkpoint-N`),
+newest complete one (a checkpoint whose save was cut short, or with any file the Trainer would load on resume
+damaged, is set aside as `.incomplete-checkpoint-N`),
 for named adapters too (transformers #28531: their weights live in `checkpoint-N/<name>/`),
 and refuses a checkpoint whose LoRA shape no longer matches. `disconnect_after(k)` simulates a lost
-runtime for drills and tests. Bad rows raise DataError before anything is trained or written.
+runtime for drills and tests. Bad rows, step counts below 1 and an output folder that cannot be written raise
+before anything is trained or written; the profile may be given by name.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from pathlib import Path
 from . import env
 from .chat_format import ROLE_MARKERS
 from .data import sft_rows
-from .profiles import Profile
+from .i18n import plural_ru, tr
+from .profiles import Profile, get_profile
 
 CHECKPOINTS = "checkpoints"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -33,6 +36,10 @@ OTHER_BASE_PREFIX = ".other-base-"
 BASE_FILE = "base.json"  # which base the checkpoints in a folder were trained on (base_identity)
 TRAINER_STATE = "trainer_state.json"
 RESUME_FILES = ("optimizer.pt", "scheduler.pt")  # torch.save zip archives; trainer_state.json comes after them
+OPTIONAL_FILES = ("scaler.pt", "training_args.bin")  # torch.save files a checkpoint may hold, besides rng_state*.pth
+STRUCTURE_ONLY = ("optimizer.pt", "training_args.bin")  # checked by their zip directory only: big, or not loaded
+SMALL_TORCH_FILE = 8 * 1024 * 1024  # files up to this size are loaded in full by checkpoint_problem
+ADAPTER_CONFIG = "adapter_config.json"
 
 
 class DataError(ValueError):
@@ -84,6 +91,52 @@ def packing_kwargs(strategy: str | None) -> dict:
     return {"packing": True, "packing_strategy": strategy}
 
 
+def check_steps(max_steps: int | None = None, save_steps: int | None = None) -> None:
+    """Raise ValueError unless each of max_steps / save_steps is None (the profile's default) or a whole number >= 1."""
+    for name, value in (("max_steps", max_steps), ("save_steps", save_steps)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"{name} must be at least 1 (a whole number of optimizer steps), not {value!r}; pass None "
+                "for the profile's default."
+            )
+
+
+def as_profile(profile: Profile | str) -> Profile:
+    """`profile` itself, or the profile of that name ("tiny", "t4" ...); TypeError for anything else."""
+    if isinstance(profile, Profile):
+        return profile
+    if isinstance(profile, str):
+        return get_profile(profile)
+    raise TypeError(
+        f"profile must be a Profile (e.g. lessons_lib.profiles.PROFILES['tiny']) or a profile name, not "
+        f"{type(profile).__name__} {_show(profile)}."
+    )
+
+
+def check_writable(folder: str | Path, what: str) -> Path:
+    """Create `folder` if needed and prove a file can be written there; OSError saying what to do otherwise."""
+    import tempfile
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        reason = err.strerror or str(err)
+        message = tr(
+            en=f"Cannot write the {what} to {folder} ({reason}). Nothing was trained: pass a writable folder "
+            "(e.g. one in your work dir or on a mounted Drive), or fix that folder's permissions, and run again.",
+            ru=f"Не удаётся записать {what} в {folder} ({reason}). Обучение не запускалось: укажите папку, доступную "
+            "для записи (например, в рабочей папке или на подключённом Диске), или исправьте права на неё и "
+            "запустите снова.",
+        )
+        raise (PermissionError if isinstance(err, PermissionError) else OSError)(message) from err
+    return folder
+
+
 def sft_config(
     profile: Profile,
     output_dir: str | Path,
@@ -97,11 +150,13 @@ def sft_config(
     import torch
     from trl import SFTConfig
 
+    check_steps(max_steps, save_steps)
+    profile = as_profile(profile)
     recipe = profile.sft_recipe
     on_gpu = env.cuda_available()
     gpu_path = profile.gpu_path()  # a CPU rehearsal takes the GPU's decisions (fp16 AMP, checkpointing) too
     dtype = profile.torch_dtype()
-    steps = max_steps or profile.train_steps
+    steps = profile.train_steps if max_steps is None else max_steps
     kwargs = dict(
         output_dir=str(output_dir),
         max_steps=steps,
@@ -119,7 +174,7 @@ def sft_config(
         use_cpu=not on_gpu,
         logging_steps=recipe.logging_steps(steps),
         save_strategy="steps",
-        save_steps=save_steps or recipe.save_steps(steps),
+        save_steps=recipe.save_steps(steps) if save_steps is None else save_steps,
         save_total_limit=recipe.save_total_limit if save_total_limit is None else save_total_limit,
         report_to="none",
         seed=seed,
@@ -370,10 +425,21 @@ def keep_only_this_base(checkpoint_dir: str | Path, base, log=print) -> list[Pat
             moved.append(target)
     if moved:
         made_on = f"base {recorded['base_model']}" if recorded else "a base this folder did not record"
+        made_on_ru = (
+            f"базовой модели {recorded['base_model']}" if recorded else "базовой модели, не записанной в этой папке"
+        )
+        n = len(moved)
         log(
-            f"{len(moved)} checkpoint(s) in {folder} were made on {made_on}, not on this {identity['base_model']} "
-            f"(weights {identity['embedding_digest']}); set aside as {OTHER_BASE_PREFIX}checkpoint-N (safe to "
-            "delete), and training starts over on this base."
+            tr(
+                en=f"{n} checkpoint(s) in {folder} were made on {made_on}, not on this {identity['base_model']} "
+                f"(weights {identity['embedding_digest']}); set aside as {OTHER_BASE_PREFIX}checkpoint-N (safe to "
+                "delete), and training starts over on this base.",
+                ru=f"{n} {plural_ru(n, 'контрольная точка', 'контрольные точки', 'контрольных точек')} в {folder} "
+                f"{plural_ru(n, 'сделана', 'сделаны', 'сделаны')} на {made_on_ru}, а не на этой базовой модели "
+                f"{identity['base_model']} (веса {identity['embedding_digest']}); "
+                f"{plural_ru(n, 'отложена', 'отложены', 'отложены')} как {OTHER_BASE_PREFIX}checkpoint-N (можно "
+                "удалить), и обучение начинается заново.",
+            )
         )
     if recorded != identity:
         folder.mkdir(parents=True, exist_ok=True)
@@ -392,10 +458,12 @@ def checkpoints_newest_first(folder: Path) -> list[Path]:
 
 
 def checkpoint_problem(checkpoint: str | Path) -> str | None:
-    """Why training cannot resume from `checkpoint` (what is missing or cut short), or None when it is complete.
+    """Why training cannot resume from `checkpoint` (what is missing, cut short or unreadable), or None if it is whole.
 
-    The Trainer writes the adapter weights, then optimizer.pt, scheduler.pt, rng_state.pth and, last,
-    trainer_state.json; all but the optional RNG state are checked, so a save stopped anywhere is caught.
+    Every file the Trainer loads on resume is checked: the adapter weights (safetensors header) and their
+    adapter_config.json, optimizer.pt (zip structure), scheduler.pt, and when present rng_state*.pth, scaler.pt
+    (small: loaded as the Trainer loads them) and training_args.bin; last, trainer_state.json. So a save stopped
+    anywhere, or a file damaged since, is caught before the Trainer fails on it.
     """
     folder = Path(checkpoint)
     weights = [folder / ADAPTER_WEIGHTS, *folder.glob(f"*/{ADAPTER_WEIGHTS}")]
@@ -405,14 +473,55 @@ def checkpoint_problem(checkpoint: str | Path) -> str | None:
     for path in weights:
         if not readable_safetensors(path):
             return f"{path.relative_to(folder)} is cut short"
+        problem = adapter_config_problem(path.parent / ADAPTER_CONFIG)
+        if problem:
+            return f"{(path.parent / ADAPTER_CONFIG).relative_to(folder)} {problem}"
     for name in RESUME_FILES:
         if not (folder / name).is_file():
             return f"no {name}"
-        if not zipfile.is_zipfile(folder / name):
-            return f"{name} is cut short"
+    torch_files = [folder / name for name in RESUME_FILES]
+    torch_files += sorted(folder.glob("rng_state*.pth"))
+    torch_files += [folder / name for name in OPTIONAL_FILES if (folder / name).is_file()]
+    for path in torch_files:
+        if not readable_torch_file(path, load=path.name not in STRUCTURE_ONLY):
+            return f"{path.name} is cut short or unreadable"
     if not isinstance(read_trainer_state(folder).get("global_step"), int):
         return f"{TRAINER_STATE} is missing or cut short"
     return None
+
+
+def adapter_config_problem(path: Path) -> str | None:
+    """Why a checkpoint's adapter_config.json cannot be read (missing, cut short, not a JSON object), or None."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "is missing"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "is cut short or unreadable"
+    return None if isinstance(config, dict) else "is not a JSON object"
+
+
+def readable_torch_file(path: Path, load: bool = True) -> bool:
+    """True when a torch.save file is whole: its zip directory covers the file, and (when `load`, for the Trainer's
+    small files) it loads the way the Trainer loads it (weights_only, with the Trainer's safe globals)."""
+    try:
+        size = path.stat().st_size
+        with zipfile.ZipFile(path) as archive:
+            if any(info.header_offset + info.compress_size > size for info in archive.infolist()):
+                return False
+        if not load or size > SMALL_TORCH_FILE:
+            return True
+        import torch
+
+        try:
+            from transformers.trainer_pt_utils import safe_globals
+        except ImportError:  # another transformers: load plainly, as weights_only
+            safe_globals = contextlib.nullcontext
+        with safe_globals():
+            torch.load(path, map_location="cpu", weights_only=True)
+        return True
+    except Exception:  # noqa: BLE001 - zipfile, OSError, pickle and torch errors all mean "cannot be loaded"
+        return False
 
 
 def readable_safetensors(path: Path) -> bool:
@@ -441,8 +550,14 @@ def set_aside(checkpoint: Path, problem: str, log=print) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     checkpoint.rename(target)
     log(
-        f"{checkpoint.name} is incomplete ({problem}): the run was stopped while saving it. Set it aside as "
-        f"{target} (safe to delete); training resumes from the newest complete checkpoint, if any."
+        tr(
+            en=f"{checkpoint.name} is incomplete ({problem}): the run was stopped while saving it, or a file was "
+            f"damaged since. Set it aside as {target} (safe to delete); training resumes from the newest complete "
+            "checkpoint, if any.",
+            ru=f"Контрольная точка {checkpoint.name} неполная ({problem}): запуск прервался во время сохранения, "
+            f"или файл с тех пор повреждён. Она отложена как {target} (можно удалить); обучение продолжится с "
+            "последней полной контрольной точки, если она есть.",
+        )
     )
     return target
 
@@ -507,8 +622,12 @@ def restore_adapter_callback(checkpoint: str, adapter_name: str, log=print):
                 set_peft_model_state_dict(model, saved, adapter_name=adapter_name)
                 RestoreAdapter.restored = True
                 log(
-                    f"The trainer did not restore adapter {adapter_name!r} from {checkpoint} "
-                    "(transformers #28531); loaded its weights from the checkpoint instead."
+                    tr(
+                        en=f"The trainer did not restore adapter {adapter_name!r} from {checkpoint} "
+                        "(transformers #28531); loaded its weights from the checkpoint instead.",
+                        ru=f"Тренер не восстановил адаптер {adapter_name!r} из {checkpoint} "
+                        "(transformers #28531); его веса загружены прямо из контрольной точки.",
+                    )
                 )
 
     return RestoreAdapter()
@@ -529,8 +648,12 @@ def disconnect_after(step: int):
             if not self.fired and state.global_step >= step:
                 self.fired = True
                 raise SimulatedDisconnect(
-                    f"Simulated disconnect after step {state.global_step} of {state.max_steps}: "
-                    "rerun the same call to resume from the newest checkpoint."
+                    tr(
+                        en=f"Simulated disconnect after step {state.global_step} of {state.max_steps}: "
+                        "rerun the same call to resume from the newest checkpoint.",
+                        ru=f"Имитация разрыва соединения после шага {state.global_step} из {state.max_steps}: "
+                        "запустите тот же вызов снова, чтобы продолжить с последней контрольной точки.",
+                    )
                 )
 
     return DisconnectAfter()
@@ -641,7 +764,7 @@ def train_adapter(
     model,
     tokenizer,
     rows: list[dict],
-    profile: Profile,
+    profile: Profile | str,
     output_dir: str | Path,
     max_steps: int | None = None,
     save_steps: int | None = None,
@@ -667,6 +790,7 @@ def train_adapter(
     from .storage import write_adapter_files
 
     check_rows(rows)
+    profile = as_profile(profile)
     output_dir = Path(output_dir)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else output_dir / CHECKPOINTS
     args = sft_config(
@@ -675,6 +799,8 @@ def train_adapter(
     check_lengths(rows, tokenizer, args.max_length)
     lora = lora or lora_config(profile)
     check_fresh_base(model)  # before anything is written
+    check_writable(output_dir, tr(en="trained adapter", ru="обученный адаптер"))  # not only after every step ran
+    check_writable(checkpoint_dir, tr(en="checkpoints", ru="контрольные точки"))
     keep_only_this_base(checkpoint_dir, model, log)
     resume_from = last_checkpoint(checkpoint_dir, log) if resume else None
     if resume_from:
@@ -684,7 +810,13 @@ def train_adapter(
     all_callbacks = [counter, *(callbacks or [])]
     if resume_from:
         all_callbacks.append(restore_adapter_callback(resume_from, adapter_name, log))
-        log(f"Resuming from {resume_from} (step {checkpoint_step(resume_from)} of {args.max_steps}).")
+        step = checkpoint_step(resume_from)
+        log(
+            tr(
+                en=f"Resuming from {resume_from} (step {step} of {args.max_steps}).",
+                ru=f"Продолжаем с {resume_from} (шаг {step} из {args.max_steps}).",
+            )
+        )
     trainer = SFTTrainer(
         model=peft_model,
         args=args,
@@ -711,7 +843,7 @@ def train_adapter(
 
 def train_domain(
     domain: str,
-    profile: Profile,
+    profile: Profile | str,
     output_dir: str | Path,
     n_rows: int = 2000,
     max_steps: int | None = None,
@@ -727,8 +859,16 @@ def train_domain(
     """
     from .models import load_base, load_tokenizer
 
+    profile = as_profile(profile)
+    check_steps(max_steps, kwargs.get("save_steps"))  # before the base is loaded
     base, tok = load_base(profile, log=log), load_tokenizer(profile)
     rows = sft_rows(domain, n_rows, "train", seed) + list(extra_rows or [])
     result = train_adapter(base, tok, rows, profile, output_dir, max_steps=max_steps, seed=seed, log=log, **kwargs)
-    log(f"{domain}: {result.steps} steps in {result.seconds:.0f}s -> {output_dir}")
+    log(
+        tr(
+            en=f"{domain}: {result.steps} steps in {result.seconds:.0f}s -> {output_dir}",
+            ru=f"{domain}: {result.steps} {plural_ru(result.steps, 'шаг', 'шага', 'шагов')} за "
+            f"{result.seconds:.0f} с -> {output_dir}",
+        )
+    )
     return result

@@ -126,6 +126,7 @@ def _fake_checkpoint(folder: Path, step: int) -> Path:
     checkpoint = folder / f"checkpoint-{step}"
     (checkpoint / "json").mkdir(parents=True)
     save_file({"w": torch.zeros(4)}, str(checkpoint / "json" / "adapter_model.safetensors"))
+    (checkpoint / "json" / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8}))
     for name in ("optimizer.pt", "scheduler.pt"):
         torch.save({"state": step}, checkpoint / name)
     (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": step}))

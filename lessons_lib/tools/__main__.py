@@ -5,8 +5,10 @@
 [--data heldout|dev|handwritten|dev-handwritten|dev2-handwritten|FILE.jsonl] [--tool-choice auto|required]`
 scores base vs adapter on held-out requests and prints the table (`final answer`: the expected result reached the
 answer; `uses result`: the answer delivers the result of the call that ran).
-A missing or unreadable file or folder, or a bad line in a data file, ends the command with one `error:` line
-(naming file:line) and exit code 2.
+`--n N` takes the first N requests of any data source. An option of the other command (`evaluate --steps`,
+`build-adapter --adapter` ...) is a usage error.
+A missing or unreadable file or folder, a damaged adapter or one made for another base or task, or a bad line in a
+data file, ends the command with one `error:` line (naming file:line) and exit code 2.
 """
 
 from __future__ import annotations
@@ -18,6 +20,17 @@ import sys
 from pathlib import Path
 
 USAGE_ERROR = 2  # the exit code argparse also uses for bad arguments
+TASK = "tools"  # the manifest domain of a tool-use adapter
+COMMAND_OPTIONS = {  # option -> (attribute, the command it belongs to); each is refused with the other command
+    "--steps": ("steps", "build-adapter"),
+    "--out": ("out", "build-adapter"),
+    "--ship": ("ship", "build-adapter"),
+    "--adapter": ("adapter", "evaluate"),
+    "--data": ("data", "evaluate"),
+    "--n": ("n", "evaluate"),
+    "--tool-choice": ("tool_choice", "evaluate"),
+}
+DEFAULT_DATA, DEFAULT_TOOL_CHOICE = "heldout", "auto"
 
 
 def fail(message: str) -> int:
@@ -41,6 +54,40 @@ def adapter_folder_problem(folder: str | None) -> str | None:
     )
 
 
+def misplaced_option(args: argparse.Namespace) -> str | None:
+    """The usage error for the first option given that belongs to the other command, or None."""
+    for option, (attribute, command) in COMMAND_OPTIONS.items():
+        if getattr(args, attribute) is not None and args.command != command:
+            return f"{option} does not apply to {args.command}; it is an option of: {command}"
+    return None
+
+
+def check_counts(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse --steps / --n below 1 (0 used to mean 'the default' silently)."""
+    for option, value in (("--steps", args.steps), ("--n", args.n)):
+        if value is not None and value < 1:
+            parser.error(f"{option} must be at least 1, not {value} (leave it out for the default)")
+
+
+def task_problem(folder: Path) -> str | None:
+    """Why the adapter in `folder` is not a tool-use adapter according to its manifest, or None (no manifest: None)."""
+    from ..manifest import MANIFEST_FILE, Manifest
+
+    if not (folder / MANIFEST_FILE).is_file():
+        return None
+    try:
+        domain = Manifest.load(folder).domain
+    except (OSError, ValueError, TypeError) as err:
+        return f"{folder / MANIFEST_FILE} cannot be read ({err}); re-save the adapter with lessons_lib.storage."
+    if domain is not None and domain != TASK:
+        return (
+            f"the adapter in {folder} was trained for the {domain!r} task (its {MANIFEST_FILE} says domain "
+            f"{domain!r}), not for tool use, so it would score about 0: give a tool-use adapter (domain {TASK!r}, "
+            "e.g. one `build-adapter --out FOLDER` wrote)."
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     parser = argparse.ArgumentParser(prog="python -m lessons_lib.tools", description=__doc__)
@@ -56,16 +103,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapter", default=None, help="evaluate: adapter folder (default: the shipped one)")
     parser.add_argument(
         "--data",
-        default="heldout",
-        help="evaluate: heldout, dev (template splits), handwritten (held-out), dev-handwritten (the hand-written "
-        "requests recipes are chosen on), dev2-handwritten (a fresher second dev set), or a JSONL file of requests",
+        default=None,
+        help="evaluate: heldout (default), dev (template splits), handwritten (held-out), dev-handwritten (the "
+        "hand-written requests recipes are chosen on), dev2-handwritten (a fresher second dev set), or a JSONL file "
+        "of requests",
     )
-    parser.add_argument("--n", type=int, default=None, help="evaluate: requests from a template split")
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="evaluate: how many requests (a template split: drawn; a hand-written set or file: the first N)",
+    )
     parser.add_argument(
         "--tool-choice",
-        default="auto",
+        default=None,
         choices=["auto", "required"],
-        help="evaluate: 'required' constrains the call to the tools' schemas (structured generation)",
+        help="evaluate: 'required' constrains the call to the tools' schemas (structured generation); default auto",
     )
     parser.add_argument(
         "--quote",
@@ -76,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quote and (args.command != "evaluate" or args.tool_choice != "required"):
         parser.error("--quote constrains the evaluated calls; use it with: evaluate --tool-choice required")
+    misplaced = misplaced_option(args)
+    if misplaced:
+        parser.error(misplaced)
+    check_counts(parser, args)
+    args.data = args.data or DEFAULT_DATA
+    args.tool_choice = args.tool_choice or DEFAULT_TOOL_CHOICE
     problem = adapter_folder_problem(args.adapter if args.command == "evaluate" else args.ship)
     if problem:
         return fail(problem)
@@ -107,7 +166,8 @@ def requests_for(data: str, n: int | None) -> list:
 
     if data in SPLITS:
         return tool_examples(n or EVAL_N, data)
-    return read_handwritten(HANDWRITTEN_SETS.get(data, data))
+    examples = read_handwritten(HANDWRITTEN_SETS.get(data, data))
+    return examples if n is None else examples[:n]
 
 
 def evaluate_cli(adapter: str | None, data: str, n: int | None, tool_choice: str = "auto", quote: bool = False) -> int:
@@ -118,8 +178,7 @@ def evaluate_cli(adapter: str | None, data: str, n: int | None, tool_choice: str
         return fail(os_error_text(err))
     except ValueError as err:  # DataFileError and bad rows: the message names file:line
         return fail(str(err))
-    from peft import PeftModel
-
+    from ..compat import AdapterCompatError, load_adapter_checked
     from ..evaluate import format_table
     from ..models import load_base, load_tokenizer
     from ..paths import TINY_ADAPTERS_DIR
@@ -128,8 +187,16 @@ def evaluate_cli(adapter: str | None, data: str, n: int | None, tool_choice: str
     from .evaluate import evaluate_tools
 
     profile = PROFILES["tiny"]
-    folder = adapter or TINY_ADAPTERS_DIR / ADAPTER_NAME
-    model = PeftModel.from_pretrained(load_base(profile), folder, adapter_name=ADAPTER_NAME)
+    folder = Path(adapter) if adapter else TINY_ADAPTERS_DIR / ADAPTER_NAME
+    problem = task_problem(folder)
+    if problem:
+        return fail(problem)
+    try:  # damaged files, another base, wrong shapes: one line, and the model is never half-loaded
+        model, _ = load_adapter_checked(load_base(profile), folder, ADAPTER_NAME)
+    except AdapterCompatError as err:
+        return fail(" ".join(str(err).split()))
+    except OSError as err:
+        return fail(os_error_text(err))
     reports, _ = evaluate_tools(
         model,
         load_tokenizer(profile),
