@@ -515,8 +515,9 @@ def readable_torch_file(path: Path, load: bool = True) -> bool:
 
         try:
             from transformers.trainer_pt_utils import safe_globals
-        except ImportError:  # another transformers: load plainly, as weights_only
-            safe_globals = contextlib.nullcontext
+        except ImportError:  # an older transformers, which loads these files whole: never be stricter than it
+            torch.load(path, map_location="cpu", weights_only=False)
+            return True
         with safe_globals():
             torch.load(path, map_location="cpu", weights_only=True)
         return True

@@ -769,7 +769,7 @@ cli = subprocess.run(
     cwd=REPO_DIR,
 )
 print(cli.stdout)
-assert cli.returncode == 0 and "answered by" in cli.stdout
+assert cli.returncode == 0 and tr(en="answered by", ru="ответил") in cli.stdout
 
 # %% [markdown]
 # ## 7. Scale out: the same adapters on vLLM or LoRAX
