@@ -117,7 +117,7 @@ def assert_unchanged(model, tokenizer, before: dict, names: list[str], active: s
         ("__base__", "reserved"),
         ("9lives", "start"),
         ("has space", "not allowed"),
-        (None, "empty"),
+        (None, "must be a string"),
     ],
 )
 def test_bad_adapter_names_are_refused_with_a_reason(bad, fragment):

@@ -7,27 +7,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from test_vllm_handoff import run_cli
 
 from lessons_lib.paths import REPO_DIR
-from lessons_lib.serve.process import child_env
 
 STORE = (REPO_DIR / "assets" / "adapters").resolve()
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lessons_lib.serve", "vllm", *args],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        cwd=REPO_DIR,
-        timeout=180,
-    )
 
 
 def lora_module_names(out: str) -> list[str]:

@@ -5,17 +5,18 @@ No vLLM here: the adapters are the shipped ones or tmp folders holding only the 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from lessons_lib.paths import REPO_DIR
 from lessons_lib.profiles import PROFILES
-from lessons_lib.serve.process import child_env
 from lessons_lib.serve.vllm import (
     TOOL_CALLING_NOTE,
     handoff,
@@ -172,14 +173,21 @@ def test_long_lora_module_lists_get_one_line_per_entry(tmp_path):
 
 # ---------------------------------------------------------------- the command line
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lessons_lib.serve", "vllm", *args],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        cwd=REPO_DIR,
-        timeout=120,
-    )
+    """`python -m lessons_lib.serve vllm ARGS`, run in this process from the repo root (a child process would import
+    torch again for the adapter checks: ~6 s a call); its exit code and what it printed."""
+    from lessons_lib.serve.__main__ import main
+
+    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(REPO_DIR)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(["vllm", *args])
+            except SystemExit as exit_:  # argparse's usage errors
+                code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(["vllm", *args], code, out.getvalue(), err.getvalue())
 
 
 def test_cli_states_what_is_left_out_and_how_tool_calls_work_there():

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 try:  # Python 3.11+
     from re import _constants as sre
@@ -361,6 +362,12 @@ def grammar_pattern(pattern: str, where: str) -> str:
     """The grammar's regex for the content of a string that a schema's `pattern` constrains (see the module doc)."""
     if not isinstance(pattern, str):
         raise PatternError(f"{where}: pattern must be a string, got {type(pattern).__name__}.")
+    return rewritten(pattern, where)
+
+
+@lru_cache(maxsize=256)
+def rewritten(pattern: str, where: str) -> str:
+    """`grammar_pattern` of a string pattern, kept: a grammar is built for every request (~20 ms a pattern)."""
     if len(pattern) > MAX_PATTERN_CHARS:
         raise PatternError(f"{where}: the pattern has {len(pattern)} characters; the grammar keeps up to 1000.")
     try:
@@ -374,6 +381,7 @@ def grammar_pattern(pattern: str, where: str) -> str:
     return regex_of(node, where)
 
 
+@lru_cache(maxsize=256)
 def needs_timeout(pattern: str) -> bool:
     """Is a pattern `grammar_pattern` keeps ambiguous anywhere (matching it can cost more than linear time)?"""
     try:
