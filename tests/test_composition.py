@@ -201,9 +201,9 @@ def test_config_refuses_options_that_choose_what_is_served(tmp_path):
     assert "--profile, --router cannot be combined with --config: the composition file decides" in result.stderr
 
 
-def test_a_bad_file_stops_the_server_before_it_loads_anything(tmp_path):
-    path = write(tmp_path, BASE + adapter_table(weight=3))
-    result = subprocess.run(
+def serve_with_config(path) -> subprocess.CompletedProcess:
+    """`python -m lessons_lib.serve --config PATH` on a free port, as a learner starts it (it should exit at once)."""
+    return subprocess.run(
         [sys.executable, "-m", "lessons_lib.serve", "--config", str(path), "--port", str(free_port())],
         capture_output=True,
         text=True,
@@ -211,6 +211,11 @@ def test_a_bad_file_stops_the_server_before_it_loads_anything(tmp_path):
         cwd=REPO_DIR,
         timeout=120,
     )
+
+
+def test_a_bad_file_stops_the_server_before_it_loads_anything(tmp_path):
+    path = write(tmp_path, BASE + adapter_table(weight=3))
+    result = serve_with_config(path)
     assert result.returncode == 2
     assert f"error: {path.resolve()}, line 5: adapters.json.weight: 3 is out of range" in result.stderr
 
@@ -383,14 +388,7 @@ def test_the_command_line_prints_one_error_line_and_exits_2(tmp_path, content, e
     if content is not None:
         path = tmp_path / "bad.toml"
         path.write_bytes(content)
-    result = subprocess.run(
-        [sys.executable, "-m", "lessons_lib.serve", "--config", str(path), "--port", str(free_port())],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        cwd=REPO_DIR,
-        timeout=120,
-    )
+    result = serve_with_config(path)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and expected in errors[0], result.stderr
