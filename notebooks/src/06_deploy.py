@@ -632,19 +632,24 @@ with ThreadPoolExecutor(max_workers=len(traffic)) as pool:
     concurrent = list(pool.map(lambda job: ask(*job), traffic))
 concurrent_s = time.perf_counter() - start
 
-head = tr(en="total s|req/s|median latency ms|batches", ru="всего, с|запр./с|медиана задержки, мс|батчи").split("|")
-width = [max(w, len(h) + 2) for w, h in zip((9, 8, 19, 9), head)]  # each column as wide as its label, plus a gap
-print(f"{'':22s}" + "".join(f"{h:>{w}s}" for h, w in zip(head, width)))
+from lessons_lib.evaluate import format_table
+
+rows = []
 for label, replies, seconds in (
     (tr(en="one at a time", ru="по одному"), sequential, sequential_s),
     (tr(en=f"{len(traffic)} at once", ru=f"{len(traffic)} сразу"), concurrent, concurrent_s),
 ):
     latencies = sorted(r["timing"]["latency_ms"] for r in replies)
-    batch_sizes = {r["timing"]["batch_size"] for r in replies}
-    print(
-        f"{label:22s}{seconds:{width[0]}.2f}{len(replies) / seconds:{width[1]}.1f}"
-        f"{latencies[len(latencies) // 2]:{width[2]}.0f}{str(sorted(batch_sizes)):>{width[3]}s}"
+    rows.append(
+        {
+            "requests": label,
+            "total s": f"{seconds:.2f}",
+            "req/s": f"{len(replies) / seconds:.1f}",
+            "median latency ms": f"{latencies[len(latencies) // 2]:.0f}",
+            "batches": str(sorted({r["timing"]["batch_size"] for r in replies})),
+        }
     )
+print(format_table(rows))
 print(
     tr(
         en="throughput ratio (concurrent / sequential):",
