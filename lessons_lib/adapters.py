@@ -91,29 +91,49 @@ def is_adapter(folder: Path) -> bool:
 
 
 def adapter_problem(folder: Path) -> str | None:
-    """Why `folder` is not a usable saved PEFT adapter (a file missing, unparsable config, damaged weights), or None.
+    """Why `folder` is not a usable saved PEFT adapter, e.g. "adapter_config.json is missing", or None if it is."""
+    found = adapter_file_problem(folder)
+    return None if found is None else f"{found[0]} {found[1]}"
 
-    Cheap: the config is parsed and the weights' safetensors header is checked against the file size.
+
+def adapter_file_problem(folder: Path) -> tuple[str, str] | None:
+    """The first file of the saved PEFT adapter in `folder` that cannot be used and why, or None when both are whole.
+
+    E.g. ("adapter_config.json", "is missing"). The one check of an adapter folder: the artifact search and the
+    checkpoint check (train.checkpoint_problem) both use it. Cheap: the config is parsed and the weights'
+    safetensors header is checked against the file size.
     """
     import json
 
     from .storage import ADAPTER_FILES
-    from .train import readable_safetensors
 
     folder = Path(folder)
-    missing = [file for file in ADAPTER_FILES if not (folder / file).is_file()]
-    if missing:
-        return f"no {' or '.join(missing)}"
     config_file, weights_file = ADAPTER_FILES
+    for file in ADAPTER_FILES:
+        if not (folder / file).is_file():
+            return file, tr(en="is missing", ru="отсутствует")
     try:
         config = json.loads((folder / config_file).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        config = None
+        return config_file, tr(
+            en="is not valid JSON (cut short or damaged)", ru="— невалидный JSON (файл обрезан или повреждён)"
+        )
     if not isinstance(config, dict):
-        return f"{config_file} is not valid JSON (cut short or damaged)"
+        return config_file, tr(en="is not a JSON object", ru="— не объект JSON")
     if not readable_safetensors(folder / weights_file):
-        return f"{weights_file} is empty, cut short or damaged"
+        return weights_file, tr(en="is empty, cut short or damaged", ru="пуст, обрезан или повреждён")
     return None
+
+
+def readable_safetensors(path: Path) -> bool:
+    """True when `path` is a whole safetensors file (its header covers exactly the bytes on disk)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt"):
+            return True
+    except (SafetensorError, OSError):
+        return False
 
 
 def damaged_message(name: str, source: str, folder: Path, problem: str) -> str:

@@ -35,7 +35,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .i18n import tr
+from .i18n import plural_ru, tr
 from .profiles import Profile
 from .storage import active_adapters
 
@@ -91,19 +91,27 @@ class StaleModelError(RuntimeError):
 # ------------------------------------------------------------------ weights
 def check_weight(adapter: str, weight, allow_negative: bool = True) -> float:
     """`weight` as a float if it is a finite number within ±MAX_WEIGHT (0..MAX_WEIGHT without negatives)."""
-    example = "e.g. 0.5"
     if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
         raise MixWeightTypeError(
-            f"The weight for {adapter!r} is {weight!r} ({type(weight).__name__}); pass a "
-            f"number ({example}), not a string, None or a bool."
+            tr(
+                en=f"The weight for {adapter!r} is {weight!r} ({type(weight).__name__}); pass a "
+                "number (e.g. 0.5), not a string, None or a bool.",
+                ru=f"Вес для {adapter!r} равен {weight!r} ({type(weight).__name__}); передайте "
+                "число (например, 0.5), а не строку, None или bool.",
+            )
         )
     value = float(weight)
     low = -MAX_WEIGHT if allow_negative else 0.0
     if not math.isfinite(value) or not low <= value <= MAX_WEIGHT:
         raise MixWeightError(
-            f"The weight for {adapter!r} is {weight!r}; pass a finite number from {low:g} to "
-            f"{MAX_WEIGHT:g} ({example}). Weights above 2 already over-drive an adapter (notebook "
-            "03's sweep)."
+            tr(
+                en=f"The weight for {adapter!r} is {weight!r}; pass a finite number from {low:g} to "
+                f"{MAX_WEIGHT:g} (e.g. 0.5). Weights above 2 already over-drive an adapter (notebook "
+                "03's sweep).",
+                ru=f"Вес для {adapter!r} равен {weight!r}; передайте конечное число от {low:g} до "
+                f"{MAX_WEIGHT:g} (например, 0.5). Веса больше 2 уже перегружают адаптер (перебор весов "
+                "в ноутбуке 03).",
+            )
         )
     return value
 
@@ -112,12 +120,31 @@ def check_weights(adapters: Sequence[str], weights, allow_negative: bool = True)
     """One checked float per adapter; MixError/MixWeightTypeError saying what to pass instead."""
     if isinstance(weights, (str, bytes, Mapping, set, frozenset)) or not isinstance(weights, Collection):
         raise MixWeightTypeError(
-            f"weights must be a list with one number per adapter ({list(adapters)}), e.g. "
-            f"{[1.0] * len(adapters)}; got {weights!r}."
+            tr(
+                en=f"weights must be a list with one number per adapter ({list(adapters)}), e.g. "
+                f"{[1.0] * len(adapters)}; got {weights!r}.",
+                ru=f"weights — список с одним числом на адаптер ({list(adapters)}), например "
+                f"{[1.0] * len(adapters)}; получено {weights!r}.",
+            )
         )
     if len(weights) != len(adapters):
-        raise MixError(f"{len(adapters)} adapters but {len(weights)} weights; give one weight per adapter.")
+        n, k = len(adapters), len(weights)
+        raise MixError(
+            tr(
+                en=f"{n} adapters but {k} weights; give one weight per adapter.",
+                ru=f"{n} {plural_ru(n, 'адаптер', 'адаптера', 'адаптеров')} и {k} "
+                f"{plural_ru(k, 'вес', 'веса', 'весов')}; задайте по одному весу на адаптер.",
+            )
+        )
     return [check_weight(a, w, allow_negative) for a, w in zip(adapters, weights)]
+
+
+def not_loaded_message(missing: Sequence[str], loaded: Sequence[str]) -> str:
+    """The start of the error for adapters that are not loaded (the caller adds what to do)."""
+    return tr(
+        en=f"Adapters {list(missing)} are not loaded (loaded: {list(loaded)})",
+        ru=f"Адаптеры {list(missing)} не загружены (загружены: {list(loaded)})",
+    )
 
 
 def lora_layers(model) -> list[tuple[str, object]]:
@@ -194,28 +221,50 @@ def check_weighted_request(
 
     loaded = list(model.peft_config)
     if combination_type not in ALL_COMBINATION_TYPES:
+        types = ", ".join(ALL_COMBINATION_TYPES)
         raise MixError(
-            f"Unknown combination_type {combination_type!r}; choose one of {', '.join(ALL_COMBINATION_TYPES)}."
+            tr(
+                en=f"Unknown combination_type {combination_type!r}; choose one of {types}.",
+                ru=f"Неизвестный combination_type {combination_type!r}; выберите один из: {types}.",
+            )
         )
     if not adapters:
-        raise MixError("Give at least one adapter to combine.")
+        raise MixError(
+            tr(en="Give at least one adapter to combine.", ru="Укажите хотя бы один адаптер для объединения.")
+        )
     missing = [a for a in adapters if a not in loaded]
     if missing:
         raise MixError(
-            f"Adapters {missing} are not loaded (loaded: {loaded}); load them with "
-            "model.load_adapter(folder, adapter_name=...) first."
+            not_loaded_message(missing, loaded)
+            + tr(
+                en="; load them with model.load_adapter(folder, adapter_name=...) first.",
+                ru="; сначала загрузите их через model.load_adapter(folder, adapter_name=...).",
+            )
         )
     check_weights(adapters, weights)
     _refuse_stale(getattr(model, "base_model", None), "create_weighted_adapter")
     check_mixable(model, adapters)
     if not adapter_name or "." in adapter_name:
-        raise MixError(f"Adapter name {adapter_name!r} is not usable by PEFT (no dots, not empty); e.g. 'mix_w15'.")
+        raise MixError(
+            tr(
+                en=f"Adapter name {adapter_name!r} is not usable by PEFT (no dots, not empty); e.g. 'mix_w15'.",
+                ru=f"Имя адаптера {adapter_name!r} не годится для PEFT (без точек, не пустое); например, 'mix_w15'.",
+            )
+        )
     if adapter_name in adapters:
         raise MixError(
-            f"The new adapter cannot reuse the name of a source adapter ({adapter_name!r}); pick a new name."
+            tr(
+                en=f"The new adapter cannot reuse the name of a source adapter ({adapter_name!r}); pick a new name.",
+                ru=f"Новый адаптер не может взять имя исходного ({adapter_name!r}); выберите новое имя.",
+            )
         )
     if density is not None and not 0.0 < density <= 1.0:
-        raise MixError(f"density must be in (0, 1] (the share of weights kept), got {density}.")
+        raise MixError(
+            tr(
+                en=f"density must be in (0, 1] (the share of weights kept), got {density}.",
+                ru=f"density должна быть в интервале (0, 1] (доля сохраняемых весов), получено {density}.",
+            )
+        )
     if combination_type.endswith("svd"):
         low = sorted(str(d) for d in _lora_dtypes(model, adapters) if d in (torch.float16, torch.bfloat16))
         if low:
@@ -336,19 +385,28 @@ def check_runtime_weights(model, weights: Mapping[str, float]) -> dict[str, floa
     """Runtime weights as {loaded adapter: float in 0..MAX_WEIGHT}; MixError saying what to pass instead."""
     if not isinstance(weights, Mapping):
         raise MixWeightTypeError(
-            f"Runtime weights are a dict {{adapter: weight}}, e.g. {{'json': 1.0, 'support': 0.5}}; got {weights!r}."
+            tr(
+                en="Runtime weights are a dict {adapter: weight}, e.g. {'json': 1.0, 'support': 0.5}; "
+                f"got {weights!r}.",
+                ru="Веса на лету — словарь {адаптер: вес}, например {'json': 1.0, 'support': 0.5}; "
+                f"получено {weights!r}.",
+            )
         )
     loaded = list(model.peft_config)
     missing = [a for a in weights if a not in loaded]
     if missing:
-        raise MixError(f"Adapters {missing} are not loaded (loaded: {loaded}).")
+        raise MixError(not_loaded_message(missing, loaded) + ".")
     if not weights:
-        raise MixError("Give at least one adapter weight.")
+        raise MixError(tr(en="Give at least one adapter weight.", ru="Задайте вес хотя бы одного адаптера."))
     bad = {a: w for a, w in weights.items() if isinstance(w, numbers.Real) and not isinstance(w, bool) and w < 0}
     if bad:
         raise MixWeightError(
-            f"Runtime weights must be >= 0 (got {bad}); for a negative weight build an adapter "
-            "with create_weighted_adapter, which accepts negative weights."
+            tr(
+                en=f"Runtime weights must be >= 0 (got {bad}); for a negative weight build an adapter "
+                "with create_weighted_adapter, which accepts negative weights.",
+                ru=f"Веса на лету должны быть >= 0 (получено {bad}); для отрицательного веса соберите адаптер "
+                "через create_weighted_adapter, он принимает отрицательные веса.",
+            )
         )
     return {a: check_weight(a, w, allow_negative=False) for a, w in weights.items()}
 
@@ -597,15 +655,25 @@ def lora_updates(adapter_folder: Path | str) -> dict[str, LoraUpdate]:
         if config.get(k)
     ]
     if config.get("peft_type", "LORA") != "LORA" or unsupported:
+        found = unsupported or config.get("peft_type")
         raise MixError(
-            f"{folder.name}: merging checkpoint files handles plain LoRA only (found "
-            f"{unsupported or config.get('peft_type')}); merge in memory with merge_and_unload instead."
+            tr(
+                en=f"{folder.name}: merging checkpoint files handles plain LoRA only (found "
+                f"{found}); merge in memory with merge_and_unload instead.",
+                ru=f"{folder.name}: слияние по файлам чекпоинта умеет только обычный LoRA (найдено "
+                f"{found}); выполните слияние в памяти через merge_and_unload.",
+            )
         )
     factors: dict[str, dict] = {}
     for key, tensor in load_file(str(folder / "adapter_model.safetensors")).items():
         match = re.fullmatch(r"(?:base_model\.model\.)?(.+)\.lora_([AB])\.weight", key)
         if match is None:
-            raise MixError(f"{folder.name}: unexpected tensor {key!r} in a LoRA adapter.")
+            raise MixError(
+                tr(
+                    en=f"{folder.name}: unexpected tensor {key!r} in a LoRA adapter.",
+                    ru=f"{folder.name}: неожиданный тензор {key!r} в адаптере LoRA.",
+                )
+            )
         factors.setdefault(match.group(1), {})[match.group(2)] = tensor
     updates = {}
     alphas = config.get("alpha_pattern") or {}
@@ -694,12 +762,16 @@ def merge_checkpoint(
                 size += buffer[key].numel() * buffer[key].element_size()
                 if size >= shard_bytes:
                     flush()
-        log(f"merged {file.name}")
+        log(tr(en=f"merged {file.name}", ru=f"слит {file.name}"))
     flush()
     if pending:
         raise MixError(
-            f"The adapter targets weights the checkpoint lacks: {sorted(pending)[:3]} … — "
-            "it was trained on another base."
+            tr(
+                en=f"The adapter targets weights the checkpoint lacks: {sorted(pending)[:3]} … — "
+                "it was trained on another base.",
+                ru=f"Адаптер меняет веса, которых нет в чекпоинте: {sorted(pending)[:3]} … — "
+                "он обучен на другой базовой модели.",
+            )
         )
     _name_shards(out_dir, written)
     config = AutoConfig.from_pretrained(str(source))
@@ -760,7 +832,9 @@ def merge_for_deployment(
     from .budget import fits_t4
 
     if not adapter_folders:
-        raise ValueError("Give at least one adapter folder to merge.")
+        raise ValueError(
+            tr(en="Give at least one adapter folder to merge.", ru="Укажите хотя бы одну папку адаптера для слияния.")
+        )
     if weights is not None:  # checked now, not after minutes of loading the base
         check_weights(list(adapter_folders), weights)
     fits = fits_t4(profile, "fp16")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import env
+from .adapters import adapter_file_problem
 from .chat_format import ROLE_MARKERS
 from .data import sft_rows
 from .i18n import plural_ru, tr
@@ -39,7 +40,6 @@ RESUME_FILES = ("optimizer.pt", "scheduler.pt")  # torch.save zip archives; trai
 OPTIONAL_FILES = ("scaler.pt", "training_args.bin")  # torch.save files a checkpoint may hold, besides rng_state*.pth
 STRUCTURE_ONLY = ("optimizer.pt", "training_args.bin")  # checked by their zip directory only: big, or not loaded
 SMALL_TORCH_FILE = 8 * 1024 * 1024  # files up to this size are loaded in full by checkpoint_problem
-ADAPTER_CONFIG = "adapter_config.json"
 
 
 class DataError(ValueError):
@@ -469,36 +469,24 @@ def checkpoint_problem(checkpoint: str | Path) -> str | None:
     weights = [folder / ADAPTER_WEIGHTS, *folder.glob(f"*/{ADAPTER_WEIGHTS}")]
     weights = [w for w in weights if w.is_file()]
     if not weights:
-        return f"no {ADAPTER_WEIGHTS}"
+        return tr(en=f"no {ADAPTER_WEIGHTS}", ru=f"нет {ADAPTER_WEIGHTS}")
     for path in weights:
-        if not readable_safetensors(path):
-            return f"{path.relative_to(folder)} is cut short"
-        problem = adapter_config_problem(path.parent / ADAPTER_CONFIG)
-        if problem:
-            return f"{(path.parent / ADAPTER_CONFIG).relative_to(folder)} {problem}"
+        found = adapter_file_problem(path.parent)  # the adapter folder check, shared with the artifact search
+        if found is not None:
+            file, why = found
+            return f"{(path.parent / file).relative_to(folder)} {why}"
     for name in RESUME_FILES:
         if not (folder / name).is_file():
-            return f"no {name}"
+            return tr(en=f"no {name}", ru=f"нет {name}")
     torch_files = [folder / name for name in RESUME_FILES]
     torch_files += sorted(folder.glob("rng_state*.pth"))
     torch_files += [folder / name for name in OPTIONAL_FILES if (folder / name).is_file()]
     for path in torch_files:
         if not readable_torch_file(path, load=path.name not in STRUCTURE_ONLY):
-            return f"{path.name} is cut short or unreadable"
+            return tr(en=f"{path.name} is cut short or unreadable", ru=f"{path.name} обрезан или не читается")
     if not isinstance(read_trainer_state(folder).get("global_step"), int):
-        return f"{TRAINER_STATE} is missing or cut short"
+        return tr(en=f"{TRAINER_STATE} is missing or cut short", ru=f"{TRAINER_STATE} отсутствует или обрезан")
     return None
-
-
-def adapter_config_problem(path: Path) -> str | None:
-    """Why a checkpoint's adapter_config.json cannot be read (missing, cut short, not a JSON object), or None."""
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return "is missing"
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return "is cut short or unreadable"
-    return None if isinstance(config, dict) else "is not a JSON object"
 
 
 def readable_torch_file(path: Path, load: bool = True) -> bool:
@@ -522,17 +510,6 @@ def readable_torch_file(path: Path, load: bool = True) -> bool:
             torch.load(path, map_location="cpu", weights_only=True)
         return True
     except Exception:  # noqa: BLE001 - zipfile, OSError, pickle and torch errors all mean "cannot be loaded"
-        return False
-
-
-def readable_safetensors(path: Path) -> bool:
-    """True when `path` is a whole safetensors file (its header covers exactly the bytes on disk)."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt"):
-            return True
-    except (SafetensorError, OSError):
         return False
 
 

@@ -53,7 +53,7 @@ def empty_weights(folder: Path) -> Path:
             "adapter_model.safetensors is empty, cut short or damaged",
         ),
         (lambda f: (f / "adapter_config.json").write_text('{"r": 1'), "adapter_config.json is not valid JSON"),
-        (lambda f: (f / "adapter_config.json").unlink(), "no adapter_config.json"),
+        (lambda f: (f / "adapter_config.json").unlink(), "adapter_config.json is missing"),
     ],
     ids=["weights-empty", "weights-cut", "config-cut", "no-config"],
 )

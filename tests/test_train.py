@@ -138,7 +138,7 @@ def _fake_checkpoint(folder: Path, step: int) -> Path:
     [
         (
             lambda c: (c / "json" / "adapter_model.safetensors").write_bytes(b"\x10\x00"),
-            "adapter_model.safetensors is cut",
+            "json/adapter_model.safetensors is empty, cut short or damaged",
         ),
         (lambda c: (c / "json" / "adapter_model.safetensors").unlink(), "no adapter_model.safetensors"),
         (lambda c: (c / "optimizer.pt").unlink(), "no optimizer.pt"),

@@ -56,7 +56,7 @@ def truncate(path: Path, size: int = 300) -> None:
     [
         (lambda c: truncate(c / "rng_state.pth"), "rng_state.pth is cut short"),
         (lambda c: (c / "rng_state.pth").write_bytes(b""), "rng_state.pth is cut short"),
-        (lambda c: truncate(c / "json" / "adapter_config.json", 10), "json/adapter_config.json is cut short"),
+        (lambda c: truncate(c / "json" / "adapter_config.json", 10), "json/adapter_config.json is not valid JSON"),
         (lambda c: (c / "json" / "adapter_config.json").unlink(), "json/adapter_config.json is missing"),
         (lambda c: (c / "json" / "adapter_config.json").write_text("[1, 2]"), "adapter_config.json is not a JSON"),
         (lambda c: truncate(c / "scaler.pt"), "scaler.pt is cut short"),

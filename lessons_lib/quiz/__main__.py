@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lessons_lib.i18n import tr
+from lessons_lib.i18n import plural_ru, tr
 from lessons_lib.paths import BUILD_DIR
 
 from .bank import BankError, available_notebooks, load_bank
@@ -57,14 +57,27 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    measured = read_summary(args.summary)
-    print(f"teacher kit: {len(written)} files in {args.out} for notebooks {', '.join(notebooks)} ({', '.join(langs)})")
-    print(
-        f"tiny-profile run times: {len(measured)} of {len(notebooks)} notebooks measured"
-        + ("" if measured else f" ({args.summary} not found: run `python -m lessons_lib.course run` first)")
-    )
-    print(f"open {args.out / 'index.html'}")
+    print(kit_summary(len(written), args.out, notebooks, langs, len(read_summary(args.summary)), args.summary))
     return 0
+
+
+def kit_summary(files: int, out: Path, notebooks: list[str], langs: tuple[str, ...], measured: int, summary) -> str:
+    """The three lines `teacher-kit` prints: what was written, how many run times were measured, what to open."""
+    listed, in_langs, n = ", ".join(notebooks), ", ".join(langs), len(notebooks)
+    missing = tr(
+        en=f" ({summary} not found: run `python -m lessons_lib.course run` first)",
+        ru=f" ({summary} не найден: сначала выполните `python -m lessons_lib.course run`)",
+    )
+    return tr(
+        en=f"teacher kit: {files} files in {out} for notebooks {listed} ({in_langs})\n"
+        f"tiny-profile run times: {measured} of {n} notebooks measured{'' if measured else missing}\n"
+        f"open {out / 'index.html'}",
+        ru=f"набор преподавателя: {files} {plural_ru(files, 'файл', 'файла', 'файлов')} в {out} для "
+        f"{plural_ru(n, 'ноутбука', 'ноутбуков', 'ноутбуков')} {listed} ({in_langs})\n"
+        f"время прогона на профиле tiny: измерено для {measured} из {n} "
+        f"{plural_ru(n, 'ноутбука', 'ноутбуков', 'ноутбуков')}{'' if measured else missing}\n"
+        f"откройте {out / 'index.html'}",
+    )
 
 
 if __name__ == "__main__":

@@ -8,8 +8,14 @@ import json
 import os
 import sys
 
+from ..i18n import tr
 from . import KINDS
 from .learned import TRAIN_STEPS
+
+
+def saved_line(folder) -> str:
+    """The line that says where a trained router was saved."""
+    return tr(en=f"saved to {folder}", ru=f"сохранено в {folder}")
 
 
 def _evaluate(args) -> int:
@@ -20,9 +26,14 @@ def _evaluate(args) -> int:
     router = load_router(args.router, args.profile, log=lambda *a: print(*a, file=sys.stderr))
     rows = read_jsonl(args.data, router.labels)
     report = evaluate_router(router, rows, args.router)
-    print(f"router: {args.router}   prompts: {len(rows)}   ms/prompt: {report.ms_per_prompt:.2f}")
+    print(
+        tr(
+            en=f"router: {args.router}   prompts: {len(rows)}   ms/prompt: {report.ms_per_prompt:.2f}",
+            ru=f"маршрутизатор: {args.router}   промптов: {len(rows)}   мс/промпт: {report.ms_per_prompt:.2f}",
+        )
+    )
     print(report.table())
-    print(f"accuracy={report.accuracy:.4f}")
+    print(tr(en=f"accuracy={report.accuracy:.4f}", ru=f"точность={report.accuracy:.4f}"))
     return 0
 
 
@@ -41,8 +52,14 @@ def _train(args) -> int:
         profile, args.out or router_dir(profile), args.steps, args.seed, learning_rate=args.lr, heldout=heldout_rows()
     )
     meta = json.loads((folder / ROUTER_FILE).read_text(encoding="utf-8"))
-    print(f"held-out accuracy {meta['heldout_accuracy']:.3f} (threshold {meta['threshold']:.2f}, chosen on dev)")
-    print(f"saved to {folder}")
+    accuracy, threshold = meta["heldout_accuracy"], meta["threshold"]
+    print(
+        tr(
+            en=f"held-out accuracy {accuracy:.3f} (threshold {threshold:.2f}, chosen on dev)",
+            ru=f"точность на отложенной выборке {accuracy:.3f} (порог {threshold:.2f}, выбран на dev)",
+        )
+    )
+    print(saved_line(folder))
     return 0
 
 
@@ -57,14 +74,31 @@ def _train_ngram(args) -> int:
     train, dev = course_splits(seed=args.seed)
     tuned = tune(train, dev)
     for row in tuned.tried:
-        print(f"max_n={row['max_n']} l2={row['l2']:g}: dev accuracy {row['dev_accuracy']:.3f}")
+        setting = f"max_n={row['max_n']} l2={row['l2']:g}"
+        print(
+            tr(
+                en=f"{setting}: dev accuracy {row['dev_accuracy']:.3f}",
+                ru=f"{setting}: точность на dev {row['dev_accuracy']:.3f}",
+            )
+        )
     router = tuned.router
     report = evaluate_router(router, heldout_rows(), "ngram")
-    print(f"chosen: max_n={router.config.max_n} l2={router.config.l2:g} threshold={router.threshold:.2f}")
-    print(f"dev accuracy {tuned.dev_accuracy:.3f}; held-out accuracy (seen once) {report.accuracy:.3f}")
+    chosen = f"max_n={router.config.max_n} l2={router.config.l2:g}"
+    print(
+        tr(
+            en=f"chosen: {chosen} threshold={router.threshold:.2f}",
+            ru=f"выбрано: {chosen} порог={router.threshold:.2f}",
+        )
+    )
+    print(
+        tr(
+            en=f"dev accuracy {tuned.dev_accuracy:.3f}; held-out accuracy (seen once) {report.accuracy:.3f}",
+            ru=f"точность на dev {tuned.dev_accuracy:.3f}; на отложенной выборке (один раз) {report.accuracy:.3f}",
+        )
+    )
     extra = {"seed": args.seed, "train_rows": len(train), "dev_rows": len(dev), "dev_accuracy": tuned.dev_accuracy}
     folder = router.save(args.out or shipped_ngram_dir(), extra={**extra, "tried": tuned.tried})
-    print(f"saved to {folder}")
+    print(saved_line(folder))
     return 0
 
 
@@ -77,12 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--router", choices=KINDS, default="learned")
     ev.add_argument("--data", required=True, help='JSONL file, lines {"text": ..., "label": ...}')
     ev.add_argument("--profile", default=None, help="tiny | t4 | 7b (default: $LESSONS_PROFILE or automatic)")
-    tr = sub.add_parser("train", help="(re)build the router adapter deterministically")
-    tr.add_argument("--profile", default="tiny")
-    tr.add_argument("--steps", type=int, default=TRAIN_STEPS)
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--lr", type=float, default=None, help="default: 5e-3 on tiny, scaled like the profile's SFT rate")
-    tr.add_argument("--out", default=None, help="folder to save into (default: assets/router/adapter for tiny)")
+    train = sub.add_parser("train", help="(re)build the router adapter deterministically")
+    train.add_argument("--profile", default="tiny")
+    train.add_argument("--steps", type=int, default=TRAIN_STEPS)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--lr", type=float, default=None, help="default: 5e-3 on tiny, scaled like the profile's SFT rate"
+    )
+    train.add_argument("--out", default=None, help="folder to save into (default: assets/router/adapter for tiny)")
     ng = sub.add_parser("train-ngram", help="(re)build the n-gram router: tune on dev, report held-out once, save")
     ng.add_argument("--seed", type=int, default=0)
     ng.add_argument("--out", default=None, help="folder to save into (default: assets/router/ngram)")
@@ -91,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return commands[args.command](args)
     except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)  # the prefix stays, as in every course CLI; the message is translated
         return 2
 
 

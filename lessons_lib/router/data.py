@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .. import domains
 from ..data import examples, make_general_prompt
+from ..i18n import tr
 from ..jsonl import read_objects
 from ..paths import ASSETS_DIR
 from .base import course_labels
@@ -569,7 +570,12 @@ def training_rows(
 ) -> list[dict]:
     """Balanced, shuffled `{"text", "label"}` rows: template and course prompts, EN+RU, partly augmented."""
     if n_per_label < 4:
-        raise ValueError("n_per_label must be at least 4 (two per language).")
+        raise ValueError(
+            tr(
+                en="n_per_label must be at least 4 (two per language).",
+                ru="n_per_label должно быть не меньше 4 (по два на язык).",
+            )
+        )
     rng = random.Random(f"router/{seed}")
     rows = []
     for label in course_labels():
@@ -596,9 +602,20 @@ def read_jsonl(path: str | Path, labels: Iterable[str] | None = None) -> list[di
     rows = []
     for number, row in read_objects(path, '{"text": ..., "label": ...}'):
         if not isinstance(row.get("text"), str) or not isinstance(row.get("label"), str):
-            raise ValueError(f'{path}:{number} must be an object with string fields "text" and "label".')
+            raise ValueError(
+                tr(
+                    en=f'{path}:{number} must be an object with string fields "text" and "label".',
+                    ru=f'{path}:{number}: нужен объект со строковыми полями "text" и "label".',
+                )
+            )
         if known is not None and row["label"] not in known:
-            raise ValueError(f"{path}:{number} has label {row['label']!r}; known labels: {', '.join(sorted(known))}.")
+            names = ", ".join(sorted(known))
+            raise ValueError(
+                tr(
+                    en=f"{path}:{number} has label {row['label']!r}; known labels: {names}.",
+                    ru=f"{path}:{number}: метка {row['label']!r} неизвестна; известные метки: {names}.",
+                )
+            )
         rows.append({"text": row["text"], "label": row["label"]})
     return rows
 
@@ -616,7 +633,12 @@ def natural_rows() -> list[dict]:
 def split_rows(rows: list[dict], dev_share: float = 0.25, seed: int = 0) -> tuple[list[dict], list[dict]]:
     """(train, dev): a deterministic split that keeps `dev_share` of each label's rows for choosing settings."""
     if not 0.0 < dev_share < 1.0:
-        raise ValueError(f"dev_share is a fraction in (0, 1), got {dev_share}.")
+        raise ValueError(
+            tr(
+                en=f"dev_share is a fraction in (0, 1), got {dev_share}.",
+                ru=f"dev_share — доля в интервале (0, 1), получено {dev_share}.",
+            )
+        )
     train, dev = [], []
     for label in dict.fromkeys(r["label"] for r in rows):
         group = [r for r in rows if r["label"] == label]

@@ -28,17 +28,37 @@ class KeywordRouter(Router):
     def __init__(self, rules: Mapping[str, Sequence[str]] | None = None, fallback: str = GENERAL):
         rules = default_rules() if rules is None else rules
         if not rules:
-            raise ValueError("KeywordRouter needs at least one rule, e.g. {'json': ['json', 'schema']}.")
+            raise ValueError(
+                tr(
+                    en="KeywordRouter needs at least one rule, e.g. {'json': ['json', 'schema']}.",
+                    ru="KeywordRouter нужно хотя бы одно правило, например {'json': ['json', 'schema']}.",
+                )
+            )
         clean: dict[str, tuple[str, ...]] = {}
         for label, words in rules.items():
             if isinstance(words, str):
-                raise ValueError(f"Rules for {label!r} must be a list of keywords, not the string {words!r}.")
+                raise ValueError(
+                    tr(
+                        en=f"Rules for {label!r} must be a list of keywords, not the string {words!r}.",
+                        ru=f"Правила для {label!r} — список ключевых слов, а не строка {words!r}.",
+                    )
+                )
             kept = tuple(w.lower().strip() for w in words if w and w.strip())
             if not kept:
-                raise ValueError(f"Label {label!r} has no keywords; give at least one or drop the label.")
+                raise ValueError(
+                    tr(
+                        en=f"Label {label!r} has no keywords; give at least one or drop the label.",
+                        ru=f"У метки {label!r} нет ключевых слов; задайте хотя бы одно или уберите метку.",
+                    )
+                )
             clean[label] = kept
         if not isinstance(fallback, str) or not fallback:
-            raise ValueError("fallback must be a label name, e.g. 'general'.")
+            raise ValueError(
+                tr(
+                    en="fallback must be a label name, e.g. 'general'.",
+                    ru="fallback — имя метки, например 'general'.",
+                )
+            )
         self.rules = clean
         self.fallback = fallback
         self.labels = tuple(dict.fromkeys([*clean, fallback]))

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..i18n import tr
+from ..i18n import plural_ru, tr
 from ..recipes import ROUTER_BATCH, ROUTER_LEARNING_RATE, ROUTER_STEPS
 from .base import GENERAL, RouteDecision, Router, course_labels
 from .encode import encode_batch
@@ -148,12 +148,22 @@ def fit(
     from tqdm import tqdm  # a text bar: its last state is what a saved notebook shows (a widget bar stays at 0%)
 
     if not rows:
-        raise ValueError("No training rows: give {'text', 'label'} rows, e.g. from router.data.training_rows().")
+        raise ValueError(
+            tr(
+                en="No training rows: give {'text', 'label'} rows, e.g. from router.data.training_rows().",
+                ru="Нет обучающих строк: передайте строки {'text', 'label'}, например из router.data.training_rows().",
+            )
+        )
     labels = tuple(labels or course_labels())
     index = {lbl: i for i, lbl in enumerate(labels)}
     bad = sorted({r["label"] for r in rows} - set(index))
     if bad:
-        raise ValueError(f"Training labels {bad} are not among the router's labels {tuple(labels)}.")
+        raise ValueError(
+            tr(
+                en=f"Training labels {bad} are not among the router's labels {tuple(labels)}.",
+                ru=f"Обучающих меток {bad} нет среди меток маршрутизатора {tuple(labels)}.",
+            )
+        )
     torch.manual_seed(seed)
     rng = random.Random(seed)
     device = next(model.parameters()).device
@@ -200,13 +210,29 @@ class LearnedRouter(Router):
         batch_size: int = 32,
     ):
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be between 0 and 1 (a probability), got {threshold}.")
+            raise ValueError(
+                tr(
+                    en=f"threshold must be between 0 and 1 (a probability), got {threshold}.",
+                    ru=f"threshold должен быть от 0 до 1 (это вероятность), получено {threshold}.",
+                )
+            )
         labels = tuple(labels or course_labels())
         if fallback not in labels:
-            raise ValueError(f"fallback {fallback!r} must be one of the labels {tuple(labels)}.")
+            raise ValueError(
+                tr(
+                    en=f"fallback {fallback!r} must be one of the labels {tuple(labels)}.",
+                    ru=f"fallback {fallback!r} должен быть одной из меток {tuple(labels)}.",
+                )
+            )
         n_out = getattr(model.config, "num_labels", len(labels))
         if n_out != len(labels):
-            raise ValueError(f"The model has {n_out} outputs but {len(labels)} labels were given.")
+            raise ValueError(
+                tr(
+                    en=f"The model has {n_out} outputs but {len(labels)} labels were given.",
+                    ru=f"У модели {n_out} {plural_ru(n_out, 'выход', 'выхода', 'выходов')}, а меток передано "
+                    f"{len(labels)}.",
+                )
+            )
         self.model, self.tokenizer = model, tokenizer
         self.labels, self.threshold, self.fallback, self.batch_size = tuple(labels), threshold, fallback, batch_size
         self.half = half_dtype(model)  # a trained fp32 head on an fp16 base: route under autocast, as in training
@@ -254,7 +280,12 @@ class LearnedRouter(Router):
         from .metrics import choose_threshold
 
         if not dev:
-            raise ValueError("calibrate needs dev rows ({'text', 'label'}); router.data.course_splits makes them.")
+            raise ValueError(
+                tr(
+                    en="calibrate needs dev rows ({'text', 'label'}); router.data.course_splits makes them.",
+                    ru="calibrate нужны строки dev ({'text', 'label'}); их делает router.data.course_splits.",
+                )
+            )
         probabilities = self.probabilities([r["text"] for r in dev]).tolist()
         gold = [r["label"] for r in dev]
         self.threshold, accuracy = choose_threshold(probabilities, gold, self.labels, self.fallback)
@@ -283,7 +314,12 @@ class LearnedRouter(Router):
         folder = Path(folder)
         if not (folder / "adapter_config.json").is_file():
             raise FileNotFoundError(
-                f"No router adapter at {folder}. Train one with `python -m lessons_lib.router train` (or notebook 04)."
+                tr(
+                    en=f"No router adapter at {folder}. Train one with `python -m lessons_lib.router train` "
+                    "(or notebook 04).",
+                    ru=f"В {folder} нет адаптера маршрутизатора. Обучите его командой "
+                    "`python -m lessons_lib.router train` (или в ноутбуке 04).",
+                )
             )
         meta = (
             json.loads((folder / ROUTER_FILE).read_text(encoding="utf-8")) if (folder / ROUTER_FILE).is_file() else {}

@@ -33,11 +33,26 @@ class NgramConfig:
 
     def __post_init__(self):
         if not 1 <= self.min_n <= self.max_n:
-            raise ValueError(f"Need 1 <= min_n <= max_n, got min_n={self.min_n}, max_n={self.max_n}.")
+            raise ValueError(
+                tr(
+                    en=f"Need 1 <= min_n <= max_n, got min_n={self.min_n}, max_n={self.max_n}.",
+                    ru=f"Нужно 1 <= min_n <= max_n, получено min_n={self.min_n}, max_n={self.max_n}.",
+                )
+            )
         if self.buckets < 16:
-            raise ValueError(f"buckets must be at least 16, got {self.buckets}.")
+            raise ValueError(
+                tr(
+                    en=f"buckets must be at least 16, got {self.buckets}.",
+                    ru=f"buckets должно быть не меньше 16, получено {self.buckets}.",
+                )
+            )
         if self.l2 < 0 or self.steps < 1 or self.learning_rate <= 0:
-            raise ValueError("Need l2 >= 0, steps >= 1 and learning_rate > 0.")
+            raise ValueError(
+                tr(
+                    en="Need l2 >= 0, steps >= 1 and learning_rate > 0.",
+                    ru="Нужно l2 >= 0, steps >= 1 и learning_rate > 0.",
+                )
+            )
 
 
 def char_ngrams(text: str, min_n: int = 1, max_n: int = 4) -> list[str]:
@@ -82,10 +97,21 @@ def fit(rows: Sequence[dict], labels: Sequence[str], config: NgramConfig):
 
     missing = [lbl for lbl in labels if not any(r["label"] == lbl for r in rows)]
     if missing:
-        raise ValueError(f"No training rows for labels {missing}; every label needs examples.")
+        raise ValueError(
+            tr(
+                en=f"No training rows for labels {missing}; every label needs examples.",
+                ru=f"Нет обучающих строк для меток {missing}; каждой метке нужны примеры.",
+            )
+        )
     unknown = sorted({r["label"] for r in rows} - set(labels))
     if unknown:
-        raise ValueError(f"Training rows have labels {unknown} outside {', '.join(labels)}.")
+        known = ", ".join(labels)
+        raise ValueError(
+            tr(
+                en=f"Training rows have labels {unknown} outside {known}.",
+                ru=f"В обучающих строках есть метки {unknown}, которых нет среди {known}.",
+            )
+        )
     index = {lbl: i for i, lbl in enumerate(labels)}
     target = torch.tensor([index[r["label"]] for r in rows])
     features = featurize([r["text"] for r in rows], config)
@@ -111,14 +137,29 @@ class NgramRouter(Router):
     ):
         labels = tuple(labels)
         if tuple(weight.shape) != (config.buckets, len(labels)) or tuple(bias.shape) != (len(labels),):
+            shapes = f"{tuple(weight.shape)} / {tuple(bias.shape)}"
             raise ValueError(
-                f"Weights of shape {tuple(weight.shape)} / {tuple(bias.shape)} do not match {config.buckets} buckets "
-                f"and labels {labels}; train with NgramRouter.train or load a matching file."
+                tr(
+                    en=f"Weights of shape {shapes} do not match {config.buckets} buckets "
+                    f"and labels {labels}; train with NgramRouter.train or load a matching file.",
+                    ru=f"Веса формы {shapes} не подходят к {config.buckets} корзинам (buckets) и меткам {labels}; "
+                    "обучите маршрутизатор через NgramRouter.train или загрузите подходящий файл.",
+                )
             )
         if not 0.0 <= threshold < 1.0:
-            raise ValueError(f"threshold is a probability in [0, 1), got {threshold}.")
+            raise ValueError(
+                tr(
+                    en=f"threshold is a probability in [0, 1), got {threshold}.",
+                    ru=f"threshold — вероятность в интервале [0, 1), получено {threshold}.",
+                )
+            )
         if fallback not in labels:
-            raise ValueError(f"fallback {fallback!r} is not one of the labels {labels}.")
+            raise ValueError(
+                tr(
+                    en=f"fallback {fallback!r} is not one of the labels {labels}.",
+                    ru=f"fallback {fallback!r} не входит в метки {labels}.",
+                )
+            )
         self.weight, self.bias, self.labels, self.config = weight, bias, labels, config
         self.threshold, self.fallback = threshold, fallback
 
@@ -132,7 +173,12 @@ class NgramRouter(Router):
     ) -> NgramRouter:
         """Fit the linear layer on `{"text", "label"}` rows (deterministic: same rows and config → same weights)."""
         if not rows:
-            raise ValueError("NgramRouter.train needs labeled rows, e.g. router.data.training_rows().")
+            raise ValueError(
+                tr(
+                    en="NgramRouter.train needs labeled rows, e.g. router.data.training_rows().",
+                    ru="NgramRouter.train нужны размеченные строки, например из router.data.training_rows().",
+                )
+            )
         config = config or NgramConfig()
         labels = tuple(labels or course_labels())
         weight, bias, _ = fit(rows, labels, config)
@@ -190,15 +236,26 @@ class NgramRouter(Router):
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (folder / name).is_file():
                 raise FileNotFoundError(
-                    f"{folder / name} not found: an n-gram router folder holds {CONFIG_FILE} and {WEIGHTS_FILE} "
-                    "(write one with NgramRouter.save or `python -m lessons_lib.router train-ngram`)."
+                    tr(
+                        en=f"{folder / name} not found: an n-gram router folder holds {CONFIG_FILE} and "
+                        f"{WEIGHTS_FILE} (write one with NgramRouter.save or "
+                        "`python -m lessons_lib.router train-ngram`).",
+                        ru=f"{folder / name} не найден: в папке n-граммного маршрутизатора лежат {CONFIG_FILE} и "
+                        f"{WEIGHTS_FILE} (создайте её через NgramRouter.save или "
+                        "`python -m lessons_lib.router train-ngram`).",
+                    )
                 )
         try:
             meta = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
             config = NgramConfig(**meta["config"])
             labels, threshold, fallback = meta["labels"], meta["threshold"], meta.get("fallback", GENERAL)
         except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{folder / CONFIG_FILE} is not an n-gram router config ({err}).") from err
+            raise ValueError(
+                tr(
+                    en=f"{folder / CONFIG_FILE} is not an n-gram router config ({err}).",
+                    ru=f"{folder / CONFIG_FILE} — не конфигурация n-граммного маршрутизатора ({err}).",
+                )
+            ) from err
         tensors = load_file(str(folder / WEIGHTS_FILE))
         return cls(tensors["weight"], tensors["bias"], labels, config, threshold, fallback)
 
@@ -223,7 +280,12 @@ def tune(train: Sequence[dict], dev: Sequence[dict], grid: Sequence[tuple[int, f
     from .metrics import choose_threshold, evaluate_router
 
     if not train or not dev:
-        raise ValueError("tune needs non-empty train and dev rows (router.data.split_rows makes both).")
+        raise ValueError(
+            tr(
+                en="tune needs non-empty train and dev rows (router.data.split_rows makes both).",
+                ru="tune нужны непустые строки train и dev (router.data.split_rows делает обе части).",
+            )
+        )
     tried, best = [], None
     for max_n, l2 in grid:
         router = NgramRouter.train(train, NgramConfig(max_n=max_n, l2=l2), labels)

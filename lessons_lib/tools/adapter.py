@@ -7,6 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ..i18n import plural_ru, tr
 from ..paths import TINY_ADAPTERS_DIR
 from ..recipes import TOOL_BATCH_SIZE, TOOL_LEARNING_RATE, TOOL_MODULES_TO_SAVE, TOOL_RANK, ToolRecipe
 from .data import (
@@ -120,6 +121,14 @@ def training_length(rows: list[dict], tokenizer, profile) -> int:
     return max(MAX_LENGTH, profile.max_length, max(rendered_length(row, tokenizer) for row in rows))
 
 
+def steps_in(steps: int, seconds: float) -> str:
+    """The "N steps in Ss" of a training log line, in the learner's language ("200 шагов за 31 с")."""
+    return tr(
+        en=f"{steps} steps in {seconds:.0f}s",
+        ru=f"{steps} {plural_ru(steps, 'шаг', 'шага', 'шагов')} за {seconds:.0f} с",
+    )
+
+
 def train_tool_adapter(
     profile,
     output_dir: str | Path,
@@ -156,7 +165,13 @@ def train_tool_adapter(
         warm = train_adapter(
             base, tok, warm_rows, profile, warm_dir, max_steps=warm_steps, seed=seed, log=log, **kwargs
         )
-        log(f"tools: warm-up on {', '.join(warm_tools)} calls, {warm.steps} steps in {warm.seconds:.0f}s")
+        calls = ", ".join(warm_tools)
+        log(
+            tr(
+                en=f"tools: warm-up on {calls} calls, {steps_in(warm.steps, warm.seconds)}",
+                ru=f"tools: разогрев на вызовах {calls}, {steps_in(warm.steps, warm.seconds)}",
+            )
+        )
         name = kwargs.get("adapter_name", "default")
         base = PeftModel.from_pretrained(load_base(profile, log=log), warm.adapter_dir, name, is_trainable=True)
     return train_adapter(base, tok, rows, profile, output_dir, max_steps=max_steps, seed=seed, log=log, **kwargs)
@@ -287,7 +302,7 @@ def build_tool_adapter(
     result = train_tool_adapter(
         PROFILES["tiny"], scratch, max_steps=steps, seed=seed, warm_steps=WARM_STEPS, resume=False, log=log
     )
-    log(f"tools: {result.steps} steps in {result.seconds:.0f}s")
+    log(f"tools: {steps_in(result.steps, result.seconds)}")
     metrics = ship_tool_adapter(scratch, folder, result.steps, seed, eval_n, time.time() - start, log)
     shutil.rmtree(scratch)
     return metrics
