@@ -3,12 +3,13 @@
 `model.generate` takes one set of decoding settings for the whole batch. Here the loop is written out: one prefill
 forward over the padded prompts, then one token per step from the KV cache. Each row picks its next token its own
 way (greedy argmax, or temperature + top-p with its own seeded `torch.Generator`), may be nudged towards some
-tokens (`token_bias`) or restricted to allowed ones, stops at eos, at its own `max_tokens` or before its first stop
-string, and reports text as it becomes final through `on_text`, so one batch serves streamed and plain requests
+tokens (`token_bias`) or restricted to allowed ones, never breaks a UTF-8 character (`whole_characters`), stops at
+eos, at its own `max_tokens` or before its first stop string, and reports text as it becomes final through
+`on_text`, so one batch serves streamed and plain requests
 alike. Finished rows leave the batch (their KV cache rows are dropped), and the loop ends when every row is done.
 
 Greedy rows equal `model.generate(..., do_sample=False)` token for token: same position ids (attention mask
-cumsum - 1), same float32 argmax.
+cumsum - 1), same float32 argmax; they differ only where `generate` would have written a broken character.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import inspect
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from .whole_characters import character_guard
 
 PEFT_BASE = "__base__"  # PEFT's row name for "no adapter" in a mixed batch
 MAX_TOP_LOGPROBS = 5
@@ -43,6 +46,8 @@ class RowRequest:
     token_bias: Callable[[list[int]], dict[int, float] | None] | None = None  # ids so far -> {id: logit added}
     on_text: OnText | None = None  # (new text, finish_reason or None, logprob entries or None), text is final
     cancelled: Callable[[], bool] | None = None  # polled each step; True drops the row ("cancelled")
+    whole_characters: bool = True  # never pick a token that leaves U+FFFD in the text (see `whole_characters`);
+    # rows with `allowed_tokens` keep to their own constraint, which decides on whole texts already
 
 
 @dataclass
@@ -105,6 +110,8 @@ class _Row:
                 request.seed if request.seed is not None else row_seed(None, 0)
             )
         self.watch_text = bool(request.on_text or request.stop)
+        self.guarded = request.whole_characters and request.allowed_tokens is None
+        self.owed = 0  # continuation bytes the text still needs to finish its last character
 
     def visible(self) -> str:
         """The row's text so far: decoded without special tokens, leading whitespace stripped."""
@@ -249,7 +256,7 @@ def _pick(logits, rows: list[_Row]) -> list[int]:
     return chosen
 
 
-def _advance(current: list[_Row], logits, token_text: TokenText | None, pad: int) -> list[int]:
+def _advance(current: list[_Row], logits, token_text: TokenText | None, pad: int, guard=None) -> list[int]:
     """One step for the active rows: drop cancelled ones, mask, pick, record logprobs; returns the tokens fed next."""
     import torch
 
@@ -257,10 +264,13 @@ def _advance(current: list[_Row], logits, token_text: TokenText | None, pad: int
         if row.request.cancelled is not None and row.request.cancelled():
             row.cancel()
     raw = logits
-    if any(r.request.token_bias is not None or r.request.allowed_tokens is not None for r in current):
+    guarded = guard is not None and any(r.guarded for r in current)
+    if guarded or any(r.request.token_bias is not None or r.request.allowed_tokens is not None for r in current):
         logits = logits.clone()
         _nudge(logits, current)
         _mask(logits, current)
+        if guarded:
+            _keep_characters_whole(logits, current, guard)
     logprobs = torch.log_softmax(raw, dim=-1) if any(r.request.logprobs for r in current) else None
     chosen = _pick(logits, current)
     for k, row in enumerate(current):
@@ -268,8 +278,22 @@ def _advance(current: list[_Row], logits, token_text: TokenText | None, pad: int
             chosen[k] = pad
             continue
         entry = _entry(token_text, chosen[k], logprobs[k], row.request.top_logprobs) if row.request.logprobs else None
+        if guard is not None:
+            row.owed = guard.owed_after(chosen[k], row.owed)
         row.add(chosen[k], entry)
     return chosen
+
+
+def _keep_characters_whole(logits, rows: list[_Row], guard) -> None:
+    """Ban, in each guarded row, the tokens that would break a UTF-8 character (in place)."""
+    import torch
+
+    bias = guard.bias(logits.shape[-1], logits.device, logits.dtype)
+    owed = torch.tensor([row.owed for row in rows], device=logits.device)
+    on = torch.tensor([row.guarded for row in rows], device=logits.device)[:, None]
+    guarded = logits + torch.where(on, bias[owed], torch.zeros((), dtype=logits.dtype, device=logits.device))
+    stuck = torch.isinf(guarded).all(dim=-1, keepdim=True)  # a vocabulary with no way to finish the character
+    logits.copy_(torch.where(stuck, logits, guarded))
 
 
 def _nudge(logits, rows: list[_Row]) -> None:
@@ -390,6 +414,7 @@ def decode_batch(
         raise ValueError("a prompt is empty after tokenization; send at least one token.")
     rows = [_Row(r, len(ids), tokenizer, eos) for r, ids in zip(requests, prompts)]
     token_text = TokenText(tokenizer) if any(r.logprobs for r in requests) else None
+    guard = character_guard(tokenizer) if any(r.whole_characters for r in requests) else None
     device = next(model.parameters()).device
     width = max(len(ids) for ids in prompts)
     input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompts], device=device)
@@ -422,7 +447,7 @@ def decode_batch(
             if cache is None:  # transformers before the `cache` rename
                 cache = out.past_key_values
             current = [rows[i] for i in active]
-            chosen = _advance(current, out.logits[:, -1, :].to(dtype=torch.float32), token_text, pad)
+            chosen = _advance(current, out.logits[:, -1, :].to(dtype=torch.float32), token_text, pad, guard)
             still = [k for k, row in enumerate(current) if row.finish is None]
             if not still:
                 break
