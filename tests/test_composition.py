@@ -54,7 +54,7 @@ BASE = '[base]\nprofile = "tiny"\n'
 def test_the_shipped_course_composition():
     composition = load_composition(COURSE)
     assert composition.profile.name == "tiny"
-    assert list(composition.adapters) == ["json", "coding", "support"]
+    assert list(composition.adapters) == ["json", "coding", "support", "tools"]  # tools: lesson 05 (probe3, D5)
     for name, spec in composition.adapters.items():
         assert (spec.source, Path(spec.location), spec.weight, spec.precision) == ("path", ADAPTERS / name, 1.0, "fp32")
     assert composition.mixes == {"json_support": {"json": 1.0, "support": 1.0}, "json_strong": {"json": 2.0}}
@@ -264,6 +264,18 @@ def test_mix_weights_are_applied(composed):
     assert first[0]["logprob"] == pytest.approx(first[1]["logprob"], abs=1e-5)
     assert (first[0]["token"], first[0]["logprob"]) != (first[2]["token"], first[2]["logprob"])
     assert strong["choices"][0]["message"]["content"] == explicit["choices"][0]["message"]["content"]
+
+
+def test_the_course_composition_serves_the_tools_adapter_and_auto_sends_tools_there(composed):
+    """Before: model="tools" was a 404 with --config assets/compositions/course.toml (the example in --help)."""
+    from lessons_lib.tools.schemas import tool_schemas
+
+    listed = {m["id"]: m for m in composed.get("/v1/models").json()["data"]}
+    assert listed["tools"]["mixable"] is False and listed["auto"]["tools_adapter"] == "tools"
+    request = {"tools": tool_schemas(), "tool_choice": "required", "max_tokens": 112}
+    for model in ("tools", "auto"):
+        body = ask(composed, model, **request)
+        assert body["adapter"] == "tools" and body["choices"][0]["finish_reason"] == "tool_calls"
 
 
 def test_an_unknown_mix_name_is_a_404_listing_the_composition(composed):

@@ -99,6 +99,26 @@ def test_a_client_that_disconnects_cancels_its_rows(server):
     assert httpx.get(f"{server}/health").json()["engine"]["cancelled"] == before + 1
 
 
+def test_a_non_streamed_client_that_disconnects_cancels_its_rows(server):
+    """Before: a non-streamed request kept generating for nobody after its client hung up (probe3, D8)."""
+    before = httpx.get(f"{server}/health").json()["engine"]["cancelled"]
+    body = {
+        "model": "base",
+        "messages": user("Tell me a long story about a lighthouse keeper."),
+        "temperature": 1.0,
+        "seed": 1,
+        "max_tokens": 112,
+        "n": 8,
+    }
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes the connection
+        httpx.post(f"{server}/v1/chat/completions", json=body, timeout=httpx.Timeout(60, read=0.3))
+    for _ in range(100):
+        if httpx.get(f"{server}/health").json()["engine"]["cancelled"] > before:
+            break
+        time.sleep(0.1)
+    assert httpx.get(f"{server}/health").json()["engine"]["cancelled"] == before + 1
+
+
 # ---------------------------------------------------------------- sampling
 def test_temperature_samples_and_the_same_seed_repeats(api):
     """Before: six calls at temperature 1.2 gave six identical answers (temperature was ignored)."""
@@ -544,6 +564,12 @@ def test_a_call_the_token_limit_cuts_comes_back_as_a_cut_call_never_as_text(api,
     """Before: max_tokens=15 gave content '{"tool": "text_formatter' (the course's internal format)."""
     request = dict(model="tools", messages=user(TOOL_REQUEST), tools=course_tools, tool_choice=tool_choice)
     for max_tokens in (3, 15):  # the name is not written in full: empty content, no call
+        if tool_choice == "required":  # a forced call that cannot write its name: a 400 naming the minimum
+            with pytest.raises(openai.BadRequestError) as caught:
+                api.chat.completions.create(max_tokens=max_tokens, **request)
+            assert (caught.value.param, caught.value.code) == ("max_tokens", "max_tokens_too_small")
+            assert "at least 16 tokens" in caught.value.message
+            continue
         reply = api.chat.completions.create(max_tokens=max_tokens, **request).choices[0]
         assert (reply.message.content, reply.message.tool_calls, reply.finish_reason) == ("", None, "length")
         assert streamed_reply(api, max_tokens=max_tokens, **request) == ("", None, "", ["length"])

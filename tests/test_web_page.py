@@ -71,7 +71,7 @@ def text(page, selector: str) -> str:
 
 def test_the_page_lists_the_composition(page, api):
     ids = [m["id"] for m in api.get("/v1/models").json()["data"]]
-    assert ids == ["base", "json", "coding", "support", "json_support", "json_strong", "auto"]
+    assert ids == ["base", "json", "coding", "support", "tools", "json_support", "json_strong", "auto"]
     assert page.evaluate("[...document.querySelectorAll('#model option')].map(o => o.value)") == ids
     assert page.evaluate(
         "[...document.querySelectorAll('#sliders input')].map(s => [s.dataset.adapter, s.min, s.max, s.value])"

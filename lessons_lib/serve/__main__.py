@@ -67,7 +67,10 @@ def serve_parser() -> argparse.ArgumentParser:
         help="serve exactly these adapter folders under these names (as vLLM's --lora-modules)",
     )
     parser.add_argument(
-        "--router", default=None, help="router for model='auto': ngram (default) | keyword | learned | embedding | none"
+        "--router",
+        default=None,
+        help="router for model='auto': ngram (default) | keyword | learned | embedding | none; a request with "
+        "tools goes to the tools adapter (a 400 when it is not served)",
     )
     parser.add_argument(
         "--window-ms", type=float, default=None, help="how long the engine gathers a batch (default 10)"

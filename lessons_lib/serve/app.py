@@ -5,6 +5,11 @@
 in `model` and in the extra field `adapter` (plus `route` for `auto`; a stream carries them from its first chunk on,
 `auto` included). GET /v1/models lists them, GET /v1/models/{id} reads one.
 
+`auto` with tools in play (`tools` sent, tool_choice not "none") goes to the tools adapter (lesson 05's,
+lessons_lib.tools.adapter.ADAPTER_NAME; route label "tools"): the router's labels are domains whose adapters never
+learned to call. Where no tools adapter is served, such a request is a 400 (code no_tools_adapter) rather than a call
+written by an adapter that cannot write one; /v1/models says which adapter it is (`tools_adapter` of the auto entry).
+
 Chat Completions as OpenAI's clients use them (lessons_lib/serve/protocol.py lists every field and what it does
 here): streaming (SSE `chat.completion.chunk`s, lessons_lib/serve/streaming.py), per-request sampling inside mixed
 batches (`temperature`, `top_p`, `seed`, `n`, `stop`, `logprobs`), and tool calls (`tools`, `tool_choice`;
@@ -22,7 +27,9 @@ Bounds, so that no single request stalls or degrades the server:
   by status and code;
 - role markers typed into message content (`<|system|>`, `</s>`, `[INST]`, the tokenizer's special tokens) are
   neutralised, so a user cannot fake another turn;
-- responses carry no absolute paths of the machine (adapters are listed by name).
+- responses carry no absolute paths of the machine (adapters are listed by name);
+- a client that disconnects cancels its request, streamed (streaming.py) or not (`until_answered`): the engine
+  drops its rows (/health engine.cancelled).
 """
 
 from __future__ import annotations
@@ -33,9 +40,9 @@ import re
 import time
 import uuid
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from fastapi import FastAPI, Request
@@ -46,7 +53,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..chat_format import ROLE_MARKERS
 from ..copying import CopyBias, RequestedNames, prompt_source
 from ..mixing import MAX_WEIGHT, saved_modules, unmixable_message
-from .engine import AUTO, BASE, BatchingEngine, GenerationError, Job, Sampling, mix_name
+from .engine import AUTO, BASE, Answer, BatchingEngine, GenerationError, Job, Sampling, mix_name
 from .loading import ServedModel
 from .protocol import (
     DEFAULT_MAX_BODY_BYTES,
@@ -61,12 +68,13 @@ from .protocol import (
     tool_schemas,
 )
 from .streaming import Chunks, chunks, logprobs_field, open_stream, usage_of
-from .tooling import ToolPlan, plan_format, plan_tools, read_reply
+from .tooling import ToolPlan, fewest_call_tokens, needs_retry, plan_format, plan_tools, read_reply
 
 __all__ = ["ApiError", "ChatRequest", "DEFAULT_TEMPERATURE", "Server", "create_app"]
 
 MIX = "mix"
 REQUEST_TIMEOUT_S = 600.0
+DISCONNECT_POLL_S = 0.05  # how often a non-streamed request checks that its client is still there
 # Role markers typed into content are neutralised whether the tokenizer knows them as special tokens or reads
 # them as plain text (one list: chat_format.ROLE_MARKERS).
 KNOWN_MARKERS = ROLE_MARKERS
@@ -197,6 +205,8 @@ class Server:
         self.errors = ErrorCounts()
         # adapters holding modules_to_save copies (the tools adapter's lm_head): a weighted mix would drop them
         self.saved = {a: m for a in served.adapters if (m := saved_modules(served.model, a))} if served.adapters else {}
+        self.tools_name = tools_adapter_name()
+        self.tools_adapter = self.tools_name if self.tools_name in served.adapters else None  # model="auto" + tools
 
     def close(self) -> None:
         """Stop the prompt-check thread and the engine."""
@@ -414,6 +424,7 @@ class Server:
                 limit=self.max_prompt_tokens,
             )
         plan = plan_tools(schemas, mode, self.check_tokenizer, max_tokens)
+        self.check_call_room(request, mode, schemas, max_tokens)
         source = prompt_source(messages) if request.copy_bias or request.requested_names else ""
         job = Job(
             prompt=prompt,
@@ -421,6 +432,7 @@ class Server:
             model=model,
             max_tokens=max_tokens,
             weights=weights,
+            route=self.tools_route(request) if model == AUTO and mode else None,
             sampling=self.sampling(request),
             allowed_tokens=(plan.allowed_tokens if plan else None)
             or plan_format(request.response_format, self.check_tokenizer, max_tokens)
@@ -428,6 +440,47 @@ class Server:
             token_bias=self.copy_nudge(source, request.copy_bias),
         )
         return Prepared(job, request, plan)
+
+    def tools_route(self, request: ChatRequest) -> dict:
+        """model="auto" with tools in play: the route to the tools adapter (the router's labels are domains, and their
+        adapters never learned calls); a 400 when this server does not serve one."""
+        choice = request.tool_choice if isinstance(request.tool_choice, str) else "a named function"
+        if self.tools_adapter is None:
+            raise ApiError(
+                400,
+                f"model='auto' sends requests with tools to the tools adapter (lesson 05's {self.tools_name!r}), and "
+                f"this server does not serve it, so no adapter here has learned to call tools. Name a model "
+                f'({", ".join(self.model_names())}), send tool_choice="none" to route the text as usual, or '
+                f"serve the tools adapter (assets/compositions/course.toml does).",
+                code="no_tools_adapter",
+                param="tools",
+            )
+        return {
+            "label": "tools",
+            "adapter": self.tools_adapter,
+            "reason": f"the request carries tools (tool_choice {choice!r}): the tools adapter answers tool calls",
+            "scores": {},
+        }
+
+    def check_call_room(self, request: ChatRequest, mode: str | None, schemas: list[dict], max_tokens: int) -> None:
+        """A 400 when a forced call ("required", a named function) cannot write even its name in `max_tokens`."""
+        if mode is None or mode == "auto":
+            return
+        names = [s["function"]["name"] for s in schemas if mode == "required" or s["function"]["name"] == mode[9:]]
+        least = fewest_call_tokens(names, self.check_tokenizer)
+        if max_tokens >= least:
+            return
+        param = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
+        raise ApiError(
+            400,
+            f"{param}={max_tokens} is too small for tool_choice={mode.replace('function:', '')!r}: the reply is a "
+            f"tool call, and writing even its name takes at least {least} tokens here, so the reply would be "
+            f"empty. Send {param} of at least {least} (a whole call takes more; this server allows up to "
+            f"{self.max_tokens}).",
+            code="max_tokens_too_small",
+            param=param,
+            minimum=least,
+        )
 
     def copy_nudge(self, source: str, bias: float | None):
         """The job's `token_bias` for a request's copy_bias (None when absent or 0), copying from `prompt_source`."""
@@ -489,6 +542,7 @@ class Server:
                 "kind": "adapter",
                 "root": name,
                 "parent": BASE,
+                "mixable": name not in self.saved,  # an adapter with modules_to_save copies cannot go in a mix
             }
             for name in self.served.adapters
         ]
@@ -515,6 +569,7 @@ class Server:
                     "kind": "router",
                     "root": self.served.router_kind,
                     "parent": BASE,
+                    "tools_adapter": self.tools_adapter,  # who answers a request with tools (None: a 400)
                 }
             )
         return {"object": "list", "data": data}
@@ -572,18 +627,63 @@ class Server:
         """Check the request on the prompt-check thread."""
         return await asyncio.get_running_loop().run_in_executor(self.checks, self.checked_job, request)
 
-    async def answer(self, request: ChatRequest) -> dict:
-        """Check the request on the prompt-check thread, then wait for the engine's answer."""
+    async def answer(self, request: ChatRequest, http: Request | None = None):
+        """Check the request on the prompt-check thread, then wait for the engine's answer; a client that goes away
+        meanwhile cancels its job (as a closed stream does)."""
         start = time.perf_counter()
         prepared = await self.prepare(request)
+        job = prepared.job
         try:
-            answer = await asyncio.wait_for(asyncio.wrap_future(self.engine.submit(prepared.job)), REQUEST_TIMEOUT_S)
+            answer = await until_answered(self.answered(prepared), http, REQUEST_TIMEOUT_S)
         except GenerationError as err:
             raise failed(err) from err
         except asyncio.TimeoutError as err:
-            prepared.job.cancelled.set()
+            job.cancelled.set()
             raise timed_out() from err
+        except ClientGone:
+            job.cancelled.set()
+            return client_gone().response()  # nobody reads it; not counted as an error
         return self.completion(prepared, answer, (time.perf_counter() - start) * 1000)
+
+    async def answered(self, prepared: Prepared) -> Answer:
+        """The engine's answer to a prepared request, its broken "auto" calls decoded again (`settle`)."""
+        return await self.settle(prepared, await asyncio.wrap_future(self.engine.submit(prepared.job)))
+
+    async def settle(self, prepared: Prepared, answer: Answer, eligible: set[int] | None = None) -> Answer:
+        """The answer with every choice (in `eligible`, default all) that began a call which does not validate under
+        tool_choice "auto" decoded again under the tools' schemas, as "required" does (tooling.needs_retry); the
+        answer as it is when that cannot run (a schema the grammar cannot express, a failed decode)."""
+        redo = [
+            c.index
+            for c in answer.choices
+            if needs_retry(c.text, c.finish_reason, prepared.plan) and (eligible is None or c.index in eligible)
+        ]
+        if not redo:
+            return answer
+        try:
+            job = await asyncio.get_running_loop().run_in_executor(self.checks, self.retry_job, prepared, answer, redo)
+            again = await asyncio.wrap_future(self.engine.submit(job))
+        except (ApiError, GenerationError):
+            return answer
+        return retried(answer, dict(zip(redo, again.choices)), again.generate_ms)
+
+    def retry_job(self, prepared: Prepared, answer: Answer, redo: list[int]) -> Job:
+        """The job that decodes `redo`'s choices again under tool_choice "required" (runs on the prompt-check thread):
+        the same prompt, adapter and settings, sharing the original's cancel flag; ApiError when the grammar cannot
+        express the tools."""
+        job = prepared.job
+        plan = plan_tools(prepared.plan.schemas, "required", self.check_tokenizer, job.max_tokens)
+        return replace(
+            job,
+            allowed_tokens=plan.allowed_tokens,
+            sampling=replace(job.sampling, n=len(redo)),
+            route=answer.route if job.model == AUTO else None,
+            future=Future(),
+            submitted=time.perf_counter(),
+            on_delta=None,
+            on_route=None,
+            cancelled=job.cancelled,
+        )
 
     async def stream(self, request: ChatRequest) -> StreamingResponse:
         """Check the request (errors are plain JSON answers), then stream its chunks as the engine writes them."""
@@ -607,7 +707,15 @@ class Server:
             return error.body()
 
         body = chunks(
-            events, future, prepared.job, writer, prepared.job.sampling.n, prepared.plan, REQUEST_TIMEOUT_S, failure
+            events,
+            future,
+            prepared.job,
+            writer,
+            prepared.job.sampling.n,
+            prepared.plan,
+            REQUEST_TIMEOUT_S,
+            failure,
+            settle=lambda answer, eligible: self.settle(prepared, answer, eligible),
         )
         return StreamingResponse(
             body, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -635,6 +743,74 @@ class Prepared:
         if self.job.model == AUTO:
             return None
         return mix_name(self.job.weights) if self.job.weights else self.job.model
+
+
+def tools_adapter_name() -> str:
+    """The name of lesson 05's tool-calling adapter, where model="auto" sends requests with tools."""
+    from ..tools.adapter import ADAPTER_NAME
+
+    return ADAPTER_NAME
+
+
+def retried(answer: Answer, again: dict, generate_ms: float) -> Answer:
+    """`answer` with choices replaced by their second decode ({index: Choice}); usage counts both decodes."""
+    choices = tuple(
+        replace(
+            c,
+            text=again[c.index].text,
+            finish_reason=again[c.index].finish_reason,
+            completion_tokens=c.completion_tokens + again[c.index].completion_tokens,
+            logprobs=again[c.index].logprobs,
+        )
+        if c.index in again
+        else c
+        for c in answer.choices
+    )
+    first = choices[0]
+    return replace(
+        answer,
+        choices=choices,
+        text=first.text,
+        finish_reason=first.finish_reason,
+        completion_tokens=first.completion_tokens,
+        generate_ms=answer.generate_ms + generate_ms,
+    )
+
+
+class ClientGone(Exception):
+    """The client of a non-streamed request disconnected before its answer."""
+
+
+async def until_answered(work, http: Request | None, timeout_s: float):
+    """Await `work` (a coroutine); ClientGone as soon as `http`'s client disconnects, TimeoutError after `timeout_s`."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(disconnected(http)) if http is not None else None
+    waiting = {task} if watch is None else {task, watch}
+    try:
+        done, _ = await asyncio.wait(waiting, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in waiting:
+            if not pending.done():
+                pending.cancel()
+    if task in done:
+        return task.result()
+    if watch is not None and watch in done:
+        raise ClientGone()
+    raise asyncio.TimeoutError()
+
+
+async def disconnected(http: Request) -> None:
+    """Return once `http`'s client has disconnected (polled every DISCONNECT_POLL_S)."""
+    while not await http.is_disconnected():
+        await asyncio.sleep(DISCONNECT_POLL_S)
+
+
+def client_gone() -> ApiError:
+    return ApiError(
+        499,
+        "The client closed the connection before the answer was ready; its generation was cancelled.",
+        code="client_closed_request",
+    )
 
 
 def failed(err: GenerationError) -> ApiError:
@@ -947,9 +1123,9 @@ def create_app(
         return server.model(model_id)
 
     @app.post("/v1/chat/completions")
-    async def chat(request: ChatRequest):
+    async def chat(request: ChatRequest, http: Request):
         if request.stream:
             return await server.stream(request)
-        return await server.answer(request)
+        return await server.answer(request, http)
 
     return app

@@ -5,7 +5,7 @@ same time can answer one request with another request's adapter. Here nothing bu
 touches the model, and it never calls `set_adapter`: it collects the requests that arrive within a few
 milliseconds and runs **one** decode loop for them all, where every row names its own adapter (`"__base__"` for
 the bare base; PEFT's `adapter_names`, or the `batched_lora` object's `rows(names)` when one is given). Requests
-for `auto` are routed inside the worker too, just before the batch.
+for `auto` are routed inside the worker too, just before the batch (unless the server decided already: `Job.route`).
 
 Weighted mixes (`model="mix"`) are built once and cached (`max_mixes`, least recently used evicted first); the
 mixes one batch uses are never evicted while it runs, so a batch with more distinct mixes than `max_mixes` still
@@ -89,6 +89,9 @@ class Job:
     model: str  # requested: an adapter name, "base", "auto" or "mix" (with `weights`)
     max_tokens: int
     weights: dict[str, float] | None = None
+    # model="auto" decided before the worker ({label, adapter, reason, scores}; a request with tools goes to the
+    # tools adapter): the router does not read this job
+    route: dict | None = None
     future: Future = field(default_factory=Future)
     submitted: float = field(default_factory=time.perf_counter)
     sampling: Sampling = field(default_factory=Sampling)
@@ -252,7 +255,8 @@ class BatchingEngine:
         """
         if self.fault is not None:
             self.fault(batch)
-        routes = self._route([job for job in batch if job.model == AUTO])
+        routes = self._route([job for job in batch if job.model == AUTO and job.route is None])
+        routes.update({id(job): job.route for job in batch if job.model == AUTO and job.route is not None})
         answered = []
         for job in batch:
             err = routes.get(id(job)) if isinstance(routes.get(id(job)), Exception) else self._invalid(job)

@@ -57,7 +57,8 @@ with weights, or compare models side by side. Answers stream in as they are gene
 <section id="mixer">
   <h2>Mix adapters</h2>
   <p class="meta">Each slider is one adapter's weight (0 leaves it out, 1 = as trained, 2 = twice as strong).
-  Sent as <code>model="mix"</code> with <code>adapter_weights</code>.</p>
+  Sent as <code>model="mix"</code> with <code>adapter_weights</code>. An adapter that trained its own copy of a
+  module (tools: lm_head) cannot be mixed and has no slider.</p>
   <div id="sliders"></div>
   <div class="row">
     <button id="send-mix" type="button" disabled>Send mix</button>
@@ -103,7 +104,7 @@ async function loadModels() {
     const select = $("model");
     select.innerHTML = "";
     for (const m of MODELS) select.append(el("option", {value: m.id, textContent: label(m)}));
-    for (const m of MODELS.filter((m) => m.kind === "adapter")) {
+    for (const m of MODELS.filter((m) => m.kind === "adapter" && m.mixable !== false)) {  // not the tools adapter
       const value = el("span", {className: "meta", textContent: "0"});
       const range = el("input", {type: "range", min: "0", max: "2", step: "0.1", value: "0", id: "w-" + m.id});
       range.dataset.adapter = m.id;

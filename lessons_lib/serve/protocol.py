@@ -4,7 +4,9 @@ Every field of OpenAI's request is either honoured, refused with a 400 naming it
 below of fields that change nothing on this server. Nothing is silently ignored.
 
 Honoured: model, messages (roles system, developer = system, user, assistant with tool_calls, tool with
-tool_call_id; text content or text parts), stream, stream_options.include_usage, temperature (0..2; absent = 0,
+tool_call_id; text content or text parts; a call's arguments may be any string, as OpenAI takes them: a JSON object
+is rendered as the call's arguments, anything else, such as the partial arguments of a call the token limit cut, as
+the model wrote it), stream, stream_options.include_usage, temperature (0..2; absent = 0,
 greedy — see DEFAULT_TEMPERATURE), top_p, seed, n (1..8), stop (a string or up to 4), max_completion_tokens /
 max_tokens, logprobs, top_logprobs (0..5), response_format {"type": "text"} or {"type": "json_schema", ...} (the
 answer is decoded under the schema, as a forced call's arguments are: tools/constrained.py), tools, tool_choice
@@ -24,7 +26,9 @@ Refused with a 400: any other field (code unknown_parameter), a number or boolea
 "0.5", "3", "false" are refused, as OpenAI refuses them) or NaN/Infinity, `stop` next to response_format json_schema
 or tools not turned off by tool_choice "none" (a stop string would cut the JSON; check_stop_with_constraint),
 response_format json_object (send a json_schema),
-a json_schema the grammar cannot express, the other allow-listed fields with values that would matter, functions /
+a json_schema the grammar cannot express, a max_tokens too small for a forced call ("required", a named function) to
+write even its name (the error names the minimum; app.Server.check_call_room), model "auto" with tools when no tools
+adapter is served, the other allow-listed fields with values that would matter, functions /
 function_call (the old API: use tools / tool_choice), non-text content parts. Streaming with tools holds text back
 while it may still become a call, and sends a call as one `tool_calls` delta (see streaming.py).
 """
@@ -409,22 +413,28 @@ def check_messages(messages: list[Message]) -> None:
                 )
         elif message.tool_call_id is not None:
             raise bad(f"messages[{i}].tool_call_id", "Only tool messages carry tool_call_id.")
-        for k, call in enumerate(message.tool_calls or []):
-            calls.add(call.id)
-            arguments_of(call, f"messages[{i}].tool_calls[{k}].function.arguments")
+        calls.update(call.id for call in message.tool_calls or [])
 
 
-def arguments_of(call: ToolCallIn, param: str) -> dict:
-    """A call's arguments as an object (OpenAI sends them JSON-encoded)."""
+def arguments_of(call: ToolCallIn) -> dict | str:
+    """A call's arguments as an object (OpenAI sends them JSON-encoded), or the string as sent when it is not a JSON
+    object: a call the token limit cut carries its partial arguments, and OpenAI takes any arguments string back."""
     arguments = call.function.arguments
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
-        except ValueError:
-            raise bad(param, "The arguments are not valid JSON; send the JSON string the server returned.") from None
-    if not isinstance(arguments, dict):
-        raise bad(param, f"The arguments must be a JSON object, got {type(arguments).__name__}.")
-    return arguments
+    if not isinstance(arguments, str):
+        return arguments
+    if not arguments.strip():
+        return {}
+    try:
+        parsed = json.loads(arguments)
+    except (ValueError, RecursionError):
+        return arguments
+    return parsed if isinstance(parsed, dict) else arguments
+
+
+def written_call(name: str, arguments: str) -> str:
+    """A call whose arguments are not a JSON object, as the model wrote it in the course's format: a cut call is
+    exactly the reply the model gave (`{"tool": NAME, "arguments": ` and the partial arguments, unclosed)."""
+    return '{"tool": ' + json.dumps(name) + ', "arguments": ' + arguments
 
 
 def text_of(message: Message) -> str:
@@ -437,21 +447,18 @@ def text_of(message: Message) -> str:
 
 
 def chat_messages(messages: list[Message]) -> list[dict]:
-    """The conversation as the chat template takes it: developer -> system, call arguments as objects."""
+    """The conversation as the chat template takes it: developer -> system, call arguments as objects; a call whose
+    arguments are no JSON object (a cut call sent back) goes into the content as the model wrote it."""
     out = []
-    for i, message in enumerate(messages):
+    for message in messages:
         entry: dict = {"role": "system" if message.role == "developer" else message.role, "content": text_of(message)}
-        if message.tool_calls:
+        calls = [(call, arguments_of(call)) for call in message.tool_calls or []]
+        entry["content"] += "".join(written_call(c.function.name, a) for c, a in calls if isinstance(a, str))
+        if any(isinstance(a, dict) for _, a in calls):
             entry["tool_calls"] = [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {
-                        "name": call.function.name,
-                        "arguments": arguments_of(call, f"messages[{i}].tool_calls[{k}].function.arguments"),
-                    },
-                }
-                for k, call in enumerate(message.tool_calls)
+                {"id": call.id, "type": "function", "function": {"name": call.function.name, "arguments": arguments}}
+                for call, arguments in calls
+                if isinstance(arguments, dict)
             ]
         if message.role == "tool":
             entry["tool_call_id"] = message.tool_call_id

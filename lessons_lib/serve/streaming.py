@@ -13,7 +13,9 @@ reply is a call) a first `tool_calls` delta carries the id and the name as soon 
 then the arguments follow in pieces as they are generated (finish_reason "tool_calls"; "length" leaves the call
 partial, as OpenAI's does). Under "auto" text that may still become a call is held back until the choice ends, then
 sent as one `tool_calls` delta if it is a valid call (or a call the token limit cut: the partial call, finish
-"length"), else as content; a cut call whose name is not even written sends nothing (tooling.read_reply).
+"length"), else as content; a cut call whose name is not even written sends nothing (tooling.read_reply). A held
+reply that began a call and does not validate is decoded again under the schemas first (`settle`), as the
+non-streamed answer is.
 A client that disconnects sets `job.cancelled`: the engine drops its rows.
 """
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from .tooling import CALL_HEAD, ToolPlan, call_id, may_become_call, read_reply
@@ -245,9 +247,19 @@ def open_stream(engine, job) -> tuple[asyncio.Queue, object]:
 
 
 async def chunks(
-    events: asyncio.Queue, future, job, writer: Chunks, n: int, plan: ToolPlan | None, timeout_s: float, failure
+    events: asyncio.Queue,
+    future,
+    job,
+    writer: Chunks,
+    n: int,
+    plan: ToolPlan | None,
+    timeout_s: float,
+    failure,
+    settle: Callable[[object, set[int]], Awaitable[object]] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The SSE body of one streamed request; `failure(exception) -> error dict` words an engine failure."""
+    """The SSE body of one streamed request; `failure(exception) -> error dict` words an engine failure, and
+    `settle(answer, indices)` may decode again the choices (among `indices`: those that sent nothing yet) that began a
+    broken call under tool_choice "auto" (app.Server.settle)."""
     states = [ChoiceStream(i, plan) for i in range(n)]
     done = False
     try:
@@ -266,6 +278,9 @@ async def chunks(
             yield sse(failure(future.exception()))
         else:
             answer = future.result()
+            if settle is not None:
+                unsent = {state.index for state in states if not state.sent and state.call is None}
+                answer = await asyncio.wait_for(settle(answer, unsent), max(deadline - time.monotonic(), 0.001))
             for state, choice in zip(states, answer.choices):
                 for piece in writer.finish(state, choice, answer.adapter, answer.route):
                     yield piece

@@ -5,7 +5,14 @@ The model writes the course's call format, `{"tool": NAME, "arguments": {...}}` 
 trained on and the chat template renders for earlier calls). "auto" parses a call if the reply is one that
 validates against the request's schemas, and otherwise answers with the text; "required" and a named function
 decode under the course's schema grammar (lessons_lib/tools/constrained.py), so the reply is always a valid call
-unless the token limit cuts it.
+unless the token limit cuts it (a max_tokens too small to write even a call's name is a 400: `fewest_call_tokens`).
+
+Under "auto", a reply that begins a call in the course's format (`{"tool": "`) but does not validate means the model
+chose to call and wrote a broken one: the server decodes that choice again under the schemas, as "required" does
+(`needs_retry`; app.Server.settle), so the client gets a valid call in tool_calls. Only such rows pay for a second
+decode. Where that cannot run (a schema the grammar cannot express), the call still never comes back as text: it is a
+`tool_calls` entry with the name and the arguments as written, unvalidated, as OpenAI's non-strict mode returns one
+(`loose_call`).
 
 A call the token limit cut never comes back as text (that would show the client the course's internal format): as
 OpenAI returns a cut call, it is a `tool_calls` entry with the name and the partial arguments string, finish_reason
@@ -20,6 +27,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .protocol import bad
 
@@ -124,11 +132,89 @@ def read_reply(text: str, finish_reason: str, plan: ToolPlan | None) -> Reading:
     try:
         call = parse_and_validate(text, schemas_by_name(plan.schemas))
     except CallError:
-        cut = cut_call(text, plan) if finish_reason == "length" else None
-        return cut or Reading(text, None, finish_reason)
+        broken = cut_call(text, plan) if finish_reason == "length" else loose_call(text)
+        return broken or Reading(text, None, finish_reason)
     arguments = raw_arguments(text) or json.dumps(call.arguments, ensure_ascii=False)
     entry = {"id": call_id(), "type": "function", "function": {"name": call.name, "arguments": arguments}}
     return Reading(None, [entry], "tool_calls")
+
+
+def starts_call(text: str) -> bool:
+    """Whether a reply begins a call in the course's format (code fences and Mistral's marker aside)."""
+    from ..tools.calls import call_body
+
+    return call_body(text).startswith(CALL_START)
+
+
+def is_valid_call(text: str, plan: ToolPlan) -> bool:
+    """Whether `text` is a call that validates against the plan's schemas."""
+    from ..tools.calls import CallError, parse_and_validate
+    from ..tools.schemas import schemas_by_name
+
+    try:
+        parse_and_validate(text, schemas_by_name(plan.schemas))
+    except CallError:
+        return False
+    return True
+
+
+def needs_retry(text: str, finish_reason: str, plan: ToolPlan | None) -> bool:
+    """Whether a tool_choice "auto" reply began a call that does not validate (and was not cut by the token limit):
+    the model chose to call, so that choice is decoded again under the schemas."""
+    return (
+        plan is not None
+        and plan.mode == "auto"
+        and finish_reason == "stop"
+        and starts_call(text)
+        and not is_valid_call(text, plan)
+    )
+
+
+def loose_call(text: str) -> Reading | None:
+    """A finished call in the course's format that does not validate, as OpenAI's non-strict mode returns one: a
+    `tool_calls` entry with the name and the arguments as written (None when `text` names no tool)."""
+    from ..tools.calls import call_body
+
+    body = call_body(text)
+    named = CALL_NAME.match(body) if starts_call(text) else None
+    if named is None:
+        return None
+    head = CALL_HEAD.match(body)
+    arguments = (raw_arguments(text) or body[head.end() :].rstrip().removesuffix("}")) if head else "{}"
+    entry = {"id": call_id(), "type": "function", "function": {"name": named.group(1), "arguments": arguments}}
+    return Reading(None, [entry], "tool_calls")
+
+
+def fewest_call_tokens(names: list[str], tokenizer) -> int:
+    """The fewest tokens any reply needs to write a call's name in full (`{"tool": "NAME"`) for one of `names`: below
+    this a forced call is always cut before its name, and the reply is empty."""
+    return min(fewest_tokens('{"tool": ' + json.dumps(name), tokenizer) for name in names)
+
+
+def fewest_tokens(text: str, tokenizer) -> int:
+    """The fewest tokens whose text begins with `text`, over every way to split it (a constrained reply may take
+    any), the last token may run past its end."""
+    pieces, prefixes, longest = piece_sets(tokenizer)
+    data = text.encode()
+    best = [0] + [len(data) + 1] * len(data)  # best[i]: fewest tokens that write data[:i] exactly
+    fewest = len(data) + 1
+    for i in range(len(data)):
+        if data[i:] in prefixes:
+            fewest = min(fewest, best[i] + 1)
+        for j in range(i + 1, min(len(data), i + longest) + 1):
+            if data[i:j] in pieces:
+                best[j] = min(best[j], best[i] + 1)
+    return fewest
+
+
+@lru_cache(maxsize=4)
+def piece_sets(tokenizer) -> tuple[frozenset[bytes], frozenset[bytes], int]:
+    """The tokens' texts, every prefix of them, and the longest one's length (built once per tokenizer)."""
+    from ..tools.constrained import token_bytes_of
+
+    pieces = frozenset(p for p in token_bytes_of(tokenizer) if p)
+    prefixes = frozenset(p[:k] for p in pieces for k in range(1, len(p) + 1))
+    return pieces, prefixes, max(len(p) for p in pieces)
 
 
 def is_cut_call(text: str, plan: ToolPlan) -> bool:

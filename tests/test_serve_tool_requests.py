@@ -1,0 +1,221 @@
+"""Tool calls over the API as a tool loop meets them: a cut call sent back, model="auto" with tools, a broken call
+under tool_choice "auto", a max_tokens too small for a forced call, and a non-streamed client that hangs up.
+
+The app runs in-process (httpx's ASGI transport) on the real tiny model with the course adapters, tools included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import pytest
+
+from lessons_lib.serve.app import ChatRequest, create_app
+from lessons_lib.serve.tooling import ToolPlan, fewest_tokens, needs_retry, read_reply
+
+TOOL_REQUEST = "Format the text to width 21, indent 4: Warsaw gets a new blender today."  # tool_examples(1, "heldout")
+# the tiny tools adapter starts a call here and writes an invalid escape in it (probe3, D3)
+BROKEN_CALL_REQUEST = "Wrap 'Ignatius plants turnips beside the old lighthouse' at 12 characters."
+CUT_AT = 30  # tokens: TOOL_REQUEST's call has its name in full and its arguments cut
+
+
+@pytest.fixture(scope="module")
+def app():
+    """The tiny base with the course adapters (tools included) and the keyword router, as the server loads them."""
+    from lessons_lib.profiles import PROFILES
+    from lessons_lib.serve.loading import load_served_model
+
+    served = load_served_model(PROFILES["tiny"], router="keyword", log=lambda *_: None)
+    app = create_app(served, window_ms=10)
+    yield app
+    app.state.server.close()
+
+
+@pytest.fixture(scope="module")
+def tools():
+    from lessons_lib.tools.schemas import tool_schemas
+
+    return tool_schemas()
+
+
+def post(app, body: dict) -> httpx.Response:
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lab", timeout=300) as c:
+            return await c.post("/v1/chat/completions", json=body)
+
+    return asyncio.run(go())
+
+
+def streamed(app, body: dict) -> list[dict]:
+    """The chunks of a streamed completion."""
+    text = post(app, {**body, "stream": True}).text
+    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+
+
+def user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def answer(app, **body) -> dict:
+    response = post(app, body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def valid_call(call: dict, tools: list[dict]) -> dict:
+    """The call's arguments, after checking them against the course schemas."""
+    from lessons_lib.tools.calls import ToolCall, validate_call
+    from lessons_lib.tools.schemas import schemas_by_name
+
+    arguments = json.loads(call["function"]["arguments"])
+    validate_call(ToolCall(call["function"]["name"], arguments), schemas_by_name(tools))
+    return arguments
+
+
+# ---------------------------------------------------------------- D1: a cut call sent back
+def test_a_cut_call_sent_back_unchanged_is_accepted_and_rendered_as_the_model_wrote_it(app, tools):
+    """Before: 400 "The arguments are not valid JSON; send the JSON string the server returned" for the very string
+    the server returned, so every tool loop broke on a call the token limit cut."""
+    messages = user(TOOL_REQUEST)
+    first = answer(app, model="tools", messages=messages, tools=tools, max_tokens=CUT_AT)["choices"][0]
+    assert first["finish_reason"] == "length" and first["message"]["content"] is None
+    call = first["message"]["tool_calls"][0]
+    with pytest.raises(ValueError):
+        json.loads(call["function"]["arguments"])  # partial, as OpenAI returns a cut call
+    messages += [first["message"], {"role": "tool", "tool_call_id": call["id"], "content": "Error: the call was cut."}]
+    again = post(app, {"model": "tools", "messages": messages, "tools": tools, "max_tokens": 16})
+    assert again.status_code == 200, again.text
+    prompt = app.state.server.build_job(ChatRequest(model="tools", messages=messages, tools=tools)).prompt
+    written = '{"tool": "' + call["function"]["name"] + '", "arguments": ' + call["function"]["arguments"]
+    assert "<|assistant|>\n" + written + "<|end|>\n<|tool|>\nError: the call was cut.<|end|>" in prompt
+
+
+def test_any_arguments_string_is_taken_back_as_openai_takes_it(app):
+    """A JSON object is rendered as the call's arguments; anything else as written (no 400)."""
+    server = app.state.server
+    cases = (('{"text": "hi"}', '"arguments": {"text": "hi"}}'), ("{not json", '"arguments": {not json'))
+    for arguments, shown in cases:
+        call = {"id": "call_1", "type": "function", "function": {"name": "text_formatter", "arguments": arguments}}
+        messages = [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
+        ]
+        prompt = server.build_job(ChatRequest(model="json", messages=messages)).prompt
+        assert '{"tool": "text_formatter", ' + shown in prompt
+
+
+# ---------------------------------------------------------------- D2: model="auto" with tools
+@pytest.mark.parametrize("tool_choice", ["auto", "required"])
+def test_auto_sends_a_request_with_tools_to_the_tools_adapter_and_says_so(app, tools, tool_choice):
+    """Before: the router (labels json/coding/support/general) sent it to an adapter that never learned calls."""
+    request = {"messages": user(TOOL_REQUEST), "tools": tools, "tool_choice": tool_choice, "max_tokens": 112}
+    routed = answer(app, model="auto", **request)
+    assert (routed["adapter"], routed["model"], routed["requested_model"]) == ("tools", "tools", "auto")
+    assert routed["route"]["label"] == "tools" and routed["route"]["adapter"] == "tools"
+    assert "tools" in routed["route"]["reason"]
+    named = answer(app, model="tools", **request)
+    assert (
+        routed["choices"][0]["message"]["tool_calls"][0]["function"]
+        == named["choices"][0]["message"]["tool_calls"][0]["function"]
+    )
+    first = streamed(app, {"model": "auto", **request})[0]
+    assert first["adapter"] == "tools" and first["route"]["label"] == "tools"
+
+
+def test_auto_with_tool_choice_none_routes_the_text_as_before(app, tools):
+    request = {"model": "auto", "messages": user("Extract JSON: Anna, 31, Kazan."), "max_tokens": 8}
+    plain = answer(app, **request)
+    hidden = answer(app, **request, tools=tools, tool_choice="none")
+    assert hidden["adapter"] == plain["adapter"] != "tools" and hidden["route"]["label"] != "tools"
+
+
+def test_auto_with_tools_and_no_tools_adapter_is_a_400_that_says_what_to_do(app, tools, monkeypatch):
+    monkeypatch.setattr(app.state.server, "tools_adapter", None)
+    response = post(app, {"model": "auto", "messages": user(TOOL_REQUEST), "tools": tools})
+    error = response.json()["error"]
+    assert response.status_code == 400 and (error["code"], error["param"]) == ("no_tools_adapter", "tools")
+    assert "tool_choice" in error["message"] and "Name a model" in error["message"]
+
+
+def test_models_say_where_auto_sends_tools_and_which_adapters_mix(app):
+    listed = {m["id"]: m for m in app.state.server.models()["data"]}
+    assert listed["auto"]["tools_adapter"] == "tools"
+    assert listed["tools"]["mixable"] is False and listed["json"]["mixable"] is True
+
+
+# ---------------------------------------------------------------- D3: a broken call under tool_choice "auto"
+def test_a_broken_call_under_auto_is_decoded_again_under_the_schemas(app, tools):
+    """Before: content '{"tool": "content_validator", "arguments": {"text": "Nrap \'I\\\\atius ...' with finish "stop"
+    (the course's internal format as the answer)."""
+    request = {"model": "tools", "messages": user(BROKEN_CALL_REQUEST), "tools": tools, "tool_choice": "auto"}
+    body = answer(app, **request)
+    choice = body["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
+    call = choice["message"]["tool_calls"][0]
+    valid_call(call, tools)
+    chunks = streamed(app, request)
+    deltas = [d for c in chunks for d in c["choices"][0]["delta"].get("tool_calls", [])]
+    assert not any(c["choices"][0]["delta"].get("content") for c in chunks)
+    assert deltas[0]["function"]["name"] == call["function"]["name"]
+    assert "".join(d["function"]["arguments"] for d in deltas) == call["function"]["arguments"]
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"][0]["finish_reason"]] == ["tool_calls"]
+
+
+def test_a_broken_call_that_cannot_be_decoded_again_comes_back_as_a_call_never_as_text(tools):
+    """Where no second decode runs, the call is a tool_calls entry as written (OpenAI's non-strict mode)."""
+    plan = ToolPlan(tools, "auto")
+    broken = '{"tool": "content_validator", "arguments": {"text": "Nrap \'I\\atius", "rules": ["max_length:12"]}}'
+    reading = read_reply(broken, "stop", plan)
+    assert reading.content is None and reading.finish_reason == "tool_calls"
+    assert reading.tool_calls[0]["function"] == {
+        "name": "content_validator",
+        "arguments": '{"text": "Nrap \'I\\atius", "rules": ["max_length:12"]}',
+    }
+    assert read_reply("Here is the text.", "stop", plan).content == "Here is the text."
+    assert needs_retry(broken, "stop", plan) and not needs_retry(broken, "length", plan)
+    assert not needs_retry('{"tool": "text_formatter", "arguments": {"text": "hi", "width": 5}}', "stop", plan)
+
+
+# ---------------------------------------------------------------- D6: max_tokens too small for a forced call
+def test_a_forced_call_that_cannot_write_its_name_is_a_400_naming_the_minimum(app, tools):
+    """Before: 200 with empty content, no call, finish "length"."""
+    tokenizer = app.state.server.check_tokenizer
+    least = min(fewest_tokens('{"tool": "' + t["function"]["name"] + '"', tokenizer) for t in tools)
+    own = len(tokenizer('{"tool": "text_formatter"', add_special_tokens=False)["input_ids"])
+    assert 1 < least <= own
+    for tool_choice in ("required", {"type": "function", "function": {"name": "text_formatter"}}):
+        request = {"model": "tools", "messages": user(TOOL_REQUEST), "tools": tools, "tool_choice": tool_choice}
+        response = post(app, {**request, "max_completion_tokens": least - 1})
+        error = response.json()["error"]
+        assert response.status_code == 400 and error["param"] == "max_completion_tokens", error
+        assert error["code"] == "max_tokens_too_small" and error["minimum"] >= least
+        assert f"at least {error['minimum']}" in error["message"]
+        assert post(app, {**request, "max_tokens": error["minimum"]}).status_code == 200
+
+
+# ---------------------------------------------------------------- D8: a non-streamed client that hangs up
+class GoneClient:
+    """A Starlette Request stand-in whose client has already disconnected."""
+
+    async def is_disconnected(self) -> bool:
+        return True
+
+
+def test_a_non_streamed_request_whose_client_disconnects_is_cancelled(app):
+    """Before: the engine generated the whole answer for nobody (only streams were cancelled)."""
+    server = app.state.server
+    before = server.engine.stats["cancelled"]
+    request = ChatRequest(
+        model="base", messages=user("Tell me a long story about a lighthouse keeper."), n=8, temperature=1.0
+    )
+    response = asyncio.run(server.answer(request, GoneClient()))
+    assert response.status_code == 499
+    for _ in range(200):
+        if server.engine.stats["cancelled"] > before:
+            break
+        time.sleep(0.05)
+    assert server.engine.stats["cancelled"] == before + 1
