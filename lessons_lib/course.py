@@ -5,6 +5,8 @@ summary to build/course_summary.json; it exits non-zero if any notebook fails. I
 "stray" output lines a learner should not read: warnings, raw trainer logs, frozen progress bars. Each run starts
 from an empty work dir (build/work/<profile>), as a fresh Colab runtime does, so a second run trains again instead of
 resuming the first run's finished checkpoints (`--keep-work` keeps it).
+`--only` takes lesson numbers ("3" is read as "03"); one that matches no notebook, or a `--jobs` below 1, is a usage
+error (one `error:` line, exit code 2).
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TypeVar
 
+from .i18n import tr
 from .paths import BUILD_DIR, default_work_dir
 from .paths import NOTEBOOKS_DIR as NOTEBOOKS
 
 T = TypeVar("T")
+USAGE_ERROR = 2  # the exit code argparse also uses for bad arguments
+LESSON_NUMBER = re.compile(r"\A(\d{1,2})(?!\d)")  # "3", "03", "03_merge", "03_merge.ipynb" -> "03"
 
 
 def count_asserts(nb) -> int:
@@ -169,10 +174,41 @@ def fresh_work_dir(profile_name: str) -> Path:
     return folder
 
 
+def lesson_number(selector: str) -> str | None:
+    """The two-digit lesson number a `--only` value names ("3" and "03_merge" -> "03"), or None."""
+    match = LESSON_NUMBER.match(selector.strip())
+    return match.group(1).zfill(2) if match else None
+
+
+def unmatched_lessons(paths: list[Path], only: list[str]) -> list[str]:
+    """The `only` values that name no notebook in `paths` (a typo, or a lesson that does not exist)."""
+    numbers = {p.name[:2] for p in paths}
+    return [s for s in only if lesson_number(s) not in numbers]
+
+
 def lesson_paths(folder: Path = NOTEBOOKS, only: list[str] | None = None) -> list[Path]:
-    """The numbered notebooks in `folder`, in lesson order (`only`: lesson numbers such as "02")."""
+    """The numbered notebooks in `folder`, in lesson order (`only`: lesson numbers such as "02" or "2")."""
     paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
-    return [p for p in paths if not only or p.name[:2] in only]
+    wanted = {lesson_number(s) for s in only or []}
+    return [p for p in paths if not only or p.name[:2] in wanted]
+
+
+def usage_problem(args: argparse.Namespace, folder: Path = NOTEBOOKS) -> str | None:
+    """Why these arguments cannot run: a --jobs below 1, or --only values that match no notebook (None: fine)."""
+    if args.jobs < 1:
+        return tr(
+            en=f"--jobs must be at least 1, not {args.jobs} (1 runs the notebooks one after another)",
+            ru=f"--jobs должно быть не меньше 1, а не {args.jobs} (1 — ноутбуки выполняются по очереди)",
+        )
+    paths = lesson_paths(folder)
+    unmatched = unmatched_lessons(paths, args.only or [])
+    if not paths or not unmatched:
+        return None
+    bad, known = ", ".join(unmatched), ", ".join(p.name[:2] for p in paths)
+    return tr(
+        en=f"--only {bad}: no such lesson in {folder}; the lessons are {known} (e.g. --only 01 03)",
+        ru=f"--only {bad}: такого урока нет в {folder}; есть уроки {known} (например, --only 01 03)",
+    )
 
 
 def side_by_side(tasks: Sequence[T], lesson: Callable[[T], Path], run: Callable[[T], dict], jobs: int) -> list[dict]:
@@ -208,17 +244,31 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     parser = argparse.ArgumentParser(prog="python -m lessons_lib.course")
     parser.add_argument("command", choices=["run"])
-    parser.add_argument("--only", nargs="*", default=None, help="lesson numbers to run, e.g. 01 03")
-    parser.add_argument("--jobs", type=int, default=1, help="notebooks run side by side (each in its own process)")
+    parser.add_argument(
+        "--only", nargs="+", default=None, help="lesson numbers to run, e.g. 01 03 (default: every lesson)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="notebooks run side by side, at least 1 (each in its own process)"
+    )
     parser.add_argument(
         "--keep-work", action="store_true", help="keep build/work/<profile> (default: empty it, as a fresh runtime)"
     )
     args = parser.parse_args(argv)
+    problem = usage_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return USAGE_ERROR
     os.environ.setdefault("LESSONS_PROFILE", "tiny")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     notebooks = lesson_paths(only=args.only)
     if not notebooks:
-        print("No notebooks found in notebooks/.")
+        print(
+            tr(
+                en=f"error: no notebooks in {NOTEBOOKS}; build them with `make notebooks`.",
+                ru=f"error: в {NOTEBOOKS} нет ноутбуков; соберите их командой `make notebooks`.",
+            ),
+            file=sys.stderr,
+        )
         return 1
     if not args.keep_work:
         print(f"starting from an empty work dir: {fresh_work_dir(os.environ['LESSONS_PROFILE'])}", flush=True)

@@ -123,6 +123,7 @@ def test_a_slider_set_to_nan_from_code_is_refused_before_the_model(course_model,
     calls = []
     mixer = WeightMixer(course_model, tokenizer, prompt="hi", generate_fn=lambda *a, **k: calls.append(a) or "x")
     mixer.sliders["support"].value = float("nan")  # FloatSlider accepts NaN when set from Python
-    mixer.button.click()
-    assert calls == [] and mixer.last is None
-    assert mixer.status.value.startswith("Error: MixWeightError: The weight for 'support' is nan")
+    assert calls == [] and mixer.last is None and mixer.sliders["support"].value == 0.0  # set back at once
+    assert mixer.status.value.startswith("The weight for 'support' cannot be nan")
+    mixer.button.click()  # the model only ever sees the weight the slider shows
+    assert len(calls) == 1 and mixer.last.weights == {"json": 1.0, "coding": 0.0, "support": 0.0}

@@ -103,7 +103,7 @@ def test_router_cli_train_prints_russian(ru, tmp_path, monkeypatch):
     from lessons_lib.router.__main__ import main
 
     def fake_train(profile, folder, steps, seed, learning_rate=None, heldout=None):
-        Path(folder).mkdir(parents=True)
+        Path(folder).mkdir(parents=True, exist_ok=True)  # the CLI has made it already, checking it is writable
         (Path(folder) / learned.ROUTER_FILE).write_text(json.dumps({"heldout_accuracy": 0.9, "threshold": 0.4}))
         return Path(folder)
 

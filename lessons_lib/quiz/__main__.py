@@ -1,5 +1,8 @@
 """`python -m lessons_lib.quiz teacher-kit --out build/teacher-kit [--lang en|ru] [--only 01 03]`
-and `python -m lessons_lib.quiz show NN [--lang ru]` (prints the quiz as Markdown)."""
+and `python -m lessons_lib.quiz show NN [--lang ru]` (prints the quiz as Markdown).
+
+Bad input (an unknown notebook, a --t4-summary file that is missing or not a course summary, a --summary file that
+is not one) ends with one `error:` line and exit code 2."""
 
 from __future__ import annotations
 
@@ -7,13 +10,58 @@ import argparse
 import sys
 from pathlib import Path
 
-from lessons_lib.i18n import plural_ru, tr
+from lessons_lib.i18n import LANGS, plural_ru, tr
 from lessons_lib.paths import BUILD_DIR
 
-from .bank import BankError, available_notebooks, load_bank
+from .bank import NOTEBOOK_ID, BankError, available_notebooks, load_bank
 from .labels import resolve_lang
 from .static import bank_markdown
-from .teacher_kit import read_summary, write_teacher_kit
+from .teacher_kit import SummaryError, read_summary, write_teacher_kit
+
+USAGE_ERROR = 2
+
+
+def fail(message: str) -> int:
+    """Print one `error:` line to stderr and return the usage-error exit code."""
+    print(f"error: {message}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def notebook_problem(notebook: str) -> str | None:
+    """Why `show NOTEBOOK` names no notebook, in the CLI's words (None: it is a notebook number)."""
+    if NOTEBOOK_ID.match(notebook.strip()):
+        return None
+    known = ", ".join(available_notebooks())
+    return tr(
+        en=f"{notebook!r} is not a notebook number; give one such as 01 (`python -m lessons_lib.quiz show 01`). "
+        f"Notebooks with a quiz: {known}.",
+        ru=f"{notebook!r} — не номер ноутбука; укажите номер, например 01 (`python -m lessons_lib.quiz show 01`). "
+        f"Ноутбуки с тестом: {known}.",
+    )
+
+
+def lang_problem(lang: str | None) -> str | None:
+    """Why `show --lang` names no language, in the CLI's words (None: en, ru, or not given)."""
+    if lang is None or lang.strip().lower() in LANGS:
+        return None
+    return tr(
+        en=f"Unknown language {lang!r} in --lang; use --lang en or --lang ru (or leave it out: $LESSONS_LANG, "
+        "else English).",
+        ru=f"Неизвестный язык {lang!r} в --lang; укажите --lang en или --lang ru (или уберите параметр: "
+        "$LESSONS_LANG, иначе английский).",
+    )
+
+
+def t4_summary_problem(path: Path | None) -> str | None:
+    """Why the --t4-summary file cannot replace the T4 estimates (None: not given, or it is a file)."""
+    if path is None or path.is_file():
+        return None
+    return tr(
+        en=f"--t4-summary {path}: no such file; give the course_summary.json of a real T4 run "
+        "(`python -m lessons_lib.course run` on a T4 writes it), or leave the option out to use the estimates.",
+        ru=f"--t4-summary {path}: файла нет; укажите course_summary.json настоящего прогона на T4 "
+        "(его пишет `python -m lessons_lib.course run` на T4) или уберите параметр, чтобы взять оценки.",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,31 +69,48 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lessons_lib.quiz")
     sub = parser.add_subparsers(dest="command", required=True)
     kit = sub.add_parser("teacher-kit", help="write printable quizzes, answer keys and a run-time table")
-    kit.add_argument("--out", type=Path, default=BUILD_DIR / "teacher-kit")
+    kit.add_argument("--out", type=Path, default=BUILD_DIR / "teacher-kit", help="folder to write the kit into")
     kit.add_argument("--lang", choices=["en", "ru"], action="append", help="repeatable; default: both")
-    kit.add_argument("--only", nargs="*", help="notebook numbers, e.g. 01 03")
+    kit.add_argument("--only", nargs="+", help="notebook numbers, e.g. 01 03 (default: every notebook with a quiz)")
     kit.add_argument(
         "--summary",
         type=Path,
         default=BUILD_DIR / "course_summary.json",
-        help="tiny-profile timings written by `python -m lessons_lib.course run`",
+        help="tiny-profile timings written by `python -m lessons_lib.course run` (a missing file: 'not measured')",
     )
-    kit.add_argument("--t4-summary", type=Path, default=None, help="a course_summary.json from a real T4 run")
+    kit.add_argument(
+        "--t4-summary",
+        type=Path,
+        default=None,
+        help="a course_summary.json from a real T4 run; replaces the T4 estimates (it must exist)",
+    )
     show = sub.add_parser("show", help="print one notebook's quiz as Markdown")
-    show.add_argument("notebook")
-    show.add_argument("--lang", default=None)
-    show.add_argument("--answers", choices=["collapsible", "none", "key"], default="collapsible")
+    show.add_argument("notebook", help="notebook number, e.g. 01")
+    show.add_argument("--lang", default=None, help="en | ru (default: $LESSONS_LANG, else English)")
+    show.add_argument(
+        "--answers",
+        choices=["collapsible", "none", "key"],
+        default="collapsible",
+        help="collapsible (default): answers folded under each question; none; key: answers shown",
+    )
     args = parser.parse_args(argv)
+    if args.command == "show":
+        problem = lang_problem(args.lang) or notebook_problem(args.notebook)
+    else:
+        problem = t4_summary_problem(args.t4_summary)
+    if problem:
+        return fail(problem)
     try:
         if args.command == "show":
             print(bank_markdown(load_bank(args.notebook), resolve_lang(args.lang), answers=args.answers))
             return 0
         langs = tuple(dict.fromkeys(args.lang or ["en", "ru"]))
         notebooks = args.only or available_notebooks()
+        measured = len(read_summary(args.summary))  # a file that is not a course summary fails before writing
+        read_summary(args.t4_summary)
         written = write_teacher_kit(args.out, langs, notebooks, args.summary, args.t4_summary)
-    except (BankError, ValueError) as err:  # a bad bank, notebook number or --lang
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (BankError, SummaryError, ValueError) as err:  # a bad bank, summary, notebook number or $LESSONS_LANG
+        return fail(str(err))
     except OSError as err:  # e.g. --out in a read-only folder
         where = err.filename or args.__dict__.get("out")
         print(
@@ -57,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    print(kit_summary(len(written), args.out, notebooks, langs, len(read_summary(args.summary)), args.summary))
+    print(kit_summary(len(written), args.out, notebooks, langs, measured, args.summary))
     return 0
 
 

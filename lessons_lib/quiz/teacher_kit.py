@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..i18n import tr
 from .bank import Bank, available_notebooks, load_bank, pick
 from .labels import LANG_ENV_VAR, ui
 from .static import bank_html, bank_markdown
@@ -117,15 +118,52 @@ def estimate_t4_seconds(notebook: str) -> float | None:
     )
 
 
+class SummaryError(ValueError):
+    """A course_summary.json that exists but cannot be used (not JSON, or not the shape `course run` writes)."""
+
+
+def summary_problem(data: object) -> str | None:
+    """What is wrong with a parsed course_summary.json, or None when it is the shape `course run` writes."""
+    rows = data.get("notebooks") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        return tr(en='the top level needs a "notebooks" list', ru='на верхнем уровне нужен список "notebooks"')
+    for index, row in enumerate(rows, 1):
+        seconds = row.get("seconds") if isinstance(row, dict) else None
+        if (
+            not isinstance(row, dict)
+            or not isinstance(row.get("notebook"), str)
+            or not isinstance(seconds, int | float)
+        ):
+            return tr(
+                en=f'row {index} of "notebooks" needs "notebook" (a file name) and "seconds" (a number)',
+                ru=f'строке {index} списка "notebooks" нужны "notebook" (имя файла) и "seconds" (число)',
+            )
+    return None
+
+
 def read_summary(path: Path | None) -> dict[str, dict]:
-    """Rows of a course_summary.json keyed by notebook number; {} when the file is absent or unreadable."""
+    """Rows of a course_summary.json keyed by notebook number; {} when no path is given or the file is absent.
+
+    A file that exists but is not JSON, or not the shape `python -m lessons_lib.course run` writes, is a
+    SummaryError naming the file (it used to read as "not found")."""
     if path is None or not Path(path).is_file():
         return {}
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return {str(row["notebook"])[:2]: row for row in data.get("notebooks", [])}
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        problem = str(err)
+    else:
+        problem = summary_problem(data)
+    if problem:
+        raise SummaryError(
+            tr(
+                en=f"{path} is not a course summary ({problem}); give the course_summary.json that "
+                "`python -m lessons_lib.course run` writes, or run that command again.",
+                ru=f"{path} — не сводка курса ({problem}); укажите course_summary.json, который пишет "
+                "`python -m lessons_lib.course run`, или выполните эту команду снова.",
+            )
+        )
+    return {row["notebook"][:2]: row for row in data["notebooks"]}
 
 
 def _fmt_seconds(seconds: float) -> str:

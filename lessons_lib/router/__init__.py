@@ -46,7 +46,12 @@ def load_router(
     from ..profiles import Profile, choose_profile, get_profile
 
     if kind not in KINDS:
-        raise ValueError(f"Unknown router kind {kind!r}; choose one of {', '.join(KINDS)}.")
+        raise ValueError(
+            tr(
+                en=f"Unknown router kind {kind!r}; choose one of {', '.join(KINDS)}.",
+                ru=f"Неизвестный вид маршрутизатора {kind!r}; выберите один из: {', '.join(KINDS)}.",
+            )
+        )
     if profile is not None and not isinstance(profile, Profile):  # checked for every kind: a typo is never ignored
         profile = get_profile(profile)
     if kind == "keyword":

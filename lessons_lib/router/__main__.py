@@ -1,12 +1,18 @@
 """CLI: `python -m lessons_lib.router evaluate --router keyword|learned|embedding|ngram --data FILE.jsonl`, `train`
-(the learned router) and `train-ngram` (the n-gram router: tuned on a dev split, scored once on the held-out set)."""
+(the learned router) and `train-ngram` (the n-gram router: tuned on a dev split, scored once on the held-out set).
+
+Without --out, `train` (tiny profile) and `train-ngram` rebuild the shipped router in assets/router with the course
+recipe; changing the recipe (--steps, --seed, --lr) then needs --out, so the router the notebooks load is replaced
+only on purpose (`--out assets/router/adapter`). The --out folder is checked before any training starts."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+from pathlib import Path
 
 from ..i18n import tr
 from . import KINDS
@@ -16,6 +22,81 @@ from .learned import TRAIN_STEPS
 def saved_line(folder) -> str:
     """The line that says where a trained router was saved."""
     return tr(en=f"saved to {folder}", ru=f"сохранено в {folder}")
+
+
+def os_error_text(err: OSError) -> str:
+    """An OSError as one line: our own messages as they are, the system's as 'PATH: reason'."""
+    return f"{err.filename}: {err.strerror}" if err.strerror and err.filename else str(err)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (0 or -5 steps would save an untrained router)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            tr(en=f"{text!r} is not a whole number", ru=f"{text!r} — не целое число")
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            tr(en=f"must be at least 1, not {value}", ru=f"должно быть не меньше 1, а не {value}")
+        )
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number above 0 (a learning rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(tr(en=f"{text!r} is not a number", ru=f"{text!r} — не число")) from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            tr(
+                en=f"must be a finite number above 0 (e.g. 5e-3), not {text}",
+                ru=f"должно быть конечным числом больше 0 (например, 5e-3), а не {text}",
+            )
+        )
+    return value
+
+
+def recipe_changes(args: argparse.Namespace, defaults: dict) -> list[str]:
+    """The recipe options given with a value other than the course's, as `--option value`."""
+    return [f"--{name} {getattr(args, name)}" for name, value in defaults.items() if getattr(args, name) != value]
+
+
+def shipped_overwrite_problem(changed: list[str], shipped: Path) -> str | None:
+    """Why training without --out must stop: a changed recipe would replace the shipped router (None: fine)."""
+    if not changed:
+        return None
+    options = " ".join(changed)
+    return tr(
+        en=f"{options} changes the course recipe, and without --out the result would replace the shipped router in "
+        f"{shipped} (the one the notebooks load). Pass --out FOLDER, e.g. --out build/my-router, or "
+        f"--out {shipped} to replace it on purpose.",
+        ru=f"{options} меняет рецепт курса, и без --out результат заменил бы поставляемый маршрутизатор в {shipped} "
+        f"(его загружают ноутбуки). Укажите --out ПАПКА, например --out build/my-router, или --out {shipped}, "
+        "чтобы заменить его намеренно.",
+    )
+
+
+def output_folder(args: argparse.Namespace, default: Path, shipped: Path | None, recipe: dict) -> Path:
+    """Where to save: --out, else `default`; refused (ValueError) when a changed recipe would replace `shipped`,
+    and checked for writing (OSError) before any training."""
+    from ..train import check_writable
+
+    if args.out is None and shipped is not None and default == shipped:
+        problem = shipped_overwrite_problem(recipe_changes(args, recipe), shipped)
+        if problem:
+            raise ValueError(problem)
+        print(
+            tr(
+                en=f"no --out: rebuilding the shipped router in {shipped} with the course recipe",
+                ru=f"без --out: поставляемый маршрутизатор в {shipped} пересобирается по рецепту курса",
+            ),
+            flush=True,
+        )
+    return check_writable(args.out or default, tr(en="router", ru="маршрутизатор"))
 
 
 def _evaluate(args) -> int:
@@ -42,15 +123,16 @@ def _train(args) -> int:
 
     from ..env import cpu_threads
     from ..profiles import get_profile
-    from . import router_dir
+    from . import router_dir, shipped_router_dir
     from .data import heldout_rows
     from .learned import ROUTER_FILE, train_and_save
 
     profile = get_profile(args.profile or "tiny")
+    shipped = shipped_router_dir() if profile.ships_adapters else None
+    recipe = {"steps": TRAIN_STEPS, "seed": 0, "lr": None}
+    out = output_folder(args, router_dir(profile), shipped, recipe)
     torch.set_num_threads(cpu_threads())
-    folder = train_and_save(
-        profile, args.out or router_dir(profile), args.steps, args.seed, learning_rate=args.lr, heldout=heldout_rows()
-    )
+    folder = train_and_save(profile, out, args.steps, args.seed, learning_rate=args.lr, heldout=heldout_rows())
     meta = json.loads((folder / ROUTER_FILE).read_text(encoding="utf-8"))
     accuracy, threshold = meta["heldout_accuracy"], meta["threshold"]
     print(
@@ -70,6 +152,7 @@ def _train_ngram(args) -> int:
     from .metrics import evaluate_router
     from .ngram import shipped_ngram_dir, tune
 
+    out = output_folder(args, shipped_ngram_dir(), shipped_ngram_dir(), {"seed": 0})
     torch.set_num_threads(1)  # the same floats on every machine
     train, dev = course_splits(seed=args.seed)
     tuned = tune(train, dev)
@@ -97,7 +180,7 @@ def _train_ngram(args) -> int:
         )
     )
     extra = {"seed": args.seed, "train_rows": len(train), "dev_rows": len(dev), "dev_accuracy": tuned.dev_accuracy}
-    folder = router.save(args.out or shipped_ngram_dir(), extra={**extra, "tried": tuned.tried})
+    folder = router.save(out, extra={**extra, "tried": tuned.tried})
     print(saved_line(folder))
     return 0
 
@@ -108,25 +191,47 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lessons_lib.router", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("evaluate", help="accuracy and per-class precision/recall on a labeled JSONL file")
-    ev.add_argument("--router", choices=KINDS, default="learned")
+    ev.add_argument("--router", choices=KINDS, default="learned", help="which router to score (default: learned)")
     ev.add_argument("--data", required=True, help='JSONL file, lines {"text": ..., "label": ...}')
     ev.add_argument("--profile", default=None, help="tiny | t4 | 7b (default: $LESSONS_PROFILE or automatic)")
-    train = sub.add_parser("train", help="(re)build the router adapter deterministically")
-    train.add_argument("--profile", default="tiny")
-    train.add_argument("--steps", type=int, default=TRAIN_STEPS)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument(
-        "--lr", type=float, default=None, help="default: 5e-3 on tiny, scaled like the profile's SFT rate"
+    train = sub.add_parser(
+        "train",
+        help="(re)build the learned router adapter deterministically",
+        description="Train the learned (LoRA classifier) router, choose its threshold on dev, score it once on the "
+        "held-out set and save it. Without --out the tiny profile's shipped router (assets/router/adapter) is "
+        "rebuilt with the course recipe; a changed recipe needs --out.",
     )
-    train.add_argument("--out", default=None, help="folder to save into (default: assets/router/adapter for tiny)")
-    ng = sub.add_parser("train-ngram", help="(re)build the n-gram router: tune on dev, report held-out once, save")
-    ng.add_argument("--seed", type=int, default=0)
+    train.add_argument("--profile", default="tiny", help="tiny (default) | t4 | 7b: the base model to train on")
+    train.add_argument(
+        "--steps", type=positive_int, default=TRAIN_STEPS, help=f"training steps, at least 1 (default {TRAIN_STEPS})"
+    )
+    train.add_argument("--seed", type=int, default=0, help="seed of the data split and the training (default 0)")
+    train.add_argument(
+        "--lr",
+        type=positive_float,
+        default=None,
+        help="learning rate above 0 (default: 5e-3 on tiny, scaled like the profile's SFT rate)",
+    )
+    train.add_argument(
+        "--out", default=None, help="folder to save into (default: assets/router/adapter for tiny, else the work dir)"
+    )
+    ng = sub.add_parser(
+        "train-ngram",
+        help="(re)build the n-gram router: tune on dev, report held-out once, save",
+        description="Tune the character n-gram router on a dev split, score it once on the held-out set and save it. "
+        "It needs no base model, so it has no --profile. Without --out the shipped router (assets/router/ngram) is "
+        "rebuilt with the course recipe; another --seed needs --out.",
+    )
+    ng.add_argument("--seed", type=int, default=0, help="seed of the train/dev split (default 0)")
     ng.add_argument("--out", default=None, help="folder to save into (default: assets/router/ngram)")
     args = parser.parse_args(argv)
     commands = {"evaluate": _evaluate, "train": _train, "train-ngram": _train_ngram}
     try:
         return commands[args.command](args)
-    except (ValueError, FileNotFoundError) as err:
+    except OSError as err:  # FileNotFoundError for --data, check_writable's message for --out
+        print(f"error: {os_error_text(err)}", file=sys.stderr)
+        return 2
+    except ValueError as err:
         print(f"error: {err}", file=sys.stderr)  # the prefix stays, as in every course CLI; the message is translated
         return 2
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .. import domains
+from ..i18n import tr
 
 GENERAL = "general"
 BASE_ADAPTER = "__base__"
@@ -25,7 +26,12 @@ def __getattr__(name: str):
 def label_to_adapter(label: str) -> str:
     """The PEFT adapter name for a label: "general" is the bare base model (`"__base__"` in mixed batches)."""
     if not isinstance(label, str) or not label:
-        raise ValueError(f"A label must be a non-empty string, got {label!r}.")
+        raise ValueError(
+            tr(
+                en=f"A label must be a non-empty string, got {label!r}.",
+                ru=f"Метка должна быть непустой строкой, получено {label!r}.",
+            )
+        )
     return BASE_ADAPTER if label == GENERAL else label
 
 
@@ -46,10 +52,20 @@ class RouteDecision:
 def check_text(text: str) -> str:
     """Return `text` stripped, or raise ValueError if it is not a non-empty string."""
     if not isinstance(text, str):
-        raise ValueError(f"A router needs a prompt string, got {type(text).__name__}.")
+        raise ValueError(
+            tr(
+                en=f"A router needs a prompt string, got {type(text).__name__}.",
+                ru=f"Маршрутизатору нужен промпт-строка, получено {type(text).__name__}.",
+            )
+        )
     stripped = text.strip()
     if not stripped:
-        raise ValueError("Empty prompt: a router needs some text to decide on; type a request first.")
+        raise ValueError(
+            tr(
+                en="Empty prompt: a router needs some text to decide on; type a request first.",
+                ru="Пустой промпт: маршрутизатору нужен текст, чтобы выбрать адаптер; сначала введите запрос.",
+            )
+        )
     return stripped
 
 
@@ -65,7 +81,12 @@ class Router:
     def route_batch(self, texts: Sequence[str]) -> list[RouteDecision]:
         """Choose a label for each prompt (checks every prompt first, so a bad one fails before any work)."""
         if isinstance(texts, str):
-            raise ValueError("route_batch takes a list of prompts; use route(text) for a single prompt.")
+            raise ValueError(
+                tr(
+                    en="route_batch takes a list of prompts; use route(text) for a single prompt.",
+                    ru="route_batch принимает список промптов; для одного промпта вызовите route(text).",
+                )
+            )
         checked = [check_text(t) for t in texts]
         return self._route_many(checked) if checked else []
 

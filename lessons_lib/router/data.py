@@ -608,6 +608,15 @@ def read_jsonl(path: str | Path, labels: Iterable[str] | None = None) -> list[di
                     ru=f'{path}:{number}: нужен объект со строковыми полями "text" и "label".',
                 )
             )
+        if not row["text"].strip():
+            raise ValueError(
+                tr(
+                    en=f'{path}:{number} has an empty "text"; give every line a prompt (a router needs text to decide '
+                    "on), or delete the line.",
+                    ru=f'{path}:{number}: поле "text" пустое; дайте каждой строке промпт (маршрутизатору нужен текст, '
+                    "чтобы выбрать адаптер) или удалите строку.",
+                )
+            )
         if known is not None and row["label"] not in known:
             names = ", ".join(sorted(known))
             raise ValueError(

@@ -42,11 +42,22 @@ class EmbeddingRouter(Router):
         import torch
 
         if not rows:
-            raise ValueError("EmbeddingRouter needs labeled rows to build its centroids (router.data.training_rows()).")
+            raise ValueError(
+                tr(
+                    en="EmbeddingRouter needs labeled rows to build its centroids (router.data.training_rows()).",
+                    ru="EmbeddingRouter нужны размеченные строки, чтобы построить центроиды "
+                    "(router.data.training_rows()).",
+                )
+            )
         labels = tuple(labels or course_labels())
         missing = [lbl for lbl in labels if not any(r["label"] == lbl for r in rows)]
         if missing:
-            raise ValueError(f"No training rows for labels {missing}; every label needs examples.")
+            raise ValueError(
+                tr(
+                    en=f"No training rows for labels {missing}; every label needs examples.",
+                    ru=f"Нет обучающих строк для меток {missing}; у каждой метки должны быть примеры.",
+                )
+            )
         self.model, self.tokenizer, self.labels = model, tokenizer, tuple(labels)
         self.temperature, self.fallback, self.margin = temperature, fallback, margin
         vectors = embed(model, tokenizer, [r["text"] for r in rows])

@@ -6,7 +6,9 @@
 scores base vs adapter on held-out requests and prints the table (`final answer`: the expected result reached the
 answer; `uses result`: the answer delivers the result of the call that ran).
 `--n N` takes the first N requests of any data source. An option of the other command (`evaluate --steps`,
-`build-adapter --adapter` ...) is a usage error.
+`build-adapter --adapter` ...) is a usage error. Without --out, `build-adapter` rebuilds the shipped adapter in
+assets/adapters/tools with the course recipe; another --steps then needs --out (the shipped adapter is replaced only on
+purpose). The --out folder is checked for writing before anything trains.
 A missing or unreadable file or folder, a damaged adapter or one made for another base or task, or a bad line in a
 data file, ends the command with one `error:` line (naming file:line) and exit code 2.
 """
@@ -18,6 +20,8 @@ import json
 import os
 import sys
 from pathlib import Path
+
+from ..i18n import tr
 
 USAGE_ERROR = 2  # the exit code argparse also uses for bad arguments
 TASK = "tools"  # the manifest domain of a tool-use adapter
@@ -31,6 +35,7 @@ COMMAND_OPTIONS = {  # option -> (attribute, the command it belongs to); each is
     "--tool-choice": ("tool_choice", "evaluate"),
 }
 DEFAULT_DATA, DEFAULT_TOOL_CHOICE = "heldout", "auto"
+NAMED_DATA = ("heldout", "dev", "handwritten", "dev-handwritten", "dev2-handwritten")  # what --data names besides files
 
 
 def fail(message: str) -> int:
@@ -48,9 +53,11 @@ def adapter_folder_problem(folder: str | None) -> str | None:
     """Why `folder` is not an adapter folder (None when it is, or when none was given)."""
     if folder is None or (Path(folder) / "adapter_config.json").is_file():
         return None
-    return (
-        f"no adapter at {folder}: give a folder with adapter_config.json and adapter_model.safetensors "
-        "(e.g. one `build-adapter --out FOLDER` wrote)."
+    return tr(
+        en=f"no adapter at {folder}: give a folder with adapter_config.json and adapter_model.safetensors "
+        "(e.g. one `build-adapter --out FOLDER` wrote).",
+        ru=f"в {folder} нет адаптера: укажите папку с adapter_config.json и adapter_model.safetensors "
+        "(например, ту, что записала команда `build-adapter --out ПАПКА`).",
     )
 
 
@@ -58,7 +65,10 @@ def misplaced_option(args: argparse.Namespace) -> str | None:
     """The usage error for the first option given that belongs to the other command, or None."""
     for option, (attribute, command) in COMMAND_OPTIONS.items():
         if getattr(args, attribute) is not None and args.command != command:
-            return f"{option} does not apply to {args.command}; it is an option of: {command}"
+            return tr(
+                en=f"{option} does not apply to {args.command}; it is an option of: {command}",
+                ru=f"{option} не относится к {args.command}; это параметр команды: {command}",
+            )
     return None
 
 
@@ -66,7 +76,13 @@ def check_counts(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     """Refuse --steps / --n below 1 (0 used to mean 'the default' silently)."""
     for option, value in (("--steps", args.steps), ("--n", args.n)):
         if value is not None and value < 1:
-            parser.error(f"{option} must be at least 1, not {value} (leave it out for the default)")
+            parser.error(
+                tr(
+                    en=f"{option} must be at least 1, not {value} (leave it out for the default)",
+                    ru=f"{option} должно быть не меньше 1, а не {value} (уберите параметр, чтобы взять значение "
+                    "по умолчанию)",
+                )
+            )
 
 
 def task_problem(folder: Path) -> str | None:
@@ -78,22 +94,81 @@ def task_problem(folder: Path) -> str | None:
     try:
         domain = Manifest.load(folder).domain
     except (OSError, ValueError, TypeError) as err:
-        return f"{folder / MANIFEST_FILE} cannot be read ({err}); re-save the adapter with lessons_lib.storage."
+        return tr(
+            en=f"{folder / MANIFEST_FILE} cannot be read ({err}); re-save the adapter with lessons_lib.storage.",
+            ru=f"{folder / MANIFEST_FILE} не читается ({err}); сохраните адаптер заново через lessons_lib.storage.",
+        )
     if domain is not None and domain != TASK:
-        return (
-            f"the adapter in {folder} was trained for the {domain!r} task (its {MANIFEST_FILE} says domain "
+        return tr(
+            en=f"the adapter in {folder} was trained for the {domain!r} task (its {MANIFEST_FILE} says domain "
             f"{domain!r}), not for tool use, so it would score about 0: give a tool-use adapter (domain {TASK!r}, "
-            "e.g. one `build-adapter --out FOLDER` wrote)."
+            "e.g. one `build-adapter --out FOLDER` wrote).",
+            ru=f"адаптер в {folder} обучен для задачи {domain!r} (его {MANIFEST_FILE} указывает domain {domain!r}), "
+            f"а не для вызова инструментов, и набрал бы около 0: укажите адаптер для инструментов (domain {TASK!r}, "
+            "например, записанный командой `build-adapter --out ПАПКА`).",
         )
     return None
+
+
+def shipped_overwrite_problem(steps: int | None, out: str | None, default_steps: int, shipped: Path) -> str | None:
+    """Why `build-adapter` must stop: another --steps without --out would replace the shipped adapter (None: fine)."""
+    if out is not None or steps is None or steps == default_steps:
+        return None
+    return tr(
+        en=f"--steps {steps} changes the course recipe ({default_steps} steps), and without --out the result would "
+        f"replace the shipped tool adapter in {shipped}. Pass --out FOLDER, e.g. --out build/tools-{steps}, or "
+        f"--out {shipped} to replace it on purpose.",
+        ru=f"--steps {steps} меняет рецепт курса ({default_steps} шагов), и без --out результат заменил бы "
+        f"поставляемый адаптер для инструментов в {shipped}. Укажите --out ПАПКА, например --out build/tools-{steps}, "
+        f"или --out {shipped}, чтобы заменить его намеренно.",
+    )
+
+
+def check_out_folder(folder: Path) -> None:
+    """Prove the adapter can be saved in `folder` (created if needed) before anything trains; OSError saying why."""
+    from ..train import check_writable
+
+    check_writable(folder, tr(en="tool adapter", ru="адаптер для инструментов"))
+
+
+def build_cli(args: argparse.Namespace) -> int:
+    """`build-adapter`: train (or `--ship` an already trained folder), score and save; bad --out: one line, exit 2."""
+    from ..paths import TINY_ADAPTERS_DIR
+    from .adapter import ADAPTER_NAME, STEPS, build_tool_adapter, ship_tool_adapter
+
+    shipped = TINY_ADAPTERS_DIR / ADAPTER_NAME
+    problem = None if args.ship else shipped_overwrite_problem(args.steps, args.out, STEPS, shipped)
+    if problem:
+        return fail(problem)
+    out = Path(args.out) if args.out else shipped
+    kwargs = {"steps": args.steps or STEPS, "out_dir": out}
+    try:
+        check_out_folder(out)
+        if args.ship:
+            metrics = ship_tool_adapter(args.ship, **kwargs)
+        else:
+            metrics = build_tool_adapter(**kwargs)
+    except OSError as err:
+        return fail(os_error_text(err))
+    except ValueError as err:  # e.g. an --out name the adapter store refuses
+        return fail(str(err))
+    print(json.dumps(metrics, indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     parser = argparse.ArgumentParser(prog="python -m lessons_lib.tools", description=__doc__)
     parser.add_argument("command", choices=["build-adapter", "evaluate"])
-    parser.add_argument("--steps", type=int, default=None, help="training steps (default: the shipped recipe)")
-    parser.add_argument("--out", default=None, help="output folder (default: assets/adapters/tools)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="build-adapter: training steps, at least 1 (default: the shipped recipe; another value needs --out)",
+    )
+    parser.add_argument(
+        "--out", default=None, help="build-adapter: output folder (default: the shipped assets/adapters/tools)"
+    )
     parser.add_argument(
         "--ship",
         default=None,
@@ -128,7 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.quote and (args.command != "evaluate" or args.tool_choice != "required"):
-        parser.error("--quote constrains the evaluated calls; use it with: evaluate --tool-choice required")
+        parser.error(
+            tr(
+                en="--quote constrains the evaluated calls; use it with: evaluate --tool-choice required",
+                ru="--quote ограничивает оцениваемые вызовы; используйте его так: evaluate --tool-choice required",
+            )
+        )
     misplaced = misplaced_option(args)
     if misplaced:
         parser.error(misplaced)
@@ -143,20 +223,29 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from ..env import cpu_threads
-    from .adapter import STEPS, build_tool_adapter, ship_tool_adapter
 
     # Two threads (the course's CPU target) unless OMP_NUM_THREADS says fewer, e.g. on a busy shared machine.
     torch.set_num_threads(min(2, cpu_threads()))
     if args.command == "evaluate":
         return evaluate_cli(args.adapter, args.data, args.n, args.tool_choice, args.quote)
-    kwargs = {"steps": args.steps or STEPS}
-    if args.out:
-        kwargs["out_dir"] = Path(args.out)
-    if args.ship:
-        print(json.dumps(ship_tool_adapter(args.ship, **kwargs), indent=2))
-    else:
-        print(json.dumps(build_tool_adapter(**kwargs), indent=2))
-    return 0
+    return build_cli(args)
+
+
+def looks_like_a_name(data: str) -> bool:
+    """Whether --data reads as a set's name (no folder, no file extension), e.g. the typo 'heldot'."""
+    path = Path(data)
+    return len(path.parts) == 1 and not path.suffix
+
+
+def unknown_data_text(data: str) -> str:
+    """The error for a --data that is neither a named set nor an existing file (often a typo of a set's name)."""
+    named = ", ".join(NAMED_DATA)
+    return tr(
+        en=f"--data {data} is neither a named set ({named}) nor an existing file: pick one of those names, or give "
+        'a JSONL file of requests, one {"lang", "request", "tool", "arguments"} object per line.',
+        ru=f"--data {data} — не имя набора ({named}) и не существующий файл: выберите одно из этих имён или укажите "
+        'файл JSONL с запросами, по одному объекту {"lang", "request", "tool", "arguments"} в строке.',
+    )
 
 
 def requests_for(data: str, n: int | None) -> list:
@@ -166,6 +255,8 @@ def requests_for(data: str, n: int | None) -> list:
 
     if data in SPLITS:
         return tool_examples(n or EVAL_N, data)
+    if data not in HANDWRITTEN_SETS and looks_like_a_name(data) and not Path(data).exists():
+        raise FileNotFoundError(unknown_data_text(data))
     examples = read_handwritten(HANDWRITTEN_SETS.get(data, data))
     return examples if n is None else examples[:n]
 
@@ -205,8 +296,12 @@ def evaluate_cli(adapter: str | None, data: str, n: int | None, tool_choice: str
         tool_choice=tool_choice,
         quote=quote,
     )
+    quoted = ", quote" if quote else ""
     print(
-        f"{data}: {len(examples)} requests, adapter {folder}, tool_choice={tool_choice}" + (", quote" if quote else "")
+        tr(
+            en=f"{data}: {len(examples)} requests, adapter {folder}, tool_choice={tool_choice}{quoted}",
+            ru=f"{data}: запросов {len(examples)}, адаптер {folder}, tool_choice={tool_choice}{quoted}",
+        )
     )
     print(format_table([r.row() for r in reports]))
     return 0

@@ -47,3 +47,38 @@ def run_showing_errors(action: Callable[[], object], shown_in, render: Callable[
 def answer_html(text: str) -> str:
     """An answer shown as preformatted, wrapped, escaped text."""
     return f"<pre style='white-space: pre-wrap'>{html.escape(text)}</pre>"
+
+
+def default_prompt_limit() -> int:
+    """The active profile's `max_length`: the prompt limit in tokens the course server also enforces."""
+    from ..profiles import choose_profile
+
+    return choose_profile(None)[0].max_length
+
+
+def prompt_length(tokenizer, text: str) -> int:
+    """How many tokens the chat-templated prompt is, counted as the course server counts it."""
+    from ..models import chat_text
+
+    return len(tokenizer(chat_text(tokenizer, text), add_special_tokens=False)["input_ids"])
+
+
+def too_long_text(tokenizer, text: str, limit: int) -> str | None:
+    """The message for a prompt over `limit` tokens (the model would answer with garbage), or None when it fits."""
+    n_tokens = prompt_length(tokenizer, text)
+    if n_tokens <= limit:
+        return None
+    return tr(
+        en=f"The prompt is {n_tokens} tokens, over this profile's limit of {limit} (max_length); shorten it, "
+        "then press Generate.",
+        ru=f"Промпт занимает {n_tokens} токенов, больше предела профиля {limit} (max_length); сократите его, "
+        "затем нажмите «Сгенерировать».",
+    )
+
+
+def empty_prompt_text() -> str:
+    """The message for a Generate with no prompt."""
+    return tr(
+        en="Type a prompt first, then press Generate.",
+        ru="Сначала введите промпт, затем нажмите «Сгенерировать».",
+    )

@@ -4,7 +4,8 @@ Core widgets only (Textarea, Button, Label, HTML, VBox/HBox), so it works on ipy
 Results go into Label/HTML values. Drive it from Python: set `playground.prompt.value`, call
 `playground.button.click()`, read `playground.last`. With a model, a "copy names exactly" box
 (`playground.copy_aware`) turns on copy-aware decoding and requested function names (`lessons_lib.copying`), as in
-the AdapterSwitcher.
+the AdapterSwitcher. Each press first clears the previous route, answer and `last`, so a failed routing or
+generation never leaves the previous prompt's results on screen.
 """
 
 from __future__ import annotations
@@ -101,11 +102,11 @@ class RouterPlayground(widgets.VBox):
     def run(self) -> PlaygroundResult | None:
         """Route the prompt, show the decision and scores, generate with the chosen adapter; None if empty."""
         text = self.prompt.value
+        self.clear()
         if not text.strip():
             self.choice.value = tr(
                 en="Type a prompt first, then press the button.", ru="Сначала введите промпт, затем нажмите кнопку."
             )
-            self.reason.value, self.bars.value, self.answer.value = "", "", ""
             return None
         start = time.perf_counter()
         decision = self.router.route(text)
@@ -126,6 +127,11 @@ class RouterPlayground(widgets.VBox):
             self.answer.value = answer_html(answer)
         self.last = PlaygroundResult(decision, adapter, answer, route_ms, **extra)
         return self.last
+
+    def clear(self) -> None:
+        """Forget the previous press: no result, no reason, bars or answer (a failure then shows alone)."""
+        self.last = None
+        self.reason.value, self.bars.value, self.answer.value = "", "", ""
 
     def _on_click(self, _button) -> None:
         run_showing_errors(self.run, self.choice)

@@ -8,6 +8,9 @@ Built from core widgets only, so it works on ipywidgets 7.7 (Colab) and 8.x. Res
 Label/HTML values, never printed, so they show the same in Colab, Jupyter and nbclient. Tests and notebook
 cells drive it from Python: set `switcher.dropdown.value` and `switcher.prompt.value`, then
 `switcher.button.click()` and read `switcher.last` (`switcher.copy_aware.value = True` ticks the box).
+Each press first clears the previous answer and `last`, so a failed generation never leaves the previous prompt's
+answer on screen; a prompt longer than the profile's `max_length` (the limit the course server enforces) is refused
+with a message instead of answered with garbage.
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ import ipywidgets as widgets
 from ..copying import copy_aware_kwargs
 from ..i18n import tr
 from ..storage import active_adapters
-from .common import answer_html, labelled, prompt_box, run_showing_errors
+from .common import (
+    answer_html,
+    default_prompt_limit,
+    empty_prompt_text,
+    labelled,
+    prompt_box,
+    run_showing_errors,
+    too_long_text,
+)
 
 BASE_CHOICE = "base"
 
@@ -60,10 +71,12 @@ class AdapterSwitcher(widgets.VBox):
         max_new_tokens: int | None = None,
         generate_fn: Callable | None = None,
         copy_aware: bool = False,
+        max_prompt_tokens: int | None = None,
     ):
         from ..models import generate
 
         self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
+        self.max_prompt_tokens = max_prompt_tokens or default_prompt_limit()
         self._generate = generate_fn or generate
         names = list(adapters) if adapters is not None else list(model.peft_config)
         unknown = [n for n in names if n not in model.peft_config]
@@ -111,11 +124,10 @@ class AdapterSwitcher(widgets.VBox):
     def run(self) -> SwitchResult | None:
         """Generate an answer for the prompt with the chosen adapter and show it; None if the prompt is empty."""
         choice, text = self.dropdown.value, self.prompt.value.strip()
-        if not text:
-            self.status.value = tr(
-                en="Type a prompt first, then press Generate.",
-                ru="Сначала введите промпт, затем нажмите «Сгенерировать».",
-            )
+        self.last, self.answer.value = None, ""  # a failure below must not leave the previous answer on screen
+        problem = too_long_text(self.tokenizer, text, self.max_prompt_tokens) if text else empty_prompt_text()
+        if problem:
+            self.status.value = problem
             return None
         extra = copy_aware_kwargs(self.copy_aware.value)
         start = time.perf_counter()
