@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import random
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
-from .i18n import current, tr
+from .i18n import current, plural_ru, tr
 from .profiles import Profile
 
 GB = 1e9
@@ -187,21 +190,142 @@ def describe_estimate(name: str, profile: Profile, steps: int) -> str:
 
         return describe_training(profile, steps)
     if profile.rehearsal:
-        return tr(en="a CPU rehearsal: seconds", ru="репетиция на CPU: секунды")
-    lengths = sample_lengths(name, profile)
+        return rehearsal_note()
+    return describe_lengths(profile, steps, sample_lengths(name, profile))
+
+
+def rehearsal_note() -> str:
+    """What a CPU rehearsal's time estimate says."""
+    return tr(en="a CPU rehearsal: seconds", ru="репетиция на CPU: секунды")
+
+
+def describe_lengths(profile: Profile, steps: int, lengths: list[int]) -> str:
+    """The estimate sentence for `steps` steps over rows of these token lengths (rehearsal and no-rate cases too)."""
+    if profile.rehearsal:
+        return rehearsal_note()
     seconds = estimate_seconds(profile, steps, lengths)
     if seconds is None:
         return tr(en="no time estimate for this profile", ru="для этого профиля нет оценки времени")
     return estimate_sentence(seconds, tokens_per_step(profile, lengths), profile)
 
 
+def duration(seconds: float) -> str:
+    """'about 40 s' under a minute and a half, else 'about N min' (in the course language)."""
+    if seconds < 90:
+        return tr(en=f"about {max(1, round(seconds))} s", ru=f"около {max(1, round(seconds))} с")
+    minutes = round(seconds / 60)
+    return tr(en=f"about {minutes} min", ru=f"около {minutes} мин")
+
+
 def estimate_sentence(seconds: float, tokens: float, profile: Profile) -> str:
     """'about N min: T padded tokens per step at ~R tokens/s (measured | assumed)' in the course language."""
-    minutes, rate = max(1, round(seconds / 60)), profile.train_tokens_per_second
-    measured = profile.train_speed_measured
+    rate, measured = profile.train_tokens_per_second, profile.train_speed_measured
     return tr(
-        en=f"about {minutes} min: {tokens:.0f} padded tokens per step at ~{rate:.0f} tokens/s "
+        en=f"{duration(seconds)}: {tokens:.0f} padded tokens per step at ~{rate:.0f} tokens/s "
         f"({'measured' if measured else 'assumed, not measured'})",
-        ru=f"около {minutes} мин: {tokens:.0f} токенов с паддингом на шаг при ~{rate:.0f} токенов/с "
+        ru=f"{duration(seconds)}: {tokens:.0f} токенов с паддингом на шаг при ~{rate:.0f} токенов/с "
         f"({'измерено' if measured else 'предположение, не измерено'})",
     )
+
+
+# ------------------------------------------------------------------ what a standalone notebook trains first
+def router_step_tokens(profile: Profile) -> float:
+    """Padded tokens one router training step processes (its batch of prompts, as router.learned trains it)."""
+    from .models import load_tokenizer
+    from .recipes import ROUTER_BATCH
+    from .router.data import training_rows
+    from .router.encode import router_texts
+
+    tok = load_tokenizer(profile)
+    texts = router_texts(tok, [r["text"] for r in training_rows(16)])
+    lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    return ROUTER_BATCH * padded_length(lengths, ROUTER_BATCH)
+
+
+def artifact_seconds(name: str, profile: Profile, steps: int) -> float | None:
+    """Estimated seconds to train a course artifact for `steps` steps (None: a rehearsal, or no rate)."""
+    rate = profile.train_tokens_per_second
+    if profile.rehearsal or not rate:
+        return None
+    if name == "router":
+        return steps * router_step_tokens(profile) / rate
+    return estimate_seconds(profile, steps, sample_lengths(name, profile))
+
+
+def describe_plan(plan: dict[str, int], profile: Profile) -> str:
+    """One line for what a notebook trains before its lesson: each artifact's steps and minutes, and the sum."""
+    seconds = {name: artifact_seconds(name, profile, steps) for name, steps in plan.items()}
+    if any(s is None for s in seconds.values()):
+        parts = ", ".join(
+            tr(en=f"{name} {steps} steps", ru=f"{name} {steps} {plural_ru(steps, 'шаг', 'шага', 'шагов')}")
+            for name, steps in plan.items()
+        )
+        why = rehearsal_note() if profile.rehearsal else tr(en="no time estimate", ru="оценки времени нет")
+        return f"{parts}: {why}"
+    parts = ", ".join(
+        tr(
+            en=f"{name} {steps} steps ≈ {seconds[name] / 60:.1f} min",
+            ru=f"{name} {steps} {plural_ru(steps, 'шаг', 'шага', 'шагов')} ≈ {seconds[name] / 60:.1f} мин",
+        )
+        for name, steps in plan.items()
+    )
+    total, rate = sum(seconds.values()), profile.train_tokens_per_second
+    basis = (
+        tr(en="measured", ru="измерено")
+        if profile.train_speed_measured
+        else tr(en="assumed, not measured", ru="предположение, не измерено")
+    )
+    return tr(
+        en=f"{parts}; in all {duration(total)} at ~{rate:.0f} padded tokens/s ({basis}), plus loading the base "
+        "model for each",
+        ru=f"{parts}; всего {duration(total)} при ~{rate:.0f} токенов с паддингом/с ({basis}), плюс загрузка "
+        "базовой модели для каждого",
+    )
+
+
+# ------------------------------------------------------------------ disk: merged full checkpoints
+def merged_bytes(profile: Profile) -> float:
+    """Bytes of one merged full checkpoint: the real model in fp16 (t4/7b), else the tiny weights' files (tiny and
+    the rehearsals, which merge the tiny model)."""
+    if not profile.tiny_weights:
+        return MODEL_SIZES[profile.name].gigabytes("fp16") * GB
+    from .models import model_source
+
+    files = sum(p.stat().st_size for p in Path(model_source(profile)).rglob("*.safetensors"))
+    return files if profile.dtype == "float32" else files / 2  # the tiny files are fp32; a rehearsal merges in fp16
+
+
+def free_bytes(folder: Path) -> int:
+    """Free bytes on the disk that holds `folder` (or its nearest existing parent)."""
+    folder = Path(folder).absolute()
+    while not folder.exists():
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def disk_size(n: float) -> str:
+    """Bytes as "1.2 GB" (or "8.7 MB" under a gigabyte), in the course language."""
+    if n >= GB:
+        return tr(en=f"{n / GB:.1f} GB", ru=f"{n / GB:.1f} ГБ")
+    return tr(en=f"{n / 1e6:.1f} MB", ru=f"{n / 1e6:.1f} МБ")
+
+
+def check_free_space(folder: Path, needed: float, what: str) -> str:
+    """A line saying `what` needs `needed` bytes in `folder` and how much is free; OSError when it does not fit."""
+    free = free_bytes(folder)
+    line = tr(
+        en=f"{what}: about {disk_size(needed)} in {folder}; {disk_size(free)} free there",
+        ru=f"{what}: около {disk_size(needed)} в {folder}; свободно там {disk_size(free)}",
+    )
+    if free < needed * 1.1:  # a tenth more: the tokenizer, the config and the file system's own overhead
+        raise OSError(
+            errno.ENOSPC,
+            line
+            + tr(
+                en=". Not enough: free some space on that disk (old folders in it, models you no longer use in the "
+                "Hugging Face cache under ~/.cache/huggingface) and rerun this cell.",
+                ru=". Этого мало: освободите место на этом диске (старые папки в нём, больше не нужные модели в кэше "
+                "Hugging Face в ~/.cache/huggingface) и запустите ячейку снова.",
+            ),
+        )
+    return line

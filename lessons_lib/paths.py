@@ -15,6 +15,9 @@ QUIZ_DIR = ASSETS_DIR / "quizzes"
 CHAT_TEMPLATES_DIR = ASSETS_DIR / "chat_templates"
 BUILD_DIR = Path(os.environ.get("LESSONS_BUILD", REPO_DIR / "build"))
 WORK_ROOT = BUILD_DIR / "work"  # <profile>/ under it is a lesson's work dir when Drive is not used
+# <profile>/ under it holds big files a lesson deletes again (merged full checkpoints): always on the local disk,
+# never on Drive, even when the work dir is there
+SCRATCH_ROOT = BUILD_DIR / "scratch"
 DRIVE_MOUNT = Path("/content/drive")
 MY_DRIVE = "MyDrive"  # the learner's files, under the mount
 DRIVE_COURSE_DIR = DRIVE_MOUNT / MY_DRIVE / "lora-adapter-lab"  # <profile>/ under it is a lesson's work dir
@@ -24,6 +27,11 @@ ADAPTERS_FOLDER = "adapters"  # <work dir>/adapters/<name>: a work dir's adapter
 def default_work_dir(profile_name: str) -> Path:
     """The work dir of a profile when none is given: where notebook 01 saves (without Drive) and the server looks."""
     return WORK_ROOT / profile_name
+
+
+def scratch_dir(profile_name: str) -> Path:
+    """A profile's local folder for big short-lived files (merged checkpoints): on this machine's disk, not Drive."""
+    return SCRATCH_ROOT / profile_name
 
 
 def adapters_folder(work_dir: str | Path) -> Path:

@@ -185,6 +185,9 @@ PROFILES: dict[str, Profile] = {
         # Assumed, not measured (no GPU here): ~5 TFLOP/s sustained on a T4 for QLoRA with checkpointing
         # (6 × params × tokens × 4/3); the 4-bit dequantization keeps it far below the T4's fp16 peak.
         train_tokens_per_second=600.0,
+        # Notebook 01's section-5 run: 100 steps ≈ 12 min by the course's estimate (~7.4 s a step at the assumed
+        # rate, FineTome chats counted as filling max_length); 200 would be ≈ 25 min before section 9's loop.
+        demo_train_steps=100,
         # A T4 (compute capability 7.5) has no FlashAttention 2: "bfd" would attend over the whole flattened batch
         # (correct, but quadratic in its total length), and "wrapped" cuts examples and lets them see each other.
         packing_strategy=None,
@@ -206,6 +209,9 @@ PROFILES: dict[str, Profile] = {
         eval_examples=40,
         quick_train_steps=40,
         train_tokens_per_second=90.0,  # assumed as for t4: ~5 TFLOP/s sustained on a T4; not measured
+        # Notebook 01's section-5 run: 20 steps ≈ 23 min by the course's estimate (~68 s a step at the assumed
+        # rate); all 300 would be ≈ 5.6 h before section 9's loop even starts.
+        demo_train_steps=20,
         packing_strategy=None,  # as for t4: the 7B runs on a T4 too (no FlashAttention 2)
     ),
 }

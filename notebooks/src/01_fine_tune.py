@@ -13,6 +13,13 @@
 # in 4-bit (QLoRA). The CPU rehearsal profiles (`t4-rehearsal`, `7b-rehearsal`) run that GPU code path
 # with the tiny weights and the real models' chat formats, in a few training steps: they check the code,
 # not quality.
+#
+# How long on a GPU? Only the course's own estimate so far (section 8; nobody has timed a T4 yet): it assumes
+# 600 (t4) or 90 (7b) padded tokens/s (not measured) and counts row lengths with the tiny model's tokenizer as a
+# stand-in. By it, the demo run in section 5 takes about 12 min on t4 and 23 min on 7b, and section 9's three
+# full adapters about 1.3 h on t4 and 17 h on 7b; loading models and evaluating come on top. Section 5 prints the
+# estimate again, from this run's rows, before it trains. 7b's loop outlasts a Colab session: keep your work on
+# Google Drive (the default on Colab with t4/7b) and rerun the loop in a new session to resume it.
 
 # %% [markdown] lang="ru"
 # # 01 — Дообучаем LoRA-адаптер с TRL, бережём результат и доказываем, что он научился
@@ -30,6 +37,14 @@
 # в 4-битном формате (QLoRA). Репетиционные профили для CPU (`t4-rehearsal`, `7b-rehearsal`) проходят этот
 # GPU-путь кода с крошечными весами и форматами чата настоящих моделей за несколько шагов обучения: они проверяют
 # код, а не качество.
+#
+# Сколько это займёт на GPU? Пока известна только собственная оценка курса (раздел 8; на T4 курс ещё никто не
+# замерял): она предполагает 600 (t4) или 90 (7b) токенов с паддингом в секунду (не измерено) и считает длины строк
+# токенизатором крошечной модели как приближением. По ней демонстрационный запуск в разделе 5 занимает около 12 мин
+# на t4 и 23 мин на 7b, а три полных адаптера раздела 9 — около 1.3 ч на t4 и 17 ч на 7b; загрузка моделей и оценка
+# идут сверх этого. Перед обучением раздел 5 ещё раз печатает оценку — по строкам этого запуска. Цикл на 7b длиннее
+# сеанса Colab: храните работу на Google Диске (так по умолчанию в Colab с t4/7b) и в новом сеансе запустите цикл
+# снова, чтобы продолжить его.
 
 # %% [markdown]
 # ## Learning objectives
@@ -55,13 +70,34 @@
 PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
 
 # %% [markdown]
-# Options for where your work goes. The defaults keep everything in a local folder.
+# Options for where your work goes and how long the first run trains.
+#
+# - `USE_DRIVE`: `None` (the default) keeps your work on Google Drive when you run on Colab with the `t4` or `7b`
+#   profile, and in a local folder otherwise. On Colab every notebook opens its own runtime, and a runtime's disk
+#   is wiped when it disconnects: only on Drive do notebooks 02–06 find what this one trains, and does a rerun
+#   after a disconnect resume. Colab asks you to allow access; if you decline (or mounting fails), the lesson
+#   goes on in the local folder and says so. `True` asks for Drive on any profile, `False` never uses it. The
+#   setup cell prints where your work is kept.
+# - `TRAIN_STEPS`: the optimizer steps of section 5's run; `None` = the profile's demo length (tiny 30, t4 100,
+#   7b 20). Section 5 prints the estimated time before it starts. Change `RUN_NAME` with it, so the run starts
+#   fresh instead of resuming checkpoints made for another length.
 
 # %% [markdown] lang="ru"
-# Куда попадает ваша работа. По умолчанию всё хранится в локальной папке.
+# Куда попадает ваша работа и сколько длится первое обучение.
+#
+# - `USE_DRIVE`: `None` (по умолчанию) хранит работу на Google Диске, когда вы работаете в Colab с профилем `t4`
+#   или `7b`, а в остальных случаях — в локальной папке. В Colab каждый ноутбук открывает свою среду выполнения, а
+#   диск среды стирается при отключении: только с Google Диска ноутбуки 02–06 найдут то, что обучит этот, и только
+#   там повторный запуск после разрыва соединения продолжит обучение. Colab попросит разрешить доступ; если вы
+#   откажетесь (или подключение не удастся), урок продолжится в локальной папке и сообщит об этом. `True` —
+#   Google Диск на любом профиле, `False` — никогда. Ячейка настройки печатает, где хранится ваша работа.
+# - `TRAIN_STEPS`: число шагов оптимизатора в запуске раздела 5; `None` — демонстрационная длина профиля (tiny 30,
+#   t4 100, 7b 20). Перед стартом раздел 5 печатает оценку времени. Меняя его, меняйте и `RUN_NAME`, чтобы запуск
+#   начался заново, а не продолжил контрольные точки, сделанные для другой длины.
 
 # %%
-USE_DRIVE = False  # Colab: keep checkpoints and adapters on Google Drive, so a disconnect loses nothing
+USE_DRIVE = None  # None: Google Drive on Colab with t4/7b (survives a disconnect), else local; True / False: force
+TRAIN_STEPS = None  # section 5's optimizer steps; None = the profile's demo run (tiny 30, t4 100, 7b 20)
 PUSH_TO_HUB = False  # also upload the json adapter to the Hugging Face Hub (needs a token with write access)
 HUB_NAMESPACE = None  # your Hub user or organisation; None = the user the token belongs to
 RUN_NAME = "json-1"  # the main run's checkpoints live under this name: change it to start a fresh run
@@ -364,7 +400,17 @@ import json
 
 from lessons_lib.data import sft_rows
 
-STEPS = profile.demo_train_steps or profile.train_steps  # tiny: a 30-step demo (its shipped adapters: 720, section 9)
+DEFAULT_STEPS = profile.demo_train_steps or profile.train_steps  # tiny 30 (its shipped adapters: 720), t4 100, 7b 20
+if TRAIN_STEPS is not None and not (isinstance(TRAIN_STEPS, int) and TRAIN_STEPS > 0):
+    raise ValueError(
+        tr(
+            en=f"TRAIN_STEPS must be a whole number of steps above 0, or None for {DEFAULT_STEPS}; got "
+            f"{TRAIN_STEPS!r}.",
+            ru=f"TRAIN_STEPS должен быть целым числом шагов больше 0 или None (тогда {DEFAULT_STEPS}); получено "
+            f"{TRAIN_STEPS!r}.",
+        )
+    )
+STEPS = TRAIN_STEPS or DEFAULT_STEPS
 ROWS = STEPS * profile.batch_size * profile.grad_accum  # every row is seen about once
 rows = sft_rows("json", ROWS)
 print(json.dumps(rows[0], ensure_ascii=False, indent=1))
@@ -617,13 +663,21 @@ assert tok.eos_token_id in answer_ids, "the end-of-turn token is trained, so the
 # %%
 import time
 
-from lessons_lib.train import last_checkpoint
+from lessons_lib.train import checkpoint_step, last_checkpoint
 
 resume_from = last_checkpoint(args.output_dir, base=trainer.model)
 print(
     tr(en="starting at step 0", ru="начинаем с шага 0")
     if resume_from is None
     else tr(en=f"resuming from {resume_from}", ru=f"продолжаем с {resume_from}")
+)
+steps_left = STEPS - checkpoint_step(resume_from)
+print(
+    tr(
+        en=f"{steps_left} steps to go, estimated from this run's rows:",
+        ru=f"осталось {steps_left} {plural_ru(steps_left, 'шаг', 'шага', 'шагов')}, оценка по строкам этого запуска:",
+    ),
+    budget.describe_lengths(profile, steps_left, budget.row_lengths(train_rows, tok, profile.max_length)),
 )
 start = time.time()
 trainer.train(resume_from_checkpoint=resume_from)
@@ -1064,8 +1118,10 @@ if REAL_MODEL and torch.cuda.is_available() and measured_rate:
 #
 # On every profile but tiny the loop trains each adapter with `profile.train_steps` and saves it where
 # notebooks 02–06 look: `<work dir>/adapters/<name>` (on Drive with `USE_DRIVE`), and with `PUSH_TO_HUB`
-# also to the Hub as `lora-lab-<profile>-<name>`. `json` is already there from the run above, so the loop
-# skips it. On the tiny profile it is a short demo run (6 steps per adapter, into a scratch folder under
+# also to the Hub as `lora-lab-<profile>-<name>`. The loop skips an adapter already saved with at least its
+# step count: `json` from the run above when that run was as long (the rehearsals; `TRAIN_STEPS = 200` on t4),
+# while after the shorter demo run (t4 100 steps, 7b 20) it trains `json` again with the full count and replaces
+# it. On the tiny profile it is a short demo run (6 steps per adapter, into a scratch folder under
 # `lesson.work_dir`, not evaluated: so few steps teach little). The shipped `assets/adapters`, which notebooks
 # 02–06 use on the tiny profile, were trained by `lessons_lib.tiny.course_adapters` with `train_adapter` (the
 # function `train_domain` calls), on richer data and for longer: 2,000 rows per domain from
@@ -1090,8 +1146,10 @@ if REAL_MODEL and torch.cuda.is_available() and measured_rate:
 #
 # На всех профилях, кроме tiny, цикл обучает каждый адаптер `profile.train_steps` шагов и сохраняет его туда, где
 # его ищут ноутбуки 02–06: `<work dir>/adapters/<name>` (на Google Диске с `USE_DRIVE`), а с `PUSH_TO_HUB` — ещё и
-# в Hub как `lora-lab-<profile>-<name>`. `json` уже сохранён запуском выше, поэтому цикл его пропускает. На
-# профиле tiny это короткий демонстрационный запуск (6 шагов на адаптер, во временную папку внутри
+# в Hub как `lora-lab-<profile>-<name>`. Цикл пропускает адаптер, уже сохранённый хотя бы с его числом шагов:
+# `json` из запуска выше, если тот был не короче (репетиции; `TRAIN_STEPS = 200` на t4), а после более короткого
+# демонстрационного запуска (t4 — 100 шагов, 7b — 20) цикл обучает `json` заново полным числом шагов и заменяет
+# его. На профиле tiny это короткий демонстрационный запуск (6 шагов на адаптер, во временную папку внутри
 # `lesson.work_dir`, без оценки: за столь малое число шагов модель мало чему учится). Поставляемые с курсом
 # `assets/adapters`, которые ноутбуки 02–06 используют на профиле tiny, обучены модулем
 # `lessons_lib.tiny.course_adapters` функцией `train_adapter` (её вызывает и `train_domain`), но на более
@@ -1131,11 +1189,17 @@ def evaluate_saved(domain: str, folder) -> dict:
     return {"heldout_valid": report.valid_rate, "heldout_correct": report.correct_rate, "heldout_n": report.n}
 
 
+def saved_steps(domain: str) -> int:
+    """The steps the adapter saved in the loop's store was trained for (0 when none is saved)."""
+    return storage.read_manifest(domain, loop_store).steps if domain in storage.list_adapters(loop_store) else 0
+
+
 def train_course_adapters():
-    """Train and save every course adapter the store lacks; safe to rerun after an interruption."""
+    """Train and save every course adapter the store lacks (or holds shorter); safe to rerun after an interruption."""
     done = {}
     for domain in COURSE_ADAPTERS:
-        if domain in storage.list_adapters(loop_store):
+        had = saved_steps(domain)
+        if had >= LOOP_STEPS:
             print(
                 tr(
                     en=f"{domain}: already saved in {loop_store}, skipping",
@@ -1143,6 +1207,14 @@ def train_course_adapters():
                 )
             )
             continue
+        if had:
+            print(
+                tr(
+                    en=f"{domain}: saved with {had} steps (a shorter run), training it with {LOOP_STEPS}",
+                    ru=f"{domain}: сохранён с {had} {plural_ru(had, 'шагом', 'шагами', 'шагами')} (запуск короче), "
+                    f"обучаем его с {LOOP_STEPS}",
+                )
+            )
         result = train_domain(
             domain,
             profile,
@@ -1166,7 +1238,7 @@ def train_course_adapters():
             metrics=metrics,
             data={"source": "lessons_lib.data", "general_rows": len(general_rows)},
         )
-        storage.save_adapter(result.adapter_dir, domain, loop_store, loop_manifest)
+        storage.save_adapter(result.adapter_dir, domain, loop_store, loop_manifest, overwrite=had > 0)
         if hub is not None and not DEMO_LOOP:
             repo_id = storage.save_adapter(
                 result.adapter_dir, hub_repo_name(domain, profile), hub, loop_manifest, overwrite=True
@@ -1194,12 +1266,13 @@ print(
 )
 
 # %% [markdown]
-# The runtime "came back". Rerun **the same call**: `json` is already saved and skipped, `coding` resumes
-# from its newest checkpoint (not from step 0), `support` trains normally.
+# The runtime "came back". Rerun **the same call**: `json` is now saved with the loop's steps and skipped,
+# `coding` resumes from its newest checkpoint (not from step 0), `support` trains normally.
 
 # %% [markdown] lang="ru"
-# Среда выполнения «вернулась». Запустите **тот же вызов** снова: `json` уже сохранён и пропускается, `coding`
-# продолжает обучение с самой свежей контрольной точки (а не с шага 0), `support` обучается как обычно.
+# Среда выполнения «вернулась». Запустите **тот же вызов** снова: `json` теперь сохранён с числом шагов цикла и
+# пропускается, `coding` продолжает обучение с самой свежей контрольной точки (а не с шага 0), `support` обучается
+# как обычно.
 
 # %%
 second_try = train_course_adapters()
@@ -1309,40 +1382,53 @@ if measured and task_max < min(r["correct"] for r in measured):
 # %% [markdown]
 # ## 10. Self-check
 #
-# Quality claims only where the adapter was trained for real: on tiny (30 steps) and on t4/7b (200/300 steps)
-# the json adapter must be valid JSON on ≥ 80% of held-out prompts and correct on ≥ 50%, and beat the base.
-# These floors are what the 2M-parameter tiny model clears after 30 steps; a 1.1B or 7B chat model trained
-# 200–300 steps on the same kind of rows has no excuse to do worse. A rehearsal (6 steps) checks the code path
-# and prints what it measured without a claim. The other checks hold on every profile.
+# Quality claims only where the adapter was trained for real: on tiny (30 steps) and on t4/7b (the 100/20-step
+# demo runs, or longer with `TRAIN_STEPS`) the json adapter must be valid JSON on ≥ 80% of held-out prompts and
+# correct on ≥ 50%, and beat the base. These floors are what the 2M-parameter tiny model clears after 30 steps; a
+# 1.1B or 7B chat model trained on 1,600 or 320 rows of the same kind is expected to clear them too (not yet
+# checked on a GPU). A rehearsal (6 steps), or a run shortened with `TRAIN_STEPS`, prints what it measured without
+# a claim. The other checks hold on every profile.
 
 # %% [markdown] lang="ru"
 # ## 10. Самопроверка
 #
-# Утверждения о качестве — только там, где адаптер обучался по-настоящему: на tiny (30 шагов) и на t4/7b (200/300
-# шагов) адаптер json должен выдавать валидный JSON на ≥ 80% отложенных промптов и верный — на ≥ 50%, а также
-# превосходить базовую модель. Эти пороги крошечная модель на 2M параметров проходит после 30 шагов; у чат-модели
-# на 1.1B или 7B, обученной 200–300 шагов на таких же строках, нет оправданий для худшего результата. Репетиция (6
-# шагов) проверяет путь кода и печатает то, что измерила, без утверждений о качестве. Остальные проверки
-# выполняются на всех профилях.
+# Утверждения о качестве — только там, где адаптер обучался по-настоящему: на tiny (30 шагов) и на t4/7b
+# (демонстрационные запуски на 100/20 шагов или длиннее с `TRAIN_STEPS`) адаптер json должен выдавать валидный JSON
+# на ≥ 80% отложенных промптов и верный — на ≥ 50%, а также превосходить базовую модель. Эти пороги крошечная модель
+# на 2M параметров проходит после 30 шагов; чат-модель на 1.1B или 7B, обученная на 1600 или 320 таких же строках,
+# как ожидается, тоже их пройдёт (на GPU это ещё не проверено). Репетиция (6 шагов) или запуск, укороченный через
+# `TRAIN_STEPS`, печатает то, что измерил, без утверждений о качестве. Остальные проверки выполняются на всех
+# профилях.
 
 # %%
 from lessons_lib.checks import expects_quality
 
 print(format_table([before.row("base"), after.row(tr(en="json adapter", ru="адаптер json"))]))
-if expects_quality(profile):
+measured = tr(
+    en=f"Measured on {after.n} held-out prompts: correct {before.correct_rate:.2f} (base) → {after.correct_rate:.2f} "
+    "(adapter).",
+    ru=f"Измерено на {after.n} "
+    f"{plural_ru(after.n, 'отложенном промпте', 'отложенных промптах', 'отложенных промптах')}: верно "
+    f"{before.correct_rate:.2f} (base) → {after.correct_rate:.2f} (адаптер).",
+)
+if expects_quality(profile) and STEPS >= DEFAULT_STEPS:
     assert after.valid_rate >= 0.8 and after.correct_rate >= 0.5, (before, after)
     assert after.correct_rate > before.correct_rate or after.correct_rate == 1.0, "the adapter beats the base"
+elif expects_quality(profile):
+    print(
+        tr(
+            en=f"{profile.name}: TRAIN_STEPS = {STEPS}, fewer than the {DEFAULT_STEPS} the floors are set for; no "
+            f"quality claim. {measured}",
+            ru=f"{profile.name}: TRAIN_STEPS = {STEPS}, меньше {DEFAULT_STEPS}, на которые рассчитаны пороги; о "
+            f"качестве не судим. {measured}",
+        )
+    )
 else:
     print(
         tr(
-            en=f"{profile.name}: {STEPS} training steps rehearse the code path; no quality claim. Measured on "
-            f"{after.n} held-out prompts: correct {before.correct_rate:.2f} (base) → {after.correct_rate:.2f} "
-            "(adapter).",
+            en=f"{profile.name}: {STEPS} training steps rehearse the code path; no quality claim. {measured}",
             ru=f"{profile.name}: {STEPS} {plural_ru(STEPS, 'шаг', 'шага', 'шагов')} обучения — репетиция пути кода; о "
-            f"качестве не судим. Измерено на {after.n} "
-            f"{plural_ru(after.n, 'отложенном промпте', 'отложенных промптах', 'отложенных промптах')}: верно "
-            f"{before.correct_rate:.2f} (base) → {after.correct_rate:.2f} "
-            "(адаптер).",
+            f"качестве не судим. {measured}",
         )
     )
 assert main_steps == STEPS, "the main run finished its planned steps"
@@ -1394,8 +1480,8 @@ assert Manifest.load(saved_at).metrics["heldout_correct"] == after.correct_rate
 #    prompt hurt when prompts are long and answers short?
 # 3. Move the disconnect to a step that is a multiple of `SAVE_EVERY`. Which checkpoint does the rerun
 #    resume from, and how many steps are repeated?
-# 4. Train the json adapter for 10 steps only. Which fails first: validity (JSON parses) or correctness
-#    (values copied from the prompt)?
+# 4. Train the json adapter for 10 steps only (`TRAIN_STEPS = 10`, with a new `RUN_NAME`). Which fails first:
+#    validity (JSON parses) or correctness (values copied from the prompt)?
 # 5. On Colab with a T4: run with `PROFILE = "t4"` and `USE_DRIVE = True`, disconnect the runtime in the
 #    middle of training (Runtime → Disconnect), reconnect and run all cells. Compare the measured time with
 #    the estimate in section 8.
@@ -1409,8 +1495,8 @@ assert Manifest.load(saved_at).metrics["heldout_correct"] == after.correct_rate
 #    может вредить, когда промпты длинные, а ответы короткие?
 # 3. Перенесите разрыв соединения на шаг, кратный `SAVE_EVERY`. С какой контрольной точки продолжится повторный
 #    запуск и сколько шагов повторится?
-# 4. Обучите адаптер json всего 10 шагов. Что отказывает первым: валидность (JSON разбирается) или правильность
-#    (значения скопированы из промпта)?
+# 4. Обучите адаптер json всего 10 шагов (`TRAIN_STEPS = 10` и новый `RUN_NAME`). Что отказывает первым:
+#    валидность (JSON разбирается) или правильность (значения скопированы из промпта)?
 # 5. В Colab с T4: запустите с `PROFILE = "t4"` и `USE_DRIVE = True`, отключите среду выполнения посреди обучения
 #    (Среда выполнения → Отключиться; в английском интерфейсе Runtime → Disconnect), переподключитесь и запустите
 #    все ячейки. Сравните измеренное время с оценкой из раздела 8.

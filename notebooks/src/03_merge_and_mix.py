@@ -41,9 +41,25 @@
 #   виджета WeightMixer.
 # - Выбирать между переключением, смешиванием и слиянием по измеренным качеству и задержке.
 
+# %% [markdown]
+# Parameters. `USE_DRIVE = None` (the default) uses Google Drive when you run on Colab with the `t4` or `7b`
+# profile, and a local folder otherwise. On Colab each notebook opens its own runtime, whose disk is wiped when it
+# disconnects: Drive is where this notebook finds the adapters notebook 01 trained (and keeps what it trains
+# itself). If you decline Drive access, or mounting fails, the lesson goes on in the local folder and says so;
+# `True` / `False` force the choice. Whatever is found nowhere is trained here first, and the estimated time is
+# printed before that starts.
+
+# %% [markdown] lang="ru"
+# Параметры. `USE_DRIVE = None` (по умолчанию) использует Google Диск, когда вы работаете в Colab с профилем `t4` или
+# `7b`, а в остальных случаях — локальную папку. В Colab каждый ноутбук открывает свою среду выполнения, и её диск
+# стирается при отключении: на Google Диске этот ноутбук находит адаптеры, обученные в ноутбуке 01 (и хранит то, что
+# обучает сам). Если вы не разрешите доступ к Google Диску или подключение не удастся, урок продолжится в локальной
+# папке и сообщит об этом; `True` / `False` задают выбор явно. То, что нигде не найдено, сначала обучается здесь, и
+# перед этим печатается оценка времени.
+
 # %% tags=["parameters"]
 PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
-USE_DRIVE = False  # Colab: look for (and keep) your adapters on Google Drive, where notebook 01 saves them
+USE_DRIVE = None  # None: Google Drive on Colab with t4/7b (where notebook 01 saves), else local; True/False
 HUB_NAMESPACE = None  # your Hub user/org if notebook 01 pushed adapters there (lora-lab-<profile>-<name>)
 
 # %%
@@ -103,12 +119,14 @@ from lessons_lib import checks
 from lessons_lib.adapters import COURSE_ADAPTERS, course_artifacts, load_with_adapters
 from lessons_lib.data import DOMAINS, examples
 from lessons_lib.evaluate import format_table, heldout
+from lessons_lib.lesson import plan_quick_training
 from lessons_lib.models import chat_text, free_memory, generate, load_base, load_tokenizer, model_source
 
 profile = lesson.profile
 MAX_NEW = profile.max_new_tokens
 CHECK_NEW = min(MAX_NEW, 48)  # enough tokens to compare answers
 tok = load_tokenizer(profile)
+plan_quick_training(lesson)  # what is found nowhere and so trained first, with the estimated time
 folders = course_artifacts(lesson)  # shipped / work dir / Drive / Hub, or a quick training run right here
 probe = [examples(domain, 1, "heldout")[0].prompt for domain in DOMAINS]
 check_prompts = [ex.prompt for d in DOMAINS for ex in heldout(d, max(1, profile.eval_examples // 4), seed=2)]
@@ -277,6 +295,11 @@ if MERGE_IN_MEMORY:
 # A merged model saves like any transformers model (`save_pretrained`, plus the tokenizer), and loads back
 # with `AutoModelForCausalLM.from_pretrained` — the server does not even need PEFT installed. Same weights,
 # same kernels: the reloaded model gives exactly the merged model's answers.
+#
+# A merged model is a full model: about 2.2 GB in fp16 on t4 and 14.5 GB on 7b, once per merge. So this notebook
+# writes merged checkpoints to a local scratch folder (`lesson.scratch_dir`, on this machine's disk, never Google
+# Drive even when your work dir is there), checks first that the disk has room for one, and deletes each one as
+# soon as the lesson is done with it.
 
 # %% [markdown] lang="ru"
 # ### Сохранение и загрузка без PEFT
@@ -284,14 +307,46 @@ if MERGE_IN_MEMORY:
 # Объединённая модель сохраняется как любая модель transformers (`save_pretrained` плюс токенизатор) и загружается
 # обратно через `AutoModelForCausalLM.from_pretrained` — на сервере даже не нужно устанавливать PEFT. Те же веса, те
 # же ядра: загруженная модель даёт в точности те же ответы, что и объединённая.
+#
+# Объединённая модель — полная модель: около 2.2 ГБ в fp16 на t4 и 14.5 ГБ на 7b, на каждое слияние. Поэтому ноутбук
+# записывает объединённые модели во временную локальную папку (`lesson.scratch_dir`, на диске этой машины и никогда
+# не на Google Диске, даже если ваша рабочая папка там), сначала проверяет, что на диске хватит места на одну, и
+# удаляет каждую, как только она больше не нужна уроку.
 
 # %%
+import shutil
+from pathlib import Path
+
 from transformers import AutoModelForCausalLM
 
+from lessons_lib import budget
 from lessons_lib.mixing import folder_bytes
 
+
+def fresh_scratch(name: str) -> Path:
+    """An empty local folder for a merged full checkpoint, once the disk is checked to have room (else OSError)."""
+    folder = lesson.scratch_dir / name
+    shutil.rmtree(folder, ignore_errors=True)  # what an interrupted run left
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    what = tr(en=f"{name}, a merged full checkpoint", ru=f"{name}, объединённая полная модель")
+    print(budget.check_free_space(folder.parent, budget.merged_bytes(profile), what))
+    return folder
+
+
+def remove_scratch(folder: Path) -> None:
+    """Delete a merged checkpoint the lesson is done with, saying how much space that gives back."""
+    size = folder_bytes(folder)
+    shutil.rmtree(folder)
+    print(
+        tr(
+            en=f"deleted {folder} ({size / 1e6:,.1f} MB): the lesson no longer needs it",
+            ru=f"удалена {folder} ({size / 1e6:,.1f} МБ): уроку она больше не нужна",
+        )
+    )
+
+
 if MERGE_IN_MEMORY:
-    merged_dir = lesson.work_dir / "merged-json"
+    merged_dir = fresh_scratch("merged-json")
     merged.save_pretrained(merged_dir)
     tok.save_pretrained(merged_dir)
 
@@ -325,6 +380,7 @@ if MERGE_IN_MEMORY:
     print(format_table(sizes))
     del merged, reloaded, peft_model
     free_memory()
+    remove_scratch(merged_dir)
 
 # %% [markdown]
 # The adapter is a fraction of the merged model's size (the table above; on a real model a few percent): merging
@@ -456,9 +512,7 @@ def merged_correctly(errors: dict[str, float]) -> bool:
     return right <= 2 * errors["rounding"] + 1e-3 and wrong**2 - right**2 > 0.5 * gap**2
 
 
-deployed = merge_for_deployment(
-    profile, {"json": folders["json"]}, lesson.work_dir / "deploy-json", tok, requantize=True
-)
+deployed = merge_for_deployment(profile, {"json": folders["json"]}, fresh_scratch("deploy-json"), tok, requantize=True)
 for note in deployed.notes:
     print("-", note)
 errors = merge_errors(deployed.folder, delta, wrong_delta)
@@ -483,8 +537,10 @@ print(
 )
 if not deployed.requantized and checks.exact_kernels(profile):
     assert deployed_answers == json_answers  # same function as base + adapter
+deployed_folder = deployed.folder
 del deployed
 free_memory()
+remove_scratch(deployed_folder)
 
 # %% [markdown]
 # (A 4-bit model re-quantized *after* merging still rounds, but it rounds `W + BA` once, from full
@@ -898,7 +954,8 @@ model.save_pretrained(mix_dir, selected_adapters=[MIX], save_embedding_layers=Fa
 if MERGE_IN_MEMORY:
     merged_mix = PeftModel.from_pretrained(load_base(profile, quantize=False), mix_dir / MIX).merge_and_unload()
 else:
-    merged_mix = merge_for_deployment(profile, {MIX: mix_dir / MIX}, lesson.work_dir / "merged-mix", tok).model
+    merged_mix_dir = fresh_scratch("merged-mix")  # removed at the end of this section's checks
+    merged_mix = merge_for_deployment(profile, {MIX: mix_dir / MIX}, merged_mix_dir, tok).model
 merged_mix.eval()
 
 N_EVAL = min(profile.eval_examples, 10 if lesson.device == "cuda" else 2)  # per domain
@@ -1046,9 +1103,7 @@ else:  # re-quantized to 4-bit: checked on the merged files, as in section 2
                 "объединённые файлы проверяем напрямую:",
             )
         )
-    errors = merge_errors(
-        lesson.work_dir / "merged-mix", lora.get_delta_weight(MIX).float(), lora.get_delta_weight("json").float()
-    )
+    errors = merge_errors(merged_mix_dir, lora.get_delta_weight(MIX).float(), lora.get_delta_weight("json").float())
     print(
         tr(
             en=f"merged − base vs the mix's update: {errors['right']:.2e} of its size (rounding alone: "
@@ -1058,6 +1113,7 @@ else:  # re-quantized to 4-bit: checked on the merged files, as in section 2
         )
     )
     assert merged_correctly(errors)
+    remove_scratch(merged_mix_dir)  # the merged model stays loaded; its files are no longer needed
 mean = {w: sum(quality[w].values()) / 3 for w in WAYS}
 print(tr(en="mean correct rate:", ru="средняя доля верных:"), {w: round(m, 2) for w, m in mean.items()})
 if checks.expects_quality(profile):

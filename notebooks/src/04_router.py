@@ -45,9 +45,25 @@
 # - Маршрутизировать батч и сгенерировать ответы за один вызов с помощью смешанных адаптеров PEFT
 #   (`adapter_names=[...]`).
 
+# %% [markdown]
+# Parameters. `USE_DRIVE = None` (the default) uses Google Drive when you run on Colab with the `t4` or `7b`
+# profile, and a local folder otherwise. On Colab each notebook opens its own runtime, whose disk is wiped when it
+# disconnects: Drive is where this notebook finds the adapters notebook 01 trained (and keeps what it trains
+# itself). If you decline Drive access, or mounting fails, the lesson goes on in the local folder and says so;
+# `True` / `False` force the choice. Whatever is found nowhere is trained here first, and the estimated time is
+# printed before that starts.
+
+# %% [markdown] lang="ru"
+# Параметры. `USE_DRIVE = None` (по умолчанию) использует Google Диск, когда вы работаете в Colab с профилем `t4` или
+# `7b`, а в остальных случаях — локальную папку. В Colab каждый ноутбук открывает свою среду выполнения, и её диск
+# стирается при отключении: на Google Диске этот ноутбук находит адаптеры, обученные в ноутбуке 01 (и хранит то, что
+# обучает сам). Если вы не разрешите доступ к Google Диску или подключение не удастся, урок продолжится в локальной
+# папке и сообщит об этом; `True` / `False` задают выбор явно. То, что нигде не найдено, сначала обучается здесь, и
+# перед этим печатается оценка времени.
+
 # %% tags=["parameters"]
 PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
-USE_DRIVE = False  # Colab: look for (and keep) your adapters on Google Drive, where notebook 01 saves them
+USE_DRIVE = None  # None: Google Drive on Colab with t4/7b (where notebook 01 saves), else local; True/False
 HUB_NAMESPACE = None  # your Hub user/org if notebook 01 pushed adapters there (lora-lab-<profile>-<name>)
 
 # %%
@@ -81,8 +97,12 @@ print(budget.memory_plan(lesson.profile, "04"))
 # которое сообщает, сколько времени оно займёт.
 
 # %%
-from lessons_lib.adapters import course_artifacts
+from lessons_lib.adapters import COURSE_ADAPTERS, course_artifacts
+from lessons_lib.lesson import plan_quick_training
+from lessons_lib.router.learned import router_train_steps
 
+# What is found nowhere and so trained in this notebook (the learned router in section 3), with the estimated time.
+plan_quick_training(lesson, (*COURSE_ADAPTERS, "router"), {"router": router_train_steps(lesson.profile)})
 folders = course_artifacts(lesson)  # {name: folder} for json, coding, support
 
 # %% [markdown]

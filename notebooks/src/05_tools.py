@@ -54,9 +54,25 @@
 #   области.
 # - Отличать *стиль с помощью промпта* от *навыка с помощью адаптера*.
 
+# %% [markdown]
+# Parameters. `USE_DRIVE = None` (the default) uses Google Drive when you run on Colab with the `t4` or `7b`
+# profile, and a local folder otherwise. On Colab each notebook opens its own runtime, whose disk is wiped when it
+# disconnects: Drive is where this notebook finds the adapters notebook 01 trained (and keeps what it trains
+# itself). If you decline Drive access, or mounting fails, the lesson goes on in the local folder and says so;
+# `True` / `False` force the choice. Whatever is found nowhere is trained here first, and the estimated time is
+# printed before that starts.
+
+# %% [markdown] lang="ru"
+# Параметры. `USE_DRIVE = None` (по умолчанию) использует Google Диск, когда вы работаете в Colab с профилем `t4` или
+# `7b`, а в остальных случаях — локальную папку. В Colab каждый ноутбук открывает свою среду выполнения, и её диск
+# стирается при отключении: на Google Диске этот ноутбук находит адаптеры, обученные в ноутбуке 01 (и хранит то, что
+# обучает сам). Если вы не разрешите доступ к Google Диску или подключение не удастся, урок продолжится в локальной
+# папке и сообщит об этом; `True` / `False` задают выбор явно. То, что нигде не найдено, сначала обучается здесь, и
+# перед этим печатается оценка времени.
+
 # %% tags=["parameters"]
 PROFILE = None  # "tiny" | "t4" | "7b" (or "t4-rehearsal" | "7b-rehearsal" on a CPU); None = automatic
-USE_DRIVE = False  # Colab: look for (and keep) your adapters on Google Drive, where notebook 01 saves them
+USE_DRIVE = None  # None: Google Drive on Colab with t4/7b (where notebook 01 saves), else local; True/False
 HUB_NAMESPACE = None  # your Hub user/org if notebook 01 pushed adapters there (lora-lab-<profile>-<name>)
 TOOL_STEPS = None  # steps to train a tool adapter when none is found; None = the profile's quick_train_steps
 
@@ -82,8 +98,11 @@ import warnings
 from lessons_lib import budget
 from lessons_lib.adapters import COURSE_ADAPTERS, course_artifacts
 from lessons_lib.i18n import plural_ru, tr  # printed text in the notebook's language (LESSONS_LANG)
+from lessons_lib.lesson import plan_quick_training
 
 print(budget.memory_plan(lesson.profile, "05"))
+# What is found nowhere and so trained in this notebook (the tool adapter in section 5), with the estimated time.
+plan_quick_training(lesson, (*COURSE_ADAPTERS, "tools"), {"tools": TOOL_STEPS or lesson.profile.quick_train_steps})
 folders = course_artifacts(lesson)  # json, coding, support: shipped / work dir / Drive / Hub, or trained here
 
 # %% [markdown]
