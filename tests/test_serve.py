@@ -410,4 +410,4 @@ def test_cli_ask(server, references):
         cwd=REPO_DIR,
         timeout=60,
     )
-    assert bad.returncode == 1 and "HTTP 404" in bad.stdout
+    assert bad.returncode == 1 and "HTTP 404" in bad.stderr and bad.stdout == ""  # errors to stderr

@@ -7,6 +7,7 @@ equal text); the page's fallback for a server that answers JSON instead of a str
 
 from __future__ import annotations
 
+import json
 import os
 
 import httpx
@@ -179,3 +180,60 @@ def test_the_copy_box_sends_copy_bias_and_requested_names(page, api):
     nudged = expected(api, prompt, model="support", **boxed)["choices"][0]["message"]["content"]
     assert text(page, "#answer") == nudged != expected(api, prompt, model="support")["choices"][0]["message"]["content"]
     assert "Evangeline Strathmore" in nudged
+
+
+# ---------------------------------------------------------------- a server that fails: a stand-in, no model
+@pytest.fixture
+def stand_in():
+    """A stand-in server (test_serve_cli_bad_input.FakeServer) serving the page and two models; tests set its chat
+    answer (or break its model list)."""
+    from test_serve_cli_bad_input import FakeServer
+
+    from lessons_lib.serve.page import PAGE_HTML
+
+    models = {"data": [{"id": "base", "kind": "base"}, {"id": "json", "kind": "adapter"}]}
+    routes = {
+        ("GET", "/"): (200, "text/html; charset=utf-8", PAGE_HTML.encode()),
+        ("GET", "/v1/models"): (200, "application/json", json.dumps(models).encode()),
+    }
+    with FakeServer(routes) as server:
+        yield server
+
+
+def send_and_wait(browser, server) -> str:
+    """Load the page from `server`, send one prompt to json; the status line once the request has finished."""
+    browser.goto(server.url + "/")
+    browser.wait_for("document.body && document.body.dataset.ready === '1'")
+    browser.evaluate("document.getElementById('prompt').value = 'hi'")
+    browser.click("#send")
+    browser.wait_for("document.getElementById('answer').dataset.finished !== undefined")
+    assert browser.evaluate("document.getElementById('status').className") == "meta error"
+    return text(browser, "#status")
+
+
+def test_a_stream_that_ends_before_done_shows_as_interrupted(browser, stand_in):
+    """Before: the partial answer was reported as `done`."""
+    from test_serve_cli_bad_input import CHAT, chunk, sse
+
+    stand_in.routes[CHAT] = (200, "text/event-stream", sse(chunk("Hel"), chunk("lo")))
+    status = send_and_wait(browser, stand_in)
+    assert status.startswith("interrupted: the answer was cut off") and "[DONE]" in status
+    assert text(browser, "#answer") == "Hello"  # the part that came stays readable
+
+
+def test_an_error_page_that_is_not_json_shows_its_status(browser, stand_in):
+    """Before: a proxy's HTML 502 showed as a JSON SyntaxError."""
+    from test_serve_cli_bad_input import BAD_GATEWAY, CHAT
+
+    stand_in.routes[CHAT] = BAD_GATEWAY
+    assert send_and_wait(browser, stand_in) == "error 502: 502 Bad Gateway"
+
+
+def test_a_failed_model_list_shows_the_servers_error(browser, stand_in):
+    """Before: `cannot list models: TypeError: ... not iterable` (response.ok was not checked)."""
+    failed = {"error": {"message": "the engine is not ready"}}
+    stand_in.routes[("GET", "/v1/models")] = (503, "application/json", json.dumps(failed).encode())
+    browser.goto(stand_in.url + "/")
+    browser.wait_for("document.getElementById('status').textContent !== 'loading models...'")
+    assert text(browser, "#status") == "cannot list models: error 503: the engine is not ready"
+    assert browser.evaluate("document.getElementById('send').disabled") is True

@@ -10,23 +10,78 @@
 --max-batch, --window-ms and --max-body-bytes given on the command line override its [server] table, and the
 options that choose what is served (--profile, --adapters-dir, --work-dir, --lora-modules, --router) are refused
 next to it.
+
+A bad option is one `error:` line on stderr and exit code 2, found before the model loads where it can be (the
+profile, the adapter folders, whether the port is free); a --router or --lora-modules adapter named on the command
+line that cannot be loaded stops the start too, as in vLLM (a damaged adapter found in a folder is left out with a
+warning). `ask` prints the answer on stdout and errors on stderr (exit 2 for a usage error, 1 when the server cannot
+answer); Ctrl-C ends any command quietly with exit code 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
+from ..i18n import tr
+from ..profiles import PROFILES
+from ..router import KINDS as ROUTER_KINDS
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1."""
+ROUTER_CHOICES = (*ROUTER_KINDS, "none")
+PROFILE_HELP = "default: $LESSONS_PROFILE, else tiny on CPU and t4 on a GPU"
+SUB_COMMANDS = """sub-commands:
+  python -m lessons_lib.serve ask PROMPT [--adapter NAME|auto] [--url URL] [--stream]
+                                   ask a running server (see `ask --help`)
+  python -m lessons_lib.serve vllm [--profile P] [--adapters-dir DIR] | --config FILE
+                                   print the vLLM/LoRAX commands for the same adapters"""
+
+
+def whole_number(text: str, low: int, high: int, what: str) -> int:
+    """argparse helper: `text` as a whole number from `low` to `high`, else a usage error saying so."""
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of bytes (at least 1), got {text!r}")
+        value = None
+    if value is None or not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            tr(
+                en=f"expected {what}: a whole number from {low} to {high}, got {text!r}",
+                ru=f"{what}: нужно целое число от {low} до {high}, а получено {text!r}",
+            )
+        )
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of bytes of at least 1."""
+    return whole_number(text, 1, 1 << 40, tr(en="a number of bytes", ru="число байт"))
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 1 to 65535."""
+    return whole_number(text, 1, 65535, tr(en="a TCP port", ru="номер TCP-порта"))
+
+
+def batch_size(text: str) -> int:
+    """argparse type: the most requests in one batch, 1 to 4096 (as the composition file's server.max_batch)."""
+    return whole_number(text, 1, 4096, tr(en="a batch size", ru="размер пакета"))
+
+
+def window_ms(text: str) -> float:
+    """argparse type: milliseconds the engine gathers a batch, 0 to 10000 (as the file's server.window_ms)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 10_000:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            tr(
+                en=f"expected milliseconds from 0 to 10000 (0: no waiting for more requests), got {text!r}",
+                ru=f"нужно число миллисекунд от 0 до 10000 (0 — не ждать других запросов), а получено {text!r}",
+            )
+        )
     return value
 
 
@@ -35,8 +90,9 @@ def serve_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="python -m lessons_lib.serve",
-        description="Serve the base model and its LoRA adapters over HTTP "
-        "(OpenAI-compatible). Sub-commands: ask, vllm.",
+        description="Serve the base model and its LoRA adapters over HTTP (OpenAI-compatible; the web page is at /).",
+        epilog=SUB_COMMANDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--config",
@@ -45,37 +101,43 @@ def serve_parser() -> argparse.ArgumentParser:
         help="a composition file (TOML: base, adapters with weight and precision, named mixes, "
         "router, server); e.g. assets/compositions/course.toml",
     )
-    parser.add_argument(
-        "--profile",
-        default=None,
-        help="tiny | t4 | 7b | t4-rehearsal | 7b-rehearsal (default: $LESSONS_PROFILE or automatic)",
-    )
-    parser.add_argument("--host", default=None, help="default 127.0.0.1")
-    parser.add_argument("--port", type=int, default=None, help="default 8000")
+    parser.add_argument("--profile", default=None, choices=tuple(PROFILES), help=PROFILE_HELP)
+    parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=port_number, default=None, help="TCP port, 1 to 65535 (default 8000)")
     parser.add_argument(
         "--adapters-dir",
         default=None,
+        metavar="DIR",
         help="serve every PEFT adapter folder in DIR (a local or Drive store) instead of the course "
         "adapters of the profile",
     )
-    parser.add_argument("--work-dir", default=None, help="where notebook 01 saved the adapters (GPU profiles)")
+    parser.add_argument(
+        "--work-dir", default=None, metavar="DIR", help="where notebook 01 saved the adapters (GPU profiles)"
+    )
     parser.add_argument(
         "--lora-modules",
         nargs="+",
         default=None,
         metavar="NAME=PATH",
-        help="serve exactly these adapter folders under these names (as vLLM's --lora-modules)",
+        help="serve exactly these adapter folders under these names (as vLLM's --lora-modules); a folder "
+        "that does not hold a loadable adapter stops the server",
     )
     parser.add_argument(
         "--router",
         default=None,
-        help="router for model='auto': ngram (default) | keyword | learned | embedding | none; a request with "
-        "tools goes to the tools adapter (a 400 when it is not served)",
+        choices=ROUTER_CHOICES,
+        help="router for model='auto' (default ngram; none: no auto); a request with tools goes to the tools "
+        "adapter (a 400 when it is not served)",
     )
     parser.add_argument(
-        "--window-ms", type=float, default=None, help="how long the engine gathers a batch (default 10)"
+        "--window-ms",
+        type=window_ms,
+        default=None,
+        help="milliseconds the engine waits to gather a batch, 0 to 10000 (default 10)",
     )
-    parser.add_argument("--max-batch", type=int, default=None, help="default 32")
+    parser.add_argument(
+        "--max-batch", type=batch_size, default=None, help="most requests in one batch, 1 to 4096 (default 32)"
+    )
     parser.add_argument(
         "--max-body-bytes",
         type=positive_int,
@@ -100,13 +162,28 @@ def serve_parser() -> argparse.ArgumentParser:
 
 
 def ask_parser() -> argparse.ArgumentParser:
-    from .client import DEFAULT_URL
+    from .client import DEFAULT_URL, max_tokens, prompt_text, server_url
 
-    parser = argparse.ArgumentParser(prog="python -m lessons_lib.serve ask")
-    parser.add_argument("prompt")
-    parser.add_argument("--adapter", default="auto", help="an adapter name, base, or auto (default)")
-    parser.add_argument("--url", default=DEFAULT_URL)
-    parser.add_argument("--max-tokens", type=int, default=None)
+    parser = argparse.ArgumentParser(
+        prog="python -m lessons_lib.serve ask",
+        description="Send one prompt to a running server and print the answer (stdout), then which adapter "
+        "answered. Errors go to stderr: exit code 2 for a usage error, 1 when the server cannot answer.",
+    )
+    parser.add_argument("prompt", type=prompt_text, help="the user message (not empty)")
+    parser.add_argument("--adapter", default="auto", help="an adapter name, a mix, base, or auto (default)")
+    parser.add_argument(
+        "--url",
+        type=server_url,
+        default=DEFAULT_URL,
+        help=f"the server's address (default {DEFAULT_URL}, or $LESSONS_SERVER_URL); an OpenAI base_url "
+        "ending in /v1 works too",
+    )
+    parser.add_argument(
+        "--max-tokens",
+        type=max_tokens,
+        default=None,
+        help="most tokens to generate, at least 1 (default: the server's, i.e. the profile's)",
+    )
     parser.add_argument("--stream", action="store_true", help="print the answer as it is generated (SSE)")
     return parser
 
@@ -118,9 +195,13 @@ def vllm_parser() -> argparse.ArgumentParser:
         "leaving out (with the reason) those vLLM cannot load.",
     )
     parser.add_argument("--config", default=None, metavar="FILE", help="the adapters of a composition file")
-    parser.add_argument("--profile", default=None)
-    parser.add_argument("--adapters-dir", default=None)
-    parser.add_argument("--work-dir", default=None)
+    parser.add_argument("--profile", default=None, choices=tuple(PROFILES), help=PROFILE_HELP)
+    parser.add_argument(
+        "--adapters-dir", default=None, metavar="DIR", help="every PEFT adapter folder in DIR (a local or Drive store)"
+    )
+    parser.add_argument(
+        "--work-dir", default=None, metavar="DIR", help="where notebook 01 saved the adapters (GPU profiles)"
+    )
     return parser
 
 
@@ -168,6 +249,93 @@ def server_settings(args, composition=None):
     return settings if settings.max_body_bytes else replace(settings, max_body_bytes=DEFAULT_MAX_BODY_BYTES)
 
 
+class UsageError(ValueError):
+    """A command-line value that cannot be honoured: one `error:` line and exit code 2."""
+
+
+def check_choices(args) -> None:
+    """Check the profile and the adapter folders the command line names, before anything loads (UsageError)."""
+    from pathlib import Path
+
+    from ..profiles import choose_profile
+    from .loading import find_adapter_folders, parse_lora_modules
+
+    try:
+        profile, _ = choose_profile(args.profile)
+        modules = parse_lora_modules(args.lora_modules)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    if args.work_dir and not Path(args.work_dir).is_dir():
+        raise UsageError(
+            tr(
+                en=f"--work-dir {args.work_dir} is not a folder. Pass the folder notebook 01 saved the adapters "
+                "in, or leave --work-dir out.",
+                ru=f"--work-dir {args.work_dir} — не папка. Укажите папку, куда блокнот 01 сохранил адаптеры, "
+                "или уберите --work-dir.",
+            )
+        )
+    if modules and args.adapters_dir:
+        raise UsageError(
+            tr(
+                en="--lora-modules and --adapters-dir both choose the adapters to serve: pass one of them.",
+                ru="--lora-modules и --adapters-dir оба выбирают адаптеры для сервера: укажите что-то одно.",
+            )
+        )
+    if modules or args.adapters_dir:
+        try:
+            found, skipped = find_adapter_folders(profile, args.adapters_dir, None, modules)
+        except FileNotFoundError as err:
+            raise UsageError(str(err)) from err
+        check_named_folders(args, found, skipped)
+
+
+def check_named_folders(args, found: dict, skipped: list[str]) -> None:
+    """Every --lora-modules folder must hold an adapter (ServeOptionError), an --adapters-dir one (UsageError)."""
+    from .loading import refuse_named
+
+    refuse_named(args.lora_modules, skipped)
+    if args.adapters_dir and not found:
+        first = f" ({skipped[0]})" if skipped else ""
+        raise UsageError(
+            tr(
+                en=f"--adapters-dir {args.adapters_dir} holds no adapter folder{first}. Point it at a folder with "
+                "one sub-folder per adapter (adapter_config.json + adapter_model.safetensors).",
+                ru=f"в --adapters-dir {args.adapters_dir} нет ни одной папки адаптера{first}. Укажите папку, где "
+                "у каждого адаптера своя подпапка (adapter_config.json + adapter_model.safetensors).",
+            )
+        )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Bind host:port once (as uvicorn will) so that a busy port is said before the model loads (UsageError)."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a closed server's port is free
+            sock.bind((host, port))
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise UsageError(
+                tr(
+                    en=f"port {port} on {host} is already in use (is a server already running there?). Stop it, "
+                    f"or pass another port, e.g. --port {port % 65535 + 1}.",
+                    ru=f"порт {port} на {host} уже занят (там уже работает сервер?). Остановите его или укажите "
+                    f"другой порт, например --port {port % 65535 + 1}.",
+                )
+            ) from err
+        raise UsageError(
+            tr(
+                en=f"cannot listen on {host}:{port} ({err.strerror or err}). Pass another --host or --port "
+                "(ports below 1024 need root).",
+                ru=f"нельзя слушать {host}:{port} ({err.strerror or err}). Укажите другой --host или --port "
+                "(порты ниже 1024 требуют root).",
+            )
+        ) from err
+
+
 def load_served(args, composition=None):
     """The served model: the composition file's (already read and checked), else what the command line asks for."""
     from pathlib import Path
@@ -193,26 +361,39 @@ def load_served(args, composition=None):
         work_dir,
         args.router or DEFAULT_ROUTER,
         lora_modules=parse_lora_modules(args.lora_modules),
+        require_router=args.router is not None,
     )
+
+
+def prepare(args):
+    """(composition or None, server settings): everything checked that can be checked before the model loads."""
+    from .composition import load_composition
+
+    # the file is read and checked before torch, transformers and PEFT are imported: a mistake costs no wait
+    composition = load_composition(args.config) if args.config else None
+    if composition is None:
+        check_choices(args)
+    settings = server_settings(args, composition)
+    check_port_free(settings.host, settings.port)
+    return composition, settings
 
 
 def serve(args) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from .composition import CompositionError, load_composition
+    from .composition import CompositionError
+    from .loading import ServeOptionError
 
-    # the file is read and checked before torch, transformers and PEFT are imported: a mistake costs no wait
     try:
-        composition = load_composition(args.config) if args.config else None
+        composition, settings = prepare(args)
         import uvicorn
 
         from .app import create_app
 
         served = load_served(args, composition)
-    except CompositionError as err:
+    except (CompositionError, UsageError, ServeOptionError) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
-    settings = server_settings(args, composition)
     mixes = getattr(served, "mixes", {})
     print(
         f"adapters: {', '.join(served.adapters) or 'none'}; router: {served.router_kind or served.router_error}"
@@ -253,7 +434,7 @@ def vllm(args) -> int:
 
     try:
         profile, folders, skipped, notes, server = hand_off_source(args)
-    except (CompositionError, FileNotFoundError) as err:
+    except (CompositionError, FileNotFoundError, ValueError) as err:  # ValueError: e.g. a bad $LESSONS_PROFILE
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not folders:
@@ -308,7 +489,17 @@ def hand_off_source(args) -> tuple:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run `serve`, `ask` or `vllm`; Ctrl-C ends any of them quietly with exit code 130."""
     argv = sys.argv[1:] if argv is None else argv
+    try:
+        return run_command(argv)
+    except KeyboardInterrupt:
+        print(file=sys.stderr, flush=True)
+        return 130
+
+
+def run_command(argv: list[str]) -> int:
+    """Parse `argv` for its sub-command and run it."""
     if argv and argv[0] == "ask":
         from .client import main as ask_main
 

@@ -8,12 +8,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..i18n import tr
 from ..profiles import Profile
 from ..router import DEFAULT_KIND as DEFAULT_ROUTER
 
 # What reading one adapter's files can raise: the compat checks' AdapterCompatError (a ValueError), and raw
 # ValueError/TypeError/KeyError/OSError from a field of the wrong JSON type or an unreadable file.
 UNREADABLE_ADAPTER = (ValueError, TypeError, KeyError, OSError)
+
+
+class ServeOptionError(ValueError):
+    """What was asked for by name (a --router, a --lora-modules folder) cannot be served; the CLI exits with 2."""
 
 
 @dataclass
@@ -42,7 +47,13 @@ def parse_lora_modules(specs: list[str] | None) -> dict[str, Path]:
     for spec in specs or []:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
-            raise ValueError(f"--lora-modules takes name=path pairs, got {spec!r} (e.g. json=/content/adapters/json).")
+            raise ValueError(
+                tr(
+                    en=f"--lora-modules takes name=path pairs, got {spec!r} (e.g. json=/content/adapters/json).",
+                    ru=f"--lora-modules принимает пары имя=путь, а получено {spec!r} (например, "
+                    "json=/content/adapters/json).",
+                )
+            )
         modules[name] = Path(path)
     return modules
 
@@ -60,7 +71,12 @@ def named_folders(modules: dict[str, Path]) -> tuple[dict[str, Path], list[str]]
         if (Path(folder) / ADAPTER_FILES[0]).is_file():
             found[name] = Path(folder)
         else:
-            skipped.append(f"{name}={folder}: no adapter_config.json there (not a saved PEFT adapter folder)")
+            skipped.append(
+                tr(
+                    en=f"{name}={folder}: no adapter_config.json there (not a saved PEFT adapter folder)",
+                    ru=f"{name}={folder}: там нет adapter_config.json (это не папка сохранённого адаптера PEFT)",
+                )
+            )
     return found, skipped
 
 
@@ -89,8 +105,12 @@ def find_adapter_folders(
     root = Path(adapters_dir)
     if not root.is_dir():
         raise FileNotFoundError(
-            f"Adapter folder {root} does not exist. Point --adapters-dir at a folder holding one "
-            "sub-folder per adapter (adapter_config.json + adapter_model.safetensors)."
+            tr(
+                en=f"Adapter folder {root} does not exist. Point --adapters-dir at a folder holding one "
+                "sub-folder per adapter (adapter_config.json + adapter_model.safetensors).",
+                ru=f"Папки адаптеров {root} нет. Укажите в --adapters-dir папку, где у каждого адаптера своя "
+                "подпапка (adapter_config.json + adapter_model.safetensors).",
+            )
         )
     found = {}
     for folder in adapter_folders(root):
@@ -105,13 +125,17 @@ def find_adapter_folders(
 def load_router(kind: str | None, profile: Profile, work_dir: Path | None = None, log=print):
     """(router, error): the course router for model='auto', or None and why it is unavailable."""
     if not kind or kind == "none":
-        return None, "started without a router (--router none)"
+        return None, tr(en="started without a router (--router none)", ru="запущен без маршрутизатора (--router none)")
     try:
         from ..router import load_router as course_router
 
         return course_router(kind, profile, work_dir=work_dir, log=log), None
     except Exception as err:  # noqa: BLE001 - the server still serves named adapters without a router
-        return None, f"the {kind!r} router could not be loaded ({type(err).__name__}: {err})"
+        why = f"{type(err).__name__}: {err}"
+        return None, tr(
+            en=f"the {kind!r} router could not be loaded ({why})",
+            ru=f"маршрутизатор {kind!r} не удалось загрузить ({why})",
+        )
 
 
 def load_served_model(
@@ -121,15 +145,24 @@ def load_served_model(
     router: str | None = DEFAULT_ROUTER,
     log=print,
     lora_modules: dict[str, Path] | None = None,
+    require_router: bool = False,
 ) -> ServedModel:
-    """Load base + tokenizer, every adapter (checked against the base first), and the router."""
+    """Load the router, base + tokenizer, and every adapter (checked against the base first).
+
+    A damaged adapter found in a folder is left out with a warning; one named in `lora_modules`, or a router that
+    cannot load when `require_router`, is a ServeOptionError (the router is loaded first: that costs no wait).
+    """
     from ..compat import AdapterCompatError, load_adapter_checked
     from ..manifest import base_model_id
     from ..models import load_base_and_tokenizer
 
+    folders, skipped = find_adapter_folders(profile, adapters_dir, work_dir, lora_modules)
+    refuse_named(lora_modules, skipped)
+    router_obj, router_error = load_router(router, profile, work_dir, log)
+    if require_router and router_obj is None and router not in (None, "none"):  # --router none asks for none
+        raise ServeOptionError(router_refusal(router, router_error))
     model, tokenizer = load_base_and_tokenizer(profile, log=log)
     base_id = base_model_id(model)
-    folders, skipped = find_adapter_folders(profile, adapters_dir, work_dir, lora_modules)
     loaded: dict[str, Path] = {}
     for name, folder in folders.items():
         try:
@@ -138,11 +171,11 @@ def load_served_model(
         except UNREADABLE_ADAPTER as err:  # one damaged adapter must not stop the others from being served
             kind = "" if isinstance(err, AdapterCompatError) else f"{type(err).__name__}: "
             skipped.append(f"{name} ({folder}): {kind}{err}")
+    refuse_named(lora_modules, skipped)
     model.eval()
     rows_without_saved_modules(model)
     for reason in skipped:
         log(f"WARNING: not served: {reason}")
-    router_obj, router_error = load_router(router, profile, work_dir, log)
     return ServedModel(
         profile=profile,
         model=model,
@@ -153,6 +186,29 @@ def load_served_model(
         router_kind=router if router_obj is not None else None,
         router_error=router_error,
         skipped=skipped,
+    )
+
+
+def refuse_named(lora_modules: dict[str, Path] | None, skipped: list[str]) -> None:
+    """ServeOptionError when an adapter named in `lora_modules` cannot be served (vLLM refuses to start too)."""
+    if lora_modules and skipped:
+        raise ServeOptionError(
+            tr(
+                en=f"--lora-modules: cannot serve {'; '.join(skipped)}. Each NAME=PATH must name a saved PEFT "
+                "adapter folder (adapter_config.json + adapter_model.safetensors) built for this base.",
+                ru=f"--lora-modules: нельзя подать {'; '.join(skipped)}. Каждая пара ИМЯ=ПУТЬ должна указывать на "
+                "папку сохранённого адаптера PEFT (adapter_config.json + adapter_model.safetensors) для этой базы.",
+            )
+        )
+
+
+def router_refusal(kind: str | None, error: str) -> str:
+    """The message for a router asked for by name that could not be loaded."""
+    return tr(
+        en=f"--router {kind}: {error}. Pick another router (ngram, keyword, learned, embedding), or --router none "
+        "to serve without model='auto'.",
+        ru=f"--router {kind}: {error}. Выберите другой маршрутизатор (ngram, keyword, learned, embedding) или "
+        "--router none, чтобы сервер работал без model='auto'.",
     )
 
 

@@ -4,6 +4,8 @@ Plain HTML + JavaScript, no external assets (it works offline and behind any fir
 they are generated (`stream: true`, read with fetch + ReadableStream from the server-sent events); a server that
 answers with JSON instead is read as JSON. For `auto` the page shows the router's choice and scores. A box turns on
 copy-aware decoding (the `copy_bias` and `requested_names` extensions, as `copying.copy_aware_kwargs` gives them).
+A stream that ends before `data: [DONE]` is shown as interrupted (the partial answer stays), and an error response,
+JSON or not (a proxy's HTML 502), is shown as `error STATUS: message`. The page is English only.
 """
 
 import json
@@ -99,7 +101,8 @@ function label(m) {
 async function loadModels() {
   try {
     const response = await fetch("/v1/models");
-    const body = await response.json();
+    const {json: body, text} = await readBody(response);
+    if (!response.ok || !body || !Array.isArray(body.data)) throw new Error(failure(response, body, text));
     MODELS = body.data;
     const select = $("model");
     select.innerHTML = "";
@@ -120,9 +123,27 @@ async function loadModels() {
     $("status").textContent = "ready";
     document.body.dataset.ready = "1";
   } catch (err) {
-    $("status").textContent = "cannot list models: " + err;
+    $("status").textContent = "cannot list models: " + (err.message || err);
     $("status").className = "meta error";
   }
+}
+
+// The body of a response as {json, text}: json is null when the body is not JSON (e.g. a proxy's HTML 502 page).
+async function readBody(response) {
+  const text = await response.text();
+  try {
+    return {json: JSON.parse(text), text};
+  } catch (err) {
+    return {json: null, text};
+  }
+}
+
+// What went wrong with a response that is not the expected answer, as one line.
+function failure(response, json, text) {
+  if (json && json.error && json.error.message) return "error " + response.status + ": " + json.error.message;
+  const words = (text || "").replace(/<[^>]*>/g, " ").replace(/\\s+/g, " ").trim().slice(0, 200);
+  if (response.ok) return "unexpected answer (not this course's API?): " + (words || "empty body");
+  return "error " + response.status + (words ? ": " + words : (response.statusText ? " " + response.statusText : ""));
 }
 
 function routeText(route) {
@@ -148,12 +169,12 @@ async function ask(body, view) {
     let response = await post({...body, stream: true});
     const type = response.headers.get("content-type") || "";
     if (!type.includes("text/event-stream")) {
-      let json = await response.json();
-      if (!response.ok && json.error && json.error.param === "stream") {  // a server without streaming
+      let {json, text} = await readBody(response);
+      if (!response.ok && json && json.error && json.error.param === "stream") {  // a server without streaming
         response = await post(body);
-        json = await response.json();
+        ({json, text} = await readBody(response));
       }
-      if (!response.ok) throw new Error("error " + response.status + ": " + json.error.message);
+      if (!response.ok || !json || !json.choices) throw new Error(failure(response, json, text));
       view.answer.dataset.mode = "json";
       view.answer.textContent = json.choices[0].message.content || "";
       show(view, json.adapter, json.route);
@@ -184,13 +205,17 @@ function show(view, adapter, route) {
   if (route && view.route) view.route.textContent = routeText(route);
 }
 
+// Read the server-sent events into `view`; a stream that ends before `data: [DONE]` was cut off: an error.
 async function readStream(response, view) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
   for (;;) {
-    const {value, done} = await reader.read();
-    if (done) break;
+    const {value, done} = await reader.read().catch((err) => {
+      throw new Error("interrupted: the connection broke mid-answer (" + (err.message || err) + ")");
+    });
+    if (done) throw new Error("interrupted: the answer was cut off (the stream ended before [DONE]; did the server "
+                              + "stop?)");
     buffer += decoder.decode(value, {stream: true});
     let cut;
     while ((cut = buffer.indexOf("\\n\\n")) >= 0) {
