@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .course import lesson_paths, run_in_child, side_by_side
+from .course import USAGE_ERROR, lesson_paths, run_in_child, side_by_side, usage_problem
 from .paths import BUILD_DIR
 from .paths import NOTEBOOKS_DIR as NOTEBOOKS
 from .profiles import PROFILES
@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         help="the GPU check: fail at once without CUDA, so CPU kernels never pass for GPU ones",
     )
     args = parser.parse_args(argv)
+    problem = next(filter(None, (usage_problem(args, EDITIONS.get(p, NOTEBOOKS)) for p in args.profiles)), None)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return USAGE_ERROR
     label = "rehearsal"
     if args.require_cuda:
         from . import env

@@ -41,3 +41,15 @@ def test_a_failed_notebook_is_reported_and_the_others_still_run(monkeypatch, tmp
     assert out.strip().endswith("rehearsal: 3/4 notebooks ok"), out
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [r["status"] for r in summary] == ["ok", "ok", "ok", "FAILED: AssertionError"]
+
+
+def test_lessons_that_match_no_notebook_are_a_usage_error_before_anything_runs(monkeypatch, tmp_path, capsys):
+    started = fake_runs(monkeypatch, tmp_path)
+    assert rehearse.main(["--profiles", *PROFILES, "--only", "03", "09"]) == 2
+    assert rehearse.main(["--profiles", "t4-rehearsal", "--jobs", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--only 09: no such lesson" in err and "the lessons are 01, 02, 03, 04, 05, 06" in err, err
+    assert "--jobs must be at least 1" in err, err
+    assert started == [], "nothing ran"
+    assert rehearse.main(["--profiles", "t4-rehearsal", "--only", "2"]) == 0, "'2' means lesson 02, as in course run"
+    assert started == [("t4-rehearsal", "02_load_and_switch.ipynb")]

@@ -91,3 +91,16 @@ def test_the_tool_calling_note_names_profile_t4_in_english_and_in_russian(monkey
     from lessons_lib.serve.vllm import TOOL_CALLING_NOTE  # as notebook 06 imports it, after its setup cell
 
     assert russian == TOOL_CALLING_NOTE
+
+
+def test_an_adapter_left_out_gets_no_note_about_settings_vllm_would_not_use(store, tmp_path):
+    """Before: the course composition left the tools adapter out and still noted its precision."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[base]\nprofile = "tiny"\n'
+        f'[adapters.json]\npath = "{store / "json"}"\nprecision = "fp16"\n'
+        f'[adapters.empty]\npath = "{store / "empty"}"\nprecision = "fp16"\n'
+    )
+    out = run_cli("--config", str(config)).stdout
+    assert "left out of vLLM: empty: " in out and "note: json: precision fp16" in out
+    assert "note: empty:" not in out, out

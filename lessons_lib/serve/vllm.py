@@ -370,7 +370,8 @@ def handoff_report(
     host: str | None = None,
 ) -> str:
     """The hand-off as text: the commands, the model mapping, what was left out and why (`damaged`: adapters
-    already left out by `split_damaged`), and the tool-call note."""
+    already left out by `split_damaged`), the notes (those about an adapter left out dropped: `composition_notes`
+    starts an adapter's notes with its name), and the tool-call note."""
     damaged = damaged or {}
     plan = handoff(folders, base_model, store_dir, max_model_len, port, host)
     vllm = plan["vllm"] or "# (nothing: vLLM can load none of these adapters; see 'left out' below)"
@@ -380,9 +381,10 @@ def handoff_report(
         f"LoRAX adapter_id={row['lorax adapter_id']!r}"
         for row in plan["mapping"]
     ]
-    lines += [f"left out of vLLM: {name}: {reason}" for name, reason in {**damaged, **plan["left_out"]}.items()]
+    left_out = {**damaged, **plan["left_out"]}
+    lines += [f"left out of vLLM: {name}: {reason}" for name, reason in left_out.items()]
     lines += [f"skipped: {reason}" for reason in skipped]
-    lines += [f"note: {note}" for note in notes]
+    lines += [f"note: {note}" for note in notes if not any(note.startswith(f"{name}: ") for name in left_out)]
     return "\n".join(lines + ["", tool_calling_note()])
 
 
