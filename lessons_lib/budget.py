@@ -134,19 +134,35 @@ def padded_length(lengths: list[int], batch_size: int, trials: int = 200, seed: 
     return sum(max(rng.choices(lengths, k=batch_size)) for _ in range(trials)) / trials
 
 
-def tokens_per_step(profile: Profile, lengths: list[int]) -> float:
-    """Padded tokens one optimizer step processes: batch size × accumulation × padded row length."""
-    return profile.batch_size * profile.grad_accum * padded_length(lengths, profile.batch_size)
+def tokens_per_step(profile: Profile, lengths: list[int], rows: tuple[int, int] | None = None) -> float:
+    """Padded tokens one optimizer step processes: batch size × accumulation × padded row length (`rows`: the
+    (batch size, accumulation) of a recipe other than the profile's, see `step_rows`)."""
+    batch, accumulation = rows or (profile.batch_size, profile.grad_accum)
+    return batch * accumulation * padded_length(lengths, batch)
+
+
+def step_rows(name: str, profile: Profile) -> tuple[int, int]:
+    """(batch size, accumulation) an artifact trains with: the tool adapter's own recipe, else the profile's."""
+    if name == "tools":
+        from .tools.adapter import tool_recipe
+
+        recipe = tool_recipe(profile)
+        return recipe.batch_size, recipe.grad_accum
+    return profile.batch_size, profile.grad_accum
 
 
 def estimate_seconds(
-    profile: Profile, steps: int, lengths: list[int], tokens_per_second: float | None = None
+    profile: Profile,
+    steps: int,
+    lengths: list[int],
+    tokens_per_second: float | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> float | None:
     """Training time from padded tokens per step and a tokens/s rate (default the profile's; None without one)."""
     rate = tokens_per_second or profile.train_tokens_per_second
     if not rate:
         return None
-    return steps * tokens_per_step(profile, lengths) / rate
+    return steps * tokens_per_step(profile, lengths, rows) / rate
 
 
 def implied_tflops(profile: Profile, tokens_per_second: float | None = None) -> float | None:
@@ -191,7 +207,7 @@ def describe_estimate(name: str, profile: Profile, steps: int) -> str:
         return describe_training(profile, steps)
     if profile.rehearsal:
         return rehearsal_note()
-    return describe_lengths(profile, steps, sample_lengths(name, profile))
+    return describe_lengths(profile, steps, sample_lengths(name, profile), step_rows(name, profile))
 
 
 def rehearsal_note() -> str:
@@ -199,14 +215,15 @@ def rehearsal_note() -> str:
     return tr(en="a CPU rehearsal: seconds", ru="репетиция на CPU: секунды")
 
 
-def describe_lengths(profile: Profile, steps: int, lengths: list[int]) -> str:
-    """The estimate sentence for `steps` steps over rows of these token lengths (rehearsal and no-rate cases too)."""
+def describe_lengths(profile: Profile, steps: int, lengths: list[int], rows: tuple[int, int] | None = None) -> str:
+    """The estimate sentence for `steps` steps over rows of these token lengths (rehearsal and no-rate cases too;
+    `rows` as in `tokens_per_step`)."""
     if profile.rehearsal:
         return rehearsal_note()
-    seconds = estimate_seconds(profile, steps, lengths)
+    seconds = estimate_seconds(profile, steps, lengths, rows=rows)
     if seconds is None:
         return tr(en="no time estimate for this profile", ru="для этого профиля нет оценки времени")
-    return estimate_sentence(seconds, tokens_per_step(profile, lengths), profile)
+    return estimate_sentence(seconds, tokens_per_step(profile, lengths, rows), profile)
 
 
 def duration(seconds: float) -> str:
@@ -249,7 +266,7 @@ def artifact_seconds(name: str, profile: Profile, steps: int) -> float | None:
         return None
     if name == "router":
         return steps * router_step_tokens(profile) / rate
-    return estimate_seconds(profile, steps, sample_lengths(name, profile))
+    return estimate_seconds(profile, steps, sample_lengths(name, profile), rows=step_rows(name, profile))
 
 
 def describe_plan(plan: dict[str, int], profile: Profile) -> str:

@@ -46,3 +46,17 @@ def test_every_lesson_fits_a_t4(lesson, profile):
     plan = budget.memory_plan(PROFILES[profile], lesson)
     assert plan.endswith("fits a T4 (15 GB)"), plan
     assert budget.memory_plan(PROFILES[f"{profile}-rehearsal"], lesson) == plan
+
+
+def test_the_tool_adapters_estimate_counts_its_own_batch_not_the_profiles():
+    """Before: notebook 05 on tiny printed "8x1 rows, max_length 320", then "5018 padded tokens per step" (16 rows)."""
+    from lessons_lib.tools.adapter import tool_recipe
+
+    tiny = PROFILES["tiny"]
+    recipe = tool_recipe(tiny)
+    assert (recipe.batch_size, recipe.grad_accum) != (tiny.batch_size, tiny.grad_accum)  # else this test proves nothing
+    lengths = budget.sample_lengths("tools", tiny)
+    per_step = recipe.batch_size * recipe.grad_accum * budget.padded_length(lengths, recipe.batch_size)
+    assert per_step <= recipe.batch_size * recipe.grad_accum * max(lengths)
+    assert budget.artifact_seconds("tools", tiny, 10) == pytest.approx(10 * per_step / tiny.train_tokens_per_second)
+    assert f"{per_step:.0f} padded tokens per step" in budget.describe_estimate("tools", tiny, 10)

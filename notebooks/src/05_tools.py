@@ -671,8 +671,7 @@ print(
         "(самая длинная строка)",
     )
 )
-if found is None:
-    print(tr(en="time:", ru="время:"), budget.describe_estimate("tools", profile, steps))
+print(tr(en="time:", ru="время:"), budget.describe_estimate("tools", profile, steps))  # the demo too: long rows on 7b
 to_train = load_base(profile)
 if is_quantized(to_train):  # QLoRA: norms to fp32, input gradients for gradient checkpointing
     to_train = prepare_model_for_kbit_training(to_train, use_gradient_checkpointing=args.gradient_checkpointing)
