@@ -46,8 +46,8 @@ class RowRequest:
     token_bias: Callable[[list[int]], dict[int, float] | None] | None = None  # ids so far -> {id: logit added}
     on_text: OnText | None = None  # (new text, finish_reason or None, logprob entries or None), text is final
     cancelled: Callable[[], bool] | None = None  # polled each step; True drops the row ("cancelled")
-    whole_characters: bool = True  # never pick a token that leaves U+FFFD in the text (see `whole_characters`);
-    # rows with `allowed_tokens` keep to their own constraint, which decides on whole texts already
+    whole_characters: bool = True  # never pick a token that leaves U+FFFD in the text (see `whole_characters`); a
+    # step where `allowed_tokens` restricts the row keeps to that constraint alone
 
 
 @dataclass
@@ -110,8 +110,8 @@ class _Row:
                 request.seed if request.seed is not None else row_seed(None, 0)
             )
         self.watch_text = bool(request.on_text or request.stop)
-        self.guarded = request.whole_characters and request.allowed_tokens is None
         self.owed = 0  # continuation bytes the text still needs to finish its last character
+        self.restricted = False  # this step's `allowed_tokens` gave a list (the guard then stays out)
 
     def visible(self) -> str:
         """The row's text so far: decoded without special tokens, leading whitespace stripped."""
@@ -132,7 +132,8 @@ class _Row:
         if cut is not None:
             self._end("stop", text[:cut].rstrip())
         elif len(self.ids) >= self.request.max_tokens:
-            self._end("length", (text if self.watch_text else self.visible()).rstrip())
+            text = text if self.watch_text else self.visible()
+            self._end("length", (text.rstrip("\ufffd") if self.owed else text).rstrip())  # cut mid-character
         elif self.request.on_text:
             safe = _held_back(text, self.request.stop)
             if len(safe) > len(self.emitted) and safe.startswith(self.emitted):
@@ -264,36 +265,44 @@ def _advance(current: list[_Row], logits, token_text: TokenText | None, pad: int
         if row.request.cancelled is not None and row.request.cancelled():
             row.cancel()
     raw = logits
-    guarded = guard is not None and any(r.guarded for r in current)
-    if guarded or any(r.request.token_bias is not None or r.request.allowed_tokens is not None for r in current):
+    if any(r.request.token_bias is not None or r.request.allowed_tokens is not None for r in current):
         logits = logits.clone()
         _nudge(logits, current)
         _mask(logits, current)
-        if guarded:
-            _keep_characters_whole(logits, current, guard)
     logprobs = torch.log_softmax(raw, dim=-1) if any(r.request.logprobs for r in current) else None
     chosen = _pick(logits, current)
+    if guard is not None:
+        _keep_characters_whole(chosen, logits, current, guard)
     for k, row in enumerate(current):
         if row.finish is not None:  # cancelled just now
             chosen[k] = pad
             continue
         entry = _entry(token_text, chosen[k], logprobs[k], row.request.top_logprobs) if row.request.logprobs else None
-        if guard is not None:
+        if row.request.whole_characters and guard is not None:
             row.owed = guard.owed_after(chosen[k], row.owed)
         row.add(chosen[k], entry)
     return chosen
 
 
-def _keep_characters_whole(logits, rows: list[_Row], guard) -> None:
-    """Ban, in each guarded row, the tokens that would break a UTF-8 character (in place)."""
-    import torch
+def _keep_characters_whole(chosen: list[int], logits, rows: list[_Row], guard) -> None:
+    """Pick again, among the tokens that keep every character whole, in each guarded row whose pick breaks one.
 
+    Picking first and again only on a banned token is the masked distribution exactly (p(t) + p(banned) p(t) /
+    p(allowed) = p(t) / p(allowed)), and every row whose first pick was fine keeps it, sampled rows included."""
+    redo = [
+        k
+        for k, row in enumerate(rows)
+        if row.request.whole_characters and not row.restricted and not guard.allows(chosen[k], row.owed)
+    ]
+    if not redo:
+        return
     bias = guard.bias(logits.shape[-1], logits.device, logits.dtype)
-    owed = torch.tensor([row.owed for row in rows], device=logits.device)
-    on = torch.tensor([row.guarded for row in rows], device=logits.device)[:, None]
-    guarded = logits + torch.where(on, bias[owed], torch.zeros((), dtype=logits.dtype, device=logits.device))
-    stuck = torch.isinf(guarded).all(dim=-1, keepdim=True)  # a vocabulary with no way to finish the character
-    logits.copy_(torch.where(stuck, logits, guarded))
+    masked = logits[redo] + bias[[rows[k].owed for k in redo]]
+    for j, k in enumerate(redo):
+        if bool(masked[j].isinf().all()):  # a vocabulary with no way to finish the character: keep the pick
+            masked[j] = logits[k]
+    for k, token in zip(redo, _pick(masked, [rows[k] for k in redo])):
+        chosen[k] = token
 
 
 def _nudge(logits, rows: list[_Row]) -> None:
@@ -316,11 +325,13 @@ def _mask(logits, rows: list[_Row]) -> None:
     import torch
 
     for i, row in enumerate(rows):
+        row.restricted = False
         if row.request.allowed_tokens is None:
             continue
         allowed = row.request.allowed_tokens(list(row.ids))
         if allowed is None:
             continue
+        row.restricted = True
         if not allowed:
             raise ValueError("allowed_tokens returned no token at all; return None to allow any token.")
         keep = torch.full_like(logits[i], float("-inf"))

@@ -108,11 +108,16 @@ class CharacterGuard:
             self._bias[key] = table.to(device)
         return self._bias[key]
 
+    def allows(self, token: int, owed: int) -> bool:
+        """May `token` follow text that owes `owed` continuation bytes?"""
+        return owed == 0 if token >= len(self.shapes) else allowed_after(self.shapes[token], owed)
+
     def owed_after(self, token: int, owed: int) -> int:
-        """The debt after `token` is added to text that owed `owed`."""
+        """The debt after `token` is added to text that owed `owed` (0..MAX_OWED whatever the token: a constrained
+        step may take a token the guard would not)."""
         if token >= len(self.shapes):
             return 0
-        return owed_after(self.shapes[token], owed)
+        return min(max(owed_after(self.shapes[token], owed), 0), MAX_OWED)
 
 
 @lru_cache(maxsize=4)

@@ -92,3 +92,53 @@ def test_rows_that_never_meet_a_broken_character_are_unchanged(course_model, tok
     )
     assert [r.token_ids for r in on] == [r.token_ids for r in off]
     assert all("\ufffd" not in r.text for r in on)
+
+
+def test_unguarded_and_any_token_rows_share_a_batch_with_guarded_ones(course_model, tokenizer):
+    """Before: a row the guard did not cover ran its debt below zero, and the batch died with an IndexError."""
+    from lessons_lib.models import chat_text
+
+    pieces = token_bytes_of(tokenizer)
+    lone = next(i for i, p in enumerate(pieces) if p == b"\xb8")
+    text = chat_text(tokenizer, PROMPT_TEXT)
+    off, anything, on = decode_batch(
+        course_model,
+        tokenizer,
+        [
+            RowRequest(text, "json", 10, token_bias=pushed_to([lone]), whole_characters=False),
+            RowRequest(text, "json", 10, token_bias=pushed_to([lone]), allowed_tokens=lambda ids: None),
+            RowRequest(text, "json", 10),
+        ],
+    )
+    assert off.token_ids == [lone] * 10, "the unguarded row wrote what it was pushed to"
+    assert "\ufffd" not in anything.text, "allowed_tokens returning None (any token) leaves the guard on"
+    assert on.token_ids == decode_batch(course_model, tokenizer, [RowRequest(text, "json", 10)])[0].token_ids
+
+
+def test_a_reply_cut_by_its_token_limit_mid_character_drops_the_half_character(course_model, tokenizer):
+    from lessons_lib.models import chat_text
+
+    opener = next(i for i, p in enumerate(token_bytes_of(tokenizer)) if p == b"\xd0")
+    text = chat_text(tokenizer, PROMPT_TEXT)
+    (cut,) = decode_batch(course_model, tokenizer, [RowRequest(text, "json", 1, token_bias=pushed_to([opener]))])
+    assert cut.token_ids == [opener] and cut.finish_reason == "length" and cut.text == ""
+
+
+def test_seeded_samples_that_break_nothing_are_the_same_with_the_guard(course_model, tokenizer):
+    """Re-picking only a banned token keeps every other sample: the guard changes only the broken ones."""
+    from lessons_lib.models import chat_text
+
+    prompts = [PROMPT_TEXT, "Привет! Мой заказ 4411 опаздывает.", "Напиши функцию на Python.", "hi"]
+    texts = [chat_text(tokenizer, p) for p in prompts for _ in range(4)]
+
+    def rows(guard: bool) -> list[RowRequest]:
+        return [
+            RowRequest(t, "support", 24, temperature=1.3, seed=i, whole_characters=guard) for i, t in enumerate(texts)
+        ]
+
+    off = decode_batch(course_model, tokenizer, rows(False))
+    on = decode_batch(course_model, tokenizer, rows(True))
+    whole = [k for k, r in enumerate(off) if "\ufffd" not in r.text]
+    assert len(whole) >= len(off) // 2, "the check needs samples that break nothing"
+    assert [on[k].token_ids for k in whole] == [off[k].token_ids for k in whole]
+    assert all("\ufffd" not in r.text for r in on)
