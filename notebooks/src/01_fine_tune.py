@@ -671,7 +671,7 @@ print(
     if resume_from is None
     else tr(en=f"resuming from {resume_from}", ru=f"продолжаем с {resume_from}")
 )
-steps_left = STEPS - checkpoint_step(resume_from)
+steps_left = max(STEPS - checkpoint_step(resume_from), 0)  # 0: a checkpoint from a longer run
 print(
     tr(
         en=f"{steps_left} steps to go, estimated from this run's rows:",

@@ -359,7 +359,7 @@ else:
 # %%
 from lessons_lib.widgets.switcher import AdapterSwitcher
 
-switcher = AdapterSwitcher(model, tok, prompt=probe[1], max_new_tokens=MAX_NEW)
+switcher = AdapterSwitcher(model, tok, prompt=probe[1], max_new_tokens=MAX_NEW, max_prompt_tokens=profile.max_length)
 switcher
 
 # %% [markdown]

@@ -875,7 +875,14 @@ model.set_adapter("json", inference_mode=True)
 # %%
 from lessons_lib.widgets.mixer import WeightMixer
 
-mixer = WeightMixer(model, tok, weights={"json": 1.0, "support": 1.0}, prompt=probe[2], max_new_tokens=MAX_NEW)
+mixer = WeightMixer(
+    model,
+    tok,
+    weights={"json": 1.0, "support": 1.0},
+    prompt=probe[2],
+    max_new_tokens=MAX_NEW,
+    max_prompt_tokens=profile.max_length,
+)
 mixer
 
 # %% [markdown]
