@@ -165,6 +165,22 @@ def test_a_broken_call_under_auto_is_decoded_again_under_the_schemas(app, tools)
     assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"][0]["finish_reason"]] == ["tool_calls"]
 
 
+def test_a_call_decoded_again_streams_the_logprobs_of_the_decode_it_returns(app, tools):
+    """Before: the stream carried the logprobs of the first, discarded decode (the non-streamed answer had the
+    second's)."""
+    request = {
+        "model": "tools",
+        "messages": user(BROKEN_CALL_REQUEST),
+        "tools": tools,
+        "tool_choice": "auto",
+        "logprobs": True,
+    }
+    plain = [e["token"] for e in answer(app, **request)["choices"][0]["logprobs"]["content"]]
+    chunks = streamed(app, request)
+    tokens = [e["token"] for c in chunks for e in ((c["choices"][0].get("logprobs") or {}).get("content") or [])]
+    assert tokens == plain and tokens
+
+
 def test_a_broken_call_that_cannot_be_decoded_again_comes_back_as_a_call_never_as_text(tools):
     """Where no second decode runs, the call is a tool_calls entry as written (OpenAI's non-strict mode)."""
     plan = ToolPlan(tools, "auto")

@@ -277,10 +277,13 @@ async def chunks(
         if future.exception() is not None:
             yield sse(failure(future.exception()))
         else:
-            answer = future.result()
+            answer = first = future.result()
             if settle is not None:
                 unsent = {state.index for state in states if not state.sent and state.call is None}
                 answer = await asyncio.wait_for(settle(answer, unsent), max(deadline - time.monotonic(), 0.001))
+                for state, before, after in zip(states, first.choices, answer.choices):
+                    if after is not before:  # decoded again: its logprobs, not the discarded decode's
+                        state.held_logprobs = list(after.logprobs or [])
             for state, choice in zip(states, answer.choices):
                 for piece in writer.finish(state, choice, answer.adapter, answer.route):
                     yield piece
