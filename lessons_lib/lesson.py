@@ -46,6 +46,7 @@ class Lesson:
     work_dir: Path
     drive_dir: Path | None
     hub_namespace: str | None = None  # where notebook 01 pushed this profile's artifacts (lora-lab-<profile>-<name>)
+    drive_wanted: bool = False  # Drive was asked for (USE_DRIVE, or its default on Colab): no drive_dir = it failed
 
     def summary_rows(self) -> list[tuple[str, str]]:
         """(setting, value) pairs for the setup table."""
@@ -85,6 +86,16 @@ class Lesson:
                 "notebooks find it there.",
                 ru=f"Работа хранится в {self.work_dir}, на вашем Google Диске: она переживёт эту среду выполнения, и "
                 "другие ноутбуки найдут её там.",
+            )
+        if self.colab and self.drive_wanted:
+            return tr(
+                en=f"Work is kept in {self.work_dir}, on this Colab runtime's own disk, because Google Drive could not "
+                "be mounted (above): it disappears when the runtime is disconnected or recycled, and the other "
+                "notebooks do not see it. To keep it, rerun this cell and allow Drive access when Colab asks.",
+                ru=f"Работа хранится в {self.work_dir}, на диске этой среды выполнения Colab, потому что Google Диск "
+                "подключить не удалось (см. выше): она исчезнет, когда среда отключится или будет пересоздана, и "
+                "другие ноутбуки её не увидят. Чтобы сохранить её, запустите эту ячейку снова и разрешите доступ к "
+                "Google Диску, когда Colab спросит.",
             )
         if self.colab:
             return tr(
@@ -222,7 +233,8 @@ def setup_lesson(
     device = "cuda" if env.cuda_available() else "cpu"
     if device == "cpu":
         torch.set_num_threads(env.cpu_threads())
-    drive_dir = mount_drive(log) if drive_wanted(use_drive, env.in_colab(), chosen) else None
+    wanted = drive_wanted(use_drive, env.in_colab(), chosen)
+    drive_dir = mount_drive(log) if wanted else None
     work_dir = drive_dir / chosen.name if drive_dir else default_work_dir(chosen.name)
     work_dir.mkdir(parents=True, exist_ok=True)
     lesson = Lesson(
@@ -235,6 +247,7 @@ def setup_lesson(
         work_dir,
         drive_dir,
         hub_namespace,
+        wanted,
     )
     log(lesson.summary())
     log(lesson.where_kept())

@@ -127,6 +127,12 @@ def test_the_default_recipe_rebuilds_the_shipped_router_and_says_so(monkeypatch,
     out = capsys.readouterr().out
     assert f"no --out: rebuilding the shipped router in {tmp_path / 'adapter'}" in out
     assert calls == [(tmp_path / "adapter", 100, 0, None)]
+    from lessons_lib.profiles import PROFILES
+    from lessons_lib.router.learned import router_learning_rate
+
+    course_rate = router_learning_rate(PROFILES["tiny"])  # given explicitly, it is still the course's recipe
+    assert router_cli(["train", "--lr", repr(course_rate)]) == 0
+    assert calls[-1] == (tmp_path / "adapter", 100, 0, None)
 
 
 def test_router_data_row_with_empty_text_names_the_line(tmp_path, capsys, monkeypatch):

@@ -73,7 +73,9 @@ def test_a_failed_or_declined_mount_falls_back_to_the_local_folder(colab, tmp_pa
     assert colab["mount"] and lesson.drive_dir is None
     assert lesson.work_dir == tmp_path / "local" / "7b" and lesson.work_dir.is_dir()
     assert f"Google Drive could not be mounted ({type(error).__name__}: {error})" in out
-    assert "disappears when the runtime is disconnected" in out and "USE_DRIVE = True" in out
+    assert "disappears when the runtime is disconnected" in out
+    assert "because Google Drive could not be mounted" in out and "allow Drive access" in out
+    assert "set USE_DRIVE = True" not in out, "Drive was asked for already: the advice is to retry, not to ask"
 
 
 def test_colab_tiny_stays_local_unless_asked_and_says_the_folder_is_ephemeral(colab, tmp_path, capsys):

@@ -125,11 +125,13 @@ def _train(args) -> int:
     from ..profiles import get_profile
     from . import router_dir, shipped_router_dir
     from .data import heldout_rows
-    from .learned import ROUTER_FILE, train_and_save
+    from .learned import ROUTER_FILE, router_learning_rate, train_and_save
 
     profile = get_profile(args.profile or "tiny")
     shipped = shipped_router_dir() if profile.ships_adapters else None
     recipe = {"steps": TRAIN_STEPS, "seed": 0, "lr": None}
+    if args.lr == router_learning_rate(profile):  # the course's own rate, given explicitly: no recipe change
+        args.lr = None
     out = output_folder(args, router_dir(profile), shipped, recipe)
     torch.set_num_threads(cpu_threads())
     folder = train_and_save(profile, out, args.steps, args.seed, learning_rate=args.lr, heldout=heldout_rows())
