@@ -102,13 +102,14 @@ def test_a_client_that_disconnects_cancels_its_rows(server):
 def test_a_non_streamed_client_that_disconnects_cancels_its_rows(server):
     """Before: a non-streamed request kept generating for nobody after its client hung up (probe3, D8)."""
     before = httpx.get(f"{server}/health").json()["engine"]["cancelled"]
+    long_text = {"type": "string", "minLength": 100, "maxLength": 100}  # no reply can end early: ~1 s or more
+    schema = {"type": "object", "properties": {"s": long_text}, "required": ["s"], "additionalProperties": False}
     body = {
         "model": "base",
-        "messages": user("Tell me a long story about a lighthouse keeper."),
-        "temperature": 1.0,
-        "seed": 1,
+        "messages": user("hi"),
         "max_tokens": 112,
         "n": 8,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "long", "schema": schema}},
     }
     with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes the connection
         httpx.post(f"{server}/v1/chat/completions", json=body, timeout=httpx.Timeout(60, read=0.3))
