@@ -147,6 +147,14 @@ def not_loaded_message(missing: Sequence[str], loaded: Sequence[str]) -> str:
     )
 
 
+def load_them_first(missing: Sequence[str], loaded: Sequence[str]) -> str:
+    """The whole error for adapters that are not loaded: which, and how to load them."""
+    return not_loaded_message(missing, loaded) + tr(
+        en="; load them with model.load_adapter(folder, adapter_name=...) first.",
+        ru="; сначала загрузите их через model.load_adapter(folder, adapter_name=...).",
+    )
+
+
 def lora_layers(model) -> list[tuple[str, object]]:
     """Every LoRA-wrapped module of a PeftModel as (name without the PEFT prefix, layer)."""
     from peft.tuners.lora import LoraLayer
@@ -234,13 +242,7 @@ def check_weighted_request(
         )
     missing = [a for a in adapters if a not in loaded]
     if missing:
-        raise MixError(
-            not_loaded_message(missing, loaded)
-            + tr(
-                en="; load them with model.load_adapter(folder, adapter_name=...) first.",
-                ru="; сначала загрузите их через model.load_adapter(folder, adapter_name=...).",
-            )
-        )
+        raise MixError(load_them_first(missing, loaded))
     check_weights(adapters, weights)
     _refuse_stale(getattr(model, "base_model", None), "create_weighted_adapter")
     check_mixable(model, adapters)

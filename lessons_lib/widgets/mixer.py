@@ -31,6 +31,7 @@ from ..mixing import (
     combination_label,
     create_weighted_adapter,
     describe_mix,
+    load_them_first,
     runtime_mix,
 )
 from .common import (
@@ -100,12 +101,7 @@ def adapters_problem(names: list[str], loaded: list[str], given: bool) -> str | 
     unknown = [n for n in names if n not in loaded]
     if not unknown:
         return None
-    return tr(
-        en=f"Adapters {unknown} are not loaded (loaded: {loaded}); load them with "
-        "model.load_adapter(folder, adapter_name=...) first.",
-        ru=f"Адаптеры {unknown} не загружены (загружены: {loaded}); сначала загрузите их: "
-        "model.load_adapter(folder, adapter_name=...).",
-    )
+    return load_them_first(unknown, loaded)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import ipywidgets as widgets
 
 from ..copying import copy_aware_kwargs
 from ..i18n import tr
+from ..mixing import load_them_first
 from ..storage import active_adapters
 from .common import (
     answer_html,
@@ -81,14 +82,7 @@ class AdapterSwitcher(widgets.VBox):
         names = list(adapters) if adapters is not None else list(model.peft_config)
         unknown = [n for n in names if n not in model.peft_config]
         if unknown:
-            raise ValueError(
-                tr(
-                    en=f"Adapters {unknown} are not loaded (loaded: {list(model.peft_config)}); load them with "
-                    "model.load_adapter(folder, adapter_name=...) first.",
-                    ru=f"Адаптеры {unknown} не загружены (загружены: {list(model.peft_config)}); сначала загрузите их: "
-                    "model.load_adapter(folder, adapter_name=...).",
-                )
-            )
+            raise ValueError(load_them_first(unknown, list(model.peft_config)))
         active = active_adapters(model)[:1]
         start = active[0] if active and active[0] in names else (names[0] if names else BASE_CHOICE)
         self.dropdown = widgets.Dropdown(
