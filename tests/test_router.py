@@ -207,6 +207,12 @@ def test_router_recipe_scales_with_the_profile():
     assert router_learning_rate(PROFILES["7b"]) < router_learning_rate(PROFILES["t4"]) < TRAIN_LR
     assert router_train_steps(PROFILES["t4"]) == TRAIN_STEPS
     assert router_train_steps(PROFILES["t4-rehearsal"]) == PROFILES["t4-rehearsal"].train_steps < TRAIN_STEPS
+    # the GPU profiles train the shipped batch; their CPU rehearsals a smaller one (fp16 on a CPU is slow)
+    from lessons_lib.profiles import REHEARSAL_ROUTER_BATCH
+    from lessons_lib.router.learned import TRAIN_BATCH
+
+    assert PROFILES["t4"].router_recipe.batch_size == PROFILES["7b"].router_recipe.batch_size == TRAIN_BATCH
+    assert PROFILES["7b-rehearsal"].router_recipe.batch_size == REHEARSAL_ROUTER_BATCH < TRAIN_BATCH
 
 
 def test_router_trains_on_the_4bit_fp16_path_with_fp32_weights():

@@ -372,7 +372,8 @@ def test_tool_recipe_is_the_shipped_one_on_tiny_and_the_profiles_elsewhere():
             p.grad_accum,
             None,
         )
-        assert rehearsal == type(real)(**{**real.__dict__, "grad_accum": 1})  # one micro-batch per step on a CPU
+        # one micro-batch per step on a CPU, of the rehearsal's two rows (profiles.REHEARSAL_SIZES)
+        assert rehearsal == type(real)(**{**real.__dict__, "grad_accum": 1, "batch_size": 2})
 
 
 def test_score_problems_catch_a_score_that_contradicts_its_reply():

@@ -300,6 +300,7 @@ assert "score" in demo.peft_config["default"].modules_to_save
 import time
 
 DEMO_STEPS = min(8, profile.train_steps)  # the real training is load_router's (below)
+DEMO_BATCH = min(16, recipe.batch_size)  # prompts per step (the recipe's batch is 32; a CPU rehearsal's, 8)
 label_id = {lbl: i for i, lbl in enumerate(LABELS)}
 demo_lr = recipe.learning_rate / 2  # no warmup in this short loop: half the recipe's peak rate
 optimizer = torch.optim.AdamW([p for p in demo.parameters() if p.requires_grad], lr=demo_lr)
@@ -309,7 +310,7 @@ scaler = torch.amp.GradScaler(device.type, enabled=half == torch.float16)
 demo.train()
 losses, start = [], time.perf_counter()
 for step in range(DEMO_STEPS):
-    batch = train_rows[step * 16 : (step + 1) * 16]
+    batch = train_rows[step * DEMO_BATCH : (step + 1) * DEMO_BATCH]
     enc = encode_batch(tok, [r["text"] for r in batch], device)
     labels = torch.tensor([label_id[r["label"]] for r in batch], device=device)
     with torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None):
