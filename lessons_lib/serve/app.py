@@ -3,7 +3,8 @@
 `model` is an adapter name, `base`, `auto` (the router picks) or `mix` with an `adapter_weights` object
 (an extension: a weighted 'cat' combination of loaded adapters). Every answer says which adapter answered,
 in `model` and in the extra field `adapter` (plus `route` for `auto`; a stream carries them from its first chunk on,
-`auto` included). GET /v1/models lists them, GET /v1/models/{id} reads one.
+`auto` included). GET /v1/models lists them, GET /v1/models/{id} reads one. GET / is the web page (page.py), in the
+server's language or the one `?lang=en|ru` asks for.
 
 `auto` with tools in play (`tools` sent, tool_choice not "none") goes to the tools adapter (lesson 05's,
 lessons_lib.tools.adapter.ADAPTER_NAME; route label "tools"): the router's labels are domains whose adapters never
@@ -24,7 +25,8 @@ Bounds, so that no single request stalls or degrades the server:
   is checked;
 - every error, routing (404 unknown path, 405 wrong method) and validation (400, not 422) included, is OpenAI's
   error object {"error": {message, type, param, code}} naming the field (`param`); `/health` counts the errors
-  by status and code;
+  by status and code; its message is in the course language ($LESSONS_LANG, lessons_lib.i18n: English or Russian),
+  while status, `type`, `code` and `param`, which clients match on, are the same in both;
 - role markers typed into message content (`<|system|>`, `</s>`, `[INST]`, the tokenizer's special tokens) are
   neutralised, so a user cannot fake another turn;
 - responses carry no absolute paths of the machine (adapters are listed by name);
@@ -52,6 +54,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..chat_format import ROLE_MARKERS
 from ..copying import CopyBias, RequestedNames, prompt_source
+from ..i18n import plural_ru, tr
 from ..mixing import MAX_WEIGHT, saved_modules, unmixable_message
 from .engine import AUTO, BASE, Answer, BatchingEngine, GenerationError, Job, Sampling, mix_name
 from .loading import ServedModel
@@ -229,8 +232,12 @@ class Server:
         if any(sep in model for sep in ("/", "\\")) or ".." in model:
             raise ApiError(
                 400,
-                f"Refused model name {model!r}: it contains a path separator or '..'. A model here is "
-                f"the name of a loaded adapter, not a path. Available: {self.model_names()}.",
+                tr(
+                    en=f"Refused model name {model!r}: it contains a path separator or '..'. A model here is "
+                    f"the name of a loaded adapter, not a path. Available: {self.model_names()}.",
+                    ru=f"Имя модели {model!r} отклонено: в нём есть разделитель пути или '..'. Модель здесь — это "
+                    f"имя загруженного адаптера, а не путь. Доступны: {self.model_names()}.",
+                ),
                 code="invalid_model_name",
                 param="model",
                 available=self.model_names(),
@@ -244,8 +251,12 @@ class Server:
         if model == AUTO and self.served.router is None:
             raise ApiError(
                 503,
-                f"model='auto' is unavailable: {self.served.router_error}. Name an adapter instead: "
-                f"{self.model_names()}.",
+                tr(
+                    en=f"model='auto' is unavailable: {self.served.router_error}. Name an adapter instead: "
+                    f"{self.model_names()}.",
+                    ru=f"model='auto' недоступна: {self.served.router_error}. Укажите вместо неё адаптер: "
+                    f"{self.model_names()}.",
+                ),
                 kind="server_error",
                 code="router_unavailable",
                 param="model",
@@ -254,8 +265,12 @@ class Server:
         if model not in self.model_names():
             raise ApiError(
                 404,
-                f"Unknown model {model!r}. Available models: {', '.join(self.model_names())} "
-                f"(GET /v1/models lists them).",
+                tr(
+                    en=f"Unknown model {model!r}. Available models: {', '.join(self.model_names())} "
+                    f"(GET /v1/models lists them).",
+                    ru=f"Неизвестная модель {model!r}. Доступные модели: {', '.join(self.model_names())} "
+                    f"(их перечисляет GET /v1/models).",
+                ),
                 code="model_not_found",
                 param="model",
                 available=self.model_names(),
@@ -265,15 +280,24 @@ class Server:
     def weights_without_mix(self, model: str) -> ApiError:
         """The 400 for adapter_weights next to a model that is not model='mix' (they would silently replace it)."""
         named = self.named_mixes().get(model)
-        why = (
-            f"{model!r} is a named mix with its own weights {named}"
-            if named is not None
-            else f"model={model!r} answers with that model alone"
-        )
+        if named is not None:
+            why = tr(
+                en=f"{model!r} is a named mix with its own weights {named}",
+                ru=f"{model!r} — именованная смесь со своими весами {named}",
+            )
+        else:
+            why = tr(
+                en=f"model={model!r} answers with that model alone",
+                ru=f"model={model!r} отвечает только этой моделью",
+            )
         return ApiError(
             400,
-            f"adapter_weights goes with model={MIX!r} only: {why}, and the weights would silently replace it. "
-            f"Send model={MIX!r} with adapter_weights to mix adapters, or leave adapter_weights out.",
+            tr(
+                en=f"adapter_weights goes with model={MIX!r} only: {why}, and the weights would silently replace it. "
+                f"Send model={MIX!r} with adapter_weights to mix adapters, or leave adapter_weights out.",
+                ru=f"adapter_weights передаётся только с model={MIX!r}: {why}, и веса молча заменили бы её. "
+                f"Чтобы смешать адаптеры, отправьте model={MIX!r} с adapter_weights, иначе уберите adapter_weights.",
+            ),
             code="adapter_weights_without_mix",
             param="adapter_weights",
         )
@@ -284,7 +308,10 @@ class Server:
         if not weights:
             raise ApiError(
                 400,
-                'model=\'mix\' needs adapter_weights, e.g. {"json": 0.7, "support": 0.3}.',
+                tr(
+                    en='model=\'mix\' needs adapter_weights, e.g. {"json": 0.7, "support": 0.3}.',
+                    ru='Для model=\'mix\' нужны adapter_weights, например {"json": 0.7, "support": 0.3}.',
+                ),
                 code="missing_adapter_weights",
                 param="adapter_weights",
             )
@@ -292,7 +319,11 @@ class Server:
         if unknown:
             raise ApiError(
                 404,
-                f"adapter_weights names unknown adapters {unknown}. Loaded adapters: {self.served.adapters}.",
+                tr(
+                    en=f"adapter_weights names unknown adapters {unknown}. Loaded adapters: {self.served.adapters}.",
+                    ru=f"В adapter_weights названы неизвестные адаптеры {unknown}. Загруженные адаптеры: "
+                    f"{self.served.adapters}.",
+                ),
                 code="model_not_found",
                 param=f"adapter_weights.{unknown[0]}",
                 available=self.model_names(),
@@ -309,7 +340,11 @@ class Server:
         if bad:
             raise ApiError(
                 400,
-                f"adapter_weights must be numbers greater than 0 and at most {MAX_WEIGHT:g}; got {bad}.",
+                tr(
+                    en=f"adapter_weights must be numbers greater than 0 and at most {MAX_WEIGHT:g}; got {bad}.",
+                    ru=f"Веса в adapter_weights должны быть числами больше 0 и не больше {MAX_WEIGHT:g}; "
+                    f"получено {bad}.",
+                ),
                 code="invalid_adapter_weights",
                 param=f"adapter_weights.{next(iter(bad))}",
             )
@@ -322,8 +357,12 @@ class Server:
             param = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
             raise ApiError(
                 400,
-                f"{param}={max_tokens} is over this server's limit of {self.max_tokens} "
-                f"(profile {self.profile.name}). Ask for fewer tokens.",
+                tr(
+                    en=f"{param}={max_tokens} is over this server's limit of {self.max_tokens} "
+                    f"(profile {self.profile.name}). Ask for fewer tokens.",
+                    ru=f"{param}={max_tokens} больше предела этого сервера: {self.max_tokens} "
+                    f"{tokens_ru(self.max_tokens)} (профиль {self.profile.name}). Запросите меньше токенов.",
+                ),
                 code="max_tokens_too_large",
                 param=param,
             )
@@ -335,11 +374,21 @@ class Server:
         index = users[-1] if users else len(messages) - 1
         text = messages[index]["content"]
         if model == AUTO and not text.strip():
-            which = "the last user message" if users else "the last message (there is no user message)"
+            if users:
+                which = tr(en="the last user message", ru="последнему сообщению пользователя")
+            else:
+                which = tr(
+                    en="the last message (there is no user message)",
+                    ru="последнему сообщению (сообщения пользователя нет)",
+                )
             raise ApiError(
                 400,
-                f"model='auto' routes on {which}, but messages[{index}].content is empty. Put the "
-                "request in that message, or name an adapter in `model`.",
+                tr(
+                    en=f"model='auto' routes on {which}, but messages[{index}].content is empty. Put the "
+                    "request in that message, or name an adapter in `model`.",
+                    ru=f"model='auto' выбирает адаптер по {which}, но messages[{index}].content пуст. Напишите "
+                    "запрос в этом сообщении или укажите адаптер в `model`.",
+                ),
                 code="empty_route_text",
                 param=f"messages[{index}].content",
             )
@@ -375,8 +424,12 @@ class Server:
         except Exception as err:  # noqa: BLE001 - the messages are the only input of the template
             raise ApiError(
                 400,
-                f"These messages cannot be rendered with this model's chat template "
-                f"({type(err).__name__}: {err}). Check the roles and their order.",
+                tr(
+                    en=f"These messages cannot be rendered with this model's chat template "
+                    f"({type(err).__name__}: {err}). Check the roles and their order.",
+                    ru=f"Эти сообщения нельзя отрисовать шаблоном чата этой модели "
+                    f"({type(err).__name__}: {err}). Проверьте роли и их порядок.",
+                ),
                 code="invalid_messages",
                 param="messages",
             ) from err
@@ -406,7 +459,10 @@ class Server:
         if not any(m["content"].strip() or m.get("tool_calls") for m in messages):
             raise ApiError(
                 400,
-                "Every message is empty: send at least one message with text.",
+                tr(
+                    en="Every message is empty: send at least one message with text.",
+                    ru="Все сообщения пусты: отправьте хотя бы одно сообщение с текстом.",
+                ),
                 code="empty_messages",
                 param="messages",
             )
@@ -416,8 +472,13 @@ class Server:
         if n_tokens > self.max_prompt_tokens:
             raise ApiError(
                 400,
-                f"The prompt is {n_tokens} tokens, over this server's limit of {self.max_prompt_tokens} "
-                f"(profile {self.profile.name} max_length). Shorten the messages or drop old turns.",
+                tr(
+                    en=f"The prompt is {n_tokens} tokens, over this server's limit of {self.max_prompt_tokens} "
+                    f"(profile {self.profile.name} max_length). Shorten the messages or drop old turns.",
+                    ru=f"Промпт занимает {n_tokens} {tokens_ru(n_tokens)}, больше предела этого сервера: "
+                    f"{self.max_prompt_tokens} {tokens_ru(self.max_prompt_tokens)} (max_length профиля "
+                    f"{self.profile.name}). Сократите сообщения или уберите старые реплики.",
+                ),
                 code="context_length_exceeded",
                 param="messages",
                 prompt_tokens=n_tokens,
@@ -444,21 +505,36 @@ class Server:
     def tools_route(self, request: ChatRequest) -> dict:
         """model="auto" with tools in play: the route to the tools adapter (the router's labels are domains, and their
         adapters never learned calls); a 400 when this server does not serve one."""
-        choice = request.tool_choice if isinstance(request.tool_choice, str) else "a named function"
+        if isinstance(request.tool_choice, str):
+            choice = request.tool_choice
+        else:
+            choice = tr(en="a named function", ru="именованная функция")
         if self.tools_adapter is None:
             raise ApiError(
                 400,
-                f"model='auto' sends requests with tools to the tools adapter (lesson 05's {self.tools_name!r}), and "
-                f"this server does not serve it, so no adapter here has learned to call tools. Name a model "
-                f'({", ".join(self.model_names())}), send tool_choice="none" to route the text as usual, or '
-                f"serve the tools adapter (assets/compositions/course.toml does).",
+                tr(
+                    en=f"model='auto' sends requests with tools to the tools adapter (lesson 05's "
+                    f"{self.tools_name!r}), and this server does not serve it, so no adapter here has learned to call "
+                    f"tools. Name a model "
+                    f'({", ".join(self.model_names())}), send tool_choice="none" to route the text as usual, or '
+                    f"serve the tools adapter (assets/compositions/course.toml does).",
+                    ru=f"model='auto' отправляет запросы с tools адаптеру инструментов ({self.tools_name!r} из урока "
+                    f"05), а этот сервер его не обслуживает, так что вызывать инструменты здесь не обучен ни один "
+                    f'адаптер. Укажите модель ({", ".join(self.model_names())}), отправьте tool_choice="none", '
+                    f"чтобы маршрутизировать текст как обычно, или запустите сервер с адаптером инструментов (так "
+                    f"делает assets/compositions/course.toml).",
+                ),
                 code="no_tools_adapter",
                 param="tools",
             )
         return {
             "label": "tools",
             "adapter": self.tools_adapter,
-            "reason": f"the request carries tools (tool_choice {choice!r}): the tools adapter answers tool calls",
+            "reason": tr(
+                en=f"the request carries tools (tool_choice {choice!r}): the tools adapter answers tool calls",
+                ru=f"в запросе есть tools (tool_choice {choice!r}): на вызовы инструментов отвечает адаптер "
+                "инструментов",
+            ),
             "scores": {},
         }
 
@@ -471,12 +547,19 @@ class Server:
         if max_tokens >= least:
             return
         param = "max_completion_tokens" if request.max_completion_tokens else "max_tokens"
+        forced = mode.replace("function:", "")
         raise ApiError(
             400,
-            f"{param}={max_tokens} is too small for tool_choice={mode.replace('function:', '')!r}: the reply is a "
-            f"tool call, and writing even its name takes at least {least} tokens here, so the reply would be "
-            f"empty. Send {param} of at least {least} (a whole call takes more; this server allows up to "
-            f"{self.max_tokens}).",
+            tr(
+                en=f"{param}={max_tokens} is too small for tool_choice={forced!r}: the reply is a "
+                f"tool call, and writing even its name takes at least {least} tokens here, so the reply would be "
+                f"empty. Send {param} of at least {least} (a whole call takes more; this server allows up to "
+                f"{self.max_tokens}).",
+                ru=f"{param}={max_tokens} слишком мало для tool_choice={forced!r}: ответ — вызов инструмента, и "
+                f"даже его имя занимает здесь минимум {least} {tokens_ru(least)}, так что ответ был бы пустым. "
+                f"Отправьте {param} не меньше {least} (целый вызов занимает больше; этот сервер разрешает до "
+                f"{self.max_tokens}).",
+            ),
             code="max_tokens_too_small",
             param=param,
             minimum=least,
@@ -511,13 +594,18 @@ class Server:
             "adapters": self.served.adapters,
             "models": self.model_names(),
             "not_served": [without_paths(reason) for reason in self.served.skipped],
-            "router": self.served.router_kind or f"unavailable: {without_paths(str(self.served.router_error))}",
+            "router": self.served.router_kind or self.router_unavailable(),
             "max_prompt_tokens": self.max_prompt_tokens,
             "max_tokens": self.max_tokens,
             "max_body_bytes": self.max_body_bytes,
             "errors": self.errors.as_dict(),
             "engine": dict(self.engine.stats),
         }
+
+    def router_unavailable(self) -> str:
+        """/health's `router` when model='auto' is unavailable: why."""
+        why = without_paths(str(self.served.router_error))
+        return tr(en=f"unavailable: {why}", ru=f"недоступен: {why}")
 
     def models(self) -> dict:
         """What /v1/models reports: OpenAI shape, plus kind/parent like vLLM lists LoRA modules (no local paths)."""
@@ -581,7 +669,10 @@ class Server:
                 return entry
         raise ApiError(
             404,
-            f"The model {model_id!r} does not exist here. Available models: {', '.join(self.model_names())}.",
+            tr(
+                en=f"The model {model_id!r} does not exist here. Available models: {', '.join(self.model_names())}.",
+                ru=f"Модели {model_id!r} здесь нет. Доступные модели: {', '.join(self.model_names())}.",
+            ),
             code="model_not_found",
             param="model",
             available=self.model_names(),
@@ -805,10 +896,23 @@ async def disconnected(http: Request) -> None:
         await asyncio.sleep(DISCONNECT_POLL_S)
 
 
+def tokens_ru(n: int) -> str:
+    """The Russian word for tokens that goes with `n` (1 токен, 3 токена, 5 токенов)."""
+    return plural_ru(n, "токен", "токена", "токенов")
+
+
+def bytes_ru(n: int) -> str:
+    """The Russian word for bytes that goes with `n` (1 байт, 3 байта, 5 байт)."""
+    return plural_ru(n, "байт", "байта", "байт")
+
+
 def client_gone() -> ApiError:
     return ApiError(
         499,
-        "The client closed the connection before the answer was ready; its generation was cancelled.",
+        tr(
+            en="The client closed the connection before the answer was ready; its generation was cancelled.",
+            ru="Клиент закрыл соединение до того, как ответ был готов; его генерация отменена.",
+        ),
         code="client_closed_request",
     )
 
@@ -816,7 +920,10 @@ def client_gone() -> ApiError:
 def failed(err: GenerationError) -> ApiError:
     return ApiError(
         500,
-        f"{err}. Only this request failed; the server keeps serving.",
+        tr(
+            en=f"{err}. Only this request failed; the server keeps serving.",
+            ru=f"{err}. Не удался только этот запрос; сервер продолжает работу.",
+        ),
         kind="server_error",
         code="generation_failed",
     )
@@ -825,7 +932,10 @@ def failed(err: GenerationError) -> ApiError:
 def timed_out() -> ApiError:
     return ApiError(
         504,
-        f"No answer within {REQUEST_TIMEOUT_S:.0f} s; the server is overloaded, retry later.",
+        tr(
+            en=f"No answer within {REQUEST_TIMEOUT_S:.0f} s; the server is overloaded, retry later.",
+            ru=f"Нет ответа за {REQUEST_TIMEOUT_S:.0f} с; сервер перегружен, повторите запрос позже.",
+        ),
         kind="server_error",
         code="timeout",
     )
@@ -834,11 +944,18 @@ def timed_out() -> ApiError:
 # ---------------------------------------------------------------- the request size limit
 def too_large(limit: int, size: int | None) -> ApiError:
     """The 413 for a body over the limit."""
-    got = f"is {size} bytes, over" if size is not None else "grew past"
+    if size is not None:
+        got = tr(en=f"is {size} bytes, over", ru=f"занимает {size} {bytes_ru(size)}, больше предела")
+    else:
+        got = tr(en="grew past", ru="превысило предел")
     return ApiError(
         413,
-        f"The request body {got} this server's limit of {limit} bytes. Send a shorter prompt (or "
-        "start the server with a larger --max-body-bytes).",
+        tr(
+            en=f"The request body {got} this server's limit of {limit} bytes. Send a shorter prompt (or "
+            "start the server with a larger --max-body-bytes).",
+            ru=f"Тело запроса {got} этого сервера: {limit} {bytes_ru(limit)}. Отправьте промпт короче (или "
+            "запустите сервер с большим --max-body-bytes).",
+        ),
         code="request_too_large",
         param="body",
         limit=limit,
@@ -915,31 +1032,53 @@ def validation_error(errors: list[dict], content_type: str | None = "application
         name = loc_param(first["loc"])
         return ApiError(
             400,
-            f"Unrecognized request argument supplied: {name}. This server refuses fields it does "
-            "not implement rather than ignore them; remove it (lessons_lib/serve/protocol.py lists "
-            "what each field does here).",
+            tr(
+                en=f"Unrecognized request argument supplied: {name}. This server refuses fields it does "
+                "not implement rather than ignore them; remove it (lessons_lib/serve/protocol.py lists "
+                "what each field does here).",
+                ru=f"Неизвестный параметр запроса: {name}. Этот сервер отклоняет поля, которых не реализует, а не "
+                "игнорирует их; уберите его (lessons_lib/serve/protocol.py перечисляет, что здесь делает каждое "
+                "поле).",
+            ),
             code="unknown_parameter",
             param=name,
         )
     problems = "; ".join(f"{loc_param(e['loc'])}: {problem(e)}" for e in errors)
-    return ApiError(400, f"Invalid request: {problems}", code="validation_error", param=loc_param(first["loc"]))
+    return ApiError(
+        400,
+        tr(en=f"Invalid request: {problems}", ru=f"Некорректный запрос: {problems}"),
+        code="validation_error",
+        param=loc_param(first["loc"]),
+    )
 
 
-# pydantic's strict type errors: what the field takes, and an example of it
-EXPECTED = {"float_type": ("a number", "0.5"), "int_type": ("a whole number", "3"), "bool_type": ("a boolean", "false")}
+# pydantic's strict type errors: what the field takes (in English, in Russian), and an example of it
+EXPECTED = {
+    "float_type": ("a number", "число", "0.5"),
+    "int_type": ("a whole number", "целое число", "3"),
+    "bool_type": ("a boolean", "логическое значение", "false"),
+}
 
 
 def problem(error: dict) -> str:
     """One pydantic error in words that say what to send: a strict type names the type expected and what came."""
     kind = error["type"]
     if kind == "finite_number":
-        return f"must be a finite number, got {error['input']!r} (NaN and Infinity are not accepted)"
+        return tr(
+            en=f"must be a finite number, got {error['input']!r} (NaN and Infinity are not accepted)",
+            ru=f"должно быть конечным числом, получено {error['input']!r} (NaN и Infinity не принимаются)",
+        )
     if kind in EXPECTED:
-        what, example = EXPECTED[kind]
+        what_en, what_ru, example = EXPECTED[kind]
         got = error["input"]
         example = unquoted(got, kind) or example
-        return f"expected {what}, got {json_kind(got)} {json_text(got)}; send a JSON value like {example}, no quotes"
-    return error["msg"]
+        return tr(
+            en=f"expected {what_en}, got {json_kind(got)} {json_text(got)}; send a JSON value like {example}, "
+            "no quotes",
+            ru=f"нужно {what_ru}, а пришло: {json_kind(got)} {json_text(got)}; отправьте JSON-значение без кавычек, "
+            f"например {example}",
+        )
+    return error["msg"]  # pydantic's own words
 
 
 def unquoted(value, kind: str) -> str | None:
@@ -958,14 +1097,14 @@ def unquoted(value, kind: str) -> str | None:
 def json_kind(value) -> str:
     """The JSON type of a parsed value, as the error names it."""
     if isinstance(value, bool):
-        return "a boolean"
+        return tr(en="a boolean", ru="логическое значение")
     if isinstance(value, (int, float)):
-        return "a number"
+        return tr(en="a number", ru="число")
     if isinstance(value, str):
-        return "a string"
+        return tr(en="a string", ru="строка")
     if isinstance(value, list):
-        return "an array"
-    return "null" if value is None else "an object"
+        return tr(en="an array", ru="массив")
+    return "null" if value is None else tr(en="an object", ru="объект")
 
 
 def json_text(value) -> str:
@@ -987,12 +1126,21 @@ def is_json_type(content_type: str | None) -> bool:
 def not_json(error: dict) -> ApiError:
     """The 400 for a body that is not valid JSON, at the position where parsing stopped."""
     position = error["loc"][-1] if error["loc"] and isinstance(error["loc"][-1], int) else None
-    reason = (error.get("ctx") or {}).get("error", "JSON decode error")
-    where = f" at position {position} (character {position + 1})" if position is not None else ""
+    reason = (error.get("ctx") or {}).get("error", tr(en="JSON decode error", ru="ошибка разбора JSON"))
+    where = ""
+    if position is not None:
+        where = tr(
+            en=f" at position {position} (character {position + 1})",
+            ru=f" в позиции {position} (символ {position + 1})",
+        )
     return ApiError(
         400,
-        f"The request body is not valid JSON: {reason}{where}. Send one JSON object with the header "
-        "Content-Type: application/json (check quotes, commas and brackets there).",
+        tr(
+            en=f"The request body is not valid JSON: {reason}{where}. Send one JSON object with the header "
+            "Content-Type: application/json (check quotes, commas and brackets there).",
+            ru=f"Тело запроса не является корректным JSON: {reason}{where}. Отправьте один JSON-объект с заголовком "
+            "Content-Type: application/json (проверьте в нём кавычки, запятые и скобки).",
+        ),
         code="validation_error",
         param=loc_param(tuple(error["loc"])),
     )
@@ -1002,8 +1150,12 @@ def not_an_object(error: dict) -> ApiError:
     """The 400 for a JSON body that is not an object."""
     return ApiError(
         400,
-        f"The request body must be one JSON object, got {json_kind(error.get('input'))}. Send "
-        '{"model": ..., "messages": [...]} with the header Content-Type: application/json.',
+        tr(
+            en=f"The request body must be one JSON object, got {json_kind(error.get('input'))}. Send "
+            '{"model": ..., "messages": [...]} with the header Content-Type: application/json.',
+            ru=f"Тело запроса должно быть одним JSON-объектом, а пришло: {json_kind(error.get('input'))}. Отправьте "
+            '{"model": ..., "messages": [...]} с заголовком Content-Type: application/json.',
+        ),
         code="validation_error",
         param="body",
     )
@@ -1011,11 +1163,18 @@ def not_an_object(error: dict) -> ApiError:
 
 def not_sent_as_json(content_type: str | None) -> ApiError:
     """The 400 for a body sent without Content-Type: application/json (FastAPI does not parse it then)."""
-    sent_as = f"as Content-Type: {content_type}" if content_type else "without a Content-Type header"
+    if content_type:
+        sent_as = tr(en=f"as Content-Type: {content_type}", ru=f"с Content-Type: {content_type}")
+    else:
+        sent_as = tr(en="without a Content-Type header", ru="без заголовка Content-Type")
     return ApiError(
         400,
-        f"The request body was sent {sent_as}, so it was not read as JSON. Set the header "
-        "Content-Type: application/json and send the request as a JSON object.",
+        tr(
+            en=f"The request body was sent {sent_as}, so it was not read as JSON. Set the header "
+            "Content-Type: application/json and send the request as a JSON object.",
+            ru=f"Тело запроса отправлено {sent_as}, поэтому оно не прочитано как JSON. Укажите заголовок "
+            "Content-Type: application/json и отправьте запрос как JSON-объект.",
+        ),
         code="invalid_content_type",
         param="body",
     )
@@ -1025,9 +1184,23 @@ def http_error(request: Request, err: StarletteHTTPException) -> ApiError:
     """A routing error (unknown path, wrong method) as an OpenAI error object."""
     where = f"{request.method} {request.url.path}"
     if err.status_code == 404:
-        return ApiError(404, f"Invalid URL ({where}). This server answers {ROUTES}.", code="unknown_url")
+        return ApiError(
+            404,
+            tr(
+                en=f"Invalid URL ({where}). This server answers {ROUTES}.",
+                ru=f"Неверный URL ({where}). Этот сервер отвечает на {ROUTES}.",
+            ),
+            code="unknown_url",
+        )
     if err.status_code == 405:
-        return ApiError(405, f"Method not allowed ({where}). This server answers {ROUTES}.", code="method_not_allowed")
+        return ApiError(
+            405,
+            tr(
+                en=f"Method not allowed ({where}). This server answers {ROUTES}.",
+                ru=f"Метод не разрешён ({where}). Этот сервер отвечает на {ROUTES}.",
+            ),
+            code="method_not_allowed",
+        )
     return ApiError(err.status_code, f"{where}: {err.detail}", code=f"http_{err.status_code}")
 
 
@@ -1053,7 +1226,7 @@ def create_app(
 
     Mixed-adapter batches run on the batched LoRA path (lessons_lib.batched_lora) when it covers the model's
     adapters, else on PEFT's `adapter_names`; /health's engine.lora_path says which and why."""
-    from .page import PAGE_HTML
+    from .page import page_html, page_language
 
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}.")
@@ -1100,15 +1273,19 @@ def create_app(
             _,
             ApiError(
                 500,
-                f"Internal error ({type(err).__name__}: {err}); the server keeps serving.",
+                tr(
+                    en=f"Internal error ({type(err).__name__}: {err}); the server keeps serving.",
+                    ru=f"Внутренняя ошибка ({type(err).__name__}: {err}); сервер продолжает работу.",
+                ),
                 kind="server_error",
                 code="internal_error",
             ),
         )
 
     @app.get("/", response_class=HTMLResponse)
-    async def page() -> str:
-        return PAGE_HTML
+    async def page(lang: str | None = None) -> HTMLResponse:
+        chosen = page_language(lang)  # ?lang=en|ru, else the server's language; another value is a 400
+        return HTMLResponse(page_html(chosen), headers={"Content-Language": chosen})
 
     @app.get("/health")
     async def health() -> dict:

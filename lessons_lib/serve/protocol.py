@@ -1,7 +1,8 @@
 """The OpenAI Chat Completions request as this server reads it: the body's models, and the checks across fields.
 
 Every field of OpenAI's request is either honoured, refused with a 400 naming it (`param`), or on the allow-list
-below of fields that change nothing on this server. Nothing is silently ignored.
+below of fields that change nothing on this server. Nothing is silently ignored. Error messages are in the course
+language (lessons_lib.i18n); `param` and `code` are the same in English and Russian.
 
 Honoured: model, messages (roles system, developer = system, user, assistant with tool_calls, tool with
 tool_call_id; text content or text parts; a call's arguments may be any string, as OpenAI takes them: a JSON object
@@ -41,6 +42,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from ..generation import MAX_TOP_LOGPROBS  # what the decode loop reports
+from ..i18n import plural_ru, tr
 
 DEFAULT_MAX_BODY_BYTES = 1_000_000  # 1 MB: far above any profile's longest prompt (max_length tokens)
 
@@ -239,28 +241,47 @@ def check_request(request: ChatRequest) -> None:
         if getattr(request, name) not in (None, 0):
             raise bad(
                 name,
-                f"{name}={getattr(request, name)} is not supported by this server (it has no "
-                f"repetition penalties); leave {name} out or send 0.",
+                tr(
+                    en=f"{name}={getattr(request, name)} is not supported by this server (it has no "
+                    f"repetition penalties); leave {name} out or send 0.",
+                    ru=f"{name}={getattr(request, name)} этот сервер не поддерживает (у него нет штрафов за "
+                    f"повторы); уберите {name} или отправьте 0.",
+                ),
                 "unsupported_parameter",
             )
     if request.logit_bias:
         raise bad(
             "logit_bias",
-            "logit_bias is not supported by this server; leave it out (or send {}).",
+            tr(
+                en="logit_bias is not supported by this server; leave it out (or send {}).",
+                ru="logit_bias этот сервер не поддерживает; уберите его (или отправьте {}).",
+            ),
             "unsupported_parameter",
         )
     check_response_format(request)
     if request.stream_options is not None and not request.stream:
-        raise bad("stream_options", "stream_options is only allowed with stream=true.")
+        raise bad(
+            "stream_options",
+            tr(
+                en="stream_options is only allowed with stream=true.",
+                ru="stream_options допускается только вместе со stream=true.",
+            ),
+        )
     if request.top_logprobs is not None and not request.logprobs:
-        raise bad("top_logprobs", "top_logprobs needs logprobs=true.")
+        raise bad(
+            "top_logprobs", tr(en="top_logprobs needs logprobs=true.", ru="Для top_logprobs нужен logprobs=true.")
+        )
     if (
         request.max_tokens is not None
         and request.max_completion_tokens is not None
         and request.max_tokens != request.max_completion_tokens
     ):
         raise bad(
-            "max_tokens", "Send max_completion_tokens or max_tokens (the older name), not both with different values."
+            "max_tokens",
+            tr(
+                en="Send max_completion_tokens or max_tokens (the older name), not both with different values.",
+                ru="Отправьте max_completion_tokens или max_tokens (прежнее название), но не оба с разными значениями.",
+            ),
         )
     check_stop(request.stop)
     check_tools(request)
@@ -268,8 +289,13 @@ def check_request(request: ChatRequest) -> None:
     if request.requested_names and tool_mode(request) not in (None, "auto"):
         raise bad(
             "requested_names",
-            "requested_names shapes the function an answer defines, and this tool_choice makes the reply a tool "
-            'call whose every token the tools\' schemas fix; send tool_choice="auto" or leave requested_names out.',
+            tr(
+                en="requested_names shapes the function an answer defines, and this tool_choice makes the reply a tool "
+                'call whose every token the tools\' schemas fix; send tool_choice="auto" or leave requested_names out.',
+                ru="requested_names задаёт имя функции, которую определяет ответ, а с этим tool_choice ответ — вызов "
+                'инструмента, каждый токен которого задают схемы tools; отправьте tool_choice="auto" или уберите '
+                "requested_names.",
+            ),
             "unsupported_value",
         )
     check_messages(request.messages)
@@ -281,10 +307,20 @@ def check_stop(stop: str | list[str] | None) -> None:
         return
     items = [stop] if isinstance(stop, str) else stop
     if len(items) > MAX_STOP:
-        raise bad("stop", f"stop takes at most {MAX_STOP} strings, got {len(items)}.")
+        raise bad(
+            "stop",
+            tr(
+                en=f"stop takes at most {MAX_STOP} strings, got {len(items)}.",
+                ru=f"В stop можно передать максимум {MAX_STOP} {plural_ru(MAX_STOP, 'строку', 'строки', 'строк')}, "
+                f"получено {len(items)}.",
+            ),
+        )
     for i, item in enumerate(items):
         if not item:
-            raise bad("stop" if isinstance(stop, str) else f"stop[{i}]", "A stop string must not be empty.")
+            raise bad(
+                "stop" if isinstance(stop, str) else f"stop[{i}]",
+                tr(en="A stop string must not be empty.", ru="Строка stop не должна быть пустой."),
+            )
 
 
 def check_stop_with_constraint(request: ChatRequest) -> None:
@@ -302,22 +338,38 @@ def check_stop_with_constraint(request: ChatRequest) -> None:
     if form is not None and form.type == "json_schema":
         raise bad(
             "stop",
-            "stop does not go with response_format json_schema: the answer is one JSON object decoded under the "
-            "schema, and a stop string would cut it into invalid JSON. Drop stop (limit the length with max_tokens).",
+            tr(
+                en="stop does not go with response_format json_schema: the answer is one JSON object decoded under "
+                "the schema, and a stop string would cut it into invalid JSON. Drop stop (limit the length with "
+                "max_tokens).",
+                ru="stop нельзя сочетать с response_format json_schema: ответ — один JSON-объект, декодируемый по "
+                "схеме, и строка stop обрезала бы его до некорректного JSON. Уберите stop (длину ограничивает "
+                "max_tokens).",
+            ),
             "unsupported_value",
         )
     mode = tool_mode(request)
     if mode is None:
         return
-    why = (
-        f"tool_choice={mode.replace('function:', '')!r} makes the reply a tool call"
-        if mode != "auto"
-        else 'with tools and tool_choice "auto" the reply may be a tool call'
-    )
+    if mode != "auto":
+        forced = mode.replace("function:", "")
+        why = tr(
+            en=f"tool_choice={forced!r} makes the reply a tool call",
+            ru=f"при tool_choice={forced!r} ответ — вызов инструмента",
+        )
+    else:
+        why = tr(
+            en='with tools and tool_choice "auto" the reply may be a tool call',
+            ru='с tools и tool_choice "auto" ответ может оказаться вызовом инструмента',
+        )
     raise bad(
         "stop",
-        f"stop does not go with tools here: {why}, and a stop string would cut the call's JSON. Drop stop, or send "
-        'tool_choice="none" (no call) if you want stop on a text answer.',
+        tr(
+            en=f"stop does not go with tools here: {why}, and a stop string would cut the call's JSON. Drop stop, or "
+            'send tool_choice="none" (no call) if you want stop on a text answer.',
+            ru=f"stop здесь нельзя сочетать с tools: {why}, и строка stop обрезала бы JSON вызова. Уберите stop или "
+            'отправьте tool_choice="none" (без вызова), если stop нужен для текстового ответа.',
+        ),
         "unsupported_value",
     )
 
@@ -338,37 +390,68 @@ def check_response_format(request: ChatRequest) -> None:
     form = request.response_format
     if form is None or form.type == "text":
         if form is not None and form.json_schema is not None:
-            raise bad("response_format.json_schema", 'json_schema goes with type "json_schema"; leave it out.')
+            raise bad(
+                "response_format.json_schema",
+                tr(
+                    en='json_schema goes with type "json_schema"; leave it out.',
+                    ru='json_schema передаётся только с type "json_schema"; уберите его.',
+                ),
+            )
         return
     if form.type == "json_object":
         raise bad(
             "response_format",
-            "response_format type 'json_object' is not supported by this server: it constrains answers to a "
-            'schema, not to any JSON. Send {"type": "json_schema", "json_schema": {"name": ..., "schema": {...}}}, '
-            'or {"type": "text"} (or leave it out).',
+            tr(
+                en="response_format type 'json_object' is not supported by this server: it constrains answers to a "
+                'schema, not to any JSON. Send {"type": "json_schema", "json_schema": {"name": ..., "schema": {...}}}, '
+                'or {"type": "text"} (or leave it out).',
+                ru="response_format с type 'json_object' этот сервер не поддерживает: он ограничивает ответы схемой, "
+                'а не любым JSON. Отправьте {"type": "json_schema", "json_schema": {"name": ..., "schema": {...}}} '
+                'или {"type": "text"} (либо уберите response_format).',
+            ),
             "unsupported_value",
         )
     spec = form.json_schema
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not isinstance(spec.get("schema"), dict):
         raise bad(
             "response_format.json_schema",
-            'response_format json_schema needs {"name": "...", "schema": {"type": "object", "properties": {...}}}.',
+            tr(
+                en='response_format json_schema needs {"name": "...", "schema": {"type": "object", '
+                '"properties": {...}}}.',
+                ru='Для response_format json_schema нужен {"name": "...", "schema": {"type": "object", '
+                '"properties": {...}}}.',
+            ),
         )
     unknown = sorted(set(spec) - JSON_SCHEMA_FIELDS)
     if unknown:
         raise bad(
             f"response_format.json_schema.{unknown[0]}",
-            f"response_format.json_schema takes {', '.join(sorted(JSON_SCHEMA_FIELDS))}; not {', '.join(unknown)}.",
+            tr(
+                en=f"response_format.json_schema takes {', '.join(sorted(JSON_SCHEMA_FIELDS))}; "
+                f"not {', '.join(unknown)}.",
+                ru=f"response_format.json_schema принимает поля {', '.join(sorted(JSON_SCHEMA_FIELDS))}, но не "
+                f"{', '.join(unknown)}.",
+            ),
             "unknown_parameter",
         )
     if request.tools and request.tool_choice != "none":
         raise bad(
             "response_format",
-            "response_format json_schema constrains the answer, and tools may make it a call: send one of them "
-            '(or tool_choice="none").',
+            tr(
+                en="response_format json_schema constrains the answer, and tools may make it a call: send one of them "
+                '(or tool_choice="none").',
+                ru="response_format json_schema ограничивает ответ, а tools могут сделать его вызовом: отправьте "
+                'что-то одно (или tool_choice="none").',
+            ),
         )
     if request.requested_names:
-        raise bad("requested_names", "requested_names does not go with response_format json_schema: send one.")
+        raise bad(
+            "requested_names",
+            tr(
+                en="requested_names does not go with response_format json_schema: send one.",
+                ru="requested_names нельзя сочетать с response_format json_schema: отправьте что-то одно.",
+            ),
+        )
 
 
 def check_tools(request: ChatRequest) -> None:
@@ -376,16 +459,38 @@ def check_tools(request: ChatRequest) -> None:
     names = [t.function.name for t in request.tools or []]
     for i, name in enumerate(names):
         if name in names[:i]:
-            raise bad(f"tools[{i}].function.name", f"Two tools are named {name!r}; tool names must be unique.")
+            raise bad(
+                f"tools[{i}].function.name",
+                tr(
+                    en=f"Two tools are named {name!r}; tool names must be unique.",
+                    ru=f"Два инструмента названы {name!r}; имена инструментов должны быть уникальными.",
+                ),
+            )
     if request.tools == []:
-        raise bad("tools", "tools is empty: send at least one tool, or leave tools out.")
+        raise bad(
+            "tools",
+            tr(
+                en="tools is empty: send at least one tool, or leave tools out.",
+                ru="Список tools пуст: отправьте хотя бы один инструмент или уберите tools.",
+            ),
+        )
     choice = request.tool_choice
     if choice is not None and not request.tools:
-        raise bad("tool_choice", "tool_choice is only allowed when tools are given.")
+        raise bad(
+            "tool_choice",
+            tr(
+                en="tool_choice is only allowed when tools are given.",
+                ru="tool_choice допускается, только если переданы tools.",
+            ),
+        )
     if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
         raise bad(
             "tool_choice.function.name",
-            f"tool_choice names {choice.function.name!r}, which is not in tools ({', '.join(names)}).",
+            tr(
+                en=f"tool_choice names {choice.function.name!r}, which is not in tools ({', '.join(names)}).",
+                ru=f"tool_choice называет {choice.function.name!r}, но такого инструмента нет в tools "
+                f"({', '.join(names)}).",
+            ),
         )
 
 
@@ -395,24 +500,39 @@ def check_messages(messages: list[Message]) -> None:
     for i, message in enumerate(messages):
         if message.tool_calls and message.role != "assistant":
             raise bad(
-                f"messages[{i}].tool_calls", f"Only assistant messages carry tool_calls (this one is {message.role!r})."
+                f"messages[{i}].tool_calls",
+                tr(
+                    en=f"Only assistant messages carry tool_calls (this one is {message.role!r}).",
+                    ru=f"tool_calls бывают только в сообщениях assistant (у этого роль {message.role!r}).",
+                ),
             )
         if message.role == "tool":
             if not message.tool_call_id:
                 raise bad(
                     f"messages[{i}].tool_call_id",
-                    "A tool message needs tool_call_id: the id of the call it "
-                    "answers (from the assistant's tool_calls).",
+                    tr(
+                        en="A tool message needs tool_call_id: the id of the call it "
+                        "answers (from the assistant's tool_calls).",
+                        ru="Сообщению tool нужен tool_call_id: id вызова, на который оно отвечает (из tool_calls "
+                        "ассистента).",
+                    ),
                 )
             if message.tool_call_id not in calls:
                 raise bad(
                     f"messages[{i}].tool_call_id",
-                    f"tool_call_id {message.tool_call_id!r} answers no earlier "
-                    "assistant tool call; send the assistant message with that "
-                    "call first.",
+                    tr(
+                        en=f"tool_call_id {message.tool_call_id!r} answers no earlier "
+                        "assistant tool call; send the assistant message with that "
+                        "call first.",
+                        ru=f"tool_call_id {message.tool_call_id!r} не отвечает ни на один более ранний вызов "
+                        "инструмента ассистентом; сначала отправьте сообщение ассистента с этим вызовом.",
+                    ),
                 )
         elif message.tool_call_id is not None:
-            raise bad(f"messages[{i}].tool_call_id", "Only tool messages carry tool_call_id.")
+            raise bad(
+                f"messages[{i}].tool_call_id",
+                tr(en="Only tool messages carry tool_call_id.", ru="tool_call_id бывает только в сообщениях tool."),
+            )
         calls.update(call.id for call in message.tool_calls or [])
 
 

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ..i18n import tr
 from .protocol import bad
 
 # How a call in the course's format starts; the arguments object follows (what the grammar makes the model write).
@@ -65,10 +66,13 @@ def plan_tools(schemas: list[dict], mode: str | None, tokenizer, max_tokens: int
         grammar = CallGrammar(wanted, below=())  # a client's tools: only their schemas bind, not the course's rules
     except GrammarError as err:
         index = next((i for i, s in enumerate(schemas) if s["function"]["name"] in str(err)), 0)
+        forced = mode.replace("function:", "")
         raise bad(
             f"tools[{index}].function.parameters",
-            f"tool_choice={mode.replace('function:', '')!r} decodes under the tools' schemas, and this one "
-            f"cannot be expressed: {err}",
+            tr(
+                en=f"tool_choice={forced!r} decodes under the tools' schemas, and this one cannot be expressed: {err}",
+                ru=f"tool_choice={forced!r} декодирует по схемам tools, а эту схему выразить нельзя: {err}",
+            ),
         ) from err
     return ToolPlan(schemas, mode, grammar_rule(grammar, tokenizer, max_tokens))
 
@@ -86,7 +90,11 @@ def plan_format(response_format, tokenizer, max_tokens: int | None = None) -> Ca
     except GrammarError as err:
         raise bad(
             "response_format.json_schema.schema",
-            f"response_format json_schema decodes the answer under its schema, and this one cannot be expressed: {err}",
+            tr(
+                en="response_format json_schema decodes the answer under its schema, and this one cannot be "
+                f"expressed: {err}",
+                ru=f"response_format json_schema декодирует ответ по своей схеме, а эту схему выразить нельзя: {err}",
+            ),
         ) from err
     return grammar_rule(grammar, tokenizer, max_tokens)
 

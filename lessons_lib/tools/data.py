@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .. import data as course_data
 from ..chat_format import prepare
+from ..i18n import tr
 from ..jsonl import read_objects
 from ..paths import ASSETS_DIR
 from .calls import ToolCall, call_text
@@ -873,13 +874,28 @@ def read_handwritten(path: str | Path = HANDWRITTEN_PATH) -> list[ToolExample]:
             or not isinstance(row.get("arguments"), dict)
         ):
             raise ValueError(
-                f'{path}:{number} must be an object with "lang" ({" or ".join(LANGS)}), a string '
-                '"request", "tool" and an object "arguments".'
+                tr(
+                    en=f'{path}:{number} must be an object with "lang" ({" or ".join(LANGS)}), a string '
+                    '"request", "tool" and an object "arguments".',
+                    ru=f'{path}:{number}: нужен объект с полями "lang" ({" или ".join(LANGS)}), "request" (строка), '
+                    '"tool" и "arguments" (объект).',
+                )
             )
         if row.get("tool") not in TOOLS:
-            raise ValueError(f"{path}:{number} names tool {row.get('tool')!r}; known tools: {', '.join(TOOLS)}.")
+            raise ValueError(
+                tr(
+                    en=f"{path}:{number} names tool {row.get('tool')!r}; known tools: {', '.join(TOOLS)}.",
+                    ru=f"{path}:{number}: неизвестный инструмент {row.get('tool')!r}; известные инструменты: "
+                    f"{', '.join(TOOLS)}.",
+                )
+            )
         try:
             examples.append(_finish(row["lang"], row["request"], row["tool"], row["arguments"]))
         except (ToolError, TypeError) as err:
-            raise ValueError(f"{path}:{number}: the gold call fails: {err}") from None
+            raise ValueError(
+                tr(
+                    en=f"{path}:{number}: the gold call fails: {err}",
+                    ru=f"{path}:{number}: эталонный вызов не выполняется: {err}",
+                )
+            ) from None
     return examples
