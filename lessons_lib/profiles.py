@@ -220,10 +220,12 @@ PROFILES: dict[str, Profile] = {
 # profile's. A CPU without fp16/bf16 matrix units computes half precision ~9x slower than fp32 (50 vs 5.8 ms for a
 # 2048x192 @ 192x512 product on CI's CPUs), so a rehearsal's time goes on its fp16 rows. Two rows a batch still pad
 # and mask as the GPU's four do (7b trains two anyway); they cut the rehearsal of notebook 01 from 107 to 67 s, and
-# with the router's batch of 8 (REHEARSAL_ROUTER_BATCH), notebook 04's from 131 to 93 s.
+# with the router's batch of 8 (REHEARSAL_ROUTER_BATCH), notebook 04's from 131 to 93 s. Notebook 01 accumulates two
+# micro-batches a step, not the GPU's 4 (t4) or 8 (7b): still an accumulation, at a quarter of 7b's passes.
 REHEARSAL_ROUTER_BATCH = 8
 REHEARSAL_SIZES = dict(
     batch_size=2,
+    grad_accum=2,
     train_steps=6,
     quick_train_steps=3,
     eval_examples=4,

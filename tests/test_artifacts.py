@@ -156,10 +156,10 @@ def test_quick_domain_training_accumulates_only_off_a_rehearsal(tmp_path, monkey
     monkeypatch.setattr(train, "train_domain", lambda *args, **kwargs: calls.append(kwargs))
     profile = get_profile(name)
     adapters.quick_train_domain("json", profile, tmp_path, steps=30, log=lambda *_: None)
-    assert profile.grad_accum == 4  # a rehearsal keeps the T4's setting (notebook 01 trains with it)...
+    assert profile.grad_accum == (2 if profile.rehearsal else 4)  # a rehearsal accumulates (notebook 01 does)...
     accumulation = 1 if profile.rehearsal else 4  # ...and its quick versions skip it
     assert calls[0]["gradient_accumulation_steps"] == profile.quick_grad_accum == accumulation
-    assert calls[0]["n_rows"] == 30 * profile.batch_size * accumulation and calls[0]["max_steps"] == 30
+    assert calls[0]["n_rows"] == max(64, 30 * profile.batch_size * accumulation) and calls[0]["max_steps"] == 30
 
 
 def test_resolve_without_training_raises_instead(tmp_path, no_drive):

@@ -283,6 +283,19 @@ def test_the_tools_route_reason_is_russian(app):
     assert route["label"] == "tools" and CYRILLIC.search(route["reason"]) and "tool_choice 'auto'" in route["reason"]
 
 
+def test_the_tools_route_names_auto_when_tool_choice_is_absent(app):
+    """No tool_choice means "auto" (OpenAI's default with tools), not "a named function"."""
+    request = {
+        "model": "auto",
+        "messages": [{"role": "user", "content": "Wrap this at 12."}],
+        "max_tokens": 4,
+        "tools": tools(),
+    }
+    for lang in ("en", "ru"):
+        route = call(app, "POST", "/v1/chat/completions", lang=lang, json=request).json()["route"]
+        assert route["label"] == "tools" and "tool_choice 'auto'" in route["reason"], route
+
+
 def test_english_messages_are_unchanged(app):
     """The English text is what it was before the Russian edition."""
     server = app.state.server

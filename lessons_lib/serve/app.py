@@ -505,8 +505,8 @@ class Server:
     def tools_route(self, request: ChatRequest) -> dict:
         """model="auto" with tools in play: the route to the tools adapter (the router's labels are domains, and their
         adapters never learned calls); a 400 when this server does not serve one."""
-        if isinstance(request.tool_choice, str):
-            choice = request.tool_choice
+        if request.tool_choice is None or isinstance(request.tool_choice, str):
+            choice = request.tool_choice or "auto"  # absent means "auto", as in tool_mode
         else:
             choice = tr(en="a named function", ru="именованная функция")
         if self.tools_adapter is None:

@@ -30,6 +30,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from ..generation import RowRequest, RowResult, check_sampling, decode_batch, row_seed
+from ..i18n import tr
 from ..mixing import create_weighted_adapter
 from ..router.base import BASE_ADAPTER
 
@@ -176,7 +177,12 @@ class BatchingEngine:
     def submit(self, job: Job) -> Future:
         """Queue a job; its future resolves to an Answer or raises GenerationError."""
         if not self._thread.is_alive():
-            raise GenerationError("The generation worker has stopped; restart the server.")
+            raise GenerationError(
+                tr(
+                    en="The generation worker has stopped; restart the server.",
+                    ru="Поток генерации остановился; перезапустите сервер.",
+                )
+            )
         self._queue.put(job)
         return job.future
 
@@ -245,7 +251,8 @@ class BatchingEngine:
     def _fail(self, job: Job, err: Exception) -> None:
         self.stats["errors"] += 1
         if not job.future.done():
-            job.future.set_exception(GenerationError(f"generation failed: {type(err).__name__}: {err}"))
+            failed = tr(en="generation failed", ru="генерация не удалась")
+            job.future.set_exception(GenerationError(f"{failed}: {type(err).__name__}: {err}"))
 
     def _answer(self, batch: list[Job]) -> list[tuple[Job, Answer]]:
         """Route, pick each row's PEFT adapter name, run one decode loop for all rows of all jobs, split the rows.
