@@ -8,6 +8,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .adapters import TOOLS
 from .i18n import current, plural_ru, tr
 from .profiles import Profile
 
@@ -143,7 +144,7 @@ def tokens_per_step(profile: Profile, lengths: list[int], rows: tuple[int, int] 
 
 def step_rows(name: str, profile: Profile) -> tuple[int, int]:
     """(batch size, accumulation) an artifact trains with: the tool adapter's own recipe, else the profile's."""
-    if name == "tools":
+    if name == TOOLS:
         from .tools.adapter import tool_recipe
 
         recipe = tool_recipe(profile)
@@ -189,7 +190,7 @@ def sample_lengths(name: str, profile: Profile, n: int = 64) -> list[int]:
     from .models import load_tokenizer
 
     tok = load_tokenizer(profile)
-    if name == "tools":  # rendered with the tools the template shows, uncut (see tools.adapter.training_length)
+    if name == TOOLS:  # rendered with the tools the template shows, uncut (see tools.adapter.training_length)
         from .tools.adapter import rendered_length
         from .tools.data import tool_sft_rows
 

@@ -54,6 +54,7 @@ class Profile:
     demo_train_steps: int | None = None  # notebook 01's demo run (None: train_steps)
     demo_eval_examples: int | None = None  # notebook 01's before/after evaluation (None: eval_examples)
     tuned_tool_recipe: ToolRecipe | None = None  # a tool-adapter recipe tuned for this model (None: derived)
+    router_batch: int = ROUTER_BATCH  # the learned router's prompts per step (the shipped recipe's)
 
     @property
     def tiny_weights(self) -> bool:
@@ -82,7 +83,7 @@ class Profile:
         return RouterRecipe(
             steps=min(ROUTER_STEPS, self.train_steps),
             learning_rate=ROUTER_LEARNING_RATE * (self.learning_rate / tuned_on),
-            batch_size=min(ROUTER_BATCH, REHEARSAL_ROUTER_BATCH) if self.rehearsal else ROUTER_BATCH,
+            batch_size=self.router_batch,
             lora_r=self.lora_r,
             lora_alpha=self.lora_alpha,
         )
@@ -226,6 +227,7 @@ REHEARSAL_ROUTER_BATCH = 8
 REHEARSAL_SIZES = dict(
     batch_size=2,
     grad_accum=2,
+    router_batch=REHEARSAL_ROUTER_BATCH,
     train_steps=6,
     quick_train_steps=3,
     eval_examples=4,

@@ -487,3 +487,11 @@ def test_the_russian_page_runs_and_shows_russian_statuses(browser, stand_in):
     assert status.startswith("прервано: ответ оборвался") and status.endswith("сервер остановился?)")
     stand_in.routes[CHAT] = BAD_GATEWAY
     assert status_after_send(browser, stand_in) == "ошибка 502: 502 Bad Gateway"
+
+
+def test_page_html_without_a_language_follows_lessons_lang_at_call_time(monkeypatch):
+    """`page_html()` reads $LESSONS_LANG on every call (as `tr` does), not once for the process."""
+    monkeypatch.setenv("LESSONS_LANG", "ru")
+    assert page_html() == page_html("ru") != PAGE_HTML
+    monkeypatch.setenv("LESSONS_LANG", "en")
+    assert page_html() == page_html("en") == PAGE_HTML

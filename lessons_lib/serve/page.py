@@ -403,12 +403,15 @@ def fill(template: str, values: dict[str, str]) -> str:
     )
 
 
-@lru_cache(maxsize=len(LANGS))
 def page_html(lang: str | None = None) -> str:
-    """The page in `lang` ("en" or "ru"; None: $LESSONS_LANG)."""
-    if lang is None:
-        return page_html(resolve_lang())
-    return fill(TEMPLATE, texts(resolve_lang(lang))).replace("__COPY_AWARE__", json.dumps(copy_aware_kwargs()))
+    """The page in `lang` ("en" or "ru"; None: $LESSONS_LANG as it is now)."""
+    return _page_in(resolve_lang(lang))
+
+
+@lru_cache(maxsize=len(LANGS))
+def _page_in(lang: str) -> str:
+    """The page in a resolved language, built once per language."""
+    return fill(TEMPLATE, texts(lang)).replace("__COPY_AWARE__", json.dumps(copy_aware_kwargs()))
 
 
 def page_language(query: str | None) -> str:
