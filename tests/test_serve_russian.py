@@ -448,14 +448,9 @@ def browser():
 @pytest.fixture
 def stand_in():
     """A stand-in server serving the Russian page and two models (test_web_page.py's, in Russian)."""
-    from test_serve_cli_bad_input import FakeServer
+    from test_web_page import page_stand_in
 
-    models = {"data": [{"id": "base", "kind": "base"}, {"id": "json", "kind": "adapter"}]}
-    routes = {
-        ("GET", "/"): (200, "text/html; charset=utf-8", page_html("ru").encode()),
-        ("GET", "/v1/models"): (200, "application/json", json.dumps(models).encode()),
-    }
-    with FakeServer(routes) as server:
+    with page_stand_in(page_html("ru")) as server:
         yield server
 
 

@@ -7,6 +7,7 @@ equal text); the page's fallback for a server that answers JSON instead of a str
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -183,20 +184,26 @@ def test_the_copy_box_sends_copy_bias_and_requested_names(page, api):
 
 
 # ---------------------------------------------------------------- a server that fails: a stand-in, no model
-@pytest.fixture
-def stand_in():
-    """A stand-in server (test_serve_cli_bad_input.FakeServer) serving the page and two models; tests set its chat
-    answer (or break its model list)."""
+@contextlib.contextmanager
+def page_stand_in(page: str):
+    """A stand-in server (test_serve_cli_bad_input.FakeServer) serving `page` and two models."""
     from test_serve_cli_bad_input import FakeServer
-
-    from lessons_lib.serve.page import PAGE_HTML
 
     models = {"data": [{"id": "base", "kind": "base"}, {"id": "json", "kind": "adapter"}]}
     routes = {
-        ("GET", "/"): (200, "text/html; charset=utf-8", PAGE_HTML.encode()),
+        ("GET", "/"): (200, "text/html; charset=utf-8", page.encode()),
         ("GET", "/v1/models"): (200, "application/json", json.dumps(models).encode()),
     }
     with FakeServer(routes) as server:
+        yield server
+
+
+@pytest.fixture
+def stand_in():
+    """The stand-in serving the English page; tests set its chat answer (or break its model list)."""
+    from lessons_lib.serve.page import PAGE_HTML
+
+    with page_stand_in(PAGE_HTML) as server:
         yield server
 
 
