@@ -78,6 +78,44 @@ class Lesson:
         """A local folder for big files the lesson deletes again (merged checkpoints): never on Drive."""
         return scratch_dir(self.profile.name)
 
+    def fresh_scratch(self, name: str, log=print) -> Path:
+        """An empty local folder for one merged full checkpoint, once the disk has room for it (else OSError)."""
+        import shutil
+
+        from .budget import check_free_space, merged_bytes
+
+        folder = self.scratch_dir / name
+        shutil.rmtree(folder, ignore_errors=True)  # what an interrupted run left
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        what = tr(en=f"{name}, a merged full checkpoint", ru=f"{name}, объединённая полная модель")
+        log(check_free_space(folder.parent, merged_bytes(self.profile), what))
+        return folder
+
+    def remove_scratch(self, folder: str | Path, log=print) -> None:
+        """Delete a merged checkpoint the lesson is done with, saying how much space that gives back."""
+        import shutil
+
+        from .mixing import folder_bytes
+
+        folder = Path(folder)
+        if self.scratch_dir not in folder.parents:
+            raise ValueError(
+                tr(
+                    en=f"{folder} is not in this lesson's scratch folder {self.scratch_dir}: remove_scratch deletes "
+                    "only what fresh_scratch made.",
+                    ru=f"{folder} не лежит во временной папке урока {self.scratch_dir}: remove_scratch удаляет только "
+                    "то, что создала fresh_scratch.",
+                )
+            )
+        size = folder_bytes(folder)
+        shutil.rmtree(folder)
+        log(
+            tr(
+                en=f"deleted {folder} ({size / 1e6:,.1f} MB): the lesson no longer needs it",
+                ru=f"удалена {folder} ({size / 1e6:,.1f} МБ): уроку она больше не нужна",
+            )
+        )
+
     def where_kept(self) -> str:
         """One sentence: where the lesson keeps its work and whether that outlives this runtime."""
         if self.drive_dir is not None:

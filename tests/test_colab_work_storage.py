@@ -115,3 +115,59 @@ def test_scratch_dir_is_local_even_when_work_is_on_drive(monkeypatch, tmp_path):
     lesson = Lesson("03", PROFILES["7b"], "test", "cuda", "float16", True, drive / "7b", drive, None)
     assert lesson.scratch_dir == tmp_path / "scratch" / "7b"
     assert drive not in lesson.scratch_dir.parents
+
+
+def scratch_lesson(monkeypatch, tmp_path, profile: str = "t4") -> Lesson:
+    """A lesson on `profile` whose scratch folder is under tmp_path."""
+    monkeypatch.setattr(paths, "SCRATCH_ROOT", tmp_path / "scratch")
+    return Lesson("03", PROFILES[profile], "test", "cuda", "float16", True, tmp_path / "work", None, None)
+
+
+def test_fresh_scratch_empties_what_a_run_left_and_says_the_room_it_checked(monkeypatch, tmp_path):
+    from lessons_lib import budget
+
+    lesson = scratch_lesson(monkeypatch, tmp_path)
+    leftover = lesson.scratch_dir / "merged-json" / "model.safetensors"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half-written")
+    monkeypatch.setattr(budget, "free_bytes", lambda folder: 10 * budget.GB)
+    said = []
+    folder = lesson.fresh_scratch("merged-json", log=said.append)
+    assert folder == lesson.scratch_dir / "merged-json" and not folder.exists() and folder.parent.is_dir()
+    assert said == [f"merged-json, a merged full checkpoint: about 2.2 GB in {folder.parent}; 10.0 GB free there"]
+
+
+def test_fresh_scratch_refuses_a_disk_without_room_and_says_what_to_free(monkeypatch, tmp_path):
+    import errno
+
+    from lessons_lib import budget
+
+    lesson = scratch_lesson(monkeypatch, tmp_path, "7b")
+    monkeypatch.setattr(budget, "free_bytes", lambda folder: 5 * budget.GB)
+    with pytest.raises(OSError) as caught:
+        lesson.fresh_scratch("merged-mix", log=SILENT)
+    assert caught.value.errno == errno.ENOSPC
+    assert "about 14.5 GB" in str(caught.value) and "5.0 GB free there. Not enough: free some space" in str(
+        caught.value
+    )
+
+
+def test_remove_scratch_deletes_the_folder_and_says_the_space_given_back(monkeypatch, tmp_path):
+    lesson = scratch_lesson(monkeypatch, tmp_path)
+    folder = lesson.scratch_dir / "deploy-json"
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"x" * 2_500_000)
+    said = []
+    lesson.remove_scratch(folder, log=said.append)
+    assert not folder.exists() and said == [f"deleted {folder} (2.5 MB): the lesson no longer needs it"]
+
+
+def test_remove_scratch_leaves_a_folder_outside_the_scratch_folder_alone(monkeypatch, tmp_path):
+    lesson = scratch_lesson(monkeypatch, tmp_path)
+    adapters = tmp_path / "work" / "adapters" / "json"
+    adapters.mkdir(parents=True)
+    (adapters / "adapter_model.safetensors").write_bytes(b"weights")
+    monkeypatch.setenv("LESSONS_LANG", "ru")
+    with pytest.raises(ValueError, match="не лежит во временной папке урока"):
+        lesson.remove_scratch(adapters, log=SILENT)
+    assert (adapters / "adapter_model.safetensors").read_bytes() == b"weights"

@@ -298,8 +298,8 @@ if MERGE_IN_MEMORY:
 #
 # A merged model is a full model: about 2.2 GB in fp16 on t4 and 14.5 GB on 7b, once per merge. So this notebook
 # writes merged checkpoints to a local scratch folder (`lesson.scratch_dir`, on this machine's disk, never Google
-# Drive even when your work dir is there), checks first that the disk has room for one, and deletes each one as
-# soon as the lesson is done with it.
+# Drive even when your work dir is there): `lesson.fresh_scratch(name)` checks first that the disk has room for one,
+# and `lesson.remove_scratch(folder)` deletes each one as soon as the lesson is done with it.
 
 # %% [markdown] lang="ru"
 # ### Сохранение и загрузка без PEFT
@@ -310,43 +310,16 @@ if MERGE_IN_MEMORY:
 #
 # Объединённая модель — полная модель: около 2.2 ГБ в fp16 на t4 и 14.5 ГБ на 7b, на каждое слияние. Поэтому ноутбук
 # записывает объединённые модели во временную локальную папку (`lesson.scratch_dir`, на диске этой машины и никогда
-# не на Google Диске, даже если ваша рабочая папка там), сначала проверяет, что на диске хватит места на одну, и
-# удаляет каждую, как только она больше не нужна уроку.
+# не на Google Диске, даже если ваша рабочая папка там): `lesson.fresh_scratch(name)` сначала проверяет, что на
+# диске хватит места на одну, а `lesson.remove_scratch(folder)` удаляет каждую, как только она больше не нужна уроку.
 
 # %%
-import shutil
-from pathlib import Path
-
 from transformers import AutoModelForCausalLM
 
-from lessons_lib import budget
 from lessons_lib.mixing import folder_bytes
 
-
-def fresh_scratch(name: str) -> Path:
-    """An empty local folder for a merged full checkpoint, once the disk is checked to have room (else OSError)."""
-    folder = lesson.scratch_dir / name
-    shutil.rmtree(folder, ignore_errors=True)  # what an interrupted run left
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    what = tr(en=f"{name}, a merged full checkpoint", ru=f"{name}, объединённая полная модель")
-    print(budget.check_free_space(folder.parent, budget.merged_bytes(profile), what))
-    return folder
-
-
-def remove_scratch(folder: Path) -> None:
-    """Delete a merged checkpoint the lesson is done with, saying how much space that gives back."""
-    size = folder_bytes(folder)
-    shutil.rmtree(folder)
-    print(
-        tr(
-            en=f"deleted {folder} ({size / 1e6:,.1f} MB): the lesson no longer needs it",
-            ru=f"удалена {folder} ({size / 1e6:,.1f} МБ): уроку она больше не нужна",
-        )
-    )
-
-
 if MERGE_IN_MEMORY:
-    merged_dir = fresh_scratch("merged-json")
+    merged_dir = lesson.fresh_scratch("merged-json")
     merged.save_pretrained(merged_dir)
     tok.save_pretrained(merged_dir)
 
@@ -380,7 +353,7 @@ if MERGE_IN_MEMORY:
     print(format_table(sizes))
     del merged, reloaded, peft_model
     free_memory()
-    remove_scratch(merged_dir)
+    lesson.remove_scratch(merged_dir)
 
 # %% [markdown]
 # The adapter is a fraction of the merged model's size (the table above; on a real model a few percent): merging
@@ -512,7 +485,9 @@ def merged_correctly(errors: dict[str, float]) -> bool:
     return right <= 2 * errors["rounding"] + 1e-3 and wrong**2 - right**2 > 0.5 * gap**2
 
 
-deployed = merge_for_deployment(profile, {"json": folders["json"]}, fresh_scratch("deploy-json"), tok, requantize=True)
+deployed = merge_for_deployment(
+    profile, {"json": folders["json"]}, lesson.fresh_scratch("deploy-json"), tok, requantize=True
+)
 for note in deployed.notes:
     print("-", note)
 errors = merge_errors(deployed.folder, delta, wrong_delta)
@@ -540,7 +515,7 @@ if not deployed.requantized and checks.exact_kernels(profile):
 deployed_folder = deployed.folder
 del deployed
 free_memory()
-remove_scratch(deployed_folder)
+lesson.remove_scratch(deployed_folder)
 
 # %% [markdown]
 # (A 4-bit model re-quantized *after* merging still rounds, but it rounds `W + BA` once, from full
@@ -961,7 +936,7 @@ model.save_pretrained(mix_dir, selected_adapters=[MIX], save_embedding_layers=Fa
 if MERGE_IN_MEMORY:
     merged_mix = PeftModel.from_pretrained(load_base(profile, quantize=False), mix_dir / MIX).merge_and_unload()
 else:
-    merged_mix_dir = fresh_scratch("merged-mix")  # removed at the end of this section's checks
+    merged_mix_dir = lesson.fresh_scratch("merged-mix")  # removed at the end of this section's checks
     merged_mix = merge_for_deployment(profile, {MIX: mix_dir / MIX}, merged_mix_dir, tok).model
 merged_mix.eval()
 
@@ -1120,7 +1095,7 @@ else:  # re-quantized to 4-bit: checked on the merged files, as in section 2
         )
     )
     assert merged_correctly(errors)
-    remove_scratch(merged_mix_dir)  # the merged model stays loaded; its files are no longer needed
+    lesson.remove_scratch(merged_mix_dir)  # the merged model stays loaded; its files are no longer needed
 mean = {w: sum(quality[w].values()) / 3 for w in WAYS}
 print(tr(en="mean correct rate:", ru="средняя доля верных:"), {w: round(m, 2) for w, m in mean.items()})
 if checks.expects_quality(profile):
