@@ -395,3 +395,29 @@ def test_quiz_06_counts_the_concurrent_requests_notebook_06_sends():
     said_en = re.findall(r"(\d+) concurrent requests", text)
     said_ru = re.findall(r"(\d+) одновременн\w+ запрос", text)
     assert said_en and said_ru and set(said_en) == set(said_ru) == {sent.group(1)}, (said_en, said_ru)
+
+
+@pytest.mark.parametrize(
+    "call, english, russian",
+    [
+        (lambda data: data.tool_examples(3, "valid"), "Unknown split 'valid'", "Неизвестная часть данных 'valid'"),
+        (lambda data: data.tool_examples(-2), "n must be >= 0 (the number of requests to make), got -2", "получено -2"),
+        (
+            lambda data: data.tool_sft_rows(3, tools=["validator"]),
+            "Unknown tools ['validator']: choose among",
+            "Неизвестные инструменты ['validator']: выберите из",
+        ),
+    ],
+)
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_tool_data_argument_errors_in_both_languages(monkeypatch, lang, call, english, russian):
+    from lessons_lib.tools import data
+
+    monkeypatch.setenv("LESSONS_LANG", lang)
+    with pytest.raises(ValueError) as caught:
+        call(data)
+    if lang == "en":
+        assert english in str(caught.value)
+    else:
+        assert russian in str(caught.value)
+        assert_russian(str(caught.value), english)

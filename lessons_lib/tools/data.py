@@ -419,7 +419,12 @@ def indent_words(rng: random.Random, lang: str, indent: int) -> str:
 def check_split(split: str) -> None:
     """Raise for a split name other than train, dev or heldout."""
     if split not in SPLITS:
-        raise ValueError(f"Unknown split {split!r}; use one of {SPLITS}.")
+        raise ValueError(
+            tr(
+                en=f"Unknown split {split!r}; use one of {SPLITS}.",
+                ru=f"Неизвестная часть данных {split!r}; используйте одну из {SPLITS}.",
+            )
+        )
 
 
 def phrasings(tool: str, table: dict, lang: str, split: str) -> list[str]:
@@ -754,7 +759,12 @@ def tool_examples(n: int, split: str = "train", seed: int = 0, langs: tuple[str,
     """`n` requests cycling through the three tools and the languages, reproducible from `seed`."""
     check_split(split)
     if n < 0:
-        raise ValueError("n must be >= 0")
+        raise ValueError(
+            tr(
+                en=f"n must be >= 0 (the number of requests to make), got {n}",
+                ru=f"n должно быть >= 0 (сколько запросов составить), а получено {n}",
+            )
+        )
     rng = random.Random(f"tools/{split}/{seed}")
     tools = list(MAKERS)
     return [MAKERS[tools[i % 3]](rng, langs[(i // 3) % len(langs)], split) for i in range(n)]
@@ -822,7 +832,12 @@ def tool_sft_rows(
 
     unknown = sorted(set(tools or ()) - set(MAKERS))
     if unknown:
-        raise ValueError(f"Unknown tools {unknown}: choose among {sorted(MAKERS)}.")
+        raise ValueError(
+            tr(
+                en=f"Unknown tools {unknown}: choose among {sorted(MAKERS)}.",
+                ru=f"Неизвестные инструменты {unknown}: выберите из {sorted(MAKERS)}.",
+            )
+        )
     tools_json = json.dumps(schemas if schemas is not None else tool_schemas(), ensure_ascii=False)
     rows = []
     for i, ex in enumerate(tool_examples(n, split, seed)):
