@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TypeVar
 
+from .cli import CourseArgumentParser
 from .i18n import tr
 from .paths import BUILD_DIR, default_work_dir
 from .paths import NOTEBOOKS_DIR as NOTEBOOKS
@@ -242,7 +243,7 @@ def run_all(paths: list[Path], out_dir: Path, jobs: int = 1) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(prog="python -m lessons_lib.course")
+    parser = CourseArgumentParser(prog="python -m lessons_lib.course")
     parser.add_argument("command", choices=["run"])
     parser.add_argument(
         "--only", nargs="+", default=None, help="lesson numbers to run, e.g. 01 03 (default: every lesson)"

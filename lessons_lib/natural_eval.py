@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import domains
+from .cli import CourseArgumentParser
 from .evaluate import GREETING, run_code_check, strip_fences
 from .manifest import MANIFEST_FILE, Manifest, base_fingerprint
 from .paths import ASSETS_DIR, TINY_ADAPTERS_DIR, TINY_MODEL_DIR
@@ -329,7 +330,7 @@ SHIPPED = (*DOMAINS, "tools")  # the shipped adapters --update-manifests measure
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point: print the table (and write it as JSON with --out), or update manifests."""
-    p = argparse.ArgumentParser(
+    p = CourseArgumentParser(
         prog="python -m lessons_lib.natural_eval",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

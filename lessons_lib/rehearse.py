@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .cli import CourseArgumentParser
 from .course import USAGE_ERROR, lesson_paths, run_in_child, side_by_side, usage_problem
 from .paths import BUILD_DIR
 from .paths import NOTEBOOKS_DIR as NOTEBOOKS
@@ -58,7 +59,7 @@ def rehearse(profiles: list[str], only: list[str] | None = None, jobs: int = 2, 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(
+    parser = CourseArgumentParser(
         prog="python -m lessons_lib.rehearse", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--profiles", nargs="*", default=list(REHEARSALS), choices=sorted(PROFILES))

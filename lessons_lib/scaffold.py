@@ -26,6 +26,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cli import CourseArgumentParser
 from .paths import REPO_DIR
 
 CONFIG_TABLE = "tool.lessons_lib"
@@ -319,7 +320,7 @@ def build(check: bool = False, root: Path = REPO_DIR) -> list[str]:
 
 def main(argv: list[str] | None = None, root: Path = REPO_DIR) -> int:
     """CLI: `build` writes notebooks and README badges (`--repo/--branch` record a fork first); `check` compares."""
-    parser = argparse.ArgumentParser(
+    parser = CourseArgumentParser(
         prog="python -m lessons_lib.scaffold", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("command", choices=["build", "check"])

@@ -72,9 +72,9 @@ def test_router_train_ngram_checks_an_unwritable_out_before_training(monkeypatch
 @pytest.mark.parametrize(
     "option, value, said",
     [
-        ("--steps", "-5", "must be at least 1, not -5"),
-        ("--steps", "0", "must be at least 1, not 0"),
-        ("--steps", "x", "'x' is not a whole number"),
+        ("--steps", "-5", "expected a number of training steps: a whole number of at least 1, got '-5'"),
+        ("--steps", "0", "expected a number of training steps: a whole number of at least 1, got '0'"),
+        ("--steps", "x", "expected a number of training steps: a whole number of at least 1, got 'x'"),
         ("--lr", "nan", "must be a finite number above 0"),
         ("--lr", "0", "must be a finite number above 0"),
         ("--lr", "-1e-3", "must be a finite number above 0"),

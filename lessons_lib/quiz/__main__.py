@@ -6,10 +6,10 @@ is not one) ends with one `error:` line and exit code 2."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from lessons_lib.cli import CourseArgumentParser
 from lessons_lib.i18n import LANGS, plural_ru, tr
 from lessons_lib.paths import BUILD_DIR
 
@@ -66,7 +66,7 @@ def t4_summary_problem(path: Path | None) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(prog="python -m lessons_lib.quiz")
+    parser = CourseArgumentParser(prog="python -m lessons_lib.quiz")
     sub = parser.add_subparsers(dest="command", required=True)
     kit = sub.add_parser("teacher-kit", help="write printable quizzes, answer keys and a run-time table")
     kit.add_argument("--out", type=Path, default=BUILD_DIR / "teacher-kit", help="folder to write the kit into")

@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..cli import CourseArgumentParser, whole_number
 from ..i18n import tr
 from . import KINDS
 from .learned import TRAIN_STEPS
@@ -29,19 +30,9 @@ def os_error_text(err: OSError) -> str:
     return f"{err.filename}: {err.strerror}" if err.strerror and err.filename else str(err)
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (0 or -5 steps would save an untrained router)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            tr(en=f"{text!r} is not a whole number", ru=f"{text!r} — не целое число")
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            tr(en=f"must be at least 1, not {value}", ru=f"должно быть не меньше 1, а не {value}")
-        )
-    return value
+def training_steps(text: str) -> int:
+    """An argparse type: a whole number of training steps, at least 1 (0 or -5 steps would save an untrained router)."""
+    return whole_number(text, 1, None, tr(en="a number of training steps", ru="число шагов обучения"))
 
 
 def positive_float(text: str) -> float:
@@ -190,7 +181,7 @@ def _train_ngram(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run a subcommand."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    parser = argparse.ArgumentParser(prog="python -m lessons_lib.router", description=__doc__)
+    parser = CourseArgumentParser(prog="python -m lessons_lib.router", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("evaluate", help="accuracy and per-class precision/recall on a labeled JSONL file")
     ev.add_argument("--router", choices=KINDS, default="learned", help="which router to score (default: learned)")
@@ -205,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     train.add_argument("--profile", default="tiny", help="tiny (default) | t4 | 7b: the base model to train on")
     train.add_argument(
-        "--steps", type=positive_int, default=TRAIN_STEPS, help=f"training steps, at least 1 (default {TRAIN_STEPS})"
+        "--steps", type=training_steps, default=TRAIN_STEPS, help=f"training steps, at least 1 (default {TRAIN_STEPS})"
     )
     train.add_argument("--seed", type=int, default=0, help="seed of the data split and the training (default 0)")
     train.add_argument(

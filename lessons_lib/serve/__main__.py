@@ -25,6 +25,7 @@ import math
 import os
 import sys
 
+from ..cli import CourseArgumentParser, whole_number
 from ..i18n import tr
 from ..profiles import PROFILES
 from ..router import KINDS as ROUTER_KINDS
@@ -36,22 +37,6 @@ SUB_COMMANDS = """sub-commands:
                                    ask a running server (see `ask --help`)
   python -m lessons_lib.serve vllm [--profile P] [--adapters-dir DIR] | --config FILE
                                    print the vLLM/LoRAX commands for the same adapters"""
-
-
-def whole_number(text: str, low: int, high: int, what: str) -> int:
-    """argparse helper: `text` as a whole number from `low` to `high`, else a usage error saying so."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
-        raise argparse.ArgumentTypeError(
-            tr(
-                en=f"expected {what}: a whole number from {low} to {high}, got {text!r}",
-                ru=f"{what}: нужно целое число от {low} до {high}, а получено {text!r}",
-            )
-        )
-    return value
 
 
 def positive_int(text: str) -> int:
@@ -88,7 +73,7 @@ def window_ms(text: str) -> float:
 def serve_parser() -> argparse.ArgumentParser:
     from .protocol import DEFAULT_MAX_BODY_BYTES
 
-    parser = argparse.ArgumentParser(
+    parser = CourseArgumentParser(
         prog="python -m lessons_lib.serve",
         description="Serve the base model and its LoRA adapters over HTTP (OpenAI-compatible; the web page is at /).",
         epilog=SUB_COMMANDS,
@@ -164,7 +149,7 @@ def serve_parser() -> argparse.ArgumentParser:
 def ask_parser() -> argparse.ArgumentParser:
     from .client import DEFAULT_URL, max_tokens, prompt_text, server_url
 
-    parser = argparse.ArgumentParser(
+    parser = CourseArgumentParser(
         prog="python -m lessons_lib.serve ask",
         description="Send one prompt to a running server and print the answer (stdout), then which adapter "
         "answered. Errors go to stderr: exit code 2 for a usage error, 1 when the server cannot answer.",
@@ -189,7 +174,7 @@ def ask_parser() -> argparse.ArgumentParser:
 
 
 def vllm_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CourseArgumentParser(
         prog="python -m lessons_lib.serve vllm",
         description="Print the vLLM and LoRAX commands that serve the same adapters, "
         "leaving out (with the reason) those vLLM cannot load.",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
+from ..cli import CourseArgumentParser
 from ..manifest import TINY_MODEL_ID
 from ..paths import TINY_MODEL_DIR
 
@@ -20,7 +20,7 @@ def stamp_model_id(folder=TINY_MODEL_DIR) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(prog="python -m lessons_lib.tiny", description=__doc__)
+    parser = CourseArgumentParser(prog="python -m lessons_lib.tiny", description=__doc__)
     parser.add_argument("command", choices=["build"])
     parser.add_argument("--stage", choices=["base", "adapters", "all"], default="all")
     args = parser.parse_args(argv)

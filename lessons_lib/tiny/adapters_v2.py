@@ -8,12 +8,12 @@ made-up names. Nothing under assets/ is touched; `natural_eval --base ... --adap
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
 from pathlib import Path
 
+from ..cli import CourseArgumentParser
 from ..data import sft_rows
 from ..varied_data import fresh_rows, shipped_rows
 from .course_adapters import TRAIN_ROWS, TRAIN_STEPS
@@ -92,7 +92,7 @@ def train_on(
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    p = argparse.ArgumentParser(prog="python -m lessons_lib.tiny.adapters_v2", description=__doc__)
+    p = CourseArgumentParser(prog="python -m lessons_lib.tiny.adapters_v2", description=__doc__)
     p.add_argument("--base", type=Path, required=True)
     p.add_argument("--domains", nargs="+", default=["json"], choices=["json", "support", "coding"])
     p.add_argument("--out", type=Path, default=Path("build/adapters-v2"))

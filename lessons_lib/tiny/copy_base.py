@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cli import CourseArgumentParser
 from ..paths import TINY_MODEL_DIR
 from . import copy_corpus
 from .build import pack
@@ -239,7 +240,7 @@ def build_shipped(target: Path = TINY_MODEL_DIR, stages=SHIPPED_STAGES, log=prin
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    p = argparse.ArgumentParser(prog="python -m lessons_lib.tiny.copy_base", description=__doc__)
+    p = CourseArgumentParser(prog="python -m lessons_lib.tiny.copy_base", description=__doc__)
     p.add_argument("--out", type=Path, default=Path("build/tiny-model-v2"))
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch-size", type=int, default=8)

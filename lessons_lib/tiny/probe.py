@@ -10,12 +10,13 @@ phrasings written only here ("new"): the gap between the two is how far copying 
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..cli import CourseArgumentParser
 
 PEOPLE = {
     "en": [
@@ -283,7 +284,7 @@ def held_out_texts(n: int = 400, seed: int = 1000) -> dict[str, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point: one JSON line of rates per model folder."""
-    p = argparse.ArgumentParser(prog="python -m lessons_lib.tiny.probe", description=__doc__)
+    p = CourseArgumentParser(prog="python -m lessons_lib.tiny.probe", description=__doc__)
     p.add_argument("models", nargs="+")
     p.add_argument("--show", type=int, default=0, help="print this many completions per model")
     p.add_argument("--loss", action="store_true", help="also the loss on held-out course and copy text")

@@ -21,6 +21,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..cli import CourseArgumentParser
 from ..i18n import tr
 
 USAGE_ERROR = 2  # the exit code argparse also uses for bad arguments
@@ -158,7 +159,7 @@ def build_cli(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(prog="python -m lessons_lib.tools", description=__doc__)
+    parser = CourseArgumentParser(prog="python -m lessons_lib.tools", description=__doc__)
     parser.add_argument("command", choices=["build-adapter", "evaluate"])
     parser.add_argument(
         "--steps",
