@@ -142,6 +142,11 @@ class CourseArgumentParser(argparse.ArgumentParser):
         super().error(message)
 
 
+def error_line(message: str) -> str:
+    """The line a course CLI prints for an error of its own: `error: MESSAGE` (`ошибка: MESSAGE` under ru)."""
+    return f"{tr(en='error', ru='ошибка')}: {message}"
+
+
 def whole_number(text: str, low: int, high: int | None, what: str) -> int:
     """argparse type helper: `text` as a whole number from `low` to `high` (None: no bound), else a usage error."""
     try:

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TypeVar
 
-from .cli import CourseArgumentParser
+from .cli import CourseArgumentParser, error_line
 from .i18n import tr
 from .paths import BUILD_DIR, default_work_dir
 from .paths import NOTEBOOKS_DIR as NOTEBOOKS
@@ -246,27 +246,46 @@ def main(argv: list[str] | None = None) -> int:
     parser = CourseArgumentParser(prog="python -m lessons_lib.course")
     parser.add_argument("command", choices=["run"])
     parser.add_argument(
-        "--only", nargs="+", default=None, help="lesson numbers to run, e.g. 01 03 (default: every lesson)"
+        "--only",
+        nargs="+",
+        default=None,
+        help=tr(
+            en="lesson numbers to run, e.g. 01 03 (default: every lesson)",
+            ru="номера уроков для запуска, например 01 03 (по умолчанию: все уроки)",
+        ),
     )
     parser.add_argument(
-        "--jobs", type=int, default=1, help="notebooks run side by side, at least 1 (each in its own process)"
+        "--jobs",
+        type=int,
+        default=1,
+        help=tr(
+            en="notebooks run side by side, at least 1 (each in its own process)",
+            ru="сколько ноутбуков выполнять одновременно, не меньше 1 (каждый в своём процессе)",
+        ),
     )
     parser.add_argument(
-        "--keep-work", action="store_true", help="keep build/work/<profile> (default: empty it, as a fresh runtime)"
+        "--keep-work",
+        action="store_true",
+        help=tr(
+            en="keep build/work/<profile> (default: empty it, as a fresh runtime)",
+            ru="сохранить build/work/<profile> (по умолчанию она очищается, как в новой среде выполнения)",
+        ),
     )
     args = parser.parse_args(argv)
     problem = usage_problem(args)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
+        print(error_line(problem), file=sys.stderr)
         return USAGE_ERROR
     os.environ.setdefault("LESSONS_PROFILE", "tiny")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     notebooks = lesson_paths(only=args.only)
     if not notebooks:
         print(
-            tr(
-                en=f"error: no notebooks in {NOTEBOOKS}; build them with `make notebooks`.",
-                ru=f"error: в {NOTEBOOKS} нет ноутбуков; соберите их командой `make notebooks`.",
+            error_line(
+                tr(
+                    en=f"no notebooks in {NOTEBOOKS}; build them with `make notebooks`.",
+                    ru=f"в {NOTEBOOKS} нет ноутбуков; соберите их командой `make notebooks`.",
+                )
             ),
             file=sys.stderr,
         )

@@ -7,6 +7,7 @@ Training is replaced by a function that fails the test if it is ever called, so 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -39,9 +40,10 @@ def never(*args, **kwargs):
 
 
 def one_error_line(err: str) -> str:
-    """The single `error:` line of a CLI's stderr (no traceback)."""
+    """The single `error:` line of a CLI's stderr (no traceback); `ошибка:` under LESSONS_LANG=ru."""
+    prefix = "ошибка: " if os.environ.get("LESSONS_LANG") == "ru" else "error: "
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert len(lines) == 1 and lines[0].startswith(prefix), err
     return lines[0]
 
 

@@ -77,7 +77,7 @@ def test_router_cli_errors_are_russian(ru, tmp_path):
 
     data = labeled_file(tmp_path, [("Напиши стихи", "poetry")])
     code, _, err = run_cli(main, ["evaluate", "--router", "keyword", "--data", str(data)])
-    assert code == 2 and err.startswith(f"error: {data}:1: метка 'poetry' неизвестна; известные метки: ")
+    assert code == 2 and err.startswith(f"ошибка: {data}:1: метка 'poetry' неизвестна; известные метки: ")
     code, _, err = run_cli(main, ["evaluate", "--router", "keyword", "--data", str(tmp_path / "нет.jsonl")])
     assert code == 2 and "Нет файла данных" in err and "No data file" not in err
 

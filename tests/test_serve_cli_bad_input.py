@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
 import socket
@@ -43,7 +44,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def one_error_line(result: subprocess.CompletedProcess) -> str:
     """The single `error:` line on stderr (no traceback), nothing on stdout."""
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    prefix = "ошибка: " if os.environ.get("LESSONS_LANG") == "ru" else "error: "
+    assert len(lines) == 1 and lines[0].startswith(prefix), result.stderr
     assert "Traceback" not in result.stderr and result.stdout == "", result
     return lines[0]
 
@@ -279,7 +281,7 @@ def test_a_non_json_error_page_is_reported_as_its_status(ru):
         for stream in ([], ["--stream"]):
             result = run_cli("ask", "hi", "--url", server.url, *stream)
             assert result.returncode == 1
-            assert one_error_line(result) == "error: HTTP 502 (ответ сервера): 502 Bad Gateway"
+            assert one_error_line(result) == "ошибка: HTTP 502 (ответ сервера): 502 Bad Gateway"
 
 
 def test_a_stream_cut_off_before_done_is_an_error_not_an_answer():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lessons_lib.cli import CourseArgumentParser
+from lessons_lib.cli import CourseArgumentParser, error_line
 from lessons_lib.i18n import LANGS, plural_ru, tr
 from lessons_lib.paths import BUILD_DIR
 
@@ -23,7 +23,7 @@ USAGE_ERROR = 2
 
 def fail(message: str) -> int:
     """Print one `error:` line to stderr and return the usage-error exit code."""
-    print(f"error: {message}", file=sys.stderr)
+    print(error_line(message), file=sys.stderr)
     return USAGE_ERROR
 
 
@@ -68,30 +68,74 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     parser = CourseArgumentParser(prog="python -m lessons_lib.quiz")
     sub = parser.add_subparsers(dest="command", required=True)
-    kit = sub.add_parser("teacher-kit", help="write printable quizzes, answer keys and a run-time table")
-    kit.add_argument("--out", type=Path, default=BUILD_DIR / "teacher-kit", help="folder to write the kit into")
-    kit.add_argument("--lang", choices=["en", "ru"], action="append", help="repeatable; default: both")
-    kit.add_argument("--only", nargs="+", help="notebook numbers, e.g. 01 03 (default: every notebook with a quiz)")
+    kit = sub.add_parser(
+        "teacher-kit",
+        help=tr(
+            en="write printable quizzes, answer keys and a run-time table",
+            ru="записать тесты для печати, ключи ответов и таблицу времени прогона",
+        ),
+    )
+    kit.add_argument(
+        "--out",
+        type=Path,
+        default=BUILD_DIR / "teacher-kit",
+        help=tr(en="folder to write the kit into", ru="папка, куда записать набор"),
+    )
+    kit.add_argument(
+        "--lang",
+        choices=["en", "ru"],
+        action="append",
+        help=tr(en="repeatable; default: both", ru="можно повторять; по умолчанию: оба языка"),
+    )
+    kit.add_argument(
+        "--only",
+        nargs="+",
+        help=tr(
+            en="notebook numbers, e.g. 01 03 (default: every notebook with a quiz)",
+            ru="номера ноутбуков, например 01 03 (по умолчанию: все ноутбуки с тестом)",
+        ),
+    )
     kit.add_argument(
         "--summary",
         type=Path,
         default=BUILD_DIR / "course_summary.json",
-        help="tiny-profile timings written by `python -m lessons_lib.course run` (a missing file: 'not measured')",
+        help=tr(
+            en="tiny-profile timings written by `python -m lessons_lib.course run` (a missing file: 'not measured')",
+            ru="время прогона на профиле tiny, записанное `python -m lessons_lib.course run` (если файла нет, "
+            "в таблице будет 'not measured')",
+        ),
     )
     kit.add_argument(
         "--t4-summary",
         type=Path,
         default=None,
-        help="a course_summary.json from a real T4 run; replaces the T4 estimates (it must exist)",
+        help=tr(
+            en="a course_summary.json from a real T4 run; replaces the T4 estimates (it must exist)",
+            ru="course_summary.json настоящего прогона на T4; заменяет оценки для T4 (файл должен существовать)",
+        ),
     )
-    show = sub.add_parser("show", help="print one notebook's quiz as Markdown")
-    show.add_argument("notebook", help="notebook number, e.g. 01")
-    show.add_argument("--lang", default=None, help="en | ru (default: $LESSONS_LANG, else English)")
+    show = sub.add_parser(
+        "show",
+        help=tr(en="print one notebook's quiz as Markdown", ru="напечатать тест одного ноутбука в формате Markdown"),
+    )
+    show.add_argument("notebook", help=tr(en="notebook number, e.g. 01", ru="номер ноутбука, например 01"))
+    show.add_argument(
+        "--lang",
+        default=None,
+        help=tr(
+            en="en | ru (default: $LESSONS_LANG, else English)",
+            ru="en | ru (по умолчанию: $LESSONS_LANG, иначе английский)",
+        ),
+    )
     show.add_argument(
         "--answers",
         choices=["collapsible", "none", "key"],
         default="collapsible",
-        help="collapsible (default): answers folded under each question; none; key: answers shown",
+        help=tr(
+            en="collapsible (default): answers folded under each question; none; key: answers shown",
+            ru="collapsible (по умолчанию): ответы свёрнуты под каждым вопросом; none: без ответов; "
+            "key: ответы показаны",
+        ),
     )
     args = parser.parse_args(argv)
     if args.command == "show":
@@ -113,15 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(err))
     except OSError as err:  # e.g. --out in a read-only folder
         where = err.filename or args.__dict__.get("out")
-        print(
+        return fail(
             tr(
-                en=f"error: cannot write {where} ({err.strerror or err}); pick a writable folder with --out.",
-                ru=f"error: не удаётся записать {where} ({err.strerror or err}); укажите в --out папку, "
-                "доступную для записи.",
-            ),
-            file=sys.stderr,
+                en=f"cannot write {where} ({err.strerror or err}); pick a writable folder with --out.",
+                ru=f"не удаётся записать {where} ({err.strerror or err}); укажите в --out папку, доступную для записи.",
+            )
         )
-        return 2
     print(kit_summary(len(written), args.out, notebooks, langs, measured, args.summary))
     return 0
 

@@ -14,10 +14,18 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli import CourseArgumentParser, whole_number
+from ..cli import CourseArgumentParser, error_line, whole_number
 from ..i18n import tr
 from . import KINDS
 from .learned import TRAIN_STEPS
+
+DESCRIPTION_RU = """Командная строка: `python -m lessons_lib.router evaluate --router keyword|learned|embedding|ngram
+--data FILE.jsonl`, `train` (обучаемый маршрутизатор) и `train-ngram` (n-граммный маршрутизатор: настраивается на части
+dev и один раз оценивается на отложенной выборке).
+
+Без --out команды `train` (профиль tiny) и `train-ngram` пересобирают поставляемый маршрутизатор в assets/router по
+рецепту курса; если рецепт изменён (--steps, --seed, --lr), нужен --out, чтобы маршрутизатор, который загружают
+ноутбуки, заменялся только намеренно (`--out assets/router/adapter`). Папка --out проверяется до начала обучения."""
 
 
 def saved_line(folder) -> str:
@@ -181,51 +189,139 @@ def _train_ngram(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run a subcommand."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    parser = CourseArgumentParser(prog="python -m lessons_lib.router", description=__doc__)
+    parser = CourseArgumentParser(prog="python -m lessons_lib.router", description=tr(en=__doc__, ru=DESCRIPTION_RU))
     sub = parser.add_subparsers(dest="command", required=True)
-    ev = sub.add_parser("evaluate", help="accuracy and per-class precision/recall on a labeled JSONL file")
-    ev.add_argument("--router", choices=KINDS, default="learned", help="which router to score (default: learned)")
-    ev.add_argument("--data", required=True, help='JSONL file, lines {"text": ..., "label": ...}')
-    ev.add_argument("--profile", default=None, help="tiny | t4 | 7b (default: $LESSONS_PROFILE or automatic)")
+    ev = sub.add_parser(
+        "evaluate",
+        help=tr(
+            en="accuracy and per-class precision/recall on a labeled JSONL file",
+            ru="точность (accuracy) и precision/recall по классам на размеченном файле JSONL",
+        ),
+    )
+    ev.add_argument(
+        "--router",
+        choices=KINDS,
+        default="learned",
+        help=tr(
+            en="which router to score (default: learned)",
+            ru="какой маршрутизатор оценить (по умолчанию: learned)",
+        ),
+    )
+    ev.add_argument(
+        "--data",
+        required=True,
+        help=tr(
+            en='JSONL file, lines {"text": ..., "label": ...}',
+            ru='файл JSONL, строки вида {"text": ..., "label": ...}',
+        ),
+    )
+    ev.add_argument(
+        "--profile",
+        default=None,
+        help=tr(
+            en="tiny | t4 | 7b (default: $LESSONS_PROFILE or automatic)",
+            ru="tiny | t4 | 7b (по умолчанию: $LESSONS_PROFILE или автоматический выбор)",
+        ),
+    )
     train = sub.add_parser(
         "train",
-        help="(re)build the learned router adapter deterministically",
-        description="Train the learned (LoRA classifier) router, choose its threshold on dev, score it once on the "
-        "held-out set and save it. Without --out the tiny profile's shipped router (assets/router/adapter) is "
-        "rebuilt with the course recipe; a changed recipe needs --out.",
+        help=tr(
+            en="(re)build the learned router adapter deterministically",
+            ru="детерминированно (пере)собрать адаптер обучаемого маршрутизатора",
+        ),
+        description=tr(
+            en="Train the learned (LoRA classifier) router, choose its threshold on dev, score it once on the "
+            "held-out set and save it. Without --out the tiny profile's shipped router (assets/router/adapter) is "
+            "rebuilt with the course recipe; a changed recipe needs --out.",
+            ru="Обучить маршрутизатор learned (классификатор на LoRA), выбрать его порог на dev, один раз оценить "
+            "на отложенной выборке и сохранить. Без --out поставляемый маршрутизатор профиля tiny "
+            "(assets/router/adapter) пересобирается по рецепту курса; для изменённого рецепта нужен --out.",
+        ),
     )
-    train.add_argument("--profile", default="tiny", help="tiny (default) | t4 | 7b: the base model to train on")
     train.add_argument(
-        "--steps", type=training_steps, default=TRAIN_STEPS, help=f"training steps, at least 1 (default {TRAIN_STEPS})"
+        "--profile",
+        default="tiny",
+        help=tr(
+            en="tiny (default) | t4 | 7b: the base model to train on",
+            ru="tiny (по умолчанию) | t4 | 7b: базовая модель, на которой обучать",
+        ),
     )
-    train.add_argument("--seed", type=int, default=0, help="seed of the data split and the training (default 0)")
+    train.add_argument(
+        "--steps",
+        type=training_steps,
+        default=TRAIN_STEPS,
+        help=tr(
+            en=f"training steps, at least 1 (default {TRAIN_STEPS})",
+            ru=f"число шагов обучения, не меньше 1 (по умолчанию {TRAIN_STEPS})",
+        ),
+    )
+    train.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help=tr(
+            en="seed of the data split and the training (default 0)",
+            ru="seed для разбиения данных и для обучения (по умолчанию 0)",
+        ),
+    )
     train.add_argument(
         "--lr",
         type=positive_float,
         default=None,
-        help="learning rate above 0 (default: 5e-3 on tiny, scaled like the profile's SFT rate)",
+        help=tr(
+            en="learning rate above 0 (default: 5e-3 on tiny, scaled like the profile's SFT rate)",
+            ru="скорость обучения (learning rate) больше 0 (по умолчанию: 5e-3 на tiny, на других профилях "
+            "масштабируется так же, как скорость SFT профиля)",
+        ),
     )
     train.add_argument(
-        "--out", default=None, help="folder to save into (default: assets/router/adapter for tiny, else the work dir)"
+        "--out",
+        default=None,
+        help=tr(
+            en="folder to save into (default: assets/router/adapter for tiny, else the work dir)",
+            ru="папка для сохранения (по умолчанию: assets/router/adapter для tiny, иначе рабочая папка)",
+        ),
     )
     ng = sub.add_parser(
         "train-ngram",
-        help="(re)build the n-gram router: tune on dev, report held-out once, save",
-        description="Tune the character n-gram router on a dev split, score it once on the held-out set and save it. "
-        "It needs no base model, so it has no --profile. Without --out the shipped router (assets/router/ngram) is "
-        "rebuilt with the course recipe; another --seed needs --out.",
+        help=tr(
+            en="(re)build the n-gram router: tune on dev, report held-out once, save",
+            ru="(пере)собрать n-граммный маршрутизатор: настроить на dev, один раз оценить на отложенной выборке, "
+            "сохранить",
+        ),
+        description=tr(
+            en="Tune the character n-gram router on a dev split, score it once on the held-out set and save it. "
+            "It needs no base model, so it has no --profile. Without --out the shipped router (assets/router/ngram) is "
+            "rebuilt with the course recipe; another --seed needs --out.",
+            ru="Настроить символьный n-граммный маршрутизатор на части dev, один раз оценить его на отложенной "
+            "выборке и сохранить. Базовая модель ему не нужна, поэтому параметра --profile здесь нет. Без --out "
+            "поставляемый маршрутизатор (assets/router/ngram) пересобирается по рецепту курса; для другого --seed "
+            "нужен --out.",
+        ),
     )
-    ng.add_argument("--seed", type=int, default=0, help="seed of the train/dev split (default 0)")
-    ng.add_argument("--out", default=None, help="folder to save into (default: assets/router/ngram)")
+    ng.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help=tr(en="seed of the train/dev split (default 0)", ru="seed для разбиения на train/dev (по умолчанию 0)"),
+    )
+    ng.add_argument(
+        "--out",
+        default=None,
+        help=tr(
+            en="folder to save into (default: assets/router/ngram)",
+            ru="папка для сохранения (по умолчанию: assets/router/ngram)",
+        ),
+    )
     args = parser.parse_args(argv)
     commands = {"evaluate": _evaluate, "train": _train, "train-ngram": _train_ngram}
     try:
         return commands[args.command](args)
     except OSError as err:  # FileNotFoundError for --data, check_writable's message for --out
-        print(f"error: {os_error_text(err)}", file=sys.stderr)
+        print(error_line(os_error_text(err)), file=sys.stderr)
         return 2
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)  # the prefix stays, as in every course CLI; the message is translated
+        print(error_line(str(err)), file=sys.stderr)
         return 2
 
 

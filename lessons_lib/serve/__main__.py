@@ -25,18 +25,24 @@ import math
 import os
 import sys
 
-from ..cli import CourseArgumentParser, whole_number
+from ..cli import CourseArgumentParser, error_line, whole_number
 from ..i18n import tr
 from ..profiles import PROFILES
 from ..router import KINDS as ROUTER_KINDS
 
 ROUTER_CHOICES = (*ROUTER_KINDS, "none")
 PROFILE_HELP = "default: $LESSONS_PROFILE, else tiny on CPU and t4 on a GPU"
+PROFILE_HELP_RU = "по умолчанию: $LESSONS_PROFILE, иначе tiny на CPU и t4 на GPU"
 SUB_COMMANDS = """sub-commands:
   python -m lessons_lib.serve ask PROMPT [--adapter NAME|auto] [--url URL] [--stream]
                                    ask a running server (see `ask --help`)
   python -m lessons_lib.serve vllm [--profile P] [--adapters-dir DIR] | --config FILE
                                    print the vLLM/LoRAX commands for the same adapters"""
+SUB_COMMANDS_RU = """подкоманды:
+  python -m lessons_lib.serve ask PROMPT [--adapter NAME|auto] [--url URL] [--stream]
+                                   спросить работающий сервер (см. `ask --help`)
+  python -m lessons_lib.serve vllm [--profile P] [--adapters-dir DIR] | --config FILE
+                                   напечатать команды vLLM/LoRAX для тех же адаптеров"""
 
 
 def positive_int(text: str) -> int:
@@ -51,7 +57,7 @@ def port_number(text: str) -> int:
 
 def batch_size(text: str) -> int:
     """argparse type: the most requests in one batch, 1 to 4096 (as the composition file's server.max_batch)."""
-    return whole_number(text, 1, 4096, tr(en="a batch size", ru="размер пакета"))
+    return whole_number(text, 1, 4096, tr(en="a batch size", ru="размер батча"))
 
 
 def window_ms(text: str) -> float:
@@ -70,78 +76,143 @@ def window_ms(text: str) -> float:
     return value
 
 
+def profile_help() -> str:
+    """The help of --profile, shared by `serve` and `vllm`."""
+    return tr(en=PROFILE_HELP, ru=PROFILE_HELP_RU)
+
+
+def work_dir_help() -> str:
+    """The help of --work-dir, shared by `serve` and `vllm`."""
+    return tr(
+        en="where notebook 01 saved the adapters (GPU profiles)",
+        ru="куда ноутбук 01 сохранил адаптеры (профили для GPU)",
+    )
+
+
 def serve_parser() -> argparse.ArgumentParser:
     from .protocol import DEFAULT_MAX_BODY_BYTES
 
     parser = CourseArgumentParser(
         prog="python -m lessons_lib.serve",
-        description="Serve the base model and its LoRA adapters over HTTP (OpenAI-compatible; the web page is at /).",
-        epilog=SUB_COMMANDS,
+        description=tr(
+            en="Serve the base model and its LoRA adapters over HTTP (OpenAI-compatible; the web page is at /).",
+            ru="Запустить сервер базовой модели и её адаптеров LoRA по HTTP (совместимый с OpenAI; веб-страница — "
+            "по адресу /).",
+        ),
+        epilog=tr(en=SUB_COMMANDS, ru=SUB_COMMANDS_RU),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--config",
         default=None,
         metavar="FILE",
-        help="a composition file (TOML: base, adapters with weight and precision, named mixes, "
-        "router, server); e.g. assets/compositions/course.toml",
+        help=tr(
+            en="a composition file (TOML: base, adapters with weight and precision, named mixes, "
+            "router, server); e.g. assets/compositions/course.toml",
+            ru="файл композиции (TOML: базовая модель, адаптеры с весом и точностью, именованные смеси, "
+            "маршрутизатор, сервер); например, assets/compositions/course.toml",
+        ),
     )
-    parser.add_argument("--profile", default=None, choices=tuple(PROFILES), help=PROFILE_HELP)
-    parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=port_number, default=None, help="TCP port, 1 to 65535 (default 8000)")
+    parser.add_argument("--profile", default=None, choices=tuple(PROFILES), help=profile_help())
+    parser.add_argument(
+        "--host",
+        default=None,
+        help=tr(
+            en="address to listen on (default 127.0.0.1: this machine only)",
+            ru="адрес, который слушает сервер (по умолчанию 127.0.0.1: только эта машина)",
+        ),
+    )
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        default=None,
+        help=tr(en="TCP port, 1 to 65535 (default 8000)", ru="TCP-порт, от 1 до 65535 (по умолчанию 8000)"),
+    )
     parser.add_argument(
         "--adapters-dir",
         default=None,
         metavar="DIR",
-        help="serve every PEFT adapter folder in DIR (a local or Drive store) instead of the course "
-        "adapters of the profile",
+        help=tr(
+            en="serve every PEFT adapter folder in DIR (a local or Drive store) instead of the course "
+            "adapters of the profile",
+            ru="обслуживать все папки адаптеров PEFT из DIR (локальное хранилище или хранилище на Google Диске) "
+            "вместо адаптеров курса для профиля",
+        ),
     )
-    parser.add_argument(
-        "--work-dir", default=None, metavar="DIR", help="where notebook 01 saved the adapters (GPU profiles)"
-    )
+    parser.add_argument("--work-dir", default=None, metavar="DIR", help=work_dir_help())
     parser.add_argument(
         "--lora-modules",
         nargs="+",
         default=None,
         metavar="NAME=PATH",
-        help="serve exactly these adapter folders under these names (as vLLM's --lora-modules); a folder "
-        "that does not hold a loadable adapter stops the server",
+        help=tr(
+            en="serve exactly these adapter folders under these names (as vLLM's --lora-modules); a folder "
+            "that does not hold a loadable adapter stops the server",
+            ru="обслуживать ровно эти папки адаптеров под этими именами (как --lora-modules в vLLM); папка без "
+            "загружаемого адаптера останавливает запуск сервера",
+        ),
     )
     parser.add_argument(
         "--router",
         default=None,
         choices=ROUTER_CHOICES,
-        help="router for model='auto' (default ngram; none: no auto); a request with tools goes to the tools "
-        "adapter (a 400 when it is not served)",
+        help=tr(
+            en="router for model='auto' (default ngram; none: no auto); a request with tools goes to the tools "
+            "adapter (a 400 when it is not served)",
+            ru="маршрутизатор для model='auto' (по умолчанию ngram; none: без auto); запрос с инструментами идёт "
+            "к адаптеру tools (ошибка 400, если сервер его не обслуживает)",
+        ),
     )
     parser.add_argument(
         "--window-ms",
         type=window_ms,
         default=None,
-        help="milliseconds the engine waits to gather a batch, 0 to 10000 (default 10)",
+        help=tr(
+            en="milliseconds the engine waits to gather a batch, 0 to 10000 (default 10)",
+            ru="сколько миллисекунд движок ждёт, собирая батч, от 0 до 10000 (по умолчанию 10)",
+        ),
     )
     parser.add_argument(
-        "--max-batch", type=batch_size, default=None, help="most requests in one batch, 1 to 4096 (default 32)"
+        "--max-batch",
+        type=batch_size,
+        default=None,
+        help=tr(
+            en="most requests in one batch, 1 to 4096 (default 32)",
+            ru="наибольшее число запросов в одном батче, от 1 до 4096 (по умолчанию 32)",
+        ),
     )
     parser.add_argument(
         "--max-body-bytes",
         type=positive_int,
         default=None,
-        help=f"refuse request bodies larger than this with 413 (default {DEFAULT_MAX_BODY_BYTES}, "
-        "i.e. 1 MB: far more text than any profile's longest prompt)",
+        help=tr(
+            en=f"refuse request bodies larger than this with 413 (default {DEFAULT_MAX_BODY_BYTES}, "
+            "i.e. 1 MB: far more text than any profile's longest prompt)",
+            ru=f"отклонять тела запросов больше этого размера с кодом 413 (по умолчанию {DEFAULT_MAX_BODY_BYTES}, "
+            "то есть 1 МБ: намного больше текста, чем самый длинный промпт любого профиля)",
+        ),
     )
     parser.add_argument(
         "--lora-path",
         choices=("batched", "peft"),
         default="batched",
-        help="how mixed-adapter batches run: batched (stacked LoRA matrices, one gather + two batched "
-        "matmuls per layer; used when it covers every adapter, else PEFT) or peft (PEFT's "
-        "adapter_names); /health's engine.lora_path says which ran",
+        help=tr(
+            en="how mixed-adapter batches run: batched (stacked LoRA matrices, one gather + two batched "
+            "matmuls per layer; used when it covers every adapter, else PEFT) or peft (PEFT's "
+            "adapter_names); /health's engine.lora_path says which ran",
+            ru="как выполняются смешанные батчи: batched (матрицы LoRA, сложенные в стопку, на каждый слой один "
+            "gather и два батчевых matmul; используется, если охватывает все адаптеры, иначе PEFT) или peft "
+            "(adapter_names из PEFT); какой путь сработал, показывает engine.lora_path в /health",
+        ),
     )
     parser.add_argument(
         "--crash-on",
         default=None,
-        help="testing aid: make generation raise when a prompt contains this text (shows the 500 path)",
+        help=tr(
+            en="testing aid: make generation raise when a prompt contains this text (shows the 500 path)",
+            ru="для тестов: генерация падает с исключением, если промпт содержит этот текст (показывает путь "
+            "ошибки 500)",
+        ),
     )
     return parser
 
@@ -151,42 +222,80 @@ def ask_parser() -> argparse.ArgumentParser:
 
     parser = CourseArgumentParser(
         prog="python -m lessons_lib.serve ask",
-        description="Send one prompt to a running server and print the answer (stdout), then which adapter "
-        "answered. Errors go to stderr: exit code 2 for a usage error, 1 when the server cannot answer.",
+        description=tr(
+            en="Send one prompt to a running server and print the answer (stdout), then which adapter "
+            "answered. Errors go to stderr: exit code 2 for a usage error, 1 when the server cannot answer.",
+            ru="Отправить один промпт работающему серверу и напечатать ответ (stdout), а затем — какой адаптер "
+            "ответил. Ошибки выводятся в stderr: код выхода 2 — ошибка в аргументах, 1 — сервер не может ответить.",
+        ),
     )
-    parser.add_argument("prompt", type=prompt_text, help="the user message (not empty)")
-    parser.add_argument("--adapter", default="auto", help="an adapter name, a mix, base, or auto (default)")
+    parser.add_argument(
+        "prompt", type=prompt_text, help=tr(en="the user message (not empty)", ru="сообщение пользователя (не пустое)")
+    )
+    parser.add_argument(
+        "--adapter",
+        default="auto",
+        help=tr(
+            en="an adapter name, a mix, base, or auto (default)",
+            ru="имя адаптера, смесь, base или auto (по умолчанию)",
+        ),
+    )
     parser.add_argument(
         "--url",
         type=server_url,
         default=DEFAULT_URL,
-        help=f"the server's address (default {DEFAULT_URL}, or $LESSONS_SERVER_URL); an OpenAI base_url "
-        "ending in /v1 works too",
+        help=tr(
+            en=f"the server's address (default {DEFAULT_URL}, or $LESSONS_SERVER_URL); an OpenAI base_url "
+            "ending in /v1 works too",
+            ru=f"адрес сервера (по умолчанию {DEFAULT_URL} или $LESSONS_SERVER_URL); подойдёт и base_url "
+            "для OpenAI, оканчивающийся на /v1",
+        ),
     )
     parser.add_argument(
         "--max-tokens",
         type=max_tokens,
         default=None,
-        help="most tokens to generate, at least 1 (default: the server's, i.e. the profile's)",
+        help=tr(
+            en="most tokens to generate, at least 1 (default: the server's, i.e. the profile's)",
+            ru="наибольшее число генерируемых токенов, не меньше 1 (по умолчанию — как на сервере, то есть как "
+            "в профиле)",
+        ),
     )
-    parser.add_argument("--stream", action="store_true", help="print the answer as it is generated (SSE)")
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help=tr(en="print the answer as it is generated (SSE)", ru="печатать ответ по мере генерации (SSE)"),
+    )
     return parser
 
 
 def vllm_parser() -> argparse.ArgumentParser:
     parser = CourseArgumentParser(
         prog="python -m lessons_lib.serve vllm",
-        description="Print the vLLM and LoRAX commands that serve the same adapters, "
-        "leaving out (with the reason) those vLLM cannot load.",
+        description=tr(
+            en="Print the vLLM and LoRAX commands that serve the same adapters, "
+            "leaving out (with the reason) those vLLM cannot load.",
+            ru="Напечатать команды vLLM и LoRAX, которые обслуживают те же адаптеры; адаптеры, которые vLLM "
+            "не может загрузить, пропускаются (с указанием причины).",
+        ),
     )
-    parser.add_argument("--config", default=None, metavar="FILE", help="the adapters of a composition file")
-    parser.add_argument("--profile", default=None, choices=tuple(PROFILES), help=PROFILE_HELP)
     parser.add_argument(
-        "--adapters-dir", default=None, metavar="DIR", help="every PEFT adapter folder in DIR (a local or Drive store)"
+        "--config",
+        default=None,
+        metavar="FILE",
+        help=tr(en="the adapters of a composition file", ru="адаптеры из файла композиции"),
     )
+    parser.add_argument("--profile", default=None, choices=tuple(PROFILES), help=profile_help())
     parser.add_argument(
-        "--work-dir", default=None, metavar="DIR", help="where notebook 01 saved the adapters (GPU profiles)"
+        "--adapters-dir",
+        default=None,
+        metavar="DIR",
+        help=tr(
+            en="every PEFT adapter folder in DIR (a local or Drive store)",
+            ru="все папки адаптеров PEFT из DIR (локальное хранилище или хранилище на Google Диске)",
+        ),
     )
+    parser.add_argument("--work-dir", default=None, metavar="DIR", help=work_dir_help())
     return parser
 
 
@@ -198,9 +307,14 @@ def refuse_with_config(args, parser: argparse.ArgumentParser) -> None:
     """Exit with a usage error if an option that chooses what is served was given next to --config."""
     given = [f"--{name.replace('_', '-')}" for name in CHOOSING_OPTIONS if getattr(args, name, None) is not None]
     if args.config and given:
+        options = ", ".join(given)
         parser.error(
-            f"{', '.join(given)} cannot be combined with --config: the composition file decides what is "
-            "served. Edit the file (or drop --config)."
+            tr(
+                en=f"{options} cannot be combined with --config: the composition file decides what is "
+                "served. Edit the file (or drop --config).",
+                ru=f"{options} нельзя указывать вместе с --config: что обслуживает сервер, решает файл композиции. "
+                "Измените файл (или уберите --config).",
+            )
         )
 
 
@@ -226,8 +340,12 @@ def server_settings(args, composition=None):
         value = getattr(args, name)
         if value is not None:
             if composition is not None and value != getattr(settings, name):
+                option, in_file = f"--{name.replace('_', '-')}", getattr(settings, name)
                 print(
-                    f"{name} {value} (from --{name.replace('_', '-')}; the file says {getattr(settings, name)})",
+                    tr(
+                        en=f"{name} {value} (from {option}; the file says {in_file})",
+                        ru=f"{name} {value} (из {option}; в файле {in_file})",
+                    ),
                     flush=True,
                 )
             settings = replace(settings, **{name: value})
@@ -331,14 +449,23 @@ def load_served(args, composition=None):
     if composition is not None:
         from .composition import load_composed
 
+        path, profile = composition.path, composition.profile
         print(
-            f"composition {composition.path}: profile {composition.profile.name}; loading "
-            f"{composition.profile.model_id} ...",
+            tr(
+                en=f"composition {path}: profile {profile.name}; loading {profile.model_id} ...",
+                ru=f"композиция {path}: профиль {profile.name}; загружается {profile.model_id} ...",
+            ),
             flush=True,
         )
         return load_composed(composition)
     profile, reason = choose_profile(args.profile)
-    print(f"profile {profile.name} ({reason}); loading {profile.model_id} ...", flush=True)
+    print(
+        tr(
+            en=f"profile {profile.name} ({reason}); loading {profile.model_id} ...",
+            ru=f"профиль {profile.name} ({reason}); загружается {profile.model_id} ...",
+        ),
+        flush=True,
+    )
     work_dir = Path(args.work_dir) if args.work_dir else None
     return load_served_model(
         profile,
@@ -377,14 +504,9 @@ def serve(args) -> int:
 
         served = load_served(args, composition)
     except (CompositionError, UsageError, ServeOptionError) as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
+        print(error_line(str(err)), file=sys.stderr, flush=True)
         return 2
-    mixes = getattr(served, "mixes", {})
-    print(
-        f"adapters: {', '.join(served.adapters) or 'none'}; router: {served.router_kind or served.router_error}"
-        + (f"; mixes: {', '.join(mixes)}" if mixes else ""),
-        flush=True,
-    )
+    print(served_line(served), flush=True)
     app = create_app(
         served,
         settings.window_ms,
@@ -393,9 +515,23 @@ def serve(args) -> int:
         max_body_bytes=settings.max_body_bytes,
         batched_lora=args.lora_path == "batched",
     )
-    print(f"mixed batches: {app.state.server.engine.stats['lora_path']}", flush=True)
+    lora_path = app.state.server.engine.stats["lora_path"]
+    print(tr(en=f"mixed batches: {lora_path}", ru=f"смешанные батчи: {lora_path}"), flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     return 0
+
+
+def served_line(served) -> str:
+    """The line that says what the server serves: adapters, router and mixes."""
+    adapters = ", ".join(served.adapters) or tr(en="none", ru="нет")
+    router = served.router_kind or served.router_error
+    mixes = ", ".join(getattr(served, "mixes", {}))
+    if mixes:
+        return tr(
+            en=f"adapters: {adapters}; router: {router}; mixes: {mixes}",
+            ru=f"адаптеры: {adapters}; маршрутизатор: {router}; смеси: {mixes}",
+        )
+    return tr(en=f"adapters: {adapters}; router: {router}", ru=f"адаптеры: {adapters}; маршрутизатор: {router}")
 
 
 def exit_now(code: int) -> None:
@@ -420,21 +556,23 @@ def vllm(args) -> int:
     try:
         profile, folders, skipped, notes, server = hand_off_source(args)
     except (CompositionError, FileNotFoundError, ValueError) as err:  # ValueError: e.g. a bad $LESSONS_PROFILE
-        print(f"error: {err}", file=sys.stderr)
+        print(error_line(str(err)), file=sys.stderr)
         return 2
     if not folders:
-        where = args.adapters_dir or args.work_dir or "the profile's work dir"
-        first = f" The first of {len(skipped)}: {skipped[0]}" if skipped else ""
-        print(
-            f"error: no adapters of profile {profile.name} found in {where}. Train and save them first "
-            f"(notebook 01), or pass --adapters-dir DIR / --config FILE.{first}",
-            file=sys.stderr,
-        )
+        print(error_line(no_adapters_text(profile.name, args.adapters_dir or args.work_dir, skipped)), file=sys.stderr)
         return 2
     sound, damaged = split_damaged(folders, profile.model_id)
     if not sound:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in damaged.items())
-        print(f"error: every adapter is damaged or built for another base ({reasons}).", file=sys.stderr)
+        print(
+            error_line(
+                tr(
+                    en=f"every adapter is damaged or built for another base ({reasons}).",
+                    ru=f"все адаптеры повреждены или сделаны для другой базовой модели ({reasons}).",
+                )
+            ),
+            file=sys.stderr,
+        )
         return 2
     print(
         handoff_report(
@@ -449,6 +587,23 @@ def vllm(args) -> int:
         )
     )
     return 0
+
+
+def no_adapters_text(profile: str, where: str | None, skipped: list[str]) -> str:
+    """The error for a `vllm` hand-off that found no adapters of `profile` in `where` (None: the profile's work dir)."""
+    where = where or tr(en="the profile's work dir", ru="рабочей папке профиля")
+    first = ""
+    if skipped:
+        first = tr(
+            en=f" The first of {len(skipped)}: {skipped[0]}",
+            ru=f" Первая из пропущенных папок ({len(skipped)}): {skipped[0]}",
+        )
+    return tr(
+        en=f"no adapters of profile {profile} found in {where}. Train and save them first (notebook 01), or pass "
+        f"--adapters-dir DIR / --config FILE.{first}",
+        ru=f"адаптеры профиля {profile} не найдены в {where}. Сначала обучите и сохраните их (ноутбук 01) или "
+        f"укажите --adapters-dir DIR / --config FILE.{first}",
+    )
 
 
 def hand_off_source(args) -> tuple:

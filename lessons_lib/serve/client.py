@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..cli import error_line
 from ..i18n import tr
 
 DEFAULT_URL = os.environ.get("LESSONS_SERVER_URL", "http://127.0.0.1:8000")
@@ -222,7 +223,7 @@ def main(args) -> int:
         reply = answer(args, streamed)
     except ServerError as err:
         end_line(streamed)
-        print(f"error: {err}", file=sys.stderr, flush=True)
+        print(error_line(str(err)), file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         end_line(streamed)

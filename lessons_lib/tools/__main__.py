@@ -21,8 +21,23 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli import CourseArgumentParser
+from ..cli import CourseArgumentParser, error_line
 from ..i18n import tr
+
+DESCRIPTION_RU = """Команды адаптера для вызова инструментов.
+
+`python -m lessons_lib.tools build-adapter [--steps N]` пересобирает поставляемый адаптер tiny для вызова инструментов;
+`python -m lessons_lib.tools evaluate [--adapter FOLDER]
+[--data heldout|dev|handwritten|dev-handwritten|dev2-handwritten|FILE.jsonl] [--tool-choice auto|required]`
+сравнивает базовую модель и адаптер на отложенных запросах и печатает таблицу (`итоговый ответ`: ожидаемый результат
+попал в ответ; `ответ с результатом`: ответ передаёт результат выполненного вызова).
+`--n N` берёт первые N запросов любого источника данных. Параметр другой команды (`evaluate --steps`,
+`build-adapter --adapter` ...) — ошибка в аргументах. Без --out команда `build-adapter` пересобирает поставляемый
+адаптер в assets/adapters/tools по рецепту курса; тогда для другого --steps нужен --out (поставляемый адаптер
+заменяется только намеренно). Папка --out проверяется на запись до начала обучения.
+Отсутствующий или нечитаемый файл или папка, повреждённый адаптер или адаптер для другой базовой модели или задачи,
+плохая строка в файле данных завершают команду одной строкой `ошибка:` (с указанием файл:строка) и кодом выхода 2.
+"""
 
 USAGE_ERROR = 2  # the exit code argparse also uses for bad arguments
 TASK = "tools"  # the manifest domain of a tool-use adapter
@@ -41,7 +56,7 @@ NAMED_DATA = ("heldout", "dev", "handwritten", "dev-handwritten", "dev2-handwrit
 
 def fail(message: str) -> int:
     """Print one `error:` line to stderr and return the usage-error exit code."""
-    print(f"error: {message}", file=sys.stderr)
+    print(error_line(message), file=sys.stderr)
     return USAGE_ERROR
 
 
@@ -159,48 +174,84 @@ def build_cli(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    parser = CourseArgumentParser(prog="python -m lessons_lib.tools", description=__doc__)
+    parser = CourseArgumentParser(prog="python -m lessons_lib.tools", description=tr(en=__doc__, ru=DESCRIPTION_RU))
     parser.add_argument("command", choices=["build-adapter", "evaluate"])
     parser.add_argument(
         "--steps",
         type=int,
         default=None,
-        help="build-adapter: training steps, at least 1 (default: the shipped recipe; another value needs --out)",
+        help=tr(
+            en="build-adapter: training steps, at least 1 (default: the shipped recipe; another value needs --out)",
+            ru="build-adapter: число шагов обучения, не меньше 1 (по умолчанию — по рецепту поставляемого адаптера; "
+            "для другого значения нужен --out)",
+        ),
     )
     parser.add_argument(
-        "--out", default=None, help="build-adapter: output folder (default: the shipped assets/adapters/tools)"
+        "--out",
+        default=None,
+        help=tr(
+            en="build-adapter: output folder (default: the shipped assets/adapters/tools)",
+            ru="build-adapter: папка для результата (по умолчанию — поставляемая assets/adapters/tools)",
+        ),
     )
     parser.add_argument(
         "--ship",
         default=None,
         metavar="FOLDER",
-        help="do not train: score an already trained adapter folder and ship it with a manifest",
+        help=tr(
+            en="do not train: score an already trained adapter folder and ship it with a manifest",
+            ru="не обучать: оценить папку уже обученного адаптера и сделать его поставляемым, с манифестом",
+        ),
     )
-    parser.add_argument("--adapter", default=None, help="evaluate: adapter folder (default: the shipped one)")
+    parser.add_argument(
+        "--adapter",
+        default=None,
+        help=tr(
+            en="evaluate: adapter folder (default: the shipped one)",
+            ru="evaluate: папка адаптера (по умолчанию — поставляемый адаптер)",
+        ),
+    )
     parser.add_argument(
         "--data",
         default=None,
-        help="evaluate: heldout (default), dev (template splits), handwritten (held-out), dev-handwritten (the "
-        "hand-written requests recipes are chosen on), dev2-handwritten (a fresher second dev set), or a JSONL file "
-        "of requests",
+        help=tr(
+            en="evaluate: heldout (default), dev (template splits), handwritten (held-out), dev-handwritten "
+            "(the hand-written requests recipes are chosen on), dev2-handwritten (a fresher second dev set), or a "
+            "JSONL file of requests",
+            ru="evaluate: heldout (по умолчанию), dev (части шаблонных запросов), handwritten (отложенные, написанные "
+            "вручную), dev-handwritten (написанные вручную запросы, на которых выбирают рецепты), dev2-handwritten "
+            "(второй, более свежий набор dev) или файл JSONL с запросами",
+        ),
     )
     parser.add_argument(
         "--n",
         type=int,
         default=None,
-        help="evaluate: how many requests (a template split: drawn; a hand-written set or file: the first N)",
+        help=tr(
+            en="evaluate: how many requests (a template split: drawn; a hand-written set or file: the first N)",
+            ru="evaluate: сколько запросов (из шаблонной части — случайные; из набора, написанного вручную, или "
+            "из файла — первые N)",
+        ),
     )
     parser.add_argument(
         "--tool-choice",
         default=None,
         choices=["auto", "required"],
-        help="evaluate: 'required' constrains the call to the tools' schemas (structured generation); default auto",
+        help=tr(
+            en="evaluate: 'required' constrains the call to the tools' schemas (structured generation); default auto",
+            ru="evaluate: 'required' ограничивает вызов схемами инструментов (структурированная генерация); "
+            "по умолчанию auto",
+        ),
     )
     parser.add_argument(
         "--quote",
         action="store_true",
-        help="evaluate, with --tool-choice required: free-text arguments must be whole phrases of the request, "
-        "and final answers must repeat the tool's result exactly",
+        help=tr(
+            en="evaluate, with --tool-choice required: free-text arguments must be whole phrases of the request, "
+            "and final answers must repeat the tool's result exactly",
+            ru="evaluate вместе с --tool-choice required: текстовые аргументы должны быть целыми фразами из запроса, "
+            "а итоговые ответы — дословно повторять результат инструмента",
+        ),
     )
     args = parser.parse_args(argv)
     if args.quote and (args.command != "evaluate" or args.tool_choice != "required"):
