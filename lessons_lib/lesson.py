@@ -12,7 +12,7 @@ from pathlib import Path
 from . import env
 from .i18n import tr
 from .paths import DRIVE_COURSE_DIR, DRIVE_MOUNT, default_work_dir, scratch_dir
-from .profiles import Profile, choose_profile
+from .profiles import Profile, choose_profile, reason_text
 
 SETTINGS_RU = {
     "lesson": "урок",
@@ -25,12 +25,6 @@ SETTINGS_RU = {
     "drive": "Google Диск",
     "hub": "Hugging Face Hub",
 }  # dtype, max_length, colab are identifiers
-REASONS_RU = {  # profiles.choose_profile's reasons as the Russian edition prints them
-    "asked for in the notebook's parameters cell": "задан в ячейке параметров ноутбука",
-    "a CUDA GPU is present": "есть GPU с CUDA",
-    "no CUDA GPU: the offline tiny model runs on CPU": "нет GPU с CUDA: офлайн-модель tiny работает на CPU",
-    "set by $LESSONS_PROFILE": "задан через $LESSONS_PROFILE",
-}
 
 
 @dataclass(frozen=True)
@@ -50,7 +44,7 @@ class Lesson:
 
     def summary_rows(self) -> list[tuple[str, str]]:
         """(setting, value) pairs for the setup table."""
-        p, reason = self.profile, tr(en=self.reason, ru=REASONS_RU.get(self.reason, self.reason))
+        p, reason = self.profile, reason_text(self.reason)
         rows = [
             ("lesson", self.name),
             ("profile", f"{p.name} ({reason})"),

@@ -284,10 +284,23 @@ def get_profile(name: str) -> Profile:
     return PROFILES[key]
 
 
+REASONS_RU = {  # choose_profile's reasons (English, as it returns them) as the Russian edition prints them
+    "asked for in the notebook's parameters cell": "задан в ячейке параметров ноутбука",
+    "a CUDA GPU is present": "есть GPU с CUDA",
+    "no CUDA GPU: the offline tiny model runs on CPU": "нет GPU с CUDA: офлайн-модель tiny работает на CPU",
+    f"set by ${PROFILE_ENV_VAR}": f"задан через ${PROFILE_ENV_VAR}",
+}
+
+
+def reason_text(reason: str) -> str:
+    """A reason `choose_profile` returned, in the course language (a reason without a translation as it is)."""
+    return tr(en=reason, ru=REASONS_RU.get(reason, reason))
+
+
 def choose_profile(requested: str | None = None) -> tuple[Profile, str]:
     """Pick the profile: an explicit name, then $LESSONS_PROFILE, then tiny on CPU / t4 on GPU.
 
-    Returns the profile and a sentence saying why it was chosen.
+    Returns the profile and a sentence saying why it was chosen, in English (`reason_text` shows it to a learner).
     """
     if requested:
         return get_profile(requested), "asked for in the notebook's parameters cell"

@@ -356,26 +356,87 @@ def test_bad_rows_of_a_handwritten_file_are_russian(ru, tmp_path):
 
 
 # ---------------------------------------------------------------- every error message goes through tr
-PROSE = re.compile(r"[A-Za-z]{2,}[ ,;:.?!()'-]+[A-Za-z]{2,}")
+# Two words in a row; a dot only parts words before a space, so dotted keys (router.kind, course.toml) are not prose.
+PROSE = re.compile(r"[A-Za-z]{2,}(?:[ ,;:?!()'-]|\.(?=\s))+[A-Za-z]{2,}")
+
+
+# The calls that carry an error message a learner reads: their name -> the position of the message (or `message=`).
+MESSAGE_ARGUMENT = {"ApiError": 1, "bad": 1, "CompositionError": 0}
+FUNCTION = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
 def untranslated(source: str) -> tuple[int, list[str]]:
-    """(how many ApiError/bad calls, the prose in their messages that no tr(...) wraps), following the message's
-    local variables and the functions of the same module it calls."""
+    """(how many ApiError/bad/CompositionError calls, the prose in their messages that no tr(...) wraps), following
+    the message's local variables, the parameters it comes from (to every call in the module that passes them, e.g.
+    the `problem` and `fix` of composition's `check.error`) and the functions of the same module it calls."""
     tree = ast.parse(source)
-    functions = {n.name: n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    functions = {n.name: n for n in ast.walk(tree) if isinstance(n, FUNCTION)}
+    every_call = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    scopes: dict[int, ast.AST | None] = {}  # id(node) -> its innermost function
+    calls: list[tuple[ast.Call, ast.AST | None]] = []  # each message call and its innermost function
     found: list[str] = []
 
-    def check(node: ast.AST, scope: ast.AST | None, seen: set[int]) -> None:
+    def enclose(node: ast.AST, scope: ast.AST | None) -> None:
+        for child in ast.iter_child_nodes(node):
+            scopes[id(child)] = scope
+            if isinstance(child, ast.Call) and getattr(child.func, "id", None) in MESSAGE_ARGUMENT:
+                calls.append((child, scope))
+            enclose(child, child if isinstance(child, FUNCTION) else scope)
+
+    def called(call: ast.Call) -> str | None:
+        return getattr(call.func, "id", None) or getattr(call.func, "attr", None)
+
+    def assigned(target: ast.AST, value: ast.AST, name: str) -> list[ast.AST]:
+        """What assigning `value` to `target` gives `name` (a tuple target takes its own element)."""
+        if isinstance(target, ast.Name):
+            return [value] if target.id == name else []
+        if isinstance(target, (ast.Tuple, ast.List)):
+            if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts):
+                return [v for t, e in zip(target.elts, value.elts) for v in assigned(t, e, name)]
+            return [value] if any(assigned(t, value, name) for t in target.elts) else []
+        return []
+
+    def passed(function: ast.AST, name: str) -> list[ast.AST]:
+        """What the module passes as parameter `name` of `function`: its default and each call's argument."""
+        args = function.args
+        positional = [a.arg for a in args.posonlyargs + args.args]
+        keyword_only = [a.arg for a in args.kwonlyargs]
+        if name in positional:
+            index = positional.index(name)
+            first_default = len(positional) - len(args.defaults)
+            values = [args.defaults[index - first_default]] if index >= first_default else []
+        elif name in keyword_only:
+            index, default = None, args.kw_defaults[keyword_only.index(name)]
+            values = [default] if default is not None else []
+        else:
+            return []
+        method = positional[:1] in (["self"], ["cls"])
+        for call in every_call:
+            if called(call) != function.name:
+                continue
+            if index is not None:
+                position = index - (1 if method and isinstance(call.func, ast.Attribute) else 0)
+                if 0 <= position < len(call.args):
+                    values.append(call.args[position])
+            values += [k.value for k in call.keywords if k.arg == name]
+        return values
+
+    def check(node: ast.AST, scope: ast.AST | None, seen: frozenset) -> None:
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "tr":
             return
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and PROSE.search(node.value):
             found.append(f"line {node.lineno}: {node.value!r}")
         if isinstance(node, ast.Name) and scope is not None:
             for assign in ast.walk(scope):
-                targets = assign.targets if isinstance(assign, ast.Assign) else []
-                if any(isinstance(t, ast.Name) and t.id == node.id for t in targets) and id(assign) not in seen:
-                    check(assign.value, scope, seen | {id(assign)})
+                if isinstance(assign, (ast.Assign, ast.AnnAssign)) and assign.value is not None:
+                    targets = assign.targets if isinstance(assign, ast.Assign) else [assign.target]
+                    if id(assign) not in seen:
+                        for value in (v for t in targets for v in assigned(t, assign.value, node.id)):
+                            check(value, scope, seen | {id(assign)})
+            parameter = (id(scope), node.id)
+            if parameter not in seen:
+                for value in passed(scope, node.id):
+                    check(value, scopes.get(id(value)), seen | {parameter})
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) in functions:
             function = functions[node.func.id]
             if id(function) not in seen:
@@ -384,18 +445,14 @@ def untranslated(source: str) -> tuple[int, list[str]]:
         for child in ast.iter_child_nodes(node):
             check(child, scope, seen)
 
-    calls: list[tuple[ast.Call, ast.AST | None]] = []  # each ApiError/bad call and its innermost function
-
-    def collect(node: ast.AST, scope: ast.AST | None) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.Call) and getattr(child.func, "id", None) in ("ApiError", "bad"):
-                calls.append((child, scope))
-            collect(child, child if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else scope)
-
-    collect(tree, None)
+    enclose(tree, None)
     for call_node, scope in calls:
-        args, keywords = call_node.args, {k.arg: k.value for k in call_node.keywords}
-        check(args[1] if len(args) > 1 else keywords["message"], scope, set())
+        position, keywords = MESSAGE_ARGUMENT[call_node.func.id], {k.arg: k.value for k in call_node.keywords}
+        args = call_node.args
+        if len(args) > position:
+            check(args[position], scope, frozenset())
+        elif "message" in keywords:
+            check(keywords["message"], scope, frozenset())
     return len(calls), sorted(set(found))
 
 
@@ -417,6 +474,35 @@ def h():
     calls, found = untranslated(source)
     assert calls == 3
     assert {f.split(": ", 1)[1] for f in found} == {"': try again'", "'plain English words'", "'the thing is broken'"}
+
+
+def test_the_scan_follows_parameters_to_their_callers():
+    """A message built from a parameter is checked at every call that passes it (composition's `check.error`),
+    a tuple assignment gives each name its own value, and a dotted key is not prose."""
+    source = """
+class Checker:
+    def error(self, key, problem, fix):
+        return CompositionError(f"{self.path}: {key}: {problem}. {fix}")
+
+    def number(self, value, key, what):
+        raise self.error(key, tr(en="bad", ru="плохо"), f"Write {what} in this place")
+
+def parse(check):
+    raise check.error("router.kind", "unknown router kind", tr(en="Use one", ru="Одно"))
+
+def load(path):
+    router, why = None, "no router was declared"
+    check.number(1, "server.window_ms", what="milliseconds of waiting")
+    raise CompositionError(tr(en=f"{path}: {router}", ru=f"{path}: {router}") + why)
+"""
+    calls, found = untranslated(source)
+    assert calls == 2
+    assert {f.split(": ", 1)[1] for f in found} == {
+        "'unknown router kind'",
+        "'milliseconds of waiting'",
+        "' in this place'",
+        "'no router was declared'",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO_DIR / "lessons_lib" / "serve").glob("*.py")))

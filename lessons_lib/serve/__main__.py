@@ -443,7 +443,7 @@ def load_served(args, composition=None):
     """The served model: the composition file's (already read and checked), else what the command line asks for."""
     from pathlib import Path
 
-    from ..profiles import choose_profile
+    from ..profiles import choose_profile, reason_text
     from .loading import DEFAULT_ROUTER, load_served_model, parse_lora_modules
 
     if composition is not None:
@@ -459,6 +459,7 @@ def load_served(args, composition=None):
         )
         return load_composed(composition)
     profile, reason = choose_profile(args.profile)
+    reason = reason_text(reason)
     print(
         tr(
             en=f"profile {profile.name} ({reason}); loading {profile.model_id} ...",

@@ -30,7 +30,7 @@ like the base. Mixes are built from the adapters as served, so a mix weight mult
 adapter that trained full copies of modules (`modules_to_save`: the tools adapter's lm_head) is served at weight 1
 only and is refused in a mix: neither a scale nor a weighted mix can apply to such a copy.
 Every mistake in the file is a CompositionError naming the file, the line where it can be found, the key and
-what to do.
+what to do, in the course language ($LESSONS_LANG; keys, values and paths stay as written).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from pathlib import Path
 
 import tomllib
 
+from ..i18n import tr
 from ..profiles import PROFILES, Profile
 from .loading import ServedModel
 
@@ -133,40 +134,74 @@ class Checker:
 
     def error(self, key: str, problem: str, fix: str) -> CompositionError:
         line = self.line_of(key) if key else None
-        where = f"{self.path}" + (f", line {line}" if line else "")
+        where = f"{self.path}" + (tr(en=f", line {line}", ru=f", строка {line}") if line else "")
         return CompositionError(f"{where}: {key + ': ' if key else ''}{problem}. {fix}")
 
     def table(self, data, key: str, allowed: tuple[str, ...] | None, example: str) -> dict:
         """`data` as a table whose keys are all in `allowed` (None: any key)."""
         if not isinstance(data, dict):
-            raise self.error(key, f"expected a table, got {type(data).__name__} {data!r}", f"Write it as {example}")
+            kind = type(data).__name__
+            raise self.error(
+                key,
+                tr(en=f"expected a table, got {kind} {data!r}", ru=f"ожидалась таблица, а получено {kind} {data!r}"),
+                tr(en=f"Write it as {example}", ru=f"Запишите так: {example}"),
+            )
         unknown = [k for k in data if allowed is not None and k not in allowed]
         if unknown:
             raise self.error(
                 f"{key}.{unknown[0]}" if key else unknown[0],
-                "unknown key",
-                f"Allowed here: {', '.join(allowed)} (check the spelling; a key that is not "
-                "understood is never ignored)",
+                tr(en="unknown key", ru="неизвестный ключ"),
+                tr(
+                    en=f"Allowed here: {', '.join(allowed)} (check the spelling; a key that is not "
+                    "understood is never ignored)",
+                    ru=f"Здесь допустимы: {', '.join(allowed)} (проверьте написание: непонятный ключ никогда не "
+                    "пропускается молча)",
+                ),
             )
         return data
 
     def number(self, value, key: str, low: float, high: float, what: str, allow_low: bool = True) -> float:
-        """A real number in [low, high] ((low, high] without allow_low)."""
+        """A real number in [low, high] ((low, high] without allow_low); `what` names it in the course language."""
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-            raise self.error(key, f"{value!r} is not a number", f"Write {what}, e.g. 1.0 (no quotes)")
+            raise self.error(
+                key,
+                tr(en=f"{value!r} is not a number", ru=f"{value!r} — не число"),
+                tr(en=f"Write {what}, e.g. 1.0 (no quotes)", ru=f"Укажите {what}, например 1.0 (без кавычек)"),
+            )
         if value > high or value < low or (value == low and not allow_low):
-            bound = f"from {low:g}" if allow_low else f"greater than {low:g} and"
-            raise self.error(key, f"{value:g} is out of range", f"Use {what}: a number {bound} up to {high:g}")
+            if allow_low:
+                span = tr(en=f"from {low:g} up to {high:g}", ru=f"от {low:g} до {high:g}")
+            else:
+                span = tr(en=f"greater than {low:g} and up to {high:g}", ru=f"больше {low:g} и не больше {high:g}")
+            raise self.error(
+                key,
+                tr(en=f"{value:g} is out of range", ru=f"{value:g} вне допустимого диапазона"),
+                tr(en=f"Use {what}: a number {span}", ru=f"Укажите {what}: число {span}"),
+            )
         return float(value)
 
     def string(self, value, key: str, fix: str) -> str:
         if not isinstance(value, str) or not value.strip():
-            raise self.error(key, f"expected a non-empty string, got {value!r}", fix)
+            raise self.error(
+                key,
+                tr(
+                    en=f"expected a non-empty string, got {value!r}",
+                    ru=f"ожидалась непустая строка, а получено {value!r}",
+                ),
+                fix,
+            )
         return value.strip()
 
     def integer(self, value, key: str, low: int, high: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.error(key, f"{value!r} is not a whole number from {low} to {high}", "Fix the value")
+            raise self.error(
+                key,
+                tr(
+                    en=f"{value!r} is not a whole number from {low} to {high}",
+                    ru=f"{value!r} — не целое число от {low} до {high}",
+                ),
+                tr(en="Fix the value", ru="Исправьте значение"),
+            )
         return value
 
 
@@ -175,28 +210,44 @@ def load_composition(path: str | Path) -> Composition:
     path = Path(path)
     if path.is_dir():
         found = sorted(p.name for p in path.glob("*.toml"))
-        inside = f" It holds {', '.join(found)}." if found else ""
+        listed = ", ".join(found)
+        inside = tr(en=f" It holds {listed}.", ru=f" В ней лежат: {listed}.") if found else ""
+        example = path / (found[0] if found else "course.toml")
         raise CompositionError(
-            f"{path} is a folder, not a composition file.{inside} Name a .toml file, e.g. "
-            f"{path / (found[0] if found else 'course.toml')}."
+            tr(
+                en=f"{path} is a folder, not a composition file.{inside} Name a .toml file, e.g. {example}.",
+                ru=f"{path} — это папка, а не файл композиции.{inside} Укажите файл .toml, например {example}.",
+            )
         )
     if not path.is_file():
         raise CompositionError(
-            f"Composition file {path} does not exist. Pass a TOML file, e.g. "
-            "assets/compositions/course.toml (copy it and edit)."
+            tr(
+                en=f"Composition file {path} does not exist. Pass a TOML file, e.g. "
+                "assets/compositions/course.toml (copy it and edit).",
+                ru=f"Файла композиции {path} нет. Передайте файл TOML, например assets/compositions/course.toml "
+                "(скопируйте его и отредактируйте).",
+            )
         )
     if path.suffix.lower() not in (".toml", ""):
         raise CompositionError(
-            f"{path}: a composition file is TOML (.toml); got {path.suffix!r}. Write it as TOML "
-            "like assets/compositions/course.toml."
+            tr(
+                en=f"{path}: a composition file is TOML (.toml); got {path.suffix!r}. Write it as TOML "
+                "like assets/compositions/course.toml.",
+                ru=f"{path}: файл композиции пишется в формате TOML (.toml), а получен {path.suffix!r}. Запишите "
+                "его в TOML, как assets/compositions/course.toml.",
+            )
         )
     text = read_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise CompositionError(
-            f"{path}: not valid TOML ({err}). Fix the syntax there: strings in quotes, "
-            "tables as [name], one key = value per line."
+            tr(
+                en=f"{path}: not valid TOML ({err}). Fix the syntax there: strings in quotes, "
+                "tables as [name], one key = value per line.",
+                ru=f"{path}: некорректный TOML ({err}). Исправьте там синтаксис: строки в кавычках, таблицы в "
+                "виде [name], по одной паре key = value на строку.",
+            )
         ) from err
     return parse_composition(data, path.resolve(), text)
 
@@ -209,9 +260,14 @@ def read_text(path: Path) -> str:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
+        byte = data[err.start : err.start + 1]
         raise CompositionError(
-            f"{path}, line {line}: byte {data[err.start : err.start + 1]!r} is not UTF-8 text. Save the file as "
-            "UTF-8 (TOML files are UTF-8), or retype the characters on that line."
+            tr(
+                en=f"{path}, line {line}: byte {byte!r} is not UTF-8 text. Save the file as "
+                "UTF-8 (TOML files are UTF-8), or retype the characters on that line.",
+                ru=f"{path}, строка {line}: байт {byte!r} — не текст в UTF-8. Сохраните файл в UTF-8 (файлы TOML "
+                "всегда в UTF-8) или наберите символы этой строки заново.",
+            )
         ) from err
 
 
@@ -223,14 +279,22 @@ def parse_composition(data: dict, path: Path, text: str = "") -> Composition:
     adapters = parse_adapters(check, data.get("adapters"), path.parent)
     mixes = parse_mixes(check, data.get("mixes", {}), adapters)
     router_table = check.table(data.get("router", {"kind": "none"}), "router", ROUTER_KEYS, 'kind = "keyword"')
+    kinds = ", ".join(ROUTER_KINDS)
     if "kind" not in router_table:
-        raise check.error("router", "has no kind", f"Write kind = one of {', '.join(ROUTER_KINDS)}")
-    router = check.string(router_table["kind"], "router.kind", f"Use one of {', '.join(ROUTER_KINDS)}")
+        raise check.error(
+            "router",
+            tr(en="has no kind", ru="не задан kind"),
+            tr(en=f"Write kind = one of {kinds}", ru=f"Укажите kind = одно из: {kinds}"),
+        )
+    router = check.string(router_table["kind"], "router.kind", one_of(kinds))
     if router not in ROUTER_KINDS:
         raise check.error(
             "router.kind",
-            f"unknown router {router!r}",
-            f"Use one of {', '.join(ROUTER_KINDS)} (or leave out [router] to serve without `auto`)",
+            tr(en=f"unknown router {router!r}", ru=f"неизвестный маршрутизатор {router!r}"),
+            tr(
+                en=f"Use one of {kinds} (or leave out [router] to serve without `auto`)",
+                ru=f"Используйте одно из: {kinds} (или уберите [router], чтобы сервер работал без `auto`)",
+            ),
         )
     return Composition(
         path=path,
@@ -243,6 +307,11 @@ def parse_composition(data: dict, path: Path, text: str = "") -> Composition:
     )
 
 
+def one_of(names: str) -> str:
+    """The fix "Use one of NAMES" in the course language."""
+    return tr(en=f"Use one of {names}", ru=f"Используйте одно из: {names}")
+
+
 def written_keys(data: dict) -> frozenset[str]:
     """The settings a checked file writes: [server] keys and each adapter's keys, dotted."""
     keys = {f"server.{key}" for key in data.get("server", {})}
@@ -252,31 +321,59 @@ def written_keys(data: dict) -> frozenset[str]:
 
 def parse_base(check: Checker, base, folder: Path) -> Profile:
     """The [base] table: a profile, optionally with another model (a local folder or a Hub id)."""
+    missing = tr(en="missing", ru="отсутствует")
     if base is None:
-        raise check.error("base", "missing", 'Add a [base] table with profile = "tiny" (or t4, 7b, ...)')
+        raise check.error(
+            "base",
+            missing,
+            tr(
+                en='Add a [base] table with profile = "tiny" (or t4, 7b, ...)',
+                ru='Добавьте таблицу [base] с profile = "tiny" (или t4, 7b, ...)',
+            ),
+        )
     check.table(base, "base", BASE_KEYS, 'profile = "tiny"')
+    profiles = ", ".join(PROFILES)
     if "profile" not in base:
         raise check.error(
             "base.profile",
-            "missing",
-            f"Say whose settings apply: profile = one of "
-            f"{', '.join(PROFILES)} (also needed when base.model names another model)",
+            missing,
+            tr(
+                en=f"Say whose settings apply: profile = one of {profiles} (also needed when base.model names another "
+                "model)",
+                ru=f"Укажите, чьи настройки применять: profile = одно из: {profiles} (нужно и тогда, когда base.model "
+                "называет другую модель)",
+            ),
         )
-    name = check.string(base["profile"], "base.profile", f"Use one of {', '.join(PROFILES)}")
+    name = check.string(base["profile"], "base.profile", one_of(profiles))
     if name not in PROFILES:
-        raise check.error("base.profile", f"unknown profile {name!r}", f"Use one of {', '.join(PROFILES)}")
+        raise check.error(
+            "base.profile", tr(en=f"unknown profile {name!r}", ru=f"неизвестный профиль {name!r}"), one_of(profiles)
+        )
     profile = PROFILES[name]
     if "model" not in base:
         return profile
-    model = check.string(base["model"], "base.model", "Write a local folder or a Hub id (owner/name)")
+    model = check.string(
+        base["model"],
+        "base.model",
+        tr(
+            en="Write a local folder or a Hub id (owner/name)",
+            ru="Укажите локальную папку или id модели на Hub (owner/name)",
+        ),
+    )
     local = (folder / model).resolve() if not Path(model).is_absolute() else Path(model)
     if local.is_dir():
         return replace(profile, model_id=str(local))
     if model.startswith((".", "/", "~")) or not HUB_ID.match(model):
         raise check.error(
             "base.model",
-            f"{model!r} is neither a folder (looked at {local}) nor a Hub id",
-            "Give an existing folder (relative to the composition file) or a Hub id like owner/name",
+            tr(
+                en=f"{model!r} is neither a folder (looked at {local}) nor a Hub id",
+                ru=f"{model!r} — не папка (искали {local}) и не id модели на Hub",
+            ),
+            tr(
+                en="Give an existing folder (relative to the composition file) or a Hub id like owner/name",
+                ru="Укажите существующую папку (путь от файла композиции) или id на Hub вида owner/name",
+            ),
         )
     return replace(profile, model_id=model)
 
@@ -287,54 +384,91 @@ def parse_adapters(check: Checker, adapters, folder: Path) -> dict[str, AdapterS
 
     if adapters is None:
         return {}
-    check.table(adapters, "adapters", None, '[adapters.json] with path = "..."')
+    check.table(
+        adapters, "adapters", None, tr(en='[adapters.json] with path = "..."', ru='[adapters.json] с path = "..."')
+    )
     specs = {}
     for name, table in adapters.items():
         key = f"adapters.{name}"
         try:
             check_adapter_name(name)
         except AdapterNameError as err:
-            raise check.error(key, "bad adapter name", str(err)) from err
+            raise check.error(key, tr(en="bad adapter name", ru="недопустимое имя адаптера"), str(err)) from err
         if name in RESERVED_MODELS:
-            raise check.error(key, f"{name!r} is a reserved model name", "Rename the adapter")
+            raise check.error(
+                key,
+                tr(en=f"{name!r} is a reserved model name", ru=f"{name!r} — зарезервированное имя модели"),
+                tr(en="Rename the adapter", ru="Переименуйте адаптер"),
+            )
         check.table(table, key, ADAPTER_KEYS, 'path = "../adapters/json"')
         if ("path" in table) == ("hub" in table):
             raise check.error(
                 key,
-                "needs exactly one of path or hub",
-                'Write path = "folder" (relative to this file) or hub = "owner/repo"',
+                tr(en="needs exactly one of path or hub", ru="нужен ровно один из ключей path и hub"),
+                tr(
+                    en='Write path = "folder" (relative to this file) or hub = "owner/repo"',
+                    ru='Укажите path = "folder" (путь от этого файла) или hub = "owner/repo"',
+                ),
             )
         weight = check.number(
             table.get("weight", 1.0),
             f"{key}.weight",
             0.0,
             MAX_ADAPTER_WEIGHT,
-            "the adapter's weight (1 = as trained, 0 = off)",
+            tr(
+                en="the adapter's weight (1 = as trained, 0 = off)",
+                ru="вес адаптера (1 — как при обучении, 0 — адаптер выключен)",
+            ),
         )
         precision = table.get("precision", "fp32")
         if not isinstance(precision, str) or precision not in PRECISIONS:
+            precisions = ", ".join(PRECISIONS)
             raise check.error(
                 f"{key}.precision",
-                f"unknown precision {precision!r}",
-                f'Use one of {", ".join(PRECISIONS)}, as one string: precision = "fp16"',
+                tr(en=f"unknown precision {precision!r}", ru=f"неизвестная точность {precision!r}"),
+                tr(
+                    en=f'Use one of {precisions}, as one string: precision = "fp16"',
+                    ru=f'Используйте одно из: {precisions}, одной строкой: precision = "fp16"',
+                ),
             )
         if "path" in table:
-            given = check.string(table["path"], f"{key}.path", "Write the adapter folder as a string")
+            given = check.string(
+                table["path"],
+                f"{key}.path",
+                tr(en="Write the adapter folder as a string", ru="Укажите папку адаптера строкой"),
+            )
             location = Path(given).expanduser()
             location = location if location.is_absolute() else (folder / location).resolve()
             if not (location / "adapter_config.json").is_file():
-                state = "does not exist" if not location.exists() else "has no adapter_config.json"
+                if not location.exists():
+                    problem = tr(en=f"{location} does not exist", ru=f"{location} не существует")
+                else:
+                    problem = tr(
+                        en=f"{location} has no adapter_config.json", ru=f"в {location} нет adapter_config.json"
+                    )
                 raise check.error(
                     f"{key}.path",
-                    f"{location} {state}",
-                    "Point it at a saved PEFT adapter folder (adapter_config.json + "
-                    "adapter_model.safetensors); relative paths start at the composition file's folder",
+                    problem,
+                    tr(
+                        en="Point it at a saved PEFT adapter folder (adapter_config.json + "
+                        "adapter_model.safetensors); relative paths start at the composition file's folder",
+                        ru="Укажите папку сохранённого адаптера PEFT (adapter_config.json + "
+                        "adapter_model.safetensors); относительные пути отсчитываются от папки файла композиции",
+                    ),
                 )
             specs[name] = AdapterSpec(name, "path", str(location), weight, precision)
         else:
-            hub = check.string(table["hub"], f"{key}.hub", "Write the Hub repo id as owner/repo")
+            hub = check.string(
+                table["hub"],
+                f"{key}.hub",
+                tr(en="Write the Hub repo id as owner/repo", ru="Укажите id репозитория на Hub в виде owner/repo"),
+            )
             if not HUB_ID.match(hub):
-                raise check.error(f"{key}.hub", f"{hub!r} is not a Hub repo id", "Write it as owner/repo")
+                raise check.error(
+                    f"{key}.hub",
+                    tr(en=f"{hub!r} is not a Hub repo id", ru=f"{hub!r} — не id репозитория на Hub"),
+                    tr(en="Write it as owner/repo", ru="Запишите его в виде owner/repo"),
+                )
             specs[name] = AdapterSpec(name, "hub", hub, weight, precision)
     return specs
 
@@ -350,30 +484,52 @@ def parse_mixes(check: Checker, mixes, adapters: dict[str, AdapterSpec]) -> dict
         try:
             check_adapter_name(name)
         except AdapterNameError as err:
-            raise check.error(key, "bad mix name", str(err).replace("adapter name", "mix name")) from err
+            why = str(err)
+            raise check.error(
+                key,
+                tr(en="bad mix name", ru="недопустимое имя смеси"),
+                tr(
+                    en=why.replace("adapter name", "mix name"),
+                    ru=why.replace("Имя адаптера", "Имя смеси").replace("имя адаптера", "имя смеси"),
+                ),
+            ) from err
         if name in RESERVED_MODELS or name in adapters:
             raise check.error(
                 key,
-                f"{name!r} is already the name of {'an adapter' if name in adapters else 'a model'}",
-                "Give the mix its own name",
+                tr(
+                    en=f"{name!r} is already the name of {'an adapter' if name in adapters else 'a model'}",
+                    ru=f"{name!r} — уже имя {'адаптера' if name in adapters else 'модели'}",
+                ),
+                tr(en="Give the mix its own name", ru="Дайте смеси собственное имя"),
             )
         check.table(parts, key, None, f"{name} = {{ json = 1.0, support = 0.5 }}")
         if not parts:
-            raise check.error(key, "the mix names no adapter", "List at least one adapter with its weight")
+            raise check.error(
+                key,
+                tr(en="the mix names no adapter", ru="в смеси не указан ни один адаптер"),
+                tr(en="List at least one adapter with its weight", ru="Перечислите хотя бы один адаптер с его весом"),
+            )
         weights = {}
         for adapter, weight in parts.items():
             if adapter not in adapters:
+                declared = ", ".join(adapters)
                 raise check.error(
                     f"{key}.{adapter}",
-                    f"unknown adapter {adapter!r}",
-                    f"A mix combines the composition's adapters: {', '.join(adapters) or 'none declared'}",
+                    tr(en=f"unknown adapter {adapter!r}", ru=f"неизвестный адаптер {adapter!r}"),
+                    tr(
+                        en=f"A mix combines the composition's adapters: {declared or 'none declared'}",
+                        ru=f"Смесь составляется из адаптеров композиции: {declared or 'не объявлено ни одного'}",
+                    ),
                 )
             weights[adapter] = check.number(
                 weight,
                 f"{key}.{adapter}",
                 0.0,
                 MAX_ADAPTER_WEIGHT,
-                "a mix weight (remove the entry to leave the adapter out)",
+                tr(
+                    en="a mix weight (remove the entry to leave the adapter out)",
+                    ru="вес в смеси (чтобы не включать адаптер, удалите эту запись)",
+                ),
                 allow_low=False,
             )
         parsed[name] = weights
@@ -385,7 +541,8 @@ def parse_server(check: Checker, server) -> ServerSettings:
     check.table(server, "server", SERVER_KEYS, "port = 8000")
     settings = ServerSettings()
     if "host" in server:
-        settings = replace(settings, host=check.string(server["host"], "server.host", 'Write e.g. "127.0.0.1"'))
+        fix = tr(en='Write e.g. "127.0.0.1"', ru='Укажите, например, "127.0.0.1"')
+        settings = replace(settings, host=check.string(server["host"], "server.host", fix))
     if "port" in server:
         settings = replace(settings, port=check.integer(server["port"], "server.port", 1, 65535))
     if "max_batch" in server:
@@ -394,7 +551,14 @@ def parse_server(check: Checker, server) -> ServerSettings:
         settings = replace(
             settings,
             window_ms=check.number(
-                server["window_ms"], "server.window_ms", 0, 10_000, "milliseconds the engine gathers a batch"
+                server["window_ms"],
+                "server.window_ms",
+                0,
+                10_000,
+                tr(
+                    en="milliseconds the engine gathers a batch",
+                    ru="время в миллисекундах, за которое движок собирает батч",
+                ),
             ),
         )
     if "max_body_bytes" in server:
@@ -459,32 +623,63 @@ def load_composed(composition: Composition, log=print) -> ComposedModel:
             folder = adapter_folder(spec)
             model, _ = load_adapter_checked(model, folder, name)
         except (*UNREADABLE_ADAPTER, RuntimeError) as err:
+            why = f"{type(err).__name__}: {err}"
             raise CompositionError(
-                f"{where}: cannot load {spec.location} ({type(err).__name__}: {err}). Fix the "
-                "path or hub id, or remove the adapter from the file."
+                tr(
+                    en=f"{where}: cannot load {spec.location} ({why}). Fix the "
+                    "path or hub id, or remove the adapter from the file.",
+                    ru=f"{where}: не удалось загрузить {spec.location} ({why}). Исправьте путь или id на Hub либо "
+                    "уберите адаптер из файла.",
+                )
             ) from err
         if apply_weight(model, name, spec.weight) == 0:
-            raise CompositionError(f"{where}: no LoRA layer holds this adapter, so its weight cannot be applied.")
-        saved = saved_modules(model, name)
+            raise CompositionError(
+                tr(
+                    en=f"{where}: no LoRA layer holds this adapter, so its weight cannot be applied.",
+                    ru=f"{where}: ни один слой LoRA не содержит этот адаптер, поэтому его вес применить нельзя.",
+                )
+            )
+        saved = ", ".join(saved_modules(model, name))
         if saved and spec.weight != 1.0:
             raise CompositionError(
-                f"{where}.weight = {spec.weight:g}: besides LoRA matrices this adapter trained a full copy of "
-                f"{', '.join(saved)} (modules_to_save), which a weight cannot scale. Set weight = 1.0, or leave the "
-                "adapter out of the file."
+                tr(
+                    en=f"{where}.weight = {spec.weight:g}: besides LoRA matrices this adapter trained a full copy of "
+                    f"{saved} (modules_to_save), which a weight cannot scale. Set weight = 1.0, or leave the "
+                    "adapter out of the file.",
+                    ru=f"{where}.weight = {spec.weight:g}: кроме матриц LoRA этот адаптер обучил полную копию {saved} "
+                    "(modules_to_save), а её вес масштабировать не может. Задайте weight = 1.0 или уберите адаптер "
+                    "из файла.",
+                )
             )
         apply_precision(model, name, spec.precision)
         folders[name] = folder
-        log(f"adapter {name}: weight {spec.weight:g}, {spec.precision} ({spec.source} {spec.location})")
+        log(
+            tr(
+                en=f"adapter {name}: weight {spec.weight:g}, {spec.precision} ({spec.source} {spec.location})",
+                ru=f"адаптер {name}: вес {spec.weight:g}, {spec.precision} ({spec.source} {spec.location})",
+            )
+        )
     model.eval()
     rows_without_saved_modules(model)  # a mixed batch may hold rows of adapters with and without saved copies
     check_mixes(model, composition)
-    router, router_error = None, 'the composition declares no router (add [router] kind = "keyword")'
+    router, router_error = (
+        None,
+        tr(
+            en='the composition declares no router (add [router] kind = "keyword")',
+            ru='в композиции не объявлен маршрутизатор (добавьте [router] kind = "keyword")',
+        ),
+    )
     if composition.router != "none":
         router, router_error = load_router(composition.router, composition.profile, None, log)
         if router is None:
+            kind = f"router.kind = {composition.router!r}"
             raise CompositionError(
-                f"{composition.path}: router.kind = {composition.router!r}: {router_error}. "
-                "Pick another kind, or remove [router] to serve without `auto`."
+                tr(
+                    en=f"{composition.path}: {kind}: {router_error}. "
+                    "Pick another kind, or remove [router] to serve without `auto`.",
+                    ru=f"{composition.path}: {kind}: {router_error}. Выберите другой kind или уберите [router], "
+                    "чтобы сервер работал без `auto`.",
+                )
             )
     return ComposedModel(
         profile=composition.profile,
@@ -508,7 +703,10 @@ def check_mixes(model, composition: Composition) -> None:
         try:
             check_mixable(model, list(weights))
         except SavedModulesMixError as err:
-            saved = [a for a in weights if saved_modules(model, a)]
+            saved = ", ".join(a for a in weights if saved_modules(model, a))
             raise CompositionError(
-                f"{composition.path}: mixes.{mix}: {err} In this file: remove {', '.join(saved)} from mixes.{mix}."
+                tr(
+                    en=f"{composition.path}: mixes.{mix}: {err} In this file: remove {saved} from mixes.{mix}.",
+                    ru=f"{composition.path}: mixes.{mix}: {err} В этом файле: уберите {saved} из mixes.{mix}.",
+                )
             ) from err
