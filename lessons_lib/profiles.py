@@ -284,8 +284,14 @@ def get_profile(name: str) -> Profile:
     return PROFILES[key]
 
 
+# Where a profile can be asked for by name (choose_profile's `asked_in`) -> the reason it then gives.
+ASKED_IN = {
+    "notebook": "asked for in the notebook's parameters cell",
+    "--profile": "asked for with --profile",
+}
 REASONS_RU = {  # choose_profile's reasons (English, as it returns them) as the Russian edition prints them
     "asked for in the notebook's parameters cell": "задан в ячейке параметров ноутбука",
+    "asked for with --profile": "задан параметром --profile",
     "a CUDA GPU is present": "есть GPU с CUDA",
     "no CUDA GPU: the offline tiny model runs on CPU": "нет GPU с CUDA: офлайн-модель tiny работает на CPU",
     f"set by ${PROFILE_ENV_VAR}": f"задан через ${PROFILE_ENV_VAR}",
@@ -297,13 +303,22 @@ def reason_text(reason: str) -> str:
     return tr(en=reason, ru=REASONS_RU.get(reason, reason))
 
 
-def choose_profile(requested: str | None = None) -> tuple[Profile, str]:
+def choose_profile(requested: str | None = None, *, asked_in: str = "notebook") -> tuple[Profile, str]:
     """Pick the profile: an explicit name, then $LESSONS_PROFILE, then tiny on CPU / t4 on GPU.
 
-    Returns the profile and a sentence saying why it was chosen, in English (`reason_text` shows it to a learner).
+    Returns the profile and a sentence saying why it was chosen, in English (`reason_text` shows it to a learner);
+    `asked_in` (a key of ASKED_IN: "notebook" or "--profile") says where an explicit name was given.
     """
+    if asked_in not in ASKED_IN:
+        places = ", ".join(map(repr, ASKED_IN))
+        raise ValueError(
+            tr(
+                en=f"asked_in must be one of {places}, got {asked_in!r}.",
+                ru=f"asked_in должен быть одним из: {places}, а получено {asked_in!r}.",
+            )
+        )
     if requested:
-        return get_profile(requested), "asked for in the notebook's parameters cell"
+        return get_profile(requested), ASKED_IN[asked_in]
     from_env = os.environ.get(PROFILE_ENV_VAR, "").strip()
     if from_env:
         return get_profile(from_env), f"set by ${PROFILE_ENV_VAR}"

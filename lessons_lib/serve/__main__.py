@@ -323,7 +323,12 @@ def crash_hook(marker: str):
 
     def fault(jobs) -> None:
         if any(marker in job.prompt for job in jobs):
-            raise RuntimeError(f"injected failure (prompt contains {marker!r})")
+            raise RuntimeError(
+                tr(
+                    en=f"injected failure (prompt contains {marker!r})",
+                    ru=f"искусственный сбой (промпт содержит {marker!r})",
+                )
+            )
 
     return fault
 
@@ -364,7 +369,7 @@ def check_choices(args) -> None:
     from .loading import find_adapter_folders, parse_lora_modules
 
     try:
-        profile, _ = choose_profile(args.profile)
+        profile, _ = choose_profile(args.profile, asked_in="--profile")
         modules = parse_lora_modules(args.lora_modules)
     except ValueError as err:
         raise UsageError(str(err)) from err
@@ -373,7 +378,7 @@ def check_choices(args) -> None:
             tr(
                 en=f"--work-dir {args.work_dir} is not a folder. Pass the folder notebook 01 saved the adapters "
                 "in, or leave --work-dir out.",
-                ru=f"--work-dir {args.work_dir} — не папка. Укажите папку, куда блокнот 01 сохранил адаптеры, "
+                ru=f"--work-dir {args.work_dir} — не папка. Укажите папку, куда ноутбук 01 сохранил адаптеры, "
                 "или уберите --work-dir.",
             )
         )
@@ -458,7 +463,7 @@ def load_served(args, composition=None):
             flush=True,
         )
         return load_composed(composition)
-    profile, reason = choose_profile(args.profile)
+    profile, reason = choose_profile(args.profile, asked_in="--profile")
     reason = reason_text(reason)
     print(
         tr(
@@ -617,7 +622,7 @@ def hand_off_source(args) -> tuple:
     from .vllm import composition_notes
 
     if not args.config:
-        profile, _ = choose_profile(args.profile)
+        profile, _ = choose_profile(args.profile, asked_in="--profile")
         work_dir = Path(args.work_dir) if args.work_dir else None
         folders, skipped = find_adapter_folders(profile, args.adapters_dir, work_dir)
         return profile, folders, skipped, [], {}

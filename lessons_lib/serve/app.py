@@ -1225,12 +1225,19 @@ def create_app(
     """The FastAPI app; the engine's worker thread starts now and stops on shutdown.
 
     Mixed-adapter batches run on the batched LoRA path (lessons_lib.batched_lora) when it covers the model's
-    adapters, else on PEFT's `adapter_names`; /health's engine.lora_path says which and why."""
+    adapters, else on PEFT's `adapter_names`; /health's engine.lora_path says which and why: "batched", or "peft (WHY)"
+    with WHY in the course language (the first word, which a client may test, is the same in both)."""
     from .page import page_html, page_language
 
     if max_body_bytes < 1:
-        raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}.")
-    batched, why_not = batched_lora_for(served.model) if batched_lora else (None, "turned off (--lora-path peft)")
+        raise ValueError(
+            tr(
+                en=f"max_body_bytes must be at least 1, got {max_body_bytes}.",
+                ru=f"max_body_bytes должно быть не меньше 1, а получено {max_body_bytes}.",
+            )
+        )
+    off = tr(en="turned off (--lora-path peft)", ru="отключён (--lora-path peft)")
+    batched, why_not = batched_lora_for(served.model) if batched_lora else (None, off)
     engine = BatchingEngine(
         served.model,
         served.tokenizer,

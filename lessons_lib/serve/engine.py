@@ -54,10 +54,12 @@ class Sampling:
     def check(self) -> None:
         """Raise ValueError naming the setting to change."""
         if self.n < 1:
-            raise ValueError(f"n must be at least 1, got {self.n}.")
+            raise ValueError(
+                tr(en=f"n must be at least 1, got {self.n}.", ru=f"n должно быть не меньше 1, а получено {self.n}.")
+            )
         check_sampling(self.temperature, self.top_p, self.top_logprobs, self.stop)
         if self.top_logprobs and not self.logprobs:
-            raise ValueError("top_logprobs needs logprobs=True.")
+            raise ValueError(tr(en="top_logprobs needs logprobs=True.", ru="Для top_logprobs нужен logprobs=True."))
 
 
 @dataclass(frozen=True)
@@ -234,7 +236,11 @@ class BatchingEngine:
             if job.future.done():
                 continue
             if job.streamed:
-                self._fail(job, RuntimeError("its batch failed after part of the answer was streamed"))
+                why = tr(
+                    en="its batch failed after part of the answer was streamed",
+                    ru="батч этого запроса не удался, когда часть ответа уже ушла потоком",
+                )
+                self._fail(job, RuntimeError(why))
                 continue
             self.stats["fallback_runs"] += 1
             try:
@@ -338,7 +344,12 @@ class BatchingEngine:
         try:
             job.sampling.check()
             if job.max_tokens < 1:
-                raise ValueError(f"max_tokens must be at least 1, got {job.max_tokens}.")
+                raise ValueError(
+                    tr(
+                        en=f"max_tokens must be at least 1, got {job.max_tokens}.",
+                        ru=f"max_tokens должно быть не меньше 1, а получено {job.max_tokens}.",
+                    )
+                )
         except ValueError as err:
             return err
         return None
@@ -412,7 +423,9 @@ class BatchingEngine:
                     raise
                 results = decode_batch(self.model, self.tokenizer, requests)
                 self.batched_lora = None
-                self.stats["lora_path"] = f"peft (batched LoRA failed: {type(err).__name__}: {err})"
+                why = f"{type(err).__name__}: {err}"
+                failed = tr(en=f"batched LoRA failed: {why}", ru=f"путь batched LoRA не сработал: {why}")
+                self.stats["lora_path"] = f"peft ({failed})"
                 return results
 
     # ------------------------------------------------------------ routing and weighted mixes
@@ -422,7 +435,12 @@ class BatchingEngine:
         if not jobs:
             return {}
         if self.router is None:
-            err = RuntimeError("this server has no router, so model='auto' cannot be answered")
+            err = RuntimeError(
+                tr(
+                    en="this server has no router, so model='auto' cannot be answered",
+                    ru="у этого сервера нет маршрутизатора, поэтому на model='auto' ответить нельзя",
+                )
+            )
             return {id(job): err for job in jobs}
         try:
             decisions = list(self.router.route_batch([job.route_text for job in jobs]))

@@ -175,7 +175,7 @@ def load_served_model(
     model.eval()
     rows_without_saved_modules(model)
     for reason in skipped:
-        log(f"WARNING: not served: {reason}")
+        log(tr(en=f"WARNING: not served: {reason}", ru=f"ПРЕДУПРЕЖДЕНИЕ: не обслуживается: {reason}"))
     return ServedModel(
         profile=profile,
         model=model,

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..i18n import tr
 from ..paths import REPO_DIR
 
 
@@ -93,7 +94,14 @@ def wait_until_healthy(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"The server exited with code {proc.returncode} before it was ready." + _tail(log_path))
+            code = proc.returncode
+            raise RuntimeError(
+                tr(
+                    en=f"The server exited with code {code} before it was ready.",
+                    ru=f"Сервер завершился с кодом {code}, не успев стать готовым к работе.",
+                )
+                + _tail(log_path)
+            )
         try:
             response = httpx.get(f"{url}/health", timeout=2.0)
             if response.status_code == 200:
@@ -101,7 +109,13 @@ def wait_until_healthy(
         except httpx.HTTPError:
             pass
         time.sleep(0.25)
-    raise TimeoutError(f"The server at {url} was not healthy after {timeout:.0f} s." + _tail(log_path))
+    raise TimeoutError(
+        tr(
+            en=f"The server at {url} was not healthy after {timeout:.0f} s.",
+            ru=f"Сервер по адресу {url} не был готов к работе и через {timeout:.0f} с.",
+        )
+        + _tail(log_path)
+    )
 
 
 def stop_server(proc: subprocess.Popen, timeout: float = 15.0) -> int:
@@ -130,4 +144,4 @@ def _tail(log_path: str | Path | None, lines: int = 30) -> str:
     if not log_path or not Path(log_path).is_file():
         return ""
     text = Path(log_path).read_text(errors="replace").splitlines()[-lines:]
-    return "\nLast lines of the server log:\n" + "\n".join(text)
+    return tr(en="\nLast lines of the server log:\n", ru="\nПоследние строки журнала сервера:\n") + "\n".join(text)

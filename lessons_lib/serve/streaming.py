@@ -27,6 +27,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from ..i18n import tr
 from .tooling import CALL_HEAD, ToolPlan, call_id, may_become_call, read_reply
 
 DONE = b"data: [DONE]\n\n"
@@ -292,7 +293,8 @@ async def chunks(
         yield DONE
         done = True
     except asyncio.TimeoutError:
-        yield sse(failure(TimeoutError(f"no answer within {timeout_s:.0f} s")))
+        late = tr(en=f"no answer within {timeout_s:.0f} s", ru=f"нет ответа за {timeout_s:.0f} с")
+        yield sse(failure(TimeoutError(late)))
         yield DONE
     finally:
         if not done:

@@ -10,6 +10,8 @@ stays one path. Adapters vLLM refuses to load are left out with the reason (`vll
 PEFTHelper checks them: `modules_to_save` (the course's tools adapter trains `lm_head`), DoRA, a rank above
 the largest `--max-lora-rank`, a non-LoRA PEFT type, and target modules that vLLM's Llama/Mistral models do not
 take LoRA on. Tool calling on vLLM is in TOOL_CALLING_NOTE (tool_calling_note(): English or Russian).
+Every text for people (reasons, notes, the report's labels) is in the course language ($LESSONS_LANG); the commands,
+their options and the JSON entries are the same in both.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..i18n import tr
 
 # vLLM accepts only these values for --max-lora-rank (vllm/config LoRAConfig); round the largest rank up.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -64,8 +68,6 @@ TOOL_CALLING_NOTE_RU = """\
 
 def tool_calling_note(lang: str | None = None) -> str:
     """How tool calls work on vLLM, in the course language (LESSONS_LANG)."""
-    from ..i18n import tr
-
     return tr(en=TOOL_CALLING_NOTE_EN, ru=TOOL_CALLING_NOTE_RU, lang=lang)
 
 
@@ -182,22 +184,39 @@ def split_damaged(folders: dict[str, str | Path], base_model: str) -> tuple[dict
 def vllm_refusal(adapter: AdapterInfo) -> str | None:
     """Why vLLM would refuse to load `adapter` (None when it loads), with what to do instead."""
     if adapter.peft_type.upper() != "LORA":
-        return f"peft_type {adapter.peft_type}: vLLM's --lora-modules loads LoRA adapters only"
+        kind = adapter.peft_type
+        return tr(
+            en=f"peft_type {kind}: vLLM's --lora-modules loads LoRA adapters only",
+            ru=f"peft_type {kind}: --lora-modules в vLLM загружает только адаптеры LoRA",
+        )
     if adapter.modules_to_save:
-        return (
-            f"modules_to_save {list(adapter.modules_to_save)}: vLLM only supports modules_to_save being None "
-            "(merge the adapter into the base and serve that model, or retrain without modules_to_save)"
+        saved = list(adapter.modules_to_save)
+        return tr(
+            en=f"modules_to_save {saved}: vLLM only supports modules_to_save being None "
+            "(merge the adapter into the base and serve that model, or retrain without modules_to_save)",
+            ru=f"modules_to_save {saved}: vLLM поддерживает только modules_to_save = None "
+            "(слейте адаптер с базовой моделью и подайте в vLLM получившуюся модель или переобучите адаптер без "
+            "modules_to_save)",
         )
     if adapter.use_dora:
-        return "use_dora: vLLM does not support DoRA adapters (merge it into the base, or retrain as plain LoRA)"
+        return tr(
+            en="use_dora: vLLM does not support DoRA adapters (merge it into the base, or retrain as plain LoRA)",
+            ru="use_dora: vLLM не поддерживает адаптеры DoRA (слейте адаптер с базовой моделью или переобучите его "
+            "как обычный LoRA)",
+        )
     if adapter.rank > VLLM_LORA_RANKS[-1]:
-        return f"rank {adapter.rank} is above vLLM's largest --max-lora-rank ({VLLM_LORA_RANKS[-1]}); retrain smaller"
+        rank, largest = adapter.rank, VLLM_LORA_RANKS[-1]
+        return tr(
+            en=f"rank {rank} is above vLLM's largest --max-lora-rank ({largest}); retrain smaller",
+            ru=f"ранг {rank} больше наибольшего --max-lora-rank в vLLM ({largest}); переобучите с меньшим рангом",
+        )
     if not isinstance(adapter.target_modules, str):
         odd = [m for m in adapter.target_modules if m.rsplit(".", 1)[-1] not in VLLM_LLAMA_LORA_MODULES]
         if odd:
-            return (
-                f"target modules {odd}: vLLM's Llama/Mistral models take LoRA only on "
-                f"{', '.join(VLLM_LLAMA_LORA_MODULES)}"
+            takes = ", ".join(VLLM_LLAMA_LORA_MODULES)
+            return tr(
+                en=f"target modules {odd}: vLLM's Llama/Mistral models take LoRA only on {takes}",
+                ru=f"целевые модули {odd}: модели Llama/Mistral в vLLM принимают LoRA только на {takes}",
             )
     return None
 
@@ -213,7 +232,13 @@ def vllm_max_lora_rank(rank: int) -> int:
     for allowed in VLLM_LORA_RANKS:
         if allowed >= rank:
             return allowed
-    raise ValueError(f"LoRA rank {rank} is above vLLM's largest --max-lora-rank ({VLLM_LORA_RANKS[-1]}).")
+    largest = VLLM_LORA_RANKS[-1]
+    raise ValueError(
+        tr(
+            en=f"LoRA rank {rank} is above vLLM's largest --max-lora-rank ({largest}).",
+            ru=f"Ранг LoRA {rank} больше наибольшего --max-lora-rank в vLLM ({largest}).",
+        )
+    )
 
 
 def lora_module(adapter: AdapterInfo, served_name: str = "base") -> str:
@@ -233,11 +258,22 @@ def vllm_command(
 
     Every adapter given must be loadable (see split_for_vllm); ValueError naming the first that is not."""
     if not adapters:
-        raise ValueError("No adapters to serve: pass at least one adapter folder vLLM can load.")
+        raise ValueError(
+            tr(
+                en="No adapters to serve: pass at least one adapter folder vLLM can load.",
+                ru="Нет адаптеров для vLLM: передайте хотя бы одну папку адаптера, которую vLLM может загрузить.",
+            )
+        )
     for adapter in adapters:
         reason = vllm_refusal(adapter)
         if reason:
-            raise ValueError(f"vLLM would refuse adapter {adapter.name!r}: {reason}. Leave it out (split_for_vllm).")
+            name = adapter.name
+            raise ValueError(
+                tr(
+                    en=f"vLLM would refuse adapter {name!r}: {reason}. Leave it out (split_for_vllm).",
+                    ru=f"vLLM откажется загружать адаптер {name!r}: {reason}. Уберите его (split_for_vllm).",
+                )
+            )
     command = [
         "vllm",
         "serve",
@@ -289,7 +325,13 @@ def lorax_command(base_model: str, store_dir: str | Path, port: int = 8080) -> l
 
 def model_mapping(adapters: list[AdapterInfo], served_name: str = "base") -> list[dict]:
     """Per request: our `model` value -> what to send to vLLM and to LoRAX."""
-    rows = [{"our model": "base", "vllm model": served_name, "lorax adapter_id": "(none: the base)"}]
+    rows = [
+        {
+            "our model": "base",
+            "vllm model": served_name,
+            "lorax adapter_id": tr(en="(none: the base)", ru="(нет: это базовая модель)"),
+        }
+    ]
     rows += [
         {
             "our model": a.name,
@@ -301,8 +343,11 @@ def model_mapping(adapters: list[AdapterInfo], served_name: str = "base") -> lis
     rows.append(
         {
             "our model": "auto",
-            "vllm model": "(route on the client, then send the chosen name)",
-            "lorax adapter_id": "(route on the client)",
+            "vllm model": tr(
+                en="(route on the client, then send the chosen name)",
+                ru="(маршрутизируйте на клиенте и отправьте выбранное имя)",
+            ),
+            "lorax adapter_id": tr(en="(route on the client)", ru="(маршрутизируйте на клиенте)"),
         }
     )
     return rows
@@ -344,7 +389,12 @@ def handoff(
     adapters vLLM serves, those `left_out` with the reason, and the model mapping."""
     every = read_adapters(folders)
     if not every:
-        raise ValueError("No adapters to hand off: pass at least one adapter folder.")
+        raise ValueError(
+            tr(
+                en="No adapters to hand off: pass at least one adapter folder.",
+                ru="Нет адаптеров для передачи в vLLM и LoRAX: передайте хотя бы одну папку адаптера.",
+            )
+        )
     adapters, left_out = split_for_vllm(every)
     store = Path(store_dir) if store_dir else every[0].path.parent
     vllm_args = vllm_command(base_model, adapters, port, max_model_len=max_model_len, host=host) if adapters else None
@@ -374,7 +424,11 @@ def handoff_report(
     starts an adapter's notes with its name), and the tool-call note."""
     damaged = damaged or {}
     plan = handoff(folders, base_model, store_dir, max_model_len, port, host)
-    vllm = plan["vllm"] or "# (nothing: vLLM can load none of these adapters; see 'left out' below)"
+    nothing = tr(
+        en="# (nothing: vLLM can load none of these adapters; see 'left out' below)",
+        ru="# (ничего: vLLM не может загрузить ни один из этих адаптеров; см. «не передан в vLLM» ниже)",
+    )
+    vllm = plan["vllm"] or nothing
     lines = ["# vLLM", vllm, "", "# LoRAX", plan["lorax"], ""]
     lines += [
         f"model={row['our model']!r:10} -> vLLM model={row['vllm model']!r}, "
@@ -382,46 +436,83 @@ def handoff_report(
         for row in plan["mapping"]
     ]
     left_out = {**damaged, **plan["left_out"]}
-    lines += [f"left out of vLLM: {name}: {reason}" for name, reason in left_out.items()]
-    lines += [f"skipped: {reason}" for reason in skipped]
-    lines += [f"note: {note}" for note in notes if not any(note.startswith(f"{name}: ") for name in left_out)]
+    lines += [
+        tr(en=f"left out of vLLM: {name}: {reason}", ru=f"не передан в vLLM: {name}: {reason}")
+        for name, reason in left_out.items()
+    ]
+    lines += [tr(en=f"skipped: {reason}", ru=f"пропущено: {reason}") for reason in skipped]
+    lines += [
+        tr(en=f"note: {note}", ru=f"примечание: {note}")
+        for note in notes
+        if not any(note.startswith(f"{name}: ") for name in left_out)
+    ]
     return "\n".join(lines + ["", tool_calling_note()])
 
 
-# [server] settings vLLM has no equivalent for (port and host go into the vLLM command)
+# [server] settings vLLM has no equivalent for (port and host go into the vLLM command), and why; the Russian below
 UNUSED_SERVER_SETTINGS = {
     "max_batch": "vLLM schedules its own batches (its nearest setting is --max-num-seqs; add it to cap them)",
     "window_ms": "vLLM batches continuously and has no gathering window",
     "max_body_bytes": "vLLM has no request size limit (put a reverse proxy with a body limit in front of it)",
 }
+UNUSED_SERVER_SETTINGS_RU = {
+    "max_batch": "vLLM сам составляет батчи (ближайшая настройка — --max-num-seqs; добавьте её, чтобы ограничить их)",
+    "window_ms": "vLLM собирает батчи непрерывно, без окна ожидания",
+    "max_body_bytes": "в vLLM нет ограничения на размер запроса (поставьте перед ним обратный прокси с ограничением "
+    "размера тела запроса)",
+}
 
 
 def composition_notes(composition) -> list[str]:
-    """A note for every setting of a composition file that the vLLM command does not carry over."""
+    """A note for every setting of a composition file that the vLLM command does not carry over, in the course
+    language; an adapter's notes start with "NAME: " in both (handoff_report drops those of an adapter left out)."""
     notes = []
     for name, spec in composition.adapters.items():
         if spec.weight != 1.0:
+            weight = f"{spec.weight:g}"
             notes.append(
-                f"{name}: weight {spec.weight:g} in the composition; vLLM serves adapters as trained "
-                "(weight 1): merge a scaled copy to keep it"
+                tr(
+                    en=f"{name}: weight {weight} in the composition; vLLM serves adapters as trained "
+                    "(weight 1): merge a scaled copy to keep it",
+                    ru=f"{name}: вес {weight} в композиции; vLLM обслуживает адаптеры такими, какими они обучены "
+                    "(вес 1): чтобы сохранить этот вес, слейте масштабированную копию",
+                )
             )
         if f"adapters.{name}.precision" in composition.written:
+            precision = spec.precision
             notes.append(
-                f"{name}: precision {spec.precision} in the composition; vLLM loads every adapter in one dtype "
-                "(--lora-dtype, default the base model's), not per adapter"
+                tr(
+                    en=f"{name}: precision {precision} in the composition; vLLM loads every adapter in one dtype "
+                    "(--lora-dtype, default the base model's), not per adapter",
+                    ru=f"{name}: точность {precision} в композиции; vLLM загружает все адаптеры в одном dtype "
+                    "(--lora-dtype, по умолчанию как у базовой модели), а не в своём для каждого",
+                )
             )
     notes += [
-        f"mix {name!r}: vLLM has no weighted mixes; send one adapter's name, or merge the mix into a new "
-        "adapter (notebook 03)"
+        tr(
+            en=f"mix {name!r}: vLLM has no weighted mixes; send one adapter's name, or merge the mix into a new "
+            "adapter (notebook 03)",
+            ru=f"смесь {name!r}: в vLLM нет взвешенных смесей; отправляйте имя одного адаптера или слейте смесь в "
+            "новый адаптер (ноутбук 03)",
+        )
         for name in composition.mixes
     ]
-    notes += [
-        f"server.{key} = {getattr(composition.server, key)!r} in the composition: {why}"
-        for key, why in UNUSED_SERVER_SETTINGS.items()
-        if f"server.{key}" in composition.written
-    ]
+    for key, why in UNUSED_SERVER_SETTINGS.items():
+        if f"server.{key}" in composition.written:
+            value = getattr(composition.server, key)
+            notes.append(
+                tr(
+                    en=f"server.{key} = {value!r} in the composition: {why}",
+                    ru=f"server.{key} = {value!r} в композиции: {UNUSED_SERVER_SETTINGS_RU[key]}",
+                )
+            )
     if composition.router != "none":
+        router = composition.router
         notes.append(
-            f"router {composition.router!r}: vLLM has no model='auto'; route on the client and send the chosen name"
+            tr(
+                en=f"router {router!r}: vLLM has no model='auto'; route on the client and send the chosen name",
+                ru=f"маршрутизатор {router!r}: в vLLM нет model='auto'; маршрутизируйте на клиенте и отправляйте "
+                "выбранное имя",
+            )
         )
     return notes
