@@ -1,4 +1,4 @@
-"""Shared fixtures: the tiny profile, its base model and tokenizer, and the shipped course adapters."""
+"""Shared fixtures: the tiny profile, its base model and tokenizer, the course adapters, the language (ru, en)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 
 from lessons_lib.profiles import PROFILES  # noqa: E402
+
+
+@pytest.fixture
+def ru(monkeypatch):
+    """The course speaks Russian for this test (LESSONS_LANG=ru)."""
+    monkeypatch.setenv("LESSONS_LANG", "ru")
+
+
+@pytest.fixture
+def en(monkeypatch):
+    """The course speaks English for this test (LESSONS_LANG unset, whatever the shell set)."""
+    monkeypatch.delenv("LESSONS_LANG", raising=False)
 
 
 @pytest.fixture(scope="session")

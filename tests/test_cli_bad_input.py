@@ -22,11 +22,6 @@ CYRILLIC = re.compile("[а-яё]{4,}", re.IGNORECASE)
 
 
 @pytest.fixture
-def ru(monkeypatch):
-    monkeypatch.setenv("LESSONS_LANG", "ru")
-
-
-@pytest.fixture
 def unwritable(tmp_path) -> Path:
     """A folder that cannot be created: its parent is a file (fails the same way for root)."""
     blocker = tmp_path / "a-file"

@@ -83,16 +83,6 @@ def fixed_width(monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
 
 
-@pytest.fixture
-def ru(monkeypatch):
-    monkeypatch.setenv("LESSONS_LANG", "ru")
-
-
-@pytest.fixture
-def en(monkeypatch):
-    monkeypatch.delenv("LESSONS_LANG", raising=False)
-
-
 def captured(call) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of `call()` run in-process; argparse's exits are caught."""
     out, err = io.StringIO(), io.StringIO()

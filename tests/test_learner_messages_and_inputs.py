@@ -17,11 +17,6 @@ from lessons_lib.sharegpt import Conversion, load_finetome, sharegpt_to_messages
 GOOD = {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]}
 
 
-@pytest.fixture
-def ru(monkeypatch):
-    monkeypatch.setenv("LESSONS_LANG", "ru")
-
-
 def has_cyrillic(text: str) -> bool:
     return any("а" <= ch.lower() <= "я" for ch in text)
 

@@ -21,11 +21,6 @@ def assert_russian(message: str, english: str) -> None:
     assert CYRILLIC.search(message) and english not in message, message
 
 
-@pytest.fixture
-def ru(monkeypatch):
-    monkeypatch.setenv("LESSONS_LANG", "ru")
-
-
 def _other_fingerprint(tmp_path):
     return make_other_base_adapter(tmp_path / "other"), "other"
 

@@ -21,16 +21,6 @@ from lessons_lib.paths import REPO_DIR, TINY_ADAPTERS_DIR
 CYRILLIC = re.compile("[а-яё]{4,}", re.IGNORECASE)
 
 
-@pytest.fixture
-def ru(monkeypatch):
-    monkeypatch.setenv("LESSONS_LANG", "ru")
-
-
-@pytest.fixture
-def en(monkeypatch):
-    monkeypatch.delenv("LESSONS_LANG", raising=False)
-
-
 def assert_russian(message: str, english: str) -> None:
     """The message is Russian prose and holds no sentence of its English twin."""
     assert CYRILLIC.search(message) and english not in message, message

@@ -69,11 +69,6 @@ def no_loading(monkeypatch):
 
 
 @pytest.fixture
-def ru(monkeypatch):
-    monkeypatch.setenv("LESSONS_LANG", "ru")
-
-
-@pytest.fixture
 def busy_port():
     """A port something already listens on."""
     with socket.socket() as sock:

@@ -39,11 +39,6 @@ def app():
     app.state.server.close()
 
 
-@pytest.fixture
-def ru(monkeypatch):
-    monkeypatch.setenv("LESSONS_LANG", "ru")
-
-
 def call(app, method: str, url: str, lang: str | None = None, **kwargs) -> httpx.Response:
     """One request to the in-process app, with $LESSONS_LANG set to `lang` (None: unset) while it runs."""
 
