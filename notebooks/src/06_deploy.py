@@ -825,16 +825,23 @@ import json
 from lessons_lib.serve.vllm import TOOL_CALLING_NOTE, handoff, vllm_max_lora_rank
 
 plan = handoff(folders, profile.model_id, max_model_len=profile.max_length + profile.max_new_tokens)
-print("# vLLM (OpenAI-compatible server on port 8000)\n" + plan["vllm"])
-print("\n# LoRAX (adapters load per request from the mounted store)\n" + plan["lorax"])
-print()
+print(tr(en="# vLLM (OpenAI-compatible server on port 8000)", ru="# vLLM (OpenAI-совместимый сервер на порту 8000)"))
+print(plan["vllm"])
+print(
+    tr(
+        en="\n# LoRAX (adapters load per request from the mounted store)",
+        ru="\n# LoRAX (адаптеры загружаются под каждый запрос из подключённого хранилища)",
+    )
+)
+print(plan["lorax"] + "\n")
+ours, theirs = tr(en="our", ru="у нас"), tr(en="vLLM", ru="в vLLM")
 for row in plan["mapping"]:
     print(
-        f"our model={row['our model']!r:10} vLLM model={row['vllm model']!r:52} "
+        f"{ours} model={row['our model']!r:10} {theirs} model={row['vllm model']!r:52} "
         f"LoRAX adapter_id={row['lorax adapter_id']!r}"
     )
 for name, reason in plan["left_out"].items():
-    print(f"left out of vLLM: {name}: {reason}")
+    print(tr(en=f"left out of vLLM: {name}: {reason}", ru=f"не передан в vLLM: {name}: {reason}"))
 args = plan["vllm_args"]
 modules = [json.loads(a) for a in args if a.startswith("{")]  # vLLM's JSON form: a ',' or '=' in a path is safe
 assert [(m["name"], m["path"]) for m in modules] == [(n, str(folders[n].resolve())) for n in COURSE_ADAPTERS]
