@@ -52,7 +52,12 @@ class Found:
 def check_artifact(name: str) -> str:
     """Return `name` if the course knows how to find or train it, else raise ValueError listing the names."""
     if name not in ARTIFACTS:
-        raise ValueError(f"Unknown course artifact {name!r}; the course has {', '.join(ARTIFACTS)}.")
+        raise ValueError(
+            tr(
+                en=f"Unknown course artifact {name!r}; the course has {', '.join(ARTIFACTS)}.",
+                ru=f"Неизвестный артефакт курса {name!r}; в курсе есть {', '.join(ARTIFACTS)}.",
+            )
+        )
     return name
 
 
@@ -239,14 +244,25 @@ def not_found_error(
 ) -> FileNotFoundError:
     """The error for an artifact found nowhere: where the search looked and how to get one."""
     hint = (
-        "The tiny adapters ship in assets/adapters; rebuild them with `python -m lessons_lib.tiny build`."
+        tr(
+            en="The tiny adapters ship in assets/adapters; rebuild them with `python -m lessons_lib.tiny build`.",
+            ru="Адаптеры tiny поставляются в assets/adapters; пересоберите их командой "
+            "`python -m lessons_lib.tiny build`.",
+        )
         if profile.ships_adapters
-        else "Train it in notebook 01 (or 04 for the router, 05 for the tool adapter), or call "
-        "lessons_lib.adapters.resolve_artifact, which trains a quick version when none is found."
+        else tr(
+            en="Train it in notebook 01 (or 04 for the router, 05 for the tool adapter), or call "
+            "lessons_lib.adapters.resolve_artifact, which trains a quick version when none is found.",
+            ru="Обучите его в ноутбуке 01 (или 04 для маршрутизатора, 05 для адаптера инструментов) или вызовите "
+            "lessons_lib.adapters.resolve_artifact: он быстро обучит версию, если ничего не найдено.",
+        )
     )
+    where = where_searched(name, profile, work_dir, hub_namespace)
     return FileNotFoundError(
-        f"Adapter {name!r} for the {profile.name} profile not found. Looked in: "
-        f"{where_searched(name, profile, work_dir, hub_namespace)}. {hint}"
+        tr(
+            en=f"Adapter {name!r} for the {profile.name} profile not found. Looked in: {where}. {hint}",
+            ru=f"Адаптер {name!r} для профиля {profile.name} не найден. Где искали: {where}. {hint}",
+        )
     )
 
 
@@ -424,7 +440,7 @@ def load_with_adapters(
 
     install_merge_guard()  # a wrapper whose adapters were merged away refuses set_adapter instead of ignoring it
     if not names:
-        raise ValueError("Give at least one adapter name.")
+        raise ValueError(tr(en="Give at least one adapter name.", ru="Укажите хотя бы одно имя адаптера."))
     folders = folders or {name: adapter_dir(name, profile, work_dir) for name in names}
     model = PeftModel.from_pretrained(base, folders[names[0]], adapter_name=names[0])
     for name in names[1:]:

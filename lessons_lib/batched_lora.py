@@ -27,6 +27,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from .i18n import tr
+
 BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 # Up to this many tokens x (adapters in the batch - 1), applying every used adapter to every row and masking beats
 # gathering per-row A and B (measured on CPU: decoding steps with up to 5 adapters).
@@ -59,20 +61,36 @@ def _layer_problem(name: str, layer) -> str | None:
     """Why one LoRA layer cannot take the batched path, or None."""
     linear, _ = _lora_classes()
     if type(layer) is not linear:
-        return (
-            f"{name} is a {type(layer).__module__}.{type(layer).__name__}, not a plain LoRA Linear "
-            "(Embedding, Conv, MultiheadAttention and quantized-base LoRA layers are not covered)"
+        kind = f"{type(layer).__module__}.{type(layer).__name__}"
+        return tr(
+            en=f"{name} is a {kind}, not a plain LoRA Linear "
+            "(Embedding, Conv, MultiheadAttention and quantized-base LoRA layers are not covered)",
+            ru=f"{name} — это {kind}, а не обычный LoRA Linear "
+            "(слои LoRA Embedding, Conv, MultiheadAttention и слои на квантованной базовой модели не поддерживаются)",
         )
     if _is_quantized(layer.base_layer):
-        return f"{name} has a quantized base layer ({type(layer.base_layer).__name__})"
+        kind = type(layer.base_layer).__name__
+        return tr(
+            en=f"{name} has a quantized base layer ({kind})",
+            ru=f"у {name} квантованный базовый слой ({kind})",
+        )
     for adapter in layer.lora_A:
         if layer.use_dora.get(adapter, False) or adapter in layer.lora_variant:
             variant = type(layer.lora_variant.get(adapter)).__name__ if adapter in layer.lora_variant else "DoRA"
-            return f"adapter {adapter!r} uses a LoRA variant ({variant}) in {name}"
+            return tr(
+                en=f"adapter {adapter!r} uses a LoRA variant ({variant}) in {name}",
+                ru=f"адаптер {adapter!r} использует вариант LoRA ({variant}) в {name}",
+            )
         if layer.lora_bias.get(adapter, False):
-            return f"adapter {adapter!r} has a trainable LoRA bias (lora_bias=True) in {name}"
+            return tr(
+                en=f"adapter {adapter!r} has a trainable LoRA bias (lora_bias=True) in {name}",
+                ru=f"у адаптера {adapter!r} обучаемое смещение LoRA (lora_bias=True) в {name}",
+            )
     if layer.merged:
-        return f"{name} has merged adapters {layer.merged_adapters} (unmerge them first)"
+        return tr(
+            en=f"{name} has merged adapters {layer.merged_adapters} (unmerge them first)",
+            ru=f"в {name} слиты адаптеры {layer.merged_adapters} (сначала отмените слияние)",
+        )
     return None
 
 
@@ -82,12 +100,21 @@ def _model_problem(model) -> str | None:
 
     configs = getattr(model, "peft_config", None)
     if not configs:
-        return "the model is not a PeftModel with adapters loaded"
+        return tr(
+            en="the model is not a PeftModel with adapters loaded",
+            ru="модель — не PeftModel с загруженными адаптерами",
+        )
     other = sorted({str(c.peft_type) for c in configs.values() if str(c.peft_type) not in ("LORA", "PeftType.LORA")})
     if other:
-        return f"the model holds non-LoRA adapters ({', '.join(other)})"
+        return tr(
+            en=f"the model holds non-LoRA adapters ({', '.join(other)})",
+            ru=f"в модели есть адаптеры не LoRA ({', '.join(other)})",
+        )
     if model.training:
-        return "the model is in training mode (LoRA dropout would be live): call model.eval()"
+        return tr(
+            en="the model is in training mode (LoRA dropout would be live): call model.eval()",
+            ru="модель в режиме обучения (dropout LoRA был бы активен): вызовите model.eval()",
+        )
     from peft.utils.other import ModulesToSaveWrapper
 
     for name, module in model.named_modules():
@@ -96,9 +123,11 @@ def _model_problem(model) -> str | None:
             and not isinstance(module, ModulesToSaveWrapper)
             and getattr(module, "_adapters", None)
         ):
-            return (
-                f"{name} is a trainable-tokens copy per adapter ({sorted(module._adapters)}); only LoRA layers "
-                "and modules_to_save copies are batched"
+            return tr(
+                en=f"{name} is a trainable-tokens copy per adapter ({sorted(module._adapters)}); only LoRA layers "
+                "and modules_to_save copies are batched",
+                ru=f"{name} — копия trainable-tokens для каждого адаптера ({sorted(module._adapters)}); батчами "
+                "считаются только слои LoRA и копии modules_to_save",
             )
     return None
 
@@ -118,16 +147,22 @@ def covers(model) -> tuple[bool, str]:
         return False, problem
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, lora_layer)]
     if not layers:
-        return False, "the model has no LoRA layers"
+        return False, tr(en="the model has no LoRA layers", ru="в модели нет слоёв LoRA")
     for name, layer in layers:
         problem = _layer_problem(name, layer)
         if problem:
             return False, problem
         if layer.disable_adapters:
-            return False, f"adapters are disabled in {name} (inside disable_adapter()?)"
+            return False, tr(
+                en=f"adapters are disabled in {name} (inside disable_adapter()?)",
+                ru=f"адаптеры отключены в {name} (внутри disable_adapter()?)",
+            )
         live = [a for a, d in layer.lora_dropout.items() if d.training and getattr(d, "p", 0) > 0]
         if live:
-            return False, f"LoRA dropout of {live} in {name} is in training mode: call model.eval()"
+            return False, tr(
+                en=f"LoRA dropout of {live} in {name} is in training mode: call model.eval()",
+                ru=f"dropout LoRA у {live} в {name} в режиме обучения: вызовите model.eval()",
+            )
     return True, ""
 
 
@@ -135,7 +170,12 @@ def _raise_unless_covered(model) -> None:
     ok, reason = covers(model)
     if not ok:
         raise NotCovered(
-            f"The batched LoRA path does not cover this model: {reason}. Use PEFT's adapter_names= path instead."
+            tr(
+                en=f"The batched LoRA path does not cover this model: {reason}. Use PEFT's adapter_names= path "
+                "instead.",
+                ru=f"Батчевый путь LoRA не поддерживает эту модель: {reason}. Используйте вместо него путь PEFT "
+                "с adapter_names=.",
+            )
         )
 
 
@@ -275,10 +315,20 @@ class BatchedLora:
     def rows(self, adapter_names: Sequence[str]) -> Iterator[None]:
         """Inside the block, every forward gives row i the adapter `adapter_names[i]` ("__base__": no adapter)."""
         if self._active:
-            raise RuntimeError("batched.rows() is already active; nested row contexts are not supported.")
+            raise RuntimeError(
+                tr(
+                    en="batched.rows() is already active; nested row contexts are not supported.",
+                    ru="batched.rows() уже активен; вложенные контексты rows() не поддерживаются.",
+                )
+            )
         names = list(adapter_names)
         if not names:
-            raise ValueError("adapter_names is empty: give one adapter name (or '__base__') per batch row.")
+            raise ValueError(
+                tr(
+                    en="adapter_names is empty: give one adapter name (or '__base__') per batch row.",
+                    ru="adapter_names пуст: укажите по одному имени адаптера (или '__base__') на строку батча.",
+                )
+            )
         self._ensure_built()
         key = tuple(names)
         plans = self._plan_cache.get(key)
@@ -312,7 +362,12 @@ class BatchedLora:
         known = set(self._known)
         unknown = sorted({n for n in names if n != BASE and n not in known})
         if unknown:
-            raise ValueError(f"Unknown adapter(s) {unknown}: loaded are {sorted(known)} (and '{BASE}' for the base).")
+            raise ValueError(
+                tr(
+                    en=f"Unknown adapter(s) {unknown}: loaded are {sorted(known)} (and '{BASE}' for the base).",
+                    ru=f"Неизвестные адаптеры {unknown}: загружены {sorted(known)} (и '{BASE}' для базовой модели).",
+                )
+            )
         plans = []
         for first in self._groups:
             group_names, ranks, device, dtype = first.names, first.ranks, first.a.device, first.a.dtype
@@ -346,16 +401,26 @@ def _make_forward(batched: BatchedLora, stack: _Stack):
 
     def forward(x, *args, **kwargs):
         if "adapter_names" in kwargs:
-            raise ValueError("Do not pass adapter_names= inside batched.rows(...): the rows already name the adapters.")
+            raise ValueError(
+                tr(
+                    en="Do not pass adapter_names= inside batched.rows(...): the rows already name the adapters.",
+                    ru="Не передавайте adapter_names= внутри batched.rows(...): строки уже называют адаптеры.",
+                )
+            )
         result = layer.base_layer(x, *args, **kwargs)
         plan = batched._plans[stack.group]
         if plan.mode == "base":
             return result
         if x.shape[0] != batched._batch:
             raise ValueError(
-                f"batched.rows() was given {batched._batch} adapter names but a forward got "
-                f"{x.shape[0]} rows (beam search or num_return_sequences expand the batch: "
-                "give one name per expanded row)."
+                tr(
+                    en=f"batched.rows() was given {batched._batch} adapter names but a forward got "
+                    f"{x.shape[0]} rows (beam search or num_return_sequences expand the batch: "
+                    "give one name per expanded row).",
+                    ru=f"batched.rows() получил имён адаптеров: {batched._batch}, а в forward пришло строк: "
+                    f"{x.shape[0]} (beam search или num_return_sequences расширяют батч: "
+                    "укажите по одному имени на каждую расширенную строку).",
+                )
             )
         a, b = stack.a, stack.b
         tokens = x[0].numel() // x.shape[-1]
@@ -402,8 +467,12 @@ def _saved_forward(wrapper, names: list[str]):
     def forward(x, *args, **kwargs):
         if x.shape[0] != len(names):
             raise ValueError(
-                f"batched.rows() was given {len(names)} adapter names but a forward got {x.shape[0]} "
-                "rows: give one name per row."
+                tr(
+                    en=f"batched.rows() was given {len(names)} adapter names but a forward got {x.shape[0]} "
+                    "rows: give one name per row.",
+                    ru=f"batched.rows() получил имён адаптеров: {len(names)}, а в forward пришло строк: "
+                    f"{x.shape[0]}; укажите по одному имени на строку.",
+                )
             )
         if not groups:
             return wrapper.original_module(x, *args, **kwargs)

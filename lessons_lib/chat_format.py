@@ -17,6 +17,7 @@ import logging
 import re
 from dataclasses import dataclass
 
+from .i18n import tr
 from .paths import CHAT_TEMPLATES_DIR
 
 # Role markers of the course's models (tiny, TinyLlama/Zephyr, Mistral) and other common families: typed
@@ -76,8 +77,12 @@ def chat_template_text(name: str) -> str:
     """The shipped copy of a real model's chat template: "zephyr" or "mistral-v0.3"."""
     if name not in CHAT_TEMPLATES:
         raise ValueError(
-            f"Unknown chat template {name!r}; choose one of: {', '.join(CHAT_TEMPLATES)} "
-            f"(files in {CHAT_TEMPLATES_DIR})."
+            tr(
+                en=f"Unknown chat template {name!r}; choose one of: {', '.join(CHAT_TEMPLATES)} "
+                f"(files in {CHAT_TEMPLATES_DIR}).",
+                ru=f"Неизвестный шаблон чата {name!r}; выберите один из: {', '.join(CHAT_TEMPLATES)} "
+                f"(файлы в {CHAT_TEMPLATES_DIR}).",
+            )
         )
     return (CHAT_TEMPLATES_DIR / f"{name}.jinja").read_text(encoding="utf-8")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .i18n import tr
 from .profiles import Profile
 
 # fp32 on a CPU: the same math in another order (batching, BLAS build) moves logits by ~1e-5.
@@ -41,7 +42,12 @@ def logits_close(a, b, profile: Profile) -> bool:
 def agreement(a: Sequence[str], b: Sequence[str]) -> float:
     """The share of positions where two lists of answers are identical."""
     if len(a) != len(b):
-        raise ValueError(f"Compare answers one to one: got {len(a)} and {len(b)}.")
+        raise ValueError(
+            tr(
+                en=f"Compare answers one to one: got {len(a)} and {len(b)}.",
+                ru=f"Сравнивайте ответы один к одному: получено {len(a)} и {len(b)}.",
+            )
+        )
     return sum(x == y for x, y in zip(a, b)) / max(len(a), 1)
 
 

@@ -151,21 +151,34 @@ def check_adapter_files(folder: str | Path) -> Path:
     folder = Path(folder)
     if not folder.is_dir():
         raise AdapterFilesError(
-            f"Adapter folder {folder} does not exist (or is not a folder). Check the path, or get "
-            "the adapter with lessons_lib.adapters.adapter_dir / lessons_lib.storage first."
+            tr(
+                en=f"Adapter folder {folder} does not exist (or is not a folder). Check the path, or get "
+                "the adapter with lessons_lib.adapters.adapter_dir / lessons_lib.storage first.",
+                ru=f"Папки адаптера {folder} нет (или это не папка). Проверьте путь или сначала получите "
+                "адаптер через lessons_lib.adapters.adapter_dir / lessons_lib.storage.",
+            )
         )
     for filename in REQUIRED_FILES:
         if not (folder / filename).is_file():
             extra = (
-                " An adapter_model.bin (old pickle format) is there: load it once with PEFT and re-save it with "
-                "save_pretrained(), which writes safetensors."
+                tr(
+                    en=" An adapter_model.bin (old pickle format) is there: load it once with PEFT and re-save it "
+                    "with save_pretrained(), which writes safetensors.",
+                    ru=" В папке есть adapter_model.bin (старый формат pickle): загрузите его один раз через PEFT "
+                    "и пересохраните через save_pretrained(), который пишет safetensors.",
+                )
                 if filename == WEIGHTS_FILE and (folder / "adapter_model.bin").is_file()
                 else ""
             )
             raise AdapterFilesError(
-                f"{folder} has no {filename}: it is not a complete PEFT adapter. A saved adapter "
-                f"needs {' and '.join(REQUIRED_FILES)}; re-save it with "
-                f"model.save_pretrained(folder) or copy the missing file.{extra}"
+                tr(
+                    en=f"{folder} has no {filename}: it is not a complete PEFT adapter. A saved adapter "
+                    f"needs {' and '.join(REQUIRED_FILES)}; re-save it with "
+                    f"model.save_pretrained(folder) or copy the missing file.{extra}",
+                    ru=f"В {folder} нет {filename}: это не полный адаптер PEFT. Сохранённому адаптеру "
+                    f"нужны {' и '.join(REQUIRED_FILES)}; пересохраните его через "
+                    f"model.save_pretrained(folder) или скопируйте недостающий файл.{extra}",
+                )
             )
     return folder
 
@@ -177,14 +190,26 @@ def read_adapter_config(folder: Path) -> dict:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CorruptAdapterError(
-            f"{path} is not valid JSON ({err}). The file is damaged: copy or download the "
-            "adapter again, or re-save it with save_pretrained()."
+            tr(
+                en=f"{path} is not valid JSON ({err}). The file is damaged: copy or download the "
+                "adapter again, or re-save it with save_pretrained().",
+                ru=f"{path} — невалидный JSON ({err}). Файл повреждён: скопируйте или скачайте "
+                "адаптер заново или пересохраните его через save_pretrained().",
+            )
         ) from err
     if not isinstance(config, dict):
-        raise CorruptAdapterError(f"{path} does not hold a JSON object; copy or download the adapter again.")
+        raise CorruptAdapterError(
+            tr(
+                en=f"{path} does not hold a JSON object; copy or download the adapter again.",
+                ru=f"В {path} не объект JSON; скопируйте или скачайте адаптер заново.",
+            )
+        )
     if config.get("peft_type", "LORA") != "LORA":
         raise AdapterCompatError(
-            f"{path} describes a {config.get('peft_type')} adapter; this course loads LoRA adapters only."
+            tr(
+                en=f"{path} describes a {config.get('peft_type')} adapter; this course loads LoRA adapters only.",
+                ru=f"{path} описывает адаптер {config.get('peft_type')}; курс загружает только адаптеры LoRA.",
+            )
         )
     return config
 
@@ -207,33 +232,62 @@ def lora_scale(r: int, alpha: float, rslora: bool = False) -> float:
 def check_lora_config(folder: Path, config: dict) -> None:
     """Refuse a config whose rank, lora_alpha, scale or target_modules PEFT would turn into a broken adapter."""
     path = folder / CONFIG_FILE
-    fix = "Fix the value in that file (the course's adapters use r=8..16, lora_alpha=2*r) or copy the adapter again."
+    fix = tr(
+        en="Fix the value in that file (the course's adapters use r=8..16, lora_alpha=2*r) or copy the adapter again.",
+        ru="Исправьте значение в этом файле (адаптеры курса используют r=8..16, lora_alpha=2*r) или скопируйте "
+        "адаптер заново.",
+    )
     r, alpha = config.get("r", 8), config.get("lora_alpha", 8)
     if not _positive_int(r):
-        raise AdapterConfigError(f"{path}: 'r' must be a positive whole number, got {r!r}. {fix}")
+        raise AdapterConfigError(
+            tr(
+                en=f"{path}: 'r' must be a positive whole number, got {r!r}. {fix}",
+                ru=f"{path}: 'r' должно быть целым положительным числом, получено {r!r}. {fix}",
+            )
+        )
     if not _positive_number(alpha):
-        raise AdapterConfigError(f"{path}: 'lora_alpha' must be a positive number, got {alpha!r}. {fix}")
+        raise AdapterConfigError(
+            tr(
+                en=f"{path}: 'lora_alpha' must be a positive number, got {alpha!r}. {fix}",
+                ru=f"{path}: 'lora_alpha' должно быть положительным числом, получено {alpha!r}. {fix}",
+            )
+        )
     ranks = config.get("rank_pattern") or {}
     alphas = config.get("alpha_pattern") or {}
     if not isinstance(ranks, dict) or not isinstance(alphas, dict):
-        raise AdapterConfigError(f"{path}: 'rank_pattern' and 'alpha_pattern' must be objects. {fix}")
+        raise AdapterConfigError(
+            tr(
+                en=f"{path}: 'rank_pattern' and 'alpha_pattern' must be objects. {fix}",
+                ru=f"{path}: 'rank_pattern' и 'alpha_pattern' должны быть объектами JSON. {fix}",
+            )
+        )
     rslora = config.get("use_rslora") is True
     low, high = SCALE_RANGE
     for key in ["", *sorted(set(ranks) | set(alphas))]:
         r_k, alpha_k = ranks.get(key, r), alphas.get(key, alpha)
-        where = f" for modules matching {key!r}" if key else ""
+        where = tr(en=f" for modules matching {key!r}", ru=f" для модулей по шаблону {key!r}") if key else ""
         if not _positive_int(r_k) or not _positive_number(alpha_k):
             raise AdapterConfigError(
-                f"{path}: rank {r_k!r} / lora_alpha {alpha_k!r}{where} must be positive numbers. {fix}"
+                tr(
+                    en=f"{path}: rank {r_k!r} / lora_alpha {alpha_k!r}{where} must be positive numbers. {fix}",
+                    ru=f"{path}: ранг {r_k!r} / lora_alpha {alpha_k!r}{where} должны быть положительными числами. "
+                    f"{fix}",
+                )
             )
         scale = lora_scale(r_k, alpha_k, rslora)
         if not low <= scale <= high:
             formula = "lora_alpha / sqrt(r)" if rslora else "lora_alpha / r"
             raise AdapterConfigError(
-                f"{path}: the LoRA scale {formula} = {alpha_k:g} / {r_k}{where} = {scale:g} is outside "
-                f"{low:g}..{high:g}: the adapter would {'barely change' if scale < low else 'swamp'} the base "
-                f"(a scale of 200 gives empty answers). lora_alpha must be the value the adapter was trained "
-                f"with: restore it (the course trains with lora_alpha = 2 * r), or copy the adapter again."
+                tr(
+                    en=f"{path}: the LoRA scale {formula} = {alpha_k:g} / {r_k}{where} = {scale:g} is outside "
+                    f"{low:g}..{high:g}: the adapter would {'barely change' if scale < low else 'swamp'} the base "
+                    f"(a scale of 200 gives empty answers). lora_alpha must be the value the adapter was trained "
+                    f"with: restore it (the course trains with lora_alpha = 2 * r), or copy the adapter again.",
+                    ru=f"{path}: масштаб LoRA {formula} = {alpha_k:g} / {r_k}{where} = {scale:g} вне диапазона "
+                    f"{low:g}..{high:g}: адаптер {'почти не изменит' if scale < low else 'заглушит'} базовую модель "
+                    f"(при масштабе 200 ответы пустые). lora_alpha должно быть тем значением, с которым адаптер "
+                    f"обучали: восстановите его (курс обучает с lora_alpha = 2 * r) или скопируйте адаптер заново.",
+                )
             )
     targets = config.get("target_modules")
     if (
@@ -242,8 +296,12 @@ def check_lora_config(folder: Path, config: dict) -> None:
         and not (isinstance(targets, list) and all(isinstance(t, str) and t for t in targets))
     ):
         raise AdapterConfigError(
-            f"{path}: 'target_modules' must be a list of module names (e.g. [\"q_proj\", "
-            f'"v_proj"]) or a regular expression, got {targets!r}. {fix}'
+            tr(
+                en=f"{path}: 'target_modules' must be a list of module names (e.g. [\"q_proj\", "
+                f'"v_proj"]) or a regular expression, got {targets!r}. {fix}',
+                ru=f"{path}: 'target_modules' должно быть списком имён модулей (например, [\"q_proj\", "
+                f'"v_proj"]) или регулярным выражением, получено {targets!r}. {fix}',
+            )
         )
 
 
@@ -257,14 +315,23 @@ def read_weight_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
             shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118 - a safe_open handle has keys() but no __contains__/__iter__
     except Exception as err:  # safetensors raises its own SafetensorError and plain OSError/ValueError
         raise CorruptAdapterError(
-            f"{path} is not a readable safetensors file ({type(err).__name__}: {err}). It was "
-            "probably cut off while copying or downloading: copy or download the adapter "
-            "again, or re-save it with save_pretrained()."
+            tr(
+                en=f"{path} is not a readable safetensors file ({type(err).__name__}: {err}). It was "
+                "probably cut off while copying or downloading: copy or download the adapter "
+                "again, or re-save it with save_pretrained().",
+                ru=f"{path} не читается как файл safetensors ({type(err).__name__}: {err}). Вероятно, он "
+                "обрезан при копировании или скачивании: скопируйте или скачайте адаптер "
+                "заново или пересохраните его через save_pretrained().",
+            )
         ) from err
     if not any(LORA_KEY.match(key) for key in shapes):
         raise CorruptAdapterError(
-            f"{path} holds no LoRA weights (no '.lora_A.'/'.lora_B.' tensors among "
-            f"{len(shapes)} tensors). Re-save the adapter with save_pretrained()."
+            tr(
+                en=f"{path} holds no LoRA weights (no '.lora_A.'/'.lora_B.' tensors among "
+                f"{len(shapes)} tensors). Re-save the adapter with save_pretrained().",
+                ru=f"В {path} нет весов LoRA (среди тензоров ({len(shapes)}) нет '.lora_A.'/'.lora_B.'). "
+                "Пересохраните адаптер через save_pretrained().",
+            )
         )
     return shapes
 
@@ -276,8 +343,12 @@ def adapter_base(folder: Path, config: dict) -> tuple[str, str | None, str]:
             manifest = Manifest.load(folder)
         except (ValueError, TypeError) as err:
             raise CorruptAdapterError(
-                f"{folder / MANIFEST_FILE} cannot be read ({err}). Fix or delete it; without "
-                "it the check falls back to adapter_config.json."
+                tr(
+                    en=f"{folder / MANIFEST_FILE} cannot be read ({err}). Fix or delete it; without "
+                    "it the check falls back to adapter_config.json.",
+                    ru=f"{folder / MANIFEST_FILE} не читается ({err}). Исправьте или удалите его; без "
+                    "манифеста проверка берёт данные из adapter_config.json.",
+                )
             ) from err
         wrong = [
             f"{field}={value!r}"
@@ -286,8 +357,12 @@ def adapter_base(folder: Path, config: dict) -> tuple[str, str | None, str]:
         ]
         if wrong:
             raise CorruptAdapterError(
-                f"{folder / MANIFEST_FILE} has {', '.join(wrong)}: these fields must be text. "
-                "Fix or delete the manifest (re-save the adapter with lessons_lib.storage)."
+                tr(
+                    en=f"{folder / MANIFEST_FILE} has {', '.join(wrong)}: these fields must be text. "
+                    "Fix or delete the manifest (re-save the adapter with lessons_lib.storage).",
+                    ru=f"В {folder / MANIFEST_FILE} {', '.join(wrong)}: эти поля должны быть строками. "
+                    "Исправьте или удалите манифест (пересохраните адаптер через lessons_lib.storage).",
+                )
             )
         return manifest.base_model, manifest.base_fingerprint, MANIFEST_FILE
     return str(config.get("base_model_name_or_path") or ""), None, CONFIG_FILE
@@ -342,7 +417,12 @@ def check_base(
             )
         )
     if not recorded:
-        notes.append("the adapter does not record its base; only target modules and shapes were checked")
+        notes.append(
+            tr(
+                en="the adapter does not record its base; only target modules and shapes were checked",
+                ru="адаптер не записывает свою базовую модель; проверены только целевые модули и формы",
+            )
+        )
     elif not _same_base(recorded, base):
         if strict:
             raise BaseMismatchError(
@@ -357,7 +437,12 @@ def check_base(
                     "обозначают одну и ту же модель, передайте strict=False.",
                 )
             )
-        notes.append(f"base ids differ ({recorded!r} vs {loaded!r}); accepted because strict=False")
+        notes.append(
+            tr(
+                en=f"base ids differ ({recorded!r} vs {loaded!r}); accepted because strict=False",
+                ru=f"id базовых моделей различаются ({recorded!r} и {loaded!r}); принято, так как strict=False",
+            )
+        )
     return recorded, fingerprint, source, notes
 
 
@@ -386,10 +471,16 @@ def check_targets(
     if missing:
         names = sorted({p.rsplit(".", 1)[-1] for p in missing})
         raise TargetModulesError(
-            f"Adapter {name!r} (trained on {recorded or 'an unrecorded base'!r}) targets "
-            f"{len(missing)} modules the loaded base {loaded!r} does not have, e.g. "
-            f"{missing[0]!r} ({', '.join(names)}). It was trained on another architecture: "
-            f"{_what_to_do(name, recorded or '<the base it was trained on>')}"
+            tr(
+                en=f"Adapter {name!r} (trained on {recorded or 'an unrecorded base'!r}) targets "
+                f"{len(missing)} modules the loaded base {loaded!r} does not have, e.g. "
+                f"{missing[0]!r} ({', '.join(names)}). It was trained on another architecture: "
+                f"{_what_to_do(name, recorded or '<the base it was trained on>')}",
+                ru=f"Адаптер {name!r} (обучен на {recorded or 'неизвестной базовой модели'!r}) нацелен на "
+                f"модули ({len(missing)}), которых нет в загруженной базовой модели {loaded!r}, например "
+                f"{missing[0]!r} ({', '.join(names)}). Его обучали на другой архитектуре: "
+                f"{_what_to_do(name, recorded or '<базовая модель, на которой его обучали>')}",
+            )
         )
     if wrong:
         raise BaseMismatchError(
@@ -407,8 +498,12 @@ def check_targets(
         absent = [t for t in targets if t.rsplit(".", 1)[-1] not in have]
         if absent:
             raise TargetModulesError(
-                f"Adapter {name!r} lists target modules {absent} that the loaded base {loaded!r} "
-                f"does not have. {_what_to_do(name, recorded or '<the base it was trained on>')}"
+                tr(
+                    en=f"Adapter {name!r} lists target modules {absent} that the loaded base {loaded!r} "
+                    f"does not have. {_what_to_do(name, recorded or '<the base it was trained on>')}",
+                    ru=f"Адаптер {name!r} перечисляет целевые модули {absent}, которых нет в загруженной базовой "
+                    f"модели {loaded!r}. {_what_to_do(name, recorded or '<базовая модель, на которой его обучали>')}",
+                )
             )
     return len(modules), ranks
 
@@ -468,32 +563,56 @@ def check_target_agreement(name: str, folder: Path, config: dict, shapes: dict[s
     half = sorted(path for path, pair in modules.items() if set(pair) != {"A", "B"})
     if half:
         raise DamagedWeightsError(
-            f"{weights_path} holds only one of lora_A/lora_B for {len(half)} modules (e.g. "
-            f"{half[0]!r}): the file is incomplete. Copy or download adapter {name!r} again, "
-            "or re-save it with save_pretrained()."
+            tr(
+                en=f"{weights_path} holds only one of lora_A/lora_B for {len(half)} modules (e.g. "
+                f"{half[0]!r}): the file is incomplete. Copy or download adapter {name!r} again, "
+                "or re-save it with save_pretrained().",
+                ru=f"В {weights_path} только одна из матриц lora_A/lora_B для модулей ({len(half)}, например "
+                f"{half[0]!r}): файл неполный. Скопируйте или скачайте адаптер {name!r} заново "
+                "или пересохраните его через save_pretrained().",
+            )
         )
     try:
         expected = _config_targets(config, base)
     except (re.error, TypeError, ValueError) as err:
         raise AdapterConfigError(
-            f"{config_path}: target_modules / layers_to_transform / exclude_modules cannot be "
-            f"matched against the model ({type(err).__name__}: {err}). Restore the original "
-            "adapter_config.json or re-save the adapter with save_pretrained()."
+            tr(
+                en=f"{config_path}: target_modules / layers_to_transform / exclude_modules cannot be "
+                f"matched against the model ({type(err).__name__}: {err}). Restore the original "
+                "adapter_config.json or re-save the adapter with save_pretrained().",
+                ru=f"{config_path}: target_modules / layers_to_transform / exclude_modules не удаётся "
+                f"сопоставить с моделью ({type(err).__name__}: {err}). Восстановите исходный "
+                "adapter_config.json или пересохраните адаптер через save_pretrained().",
+            )
         ) from err
     if expected is not None:
         unlisted, untrained = set(modules) - expected, expected - set(modules)
         if unlisted:
+            added = sorted({p.rsplit(".", 1)[-1] for p in unlisted})
             raise TargetModulesError(
-                f"{weights_path} holds LoRA weights for {len(unlisted)} modules that {config_path} does not target "
-                f"(target_modules={config.get('target_modules')!r}), e.g. {_examples(unlisted)}: PEFT would skip "
-                f"them and load a partial adapter {name!r}. Add {sorted({p.rsplit('.', 1)[-1] for p in unlisted})} "
-                "to target_modules (or restore the original adapter_config.json)."
+                tr(
+                    en=f"{weights_path} holds LoRA weights for {len(unlisted)} modules that {config_path} does not "
+                    f"target (target_modules={config.get('target_modules')!r}), e.g. {_examples(unlisted)}: PEFT "
+                    f"would skip them and load a partial adapter {name!r}. Add {added} "
+                    "to target_modules (or restore the original adapter_config.json).",
+                    ru=f"В {weights_path} есть веса LoRA для модулей ({len(unlisted)}), на которые {config_path} не "
+                    f"нацелен (target_modules={config.get('target_modules')!r}), например {_examples(unlisted)}: "
+                    f"PEFT пропустит их и загрузит адаптер {name!r} не полностью. Добавьте {added} "
+                    "в target_modules (или восстановите исходный adapter_config.json).",
+                )
             )
         if untrained:
             raise TargetModulesError(
-                f"{config_path} targets {len(untrained)} modules with no weights in {weights_path}, e.g. "
-                f"{_examples(untrained)}: PEFT would add them untrained. The two files come from different saves: "
-                f"restore the matching adapter_config.json, or re-save adapter {name!r} with save_pretrained()."
+                tr(
+                    en=f"{config_path} targets {len(untrained)} modules with no weights in {weights_path}, e.g. "
+                    f"{_examples(untrained)}: PEFT would add them untrained. The two files come from different "
+                    f"saves: restore the matching adapter_config.json, or re-save adapter {name!r} with "
+                    "save_pretrained().",
+                    ru=f"{config_path} нацелен на модули ({len(untrained)}), для которых в {weights_path} нет весов, "
+                    f"например {_examples(untrained)}: PEFT добавит их необученными. Эти два файла из разных "
+                    f"сохранений: восстановите подходящий adapter_config.json или пересохраните адаптер {name!r} "
+                    "через save_pretrained().",
+                )
             )
     r = config.get("r")
     if isinstance(r, int) and not config.get("rank_pattern"):
@@ -505,10 +624,16 @@ def check_target_agreement(name: str, folder: Path, config: dict, shapes: dict[s
         if wrong:
             pair = modules[wrong[0]]
             raise TargetModulesError(
-                f"{config_path} says r={r}, but the LoRA matrices in {weights_path} have another "
-                f"rank (e.g. {wrong[0]!r}: lora_A {pair['A']}, lora_B {pair['B']}). The two "
-                "files come from different saves: restore the matching adapter_config.json, "
-                f"or re-save adapter {name!r} with save_pretrained()."
+                tr(
+                    en=f"{config_path} says r={r}, but the LoRA matrices in {weights_path} have another "
+                    f"rank (e.g. {wrong[0]!r}: lora_A {pair['A']}, lora_B {pair['B']}). The two "
+                    "files come from different saves: restore the matching adapter_config.json, "
+                    f"or re-save adapter {name!r} with save_pretrained().",
+                    ru=f"В {config_path} указано r={r}, но у матриц LoRA в {weights_path} другой "
+                    f"ранг (например, {wrong[0]!r}: lora_A {pair['A']}, lora_B {pair['B']}). Эти два "
+                    "файла из разных сохранений: восстановите подходящий adapter_config.json "
+                    f"или пересохраните адаптер {name!r} через save_pretrained().",
+                )
             )
 
 
@@ -518,7 +643,11 @@ def check_weight_values(name: str, folder: Path) -> list[str]:
     from safetensors import safe_open
 
     path = folder / WEIGHTS_FILE
-    again = f"Copy or download adapter {name!r} again, or re-save it from the trained model with save_pretrained()."
+    again = tr(
+        en=f"Copy or download adapter {name!r} again, or re-save it from the trained model with save_pretrained().",
+        ru=f"Скопируйте или скачайте адаптер {name!r} заново или пересохраните его из обученной модели через "
+        "save_pretrained().",
+    )
     non_finite: list[str] = []
     zero: dict[str, list[str]] = {"A": [], "B": []}
     counts = {"A": 0, "B": 0}
@@ -534,35 +663,65 @@ def check_weight_values(name: str, folder: Path) -> list[str]:
                     if not bool(tensor.any()):
                         zero[match["which"]].append(key)
     except Exception as err:  # a header that parses but data that does not
-        raise CorruptAdapterError(f"{path} cannot be read ({type(err).__name__}: {err}). {again}") from err
+        raise CorruptAdapterError(
+            tr(
+                en=f"{path} cannot be read ({type(err).__name__}: {err}). {again}",
+                ru=f"{path} не читается ({type(err).__name__}: {err}). {again}",
+            )
+        ) from err
     if non_finite:
         raise DamagedWeightsError(
-            f"{path} holds NaN or infinite values in {len(non_finite)} tensors (e.g. "
-            f"{non_finite[0]!r}): adapter {name!r} would give empty or garbage answers. If "
-            "it comes from your training run, the run diverged: retrain with a lower learning "
-            f"rate (or bf16/fp32 instead of fp16). Otherwise: {again}"
+            tr(
+                en=f"{path} holds NaN or infinite values in {len(non_finite)} tensors (e.g. "
+                f"{non_finite[0]!r}): adapter {name!r} would give empty or garbage answers. If "
+                "it comes from your training run, the run diverged: retrain with a lower learning "
+                f"rate (or bf16/fp32 instead of fp16). Otherwise: {again}",
+                ru=f"В {path} есть NaN или бесконечные значения в тензорах ({len(non_finite)}, например "
+                f"{non_finite[0]!r}): адаптер {name!r} давал бы пустые или бессмысленные ответы. Если "
+                "он из вашего запуска обучения, обучение разошлось: переобучите с меньшей скоростью обучения "
+                f"(learning rate) (или в bf16/fp32 вместо fp16). Иначе: {again}",
+            )
         )
     if counts["A"] and len(zero["A"]) == counts["A"] and len(zero["B"]) == counts["B"]:
         raise DamagedWeightsError(
-            f"Every LoRA tensor in {path} is zero ({counts['A'] + counts['B']} tensors): adapter "
-            f"{name!r} would answer exactly like the base. The file was zero-filled or damaged "
-            f"(a fresh LoRA has random lora_A). {again}"
+            tr(
+                en=f"Every LoRA tensor in {path} is zero ({counts['A'] + counts['B']} tensors): adapter "
+                f"{name!r} would answer exactly like the base. The file was zero-filled or damaged "
+                f"(a fresh LoRA has random lora_A). {again}",
+                ru=f"Все тензоры LoRA в {path} нулевые (тензоров: {counts['A'] + counts['B']}): адаптер "
+                f"{name!r} отвечал бы в точности как базовая модель. Файл заполнен нулями или повреждён "
+                f"(у свежего LoRA случайная lora_A). {again}",
+            )
         )
     if zero["A"]:
         raise DamagedWeightsError(
-            f"lora_A is all zero in {len(zero['A'])} of {counts['A']} modules in {path} (e.g. "
-            f"{zero['A'][0]!r}): PEFT starts lora_A random and training never zeroes it, so "
-            f"those tensors are damaged and their modules would do nothing. {again}"
+            tr(
+                en=f"lora_A is all zero in {len(zero['A'])} of {counts['A']} modules in {path} (e.g. "
+                f"{zero['A'][0]!r}): PEFT starts lora_A random and training never zeroes it, so "
+                f"those tensors are damaged and their modules would do nothing. {again}",
+                ru=f"lora_A целиком нулевая в {len(zero['A'])} из {counts['A']} модулей в {path} (например, "
+                f"{zero['A'][0]!r}): PEFT инициализирует lora_A случайно, и обучение её не обнуляет, поэтому "
+                f"эти тензоры повреждены, а их модули ничего не делали бы. {again}",
+            )
         )
     if zero["B"] and len(zero["B"]) == counts["B"]:
         return [
-            f"adapter {name!r} is untrained: every lora_B in {path} is zero (how PEFT initialises a fresh LoRA), "
-            "so it answers exactly like the base. Train it first (notebook 01), or load the trained copy."
+            tr(
+                en=f"adapter {name!r} is untrained: every lora_B in {path} is zero (how PEFT initialises a fresh "
+                "LoRA), so it answers exactly like the base. Train it first (notebook 01), or load the trained copy.",
+                ru=f"адаптер {name!r} не обучен: все lora_B в {path} нулевые (так PEFT инициализирует свежий LoRA), "
+                "поэтому он отвечает в точности как базовая модель. Сначала обучите его (ноутбук 01) или загрузите "
+                "обученную копию.",
+            )
         ]
     if zero["B"]:
         return [
-            f"lora_B is zero in {len(zero['B'])} of {counts['B']} modules of adapter {name!r} (e.g. "
-            f"{zero['B'][0]!r}): those modules are untrained and change nothing."
+            tr(
+                en=f"lora_B is zero in {len(zero['B'])} of {counts['B']} modules of adapter {name!r} (e.g. "
+                f"{zero['B'][0]!r}): those modules are untrained and change nothing.",
+                ru=f"lora_B нулевая в {len(zero['B'])} из {counts['B']} модулей адаптера {name!r} (например, "
+                f"{zero['B'][0]!r}): эти модули не обучены и ничего не меняют.",
+            )
         ]
     return []
 
@@ -574,8 +733,12 @@ def check_adapter(model, folder: str | Path, name: str, strict: bool = True) -> 
     loaded_names = list(getattr(model, "peft_config", {}) or {})
     if name in loaded_names:
         raise AdapterNameError(
-            f"An adapter named {name!r} is already loaded (loaded: {loaded_names}); loading again "
-            f"would overwrite it. Pick another name, or call model.delete_adapter({name!r}) first."
+            tr(
+                en=f"An adapter named {name!r} is already loaded (loaded: {loaded_names}); loading again "
+                f"would overwrite it. Pick another name, or call model.delete_adapter({name!r}) first.",
+                ru=f"Адаптер с именем {name!r} уже загружен (загружены: {loaded_names}); повторная загрузка "
+                f"перезапишет его. Выберите другое имя или сначала вызовите model.delete_adapter({name!r}).",
+            )
         )
     folder = check_adapter_files(folder)
     config = read_adapter_config(folder)
@@ -626,8 +789,12 @@ def load_adapter_checked(model, folder: str | Path, name: str, strict: bool = Tr
         except Exception as err:
             _strip_injected(model, name)
             raise AdapterLoadError(
-                f"PEFT could not load adapter {name!r} from {report.folder} "
-                f"({type(err).__name__}: {err}); the base model was restored."
+                tr(
+                    en=f"PEFT could not load adapter {name!r} from {report.folder} "
+                    f"({type(err).__name__}: {err}); the base model was restored.",
+                    ru=f"PEFT не смог загрузить адаптер {name!r} из {report.folder} "
+                    f"({type(err).__name__}: {err}); базовая модель восстановлена.",
+                )
             ) from err
         model.eval()
         return model, report
@@ -642,9 +809,14 @@ def load_adapter_checked(model, folder: str | Path, name: str, strict: bool = Tr
         if previous is not None and previous in model.peft_config:
             model.set_adapter(previous, inference_mode=True)
         raise AdapterLoadError(
-            f"PEFT could not load adapter {name!r} from {report.folder} "
-            f"({type(err).__name__}: {err}); it was removed again and the adapters already "
-            f"loaded ({list(model.peft_config)}) are unchanged."
+            tr(
+                en=f"PEFT could not load adapter {name!r} from {report.folder} "
+                f"({type(err).__name__}: {err}); it was removed again and the adapters already "
+                f"loaded ({list(model.peft_config)}) are unchanged.",
+                ru=f"PEFT не смог загрузить адаптер {name!r} из {report.folder} "
+                f"({type(err).__name__}: {err}); он снова удалён, а уже загруженные адаптеры "
+                f"({list(model.peft_config)}) не изменились.",
+            )
         ) from err
     return model, report
 

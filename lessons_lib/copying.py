@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Self
 
+from .i18n import tr
+
 # Logits added to the tokens that continue a copy. On the tiny adapters 4 to 8 gave about the same gains on the
 # natural sets; 12 starts to spoil template answers that copy little (coding held-out: 1.00 -> 0.80).
 COPY_BIAS = 6.0
@@ -42,7 +44,13 @@ def copy_aware_kwargs(on: bool = True) -> dict:
 def checked_bias(bias: float) -> float:
     """`bias` as a float, or a clear error when it is negative (a negative nudge would push answers off the prompt)."""
     if not bias >= 0:
-        raise ValueError(f"copy bias must be >= 0 (0 turns it off; copying.COPY_BIAS = {COPY_BIAS}), got {bias}.")
+        raise ValueError(
+            tr(
+                en=f"copy bias must be >= 0 (0 turns it off; copying.COPY_BIAS = {COPY_BIAS}), got {bias}.",
+                ru=f"смещение копирования (copy bias) должно быть >= 0 (0 отключает его; copying.COPY_BIAS = "
+                f"{COPY_BIAS}), а получено {bias}.",
+            )
+        )
     return float(bias)
 
 

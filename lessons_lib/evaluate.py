@@ -144,7 +144,12 @@ def score(example: Example, output: str) -> Score:
 def score_all(items: Sequence[Example], outputs: Sequence[str]) -> list[Score]:
     """Score many answers (coding checks run in parallel subprocesses)."""
     if len(items) != len(outputs):
-        raise ValueError(f"{len(items)} examples but {len(outputs)} outputs")
+        raise ValueError(
+            tr(
+                en=f"{len(items)} examples but {len(outputs)} outputs",
+                ru=f"Примеров {len(items)}, а ответов {len(outputs)}",
+            )
+        )
     with ThreadPoolExecutor(max_workers=4) as pool:
         return list(pool.map(score, items, outputs))
 

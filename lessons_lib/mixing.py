@@ -576,7 +576,12 @@ def save_merged(merged, tokenizer, folder: Path | str) -> Path:
 
     folder = Path(folder)
     if isinstance(merged, PeftModel):
-        raise TypeError("This is still a PeftModel; call model.merge_and_unload() first and save what it returns.")
+        raise TypeError(
+            tr(
+                en="This is still a PeftModel; call model.merge_and_unload() first and save what it returns.",
+                ru="Это всё ещё PeftModel; сначала вызовите model.merge_and_unload() и сохраните то, что он вернёт.",
+            )
+        )
     merged.save_pretrained(folder)
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
@@ -698,7 +703,12 @@ def checkpoint_files(source: str | Path) -> list[Path]:
             return [folder / name for name in names]
         if (folder / SINGLE_FILE).is_file():
             return [folder / SINGLE_FILE]
-        raise FileNotFoundError(f"No {SINGLE_FILE} or {INDEX_FILE} in {folder}.")
+        raise FileNotFoundError(
+            tr(
+                en=f"No {SINGLE_FILE} or {INDEX_FILE} in {folder}.",
+                ru=f"В {folder} нет {SINGLE_FILE} или {INDEX_FILE}.",
+            )
+        )
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
@@ -718,7 +728,12 @@ def checkpoint_tensor(source: str | Path, key: str):
         with safe_open(str(file), framework="pt") as f:
             if key in f.keys():  # noqa: SIM118 - a safe_open handle has keys() but no __contains__/__iter__
                 return f.get_tensor(key)
-    raise KeyError(f"{key!r} is not in the checkpoint of {source}.")
+    raise KeyError(
+        tr(
+            en=f"{key!r} is not in the checkpoint of {source}.",
+            ru=f"{key!r} нет в контрольной точке {source}.",
+        )
+    )
 
 
 def merge_checkpoint(

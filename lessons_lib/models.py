@@ -6,19 +6,25 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from . import env
+from .i18n import tr
 from .paths import TINY_MODEL_DIR, require_dir
 from .profiles import Profile
 
-TINY_HINT = (
-    "Clone the whole course repository (assets/ ships the tiny model) or rebuild it with "
-    "`python -m lessons_lib.tiny build`."
-)
+
+def tiny_hint() -> str:
+    """How to get the tiny model when its folder is missing, in the course language."""
+    return tr(
+        en="Clone the whole course repository (assets/ ships the tiny model) or rebuild it with "
+        "`python -m lessons_lib.tiny build`.",
+        ru="Клонируйте репозиторий курса целиком (папка assets/ содержит модель tiny) или соберите её заново командой "
+        "`python -m lessons_lib.tiny build`.",
+    )
 
 
 def model_source(profile: Profile) -> str:
     """The path or Hub id to load; for the tiny weights (tiny and rehearsal profiles), check the shipped folder."""
     if profile.tiny_weights:
-        require_dir(TINY_MODEL_DIR, "The tiny course model", TINY_HINT)
+        require_dir(TINY_MODEL_DIR, tr(en="The tiny course model", ru="Модель курса tiny"), tiny_hint())
         return str(TINY_MODEL_DIR)
     return profile.model_id
 
@@ -147,8 +153,13 @@ def budgets_per_row(
         return [max_new_tokens] * rows
     budgets = list(max_new_tokens)
     if len(budgets) != rows:
+        unit_ru = {"row": ("строку", "строк"), "text": ("текст", "текстов")}.get(unit, (unit, unit))
         raise ValueError(
-            f"Got {len(budgets)} budgets for {rows} {unit}s; pass one max_new_tokens per {unit}, or one number."
+            tr(
+                en=f"Got {len(budgets)} budgets for {rows} {unit}s; pass one max_new_tokens per {unit}, or one number.",
+                ru=f"Получено бюджетов: {len(budgets)}, а {unit_ru[1]}: {rows}; передайте по одному max_new_tokens "
+                f"на {unit_ru[0]} или одно число.",
+            )
         )
     return budgets
 
@@ -189,7 +200,11 @@ def generate(
     prompts = [prompts] if single else list(prompts)
     if adapter_names is not None and len(adapter_names) != len(prompts):
         raise ValueError(
-            f"adapter_names has {len(adapter_names)} names for {len(prompts)} prompts; give one per prompt."
+            tr(
+                en=f"adapter_names has {len(adapter_names)} names for {len(prompts)} prompts; give one per prompt.",
+                ru=f"В adapter_names имён: {len(adapter_names)}, а промптов: {len(prompts)}; укажите по одному имени "
+                "на каждый промпт.",
+            )
         )
     texts = [chat_text(tokenizer, p, system, tools=tools) for p in prompts]
     from .copying import CopyBias, RequestedNames, prompt_source
@@ -237,9 +252,21 @@ def generate_texts(
     from .generation import RowRequest, decode_batch
 
     if adapter_names is not None and len(adapter_names) != len(texts):
-        raise ValueError(f"adapter_names has {len(adapter_names)} names for {len(texts)} texts; give one per text.")
+        raise ValueError(
+            tr(
+                en=f"adapter_names has {len(adapter_names)} names for {len(texts)} texts; give one per text.",
+                ru=f"В adapter_names имён: {len(adapter_names)}, а текстов: {len(texts)}; укажите по одному имени "
+                "на каждый текст.",
+            )
+        )
     if batched_lora is not None and adapter_names is None:
-        raise ValueError("batched_lora needs adapter_names: name each row's adapter ('__base__' for the base).")
+        raise ValueError(
+            tr(
+                en="batched_lora needs adapter_names: name each row's adapter ('__base__' for the base).",
+                ru="Для batched_lora нужен adapter_names: укажите адаптер каждой строки ('__base__' — для базовой "
+                "модели).",
+            )
+        )
     limits = budgets_per_row(max_new_tokens, len(texts), unit="text")
     if None in limits:
         default = max_new_tokens_or_default(None)

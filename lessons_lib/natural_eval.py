@@ -31,6 +31,7 @@ from pathlib import Path
 from . import domains
 from .cli import CourseArgumentParser
 from .evaluate import GREETING, run_code_check, strip_fences
+from .i18n import tr
 from .manifest import MANIFEST_FILE, Manifest, base_fingerprint
 from .paths import ASSETS_DIR, TINY_ADAPTERS_DIR, TINY_MODEL_DIR
 from .profiles import PROFILES
@@ -53,7 +54,12 @@ class NaturalItem:
 def load(domain: str, folder: Path = NATURAL_DIR) -> list[NaturalItem]:
     """The hand-written set of one domain."""
     if domain not in DOMAINS:
-        raise ValueError(f"Unknown domain {domain!r}; the natural sets are {', '.join(DOMAINS)}.")
+        raise ValueError(
+            tr(
+                en=f"Unknown domain {domain!r}; the natural sets are {', '.join(DOMAINS)}.",
+                ru=f"Неизвестный домен {domain!r}; наборы запросов своими словами есть для {', '.join(DOMAINS)}.",
+            )
+        )
     rows = [json.loads(line) for line in (Path(folder) / f"{domain}.jsonl").read_text().splitlines() if line.strip()]
     return [
         NaturalItem(r["id"], r["domain"], r["lang"], r["prompt"], r["expected"], tuple(r["entities"])) for r in rows
@@ -119,7 +125,12 @@ def task_ok(item: NaturalItem, output: str) -> bool:
 def score(items: list[NaturalItem], outputs: list[str]) -> dict:
     """Course format rate (`valid`, the course's own check), copy rate and task rate; overall and per language."""
     if len(items) != len(outputs):
-        raise ValueError(f"{len(items)} items but {len(outputs)} outputs")
+        raise ValueError(
+            tr(
+                en=f"{len(items)} items but {len(outputs)} outputs",
+                ru=f"Примеров {len(items)}, а ответов {len(outputs)}",
+            )
+        )
     row: dict = {
         "n": len(items),
         "valid": round(
@@ -147,7 +158,13 @@ def load_models(base_dir: Path, adapter_dirs: list[Path]):
 
     names = [Path(d).name for d in adapter_dirs]
     if len(set(names)) != len(names):
-        raise ValueError(f"Adapter folders need distinct names, got {names}; copy one under a new name.")
+        raise ValueError(
+            tr(
+                en=f"Adapter folders need distinct names, got {names}; copy one under a new name.",
+                ru=f"Папки адаптеров должны называться по-разному, а получено {names}; скопируйте одну под новым "
+                "именем.",
+            )
+        )
     model = PeftModel.from_pretrained(model, adapter_dirs[0], adapter_name=names[0])
     for name, folder in zip(names[1:], adapter_dirs[1:]):
         model.load_adapter(folder, adapter_name=name)
@@ -229,25 +246,41 @@ def check_adapter_folder(folder: Path) -> Manifest:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(
-            f"{folder} is not a folder; pass an adapter folder (e.g. {TINY_ADAPTERS_DIR / 'json'})."
+            tr(
+                en=f"{folder} is not a folder; pass an adapter folder (e.g. {TINY_ADAPTERS_DIR / 'json'}).",
+                ru=f"{folder} — не папка; укажите папку адаптера (например, {TINY_ADAPTERS_DIR / 'json'}).",
+            )
         )
     missing = [
         f for f in ("adapter_config.json", "adapter_model.safetensors", MANIFEST_FILE) if not (folder / f).is_file()
     ]
     if missing:
         raise FileNotFoundError(
-            f"{folder} is not a saved course adapter: {', '.join(missing)} missing. Save adapters with "
-            "lessons_lib.storage.save_adapter (it writes the PEFT files and the manifest)."
+            tr(
+                en=f"{folder} is not a saved course adapter: {', '.join(missing)} missing. Save adapters with "
+                "lessons_lib.storage.save_adapter (it writes the PEFT files and the manifest).",
+                ru=f"{folder} — не сохранённый адаптер курса: нет {', '.join(missing)}. Сохраняйте адаптеры через "
+                "lessons_lib.storage.save_adapter (она записывает файлы PEFT и манифест).",
+            )
         )
     read_manifest_json(folder / MANIFEST_FILE)
     manifest = Manifest.load(folder)
     if manifest.domain not in MEASURES:
         raise ValueError(
-            f"{folder}: its manifest's domain is {manifest.domain!r}; only {', '.join(MEASURES)} adapters have "
-            "hand-written sets to measure on."
+            tr(
+                en=f"{folder}: its manifest's domain is {manifest.domain!r}; only {', '.join(MEASURES)} adapters have "
+                "hand-written sets to measure on.",
+                ru=f"{folder}: в манифесте домен {manifest.domain!r}; написанные вручную наборы для измерения есть "
+                f"только у адаптеров {', '.join(MEASURES)}.",
+            )
         )
     if manifest.profile not in PROFILES:
-        raise ValueError(f"{folder}: unknown profile {manifest.profile!r} in its manifest ({', '.join(PROFILES)}).")
+        raise ValueError(
+            tr(
+                en=f"{folder}: unknown profile {manifest.profile!r} in its manifest ({', '.join(PROFILES)}).",
+                ru=f"{folder}: в манифесте неизвестный профиль {manifest.profile!r} ({', '.join(PROFILES)}).",
+            )
+        )
     return manifest
 
 
@@ -258,8 +291,13 @@ def measure_adapter(folder: Path, base_dir: Path = TINY_MODEL_DIR) -> dict:
     base = model.get_base_model()
     if base_fingerprint(base) != manifest.base_fingerprint:
         raise ValueError(
-            f"{folder} was trained on a base with fingerprint {manifest.base_fingerprint}, but {base_dir} has "
-            f"{base_fingerprint(base)}; measure it on the base it was trained on (--base)."
+            tr(
+                en=f"{folder} was trained on a base with fingerprint {manifest.base_fingerprint}, but {base_dir} has "
+                f"{base_fingerprint(base)}; measure it on the base it was trained on (--base).",
+                ru=f"{folder} обучен на базовой модели с отпечатком {manifest.base_fingerprint}, а у {base_dir} "
+                f"отпечаток {base_fingerprint(base)}; измеряйте его на той базовой модели, на которой он обучен "
+                "(--base).",
+            )
         )
     return MEASURES[manifest.domain](model, tok, manifest, names[0])
 
@@ -291,13 +329,27 @@ def read_manifest_json(path: Path) -> dict:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); re-save the adapter.") from err
+        raise ValueError(
+            tr(
+                en=f"{path} is not valid JSON ({err}); re-save the adapter.",
+                ru=f"{path} — некорректный JSON ({err}); сохраните адаптер заново.",
+            )
+        ) from err
     if not isinstance(raw, dict) or not isinstance(raw.get("metrics"), dict):
-        raise ValueError(f"{path} has no metrics object; re-save the adapter with its manifest.")
+        raise ValueError(
+            tr(
+                en=f"{path} has no metrics object; re-save the adapter with its manifest.",
+                ru=f"В {path} нет объекта metrics; сохраните адаптер заново вместе с манифестом.",
+            )
+        )
     if manifest_text(raw) != text:
         raise ValueError(
-            f"{path} is not formatted as Manifest.save writes it, so an in-place update would rewrite other lines; "
-            "re-save it with Manifest.load(folder).save(folder) first."
+            tr(
+                en=f"{path} is not formatted as Manifest.save writes it, so an in-place update would rewrite other "
+                "lines; re-save it with Manifest.load(folder).save(folder) first.",
+                ru=f"{path} оформлен не так, как его записывает Manifest.save, поэтому обновление на месте переписало "
+                "бы другие строки; сначала пересохраните его через Manifest.load(folder).save(folder).",
+            )
         )
     return raw
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .i18n import tr
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 NOTEBOOKS_DIR = REPO_DIR / "notebooks"
@@ -47,5 +49,7 @@ def drive_mounted(mount: str | Path = DRIVE_MOUNT) -> bool:
 def require_dir(path: Path, what: str, hint: str) -> Path:
     """Return `path` if it is a folder, else raise FileNotFoundError saying how to get it."""
     if not Path(path).is_dir():
-        raise FileNotFoundError(f"{what} not found at {path}. {hint}")
+        raise FileNotFoundError(
+            tr(en=f"{what} not found at {path}. {hint}", ru=f"{what}: не найдено по пути {path}. {hint}")
+        )
     return Path(path)

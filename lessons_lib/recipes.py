@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, is_dataclass
 
+from .i18n import tr
+
 
 @dataclass(frozen=True)
 class SFTRecipe:
@@ -121,11 +123,21 @@ def recipe_differences(ours, library, ignore: tuple[str, ...] = ()) -> dict[str,
     """
     if type(ours) is not type(library) or not is_dataclass(ours):
         raise TypeError(
-            f"compare two configs of one dataclass type, got {type(ours).__name__} and {type(library).__name__}."
+            tr(
+                en=f"compare two configs of one dataclass type, got {type(ours).__name__} and "
+                f"{type(library).__name__}.",
+                ru=f"сравнивайте две конфигурации одного типа dataclass, а получены {type(ours).__name__} и "
+                f"{type(library).__name__}.",
+            )
         )
     unknown = set(ignore) - {f.name for f in fields(ours)}
     if unknown:
-        raise ValueError(f"ignore names no field of {type(ours).__name__}: {sorted(unknown)}.")
+        raise ValueError(
+            tr(
+                en=f"ignore names no field of {type(ours).__name__}: {sorted(unknown)}.",
+                ru=f"в ignore указаны поля, которых нет в {type(ours).__name__}: {sorted(unknown)}.",
+            )
+        )
     skip = set(PLACE_FIELDS) | set(ignore)
     return {
         f.name: (getattr(ours, f.name), getattr(library, f.name))

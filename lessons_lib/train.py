@@ -85,8 +85,12 @@ def packing_kwargs(strategy: str | None) -> dict:
         return {"packing": False}
     if strategy not in PACKING_STRATEGIES:
         raise ValueError(
-            f"Unknown packing_strategy {strategy!r}: use None (pad each batch) or one of "
-            f"{', '.join(PACKING_STRATEGIES)} (TRL's SFTConfig choices)."
+            tr(
+                en=f"Unknown packing_strategy {strategy!r}: use None (pad each batch) or one of "
+                f"{', '.join(PACKING_STRATEGIES)} (TRL's SFTConfig choices).",
+                ru=f"Неизвестная packing_strategy {strategy!r}: используйте None (padding каждого батча) или одно "
+                f"из {', '.join(PACKING_STRATEGIES)} (варианты SFTConfig из TRL).",
+            )
         )
     return {"packing": True, "packing_strategy": strategy}
 
@@ -98,8 +102,12 @@ def check_steps(max_steps: int | None = None, save_steps: int | None = None) -> 
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(
-                f"{name} must be at least 1 (a whole number of optimizer steps), not {value!r}; pass None "
-                "for the profile's default."
+                tr(
+                    en=f"{name} must be at least 1 (a whole number of optimizer steps), not {value!r}; pass None "
+                    "for the profile's default.",
+                    ru=f"{name} должно быть не меньше 1 (целое число шагов оптимизатора), а не {value!r}; передайте "
+                    "None, чтобы взять значение профиля.",
+                )
             )
 
 
@@ -110,8 +118,12 @@ def as_profile(profile: Profile | str) -> Profile:
     if isinstance(profile, str):
         return get_profile(profile)
     raise TypeError(
-        f"profile must be a Profile (e.g. lessons_lib.profiles.PROFILES['tiny']) or a profile name, not "
-        f"{type(profile).__name__} {_show(profile)}."
+        tr(
+            en=f"profile must be a Profile (e.g. lessons_lib.profiles.PROFILES['tiny']) or a profile name, not "
+            f"{type(profile).__name__} {_show(profile)}.",
+            ru=f"profile должен быть Profile (например, lessons_lib.profiles.PROFILES['tiny']) или именем профиля, "
+            f"а не {type(profile).__name__} {_show(profile)}.",
+        )
     )
 
 
@@ -189,6 +201,10 @@ ROW_SHAPE = (
     "Each row needs 'prompt' (user messages) and 'completion' (an assistant message), e.g. {'prompt': "
     "[{'role': 'user', 'content': 'Hi'}], 'completion': [{'role': 'assistant', 'content': 'Hello'}]}"
 )
+ROW_SHAPE_RU = (
+    "В каждой строке нужны 'prompt' (сообщения пользователя) и 'completion' (сообщение ассистента), например "
+    "{'prompt': [{'role': 'user', 'content': 'Hi'}], 'completion': [{'role': 'assistant', 'content': 'Hello'}]}"
+)
 
 
 def _show(value) -> str:
@@ -208,47 +224,71 @@ def _marker_in(text: str) -> str | None:
 def _calls_problem(calls) -> str | None:
     """Why an assistant message's `tool_calls` cannot be rendered as calls, or None."""
     if not isinstance(calls, list) or not calls:
-        return f"has tool_calls {_show(calls)}; give a non-empty list of {{'function': {{'name', 'arguments'}}}}"
+        return tr(
+            en=f"has tool_calls {_show(calls)}; give a non-empty list of {{'function': {{'name', 'arguments'}}}}",
+            ru=f"tool_calls равно {_show(calls)}; нужен непустой список {{'function': {{'name', 'arguments'}}}}",
+        )
     for call in calls:
         function = call.get("function", call) if isinstance(call, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
-            return f"has a tool call without a function name: {_show(call)}"
+            return tr(
+                en=f"has a tool call without a function name: {_show(call)}",
+                ru=f"вызов инструмента без имени функции: {_show(call)}",
+            )
         try:
             marker = _marker_in(json.dumps(function, ensure_ascii=False, default=str))
         except (ValueError, RecursionError):  # a circular or absurdly deep arguments object
-            return f"has a tool call whose arguments are not JSON data: {_show(call)}"
+            return tr(
+                en=f"has a tool call whose arguments are not JSON data: {_show(call)}",
+                ru=f"аргументы вызова инструмента — не данные JSON: {_show(call)}",
+            )
         if marker:
-            return f"has the role marker {marker!r} inside a tool call"
+            return tr(
+                en=f"has the role marker {marker!r} inside a tool call",
+                ru=f"маркер роли {marker!r} внутри вызова инструмента",
+            )
     return None
 
 
 def _message_problem(message) -> str | None:
     """Why one chat message would render wrong or teach nothing, or None if it is fine."""
     if not isinstance(message, dict):
-        return f"is a {type(message).__name__}, not a {{'role': ..., 'content': ...}} message"
+        return tr(
+            en=f"is a {type(message).__name__}, not a {{'role': ..., 'content': ...}} message",
+            ru=f"это {type(message).__name__}, а не сообщение {{'role': ..., 'content': ...}}",
+        )
     role, content = message.get("role"), message.get("content")
     if not isinstance(role, str) or role not in KNOWN_ROLES:
-        return (
-            f"has role {_show(role)}; use one of {', '.join(KNOWN_ROLES)} (map others first, e.g. 'human' -> "
-            "'user', 'gpt' -> 'assistant')"
+        return tr(
+            en=f"has role {_show(role)}; use one of {', '.join(KNOWN_ROLES)} (map others first, e.g. 'human' -> "
+            "'user', 'gpt' -> 'assistant')",
+            ru=f"роль {_show(role)}; используйте одну из {', '.join(KNOWN_ROLES)} (остальные сначала замените, "
+            "например 'human' -> 'user', 'gpt' -> 'assistant')",
         )
     calls = message.get("tool_calls")
     if calls is not None and calls != []:
         if role != "assistant":
-            return f"is a {role!r} message with tool_calls; only assistant messages carry calls"
+            return tr(
+                en=f"is a {role!r} message with tool_calls; only assistant messages carry calls",
+                ru=f"сообщение {role!r} с tool_calls; вызовы бывают только в сообщениях ассистента",
+            )
         problem = _calls_problem(calls)
         if problem or _blank(content):
             return problem  # the calls are the answer: no text needed
     if not isinstance(content, str) or not content.strip():
-        return (
-            f"has content {_show(content)}; it must be non-empty text: a list of parts, a dict, a number or "
-            "None renders as an empty turn (join text parts into one string, or drop the message)"
+        return tr(
+            en=f"has content {_show(content)}; it must be non-empty text: a list of parts, a dict, a number or "
+            "None renders as an empty turn (join text parts into one string, or drop the message)",
+            ru=f"content равно {_show(content)}; нужен непустой текст: список частей, dict, число или None "
+            "превращаются в пустую реплику (соедините текстовые части в одну строку или удалите сообщение)",
         )
     marker = _marker_in(content)
     if marker:
-        return (
-            f"contains the role marker {marker!r} in its content; the model would learn to fake turns. Remove "
-            "or reword it (e.g. '< |user| >'), or drop the row"
+        return tr(
+            en=f"contains the role marker {marker!r} in its content; the model would learn to fake turns. Remove "
+            "or reword it (e.g. '< |user| >'), or drop the row",
+            ru=f"в content есть маркер роли {marker!r}; модель научилась бы подделывать реплики. Удалите или "
+            "перефразируйте его (например, '< |user| >') либо уберите строку",
         )
     return None
 
@@ -270,17 +310,23 @@ def _answers(message) -> bool:
 def _completion_problem(completion) -> str | None:
     """Why a completion is not 'the assistant's answer, ending the conversation', or None."""
     if not isinstance(completion, list) or not any(_answers(m) for m in completion):
-        return f"has no assistant turn to learn from. {ROW_SHAPE}"
+        return tr(
+            en=f"has no assistant turn to learn from. {ROW_SHAPE}",
+            ru=f"нет реплики ассистента, на которой можно учиться. {ROW_SHAPE_RU}",
+        )
     for k, message in enumerate(completion):
         problem = _message_problem(message)
         if problem:
-            return f"completion message {k} {problem}"
+            return tr(en=f"completion message {k} {problem}", ru=f"сообщение {k} ответа (completion): {problem}")
         if message["role"] != "assistant":
             later = "after the answer" if k else "before the answer"
-            return (
-                f"completion message {k} is a {message['role']!r} turn {later}; a completion holds only the "
+            return tr(
+                en=f"completion message {k} is a {message['role']!r} turn {later}; a completion holds only the "
                 "assistant's answer and ends the conversation (move other turns into the prompt, or into a "
-                "new row)"
+                "new row)",
+                ru=f"сообщение {k} ответа (completion) — реплика {message['role']!r} "
+                f"{'после ответа' if k else 'до ответа'}; completion содержит только ответ ассистента и завершает "
+                "разговор (перенесите другие реплики в prompt или в новую строку)",
             )
     return None
 
@@ -288,22 +334,34 @@ def _completion_problem(completion) -> str | None:
 def _prompt_problem(prompt) -> str | None:
     """Why a prompt is not a chat the completion answers, or None."""
     if not isinstance(prompt, list) or not prompt:
-        return f"has no prompt messages. {ROW_SHAPE}"
+        return tr(en=f"has no prompt messages. {ROW_SHAPE}", ru=f"в prompt нет сообщений. {ROW_SHAPE_RU}")
     for k, message in enumerate(prompt):
         problem = _message_problem(message)
         if problem:
-            return f"prompt message {k} {problem}"
+            return tr(en=f"prompt message {k} {problem}", ru=f"сообщение {k} промпта (prompt): {problem}")
         role, before = message["role"], prompt[k - 1]["role"] if k else None
         if role == "system" and before not in (None, "system"):
-            return f"prompt message {k} is a system message after the conversation started; put it first"
+            return tr(
+                en=f"prompt message {k} is a system message after the conversation started; put it first",
+                ru=f"сообщение {k} промпта (prompt) — системное сообщение после начала разговора; поставьте его первым",
+            )
         if role == "tool" and before not in ("assistant", "tool"):
-            return f"prompt message {k} is a tool result that follows no assistant call; put the call before it"
+            return tr(
+                en=f"prompt message {k} is a tool result that follows no assistant call; put the call before it",
+                ru=f"сообщение {k} промпта (prompt) — результат инструмента, перед которым нет вызова ассистента; "
+                "поставьте вызов перед ним",
+            )
     if not any(m["role"] == "user" for m in prompt):
-        return "has no user turn in its prompt; add the user's request the completion answers"
+        return tr(
+            en="has no user turn in its prompt; add the user's request the completion answers",
+            ru="в prompt нет реплики пользователя; добавьте запрос пользователя, на который отвечает completion",
+        )
     if prompt[-1]["role"] not in ("user", "tool"):
-        return (
-            f"ends its prompt with a {prompt[-1]['role']!r} turn; the completion must answer a user (or tool) "
-            "turn, so end the prompt with it"
+        return tr(
+            en=f"ends its prompt with a {prompt[-1]['role']!r} turn; the completion must answer a user (or tool) "
+            "turn, so end the prompt with it",
+            ru=f"prompt заканчивается репликой {prompt[-1]['role']!r}; completion должен отвечать на реплику "
+            "пользователя (или инструмента), поэтому закончите prompt ею",
         )
     return None
 
@@ -311,11 +369,16 @@ def _prompt_problem(prompt) -> str | None:
 def row_problem(row) -> str | None:
     """Why one training row would fail or teach nothing (the text after 'Row i'), or None if it is usable."""
     if not isinstance(row, dict):
-        return f"is a {type(row).__name__}, not a prompt/completion object. {ROW_SHAPE}"
+        return tr(
+            en=f"is a {type(row).__name__}, not a prompt/completion object. {ROW_SHAPE}",
+            ru=f"это {type(row).__name__}, а не объект prompt/completion. {ROW_SHAPE_RU}",
+        )
     if "messages" in row and "completion" not in row:
-        return (
-            "is a 'messages' chat; split it into 'prompt' and 'completion' first "
-            "(lessons_lib.sharegpt.to_prompt_completion) so the loss covers only the answer"
+        return tr(
+            en="is a 'messages' chat; split it into 'prompt' and 'completion' first "
+            "(lessons_lib.sharegpt.to_prompt_completion) so the loss covers only the answer",
+            ru="это чат 'messages'; сначала разделите его на 'prompt' и 'completion' "
+            "(lessons_lib.sharegpt.to_prompt_completion), чтобы функция потерь (loss) учитывала только ответ",
         )
     return _completion_problem(row.get("completion")) or _prompt_problem(row.get("prompt"))
 
@@ -323,13 +386,28 @@ def row_problem(row) -> str | None:
 def check_rows(rows: list[dict]) -> None:
     """Raise DataError naming the first bad row when rows are not prompt/completion chats."""
     if rows is None or (isinstance(rows, (list, tuple)) and len(rows) == 0):
-        raise DataError("The training set is empty: give at least one prompt/completion row.")
+        raise DataError(
+            tr(
+                en="The training set is empty: give at least one prompt/completion row.",
+                ru="Обучающий набор пуст: передайте хотя бы одну строку prompt/completion.",
+            )
+        )
     if not isinstance(rows, (list, tuple)):
-        raise DataError(f"The training set is a {type(rows).__name__}; give a list of prompt/completion rows.")
+        raise DataError(
+            tr(
+                en=f"The training set is a {type(rows).__name__}; give a list of prompt/completion rows.",
+                ru=f"Обучающий набор — это {type(rows).__name__}; передайте список строк prompt/completion.",
+            )
+        )
     for i, row in enumerate(rows):
         problem = row_problem(row)
         if problem:
-            raise DataError(f"Row {i} {problem}. The row: {_show(row)}")
+            raise DataError(
+                tr(
+                    en=f"Row {i} {problem}. The row: {_show(row)}",
+                    ru=f"Строка {i}: {problem}. Сама строка: {_show(row)}",
+                )
+            )
 
 
 def check_lengths(rows: list[dict], tokenizer, max_length: int) -> None:
@@ -338,9 +416,15 @@ def check_lengths(rows: list[dict], tokenizer, max_length: int) -> None:
         length = _prompt_length(row, tokenizer)
         if length >= max_length:
             raise DataError(
-                f"Row {i}: the prompt is {length} tokens but max_length is {max_length}, "
-                "so no answer token would be trained. Raise max_length, shorten the prompt, "
-                "or drop such rows with fit_to_length(rows, tokenizer, max_length)."
+                tr(
+                    en=f"Row {i}: the prompt is {length} tokens but max_length is {max_length}, "
+                    "so no answer token would be trained. Raise max_length, shorten the prompt, "
+                    "or drop such rows with fit_to_length(rows, tokenizer, max_length).",
+                    ru=f"Строка {i}: промпт занимает {length} {plural_ru(length, 'токен', 'токена', 'токенов')}, "
+                    f"а max_length равен {max_length}, так что ни один токен ответа не попал бы в обучение. "
+                    "Увеличьте max_length, сократите промпт или отбросьте такие строки через "
+                    "fit_to_length(rows, tokenizer, max_length).",
+                )
             )
 
 
@@ -551,7 +635,12 @@ def checkpoint_weights(checkpoint: str | Path, adapter_name: str) -> Path:
     for candidate in (folder / adapter_name / ADAPTER_WEIGHTS, folder / ADAPTER_WEIGHTS):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"No {ADAPTER_WEIGHTS} for adapter {adapter_name!r} in {folder}.")
+    raise FileNotFoundError(
+        tr(
+            en=f"No {ADAPTER_WEIGHTS} for adapter {adapter_name!r} in {folder}.",
+            ru=f"В {folder} нет {ADAPTER_WEIGHTS} для адаптера {adapter_name!r}.",
+        )
+    )
 
 
 @dataclass
@@ -617,7 +706,7 @@ def disconnect_after(step: int):
     Pass the same callback to the rerun: it has fired already, so the rerun trains to the end.
     """
     if step < 1:
-        raise ValueError("step must be >= 1")
+        raise ValueError(tr(en="step must be >= 1", ru="step должен быть >= 1"))
 
     class DisconnectAfter(_trainer_callback_base()):
         fired = False
@@ -649,15 +738,23 @@ def check_resumable(checkpoint: str | Path, lora, adapter_name: str) -> None:
     )
     normal = lambda v: sorted(v) if isinstance(v, (list, set, tuple)) else v  # noqa: E731
     changed = [
-        f"{f}: checkpoint {saved.get(f)!r}, now {normal(wanted.get(f))!r}"
+        tr(
+            en=f"{f}: checkpoint {saved.get(f)!r}, now {normal(wanted.get(f))!r}",
+            ru=f"{f}: в контрольной точке {saved.get(f)!r}, сейчас {normal(wanted.get(f))!r}",
+        )
         for f in fields
         if normal(saved.get(f)) != normal(wanted.get(f))
     ]
     if changed:
         raise ResumeError(
-            f"Cannot resume from {checkpoint}: the LoRA settings changed ({'; '.join(changed)}). "
-            "Use a new output_dir (or checkpoint_dir) for the new settings, or pass resume=False "
-            "to start over."
+            tr(
+                en=f"Cannot resume from {checkpoint}: the LoRA settings changed ({'; '.join(changed)}). "
+                "Use a new output_dir (or checkpoint_dir) for the new settings, or pass resume=False "
+                "to start over.",
+                ru=f"Нельзя продолжить обучение с {checkpoint}: настройки LoRA изменились ({'; '.join(changed)}). "
+                "Для новых настроек укажите новый output_dir (или checkpoint_dir) либо передайте resume=False, "
+                "чтобы начать заново.",
+            )
         )
 
 
@@ -691,9 +788,14 @@ def check_fresh_base(model) -> None:
 
     if not isinstance(model, PeftModel) and has_lora_layers(model):
         raise ValueError(
-            "This base model already carries LoRA layers from an earlier run (get_peft_model changes "
-            "the base in place). Load a fresh base with load_base(profile) and call again; training "
-            "resumes from the newest checkpoint."
+            tr(
+                en="This base model already carries LoRA layers from an earlier run (get_peft_model changes "
+                "the base in place). Load a fresh base with load_base(profile) and call again; training "
+                "resumes from the newest checkpoint.",
+                ru="В этой базовой модели уже есть слои LoRA от прошлого запуска (get_peft_model меняет базовую "
+                "модель на месте). Загрузите свежую базовую модель через load_base(profile) и вызовите снова; "
+                "обучение продолжится с последней контрольной точки.",
+            )
         )
 
 
@@ -705,8 +807,12 @@ def wrap_with_lora(model, lora, adapter_name: str, gradient_checkpointing: bool,
     if isinstance(model, PeftModel):
         if adapter_name not in model.peft_config:
             raise ValueError(
-                f"The PeftModel has adapters {sorted(model.peft_config)}, not {adapter_name!r}: pass "
-                "a plain base model (load_base) to train a new adapter."
+                tr(
+                    en=f"The PeftModel has adapters {sorted(model.peft_config)}, not {adapter_name!r}: pass "
+                    "a plain base model (load_base) to train a new adapter.",
+                    ru=f"В PeftModel есть адаптеры {sorted(model.peft_config)}, но нет {adapter_name!r}: чтобы "
+                    "обучить новый адаптер, передайте обычную базовую модель (load_base).",
+                )
             )
         model.set_adapter(adapter_name)
         return model

@@ -19,6 +19,7 @@ from functools import cache
 
 from . import data
 from .data import SUPPORT_PROBLEMS, SUPPORT_REPLY, Example
+from .i18n import tr
 from .tiny.copy_corpus import COURSE_POOLS, PRODUCT_WORDS, Entities
 
 LANGS = ("en", "ru")
@@ -775,7 +776,12 @@ VARIED: dict[str, Callable[[random.Random, str], Example]] = {
 def varied_rows(domain: str, n: int, seed: int = 0) -> list[dict]:
     """`n` prompt/completion rows of `domain` in varied phrasings, alternating English and Russian."""
     if domain not in VARIED:
-        raise ValueError(f"No varied rows for {domain!r}; there are: {', '.join(VARIED)}.")
+        raise ValueError(
+            tr(
+                en=f"No varied rows for {domain!r}; there are: {', '.join(VARIED)}.",
+                ru=f"Разнообразных строк для {domain!r} нет; они есть для: {', '.join(VARIED)}.",
+            )
+        )
     rng = random.Random(f"varied/{domain}/{seed}")
     return [VARIED[domain](rng, LANGS[i % 2]).prompt_completion() for i in range(n)]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..i18n import tr
 from .bank import Bank, BankError, Choice, Question, available_notebooks, load_bank, load_bank_file
 from .grading import Grade, ScoreBoard, grade
 from .labels import resolve_lang
@@ -62,7 +63,13 @@ def resolve_mode(mode: str | None = None) -> str:
     """The rendering mode: the argument, else $LESSONS_QUIZ_MODE, else auto."""
     value = (mode or os.environ.get(MODE_ENV_VAR) or "auto").strip().lower()
     if value not in MODES:
-        raise ValueError(f"Unknown quiz mode {value!r}; use one of {MODES} (argument mode=... or ${MODE_ENV_VAR}).")
+        raise ValueError(
+            tr(
+                en=f"Unknown quiz mode {value!r}; use one of {MODES} (argument mode=... or ${MODE_ENV_VAR}).",
+                ru=f"Неизвестный режим теста {value!r}; используйте один из {MODES} (аргумент mode=... или "
+                f"${MODE_ENV_VAR}).",
+            )
+        )
     return value
 
 

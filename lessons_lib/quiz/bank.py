@@ -88,81 +88,158 @@ def pick(text: dict[str, str], lang: str) -> str:
 
 
 def _where(path: Path, qid: str | None) -> str:
-    return f"{path}: question {qid!r}" if qid is not None else f"{path}"
+    return tr(en=f"{path}: question {qid!r}", ru=f"{path}: вопрос {qid!r}") if qid is not None else f"{path}"
 
 
 def _text(value, path: Path, qid: str | None, field: str) -> dict[str, str]:
     if not isinstance(value, dict):
         raise BankError(
-            f'{_where(path, qid)}: {field} must be an object {{"en": ..., "ru": ...}}, got {type(value).__name__}.'
+            tr(
+                en=f'{_where(path, qid)}: {field} must be an object {{"en": ..., "ru": ...}}, got '
+                f"{type(value).__name__}.",
+                ru=f'{_where(path, qid)}: {field}: нужен объект {{"en": ..., "ru": ...}}, а получен '
+                f"{type(value).__name__}.",
+            )
         )
     for lang in LANGS:
         if not isinstance(value.get(lang), str) or not value[lang].strip():
             raise BankError(
-                f"{_where(path, qid)}: {field} has no {lang!r} text; every text needs both {' and '.join(LANGS)}."
+                tr(
+                    en=f"{_where(path, qid)}: {field} has no {lang!r} text; every text needs both "
+                    f"{' and '.join(LANGS)}.",
+                    ru=f"{_where(path, qid)}: {field}: нет текста {lang!r}; у каждого текста должны быть оба языка, "
+                    f"{' и '.join(LANGS)}.",
+                )
             )
     return {lang: value[lang].strip() for lang in LANGS}
 
 
 def _question(raw, path: Path, index: int) -> Question:
     if not isinstance(raw, dict):
-        raise BankError(f"{path}: question #{index + 1} must be an object, got {type(raw).__name__}.")
+        raise BankError(
+            tr(
+                en=f"{path}: question #{index + 1} must be an object, got {type(raw).__name__}.",
+                ru=f"{path}: вопрос №{index + 1} должен быть объектом, а получен {type(raw).__name__}.",
+            )
+        )
     qid = raw.get("id")
     if not isinstance(qid, str) or not qid.strip():
-        raise BankError(f'{path}: question #{index + 1} has no "id" (a short unique string).')
+        raise BankError(
+            tr(
+                en=f'{path}: question #{index + 1} has no "id" (a short unique string).',
+                ru=f'{path}: у вопроса №{index + 1} нет "id" (короткой уникальной строки).',
+            )
+        )
     kind = raw.get("kind")
     if kind not in KINDS:
-        raise BankError(f'{_where(path, qid)}: "kind" must be one of {KINDS}, got {kind!r}.')
+        raise BankError(
+            tr(
+                en=f'{_where(path, qid)}: "kind" must be one of {KINDS}, got {kind!r}.',
+                ru=f'{_where(path, qid)}: "kind" должен быть одним из {KINDS}, а получено {kind!r}.',
+            )
+        )
     prompt = _text(raw.get("prompt"), path, qid, "prompt")
     raw_choices = raw.get("choices")
     if not isinstance(raw_choices, list) or len(raw_choices) < 2:
-        raise BankError(f'{_where(path, qid)}: needs a "choices" list with at least 2 choices.')
+        raise BankError(
+            tr(
+                en=f'{_where(path, qid)}: needs a "choices" list with at least 2 choices.',
+                ru=f'{_where(path, qid)}: нужен список "choices" хотя бы из 2 вариантов.',
+            )
+        )
     choices = []
     for j, rc in enumerate(raw_choices):
-        field = f"choice {chr(65 + j)}"
+        letter = chr(65 + j)
         if not isinstance(rc, dict):
-            raise BankError(f"{_where(path, qid)}: {field} must be an object.")
+            raise BankError(
+                tr(
+                    en=f"{_where(path, qid)}: choice {letter} must be an object.",
+                    ru=f"{_where(path, qid)}: вариант {letter} должен быть объектом.",
+                )
+            )
         if not isinstance(rc.get("correct"), bool):
-            raise BankError(f'{_where(path, qid)}: {field} needs "correct": true or false.')
+            raise BankError(
+                tr(
+                    en=f'{_where(path, qid)}: choice {letter} needs "correct": true or false.',
+                    ru=f'{_where(path, qid)}: у варианта {letter} нужен "correct": true или false.',
+                )
+            )
         choices.append(
             Choice(
-                _text(rc.get("text"), path, qid, f"{field} text"),
+                _text(rc.get("text"), path, qid, tr(en=f"choice {letter} text", ru=f"вариант {letter}, text")),
                 rc["correct"],
-                _text(rc.get("explain"), path, qid, f"{field} explanation"),
+                _text(
+                    rc.get("explain"), path, qid, tr(en=f"choice {letter} explanation", ru=f"вариант {letter}, explain")
+                ),
             )
         )
     n_correct = sum(c.correct for c in choices)
     if kind == "single" and n_correct != 1:
         raise BankError(
-            f"{_where(path, qid)}: a single-choice question needs exactly one correct choice, "
-            f'found {n_correct} (make it "multi" or fix the "correct" flags).'
+            tr(
+                en=f"{_where(path, qid)}: a single-choice question needs exactly one correct choice, "
+                f'found {n_correct} (make it "multi" or fix the "correct" flags).',
+                ru=f"{_where(path, qid)}: в вопросе с одним ответом нужен ровно один верный вариант, а найдено "
+                f'{n_correct} (сделайте вопрос "multi" или исправьте флаги "correct").',
+            )
         )
     if kind == "multi" and n_correct < 1:
-        raise BankError(f"{_where(path, qid)}: a multi-choice question needs at least one correct choice, found 0.")
+        raise BankError(
+            tr(
+                en=f"{_where(path, qid)}: a multi-choice question needs at least one correct choice, found 0.",
+                ru=f"{_where(path, qid)}: в вопросе с несколькими ответами нужен хотя бы один верный вариант, "
+                "а найдено 0.",
+            )
+        )
     return Question(qid.strip(), kind, prompt, tuple(choices))
 
 
 def parse_bank(data, path: Path) -> Bank:
     """Validate the decoded JSON of a bank file and build a Bank."""
     if not isinstance(data, dict):
-        raise BankError(f"{path}: the top level must be an object with notebook, title, questions, self_check.")
+        raise BankError(
+            tr(
+                en=f"{path}: the top level must be an object with notebook, title, questions, self_check.",
+                ru=f"{path}: верхний уровень должен быть объектом с notebook, title, questions, self_check.",
+            )
+        )
     notebook = data.get("notebook")
     if not isinstance(notebook, str) or not notebook.strip():
-        raise BankError(f'{path}: missing "notebook" (e.g. "01").')
+        raise BankError(
+            tr(en=f'{path}: missing "notebook" (e.g. "01").', ru=f'{path}: нет "notebook" (например, "01").')
+        )
     title = _text(data.get("title"), path, None, "title")
     raw_questions = data.get("questions")
     if not isinstance(raw_questions, list) or not raw_questions:
-        raise BankError(f'{path}: "questions" must be a non-empty list.')
+        raise BankError(
+            tr(
+                en=f'{path}: "questions" must be a non-empty list.',
+                ru=f'{path}: "questions" должен быть непустым списком.',
+            )
+        )
     questions = [_question(raw, path, i) for i, raw in enumerate(raw_questions)]
     seen: set[str] = set()
     for q in questions:
         if q.id in seen:
-            raise BankError(f"{_where(path, q.id)}: the id is used twice; ids must be unique within a bank.")
+            raise BankError(
+                tr(
+                    en=f"{_where(path, q.id)}: the id is used twice; ids must be unique within a bank.",
+                    ru=f"{_where(path, q.id)}: этот id встречается дважды; id в банке должны быть уникальными.",
+                )
+            )
         seen.add(q.id)
     raw_check = data.get("self_check")
     if not isinstance(raw_check, list) or not raw_check:
-        raise BankError(f'{path}: "self_check" must be a non-empty list of {{"en", "ru"}} items.')
-    self_check = tuple(_text(item, path, None, f"self_check item {k + 1}") for k, item in enumerate(raw_check))
+        raise BankError(
+            tr(
+                en=f'{path}: "self_check" must be a non-empty list of {{"en", "ru"}} items.',
+                ru=f'{path}: "self_check" должен быть непустым списком элементов {{"en", "ru"}}.',
+            )
+        )
+    self_check = tuple(
+        _text(item, path, None, tr(en=f"self_check item {k + 1}", ru=f"self_check, пункт {k + 1}"))
+        for k, item in enumerate(raw_check)
+    )
     return Bank(notebook.strip(), title, tuple(questions), self_check, Path(path))
 
 
@@ -198,9 +275,19 @@ def load_bank_file(path: str | Path) -> Bank:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise BankError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}.") from None
+        raise BankError(
+            tr(
+                en=f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}.",
+                ru=f"{path}: некорректный JSON в строке {err.lineno}, столбце {err.colno}: {err.msg}.",
+            )
+        ) from None
     except RecursionError:
-        raise BankError(f"{path}: the JSON nests too deeply to read; fix the file.") from None
+        raise BankError(
+            tr(
+                en=f"{path}: the JSON nests too deeply to read; fix the file.",
+                ru=f"{path}: JSON вложен слишком глубоко, чтобы его прочитать; исправьте файл.",
+            )
+        ) from None
     return parse_bank(data, path)
 
 

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from ..i18n import tr
 from .bank import Question
 
 CORRECT, PARTIAL, WRONG, EMPTY = "correct", "partial", "wrong", "empty"
@@ -60,21 +61,37 @@ def _is_index(value) -> bool:
 def answer_index(question: Question, value) -> int:
     """One choice index as a plain int, or AnswerError saying which indices the question has."""
     n = len(question.choices)
-    valid = f"Question {question.id!r} has choices 0..{n - 1} (A=0, B=1, ...)"
+    valid = tr(
+        en=f"Question {question.id!r} has choices 0..{n - 1} (A=0, B=1, ...)",
+        ru=f"У вопроса {question.id!r} варианты 0..{n - 1} (A=0, B=1, ...)",
+    )
     if _is_bool(value):
-        raise AnswerError(f"{valid}; got {value!r}, a yes/no value, not a choice. Pass the index of the choice.")
+        raise AnswerError(
+            tr(
+                en=f"{valid}; got {value!r}, a yes/no value, not a choice. Pass the index of the choice.",
+                ru=f"{valid}; получено {value!r} — это да/нет, а не вариант. Передайте номер варианта.",
+            )
+        )
     if not _is_index(value):
         raise AnswerError(
-            f"{valid}; got {value!r} ({type(value).__name__}). Pass whole-number indices, e.g. 0 or [0, 2]."
+            tr(
+                en=f"{valid}; got {value!r} ({type(value).__name__}). Pass whole-number indices, e.g. 0 or [0, 2].",
+                ru=f"{valid}; получено {value!r} ({type(value).__name__}). Передайте целые номера, например 0 "
+                "или [0, 2].",
+            )
         )
     index = operator.index(value)
     if -n <= index < 0:
         raise AnswerError(
-            f"{valid}; got {index}. Negative indices count from the end of a Python list but do not "
-            f"name a choice here: use {n + index} for that choice."
+            tr(
+                en=f"{valid}; got {index}. Negative indices count from the end of a Python list but do not "
+                f"name a choice here: use {n + index} for that choice.",
+                ru=f"{valid}; получено {index}. Отрицательные номера считаются с конца списка Python, но здесь "
+                f"не обозначают вариант: для этого варианта используйте {n + index}.",
+            )
         )
     if not 0 <= index < n:
-        raise AnswerError(f"{valid}; got {index}.")
+        raise AnswerError(tr(en=f"{valid}; got {index}.", ru=f"{valid}; получено {index}."))
     return index
 
 
@@ -86,8 +103,12 @@ def answer_indices(question: Question, selected) -> frozenset[int]:
         return frozenset([answer_index(question, selected)])
     if isinstance(selected, (str, bytes, Mapping)):
         raise AnswerError(
-            f"Question {question.id!r}: an answer is a choice index or a list of them (e.g. 1 or "
-            f"[0, 2]), not {type(selected).__name__} {selected!r:.80}."
+            tr(
+                en=f"Question {question.id!r}: an answer is a choice index or a list of them (e.g. 1 or "
+                f"[0, 2]), not {type(selected).__name__} {selected!r:.80}.",
+                ru=f"Вопрос {question.id!r}: ответ — это номер варианта или список номеров (например, 1 или "
+                f"[0, 2]), а не {type(selected).__name__} {selected!r:.80}.",
+            )
         )
     return frozenset(answer_index(question, value) for value in selected)
 
@@ -96,7 +117,12 @@ def grade(question: Question, selected: Iterable[int] | int | None) -> Grade:
     """Grade the selected choice indices against the question's correct set."""
     picked = answer_indices(question, selected)
     if question.kind == "single" and len(picked) > 1:
-        raise AnswerError(f"Question {question.id!r} is single-choice; pick one choice, got {sorted(picked)}.")
+        raise AnswerError(
+            tr(
+                en=f"Question {question.id!r} is single-choice; pick one choice, got {sorted(picked)}.",
+                ru=f"В вопросе {question.id!r} один верный ответ; выберите один вариант, а получено {sorted(picked)}.",
+            )
+        )
     correct = question.correct_indices
     right, wrong, missed = picked & correct, picked - correct, correct - picked
     if not picked:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+from ..i18n import tr
 from .bank import Bank, Question, pick
 from .inline import md, to_html
 from .labels import ui
@@ -22,7 +23,12 @@ def _correct_letters(q: Question) -> str:
 
 def _check_mode(answers: str) -> None:
     if answers not in ANSWERS_MODES:
-        raise ValueError(f"answers must be one of {ANSWERS_MODES}, got {answers!r}.")
+        raise ValueError(
+            tr(
+                en=f"answers must be one of {ANSWERS_MODES}, got {answers!r}.",
+                ru=f"answers должен быть одним из {ANSWERS_MODES}, а получено {answers!r}.",
+            )
+        )
 
 
 def _md_explanations(q: Question, lang: str) -> list[str]:

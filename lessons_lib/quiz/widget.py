@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 import ipywidgets as widgets
 
+from ..i18n import tr
 from ..widgets.common import run_showing_errors
 from .bank import Bank, Question, pick
 from .grading import CORRECT, EMPTY, PARTIAL, Grade, ScoreBoard, answer_indices, grade
@@ -68,7 +69,13 @@ class QuestionCard(widgets.VBox):
         chosen = answer_indices(self.question, indices)
         if self.radio is not None:
             if len(chosen) > 1:
-                raise ValueError(f"Question {self.question.id!r} is single-choice; select one index.")
+                raise ValueError(
+                    tr(
+                        en=f"Question {self.question.id!r} is single-choice; select one index.",
+                        ru=f"В вопросе {self.question.id!r} один верный ответ; выберите один номер.",
+                        lang=self.lang,
+                    )
+                )
             self.radio.value = next(iter(chosen)) if chosen else None
         else:
             for i, box in enumerate(self.boxes):
@@ -135,8 +142,13 @@ class QuizWidget(widgets.VBox):
         for card in self.cards:
             if card.question.id == question_id:
                 return card
+        ids = [c.question.id for c in self.cards]
         raise KeyError(
-            f"No question {question_id!r} in quiz {self.bank.notebook}; ids: {[c.question.id for c in self.cards]}"
+            tr(
+                en=f"No question {question_id!r} in quiz {self.bank.notebook}; ids: {ids}",
+                ru=f"В тесте {self.bank.notebook} нет вопроса {question_id!r}; id вопросов: {ids}",
+                lang=self.lang,
+            )
         )
 
     def _record(self, question: Question, result: Grade) -> None:

@@ -67,11 +67,22 @@ class RouterReport:
 def evaluate_router(router: Router, rows: Sequence[dict], name: str | None = None) -> RouterReport:
     """Route every `{"text", "label"}` row in one batch and compare with the gold labels."""
     if not rows:
-        raise ValueError("No rows to evaluate: give at least one {'text': ..., 'label': ...} row.")
+        raise ValueError(
+            tr(
+                en="No rows to evaluate: give at least one {'text': ..., 'label': ...} row.",
+                ru="Нет строк для оценки: дайте хотя бы одну строку {'text': ..., 'label': ...}.",
+            )
+        )
     gold = [r["label"] for r in rows]
     unknown = sorted(set(gold) - set(router.labels))
     if unknown:
-        raise ValueError(f"Gold labels {unknown} are not labels this router can output ({', '.join(router.labels)}).")
+        labels = ", ".join(router.labels)
+        raise ValueError(
+            tr(
+                en=f"Gold labels {unknown} are not labels this router can output ({labels}).",
+                ru=f"Эталонные метки {unknown} — не те метки, которые может выдать этот маршрутизатор ({labels}).",
+            )
+        )
     start = time.perf_counter()
     decisions = router.route_batch([r["text"] for r in rows])
     seconds = time.perf_counter() - start
@@ -98,7 +109,13 @@ def threshold_accuracy(
 ) -> float:
     """Accuracy when every top label below `threshold` probability is replaced by `fallback`."""
     if len(probabilities) != len(gold) or not gold:
-        raise ValueError(f"Need one probability row per gold label, got {len(probabilities)} rows, {len(gold)} labels.")
+        raise ValueError(
+            tr(
+                en=f"Need one probability row per gold label, got {len(probabilities)} rows, {len(gold)} labels.",
+                ru=f"Нужна одна строка вероятностей на эталонную метку, получено строк: {len(probabilities)}, "
+                f"меток: {len(gold)}.",
+            )
+        )
     right = 0
     for row, g in zip(probabilities, gold):
         best = max(range(len(row)), key=row.__getitem__)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..i18n import tr
 from .base import BASE_ADAPTER, RouteDecision, Router, label_to_adapter
 
 
@@ -26,8 +27,12 @@ class RoutedModel:
         missing = [a for a in map(label_to_adapter, router.labels) if a != BASE_ADAPTER and a not in loaded]
         if missing:
             raise ValueError(
-                f"The router can choose {missing}, but the model has no such adapter loaded "
-                f"(loaded: {sorted(loaded)}). Load them with model.load_adapter(folder, adapter_name=...)."
+                tr(
+                    en=f"The router can choose {missing}, but the model has no such adapter loaded "
+                    f"(loaded: {sorted(loaded)}). Load them with model.load_adapter(folder, adapter_name=...).",
+                    ru=f"Маршрутизатор может выбрать {missing}, но такие адаптеры в модель не загружены "
+                    f"(загружены: {sorted(loaded)}). Загрузите их через model.load_adapter(folder, adapter_name=...).",
+                )
             )
         self.model, self.tokenizer, self.router, self.max_new_tokens = model, tokenizer, router, max_new_tokens
 

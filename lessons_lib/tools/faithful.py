@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..copying import SourceHook, copy_ends
+from ..i18n import tr
 from ..models import generate_texts
 from .constrained import is_word_byte, reply_budgets
 
@@ -80,7 +81,13 @@ def faithful_generate(
     `max_new_tokens`: one budget, or one per text; None: room for each answer to repeat its source whole (see
     `constrained.reply_budgets`)."""
     if len(sources) != len(texts):
-        raise ValueError(f"Got {len(texts)} texts but {len(sources)} sources; pass one source (or None) per text.")
+        raise ValueError(
+            tr(
+                en=f"Got {len(texts)} texts but {len(sources)} sources; pass one source (or None) per text.",
+                ru=f"Текстов {len(texts)}, а источников {len(sources)}; передайте по одному источнику (или None) "
+                "на каждый текст.",
+            )
+        )
     guard = CopyGuard.for_tokenizer(tokenizer).batches(sources)
     budgets = reply_budgets(tokenizer, sources, max_new_tokens)
     return generate_texts(model, tokenizer, texts, budgets, adapter_names, batch_size, allowed_tokens=guard)

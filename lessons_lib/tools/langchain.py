@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from ..i18n import tr
 from .functions import TOOLS, ToolError
 
 
@@ -32,7 +33,12 @@ def as_langchain_tool(fn: Callable):
     try:
         from langchain_core.tools import StructuredTool, ToolException
     except ImportError as err:
-        raise ImportError("LangChain tools need langchain-core: `pip install langchain-core`.") from err
+        raise ImportError(
+            tr(
+                en="LangChain tools need langchain-core: `pip install langchain-core`.",
+                ru="Для инструментов LangChain нужен langchain-core: `pip install langchain-core`.",
+            )
+        ) from err
 
     @functools.wraps(fn)
     def run(**kwargs):

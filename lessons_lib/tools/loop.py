@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from ..chat_format import call_id, is_call_id
+from ..i18n import plural_ru, tr
 from ..models import generate_texts
 from .calls import CallError, ToolCall, looks_like_call, parse_and_validate
 from .constrained import check_quote, check_tool_choice, constrained_generate, reply_budgets
@@ -106,7 +107,12 @@ def run_tool_loop(
 ) -> LoopResult:
     """Let `chat(messages) -> reply` call tools until it answers in plain text or `max_steps` replies pass."""
     if max_steps < 1:
-        raise ValueError(f"max_steps must be at least 1, got {max_steps}.")
+        raise ValueError(
+            tr(
+                en=f"max_steps must be at least 1, got {max_steps}.",
+                ru=f"max_steps должно быть не меньше 1, а получено {max_steps}.",
+            )
+        )
     by_name = schemas_by_name(schemas if schemas is not None else tool_schemas(tools))
     messages = [{"role": "user", "content": request}] if isinstance(request, str) else list(request)
     result = LoopResult(None, messages=messages)
@@ -114,13 +120,25 @@ def run_tool_loop(
         reply = chat(list(messages))
         if not isinstance(reply, str):
             raise TypeError(
-                f"chat(messages) must return the model's reply as a string, got {type(reply).__name__}; "
-                "fix the chat function."
+                tr(
+                    en=f"chat(messages) must return the model's reply as a string, got {type(reply).__name__}; "
+                    "fix the chat function.",
+                    ru=f"chat(messages) должна возвращать ответ модели строкой, а вернула {type(reply).__name__}; "
+                    "исправьте функцию chat.",
+                )
             )
         if handle_reply(messages, reply, step, tools, by_name, result):
             return result
     result.events.append(
-        Event(max_steps, "step_limit", f"no final answer after {max_steps} model replies; stopped the loop")
+        Event(
+            max_steps,
+            "step_limit",
+            tr(
+                en=f"no final answer after {max_steps} model replies; stopped the loop",
+                ru=f"нет окончательного ответа после {max_steps} "
+                f"{plural_ru(max_steps, 'ответа', 'ответов', 'ответов')} модели; цикл остановлен",
+            ),
+        )
     )
     return result
 
