@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_russian_errors_generation import refusal
 from test_serve_russian import CYRILLIC, ENGLISH_PROSE, untranslated
 
 from lessons_lib.compat import (
@@ -32,14 +33,7 @@ JSON_DIR = TINY_ADAPTERS_DIR / "json"
 
 def message(call, lang: str | None, error: type[BaseException] = Exception) -> str:
     """The message of the error `call()` raises, with $LESSONS_LANG set to `lang` (None: unset)."""
-    with pytest.MonkeyPatch.context() as patch:
-        if lang is None:
-            patch.delenv("LESSONS_LANG", raising=False)
-        else:
-            patch.setenv("LESSONS_LANG", lang)
-        with pytest.raises(error) as caught:
-            call()
-    return str(caught.value.args[0])  # a KeyError's str() adds quotes: take the message itself
+    return refusal(call, error, lang)
 
 
 def assert_russian(ru: str, english: str, kept: tuple[str, ...] = (), drop: tuple[str, ...] = ()) -> None:
