@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from test_composition import BASE, adapter_table, write
+from test_russian_errors_generation import refusal as error_message
 from test_serve_cli_bad_input import one_error_line, run_cli
 from test_serve_russian import CYRILLIC, ENGLISH_PROSE, untranslated
 
@@ -27,14 +28,7 @@ ENGLISH_ONLY_COMMIT = "bf37ba5217c5383d3b1b84ebf484e09e67e9a85a"  # composition.
 
 def refusal(path: Path, lang: str | None) -> str:
     """The CompositionError message for the file at `path`, with $LESSONS_LANG set to `lang` (None: unset)."""
-    with pytest.MonkeyPatch.context() as patch:
-        if lang is None:
-            patch.delenv("LESSONS_LANG", raising=False)
-        else:
-            patch.setenv("LESSONS_LANG", lang)
-        with pytest.raises(CompositionError) as caught:
-            load_composition(path)
-    return str(caught.value)
+    return error_message(lambda: load_composition(path), CompositionError, lang)
 
 
 # (id, file text, where: the line and key after the file name, the English after `where` (None: not pinned), phrases
