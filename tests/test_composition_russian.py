@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_composition import BASE, adapter_table, write
 from test_russian_errors_generation import refusal as error_message
-from test_serve_cli_bad_input import one_error_line, run_cli
+from test_serve_cli_bad_input import no_loading, one_error_line, run_cli  # noqa: F401 - no_loading is a fixture used by name
 from test_serve_russian import CYRILLIC, ENGLISH_PROSE, untranslated
 
 from lessons_lib.paths import REPO_DIR
@@ -266,18 +266,8 @@ def test_the_scan_flags_the_english_only_composition_file():
 
 
 # ---------------------------------------------------------------- the serve command line
-@pytest.fixture
-def no_loading(monkeypatch):
-    """Serving never gets as far as loading a model."""
-
-    def never(*args, **kwargs):
-        raise AssertionError("the model started loading although the composition file was bad")
-
-    monkeypatch.setattr("lessons_lib.serve.loading.load_served_model", never)
-    monkeypatch.setattr("lessons_lib.serve.composition.load_composed", never)
-
-
-def test_serve_config_with_a_bad_file_prints_one_russian_error_line(no_loading, monkeypatch, tmp_path):
+@pytest.mark.usefixtures("no_loading")
+def test_serve_config_with_a_bad_file_prints_one_russian_error_line(monkeypatch, tmp_path):
     path = write(tmp_path, BASE + adapter_table(weight=3)).resolve()
     port = str(free_port())
     monkeypatch.delenv("LESSONS_LANG", raising=False)

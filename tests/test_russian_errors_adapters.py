@@ -14,6 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_compat import _edit_config as edit_config
+from test_compat import _edit_weights as edit_weights
+from test_compat import _zero as zero
 from test_russian_errors_generation import refusal
 from test_serve_russian import CYRILLIC, ENGLISH_PROSE, untranslated
 
@@ -50,30 +53,6 @@ def assert_russian(ru: str, english: str, kept: tuple[str, ...] = (), drop: tupl
 def copy_json(tmp_path: Path) -> Path:
     """A copy of the shipped tiny json adapter to damage."""
     return Path(shutil.copytree(JSON_DIR, tmp_path / "json"))
-
-
-def edit_config(folder: Path, **changes) -> Path:
-    import json
-
-    path = folder / "adapter_config.json"
-    config = json.loads(path.read_text())
-    config.update(changes)
-    path.write_text(json.dumps(config))
-    return folder
-
-
-def edit_weights(folder: Path, change) -> Path:
-    from safetensors.torch import load_file, save_file
-
-    path = folder / "adapter_model.safetensors"
-    save_file(change(load_file(str(path))), str(path))
-    return folder
-
-
-def zero(which: str):
-    import torch
-
-    return lambda weights: {k: torch.zeros_like(v) if which in k else v for k, v in weights.items()}
 
 
 # ---------------------------------------------------------------- the adapter folder check (compat)
