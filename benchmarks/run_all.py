@@ -19,6 +19,7 @@ from pathlib import Path
 
 from benchmarks import (
     bench_batched_lora,
+    bench_collect,
     bench_constrained,
     bench_constraint_vocab,
     bench_course,
@@ -55,6 +56,7 @@ TIMED = (
     (bench_router, 7, 2),
     (bench_constrained, 5, 1),
     (bench_constraint_vocab, 3, 1),
+    (bench_collect, 3, 1),
 )
 
 

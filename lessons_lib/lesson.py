@@ -262,6 +262,9 @@ def setup_lesson(
     seed_everything(seed)
     import torch
 
+    from .models import freeze_imports
+
+    freeze_imports()  # after the heavy imports, before any model: full garbage collections skip them
     device = "cuda" if env.cuda_available() else "cpu"
     if device == "cpu":
         torch.set_num_threads(env.cpu_threads())

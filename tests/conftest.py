@@ -144,6 +144,13 @@ def pytest_xdist_make_scheduler(config, log):
     return SharedScopeScheduling(config, log)
 
 
+def pytest_sessionstart(session):
+    """Hide the libraries' objects from full garbage collections before any test makes a model (as a lesson does)."""
+    from lessons_lib.models import freeze_imports
+
+    freeze_imports()
+
+
 def pytest_configure(config):
     """Keep the collection order below when xdist schedules files (its default reorders them by test count)."""
     if getattr(config.option, "loadscopereorder", None) is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import re
@@ -12,6 +13,7 @@ import pytest
 
 from benchmarks import (
     bench_batched_lora,
+    bench_collect,
     bench_constrained,
     bench_constraint_vocab,
     bench_course,
@@ -91,6 +93,16 @@ def test_table_plot_and_skipped_line(tmp_path):
     skipped = skipped_result("demo", "Demo", "no module", "none")
     assert RATIO_LINE.match(final_line([skipped])) and "ratio=nan" in final_line([skipped])
     assert write_plot([skipped], tmp_path / "none.png") is None
+
+
+def test_collect_benchmark_times_a_collection_both_ways_and_leaves_nothing_frozen_it_did_not_find():
+    frozen_before = gc.get_freeze_count()  # the test worker froze its imports at session start (conftest.py)
+    result = bench_collect.measure(repeats=1, work=False)
+    assert gc.get_freeze_count() == frozen_before, "the benchmark toggles the collector in its own process only"
+    assert_reported(result, "collect")
+    assert [r["variant"] for r in result.rows] == [bench_collect.LABELS["tracked"], bench_collect.LABELS["frozen"]]
+    assert result.ratio > 5, result.rows  # ~0.4 s vs well under 1 ms with the imports frozen
+    assert bench_collect.measure(device="cuda").skipped
 
 
 def test_switching_every_way_leaves_the_right_adapter():

@@ -506,8 +506,10 @@ def serve(args) -> int:
         composition, settings = prepare(args)
         import uvicorn
 
+        from ..models import freeze_imports
         from .app import create_app
 
+        freeze_imports()  # before the model loads: the server's full garbage collections skip the libraries
         served = load_served(args, composition)
     except (CompositionError, UsageError, ServeOptionError) as err:
         print(error_line(str(err)), file=sys.stderr, flush=True)
