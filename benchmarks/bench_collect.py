@@ -1,7 +1,7 @@
 """Claim 8: freezing the imports (`models.freeze_imports`, which `setup_lesson` calls) takes the garbage collector's
 cost out of a lesson's work.
 
-torch, transformers and PEFT leave ~500k objects that every full collection walks: `free_memory` runs one after each
+torch, transformers and PEFT leave ~450k objects that every full collection walks: `free_memory` runs one after each
 `del model`, and Python runs its own as a lesson allocates. Two parts, in one run:
 1. one full collection in a fresh process, imports tracked vs frozen (`gc.unfreeze` / `gc.freeze` in turn, no model
    alive), interleaved;
