@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import sys
 
-from benchmarks.common import BenchResult, main_for, skipped_result
+from benchmarks.common import BenchResult, main_for, medians, skipped_result
 from lessons_lib.paths import REPO_DIR
 
 NAME = "collect"
@@ -76,17 +76,11 @@ print(json.dumps({"work_s": time.process_time() - start, "collect_s": spent[0], 
 
 
 COLLECTION = """
-import gc, json, sys, time
+import gc, json, sys
 import torch, transformers, peft
-repeats = int(sys.argv[1])
-samples = {"tracked": [], "frozen": []}
-for round_no in range(1 + repeats):  # interleaved, the first round a warm-up; no model alive to freeze
-    for name in ("tracked", "frozen") if round_no % 2 == 0 else ("frozen", "tracked"):
-        gc.unfreeze() if name == "tracked" else gc.freeze()
-        start = time.perf_counter()
-        gc.collect()
-        if round_no:
-            samples[name].append(time.perf_counter() - start)
+from benchmarks.common import Variant, time_alternating
+variants = [Variant("tracked", gc.collect, before=gc.unfreeze), Variant("frozen", gc.collect, before=gc.freeze)]
+samples = time_alternating(variants, int(sys.argv[1]), clock="wall")  # no model alive to freeze
 gc.unfreeze()
 print(json.dumps({"seconds": samples, "objects": len(gc.get_objects())}))
 """
@@ -103,15 +97,10 @@ def run_child(script: str, *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_work(variant: str) -> dict:
-    """One lesson's work in a fresh process: its CPU seconds, the collector's share, the objects frozen."""
-    return run_child(WORK, variant)
-
-
 def one_collection(repeats: int) -> tuple[dict[str, float], int]:
     """Median seconds of one full collection in a fresh process, imports tracked vs frozen; objects tracked."""
     out = run_child(COLLECTION, str(repeats))
-    return {name: statistics.median(values) for name, values in out["seconds"].items()}, out["objects"]
+    return medians(out["seconds"]), out["objects"]
 
 
 def measure(repeats: int = 3, device: str = "cpu", work: bool = True) -> BenchResult:
@@ -137,7 +126,7 @@ def measure(repeats: int = 3, device: str = "cpu", work: bool = True) -> BenchRe
         for round_no in range(repeats):
             shift = round_no % len(WORK_VARIANTS)
             for name in WORK_VARIANTS[shift:] + WORK_VARIANTS[:shift]:
-                runs[name].append(run_work(name))
+                runs[name].append(run_child(WORK, name))
         work_s = {name: statistics.median(r["work_s"] for r in got) for name, got in runs.items()}
         for name, got in runs.items():
             rows.append(

@@ -103,27 +103,22 @@ def _with_4bit(profile: Profile, on: bool) -> Profile:
     return with_overrides(profile, load_in_4bit=on)
 
 
-_IMPORTS_FROZEN = False
-
-
 def freeze_imports() -> None:
-    """Import the training stack, then hide what is alive now from the garbage collector's full passes; once a process.
+    """Import the training stack, then hide what is alive now from the garbage collector's full passes.
 
     torch, transformers and PEFT leave ~450k objects that every full collection walks (`free_memory`'s and Python's
     own): 0.24 s each on CI's CPUs, ~0 s once frozen with `gc.freeze` (`python -m benchmarks.bench_collect`). Called
-    before any model exists, so models deleted later are still collected; a second call does nothing, since by then a
-    model may be alive (a rerun setup cell).
+    before any model exists, so models deleted later are still collected; once anything is frozen it does nothing,
+    since a model may be alive by then (a rerun setup cell).
     """
-    global _IMPORTS_FROZEN
-    if _IMPORTS_FROZEN:
-        return
     import gc
 
+    if gc.get_freeze_count():
+        return
     import peft  # noqa: F401  (with transformers and torch: what every lesson imports next)
 
     gc.collect()
     gc.freeze()
-    _IMPORTS_FROZEN = True
 
 
 def free_memory() -> None:

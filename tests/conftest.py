@@ -145,7 +145,10 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def pytest_sessionstart(session):
-    """Hide the libraries' objects from full garbage collections before any test makes a model (as a lesson does)."""
+    """Hide the libraries' objects from full garbage collections before any test makes a model (as a lesson does);
+    not in xdist's controller, which runs no test and would import the stack for nothing."""
+    if session.config.getoption("numprocesses", None) and not hasattr(session.config, "workerinput"):
+        return
     from lessons_lib.models import freeze_imports
 
     freeze_imports()
