@@ -102,6 +102,18 @@ def counting_trainer_class(clock: str = "wall"):
     return CountingSFTTrainer
 
 
+def quiet_training_logs() -> None:
+    """No datasets progress bars, transformers notices or TRL log lines in a benchmark's output."""
+    import logging
+
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    hf_logging.set_verbosity_error()
+    logging.getLogger("trl").setLevel(logging.ERROR)
+
+
 def build_trainer(
     rows: list[dict],
     packing: bool,
@@ -171,14 +183,7 @@ def measure(
     domains: tuple[str, ...] | None = None,
 ) -> BenchResult:
     """Train a few steps per variant, interleaved; compare real tokens per second."""
-    import logging
-
-    import datasets
-    from transformers.utils import logging as hf_logging
-
-    datasets.disable_progress_bars()
-    hf_logging.set_verbosity_error()
-    logging.getLogger("trl").setLevel(logging.ERROR)
+    quiet_training_logs()
     rows = training_rows(per_domain, domains=domains)
     packed_batch = equal_token_rows(rows, batch_size, tiny_profile().max_length)
     BENCH_DIR.mkdir(parents=True, exist_ok=True)

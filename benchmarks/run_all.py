@@ -28,6 +28,7 @@ from benchmarks import (
     bench_router,
     bench_serve_throughput,
     bench_switching,
+    bench_train_rate,
     bench_training,
 )
 from benchmarks.common import (
@@ -52,6 +53,7 @@ TIMED = (
     (bench_batched_lora, 3, 1),
     (bench_serve_throughput, 3, 1),
     (bench_training, 3, 1),
+    (bench_train_rate, 3, 1),
     (bench_inference, 15, 2),
     (bench_router, 7, 2),
     (bench_constrained, 5, 1),

@@ -227,12 +227,23 @@ def side_by_side(tasks: Sequence[T], lesson: Callable[[T], Path], run: Callable[
     return [futures[i].result() for i in range(len(tasks))]
 
 
+def job_env(jobs: int, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child that runs beside `jobs - 1` others: `env` (or this process's) with OMP_NUM_THREADS
+    sharing the CPUs among the jobs, unless it is set already. Each kernel's torch otherwise takes every CPU, and
+    threads spinning against each other made two notebooks on 2 CPUs crawl (03's mix sweep 7 s -> 323 s)."""
+    child = dict(os.environ if env is None else env)
+    if not child.get("OMP_NUM_THREADS", "").strip():
+        child["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, jobs)))
+    return child
+
+
 def run_all(paths: list[Path], out_dir: Path, jobs: int = 1) -> list[dict]:
     """Execute `paths` in this process one after another, or `jobs` side by side, each in a child process; returns
     the rows in the order of `paths`."""
     if jobs > 1:
         print(f"running {len(paths)} notebooks, {jobs} side by side ...", flush=True)
-        return side_by_side(paths, lambda path: path, lambda path: run_in_child(path, out_dir), jobs)
+        env = job_env(jobs)
+        return side_by_side(paths, lambda path: path, lambda path: run_in_child(path, out_dir, env=env), jobs)
     results = []
     for path in paths:
         print(f"running {path.name} ...", flush=True)

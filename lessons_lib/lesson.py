@@ -147,16 +147,20 @@ class Lesson:
 
 
 def quiet_library_notices() -> None:
-    """Keep lesson output to what the learner reads: the trainer's own progress bar, not datasets' per-map bars,
-    not transformers 5.23's rename notice for gradient_checkpointing (PEFT and Colab's release use the old name),
-    not transformers' checkpoint-ordering note, not bitsandbytes' CPU kernel notice. The one place that silences them.
-    """
+    """Keep lesson and program output (notebooks, the tools/router CLIs, the server's log) to what the learner reads:
+    the trainer's own progress bar, not datasets' per-map bars, not transformers 5.23's rename notice for
+    gradient_checkpointing (PEFT and Colab's release use the old name), not PEFT's note on the tool adapter's untied
+    lm_head, not transformers' checkpoint-ordering note, not bitsandbytes' CPU kernel notice. The one place that
+    silences them."""
     import warnings
 
     import datasets
 
     datasets.disable_progress_bars()
     warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
+    # The tiny model ties lm_head to its input embeddings; the tool adapter keeps an untied lm_head copy on purpose
+    # (recipes.TOOL_MODULES_TO_SAVE), and PEFT says so at every load of it.
+    warnings.filterwarnings("ignore", message=TIED_HEAD_NOTICE, category=UserWarning)
     # Colab's pyarrow 18.1 + dill 0.3.8: datasets cannot pickle pyarrow's MonthDayNano type when it fingerprints a
     # map (TRL maps in every trainer), so dill warns twice and datasets logs that it used a random hash (harmless:
     # the map just runs again instead of coming from the cache).
@@ -170,6 +174,7 @@ def quiet_library_notices() -> None:
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
+TIED_HEAD_NOTICE = r"Model has `tie_word_embeddings=True` and a tied layer is part of the adapter"
 MONTH_DAY_NANO = r"Cannot (locate reference to|pickle) <class '(pyarrow\.lib\.)?MonthDayNano'>"
 
 

@@ -156,7 +156,9 @@ PROFILES: dict[str, Profile] = {
         gradient_checkpointing=False,
         eval_examples=40,
         quick_train_steps=120,
-        train_tokens_per_second=9000.0,  # measured with `make bench` on 2 CPUs
+        # padded tokens/s of notebook 01's json run on 2 CPUs: `python -m benchmarks.bench_train_rate` (4,585 and
+        # 4,628 on 2026-12-04; the 9,000 before was measured on the first tiny base and made estimates half the time)
+        train_tokens_per_second=4600.0,
         train_speed_measured=True,
         ships_adapters=True,
         demo_train_steps=30,  # notebook 01: a 30-step demo (the shipped ones: tiny.course_adapters.TRAIN_STEPS)

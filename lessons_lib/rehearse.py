@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from .cli import CourseArgumentParser
-from .course import USAGE_ERROR, lesson_paths, run_in_child, side_by_side, usage_problem
+from .course import USAGE_ERROR, job_env, lesson_paths, run_in_child, side_by_side, usage_problem
 from .paths import BUILD_DIR
 from .paths import NOTEBOOKS_DIR as NOTEBOOKS
 from .profiles import PROFILES
@@ -37,10 +37,12 @@ def lessons(profile: str, only: list[str] | None = None) -> list[Path]:
     return lesson_paths(EDITIONS.get(profile, NOTEBOOKS), only)
 
 
-def run_alone(notebook: Path, profile: str, out_dir: Path, timeout: int) -> dict:
-    """Execute one notebook in a child process with a fresh, empty build/work dir and the profile set."""
+def run_alone(notebook: Path, profile: str, out_dir: Path, timeout: int, jobs: int = 1) -> dict:
+    """Execute one notebook in a child process with a fresh, empty build/work dir and the profile set (its share of
+    the CPUs when `jobs` run side by side)."""
     scratch = Path(tempfile.mkdtemp(prefix=f"rehearse-{profile}-{notebook.stem[:2]}-"))
-    env = dict(os.environ, LESSONS_PROFILE=profile, LESSONS_BUILD=str(scratch / "build"), HF_HUB_OFFLINE="1")
+    settings = {"LESSONS_PROFILE": profile, "LESSONS_BUILD": str(scratch / "build"), "HF_HUB_OFFLINE": "1"}
+    env = job_env(jobs, dict(os.environ, **settings))
     try:
         row = run_in_child(notebook, out_dir, timeout, env)
     finally:
@@ -53,7 +55,7 @@ def rehearse(profiles: list[str], only: list[str] | None = None, jobs: int = 2, 
     """Run every (profile, notebook) pair alone; returns one row each, in order."""
     pairs = [(profile, path) for profile in profiles for path in lessons(profile, only)]
     return side_by_side(
-        pairs, lambda pair: pair[1], lambda pair: run_alone(pair[1], pair[0], OUT_DIR / pair[0], timeout), jobs
+        pairs, lambda pair: pair[1], lambda pair: run_alone(pair[1], pair[0], OUT_DIR / pair[0], timeout, jobs), jobs
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -73,14 +74,20 @@ def course_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def composed_server(tmp_path_factory):
+def composed_log(tmp_path_factory) -> Path:
+    """Where `composed_server` writes its log."""
+    return tmp_path_factory.mktemp("composed") / "server.log"
+
+
+@pytest.fixture(scope="session")
+def composed_server(composed_log):
     """The shipped course composition served with --config (`assets/compositions/course.toml`); one per worker,
     shared by test_composition.py and test_web_page.py (see SHARED_SCOPES)."""
     from test_composition import COURSE, start_composed
 
     from lessons_lib.serve.process import port_is_open, stop_server
 
-    proc, url = start_composed(COURSE, tmp_path_factory.mktemp("composed") / "server.log")
+    proc, url = start_composed(COURSE, composed_log)
     yield url
     stop_server(proc)
     assert not port_is_open(url), f"something still listens at {url} after the server stopped"

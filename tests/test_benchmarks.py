@@ -22,6 +22,7 @@ from benchmarks import (
     bench_router,
     bench_serve_throughput,
     bench_switching,
+    bench_train_rate,
     bench_training,
     run_all,
 )
@@ -157,6 +158,17 @@ def test_training_packing_removes_padding():
     assert rows["packing"]["pad share"] == 0 < rows["padding"]["pad share"]
     assert rows["packing"]["real tokens/step"] > rows["padding"]["real tokens/step"]
     assert result.extra["losses_finite"] is True
+
+
+def test_train_rate_sets_the_profiles_rate_beside_a_measured_one():
+    from lessons_lib.profiles import PROFILES
+
+    result = bench_train_rate.measure(repeats=1, steps=2)
+    ratio = assert_reported(result, "train_rate")
+    measured, profile = (row["padded tokens/s"] for row in result.rows)
+    assert profile == PROFILES["tiny"].train_tokens_per_second and ratio == pytest.approx(profile / measured)
+    assert result.goal_met == (abs(ratio - 1) <= bench_train_rate.GOAL_OFF)
+    assert bench_train_rate.measure(device="cuda").skipped == "the tiny profile's rate is a CPU figure"
 
 
 def test_inference_merged_equals_adapter():

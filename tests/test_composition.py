@@ -278,6 +278,18 @@ def test_the_course_composition_serves_the_tools_adapter_and_auto_sends_tools_th
         assert body["adapter"] == "tools" and body["choices"][0]["finish_reason"] == "tool_calls"
 
 
+def test_the_log_says_what_was_served_and_no_library_notice(composed, composed_log):
+    """Before: transformers' is_gradient_checkpointing FutureWarning and PEFT's tie_word_embeddings UserWarning
+    (the tools adapter's untied lm_head copy) between the server's own lines."""
+    assert composed.get("/health").status_code == 200  # loaded and listening: the startup lines are written
+    lines = composed_log.read_text(encoding="utf-8").splitlines()
+    served = [line for line in lines if line.startswith("adapter ")]
+    assert served == [
+        f"adapter {name}: weight 1, fp32 (path {ADAPTERS / name})" for name in load_composition(COURSE).adapters
+    ]
+    assert [line for line in lines if "Warning" in line or "warnings.warn" in line] == []
+
+
 def test_an_unknown_mix_name_is_a_404_listing_the_composition(composed):
     response = composed.post(
         "/v1/chat/completions", json={"model": "json_supprt", "messages": [{"role": "user", "content": PROMPT}]}

@@ -8,6 +8,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from lessons_lib import course
 from lessons_lib.course import count_asserts, failure_line, run_all, run_in_child, write_summary
 
@@ -40,9 +42,12 @@ def test_a_failure_is_reported_by_its_last_line_without_terminal_colours():
 
 
 def test_notebooks_run_side_by_side_and_rows_come_back_in_lesson_order(monkeypatch, tmp_path, capsys):
-    running, started, most, lock = set(), [], [0], threading.Lock()
+    running, started, most, lock, threads = set(), [], [0], threading.Lock(), set()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(course.os, "cpu_count", lambda: 2)
 
     def run_in_child(path, out_dir, timeout=900, env=None):
+        threads.add(env["OMP_NUM_THREADS"])
         with lock:
             running.add(path.name)
             started.append(path.name[:2])
@@ -59,6 +64,18 @@ def test_notebooks_run_side_by_side_and_rows_come_back_in_lesson_order(monkeypat
     assert set(started[:2]) == {"03", "02"} and started[2] == "01", "the last lessons (the longest) start first"
     printed = capsys.readouterr().out
     assert printed.index("01_lesson.ipynb: ok") < printed.index("03_lesson.ipynb: ok"), "printed as each one ends"
+    assert threads == {"1"}, "two kernels on 2 CPUs: one torch thread each"
+
+
+@pytest.mark.parametrize(
+    "cpus, jobs, given, threads",
+    [(2, 2, None, "1"), (8, 2, None, "4"), (2, 3, None, "1"), (4, 1, None, "4"), (8, 2, "3", "3"), (8, 2, " ", "4")],
+)
+def test_side_by_side_children_share_the_cpus_unless_told(monkeypatch, cpus, jobs, given, threads):
+    """Before: each child's torch took every CPU; on 2 CPUs two notebooks crawled (03's mix sweep 7 s -> 323 s)."""
+    monkeypatch.setattr(course.os, "cpu_count", lambda: cpus)
+    env = {"PATH": "/bin"} if given is None else {"PATH": "/bin", "OMP_NUM_THREADS": given}
+    assert course.job_env(jobs, env) == {"PATH": "/bin", "OMP_NUM_THREADS": threads}
 
 
 def test_a_notebook_whose_runner_dies_is_a_failed_row_not_a_stalled_run(tmp_path):

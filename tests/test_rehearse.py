@@ -12,7 +12,7 @@ def fake_runs(monkeypatch, tmp_path, failing=("7b-rehearsal", "03")):
     """Replace the notebook runs with instant ones (one pair fails); returns the pairs in the order they started."""
     started, lock = [], threading.Lock()
 
-    def run_alone(path, profile, out_dir, timeout):
+    def run_alone(path, profile, out_dir, timeout, jobs):
         name = str(path.relative_to(rehearse.NOTEBOOKS))  # as the real one names its row
         with lock:
             started.append((profile, name))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 
@@ -177,6 +178,19 @@ def test_cli_evaluate_format(tmp_path, capsys):
     assert {line.split()[0] for line in out} >= set(LABELS)
     assert main(["evaluate", "--router", "keyword", "--data", str(tmp_path / "nope.jsonl")]) == 2
     assert "JSONL" in capsys.readouterr().err
+
+
+def test_cli_evaluate_of_the_learned_router_prints_no_library_notice(tmp_path, capsys):
+    """Before: transformers' is_gradient_checkpointing FutureWarning above the table, as the base model loaded."""
+    from lessons_lib.router.__main__ import main
+
+    data = tmp_path / "one.jsonl"
+    data.write_text(json.dumps({"text": "return JSON please", "label": "json"}) + "\n", encoding="utf-8")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")  # every warning raised is recorded, unless the CLI silences it
+        assert main(["evaluate", "--router", "learned", "--data", str(data)]) == 0
+    assert [f"{w.category.__name__}: {w.message}" for w in seen] == []
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("accuracy=")
 
 
 def test_heldout_file_is_valid_jsonl():

@@ -300,6 +300,7 @@ def test_missing_data_file_is_russian(ru, tmp_path):
     "steps, seconds, lang, expected",
     [
         (200, 31.4, "en", "200 steps in 31s"),
+        (1, 0.4, "en", "1 step in 0s"),
         (200, 31.4, "ru", "200 шагов за 31 с"),
         (1, 0.2, "ru", "1 шаг за 0 с"),
         (3, 2.0, "ru", "3 шага за 2 с"),
@@ -317,13 +318,21 @@ def test_tool_adapter_build_logs_russian_steps(ru, tmp_path, monkeypatch):
 
     def fake_train(profile, scratch, **kwargs):
         Path(scratch).mkdir(parents=True)
+        trained.append(kwargs["warm_steps"])
         return SimpleNamespace(steps=120, seconds=42.0)
 
+    trained, shipped = [], []
     monkeypatch.setattr(adapter, "train_tool_adapter", fake_train)
-    monkeypatch.setattr(adapter, "ship_tool_adapter", lambda *args: {})
+    monkeypatch.setattr(adapter, "ship_tool_adapter", lambda *args, **kwargs: shipped.append(kwargs) or {})
     said = []
     adapter.build_tool_adapter(tmp_path / "tools", steps=120, log=said.append)
-    assert said == ["tools: 120 шагов за 42 с"]
+    assert said == [
+        "tools: разогрев на вызовах content_validator, template_generator (50 шагов), затем 120 шагов на всей смеси",
+        "tools: 120 шагов за 42 с",
+    ]
+    assert trained == [50] and shipped == [{"warm_steps": 50}]  # 900 before 2160, in proportion; the manifest says so
+    adapter.build_tool_adapter(tmp_path / "tools", steps=1, log=said.append, warm_steps=0)
+    assert said[2] == "tools: 1 шаг на всей смеси, без разогрева"
 
 
 # ---------------------------------------------------------------- 6. the adapter-folder check

@@ -235,3 +235,95 @@ def test_a_non_streamed_request_whose_client_disconnects_is_cancelled(app):
             break
         time.sleep(0.05)
     assert server.engine.stats["cancelled"] == before + 1
+
+
+# ---------------------------------------------------------------- quote: a forced call's free text quotes the request
+SCHEMA = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+QUOTED = (  # (request, the text it asks to format), phrasings of the hand-written kind, names no template has
+    (TOOL_REQUEST, "Warsaw gets a new blender today."),
+    ("Wrap this at 30 characters with indent 2: Our bakery on Elm Street opens at seven.", None),
+    ("Rewrap «Quorra's ferry leaves Tinmouth at noon.» to 24 columns.", None),
+)
+
+
+@pytest.mark.parametrize("request_text, text", QUOTED)
+def test_quote_makes_the_calls_free_text_a_phrase_of_the_request(app, tools, request_text, text):
+    """Before: no way to ask the API for lesson 05's quoting: the tiny adapter's call for TOOL_REQUEST formats
+    "Nora gets a new free today." (a training name, a garbled word) whatever copy_bias says."""
+    from lessons_lib.tools.constrained import CallGrammar
+
+    body = {"messages": user(request_text), "tools": tools, "tool_choice": "required", "max_tokens": 112}
+    for stream in (False, True):
+        if stream:
+            deltas = [c["choices"][0]["delta"] for c in streamed(app, {"model": "tools", **body, "quote": True})]
+            calls = [d["tool_calls"][0] for d in deltas if d.get("tool_calls")]
+            arguments = json.loads("".join(c["function"].get("arguments") or "" for c in calls))
+        else:
+            call = answer(app, model="tools", **body, quote=True)["choices"][0]["message"]["tool_calls"][0]
+            arguments = valid_call(call, tools)
+        grammar = CallGrammar(tools, request_text)
+        written = json.dumps({"tool": "text_formatter", "arguments": arguments}, ensure_ascii=False).encode()
+        assert grammar.quotes_ok(written) and arguments["text"] in request_text, arguments
+        if text is not None:
+            assert arguments["text"] == text
+    plain = answer(app, model="tools", **body)["choices"][0]["message"]["tool_calls"][0]
+    if text is not None:  # what quoting changes: without it, the adapter's own words
+        assert json.loads(plain["function"]["arguments"])["text"] != text
+
+
+@pytest.mark.parametrize(
+    "extra, said",
+    [
+        ({"tool_choice": "auto"}, "this request has neither"),
+        ({"tools": None}, "this request has neither"),
+        ({"tool_choice": "none"}, "this request has neither"),
+        ({"quote": "true"}, "boolean"),
+        ({"tools": None, "requested_names": True}, "quote does not go with requested_names"),
+        (
+            {"tools": None, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": SCHEMA}}},
+            "quote does not go with response_format json_schema",
+        ),
+    ],
+    ids=["auto", "no-tools", "none", "string", "requested-names", "json-schema"],
+)
+def test_quote_where_no_call_is_forced_is_a_400_naming_it(app, tools, extra, said):
+    body = {"model": "tools", "messages": user(TOOL_REQUEST), "tools": tools, "quote": True, "max_tokens": 8, **extra}
+    response = post(app, {k: v for k, v in body.items() if v is not None})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "quote" and said in error["message"], error
+
+
+ELM = "Wrap this at 30 characters with indent 2: Our bakery on Elm Street opens at seven."
+
+
+def after_the_call(request_text: str, arguments: dict) -> tuple[list[dict], str]:
+    """A conversation that ends with text_formatter's result for `arguments`, and that result."""
+    from lessons_lib.tools.functions import text_formatter
+
+    result = text_formatter(**arguments)
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "text_formatter", "arguments": json.dumps(arguments)},
+    }
+    return [
+        *user(request_text),
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": result},
+    ], result
+
+
+def test_quote_after_a_tool_result_makes_the_answer_repeat_it_exactly(app, tools):
+    """Before: the answer after a correct call garbled its result ("Our b tablety on Plm Street")."""
+    messages, result = after_the_call(
+        ELM, {"text": "Our bakery on Elm Street opens at seven.", "width": 30, "indent": 2}
+    )
+    body = {"model": "tools", "messages": messages, "tools": tools, "max_tokens": 112}
+    quoted = answer(app, **body, quote=True)["choices"][0]["message"]["content"]
+    free = answer(app, **body)["choices"][0]["message"]["content"]
+    assert result.strip() in quoted and result.strip() not in free, (quoted, free)
+    streamed_text = "".join(
+        c["choices"][0]["delta"].get("content") or "" for c in streamed(app, {**body, "quote": True}) if c["choices"]
+    )
+    assert streamed_text == quoted

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,8 @@ def requests_file(folder: Path, n: int) -> Path:
         (["build-adapter", "--tool-choice", "auto"], "--tool-choice does not apply to build-adapter"),
         (["evaluate", "--n", "0"], "--n must be at least 1, not 0"),
         (["build-adapter", "--steps", "0"], "--steps must be at least 1, not 0"),
+        (["evaluate", "--warm-steps", "3"], "--warm-steps does not apply to evaluate"),
+        (["build-adapter", "--warm-steps", "-1"], "--warm-steps must be at least 0, not -1"),
     ],
 )
 def test_options_that_do_not_apply_are_usage_errors(capsys, argv, option):
@@ -47,6 +50,56 @@ def test_options_that_do_not_apply_are_usage_errors(capsys, argv, option):
         main(argv)
     assert exit_.value.code == USAGE_ERROR
     assert option in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, steps, warm",
+    [
+        ([], 2160, 900),  # the shipped recipe
+        (["--steps", "4"], 4, 2),  # a trial run: the recipe's share of warm-up (was the full 900 before 4 steps)
+        (["--steps", "4", "--warm-steps", "0"], 4, 0),
+        (["--warm-steps", "300"], 2160, 300),
+    ],
+)
+def test_build_adapter_warm_up_follows_the_steps_unless_given(monkeypatch, tmp_path, argv, steps, warm):
+    """Before: every build trained 900 warm-up steps first, whatever --steps said (`--steps 2` took ~8 minutes)."""
+    asked = {}
+    monkeypatch.setattr("lessons_lib.tools.adapter.build_tool_adapter", lambda **kwargs: asked.update(kwargs) or {})
+    assert main(["build-adapter", *argv, "--out", str(tmp_path / "tools")]) == 0
+    assert (asked["steps"], asked["warm_steps"]) == (steps, warm)
+
+
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (["--warm-steps", "0"], "--warm-steps 0 changes the course recipe (2160 steps after 900 warm-up steps)"),
+        (["--steps", "8", "--warm-steps", "1"], "--steps 8 --warm-steps 1 changes the course recipe"),
+    ],
+)
+def test_another_warm_up_without_out_keeps_the_shipped_adapter(monkeypatch, capsys, argv, said):
+    monkeypatch.setattr("lessons_lib.tools.adapter.build_tool_adapter", lambda **kwargs: pytest.fail("trained"))
+    assert main(["build-adapter", *argv]) == USAGE_ERROR
+    err = capsys.readouterr().err
+    assert said in err and ("build/tools-warm0" in err or "build/tools-8-warm1" in err)
+
+
+def test_the_recipe_given_explicitly_rebuilds_the_shipped_adapter(monkeypatch):
+    asked = {}
+    monkeypatch.setattr("lessons_lib.tools.adapter.build_tool_adapter", lambda **kwargs: asked.update(kwargs) or {})
+    assert main(["build-adapter", "--steps", "2160", "--warm-steps", "900"]) == 0
+    assert (asked["out_dir"], asked["steps"], asked["warm_steps"]) == (TINY_ADAPTERS_DIR / "tools", 2160, 900)
+
+
+def test_evaluate_prints_the_table_and_no_library_notice(capsys):
+    """Before: PEFT's tie_word_embeddings UserWarning and transformers' is_gradient_checkpointing FutureWarning above
+    the table (the tool adapter keeps an untied lm_head copy on purpose)."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")  # every warning raised is recorded, unless the CLI silences it
+        assert main(["evaluate", "--n", "1"]) == 0
+    assert [f"{w.category.__name__}: {w.message}" for w in seen] == []
+    assert capsys.readouterr().out.splitlines()[
+        0
+    ] == f"heldout: 1 requests, adapter {TINY_ADAPTERS_DIR / 'tools'}, " + ("tool_choice=auto")
 
 
 def test_n_takes_the_first_requests_of_a_data_file(tmp_path, capsys):

@@ -16,8 +16,11 @@ from pathlib import Path
 
 from ..cli import CourseArgumentParser, error_line, whole_number
 from ..i18n import tr
+from ..lesson import quiet_library_notices
 from . import KINDS
 from .learned import TRAIN_STEPS
+
+MODEL_ROUTERS = ("learned", "embedding")  # the kinds that load the base model
 
 DESCRIPTION_RU = """Командная строка: `python -m lessons_lib.router evaluate --router keyword|learned|embedding|ngram
 --data FILE.jsonl`, `train` (обучаемый маршрутизатор) и `train-ngram` (n-граммный маршрутизатор: настраивается на части
@@ -103,6 +106,8 @@ def _evaluate(args) -> int:
     from .data import read_jsonl
     from .metrics import evaluate_router
 
+    if args.router in MODEL_ROUTERS:
+        quiet_library_notices()  # the table, without the libraries' notices as the base model loads
     router = load_router(args.router, args.profile, log=lambda *a: print(*a, file=sys.stderr))
     rows = read_jsonl(args.data, router.labels)
     report = evaluate_router(router, rows, args.router)
@@ -126,6 +131,7 @@ def _train(args) -> int:
     from .data import heldout_rows
     from .learned import ROUTER_FILE, router_learning_rate, train_and_save
 
+    quiet_library_notices()
     profile = get_profile(args.profile or "tiny")
     shipped = shipped_router_dir() if profile.ships_adapters else None
     recipe = {"steps": TRAIN_STEPS, "seed": 0, "lr": None}

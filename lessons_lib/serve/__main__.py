@@ -499,6 +499,7 @@ def prepare(args):
 def serve(args) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from ..lesson import quiet_library_notices
     from .composition import CompositionError
     from .loading import ServeOptionError
 
@@ -509,6 +510,7 @@ def serve(args) -> int:
         from ..models import freeze_imports
         from .app import create_app
 
+        quiet_library_notices()  # the log says what loaded, without the libraries' notices
         freeze_imports()  # before the model loads: the server's full garbage collections skip the libraries
         served = load_served(args, composition)
     except (CompositionError, UsageError, ServeOptionError) as err:

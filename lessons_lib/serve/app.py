@@ -68,6 +68,7 @@ from .protocol import (
     stop_strings,
     text_of,
     tool_mode,
+    tool_results,
     tool_schemas,
 )
 from .streaming import Chunks, chunks, logprobs_field, open_stream, usage_of
@@ -484,7 +485,8 @@ class Server:
                 prompt_tokens=n_tokens,
                 limit=self.max_prompt_tokens,
             )
-        plan = plan_tools(schemas, mode, self.check_tokenizer, max_tokens)
+        quote = prompt_source(messages) if request.quote else None  # a forced call's free text quotes the user
+        plan = plan_tools(schemas, mode, self.check_tokenizer, max_tokens, quote)
         self.check_call_room(request, mode, schemas, max_tokens)
         source = prompt_source(messages) if request.copy_bias or request.requested_names else ""
         job = Job(
@@ -497,7 +499,8 @@ class Server:
             sampling=self.sampling(request),
             allowed_tokens=(plan.allowed_tokens if plan else None)
             or plan_format(request.response_format, self.check_tokenizer, max_tokens)
-            or self.name_rule(source, request.requested_names),
+            or self.name_rule(source, request.requested_names)
+            or self.result_guard(messages, request.quote),
             token_bias=self.copy_nudge(source, request.copy_bias),
         )
         return Prepared(job, request, plan)
@@ -576,6 +579,16 @@ class Server:
         if not on:
             return None
         return RequestedNames.for_tokenizer(self.check_tokenizer).row(source)
+
+    def result_guard(self, messages: list[dict], on: bool | None):
+        """The job's `allowed_tokens` for quote=true after a tool result (None otherwise): an answer that starts
+        repeating the result goes on repeating it exactly (lesson 05's faithful answers)."""
+        results = tool_results(messages) if on else ""
+        if not results:
+            return None
+        from ..tools.faithful import CopyGuard
+
+        return CopyGuard.for_tokenizer(self.check_tokenizer).row(results)
 
     def checked_job(self, request: ChatRequest) -> Prepared:
         """`build_job`, then memory released if the prompt was large (runs on the prompt-check thread)."""

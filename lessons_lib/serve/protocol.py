@@ -15,7 +15,11 @@ answer is decoded under the schema, as a forced call's arguments are: tools/cons
 satisfies both), and the course's extensions adapter_weights (model="mix"), copy_bias (0..20: copy-aware decoding,
 a prompt word the answer began is nudged to come out exact; `lessons_lib.copying`, 6 is the course's value) and
 requested_names (true: a function the answer defines, `def NAME(`, takes a name the request gives;
-`copying.RequestedNames`; not with a tool_choice that forces a call, whose every token the schemas already fix).
+`copying.RequestedNames`; not with a tool_choice that forces a call, whose every token the schemas already fix) and
+quote (true; lesson 05's `evaluate --quote`: with tool_choice "required" or a named function, the call's free-text
+arguments are whole phrases of the user messages and its numbers theirs where the schema allows,
+`tools.constrained.CallGrammar`; after a tool result, the last message role "tool", an answer that starts repeating
+the result goes on repeating it exactly, `tools.faithful.CopyGuard`; not with requested_names or a json_schema).
 
 Allow-listed (accepted, no effect here): user, safety_identifier, metadata, store, service_tier,
 prompt_cache_key, frequency_penalty and presence_penalty when 0, logit_bias when empty, a message's `name` and
@@ -221,6 +225,8 @@ class ChatRequest(Strictly):
     copy_bias: Finite | None = Field(default=None, ge=0, le=MAX_COPY_BIAS)
     # the course's extension: a `def` the answer writes takes a name the request gives (copying.RequestedNames)
     requested_names: Flag | None = None  # true or false only: "true" is refused
+    # the course's extension: a forced call's free text quotes the user messages (tools.constrained.CallGrammar)
+    quote: Flag | None = None
     # allow-listed: they change nothing on this server
     user: str | None = None
     safety_identifier: str | None = None
@@ -298,6 +304,8 @@ def check_request(request: ChatRequest) -> None:
             ),
             "unsupported_value",
         )
+    if request.quote:
+        check_quote(request)
     check_messages(request.messages)
 
 
@@ -592,6 +600,47 @@ def tool_schemas(request: ChatRequest) -> list[dict]:
         {"type": "function", "function": tool.function.model_dump(exclude_none=True, exclude={"strict", "returns"})}
         for tool in request.tools or []
     ]
+
+
+def check_quote(request: ChatRequest) -> None:
+    """quote=true needs something to quote for: a forced call, or an answer to a tool result; and no other rule on
+    the reply's tokens beside it (requested_names, a json_schema), which would leave one of them unapplied."""
+    if request.requested_names or (request.response_format and request.response_format.type == "json_schema"):
+        other = "requested_names" if request.requested_names else "response_format json_schema"
+        raise bad(
+            "quote",
+            tr(
+                en=f"quote does not go with {other}: each decides which tokens the reply may take; send one.",
+                ru=f"quote нельзя сочетать с {other}: каждый из них решает, какие токены может взять ответ; "
+                "отправьте что-то одно.",
+            ),
+            "unsupported_value",
+        )
+    if tool_mode(request) in (None, "auto") and request.messages[-1].role != "tool":
+        raise bad(
+            "quote",
+            tr(
+                en='quote applies to a forced call (tools with tool_choice="required" or a named function: its free '
+                "text quotes the user messages) or to the answer after a tool result (the last message has role "
+                '"tool": the answer repeats the result exactly); this request has neither, so send one of those or '
+                "leave quote out.",
+                ru='quote действует на вынужденный вызов (tools с tool_choice="required" или именованной функцией: '
+                "его текст цитирует сообщения пользователя) или на ответ после результата инструмента (последнее "
+                'сообщение с ролью "tool": ответ повторяет результат точно); здесь нет ни того, ни другого — '
+                "отправьте одно из них или уберите quote.",
+            ),
+            "unsupported_value",
+        )
+
+
+def tool_results(messages: list[dict]) -> str:
+    """The tool results the conversation ends with (one per line): what an answer to them may repeat."""
+    tail = []
+    for message in reversed(messages):
+        if message["role"] != "tool":
+            break
+        tail.append(message["content"])
+    return "\n".join(reversed(tail))
 
 
 def tool_mode(request: ChatRequest) -> str | None:

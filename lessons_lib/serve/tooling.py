@@ -51,10 +51,12 @@ class ToolPlan:
         return self.allowed_tokens is not None
 
 
-def plan_tools(schemas: list[dict], mode: str | None, tokenizer, max_tokens: int | None = None) -> ToolPlan | None:
+def plan_tools(
+    schemas: list[dict], mode: str | None, tokenizer, max_tokens: int | None = None, quote: str | None = None
+) -> ToolPlan | None:
     """The plan for a request's tools (None when no tools are in play); a 400 when the grammar cannot express a
     schema that "required" or a named function needs. A constrained call closes its strings and lists in time to
-    end within `max_tokens`."""
+    end within `max_tokens`; with `quote` (the user messages) its free text is whole phrases of it."""
     if mode is None:
         return None
     if mode == "auto":
@@ -63,7 +65,7 @@ def plan_tools(schemas: list[dict], mode: str | None, tokenizer, max_tokens: int
 
     wanted = schemas if mode == "required" else [s for s in schemas if s["function"]["name"] == mode[9:]]
     try:
-        grammar = CallGrammar(wanted, below=())  # a client's tools: only their schemas bind, not the course's rules
+        grammar = CallGrammar(wanted, quote, below=())  # a client's tools: their schemas bind, not the course's rules
     except GrammarError as err:
         index = next((i for i, s in enumerate(schemas) if s["function"]["name"] in str(err)), 0)
         forced = mode.replace("function:", "")

@@ -1,14 +1,16 @@
 """Tool-use adapter commands.
 
-`python -m lessons_lib.tools build-adapter [--steps N]` rebuilds the shipped tiny tool-use adapter;
+`python -m lessons_lib.tools build-adapter [--steps N] [--warm-steps W]` rebuilds the shipped tiny tool-use adapter
+(W warm-up steps on the validator's and template generator's calls, then N on the whole mix; W defaults to the
+recipe's share of N: 900 before the shipped 2160);
 `python -m lessons_lib.tools evaluate [--adapter FOLDER]
 [--data heldout|dev|handwritten|dev-handwritten|dev2-handwritten|FILE.jsonl] [--tool-choice auto|required]`
 scores base vs adapter on held-out requests and prints the table (`final answer`: the expected result reached the
 answer; `uses result`: the answer delivers the result of the call that ran).
 `--n N` takes the first N requests of any data source. An option of the other command (`evaluate --steps`,
 `build-adapter --adapter` ...) is a usage error. Without --out, `build-adapter` rebuilds the shipped adapter in
-assets/adapters/tools with the course recipe; another --steps then needs --out (the shipped adapter is replaced only on
-purpose). The --out folder is checked for writing before anything trains.
+assets/adapters/tools with the course recipe; another --steps or --warm-steps then needs --out (the shipped adapter
+is replaced only on purpose). The --out folder is checked for writing before anything trains.
 A missing or unreadable file or folder, a damaged adapter or one made for another base or task, or a bad line in a
 data file, ends the command with one `error:` line (naming file:line) and exit code 2.
 """
@@ -26,15 +28,17 @@ from ..i18n import tr
 
 DESCRIPTION_RU = """Команды адаптера для вызова инструментов.
 
-`python -m lessons_lib.tools build-adapter [--steps N]` пересобирает поставляемый адаптер tiny для вызова инструментов;
+`python -m lessons_lib.tools build-adapter [--steps N] [--warm-steps W]` пересобирает поставляемый адаптер tiny для
+вызова инструментов (W шагов разогрева на вызовах валидатора и генератора шаблонов, затем N на всей смеси; по умолчанию
+W — доля рецепта от N: 900 перед поставляемыми 2160);
 `python -m lessons_lib.tools evaluate [--adapter FOLDER]
 [--data heldout|dev|handwritten|dev-handwritten|dev2-handwritten|FILE.jsonl] [--tool-choice auto|required]`
 сравнивает базовую модель и адаптер на отложенных запросах и печатает таблицу (`итоговый ответ`: ожидаемый результат
 попал в ответ; `ответ с результатом`: ответ передаёт результат выполненного вызова).
 `--n N` берёт первые N запросов любого источника данных. Параметр другой команды (`evaluate --steps`,
 `build-adapter --adapter` ...) — ошибка в аргументах. Без --out команда `build-adapter` пересобирает поставляемый
-адаптер в assets/adapters/tools по рецепту курса; тогда для другого --steps нужен --out (поставляемый адаптер
-заменяется только намеренно). Папка --out проверяется на запись до начала обучения.
+адаптер в assets/adapters/tools по рецепту курса; тогда для другого --steps или --warm-steps нужен --out
+(поставляемый адаптер заменяется только намеренно). Папка --out проверяется на запись до начала обучения.
 Отсутствующий или нечитаемый файл или папка, повреждённый адаптер или адаптер для другой базовой модели или задачи,
 плохая строка в файле данных завершают команду одной строкой `ошибка:` (с указанием файл:строка) и кодом выхода 2.
 """
@@ -43,6 +47,7 @@ USAGE_ERROR = 2  # the exit code argparse also uses for bad arguments
 TASK = "tools"  # the manifest domain of a tool-use adapter
 COMMAND_OPTIONS = {  # option -> (attribute, the command it belongs to); each is refused with the other command
     "--steps": ("steps", "build-adapter"),
+    "--warm-steps": ("warm_steps", "build-adapter"),
     "--out": ("out", "build-adapter"),
     "--ship": ("ship", "build-adapter"),
     "--adapter": ("adapter", "evaluate"),
@@ -89,13 +94,13 @@ def misplaced_option(args: argparse.Namespace) -> str | None:
 
 
 def check_counts(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Refuse --steps / --n below 1 (0 used to mean 'the default' silently)."""
-    for option, value in (("--steps", args.steps), ("--n", args.n)):
-        if value is not None and value < 1:
+    """Refuse --steps / --n below 1 (0 used to mean 'the default' silently) and --warm-steps below 0 (0: none)."""
+    for option, value, least in (("--steps", args.steps, 1), ("--n", args.n, 1), ("--warm-steps", args.warm_steps, 0)):
+        if value is not None and value < least:
             parser.error(
                 tr(
-                    en=f"{option} must be at least 1, not {value} (leave it out for the default)",
-                    ru=f"{option} должно быть не меньше 1, а не {value} (уберите параметр, чтобы взять значение "
+                    en=f"{option} must be at least {least}, not {value} (leave it out for the default)",
+                    ru=f"{option} должно быть не меньше {least}, а не {value} (уберите параметр, чтобы взять значение "
                     "по умолчанию)",
                 )
             )
@@ -126,17 +131,26 @@ def task_problem(folder: Path) -> str | None:
     return None
 
 
-def shipped_overwrite_problem(steps: int | None, out: str | None, default_steps: int, shipped: Path) -> str | None:
-    """Why `build-adapter` must stop: another --steps without --out would replace the shipped adapter (None: fine)."""
-    if out is not None or steps is None or steps == default_steps:
+def shipped_overwrite_problem(
+    steps: int | None, warm_steps: int | None, out: str | None, recipe: tuple[int, int], shipped: Path
+) -> str | None:
+    """Why `build-adapter` must stop: another --steps or --warm-steps without --out would replace the shipped adapter
+    (None: fine). `recipe`: the course's (steps, warm-up steps)."""
+    if out is not None:
         return None
+    given = (("--steps", steps, recipe[0], ""), ("--warm-steps", warm_steps, recipe[1], "warm"))
+    changed = [(option, value, tag) for option, value, default, tag in given if value not in (None, default)]
+    if not changed:
+        return None
+    options = " ".join(f"{option} {value}" for option, value, _ in changed)
+    example = "build/tools-" + "-".join(f"{tag}{value}" for _, value, tag in changed)
     return tr(
-        en=f"--steps {steps} changes the course recipe ({default_steps} steps), and without --out the result would "
-        f"replace the shipped tool adapter in {shipped}. Pass --out FOLDER, e.g. --out build/tools-{steps}, or "
-        f"--out {shipped} to replace it on purpose.",
-        ru=f"--steps {steps} меняет рецепт курса ({default_steps} шагов), и без --out результат заменил бы "
-        f"поставляемый адаптер для инструментов в {shipped}. Укажите --out ПАПКА, например --out build/tools-{steps}, "
-        f"или --out {shipped}, чтобы заменить его намеренно.",
+        en=f"{options} changes the course recipe ({recipe[0]} steps after {recipe[1]} warm-up steps), and without "
+        f"--out the result would replace the shipped tool adapter in {shipped}. Pass --out FOLDER, e.g. --out "
+        f"{example}, or --out {shipped} to replace it on purpose.",
+        ru=f"{options} меняет рецепт курса ({recipe[0]} шагов после {recipe[1]} шагов разогрева), и без --out "
+        f"результат заменил бы поставляемый адаптер для инструментов в {shipped}. Укажите --out ПАПКА, например "
+        f"--out {example}, или --out {shipped}, чтобы заменить его намеренно.",
     )
 
 
@@ -150,14 +164,17 @@ def check_out_folder(folder: Path) -> None:
 def build_cli(args: argparse.Namespace) -> int:
     """`build-adapter`: train (or `--ship` an already trained folder), score and save; bad --out: one line, exit 2."""
     from ..paths import TINY_ADAPTERS_DIR
-    from .adapter import ADAPTER_NAME, STEPS, build_tool_adapter, ship_tool_adapter
+    from .adapter import ADAPTER_NAME, STEPS, WARM_STEPS, build_tool_adapter, ship_tool_adapter, warm_steps_for
 
     shipped = TINY_ADAPTERS_DIR / ADAPTER_NAME
-    problem = None if args.ship else shipped_overwrite_problem(args.steps, args.out, STEPS, shipped)
+    recipe = (STEPS, WARM_STEPS)
+    problem = None if args.ship else shipped_overwrite_problem(args.steps, args.warm_steps, args.out, recipe, shipped)
     if problem:
         return fail(problem)
     out = Path(args.out) if args.out else shipped
-    kwargs = {"steps": args.steps or STEPS, "out_dir": out}
+    steps = args.steps or STEPS
+    warm = warm_steps_for(steps) if args.warm_steps is None else args.warm_steps
+    kwargs = {"steps": steps, "out_dir": out, "warm_steps": warm}
     try:
         check_out_folder(out)
         if args.ship:
@@ -181,9 +198,21 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help=tr(
-            en="build-adapter: training steps, at least 1 (default: the shipped recipe; another value needs --out)",
-            ru="build-adapter: число шагов обучения, не меньше 1 (по умолчанию — по рецепту поставляемого адаптера; "
-            "для другого значения нужен --out)",
+            en="build-adapter: training steps on the whole mix, at least 1 (default: the shipped recipe's 2160; "
+            "another value needs --out)",
+            ru="build-adapter: число шагов обучения на всей смеси, не меньше 1 (по умолчанию — 2160, по рецепту "
+            "поставляемого адаптера; для другого значения нужен --out)",
+        ),
+    )
+    parser.add_argument(
+        "--warm-steps",
+        type=int,
+        default=None,
+        help=tr(
+            en="build-adapter: warm-up steps on the validator's and template generator's calls before the mix, 0 for "
+            "none (default: the recipe's share of --steps, 900 before 2160)",
+            ru="build-adapter: шаги разогрева на вызовах валидатора и генератора шаблонов перед смесью, 0 — без "
+            "разогрева (по умолчанию — доля рецепта от --steps, 900 перед 2160)",
         ),
     )
     parser.add_argument(
@@ -272,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
         return fail(problem)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from ..lesson import quiet_library_notices
+
+    quiet_library_notices()  # the tables and training lines, without the libraries' notices
     import torch
 
     from ..env import cpu_threads

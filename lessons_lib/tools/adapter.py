@@ -75,6 +75,28 @@ EVAL_N = 60
 DEV_N = 120  # the recipe was chosen on the dev split (phrasings of its own); held-out was scored once after
 
 
+def warm_steps_for(steps: int) -> int:
+    """The recipe's warm-up before `steps` steps on the mix: WARM_STEPS before the shipped STEPS, in proportion
+    otherwise (a short trial run gets a short warm-up, not the shipped 900 steps)."""
+    return round(steps * WARM_STEPS / STEPS)
+
+
+def training_plan(steps: int, warm_steps: int) -> str:
+    """The line said before training starts: the warm-up's steps on which calls, then the mix's steps."""
+    if not warm_steps:
+        return tr(
+            en=f"tools: {steps} step{'' if steps == 1 else 's'} on the whole mix, no warm-up",
+            ru=f"tools: {steps} {plural_ru(steps, 'шаг', 'шага', 'шагов')} на всей смеси, без разогрева",
+        )
+    calls = ", ".join(WARM_TOOLS)
+    return tr(
+        en=f"tools: {warm_steps} warm-up step{'' if warm_steps == 1 else 's'} on the {calls} calls, then {steps} on "
+        "the whole mix",
+        ru=f"tools: разогрев на вызовах {calls} ({warm_steps} {plural_ru(warm_steps, 'шаг', 'шага', 'шагов')}), "
+        f"затем {steps} {plural_ru(steps, 'шаг', 'шага', 'шагов')} на всей смеси",
+    )
+
+
 def tool_recipe(profile) -> ToolRecipe:
     """The profile's tool-adapter recipe: the tuned one on `tiny`, elsewhere the profile's own settings."""
     return profile.tool_recipe
@@ -124,7 +146,7 @@ def training_length(rows: list[dict], tokenizer, profile) -> int:
 def steps_in(steps: int, seconds: float) -> str:
     """The "N steps in Ss" of a training log line, in the learner's language ("200 шагов за 31 с")."""
     return tr(
-        en=f"{steps} steps in {seconds:.0f}s",
+        en=f"{steps} step{'' if steps == 1 else 's'} in {seconds:.0f}s",
         ru=f"{steps} {plural_ru(steps, 'шаг', 'шага', 'шагов')} за {seconds:.0f} с",
     )
 
@@ -236,8 +258,10 @@ def ship_tool_adapter(
     eval_n: int = EVAL_N,
     train_seconds: float | None = None,
     log=print,
+    warm_steps: int = WARM_STEPS,
 ) -> dict:
-    """Score a trained tiny tool adapter against the base (`tool_metrics`) and save it with its manifest.
+    """Score a trained tiny tool adapter against the base (`tool_metrics`) and save it with its manifest (which
+    records `steps` on the mix after `warm_steps` of warm-up).
 
     The adapter is saved through the store as `out_dir`'s name in `out_dir`'s parent folder (replacing the old one).
     """
@@ -266,7 +290,7 @@ def ship_tool_adapter(
             "source": "lessons_lib.tools.data",
             "requests": TRAIN_REQUESTS,
             "answer_every": ANSWER_EVERY,
-            "warm_steps": WARM_STEPS,
+            "warm_steps": warm_steps,
             "warm_tools": list(WARM_TOOLS),
             "seed": seed,
             "split": "train",
@@ -290,19 +314,27 @@ def ship_tool_adapter(
 
 
 def build_tool_adapter(
-    out_dir: Path = TINY_ADAPTERS_DIR / ADAPTER_NAME, steps: int = STEPS, seed: int = 0, eval_n: int = EVAL_N, log=print
+    out_dir: Path = TINY_ADAPTERS_DIR / ADAPTER_NAME,
+    steps: int = STEPS,
+    seed: int = 0,
+    eval_n: int = EVAL_N,
+    log=print,
+    warm_steps: int | None = None,
 ) -> dict:
-    """Train the tiny tool adapter with the shipped recipe, score it, save it with a manifest."""
+    """Train the tiny tool adapter with the shipped recipe (`warm_steps` None: `warm_steps_for(steps)`), score it,
+    save it with a manifest."""
     from ..profiles import PROFILES
 
     folder = Path(out_dir)
+    warm = warm_steps_for(steps) if warm_steps is None else warm_steps
     scratch = folder.with_name(folder.name + ".training")
     shutil.rmtree(scratch, ignore_errors=True)
+    log(training_plan(steps, warm))
     start = time.time()
     result = train_tool_adapter(
-        PROFILES["tiny"], scratch, max_steps=steps, seed=seed, warm_steps=WARM_STEPS, resume=False, log=log
+        PROFILES["tiny"], scratch, max_steps=steps, seed=seed, warm_steps=warm, resume=False, log=log
     )
     log(f"tools: {steps_in(result.steps, result.seconds)}")
-    metrics = ship_tool_adapter(scratch, folder, result.steps, seed, eval_n, time.time() - start, log)
+    metrics = ship_tool_adapter(scratch, folder, result.steps, seed, eval_n, time.time() - start, log, warm_steps=warm)
     shutil.rmtree(scratch)
     return metrics

@@ -242,7 +242,7 @@ def fresh_base():
 tok = load_tokenizer(profile)
 base = fresh_base()
 BASE_BYTES = base.get_memory_footprint()  # weights as loaded: 4-bit layers packed 2 per byte, the rest 16/32-bit
-n_params = sum(p.numel() for p in base.parameters())
+n_params = base.num_parameters()  # counts a 4-bit layer's packed weights as the parameters they hold (2 per byte)
 print(
     tr(
         en=f"{profile.model_id}: {n_params:,} parameters, {BASE_BYTES / 2**20:.1f} MiB in memory",
@@ -378,6 +378,7 @@ print(
     )
 )
 assert by_hand == trainable, "LoRA trains exactly r*(d_in+d_out) numbers per adapted layer"
+assert total == n_params + trainable, "the base's parameters (section 1) plus the LoRA ones, 4-bit layers included"
 
 # %% [markdown]
 # ## 4. Data: instruction/response pairs → chat rows
@@ -493,8 +494,8 @@ train_rows = rows + general_rows
 # - **steps / batch**: `max_steps` optimizer steps of `per_device_train_batch_size × gradient_accumulation_steps`
 #   rows each (accumulation = a bigger batch without the memory). We count steps, not epochs, so runs
 #   are comparable across data sizes.
-# - **learning rate**: LoRA tolerates much higher rates than full fine-tuning (2e-4 on 1B–7B; 2e-3 on the
-#   tiny model). Cosine decay after a short warm-up.
+# - **learning rate**: LoRA tolerates much higher rates than full fine-tuning (2e-4 on the 1B t4 profile,
+#   1e-4 on the 7b one, 2e-3 on the tiny model). Cosine decay after a short warm-up.
 # - **max_length**: longer rows are truncated. **packing** (several rows per sequence) follows the profile's
 #   `packing_strategy`, measured per profile: off (padding) on all three — see "Packing or padding?" below.
 # - **completion_only_loss**: the loss covers the answer only, not the prompt (see the next cell).
@@ -514,7 +515,8 @@ train_rows = rows + general_rows
 #   gradient_accumulation_steps` строк на шаг (накопление градиентов = батч побольше без лишней памяти). Мы
 #   считаем шаги, а не эпохи, чтобы запуски были сравнимы при разных объёмах данных.
 # - **скорость обучения (learning rate)**: LoRA выдерживает гораздо более высокие значения, чем полное дообучение
-#   (2e-4 для моделей 1B–7B; 2e-3 для крошечной модели). Косинусное затухание после короткого разогрева (warm-up).
+#   (2e-4 для профиля t4 с моделью 1B, 1e-4 для профиля 7b, 2e-3 для крошечной модели). Косинусное затухание
+#   после короткого разогрева (warm-up).
 # - **max_length**: более длинные строки обрезаются. **packing** (несколько строк в одной последовательности)
 #   задаёт `packing_strategy` профиля, выбранная по измерениям: на всех трёх профилях он выключен (padding) —
 #   см. «Packing или padding?» ниже.
@@ -1176,7 +1178,9 @@ if DEMO_LOOP:
 else:
     LOOP_STEPS, SAVE_EVERY, N_LOOP_EVAL = profile.train_steps, max(2, profile.train_steps // 8), N_EVAL
     loop_store, loop_dir = store, lesson.work_dir / "training"
-disconnect = disconnect_after(LOOP_STEPS // 2 + 1)  # fires once, between two checkpoints
+# one step past the checkpoint nearest halfway: the callback fires before that step's own checkpoint could be written
+DISCONNECT_AT = SAVE_EVERY * (LOOP_STEPS // SAVE_EVERY // 2) + 1
+disconnect = disconnect_after(DISCONNECT_AT)  # fires once
 saved_before = set(storage.list_adapters(loop_store))
 
 
@@ -1285,7 +1289,7 @@ if disconnect.fired:
             f"{plural_ru(resumed.steps_run, 'шаг', 'шага', 'шагов')} до {resumed.steps}",
         )
     )
-    assert checkpoint_step(resumed.resumed_from) > 0, "resumed from a checkpoint, not from step 0"
+    assert checkpoint_step(resumed.resumed_from) == DISCONNECT_AT - 1, "resumed from the newest checkpoint"
     assert resumed.steps == LOOP_STEPS and resumed.steps_run == LOOP_STEPS - checkpoint_step(resumed.resumed_from)
 assert disconnect.fired or "coding" in saved_before, "the drill interrupted the coding run"
 assert storage.list_adapters(loop_store) == sorted(COURSE_ADAPTERS)
@@ -1478,8 +1482,9 @@ assert Manifest.load(saved_at).metrics["heldout_correct"] == after.correct_rate
 #    held-out score change? (Change `RUN_NAME` too, or the run resumes the old checkpoint — and refuses.)
 # 2. Set `completion_only_loss=False` and retrain. Does the json score change? Why might training on the
 #    prompt hurt when prompts are long and answers short?
-# 3. Move the disconnect to a step that is a multiple of `SAVE_EVERY`. Which checkpoint does the rerun
-#    resume from, and how many steps are repeated?
+# 3. Move the disconnect to a step that is a multiple of `SAVE_EVERY` (`DISCONNECT_AT = 2 * SAVE_EVERY`). Which
+#    checkpoint does the rerun resume from, and how many steps are repeated? (Adjust the self-check below the
+#    rerun, which expects the checkpoint one step before the disconnect.)
 # 4. Train the json adapter for 10 steps only (`TRAIN_STEPS = 10`, with a new `RUN_NAME`). Which fails first:
 #    validity (JSON parses) or correctness (values copied from the prompt)?
 # 5. On Colab with a T4: run with `PROFILE = "t4"` and `USE_DRIVE = True`, disconnect the runtime in the
@@ -1493,8 +1498,9 @@ assert Manifest.load(saved_at).metrics["heldout_correct"] == after.correct_rate
 #    продолжить старую контрольную точку — и откажется.)
 # 2. Установите `completion_only_loss=False` и обучите заново. Меняется ли оценка json? Почему обучение на промпте
 #    может вредить, когда промпты длинные, а ответы короткие?
-# 3. Перенесите разрыв соединения на шаг, кратный `SAVE_EVERY`. С какой контрольной точки продолжится повторный
-#    запуск и сколько шагов повторится?
+# 3. Перенесите разрыв соединения на шаг, кратный `SAVE_EVERY` (`DISCONNECT_AT = 2 * SAVE_EVERY`). С какой
+#    контрольной точки продолжится повторный запуск и сколько шагов повторится? (Поправьте самопроверку под
+#    повторным запуском: она ждёт контрольную точку за шаг до разрыва.)
 # 4. Обучите адаптер json всего 10 шагов (`TRAIN_STEPS = 10` и новый `RUN_NAME`). Что отказывает первым:
 #    валидность (JSON разбирается) или правильность (значения скопированы из промпта)?
 # 5. В Colab с T4: запустите с `PROFILE = "t4"` и `USE_DRIVE = True`, отключите среду выполнения посреди обучения

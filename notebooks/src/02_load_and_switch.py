@@ -691,7 +691,6 @@ plt.show()
 # %%
 assert matches(json_logits(), json_logits_before, coding_logits_before), "hotswapping back must restore json"
 assert list(model.peft_config) == ["json", "coding", "support"]  # the scratch adapter is gone
-assert all(m > 0 for m in median.values())
 
 # %% [markdown]
 # `set_adapter` only walks the model's modules and flips which adapter each LoRA layer uses.
@@ -926,7 +925,7 @@ print(
     )
 )
 model.set_adapter("json", inference_mode=True)
-assert model.active_adapter == "json" and all(len(t) == 3 for t in batch_times.values())
+assert model.active_adapter == "json"
 
 # %% [markdown]
 # Read the table as ratios. Switching per sub-batch runs the whole generation loop once per adapter

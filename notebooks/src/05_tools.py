@@ -793,7 +793,8 @@ heldout = tool_examples(N_EVAL, "heldout")
 problems = score_problems(raw["base"] + raw["tools"], heldout * 2)  # replies that contradict their scores
 assert not problems, problems
 if expects_quality(profile):
-    # The course's goal is >= 0.9; with free decoding the tiny adapter reaches about 0.8 on both (read on).
+    # The course's goal is >= 0.9: the shipped tiny adapter reaches 0.93 on both with free decoding (its manifest:
+    # 60 requests); the floor leaves room for the GPU profiles' shorter runs. Hand-written requests are harder (below).
     assert tools_report.correct_tool >= 0.7 and tools_report.valid_args >= 0.7, tools_report
 if expects_quality(profile) and base_never_saw_tools(profile):  # a chat base may call tools on its own
     assert base_report.correct_tool <= 0.2 and base_report.valid_args <= 0.2, base_report
@@ -1379,7 +1380,6 @@ for name, reply in zip(chosen, replies):
 # %%
 assert chosen[:4] == ["tools"] * 4, chosen
 assert chosen[4:] == list(DOMAINS), chosen
-assert len(replies) == len(requests) and all(isinstance(reply, str) for reply in replies)
 if expects_quality(profile):
     assert all(reply.startswith('{"tool"') for reply in replies[:4])
 
@@ -1479,7 +1479,6 @@ print(format_table(rows_style))
 
 # %%
 by = {(r["system prompt"], r["model"]): r for r in rows_style}
-assert len(by) == 4 and all(0 <= r["correct tool"] <= 1 for r in rows_style)
 if expects_quality(profile) and base_never_saw_tools(profile):
     assert by[("cognitive designer", "base")]["correct tool"] <= 0.2  # a prompt about style teaches no tool calling
 if expects_quality(profile):

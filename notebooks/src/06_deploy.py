@@ -458,8 +458,12 @@ assert mix.choices[0].message.content == reply.choices[0].message.content  # a m
 # **Tool calls** use notebook 05's tools: send their JSON schemas as `tools`. With `tool_choice="required"` (or a
 # named function) the server decodes under notebook 05's schema grammar, so the reply is always a valid call:
 # `message.tool_calls` with an `id`, the function's name and its arguments as a JSON string, and
-# `finish_reason="tool_calls"`. Your code runs the tool and sends the result back as a `tool` message with that
-# `tool_call_id`; the model then answers in words. With `"auto"` the model decides, and a call it writes is parsed
+# `finish_reason="tool_calls"`. The course's extension `quote` (`extra_body={"quote": True}` in the openai SDK) adds
+# notebook 05's quoting: the call's free-text arguments are whole phrases of your messages and its numbers yours, where
+# the schema allows. Your code runs the tool and sends the result back as a `tool` message with that
+# `tool_call_id`; the model then answers in words (with `quote`, an answer that starts repeating the result goes on
+# repeating it exactly; it can still begin with a word of its own, as the tiny model does below). With `"auto"` the
+# model decides, and a call it writes is parsed
 # and checked against the schemas. **Structured outputs** use the same grammar: with
 # `response_format={"type": "json_schema", "json_schema": {"name": ..., "schema": ...}}` (what the openai SDK's
 # `parse(response_format=YourPydanticModel)` and LangChain's `with_structured_output` send) the answer itself is
@@ -482,9 +486,12 @@ assert mix.choices[0].message.content == reply.choices[0].message.content  # a m
 # **Вызовы инструментов** используют инструменты из ноутбука 05: передайте их JSON-схемы в `tools`. С
 # `tool_choice="required"` (или с именем функции) сервер декодирует по грамматике схем из ноутбука 05, поэтому ответ
 # всегда — корректный вызов: `message.tool_calls` с `id`, именем функции и аргументами в виде JSON-строки, и
-# `finish_reason="tool_calls"`. Ваш код выполняет инструмент и отправляет результат обратно сообщением `tool` с этим
-# `tool_call_id`; затем модель отвечает словами. С `"auto"` решает модель, а написанный ею вызов разбирается и
-# проверяется по схемам. **Структурированные ответы** используют ту же грамматику: с
+# `finish_reason="tool_calls"`. Расширение курса `quote` (`extra_body={"quote": True}` в SDK openai) добавляет
+# цитирование из ноутбука 05: текстовые аргументы вызова — целые фразы ваших сообщений, а числа — ваши, где схема это
+# допускает. Ваш код выполняет инструмент и отправляет результат обратно сообщением `tool` с этим
+# `tool_call_id`; затем модель отвечает словами (с `quote` ответ, начавший повторять результат, повторяет его точно;
+# начать он всё же может со своего слова, как крошечная модель ниже). С `"auto"` решает модель, а написанный ею
+# вызов разбирается и проверяется по схемам. **Структурированные ответы** используют ту же грамматику: с
 # `response_format={"type": "json_schema", "json_schema": {"name": ..., "schema": ...}}` (это отправляют
 # `parse(response_format=YourPydanticModel)` из SDK openai — с вашей моделью pydantic — и `with_structured_output`
 # из LangChain) по схеме декодируется сам ответ, поэтому он всегда разбирается в вашу модель. Поле, которое сервер
@@ -546,17 +553,20 @@ tool_model = "tools" if "tools" in model_ids else "base"  # notebook 05's adapte
 # Send the tools this conversation needs: each schema is rendered into the prompt (hundreds of tokens with a
 # small tokenizer), and the server refuses a prompt over the profile's max_length with a 400 that says so.
 schemas = [s for s in tool_schemas() if s["function"]["name"] == "text_formatter"]
-messages = [{"role": "user", "content": "Format the text to width 21, indent 4: Warsaw gets a new blender today."}]
-reply = client.chat.completions.create(
-    model=tool_model, messages=messages, tools=schemas, tool_choice="required", max_tokens=health["max_tokens"]
-)
-choice = reply.choices[0]
-print(tool_model, "->", choice.finish_reason, choice.message.tool_calls)
+tool_request = "Format the text to width 21, indent 4: Warsaw gets a new blender today."
+messages = [{"role": "user", "content": tool_request}]
+forced = {"model": tool_model, "tools": schemas, "tool_choice": "required", "max_tokens": health["max_tokens"]}
+for quote in (False, True):  # quote: the call's free text is a whole phrase of the request (notebook 05's quoting)
+    reply = client.chat.completions.create(messages=messages, **forced, extra_body={"quote": quote})
+    choice = reply.choices[0]
+    written = [c.function.arguments for c in choice.message.tool_calls or []]
+    print(f"{tool_model}, quote={quote} ->", choice.finish_reason, *written)
 if choice.finish_reason == "length":  # rehearsal profiles answer only a few tokens: the call did not fit
     assert profile.rehearsal, choice
 else:
     assert choice.finish_reason == "tool_calls" and choice.message.content is None
     call = choice.message.tool_calls[0]
+    assert json.loads(call.function.arguments)["text"] in tool_request  # quoted, whatever the adapter knows
     result = TOOL_FUNCTIONS[call.function.name](**json.loads(call.function.arguments))
     print(tr(en="tool result:", ru="результат инструмента:"), repr(result_text(result)[:80]))
     messages += [
@@ -564,12 +574,13 @@ else:
         {"role": "tool", "tool_call_id": call.id, "content": result_text(result)},
     ]
     final = client.chat.completions.create(
-        model=tool_model, messages=messages, tools=schemas, max_tokens=health["max_tokens"]
-    )
+        model=tool_model, messages=messages, tools=schemas, max_tokens=health["max_tokens"], extra_body={"quote": True}
+    )  # quote after a tool result: once the answer repeats the result, it repeats it exactly
+    answer_text = final.choices[0].message.content or ""
+    print(tr(en="final answer:", ru="итоговый ответ:"), final.choices[0].finish_reason, repr(answer_text))
     print(
-        tr(en="final answer:", ru="итоговый ответ:"),
-        final.choices[0].finish_reason,
-        repr(final.choices[0].message.content),
+        tr(en="the answer holds the tool's result exactly:", ru="ответ содержит результат инструмента точно:"),
+        result_text(result).strip() in answer_text,
     )
 
 # %%
@@ -822,7 +833,7 @@ assert cli.returncode == 0 and tr(en="answered by", ru="ответил") in cli.
 # %%
 import json
 
-from lessons_lib.serve.vllm import TOOL_CALLING_NOTE, handoff, vllm_max_lora_rank
+from lessons_lib.serve.vllm import TOOL_CALLING_NOTE, VLLM_LORA_RANKS, handoff
 
 plan = handoff(folders, profile.model_id, max_model_len=profile.max_length + profile.max_new_tokens)
 print(tr(en="# vLLM (OpenAI-compatible server on port 8000)", ru="# vLLM (OpenAI-совместимый сервер на порту 8000)"))
@@ -845,7 +856,9 @@ for name, reason in plan["left_out"].items():
 args = plan["vllm_args"]
 modules = [json.loads(a) for a in args if a.startswith("{")]  # vLLM's JSON form: a ',' or '=' in a path is safe
 assert [(m["name"], m["path"]) for m in modules] == [(n, str(folders[n].resolve())) for n in COURSE_ADAPTERS]
-assert int(args[args.index("--max-lora-rank") + 1]) == vllm_max_lora_rank(max(a.rank for a in plan["adapters"]))
+max_lora_rank = int(args[args.index("--max-lora-rank") + 1])
+ranks = [json.loads((folders[n] / "adapter_config.json").read_text())["r"] for n in COURSE_ADAPTERS]
+assert max_lora_rank in VLLM_LORA_RANKS and max_lora_rank >= max(ranks), (max_lora_rank, ranks)  # holds every rank
 print("\n" + TOOL_CALLING_NOTE)
 
 # %% [markdown]
