@@ -225,7 +225,8 @@ class ChatRequest(Strictly):
     copy_bias: Finite | None = Field(default=None, ge=0, le=MAX_COPY_BIAS)
     # the course's extension: a `def` the answer writes takes a name the request gives (copying.RequestedNames)
     requested_names: Flag | None = None  # true or false only: "true" is refused
-    # the course's extension: a forced call's free text quotes the user messages (tools.constrained.CallGrammar)
+    # the course's extension: a forced call's free text quotes the user messages, an answer to a tool result repeats
+    # it exactly (check_quote)
     quote: Flag | None = None
     # allow-listed: they change nothing on this server
     user: str | None = None
