@@ -303,7 +303,8 @@ print(
         ru=f"сервер готов за {time.perf_counter() - start:.1f} с по адресу {URL}",
     )
 )
-print(health)
+for key in ("status", "profile", "models", "not_served", "router", "max_prompt_tokens", "max_tokens"):  # + counters
+    print(f"  {key}: {health[key]}")
 
 # %% [markdown]
 # **On Colab** the kernel runs on a remote machine, so `127.0.0.1` is not your laptop. Colab's port proxy
@@ -902,6 +903,7 @@ assert server.poll() is not None and not port_open
 #   `httpx`, the `openai` client (`base_url=...`), the web page and the CLI all talk to it.
 # - `tool_choice="required"` and `response_format` json_schema decode under the schema's grammar, so a call or an
 #   answer always validates; a schema keyword the grammar cannot keep is a 400 that names it, never ignored.
+#   `extra_body={"quote": True}` adds notebook 05's quoting: the call's text is yours, the answer repeats the result.
 # - Bad input gets 4xx with a message that says what to do; a failed generation is a 500 for that request
 #   only.
 # - The adapters are plain PEFT folders: `vllm serve BASE --enable-lora --lora-modules '{"name": ...}' ...` serves
@@ -936,7 +938,8 @@ assert server.poll() is not None and not port_open
 #   с ним работают `httpx`, клиент `openai` (`base_url=...`), веб-страница и CLI.
 # - `tool_choice="required"` и `response_format` json_schema декодируются по грамматике схемы, поэтому вызов или ответ
 #   всегда проходит проверку; ключевое слово схемы, которое грамматика не может соблюсти, — это 400 с его именем, а не
-#   молчаливый пропуск.
+#   молчаливый пропуск. `extra_body={"quote": True}` добавляет цитирование из ноутбука 05: текст вызова — ваш, а
+#   ответ повторяет результат.
 # - Плохой ввод получает 4xx с сообщением, которое объясняет, что делать; неудачная генерация — это 500 только для
 #   этого запроса.
 # - Адаптеры — обычные папки PEFT: `vllm serve BASE --enable-lora --lora-modules '{"name": ...}' ...` обслуживает
