@@ -266,9 +266,10 @@ def test_quote_makes_the_calls_free_text_a_phrase_of_the_request(app, tools, req
         assert grammar.quotes_ok(written) and arguments["text"] in request_text, arguments
         if text is not None:
             assert arguments["text"] == text
-    plain = answer(app, model="tools", **body)["choices"][0]["message"]["tool_calls"][0]
-    if text is not None:  # what quoting changes: without it, the adapter's own words
-        assert json.loads(plain["function"]["arguments"])["text"] != text
+    if text is not None:  # what quoting changes: without it, the adapter's own words, nudged to copy or not (quiz 06)
+        for bias in (None, 6, 10):
+            plain = answer(app, model="tools", **body, copy_bias=bias)["choices"][0]["message"]["tool_calls"][0]
+            assert json.loads(plain["function"]["arguments"])["text"] != text, bias
 
 
 @pytest.mark.parametrize(
