@@ -10,6 +10,7 @@ from .base import BASE_ADAPTER, GENERAL, RouteDecision, Router, course_labels, l
 from .keywords import KeywordRouter, default_rules
 
 KINDS = ("keyword", "learned", "embedding", "ngram")
+MODEL_KINDS = ("learned", "embedding")  # the kinds `load_router` loads the base model for
 DEFAULT_KIND = "ngram"  # what serves model="auto" unless told otherwise: the best on learners' own requests (nb 04)
 EMBEDDING_ROWS_PER_LABEL = 120
 
@@ -129,6 +130,7 @@ __all__ = [
     "DEFAULT_RULES",
     "GENERAL",
     "KINDS",
+    "MODEL_KINDS",
     "LABELS",
     "EmbeddingRouter",
     "KeywordRouter",

@@ -17,10 +17,8 @@ from pathlib import Path
 from ..cli import CourseArgumentParser, error_line, whole_number
 from ..i18n import tr
 from ..lesson import quiet_library_notices
-from . import KINDS
+from . import KINDS, MODEL_KINDS
 from .learned import TRAIN_STEPS
-
-MODEL_ROUTERS = ("learned", "embedding")  # the kinds that load the base model
 
 DESCRIPTION_RU = """Командная строка: `python -m lessons_lib.router evaluate --router keyword|learned|embedding|ngram
 --data FILE.jsonl`, `train` (обучаемый маршрутизатор) и `train-ngram` (n-граммный маршрутизатор: настраивается на части
@@ -106,7 +104,7 @@ def _evaluate(args) -> int:
     from .data import read_jsonl
     from .metrics import evaluate_router
 
-    if args.router in MODEL_ROUTERS:
+    if args.router in MODEL_KINDS:
         quiet_library_notices()  # the table, without the libraries' notices as the base model loads
     router = load_router(args.router, args.profile, log=lambda *a: print(*a, file=sys.stderr))
     rows = read_jsonl(args.data, router.labels)

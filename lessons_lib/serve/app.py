@@ -485,10 +485,10 @@ class Server:
                 prompt_tokens=n_tokens,
                 limit=self.max_prompt_tokens,
             )
-        quote = prompt_source(messages) if request.quote else None  # a forced call's free text quotes the user
-        plan = plan_tools(schemas, mode, self.check_tokenizer, max_tokens, quote)
+        copies = request.copy_bias or request.requested_names or request.quote
+        source = prompt_source(messages) if copies else ""  # the user messages, read once for every copying rule
+        plan = plan_tools(schemas, mode, self.check_tokenizer, max_tokens, source if request.quote else None)
         self.check_call_room(request, mode, schemas, max_tokens)
-        source = prompt_source(messages) if request.copy_bias or request.requested_names else ""
         job = Job(
             prompt=prompt,
             route_text=route_text,

@@ -343,8 +343,7 @@ def check_stop_with_constraint(request: ChatRequest) -> None:
     """
     if not request.stop:
         return
-    form = request.response_format
-    if form is not None and form.type == "json_schema":
+    if decodes_json_schema(request):
         raise bad(
             "stop",
             tr(
@@ -606,7 +605,7 @@ def tool_schemas(request: ChatRequest) -> list[dict]:
 def check_quote(request: ChatRequest) -> None:
     """quote=true needs something to quote for: a forced call, or an answer to a tool result; and no other rule on
     the reply's tokens beside it (requested_names, a json_schema), which would leave one of them unapplied."""
-    if request.requested_names or (request.response_format and request.response_format.type == "json_schema"):
+    if request.requested_names or decodes_json_schema(request):
         other = "requested_names" if request.requested_names else "response_format json_schema"
         raise bad(
             "quote",
@@ -632,6 +631,11 @@ def check_quote(request: ChatRequest) -> None:
             ),
             "unsupported_value",
         )
+
+
+def decodes_json_schema(request: ChatRequest) -> bool:
+    """Is the answer decoded under a response_format json_schema?"""
+    return request.response_format is not None and request.response_format.type == "json_schema"
 
 
 def tool_results(messages: list[dict]) -> str:

@@ -81,19 +81,23 @@ def warm_steps_for(steps: int) -> int:
     return round(steps * WARM_STEPS / STEPS)
 
 
+def step_count(steps: int) -> str:
+    """A step count with its noun in the learner's language: "1 step", "200 steps", "200 шагов"."""
+    return tr(en=f"{steps} step{'' if steps == 1 else 's'}", ru=f"{steps} {plural_ru(steps, 'шаг', 'шага', 'шагов')}")
+
+
 def training_plan(steps: int, warm_steps: int) -> str:
     """The line said before training starts: the warm-up's steps on which calls, then the mix's steps."""
     if not warm_steps:
         return tr(
-            en=f"tools: {steps} step{'' if steps == 1 else 's'} on the whole mix, no warm-up",
-            ru=f"tools: {steps} {plural_ru(steps, 'шаг', 'шага', 'шагов')} на всей смеси, без разогрева",
+            en=f"tools: {step_count(steps)} on the whole mix, no warm-up",
+            ru=f"tools: {step_count(steps)} на всей смеси, без разогрева",
         )
     calls = ", ".join(WARM_TOOLS)
     return tr(
         en=f"tools: {warm_steps} warm-up step{'' if warm_steps == 1 else 's'} on the {calls} calls, then {steps} on "
         "the whole mix",
-        ru=f"tools: разогрев на вызовах {calls} ({warm_steps} {plural_ru(warm_steps, 'шаг', 'шага', 'шагов')}), "
-        f"затем {steps} {plural_ru(steps, 'шаг', 'шага', 'шагов')} на всей смеси",
+        ru=f"tools: разогрев на вызовах {calls} ({step_count(warm_steps)}), затем {step_count(steps)} на всей смеси",
     )
 
 
@@ -145,10 +149,7 @@ def training_length(rows: list[dict], tokenizer, profile) -> int:
 
 def steps_in(steps: int, seconds: float) -> str:
     """The "N steps in Ss" of a training log line, in the learner's language ("200 шагов за 31 с")."""
-    return tr(
-        en=f"{steps} step{'' if steps == 1 else 's'} in {seconds:.0f}s",
-        ru=f"{steps} {plural_ru(steps, 'шаг', 'шага', 'шагов')} за {seconds:.0f} с",
-    )
+    return tr(en=f"{step_count(steps)} in {seconds:.0f}s", ru=f"{step_count(steps)} за {seconds:.0f} с")
 
 
 def train_tool_adapter(

@@ -834,6 +834,8 @@ assert cli.returncode == 0 and tr(en="answered by", ru="ответил") in cli.
 # %%
 import json
 
+from peft import LoraConfig
+
 from lessons_lib.serve.vllm import TOOL_CALLING_NOTE, VLLM_LORA_RANKS, handoff
 
 plan = handoff(folders, profile.model_id, max_model_len=profile.max_length + profile.max_new_tokens)
@@ -858,7 +860,7 @@ args = plan["vllm_args"]
 modules = [json.loads(a) for a in args if a.startswith("{")]  # vLLM's JSON form: a ',' or '=' in a path is safe
 assert [(m["name"], m["path"]) for m in modules] == [(n, str(folders[n].resolve())) for n in COURSE_ADAPTERS]
 max_lora_rank = int(args[args.index("--max-lora-rank") + 1])
-ranks = [json.loads((folders[n] / "adapter_config.json").read_text())["r"] for n in COURSE_ADAPTERS]
+ranks = [LoraConfig.from_pretrained(folders[n]).r for n in COURSE_ADAPTERS]  # each adapter's own config
 assert max_lora_rank in VLLM_LORA_RANKS and max_lora_rank >= max(ranks), (max_lora_rank, ranks)  # holds every rank
 print("\n" + TOOL_CALLING_NOTE)
 
