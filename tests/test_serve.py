@@ -77,6 +77,10 @@ def test_health_and_models_list_base_adapters_and_auto(client):
         f"router missing? /health says {health['router']}"
     )
     assert {m["id"]: m["parent"] for m in models["data"]}["json"] == "base"
+    time.sleep(1.1)  # before: `created` was the time of each call, so a model seemed created anew on every listing
+    again = client.get("/v1/models").json()
+    assert [m["created"] for m in again["data"]] == [m["created"] for m in models["data"]]
+    assert client.get("/v1/models/json").json()["created"] == models["data"][1]["created"]
     assert health["max_body_bytes"] == 1_000_000  # the documented default of --max-body-bytes
     # mixed batches on the batched LoRA path (issue 19), the tools adapter's own lm_head included
     assert health["engine"]["lora_path"] == "batched", health["engine"]["lora_path"]

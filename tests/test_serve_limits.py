@@ -343,6 +343,24 @@ BAD_REQUESTS = [
         "invalid_value",
         "tools[0].function.parameters",
     ),
+    (body(parallel_tool_calls=True), 400, "invalid_value", "parallel_tool_calls"),  # before: accepted; OpenAI: 400
+    (  # before: the same 400 listing every branch of the content union, not saying that images are the trouble
+        body(
+            content=[
+                {"type": "text", "text": "What is it?"},
+                {"type": "image_url", "image_url": {"url": "https://a/b.png"}},
+            ]
+        ),
+        400,
+        "validation_error",
+        "messages[0].content[1].type",
+    ),
+    (  # before: accepted, and the "required" call came back as arguments "{}"
+        body(tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]),
+        400,
+        "invalid_value",
+        "tools[0].function.parameters",
+    ),
     (
         {"model": "json", "messages": [{"role": "user", "content": "hi"}, {"role": "tool", "content": "42"}]},
         400,
@@ -377,6 +395,56 @@ def test_every_bad_request_is_a_4xx_naming_the_field(app, request_body, status, 
     assert_openai_error(call(app, "POST", "/v1/chat/completions", json=request_body), status, code, param)
 
 
+UNPAIRED = [  # (where a lone surrogate is, as JSON escapes write it) — before: 500 internal_error, a traceback logged
+    ("messages[0].content", body(content="bad \ud800 x")),
+    ("messages[0].content[0].text", body(content=[{"type": "text", "text": "bad \udfff"}], stream=True)),
+    (
+        "tools[0].function.description",
+        body(tools=[{"type": "function", "function": {"name": "f", "description": "\ud801"}}]),
+    ),
+    (
+        "tools[0].function.parameters.properties",
+        body(
+            tools=[
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "f",
+                        "parameters": {"type": "object", "properties": {"a\ud801": {"type": "string"}}},
+                    },
+                }
+            ]
+        ),
+    ),
+]
+
+
+def test_an_image_part_is_refused_saying_the_server_reads_text(app):
+    content = [{"type": "image_url", "image_url": {"url": "https://a/b.png"}}]
+    error = call(app, "POST", "/v1/chat/completions", json=body(content=content)).json()["error"]
+    assert "messages[0].content[0].type is 'image_url'" in error["message"], error
+    assert "reads text only" in error["message"] and "send the content as a string" in error["message"], error
+
+
+@pytest.mark.parametrize("param, request_body", UNPAIRED, ids=[param for param, _ in UNPAIRED])
+def test_text_that_is_not_unicode_is_a_400_naming_where_it_is(app, param, request_body):
+    sent = json.dumps(request_body).encode()  # ASCII, the surrogate as its \\u escape
+    error = assert_openai_error(
+        call(app, "POST", "/v1/chat/completions", content=sent, headers={"content-type": "application/json"}),
+        400,
+        "invalid_value",
+        param,
+    )
+    assert "unpaired surrogate" in error["message"] and "send valid text" in error["message"]
+    paired = json.dumps(body(content="fine \U0001f600")).encode()  # an emoji: a surrogate pair, which is text
+    assert (
+        call(
+            app, "POST", "/v1/chat/completions", content=paired, headers={"content-type": "application/json"}
+        ).status_code
+        == 200
+    )
+
+
 def test_allow_listed_fields_change_nothing(app):
     """The documented allow-list (protocol.py) is accepted and changes no answer; developer is a system message."""
     plain = call(app, "POST", "/v1/chat/completions", json=body())
@@ -390,7 +458,6 @@ def test_allow_listed_fields_change_nothing(app):
         frequency_penalty=0,
         presence_penalty=0.0,
         logit_bias={},
-        parallel_tool_calls=True,
         response_format={"type": "text"},
         temperature=None,
         seed=7,

@@ -328,3 +328,103 @@ def test_quote_after_a_tool_result_makes_the_answer_repeat_it_exactly(app, tools
         c["choices"][0]["delta"].get("content") or "" for c in streamed(app, {**body, "quote": True}) if c["choices"]
     )
     assert streamed_text == quoted
+
+
+# ---------------------------------------------------------------- the course's own tools keep their cross-argument rule
+NARROW = (  # requests whose numbers break text_formatter's rule (the indent below the width)
+    "Wrap to 4 columns, indent 6: Tilda fixed the gate.",
+    "Format at width 3 with an indent of 5: Bo ran.",
+    "indent 12, width 10: The Orrin ferry is late.",
+    "Reflow this at 8 characters, indented 8 spaces: Mina sang.",
+)
+
+
+def test_a_forced_call_to_the_course_formatter_keeps_the_indent_below_the_width(app, tools):
+    """Before: the server applied only the client's schemas, so the course's own formatter got width 4, indent 6 (5 of
+    these 8 calls), which the tool refuses; lesson 05's grammar keeps functions.BELOW for its tools."""
+    from lessons_lib.tools.functions import text_formatter
+
+    for request_text in NARROW:
+        for quote in (False, True):
+            body = {"messages": user(request_text), "tools": tools, "tool_choice": "required", "max_tokens": 112}
+            body["parallel_tool_calls"] = False  # allowed with tools (a choice carries one call either way)
+            call = answer(app, model="tools", **body, quote=quote)["choices"][0]["message"]["tool_calls"][0]
+            arguments = valid_call(call, tools)
+            assert arguments.get("indent", 0) < arguments["width"], (request_text, quote, arguments)
+            text_formatter(**arguments)  # the tool takes the call
+
+
+def test_the_course_rules_hold_for_the_course_tools_only_as_the_course_writes_them(tools):
+    """A client's tool that shares a course tool's name (other parameters) gets its own schema, not the course rule."""
+    import copy
+
+    from lessons_lib.tools.schemas import course_tool_names
+
+    theirs = copy.deepcopy(tools)
+    theirs[0]["function"]["parameters"]["properties"]["width"]["maximum"] = 80
+    assert course_tool_names(tools) == {"text_formatter", "content_validator", "template_generator"}
+    assert course_tool_names(theirs) == {"content_validator", "template_generator"}
+    assert course_tool_names(json.loads(json.dumps(tools))) == course_tool_names(tools)  # as sent over HTTP
+
+
+# ---------------------------------------------------------------- "auto" calls name a tool of the request
+DATED = [  # pydantic's datetime.date: a `format` the grammar cannot keep, so no decode under the schemas
+    {
+        "type": "function",
+        "function": {
+            "name": "book",
+            "parameters": {"type": "object", "properties": {"day": {"type": "string", "format": "date"}}},
+        },
+    }
+]
+WEATHER = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+]
+
+
+@pytest.mark.parametrize("content", ["Can you wrap my note at 30 characters? Note: The meeting moved to Friday.", "hi"])
+def test_an_auto_call_for_tools_the_grammar_cannot_express_names_one_of_them(app, content):
+    """Before: the tiny tools adapter's own tools came back ("content_trailing_spaces", "text_formatter"), or its
+    internal format as content ('{"tool": "contententent…')."""
+    request = {"model": "tools", "messages": user(content), "tools": DATED, "max_tokens": 112}
+    choice = answer(app, **request)["choices"][0]
+    assert choice["message"]["content"] is None, choice
+    assert [c["function"]["name"] for c in choice["message"]["tool_calls"]] == ["book"]
+    deltas = [c["choices"][0]["delta"] for c in streamed(app, request)]
+    assert not any(d.get("content") for d in deltas)
+    assert [t["function"]["name"] for d in deltas for t in d.get("tool_calls", []) if "name" in t["function"]] == [
+        "book"
+    ]
+
+
+def test_a_call_decoded_again_stays_within_the_clients_max_tokens(app):
+    """Before: completion_tokens 123 with max_tokens 80 (both decodes in full) and a call to "content_trailing_spaces",
+    a tool the request does not have. Both decodes now share max_tokens; with no room for a call, the reply is empty
+    with finish "length" (as a call cut before its name), never a call to another tool."""
+    for max_tokens in (80, 112):
+        request = {"model": "tools", "messages": user("Wrap 'hello world' at width 5"), "tools": WEATHER}
+        body = answer(app, **request, max_tokens=max_tokens)
+        choice, used = body["choices"][0], body["usage"]["completion_tokens"]
+        assert used <= max_tokens, body["usage"]
+        names = [c["function"]["name"] for c in choice["message"].get("tool_calls") or []]
+        assert names in ([], ["get_weather"]) and (
+            names or (choice["message"]["content"], choice["finish_reason"]) == ("", "length")
+        ), choice
+
+
+def test_a_call_to_a_tool_the_request_lacks_is_never_sent(tools):
+    """Where no second decode can run, a reply that calls a tool outside the request's, or writes no name, is empty
+    content with finish "length", not a call the client cannot run nor the course's format as text."""
+    plan = ToolPlan(tools[:1], "auto")
+    for reply in (
+        '{"tool": "content_validator", "arguments": {"text": "a", "rules": []}}',
+        '{"tool": "contententent: x"]}}',
+    ):
+        reading = read_reply(reply, "stop", plan)
+        assert (reading.content, reading.tool_calls, reading.finish_reason) == ("", None, "length"), reply

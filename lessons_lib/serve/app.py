@@ -72,7 +72,7 @@ from .protocol import (
     tool_schemas,
 )
 from .streaming import Chunks, chunks, logprobs_field, open_stream, usage_of
-from .tooling import ToolPlan, fewest_call_tokens, needs_retry, plan_format, plan_tools, read_reply
+from .tooling import ToolPlan, fewest_call_tokens, name_rule, needs_retry, plan_format, plan_tools, read_reply
 
 __all__ = ["ApiError", "ChatRequest", "DEFAULT_TEMPERATURE", "Server", "create_app"]
 
@@ -207,6 +207,7 @@ class Server:
         self.max_tokens = self.profile.max_new_tokens
         self.max_body_bytes = max_body_bytes
         self.errors = ErrorCounts()
+        self.loaded_at = int(time.time())  # /v1/models' `created`: when these models were loaded
         # adapters holding modules_to_save copies (the tools adapter's lm_head): a weighted mix would drop them
         self.saved = {a: m for a in served.adapters if (m := saved_modules(served.model, a))} if served.adapters else {}
         self.tools_name = tools_adapter_name()
@@ -622,7 +623,7 @@ class Server:
 
     def models(self) -> dict:
         """What /v1/models reports: OpenAI shape, plus kind/parent like vLLM lists LoRA modules (no local paths)."""
-        created = int(time.time())
+        created = self.loaded_at
         data = [
             {
                 "id": BASE,
@@ -755,8 +756,9 @@ class Server:
 
     async def settle(self, prepared: Prepared, answer: Answer, eligible: set[int] | None = None) -> Answer:
         """The answer with every choice (in `eligible`, default all) that began a call which does not validate under
-        tool_choice "auto" decoded again under the tools' schemas, as "required" does (tooling.needs_retry); the
-        answer as it is when that cannot run (a schema the grammar cannot express, a failed decode)."""
+        tool_choice "auto" decoded again under the tools' schemas, as "required" does (tooling.needs_retry), in what a
+        client's max_tokens leaves after the first decode; the answer as it is when no call fits there or the decode
+        fails."""
         redo = [
             c.index
             for c in answer.choices
@@ -766,20 +768,31 @@ class Server:
             return answer
         try:
             job = await asyncio.get_running_loop().run_in_executor(self.checks, self.retry_job, prepared, answer, redo)
+            if job is None:
+                return answer
             again = await asyncio.wrap_future(self.engine.submit(job))
-        except (ApiError, GenerationError):
+        except GenerationError:
             return answer
         return retried(answer, dict(zip(redo, again.choices)), again.generate_ms)
 
-    def retry_job(self, prepared: Prepared, answer: Answer, redo: list[int]) -> Job:
+    def retry_job(self, prepared: Prepared, answer: Answer, redo: list[int]) -> Job | None:
         """The job that decodes `redo`'s choices again under tool_choice "required" (runs on the prompt-check thread):
-        the same prompt, adapter and settings, sharing the original's cancel flag; ApiError when the grammar cannot
-        express the tools."""
-        job = prepared.job
-        plan = plan_tools(prepared.plan.schemas, "required", self.check_tokenizer, job.max_tokens)
+        the same prompt, adapter and settings, sharing the original's cancel flag; with the client's max_tokens, within
+        what the first decode left of it (None when a call's name does not fit there). Tools whose schemas the grammar
+        cannot express still get a call to one of them, its arguments as the model writes them (`name_rule`)."""
+        job, asked = prepared.job, prepared.request.max_completion_tokens or prepared.request.max_tokens
+        left = job.max_tokens - (max(c.completion_tokens for c in answer.choices if c.index in redo) if asked else 0)
+        names = [s["function"]["name"] for s in prepared.plan.schemas]
+        if left < fewest_call_tokens(names, self.check_tokenizer):
+            return None
+        try:
+            allowed = plan_tools(prepared.plan.schemas, "required", self.check_tokenizer, left).allowed_tokens
+        except ApiError:
+            allowed = name_rule(names, self.check_tokenizer)
         return replace(
             job,
-            allowed_tokens=plan.allowed_tokens,
+            max_tokens=left,
+            allowed_tokens=allowed,
             sampling=replace(job.sampling, n=len(redo)),
             route=answer.route if job.model == AUTO else None,
             future=Future(),
@@ -857,7 +870,8 @@ def tools_adapter_name() -> str:
 
 
 def retried(answer: Answer, again: dict, generate_ms: float) -> Answer:
-    """`answer` with choices replaced by their second decode ({index: Choice}); usage counts both decodes."""
+    """`answer` with choices replaced by their second decode ({index: Choice}); usage counts both decodes (together
+    within a client's max_tokens: the second gets what the first left)."""
     choices = tuple(
         replace(
             c,
@@ -1041,6 +1055,20 @@ def validation_error(errors: list[dict], content_type: str | None = "application
     if tuple(first["loc"]) == ("body",):
         unread = isinstance(first.get("input"), (bytes, str)) or not is_json_type(content_type)
         return not_sent_as_json(content_type) if unread else not_an_object(first)
+    media = next((e for e in errors if is_media_part(e)), None)
+    if media is not None:
+        where = loc_param(media["loc"])
+        return ApiError(
+            400,
+            tr(
+                en=f"{where} is {media['input']!r}, and this server reads text only (a small language model, no vision "
+                'or audio); send the content as a string or as {"type": "text", "text": ...} parts.',
+                ru=f"{where} равно {media['input']!r}, а этот сервер читает только текст (небольшая языковая модель, "
+                'без зрения и звука); отправьте content строкой или частями {"type": "text", "text": ...}.',
+            ),
+            code="validation_error",
+            param=where,
+        )
     if first["type"] == "extra_forbidden":
         name = loc_param(first["loc"])
         return ApiError(
@@ -1062,6 +1090,17 @@ def validation_error(errors: list[dict], content_type: str | None = "application
         tr(en=f"Invalid request: {problems}", ru=f"Некорректный запрос: {problems}"),
         code="validation_error",
         param=loc_param(first["loc"]),
+    )
+
+
+def is_media_part(error: dict) -> bool:
+    """Is this pydantic error a message's content part of another type than text (an image, audio, a file)?"""
+    loc = error["loc"]
+    return (
+        error["type"] == "literal_error"
+        and loc[-1:] == ("type",)
+        and "content" in loc
+        and isinstance(error.get("input"), str)
     )
 
 

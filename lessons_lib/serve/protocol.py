@@ -241,9 +241,45 @@ class ChatRequest(Strictly):
 
 
 # ---------------------------------------------------------------- checks across fields
+def not_unicode(value, where: str = "") -> str | None:
+    """The path of the first string in `value` (keys included) that UTF-8 cannot encode: a lone surrogate that JSON's
+    \\uXXXX escapes let through (None when every string is text)."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return where or "body"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not_unicode(key) is not None:  # the key itself: name the object (the key would not print)
+                return where or "body"
+            found = not_unicode(item, f"{where}.{key}" if where else str(key))
+            if found is not None:
+                return found
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = not_unicode(item, f"{where}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
 def check_request(request: ChatRequest) -> None:
-    """Refuse what the schema alone cannot: values that would matter for fields this server does not implement,
-    and combinations OpenAI refuses too."""
+    """Refuse what the schema alone cannot: text that is not Unicode, values that would matter for fields this server
+    does not implement, and combinations OpenAI refuses too."""
+    where = not_unicode(request.model_dump(by_alias=True, exclude_none=True))
+    if where is not None:
+        raise bad(
+            where,
+            tr(
+                en=f"{where} holds an unpaired surrogate (a lone \\ud800-\\udfff escape), which is not Unicode text; "
+                "send valid text (a JSON encoder writes such escapes only in pairs, for one character).",
+                ru=f"В {where} непарный суррогат (одиночный \\ud800-\\udfff), это не текст Unicode; отправьте "
+                "корректный текст (JSON-кодировщик пишет такие escape-последовательности только парами, для одного "
+                "символа).",
+            ),
+        )
     for name in ("frequency_penalty", "presence_penalty"):
         if getattr(request, name) not in (None, 0):
             raise bad(
@@ -463,7 +499,8 @@ def check_response_format(request: ChatRequest) -> None:
 
 
 def check_tools(request: ChatRequest) -> None:
-    """tool_choice needs tools; a named function must be one of them; names are unique."""
+    """tool_choice and parallel_tool_calls need tools; a named function must be one of them; names are unique;
+    parameters are an object schema."""
     names = [t.function.name for t in request.tools or []]
     for i, name in enumerate(names):
         if name in names[:i]:
@@ -474,12 +511,36 @@ def check_tools(request: ChatRequest) -> None:
                     ru=f"Два инструмента названы {name!r}; имена инструментов должны быть уникальными.",
                 ),
             )
+    for i, tool in enumerate(request.tools or []):
+        parameters = tool.function.parameters
+        if parameters and parameters.get("type", "object") != "object":
+            raise bad(
+                f"tools[{i}].function.parameters",
+                tr(
+                    en=f'{tool.function.name}\'s parameters must be an object schema ({{"type": "object", '
+                    f'"properties": {{...}}}}), not type {parameters.get("type")!r}: a call\'s arguments are one JSON '
+                    "object. Put a single value in a property, or leave parameters out for a tool without arguments.",
+                    ru=f'parameters у {tool.function.name} должны быть схемой объекта ({{"type": "object", '
+                    f'"properties": {{...}}}}), а не типа {parameters.get("type")!r}: аргументы вызова — один '
+                    "JSON-объект. Положите единственное значение в свойство или не передавайте parameters, если у "
+                    "инструмента нет аргументов.",
+                ),
+            )
     if request.tools == []:
         raise bad(
             "tools",
             tr(
                 en="tools is empty: send at least one tool, or leave tools out.",
                 ru="Список tools пуст: отправьте хотя бы один инструмент или уберите tools.",
+            ),
+        )
+    if request.parallel_tool_calls is not None and not request.tools:
+        raise bad(
+            "parallel_tool_calls",
+            tr(
+                en="parallel_tool_calls is only allowed when tools are given (as OpenAI refuses it); leave it out.",
+                ru="parallel_tool_calls допускается, только если переданы tools (так же отказывает OpenAI); "
+                "уберите его.",
             ),
         )
     choice = request.tool_choice

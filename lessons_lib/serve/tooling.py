@@ -6,13 +6,17 @@ trained on and the chat template renders for earlier calls). "auto" parses a cal
 validates against the request's schemas, and otherwise answers with the text; "required" and a named function
 decode under the course's schema grammar (lessons_lib/tools/constrained.py), so the reply is always a valid call
 unless the token limit cuts it (a max_tokens too small to write even a call's name is a 400: `fewest_call_tokens`).
+The course's own tools, sent as the course writes them, keep the rules no JSON Schema states (the formatter's indent
+below its width: `functions.BELOW`, `WHOLE_TEXTS`); a client's own tools are bound by their schemas alone.
 
 Under "auto", a reply that begins a call in the course's format (`{"tool": "`) but does not validate means the model
 chose to call and wrote a broken one: the server decodes that choice again under the schemas, as "required" does
 (`needs_retry`; app.Server.settle), so the client gets a valid call in tool_calls. Only such rows pay for a second
-decode. Where that cannot run (a schema the grammar cannot express), the call still never comes back as text: it is a
+decode, within what a client's max_tokens leaves after the first. Where the grammar cannot express a tool's schema,
+that decode still names one of the tools and leaves the arguments to the model (`name_rule`); the call is a
 `tool_calls` entry with the name and the arguments as written, unvalidated, as OpenAI's non-strict mode returns one
-(`loose_call`).
+(`loose_call`). A call to no tool of the request never goes out: with no room left to decode it again, the reply is
+empty, finish "length".
 
 A call the token limit cut never comes back as text (that would show the client the course's internal format): as
 OpenAI returns a cut call, it is a `tool_calls` entry with the name and the partial arguments string, finish_reason
@@ -62,10 +66,15 @@ def plan_tools(
     if mode == "auto":
         return ToolPlan(schemas, mode)
     from ..tools.constrained import CallGrammar, GrammarError
+    from ..tools.functions import BELOW, WHOLE_TEXTS
+    from ..tools.schemas import course_tool_names
 
     wanted = schemas if mode == "required" else [s for s in schemas if s["function"]["name"] == mode[9:]]
+    own = course_tool_names(wanted)  # a client's own tools: their schemas bind, not the course's rules
     try:
-        grammar = CallGrammar(wanted, quote, below=())  # a client's tools: their schemas bind, not the course's rules
+        grammar = CallGrammar(
+            wanted, quote, below=[r for r in BELOW if r.tool in own], whole=[w for w in WHOLE_TEXTS if w[0] in own]
+        )
     except GrammarError as err:
         index = next((i for i, s in enumerate(schemas) if s["function"]["name"] in str(err)), 0)
         forced = mode.replace("function:", "")
@@ -116,6 +125,27 @@ def grammar_rule(grammar, tokenizer, max_tokens: int | None) -> Callable[[list[i
     return allowed
 
 
+def name_rule(names: list[str], tokenizer) -> Callable[[list[int]], list[int] | None]:
+    """The engine's `allowed_tokens` for a call to one of `names` whose arguments the grammar cannot constrain: the
+    head `{"tool": NAME, "arguments": ` is written as one of them, the arguments are left to the model (as OpenAI's
+    non-strict mode: the name is always one of the tools, the arguments may not validate)."""
+    from ..tools.constrained import call_head, vocabulary_constraint
+
+    heads = [call_head(name) for name in names]
+    vocabulary = vocabulary_constraint(tokenizer)
+
+    def allowed(generated: list[int]) -> list[int] | None:
+        text = b"".join(vocabulary.pieces[i] or b"" for i in generated)
+        if any(text.startswith(head) for head in heads):
+            return None
+        ahead = [head for head in heads if head.startswith(text) or text.startswith(head)]
+        return vocabulary.trie.accepted(
+            lambda piece: any(head.startswith(text + piece) or (text + piece).startswith(head) for head in ahead)
+        )
+
+    return allowed
+
+
 def call_id() -> str:
     """A fresh OpenAI-style call id."""
     return "call_" + uuid.uuid4().hex[:24]
@@ -142,8 +172,9 @@ def read_reply(text: str, finish_reason: str, plan: ToolPlan | None) -> Reading:
     try:
         call = parse_and_validate(text, schemas_by_name(plan.schemas))
     except CallError:
-        broken = cut_call(text, plan) if finish_reason == "length" else loose_call(text)
-        return broken or Reading(text, None, finish_reason)
+        if finish_reason == "length":
+            return cut_call(text, plan) or Reading(text, None, finish_reason)
+        return loose_call(text, plan) if starts_call(text) else Reading(text, None, finish_reason)
     arguments = raw_arguments(text) or json.dumps(call.arguments, ensure_ascii=False)
     entry = {"id": call_id(), "type": "function", "function": {"name": call.name, "arguments": arguments}}
     return Reading(None, [entry], "tool_calls")
@@ -180,15 +211,17 @@ def needs_retry(text: str, finish_reason: str, plan: ToolPlan | None) -> bool:
     )
 
 
-def loose_call(text: str) -> Reading | None:
+def loose_call(text: str, plan: ToolPlan) -> Reading:
     """A finished call in the course's format that does not validate, as OpenAI's non-strict mode returns one: a
-    `tool_calls` entry with the name and the arguments as written (None when `text` names no tool)."""
+    `tool_calls` entry with the name and the arguments as written. A call to no tool of the request (the decode again
+    under the schemas found no room within max_tokens) is never sent: empty content, finish "length", as a call cut
+    before its name."""
     from ..tools.calls import call_body
 
     body = call_body(text)
-    named = CALL_NAME.match(body) if starts_call(text) else None
-    if named is None:
-        return None
+    named = CALL_NAME.match(body)
+    if named is None or named.group(1) not in {schema["function"]["name"] for schema in plan.schemas}:
+        return Reading("", None, "length")
     head = CALL_HEAD.match(body)
     arguments = (raw_arguments(text) or body[head.end() :].rstrip().removesuffix("}")) if head else "{}"
     entry = {"id": call_id(), "type": "function", "function": {"name": named.group(1), "arguments": arguments}}

@@ -39,6 +39,17 @@ def tool_schemas(tools: dict[str, Callable] | Iterable[Callable] = TOOLS) -> lis
     return [tool_schema(fn) for fn in fns]
 
 
+def course_tool_names(schemas: Iterable[dict]) -> set[str]:
+    """The names among `schemas` of the course's own tools, sent as the course writes them (name and parameters):
+    the tools whose cross-argument rules (`functions.BELOW`, `WHOLE_TEXTS`) hold for a call."""
+    own = {s["function"]["name"]: s["function"].get("parameters") for s in tool_schemas()}
+    return {
+        s["function"]["name"]
+        for s in schemas
+        if s["function"]["name"] in own and s["function"].get("parameters") == own[s["function"]["name"]]
+    }
+
+
 def schemas_by_name(schemas: list[dict]) -> dict[str, dict]:
     """Index schemas by function name."""
     return {s["function"]["name"]: s for s in schemas}
