@@ -172,10 +172,15 @@ def find_artifact(
 ) -> Found | None:
     """The first place that holds a readable copy of the artifact (shipped → local → Drive → Hub), or None.
 
-    A copy that is there but damaged (a file cut short or empty) is skipped with a line in `log` naming it.
+    A copy that is there but damaged (a file cut short or empty) is skipped with a line in `log` naming it; one that a
+    killed save left aside (`.NAME.old`, see `storage.recover_saves`) is put back first.
     """
+    from .storage import recover_saves
+
     check_artifact(name)
     for source, folder in candidates(name, profile, work_dir):
+        if source != "shipped":
+            recover_saves(folder.parent)
         if not folder.is_dir():
             continue
         problem = adapter_problem(folder)

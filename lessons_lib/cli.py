@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import functools
 import itertools
+import os
 import re
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
-from .i18n import current, tr
+from .i18n import LANG_ENV_VAR, current, tr
 
 USAGE_RU = "использование: "
+USAGE_ERROR = 2  # the exit code argparse also uses for bad arguments
+INTERRUPTED = 130  # what a shell reports for a command ended by Ctrl-C (128 + SIGINT)
 
 # argparse's section titles and help lines, English as Python 3.10-3.13 write them ("optional arguments": 3.9).
 TITLES_RU = {
@@ -131,6 +135,7 @@ class CourseArgumentParser(argparse.ArgumentParser):
     """
 
     def __init__(self, *args, **kwargs) -> None:
+        check_language()
         kwargs["formatter_class"] = course_formatter(kwargs.get("formatter_class", argparse.HelpFormatter))
         super().__init__(*args, **kwargs)
 
@@ -142,9 +147,49 @@ class CourseArgumentParser(argparse.ArgumentParser):
         super().error(message)
 
 
+def check_language() -> None:
+    """End a course CLI with one `error:` line and exit code 2 when $LESSONS_LANG is neither en nor ru (its first
+    step: every message after it is in that language)."""
+    try:
+        current()
+    except ValueError:
+        given = os.environ.get(LANG_ENV_VAR)
+        print(
+            f"error: {LANG_ENV_VAR} is {given!r}; set it to en or ru (export {LANG_ENV_VAR}=ru), or unset it for "
+            "English.",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+
+
 def error_line(message: str) -> str:
     """The line a course CLI prints for an error of its own: `error: MESSAGE` (`ошибка: MESSAGE` under ru)."""
     return f"{tr(en='error', ru='ошибка')}: {message}"
+
+
+def until_interrupted(main: Callable[[], int]) -> int:
+    """Run a CLI's `main`; Ctrl-C ends it with one line and exit code 130 (as a shell reports SIGINT), no traceback."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print(f"\n{error_line(tr(en='interrupted (Ctrl-C).', ru='прервано (Ctrl-C).'))}", file=sys.stderr, flush=True)
+        return INTERRUPTED
+
+
+def fail(message: str) -> int:
+    """Print one `error:` line to stderr and return the usage-error exit code."""
+    print(error_line(message), file=sys.stderr)
+    return USAGE_ERROR
+
+
+def os_error_text(err: OSError) -> str:
+    """An OSError as one line: our own messages as they are, the system's as 'PATH: reason'."""
+    return f"{err.filename}: {err.strerror}" if err.strerror and err.filename else str(err)
+
+
+def one_line(err: Exception) -> str:
+    """An error's message on one line (compat's messages may wrap)."""
+    return " ".join(str(err).split())
 
 
 def whole_number(text: str, low: int, high: int | None, what: str) -> int:

@@ -389,7 +389,17 @@ def _same_base(recorded: str, base) -> bool:
     return False
 
 
-def _what_to_do(name: str, recorded: str) -> str:
+def _what_to_do(name: str, recorded: str, base=None) -> str:
+    """What to do about an adapter that does not fit the loaded base: load its own base, unless that is the one loaded
+    (then its files were changed since training)."""
+    if base is not None and recorded and _same_base(recorded, base):
+        return tr(
+            en=f"Adapter {name!r} records this very base, so its files changed after training (damaged, edited or "
+            "mixed with another adapter's): copy or download the adapter again, or retrain it (notebook 01).",
+            ru=f"Адаптер {name!r} записал именно эту базовую модель, значит, его файлы изменились после обучения "
+            "(повреждены, отредактированы или смешаны с файлами другого адаптера): скопируйте или скачайте адаптер "
+            "заново либо обучите его снова (ноутбук 01).",
+        )
     return tr(
         en=f"Load the base {recorded!r} before loading adapter {name!r}, or use an adapter trained on the loaded "
         "base (retrain it in notebook 01 for this profile).",
@@ -410,10 +420,10 @@ def check_base(
             tr(
                 en=f"Adapter {name!r} was trained on base {recorded!r} (architecture fingerprint "
                 f"{fingerprint}), but the loaded base is {loaded!r} (fingerprint {loaded_fp}): their "
-                f"layer shapes differ. {_what_to_do(name, recorded)}",
+                f"layer shapes differ. {_what_to_do(name, recorded, base)}",
                 ru=f"Адаптер {name!r} обучен на базовой модели {recorded!r} (отпечаток архитектуры "
                 f"{fingerprint}), а загружена базовая модель {loaded!r} (отпечаток {loaded_fp}): формы их слоёв "
-                f"различаются. {_what_to_do(name, recorded)}",
+                f"различаются. {_what_to_do(name, recorded, base)}",
             )
         )
     if not recorded:
@@ -468,6 +478,8 @@ def check_targets(
         if len(a) == 2 and len(b) == 2 and (a[1] != in_f or b[0] != out_f):
             wrong.append(f"{path}: adapter {b[0]}x{a[1]}, base {out_f}x{in_f}")
     targets = config.get("target_modules")
+    unknown = tr(en="<the base it was trained on>", ru="<базовая модель, на которой его обучали>")
+    advice = _what_to_do(name, recorded or unknown, base)
     if missing:
         names = sorted({p.rsplit(".", 1)[-1] for p in missing})
         raise TargetModulesError(
@@ -475,11 +487,11 @@ def check_targets(
                 en=f"Adapter {name!r} (trained on {recorded or 'an unrecorded base'!r}) targets "
                 f"{len(missing)} modules the loaded base {loaded!r} does not have, e.g. "
                 f"{missing[0]!r} ({', '.join(names)}). It was trained on another architecture: "
-                f"{_what_to_do(name, recorded or '<the base it was trained on>')}",
+                f"{advice}",
                 ru=f"Адаптер {name!r} (обучен на {recorded or 'неизвестной базовой модели'!r}) нацелен на "
                 f"модули ({len(missing)}), которых нет в загруженной базовой модели {loaded!r}, например "
                 f"{missing[0]!r} ({', '.join(names)}). Его обучали на другой архитектуре: "
-                f"{_what_to_do(name, recorded or '<базовая модель, на которой его обучали>')}",
+                f"{advice}",
             )
         )
     if wrong:
@@ -487,10 +499,10 @@ def check_targets(
             tr(
                 en=f"Adapter {name!r} (trained on {recorded or 'an unrecorded base'!r}) does not fit the "
                 f"loaded base {loaded!r}: {len(wrong)} layer shapes differ, e.g. {wrong[0]}. "
-                f"{_what_to_do(name, recorded or '<the base it was trained on>')}",
+                f"{advice}",
                 ru=f"Адаптер {name!r} (обучен на {recorded or 'неизвестной базовой модели'!r}) не подходит к "
                 f"загруженной базовой модели {loaded!r}: различаются формы {len(wrong)} слоёв, например {wrong[0]}. "
-                f"{_what_to_do(name, recorded or '<базовая модель, на которой его обучали>')}",
+                f"{advice}",
             )
         )
     if isinstance(targets, list):
@@ -500,9 +512,9 @@ def check_targets(
             raise TargetModulesError(
                 tr(
                     en=f"Adapter {name!r} lists target modules {absent} that the loaded base {loaded!r} "
-                    f"does not have. {_what_to_do(name, recorded or '<the base it was trained on>')}",
+                    f"does not have. {advice}",
                     ru=f"Адаптер {name!r} перечисляет целевые модули {absent}, которых нет в загруженной базовой "
-                    f"модели {loaded!r}. {_what_to_do(name, recorded or '<базовая модель, на которой его обучали>')}",
+                    f"модели {loaded!r}. {advice}",
                 )
             )
     return len(modules), ranks

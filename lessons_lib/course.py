@@ -24,13 +24,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TypeVar
 
-from .cli import CourseArgumentParser, error_line
+from .cli import USAGE_ERROR, CourseArgumentParser, error_line, until_interrupted
 from .i18n import tr
 from .paths import BUILD_DIR, default_work_dir
 from .paths import NOTEBOOKS_DIR as NOTEBOOKS
 
 T = TypeVar("T")
-USAGE_ERROR = 2  # the exit code argparse also uses for bad arguments
 LESSON_NUMBER = re.compile(r"\A(\d{1,2})(?!\d)")  # "3", "03", "03_merge", "03_merge.ipynb" -> "03"
 
 
@@ -336,4 +335,4 @@ def write_summary(path: Path, results: list[dict]) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(until_interrupted(main))

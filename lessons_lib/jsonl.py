@@ -106,9 +106,10 @@ def parse_line(path: Path, number: int, text: str):
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
+        problem = err.msg.removesuffix(" at")  # "Unterminated string starting at", then " at column N"
         raise DataFileError(
             tr(
-                en=f"{path}:{number} is not valid JSON ({err.msg} at column {err.colno}). Fix the line "
+                en=f"{path}:{number} is not valid JSON ({problem} at column {err.colno}). Fix the line "
                 "or remove it; every line must be one JSON object.",
                 ru=f"{path}:{number} — невалидный JSON ({err.msg}, столбец {err.colno}). Исправьте строку "
                 "или удалите её; каждая строка должна быть одним объектом JSON.",

@@ -8,6 +8,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .files import write_text_atomic
 from .i18n import tr
 
 MANIFEST_FILE = "manifest.json"
@@ -65,9 +66,9 @@ class Manifest:
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
     def save(self, folder: str | Path) -> Path:
-        """Write manifest.json into the adapter folder."""
+        """Write manifest.json into the adapter folder (whole or not at all: the old one stays until then)."""
         path = Path(folder) / MANIFEST_FILE
-        path.write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_text_atomic(path, json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
         return path
 
     @classmethod

@@ -17,6 +17,8 @@ and each adapter on every set (`--copy-bias`: with copy-aware decoding, `lessons
 ones) and adds their `natural_*` figures (greedy, and `_nudged`: decoded as the "copy names exactly" boxes do, copy
 bias and requested function names; the tools adapter: every figure, as `tools.adapter.tool_metrics` scores it with
 today's decoding) to each `manifest.json` in place, leaving every other key as it was.
+A --base that is no saved model, a missing, damaged or unloadable adapter folder, or an --out that cannot be written
+ends the command with one `error:` line and exit code 2, before anything is measured.
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ import argparse
 import ast
 import json
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import domains
-from .cli import CourseArgumentParser
+from . import compat, domains
+from .cli import CourseArgumentParser, fail, one_line, os_error_text, until_interrupted
+from .compat import AdapterCompatError, load_adapter_checked
 from .evaluate import GREETING, run_code_check, strip_fences
+from .files import write_text_atomic
 from .i18n import tr
 from .manifest import MANIFEST_FILE, Manifest, base_fingerprint
 from .paths import ASSETS_DIR, TINY_ADAPTERS_DIR, TINY_MODEL_DIR
@@ -149,13 +154,18 @@ def load_models(base_dir: Path, adapter_dirs: list[Path]):
     """The base (tokenizer padded left) with every adapter loaded under its folder name."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    names = adapter_names(adapter_dirs)
     tok = AutoTokenizer.from_pretrained(base_dir)
     tok.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(base_dir).eval()
-    if not adapter_dirs:
-        return model, tok, []
-    from peft import PeftModel
+    for name, folder in zip(names, adapter_dirs):  # checked against the base first: damaged, another base, shapes
+        model, _ = load_adapter_checked(model, folder, name)
+    model.eval()
+    return model, tok, names
 
+
+def adapter_names(adapter_dirs: list[Path]) -> list[str]:
+    """The names the adapters load under (their folder names), or a ValueError when two are the same."""
     names = [Path(d).name for d in adapter_dirs]
     if len(set(names)) != len(names):
         raise ValueError(
@@ -165,11 +175,59 @@ def load_models(base_dir: Path, adapter_dirs: list[Path]):
                 "именем.",
             )
         )
-    model = PeftModel.from_pretrained(model, adapter_dirs[0], adapter_name=names[0])
-    for name, folder in zip(names[1:], adapter_dirs[1:]):
-        model.load_adapter(folder, adapter_name=name)
-    model.eval()
-    return model, tok, names
+    return names
+
+
+def check_peft_files(folder: Path) -> None:
+    """Raise a compat error saying what to do when `folder` cannot load under its name: an unusable name, missing or
+    damaged PEFT files (the config and the weights' header; no base needed)."""
+    compat.check_adapter_name(Path(folder).name)
+    folder = compat.check_adapter_files(folder)
+    compat.check_lora_config(folder, compat.read_adapter_config(folder))
+    compat.read_weight_shapes(folder)
+
+
+def check_base_folder(base: Path) -> None:
+    """Raise FileNotFoundError saying what to pass when `base` is not a saved model's folder."""
+    if (Path(base) / "config.json").is_file():
+        return
+    raise FileNotFoundError(
+        tr(
+            en=f"--base {base}: no saved model there (a folder with config.json and the weights). Leave --base out "
+            f"for the course's tiny model ({TINY_MODEL_DIR}), or give the folder a model was saved to with "
+            "save_pretrained().",
+            ru=f"--base {base}: там нет сохранённой модели (папки с config.json и весами). Уберите --base, чтобы "
+            f"взять модель tiny курса ({TINY_MODEL_DIR}), или укажите папку, в которую модель сохранена через "
+            "save_pretrained().",
+        )
+    )
+
+
+def check_out_file(out: Path) -> None:
+    """Prove the results can be written to `out` (its folder created if needed); OSError saying what to do."""
+    if out.is_dir():
+        raise IsADirectoryError(
+            tr(
+                en=f"--out {out} is a folder; give a file to write the rows to, e.g. --out {out / 'natural.json'}.",
+                ru=f"--out {out} — папка; укажите файл для строк результата, например --out {out / 'natural.json'}.",
+            )
+        )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".write-test"):
+            pass
+    except OSError as err:
+        reason = err.strerror or str(err)
+        if isinstance(err, FileExistsError):  # what mkdir says when a folder on the way is a file
+            reason = tr(en=f"{err.filename} is a file, not a folder", ru=f"{err.filename} — файл, а не папка")
+        raise OSError(
+            tr(
+                en=f"Cannot write the results to {out} ({reason}). Nothing was evaluated: pass --out a file in a "
+                "writable folder, or fix that folder's permissions, and run again.",
+                ru=f"Не удаётся записать результаты в {out} ({reason}). Оценка не запускалась: укажите в --out файл "
+                "в папке, доступной для записи, или исправьте права на неё и запустите снова.",
+            )
+        ) from err
 
 
 def evaluate(
@@ -263,6 +321,7 @@ def check_adapter_folder(folder: Path) -> Manifest:
                 "lessons_lib.storage.save_adapter (она записывает файлы PEFT и манифест).",
             )
         )
+    check_peft_files(folder)
     read_manifest_json(folder / MANIFEST_FILE)
     manifest = Manifest.load(folder)
     if manifest.domain not in MEASURES:
@@ -359,7 +418,7 @@ def add_manifest_metrics(folder: Path, metrics: dict) -> dict:
     path = Path(folder) / MANIFEST_FILE
     raw = read_manifest_json(path)
     raw["metrics"].update(metrics)  # existing keys keep their place, new ones go last
-    path.write_text(manifest_text(raw), encoding="utf-8")
+    write_text_atomic(path, manifest_text(raw))
     return raw["metrics"]
 
 
@@ -430,13 +489,45 @@ def main(argv: list[str] | None = None) -> int:
             )
     if a.copy_bias < 0:
         p.error(f"--copy-bias must be >= 0 (0 = plain greedy), got {a.copy_bias}.")
+    if a.update_manifests is not None:
+        a.update_manifests = a.update_manifests or [TINY_ADAPTERS_DIR / d for d in SHIPPED]
+    try:
+        check_inputs(a)
+    except OSError as err:
+        return fail(os_error_text(err))
+    except ValueError as err:  # compat errors among them; every message says what to do
+        return fail(one_line(err))
     import torch
 
+    torch.set_num_threads(1)
+    try:  # what only loading can tell: a base that does not load, an adapter made for another base
+        return run(a)
+    except AdapterCompatError as err:
+        return fail(one_line(err))
+    except OSError as err:
+        return fail(os_error_text(err))
+
+
+def check_inputs(a: argparse.Namespace) -> None:
+    """Every check that needs no model, so that bad input stops before the base loads; raises saying what to do."""
+    check_base_folder(a.base)
+    if a.update_manifests is not None:
+        for folder in a.update_manifests:
+            check_adapter_folder(folder)
+        return
+    adapter_names(a.adapters)
+    for folder in a.adapters:
+        check_peft_files(folder)
+    if a.out:
+        check_out_file(a.out)
+
+
+def run(a: argparse.Namespace) -> int:
+    """Update the manifests, or print the table (and write it as JSON with --out) for checked arguments."""
     from .evaluate import format_table
 
-    torch.set_num_threads(1)
     if a.update_manifests is not None:
-        update_manifests(a.update_manifests or [TINY_ADAPTERS_DIR / d for d in SHIPPED], a.base)
+        update_manifests(a.update_manifests, a.base)
         return 0
     rows = evaluate(
         a.base,
@@ -448,22 +539,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(format_table(rows))
     if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(
-            json.dumps(
-                {
-                    "base": str(a.base),
-                    "adapters": [str(d) for d in a.adapters],
-                    "copy_bias": a.copy_bias,
-                    "requested_names": a.requested_names,
-                    "rows": rows,
-                },
-                indent=2,
-                ensure_ascii=False,
-            )
-        )
+        results = {
+            "base": str(a.base),
+            "adapters": [str(d) for d in a.adapters],
+            "copy_bias": a.copy_bias,
+            "requested_names": a.requested_names,
+            "rows": rows,
+        }
+        write_text_atomic(a.out, json.dumps(results, indent=2, ensure_ascii=False))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(until_interrupted(main))

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .cli import CourseArgumentParser
+from .cli import CourseArgumentParser, until_interrupted
 from .course import USAGE_ERROR, job_env, lesson_paths, run_in_child, side_by_side, usage_problem
 from .paths import BUILD_DIR
 from .paths import NOTEBOOKS_DIR as NOTEBOOKS
@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     problem = next(filter(None, (usage_problem(args, EDITIONS.get(p, NOTEBOOKS)) for p in args.profiles)), None)
+    if args.timeout < 1:  # nbclient reads -1 as no limit: a stuck cell would hold the rehearsal forever
+        problem = f"--timeout must be at least 1 (seconds per notebook), not {args.timeout}"
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return USAGE_ERROR
@@ -101,4 +103,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(until_interrupted(main))

@@ -15,13 +15,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .files import write_text_atomic
 from .i18n import tr
 from .manifest import MANIFEST_FILE, Manifest
 from .paths import DRIVE_MOUNT, drive_mounted
@@ -269,7 +273,7 @@ def stamp_base(folder: str | Path, base_id: str) -> None:
     path = Path(folder) / ADAPTER_FILES[0]
     config = json.loads(path.read_text(encoding="utf-8"))
     config["base_model_name_or_path"] = base_id
-    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_text_atomic(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def stage_adapter(model, folder: Path, manifest: Manifest, adapter_name: str | None = None) -> Path:
@@ -322,20 +326,38 @@ def save_adapter(
     if not os.access(store.folder, os.W_OK | os.X_OK):
         raise not_writable(store.folder, PermissionError(13, "Permission denied"))
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.saving-{_save_owner()}-", dir=store.folder))
-    except PermissionError as err:
-        raise not_writable(store.folder, err) from None
-    try:
-        stage_adapter(model, staging, manifest, adapter_name)
-        _move_into_place(staging, target)
+        with replacing_folder(target) as staging:
+            stage_adapter(model, staging, manifest, adapter_name)
     except PermissionError as err:  # a read-only file or sub-folder: name the store, not the hidden staging path
         raise not_writable(store.folder, err) from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return str(target)
 
 
-def _move_into_place(staging: Path, target: Path) -> None:
+@contextmanager
+def replacing_folder(target: str | Path) -> Iterator[Path]:
+    """Yield a fresh staging folder beside `target`; once the block ends without error it replaces `target` whole.
+
+    A kill at any moment leaves the old folder or the new one (perhaps aside, which settle_leftovers settles).
+    """
+    target = Path(os.path.abspath(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    settle_leftovers(target)
+    staging = new_staging(target)
+    try:
+        yield staging
+        move_into_place(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def new_staging(target: Path) -> Path:
+    """A new empty hidden sibling of `target`, `.NAME.saving-HOST-PID-XXXXXXXX`, to build its next version in."""
+    staging = target.with_name(f".{target.name}.saving-{_save_owner()}-{secrets.token_hex(4)}")
+    staging.mkdir()  # unlike mkdtemp's 0700, the folder gets the usual permissions, as the one it replaces had
+    return staging
+
+
+def move_into_place(staging: Path, target: Path) -> None:
     """Replace `target` by the complete `staging` folder; the old one is at `.NAME.old` only between the renames."""
     if not target.exists():
         staging.rename(target)
@@ -343,7 +365,7 @@ def _move_into_place(staging: Path, target: Path) -> None:
     backup = target.with_name(f".{target.name}{BACKUP_SUFFIX}")
     target.rename(backup)
     staging.rename(target)
-    shutil.rmtree(backup)
+    shutil.rmtree(backup, ignore_errors=True)  # the new folder is in place: a backup left here is settled later
 
 
 def load_adapter_folder(
@@ -421,16 +443,32 @@ def recover_saves(folder: Path) -> None:
     back (rolled back; the interrupted call never returned, so rerun it). Killed after them, the new adapter is
     in place and `.NAME.old` is deleted (rolled forward). Staging folders of saves that cannot finish are deleted.
     """
+    for entry, match in _leftovers(folder):
+        if NAME_PATTERN.fullmatch(match["name"]):
+            _settle(entry, match, folder / match["name"])
+
+
+def settle_leftovers(target: str | Path) -> None:
+    """Settle what interrupted saves of the one folder `target` left beside it, as recover_saves does for a store."""
+    target = Path(os.path.abspath(target))
+    for entry, match in _leftovers(target.parent):
+        if match["name"] == target.name:
+            _settle(entry, match, target)
+
+
+def _leftovers(folder: Path) -> list[tuple[Path, re.Match]]:
+    """The entries of `folder` named like a backup or staging folder of a save, with their name's parts."""
     if not folder.is_dir():
-        return
-    for entry in list(folder.iterdir()):
-        match = LEFTOVER.fullmatch(entry.name)
-        if not match or not NAME_PATTERN.fullmatch(match["name"]):
-            continue
-        if match["backup"]:
-            _settle_backup(entry, folder / match["name"])
-        elif _abandoned(entry, match["host"], match["pid"]):
-            shutil.rmtree(entry, ignore_errors=True)
+        return []
+    return [(entry, match) for entry in list(folder.iterdir()) if (match := LEFTOVER.fullmatch(entry.name))]
+
+
+def _settle(entry: Path, match: re.Match, target: Path) -> None:
+    """Put back or drop one backup of `target`, or drop one staging folder whose save cannot finish."""
+    if match["backup"]:
+        _settle_backup(entry, target)
+    elif _abandoned(entry, match["host"], match["pid"]):
+        shutil.rmtree(entry, ignore_errors=True)
 
 
 def _settle_backup(backup: Path, target: Path) -> None:

@@ -95,17 +95,25 @@ def packing_kwargs(strategy: str | None) -> dict:
     return {"packing": True, "packing_strategy": strategy}
 
 
-def check_steps(max_steps: int | None = None, save_steps: int | None = None) -> None:
-    """Raise ValueError unless each of max_steps / save_steps is None (the profile's default) or a whole number >= 1."""
-    for name, value in (("max_steps", max_steps), ("save_steps", save_steps)):
+def check_steps(
+    max_steps: int | None = None, save_steps: int | None = None, keep_checkpoints: int | None = None
+) -> None:
+    """Raise ValueError unless each of max_steps / save_steps / keep_checkpoints is None (the profile's default) or a
+    whole number >= 1."""
+    for name, value in (("max_steps", max_steps), ("save_steps", save_steps), ("keep_checkpoints", keep_checkpoints)):
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            counts = (
+                tr(en="checkpoints kept on disk", ru="хранимых контрольных точек")
+                if name == "keep_checkpoints"
+                else tr(en="optimizer steps", ru="шагов оптимизатора")
+            )
             raise ValueError(
                 tr(
-                    en=f"{name} must be at least 1 (a whole number of optimizer steps), not {value!r}; pass None "
+                    en=f"{name} must be at least 1 (a whole number of {counts}), not {value!r}; pass None "
                     "for the profile's default.",
-                    ru=f"{name} должно быть не меньше 1 (целое число шагов оптимизатора), а не {value!r}; передайте "
+                    ru=f"{name} должно быть не меньше 1 (целое число {counts}), а не {value!r}; передайте "
                     "None, чтобы взять значение профиля.",
                 )
             )
@@ -162,7 +170,7 @@ def sft_config(
     import torch
     from trl import SFTConfig
 
-    check_steps(max_steps, save_steps)
+    check_steps(max_steps, save_steps, save_total_limit)
     profile = as_profile(profile)
     recipe = profile.sft_recipe
     on_gpu = env.cuda_available()
@@ -890,6 +898,8 @@ def train_adapter(
     if resume_from:
         check_resumable(resume_from, lora, adapter_name)
     peft_model = wrap_with_lora(model, lora, adapter_name, args.gradient_checkpointing, seed)
+    if resume_from and checkpoint_step(resume_from) >= args.max_steps:
+        return finished_run(peft_model, resume_from, args.max_steps, adapter_name, output_dir, checkpoint_dir, log)
     counter = step_counter()
     all_callbacks = [counter, *(callbacks or [])]
     if resume_from:
@@ -925,6 +935,32 @@ def train_adapter(
     )
 
 
+def finished_run(
+    peft_model, checkpoint: str, max_steps: int, adapter_name: str, output_dir: Path, checkpoint_dir: Path, log=print
+) -> TrainResult:
+    """A rerun of a run that reached `max_steps`: its last checkpoint's adapter saved to `output_dir`, no step trained
+    (resuming would train past the end, the learning rate schedule starting over)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from .storage import write_adapter_files
+
+    saved = load_file(str(checkpoint_weights(checkpoint, adapter_name)))
+    set_peft_model_state_dict(peft_model, saved, adapter_name=adapter_name)
+    write_adapter_files(peft_model, output_dir, adapter_name)
+    step = checkpoint_step(checkpoint)
+    log(
+        tr(
+            en=f"{checkpoint} is at step {step}, and this run trains {max_steps}: nothing left to train; its adapter "
+            f"is saved to {output_dir}. To train again from scratch, use a new output_dir or pass resume=False.",
+            ru=f"{checkpoint} — это шаг {step}, а запуск обучает {max_steps}: обучать больше нечего; адаптер из неё "
+            f"сохранён в {output_dir}. Чтобы обучить заново, укажите новый output_dir или передайте resume=False.",
+        )
+    )
+    history = read_trainer_state(Path(checkpoint)).get("log_history", [])
+    return TrainResult(output_dir, step, checkpoint, 0.0, list(history), checkpoint_dir, 0)
+
+
 def train_domain(
     domain: str,
     profile: Profile | str,
@@ -944,7 +980,7 @@ def train_domain(
     from .models import load_base, load_tokenizer
 
     profile = as_profile(profile)
-    check_steps(max_steps, kwargs.get("save_steps"))  # before the base is loaded
+    check_steps(max_steps, kwargs.get("save_steps"), kwargs.get("keep_checkpoints"))  # before the base is loaded
     base, tok = load_base(profile, log=log), load_tokenizer(profile)
     rows = sft_rows(domain, n_rows, "train", seed) + list(extra_rows or [])
     result = train_adapter(base, tok, rows, profile, output_dir, max_steps=max_steps, seed=seed, log=log, **kwargs)

@@ -82,6 +82,26 @@ def test_the_search_goes_on_to_the_hub_past_a_damaged_copy(tmp_path, monkeypatch
     assert "skipping the local copy" in said[0]
 
 
+def test_an_adapter_a_killed_overwrite_left_aside_is_found_and_never_quick_trained_over(tmp_path, monkeypatch):
+    """Before: a save killed between its renames left `.json.old` and no `json`; the search said "not found" and
+    resolve_artifact(train=True) quick-trained a replacement, whose save then overwrote the restored adapter."""
+    aside = copy_adapter(tmp_path / "wd" / "adapters" / ".json.old")
+    monkeypatch.setattr(adapters, "quick_train", lambda *a, **k: pytest.fail("quick-trained over a saved adapter"))
+    found = resolve_artifact("json", REHEARSAL, tmp_path / "wd", log=print)
+    assert found == Found("json", tmp_path / "wd" / "adapters" / "json", "local") and not aside.exists()
+    assert adapter_problem(found.folder) is None
+
+
+def test_a_served_adapters_dir_puts_back_an_adapter_a_killed_overwrite_left_aside(tmp_path):
+    """Before: `serve --adapters-dir` (and `serve vllm`) silently left that adapter out."""
+    from lessons_lib.serve.loading import find_adapter_folders
+
+    copy_adapter(tmp_path / "store" / ".json.old")
+    copy_adapter(tmp_path / "store" / "coding", "coding")
+    found, skipped = find_adapter_folders(REHEARSAL, tmp_path / "store")
+    assert sorted(found) == ["coding", "json"] and not skipped
+
+
 def test_a_damaged_hub_download_is_not_returned(tmp_path, monkeypatch):
     bad = empty_weights(copy_adapter(tmp_path / "hub" / hub_repo_name("json", REHEARSAL)))
     monkeypatch.setattr(storage, "load_adapter_folder", lambda name, store, cache_dir=None, token=None: bad)

@@ -296,3 +296,25 @@ def test_course_jobs_below_one_is_a_usage_error(fake_run, capsys, jobs):
 def test_course_errors_are_russian(fake_run, capsys, ru):
     assert course.main(["run", "--keep-work", "--only", "09"]) == 2
     assert CYRILLIC.search(one_error_line(capsys.readouterr().err))
+
+
+def test_router_evaluate_refuses_a_profile_its_router_would_not_use(capsys):
+    """Before: `--router ngram --profile 7b` ran on and printed the n-gram router's table as if for 7b."""
+    for kind in ("ngram", "keyword"):
+        assert (
+            router_cli(["evaluate", "--router", kind, "--data", "assets/router/heldout.jsonl", "--profile", "7b"]) == 2
+        )
+        said = one_error_line(capsys.readouterr().err)
+        assert f"the {kind} router uses none" in said and "leave --profile out" in said
+
+
+def test_ctrl_c_ends_a_cli_with_one_line_and_exit_code_130(capsys):
+    """Before: tools, router, natural_eval, quiz and course printed a KeyboardInterrupt traceback (exit code -2)."""
+    from lessons_lib.cli import until_interrupted
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    assert until_interrupted(interrupted) == 130
+    assert one_error_line(capsys.readouterr().err) == "error: interrupted (Ctrl-C)."
+    assert until_interrupted(lambda: 0) == 0

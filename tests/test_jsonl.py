@@ -75,6 +75,7 @@ def test_non_utf8_bytes_name_file_line_column_and_what_to_do(tmp_path, data, whe
     [
         ("not json", r":2 is not valid JSON \(Expecting value at column 1\)"),
         ('{"text": "a"', ":2 is not valid JSON"),
+        ('{"text": "a', r":2 is not valid JSON \(Unterminated string starting at column 10\)"),  # before: "at at"
         ("[1, 2]", ":2 must be a row object, got a JSON list"),
         ('"text"', ":2 must be a row object, got a JSON str"),
         ('{"text": "\\ud800"}', ":2 holds an unpaired UTF-16 surrogate"),

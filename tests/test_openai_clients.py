@@ -637,6 +637,7 @@ def test_nan_temperature_is_not_a_finite_number(server):
     ("field", "value", "expected"),
     [
         ("temperature", "0.5", 'expected a number, got a string "0.5"; send a JSON value like 0.5'),
+        ("temperature", "NaN", 'expected a number, got a string "NaN"; send a JSON value like 0.5'),  # not "like NaN"
         ("max_tokens", "3", 'expected a whole number, got a string "3"; send a JSON value like 3'),
         ("stream", "false", 'expected a boolean, got a string "false"; send a JSON value like false'),
         ("n", "1", 'expected a whole number, got a string "1"; send a JSON value like 1'),

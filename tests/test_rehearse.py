@@ -47,7 +47,9 @@ def test_lessons_that_match_no_notebook_are_a_usage_error_before_anything_runs(m
     started = fake_runs(monkeypatch, tmp_path)
     assert rehearse.main(["--profiles", *PROFILES, "--only", "03", "09"]) == 2
     assert rehearse.main(["--profiles", "t4-rehearsal", "--jobs", "0"]) == 2
+    assert rehearse.main(["--profiles", "t4-rehearsal", "--timeout", "-1"]) == 2  # before: ran with no time limit
     err = capsys.readouterr().err
+    assert "--timeout must be at least 1 (seconds per notebook), not -1" in err, err
     assert "--only 09: no such lesson" in err and "the lessons are 01, 02, 03, 04, 05, 06" in err, err
     assert "--jobs must be at least 1" in err, err
     assert started == [], "nothing ran"

@@ -142,6 +142,15 @@ CASES = [
         ("max_steps должно быть не меньше 1", "шагов оптимизатора", "None"),
         (),
     ),
+    (  # before: accepted (0 kept no checkpoint to resume from, -1 kept every one)
+        "train-keep-checkpoints",
+        lambda: train.train_adapter(None, None, ROWS, "tiny", "unused", keep_checkpoints=0),
+        ValueError,
+        "keep_checkpoints must be at least 1 (a whole number of checkpoints kept on disk), not 0; pass None for the "
+        "profile's default.",
+        ("keep_checkpoints должно быть не меньше 1", "хранимых контрольных точек"),
+        (),
+    ),
     (
         "train-packing",
         lambda: train.packing_kwargs("zip"),
@@ -415,6 +424,9 @@ RAISED = {
         "OSError",
         "PermissionError",
         "FileNotFoundError",
+        "IsADirectoryError",
+        "NotADirectoryError",
+        "FileExistsError",
         "ImportError",
         "NotImplementedError",
         "DataError",

@@ -62,6 +62,8 @@ def test_lora_modules_name_exactly_the_folders_served(tmp_path, tiny):
     assert len(skipped) == 2 and "adapter_config.json" in skipped[0] and "bad.name" in skipped[1]
     with pytest.raises(ValueError, match="name=path"):
         parse_lora_modules(["json"])
+    with pytest.raises(ValueError, match="names 'x' twice"):  # before: the second silently replaced the first
+        parse_lora_modules([f"x={tmp_path / 'j'}", f"x={tmp_path / 'c'}"])
 
 
 def test_server_process_gets_the_hub_token_unless_offline(monkeypatch):

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from lessons_lib.cli import USAGE_ERROR
 from lessons_lib.paths import TINY_ADAPTERS_DIR
-from lessons_lib.tools.__main__ import USAGE_ERROR, main
+from lessons_lib.tools.__main__ import main
 
 REQUEST = {
     "lang": "en",

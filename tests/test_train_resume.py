@@ -61,3 +61,23 @@ def test_interrupted_training_resumes_from_the_newest_checkpoint_and_learns(tmp_
     model = PeftModel.from_pretrained(load_base(tiny), out).eval()
     report, outputs = evaluate_model(model, tokenizer, "json", 16, max_new_tokens=64)
     assert report.valid_rate >= 0.9 and report.correct_rate >= 0.5, (report, outputs[:3])
+
+
+def test_rerunning_a_finished_run_trains_no_step_and_keeps_its_adapter(tmp_path, tiny):
+    """Before: the rerun resumed from checkpoint-6 of 6 and trained step 7 ("step 7 of 6"), the cosine schedule
+    starting over, and the next rerun changed the saved adapter; a kill during the final save did the same."""
+    out, logs = tmp_path / "json", []
+
+    def same_call():
+        return train_domain("json", tiny, out, n_rows=64, max_steps=6, save_steps=3, log=logs.append, disable_tqdm=True)
+
+    first = same_call()
+    weights = out / "adapter_model.safetensors"
+    trained = weights.read_bytes()
+    again = same_call()
+    assert (again.steps, again.steps_run) == (6, 0) and checkpoint_step(again.resumed_from) == 6
+    assert weights.read_bytes() == trained and again.losses() == first.losses()
+    assert any("nothing left to train" in line for line in logs)
+    weights.unlink()  # as a kill during the final save leaves it
+    assert same_call().steps_run == 0 and weights.read_bytes() == trained
+    assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-6"]

@@ -221,3 +221,24 @@ def test_cli_without_adapters_says_what_to_do(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert f"no adapters of profile t4 found in {tmp_path}" in result.stderr
     assert "Train and save them first (notebook 01)" in result.stderr
+
+
+def test_cli_leaves_out_a_hub_adapter_it_cannot_download_saying_why(tmp_path, monkeypatch):
+    """Before: offline, a `hub = "owner/repo"` adapter in the composition ended the hand-off with a HubError
+    traceback (exit code 1); `serve --config` says it in one line."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # nothing cached
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[base]\nprofile = "tiny"\n[adapters.json]\nhub = "someone/lora-json"\n'
+        f'[adapters.coding]\npath = "{STORE.resolve() / "coding"}"\n'
+    )
+    result = run_cli("--config", str(config))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert (
+        '"name": "coding"' in result.stdout and "skipped: adapters.json: cannot get someone/lora-json" in result.stdout
+    )
+    config.write_text('[base]\nprofile = "tiny"\n[adapters.json]\nhub = "someone/lora-json"\n')
+    alone = run_cli("--config", str(config))
+    assert alone.returncode == 2 and "Traceback" not in alone.stderr, alone.stderr
+    assert f"found in {config}" in alone.stderr and "cannot get someone/lora-json" in alone.stderr

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lessons_lib.cli import CourseArgumentParser, error_line
+from lessons_lib.cli import CourseArgumentParser, fail, until_interrupted
 from lessons_lib.i18n import LANGS, plural_ru, tr
 from lessons_lib.paths import BUILD_DIR
 
@@ -17,14 +17,6 @@ from .bank import NOTEBOOK_ID, BankError, available_notebooks, load_bank
 from .labels import resolve_lang
 from .static import bank_markdown
 from .teacher_kit import SummaryError, read_summary, write_teacher_kit
-
-USAGE_ERROR = 2
-
-
-def fail(message: str) -> int:
-    """Print one `error:` line to stderr and return the usage-error exit code."""
-    print(error_line(message), file=sys.stderr)
-    return USAGE_ERROR
 
 
 def notebook_problem(notebook: str) -> str | None:
@@ -187,4 +179,4 @@ def kit_summary(files: int, out: Path, notebooks: list[str], langs: tuple[str, .
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(until_interrupted(main))

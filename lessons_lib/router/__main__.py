@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli import CourseArgumentParser, error_line, whole_number
+from ..cli import CourseArgumentParser, check_language, error_line, os_error_text, until_interrupted, whole_number
 from ..i18n import tr
 from ..lesson import quiet_library_notices
 from . import KINDS, MODEL_KINDS
@@ -32,11 +32,6 @@ dev и один раз оценивается на отложенной выбо
 def saved_line(folder) -> str:
     """The line that says where a trained router was saved."""
     return tr(en=f"saved to {folder}", ru=f"сохранено в {folder}")
-
-
-def os_error_text(err: OSError) -> str:
-    """An OSError as one line: our own messages as they are, the system's as 'PATH: reason'."""
-    return f"{err.filename}: {err.strerror}" if err.strerror and err.filename else str(err)
 
 
 def training_steps(text: str) -> int:
@@ -104,6 +99,19 @@ def _evaluate(args) -> int:
     from .data import read_jsonl
     from .metrics import evaluate_router
 
+    if args.profile is not None and args.router not in MODEL_KINDS:
+        print(
+            error_line(
+                tr(
+                    en=f"--profile picks the base model of the {' and '.join(MODEL_KINDS)} routers; the {args.router} "
+                    "router uses none, so the profile would change nothing: leave --profile out.",
+                    ru=f"--profile выбирает базовую модель маршрутизаторов {' и '.join(MODEL_KINDS)}; маршрутизатор "
+                    f"{args.router} модели не использует, и профиль ничего бы не изменил: уберите --profile.",
+                )
+            ),
+            file=sys.stderr,
+        )
+        return 2
     if args.router in MODEL_KINDS:
         quiet_library_notices()  # the table, without the libraries' notices as the base model loads
     router = load_router(args.router, args.profile, log=lambda *a: print(*a, file=sys.stderr))
@@ -126,8 +134,9 @@ def _train(args) -> int:
     from ..env import cpu_threads
     from ..profiles import get_profile
     from . import router_dir, shipped_router_dir
+    from .base import check_router_folder
     from .data import heldout_rows
-    from .learned import ROUTER_FILE, router_learning_rate, train_and_save
+    from .learned import FOLDER_FILES, ROUTER_FILE, router_learning_rate, train_and_save
 
     quiet_library_notices()
     profile = get_profile(args.profile or "tiny")
@@ -136,6 +145,7 @@ def _train(args) -> int:
     if args.lr == router_learning_rate(profile):  # the course's own rate, given explicitly: no recipe change
         args.lr = None
     out = output_folder(args, router_dir(profile), shipped, recipe)
+    check_router_folder(out, FOLDER_FILES)  # before training: the save replaces the folder whole
     torch.set_num_threads(cpu_threads())
     folder = train_and_save(profile, out, args.steps, args.seed, learning_rate=args.lr, heldout=heldout_rows())
     meta = json.loads((folder / ROUTER_FILE).read_text(encoding="utf-8"))
@@ -153,11 +163,13 @@ def _train(args) -> int:
 def _train_ngram(args) -> int:
     import torch
 
+    from .base import check_router_folder
     from .data import course_splits, heldout_rows
     from .metrics import evaluate_router
-    from .ngram import shipped_ngram_dir, tune
+    from .ngram import FILES, shipped_ngram_dir, tune
 
     out = output_folder(args, shipped_ngram_dir(), shipped_ngram_dir(), {"seed": 0})
+    check_router_folder(out, FILES)  # before training: the save replaces the folder whole
     torch.set_num_threads(1)  # the same floats on every machine
     train, dev = course_splits(seed=args.seed)
     tuned = tune(train, dev)
@@ -192,6 +204,7 @@ def _train_ngram(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run a subcommand."""
+    check_language()
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     parser = CourseArgumentParser(prog="python -m lessons_lib.router", description=tr(en=__doc__, ru=DESCRIPTION_RU))
     sub = parser.add_subparsers(dest="command", required=True)
@@ -330,4 +343,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(until_interrupted(main))

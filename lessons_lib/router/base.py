@@ -1,9 +1,11 @@
-"""What every router shares: the labels, the decision record and input checks."""
+"""What every router shares: the labels, the decision record, input checks and how a router folder is saved."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .. import domains
 from ..i18n import tr
@@ -98,3 +100,54 @@ class Router:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(labels={self.labels})"
+
+
+# ---------------------------------------------------------------- saving a router folder whole
+def settle_router_folder(folder: str | Path) -> None:
+    """Put back or drop what a killed save of the router in `folder` left beside it (storage.settle_leftovers)."""
+    from ..storage import settle_leftovers
+
+    settle_leftovers(folder)
+
+
+def check_router_folder(folder: str | Path, files: Collection[str]) -> None:
+    """Refuse (FileExistsError) a `folder` holding anything but a router's `files`: a save replaces it whole."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(
+            tr(
+                en=f"{folder} is a file: a router is saved as a folder; pick another path.",
+                ru=f"{folder} — файл: маршрутизатор сохраняется папкой; выберите другой путь.",
+            )
+        )
+    settle_router_folder(folder)
+    foreign = sorted(p.name for p in folder.iterdir() if not _router_file(p.name, files)) if folder.is_dir() else []
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise FileExistsError(
+            tr(
+                en=f"{folder} holds more than a router ({shown}), and saving a router replaces the whole folder. "
+                f"Save it into a folder of its own (e.g. {folder / 'router'}), or move those out first.",
+                ru=f"В {folder} лежит не только маршрутизатор ({shown}), а сохранение маршрутизатора заменяет папку "
+                f"целиком. Сохраните его в отдельную папку (например, {folder / 'router'}) или сначала уберите "
+                "оттуда лишнее.",
+            )
+        )
+
+
+def _router_file(name: str, files: Collection[str]) -> bool:
+    """True for one of a router's `files`, or what a killed files.write_text_atomic left (`.NAME.XXXX.writing`)."""
+    return name in files or (name.startswith(".") and name.endswith(".writing"))
+
+
+@contextmanager
+def router_folder(folder: str | Path, files: Collection[str]) -> Iterator[Path]:
+    """Yield an empty staging folder to write a router's `files` into; it then replaces `folder` in one swap.
+
+    A kill at any moment leaves the old router or the new one, never new weights beside an old config.
+    """
+    from ..storage import replacing_folder
+
+    check_router_folder(folder, files)
+    with replacing_folder(folder) as staging:
+        yield staging

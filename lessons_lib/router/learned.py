@@ -12,11 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..i18n import plural_ru, tr
+from ..manifest import MANIFEST_FILE
 from ..recipes import ROUTER_BATCH, ROUTER_LEARNING_RATE, ROUTER_STEPS
-from .base import GENERAL, RouteDecision, Router, course_labels
+from ..storage import ADAPTER_FILES
+from .base import GENERAL, RouteDecision, Router, course_labels, router_folder, settle_router_folder
 from .encode import encode_batch
 
 ROUTER_FILE = "router.json"
+# What a router folder may hold: the PEFT files, router.json, and what older saves or copies left (a re-save drops it).
+FOLDER_FILES = (*ADAPTER_FILES, ROUTER_FILE, "README.md", MANIFEST_FILE)
 DEFAULT_THRESHOLD = 0.5
 # The shipped tiny router's recipe (profile.router_recipe on tiny), also what load_router trains.
 TRAIN_STEPS, TRAIN_LR, TRAIN_BATCH = ROUTER_STEPS, ROUTER_LEARNING_RATE, ROUTER_BATCH
@@ -292,17 +296,20 @@ class LearnedRouter(Router):
         return accuracy
 
     def save(self, folder: str | Path, extra: dict | None = None) -> Path:
-        """Save the adapter (LoRA + head) and the router's labels/threshold next to it."""
+        """Save the adapter (LoRA + head) and the router's labels/threshold next to it, replacing `folder` whole.
+
+        A save killed at any moment leaves the old router or the new one (`load` settles what it left aside).
+        """
         from ..manifest import base_model_id
         from ..storage import stamp_base
 
-        folder = Path(folder)
-        self.model.save_pretrained(folder)
-        stamp_base(folder, base_model_id(self.model))  # the portable base id, not this machine's path
-        (folder / "README.md").unlink(missing_ok=True)  # PEFT's empty model card, which names that path too
         meta = {"labels": list(self.labels), "threshold": self.threshold, "fallback": self.fallback, **(extra or {})}
-        (folder / ROUTER_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        return folder
+        with router_folder(folder, FOLDER_FILES) as staging:
+            self.model.save_pretrained(staging)
+            stamp_base(staging, base_model_id(self.model))  # the portable base id, not this machine's path
+            (staging / "README.md").unlink(missing_ok=True)  # PEFT's empty model card, which names that path too
+            (staging / ROUTER_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return Path(folder)
 
     @classmethod
     def load(cls, folder: str | Path, profile, tokenizer=None, threshold: float | None = None) -> LearnedRouter:
@@ -312,6 +319,7 @@ class LearnedRouter(Router):
         from ..models import load_tokenizer
 
         folder = Path(folder)
+        settle_router_folder(folder)
         if not (folder / "adapter_config.json").is_file():
             raise FileNotFoundError(
                 tr(

@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..i18n import tr
-from .base import GENERAL, RouteDecision, Router, course_labels
+from .base import GENERAL, RouteDecision, Router, course_labels, router_folder, settle_router_folder
 
 WEIGHTS_FILE = "ngram_router.safetensors"
 CONFIG_FILE = "ngram_router.json"
+FILES = (CONFIG_FILE, WEIGHTS_FILE)
 
 
 @dataclass(frozen=True)
@@ -211,12 +212,12 @@ class NgramRouter(Router):
         return decisions
 
     def save(self, folder: str | Path, extra: dict | None = None) -> Path:
-        """Write the weights (safetensors) and labels/config/threshold (JSON) into `folder`."""
+        """Write the weights (safetensors) and labels/config/threshold (JSON) as `folder`, replacing it whole.
+
+        A save killed at any moment leaves the old router or the new one (`load` settles what it left aside).
+        """
         from safetensors.torch import save_file
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({"weight": self.weight.contiguous(), "bias": self.bias.contiguous()}, str(folder / WEIGHTS_FILE))
         meta = {
             "labels": list(self.labels),
             "config": asdict(self.config),
@@ -224,16 +225,20 @@ class NgramRouter(Router):
             "fallback": self.fallback,
             **(extra or {}),
         }
-        (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        return folder
+        with router_folder(folder, FILES) as staging:
+            tensors = {"weight": self.weight.contiguous(), "bias": self.bias.contiguous()}
+            save_file(tensors, str(staging / WEIGHTS_FILE))
+            (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        return Path(folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> NgramRouter:
-        """Read a router written by `save`."""
+        """Read a router written by `save` (first settling what a killed save left beside `folder`)."""
         from safetensors.torch import load_file
 
         folder = Path(folder)
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
+        settle_router_folder(folder)
+        for name in FILES:
             if not (folder / name).is_file():
                 raise FileNotFoundError(
                     tr(
@@ -311,6 +316,7 @@ def shipped_ngram_dir() -> Path:
 def load_or_train() -> NgramRouter:
     """The shipped n-gram router, or (when its folder is missing) one tuned here in a few seconds."""
     folder = shipped_ngram_dir()
+    settle_router_folder(folder)
     if (folder / CONFIG_FILE).is_file():
         return NgramRouter.load(folder)
     from .data import course_splits

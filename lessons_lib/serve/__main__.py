@@ -25,7 +25,7 @@ import math
 import os
 import sys
 
-from ..cli import CourseArgumentParser, error_line, whole_number
+from ..cli import CourseArgumentParser, check_language, error_line, whole_number
 from ..i18n import tr
 from ..profiles import PROFILES
 from ..router import KINDS as ROUTER_KINDS
@@ -569,7 +569,8 @@ def vllm(args) -> int:
         print(error_line(str(err)), file=sys.stderr)
         return 2
     if not folders:
-        print(error_line(no_adapters_text(profile.name, args.adapters_dir or args.work_dir, skipped)), file=sys.stderr)
+        where = args.config or args.adapters_dir or args.work_dir
+        print(error_line(no_adapters_text(profile.name, where, skipped)), file=sys.stderr)
         return 2
     sound, damaged = split_damaged(folders, profile.model_id)
     if not sound:
@@ -630,16 +631,29 @@ def hand_off_source(args) -> tuple:
         work_dir = Path(args.work_dir) if args.work_dir else None
         folders, skipped = find_adapter_folders(profile, args.adapters_dir, work_dir)
         return profile, folders, skipped, [], {}
+    from ..storage import StorageError
+
     composition = load_composition(args.config)
-    folders = {name: adapter_folder(spec) for name, spec in composition.adapters.items()}
+    folders, skipped = {}, []
+    for name, spec in composition.adapters.items():
+        try:
+            folders[name] = adapter_folder(spec)
+        except (StorageError, OSError) as err:  # a Hub adapter that cannot be downloaded is left out, saying why
+            skipped.append(
+                tr(
+                    en=f"adapters.{name}: cannot get {spec.location} ({err})",
+                    ru=f"adapters.{name}: не удалось получить {spec.location} ({err})",
+                )
+            )
     server = {"port": composition.server.port}
     if composition.server.host != ServerSettings().host:
         server["host"] = composition.server.host
-    return composition.profile, folders, [], composition_notes(composition), server
+    return composition.profile, folders, skipped, composition_notes(composition), server
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run `serve`, `ask` or `vllm`; Ctrl-C ends any of them quietly with exit code 130."""
+    check_language()
     argv = sys.argv[1:] if argv is None else argv
     try:
         return run_command(argv)

@@ -37,6 +37,7 @@ Bounds, so that no single request stalls or degrades the server:
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import time
@@ -1143,7 +1144,7 @@ def unquoted(value, kind: str) -> str | None:
         return None
     wanted = {"float_type": (int, float), "int_type": int, "bool_type": bool}[kind]
     fits = isinstance(parsed, wanted) and (kind == "bool_type") == isinstance(parsed, bool)
-    return value.strip() if fits else None
+    return value.strip() if fits and math.isfinite(parsed) else None  # "NaN" parses, and is refused unquoted too
 
 
 def json_kind(value) -> str:

@@ -42,7 +42,8 @@ class ServedModel:
 
 
 def parse_lora_modules(specs: list[str] | None) -> dict[str, Path]:
-    """`name=path` pairs (vLLM's --lora-modules syntax) as {name: folder}; ValueError for a pair without '='."""
+    """`name=path` pairs (vLLM's --lora-modules syntax) as {name: folder}; ValueError for a pair without '=' or a name
+    given twice."""
     modules: dict[str, Path] = {}
     for spec in specs or []:
         name, sep, path = spec.partition("=")
@@ -52,6 +53,15 @@ def parse_lora_modules(specs: list[str] | None) -> dict[str, Path]:
                     en=f"--lora-modules takes name=path pairs, got {spec!r} (e.g. json=/content/adapters/json).",
                     ru=f"--lora-modules принимает пары имя=путь, а получено {spec!r} (например, "
                     "json=/content/adapters/json).",
+                )
+            )
+        if name in modules:
+            raise ValueError(
+                tr(
+                    en=f"--lora-modules names {name!r} twice ({modules[name]} and {path}); give each adapter its own "
+                    "name.",
+                    ru=f"--lora-modules называет {name!r} дважды ({modules[name]} и {path}); дайте каждому адаптеру "
+                    "своё имя.",
                 )
             )
         modules[name] = Path(path)
@@ -89,7 +99,7 @@ def find_adapter_folders(
     """Adapter folders to serve: the named `lora_modules`, else every PEFT folder in `adapters_dir`, else the
     course adapters of the profile and its tools adapter (shipped, work dir or Drive)."""
     from ..adapters import COURSE_ADAPTERS, TOOLS, adapter_dir
-    from ..storage import adapter_folders, name_problem
+    from ..storage import adapter_folders, name_problem, recover_saves
 
     if lora_modules:
         return named_folders(lora_modules)
@@ -112,6 +122,7 @@ def find_adapter_folders(
                 "подпапка (adapter_config.json + adapter_model.safetensors).",
             )
         )
+    recover_saves(root)  # an overwrite killed between its renames left the adapter at .NAME.old: put it back
     found = {}
     for folder in adapter_folders(root):
         problem = name_problem(folder.name)

@@ -10,7 +10,9 @@ answer; `uses result`: the answer delivers the result of the call that ran).
 `--n N` takes the first N requests of any data source. An option of the other command (`evaluate --steps`,
 `build-adapter --adapter` ...) is a usage error. Without --out, `build-adapter` rebuilds the shipped adapter in
 assets/adapters/tools with the course recipe; another --steps or --warm-steps then needs --out (the shipped adapter
-is replaced only on purpose). The --out folder is checked for writing before anything trains.
+is replaced only on purpose). `build-adapter --ship FOLDER` scores and ships an adapter trained elsewhere instead of
+training one: into --out, which it needs unless FOLDER is the shipped adapter itself (then re-scored in place); FOLDER
+gets the checks `evaluate --adapter` gives. The --out folder is checked for writing before anything trains.
 A missing or unreadable file or folder, a damaged adapter or one made for another base or task, or a bad line in a
 data file, ends the command with one `error:` line (naming file:line) and exit code 2.
 """
@@ -23,7 +25,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli import CourseArgumentParser, error_line
+from ..cli import CourseArgumentParser, check_language, fail, one_line, os_error_text, until_interrupted
 from ..i18n import tr
 
 DESCRIPTION_RU = """Команды адаптера для вызова инструментов.
@@ -38,12 +40,14 @@ W — доля рецепта от N: 900 перед поставляемыми 
 `--n N` берёт первые N запросов любого источника данных. Параметр другой команды (`evaluate --steps`,
 `build-adapter --adapter` ...) — ошибка в аргументах. Без --out команда `build-adapter` пересобирает поставляемый
 адаптер в assets/adapters/tools по рецепту курса; тогда для другого --steps или --warm-steps нужен --out
-(поставляемый адаптер заменяется только намеренно). Папка --out проверяется на запись до начала обучения.
+(поставляемый адаптер заменяется только намеренно). `build-adapter --ship ПАПКА` не обучает адаптер, а оценивает и
+делает поставляемым обученный где-то ещё: в папку --out, без которой можно обойтись, только если ПАПКА — сам
+поставляемый адаптер (тогда он переоценивается на месте); ПАПКА проходит те же проверки, что и `evaluate --adapter`.
+Папка --out проверяется на запись до начала обучения.
 Отсутствующий или нечитаемый файл или папка, повреждённый адаптер или адаптер для другой базовой модели или задачи,
 плохая строка в файле данных завершают команду одной строкой `ошибка:` (с указанием файл:строка) и кодом выхода 2.
 """
 
-USAGE_ERROR = 2  # the exit code argparse also uses for bad arguments
 TASK = "tools"  # the manifest domain of a tool-use adapter
 COMMAND_OPTIONS = {  # option -> (attribute, the command it belongs to); each is refused with the other command
     "--steps": ("steps", "build-adapter"),
@@ -57,17 +61,6 @@ COMMAND_OPTIONS = {  # option -> (attribute, the command it belongs to); each is
 }
 DEFAULT_DATA, DEFAULT_TOOL_CHOICE = "heldout", "auto"
 NAMED_DATA = ("heldout", "dev", "handwritten", "dev-handwritten", "dev2-handwritten")  # what --data names besides files
-
-
-def fail(message: str) -> int:
-    """Print one `error:` line to stderr and return the usage-error exit code."""
-    print(error_line(message), file=sys.stderr)
-    return USAGE_ERROR
-
-
-def os_error_text(err: OSError) -> str:
-    """An OSError as one line: our own messages as they are, the system's as 'PATH: reason'."""
-    return f"{err.filename}: {err.strerror}" if err.strerror and err.filename else str(err)
 
 
 def adapter_folder_problem(folder: str | None) -> str | None:
@@ -154,6 +147,42 @@ def shipped_overwrite_problem(
     )
 
 
+def ship_overwrite_problem(folder: str, out: str | None, shipped: Path) -> str | None:
+    """Why `build-adapter --ship FOLDER` must stop: without --out it would replace the shipped adapter by another one
+    (None: fine, also when FOLDER is the shipped adapter itself, re-scored in place)."""
+    if out is not None or Path(folder).resolve() == shipped.resolve():
+        return None
+    return tr(
+        en=f"--ship {folder} without --out would replace the shipped tool adapter in {shipped} with that one. Pass "
+        f"--out FOLDER to ship it elsewhere, e.g. --out build/tools-shipped, or --out {shipped} to replace it on "
+        "purpose.",
+        ru=f"--ship {folder} без --out заменил бы им поставляемый адаптер для инструментов в {shipped}. Укажите "
+        "--out ПАПКА, чтобы сделать его поставляемым в другом месте, например --out build/tools-shipped, или "
+        f"--out {shipped}, чтобы заменить поставляемый намеренно.",
+    )
+
+
+def compat_problem(folder: Path) -> str | None:
+    """Why the adapter in `folder` cannot load into the tiny base (damaged, another base, wrong shapes), or None."""
+    from ..compat import AdapterCompatError, check_adapter
+    from ..models import load_base
+    from ..profiles import PROFILES
+    from .adapter import ADAPTER_NAME
+
+    try:  # the checks `load_adapter_checked` runs for `evaluate`, without loading the adapter
+        check_adapter(load_base(PROFILES["tiny"]), folder, ADAPTER_NAME)
+    except AdapterCompatError as err:
+        return one_line(err)
+    except OSError as err:
+        return os_error_text(err)
+    return None
+
+
+def ship_problem(folder: str, out: str | None, shipped: Path) -> str | None:
+    """Why `--ship FOLDER` must stop before anything is scored or written, or None: cheap checks first."""
+    return ship_overwrite_problem(folder, out, shipped) or task_problem(Path(folder)) or compat_problem(Path(folder))
+
+
 def check_out_folder(folder: Path) -> None:
     """Prove the adapter can be saved in `folder` (created if needed) before anything trains; OSError saying why."""
     from ..train import check_writable
@@ -168,7 +197,9 @@ def build_cli(args: argparse.Namespace) -> int:
 
     shipped = TINY_ADAPTERS_DIR / ADAPTER_NAME
     recipe = (STEPS, WARM_STEPS)
-    problem = None if args.ship else shipped_overwrite_problem(args.steps, args.warm_steps, args.out, recipe, shipped)
+    problem = shipped_overwrite_problem(args.steps, args.warm_steps, args.out, recipe, shipped)
+    if not problem and args.ship:
+        problem = ship_problem(args.ship, args.out, shipped)
     if problem:
         return fail(problem)
     out = Path(args.out) if args.out else shipped
@@ -191,6 +222,7 @@ def build_cli(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
+    check_language()
     parser = CourseArgumentParser(prog="python -m lessons_lib.tools", description=tr(en=__doc__, ru=DESCRIPTION_RU))
     parser.add_argument("command", choices=["build-adapter", "evaluate"])
     parser.add_argument(
@@ -219,8 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         "--out",
         default=None,
         help=tr(
-            en="build-adapter: output folder (default: the shipped assets/adapters/tools)",
-            ru="build-adapter: папка для результата (по умолчанию — поставляемая assets/adapters/tools)",
+            en="build-adapter: output folder (default: the shipped assets/adapters/tools; another recipe or --ship "
+            "of another folder needs it)",
+            ru="build-adapter: папка для результата (по умолчанию — поставляемая assets/adapters/tools; она нужна "
+            "для другого рецепта или для --ship другой папки)",
         ),
     )
     parser.add_argument(
@@ -228,8 +262,10 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         metavar="FOLDER",
         help=tr(
-            en="do not train: score an already trained adapter folder and ship it with a manifest",
-            ru="не обучать: оценить папку уже обученного адаптера и сделать его поставляемым, с манифестом",
+            en="do not train: score an already trained adapter folder and ship it with a manifest, into --out "
+            "(needed unless FOLDER is the shipped adapter, then re-scored in place)",
+            ru="не обучать: оценить папку уже обученного адаптера и сделать его поставляемым, с манифестом, в папку "
+            "--out (она нужна, если ПАПКА — не сам поставляемый адаптер, который тогда переоценивается на месте)",
         ),
     )
     parser.add_argument(
@@ -369,7 +405,7 @@ def evaluate_cli(adapter: str | None, data: str, n: int | None, tool_choice: str
     try:  # damaged files, another base, wrong shapes: one line, and the model is never half-loaded
         model, _ = load_adapter_checked(load_base(profile), folder, ADAPTER_NAME)
     except AdapterCompatError as err:
-        return fail(" ".join(str(err).split()))
+        return fail(one_line(err))
     except OSError as err:
         return fail(os_error_text(err))
     reports, _ = evaluate_tools(
@@ -392,4 +428,4 @@ def evaluate_cli(adapter: str | None, data: str, n: int | None, tool_choice: str
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(until_interrupted(main))
