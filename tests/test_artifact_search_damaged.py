@@ -100,6 +100,14 @@ def test_a_served_adapters_dir_puts_back_an_adapter_a_killed_overwrite_left_asid
     copy_adapter(tmp_path / "store" / "coding", "coding")
     found, skipped = find_adapter_folders(REHEARSAL, tmp_path / "store")
     assert sorted(found) == ["coding", "json"] and not skipped
+    half = tmp_path / "store" / "support"  # a copy cut short: its manifest alone (before: passed over without a word)
+    half.mkdir()
+    shutil.copy(TINY_ADAPTERS_DIR / "support" / "manifest.json", half)
+    (tmp_path / "store" / "empty").mkdir()
+    found, skipped = find_adapter_folders(REHEARSAL, tmp_path / "store")
+    assert sorted(found) == ["coding", "json"] and skipped == [
+        f"{half}: no adapter_config.json (not a saved PEFT adapter folder)"
+    ]
 
 
 def test_a_damaged_hub_download_is_not_returned(tmp_path, monkeypatch):

@@ -100,6 +100,9 @@ def _evaluate(args) -> int:
     from .metrics import evaluate_router
 
     if args.profile is not None and args.router not in MODEL_KINDS:
+        from ..profiles import get_profile
+
+        get_profile(args.profile)  # an unknown name is said as that first
         print(
             error_line(
                 tr(

@@ -130,7 +130,26 @@ def find_adapter_folders(
             found[folder.name] = folder
         else:
             skipped.append(f"{folder}: {problem}")
+    skipped += [not_an_adapter_text(folder) for folder in sorted(root.iterdir()) if holds_no_adapter(folder)]
     return found, skipped
+
+
+def holds_no_adapter(folder: Path) -> bool:
+    """A visible folder with something in it but no adapter_config.json (a copy cut short, a manifest alone)."""
+    return (
+        folder.is_dir()
+        and not folder.name.startswith(".")
+        and not (folder / "adapter_config.json").is_file()
+        and any(folder.iterdir())
+    )
+
+
+def not_an_adapter_text(folder: Path) -> str:
+    """Why `--adapters-dir` skips a folder that holds no adapter."""
+    return tr(
+        en=f"{folder}: no adapter_config.json (not a saved PEFT adapter folder)",
+        ru=f"{folder}: нет adapter_config.json (это не папка сохранённого адаптера PEFT)",
+    )
 
 
 def load_router(kind: str | None, profile: Profile, work_dir: Path | None = None, log=print):

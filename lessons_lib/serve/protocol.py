@@ -5,21 +5,23 @@ below of fields that change nothing on this server. Nothing is silently ignored.
 language (lessons_lib.i18n); `param` and `code` are the same in English and Russian.
 
 Honoured: model, messages (roles system, developer = system, user, assistant with tool_calls, tool with
-tool_call_id; text content or text parts; a call's arguments may be any string, as OpenAI takes them: a JSON object
-is rendered as the call's arguments, anything else, such as the partial arguments of a call the token limit cut, as
-the model wrote it), stream, stream_options.include_usage, temperature (0..2; absent = 0,
-greedy — see DEFAULT_TEMPERATURE), top_p, seed, n (1..8), stop (a string or up to 4), max_completion_tokens /
-max_tokens, logprobs, top_logprobs (0..5), response_format {"type": "text"} or {"type": "json_schema", ...} (the
-answer is decoded under the schema, as a forced call's arguments are: tools/constrained.py), tools, tool_choice
-("none" shows the model no tools), parallel_tool_calls (true or false: each choice carries at most one call, which
-satisfies both), and the course's extensions adapter_weights (model="mix"), copy_bias (0..20: copy-aware decoding,
-a prompt word the answer began is nudged to come out exact; `lessons_lib.copying`, 6 is the course's value) and
-requested_names (true: a function the answer defines, `def NAME(`, takes a name the request gives;
-`copying.RequestedNames`; not with a tool_choice that forces a call, whose every token the schemas already fix) and
-quote (true; lesson 05's `evaluate --quote`: with tool_choice "required" or a named function, the call's free-text
-arguments are whole phrases of the user messages and its numbers theirs where the schema allows,
-`tools.constrained.CallGrammar`; after a tool result, the last message role "tool", an answer that starts repeating
-the result goes on repeating it exactly, `tools.faithful.CopyGuard`; not with requested_names or a json_schema).
+tool_call_id; text content or text parts, an image or audio part refused by name; text that is not Unicode, a lone
+surrogate escape, refused naming where; a call's arguments may be any string, as OpenAI takes them: a JSON object is
+rendered as the call's arguments, anything else, such as the partial arguments of a call the token limit cut, as the
+model wrote it), stream, stream_options.include_usage, temperature (0..2; absent = 0, greedy — see
+DEFAULT_TEMPERATURE), top_p, seed, n (1..8), stop (a string or up to 4), max_completion_tokens / max_tokens,
+logprobs, top_logprobs (0..5), response_format {"type": "text"} or {"type": "json_schema", ...} (the answer is
+decoded under the schema, as a forced call's arguments are: tools/constrained.py), tools, tool_choice ("none" shows
+the model no tools; a tool's parameters must be an object schema), parallel_tool_calls (with tools; true or false:
+each choice carries at most one call, which satisfies both), and the course's extensions adapter_weights
+(model="mix"), copy_bias (0..20: copy-aware decoding, a prompt word the answer began is nudged to come out exact;
+`lessons_lib.copying`, 6 is the course's value) and requested_names (true: a function the answer defines,
+`def NAME(`, takes a name the request gives; `copying.RequestedNames`; not with a tool_choice that forces a call,
+whose every token the schemas already fix) and quote (true; lesson 05's `evaluate --quote`: with tool_choice
+"required" or a named function, the call's free-text arguments are whole phrases of the user messages and its
+numbers theirs where the schema allows, `tools.constrained.CallGrammar`; after a tool result, the last message role
+"tool", an answer that starts repeating the result goes on repeating it exactly, `tools.faithful.CopyGuard`; not
+with requested_names or a json_schema).
 
 Allow-listed (accepted, no effect here): user, safety_identifier, metadata, store, service_tier,
 prompt_cache_key, frequency_penalty and presence_penalty when 0, logit_bias when empty, a message's `name` and
