@@ -32,6 +32,7 @@ from .storage import ADAPTER_FILES, active_adapters, check_name
 
 REQUIRED_FILES = ADAPTER_FILES
 CONFIG_FILE, WEIGHTS_FILE = REQUIRED_FILES
+BOM = b"\xef\xbb\xbf"  # the UTF-8 byte-order mark some editors write first
 PEFT_PREFIX = "base_model.model."
 LORA_KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<which>A|B)(?:\.[^.]+)?\.weight$")
 SCALE_RANGE = (1 / 64, 16.0)  # allowed lora_alpha / r (see the module docstring)
@@ -186,6 +187,15 @@ def check_adapter_files(folder: str | Path) -> Path:
 def read_adapter_config(folder: Path) -> dict:
     """adapter_config.json as a dict, with a clear error when it is not valid JSON or not LoRA."""
     path = folder / CONFIG_FILE
+    if path.read_bytes().startswith(BOM):  # PEFT's json.load refuses it too; the file is not damaged, only re-saved
+        raise CorruptAdapterError(
+            tr(
+                en=f"{path} starts with a UTF-8 byte-order mark (an editor added it when saving), which PEFT cannot "
+                "read. Save the file again as UTF-8 without BOM.",
+                ru=f"{path} начинается с метки порядка байтов UTF-8 (её добавил редактор при сохранении), а PEFT такой "
+                "файл не читает. Сохраните файл заново в UTF-8 без BOM.",
+            )
+        )
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -204,7 +214,16 @@ def read_adapter_config(folder: Path) -> dict:
                 ru=f"В {path} не объект JSON; скопируйте или скачайте адаптер заново.",
             )
         )
-    if config.get("peft_type", "LORA") != "LORA":
+    if "peft_type" not in config:  # PEFT reads it first (a KeyError, without saying which file)
+        raise CorruptAdapterError(
+            tr(
+                en=f"{path} has no peft_type, so PEFT cannot tell what adapter it is. Re-save the adapter with "
+                'save_pretrained(), or add "peft_type": "LORA" if the file was edited by hand.',
+                ru=f"В {path} нет peft_type, и PEFT не может понять, что это за адаптер. Пересохраните адаптер через "
+                'save_pretrained() или добавьте "peft_type": "LORA", если файл правили вручную.',
+            )
+        )
+    if config["peft_type"] != "LORA":
         raise AdapterCompatError(
             tr(
                 en=f"{path} describes a {config.get('peft_type')} adapter; this course loads LoRA adapters only.",

@@ -259,6 +259,12 @@ def test_quiz_teacher_kit_only_needs_a_number(capsys, tmp_path):
     assert "argument --only: expected at least one argument" in err
 
 
+def test_quiz_teacher_kit_with_an_unknown_notebook_writes_no_folder(capsys, tmp_path):
+    """Before: `--only 99` was refused after creating the (empty) --out folder."""
+    assert quiz_cli(["teacher-kit", "--out", str(tmp_path / "kit"), "--only", "99"]) == 2
+    assert "99" in one_error_line(capsys.readouterr().err) and not (tmp_path / "kit").exists()
+
+
 # ------------------------------------------------------------------------------------------------- course CLI
 @pytest.fixture
 def fake_run(monkeypatch) -> list[list[str]]:

@@ -551,3 +551,33 @@ def test_manifest_field_of_the_wrong_type_is_a_clear_error(tmp_path, base):
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(CorruptAdapterError, match=r"base_model=\[1\].*must be text"):
         check_adapter(base, folder, "json")
+
+
+def test_a_config_saved_with_a_bom_or_without_peft_type_says_what_to_do(base, tmp_path):
+    """Before: a BOM was called damaged ("copy or download again"); a missing peft_type was PEFT's bare KeyError."""
+    folder = copy_adapter(JSON_DIR, tmp_path / "json")
+    config = folder / "adapter_config.json"
+    raw = config.read_bytes()
+    config.write_bytes(b"\xef\xbb\xbf" + raw)
+    with pytest.raises(CorruptAdapterError, match="byte-order mark .* Save the file again as UTF-8 without BOM"):
+        check_adapter(base, folder, "json")
+    edited = json.loads(raw)
+    del edited["peft_type"]
+    config.write_text(json.dumps(edited))
+    with pytest.raises(CorruptAdapterError, match='has no peft_type.* add "peft_type": "LORA"'):
+        check_adapter(base, folder, "json")
+
+
+def test_an_adapter_that_records_the_loaded_base_but_does_not_fit_it_is_called_changed(base, tmp_path):
+    """Before: "Load the base 'lora-adapter-lab/tiny-course-model' before loading ..." — the base already loaded."""
+    from safetensors.torch import load_file, save_file
+
+    folder = copy_adapter(JSON_DIR, tmp_path / "json")
+    weights = load_file(str(folder / "adapter_model.safetensors"))
+    key = next(k for k in sorted(weights) if "lora_A" in k)
+    weights[key] = weights[key][:, :64].contiguous()  # as if mixed with another adapter's file
+    save_file(weights, str(folder / "adapter_model.safetensors"))
+    with pytest.raises(BaseMismatchError, match="layer shapes differ") as err:
+        check_adapter(base, folder, "json")
+    assert "records this very base, so its files changed after training" in str(err.value)
+    assert "Load the base" not in str(err.value)

@@ -250,8 +250,8 @@ def write_teacher_kit(
 ) -> list[Path]:
     """Write quiz-NN.LANG.{md,html}, answers-NN.LANG.{md,html}, run-times.{md,html} and index.{md,html}."""
     out_dir = Path(out_dir)
+    banks = [load_bank(nb, quiz_dir) for nb in (notebooks or available_notebooks(quiz_dir))]  # a bad one: no folder
     out_dir.mkdir(parents=True, exist_ok=True)
-    banks = [load_bank(nb, quiz_dir) for nb in (notebooks or available_notebooks(quiz_dir))]
     written: list[Path] = []
 
     def save(name: str, text: str) -> None:
