@@ -80,12 +80,12 @@ def find_or_train(
     """The learned router's folder: found where the course keeps artifacts, or trained into the work dir now."""
     from ..adapters import ROUTER, find_artifact, local_dir, not_found_error, where_searched, work_dir_or_default
     from ..models import free_memory
-    from .base import settle_router_folder
+    from ..storage import settle_leftovers
     from .learned import describe_training, train_and_save
 
     work_dir = work_dir_or_default(work_dir, profile)
     if profile.ships_adapters:  # find_artifact settles the other places; a killed rebuild may have left this aside
-        settle_router_folder(shipped_router_dir())
+        settle_leftovers(shipped_router_dir())
     found = find_artifact(ROUTER, profile, work_dir, hub_namespace, log=log)
     if found is not None:
         log(f"router: {term(found.source)} ({found.folder})")

@@ -103,13 +103,6 @@ class Router:
 
 
 # ---------------------------------------------------------------- saving a router folder whole
-def settle_router_folder(folder: str | Path) -> None:
-    """Put back or drop what a killed save of the router in `folder` left beside it (storage.settle_leftovers)."""
-    from ..storage import settle_leftovers
-
-    settle_leftovers(folder)
-
-
 def check_router_folder(folder: str | Path, files: Collection[str]) -> None:
     """Refuse (FileExistsError) a `folder` holding anything but a router's `files`: a save replaces it whole."""
     folder = Path(folder)
@@ -120,7 +113,9 @@ def check_router_folder(folder: str | Path, files: Collection[str]) -> None:
                 ru=f"{folder} — файл: маршрутизатор сохраняется папкой; выберите другой путь.",
             )
         )
-    settle_router_folder(folder)
+    from ..storage import settle_leftovers
+
+    settle_leftovers(folder)
     foreign = sorted(p.name for p in folder.iterdir() if not _router_file(p.name, files)) if folder.is_dir() else []
     if foreign:
         shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")

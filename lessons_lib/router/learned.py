@@ -14,8 +14,8 @@ from pathlib import Path
 from ..i18n import plural_ru, tr
 from ..manifest import MANIFEST_FILE
 from ..recipes import ROUTER_BATCH, ROUTER_LEARNING_RATE, ROUTER_STEPS
-from ..storage import ADAPTER_FILES
-from .base import GENERAL, RouteDecision, Router, course_labels, router_folder, settle_router_folder
+from ..storage import ADAPTER_FILES, settle_leftovers
+from .base import GENERAL, RouteDecision, Router, course_labels, router_folder
 from .encode import encode_batch
 
 ROUTER_FILE = "router.json"
@@ -319,7 +319,7 @@ class LearnedRouter(Router):
         from ..models import load_tokenizer
 
         folder = Path(folder)
-        settle_router_folder(folder)
+        settle_leftovers(folder)
         if not (folder / "adapter_config.json").is_file():
             raise FileNotFoundError(
                 tr(

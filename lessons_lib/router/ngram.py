@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..i18n import tr
-from .base import GENERAL, RouteDecision, Router, course_labels, router_folder, settle_router_folder
+from ..storage import settle_leftovers
+from .base import GENERAL, RouteDecision, Router, course_labels, router_folder
 
 WEIGHTS_FILE = "ngram_router.safetensors"
 CONFIG_FILE = "ngram_router.json"
@@ -237,7 +238,7 @@ class NgramRouter(Router):
         from safetensors.torch import load_file
 
         folder = Path(folder)
-        settle_router_folder(folder)
+        settle_leftovers(folder)
         for name in FILES:
             if not (folder / name).is_file():
                 raise FileNotFoundError(
@@ -316,7 +317,7 @@ def shipped_ngram_dir() -> Path:
 def load_or_train() -> NgramRouter:
     """The shipped n-gram router, or (when its folder is missing) one tuned here in a few seconds."""
     folder = shipped_ngram_dir()
-    settle_router_folder(folder)
+    settle_leftovers(folder)
     if (folder / CONFIG_FILE).is_file():
         return NgramRouter.load(folder)
     from .data import course_splits

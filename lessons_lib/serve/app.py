@@ -783,7 +783,7 @@ class Server:
         cannot express still get a call to one of them, its arguments as the model writes them (`name_rule`)."""
         job, asked = prepared.job, prepared.request.max_completion_tokens or prepared.request.max_tokens
         left = job.max_tokens - (max(c.completion_tokens for c in answer.choices if c.index in redo) if asked else 0)
-        names = [s["function"]["name"] for s in prepared.plan.schemas]
+        names = prepared.plan.names
         if left < fewest_call_tokens(names, self.check_tokenizer):
             return None
         try:

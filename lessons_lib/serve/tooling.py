@@ -54,6 +54,11 @@ class ToolPlan:
     def constrained(self) -> bool:
         return self.allowed_tokens is not None
 
+    @property
+    def names(self) -> list[str]:
+        """The names of the request's tools, in order."""
+        return [schema["function"]["name"] for schema in self.schemas]
+
 
 def plan_tools(
     schemas: list[dict], mode: str | None, tokenizer, max_tokens: int | None = None, quote: str | None = None
@@ -220,7 +225,7 @@ def loose_call(text: str, plan: ToolPlan) -> Reading:
 
     body = call_body(text)
     named = CALL_NAME.match(body)
-    if named is None or named.group(1) not in {schema["function"]["name"] for schema in plan.schemas}:
+    if named is None or named.group(1) not in plan.names:
         return Reading("", None, "length")
     head = CALL_HEAD.match(body)
     arguments = (raw_arguments(text) or body[head.end() :].rstrip().removesuffix("}")) if head else "{}"
@@ -277,8 +282,7 @@ def cut_call(text: str, plan: ToolPlan) -> Reading | None:
         return None
     body = call_body(text)
     named = CALL_NAME.match(body)
-    names = {schema["function"]["name"] for schema in plan.schemas}
-    if named is None or named.group(1) not in names:
+    if named is None or named.group(1) not in plan.names:
         return Reading("", None, "length")
     head = CALL_HEAD.match(body)
     arguments = body[head.end() :] if head else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 from .functions import LIMITS, RULE_PATTERN, TOOLS
 
@@ -42,12 +43,18 @@ def tool_schemas(tools: dict[str, Callable] | Iterable[Callable] = TOOLS) -> lis
 def course_tool_names(schemas: Iterable[dict]) -> set[str]:
     """The names among `schemas` of the course's own tools, sent as the course writes them (name and parameters):
     the tools whose cross-argument rules (`functions.BELOW`, `WHOLE_TEXTS`) hold for a call."""
-    own = {s["function"]["name"]: s["function"].get("parameters") for s in tool_schemas()}
+    own = course_parameters()
     return {
         s["function"]["name"]
         for s in schemas
         if s["function"]["name"] in own and s["function"].get("parameters") == own[s["function"]["name"]]
     }
+
+
+@lru_cache(maxsize=1)
+def course_parameters() -> dict[str, dict]:
+    """Each course tool's parameters schema by name, built once (the server compares every forced request's tools)."""
+    return {s["function"]["name"]: s["function"].get("parameters") for s in tool_schemas()}
 
 
 def schemas_by_name(schemas: list[dict]) -> dict[str, dict]:
