@@ -72,11 +72,13 @@ REHEARSE_JOBS ?= 2
 rehearse: venv  ## every notebook standalone on both rehearsal profiles (CI runs it)
 	$(PY) -m lessons_lib.rehearse --jobs $(REHEARSE_JOBS)
 
-# On a GPU machine: the t4 code path with the tiny weights on real CUDA fp16/4-bit kernels (no download needed).
+# On a GPU machine: both rehearsals with the tiny weights on real CUDA 4-bit kernels (no download needed): t4 in fp16
+# as on a T4, 7b (the Russian edition) in bf16 where the GPU has it (compute capability 8.0 and up).
 # GPU_PY: a Python that has torch with CUDA and the requirements (a GPU box may have no network for a venv).
 GPU_PY ?= python3
-gpu-check:  ## every notebook on CUDA with the t4 code path and the tiny weights; one summary line
-	LESSONS_PROFILE=t4-rehearsal $(GPU_PY) -m lessons_lib.rehearse --profiles t4-rehearsal --require-cuda --jobs 2 --timeout 240
+GPU_JOBS ?= 2
+gpu-check:  ## every notebook on CUDA with the t4 and 7b code paths and the tiny weights; one summary line
+	$(GPU_PY) -m lessons_lib.rehearse --profiles t4-rehearsal 7b-rehearsal --require-cuda --jobs $(GPU_JOBS) --timeout 240
 
 # `make notebooks REPO=owner/name BRANCH=x` points the badges and clone cell at a fork and records it in
 # pyproject.toml ([tool.lessons_lib]); only values given on the command line count, never the environment's.

@@ -260,9 +260,8 @@ def load_bench_base(device: str = "cpu"):
 
     from lessons_lib.models import load_base
 
-    base = load_base(tiny_profile(), log=quiet)
-    if device.startswith("cuda"):
-        base = base.to(device=device, dtype=torch.float16)
+    base = load_base(tiny_profile(), log=quiet)  # on a GPU machine device_map="auto" puts it on the GPU: move it
+    base = base.to(device=device, dtype=torch.float16 if device.startswith("cuda") else torch.float32)
     base.eval()
     return base
 

@@ -19,8 +19,33 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def compute_capability() -> tuple[int, int] | None:
-    """The CUDA device's compute capability, or None without a GPU."""
+# The GPU whose dtype decisions to take ("7.5": a T4's fp16, "8.0": bf16), to check one GPU's path on another
+# or to rehearse it on a CPU; unset: the GPU's own (a rehearsal: its GPU's, profiles.REHEARSAL_GPUS).
+CAPABILITY_ENV_VAR = "LESSONS_CAPABILITY"
+
+
+def capability_override() -> tuple[int, int] | None:
+    """$LESSONS_CAPABILITY as (major, minor), or None when unset; anything but MAJOR.MINOR is a clear error."""
+    raw = os.environ.get(CAPABILITY_ENV_VAR, "").strip()
+    if not raw:
+        return None
+    major, _, minor = raw.partition(".")
+    if not (major.isdigit() and minor.isdigit()):
+        from .i18n import tr
+
+        raise ValueError(
+            tr(
+                en=f"{CAPABILITY_ENV_VAR}={raw!r} is not a compute capability: set it like 7.5 (a T4: fp16) or 8.0 "
+                "(bf16), or unset it to use the GPU's own.",
+                ru=f"{CAPABILITY_ENV_VAR}={raw!r} — не вычислительная способность: задайте её как 7.5 (T4: fp16) "
+                "или 8.0 (bf16) либо уберите переменную, чтобы взять значение самой видеокарты.",
+            )
+        )
+    return int(major), int(minor)
+
+
+def device_capability() -> tuple[int, int] | None:
+    """The CUDA device's own compute capability, or None without a GPU."""
     if not cuda_available():
         return None
     import torch

@@ -893,7 +893,10 @@ def merge_for_deployment(
 
     from .models import gpu_like_4bit, load_kwargs
 
-    reloaded = AutoModelForCausalLM.from_pretrained(out_dir, **load_kwargs(profile, quant))
+    # unquantized: in the merge's dtype, since bf16 would round the merged update away again
+    reloaded = AutoModelForCausalLM.from_pretrained(
+        out_dir, **load_kwargs(profile, quant, None if quant else profile.merge_dtype())
+    )
     if quant is not None:
         gpu_like_4bit(reloaded)
     reloaded.eval()
@@ -924,7 +927,7 @@ def _merge_in_memory(
     """Reload the base unquantized, merge with merge_and_unload, save; returns (merged dtype, notes)."""
     from .models import free_memory, load_base
 
-    base = load_base(profile, quantize=False, log=log)
+    base = load_base(profile, quantize=False, log=log, dtype=profile.merge_dtype())
     notes = [
         tr(
             en=f"base reloaded unquantized in {base.dtype}",
@@ -948,7 +951,7 @@ def _merge_streamed(
 
     from .models import free_memory, load_base, model_source
 
-    dtype = profile.torch_dtype()
+    dtype = profile.merge_dtype()
     notes = [
         tr(
             en=f"merged file by file on the CPU in {dtype} (an fp16 copy of the base does not fit the GPU)",

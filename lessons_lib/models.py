@@ -48,8 +48,9 @@ def load_tokenizer(profile: Profile):
     return tok
 
 
-def quantization_config(profile: Profile, log=print):
-    """A 4-bit NF4 BitsAndBytesConfig when the profile asks for it and a GPU (or a rehearsal) + bitsandbytes exist."""
+def quantization_config(profile: Profile, log=print, dtype=None):
+    """A 4-bit NF4 BitsAndBytesConfig when the profile asks for it and a GPU (or a rehearsal) + bitsandbytes exist;
+    it computes in the profile's dtype, or `dtype`."""
     if not profile.load_in_4bit:
         return None
     if not env.has_package("bitsandbytes"):
@@ -64,13 +65,13 @@ def quantization_config(profile: Profile, log=print):
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=profile.torch_dtype(),
+        bnb_4bit_compute_dtype=dtype or profile.torch_dtype(),
     )
 
 
-def load_kwargs(profile: Profile, quantization=None) -> dict:
-    """`from_pretrained` arguments for a profile: its dtype, the 4-bit config if any, GPU placement."""
-    kwargs = {"dtype": profile.torch_dtype()}
+def load_kwargs(profile: Profile, quantization=None, dtype=None) -> dict:
+    """`from_pretrained` arguments for a profile: its dtype (or `dtype`), the 4-bit config if any, GPU placement."""
+    kwargs = {"dtype": dtype or profile.torch_dtype()}
     if env.cuda_available():
         kwargs["device_map"] = "auto"
     elif quantization is not None:
@@ -80,17 +81,18 @@ def load_kwargs(profile: Profile, quantization=None) -> dict:
     return kwargs
 
 
-def load_base(profile: Profile, quantize: bool | None = None, log=print):
-    """Load the base causal LM for a profile (fp32 on CPU; fp16/bf16 and optional 4-bit on GPU)."""
+def load_base(profile: Profile, quantize: bool | None = None, log=print, dtype=None):
+    """Load the base causal LM for a profile (fp32 on CPU; fp16/bf16 and optional 4-bit on GPU; `dtype` overrides)."""
     from transformers import AutoModelForCausalLM
 
     source = model_source(profile)
     use_4bit = profile.load_in_4bit if quantize is None else quantize
-    qconfig = quantization_config(profile if use_4bit == profile.load_in_4bit else _with_4bit(profile, use_4bit), log)
+    chosen = profile if use_4bit == profile.load_in_4bit else _with_4bit(profile, use_4bit)
+    qconfig = quantization_config(chosen, log, dtype)
     from .hub_access import explain_hub_errors
 
     with explain_hub_errors(source):
-        model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs(profile, qconfig))
+        model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs(profile, qconfig, dtype))
     if qconfig is not None:
         gpu_like_4bit(model)  # also: reading the state dict (hotswap, save) would re-round the repacked scales
     model.eval()

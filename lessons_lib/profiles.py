@@ -121,22 +121,69 @@ class Profile:
         """Whether the GPU code path runs (4-bit, fp16, checkpointing): on a CUDA GPU, or when rehearsing it."""
         return self.dtype != "float32" and (self.rehearsal or env.cuda_available())
 
+    def capability(self) -> tuple[int, int] | None:
+        """The compute capability whose decisions this profile takes (None: no GPU path here).
+
+        $LESSONS_CAPABILITY when set; else the GPU's. A rehearsal takes its GPU's (REHEARSAL_GPUS) on a CPU, and on a
+        GPU the lower of the two, so the t4 rehearsal computes in fp16 on any GPU and the 7b one in bf16 where native.
+        """
+        real, override = env.device_capability(), env.capability_override()
+        if override is not None and (real is not None or self.rehearsal):
+            return override
+        if not self.rehearsal:
+            return real
+        target = REHEARSAL_GPUS[self.rehearsal_of][1]
+        return target if real is None else min(real, target)
+
     def torch_dtype(self, capability: tuple[int, int] | None = None):
         """The torch dtype for weights and compute: fp32 on CPU, bf16 only where it is native."""
         import torch
 
         if self.dtype == "float32":
             return torch.float32
-        cap = capability if capability is not None else env.compute_capability()
-        if cap is None and self.rehearsal:
-            cap = REHEARSAL_CAPABILITY
+        cap = capability if capability is not None else self.capability()
         if cap is None:
             return torch.float32
         return torch.bfloat16 if env.native_bf16(cap) else torch.float16
 
+    def dtype_reason(self) -> str:
+        """Where torch_dtype()'s choice comes from, in words: the GPU, $LESSONS_CAPABILITY or a rehearsal's GPU."""
+        from .i18n import tr
 
-# A rehearsal takes the T4's decisions (compute capability 7.5: fp16, no native bf16) on the CPU.
-REHEARSAL_CAPABILITY = (7, 5)
+        cap, real, override = self.capability(), env.device_capability(), env.capability_override()
+        if self.dtype == "float32" or cap is None:
+            return tr(en="fp32: no GPU path on this profile", ru="fp32: у этого профиля нет пути GPU")
+        if override is not None:
+            why = tr(en="compute capability {}.{} from ${}", ru="compute capability {}.{} из ${}").format(
+                *cap, env.CAPABILITY_ENV_VAR
+            )
+        elif self.rehearsal and cap != real:
+            gpu = REHEARSAL_GPUS[self.rehearsal_of][0]
+            why = tr(
+                en="the {} rehearsal, decided as on {} ({}.{})", ru="репетиция {}, решено как на {} ({}.{})"
+            ).format(self.rehearsal_of, gpu, *cap)
+        else:
+            why = tr(en="compute capability {}.{}", ru="compute capability {}.{}").format(*cap)
+        if real is None:
+            return why + tr(en=", on a CPU", ru=", на CPU")
+        return why if cap == real else why + tr(en=" (this GPU: {}.{})", ru=" (у этой видеокарты: {}.{})").format(*real)
+
+    def merge_dtype(self, capability: tuple[int, int] | None = None):
+        """The dtype to merge adapters into unquantized weights in: the compute dtype, but fp16 instead of bf16.
+
+        Rounded to bf16's 8 significant bits, `W + B·A` loses the part of an update below half a step of W (fp16 keeps
+        11): a 3-step adapter merged in bf16 moved the logits by 0.17, a wrong adapter by 0.25 (measured, 03).
+        """
+        import torch
+
+        dtype = self.torch_dtype(capability)
+        return torch.float16 if dtype == torch.bfloat16 else dtype
+
+
+# The GPU whose decisions each rehearsal takes ($LESSONS_CAPABILITY overrides): the t4 one a T4's (compute capability
+# 7.5: fp16, no native bf16), the 7b one an A100's or L4's (8.0 and up: bf16, as on a learner's RTX card too), so
+# `make rehearse` runs both half precisions' code paths on a CPU.
+REHEARSAL_GPUS = {"t4": ("a T4", (7, 5)), "7b": ("an A100 or L4", (8, 0))}
 
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(
@@ -243,12 +290,13 @@ REHEARSAL_TEMPLATES = {"t4": "zephyr", "7b": "mistral-v0.3"}
 def rehearsal_profile(gpu_name: str) -> Profile:
     """A CPU profile that takes `gpu_name`'s code path with the tiny weights and the real model's chat format."""
     gpu = PROFILES[gpu_name]
+    half = "bf16" if env.native_bf16(REHEARSAL_GPUS[gpu_name][1]) else "fp16"
     return replace(
         gpu,
         name=f"{gpu_name}-rehearsal",
         model_id=str(TINY_MODEL_DIR),
         rehearsal_of=gpu_name,
-        description=f"the {gpu_name} code path with the tiny weights (4-bit NF4, fp16, "
+        description=f"the {gpu_name} code path with the tiny weights (4-bit NF4, {half}, "
         f"{REHEARSAL_TEMPLATES[gpu_name]} chat format): a CPU rehearsal or a quick GPU check",
         chat_template=REHEARSAL_TEMPLATES[gpu_name],
         train_tokens_per_second=None,

@@ -106,6 +106,19 @@ def test_collect_benchmark_times_a_collection_both_ways_and_leaves_nothing_froze
     assert bench_collect.measure(device="cuda").skipped
 
 
+def test_a_bench_base_is_where_the_benchmark_asked(monkeypatch):
+    """On a GPU machine load_base puts the tiny model on the GPU too (device_map="auto"): the CPU pass moves it back."""
+    import torch
+
+    from benchmarks.common import load_bench_base
+    from lessons_lib import models
+
+    load_base = models.load_base
+    monkeypatch.setattr(models, "load_base", lambda *a, **k: load_base(*a, **k).half())  # placed and cast elsewhere
+    weights = next(load_bench_base("cpu").parameters())
+    assert weights.device.type == "cpu" and weights.dtype == torch.float32
+
+
 def test_switching_every_way_leaves_the_right_adapter():
     result = bench_switching.measure(repeats=1)
     assert_reported(result, "switching")

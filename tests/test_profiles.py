@@ -46,6 +46,54 @@ def test_gpu_dtype_follows_compute_capability(capability, expected, monkeypatch)
     assert PROFILES["t4"].torch_dtype(capability) == expected
 
 
+def test_a_rehearsal_on_a_gpu_takes_the_lower_of_its_gpus_and_this_ones(monkeypatch):
+    monkeypatch.delenv(env.CAPABILITY_ENV_VAR, raising=False)
+    monkeypatch.setattr(env, "cuda_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))  # an H100 or H200
+    t4, t4_rehearsal, b7_rehearsal = PROFILES["t4"], PROFILES["t4-rehearsal"], PROFILES["7b-rehearsal"]
+    assert t4.torch_dtype() == torch.bfloat16 and t4.dtype_reason() == "compute capability 9.0"
+    assert t4_rehearsal.torch_dtype() == torch.float16 and b7_rehearsal.torch_dtype() == torch.bfloat16
+    assert t4_rehearsal.dtype_reason() == "the t4 rehearsal, decided as on a T4 (7.5) (this GPU: 9.0)"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (7, 5))  # a T4: no bf16 for the 7b one either
+    assert b7_rehearsal.torch_dtype() == torch.float16 and b7_rehearsal.dtype_reason() == "compute capability 7.5"
+
+
+def test_lessons_capability_takes_another_gpus_decisions(monkeypatch):
+    monkeypatch.setattr(env, "cuda_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
+    monkeypatch.setenv(env.CAPABILITY_ENV_VAR, "7.5")  # a T4's fp16 path, checked on an H200
+    assert PROFILES["t4"].torch_dtype() == torch.float16 == PROFILES["7b-rehearsal"].torch_dtype()
+    assert PROFILES["t4"].dtype_reason() == "compute capability 7.5 from $LESSONS_CAPABILITY (this GPU: 9.0)"
+    monkeypatch.setattr(env, "cuda_available", lambda: False)
+    monkeypatch.setenv(env.CAPABILITY_ENV_VAR, " 8.0 ")  # on a CPU it moves the rehearsals only
+    assert PROFILES["t4-rehearsal"].torch_dtype() == torch.bfloat16
+    assert PROFILES["t4"].torch_dtype() == torch.float32 == PROFILES["tiny"].torch_dtype()
+    assert PROFILES["t4-rehearsal"].dtype_reason() == "compute capability 8.0 from $LESSONS_CAPABILITY, on a CPU"
+    monkeypatch.delenv(env.CAPABILITY_ENV_VAR)
+    assert PROFILES["7b-rehearsal"].dtype_reason() == "the 7b rehearsal, decided as on an A100 or L4 (8.0), on a CPU"
+    assert PROFILES["tiny"].dtype_reason() == "fp32: no GPU path on this profile"
+
+
+@pytest.mark.parametrize("raw", ["8", "eight", "8.0.1", "8,0", "-7.5"])
+def test_a_bad_lessons_capability_says_how_to_write_one(raw, monkeypatch):
+    monkeypatch.setenv(env.CAPABILITY_ENV_VAR, raw)
+    with pytest.raises(ValueError, match=r"LESSONS_CAPABILITY=.* set it like 7\.5 \(a T4: fp16\) or 8\.0"):
+        PROFILES["t4-rehearsal"].torch_dtype()
+
+
+def test_adapters_merge_in_fp16_where_the_gpu_computes_in_bf16():
+    """bf16's 8 significant bits round a small W + B·A back to W; fp16's 11 keep most of it."""
+    assert PROFILES["t4"].merge_dtype((8, 0)) == torch.float16 == PROFILES["t4"].merge_dtype((7, 5))
+    assert PROFILES["tiny"].merge_dtype((9, 0)) == torch.float32
+    weights = torch.randn(256, 256, generator=torch.Generator().manual_seed(0)) * 0.02
+    update = weights * 2e-3  # a short run's update: a fifth of a percent of each weight
+    error = {}  # how far the update stored in the merged weights is from the update, relative to it
+    for dtype in (torch.bfloat16, torch.float16):
+        stored = (weights.to(dtype) + update).to(dtype).float() - weights.to(dtype).float()
+        error[dtype] = ((stored - update).norm() / update.norm()).item()
+    assert error[torch.bfloat16] > 0.9 and error[torch.float16] < 0.15  # measured: 1.00 and 0.10
+
+
 def test_cpu_and_tiny_are_fp32():
     assert PROFILES["tiny"].torch_dtype((9, 0)) == torch.float32
     assert not env.native_bf16(None)
@@ -60,18 +108,21 @@ def test_setup_lesson_prints_choice_and_reason(monkeypatch, capsys):
     assert "only mounted on Colab" in out and lesson.drive_dir is None
 
 
-@pytest.mark.parametrize("gpu, template", [("t4", "zephyr"), ("7b", "mistral-v0.3")])
-def test_rehearsal_takes_the_gpu_path_with_tiny_weights(gpu, template, monkeypatch):
+@pytest.mark.parametrize(
+    "gpu, template, half", [("t4", "zephyr", torch.float16), ("7b", "mistral-v0.3", torch.bfloat16)]
+)
+def test_rehearsal_takes_the_gpu_path_with_tiny_weights(gpu, template, half, monkeypatch):
     """Everything of the GPU profile but the weights, the step counts and the sample sizes."""
     from dataclasses import fields
 
     from lessons_lib.paths import TINY_MODEL_DIR
 
     monkeypatch.setattr(env, "cuda_available", lambda: False)
+    monkeypatch.delenv(env.CAPABILITY_ENV_VAR, raising=False)
     real, rehearsal = PROFILES[gpu], PROFILES[f"{gpu}-rehearsal"]
     assert rehearsal.rehearsal and not real.rehearsal and rehearsal.rehearsal_of == gpu
     assert rehearsal.gpu_path() and not real.gpu_path() and not PROFILES["tiny"].gpu_path()
-    assert rehearsal.torch_dtype() == torch.float16  # a T4's choice, on the CPU
+    assert rehearsal.torch_dtype() == half  # its GPU's choice on the CPU: a T4's fp16, an A100's or L4's bf16
     assert rehearsal.model_id == str(TINY_MODEL_DIR) and rehearsal.chat_template == template
     shrunk = set(profiles.REHEARSAL_SIZES) | {
         "name",

@@ -117,11 +117,11 @@ lesson = setup_lesson("01", profile=PROFILE, use_drive=USE_DRIVE)
 # `torch.cuda.is_bf16_supported()`: it says True on a T4 because it *emulates* bf16.
 # `profile.torch_dtype()` makes that choice from `torch.cuda.get_device_capability()`.
 #
-# `profile.gpu_path()` says whether this GPU path runs: on a CUDA GPU with the `t4`/`7b` profiles, and on
-# the CPU **rehearsal** profiles (`t4-rehearsal`, `7b-rehearsal`), which take exactly the same path —
-# 4-bit NF4 through bitsandbytes, fp16, gradient checkpointing — with the tiny weights, decided as on a T4.
-# Without `bitsandbytes` the cell says so and falls back to the unquantized model (plain LoRA) instead
-# of failing. The tiny profile trains in fp32 on the CPU.
+# `profile.gpu_path()` says whether this GPU path runs: on a CUDA GPU with the `t4`/`7b` profiles, and on the CPU
+# **rehearsal** profiles (`t4-rehearsal`, `7b-rehearsal`), which take exactly the same path — 4-bit NF4 through
+# bitsandbytes, half precision, gradient checkpointing — with the tiny weights, deciding as on their GPU: `t4-rehearsal`
+# computes in fp16 as on a T4, `7b-rehearsal` in bf16 as on an A100 or L4. Without `bitsandbytes` the cell says so and
+# falls back to the unquantized model (plain LoRA) instead of failing. The tiny profile trains in fp32 on the CPU.
 #
 # First, what this lesson keeps on the GPU at its peak (t4/7b profiles; one base at a time — each model is
 # freed before the next one is loaded):
@@ -137,10 +137,11 @@ lesson = setup_lesson("01", profile=PROFILE, use_drive=USE_DRIVE)
 # `profile.torch_dtype()` делает этот выбор по `torch.cuda.get_device_capability()`.
 #
 # `profile.gpu_path()` сообщает, идёт ли выполнение по этому GPU-пути: на CUDA GPU с профилями `t4`/`7b` и на
-# **репетиционных** профилях для CPU (`t4-rehearsal`, `7b-rehearsal`), которые проходят ровно тот же путь —
-# 4-битный NF4 через bitsandbytes, fp16, gradient checkpointing — с крошечными весами и с теми же решениями, что
-# на T4. Без `bitsandbytes` ячейка сообщает об этом и вместо ошибки переходит на неквантованную модель (обычная
-# LoRA). Профиль tiny обучается в fp32 на CPU.
+# **репетиционных** профилях для CPU (`t4-rehearsal`, `7b-rehearsal`), которые проходят ровно тот же путь — 4-битный NF4
+# через bitsandbytes, половинная точность, gradient checkpointing — с крошечными весами и с решениями их GPU:
+# `t4-rehearsal` считает в fp16, как на T4, `7b-rehearsal` — в bf16, как на A100 или L4. Без `bitsandbytes` ячейка
+# сообщает об этом и вместо ошибки переходит на неквантованную модель (обычная LoRA). Профиль tiny обучается в fp32 на
+# CPU.
 #
 # Сначала посмотрим, что этот урок держит в памяти GPU на пике (профили t4/7b; базовая модель всегда одна — каждая
 # модель освобождается перед загрузкой следующей):
@@ -198,14 +199,7 @@ else:
         bnb_4bit_use_double_quant=True,  # also quantize the quantization constants (~0.4 bit/param saved)
         bnb_4bit_compute_dtype=dtype,  # fp16 on a T4 (7.5), bf16 only on compute capability >= 8
     )
-    if torch.cuda.is_available():
-        major, minor = torch.cuda.get_device_capability()
-        where = f"compute capability {major}.{minor}"
-    else:
-        where = tr(
-            en=f"a CPU rehearsal of the {profile.rehearsal_of} path, decided as on a T4 (7.5)",
-            ru=f"репетиция пути {profile.rehearsal_of} на CPU, решено как на T4 (7.5)",
-        )
+    where = profile.dtype_reason()  # from torch.cuda.get_device_capability(), or the GPU a rehearsal stands for
     print(
         tr(
             en=f"QLoRA: 4-bit NF4 weights, {dtype} compute ({where}).",
@@ -562,8 +556,8 @@ library_args = sft_config(profile, RUN_DIR / "checkpoints", STEPS)  # what lesso
 assert recipe_differences(args, library_args) == {}  # every SFTConfig field, not a chosen few
 # Build the trainer after the last SFTConfig: creating a config resets the accelerator state of earlier trainers.
 trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows), processing_class=tok)
-if args.fp16:
-    keep_adapter_fp32(trainer.model)  # fp16 AMP cannot unscale fp16/bf16 gradients: LoRA weights stay fp32
+if args.fp16 or args.bf16:  # TRL casts a 4-bit model's LoRA weights to bf16; they stay fp32 (as in lessons_lib.train)
+    keep_adapter_fp32(trainer.model)  # fp16 AMP cannot unscale fp16/bf16 gradients, and bf16 keeps 8 bits of B·A
 
 # %% [markdown]
 # **Which tokens carry the loss?** The trainer has tokenized every row with the chat template and built
@@ -721,21 +715,21 @@ for example, old, new in list(zip(probe, before_outputs, after_outputs))[:3]:
 print(format_table([before.row("base"), after.row(tr(en="base + json adapter", ru="base + адаптер json"))]))
 
 # %% [markdown]
-# Now that B ≠ 0, check the formula on one adapted layer: its output is W₀·x + (α/r)·B·A·x. We check the two
-# parts separately. **The base part** W₀·x: on a 4-bit base W₀ is stored as NF4 codes, so we dequantize it
-# (`bitsandbytes.functional.dequantize_4bit`) and compare within the fp16 tolerance of `lessons_lib.checks`
-# (the layer multiplies in fp16 there; exact to 1e-5 in fp32). **The LoRA part** (layer output minus the
-# base layer's output) runs in fp32 on every profile — the adapter's weights stay fp32 — so it must match
-# (α/r)·B·A·x to a relative error below 1e-3: a wrong scale or a missing B would be off by far more.
+# Now that B ≠ 0, check the formula on one adapted layer: its output is W₀·x + (α/r)·B·A·x. We check the two parts
+# separately. **The base part** W₀·x: on a 4-bit base W₀ is stored as NF4 codes, so we dequantize it
+# (`bitsandbytes.functional.dequantize_4bit`) and compare within the fp16 or bf16 tolerance of `lessons_lib.checks` (the
+# layer multiplies in the GPU's half precision there; exact to 1e-5 in fp32). **The LoRA part** (layer output minus the
+# base layer's output) runs in fp32 on every profile — the adapter's weights stay fp32 — so it must match (α/r)·B·A·x to
+# a relative error below 1e-3: a wrong scale or a missing B would be off by far more.
 
 # %% [markdown] lang="ru"
-# Теперь, когда B ≠ 0, проверим формулу на одном адаптированном слое: его выход равен W₀·x + (α/r)·B·A·x.
-# Проверяем обе части по отдельности. **Базовая часть** W₀·x: у 4-битной базовой модели W₀ хранится в виде кодов
-# NF4, поэтому мы деквантуем её (`bitsandbytes.functional.dequantize_4bit`) и сравниваем с допуском для fp16 из
-# `lessons_lib.checks` (там слой перемножает в fp16; в fp32 совпадение точное, до 1e-5). **Часть LoRA** (выход
-# слоя минус выход базового слоя) на всех профилях считается в fp32 — веса адаптера остаются в fp32, — поэтому она
-# должна совпасть с (α/r)·B·A·x с относительной ошибкой меньше 1e-3: неверный масштаб или потерянная B дали бы
-# расхождение намного больше.
+# Теперь, когда B ≠ 0, проверим формулу на одном адаптированном слое: его выход равен W₀·x + (α/r)·B·A·x. Проверяем обе
+# части по отдельности. **Базовая часть** W₀·x: у 4-битной базовой модели W₀ хранится в виде кодов NF4, поэтому мы
+# деквантуем её (`bitsandbytes.functional.dequantize_4bit`) и сравниваем с допуском для fp16 или bf16 из
+# `lessons_lib.checks` (там слой перемножает в половинной точности GPU; в fp32 совпадение точное, до 1e-5). **Часть
+# LoRA** (выход слоя минус выход базового слоя) на всех профилях считается в fp32 — веса адаптера остаются в fp32, —
+# поэтому она должна совпасть с (α/r)·B·A·x с относительной ошибкой меньше 1e-3: неверный масштаб или потерянная B дали
+# бы расхождение намного больше.
 
 # %%
 from lessons_lib.checks import exact_kernels, tolerance
@@ -838,12 +832,14 @@ assert {p.name: p.read_bytes() for p in Path(saved_at).iterdir()} == snapshot, "
 # is not enough while other names (`base`, `trainer`, `layer`, …) still point into the model: we drop them
 # all, and `free_memory()` collects the garbage and hands the GPU's cached memory back.
 #
-# Compare like with like: for training, `prepare_model_for_kbit_training` upcast the 4-bit base's norms,
-# embeddings and output head to fp32, so we reload the same way. (Notebooks 02–06 load the base for
-# inference without that step: norms stay fp16 there, which moves logits by fp16 rounding, not by the adapter.)
-# The reload must then agree within the profile's tolerance (`lessons_lib.checks`: 1e-4 in fp32; on fp16 /
-# 4-bit kernels rtol 2e-2, atol 5e-2), and — so that the check has teeth — differ from the trained model by
-# less than a tenth of what the adapter itself changes (trained vs adapter off). Greedy answers must be
+# Compare like with like: for training, `prepare_model_for_kbit_training` upcast the 4-bit base's norms, embeddings and
+# output head to fp32, so we reload the same way. (Notebooks 02–06 load the base for inference without that step: norms
+# stay fp16 there, which moves logits by fp16 rounding, not by the adapter.) The trainer also wrapped the model's
+# `forward` in fp16/bf16 autocast (Accelerate's mixed precision); a reload has no such wrapper, so we take it off first
+# (`unwrap_model(..., keep_fp32_wrapper=False)`): in bf16 it alone moved the logits by 0.2, a sixth of the adapter's
+# whole effect. The reload must then agree within the profile's tolerance (`lessons_lib.checks`: 1e-4 in fp32; on fp16 /
+# 4-bit kernels rtol 2e-2, atol 5e-2; in bf16 rtol 4e-2, atol 0.25), and — so that the check has teeth — differ from the
+# trained model by less than a tenth of what the adapter itself changes (trained vs adapter off). Greedy answers must be
 # identical in fp32; under fp16 kernels a near-tie may flip a token, so most of them must be identical.
 
 # %% [markdown] lang="ru"
@@ -854,14 +850,17 @@ assert {p.name: p.read_bytes() for p in Path(saved_at).iterdir()} == snapshot, "
 # …) ещё ссылаются на части модели: мы удаляем их все, а `free_memory()` собирает мусор и возвращает кэшированную
 # память GPU.
 #
-# Сравнивайте сравнимое: для обучения `prepare_model_for_kbit_training` перевела нормализации, эмбеддинги и
-# выходную голову 4-битной базовой модели в fp32, поэтому и перезагружаем мы так же. (Ноутбуки 02–06 загружают
-# базовую модель для инференса без этого шага: нормализации там остаются в fp16, и логиты сдвигаются лишь в
-# пределах округления fp16 — адаптер тут ни при чём.) Перезагруженная модель должна совпасть в пределах допуска
-# профиля (`lessons_lib.checks`: 1e-4 в fp32; на ядрах fp16 / 4-bit — rtol 2e-2, atol 5e-2) и — чтобы проверка
-# была содержательной — отличаться от обученной модели меньше чем на десятую долю того, что меняет сам адаптер
-# (обученная модель против выключенного адаптера). Жадные ответы в fp32 должны совпасть полностью; на ядрах fp16
-# при почти равных вероятностях может смениться токен, поэтому совпасть должно большинство ответов.
+# Сравнивайте сравнимое: для обучения `prepare_model_for_kbit_training` перевела нормализации, эмбеддинги и выходную
+# голову 4-битной базовой модели в fp32, поэтому и перезагружаем мы так же. (Ноутбуки 02–06 загружают базовую модель для
+# инференса без этого шага: нормализации там остаются в fp16, и логиты сдвигаются лишь в пределах округления fp16 —
+# адаптер тут ни при чём.) Ещё тренер обернул `forward` модели в автокаст fp16/bf16 (смешанная точность Accelerate); у
+# перезагруженной модели такой обёртки нет, поэтому сначала мы её снимаем (`unwrap_model(...,
+# keep_fp32_wrapper=False)`): в bf16 одна она сдвигала логиты на 0.2 — шестую часть всего эффекта адаптера.
+# Перезагруженная модель должна совпасть в пределах допуска профиля (`lessons_lib.checks`: 1e-4 в fp32; на ядрах fp16 /
+# 4-bit — rtol 2e-2, atol 5e-2; в bf16 — rtol 4e-2, atol 0.25) и — чтобы проверка была содержательной — отличаться от
+# обученной модели меньше чем на десятую долю того, что меняет сам адаптер (обученная модель против выключенного
+# адаптера). Жадные ответы в fp32 должны совпасть полностью; на ядрах fp16 при почти равных вероятностях может смениться
+# токен, поэтому совпасть должно большинство ответов.
 
 # %%
 import weakref
@@ -888,6 +887,7 @@ def reload_as_trained(folder) -> PeftModel:
     return PeftModel.from_pretrained(fresh, folder).eval()
 
 
+model = trainer.accelerator.unwrap_model(model, keep_fp32_wrapper=False)  # off: the trainer's fp16/bf16 autocast
 trained_logits = probe_logits(model)
 with model.disable_adapter():
     adapter_off_logits = probe_logits(model)
