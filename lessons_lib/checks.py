@@ -14,7 +14,7 @@ FP32_TOLERANCE = dict(rtol=1e-4, atol=1e-4)
 # fp16 compute (4-bit weights dequantized to fp16): batched vs batch-1 kernels differ by ~1e-2 on logits.
 HALF_TOLERANCE = dict(rtol=2e-2, atol=5e-2)
 # bf16 compute keeps 8 significant bits to fp16's 11: one rounding of a logit near 10 moves it by 0.06. On an H200
-# batched vs batch-1 kernels moved the tiny rehearsal's logits by up to 0.11, and merging W + BA in bf16 by 0.17.
+# batched vs batch-1 kernels moved the tiny rehearsal's logits by up to 0.11 (merges run in fp16: Profile.merge_dtype).
 BF16_TOLERANCE = dict(rtol=4e-2, atol=0.25)
 # Greedy answers under fp16 kernels: a near-tie can flip one token and the rest of the answer with it.
 HALF_MIN_AGREEMENT = 0.8

@@ -132,7 +132,7 @@ class Profile:
             return override
         if not self.rehearsal:
             return real
-        target = REHEARSAL_GPUS[self.rehearsal_of][1]
+        target = REHEARSAL_GPUS[self.rehearsal_of][0]
         return target if real is None else min(real, target)
 
     def torch_dtype(self, capability: tuple[int, int] | None = None):
@@ -153,20 +153,22 @@ class Profile:
         cap, real, override = self.capability(), env.device_capability(), env.capability_override()
         if self.dtype == "float32" or cap is None:
             return tr(en="fp32: no GPU path on this profile", ru="fp32: у этого профиля нет пути GPU")
+        chosen, gpu = "{}.{}".format(*cap), real and "{}.{}".format(*real)
+        var = env.CAPABILITY_ENV_VAR
         if override is not None:
-            why = tr(en="compute capability {}.{} from ${}", ru="compute capability {}.{} из ${}").format(
-                *cap, env.CAPABILITY_ENV_VAR
-            )
+            why = tr(en=f"compute capability {chosen} from ${var}", ru=f"compute capability {chosen} из ${var}")
         elif self.rehearsal and cap != real:
-            gpu = REHEARSAL_GPUS[self.rehearsal_of][0]
+            _, en, ru = REHEARSAL_GPUS[self.rehearsal_of]
+            name = self.rehearsal_of
             why = tr(
-                en="the {} rehearsal, decided as on {} ({}.{})", ru="репетиция {}, решено как на {} ({}.{})"
-            ).format(self.rehearsal_of, gpu, *cap)
+                en=f"the {name} rehearsal, decided as on {en} ({chosen})",
+                ru=f"репетиция {name}, решено как на {ru} ({chosen})",
+            )
         else:
-            why = tr(en="compute capability {}.{}", ru="compute capability {}.{}").format(*cap)
+            why = f"compute capability {chosen}"
         if real is None:
             return why + tr(en=", on a CPU", ru=", на CPU")
-        return why if cap == real else why + tr(en=" (this GPU: {}.{})", ru=" (у этой видеокарты: {}.{})").format(*real)
+        return why if cap == real else why + tr(en=f"; this GPU: {gpu}", ru=f"; у этой видеокарты: {gpu}")
 
     def merge_dtype(self, capability: tuple[int, int] | None = None):
         """The dtype to merge adapters into unquantized weights in: the compute dtype, but fp16 instead of bf16.
@@ -183,7 +185,7 @@ class Profile:
 # The GPU whose decisions each rehearsal takes ($LESSONS_CAPABILITY overrides): the t4 one a T4's (compute capability
 # 7.5: fp16, no native bf16), the 7b one an A100's or L4's (8.0 and up: bf16, as on a learner's RTX card too), so
 # `make rehearse` runs both half precisions' code paths on a CPU.
-REHEARSAL_GPUS = {"t4": ("a T4", (7, 5)), "7b": ("an A100 or L4", (8, 0))}
+REHEARSAL_GPUS = {"t4": ((7, 5), "a T4", "T4"), "7b": ((8, 0), "an A100 or L4", "A100 или L4")}  # (capability, en, ru)
 
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(
@@ -271,14 +273,16 @@ PROFILES: dict[str, Profile] = {
 # 2048x192 @ 192x512 product on CI's CPUs), so a rehearsal's time goes on its fp16 rows. Two rows a batch still pad
 # and mask as the GPU's four do (7b trains two anyway); they cut the rehearsal of notebook 01 from 107 to 67 s, and
 # with the router's batch of 8 (REHEARSAL_ROUTER_BATCH), notebook 04's from 131 to 93 s. Notebook 01 accumulates two
-# micro-batches a step, not the GPU's 4 (t4) or 8 (7b): still an accumulation, at a quarter of 7b's passes.
+# micro-batches a step, not the GPU's 4 (t4) or 8 (7b): still an accumulation, at a quarter of 7b's passes. A quick
+# training (what a notebook trains when it finds nothing) takes two steps, the second with the optimizer's state: its
+# 7b rehearsal computes in bf16 (REHEARSAL_GPUS), and three steps of the tool adapter took 65 of CI's 180 s for 05.
 REHEARSAL_ROUTER_BATCH = 8
 REHEARSAL_SIZES = dict(
     batch_size=2,
     grad_accum=2,
     router_batch=REHEARSAL_ROUTER_BATCH,
     train_steps=6,
-    quick_train_steps=3,
+    quick_train_steps=2,
     eval_examples=4,
     max_new_tokens=24,
     demo_train_steps=None,
@@ -290,7 +294,7 @@ REHEARSAL_TEMPLATES = {"t4": "zephyr", "7b": "mistral-v0.3"}
 def rehearsal_profile(gpu_name: str) -> Profile:
     """A CPU profile that takes `gpu_name`'s code path with the tiny weights and the real model's chat format."""
     gpu = PROFILES[gpu_name]
-    half = "bf16" if env.native_bf16(REHEARSAL_GPUS[gpu_name][1]) else "fp16"
+    half = "bf16" if env.native_bf16(REHEARSAL_GPUS[gpu_name][0]) else "fp16"
     return replace(
         gpu,
         name=f"{gpu_name}-rehearsal",

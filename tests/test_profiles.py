@@ -53,7 +53,7 @@ def test_a_rehearsal_on_a_gpu_takes_the_lower_of_its_gpus_and_this_ones(monkeypa
     t4, t4_rehearsal, b7_rehearsal = PROFILES["t4"], PROFILES["t4-rehearsal"], PROFILES["7b-rehearsal"]
     assert t4.torch_dtype() == torch.bfloat16 and t4.dtype_reason() == "compute capability 9.0"
     assert t4_rehearsal.torch_dtype() == torch.float16 and b7_rehearsal.torch_dtype() == torch.bfloat16
-    assert t4_rehearsal.dtype_reason() == "the t4 rehearsal, decided as on a T4 (7.5) (this GPU: 9.0)"
+    assert t4_rehearsal.dtype_reason() == "the t4 rehearsal, decided as on a T4 (7.5); this GPU: 9.0"
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (7, 5))  # a T4: no bf16 for the 7b one either
     assert b7_rehearsal.torch_dtype() == torch.float16 and b7_rehearsal.dtype_reason() == "compute capability 7.5"
 
@@ -63,7 +63,7 @@ def test_lessons_capability_takes_another_gpus_decisions(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
     monkeypatch.setenv(env.CAPABILITY_ENV_VAR, "7.5")  # a T4's fp16 path, checked on an H200
     assert PROFILES["t4"].torch_dtype() == torch.float16 == PROFILES["7b-rehearsal"].torch_dtype()
-    assert PROFILES["t4"].dtype_reason() == "compute capability 7.5 from $LESSONS_CAPABILITY (this GPU: 9.0)"
+    assert PROFILES["t4"].dtype_reason() == "compute capability 7.5 from $LESSONS_CAPABILITY; this GPU: 9.0"
     monkeypatch.setattr(env, "cuda_available", lambda: False)
     monkeypatch.setenv(env.CAPABILITY_ENV_VAR, " 8.0 ")  # on a CPU it moves the rehearsals only
     assert PROFILES["t4-rehearsal"].torch_dtype() == torch.bfloat16
@@ -72,6 +72,8 @@ def test_lessons_capability_takes_another_gpus_decisions(monkeypatch):
     monkeypatch.delenv(env.CAPABILITY_ENV_VAR)
     assert PROFILES["7b-rehearsal"].dtype_reason() == "the 7b rehearsal, decided as on an A100 or L4 (8.0), on a CPU"
     assert PROFILES["tiny"].dtype_reason() == "fp32: no GPU path on this profile"
+    monkeypatch.setenv("LESSONS_LANG", "ru")
+    assert PROFILES["7b-rehearsal"].dtype_reason() == "репетиция 7b, решено как на A100 или L4 (8.0), на CPU"
 
 
 @pytest.mark.parametrize("raw", ["8", "eight", "8.0.1", "8,0", "-7.5"])

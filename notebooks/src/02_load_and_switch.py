@@ -136,20 +136,20 @@ for name, folder in folders.items():
     print(f"{name:8s} {folder}")
 
 # %% [markdown]
-# Several self-checks below ask "does this model still compute what it computed before?". With fp32 kernels
-# on a CPU (the tiny profile) the answer must be bitwise. On the GPU path (fp16 compute, 4-bit weights) some
-# of these checks compare two code paths (e.g. a per-row adapter against the active adapter), whose fp16
-# kernels round differently. There `matches` accepts the stated fp16 tolerance (`lessons_lib.checks`), but
-# only if the difference is also well below what a *wrong* adapter changes: a tolerance alone could let a
-# barely trained wrong adapter through.
+# Several self-checks below ask "does this model still compute what it computed before?". With fp32 kernels on a CPU
+# (the tiny profile) the answer must be bitwise. On the GPU path (fp16 or bf16 compute, 4-bit weights) some of these
+# checks compare two code paths (e.g. a per-row adapter against the active adapter), whose half-precision kernels round
+# differently. There `matches` accepts the stated fp16 or bf16 tolerance (`lessons_lib.checks`), but only if the
+# difference is also well below what a *wrong* adapter changes: a tolerance alone could let a barely trained wrong
+# adapter through.
 
 # %% [markdown] lang="ru"
-# Несколько самопроверок ниже задают вопрос: «вычисляет ли эта модель по-прежнему то же, что и раньше?». С ядрами
-# fp32 на CPU (профиль tiny) ответ должен совпадать побитово. На GPU-пути (вычисления в fp16, 4-битные веса)
-# некоторые из этих проверок сравнивают два пути кода (например, адаптер, выбранный для строки, и активный
-# адаптер), а их ядра fp16 округляют по-разному. Там `matches` принимает заявленный допуск для fp16
-# (`lessons_lib.checks`), но только если разница ещё и намного меньше того, что меняет *неправильный* адаптер:
-# один только допуск мог бы пропустить едва обученный неправильный адаптер.
+# Несколько самопроверок ниже задают вопрос: «вычисляет ли эта модель по-прежнему то же, что и раньше?». С ядрами fp32
+# на CPU (профиль tiny) ответ должен совпадать побитово. На GPU-пути (вычисления в fp16 или bf16, 4-битные веса)
+# некоторые из этих проверок сравнивают два пути кода (например, адаптер, выбранный для строки, и активный адаптер), а
+# их ядра половинной точности округляют по-разному. Там `matches` принимает заявленный допуск для fp16 или bf16
+# (`lessons_lib.checks`), но только если разница ещё и намного меньше того, что меняет *неправильный* адаптер: один
+# только допуск мог бы пропустить едва обученный неправильный адаптер.
 
 
 # %%
@@ -739,25 +739,25 @@ for name, prompt, answer in zip(mix_names, mix_prompts, mixed):
     print(f"{name:9s} {short(prompt, 40):40s} → {short(answer, 50)}")
 
 # %% [markdown]
-# Self-check: run the whole prompt list through each adapter alone (`set_adapter`, or `disable_adapter()`
-# for the base) and compare row by row. Same padding, same greedy decoding — with fp32 kernels on a CPU the
-# rows must be identical. With fp16 compute and 4-bit weights on a GPU, the mixed batch runs other kernels
-# than the one-adapter batches (PEFT splits each LoRA layer's rows per adapter), so logits differ by rounding
-# (~1e-2) and a near-tie can flip a late greedy token: there we ask for the next-token logits to agree within
-# the stated fp16 tolerance (`lessons_lib.checks`) and for most answers to be identical. Tolerances alone
-# cannot tell rounding from a wrong adapter, so every row must also be *closest* to its own adapter's run —
-# another adapter moves the logits far more than rounding does.
+# Self-check: run the whole prompt list through each adapter alone (`set_adapter`, or `disable_adapter()` for the base)
+# and compare row by row. Same padding, same greedy decoding — with fp32 kernels on a CPU the rows must be identical.
+# With fp16 or bf16 compute and 4-bit weights on a GPU, the mixed batch runs other kernels than the one-adapter batches
+# (PEFT splits each LoRA layer's rows per adapter), so logits differ by rounding (~1e-2 in fp16, up to ~0.1 in bf16) and
+# a near-tie can flip a late greedy token: there we ask for the next-token logits to agree within the stated fp16 or
+# bf16 tolerance (`lessons_lib.checks`) and for most answers to be identical. Tolerances alone cannot tell rounding from
+# a wrong adapter, so every row must also be *closest* to its own adapter's run — another adapter moves the logits far
+# more than rounding does.
 
 # %% [markdown] lang="ru"
 # Самопроверка: пропустите весь список промптов через каждый адаптер по отдельности (`set_adapter` или
-# `disable_adapter()` для базовой модели) и сравните строку за строкой. Одинаковое дополнение (padding),
-# одинаковое жадное декодирование — с ядрами fp32 на CPU строки должны совпасть полностью. С вычислениями в fp16 и
-# 4-битными весами на GPU смешанный батч выполняется другими ядрами, чем батчи с одним адаптером (PEFT разбивает
-# строки каждого слоя LoRA по адаптерам), поэтому логиты расходятся на величину округления (~1e-2), и при почти
-# равных вероятностях поздний жадный токен может смениться: там мы требуем, чтобы логиты следующего токена
-# совпадали в пределах заявленного допуска для fp16 (`lessons_lib.checks`) и чтобы большинство ответов были
-# идентичны. Одни лишь допуски не отличат округление от неправильного адаптера, поэтому каждая строка ещё и должна
-# быть *ближе всего* к запуску своего адаптера — другой адаптер сдвигает логиты гораздо сильнее, чем округление.
+# `disable_adapter()` для базовой модели) и сравните строку за строкой. Одинаковое дополнение (padding), одинаковое
+# жадное декодирование — с ядрами fp32 на CPU строки должны совпасть полностью. С вычислениями в fp16 или bf16 и
+# 4-битными весами на GPU смешанный батч выполняется другими ядрами, чем батчи с одним адаптером (PEFT разбивает строки
+# каждого слоя LoRA по адаптерам), поэтому логиты расходятся на величину округления (~1e-2 в fp16, до ~0.1 в bf16), и
+# при почти равных вероятностях поздний жадный токен может смениться: там мы требуем, чтобы логиты следующего токена
+# совпадали в пределах заявленного допуска для fp16 или bf16 (`lessons_lib.checks`) и чтобы большинство ответов были
+# идентичны. Одни лишь допуски не отличат округление от неправильного адаптера, поэтому каждая строка ещё и должна быть
+# *ближе всего* к запуску своего адаптера — другой адаптер сдвигает логиты гораздо сильнее, чем округление.
 
 # %%
 from lessons_lib.models import chat_text
