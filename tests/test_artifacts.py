@@ -138,10 +138,12 @@ def test_quick_train_fallback_when_nothing_is_found(tmp_path, no_drive, monkeypa
 
     monkeypatch.setitem(adapters.QUICK_TRAINERS, "json", fake_trainer)
     said = []
-    found = resolve_artifact("json", get_profile("t4-rehearsal"), tmp_path, log=said.append)
-    assert found.source == "trained" and trained == [("json", "t4-rehearsal", 3)]
+    profile = get_profile("t4-rehearsal")
+    found = resolve_artifact("json", profile, tmp_path, log=said.append)
+    steps = profile.quick_train_steps
+    assert found.source == "trained" and trained == [("json", "t4-rehearsal", steps)]
     assert found.folder == tmp_path / "adapters" / "json" and (found.folder / "manifest.json").is_file()
-    assert any("training a quick version here (3 steps" in s for s in said)
+    assert any(f"training a quick version here ({steps} steps" in s for s in said)
     # the next notebook (or a rerun) finds it locally instead of training again
     again = resolve_artifact("json", get_profile("t4-rehearsal"), tmp_path, log=said.append)
     assert again.source == "local" and len(trained) == 1
@@ -188,7 +190,7 @@ def test_real_quick_training_on_a_rehearsal_profile(tmp_path, no_drive, gpu):
 
     from lessons_lib.models import generate, load_base, load_tokenizer
 
-    # one real step of one micro-batch (the profile's 3 steps are checked with a stand-in trainer above)
+    # one real step of one micro-batch (the profile's quick steps are checked with a stand-in trainer above)
     profile = with_overrides(get_profile(f"{gpu}-rehearsal"), grad_accum=1)
     found = resolve_artifact("support", profile, tmp_path, steps=1, log=lambda *_: None)
     assert found.source == "trained"
