@@ -3,6 +3,8 @@
 import json
 import threading
 
+import pytest
+
 from lessons_lib import rehearse
 
 PROFILES = ["t4-rehearsal", "7b-rehearsal"]
@@ -55,3 +57,31 @@ def test_lessons_that_match_no_notebook_are_a_usage_error_before_anything_runs(m
     assert started == [], "nothing ran"
     assert rehearse.main(["--profiles", "t4-rehearsal", "--only", "2"]) == 0, "'2' means lesson 02, as in course run"
     assert started == [("t4-rehearsal", "02_load_and_switch.ipynb")]
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_a_rehearsals_4bit_layers_multiply_in_fp32_kernels_and_round_as_a_gpu(name, monkeypatch):
+    """bitsandbytes' CPU product multiplied fp16/bf16 matrices, ~10x slower than fp32 on CPUs without half-precision
+    units; now the same values (weights dequantized to the compute dtype, sums in fp32) go through fp32 kernels, and
+    every output equals the GPU-style reference bit for bit."""
+    pytest.importorskip("bitsandbytes")
+    import torch
+    from bitsandbytes.functional import dequantize_4bit
+
+    from lessons_lib.models import load_base
+    from lessons_lib.profiles import get_profile
+
+    profile = get_profile(name)
+    half = profile.torch_dtype()
+    layer = load_base(profile, log=lambda *_: None).model.layers[0].mlp.down_proj  # 512 -> 192, 4-bit NF4
+    x = torch.randn(64, layer.in_features, generator=torch.Generator().manual_seed(0)).to(half)
+    weight = dequantize_4bit(layer.weight.data, layer.weight.quant_state).to(half)
+    reference = torch.nn.functional.linear(x.float(), weight.float()).to(half)
+    seen, linear = [], torch.nn.functional.linear
+    monkeypatch.setattr(
+        torch.nn.functional, "linear", lambda a, w, b=None: seen.append((a.dtype, w.dtype)) or linear(a, w, b)
+    )
+    with torch.no_grad():
+        out = layer(x)
+    assert seen == [(torch.float32, torch.float32)], seen
+    assert out.dtype == half and torch.equal(out, reference)
