@@ -628,7 +628,7 @@ from lessons_lib.train import is_quantized, keep_adapter_fp32, sft_config
 
 # The tiny model ties lm_head to its input embeddings; its tool adapter keeps an untied lm_head copy on purpose.
 warnings.filterwarnings("ignore", message=".*tie_word_embeddings=True.*", category=UserWarning)
-DEMO_STEPS = 8
+DEMO_STEPS = min(8, profile.train_steps)  # a few steps to watch the loss fall, as notebook 04 (a rehearsal: 6)
 del base  # one base at a time: section 4's goes before the training base comes
 free_memory()
 found = find_artifact("tools", profile, lesson.work_dir, lesson.hub_namespace)  # shipped / work dir / Drive / Hub
