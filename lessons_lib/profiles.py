@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from . import env
 from .i18n import tr
@@ -132,7 +133,7 @@ class Profile:
             return override
         if not self.rehearsal:
             return real
-        target = REHEARSAL_GPUS[self.rehearsal_of][0]
+        target = REHEARSAL_GPUS[self.rehearsal_of].capability
         return target if real is None else min(real, target)
 
     def torch_dtype(self, capability: tuple[int, int] | None = None):
@@ -158,11 +159,10 @@ class Profile:
         if override is not None:
             why = tr(en=f"compute capability {chosen} from ${var}", ru=f"compute capability {chosen} из ${var}")
         elif self.rehearsal and cap != real:
-            _, en, ru = REHEARSAL_GPUS[self.rehearsal_of]
-            name = self.rehearsal_of
+            as_on, name = REHEARSAL_GPUS[self.rehearsal_of], self.rehearsal_of
             why = tr(
-                en=f"the {name} rehearsal, decided as on {en} ({chosen})",
-                ru=f"репетиция {name}, решено как на {ru} ({chosen})",
+                en=f"the {name} rehearsal, decided as on {as_on.en} ({chosen})",
+                ru=f"репетиция {name}, решено как на {as_on.ru} ({chosen})",
             )
         else:
             why = f"compute capability {chosen}"
@@ -185,7 +185,15 @@ class Profile:
 # The GPU whose decisions each rehearsal takes ($LESSONS_CAPABILITY overrides): the t4 one a T4's (compute capability
 # 7.5: fp16, no native bf16), the 7b one an A100's or L4's (8.0 and up: bf16, as on a learner's RTX card too), so
 # `make rehearse` runs both half precisions' code paths on a CPU.
-REHEARSAL_GPUS = {"t4": ((7, 5), "a T4", "T4"), "7b": ((8, 0), "an A100 or L4", "A100 или L4")}  # (capability, en, ru)
+class RehearsalGpu(NamedTuple):
+    """The GPU a rehearsal decides as: its compute capability, and its name in each course language."""
+
+    capability: tuple[int, int]
+    en: str
+    ru: str
+
+
+REHEARSAL_GPUS = {"t4": RehearsalGpu((7, 5), "a T4", "T4"), "7b": RehearsalGpu((8, 0), "an A100 or L4", "A100 или L4")}
 
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(
@@ -294,7 +302,7 @@ REHEARSAL_TEMPLATES = {"t4": "zephyr", "7b": "mistral-v0.3"}
 def rehearsal_profile(gpu_name: str) -> Profile:
     """A CPU profile that takes `gpu_name`'s code path with the tiny weights and the real model's chat format."""
     gpu = PROFILES[gpu_name]
-    half = "bf16" if env.native_bf16(REHEARSAL_GPUS[gpu_name][0]) else "fp16"
+    half = "bf16" if env.native_bf16(REHEARSAL_GPUS[gpu_name].capability) else "fp16"
     return replace(
         gpu,
         name=f"{gpu_name}-rehearsal",
