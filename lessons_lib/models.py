@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -150,23 +151,21 @@ def gpu_like_4bit(model):
     return model
 
 
-_FP32_SUMS: list[bool] = []  # [True] once the CPU kernel below is registered (once per process)
-
-
+@functools.cache  # once per process
 def sum_products_in_fp32() -> None:
     """On a CPU, bitsandbytes' 4-bit product multiplies the compute dtype's values with fp32 kernels, then rounds.
 
     Its CPU fallback hands fp16/bf16 matrices to torch, which a CPU without half-precision matrix units multiplies
-    ~10x slower than fp32 (77 vs 6.5 ms for a 2048x192 @ 192x512 product on CI's CPUs): most of a rehearsal's time.
+    ~10x slower than fp32 (a 2048x192 @ 192x512 product: 77 vs 6.5 ms on one CPU here), a large share of a rehearsal's time.
     The values are the same (weights dequantized to the compute dtype, inputs in it, sums in fp32 as there and on a
     GPU), so results differ at most in the last bit, where the order of summation does.
     """
-    if _FP32_SUMS:
-        return
+    import bitsandbytes  # noqa: F401  (defines the op)
     import torch
 
+    if not hasattr(torch.ops.bitsandbytes, "gemm_4bit"):  # a release without it multiplies elsewhere: left as is
+        return
     torch.library.register_kernel("bitsandbytes::gemm_4bit", "cpu", _gemm_4bit_fp32_sums)
-    _FP32_SUMS.append(True)
 
 
 def _gemm_4bit_fp32_sums(
