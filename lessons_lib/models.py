@@ -140,7 +140,8 @@ def gpu_like_4bit(model):
 
     On CPUs with AVX512-BF16, bitsandbytes 0.50 repacks 4-bit weights at the first inference forward for a fused
     bf16 kernel that has no autograd: a model evaluated and then trained (notebook 01) would silently get no
-    gradient through its base layers, and it computes in bf16 where the profile says fp16. No-op on a GPU.
+    gradient through its base layers, and it computes in bf16 where the profile says fp16. The products themselves
+    run in fp32 kernels (`sum_products_in_fp32`). No-op on a GPU.
     """
     if env.cuda_available():
         return model
@@ -156,9 +157,9 @@ def sum_products_in_fp32() -> None:
     """On a CPU, bitsandbytes' 4-bit product multiplies the compute dtype's values with fp32 kernels, then rounds.
 
     Its CPU fallback hands fp16/bf16 matrices to torch, which a CPU without half-precision matrix units multiplies
-    ~10x slower than fp32 (a 2048x192 @ 192x512 product: 77 vs 6.5 ms on one CPU here), a large share of a rehearsal's time.
-    The values are the same (weights dequantized to the compute dtype, inputs in it, sums in fp32 as there and on a
-    GPU), so results differ at most in the last bit, where the order of summation does.
+    ~10x slower than fp32 (a 2048x192 @ 192x512 product: 77 vs 6.5 ms on one CPU here), a large share of a
+    rehearsal's time. The values are the same (weights dequantized to the compute dtype, inputs in it, sums in fp32 as
+    there and on a GPU), so results differ at most in the last bit, where the order of summation does.
     """
     import bitsandbytes  # noqa: F401  (defines the op)
     import torch

@@ -182,9 +182,6 @@ class Profile:
         return torch.float16 if dtype == torch.bfloat16 else dtype
 
 
-# The GPU whose decisions each rehearsal takes ($LESSONS_CAPABILITY overrides): the t4 one a T4's (compute capability
-# 7.5: fp16, no native bf16), the 7b one an A100's or L4's (8.0 and up: bf16, as on a learner's RTX card too), so
-# `make rehearse` runs both half precisions' code paths on a CPU.
 class RehearsalGpu(NamedTuple):
     """The GPU a rehearsal decides as: its compute capability, and its name in each course language."""
 
@@ -193,6 +190,9 @@ class RehearsalGpu(NamedTuple):
     ru: str
 
 
+# The GPU whose decisions each rehearsal takes ($LESSONS_CAPABILITY overrides): the t4 one a T4's (compute capability
+# 7.5: fp16, no native bf16), the 7b one an A100's or L4's (8.0 and up: bf16, as on a learner's RTX card too), so
+# `make rehearse` runs both half precisions' code paths on a CPU.
 REHEARSAL_GPUS = {"t4": RehearsalGpu((7, 5), "a T4", "T4"), "7b": RehearsalGpu((8, 0), "an A100 or L4", "A100 или L4")}
 
 PROFILES: dict[str, Profile] = {
