@@ -149,8 +149,6 @@ class Profile:
 
     def dtype_reason(self) -> str:
         """Where torch_dtype()'s choice comes from, in words: the GPU, $LESSONS_CAPABILITY or a rehearsal's GPU."""
-        from .i18n import tr
-
         cap, real, override = self.capability(), env.device_capability(), env.capability_override()
         if self.dtype == "float32" or cap is None:
             return tr(en="fp32: no GPU path on this profile", ru="fp32: у этого профиля нет пути GPU")

@@ -841,7 +841,7 @@ def quiet_checkpointing_notice():
 
 
 def keep_adapter_fp32(model) -> int:
-    """Cast trainable (LoRA) weights to fp32; fp16 AMP cannot unscale fp16/bf16 gradients on a T4."""
+    """Cast trainable (LoRA) weights to fp32: fp16 AMP cannot unscale half gradients; bf16 keeps 8 bits of B·A."""
     import torch
 
     cast = 0
