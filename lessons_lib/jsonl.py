@@ -83,6 +83,15 @@ def decode_line(path: Path, number: int, raw: bytes) -> str:
     return text.removesuffix("\r")
 
 
+def json_problem(err: json.JSONDecodeError, where: str | None = None) -> str:
+    """A JSONDecodeError's message, with `where` it happened ("Expecting value at column 1") or without; Python's
+    "Unterminated string starting at" ends in its own "at": "... starting at column 10" or "Unterminated string",
+    never "at at" or a dangling "at"."""
+    if where is None:
+        return re.sub(r"(?: starting)? at$", "", err.msg)
+    return f"{err.msg.removesuffix(' at')} at {where}"
+
+
 def nesting_depth(text: str) -> int:
     """How deeply `[`/`{` nest in a JSON text, counted without recursion (brackets inside strings ignored)."""
     depth = deepest = 0
@@ -106,12 +115,11 @@ def parse_line(path: Path, number: int, text: str):
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        problem = err.msg.removesuffix(" at")  # "Unterminated string starting at", then " at column N"
         raise DataFileError(
             tr(
-                en=f"{path}:{number} is not valid JSON ({problem} at column {err.colno}). Fix the line "
+                en=f"{path}:{number} is not valid JSON ({json_problem(err, f'column {err.colno}')}). Fix the line "
                 "or remove it; every line must be one JSON object.",
-                ru=f"{path}:{number} — невалидный JSON ({err.msg}, столбец {err.colno}). Исправьте строку "
+                ru=f"{path}:{number} — невалидный JSON ({json_problem(err)}, столбец {err.colno}). Исправьте строку "
                 "или удалите её; каждая строка должна быть одним объектом JSON.",
             )
         ) from None

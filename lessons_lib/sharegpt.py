@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .i18n import plural_ru, tr
+from .jsonl import json_problem
 
 ROLE_MAP = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
 FINETOME_ID = "mlabonne/FineTome-100k"
@@ -218,11 +219,12 @@ def _json_array_rows(path: Path, data: bytes, n: int) -> list[dict]:
             )
         ) from None
     except json.JSONDecodeError as err:
+        where, problem = f"{path}:{err.lineno}:{err.colno}", json_problem(err)
         raise DataFileError(
             tr(
-                en=f"{path}:{err.lineno}:{err.colno} is not valid JSON ({err.msg}). Fix the file, or save it as "
+                en=f"{where} is not valid JSON ({problem}). Fix the file, or save it as "
                 "JSONL (one row per line) so a damaged row can be skipped.",
-                ru=f"{path}:{err.lineno}:{err.colno} — невалидный JSON ({err.msg}). Исправьте файл или сохраните "
+                ru=f"{where} — невалидный JSON ({problem}). Исправьте файл или сохраните "
                 "его как JSONL (по строке в строке), чтобы повреждённую строку можно было пропустить.",
             )
         ) from None

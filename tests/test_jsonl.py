@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lessons_lib.jsonl import MAX_DEPTH, DataFileError, nesting_depth, read_objects
+from lessons_lib.jsonl import MAX_DEPTH, DataFileError, json_problem, nesting_depth, read_objects
 
 GOOD = '{"text": "hi", "label": "json"}'
 
@@ -104,3 +104,17 @@ def test_errors_stay_value_errors_for_existing_callers(tmp_path):
     assert issubclass(DataFileError, ValueError)
     with pytest.raises(ValueError, match=r"rows\.jsonl:1"):
         read_objects(write(tmp_path, b"\x80\n"), "row")
+
+
+@pytest.mark.parametrize(
+    "text, alone, placed",
+    [
+        ('{"a": "b', "Unterminated string", "Unterminated string starting at column 7"),  # before: "starting at at"
+        ('{"a": ', "Expecting value", "Expecting value at column 7"),
+        ("[1, 2] x", "Extra data", "Extra data at column 8"),
+    ],
+)
+def test_json_problems_read_whole_with_or_without_where(text, alone, placed):
+    with pytest.raises(json.JSONDecodeError) as caught:
+        json.loads(text)
+    assert (json_problem(caught.value), json_problem(caught.value, f"column {caught.value.colno}")) == (alone, placed)

@@ -61,6 +61,7 @@ def test_parse_a_good_call_and_tolerate_fences_and_string_arguments():
     "text, fragment",
     [
         ('{"tool": "text_formatter", "arguments": {"text": "a"', "not valid JSON"),
+        ('{"tool": "text_formatter", "arguments": {"text": "a', r"\(Unterminated string starting at character 49\)"),
         ("[1, 2]", "must be a JSON object"),
         ('{"arguments": {}}', 'no "tool" name'),
         ('{"tool": "x", "arguments": [1]}', '"arguments" must be an object'),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..i18n import tr
+from ..jsonl import json_problem
 
 NOTEBOOK_ID = re.compile(r"\A(\d{1,2})(?!\d|\.\d)")  # "1", "01", "01_fine_tune", "01_fine_tune.ipynb"; not "1.5"
 
@@ -277,8 +278,8 @@ def load_bank_file(path: str | Path) -> Bank:
     except json.JSONDecodeError as err:
         raise BankError(
             tr(
-                en=f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}.",
-                ru=f"{path}: некорректный JSON в строке {err.lineno}, столбце {err.colno}: {err.msg}.",
+                en=f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {json_problem(err)}.",
+                ru=f"{path}: некорректный JSON в строке {err.lineno}, столбце {err.colno}: {json_problem(err)}.",
             )
         ) from None
     except RecursionError:

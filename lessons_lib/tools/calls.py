@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from ..jsonl import nesting_depth
+from ..jsonl import json_problem, nesting_depth
 from .functions import shown_number
 
 JSON_TYPES = {
@@ -135,7 +135,7 @@ def decode_json(text: str, what: str) -> tuple[object, int]:
         return json.JSONDecoder().raw_decode(text)
     except json.JSONDecodeError as err:
         raise MalformedCall(
-            f"{what} is not valid JSON ({err.msg} at character {err.pos}). Reply with one "
+            f"{what} is not valid JSON ({json_problem(err, f'character {err.pos}')}). Reply with one "
             'JSON object: {"tool": "<name>", "arguments": {...}}.'
         ) from None
     except (ValueError, RecursionError) as err:  # e.g. a number with more than 4300 digits
