@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from . import domains as registry
 from .data import Example, examples
 from .i18n import column, term, tr
-from .jsonl import json_problem
 
 CODE_TIMEOUT_S = 5.0
 FENCE = re.compile(r"^```[a-zA-Z]*\n|\n?```\s*$")
@@ -106,7 +105,7 @@ def score_coding(output: str, expected: dict) -> Score:
     try:
         tree = ast.parse(source)
     except SyntaxError as err:
-        return Score(False, False, f"syntax error: {json_problem(err)}")
+        return Score(False, False, f"syntax error: {err.msg}")
     if not any(isinstance(node, ast.FunctionDef) for node in tree.body):
         return Score(False, False, "no function defined")
     passed, reason = run_code_check(source, expected["function"], expected["tests"])
