@@ -67,7 +67,8 @@ STEPS = 2160
 # call); `uniqueItems` on the validator's rules, dev 0.86 / 0.46 / 0.50 but hand-written held-out final answers 0.62 ->
 # 0.58: a repeated rule (which the validator runs once) became a rule nobody asked for. Another LoRA rank, alpha 2r and
 # everything else as shipped (dev / dev2): r8 0.86 / 0.50 / 0.50 and 0.90 / 0.60 / 0.63 (the 138 requests: 3 exact
-# more, 1 final answer fewer: noise); r64 0.79 / 0.27 / 0.24 and 0.83 / 0.29 / 0.29, 1.3x the training time; not kept.
+# more, 1 final answer fewer: noise; 758 s of training); r64 0.79 / 0.27 / 0.24 and 0.83 / 0.29 / 0.29 (889 s); not
+# kept.
 # Template types calibrated against a content-free request (each type's log-probability minus its log-probability
 # after an empty request; teacher-forced, right types of the template requests): dev 17 -> 16 of 20, dev-handwritten
 # 17 -> 19 of 30, dev2 13 -> 11 of 16 (against the mean over "", "N/A", "template", "шаблон": 16, 19, 10); not tried
