@@ -172,7 +172,11 @@ def sum_products_in_fp32() -> None:
 def _gemm_4bit_fp32_sums(
     A, B, shapeB, absmax, blocksize, quant_type, bias=None, absmax_8bit=None, absmax_code=None, absmax_offset=None
 ):
-    """bitsandbytes' `gemm_4bit` (same schema): dequantize B to A's dtype, multiply and sum in fp32, round back."""
+    """bitsandbytes' `gemm_4bit` (same schema): dequantize B to A's dtype, multiply and sum in fp32, round back.
+
+    The lines before the product are those of bitsandbytes' own default kernel (`backends.default.ops.
+    _gemm_4bit_default_impl`); calling it on fp32 inputs instead would dequantize B straight to fp32, skipping the
+    rounding to the compute dtype that a GPU's values have."""
     import torch
 
     ops = torch.ops.bitsandbytes
